@@ -1,0 +1,5 @@
+import sys
+
+from taiinet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Overlay layer: HyParView membership and Plumtree broadcast."""

@@ -1,0 +1,1 @@
+"""Pubsub layer: the query language, the subscription index and content-based routing."""

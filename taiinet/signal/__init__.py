@@ -1,0 +1,1 @@
+"""Signal layer: signallers in a Kademlia DHT that relay offers and hand out contacts."""

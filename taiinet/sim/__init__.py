@@ -1,0 +1,1 @@
+"""Discrete-event simulator: drives the same protocol cores as the trio runtime."""

@@ -1,0 +1,1 @@
+"""Transport layer: secure links (Noise XX) over memory, WebSocket and WebRTC."""

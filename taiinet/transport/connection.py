@@ -1,0 +1,84 @@
+"""The one connection interface every transport offers to the layers above.
+
+Two levels, as in libp2p:
+
+* ``MessageChannel`` is a raw, unauthenticated, message-oriented pipe (an
+  in-memory queue pair, a WebSocket, a WebRTC data channel).  Transports
+  implement it; nothing above the transport layer sees it.
+* ``Connection`` is what the secure upgrade (Noise XX) makes of a channel: an
+  authenticated, encrypted link to a known peer id that carries whole frames.
+  This is the only link type the signal, overlay and pubsub layers use.
+
+Back-pressure: ``send`` waits while the link's bounded send buffer is full, so
+a slow peer slows its sender instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+
+from taiinet.errors import ConnectionClosed
+
+
+class MessageChannel(abc.ABC):
+    """A raw bidirectional pipe of whole messages, before any security."""
+
+    #: Largest message the channel carries in one piece.
+    max_message_size: int = 65535
+
+    @abc.abstractmethod
+    async def send_message(self, data: bytes) -> None:
+        """Send one message; raise ``ConnectionClosed`` if the channel is closed."""
+
+    @abc.abstractmethod
+    async def receive_message(self) -> bytes:
+        """Return the next message; raise ``ConnectionClosed`` at the end."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Close the channel; idempotent."""
+
+
+class Connection(abc.ABC):
+    """An authenticated, encrypted link to one peer that carries frames."""
+
+    @property
+    @abc.abstractmethod
+    def local_peer_id(self) -> str:
+        """The peer id this side proved in the handshake."""
+
+    @property
+    @abc.abstractmethod
+    def remote_peer_id(self) -> str:
+        """The peer id the other side proved in the handshake."""
+
+    @abc.abstractmethod
+    async def send(self, frame: bytes) -> None:
+        """Send one encoded frame, waiting while the send buffer is full.
+
+        Raises ``ConnectionClosed`` once the link is closed.
+        """
+
+    @abc.abstractmethod
+    async def receive(self) -> bytes:
+        """Return the next encoded frame.
+
+        Raises ``ConnectionClosed`` when the link ends and a
+        ``RemoteProtocolError`` (after closing the link) when the peer sent
+        something malformed, oversized or wrongly encrypted.
+        """
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Close the link; idempotent."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._frames()
+
+    async def _frames(self) -> AsyncIterator[bytes]:
+        while True:
+            try:
+                yield await self.receive()
+            except ConnectionClosed:
+                return

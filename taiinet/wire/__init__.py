@@ -1,0 +1,1 @@
+"""Wire layer: protobuf messages, framing, identities and signed envelopes."""
