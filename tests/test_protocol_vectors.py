@@ -28,7 +28,7 @@ from taiinet.v1 import frame_pb2
 from taiinet.wire.base58 import b58decode
 from taiinet.wire.envelope import signed_bytes
 from taiinet.wire.framing import decode_frame, decode_uvarint, encode_uvarint, frame_with_prefix
-from taiinet.wire.identity import peer_id_bytes_from_public_key, peer_id_from_public_key
+from taiinet.wire.identity import peer_id_bytes_from_public_key
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 _BLOCK = re.compile(r"<!-- vector: (\S+) -->\n```text\n(.*?)```", re.DOTALL)
