@@ -23,7 +23,6 @@ import trio
 
 from taiinet.errors import ConnectionClosed, RemoteProtocolError
 from taiinet.transport.connection import Connection, MessageChannel
-from taiinet.transport.errors import HandshakeError
 from taiinet.transport.noise import (
     DH_SIZE,
     HandshakeState,
@@ -67,28 +66,30 @@ async def secure_channel(channel: MessageChannel, identity: Identity, *, initiat
             while not pending:
                 pending.extend(reader.feed(await channel.receive_message()))
             handshake.read_message(pending.popleft())
-        if pending or reader.has_partial_message:
-            raise HandshakeError("peer sent data before the handshake completed")
+        assert handshake.result is not None
+        # Transport messages may arrive in the same channel message as the last
+        # handshake message (the initiator sends right away): keep them.
+        session = SecureSession(handshake.result, max_frame_size=max_frame_size, reader=reader)
+        early_frames = session.receive_messages(list(pending))
     except BaseException:
         with trio.CancelScope(shield=True):
             await channel.aclose()
         raise
-    assert handshake.result is not None
-    session = SecureSession(handshake.result, max_frame_size=max_frame_size)
-    return SecureConnection(channel, session, local_peer_id=identity.peer_id)
+    return SecureConnection(channel, session, local_peer_id=identity.peer_id,
+                            received=early_frames)
 
 
 class SecureConnection(Connection):
     """A ``Connection`` over a ``MessageChannel`` after a completed handshake."""
 
     def __init__(self, channel: MessageChannel, session: SecureSession, *,
-                 local_peer_id: str) -> None:
+                 local_peer_id: str, received: list[bytes] | None = None) -> None:
         self._channel = channel
         self._session = session
         self._local_peer_id = local_peer_id
         self._send_lock = trio.Lock()
         self._receive_lock = trio.Lock()
-        self._received: collections.deque[bytes] = collections.deque()
+        self._received: collections.deque[bytes] = collections.deque(received or ())
         self._closed = False
 
     @property
