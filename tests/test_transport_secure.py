@@ -13,7 +13,12 @@ from noise.connection import Keypair, NoiseConnection
 
 from taiinet import ConnectionClosed, Identity
 from taiinet.errors import RemoteProtocolError
-from taiinet.transport.errors import DecryptionError, HandshakeError, PeerIdMismatch
+from taiinet.transport.errors import (
+    DecryptionError,
+    HandshakeError,
+    HandshakeTimeout,
+    PeerIdMismatch,
+)
 from taiinet.transport.memory import MemoryMessageChannel, memory_channel_pair
 from taiinet.transport.noise import (
     PROTOCOL_NAME,
@@ -228,3 +233,14 @@ async def test_cancelled_send_closes_the_link() -> None:
         await a.send(b"x")
     with pytest.raises(TruncatedFrame):  # what got through is no whole frame
         await b.receive()
+
+
+async def test_silent_peer_times_out(autojump_clock: trio.testing.MockClock) -> None:
+    ours, theirs = memory_channel_pair()
+    start = trio.current_time()
+    with pytest.raises(HandshakeTimeout):
+        await secure_channel(ours, ALICE, initiator=True, handshake_timeout=3.0)
+    assert trio.current_time() - start == pytest.approx(3.0)
+    with pytest.raises(ConnectionClosed):  # the channel was closed
+        await theirs.receive_message()
+        await theirs.receive_message()

@@ -10,19 +10,21 @@ channel's ``send_message``, and nothing is read from the channel unless the
 owner calls ``receive``, so a peer that stops reading stalls its sender once
 the channel's bounded buffers are full.
 
-A handshake has no timeout of its own; callers wrap it in
-``trio.fail_after`` (the memory transport and the listeners do).
+A handshake that takes longer than ``handshake_timeout`` (10 s by default)
+fails with ``HandshakeTimeout``, so a silent peer cannot hold a link open.
 """
 
 from __future__ import annotations
 
 import collections
+import math
 
 import nacl.utils
 import trio
 
 from taiinet.errors import ConnectionClosed, RemoteProtocolError
 from taiinet.transport.connection import Connection, MessageChannel
+from taiinet.transport.errors import HandshakeTimeout
 from taiinet.transport.noise import (
     DH_SIZE,
     HandshakeState,
@@ -34,6 +36,9 @@ from taiinet.transport.noise import (
 from taiinet.wire.framing import DEFAULT_MAX_FRAME_SIZE
 from taiinet.wire.identity import Identity, parse_peer_id
 
+#: Seconds a handshake may take before ``HandshakeTimeout`` (a silent peer holds no link long).
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+
 
 async def _send_chunked(channel: MessageChannel, data: bytes) -> None:
     step = max(1, channel.max_message_size)
@@ -43,15 +48,29 @@ async def _send_chunked(channel: MessageChannel, data: bytes) -> None:
 
 async def secure_channel(channel: MessageChannel, identity: Identity, *, initiator: bool,
                          expected_peer_id: str | None = None,
-                         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> Connection:
+                         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+                         handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+                         ) -> Connection:
     """Run the Noise XX handshake over ``channel``; return the secure ``Connection``.
 
     Raises ``HandshakeError`` (``PeerIdMismatch`` when the peer is not
-    ``expected_peer_id``) or ``ConnectionClosed``; the channel is closed on any
-    failure.
+    ``expected_peer_id``, ``HandshakeTimeout`` after ``handshake_timeout``
+    seconds) or ``ConnectionClosed``; the channel is closed on any failure.
     """
     if expected_peer_id is not None:
         expected_peer_id = parse_peer_id(expected_peer_id)
+    try:
+        with trio.fail_after(math.inf if handshake_timeout is None else handshake_timeout):
+            return await _handshake(channel, identity, initiator=initiator,
+                                    expected_peer_id=expected_peer_id,
+                                    max_frame_size=max_frame_size)
+    except trio.TooSlowError:
+        raise HandshakeTimeout(
+            f"the handshake did not complete within {handshake_timeout} s") from None
+
+
+async def _handshake(channel: MessageChannel, identity: Identity, *, initiator: bool,
+                     expected_peer_id: str | None, max_frame_size: int) -> Connection:
     handshake = NoiseHandshake(
         initiator=initiator, identity=identity, expected_peer_id=expected_peer_id,
         static_private_key=nacl.utils.random(DH_SIZE),
