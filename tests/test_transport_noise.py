@@ -403,3 +403,60 @@ def test_nonce_exhaustion_ends_the_link() -> None:
     cipher.nonce = 2**64 - 1
     with pytest.raises(LocalProtocolError):
         cipher.encrypt(b"", b"x")
+
+
+@given(st.binary(max_size=300), st.binary(min_size=32, max_size=32))
+def test_handshake_payload_decoder_fuzz(payload: bytes, static_key: bytes) -> None:
+    from taiinet.transport.noise import verify_handshake_payload
+
+    with pytest.raises(HandshakeError):
+        verify_handshake_payload(payload, static_key)
+
+
+class SessionMachine(RuleBasedStateMachine):
+    """A sender and a receiver session with a byte pipe between them: whatever cutting,
+    the receiver delivers exactly a prefix of what was sent, and tampering or garbage
+    always ends in a typed error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sender, self.receiver = completed_sessions(max_frame_size=5000)
+        self.sent: list[bytes] = []
+        self.received: list[bytes] = []
+        self.pipe = bytearray()
+        self.failed = False
+
+    @rule(frame=st.binary(max_size=300) | st.builds(bytes, st.integers(4000, 5000)))
+    def send(self, frame: bytes) -> None:
+        self.pipe += b"".join(self.sender.encrypt_frame(frame))
+        self.sent.append(frame)
+
+    @rule(count=st.integers(1, 6000))
+    def deliver(self, count: int) -> None:
+        if self.failed:
+            return
+        chunk, self.pipe = bytes(self.pipe[:count]), self.pipe[count:]
+        self.received += self.receiver.receive_data(chunk)
+
+    @rule(garbage=st.binary(min_size=1, max_size=40))
+    def inject(self, garbage: bytes) -> None:
+        if self.failed:
+            return
+        # Garbage at a message boundary: it must not be accepted as a frame.
+        self.pipe.clear()
+        try:
+            self.received += self.receiver.receive_data(garbage)
+        except RemoteProtocolError:
+            self.failed = True
+            return
+        # It can only sit there as an incomplete message (prefix says more is coming).
+        assert self.receiver._reader.has_partial_message
+        self.failed = True  # the stream is desynchronised; stop feeding it
+
+    @invariant()
+    def received_is_a_prefix_of_sent(self) -> None:
+        assert self.received == self.sent[:len(self.received)]
+
+
+TestSessionMachine = SessionMachine.TestCase
+TestSessionMachine.settings = settings(max_examples=30, stateful_step_count=15)
