@@ -130,3 +130,22 @@ async def test_channel_rejects_too_large_messages() -> None:
     a, _ = memory_channel_pair()
     with pytest.raises(LocalProtocolError):
         await a.send_message(bytes(a.max_message_size + 1))
+
+
+async def test_cut_closes_only_the_links_between_two_nodes() -> None:
+    alice, bob, carol = identities(3)
+    network = MemoryNetwork()
+    bob_listener, carol_listener = network.listen(bob), network.listen(carol)
+    alice_bob = await network.dial(alice, bob.peer_id)
+    bob_alice = await bob_listener.accept()
+    alice_carol = await network.dial(alice, carol.peer_id)
+    carol_alice = await carol_listener.accept()
+    assert {c.remote_peer_id for c in network.links(alice.peer_id)} == {bob.peer_id,
+                                                                         carol.peer_id}
+    await network.cut(bob.peer_id, alice.peer_id)
+    for conn in (alice_bob, bob_alice):
+        with pytest.raises(ConnectionClosed):
+            await conn.receive()
+    await alice_carol.send(b"still here")
+    assert await carol_alice.receive() == b"still here"
+    assert [c.remote_peer_id for c in network.links(alice.peer_id)] == [carol.peer_id]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from noise.connection import Keypair, NoiseConnection
 
 from taiinet import ConnectionClosed, Identity
@@ -244,3 +246,23 @@ async def test_silent_peer_times_out(autojump_clock: trio.testing.MockClock) -> 
     with pytest.raises(ConnectionClosed):  # the channel was closed
         await theirs.receive_message()
         await theirs.receive_message()
+
+
+@settings(max_examples=40)
+@given(st.booleans(), st.lists(st.binary(max_size=120), max_size=6), st.booleans())
+def test_handshake_driver_fuzz(initiator: bool, chunks: list[bytes], close: bool) -> None:
+    """Whatever a peer sends during the handshake, the driver ends with a typed error (or,
+    never in practice, a link) and closes the channel; it never hangs or crashes."""
+    async def main() -> None:
+        ours, theirs = memory_channel_pair(capacity=64)
+        for chunk in chunks:
+            await theirs.send_message(chunk)
+        if close:
+            await theirs.aclose()
+        with pytest.raises((HandshakeError, ConnectionClosed)):
+            await secure_channel(ours, ALICE, initiator=initiator, handshake_timeout=5)
+        with pytest.raises(ConnectionClosed):  # the driver closed its end
+            for _ in range(100):
+                await theirs.send_message(b"x")
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
