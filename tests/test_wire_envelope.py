@@ -113,3 +113,13 @@ def test_mutations_of_a_valid_envelope(data: st.DataObject) -> None:
         mutated = sealed[:index] + sealed[index + 1:]
     with pytest.raises(InvalidEnvelope):
         Envelope.open(mutated, DOMAIN)
+
+
+def test_expected_payload_type_and_signer() -> None:
+    sealed = Envelope.seal(ALICE, DOMAIN, b"/record", b"p")
+    opened = Envelope.open(sealed, DOMAIN, payload_type=b"/record", peer_id=ALICE.peer_id)
+    assert opened.payload == b"p"
+    with pytest.raises(InvalidEnvelope, match="payload type"):
+        Envelope.open(sealed, DOMAIN, payload_type=b"/other")
+    with pytest.raises(InvalidEnvelope, match="expected"):
+        Envelope.open(sealed, DOMAIN, peer_id=MALLORY.peer_id)
