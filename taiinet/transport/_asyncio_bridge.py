@@ -69,12 +69,16 @@ T = TypeVar("T")
 
 #: Label of the one data channel a TaiiNet WebRTC link carries.
 DATA_CHANNEL_LABEL = "taiinet"
-#: Largest message sent on the data channel (a Noise message is at most 65535 bytes).
-MAX_DATA_CHANNEL_MESSAGE = 65535
-#: Inbound messages waiting for the trio reader at which the loop stops reading the link.
+#: Largest data channel message we send: one Noise message with its 2-byte length,
+#: lowered to the peer's SDP ``max-message-size`` when that is smaller.
+MAX_DATA_CHANNEL_MESSAGE = 65537
+#: Inbound messages (or bytes) waiting for the trio reader at which the loop stops
+#: reading the link ...
 RECEIVE_HIGH_WATER = 256
-#: ... and resumes once the reader has brought them down to this many.
+RECEIVE_HIGH_WATER_BYTES = 1024 * 1024
+#: ... and resumes once the reader has brought them down to these.
 RECEIVE_LOW_WATER = 64
+RECEIVE_LOW_WATER_BYTES = 256 * 1024
 #: Hard bound: more waiting messages than this close the link (only reached if the
 #: SCTP receive path could not be paused, e.g. with an aiortc lacking the hook below).
 RECEIVE_QUEUE_LIMIT = 4096
@@ -84,6 +88,8 @@ SEND_HIGH_WATER = 1024 * 1024
 SEND_LOW_WATER = 256 * 1024
 #: How long shutdown waits for aiortc to close a peer connection or a task.
 SHUTDOWN_TIMEOUT = 5.0
+#: How long a local close waits for queued messages to reach the peer.
+CLOSE_LINGER = 5.0
 
 
 class BridgeSdpError(ValueError):
@@ -265,8 +271,9 @@ class BridgedPeer:
 
     # trio side
 
-    async def create_offer(self) -> str:
-        return await self._bridge.run(self._aio_create_offer)
+    async def create_offer(self, *, label: str = DATA_CHANNEL_LABEL) -> str:
+        """Make the offer; ``label`` is only ever changed by tests of the answerer's check."""
+        return await self._bridge.run(self._aio_create_offer, label)
 
     async def accept_answer(self, sdp: str) -> None:
         await self._bridge.run(self._aio_accept_answer, sdp)
@@ -283,6 +290,7 @@ class BridgedPeer:
             if failure is not None:
                 raise BridgeConnectError(failure)
             if channel is not None and channel.is_open:
+                channel._learn_message_limit()
                 return channel
             await changed.wait()
 
@@ -331,9 +339,13 @@ class BridgedPeer:
         if channel.readyState == "open":
             self._signal_state()
 
-    async def _aio_create_offer(self) -> str:
+    async def _aio_create_offer(self, label: str) -> str:
         pc = self._new_pc()
-        self._adopt(pc.createDataChannel(DATA_CHANNEL_LABEL, ordered=True))
+        channel = pc.createDataChannel(label, ordered=True)
+        bridged = BridgedDataChannel(self, channel)
+        bridged._pause_sctp_receive(channel.transport)
+        with self._lock:
+            self._channel = bridged
         await pc.setLocalDescription(await pc.createOffer())
         return str(pc.localDescription.sdp)
 
@@ -356,6 +368,17 @@ class BridgedPeer:
         return str(pc.localDescription.sdp)
 
     async def _aio_close(self) -> None:
+        channel = self._channel._channel if self._channel is not None else None
+        if channel is not None and channel.readyState == "open":
+            # Closing the channel resets its stream after every queued message
+            # (W3C WebRTC 6.2.4); closing the peer connection at once would abort
+            # the SCTP association and lose them.
+            closed = asyncio.Event()
+            channel.on("close", closed.set)
+            channel.close()
+            if channel.readyState != "closed":
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(closed.wait(), CLOSE_LINGER)
         if self._pc is not None:
             await asyncio.wait_for(self._pc.close(), SHUTDOWN_TIMEOUT)
 
@@ -396,6 +419,7 @@ class BridgedDataChannel(MessageChannel):
         self._open = channel.readyState == "open"
         # inbound (loop -> trio)
         self._inbox: deque[bytes] = deque()
+        self._inbox_bytes = 0
         self._reader_waiting = False
         self._reader_event = trio.Event()
         self._room: asyncio.Event | None = None  # set while the SCTP receive path waits
@@ -415,6 +439,12 @@ class BridgedDataChannel(MessageChannel):
     @property
     def is_open(self) -> bool:
         return self._open
+
+    def _learn_message_limit(self) -> None:
+        """Lower ``max_message_size`` to the peer's SDP max-message-size (0: no limit)."""
+        remote = getattr(self._channel.transport, "_remote_max_message_size", 65536)
+        if remote:
+            self.max_message_size = min(MAX_DATA_CHANNEL_MESSAGE, remote)
 
     # trio side
 
@@ -448,7 +478,12 @@ class BridgedDataChannel(MessageChannel):
             with self._lock:
                 if self._inbox:
                     message = self._inbox.popleft()
-                    if self._room is not None and len(self._inbox) <= RECEIVE_LOW_WATER:
+                    self._inbox_bytes -= len(message)
+                    if (
+                        self._room is not None
+                        and len(self._inbox) <= RECEIVE_LOW_WATER
+                        and self._inbox_bytes <= RECEIVE_LOW_WATER_BYTES
+                    ):
                         room, self._room = self._room, None
                 elif self._closed_reason is not None:
                     raise ConnectionClosed(f"data channel closed: {self._closed_reason}")
@@ -491,6 +526,7 @@ class BridgedDataChannel(MessageChannel):
             overflow = len(self._inbox) >= RECEIVE_QUEUE_LIMIT
             if not overflow:
                 self._inbox.append(data)
+                self._inbox_bytes += len(data)
                 wake = self._reader_waiting
                 self._reader_waiting = False
         if overflow:
@@ -509,7 +545,10 @@ class BridgedDataChannel(MessageChannel):
         async def paced_receive(stream_id: int, pp_id: int, data: bytes) -> None:
             await deliver(stream_id, pp_id, data)
             with self._lock:
-                if len(self._inbox) < RECEIVE_HIGH_WATER or self._closed_reason is not None:
+                if self._closed_reason is not None or (
+                    len(self._inbox) < RECEIVE_HIGH_WATER
+                    and self._inbox_bytes < RECEIVE_HIGH_WATER_BYTES
+                ):
                     return
                 room = self._room = asyncio.Event()
             await room.wait()
