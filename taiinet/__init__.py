@@ -9,10 +9,13 @@ from taiinet.errors import (
     RemoteProtocolError,
     TaiiNetError,
 )
+from taiinet.pubsub.query import InvalidQuery, Query
 
 __all__ = [
     "ConnectionClosed",
+    "InvalidQuery",
     "LocalProtocolError",
+    "Query",
     "RemoteProtocolError",
     "TaiiNetError",
 ]
