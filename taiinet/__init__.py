@@ -9,7 +9,7 @@ from taiinet.errors import (
     RemoteProtocolError,
     TaiiNetError,
 )
-from taiinet.pubsub.query import InvalidQuery, Query
+from taiinet.pubsub.query import InvalidQuery, Query, SubscriptionIndex
 
 __all__ = [
     "ConnectionClosed",
@@ -17,5 +17,6 @@ __all__ = [
     "LocalProtocolError",
     "Query",
     "RemoteProtocolError",
+    "SubscriptionIndex",
     "TaiiNetError",
 ]

@@ -44,6 +44,10 @@ small_values = st.one_of(scalars, st.lists(scalars, max_size=2),
 
 @cache
 def operator_maps(depth: int) -> st.SearchStrategy[dict[str, Any]]:
+    return st.deferred(lambda: _operator_maps(depth))
+
+
+def _operator_maps(depth: int) -> st.SearchStrategy[dict[str, Any]]:
     ops: list[st.SearchStrategy[tuple[str, Any]]] = [
         st.tuples(st.sampled_from(["$eq", "$ne"]), small_values),
         st.tuples(st.sampled_from(["$gt", "$gte", "$lt", "$lte"]), rangeable),
@@ -62,6 +66,10 @@ def operator_maps(depth: int) -> st.SearchStrategy[dict[str, Any]]:
 
 @cache
 def queries(depth: int = 2, min_size: int = 0) -> st.SearchStrategy[dict[str, Any]]:
+    return st.deferred(lambda: _queries(depth, min_size))
+
+
+def _queries(depth: int, min_size: int) -> st.SearchStrategy[dict[str, Any]]:
     field = st.tuples(st.sampled_from(PATHS), st.one_of(small_values, operator_maps(depth)))
     items: list[st.SearchStrategy[tuple[str, Any]]] = [field]
     if depth > 0:

@@ -11,17 +11,20 @@ from taiinet.pubsub.query.errors import (
     MalformedFilter,
     MalformedValue,
 )
+from taiinet.pubsub.query.index import IndexFull, SubscriptionIndex
 from taiinet.pubsub.query.limits import DocumentLimits, QueryLimits
 from taiinet.pubsub.query.query import Query
 
 __all__ = [
     "DocumentLimits",
+    "IndexFull",
     "InvalidDocument",
     "InvalidQuery",
     "MalformedFilter",
     "MalformedValue",
     "Query",
     "QueryLimits",
+    "SubscriptionIndex",
     "document_to_value",
     "value_to_document",
 ]

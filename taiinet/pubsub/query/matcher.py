@@ -32,7 +32,7 @@ from taiinet.pubsub.query.nodes import (
     Regex,
     Size,
 )
-from taiinet.pubsub.query.parser import compile_regex
+from taiinet.pubsub.query.parser import regex_searcher
 from taiinet.pubsub.query.values import BYTES, LIST, MAP, NUMBER, STRING, type_class, value_key
 
 Matcher = Callable[[Any], bool]
@@ -88,10 +88,10 @@ def equal_test(operand: Any) -> ValueTest:
     """Test whether a document value equals ``operand``."""
     cls = type_class(operand)
     if cls == NUMBER:
-        return lambda x: type(x) in _NUMBERS and x == operand
+        return lambda x: x == operand and type(x) in _NUMBERS
     if cls in (STRING, BYTES):
         kind = type(operand)
-        return lambda x: type(x) is kind and x == operand
+        return lambda x: x == operand and type(x) is kind
     if cls in (LIST, MAP):
         key = value_key(operand)
         kinds = list if cls == LIST else dict
@@ -179,8 +179,7 @@ def compile_op(op: Op) -> ValuesTest:
     if isinstance(op, Contains):
         return any_value(contains_test(op.value))
     if isinstance(op, Regex):
-        search = compile_regex(op.pattern, op.options).search
-        return any_value(lambda x: type(x) is str and search(x) is not None)
+        return any_value(value_test(op) or _never)
     if isinstance(op, All):
         if not op.values:
             return lambda values: False
@@ -211,21 +210,122 @@ def compile_ops(ops: tuple[Op, ...]) -> ValuesTest:
     return lambda values: all(t(values) for t in tests)
 
 
+_MISSING = object()
+
+
+def _never(value: Any) -> bool:
+    return False
+
+
+def value_test(op: Op) -> ValueTest | None:
+    """The per-value test of an operator that holds when one value or element passes it.
+
+    ``None`` for operators that look at arrays, at missing fields, or negate.
+    """
+    if isinstance(op, Compare):
+        if op.op == "eq" and op.value is not None:
+            return equal_test(op.value)
+        if op.op in ("gt", "gte", "lt", "lte"):
+            return range_test(op.op, op.value)
+        return None
+    if isinstance(op, In):
+        if op.negate or any(v is None for v in op.values):
+            return None
+        return in_test(op.values)
+    if isinstance(op, Contains):
+        return contains_test(op.value)
+    if isinstance(op, Regex):
+        search = regex_searcher(op.pattern, op.options)
+        return lambda x: type(x) is str and search(x)
+    return None
+
+
+def _compile_field(node: Field) -> Matcher:
+    get = resolver(node.path)
+    general_test = compile_ops(node.ops)
+
+    def general(document: Any) -> bool:
+        return general_test(get(document))
+
+    tests = [value_test(op) for op in node.ops]
+    if any(t is None for t in tests):
+        return general
+    parts = tuple(node.path.split("."))
+    if len(tests) == 1:
+        test = tests[0]
+        assert test is not None
+
+        def single(document: Any) -> bool:
+            # Fast path: maps all the way down; arrays on the way take the general path.
+            value = document
+            for key in parts:
+                if type(value) is not dict:
+                    return general(document)
+                value = value.get(key, _MISSING)
+                if value is _MISSING:
+                    return False
+            if test(value):
+                return True
+            if type(value) is list:
+                for element in value:
+                    if test(element):
+                        return True
+            return False
+
+        return single
+    conjunction = [t for t in tests if t is not None]
+
+    def several(document: Any) -> bool:
+        value = document
+        for key in parts:
+            if type(value) is not dict:
+                return general(document)
+            value = value.get(key, _MISSING)
+            if value is _MISSING:
+                return False
+        if type(value) is list:
+            return general(document)
+        for t in conjunction:  # noqa: SIM110 -- a loop is faster than all() on a generator
+            if not t(value):
+                return False
+        return True
+
+    return several
+
+
 def compile_filter(node: Filter) -> Matcher:
     """Compile a filter into ``document -> bool``."""
     if isinstance(node, Field):
-        get = resolver(node.path)
-        test = compile_ops(node.ops)
-        return lambda document: test(get(document))
+        return _compile_field(node)
     kids = [compile_filter(c) for c in node.children]
     if isinstance(node, And):
         if not kids:
             return lambda document: True
         if len(kids) == 1:
             return kids[0]
-        return lambda document: all(k(document) for k in kids)
+        if len(kids) == 2:
+            first, second = kids
+            return lambda document: first(document) and second(document)
+
+        def conjunction(document: Any) -> bool:
+            for kid in kids:  # noqa: SIM110 -- a loop is faster than all() on a generator
+                if not kid(document):
+                    return False
+            return True
+
+        return conjunction
     if isinstance(node, Or):
-        return lambda document: any(k(document) for k in kids)
+        if len(kids) == 2:
+            first, second = kids
+            return lambda document: first(document) or second(document)
+
+        def disjunction(document: Any) -> bool:
+            for kid in kids:  # noqa: SIM110 -- a loop is faster than any() on a generator
+                if kid(document):
+                    return True
+            return False
+
+        return disjunction
     if isinstance(node, Nor):
         return lambda document: not any(k(document) for k in kids)
     raise TypeError(f"not a filter: {node!r}")

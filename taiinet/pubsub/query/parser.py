@@ -7,7 +7,7 @@ error is an ``InvalidQuery`` naming the path of the offending part.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import re2
@@ -43,8 +43,29 @@ def compile_regex(pattern: str, options: str) -> Any:
     opts = re2.Options()
     opts.log_errors = False
     opts.max_mem = REGEX_MAX_MEM
+    return re2.compile(regex_source(pattern, options), opts)
+
+
+def regex_source(pattern: str, options: str) -> str:
+    """The pattern with its options inlined (``(?i)...``), as handed to re2."""
     flags = "".join(sorted(set(options)))
-    return re2.compile(f"(?{flags}){pattern}" if flags else pattern, opts)
+    return f"(?{flags}){pattern}" if flags else pattern
+
+
+def regex_searcher(pattern: str, options: str) -> Callable[[str], bool]:
+    """``text -> bool``: does the pattern occur in the text.
+
+    A one-pattern ``re2.Set`` answers a yes/no search an order of magnitude
+    faster than ``re2.compile(...).search``, which builds a match object.
+    """
+    opts = re2.Options()
+    opts.log_errors = False
+    opts.max_mem = REGEX_MAX_MEM
+    searcher = re2.Set.SearchSet(opts)
+    searcher.Add(regex_source(pattern, options))
+    searcher.Compile()
+    match = searcher.Match
+    return lambda text: match(text) is not None
 
 
 def _join(where: str, part: str | int) -> str:
