@@ -28,20 +28,26 @@ candidates, never loses a match, because candidates are always verified.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import re2
+
 from taiinet.errors import LocalProtocolError
 from taiinet.pubsub.query.matcher import Matcher, resolve
-from taiinet.pubsub.query.nodes import All, And, Compare, Field, Filter, In, Or
+from taiinet.pubsub.query.nodes import All, And, Compare, Field, Filter, In, Or, Regex
+from taiinet.pubsub.query.parser import regex_searcher, regex_source
 from taiinet.pubsub.query.query import Query
 from taiinet.pubsub.query.values import BOOL, BYTES, NULL, NUMBER, STRING, type_class
 
 #: Most clauses kept for one subscription; beyond, the condition is widened.
 MAX_CLAUSES = 16
+#: Memory re2 may use for the patterns of one path, in bytes.
+REGEX_SET_MAX_MEM = 64 << 20
 #: Default bound on the number of subscriptions in one index.
 MAX_SUBSCRIPTIONS = 1_000_000
 
@@ -66,7 +72,22 @@ class _Bound:
     cls: int
 
 
-_Pred = _Eq | _Bound
+@dataclass(frozen=True, slots=True)
+class _Interval:
+    """A lower and an upper bound on numbers at one path, both finite."""
+
+    path: str
+    low: tuple[Any, int]   # a lower-bound key
+    high: tuple[Any, int]  # an upper-bound key
+
+
+@dataclass(frozen=True, slots=True)
+class _Re:
+    path: str
+    source: str  # pattern with inline options
+
+
+_Pred = _Eq | _Bound | _Interval | _Re
 _Clause = tuple[_Pred, ...]
 
 
@@ -97,6 +118,8 @@ def _field_preds(node: Field) -> list[_Pred]:
             keys = [_scalar_key(v) for v in op.values]
             if all(k is not None for k in keys):
                 eqs.append(_Eq(node.path, tuple(keys)))
+        elif isinstance(op, Regex):
+            eqs.append(_Re(node.path, regex_source(op.pattern, op.options)))
         elif isinstance(op, All) and op.values:
             for v in op.values:
                 key = _scalar_key(v)
@@ -140,9 +163,147 @@ def necessary_clauses(node: Filter) -> list[_Clause] | None:
 
 
 def _access(clause: _Clause) -> _Clause:
-    """The predicates indexed for a clause: its equalities if any, else its bounds."""
+    """The predicates indexed for a clause: its equalities if any, else its regexes,
+    else its bounds, with a finite lower and upper bound on numbers at one path
+    paired into an interval."""
     eqs = tuple(p for p in clause if isinstance(p, _Eq))
-    return eqs or clause
+    if eqs:
+        return eqs
+    regexes = tuple(p for p in clause if isinstance(p, _Re))
+    if regexes:
+        return regexes
+    lows: dict[str, tuple[Any, int]] = {}
+    highs: dict[str, tuple[Any, int]] = {}
+    for p in clause:
+        if isinstance(p, _Bound) and p.cls == NUMBER and math.isfinite(p.key[0]):
+            table = lows if p.lower else highs
+            best = table.get(p.path)
+            if best is None or (p.key > best if p.lower else p.key < best):
+                table[p.path] = p.key
+    paired = set(lows) & set(highs)
+    out: list[_Pred] = [_Interval(path, lows[path], highs[path]) for path in sorted(paired)]
+    out += [p for p in clause if not (isinstance(p, _Bound) and p.cls == NUMBER
+                                      and p.path in paired)]
+    return tuple(out)
+
+
+def _width_class(low: Any, high: Any) -> int:
+    """``e`` with ``high - low < 2 ** e`` (so a stabbing window of ``2 ** (e + 1)`` is safe)."""
+    width = high - low
+    return math.frexp(float(width))[1] if width > 0 else 0
+
+
+class _IntervalTable:
+    """Number intervals of one path, bucketed by width class and sorted by lower bound.
+
+    An interval of class ``e`` that holds ``x`` has its lower bound in
+    ``[x - 2 ** (e + 1), x]``: a bisection finds them, and only intervals near
+    ``x`` are looked at, so the cost follows the matches, not the table size.
+    """
+
+    __slots__ = ("classes",)
+
+    def __init__(self) -> None:
+        # width class -> (sorted lower bound values, entries in the same order)
+        self.classes: dict[int, tuple[list[Any], list[tuple[Any, Any, int]]]] = {}
+
+    def add(self, low: tuple[Any, int], high: tuple[Any, int], clause: int) -> None:
+        los, entries = self.classes.setdefault(_width_class(low[0], high[0]), ([], []))
+        i = bisect_right(los, low[0])
+        los.insert(i, low[0])
+        entries.insert(i, (low, high, clause))
+
+    def remove(self, low: tuple[Any, int], high: tuple[Any, int], clause: int) -> None:
+        e = _width_class(low[0], high[0])
+        los, entries = self.classes[e]
+        i = bisect_left(los, low[0])
+        while entries[i][2] != clause:
+            i += 1
+        del los[i]
+        del entries[i]
+        if not los:
+            del self.classes[e]
+
+    def overlapping(self, smallest: Any, largest: Any) -> list[int]:
+        """Intervals whose lower bound ``largest`` passes and upper bound ``smallest`` passes."""
+        out: list[int] = []
+        top_low = (largest, 1)
+        bottom_high = (smallest, 0)
+        for e, (los, entries) in self.classes.items():
+            start = bisect_left(los, smallest - 2.0 ** (e + 1))
+            stop = bisect_right(los, largest)
+            for low, high, clause in entries[start:stop]:
+                if low < top_low and high > bottom_high:
+                    out.append(clause)
+        return out
+
+
+class _RegexTable:
+    """The patterns of one path, searched together by one ``re2.Set``.
+
+    New patterns wait in a short pending list (searched one by one) and removed
+    ones are skipped until the set is rebuilt, so adds and removes stay cheap.
+    """
+
+    __slots__ = ("compiled", "dead", "ids", "pending", "sources")
+
+    PENDING_LIMIT = 32
+
+    def __init__(self) -> None:
+        self.sources: list[str] = []
+        self.ids: list[int] = []
+        self.compiled: Any = None
+        self.pending: list[tuple[Callable[[str], bool], int]] = []
+        self.dead: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.ids) + len(self.pending) - len(self.dead)
+
+    def add(self, source: str, clause: int) -> None:
+        self.sources.append(source)
+        self.ids.append(clause)
+        self.pending.append((regex_searcher(source, ""), clause))
+        if len(self.pending) > self.PENDING_LIMIT:
+            self._rebuild()
+
+    def remove(self, clause: int) -> None:
+        self.dead.add(clause)
+        if len(self.dead) * 2 > len(self.ids):
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        keep = [(s, c) for s, c in zip(self.sources, self.ids, strict=True) if c not in self.dead]
+        self.sources = [s for s, _ in keep]
+        self.ids = [c for _, c in keep]
+        self.dead = set()
+        self.pending = []
+        self.compiled = None
+        if self.sources:
+            self.compiled = re2.Set.SearchSet(_set_options())
+            for source in self.sources:
+                self.compiled.Add(source)
+            self.compiled.Compile()
+
+    def search(self, text: str) -> list[int]:
+        out: list[int] = []
+        if self.compiled is not None:
+            found = self.compiled.Match(text)
+            if found:
+                ids = self.ids
+                out = [ids[i] for i in found]
+        for search, clause in self.pending:
+            if search(text):
+                out.append(clause)
+        if self.dead:
+            out = [c for c in out if c not in self.dead]
+        return out
+
+
+def _set_options() -> Any:
+    opts = re2.Options()
+    opts.log_errors = False
+    opts.max_mem = REGEX_SET_MAX_MEM
+    return opts
 
 
 class _BoundList:
@@ -178,6 +339,8 @@ class _PathIndex:
     eq: dict[Any, list[int]] = field(default_factory=dict)
     lower: dict[int, _BoundList] = field(default_factory=dict)
     upper: dict[int, _BoundList] = field(default_factory=dict)
+    intervals: _IntervalTable | None = None
+    regexes: _RegexTable | None = None
     size: int = 0
 
 
@@ -261,6 +424,14 @@ class SubscriptionIndex:
         if isinstance(pred, _Eq):
             for key in pred.keys:
                 index.eq.setdefault(key, []).append(cid)
+        elif isinstance(pred, _Interval):
+            if index.intervals is None:
+                index.intervals = _IntervalTable()
+            index.intervals.add(pred.low, pred.high, cid)
+        elif isinstance(pred, _Re):
+            if index.regexes is None:
+                index.regexes = _RegexTable()
+            index.regexes.add(pred.source, cid)
         else:
             table = index.lower if pred.lower else index.upper
             table.setdefault(pred.cls, _BoundList()).add(pred.key, cid)
@@ -273,6 +444,16 @@ class SubscriptionIndex:
                 ids.remove(cid)
                 if not ids:
                     del index.eq[key]
+        elif isinstance(pred, _Interval):
+            assert index.intervals is not None
+            index.intervals.remove(pred.low, pred.high, cid)
+            if not index.intervals.classes:
+                index.intervals = None
+        elif isinstance(pred, _Re):
+            assert index.regexes is not None
+            index.regexes.remove(cid)
+            if not len(index.regexes):
+                index.regexes = None
         else:
             table = index.lower if pred.lower else index.upper
             bounds = table[pred.cls]
@@ -292,21 +473,34 @@ class SubscriptionIndex:
             if not values:
                 continue
             eq, lower, upper = index.eq, index.lower, index.upper
+            numbers: list[Any] = []
+            strings: list[str] = []
             for value in values:
                 items = value if isinstance(value, list) else (value,)
                 for item in items:
                     cls = _SCALAR_CLASS.get(type(item), NULL)
                     if cls == NULL:
                         continue
+                    if cls == NUMBER:
+                        numbers.append(item)
+                    elif cls == STRING:
+                        strings.append(item)
                     ids = eq.get((cls, item))
                     if ids:
                         update(ids)
-                    bounds = lower.get(cls)
-                    if bounds:
-                        update(bounds.ids[:bisect_left(bounds.keys, (item, 1))])
-                    bounds = upper.get(cls)
-                    if bounds:
-                        update(bounds.ids[bisect_right(bounds.keys, (item, 0)):])
+                    if lower:
+                        bounds = lower.get(cls)
+                        if bounds:
+                            update(bounds.ids[:bisect_left(bounds.keys, (item, 1))])
+                    if upper:
+                        bounds = upper.get(cls)
+                        if bounds:
+                            update(bounds.ids[bisect_right(bounds.keys, (item, 0)):])
+            if numbers and index.intervals is not None:
+                update(index.intervals.overlapping(min(numbers), max(numbers)))
+            if strings and index.regexes is not None:
+                for text in strings:
+                    update(index.regexes.search(text))
         need = self._clause_need
         subs = self._clause_sub
         found = {subs[cid] for cid, n in hits.items() if n >= need[cid]}

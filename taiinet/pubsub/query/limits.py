@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# protobuf's decoder refuses messages nested more than 100 deep; one level of a
+# document map costs 3 (Value, MapValue, MapEntry), so depths stay well below 33.
+
 #: Default bound on the nesting depth of a query (operators and literal values).
-MAX_QUERY_DEPTH = 32
+MAX_QUERY_DEPTH = 20
 #: Default bound on the number of nodes of a query (operators, paths, literal values).
 MAX_QUERY_NODES = 1_000
 #: Default bound on any string in a query (field names, operands), in characters.
@@ -23,7 +26,7 @@ REGEX_MAX_MEM = 1 << 20
 MAX_FILTER_BYTES = 64 * 1024
 
 #: Default bound on the nesting depth of a document.
-MAX_DOCUMENT_DEPTH = 64
+MAX_DOCUMENT_DEPTH = 24
 #: Default bound on the number of values in a document.
 MAX_DOCUMENT_NODES = 100_000
 #: Default bound on the encoded size of a document, in bytes.
