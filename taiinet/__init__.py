@@ -9,6 +9,7 @@ from taiinet.errors import (
     RemoteProtocolError,
     TaiiNetError,
 )
+from taiinet.pubsub.query import InvalidQuery, Query, SubscriptionIndex
 from taiinet.transport.webrtc import InvalidSdp, open_webrtc
 from taiinet.transport.websocket import connect_websocket, open_websocket_listener
 from taiinet.wire.envelope import Envelope, InvalidEnvelope
@@ -19,9 +20,12 @@ __all__ = [
     "Envelope",
     "Identity",
     "InvalidEnvelope",
+    "InvalidQuery",
     "InvalidSdp",
     "LocalProtocolError",
+    "Query",
     "RemoteProtocolError",
+    "SubscriptionIndex",
     "TaiiNetError",
     "connect_websocket",
     "open_webrtc",

@@ -1,0 +1,286 @@
+"""Wire codec: documents as protobuf ``Value``, queries as protobuf ``Filter``.
+
+The only module of the query layer that touches protobuf types.  Encoders take
+validated domain values; decoders take bytes from peers and either return a
+validated value or raise ``MalformedValue``/``MalformedFilter``.  A decoded
+filter is re-validated by the parser with the same limits as a local query, so
+a peer can send nothing a local caller could not write.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from google.protobuf.message import DecodeError
+
+from taiinet.pubsub.query.errors import (
+    InvalidDocument,
+    InvalidQuery,
+    MalformedFilter,
+    MalformedValue,
+)
+from taiinet.pubsub.query.limits import (
+    DEFAULT_DOCUMENT_LIMITS,
+    DEFAULT_QUERY_LIMITS,
+    DocumentLimits,
+    QueryLimits,
+)
+from taiinet.pubsub.query.nodes import (
+    All,
+    And,
+    Compare,
+    Contains,
+    ElemMatch,
+    Exists,
+    Field,
+    Filter,
+    In,
+    Op,
+    Or,
+    Regex,
+    Size,
+)
+from taiinet.pubsub.query.parser import parse
+from taiinet.pubsub.query.values import INT64_MAX, check_value
+from taiinet.v1 import query_pb2, value_pb2
+
+
+# ---------------------------------------------------------------- documents
+def _fill_value(msg: value_pb2.Value, value: Any) -> None:
+    if value is None:
+        msg.null_value = value_pb2.NULL_VALUE
+    elif value is True or value is False:
+        msg.bool_value = value
+    elif isinstance(value, int):
+        msg.int_value = value
+    elif isinstance(value, float):
+        msg.float_value = value
+    elif isinstance(value, str):
+        msg.string_value = value
+    elif isinstance(value, bytes):
+        msg.bytes_value = value
+    elif isinstance(value, list | tuple):
+        lst = msg.list_value
+        lst.SetInParent()
+        for item in value:
+            _fill_value(lst.values.add(), item)
+    else:
+        mp = msg.map_value
+        mp.SetInParent()
+        for key, item in value.items():
+            entry = mp.entries.add()
+            entry.key = key
+            _fill_value(entry.value, item)
+
+
+def _fill_list(msg: value_pb2.ListValue, values: Any) -> None:
+    for item in values:
+        _fill_value(msg.values.add(), item)
+
+
+class _ValueReader:
+    """Turn a parsed ``Value`` into Python, counting nodes and depth."""
+
+    def __init__(self, max_depth: int, max_nodes: int, error: type[Exception]) -> None:
+        self.max_depth = max_depth
+        self.nodes = max_nodes
+        self.error = error
+
+    def read(self, msg: value_pb2.Value, depth: int = 1) -> Any:
+        self.nodes -= 1
+        if self.nodes < 0:
+            raise self.error("value has too many nodes")
+        if depth > self.max_depth:
+            raise self.error("value nested too deep")
+        kind = msg.WhichOneof("kind")
+        if kind == "null_value":
+            return None
+        if kind == "bool_value":
+            return msg.bool_value
+        if kind == "int_value":
+            return msg.int_value
+        if kind == "float_value":
+            if math.isnan(msg.float_value):
+                raise self.error("NaN is not a document value")
+            return msg.float_value
+        if kind == "string_value":
+            return msg.string_value
+        if kind == "bytes_value":
+            return msg.bytes_value
+        if kind == "list_value":
+            return self.read_list(msg.list_value, depth)
+        if kind == "map_value":
+            out: dict[str, Any] = {}
+            for entry in msg.map_value.entries:
+                if entry.key in out:
+                    raise self.error(f"map key {entry.key!r} repeated")
+                if not entry.HasField("value"):
+                    raise self.error(f"map key {entry.key!r} has no value")
+                out[entry.key] = self.read(entry.value, depth + 1)
+            return out
+        raise self.error("value has no kind set")
+
+    def read_list(self, msg: value_pb2.ListValue, depth: int) -> list[Any]:
+        return [self.read(v, depth + 1) for v in msg.values]
+
+
+def document_to_value(document: Any, limits: DocumentLimits = DEFAULT_DOCUMENT_LIMITS) -> bytes:
+    """Encode a JSON-like document as ``Value`` bytes; raises ``InvalidDocument``."""
+    problem = check_value(document, max_depth=limits.max_depth, max_nodes=limits.max_nodes)
+    if problem:
+        raise InvalidDocument(f"not a valid document: {problem}")
+    msg = value_pb2.Value()
+    _fill_value(msg, document)
+    data = msg.SerializeToString()
+    if len(data) > limits.max_bytes:
+        raise InvalidDocument(f"document encodes to {len(data)} bytes, over {limits.max_bytes}")
+    return data
+
+
+def value_to_document(data: bytes, limits: DocumentLimits = DEFAULT_DOCUMENT_LIMITS) -> Any:
+    """Decode ``Value`` bytes from a peer; raises ``MalformedValue``."""
+    if len(data) > limits.max_bytes:
+        raise MalformedValue(f"value of {len(data)} bytes is over {limits.max_bytes}")
+    msg = value_pb2.Value()
+    try:
+        msg.ParseFromString(data)
+    except (DecodeError, RecursionError, ValueError) as exc:
+        raise MalformedValue(f"value does not parse: {exc}") from None
+    return _ValueReader(limits.max_depth, limits.max_nodes, MalformedValue).read(msg)
+
+
+# ---------------------------------------------------------------- filters
+def _fill_ops(msg: Any, ops: tuple[Op, ...]) -> None:
+    for op in ops:
+        _fill_op(msg.add(), op)
+
+
+def _fill_op(msg: query_pb2.Operator, op: Op) -> None:
+    if isinstance(op, Compare):
+        _fill_value(getattr(msg, op.op), op.value)
+    elif isinstance(op, In):
+        target = msg.nin_list if op.negate else msg.in_list
+        target.SetInParent()
+        _fill_list(target, op.values)
+    elif isinstance(op, All):
+        msg.all_list.SetInParent()
+        _fill_list(msg.all_list, op.values)
+    elif isinstance(op, Exists):
+        msg.exists = op.present
+    elif isinstance(op, Contains):
+        _fill_value(msg.contains, op.value)
+    elif isinstance(op, Regex):
+        msg.regex.pattern = op.pattern
+        msg.regex.options = op.options
+    elif isinstance(op, Size):
+        msg.size = op.size
+    elif isinstance(op, ElemMatch):
+        msg.elem_match.SetInParent()
+        if op.filter is not None:
+            _fill_filter(msg.elem_match.filter, op.filter)
+        else:
+            msg.elem_match.ops.SetInParent()
+            _fill_ops(msg.elem_match.ops.ops, op.ops or ())
+    else:
+        msg.not_ops.SetInParent()
+        _fill_ops(msg.not_ops.ops, op.ops)
+
+
+def _fill_filter(msg: query_pb2.Filter, node: Filter) -> None:
+    if isinstance(node, Field):
+        msg.field.path = node.path
+        _fill_ops(msg.field.ops, node.ops)
+        return
+    target = (msg.all_of if isinstance(node, And) else
+              msg.any_of if isinstance(node, Or) else msg.none_of)
+    target.SetInParent()
+    for child in node.children:
+        _fill_filter(target.filters.add(), child)
+
+
+def filter_to_bytes(node: Filter) -> bytes:
+    """Encode a filter AST as ``Filter`` bytes."""
+    msg = query_pb2.Filter()
+    _fill_filter(msg, node)
+    return msg.SerializeToString()
+
+
+class _FilterReader:
+    """Turn a parsed ``Filter`` into the JSON-like query it stands for."""
+
+    def __init__(self, limits: QueryLimits) -> None:
+        self.limits = limits
+        # Literal values are bounded by the parser; this reader only guards its own recursion.
+        self.values = _ValueReader(limits.max_depth, limits.max_nodes, MalformedFilter)
+
+    def filter(self, msg: query_pb2.Filter, depth: int) -> dict[str, Any]:
+        if depth > self.limits.max_depth:
+            raise MalformedFilter("filter nested too deep")
+        node = msg.WhichOneof("node")
+        if node == "field":
+            if not msg.field.ops:
+                raise MalformedFilter(f"field {msg.field.path!r} has no operator")
+            return {msg.field.path: self.ops(msg.field.ops, depth + 1)}
+        if node is None:
+            raise MalformedFilter("filter has no node set")
+        children = [self.filter(f, depth + 1) for f in getattr(msg, node).filters]
+        if node == "all_of" and not children:
+            return {}
+        key = {"all_of": "$and", "any_of": "$or", "none_of": "$nor"}[node]
+        return {key: children}
+
+    def ops(self, ops: Any, depth: int) -> dict[str, Any]:
+        if depth > self.limits.max_depth:
+            raise MalformedFilter("filter nested too deep")
+        out: dict[str, Any] = {}
+        for op in ops:
+            kind = op.WhichOneof("op")
+            if kind is None:
+                raise MalformedFilter("operator has none set")
+            name = {"in_list": "$in", "nin_list": "$nin", "all_list": "$all",
+                    "elem_match": "$elemMatch", "not_ops": "$not"}.get(kind, f"${kind}")
+            if name in out:
+                raise MalformedFilter(f"operator {name} repeated in one field")
+            if kind in ("eq", "ne", "gt", "gte", "lt", "lte", "contains"):
+                out[name] = self.values.read(getattr(op, kind), depth)
+            elif kind in ("in_list", "nin_list", "all_list"):
+                out[name] = self.values.read_list(getattr(op, kind), depth)
+            elif kind == "exists":
+                out[name] = op.exists
+            elif kind == "size":
+                if op.size > INT64_MAX:
+                    raise MalformedFilter("$size out of range")
+                out[name] = op.size
+            elif kind == "regex":
+                out["$regex"] = op.regex.pattern
+                if op.regex.options:
+                    out["$options"] = op.regex.options
+            elif kind == "elem_match":
+                form = op.elem_match.WhichOneof("form")
+                if form == "filter":
+                    out[name] = self.filter(op.elem_match.filter, depth + 1)
+                elif form == "ops":
+                    out[name] = self.ops(op.elem_match.ops.ops, depth + 1)
+                else:
+                    raise MalformedFilter("$elemMatch has no form set")
+            else:
+                out[name] = self.ops(op.not_ops.ops, depth + 1)
+        return out
+
+
+def filter_from_bytes(data: bytes, limits: QueryLimits = DEFAULT_QUERY_LIMITS) -> Filter:
+    """Decode ``Filter`` bytes from a peer into a validated AST; raises ``MalformedFilter``."""
+    if len(data) > limits.max_bytes:
+        raise MalformedFilter(f"filter of {len(data)} bytes is over {limits.max_bytes}")
+    msg = query_pb2.Filter()
+    try:
+        msg.ParseFromString(data)
+    except (DecodeError, RecursionError, ValueError) as exc:
+        raise MalformedFilter(f"filter does not parse: {exc}") from None
+    query = _FilterReader(limits).filter(msg, 1)
+    try:
+        return parse(query, limits)
+    except InvalidQuery as exc:
+        raise MalformedFilter(f"filter is not a valid query: {exc}") from None
+

@@ -1,0 +1,62 @@
+"""``Query``: a parsed, validated, compiled query."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taiinet.pubsub.query.limits import DEFAULT_QUERY_LIMITS, QueryLimits
+from taiinet.pubsub.query.matcher import Matcher, compile_filter
+from taiinet.pubsub.query.nodes import Filter
+from taiinet.pubsub.query.parser import parse, to_json
+
+
+class Query:
+    """A Mongo-like query, parsed into an AST and compiled into a matcher.
+
+    ``Query({"age": {"$gt": 4}})`` raises ``InvalidQuery`` when the query is
+    not valid.  Two queries are equal when their ASTs are.
+    """
+
+    __slots__ = ("_match", "ast")
+
+    def __init__(self, query: Any, limits: QueryLimits = DEFAULT_QUERY_LIMITS) -> None:
+        self.ast: Filter = query.ast if isinstance(query, Query) else parse(query, limits)
+        self._match: Matcher = compile_filter(self.ast)
+
+    @classmethod
+    def from_ast(cls, ast: Filter) -> Query:
+        """A query from an AST already validated (by the parser or the codec)."""
+        self = cls.__new__(cls)
+        self.ast = ast
+        self._match = compile_filter(ast)
+        return self
+
+    def matches(self, document: Any) -> bool:
+        """Whether the JSON-like ``document`` matches."""
+        return self._match(document)
+
+    def to_json(self) -> dict[str, Any]:
+        """The canonical JSON-like form; ``Query(q.to_json()) == q``."""
+        return to_json(self.ast)
+
+    def to_filter_bytes(self) -> bytes:
+        """The query as an encoded protobuf ``Filter``."""
+        from taiinet.pubsub.query.codec import filter_to_bytes
+
+        return filter_to_bytes(self.ast)
+
+    @classmethod
+    def from_filter_bytes(cls, data: bytes, limits: QueryLimits = DEFAULT_QUERY_LIMITS) -> Query:
+        """Decode a protobuf ``Filter`` from a peer; raises ``MalformedFilter``."""
+        from taiinet.pubsub.query.codec import filter_from_bytes
+
+        return cls.from_ast(filter_from_bytes(data, limits))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Query) and other.ast == self.ast
+
+    def __hash__(self) -> int:
+        return hash(self.ast)
+
+    def __repr__(self) -> str:
+        return f"Query({self.to_json()!r})"

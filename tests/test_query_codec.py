@@ -1,0 +1,181 @@
+"""The Value/Filter wire codec: lossless round trips, and decoders that reject bad bytes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from query_support import queries
+
+import taiinet
+from taiinet.pubsub.query import (
+    DocumentLimits,
+    InvalidDocument,
+    MalformedFilter,
+    MalformedValue,
+    Query,
+    QueryLimits,
+    document_to_value,
+    value_to_document,
+)
+from taiinet.pubsub.query.codec import filter_from_bytes, filter_to_bytes
+from taiinet.pubsub.query.values import value_key
+from taiinet.v1 import query_pb2, value_pb2
+
+pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
+
+json_like = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(1 << 63), (1 << 63) - 1),
+              st.floats(allow_nan=False), st.text(max_size=8), st.binary(max_size=8)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(st.text(max_size=4), inner, max_size=4)),
+    max_leaves=10,
+)
+
+
+@given(json_like)
+def test_document_round_trip(document: Any) -> None:
+    again = value_to_document(document_to_value(document))
+    assert value_key(again) == value_key(document)
+    assert type(again) is type(document)
+
+
+@given(queries())
+def test_filter_round_trip_is_lossless(query: dict[str, Any]) -> None:
+    q = Query(query)
+    data = q.to_filter_bytes()
+    again = Query.from_filter_bytes(data)
+    assert again.ast == q.ast
+    assert again.to_json() == q.to_json()
+    assert again.to_filter_bytes() == data
+
+
+@given(st.binary(max_size=200))
+def test_value_decoder_fuzz(data: bytes) -> None:
+    try:
+        value_to_document(data)
+    except MalformedValue as exc:
+        assert isinstance(exc, taiinet.RemoteProtocolError)
+
+
+@given(st.binary(max_size=200))
+def test_filter_decoder_fuzz(data: bytes) -> None:
+    try:
+        Query.from_filter_bytes(data)
+    except MalformedFilter as exc:
+        assert isinstance(exc, taiinet.RemoteProtocolError)
+
+
+@given(queries(), st.data())
+def test_filter_decoder_on_mutated_filters(query: dict[str, Any], data: st.DataObject) -> None:
+    raw = bytearray(filter_to_bytes(Query(query).ast))
+    if raw:
+        for _ in range(data.draw(st.integers(1, 3))):
+            i = data.draw(st.integers(0, len(raw) - 1))
+            raw[i] = data.draw(st.integers(0, 255))
+    try:
+        q = Query.from_filter_bytes(bytes(raw))
+    except MalformedFilter:
+        return
+    assert Query(q.to_json()) == q  # whatever decodes is a valid query
+
+
+@given(json_like, st.data())
+def test_value_decoder_on_mutated_values(document: Any, data: st.DataObject) -> None:
+    raw = bytearray(document_to_value(document))
+    i = data.draw(st.integers(0, len(raw) - 1))
+    raw[i] = data.draw(st.integers(0, 255))
+    try:
+        decoded = value_to_document(bytes(raw))
+    except MalformedValue:
+        return
+    document_to_value(decoded)  # whatever decodes is a valid document
+
+
+def _nested_value(depth: int) -> bytes:
+    msg = value_pb2.Value(int_value=1)
+    for _ in range(depth):
+        outer = value_pb2.Value()
+        outer.list_value.values.add().CopyFrom(msg)
+        msg = outer
+    return msg.SerializeToString()
+
+
+def test_value_decoder_rejects_bad_input() -> None:
+    with pytest.raises(MalformedValue, match="no kind"):
+        value_to_document(b"")
+    with pytest.raises(MalformedValue, match="too deep"):
+        value_to_document(_nested_value(30))
+    with pytest.raises(MalformedValue):
+        value_to_document(_nested_value(5000))  # beyond protobuf's own recursion limit
+    with pytest.raises(MalformedValue, match="over"):
+        value_to_document(b"\x00" * 100, DocumentLimits(max_bytes=10))
+    nan = value_pb2.Value(float_value=float("nan")).SerializeToString()
+    with pytest.raises(MalformedValue, match="NaN"):
+        value_to_document(nan)
+    dup = value_pb2.Value()
+    for _ in range(2):
+        entry = dup.map_value.entries.add()
+        entry.key = "k"
+        entry.value.null_value = value_pb2.NULL_VALUE
+    with pytest.raises(MalformedValue, match="repeated"):
+        value_to_document(dup.SerializeToString())
+    many = value_pb2.Value()
+    for i in range(20):
+        many.list_value.values.add().int_value = i
+    with pytest.raises(MalformedValue, match="too many"):
+        value_to_document(many.SerializeToString(), DocumentLimits(max_nodes=10))
+
+
+def test_document_encoder_rejects_bad_documents() -> None:
+    for bad in ({1: "x"}, {"a": float("nan")}, {"a": 1 << 64}, {"a": {1, 2}}):
+        with pytest.raises(InvalidDocument):
+            document_to_value(bad)
+    with pytest.raises(InvalidDocument):
+        document_to_value("x" * 100, DocumentLimits(max_bytes=50))
+    with pytest.raises(InvalidDocument):
+        document_to_value([[[1]]], DocumentLimits(max_depth=2))
+
+
+def test_filter_decoder_rejects_bad_input() -> None:
+    with pytest.raises(MalformedFilter, match="no node"):
+        filter_from_bytes(b"")
+    empty_field = query_pb2.Filter()
+    empty_field.field.path = "a"
+    with pytest.raises(MalformedFilter, match="no operator"):
+        filter_from_bytes(empty_field.SerializeToString())
+    twice = query_pb2.Filter()
+    twice.field.path = "a"
+    for v in (1, 2):
+        twice.field.ops.add().gt.int_value = v
+    with pytest.raises(MalformedFilter, match="repeated"):
+        filter_from_bytes(twice.SerializeToString())
+    bad_regex = query_pb2.Filter()
+    bad_regex.field.path = "a"
+    bad_regex.field.ops.add().regex.pattern = "("
+    with pytest.raises(MalformedFilter, match="regular expression"):
+        filter_from_bytes(bad_regex.SerializeToString())
+    deep = Query({"a": 1}).ast
+    data = filter_to_bytes(deep)
+    for _ in range(40):
+        wrapper = query_pb2.Filter()
+        wrapper.any_of.filters.add().ParseFromString(data)
+        data = wrapper.SerializeToString()
+    with pytest.raises(MalformedFilter, match="deep"):
+        filter_from_bytes(data)
+    with pytest.raises(MalformedFilter, match="over"):
+        filter_from_bytes(b"\x00" * 100, QueryLimits(max_bytes=10))
+    big_in = Query({"a": {"$in": list(range(500))}}).to_filter_bytes()
+    with pytest.raises(MalformedFilter, match=r"too many nodes|more than"):
+        filter_from_bytes(big_in, QueryLimits(max_nodes=100))
+
+
+def test_origin_example_on_the_wire() -> None:
+    q = Query({"key": "value", "age": {"$gt": 4}, "$and": [
+        {"$or": [{"name": {"$contains": "b"}}, {"name": {"$contains": "a"}}]},
+        {"type": {"$in": [1, 4, 5]}}]})
+    doc = value_to_document(document_to_value({"key": "value", "age": 5, "name": "aaa",
+                                               "type": 4}))
+    assert Query.from_filter_bytes(q.to_filter_bytes()).matches(doc)
