@@ -116,14 +116,16 @@ class Relay(_message.Message):
     def __init__(self, target_peer: _Optional[str] = ..., session: _Optional[bytes] = ..., hops_left: _Optional[int] = ...) -> None: ...
 
 class RelayFailed(_message.Message):
-    __slots__ = ("target_peer", "session_id", "reason")
+    __slots__ = ("target_peer", "session_id", "reason", "origin_peer")
     TARGET_PEER_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_PEER_FIELD_NUMBER: _ClassVar[int]
     target_peer: str
     session_id: bytes
     reason: str
-    def __init__(self, target_peer: _Optional[str] = ..., session_id: _Optional[bytes] = ..., reason: _Optional[str] = ...) -> None: ...
+    origin_peer: str
+    def __init__(self, target_peer: _Optional[str] = ..., session_id: _Optional[bytes] = ..., reason: _Optional[str] = ..., origin_peer: _Optional[str] = ...) -> None: ...
 
 class SignalMessage(_message.Message):
     __slots__ = ("hello", "dht", "register", "registered", "get_contacts", "contacts", "relay", "relay_failed")
