@@ -9,6 +9,8 @@ from taiinet.errors import (
     RemoteProtocolError,
     TaiiNetError,
 )
+from taiinet.transport.webrtc import InvalidSdp, open_webrtc
+from taiinet.transport.websocket import connect_websocket, open_websocket_listener
 from taiinet.wire.envelope import Envelope, InvalidEnvelope
 from taiinet.wire.identity import Identity
 
@@ -17,7 +19,11 @@ __all__ = [
     "Envelope",
     "Identity",
     "InvalidEnvelope",
+    "InvalidSdp",
     "LocalProtocolError",
     "RemoteProtocolError",
     "TaiiNetError",
+    "connect_websocket",
+    "open_webrtc",
+    "open_websocket_listener",
 ]

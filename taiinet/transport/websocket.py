@@ -1,0 +1,245 @@
+"""WebSocket transport: trio-websocket links upgraded with Noise XX.
+
+Framing: the client asks for the subprotocol ``taiinet.v1``; the server
+refuses (HTTP 400) a client that does not offer it.  After the upgrade every
+channel message is one binary WebSocket message; the secure channel sends one
+length-prefixed Noise message per channel message (``max_message_size`` is
+65537, a full Noise message with its 2-byte length).  A text message, or a
+message over the limit, is a protocol violation: the link is closed.
+
+Back-pressure: ``send_message`` waits for the TCP socket, and trio-websocket
+buffers at most ``RECEIVE_QUEUE_SIZE`` unread messages before it stops reading
+the socket, so a reader that falls behind slows its sender.
+
+The listener owns the connections it hands out: leaving its ``async with``
+closes them.  A client that fails the handshake (garbage, a wrong key, a
+timeout) is logged and dropped; the listener goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import trio
+import trio_websocket
+
+from taiinet.errors import ConnectionClosed, LocalProtocolError, RemoteProtocolError
+from taiinet.transport.connection import Connection, MessageChannel
+from taiinet.transport.errors import DialError
+from taiinet.transport.secure import secure_channel
+from taiinet.wire.framing import DEFAULT_MAX_FRAME_SIZE
+from taiinet.wire.identity import Identity
+
+logger = logging.getLogger(__name__)
+
+#: The WebSocket subprotocol both sides must agree on.
+SUBPROTOCOL = "taiinet.v1"
+#: Largest WebSocket message: one Noise message (65535 bytes) with its 2-byte length.
+WEBSOCKET_MAX_MESSAGE_SIZE = 65537
+#: Unread messages trio-websocket keeps per link before it stops reading the socket.
+RECEIVE_QUEUE_SIZE = 16
+#: Seconds the Noise handshake (and the client's HTTP upgrade) may take.
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+#: Secured connections waiting for ``accept`` before new clients wait in the handshake.
+DEFAULT_ACCEPT_BACKLOG = 16
+#: Clients a listener serves at once (handshaking, waiting or accepted); more are refused.
+DEFAULT_MAX_CONNECTIONS = 1024
+
+
+class WebSocketProtocolError(RemoteProtocolError):
+    """The peer sent a WebSocket message TaiiNet does not allow (text, oversized)."""
+
+
+class WebSocketChannel(MessageChannel):
+    """A raw ``MessageChannel`` over one trio-websocket connection (unauthenticated)."""
+
+    max_message_size = WEBSOCKET_MAX_MESSAGE_SIZE
+
+    def __init__(self, ws: trio_websocket.WebSocketConnection) -> None:
+        self._ws = ws
+        self._closed = trio.Event()
+
+    async def send_message(self, data: bytes) -> None:
+        if len(data) > self.max_message_size:
+            raise LocalProtocolError(
+                f"message of {len(data)} bytes exceeds the WebSocket limit "
+                f"of {self.max_message_size}"
+            )
+        try:
+            await self._ws.send_message(bytes(data))
+        except trio_websocket.ConnectionClosed:
+            self._closed.set()
+            raise ConnectionClosed("the WebSocket is closed") from None
+
+    async def receive_message(self) -> bytes:
+        try:
+            message = await self._ws.get_message()
+        except trio_websocket.ConnectionClosed as exc:
+            self._closed.set()
+            raise ConnectionClosed(f"the WebSocket is closed ({exc.reason})") from None
+        if isinstance(message, str):
+            await self.aclose()
+            raise WebSocketProtocolError("the peer sent a text WebSocket message")
+        return message
+
+    async def aclose(self) -> None:
+        try:
+            with trio.CancelScope(shield=True):
+                await self._ws.aclose()
+        finally:
+            self._closed.set()
+
+    async def wait_closed(self) -> None:
+        """Return once this side closed the channel or saw it closed."""
+        await self._closed.wait()
+
+
+class WebSocketListener:
+    """A WebSocket server that hands out secured connections."""
+
+    def __init__(self, identity: Identity, server: trio_websocket.WebSocketServer,
+                 host: str, receive: trio.MemoryReceiveChannel[Connection]) -> None:
+        self._identity = identity
+        self._server = server
+        self._host = host
+        self._receive = receive
+
+    @property
+    def peer_id(self) -> str:
+        return self._identity.peer_id
+
+    @property
+    def port(self) -> int:
+        return int(self._server.port)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"ws://{host}:{self.port}"
+
+    async def accept(self) -> Connection:
+        """Wait for the next client that completed the handshake."""
+        try:
+            return await self._receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise ConnectionClosed("the listener is closed") from None
+
+    def __aiter__(self) -> AsyncIterator[Connection]:
+        return self._connections()
+
+    async def _connections(self) -> AsyncIterator[Connection]:
+        while True:
+            try:
+                yield await self.accept()
+            except ConnectionClosed:
+                return
+
+
+@asynccontextmanager
+async def open_websocket_listener(
+    identity: Identity,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    accept_backlog: int = DEFAULT_ACCEPT_BACKLOG,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+) -> AsyncIterator[WebSocketListener]:
+    """Listen on ``host:port`` (0: any free port; see ``listener.url``)."""
+    send, receive = trio.open_memory_channel[Connection](accept_backlog)
+    active = 0
+
+    async def handle(request: trio_websocket.WebSocketRequest) -> None:
+        nonlocal active
+        if SUBPROTOCOL not in request.proposed_subprotocols:
+            await request.reject(400, body=f"subprotocol {SUBPROTOCOL} required".encode())
+            return
+        if active >= max_connections:
+            await request.reject(503, body=b"too many connections")
+            return
+        active += 1
+        try:
+            ws = await request.accept(subprotocol=SUBPROTOCOL)
+            remote = ws.remote
+            channel = WebSocketChannel(ws)
+            try:
+                with trio.fail_after(handshake_timeout):
+                    connection = await secure_channel(
+                        channel, identity, initiator=False, max_frame_size=max_frame_size
+                    )
+            except (RemoteProtocolError, ConnectionClosed, trio.TooSlowError) as exc:
+                logger.info("dropping a WebSocket client %s: %r", remote, exc)
+                await channel.aclose()
+                return
+            try:
+                await send.send(connection)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                await connection.aclose()
+                return
+            await channel.wait_closed()
+        finally:
+            active -= 1
+
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(
+            lambda task_status=trio.TASK_STATUS_IGNORED: trio_websocket.serve_websocket(
+                handle, host, port, None,
+                handler_nursery=nursery,
+                message_queue_size=RECEIVE_QUEUE_SIZE,
+                max_message_size=WEBSOCKET_MAX_MESSAGE_SIZE,
+                task_status=task_status,
+            )
+        )
+        listener = WebSocketListener(identity, server, host, receive)
+        try:
+            yield listener
+        finally:
+            receive.close()
+            nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def connect_websocket(
+    url: str,
+    identity: Identity,
+    *,
+    expected_peer_id: str | None = None,
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+) -> AsyncIterator[Connection]:
+    """Dial ``url`` (``ws://host:port``), run Noise XX, yield the secured connection.
+
+    Raises ``DialError`` when nobody answers or the server refuses the
+    upgrade, and a ``HandshakeError`` (``PeerIdMismatch`` when the server is
+    not ``expected_peer_id``) when the handshake fails.
+    """
+    async with AsyncExitStack() as stack:
+        try:
+            ws = await stack.enter_async_context(trio_websocket.open_websocket_url(
+                url,
+                subprotocols=[SUBPROTOCOL],
+                message_queue_size=RECEIVE_QUEUE_SIZE,
+                max_message_size=WEBSOCKET_MAX_MESSAGE_SIZE,
+                connect_timeout=handshake_timeout,
+            ))
+        except (OSError, trio_websocket.HandshakeError, ValueError) as exc:
+            raise DialError(f"cannot open a WebSocket to {url}: {exc!r}") from None
+        channel = WebSocketChannel(ws)
+        if ws.subprotocol != SUBPROTOCOL:
+            await channel.aclose()
+            raise DialError(f"{url} did not agree to the {SUBPROTOCOL} subprotocol")
+        try:
+            with trio.fail_after(handshake_timeout):
+                connection = await secure_channel(
+                    channel, identity, initiator=True, expected_peer_id=expected_peer_id,
+                    max_frame_size=max_frame_size,
+                )
+        except trio.TooSlowError:
+            raise DialError(f"the handshake with {url} timed out") from None
+        try:
+            yield connection
+        finally:
+            await connection.aclose()

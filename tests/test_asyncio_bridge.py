@@ -1,0 +1,170 @@
+"""The asyncio bridge on its own: raw aiortc data channels seen from trio (127.0.0.1 only)."""
+
+from __future__ import annotations
+
+import ast
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import trio
+
+from taiinet.errors import ConnectionClosed, LocalProtocolError
+from taiinet.transport import _asyncio_bridge as bridge_module
+from taiinet.transport._asyncio_bridge import (
+    RECEIVE_HIGH_WATER,
+    RECEIVE_HIGH_WATER_BYTES,
+    AiortcBridge,
+    BridgeConnectError,
+    BridgedDataChannel,
+)
+
+LOOPBACK = ["127.0.0.1"]
+PACKAGE = Path(__file__).resolve().parent.parent / "taiinet"
+
+
+def bridge_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "taiinet-aiortc"]
+
+
+@asynccontextmanager
+async def open_bridge() -> AsyncIterator[AiortcBridge]:
+    bridge = AiortcBridge(candidate_addresses=LOOPBACK, ice_servers=())
+    bridge.start()
+    try:
+        yield bridge
+    finally:
+        await bridge.aclose()
+
+
+@asynccontextmanager
+async def raw_pair() -> AsyncIterator[tuple[BridgedDataChannel, BridgedDataChannel]]:
+    async with open_bridge() as left, open_bridge() as right:
+        offerer, answerer = left.new_peer(), right.new_peer()
+        answer = await answerer.create_answer(await offerer.create_offer())
+        await offerer.accept_answer(answer)
+        with trio.fail_after(20):
+            channels = await offerer.wait_open(), await answerer.wait_open()
+        yield channels
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    """Wait for state another thread changes (no event crosses for it); bounded."""
+    with trio.fail_after(20):
+        while not condition():
+            await trio.sleep(0.005)
+
+
+async def test_messages_cross_in_order_both_ways() -> None:
+    async with raw_pair() as (a, b):
+        for i in range(50):
+            await a.send_message(i.to_bytes(2, "big") * 100)
+            await b.send_message(bytes([i]))
+        assert [await b.receive_message() for _ in range(50)] == [
+            i.to_bytes(2, "big") * 100 for i in range(50)
+        ]
+        assert [await a.receive_message() for _ in range(50)] == [bytes([i]) for i in range(50)]
+    assert bridge_threads() == []
+
+
+async def test_oversized_message_is_a_local_error() -> None:
+    async with raw_pair() as (a, _b):
+        with pytest.raises(LocalProtocolError):
+            await a.send_message(b"x" * (a.max_message_size + 1))
+
+
+async def test_close_reaches_the_other_side_after_queued_messages() -> None:
+    async with raw_pair() as (a, b):
+        await a.send_message(b"last words")
+        assert await b.receive_message() == b"last words"
+        await a.aclose()
+        await a.aclose()  # idempotent
+        with pytest.raises(ConnectionClosed):
+            await b.receive_message()
+        with pytest.raises(ConnectionClosed):
+            await a.send_message(b"too late")
+
+
+async def test_a_reader_that_stops_reading_stalls_the_sender() -> None:
+    message_size, count = 4096, 900  # 3.7 MB: more than every buffer on the path
+    async with raw_pair() as (a, b):
+        sent = 0
+
+        async def sender() -> None:
+            nonlocal sent
+            for i in range(count):
+                await a.send_message(i.to_bytes(4, "big") * (message_size // 4))
+                sent += 1
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sender)
+            await wait_until(lambda: a._writer_waiting)
+            assert sent < count
+            assert len(b._inbox) <= RECEIVE_HIGH_WATER + 1
+            assert b._inbox_bytes <= RECEIVE_HIGH_WATER_BYTES + message_size
+            for i in range(count):
+                assert await b.receive_message() == i.to_bytes(4, "big") * (message_size // 4)
+
+
+async def test_cancelled_call_leaves_no_task_behind() -> None:
+    async with open_bridge() as bridge:
+        started = trio.Event()
+
+        async def never_ending() -> None:
+            import asyncio  # the test plays the bridge's part here
+
+            bridge._token.run_sync_soon(started.set)
+            await asyncio.Event().wait()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(bridge.run, never_ending)
+            await started.wait()
+            nursery.cancel_scope.cancel()
+
+        async def count_tasks() -> int:
+            import asyncio
+
+            return len(asyncio.all_tasks()) - 1
+
+        assert await bridge.run(count_tasks) == 0
+    assert bridge_threads() == []
+
+
+async def test_failed_ice_is_reported() -> None:
+    # The answerer offers no candidate at all, so ICE cannot find a pair.
+    async with open_bridge() as left:
+        mute = AiortcBridge(candidate_addresses=[], ice_servers=())
+        mute.start()
+        try:
+            offerer, answerer = left.new_peer(), mute.new_peer()
+            answer = await answerer.create_answer(await offerer.create_offer())
+            await offerer.accept_answer(answer)
+            with trio.fail_after(30), pytest.raises(BridgeConnectError):
+                await offerer.wait_open()
+        finally:
+            await mute.aclose()
+
+
+def test_candidate_override_filters_by_family() -> None:
+    token = bridge_module._CANDIDATE_ADDRESSES.set(("127.0.0.1", "::1"))
+    try:
+        assert bridge_module._get_host_addresses(use_ipv4=True, use_ipv6=False) == ["127.0.0.1"]
+        assert bridge_module._get_host_addresses(use_ipv4=False, use_ipv6=True) == ["::1"]
+    finally:
+        bridge_module._CANDIDATE_ADDRESSES.reset(token)
+
+
+def test_only_the_bridge_imports_asyncio_or_aiortc() -> None:
+    importers = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(n.split(".")[0] in {"asyncio", "aiortc", "aioice"} for n in names):
+                importers.append(path.name)
+    assert set(importers) == {"_asyncio_bridge.py"}
