@@ -11,7 +11,7 @@ import argparse
 import importlib
 from typing import Any
 
-SIM_MODULES: tuple[str, ...] = ("sim_overlay",)
+SIM_MODULES: tuple[str, ...] = ("sim_overlay", "sim_dht")
 
 
 def register(subparsers: Any) -> None:

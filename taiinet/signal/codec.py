@@ -1,0 +1,189 @@
+"""Signal-layer frames: ``Frame.signal`` bytes <-> validated domain messages.
+
+The only module (with :mod:`dht_codec` and :mod:`records`) that touches the
+protobuf types.  Signed payloads stay as envelope bytes here; they are
+verified by :mod:`records` where they are used.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from taiinet.errors import RemoteProtocolError
+from taiinet.signal.dht_codec import decode_dht_pb, encode_dht_pb
+from taiinet.signal.dht_types import DhtMessage
+from taiinet.signal.errors import MalformedSignalMessage
+from taiinet.signal.records import (
+    MAX_ADDRESS_CHARS,
+    MAX_RECORD_ENVELOPE_BYTES,
+    MAX_SESSION_ENVELOPE_BYTES,
+    SESSION_ID_BYTES,
+)
+from taiinet.v1 import frame_pb2, signal_pb2
+from taiinet.wire.framing import decode_frame, encode_frame
+
+MAX_CONTACTS = 32
+MAX_REASON_CHARS = 200
+MAX_PEER_ID_CHARS = 128
+MAX_RELAY_HOPS = 2
+
+
+class Role(enum.IntEnum):
+    PEER = 1
+    SIGNALLER = 2
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hello:
+    role: Role
+    listen_url: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Register:
+    request_id: int
+    record: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Registered:
+    request_id: int
+    ok: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetContacts:
+    request_id: int
+    count: int
+    local_only: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Contacts:
+    request_id: int
+    records: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Relay:
+    target_peer: str
+    session: bytes
+    hops_left: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RelayFailed:
+    target_peer: str
+    session_id: bytes
+    reason: str
+    origin_peer: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dht:
+    message: DhtMessage
+    sender_address: str
+
+
+SignalMessage = Hello | Register | Registered | GetContacts | Contacts | Relay | RelayFailed | Dht
+
+
+def encode_signal(message: SignalMessage) -> bytes:
+    """A whole ``Frame`` carrying ``message`` (what goes on the link)."""
+    pb = signal_pb2.SignalMessage()
+    if isinstance(message, Hello):
+        pb.hello.role = int(message.role)  # type: ignore[assignment]
+        pb.hello.listen_url = message.listen_url
+    elif isinstance(message, Register):
+        pb.register.request_id = message.request_id
+        pb.register.record = message.record
+    elif isinstance(message, Registered):
+        pb.registered.request_id = message.request_id
+        pb.registered.ok = message.ok
+        pb.registered.reason = message.reason[:MAX_REASON_CHARS]
+    elif isinstance(message, GetContacts):
+        pb.get_contacts.request_id = message.request_id
+        pb.get_contacts.count = message.count
+        pb.get_contacts.local_only = message.local_only
+    elif isinstance(message, Contacts):
+        pb.contacts.request_id = message.request_id
+        pb.contacts.records.extend(message.records)
+    elif isinstance(message, Relay):
+        pb.relay.target_peer = message.target_peer
+        pb.relay.session = message.session
+        pb.relay.hops_left = message.hops_left
+    elif isinstance(message, RelayFailed):
+        pb.relay_failed.target_peer = message.target_peer
+        pb.relay_failed.session_id = message.session_id
+        pb.relay_failed.reason = message.reason[:MAX_REASON_CHARS]
+        pb.relay_failed.origin_peer = message.origin_peer
+    else:
+        pb.dht.CopyFrom(encode_dht_pb(message.message, message.sender_address))
+    return encode_frame(frame_pb2.Frame(signal=pb))
+
+
+def _text(value: str, limit: int, what: str) -> str:
+    if len(value) > limit:
+        raise MalformedSignalMessage(f"{what} longer than {limit} characters")
+    return value
+
+
+def _blob(value: bytes, limit: int, what: str) -> bytes:
+    if len(value) > limit:
+        raise MalformedSignalMessage(f"{what} larger than {limit} bytes")
+    return value
+
+
+def decode_signal(data: bytes) -> SignalMessage | None:
+    """Decode one frame; None when it is not a signal frame (another layer's).
+
+    Raises ``MalformedSignalMessage`` (a RemoteProtocolError) when malformed.
+    """
+    try:
+        frame = decode_frame(data)
+    except RemoteProtocolError as exc:
+        raise MalformedSignalMessage(f"bad frame: {exc}") from None
+    if frame.WhichOneof("body") != "signal":
+        return None
+    pb = frame.signal
+    body = pb.WhichOneof("body")
+    if body == "hello":
+        if int(pb.hello.role) not in (Role.PEER.value, Role.SIGNALLER.value):
+            raise MalformedSignalMessage("hello with an unknown role")
+        return Hello(role=Role(pb.hello.role),
+                     listen_url=_text(pb.hello.listen_url, MAX_ADDRESS_CHARS, "listen url"))
+    if body == "register":
+        return Register(request_id=pb.register.request_id, record=_blob(
+            pb.register.record, MAX_RECORD_ENVELOPE_BYTES, "record"))
+    if body == "registered":
+        return Registered(request_id=pb.registered.request_id, ok=pb.registered.ok,
+                          reason=_text(pb.registered.reason, MAX_REASON_CHARS, "reason"))
+    if body == "get_contacts":
+        return GetContacts(request_id=pb.get_contacts.request_id,
+                           count=min(pb.get_contacts.count, MAX_CONTACTS),
+                           local_only=pb.get_contacts.local_only)
+    if body == "contacts":
+        if len(pb.contacts.records) > MAX_CONTACTS:
+            raise MalformedSignalMessage(f"more than {MAX_CONTACTS} contacts")
+        return Contacts(request_id=pb.contacts.request_id, records=tuple(
+            _blob(r, MAX_RECORD_ENVELOPE_BYTES, "record") for r in pb.contacts.records))
+    if body == "relay":
+        if pb.relay.hops_left > MAX_RELAY_HOPS:
+            raise MalformedSignalMessage(f"relay with more than {MAX_RELAY_HOPS} hops left")
+        return Relay(target_peer=_text(pb.relay.target_peer, MAX_PEER_ID_CHARS, "target"),
+                     session=_blob(pb.relay.session, MAX_SESSION_ENVELOPE_BYTES, "session"),
+                     hops_left=pb.relay.hops_left)
+    if body == "relay_failed":
+        failed = pb.relay_failed
+        if len(failed.session_id) != SESSION_ID_BYTES:
+            raise MalformedSignalMessage(f"a session id has {SESSION_ID_BYTES} bytes")
+        return RelayFailed(target_peer=_text(failed.target_peer, MAX_PEER_ID_CHARS, "target"),
+                           session_id=failed.session_id,
+                           reason=_text(failed.reason, MAX_REASON_CHARS, "reason"),
+                           origin_peer=_text(failed.origin_peer, MAX_PEER_ID_CHARS, "origin"))
+    if body == "dht":
+        message, address = decode_dht_pb(pb.dht)
+        return Dht(message=message, sender_address=address)
+    raise MalformedSignalMessage("signal message without a body")

@@ -1,0 +1,590 @@
+"""The signaller: a trio driver of the Kademlia core plus the peer-facing service.
+
+Theory of operation
+-------------------
+A signaller listens on a transport (secure WebSocket, or the memory network
+in tests).  Every link is authenticated by Noise, so ``remote_peer_id`` is
+proven; the first frame on a link is a ``Hello`` saying whether the other
+side is a PEER or a SIGNALLER (and a signaller's listen URL).
+
+* Signaller links carry DHT messages, which go to :class:`KademliaNode`; its
+  ``SendDht`` actions go out on an existing link or a new dial.
+* A peer ``Register``s a record signed by itself naming this signaller; the
+  signaller keeps it (at most ``max_peers``) and ``put``s it in the DHT
+  under SHA-256(peer id multihash).
+* A ``Relay`` from a peer carries a signed session message (offer, answer,
+  ICE, reject) for a target peer: delivered locally when the target is homed
+  here, else the target's record is found in the DHT (FIND_VALUE), verified,
+  and the relay is forwarded to the target's home with ``hops_left = 1``.  A
+  relay from a signaller is only ever delivered locally (never forwarded
+  again), so one request causes at most one lookup and one forward.
+* ``GetContacts`` from a peer: a random sample of local peers plus samples
+  from up to ``contacts_fanout`` random signallers of the routing table.
+
+Abuse: every link has a token-bucket rate limit and a bounded send queue (a
+link that overflows either is closed); every signed thing is verified before
+use; a link that sends anything malformed or forbidden is closed and logged,
+and the signaller goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import trio
+
+from taiinet.errors import ConnectionClosed, RemoteProtocolError, TaiiNetError
+from taiinet.signal.codec import (
+    MAX_CONTACTS,
+    Contacts,
+    Dht,
+    GetContacts,
+    Hello,
+    Register,
+    Registered,
+    Relay,
+    RelayFailed,
+    Role,
+    SignalMessage,
+    decode_signal,
+    encode_signal,
+)
+from taiinet.signal.dht import DhtConfig, KademliaNode
+from taiinet.signal.dht_types import (
+    Contact,
+    DhtAction,
+    DhtRecord,
+    LookupFinished,
+    SendDht,
+    Store,
+    ValueFound,
+)
+from taiinet.signal.errors import RecordRejected, SignalError, SignalUsageError
+from taiinet.signal.ids import id_bytes, node_id
+from taiinet.signal.records import PeerRecord, open_peer_record, open_session
+from taiinet.signal.transport import SignalListener, SignalTransport
+from taiinet.transport.connection import Connection
+from taiinet.wire.identity import Identity
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignallerConfig:
+    """Limits of one signaller; every queue and table bound is here."""
+
+    max_peers: int = 10_000
+    max_links: int = 20_000
+    send_queue: int = 256
+    peer_rate: float = 20.0
+    peer_burst: float = 60.0
+    signaller_rate: float = 500.0
+    signaller_burst: float = 2000.0
+    max_concurrent_dials: int = 32
+    max_pending_per_dial: int = 64
+    max_inflight_relays: int = 256
+    lookup_timeout: float = 10.0
+    contacts_fanout: int = 2
+    contacts_timeout: float = 2.0
+    hello_timeout: float = 10.0
+    dht: DhtConfig = field(default_factory=DhtConfig)
+
+
+class ProtocolViolation(RemoteProtocolError, SignalError):
+    """A link broke the signalling protocol; it is closed."""
+
+
+@dataclass(slots=True)
+class _Link:
+    connection: Connection
+    peer_id: str
+    send: trio.MemorySendChannel[bytes]
+    receive: trio.MemoryReceiveChannel[bytes]
+    rate: float
+    burst: float
+    role: Role | None = None
+    listen_url: str = ""
+    tokens: float = 0.0
+    refilled: float = 0.0
+    cancel: trio.CancelScope = field(default_factory=trio.CancelScope)
+
+
+@dataclass(slots=True)
+class _Homed:
+    record: PeerRecord
+    raw: bytes
+    link: _Link
+
+
+class Signaller:
+    """One signaller.  Run it with :meth:`serve` (or use ``open_signaller``)."""
+
+    def __init__(self, *, identity: Identity, transport: SignalTransport,
+                 config: SignallerConfig | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.identity = identity
+        self.transport = transport
+        self.config = config or SignallerConfig()
+        self.rng = rng or random.Random()
+        self.url = ""
+        self.dht: KademliaNode | None = None
+        self._links: dict[int, _Link] = {}
+        self._signallers: dict[str, _Link] = {}
+        self._homed: dict[str, _Homed] = {}
+        self._dialing: dict[str, list[bytes]] = {}
+        self._lookups: dict[int, tuple[trio.Event, list[LookupFinished]]] = {}
+        self._contact_waits: dict[int, tuple[trio.Event, list[Contacts]]] = {}
+        self._next_request = self.rng.getrandbits(32)
+        self._inflight_relays = 0
+        self._wake = trio.Event()
+        self._nursery: trio.Nursery | None = None
+
+    @property
+    def peer_id(self) -> str:
+        return self.identity.peer_id
+
+    @property
+    def homed_peers(self) -> list[str]:
+        return list(self._homed)
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def serve(self, listener: SignalListener, join: Sequence[str] = (), *,
+                    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled: accept links, join the mesh through ``join``."""
+        self.url = listener.url
+        self.dht = KademliaNode(local=Contact(peer_id=self.peer_id, address=self.url),
+                                rng=random.Random(self.rng.getrandbits(64)),
+                                now=trio.current_time(), config=self.config.dht)
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._accept_loop, listener)
+            nursery.start_soon(self._timer_loop)
+            for url in join:
+                await self._join(url)
+            task_status.started()
+
+    async def _join(self, url: str) -> None:
+        """Dial one known signaller, then look ourselves up to fill the table."""
+        ready = trio.Event()
+        assert self._nursery is not None
+        self._nursery.start_soon(self._dial_url, url, None, ready)
+        with trio.move_on_after(self.config.hello_timeout):
+            await ready.wait()
+        if self.dht is None or len(self.dht.table) == 0:
+            logger.warning("could not join the mesh through %s", url)
+            return
+        await self._lookup(id_bytes(self.dht.local_id), want_value=False)
+
+    async def _accept_loop(self, listener: SignalListener) -> None:
+        assert self._nursery is not None
+        while True:
+            try:
+                connection = await listener.accept()
+            except ConnectionClosed:
+                return
+            if len(self._links) >= self.config.max_links:
+                await connection.aclose()
+                continue
+            self._nursery.start_soon(self._run_link, connection, None)
+
+    async def _dial_url(self, url: str, expected: str | None,
+                        ready: trio.Event | None) -> None:
+        try:
+            async with self.transport.dial(url, self.identity, expected) as connection:
+                await self._run_link(connection, ready)
+        except (TaiiNetError, OSError, trio.TooSlowError) as exc:
+            logger.info("dial %s failed: %r", url, exc)
+            if expected is not None:
+                self._dial_failed(expected)
+        finally:
+            if ready is not None:
+                ready.set()
+
+    def _dial_failed(self, peer_id: str) -> None:
+        self._dialing.pop(peer_id, None)
+        if self.dht is not None and peer_id not in self._signallers:
+            self._apply(self.dht.handle_unreachable(peer_id, trio.current_time()))
+
+    # -- links ----------------------------------------------------------------
+
+    async def _run_link(self, connection: Connection, ready: trio.Event | None) -> None:
+        send, receive = trio.open_memory_channel[bytes](self.config.send_queue)
+        link = _Link(connection=connection, peer_id=connection.remote_peer_id, send=send,
+                     receive=receive, rate=self.config.peer_rate, burst=self.config.peer_burst,
+                     refilled=trio.current_time())
+        link.tokens = link.burst
+        self._links[id(link)] = link
+        try:
+            with link.cancel:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._writer, link)
+                    self._enqueue(link, encode_signal(Hello(role=Role.SIGNALLER,
+                                                            listen_url=self.url)))
+                    try:
+                        await self._reader(link, ready)
+                    except ProtocolViolation as exc:
+                        logger.warning("closing link to %s: %s", link.peer_id, exc)
+                    except (RemoteProtocolError, trio.TooSlowError) as exc:
+                        logger.warning("closing link to %s: %r", link.peer_id, exc)
+                    except ConnectionClosed:
+                        pass
+                    finally:
+                        nursery.cancel_scope.cancel()
+        finally:
+            self._forget(link)
+            with trio.CancelScope(shield=True):
+                await connection.aclose()
+
+    def _forget(self, link: _Link) -> None:
+        self._links.pop(id(link), None)
+        if self._signallers.get(link.peer_id) is link:
+            del self._signallers[link.peer_id]
+        homed = self._homed.get(link.peer_id)
+        if homed is not None and homed.link is link:
+            del self._homed[link.peer_id]
+
+    async def _writer(self, link: _Link) -> None:
+        try:
+            async for frame in link.receive:
+                await link.connection.send(frame)
+        except TaiiNetError as exc:
+            logger.info("sending to %s failed: %r", link.peer_id, exc)
+            link.cancel.cancel()
+
+    def _enqueue(self, link: _Link, frame: bytes) -> None:
+        try:
+            link.send.send_nowait(frame)
+        except trio.WouldBlock:
+            logger.warning("send queue to %s full; closing the link", link.peer_id)
+            link.cancel.cancel()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    def _take_token(self, link: _Link) -> None:
+        now = trio.current_time()
+        link.tokens = min(link.burst, link.tokens + (now - link.refilled) * link.rate)
+        link.refilled = now
+        if link.tokens < 1.0:
+            raise ProtocolViolation(f"rate limit of {link.rate}/s exceeded")
+        link.tokens -= 1.0
+
+    async def _reader(self, link: _Link, ready: trio.Event | None) -> None:
+        with trio.fail_after(self.config.hello_timeout):
+            first = await self._next_message(link)
+        if not isinstance(first, Hello):
+            raise ProtocolViolation("the first message must be a Hello")
+        link.role = first.role
+        if first.role is Role.SIGNALLER:
+            if not first.listen_url:
+                raise ProtocolViolation("a signaller must say its URL")
+            link.listen_url = first.listen_url
+            link.rate, link.burst = self.config.signaller_rate, self.config.signaller_burst
+            link.tokens = link.burst
+            self._signallers[link.peer_id] = link
+            for frame in self._dialing.pop(link.peer_id, []):
+                self._enqueue(link, frame)
+            assert self.dht is not None
+            self._apply(self.dht.add_contact(
+                Contact(peer_id=link.peer_id, address=link.listen_url), trio.current_time()))
+        elif len(self._homed) >= self.config.max_peers:
+            raise ProtocolViolation(f"signaller full ({self.config.max_peers} peers)")
+        if ready is not None:
+            ready.set()
+        while True:
+            message = await self._next_message(link)
+            self._take_token(link)
+            if link.role is Role.SIGNALLER:
+                self._from_signaller(link, message)
+            else:
+                self._from_peer(link, message)
+
+    async def _next_message(self, link: _Link) -> SignalMessage:
+        while True:
+            message = decode_signal(await link.connection.receive())
+            if message is not None:
+                return message
+
+    # -- peers ----------------------------------------------------------------
+
+    def _from_peer(self, link: _Link, message: SignalMessage) -> None:
+        if isinstance(message, Register):
+            self._register(link, message)
+        elif isinstance(message, GetContacts):
+            self._spawn(self._serve_contacts, link, message)
+        elif isinstance(message, Relay):
+            self._relay_from_peer(link, message)
+        else:
+            raise ProtocolViolation(f"a peer may not send {type(message).__name__}")
+
+    def _register(self, link: _Link, message: Register) -> None:
+        try:
+            record = open_peer_record(message.record, _unix_ms())
+        except RecordRejected as exc:
+            self._enqueue(link, encode_signal(Registered(
+                request_id=message.request_id, ok=False, reason=str(exc))))
+            raise ProtocolViolation(f"bad record: {exc}") from None
+        if record.peer_id != link.peer_id:
+            raise ProtocolViolation("a peer may register only its own record")
+        if record.signaller_peer_id != self.peer_id:
+            raise ProtocolViolation("the record names another signaller as home")
+        current = self._homed.get(link.peer_id)
+        if current is not None and record.seq <= current.record.seq:
+            self._enqueue(link, encode_signal(Registered(
+                request_id=message.request_id, ok=False, reason="sequence number not higher")))
+            return
+        if current is None and len(self._homed) >= self.config.max_peers:
+            raise ProtocolViolation("signaller full")
+        self._homed[link.peer_id] = _Homed(record=record, raw=message.record, link=link)
+        assert self.dht is not None
+        ttl = (record.expires_unix_ms - _unix_ms()) / 1000
+        dht_record = DhtRecord(key=id_bytes(node_id(record.peer_id)), value=message.record,
+                               seq=record.seq, ttl=ttl)
+        try:
+            self._apply(self.dht.put(dht_record, trio.current_time())[1])
+        except SignalUsageError as exc:
+            logger.info("could not publish %s now: %s", record.peer_id, exc)
+        self._enqueue(link, encode_signal(Registered(
+            request_id=message.request_id, ok=True, reason="")))
+
+    def _relay_from_peer(self, link: _Link, message: Relay) -> None:
+        session = self._check_session(message)
+        if session.from_peer != link.peer_id:
+            raise ProtocolViolation("a peer may relay only its own session messages")
+        target = self._homed.get(message.target_peer)
+        if target is not None:
+            self._enqueue(target.link, encode_signal(
+                Relay(target_peer=message.target_peer, session=message.session, hops_left=0)))
+            return
+        if self._inflight_relays >= self.config.max_inflight_relays:
+            self._relay_failed(link, message, session.session_id, "signaller busy")
+            return
+        self._spawn(self._forward, link, message, session.session_id)
+
+    def _check_session(self, message: Relay) -> SessionLike:
+        try:
+            session = open_session(message.session)
+        except RecordRejected as exc:
+            raise ProtocolViolation(f"bad session message: {exc}") from None
+        if session.to_peer != message.target_peer:
+            raise ProtocolViolation("relay target differs from the signed target")
+        return SessionLike(from_peer=session.from_peer, session_id=session.session_id)
+
+    def _relay_failed(self, link: _Link, message: Relay, session_id: bytes,
+                      reason: str) -> None:
+        self._enqueue(link, encode_signal(RelayFailed(
+            target_peer=message.target_peer, session_id=session_id, reason=reason,
+            origin_peer=link.peer_id)))
+
+    async def _forward(self, link: _Link, message: Relay, session_id: bytes) -> None:
+        self._inflight_relays += 1
+        try:
+            record = await self._find_record(message.target_peer)
+            if record is None or record.signaller_peer_id == self.peer_id:
+                self._relay_failed(link, message, session_id, "target peer not found")
+                return
+            frame = encode_signal(Relay(target_peer=message.target_peer,
+                                        session=message.session, hops_left=1))
+            self._send_to_signaller(Contact(peer_id=record.signaller_peer_id,
+                                            address=record.signaller_url), frame)
+        finally:
+            self._inflight_relays -= 1
+
+    async def _find_record(self, peer_id: str) -> PeerRecord | None:
+        assert self.dht is not None
+        key = id_bytes(node_id(peer_id))
+        local = self.dht.get_local(key, trio.current_time())
+        raw = local.value if local is not None else None
+        if raw is None:
+            result = await self._lookup(key, want_value=True)
+            if result is None or result.record is None:
+                return None
+            raw = result.record.value
+        try:
+            record = open_peer_record(raw, _unix_ms())
+        except RecordRejected:
+            return None
+        return record if record.peer_id == peer_id else None
+
+    async def _serve_contacts(self, link: _Link, message: GetContacts) -> None:
+        count = min(message.count, MAX_CONTACTS)
+        records = self._local_sample(count, exclude=link.peer_id)
+        if self.dht is not None and self.config.contacts_fanout > 0:
+            others = [c for c in self.dht.table.contacts() if c.peer_id != link.peer_id]
+            chosen = self.rng.sample(others, min(self.config.contacts_fanout, len(others)))
+            replies: list[Contacts] = []
+            waits = []
+            for contact in chosen:
+                request_id = self._request_id()
+                event = trio.Event()
+                self._contact_waits[request_id] = (event, replies)
+                waits.append((request_id, event))
+                self._send_to_signaller(contact, encode_signal(GetContacts(
+                    request_id=request_id, count=count, local_only=True)))
+            with trio.move_on_after(self.config.contacts_timeout):
+                for _, event in waits:
+                    await event.wait()
+            for request_id, _ in waits:
+                self._contact_waits.pop(request_id, None)
+            for reply in replies:
+                for raw in reply.records:
+                    try:
+                        record = open_peer_record(raw, _unix_ms())
+                    except RecordRejected:
+                        continue
+                    if record.peer_id != link.peer_id:
+                        records.append(raw)
+        unique = list(dict.fromkeys(records))
+        self.rng.shuffle(unique)
+        self._enqueue(link, encode_signal(Contacts(request_id=message.request_id,
+                                                   records=tuple(unique[:count]))))
+
+    def _local_sample(self, count: int, exclude: str) -> list[bytes]:
+        """Peers homed here plus peer records this signaller holds for the DHT.
+
+        DHT keys are hashes, so the held records are a uniform sample of the
+        peers of the whole mesh, whatever their home.
+        """
+        peers = [h.raw for p, h in self._homed.items() if p != exclude]
+        if self.dht is not None:
+            now = trio.current_time()
+            exclude_key = id_bytes(node_id(exclude)) if exclude else b""
+            held = [k for k in self.dht.records if k != exclude_key]
+            for key in self.rng.sample(held, min(count, len(held))):
+                record = self.dht.get_local(key, now)
+                if record is not None:
+                    peers.append(record.value)
+        peers = list(dict.fromkeys(peers))
+        return self.rng.sample(peers, min(count, len(peers)))
+
+    # -- signallers -----------------------------------------------------------
+
+    def _from_signaller(self, link: _Link, message: SignalMessage) -> None:
+        assert self.dht is not None
+        if isinstance(message, Dht):
+            self._check_dht_record(message)
+            sender = Contact(peer_id=link.peer_id, address=link.listen_url)
+            self._apply(self.dht.handle_message(sender, message.message, trio.current_time()))
+        elif isinstance(message, Relay):
+            session = self._check_session(message)
+            if message.hops_left < 1:
+                raise ProtocolViolation("relay between signallers without hops left")
+            target = self._homed.get(message.target_peer)
+            if target is None:
+                self._enqueue(link, encode_signal(RelayFailed(
+                    target_peer=message.target_peer, session_id=session.session_id,
+                    reason="target peer is not homed here", origin_peer=session.from_peer)))
+                return
+            self._enqueue(target.link, encode_signal(
+                Relay(target_peer=message.target_peer, session=message.session, hops_left=0)))
+        elif isinstance(message, RelayFailed):
+            origin = self._homed.get(message.origin_peer)
+            if origin is not None:
+                self._enqueue(origin.link, encode_signal(message))
+        elif isinstance(message, GetContacts):
+            if not message.local_only:
+                raise ProtocolViolation("signallers ask each other only for local contacts")
+            self._enqueue(link, encode_signal(Contacts(
+                request_id=message.request_id,
+                records=tuple(self._local_sample(message.count, exclude="")))))
+        elif isinstance(message, Contacts):
+            waiter = self._contact_waits.pop(message.request_id, None)
+            if waiter is not None:
+                waiter[1].append(message)
+                waiter[0].set()
+        else:
+            raise ProtocolViolation(f"a signaller may not send {type(message).__name__}")
+
+    def _check_dht_record(self, message: Dht) -> None:
+        """Records in STORE and VALUE must be valid signed records for their key."""
+        inner = message.message
+        if not isinstance(inner, Store | ValueFound):
+            return
+        try:
+            record = open_peer_record(inner.record.value, _unix_ms())
+        except RecordRejected as exc:
+            raise ProtocolViolation(f"DHT record rejected: {exc}") from None
+        if id_bytes(node_id(record.peer_id)) != inner.record.key or record.seq != inner.record.seq:
+            raise ProtocolViolation("DHT record stored under the wrong key or sequence")
+
+    def _send_to_signaller(self, contact: Contact, frame: bytes) -> None:
+        link = self._signallers.get(contact.peer_id)
+        if link is not None:
+            self._enqueue(link, frame)
+            return
+        pending = self._dialing.get(contact.peer_id)
+        if pending is not None:
+            if len(pending) < self.config.max_pending_per_dial:
+                pending.append(frame)
+            return
+        if len(self._dialing) >= self.config.max_concurrent_dials or self._nursery is None:
+            self._dial_failed(contact.peer_id)
+            return
+        self._dialing[contact.peer_id] = [frame]
+        self._nursery.start_soon(self._dial_url, contact.address, contact.peer_id, None)
+
+    # -- DHT driver -----------------------------------------------------------
+
+    def _apply(self, actions: list[DhtAction]) -> None:
+        for action in actions:
+            if isinstance(action, SendDht):
+                self._send_to_signaller(action.to, encode_signal(
+                    Dht(message=action.message, sender_address=self.url)))
+            else:
+                waiter = self._lookups.pop(action.lookup_id, None)
+                if waiter is not None:
+                    waiter[1].append(action)
+                    waiter[0].set()
+        self._wake.set()
+
+    async def _lookup(self, target: bytes, *, want_value: bool) -> LookupFinished | None:
+        assert self.dht is not None
+        try:
+            lookup_id, actions = self.dht.start_lookup(target, trio.current_time(),
+                                                       want_value=want_value)
+        except SignalUsageError:
+            return None
+        event = trio.Event()
+        result: list[LookupFinished] = []
+        self._lookups[lookup_id] = (event, result)
+        self._apply(actions)
+        with trio.move_on_after(self.config.lookup_timeout):
+            await event.wait()
+        self._lookups.pop(lookup_id, None)
+        return result[0] if result else None
+
+    async def _timer_loop(self) -> None:
+        assert self.dht is not None
+        while True:
+            self._wake = trio.Event()
+            deadline = self.dht.next_deadline()
+            with trio.move_on_at(deadline):
+                await self._wake.wait()
+            now = trio.current_time()
+            if now >= self.dht.next_deadline():
+                self._apply(self.dht.handle_timer(now))
+
+    # -- helpers --------------------------------------------------------------
+
+    def _request_id(self) -> int:
+        self._next_request = (self._next_request + 1) % (1 << 64)
+        return self._next_request
+
+    def _spawn(self, fn: object, *args: object) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(fn, *args)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionLike:
+    from_peer: str
+    session_id: bytes
+
+
+def _unix_ms() -> int:
+    return math.floor(time.time() * 1000)

@@ -1,0 +1,276 @@
+"""Discrete-event simulation of the signallers' Kademlia DHT.
+
+Thousands of :class:`~taiinet.signal.dht.KademliaNode` cores (the very code the
+signallers run) exchange messages through a seeded event queue: each message
+arrives after a random delay in ``[min_delay, max_delay]``; a crashed node
+silently drops everything (the worst case: its contacts learn only by
+timeouts).  One seed reproduces the whole run.
+
+Phases of :func:`run_dht_simulation`:
+
+1. *join*: nodes join one after another (``join_interval`` apart), each given
+   one random earlier node as its bootstrap contact, and run a self-lookup,
+   as a real signaller started with ``--join URL`` does;
+2. *steady*: ``lookups`` FIND_NODE lookups of random live nodes from random
+   live nodes; success = the target was found;
+3. *crash* (when ``crash > 0``): a random fraction of nodes stops at once; the
+   same lookups are measured right away, then again after one refresh period
+   of simulated time in which the nodes' own maintenance (pings of stale
+   contacts, bucket refresh) ran.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from taiinet.signal.dht import DhtConfig, KademliaNode
+from taiinet.signal.dht_types import Contact, DhtAction, DhtMessage, LookupFinished, SendDht
+from taiinet.signal.ids import base58_encode, id_bytes, node_id
+
+MAX_SIM_SIGNALLERS = 200_000
+
+
+def sim_peer_id(rng: random.Random) -> str:
+    """A peer id shaped like an Ed25519 libp2p id: identity multihash of a key."""
+    key = rng.getrandbits(256).to_bytes(32, "big")
+    return base58_encode(b"\x00\x24\x08\x01\x12\x20" + key)
+
+
+def default_sim_dht_config() -> DhtConfig:
+    """Timers scaled so one refresh period is affordable to simulate."""
+    return DhtConfig(maintenance_interval=3600.0, refresh_interval=3600.0,
+                     max_refresh_lookups_per_tick=1, max_pings_per_tick=20)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DhtSimConfig:
+    signallers: int
+    crash: float = 0.0
+    lookups: int = 1000
+    seed: int = 1
+    min_delay: float = 0.005
+    max_delay: float = 0.050
+    join_interval: float = 0.02
+    lookup_interval: float = 0.01
+    dht: DhtConfig = field(default_factory=default_sim_dht_config)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PhaseResult:
+    lookups: int
+    success: float
+    hops_p50: float
+    hops_p99: float
+    requests_mean: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DhtSimResult:
+    signallers: int
+    crash: float
+    lookups: int
+    seed: int
+    steady: PhaseResult
+    after_crash: PhaseResult | None
+    after_refresh: PhaseResult | None
+    messages: int
+    simulated_seconds: float
+
+    def as_json(self) -> dict[str, object]:
+        """The ``--json`` object; top-level figures are those of the worst phase run."""
+        headline = self.after_crash or self.steady
+        out: dict[str, object] = {
+            "signallers": self.signallers, "crash": self.crash, "lookups": self.lookups,
+            "seed": self.seed, "success": headline.success, "hops_p50": headline.hops_p50,
+            "hops_p99": headline.hops_p99, "steady": _phase_json(self.steady),
+            "messages": self.messages, "simulated_seconds": round(self.simulated_seconds, 3),
+        }
+        if self.after_crash is not None:
+            out["after_crash"] = _phase_json(self.after_crash)
+        if self.after_refresh is not None:
+            out["after_refresh"] = _phase_json(self.after_refresh)
+        return out
+
+
+def _phase_json(phase: PhaseResult) -> dict[str, float]:
+    return {"lookups": phase.lookups, "success": phase.success, "hops_p50": phase.hops_p50,
+            "hops_p99": phase.hops_p99, "requests_mean": round(phase.requests_mean, 2)}
+
+
+def percentile(values: list[int], fraction: float) -> float:
+    """Nearest-rank percentile (0 for no values)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), -(-int(fraction * 1000 * len(ordered)) // 1000)))
+    return float(ordered[rank - 1])
+
+
+_DELIVER, _TIMER, _CALL = range(3)
+_Call = Callable[[KademliaNode, float], list[DhtAction]]
+_Payload = tuple[Contact, DhtMessage] | _Call | None
+
+
+class DhtSimulator:
+    """The event loop: message deliveries and per-node timers in one heap."""
+
+    def __init__(self, config: DhtSimConfig) -> None:
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.now = 0.0
+        self.nodes: dict[str, KademliaNode] = {}
+        self.contacts: dict[str, Contact] = {}
+        self.alive: set[str] = set()
+        self.messages = 0
+        self._queue: list[tuple[float, int, int, str, _Payload]] = []
+        self._seq = 0
+        self._timer_at: dict[str, float] = {}
+        self.finished: dict[tuple[str, int], LookupFinished] = {}
+
+    # -- scheduling -------------------------------------------------------------
+
+    def _push(self, at: float, kind: int, peer: str, payload: _Payload) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (at, self._seq, kind, peer, payload))
+
+    def _apply(self, peer: str, actions: list[DhtAction]) -> None:
+        node = self.nodes[peer]
+        sender = node.local
+        for action in actions:
+            if isinstance(action, SendDht):
+                self.messages += 1
+                delay = self.rng.uniform(self.config.min_delay, self.config.max_delay)
+                self._push(self.now + delay, _DELIVER, action.to.peer_id,
+                           (sender, action.message))
+            else:
+                self.finished[(peer, action.lookup_id)] = action
+        deadline = node.next_deadline()
+        if deadline < self._timer_at.get(peer, float("inf")):
+            self._timer_at[peer] = deadline
+            self._push(deadline, _TIMER, peer, None)
+
+    def run_until(self, end: float) -> None:
+        queue = self._queue
+        while queue and queue[0][0] <= end:
+            at, _, kind, peer, payload = heapq.heappop(queue)
+            self.now = at
+            if peer not in self.alive:
+                continue
+            node = self.nodes[peer]
+            if isinstance(payload, tuple):
+                sender, message = payload
+                self._apply(peer, node.handle_message(sender, message, at))
+            elif kind == _TIMER:
+                if self._timer_at.get(peer) != at:
+                    continue
+                del self._timer_at[peer]
+                self._apply(peer, node.handle_timer(at))
+            elif payload is not None:
+                self._apply(peer, payload(node, at))
+        self.now = max(self.now, end)
+
+    def run_until_idle(self, horizon: float = 600.0) -> None:
+        """Run until no lookup is in progress (bounded by ``horizon`` seconds)."""
+        end = self.now + horizon
+        while self.now < end:
+            self.run_until(self.now + 1.0)
+            if not any(self.nodes[p].active_lookups for p in self.alive):
+                return
+
+    # -- phases ---------------------------------------------------------------
+
+    def add_node(self, at: float, bootstrap: Contact | None) -> str:
+        peer = sim_peer_id(self.rng)
+        contact = Contact(peer_id=peer, address=f"sim://{len(self.nodes)}")
+        node = KademliaNode(local=contact, rng=random.Random(self.rng.getrandbits(64)),
+                            now=at, config=self.config.dht)
+        self.nodes[peer] = node
+        self.contacts[peer] = contact
+        self.alive.add(peer)
+
+        def join(node: KademliaNode, now: float) -> list[DhtAction]:
+            if bootstrap is None:
+                return []
+            actions = node.add_contact(bootstrap, now)
+            return actions + node.bootstrap(now)[1]
+
+        self._push(at, _CALL, peer, join)
+        return peer
+
+    def join_all(self) -> None:
+        peers: list[str] = []
+        at = self.now
+        for _ in range(self.config.signallers):
+            bootstrap = self.contacts[self.rng.choice(peers)] if peers else None
+            peers.append(self.add_node(at, bootstrap))
+            at += self.config.join_interval
+        self.run_until(at)
+        self.run_until_idle()
+
+    def measure_lookups(self) -> PhaseResult:
+        """Run ``lookups`` FIND_NODE lookups of random live targets; summarise them."""
+        alive = sorted(self.alive)
+        started: list[tuple[str, list[int]]] = []
+        at = self.now
+        for _ in range(self.config.lookups):
+            source, target = self.rng.sample(alive, 2)
+            handle: list[int] = []
+
+            def start(node: KademliaNode, now: float, target: str = target,
+                      handle: list[int] = handle) -> list[DhtAction]:
+                lookup_id, actions = node.start_lookup(id_bytes(node_id(target)), now)
+                handle.append(lookup_id)
+                return actions
+
+            self._push(at, _CALL, source, start)
+            started.append((source, handle))
+            at += self.config.lookup_interval
+        self.run_until(at)
+        self.run_until_idle()
+        hops: list[int] = []
+        successes = requests = 0
+        for source, handle in started:
+            result = self.finished.get((source, handle[0])) if handle else None
+            if result is None:
+                continue
+            requests += result.requests
+            if result.found:
+                successes += 1
+                hops.append(result.hops)
+        total = len(started)
+        return PhaseResult(lookups=total, success=successes / total if total else 0.0,
+                           hops_p50=percentile(hops, 0.50), hops_p99=percentile(hops, 0.99),
+                           requests_mean=requests / total if total else 0.0)
+
+    def crash(self, fraction: float) -> None:
+        count = round(fraction * len(self.alive))
+        for peer in self.rng.sample(sorted(self.alive), count):
+            self.alive.discard(peer)
+
+    def refresh_period(self) -> None:
+        """Let one refresh period of simulated time pass (maintenance runs)."""
+        self.run_until(self.now + self.config.dht.refresh_interval)
+        self.run_until_idle()
+
+
+def run_dht_simulation(config: DhtSimConfig) -> DhtSimResult:
+    if not 2 <= config.signallers <= MAX_SIM_SIGNALLERS:
+        raise ValueError(f"signallers must be in 2..{MAX_SIM_SIGNALLERS}")
+    if not 0.0 <= config.crash < 1.0:
+        raise ValueError("crash must be a fraction in [0, 1)")
+    sim = DhtSimulator(config)
+    sim.join_all()
+    steady = sim.measure_lookups()
+    after_crash = after_refresh = None
+    if config.crash > 0:
+        sim.crash(config.crash)
+        after_crash = sim.measure_lookups()
+        sim.refresh_period()
+        after_refresh = sim.measure_lookups()
+    return DhtSimResult(signallers=config.signallers, crash=config.crash,
+                        lookups=config.lookups, seed=config.seed, steady=steady,
+                        after_crash=after_crash, after_refresh=after_refresh,
+                        messages=sim.messages, simulated_seconds=sim.now)
