@@ -149,3 +149,16 @@ async def test_cut_closes_only_the_links_between_two_nodes() -> None:
     await alice_carol.send(b"still here")
     assert await carol_alice.receive() == b"still here"
     assert [c.remote_peer_id for c in network.links(alice.peer_id)] == [carol.peer_id]
+
+
+async def test_listener_as_context_manager() -> None:
+    alice, bob = identities(2)
+    network = MemoryNetwork()
+    async with network.listen(bob) as listener:
+        conn = await network.dial(alice, bob.peer_id)
+        assert network.is_listening(bob.peer_id)
+    assert not network.is_listening(bob.peer_id)
+    with pytest.raises(ConnectionClosed):  # the unaccepted connection was closed
+        await conn.receive()
+    with pytest.raises(ConnectionClosed):
+        await listener.accept()
