@@ -165,7 +165,8 @@ class AiortcBridge:
         self._thread = threading.Thread(target=self._run_loop, name="taiinet-aiortc", daemon=True)
         self._token = trio.lowlevel.current_trio_token()
         self._peers: set[BridgedPeer] = set()
-        self._closing = False
+        self._closing = False  # no new peers
+        self._loop_stopping = False  # no new calls
         self._thread_done = trio.Event()
 
     # lifecycle
@@ -190,6 +191,7 @@ class AiortcBridge:
         with trio.CancelScope(shield=True):
             for peer in list(self._peers):
                 await peer.aclose()
+            self._loop_stopping = True
             done = trio.Event()
             future = asyncio.run_coroutine_threadsafe(self._shutdown_loop(), self._loop)
             future.add_done_callback(lambda _: _notify(self._token, done.set))
@@ -213,7 +215,7 @@ class AiortcBridge:
 
     async def run(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         """Run ``fn(*args)`` as a task on the loop and return its result to trio."""
-        if self._closing:
+        if self._loop_stopping:
             raise ConnectionClosed("the WebRTC endpoint is closed")
         done = trio.Event()
         future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(
