@@ -33,17 +33,17 @@ import trio_websocket
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _raw_aiortc  # noqa: E402
+import _raw_aiortc
 
-from taiinet.transport.memory import memory_channel_pair, memory_connection_pair  # noqa: E402
-from taiinet.transport.webrtc import open_webrtc  # noqa: E402
-from taiinet.transport.websocket import (  # noqa: E402
+from taiinet.transport.memory import memory_channel_pair, memory_connection_pair
+from taiinet.transport.webrtc import open_webrtc
+from taiinet.transport.websocket import (
     SUBPROTOCOL,
     WEBSOCKET_MAX_MESSAGE_SIZE,
     connect_websocket,
     open_websocket_listener,
 )
-from taiinet.wire.identity import Identity  # noqa: E402
+from taiinet.wire.identity import Identity
 
 ALICE = Identity.from_seed(bytes([1]) * 32)
 BOB = Identity.from_seed(bytes([2]) * 32)
