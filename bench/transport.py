@@ -216,7 +216,7 @@ def _unused() -> AbstractAsyncContextManager[Link]:
 
 async def run_trio_rows(results: dict[tuple[str, int], Result], args: argparse.Namespace) -> None:
     for name, _, factory in ROWS:
-        if name.startswith("aiortc, raw"):
+        if name.startswith("aiortc, raw") or args.only.lower() not in name.lower():
             continue
         for size in SIZES:
             async with factory() as link:
@@ -228,12 +228,15 @@ async def run_trio_rows(results: dict[tuple[str, int], Result], args: argparse.N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="measured time per cell")
-    parser.add_argument("--warmup", type=float, default=1.5, help="unmeasured ramp-up per cell")
+    parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured ramp-up per cell")
     parser.add_argument("--pings", type=int, default=300, help="round trips per cell")
+    parser.add_argument("--only", default="", help="measure only rows whose name contains this")
     args = parser.parse_args()
 
     results: dict[tuple[str, int], Result] = {}
     for size in SIZES:
+        if args.only.lower() not in "aiortc, raw (asyncio only)".lower():
+            continue
         raw = _raw_aiortc.measure(size, args.warmup, args.seconds, args.pings)
         results["aiortc, raw (asyncio only)", size] = Result(*raw)
         print(f"  measured aiortc, raw, {size} B", file=sys.stderr)
@@ -243,9 +246,11 @@ def main() -> None:
           f" {'ratio':>6}")
     for size in SIZES:
         for name, raw_name, _ in ROWS:
+            if (name, size) not in results:
+                continue
             r = results[name, size]
             ratio = (f"{r.messages_per_second / results[raw_name, size].messages_per_second:6.2f}"
-                     if raw_name else "     -")
+                     if (raw_name, size) in results else "     -")
             print(f"{name:28} {size:>6} {r.messages_per_second:9.0f} "
                   f"{r.megabytes_per_second:7.1f} {r.p50_ms:7.3f} {r.p99_ms:7.3f} {ratio}")
         print()
