@@ -39,9 +39,9 @@ class OverlaySimConfig:
     messages: int = 50
     seed: int = 0
     #: Simulated seconds between two joins.
-    join_interval: float = 0.01
+    join_interval: float = 0.002
     #: Simulated seconds between the last join and the first broadcast.
-    stabilize: float = 30.0
+    stabilize: float = 20.0
     #: Simulated seconds between two broadcasts (and around the crash).
     message_interval: float = 2.0
     payload_size: int = 256
@@ -94,8 +94,8 @@ class OverlaySimResult:
     simulated_seconds: float
 
     def summary(self) -> dict[str, object]:
-        def mean(values: list[float]) -> float:
-            return round(sum(values) / len(values), 6) if values else 0.0
+        def mean(values: list[float]) -> float | None:
+            return round(sum(values) / len(values), 6) if values else None
 
         before = [m for m in self.messages if not m.after_failure]
         after = [m for m in self.messages if m.after_failure]
