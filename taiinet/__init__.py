@@ -9,9 +9,14 @@ from taiinet.errors import (
     RemoteProtocolError,
     TaiiNetError,
 )
+from taiinet.wire.envelope import Envelope, InvalidEnvelope
+from taiinet.wire.identity import Identity
 
 __all__ = [
     "ConnectionClosed",
+    "Envelope",
+    "Identity",
+    "InvalidEnvelope",
     "LocalProtocolError",
     "RemoteProtocolError",
     "TaiiNetError",

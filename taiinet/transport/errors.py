@@ -1,0 +1,25 @@
+"""Errors of the transport layer (handshakes, dialing)."""
+
+from __future__ import annotations
+
+from taiinet.errors import RemoteProtocolError, TaiiNetError
+
+
+class HandshakeError(RemoteProtocolError):
+    """The Noise handshake failed: a malformed, undecryptable or wrongly signed message."""
+
+
+class PeerIdMismatch(HandshakeError):
+    """The remote proved a peer id other than the one we dialed."""
+
+
+class HandshakeTimeout(HandshakeError):
+    """The peer did not complete the handshake in time."""
+
+
+class DecryptionError(RemoteProtocolError):
+    """A transport message failed authentication (altered, replayed or reordered)."""
+
+
+class DialError(TaiiNetError):
+    """A dial could not reach the peer (nobody listens, or the listener is full)."""

@@ -1,0 +1,426 @@
+# taiinet: sans-io core
+"""Noise XX with the libp2p handshake payload, as a sans-I/O state machine.
+
+Theory of operation
+-------------------
+``Noise_XX_25519_ChaChaPoly_SHA256`` (Noise spec rev. 34, section 7.5), empty
+prologue::
+
+    -> e
+    <- e, ee, s, es        payload: responder's NoiseHandshakePayload
+    -> s, se               payload: initiator's NoiseHandshakePayload
+
+The first message's payload is empty.  A handshake payload (noise.proto)
+carries the sender's Ed25519 identity key and its signature over
+``b"noise-libp2p-static-key:" || sender's X25519 static public key``, so each
+side binds its Noise static key to its peer id (libp2p Noise spec).  When the
+initiator dialed an expected peer id, it checks it after message 2, before it
+reveals its own identity.
+
+``NoiseHandshake`` is the state machine: the owner calls ``write_message()``
+when ``state`` is ``WRITE`` and ``read_message(bytes)`` when it is ``READ``;
+at ``DONE``, ``result`` holds the two ``CipherState``\\ s and the remote peer
+id.  Any failure moves it to ``FAILED`` for good: later calls raise
+``LocalProtocolError``.  Messages here are bare Noise messages; on a link each
+is preceded by its 2-byte big-endian length (``NoiseMessageReader`` undoes
+that).  The ephemeral and static X25519 keys come from the caller, so the core
+is deterministic and testable against fixed vectors.
+
+``SecureSession`` is the transport phase: frames (uvarint-prefixed, see
+``taiinet.wire.framing``) form a plaintext stream that is cut into chunks of
+at most ``MAX_PLAINTEXT`` bytes, each encrypted as one Noise transport message.
+
+Departures from the specs: none on the wire.  We never rekey (the 2**64-1
+nonce limit ends the link instead), and a message with a payload we cannot
+verify fails the handshake rather than being passed up.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+import nacl.bindings
+import nacl.exceptions
+
+from taiinet.errors import LocalProtocolError
+from taiinet.transport.errors import DecryptionError, HandshakeError, PeerIdMismatch
+from taiinet.wire import codec
+from taiinet.wire.errors import InvalidPublicKey, TruncatedFrame
+from taiinet.wire.framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, frame_with_prefix
+from taiinet.wire.identity import Identity, peer_id_from_public_key, verify_with_public_key
+
+PROTOCOL_NAME = b"Noise_XX_25519_ChaChaPoly_SHA256"
+#: Noise's limit on one message, tag included.
+MAX_NOISE_MESSAGE = 65535
+TAG_SIZE = 16
+MAX_PLAINTEXT = MAX_NOISE_MESSAGE - TAG_SIZE
+DH_SIZE = 32
+HASH_SIZE = 32
+LENGTH_PREFIX_SIZE = 2
+STATIC_KEY_SIGNATURE_PREFIX = b"noise-libp2p-static-key:"
+_MAX_NONCE = 2**64 - 1
+#: A handshake payload larger than this is rejected (ours has about 104 bytes).
+MAX_HANDSHAKE_PAYLOAD = 4096
+
+
+def _hmac(key: bytes, data: bytes) -> bytes:
+    return hmac.new(key, data, hashlib.sha256).digest()
+
+
+def hkdf2(chaining_key: bytes, input_key_material: bytes) -> tuple[bytes, bytes]:
+    """Noise's HKDF with two outputs."""
+    temp_key = _hmac(chaining_key, input_key_material)
+    output1 = _hmac(temp_key, b"\x01")
+    output2 = _hmac(temp_key, output1 + b"\x02")
+    return output1, output2
+
+
+def x25519_public_key(private: bytes) -> bytes:
+    return nacl.bindings.crypto_scalarmult_base(private)
+
+
+def x25519(private: bytes, public: bytes) -> bytes:
+    """DH; a low-order remote key (all-zero shared secret) fails the handshake."""
+    try:
+        return nacl.bindings.crypto_scalarmult(private, public)
+    except (nacl.exceptions.RuntimeError, nacl.exceptions.ValueError,
+            nacl.exceptions.TypeError) as exc:
+        raise HandshakeError(f"invalid X25519 public key from peer: {exc}") from None
+
+
+class CipherState:
+    """A ChaCha20-Poly1305 key and its 64-bit message counter."""
+
+    __slots__ = ("_key", "nonce")
+
+    def __init__(self, key: bytes | None = None) -> None:
+        self._key = key
+        self.nonce = 0
+
+    @property
+    def has_key(self) -> bool:
+        return self._key is not None
+
+    def _nonce_bytes(self) -> bytes:
+        if self.nonce >= _MAX_NONCE:
+            raise LocalProtocolError("Noise nonce exhausted; the link must be closed")
+        return b"\0\0\0\0" + self.nonce.to_bytes(8, "little")
+
+    def encrypt(self, associated_data: bytes, plaintext: bytes) -> bytes:
+        if self._key is None:
+            return plaintext
+        ciphertext: bytes = nacl.bindings.crypto_aead_chacha20poly1305_ietf_encrypt(
+            plaintext, associated_data, self._nonce_bytes(), self._key)
+        self.nonce += 1
+        return ciphertext
+
+    def decrypt(self, associated_data: bytes, ciphertext: bytes) -> bytes:
+        """Decrypt; ``DecryptionError`` when the message fails authentication."""
+        if self._key is None:
+            return ciphertext
+        try:
+            plaintext: bytes = nacl.bindings.crypto_aead_chacha20poly1305_ietf_decrypt(
+                ciphertext, associated_data, self._nonce_bytes(), self._key)
+        except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError,
+                nacl.exceptions.TypeError):
+            raise DecryptionError("Noise message failed authentication") from None
+        self.nonce += 1
+        return plaintext
+
+
+class SymmetricState:
+    """Noise's chaining key and handshake hash."""
+
+    def __init__(self) -> None:
+        name = PROTOCOL_NAME
+        self.h = name if len(name) == HASH_SIZE else hashlib.sha256(name).digest()
+        self.ck = self.h
+        self.cipher = CipherState()
+
+    def mix_hash(self, data: bytes) -> None:
+        self.h = hashlib.sha256(self.h + data).digest()
+
+    def mix_key(self, input_key_material: bytes) -> None:
+        self.ck, temp_key = hkdf2(self.ck, input_key_material)
+        self.cipher = CipherState(temp_key)
+
+    def encrypt_and_hash(self, plaintext: bytes) -> bytes:
+        ciphertext = self.cipher.encrypt(self.h, plaintext)
+        self.mix_hash(ciphertext)
+        return ciphertext
+
+    def decrypt_and_hash(self, ciphertext: bytes) -> bytes:
+        try:
+            plaintext = self.cipher.decrypt(self.h, ciphertext)
+        except DecryptionError:
+            raise HandshakeError("handshake message failed authentication") from None
+        self.mix_hash(ciphertext)
+        return plaintext
+
+    def split(self) -> tuple[CipherState, CipherState]:
+        key1, key2 = hkdf2(self.ck, b"")
+        return CipherState(key1), CipherState(key2)
+
+
+class HandshakeState(enum.Enum):
+    WRITE = "write"
+    READ = "read"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandshakeResult:
+    remote_peer_id: str
+    remote_static_key: bytes
+    send_cipher: CipherState
+    receive_cipher: CipherState
+    handshake_hash: bytes
+
+
+def sign_static_key(identity: Identity, static_public_key: bytes) -> bytes:
+    return identity.sign(STATIC_KEY_SIGNATURE_PREFIX + static_public_key)
+
+
+def make_handshake_payload(identity: Identity, static_public_key: bytes) -> bytes:
+    return codec.encode_handshake_payload(codec.HandshakePayloadFields(
+        identity_key=identity.public_key_proto,
+        identity_sig=sign_static_key(identity, static_public_key)))
+
+
+def verify_handshake_payload(payload: bytes, remote_static_key: bytes) -> str:
+    """The peer id a handshake payload proves for ``remote_static_key``; else ``HandshakeError``."""
+    if len(payload) > MAX_HANDSHAKE_PAYLOAD:
+        raise HandshakeError(f"handshake payload of {len(payload)} bytes is too large")
+    fields = codec.decode_handshake_payload(payload)
+    if fields is None:
+        raise HandshakeError("handshake payload is not a NoiseHandshakePayload")
+    try:
+        identity_key = codec.decode_public_key(fields.identity_key)
+    except InvalidPublicKey as exc:
+        raise HandshakeError(f"handshake identity key: {exc}") from None
+    if not verify_with_public_key(identity_key, STATIC_KEY_SIGNATURE_PREFIX + remote_static_key,
+                                  fields.identity_sig):
+        raise HandshakeError("handshake payload signature does not match the static key")
+    return peer_id_from_public_key(identity_key)
+
+
+# Message patterns of XX, by message index: the tokens, in order.
+_XX_PATTERNS: tuple[tuple[str, ...], ...] = (("e",), ("e", "ee", "s", "es"), ("s", "se"))
+
+
+class NoiseHandshake:
+    """The XX handshake of one side; see the module docstring."""
+
+    def __init__(self, *, initiator: bool, identity: Identity, static_private_key: bytes,
+                 ephemeral_private_key: bytes, expected_peer_id: str | None = None) -> None:
+        if len(static_private_key) != DH_SIZE or len(ephemeral_private_key) != DH_SIZE:
+            raise LocalProtocolError("X25519 private keys have 32 bytes")
+        self.initiator = initiator
+        self._identity = identity
+        self._s = static_private_key
+        self._s_pub = x25519_public_key(static_private_key)
+        self._e = ephemeral_private_key
+        self._e_pub = x25519_public_key(ephemeral_private_key)
+        self._re: bytes | None = None
+        self._rs: bytes | None = None
+        self._expected_peer_id = expected_peer_id
+        self._remote_peer_id: str | None = None
+        self._symmetric = SymmetricState()
+        self._symmetric.mix_hash(b"")  # the empty prologue
+        self._message_index = 0
+        self.state = HandshakeState.WRITE if initiator else HandshakeState.READ
+        self.result: HandshakeResult | None = None
+
+    @property
+    def static_public_key(self) -> bytes:
+        return self._s_pub
+
+    def _our_payload(self) -> bytes:
+        # Message 1 carries nothing; messages 2 and 3 carry the sender's identity.
+        if self._message_index == 0:
+            return b""
+        return make_handshake_payload(self._identity, self._s_pub)
+
+    def _dh_for(self, token: str) -> bytes:
+        """The DH of a token: "es" is the initiator's e with the responder's s, and so on."""
+        if self._re is None:
+            raise HandshakeError("no remote ephemeral key")
+        if token == "ee":
+            return x25519(self._e, self._re)
+        ours_is_ephemeral = (token == "es") == self.initiator
+        if ours_is_ephemeral:
+            if self._rs is None:
+                raise HandshakeError("no remote static key")
+            return x25519(self._e, self._rs)
+        return x25519(self._s, self._re)
+
+    def write_message(self) -> bytes:
+        """The next handshake message to send (without its length prefix)."""
+        if self.state is not HandshakeState.WRITE:
+            raise LocalProtocolError(f"cannot write a handshake message in state {self.state.name}")
+        try:
+            message = self._write()
+        except HandshakeError:  # a DH with the peer's low-order key
+            self.state = HandshakeState.FAILED
+            raise
+        self._advance()
+        return message
+
+    def _write(self) -> bytes:
+        symmetric = self._symmetric
+        out = bytearray()
+        for token in _XX_PATTERNS[self._message_index]:
+            if token == "e":
+                out += self._e_pub
+                symmetric.mix_hash(self._e_pub)
+            elif token == "s":
+                out += symmetric.encrypt_and_hash(self._s_pub)
+            else:
+                symmetric.mix_key(self._dh_for(token))
+        out += symmetric.encrypt_and_hash(self._our_payload())
+        return bytes(out)
+
+    def read_message(self, message: bytes) -> None:
+        """Process the peer's next handshake message; ``HandshakeError`` if it is bad."""
+        if self.state is not HandshakeState.READ:
+            raise LocalProtocolError(f"cannot read a handshake message in state {self.state.name}")
+        try:
+            self._read(bytes(message))
+        except HandshakeError:
+            self.state = HandshakeState.FAILED
+            raise
+        self._advance()
+
+    def _read(self, message: bytes) -> None:
+        if len(message) > MAX_NOISE_MESSAGE:
+            raise HandshakeError(f"handshake message of {len(message)} bytes exceeds 65535")
+        symmetric = self._symmetric
+        view = message
+        for token in _XX_PATTERNS[self._message_index]:
+            if token == "e":
+                if len(view) < DH_SIZE:
+                    raise HandshakeError("handshake message too short for an ephemeral key")
+                self._re, view = view[:DH_SIZE], view[DH_SIZE:]
+                symmetric.mix_hash(self._re)
+            elif token == "s":
+                size = DH_SIZE + TAG_SIZE
+                if len(view) < size:
+                    raise HandshakeError("handshake message too short for a static key")
+                self._rs = symmetric.decrypt_and_hash(view[:size])
+                view = view[size:]
+            else:
+                symmetric.mix_key(self._dh_for(token))
+        payload = symmetric.decrypt_and_hash(view)
+        if self._message_index == 0:
+            if payload:
+                raise HandshakeError("the first handshake message must have an empty payload")
+            return
+        assert self._rs is not None
+        remote_peer_id = verify_handshake_payload(payload, self._rs)
+        if self._expected_peer_id is not None and remote_peer_id != self._expected_peer_id:
+            raise PeerIdMismatch(
+                f"dialed {self._expected_peer_id} but the peer proved {remote_peer_id}")
+        self._remote_peer_id = remote_peer_id
+
+    def _advance(self) -> None:
+        self._message_index += 1
+        if self._message_index == len(_XX_PATTERNS):
+            self._finish()
+            return
+        ours_next = (self._message_index % 2 == 0) == self.initiator
+        self.state = HandshakeState.WRITE if ours_next else HandshakeState.READ
+
+    def _finish(self) -> None:
+        assert self._remote_peer_id is not None and self._rs is not None
+        first, second = self._symmetric.split()
+        send, receive = (first, second) if self.initiator else (second, first)
+        self.result = HandshakeResult(remote_peer_id=self._remote_peer_id,
+                                      remote_static_key=self._rs, send_cipher=send,
+                                      receive_cipher=receive, handshake_hash=self._symmetric.h)
+        self.state = HandshakeState.DONE
+
+
+class NoiseMessageReader:
+    """Reassemble 2-byte-length-prefixed Noise messages from a byte stream.
+
+    Holds at most one incomplete message (``MAX_NOISE_MESSAGE + 2`` bytes).
+    """
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    @property
+    def has_partial_message(self) -> bool:
+        return bool(self._buffer)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        messages: list[bytes] = []
+        view = memoryview(data)
+        while view:
+            if len(self._buffer) < LENGTH_PREFIX_SIZE:
+                take = LENGTH_PREFIX_SIZE - len(self._buffer)
+                self._buffer += view[:take]
+                view = view[take:]
+                if len(self._buffer) < LENGTH_PREFIX_SIZE:
+                    break
+            length = int.from_bytes(self._buffer[:LENGTH_PREFIX_SIZE], "big")
+            wanted = LENGTH_PREFIX_SIZE + length - len(self._buffer)
+            self._buffer += view[:wanted]
+            view = view[wanted:]
+            if len(self._buffer) == LENGTH_PREFIX_SIZE + length:
+                messages.append(bytes(self._buffer[LENGTH_PREFIX_SIZE:]))
+                self._buffer.clear()
+        return messages
+
+
+def with_length_prefix(message: bytes) -> bytes:
+    if len(message) > MAX_NOISE_MESSAGE:
+        raise LocalProtocolError(f"Noise message of {len(message)} bytes exceeds 65535")
+    return len(message).to_bytes(LENGTH_PREFIX_SIZE, "big") + message
+
+
+class SecureSession:
+    """The transport phase: frames in, length-prefixed Noise messages out, and back.
+
+    After a ``RemoteProtocolError`` the session is broken; the link must close.
+    """
+
+    def __init__(self, result: HandshakeResult, *,
+                 max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+                 reader: NoiseMessageReader | None = None) -> None:
+        """``reader`` carries over bytes that arrived with the last handshake message."""
+        self.remote_peer_id = result.remote_peer_id
+        self.max_frame_size = max_frame_size
+        self._send = result.send_cipher
+        self._receive = result.receive_cipher
+        self._reader = reader if reader is not None else NoiseMessageReader()
+        self._frames = FrameDecoder(max_frame_size)
+
+    def encrypt_frame(self, frame: bytes) -> list[bytes]:
+        """The prefixed Noise messages that carry one frame (``OversizedFrame`` if too big)."""
+        plaintext = frame_with_prefix(frame, self.max_frame_size)
+        return [with_length_prefix(self._send.encrypt(b"", plaintext[start:start + MAX_PLAINTEXT]))
+                for start in range(0, len(plaintext), MAX_PLAINTEXT)]
+
+    def receive_data(self, data: bytes) -> list[bytes]:
+        """Frames completed by ``data``; raises a ``RemoteProtocolError`` on bad input."""
+        return self.receive_messages(self._reader.feed(data))
+
+    def receive_messages(self, messages: list[bytes]) -> list[bytes]:
+        """Frames completed by whole (unprefixed) Noise transport messages."""
+        frames: list[bytes] = []
+        for message in messages:
+            if len(message) < TAG_SIZE:
+                raise DecryptionError("Noise transport message shorter than its tag")
+            frames += self._frames.feed(self._receive.decrypt(b"", message))
+        return frames
+
+    def end_of_stream(self) -> None:
+        """``TruncatedFrame`` if the stream ended inside a Noise message or a frame."""
+        if self._reader.has_partial_message:
+            raise TruncatedFrame("the link ended inside a Noise message")
+        self._frames.end_of_stream()

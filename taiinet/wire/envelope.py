@@ -1,0 +1,101 @@
+# taiinet: sans-io core
+"""Signed envelopes, byte-compatible with libp2p RFC 0002.
+
+An envelope carries a payload, its type (a multicodec or any short tag) and
+the signer's public key, signed over a *domain* string that says what the
+signature is for, so a signature made for one purpose cannot be replayed for
+another.  The signed bytes are::
+
+    uvarint(len(domain)) || domain || uvarint(len(payload_type)) || payload_type
+        || uvarint(len(payload)) || payload
+
+Opening checks, in order: size, canonical encoding, key type, payload type
+(if the caller names one), signature, signer (if the caller names one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from taiinet.errors import LocalProtocolError
+from taiinet.wire import codec
+from taiinet.wire.errors import InvalidEnvelope, InvalidPublicKey
+from taiinet.wire.framing import encode_uvarint
+from taiinet.wire.identity import Identity, peer_id_from_public_key, verify_with_public_key
+
+#: Largest envelope ``open`` accepts and ``seal`` produces unless told otherwise.
+DEFAULT_MAX_ENVELOPE_SIZE = 256 * 1024
+
+__all__ = ["DEFAULT_MAX_ENVELOPE_SIZE", "Envelope", "InvalidEnvelope", "signed_bytes"]
+
+
+def signed_bytes(domain: str, payload_type: bytes, payload: bytes) -> bytes:
+    """The bytes an envelope's signature covers."""
+    encoded_domain = domain.encode("utf-8")
+    return b"".join(encode_uvarint(len(part)) + part
+                    for part in (encoded_domain, payload_type, payload))
+
+
+def _check_domain(domain: str) -> None:
+    if not isinstance(domain, str) or not domain:
+        raise LocalProtocolError("an envelope domain is a non-empty string")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Envelope:
+    """A verified envelope: only ``open`` and ``seal`` make them."""
+
+    peer_id: str
+    public_key: bytes
+    payload_type: bytes
+    payload: bytes
+    signature: bytes
+    #: The exact bytes that were opened or sealed (to relay unchanged).
+    raw: bytes
+
+    @staticmethod
+    def seal(identity: Identity, domain: str, payload_type: bytes, payload: bytes,
+             *, max_size: int = DEFAULT_MAX_ENVELOPE_SIZE) -> bytes:
+        """Sign and encode an envelope; ``LocalProtocolError`` if it would exceed ``max_size``."""
+        _check_domain(domain)
+        signature = identity.sign(signed_bytes(domain, bytes(payload_type), bytes(payload)))
+        data = codec.encode_envelope(codec.EnvelopeFields(
+            public_key=identity.public_key_proto, payload_type=bytes(payload_type),
+            payload=bytes(payload), signature=signature))
+        if len(data) > max_size:
+            raise LocalProtocolError(
+                f"envelope of {len(data)} bytes exceeds the maximum of {max_size}")
+        return data
+
+    @staticmethod
+    def open(data: bytes, domain: str, *, max_size: int = DEFAULT_MAX_ENVELOPE_SIZE,
+             payload_type: bytes | None = None, peer_id: str | None = None) -> Envelope:
+        """Decode and verify an envelope signed for ``domain``; ``InvalidEnvelope`` if not.
+
+        With ``payload_type`` or ``peer_id``, also require that payload type
+        (checked before the signature, as RFC 0002 suggests) or that signer.
+        """
+        _check_domain(domain)
+        if len(data) > max_size:
+            raise InvalidEnvelope(
+                f"envelope of {len(data)} bytes exceeds the maximum of {max_size}")
+        data = bytes(data)
+        fields = codec.decode_envelope(data)
+        if fields is None:
+            raise InvalidEnvelope("not a canonically encoded Envelope")
+        try:
+            public_key = codec.decode_public_key(fields.public_key)
+        except InvalidPublicKey as exc:
+            raise InvalidEnvelope(f"envelope key: {exc}") from None
+        if payload_type is not None and fields.payload_type != payload_type:
+            raise InvalidEnvelope(
+                f"payload type {fields.payload_type[:40]!r} is not {payload_type[:40]!r}")
+        message = signed_bytes(domain, fields.payload_type, fields.payload)
+        if not verify_with_public_key(public_key, message, fields.signature):
+            raise InvalidEnvelope(f"bad signature (or not signed for domain {domain!r})")
+        signer = peer_id_from_public_key(public_key)
+        if peer_id is not None and signer != peer_id:
+            raise InvalidEnvelope(f"envelope signed by {signer}, expected {peer_id}")
+        return Envelope(peer_id=signer, public_key=public_key,
+                        payload_type=fields.payload_type, payload=fields.payload,
+                        signature=fields.signature, raw=data)

@@ -1,0 +1,171 @@
+# taiinet: sans-io core
+"""Length-prefixed frames: the unit every link carries.
+
+Theory of operation
+-------------------
+A link carries a byte stream of frames, each written as::
+
+    uvarint(len(frame)) || frame
+
+where ``uvarint`` is the unsigned LEB128 varint of protobuf and libp2p
+(multiformats unsigned-varint): 7 bits per byte, least significant group
+first, high bit set on every byte but the last.  A length must use the
+fewest bytes possible (``0x80 0x00`` for 0 is malformed) and at most
+``MAX_UVARINT_BYTES`` bytes.  A length above the receiver's maximum
+(``DEFAULT_MAX_FRAME_SIZE`` unless configured) is rejected as soon as the
+prefix is read, before any of the frame is buffered, so the decoder's buffer
+never holds more than one maximum frame plus its prefix.
+
+``FrameDecoder`` is the incremental, bounded decoder; ``decode_frame`` and
+``encode_frame`` convert between frame bytes and the protobuf ``Frame`` (the
+one message with a ``oneof`` per layer) for the layers' codecs.
+"""
+
+from __future__ import annotations
+
+from google.protobuf.message import DecodeError
+
+from taiinet.errors import LocalProtocolError
+from taiinet.v1 import frame_pb2
+from taiinet.wire.errors import FrameTooLarge, MalformedFrame, OversizedFrame, TruncatedFrame
+
+#: Default largest frame (the bytes after the length prefix) a link accepts.
+DEFAULT_MAX_FRAME_SIZE = 1 << 20
+#: A length prefix is at most this many bytes (lengths below 2**35).
+MAX_UVARINT_BYTES = 5
+
+
+def encode_uvarint(value: int) -> bytes:
+    """The minimal unsigned LEB128 encoding of ``value`` (>= 0)."""
+    if value < 0:
+        raise LocalProtocolError(f"cannot encode negative length {value}")
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def decode_uvarint(data: bytes | bytearray | memoryview, offset: int = 0,
+                   *, max_bytes: int = MAX_UVARINT_BYTES) -> tuple[int, int]:
+    """Decode a minimal uvarint at ``offset``; return ``(value, offset after it)``.
+
+    Raises ``TruncatedFrame`` if the data ends inside it and ``MalformedFrame``
+    if it is longer than ``max_bytes`` or not minimal.
+    """
+    value = 0
+    for index in range(max_bytes):
+        position = offset + index
+        if position >= len(data):
+            raise TruncatedFrame("input ends inside a varint")
+        byte = data[position]
+        value |= (byte & 0x7F) << (7 * index)
+        if not byte & 0x80:
+            if byte == 0 and index > 0:
+                raise MalformedFrame("varint is not minimally encoded")
+            return value, position + 1
+    raise MalformedFrame(f"varint longer than {max_bytes} bytes")
+
+
+def frame_with_prefix(frame: bytes, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> bytes:
+    """``uvarint(len(frame)) || frame``; ``OversizedFrame`` if over the maximum."""
+    if len(frame) > max_frame_size:
+        raise OversizedFrame(f"frame of {len(frame)} bytes exceeds the maximum of {max_frame_size}")
+    return encode_uvarint(len(frame)) + frame
+
+
+class FrameDecoder:
+    """Split a byte stream into frames, holding at most one frame in memory.
+
+    Feed it bytes as they arrive; it returns the frames completed by them.
+    After it raised, it is broken and raises ``LocalProtocolError`` on use.
+    """
+
+    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+        if max_frame_size < 0:
+            raise LocalProtocolError("max_frame_size must be >= 0")
+        self.max_frame_size = max_frame_size
+        self._buffer = bytearray()
+        self._expected: int | None = None
+        self._broken = False
+
+    @property
+    def has_partial_frame(self) -> bool:
+        """True when the bytes fed so far end inside a prefix or a frame."""
+        return bool(self._buffer) or self._expected is not None
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if self._broken:
+            raise LocalProtocolError("FrameDecoder already failed; the link must be closed")
+        frames: list[bytes] = []
+        view = memoryview(data)
+        try:
+            while view:
+                if self._expected is None:
+                    view = self._read_prefix(view)
+                    if self._expected is None:
+                        break
+                assert self._expected is not None
+                wanted = self._expected - len(self._buffer)
+                self._buffer += view[:wanted]
+                view = view[wanted:]
+                if len(self._buffer) == self._expected:
+                    frames.append(bytes(self._buffer))
+                    self._buffer.clear()
+                    self._expected = None
+        except Exception:
+            self._broken = True
+            raise
+        return frames
+
+    def _read_prefix(self, view: memoryview) -> memoryview:
+        """Move prefix bytes from ``view`` to the buffer; set ``_expected`` when complete."""
+        while view:
+            self._buffer.append(view[0])
+            view = view[1:]
+            if not self._buffer[-1] & 0x80 or len(self._buffer) >= MAX_UVARINT_BYTES:
+                length, _ = decode_uvarint(self._buffer)
+                self._buffer.clear()
+                if length > self.max_frame_size:
+                    raise FrameTooLarge(
+                        f"peer announced a frame of {length} bytes; the maximum is "
+                        f"{self.max_frame_size}")
+                self._expected = length
+                return view
+        return view
+
+    def end_of_stream(self) -> None:
+        """Call at the end of the stream: ``TruncatedFrame`` if it ended inside a frame."""
+        if self.has_partial_frame:
+            self._broken = True
+            raise TruncatedFrame("the link ended inside a frame")
+
+
+def encode_frame(frame: frame_pb2.Frame, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> bytes:
+    """Serialize a ``Frame`` (without prefix); ``OversizedFrame`` if over the maximum."""
+    data = frame.SerializeToString()
+    if len(data) > max_frame_size:
+        raise OversizedFrame(f"frame of {len(data)} bytes exceeds the maximum of {max_frame_size}")
+    return data
+
+
+def decode_frame(data: bytes, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> frame_pb2.Frame:
+    """Parse frame bytes into a ``Frame`` whose ``body`` is set.
+
+    ``FrameTooLarge`` over the maximum; ``MalformedFrame`` when the bytes are
+    not a ``Frame`` or carry no body this version knows.
+    """
+    if len(data) > max_frame_size:
+        raise FrameTooLarge(f"frame of {len(data)} bytes exceeds the maximum of {max_frame_size}")
+    frame = frame_pb2.Frame()
+    try:
+        frame.ParseFromString(data)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise MalformedFrame(f"undecodable frame: {exc}") from None
+    if frame.WhichOneof("body") is None:
+        raise MalformedFrame("frame has no body this version knows")
+    return frame

@@ -1,0 +1,212 @@
+"""Node identities: Ed25519 key pairs named by their libp2p peer id.
+
+A peer id is the base58btc text of the identity multihash of the
+protobuf-encoded public key::
+
+    peer id bytes = 0x00 0x24 || 08 01 12 20 || public key (32 bytes)   (38 bytes)
+    peer id text  = base58btc(peer id bytes)                            ("12D3KooW...")
+
+so the id embeds the key and any signature can be checked from the id alone.
+A key file holds the protobuf ``PrivateKey`` (Ed25519, seed || public key),
+written with mode 0600.  Byte layouts and vectors: docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from pathlib import Path
+
+import nacl.exceptions
+import nacl.signing
+
+from taiinet.errors import LocalProtocolError
+from taiinet.wire import codec
+from taiinet.wire.base58 import b58decode, b58encode
+from taiinet.wire.errors import InvalidPeerId, KeyFileError
+
+#: The identity multihash code (the digest is the data itself) and its length for our keys.
+IDENTITY_MULTIHASH_CODE = 0x00
+_PUBLIC_KEY_PROTO_SIZE = 36
+#: multihash code, multihash length, then the protobuf PublicKey header (type 1, 32 data bytes).
+_PEER_ID_PREFIX = bytes([IDENTITY_MULTIHASH_CODE, _PUBLIC_KEY_PROTO_SIZE, 0x08, 0x01, 0x12, 0x20])
+PEER_ID_BYTES_SIZE = len(_PEER_ID_PREFIX) + codec.ED25519_PUBLIC_KEY_SIZE
+#: CIDv1 prefix of a peer id in CID form: version 1, multicodec libp2p-key (0x72).
+_CID_PREFIX = bytes([0x01, 0x72])
+#: A key file larger than this is not a key file (a canonical one has 68 bytes).
+MAX_KEY_FILE_SIZE = 4096
+#: Peer id text longer than this is rejected before decoding (a valid one has 52 characters).
+MAX_PEER_ID_TEXT = 128
+
+
+def peer_id_bytes_from_public_key(raw: bytes) -> bytes:
+    if len(raw) != codec.ED25519_PUBLIC_KEY_SIZE:
+        raise LocalProtocolError(f"an Ed25519 public key has 32 bytes, not {len(raw)}")
+    return _PEER_ID_PREFIX + raw
+
+
+def peer_id_from_public_key(raw: bytes) -> str:
+    """The peer id (``12D3KooW...``) of a raw 32-byte Ed25519 public key."""
+    return b58encode(peer_id_bytes_from_public_key(raw))
+
+
+def public_key_from_peer_id_bytes(data: bytes) -> bytes:
+    if len(data) != PEER_ID_BYTES_SIZE or not data.startswith(_PEER_ID_PREFIX):
+        raise InvalidPeerId("not the identity multihash of an Ed25519 public key")
+    return data[len(_PEER_ID_PREFIX):]
+
+
+def _decode_cid(text: str) -> bytes:
+    """The multihash inside a CIDv1 peer id in base32 (``bafz...``); ``ValueError`` if not one."""
+    body = text[1:].upper()
+    if body != body.rstrip("=") or not body.isascii():
+        raise ValueError("a CIDv1 peer id is unpadded base32")
+    cid = base64.b32decode(body + "=" * (-len(body) % 8))
+    if cid[:len(_CID_PREFIX)] != _CID_PREFIX:
+        raise ValueError("not a CIDv1 with the libp2p-key codec")
+    return cid[len(_CID_PREFIX):]
+
+
+def public_key_from_peer_id(peer_id: str) -> bytes:
+    """The raw 32-byte Ed25519 key embedded in a peer id; ``InvalidPeerId`` if malformed.
+
+    Accepts the base58btc form (``12D3KooW...``) and, as the libp2p spec asks,
+    the CIDv1 form in base32 (``bafz...``).
+    """
+    if not isinstance(peer_id, str) or len(peer_id) > MAX_PEER_ID_TEXT:
+        raise InvalidPeerId("a peer id is a short base58btc string")
+    try:
+        data = _decode_cid(peer_id) if peer_id.startswith("b") else b58decode(peer_id)
+    except (ValueError, binascii.Error) as exc:
+        raise InvalidPeerId(f"peer id {peer_id[:60]!r}: {exc}") from None
+    try:
+        return public_key_from_peer_id_bytes(data)
+    except InvalidPeerId:
+        raise InvalidPeerId(
+            f"{peer_id[:60]!r} is not the peer id of an Ed25519 key (expected 12D3KooW...)"
+        ) from None
+
+
+def parse_peer_id(text: str) -> str:
+    """Validate a peer id and return its canonical (base58btc) form; ``InvalidPeerId`` if not."""
+    return peer_id_from_public_key(public_key_from_peer_id(text))
+
+
+def verify_signature(peer_id: str, data: bytes, signature: bytes) -> bool:
+    """True when ``signature`` is the Ed25519 signature of ``data`` by ``peer_id``'s key.
+
+    A malformed peer id or signature is simply not valid (False).
+    """
+    try:
+        raw = public_key_from_peer_id(peer_id)
+    except InvalidPeerId:
+        return False
+    return verify_with_public_key(raw, data, signature)
+
+
+def verify_with_public_key(raw: bytes, data: bytes, signature: bytes) -> bool:
+    if len(signature) != codec.ED25519_SIGNATURE_SIZE or len(raw) != codec.ED25519_PUBLIC_KEY_SIZE:
+        return False
+    try:
+        nacl.signing.VerifyKey(raw).verify(data, signature)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError,
+            nacl.exceptions.TypeError, nacl.exceptions.RuntimeError):
+        return False
+    return True
+
+
+class Identity:
+    """An Ed25519 key pair and its peer id."""
+
+    __slots__ = ("_peer_id", "_public_key", "_signing_key")
+
+    def __init__(self, signing_key: nacl.signing.SigningKey) -> None:
+        self._signing_key = signing_key
+        self._public_key = bytes(signing_key.verify_key)
+        self._peer_id = peer_id_from_public_key(self._public_key)
+
+    @classmethod
+    def generate(cls) -> Identity:
+        """A fresh key pair from the operating system's random source."""
+        return cls(nacl.signing.SigningKey.generate())
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> Identity:
+        """The key pair of a 32-byte seed (deterministic: for tests and the simulator)."""
+        if len(seed) != codec.ED25519_SEED_SIZE:
+            raise LocalProtocolError(f"an Ed25519 seed has 32 bytes, not {len(seed)}")
+        return cls(nacl.signing.SigningKey(bytes(seed)))
+
+    @classmethod
+    def from_private_key_bytes(cls, data: bytes) -> Identity:
+        """Parse the protobuf ``PrivateKey`` of a key file; ``KeyFileError`` if invalid."""
+        seed, public_key = codec.decode_private_key(data)
+        identity = cls.from_seed(seed)
+        if identity.public_key != public_key:
+            raise KeyFileError("the public key in the key file does not match its seed")
+        return identity
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Identity:
+        """Read a key file written by ``save`` (or by libp2p); ``KeyFileError`` if unusable."""
+        name = os.fspath(path)
+        try:
+            with open(path, "rb") as file:
+                data = file.read(MAX_KEY_FILE_SIZE + 1)
+        except OSError as exc:
+            raise KeyFileError(f"cannot read key file {name!r}: {exc.strerror}") from None
+        if len(data) > MAX_KEY_FILE_SIZE:
+            raise KeyFileError(f"{name!r} is too large to be a key file")
+        try:
+            return cls.from_private_key_bytes(data)
+        except KeyFileError as exc:
+            raise KeyFileError(f"{name!r} is not a TaiiNet key file: {exc}") from None
+
+    def private_key_bytes(self) -> bytes:
+        """The protobuf ``PrivateKey`` (the key file's content). Keep it secret."""
+        return codec.encode_private_key(bytes(self._signing_key), self._public_key)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the key file with mode 0600; refuse to overwrite an existing file."""
+        name = os.fspath(path)
+        target = Path(path)
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise KeyFileError(f"{name!r} exists; refusing to overwrite it") from None
+        except OSError as exc:
+            raise KeyFileError(f"cannot create key file {name!r}: {exc.strerror}") from None
+        try:
+            os.fchmod(fd, 0o600)  # the umask may have removed bits, never added; be exact
+            with os.fdopen(fd, "wb") as file:
+                file.write(self.private_key_bytes())
+        except OSError as exc:
+            raise KeyFileError(f"cannot write key file {name!r}: {exc.strerror}") from None
+
+    @property
+    def peer_id(self) -> str:
+        return self._peer_id
+
+    @property
+    def public_key(self) -> bytes:
+        """The raw 32-byte Ed25519 public key."""
+        return self._public_key
+
+    @property
+    def public_key_proto(self) -> bytes:
+        """The protobuf-encoded ``PublicKey`` (as in envelopes and handshake payloads)."""
+        return codec.encode_public_key(self._public_key)
+
+    def sign(self, data: bytes) -> bytes:
+        """The 64-byte Ed25519 signature of ``data``."""
+        return self._signing_key.sign(data).signature
+
+    def __repr__(self) -> str:
+        return f"Identity({self._peer_id})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Identity) and other._public_key == self._public_key
+
+    def __hash__(self) -> int:
+        return hash(self._public_key)

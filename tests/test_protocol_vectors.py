@@ -1,0 +1,196 @@
+"""Every test vector printed in docs/protocol.md, checked against the code.
+
+The vectors are parsed out of the document (blocks after a
+``<!-- vector: NAME -->`` marker), so the document cannot drift from the
+implementation.  The Noise vectors are also replayed through the independent
+``noiseprotocol`` package.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+import pytest
+from noise.connection import Keypair, NoiseConnection
+
+from taiinet import Envelope, Identity, InvalidEnvelope
+from taiinet.transport.noise import (
+    PROTOCOL_NAME,
+    NoiseHandshake,
+    SecureSession,
+    make_handshake_payload,
+    with_length_prefix,
+    x25519_public_key,
+)
+from taiinet.v1 import frame_pb2
+from taiinet.wire.base58 import b58decode
+from taiinet.wire.envelope import signed_bytes
+from taiinet.wire.framing import decode_frame, decode_uvarint, encode_uvarint, frame_with_prefix
+from taiinet.wire.identity import peer_id_bytes_from_public_key
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
+_BLOCK = re.compile(r"<!-- vector: (\S+) -->\n```text\n(.*?)```", re.DOTALL)
+
+
+def load_vectors() -> dict[str, dict[str, str]]:
+    vectors: dict[str, dict[str, str]] = {}
+    for name, body in _BLOCK.findall(DOC.read_text()):
+        values: dict[str, str] = {}
+        key = None
+        for line in body.splitlines():
+            if line.startswith(" ") and key is not None:
+                values[key] += line.strip()
+            elif line.strip():
+                key, _, value = line.partition(":")
+                values[key] = value.strip()
+        vectors[name] = values
+    return vectors
+
+
+VECTORS = load_vectors()
+
+
+def hexval(block: str, key: str) -> bytes:
+    return bytes.fromhex(VECTORS[block][key])
+
+
+def test_the_document_has_all_vectors() -> None:
+    assert set(VECTORS) == {"uvarint", "identity", "libp2p-ed25519", "envelope", "frame",
+                            "noise-xx"}
+
+
+@pytest.mark.parametrize("number", list(VECTORS["uvarint"]))
+def test_uvarint_vectors(number: str) -> None:
+    encoded = hexval("uvarint", number)
+    assert encode_uvarint(int(number)) == encoded
+    assert decode_uvarint(encoded) == (int(number), len(encoded))
+
+
+def test_identity_vector() -> None:
+    identity = Identity.from_seed(hexval("identity", "seed"))
+    assert identity.public_key == hexval("identity", "public_key")
+    assert identity.public_key_proto == hexval("identity", "public_key_proto")
+    assert identity.private_key_bytes() == hexval("identity", "key_file")
+    assert peer_id_bytes_from_public_key(identity.public_key) == hexval("identity",
+                                                                        "peer_id_bytes")
+    assert identity.peer_id == VECTORS["identity"]["peer_id"]
+    assert Identity.from_private_key_bytes(hexval("identity", "key_file")) == identity
+
+
+def test_libp2p_spec_vector() -> None:
+    identity = Identity.from_private_key_bytes(hexval("libp2p-ed25519", "key_file"))
+    assert identity.public_key_proto == hexval("libp2p-ed25519", "public_key_proto")
+    assert identity.private_key_bytes() == hexval("libp2p-ed25519", "key_file")
+    assert identity.peer_id.startswith("12D3KooW")
+
+
+def test_base58_against_the_libp2p_cid_example() -> None:
+    """The two text forms of one peer id in the libp2p spec carry the same multihash."""
+    legacy = "QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N"
+    cid_text = "bafzbeie5745rpv2m6tjyuugywy4d5ewrqgqqhfnf445he3omzpjbx5xqxe"[1:].upper()
+    cid = base64.b32decode(cid_text + "=" * (-len(cid_text) % 8))
+    assert cid[:2] == bytes([0x01, 0x72])  # CIDv1, libp2p-key
+    assert b58decode(legacy) == cid[2:]
+
+
+def test_envelope_vector() -> None:
+    vector = VECTORS["envelope"]
+    identity = Identity.from_seed(hexval("envelope", "seed"))
+    payload_type, payload = hexval("envelope", "payload_type"), hexval("envelope", "payload")
+    assert signed_bytes(vector["domain"], payload_type, payload) == hexval("envelope",
+                                                                         "signed_bytes")
+    sealed = Envelope.seal(identity, vector["domain"], payload_type, payload)
+    assert sealed == hexval("envelope", "envelope")
+    opened = Envelope.open(sealed, vector["domain"])
+    assert (opened.peer_id, opened.payload_type, opened.payload) == (identity.peer_id,
+                                                                    payload_type, payload)
+
+
+def test_every_byte_of_the_envelope_vector_is_protected() -> None:
+    sealed = hexval("envelope", "envelope")
+    domain = VECTORS["envelope"]["domain"]
+    for index in range(len(sealed)):
+        for flip in (0x01, 0x80):
+            altered = bytearray(sealed)
+            altered[index] ^= flip
+            with pytest.raises(InvalidEnvelope):
+                Envelope.open(bytes(altered), domain)
+
+
+def test_frame_vector() -> None:
+    frame = frame_pb2.Frame(ping=frame_pb2.Ping(nonce=300)).SerializeToString()
+    assert frame == hexval("frame", "frame")
+    assert frame_with_prefix(frame) == hexval("frame", "on_the_link")
+    assert decode_frame(frame).ping.nonce == 300
+
+
+def _vector_handshakes() -> tuple[NoiseHandshake, NoiseHandshake]:
+    initiator = NoiseHandshake(
+        initiator=True, identity=Identity.from_seed(hexval("noise-xx", "initiator_identity_seed")),
+        static_private_key=hexval("noise-xx", "initiator_static_private"),
+        ephemeral_private_key=hexval("noise-xx", "initiator_ephemeral_private"))
+    responder = NoiseHandshake(
+        initiator=False,
+        identity=Identity.from_seed(hexval("noise-xx", "responder_identity_seed")),
+        static_private_key=hexval("noise-xx", "responder_static_private"),
+        ephemeral_private_key=hexval("noise-xx", "responder_ephemeral_private"))
+    return initiator, responder
+
+
+def test_noise_vector_with_our_implementation() -> None:
+    vector = VECTORS["noise-xx"]
+    initiator, responder = _vector_handshakes()
+    assert initiator.static_public_key == hexval("noise-xx", "initiator_static_public")
+    assert responder.static_public_key == hexval("noise-xx", "responder_static_public")
+    responder_identity = Identity.from_seed(hexval("noise-xx", "responder_identity_seed"))
+    assert responder_identity.peer_id == vector["responder_peer_id"]
+    assert make_handshake_payload(responder_identity, responder.static_public_key) == hexval(
+        "noise-xx", "responder_payload")
+    for number, writer, reader in ((1, initiator, responder), (2, responder, initiator),
+                                   (3, initiator, responder)):
+        message = writer.write_message()
+        assert with_length_prefix(message) == hexval("noise-xx", f"message_{number}")
+        reader.read_message(message)
+    assert initiator.result is not None and responder.result is not None
+    assert initiator.result.handshake_hash == hexval("noise-xx", "handshake_hash")
+    assert responder.result.remote_peer_id == Identity.from_seed(
+        hexval("noise-xx", "initiator_identity_seed")).peer_id
+    sent = SecureSession(initiator.result).encrypt_frame(b"hello")
+    assert sent == [hexval("noise-xx", "transport_hello")]
+    assert SecureSession(responder.result).receive_data(sent[0]) == [b"hello"]
+
+
+@pytest.mark.filterwarnings("ignore:One of ephemeral keypairs is already set")
+def test_noise_vector_with_noiseprotocol() -> None:
+    """The independent implementation, given the same keys and payloads, writes the same bytes."""
+    def party(role: str) -> NoiseConnection:
+        connection = NoiseConnection.from_name(PROTOCOL_NAME)
+        if role == "initiator":
+            connection.set_as_initiator()
+        else:
+            connection.set_as_responder()
+        connection.set_keypair_from_private_bytes(
+            Keypair.STATIC, hexval("noise-xx", f"{role}_static_private"))
+        connection.set_keypair_from_private_bytes(
+            Keypair.EPHEMERAL, hexval("noise-xx", f"{role}_ephemeral_private"))
+        connection.start_handshake()
+        return connection
+
+    initiator, responder = party("initiator"), party("responder")
+    initiator_identity = Identity.from_seed(hexval("noise-xx", "initiator_identity_seed"))
+    initiator_payload = make_handshake_payload(
+        initiator_identity, x25519_public_key(hexval("noise-xx", "initiator_static_private")))
+    message_1 = initiator.write_message(b"")
+    assert with_length_prefix(message_1) == hexval("noise-xx", "message_1")
+    assert responder.read_message(message_1) == b""
+    message_2 = responder.write_message(hexval("noise-xx", "responder_payload"))
+    assert with_length_prefix(message_2) == hexval("noise-xx", "message_2")
+    assert initiator.read_message(message_2) == hexval("noise-xx", "responder_payload")
+    message_3 = initiator.write_message(initiator_payload)
+    assert with_length_prefix(message_3) == hexval("noise-xx", "message_3")
+    assert responder.read_message(message_3) == initiator_payload
+    assert initiator.get_handshake_hash() == hexval("noise-xx", "handshake_hash")
+    transport = initiator.encrypt(bytes([5]) + b"hello")
+    assert with_length_prefix(transport) == hexval("noise-xx", "transport_hello")
