@@ -9,6 +9,9 @@ from taiinet.errors import (
     RemoteProtocolError,
     TaiiNetError,
 )
+from taiinet.overlay.core import Overlay, OverlayConfig
+from taiinet.overlay.driver import OverlayDriver
+from taiinet.sim.overlay import OverlaySimConfig, simulate_overlay
 from taiinet.wire.envelope import Envelope, InvalidEnvelope
 from taiinet.wire.identity import Identity
 
@@ -18,6 +21,11 @@ __all__ = [
     "Identity",
     "InvalidEnvelope",
     "LocalProtocolError",
+    "Overlay",
+    "OverlayConfig",
+    "OverlayDriver",
+    "OverlaySimConfig",
     "RemoteProtocolError",
     "TaiiNetError",
+    "simulate_overlay",
 ]

@@ -82,3 +82,14 @@ def test_cli_prints_one_json_object(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_rejects_bad_arguments_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sim", "overlay", "--fail", "1.5"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_cli_writes_a_plot(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "overlay.png"
+    assert main(["sim", "overlay", "--nodes", "60", "--messages", "4", "--no-progress",
+                 "--plot", str(path)]) == 0
+    assert path.read_bytes().startswith(b"\x89PNG")
+    assert "reliability" in capsys.readouterr().out
