@@ -9,7 +9,10 @@ from taiinet.errors import (
     RemoteProtocolError,
     TaiiNetError,
 )
+from taiinet.overlay.core import Overlay, OverlayConfig
+from taiinet.overlay.driver import OverlayDriver
 from taiinet.pubsub.query import InvalidQuery, Query, SubscriptionIndex
+from taiinet.sim.overlay import OverlaySimConfig, simulate_overlay
 from taiinet.transport.webrtc import InvalidSdp, open_webrtc
 from taiinet.transport.websocket import connect_websocket, open_websocket_listener
 from taiinet.wire.envelope import Envelope, InvalidEnvelope
@@ -23,6 +26,10 @@ __all__ = [
     "InvalidQuery",
     "InvalidSdp",
     "LocalProtocolError",
+    "Overlay",
+    "OverlayConfig",
+    "OverlayDriver",
+    "OverlaySimConfig",
     "Query",
     "RemoteProtocolError",
     "SubscriptionIndex",
@@ -30,4 +37,5 @@ __all__ = [
     "connect_websocket",
     "open_webrtc",
     "open_websocket_listener",
+    "simulate_overlay",
 ]
