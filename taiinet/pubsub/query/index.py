@@ -230,7 +230,10 @@ class _IntervalTable:
         top_low = (largest, 1)
         bottom_high = (smallest, 0)
         for e, (los, entries) in self.classes.items():
-            start = bisect_left(los, smallest - 2.0 ** (e + 1))
+            try:
+                start = bisect_left(los, smallest - 2.0 ** (e + 1))
+            except OverflowError:  # an integer beyond floats, in a local document
+                start = 0
             stop = bisect_right(los, largest)
             for low, high, clause in entries[start:stop]:
                 if low < top_low and high > bottom_high:
