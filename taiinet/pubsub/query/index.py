@@ -117,7 +117,7 @@ def _field_preds(node: Field) -> list[_Pred]:
         elif isinstance(op, In) and not op.negate:
             keys = [_scalar_key(v) for v in op.values]
             if all(k is not None for k in keys):
-                eqs.append(_Eq(node.path, tuple(keys)))
+                eqs.append(_Eq(node.path, tuple(dict.fromkeys(keys))))  # 1 and 1.0 once
         elif isinstance(op, Regex):
             eqs.append(_Re(node.path, regex_source(op.pattern, op.options)))
         elif isinstance(op, All) and op.values:
@@ -185,6 +185,30 @@ def _access(clause: _Clause) -> _Clause:
     out += [p for p in clause if not (isinstance(p, _Bound) and p.cls == NUMBER
                                       and p.path in paired)]
     return tuple(out)
+
+
+def _is_exact(node: Filter, clauses: list[_Clause]) -> bool:
+    """Whether hitting every predicate of the one clause *is* the query, for a document
+    whose indexed paths each hold one scalar (so no predicate is hit twice)."""
+    if len(clauses) != 1:
+        return False
+    access = _access(clauses[0])
+    if sum(2 if isinstance(p, _Interval) else 1 for p in access) != len(clauses[0]):
+        return False  # the access dropped predicates
+    atoms = node.children if isinstance(node, And) else (node,)
+    count = 0
+    for atom in atoms:
+        if not isinstance(atom, Field):
+            return False
+        for op in atom.ops:
+            exact = (isinstance(op, Compare) and op.op != "ne" and _scalar_key(op.value)
+                     is not None) or isinstance(op, Regex) or (
+                isinstance(op, In) and not op.negate and op.values
+                and all(_scalar_key(v) is not None for v in op.values))
+            if not exact:
+                return False
+            count += 1
+    return count == len(clauses[0])
 
 
 def _width_class(low: Any, high: Any) -> int:
@@ -260,7 +284,7 @@ class _RegexTable:
         self.dead: set[int] = set()
 
     def __len__(self) -> int:
-        return len(self.ids) + len(self.pending) - len(self.dead)
+        return len(self.ids) - len(self.dead)
 
     def add(self, source: str, clause: int) -> None:
         self.sources.append(source)
@@ -368,6 +392,8 @@ class SubscriptionIndex:
         self._clause_sub: dict[int, Hashable] = {}
         self._clause_need: dict[int, int] = {}
         self._clause_preds: dict[int, _Clause] = {}
+        # clauses whose hits decide their query (see _is_exact) -> their paths
+        self._exact: dict[int, frozenset[str]] = {}
         self._next_clause = 0
 
     def __len__(self) -> int:
@@ -396,10 +422,13 @@ class SubscriptionIndex:
         if clauses is None or any(not c for c in clauses):
             self._always[sub_id] = q.matches
             return
+        exact = _is_exact(q.ast, clauses)
         for clause in clauses:
             cid = self._next_clause
             self._next_clause += 1
             preds = _access(clause)
+            if exact:
+                self._exact[cid] = frozenset(p.path for p in preds)
             sub.clauses.append(cid)
             self._clause_sub[cid] = sub_id
             self._clause_need[cid] = len(preds)
@@ -418,6 +447,7 @@ class SubscriptionIndex:
                 self._unregister(pred, cid)
             del self._clause_sub[cid]
             del self._clause_need[cid]
+            self._exact.pop(cid, None)
 
     def _register(self, pred: _Pred, cid: int) -> None:
         index = self._paths.get(pred.path)
@@ -467,14 +497,17 @@ class SubscriptionIndex:
         if not index.size:
             del self._paths[pred.path]
 
-    def candidates(self, document: Any) -> set[Hashable]:
-        """Ids that may match: a superset of ``match(document)``."""
+    def _hits(self, document: Any) -> tuple[Counter[int], set[str]]:
+        """Predicate hits per clause, and the indexed paths that held several values."""
         hits: Counter[int] = Counter()
         update = hits.update
-        for index in self._paths.values():
+        several: set[str] = set()
+        for path, index in self._paths.items():
             values = resolve(document, index.parts)
             if not values:
                 continue
+            if len(values) > 1 or isinstance(values[0], list):
+                several.add(path)
             eq, lower, upper = index.eq, index.lower, index.upper
             numbers: list[Any] = []
             strings: list[str] = []
@@ -504,6 +537,11 @@ class SubscriptionIndex:
             if strings and index.regexes is not None:
                 for text in strings:
                     update(index.regexes.search(text))
+        return hits, several
+
+    def candidates(self, document: Any) -> set[Hashable]:
+        """Ids that may match: a superset of ``match(document)``."""
+        hits, _ = self._hits(document)
         need = self._clause_need
         subs = self._clause_sub
         found = {subs[cid] for cid, n in hits.items() if n >= need[cid]}
@@ -511,6 +549,26 @@ class SubscriptionIndex:
         return found
 
     def match(self, document: Any) -> set[Hashable]:
-        """Ids of the subscriptions whose query matches ``document``."""
+        """Ids of the subscriptions whose query matches ``document``.
+
+        Candidates are checked with their compiled query, except those of exact
+        clauses whose paths each held one value in the document: their hits
+        already are the query's answer.
+        """
+        hits, several = self._hits(document)
+        need = self._clause_need
+        clause_sub = self._clause_sub
         subs = self._subs
-        return {s for s in self.candidates(document) if subs[s].query.matches(document)}
+        sure: set[Hashable] = set()
+        maybe: set[Hashable] = set(self._always)
+        exact = self._exact
+        for cid, n in hits.items():
+            if n >= need[cid]:
+                paths = exact.get(cid)
+                if paths is not None and (not several or paths.isdisjoint(several)):
+                    sure.add(clause_sub[cid])
+                else:
+                    maybe.add(clause_sub[cid])
+        maybe -= sure
+        sure.update(s for s in maybe if subs[s].query.matches(document))
+        return sure
