@@ -1,3 +1,4 @@
+# taiinet: sans-io core
 """Covering and summarising queries, for interest tables that must stay small.
 
 ``covers(a, b)`` is a sound, incomplete test of containment: when it answers

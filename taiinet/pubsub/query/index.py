@@ -1,3 +1,4 @@
+# taiinet: sans-io core
 """``SubscriptionIndex``: which of many subscriptions does a document match?
 
 Theory of operation (a counting algorithm after Fabret et al., SIGMOD 2001, and
@@ -38,7 +39,8 @@ from typing import Any
 import re2
 
 from taiinet.errors import LocalProtocolError
-from taiinet.pubsub.query.matcher import Matcher, resolve
+from taiinet.pubsub.query.cover import normalize
+from taiinet.pubsub.query.matcher import Matcher, compile_filter, resolve
 from taiinet.pubsub.query.nodes import All, And, Compare, Field, Filter, In, Or, Regex
 from taiinet.pubsub.query.parser import regex_searcher, regex_source
 from taiinet.pubsub.query.query import Query
@@ -209,6 +211,34 @@ def _is_exact(node: Filter, clauses: list[_Clause]) -> bool:
                 return False
             count += 1
     return count == len(clauses[0])
+
+
+#: One entry of a subscription's plan: a clause, the branch of a top-level ``$or``
+#: that it stands for (None: the whole query), and whether its hits are exact.
+_PlanEntry = tuple[_Clause, Filter | None, bool]
+
+
+def plan(node: Filter) -> list[_PlanEntry] | None:
+    """The clauses to index for a query; ``None`` when it must be checked on every document.
+
+    A top-level ``$or`` is split: each branch gets its own clauses and, when a
+    clause is hit, only that branch is checked, not the whole query.
+    """
+    node = normalize(node)
+    if isinstance(node, Or):
+        entries: list[_PlanEntry] = []
+        for branch in node.children:
+            clauses = necessary_clauses(branch)
+            if clauses is None:
+                return None
+            exact = _is_exact(branch, clauses)
+            entries += [(c, branch, exact) for c in clauses]
+        return entries if len(entries) <= MAX_CLAUSES else None
+    clauses = necessary_clauses(node)
+    if clauses is None:
+        return None
+    exact = _is_exact(node, clauses)
+    return [(c, None, exact) for c in clauses]
 
 
 def _width_class(low: Any, high: Any) -> int:
@@ -394,6 +424,8 @@ class SubscriptionIndex:
         self._clause_preds: dict[int, _Clause] = {}
         # clauses whose hits decide their query (see _is_exact) -> their paths
         self._exact: dict[int, frozenset[str]] = {}
+        # clauses of a top-level $or branch -> the branch's matcher
+        self._clause_check: dict[int, Matcher] = {}
         self._next_clause = 0
 
     def __len__(self) -> int:
@@ -416,19 +448,20 @@ class SubscriptionIndex:
             self.remove(sub_id)
         elif len(self._subs) >= self.max_subscriptions:
             raise IndexFull(f"the index holds {self.max_subscriptions} subscriptions")
-        clauses = necessary_clauses(q.ast)
+        entries = plan(q.ast)
         sub = _Subscription(q, [])
         self._subs[sub_id] = sub
-        if clauses is None or any(not c for c in clauses):
+        if entries is None or any(not clause for clause, _, _ in entries):
             self._always[sub_id] = q.matches
             return
-        exact = _is_exact(q.ast, clauses)
-        for clause in clauses:
+        for clause, branch, exact in entries:
             cid = self._next_clause
             self._next_clause += 1
             preds = _access(clause)
             if exact:
                 self._exact[cid] = frozenset(p.path for p in preds)
+            if branch is not None:
+                self._clause_check[cid] = compile_filter(branch)
             sub.clauses.append(cid)
             self._clause_sub[cid] = sub_id
             self._clause_need[cid] = len(preds)
@@ -448,6 +481,7 @@ class SubscriptionIndex:
             del self._clause_sub[cid]
             del self._clause_need[cid]
             self._exact.pop(cid, None)
+            self._clause_check.pop(cid, None)
 
     def _register(self, pred: _Pred, cid: int) -> None:
         index = self._paths.get(pred.path)
@@ -551,7 +585,8 @@ class SubscriptionIndex:
     def match(self, document: Any) -> set[Hashable]:
         """Ids of the subscriptions whose query matches ``document``.
 
-        Candidates are checked with their compiled query, except those of exact
+        Candidates are checked with their compiled query (or, for a clause of a
+        top-level ``$or`` branch, with that branch), except those of exact
         clauses whose paths each held one value in the document: their hits
         already are the query's answer.
         """
@@ -562,13 +597,21 @@ class SubscriptionIndex:
         sure: set[Hashable] = set()
         maybe: set[Hashable] = set(self._always)
         exact = self._exact
+        checks = self._clause_check
         for cid, n in hits.items():
             if n >= need[cid]:
+                sub_id = clause_sub[cid]
+                if sub_id in sure:
+                    continue
                 paths = exact.get(cid)
                 if paths is not None and (not several or paths.isdisjoint(several)):
-                    sure.add(clause_sub[cid])
-                else:
-                    maybe.add(clause_sub[cid])
+                    sure.add(sub_id)
+                    continue
+                check = checks.get(cid)
+                if check is None:
+                    maybe.add(sub_id)
+                elif check(document):
+                    sure.add(sub_id)
         maybe -= sure
         sure.update(s for s in maybe if subs[s].query.matches(document))
         return sure

@@ -1,3 +1,4 @@
+# taiinet: sans-io core
 """Compile a filter into a Python closure that tests one document.
 
 Theory of operation.  A dotted path resolves to the list of values it reaches

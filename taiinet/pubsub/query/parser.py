@@ -1,3 +1,4 @@
+# taiinet: sans-io core
 """Parse a JSON-like query into the AST, and print the AST back as JSON.
 
 ``to_json(parse(q))`` is a canonical form of ``q`` (every operator explicit,

@@ -1,3 +1,4 @@
+# taiinet: sans-io core
 """The document model: JSON-like Python values, their equality and their order.
 
 A document is ``None``, ``bool``, ``int`` (64-bit), ``float`` (not NaN),
