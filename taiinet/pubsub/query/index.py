@@ -1,3 +1,4 @@
+# taiinet: sans-io core
 """``SubscriptionIndex``: which of many subscriptions does a document match?
 
 Theory of operation (a counting algorithm after Fabret et al., SIGMOD 2001, and
@@ -38,7 +39,8 @@ from typing import Any
 import re2
 
 from taiinet.errors import LocalProtocolError
-from taiinet.pubsub.query.matcher import Matcher, resolve
+from taiinet.pubsub.query.cover import normalize
+from taiinet.pubsub.query.matcher import Matcher, compile_filter, resolve
 from taiinet.pubsub.query.nodes import All, And, Compare, Field, Filter, In, Or, Regex
 from taiinet.pubsub.query.parser import regex_searcher, regex_source
 from taiinet.pubsub.query.query import Query
@@ -117,7 +119,7 @@ def _field_preds(node: Field) -> list[_Pred]:
         elif isinstance(op, In) and not op.negate:
             keys = [_scalar_key(v) for v in op.values]
             if all(k is not None for k in keys):
-                eqs.append(_Eq(node.path, tuple(keys)))
+                eqs.append(_Eq(node.path, tuple(dict.fromkeys(keys))))  # 1 and 1.0 once
         elif isinstance(op, Regex):
             eqs.append(_Re(node.path, regex_source(op.pattern, op.options)))
         elif isinstance(op, All) and op.values:
@@ -187,6 +189,58 @@ def _access(clause: _Clause) -> _Clause:
     return tuple(out)
 
 
+def _is_exact(node: Filter, clauses: list[_Clause]) -> bool:
+    """Whether hitting every predicate of the one clause *is* the query, for a document
+    whose indexed paths each hold one scalar (so no predicate is hit twice)."""
+    if len(clauses) != 1:
+        return False
+    access = _access(clauses[0])
+    if sum(2 if isinstance(p, _Interval) else 1 for p in access) != len(clauses[0]):
+        return False  # the access dropped predicates
+    atoms = node.children if isinstance(node, And) else (node,)
+    count = 0
+    for atom in atoms:
+        if not isinstance(atom, Field):
+            return False
+        for op in atom.ops:
+            exact = (isinstance(op, Compare) and op.op != "ne" and _scalar_key(op.value)
+                     is not None) or isinstance(op, Regex) or (
+                isinstance(op, In) and not op.negate and op.values
+                and all(_scalar_key(v) is not None for v in op.values))
+            if not exact:
+                return False
+            count += 1
+    return count == len(clauses[0])
+
+
+#: One entry of a subscription's plan: a clause, the branch of a top-level ``$or``
+#: that it stands for (None: the whole query), and whether its hits are exact.
+_PlanEntry = tuple[_Clause, Filter | None, bool]
+
+
+def plan(node: Filter) -> list[_PlanEntry] | None:
+    """The clauses to index for a query; ``None`` when it must be checked on every document.
+
+    A top-level ``$or`` is split: each branch gets its own clauses and, when a
+    clause is hit, only that branch is checked, not the whole query.
+    """
+    node = normalize(node)
+    if isinstance(node, Or):
+        entries: list[_PlanEntry] = []
+        for branch in node.children:
+            clauses = necessary_clauses(branch)
+            if clauses is None:
+                return None
+            exact = _is_exact(branch, clauses)
+            entries += [(c, branch, exact) for c in clauses]
+        return entries if len(entries) <= MAX_CLAUSES else None
+    clauses = necessary_clauses(node)
+    if clauses is None:
+        return None
+    exact = _is_exact(node, clauses)
+    return [(c, None, exact) for c in clauses]
+
+
 def _width_class(low: Any, high: Any) -> int:
     """``e`` with ``high - low < 2 ** e`` (so a stabbing window of ``2 ** (e + 1)`` is safe)."""
     width = high - low
@@ -230,7 +284,10 @@ class _IntervalTable:
         top_low = (largest, 1)
         bottom_high = (smallest, 0)
         for e, (los, entries) in self.classes.items():
-            start = bisect_left(los, smallest - 2.0 ** (e + 1))
+            try:
+                start = bisect_left(los, smallest - 2.0 ** (e + 1))
+            except OverflowError:  # an integer beyond floats, in a local document
+                start = 0
             stop = bisect_right(los, largest)
             for low, high, clause in entries[start:stop]:
                 if low < top_low and high > bottom_high:
@@ -257,7 +314,7 @@ class _RegexTable:
         self.dead: set[int] = set()
 
     def __len__(self) -> int:
-        return len(self.ids) + len(self.pending) - len(self.dead)
+        return len(self.ids) - len(self.dead)
 
     def add(self, source: str, clause: int) -> None:
         self.sources.append(source)
@@ -365,6 +422,10 @@ class SubscriptionIndex:
         self._clause_sub: dict[int, Hashable] = {}
         self._clause_need: dict[int, int] = {}
         self._clause_preds: dict[int, _Clause] = {}
+        # clauses whose hits decide their query (see _is_exact) -> their paths
+        self._exact: dict[int, frozenset[str]] = {}
+        # clauses of a top-level $or branch -> the branch's matcher
+        self._clause_check: dict[int, Matcher] = {}
         self._next_clause = 0
 
     def __len__(self) -> int:
@@ -387,16 +448,20 @@ class SubscriptionIndex:
             self.remove(sub_id)
         elif len(self._subs) >= self.max_subscriptions:
             raise IndexFull(f"the index holds {self.max_subscriptions} subscriptions")
-        clauses = necessary_clauses(q.ast)
+        entries = plan(q.ast)
         sub = _Subscription(q, [])
         self._subs[sub_id] = sub
-        if clauses is None or any(not c for c in clauses):
+        if entries is None or any(not clause for clause, _, _ in entries):
             self._always[sub_id] = q.matches
             return
-        for clause in clauses:
+        for clause, branch, exact in entries:
             cid = self._next_clause
             self._next_clause += 1
             preds = _access(clause)
+            if exact:
+                self._exact[cid] = frozenset(p.path for p in preds)
+            if branch is not None:
+                self._clause_check[cid] = compile_filter(branch)
             sub.clauses.append(cid)
             self._clause_sub[cid] = sub_id
             self._clause_need[cid] = len(preds)
@@ -415,6 +480,8 @@ class SubscriptionIndex:
                 self._unregister(pred, cid)
             del self._clause_sub[cid]
             del self._clause_need[cid]
+            self._exact.pop(cid, None)
+            self._clause_check.pop(cid, None)
 
     def _register(self, pred: _Pred, cid: int) -> None:
         index = self._paths.get(pred.path)
@@ -464,14 +531,17 @@ class SubscriptionIndex:
         if not index.size:
             del self._paths[pred.path]
 
-    def candidates(self, document: Any) -> set[Hashable]:
-        """Ids that may match: a superset of ``match(document)``."""
+    def _hits(self, document: Any) -> tuple[Counter[int], set[str]]:
+        """Predicate hits per clause, and the indexed paths that held several values."""
         hits: Counter[int] = Counter()
         update = hits.update
-        for index in self._paths.values():
+        several: set[str] = set()
+        for path, index in self._paths.items():
             values = resolve(document, index.parts)
             if not values:
                 continue
+            if len(values) > 1 or isinstance(values[0], list):
+                several.add(path)
             eq, lower, upper = index.eq, index.lower, index.upper
             numbers: list[Any] = []
             strings: list[str] = []
@@ -501,6 +571,11 @@ class SubscriptionIndex:
             if strings and index.regexes is not None:
                 for text in strings:
                     update(index.regexes.search(text))
+        return hits, several
+
+    def candidates(self, document: Any) -> set[Hashable]:
+        """Ids that may match: a superset of ``match(document)``."""
+        hits, _ = self._hits(document)
         need = self._clause_need
         subs = self._clause_sub
         found = {subs[cid] for cid, n in hits.items() if n >= need[cid]}
@@ -508,6 +583,35 @@ class SubscriptionIndex:
         return found
 
     def match(self, document: Any) -> set[Hashable]:
-        """Ids of the subscriptions whose query matches ``document``."""
+        """Ids of the subscriptions whose query matches ``document``.
+
+        Candidates are checked with their compiled query (or, for a clause of a
+        top-level ``$or`` branch, with that branch), except those of exact
+        clauses whose paths each held one value in the document: their hits
+        already are the query's answer.
+        """
+        hits, several = self._hits(document)
+        need = self._clause_need
+        clause_sub = self._clause_sub
         subs = self._subs
-        return {s for s in self.candidates(document) if subs[s].query.matches(document)}
+        sure: set[Hashable] = set()
+        maybe: set[Hashable] = set(self._always)
+        exact = self._exact
+        checks = self._clause_check
+        for cid, n in hits.items():
+            if n >= need[cid]:
+                sub_id = clause_sub[cid]
+                if sub_id in sure:
+                    continue
+                paths = exact.get(cid)
+                if paths is not None and (not several or paths.isdisjoint(several)):
+                    sure.add(sub_id)
+                    continue
+                check = checks.get(cid)
+                if check is None:
+                    maybe.add(sub_id)
+                elif check(document):
+                    sure.add(sub_id)
+        maybe -= sure
+        sure.update(s for s in maybe if subs[s].query.matches(document))
+        return sure
