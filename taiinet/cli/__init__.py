@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from taiinet.errors import TaiiNetError
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("keys", "sim_dht")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("keys", "sim")
 
 Handler = Callable[[argparse.Namespace], int]
 

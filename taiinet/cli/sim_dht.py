@@ -1,8 +1,7 @@
 """``taiinet sim dht``: size the signallers' DHT in the simulator.
 
-Registration: when the ``sim`` command exists (its module calls
-:func:`add_dht_parser` on its own subparsers), ``dht`` is one of its
-subcommands.  Until then :func:`register` adds ``sim`` with just ``dht``.
+Registered by ``taiinet/cli/sim.py`` (``SIM_MODULES``): :func:`register`
+adds ``dht`` to the subparsers of ``taiinet sim``.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ class BadSimArguments(TaiiNetError):
     """The simulation was asked for something impossible."""
 
 
-def add_dht_parser(sim_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sim_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``dht`` to the subparsers of ``taiinet sim``."""
     parser = sim_subparsers.add_parser(
         "dht", help="simulate the signallers' Kademlia DHT: lookup hops and success")
@@ -32,12 +31,6 @@ def add_dht_parser(sim_subparsers: argparse._SubParsersAction[argparse.ArgumentP
     parser.add_argument("--seed", type=int, default=1, help="seed of the whole run")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=run)
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Stand-alone registration: ``taiinet sim dht`` (used while no ``sim`` module exists)."""
-    sim = subparsers.add_parser("sim", help="size an overlay or DHT in the simulator")
-    add_dht_parser(sim.add_subparsers(dest="sim_command", required=True, metavar="MODEL"))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,105 @@
+# taiinet: sans-io core
+"""Outputs of the overlay cores, carried out by a driver (trio or simulator).
+
+Every core input returns a list of these, in the order they must be carried
+out.  Timers are values, not handles: a core asks to be woken with
+``SetTimer(at, timer)`` and ignores a timer that no longer matters when it
+fires, so drivers never cancel anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from taiinet.overlay.messages import OverlayMessage
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Send:
+    """Send ``message`` to ``peer``, opening a link first if there is none.
+
+    If the peer cannot be reached, or the link fails later, the driver calls
+    the core's ``handle_link_down(peer, now)``.
+    """
+
+    peer: str
+    message: OverlayMessage
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CloseLink:
+    """Close the link to ``peer`` once the messages already sent on it are out."""
+
+    peer: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProbeLink:
+    """Check that the link to ``peer`` is alive (e.g. a link-level ping).
+
+    Nothing is reported if it is; if it is not, the driver calls
+    ``handle_link_down(peer, now)``.  HyParView asks this for neighbours it
+    has not heard from for a while, so a node whose neighbours all crashed
+    notices it without having to send anything (a TCP keep-alive).
+    """
+
+    peer: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NeighborUp:
+    """``peer`` entered the active view: it is now an overlay neighbour."""
+
+    peer: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NeighborDown:
+    """``peer`` left the active view (dropped, disconnected or failed)."""
+
+    peer: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deliver:
+    """Hand a broadcast to the application; happens at most once per message id.
+
+    ``sender`` is the neighbour it came from (``None`` for a local broadcast);
+    ``hops`` is the number of links it crossed (0 for a local broadcast).
+    """
+
+    message_id: bytes
+    payload: bytes
+    sender: str | None
+    hops: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShuffleTimer:
+    """HyParView's periodic shuffle."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeepaliveTimer:
+    """HyParView's short tick: probe idle neighbours, refill a short active view."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MissingTimer:
+    """Plumtree: an announced message has not arrived in time; graft it."""
+
+    message_id: bytes
+
+
+Timer = ShuffleTimer | KeepaliveTimer | MissingTimer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetTimer:
+    """Call the core's ``handle_timer(timer, now)`` at time ``at``."""
+
+    at: float
+    timer: Timer
+
+
+Action = Send | CloseLink | ProbeLink | NeighborUp | NeighborDown | Deliver | SetTimer

@@ -1,0 +1,173 @@
+"""Conversion between overlay domain messages and the ``OverlayMessage`` protobuf.
+
+The only module of the overlay that touches wire types.  Decoding validates
+every field against the limits in ``taiinet.overlay.messages`` and raises
+``OverlayDecodeError`` (a ``RemoteProtocolError``) for anything malformed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from google.protobuf.message import DecodeError
+
+from taiinet.overlay.errors import OverlayDecodeError
+from taiinet.overlay.messages import (
+    MAX_HOPS,
+    MAX_MESSAGE_ID_LENGTH,
+    MAX_PAYLOAD_SIZE,
+    MAX_PEER_ID_LENGTH,
+    MAX_SHUFFLE_PEERS,
+    Disconnect,
+    ForwardJoin,
+    Gossip,
+    Graft,
+    IHave,
+    Join,
+    Neighbor,
+    NeighborReply,
+    OverlayMessage,
+    Prune,
+    Shuffle,
+    ShuffleReply,
+)
+from taiinet.v1 import frame_pb2, overlay_pb2
+
+PB = overlay_pb2.OverlayMessage
+
+#: Largest encoded frame the overlay accepts.
+MAX_FRAME_SIZE = MAX_PAYLOAD_SIZE + 1024
+
+
+def to_proto(message: OverlayMessage) -> overlay_pb2.OverlayMessage:
+    """Build the protobuf of a domain message."""
+    pb = PB()
+    match message:
+        case Join():
+            pb.join.SetInParent()
+        case ForwardJoin(peer=peer, ttl=ttl):
+            pb.forward_join.peer_id = peer
+            pb.forward_join.ttl = ttl
+        case Neighbor(high_priority=high):
+            pb.neighbor.high_priority = high
+        case NeighborReply(accepted=accepted):
+            pb.neighbor_reply.accepted = accepted
+        case Disconnect():
+            pb.disconnect.SetInParent()
+        case Shuffle(origin=origin, ttl=ttl, peers=peers):
+            pb.shuffle.origin = origin
+            pb.shuffle.ttl = ttl
+            pb.shuffle.peers.extend(peers)
+        case ShuffleReply(peers=peers):
+            pb.shuffle_reply.SetInParent()
+            pb.shuffle_reply.peers.extend(peers)
+        case Gossip(message_id=mid, hops=hops, payload=payload):
+            pb.gossip.message_id = mid
+            pb.gossip.hops = hops
+            pb.gossip.payload = payload
+        case IHave(message_id=mid, hops=hops):
+            pb.ihave.message_id = mid
+            pb.ihave.hops = hops
+        case Graft(message_id=mid):
+            pb.graft.message_id = mid
+        case Prune():
+            pb.prune.SetInParent()
+    return pb
+
+
+def from_proto(pb: overlay_pb2.OverlayMessage) -> OverlayMessage:
+    """Validate a received protobuf and return its domain message."""
+    kind = pb.WhichOneof("body")
+    if kind == "join":
+        return Join()
+    if kind == "forward_join":
+        return ForwardJoin(peer=_peer(pb.forward_join.peer_id),
+                           ttl=_small(pb.forward_join.ttl, "ttl"))
+    if kind == "neighbor":
+        return Neighbor(high_priority=pb.neighbor.high_priority)
+    if kind == "neighbor_reply":
+        return NeighborReply(accepted=pb.neighbor_reply.accepted)
+    if kind == "disconnect":
+        return Disconnect()
+    if kind == "shuffle":
+        return Shuffle(origin=_peer(pb.shuffle.origin), ttl=_small(pb.shuffle.ttl, "ttl"),
+                       peers=_peers(pb.shuffle.peers))
+    if kind == "shuffle_reply":
+        return ShuffleReply(peers=_peers(pb.shuffle_reply.peers))
+    if kind == "gossip":
+        if len(pb.gossip.payload) > MAX_PAYLOAD_SIZE:
+            raise OverlayDecodeError(f"gossip payload exceeds {MAX_PAYLOAD_SIZE} bytes")
+        return Gossip(message_id=_mid(pb.gossip.message_id), hops=_small(pb.gossip.hops, "hops"),
+                      payload=pb.gossip.payload)
+    if kind == "ihave":
+        return IHave(message_id=_mid(pb.ihave.message_id), hops=_small(pb.ihave.hops, "hops"))
+    if kind == "graft":
+        # An empty id asks for no message (the tree optimisation's graft).
+        mid = pb.graft.message_id
+        return Graft(message_id=_mid(mid) if mid else b"")
+    if kind == "prune":
+        return Prune()
+    raise OverlayDecodeError("overlay message has no body")
+
+
+def encode(message: OverlayMessage) -> bytes:
+    """Serialize a domain message as an ``OverlayMessage``."""
+    return to_proto(message).SerializeToString()
+
+
+def decode(data: bytes) -> OverlayMessage:
+    """Parse and validate a serialized ``OverlayMessage``."""
+    if len(data) > MAX_FRAME_SIZE:
+        raise OverlayDecodeError(f"overlay message exceeds {MAX_FRAME_SIZE} bytes")
+    pb = PB()
+    try:
+        pb.ParseFromString(data)
+    except DecodeError as exc:
+        raise OverlayDecodeError(f"malformed overlay message: {exc}") from None
+    return from_proto(pb)
+
+
+def encode_frame(message: OverlayMessage) -> bytes:
+    """Serialize a domain message as a ``Frame`` with the ``overlay`` field set."""
+    frame = frame_pb2.Frame()
+    frame.overlay.CopyFrom(to_proto(message))
+    return frame.SerializeToString()
+
+
+def decode_frame(data: bytes) -> OverlayMessage | None:
+    """Parse a ``Frame``; return its overlay message, or ``None`` if it is another layer's."""
+    if len(data) > MAX_FRAME_SIZE:
+        raise OverlayDecodeError(f"frame exceeds {MAX_FRAME_SIZE} bytes")
+    frame = frame_pb2.Frame()
+    try:
+        frame.ParseFromString(data)
+    except DecodeError as exc:
+        raise OverlayDecodeError(f"malformed frame: {exc}") from None
+    if frame.WhichOneof("body") != "overlay":
+        return None
+    return from_proto(frame.overlay)
+
+
+def _peer(value: str) -> str:
+    if not value or len(value) > MAX_PEER_ID_LENGTH:
+        raise OverlayDecodeError(f"peer id must be 1..{MAX_PEER_ID_LENGTH} characters")
+    return value
+
+
+def _peers(values: Iterable[str]) -> tuple[str, ...]:
+    peers = tuple(values)
+    if len(peers) > MAX_SHUFFLE_PEERS:
+        raise OverlayDecodeError(f"more than {MAX_SHUFFLE_PEERS} peers in a shuffle")
+    return tuple(_peer(p) for p in peers)
+
+
+def _mid(value: bytes) -> bytes:
+    if not 0 < len(value) <= MAX_MESSAGE_ID_LENGTH:
+        raise OverlayDecodeError(f"message id must be 1..{MAX_MESSAGE_ID_LENGTH} bytes")
+    return value
+
+
+def _small(value: int, name: str) -> int:
+    if value > MAX_HOPS:
+        raise OverlayDecodeError(f"{name} {value} exceeds {MAX_HOPS}")
+    return value

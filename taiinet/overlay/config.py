@@ -1,0 +1,76 @@
+# taiinet: sans-io core
+"""Parameters of HyParView and Plumtree, with the papers' defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from taiinet.overlay.errors import OverlayUsageError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HyParViewConfig:
+    #: Active view size (log10(N) + 1 in the paper; 5 suits up to ~10^4 nodes).
+    active_size: int = 5
+    #: Passive view size.
+    passive_size: int = 30
+    #: Active random walk length: TTL of ForwardJoin and Shuffle walks.
+    arwl: int = 6
+    #: Passive random walk length: a ForwardJoin adds the new peer to the
+    #: passive view of the node where its TTL equals this.
+    prwl: int = 3
+    #: Active peers (ka) and passive peers (kp) sampled into a Shuffle.
+    shuffle_active: int = 3
+    shuffle_passive: int = 4
+    #: Seconds between two shuffles.
+    shuffle_interval: float = 10.0
+    #: Seconds between two keep-alive ticks, at which neighbours not heard
+    #: from for ``keepalive_interval`` are probed and a short active view is
+    #: refilled.
+    keepalive_interval: float = 2.0
+    #: Rejected low-priority Neighbor requests tolerated per keep-alive tick
+    #: before a short active view waits for the next tick to try again.
+    rejections_per_interval: int = 3
+
+    def __post_init__(self) -> None:
+        if self.active_size < 1 or self.passive_size < 1:
+            raise OverlayUsageError("view sizes must be at least 1")
+        if not 0 <= self.prwl <= self.arwl:
+            raise OverlayUsageError("need 0 <= prwl <= arwl")
+        if self.shuffle_interval <= 0 or self.keepalive_interval <= 0:
+            raise OverlayUsageError("shuffle and keep-alive intervals must be positive")
+        if self.shuffle_active < 0 or self.shuffle_passive < 0:
+            raise OverlayUsageError("shuffle sample sizes must be >= 0")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlumtreeConfig:
+    #: Seconds to wait after the first IHAVE before grafting a missing message.
+    ihave_timeout: float = 0.4
+    #: Seconds to wait after a GRAFT before grafting from the next announcer.
+    graft_timeout: float = 0.2
+    #: Message ids remembered (with payloads, to answer GRAFTs).  A duplicate
+    #: arriving after its id was evicted would be delivered again.
+    seen_cache_size: int = 10_000
+    #: Missing messages tracked at once; further IHAVEs are ignored.
+    max_missing: int = 1024
+    #: Announcers remembered per missing message.
+    max_announcers: int = 16
+    #: Tree optimisation: when a lazy neighbour announces a message at least
+    #: this many hops sooner than the eager path brought it, graft that link
+    #: and prune the eager one (0 disables).
+    optimization_threshold: int = 3
+    #: Messages announced (IHave) to a new neighbour: the ones delivered in
+    #: the last ``announce_window`` seconds, at most ``announce_limit`` of them,
+    #: so a message lost on a failed link reaches the part of the tree behind it.
+    announce_window: float = 5.0
+    announce_limit: int = 8
+    #: Never prune: push payloads on every link (plain flooding over the same
+    #: membership).  A baseline for measurements, not for deployments.
+    flood: bool = False
+
+    def __post_init__(self) -> None:
+        if self.ihave_timeout <= 0 or self.graft_timeout <= 0:
+            raise OverlayUsageError("Plumtree timeouts must be positive")
+        if self.seen_cache_size < 1 or self.max_missing < 1 or self.max_announcers < 1:
+            raise OverlayUsageError("Plumtree bounds must be at least 1")

@@ -1,0 +1,115 @@
+# taiinet: sans-io core
+"""The overlay core: HyParView membership and Plumtree broadcast, composed.
+
+``Overlay`` is the one object a driver (trio, or the simulator) feeds.  It
+routes each input to the right protocol, feeds HyParView's ``NeighborUp`` /
+``NeighborDown`` into Plumtree, and returns all actions in order (the
+neighbour events are returned too, for the layers above).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from taiinet.overlay.actions import (
+    Action,
+    KeepaliveTimer,
+    MissingTimer,
+    NeighborDown,
+    NeighborUp,
+    ShuffleTimer,
+    Timer,
+)
+from taiinet.overlay.config import HyParViewConfig, PlumtreeConfig
+from taiinet.overlay.hyparview import HyParView
+from taiinet.overlay.messages import (
+    Disconnect,
+    ForwardJoin,
+    Gossip,
+    Graft,
+    IHave,
+    Join,
+    Neighbor,
+    NeighborReply,
+    OverlayMessage,
+    Prune,
+    Shuffle,
+    ShuffleReply,
+)
+from taiinet.overlay.plumtree import ForwardFilter, Plumtree
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OverlayConfig:
+    membership: HyParViewConfig = field(default_factory=HyParViewConfig)
+    broadcast: PlumtreeConfig = field(default_factory=PlumtreeConfig)
+
+
+_MEMBERSHIP = frozenset({Join, ForwardJoin, Neighbor, NeighborReply, Disconnect, Shuffle,
+                         ShuffleReply})
+_BROADCAST = frozenset({Gossip, IHave, Graft, Prune})
+
+
+class Overlay:
+    """One node's overlay: ``membership`` (HyParView) + ``broadcast`` (Plumtree)."""
+
+    __slots__ = ("broadcast_core", "membership", "peer_id")
+
+    def __init__(self, peer_id: str, rng: random.Random, config: OverlayConfig | None = None,
+                 forward_filter: ForwardFilter | None = None) -> None:
+        config = config or OverlayConfig()
+        self.peer_id = peer_id
+        self.membership = HyParView(peer_id, rng, config.membership)
+        self.broadcast_core = Plumtree(peer_id, rng, config.broadcast, forward_filter)
+
+    def start(self, now: float) -> list[Action]:
+        """Arm the periodic timers; call once, before or after ``join``."""
+        return self.membership.start(now)
+
+    def join(self, contact: str, now: float) -> list[Action]:
+        """Enter the overlay through ``contact``."""
+        return self._wire(self.membership.join(contact, now), now)
+
+    def broadcast(self, message_id: bytes, payload: bytes, now: float) -> list[Action]:
+        """Broadcast ``payload`` under ``message_id``; includes its local ``Deliver``."""
+        return self.broadcast_core.broadcast(message_id, payload, now)
+
+    def handle_message(self, peer: str, message: OverlayMessage, now: float) -> list[Action]:
+        """Process one message received from ``peer``."""
+        self.membership.heard_from(peer, now)
+        if type(message) in _BROADCAST:
+            return self.broadcast_core.handle_message(peer, message, now)  # type: ignore[arg-type]
+        return self._wire(self.membership.handle_message(peer, message, now), now)  # type: ignore[arg-type]
+
+    def handle_link_down(self, peer: str, now: float) -> list[Action]:
+        """The link to ``peer`` failed, closed, or could not be opened."""
+        return self._wire(self.membership.handle_link_down(peer, now), now)
+
+    def handle_timer(self, timer: Timer, now: float) -> list[Action]:
+        """A timer set with ``SetTimer`` is due."""
+        if type(timer) is MissingTimer:
+            return self.broadcast_core.handle_timer(timer, now)
+        assert type(timer) is ShuffleTimer or type(timer) is KeepaliveTimer
+        return self._wire(self.membership.handle_timer(timer, now), now)
+
+    @property
+    def active_view(self) -> list[str]:
+        return self.membership.active
+
+    @property
+    def passive_view(self) -> list[str]:
+        return self.membership.passive
+
+    def _wire(self, actions: list[Action], now: float) -> list[Action]:
+        tree = self.broadcast_core
+        extra: list[Action] = []
+        for action in actions:
+            kind = type(action)
+            if kind is NeighborUp:
+                extra += tree.neighbor_up(action.peer, now)  # type: ignore[union-attr]
+            elif kind is NeighborDown:
+                tree.neighbor_down(action.peer)  # type: ignore[union-attr]
+        if extra:
+            actions += extra
+        return actions

@@ -1,0 +1,273 @@
+# taiinet: sans-io core
+"""Plumtree epidemic broadcast trees (Leitao, Pereira, Rodrigues, SRDS 2007), pure.
+
+Theory of operation
+-------------------
+Each neighbour is either *eager* (gets full payloads, ``Gossip``) or *lazy*
+(gets only ``IHave`` announcements).  New neighbours start eager, so the
+first broadcast floods; a node that receives a payload it already has marks
+the sender lazy and sends it ``Prune``, which makes the link lazy at both
+ends.  The eager links left form a spanning tree, and later broadcasts cost
+about one payload per node.  When an announced message does not arrive
+within ``ihave_timeout`` (a tree link broke), the node sends ``Graft`` to the
+first announcer, which makes that link eager and sends the payload; if it
+still does not arrive within ``graft_timeout`` the next announcer is
+grafted.  Delivered message ids are kept in a bounded seen-cache together
+with their payloads, to answer grafts and drop duplicates.
+
+Neighbours come from the membership layer: ``neighbor_up`` and
+``neighbor_down`` (the composite ``Overlay`` wires them to HyParView).
+
+Content-based routing hook: ``forward_filter(message_id, payload, peer)`` is
+asked, for each neighbour a message would be pushed or announced to, whether
+to forward it there.  The default forwards everywhere (plain broadcast); the
+pubsub layer restricts forwarding to interested neighbours.  Grafts are
+always answered.
+
+Departures from the paper
+-------------------------
+* Rounds are counted as hops travelled (1 at the origin's neighbours).
+* The optimisation step compares hop counts carried by ``IHave`` (the hops
+  the receiver would get the message at) with those of the eager copy; a
+  ``Graft`` with an empty message id only makes the link eager.
+* A new neighbour is sent ``IHave`` for the messages delivered in the last
+  ``announce_window`` seconds, so a message pushed on a link that then turned
+  out dead still reaches the part of the tree behind it.
+* ``Gossip``, ``IHave`` and ``Graft`` from a peer that is not a neighbour
+  are processed, but do not change the eager/lazy sets.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+from collections.abc import Callable
+
+from taiinet.overlay.actions import Action, Deliver, MissingTimer, Send, SetTimer
+from taiinet.overlay.config import PlumtreeConfig
+from taiinet.overlay.errors import OverlayUsageError
+from taiinet.overlay.messages import (
+    MAX_MESSAGE_ID_LENGTH,
+    MAX_PAYLOAD_SIZE,
+    BroadcastMessage,
+    Gossip,
+    Graft,
+    IHave,
+    Prune,
+)
+
+#: ``forward_filter(message_id, payload, peer) -> bool``: forward to ``peer``?
+ForwardFilter = Callable[[bytes, bytes, str], bool]
+
+_PRUNE = Prune()
+#: A Graft that asks for no message: it only makes the link eager.
+_TREE_GRAFT = Graft(message_id=b"")
+
+
+def _by_hops(announcer: tuple[str, int]) -> int:
+    return announcer[1]
+
+
+class Plumtree:
+    """Broadcast state of one node; every input returns the actions to carry out."""
+
+    __slots__ = (
+        "_handlers",
+        "_missing",
+        "_seen",
+        "config",
+        "eager",
+        "forward_filter",
+        "lazy",
+        "peer_id",
+        "rng",
+    )
+
+    def __init__(self, peer_id: str, rng: random.Random, config: PlumtreeConfig | None = None,
+                 forward_filter: ForwardFilter | None = None) -> None:
+        self.peer_id = peer_id
+        self.rng = rng
+        self.config = config or PlumtreeConfig()
+        self.forward_filter = forward_filter
+        #: Eager and lazy neighbours (dicts as insertion-ordered sets).
+        self.eager: dict[str, None] = {}
+        self.lazy: dict[str, None] = {}
+        #: Seen-cache: message id -> (payload, hops, sender, delivery time).
+        self._seen: OrderedDict[bytes, tuple[bytes, int, str | None, float]] = OrderedDict()
+        #: Missing messages: message id -> announcers [(peer, hops)], oldest first.
+        self._missing: dict[bytes, list[tuple[str, int]]] = {}
+        self._handlers = {
+            Gossip: self._on_gossip,
+            IHave: self._on_ihave,
+            Graft: self._on_graft,
+            Prune: self._on_prune,
+        }
+
+    # --- inputs ----------------------------------------------------------
+
+    def broadcast(self, message_id: bytes, payload: bytes, now: float) -> list[Action]:
+        """Broadcast ``payload`` under the caller's ``message_id``; delivers it locally too.
+
+        Broadcasting an id already seen does nothing (returns no action).
+        """
+        if not 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH:
+            raise OverlayUsageError(f"message id must be 1..{MAX_MESSAGE_ID_LENGTH} bytes")
+        if len(payload) > MAX_PAYLOAD_SIZE:
+            raise OverlayUsageError(f"payload exceeds {MAX_PAYLOAD_SIZE} bytes")
+        out: list[Action] = []
+        if message_id in self._seen:
+            return out
+        self._remember(message_id, payload, 0, None, now)
+        out.append(Deliver(message_id=message_id, payload=payload, sender=None, hops=0))
+        self._push(message_id, payload, 1, None, out)
+        return out
+
+    def handle_message(self, peer: str, message: BroadcastMessage, now: float) -> list[Action]:
+        """Process a broadcast message that came from ``peer``."""
+        out: list[Action] = []
+        self._handlers[type(message)](peer, message, now, out)  # type: ignore[operator]
+        return out
+
+    def handle_timer(self, timer: MissingTimer, now: float) -> list[Action]:
+        """An announced message is still missing: graft it from the next announcer."""
+        out: list[Action] = []
+        mid = timer.message_id
+        announcers = self._missing.get(mid)
+        if announcers is None or mid in self._seen:
+            return out
+        peer, _hops = announcers.pop(0)
+        if not announcers:
+            del self._missing[mid]
+        else:
+            out.append(SetTimer(at=now + self.config.graft_timeout, timer=timer))
+        if peer in self.lazy:
+            del self.lazy[peer]
+            self.eager[peer] = None
+        out.append(Send(peer=peer, message=Graft(message_id=mid)))
+        return out
+
+    def neighbor_up(self, peer: str, now: float) -> list[Action]:
+        """A new neighbour starts eager; announce the recent messages to it."""
+        self.lazy.pop(peer, None)
+        self.eager[peer] = None
+        out: list[Action] = []
+        cfg = self.config
+        oldest = now - cfg.announce_window
+        keep = self.forward_filter
+        for mid, (payload, hops, _sender, at) in reversed(self._seen.items()):
+            if at < oldest or len(out) >= cfg.announce_limit:
+                break
+            if keep is None or keep(mid, payload, peer):
+                out.append(Send(peer=peer, message=IHave(message_id=mid, hops=hops + 1)))
+        return out
+
+    def neighbor_down(self, peer: str) -> None:
+        """Forget a neighbour, and its announcements of missing messages."""
+        self.eager.pop(peer, None)
+        self.lazy.pop(peer, None)
+        for mid in [m for m, a in self._missing.items() if any(p == peer for p, _ in a)]:
+            remaining = [(p, h) for p, h in self._missing[mid] if p != peer]
+            if remaining:
+                self._missing[mid] = remaining
+            else:
+                # The pending timer finds the entry gone and does nothing.
+                del self._missing[mid]
+
+    # --- queries -----------------------------------------------------------
+
+    def has_seen(self, message_id: bytes) -> bool:
+        return message_id in self._seen
+
+    @property
+    def missing_count(self) -> int:
+        return len(self._missing)
+
+    # --- message handlers ---------------------------------------------------
+
+    def _on_gossip(self, peer: str, message: Gossip, now: float, out: list[Action]) -> None:
+        mid = message.message_id
+        if mid in self._seen:
+            # A duplicate: the link to its sender is redundant in the tree.
+            if peer in self.eager and not self.config.flood:
+                del self.eager[peer]
+                self.lazy[peer] = None
+                out.append(Send(peer=peer, message=_PRUNE))
+            return
+        announcers = self._missing.pop(mid, None)
+        hops = message.hops
+        self._remember(mid, message.payload, hops, peer, now)
+        out.append(Deliver(message_id=mid, payload=message.payload, sender=peer, hops=hops))
+        if peer in self.lazy:
+            del self.lazy[peer]
+            self.eager[peer] = None
+        self._push(mid, message.payload, hops + 1, peer, out)
+        if announcers and self.config.optimization_threshold:
+            best, best_hops = min(announcers, key=_by_hops)
+            self._optimize(peer, hops, best, best_hops, out)
+
+    def _on_ihave(self, peer: str, message: IHave, now: float, out: list[Action]) -> None:
+        mid = message.message_id
+        seen = self._seen.get(mid)
+        if seen is not None:
+            if self.config.optimization_threshold and seen[2] is not None:
+                self._optimize(seen[2], seen[1], peer, message.hops, out)
+            return
+        announcers = self._missing.get(mid)
+        if announcers is None:
+            if len(self._missing) >= self.config.max_missing:
+                return
+            self._missing[mid] = [(peer, message.hops)]
+            out.append(SetTimer(at=now + self.config.ihave_timeout,
+                                timer=MissingTimer(message_id=mid)))
+        elif len(announcers) < self.config.max_announcers:
+            announcers.append((peer, message.hops))
+
+    def _on_graft(self, peer: str, message: Graft, now: float, out: list[Action]) -> None:
+        if peer in self.lazy:
+            del self.lazy[peer]
+            self.eager[peer] = None
+        cached = self._seen.get(message.message_id) if message.message_id else None
+        if cached is not None:
+            payload, hops, _sender, _at = cached
+            out.append(Send(peer=peer, message=Gossip(message_id=message.message_id,
+                                                      hops=hops + 1, payload=payload)))
+
+    def _on_prune(self, peer: str, message: Prune, now: float, out: list[Action]) -> None:
+        if peer in self.eager:
+            del self.eager[peer]
+            self.lazy[peer] = None
+
+    # --- helpers ------------------------------------------------------------
+
+    def _optimize(self, parent: str, hops: int, announcer: str, announced_hops: int,
+                  out: list[Action]) -> None:
+        """Swap the eager link to ``parent`` for a lazy one that is enough hops shorter."""
+        if (announced_hops + self.config.optimization_threshold <= hops
+                and parent in self.eager and announcer in self.lazy):
+            del self.lazy[announcer]
+            self.eager[announcer] = None
+            out.append(Send(peer=announcer, message=_TREE_GRAFT))
+            del self.eager[parent]
+            self.lazy[parent] = None
+            out.append(Send(peer=parent, message=_PRUNE))
+
+    def _remember(self, mid: bytes, payload: bytes, hops: int, sender: str | None,
+                  now: float) -> None:
+        seen = self._seen
+        seen[mid] = (payload, hops, sender, now)
+        if len(seen) > self.config.seen_cache_size:
+            seen.popitem(last=False)
+
+    def _push(self, mid: bytes, payload: bytes, hops: int, sender: str | None,
+              out: list[Action]) -> None:
+        """Eager push to eager neighbours, IHave to lazy ones, except ``sender``."""
+        keep = self.forward_filter
+        gossip = Gossip(message_id=mid, hops=hops, payload=payload)
+        for peer in self.eager:
+            if peer != sender and (keep is None or keep(mid, payload, peer)):
+                out.append(Send(peer=peer, message=gossip))
+        if self.lazy:
+            ihave = IHave(message_id=mid, hops=hops)
+            for peer in self.lazy:
+                if peer != sender and (keep is None or keep(mid, payload, peer)):
+                    out.append(Send(peer=peer, message=ihave))

@@ -1,0 +1,179 @@
+"""A seeded network model for simulations: link delays, loss, duplication,
+reordering, crashes and partitions.
+
+Generic: it moves opaque message objects between node ids and calls
+``receive(src, dst, message)``; what a message means is the simulation's
+business.  Links are FIFO (like TCP) unless ``reorder`` is non-zero: then
+that share of messages may overtake earlier ones.  A message to a crashed or
+partitioned node is lost; if the simulation gives ``on_unreachable``, the
+sender is told ``failure_delay`` seconds later (a TCP-like connection
+failure, as HyParView's failure detector assumes).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+from taiinet.errors import LocalProtocolError
+from taiinet.sim.events import EventLoop
+
+#: Links tracked for FIFO order before idle ones are forgotten.
+_FIFO_TABLE_LIMIT = 200_000
+NodeId = Hashable
+Receive = Callable[[Any, Any, Any], None]
+Unreachable = Callable[[Any, Any], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkModel:
+    """Per-message link behaviour; all draws come from the network's seeded rng.
+
+    Delay is log-normal with the given median and spread (sigma of the log),
+    clipped to ``[min_delay, max_delay]``.
+    """
+
+    median_delay: float = 0.05
+    delay_sigma: float = 0.25
+    min_delay: float = 0.005
+    max_delay: float = 1.0
+    loss: float = 0.0
+    duplication: float = 0.0
+    reorder: float = 0.0
+    #: Seconds until a sender learns that its peer is unreachable.
+    failure_delay: float = 0.3
+
+    def __post_init__(self) -> None:
+        for name in ("loss", "duplication", "reorder"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise LocalProtocolError(f"link {name} must be in [0, 1]")
+        if not 0 < self.min_delay <= self.median_delay <= self.max_delay:
+            raise LocalProtocolError("need 0 < min_delay <= median_delay <= max_delay")
+        if self.failure_delay <= 0:
+            raise LocalProtocolError("failure_delay must be positive")
+
+
+class SimNetwork:
+    """Delivers messages between simulated nodes through a ``LinkModel``."""
+
+    __slots__ = (
+        "_blocked",
+        "_fifo_limit",
+        "_group",
+        "_last_arrival",
+        "_log_median",
+        "crashed",
+        "link",
+        "loop",
+        "on_unreachable",
+        "receive",
+        "rng",
+        "sent",
+    )
+
+    def __init__(self, loop: EventLoop, rng: random.Random, receive: Receive,
+                 link: LinkModel | None = None,
+                 on_unreachable: Unreachable | None = None) -> None:
+        self.loop = loop
+        self.rng = rng
+        self.receive = receive
+        self.on_unreachable = on_unreachable
+        self.link = link or LinkModel()
+        self.crashed: set[Any] = set()
+        self.sent = 0
+        self._log_median = math.log(self.link.median_delay)
+        self._last_arrival: dict[tuple[Any, Any], float] = {}
+        self._fifo_limit = _FIFO_TABLE_LIMIT
+        self._group: dict[Any, int] = {}  # partition group of each node (absent: group 0)
+        self._blocked: set[tuple[int, int]] = set()  # (from group, to group) pairs cut
+
+    # --- faults ------------------------------------------------------------
+
+    def crash(self, node: Any) -> None:
+        """Crash ``node``: it neither sends nor receives again."""
+        self.crashed.add(node)
+
+    def partition(self, groups: list[list[Any]], one_way: bool = False) -> None:
+        """Cut links between the given groups (nodes not listed form group 0).
+
+        With ``one_way``, only messages from a lower-numbered group to a higher
+        one are cut.
+        """
+        self._group = {node: index + 1 for index, group in enumerate(groups) for node in group}
+        count = len(groups) + 1
+        self._blocked = {(a, b) for a in range(count) for b in range(count)
+                         if a != b and (not one_way or a < b)}
+
+    def heal(self) -> None:
+        """Remove every partition."""
+        self._group = {}
+        self._blocked = set()
+
+    def reachable(self, src: Any, dst: Any) -> bool:
+        if dst in self.crashed:
+            return False
+        if self._blocked:
+            return (self._group.get(src, 0), self._group.get(dst, 0)) not in self._blocked
+        return True
+
+    # --- traffic -------------------------------------------------------------
+
+    def delay(self) -> float:
+        link = self.link
+        d = math.exp(self._log_median + link.delay_sigma * self.rng.gauss(0.0, 1.0))
+        return min(max(d, link.min_delay), link.max_delay)
+
+    def send(self, src: Any, dst: Any, message: Any) -> None:
+        """Send ``message`` from ``src`` to ``dst`` through the link model."""
+        if src in self.crashed:
+            return
+        self.sent += 1
+        loop = self.loop
+        if not self.reachable(src, dst):
+            if self.on_unreachable is not None:
+                loop.schedule(loop.now + self.link.failure_delay, self._unreachable, src, dst)
+            return
+        link = self.link
+        rng = self.rng
+        if link.loss and rng.random() < link.loss:
+            return
+        copies = 2 if link.duplication and rng.random() < link.duplication else 1
+        for _ in range(copies):
+            at = loop.now + self.delay()
+            if not (link.reorder and rng.random() < link.reorder):
+                key = (src, dst)
+                last = self._last_arrival.get(key, 0.0)
+                if at <= last:
+                    at = last + 1e-9
+                self._last_arrival[key] = at
+                if len(self._last_arrival) > self._fifo_limit:
+                    self._forget_idle_links()
+            loop.schedule(at, self._arrive, src, dst, message)
+
+    def probe(self, src: Any, dst: Any) -> None:
+        """Check the link from ``src`` to ``dst``; report it later if it is dead.
+
+        Costs no event when the link is alive (a keep-alive that succeeds
+        changes nothing).
+        """
+        if (self.on_unreachable is not None and src not in self.crashed
+                and not self.reachable(src, dst)):
+            loop = self.loop
+            loop.schedule(loop.now + self.link.failure_delay, self._unreachable, src, dst)
+
+    def _forget_idle_links(self) -> None:
+        """Drop FIFO entries of links with nothing in flight (bounds the table)."""
+        now = self.loop.now
+        self._last_arrival = {k: t for k, t in self._last_arrival.items() if t > now}
+        self._fifo_limit = max(_FIFO_TABLE_LIMIT, 2 * len(self._last_arrival))
+
+    def _arrive(self, src: Any, dst: Any, message: Any) -> None:
+        if dst not in self.crashed:
+            self.receive(src, dst, message)
+
+    def _unreachable(self, src: Any, dst: Any) -> None:
+        if src not in self.crashed and self.on_unreachable is not None:
+            self.on_unreachable(src, dst)

@@ -1,0 +1,96 @@
+"""The overlay codec: lossless round trips, and typed errors for anything malformed."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from taiinet.overlay import codec
+from taiinet.overlay.errors import OverlayDecodeError
+from taiinet.overlay.messages import (
+    MAX_MESSAGE_ID_LENGTH,
+    MAX_SHUFFLE_PEERS,
+    Disconnect,
+    ForwardJoin,
+    Gossip,
+    Graft,
+    IHave,
+    Join,
+    Neighbor,
+    NeighborReply,
+    Prune,
+    Shuffle,
+    ShuffleReply,
+)
+from taiinet.v1 import frame_pb2, overlay_pb2
+
+peers = st.text(min_size=1, max_size=60)
+small = st.integers(min_value=0, max_value=255)
+mids = st.binary(min_size=1, max_size=MAX_MESSAGE_ID_LENGTH)
+peer_lists = st.lists(peers, max_size=MAX_SHUFFLE_PEERS).map(tuple)
+
+messages = st.one_of(
+    st.just(Join()),
+    st.builds(ForwardJoin, peer=peers, ttl=small),
+    st.builds(Neighbor, high_priority=st.booleans()),
+    st.builds(NeighborReply, accepted=st.booleans()),
+    st.just(Disconnect()),
+    st.builds(Shuffle, origin=peers, ttl=small, peers=peer_lists),
+    st.builds(ShuffleReply, peers=peer_lists),
+    st.builds(Gossip, message_id=mids, hops=small, payload=st.binary(max_size=300)),
+    st.builds(IHave, message_id=mids, hops=small),
+    st.builds(Graft, message_id=st.one_of(st.just(b""), mids)),
+    st.just(Prune()),
+)
+
+
+@given(messages)
+def test_round_trip(message: object) -> None:
+    assert codec.decode(codec.encode(message)) == message  # type: ignore[arg-type]
+    assert codec.decode_frame(codec.encode_frame(message)) == message  # type: ignore[arg-type]
+
+
+@given(st.binary(max_size=200))
+def test_random_bytes_decode_or_raise_the_remote_error(data: bytes) -> None:
+    for decode in (codec.decode, codec.decode_frame):
+        try:
+            decode(data)
+        except OverlayDecodeError:
+            pass
+
+
+def test_frame_of_another_layer_is_not_ours() -> None:
+    frame = frame_pb2.Frame()
+    frame.ping.nonce = 7
+    assert codec.decode_frame(frame.SerializeToString()) is None
+
+
+def _pb(**kwargs: object) -> bytes:
+    pb = overlay_pb2.OverlayMessage()
+    for field, setup in kwargs.items():
+        setup(getattr(pb, field))  # type: ignore[operator]
+    return pb.SerializeToString()
+
+
+@pytest.mark.parametrize("data", [
+    b"",  # no body
+    _pb(forward_join=lambda m: setattr(m, "ttl", 3)),  # empty peer id
+    _pb(forward_join=lambda m: (setattr(m, "peer_id", "p"), setattr(m, "ttl", 256))),
+    _pb(shuffle=lambda m: (setattr(m, "origin", "o"), m.peers.extend(["x"] * 65))),
+    _pb(shuffle=lambda m: (setattr(m, "origin", "o"), m.peers.extend(["x" * 129]))),
+    _pb(gossip=lambda m: setattr(m, "hops", 1)),  # empty message id
+    _pb(gossip=lambda m: (setattr(m, "message_id", b"x" * 65), setattr(m, "hops", 1))),
+    _pb(ihave=lambda m: setattr(m, "message_id", b"")),
+    b"\xff\xff\xff",
+])
+def test_malformed_messages_are_rejected(data: bytes) -> None:
+    with pytest.raises(OverlayDecodeError):
+        codec.decode(data)
+
+
+def test_oversized_payload_is_rejected() -> None:
+    data = _pb(gossip=lambda m: (setattr(m, "message_id", b"m"),
+                                 setattr(m, "payload", b"x" * (60 * 1024 + 1))))
+    with pytest.raises(OverlayDecodeError):
+        codec.decode(data)

@@ -1,0 +1,284 @@
+"""Unit tests of the HyParView and Plumtree cores, input by input."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from taiinet.overlay import (
+    CloseLink,
+    Deliver,
+    HyParView,
+    HyParViewConfig,
+    MissingTimer,
+    NeighborDown,
+    NeighborUp,
+    Overlay,
+    OverlayUsageError,
+    Plumtree,
+    PlumtreeConfig,
+    ProbeLink,
+    Send,
+    SetTimer,
+    ShuffleTimer,
+)
+from taiinet.overlay.actions import KeepaliveTimer
+from taiinet.overlay.messages import (
+    Disconnect,
+    ForwardJoin,
+    Gossip,
+    Graft,
+    IHave,
+    Join,
+    Neighbor,
+    NeighborReply,
+    Prune,
+    Shuffle,
+    ShuffleReply,
+)
+
+
+def sends(actions: list[object]) -> list[tuple[str, object]]:
+    return [(a.peer, a.message) for a in actions if isinstance(a, Send)]
+
+
+def hpv(peer: str = "me", **config: int) -> HyParView:
+    return HyParView(peer, random.Random(1), HyParViewConfig(**config))  # type: ignore[arg-type]
+
+
+# --- HyParView ---------------------------------------------------------------
+
+
+def test_join_takes_the_contact_and_sends_join() -> None:
+    node = hpv()
+    out = node.join("c", 0.0)
+    assert node.active == ["c"]
+    assert NeighborUp(peer="c") in out
+    assert sends(out) == [("c", Join())]
+
+
+def test_contact_forwards_join_to_its_other_neighbours() -> None:
+    node = hpv(arwl=6)
+    for peer in ("a", "b"):
+        node.handle_message(peer, Neighbor(high_priority=True), 0.0)
+    out = node.handle_message("new", Join(), 0.0)
+    assert node.active == ["a", "b", "new"]
+    assert sorted(sends(out), key=str) == [("a", ForwardJoin(peer="new", ttl=6)),
+                                           ("b", ForwardJoin(peer="new", ttl=6))]
+
+
+def test_forward_join_ends_at_ttl_zero_with_a_high_priority_neighbor() -> None:
+    node = hpv()
+    node.handle_message("a", Neighbor(high_priority=True), 0.0)
+    node.handle_message("b", Neighbor(high_priority=True), 0.0)
+    out = node.handle_message("a", ForwardJoin(peer="new", ttl=0), 0.0)
+    assert "new" in node.active
+    assert ("new", Neighbor(high_priority=True)) in sends(out)
+
+
+def test_forward_join_walks_on_and_drops_the_newcomer_in_the_passive_view_at_prwl() -> None:
+    node = hpv(arwl=6, prwl=3)
+    for peer in ("a", "b", "c"):
+        node.handle_message(peer, Neighbor(high_priority=True), 0.0)
+    out = node.handle_message("a", ForwardJoin(peer="new", ttl=3), 0.0)
+    assert node.passive == ["new"]
+    [(target, message)] = sends(out)
+    assert target in ("b", "c") and message == ForwardJoin(peer="new", ttl=2)
+
+
+def test_full_active_view_drops_a_random_neighbour_to_the_passive_view() -> None:
+    node = hpv(active_size=2)
+    node.handle_message("a", Neighbor(high_priority=True), 0.0)
+    node.handle_message("b", Neighbor(high_priority=True), 0.0)
+    out = node.handle_message("c", Neighbor(high_priority=True), 0.0)
+    assert len(node.active) == 2 and "c" in node.active
+    [victim] = [p for p in ("a", "b") if p not in node.active]
+    assert node.passive == [victim]
+    assert (victim, Disconnect()) in sends(out)
+    assert NeighborDown(peer=victim) in out and CloseLink(peer=victim) in out
+
+
+def test_low_priority_neighbor_is_refused_when_full() -> None:
+    node = hpv(active_size=1)
+    node.handle_message("a", Neighbor(high_priority=True), 0.0)
+    out = node.handle_message("b", Neighbor(high_priority=False), 0.0)
+    assert node.active == ["a"]
+    assert sends(out) == [("b", NeighborReply(accepted=False))]
+
+
+def test_failed_neighbour_is_replaced_from_the_passive_view() -> None:
+    node = hpv(active_size=2)
+    node.join("c", 0.0)
+    node.handle_message("x", ShuffleReply(peers=("p1", "p2")), 0.0)
+    out = node.handle_link_down("c", 1.0)
+    assert node.active == [] and "c" not in node.passive
+    requests = sends(out)
+    assert len(requests) == 2
+    # The first request is high priority (no neighbour left); the second is not.
+    assert requests[0][1] == Neighbor(high_priority=True)
+    assert requests[1][1] == Neighbor(high_priority=False)
+    accepted = requests[0][0]
+    node.handle_message(accepted, NeighborReply(accepted=True), 1.1)
+    assert node.active == [accepted]
+
+
+def test_unreachable_candidate_is_forgotten_and_the_next_one_asked() -> None:
+    node = hpv(active_size=1)
+    node.join("c", 0.0)
+    node.handle_message("x", ShuffleReply(peers=("p1", "p2")), 0.0)
+    out = node.handle_link_down("c", 1.0)
+    [(first, _)] = sends(out)
+    out = node.handle_link_down(first, 1.5)
+    assert first not in node.passive
+    [(second, message)] = sends(out)
+    assert second != first and message == Neighbor(high_priority=True)
+
+
+def test_reply_without_a_pending_request_is_ignored() -> None:
+    node = hpv()
+    assert node.handle_message("a", NeighborReply(accepted=True), 0.0) == []
+    assert node.active == []
+
+
+def test_disconnect_moves_the_peer_to_the_passive_view() -> None:
+    node = hpv()
+    node.join("c", 0.0)
+    out = node.handle_message("c", Disconnect(), 1.0)
+    assert node.active == [] and node.passive == ["c"]
+    assert NeighborDown(peer="c") in out
+
+
+def test_shuffle_tick_sends_a_sample_walk_and_the_end_replies() -> None:
+    node = hpv(arwl=6, shuffle_active=3, shuffle_passive=4)
+    node.join("c", 0.0)
+    node.handle_message("x", ShuffleReply(peers=("p1", "p2", "p3")), 0.0)
+    out = node.handle_timer(ShuffleTimer(), 10.0)
+    assert SetTimer(at=20.0, timer=ShuffleTimer()) in out
+    [(target, walk)] = sends(out)
+    assert target == "c" and isinstance(walk, Shuffle)
+    assert walk.origin == "me" and walk.ttl == 6 and set(walk.peers) == {"p1", "p2", "p3"}
+    # The end of the walk (a node with a single neighbour) replies and integrates.
+    end = hpv("end")
+    end.join("me", 0.0)
+    end.handle_message("z", ShuffleReply(peers=("q1",)), 0.0)
+    out = end.handle_message("me", walk, 10.1)
+    assert ("me", ShuffleReply(peers=("q1",))) in sends(out)
+    assert set(end.passive) == {"p1", "p2", "p3", "q1"}
+
+
+def test_keepalive_probes_idle_neighbours_only() -> None:
+    node = hpv(keepalive_interval=2.0)  # type: ignore[arg-type]
+    node.join("a", 0.0)
+    node.join("b", 0.0)
+    node.handle_message("a", ShuffleReply(peers=()), 1.5)
+    out = node.handle_timer(KeepaliveTimer(), 2.0)
+    assert ProbeLink(peer="b") in out and ProbeLink(peer="a") not in out
+
+
+def test_joining_through_itself_is_a_usage_error() -> None:
+    with pytest.raises(OverlayUsageError):
+        hpv().join("me", 0.0)
+
+
+# --- Plumtree ----------------------------------------------------------------
+
+
+def tree(peer: str = "me", **config: object) -> Plumtree:
+    t = Plumtree(peer, random.Random(1), PlumtreeConfig(**config))  # type: ignore[arg-type]
+    for n in ("a", "b", "c"):
+        t.neighbor_up(n, 0.0)
+    return t
+
+
+def test_broadcast_delivers_locally_and_pushes_to_eager_neighbours() -> None:
+    t = tree()
+    out = t.broadcast(b"m1", b"hello", 0.0)
+    assert out[0] == Deliver(message_id=b"m1", payload=b"hello", sender=None, hops=0)
+    assert sorted(sends(out), key=str) == [
+        (p, Gossip(message_id=b"m1", hops=1, payload=b"hello")) for p in ("a", "b", "c")]
+    assert t.broadcast(b"m1", b"hello", 0.0) == []
+
+
+def test_duplicate_prunes_the_sender_and_is_not_delivered_again() -> None:
+    t = tree()
+    out = t.handle_message("a", Gossip(message_id=b"m", hops=1, payload=b"p"), 0.0)
+    assert [a for a in out if isinstance(a, Deliver)] == [
+        Deliver(message_id=b"m", payload=b"p", sender="a", hops=1)]
+    assert sorted(sends(out), key=str) == [
+        (p, Gossip(message_id=b"m", hops=2, payload=b"p")) for p in ("b", "c")]
+    out = t.handle_message("b", Gossip(message_id=b"m", hops=1, payload=b"p"), 0.1)
+    assert sends(out) == [("b", Prune())]
+    assert "b" in t.lazy and "b" not in t.eager
+    # Lazy neighbours now get announcements instead of payloads.
+    out = t.broadcast(b"m2", b"q", 1.0)
+    assert ("b", IHave(message_id=b"m2", hops=1)) in sends(out)
+
+
+def test_prune_makes_the_link_lazy() -> None:
+    t = tree()
+    t.handle_message("a", Prune(), 0.0)
+    assert list(t.lazy) == ["a"] and "a" not in t.eager
+
+
+def test_missing_message_is_grafted_from_announcers_in_turn() -> None:
+    t = tree(ihave_timeout=0.4, graft_timeout=0.2)
+    t.handle_message("a", Prune(), 0.0)
+    t.handle_message("b", Prune(), 0.0)
+    out = t.handle_message("a", IHave(message_id=b"m", hops=2), 1.0)
+    assert out == [SetTimer(at=1.4, timer=MissingTimer(message_id=b"m"))]
+    assert t.handle_message("b", IHave(message_id=b"m", hops=2), 1.1) == []
+    out = t.handle_timer(MissingTimer(message_id=b"m"), 1.4)
+    assert ("a", Graft(message_id=b"m")) in sends(out)
+    assert SetTimer(at=pytest.approx(1.6), timer=MissingTimer(message_id=b"m")) in out
+    assert "a" in t.eager
+    out = t.handle_timer(MissingTimer(message_id=b"m"), 1.6)
+    assert sends(out) == [("b", Graft(message_id=b"m"))]
+    # Once the message arrives, a stale timer does nothing.
+    t.handle_message("b", Gossip(message_id=b"m", hops=3, payload=b"p"), 1.7)
+    assert t.handle_timer(MissingTimer(message_id=b"m"), 1.8) == []
+
+
+def test_graft_is_answered_with_the_cached_payload() -> None:
+    t = tree()
+    t.handle_message("a", Gossip(message_id=b"m", hops=4, payload=b"p"), 0.0)
+    t.handle_message("b", Prune(), 0.0)
+    out = t.handle_message("b", Graft(message_id=b"m"), 1.0)
+    assert sends(out) == [("b", Gossip(message_id=b"m", hops=5, payload=b"p"))]
+    assert "b" in t.eager
+
+
+def test_seen_cache_is_bounded() -> None:
+    t = tree(seen_cache_size=2)
+    for i in range(3):
+        t.broadcast(b"m%d" % i, b"p", 0.0)
+    assert not t.has_seen(b"m0") and t.has_seen(b"m1") and t.has_seen(b"m2")
+
+
+def test_forward_filter_restricts_who_gets_a_message() -> None:
+    t = Plumtree("me", random.Random(1), forward_filter=lambda mid, payload, peer: peer != "b")
+    for n in ("a", "b"):
+        t.neighbor_up(n, 0.0)
+    out = t.broadcast(b"m", b"p", 0.0)
+    assert [p for p, _ in sends(out)] == ["a"]
+
+
+def test_new_neighbour_hears_of_recent_messages() -> None:
+    t = tree(announce_window=5.0)
+    t.broadcast(b"old", b"p", 0.0)
+    t.broadcast(b"new", b"p", 8.0)
+    out = t.neighbor_up("d", 10.0)
+    assert sends(out) == [("d", IHave(message_id=b"new", hops=1))]
+
+
+def test_bad_message_id_is_a_usage_error() -> None:
+    with pytest.raises(OverlayUsageError):
+        tree().broadcast(b"", b"p", 0.0)
+
+
+def test_overlay_feeds_neighbour_changes_to_the_tree() -> None:
+    node = Overlay("me", random.Random(1))
+    node.join("c", 0.0)
+    assert list(node.broadcast_core.eager) == ["c"]
+    node.handle_link_down("c", 1.0)
+    assert list(node.broadcast_core.eager) == []
