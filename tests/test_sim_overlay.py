@@ -54,12 +54,12 @@ def test_flooding_baseline_costs_more_than_plumtree() -> None:
 
 
 def test_same_seed_same_run_and_codec_changes_nothing() -> None:
-    config = OverlaySimConfig(nodes=150, messages=6, fail=0.5, seed=9)
+    config = OverlaySimConfig(nodes=100, messages=6, fail=0.5, seed=9)
     first = simulate(config)
     again = simulate(config)
-    through_wire = simulate(OverlaySimConfig(nodes=150, messages=6, fail=0.5, seed=9,
+    through_wire = simulate(OverlaySimConfig(nodes=100, messages=6, fail=0.5, seed=9,
                                              wire_codec=True))
-    other = simulate(OverlaySimConfig(nodes=150, messages=6, fail=0.5, seed=10))
+    other = simulate(OverlaySimConfig(nodes=100, messages=6, fail=0.5, seed=10))
     assert first.messages == again.messages and first.summary() == again.summary()
     assert through_wire.messages == first.messages
     assert other.summary() != first.summary()
