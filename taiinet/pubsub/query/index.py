@@ -2,29 +2,37 @@
 """``SubscriptionIndex``: which of many subscriptions does a document match?
 
 Theory of operation (a counting algorithm after Fabret et al., SIGMOD 2001, and
-Carzaniga's SIENA forwarding tables).  Each query is reduced to a *necessary
-condition*: a small disjunction of *clauses*, each a conjunction of elementary
-predicates that can be looked up from a document's values —
+Carzaniga's SIENA forwarding tables).  Each query is planned into a few
+*clauses*, each a conjunction of elementary predicates that can be looked up
+from a document's values, kept in per-path tables:
 
-- equality ``path == v`` (from ``$eq``, ``$in``, ``$all`` on scalars), kept in a
-  hash table per path, value -> clauses;
-- bounds ``path > v`` / ``path < v`` (with or without equality, from the range
-  operators), kept per path and type class in arrays sorted by bound, so the
-  bounds a value satisfies are one prefix (lower bounds) or suffix (upper
-  bounds) found by bisection.
+- equality ``path == v`` (from ``$eq``, ``$in``, ``$all`` on scalars): a hash
+  table value -> clauses;
+- bounds ``path > v`` / ``path < v`` per type class, in arrays sorted by bound,
+  so the bounds a value satisfies are one prefix or suffix found by bisection;
+- number intervals (a finite lower and upper bound at one path), bucketed by
+  width class and sorted by lower bound, so only intervals near the value are
+  looked at;
+- regexes, all patterns of a path searched at once by one ``re2.Set``.
+
+A clause indexes its equalities if it has some (selective and cheap), else its
+regexes, else its bounds and intervals.  A top-level ``$or`` is split into its
+branches.  A branch that is a conjunction gets a *direct* clause, one
+predicate per exactable condition, plus a *residual* matcher for the rest;
+other shapes get *necessary* clauses (one of which every match satisfies).
 
 For a document, every indexed path is resolved once; each value found counts
 one hit for every clause whose predicate it satisfies.  A clause whose hits
-reach its number of predicates makes its subscription a *candidate*, and only
-candidates (plus the few queries with no indexable predicate, such as a lone
-``$regex`` or ``$nor``) are run through their compiled matcher.  Clauses with
-one predicate skip the counting.  A clause keeps only its equality predicates
-when it has some (they are selective and cheap) and its bounds otherwise.
+reach its number of predicates is a *candidate*.  When its paths each held one
+value, a direct clause's hits are exactly its indexed conditions, so only its
+residual is checked; any other candidate is checked with its ``$or`` branch or
+its whole compiled query.  Queries with nothing indexable (a lone ``$ne``,
+``$nor``, ``$exists``) are checked on every document.
 
 Departures: the paper counts over shared predicates; here predicates are not
 shared between subscriptions, which keeps removal trivial at the cost of some
-memory.  Over-counting (an array holding two values of one ``$in``) only adds
-candidates, never loses a match, because candidates are always verified.
+memory.  Over-counting (an array holding two values of one ``$in``) can only
+make extra candidates, which the matcher then rejects: it never loses a match.
 """
 
 from __future__ import annotations
