@@ -102,7 +102,7 @@ class IndexMachine(RuleBasedStateMachine):
 
 
 TestIndexMachine = IndexMachine.TestCase
-TestIndexMachine.settings = settings(max_examples=60, stateful_step_count=30)
+TestIndexMachine.settings = settings(max_examples=40, stateful_step_count=30)
 
 
 def test_origin_example_through_the_index() -> None:
