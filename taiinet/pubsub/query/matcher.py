@@ -35,7 +35,17 @@ from taiinet.pubsub.query.nodes import (
     Size,
 )
 from taiinet.pubsub.query.parser import regex_searcher
-from taiinet.pubsub.query.values import BYTES, LIST, MAP, NUMBER, STRING, type_class, value_key
+from taiinet.pubsub.query.values import (
+    BOOL,
+    BYTES,
+    LIST,
+    MAP,
+    NULL,
+    NUMBER,
+    STRING,
+    type_class,
+    value_key,
+)
 
 Matcher = Callable[[Any], bool]
 ValuesTest = Callable[[list[Any]], bool]
@@ -132,18 +142,24 @@ def any_value(test: ValueTest) -> ValuesTest:
     return check
 
 
+_SCALAR_CLASSES = {type(None): NULL, bool: BOOL, int: NUMBER, float: NUMBER, str: STRING,
+                   bytes: BYTES}
+
+
 def in_test(values: tuple[Any, ...]) -> ValueTest:
-    scalars = set()
+    scalars: set[Any] = set()
     others: list[ValueTest] = []
     for v in values:
         if isinstance(v, tuple) or hasattr(v, "keys"):
             others.append(equal_test(v))
         else:
-            scalars.add(value_key(v))
+            scalars.add((_SCALAR_CLASSES[type(v)], v))
+    classes = _SCALAR_CLASSES
 
     def test(x: Any) -> bool:
-        if not isinstance(x, list | dict) and value_key(x) in scalars:
-            return True
+        cls = classes.get(type(x))
+        if cls is not None:
+            return (cls, x) in scalars
         return any(t(x) for t in others)
 
     return test
