@@ -154,6 +154,11 @@ class Signaller:
 
     # -- lifecycle ------------------------------------------------------------
 
+    async def close_links(self) -> None:
+        """Close every link politely (before cancelling the signaller's tasks)."""
+        for link in list(self._links.values()):
+            await link.connection.aclose()
+
     async def serve(self, listener: SignalListener, join: Sequence[str] = (), *,
                     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled: accept links, join the mesh through ``join``."""
