@@ -9,6 +9,10 @@ from taiinet.errors import (
     RemoteProtocolError,
     TaiiNetError,
 )
+from taiinet.signal.api import open_signaller
+from taiinet.signal.client import IncomingOffer, SignalClient, open_signal_client
+from taiinet.signal.errors import NoSignallerAvailable, PeerUnreachable, SignalError
+from taiinet.signal.records import PeerRecord
 from taiinet.transport.webrtc import InvalidSdp, open_webrtc
 from taiinet.transport.websocket import connect_websocket, open_websocket_listener
 from taiinet.wire.envelope import Envelope, InvalidEnvelope
@@ -18,12 +22,20 @@ __all__ = [
     "ConnectionClosed",
     "Envelope",
     "Identity",
+    "IncomingOffer",
     "InvalidEnvelope",
     "InvalidSdp",
     "LocalProtocolError",
+    "NoSignallerAvailable",
+    "PeerRecord",
+    "PeerUnreachable",
     "RemoteProtocolError",
+    "SignalClient",
+    "SignalError",
     "TaiiNetError",
     "connect_websocket",
+    "open_signal_client",
+    "open_signaller",
     "open_webrtc",
     "open_websocket_listener",
 ]
