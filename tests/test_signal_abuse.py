@@ -7,13 +7,22 @@ import random
 import time
 
 import trio
+import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from taiinet.errors import ConnectionClosed, RemoteProtocolError
 from taiinet.signal.api import open_signaller
 from taiinet.signal.client import open_signal_client
-from taiinet.signal.codec import Hello, Register, Relay, Role, decode_signal, encode_signal
+from taiinet.signal.codec import (
+    Hello,
+    Register,
+    Registered,
+    Relay,
+    Role,
+    decode_signal,
+    encode_signal,
+)
 from taiinet.signal.records import (
     PeerRecord,
     SessionDescription,
@@ -94,12 +103,32 @@ async def test_forged_session_sender_is_cut_off() -> None:
     assert await hostile_session(frames)
 
 
-async def test_flooding_beyond_the_rate_limit_is_cut_off() -> None:
+async def test_a_flood_is_read_at_the_rate_limit(autojump_clock: trio.testing.MockClock) -> None:
     signaller = Identity.from_seed(b"s" * 32).peer_id
-    frames = [encode_signal(Hello(role=Role.PEER, listen_url=""))]
-    frames += [encode_signal(Register(request_id=i, record=record(MALLORY, signaller, seq=i)))
-               for i in range(1, 40)]
-    assert await hostile_session(frames, SignallerConfig(peer_rate=1.0, peer_burst=5.0))
+    network = MemoryNetwork()
+    transport = MemorySignalTransport(network)
+    config = SignallerConfig(peer_rate=2.0, peer_burst=5.0)
+    async with open_signaller(identity=Identity.from_seed(b"s" * 32), transport=transport,
+                              config=config, rng=random.Random(0)) as sig:
+        link = await network.dial(MALLORY, sig.peer_id)
+        await link.send(encode_signal(Hello(role=Role.PEER, listen_url="")))
+        started = trio.current_time()
+        count = 25
+
+        async def flood() -> None:
+            for i in range(1, count + 1):
+                await link.send(encode_signal(Register(
+                    request_id=i, record=record(MALLORY, signaller, seq=i))))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(flood)
+            answered = 0
+            while answered < count:
+                if isinstance(decode_signal(await link.receive()), Registered):
+                    answered += 1
+        # the burst is free, the rest is read at 2 messages per (virtual) second
+        assert trio.current_time() - started >= (count + 1 - config.peer_burst) / 2.0 - 0.5
+        await link.aclose()
 
 
 async def test_a_well_behaved_peer_is_not_cut_off() -> None:
