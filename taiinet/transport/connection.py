@@ -11,14 +11,26 @@ Two levels, as in libp2p:
 
 Back-pressure: ``send`` waits while the link's bounded send buffer is full, so
 a slow peer slows its sender instead of growing memory.
+
+Implementing a transport means implementing ``MessageChannel`` only:
+``taiinet.transport.secure.secure_channel(channel, identity, initiator=...)``
+turns it into a ``Connection``, and ``taiinet.transport.testing`` is the
+conformance suite both levels must pass.  A channel must bound what it buffers
+(both ways) and the size of what it receives; it may deliver the bytes of one
+sent message in several received messages or the other way round (the secure
+layer treats the channel as a byte stream), but never reorder or drop bytes
+silently.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
-from taiinet.errors import ConnectionClosed
+from taiinet.errors import ConnectionClosed, RemoteProtocolError
+
+T = TypeVar("T")
 
 
 class MessageChannel(abc.ABC):
@@ -57,21 +69,41 @@ class Connection(abc.ABC):
     async def send(self, frame: bytes) -> None:
         """Send one encoded frame, waiting while the send buffer is full.
 
-        Raises ``ConnectionClosed`` once the link is closed.
+        Raises ``ConnectionClosed`` once the link is closed, and
+        ``OversizedFrame`` (a ``LocalProtocolError``; the link stays up) for a
+        frame over the link's maximum.  Safe to call from several tasks: frames
+        never interleave.  Cancelling a send that already wrote part of a frame
+        closes the link.
         """
 
     @abc.abstractmethod
     async def receive(self) -> bytes:
         """Return the next encoded frame.
 
-        Raises ``ConnectionClosed`` when the link ends and a
-        ``RemoteProtocolError`` (after closing the link) when the peer sent
-        something malformed, oversized or wrongly encrypted.
+        Raises ``ConnectionClosed`` when the link ends (frames sent before the
+        peer closed are delivered first) and a ``RemoteProtocolError`` (after
+        closing the link) when the peer sent something malformed, oversized,
+        truncated or wrongly encrypted.  Nothing is read from the transport
+        unless a task is in ``receive``: a peer that does not read stalls its
+        sender.
         """
 
     @abc.abstractmethod
     async def aclose(self) -> None:
         """Close the link; idempotent."""
+
+    async def receive_decoded(self, decode: Callable[[bytes], T]) -> T:
+        """Receive one frame and decode it with a layer's codec.
+
+        A ``RemoteProtocolError`` from ``decode`` (e.g. ``MalformedFrame``)
+        closes this link before it propagates, as for any bad input.
+        """
+        frame = await self.receive()
+        try:
+            return decode(frame)
+        except RemoteProtocolError:
+            await self.aclose()
+            raise
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._frames()

@@ -13,6 +13,10 @@ class PeerIdMismatch(HandshakeError):
     """The remote proved a peer id other than the one we dialed."""
 
 
+class HandshakeTimeout(HandshakeError):
+    """The peer did not complete the handshake in time."""
+
+
 class DecryptionError(RemoteProtocolError):
     """A transport message failed authentication (altered, replayed or reordered)."""
 

@@ -133,6 +133,12 @@ class MemoryListener:
             except ConnectionClosed:
                 return
 
+    async def __aenter__(self) -> MemoryListener:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     async def aclose(self) -> None:
         """Stop listening; connections not yet accepted are closed."""
         self.network._forget_listener(self)
@@ -222,6 +228,17 @@ class MemoryNetwork:
         self._track(connection)
         self._track(accepted)
         return connection
+
+    def links(self, peer_id: str) -> list[Connection]:
+        """The open connections of ``peer_id`` (dialed and accepted), for tests."""
+        return [c for c in self._links.get(peer_id, ()) if not getattr(c, "closed", False)]
+
+    async def cut(self, peer_a: str, peer_b: str) -> None:
+        """Close every link between two nodes (both ends), as a network failure would."""
+        for local, remote in ((peer_a, peer_b), (peer_b, peer_a)):
+            for connection in self.links(local):
+                if connection.remote_peer_id == remote:
+                    await connection.aclose()
 
     async def kill(self, peer_id: str) -> None:
         """Crash a node: close its listener and every link it has (either end)."""

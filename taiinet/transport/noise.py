@@ -262,6 +262,15 @@ class NoiseHandshake:
         """The next handshake message to send (without its length prefix)."""
         if self.state is not HandshakeState.WRITE:
             raise LocalProtocolError(f"cannot write a handshake message in state {self.state.name}")
+        try:
+            message = self._write()
+        except HandshakeError:  # a DH with the peer's low-order key
+            self.state = HandshakeState.FAILED
+            raise
+        self._advance()
+        return message
+
+    def _write(self) -> bytes:
         symmetric = self._symmetric
         out = bytearray()
         for token in _XX_PATTERNS[self._message_index]:
@@ -273,7 +282,6 @@ class NoiseHandshake:
             else:
                 symmetric.mix_key(self._dh_for(token))
         out += symmetric.encrypt_and_hash(self._our_payload())
-        self._advance()
         return bytes(out)
 
     def read_message(self, message: bytes) -> None:
@@ -352,6 +360,13 @@ class NoiseMessageReader:
     def feed(self, data: bytes) -> list[bytes]:
         messages: list[bytes] = []
         view = memoryview(data)
+        # Fast path: whole messages at the start of ``data`` are sliced out directly.
+        while not self._buffer and len(view) >= LENGTH_PREFIX_SIZE:
+            end = LENGTH_PREFIX_SIZE + int.from_bytes(view[:LENGTH_PREFIX_SIZE], "big")
+            if end > len(view):
+                break
+            messages.append(bytes(view[LENGTH_PREFIX_SIZE:end]))
+            view = view[end:]
         while view:
             if len(self._buffer) < LENGTH_PREFIX_SIZE:
                 take = LENGTH_PREFIX_SIZE - len(self._buffer)
@@ -382,12 +397,14 @@ class SecureSession:
     """
 
     def __init__(self, result: HandshakeResult, *,
-                 max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+                 max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+                 reader: NoiseMessageReader | None = None) -> None:
+        """``reader`` carries over bytes that arrived with the last handshake message."""
         self.remote_peer_id = result.remote_peer_id
         self.max_frame_size = max_frame_size
         self._send = result.send_cipher
         self._receive = result.receive_cipher
-        self._reader = NoiseMessageReader()
+        self._reader = reader if reader is not None else NoiseMessageReader()
         self._frames = FrameDecoder(max_frame_size)
 
     def encrypt_frame(self, frame: bytes) -> list[bytes]:
@@ -398,8 +415,12 @@ class SecureSession:
 
     def receive_data(self, data: bytes) -> list[bytes]:
         """Frames completed by ``data``; raises a ``RemoteProtocolError`` on bad input."""
+        return self.receive_messages(self._reader.feed(data))
+
+    def receive_messages(self, messages: list[bytes]) -> list[bytes]:
+        """Frames completed by whole (unprefixed) Noise transport messages."""
         frames: list[bytes] = []
-        for message in self._reader.feed(data):
+        for message in messages:
             if len(message) < TAG_SIZE:
                 raise DecryptionError("Noise transport message shorter than its tag")
             frames += self._frames.feed(self._receive.decrypt(b"", message))

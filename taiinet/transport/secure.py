@@ -10,20 +10,21 @@ channel's ``send_message``, and nothing is read from the channel unless the
 owner calls ``receive``, so a peer that stops reading stalls its sender once
 the channel's bounded buffers are full.
 
-A handshake has no timeout of its own; callers wrap it in
-``trio.fail_after`` (the memory transport and the listeners do).
+A handshake that takes longer than ``handshake_timeout`` (10 s by default)
+fails with ``HandshakeTimeout``, so a silent peer cannot hold a link open.
 """
 
 from __future__ import annotations
 
 import collections
+import math
 
 import nacl.utils
 import trio
 
 from taiinet.errors import ConnectionClosed, RemoteProtocolError
 from taiinet.transport.connection import Connection, MessageChannel
-from taiinet.transport.errors import HandshakeError
+from taiinet.transport.errors import HandshakeTimeout
 from taiinet.transport.noise import (
     DH_SIZE,
     HandshakeState,
@@ -35,24 +36,44 @@ from taiinet.transport.noise import (
 from taiinet.wire.framing import DEFAULT_MAX_FRAME_SIZE
 from taiinet.wire.identity import Identity, parse_peer_id
 
+#: Seconds a handshake may take before ``HandshakeTimeout`` (a silent peer holds no link long).
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+
 
 async def _send_chunked(channel: MessageChannel, data: bytes) -> None:
     step = max(1, channel.max_message_size)
+    if len(data) <= step:
+        await channel.send_message(data)
+        return
     for start in range(0, len(data), step):
         await channel.send_message(data[start:start + step])
 
 
 async def secure_channel(channel: MessageChannel, identity: Identity, *, initiator: bool,
                          expected_peer_id: str | None = None,
-                         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> Connection:
+                         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+                         handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+                         ) -> Connection:
     """Run the Noise XX handshake over ``channel``; return the secure ``Connection``.
 
     Raises ``HandshakeError`` (``PeerIdMismatch`` when the peer is not
-    ``expected_peer_id``) or ``ConnectionClosed``; the channel is closed on any
-    failure.
+    ``expected_peer_id``, ``HandshakeTimeout`` after ``handshake_timeout``
+    seconds) or ``ConnectionClosed``; the channel is closed on any failure.
     """
     if expected_peer_id is not None:
         expected_peer_id = parse_peer_id(expected_peer_id)
+    try:
+        with trio.fail_after(math.inf if handshake_timeout is None else handshake_timeout):
+            return await _handshake(channel, identity, initiator=initiator,
+                                    expected_peer_id=expected_peer_id,
+                                    max_frame_size=max_frame_size)
+    except trio.TooSlowError:
+        raise HandshakeTimeout(
+            f"the handshake did not complete within {handshake_timeout} s") from None
+
+
+async def _handshake(channel: MessageChannel, identity: Identity, *, initiator: bool,
+                     expected_peer_id: str | None, max_frame_size: int) -> Connection:
     handshake = NoiseHandshake(
         initiator=initiator, identity=identity, expected_peer_id=expected_peer_id,
         static_private_key=nacl.utils.random(DH_SIZE),
@@ -67,28 +88,30 @@ async def secure_channel(channel: MessageChannel, identity: Identity, *, initiat
             while not pending:
                 pending.extend(reader.feed(await channel.receive_message()))
             handshake.read_message(pending.popleft())
-        if pending or reader.has_partial_message:
-            raise HandshakeError("peer sent data before the handshake completed")
+        assert handshake.result is not None
+        # Transport messages may arrive in the same channel message as the last
+        # handshake message (the initiator sends right away): keep them.
+        session = SecureSession(handshake.result, max_frame_size=max_frame_size, reader=reader)
+        early_frames = session.receive_messages(list(pending))
     except BaseException:
         with trio.CancelScope(shield=True):
             await channel.aclose()
         raise
-    assert handshake.result is not None
-    session = SecureSession(handshake.result, max_frame_size=max_frame_size)
-    return SecureConnection(channel, session, local_peer_id=identity.peer_id)
+    return SecureConnection(channel, session, local_peer_id=identity.peer_id,
+                            received=early_frames)
 
 
 class SecureConnection(Connection):
     """A ``Connection`` over a ``MessageChannel`` after a completed handshake."""
 
     def __init__(self, channel: MessageChannel, session: SecureSession, *,
-                 local_peer_id: str) -> None:
+                 local_peer_id: str, received: list[bytes] | None = None) -> None:
         self._channel = channel
         self._session = session
         self._local_peer_id = local_peer_id
         self._send_lock = trio.Lock()
         self._receive_lock = trio.Lock()
-        self._received: collections.deque[bytes] = collections.deque()
+        self._received: collections.deque[bytes] = collections.deque(received or ())
         self._closed = False
 
     @property
@@ -135,6 +158,9 @@ class SecureConnection(Connection):
                     if not closed_here:
                         self._session.end_of_stream()  # TruncatedFrame if cut mid-frame
                     raise
+                except RemoteProtocolError:  # the transport itself saw a broken peer
+                    await self._abort()
+                    raise
                 try:
                     self._received.extend(self._session.receive_data(data))
                 except RemoteProtocolError:
@@ -148,6 +174,8 @@ class SecureConnection(Connection):
             await self._channel.aclose()
 
     async def aclose(self) -> None:
+        """Close the link; frames received but not yet returned are dropped."""
+        self._received.clear()
         if self._closed:
             return
         await self._abort()

@@ -67,9 +67,10 @@ def decode_private_key(data: bytes) -> tuple[bytes, bytes]:
     size = ED25519_SEED_SIZE + ED25519_PUBLIC_KEY_SIZE
     if len(message.data) != size:
         raise KeyFileError(f"Ed25519 private key has {len(message.data)} bytes, not {size}")
-    if message.SerializeToString() != data:
+    seed, public_key = message.data[:ED25519_SEED_SIZE], message.data[ED25519_SEED_SIZE:]
+    if encode_private_key(seed, public_key) != data:
         raise KeyFileError("private key is not canonically encoded")
-    return message.data[:ED25519_SEED_SIZE], message.data[ED25519_SEED_SIZE:]
+    return seed, public_key
 
 
 # --- envelopes ----------------------------------------------------------------------------

@@ -1,3 +1,4 @@
+# taiinet: sans-io core
 """Signed envelopes, byte-compatible with libp2p RFC 0002.
 
 An envelope carries a payload, its type (a multicodec or any short tag) and
@@ -8,8 +9,8 @@ another.  The signed bytes are::
     uvarint(len(domain)) || domain || uvarint(len(payload_type)) || payload_type
         || uvarint(len(payload)) || payload
 
-Opening checks, in order: size, canonical encoding, key type, signature.  A
-caller that expects a particular signer compares ``envelope.peer_id``.
+Opening checks, in order: size, canonical encoding, key type, payload type
+(if the caller names one), signature, signer (if the caller names one).
 """
 
 from __future__ import annotations
@@ -67,8 +68,13 @@ class Envelope:
         return data
 
     @staticmethod
-    def open(data: bytes, domain: str, *, max_size: int = DEFAULT_MAX_ENVELOPE_SIZE) -> Envelope:
-        """Decode and verify an envelope signed for ``domain``; ``InvalidEnvelope`` if not."""
+    def open(data: bytes, domain: str, *, max_size: int = DEFAULT_MAX_ENVELOPE_SIZE,
+             payload_type: bytes | None = None, peer_id: str | None = None) -> Envelope:
+        """Decode and verify an envelope signed for ``domain``; ``InvalidEnvelope`` if not.
+
+        With ``payload_type`` or ``peer_id``, also require that payload type
+        (checked before the signature, as RFC 0002 suggests) or that signer.
+        """
         _check_domain(domain)
         if len(data) > max_size:
             raise InvalidEnvelope(
@@ -81,9 +87,15 @@ class Envelope:
             public_key = codec.decode_public_key(fields.public_key)
         except InvalidPublicKey as exc:
             raise InvalidEnvelope(f"envelope key: {exc}") from None
+        if payload_type is not None and fields.payload_type != payload_type:
+            raise InvalidEnvelope(
+                f"payload type {fields.payload_type[:40]!r} is not {payload_type[:40]!r}")
         message = signed_bytes(domain, fields.payload_type, fields.payload)
         if not verify_with_public_key(public_key, message, fields.signature):
             raise InvalidEnvelope(f"bad signature (or not signed for domain {domain!r})")
-        return Envelope(peer_id=peer_id_from_public_key(public_key), public_key=public_key,
+        signer = peer_id_from_public_key(public_key)
+        if peer_id is not None and signer != peer_id:
+            raise InvalidEnvelope(f"envelope signed by {signer}, expected {peer_id}")
+        return Envelope(peer_id=signer, public_key=public_key,
                         payload_type=fields.payload_type, payload=fields.payload,
                         signature=fields.signature, raw=data)

@@ -1,0 +1,319 @@
+"""The secure-channel driver over memory channels, against honest and hostile peers.
+
+The hostile peer is the independent ``noiseprotocol`` implementation driven by
+hand over the raw channel, so it can send exactly the bytes a test wants.
+"""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from noise.connection import Keypair, NoiseConnection
+
+from taiinet import ConnectionClosed, Identity
+from taiinet.errors import RemoteProtocolError
+from taiinet.transport.errors import (
+    DecryptionError,
+    HandshakeError,
+    HandshakeTimeout,
+    PeerIdMismatch,
+)
+from taiinet.transport.memory import MemoryMessageChannel, memory_channel_pair
+from taiinet.transport.noise import (
+    PROTOCOL_NAME,
+    NoiseMessageReader,
+    make_handshake_payload,
+    with_length_prefix,
+    x25519_public_key,
+)
+from taiinet.transport.secure import secure_channel
+from taiinet.wire.errors import FrameTooLarge, InvalidPeerId, TruncatedFrame
+from taiinet.wire.framing import encode_uvarint, frame_with_prefix
+
+ALICE = Identity.from_seed(bytes([0xA]) * 32)
+BOB = Identity.from_seed(bytes([0xB]) * 32)
+STATIC = bytes(range(100, 132))
+
+
+class RawPeer:
+    """A responder made of noiseprotocol and a raw channel end (no TaiiNet code on its side)."""
+
+    def __init__(self, channel: MemoryMessageChannel, identity: Identity = BOB) -> None:
+        self.channel = channel
+        self.identity = identity
+        self.noise = NoiseConnection.from_name(PROTOCOL_NAME)
+        self.noise.set_as_responder()
+        self.noise.set_keypair_from_private_bytes(Keypair.STATIC, STATIC)
+        self.noise.start_handshake()
+        self.reader = NoiseMessageReader()
+
+    async def receive(self) -> bytes:
+        while True:
+            messages = self.reader.feed(await self.channel.receive_message())
+            if messages:
+                assert len(messages) == 1
+                return messages[0]
+
+    async def handshake(self, *, one_byte_at_a_time: bool = False) -> bytes:
+        """Run the responder side; return the initiator's payload."""
+        self.noise.read_message(await self.receive())
+        message = with_length_prefix(self.noise.write_message(
+            make_handshake_payload(self.identity, x25519_public_key(STATIC))))
+        if one_byte_at_a_time:
+            for index in range(len(message)):
+                await self.channel.send_message(message[index:index + 1])
+        else:
+            await self.channel.send_message(message)
+        payload: bytes = self.noise.read_message(await self.receive())
+        return payload
+
+    async def send_plaintext(self, plaintext: bytes) -> None:
+        await self.channel.send_message(with_length_prefix(self.noise.encrypt(plaintext)))
+
+
+async def dial_raw_peer(**kwargs: object) -> tuple[object, RawPeer]:
+    ours, theirs = memory_channel_pair()
+    peer = RawPeer(theirs)
+    result: dict[str, object] = {}
+
+    async def dial() -> None:
+        result["conn"] = await secure_channel(ours, ALICE, initiator=True,
+                                              expected_peer_id=BOB.peer_id, **kwargs)  # type: ignore[arg-type]
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(dial)
+        await peer.handshake()
+    return result["conn"], peer
+
+
+async def test_interop_with_noiseprotocol_peer_chunked() -> None:
+    ours, theirs = memory_channel_pair()
+    peer = RawPeer(theirs)
+    async with trio.open_nursery() as nursery:
+        conns = []
+
+        async def dial() -> None:
+            conns.append(await secure_channel(ours, ALICE, initiator=True,
+                                              expected_peer_id=BOB.peer_id))
+
+        nursery.start_soon(dial)
+        payload = await peer.handshake(one_byte_at_a_time=True)
+    conn = conns[0]
+    assert conn.remote_peer_id == BOB.peer_id
+    assert ALICE.public_key_proto in payload
+    # Two frames in one Noise message, then a frame split over three.
+    await peer.send_plaintext(frame_with_prefix(b"one") + frame_with_prefix(b"two"))
+    big = frame_with_prefix(bytes(range(256)) * 10)
+    for start in (0, 1000, 2000):
+        await peer.send_plaintext(big[start:start + 1000])
+    assert [await conn.receive() for _ in range(3)] == [b"one", b"two", bytes(range(256)) * 10]
+    await conn.send(b"reply")
+    reply = peer.noise.decrypt(await peer.receive())
+    assert reply == frame_with_prefix(b"reply")
+    await conn.aclose()
+
+
+async def test_peer_id_mismatch() -> None:
+    ours, theirs = memory_channel_pair()
+    carol = Identity.from_seed(bytes([0xC]) * 32)
+    outcomes: list[type[BaseException]] = []
+
+    async def respond() -> None:
+        try:
+            await secure_channel(theirs, BOB, initiator=False)
+        except (HandshakeError, ConnectionClosed) as exc:
+            outcomes.append(type(exc))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(respond)
+        with pytest.raises(PeerIdMismatch):
+            await secure_channel(ours, ALICE, initiator=True, expected_peer_id=carol.peer_id)
+    assert outcomes == [ConnectionClosed]  # the responder never learns more than a close
+
+
+async def test_malformed_expected_peer_id() -> None:
+    ours, _ = memory_channel_pair()
+    with pytest.raises(InvalidPeerId):
+        await secure_channel(ours, ALICE, initiator=True, expected_peer_id="nonsense")
+
+
+async def test_garbage_handshake_closes_the_channel() -> None:
+    ours, theirs = memory_channel_pair()
+    await theirs.send_message(with_length_prefix(b"short"))
+    with pytest.raises(HandshakeError):
+        await secure_channel(ours, BOB, initiator=False)
+    with pytest.raises(ConnectionClosed):
+        await theirs.send_message(b"x")
+
+
+async def test_close_during_handshake() -> None:
+    ours, theirs = memory_channel_pair()
+    await theirs.aclose()
+    with pytest.raises(ConnectionClosed):
+        await secure_channel(ours, ALICE, initiator=True)
+
+
+async def test_frames_sent_with_the_last_handshake_message_are_kept() -> None:
+    """An initiator may send its first transport message right after message 3."""
+    ours, theirs = memory_channel_pair()
+    noise = NoiseConnection.from_name(PROTOCOL_NAME)
+    noise.set_as_initiator()
+    noise.set_keypair_from_private_bytes(Keypair.STATIC, STATIC)
+    noise.start_handshake()
+    reader = NoiseMessageReader()
+    result = []
+
+    async def respond() -> None:
+        result.append(await secure_channel(theirs, BOB, initiator=False))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(respond)
+        await ours.send_message(with_length_prefix(noise.write_message(b"")))
+        noise.read_message(reader.feed(await ours.receive_message())[0])
+        message_3 = noise.write_message(make_handshake_payload(ALICE, x25519_public_key(STATIC)))
+        early = noise.encrypt(frame_with_prefix(b"early"))
+        await ours.send_message(with_length_prefix(message_3) + with_length_prefix(early))
+    assert await result[0].receive() == b"early"
+    assert result[0].remote_peer_id == ALICE.peer_id
+
+
+@pytest.mark.parametrize("attack", ["garbage", "oversized", "truncated", "replay"])
+async def test_hostile_transport_data_closes_only_that_link(attack: str) -> None:
+    conn, peer = await dial_raw_peer(max_frame_size=1000)
+    # Another, healthy link lives on in the same process.
+    ok_a, ok_b = await _healthy_pair()
+    expected: type[RemoteProtocolError]
+    if attack == "garbage":
+        await peer.channel.send_message(with_length_prefix(bytes(40)))
+        expected = DecryptionError
+    elif attack == "oversized":
+        await peer.send_plaintext(encode_uvarint(1001))
+        expected = FrameTooLarge
+    elif attack == "truncated":
+        await peer.send_plaintext(frame_with_prefix(bytes(100))[:50])
+        await peer.channel.aclose()
+        expected = TruncatedFrame
+    else:
+        message = with_length_prefix(peer.noise.encrypt(frame_with_prefix(b"pay")))
+        await peer.channel.send_message(message)
+        await peer.channel.send_message(message)
+        assert await conn.receive() == b"pay"  # type: ignore[attr-defined]
+        expected = DecryptionError
+    with pytest.raises(expected):
+        await conn.receive()  # type: ignore[attr-defined]
+    with pytest.raises(ConnectionClosed):
+        await conn.receive()  # type: ignore[attr-defined]
+    with pytest.raises(ConnectionClosed):
+        await conn.send(b"x")  # type: ignore[attr-defined]
+    if attack != "truncated":  # the hostile peer sees the link closed
+        with pytest.raises(ConnectionClosed):
+            for _ in range(100):
+                await peer.channel.send_message(b"more")
+    await ok_a.send(b"still fine")
+    assert await ok_b.receive() == b"still fine"
+
+
+async def _healthy_pair():  # type: ignore[no-untyped-def]
+    from taiinet.transport.memory import memory_connection_pair
+
+    return await memory_connection_pair(ALICE, BOB)
+
+
+async def test_cancelled_send_closes_the_link() -> None:
+    """A frame cut short by cancellation would desynchronise the stream: close instead."""
+    from taiinet.transport.memory import memory_connection_pair
+
+    a, b = await memory_connection_pair(ALICE, BOB, capacity=1)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(a.send, bytes(300_000))  # 5 Noise messages; the buffer holds 1
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    with pytest.raises(ConnectionClosed):
+        await a.send(b"x")
+    with pytest.raises(TruncatedFrame):  # what got through is no whole frame
+        await b.receive()
+
+
+async def test_silent_peer_times_out(autojump_clock: trio.testing.MockClock) -> None:
+    ours, theirs = memory_channel_pair()
+    start = trio.current_time()
+    with pytest.raises(HandshakeTimeout):
+        await secure_channel(ours, ALICE, initiator=True, handshake_timeout=3.0)
+    assert trio.current_time() - start == pytest.approx(3.0)
+    with pytest.raises(ConnectionClosed):  # the channel was closed
+        await theirs.receive_message()
+        await theirs.receive_message()
+
+
+@settings(max_examples=40)
+@given(st.booleans(), st.lists(st.binary(max_size=120), max_size=6), st.booleans())
+def test_handshake_driver_fuzz(initiator: bool, chunks: list[bytes], close: bool) -> None:
+    """Whatever a peer sends during the handshake, the driver ends with a typed error (or,
+    never in practice, a link) and closes the channel; it never hangs or crashes."""
+    async def main() -> None:
+        ours, theirs = memory_channel_pair(capacity=64)
+        for chunk in chunks:
+            await theirs.send_message(chunk)
+        if close:
+            await theirs.aclose()
+        with pytest.raises((HandshakeError, ConnectionClosed)):
+            await secure_channel(ours, ALICE, initiator=initiator, handshake_timeout=5)
+        with pytest.raises(ConnectionClosed):  # the driver closed its end
+            for _ in range(100):
+                await theirs.send_message(b"x")
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+async def test_transport_errors_close_the_link() -> None:
+    """A RemoteProtocolError raised by the channel itself closes the secure link too."""
+    from taiinet.transport.memory import memory_connection_pair
+
+    a, b = await memory_connection_pair(ALICE, BOB)
+    channel = a._channel  # type: ignore[attr-defined]
+    original = channel.receive_message
+
+    async def broken() -> bytes:
+        raise DecryptionError("the transport saw garbage")
+
+    channel.receive_message = broken
+    with pytest.raises(DecryptionError):
+        await a.receive()
+    channel.receive_message = original
+    with pytest.raises(ConnectionClosed):
+        await a.send(b"x")
+    with pytest.raises(ConnectionClosed):
+        await b.receive()
+
+
+async def test_local_close_drops_buffered_frames() -> None:
+    from taiinet.transport.memory import memory_connection_pair
+
+    a, b = await memory_connection_pair(ALICE, BOB)
+    await b.send(b"one")
+    await b.send(b"two")
+    assert await a.receive() == b"one"
+    await a.aclose()
+    with pytest.raises(ConnectionClosed):
+        await a.receive()
+
+
+async def test_receive_decoded_closes_the_link_on_undecodable_frames() -> None:
+    from taiinet.transport.memory import memory_connection_pair
+    from taiinet.v1 import frame_pb2
+    from taiinet.wire.errors import MalformedFrame
+    from taiinet.wire.framing import decode_frame
+
+    a, b = await memory_connection_pair(ALICE, BOB)
+    await a.send(frame_pb2.Frame(ping=frame_pb2.Ping(nonce=5)).SerializeToString())
+    await a.send(b"\xff\xff not a frame")
+    assert (await b.receive_decoded(decode_frame)).ping.nonce == 5
+    with pytest.raises(MalformedFrame):
+        await b.receive_decoded(decode_frame)
+    with pytest.raises(ConnectionClosed):
+        await a.receive()
+    with pytest.raises(ConnectionClosed):
+        await b.send(b"x")

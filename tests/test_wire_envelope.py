@@ -1,0 +1,125 @@
+"""Signed envelopes: round trips, tampering, domains, limits, fuzzing."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from taiinet import Envelope, Identity, InvalidEnvelope, TaiiNetError
+from taiinet.errors import LocalProtocolError
+from taiinet.v1 import envelope_pb2, keys_pb2
+from taiinet.wire.envelope import DEFAULT_MAX_ENVELOPE_SIZE
+
+ALICE = Identity.from_seed(bytes([1]) * 32)
+MALLORY = Identity.from_seed(bytes([2]) * 32)
+DOMAIN = "taiinet-test"
+
+
+@given(st.text(min_size=1, max_size=30), st.binary(max_size=20), st.binary(max_size=300))
+def test_round_trip(domain: str, payload_type: bytes, payload: bytes) -> None:
+    sealed = Envelope.seal(ALICE, domain, payload_type, payload)
+    opened = Envelope.open(sealed, domain)
+    assert opened.peer_id == ALICE.peer_id
+    assert opened.public_key == ALICE.public_key
+    assert (opened.payload_type, opened.payload, opened.raw) == (payload_type, payload, sealed)
+
+
+def test_invalid_envelope_is_a_taiinet_error() -> None:
+    assert issubclass(InvalidEnvelope, TaiiNetError)
+
+
+def test_wrong_domain() -> None:
+    sealed = Envelope.seal(ALICE, DOMAIN, b"t", b"p")
+    with pytest.raises(InvalidEnvelope):
+        Envelope.open(sealed, "another-domain")
+
+
+def _message(sealed: bytes) -> envelope_pb2.Envelope:
+    message = envelope_pb2.Envelope()
+    message.ParseFromString(sealed)
+    return message
+
+
+def test_key_swapped_for_another_signer() -> None:
+    message = _message(Envelope.seal(ALICE, DOMAIN, b"t", b"p"))
+    message.public_key.data = MALLORY.public_key
+    with pytest.raises(InvalidEnvelope):
+        Envelope.open(message.SerializeToString(), DOMAIN)
+
+
+@pytest.mark.parametrize("key_type", [keys_pb2.KEY_TYPE_RSA, keys_pb2.KEY_TYPE_SECP256K1,
+                                      keys_pb2.KEY_TYPE_ECDSA])
+def test_wrong_key_type(key_type: int) -> None:
+    message = _message(Envelope.seal(ALICE, DOMAIN, b"t", b"p"))
+    message.public_key.type = key_type  # type: ignore[assignment]
+    with pytest.raises(InvalidEnvelope, match="not Ed25519"):
+        Envelope.open(message.SerializeToString(), DOMAIN)
+
+
+def test_unknown_fields_are_rejected() -> None:
+    sealed = Envelope.seal(ALICE, DOMAIN, b"t", b"p")
+    with pytest.raises(InvalidEnvelope):
+        Envelope.open(sealed + bytes([0x22, 0x00]), DOMAIN)  # field 4, empty bytes
+
+
+def test_replayed_signature_on_other_payload() -> None:
+    original = _message(Envelope.seal(ALICE, DOMAIN, b"t", b"pay 1 coin"))
+    original.payload = b"pay 9 coins"
+    with pytest.raises(InvalidEnvelope):
+        Envelope.open(original.SerializeToString(), DOMAIN)
+
+
+def test_size_limit() -> None:
+    sealed = Envelope.seal(ALICE, DOMAIN, b"t", bytes(1000))
+    with pytest.raises(InvalidEnvelope, match="exceeds"):
+        Envelope.open(sealed, DOMAIN, max_size=len(sealed) - 1)
+    assert Envelope.open(sealed, DOMAIN, max_size=len(sealed)).payload == bytes(1000)
+    with pytest.raises(LocalProtocolError):
+        Envelope.seal(ALICE, DOMAIN, b"t", bytes(DEFAULT_MAX_ENVELOPE_SIZE))
+    with pytest.raises(InvalidEnvelope):
+        Envelope.open(bytes(DEFAULT_MAX_ENVELOPE_SIZE + 1), DOMAIN)
+
+
+def test_empty_domain_is_a_local_error() -> None:
+    with pytest.raises(LocalProtocolError):
+        Envelope.seal(ALICE, "", b"t", b"p")
+    with pytest.raises(LocalProtocolError):
+        Envelope.open(b"", "")
+
+
+@given(st.binary(max_size=300))
+def test_open_fuzz(data: bytes) -> None:
+    """Random bytes never open (and never raise anything but InvalidEnvelope)."""
+    with pytest.raises(InvalidEnvelope):
+        Envelope.open(data, DOMAIN)
+
+
+@given(st.data())
+def test_mutations_of_a_valid_envelope(data: st.DataObject) -> None:
+    """Any change to a sealed envelope (flip, cut, insert) is rejected."""
+    sealed = Envelope.seal(ALICE, DOMAIN, b"/t", b"some payload")
+    index = data.draw(st.integers(0, len(sealed) - 1))
+    kind = data.draw(st.sampled_from(["flip", "truncate", "insert", "delete"]))
+    if kind == "flip":
+        altered = bytearray(sealed)
+        altered[index] ^= data.draw(st.integers(1, 255))
+        mutated = bytes(altered)
+    elif kind == "truncate":
+        mutated = sealed[:index]
+    elif kind == "insert":
+        mutated = sealed[:index] + data.draw(st.binary(min_size=1, max_size=4)) + sealed[index:]
+    else:
+        mutated = sealed[:index] + sealed[index + 1:]
+    with pytest.raises(InvalidEnvelope):
+        Envelope.open(mutated, DOMAIN)
+
+
+def test_expected_payload_type_and_signer() -> None:
+    sealed = Envelope.seal(ALICE, DOMAIN, b"/record", b"p")
+    opened = Envelope.open(sealed, DOMAIN, payload_type=b"/record", peer_id=ALICE.peer_id)
+    assert opened.payload == b"p"
+    with pytest.raises(InvalidEnvelope, match="payload type"):
+        Envelope.open(sealed, DOMAIN, payload_type=b"/other")
+    with pytest.raises(InvalidEnvelope, match="expected"):
+        Envelope.open(sealed, DOMAIN, peer_id=MALLORY.peer_id)
