@@ -9,10 +9,13 @@ from taiinet.errors import (
     RemoteProtocolError,
     TaiiNetError,
 )
+from taiinet.overlay.core import Overlay, OverlayConfig
+from taiinet.overlay.driver import OverlayDriver
 from taiinet.signal.api import open_signaller
 from taiinet.signal.client import IncomingOffer, SignalClient, open_signal_client
 from taiinet.signal.errors import NoSignallerAvailable, PeerUnreachable, SignalError
 from taiinet.signal.records import PeerRecord
+from taiinet.sim.overlay import OverlaySimConfig, simulate_overlay
 from taiinet.transport.webrtc import InvalidSdp, open_webrtc
 from taiinet.transport.websocket import connect_websocket, open_websocket_listener
 from taiinet.wire.envelope import Envelope, InvalidEnvelope
@@ -27,6 +30,10 @@ __all__ = [
     "InvalidSdp",
     "LocalProtocolError",
     "NoSignallerAvailable",
+    "Overlay",
+    "OverlayConfig",
+    "OverlayDriver",
+    "OverlaySimConfig",
     "PeerRecord",
     "PeerUnreachable",
     "RemoteProtocolError",
@@ -38,4 +45,5 @@ __all__ = [
     "open_signaller",
     "open_webrtc",
     "open_websocket_listener",
+    "simulate_overlay",
 ]
