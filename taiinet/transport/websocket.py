@@ -48,6 +48,8 @@ RECEIVE_QUEUE_SIZE = 16
 SEND_BUFFER_BYTES = 256 * 1024
 #: Seconds a close waits for queued messages to be written.
 CLOSE_FLUSH_TIMEOUT = 5.0
+#: Seconds a close waits in all (flush and close handshake) before giving up.
+CLOSE_TIMEOUT = 2 * CLOSE_FLUSH_TIMEOUT
 #: Seconds the Noise handshake (and the client's HTTP upgrade) may take.
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 #: Secured connections waiting for ``accept`` before new clients wait in the handshake.
@@ -145,7 +147,10 @@ class WebSocketChannel(MessageChannel):
 
     async def aclose(self) -> None:
         try:
-            with trio.CancelScope(shield=True):
+            # Shielded so a cancelled owner still closes cleanly, but bounded: if the
+            # peer (or trio-websocket's reader, cancelled with our owner) never
+            # completes the close handshake, we give up rather than hang.
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + CLOSE_TIMEOUT):
                 with trio.move_on_after(CLOSE_FLUSH_TIMEOUT):
                     await self._flushed.wait()  # what was sent before the close goes first
                 await self._ws.aclose()
