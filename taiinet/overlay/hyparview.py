@@ -148,8 +148,6 @@ class HyParView:
         out: list[Action] = []
         if peer != self.peer_id:
             self._handlers[type(message)](peer, message, out)  # type: ignore[operator]
-            if peer in self._last_heard:
-                self._last_heard[peer] = now
         return out
 
     def handle_link_down(self, peer: str, now: float) -> list[Action]:
@@ -233,7 +231,10 @@ class HyParView:
             out.append(Send(peer=peer, message=_ACCEPT))
         else:
             out.append(Send(peer=peer, message=_REJECT))
-            out.append(CloseLink(peer=peer))
+            if peer not in self._pending:
+                # (With a request of ours in flight the link must stay up: the
+                # peer may accept it, and a closed link would make it drop us.)
+                out.append(CloseLink(peer=peer))
 
     def _on_neighbor_reply(self, peer: str, message: NeighborReply, out: list[Action]) -> None:
         if peer not in self._pending:

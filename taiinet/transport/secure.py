@@ -155,6 +155,9 @@ class SecureConnection(Connection):
                     if not closed_here:
                         self._session.end_of_stream()  # TruncatedFrame if cut mid-frame
                     raise
+                except RemoteProtocolError:  # the transport itself saw a broken peer
+                    await self._abort()
+                    raise
                 try:
                     self._received.extend(self._session.receive_data(data))
                 except RemoteProtocolError:
@@ -168,6 +171,8 @@ class SecureConnection(Connection):
             await self._channel.aclose()
 
     async def aclose(self) -> None:
+        """Close the link; frames received but not yet returned are dropped."""
+        self._received.clear()
         if self._closed:
             return
         await self._abort()
