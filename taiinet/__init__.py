@@ -9,7 +9,17 @@ from taiinet.errors import (
     RemoteProtocolError,
     TaiiNetError,
 )
+from taiinet.node import (
+    Message,
+    Node,
+    NodeConfig,
+    NodeError,
+    NodeStats,
+    Subscription,
+    open_node,
+)
 from taiinet.pubsub.query import InvalidQuery, Query, SubscriptionIndex
+from taiinet.signal.api import open_signaller
 from taiinet.transport.webrtc import InvalidSdp, open_webrtc
 from taiinet.transport.websocket import connect_websocket, open_websocket_listener
 from taiinet.wire.envelope import Envelope, InvalidEnvelope
@@ -23,11 +33,19 @@ __all__ = [
     "InvalidQuery",
     "InvalidSdp",
     "LocalProtocolError",
+    "Message",
+    "Node",
+    "NodeConfig",
+    "NodeError",
+    "NodeStats",
     "Query",
     "RemoteProtocolError",
+    "Subscription",
     "SubscriptionIndex",
     "TaiiNetError",
     "connect_websocket",
+    "open_node",
+    "open_signaller",
     "open_webrtc",
     "open_websocket_listener",
 ]
