@@ -299,3 +299,21 @@ async def test_local_close_drops_buffered_frames() -> None:
     await a.aclose()
     with pytest.raises(ConnectionClosed):
         await a.receive()
+
+
+async def test_receive_decoded_closes_the_link_on_undecodable_frames() -> None:
+    from taiinet.transport.memory import memory_connection_pair
+    from taiinet.v1 import frame_pb2
+    from taiinet.wire.errors import MalformedFrame
+    from taiinet.wire.framing import decode_frame
+
+    a, b = await memory_connection_pair(ALICE, BOB)
+    await a.send(frame_pb2.Frame(ping=frame_pb2.Ping(nonce=5)).SerializeToString())
+    await a.send(b"\xff\xff not a frame")
+    assert (await b.receive_decoded(decode_frame)).ping.nonce == 5
+    with pytest.raises(MalformedFrame):
+        await b.receive_decoded(decode_frame)
+    with pytest.raises(ConnectionClosed):
+        await a.receive()
+    with pytest.raises(ConnectionClosed):
+        await b.send(b"x")

@@ -165,7 +165,8 @@ class AiortcBridge:
         self._thread = threading.Thread(target=self._run_loop, name="taiinet-aiortc", daemon=True)
         self._token = trio.lowlevel.current_trio_token()
         self._peers: set[BridgedPeer] = set()
-        self._closing = False
+        self._closing = False  # no new peers
+        self._loop_stopping = False  # no new calls
         self._thread_done = trio.Event()
 
     # lifecycle
@@ -190,6 +191,7 @@ class AiortcBridge:
         with trio.CancelScope(shield=True):
             for peer in list(self._peers):
                 await peer.aclose()
+            self._loop_stopping = True
             done = trio.Event()
             future = asyncio.run_coroutine_threadsafe(self._shutdown_loop(), self._loop)
             future.add_done_callback(lambda _: _notify(self._token, done.set))
@@ -213,7 +215,7 @@ class AiortcBridge:
 
     async def run(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         """Run ``fn(*args)`` as a task on the loop and return its result to trio."""
-        if self._closing:
+        if self._loop_stopping:
             raise ConnectionClosed("the WebRTC endpoint is closed")
         done = trio.Event()
         future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(
@@ -405,10 +407,34 @@ class BridgedPeer:
             wake()
 
 
+def _coalesce(messages: list[bytes], limit: int) -> list[bytes]:
+    """Join neighbouring messages into as few as possible of at most ``limit`` bytes."""
+    joined: list[bytes] = []
+    run: list[bytes] = []
+    size = 0
+    for message in messages:
+        if run and size + len(message) > limit:
+            joined.append(b"".join(run))
+            run, size = [], 0
+        run.append(message)
+        size += len(message)
+    if run:
+        joined.append(b"".join(run))
+    return joined
+
+
 class BridgedDataChannel(MessageChannel):
-    """A raw ``MessageChannel`` over one aiortc data channel (unauthenticated)."""
+    """A raw ``MessageChannel`` over one aiortc data channel (unauthenticated).
+
+    With ``coalesce`` set, messages queued while aiortc was busy are joined
+    into fewer data channel messages (up to ``max_message_size``): message
+    boundaries are lost, which the secure channel allows (it reads a byte
+    stream of length-prefixed Noise messages) and which saves aiortc's large
+    per-message cost when many small frames are sent.
+    """
 
     max_message_size = MAX_DATA_CHANNEL_MESSAGE
+    coalesce = False
 
     def __init__(self, peer: BridgedPeer, channel: RTCDataChannel) -> None:
         self._peer = peer
@@ -561,13 +587,16 @@ class BridgedDataChannel(MessageChannel):
             batch = list(self._outbox)
             self._outbox.clear()
             self._flush_scheduled = False
+        handed_over = sum(len(m) for m in batch)
+        if self.coalesce and len(batch) > 1:
+            batch = _coalesce(batch, self.max_message_size)
         try:
             for message in batch:
                 self._channel.send(message)
         except Exception as exc:  # InvalidStateError once the channel closed
             self._peer._set_failure(f"send failed: {type(exc).__name__}")
         with self._lock:
-            self._handed_over -= sum(len(m) for m in batch)
+            self._handed_over -= handed_over
         self._update_buffered()
 
     def _on_buffered_low(self) -> None:

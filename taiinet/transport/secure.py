@@ -42,6 +42,9 @@ DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 
 async def _send_chunked(channel: MessageChannel, data: bytes) -> None:
     step = max(1, channel.max_message_size)
+    if len(data) <= step:
+        await channel.send_message(data)
+        return
     for start in range(0, len(data), step):
         await channel.send_message(data[start:start + step])
 

@@ -19,8 +19,9 @@ timeout) is logged and dropped; the listener goes on.
 from __future__ import annotations
 
 import logging
+import urllib.parse
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 
 import trio
 import trio_websocket
@@ -202,6 +203,43 @@ async def open_websocket_listener(
 
 
 @asynccontextmanager
+async def _single_error_nursery() -> AsyncIterator[trio.Nursery]:
+    """A nursery that raises a lone error as itself, not inside an ExceptionGroup.
+
+    The nursery only runs trio-websocket's reader task; callers (and the code in
+    their ``async with`` body) expect ``DialError``, ``HandshakeError`` and their
+    own exceptions unwrapped.
+    """
+    try:
+        async with trio.open_nursery() as nursery:
+            yield nursery
+    except BaseExceptionGroup as group:
+        leaves = _leaves(group)
+        if len(leaves) == 1:
+            raise leaves[0] from None
+        raise
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
+def _parse_url(url: str) -> tuple[str, int, str]:
+    """Split ``ws://host:port/path`` into host, port and resource."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "ws" or not parts.hostname:
+        raise DialError(f"not a ws:// URL: {url!r}")
+    try:
+        port = parts.port or 80
+    except ValueError:
+        raise DialError(f"bad port in {url!r}") from None
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.hostname, port, resource
+
+
+@asynccontextmanager
 async def connect_websocket(
     url: str,
     identity: Identity,
@@ -212,34 +250,50 @@ async def connect_websocket(
 ) -> AsyncIterator[Connection]:
     """Dial ``url`` (``ws://host:port``), run Noise XX, yield the secured connection.
 
-    Raises ``DialError`` when nobody answers or the server refuses the
-    upgrade, and a ``HandshakeError`` (``PeerIdMismatch`` when the server is
-    not ``expected_peer_id``) when the handshake fails.
+    Raises ``DialError`` when nobody answers, the server refuses the upgrade
+    or the handshake times out, and a ``HandshakeError`` (``PeerIdMismatch``
+    when the server is not ``expected_peer_id``) when the handshake fails.
+    The TCP stream is opened and closed here, not by trio-websocket, so it is
+    closed whichever side ends the link.
     """
-    async with AsyncExitStack() as stack:
-        try:
-            ws = await stack.enter_async_context(trio_websocket.open_websocket_url(
-                url,
-                subprotocols=[SUBPROTOCOL],
-                message_queue_size=RECEIVE_QUEUE_SIZE,
-                max_message_size=WEBSOCKET_MAX_MESSAGE_SIZE,
-                connect_timeout=handshake_timeout,
-            ))
-        except (OSError, trio_websocket.HandshakeError, ValueError) as exc:
-            raise DialError(f"cannot open a WebSocket to {url}: {exc!r}") from None
-        channel = WebSocketChannel(ws)
-        if ws.subprotocol != SUBPROTOCOL:
-            await channel.aclose()
-            raise DialError(f"{url} did not agree to the {SUBPROTOCOL} subprotocol")
-        try:
-            with trio.fail_after(handshake_timeout):
-                connection = await secure_channel(
-                    channel, identity, initiator=True, expected_peer_id=expected_peer_id,
-                    max_frame_size=max_frame_size,
-                )
-        except trio.TooSlowError:
-            raise DialError(f"the handshake with {url} timed out") from None
-        try:
-            yield connection
-        finally:
-            await connection.aclose()
+    host, port, resource = _parse_url(url)
+    host_header = host if port == 80 else f"{host}:{port}"
+    try:
+        with trio.fail_after(handshake_timeout):
+            stream = await trio.open_tcp_stream(host, port)
+    except (OSError, trio.TooSlowError) as exc:
+        raise DialError(f"cannot reach {url}: {exc!r}") from None
+    try:
+        async with _single_error_nursery() as nursery:
+            try:
+                with trio.fail_after(handshake_timeout):
+                    ws = await trio_websocket.wrap_client_stream(
+                        nursery, stream, host_header, resource,
+                        subprotocols=[SUBPROTOCOL],
+                        message_queue_size=RECEIVE_QUEUE_SIZE,
+                        max_message_size=WEBSOCKET_MAX_MESSAGE_SIZE,
+                    )
+            except (OSError, trio_websocket.HandshakeError, trio.TooSlowError) as exc:
+                raise DialError(f"cannot open a WebSocket to {url}: {exc!r}") from None
+            channel = WebSocketChannel(ws)
+            try:
+                if ws.subprotocol != SUBPROTOCOL:
+                    raise DialError(f"{url} did not agree to the {SUBPROTOCOL} subprotocol")
+                try:
+                    with trio.fail_after(handshake_timeout):
+                        connection = await secure_channel(
+                            channel, identity, initiator=True,
+                            expected_peer_id=expected_peer_id, max_frame_size=max_frame_size,
+                        )
+                except trio.TooSlowError:
+                    raise DialError(f"the handshake with {url} timed out") from None
+                try:
+                    yield connection
+                finally:
+                    await connection.aclose()
+            finally:
+                await channel.aclose()
+                nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await stream.aclose()

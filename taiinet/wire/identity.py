@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import os
-from pathlib import Path
 
 import nacl.exceptions
 import nacl.signing
@@ -170,9 +170,8 @@ class Identity:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the key file with mode 0600; refuse to overwrite an existing file."""
         name = os.fspath(path)
-        target = Path(path)
         try:
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             raise KeyFileError(f"{name!r} exists; refusing to overwrite it") from None
         except OSError as exc:
@@ -181,7 +180,11 @@ class Identity:
             os.fchmod(fd, 0o600)  # the umask may have removed bits, never added; be exact
             with os.fdopen(fd, "wb") as file:
                 file.write(self.private_key_bytes())
+                file.flush()
+                os.fsync(file.fileno())
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(name)  # never leave a half-written key behind
             raise KeyFileError(f"cannot write key file {name!r}: {exc.strerror}") from None
 
     @property
