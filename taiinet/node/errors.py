@@ -15,3 +15,7 @@ class NodeClosed(LocalProtocolError):
 
 class InvalidDocumentEnvelope(RemoteProtocolError):
     """A published document from the network is oversized, unsigned or tampered with."""
+
+
+class InvalidInput(LocalProtocolError):
+    """Input given to the node or the CLI is not what it must be (e.g. not JSON)."""

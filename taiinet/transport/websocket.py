@@ -19,6 +19,7 @@ timeout) is logged and dropped; the listener goes on.
 from __future__ import annotations
 
 import logging
+import math
 import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -47,6 +48,10 @@ DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 DEFAULT_ACCEPT_BACKLOG = 16
 #: Clients a listener serves at once (handshaking, waiting or accepted); more are refused.
 DEFAULT_MAX_CONNECTIONS = 1024
+
+
+#: Seconds a close waits for the peer's half of the WebSocket close handshake.
+CLOSE_TIMEOUT = 2.0
 
 
 class WebSocketProtocolError(RemoteProtocolError):
@@ -87,7 +92,13 @@ class WebSocketChannel(MessageChannel):
 
     async def aclose(self) -> None:
         try:
-            with trio.CancelScope(shield=True):
+            # Shielded so a cancelled owner still closes, but bounded: a peer
+            # that never answers the close handshake must not hold us forever,
+            # and when we are being cancelled our reader task is cancelled too,
+            # so nobody would read the peer's answer: close the stream at once.
+            cancelled = trio.current_effective_deadline() == -math.inf
+            timeout = 0.0 if cancelled else CLOSE_TIMEOUT
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + timeout):
                 await self._ws.aclose()
         finally:
             self._closed.set()
