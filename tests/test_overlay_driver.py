@@ -84,3 +84,34 @@ async def test_twenty_nodes_form_an_overlay_broadcast_and_repair(autojump_clock:
         for node in live:
             assert [node.delivered.get(b"after-%d" % k) for k in range(3)] == [1, 1, 1]
         nursery.cancel_scope.cancel()
+
+
+async def test_a_peer_that_breaks_the_protocol_is_dropped(autojump_clock: object) -> None:
+    from taiinet.errors import ConnectionClosed
+    from taiinet.overlay import codec
+    from taiinet.overlay.messages import Join
+    from taiinet.transport.memory import memory_connection_pair
+
+    me, rogue = Identity.from_seed(b"\x01" * 32), Identity.from_seed(b"\x02" * 32)
+
+    async def no_dial(peer: str) -> object:
+        raise AssertionError("nothing to dial")
+
+    driver = OverlayDriver(me.peer_id, no_dial, rng=random.Random(1))  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(driver.run)
+        ours, theirs = await memory_connection_pair(rogue, me)
+        driver.add_connection(theirs)
+        await ours.send(codec.encode_frame(Join()))
+        await trio.sleep(0.1)
+        assert driver.neighbors == [rogue.peer_id]
+        await ours.send(b"\xff\xff\xff not a frame")
+        await trio.sleep(0.1)
+        assert driver.neighbors == []
+        # Whatever the driver sent before, the link ends closed.
+        while True:
+            try:
+                await ours.receive()
+            except ConnectionClosed:
+                break
+        nursery.cancel_scope.cancel()

@@ -54,12 +54,12 @@ def test_flooding_baseline_costs_more_than_plumtree() -> None:
 
 
 def test_same_seed_same_run_and_codec_changes_nothing() -> None:
-    config = OverlaySimConfig(nodes=150, messages=6, fail=0.5, seed=9)
+    config = OverlaySimConfig(nodes=100, messages=6, fail=0.5, seed=9)
     first = simulate(config)
     again = simulate(config)
-    through_wire = simulate(OverlaySimConfig(nodes=150, messages=6, fail=0.5, seed=9,
+    through_wire = simulate(OverlaySimConfig(nodes=100, messages=6, fail=0.5, seed=9,
                                              wire_codec=True))
-    other = simulate(OverlaySimConfig(nodes=150, messages=6, fail=0.5, seed=10))
+    other = simulate(OverlaySimConfig(nodes=100, messages=6, fail=0.5, seed=10))
     assert first.messages == again.messages and first.summary() == again.summary()
     assert through_wire.messages == first.messages
     assert other.summary() != first.summary()
@@ -82,3 +82,14 @@ def test_cli_prints_one_json_object(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_rejects_bad_arguments_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sim", "overlay", "--fail", "1.5"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_cli_writes_a_plot(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "overlay.png"
+    assert main(["sim", "overlay", "--nodes", "60", "--messages", "4", "--no-progress",
+                 "--plot", str(path)]) == 0
+    assert path.read_bytes().startswith(b"\x89PNG")
+    assert "reliability" in capsys.readouterr().out

@@ -148,6 +148,8 @@ class HyParView:
         out: list[Action] = []
         if peer != self.peer_id:
             self._handlers[type(message)](peer, message, out)  # type: ignore[operator]
+            if peer in self._last_heard:
+                self._last_heard[peer] = now
         return out
 
     def handle_link_down(self, peer: str, now: float) -> list[Action]:

@@ -119,6 +119,7 @@ class SignalClient:
         self.home: str | None = None
         self.home_url: str | None = None
         self._connection: Connection | None = None
+        self._link: Connection | None = None
         self._registered = trio.Event()
         self._seq = 0
         self._sessions: dict[bytes, _Session] = {}
@@ -127,6 +128,7 @@ class SignalClient:
         self._incoming_send, self._incoming_receive = trio.open_memory_channel[IncomingOffer](
             config.incoming_queue)
         self._send_lock = trio.Lock()
+        self._closing = False
 
     @property
     def peer_id(self) -> str:
@@ -239,6 +241,8 @@ class SignalClient:
                 for session in self._sessions.values():
                     if not session.event.is_set():
                         session.failure = "home signaller lost"
+            if self._closing:
+                return
             failures += 1
             if failures >= len(order) and all(s.event.is_set() for s in self._sessions.values()):
                 logger.warning("no signaller reachable; retrying")
@@ -246,7 +250,15 @@ class SignalClient:
                         self.config.backoff_initial * 2 ** min(failures, 16))
             await trio.sleep(delay * self.rng.uniform(0.5, 1.5))
 
+    async def aclose(self) -> None:
+        """Close the link to the home politely (the client stops re-homing only when
+        its ``async with`` ends)."""
+        link = self._link
+        if link is not None:
+            await link.aclose()
+
     async def _serve_home(self, url: str, connection: Connection) -> None:
+        self._link = connection
         await connection.send(encode_signal(Hello(role=Role.PEER, listen_url="")))
         with trio.fail_after(self.config.request_timeout):
             hello = await self._next(connection)
@@ -360,6 +372,10 @@ async def open_signal_client(identity: Identity, signallers: Sequence[str], *,
         try:
             yield client
         finally:
+            # Close the link before cancelling: a WebSocket's close handshake needs
+            # its reader task alive.
+            client._closing = True
+            await client.aclose()
             nursery.cancel_scope.cancel()
 
 

@@ -299,3 +299,7 @@ class OverlaySimulation:
 def simulate(config: OverlaySimConfig, progress: Progress | None = None) -> OverlaySimResult:
     """Run one overlay simulation scenario."""
     return OverlaySimulation(config).run(progress)
+
+
+#: The name ``taiinet`` re-exports.
+simulate_overlay = simulate

@@ -61,6 +61,7 @@ from aiortc import (
 from aiortc.sdp import SessionDescription
 
 from taiinet.errors import ConnectionClosed, LocalProtocolError
+from taiinet.transport._coalesce import coalesce
 from taiinet.transport.connection import MessageChannel
 
 logger = logging.getLogger(__name__)
@@ -407,22 +408,6 @@ class BridgedPeer:
             wake()
 
 
-def _coalesce(messages: list[bytes], limit: int) -> list[bytes]:
-    """Join neighbouring messages into as few as possible of at most ``limit`` bytes."""
-    joined: list[bytes] = []
-    run: list[bytes] = []
-    size = 0
-    for message in messages:
-        if run and size + len(message) > limit:
-            joined.append(b"".join(run))
-            run, size = [], 0
-        run.append(message)
-        size += len(message)
-    if run:
-        joined.append(b"".join(run))
-    return joined
-
-
 class BridgedDataChannel(MessageChannel):
     """A raw ``MessageChannel`` over one aiortc data channel (unauthenticated).
 
@@ -589,7 +574,7 @@ class BridgedDataChannel(MessageChannel):
             self._flush_scheduled = False
         handed_over = sum(len(m) for m in batch)
         if self.coalesce and len(batch) > 1:
-            batch = _coalesce(batch, self.max_message_size)
+            batch = coalesce(batch, self.max_message_size)
         try:
             for message in batch:
                 self._channel.send(message)
