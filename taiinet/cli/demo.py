@@ -244,11 +244,13 @@ def _table(tally: Tally, phase: str) -> Any:
                         f"delivered {tally.delivered()}/{tally.expected}")
     for column in ("peer", "home", "links", "neighbours", "query", "delivered", "expected",
                    "dup", "false", "dropped", "p50 ms"):
-        table.add_column(column, justify="right" if column not in ("peer", "query") else "left")
+        table.add_column(column, justify="right" if column not in ("peer", "query") else "left",
+                         no_wrap=True, overflow="ellipsis",
+                         max_width=28 if column == "query" else None)
     for view in tally.peers:
         stats = view.node.stats()
         latencies = sorted(view.latencies)
-        table.add_row(view.node.peer_id[-8:], str(view.home), str(stats.links),
+        table.add_row(view.node.peer_id[-6:], str(view.home), str(stats.links),
                       str(stats.neighbors), json.dumps(view.query.to_json())[:38],
                       str(view.delivered), str(view.expected), str(view.duplicates),
                       str(view.false), str(stats.dropped), f"{percentile(latencies, 0.5):.1f}")
@@ -257,7 +259,7 @@ def _table(tally: Tally, phase: str) -> Any:
 
 def _print_summary(summary: dict[str, Any]) -> None:
     width = max(len(k) for k in summary)
-    print("summary")
+    print("\nsummary")
     for key, value in summary.items():
         print(f"  {key:<{width}}  {value}")
     sys.stdout.flush()
