@@ -83,8 +83,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
-def make_document(seq: int, size: int) -> dict[str, Any]:
-    document: dict[str, Any] = {"seq": seq, "t": time.perf_counter(), "pad": ""}
+def make_document(step: int, seq: int, size: int) -> dict[str, Any]:
+    document: dict[str, Any] = {"step": step, "seq": seq, "t": time.perf_counter(), "pad": ""}
     base = len(document_to_value(document))
     document["pad"] = "x" * max(0, size - base - 2)
     return document
@@ -92,6 +92,8 @@ def make_document(seq: int, size: int) -> dict[str, Any]:
 
 class Receivers:
     def __init__(self) -> None:
+        #: Only documents of this step count (stragglers of a previous step do not).
+        self.step = 0
         self.latencies: list[float] = []
         self.last_at = 0.0
         self.count = 0
@@ -102,6 +104,8 @@ class Receivers:
         async with subscription:
             task_status.started()
             async for message in subscription:
+                if message.data["step"] != self.step:
+                    continue
                 now = time.perf_counter()
                 self.latencies.append((now - message.data["t"]) * 1000)
                 self.last_at = now
@@ -163,6 +167,7 @@ async def run_links(kind: str, args: argparse.Namespace) -> list[Step]:
 
 async def _step(publisher: Node, nodes: list[Node], receivers: Receivers, receivers_count: int,
                 rate: float, count: int, args: argparse.Namespace) -> Step:
+    receivers.step += 1
     receivers.latencies = []
     receivers.count = 0
     frames_before = sum(node.stats().frames_sent for node in nodes)
@@ -171,7 +176,7 @@ async def _step(publisher: Node, nodes: list[Node], receivers: Receivers, receiv
     start = trio.current_time()
     for seq in range(count):
         await trio.sleep_until(start + seq * interval)
-        await publisher.publish(make_document(seq, args.size))
+        await publisher.publish(make_document(receivers.step, seq, args.size))
     expected = count * receivers_count
     with trio.move_on_after(args.drain):
         while receivers.count < expected:
