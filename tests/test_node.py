@@ -214,3 +214,24 @@ async def test_small_overlay_config_caps_links() -> None:
             for node in nodes:
                 assert node.stats().neighbors <= 2
             nursery.cancel_scope.cancel()
+
+
+async def test_blocking_subscriber_loses_nothing_and_holds_only_its_node() -> None:
+    network = MemoryNetwork()
+    transport = MemorySignalTransport(network)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            sigs = await start_signallers(nursery, transport, 1)
+            (node, _), = await start_nodes(nursery, [[sigs[0][0].url]], memory_links(network),
+                                           transport)
+            async with node.subscribe({"n": {"$exists": True}}, buffer=1,
+                                      slow_policy="block") as blocking:
+                for n in range(4):
+                    await node.publish({"n": n})
+                assert [(await blocking.receive()).data["n"] for _ in range(4)] == [0, 1, 2, 3]
+                assert blocking.dropped == 0
+                # Publishing never waits for the reader, even while it is blocked.
+                for n in range(4, 8):
+                    await node.publish({"n": n})
+                assert node.stats().published == 8
+            nursery.cancel_scope.cancel()
