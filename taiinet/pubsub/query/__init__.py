@@ -5,6 +5,7 @@ Public names: ``Query``, ``SubscriptionIndex``, ``InvalidQuery``, ``covers``,
 """
 
 from taiinet.pubsub.query.codec import document_to_value, value_to_document
+from taiinet.pubsub.query.cover import covers, summarize
 from taiinet.pubsub.query.errors import (
     InvalidDocument,
     InvalidQuery,
@@ -25,6 +26,8 @@ __all__ = [
     "Query",
     "QueryLimits",
     "SubscriptionIndex",
+    "covers",
     "document_to_value",
+    "summarize",
     "value_to_document",
 ]

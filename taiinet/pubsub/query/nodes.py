@@ -10,8 +10,10 @@ found at a dotted path.  Literal operands are frozen document values
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
+
+from taiinet.pubsub.query.values import value_key
 
 #: Comparison operators, by their name without the ``$``.
 COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte")
@@ -105,3 +107,17 @@ class Nor:
 Filter = Field | And | Or | Nor
 
 MATCH_ALL: Filter = And(children=())
+
+
+def node_key(node: Any) -> Any:
+    """A hashable key of an AST, equal exactly when two ASTs mean the same literals.
+
+    Dataclass equality would say ``Compare(op="eq", value=1) == Compare(op="eq",
+    value=True)`` (Python's ``1 == True``); the key keeps booleans, numbers and
+    strings apart as the matcher does.
+    """
+    if is_dataclass(node):
+        return (type(node).__name__, *(node_key(getattr(node, f.name)) for f in fields(node)))
+    if isinstance(node, tuple):
+        return ("tuple", *(node_key(v) for v in node))
+    return value_key(node)

@@ -6,7 +6,7 @@ from typing import Any
 
 from taiinet.pubsub.query.limits import DEFAULT_QUERY_LIMITS, QueryLimits
 from taiinet.pubsub.query.matcher import Matcher, compile_filter
-from taiinet.pubsub.query.nodes import Filter
+from taiinet.pubsub.query.nodes import Filter, node_key
 from taiinet.pubsub.query.parser import parse, to_json
 
 
@@ -14,7 +14,8 @@ class Query:
     """A Mongo-like query, parsed into an AST and compiled into a matcher.
 
     ``Query({"age": {"$gt": 4}})`` raises ``InvalidQuery`` when the query is
-    not valid.  Two queries are equal when their ASTs are.
+    not valid.  Two queries are equal when their ASTs are, literal types included
+    (``{"a": 1}`` is not ``{"a": True}``).
     """
 
     __slots__ = ("_match", "ast")
@@ -53,10 +54,10 @@ class Query:
         return cls.from_ast(filter_from_bytes(data, limits))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Query) and other.ast == self.ast
+        return isinstance(other, Query) and node_key(other.ast) == node_key(self.ast)
 
     def __hash__(self) -> int:
-        return hash(self.ast)
+        return hash(node_key(self.ast))
 
     def __repr__(self) -> str:
         return f"Query({self.to_json()!r})"
