@@ -1,0 +1,471 @@
+# taiinet: sans-io core
+"""Content-based routing of signed documents over HyParView + Plumtree, pure.
+
+Theory of operation
+-------------------
+A ``PubsubRouter`` owns one node's ``Overlay`` and plugs into Plumtree's
+``forward_filter``: a document is pushed (``Gossip``) or announced
+(``IHave``) to a neighbour only when the neighbour's advertised interest
+matches it.  Interest is a list of at most ``max_advert_filters`` queries,
+built with the query engine's ``summarize`` (a widening whose union covers
+every input; the match-all query ``{}`` is the widest).
+
+What a node advertises to neighbour ``p`` depends on the link:
+
+* ``p`` is an **eager** (tree) link: the summary of its own subscriptions and
+  of the interest advertised to it by its *other* eager neighbours (split
+  horizon over the Plumtree tree).  On a tree this is exactly the interest of
+  the subtree behind the link, so a document follows the tree only towards
+  subscribers.
+* ``p`` is a **lazy** link: the summary of its own subscriptions only.  Lazy
+  links carry ``IHave`` for repair; announcing to ``p`` what only ``p``'s
+  subtree wants would make ``p`` graft payloads it does not need whenever the
+  tree path to that subtree does not pass through ``p``.
+
+Split horizon over *every* active link (``tree_interest=False``) converges to
+"everything is wanted through every link" on the cyclic active-view graph
+(and keeps ghost interest after unsubscriptions, counting to infinity); the
+measurements in ``docs/pubsub.md`` compare both.
+
+A neighbour whose interest is not known yet (no advert since it came up) is
+treated as wanting everything, and a node with such an eager neighbour
+advertises match-all to its other eager neighbours: the router falls back to
+Plumtree broadcast until interest is known.  Adverts are recomputed when the
+subscriptions, the neighbours, the eager set or a neighbour's advert change;
+changes are coalesced for ``advert_delay`` seconds and an advert is sent
+only to the neighbours whose summary changed, with a growing version.
+
+Documents arrive as ``Gossip`` payloads.  Before Plumtree sees a new one,
+the router checks its size, that the message id is SHA-256 of the payload,
+and opens it with the ``DocumentCodec`` (signature, payload type, ``Value``
+decoding); a failure drops it (it is neither delivered, forwarded nor
+remembered, so a valid copy still gets through) and counts it in
+``stats.rejected``.  Plumtree's seen-cache delivers each message id once; the
+router then hands it to the local subscriptions that match (through the
+query engine's ``SubscriptionIndex``), never to others - the publisher's own
+subscriptions included.
+
+Departures from the suggested design: none in substance; interest on lazy
+links being the node's own subscriptions only is the refinement above.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from taiinet.overlay.actions import Deliver as OverlayDeliver
+from taiinet.overlay.actions import NeighborDown, NeighborUp, Timer
+from taiinet.overlay.core import Overlay, OverlayConfig
+from taiinet.overlay.messages import Gossip, OverlayMessage
+from taiinet.pubsub.actions import (
+    Action,
+    Deliver,
+    InterestTimer,
+    Published,
+    SendInterest,
+    SetInterestTimer,
+)
+from taiinet.pubsub.config import PubsubConfig
+from taiinet.pubsub.documents import REJECT_REASONS, DocumentCodec
+from taiinet.pubsub.errors import PubsubUsageError, RejectedDocument
+from taiinet.pubsub.messages import MAX_VERSION, InterestAdvert, PubsubMessage
+from taiinet.pubsub.query import IndexFull, InvalidQuery, Query, SubscriptionIndex
+from taiinet.pubsub.query.cover import covers, summarize
+from taiinet.pubsub.query.nodes import MATCH_ALL, node_key
+
+_INTEREST_TIMER = InterestTimer()
+_MATCH_ALL_QUERY = Query.from_ast(MATCH_ALL)
+_MATCH_ALL_KEY = node_key(MATCH_ALL)
+#: Summaries memoised by their inputs (they are recomputed on every change).
+_SUMMARY_CACHE_SIZE = 256
+
+
+@dataclass(slots=True)
+class RouterStats:
+    """Counters of one router (they only grow)."""
+
+    published: int = 0
+    #: Documents handed to the application (one per message, any number of subscriptions).
+    delivered: int = 0
+    #: Documents verified and relayed or delivered, received from peers.
+    accepted: int = 0
+    #: Documents from peers dropped by verification, by reason.
+    rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REJECT_REASONS, 0))
+    adverts_sent: int = 0
+    adverts_received: int = 0
+    #: Adverts ignored: stale version, or from a non-neighbour with a full pending table.
+    adverts_ignored: int = 0
+
+
+class _Interest:
+    """A neighbour's advertised interest, compiled for matching."""
+
+    __slots__ = ("filters", "match_all", "tree_link", "version")
+
+    def __init__(self, advert: InterestAdvert) -> None:
+        self.version = advert.version
+        self.tree_link = advert.tree_link
+        self.filters = advert.filters
+        self.match_all = any(q.ast == MATCH_ALL for q in advert.filters)
+
+    def matches(self, document: Any) -> bool:
+        if self.match_all:
+            return True
+        return any(q.matches(document) for q in self.filters)
+
+
+@dataclass(frozen=True, slots=True)
+class _Document:
+    publisher: str
+    document: Any
+
+
+class PubsubRouter:
+    """One node's content-based router; every input returns the actions to carry out.
+
+    ``documents`` seals local documents and verifies those of peers
+    (``SignedDocuments(identity)`` for real nodes).  The driver feeds overlay
+    messages *and* ``InterestAdvert`` messages to ``handle_message``, all
+    timers (``SetTimer`` and ``SetInterestTimer``) to ``handle_timer``.
+    """
+
+    __slots__ = (
+        "_documents",
+        "_eager_seen",
+        "_flag_version",
+        "_force",
+        "_pending",
+        "_remote",
+        "_sent",
+        "_summaries",
+        "_timer_armed",
+        "_version",
+        "config",
+        "documents",
+        "overlay",
+        "peer_id",
+        "stats",
+        "subscriptions",
+    )
+
+    def __init__(self, peer_id: str, rng: random.Random, documents: DocumentCodec,
+                 config: PubsubConfig | None = None,
+                 overlay_config: OverlayConfig | None = None) -> None:
+        self.peer_id = peer_id
+        self.config = config or PubsubConfig()
+        self.documents = documents
+        self.overlay = Overlay(peer_id, rng, overlay_config,
+                               self._forward if self.config.routing else None)
+        self.subscriptions = SubscriptionIndex(self.config.max_subscriptions)
+        self.stats = RouterStats()
+        #: Neighbour -> its latest advert (absent: unknown, treated as match-all).
+        self._remote: dict[str, _Interest] = {}
+        #: Adverts from peers that are not neighbours yet (bounded, oldest dropped).
+        self._pending: OrderedDict[str, _Interest] = OrderedDict()
+        #: Neighbour -> key of the filters last advertised to it.
+        self._sent: dict[str, tuple[tuple[Query, ...], bool]] = {}
+        #: Neighbour -> version of the first advert sent with the link's current state.
+        self._flag_version: dict[str, int] = {}
+        #: Neighbours to send the advert to again even if it did not change.
+        self._force: set[str] = set()
+        self._documents: OrderedDict[bytes, _Document] = OrderedDict()
+        self._summaries: OrderedDict[frozenset[Any], tuple[Query, ...]] = OrderedDict()
+        self._eager_seen: frozenset[str] = frozenset()
+        self._timer_armed = False
+        self._version = 0
+
+    # --- inputs ------------------------------------------------------------
+
+    def start(self, now: float) -> list[Action]:
+        """Arm the overlay's periodic timers; call once."""
+        return self._from_overlay(self.overlay.start(now), now)
+
+    def join(self, contact: str, now: float) -> list[Action]:
+        """Enter the overlay through ``contact``."""
+        return self._from_overlay(self.overlay.join(contact, now), now)
+
+    def subscribe(self, subscription_id: Hashable, query: Query | Any, now: float) -> list[Action]:
+        """Add (or replace) a local subscription; later matching documents are delivered to it.
+
+        ``query`` is a ``Query`` or its JSON-like form; ``PubsubUsageError`` if
+        it is invalid or the subscription table is full.
+        """
+        try:
+            self.subscriptions.add(subscription_id, query)
+        except (InvalidQuery, IndexFull) as exc:
+            raise PubsubUsageError(str(exc)) from None
+        out: list[Action] = []
+        self._interest_changed(now, out)
+        return out
+
+    def unsubscribe(self, subscription_id: Hashable, now: float) -> list[Action]:
+        """Remove a local subscription (unknown ids are ignored)."""
+        out: list[Action] = []
+        if subscription_id in self.subscriptions:
+            self.subscriptions.remove(subscription_id)
+            self._interest_changed(now, out)
+        return out
+
+    def publish(self, document: Any, now: float) -> list[Action]:
+        """Seal, sign and broadcast ``document``; local matching subscriptions get it too.
+
+        The first action is ``Published(message_id)``.
+        ``PubsubUsageError`` if the document is invalid or too large.
+        """
+        payload = self.documents.seal(document, self.config.max_document_bytes)
+        mid = hashlib.sha256(payload).digest()
+        # Decode our own payload, so local subscribers see what peers will see.
+        publisher, decoded = self.documents.open(payload)
+        self._remember(mid, _Document(publisher, decoded))
+        self.stats.published += 1
+        out: list[Action] = [Published(message_id=mid)]
+        out += self._from_overlay(self.overlay.broadcast(mid, payload, now), now)
+        return out
+
+    def handle_message(self, peer: str, message: OverlayMessage | PubsubMessage,
+                       now: float) -> list[Action]:
+        """Process a message (overlay or pubsub) received from ``peer``."""
+        if type(message) is InterestAdvert:
+            return self._on_advert(peer, message, now)
+        if type(message) is Gossip:
+            try:
+                self._verify(message)
+            except RejectedDocument as exc:
+                self.stats.rejected[exc.reason] += 1
+                return []
+        return self._from_overlay(
+            self.overlay.handle_message(peer, message, now), now)  # type: ignore[arg-type]
+
+    def handle_link_down(self, peer: str, now: float) -> list[Action]:
+        """The link to ``peer`` failed, closed, or could not be opened."""
+        return self._from_overlay(self.overlay.handle_link_down(peer, now), now)
+
+    def handle_timer(self, timer: Timer | InterestTimer, now: float) -> list[Action]:
+        """A timer set with ``SetTimer`` or ``SetInterestTimer`` is due."""
+        if type(timer) is InterestTimer:
+            self._timer_armed = False
+            return self._send_adverts()
+        return self._from_overlay(self.overlay.handle_timer(timer, now), now)  # type: ignore[arg-type]
+
+    # --- queries -------------------------------------------------------------
+
+    @property
+    def active_view(self) -> list[str]:
+        return self.overlay.active_view
+
+    def interest_of(self, peer: str) -> tuple[Query, ...] | None:
+        """The interest ``peer`` advertised to us (``None``: not known yet)."""
+        interest = self._remote.get(peer)
+        return None if interest is None else interest.filters
+
+    def advert_for(self, peer: str) -> tuple[Query, ...]:
+        """The interest this node advertises (or will advertise) to neighbour ``peer``."""
+        eager = self.overlay.broadcast_core.eager
+        queries: list[Query] = []
+        for sid in self.subscriptions:
+            query = self.subscriptions.get(sid)
+            assert query is not None
+            queries.append(query)
+        if peer in eager or not self.config.tree_interest:
+            others = eager if self.config.tree_interest else self.overlay.active_view
+            for other in others:
+                if other == peer:
+                    continue
+                interest = self._remote.get(other)
+                if interest is not None:
+                    queries.extend(interest.filters)
+        return self._summarize(queries)
+
+    # --- forwarding ------------------------------------------------------------
+
+    def _forward(self, message_id: bytes, payload: bytes, peer: str) -> bool:
+        """Plumtree's forward filter: does ``peer``'s advertised interest match?"""
+        interest = self._remote.get(peer)
+        if interest is None or interest.match_all:
+            return True
+        if (not interest.tree_link and self.config.tree_interest
+                and peer in self.overlay.broadcast_core.eager):
+            return True  # the peer's advert predates the link turning eager
+        doc = self._documents.get(message_id)
+        if doc is None:
+            return True  # evicted: let the receiver decide (it verifies anyway)
+        return interest.matches(doc.document)
+
+    def _verify(self, message: Gossip) -> None:
+        mid = message.message_id
+        payload = message.payload
+        if len(payload) > self.config.max_document_bytes:
+            raise RejectedDocument("oversized", f"document of {len(payload)} bytes")
+        if hashlib.sha256(payload).digest() != mid:
+            raise RejectedDocument("id_mismatch", "message id is not SHA-256 of the document")
+        if mid in self._documents or self.overlay.broadcast_core.has_seen(mid):
+            return  # a duplicate of a verified document: Plumtree prunes the link
+        publisher, document = self.documents.open(payload)
+        self.stats.accepted += 1
+        self._remember(mid, _Document(publisher, document))
+
+    def _remember(self, mid: bytes, doc: _Document) -> None:
+        docs = self._documents
+        docs[mid] = doc
+        if len(docs) > self.config.document_cache_size:
+            docs.popitem(last=False)
+
+    # --- overlay actions ---------------------------------------------------------
+
+    def _from_overlay(self, actions: list[Any], now: float) -> list[Action]:
+        out: list[Action] = []
+        changed = False
+        for action in actions:
+            kind = type(action)
+            if kind is OverlayDeliver:
+                self._deliver(action, out)
+                continue
+            if kind is NeighborUp:
+                changed = True
+                self._neighbor_up(action.peer)
+            elif kind is NeighborDown:
+                changed = True
+                self._forget(action.peer)
+            out.append(action)
+        eager = self.overlay.broadcast_core.eager
+        if eager.keys() != self._eager_seen:
+            self._eager_seen = frozenset(eager)
+            changed = True
+        if changed:
+            self._interest_changed(now, out)
+        return out
+
+    def _deliver(self, action: OverlayDeliver, out: list[Action]) -> None:
+        doc = self._documents.get(action.message_id)
+        if doc is None:
+            return
+        matched = self.subscriptions.match(doc.document)
+        if matched:
+            self.stats.delivered += 1
+            out.append(Deliver(subscription_ids=tuple(sorted(matched, key=repr)),
+                               document=doc.document, publisher=doc.publisher,
+                               message_id=action.message_id))
+
+    def _forget(self, peer: str) -> None:
+        self._remote.pop(peer, None)
+        self._sent.pop(peer, None)
+        self._flag_version.pop(peer, None)
+        self._force.discard(peer)
+
+    def _neighbor_up(self, peer: str) -> None:
+        pending = self._pending.pop(peer, None)
+        if pending is not None:
+            self._remote[peer] = pending
+
+    # --- interest ------------------------------------------------------------------
+
+    def _on_advert(self, peer: str, advert: InterestAdvert, now: float) -> list[Action]:
+        self.stats.adverts_received += 1
+        out: list[Action] = []
+        if not self.config.routing:
+            return out
+        if peer not in self.overlay.membership.active:
+            known = self._pending.get(peer)
+            if known is not None and advert.version <= known.version:
+                self.stats.adverts_ignored += 1
+            elif self.config.max_pending_adverts:
+                self._pending[peer] = _Interest(advert)
+                self._pending.move_to_end(peer)
+                while len(self._pending) > self.config.max_pending_adverts:
+                    self._pending.popitem(last=False)
+            else:
+                self.stats.adverts_ignored += 1
+            return out
+        known = self._remote.get(peer)
+        if known is not None and advert.version <= known.version:
+            self.stats.adverts_ignored += 1
+            return out
+        self._remote[peer] = _Interest(advert)
+        if self.config.tree_interest:
+            self._reconcile(peer, advert)
+        self._interest_changed(now, out)
+        return out
+
+    def _reconcile(self, peer: str, advert: InterestAdvert) -> None:
+        """Make both ends agree that a link is eager when one end says it is.
+
+        Plumtree leaves a link eager at one end and lazy at the other when a
+        ``Prune`` crosses a ``Gossip``; the lazy end would then advertise only
+        its own subscriptions over a link the other end pushes on.  An advert
+        only counts once it acknowledges our advert of the link's current
+        state (links are FIFO), so a stale advert never undoes a ``Prune``.
+        """
+        sent = self._sent.get(peer)
+        if sent is None:
+            return
+        tree = self.overlay.broadcast_core
+        ours = peer in tree.eager
+        if sent[1] != ours or advert.ack < self._flag_version.get(peer, MAX_VERSION):
+            return  # our side changed since our last advert: wait for it to be seen
+        if advert.tree_link and not ours:
+            del tree.lazy[peer]
+            tree.eager[peer] = None
+        elif not advert.tree_link and ours:
+            # The peer has not seen our latest advert as current: send it again.
+            self._force.add(peer)
+
+    def _interest_changed(self, now: float, out: list[Action]) -> None:
+        if self.config.routing and not self._timer_armed:
+            self._timer_armed = True
+            out.append(SetInterestTimer(at=now + self.config.advert_delay,
+                                        timer=_INTEREST_TIMER))
+
+    def _send_adverts(self) -> list[Action]:
+        out: list[Action] = []
+        if not self.config.routing:
+            return out
+        eager = self.overlay.broadcast_core.eager
+        tree_interest = self.config.tree_interest
+        for peer in self.overlay.active_view:
+            filters = self.advert_for(peer)
+            tree_link = peer in eager or not tree_interest
+            last = self._sent.get(peer)
+            if (last is not None and last[1] == tree_link and peer not in self._force
+                    and _equivalent(last[0], filters)):
+                continue
+            self._force.discard(peer)
+            self._version = min(self._version + 1, MAX_VERSION)
+            if last is None or last[1] != tree_link:
+                self._flag_version[peer] = self._version
+            self._sent[peer] = (filters, tree_link)
+            self.stats.adverts_sent += 1
+            known = self._remote.get(peer)
+            out.append(SendInterest(peer=peer, advert=InterestAdvert(
+                version=self._version, filters=filters, tree_link=tree_link,
+                ack=known.version if known is not None else 0)))
+        return out
+
+    def _summarize(self, queries: Iterable[Query]) -> tuple[Query, ...]:
+        unique = {node_key(q.ast): q for q in queries}
+        if not unique:
+            return ()
+        if _MATCH_ALL_KEY in unique:
+            return (_MATCH_ALL_QUERY,)
+        key = frozenset(unique)
+        cached = self._summaries.get(key)
+        if cached is not None:
+            self._summaries.move_to_end(key)
+            return cached
+        result = tuple(summarize(list(unique.values()), self.config.max_advert_filters))
+        self._summaries[key] = result
+        if len(self._summaries) > _SUMMARY_CACHE_SIZE:
+            self._summaries.popitem(last=False)
+        return result
+
+
+def _equivalent(old: tuple[Query, ...], new: tuple[Query, ...]) -> bool:
+    """Whether two interest summaries match the same documents (as far as ``covers`` tells)."""
+    if len(old) != len(new) and (not old or not new):
+        return False
+    return (all(any(covers(a, b) for a in old) for b in new)
+            and all(any(covers(b, a) for b in new) for a in old))
