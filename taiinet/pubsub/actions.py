@@ -53,11 +53,21 @@ class InterestTimer:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HealTimer:
+    """Check again whether the lazy link to ``peer`` joins two parts of a split tree."""
+
+    peer: str
+
+
+PubsubTimer = InterestTimer | HealTimer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SetInterestTimer:
     """Call the router's ``handle_timer(timer, now)`` at time ``at``."""
 
     at: float
-    timer: InterestTimer
+    timer: PubsubTimer
 
 
 Action = (Send | CloseLink | ProbeLink | NeighborUp | NeighborDown | SetTimer | Deliver

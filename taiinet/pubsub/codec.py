@@ -13,6 +13,8 @@ from taiinet.pubsub.errors import PubsubDecodeError, PubsubUsageError
 from taiinet.pubsub.messages import (
     MAX_ADVERT_BYTES,
     MAX_ADVERT_FILTERS,
+    MAX_ROOT_DISTANCE,
+    MAX_ROOT_LENGTH,
     InterestAdvert,
     PubsubMessage,
 )
@@ -31,6 +33,8 @@ def to_proto(message: PubsubMessage) -> pubsub_pb2.PubsubMessage:
     advert.version = message.version
     advert.tree_link = message.tree_link
     advert.ack = message.ack
+    advert.root = message.root
+    advert.root_distance = message.root_distance
     for query in message.filters:
         advert.filters.append(query_pb2.Filter.FromString(query.to_filter_bytes()))
     return pb
@@ -54,6 +58,8 @@ def from_proto(pb: pubsub_pb2.PubsubMessage) -> PubsubMessage:
     if len(advert.filters) > MAX_ADVERT_FILTERS:
         raise PubsubDecodeError(
             f"advert of {len(advert.filters)} filters, over {MAX_ADVERT_FILTERS}")
+    if len(advert.root) > MAX_ROOT_LENGTH or advert.root_distance > MAX_ROOT_DISTANCE:
+        raise PubsubDecodeError("advert root id or distance out of range")
     filters = []
     for item in advert.filters:
         try:
@@ -62,7 +68,8 @@ def from_proto(pb: pubsub_pb2.PubsubMessage) -> PubsubMessage:
         except MalformedFilter as exc:
             raise PubsubDecodeError(f"advert filter: {exc}") from None
     return InterestAdvert(version=advert.version, filters=tuple(filters),
-                          tree_link=advert.tree_link, ack=advert.ack)
+                          tree_link=advert.tree_link, ack=advert.ack, root=advert.root,
+                          root_distance=advert.root_distance)
 
 
 def decode(data: bytes) -> PubsubMessage:

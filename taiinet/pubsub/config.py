@@ -26,6 +26,13 @@ class PubsubConfig:
     #: Seconds adverts are held back after a change, so bursts of changes
     #: (joins, tree repairs, subscriptions) cost one advert per link.
     advert_delay: float = 0.05
+    #: A duplicate document arriving this many seconds after the first copy
+    #: is dropped without pruning the link it came on (it was repaired into
+    #: the sender's part of the tree, the link is not redundant).
+    late_duplicate: float = 1.0
+    #: Seconds (times 1 to 2, at random) a lazy link must keep joining two
+    #: parts of a split eager tree before this end grafts it.
+    heal_delay: float = 1.0
     #: Largest document envelope published or accepted, in bytes.
     max_document_bytes: int = MAX_PAYLOAD_SIZE
     #: Decoded documents kept by message id, for the forwarding decisions of
@@ -39,8 +46,8 @@ class PubsubConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.max_advert_filters <= MAX_ADVERT_FILTERS:
             raise PubsubUsageError(f"max_advert_filters must be in 1..{MAX_ADVERT_FILTERS}")
-        if self.advert_delay <= 0:
-            raise PubsubUsageError("advert_delay must be positive")
+        if self.advert_delay <= 0 or self.heal_delay <= 0:
+            raise PubsubUsageError("advert_delay and heal_delay must be positive")
         if not 0 < self.max_document_bytes <= MAX_PAYLOAD_SIZE:
             raise PubsubUsageError(f"max_document_bytes must be in 1..{MAX_PAYLOAD_SIZE}")
         if self.document_cache_size < 1 or self.max_subscriptions < 1:

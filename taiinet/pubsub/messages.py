@@ -16,6 +16,10 @@ from taiinet.pubsub.query import Query
 MAX_ADVERT_FILTERS = 16
 #: Largest encoded ``PubsubMessage`` accepted or sent.
 MAX_ADVERT_BYTES = 32 * 1024
+#: Longest eager path a root id travels (bounds count-to-infinity on cycles).
+MAX_ROOT_DISTANCE = 64
+#: Longest root peer id.
+MAX_ROOT_LENGTH = 128
 #: Largest advert version (uint64).
 MAX_VERSION = (1 << 64) - 1
 
@@ -30,13 +34,18 @@ class InterestAdvert:
     ``tree_link`` says whether the sender holds the link as a Plumtree eager
     link (then ``filters`` cover its whole side of the tree; else only its own
     subscriptions); ``ack`` is the highest advert version the sender has
-    received from the receiver.
+    received from the receiver.  ``root`` and ``root_distance`` let the ends
+    of a lazy link notice that they sit in different parts of a split tree.
     """
 
     version: int
     filters: tuple[Query, ...]
     tree_link: bool = False
     ack: int = 0
+    #: Smallest peer id known in the sender's part of the eager graph, and its
+    #: distance in eager links (``MAX_ROOT_DISTANCE`` at most).
+    root: str = ""
+    root_distance: int = 0
 
 
 PubsubMessage = InterestAdvert

@@ -54,33 +54,43 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 from taiinet.overlay.actions import Deliver as OverlayDeliver
-from taiinet.overlay.actions import NeighborDown, NeighborUp, Timer
+from taiinet.overlay.actions import NeighborDown, NeighborUp, Send, Timer
 from taiinet.overlay.core import Overlay, OverlayConfig
-from taiinet.overlay.messages import Gossip, OverlayMessage
+from taiinet.overlay.messages import Gossip, Graft, OverlayMessage
 from taiinet.pubsub.actions import (
     Action,
     Deliver,
+    HealTimer,
     InterestTimer,
     Published,
+    PubsubTimer,
     SendInterest,
     SetInterestTimer,
 )
 from taiinet.pubsub.config import PubsubConfig
 from taiinet.pubsub.documents import REJECT_REASONS, DocumentCodec
 from taiinet.pubsub.errors import PubsubUsageError, RejectedDocument
-from taiinet.pubsub.messages import MAX_VERSION, InterestAdvert, PubsubMessage
+from taiinet.pubsub.messages import (
+    MAX_ROOT_DISTANCE,
+    MAX_VERSION,
+    InterestAdvert,
+    PubsubMessage,
+)
 from taiinet.pubsub.query import IndexFull, InvalidQuery, Query, SubscriptionIndex
-from taiinet.pubsub.query.cover import covers, summarize
-from taiinet.pubsub.query.nodes import MATCH_ALL, node_key
+from taiinet.pubsub.query.cover import MAX_MERGED_IN, summarize
+from taiinet.pubsub.query.nodes import MATCH_ALL, Compare, Field, In, node_key
+from taiinet.pubsub.query.values import value_key
 
 _INTEREST_TIMER = InterestTimer()
 _MATCH_ALL_QUERY = Query.from_ast(MATCH_ALL)
 _MATCH_ALL_KEY = node_key(MATCH_ALL)
+#: A Graft that asks for no message: it only makes the link eager (Plumtree's own).
+_TREE_GRAFT = Graft(message_id=b"")
 #: Summaries memoised by their inputs (they are recomputed on every change).
 _SUMMARY_CACHE_SIZE = 256
 
@@ -100,16 +110,25 @@ class RouterStats:
     adverts_received: int = 0
     #: Adverts ignored: stale version, or from a non-neighbour with a full pending table.
     adverts_ignored: int = 0
+    #: Duplicates dropped before Plumtree because they came too late (see ``_verify``).
+    late_duplicates: int = 0
+    #: Lazy links grafted because they joined two parts of a split tree.
+    heals: int = 0
 
 
 class _Interest:
     """A neighbour's advertised interest, compiled for matching."""
 
-    __slots__ = ("filters", "match_all", "tree_link", "version")
+    __slots__ = ("filters", "keyed", "match_all", "root", "root_distance", "tree_link",
+                 "version")
 
     def __init__(self, advert: InterestAdvert) -> None:
+        #: (``node_key``, query) pairs: keys are costly, so computed once.
+        self.keyed = tuple((node_key(q.ast), q) for q in advert.filters)
         self.version = advert.version
         self.tree_link = advert.tree_link
+        self.root = advert.root
+        self.root_distance = advert.root_distance
         self.filters = advert.filters
         self.match_all = any(q.ast == MATCH_ALL for q in advert.filters)
 
@@ -123,6 +142,8 @@ class _Interest:
 class _Document:
     publisher: str
     document: Any
+    #: When this node first had it.
+    at: float
 
 
 class PubsubRouter:
@@ -139,6 +160,8 @@ class PubsubRouter:
         "_eager_seen",
         "_flag_version",
         "_force",
+        "_healing",
+        "_own",
         "_pending",
         "_remote",
         "_sent",
@@ -149,6 +172,7 @@ class PubsubRouter:
         "documents",
         "overlay",
         "peer_id",
+        "rng",
         "stats",
         "subscriptions",
     )
@@ -157,6 +181,7 @@ class PubsubRouter:
                  config: PubsubConfig | None = None,
                  overlay_config: OverlayConfig | None = None) -> None:
         self.peer_id = peer_id
+        self.rng = rng
         self.config = config or PubsubConfig()
         self.documents = documents
         self.overlay = Overlay(peer_id, rng, overlay_config,
@@ -168,13 +193,19 @@ class PubsubRouter:
         #: Adverts from peers that are not neighbours yet (bounded, oldest dropped).
         self._pending: OrderedDict[str, _Interest] = OrderedDict()
         #: Neighbour -> key of the filters last advertised to it.
-        self._sent: dict[str, tuple[tuple[Query, ...], bool]] = {}
+        #: Neighbour -> (filter keys, tree link, root, distance) last advertised to it.
+        self._sent: dict[str, tuple[frozenset[Any], bool, str, int]] = {}
+        #: Lazy neighbours with a pending ``HealTimer``.
+        self._healing: set[str] = set()
         #: Neighbour -> version of the first advert sent with the link's current state.
         self._flag_version: dict[str, int] = {}
         #: Neighbours to send the advert to again even if it did not change.
         self._force: set[str] = set()
         self._documents: OrderedDict[bytes, _Document] = OrderedDict()
-        self._summaries: OrderedDict[frozenset[Any], tuple[Query, ...]] = OrderedDict()
+        self._summaries: OrderedDict[frozenset[Any], tuple[tuple[Any, Query], ...]] = (
+            OrderedDict())
+        #: Local subscriptions' (``node_key``, query), by subscription id.
+        self._own: dict[Hashable, tuple[Any, Query]] = {}
         self._eager_seen: frozenset[str] = frozenset()
         self._timer_armed = False
         self._version = 0
@@ -199,6 +230,9 @@ class PubsubRouter:
             self.subscriptions.add(subscription_id, query)
         except (InvalidQuery, IndexFull) as exc:
             raise PubsubUsageError(str(exc)) from None
+        added = self.subscriptions.get(subscription_id)
+        assert added is not None
+        self._own[subscription_id] = (node_key(added.ast), added)
         out: list[Action] = []
         self._interest_changed(now, out)
         return out
@@ -208,6 +242,7 @@ class PubsubRouter:
         out: list[Action] = []
         if subscription_id in self.subscriptions:
             self.subscriptions.remove(subscription_id)
+            del self._own[subscription_id]
             self._interest_changed(now, out)
         return out
 
@@ -221,7 +256,7 @@ class PubsubRouter:
         mid = hashlib.sha256(payload).digest()
         # Decode our own payload, so local subscribers see what peers will see.
         publisher, decoded = self.documents.open(payload)
-        self._remember(mid, _Document(publisher, decoded))
+        self._remember(mid, _Document(publisher, decoded, now))
         self.stats.published += 1
         out: list[Action] = [Published(message_id=mid)]
         out += self._from_overlay(self.overlay.broadcast(mid, payload, now), now)
@@ -234,9 +269,12 @@ class PubsubRouter:
             return self._on_advert(peer, message, now)
         if type(message) is Gossip:
             try:
-                self._verify(message)
+                fresh = self._verify(message, now)
             except RejectedDocument as exc:
                 self.stats.rejected[exc.reason] += 1
+                return []
+            if not fresh:
+                self.stats.late_duplicates += 1
                 return []
         return self._from_overlay(
             self.overlay.handle_message(peer, message, now), now)  # type: ignore[arg-type]
@@ -245,11 +283,13 @@ class PubsubRouter:
         """The link to ``peer`` failed, closed, or could not be opened."""
         return self._from_overlay(self.overlay.handle_link_down(peer, now), now)
 
-    def handle_timer(self, timer: Timer | InterestTimer, now: float) -> list[Action]:
+    def handle_timer(self, timer: Timer | PubsubTimer, now: float) -> list[Action]:
         """A timer set with ``SetTimer`` or ``SetInterestTimer`` is due."""
         if type(timer) is InterestTimer:
             self._timer_armed = False
-            return self._send_adverts()
+            return self._send_adverts(now)
+        if type(timer) is HealTimer:
+            return self._heal(timer.peer, now)
         return self._from_overlay(self.overlay.handle_timer(timer, now), now)  # type: ignore[arg-type]
 
     # --- queries -------------------------------------------------------------
@@ -265,12 +305,11 @@ class PubsubRouter:
 
     def advert_for(self, peer: str) -> tuple[Query, ...]:
         """The interest this node advertises (or will advertise) to neighbour ``peer``."""
+        return tuple(q for _key, q in self._advert_for(peer))
+
+    def _advert_for(self, peer: str) -> tuple[tuple[Any, Query], ...]:
         eager = self.overlay.broadcast_core.eager
-        queries: list[Query] = []
-        for sid in self.subscriptions:
-            query = self.subscriptions.get(sid)
-            assert query is not None
-            queries.append(query)
+        queries: dict[Any, Query] = dict(self._own.values())
         if peer in eager or not self.config.tree_interest:
             others = eager if self.config.tree_interest else self.overlay.active_view
             for other in others:
@@ -278,7 +317,7 @@ class PubsubRouter:
                     continue
                 interest = self._remote.get(other)
                 if interest is not None:
-                    queries.extend(interest.filters)
+                    queries.update(interest.keyed)
         return self._summarize(queries)
 
     # --- forwarding ------------------------------------------------------------
@@ -296,18 +335,31 @@ class PubsubRouter:
             return True  # evicted: let the receiver decide (it verifies anyway)
         return interest.matches(doc.document)
 
-    def _verify(self, message: Gossip) -> None:
+    def _verify(self, message: Gossip, now: float) -> bool:
+        """Check a pushed document; False for a duplicate too late to say anything about the tree.
+
+        A duplicate arriving ``late_duplicate`` seconds after the first copy
+        was repaired into the sender's part of the tree (IHave/Graft), not
+        pushed along a redundant tree link: Plumtree would prune the link it
+        came on, which may be the only tree link joining that part, so it is
+        dropped here instead.
+        """
         mid = message.message_id
         payload = message.payload
         if len(payload) > self.config.max_document_bytes:
             raise RejectedDocument("oversized", f"document of {len(payload)} bytes")
         if hashlib.sha256(payload).digest() != mid:
             raise RejectedDocument("id_mismatch", "message id is not SHA-256 of the document")
-        if mid in self._documents or self.overlay.broadcast_core.has_seen(mid):
-            return  # a duplicate of a verified document: Plumtree prunes the link
+        known = self._documents.get(mid)
+        if known is not None:
+            # A duplicate of a verified document: Plumtree prunes the link, if timely.
+            return self.config.routing is False or now - known.at <= self.config.late_duplicate
+        if self.overlay.broadcast_core.has_seen(mid):
+            return True
         publisher, document = self.documents.open(payload)
         self.stats.accepted += 1
-        self._remember(mid, _Document(publisher, document))
+        self._remember(mid, _Document(publisher, document, now))
+        return True
 
     def _remember(self, mid: bytes, doc: _Document) -> None:
         docs = self._documents
@@ -356,6 +408,7 @@ class PubsubRouter:
         self._sent.pop(peer, None)
         self._flag_version.pop(peer, None)
         self._force.discard(peer)
+        self._healing.discard(peer)
 
     def _neighbor_up(self, peer: str) -> None:
         pending = self._pending.pop(peer, None)
@@ -420,52 +473,140 @@ class PubsubRouter:
             out.append(SetInterestTimer(at=now + self.config.advert_delay,
                                         timer=_INTEREST_TIMER))
 
-    def _send_adverts(self) -> list[Action]:
+    def _send_adverts(self, now: float) -> list[Action]:
         out: list[Action] = []
         if not self.config.routing:
             return out
         eager = self.overlay.broadcast_core.eager
         tree_interest = self.config.tree_interest
         for peer in self.overlay.active_view:
-            filters = self.advert_for(peer)
+            keyed = self._advert_for(peer)
+            keys = frozenset(key for key, _q in keyed)
             tree_link = peer in eager or not tree_interest
+            root, distance = self._root_for(peer)
             last = self._sent.get(peer)
-            if (last is not None and last[1] == tree_link and peer not in self._force
-                    and _equivalent(last[0], filters)):
+            if (last is not None and last == (keys, tree_link, root, distance)
+                    and peer not in self._force):
                 continue
             self._force.discard(peer)
             self._version = min(self._version + 1, MAX_VERSION)
             if last is None or last[1] != tree_link:
                 self._flag_version[peer] = self._version
-            self._sent[peer] = (filters, tree_link)
+            self._sent[peer] = (keys, tree_link, root, distance)
             self.stats.adverts_sent += 1
             known = self._remote.get(peer)
             out.append(SendInterest(peer=peer, advert=InterestAdvert(
-                version=self._version, filters=filters, tree_link=tree_link,
-                ack=known.version if known is not None else 0)))
+                version=self._version, filters=tuple(q for _k, q in keyed), tree_link=tree_link,
+                ack=known.version if known is not None else 0, root=root,
+                root_distance=distance)))
+        if tree_interest:
+            self._arm_heal_timers(now, out)
         return out
 
-    def _summarize(self, queries: Iterable[Query]) -> tuple[Query, ...]:
-        unique = {node_key(q.ast): q for q in queries}
+    # --- healing a split tree -------------------------------------------------------
+
+    def _root_for(self, peer: str) -> tuple[str, int]:
+        """Smallest peer id known on our side of the link to ``peer``, and its distance.
+
+        Over an eager link, what is behind ``peer`` is left out (split horizon);
+        over a lazy link, the whole part of the eager graph we are in counts.
+        """
+        best = (self.peer_id, 0)
+        for other in self.overlay.broadcast_core.eager:
+            if other == peer:
+                continue
+            interest = self._remote.get(other)
+            if interest is None or not interest.root or not interest.tree_link:
+                continue  # a lazy-link root may have been learned through us
+            distance = interest.root_distance + 1
+            if distance <= MAX_ROOT_DISTANCE and (interest.root, distance) < best:
+                best = (interest.root, distance)
+        return best
+
+    def _split_from(self, peer: str) -> bool:
+        """Whether the lazy link to ``peer`` joins our part of a split tree to a better one.
+
+        Both ends hold the link lazy and ``peer``'s part has a smaller root: the
+        end in the part with the larger root grafts, so only one side acts.
+        """
+        tree = self.overlay.broadcast_core
+        interest = self._remote.get(peer)
+        if (peer not in tree.lazy or interest is None or interest.tree_link
+                or not interest.root):
+            return False
+        return interest.root < self._root_for(peer)[0]
+
+    def _arm_heal_timers(self, now: float, out: list[Action]) -> None:
+        for peer in self.overlay.broadcast_core.lazy:
+            if peer not in self._healing and self._split_from(peer):
+                self._healing.add(peer)
+                delay = self.config.heal_delay * (1.0 + self.rng.random())
+                out.append(SetInterestTimer(at=now + delay, timer=HealTimer(peer=peer)))
+
+    def _heal(self, peer: str, now: float) -> list[Action]:
+        """Graft a lazy link that still joins two parts of a split tree."""
+        self._healing.discard(peer)
+        out: list[Action] = []
+        if self._split_from(peer):
+            tree = self.overlay.broadcast_core
+            del tree.lazy[peer]
+            tree.eager[peer] = None
+            self.stats.heals += 1
+            out.append(Send(peer=peer, message=_TREE_GRAFT))
+            self._eager_seen = frozenset(tree.eager)
+            self._interest_changed(now, out)
+        return out
+
+    def _summarize(self, unique: dict[Any, Query]) -> tuple[tuple[Any, Query], ...]:
+        """``summarize`` of distinct queries (by ``node_key``), memoised, with their keys."""
         if not unique:
             return ()
         if _MATCH_ALL_KEY in unique:
-            return (_MATCH_ALL_QUERY,)
+            return ((_MATCH_ALL_KEY, _MATCH_ALL_QUERY),)
         key = frozenset(unique)
         cached = self._summaries.get(key)
         if cached is not None:
             self._summaries.move_to_end(key)
             return cached
-        result = tuple(summarize(list(unique.values()), self.config.max_advert_filters))
+        merged = _merge_equalities(list(unique.values()))
+        result = tuple((node_key(q.ast), q)
+                       for q in summarize(merged, self.config.max_advert_filters))
         self._summaries[key] = result
         if len(self._summaries) > _SUMMARY_CACHE_SIZE:
             self._summaries.popitem(last=False)
         return result
 
 
-def _equivalent(old: tuple[Query, ...], new: tuple[Query, ...]) -> bool:
-    """Whether two interest summaries match the same documents (as far as ``covers`` tells)."""
-    if len(old) != len(new) and (not old or not new):
-        return False
-    return (all(any(covers(a, b) for a in old) for b in new)
-            and all(any(covers(b, a) for b in new) for a in old))
+def _merge_equalities(queries: list[Query]) -> list[Query]:
+    """Merge ``{p: v}`` / ``{p: {$in: [...]}}`` queries on one path into one sorted ``$in``.
+
+    Exact (the union matches the same documents) and canonical, so summaries
+    built from the same interest in any order compare equal and do not churn.
+    """
+    groups: dict[str, list[Any]] = {}
+    rest: list[Query] = []
+    for query in queries:
+        ast = query.ast
+        if isinstance(ast, Field) and len(ast.ops) == 1:
+            op = ast.ops[0]
+            if isinstance(op, Compare) and op.op == "eq":
+                groups.setdefault(ast.path, []).append(op.value)
+                continue
+            if isinstance(op, In) and not op.negate:
+                groups.setdefault(ast.path, []).extend(op.values)
+                continue
+        rest.append(query)
+    for path, values in groups.items():
+        unique = {value_key(v): v for v in values}
+        if len(unique) > MAX_MERGED_IN:
+            rest.extend(Query.from_ast(Field(path=path, ops=(In(values=(v,)),)))
+                        for v in unique.values())
+            continue
+        try:
+            ordered = [unique[k] for k in sorted(unique)]
+        except TypeError:
+            ordered = [unique[k] for k in sorted(unique, key=repr)]
+        op = (Compare(op="eq", value=ordered[0]) if len(ordered) == 1
+              else In(values=tuple(ordered)))
+        rest.append(Query.from_ast(Field(path=path, ops=(op,))))
+    return rest
