@@ -9,6 +9,7 @@ from taiinet.errors import (
     RemoteProtocolError,
     TaiiNetError,
 )
+from taiinet.pubsub import PubsubConfig, PubsubRouter, SignedDocuments
 from taiinet.pubsub.query import InvalidQuery, Query, SubscriptionIndex
 from taiinet.transport.webrtc import InvalidSdp, open_webrtc
 from taiinet.transport.websocket import connect_websocket, open_websocket_listener
@@ -23,8 +24,11 @@ __all__ = [
     "InvalidQuery",
     "InvalidSdp",
     "LocalProtocolError",
+    "PubsubConfig",
+    "PubsubRouter",
     "Query",
     "RemoteProtocolError",
+    "SignedDocuments",
     "SubscriptionIndex",
     "TaiiNetError",
     "connect_websocket",

@@ -108,5 +108,5 @@ class PubsubModel(RuleBasedStateMachine):
                 assert Query(SUBSCRIPTIONS[str(name)]).matches(document), (node, name)
 
 
-PubsubModel.TestCase.settings = settings(max_examples=12, stateful_step_count=14)
+PubsubModel.TestCase.settings = settings(max_examples=25, stateful_step_count=20)
 test_pubsub_model = PubsubModel.TestCase
