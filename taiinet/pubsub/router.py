@@ -192,7 +192,6 @@ class PubsubRouter:
         self._remote: dict[str, _Interest] = {}
         #: Adverts from peers that are not neighbours yet (bounded, oldest dropped).
         self._pending: OrderedDict[str, _Interest] = OrderedDict()
-        #: Neighbour -> key of the filters last advertised to it.
         #: Neighbour -> (filter keys, tree link, root, distance) last advertised to it.
         self._sent: dict[str, tuple[frozenset[Any], bool, str, int]] = {}
         #: Lazy neighbours with a pending ``HealTimer``.
@@ -249,7 +248,10 @@ class PubsubRouter:
     def publish(self, document: Any, now: float) -> list[Action]:
         """Seal, sign and broadcast ``document``; local matching subscriptions get it too.
 
-        The first action is ``Published(message_id)``.
+        The first action is ``Published(message_id)``.  Ed25519 signatures are
+        deterministic, so publishing an identical document again gives the same
+        message id and is a no-op while Plumtree remembers it: documents that
+        may repeat should carry a timestamp or sequence number.
         ``PubsubUsageError`` if the document is invalid or too large.
         """
         payload = self.documents.seal(document, self.config.max_document_bytes)
