@@ -164,3 +164,61 @@ def test_small_network_routes_only_to_interested_nodes() -> None:
     mid = net.publish("p2", {"topic": "b"})
     net.run(5.0)
     assert net.deliveries_of(mid) == {"p2": ("s",)}
+
+
+def _eager_components(net: PubsubNet) -> list[set[str]]:
+    adjacency: dict[str, set[str]] = {p: set() for p in net.ids}
+    for node, router in net.routers.items():
+        for peer in router.overlay.broadcast_core.eager:
+            adjacency[node].add(peer)
+            adjacency[peer].add(node)
+    seen: set[str] = set()
+    parts = []
+    for start in net.ids:
+        if start in seen:
+            continue
+        part, stack = {start}, [start]
+        while stack:
+            for peer in adjacency[stack.pop()]:
+                if peer not in part:
+                    part.add(peer)
+                    stack.append(peer)
+        seen |= part
+        parts.append(part)
+    return parts
+
+
+def test_a_split_tree_heals_and_documents_cross_it() -> None:
+    net = PubsubNet(16, seed=5)
+    for node in net.ids:
+        net.subscribe(node, "s", {"topic": "t"})
+    net.run(10.0)
+    for i in range(6):  # Plumtree prunes its tree down
+        net.publish(net.ids[i], {"topic": "t", "i": i})
+        net.run(2.0)
+    assert len(_eager_components(net)) == 1
+    # Cut every eager link of p3 (as crossing Prunes could), without telling anyone.
+    victim = net.routers["p3"].overlay.broadcast_core
+    for peer in list(victim.eager):
+        other = net.routers[peer].overlay.broadcast_core
+        del victim.eager[peer]
+        victim.lazy[peer] = None
+        other.eager.pop("p3", None)
+        other.lazy["p3"] = None
+    assert len(_eager_components(net)) > 1
+    net.run(15.0)  # keep-alive ticks notice the change; roots differ; a lazy link is grafted
+    assert len(_eager_components(net)) == 1
+    assert sum(r.stats.heals for r in net.routers.values()) >= 1
+    mid = net.publish("p9", {"topic": "t", "i": 99})
+    net.run(5.0)
+    assert set(net.deliveries_of(mid)) == set(net.ids)
+
+
+def test_identical_documents_share_one_message_id() -> None:
+    router = signed_router()
+    router.subscribe("all", {}, 0.0)
+    first = router.publish({"a": 1}, 0.0)
+    again = router.publish({"a": 1}, 1.0)
+    assert first[0] == again[0]
+    assert len([a for a in first if isinstance(a, Deliver)]) == 1
+    assert not [a for a in again if isinstance(a, Deliver)]
