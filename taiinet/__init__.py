@@ -20,6 +20,7 @@ from taiinet.node import (
 )
 from taiinet.overlay.core import Overlay, OverlayConfig
 from taiinet.overlay.driver import OverlayDriver
+from taiinet.pubsub import PubsubConfig, PubsubRouter, SignedDocuments
 from taiinet.pubsub.query import InvalidQuery, Query, SubscriptionIndex
 from taiinet.signal.api import open_signaller
 from taiinet.signal.client import IncomingOffer, SignalClient, open_signal_client
@@ -52,10 +53,13 @@ __all__ = [
     "OverlaySimConfig",
     "PeerRecord",
     "PeerUnreachable",
+    "PubsubConfig",
+    "PubsubRouter",
     "Query",
     "RemoteProtocolError",
     "SignalClient",
     "SignalError",
+    "SignedDocuments",
     "Subscription",
     "SubscriptionIndex",
     "TaiiNetError",
