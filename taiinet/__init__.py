@@ -9,8 +9,18 @@ from taiinet.errors import (
     RemoteProtocolError,
     TaiiNetError,
 )
+from taiinet.node import (
+    Message,
+    Node,
+    NodeConfig,
+    NodeError,
+    NodeStats,
+    Subscription,
+    open_node,
+)
 from taiinet.overlay.core import Overlay, OverlayConfig
 from taiinet.overlay.driver import OverlayDriver
+from taiinet.pubsub import PubsubConfig, PubsubRouter, SignedDocuments
 from taiinet.pubsub.query import InvalidQuery, Query, SubscriptionIndex
 from taiinet.signal.api import open_signaller
 from taiinet.signal.client import IncomingOffer, SignalClient, open_signal_client
@@ -31,20 +41,30 @@ __all__ = [
     "InvalidQuery",
     "InvalidSdp",
     "LocalProtocolError",
+    "Message",
     "NoSignallerAvailable",
+    "Node",
+    "NodeConfig",
+    "NodeError",
+    "NodeStats",
     "Overlay",
     "OverlayConfig",
     "OverlayDriver",
     "OverlaySimConfig",
     "PeerRecord",
     "PeerUnreachable",
+    "PubsubConfig",
+    "PubsubRouter",
     "Query",
     "RemoteProtocolError",
     "SignalClient",
     "SignalError",
+    "SignedDocuments",
+    "Subscription",
     "SubscriptionIndex",
     "TaiiNetError",
     "connect_websocket",
+    "open_node",
     "open_signal_client",
     "open_signaller",
     "open_webrtc",

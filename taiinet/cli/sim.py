@@ -11,7 +11,7 @@ import argparse
 import importlib
 from typing import Any
 
-SIM_MODULES: tuple[str, ...] = ("sim_overlay", "sim_dht")
+SIM_MODULES: tuple[str, ...] = ("sim_overlay", "sim_dht", "sim_pubsub")
 
 
 def register(subparsers: Any) -> None:

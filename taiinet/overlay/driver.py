@@ -175,6 +175,10 @@ class OverlayDriver:
         except trio.WouldBlock:
             log.warning("overlay: %s is too slow, dropping its link", peer)
             self._drop(link)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            # Shutting down: the sender was cancelled while a reader still had
+            # a frame in hand (trio returns ready data even when cancelled).
+            pass
 
     def _new_link(self, peer: str) -> _Link:
         send, receive = trio.open_memory_channel[bytes | None](self._send_queue)

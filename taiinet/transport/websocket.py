@@ -21,6 +21,7 @@ timeout) is logged and dropped; the listener goes on.
 from __future__ import annotations
 
 import logging
+import math
 import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -48,14 +49,16 @@ RECEIVE_QUEUE_SIZE = 16
 SEND_BUFFER_BYTES = 256 * 1024
 #: Seconds a close waits for queued messages to be written.
 CLOSE_FLUSH_TIMEOUT = 5.0
-#: Seconds a close waits in all (flush and close handshake) before giving up.
-CLOSE_TIMEOUT = 2 * CLOSE_FLUSH_TIMEOUT
 #: Seconds the Noise handshake (and the client's HTTP upgrade) may take.
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 #: Secured connections waiting for ``accept`` before new clients wait in the handshake.
 DEFAULT_ACCEPT_BACKLOG = 16
 #: Clients a listener serves at once (handshaking, waiting or accepted); more are refused.
 DEFAULT_MAX_CONNECTIONS = 1024
+
+
+#: Seconds a close waits for the peer's half of the WebSocket close handshake.
+CLOSE_TIMEOUT = 2.0
 
 
 class WebSocketProtocolError(RemoteProtocolError):
@@ -147,12 +150,16 @@ class WebSocketChannel(MessageChannel):
 
     async def aclose(self) -> None:
         try:
-            # Shielded so a cancelled owner still closes cleanly, but bounded: if the
-            # peer (or trio-websocket's reader, cancelled with our owner) never
-            # completes the close handshake, we give up rather than hang.
-            with trio.CancelScope(shield=True, deadline=trio.current_time() + CLOSE_TIMEOUT):
+            # Shielded so a cancelled owner still closes, but bounded: a peer
+            # that never answers the close handshake must not hold us forever,
+            # and when we are being cancelled our reader task is cancelled too,
+            # so nobody would read the peer's answer: close the stream at once.
+            cancelled = trio.current_effective_deadline() == -math.inf
+            with trio.CancelScope(shield=True):
                 with trio.move_on_after(CLOSE_FLUSH_TIMEOUT):
                     await self._flushed.wait()  # what was sent before the close goes first
+            timeout = 0.0 if cancelled else CLOSE_TIMEOUT
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + timeout):
                 await self._ws.aclose()
         finally:
             self._closed.set()

@@ -1,0 +1,265 @@
+"""``taiinet demo``: a local mesh of signallers and peers, live on the terminal.
+
+Three signallers and ``--peers`` nodes (default 12) run in this one process
+on loopback, linked by WebRTC data channels (``--links websocket`` for
+WebSocket).  Each peer subscribes with one of ``QUERIES`` (round robin; the
+first is the origin example); for ``--duration`` seconds random peers publish
+random documents.  The demo knows every subscription, so it counts the
+deliveries it expects, and checks what arrives: delivered, duplicates, false
+deliveries (documents that do not match), latency (publish to delivery, one
+clock).  After publishing it waits up to ``--drain`` seconds for the last
+deliveries, prints a summary (``--json``: one JSON object) and exits 0 only if
+every expected delivery arrived, with no duplicate and no false delivery.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import trio
+
+from taiinet.cli.node import run_trio
+from taiinet.node.node import Node, open_node
+from taiinet.node.subscription import Subscription
+from taiinet.pubsub.query import Query
+from taiinet.signal.api import open_signaller
+from taiinet.signal.server import Signaller
+
+T = TypeVar("T")
+
+ORIGIN_QUERY: dict[str, Any] = {
+    "key": "value", "age": {"$gt": 4},
+    "$and": [{"$or": [{"name": {"$contains": "b"}}, {"name": {"$contains": "a"}}]},
+             {"type": {"$in": [1, 4, 5]}}]}
+QUERIES: list[dict[str, Any]] = [
+    ORIGIN_QUERY,
+    {"age": {"$gt": 4}},
+    {"name": {"$in": ["bob", "carol"]}, "age": {"$lte": 6}},
+    {"type": {"$gte": 3}, "key": {"$exists": True}},
+    {"tags": {"$all": ["red"]}},
+    {"$or": [{"name": {"$regex": "^e"}}, {"score": {"$lt": 0.1}}]},
+]
+NAMES = ["bob", "alice", "carol", "dan", "eve", "barbara", "mallory"]
+TAGS = ["red", "green", "blue"]
+
+
+def random_document(rng: random.Random, n: int) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "n": n, "age": rng.randrange(10), "name": rng.choice(NAMES), "type": rng.randrange(7),
+        "score": round(rng.random(), 3), "tags": rng.sample(TAGS, rng.randrange(3))}
+    if rng.random() < 0.6:
+        document["key"] = rng.choice(["value", "other"])
+    return document
+
+
+@dataclass(slots=True)
+class PeerView:
+    node: Node
+    query: Query
+    home: int
+    delivered: int = 0
+    expected: int = 0
+    duplicates: int = 0
+    false: int = 0
+    seen: set[int] = field(default_factory=set)
+    latencies: list[float] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Tally:
+    peers: list[PeerView] = field(default_factory=list)
+    published: int = 0
+    expected: int = 0
+    #: Set (and replaced) at every delivery.
+    progress: trio.Event = field(default_factory=trio.Event)
+
+    def delivered(self) -> int:
+        return sum(p.delivered for p in self.peers)
+
+    def delivered_one(self) -> None:
+        self.progress.set()
+        self.progress = trio.Event()
+
+    def summary(self) -> dict[str, Any]:
+        latencies = sorted(x for p in self.peers for x in p.latencies)
+        return {"peers": len(self.peers), "published": self.published,
+                "expected": self.expected, "delivered": self.delivered(),
+                "duplicates": sum(p.duplicates for p in self.peers),
+                "false_deliveries": sum(p.false for p in self.peers),
+                "p50_ms": round(percentile(latencies, 0.50), 2),
+                "p99_ms": round(percentile(latencies, 0.99), 2),
+                "links": sum(p.node.stats().links for p in self.peers),
+                "dropped": sum(p.node.stats().dropped for p in self.peers)}
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    return sorted_values[min(len(sorted_values) - 1, math.ceil(q * len(sorted_values)) - 1)]
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "demo", help="run a local mesh of signallers and peers, live on the terminal",
+        description="Run 3 signallers and N peers on loopback in this process, publish "
+                    "random documents to a mix of subscriptions and check every delivery.")
+    parser.add_argument("--peers", type=int, default=12, metavar="N",
+                        help="number of peers (default 12)")
+    parser.add_argument("--duration", type=float, default=10.0, metavar="S",
+                        help="seconds of publishing (default 10)")
+    parser.add_argument("--rate", type=float, default=20.0, metavar="R",
+                        help="documents published per second, all peers together (default 20)")
+    parser.add_argument("--drain", type=float, default=5.0, metavar="S",
+                        help="seconds to wait for the last deliveries (default 5)")
+    parser.add_argument("--links", choices=["webrtc", "websocket"], default="webrtc",
+                        help="peer links (default webrtc)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the documents (default 1)")
+    parser.add_argument("--json", action="store_true",
+                        help="no live table; print the summary as one JSON object")
+    parser.set_defaults(handler=demo_command)
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    if args.peers < 2:
+        print("taiinet demo: --peers must be at least 2", file=sys.stderr)
+        return 2
+    summary: dict[str, Any] = run_trio(lambda: run_demo(args))
+    if args.json:
+        print(json.dumps(summary), flush=True)
+    else:
+        _print_summary(summary)
+    ok = (summary["delivered"] == summary["expected"] and summary["duplicates"] == 0
+          and summary["false_deliveries"] == 0)
+    return 0 if ok else 1
+
+
+async def run_demo(args: argparse.Namespace) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    tally = Tally()
+    live = None if args.json else _start_live()
+    async with trio.open_nursery() as nursery:
+        # Every signaller and node runs in a task of this nursery, so that
+        # leaving it shuts them all down at once, not one after another.
+        signallers: list[Signaller] = []
+        for _ in range(3):
+            join = [signallers[-1].url] if signallers else []
+            signallers.append(await start_in_task(
+                nursery, open_signaller(listen="127.0.0.1:0", join=join)))
+        urls = [s.url for s in signallers]
+        for i in range(args.peers):
+            home = i % 3
+            node = await start_in_task(nursery, open_node(
+                urls[home:] + urls[:home], links=args.links, rng=random.Random(rng.random())))
+            query = Query(QUERIES[i % len(QUERIES)])
+            view = PeerView(node=node, query=query, home=home)
+            tally.peers.append(view)
+            await nursery.start(_receive, view, node.subscribe(query), tally)
+            if live is not None:
+                live.update(_table(tally, "joining"))
+        for view in tally.peers:
+            with trio.move_on_after(10):
+                await view.node.wait_neighbors(1)
+        interval = 1.0 / args.rate
+        start = trio.current_time()
+        count = max(1, int(args.duration * args.rate))
+        for n in range(count):
+            await trio.sleep_until(start + n * interval)
+            document = random_document(rng, n)
+            publisher = rng.choice(tally.peers)
+            for view in tally.peers:
+                if view.query.matches(document):
+                    view.expected += 1
+                    tally.expected += 1
+            await publisher.node.publish(document)
+            tally.published += 1
+            if live is not None and n % max(1, int(args.rate / 4)) == 0:
+                live.update(_table(tally, "publishing"))
+        with trio.move_on_after(args.drain):
+            while tally.delivered() < tally.expected:
+                if live is not None:
+                    live.update(_table(tally, "draining"))
+                with trio.move_on_after(0.25):
+                    await tally.progress.wait()
+        summary = tally.summary()
+        if live is not None:
+            live.update(_table(tally, "done"))
+            live.stop()
+        nursery.cancel_scope.cancel()
+    return summary
+
+
+async def start_in_task(nursery: trio.Nursery, cm: AbstractAsyncContextManager[T]) -> T:
+    """Enter ``cm`` in a new task of ``nursery`` (left when the nursery is cancelled)."""
+
+    async def hold(task_status: trio.TaskStatus[T]) -> None:
+        async with cm as value:
+            task_status.started(value)
+            await trio.sleep_forever()
+
+    result: T = await nursery.start(hold)
+    return result
+
+
+async def _receive(view: PeerView, subscription: Subscription, tally: Tally,
+                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async with subscription:
+        task_status.started()
+        await _count(view, subscription, tally)
+
+
+async def _count(view: PeerView, subscription: Subscription, tally: Tally) -> None:
+    async for message in subscription:
+        n = message.data.get("n") if isinstance(message.data, dict) else None
+        if not isinstance(n, int) or n in view.seen:
+            view.duplicates += 1
+            continue
+        view.seen.add(n)
+        if not view.query.matches(message.data):
+            view.false += 1
+            continue
+        view.delivered += 1
+        view.latencies.append(max(0.0, (message.received_at - message.published_at) * 1000))
+        tally.delivered_one()
+
+
+def _start_live() -> Any:
+    from rich.live import Live
+
+    live = Live(refresh_per_second=4, transient=False)
+    live.start()
+    return live
+
+
+def _table(tally: Tally, phase: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"TaiiNet demo - {phase} - published {tally.published}, "
+                        f"delivered {tally.delivered()}/{tally.expected}")
+    for column in ("peer", "home", "links", "neighbours", "query", "delivered", "expected",
+                   "dup", "false", "dropped", "p50 ms"):
+        table.add_column(column, justify="right" if column not in ("peer", "query") else "left",
+                         no_wrap=True, overflow="ellipsis",
+                         max_width=28 if column == "query" else None)
+    for view in tally.peers:
+        stats = view.node.stats()
+        latencies = sorted(view.latencies)
+        table.add_row(view.node.peer_id[-6:], str(view.home), str(stats.links),
+                      str(stats.neighbors), json.dumps(view.query.to_json())[:38],
+                      str(view.delivered), str(view.expected), str(view.duplicates),
+                      str(view.false), str(stats.dropped), f"{percentile(latencies, 0.5):.1f}")
+    return table
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    width = max(len(k) for k in summary)
+    print("\nsummary")
+    for key, value in summary.items():
+        print(f"  {key:<{width}}  {value}")
+    sys.stdout.flush()

@@ -1,0 +1,21 @@
+"""Errors of the node layer."""
+
+from __future__ import annotations
+
+from taiinet.errors import LocalProtocolError, RemoteProtocolError, TaiiNetError
+
+
+class NodeError(TaiiNetError):
+    """The node could not do what was asked (e.g. reach any signaller or peer)."""
+
+
+class NodeClosed(LocalProtocolError):
+    """The node (or subscription) was used after it closed."""
+
+
+class InvalidDocumentEnvelope(RemoteProtocolError):
+    """A published document from the network is oversized, unsigned or tampered with."""
+
+
+class InvalidInput(LocalProtocolError):
+    """Input given to the node or the CLI is not what it must be (e.g. not JSON)."""

@@ -1,0 +1,326 @@
+"""Links: how a node opens authenticated connections to peers known only by id.
+
+The overlay driver asks for a ``Connection`` to a peer id; a ``Links`` object
+makes one, and hands the connections other peers open to us to the node.  Three
+kinds, all negotiated through the signal mesh (``SignalClient.send_offer``):
+
+* ``webrtc_links()``: an SDP offer goes through the mesh, the answer comes
+  back, and the data channel is upgraded with Noise XX (``expected_peer_id``
+  is the dialed peer, so a wrong answerer fails the handshake).
+* ``websocket_links()``: the node listens on a WebSocket; the "offer" is the
+  text ``taiinet-ws:<our url>`` and the answer ``taiinet-ws:<their url>``;
+  the dialer then connects to that URL (Noise XX again proves the peer id).
+  So a WebSocket node needs no address in its peer record and no extra
+  signal message type; the answerer decides the URL it hands out.
+* ``memory_links(network)``: an in-process ``MemoryNetwork`` (tests).
+
+Every connection is wrapped in a ``MeteredConnection`` that counts frames and
+bytes both ways into the node's ``LinkMeter``.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from dataclasses import dataclass, field
+
+import trio
+
+from taiinet.errors import TaiiNetError
+from taiinet.signal.client import IncomingOffer, SignalClient
+from taiinet.transport.connection import Connection
+from taiinet.transport.errors import DialError
+from taiinet.transport.memory import MemoryNetwork
+from taiinet.transport.webrtc import IceServer, WebRTCEndpoint, open_webrtc
+from taiinet.transport.websocket import connect_websocket, open_websocket_listener
+from taiinet.wire.identity import Identity
+
+log = logging.getLogger(__name__)
+
+#: Offers being answered at once; further offers are rejected ("busy").
+MAX_PENDING_ANSWERS = 16
+#: Prefix of the offer/answer text of WebSocket links.
+WS_OFFER_PREFIX = "taiinet-ws:"
+#: Longest WebSocket URL accepted in an answer.
+MAX_WS_URL = 256
+
+Accept = Callable[[Connection], None]
+
+
+@dataclass(slots=True)
+class LinkMeter:
+    """Counts of one node's link traffic (all layers, after Noise framing)."""
+
+    frames_sent: int = 0
+    frames_received: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    opened: int = 0
+    open_now: int = 0
+    #: Open connections per remote peer (two peers may dial each other at once).
+    peers: dict[str, int] = field(default_factory=dict)
+
+    def linked_peers(self) -> int:
+        """Peers we hold at least one open connection to."""
+        return len(self.peers)
+
+
+class MeteredConnection(Connection):
+    """A ``Connection`` that counts its traffic and can be waited on until closed."""
+
+    def __init__(self, inner: Connection, meter: LinkMeter) -> None:
+        self._inner = inner
+        self._meter = meter
+        self._closed = trio.Event()
+        meter.opened += 1
+        meter.open_now += 1
+        peer = inner.remote_peer_id
+        meter.peers[peer] = meter.peers.get(peer, 0) + 1
+
+    @property
+    def local_peer_id(self) -> str:
+        return self._inner.local_peer_id
+
+    @property
+    def remote_peer_id(self) -> str:
+        return self._inner.remote_peer_id
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    async def send(self, frame: bytes) -> None:
+        await self._inner.send(frame)
+        self._meter.frames_sent += 1
+        self._meter.bytes_sent += len(frame)
+
+    async def receive(self) -> bytes:
+        try:
+            frame = await self._inner.receive()
+        except TaiiNetError:
+            self._mark_closed()
+            raise
+        self._meter.frames_received += 1
+        self._meter.bytes_received += len(frame)
+        return frame
+
+    async def aclose(self) -> None:
+        self._mark_closed()
+        await self._inner.aclose()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    def _mark_closed(self) -> None:
+        if not self._closed.is_set():
+            self._closed.set()
+            meter = self._meter
+            meter.open_now -= 1
+            peer = self._inner.remote_peer_id
+            left = meter.peers.get(peer, 1) - 1
+            if left > 0:
+                meter.peers[peer] = left
+            else:
+                meter.peers.pop(peer, None)
+
+    def __repr__(self) -> str:
+        return f"<MeteredConnection {self._inner!r}>"
+
+
+class Links(abc.ABC):
+    """Opens links to peers by id and accepts the links peers open to us."""
+
+    #: ``"webrtc"``, ``"websocket"`` or ``"memory"``.
+    kind: str = ""
+
+    def __init__(self, identity: Identity, signal: SignalClient, meter: LinkMeter) -> None:
+        self.identity = identity
+        self.signal = signal
+        self.meter = meter
+
+    @abc.abstractmethod
+    async def dial(self, peer_id: str) -> Connection:
+        """Open a link to ``peer_id``; raise a ``TaiiNetError`` if it cannot be done."""
+
+    @abc.abstractmethod
+    async def serve(self, accept: Accept) -> None:
+        """Hand every link a peer opens to us to ``accept``; runs until cancelled."""
+
+
+#: Makes a node's ``Links`` for the lifetime of an ``async with``.
+LinkFactory = Callable[[Identity, SignalClient, LinkMeter], AbstractAsyncContextManager[Links]]
+
+
+async def _serve_offers(signal: SignalClient, answer: Callable[[IncomingOffer], object]) -> None:
+    """Answer incoming offers concurrently, at most ``MAX_PENDING_ANSWERS`` at a time."""
+    pending = 0
+
+    async def one(offer: IncomingOffer) -> None:
+        nonlocal pending
+        try:
+            await answer(offer)  # type: ignore[misc]
+        except TaiiNetError as exc:
+            log.info("node: offer from %s failed: %s", offer.from_peer, exc)
+        finally:
+            pending -= 1
+
+    async with trio.open_nursery() as nursery:
+        async for offer in signal.incoming_offers():
+            if pending >= MAX_PENDING_ANSWERS:
+                with suppress(TaiiNetError):
+                    await offer.reject("busy")
+                continue
+            pending += 1
+            nursery.start_soon(one, offer)
+
+
+class WebRTCLinks(Links):
+    kind = "webrtc"
+
+    def __init__(self, identity: Identity, signal: SignalClient, meter: LinkMeter,
+                 endpoint: WebRTCEndpoint) -> None:
+        super().__init__(identity, signal, meter)
+        self.endpoint = endpoint
+        self._accept: Accept | None = None
+
+    async def dial(self, peer_id: str) -> Connection:
+        offer = await self.endpoint.create_offer()
+        try:
+            answer = await self.signal.send_offer(peer_id, offer.sdp)
+        except BaseException:
+            await offer.aclose()
+            raise
+        connection = await offer.accept(answer, expected_peer_id=peer_id)
+        return MeteredConnection(connection, self.meter)
+
+    async def serve(self, accept: Accept) -> None:
+        async def answer(offer: IncomingOffer) -> None:
+            if offer.sdp.startswith(WS_OFFER_PREFIX):
+                await offer.reject("this node takes WebRTC links only")
+                return
+            try:
+                sdp, pending = await self.endpoint.answer(offer.sdp)
+            except TaiiNetError as exc:
+                await offer.reject(f"bad offer: {exc}"[:200])
+                return
+            try:
+                await offer.answer(sdp)
+                connection = await pending.connected(expected_peer_id=offer.from_peer)
+            except BaseException:
+                await pending.aclose()
+                raise
+            accept(MeteredConnection(connection, self.meter))
+
+        await _serve_offers(self.signal, answer)
+
+
+def webrtc_links(candidate_addresses: Sequence[str] | None = None,
+                 ice_servers: Sequence[IceServer] = ()) -> LinkFactory:
+    """WebRTC data channels (aiortc), offers relayed by the signal mesh.
+
+    ``candidate_addresses``: local addresses offered as ICE host candidates
+    (``["127.0.0.1"]`` on loopback-only setups; ``None``: what aioice finds).
+    """
+
+    @asynccontextmanager
+    async def factory(identity: Identity, signal: SignalClient,
+                      meter: LinkMeter) -> AsyncIterator[Links]:
+        async with open_webrtc(identity, candidate_addresses=candidate_addresses,
+                               ice_servers=ice_servers) as endpoint:
+            yield WebRTCLinks(identity, signal, meter, endpoint)
+
+    return factory
+
+
+class WebSocketLinks(Links):
+    kind = "websocket"
+
+    def __init__(self, identity: Identity, signal: SignalClient, meter: LinkMeter,
+                 url: str, listener: AsyncIterator[Connection], nursery: trio.Nursery) -> None:
+        super().__init__(identity, signal, meter)
+        self.url = url
+        self._listener = listener
+        self._nursery = nursery
+
+    async def dial(self, peer_id: str) -> Connection:
+        answer = await self.signal.send_offer(peer_id, WS_OFFER_PREFIX + self.url)
+        url = answer[len(WS_OFFER_PREFIX):] if answer.startswith(WS_OFFER_PREFIX) else ""
+        if not url.startswith(("ws://", "wss://")) or len(url) > MAX_WS_URL:
+            raise DialError(f"{peer_id} answered with no usable WebSocket URL")
+        result: Connection = await self._nursery.start(self._hold, url, peer_id)
+        return result
+
+    async def _hold(self, url: str, peer_id: str,
+                    task_status: trio.TaskStatus[Connection] = trio.TASK_STATUS_IGNORED) -> None:
+        """Keep ``connect_websocket``'s context open while the link lives."""
+        async with connect_websocket(url, self.identity, expected_peer_id=peer_id) as raw:
+            connection = MeteredConnection(raw, self.meter)
+            task_status.started(connection)
+            await connection.wait_closed()
+
+    async def serve(self, accept: Accept) -> None:
+        async def answer(offer: IncomingOffer) -> None:
+            if offer.sdp.startswith(WS_OFFER_PREFIX):
+                await offer.answer(WS_OFFER_PREFIX + self.url)
+            else:
+                await offer.reject("this node takes WebSocket links only")
+
+        async def incoming() -> None:
+            async for connection in self._listener:
+                accept(MeteredConnection(connection, self.meter))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(incoming)
+            await _serve_offers(self.signal, answer)
+
+
+def websocket_links(host: str = "127.0.0.1", port: int = 0,
+                    advertised_host: str | None = None) -> LinkFactory:
+    """WebSocket links: listen on ``host:port``; hand out ``ws://advertised_host:port``."""
+
+    @asynccontextmanager
+    async def factory(identity: Identity, signal: SignalClient,
+                      meter: LinkMeter) -> AsyncIterator[Links]:
+        async with open_websocket_listener(identity, host, port) as listener, \
+                trio.open_nursery() as nursery:
+            url = f"ws://{advertised_host or host}:{listener.port}"
+            try:
+                yield WebSocketLinks(identity, signal, meter, url, listener.__aiter__(), nursery)
+            finally:
+                nursery.cancel_scope.cancel()
+
+    return factory
+
+
+class MemoryLinks(Links):
+    kind = "memory"
+
+    def __init__(self, identity: Identity, signal: SignalClient, meter: LinkMeter,
+                 network: MemoryNetwork, listener: AsyncIterator[Connection]) -> None:
+        super().__init__(identity, signal, meter)
+        self.network = network
+        self._listener = listener
+
+    async def dial(self, peer_id: str) -> Connection:
+        return MeteredConnection(await self.network.dial(self.identity, peer_id), self.meter)
+
+    async def serve(self, accept: Accept) -> None:
+        async for connection in self._listener:
+            accept(MeteredConnection(connection, self.meter))
+
+
+def memory_links(network: MemoryNetwork) -> LinkFactory:
+    """Links over an in-process ``MemoryNetwork`` (tests and simulations)."""
+
+    @asynccontextmanager
+    async def factory(identity: Identity, signal: SignalClient,
+                      meter: LinkMeter) -> AsyncIterator[Links]:
+        listener = network.listen(identity)
+        try:
+            yield MemoryLinks(identity, signal, meter, network, listener.__aiter__())
+        finally:
+            await listener.aclose()
+
+    return factory

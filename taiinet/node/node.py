@@ -1,0 +1,379 @@
+"""The TaiiNet node: signal client + links + overlay driver + local matching.
+
+Theory of operation
+-------------------
+``open_node`` composes the layers, bottom up:
+
+1. a ``SignalClient`` registers us with one of the given signallers (failing
+   over among them) and relays link offers;
+2. a ``Links`` object (WebRTC by default, WebSocket or memory) turns a peer id
+   into an authenticated ``Connection`` through a relayed offer, and accepts
+   the links other peers open to us;
+3. an ``OverlayDriver`` runs the HyParView + Plumtree cores over those links;
+   the node joins it through a contact the signallers hand out, and rejoins
+   whenever its active view is empty;
+4. publications are signed envelopes (``taiinet.node.codec``) broadcast on the
+   overlay; every node verifies an envelope (hash = message id, payload type,
+   signature, size) before Plumtree forwards it (the ``forward_filter`` hook)
+   and before delivery, so tampered, unsigned or oversized documents are
+   dropped and counted, never delivered or relayed;
+5. delivered documents are matched against the local subscriptions with a
+   ``SubscriptionIndex`` and put on each matching subscription's bounded queue.
+
+Until the content-based router (``taiinet.pubsub``'s ``PubsubRouter``) lands,
+documents are broadcast to every node and matched locally: correct, but every
+node carries every document.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import trio
+
+from taiinet.errors import TaiiNetError
+from taiinet.node.codec import SignedDocument, open_document, seal_document
+from taiinet.node.errors import InvalidDocumentEnvelope, NodeClosed, NodeError
+from taiinet.node.links import (
+    LinkFactory,
+    LinkMeter,
+    Links,
+    webrtc_links,
+    websocket_links,
+)
+from taiinet.node.subscription import Message, SlowPolicy, Subscription
+from taiinet.overlay.core import OverlayConfig
+from taiinet.overlay.driver import OverlayDriver
+from taiinet.pubsub.query import Query, SubscriptionIndex
+from taiinet.signal.client import SignalClient, SignalClientConfig, open_signal_client
+from taiinet.signal.transport import SignalTransport
+from taiinet.wire.identity import Identity
+
+log = logging.getLogger(__name__)
+
+#: Verified (or rejected) envelopes remembered by message id, so an envelope
+#: is checked once however many neighbours it is forwarded to.
+VERDICT_CACHE_SIZE = 4096
+#: Local subscriptions one node holds at most.
+MAX_SUBSCRIPTIONS = 10_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeConfig:
+    overlay: OverlayConfig = field(default_factory=OverlayConfig)
+    signal: SignalClientConfig = field(default_factory=SignalClientConfig)
+    #: Contacts asked of the signallers when (re)joining the overlay.
+    contacts: int = 8
+    #: Seconds ``open_node`` waits to be registered with a signaller.
+    register_timeout: float = 15.0
+    #: Seconds ``open_node`` waits for a first overlay neighbour before it
+    #: returns anyway (it keeps trying in the background).
+    join_timeout: float = 15.0
+    #: Seconds between two join attempts while the active view is empty.
+    join_retry: float = 1.0
+    #: How often the membership watcher looks at the active view.
+    membership_poll: float = 0.05
+    #: Messages a subscription queues before its ``slow_policy`` applies.
+    subscription_buffer: int = 1024
+    slow_policy: SlowPolicy = "drop"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeStats:
+    peer_id: str
+    #: Peers we hold an open connection to (neighbours plus short-lived links).
+    links: int
+    #: Open connections (a peer pair that dialed each other at once holds two).
+    connections: int
+    neighbors: int
+    subscriptions: int
+    #: Documents this node published.
+    published: int
+    #: Messages put on subscription queues (one per matching subscription).
+    delivered: int
+    #: Messages dropped: slow subscribers plus invalid envelopes plus overlay
+    #: deliveries dropped because the node's delivery task lagged.
+    dropped: int
+    #: Envelopes rejected as tampered, unsigned or oversized.
+    invalid: int
+    #: Documents received from the overlay (valid, before matching).
+    received: int
+    frames_sent: int
+    frames_received: int
+    bytes_sent: int
+    bytes_received: int
+    #: Total bytes both ways on all links.
+    bytes: int
+
+
+class Node:
+    """A running node; made by ``open_node``."""
+
+    def __init__(self, identity: Identity, signal: SignalClient, links: Links,
+                 meter: LinkMeter, config: NodeConfig, rng: random.Random) -> None:
+        self.identity = identity
+        self.signal = signal
+        self.links = links
+        self.config = config
+        self._meter = meter
+        self._rng = rng
+        self.driver = OverlayDriver(identity.peer_id, links.dial, rng=rng, config=config.overlay,
+                                    forward_filter=self._forward_filter)
+        self._index = SubscriptionIndex(max_subscriptions=MAX_SUBSCRIPTIONS)
+        self._subscriptions: dict[int, Subscription] = {}
+        self._verdicts: OrderedDict[bytes, SignedDocument | None] = OrderedDict()
+        self._neighbors: tuple[str, ...] = ()
+        self._membership_changed = trio.Event()
+        self._alone = False
+        self._closed = False
+        self.published = 0
+        self.delivered = 0
+        self.dropped_slow = 0
+        self.invalid = 0
+        self.received = 0
+
+    # -- public API ---------------------------------------------------------
+
+    @property
+    def peer_id(self) -> str:
+        return self.identity.peer_id
+
+    @property
+    def neighbors(self) -> list[str]:
+        """The current active view (overlay neighbours)."""
+        return self.driver.neighbors
+
+    def stats(self) -> NodeStats:
+        meter = self._meter
+        slow = self.dropped_slow + sum(s.dropped for s in self._subscriptions.values())
+        return NodeStats(
+            peer_id=self.peer_id, links=meter.linked_peers(), connections=meter.open_now,
+            neighbors=len(self.neighbors),
+            subscriptions=len(self._subscriptions), published=self.published,
+            delivered=self.delivered,
+            dropped=slow + self.invalid + self.driver.dropped_deliveries,
+            invalid=self.invalid, received=self.received,
+            frames_sent=meter.frames_sent, frames_received=meter.frames_received,
+            bytes_sent=meter.bytes_sent, bytes_received=meter.bytes_received,
+            bytes=meter.bytes_sent + meter.bytes_received)
+
+    def subscribe(self, query: Query | Any, *, buffer: int | None = None,
+                  slow_policy: SlowPolicy | None = None) -> Subscription:
+        """A subscription to documents matching ``query`` (use with ``async with``).
+
+        Raises ``InvalidQuery`` at once for a query that does not parse.
+        """
+        if self._closed:
+            raise NodeClosed("the node is closed")
+        parsed = query if isinstance(query, Query) else Query(query)
+        return Subscription(self, parsed, buffer=buffer or self.config.subscription_buffer,
+                            policy=slow_policy or self.config.slow_policy,
+                            on_close=self._remove_subscription)
+
+    async def publish(self, document: Any) -> str:
+        """Sign and broadcast ``document``; return its message id (hex).
+
+        Raises ``InvalidDocument`` for a document that is not JSON-like or
+        too large (``taiinet.node.codec.MAX_DOCUMENT_BYTES``).
+        """
+        if self._closed:
+            raise NodeClosed("the node is closed")
+        message_id, envelope = seal_document(
+            self.identity, document, published_unix_ms=math.floor(time.time() * 1000),
+            nonce=secrets.randbits(64))
+        self._remember(message_id, SignedDocument(
+            message_id=message_id, publisher=self.peer_id, data=document,
+            published_unix_ms=math.floor(time.time() * 1000)))
+        self.published += 1
+        self.driver.broadcast(message_id, envelope)
+        await trio.lowlevel.checkpoint()
+        return message_id.hex()
+
+    async def wait_neighbors(self, count: int = 1) -> None:
+        """Wait until the active view holds at least ``count`` peers."""
+        while len(self._neighbors) < count:
+            await self._membership_changed.wait()
+
+    async def membership_changed(self) -> None:
+        """Wait for the next change of the active view."""
+        await self._membership_changed.wait()
+
+    async def wait_joined(self) -> None:
+        """Wait until we have a neighbour, or know we are the only peer around."""
+        while not self._neighbors and not self._alone:
+            await self._membership_changed.wait()
+
+    # -- subscriptions --------------------------------------------------------
+
+    def _add_subscription(self, subscription: Subscription) -> None:
+        if self._closed:
+            raise NodeClosed("the node is closed")
+        key = id(subscription)
+        self._index.add(key, subscription.query)
+        self._subscriptions[key] = subscription
+
+    def _remove_subscription(self, subscription: Subscription) -> None:
+        key = id(subscription)
+        if self._subscriptions.pop(key, None) is not None:
+            self.dropped_slow += subscription.dropped
+            self._index.remove(key)
+
+    # -- verification -----------------------------------------------------------
+
+    def _remember(self, message_id: bytes, verdict: SignedDocument | None) -> None:
+        self._verdicts[message_id] = verdict
+        if len(self._verdicts) > VERDICT_CACHE_SIZE:
+            self._verdicts.popitem(last=False)
+
+    def _verify(self, message_id: bytes, envelope: bytes) -> SignedDocument | None:
+        if message_id in self._verdicts:
+            return self._verdicts[message_id]
+        try:
+            document: SignedDocument | None = open_document(message_id, envelope)
+        except InvalidDocumentEnvelope as exc:
+            log.info("node: dropping a bad document %s: %s", message_id.hex()[:16], exc)
+            self.invalid += 1
+            document = None
+        self._remember(message_id, document)
+        return document
+
+    def _forward_filter(self, message_id: bytes, envelope: bytes, peer: str) -> bool:
+        return self._verify(message_id, envelope) is not None
+
+    # -- tasks ------------------------------------------------------------------
+
+    async def _deliveries(self) -> None:
+        async for delivery in self.driver.deliveries:
+            document = self._verify(delivery.message_id, delivery.payload)
+            if document is None:
+                continue
+            self.received += 1
+            if not self._subscriptions:
+                continue
+            try:
+                matching = self._index.match(document.data)
+            except Exception:  # a document the index cannot handle matches nothing
+                log.exception("node: matching failed")
+                continue
+            if not matching:
+                continue
+            message = Message(data=document.data, publisher=document.publisher,
+                              id=document.message_id.hex(), received_at=time.time(),
+                              published_at=document.published_unix_ms / 1000,
+                              hops=delivery.hops)
+            for key in matching:
+                subscription = self._subscriptions.get(key)  # type: ignore[call-overload]
+                if subscription is not None:
+                    await subscription._put(message)
+                    self.delivered += 1
+
+    async def _watch_membership(self) -> None:
+        while True:
+            current = tuple(self.driver.neighbors)
+            if current != self._neighbors:
+                self._neighbors = current
+                self._notify_membership()
+            await trio.sleep(self.config.membership_poll)
+
+    async def _keep_joined(self) -> None:
+        """Join through a contact whenever the active view is empty."""
+        delay = self.config.join_retry
+        while True:
+            if not self.driver.neighbors:
+                try:
+                    contacts = await self.signal.contacts(self.config.contacts)
+                except TaiiNetError as exc:  # no home right now: retry later
+                    log.info("node: no contacts: %s", exc)
+                    contacts = []
+                if contacts:
+                    self.driver.join(self._rng.choice(contacts).peer_id)
+                elif not self._alone:
+                    self._alone = True
+                    self._notify_membership()
+            with trio.move_on_after(delay):
+                await self.wait_neighbors(1)
+            if self._neighbors:
+                delay = self.config.join_retry
+                while self._neighbors:
+                    await self._membership_changed.wait()
+            else:
+                delay = min(delay * 2, 10 * self.config.join_retry)
+
+    def _notify_membership(self) -> None:
+        self._membership_changed.set()
+        self._membership_changed = trio.Event()
+
+    def _close(self) -> None:
+        self._closed = True
+        for subscription in list(self._subscriptions.values()):
+            subscription.close()
+
+
+def _all_loopback(urls: Sequence[str]) -> bool:
+    hosts = [urlsplit(url).hostname or "" for url in urls]
+    return bool(hosts) and all(h == "localhost" or h.startswith("127.") for h in hosts)
+
+
+def _link_factory(links: str | LinkFactory, signallers: Sequence[str]) -> LinkFactory:
+    if not isinstance(links, str):
+        return links
+    if links == "webrtc":
+        return webrtc_links(["127.0.0.1"] if _all_loopback(signallers) else None)
+    if links == "websocket":
+        return websocket_links("127.0.0.1" if _all_loopback(signallers) else "0.0.0.0")
+    raise NodeError(f"unknown link kind {links!r}: use 'webrtc' or 'websocket'")
+
+
+@asynccontextmanager
+async def open_node(signallers: Sequence[str], identity: Identity | None = None, *,
+                    links: str | LinkFactory = "webrtc", config: NodeConfig | None = None,
+                    signal_transport: SignalTransport | None = None,
+                    rng: random.Random | None = None) -> AsyncIterator[Node]:
+    """Run a node for the duration of an ``async with``; see docs/node.md.
+
+    ``links``: ``"webrtc"`` (default), ``"websocket"`` or a ``LinkFactory``
+    (e.g. ``taiinet.node.links.memory_links(network)``).  With only loopback
+    signallers, WebRTC offers 127.0.0.1 candidates and WebSocket links listen
+    on 127.0.0.1.  Returns once registered with a signaller and joined to the
+    overlay (or alone, or after ``config.join_timeout``).
+    """
+    if not signallers:
+        raise NodeError("give at least one signaller URL")
+    identity = identity or Identity.generate()
+    config = config or NodeConfig()
+    rng = rng or random.Random()
+    factory = _link_factory(links, signallers)
+    meter = LinkMeter()
+    async with open_signal_client(identity, signallers, transport=signal_transport,
+                                  config=config.signal,
+                                  rng=random.Random(rng.getrandbits(64))) as signal:
+        with trio.move_on_after(config.register_timeout) as scope:
+            await signal.wait_registered()
+        if scope.cancelled_caught:
+            raise NodeError(f"no signaller of {list(signallers)} accepted us within "
+                            f"{config.register_timeout} s")
+        async with factory(identity, signal, meter) as link_maker, \
+                trio.open_nursery() as nursery:
+            node = Node(identity, signal, link_maker, meter, config, rng)
+            await nursery.start(node.driver.run)
+            nursery.start_soon(link_maker.serve, node.driver.add_connection)
+            nursery.start_soon(node._deliveries)
+            nursery.start_soon(node._watch_membership)
+            nursery.start_soon(node._keep_joined)
+            with trio.move_on_after(config.join_timeout):
+                await node.wait_joined()
+            try:
+                yield node
+            finally:
+                node._close()
+                nursery.cancel_scope.cancel()

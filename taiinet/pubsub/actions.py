@@ -1,0 +1,74 @@
+# taiinet: sans-io core
+"""Outputs of the pubsub router, on top of the overlay's actions.
+
+``PubsubRouter`` returns the overlay's ``Send``, ``SetTimer``, ``CloseLink``,
+``ProbeLink``, ``NeighborUp`` and ``NeighborDown`` unchanged (the overlay's
+own ``Deliver`` is replaced by the pubsub ``Deliver`` below), plus
+``SendInterest`` and ``SetInterestTimer``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any
+
+from taiinet.overlay.actions import CloseLink, NeighborDown, NeighborUp, ProbeLink, Send, SetTimer
+from taiinet.pubsub.messages import InterestAdvert
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deliver:
+    """Hand a verified document to the application's matching subscriptions.
+
+    Happens at most once per message id (so once per subscription); only
+    subscriptions whose query matches ``document`` are listed, never empty.
+    ``publisher`` is the peer id that signed it.
+    """
+
+    subscription_ids: tuple[Hashable, ...]
+    document: Any
+    publisher: str
+    message_id: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Published:
+    """``publish`` sealed a document under ``message_id`` (always its first action)."""
+
+    message_id: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendInterest:
+    """Send the ``PubsubMessage`` ``advert`` to the overlay neighbour ``peer``."""
+
+    peer: str
+    advert: InterestAdvert
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InterestTimer:
+    """Recompute the interest adverts and send those that changed."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealTimer:
+    """Check again whether the lazy link to ``peer`` joins two parts of a split tree."""
+
+    peer: str
+
+
+PubsubTimer = InterestTimer | HealTimer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetInterestTimer:
+    """Call the router's ``handle_timer(timer, now)`` at time ``at``."""
+
+    at: float
+    timer: PubsubTimer
+
+
+Action = (Send | CloseLink | ProbeLink | NeighborUp | NeighborDown | SetTimer | Deliver
+          | Published | SendInterest | SetInterestTimer)

@@ -1,0 +1,56 @@
+# taiinet: sans-io core
+"""Parameters of the pubsub router."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from taiinet.overlay.messages import MAX_PAYLOAD_SIZE
+from taiinet.pubsub.errors import PubsubUsageError
+from taiinet.pubsub.messages import MAX_ADVERT_FILTERS
+
+#: Interest table entries kept for peers that are not (yet) neighbours.
+MAX_PENDING_ADVERTS = 16
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PubsubConfig:
+    #: Route by interest.  False: plain Plumtree broadcast (every document
+    #: reaches every node; only matching subscriptions see it) - a baseline.
+    routing: bool = True
+    #: Propagate interest only over Plumtree's eager (tree) links; False:
+    #: split horizon over every active link (measured in docs/pubsub.md).
+    tree_interest: bool = True
+    #: Most filters in an advert; a summary is widened (``summarize``) to fit.
+    max_advert_filters: int = 8
+    #: Seconds adverts are held back after a change, so bursts of changes
+    #: (joins, tree repairs, subscriptions) cost one advert per link.
+    advert_delay: float = 0.05
+    #: A duplicate document arriving this many seconds after the first copy
+    #: is dropped without pruning the link it came on (it was repaired into
+    #: the sender's part of the tree, the link is not redundant).
+    late_duplicate: float = 1.0
+    #: Seconds (times 1 to 2, at random) a lazy link must keep joining two
+    #: parts of a split eager tree before this end grafts it.
+    heal_delay: float = 1.0
+    #: Largest document envelope published or accepted, in bytes.
+    max_document_bytes: int = MAX_PAYLOAD_SIZE
+    #: Decoded documents kept by message id, for the forwarding decisions of
+    #: recent messages (pushes, IHAVEs, announcements to new neighbours).
+    document_cache_size: int = 2048
+    #: Local subscriptions.
+    max_subscriptions: int = 10_000
+    #: Adverts remembered from peers that are not neighbours yet.
+    max_pending_adverts: int = MAX_PENDING_ADVERTS
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_advert_filters <= MAX_ADVERT_FILTERS:
+            raise PubsubUsageError(f"max_advert_filters must be in 1..{MAX_ADVERT_FILTERS}")
+        if self.advert_delay <= 0 or self.heal_delay <= 0:
+            raise PubsubUsageError("advert_delay and heal_delay must be positive")
+        if not 0 < self.max_document_bytes <= MAX_PAYLOAD_SIZE:
+            raise PubsubUsageError(f"max_document_bytes must be in 1..{MAX_PAYLOAD_SIZE}")
+        if self.document_cache_size < 1 or self.max_subscriptions < 1:
+            raise PubsubUsageError("cache and subscription bounds must be at least 1")
+        if self.max_pending_adverts < 0:
+            raise PubsubUsageError("max_pending_adverts must be >= 0")

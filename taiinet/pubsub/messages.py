@@ -1,0 +1,51 @@
+# taiinet: sans-io core
+"""Validated domain types of the pubsub wire messages, and their limits.
+
+``taiinet.pubsub.codec`` turns ``PubsubMessage`` protobufs into these and
+back.  Documents themselves are not pubsub messages: they ride Plumtree's
+``Gossip.payload`` as signed envelopes (see ``taiinet.pubsub.documents``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from taiinet.pubsub.query import Query
+
+#: Most filters in one interest advert (a summary is widened to fit).
+MAX_ADVERT_FILTERS = 16
+#: Largest encoded ``PubsubMessage`` accepted or sent.
+MAX_ADVERT_BYTES = 32 * 1024
+#: Longest eager path a root id travels (bounds count-to-infinity on cycles).
+MAX_ROOT_DISTANCE = 64
+#: Longest root peer id.
+MAX_ROOT_LENGTH = 128
+#: Largest advert version (uint64).
+MAX_VERSION = (1 << 64) - 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InterestAdvert:
+    """What the sender wants to receive on this link.
+
+    A document is forwarded to the sender when it matches one of
+    ``filters``; no filter means no interest, and the match-all query ``{}``
+    means every document.  ``version`` grows with every advert a node sends.
+    ``tree_link`` says whether the sender holds the link as a Plumtree eager
+    link (then ``filters`` cover its whole side of the tree; else only its own
+    subscriptions); ``ack`` is the highest advert version the sender has
+    received from the receiver.  ``root`` and ``root_distance`` let the ends
+    of a lazy link notice that they sit in different parts of a split tree.
+    """
+
+    version: int
+    filters: tuple[Query, ...]
+    tree_link: bool = False
+    ack: int = 0
+    #: Smallest peer id known in the sender's part of the eager graph, and its
+    #: distance in eager links (``MAX_ROOT_DISTANCE`` at most).
+    root: str = ""
+    root_distance: int = 0
+
+
+PubsubMessage = InterestAdvert

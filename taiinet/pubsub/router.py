@@ -1,0 +1,614 @@
+# taiinet: sans-io core
+"""Content-based routing of signed documents over HyParView + Plumtree, pure.
+
+Theory of operation
+-------------------
+A ``PubsubRouter`` owns one node's ``Overlay`` and plugs into Plumtree's
+``forward_filter``: a document is pushed (``Gossip``) or announced
+(``IHave``) to a neighbour only when the neighbour's advertised interest
+matches it.  Interest is a list of at most ``max_advert_filters`` queries,
+built with the query engine's ``summarize`` (a widening whose union covers
+every input; the match-all query ``{}`` is the widest).
+
+What a node advertises to neighbour ``p`` depends on the link:
+
+* ``p`` is an **eager** (tree) link: the summary of its own subscriptions and
+  of the interest advertised to it by its *other* eager neighbours (split
+  horizon over the Plumtree tree).  On a tree this is exactly the interest of
+  the subtree behind the link, so a document follows the tree only towards
+  subscribers.
+* ``p`` is a **lazy** link: the summary of its own subscriptions only.  Lazy
+  links carry ``IHave`` for repair; announcing to ``p`` what only ``p``'s
+  subtree wants would make ``p`` graft payloads it does not need whenever the
+  tree path to that subtree does not pass through ``p``.
+
+Split horizon over *every* active link (``tree_interest=False``) converges to
+"everything is wanted through every link" on the cyclic active-view graph
+(and keeps ghost interest after unsubscriptions, counting to infinity); the
+measurements in ``docs/pubsub.md`` compare both.
+
+A neighbour whose interest is not known yet (no advert since it came up) is
+treated as wanting everything, and a node with such an eager neighbour
+advertises match-all to its other eager neighbours: the router falls back to
+Plumtree broadcast until interest is known.  Adverts are recomputed when the
+subscriptions, the neighbours, the eager set or a neighbour's advert change;
+changes are coalesced for ``advert_delay`` seconds and an advert is sent
+only to the neighbours whose summary changed, with a growing version.
+
+Documents arrive as ``Gossip`` payloads.  Before Plumtree sees a new one,
+the router checks its size, that the message id is SHA-256 of the payload,
+and opens it with the ``DocumentCodec`` (signature, payload type, ``Value``
+decoding); a failure drops it (it is neither delivered, forwarded nor
+remembered, so a valid copy still gets through) and counts it in
+``stats.rejected``.  Plumtree's seen-cache delivers each message id once; the
+router then hands it to the local subscriptions that match (through the
+query engine's ``SubscriptionIndex``), never to others - the publisher's own
+subscriptions included.
+
+Departures from the suggested design: none in substance; interest on lazy
+links being the node's own subscriptions only is the refinement above.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from taiinet.overlay.actions import Deliver as OverlayDeliver
+from taiinet.overlay.actions import NeighborDown, NeighborUp, Send, Timer
+from taiinet.overlay.core import Overlay, OverlayConfig
+from taiinet.overlay.messages import Gossip, Graft, OverlayMessage
+from taiinet.pubsub.actions import (
+    Action,
+    Deliver,
+    HealTimer,
+    InterestTimer,
+    Published,
+    PubsubTimer,
+    SendInterest,
+    SetInterestTimer,
+)
+from taiinet.pubsub.config import PubsubConfig
+from taiinet.pubsub.documents import REJECT_REASONS, DocumentCodec
+from taiinet.pubsub.errors import PubsubUsageError, RejectedDocument
+from taiinet.pubsub.messages import (
+    MAX_ROOT_DISTANCE,
+    MAX_VERSION,
+    InterestAdvert,
+    PubsubMessage,
+)
+from taiinet.pubsub.query import IndexFull, InvalidQuery, Query, SubscriptionIndex
+from taiinet.pubsub.query.cover import MAX_MERGED_IN, summarize
+from taiinet.pubsub.query.nodes import MATCH_ALL, Compare, Field, In, node_key
+from taiinet.pubsub.query.values import value_key
+
+_INTEREST_TIMER = InterestTimer()
+_MATCH_ALL_QUERY = Query.from_ast(MATCH_ALL)
+_MATCH_ALL_KEY = node_key(MATCH_ALL)
+#: A Graft that asks for no message: it only makes the link eager (Plumtree's own).
+_TREE_GRAFT = Graft(message_id=b"")
+#: Summaries memoised by their inputs (they are recomputed on every change).
+_SUMMARY_CACHE_SIZE = 256
+
+
+@dataclass(slots=True)
+class RouterStats:
+    """Counters of one router (they only grow)."""
+
+    published: int = 0
+    #: Documents handed to the application (one per message, any number of subscriptions).
+    delivered: int = 0
+    #: Documents verified and relayed or delivered, received from peers.
+    accepted: int = 0
+    #: Documents from peers dropped by verification, by reason.
+    rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REJECT_REASONS, 0))
+    adverts_sent: int = 0
+    adverts_received: int = 0
+    #: Adverts ignored: stale version, or from a non-neighbour with a full pending table.
+    adverts_ignored: int = 0
+    #: Duplicates dropped before Plumtree because they came too late (see ``_verify``).
+    late_duplicates: int = 0
+    #: Lazy links grafted because they joined two parts of a split tree.
+    heals: int = 0
+
+
+class _Interest:
+    """A neighbour's advertised interest, compiled for matching."""
+
+    __slots__ = ("filters", "keyed", "match_all", "root", "root_distance", "tree_link",
+                 "version")
+
+    def __init__(self, advert: InterestAdvert) -> None:
+        #: (``node_key``, query) pairs: keys are costly, so computed once.
+        self.keyed = tuple((node_key(q.ast), q) for q in advert.filters)
+        self.version = advert.version
+        self.tree_link = advert.tree_link
+        self.root = advert.root
+        self.root_distance = advert.root_distance
+        self.filters = advert.filters
+        self.match_all = any(q.ast == MATCH_ALL for q in advert.filters)
+
+    def matches(self, document: Any) -> bool:
+        if self.match_all:
+            return True
+        return any(q.matches(document) for q in self.filters)
+
+
+@dataclass(frozen=True, slots=True)
+class _Document:
+    publisher: str
+    document: Any
+    #: When this node first had it.
+    at: float
+
+
+class PubsubRouter:
+    """One node's content-based router; every input returns the actions to carry out.
+
+    ``documents`` seals local documents and verifies those of peers
+    (``SignedDocuments(identity)`` for real nodes).  The driver feeds overlay
+    messages *and* ``InterestAdvert`` messages to ``handle_message``, all
+    timers (``SetTimer`` and ``SetInterestTimer``) to ``handle_timer``.
+    """
+
+    __slots__ = (
+        "_documents",
+        "_eager_seen",
+        "_flag_version",
+        "_force",
+        "_healing",
+        "_own",
+        "_pending",
+        "_remote",
+        "_sent",
+        "_summaries",
+        "_timer_armed",
+        "_version",
+        "config",
+        "documents",
+        "overlay",
+        "peer_id",
+        "rng",
+        "stats",
+        "subscriptions",
+    )
+
+    def __init__(self, peer_id: str, rng: random.Random, documents: DocumentCodec,
+                 config: PubsubConfig | None = None,
+                 overlay_config: OverlayConfig | None = None) -> None:
+        self.peer_id = peer_id
+        self.rng = rng
+        self.config = config or PubsubConfig()
+        self.documents = documents
+        self.overlay = Overlay(peer_id, rng, overlay_config,
+                               self._forward if self.config.routing else None)
+        self.subscriptions = SubscriptionIndex(self.config.max_subscriptions)
+        self.stats = RouterStats()
+        #: Neighbour -> its latest advert (absent: unknown, treated as match-all).
+        self._remote: dict[str, _Interest] = {}
+        #: Adverts from peers that are not neighbours yet (bounded, oldest dropped).
+        self._pending: OrderedDict[str, _Interest] = OrderedDict()
+        #: Neighbour -> (filter keys, tree link, root, distance) last advertised to it.
+        self._sent: dict[str, tuple[frozenset[Any], bool, str, int]] = {}
+        #: Lazy neighbours with a pending ``HealTimer``.
+        self._healing: set[str] = set()
+        #: Neighbour -> version of the first advert sent with the link's current state.
+        self._flag_version: dict[str, int] = {}
+        #: Neighbours to send the advert to again even if it did not change.
+        self._force: set[str] = set()
+        self._documents: OrderedDict[bytes, _Document] = OrderedDict()
+        self._summaries: OrderedDict[frozenset[Any], tuple[tuple[Any, Query], ...]] = (
+            OrderedDict())
+        #: Local subscriptions' (``node_key``, query), by subscription id.
+        self._own: dict[Hashable, tuple[Any, Query]] = {}
+        self._eager_seen: frozenset[str] = frozenset()
+        self._timer_armed = False
+        self._version = 0
+
+    # --- inputs ------------------------------------------------------------
+
+    def start(self, now: float) -> list[Action]:
+        """Arm the overlay's periodic timers; call once."""
+        return self._from_overlay(self.overlay.start(now), now)
+
+    def join(self, contact: str, now: float) -> list[Action]:
+        """Enter the overlay through ``contact``."""
+        return self._from_overlay(self.overlay.join(contact, now), now)
+
+    def subscribe(self, subscription_id: Hashable, query: Query | Any, now: float) -> list[Action]:
+        """Add (or replace) a local subscription; later matching documents are delivered to it.
+
+        ``query`` is a ``Query`` or its JSON-like form; ``PubsubUsageError`` if
+        it is invalid or the subscription table is full.
+        """
+        try:
+            self.subscriptions.add(subscription_id, query)
+        except (InvalidQuery, IndexFull) as exc:
+            raise PubsubUsageError(str(exc)) from None
+        added = self.subscriptions.get(subscription_id)
+        assert added is not None
+        self._own[subscription_id] = (node_key(added.ast), added)
+        out: list[Action] = []
+        self._interest_changed(now, out)
+        return out
+
+    def unsubscribe(self, subscription_id: Hashable, now: float) -> list[Action]:
+        """Remove a local subscription (unknown ids are ignored)."""
+        out: list[Action] = []
+        if subscription_id in self.subscriptions:
+            self.subscriptions.remove(subscription_id)
+            del self._own[subscription_id]
+            self._interest_changed(now, out)
+        return out
+
+    def publish(self, document: Any, now: float) -> list[Action]:
+        """Seal, sign and broadcast ``document``; local matching subscriptions get it too.
+
+        The first action is ``Published(message_id)``.  Ed25519 signatures are
+        deterministic, so publishing an identical document again gives the same
+        message id and is a no-op while Plumtree remembers it: documents that
+        may repeat should carry a timestamp or sequence number.
+        ``PubsubUsageError`` if the document is invalid or too large.
+        """
+        payload = self.documents.seal(document, self.config.max_document_bytes)
+        mid = hashlib.sha256(payload).digest()
+        # Decode our own payload, so local subscribers see what peers will see.
+        publisher, decoded = self.documents.open(payload)
+        self._remember(mid, _Document(publisher, decoded, now))
+        self.stats.published += 1
+        out: list[Action] = [Published(message_id=mid)]
+        out += self._from_overlay(self.overlay.broadcast(mid, payload, now), now)
+        return out
+
+    def handle_message(self, peer: str, message: OverlayMessage | PubsubMessage,
+                       now: float) -> list[Action]:
+        """Process a message (overlay or pubsub) received from ``peer``."""
+        if type(message) is InterestAdvert:
+            return self._on_advert(peer, message, now)
+        if type(message) is Gossip:
+            try:
+                fresh = self._verify(message, now)
+            except RejectedDocument as exc:
+                self.stats.rejected[exc.reason] += 1
+                return []
+            if not fresh:
+                self.stats.late_duplicates += 1
+                return []
+        return self._from_overlay(
+            self.overlay.handle_message(peer, message, now), now)  # type: ignore[arg-type]
+
+    def handle_link_down(self, peer: str, now: float) -> list[Action]:
+        """The link to ``peer`` failed, closed, or could not be opened."""
+        return self._from_overlay(self.overlay.handle_link_down(peer, now), now)
+
+    def handle_timer(self, timer: Timer | PubsubTimer, now: float) -> list[Action]:
+        """A timer set with ``SetTimer`` or ``SetInterestTimer`` is due."""
+        if type(timer) is InterestTimer:
+            self._timer_armed = False
+            return self._send_adverts(now)
+        if type(timer) is HealTimer:
+            return self._heal(timer.peer, now)
+        return self._from_overlay(self.overlay.handle_timer(timer, now), now)  # type: ignore[arg-type]
+
+    # --- queries -------------------------------------------------------------
+
+    @property
+    def active_view(self) -> list[str]:
+        return self.overlay.active_view
+
+    def interest_of(self, peer: str) -> tuple[Query, ...] | None:
+        """The interest ``peer`` advertised to us (``None``: not known yet)."""
+        interest = self._remote.get(peer)
+        return None if interest is None else interest.filters
+
+    def advert_for(self, peer: str) -> tuple[Query, ...]:
+        """The interest this node advertises (or will advertise) to neighbour ``peer``."""
+        return tuple(q for _key, q in self._advert_for(peer))
+
+    def _advert_for(self, peer: str) -> tuple[tuple[Any, Query], ...]:
+        eager = self.overlay.broadcast_core.eager
+        queries: dict[Any, Query] = dict(self._own.values())
+        if peer in eager or not self.config.tree_interest:
+            others = eager if self.config.tree_interest else self.overlay.active_view
+            for other in others:
+                if other == peer:
+                    continue
+                interest = self._remote.get(other)
+                if interest is not None:
+                    queries.update(interest.keyed)
+        return self._summarize(queries)
+
+    # --- forwarding ------------------------------------------------------------
+
+    def _forward(self, message_id: bytes, payload: bytes, peer: str) -> bool:
+        """Plumtree's forward filter: does ``peer``'s advertised interest match?"""
+        interest = self._remote.get(peer)
+        if interest is None or interest.match_all:
+            return True
+        if (not interest.tree_link and self.config.tree_interest
+                and peer in self.overlay.broadcast_core.eager):
+            return True  # the peer's advert predates the link turning eager
+        doc = self._documents.get(message_id)
+        if doc is None:
+            return True  # evicted: let the receiver decide (it verifies anyway)
+        return interest.matches(doc.document)
+
+    def _verify(self, message: Gossip, now: float) -> bool:
+        """Check a pushed document; False for a duplicate too late to say anything about the tree.
+
+        A duplicate arriving ``late_duplicate`` seconds after the first copy
+        was repaired into the sender's part of the tree (IHave/Graft), not
+        pushed along a redundant tree link: Plumtree would prune the link it
+        came on, which may be the only tree link joining that part, so it is
+        dropped here instead.
+        """
+        mid = message.message_id
+        payload = message.payload
+        if len(payload) > self.config.max_document_bytes:
+            raise RejectedDocument("oversized", f"document of {len(payload)} bytes")
+        if hashlib.sha256(payload).digest() != mid:
+            raise RejectedDocument("id_mismatch", "message id is not SHA-256 of the document")
+        known = self._documents.get(mid)
+        if known is not None:
+            # A duplicate of a verified document: Plumtree prunes the link, if timely.
+            return self.config.routing is False or now - known.at <= self.config.late_duplicate
+        if self.overlay.broadcast_core.has_seen(mid):
+            return True
+        publisher, document = self.documents.open(payload)
+        self.stats.accepted += 1
+        self._remember(mid, _Document(publisher, document, now))
+        return True
+
+    def _remember(self, mid: bytes, doc: _Document) -> None:
+        docs = self._documents
+        docs[mid] = doc
+        if len(docs) > self.config.document_cache_size:
+            docs.popitem(last=False)
+
+    # --- overlay actions ---------------------------------------------------------
+
+    def _from_overlay(self, actions: list[Any], now: float) -> list[Action]:
+        out: list[Action] = []
+        changed = False
+        for action in actions:
+            kind = type(action)
+            if kind is OverlayDeliver:
+                self._deliver(action, out)
+                continue
+            if kind is NeighborUp:
+                changed = True
+                self._neighbor_up(action.peer)
+            elif kind is NeighborDown:
+                changed = True
+                self._forget(action.peer)
+            out.append(action)
+        eager = self.overlay.broadcast_core.eager
+        if eager.keys() != self._eager_seen:
+            self._eager_seen = frozenset(eager)
+            changed = True
+        if changed:
+            self._interest_changed(now, out)
+        return out
+
+    def _deliver(self, action: OverlayDeliver, out: list[Action]) -> None:
+        doc = self._documents.get(action.message_id)
+        if doc is None:
+            return
+        matched = self.subscriptions.match(doc.document)
+        if matched:
+            self.stats.delivered += 1
+            out.append(Deliver(subscription_ids=tuple(sorted(matched, key=repr)),
+                               document=doc.document, publisher=doc.publisher,
+                               message_id=action.message_id))
+
+    def _forget(self, peer: str) -> None:
+        self._remote.pop(peer, None)
+        self._sent.pop(peer, None)
+        self._flag_version.pop(peer, None)
+        self._force.discard(peer)
+        self._healing.discard(peer)
+
+    def _neighbor_up(self, peer: str) -> None:
+        pending = self._pending.pop(peer, None)
+        if pending is not None:
+            self._remote[peer] = pending
+
+    # --- interest ------------------------------------------------------------------
+
+    def _on_advert(self, peer: str, advert: InterestAdvert, now: float) -> list[Action]:
+        self.stats.adverts_received += 1
+        out: list[Action] = []
+        if not self.config.routing:
+            return out
+        if peer not in self.overlay.membership.active:
+            known = self._pending.get(peer)
+            if known is not None and advert.version <= known.version:
+                self.stats.adverts_ignored += 1
+            elif self.config.max_pending_adverts:
+                self._pending[peer] = _Interest(advert)
+                self._pending.move_to_end(peer)
+                while len(self._pending) > self.config.max_pending_adverts:
+                    self._pending.popitem(last=False)
+            else:
+                self.stats.adverts_ignored += 1
+            return out
+        known = self._remote.get(peer)
+        if known is not None and advert.version <= known.version:
+            self.stats.adverts_ignored += 1
+            return out
+        self._remote[peer] = _Interest(advert)
+        if self.config.tree_interest:
+            self._reconcile(peer, advert)
+        self._interest_changed(now, out)
+        return out
+
+    def _reconcile(self, peer: str, advert: InterestAdvert) -> None:
+        """Make both ends agree that a link is eager when one end says it is.
+
+        Plumtree leaves a link eager at one end and lazy at the other when a
+        ``Prune`` crosses a ``Gossip``; the lazy end would then advertise only
+        its own subscriptions over a link the other end pushes on.  An advert
+        only counts once it acknowledges our advert of the link's current
+        state (links are FIFO), so a stale advert never undoes a ``Prune``.
+        """
+        sent = self._sent.get(peer)
+        if sent is None:
+            return
+        tree = self.overlay.broadcast_core
+        ours = peer in tree.eager
+        if sent[1] != ours or advert.ack < self._flag_version.get(peer, MAX_VERSION):
+            return  # our side changed since our last advert: wait for it to be seen
+        if advert.tree_link and not ours:
+            del tree.lazy[peer]
+            tree.eager[peer] = None
+        elif not advert.tree_link and ours:
+            # The peer has not seen our latest advert as current: send it again.
+            self._force.add(peer)
+
+    def _interest_changed(self, now: float, out: list[Action]) -> None:
+        if self.config.routing and not self._timer_armed:
+            self._timer_armed = True
+            out.append(SetInterestTimer(at=now + self.config.advert_delay,
+                                        timer=_INTEREST_TIMER))
+
+    def _send_adverts(self, now: float) -> list[Action]:
+        out: list[Action] = []
+        if not self.config.routing:
+            return out
+        eager = self.overlay.broadcast_core.eager
+        tree_interest = self.config.tree_interest
+        for peer in self.overlay.active_view:
+            keyed = self._advert_for(peer)
+            keys = frozenset(key for key, _q in keyed)
+            tree_link = peer in eager or not tree_interest
+            root, distance = self._root_for(peer)
+            last = self._sent.get(peer)
+            if (last is not None and last == (keys, tree_link, root, distance)
+                    and peer not in self._force):
+                continue
+            self._force.discard(peer)
+            self._version = min(self._version + 1, MAX_VERSION)
+            if last is None or last[1] != tree_link:
+                self._flag_version[peer] = self._version
+            self._sent[peer] = (keys, tree_link, root, distance)
+            self.stats.adverts_sent += 1
+            known = self._remote.get(peer)
+            out.append(SendInterest(peer=peer, advert=InterestAdvert(
+                version=self._version, filters=tuple(q for _k, q in keyed), tree_link=tree_link,
+                ack=known.version if known is not None else 0, root=root,
+                root_distance=distance)))
+        if tree_interest:
+            self._arm_heal_timers(now, out)
+        return out
+
+    # --- healing a split tree -------------------------------------------------------
+
+    def _root_for(self, peer: str) -> tuple[str, int]:
+        """Smallest peer id known on our side of the link to ``peer``, and its distance.
+
+        Over an eager link, what is behind ``peer`` is left out (split horizon);
+        over a lazy link, the whole part of the eager graph we are in counts.
+        """
+        best = (self.peer_id, 0)
+        for other in self.overlay.broadcast_core.eager:
+            if other == peer:
+                continue
+            interest = self._remote.get(other)
+            if interest is None or not interest.root or not interest.tree_link:
+                continue  # a lazy-link root may have been learned through us
+            distance = interest.root_distance + 1
+            if distance <= MAX_ROOT_DISTANCE and (interest.root, distance) < best:
+                best = (interest.root, distance)
+        return best
+
+    def _split_from(self, peer: str) -> bool:
+        """Whether the lazy link to ``peer`` joins our part of a split tree to a better one.
+
+        Both ends hold the link lazy and ``peer``'s part has a smaller root: the
+        end in the part with the larger root grafts, so only one side acts.
+        """
+        tree = self.overlay.broadcast_core
+        interest = self._remote.get(peer)
+        if (peer not in tree.lazy or interest is None or interest.tree_link
+                or not interest.root):
+            return False
+        return interest.root < self._root_for(peer)[0]
+
+    def _arm_heal_timers(self, now: float, out: list[Action]) -> None:
+        for peer in self.overlay.broadcast_core.lazy:
+            if peer not in self._healing and self._split_from(peer):
+                self._healing.add(peer)
+                delay = self.config.heal_delay * (1.0 + self.rng.random())
+                out.append(SetInterestTimer(at=now + delay, timer=HealTimer(peer=peer)))
+
+    def _heal(self, peer: str, now: float) -> list[Action]:
+        """Graft a lazy link that still joins two parts of a split tree."""
+        self._healing.discard(peer)
+        out: list[Action] = []
+        if self._split_from(peer):
+            tree = self.overlay.broadcast_core
+            del tree.lazy[peer]
+            tree.eager[peer] = None
+            self.stats.heals += 1
+            out.append(Send(peer=peer, message=_TREE_GRAFT))
+            self._eager_seen = frozenset(tree.eager)
+            self._interest_changed(now, out)
+        return out
+
+    def _summarize(self, unique: dict[Any, Query]) -> tuple[tuple[Any, Query], ...]:
+        """``summarize`` of distinct queries (by ``node_key``), memoised, with their keys."""
+        if not unique:
+            return ()
+        if _MATCH_ALL_KEY in unique:
+            return ((_MATCH_ALL_KEY, _MATCH_ALL_QUERY),)
+        key = frozenset(unique)
+        cached = self._summaries.get(key)
+        if cached is not None:
+            self._summaries.move_to_end(key)
+            return cached
+        merged = _merge_equalities(list(unique.values()))
+        result = tuple((node_key(q.ast), q)
+                       for q in summarize(merged, self.config.max_advert_filters))
+        self._summaries[key] = result
+        if len(self._summaries) > _SUMMARY_CACHE_SIZE:
+            self._summaries.popitem(last=False)
+        return result
+
+
+def _merge_equalities(queries: list[Query]) -> list[Query]:
+    """Merge ``{p: v}`` / ``{p: {$in: [...]}}`` queries on one path into one sorted ``$in``.
+
+    Exact (the union matches the same documents) and canonical, so summaries
+    built from the same interest in any order compare equal and do not churn.
+    """
+    groups: dict[str, list[Any]] = {}
+    rest: list[Query] = []
+    for query in queries:
+        ast = query.ast
+        if isinstance(ast, Field) and len(ast.ops) == 1:
+            op = ast.ops[0]
+            if isinstance(op, Compare) and op.op == "eq":
+                groups.setdefault(ast.path, []).append(op.value)
+                continue
+            if isinstance(op, In) and not op.negate:
+                groups.setdefault(ast.path, []).extend(op.values)
+                continue
+        rest.append(query)
+    for path, values in groups.items():
+        unique = {value_key(v): v for v in values}
+        if len(unique) > MAX_MERGED_IN:
+            rest.extend(Query.from_ast(Field(path=path, ops=(In(values=(v,)),)))
+                        for v in unique.values())
+            continue
+        try:
+            ordered = [unique[k] for k in sorted(unique)]
+        except TypeError:
+            ordered = [unique[k] for k in sorted(unique, key=repr)]
+        op = (Compare(op="eq", value=ordered[0]) if len(ordered) == 1
+              else In(values=tuple(ordered)))
+        rest.append(Query.from_ast(Field(path=path, ops=(op,))))
+    return rest

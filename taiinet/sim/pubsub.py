@@ -1,0 +1,342 @@
+"""Simulation of content-based routing (``PubsubRouter``) at thousands of nodes.
+
+Scenario: every node subscribes, for each of ``topics`` topics, with
+probability ``interest`` to ``{"topic": t}``; nodes join one by one through a
+random live contact; the overlay and the interest adverts settle; ``warmup``
+publications (not measured) let Plumtree build its tree; then ``messages``
+documents ``{"topic": t, "seq": i, "body": ...}`` with a random topic are
+published from random live nodes, ``message_interval`` apart.  Optionally a
+share ``fail`` of the nodes crashes halfway through the measured
+publications.  Every node runs the real ``PubsubRouter`` (with the real
+``Overlay``); documents use ``UnsignedDocuments`` (no signature: the routing is
+the same, the crypto is measured elsewhere) unless ``signed`` is set.
+
+Per publication it counts: deliveries to the application at nodes that
+subscribed to its topic (the expected ones: live subscribers when it was
+sent), false deliveries (a ``Deliver`` at a node without a matching
+subscription - must be 0), payload messages (``Gossip`` received), ``IHave``,
+and the other control messages (Graft, Prune, membership, interest adverts)
+during the measured phase; membership (HyParView) traffic is counted apart,
+it is the same with or without routing.  Same config, same seed: same result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from taiinet.errors import LocalProtocolError
+from taiinet.overlay import codec as overlay_codec
+from taiinet.overlay.actions import ProbeLink, Send, SetTimer
+from taiinet.overlay.core import OverlayConfig
+from taiinet.overlay.messages import Gossip, Graft, IHave, Prune
+from taiinet.pubsub import codec as pubsub_codec
+from taiinet.pubsub.actions import Action, Deliver, Published, SendInterest, SetInterestTimer
+from taiinet.pubsub.config import PubsubConfig
+from taiinet.pubsub.documents import DocumentCodec, SignedDocuments, UnsignedDocuments
+from taiinet.pubsub.messages import InterestAdvert
+from taiinet.pubsub.router import PubsubRouter
+from taiinet.sim.events import EventLoop
+from taiinet.sim.network import LinkModel, SimNetwork
+from taiinet.wire.identity import Identity
+
+#: progress(done, total): simulated seconds run so far, and planned in all.
+Progress = Callable[[float, float], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PubsubSimConfig:
+    nodes: int = 1000
+    #: Probability that a node subscribes to a given topic (so the expected
+    #: share of nodes interested in each publication).
+    interest: float = 0.1
+    topics: int = 10
+    messages: int = 20
+    warmup: int = 10
+    seed: int = 0
+    #: Share of the nodes that crash halfway through the measured publications.
+    fail: float = 0.0
+    join_interval: float = 0.01
+    stabilize: float = 30.0
+    message_interval: float = 1.0
+    body_size: int = 200
+    link: LinkModel = field(default_factory=LinkModel)
+    overlay: OverlayConfig = field(default_factory=OverlayConfig)
+    pubsub: PubsubConfig = field(default_factory=PubsubConfig)
+    #: Sign and verify every document with Ed25519 (slower).
+    signed: bool = False
+    #: Encode and decode every message through protobuf (slower).
+    wire_codec: bool = False
+
+    def __post_init__(self) -> None:
+        if self.nodes < 2:
+            raise LocalProtocolError("a simulation needs at least 2 nodes")
+        if not 0.0 <= self.interest <= 1.0:
+            raise LocalProtocolError("--interest must be in [0, 1]")
+        if not 0.0 <= self.fail < 1.0:
+            raise LocalProtocolError("--fail must be in [0, 1)")
+        if self.topics < 1 or self.messages < 0 or self.warmup < 0 or self.body_size < 0:
+            raise LocalProtocolError("topics >= 1, messages, warmup and body size >= 0")
+
+
+@dataclass(slots=True)
+class PublicationResult:
+    index: int
+    topic: int
+    expected: int
+    delivered: int = 0
+    false_deliveries: int = 0
+    duplicate_deliveries: int = 0
+    payloads: int = 0
+    ihaves: int = 0
+    #: Nodes that received the payload without wanting it (relays).
+    relays: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PubsubSimResult:
+    config: PubsubSimConfig
+    publications: list[PublicationResult]
+    #: Membership (HyParView) messages received during the measured phase.
+    control_messages: int
+    #: Graft and Prune messages received during the measured phase.
+    tree_control_messages: int
+    #: Interest adverts received during the measured phase, and in the whole run.
+    adverts_measured: int
+    adverts_total: int
+    rejected: int
+    events: int
+    simulated_seconds: float
+
+    def summary(self) -> dict[str, Any]:
+        pubs = self.publications
+        expected = sum(p.expected for p in pubs)
+        delivered = sum(p.delivered for p in pubs)
+        payloads = sum(p.payloads for p in pubs)
+        ihaves = sum(p.ihaves for p in pubs)
+        per = max(delivered, 1)
+        count = max(len(pubs), 1)
+        return {
+            "nodes": self.config.nodes,
+            "interest": self.config.interest,
+            "routing": "interest" if self.config.pubsub.routing else "broadcast",
+            "messages": len(pubs),
+            "seed": self.config.seed,
+            "expected_deliveries": expected,
+            "delivered": delivered,
+            "delivery_ratio": round(delivered / expected, 6) if expected else 1.0,
+            "false_deliveries": sum(p.false_deliveries for p in pubs),
+            "duplicate_deliveries": sum(p.duplicate_deliveries for p in pubs),
+            "payloads_per_publication": round(payloads / count, 2),
+            "ihaves_per_publication": round(ihaves / count, 2),
+            "adverts_per_publication": round(self.adverts_measured / count, 2),
+            "tree_control_per_publication": round(self.tree_control_messages / count, 2),
+            "membership_per_publication": round(self.control_messages / count, 2),
+            "payloads_per_delivery": round(payloads / per, 3),
+            "routing_control_per_delivery": round(
+                (ihaves + self.tree_control_messages + self.adverts_measured) / per, 3),
+            "relays_per_publication": round(sum(p.relays for p in pubs) / count, 2),
+            "adverts_total": self.adverts_total,
+            "rejected": self.rejected,
+            "events": self.events,
+            "simulated_seconds": round(self.simulated_seconds, 3),
+        }
+
+
+class PubsubSimulation:
+    """Drives one ``PubsubRouter`` per node through a ``SimNetwork``."""
+
+    def __init__(self, config: PubsubSimConfig) -> None:
+        self.config = config
+        master = random.Random(config.seed)
+        self.rng = random.Random(master.getrandbits(64))
+        self.loop = EventLoop()
+        self.network = SimNetwork(self.loop, random.Random(master.getrandbits(64)),
+                                  self._receive, config.link, self._unreachable)
+        width = len(str(config.nodes - 1))
+        self.ids = [f"n{i:0{width}d}" for i in range(config.nodes)]
+        interest_rng = random.Random(master.getrandbits(64))
+        #: Ground truth: the topics each node subscribes to.
+        self.topics_of: dict[str, frozenset[int]] = {
+            peer: frozenset(t for t in range(config.topics)
+                            if interest_rng.random() < config.interest)
+            for peer in self.ids
+        }
+        self.routers: dict[str, PubsubRouter] = {}
+        for peer in self.ids:
+            documents: DocumentCodec
+            if config.signed:
+                identity = Identity.from_seed(hashlib.sha256(peer.encode()).digest())
+                documents = SignedDocuments(identity)
+            else:
+                documents = UnsignedDocuments(peer)
+            self.routers[peer] = PubsubRouter(peer, random.Random(master.getrandbits(64)),
+                                              documents, config.pubsub, config.overlay)
+        self.joined: list[str] = []
+        self.live: list[str] = list(self.ids)
+        self._by_id: dict[bytes, PublicationResult] = {}
+        self._received: dict[bytes, set[str]] = {}
+        self._delivered_at: dict[bytes, set[str]] = {}
+        self.publications: list[PublicationResult] = []
+        self._measuring = False
+        self._control = 0
+        self._tree_control = 0
+        self._adverts_measured = 0
+        self._adverts_total = 0
+        self._next_index = 0
+
+    # --- driving the cores ------------------------------------------------------
+
+    def _apply(self, node: str, actions: list[Action]) -> None:
+        loop = self.loop
+        for action in actions:
+            kind = type(action)
+            if kind is Send:
+                message: Any = action.message  # type: ignore[union-attr]
+                if self.config.wire_codec:
+                    message = (False, overlay_codec.encode(message))
+                self.network.send(node, action.peer, message)  # type: ignore[union-attr]
+            elif kind is SendInterest:
+                advert: Any = action.advert  # type: ignore[union-attr]
+                if self.config.wire_codec:
+                    advert = (True, pubsub_codec.encode(advert))
+                self.network.send(node, action.peer, advert)  # type: ignore[union-attr]
+            elif kind is SetTimer or kind is SetInterestTimer:
+                loop.schedule(action.at, self._timer, node, action.timer)  # type: ignore[union-attr]
+            elif kind is ProbeLink:
+                self.network.probe(node, action.peer)  # type: ignore[union-attr]
+            elif kind is Deliver:
+                self._on_deliver(node, action)  # type: ignore[arg-type]
+
+    def _on_deliver(self, node: str, action: Deliver) -> None:
+        pub = self._by_id.get(action.message_id)
+        if pub is None:
+            return
+        seen = self._delivered_at.setdefault(action.message_id, set())
+        if node in seen:
+            pub.duplicate_deliveries += 1
+            return
+        seen.add(node)
+        if pub.topic in self.topics_of[node]:
+            pub.delivered += 1
+        else:
+            pub.false_deliveries += 1
+
+    def _receive(self, src: str, dst: str, message: Any) -> None:
+        if self.config.wire_codec:
+            # (is pubsub, bytes): a frame says which layer its body belongs to.
+            is_pubsub, data = message
+            message = pubsub_codec.decode(data) if is_pubsub else overlay_codec.decode(data)
+        kind = type(message)
+        if kind is Gossip:
+            pub = self._by_id.get(message.message_id)
+            if pub is not None:
+                pub.payloads += 1
+                got = self._received.setdefault(message.message_id, set())
+                if dst not in got:
+                    got.add(dst)
+                    if pub.topic not in self.topics_of[dst]:
+                        pub.relays += 1
+        elif kind is IHave:
+            pub = self._by_id.get(message.message_id)
+            if pub is not None:
+                pub.ihaves += 1
+        elif kind is InterestAdvert:
+            self._adverts_total += 1
+            if self._measuring:
+                self._adverts_measured += 1
+        elif self._measuring:
+            if kind is Graft or kind is Prune:
+                self._tree_control += 1
+            else:
+                self._control += 1
+        self._apply(dst, self.routers[dst].handle_message(src, message, self.loop.now))
+
+    def _unreachable(self, src: str, dst: str) -> None:
+        self._apply(src, self.routers[src].handle_link_down(dst, self.loop.now))
+
+    def _timer(self, node: str, timer: Any) -> None:
+        if node not in self.network.crashed:
+            self._apply(node, self.routers[node].handle_timer(timer, self.loop.now))
+
+    def _join(self, node: str) -> None:
+        now = self.loop.now
+        router = self.routers[node]
+        for topic in sorted(self.topics_of[node]):
+            self._apply(node, router.subscribe(f"t{topic}", {"topic": topic}, now))
+        self._apply(node, router.start(now))
+        if self.joined:
+            contact = self.joined[self.rng.randrange(len(self.joined))]
+            self._apply(node, router.join(contact, now))
+        self.joined.append(node)
+
+    def _publish(self, measured: bool) -> None:
+        cfg = self.config
+        index = self._next_index
+        self._next_index += 1
+        origin = self.live[self.rng.randrange(len(self.live))]
+        topic = self.rng.randrange(cfg.topics)
+        document = {"topic": topic, "seq": index, "body": "x" * cfg.body_size}
+        if measured:
+            self._measuring = True
+        router = self.routers[origin]
+        expected = sum(1 for n in self.live if topic in self.topics_of[n])
+        pub = PublicationResult(index=index, topic=topic, expected=expected)
+        actions = router.publish(document, self.loop.now)
+        published = actions[0]
+        assert isinstance(published, Published)
+        self._by_id[published.message_id] = pub
+        if measured:
+            self.publications.append(pub)
+        self._apply(origin, actions)
+
+    def _crash(self) -> None:
+        count = round(self.config.fail * len(self.ids))
+        victims = self.rng.sample(self.live, count)
+        for node in victims:
+            self.network.crash(node)
+        dead = set(victims)
+        self.live = [n for n in self.live if n not in dead]
+
+    # --- the scenario ------------------------------------------------------------
+
+    def run(self, progress: Progress | None = None) -> PubsubSimResult:
+        cfg = self.config
+        loop = self.loop
+        for i, node in enumerate(self.ids):
+            loop.schedule(i * cfg.join_interval, self._join, node)
+        at = cfg.nodes * cfg.join_interval + cfg.stabilize
+        for _ in range(cfg.warmup):
+            loop.schedule(at, self._publish, False)
+            at += cfg.message_interval
+        # Let the adverts that follow the tree's formation settle.
+        at += 5.0
+        half = cfg.messages // 2
+        for index in range(cfg.messages):
+            if index == half and cfg.fail > 0:
+                loop.schedule(at, self._crash)
+                at += cfg.message_interval
+            loop.schedule(at, self._publish, True)
+            at += cfg.message_interval
+        end = at + 5.0
+        step = max(1.0, end / 200)
+        t = 0.0
+        while t < end:
+            t = min(end, t + step)
+            loop.run(until=t)
+            if progress is not None:
+                progress(t, end)
+        rejected = sum(sum(r.stats.rejected.values()) for r in self.routers.values())
+        return PubsubSimResult(
+            config=cfg, publications=self.publications, control_messages=self._control,
+            tree_control_messages=self._tree_control,
+            adverts_measured=self._adverts_measured, adverts_total=self._adverts_total,
+            rejected=rejected, events=loop.events_run, simulated_seconds=end)
+
+
+def simulate(config: PubsubSimConfig, progress: Progress | None = None) -> PubsubSimResult:
+    """Run one pubsub simulation scenario."""
+    return PubsubSimulation(config).run(progress)

@@ -1,0 +1,113 @@
+"""A small in-memory network of ``PubsubRouter`` cores for tests (seeded, simulated time)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Hashable
+from typing import Any
+
+from taiinet.overlay import codec as overlay_codec
+from taiinet.overlay.actions import ProbeLink, Send, SetTimer
+from taiinet.overlay.config import HyParViewConfig
+from taiinet.overlay.core import OverlayConfig
+from taiinet.pubsub import codec as pubsub_codec
+from taiinet.pubsub.actions import Action, Deliver, Published, SendInterest, SetInterestTimer
+from taiinet.pubsub.config import PubsubConfig
+from taiinet.pubsub.documents import DocumentCodec, SignedDocuments, UnsignedDocuments
+from taiinet.pubsub.router import PubsubRouter
+from taiinet.sim.events import EventLoop
+from taiinet.sim.network import LinkModel, SimNetwork
+from taiinet.wire.identity import Identity
+
+
+class PubsubNet:
+    """``n`` routers joined in a chain of contacts; every message goes through the codecs."""
+
+    def __init__(self, n: int, seed: int = 0, *, signed: bool = False,
+                 config: PubsubConfig | None = None, active_size: int = 3,
+                 wire: bool = True) -> None:
+        self.rng = random.Random(seed)
+        self.loop = EventLoop()
+        self.wire = wire
+        self.network = SimNetwork(self.loop, random.Random(seed + 1), self._receive,
+                                  LinkModel(median_delay=0.02), self._unreachable)
+        self.ids = [f"p{i}" for i in range(n)]
+        overlay = OverlayConfig(membership=HyParViewConfig(active_size=active_size,
+                                                           passive_size=8))
+        self.routers: dict[str, PubsubRouter] = {}
+        self.identities: dict[str, Identity] = {}
+        for i, peer in enumerate(self.ids):
+            documents: DocumentCodec
+            if signed:
+                identity = Identity.from_seed(bytes([i + 1]) * 32)
+                self.identities[peer] = identity
+                documents = SignedDocuments(identity)
+            else:
+                documents = UnsignedDocuments(peer)
+            self.routers[peer] = PubsubRouter(peer, random.Random(seed * 1000 + i), documents,
+                                              config, overlay)
+        #: (node, message id) -> subscription ids delivered, in order.
+        self.deliveries: list[tuple[str, bytes, tuple[Hashable, ...], Any]] = []
+        for i, peer in enumerate(self.ids):
+            self.apply(peer, self.routers[peer].start(0.0))
+            if i:
+                self.apply(peer, self.routers[peer].join(self.ids[self.rng.randrange(i)], 0.0))
+
+    def apply(self, node: str, actions: list[Action]) -> list[Action]:
+        for action in actions:
+            if isinstance(action, Send):
+                message: Any = action.message
+                if self.wire:
+                    message = (False, overlay_codec.encode(message))
+                self.network.send(node, action.peer, message)
+            elif isinstance(action, SendInterest):
+                advert: Any = action.advert
+                if self.wire:
+                    advert = (True, pubsub_codec.encode(advert))
+                self.network.send(node, action.peer, advert)
+            elif isinstance(action, SetTimer | SetInterestTimer):
+                self.loop.schedule(action.at, self._timer, node, action.timer)
+            elif isinstance(action, ProbeLink):
+                self.network.probe(node, action.peer)
+            elif isinstance(action, Deliver):
+                self.deliveries.append((node, action.message_id, action.subscription_ids,
+                                        action.document))
+        return actions
+
+    def _receive(self, src: str, dst: str, message: Any) -> None:
+        if self.wire:
+            is_pubsub, data = message
+            message = pubsub_codec.decode(data) if is_pubsub else overlay_codec.decode(data)
+        self.apply(dst, self.routers[dst].handle_message(src, message, self.loop.now))
+
+    def _unreachable(self, src: str, dst: str) -> None:
+        self.apply(src, self.routers[src].handle_link_down(dst, self.loop.now))
+
+    def _timer(self, node: str, timer: Any) -> None:
+        if node not in self.network.crashed:
+            self.apply(node, self.routers[node].handle_timer(timer, self.loop.now))
+
+    # --- test inputs ----------------------------------------------------------
+
+    def run(self, seconds: float) -> None:
+        self.loop.run(until=self.loop.now + seconds)
+
+    def subscribe(self, node: str, sub_id: Hashable, query: Any) -> None:
+        self.apply(node, self.routers[node].subscribe(sub_id, query, self.loop.now))
+
+    def unsubscribe(self, node: str, sub_id: Hashable) -> None:
+        self.apply(node, self.routers[node].unsubscribe(sub_id, self.loop.now))
+
+    def publish(self, node: str, document: Any) -> bytes:
+        actions = self.apply(node, self.routers[node].publish(document, self.loop.now))
+        first = actions[0]
+        assert isinstance(first, Published)
+        return first.message_id
+
+    def deliveries_of(self, message_id: bytes) -> dict[str, tuple[Hashable, ...]]:
+        out: dict[str, tuple[Hashable, ...]] = {}
+        for node, mid, subs, _doc in self.deliveries:
+            if mid == message_id:
+                assert node not in out, f"{node} got {message_id.hex()} twice"
+                out[node] = subs
+        return out

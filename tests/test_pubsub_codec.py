@@ -1,0 +1,88 @@
+"""The PubsubMessage codec: round trips, limits, and fuzzing (bytes decode or raise typed)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from taiinet.pubsub import codec
+from taiinet.pubsub.errors import PubsubDecodeError, PubsubUsageError
+from taiinet.pubsub.messages import (
+    MAX_ADVERT_BYTES,
+    MAX_ADVERT_FILTERS,
+    MAX_ROOT_DISTANCE,
+    InterestAdvert,
+)
+from taiinet.pubsub.query import Query
+from taiinet.v1 import pubsub_pb2, query_pb2
+
+QUERIES = [{}, {"topic": "a"}, {"price": {"$lt": 10}}, {"$or": [{"a": 1}, {"b": {"$in": [1, 2]}}]},
+           {"name": {"$regex": "^bo"}}, {"tags": {"$all": ["x", "y"]}}]
+
+adverts = st.builds(
+    InterestAdvert,
+    version=st.integers(0, 2**64 - 1),
+    filters=st.lists(st.sampled_from(QUERIES), max_size=MAX_ADVERT_FILTERS).map(
+        lambda qs: tuple(Query(q) for q in qs)),
+    tree_link=st.booleans(),
+    ack=st.integers(0, 2**64 - 1),
+    root=st.text(max_size=20),
+    root_distance=st.integers(0, MAX_ROOT_DISTANCE),
+)
+
+
+@given(adverts)
+@settings(max_examples=60)
+def test_round_trip(advert: InterestAdvert) -> None:
+    assert codec.decode(codec.encode(advert)) == advert
+
+
+@given(st.binary(max_size=300))
+@settings(max_examples=300)
+def test_random_bytes_decode_or_raise_typed(data: bytes) -> None:
+    try:
+        message = codec.decode(data)
+    except PubsubDecodeError:
+        return
+    assert isinstance(message, InterestAdvert)
+    assert len(message.filters) <= MAX_ADVERT_FILTERS
+
+
+@given(adverts, st.data())
+@settings(max_examples=100)
+def test_mutated_adverts_decode_or_raise_typed(advert: InterestAdvert, data: st.DataObject) -> None:
+    encoded = bytearray(codec.encode(advert))
+    for _ in range(data.draw(st.integers(1, 4))):
+        if not encoded:
+            break
+        index = data.draw(st.integers(0, len(encoded) - 1))
+        encoded[index] = data.draw(st.integers(0, 255))
+    try:
+        decoded = codec.decode(bytes(encoded))
+    except PubsubDecodeError:
+        return
+    assert isinstance(decoded, InterestAdvert)
+
+
+def test_limits_are_enforced() -> None:
+    pb = pubsub_pb2.PubsubMessage()
+    for _ in range(MAX_ADVERT_FILTERS + 1):
+        pb.interest.filters.append(query_pb2.Filter.FromString(Query({"a": 1}).to_filter_bytes()))
+    with pytest.raises(PubsubDecodeError, match="filters"):
+        codec.decode(pb.SerializeToString())
+    with pytest.raises(PubsubDecodeError, match="over"):
+        codec.decode(b"\x0a" * (MAX_ADVERT_BYTES + 1))
+    with pytest.raises(PubsubDecodeError, match="no known body"):
+        codec.decode(b"")
+    far = pubsub_pb2.PubsubMessage()
+    far.interest.root_distance = MAX_ROOT_DISTANCE + 1
+    with pytest.raises(PubsubDecodeError, match="root"):
+        codec.decode(far.SerializeToString())
+    bad_filter = pubsub_pb2.PubsubMessage()
+    bad_filter.interest.filters.add().any_of.SetInParent()  # $or needs a filter
+    with pytest.raises(PubsubDecodeError, match="filter"):
+        codec.decode(bad_filter.SerializeToString())
+    too_many = InterestAdvert(version=1, filters=tuple(Query({"a": i}) for i in range(17)))
+    with pytest.raises(PubsubUsageError):
+        codec.encode(too_many)

@@ -1,0 +1,224 @@
+"""Unit tests of the pubsub router: delivery, interest routing, verification."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import pytest
+
+from taiinet.overlay.messages import Gossip
+from taiinet.pubsub.actions import Deliver, Published, SendInterest, SetInterestTimer
+from taiinet.pubsub.config import PubsubConfig
+from taiinet.pubsub.documents import (
+    DOCUMENT_DOMAIN,
+    DOCUMENT_PAYLOAD_TYPE,
+    SignedDocuments,
+    UnsignedDocuments,
+)
+from taiinet.pubsub.errors import PubsubUsageError
+from taiinet.pubsub.messages import InterestAdvert
+from taiinet.pubsub.query import Query, document_to_value
+from taiinet.pubsub.router import PubsubRouter
+from taiinet.wire.envelope import Envelope
+from taiinet.wire.identity import Identity
+from tests.pubsub_harness import PubsubNet
+
+ALICE = Identity.from_seed(b"a" * 32)
+MALLORY = Identity.from_seed(b"m" * 32)
+
+
+def signed_router(identity: Identity = ALICE, **config: object) -> PubsubRouter:
+    return PubsubRouter(identity.peer_id, random.Random(1), SignedDocuments(identity),
+                        PubsubConfig(**config))  # type: ignore[arg-type]
+
+
+def test_publisher_own_matching_subscriptions_get_the_document_once() -> None:
+    router = signed_router()
+    router.subscribe("cheap", {"price": {"$lt": 10}}, 0.0)
+    router.subscribe("all", {}, 0.0)
+    router.subscribe("other", {"kind": "car"}, 0.0)
+    actions = router.publish({"price": 5, "kind": "bike"}, 1.0)
+    assert isinstance(actions[0], Published)
+    delivers = [a for a in actions if isinstance(a, Deliver)]
+    assert len(delivers) == 1
+    assert set(delivers[0].subscription_ids) == {"cheap", "all"}
+    assert delivers[0].publisher == ALICE.peer_id
+    assert delivers[0].document == {"price": 5, "kind": "bike"}
+    assert delivers[0].message_id == actions[0].message_id
+    assert router.stats.delivered == 1
+
+
+def test_no_deliver_action_without_a_matching_subscription() -> None:
+    router = signed_router()
+    router.subscribe("cars", {"kind": "car"}, 0.0)
+    actions = router.publish({"kind": "bike"}, 0.0)
+    assert not [a for a in actions if isinstance(a, Deliver)]
+
+
+def test_invalid_inputs_are_usage_errors() -> None:
+    router = signed_router(max_document_bytes=200)
+    with pytest.raises(PubsubUsageError):
+        router.subscribe("bad", {"$frobnicate": 1}, 0.0)
+    with pytest.raises(PubsubUsageError):
+        router.publish({"body": "x" * 500}, 0.0)
+    anonymous = PubsubRouter("p", random.Random(0), SignedDocuments())
+    with pytest.raises(PubsubUsageError):
+        anonymous.publish({"a": 1}, 0.0)
+
+
+def test_subscription_change_arms_one_coalesced_advert_timer() -> None:
+    router = signed_router()
+    first = router.subscribe("a", {"x": 1}, 0.0)
+    second = router.subscribe("b", {"x": 2}, 0.01)
+    assert [type(a) for a in first] == [SetInterestTimer]
+    assert second == []
+
+
+def _gossip(payload: bytes) -> Gossip:
+    return Gossip(message_id=hashlib.sha256(payload).digest(), hops=1, payload=payload)
+
+
+def _receiver() -> PubsubRouter:
+    router = signed_router(Identity.from_seed(b"r" * 32), max_document_bytes=2048)
+    router.subscribe("all", {}, 0.0)
+    return router
+
+
+def test_a_valid_signed_document_from_a_peer_is_delivered() -> None:
+    router = _receiver()
+    payload = Envelope.seal(MALLORY, DOCUMENT_DOMAIN, DOCUMENT_PAYLOAD_TYPE,
+                            document_to_value({"a": 1}))
+    actions = router.handle_message("peer", _gossip(payload), 1.0)
+    delivers = [a for a in actions if isinstance(a, Deliver)]
+    assert [(d.publisher, d.document) for d in delivers] == [(MALLORY.peer_id, {"a": 1})]
+    assert router.stats.accepted == 1
+    assert sum(router.stats.rejected.values()) == 0
+
+
+@pytest.mark.parametrize("mutate, reason", [
+    ("tamper", "invalid_envelope"),
+    ("unsigned", "invalid_envelope"),
+    ("wrong_domain", "invalid_envelope"),
+    ("oversized", "oversized"),
+    ("id", "id_mismatch"),
+    ("not_a_value", "invalid_document"),
+])
+def test_bad_documents_are_dropped_and_counted(mutate: str, reason: str) -> None:
+    router = _receiver()
+    value = document_to_value({"a": 1})
+    payload = Envelope.seal(MALLORY, DOCUMENT_DOMAIN, DOCUMENT_PAYLOAD_TYPE, value)
+    message = _gossip(payload)
+    if mutate == "tamper":
+        index = payload.index(value) + len(value) - 1
+        message = _gossip(payload[:index] + bytes([payload[index] ^ 1]) + payload[index + 1:])
+    elif mutate == "unsigned":
+        message = _gossip(value)
+    elif mutate == "wrong_domain":
+        message = _gossip(Envelope.seal(MALLORY, "other-domain", DOCUMENT_PAYLOAD_TYPE, value))
+    elif mutate == "oversized":
+        big = document_to_value({"a": "x" * 3000})
+        message = _gossip(Envelope.seal(MALLORY, DOCUMENT_DOMAIN, DOCUMENT_PAYLOAD_TYPE, big))
+    elif mutate == "id":
+        message = Gossip(message_id=b"\x00" * 32, hops=1, payload=payload)
+    elif mutate == "not_a_value":
+        message = _gossip(Envelope.seal(MALLORY, DOCUMENT_DOMAIN, DOCUMENT_PAYLOAD_TYPE,
+                                        b"\xff\xff\xff"))
+    actions = router.handle_message("peer", message, 1.0)
+    assert actions == []
+    assert router.stats.rejected[reason] == 1
+    assert not router.overlay.broadcast_core.has_seen(message.message_id)
+    # The genuine document still gets through afterwards.
+    actions = router.handle_message("peer", _gossip(payload), 2.0)
+    assert [a for a in actions if isinstance(a, Deliver)]
+
+
+def test_forward_filter_follows_the_advertised_interest() -> None:
+    router = PubsubRouter("me", random.Random(0), UnsignedDocuments("me"))
+    for peer in ("a", "b"):
+        router.overlay.broadcast_core.neighbor_up(peer, 0.0)
+        router.overlay.membership.active.append(peer)
+    router.handle_message("a", InterestAdvert(version=1, filters=(Query({"x": 1}),),
+                                              tree_link=True), 0.0)
+    actions = router.publish({"x": 2}, 1.0)
+    pushed = {a.peer for a in actions if hasattr(a, "peer") and not isinstance(a, SendInterest)}
+    # "a" does not want x=2; "b" has not advertised yet, so it gets everything.
+    assert pushed == {"b"}
+    actions = router.publish({"x": 1}, 2.0)
+    pushed = {a.peer for a in actions if hasattr(a, "peer") and not isinstance(a, SendInterest)}
+    assert pushed == {"a", "b"}
+
+
+def test_small_network_routes_only_to_interested_nodes() -> None:
+    net = PubsubNet(12, seed=3)
+    net.subscribe("p5", "s", {"topic": "a"})
+    net.subscribe("p9", "s", {"topic": "a"})
+    net.subscribe("p2", "s", {"topic": "b"})
+    net.run(20.0)
+    for i in range(5):  # warm up: Plumtree prunes its tree
+        net.publish("p0", {"topic": "z", "i": i})
+        net.run(2.0)
+    mid = net.publish("p7", {"topic": "a"})
+    net.run(5.0)
+    assert net.deliveries_of(mid) == {"p5": ("s",), "p9": ("s",)}
+    mid = net.publish("p2", {"topic": "b"})
+    net.run(5.0)
+    assert net.deliveries_of(mid) == {"p2": ("s",)}
+
+
+def _eager_components(net: PubsubNet) -> list[set[str]]:
+    adjacency: dict[str, set[str]] = {p: set() for p in net.ids}
+    for node, router in net.routers.items():
+        for peer in router.overlay.broadcast_core.eager:
+            adjacency[node].add(peer)
+            adjacency[peer].add(node)
+    seen: set[str] = set()
+    parts = []
+    for start in net.ids:
+        if start in seen:
+            continue
+        part, stack = {start}, [start]
+        while stack:
+            for peer in adjacency[stack.pop()]:
+                if peer not in part:
+                    part.add(peer)
+                    stack.append(peer)
+        seen |= part
+        parts.append(part)
+    return parts
+
+
+def test_a_split_tree_heals_and_documents_cross_it() -> None:
+    net = PubsubNet(16, seed=5)
+    for node in net.ids:
+        net.subscribe(node, "s", {"topic": "t"})
+    net.run(10.0)
+    for i in range(6):  # Plumtree prunes its tree down
+        net.publish(net.ids[i], {"topic": "t", "i": i})
+        net.run(2.0)
+    assert len(_eager_components(net)) == 1
+    # Cut every eager link of p3 (as crossing Prunes could), without telling anyone.
+    victim = net.routers["p3"].overlay.broadcast_core
+    for peer in list(victim.eager):
+        other = net.routers[peer].overlay.broadcast_core
+        del victim.eager[peer]
+        victim.lazy[peer] = None
+        other.eager.pop("p3", None)
+        other.lazy["p3"] = None
+    assert len(_eager_components(net)) > 1
+    net.run(15.0)  # keep-alive ticks notice the change; roots differ; a lazy link is grafted
+    assert len(_eager_components(net)) == 1
+    assert sum(r.stats.heals for r in net.routers.values()) >= 1
+    mid = net.publish("p9", {"topic": "t", "i": 99})
+    net.run(5.0)
+    assert set(net.deliveries_of(mid)) == set(net.ids)
+
+
+def test_identical_documents_share_one_message_id() -> None:
+    router = signed_router()
+    router.subscribe("all", {}, 0.0)
+    first = router.publish({"a": 1}, 0.0)
+    again = router.publish({"a": 1}, 1.0)
+    assert first[0] == again[0]
+    assert len([a for a in first if isinstance(a, Deliver)]) == 1
+    assert not [a for a in again if isinstance(a, Deliver)]
