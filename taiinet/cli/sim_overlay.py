@@ -28,6 +28,9 @@ def register(sims: Any) -> None:
                         help="share of nodes that crash at half time, in [0, 1) (default 0)")
     parser.add_argument("--messages", type=int, default=50, help="broadcasts (default 50)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the whole run (default 0)")
+    parser.add_argument("--sources", type=int, default=0,
+                        help="publishers the broadcasts come from (default 0: a random "
+                             "node each)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--plot", metavar="PATH",
                         help="write a PNG of reliability and RMR per message (needs matplotlib)")
@@ -52,7 +55,8 @@ def config_from_args(args: argparse.Namespace) -> OverlaySimConfig:
             membership=HyParViewConfig(active_size=args.active, passive_size=args.passive),
             broadcast=PlumtreeConfig(flood=args.flood))
         return OverlaySimConfig(nodes=args.nodes, fail=args.fail, messages=args.messages,
-                                seed=args.seed, link=link, overlay=overlay,
+                                seed=args.seed, sources=args.sources, link=link,
+                                overlay=overlay,
                                 wire_codec=args.wire)
     except TaiiNetError:
         raise
