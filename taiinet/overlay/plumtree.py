@@ -15,6 +15,19 @@ still does not arrive within ``graft_timeout`` the next announcer is
 grafted.  Delivered message ids are kept in a bounded seen-cache together
 with their payloads, to answer grafts and drop duplicates.
 
+Per-origin trees: every ``Gossip`` names its origin (the broadcasting
+node).  One shared tree makes a message from a random source cross it end to
+end, about twice the flooding depth; a tree per origin is that origin's tree
+of fastest paths.  An origin's first message travels on the default, shared
+sets (``eager``/``lazy``); at its second message (while it is still among the
+``origins_seen`` last origins) the node gives it sets of its own, with every
+neighbour eager, so that message floods and its duplicates prune the
+origin's tree, as the very first broadcast does for the default tree.  At
+most ``origin_trees`` origins have a tree (least recently used evicted);
+``Prune`` and ``Graft`` name the tree they act on ("" = the default one).
+``eager`` and ``lazy`` are always the default sets; ``tree(origin)`` gives
+the sets used for an origin.
+
 Neighbours come from the membership layer: ``neighbor_up`` and
 ``neighbor_down`` (the composite ``Overlay`` wires them to HyParView).
 
@@ -33,6 +46,8 @@ Departures from the paper
 * A new neighbour is sent ``IHave`` for the messages delivered in the last
   ``announce_window`` seconds, so a message pushed on a link that then turned
   out dead still reaches the part of the tree behind it.
+* Per-origin trees (the paper's eager/lazy sets are shared by all sources):
+  bounded, started by an origin's second message, which floods.
 * ``Gossip``, ``IHave`` and ``Graft`` from a peer that is not a neighbour
   are processed, but do not change the eager/lazy sets.
 """
