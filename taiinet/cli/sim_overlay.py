@@ -90,12 +90,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_table(result: OverlaySimResult) -> None:
-    print(f"{'msg':>4} {'phase':>6} {'reliability':>11} {'rmr':>7} {'ldh':>4} "
+    # origin#: 1 for an origin's first broadcast, 2 for its second (it floods the
+    # origin's own tree), and so on.
+    print(f"{'msg':>4} {'phase':>6} {'origin#':>7} {'reliability':>11} {'rmr':>7} {'ldh':>4} "
           f"{'payloads':>9} {'ihaves':>8}")
     for m in result.messages:
         phase = "after" if m.after_failure else "before"
-        print(f"{m.index:>4} {phase:>6} {m.reliability:>11.4f} {m.rmr:>7.3f} {m.ldh:>4} "
-              f"{m.payloads:>9} {m.ihaves:>8}")
+        print(f"{m.index:>4} {phase:>6} {m.origin_rank:>7} {m.reliability:>11.4f} "
+              f"{m.rmr:>7.3f} {m.ldh:>4} {m.payloads:>9} {m.ihaves:>8}")
     for key, value in result.summary().items():
         print(f"{key}: {value}")
 
