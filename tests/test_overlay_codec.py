@@ -30,6 +30,8 @@ from taiinet.v1 import frame_pb2, overlay_pb2
 peers = st.text(min_size=1, max_size=60)
 small = st.integers(min_value=0, max_value=255)
 mids = st.binary(min_size=1, max_size=MAX_MESSAGE_ID_LENGTH)
+#: An origin is a peer id or "" (none: the default tree).
+origins = st.one_of(st.just(""), peers)
 peer_lists = st.lists(peers, max_size=MAX_SHUFFLE_PEERS).map(tuple)
 
 messages = st.one_of(
@@ -40,10 +42,11 @@ messages = st.one_of(
     st.just(Disconnect()),
     st.builds(Shuffle, origin=peers, ttl=small, peers=peer_lists),
     st.builds(ShuffleReply, peers=peer_lists),
-    st.builds(Gossip, message_id=mids, hops=small, payload=st.binary(max_size=300)),
+    st.builds(Gossip, message_id=mids, hops=small, payload=st.binary(max_size=300),
+              origin=origins),
     st.builds(IHave, message_id=mids, hops=small),
-    st.builds(Graft, message_id=st.one_of(st.just(b""), mids)),
-    st.just(Prune()),
+    st.builds(Graft, message_id=st.one_of(st.just(b""), mids), origin=origins),
+    st.builds(Prune, origin=origins),
 )
 
 
@@ -82,6 +85,9 @@ def _pb(**kwargs: object) -> bytes:
     _pb(gossip=lambda m: setattr(m, "hops", 1)),  # empty message id
     _pb(gossip=lambda m: (setattr(m, "message_id", b"x" * 65), setattr(m, "hops", 1))),
     _pb(ihave=lambda m: setattr(m, "message_id", b"")),
+    _pb(gossip=lambda m: (setattr(m, "message_id", b"m"), setattr(m, "origin", "o" * 129))),
+    _pb(graft=lambda m: setattr(m, "origin", "o" * 129)),
+    _pb(prune=lambda m: setattr(m, "origin", "o" * 129)),
     b"\xff\xff\xff",
 ])
 def test_malformed_messages_are_rejected(data: bytes) -> None:

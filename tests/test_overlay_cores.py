@@ -196,7 +196,8 @@ def test_broadcast_delivers_locally_and_pushes_to_eager_neighbours() -> None:
     out = t.broadcast(b"m1", b"hello", 0.0)
     assert out[0] == Deliver(message_id=b"m1", payload=b"hello", sender=None, hops=0)
     assert sorted(sends(out), key=str) == [
-        (p, Gossip(message_id=b"m1", hops=1, payload=b"hello")) for p in ("a", "b", "c")]
+        (p, Gossip(message_id=b"m1", hops=1, payload=b"hello", origin="me"))
+        for p in ("a", "b", "c")]
     assert t.broadcast(b"m1", b"hello", 0.0) == []
 
 
@@ -246,6 +247,74 @@ def test_graft_is_answered_with_the_cached_payload() -> None:
     out = t.handle_message("b", Graft(message_id=b"m"), 1.0)
     assert sends(out) == [("b", Gossip(message_id=b"m", hops=5, payload=b"p"))]
     assert "b" in t.eager
+
+
+def gossip(mid: bytes, origin: str, hops: int = 3) -> Gossip:
+    return Gossip(message_id=mid, hops=hops, payload=b"p", origin=origin)
+
+
+def test_second_message_of_an_origin_starts_its_own_tree() -> None:
+    t = tree()
+    t.handle_message("b", Prune(), 0.0)  # the default tree: a, c eager; b lazy
+    out = t.handle_message("a", gossip(b"m1", "o"), 1.0)
+    assert sends(out) == [("c", gossip(b"m1", "o", 4)), ("b", IHave(message_id=b"m1", hops=4))]
+    assert t.origin_trees == []
+    # Its second message floods on a tree of its own, all neighbours eager.
+    out = t.handle_message("a", gossip(b"m2", "o"), 2.0)
+    assert sorted(sends(out), key=str) == [(p, gossip(b"m2", "o", 4)) for p in ("b", "c")]
+    assert t.origin_trees == ["o"]
+    # Its duplicates prune its tree only, and the Prune names the origin.
+    out = t.handle_message("c", gossip(b"m2", "o", 2), 2.1)
+    assert sends(out) == [("c", Prune(origin="o"))]
+    assert t.tree("o") == (["a", "b"], ["c"])
+    assert t.tree("") == (["a", "c"], ["b"]) == (list(t.eager), list(t.lazy))
+    t.handle_message("a", Prune(origin="o"), 2.2)
+    t.handle_message("c", Graft(message_id=b"", origin="o"), 2.3)
+    assert t.tree("o") == (["b", "c"], ["a"])
+    assert t.tree("x") == t.tree("") == (["a", "c"], ["b"])
+    # A graft for a cached message acts on that message's tree.
+    out = t.handle_message("a", Graft(message_id=b"m2"), 2.4)
+    assert sends(out) == [("a", gossip(b"m2", "o", 4))]
+    assert t.tree("o") == (["b", "c", "a"], [])
+    # Neighbours come and go in every tree.
+    t.neighbor_down("b")
+    t.neighbor_up("d", 3.0)
+    assert t.tree("o") == (["c", "a", "d"], [])
+    assert t.tree("") == (["a", "c", "d"], [])
+
+
+def test_tree_optimisation_names_the_origin() -> None:
+    t = tree(optimization_threshold=2)
+    t.handle_message("a", gossip(b"m1", "o"), 1.0)
+    t.handle_message("a", gossip(b"m2", "o", 6), 2.0)  # the tree of "o" starts
+    t.handle_message("b", gossip(b"m2", "o", 5), 2.1)
+    t.handle_message("c", gossip(b"m2", "o", 5), 2.1)
+    assert t.tree("o") == (["a"], ["b", "c"])
+    out = t.handle_message("b", IHave(message_id=b"m2", hops=4), 2.2)
+    assert sends(out) == [("b", Graft(message_id=b"", origin="o")), ("a", Prune(origin="o"))]
+    assert t.tree("o") == (["b"], ["c", "a"])
+
+
+def test_origin_trees_are_bounded_least_recently_used_first() -> None:
+    t = tree(origin_trees=2, origins_seen=2)
+    for i, origin in enumerate(["x", "y", "z", "x"]):
+        t.handle_message("a", gossip(b"m%d" % i, origin), float(i))
+    assert t.origin_trees == []  # x was forgotten as seen once when z came
+    t = tree(origin_trees=2, origins_seen=4)
+    for i, origin in enumerate(["x", "y", "z", "x", "y", "z", "w", "x", "x"]):
+        t.handle_message("a", gossip(b"m%d" % i, origin), float(i))
+    # x, y, z each started a tree at their second message, and z evicted x;
+    # x, seen once more, starts a fresh tree at its next message and evicts y.
+    assert t.origin_trees == ["z", "x"]
+    assert t.tree("y") == t.tree("")
+
+
+def test_no_origin_trees_when_disabled_or_flooding() -> None:
+    for config in ({"origin_trees": 0}, {"flood": True}):
+        t = tree(**config)
+        for i in range(3):
+            t.handle_message("a", gossip(b"m%d" % i, "o"), float(i))
+        assert t.origin_trees == []
 
 
 def test_seen_cache_is_bounded() -> None:

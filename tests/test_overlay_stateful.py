@@ -186,6 +186,15 @@ class OverlayModel(RuleBasedStateMachine):
             assert len(passive) <= CONFIG.membership.passive_size
 
     @invariant()
+    def every_tree_splits_the_active_view_into_eager_and_lazy(self) -> None:
+        for core in getattr(self, "cores", {}).values():
+            tree = core.broadcast_core
+            for origin in ["", *tree.origin_trees]:
+                eager, lazy = tree.tree(origin)
+                assert not set(eager) & set(lazy)
+                assert set(eager) | set(lazy) == set(core.active_view)
+
+    @invariant()
     def delivered_at_most_once(self) -> None:
         assert all(count == 1 for count in getattr(self, "delivered", {}).values())
 

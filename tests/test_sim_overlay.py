@@ -21,9 +21,25 @@ def test_stable_overlay_delivers_everything_along_a_tree() -> None:
     assert [m.reliability for m in result.messages] == [1.0] * 8
     assert result.messages[0].rmr > 1.0  # the first broadcast floods and builds the tree
     assert all(m.rmr <= 0.1 for m in result.messages[2:])
-    # A shared tree from random sources: about twice the flooding depth (see docs).
+    # One-shot random sources share the default tree: about twice the flooding
+    # depth (see docs); repeated origins are tested below.
     assert all(m.ldh <= 2 * result.messages[0].ldh + 2 for m in result.messages)
     assert result.component_at_end == 1.0
+
+
+def test_repeated_origins_get_trees_of_their_own_as_short_as_flooding() -> None:
+    result = simulate(OverlaySimConfig(nodes=500, messages=12, seed=3, sources=3))
+    messages = result.messages
+    flood_depth = messages[0].ldh  # the first broadcast floods
+    assert [m.reliability for m in messages] == [1.0] * 12
+    assert {m.origin_rank for m in messages} >= {1, 2, 3}
+    for m in messages[2:]:
+        if m.origin_rank == 2:
+            assert m.rmr > 1.0  # an origin's second message floods and builds its tree
+        else:
+            assert m.rmr <= 0.1
+        if m.origin_rank >= 3:  # along the origin's own tree
+            assert m.ldh <= flood_depth + 1
 
 
 def test_half_of_the_nodes_crash() -> None:

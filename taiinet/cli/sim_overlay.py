@@ -28,6 +28,9 @@ def register(sims: Any) -> None:
                         help="share of nodes that crash at half time, in [0, 1) (default 0)")
     parser.add_argument("--messages", type=int, default=50, help="broadcasts (default 50)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the whole run (default 0)")
+    parser.add_argument("--sources", type=int, default=0,
+                        help="publishers the broadcasts come from (default 0: a random "
+                             "node each)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--plot", metavar="PATH",
                         help="write a PNG of reliability and RMR per message (needs matplotlib)")
@@ -52,7 +55,8 @@ def config_from_args(args: argparse.Namespace) -> OverlaySimConfig:
             membership=HyParViewConfig(active_size=args.active, passive_size=args.passive),
             broadcast=PlumtreeConfig(flood=args.flood))
         return OverlaySimConfig(nodes=args.nodes, fail=args.fail, messages=args.messages,
-                                seed=args.seed, link=link, overlay=overlay,
+                                seed=args.seed, sources=args.sources, link=link,
+                                overlay=overlay,
                                 wire_codec=args.wire)
     except TaiiNetError:
         raise
@@ -86,12 +90,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_table(result: OverlaySimResult) -> None:
-    print(f"{'msg':>4} {'phase':>6} {'reliability':>11} {'rmr':>7} {'ldh':>4} "
+    # origin#: 1 for an origin's first broadcast, 2 for its second (it floods the
+    # origin's own tree), and so on.
+    print(f"{'msg':>4} {'phase':>6} {'origin#':>7} {'reliability':>11} {'rmr':>7} {'ldh':>4} "
           f"{'payloads':>9} {'ihaves':>8}")
     for m in result.messages:
         phase = "after" if m.after_failure else "before"
-        print(f"{m.index:>4} {phase:>6} {m.reliability:>11.4f} {m.rmr:>7.3f} {m.ldh:>4} "
-              f"{m.payloads:>9} {m.ihaves:>8}")
+        print(f"{m.index:>4} {phase:>6} {m.origin_rank:>7} {m.reliability:>11.4f} "
+              f"{m.rmr:>7.3f} {m.ldh:>4} {m.payloads:>9} {m.ihaves:>8}")
     for key, value in result.summary().items():
         print(f"{key}: {value}")
 

@@ -61,17 +61,21 @@ def to_proto(message: OverlayMessage) -> overlay_pb2.OverlayMessage:
         case ShuffleReply(peers=peers):
             pb.shuffle_reply.SetInParent()
             pb.shuffle_reply.peers.extend(peers)
-        case Gossip(message_id=mid, hops=hops, payload=payload):
+        case Gossip(message_id=mid, hops=hops, payload=payload, origin=origin):
             pb.gossip.message_id = mid
             pb.gossip.hops = hops
             pb.gossip.payload = payload
+            pb.gossip.origin = origin
         case IHave(message_id=mid, hops=hops):
             pb.ihave.message_id = mid
             pb.ihave.hops = hops
-        case Graft(message_id=mid):
+        case Graft(message_id=mid, origin=origin):
+            pb.graft.SetInParent()
             pb.graft.message_id = mid
-        case Prune():
+            pb.graft.origin = origin
+        case Prune(origin=origin):
             pb.prune.SetInParent()
+            pb.prune.origin = origin
     return pb
 
 
@@ -98,15 +102,15 @@ def from_proto(pb: overlay_pb2.OverlayMessage) -> OverlayMessage:
         if len(pb.gossip.payload) > MAX_PAYLOAD_SIZE:
             raise OverlayDecodeError(f"gossip payload exceeds {MAX_PAYLOAD_SIZE} bytes")
         return Gossip(message_id=_mid(pb.gossip.message_id), hops=_small(pb.gossip.hops, "hops"),
-                      payload=pb.gossip.payload)
+                      payload=pb.gossip.payload, origin=_origin(pb.gossip.origin))
     if kind == "ihave":
         return IHave(message_id=_mid(pb.ihave.message_id), hops=_small(pb.ihave.hops, "hops"))
     if kind == "graft":
         # An empty id asks for no message (the tree optimisation's graft).
         mid = pb.graft.message_id
-        return Graft(message_id=_mid(mid) if mid else b"")
+        return Graft(message_id=_mid(mid) if mid else b"", origin=_origin(pb.graft.origin))
     if kind == "prune":
-        return Prune()
+        return Prune(origin=_origin(pb.prune.origin))
     raise OverlayDecodeError("overlay message has no body")
 
 
@@ -159,6 +163,13 @@ def _peers(values: Iterable[str]) -> tuple[str, ...]:
     if len(peers) > MAX_SHUFFLE_PEERS:
         raise OverlayDecodeError(f"more than {MAX_SHUFFLE_PEERS} peers in a shuffle")
     return tuple(_peer(p) for p in peers)
+
+
+def _origin(value: str) -> str:
+    """An origin peer id, or "" (none: the default tree)."""
+    if len(value) > MAX_PEER_ID_LENGTH:
+        raise OverlayDecodeError(f"origin peer id exceeds {MAX_PEER_ID_LENGTH} characters")
+    return value
 
 
 def _mid(value: bytes) -> bytes:

@@ -60,6 +60,14 @@ class PlumtreeConfig:
     #: this many hops sooner than the eager path brought it, graft that link
     #: and prune the eager one (0 disables).
     optimization_threshold: int = 3
+    #: Per-origin trees: an origin whose second message arrives gets eager and
+    #: lazy sets of its own (all neighbours eager: that message floods and
+    #: builds the origin's tree of fastest paths), used for its messages only.
+    #: At most this many origins have a tree (least recently used evicted);
+    #: other origins use the default, shared sets (0 disables).
+    origin_trees: int = 64
+    #: Origins remembered as seen once, to start a tree at their second message.
+    origins_seen: int = 1024
     #: Messages announced (IHave) to a new neighbour: the ones delivered in
     #: the last ``announce_window`` seconds, at most ``announce_limit`` of them,
     #: so a message lost on a failed link reaches the part of the tree behind it.
@@ -74,3 +82,7 @@ class PlumtreeConfig:
             raise OverlayUsageError("Plumtree timeouts must be positive")
         if self.seen_cache_size < 1 or self.max_missing < 1 or self.max_announcers < 1:
             raise OverlayUsageError("Plumtree bounds must be at least 1")
+        if self.origin_trees < 0 or self.origins_seen < 0:
+            raise OverlayUsageError("origin bounds must be >= 0")
+        if self.optimization_threshold < 0:
+            raise OverlayUsageError("optimisation threshold must be >= 0")

@@ -75,11 +75,16 @@ class ShuffleReply:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Gossip:
-    """A broadcast payload; ``hops`` counts the links it crossed, 1 from the origin."""
+    """A broadcast payload; ``hops`` counts the links it crossed, 1 from the origin.
+
+    ``origin`` is the peer id of the node that broadcast it ("" if unknown): it
+    selects the per-origin tree the payload travels on.
+    """
 
     message_id: bytes
     hops: int
     payload: bytes
+    origin: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,14 +97,17 @@ class IHave:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Graft:
-    """Pull ``message_id`` and make the link eager again."""
+    """Pull ``message_id`` and make the link eager again (in ``origin``'s tree)."""
 
     message_id: bytes
+    origin: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Prune:
-    """Stop eagerly pushing to the sender (the link becomes lazy)."""
+    """Stop eagerly pushing to the sender (the link becomes lazy in ``origin``'s tree)."""
+
+    origin: str = ""
 
 
 MembershipMessage = (

@@ -15,6 +15,19 @@ still does not arrive within ``graft_timeout`` the next announcer is
 grafted.  Delivered message ids are kept in a bounded seen-cache together
 with their payloads, to answer grafts and drop duplicates.
 
+Per-origin trees: every ``Gossip`` names its origin (the broadcasting
+node).  One shared tree makes a message from a random source cross it end to
+end, about twice the flooding depth; a tree per origin is that origin's tree
+of fastest paths.  An origin's first message travels on the default, shared
+sets (``eager``/``lazy``); at its second message (while it is still among the
+``origins_seen`` last origins) the node gives it sets of its own, with every
+neighbour eager, so that message floods and its duplicates prune the
+origin's tree, as the very first broadcast does for the default tree.  At
+most ``origin_trees`` origins have a tree (least recently used evicted);
+``Prune`` and ``Graft`` name the tree they act on ("" = the default one).
+``eager`` and ``lazy`` are always the default sets; ``tree(origin)`` gives
+the sets used for an origin.
+
 Neighbours come from the membership layer: ``neighbor_up`` and
 ``neighbor_down`` (the composite ``Overlay`` wires them to HyParView).
 
@@ -33,6 +46,8 @@ Departures from the paper
 * A new neighbour is sent ``IHave`` for the messages delivered in the last
   ``announce_window`` seconds, so a message pushed on a link that then turned
   out dead still reaches the part of the tree behind it.
+* Per-origin trees (the paper's eager/lazy sets are shared by all sources):
+  bounded, started by an origin's second message, which floods.
 * ``Gossip``, ``IHave`` and ``Graft`` from a peer that is not a neighbour
   are processed, but do not change the eager/lazy sets.
 """
@@ -60,8 +75,8 @@ from taiinet.overlay.messages import (
 ForwardFilter = Callable[[bytes, bytes, str], bool]
 
 _PRUNE = Prune()
-#: A Graft that asks for no message: it only makes the link eager.
-_TREE_GRAFT = Graft(message_id=b"")
+#: Eager and lazy neighbours of one tree (dicts as insertion-ordered sets).
+_Sets = tuple[dict[str, None], dict[str, None]]
 
 
 def _by_hops(announcer: tuple[str, int]) -> int:
@@ -74,7 +89,9 @@ class Plumtree:
     __slots__ = (
         "_handlers",
         "_missing",
+        "_origins",
         "_seen",
+        "_trees",
         "config",
         "eager",
         "forward_filter",
@@ -89,11 +106,17 @@ class Plumtree:
         self.rng = rng
         self.config = config or PlumtreeConfig()
         self.forward_filter = forward_filter
-        #: Eager and lazy neighbours (dicts as insertion-ordered sets).
+        #: Eager and lazy neighbours of the default (shared) tree, used for the
+        #: messages of origins without a tree of their own (dicts as
+        #: insertion-ordered sets).
         self.eager: dict[str, None] = {}
         self.lazy: dict[str, None] = {}
-        #: Seen-cache: message id -> (payload, hops, sender, delivery time).
-        self._seen: OrderedDict[bytes, tuple[bytes, int, str | None, float]] = OrderedDict()
+        #: Per-origin trees: origin peer id -> (eager, lazy), least recently used first.
+        self._trees: OrderedDict[str, _Sets] = OrderedDict()
+        #: Origins seen once (their next message starts a tree), oldest first.
+        self._origins: OrderedDict[str, None] = OrderedDict()
+        #: Seen-cache: message id -> (payload, hops, sender, delivery time, origin).
+        self._seen: OrderedDict[bytes, tuple[bytes, int, str | None, float, str]] = OrderedDict()
         #: Missing messages: message id -> announcers [(peer, hops)], oldest first.
         self._missing: dict[bytes, list[tuple[str, int]]] = {}
         self._handlers = {
@@ -117,9 +140,11 @@ class Plumtree:
         out: list[Action] = []
         if message_id in self._seen:
             return out
-        self._remember(message_id, payload, 0, None, now)
+        origin = self.peer_id
+        sets = self._track(origin)
+        self._remember(message_id, payload, 0, None, now, origin)
         out.append(Deliver(message_id=message_id, payload=payload, sender=None, hops=0))
-        self._push(message_id, payload, 1, None, out)
+        self._push(message_id, payload, 1, None, origin, sets, out)
         return out
 
     def handle_message(self, peer: str, message: BroadcastMessage, now: float) -> list[Action]:
@@ -147,14 +172,17 @@ class Plumtree:
         return out
 
     def neighbor_up(self, peer: str, now: float) -> list[Action]:
-        """A new neighbour starts eager; announce the recent messages to it."""
+        """A new neighbour starts eager (in every tree); announce the recent messages to it."""
         self.lazy.pop(peer, None)
         self.eager[peer] = None
+        for eager, lazy in self._trees.values():
+            lazy.pop(peer, None)
+            eager[peer] = None
         out: list[Action] = []
         cfg = self.config
         oldest = now - cfg.announce_window
         keep = self.forward_filter
-        for mid, (payload, hops, _sender, at) in reversed(self._seen.items()):
+        for mid, (payload, hops, _sender, at, _origin) in reversed(self._seen.items()):
             if at < oldest or len(out) >= cfg.announce_limit:
                 break
             if keep is None or keep(mid, payload, peer):
@@ -165,6 +193,9 @@ class Plumtree:
         """Forget a neighbour, and its announcements of missing messages."""
         self.eager.pop(peer, None)
         self.lazy.pop(peer, None)
+        for eager, lazy in self._trees.values():
+            eager.pop(peer, None)
+            lazy.pop(peer, None)
         for mid in [m for m, a in self._missing.items() if any(p == peer for p, _ in a)]:
             remaining = [(p, h) for p, h in self._missing[mid] if p != peer]
             if remaining:
@@ -182,35 +213,49 @@ class Plumtree:
     def missing_count(self) -> int:
         return len(self._missing)
 
+    def tree(self, origin: str) -> tuple[list[str], list[str]]:
+        """Eager and lazy neighbours used for ``origin``'s messages (its tree or the default)."""
+        eager, lazy = self._sets(origin)
+        return list(eager), list(lazy)
+
+    @property
+    def origin_trees(self) -> list[str]:
+        """Origins with a tree of their own, least recently used first."""
+        return list(self._trees)
+
     # --- message handlers ---------------------------------------------------
 
     def _on_gossip(self, peer: str, message: Gossip, now: float, out: list[Action]) -> None:
         mid = message.message_id
+        origin = message.origin
         if mid in self._seen:
             # A duplicate: the link to its sender is redundant in the tree.
-            if peer in self.eager and not self.config.flood:
-                del self.eager[peer]
-                self.lazy[peer] = None
-                out.append(Send(peer=peer, message=_PRUNE))
+            eager, lazy = self._sets(origin)
+            if peer in eager and not self.config.flood:
+                del eager[peer]
+                lazy[peer] = None
+                out.append(Send(peer=peer, message=Prune(origin=origin) if origin else _PRUNE))
             return
         announcers = self._missing.pop(mid, None)
         hops = message.hops
-        self._remember(mid, message.payload, hops, peer, now)
+        sets = self._track(origin)
+        self._remember(mid, message.payload, hops, peer, now, origin)
         out.append(Deliver(message_id=mid, payload=message.payload, sender=peer, hops=hops))
-        if peer in self.lazy:
-            del self.lazy[peer]
-            self.eager[peer] = None
-        self._push(mid, message.payload, hops + 1, peer, out)
-        if announcers and self.config.optimization_threshold:
+        eager, lazy = sets
+        if peer in lazy:
+            del lazy[peer]
+            eager[peer] = None
+        self._push(mid, message.payload, hops + 1, peer, origin, sets, out)
+        if announcers:
             best, best_hops = min(announcers, key=_by_hops)
-            self._optimize(peer, hops, best, best_hops, out)
+            self._optimize(origin, peer, hops, best, best_hops, out)
 
     def _on_ihave(self, peer: str, message: IHave, now: float, out: list[Action]) -> None:
         mid = message.message_id
         seen = self._seen.get(mid)
         if seen is not None:
-            if self.config.optimization_threshold and seen[2] is not None:
-                self._optimize(seen[2], seen[1], peer, message.hops, out)
+            if seen[2] is not None:
+                self._optimize(seen[4], seen[2], seen[1], peer, message.hops, out)
             return
         announcers = self._missing.get(mid)
         if announcers is None:
@@ -223,51 +268,92 @@ class Plumtree:
             announcers.append((peer, message.hops))
 
     def _on_graft(self, peer: str, message: Graft, now: float, out: list[Action]) -> None:
-        if peer in self.lazy:
-            del self.lazy[peer]
-            self.eager[peer] = None
         cached = self._seen.get(message.message_id) if message.message_id else None
+        origin = cached[4] if cached is not None else message.origin
+        eager, lazy = self._sets(origin)
+        if peer in lazy:
+            del lazy[peer]
+            eager[peer] = None
         if cached is not None:
-            payload, hops, _sender, _at = cached
+            payload, hops, _sender, _at, _origin = cached
             out.append(Send(peer=peer, message=Gossip(message_id=message.message_id,
-                                                      hops=hops + 1, payload=payload)))
+                                                      hops=hops + 1, payload=payload,
+                                                      origin=origin)))
 
     def _on_prune(self, peer: str, message: Prune, now: float, out: list[Action]) -> None:
-        if peer in self.eager:
-            del self.eager[peer]
-            self.lazy[peer] = None
+        eager, lazy = self._sets(message.origin)
+        if peer in eager:
+            del eager[peer]
+            lazy[peer] = None
 
     # --- helpers ------------------------------------------------------------
 
-    def _optimize(self, parent: str, hops: int, announcer: str, announced_hops: int,
-                  out: list[Action]) -> None:
+    def _optimize(self, origin: str, parent: str, hops: int, announcer: str,
+                  announced_hops: int, out: list[Action]) -> None:
         """Swap the eager link to ``parent`` for a lazy one that is enough hops shorter."""
-        if (announced_hops + self.config.optimization_threshold <= hops
-                and parent in self.eager and announcer in self.lazy):
-            del self.lazy[announcer]
-            self.eager[announcer] = None
-            out.append(Send(peer=announcer, message=_TREE_GRAFT))
-            del self.eager[parent]
-            self.lazy[parent] = None
-            out.append(Send(peer=parent, message=_PRUNE))
+        eager, lazy = self._sets(origin)
+        threshold = self.config.optimization_threshold
+        if (threshold and announced_hops + threshold <= hops
+                and parent in eager and announcer in lazy):
+            del lazy[announcer]
+            eager[announcer] = None
+            out.append(Send(peer=announcer, message=Graft(message_id=b"", origin=origin)))
+            del eager[parent]
+            lazy[parent] = None
+            out.append(Send(peer=parent, message=Prune(origin=origin) if origin else _PRUNE))
+
+    def _sets(self, origin: str) -> _Sets:
+        """The eager and lazy sets used for ``origin``'s messages."""
+        tree = self._trees.get(origin) if origin else None
+        return (self.eager, self.lazy) if tree is None else tree
+
+    def _track(self, origin: str) -> _Sets:
+        """The sets for a message of ``origin`` being delivered.
+
+        An origin's first message uses the default sets; its second starts a
+        tree of its own, in which all neighbours are eager.
+        """
+        trees = self._trees
+        tree = trees.get(origin) if origin else None
+        if tree is not None:
+            trees.move_to_end(origin)
+            return tree
+        cfg = self.config
+        if not origin or not cfg.origin_trees or cfg.flood:
+            return self.eager, self.lazy
+        origins = self._origins
+        if origin not in origins:
+            origins[origin] = None
+            if len(origins) > cfg.origins_seen:
+                origins.popitem(last=False)
+            return self.eager, self.lazy
+        del origins[origin]
+        # Every neighbour starts eager in the new tree, as in a new node: this
+        # message floods and its duplicates prune the tree to the fastest paths.
+        tree = ({**self.eager, **self.lazy}, {})
+        trees[origin] = tree
+        if len(trees) > cfg.origin_trees:
+            trees.popitem(last=False)
+        return tree
 
     def _remember(self, mid: bytes, payload: bytes, hops: int, sender: str | None,
-                  now: float) -> None:
+                  now: float, origin: str) -> None:
         seen = self._seen
-        seen[mid] = (payload, hops, sender, now)
+        seen[mid] = (payload, hops, sender, now, origin)
         if len(seen) > self.config.seen_cache_size:
             seen.popitem(last=False)
 
-    def _push(self, mid: bytes, payload: bytes, hops: int, sender: str | None,
-              out: list[Action]) -> None:
+    def _push(self, mid: bytes, payload: bytes, hops: int, sender: str | None, origin: str,
+              sets: _Sets, out: list[Action]) -> None:
         """Eager push to eager neighbours, IHave to lazy ones, except ``sender``."""
         keep = self.forward_filter
-        gossip = Gossip(message_id=mid, hops=hops, payload=payload)
-        for peer in self.eager:
+        eager, lazy = sets
+        gossip = Gossip(message_id=mid, hops=hops, payload=payload, origin=origin)
+        for peer in eager:
             if peer != sender and (keep is None or keep(mid, payload, peer)):
                 out.append(Send(peer=peer, message=gossip))
-        if self.lazy:
+        if lazy:
             ihave = IHave(message_id=mid, hops=hops)
-            for peer in self.lazy:
+            for peer in lazy:
                 if peer != sender and (keep is None or keep(mid, payload, peer)):
                     out.append(Send(peer=peer, message=ihave))

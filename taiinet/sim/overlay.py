@@ -45,6 +45,10 @@ class OverlaySimConfig:
     #: Simulated seconds between two broadcasts (and around the crash).
     message_interval: float = 2.0
     payload_size: int = 256
+    #: Publishers: 0 sends each broadcast from a random live node; k > 0 picks
+    #: k publishers at the first broadcast and sends each broadcast from a
+    #: random live one of them (new ones are picked if all crashed).
+    sources: int = 0
     link: LinkModel = field(default_factory=LinkModel)
     overlay: OverlayConfig = field(default_factory=OverlayConfig)
     #: Encode and decode every message through the protobuf codec (slower).
@@ -57,6 +61,8 @@ class OverlaySimConfig:
             raise LocalProtocolError("--fail must be in [0, 1)")
         if self.messages < 0:
             raise LocalProtocolError("--messages must be >= 0")
+        if not 0 <= self.sources <= self.nodes:
+            raise LocalProtocolError("--sources must be in [0, nodes]")
         if self.payload_size < 0:
             raise LocalProtocolError("payload size must be >= 0")
 
@@ -72,6 +78,9 @@ class MessageResult:
     live: int
     payloads: int
     ihaves: int
+    #: Broadcasts sent so far by this message's origin, this one included
+    #: (2: the message that builds the origin's own tree).
+    origin_rank: int = 1
 
     def as_json(self) -> dict[str, object]:
         return {"index": self.index, "after_failure": self.after_failure,
@@ -138,6 +147,7 @@ class OverlaySimulation:
         }
         self.joined: list[str] = []
         self.live: list[str] = list(self.ids)
+        self.publishers: list[str] = []
         self._index: dict[bytes, int] = {}
         count = config.messages
         self._delivered = [0] * count
@@ -145,6 +155,8 @@ class OverlaySimulation:
         self._payloads = [0] * count
         self._ihaves = [0] * count
         self._ldh = [0] * count
+        self._origin_rank = [1] * count
+        self._sent_by: dict[str, int] = {}
         self._control = 0
         self._after_failure_from = count // 2
         self._component_at_failure = 1.0
@@ -202,7 +214,16 @@ class OverlaySimulation:
         self.joined.append(node)
 
     def _broadcast(self, index: int) -> None:
-        origin = self.live[self.rng.randrange(len(self.live))]
+        sources = self.config.sources
+        if sources:
+            crashed = self.network.crashed
+            self.publishers = [p for p in self.publishers if p not in crashed]
+            if not self.publishers:
+                self.publishers = self.rng.sample(self.live, min(sources, len(self.live)))
+            origin = self.publishers[self.rng.randrange(len(self.publishers))]
+        else:
+            origin = self.live[self.rng.randrange(len(self.live))]
+        self._sent_by[origin] = self._origin_rank[index] = self._sent_by.get(origin, 0) + 1
         mid = b"m%d" % index
         self._index[mid] = index
         self._live_at_send[index] = len(self.live)
@@ -288,7 +309,8 @@ class OverlaySimulation:
             results.append(MessageResult(
                 index=index, after_failure=index >= self._after_failure_from,
                 reliability=delivered / live if live else 0.0, rmr=rmr, ldh=self._ldh[index],
-                delivered=delivered, live=live, payloads=payloads, ihaves=self._ihaves[index]))
+                delivered=delivered, live=live, payloads=payloads, ihaves=self._ihaves[index],
+                origin_rank=self._origin_rank[index]))
         return OverlaySimResult(
             config=self.config, messages=results, live_nodes=len(self.live),
             component_at_failure=self._component_at_failure,

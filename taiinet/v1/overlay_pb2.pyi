@@ -47,14 +47,16 @@ class OverlayMessage(_message.Message):
         peers: _containers.RepeatedScalarFieldContainer[str]
         def __init__(self, peers: _Optional[_Iterable[str]] = ...) -> None: ...
     class Gossip(_message.Message):
-        __slots__ = ("message_id", "hops", "payload")
+        __slots__ = ("message_id", "hops", "payload", "origin")
         MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
         HOPS_FIELD_NUMBER: _ClassVar[int]
         PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+        ORIGIN_FIELD_NUMBER: _ClassVar[int]
         message_id: bytes
         hops: int
         payload: bytes
-        def __init__(self, message_id: _Optional[bytes] = ..., hops: _Optional[int] = ..., payload: _Optional[bytes] = ...) -> None: ...
+        origin: str
+        def __init__(self, message_id: _Optional[bytes] = ..., hops: _Optional[int] = ..., payload: _Optional[bytes] = ..., origin: _Optional[str] = ...) -> None: ...
     class IHave(_message.Message):
         __slots__ = ("message_id", "hops")
         MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -63,13 +65,17 @@ class OverlayMessage(_message.Message):
         hops: int
         def __init__(self, message_id: _Optional[bytes] = ..., hops: _Optional[int] = ...) -> None: ...
     class Graft(_message.Message):
-        __slots__ = ("message_id",)
+        __slots__ = ("message_id", "origin")
         MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+        ORIGIN_FIELD_NUMBER: _ClassVar[int]
         message_id: bytes
-        def __init__(self, message_id: _Optional[bytes] = ...) -> None: ...
+        origin: str
+        def __init__(self, message_id: _Optional[bytes] = ..., origin: _Optional[str] = ...) -> None: ...
     class Prune(_message.Message):
-        __slots__ = ()
-        def __init__(self) -> None: ...
+        __slots__ = ("origin",)
+        ORIGIN_FIELD_NUMBER: _ClassVar[int]
+        origin: str
+        def __init__(self, origin: _Optional[str] = ...) -> None: ...
     JOIN_FIELD_NUMBER: _ClassVar[int]
     FORWARD_JOIN_FIELD_NUMBER: _ClassVar[int]
     NEIGHBOR_FIELD_NUMBER: _ClassVar[int]
