@@ -9,8 +9,15 @@ from taiinet.errors import (
     RemoteProtocolError,
     TaiiNetError,
 )
+from taiinet.overlay.core import Overlay, OverlayConfig
+from taiinet.overlay.driver import OverlayDriver
 from taiinet.pubsub import PubsubConfig, PubsubRouter, SignedDocuments
 from taiinet.pubsub.query import InvalidQuery, Query, SubscriptionIndex
+from taiinet.signal.api import open_signaller
+from taiinet.signal.client import IncomingOffer, SignalClient, open_signal_client
+from taiinet.signal.errors import NoSignallerAvailable, PeerUnreachable, SignalError
+from taiinet.signal.records import PeerRecord
+from taiinet.sim.overlay import OverlaySimConfig, simulate_overlay
 from taiinet.transport.webrtc import InvalidSdp, open_webrtc
 from taiinet.transport.websocket import connect_websocket, open_websocket_listener
 from taiinet.wire.envelope import Envelope, InvalidEnvelope
@@ -20,18 +27,31 @@ __all__ = [
     "ConnectionClosed",
     "Envelope",
     "Identity",
+    "IncomingOffer",
     "InvalidEnvelope",
     "InvalidQuery",
     "InvalidSdp",
     "LocalProtocolError",
+    "NoSignallerAvailable",
+    "Overlay",
+    "OverlayConfig",
+    "OverlayDriver",
+    "OverlaySimConfig",
+    "PeerRecord",
+    "PeerUnreachable",
     "PubsubConfig",
     "PubsubRouter",
     "Query",
     "RemoteProtocolError",
+    "SignalClient",
+    "SignalError",
     "SignedDocuments",
     "SubscriptionIndex",
     "TaiiNetError",
     "connect_websocket",
+    "open_signal_client",
+    "open_signaller",
     "open_webrtc",
     "open_websocket_listener",
+    "simulate_overlay",
 ]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from taiinet.errors import ConnectionClosed, LocalProtocolError
 from taiinet.transport import _asyncio_bridge as bridge_module
@@ -50,11 +51,13 @@ async def raw_pair() -> AsyncIterator[tuple[BridgedDataChannel, BridgedDataChann
         yield channels
 
 
-async def wait_until(condition: Callable[[], bool]) -> None:
-    """Wait for state another thread changes (no event crosses for it); bounded."""
-    with trio.fail_after(20):
-        while not condition():
-            await trio.sleep(0.005)
+async def wait_until_stalled(progress: Callable[[], int]) -> None:
+    """Return once ``progress()`` stays put while trio is idle, three times running."""
+    stable, last = 0, -1
+    with trio.fail_after(30):
+        while stable < 3:
+            await trio.testing.wait_all_tasks_blocked(0.1)
+            stable, last = (stable + 1 if progress() == last else 0), progress()
 
 
 async def test_messages_cross_in_order_both_ways() -> None:
@@ -100,7 +103,8 @@ async def test_a_reader_that_stops_reading_stalls_the_sender() -> None:
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(sender)
-            await wait_until(lambda: a._writer_waiting)
+            await wait_until_stalled(lambda: sent)
+            assert a._writer_waiting
             assert sent < count
             assert len(b._inbox) <= RECEIVE_HIGH_WATER + 1
             assert b._inbox_bytes <= RECEIVE_HIGH_WATER_BYTES + message_size

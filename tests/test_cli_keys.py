@@ -38,3 +38,20 @@ def test_bad_paths_give_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Captu
     assert len(captured.err.strip().splitlines()) == 1
     assert captured.err.startswith(f"taiinet {argv[0]}: ")
     assert existing.read_bytes() == b"keep me"
+
+
+def test_real_command_line(tmp_path: Path) -> None:
+    """Through the interpreter, as a user runs it: no traceback on a bad path."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "k"
+    made = subprocess.run([sys.executable, "-m", "taiinet.cli", "keygen", str(path)],
+                          capture_output=True, text=True, check=True)
+    shown = subprocess.run([sys.executable, "-m", "taiinet.cli", "id", str(path)],
+                           capture_output=True, text=True, check=True)
+    assert made.stdout == shown.stdout
+    again = subprocess.run([sys.executable, "-m", "taiinet.cli", "keygen", str(path)],
+                           capture_output=True, text=True)
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert again.stderr.count("\n") == 1

@@ -130,7 +130,8 @@ def test_value_decoder_rejects_bad_input() -> None:
 
 
 def test_document_encoder_rejects_bad_documents() -> None:
-    for bad in ({1: "x"}, {"a": float("nan")}, {"a": 1 << 64}, {"a": {1, 2}}):
+    for bad in ({1: "x"}, {"a": float("nan")}, {"a": 1 << 64}, {"a": {1, 2}}, {"a": "\ud800"},
+                {"\udfff": 1}):
         with pytest.raises(InvalidDocument):
             document_to_value(bad)
     with pytest.raises(InvalidDocument):

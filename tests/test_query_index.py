@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -101,7 +102,7 @@ class IndexMachine(RuleBasedStateMachine):
 
 
 TestIndexMachine = IndexMachine.TestCase
-TestIndexMachine.settings = settings(max_examples=60, stateful_step_count=30)
+TestIndexMachine.settings = settings(max_examples=40, stateful_step_count=30)
 
 
 def test_origin_example_through_the_index() -> None:
@@ -131,3 +132,38 @@ def test_candidates_come_from_the_index() -> None:
     assert index.candidates({"a": 7, "b": 0}) == {7}
     assert index.match({"a": 7, "b": 0}) == set()
     assert index.match({"a": 7, "b": 9}) == {7}
+
+
+def test_exact_clauses_answer_without_the_matcher() -> None:
+    index = SubscriptionIndex()
+    index.add("eq", {"a": 1, "b": "x"})
+    index.add("dup-in", {"a": {"$in": [1, 1.0]}, "b": 5})
+    index.add("range", {"c": {"$gte": 1, "$lt": 3}})
+    index.add("mixed", {"a": 1, "c": {"$gt": 0}})  # the range is checked by the matcher
+    assert sum(r is None for _, r in index._direct.values()) == 3
+    assert index.match({"a": 1, "b": "x", "c": 2}) == {"eq", "range", "mixed"}
+    assert index.match({"a": 1, "b": 6, "c": 3}) == {"mixed"}
+    assert index.match({"a": 1.0, "b": 5, "c": 0}) == {"dup-in"}
+    assert index.match({"a": [1, 2], "b": ["x"], "c": [0, 5]}) == {"eq", "range", "mixed"}
+
+
+def test_regex_sets_survive_rebuilds() -> None:
+    rng = random.Random(7)
+    letters = "abc"
+    index = SubscriptionIndex()
+    model: dict[int, dict[str, Any]] = {}
+    words = ["".join(rng.choice(letters) for _ in range(4)) for _ in range(50)]
+    for step in range(300):
+        sub_id = rng.randrange(60)
+        if rng.random() < 0.3:
+            index.remove(sub_id)
+            model.pop(sub_id, None)
+        else:
+            pattern = "".join(rng.choice(letters) for _ in range(2))
+            query = {"w": {"$regex": rng.choice([f"^{pattern}", f"{pattern}$", pattern])}}
+            index.add(sub_id, query)
+            model[sub_id] = query
+        if step % 10 == 0:
+            for word in words[:10]:
+                doc = {"w": word}
+                assert index.match(doc) == {i for i, q in model.items() if naive_match(q, doc)}

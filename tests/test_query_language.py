@@ -100,6 +100,9 @@ def test_semantics(query: dict[str, Any], doc: dict[str, Any], expected: bool) -
     ({"a": float("nan")}, "a"),
     ({"a": 1 << 70}, "a"),
     ({"a": object()}, "a"),
+    ({"a": "\ud800"}, "a"),
+    ({"\ud800": 1}, "\ud800"),
+    ({"a": {"$size": 1 << 64}}, "a.$size"),
 ])
 def test_bad_queries_name_the_offending_path(query: dict[str, Any], path: str) -> None:
     with pytest.raises(InvalidQuery) as info:

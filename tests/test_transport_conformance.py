@@ -51,3 +51,46 @@ async def test_suite_catches_unbounded_buffers() -> None:
         from taiinet.transport.testing import check_backpressure
 
         await check_backpressure(suite)
+
+
+async def test_suite_over_a_channel_with_small_messages() -> None:
+    """A channel that carries at most 1000 bytes per message (the secure layer cuts the
+    Noise messages to fit) passes the suite too."""
+    import trio
+
+    from taiinet.transport.secure import secure_channel
+
+    @asynccontextmanager
+    async def open_small(a, b, *, max_frame_size_a, max_frame_size_b):  # type: ignore[no-untyped-def]
+        channel_a, channel_b = memory_channel_pair(64)
+        channel_a.max_message_size = channel_b.max_message_size = 1000
+        result = {}
+
+        async def respond() -> None:
+            result["b"] = await secure_channel(channel_b, b, initiator=False,
+                                               max_frame_size=max_frame_size_b)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(respond)
+            result["a"] = await secure_channel(channel_a, a, initiator=True,
+                                               expected_peer_id=b.peer_id,
+                                               max_frame_size=max_frame_size_a)
+        try:
+            yield result["a"], result["b"]
+        finally:
+            await result["a"].aclose()
+            await result["b"].aclose()
+
+    await check_connection_pair(open_small, max_frame_size=200_000, backpressure_bytes=2 << 20)
+
+
+async def test_suite_catches_wrong_peer_ids() -> None:
+    @asynccontextmanager
+    async def open_swapped(a, b, *, max_frame_size_a, max_frame_size_b):  # type: ignore[no-untyped-def]
+        async with open_memory_connection_pair(b, a) as (conn_b, conn_a):
+            yield conn_b, conn_a  # a's end is really b's
+
+    from taiinet.transport.testing import check_peer_ids
+
+    with pytest.raises(ConformanceFailure, match="peer id"):
+        await check_peer_ids(Suite(open_swapped))

@@ -7,9 +7,12 @@ import random
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from taiinet import ConnectionClosed, Identity
 from taiinet.errors import LocalProtocolError
+from taiinet.transport.connection import Connection
 from taiinet.transport.errors import DialError
 from taiinet.transport.memory import MemoryNetwork, memory_channel_pair
 
@@ -149,3 +152,78 @@ async def test_cut_closes_only_the_links_between_two_nodes() -> None:
     await alice_carol.send(b"still here")
     assert await carol_alice.receive() == b"still here"
     assert [c.remote_peer_id for c in network.links(alice.peer_id)] == [carol.peer_id]
+
+
+async def test_listener_as_context_manager() -> None:
+    alice, bob = identities(2)
+    network = MemoryNetwork()
+    async with network.listen(bob) as listener:
+        conn = await network.dial(alice, bob.peer_id)
+        assert network.is_listening(bob.peer_id)
+    assert not network.is_listening(bob.peer_id)
+    with pytest.raises(ConnectionClosed):  # the unaccepted connection was closed
+        await conn.receive()
+    with pytest.raises(ConnectionClosed):
+        await listener.accept()
+
+
+operations = st.lists(st.tuples(st.sampled_from(["listen", "dial", "kill", "cut", "close"]),
+                                st.integers(0, 3), st.integers(0, 3)), max_size=25)
+
+
+@settings(max_examples=40)
+@given(operations)
+def test_network_model(ops: list[tuple[str, int, int]]) -> None:
+    """Random listen/dial/kill/cut/close sequences against a model of which links are up:
+    every link the model thinks up carries frames both ways, every other one is closed."""
+    nodes = identities(4)
+
+    async def main() -> None:
+        network = MemoryNetwork(backlog=100)
+        listeners: dict[int, object] = {}
+        links: list[tuple[int, int, Connection, Connection]] = []
+        up: list[bool] = []
+
+        for op, x, y in ops:
+            if op == "listen":
+                if x in listeners:
+                    with pytest.raises(LocalProtocolError):
+                        network.listen(nodes[x])
+                else:
+                    listeners[x] = network.listen(nodes[x])
+            elif op == "dial":
+                if y not in listeners:
+                    with pytest.raises(DialError):
+                        await network.dial(nodes[x], nodes[y].peer_id)
+                else:
+                    dialed = await network.dial(nodes[x], nodes[y].peer_id)
+                    accepted = await listeners[y].accept()  # type: ignore[attr-defined]
+                    links.append((x, y, dialed, accepted))
+                    up.append(True)
+            elif op == "kill":
+                await network.kill(nodes[x].peer_id)
+                listeners.pop(x, None)
+                for index, (a, b, _, _) in enumerate(links):
+                    if x in (a, b):
+                        up[index] = False
+            elif op == "cut":
+                await network.cut(nodes[x].peer_id, nodes[y].peer_id)
+                for index, (a, b, _, _) in enumerate(links):
+                    if {a, b} == {x, y} or (x == y == a == b):
+                        up[index] = False
+            elif op == "close" and links:
+                index = x % len(links)
+                await links[index][2 + y % 2].aclose()
+                up[index] = False
+        for (_, _, dialed, accepted), is_up in zip(links, up, strict=True):
+            if is_up:
+                await dialed.send(b"ping")
+                assert await accepted.receive() == b"ping"
+                await accepted.send(b"pong")
+                assert await dialed.receive() == b"pong"
+            else:
+                for end in (dialed, accepted):
+                    with pytest.raises(ConnectionClosed):
+                        await end.receive()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))

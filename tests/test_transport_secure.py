@@ -266,3 +266,54 @@ def test_handshake_driver_fuzz(initiator: bool, chunks: list[bytes], close: bool
                 await theirs.send_message(b"x")
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+async def test_transport_errors_close_the_link() -> None:
+    """A RemoteProtocolError raised by the channel itself closes the secure link too."""
+    from taiinet.transport.memory import memory_connection_pair
+
+    a, b = await memory_connection_pair(ALICE, BOB)
+    channel = a._channel  # type: ignore[attr-defined]
+    original = channel.receive_message
+
+    async def broken() -> bytes:
+        raise DecryptionError("the transport saw garbage")
+
+    channel.receive_message = broken
+    with pytest.raises(DecryptionError):
+        await a.receive()
+    channel.receive_message = original
+    with pytest.raises(ConnectionClosed):
+        await a.send(b"x")
+    with pytest.raises(ConnectionClosed):
+        await b.receive()
+
+
+async def test_local_close_drops_buffered_frames() -> None:
+    from taiinet.transport.memory import memory_connection_pair
+
+    a, b = await memory_connection_pair(ALICE, BOB)
+    await b.send(b"one")
+    await b.send(b"two")
+    assert await a.receive() == b"one"
+    await a.aclose()
+    with pytest.raises(ConnectionClosed):
+        await a.receive()
+
+
+async def test_receive_decoded_closes_the_link_on_undecodable_frames() -> None:
+    from taiinet.transport.memory import memory_connection_pair
+    from taiinet.v1 import frame_pb2
+    from taiinet.wire.errors import MalformedFrame
+    from taiinet.wire.framing import decode_frame
+
+    a, b = await memory_connection_pair(ALICE, BOB)
+    await a.send(frame_pb2.Frame(ping=frame_pb2.Ping(nonce=5)).SerializeToString())
+    await a.send(b"\xff\xff not a frame")
+    assert (await b.receive_decoded(decode_frame)).ping.nonce == 5
+    with pytest.raises(MalformedFrame):
+        await b.receive_decoded(decode_frame)
+    with pytest.raises(ConnectionClosed):
+        await a.receive()
+    with pytest.raises(ConnectionClosed):
+        await b.send(b"x")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 import trio
 
-from taiinet.errors import LocalProtocolError
+from taiinet.errors import ConnectionClosed, LocalProtocolError
 from taiinet.transport.connection import Connection, MessageChannel
 from taiinet.transport.errors import DialError, HandshakeError, PeerIdMismatch
 from taiinet.transport.testing import (
@@ -169,3 +172,37 @@ async def test_an_offer_with_another_data_channel_is_refused() -> None:
             await pending.connected()
         await peer.aclose()
         assert DATA_CHANNEL_LABEL == "taiinet"
+
+
+def open_sockets() -> int:
+    fds = Path("/proc/self/fd")
+    count = 0
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):
+            count += os.readlink(fd).startswith("socket:")
+    return count
+
+
+async def test_leaving_the_endpoint_closes_its_links_and_sockets() -> None:
+    before = open_sockets()
+    async with two_endpoints() as (rtc_a, rtc_b):
+        conn_a, conn_b = await connect(rtc_a, rtc_b)
+        pending_offer = await rtc_a.create_offer()  # never answered
+        assert pending_offer.sdp.startswith("v=0")
+        assert open_sockets() > before
+    # Both endpoints are gone: every socket is closed (not left to the garbage
+    # collector) and the links report the close.
+    assert open_sockets() == before
+    with pytest.raises(ConnectionClosed):
+        await conn_b.receive()
+    with pytest.raises(ConnectionClosed):
+        await conn_a.send(b"x")
+
+
+async def test_peer_connections_are_bounded() -> None:
+    async with open_webrtc(ALICE, candidate_addresses=LOOPBACK, max_peers=1) as rtc:
+        offer = await rtc.create_offer()
+        with pytest.raises(DialError, match="already holds 1"):
+            await rtc.create_offer()
+        await offer.aclose()
+        await (await rtc.create_offer()).aclose()  # the slot is free again

@@ -158,3 +158,27 @@ def test_public_key_decoder_fuzz(data: bytes) -> None:
 
 def test_key_file_error_is_a_taiinet_error() -> None:
     assert issubclass(KeyFileError, TaiiNetError)
+
+
+def peer_id_as_cid(peer_id: str) -> str:
+    import base64
+
+    cid = bytes([0x01, 0x72]) + b58decode(peer_id)
+    return "b" + base64.b32encode(cid).decode().lower().rstrip("=")
+
+
+@given(seeds)
+def test_cid_form_of_peer_ids(seed: bytes) -> None:
+    identity = Identity.from_seed(seed)
+    cid_text = peer_id_as_cid(identity.peer_id)
+    assert cid_text.startswith("bafzaa")
+    assert parse_peer_id(cid_text) == identity.peer_id
+
+
+@pytest.mark.parametrize("text", [
+    "bafzbeie5745rpv2m6tjyuugywy4d5ewrqgqqhfnf445he3omzpjbx5xqxe",  # sha256 multihash (RSA key)
+    "b", "b====", "bafzaa!", "bAFZAAIAS",
+])
+def test_malformed_cid_peer_ids(text: str) -> None:
+    with pytest.raises(InvalidPeerId):
+        parse_peer_id(text)

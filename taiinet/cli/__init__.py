@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from taiinet.errors import TaiiNetError
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("keys", "sim")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("keys", "sim", "signal")
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -1,7 +1,7 @@
 """``taiinet sim dht``: size the signallers' DHT in the simulator.
 
-Registered as a subcommand of ``taiinet sim`` through ``SIM_MODULES`` in
-``taiinet/cli/sim.py``.
+Registered by ``taiinet/cli/sim.py`` (``SIM_MODULES``): :func:`register`
+adds ``dht`` to the subparsers of ``taiinet sim``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ class BadSimArguments(TaiiNetError):
     """The simulation was asked for something impossible."""
 
 
-def add_dht_parser(sim_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sim_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``dht`` to the subparsers of ``taiinet sim``."""
     parser = sim_subparsers.add_parser(
         "dht", help="simulate the signallers' Kademlia DHT: lookup hops and success")
@@ -31,11 +31,6 @@ def add_dht_parser(sim_subparsers: argparse._SubParsersAction[argparse.ArgumentP
     parser.add_argument("--seed", type=int, default=1, help="seed of the whole run")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=run)
-
-
-def register(sim_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Called by ``taiinet sim`` (see ``SIM_MODULES`` in ``taiinet/cli/sim.py``)."""
-    add_dht_parser(sim_subparsers)
 
 
 def run(args: argparse.Namespace) -> int:

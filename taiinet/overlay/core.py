@@ -77,7 +77,9 @@ class Overlay:
 
     def handle_message(self, peer: str, message: OverlayMessage, now: float) -> list[Action]:
         """Process one message received from ``peer``."""
-        self.membership.heard_from(peer, now)
+        heard = self.membership._last_heard  # inlined heard_from: the hottest path
+        if peer in heard:
+            heard[peer] = now
         if type(message) in _BROADCAST:
             return self.broadcast_core.handle_message(peer, message, now)  # type: ignore[arg-type]
         return self._wire(self.membership.handle_message(peer, message, now), now)  # type: ignore[arg-type]

@@ -233,7 +233,10 @@ class HyParView:
             out.append(Send(peer=peer, message=_ACCEPT))
         else:
             out.append(Send(peer=peer, message=_REJECT))
-            out.append(CloseLink(peer=peer))
+            if peer not in self._pending:
+                # (With a request of ours in flight the link must stay up: the
+                # peer may accept it, and a closed link would make it drop us.)
+                out.append(CloseLink(peer=peer))
 
     def _on_neighbor_reply(self, peer: str, message: NeighborReply, out: list[Action]) -> None:
         if peer not in self._pending:

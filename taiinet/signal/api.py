@@ -12,6 +12,9 @@ from taiinet.signal.server import Signaller, SignallerConfig
 from taiinet.signal.transport import SignalTransport, default_transport
 from taiinet.wire.identity import Identity
 
+CLOSE_TIMEOUT = 5.0
+"""Seconds a signaller spends closing its links politely on exit."""
+
 
 @asynccontextmanager
 async def open_signaller(listen: str = "127.0.0.1:0", join: Sequence[str] = (),
@@ -32,4 +35,6 @@ async def open_signaller(listen: str = "127.0.0.1:0", join: Sequence[str] = (),
         try:
             yield signaller
         finally:
+            with trio.move_on_after(CLOSE_TIMEOUT):
+                await signaller.close_links()
             nursery.cancel_scope.cancel()

@@ -10,8 +10,8 @@ A node uses :func:`open_signal_client` and then only:
   ``await offer.answer(sdp)`` or ``await offer.reject(reason)``;
 * ``await client.contacts(count) -> list[PeerRecord]``: a random sample of
   live peers across the mesh;
-* ``client.home``: peer id of the current home (None while re-homing), and
-  ``await client.wait_registered()``.
+* ``client.home``: peer id of the current home (None while re-homing),
+  ``await client.wait_registered()`` and ``await client.wait_rehomed(old_home)``.
 
 The client keeps one link to a home.  When it dies the client tries the
 other signaller URLs in turn with exponential backoff and jitter, and
@@ -119,6 +119,7 @@ class SignalClient:
         self.home: str | None = None
         self.home_url: str | None = None
         self._connection: Connection | None = None
+        self._link: Connection | None = None
         self._registered = trio.Event()
         self._seq = 0
         self._sessions: dict[bytes, _Session] = {}
@@ -127,6 +128,8 @@ class SignalClient:
         self._incoming_send, self._incoming_receive = trio.open_memory_channel[IncomingOffer](
             config.incoming_queue)
         self._send_lock = trio.Lock()
+        self._closing = False
+        self._home_changed = trio.Event()
 
     @property
     def peer_id(self) -> str:
@@ -135,6 +138,14 @@ class SignalClient:
     async def wait_registered(self) -> None:
         """Wait until a home accepted our record."""
         await self._registered.wait()
+
+    async def wait_rehomed(self, previous_home: str) -> str:
+        """Wait until registered on a home other than ``previous_home``; return its id."""
+        while True:
+            await self._registered.wait()
+            if self.home is not None and self.home != previous_home:
+                return self.home
+            await self._home_changed.wait()
 
     async def send_offer(self, peer_id: str, sdp: str) -> str:
         """Relay an offer to ``peer_id``; return the SDP of its answer."""
@@ -239,6 +250,8 @@ class SignalClient:
                 for session in self._sessions.values():
                     if not session.event.is_set():
                         session.failure = "home signaller lost"
+            if self._closing:
+                return
             failures += 1
             if failures >= len(order) and all(s.event.is_set() for s in self._sessions.values()):
                 logger.warning("no signaller reachable; retrying")
@@ -246,7 +259,15 @@ class SignalClient:
                         self.config.backoff_initial * 2 ** min(failures, 16))
             await trio.sleep(delay * self.rng.uniform(0.5, 1.5))
 
+    async def aclose(self) -> None:
+        """Close the link to the home politely (the client stops re-homing only when
+        its ``async with`` ends)."""
+        link = self._link
+        if link is not None:
+            await link.aclose()
+
     async def _serve_home(self, url: str, connection: Connection) -> None:
+        self._link = connection
         await connection.send(encode_signal(Hello(role=Role.PEER, listen_url="")))
         with trio.fail_after(self.config.request_timeout):
             hello = await self._next(connection)
@@ -292,6 +313,8 @@ class SignalClient:
                 raise NoSignallerAvailable(f"{url} refused our record: {reason}")
             self._connection = connection
             self._registered.set()
+            self._home_changed.set()
+            self._home_changed = trio.Event()
             await trio.sleep(self.config.record_lifetime / 2)
 
     async def _next(self, connection: Connection) -> SignalMessage:
@@ -360,6 +383,10 @@ async def open_signal_client(identity: Identity, signallers: Sequence[str], *,
         try:
             yield client
         finally:
+            # Close the link before cancelling: a WebSocket's close handshake needs
+            # its reader task alive.
+            client._closing = True
+            await client.aclose()
             nursery.cancel_scope.cancel()
 
 

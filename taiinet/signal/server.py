@@ -21,8 +21,9 @@ side is a PEER or a SIGNALLER (and a signaller's listen URL).
 * ``GetContacts`` from a peer: a random sample of local peers plus samples
   from up to ``contacts_fanout`` random signallers of the routing table.
 
-Abuse: every link has a token-bucket rate limit and a bounded send queue (a
-link that overflows either is closed); every signed thing is verified before
+Abuse: every link has a token-bucket rate limit (past it, the link is read
+more slowly) and a bounded send queue (a link that lets it overflow is
+closed); every signed thing is verified before
 use; a link that sends anything malformed or forbidden is closed and logged,
 and the signaller goes on.
 """
@@ -154,6 +155,11 @@ class Signaller:
 
     # -- lifecycle ------------------------------------------------------------
 
+    async def close_links(self) -> None:
+        """Close every link politely (before cancelling the signaller's tasks)."""
+        for link in list(self._links.values()):
+            await link.connection.aclose()
+
     async def serve(self, listener: SignalListener, join: Sequence[str] = (), *,
                     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled: accept links, join the mesh through ``join``."""
@@ -266,12 +272,20 @@ class Signaller:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
 
-    def _take_token(self, link: _Link) -> None:
+    async def _throttle(self, link: _Link) -> None:
+        """Token bucket: past its burst a link is read at ``rate`` messages/s.
+
+        Reading slower pushes back on the sender through the transport's
+        bounded buffers, so a flooding peer slows itself down and costs the
+        signaller nothing more than its queue.
+        """
         now = trio.current_time()
         link.tokens = min(link.burst, link.tokens + (now - link.refilled) * link.rate)
         link.refilled = now
         if link.tokens < 1.0:
-            raise ProtocolViolation(f"rate limit of {link.rate}/s exceeded")
+            await trio.sleep((1.0 - link.tokens) / link.rate)
+            link.tokens = 1.0
+            link.refilled = trio.current_time()
         link.tokens -= 1.0
 
     async def _reader(self, link: _Link, ready: trio.Event | None) -> None:
@@ -298,7 +312,7 @@ class Signaller:
             ready.set()
         while True:
             message = await self._next_message(link)
-            self._take_token(link)
+            await self._throttle(link)
             if link.role is Role.SIGNALLER:
                 self._from_signaller(link, message)
             else:

@@ -12,12 +12,28 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
-from taiinet.signal.errors import NoSignallerAvailable
+import trio
+import trio_websocket
+
+from taiinet.signal.errors import NoSignallerAvailable, SignalUsageError
 from taiinet.transport.connection import Connection
+from taiinet.transport.errors import DialError
 from taiinet.transport.memory import MemoryNetwork
+from taiinet.transport.secure import secure_channel
+from taiinet.transport.websocket import (
+    RECEIVE_QUEUE_SIZE,
+    SUBPROTOCOL,
+    WEBSOCKET_MAX_MESSAGE_SIZE,
+    WebSocketChannel,
+    open_websocket_listener,
+)
 from taiinet.wire.identity import Identity
 
 MEMORY_SCHEME = "mem://"
+DIAL_TIMEOUT = 10.0
+"""Seconds to open a WebSocket and finish the Noise handshake."""
+CLOSE_TIMEOUT = 2.0
+"""Seconds a WebSocket close handshake may take before the socket is dropped."""
 
 
 class SignalListener(Protocol):
@@ -81,6 +97,69 @@ class MemorySignalTransport(SignalTransport):
             await connection.aclose()
 
 
+class WebSocketSignalTransport(SignalTransport):
+    """Secure WebSockets (``taiinet.transport.websocket``); URLs are ``ws://host:port``."""
+
+    @asynccontextmanager
+    async def listen(self, identity: Identity,
+                     address: str = "127.0.0.1:0") -> AsyncIterator[SignalListener]:
+        host, port = parse_listen_address(address)
+        async with open_websocket_listener(identity, host, port) as listener:
+            yield listener
+
+    @asynccontextmanager
+    async def dial(self, url: str, identity: Identity,
+                   expected_peer_id: str | None = None) -> AsyncIterator[Connection]:
+        """As ``connect_websocket``, but the close handshake is bounded in time.
+
+        (A shielded close that waits forever for the peer's answer hangs when
+        the dialer is cancelled, since the WebSocket's reader task is cancelled
+        too; see the report.)
+        """
+        opened = False
+        try:
+            async with trio_websocket.open_websocket_url(
+                    url, subprotocols=[SUBPROTOCOL], message_queue_size=RECEIVE_QUEUE_SIZE,
+                    max_message_size=WEBSOCKET_MAX_MESSAGE_SIZE,
+                    connect_timeout=DIAL_TIMEOUT) as ws:
+                opened = True
+                channel = _BoundedCloseChannel(ws)
+                if ws.subprotocol != SUBPROTOCOL:
+                    raise DialError(f"{url} did not agree to the {SUBPROTOCOL} subprotocol")
+                try:
+                    with trio.fail_after(DIAL_TIMEOUT):
+                        connection = await secure_channel(
+                            channel, identity, initiator=True, expected_peer_id=expected_peer_id)
+                except trio.TooSlowError:
+                    raise DialError(f"the handshake with {url} timed out") from None
+                try:
+                    yield connection
+                finally:
+                    await connection.aclose()
+        except (OSError, trio_websocket.HandshakeError, ValueError) as exc:
+            if opened:
+                raise
+            raise DialError(f"cannot open a WebSocket to {url}: {exc!r}") from None
+
+
+class _BoundedCloseChannel(WebSocketChannel):
+    async def aclose(self) -> None:
+        try:
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + CLOSE_TIMEOUT):
+                await self._ws.aclose()
+        finally:
+            self._closed.set()
+
+
+def parse_listen_address(address: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` too) -> (host, port); SignalUsageError if malformed."""
+    host, sep, port_text = address.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise SignalUsageError(f"listen address must be HOST:PORT, not {address!r}")
+    return host, int(port_text)
+
+
 def default_transport() -> SignalTransport:
     """Secure WebSockets, the transport of real signallers."""
-    raise NoSignallerAvailable("no WebSocket transport on this branch yet; pass transport=")
+    return WebSocketSignalTransport()

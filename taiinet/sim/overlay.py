@@ -39,9 +39,9 @@ class OverlaySimConfig:
     messages: int = 50
     seed: int = 0
     #: Simulated seconds between two joins.
-    join_interval: float = 0.01
+    join_interval: float = 0.002
     #: Simulated seconds between the last join and the first broadcast.
-    stabilize: float = 30.0
+    stabilize: float = 20.0
     #: Simulated seconds between two broadcasts (and around the crash).
     message_interval: float = 2.0
     payload_size: int = 256
@@ -94,8 +94,8 @@ class OverlaySimResult:
     simulated_seconds: float
 
     def summary(self) -> dict[str, object]:
-        def mean(values: list[float]) -> float:
-            return round(sum(values) / len(values), 6) if values else 0.0
+        def mean(values: list[float]) -> float | None:
+            return round(sum(values) / len(values), 6) if values else None
 
         before = [m for m in self.messages if not m.after_failure]
         after = [m for m in self.messages if m.after_failure]
@@ -124,6 +124,7 @@ class OverlaySimulation:
 
     def __init__(self, config: OverlaySimConfig) -> None:
         self.config = config
+        self._encode = config.wire_codec
         master = random.Random(config.seed)
         self.rng = random.Random(master.getrandbits(64))
         self.loop = EventLoop()
@@ -151,16 +152,16 @@ class OverlaySimulation:
     # --- driving the cores ------------------------------------------------------
 
     def _apply(self, node: str, actions: list[Action]) -> None:
-        loop = self.loop
+        send = self.network.send
         for action in actions:
             kind = type(action)
             if kind is Send:
-                message: object = action.message  # type: ignore[union-attr]
-                if self.config.wire_codec:
-                    message = codec.encode(action.message)  # type: ignore[union-attr]
-                self.network.send(node, action.peer, message)  # type: ignore[union-attr]
+                if self._encode:
+                    send(node, action.peer, codec.encode(action.message))  # type: ignore[union-attr]
+                else:
+                    send(node, action.peer, action.message)  # type: ignore[union-attr]
             elif kind is SetTimer:
-                loop.schedule(action.at, self._timer, node, action.timer)  # type: ignore[union-attr]
+                self.loop.schedule(action.at, self._timer, node, action.timer)  # type: ignore[union-attr]
             elif kind is ProbeLink:
                 self.network.probe(node, action.peer)  # type: ignore[union-attr]
             elif kind is Deliver:
@@ -172,17 +173,13 @@ class OverlaySimulation:
                         self._ldh[index] = hops
 
     def _receive(self, src: str, dst: str, message: object) -> None:
-        if self.config.wire_codec:
+        if self._encode:
             message = codec.decode(message)  # type: ignore[arg-type]
         kind = type(message)
-        if kind is Gossip:
+        if kind is Gossip or kind is IHave:
             index = self._index.get(message.message_id)  # type: ignore[attr-defined]
             if index is not None:
-                self._payloads[index] += 1
-        elif kind is IHave:
-            index = self._index.get(message.message_id)  # type: ignore[attr-defined]
-            if index is not None:
-                self._ihaves[index] += 1
+                (self._payloads if kind is Gossip else self._ihaves)[index] += 1
         elif self._index:
             self._control += 1
         msg: OverlayMessage = message  # type: ignore[assignment]
@@ -302,3 +299,7 @@ class OverlaySimulation:
 def simulate(config: OverlaySimConfig, progress: Progress | None = None) -> OverlaySimResult:
     """Run one overlay simulation scenario."""
     return OverlaySimulation(config).run(progress)
+
+
+#: The name ``taiinet`` re-exports.
+simulate_overlay = simulate

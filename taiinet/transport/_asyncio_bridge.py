@@ -61,6 +61,7 @@ from aiortc import (
 from aiortc.sdp import SessionDescription
 
 from taiinet.errors import ConnectionClosed, LocalProtocolError
+from taiinet.transport._coalesce import coalesce
 from taiinet.transport.connection import MessageChannel
 
 logger = logging.getLogger(__name__)
@@ -165,7 +166,8 @@ class AiortcBridge:
         self._thread = threading.Thread(target=self._run_loop, name="taiinet-aiortc", daemon=True)
         self._token = trio.lowlevel.current_trio_token()
         self._peers: set[BridgedPeer] = set()
-        self._closing = False
+        self._closing = False  # no new peers
+        self._loop_stopping = False  # no new calls
         self._thread_done = trio.Event()
 
     # lifecycle
@@ -188,8 +190,11 @@ class AiortcBridge:
             return
         self._closing = True
         with trio.CancelScope(shield=True):
-            for peer in list(self._peers):
-                await peer.aclose()
+            # Concurrently: each close may linger (CLOSE_LINGER) for a dead peer.
+            async with trio.open_nursery() as nursery:
+                for peer in list(self._peers):
+                    nursery.start_soon(peer.aclose)
+            self._loop_stopping = True
             done = trio.Event()
             future = asyncio.run_coroutine_threadsafe(self._shutdown_loop(), self._loop)
             future.add_done_callback(lambda _: _notify(self._token, done.set))
@@ -213,7 +218,7 @@ class AiortcBridge:
 
     async def run(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         """Run ``fn(*args)`` as a task on the loop and return its result to trio."""
-        if self._closing:
+        if self._loop_stopping:
             raise ConnectionClosed("the WebRTC endpoint is closed")
         done = trio.Event()
         future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(
@@ -406,9 +411,17 @@ class BridgedPeer:
 
 
 class BridgedDataChannel(MessageChannel):
-    """A raw ``MessageChannel`` over one aiortc data channel (unauthenticated)."""
+    """A raw ``MessageChannel`` over one aiortc data channel (unauthenticated).
+
+    With ``coalesce`` set, messages queued while aiortc was busy are joined
+    into fewer data channel messages (up to ``max_message_size``): message
+    boundaries are lost, which the secure channel allows (it reads a byte
+    stream of length-prefixed Noise messages) and which saves aiortc's large
+    per-message cost when many small frames are sent.
+    """
 
     max_message_size = MAX_DATA_CHANNEL_MESSAGE
+    coalesce = False
 
     def __init__(self, peer: BridgedPeer, channel: RTCDataChannel) -> None:
         self._peer = peer
@@ -561,13 +574,16 @@ class BridgedDataChannel(MessageChannel):
             batch = list(self._outbox)
             self._outbox.clear()
             self._flush_scheduled = False
+        handed_over = sum(len(m) for m in batch)
+        if self.coalesce and len(batch) > 1:
+            batch = coalesce(batch, self.max_message_size)
         try:
             for message in batch:
                 self._channel.send(message)
         except Exception as exc:  # InvalidStateError once the channel closed
             self._peer._set_failure(f"send failed: {type(exc).__name__}")
         with self._lock:
-            self._handed_over -= sum(len(m) for m in batch)
+            self._handed_over -= handed_over
         self._update_buffered()
 
     def _on_buffered_low(self) -> None:

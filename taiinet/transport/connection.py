@@ -25,9 +25,12 @@ silently.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
-from taiinet.errors import ConnectionClosed
+from taiinet.errors import ConnectionClosed, RemoteProtocolError
+
+T = TypeVar("T")
 
 
 class MessageChannel(abc.ABC):
@@ -88,6 +91,19 @@ class Connection(abc.ABC):
     @abc.abstractmethod
     async def aclose(self) -> None:
         """Close the link; idempotent."""
+
+    async def receive_decoded(self, decode: Callable[[bytes], T]) -> T:
+        """Receive one frame and decode it with a layer's codec.
+
+        A ``RemoteProtocolError`` from ``decode`` (e.g. ``MalformedFrame``)
+        closes this link before it propagates, as for any bad input.
+        """
+        frame = await self.receive()
+        try:
+            return decode(frame)
+        except RemoteProtocolError:
+            await self.aclose()
+            raise
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._frames()

@@ -133,6 +133,12 @@ class MemoryListener:
             except ConnectionClosed:
                 return
 
+    async def __aenter__(self) -> MemoryListener:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     async def aclose(self) -> None:
         """Stop listening; connections not yet accepted are closed."""
         self.network._forget_listener(self)

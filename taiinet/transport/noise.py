@@ -360,6 +360,13 @@ class NoiseMessageReader:
     def feed(self, data: bytes) -> list[bytes]:
         messages: list[bytes] = []
         view = memoryview(data)
+        # Fast path: whole messages at the start of ``data`` are sliced out directly.
+        while not self._buffer and len(view) >= LENGTH_PREFIX_SIZE:
+            end = LENGTH_PREFIX_SIZE + int.from_bytes(view[:LENGTH_PREFIX_SIZE], "big")
+            if end > len(view):
+                break
+            messages.append(bytes(view[LENGTH_PREFIX_SIZE:end]))
+            view = view[end:]
         while view:
             if len(self._buffer) < LENGTH_PREFIX_SIZE:
                 take = LENGTH_PREFIX_SIZE - len(self._buffer)

@@ -42,6 +42,9 @@ DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 
 async def _send_chunked(channel: MessageChannel, data: bytes) -> None:
     step = max(1, channel.max_message_size)
+    if len(data) <= step:
+        await channel.send_message(data)
+        return
     for start in range(0, len(data), step):
         await channel.send_message(data[start:start + step])
 
@@ -155,6 +158,9 @@ class SecureConnection(Connection):
                     if not closed_here:
                         self._session.end_of_stream()  # TruncatedFrame if cut mid-frame
                     raise
+                except RemoteProtocolError:  # the transport itself saw a broken peer
+                    await self._abort()
+                    raise
                 try:
                     self._received.extend(self._session.receive_data(data))
                 except RemoteProtocolError:
@@ -168,6 +174,8 @@ class SecureConnection(Connection):
             await self._channel.aclose()
 
     async def aclose(self) -> None:
+        """Close the link; frames received but not yet returned are dropped."""
+        self._received.clear()
         if self._closed:
             return
         await self._abort()

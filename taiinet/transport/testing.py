@@ -110,11 +110,6 @@ class Suite:
             last = current
 
 
-def _frame(rng: random.Random, tag: bytes, size: int) -> bytes:
-    body = rng.randbytes(max(0, size - len(tag)))
-    return (tag + body)[:size] if size >= len(tag) else rng.randbytes(size)
-
-
 async def check_peer_ids(suite: Suite) -> None:
     async with suite.pair() as (a, b):
         _expect(a.local_peer_id == suite.a.peer_id, "a.local_peer_id is not a's peer id")
@@ -128,8 +123,10 @@ async def check_peer_ids(suite: Suite) -> None:
 async def check_ordering(suite: Suite) -> None:
     """Frames of many sizes arrive whole and in order, both ways at once."""
     rng = random.Random(suite.seed)
-    sizes = [rng.choice((0, 1, 7, 100, 1000, 5000, 70000)) for _ in range(120)]
-    frames = [_frame(rng, index.to_bytes(4, "big"), max(size, 4)) if size else b""
+    sizes = [min(rng.choice((0, 4, 7, 100, 1000, 5000, 70000)), suite.max_frame_size)
+             for _ in range(120)]
+    # Each non-empty frame starts with its index, so a lost or repeated frame is named.
+    frames = [index.to_bytes(4, "big") + rng.randbytes(size - 4) if size >= 4 else b""
               for index, size in enumerate(sizes)]
     async with suite.pair() as (a, b):
         async def send_all(conn: Connection) -> None:

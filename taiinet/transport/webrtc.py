@@ -8,8 +8,9 @@ candidate in them (no trickle); this module checks them (size, line syntax,
 one ``m=application`` data channel section, ICE credentials, DTLS fingerprint,
 at least one candidate) before aiortc sees them, and any SDP aiortc refuses is
 an ``InvalidSdp`` too.  After the channel opens, the offerer runs Noise XX as
-initiator; one data channel message carries one length-prefixed Noise message
-(split only when it exceeds the channel's 65535-byte message limit).
+initiator; a data channel message carries one length-prefixed Noise message,
+or several whole ones joined when they queued up behind a busy aiortc (at most
+65537 bytes, or the peer's SDP max-message-size if smaller).
 
 ``open_webrtc`` owns one asyncio loop thread (see ``_asyncio_bridge``) and
 every peer connection made through it: leaving its ``async with`` closes them.
@@ -30,6 +31,7 @@ from taiinet.transport._asyncio_bridge import (
     DATA_CHANNEL_LABEL,
     AiortcBridge,
     BridgeConnectError,
+    BridgedDataChannel,
     BridgedPeer,
     BridgeSdpError,
     IceServerConfig,
@@ -248,6 +250,8 @@ class WebRTCEndpoint:
 
     async def _secure(self, channel: MessageChannel, *, initiator: bool,
                       expected_peer_id: str | None) -> Connection:
+        if isinstance(channel, BridgedDataChannel):
+            channel.coalesce = True  # the secure channel reads a byte stream
         try:
             with trio.fail_after(self._connect_timeout):
                 return await secure_channel(

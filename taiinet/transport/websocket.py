@@ -1,13 +1,15 @@
 """WebSocket transport: trio-websocket links upgraded with Noise XX.
 
 Framing: the client asks for the subprotocol ``taiinet.v1``; the server
-refuses (HTTP 400) a client that does not offer it.  After the upgrade every
-channel message is one binary WebSocket message; the secure channel sends one
-length-prefixed Noise message per channel message (``max_message_size`` is
-65537, a full Noise message with its 2-byte length).  A text message, or a
-message over the limit, is a protocol violation: the link is closed.
+refuses (HTTP 400) a client that does not offer it.  After the upgrade the
+channel carries binary WebSocket messages of at most 65537 bytes (a full Noise
+message with its 2-byte length); on secured links a WebSocket message holds one
+length-prefixed Noise message, or several whole ones that queued up while the
+socket was busy.  A text message, or a message over the limit, is a protocol
+violation: the link is closed.
 
-Back-pressure: ``send_message`` waits for the TCP socket, and trio-websocket
+Back-pressure: the writer task waits for the TCP socket, ``send_message``
+waits once ``SEND_BUFFER_BYTES`` are queued, and trio-websocket
 buffers at most ``RECEIVE_QUEUE_SIZE`` unread messages before it stops reading
 the socket, so a reader that falls behind slows its sender.
 
@@ -19,13 +21,15 @@ timeout) is logged and dropped; the listener goes on.
 from __future__ import annotations
 
 import logging
+import urllib.parse
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 
 import trio
 import trio_websocket
 
 from taiinet.errors import ConnectionClosed, LocalProtocolError, RemoteProtocolError
+from taiinet.transport._coalesce import coalesce
 from taiinet.transport.connection import Connection, MessageChannel
 from taiinet.transport.errors import DialError
 from taiinet.transport.secure import secure_channel
@@ -40,6 +44,12 @@ SUBPROTOCOL = "taiinet.v1"
 WEBSOCKET_MAX_MESSAGE_SIZE = 65537
 #: Unread messages trio-websocket keeps per link before it stops reading the socket.
 RECEIVE_QUEUE_SIZE = 16
+#: Bytes ``send_message`` queues for the writer task before it waits.
+SEND_BUFFER_BYTES = 256 * 1024
+#: Seconds a close waits for queued messages to be written.
+CLOSE_FLUSH_TIMEOUT = 5.0
+#: Seconds a close waits in all (flush and close handshake) before giving up.
+CLOSE_TIMEOUT = 2 * CLOSE_FLUSH_TIMEOUT
 #: Seconds the Noise handshake (and the client's HTTP upgrade) may take.
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 #: Secured connections waiting for ``accept`` before new clients wait in the handshake.
@@ -53,13 +63,32 @@ class WebSocketProtocolError(RemoteProtocolError):
 
 
 class WebSocketChannel(MessageChannel):
-    """A raw ``MessageChannel`` over one trio-websocket connection (unauthenticated)."""
+    """A raw ``MessageChannel`` over one trio-websocket connection (unauthenticated).
+
+    Given a nursery, the channel sends from a writer task of its own: ``send_message``
+    queues (at most ``SEND_BUFFER_BYTES``, then it waits) and the writer joins what
+    queued up while the socket was busy into as few WebSocket messages as possible.
+    Message boundaries are then lost, which the secure channel allows (it reads a
+    byte stream of length-prefixed Noise messages); it saves trio-websocket's
+    per-message cost when many small frames are sent.
+    """
 
     max_message_size = WEBSOCKET_MAX_MESSAGE_SIZE
 
-    def __init__(self, ws: trio_websocket.WebSocketConnection) -> None:
+    def __init__(self, ws: trio_websocket.WebSocketConnection,
+                 writer_nursery: trio.Nursery | None = None) -> None:
         self._ws = ws
         self._closed = trio.Event()
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._wake = trio.Event()
+        self._space = trio.Event()
+        self._flushed = trio.Event()
+        self._flushed.set()
+        self._send_failed = False
+        self._coalescing = writer_nursery is not None
+        if writer_nursery is not None:
+            writer_nursery.start_soon(self._writer)
 
     async def send_message(self, data: bytes) -> None:
         if len(data) > self.max_message_size:
@@ -67,11 +96,43 @@ class WebSocketChannel(MessageChannel):
                 f"message of {len(data)} bytes exceeds the WebSocket limit "
                 f"of {self.max_message_size}"
             )
+        if not self._coalescing:
+            await self._send_now(bytes(data))
+            return
+        await trio.lowlevel.checkpoint()
+        while self._pending_bytes >= SEND_BUFFER_BYTES and not self._send_failed:
+            self._space = trio.Event() if self._space.is_set() else self._space
+            await self._space.wait()
+        if self._send_failed or self._closed.is_set():
+            raise ConnectionClosed("the WebSocket is closed")
+        self._pending.append(bytes(data))
+        self._pending_bytes += len(data)
+        self._flushed = trio.Event() if self._flushed.is_set() else self._flushed
+        self._wake.set()
+
+    async def _send_now(self, data: bytes) -> None:
         try:
-            await self._ws.send_message(bytes(data))
+            await self._ws.send_message(data)
         except trio_websocket.ConnectionClosed:
             self._closed.set()
             raise ConnectionClosed("the WebSocket is closed") from None
+
+    async def _writer(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                batch, self._pending, self._pending_bytes = self._pending, [], 0
+                self._space.set()
+                for message in coalesce(batch, self.max_message_size):
+                    await self._send_now(message)
+                if not self._pending:
+                    self._flushed.set()
+        except ConnectionClosed:
+            self._send_failed = True
+            self._pending, self._pending_bytes = [], 0
+            self._space.set()
+            self._flushed.set()
 
     async def receive_message(self) -> bytes:
         try:
@@ -86,10 +147,17 @@ class WebSocketChannel(MessageChannel):
 
     async def aclose(self) -> None:
         try:
-            with trio.CancelScope(shield=True):
+            # Shielded so a cancelled owner still closes cleanly, but bounded: if the
+            # peer (or trio-websocket's reader, cancelled with our owner) never
+            # completes the close handshake, we give up rather than hang.
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + CLOSE_TIMEOUT):
+                with trio.move_on_after(CLOSE_FLUSH_TIMEOUT):
+                    await self._flushed.wait()  # what was sent before the close goes first
                 await self._ws.aclose()
         finally:
             self._closed.set()
+            self._send_failed = True
+            self._space.set()
 
     async def wait_closed(self) -> None:
         """Return once this side closed the channel or saw it closed."""
@@ -164,22 +232,26 @@ async def open_websocket_listener(
         try:
             ws = await request.accept(subprotocol=SUBPROTOCOL)
             remote = ws.remote
-            channel = WebSocketChannel(ws)
-            try:
-                with trio.fail_after(handshake_timeout):
-                    connection = await secure_channel(
-                        channel, identity, initiator=False, max_frame_size=max_frame_size
-                    )
-            except (RemoteProtocolError, ConnectionClosed, trio.TooSlowError) as exc:
-                logger.info("dropping a WebSocket client %s: %r", remote, exc)
-                await channel.aclose()
-                return
-            try:
-                await send.send(connection)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                await connection.aclose()
-                return
-            await channel.wait_closed()
+            async with trio.open_nursery() as writer_nursery:
+                channel = WebSocketChannel(ws, writer_nursery)
+                try:
+                    with trio.fail_after(handshake_timeout):
+                        connection = await secure_channel(
+                            channel, identity, initiator=False, max_frame_size=max_frame_size
+                        )
+                except (RemoteProtocolError, ConnectionClosed, trio.TooSlowError) as exc:
+                    logger.info("dropping a WebSocket client %s: %r", remote, exc)
+                    await channel.aclose()
+                    writer_nursery.cancel_scope.cancel()
+                    return
+                try:
+                    await send.send(connection)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    await connection.aclose()
+                    writer_nursery.cancel_scope.cancel()
+                    return
+                await channel.wait_closed()
+                writer_nursery.cancel_scope.cancel()
         finally:
             active -= 1
 
@@ -202,6 +274,43 @@ async def open_websocket_listener(
 
 
 @asynccontextmanager
+async def _single_error_nursery() -> AsyncIterator[trio.Nursery]:
+    """A nursery that raises a lone error as itself, not inside an ExceptionGroup.
+
+    The nursery only runs trio-websocket's reader task; callers (and the code in
+    their ``async with`` body) expect ``DialError``, ``HandshakeError`` and their
+    own exceptions unwrapped.
+    """
+    try:
+        async with trio.open_nursery() as nursery:
+            yield nursery
+    except BaseExceptionGroup as group:
+        leaves = _leaves(group)
+        if len(leaves) == 1:
+            raise leaves[0] from None
+        raise
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
+def _parse_url(url: str) -> tuple[str, int, str]:
+    """Split ``ws://host:port/path`` into host, port and resource."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "ws" or not parts.hostname:
+        raise DialError(f"not a ws:// URL: {url!r}")
+    try:
+        port = parts.port or 80
+    except ValueError:
+        raise DialError(f"bad port in {url!r}") from None
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.hostname, port, resource
+
+
+@asynccontextmanager
 async def connect_websocket(
     url: str,
     identity: Identity,
@@ -212,34 +321,50 @@ async def connect_websocket(
 ) -> AsyncIterator[Connection]:
     """Dial ``url`` (``ws://host:port``), run Noise XX, yield the secured connection.
 
-    Raises ``DialError`` when nobody answers or the server refuses the
-    upgrade, and a ``HandshakeError`` (``PeerIdMismatch`` when the server is
-    not ``expected_peer_id``) when the handshake fails.
+    Raises ``DialError`` when nobody answers, the server refuses the upgrade
+    or the handshake times out, and a ``HandshakeError`` (``PeerIdMismatch``
+    when the server is not ``expected_peer_id``) when the handshake fails.
+    The TCP stream is opened and closed here, not by trio-websocket, so it is
+    closed whichever side ends the link.
     """
-    async with AsyncExitStack() as stack:
-        try:
-            ws = await stack.enter_async_context(trio_websocket.open_websocket_url(
-                url,
-                subprotocols=[SUBPROTOCOL],
-                message_queue_size=RECEIVE_QUEUE_SIZE,
-                max_message_size=WEBSOCKET_MAX_MESSAGE_SIZE,
-                connect_timeout=handshake_timeout,
-            ))
-        except (OSError, trio_websocket.HandshakeError, ValueError) as exc:
-            raise DialError(f"cannot open a WebSocket to {url}: {exc!r}") from None
-        channel = WebSocketChannel(ws)
-        if ws.subprotocol != SUBPROTOCOL:
-            await channel.aclose()
-            raise DialError(f"{url} did not agree to the {SUBPROTOCOL} subprotocol")
-        try:
-            with trio.fail_after(handshake_timeout):
-                connection = await secure_channel(
-                    channel, identity, initiator=True, expected_peer_id=expected_peer_id,
-                    max_frame_size=max_frame_size,
-                )
-        except trio.TooSlowError:
-            raise DialError(f"the handshake with {url} timed out") from None
-        try:
-            yield connection
-        finally:
-            await connection.aclose()
+    host, port, resource = _parse_url(url)
+    host_header = host if port == 80 else f"{host}:{port}"
+    try:
+        with trio.fail_after(handshake_timeout):
+            stream = await trio.open_tcp_stream(host, port)
+    except (OSError, trio.TooSlowError) as exc:
+        raise DialError(f"cannot reach {url}: {exc!r}") from None
+    try:
+        async with _single_error_nursery() as nursery:
+            try:
+                with trio.fail_after(handshake_timeout):
+                    ws = await trio_websocket.wrap_client_stream(
+                        nursery, stream, host_header, resource,
+                        subprotocols=[SUBPROTOCOL],
+                        message_queue_size=RECEIVE_QUEUE_SIZE,
+                        max_message_size=WEBSOCKET_MAX_MESSAGE_SIZE,
+                    )
+            except (OSError, trio_websocket.HandshakeError, trio.TooSlowError) as exc:
+                raise DialError(f"cannot open a WebSocket to {url}: {exc!r}") from None
+            channel = WebSocketChannel(ws, nursery)
+            try:
+                if ws.subprotocol != SUBPROTOCOL:
+                    raise DialError(f"{url} did not agree to the {SUBPROTOCOL} subprotocol")
+                try:
+                    with trio.fail_after(handshake_timeout):
+                        connection = await secure_channel(
+                            channel, identity, initiator=True,
+                            expected_peer_id=expected_peer_id, max_frame_size=max_frame_size,
+                        )
+                except trio.TooSlowError:
+                    raise DialError(f"the handshake with {url} timed out") from None
+                try:
+                    yield connection
+                finally:
+                    await connection.aclose()
+            finally:
+                await channel.aclose()
+                nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await stream.aclose()

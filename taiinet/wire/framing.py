@@ -104,6 +104,18 @@ class FrameDecoder:
         frames: list[bytes] = []
         view = memoryview(data)
         try:
+            # Fast path: whole frames at the start of ``data`` are sliced out directly.
+            while self._expected is None and not self._buffer and view:
+                try:
+                    length, start = decode_uvarint(view)
+                except TruncatedFrame:
+                    break  # a prefix cut short: the slow path buffers it
+                self._check_length(length)
+                if start + length > len(view):
+                    self._expected, view = length, view[start:]
+                    break
+                frames.append(bytes(view[start:start + length]))
+                view = view[start + length:]
             while view:
                 if self._expected is None:
                     view = self._read_prefix(view)
@@ -130,13 +142,15 @@ class FrameDecoder:
             if not self._buffer[-1] & 0x80 or len(self._buffer) >= MAX_UVARINT_BYTES:
                 length, _ = decode_uvarint(self._buffer)
                 self._buffer.clear()
-                if length > self.max_frame_size:
-                    raise FrameTooLarge(
-                        f"peer announced a frame of {length} bytes; the maximum is "
-                        f"{self.max_frame_size}")
+                self._check_length(length)
                 self._expected = length
                 return view
         return view
+
+    def _check_length(self, length: int) -> None:
+        if length > self.max_frame_size:
+            raise FrameTooLarge(f"peer announced a frame of {length} bytes; the maximum is "
+                                f"{self.max_frame_size}")
 
     def end_of_stream(self) -> None:
         """Call at the end of the stream: ``TruncatedFrame`` if it ended inside a frame."""

@@ -13,8 +13,10 @@ written with mode 0600.  Byte layouts and vectors: docs/protocol.md.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import os
-from pathlib import Path
 
 import nacl.exceptions
 import nacl.signing
@@ -30,6 +32,8 @@ _PUBLIC_KEY_PROTO_SIZE = 36
 #: multihash code, multihash length, then the protobuf PublicKey header (type 1, 32 data bytes).
 _PEER_ID_PREFIX = bytes([IDENTITY_MULTIHASH_CODE, _PUBLIC_KEY_PROTO_SIZE, 0x08, 0x01, 0x12, 0x20])
 PEER_ID_BYTES_SIZE = len(_PEER_ID_PREFIX) + codec.ED25519_PUBLIC_KEY_SIZE
+#: CIDv1 prefix of a peer id in CID form: version 1, multicodec libp2p-key (0x72).
+_CID_PREFIX = bytes([0x01, 0x72])
 #: A key file larger than this is not a key file (a canonical one has 68 bytes).
 MAX_KEY_FILE_SIZE = 4096
 #: Peer id text longer than this is rejected before decoding (a valid one has 52 characters).
@@ -53,13 +57,28 @@ def public_key_from_peer_id_bytes(data: bytes) -> bytes:
     return data[len(_PEER_ID_PREFIX):]
 
 
+def _decode_cid(text: str) -> bytes:
+    """The multihash inside a CIDv1 peer id in base32 (``bafz...``); ``ValueError`` if not one."""
+    body = text[1:].upper()
+    if body != body.rstrip("=") or not body.isascii():
+        raise ValueError("a CIDv1 peer id is unpadded base32")
+    cid = base64.b32decode(body + "=" * (-len(body) % 8))
+    if cid[:len(_CID_PREFIX)] != _CID_PREFIX:
+        raise ValueError("not a CIDv1 with the libp2p-key codec")
+    return cid[len(_CID_PREFIX):]
+
+
 def public_key_from_peer_id(peer_id: str) -> bytes:
-    """The raw 32-byte Ed25519 key embedded in a peer id; ``InvalidPeerId`` if malformed."""
+    """The raw 32-byte Ed25519 key embedded in a peer id; ``InvalidPeerId`` if malformed.
+
+    Accepts the base58btc form (``12D3KooW...``) and, as the libp2p spec asks,
+    the CIDv1 form in base32 (``bafz...``).
+    """
     if not isinstance(peer_id, str) or len(peer_id) > MAX_PEER_ID_TEXT:
         raise InvalidPeerId("a peer id is a short base58btc string")
     try:
-        data = b58decode(peer_id)
-    except ValueError as exc:
+        data = _decode_cid(peer_id) if peer_id.startswith("b") else b58decode(peer_id)
+    except (ValueError, binascii.Error) as exc:
         raise InvalidPeerId(f"peer id {peer_id[:60]!r}: {exc}") from None
     try:
         return public_key_from_peer_id_bytes(data)
@@ -70,7 +89,7 @@ def public_key_from_peer_id(peer_id: str) -> bytes:
 
 
 def parse_peer_id(text: str) -> str:
-    """Validate a peer id and return it in canonical form; ``InvalidPeerId`` if malformed."""
+    """Validate a peer id and return its canonical (base58btc) form; ``InvalidPeerId`` if not."""
     return peer_id_from_public_key(public_key_from_peer_id(text))
 
 
@@ -151,9 +170,8 @@ class Identity:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the key file with mode 0600; refuse to overwrite an existing file."""
         name = os.fspath(path)
-        target = Path(path)
         try:
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             raise KeyFileError(f"{name!r} exists; refusing to overwrite it") from None
         except OSError as exc:
@@ -162,7 +180,11 @@ class Identity:
             os.fchmod(fd, 0o600)  # the umask may have removed bits, never added; be exact
             with os.fdopen(fd, "wb") as file:
                 file.write(self.private_key_bytes())
+                file.flush()
+                os.fsync(file.fileno())
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(name)  # never leave a half-written key behind
             raise KeyFileError(f"cannot write key file {name!r}: {exc.strerror}") from None
 
     @property

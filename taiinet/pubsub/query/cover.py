@@ -1,3 +1,4 @@
+# taiinet: sans-io core
 """Covering and summarising queries, for interest tables that must stay small.
 
 ``covers(a, b)`` is a sound, incomplete test of containment: when it answers
@@ -17,10 +18,12 @@ flattened, with the rules
 ``summarize(queries, max_filters)`` returns at most ``max_filters`` queries
 whose union covers every input.  It drops inputs covered by others, then
 merges queries of the same shape (same paths and operators), then of the same
-paths, then of the same first path, and finally everything; two queries merge
-into the conjunction of their pairwise widened common conditions (equalities
-become ``$in``, ranges take the looser bound, otherwise ``$exists``), which is
-the match-all query ``{}`` when they share nothing.
+paths, then of the same first path, and finally everything; two conjunctions
+merge into the conjunction of their pairwise widened common conditions
+(equalities become ``$in``, ranges take the looser bound, otherwise
+``$exists``), which is the match-all query ``{}`` when they share nothing; an
+``$or`` merges with anything into an ``$or`` of at most ``MAX_OR_BRANCHES``
+branches, themselves summarised the same way.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ from taiinet.pubsub.query.values import BOOL, BYTES, NUMBER, STRING, type_class,
 
 #: Most values a widened ``$in`` may hold before it becomes ``$exists``.
 MAX_MERGED_IN = 64
+#: Most branches of an ``$or`` made by merging queries.
+MAX_OR_BRANCHES = 8
 #: Above this many queries, ``summarize`` skips the quadratic removal of covered ones.
 MAX_PAIRWISE = 512
 
@@ -99,7 +104,8 @@ def covers(a: Query | Filter, b: Query | Filter) -> bool:
 
 
 def _same(a: Any, b: Any) -> bool:
-    return bool(node_key(a) == node_key(b))
+    # Dataclass equality is coarser (1 == True) but cheap: check it first.
+    return a is b or (a == b and bool(node_key(a) == node_key(b)))
 
 
 def _covers(a: Filter, b: Filter) -> bool:
@@ -225,17 +231,30 @@ def _widen_ops(x: Op, y: Op) -> Op | None:
     return None
 
 
+def _branches(node: Filter) -> tuple[Filter, ...]:
+    return node.children if isinstance(node, Or) else (node,)
+
+
 def _keep(kept: list[Filter], node: Filter) -> None:
     if not any(_same(node, k) for k in kept):
         kept.append(node)
 
 
 def widen(a: Filter, b: Filter) -> Filter:
-    """A filter that covers both ``a`` and ``b`` (normal forms), as narrow as cheaply found."""
+    """A filter that covers both ``a`` and ``b`` (normal forms), as narrow as cheaply found.
+
+    An ``$or`` and anything become one ``$or`` of their branches, summarised to
+    at most ``MAX_OR_BRANCHES``; two conjunctions become the conjunction of
+    their widened common conditions.
+    """
     if _covers(a, b):
         return a
     if _covers(b, a):
         return b
+    if isinstance(a, Or) or isinstance(b, Or):
+        branches = [*_branches(a), *_branches(b)]
+        merged = _summarize(branches, MAX_OR_BRANCHES)
+        return merged[0] if len(merged) == 1 else Or(children=tuple(merged))
     kept: list[Filter] = []
     for x in _atoms(a):
         for y in _atoms(b):
@@ -295,7 +314,12 @@ def summarize(queries: Iterable[Query | Filter], max_filters: int) -> list[Query
     """At most ``max_filters`` queries whose union covers every input query."""
     if max_filters < 1:
         raise LocalProtocolError("max_filters must be at least 1")
-    filters = _drop_covered([normalize(q.ast if isinstance(q, Query) else q) for q in queries])
+    filters = [normalize(q.ast if isinstance(q, Query) else q) for q in queries]
+    return [Query.from_ast(f) for f in _summarize(filters, max_filters)]
+
+
+def _summarize(filters: list[Filter], max_filters: int) -> list[Filter]:
+    filters = _drop_covered(filters)
     keys: list[Callable[[Filter], Hashable]] = [_shape, _paths, _first_path, _whole]
     for key in keys:
         if len(filters) <= max_filters:
@@ -319,4 +343,4 @@ def summarize(queries: Iterable[Query | Filter], max_filters: int) -> list[Query
         filters = _drop_covered(merged)
     if len(filters) > max_filters:  # cannot happen after the last key; kept as a guard
         filters = [MATCH_ALL]
-    return [Query.from_ast(f) for f in filters]
+    return filters

@@ -1,29 +1,38 @@
+# taiinet: sans-io core
 """``SubscriptionIndex``: which of many subscriptions does a document match?
 
 Theory of operation (a counting algorithm after Fabret et al., SIGMOD 2001, and
-Carzaniga's SIENA forwarding tables).  Each query is reduced to a *necessary
-condition*: a small disjunction of *clauses*, each a conjunction of elementary
-predicates that can be looked up from a document's values —
+Carzaniga's SIENA forwarding tables).  Each query is planned into a few
+*clauses*, each a conjunction of elementary predicates that can be looked up
+from a document's values, kept in per-path tables:
 
-- equality ``path == v`` (from ``$eq``, ``$in``, ``$all`` on scalars), kept in a
-  hash table per path, value -> clauses;
-- bounds ``path > v`` / ``path < v`` (with or without equality, from the range
-  operators), kept per path and type class in arrays sorted by bound, so the
-  bounds a value satisfies are one prefix (lower bounds) or suffix (upper
-  bounds) found by bisection.
+- equality ``path == v`` (from ``$eq``, ``$in``, ``$all`` on scalars): a hash
+  table value -> clauses;
+- bounds ``path > v`` / ``path < v`` per type class, in arrays sorted by bound,
+  so the bounds a value satisfies are one prefix or suffix found by bisection;
+- number intervals (a finite lower and upper bound at one path), bucketed by
+  width class and sorted by lower bound, so only intervals near the value are
+  looked at;
+- regexes, all patterns of a path searched at once by one ``re2.Set``.
+
+A clause indexes its equalities if it has some (selective and cheap), else its
+regexes, else its bounds and intervals.  A top-level ``$or`` is split into its
+branches.  A branch that is a conjunction gets a *direct* clause, one
+predicate per exactable condition, plus a *residual* matcher for the rest;
+other shapes get *necessary* clauses (one of which every match satisfies).
 
 For a document, every indexed path is resolved once; each value found counts
 one hit for every clause whose predicate it satisfies.  A clause whose hits
-reach its number of predicates makes its subscription a *candidate*, and only
-candidates (plus the few queries with no indexable predicate, such as a lone
-``$regex`` or ``$nor``) are run through their compiled matcher.  Clauses with
-one predicate skip the counting.  A clause keeps only its equality predicates
-when it has some (they are selective and cheap) and its bounds otherwise.
+reach its number of predicates is a *candidate*.  When its paths each held one
+value, a direct clause's hits are exactly its indexed conditions, so only its
+residual is checked; any other candidate is checked with its ``$or`` branch or
+its whole compiled query.  Queries with nothing indexable (a lone ``$ne``,
+``$nor``, ``$exists``) are checked on every document.
 
 Departures: the paper counts over shared predicates; here predicates are not
 shared between subscriptions, which keeps removal trivial at the cost of some
-memory.  Over-counting (an array holding two values of one ``$in``) only adds
-candidates, never loses a match, because candidates are always verified.
+memory.  Over-counting (an array holding two values of one ``$in``) can only
+make extra candidates, which the matcher then rejects: it never loses a match.
 """
 
 from __future__ import annotations
@@ -38,8 +47,9 @@ from typing import Any
 import re2
 
 from taiinet.errors import LocalProtocolError
-from taiinet.pubsub.query.matcher import Matcher, resolve
-from taiinet.pubsub.query.nodes import All, And, Compare, Field, Filter, In, Or, Regex
+from taiinet.pubsub.query.cover import normalize
+from taiinet.pubsub.query.matcher import Matcher, compile_filter, resolve
+from taiinet.pubsub.query.nodes import All, And, Compare, Field, Filter, In, Op, Or, Regex
 from taiinet.pubsub.query.parser import regex_searcher, regex_source
 from taiinet.pubsub.query.query import Query
 from taiinet.pubsub.query.values import BOOL, BYTES, NULL, NUMBER, STRING, type_class
@@ -117,7 +127,7 @@ def _field_preds(node: Field) -> list[_Pred]:
         elif isinstance(op, In) and not op.negate:
             keys = [_scalar_key(v) for v in op.values]
             if all(k is not None for k in keys):
-                eqs.append(_Eq(node.path, tuple(keys)))
+                eqs.append(_Eq(node.path, tuple(dict.fromkeys(keys))))  # 1 and 1.0 once
         elif isinstance(op, Regex):
             eqs.append(_Re(node.path, regex_source(op.pattern, op.options)))
         elif isinstance(op, All) and op.values:
@@ -187,6 +197,98 @@ def _access(clause: _Clause) -> _Clause:
     return tuple(out)
 
 
+def _exactable(op: Op) -> bool:
+    """Operators whose one predicate, hit by a path holding one value, is the operator."""
+    if isinstance(op, Compare):
+        return op.op != "ne" and _scalar_key(op.value) is not None
+    if isinstance(op, In):
+        return (not op.negate and bool(op.values)
+                and all(_scalar_key(v) is not None for v in op.values))
+    return isinstance(op, Regex)
+
+
+def _covered(pred: _Pred, access: _Clause) -> bool:
+    if pred in access:
+        return True
+    return isinstance(pred, _Bound) and any(
+        isinstance(a, _Interval) and a.path == pred.path
+        and (a.low if pred.lower else a.high) == pred.key for a in access)
+
+
+def _direct(node: Filter) -> tuple[_Clause, Filter | None] | None:
+    """A clause of one predicate per exactable conjunct of ``node``, and the residual:
+    the conjuncts its indexed predicates do not decide (None when there are none).
+
+    When every indexed path of a document holds one value, the clause is hit
+    exactly when those conjuncts hold, so ``node`` matches iff the residual does.
+    """
+    atoms = node.children if isinstance(node, And) else (node,)
+    preds: list[_Pred] = []
+    owners: list[Filter] = []
+    residual: list[Filter] = []
+    for atom in atoms:
+        if isinstance(atom, Field) and len(atom.ops) == 1 and _exactable(atom.ops[0]):
+            (pred,) = _field_preds(atom)
+            preds.append(pred)
+            owners.append(atom)
+        else:
+            residual.append(atom)
+    if not preds:
+        return None
+    clause = tuple(preds)
+    access = _access(clause)
+    residual += [atom for pred, atom in zip(preds, owners, strict=True)
+                 if not _covered(pred, access)]
+    if not residual:
+        return clause, None
+    return clause, residual[0] if len(residual) == 1 else And(children=tuple(residual))
+
+
+@dataclass(frozen=True, slots=True)
+class _PlanEntry:
+    clause: _Clause
+    branch: Filter | None      # the top-level $or branch it stands for; None: the whole query
+    direct: bool               # hits decide the indexed conjuncts (see _direct)
+    residual: Filter | None    # what remains to check for a direct clause
+
+
+def plan(node: Filter) -> list[_PlanEntry] | None:
+    """The clauses to index for a query; ``None`` when it must be checked on every document.
+
+    A top-level ``$or`` is split: each branch gets its own clauses and, when a
+    clause is hit, only that branch is checked, not the whole query.  A branch
+    (or the whole query) that is a conjunction with exactable conditions gets a
+    *direct* clause; otherwise its necessary clauses.
+    """
+    node = normalize(node)
+    is_or = isinstance(node, Or)
+    branches = node.children if isinstance(node, Or) else (node,)
+    entries: list[_PlanEntry] = []
+    for branch in branches:
+        owner = branch if is_or else None
+        direct = _direct(branch)
+        if direct is not None and not _prefer_necessary(branch, direct[0]):
+            entries.append(_PlanEntry(direct[0], owner, True, direct[1]))
+            continue
+        clauses = necessary_clauses(branch)
+        if clauses is None:
+            return None
+        entries += [_PlanEntry(c, owner, False, None) for c in clauses]
+    return entries if len(entries) <= MAX_CLAUSES else None
+
+
+def _prefer_necessary(branch: Filter, clause: _Clause) -> bool:
+    """A direct clause of bounds only is weak when nested ``$or``s offer equalities."""
+    if any(isinstance(p, _Eq | _Re) for p in _access(clause)):
+        return False
+    atoms = branch.children if isinstance(branch, And) else (branch,)
+    if all(isinstance(a, Field) for a in atoms):
+        return False
+    clauses = necessary_clauses(branch)
+    return bool(clauses) and all(any(isinstance(p, _Eq | _Re) for p in _access(c))
+                                 for c in clauses or ())
+
+
 def _width_class(low: Any, high: Any) -> int:
     """``e`` with ``high - low < 2 ** e`` (so a stabbing window of ``2 ** (e + 1)`` is safe)."""
     width = high - low
@@ -230,7 +332,10 @@ class _IntervalTable:
         top_low = (largest, 1)
         bottom_high = (smallest, 0)
         for e, (los, entries) in self.classes.items():
-            start = bisect_left(los, smallest - 2.0 ** (e + 1))
+            try:
+                start = bisect_left(los, smallest - 2.0 ** (e + 1))
+            except OverflowError:  # an integer beyond floats, in a local document
+                start = 0
             stop = bisect_right(los, largest)
             for low, high, clause in entries[start:stop]:
                 if low < top_low and high > bottom_high:
@@ -257,7 +362,7 @@ class _RegexTable:
         self.dead: set[int] = set()
 
     def __len__(self) -> int:
-        return len(self.ids) + len(self.pending) - len(self.dead)
+        return len(self.ids) - len(self.dead)
 
     def add(self, source: str, clause: int) -> None:
         self.sources.append(source)
@@ -365,6 +470,10 @@ class SubscriptionIndex:
         self._clause_sub: dict[int, Hashable] = {}
         self._clause_need: dict[int, int] = {}
         self._clause_preds: dict[int, _Clause] = {}
+        # direct clauses (see _direct) -> (their indexed paths, residual matcher or None)
+        self._direct: dict[int, tuple[frozenset[str], Matcher | None]] = {}
+        # clauses of a top-level $or branch -> the branch's matcher
+        self._clause_check: dict[int, Matcher] = {}
         self._next_clause = 0
 
     def __len__(self) -> int:
@@ -387,16 +496,21 @@ class SubscriptionIndex:
             self.remove(sub_id)
         elif len(self._subs) >= self.max_subscriptions:
             raise IndexFull(f"the index holds {self.max_subscriptions} subscriptions")
-        clauses = necessary_clauses(q.ast)
+        entries = plan(q.ast)
         sub = _Subscription(q, [])
         self._subs[sub_id] = sub
-        if clauses is None or any(not c for c in clauses):
+        if entries is None or any(not entry.clause for entry in entries):
             self._always[sub_id] = q.matches
             return
-        for clause in clauses:
+        for entry in entries:
             cid = self._next_clause
             self._next_clause += 1
-            preds = _access(clause)
+            preds = _access(entry.clause)
+            if entry.direct:
+                residual = compile_filter(entry.residual) if entry.residual is not None else None
+                self._direct[cid] = (frozenset(p.path for p in preds), residual)
+            if entry.branch is not None:
+                self._clause_check[cid] = compile_filter(entry.branch)
             sub.clauses.append(cid)
             self._clause_sub[cid] = sub_id
             self._clause_need[cid] = len(preds)
@@ -415,6 +529,8 @@ class SubscriptionIndex:
                 self._unregister(pred, cid)
             del self._clause_sub[cid]
             del self._clause_need[cid]
+            self._direct.pop(cid, None)
+            self._clause_check.pop(cid, None)
 
     def _register(self, pred: _Pred, cid: int) -> None:
         index = self._paths.get(pred.path)
@@ -464,14 +580,17 @@ class SubscriptionIndex:
         if not index.size:
             del self._paths[pred.path]
 
-    def candidates(self, document: Any) -> set[Hashable]:
-        """Ids that may match: a superset of ``match(document)``."""
+    def _hits(self, document: Any) -> tuple[Counter[int], set[str]]:
+        """Predicate hits per clause, and the indexed paths that held several values."""
         hits: Counter[int] = Counter()
         update = hits.update
-        for index in self._paths.values():
+        several: set[str] = set()
+        for path, index in self._paths.items():
             values = resolve(document, index.parts)
             if not values:
                 continue
+            if len(values) > 1 or isinstance(values[0], list):
+                several.add(path)
             eq, lower, upper = index.eq, index.lower, index.upper
             numbers: list[Any] = []
             strings: list[str] = []
@@ -501,6 +620,11 @@ class SubscriptionIndex:
             if strings and index.regexes is not None:
                 for text in strings:
                     update(index.regexes.search(text))
+        return hits, several
+
+    def candidates(self, document: Any) -> set[Hashable]:
+        """Ids that may match: a superset of ``match(document)``."""
+        hits, _ = self._hits(document)
         need = self._clause_need
         subs = self._clause_sub
         found = {subs[cid] for cid, n in hits.items() if n >= need[cid]}
@@ -508,6 +632,35 @@ class SubscriptionIndex:
         return found
 
     def match(self, document: Any) -> set[Hashable]:
-        """Ids of the subscriptions whose query matches ``document``."""
+        """Ids of the subscriptions whose query matches ``document``.
+
+        A hit direct clause whose indexed paths each held one value in the
+        document needs only its residual checked; other hit clauses are checked
+        with their ``$or`` branch, or their whole query.
+        """
+        hits, several = self._hits(document)
+        need = self._clause_need
+        clause_sub = self._clause_sub
         subs = self._subs
-        return {s for s in self.candidates(document) if subs[s].query.matches(document)}
+        sure: set[Hashable] = set()
+        maybe: set[Hashable] = set(self._always)
+        direct = self._direct
+        checks = self._clause_check
+        for cid in [cid for cid, n in hits.items() if n >= need[cid]]:
+            sub_id = clause_sub[cid]
+            if sub_id in sure:
+                continue
+            plan_ = direct.get(cid)
+            if plan_ is not None and (not several or plan_[0].isdisjoint(several)):
+                residual = plan_[1]
+                if residual is None or residual(document):
+                    sure.add(sub_id)
+                continue
+            check = checks.get(cid)
+            if check is None:
+                maybe.add(sub_id)
+            elif check(document):
+                sure.add(sub_id)
+        maybe -= sure
+        sure.update(s for s in maybe if subs[s].query.matches(document))
+        return sure

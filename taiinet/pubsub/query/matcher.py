@@ -1,3 +1,4 @@
+# taiinet: sans-io core
 """Compile a filter into a Python closure that tests one document.
 
 Theory of operation.  A dotted path resolves to the list of values it reaches
@@ -13,6 +14,7 @@ missing field; ``$eq: null`` holds for a missing field.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from taiinet.pubsub.query.nodes import (
@@ -33,13 +35,25 @@ from taiinet.pubsub.query.nodes import (
     Size,
 )
 from taiinet.pubsub.query.parser import regex_searcher
-from taiinet.pubsub.query.values import BYTES, LIST, MAP, NUMBER, STRING, type_class, value_key
+from taiinet.pubsub.query.values import (
+    BOOL,
+    BYTES,
+    LIST,
+    MAP,
+    NULL,
+    NUMBER,
+    STRING,
+    type_class,
+    value_key,
+)
 
 Matcher = Callable[[Any], bool]
 ValuesTest = Callable[[list[Any]], bool]
 ValueTest = Callable[[Any], bool]
 
 _NUMBERS = (int, float)
+#: Paths whose resolver functions are kept for reuse.
+RESOLVER_CACHE = 4096
 
 
 def resolve(document: Any, parts: tuple[str, ...]) -> list[Any]:
@@ -67,8 +81,9 @@ def _resolve(value: Any, parts: tuple[str, ...], i: int, out: list[Any]) -> None
                 _resolve(element, parts, i, out)
 
 
+@lru_cache(maxsize=RESOLVER_CACHE)
 def resolver(path: str) -> Callable[[Any], list[Any]]:
-    """A fast ``resolve`` for one path."""
+    """A fast ``resolve`` for one path (shared by every query on that path)."""
     parts = tuple(path.split("."))
     if len(parts) == 1:
         key = parts[0]
@@ -127,18 +142,24 @@ def any_value(test: ValueTest) -> ValuesTest:
     return check
 
 
+_SCALAR_CLASSES = {type(None): NULL, bool: BOOL, int: NUMBER, float: NUMBER, str: STRING,
+                   bytes: BYTES}
+
+
 def in_test(values: tuple[Any, ...]) -> ValueTest:
-    scalars = set()
+    scalars: set[Any] = set()
     others: list[ValueTest] = []
     for v in values:
         if isinstance(v, tuple) or hasattr(v, "keys"):
             others.append(equal_test(v))
         else:
-            scalars.add(value_key(v))
+            scalars.add((_SCALAR_CLASSES[type(v)], v))
+    classes = _SCALAR_CLASSES
 
     def test(x: Any) -> bool:
-        if not isinstance(x, list | dict) and value_key(x) in scalars:
-            return True
+        cls = classes.get(type(x))
+        if cls is not None:
+            return (cls, x) in scalars
         return any(t(x) for t in others)
 
     return test
@@ -242,10 +263,12 @@ def value_test(op: Op) -> ValueTest | None:
 
 def _compile_field(node: Field) -> Matcher:
     get = resolver(node.path)
-    general_test = compile_ops(node.ops)
+    compiled: list[ValuesTest] = []  # the general test, compiled on first use
 
     def general(document: Any) -> bool:
-        return general_test(get(document))
+        if not compiled:
+            compiled.append(compile_ops(node.ops))
+        return compiled[0](get(document))
 
     tests = [value_test(op) for op in node.ops]
     if any(t is None for t in tests):

@@ -1,3 +1,4 @@
+# taiinet: sans-io core
 """The typed, immutable AST of a query.
 
 A ``Filter`` is a boolean combination (``And``/``Or``/``Nor``) of ``Field``

@@ -1,3 +1,4 @@
+# taiinet: sans-io core
 """Parse a JSON-like query into the AST, and print the AST back as JSON.
 
 ``to_json(parse(q))`` is a canonical form of ``q`` (every operator explicit,
@@ -8,6 +9,7 @@ error is an ``InvalidQuery`` naming the path of the offending part.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 import re2
@@ -32,10 +34,12 @@ from taiinet.pubsub.query.nodes import (
     Regex,
     Size,
 )
-from taiinet.pubsub.query.values import check_value, freeze, thaw
+from taiinet.pubsub.query.values import INT64_MAX, check_value, freeze, is_utf8, thaw
 
 LOGICAL = ("$and", "$or", "$nor")
 REGEX_OPTIONS = frozenset("ims")
+#: Compiled patterns kept for reuse.
+REGEX_CACHE = 4096
 
 
 def compile_regex(pattern: str, options: str) -> Any:
@@ -52,11 +56,13 @@ def regex_source(pattern: str, options: str) -> str:
     return f"(?{flags}){pattern}" if flags else pattern
 
 
+@lru_cache(maxsize=REGEX_CACHE)
 def regex_searcher(pattern: str, options: str) -> Callable[[str], bool]:
     """``text -> bool``: does the pattern occur in the text.
 
     A one-pattern ``re2.Set`` answers a yes/no search an order of magnitude
     faster than ``re2.compile(...).search``, which builds a match object.
+    Searchers are cached, so identical patterns of many subscriptions share one.
     """
     opts = re2.Options()
     opts.log_errors = False
@@ -89,6 +95,8 @@ class _Parser:
     def string(self, where: str, s: str) -> None:
         if len(s) > self.limits.max_string:
             raise InvalidQuery(where, f"string longer than {self.limits.max_string}")
+        if not is_utf8(s):
+            raise InvalidQuery(where, "string is not valid Unicode (lone surrogate)")
 
     def literal(self, where: str, value: Any, depth: int) -> Any:
         problem = check_value(value, max_depth=self.limits.max_depth - depth + 1,
@@ -176,8 +184,9 @@ class _Parser:
         if bare == "regex":
             return self.regex(operand, siblings.get("$options", ""), where)
         if bare == "size":
-            if isinstance(operand, bool) or not isinstance(operand, int) or operand < 0:
-                raise InvalidQuery(where, "$size takes a non-negative integer")
+            if (isinstance(operand, bool) or not isinstance(operand, int)
+                    or not 0 <= operand <= INT64_MAX):
+                raise InvalidQuery(where, "$size takes a non-negative 64-bit integer")
             return Size(size=operand)
         if bare == "elemMatch":
             if not isinstance(operand, Mapping) or not operand:
@@ -196,6 +205,7 @@ class _Parser:
     def regex(self, pattern: Any, options: Any, where: str) -> Regex:
         if not isinstance(pattern, str):
             raise InvalidQuery(where, "$regex takes a string")
+        self.string(where, pattern)
         if len(pattern) > self.limits.max_regex:
             raise InvalidQuery(where, f"pattern longer than {self.limits.max_regex}")
         if not isinstance(options, str) or not set(options) <= REGEX_OPTIONS:

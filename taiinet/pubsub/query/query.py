@@ -1,3 +1,4 @@
+# taiinet: sans-io core
 """``Query``: a parsed, validated, compiled query."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# taiinet: sans-io core
 """The document model: JSON-like Python values, their equality and their order.
 
 A document is ``None``, ``bool``, ``int`` (64-bit), ``float`` (not NaN),
@@ -114,6 +115,17 @@ def thaw(value: Any) -> Any:
     return value
 
 
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` encodes to UTF-8 (has no lone surrogates), as protobuf needs."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_value(value: Any, *, max_depth: int, max_nodes: int, max_string: int | None = None
                 ) -> str | None:
     """Why ``value`` is not a document within the limits, or ``None`` when it is."""
@@ -136,6 +148,8 @@ def check_value(value: Any, *, max_depth: int, max_nodes: int, max_string: int |
         if isinstance(v, str | bytes):
             if max_string is not None and len(v) > max_string:
                 return f"string longer than {max_string}"
+            if isinstance(v, str) and not is_utf8(v):
+                return "string is not valid Unicode (lone surrogate)"
             return None
         if isinstance(v, list | tuple):
             for item in v:
@@ -149,6 +163,8 @@ def check_value(value: Any, *, max_depth: int, max_nodes: int, max_string: int |
                     return f"map key {k!r} is not a string"
                 if max_string is not None and len(k) > max_string:
                     return f"map key longer than {max_string}"
+                if not is_utf8(k):
+                    return "map key is not valid Unicode (lone surrogate)"
                 problem = walk(item, depth + 1)
                 if problem:
                     return problem

@@ -1,0 +1,279 @@
+"""The trio driver of the overlay core: runs ``Overlay`` over ``Connection``s.
+
+Theory of operation
+-------------------
+One ``Overlay`` core; every input is fed to it synchronously (trio is
+cooperative, so no lock is needed) and its actions are carried out at once:
+
+* ``Send``: the frame goes into the peer's bounded send queue; a task per
+  peer dials it first if there is no connection (with the injected ``dial``)
+  and then writes the queue out.  A dial failure, a closed connection or a
+  full queue (a peer too slow to keep up) is reported to the core as
+  ``handle_link_down``.
+* ``CloseLink``: the peer's queue is flushed and its connections closed.
+* ``ProbeLink``: a ``Ping`` frame is queued; a dead link fails the write (or
+  has already ended its reader) and is reported down.
+* ``SetTimer``: kept in a heap served by one timer task.
+* ``Deliver``: put on the bounded ``deliveries`` channel; if the application
+  lags ``delivery_buffer`` messages behind, further deliveries are dropped and
+  counted in ``dropped_deliveries`` (the overlay never blocks on a reader).
+
+Incoming connections are handed over with ``add_connection`` (or ``serve``
+on a listener).  Two peers may dial each other at once: both connections are
+kept, frames are read from both and sent on the newest; the link is down when
+the last one closes.  Frames of other layers are passed to ``other_frames``
+if given, else ignored.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import random
+from collections.abc import AsyncIterable, Awaitable, Callable
+from dataclasses import dataclass
+
+import trio
+
+from taiinet.errors import TaiiNetError
+from taiinet.overlay import codec
+from taiinet.overlay.actions import (
+    Action,
+    CloseLink,
+    Deliver,
+    ProbeLink,
+    Send,
+    SetTimer,
+    Timer,
+)
+from taiinet.overlay.core import Overlay, OverlayConfig
+from taiinet.overlay.plumtree import ForwardFilter
+from taiinet.transport.connection import Connection
+from taiinet.v1 import frame_pb2
+
+log = logging.getLogger(__name__)
+
+Dial = Callable[[str], Awaitable[Connection]]
+OtherFrame = Callable[[str, bytes], None]
+
+#: Frames queued per peer before the link is declared too slow and dropped.
+DEFAULT_SEND_QUEUE = 256
+#: Deliveries buffered for the application.
+DEFAULT_DELIVERY_BUFFER = 1024
+
+_PING = frame_pb2.Frame(ping=frame_pb2.Ping(nonce=0)).SerializeToString()
+
+
+@dataclass(slots=True)
+class _Link:
+    peer: str
+    send: trio.MemorySendChannel[bytes | None]
+    receive: trio.MemoryReceiveChannel[bytes | None]
+    connections: list[Connection]
+    closing: bool = False
+
+
+class OverlayDriver:
+    """Runs one node's overlay; start ``run`` in a nursery (``await nursery.start``)."""
+
+    def __init__(self, peer_id: str, dial: Dial, *, rng: random.Random | None = None,
+                 config: OverlayConfig | None = None,
+                 forward_filter: ForwardFilter | None = None,
+                 other_frames: OtherFrame | None = None,
+                 send_queue: int = DEFAULT_SEND_QUEUE,
+                 delivery_buffer: int = DEFAULT_DELIVERY_BUFFER) -> None:
+        self.peer_id = peer_id
+        self.core = Overlay(peer_id, rng or random.Random(), config, forward_filter)
+        self._dial = dial
+        self._other_frames = other_frames
+        self._send_queue = send_queue
+        self._links: dict[str, _Link] = {}
+        self._timers: list[tuple[float, int, Timer]] = []
+        self._timer_seq = 0
+        self._timer_changed = trio.Event()
+        self._deliver_send, self.deliveries = trio.open_memory_channel[Deliver](delivery_buffer)
+        self.dropped_deliveries = 0
+        self._nursery: trio.Nursery | None = None
+
+    # --- public API ------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled; every link is closed on the way out."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self._apply(self.core.start(trio.current_time()))
+                nursery.start_soon(self._timer_task)
+                task_status.started()
+        finally:
+            self._nursery = None
+            with trio.CancelScope(shield=True):
+                for link in list(self._links.values()):
+                    for connection in link.connections:
+                        await connection.aclose()
+            self._deliver_send.close()
+
+    def join(self, contact: str) -> None:
+        """Enter the overlay through ``contact`` (dialed at once)."""
+        self._apply(self.core.join(contact, trio.current_time()))
+
+    def broadcast(self, message_id: bytes, payload: bytes) -> None:
+        """Broadcast to the overlay; the local ``Deliver`` appears on ``deliveries`` too."""
+        self._apply(self.core.broadcast(message_id, payload, trio.current_time()))
+
+    def add_connection(self, connection: Connection) -> None:
+        """Take an incoming (or otherwise opened) connection into the overlay."""
+        peer = connection.remote_peer_id
+        link = self._links.get(peer)
+        if link is None:
+            link = self._new_link(peer)
+        link.connections.append(connection)
+        self._spawn(self._reader, link, connection)
+
+    async def serve(self, listener: AsyncIterable[Connection]) -> None:
+        """Add every connection a listener accepts (run it as a task)."""
+        async for connection in listener:
+            self.add_connection(connection)
+
+    @property
+    def neighbors(self) -> list[str]:
+        return list(self.core.active_view)
+
+    # --- actions -------------------------------------------------------------------
+
+    def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                self._enqueue(action.peer, codec.encode_frame(action.message))
+            elif isinstance(action, SetTimer):
+                self._timer_seq += 1
+                heapq.heappush(self._timers, (action.at, self._timer_seq, action.timer))
+                self._timer_changed.set()
+            elif isinstance(action, Deliver):
+                try:
+                    self._deliver_send.send_nowait(action)
+                except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                    self.dropped_deliveries += 1
+            elif isinstance(action, CloseLink):
+                link = self._links.get(action.peer)
+                if link is not None:
+                    self._close_link(link)
+            elif isinstance(action, ProbeLink):
+                if action.peer in self._links:
+                    self._enqueue(action.peer, _PING)
+                else:
+                    self._link_down(action.peer)
+
+    def _enqueue(self, peer: str, frame: bytes) -> None:
+        link = self._links.get(peer)
+        if link is None or link.closing:
+            if link is not None:
+                del self._links[peer]  # the closing one finishes on its own
+            link = self._new_link(peer)
+        try:
+            link.send.send_nowait(frame)
+        except trio.WouldBlock:
+            log.warning("overlay: %s is too slow, dropping its link", peer)
+            self._drop(link)
+
+    def _new_link(self, peer: str) -> _Link:
+        send, receive = trio.open_memory_channel[bytes | None](self._send_queue)
+        link = _Link(peer=peer, send=send, receive=receive, connections=[])
+        self._links[peer] = link
+        self._spawn(self._sender, link)
+        return link
+
+    def _close_link(self, link: _Link) -> None:
+        """Flush and close: the sender closes the connections after the queue."""
+        if not link.closing:
+            link.closing = True
+            with_none = link.send
+            try:
+                with_none.send_nowait(None)
+            except trio.WouldBlock:
+                self._drop(link)
+
+    def _drop(self, link: _Link, report: bool = True) -> None:
+        """Forget a link now and close its connections; report it down to the core."""
+        if self._links.get(link.peer) is link:
+            del self._links[link.peer]
+        link.closing = True
+        link.send.close()
+        for connection in link.connections:
+            self._spawn(connection.aclose)
+        if report:
+            self._link_down(link.peer)
+
+    def _link_down(self, peer: str) -> None:
+        self._apply(self.core.handle_link_down(peer, trio.current_time()))
+
+    def _spawn(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(fn, *args)
+
+    # --- tasks ------------------------------------------------------------------------
+
+    async def _sender(self, link: _Link) -> None:
+        async with link.receive:
+            async for frame in link.receive:
+                if frame is None:
+                    break
+                if not link.connections:
+                    try:
+                        connection = await self._dial(link.peer)
+                    except (TaiiNetError, OSError, trio.TooSlowError) as exc:
+                        log.info("overlay: cannot reach %s: %s", link.peer, exc)
+                        self._drop_if_current(link)
+                        return
+                    link.connections.append(connection)
+                    self._spawn(self._reader, link, connection)
+                try:
+                    await link.connections[-1].send(frame)
+                except TaiiNetError as exc:
+                    log.info("overlay: link to %s failed: %s", link.peer, exc)
+                    self._drop_if_current(link)
+                    return
+        # Closed on purpose (CloseLink): flush done, close the connections.
+        if self._links.get(link.peer) is link:
+            del self._links[link.peer]
+        for connection in link.connections:
+            await connection.aclose()
+
+    def _drop_if_current(self, link: _Link) -> None:
+        self._drop(link, report=self._links.get(link.peer) is link and not link.closing)
+
+    async def _reader(self, link: _Link, connection: Connection) -> None:
+        peer = link.peer
+        try:
+            async for data in connection:
+                try:
+                    message = codec.decode_frame(data)
+                except TaiiNetError as exc:
+                    log.warning("overlay: %s broke the protocol: %s", peer, exc)
+                    break
+                if message is None:
+                    if self._other_frames is not None:
+                        self._other_frames(peer, data)
+                    continue
+                self._apply(self.core.handle_message(peer, message, trio.current_time()))
+        except TaiiNetError as exc:
+            log.info("overlay: link from %s ended: %s", peer, exc)
+        finally:
+            with trio.CancelScope(shield=True):
+                await connection.aclose()
+        if connection in link.connections:
+            link.connections.remove(connection)
+        if not link.connections and self._links.get(peer) is link and not link.closing:
+            self._drop(link)
+
+    async def _timer_task(self) -> None:
+        while True:
+            now = trio.current_time()
+            while self._timers and self._timers[0][0] <= now:
+                _at, _seq, timer = heapq.heappop(self._timers)
+                self._apply(self.core.handle_timer(timer, now))
+            self._timer_changed = trio.Event()
+            deadline = self._timers[0][0] if self._timers else trio.current_time() + 3600
+            with trio.move_on_at(deadline):
+                await self._timer_changed.wait()
+

@@ -1,0 +1,95 @@
+"""The overlay at 500 nodes in the simulator: the targets of the 10,000-node runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from taiinet.cli import main
+from taiinet.overlay.config import PlumtreeConfig
+from taiinet.overlay.core import OverlayConfig
+from taiinet.sim.overlay import MessageResult, OverlaySimConfig, simulate
+
+
+def after(messages: list[MessageResult]) -> list[MessageResult]:
+    return [m for m in messages if m.after_failure]
+
+
+def test_stable_overlay_delivers_everything_along_a_tree() -> None:
+    result = simulate(OverlaySimConfig(nodes=500, messages=8, seed=3))
+    assert [m.reliability for m in result.messages] == [1.0] * 8
+    assert result.messages[0].rmr > 1.0  # the first broadcast floods and builds the tree
+    assert all(m.rmr <= 0.1 for m in result.messages[2:])
+    # A shared tree from random sources: about twice the flooding depth (see docs).
+    assert all(m.ldh <= 2 * result.messages[0].ldh + 2 for m in result.messages)
+    assert result.component_at_end == 1.0
+
+
+def test_half_of_the_nodes_crash() -> None:
+    result = simulate(OverlaySimConfig(nodes=500, messages=12, fail=0.5, seed=4))
+    assert result.live_nodes == 250
+    assert all(m.reliability == 1.0 for m in result.messages if not m.after_failure)
+    assert all(m.reliability >= 0.99 for m in after(result.messages)[2:])
+    assert result.component_at_end == 1.0
+
+
+def test_eighty_percent_of_the_nodes_crash() -> None:
+    result = simulate(OverlaySimConfig(nodes=500, messages=24, fail=0.8, seed=5))
+    assert result.live_nodes == 100
+    assert all(m.reliability >= 0.99 for m in after(result.messages)[9:])
+    assert result.component_at_end == 1.0
+
+
+def test_flooding_baseline_costs_more_than_plumtree() -> None:
+    base = OverlaySimConfig(nodes=200, messages=6, seed=6)
+    flood = simulate(OverlaySimConfig(
+        nodes=200, messages=6, seed=6,
+        overlay=OverlayConfig(broadcast=PlumtreeConfig(flood=True))))
+    tree = simulate(base)
+    assert all(m.reliability == 1.0 for m in flood.messages + tree.messages)
+    assert all(m.rmr > 1.0 for m in flood.messages)
+    tree_cost = sum(m.payloads for m in tree.messages[2:])
+    assert tree_cost * 2 < sum(m.payloads for m in flood.messages[2:])
+
+
+def test_same_seed_same_run_and_codec_changes_nothing() -> None:
+    config = OverlaySimConfig(nodes=100, messages=6, fail=0.5, seed=9)
+    first = simulate(config)
+    again = simulate(config)
+    through_wire = simulate(OverlaySimConfig(nodes=100, messages=6, fail=0.5, seed=9,
+                                             wire_codec=True))
+    other = simulate(OverlaySimConfig(nodes=100, messages=6, fail=0.5, seed=10))
+    assert first.messages == again.messages and first.summary() == again.summary()
+    assert through_wire.messages == first.messages
+    assert other.summary() != first.summary()
+
+
+def test_cli_prints_one_json_object(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["sim", "overlay", "--nodes", "120", "--messages", "4", "--fail", "0.5",
+            "--seed", "2", "--json", "--no-progress"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    report = json.loads(out)
+    assert [m["index"] for m in report["messages"]] == [0, 1, 2, 3]
+    assert [m["after_failure"] for m in report["messages"]] == [False, False, True, True]
+    assert set(report["messages"][0]) == {"index", "after_failure", "reliability", "rmr", "ldh"}
+    assert report["summary"]["live_nodes"] == 60
+    assert main(argv) == 0
+    assert capsys.readouterr().out == out  # byte for byte
+
+
+def test_cli_rejects_bad_arguments_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "overlay", "--fail", "1.5"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_cli_writes_a_plot(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "overlay.png"
+    assert main(["sim", "overlay", "--nodes", "60", "--messages", "4", "--no-progress",
+                 "--plot", str(path)]) == 0
+    assert path.read_bytes().startswith(b"\x89PNG")
+    assert "reliability" in capsys.readouterr().out
