@@ -222,3 +222,14 @@ def test_identical_documents_share_one_message_id() -> None:
     assert first[0] == again[0]
     assert len([a for a in first if isinstance(a, Deliver)]) == 1
     assert not [a for a in again if isinstance(a, Deliver)]
+
+
+def test_the_router_keeps_one_shared_tree_for_interest_to_follow() -> None:
+    """Per-origin trees would carry documents off the links interest was advertised on."""
+    from taiinet.overlay.config import PlumtreeConfig
+    from taiinet.overlay.core import OverlayConfig
+    from taiinet.pubsub.documents import UnsignedDocuments
+
+    config = OverlayConfig(broadcast=PlumtreeConfig(origin_trees=64))
+    router = PubsubRouter("a", random.Random(1), UnsignedDocuments("a"), overlay_config=config)
+    assert router.overlay.broadcast_core.config.origin_trees == 0

@@ -55,7 +55,7 @@ import hashlib
 import random
 from collections import OrderedDict
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from taiinet.overlay.actions import Deliver as OverlayDeliver
@@ -146,6 +146,19 @@ class _Document:
     at: float
 
 
+def _one_shared_tree(config: OverlayConfig | None) -> OverlayConfig:
+    """Turn off Plumtree's per-origin trees: interest flows along the shared tree.
+
+    Adverts follow the default eager links, so a document pushed along an
+    origin's own tree would meet neighbours whose interest was never
+    advertised on that link and stop short of its subscribers.
+    """
+    config = config or OverlayConfig()
+    if config.broadcast.origin_trees == 0:
+        return config
+    return replace(config, broadcast=replace(config.broadcast, origin_trees=0))
+
+
 class PubsubRouter:
     """One node's content-based router; every input returns the actions to carry out.
 
@@ -184,7 +197,7 @@ class PubsubRouter:
         self.rng = rng
         self.config = config or PubsubConfig()
         self.documents = documents
-        self.overlay = Overlay(peer_id, rng, overlay_config,
+        self.overlay = Overlay(peer_id, rng, _one_shared_tree(overlay_config),
                                self._forward if self.config.routing else None)
         self.subscriptions = SubscriptionIndex(self.config.max_subscriptions)
         self.stats = RouterStats()
