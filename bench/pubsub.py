@@ -56,7 +56,7 @@ from taiinet.wire.identity import Identity
 
 ROOT = Path(__file__).resolve().parent.parent
 ANCHOR_NAME = "pylibp2p_gossip_bench.py"
-ANCHOR_DIRS = [ROOT.parent / "shared" / "anchors", Path("/work/shared/anchors")]
+ANCHOR_DIRS = [ROOT.parent / "shared" / "anchors"]
 ANCHOR_VENV = ROOT / ".venv-anchor"
 
 
