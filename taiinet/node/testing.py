@@ -24,7 +24,8 @@ def interest_settled(nodes: Sequence[Node]) -> bool:
             other = by_id.get(peer)
             if other is None:
                 continue
-            if router.interest_of(peer) != other.driver.router.advert_for(node.peer_id):
+            known = router.interest_of(peer)
+            if known is None or set(known) != set(other.driver.router.advert_for(node.peer_id)):
                 return False
     return True
 
