@@ -97,10 +97,9 @@ async def mesh_scenario(processes: list[trio.Process], homes: list[tuple[str, st
         assert await link_ab.receive() == b"echo:hello through WebRTC"
 
         # A's home is killed; A re-homes on urls[2]; a new peer C homed on urls[3] reaches A.
+        a_home = homes[0][0]
         processes[0].kill()
-        while a.home != homes[2][0]:
-            await trio.sleep(0.05)
-        await a.wait_registered()
+        assert await a.wait_rehomed(a_home) == homes[2][0]
         a_links_send, a_links_receive = trio.open_memory_channel[Connection](4)
         nursery.start_soon(accept_one, a, rtc_a, a_links_send)
         c = await stack.enter_async_context(open_signal_client(

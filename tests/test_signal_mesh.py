@@ -58,10 +58,9 @@ async def test_offer_answer_across_five_signallers_and_failover() -> None:
         contacts = await a.contacts(8)
         assert [r.peer_id for r in contacts] == [b.peer_id]
         # A's home dies: A re-homes on sigs[2]; a new peer C on sigs[3] reaches A.
-        await network.kill(sigs[0].peer_id)
-        while a.home != sigs[2].peer_id:
-            await trio.sleep(0.05)
-        await a.wait_registered()
+        a_home = sigs[0].peer_id
+        await network.kill(a_home)
+        assert await a.wait_rehomed(a_home) == sigs[2].peer_id
         c = await stack.enter_async_context(open_signal_client(
             ident(3), [sigs[3].url], transport=transport, rng=random.Random(3)))
         await c.wait_registered()

@@ -197,3 +197,12 @@ async def test_leaving_the_endpoint_closes_its_links_and_sockets() -> None:
         await conn_b.receive()
     with pytest.raises(ConnectionClosed):
         await conn_a.send(b"x")
+
+
+async def test_peer_connections_are_bounded() -> None:
+    async with open_webrtc(ALICE, candidate_addresses=LOOPBACK, max_peers=1) as rtc:
+        offer = await rtc.create_offer()
+        with pytest.raises(DialError, match="already holds 1"):
+            await rtc.create_offer()
+        await offer.aclose()
+        await (await rtc.create_offer()).aclose()  # the slot is free again

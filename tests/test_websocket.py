@@ -9,6 +9,7 @@ import pytest
 import trio
 import trio_websocket
 
+from taiinet.transport import websocket
 from taiinet.transport.connection import Connection, MessageChannel
 from taiinet.transport.errors import DialError, PeerIdMismatch
 from taiinet.transport.testing import (
@@ -167,3 +168,27 @@ async def test_dialing_nobody_is_a_dial_error() -> None:
     with pytest.raises(DialError):
         async with connect_websocket(url, ALICE):
             pass
+
+
+async def test_cancelling_the_owner_of_a_link_does_not_hang_its_close(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cancelling the dialer cancels trio-websocket's reader too; the close must still end."""
+    monkeypatch.setattr(websocket, "CLOSE_TIMEOUT", 0.5)
+    server, client = Identity.from_seed(b"\x31" * 32), Identity.from_seed(b"\x32" * 32)
+    async with open_websocket_listener(server) as listener:
+        accepted = None
+        with trio.fail_after(3 * websocket.CLOSE_TIMEOUT):
+            async with trio.open_nursery() as nursery:
+                connected = trio.Event()
+
+                async def dial_and_wait() -> None:
+                    async with connect_websocket(listener.url, client):
+                        connected.set()
+                        await trio.sleep_forever()
+
+                nursery.start_soon(dial_and_wait)
+                accepted = await listener.accept()
+                await connected.wait()
+                nursery.cancel_scope.cancel()
+        await accepted.aclose()

@@ -10,8 +10,8 @@ A node uses :func:`open_signal_client` and then only:
   ``await offer.answer(sdp)`` or ``await offer.reject(reason)``;
 * ``await client.contacts(count) -> list[PeerRecord]``: a random sample of
   live peers across the mesh;
-* ``client.home``: peer id of the current home (None while re-homing), and
-  ``await client.wait_registered()``.
+* ``client.home``: peer id of the current home (None while re-homing),
+  ``await client.wait_registered()`` and ``await client.wait_rehomed(old_home)``.
 
 The client keeps one link to a home.  When it dies the client tries the
 other signaller URLs in turn with exponential backoff and jitter, and
@@ -129,6 +129,7 @@ class SignalClient:
             config.incoming_queue)
         self._send_lock = trio.Lock()
         self._closing = False
+        self._home_changed = trio.Event()
 
     @property
     def peer_id(self) -> str:
@@ -137,6 +138,14 @@ class SignalClient:
     async def wait_registered(self) -> None:
         """Wait until a home accepted our record."""
         await self._registered.wait()
+
+    async def wait_rehomed(self, previous_home: str) -> str:
+        """Wait until registered on a home other than ``previous_home``; return its id."""
+        while True:
+            await self._registered.wait()
+            if self.home is not None and self.home != previous_home:
+                return self.home
+            await self._home_changed.wait()
 
     async def send_offer(self, peer_id: str, sdp: str) -> str:
         """Relay an offer to ``peer_id``; return the SDP of its answer."""
@@ -304,6 +313,8 @@ class SignalClient:
                 raise NoSignallerAvailable(f"{url} refused our record: {reason}")
             self._connection = connection
             self._registered.set()
+            self._home_changed.set()
+            self._home_changed = trio.Event()
             await trio.sleep(self.config.record_lifetime / 2)
 
     async def _next(self, connection: Connection) -> SignalMessage:

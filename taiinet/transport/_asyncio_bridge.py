@@ -190,8 +190,10 @@ class AiortcBridge:
             return
         self._closing = True
         with trio.CancelScope(shield=True):
-            for peer in list(self._peers):
-                await peer.aclose()
+            # Concurrently: each close may linger (CLOSE_LINGER) for a dead peer.
+            async with trio.open_nursery() as nursery:
+                for peer in list(self._peers):
+                    nursery.start_soon(peer.aclose)
             self._loop_stopping = True
             done = trio.Event()
             future = asyncio.run_coroutine_threadsafe(self._shutdown_loop(), self._loop)
