@@ -59,6 +59,8 @@ def register(sims: Any) -> None:
                         default="both",
                         help="interest routing, broadcast, both side by side (default), or "
                              "interest split-horizon over all links instead of tree links")
+    parser.add_argument("--no-heal", action="store_true",
+                        help="no component roots in adverts, no grafting of split trees")
     parser.add_argument("--signed", action="store_true",
                         help="sign and verify every document with Ed25519 (slower)")
     parser.add_argument("--wire", action="store_true",
@@ -95,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     results: dict[str, dict[str, Any]] = {}
     for mode in modes:
         started = time.perf_counter()
-        result: PubsubSimResult = simulate(replace(base, pubsub=MODES[mode]))
+        pubsub = replace(MODES[mode], heal_splits=not args.no_heal)
+        result: PubsubSimResult = simulate(replace(base, pubsub=pubsub))
         summary = result.summary()
         summary["runtime_seconds"] = round(time.perf_counter() - started, 1)
         results[mode] = summary

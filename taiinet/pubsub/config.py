@@ -30,6 +30,10 @@ class PubsubConfig:
     #: is dropped without pruning the link it came on (it was repaired into
     #: the sender's part of the tree, the link is not redundant).
     late_duplicate: float = 1.0
+    #: Carry component roots in adverts and graft lazy links that join two
+    #: parts of a split eager tree.  A safety net that costs adverts: every
+    #: Plumtree tree swap moves roots and distances (measured in docs/pubsub.md).
+    heal_splits: bool = True
     #: Seconds (times 1 to 2, at random) a lazy link must keep joining two
     #: parts of a split eager tree before this end grafts it.
     heal_delay: float = 1.0

@@ -501,7 +501,7 @@ class PubsubRouter:
                 version=self._version, filters=tuple(q for _k, q in keyed), tree_link=tree_link,
                 ack=known.version if known is not None else 0, root=root,
                 root_distance=distance)))
-        if tree_interest:
+        if tree_interest and self.config.heal_splits:
             self._arm_heal_timers(now, out)
         return out
 
@@ -513,6 +513,8 @@ class PubsubRouter:
         Over an eager link, what is behind ``peer`` is left out (split horizon);
         over a lazy link, the whole part of the eager graph we are in counts.
         """
+        if not self.config.heal_splits:
+            return ("", 0)
         best = (self.peer_id, 0)
         for other in self.overlay.broadcast_core.eager:
             if other == peer:
