@@ -30,6 +30,10 @@ class PubsubConfig:
     #: is dropped without pruning the link it came on (it was repaired into
     #: the sender's part of the tree, the link is not redundant).
     late_duplicate: float = 1.0
+    #: Seconds a neighbour's earlier, wider interest still matches after an
+    #: advert narrows it (the first advert narrows "unknown" = everything):
+    #: the interest may now come over a path that has not advertised it yet.
+    narrowing_grace: float = 0.3
     #: Carry component roots in adverts and graft lazy links that join two
     #: parts of a split eager tree.  A safety net that costs adverts: every
     #: Plumtree tree swap moves roots and distances (measured in docs/pubsub.md).
@@ -50,8 +54,9 @@ class PubsubConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.max_advert_filters <= MAX_ADVERT_FILTERS:
             raise PubsubUsageError(f"max_advert_filters must be in 1..{MAX_ADVERT_FILTERS}")
-        if self.advert_delay <= 0 or self.heal_delay <= 0:
-            raise PubsubUsageError("advert_delay and heal_delay must be positive")
+        if self.advert_delay <= 0 or self.heal_delay <= 0 or self.narrowing_grace < 0:
+            raise PubsubUsageError(
+                "advert_delay and heal_delay must be positive, narrowing_grace >= 0")
         if not 0 < self.max_document_bytes <= MAX_PAYLOAD_SIZE:
             raise PubsubUsageError(f"max_document_bytes must be in 1..{MAX_PAYLOAD_SIZE}")
         if self.document_cache_size < 1 or self.max_subscriptions < 1:

@@ -174,8 +174,10 @@ class PubsubRouter:
         "_flag_version",
         "_force",
         "_healing",
+        "_now",
         "_own",
         "_pending",
+        "_previous",
         "_remote",
         "_sent",
         "_summaries",
@@ -219,6 +221,11 @@ class PubsubRouter:
         #: Local subscriptions' (``node_key``, query), by subscription id.
         self._own: dict[Hashable, tuple[Any, Query]] = {}
         self._eager_seen: frozenset[str] = frozenset()
+        #: Neighbour -> (an interest it advertised before narrowing it, None for
+        #: "unknown" i.e. everything; time until which it still matches).
+        self._previous: dict[str, tuple[_Interest | None, float]] = {}
+        #: Time of the input being processed (the forward filter has no ``now``).
+        self._now = 0.0
         self._timer_armed = False
         self._version = 0
 
@@ -267,6 +274,7 @@ class PubsubRouter:
         may repeat should carry a timestamp or sequence number.
         ``PubsubUsageError`` if the document is invalid or too large.
         """
+        self._now = now
         payload = self.documents.seal(document, self.config.max_document_bytes)
         mid = hashlib.sha256(payload).digest()
         # Decode our own payload, so local subscribers see what peers will see.
@@ -280,6 +288,7 @@ class PubsubRouter:
     def handle_message(self, peer: str, message: OverlayMessage | PubsubMessage,
                        now: float) -> list[Action]:
         """Process a message (overlay or pubsub) received from ``peer``."""
+        self._now = now
         if type(message) is InterestAdvert:
             return self._on_advert(peer, message, now)
         if type(message) is Gossip:
@@ -296,10 +305,12 @@ class PubsubRouter:
 
     def handle_link_down(self, peer: str, now: float) -> list[Action]:
         """The link to ``peer`` failed, closed, or could not be opened."""
+        self._now = now
         return self._from_overlay(self.overlay.handle_link_down(peer, now), now)
 
     def handle_timer(self, timer: Timer | PubsubTimer, now: float) -> list[Action]:
         """A timer set with ``SetTimer`` or ``SetInterestTimer`` is due."""
+        self._now = now
         if type(timer) is InterestTimer:
             self._timer_armed = False
             return self._send_adverts(now)
@@ -348,7 +359,14 @@ class PubsubRouter:
         doc = self._documents.get(message_id)
         if doc is None:
             return True  # evicted: let the receiver decide (it verifies anyway)
-        return interest.matches(doc.document)
+        if interest.matches(doc.document):
+            return True
+        previous = self._previous.get(peer)
+        if previous is None or self._now >= previous[1]:
+            return False
+        # The peer narrowed its interest lately: its new path may not have
+        # advertised what it dropped yet (see "Narrowing" in docs/pubsub.md).
+        return previous[0] is None or previous[0].matches(doc.document)
 
     def _verify(self, message: Gossip, now: float) -> bool:
         """Check a pushed document; False for a duplicate too late to say anything about the tree.
@@ -420,6 +438,7 @@ class PubsubRouter:
 
     def _forget(self, peer: str) -> None:
         self._remote.pop(peer, None)
+        self._previous.pop(peer, None)
         self._sent.pop(peer, None)
         self._flag_version.pop(peer, None)
         self._force.discard(peer)
@@ -453,11 +472,35 @@ class PubsubRouter:
         if known is not None and advert.version <= known.version:
             self.stats.adverts_ignored += 1
             return out
-        self._remote[peer] = _Interest(advert)
+        interest = _Interest(advert)
+        self._remote[peer] = interest
+        self._hold_previous(peer, known, interest, now)
         if self.config.tree_interest:
             self._reconcile(peer, advert)
         self._interest_changed(now, out)
         return out
+
+    def _hold_previous(self, peer: str, known: _Interest | None, new: _Interest,
+                       now: float) -> None:
+        """Keep matching ``peer``'s wider earlier interest for ``narrowing_grace`` seconds.
+
+        An advert that drops filters (or the first advert, after "unknown",
+        which counts as everything) may only mean that the interest now
+        arrives over another path that has not advertised it yet.  During
+        the grace period the earlier interest still gets pushes and IHaves;
+        an interest held already is kept (it is the widest of the burst).
+        """
+        grace = self.config.narrowing_grace
+        if grace <= 0 or new.match_all:
+            self._previous.pop(peer, None)
+            return
+        held = self._previous.get(peer)
+        if held is not None and now < held[1]:
+            self._previous[peer] = (held[0], now + grace)
+        elif known is None or known.match_all:
+            self._previous[peer] = (None, now + grace)
+        elif not {key for key, _q in known.keyed} <= {key for key, _q in new.keyed}:
+            self._previous[peer] = (known, now + grace)
 
     def _reconcile(self, peer: str, advert: InterestAdvert) -> None:
         """Make both ends agree that a link is eager when one end says it is.
