@@ -482,25 +482,37 @@ class PubsubRouter:
 
     def _hold_previous(self, peer: str, known: _Interest | None, new: _Interest,
                        now: float) -> None:
-        """Keep matching ``peer``'s wider earlier interest for ``narrowing_grace`` seconds.
+        """Keep matching ``peer``'s wider earlier interest for a grace period.
 
-        An advert that drops filters (or the first advert, after "unknown",
-        which counts as everything) may only mean that the interest now
-        arrives over another path that has not advertised it yet.  During
-        the grace period the earlier interest still gets pushes and IHaves;
-        an interest held already is kept (it is the widest of the burst).
+        The first advert narrows "unknown" (everything) and is followed by
+        wider ones as interest from further away arrives hop by hop: a
+        document pushed in between stops short of subscribers, and the nodes
+        that never get it send no ``IHave``, so Plumtree cannot repair it.  For
+        ``first_advert_grace`` seconds after the first advert everything still
+        matches; ``narrowing_grace`` does the same for later adverts that drop
+        filters (a tree reshaped by prunes), off by default (its cost is
+        measured in docs/pubsub.md).  While one is held, every advert from the
+        peer extends its period: the burst of adverts is not over.
         """
-        grace = self.config.narrowing_grace
-        if grace <= 0 or new.match_all:
+        wider: _Interest | None
+        if new.match_all:
             self._previous.pop(peer, None)
             return
+        config = self.config
         held = self._previous.get(peer)
         if held is not None and now < held[1]:
+            # Interest still moving: hold on until it has been quiet a while.
+            grace = config.first_advert_grace if held[0] is None else config.narrowing_grace
             self._previous[peer] = (held[0], now + grace)
-        elif known is None or known.match_all:
-            self._previous[peer] = (None, now + grace)
+            return
+        if known is None or known.match_all:
+            wider, grace = None, config.first_advert_grace
         elif not {key for key, _q in known.keyed} <= {key for key, _q in new.keyed}:
-            self._previous[peer] = (known, now + grace)
+            wider, grace = known, config.narrowing_grace
+        else:
+            return  # wider than before: nothing to hold
+        if grace > 0:
+            self._previous[peer] = (wider, now + grace)
 
     def _reconcile(self, peer: str, advert: InterestAdvert) -> None:
         """Make both ends agree that a link is eager when one end says it is.
