@@ -30,7 +30,12 @@ measurements in ``docs/pubsub.md`` compare both.
 A neighbour whose interest is not known yet (no advert since it came up) is
 treated as wanting everything, and a node with such an eager neighbour
 advertises match-all to its other eager neighbours: the router falls back to
-Plumtree broadcast until interest is known.  Adverts are recomputed when the
+Plumtree broadcast until interest is known.  It keeps getting everything
+for ``first_advert_grace`` seconds after its first advert (and, with
+``narrowing_grace``, a neighbour's earlier interest keeps matching after an
+advert drops filters): interest from further away arrives hop by hop, and a
+document pushed before it arrives would stop short of subscribers with no
+repair, since nodes that never get it send no ``IHave``.  Adverts are recomputed when the
 subscriptions, the neighbours, the eager set or a neighbour's advert change;
 changes are coalesced for ``advert_delay`` seconds and an advert is sent
 only to the neighbours whose summary changed, with a growing version.
