@@ -30,6 +30,15 @@ class PubsubConfig:
     #: is dropped without pruning the link it came on (it was repaired into
     #: the sender's part of the tree, the link is not redundant).
     late_duplicate: float = 1.0
+    #: Seconds a neighbour's first advert after it came up (which narrows
+    #: "unknown" = everything) does not narrow forwarding yet: interest from
+    #: further away reaches it hop by hop (``advert_delay`` + link delay each).
+    first_advert_grace: float = 0.3
+    #: Seconds a later advert that drops filters does not narrow forwarding
+    #: yet (a tree reshaped by prunes: the dropped interest may arrive over a
+    #: path that has not advertised it yet).  0: off, the default - it costs
+    #: extra pushes and tree churn at low interest (docs/pubsub.md).
+    narrowing_grace: float = 0.0
     #: Carry component roots in adverts and graft lazy links that join two
     #: parts of a split eager tree.  A safety net that costs adverts: every
     #: Plumtree tree swap moves roots and distances (measured in docs/pubsub.md).
@@ -50,8 +59,10 @@ class PubsubConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.max_advert_filters <= MAX_ADVERT_FILTERS:
             raise PubsubUsageError(f"max_advert_filters must be in 1..{MAX_ADVERT_FILTERS}")
-        if self.advert_delay <= 0 or self.heal_delay <= 0:
-            raise PubsubUsageError("advert_delay and heal_delay must be positive")
+        if (self.advert_delay <= 0 or self.heal_delay <= 0
+                or min(self.first_advert_grace, self.narrowing_grace) < 0):
+            raise PubsubUsageError(
+                "advert_delay and heal_delay must be positive, graces >= 0")
         if not 0 < self.max_document_bytes <= MAX_PAYLOAD_SIZE:
             raise PubsubUsageError(f"max_document_bytes must be in 1..{MAX_PAYLOAD_SIZE}")
         if self.document_cache_size < 1 or self.max_subscriptions < 1:

@@ -30,7 +30,12 @@ measurements in ``docs/pubsub.md`` compare both.
 A neighbour whose interest is not known yet (no advert since it came up) is
 treated as wanting everything, and a node with such an eager neighbour
 advertises match-all to its other eager neighbours: the router falls back to
-Plumtree broadcast until interest is known.  Adverts are recomputed when the
+Plumtree broadcast until interest is known.  It keeps getting everything
+for ``first_advert_grace`` seconds after its first advert (and, with
+``narrowing_grace``, a neighbour's earlier interest keeps matching after an
+advert drops filters): interest from further away arrives hop by hop, and a
+document pushed before it arrives would stop short of subscribers with no
+repair, since nodes that never get it send no ``IHave``.  Adverts are recomputed when the
 subscriptions, the neighbours, the eager set or a neighbour's advert change;
 changes are coalesced for ``advert_delay`` seconds and an advert is sent
 only to the neighbours whose summary changed, with a growing version.
@@ -174,8 +179,10 @@ class PubsubRouter:
         "_flag_version",
         "_force",
         "_healing",
+        "_now",
         "_own",
         "_pending",
+        "_previous",
         "_remote",
         "_sent",
         "_summaries",
@@ -219,6 +226,11 @@ class PubsubRouter:
         #: Local subscriptions' (``node_key``, query), by subscription id.
         self._own: dict[Hashable, tuple[Any, Query]] = {}
         self._eager_seen: frozenset[str] = frozenset()
+        #: Neighbour -> (an interest it advertised before narrowing it, None for
+        #: "unknown" i.e. everything; time until which it still matches).
+        self._previous: dict[str, tuple[_Interest | None, float]] = {}
+        #: Time of the input being processed (the forward filter has no ``now``).
+        self._now = 0.0
         self._timer_armed = False
         self._version = 0
 
@@ -267,6 +279,7 @@ class PubsubRouter:
         may repeat should carry a timestamp or sequence number.
         ``PubsubUsageError`` if the document is invalid or too large.
         """
+        self._now = now
         payload = self.documents.seal(document, self.config.max_document_bytes)
         mid = hashlib.sha256(payload).digest()
         # Decode our own payload, so local subscribers see what peers will see.
@@ -280,6 +293,7 @@ class PubsubRouter:
     def handle_message(self, peer: str, message: OverlayMessage | PubsubMessage,
                        now: float) -> list[Action]:
         """Process a message (overlay or pubsub) received from ``peer``."""
+        self._now = now
         if type(message) is InterestAdvert:
             return self._on_advert(peer, message, now)
         if type(message) is Gossip:
@@ -296,10 +310,12 @@ class PubsubRouter:
 
     def handle_link_down(self, peer: str, now: float) -> list[Action]:
         """The link to ``peer`` failed, closed, or could not be opened."""
+        self._now = now
         return self._from_overlay(self.overlay.handle_link_down(peer, now), now)
 
     def handle_timer(self, timer: Timer | PubsubTimer, now: float) -> list[Action]:
         """A timer set with ``SetTimer`` or ``SetInterestTimer`` is due."""
+        self._now = now
         if type(timer) is InterestTimer:
             self._timer_armed = False
             return self._send_adverts(now)
@@ -348,7 +364,14 @@ class PubsubRouter:
         doc = self._documents.get(message_id)
         if doc is None:
             return True  # evicted: let the receiver decide (it verifies anyway)
-        return interest.matches(doc.document)
+        if interest.matches(doc.document):
+            return True
+        previous = self._previous.get(peer)
+        if previous is None or self._now >= previous[1]:
+            return False
+        # The peer narrowed its interest lately: its new path may not have
+        # advertised what it dropped yet (see "Narrowing" in docs/pubsub.md).
+        return previous[0] is None or previous[0].matches(doc.document)
 
     def _verify(self, message: Gossip, now: float) -> bool:
         """Check a pushed document; False for a duplicate too late to say anything about the tree.
@@ -420,6 +443,7 @@ class PubsubRouter:
 
     def _forget(self, peer: str) -> None:
         self._remote.pop(peer, None)
+        self._previous.pop(peer, None)
         self._sent.pop(peer, None)
         self._flag_version.pop(peer, None)
         self._force.discard(peer)
@@ -453,11 +477,47 @@ class PubsubRouter:
         if known is not None and advert.version <= known.version:
             self.stats.adverts_ignored += 1
             return out
-        self._remote[peer] = _Interest(advert)
+        interest = _Interest(advert)
+        self._remote[peer] = interest
+        self._hold_previous(peer, known, interest, now)
         if self.config.tree_interest:
             self._reconcile(peer, advert)
         self._interest_changed(now, out)
         return out
+
+    def _hold_previous(self, peer: str, known: _Interest | None, new: _Interest,
+                       now: float) -> None:
+        """Keep matching ``peer``'s wider earlier interest for a grace period.
+
+        The first advert narrows "unknown" (everything) and is followed by
+        wider ones as interest from further away arrives hop by hop: a
+        document pushed in between stops short of subscribers, and the nodes
+        that never get it send no ``IHave``, so Plumtree cannot repair it.  For
+        ``first_advert_grace`` seconds after the first advert everything still
+        matches; ``narrowing_grace`` does the same for later adverts that drop
+        filters (a tree reshaped by prunes), off by default (its cost is
+        measured in docs/pubsub.md).  While one is held, every advert from the
+        peer extends its period: the burst of adverts is not over.
+        """
+        wider: _Interest | None
+        if new.match_all:
+            self._previous.pop(peer, None)
+            return
+        config = self.config
+        held = self._previous.get(peer)
+        if held is not None and now < held[1]:
+            # Interest still moving: hold on until it has been quiet a while.
+            grace = config.first_advert_grace if held[0] is None else config.narrowing_grace
+            self._previous[peer] = (held[0], now + grace)
+            return
+        if known is None or known.match_all:
+            wider, grace = None, config.first_advert_grace
+        elif not {key for key, _q in known.keyed} <= {key for key, _q in new.keyed}:
+            wider, grace = known, config.narrowing_grace
+        else:
+            return  # wider than before: nothing to hold
+        if grace > 0:
+            self._previous[peer] = (wider, now + grace)
 
     def _reconcile(self, peer: str, advert: InterestAdvert) -> None:
         """Make both ends agree that a link is eager when one end says it is.
