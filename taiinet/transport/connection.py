@@ -114,3 +114,21 @@ class Connection(abc.ABC):
                 yield await self.receive()
             except ConnectionClosed:
                 return
+
+
+class Listener(abc.ABC):
+    """Incoming secured connections of one endpoint: ``await accept()`` or ``async for``."""
+
+    @abc.abstractmethod
+    async def accept(self) -> Connection:
+        """Return the next incoming connection; raise ``ConnectionClosed`` once closed."""
+
+    def __aiter__(self) -> AsyncIterator[Connection]:
+        return self._connections()
+
+    async def _connections(self) -> AsyncIterator[Connection]:
+        while True:
+            try:
+                yield await self.accept()
+            except ConnectionClosed:
+                return

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import trio
 
 from taiinet.errors import ConnectionClosed, LocalProtocolError, TaiiNetError
-from taiinet.transport.connection import Connection, MessageChannel
+from taiinet.transport.connection import Connection, Listener, MessageChannel
 from taiinet.transport.errors import DialError
 from taiinet.transport.secure import secure_channel
 from taiinet.wire.framing import DEFAULT_MAX_FRAME_SIZE
@@ -97,7 +97,7 @@ async def memory_connection_pair(
     return results["a"], results["b"]
 
 
-class MemoryListener:
+class MemoryListener(Listener):
     """Incoming secured connections of one node: ``await accept()`` or ``async for``."""
 
     def __init__(self, network: MemoryNetwork, identity: Identity, backlog: int) -> None:
@@ -122,16 +122,6 @@ class MemoryListener:
             return await self._receive.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise ConnectionClosed("the listener is closed") from None
-
-    def __aiter__(self) -> AsyncIterator[Connection]:
-        return self._connections()
-
-    async def _connections(self) -> AsyncIterator[Connection]:
-        while True:
-            try:
-                yield await self.accept()
-            except ConnectionClosed:
-                return
 
     async def __aenter__(self) -> MemoryListener:
         return self

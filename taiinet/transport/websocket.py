@@ -31,7 +31,7 @@ import trio_websocket
 
 from taiinet.errors import ConnectionClosed, LocalProtocolError, RemoteProtocolError
 from taiinet.transport._coalesce import coalesce
-from taiinet.transport.connection import Connection, MessageChannel
+from taiinet.transport.connection import Connection, Listener, MessageChannel
 from taiinet.transport.errors import DialError
 from taiinet.transport.secure import secure_channel
 from taiinet.wire.framing import DEFAULT_MAX_FRAME_SIZE
@@ -171,7 +171,7 @@ class WebSocketChannel(MessageChannel):
         await self._closed.wait()
 
 
-class WebSocketListener:
+class WebSocketListener(Listener):
     """A WebSocket server that hands out secured connections."""
 
     def __init__(self, identity: Identity, server: trio_websocket.WebSocketServer,
@@ -200,16 +200,6 @@ class WebSocketListener:
             return await self._receive.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise ConnectionClosed("the listener is closed") from None
-
-    def __aiter__(self) -> AsyncIterator[Connection]:
-        return self._connections()
-
-    async def _connections(self) -> AsyncIterator[Connection]:
-        while True:
-            try:
-                yield await self.accept()
-            except ConnectionClosed:
-                return
 
 
 @asynccontextmanager
