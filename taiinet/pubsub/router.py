@@ -258,8 +258,8 @@ class PubsubRouter:
         #: Neighbours to send the advert to again even if it did not change.
         self._force: set[str] = set()
         self._documents: OrderedDict[bytes, _Document] = OrderedDict()
-        #: Recent narrowings of neighbours' interest (advert dropping filters,
-        #: first advert, neighbour down): (time, dropped filters; None: everything).
+        #: Recent gaps: interest a neighbour dropped (advert dropping filters,
+        #: first advert, neighbour down) that no other link carried.
         self._narrowed: deque[_Narrowing] = deque(maxlen=_NARROWINGS_KEPT)
         self._summaries: OrderedDict[frozenset[Any], tuple[tuple[Any, Query], ...]] = (
             OrderedDict())
@@ -555,6 +555,7 @@ class PubsubRouter:
     # --- overlay actions ---------------------------------------------------------
 
     def _from_overlay(self, actions: list[Any], now: float) -> list[Action]:
+        self._now = now
         out: list[Action] = []
         changed = False
         for action in actions:
@@ -568,7 +569,6 @@ class PubsubRouter:
             elif kind is NeighborDown:
                 changed = True
                 self._forget(action.peer)
-
             out.append(action)
         eager = self.overlay.broadcast_core.eager
         if eager.keys() != self._eager_seen:
