@@ -51,6 +51,7 @@ from taiinet.overlay.actions import (
     Timer,
 )
 from taiinet.overlay.core import Overlay, OverlayConfig
+from taiinet.overlay.messages import IHave
 from taiinet.overlay.plumtree import ForwardFilter
 from taiinet.transport.connection import Connection
 from taiinet.v1 import frame_pb2
@@ -64,6 +65,9 @@ OtherFrame = Callable[[str, bytes], None]
 DEFAULT_SEND_QUEUE = 256
 #: Deliveries buffered for the application.
 DEFAULT_DELIVERY_BUFFER = 1024
+#: Seconds a lazy frame (``IHave``) may wait for other frames to the same peer
+#: to go with it (the Plumtree paper's lazy queue); any other frame sends at once.
+DEFAULT_LAZY_DELAY = 0.05
 
 _PING = frame_pb2.Frame(ping=frame_pb2.Ping(nonce=0)).SerializeToString()
 
@@ -74,6 +78,8 @@ class _Link:
     send: trio.MemorySendChannel[bytes | None]
     receive: trio.MemoryReceiveChannel[bytes | None]
     connections: list[Connection]
+    #: Set when a frame that must not wait (anything but a lazy one) is queued.
+    urgent: trio.Event
     closing: bool = False
 
 
@@ -85,18 +91,24 @@ class OverlayDriver:
                  forward_filter: ForwardFilter | None = None,
                  other_frames: OtherFrame | None = None,
                  send_queue: int = DEFAULT_SEND_QUEUE,
-                 delivery_buffer: int = DEFAULT_DELIVERY_BUFFER) -> None:
+                 delivery_buffer: int = DEFAULT_DELIVERY_BUFFER,
+                 lazy_delay: float = DEFAULT_LAZY_DELAY) -> None:
         self.peer_id = peer_id
         self.core = Overlay(peer_id, rng or random.Random(), config, forward_filter)
         self._dial = dial
         self._other_frames = other_frames
         self._send_queue = send_queue
+        self._lazy_delay = lazy_delay
         self._links: dict[str, _Link] = {}
         self._timers: list[tuple[float, int, Timer]] = []
         self._timer_seq = 0
         self._timer_changed = trio.Event()
         self._deliver_send, self.deliveries = trio.open_memory_channel[Deliver](delivery_buffer)
         self.dropped_deliveries = 0
+        #: Frames (overlay messages and pings) written to links; a batch counts
+        #: each of its frames, so with the links' own frame count it gives the
+        #: batching ratio.
+        self.frames_sent = 0
         self._nursery: trio.Nursery | None = None
 
     # --- public API ------------------------------------------------------------
@@ -148,7 +160,8 @@ class OverlayDriver:
     def _apply(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Send):
-                self._enqueue(action.peer, codec.encode_frame(action.message))
+                self._enqueue(action.peer, codec.encode_frame(action.message),
+                              urgent=not isinstance(action.message, IHave))
             elif isinstance(action, SetTimer):
                 self._timer_seq += 1
                 heapq.heappush(self._timers, (action.at, self._timer_seq, action.timer))
@@ -168,7 +181,7 @@ class OverlayDriver:
                 else:
                     self._link_down(action.peer)
 
-    def _enqueue(self, peer: str, frame: bytes) -> None:
+    def _enqueue(self, peer: str, frame: bytes, *, urgent: bool = True) -> None:
         link = self._links.get(peer)
         if link is None or link.closing:
             if link is not None:
@@ -176,6 +189,8 @@ class OverlayDriver:
             link = self._new_link(peer)
         try:
             link.send.send_nowait(frame)
+            if urgent:
+                link.urgent.set()
         except trio.WouldBlock:
             log.warning("overlay: %s is too slow, dropping its link", peer)
             self._drop(link)
@@ -186,7 +201,8 @@ class OverlayDriver:
 
     def _new_link(self, peer: str) -> _Link:
         send, receive = trio.open_memory_channel[bytes | None](self._send_queue)
-        link = _Link(peer=peer, send=send, receive=receive, connections=[])
+        link = _Link(peer=peer, send=send, receive=receive, connections=[],
+                     urgent=trio.Event())
         self._links[peer] = link
         self._spawn(self._sender, link)
         return link
@@ -195,6 +211,7 @@ class OverlayDriver:
         """Flush and close: the sender closes the connections after the queue."""
         if not link.closing:
             link.closing = True
+            link.urgent.set()
             with_none = link.send
             try:
                 with_none.send_nowait(None)
@@ -206,6 +223,7 @@ class OverlayDriver:
         if self._links.get(link.peer) is link:
             del self._links[link.peer]
         link.closing = True
+        link.urgent.set()
         link.send.close()
         for connection in link.connections:
             self._spawn(connection.aclose)
@@ -225,6 +243,7 @@ class OverlayDriver:
         carried: bytes | None = None
         async with link.receive:
             while True:
+                backlog = carried is not None
                 if carried is None:
                     try:
                         frame = await link.receive.receive()
@@ -234,6 +253,11 @@ class OverlayDriver:
                     frame, carried = carried, None
                 if frame is None:
                     break
+                if not backlog and not link.urgent.is_set():
+                    # Only lazy frames queued: let more frames join them for a moment.
+                    with trio.move_on_after(self._lazy_delay):
+                        await link.urgent.wait()
+                link.urgent = trio.Event()
                 frames, carried, closing = _take_batch(link.receive, frame)
                 if not link.connections:
                     try:
@@ -251,6 +275,7 @@ class OverlayDriver:
                     log.info("overlay: link to %s failed: %s", link.peer, exc)
                     self._drop_if_current(link)
                     return
+                self.frames_sent += len(frames)
                 if closing:
                     break
         # Closed on purpose (CloseLink): flush done, close the connections.
