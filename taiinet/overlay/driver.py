@@ -81,6 +81,8 @@ class _Link:
     #: Set when a frame that must not wait (anything but a lazy one) is queued.
     urgent: trio.Event
     closing: bool = False
+    #: On the driver's list of links the lazy flusher will wake.
+    lazy_pending: bool = False
 
 
 class OverlayDriver:
@@ -99,6 +101,8 @@ class OverlayDriver:
         self._other_frames = other_frames
         self._send_queue = send_queue
         self._lazy_delay = lazy_delay
+        self._lazy_links: list[_Link] = []
+        self._lazy_wake = trio.Event()
         self._links: dict[str, _Link] = {}
         self._timers: list[tuple[float, int, Timer]] = []
         self._timer_seq = 0
@@ -120,6 +124,7 @@ class OverlayDriver:
                 self._nursery = nursery
                 self._apply(self.core.start(trio.current_time()))
                 nursery.start_soon(self._timer_task)
+                nursery.start_soon(self._lazy_flusher)
                 task_status.started()
         finally:
             self._nursery = None
@@ -189,8 +194,12 @@ class OverlayDriver:
             link = self._new_link(peer)
         try:
             link.send.send_nowait(frame)
-            if urgent:
+            if urgent or self._lazy_delay <= 0:
                 link.urgent.set()
+            elif not link.lazy_pending:
+                link.lazy_pending = True
+                self._lazy_links.append(link)
+                self._lazy_wake.set()
         except trio.WouldBlock:
             log.warning("overlay: %s is too slow, dropping its link", peer)
             self._drop(link)
@@ -253,10 +262,10 @@ class OverlayDriver:
                     frame, carried = carried, None
                 if frame is None:
                     break
-                if not backlog and not link.urgent.is_set():
-                    # Only lazy frames queued: let more frames join them for a moment.
-                    with trio.move_on_after(self._lazy_delay):
-                        await link.urgent.wait()
+                if not backlog:
+                    # Only lazy frames queued: let more frames join them until an
+                    # urgent one comes or the lazy flusher's turn.
+                    await link.urgent.wait()
                 link.urgent = trio.Event()
                 frames, carried, closing = _take_batch(link.receive, frame)
                 if not link.connections:
@@ -313,6 +322,20 @@ class OverlayDriver:
         if not link.connections and self._links.get(peer) is link and not link.closing:
             self._drop(link)
 
+    async def _lazy_flusher(self) -> None:
+        """Wake the senders holding lazy frames, ``lazy_delay`` after the first one.
+
+        One timer for the whole driver instead of one per link and batch.
+        """
+        while True:
+            await self._lazy_wake.wait()
+            self._lazy_wake = trio.Event()
+            await trio.sleep(self._lazy_delay)
+            links, self._lazy_links = self._lazy_links, []
+            for link in links:
+                link.lazy_pending = False
+                link.urgent.set()
+
     async def _timer_task(self) -> None:
         while True:
             now = trio.current_time()
@@ -330,22 +353,22 @@ def _take_batch(receive: trio.MemoryReceiveChannel[bytes | None], first: bytes,
                 ) -> tuple[list[bytes], bytes | None, bool]:
     """``first`` and the frames queued behind it that fit one batch.
 
-    Returns the frames, one frame taken that did not fit (it starts the next
-    batch) or ``None``, and whether the close marker was reached.  Never
-    waits: at low load a frame goes out alone and at once; under load the
-    frames that queued while the previous send was in progress go together.
+    Returns the frames, one frame taken that did not fit or ``None``, and
+    whether the close marker was reached.  The frame that did not fit starts
+    the next batch at once (a sender holding one never waits).  Never waits:
+    the frames that queued while the previous send was in progress go
+    together, so batches grow with the load.
     """
     frames = [first]
     size = codec.batch_item_size(first)
-    while len(frames) < codec.MAX_BATCH_FRAMES:
+    while True:
         try:
             frame = receive.receive_nowait()
         except (trio.WouldBlock, trio.EndOfChannel):
-            break
+            return frames, None, False
         if frame is None:
             return frames, None, True
         size += codec.batch_item_size(frame)
-        if not codec.batch_fits(size):
+        if len(frames) == codec.MAX_BATCH_FRAMES or not codec.batch_fits(size):
             return frames, frame, False
         frames.append(frame)
-    return frames, None, False
