@@ -9,8 +9,12 @@ cooperative, so no lock is needed) and its actions are carried out at once:
   peer dials it first if there is no connection (with the injected ``dial``)
   and then writes the queue out: each write takes every frame queued by then
   (up to a batch's limits) and sends them as one ``FrameBatch`` link frame,
-  so under load frames go out in batches and at low load one by one, with
-  no added delay.  A dial failure, a closed connection or a
+  so under load frames go out in batches and at low load one by one.  A
+  queue that holds only lazy frames (``IHave``) waits until another frame
+  is queued for that peer or the driver's lazy flusher fires,
+  ``lazy_delay`` (50 ms) after the first of them: announcements do not
+  decide delivery latency, and this lets those of successive messages share
+  a link message (Plumtree's lazy queue).  A dial failure, a closed connection or a
   full queue (a peer too slow to keep up) is reported to the core as
   ``handle_link_down``.
 * ``CloseLink``: the peer's queue is flushed and its connections closed.
