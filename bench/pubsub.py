@@ -203,6 +203,11 @@ async def run_links(kind: str, args: argparse.Namespace) -> list[Step]:
             return step.complete and step.p50_ms < args.target_p50
 
         for good in (delivers_all, delivers_all_fast):
+            for _ in range(args.bisect):  # nothing met it yet: try lower rates
+                lowest = min(s.rate for s in steps)
+                if any(good(s) for s in steps) or lowest / 2 < args.min_rate:
+                    break
+                await measure(lowest / 2)
             for _ in range(args.bisect):
                 low = max((s.rate for s in steps if good(s)), default=None)
                 high = min((s.rate for s in steps if low is not None and s.rate > low
