@@ -191,3 +191,33 @@ async def test_a_peer_that_nests_batches_is_dropped(autojump_clock: object) -> N
             except ConnectionClosed:
                 break
         nursery.cancel_scope.cancel()
+
+
+async def test_lazy_frames_wait_for_an_urgent_one_and_leave_with_it(
+        autojump_clock: object) -> None:
+    me, peer = Identity.from_seed(b"\x01" * 32), Identity.from_seed(b"\x02" * 32)
+    far_ends: list[Connection] = []
+    dialed = trio.Event()
+
+    async def dial(peer_id: str) -> Connection:
+        ours, theirs = await memory_connection_pair(me, peer)
+        far_ends.append(theirs)
+        dialed.set()
+        return ours
+
+    driver = OverlayDriver(me.peer_id, dial, rng=random.Random(1), lazy_delay=10.0)
+    lazy = _ihaves(3)
+    urgent = _gossips(1, 10)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(driver.run)
+        for message in lazy:  # one at a time, as successive documents' announcements
+            driver._apply([Send(peer=peer.peer_id, message=message)])
+            await trio.sleep(1.0)
+        assert not dialed.is_set()  # still held: nothing urgent yet, the delay not over
+        driver._apply([Send(peer=peer.peer_id, message=urgent[0])])
+        await dialed.wait()
+        assert codec.decode_link_frame(await far_ends[0].receive()) == [*lazy, *urgent]
+        # Lazy frames alone leave when the lazy flusher fires.
+        driver._apply([Send(peer=peer.peer_id, message=m) for m in _ihaves(2)])
+        assert codec.decode_link_frame(await far_ends[0].receive()) == _ihaves(2)
+        nursery.cancel_scope.cancel()
