@@ -12,10 +12,17 @@ links under test are real WebSocket or WebRTC (aiortc) links with Noise XX.
 For each link kind the publish rate starts at ``--start-rate`` and doubles
 while 100% of the expected deliveries arrive (within ``--drain`` seconds after
 the last publish); each step publishes ``--seconds`` worth of documents (at
-least ``--min-messages``).  Reported for the highest rate that delivered
-100%: deliveries/s (deliveries / (last delivery - first publish)), latency
-p50/p99 (publish to subscriber, one clock) and link messages per delivery
-(frames sent on all links, every layer, / deliveries).
+least ``--min-messages``).  Then ``--bisect`` steps (geometric midpoints)
+narrow the gap between the best rate that met a criterion and the next one
+that did not, once for "100% delivered" and once for "100% with p50 under
+``--target-p50``"; a step that lost documents is followed by ``--settle``
+seconds and a short warm-up, so that the next step starts from a repaired
+overlay.  Reported for the best rate of each criterion: deliveries/s
+(deliveries / (last delivery - first publish)), latency p50/p99 (publish to
+subscriber, one clock), link messages per delivery (frames written on all
+links, every layer, / deliveries; an overlay batch is one link message) and
+overlay messages per delivery (the overlay frames those carried, batched or
+not).
 
 The anchor is ``pylibp2p_gossip_bench.py`` (py-libp2p 0.8.1 GossipSub,
 TCP), run in its own virtualenv ``.venv-anchor/`` (made on demand with
@@ -69,11 +76,24 @@ class Step:
     deliveries_per_s: float
     p50_ms: float
     p99_ms: float
+    #: Link frames sent (all layers; an overlay batch is one) per delivery.
     messages_per_delivery: float
+    #: Overlay frames sent (each message of a batch counts) per delivery.
+    overlay_messages_per_delivery: float
+    #: CPU time of the whole process per delivery (less load-dependent than rates).
+    cpu_us_per_delivery: float
+
+    #: Documents the publisher actually got out per second.
+    published_per_s: float
+
+    @property
+    def kept_up(self) -> bool:
+        """The publisher published at (nearly) the asked rate: the rate was really tried."""
+        return self.published_per_s >= 0.9 * self.rate
 
     @property
     def complete(self) -> bool:
-        return self.delivered == self.expected
+        return self.delivered == self.expected and self.kept_up
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -145,22 +165,56 @@ async def run_links(kind: str, args: argparse.Namespace) -> list[Step]:
         receivers_count = args.nodes - 1
         # Warm-up: let the Plumtree tree form (first broadcasts flood, then prune).
         await _step(publisher, nodes, receivers, receivers_count, 20.0, 20, args)
-        # Double the rate while everything arrives; if the first rate already
-        # loses documents, halve it instead until one delivers 100%.
-        rate = args.start_rate
-        factor = 2.0
-        while args.min_rate <= rate <= args.max_rate:
+
+        async def measure(rate: float) -> Step:
             count = max(args.min_messages, int(rate * args.seconds))
             step = await _step(publisher, nodes, receivers, receivers_count, rate, count, args)
             steps.append(step)
             print(f"  {kind:<9} rate {rate:>7.1f}/s: {step.delivered}/{step.expected} delivered, "
                   f"{step.deliveries_per_s:.0f} deliveries/s, p50 {step.p50_ms:.1f} ms, "
-                  f"p99 {step.p99_ms:.1f} ms", flush=True)
+                  f"p99 {step.p99_ms:.1f} ms, {step.messages_per_delivery:.2f} link msgs "
+                  f"({step.overlay_messages_per_delivery:.2f} overlay msgs)/delivery, "
+                  f"CPU {step.cpu_us_per_delivery:.0f} us/delivery"
+                  f"{'' if step.kept_up else f', publisher behind ({step.published_per_s:.0f}/s)'}",
+                  flush=True)
+            if not step.complete:
+                # Let queues drain and the overlay repair links dropped as too slow.
+                await trio.sleep(args.settle)
+                await _step(publisher, nodes, receivers, receivers_count, 20.0, 20, args)
+            return step
+
+        # Double the rate while everything arrives; if the first rate already
+        # loses documents, halve it instead until one delivers 100%.
+        rate = args.start_rate
+        factor = 2.0
+        while args.min_rate <= rate <= args.max_rate:
+            step = await measure(rate)
             if len(steps) == 1 and not step.complete:
                 factor = 0.5
             elif step.complete != (factor > 1):
                 break
             rate *= factor
+        # Then narrow down between the last good and the first bad rate, for
+        # each criterion the table reports.
+        def delivers_all(step: Step) -> bool:
+            return step.complete
+
+        def delivers_all_fast(step: Step) -> bool:
+            return step.complete and step.p50_ms < args.target_p50
+
+        for good in (delivers_all, delivers_all_fast):
+            for _ in range(args.bisect):  # nothing met it yet: try lower rates
+                lowest = min(s.rate for s in steps)
+                if any(good(s) for s in steps) or lowest / 2 < args.min_rate:
+                    break
+                await measure(lowest / 2)
+            for _ in range(args.bisect):
+                low = max((s.rate for s in steps if good(s)), default=None)
+                high = min((s.rate for s in steps if low is not None and s.rate > low
+                            and not good(s)), default=None)
+                if low is None or high is None or high / low < 1 + args.precision:
+                    break
+                await measure(round(math.sqrt(low * high), 1))
         nursery.cancel_scope.cancel()
     return steps
 
@@ -171,24 +225,38 @@ async def _step(publisher: Node, nodes: list[Node], receivers: Receivers, receiv
     receivers.latencies = []
     receivers.count = 0
     frames_before = sum(node.stats().frames_sent for node in nodes)
+    overlay_before = sum(node.driver.frames_sent for node in nodes)
     interval = 1.0 / rate
     started = time.perf_counter()
+    cpu_before = time.process_time()
     start = trio.current_time()
+    give_up = start + 1.5 * count * interval
+    published = 0
     for seq in range(count):
         await trio.sleep_until(start + seq * interval)
         await publisher.publish(make_document(receivers.step, seq, args.size))
+        published += 1
+        if trio.current_time() > give_up:  # far behind: this rate cannot be published
+            break
+    published_per_s = published / max(trio.current_time() - start, interval)
+    count = published
     expected = count * receivers_count
     with trio.move_on_after(args.drain):
         while receivers.count < expected:
             await receivers.progress.wait()
     frames = sum(node.stats().frames_sent for node in nodes) - frames_before
+    overlay_frames = sum(node.driver.frames_sent for node in nodes) - overlay_before
+    cpu = time.process_time() - cpu_before
     delivered = receivers.count
     elapsed = max(receivers.last_at - started, 1e-9)
     return Step(rate=rate, published=count, expected=expected, delivered=delivered,
+                published_per_s=published_per_s,
                 deliveries_per_s=delivered / elapsed,
                 p50_ms=percentile(receivers.latencies, 0.50),
                 p99_ms=percentile(receivers.latencies, 0.99),
-                messages_per_delivery=frames / max(delivered, 1))
+                messages_per_delivery=frames / max(delivered, 1),
+                overlay_messages_per_delivery=overlay_frames / max(delivered, 1),
+                cpu_us_per_delivery=cpu * 1e6 / max(delivered, 1))
 
 
 def best(steps: list[Step], max_p50_ms: float = math.inf) -> Step | None:
@@ -244,6 +312,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--min-messages", type=int, default=50)
     parser.add_argument("--drain", type=float, default=5.0)
+    parser.add_argument("--settle", type=float, default=3.0,
+                        help="seconds to wait after a step that lost documents")
+    parser.add_argument("--bisect", type=int, default=3,
+                        help="steps narrowing each reported rate after the doubling")
+    parser.add_argument("--precision", type=float, default=0.1,
+                        help="stop narrowing once the bad rate is within this of the good")
     parser.add_argument("--anchor-messages", type=int, default=300)
     parser.add_argument("--anchor-rate", type=float, default=20.0)
     parser.add_argument("--anchor-gossip-versions", default="1.1,1.0")
@@ -266,14 +340,14 @@ def main(argv: list[str]) -> int:
     print(f"pubsub, {args.nodes} peers in one process on 127.0.0.1, one publisher, "
           f"{args.size} B documents")
     header = (f"{'system':<34} {'rate/s':>7} {'deliv/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-              f"{'msgs/deliv':>10} {'delivered':>9} {'ratio':>6}")
+              f"{'msgs/deliv':>10} {'overlay':>7} {'delivered':>9} {'ratio':>6}")
     print(header)
     print("-" * len(header))
     anchor_rate = anchor["deliveries_per_s"] if anchor else None
     if anchor:
         print(f"{'py-libp2p 0.8.1 GossipSub (TCP)':<34} {args.anchor_rate:>7.0f} "
               f"{anchor['deliveries_per_s']:>8.0f} {anchor['lat_p50_ms']:>8.1f} "
-              f"{anchor['lat_p99_ms']:>8.1f} {'-':>10} {anchor['delivery_ratio']:>9.0%} "
+              f"{anchor['lat_p99_ms']:>8.1f} {'-':>10} {'-':>7} {anchor['delivery_ratio']:>9.0%} "
               f"{1.0:>6.1f}")
     for kind, step in results.items():
         name = f"TaiiNet ({kind})"
@@ -282,7 +356,8 @@ def main(argv: list[str]) -> int:
             continue
         ratio = f"{step.deliveries_per_s / anchor_rate:>6.1f}" if anchor_rate else f"{'-':>6}"
         print(f"{name:<34} {step.rate:>7.0f} {step.deliveries_per_s:>8.0f} {step.p50_ms:>8.1f} "
-              f"{step.p99_ms:>8.1f} {step.messages_per_delivery:>10.2f} {'100%':>9} {ratio}")
+              f"{step.p99_ms:>8.1f} {step.messages_per_delivery:>10.2f} "
+              f"{step.overlay_messages_per_delivery:>7.2f} {'100%':>9} {ratio}")
     print(f"anchor flags: {' '.join(flags)}")
     print(f"command: .venv/bin/python bench/pubsub.py {' '.join(argv)}".rstrip())
     return 0

@@ -7,11 +7,16 @@ from __future__ import annotations
 import functools
 import random
 
+import pytest
 import trio
 
-from taiinet.overlay.actions import Deliver
+from taiinet.errors import ConnectionClosed
+from taiinet.overlay import codec
+from taiinet.overlay.actions import Deliver, Send
 from taiinet.overlay.driver import OverlayDriver
-from taiinet.transport.memory import MemoryNetwork
+from taiinet.overlay.messages import Gossip, IHave, Join, OverlayMessage
+from taiinet.transport.connection import Connection
+from taiinet.transport.memory import MemoryNetwork, memory_connection_pair
 from taiinet.wire.identity import Identity
 
 NODES = 20
@@ -114,4 +119,105 @@ async def test_a_peer_that_breaks_the_protocol_is_dropped(autojump_clock: object
                 await ours.receive()
             except ConnectionClosed:
                 break
+        nursery.cancel_scope.cancel()
+
+
+def _ihaves(count: int) -> list[OverlayMessage]:
+    return [IHave(message_id=b"m%d" % i, hops=1) for i in range(count)]
+
+
+def _gossips(count: int, size: int) -> list[OverlayMessage]:
+    return [Gossip(message_id=b"g%d" % i, hops=1, payload=bytes([i]) * size)
+            for i in range(count)]
+
+
+@pytest.mark.parametrize(("messages", "link_frames"), [
+    pytest.param(_ihaves(1), 1, id="one frame goes alone"),
+    pytest.param(_ihaves(10), 1, id="ten small frames, one batch"),
+    pytest.param(_ihaves(600), 2, id="more than MAX_BATCH_FRAMES"),
+    pytest.param(_gossips(3, 25_000), 2, id="more bytes than one batch holds"),
+])
+async def test_frames_queued_together_arrive_in_order_in_fewer_link_frames(
+        autojump_clock: object, messages: list[OverlayMessage], link_frames: int) -> None:
+    me, peer = Identity.from_seed(b"\x01" * 32), Identity.from_seed(b"\x02" * 32)
+    far_ends: list[Connection] = []
+    dialed = trio.Event()
+
+    async def dial(peer_id: str) -> Connection:
+        ours, theirs = await memory_connection_pair(me, peer)
+        far_ends.append(theirs)
+        dialed.set()
+        return ours
+
+    driver = OverlayDriver(me.peer_id, dial, rng=random.Random(1), send_queue=1024)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(driver.run)
+        # Queued in one go, as when one input makes the core send to a peer many times.
+        driver._apply([Send(peer=peer.peer_id, message=m) for m in messages])
+        await dialed.wait()
+        received: list[OverlayMessage | bytes] = []
+        frames = 0
+        while len(received) < len(messages):
+            data = await far_ends[0].receive()
+            assert len(data) <= codec.MAX_FRAME_SIZE
+            frames += 1
+            received += codec.decode_link_frame(data)
+        assert received == messages
+        assert frames == link_frames
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_peer_that_nests_batches_is_dropped(autojump_clock: object) -> None:
+    me, rogue = Identity.from_seed(b"\x01" * 32), Identity.from_seed(b"\x02" * 32)
+
+    async def no_dial(peer: str) -> Connection:
+        raise AssertionError("nothing to dial")
+
+    driver = OverlayDriver(me.peer_id, no_dial, rng=random.Random(1))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(driver.run)
+        ours, theirs = await memory_connection_pair(rogue, me)
+        driver.add_connection(theirs)
+        await ours.send(codec.encode_batch([codec.encode_frame(Join())]))
+        await trio.sleep(0.1)
+        assert driver.neighbors == [rogue.peer_id]
+        nested = codec.encode_batch([codec.encode_batch([codec.encode_frame(Join())])])
+        await ours.send(nested)
+        await trio.sleep(0.1)
+        assert driver.neighbors == []
+        while True:
+            try:
+                await ours.receive()
+            except ConnectionClosed:
+                break
+        nursery.cancel_scope.cancel()
+
+
+async def test_lazy_frames_wait_for_an_urgent_one_and_leave_with_it(
+        autojump_clock: object) -> None:
+    me, peer = Identity.from_seed(b"\x01" * 32), Identity.from_seed(b"\x02" * 32)
+    far_ends: list[Connection] = []
+    dialed = trio.Event()
+
+    async def dial(peer_id: str) -> Connection:
+        ours, theirs = await memory_connection_pair(me, peer)
+        far_ends.append(theirs)
+        dialed.set()
+        return ours
+
+    driver = OverlayDriver(me.peer_id, dial, rng=random.Random(1), lazy_delay=10.0)
+    lazy = _ihaves(3)
+    urgent = _gossips(1, 10)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(driver.run)
+        for message in lazy:  # one at a time, as successive documents' announcements
+            driver._apply([Send(peer=peer.peer_id, message=message)])
+            await trio.sleep(1.0)
+        assert not dialed.is_set()  # still held: nothing urgent yet, the delay not over
+        driver._apply([Send(peer=peer.peer_id, message=urgent[0])])
+        await dialed.wait()
+        assert codec.decode_link_frame(await far_ends[0].receive()) == [*lazy, *urgent]
+        # Lazy frames alone leave when the lazy flusher fires.
+        driver._apply([Send(peer=peer.peer_id, message=m) for m in _ihaves(2)])
+        assert codec.decode_link_frame(await far_ends[0].receive()) == _ihaves(2)
         nursery.cancel_scope.cancel()

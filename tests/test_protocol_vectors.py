@@ -16,6 +16,8 @@ import pytest
 from noise.connection import Keypair, NoiseConnection
 
 from taiinet import Envelope, Identity, InvalidEnvelope
+from taiinet.overlay import codec as overlay_codec
+from taiinet.overlay.messages import Join
 from taiinet.transport.noise import (
     PROTOCOL_NAME,
     NoiseHandshake,
@@ -58,7 +60,7 @@ def hexval(block: str, key: str) -> bytes:
 
 def test_the_document_has_all_vectors() -> None:
     assert set(VECTORS) == {"uvarint", "identity", "libp2p-ed25519", "envelope", "frame",
-                            "noise-xx"}
+                            "frame-batch", "noise-xx"}
 
 
 @pytest.mark.parametrize("number", list(VECTORS["uvarint"]))
@@ -124,6 +126,13 @@ def test_frame_vector() -> None:
     assert frame == hexval("frame", "frame")
     assert frame_with_prefix(frame) == hexval("frame", "on_the_link")
     assert decode_frame(frame).ping.nonce == 300
+
+
+def test_frame_batch_vector() -> None:
+    ping = frame_pb2.Frame(ping=frame_pb2.Ping(nonce=1)).SerializeToString()
+    batch = overlay_codec.encode_batch([overlay_codec.encode_frame(Join()), ping])
+    assert batch == hexval("frame-batch", "frame")
+    assert overlay_codec.decode_link_frame(batch) == [Join(), ping]
 
 
 def _vector_handshakes() -> tuple[NoiseHandshake, NoiseHandshake]:

@@ -7,7 +7,14 @@ cooperative, so no lock is needed) and its actions are carried out at once:
 
 * ``Send``: the frame goes into the peer's bounded send queue; a task per
   peer dials it first if there is no connection (with the injected ``dial``)
-  and then writes the queue out.  A dial failure, a closed connection or a
+  and then writes the queue out: each write takes every frame queued by then
+  (up to a batch's limits) and sends them as one ``FrameBatch`` link frame,
+  so under load frames go out in batches and at low load one by one.  A
+  queue that holds only lazy frames (``IHave``) waits until another frame
+  is queued for that peer or the driver's lazy flusher fires,
+  ``lazy_delay`` (50 ms) after the first of them: announcements do not
+  decide delivery latency, and this lets those of successive messages share
+  a link message (Plumtree's lazy queue).  A dial failure, a closed connection or a
   full queue (a peer too slow to keep up) is reported to the core as
   ``handle_link_down``.
 * ``CloseLink``: the peer's queue is flushed and its connections closed.
@@ -21,8 +28,9 @@ cooperative, so no lock is needed) and its actions are carried out at once:
 Incoming connections are handed over with ``add_connection`` (or ``serve``
 on a listener).  Two peers may dial each other at once: both connections are
 kept, frames are read from both and sent on the newest; the link is down when
-the last one closes.  Frames of other layers are passed to ``other_frames``
-if given, else ignored.
+the last one closes.  A received batch is fed to the core frame by frame, in
+order; a malformed frame or batch drops the link.  Frames of other layers are
+passed to ``other_frames`` if given, else ignored.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ from taiinet.overlay.actions import (
     Timer,
 )
 from taiinet.overlay.core import Overlay, OverlayConfig
+from taiinet.overlay.messages import IHave
 from taiinet.overlay.plumtree import ForwardFilter
 from taiinet.transport.connection import Connection
 from taiinet.v1 import frame_pb2
@@ -60,6 +69,9 @@ OtherFrame = Callable[[str, bytes], None]
 DEFAULT_SEND_QUEUE = 256
 #: Deliveries buffered for the application.
 DEFAULT_DELIVERY_BUFFER = 1024
+#: Seconds a lazy frame (``IHave``) may wait for other frames to the same peer
+#: to go with it (the Plumtree paper's lazy queue); any other frame sends at once.
+DEFAULT_LAZY_DELAY = 0.05
 
 _PING = frame_pb2.Frame(ping=frame_pb2.Ping(nonce=0)).SerializeToString()
 
@@ -70,7 +82,11 @@ class _Link:
     send: trio.MemorySendChannel[bytes | None]
     receive: trio.MemoryReceiveChannel[bytes | None]
     connections: list[Connection]
+    #: Set when a frame that must not wait (anything but a lazy one) is queued.
+    urgent: trio.Event
     closing: bool = False
+    #: On the driver's list of links the lazy flusher will wake.
+    lazy_pending: bool = False
 
 
 class OverlayDriver:
@@ -81,18 +97,26 @@ class OverlayDriver:
                  forward_filter: ForwardFilter | None = None,
                  other_frames: OtherFrame | None = None,
                  send_queue: int = DEFAULT_SEND_QUEUE,
-                 delivery_buffer: int = DEFAULT_DELIVERY_BUFFER) -> None:
+                 delivery_buffer: int = DEFAULT_DELIVERY_BUFFER,
+                 lazy_delay: float = DEFAULT_LAZY_DELAY) -> None:
         self.peer_id = peer_id
         self.core = Overlay(peer_id, rng or random.Random(), config, forward_filter)
         self._dial = dial
         self._other_frames = other_frames
         self._send_queue = send_queue
+        self._lazy_delay = lazy_delay
+        self._lazy_links: list[_Link] = []
+        self._lazy_wake = trio.Event()
         self._links: dict[str, _Link] = {}
         self._timers: list[tuple[float, int, Timer]] = []
         self._timer_seq = 0
         self._timer_changed = trio.Event()
         self._deliver_send, self.deliveries = trio.open_memory_channel[Deliver](delivery_buffer)
         self.dropped_deliveries = 0
+        #: Frames (overlay messages and pings) written to links; a batch counts
+        #: each of its frames, so with the links' own frame count it gives the
+        #: batching ratio.
+        self.frames_sent = 0
         self._nursery: trio.Nursery | None = None
 
     # --- public API ------------------------------------------------------------
@@ -104,6 +128,7 @@ class OverlayDriver:
                 self._nursery = nursery
                 self._apply(self.core.start(trio.current_time()))
                 nursery.start_soon(self._timer_task)
+                nursery.start_soon(self._lazy_flusher)
                 task_status.started()
         finally:
             self._nursery = None
@@ -144,7 +169,8 @@ class OverlayDriver:
     def _apply(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Send):
-                self._enqueue(action.peer, codec.encode_frame(action.message))
+                self._enqueue(action.peer, codec.encode_frame(action.message),
+                              urgent=not isinstance(action.message, IHave))
             elif isinstance(action, SetTimer):
                 self._timer_seq += 1
                 heapq.heappush(self._timers, (action.at, self._timer_seq, action.timer))
@@ -164,7 +190,7 @@ class OverlayDriver:
                 else:
                     self._link_down(action.peer)
 
-    def _enqueue(self, peer: str, frame: bytes) -> None:
+    def _enqueue(self, peer: str, frame: bytes, *, urgent: bool = True) -> None:
         link = self._links.get(peer)
         if link is None or link.closing:
             if link is not None:
@@ -172,6 +198,12 @@ class OverlayDriver:
             link = self._new_link(peer)
         try:
             link.send.send_nowait(frame)
+            if urgent or self._lazy_delay <= 0:
+                link.urgent.set()
+            elif not link.lazy_pending:
+                link.lazy_pending = True
+                self._lazy_links.append(link)
+                self._lazy_wake.set()
         except trio.WouldBlock:
             log.warning("overlay: %s is too slow, dropping its link", peer)
             self._drop(link)
@@ -182,7 +214,8 @@ class OverlayDriver:
 
     def _new_link(self, peer: str) -> _Link:
         send, receive = trio.open_memory_channel[bytes | None](self._send_queue)
-        link = _Link(peer=peer, send=send, receive=receive, connections=[])
+        link = _Link(peer=peer, send=send, receive=receive, connections=[],
+                     urgent=trio.Event())
         self._links[peer] = link
         self._spawn(self._sender, link)
         return link
@@ -191,6 +224,7 @@ class OverlayDriver:
         """Flush and close: the sender closes the connections after the queue."""
         if not link.closing:
             link.closing = True
+            link.urgent.set()
             with_none = link.send
             try:
                 with_none.send_nowait(None)
@@ -202,6 +236,7 @@ class OverlayDriver:
         if self._links.get(link.peer) is link:
             del self._links[link.peer]
         link.closing = True
+        link.urgent.set()
         link.send.close()
         for connection in link.connections:
             self._spawn(connection.aclose)
@@ -218,10 +253,25 @@ class OverlayDriver:
     # --- tasks ------------------------------------------------------------------------
 
     async def _sender(self, link: _Link) -> None:
+        carried: bytes | None = None
         async with link.receive:
-            async for frame in link.receive:
+            while True:
+                backlog = carried is not None
+                if carried is None:
+                    try:
+                        frame = await link.receive.receive()
+                    except trio.EndOfChannel:
+                        break
+                else:
+                    frame, carried = carried, None
                 if frame is None:
                     break
+                if not backlog:
+                    # Only lazy frames queued: let more frames join them until an
+                    # urgent one comes or the lazy flusher's turn.
+                    await link.urgent.wait()
+                link.urgent = trio.Event()
+                frames, carried, closing = _take_batch(link.receive, frame)
                 if not link.connections:
                     try:
                         connection = await self._dial(link.peer)
@@ -231,12 +281,16 @@ class OverlayDriver:
                         return
                     link.connections.append(connection)
                     self._spawn(self._reader, link, connection)
+                data = frames[0] if len(frames) == 1 else codec.encode_batch(frames)
                 try:
-                    await link.connections[-1].send(frame)
+                    await link.connections[-1].send(data)
                 except TaiiNetError as exc:
                     log.info("overlay: link to %s failed: %s", link.peer, exc)
                     self._drop_if_current(link)
                     return
+                self.frames_sent += len(frames)
+                if closing:
+                    break
         # Closed on purpose (CloseLink): flush done, close the connections.
         if self._links.get(link.peer) is link:
             del self._links[link.peer]
@@ -251,15 +305,17 @@ class OverlayDriver:
         try:
             async for data in connection:
                 try:
-                    message = codec.decode_frame(data)
+                    parts = codec.decode_link_frame(data)
                 except TaiiNetError as exc:
                     log.warning("overlay: %s broke the protocol: %s", peer, exc)
                     break
-                if message is None:
-                    if self._other_frames is not None:
-                        self._other_frames(peer, data)
-                    continue
-                self._apply(self.core.handle_message(peer, message, trio.current_time()))
+                now = trio.current_time()
+                for part in parts:
+                    if isinstance(part, bytes):
+                        if self._other_frames is not None:
+                            self._other_frames(peer, part)
+                    else:
+                        self._apply(self.core.handle_message(peer, part, now))
         except TaiiNetError as exc:
             log.info("overlay: link from %s ended: %s", peer, exc)
         finally:
@@ -269,6 +325,20 @@ class OverlayDriver:
             link.connections.remove(connection)
         if not link.connections and self._links.get(peer) is link and not link.closing:
             self._drop(link)
+
+    async def _lazy_flusher(self) -> None:
+        """Wake the senders holding lazy frames, ``lazy_delay`` after the first one.
+
+        One timer for the whole driver instead of one per link and batch.
+        """
+        while True:
+            await self._lazy_wake.wait()
+            self._lazy_wake = trio.Event()
+            await trio.sleep(self._lazy_delay)
+            links, self._lazy_links = self._lazy_links, []
+            for link in links:
+                link.lazy_pending = False
+                link.urgent.set()
 
     async def _timer_task(self) -> None:
         while True:
@@ -281,3 +351,28 @@ class OverlayDriver:
             with trio.move_on_at(deadline):
                 await self._timer_changed.wait()
 
+
+
+def _take_batch(receive: trio.MemoryReceiveChannel[bytes | None], first: bytes,
+                ) -> tuple[list[bytes], bytes | None, bool]:
+    """``first`` and the frames queued behind it that fit one batch.
+
+    Returns the frames, one frame taken that did not fit or ``None``, and
+    whether the close marker was reached.  The frame that did not fit starts
+    the next batch at once (a sender holding one never waits).  Never waits:
+    the frames that queued while the previous send was in progress go
+    together, so batches grow with the load.
+    """
+    frames = [first]
+    size = codec.batch_item_size(first)
+    while True:
+        try:
+            frame = receive.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            return frames, None, False
+        if frame is None:
+            return frames, None, True
+        size += codec.batch_item_size(frame)
+        if len(frames) == codec.MAX_BATCH_FRAMES or not codec.batch_fits(size):
+            return frames, frame, False
+        frames.append(frame)

@@ -2,26 +2,29 @@
 from taiinet.v1 import overlay_pb2 as _overlay_pb2
 from taiinet.v1 import signal_pb2 as _signal_pb2
 from taiinet.v1 import pubsub_pb2 as _pubsub_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Frame(_message.Message):
-    __slots__ = ("ping", "pong", "overlay", "signal", "pubsub")
+    __slots__ = ("ping", "pong", "batch", "overlay", "signal", "pubsub")
     PING_FIELD_NUMBER: _ClassVar[int]
     PONG_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     OVERLAY_FIELD_NUMBER: _ClassVar[int]
     SIGNAL_FIELD_NUMBER: _ClassVar[int]
     PUBSUB_FIELD_NUMBER: _ClassVar[int]
     ping: Ping
     pong: Pong
+    batch: FrameBatch
     overlay: _overlay_pb2.OverlayMessage
     signal: _signal_pb2.SignalMessage
     pubsub: _pubsub_pb2.PubsubMessage
-    def __init__(self, ping: _Optional[_Union[Ping, _Mapping]] = ..., pong: _Optional[_Union[Pong, _Mapping]] = ..., overlay: _Optional[_Union[_overlay_pb2.OverlayMessage, _Mapping]] = ..., signal: _Optional[_Union[_signal_pb2.SignalMessage, _Mapping]] = ..., pubsub: _Optional[_Union[_pubsub_pb2.PubsubMessage, _Mapping]] = ...) -> None: ...
+    def __init__(self, ping: _Optional[_Union[Ping, _Mapping]] = ..., pong: _Optional[_Union[Pong, _Mapping]] = ..., batch: _Optional[_Union[FrameBatch, _Mapping]] = ..., overlay: _Optional[_Union[_overlay_pb2.OverlayMessage, _Mapping]] = ..., signal: _Optional[_Union[_signal_pb2.SignalMessage, _Mapping]] = ..., pubsub: _Optional[_Union[_pubsub_pb2.PubsubMessage, _Mapping]] = ...) -> None: ...
 
 class Ping(_message.Message):
     __slots__ = ("nonce",)
@@ -34,3 +37,9 @@ class Pong(_message.Message):
     NONCE_FIELD_NUMBER: _ClassVar[int]
     nonce: int
     def __init__(self, nonce: _Optional[int] = ...) -> None: ...
+
+class FrameBatch(_message.Message):
+    __slots__ = ("frames",)
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    frames: _containers.RepeatedCompositeFieldContainer[Frame]
+    def __init__(self, frames: _Optional[_Iterable[_Union[Frame, _Mapping]]] = ...) -> None: ...

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import os
 
 import nacl.exceptions
@@ -46,6 +47,12 @@ def peer_id_bytes_from_public_key(raw: bytes) -> bytes:
     return _PEER_ID_PREFIX + raw
 
 
+#: Peer ids remembered by public key: every verified envelope names its signer,
+#: and base58 costs as much as a third of the signature check.
+PEER_ID_CACHE_SIZE = 4096
+
+
+@functools.lru_cache(maxsize=PEER_ID_CACHE_SIZE)
 def peer_id_from_public_key(raw: bytes) -> str:
     """The peer id (``12D3KooW...``) of a raw 32-byte Ed25519 public key."""
     return b58encode(peer_id_bytes_from_public_key(raw))
