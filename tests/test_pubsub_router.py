@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from taiinet.overlay.messages import Gossip
+from taiinet.overlay.messages import Gossip, IHave
 from taiinet.pubsub.actions import Deliver, Published, SendInterest, SetInterestTimer
 from taiinet.pubsub.config import PubsubConfig
 from taiinet.pubsub.documents import (
@@ -233,3 +233,65 @@ def test_the_router_keeps_one_shared_tree_for_interest_to_follow() -> None:
     config = OverlayConfig(broadcast=PlumtreeConfig(origin_trees=64))
     router = PubsubRouter("a", random.Random(1), UnsignedDocuments("a"), overlay_config=config)
     assert router.overlay.broadcast_core.config.origin_trees == 0
+
+
+def _two_neighbour_router(**config: object) -> PubsubRouter:
+    router = PubsubRouter("me", random.Random(0), UnsignedDocuments("me"),
+                          PubsubConfig(first_advert_grace=0.0, **config))  # type: ignore[arg-type]
+    for peer in ("a", "b"):
+        router.overlay.broadcast_core.neighbor_up(peer, 0.0)
+        router.overlay.membership.active.append(peer)
+        router.handle_message(peer, InterestAdvert(version=1, filters=(), tree_link=True), 0.0)
+    return router
+
+
+def _advert(router: PubsubRouter, peer: str, version: int, now: float, *queries: object) -> list:
+    return router.handle_message(peer, InterestAdvert(
+        version=version, filters=tuple(Query(q) for q in queries), tree_link=True), now)
+
+
+def _ihaves(actions: list) -> list[tuple[str, bytes, int]]:
+    return [(a.peer, a.message.message_id, a.message.hops) for a in actions
+            if type(getattr(a, "message", None)) is IHave]
+
+
+def _sent_to(actions: list) -> set[str]:
+    return {a.peer for a in actions if type(getattr(a, "message", None)) is Gossip}
+
+
+def test_a_document_published_in_an_interest_gap_is_caught_up_when_interest_widens() -> None:
+    router = _two_neighbour_router(catch_up_recent=0.0)
+    _advert(router, "a", 2, 10.0, {"x": 1})
+    before = router.publish({"x": 1, "n": 0}, 11.0)  # steady: goes to "a"
+    assert _sent_to(before) == {"a"}
+    # "a" drops {"x": 1} and no other link carries it: a gap opens.
+    _advert(router, "a", 3, 12.0)
+    stopped = router.publish({"x": 1, "n": 1}, 12.1)
+    assert _sent_to(stopped) == set()
+    other = router.publish({"x": 2}, 12.2)
+    # The interest reappears behind "b": the stopped document is announced, with
+    # its hop count; the steady one (it went to "a") and the non-matching one are not.
+    actions = _advert(router, "b", 2, 12.4, {"x": 1})
+    assert _ihaves(actions) == [("b", stopped[0].message_id, 1)]
+    assert router.stats.caught_up == 1
+    # Announced once: a later widening does not repeat it; x=2 matched no
+    # dropped interest (it went nowhere because nobody wanted it), so it is
+    # not announced either.
+    assert other[0].message_id != stopped[0].message_id
+    assert _ihaves(_advert(router, "b", 3, 12.5, {"x": 1}, {"x": 2})) == []
+
+
+def test_without_a_gap_a_widening_announces_only_recent_documents() -> None:
+    router = _two_neighbour_router(catch_up_recent=0.5)
+    _advert(router, "a", 2, 10.0, {"x": 1})
+    old = router.publish({"x": 1, "n": 0}, 11.0)
+    young = router.publish({"y": 1}, 11.8)
+    assert _sent_to(old) == {"a"} and _sent_to(young) == set()
+    # "b" widens at 12.0: the young document (0.2 s) may have met interest in
+    # transit and is announced; "a" still carries x=1, so nothing else is.
+    actions = _advert(router, "b", 2, 12.0, {"y": 1}, {"x": 1})
+    assert _ihaves(actions) == [("b", young[0].message_id, 1)]
+    # Off: no announcement at all.
+    router = _two_neighbour_router(catch_up_limit=0)
+    young = router.publish({"y": 1}, 11.8)
+    assert _ihaves(_advert(router, "b", 2, 12.0, {"y": 1})) == []

@@ -4,10 +4,15 @@ Right after start every link is eager and the first duplicates prune the
 tree; adverts reach the publisher's side one hop (``advert_delay`` plus link
 delay) at a time, and a narrower advert can arrive before the path that now
 carries the dropped interest has advertised it.  A document pushed in that gap
-used to stop short of subscribers, with no repair (nodes that do not get it
-send no ``IHave``).  ``first_advert_grace`` (on by default) and
-``narrowing_grace`` (opt-in) hold the earlier, wider interest meanwhile.
+stops short of subscribers, and nodes that do not get it send no ``IHave``.
+The catch-up on interest widening repairs it: when the wider interest arrives,
+the node where the document stopped announces it (``IHave``), hop by hop.
 Small networks, publications from 0.3 s after start.
+
+Only subscribers that can still be reached count: in a 12-node network with
+active views of 3, HyParView sometimes closes a small clique (every member's
+view full of the others) that no routing can cross; those subscribers are
+left out and counted apart.
 """
 
 from __future__ import annotations
@@ -18,11 +23,25 @@ from taiinet.pubsub.config import PubsubConfig
 from tests.pubsub_harness import PubsubNet
 
 NODES = 12
-SEEDS = range(16)
 
 
-def losses(seed: int, config: PubsubConfig) -> int:
-    """Expected deliveries missing for 6 documents published during the first second."""
+def _component(net: PubsubNet, start: str) -> set[str]:
+    """Nodes reachable from ``start`` over active views at the end of the run."""
+    seen = {start}
+    todo = [start]
+    while todo:
+        for peer in net.routers[todo.pop()].active_view:
+            if peer not in seen:
+                seen.add(peer)
+                todo.append(peer)
+    return seen
+
+
+def losses(seed: int, config: PubsubConfig) -> tuple[int, int]:
+    """Expected deliveries missing for 6 documents published during the first second.
+
+    Returns (missing reachable deliveries, deliveries left out as unreachable).
+    """
     net = PubsubNet(NODES, seed, config=config)
     rng = random.Random(seed)
     subscribed: dict[str, str] = {}
@@ -35,30 +54,47 @@ def losses(seed: int, config: PubsubConfig) -> int:
     published = []
     for seq in range(6):
         topic = rng.choice("ab")
-        published.append((net.publish(rng.choice(net.ids), {"topic": topic, "seq": seq}), topic))
+        publisher = rng.choice(net.ids)
+        published.append((net.publish(publisher, {"topic": topic, "seq": seq}), topic, publisher))
         net.run(0.05)
     net.run(10.0)
-    missing = 0
-    for mid, topic in published:
+    missing = unreachable = 0
+    for mid, topic, publisher in published:
         expected = {p for p, t in subscribed.items() if t == topic}
-        missing += len(expected - set(net.deliveries_of(mid)))
-    return missing
+        reachable = _component(net, publisher)
+        got = set(net.deliveries_of(mid))
+        missing += len((expected & reachable) - got)
+        unreachable += len(expected - reachable)
+    return missing, unreachable
+
+
+def _lost(seeds: range, config: PubsubConfig) -> dict[int, int]:
+    return {seed: n for seed in seeds if (n := losses(seed, config)[0])}
 
 
 def test_documents_published_while_interest_settles_reach_every_subscriber() -> None:
-    assert {seed: n for seed in SEEDS if (n := losses(seed, PubsubConfig()))} == {}
+    results = {seed: losses(seed, PubsubConfig()) for seed in range(128)}
+    assert {seed: lost for seed, (lost, _) in results.items() if lost} == {}
+    # The exclusion of unreachable subscribers must not hide routing losses:
+    # it is a few closed cliques.
+    left_out = [seed for seed, (_, unreachable) in results.items() if unreachable]
+    assert len(left_out) <= 4, left_out
 
 
-def test_without_the_grace_the_scenario_loses_documents() -> None:
-    # The scenario is sharp: with the old rule (match only the latest advert) it loses.
-    old_rule = PubsubConfig(first_advert_grace=0.0, narrowing_grace=0.0)
-    lost = {seed: n for seed in SEEDS if (n := losses(seed, old_rule))}
+def test_catch_up_alone_repairs_what_settling_loses() -> None:
+    # Without the first-advert grace, more documents stop short; the catch-up
+    # still pulls every one of them forward.
+    assert _lost(range(32), PubsubConfig(first_advert_grace=0.0)) == {}
+
+
+def test_without_catch_up_or_grace_the_scenario_loses_documents() -> None:
+    # The scenario is sharp: matching only the latest advert, with no repair, loses.
+    lost = _lost(range(16), PubsubConfig(first_advert_grace=0.0, catch_up_limit=0))
     assert len(lost) >= 4, lost
 
 
-def test_narrowing_grace_covers_a_tree_reshaped_by_prunes() -> None:
-    # Seeds 26 and 36 lose documents with the default (first advert only)
-    # because a prune narrowed an advert; holding narrowed interest covers them.
-    assert losses(26, PubsubConfig()) + losses(36, PubsubConfig()) > 0
-    reshaped = PubsubConfig(narrowing_grace=0.3)
-    assert losses(26, reshaped) == losses(36, reshaped) == 0
+def test_without_catch_up_a_reshaped_tree_loses_documents() -> None:
+    # Seeds 26 and 36: a prune narrows an advert; the grace alone does not cover it.
+    assert losses(26, PubsubConfig(catch_up_limit=0))[0] > 0
+    assert losses(36, PubsubConfig(catch_up_limit=0))[0] > 0
+    assert losses(26, PubsubConfig()) == losses(36, PubsubConfig()) == (0, 0)

@@ -64,9 +64,9 @@ def register(sims: Any) -> None:
     parser.add_argument("--first-advert-grace", type=float, default=None,
                         help="seconds everything still matches after a neighbour's first "
                              "advert (default: the router's; 0: the old rule)")
-    parser.add_argument("--narrowing-grace", type=float, default=None,
-                        help="seconds a narrowed interest still matches (default: the "
-                             "router's, 0 = off)")
+    parser.add_argument("--catch-up-limit", type=int, default=None,
+                        help="IHAVEs announced per widened advert (default: the router's; "
+                             "0: no catch-up)")
     parser.add_argument("--signed", action="store_true",
                         help="sign and verify every document with Ed25519 (slower)")
     parser.add_argument("--wire", action="store_true",
@@ -106,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
         pubsub = replace(MODES[mode], heal_splits=not args.no_heal)
         if args.first_advert_grace is not None:
             pubsub = replace(pubsub, first_advert_grace=args.first_advert_grace)
-        if args.narrowing_grace is not None:
-            pubsub = replace(pubsub, narrowing_grace=args.narrowing_grace)
+        if args.catch_up_limit is not None:
+            pubsub = replace(pubsub, catch_up_limit=args.catch_up_limit)
         result: PubsubSimResult = simulate(replace(base, pubsub=pubsub))
         summary = result.summary()
         summary["runtime_seconds"] = round(time.perf_counter() - started, 1)

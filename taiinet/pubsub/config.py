@@ -34,11 +34,16 @@ class PubsubConfig:
     #: "unknown" = everything) does not narrow forwarding yet: interest from
     #: further away reaches it hop by hop (``advert_delay`` + link delay each).
     first_advert_grace: float = 0.3
-    #: Seconds a later advert that drops filters does not narrow forwarding
-    #: yet (a tree reshaped by prunes: the dropped interest may arrive over a
-    #: path that has not advertised it yet).  0: off, the default - it costs
-    #: extra pushes and tree churn at low interest (docs/pubsub.md).
-    narrowing_grace: float = 0.0
+    #: Catch-up on interest widening: when a neighbour's advert matches
+    #: documents its previous one did not, the documents of the last
+    #: ``catch_up_window`` seconds that it now wants and has not been sent
+    #: are announced to it (``IHave``), at most ``catch_up_limit`` per advert
+    #: (0: off).  Repairs documents pushed before interest settled.
+    catch_up_window: float = 5.0
+    catch_up_limit: int = 64
+    #: Documents younger than this are announced on any widening, gap or not
+    #: (interest moved to a branch where this node saw no narrowing).
+    catch_up_recent: float = 0.5
     #: Carry component roots in adverts and graft lazy links that join two
     #: parts of a split eager tree.  A safety net that costs adverts: every
     #: Plumtree tree swap moves roots and distances (measured in docs/pubsub.md).
@@ -60,12 +65,15 @@ class PubsubConfig:
         if not 1 <= self.max_advert_filters <= MAX_ADVERT_FILTERS:
             raise PubsubUsageError(f"max_advert_filters must be in 1..{MAX_ADVERT_FILTERS}")
         if (self.advert_delay <= 0 or self.heal_delay <= 0
-                or min(self.first_advert_grace, self.narrowing_grace) < 0):
+                or self.first_advert_grace < 0):
             raise PubsubUsageError(
-                "advert_delay and heal_delay must be positive, graces >= 0")
+                "advert_delay and heal_delay must be positive, first_advert_grace >= 0")
         if not 0 < self.max_document_bytes <= MAX_PAYLOAD_SIZE:
             raise PubsubUsageError(f"max_document_bytes must be in 1..{MAX_PAYLOAD_SIZE}")
         if self.document_cache_size < 1 or self.max_subscriptions < 1:
             raise PubsubUsageError("cache and subscription bounds must be at least 1")
+        if min(self.catch_up_window, self.catch_up_recent, self.catch_up_limit) < 0:
+            raise PubsubUsageError("catch_up_window, catch_up_recent and catch_up_limit "
+                                   "must be >= 0")
         if self.max_pending_adverts < 0:
             raise PubsubUsageError("max_pending_adverts must be >= 0")

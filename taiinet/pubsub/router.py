@@ -30,13 +30,23 @@ measurements in ``docs/pubsub.md`` compare both.
 A neighbour whose interest is not known yet (no advert since it came up) is
 treated as wanting everything, and a node with such an eager neighbour
 advertises match-all to its other eager neighbours: the router falls back to
-Plumtree broadcast until interest is known.  It keeps getting everything
-for ``first_advert_grace`` seconds after its first advert (and, with
-``narrowing_grace``, a neighbour's earlier interest keeps matching after an
-advert drops filters): interest from further away arrives hop by hop, and a
-document pushed before it arrives would stop short of subscribers with no
-repair, since nodes that never get it send no ``IHave``.  Adverts are recomputed when the
-subscriptions, the neighbours, the eager set or a neighbour's advert change;
+Plumtree broadcast until interest is known.
+
+Interest arrives hop by hop, and a tree reshaped by prunes can narrow one
+link's advert before the new path advertises what it dropped: a document
+pushed in that gap stops short of subscribers, and nodes that never get it
+send no ``IHave``.  Two rules cover it.  A neighbour keeps getting everything
+for ``first_advert_grace`` seconds after its first advert (fewer gaps while
+links come up).  And *catch-up on interest widening*: a node remembers the
+gaps it saw (interest a neighbour dropped that no other link carried, until
+an advert carries it again) and, when a neighbour's advert widens, announces
+to it with ``IHave`` the recent documents that the new interest matches, that
+it was never sent, and that arrived in a gap or less than ``catch_up_recent``
+seconds ago.  The neighbour grafts what it lacks and pushes it on, so the
+document follows the wider interest back, hop by hop: a loss becomes a delay.
+
+Adverts are recomputed when the subscriptions, the neighbours, the eager set
+or a neighbour's advert change;
 changes are coalesced for ``advert_delay`` seconds and an advert is sent
 only to the neighbours whose summary changed, with a growing version.
 
@@ -58,7 +68,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -66,7 +76,7 @@ from typing import Any
 from taiinet.overlay.actions import Deliver as OverlayDeliver
 from taiinet.overlay.actions import NeighborDown, NeighborUp, Send, Timer
 from taiinet.overlay.core import Overlay, OverlayConfig
-from taiinet.overlay.messages import Gossip, Graft, OverlayMessage
+from taiinet.overlay.messages import MAX_HOPS, Gossip, Graft, IHave, OverlayMessage
 from taiinet.pubsub.actions import (
     Action,
     Deliver,
@@ -87,7 +97,7 @@ from taiinet.pubsub.messages import (
     PubsubMessage,
 )
 from taiinet.pubsub.query import IndexFull, InvalidQuery, Query, SubscriptionIndex
-from taiinet.pubsub.query.cover import MAX_MERGED_IN, summarize
+from taiinet.pubsub.query.cover import MAX_MERGED_IN, covers, summarize
 from taiinet.pubsub.query.nodes import MATCH_ALL, Compare, Field, In, node_key
 from taiinet.pubsub.query.values import value_key
 
@@ -98,6 +108,24 @@ _MATCH_ALL_KEY = node_key(MATCH_ALL)
 _TREE_GRAFT = Graft(message_id=b"")
 #: Summaries memoised by their inputs (they are recomputed on every change).
 _SUMMARY_CACHE_SIZE = 256
+#: Recent narrowings of neighbours' interest remembered for the catch-up.
+_NARROWINGS_KEPT = 64
+
+
+class _Narrowing:
+    """Interest a neighbour dropped that no other link carried: a gap in forwarding.
+
+    Documents arriving between ``at`` and ``until`` (when the dropped
+    interest is carried again, or ``catch_up_window`` later) may have
+    stopped here; ``dropped`` None means everything.
+    """
+
+    __slots__ = ("at", "dropped", "until")
+
+    def __init__(self, at: float, dropped: tuple[Query, ...] | None, until: float) -> None:
+        self.at = at
+        self.dropped = dropped
+        self.until = until
 
 
 @dataclass(slots=True)
@@ -119,6 +147,8 @@ class RouterStats:
     late_duplicates: int = 0
     #: Lazy links grafted because they joined two parts of a split tree.
     heals: int = 0
+    #: ``IHave`` sent by catch-ups (a neighbour's interest widened).
+    caught_up: int = 0
 
 
 class _Interest:
@@ -149,6 +179,12 @@ class _Document:
     document: Any
     #: When this node first had it.
     at: float
+    #: Hops it had travelled here (0 at the publisher), for the ``IHave`` of a catch-up.
+    hops: int
+    #: Neighbours known to have it or to have been sent it (pushed or announced):
+    #: the peer it came from, those that announced or pushed it to us, and those
+    #: we forwarded it to.  A catch-up announces it only to the others.
+    holders: set[str] = field(default_factory=set)
 
 
 def _one_shared_tree(config: OverlayConfig | None) -> OverlayConfig:
@@ -179,6 +215,7 @@ class PubsubRouter:
         "_flag_version",
         "_force",
         "_healing",
+        "_narrowed",
         "_now",
         "_own",
         "_pending",
@@ -221,14 +258,17 @@ class PubsubRouter:
         #: Neighbours to send the advert to again even if it did not change.
         self._force: set[str] = set()
         self._documents: OrderedDict[bytes, _Document] = OrderedDict()
+        #: Recent gaps: interest a neighbour dropped (advert dropping filters,
+        #: first advert, neighbour down) that no other link carried.
+        self._narrowed: deque[_Narrowing] = deque(maxlen=_NARROWINGS_KEPT)
         self._summaries: OrderedDict[frozenset[Any], tuple[tuple[Any, Query], ...]] = (
             OrderedDict())
         #: Local subscriptions' (``node_key``, query), by subscription id.
         self._own: dict[Hashable, tuple[Any, Query]] = {}
         self._eager_seen: frozenset[str] = frozenset()
-        #: Neighbour -> (an interest it advertised before narrowing it, None for
-        #: "unknown" i.e. everything; time until which it still matches).
-        self._previous: dict[str, tuple[_Interest | None, float]] = {}
+        #: Neighbour -> time until which everything still matches it (its first
+        #: advert narrowed "unknown"; see ``_hold_first_advert``).
+        self._previous: dict[str, float] = {}
         #: Time of the input being processed (the forward filter has no ``now``).
         self._now = 0.0
         self._timer_armed = False
@@ -284,7 +324,7 @@ class PubsubRouter:
         mid = hashlib.sha256(payload).digest()
         # Decode our own payload, so local subscribers see what peers will see.
         publisher, decoded = self.documents.open(payload)
-        self._remember(mid, _Document(publisher, decoded, now))
+        self._remember(mid, _Document(publisher, decoded, now, 0))
         self.stats.published += 1
         out: list[Action] = [Published(message_id=mid)]
         out += self._from_overlay(self.overlay.broadcast(mid, payload, now), now)
@@ -296,9 +336,11 @@ class PubsubRouter:
         self._now = now
         if type(message) is InterestAdvert:
             return self._on_advert(peer, message, now)
-        if type(message) is Gossip:
+        if type(message) is IHave:
+            self._holds(message.message_id, peer)
+        elif type(message) is Gossip:
             try:
-                fresh = self._verify(message, now)
+                fresh = self._verify(peer, message, now)
             except RejectedDocument as exc:
                 self.stats.rejected[exc.reason] += 1
                 return []
@@ -354,26 +396,75 @@ class PubsubRouter:
     # --- forwarding ------------------------------------------------------------
 
     def _forward(self, message_id: bytes, payload: bytes, peer: str) -> bool:
-        """Plumtree's forward filter: does ``peer``'s advertised interest match?"""
+        """Plumtree's forward filter: does ``peer``'s advertised interest match?
+
+        A yes is remembered (``peer`` then holds the document), so a later
+        catch-up does not announce it to ``peer`` again.
+        """
+        doc = self._documents.get(message_id)
+        if doc is None:
+            return True  # evicted: let the receiver decide (it verifies anyway)
+        if self._wants(doc, peer):
+            doc.holders.add(peer)
+            return True
+        return False
+
+    def _wants(self, doc: _Document, peer: str) -> bool:
         interest = self._remote.get(peer)
         if interest is None or interest.match_all:
             return True
         if (not interest.tree_link and self.config.tree_interest
                 and peer in self.overlay.broadcast_core.eager):
             return True  # the peer's advert predates the link turning eager
-        doc = self._documents.get(message_id)
-        if doc is None:
-            return True  # evicted: let the receiver decide (it verifies anyway)
         if interest.matches(doc.document):
             return True
-        previous = self._previous.get(peer)
-        if previous is None or self._now >= previous[1]:
-            return False
-        # The peer narrowed its interest lately: its new path may not have
-        # advertised what it dropped yet (see "Narrowing" in docs/pubsub.md).
-        return previous[0] is None or previous[0].matches(doc.document)
+        # The peer's first advert lately narrowed "unknown" (everything): interest
+        # from further away is still on its way to it (see ``_hold_first_advert``).
+        return self._now < self._previous.get(peer, self._now)
 
-    def _verify(self, message: Gossip, now: float) -> bool:
+    def _holds(self, message_id: bytes, peer: str) -> None:
+        doc = self._documents.get(message_id)
+        if doc is not None:
+            doc.holders.add(peer)
+
+    def _catch_up(self, peer: str, interest: _Interest, now: float,
+                  out: list[Action]) -> None:
+        """Announce to ``peer`` the recent documents its wider interest now matches.
+
+        A document pushed while ``peer``'s interest did not match it yet (an
+        advert narrowed by a tree reshape, or the first advert before wider
+        interest arrived hop by hop) stopped here.  When ``peer`` widens its
+        interest, it gets an ``IHave`` (with the hop count, so it grafts only
+        what it lacks; a pushed duplicate would make it prune the link) for
+        each document of the last ``catch_up_window`` seconds (at most
+        ``catch_up_limit``, newest first) that matches the new interest, that
+        ``peer`` neither sent, announced, nor was sent, and that may have
+        stopped here (``_may_have_stopped``, or younger than
+        ``catch_up_recent``).  The next hop pushes it on along the wider
+        interest, so a document that stopped short is pulled forward hop by
+        hop: the loss becomes a delay.
+        """
+        config = self.config
+        if config.catch_up_limit <= 0:
+            return
+        oldest = now - config.catch_up_window
+        recent = now - config.catch_up_recent
+        has_seen = self.overlay.broadcast_core.has_seen
+        sent = 0
+        for mid, doc in reversed(self._documents.items()):
+            if doc.at < oldest or sent >= config.catch_up_limit:
+                break
+            if (peer in doc.holders or not interest.matches(doc.document)
+                    or not has_seen(mid)
+                    or (doc.at < recent and not self._may_have_stopped(doc))):
+                continue
+            doc.holders.add(peer)
+            sent += 1
+            out.append(Send(peer=peer, message=IHave(message_id=mid,
+                                                      hops=min(doc.hops + 1, MAX_HOPS))))
+        self.stats.caught_up += sent
+
+    def _verify(self, peer: str, message: Gossip, now: float) -> bool:
         """Check a pushed document; False for a duplicate too late to say anything about the tree.
 
         A duplicate arriving ``late_duplicate`` seconds after the first copy
@@ -390,13 +481,14 @@ class PubsubRouter:
             raise RejectedDocument("id_mismatch", "message id is not SHA-256 of the document")
         known = self._documents.get(mid)
         if known is not None:
+            known.holders.add(peer)
             # A duplicate of a verified document: Plumtree prunes the link, if timely.
             return self.config.routing is False or now - known.at <= self.config.late_duplicate
         if self.overlay.broadcast_core.has_seen(mid):
             return True
         publisher, document = self.documents.open(payload)
         self.stats.accepted += 1
-        self._remember(mid, _Document(publisher, document, now))
+        self._remember(mid, _Document(publisher, document, now, message.hops, {peer}))
         return True
 
     def _remember(self, mid: bytes, doc: _Document) -> None:
@@ -405,9 +497,65 @@ class PubsubRouter:
         if len(docs) > self.config.document_cache_size:
             docs.popitem(last=False)
 
+    def _may_have_stopped(self, doc: _Document) -> bool:
+        """Whether ``doc`` may have stopped here for want of interest that has since moved.
+
+        It arrived in a *gap*: after a neighbour dropped interest that matches
+        it (an advert dropping filters, a first advert, a neighbour lost) and
+        that no other link carried, and before a wider advert carried it again
+        (at most ``catch_up_window`` later).  A document that arrived while
+        interest was carried went wherever it was wanted: announcing it again
+        along a reshaped tree would only make duplicates, whose prunes reshape
+        the tree again (measured: a cascade, at 1 % interest, when every
+        widening announced every recent document).  The next hops need no
+        gap of their own: an advert covers what the sender's other tree
+        links want, so the hop that pulled the document pushes it on.
+        """
+        for gap in self._narrowed:
+            if gap.at <= doc.at <= gap.until and (
+                    gap.dropped is None or any(q.matches(doc.document) for q in gap.dropped)):
+                return True
+        return False
+
+    def _narrowing(self, dropped: tuple[Query, ...] | None) -> None:
+        """Record interest dropped by a neighbour unless another link still carries it."""
+        if dropped is None:
+            if self._carried_everything():
+                return
+        else:
+            dropped = tuple(q for q in dropped if not self._carried(q))
+            if not dropped:
+                return
+        self._narrowed.append(_Narrowing(self._now, dropped,
+                                         self._now + self.config.catch_up_window))
+
+    def _close_gaps(self) -> None:
+        """A wider advert arrived: gaps whose dropped interest is carried again end now."""
+        now = self._now
+        for gap in self._narrowed:
+            if gap.until > now and (self._carried_everything() if gap.dropped is None
+                                    else all(self._carried(q) for q in gap.dropped)):
+                gap.until = now
+
+    def _carried_everything(self) -> bool:
+        remote = self._remote
+        return any(peer not in remote or remote[peer].match_all
+                   for peer in self.overlay.active_view)
+
+    def _carried(self, query: Query) -> bool:
+        """Whether some neighbour's interest covers ``query`` (unknown interest: all)."""
+        remote = self._remote
+        for peer in self.overlay.active_view:
+            interest = remote.get(peer)
+            if interest is None or interest.match_all or any(
+                    covers(q, query) for q in interest.filters):
+                return True
+        return False
+
     # --- overlay actions ---------------------------------------------------------
 
     def _from_overlay(self, actions: list[Any], now: float) -> list[Action]:
+        self._now = now
         out: list[Action] = []
         changed = False
         for action in actions:
@@ -442,7 +590,8 @@ class PubsubRouter:
                                message_id=action.message_id))
 
     def _forget(self, peer: str) -> None:
-        self._remote.pop(peer, None)
+        known = self._remote.pop(peer, None)
+        self._narrowing(None if known is None else known.filters)
         self._previous.pop(peer, None)
         self._sent.pop(peer, None)
         self._flag_version.pop(peer, None)
@@ -453,6 +602,7 @@ class PubsubRouter:
         pending = self._pending.pop(peer, None)
         if pending is not None:
             self._remote[peer] = pending
+        self._close_gaps()
 
     # --- interest ------------------------------------------------------------------
 
@@ -479,45 +629,41 @@ class PubsubRouter:
             return out
         interest = _Interest(advert)
         self._remote[peer] = interest
-        self._hold_previous(peer, known, interest, now)
+        self._hold_first_advert(peer, known, interest, now)
+        new_keys = {k for k, _q in interest.keyed}
+        old_keys = {k for k, _q in known.keyed} if known is not None else None
+        if old_keys is None or not new_keys <= old_keys:
+            self._close_gaps()
+            self._catch_up(peer, interest, now, out)
+        if not interest.match_all:
+            if old_keys is None:
+                self._narrowing(None)  # "unknown" (everything) narrowed to this advert
+            elif known is not None and not old_keys <= new_keys:
+                self._narrowing(tuple(q for k, q in known.keyed if k not in new_keys))
         if self.config.tree_interest:
             self._reconcile(peer, advert)
         self._interest_changed(now, out)
         return out
 
-    def _hold_previous(self, peer: str, known: _Interest | None, new: _Interest,
-                       now: float) -> None:
-        """Keep matching ``peer``'s wider earlier interest for a grace period.
+    def _hold_first_advert(self, peer: str, known: _Interest | None, new: _Interest,
+                           now: float) -> None:
+        """Keep forwarding everything to ``peer`` for a while after its first advert.
 
         The first advert narrows "unknown" (everything) and is followed by
-        wider ones as interest from further away arrives hop by hop: a
-        document pushed in between stops short of subscribers, and the nodes
-        that never get it send no ``IHave``, so Plumtree cannot repair it.  For
-        ``first_advert_grace`` seconds after the first advert everything still
-        matches; ``narrowing_grace`` does the same for later adverts that drop
-        filters (a tree reshaped by prunes), off by default (its cost is
-        measured in docs/pubsub.md).  While one is held, every advert from the
-        peer extends its period: the burst of adverts is not over.
+        wider ones as interest from further away arrives hop by hop.  For
+        ``first_advert_grace`` seconds everything still matches, so documents
+        of that period do not stop short and need no catch-up; while held,
+        every advert from the peer extends the period (the burst of adverts is
+        not over).  An advert with ``{}`` ends it.
         """
-        wider: _Interest | None
         if new.match_all:
             self._previous.pop(peer, None)
             return
-        config = self.config
+        grace = self.config.first_advert_grace
         held = self._previous.get(peer)
-        if held is not None and now < held[1]:
-            # Interest still moving: hold on until it has been quiet a while.
-            grace = config.first_advert_grace if held[0] is None else config.narrowing_grace
-            self._previous[peer] = (held[0], now + grace)
-            return
-        if known is None or known.match_all:
-            wider, grace = None, config.first_advert_grace
-        elif not {key for key, _q in known.keyed} <= {key for key, _q in new.keyed}:
-            wider, grace = known, config.narrowing_grace
-        else:
-            return  # wider than before: nothing to hold
-        if grace > 0:
-            self._previous[peer] = (wider, now + grace)
+        if grace > 0 and ((held is not None and now < held) or known is None
+                          or known.match_all):
+            self._previous[peer] = now + grace
 
     def _reconcile(self, peer: str, advert: InterestAdvert) -> None:
         """Make both ends agree that a link is eager when one end says it is.
