@@ -42,6 +42,34 @@ def test_repeated_origins_get_trees_of_their_own_as_short_as_flooding() -> None:
             assert m.ldh <= flood_depth + 1
 
 
+def prefix(hops: int) -> OverlayConfig:
+    return OverlayConfig(broadcast=PlumtreeConfig(flood_prefix=hops))
+
+
+def test_flood_prefix_shortens_the_last_delivery_hop_of_random_sources() -> None:
+    plain = simulate(OverlaySimConfig(nodes=500, messages=12, seed=6)).messages
+    result = simulate(OverlaySimConfig(nodes=500, messages=12, seed=6, overlay=prefix(2)))
+    messages = result.messages
+    assert [m.reliability for m in messages] == [1.0] * 12
+    assert {m.origin_rank for m in messages} == {1}  # one-shot sources: the shared tree
+    # The shared tree still forms: one payload per node and a bit more.
+    assert all(m.rmr <= 0.1 for m in messages[1:])
+    # Entering the tree at every node 2 hops from the origin: every message
+    # within 12 hops; along the shared tree alone, up to 16.
+    assert max(m.ldh for m in messages) <= 12 < max(m.ldh for m in plain)
+    assert sum(m.ldh for m in messages[2:]) + 2 * 10 <= sum(m.ldh for m in plain[2:])
+
+
+def test_flood_prefix_survives_crashes() -> None:
+    half = simulate(OverlaySimConfig(nodes=500, messages=12, fail=0.5, seed=4,
+                                     overlay=prefix(2)))
+    assert all(m.reliability >= 0.99 for m in after(half.messages)[2:])
+    most = simulate(OverlaySimConfig(nodes=500, messages=24, fail=0.8, seed=5,
+                                     overlay=prefix(2)))
+    assert all(m.reliability >= 0.99 for m in after(most.messages)[9:])
+    assert half.component_at_end == most.component_at_end == 1.0
+
+
 def test_half_of_the_nodes_crash() -> None:
     result = simulate(OverlaySimConfig(nodes=500, messages=12, fail=0.5, seed=4))
     assert result.live_nodes == 250

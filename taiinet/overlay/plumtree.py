@@ -298,7 +298,7 @@ class Plumtree:
             elif seen[6] and peer in self.tree_links:
                 # The first copy came over a link off the tree, and the tree
                 # brought it too: that link is redundant.
-                self._seen[mid] = seen[:6] + (False,)
+                self._seen[mid] = (*seen[:6], False)
                 first = seen[2]
                 if first is not None and first in eager and first not in self.tree_links:
                     del eager[first]
