@@ -126,6 +126,8 @@ def test_cli_prints_one_json_object(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_rejects_bad_arguments_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sim", "overlay", "--fail", "1.5"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+    assert main(["sim", "overlay", "--flood-prefix", "17"]) == 2
+    assert "flood prefix" in capsys.readouterr().err
 
 
 def test_cli_writes_a_plot(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
