@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -139,3 +142,14 @@ def test_cli_writes_a_plot(tmp_path: object, capsys: pytest.CaptureFixture[str])
                  "--plot", str(path)]) == 0
     assert path.read_bytes().startswith(b"\x89PNG")
     assert "reliability" in capsys.readouterr().out
+
+
+def test_same_seed_same_run_in_every_process() -> None:
+    # String hashing differs between processes: no state may be iterated in hash order.
+    argv = [sys.executable, "-m", "taiinet.cli", "sim", "overlay", "--nodes", "150",
+            "--messages", "6", "--fail", "0.5", "--seed", "3", "--flood-prefix", "2",
+            "--json", "--no-progress"]
+    outs = {subprocess.run(argv, capture_output=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+            for seed in ("1", "2")}
+    assert len(outs) == 1

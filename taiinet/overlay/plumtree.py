@@ -120,6 +120,7 @@ class Plumtree:
         "_origins",
         "_parent",
         "_seen",
+        "_tree_links",
         "_trees",
         "config",
         "eager",
@@ -128,7 +129,6 @@ class Plumtree:
         "lazy",
         "peer_id",
         "rng",
-        "tree_links",
     )
 
     def __init__(self, peer_id: str, rng: random.Random, config: PlumtreeConfig | None = None,
@@ -148,7 +148,8 @@ class Plumtree:
         self.lazy: dict[str, None] = {}
         #: With a flood prefix: the links of the default sets that are links of
         #: the shared tree (the parent's and the children's), and the parent.
-        self.tree_links: set[str] = set()
+        #: (A dict as an insertion-ordered set: a run is the same in every process.)
+        self._tree_links: dict[str, None] = {}
         self._parent: str | None = None
         #: Cut off from the tree and not joined again yet: takes no child.
         self._detached = False
@@ -218,7 +219,7 @@ class Plumtree:
     def neighbor_up(self, peer: str, now: float) -> list[Action]:
         """A new neighbour starts eager (in every tree); announce the recent messages to it."""
         out: list[Action] = []
-        if peer in self.tree_links:
+        if peer in self._tree_links:
             self._cut(peer, out)
         self.lazy.pop(peer, None)
         self.eager[peer] = None
@@ -244,7 +245,7 @@ class Plumtree:
         out: list[Action] = []
         self.eager.pop(peer, None)
         self.lazy.pop(peer, None)
-        if peer in self.tree_links:
+        if peer in self._tree_links:
             self._cut(peer, out)
         for eager, lazy in self._trees.values():
             eager.pop(peer, None)
@@ -273,6 +274,11 @@ class Plumtree:
         return list(eager), list(lazy)
 
     @property
+    def tree_links(self) -> set[str]:
+        """With a flood prefix: the neighbours linked to this node in the shared tree."""
+        return set(self._tree_links)
+
+    @property
     def origin_trees(self) -> list[str]:
         """Origins with a tree of their own, least recently used first."""
         return list(self._trees)
@@ -293,14 +299,14 @@ class Plumtree:
                 del eager[peer]
                 lazy[peer] = None
                 out.append(Send(peer=peer, message=Prune(origin=origin) if origin else _PRUNE))
-                if peer in self.tree_links:
+                if peer in self._tree_links:
                     self._cut(peer, out)
-            elif seen[6] and peer in self.tree_links:
+            elif seen[6] and peer in self._tree_links:
                 # The first copy came over a link off the tree, and the tree
                 # brought it too: that link is redundant.
                 self._seen[mid] = (*seen[:6], False)
                 first = seen[2]
-                if first is not None and first in eager and first not in self.tree_links:
+                if first is not None and first in eager and first not in self._tree_links:
                     del eager[first]
                     lazy[first] = None
                     out.append(Send(peer=first, message=_PRUNE))
@@ -324,17 +330,17 @@ class Plumtree:
                 eager[peer] = None
         off_tree = False
         if prefix:
-            if not self.tree_links and (peer in eager or peer in lazy):
+            if not self._tree_links and (peer in eager or peer in lazy):
                 # In no tree (new, or cut off): join the tree below the node
                 # that brought the message.  Having no children, this node
                 # cannot close a cycle of tree links.
                 self._parent = peer
                 self._detached = False
-                self.tree_links.add(peer)
+                self._tree_links[peer] = None
                 lazy.pop(peer, None)
                 eager[peer] = None
                 out.append(Send(peer=peer, message=Graft(message_id=b"")))
-            off_tree = peer not in self.tree_links
+            off_tree = peer not in self._tree_links
         self._remember(mid, message.payload, hops, peer, now, origin, entry, off_tree)
         out.append(Deliver(message_id=mid, payload=message.payload, sender=peer, hops=hops))
         self._push(mid, message.payload, hops + 1, peer, origin, sets, entry, flood_on, out)
@@ -374,7 +380,7 @@ class Plumtree:
                 lazy[peer] = None
                 out.append(Send(peer=peer, message=_PRUNE))
             else:
-                self.tree_links.add(peer)  # a new child
+                self._tree_links[peer] = None  # a new child
         if cached is not None:
             payload, hops, _sender, _at, _origin, entry, _graft = cached
             if not entry and self._prefix((eager, lazy)):
@@ -388,7 +394,7 @@ class Plumtree:
         if peer in eager:
             del eager[peer]
             lazy[peer] = None
-        if eager is self.eager and peer in self.tree_links:
+        if eager is self.eager and peer in self._tree_links:
             self._cut(peer, out)
 
     # --- helpers ------------------------------------------------------------
@@ -425,7 +431,7 @@ class Plumtree:
             return True
         if self._in_prefix(message, sets):
             return False
-        return peer not in self.tree_links or message.entry == seen[5]
+        return peer not in self._tree_links or message.entry == seen[5]
 
     def _cut(self, peer: str, out: list[Action]) -> None:
         """The shared tree's link to ``peer`` is gone (closed or pruned).
@@ -435,8 +441,8 @@ class Plumtree:
         which does the same) and, with no tree link left, joins the tree
         again below the node that brings it the next message.
         """
-        links = self.tree_links
-        links.discard(peer)
+        links = self._tree_links
+        links.pop(peer, None)
         if peer != self._parent:
             return
         self._parent = None
