@@ -351,3 +351,113 @@ def test_overlay_feeds_neighbour_changes_to_the_tree() -> None:
     assert list(node.broadcast_core.eager) == ["c"]
     node.handle_link_down("c", 1.0)
     assert list(node.broadcast_core.eager) == []
+
+
+# --- Plumtree flood prefix -------------------------------------------------------
+
+
+def prefixed(**config: object) -> Plumtree:
+    """A node with neighbours a, b, c, a flood prefix of 2 hops, and one tree for all."""
+    return tree(flood_prefix=2, **{"origin_trees": 0, **config})
+
+
+def copy(mid: bytes, hops: int, entry: int = 0) -> Gossip:
+    return Gossip(message_id=mid, hops=hops, payload=b"p", origin="o", entry=entry)
+
+
+def test_prefix_pushes_to_every_neighbour_then_enters_the_tree() -> None:
+    t = prefixed()
+    t.handle_message("c", Prune(), 0.0)  # c lazy: a, b eager
+    out = t.broadcast(b"m0", b"p", 0.0)
+    # Within the prefix, the payload goes to lazy neighbours too, untagged.
+    assert sorted(p for p, m in sends(out) if isinstance(m, Gossip)) == ["a", "b", "c"]
+    assert all(m.entry == 0 for _, m in sends(out) if isinstance(m, Gossip))
+    out = t.handle_message("a", copy(b"m1", 1), 1.0)  # hop 1 < 2: still the prefix
+    assert sorted(p for p, m in sends(out) if isinstance(m, Gossip) and m.entry == 0) == [
+        "b", "c"]
+    out = t.handle_message("a", copy(b"m2", 2), 2.0)  # hop 2: enters the tree here
+    assert ("b", copy(b"m2", 3, t.entry_tag)) in sends(out)
+    assert ("c", IHave(message_id=b"m2", hops=3)) in sends(out)
+    # A tagged copy keeps its tag along the tree.
+    out = t.handle_message("a", copy(b"m3", 7, entry=42), 3.0)
+    assert ("b", copy(b"m3", 8, 42)) in sends(out)
+    assert "c" in t.lazy  # prefix copies from a lazy link never made it eager
+
+
+def test_a_node_in_no_tree_joins_below_the_node_that_brings_a_message() -> None:
+    t = prefixed()
+    out = t.handle_message("b", copy(b"m", 5, entry=7), 0.0)
+    assert ("b", Graft(message_id=b"")) in sends(out)  # "you are my parent"
+    assert t.tree_links == {"b"}
+    # Joined: the next message does not change the parent.
+    out = t.handle_message("a", copy(b"m2", 5, entry=7), 1.0)
+    assert ("a", Graft(message_id=b"")) not in sends(out)
+    assert t.tree_links == {"b"}
+    t.handle_message("c", Graft(message_id=b""), 2.0)  # c joins below this node
+    assert t.tree_links == {"b", "c"}
+
+
+def test_copies_from_different_entries_do_not_prune_tree_links() -> None:
+    t = prefixed()
+    t.handle_message("b", copy(b"m", 5, entry=7), 0.0)  # parent b
+    t.handle_message("c", Graft(message_id=b""), 0.0)  # child c
+    # Another entry's copy meets this one on a tree link: both links stay.
+    assert sends(t.handle_message("c", copy(b"m", 6, entry=9), 0.1)) == []
+    # A prefix copy arriving late prunes nothing either.
+    assert sends(t.handle_message("c", copy(b"m", 2), 0.2)) == []
+    # A copy from the same entry closes a cycle: that tree link is cut.
+    out = t.handle_message("c", copy(b"m", 8, entry=7), 0.3)
+    assert sends(out) == [("c", Prune(origin="o"))]
+    assert t.tree_links == {"b"} and "c" in t.lazy
+    # A duplicate over a link off the tree prunes it, whatever its entry.
+    out = t.handle_message("a", copy(b"m", 6, entry=9), 0.4)
+    assert sends(out) == [("a", Prune(origin="o"))]
+
+
+def test_losing_the_parent_cuts_the_subtree_off_until_it_joins_again() -> None:
+    t = prefixed()
+    t.handle_message("b", copy(b"m", 5, entry=7), 0.0)  # parent b
+    t.handle_message("c", Graft(message_id=b""), 0.0)  # child c
+    out = t.neighbor_down("b")
+    assert sends(out) == [("c", Prune())]  # the cut goes down the subtree
+    assert t.tree_links == set() and "c" in t.lazy
+    # Cut off, it takes no child (a tree below it would hang off nothing).
+    out = t.handle_message("a", Graft(message_id=b""), 1.0)
+    assert sends(out) == [("a", Prune())] and t.tree_links == set()
+    # It joins again below the node that brings the next message.
+    t.neighbor_up("d", 1.5)
+    out = t.handle_message("d", copy(b"m2", 4, entry=3), 2.0)
+    assert ("d", Graft(message_id=b"")) in sends(out) and t.tree_links == {"d"}
+    assert sends(t.handle_message("a", Graft(message_id=b""), 3.0)) == []
+    assert t.tree_links == {"d", "a"}
+
+
+def test_a_child_link_pruned_is_only_forgotten() -> None:
+    t = prefixed()
+    t.handle_message("b", copy(b"m", 5, entry=7), 0.0)
+    t.handle_message("c", Graft(message_id=b""), 0.0)
+    assert sends(t.handle_message("c", Prune(), 1.0)) == []
+    assert t.tree_links == {"b"}
+
+
+def test_graft_answers_are_tree_copies_and_no_prefix_on_origin_trees() -> None:
+    t = prefixed(origin_trees=8)
+    t.broadcast(b"m", b"p", 0.0)
+    out = t.handle_message("a", Graft(message_id=b"m"), 1.0)
+    assert sends(out) == [("a", Gossip(message_id=b"m", hops=1, payload=b"p", origin="me",
+                                       entry=t.entry_tag))]
+    t.broadcast(b"m2", b"p", 2.0)  # the origin's second message: its own tree
+    out = t.broadcast(b"m3", b"p", 3.0)  # on its own tree: no prefix, no tag
+    assert all(m.entry == 0 for _, m in sends(out) if isinstance(m, Gossip))
+
+
+def test_prefix_off_keeps_the_papers_rules() -> None:
+    t = tree()
+    out = t.handle_message("a", copy(b"m", 1), 0.0)
+    assert t.tree_links == set() and not any(isinstance(m, Graft) for _, m in sends(out))
+    assert sends(t.handle_message("b", copy(b"m", 1), 0.1)) == [("b", Prune(origin="o"))]
+
+
+def test_flood_prefix_is_bounded() -> None:
+    with pytest.raises(OverlayUsageError):
+        PlumtreeConfig(flood_prefix=17)

@@ -20,6 +20,7 @@ from taiinet.overlay import (
     MissingTimer,
     Overlay,
     OverlayConfig,
+    PlumtreeConfig,
     ProbeLink,
     Send,
     SetTimer,
@@ -32,11 +33,13 @@ CONFIG = OverlayConfig(membership=HyParViewConfig(active_size=3, passive_size=6,
 
 
 class OverlayModel(RuleBasedStateMachine):
+    config = CONFIG
+
     @initialize(seed=st.integers(0, 2**16))
     def setup(self, seed: int) -> None:
         self.now = 0.0
         self.ids = [f"p{i}" for i in range(NODES)]
-        self.cores = {p: Overlay(p, random.Random(seed * 100 + i), CONFIG)
+        self.cores = {p: Overlay(p, random.Random(seed * 100 + i), self.config)
                       for i, p in enumerate(self.ids)}
         self.joined: list[str] = []
         self.crashed: set[str] = set()
@@ -182,8 +185,8 @@ class OverlayModel(RuleBasedStateMachine):
             assert node not in active and node not in passive
             assert len(set(active)) == len(active) and len(set(passive)) == len(passive)
             assert not set(active) & set(passive)
-            assert len(active) <= CONFIG.membership.active_size
-            assert len(passive) <= CONFIG.membership.passive_size
+            assert len(active) <= self.config.membership.active_size
+            assert len(passive) <= self.config.membership.passive_size
 
     @invariant()
     def every_tree_splits_the_active_view_into_eager_and_lazy(self) -> None:
@@ -195,9 +198,26 @@ class OverlayModel(RuleBasedStateMachine):
                 assert set(eager) | set(lazy) == set(core.active_view)
 
     @invariant()
+    def tree_links_are_eager(self) -> None:
+        for core in getattr(self, "cores", {}).values():
+            tree = core.broadcast_core
+            assert tree.tree_links <= set(tree.eager)
+
+    @invariant()
     def delivered_at_most_once(self) -> None:
         assert all(count == 1 for count in getattr(self, "delivered", {}).values())
 
 
 OverlayModel.TestCase.settings = settings(max_examples=60, stateful_step_count=60)
 test_overlay_model = OverlayModel.TestCase
+
+
+class FloodPrefixModel(OverlayModel):
+    """The same model with a flood prefix of 2 hops (the shared tree kept explicitly)."""
+
+    config = OverlayConfig(membership=CONFIG.membership,
+                           broadcast=PlumtreeConfig(flood_prefix=2))
+
+
+FloodPrefixModel.TestCase.settings = settings(max_examples=60, stateful_step_count=60)
+test_flood_prefix_model = FloodPrefixModel.TestCase

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -40,6 +43,34 @@ def test_repeated_origins_get_trees_of_their_own_as_short_as_flooding() -> None:
             assert m.rmr <= 0.1
         if m.origin_rank >= 3:  # along the origin's own tree
             assert m.ldh <= flood_depth + 1
+
+
+def prefix(hops: int) -> OverlayConfig:
+    return OverlayConfig(broadcast=PlumtreeConfig(flood_prefix=hops))
+
+
+def test_flood_prefix_shortens_the_last_delivery_hop_of_random_sources() -> None:
+    plain = simulate(OverlaySimConfig(nodes=500, messages=12, seed=6)).messages
+    result = simulate(OverlaySimConfig(nodes=500, messages=12, seed=6, overlay=prefix(2)))
+    messages = result.messages
+    assert [m.reliability for m in messages] == [1.0] * 12
+    assert {m.origin_rank for m in messages} == {1}  # one-shot sources: the shared tree
+    # The shared tree still forms: one payload per node and a bit more.
+    assert all(m.rmr <= 0.1 for m in messages[1:])
+    # Entering the tree at every node 2 hops from the origin: every message
+    # within 12 hops; along the shared tree alone, up to 16.
+    assert max(m.ldh for m in messages) <= 12 < max(m.ldh for m in plain)
+    assert sum(m.ldh for m in messages[2:]) + 2 * 10 <= sum(m.ldh for m in plain[2:])
+
+
+def test_flood_prefix_survives_crashes() -> None:
+    half = simulate(OverlaySimConfig(nodes=500, messages=12, fail=0.5, seed=4,
+                                     overlay=prefix(2)))
+    assert all(m.reliability >= 0.99 for m in after(half.messages)[2:])
+    most = simulate(OverlaySimConfig(nodes=500, messages=24, fail=0.8, seed=5,
+                                     overlay=prefix(2)))
+    assert all(m.reliability >= 0.99 for m in after(most.messages)[9:])
+    assert half.component_at_end == most.component_at_end == 1.0
 
 
 def test_half_of_the_nodes_crash() -> None:
@@ -98,6 +129,8 @@ def test_cli_prints_one_json_object(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_rejects_bad_arguments_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sim", "overlay", "--fail", "1.5"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+    assert main(["sim", "overlay", "--flood-prefix", "17"]) == 2
+    assert "flood prefix" in capsys.readouterr().err
 
 
 def test_cli_writes_a_plot(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
@@ -109,3 +142,14 @@ def test_cli_writes_a_plot(tmp_path: object, capsys: pytest.CaptureFixture[str])
                  "--plot", str(path)]) == 0
     assert path.read_bytes().startswith(b"\x89PNG")
     assert "reliability" in capsys.readouterr().out
+
+
+def test_same_seed_same_run_in_every_process() -> None:
+    # String hashing differs between processes: no state may be iterated in hash order.
+    argv = [sys.executable, "-m", "taiinet.cli", "sim", "overlay", "--nodes", "150",
+            "--messages", "6", "--fail", "0.5", "--seed", "3", "--flood-prefix", "2",
+            "--json", "--no-progress"]
+    outs = {subprocess.run(argv, capture_output=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+            for seed in ("1", "2")}
+    assert len(outs) == 1

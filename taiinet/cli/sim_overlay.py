@@ -36,6 +36,9 @@ def register(sims: Any) -> None:
                         help="write a PNG of reliability and RMR per message (needs matplotlib)")
     parser.add_argument("--flood", action="store_true",
                         help="flood payloads on every link instead of Plumtree (a baseline)")
+    parser.add_argument("--flood-prefix", type=int, default=0, metavar="HOPS",
+                        help="push each message to every neighbour for its first HOPS hops, "
+                             "then along the shared tree (default 0)")
     parser.add_argument("--latency", type=float, default=0.05,
                         help="median link delay in seconds (default 0.05)")
     parser.add_argument("--loss", type=float, default=0.0, help="message loss rate (default 0)")
@@ -53,7 +56,7 @@ def config_from_args(args: argparse.Namespace) -> OverlaySimConfig:
                          max_delay=max(1.0, 20 * args.latency), loss=args.loss)
         overlay = OverlayConfig(
             membership=HyParViewConfig(active_size=args.active, passive_size=args.passive),
-            broadcast=PlumtreeConfig(flood=args.flood))
+            broadcast=PlumtreeConfig(flood=args.flood, flood_prefix=args.flood_prefix))
         return OverlaySimConfig(nodes=args.nodes, fail=args.fail, messages=args.messages,
                                 seed=args.seed, sources=args.sources, link=link,
                                 overlay=overlay,

@@ -78,11 +78,12 @@ def to_proto(message: OverlayMessage) -> overlay_pb2.OverlayMessage:
         case ShuffleReply(peers=peers):
             pb.shuffle_reply.SetInParent()
             pb.shuffle_reply.peers.extend(peers)
-        case Gossip(message_id=mid, hops=hops, payload=payload, origin=origin):
+        case Gossip(message_id=mid, hops=hops, payload=payload, origin=origin, entry=entry):
             pb.gossip.message_id = mid
             pb.gossip.hops = hops
             pb.gossip.payload = payload
             pb.gossip.origin = origin
+            pb.gossip.entry = entry
         case IHave(message_id=mid, hops=hops):
             pb.ihave.message_id = mid
             pb.ihave.hops = hops
@@ -119,7 +120,8 @@ def from_proto(pb: overlay_pb2.OverlayMessage) -> OverlayMessage:
         if len(pb.gossip.payload) > MAX_PAYLOAD_SIZE:
             raise OverlayDecodeError(f"gossip payload exceeds {MAX_PAYLOAD_SIZE} bytes")
         return Gossip(message_id=_mid(pb.gossip.message_id), hops=_small(pb.gossip.hops, "hops"),
-                      payload=pb.gossip.payload, origin=_origin(pb.gossip.origin))
+                      payload=pb.gossip.payload, origin=_origin(pb.gossip.origin),
+                      entry=pb.gossip.entry)
     if kind == "ihave":
         return IHave(message_id=_mid(pb.ihave.message_id), hops=_small(pb.ihave.hops, "hops"))
     if kind == "graft":

@@ -68,6 +68,13 @@ class PlumtreeConfig:
     origin_trees: int = 64
     #: Origins remembered as seen once, to start a tree at their second message.
     origins_seen: int = 1024
+    #: Flood prefix: a message on the shared tree is pushed to every neighbour
+    #: (eager and lazy) for its first this many hops, then along the tree
+    #: from each node it reached, so it enters the tree at many places at
+    #: once and its last delivery hop no longer depends on where its origin
+    #: sits in the tree.  Costs about twice the nodes at the prefix's edge in
+    #: extra payloads per message (0 disables: the paper's behaviour).
+    flood_prefix: int = 0
     #: Messages announced (IHave) to a new neighbour: the ones delivered in
     #: the last ``announce_window`` seconds, at most ``announce_limit`` of them,
     #: so a message lost on a failed link reaches the part of the tree behind it.
@@ -84,5 +91,7 @@ class PlumtreeConfig:
             raise OverlayUsageError("Plumtree bounds must be at least 1")
         if self.origin_trees < 0 or self.origins_seen < 0:
             raise OverlayUsageError("origin bounds must be >= 0")
+        if not 0 <= self.flood_prefix <= 16:
+            raise OverlayUsageError("flood prefix must be in 0..16 hops")
         if self.optimization_threshold < 0:
             raise OverlayUsageError("optimisation threshold must be >= 0")

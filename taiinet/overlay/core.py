@@ -111,7 +111,7 @@ class Overlay:
             if kind is NeighborUp:
                 extra += tree.neighbor_up(action.peer, now)  # type: ignore[union-attr]
             elif kind is NeighborDown:
-                tree.neighbor_down(action.peer)  # type: ignore[union-attr]
+                extra += tree.neighbor_down(action.peer)  # type: ignore[union-attr]
         if extra:
             actions += extra
         return actions

@@ -78,13 +78,18 @@ class Gossip:
     """A broadcast payload; ``hops`` counts the links it crossed, 1 from the origin.
 
     ``origin`` is the peer id of the node that broadcast it ("" if unknown): it
-    selects the per-origin tree the payload travels on.
+    selects the per-origin tree the payload travels on.  ``entry`` tells the
+    copies of one broadcast that entered the shared tree at different places
+    apart, so that their meeting does not prune the tree.
     """
 
     message_id: bytes
     hops: int
     payload: bytes
     origin: str = ""
+    #: Tag of the node where the message left the flood prefix and entered the
+    #: shared tree (0: in the prefix, or no prefix in use); see ``Plumtree``.
+    entry: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

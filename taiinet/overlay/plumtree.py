@@ -28,6 +28,27 @@ most ``origin_trees`` origins have a tree (least recently used evicted);
 ``eager`` and ``lazy`` are always the default sets; ``tree(origin)`` gives
 the sets used for an origin.
 
+Flood prefix (``flood_prefix`` = H > 0, off by default): a message on the
+shared tree is pushed to every neighbour, eager and lazy, for its first H
+hops (``Gossip.entry`` = 0), then along the tree from every node it reached
+at hop H, each tagging its copies with its ``entry_tag``.  The message enters
+the tree at many scattered places at once, so its last delivery hop no
+longer depends on where its origin sits in the tree.  Copies that entered at
+different places meet on tree links, so a duplicate can no longer mean "this
+link closes a cycle": the tree is kept explicitly.  Each node has a parent
+(the node that brought it the first message it got while in no tree; it
+says so with an empty-id ``Graft``, and the parent takes it as a child); the
+tree links are the parent's and the children's.  A duplicate prunes a link
+that is not a tree link, or a tree link when it entered the tree where this
+node's first copy did (a real cycle); prefix copies never prune, and do not
+make a lazy link eager.  When a node loses its parent's link (closed or
+pruned) its subtree is cut off: it prunes its children's links (which cut
+theirs in turn) and joins again as a leaf, below whichever node brings it the
+next message; until then it refuses children (answers their ``Graft`` with
+``Prune``), so no tree hangs off a node that is in none.  The hop
+optimisation is off on the shared tree (it would swap tree links for one
+source's sake).
+
 Neighbours come from the membership layer: ``neighbor_up`` and
 ``neighbor_down`` (the composite ``Overlay`` wires them to HyParView).
 
@@ -50,10 +71,12 @@ Departures from the paper
   bounded, started by an origin's second message, which floods.
 * ``Gossip``, ``IHave`` and ``Graft`` from a peer that is not a neighbour
   are processed, but do not change the eager/lazy sets.
+* The flood prefix, with its explicit parent/child tree (opt-in).
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections import OrderedDict
 from collections.abc import Callable
@@ -77,6 +100,10 @@ ForwardFilter = Callable[[bytes, bytes, str], bool]
 _PRUNE = Prune()
 #: Eager and lazy neighbours of one tree (dicts as insertion-ordered sets).
 _Sets = tuple[dict[str, None], dict[str, None]]
+#: Seen-cache entry: payload, hops, sender, delivery time, origin, entry tag
+#: of the tree region the node got it in, whether that first copy came over a
+#: link off the shared tree (flood prefix).
+_Seen = tuple[bytes, int, str | None, float, str, int, bool]
 
 
 def _by_hops(announcer: tuple[str, int]) -> int:
@@ -87,13 +114,17 @@ class Plumtree:
     """Broadcast state of one node; every input returns the actions to carry out."""
 
     __slots__ = (
+        "_detached",
         "_handlers",
         "_missing",
         "_origins",
+        "_parent",
         "_seen",
+        "_tree_links",
         "_trees",
         "config",
         "eager",
+        "entry_tag",
         "forward_filter",
         "lazy",
         "peer_id",
@@ -106,17 +137,28 @@ class Plumtree:
         self.rng = rng
         self.config = config or PlumtreeConfig()
         self.forward_filter = forward_filter
+        #: This node's tag in ``Gossip.entry`` when a message enters the shared
+        #: tree here (8 bytes of the SHA-256 of the peer id: the same on every
+        #: node, distinct between nodes).
+        self.entry_tag = int.from_bytes(hashlib.sha256(peer_id.encode()).digest()[:8], "big") or 1
         #: Eager and lazy neighbours of the default (shared) tree, used for the
         #: messages of origins without a tree of their own (dicts as
         #: insertion-ordered sets).
         self.eager: dict[str, None] = {}
         self.lazy: dict[str, None] = {}
+        #: With a flood prefix: the links of the default sets that are links of
+        #: the shared tree (the parent's and the children's), and the parent.
+        #: (A dict as an insertion-ordered set: a run is the same in every process.)
+        self._tree_links: dict[str, None] = {}
+        self._parent: str | None = None
+        #: Cut off from the tree and not joined again yet: takes no child.
+        self._detached = False
         #: Per-origin trees: origin peer id -> (eager, lazy), least recently used first.
         self._trees: OrderedDict[str, _Sets] = OrderedDict()
         #: Origins seen once (their next message starts a tree), oldest first.
         self._origins: OrderedDict[str, None] = OrderedDict()
-        #: Seen-cache: message id -> (payload, hops, sender, delivery time, origin).
-        self._seen: OrderedDict[bytes, tuple[bytes, int, str | None, float, str]] = OrderedDict()
+        #: Seen-cache: message id -> ``_Seen``.
+        self._seen: OrderedDict[bytes, _Seen] = OrderedDict()
         #: Missing messages: message id -> announcers [(peer, hops)], oldest first.
         self._missing: dict[bytes, list[tuple[str, int]]] = {}
         self._handlers = {
@@ -142,9 +184,12 @@ class Plumtree:
             return out
         origin = self.peer_id
         sets = self._track(origin)
-        self._remember(message_id, payload, 0, None, now, origin)
+        if self._prefix(sets):
+            self._detached = False  # a tree grows from here: it may take children
+        self._remember(message_id, payload, 0, None, now, origin, 0, False)
         out.append(Deliver(message_id=message_id, payload=payload, sender=None, hops=0))
-        self._push(message_id, payload, 1, None, origin, sets, out)
+        self._push(message_id, payload, 1, None, origin, sets, 0,
+                   self._prefix(sets) > 0, out)
         return out
 
     def handle_message(self, peer: str, message: BroadcastMessage, now: float) -> list[Action]:
@@ -173,26 +218,35 @@ class Plumtree:
 
     def neighbor_up(self, peer: str, now: float) -> list[Action]:
         """A new neighbour starts eager (in every tree); announce the recent messages to it."""
+        out: list[Action] = []
+        if peer in self._tree_links:
+            self._cut(peer, out)
         self.lazy.pop(peer, None)
         self.eager[peer] = None
         for eager, lazy in self._trees.values():
             lazy.pop(peer, None)
             eager[peer] = None
-        out: list[Action] = []
         cfg = self.config
         oldest = now - cfg.announce_window
         keep = self.forward_filter
-        for mid, (payload, hops, _sender, at, _origin) in reversed(self._seen.items()):
+        for mid, (payload, hops, _sender, at, _origin, _entry, _graft) in reversed(
+                self._seen.items()):
             if at < oldest or len(out) >= cfg.announce_limit:
                 break
             if keep is None or keep(mid, payload, peer):
                 out.append(Send(peer=peer, message=IHave(message_id=mid, hops=hops + 1)))
         return out
 
-    def neighbor_down(self, peer: str) -> None:
-        """Forget a neighbour, and its announcements of missing messages."""
+    def neighbor_down(self, peer: str) -> list[Action]:
+        """Forget a neighbour, and its announcements of missing messages.
+
+        Returns the ``Prune``s that hand a cut of the shared tree down (flood prefix).
+        """
+        out: list[Action] = []
         self.eager.pop(peer, None)
         self.lazy.pop(peer, None)
+        if peer in self._tree_links:
+            self._cut(peer, out)
         for eager, lazy in self._trees.values():
             eager.pop(peer, None)
             lazy.pop(peer, None)
@@ -203,6 +257,7 @@ class Plumtree:
             else:
                 # The pending timer finds the entry gone and does nothing.
                 del self._missing[mid]
+        return out
 
     # --- queries -----------------------------------------------------------
 
@@ -219,6 +274,11 @@ class Plumtree:
         return list(eager), list(lazy)
 
     @property
+    def tree_links(self) -> set[str]:
+        """With a flood prefix: the neighbours linked to this node in the shared tree."""
+        return set(self._tree_links)
+
+    @property
     def origin_trees(self) -> list[str]:
         """Origins with a tree of their own, least recently used first."""
         return list(self._trees)
@@ -228,25 +288,63 @@ class Plumtree:
     def _on_gossip(self, peer: str, message: Gossip, now: float, out: list[Action]) -> None:
         mid = message.message_id
         origin = message.origin
-        if mid in self._seen:
-            # A duplicate: the link to its sender is redundant in the tree.
-            eager, lazy = self._sets(origin)
-            if peer in eager and not self.config.flood:
+        seen = self._seen.get(mid)
+        if seen is not None:
+            # A duplicate: the link to its sender may be redundant.
+            sets = self._sets(origin)
+            eager, lazy = sets
+            if peer not in eager or self.config.flood:
+                return
+            if self._redundant(peer, message, seen, sets):
                 del eager[peer]
                 lazy[peer] = None
                 out.append(Send(peer=peer, message=Prune(origin=origin) if origin else _PRUNE))
+                if peer in self._tree_links:
+                    self._cut(peer, out)
+            elif seen[6] and peer in self._tree_links:
+                # The first copy came over a link off the tree, and the tree
+                # brought it too: that link is redundant.
+                self._seen[mid] = (*seen[:6], False)
+                first = seen[2]
+                if first is not None and first in eager and first not in self._tree_links:
+                    del eager[first]
+                    lazy[first] = None
+                    out.append(Send(peer=first, message=_PRUNE))
             return
         announcers = self._missing.pop(mid, None)
         hops = message.hops
         sets = self._track(origin)
-        self._remember(mid, message.payload, hops, peer, now, origin)
-        out.append(Deliver(message_id=mid, payload=message.payload, sender=peer, hops=hops))
         eager, lazy = sets
-        if peer in lazy:
-            del lazy[peer]
-            eager[peer] = None
-        self._push(mid, message.payload, hops + 1, peer, origin, sets, out)
-        if announcers:
+        prefix = self._prefix(sets)
+        flood_on = False
+        entry = message.entry
+        if self._in_prefix(message, sets):
+            # Pushed to every neighbour: it says nothing of the tree's links.
+            flood_on = hops < prefix
+            entry = 0 if flood_on else self.entry_tag
+        else:
+            if prefix and not entry:
+                entry = self.entry_tag
+            if peer in lazy:
+                del lazy[peer]
+                eager[peer] = None
+        off_tree = False
+        if prefix:
+            if not self._tree_links and (peer in eager or peer in lazy):
+                # In no tree (new, or cut off): join the tree below the node
+                # that brought the message.  Having no children, this node
+                # cannot close a cycle of tree links.
+                self._parent = peer
+                self._detached = False
+                self._tree_links[peer] = None
+                lazy.pop(peer, None)
+                eager[peer] = None
+                out.append(Send(peer=peer, message=Graft(message_id=b"")))
+            off_tree = peer not in self._tree_links
+        self._remember(mid, message.payload, hops, peer, now, origin, entry, off_tree)
+        out.append(Deliver(message_id=mid, payload=message.payload, sender=peer, hops=hops))
+        self._push(mid, message.payload, hops + 1, peer, origin, sets, entry, flood_on, out)
+        if announcers and not prefix:
             best, best_hops = min(announcers, key=_by_hops)
             self._optimize(origin, peer, hops, best, best_hops, out)
 
@@ -254,7 +352,7 @@ class Plumtree:
         mid = message.message_id
         seen = self._seen.get(mid)
         if seen is not None:
-            if seen[2] is not None:
+            if seen[2] is not None and not self._prefix(self._sets(seen[4])):
                 self._optimize(seen[4], seen[2], seen[1], peer, message.hops, out)
             return
         announcers = self._missing.get(mid)
@@ -274,17 +372,30 @@ class Plumtree:
         if peer in lazy:
             del lazy[peer]
             eager[peer] = None
+        if (eager is self.eager and not message.message_id and self.config.flood_prefix
+                and peer in eager):
+            if self._detached:
+                # Cut off from the tree: a child here would hang off no tree.
+                del eager[peer]
+                lazy[peer] = None
+                out.append(Send(peer=peer, message=_PRUNE))
+            else:
+                self._tree_links[peer] = None  # a new child
         if cached is not None:
-            payload, hops, _sender, _at, _origin = cached
+            payload, hops, _sender, _at, _origin, entry, _graft = cached
+            if not entry and self._prefix((eager, lazy)):
+                entry = self.entry_tag  # a repair is a tree copy, never a prefix one
             out.append(Send(peer=peer, message=Gossip(message_id=message.message_id,
                                                       hops=hops + 1, payload=payload,
-                                                      origin=origin)))
+                                                      origin=origin, entry=entry)))
 
     def _on_prune(self, peer: str, message: Prune, now: float, out: list[Action]) -> None:
         eager, lazy = self._sets(message.origin)
         if peer in eager:
             del eager[peer]
             lazy[peer] = None
+        if eager is self.eager and peer in self._tree_links:
+            self._cut(peer, out)
 
     # --- helpers ------------------------------------------------------------
 
@@ -301,6 +412,52 @@ class Plumtree:
             del eager[parent]
             lazy[parent] = None
             out.append(Send(peer=parent, message=Prune(origin=origin) if origin else _PRUNE))
+
+    def _prefix(self, sets: _Sets) -> int:
+        """Hops of the flood prefix for messages on ``sets``: only the shared tree has one."""
+        cfg = self.config
+        return cfg.flood_prefix if sets[0] is self.eager and not cfg.flood else 0
+
+    def _redundant(self, peer: str, message: Gossip, seen: _Seen, sets: _Sets) -> bool:
+        """Does a duplicate from eager ``peer`` show a redundant eager link?
+
+        Always, but on the shared tree with a flood prefix: there the copies
+        that entered the tree at different places meet on tree links, so a
+        duplicate shows a redundant link only over a link that is not a tree
+        link, or when it entered the tree where this node's first copy did (a
+        cycle of tree links).  Prefix copies never do.
+        """
+        if not self._prefix(sets):
+            return True
+        if self._in_prefix(message, sets):
+            return False
+        return peer not in self._tree_links or message.entry == seen[5]
+
+    def _cut(self, peer: str, out: list[Action]) -> None:
+        """The shared tree's link to ``peer`` is gone (closed or pruned).
+
+        A child's link: forget it.  The parent's: this node's subtree is cut
+        off from the tree, so it hands the cut down (``Prune`` to each child,
+        which does the same) and, with no tree link left, joins the tree
+        again below the node that brings it the next message.
+        """
+        links = self._tree_links
+        links.pop(peer, None)
+        if peer != self._parent:
+            return
+        self._parent = None
+        self._detached = True
+        eager, lazy = self.eager, self.lazy
+        for child in links:
+            if child in eager:
+                del eager[child]
+                lazy[child] = None
+            out.append(Send(peer=child, message=_PRUNE))
+        links.clear()
+
+    def _in_prefix(self, message: Gossip, sets: _Sets) -> bool:
+        """Was ``message`` pushed to every neighbour (part of the flood prefix)?"""
+        return not message.entry and message.hops <= self._prefix(sets)
 
     def _sets(self, origin: str) -> _Sets:
         """The eager and lazy sets used for ``origin``'s messages."""
@@ -337,22 +494,29 @@ class Plumtree:
         return tree
 
     def _remember(self, mid: bytes, payload: bytes, hops: int, sender: str | None,
-                  now: float, origin: str) -> None:
+                  now: float, origin: str, entry: int, grafted: bool) -> None:
         seen = self._seen
-        seen[mid] = (payload, hops, sender, now, origin)
+        seen[mid] = (payload, hops, sender, now, origin, entry, grafted)
         if len(seen) > self.config.seen_cache_size:
             seen.popitem(last=False)
 
     def _push(self, mid: bytes, payload: bytes, hops: int, sender: str | None, origin: str,
-              sets: _Sets, out: list[Action]) -> None:
-        """Eager push to eager neighbours, IHave to lazy ones, except ``sender``."""
+              sets: _Sets, entry: int, everyone: bool, out: list[Action]) -> None:
+        """Eager push to eager neighbours, IHave to lazy ones, except ``sender``.
+
+        ``everyone``: push to the lazy neighbours too (the flood prefix).
+        """
         keep = self.forward_filter
         eager, lazy = sets
-        gossip = Gossip(message_id=mid, hops=hops, payload=payload, origin=origin)
+        gossip = Gossip(message_id=mid, hops=hops, payload=payload, origin=origin, entry=entry)
         for peer in eager:
             if peer != sender and (keep is None or keep(mid, payload, peer)):
                 out.append(Send(peer=peer, message=gossip))
-        if lazy:
+        if everyone:
+            for peer in lazy:
+                if peer != sender and (keep is None or keep(mid, payload, peer)):
+                    out.append(Send(peer=peer, message=gossip))
+        elif lazy:
             ihave = IHave(message_id=mid, hops=hops)
             for peer in lazy:
                 if peer != sender and (keep is None or keep(mid, payload, peer)):

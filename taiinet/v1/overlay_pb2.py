@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18taiinet/v1/overlay.proto\x12\ntaiinet.v1\"\xa7\x08\n\x0eOverlayMessage\x12/\n\x04join\x18\x01 \x01(\x0b\x32\x1f.taiinet.v1.OverlayMessage.JoinH\x00\x12>\n\x0c\x66orward_join\x18\x02 \x01(\x0b\x32&.taiinet.v1.OverlayMessage.ForwardJoinH\x00\x12\x37\n\x08neighbor\x18\x03 \x01(\x0b\x32#.taiinet.v1.OverlayMessage.NeighborH\x00\x12\x42\n\x0eneighbor_reply\x18\x04 \x01(\x0b\x32(.taiinet.v1.OverlayMessage.NeighborReplyH\x00\x12;\n\ndisconnect\x18\x05 \x01(\x0b\x32%.taiinet.v1.OverlayMessage.DisconnectH\x00\x12\x35\n\x07shuffle\x18\x06 \x01(\x0b\x32\".taiinet.v1.OverlayMessage.ShuffleH\x00\x12@\n\rshuffle_reply\x18\x07 \x01(\x0b\x32\'.taiinet.v1.OverlayMessage.ShuffleReplyH\x00\x12\x33\n\x06gossip\x18\n \x01(\x0b\x32!.taiinet.v1.OverlayMessage.GossipH\x00\x12\x31\n\x05ihave\x18\x0b \x01(\x0b\x32 .taiinet.v1.OverlayMessage.IHaveH\x00\x12\x31\n\x05graft\x18\x0c \x01(\x0b\x32 .taiinet.v1.OverlayMessage.GraftH\x00\x12\x31\n\x05prune\x18\r \x01(\x0b\x32 .taiinet.v1.OverlayMessage.PruneH\x00\x1a\x06\n\x04Join\x1a+\n\x0b\x46orwardJoin\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\x0b\n\x03ttl\x18\x02 \x01(\r\x1a!\n\x08Neighbor\x12\x15\n\rhigh_priority\x18\x01 \x01(\x08\x1a!\n\rNeighborReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x1a\x0c\n\nDisconnect\x1a\x35\n\x07Shuffle\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x0b\n\x03ttl\x18\x02 \x01(\r\x12\r\n\x05peers\x18\x03 \x03(\t\x1a\x1d\n\x0cShuffleReply\x12\r\n\x05peers\x18\x01 \x03(\t\x1aK\n\x06Gossip\x12\x12\n\nmessage_id\x18\x01 \x01(\x0c\x12\x0c\n\x04hops\x18\x02 \x01(\r\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\x0e\n\x06origin\x18\x04 \x01(\t\x1a)\n\x05IHave\x12\x12\n\nmessage_id\x18\x01 \x01(\x0c\x12\x0c\n\x04hops\x18\x02 \x01(\r\x1a+\n\x05Graft\x12\x12\n\nmessage_id\x18\x01 \x01(\x0c\x12\x0e\n\x06origin\x18\x02 \x01(\t\x1a\x17\n\x05Prune\x12\x0e\n\x06origin\x18\x01 \x01(\tB\x06\n\x04\x62odyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18taiinet/v1/overlay.proto\x12\ntaiinet.v1\"\xb6\x08\n\x0eOverlayMessage\x12/\n\x04join\x18\x01 \x01(\x0b\x32\x1f.taiinet.v1.OverlayMessage.JoinH\x00\x12>\n\x0c\x66orward_join\x18\x02 \x01(\x0b\x32&.taiinet.v1.OverlayMessage.ForwardJoinH\x00\x12\x37\n\x08neighbor\x18\x03 \x01(\x0b\x32#.taiinet.v1.OverlayMessage.NeighborH\x00\x12\x42\n\x0eneighbor_reply\x18\x04 \x01(\x0b\x32(.taiinet.v1.OverlayMessage.NeighborReplyH\x00\x12;\n\ndisconnect\x18\x05 \x01(\x0b\x32%.taiinet.v1.OverlayMessage.DisconnectH\x00\x12\x35\n\x07shuffle\x18\x06 \x01(\x0b\x32\".taiinet.v1.OverlayMessage.ShuffleH\x00\x12@\n\rshuffle_reply\x18\x07 \x01(\x0b\x32\'.taiinet.v1.OverlayMessage.ShuffleReplyH\x00\x12\x33\n\x06gossip\x18\n \x01(\x0b\x32!.taiinet.v1.OverlayMessage.GossipH\x00\x12\x31\n\x05ihave\x18\x0b \x01(\x0b\x32 .taiinet.v1.OverlayMessage.IHaveH\x00\x12\x31\n\x05graft\x18\x0c \x01(\x0b\x32 .taiinet.v1.OverlayMessage.GraftH\x00\x12\x31\n\x05prune\x18\r \x01(\x0b\x32 .taiinet.v1.OverlayMessage.PruneH\x00\x1a\x06\n\x04Join\x1a+\n\x0b\x46orwardJoin\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\x0b\n\x03ttl\x18\x02 \x01(\r\x1a!\n\x08Neighbor\x12\x15\n\rhigh_priority\x18\x01 \x01(\x08\x1a!\n\rNeighborReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x1a\x0c\n\nDisconnect\x1a\x35\n\x07Shuffle\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x0b\n\x03ttl\x18\x02 \x01(\r\x12\r\n\x05peers\x18\x03 \x03(\t\x1a\x1d\n\x0cShuffleReply\x12\r\n\x05peers\x18\x01 \x03(\t\x1aZ\n\x06Gossip\x12\x12\n\nmessage_id\x18\x01 \x01(\x0c\x12\x0c\n\x04hops\x18\x02 \x01(\r\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\x0e\n\x06origin\x18\x04 \x01(\t\x12\r\n\x05\x65ntry\x18\x05 \x01(\x06\x1a)\n\x05IHave\x12\x12\n\nmessage_id\x18\x01 \x01(\x0c\x12\x0c\n\x04hops\x18\x02 \x01(\r\x1a+\n\x05Graft\x12\x12\n\nmessage_id\x18\x01 \x01(\x0c\x12\x0e\n\x06origin\x18\x02 \x01(\t\x1a\x17\n\x05Prune\x12\x0e\n\x06origin\x18\x01 \x01(\tB\x06\n\x04\x62odyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'taiinet.v1.overlay_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_OVERLAYMESSAGE']._serialized_start=41
-  _globals['_OVERLAYMESSAGE']._serialized_end=1104
+  _globals['_OVERLAYMESSAGE']._serialized_end=1119
   _globals['_OVERLAYMESSAGE_JOIN']._serialized_start=685
   _globals['_OVERLAYMESSAGE_JOIN']._serialized_end=691
   _globals['_OVERLAYMESSAGE_FORWARDJOIN']._serialized_start=693
@@ -49,11 +49,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OVERLAYMESSAGE_SHUFFLEREPLY']._serialized_start=877
   _globals['_OVERLAYMESSAGE_SHUFFLEREPLY']._serialized_end=906
   _globals['_OVERLAYMESSAGE_GOSSIP']._serialized_start=908
-  _globals['_OVERLAYMESSAGE_GOSSIP']._serialized_end=983
-  _globals['_OVERLAYMESSAGE_IHAVE']._serialized_start=985
-  _globals['_OVERLAYMESSAGE_IHAVE']._serialized_end=1026
-  _globals['_OVERLAYMESSAGE_GRAFT']._serialized_start=1028
-  _globals['_OVERLAYMESSAGE_GRAFT']._serialized_end=1071
-  _globals['_OVERLAYMESSAGE_PRUNE']._serialized_start=1073
-  _globals['_OVERLAYMESSAGE_PRUNE']._serialized_end=1096
+  _globals['_OVERLAYMESSAGE_GOSSIP']._serialized_end=998
+  _globals['_OVERLAYMESSAGE_IHAVE']._serialized_start=1000
+  _globals['_OVERLAYMESSAGE_IHAVE']._serialized_end=1041
+  _globals['_OVERLAYMESSAGE_GRAFT']._serialized_start=1043
+  _globals['_OVERLAYMESSAGE_GRAFT']._serialized_end=1086
+  _globals['_OVERLAYMESSAGE_PRUNE']._serialized_start=1088
+  _globals['_OVERLAYMESSAGE_PRUNE']._serialized_end=1111
 # @@protoc_insertion_point(module_scope)

@@ -47,16 +47,18 @@ class OverlayMessage(_message.Message):
         peers: _containers.RepeatedScalarFieldContainer[str]
         def __init__(self, peers: _Optional[_Iterable[str]] = ...) -> None: ...
     class Gossip(_message.Message):
-        __slots__ = ("message_id", "hops", "payload", "origin")
+        __slots__ = ("message_id", "hops", "payload", "origin", "entry")
         MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
         HOPS_FIELD_NUMBER: _ClassVar[int]
         PAYLOAD_FIELD_NUMBER: _ClassVar[int]
         ORIGIN_FIELD_NUMBER: _ClassVar[int]
+        ENTRY_FIELD_NUMBER: _ClassVar[int]
         message_id: bytes
         hops: int
         payload: bytes
         origin: str
-        def __init__(self, message_id: _Optional[bytes] = ..., hops: _Optional[int] = ..., payload: _Optional[bytes] = ..., origin: _Optional[str] = ...) -> None: ...
+        entry: int
+        def __init__(self, message_id: _Optional[bytes] = ..., hops: _Optional[int] = ..., payload: _Optional[bytes] = ..., origin: _Optional[str] = ..., entry: _Optional[int] = ...) -> None: ...
     class IHave(_message.Message):
         __slots__ = ("message_id", "hops")
         MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
