@@ -33,18 +33,13 @@ our deliveries/s over the anchor's.  Timings vary with machine load.
 
 from __future__ import annotations
 
-import sys
-
-# bench/signal.py would shadow the standard library's signal module.
-if sys.path and sys.path[0].rstrip("/").endswith("bench"):
-    del sys.path[0]
-
 import argparse
 import json
 import math
 import os
 import random
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path

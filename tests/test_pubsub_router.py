@@ -230,9 +230,10 @@ def test_the_router_keeps_one_shared_tree_for_interest_to_follow() -> None:
     from taiinet.overlay.core import OverlayConfig
     from taiinet.pubsub.documents import UnsignedDocuments
 
-    config = OverlayConfig(broadcast=PlumtreeConfig(origin_trees=64))
+    config = OverlayConfig(broadcast=PlumtreeConfig(origin_trees=64, flood_prefix=2))
     router = PubsubRouter("a", random.Random(1), UnsignedDocuments("a"), overlay_config=config)
     assert router.overlay.broadcast_core.config.origin_trees == 0
+    assert router.overlay.broadcast_core.config.flood_prefix == 0
 
 
 def _two_neighbour_router(**config: object) -> PubsubRouter:

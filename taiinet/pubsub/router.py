@@ -188,16 +188,18 @@ class _Document:
 
 
 def _one_shared_tree(config: OverlayConfig | None) -> OverlayConfig:
-    """Turn off Plumtree's per-origin trees: interest flows along the shared tree.
+    """Turn off Plumtree's per-origin trees and flood prefix: interest flows
+    along the shared tree.
 
     Adverts follow the default eager links, so a document pushed along an
-    origin's own tree would meet neighbours whose interest was never
-    advertised on that link and stop short of its subscribers.
+    origin's own tree, or past the tree by a flood prefix, would meet
+    neighbours whose interest was never advertised on that link and stop
+    short of its subscribers.
     """
     config = config or OverlayConfig()
-    if config.broadcast.origin_trees == 0:
+    if config.broadcast.origin_trees == 0 and config.broadcast.flood_prefix == 0:
         return config
-    return replace(config, broadcast=replace(config.broadcast, origin_trees=0))
+    return replace(config, broadcast=replace(config.broadcast, origin_trees=0, flood_prefix=0))
 
 
 class PubsubRouter:

@@ -9,7 +9,7 @@
   through relayed offer/answer with a peer homed on another signaller;
 * dht: the Kademlia cores in the simulator, 1,000 signallers.
 
-Run: ``.venv/bin/python bench/signal.py`` (about 2 minutes)
+Run: ``.venv/bin/python bench/signalling.py`` (about 2 minutes)
 """
 
 from __future__ import annotations
