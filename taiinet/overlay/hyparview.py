@@ -190,7 +190,7 @@ class HyParView:
         return out
 
     def handle_timer(self, timer: ShuffleTimer | KeepaliveTimer, now: float) -> list[Action]:
-        """Periodic ticks: shuffle; or probe idle neighbours and refill the active view."""
+        """Periodic ticks: shuffle; or fail silent probed neighbours, probe idle ones, refill."""
         self._now = now
         cfg = self.config
         if type(timer) is ShuffleTimer:
