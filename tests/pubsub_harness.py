@@ -30,7 +30,8 @@ class PubsubNet:
         self.loop = EventLoop()
         self.wire = wire
         self.network = SimNetwork(self.loop, random.Random(seed + 1), self._receive,
-                                  LinkModel(median_delay=0.02), self._unreachable)
+                                  LinkModel(median_delay=0.02), self._unreachable,
+                                  self._probe_answered)
         self.ids = [f"p{i}" for i in range(n)]
         overlay = OverlayConfig(membership=HyParViewConfig(active_size=active_size,
                                                            passive_size=8))
@@ -79,6 +80,9 @@ class PubsubNet:
             is_pubsub, data = message
             message = pubsub_codec.decode(data) if is_pubsub else overlay_codec.decode(data)
         self.apply(dst, self.routers[dst].handle_message(src, message, self.loop.now))
+
+    def _probe_answered(self, src: str, dst: str) -> None:
+        self.routers[src].overlay.heard_from(dst, self.loop.now)
 
     def _unreachable(self, src: str, dst: str) -> None:
         self.apply(src, self.routers[src].handle_link_down(dst, self.loop.now))

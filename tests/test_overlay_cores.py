@@ -15,6 +15,7 @@ from taiinet.overlay import (
     NeighborDown,
     NeighborUp,
     Overlay,
+    OverlayConfig,
     OverlayUsageError,
     Plumtree,
     PlumtreeConfig,
@@ -174,6 +175,56 @@ def test_keepalive_probes_idle_neighbours_only() -> None:
     node.handle_message("a", ShuffleReply(peers=()), 1.5)
     out = node.handle_timer(KeepaliveTimer(), 2.0)
     assert ProbeLink(peer="b") in out and ProbeLink(peer="a") not in out
+
+
+def _silent_b_setup(**config: float) -> HyParView:
+    """Neighbours a and b (joined at 0), passive peer p; a talks, b stays silent."""
+    node = hpv(keepalive_interval=2.0, active_size=2, **config)  # type: ignore[arg-type]
+    node.join("a", 0.0)
+    node.join("b", 0.0)
+    node.handle_message("a", ShuffleReply(peers=("p",)), 0.5)
+    assert node.passive == ["p"]
+    return node
+
+
+def test_a_neighbour_silent_after_a_probe_is_failed_and_replaced() -> None:
+    node = _silent_b_setup()  # probe_timeout: 2 x keepalive_interval = 4 s
+    assert ProbeLink(peer="b") in node.handle_timer(KeepaliveTimer(), 2.0)
+    node.heard_from("a", 3.0)
+    out = node.handle_timer(KeepaliveTimer(), 4.0)  # 2 s after the probe: not yet
+    assert node.active == ["a", "b"] and ProbeLink(peer="b") in out
+    node.heard_from("a", 5.0)
+    out = node.handle_timer(KeepaliveTimer(), 6.0)  # 4 s after the first probe
+    assert node.active == ["a"] and "b" not in node.passive
+    assert NeighborDown(peer="b") in out and CloseLink(peer="b", failed=True) in out
+    assert ProbeLink(peer="b") not in out and ProbeLink(peer="a") not in out
+    assert sends(out) == [("p", Neighbor(high_priority=False))]
+    # The replacement is taken as usual.
+    out = node.handle_message("p", NeighborReply(accepted=True), 6.1)
+    assert node.active == ["a", "p"] and NeighborUp(peer="p") in out
+
+
+def test_any_frame_after_the_probe_keeps_the_neighbour() -> None:
+    overlay = Overlay("me", random.Random(1), OverlayConfig(
+        membership=HyParViewConfig(keepalive_interval=2.0)))
+    overlay.join("a", 0.0)
+    overlay.handle_timer(KeepaliveTimer(), 2.0)
+    overlay.heard_from("a", 2.1)  # its Pong (or any other frame)
+    for now in (4.0, 6.0, 8.0, 10.0):  # idle again: probed, answers each time
+        out = overlay.handle_timer(KeepaliveTimer(), now)
+        overlay.heard_from("a", now + 0.1)
+        assert overlay.active_view == ["a"] and not any(
+            isinstance(a, NeighborDown | CloseLink) for a in out)
+
+
+def test_the_probe_timeout_is_configurable() -> None:
+    node = _silent_b_setup(probe_timeout=1.0)
+    node.handle_timer(KeepaliveTimer(), 2.0)
+    node.heard_from("a", 3.5)
+    node.handle_timer(KeepaliveTimer(), 4.0)  # first tick 1 s or more after the probe
+    assert node.active == ["a"]
+    with pytest.raises(OverlayUsageError):
+        HyParViewConfig(probe_timeout=0.0)
 
 
 def test_joining_through_itself_is_a_usage_error() -> None:

@@ -13,22 +13,26 @@ import trio
 from taiinet.errors import ConnectionClosed
 from taiinet.overlay import codec
 from taiinet.overlay.actions import Deliver, Send
+from taiinet.overlay.config import HyParViewConfig
+from taiinet.overlay.core import OverlayConfig
 from taiinet.overlay.driver import OverlayDriver
-from taiinet.overlay.messages import Gossip, IHave, Join, OverlayMessage
+from taiinet.overlay.messages import Gossip, IHave, Join, OverlayMessage, ShuffleReply
 from taiinet.transport.connection import Connection
 from taiinet.transport.memory import MemoryNetwork, memory_connection_pair
+from taiinet.v1 import frame_pb2
 from taiinet.wire.identity import Identity
 
 NODES = 20
 
 
 class Node:
-    def __init__(self, index: int, network: MemoryNetwork) -> None:
+    def __init__(self, index: int, network: MemoryNetwork,
+                 config: OverlayConfig | None = None) -> None:
         self.identity = Identity.from_seed(bytes([index + 1]) * 32)
         self.peer_id = self.identity.peer_id
         self.network = network
         self.driver = OverlayDriver(self.peer_id, functools.partial(network.dial, self.identity),
-                                    rng=random.Random(index))
+                                    rng=random.Random(index), config=config)
         self.delivered: dict[bytes, int] = {}
         self.scope = trio.CancelScope()
 
@@ -220,4 +224,105 @@ async def test_lazy_frames_wait_for_an_urgent_one_and_leave_with_it(
         # Lazy frames alone leave when the lazy flusher fires.
         driver._apply([Send(peer=peer.peer_id, message=m) for m in _ihaves(2)])
         assert codec.decode_link_frame(await far_ends[0].receive()) == _ihaves(2)
+        nursery.cancel_scope.cancel()
+
+
+def _ping(nonce: int) -> bytes:
+    return frame_pb2.Frame(ping=frame_pb2.Ping(nonce=nonce)).SerializeToString()
+
+
+async def test_a_ping_is_answered_with_one_pong_per_link_frame(autojump_clock: object) -> None:
+    me, peer = Identity.from_seed(b"\x01" * 32), Identity.from_seed(b"\x02" * 32)
+    others: list[bytes] = []
+
+    async def no_dial(peer_id: str) -> Connection:
+        raise AssertionError("nothing to dial")
+
+    driver = OverlayDriver(me.peer_id, no_dial, rng=random.Random(1),
+                           other_frames=lambda _peer, frame: others.append(frame))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(driver.run)
+        ours, theirs = await memory_connection_pair(peer, me)
+        driver.add_connection(theirs)
+        with trio.fail_after(10):  # (a driver that never answers fails, not hangs)
+            await ours.send(_ping(42))
+            assert frame_pb2.Frame.FromString(await ours.receive()).pong.nonce == 42
+            await ours.send(codec.encode_batch([_ping(7), _ping(8)]))
+            assert frame_pb2.Frame.FromString(await ours.receive()).pong.nonce == 8
+        pong = frame_pb2.Frame(pong=frame_pb2.Pong(nonce=8)).SerializeToString()
+        signal_frame = frame_pb2.Frame()
+        signal_frame.signal.SetInParent()
+        signal = signal_frame.SerializeToString()
+        await ours.send(codec.encode_batch([pong, signal]))
+        await trio.sleep(0.1)
+        # Pings and pongs are the driver's own; other layers' frames pass on.
+        assert others == [signal]
+        nursery.cancel_scope.cancel()
+
+
+class _Watched(Connection):
+    """A connection that tells when the driver closes it."""
+
+    def __init__(self, inner: Connection) -> None:
+        self.inner = inner
+        self.closed = trio.Event()
+
+    @property
+    def local_peer_id(self) -> str:
+        return self.inner.local_peer_id
+
+    @property
+    def remote_peer_id(self) -> str:
+        return self.inner.remote_peer_id
+
+    async def send(self, frame: bytes) -> None:
+        await self.inner.send(frame)
+
+    async def receive(self) -> bytes:
+        return await self.inner.receive()
+
+    async def aclose(self) -> None:
+        self.closed.set()
+        await self.inner.aclose()
+
+
+async def test_a_hung_neighbour_is_dropped_after_the_probe_timeout(
+        autojump_clock: object) -> None:
+    """H joins A, hands it B as a passive peer, then hangs: its link stays open
+    but it neither reads nor writes.  A drops H once a probe went unanswered
+    for ``probe_timeout`` and promotes B, an idle neighbour that answers pings
+    and so is kept."""
+    network = MemoryNetwork()
+    config = OverlayConfig(membership=HyParViewConfig(active_size=1, keepalive_interval=2.0))
+    a, b = Node(0, network, config), Node(1, network, config)
+    hung = Identity.from_seed(b"\x09" * 32)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await nursery.start(b.run)
+        # A capacity of 1: A's second ping to H blocks its sender for good.
+        ours, theirs = await memory_connection_pair(hung, a.identity, capacity=1)
+        watched = _Watched(theirs)
+        a.driver.add_connection(watched)
+        await ours.send(codec.encode_frame(Join()))
+        await ours.send(codec.encode_frame(ShuffleReply(peers=(b.peer_id,))))
+        silent_from = trio.current_time()
+        await trio.sleep(0.1)
+        assert a.driver.neighbors == [hung.peer_id] and a.driver.core.passive_view == [b.peer_id]
+
+        with trio.fail_after(60):
+            await watched.closed.wait()
+        # Probed at the first tick 2 s or more into the silence, dropped 4 s
+        # (2 x keepalive_interval) later: 6 to 8 s of silence in all.
+        assert 6.0 <= trio.current_time() - silent_from < 8.0
+        assert hung.peer_id not in a.driver.neighbors
+        frames = []
+        while True:
+            try:
+                frames.append(await ours.receive())
+            except ConnectionClosed:
+                break
+        assert _ping(0) in frames  # it was probed; the link ends closed
+
+        await trio.sleep(20)  # B promoted; both idle, each answers the other's pings
+        assert a.driver.neighbors == [b.peer_id] and b.driver.neighbors == [a.peer_id]
         nursery.cancel_scope.cancel()

@@ -61,6 +61,8 @@ class OverlayModel(RuleBasedStateMachine):
             elif isinstance(action, ProbeLink):
                 if action.peer in self.crashed:
                     self.apply(node, self.cores[node].handle_link_down(action.peer, self.now))
+                else:  # a live peer answers the Ping at once
+                    self.cores[node].heard_from(action.peer, self.now)
             elif isinstance(action, SetTimer):
                 self.timers[node].append((action.at, action.timer))
             elif isinstance(action, Deliver):

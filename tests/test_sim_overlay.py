@@ -12,7 +12,7 @@ import pytest
 from taiinet.cli import main
 from taiinet.overlay.config import PlumtreeConfig
 from taiinet.overlay.core import OverlayConfig
-from taiinet.sim.overlay import MessageResult, OverlaySimConfig, simulate
+from taiinet.sim.overlay import MessageResult, OverlaySimConfig, OverlaySimulation, simulate
 
 
 def after(messages: list[MessageResult]) -> list[MessageResult]:
@@ -79,6 +79,19 @@ def test_half_of_the_nodes_crash() -> None:
     assert all(m.reliability == 1.0 for m in result.messages if not m.after_failure)
     assert all(m.reliability >= 0.99 for m in after(result.messages)[2:])
     assert result.component_at_end == 1.0
+
+
+def test_crashed_nodes_that_stay_silent_are_dropped_by_the_probe_timeout() -> None:
+    """Half of the nodes hang: their links stay open (no send or probe to them
+    ever fails) and nothing comes from them; unanswered probes find them."""
+    sim = OverlaySimulation(OverlaySimConfig(nodes=500, messages=20, fail=0.5, seed=4))
+    sim.network.on_unreachable = None
+    result = sim.run()
+    assert all(m.reliability >= 0.99 for m in after(result.messages)[4:])
+    assert result.component_at_end == 1.0
+    crashed = sim.network.crashed
+    assert not [p for n in sim.live for p in sim.cores[n].active_view if p in crashed]
+    assert all(sim.cores[n].active_view for n in sim.live)
 
 
 def test_eighty_percent_of_the_nodes_crash() -> None:

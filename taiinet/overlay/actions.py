@@ -28,19 +28,27 @@ class Send:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CloseLink:
-    """Close the link to ``peer`` once the messages already sent on it are out."""
+    """Close the link to ``peer`` once the messages already sent on it are out.
+
+    With ``failed`` the peer is dead or hung: close at once, without waiting
+    for a flush that may never end (the core already counts the link down).
+    """
 
     peer: str
+    failed: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProbeLink:
-    """Check that the link to ``peer`` is alive (e.g. a link-level ping).
+    """Check that the link to ``peer`` is alive (a link-level ``Ping``).
 
-    Nothing is reported if it is; if it is not, the driver calls
-    ``handle_link_down(peer, now)``.  HyParView asks this for neighbours it
-    has not heard from for a while, so a node whose neighbours all crashed
-    notices it without having to send anything (a TCP keep-alive).
+    A live peer answers (a ``Pong``), and the driver reports that it heard
+    from it (``heard_from``, or any message from it); a link found dead is
+    reported with ``handle_link_down(peer, now)``.  HyParView asks this for
+    neighbours it has not heard from for a while, so a node whose neighbours
+    all crashed notices it without having to send anything (a TCP
+    keep-alive), and treats one still silent ``probe_timeout`` after the
+    probe as failed (a hung peer whose link stays open).
     """
 
     peer: str

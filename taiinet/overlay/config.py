@@ -28,6 +28,12 @@ class HyParViewConfig:
     #: from for ``keepalive_interval`` are probed and a short active view is
     #: refilled.
     keepalive_interval: float = 2.0
+    #: Seconds a probed neighbour may stay silent (no frame at all from it,
+    #: not even the ``Pong``) before it is treated as failed: a hung peer
+    #: whose link is still open.  Checked at keep-alive ticks, so the failure
+    #: is noticed at the first tick at least this long after the probe.
+    #: ``None``: twice ``keepalive_interval``.
+    probe_timeout: float | None = None
     #: Rejected low-priority Neighbor requests tolerated per keep-alive tick
     #: before a short active view waits for the next tick to try again.
     rejections_per_interval: int = 3
@@ -39,8 +45,17 @@ class HyParViewConfig:
             raise OverlayUsageError("need 0 <= prwl <= arwl")
         if self.shuffle_interval <= 0 or self.keepalive_interval <= 0:
             raise OverlayUsageError("shuffle and keep-alive intervals must be positive")
+        if self.probe_timeout is not None and self.probe_timeout <= 0:
+            raise OverlayUsageError("the probe timeout must be positive")
         if self.shuffle_active < 0 or self.shuffle_passive < 0:
             raise OverlayUsageError("shuffle sample sizes must be >= 0")
+
+    @property
+    def probe_deadline(self) -> float:
+        """``probe_timeout``, or its default of two keep-alive intervals."""
+        if self.probe_timeout is None:
+            return 2 * self.keepalive_interval
+        return self.probe_timeout
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -84,6 +84,10 @@ class Overlay:
             return self.broadcast_core.handle_message(peer, message, now)  # type: ignore[arg-type]
         return self._wire(self.membership.handle_message(peer, message, now), now)  # type: ignore[arg-type]
 
+    def heard_from(self, peer: str, now: float) -> None:
+        """A frame of any layer (a ``Pong`` too) came from ``peer``: its link is alive."""
+        self.membership.heard_from(peer, now)
+
     def handle_link_down(self, peer: str, now: float) -> list[Action]:
         """The link to ``peer`` failed, closed, or could not be opened."""
         return self._wire(self.membership.handle_link_down(peer, now), now)

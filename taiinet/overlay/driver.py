@@ -17,9 +17,14 @@ cooperative, so no lock is needed) and its actions are carried out at once:
   a link message (Plumtree's lazy queue).  A dial failure, a closed connection or a
   full queue (a peer too slow to keep up) is reported to the core as
   ``handle_link_down``.
-* ``CloseLink``: the peer's queue is flushed and its connections closed.
+* ``CloseLink``: the peer's queue is flushed and its connections closed; with
+  ``failed`` (a hung peer) they are closed at once, queue and all.
 * ``ProbeLink``: a ``Ping`` frame is queued; a dead link fails the write (or
-  has already ended its reader) and is reported down.
+  has already ended its reader) and is reported down.  A hung peer (link
+  open, nothing read or answered) is failed by the core: every link frame
+  received is reported with ``heard_from``, and a neighbour that sends
+  nothing, not even the ``Pong``, for ``probe_timeout`` after a probe is
+  dropped and closed with ``CloseLink(failed=True)``.
 * ``SetTimer``: kept in a heap served by one timer task.
 * ``Deliver``: put on the bounded ``deliveries`` channel; if the application
   lags ``delivery_buffer`` messages behind, further deliveries are dropped and
@@ -30,7 +35,9 @@ on a listener).  Two peers may dial each other at once: both connections are
 kept, frames are read from both and sent on the newest; the link is down when
 the last one closes.  A received batch is fed to the core frame by frame, in
 order; a malformed frame or batch drops the link.  Frames of other layers are
-passed to ``other_frames`` if given, else ignored.
+passed to ``other_frames`` if given, else ignored; ``Ping`` and ``Pong`` are
+the driver's own: a link frame holding a ``Ping`` is answered with one
+``Pong`` (of the last ``Ping``'s nonce), without the core.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
 
 import trio
+from google.protobuf.message import DecodeError
 
 from taiinet.errors import TaiiNetError
 from taiinet.overlay import codec
@@ -74,6 +82,8 @@ DEFAULT_DELIVERY_BUFFER = 1024
 DEFAULT_LAZY_DELAY = 0.05
 
 _PING = frame_pb2.Frame(ping=frame_pb2.Ping(nonce=0)).SerializeToString()
+#: First bytes of a ``Frame`` holding a ``Ping`` (field 1) or a ``Pong`` (field 2).
+_LINK_CONTROL_KEYS = (b"\x0a", b"\x12")
 
 
 @dataclass(slots=True)
@@ -183,7 +193,10 @@ class OverlayDriver:
             elif isinstance(action, CloseLink):
                 link = self._links.get(action.peer)
                 if link is not None:
-                    self._close_link(link)
+                    if action.failed:
+                        self._drop(link, report=False)
+                    else:
+                        self._close_link(link)
             elif isinstance(action, ProbeLink):
                 if action.peer in self._links:
                     self._enqueue(action.peer, _PING)
@@ -310,12 +323,21 @@ class OverlayDriver:
                     log.warning("overlay: %s broke the protocol: %s", peer, exc)
                     break
                 now = trio.current_time()
+                self.core.heard_from(peer, now)
+                pong: int | None = None
                 for part in parts:
                     if isinstance(part, bytes):
-                        if self._other_frames is not None:
-                            self._other_frames(peer, part)
+                        control = _link_control(part)
+                        if control is None:
+                            if self._other_frames is not None:
+                                self._other_frames(peer, part)
+                        elif control.HasField("ping"):
+                            pong = control.ping.nonce
                     else:
                         self._apply(self.core.handle_message(peer, part, now))
+                if pong is not None and self._links.get(peer) is link and not link.closing:
+                    self._enqueue(peer, frame_pb2.Frame(
+                        pong=frame_pb2.Pong(nonce=pong)).SerializeToString())
         except TaiiNetError as exc:
             log.info("overlay: link from %s ended: %s", peer, exc)
         finally:
@@ -351,6 +373,21 @@ class OverlayDriver:
             with trio.move_on_at(deadline):
                 await self._timer_changed.wait()
 
+
+
+def _link_control(frame: bytes) -> frame_pb2.Frame | None:
+    """``frame`` parsed if it is a ``Ping`` or a ``Pong`` (the driver's own), else ``None``.
+
+    Only frames that start with those fields' keys are parsed again.
+    """
+    if frame[:1] not in _LINK_CONTROL_KEYS:
+        return None
+    parsed = frame_pb2.Frame()
+    try:
+        parsed.ParseFromString(frame)
+    except DecodeError:
+        return None
+    return parsed if parsed.WhichOneof("body") in ("ping", "pong") else None
 
 
 def _take_batch(receive: trio.MemoryReceiveChannel[bytes | None], first: bytes,

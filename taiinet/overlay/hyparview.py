@@ -19,8 +19,16 @@ sends a ``Shuffle`` walk with a sample of its views; the node where the walk
 ends answers with as many of its passive peers (``ShuffleReply``) and both
 merge the samples into their passive views.
 
-Inputs: ``start``, ``join``, ``handle_message``, ``handle_link_down``,
-``handle_timer`` (all take ``now``).  Outputs: ``Send``, ``CloseLink``,
+Every ``keepalive_interval`` a node probes (``ProbeLink``) the neighbours it
+has not heard from for that long; a live peer answers the link-level ``Ping``
+and the driver reports any frame from a peer with ``heard_from``.  A
+neighbour still silent ``probe_timeout`` after the first unanswered probe is
+treated as failed at that tick, exactly as if its link had gone down (its
+link closed with ``CloseLink(failed=True)``): a hung peer whose link stays
+open is noticed even though no send ever fails.
+
+Inputs: ``start``, ``join``, ``handle_message``, ``heard_from``,
+``handle_link_down``, ``handle_timer`` (all take ``now``).  Outputs: ``Send``, ``CloseLink``,
 ``NeighborUp``, ``NeighborDown``, ``SetTimer``.
 
 Departures from the paper
@@ -36,6 +44,8 @@ Departures from the paper
   with at most ``rejections_per_interval`` refused requests per tick.
 * Several ``Neighbor`` requests may be pending at once (one per free slot),
   which repairs faster after massive failures.
+* Failure detection does not rely on the transport alone: a neighbour that
+  leaves a probe unanswered for ``probe_timeout`` is failed by the core.
 """
 
 from __future__ import annotations
@@ -72,6 +82,7 @@ _KEEPALIVE_TIMER = KeepaliveTimer()
 _DISCONNECT = Disconnect()
 _JOIN = Join()
 _ACCEPT = NeighborReply(accepted=True)
+_SLACK = 1e-6
 _REJECT = NeighborReply(accepted=False)
 
 
@@ -84,6 +95,7 @@ class HyParView:
         "_last_shuffle_sample",
         "_now",
         "_pending",
+        "_probed",
         "_rejections",
         "active",
         "config",
@@ -104,6 +116,9 @@ class HyParView:
         self.passive: list[str] = []
         self._pending: list[str] = []  # peers we sent a Neighbor request to
         self._last_heard: dict[str, float] = {}  # active peer -> last message time
+        #: Active peer -> time of its first probe not answered yet (cleared
+        #: lazily, at the tick that sees the peer heard from since).
+        self._probed: dict[str, float] = {}
         self._now = 0.0  # time of the input being processed
         self._rejections = 0
         self._last_shuffle_sample: tuple[str, ...] = ()
@@ -128,7 +143,11 @@ class HyParView:
         ]
 
     def heard_from(self, peer: str, now: float) -> None:
-        """Note that a message (of any layer) came from ``peer``: its link is alive."""
+        """Note that a frame (of any layer, a ``Pong`` too) came from ``peer``: it is alive.
+
+        Membership messages count by themselves; a driver calls this for the
+        rest, or for every frame.
+        """
         if peer in self._last_heard:
             self._last_heard[peer] = now
 
@@ -171,7 +190,7 @@ class HyParView:
         return out
 
     def handle_timer(self, timer: ShuffleTimer | KeepaliveTimer, now: float) -> list[Action]:
-        """Periodic ticks: shuffle; or probe idle neighbours and refill the active view."""
+        """Periodic ticks: shuffle; or fail silent probed neighbours, probe idle ones, refill."""
         self._now = now
         cfg = self.config
         if type(timer) is ShuffleTimer:
@@ -181,11 +200,29 @@ class HyParView:
             return out
         out = [SetTimer(at=now + cfg.keepalive_interval, timer=_KEEPALIVE_TIMER)]
         idle_since = now - cfg.keepalive_interval
+        # (A microsecond of slack: tick times are sums of floats.)
+        expired = now - cfg.probe_deadline + _SLACK
         heard = self._last_heard
+        probed = self._probed
+        failed: list[str] = []
         for peer in self.active:
-            if heard[peer] <= idle_since:
-                heard[peer] = now
+            last = heard[peer]
+            probe = probed.get(peer)
+            if probe is not None:
+                # A peer is idle for a whole interval when probed, so anything
+                # heard at or after the probe time came after it.
+                if last >= probe:
+                    del probed[peer]
+                elif probe <= expired:
+                    failed.append(peer)
+                    continue
+            if last <= idle_since:
+                probed.setdefault(peer, now)
                 out.append(ProbeLink(peer=peer))
+        for peer in failed:
+            # As ``handle_link_down``: forgotten, not kept as a passive peer.
+            self._remove_active(peer, out)
+            out.append(CloseLink(peer=peer, failed=True))
         self._rejections = 0
         self._refill(out)
         return out
@@ -301,6 +338,7 @@ class HyParView:
     def _remove_active(self, peer: str, out: list[Action]) -> None:
         self.active.remove(peer)
         del self._last_heard[peer]
+        self._probed.pop(peer, None)
         out.append(NeighborDown(peer=peer))
 
     def _add_passive(self, peer: str) -> None:

@@ -7,7 +7,10 @@ business.  Links are FIFO (like TCP) unless ``reorder`` is non-zero: then
 that share of messages may overtake earlier ones.  A message to a crashed or
 partitioned node is lost; if the simulation gives ``on_unreachable``, the
 sender is told ``failure_delay`` seconds later (a TCP-like connection
-failure, as HyParView's failure detector assumes).
+failure, as HyParView's failure detector assumes).  A ``probe`` of a live
+link is answered: if the simulation gives ``on_probe_answer``, the prober
+hears back from its peer (a link-level Ping/Pong); a crashed or cut-off peer
+never answers.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ _FIFO_TABLE_LIMIT = 200_000
 NodeId = Hashable
 Receive = Callable[[Any, Any, Any], None]
 Unreachable = Callable[[Any, Any], None]
+ProbeAnswer = Callable[[Any, Any], None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,6 +74,7 @@ class SimNetwork:
         "crashed",
         "link",
         "loop",
+        "on_probe_answer",
         "on_unreachable",
         "receive",
         "rng",
@@ -78,11 +83,13 @@ class SimNetwork:
 
     def __init__(self, loop: EventLoop, rng: random.Random, receive: Receive,
                  link: LinkModel | None = None,
-                 on_unreachable: Unreachable | None = None) -> None:
+                 on_unreachable: Unreachable | None = None,
+                 on_probe_answer: ProbeAnswer | None = None) -> None:
         self.loop = loop
         self.rng = rng
         self.receive = receive
         self.on_unreachable = on_unreachable
+        self.on_probe_answer = on_probe_answer
         self.link = link or LinkModel()
         self.crashed: set[Any] = set()
         self.sent = 0
@@ -165,13 +172,19 @@ class SimNetwork:
     def probe(self, src: Any, dst: Any) -> None:
         """Check the link from ``src`` to ``dst``; report it later if it is dead.
 
-        Costs no event when the link is alive (a keep-alive that succeeds
-        changes nothing).
+        A link alive both ways is answered with ``on_probe_answer(src, dst)``
+        at once: the round trip is far shorter than a keep-alive interval, and
+        counting it at the probe's time costs no event, no random draw and no
+        loss draw, so probes do not shift the seeded run.
         """
-        if (self.on_unreachable is not None and src not in self.crashed
-                and not self.reachable(src, dst)):
-            loop = self.loop
-            loop.schedule(loop.now + self.link.failure_delay, self._unreachable, src, dst)
+        if src in self.crashed:
+            return
+        if not self.reachable(src, dst):
+            if self.on_unreachable is not None:
+                loop = self.loop
+                loop.schedule(loop.now + self.link.failure_delay, self._unreachable, src, dst)
+        elif self.on_probe_answer is not None and self.reachable(dst, src):
+            self.on_probe_answer(src, dst)
 
     def _forget_idle_links(self) -> None:
         """Drop FIFO entries of links with nothing in flight (bounds the table)."""

@@ -138,7 +138,8 @@ class OverlaySimulation:
         self.rng = random.Random(master.getrandbits(64))
         self.loop = EventLoop()
         self.network = SimNetwork(self.loop, random.Random(master.getrandbits(64)),
-                                  self._receive, config.link, self._unreachable)
+                                  self._receive, config.link, self._unreachable,
+                                  self._probe_answered)
         width = len(str(config.nodes - 1))
         self.ids = [f"n{i:0{width}d}" for i in range(config.nodes)]
         self.cores = {
@@ -196,6 +197,9 @@ class OverlaySimulation:
             self._control += 1
         msg: OverlayMessage = message  # type: ignore[assignment]
         self._apply(dst, self.cores[dst].handle_message(src, msg, self.loop.now))
+
+    def _probe_answered(self, src: str, dst: str) -> None:
+        self.cores[src].heard_from(dst, self.loop.now)
 
     def _unreachable(self, src: str, dst: str) -> None:
         self._apply(src, self.cores[src].handle_link_down(dst, self.loop.now))

@@ -155,7 +155,8 @@ class PubsubSimulation:
         self.rng = random.Random(master.getrandbits(64))
         self.loop = EventLoop()
         self.network = SimNetwork(self.loop, random.Random(master.getrandbits(64)),
-                                  self._receive, config.link, self._unreachable)
+                                  self._receive, config.link, self._unreachable,
+                                  self._probe_answered)
         width = len(str(config.nodes - 1))
         self.ids = [f"n{i:0{width}d}" for i in range(config.nodes)]
         interest_rng = random.Random(master.getrandbits(64))
@@ -254,6 +255,9 @@ class PubsubSimulation:
             else:
                 self._control += 1
         self._apply(dst, self.routers[dst].handle_message(src, message, self.loop.now))
+
+    def _probe_answered(self, src: str, dst: str) -> None:
+        self.routers[src].overlay.heard_from(dst, self.loop.now)
 
     def _unreachable(self, src: str, dst: str) -> None:
         self._apply(src, self.routers[src].handle_link_down(dst, self.loop.now))
