@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import random
+from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
@@ -135,15 +136,9 @@ def _gossips(count: int, size: int) -> list[OverlayMessage]:
             for i in range(count)]
 
 
-@pytest.mark.parametrize(("messages", "link_frames"), [
-    pytest.param(_ihaves(1), 1, id="one frame goes alone"),
-    pytest.param(_ihaves(10), 1, id="ten small frames, one batch"),
-    pytest.param(_ihaves(600), 2, id="more than MAX_BATCH_FRAMES"),
-    pytest.param(_gossips(3, 25_000), 2, id="more bytes than one batch holds"),
-])
-async def test_frames_queued_together_arrive_in_order_in_fewer_link_frames(
-        autojump_clock: object, messages: list[OverlayMessage], link_frames: int) -> None:
-    me, peer = Identity.from_seed(b"\x01" * 32), Identity.from_seed(b"\x02" * 32)
+def _dialer(me: Identity, peer: Identity) -> tuple[
+        Callable[[str], Awaitable[Connection]], list[Connection], trio.Event]:
+    """A ``dial`` that links ``me`` to ``peer`` in memory, keeping the far ends."""
     far_ends: list[Connection] = []
     dialed = trio.Event()
 
@@ -153,6 +148,19 @@ async def test_frames_queued_together_arrive_in_order_in_fewer_link_frames(
         dialed.set()
         return ours
 
+    return dial, far_ends, dialed
+
+
+@pytest.mark.parametrize(("messages", "link_frames"), [
+    pytest.param(_ihaves(1), 1, id="one frame goes alone"),
+    pytest.param(_ihaves(10), 1, id="ten small frames, one batch"),
+    pytest.param(_ihaves(600), 2, id="more than MAX_BATCH_FRAMES"),
+    pytest.param(_gossips(3, 25_000), 2, id="more bytes than one batch holds"),
+])
+async def test_frames_queued_together_arrive_in_order_in_fewer_link_frames(
+        autojump_clock: object, messages: list[OverlayMessage], link_frames: int) -> None:
+    me, peer = Identity.from_seed(b"\x01" * 32), Identity.from_seed(b"\x02" * 32)
+    dial, far_ends, dialed = _dialer(me, peer)
     driver = OverlayDriver(me.peer_id, dial, rng=random.Random(1), send_queue=1024)
     async with trio.open_nursery() as nursery:
         await nursery.start(driver.run)
@@ -200,15 +208,7 @@ async def test_a_peer_that_nests_batches_is_dropped(autojump_clock: object) -> N
 async def test_lazy_frames_wait_for_an_urgent_one_and_leave_with_it(
         autojump_clock: object) -> None:
     me, peer = Identity.from_seed(b"\x01" * 32), Identity.from_seed(b"\x02" * 32)
-    far_ends: list[Connection] = []
-    dialed = trio.Event()
-
-    async def dial(peer_id: str) -> Connection:
-        ours, theirs = await memory_connection_pair(me, peer)
-        far_ends.append(theirs)
-        dialed.set()
-        return ours
-
+    dial, far_ends, dialed = _dialer(me, peer)
     driver = OverlayDriver(me.peer_id, dial, rng=random.Random(1), lazy_delay=10.0)
     lazy = _ihaves(3)
     urgent = _gossips(1, 10)
