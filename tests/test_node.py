@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from typing import Any
 
@@ -9,15 +10,10 @@ import pytest
 import trio
 
 from taiinet.node import NodeConfig, memory_links, webrtc_links
-from taiinet.node.codec import (
-    DOCUMENT_DOMAIN,
-    DOCUMENT_PAYLOAD_TYPE,
-    MAX_DOCUMENT_ENVELOPE_BYTES,
-    message_id_of,
-    seal_document,
-)
+from taiinet.node.testing import wait_interest_settled
 from taiinet.overlay.config import HyParViewConfig
 from taiinet.overlay.core import OverlayConfig
+from taiinet.pubsub import DOCUMENT_PAYLOAD_TYPE, PubsubConfig, SignedDocuments
 from taiinet.pubsub.query import InvalidDocument, InvalidQuery, Query
 from taiinet.signal.transport import MemorySignalTransport
 from taiinet.transport.memory import MemoryNetwork
@@ -70,12 +66,13 @@ async def test_twenty_nodes_exact_delivery_links_bounded_and_churn() -> None:
                 documents = [random_document(rng, first + k) for k in range(30)]
                 for k, document in enumerate(documents):
                     await publishers[k % 3].publish(document)
-                await publishers[0].publish({"marker": True})
+                await publishers[0].publish({"marker": True, "round": first})
                 for i in alive:
                     expected = [d for d in documents if Query(QUERIES[i % 4]).matches(d)]
                     got = await collect(subscriptions[i], len(expected))
                     assert sorted(got, key=lambda d: d["n"]) == expected, i
 
+            await wait_interest_settled(nodes)
             await round_of(0, list(range(20)))
             for node in nodes:
                 stats = node.stats()
@@ -95,6 +92,7 @@ async def test_twenty_nodes_exact_delivery_links_bounded_and_churn() -> None:
             for i in alive:
                 while dead_ids & set(nodes[i].neighbors) or not nodes[i].neighbors:
                     await nodes[i].membership_changed()
+            await wait_interest_settled([nodes[i] for i in alive])
             await round_of(100, alive)
             nursery.cancel_scope.cancel()
 
@@ -122,14 +120,15 @@ async def test_webrtc_links_deliver_to_every_subscriber_and_the_publisher() -> N
                 await node.wait_neighbors(1)
             subscriptions = [await nursery.start(_hold_subscription, node, marked(ORIGIN_QUERY))
                              for node in nodes]
+            await wait_interest_settled(nodes)
             matching = {"key": "value", "age": 5, "name": "bob", "type": 4}
             await subscriptions[0].send({"key": "value", "age": 3, "name": "bob", "type": 4})
             message_id = await subscriptions[0].send(matching)
-            await subscriptions[0].send({"marker": True})
+            await subscriptions[0].send({"marker": True, "round": 0})
             for i, subscription in enumerate(subscriptions):
                 assert await collect(subscription, 1) == [matching], i
                 assert subscription.pending() == 0
-            assert len(message_id) == 40
+            assert len(message_id) == 64
             assert all(node.stats().frames_received > 0 for node in nodes)
             nursery.cancel_scope.cancel()
 
@@ -140,27 +139,29 @@ async def test_tampered_unsigned_oversized_documents_are_dropped_and_counted() -
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             sigs = await start_signallers(nursery, transport, 1)
+            config = NodeConfig(pubsub=PubsubConfig(max_document_bytes=4096))
             started = await start_nodes(nursery, [[sigs[0][0].url]] * 3, memory_links(network),
-                                        transport)
+                                        transport, config)
             attacker, victim, bystander = (node for node, _ in started)
             for node in (attacker, victim, bystander):
                 await node.wait_neighbors(2)
-            # The attacker forwards anything; the others verify.
-            attacker.driver.core.broadcast_core.forward_filter = None
             victim_sub = await nursery.start(_hold_subscription, victim, {})
             bystander_sub = await nursery.start(_hold_subscription, bystander, {})
-            _, good = seal_document(ident(50), {"a": 1}, published_unix_ms=1, nonce=1)
+            await wait_interest_settled([attacker, victim, bystander])
+            good = SignedDocuments(ident(50)).seal({"a": 1}, 1 << 20)
             tampered = good.replace(b"\x08\x01", b"\x08\x02")  # the int 1 becomes 2
             assert tampered != good
             unsigned = Envelope.seal(ident(50), "another-domain", DOCUMENT_PAYLOAD_TYPE,
                                      good[:10])
-            oversized = Envelope.seal(ident(50), DOCUMENT_DOMAIN, DOCUMENT_PAYLOAD_TYPE,
-                                      b"x" * MAX_DOCUMENT_ENVELOPE_BYTES)
-            bad = [(message_id_of(tampered), tampered), (message_id_of(unsigned), unsigned),
-                   (message_id_of(oversized), oversized), (b"\x01" * 20, good),
-                   (message_id_of(b"junk"), b"junk")]
-            for message_id, payload in bad:
-                attacker.driver.broadcast(message_id, payload)
+            oversized = SignedDocuments(ident(50)).seal({"blob": "x" * 10_000}, 1 << 20)
+            bad = [tampered, unsigned, oversized, b"junk"]
+            bad_ids = [hashlib.sha256(payload).digest() for payload in bad]
+            bad.append(good)
+            bad_ids.append(b"\x01" * 32)  # a valid document under the wrong id
+            # The attacker's own overlay broadcasts them, past its own checks.
+            for message_id, payload in zip(bad_ids, bad, strict=True):
+                attacker.driver._apply(attacker.driver.router.overlay.broadcast(
+                    message_id, payload, trio.current_time()))
             await attacker.publish({"marker": True})
             for subscription in (victim_sub, bystander_sub):
                 assert (await subscription.receive()).data == {"marker": True}
@@ -208,6 +209,7 @@ async def test_small_overlay_config_caps_links() -> None:
             nodes = [node for node, _ in started]
             subscriptions = [await nursery.start(_hold_subscription, node, {"x": 1})
                              for node in nodes]
+            await wait_interest_settled(nodes)
             await nodes[5].publish({"x": 1})
             for subscription in subscriptions:
                 assert (await subscription.receive()).data == {"x": 1}

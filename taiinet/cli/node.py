@@ -25,7 +25,6 @@ from typing import Any, TypeVar
 import trio
 
 from taiinet.errors import TaiiNetError
-from taiinet.node.codec import DOCUMENT_LIMITS
 from taiinet.node.errors import InvalidInput, NodeError
 from taiinet.node.node import NodeConfig, open_node
 from taiinet.pubsub.query import Query, document_to_value
@@ -146,7 +145,7 @@ def pub_command(args: argparse.Namespace) -> int:
 
 
 def _checked(document: Any) -> Any:
-    document_to_value(document, DOCUMENT_LIMITS)  # raises InvalidDocument, before joining
+    document_to_value(document)  # raises InvalidDocument, before joining
     return document
 
 

@@ -28,11 +28,8 @@ node carries every document.
 from __future__ import annotations
 
 import logging
-import math
 import random
-import secrets
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -42,8 +39,7 @@ from urllib.parse import urlsplit
 import trio
 
 from taiinet.errors import TaiiNetError
-from taiinet.node.codec import SignedDocument, open_document, seal_document
-from taiinet.node.errors import InvalidDocumentEnvelope, NodeClosed, NodeError
+from taiinet.node.errors import NodeClosed, NodeError
 from taiinet.node.links import (
     LinkFactory,
     LinkMeter,
@@ -51,26 +47,24 @@ from taiinet.node.links import (
     webrtc_links,
     websocket_links,
 )
+from taiinet.node.routed import RoutedDriver
 from taiinet.node.subscription import Message, SlowPolicy, Subscription
 from taiinet.overlay.core import OverlayConfig
-from taiinet.overlay.driver import OverlayDriver
-from taiinet.pubsub.query import Query, SubscriptionIndex
+from taiinet.pubsub import PubsubConfig, PubsubUsageError
+from taiinet.pubsub.query import InvalidDocument, Query
 from taiinet.signal.client import SignalClient, SignalClientConfig, open_signal_client
 from taiinet.signal.transport import SignalTransport
 from taiinet.wire.identity import Identity
 
 log = logging.getLogger(__name__)
 
-#: Verified (or rejected) envelopes remembered by message id, so an envelope
-#: is checked once however many neighbours it is forwarded to.
-VERDICT_CACHE_SIZE = 4096
-#: Local subscriptions one node holds at most.
-MAX_SUBSCRIPTIONS = 10_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NodeConfig:
     overlay: OverlayConfig = field(default_factory=OverlayConfig)
+    #: Content-based routing (``PubsubConfig(routing=False)``: plain broadcast).
+    pubsub: PubsubConfig = field(default_factory=PubsubConfig)
     signal: SignalClientConfig = field(default_factory=SignalClientConfig)
     #: Contacts asked of the signallers when (re)joining the overlay.
     contacts: int = 8
@@ -127,20 +121,15 @@ class Node:
         self.config = config
         self._meter = meter
         self._rng = rng
-        self.driver = OverlayDriver(identity.peer_id, links.dial, rng=rng, config=config.overlay,
-                                    forward_filter=self._forward_filter)
-        self._index = SubscriptionIndex(max_subscriptions=MAX_SUBSCRIPTIONS)
+        self.driver = RoutedDriver(identity, links.dial, rng=rng, overlay_config=config.overlay,
+                                   pubsub_config=config.pubsub)
         self._subscriptions: dict[int, Subscription] = {}
-        self._verdicts: OrderedDict[bytes, SignedDocument | None] = OrderedDict()
         self._neighbors: tuple[str, ...] = ()
         self._membership_changed = trio.Event()
         self._alone = False
         self._closed = False
-        self.published = 0
         self.delivered = 0
         self.dropped_slow = 0
-        self.invalid = 0
-        self.received = 0
 
     # -- public API ---------------------------------------------------------
 
@@ -156,13 +145,15 @@ class Node:
     def stats(self) -> NodeStats:
         meter = self._meter
         slow = self.dropped_slow + sum(s.dropped for s in self._subscriptions.values())
+        router = self.driver.router.stats
+        invalid = sum(router.rejected.values())
         return NodeStats(
             peer_id=self.peer_id, links=meter.linked_peers(), connections=meter.open_now,
             neighbors=len(self.neighbors),
-            subscriptions=len(self._subscriptions), published=self.published,
+            subscriptions=len(self._subscriptions), published=router.published,
             delivered=self.delivered,
-            dropped=slow + self.invalid + self.driver.dropped_deliveries,
-            invalid=self.invalid, received=self.received,
+            dropped=slow + invalid + self.driver.dropped_documents,
+            invalid=invalid, received=router.accepted,
             frames_sent=meter.frames_sent, frames_received=meter.frames_received,
             bytes_sent=meter.bytes_sent, bytes_received=meter.bytes_received,
             bytes=meter.bytes_sent + meter.bytes_received)
@@ -181,21 +172,19 @@ class Node:
                             on_close=self._remove_subscription)
 
     async def publish(self, document: Any) -> str:
-        """Sign and broadcast ``document``; return its message id (hex).
+        """Sign and route ``document``; return its message id (hex).
 
         Raises ``InvalidDocument`` for a document that is not JSON-like or
-        too large (``taiinet.node.codec.MAX_DOCUMENT_BYTES``).
+        too large.  Identical documents have the same id (signatures are
+        deterministic): publishing one again while peers remember it does
+        nothing, so documents that repeat should carry a sequence number.
         """
         if self._closed:
             raise NodeClosed("the node is closed")
-        message_id, envelope = seal_document(
-            self.identity, document, published_unix_ms=math.floor(time.time() * 1000),
-            nonce=secrets.randbits(64))
-        self._remember(message_id, SignedDocument(
-            message_id=message_id, publisher=self.peer_id, data=document,
-            published_unix_ms=math.floor(time.time() * 1000)))
-        self.published += 1
-        self.driver.broadcast(message_id, envelope)
+        try:
+            message_id = self.driver.publish(document)
+        except PubsubUsageError as exc:
+            raise InvalidDocument(str(exc)) from None
         await trio.lowlevel.checkpoint()
         return message_id.hex()
 
@@ -219,59 +208,22 @@ class Node:
         if self._closed:
             raise NodeClosed("the node is closed")
         key = id(subscription)
-        self._index.add(key, subscription.query)
+        self.driver.subscribe(key, subscription.query)
         self._subscriptions[key] = subscription
 
     def _remove_subscription(self, subscription: Subscription) -> None:
         key = id(subscription)
         if self._subscriptions.pop(key, None) is not None:
             self.dropped_slow += subscription.dropped
-            self._index.remove(key)
-
-    # -- verification -----------------------------------------------------------
-
-    def _remember(self, message_id: bytes, verdict: SignedDocument | None) -> None:
-        self._verdicts[message_id] = verdict
-        if len(self._verdicts) > VERDICT_CACHE_SIZE:
-            self._verdicts.popitem(last=False)
-
-    def _verify(self, message_id: bytes, envelope: bytes) -> SignedDocument | None:
-        if message_id in self._verdicts:
-            return self._verdicts[message_id]
-        try:
-            document: SignedDocument | None = open_document(message_id, envelope)
-        except InvalidDocumentEnvelope as exc:
-            log.info("node: dropping a bad document %s: %s", message_id.hex()[:16], exc)
-            self.invalid += 1
-            document = None
-        self._remember(message_id, document)
-        return document
-
-    def _forward_filter(self, message_id: bytes, envelope: bytes, peer: str) -> bool:
-        return self._verify(message_id, envelope) is not None
+            self.driver.unsubscribe(key)
 
     # -- tasks ------------------------------------------------------------------
 
     async def _deliveries(self) -> None:
-        async for delivery in self.driver.deliveries:
-            document = self._verify(delivery.message_id, delivery.payload)
-            if document is None:
-                continue
-            self.received += 1
-            if not self._subscriptions:
-                continue
-            try:
-                matching = self._index.match(document.data)
-            except Exception:  # a document the index cannot handle matches nothing
-                log.exception("node: matching failed")
-                continue
-            if not matching:
-                continue
-            message = Message(data=document.data, publisher=document.publisher,
-                              id=document.message_id.hex(), received_at=time.time(),
-                              published_at=document.published_unix_ms / 1000,
-                              hops=delivery.hops)
-            for key in matching:
+        async for delivery in self.driver.documents:
+            message = Message(data=delivery.document, publisher=delivery.publisher,
+                              id=delivery.message_id.hex(), received_at=time.time())
+            for key in delivery.subscription_ids:
                 subscription = self._subscriptions.get(key)  # type: ignore[call-overload]
                 if subscription is not None:
                     await subscription._put(message)

@@ -28,14 +28,10 @@ class Message:
     data: Any
     #: Peer id of the publisher (the envelope's verified signer).
     publisher: str
-    #: Message id: hex of the first 20 bytes of SHA-256 of the signed envelope.
+    #: Message id: hex of SHA-256 of the signed envelope.
     id: str
     #: Local wall clock (``time.time()``) when this node delivered it.
     received_at: float
-    #: The publisher's wall clock when it published (as it claims; signed).
-    published_at: float
-    #: Overlay hops it travelled (0 for our own publications).
-    hops: int
 
 
 class Subscription:
