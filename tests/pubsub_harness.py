@@ -29,6 +29,7 @@ class PubsubNet:
         self.rng = random.Random(seed)
         self.loop = EventLoop()
         self.wire = wire
+        self.publications = 0
         self.network = SimNetwork(self.loop, random.Random(seed + 1), self._receive,
                                   LinkModel(median_delay=0.02), self._unreachable,
                                   self._probe_answered)
@@ -103,7 +104,10 @@ class PubsubNet:
         self.apply(node, self.routers[node].unsubscribe(sub_id, self.loop.now))
 
     def publish(self, node: str, document: Any) -> bytes:
-        actions = self.apply(node, self.routers[node].publish(document, self.loop.now))
+        # The nonce is a counter: the routers' seeded rngs stay the overlay's alone.
+        self.publications += 1
+        actions = self.apply(node, self.routers[node].publish(document, self.loop.now,
+                                                              nonce=self.publications))
         first = actions[0]
         assert isinstance(first, Published)
         return first.message_id

@@ -148,12 +148,14 @@ async def test_tampered_unsigned_oversized_documents_are_dropped_and_counted() -
             victim_sub = await nursery.start(_hold_subscription, victim, {})
             bystander_sub = await nursery.start(_hold_subscription, bystander, {})
             await wait_interest_settled([attacker, victim, bystander])
-            good = SignedDocuments(ident(50)).seal({"a": 1}, 1 << 20)
+            good = SignedDocuments(ident(50)).seal({"a": 1}, 1 << 20, published_unix_ms=5,
+                                                  nonce=7)
             tampered = good.replace(b"\x08\x01", b"\x08\x02")  # the int 1 becomes 2
             assert tampered != good
             unsigned = Envelope.seal(ident(50), "another-domain", DOCUMENT_PAYLOAD_TYPE,
                                      good[:10])
-            oversized = SignedDocuments(ident(50)).seal({"blob": "x" * 10_000}, 1 << 20)
+            oversized = SignedDocuments(ident(50)).seal({"blob": "x" * 10_000}, 1 << 20,
+                                                       published_unix_ms=5, nonce=7)
             bad = [tampered, unsigned, oversized, b"junk"]
             bad_ids = [hashlib.sha256(payload).digest() for payload in bad]
             bad.append(good)

@@ -20,12 +20,20 @@ from taiinet.pubsub.errors import PubsubUsageError
 from taiinet.pubsub.messages import InterestAdvert
 from taiinet.pubsub.query import Query, document_to_value
 from taiinet.pubsub.router import PubsubRouter
+from taiinet.v1 import pubsub_pb2
 from taiinet.wire.envelope import Envelope
 from taiinet.wire.identity import Identity
 from tests.pubsub_harness import PubsubNet
 
 ALICE = Identity.from_seed(b"a" * 32)
 MALLORY = Identity.from_seed(b"m" * 32)
+
+
+def _published(document: object, published_unix_ms: int = 1234, nonce: int = 9) -> bytes:
+    """A ``PublishedDocument`` payload, built by hand (the wire format, not the codec)."""
+    return pubsub_pb2.PublishedDocument(value=document_to_value(document),
+                                        published_unix_ms=published_unix_ms,
+                                        nonce=nonce).SerializeToString()
 
 
 def signed_router(identity: Identity = ALICE, **config: object) -> PubsubRouter:
@@ -88,10 +96,11 @@ def _receiver() -> PubsubRouter:
 def test_a_valid_signed_document_from_a_peer_is_delivered() -> None:
     router = _receiver()
     payload = Envelope.seal(MALLORY, DOCUMENT_DOMAIN, DOCUMENT_PAYLOAD_TYPE,
-                            document_to_value({"a": 1}))
+                            _published({"a": 1}))
     actions = router.handle_message("peer", _gossip(payload), 1.0)
     delivers = [a for a in actions if isinstance(a, Deliver)]
-    assert [(d.publisher, d.document) for d in delivers] == [(MALLORY.peer_id, {"a": 1})]
+    assert [(d.publisher, d.document, d.published_unix_ms) for d in delivers] == [
+        (MALLORY.peer_id, {"a": 1}, 1234)]
     assert router.stats.accepted == 1
     assert sum(router.stats.rejected.values()) == 0
 
@@ -106,7 +115,7 @@ def test_a_valid_signed_document_from_a_peer_is_delivered() -> None:
 ])
 def test_bad_documents_are_dropped_and_counted(mutate: str, reason: str) -> None:
     router = _receiver()
-    value = document_to_value({"a": 1})
+    value = _published({"a": 1})
     payload = Envelope.seal(MALLORY, DOCUMENT_DOMAIN, DOCUMENT_PAYLOAD_TYPE, value)
     message = _gossip(payload)
     if mutate == "tamper":
@@ -117,7 +126,7 @@ def test_bad_documents_are_dropped_and_counted(mutate: str, reason: str) -> None
     elif mutate == "wrong_domain":
         message = _gossip(Envelope.seal(MALLORY, "other-domain", DOCUMENT_PAYLOAD_TYPE, value))
     elif mutate == "oversized":
-        big = document_to_value({"a": "x" * 3000})
+        big = _published({"a": "x" * 3000})
         message = _gossip(Envelope.seal(MALLORY, DOCUMENT_DOMAIN, DOCUMENT_PAYLOAD_TYPE, big))
     elif mutate == "id":
         message = Gossip(message_id=b"\x00" * 32, hops=1, payload=payload)
@@ -214,14 +223,17 @@ def test_a_split_tree_heals_and_documents_cross_it() -> None:
     assert set(net.deliveries_of(mid)) == set(net.ids)
 
 
-def test_identical_documents_share_one_message_id() -> None:
+def test_each_publication_of_an_equal_document_is_its_own_message() -> None:
     router = signed_router()
     router.subscribe("all", {}, 0.0)
-    first = router.publish({"a": 1}, 0.0)
-    again = router.publish({"a": 1}, 1.0)
-    assert first[0] == again[0]
-    assert len([a for a in first if isinstance(a, Deliver)]) == 1
-    assert not [a for a in again if isinstance(a, Deliver)]
+    first = router.publish({"a": 1}, 0.0, published_unix_ms=7, nonce=1)
+    again = router.publish({"a": 1}, 1.0, published_unix_ms=7, nonce=2)
+    assert first[0] != again[0]
+    for actions in (first, again):
+        delivers = [a for a in actions if isinstance(a, Deliver)]
+        assert [(d.document, d.published_unix_ms, d.hops) for d in delivers] == [({"a": 1}, 7, 0)]
+    # The same nonce and time make the same envelope (Ed25519 is deterministic).
+    assert router.publish({"a": 1}, 2.0, published_unix_ms=7, nonce=1)[0] == first[0]
 
 
 def test_the_router_keeps_one_shared_tree_for_interest_to_follow() -> None:

@@ -1,6 +1,6 @@
 """The node: composes signal client, links, overlay and subscriptions (see docs/node.md)."""
 
-from taiinet.node.errors import InvalidDocumentEnvelope, NodeClosed, NodeError
+from taiinet.node.errors import NodeClosed, NodeError
 from taiinet.node.links import (
     LinkFactory,
     Links,
@@ -12,7 +12,6 @@ from taiinet.node.node import Node, NodeConfig, NodeStats, open_node
 from taiinet.node.subscription import Message, Subscription
 
 __all__ = [
-    "InvalidDocumentEnvelope",
     "LinkFactory",
     "Links",
     "Message",

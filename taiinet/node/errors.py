@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taiinet.errors import LocalProtocolError, RemoteProtocolError, TaiiNetError
+from taiinet.errors import LocalProtocolError, TaiiNetError
 
 
 class NodeError(TaiiNetError):
@@ -11,10 +11,6 @@ class NodeError(TaiiNetError):
 
 class NodeClosed(LocalProtocolError):
     """The node (or subscription) was used after it closed."""
-
-
-class InvalidDocumentEnvelope(RemoteProtocolError):
-    """A published document from the network is oversized, unsigned or tampered with."""
 
 
 class InvalidInput(LocalProtocolError):

@@ -9,26 +9,29 @@ Theory of operation
 2. a ``Links`` object (WebRTC by default, WebSocket or memory) turns a peer id
    into an authenticated ``Connection`` through a relayed offer, and accepts
    the links other peers open to us;
-3. an ``OverlayDriver`` runs the HyParView + Plumtree cores over those links;
-   the node joins it through a contact the signallers hand out, and rejoins
-   whenever its active view is empty;
-4. publications are signed envelopes (``taiinet.node.codec``) broadcast on the
-   overlay; every node verifies an envelope (hash = message id, payload type,
-   signature, size) before Plumtree forwards it (the ``forward_filter`` hook)
-   and before delivery, so tampered, unsigned or oversized documents are
-   dropped and counted, never delivered or relayed;
-5. delivered documents are matched against the local subscriptions with a
-   ``SubscriptionIndex`` and put on each matching subscription's bounded queue.
-
-Until the content-based router (``taiinet.pubsub``'s ``PubsubRouter``) lands,
-documents are broadcast to every node and matched locally: correct, but every
-node carries every document.
+3. a ``RoutedDriver`` (``taiinet.node.routed``) runs the content router
+   (``taiinet.pubsub``'s ``PubsubRouter``, which owns the HyParView +
+   Plumtree cores) over those links; the node joins the overlay through a
+   contact the signallers hand out, and rejoins whenever its active view is
+   empty;
+4. subscribing adds the query to the router, which advertises the node's
+   interest to its neighbours (``InterestAdvert`` frames); publishing hands
+   the document to the router, which signs it (``PublishedDocument`` in a
+   signed envelope, with the wall clock and a random nonce) and pushes it
+   only along links whose advertised interest matches it.  Every node
+   verifies a document (size, hash = message id, payload type, signature)
+   before it forwards or delivers it, so tampered, unsigned or oversized
+   documents are dropped and counted, never delivered or relayed;
+5. the router delivers each document once, to the local subscriptions whose
+   queries match; the node puts it on each one's bounded queue.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
+import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -175,14 +178,16 @@ class Node:
         """Sign and route ``document``; return its message id (hex).
 
         Raises ``InvalidDocument`` for a document that is not JSON-like or
-        too large.  Identical documents have the same id (signatures are
-        deterministic): publishing one again while peers remember it does
-        nothing, so documents that repeat should carry a sequence number.
+        too large.  Every publication is a new message (a random nonce is
+        signed with it), so an equal document published again is delivered
+        again.
         """
         if self._closed:
             raise NodeClosed("the node is closed")
         try:
-            message_id = self.driver.publish(document)
+            message_id = self.driver.publish(
+                document, published_unix_ms=math.floor(time.time() * 1000),
+                nonce=secrets.randbits(64))
         except PubsubUsageError as exc:
             raise InvalidDocument(str(exc)) from None
         await trio.lowlevel.checkpoint()
@@ -222,7 +227,9 @@ class Node:
     async def _deliveries(self) -> None:
         async for delivery in self.driver.documents:
             message = Message(data=delivery.document, publisher=delivery.publisher,
-                              id=delivery.message_id.hex(), received_at=time.time())
+                              id=delivery.message_id.hex(), received_at=time.time(),
+                              published_at=delivery.published_unix_ms / 1000,
+                              hops=delivery.hops)
             for key in delivery.subscription_ids:
                 subscription = self._subscriptions.get(key)  # type: ignore[call-overload]
                 if subscription is not None:

@@ -80,9 +80,10 @@ class RoutedDriver(OverlayDriver):
             delivery_buffer)
         self.dropped_documents = 0
 
-    def publish(self, document: Any) -> bytes:
+    def publish(self, document: Any, *, published_unix_ms: int, nonce: int) -> bytes:
         """Sign and route ``document``; return its message id."""
-        actions = self.router.publish(document, trio.current_time())
+        actions = self.router.publish(document, trio.current_time(),
+                                      published_unix_ms=published_unix_ms, nonce=nonce)
         first = actions[0]
         assert isinstance(first, Published)
         self._apply(actions[1:])

@@ -32,6 +32,10 @@ class Message:
     id: str
     #: Local wall clock (``time.time()``) when this node delivered it.
     received_at: float
+    #: The publisher's wall clock when it published (as it claims; signed).
+    published_at: float
+    #: Overlay hops it travelled (0 for our own publications).
+    hops: int
 
 
 class Subscription:

@@ -19,6 +19,7 @@ from taiinet.pubsub.documents import (
     DOCUMENT_DOMAIN,
     DOCUMENT_PAYLOAD_TYPE,
     DocumentCodec,
+    OpenedDocument,
     SignedDocuments,
     UnsignedDocuments,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "DocumentCodec",
     "InterestAdvert",
     "InterestTimer",
+    "OpenedDocument",
     "Published",
     "PubsubConfig",
     "PubsubDecodeError",

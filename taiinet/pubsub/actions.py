@@ -23,13 +23,17 @@ class Deliver:
 
     Happens at most once per message id (so once per subscription); only
     subscriptions whose query matches ``document`` are listed, never empty.
-    ``publisher`` is the peer id that signed it.
+    ``publisher`` is the peer id that signed it, ``published_unix_ms`` its
+    (signed) claim of when it published, ``hops`` the links the document
+    crossed to get here (0 for a local publication).
     """
 
     subscription_ids: tuple[Hashable, ...]
     document: Any
     publisher: str
     message_id: bytes
+    published_unix_ms: int
+    hops: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

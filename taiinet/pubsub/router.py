@@ -177,6 +177,8 @@ class _Interest:
 class _Document:
     publisher: str
     document: Any
+    #: The publisher's wall clock when it published (its claim, signed), Unix ms.
+    published_unix_ms: int
     #: When this node first had it.
     at: float
     #: Hops it had travelled here (0 at the publisher), for the ``IHave`` of a catch-up.
@@ -312,21 +314,30 @@ class PubsubRouter:
             self._interest_changed(now, out)
         return out
 
-    def publish(self, document: Any, now: float) -> list[Action]:
+    def publish(self, document: Any, now: float, *, published_unix_ms: int | None = None,
+                nonce: int | None = None) -> list[Action]:
         """Seal, sign and broadcast ``document``; local matching subscriptions get it too.
 
-        The first action is ``Published(message_id)``.  Ed25519 signatures are
-        deterministic, so publishing an identical document again gives the same
-        message id and is a no-op while Plumtree remembers it: documents that
-        may repeat should carry a timestamp or sequence number.
+        The first action is ``Published(message_id)``.  ``published_unix_ms``
+        is the publisher's wall clock (default: ``now`` in milliseconds, for
+        drivers whose clock is the wall clock or a simulation's); ``nonce``
+        makes the publication unique, so an equal document published again is
+        a new message (default: drawn from the router's seeded ``rng``; a node
+        passes one from the system's random source).
         ``PubsubUsageError`` if the document is invalid or too large.
         """
         self._now = now
-        payload = self.documents.seal(document, self.config.max_document_bytes)
+        if published_unix_ms is None:
+            published_unix_ms = max(0, int(now * 1000))
+        if nonce is None:
+            nonce = self.rng.getrandbits(64)
+        payload = self.documents.seal(document, self.config.max_document_bytes,
+                                      published_unix_ms=published_unix_ms, nonce=nonce)
         mid = hashlib.sha256(payload).digest()
         # Decode our own payload, so local subscribers see what peers will see.
-        publisher, decoded = self.documents.open(payload)
-        self._remember(mid, _Document(publisher, decoded, now, 0))
+        opened = self.documents.open(payload)
+        self._remember(mid, _Document(opened.publisher, opened.document,
+                                      opened.published_unix_ms, now, 0))
         self.stats.published += 1
         out: list[Action] = [Published(message_id=mid)]
         out += self._from_overlay(self.overlay.broadcast(mid, payload, now), now)
@@ -488,9 +499,10 @@ class PubsubRouter:
             return self.config.routing is False or now - known.at <= self.config.late_duplicate
         if self.overlay.broadcast_core.has_seen(mid):
             return True
-        publisher, document = self.documents.open(payload)
+        opened = self.documents.open(payload)
         self.stats.accepted += 1
-        self._remember(mid, _Document(publisher, document, now, message.hops, {peer}))
+        self._remember(mid, _Document(opened.publisher, opened.document,
+                                      opened.published_unix_ms, now, message.hops, {peer}))
         return True
 
     def _remember(self, mid: bytes, doc: _Document) -> None:
@@ -589,7 +601,8 @@ class PubsubRouter:
             self.stats.delivered += 1
             out.append(Deliver(subscription_ids=tuple(sorted(matched, key=repr)),
                                document=doc.document, publisher=doc.publisher,
-                               message_id=action.message_id))
+                               message_id=action.message_id,
+                               published_unix_ms=doc.published_unix_ms, hops=doc.hops))
 
     def _forget(self, peer: str) -> None:
         known = self._remote.pop(peer, None)

@@ -29,3 +29,13 @@ class InterestAdvert(_message.Message):
     root: str
     root_distance: int
     def __init__(self, version: _Optional[int] = ..., filters: _Optional[_Iterable[_Union[_query_pb2.Filter, _Mapping]]] = ..., tree_link: _Optional[bool] = ..., ack: _Optional[int] = ..., root: _Optional[str] = ..., root_distance: _Optional[int] = ...) -> None: ...
+
+class PublishedDocument(_message.Message):
+    __slots__ = ("value", "published_unix_ms", "nonce")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    value: bytes
+    published_unix_ms: int
+    nonce: int
+    def __init__(self, value: _Optional[bytes] = ..., published_unix_ms: _Optional[int] = ..., nonce: _Optional[int] = ...) -> None: ...
