@@ -9,6 +9,7 @@ implementation.  The Noise vectors are also replayed through the independent
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from noise.connection import Keypair, NoiseConnection
 from taiinet import Envelope, Identity, InvalidEnvelope
 from taiinet.overlay import codec as overlay_codec
 from taiinet.overlay.messages import Join
+from taiinet.pubsub.documents import DOCUMENT_DOMAIN, DOCUMENT_PAYLOAD_TYPE, SignedDocuments
+from taiinet.pubsub.query import document_to_value
 from taiinet.transport.noise import (
     PROTOCOL_NAME,
     NoiseHandshake,
@@ -26,7 +29,7 @@ from taiinet.transport.noise import (
     with_length_prefix,
     x25519_public_key,
 )
-from taiinet.v1 import frame_pb2
+from taiinet.v1 import frame_pb2, pubsub_pb2
 from taiinet.wire.base58 import b58decode
 from taiinet.wire.envelope import signed_bytes
 from taiinet.wire.framing import decode_frame, decode_uvarint, encode_uvarint, frame_with_prefix
@@ -60,7 +63,7 @@ def hexval(block: str, key: str) -> bytes:
 
 def test_the_document_has_all_vectors() -> None:
     assert set(VECTORS) == {"uvarint", "identity", "libp2p-ed25519", "envelope", "frame",
-                            "frame-batch", "noise-xx"}
+                            "frame-batch", "noise-xx", "document"}
 
 
 @pytest.mark.parametrize("number", list(VECTORS["uvarint"]))
@@ -133,6 +136,28 @@ def test_frame_batch_vector() -> None:
     batch = overlay_codec.encode_batch([overlay_codec.encode_frame(Join()), ping])
     assert batch == hexval("frame-batch", "frame")
     assert overlay_codec.decode_link_frame(batch) == [Join(), ping]
+
+
+def test_document_vector() -> None:
+    vector = VECTORS["document"]
+    identity = Identity.from_seed(hexval("document", "seed"))
+    assert identity.peer_id == vector["publisher"]
+    value = document_to_value({"topic": "a"})
+    assert value == hexval("document", "value")
+    payload = pubsub_pb2.PublishedDocument(
+        value=value, published_unix_ms=int(vector["published_unix_ms"]),
+        nonce=int(vector["nonce"], 16)).SerializeToString()
+    assert payload == hexval("document", "payload")
+    envelope = Envelope.seal(identity, DOCUMENT_DOMAIN, DOCUMENT_PAYLOAD_TYPE, payload)
+    assert envelope == hexval("document", "envelope")
+    sealed = SignedDocuments(identity).seal(
+        {"topic": "a"}, 1 << 16, published_unix_ms=int(vector["published_unix_ms"]),
+        nonce=int(vector["nonce"], 16))
+    assert sealed == envelope
+    assert hashlib.sha256(envelope).digest() == hexval("document", "message_id")
+    opened = SignedDocuments().open(envelope)
+    assert (opened.publisher, opened.document, opened.published_unix_ms) == (
+        vector["publisher"], {"topic": "a"}, int(vector["published_unix_ms"]))
 
 
 def _vector_handshakes() -> tuple[NoiseHandshake, NoiseHandshake]:
