@@ -10,7 +10,6 @@ import pytest
 import trio
 
 from taiinet.node import NodeConfig, memory_links, webrtc_links
-from taiinet.node.testing import wait_interest_settled
 from taiinet.overlay.config import HyParViewConfig
 from taiinet.overlay.core import OverlayConfig
 from taiinet.pubsub import DOCUMENT_PAYLOAD_TYPE, PubsubConfig, SignedDocuments
@@ -58,6 +57,8 @@ async def test_twenty_nodes_exact_delivery_links_bounded_and_churn() -> None:
                 nursery, [urls[i % 3:] + urls[:i % 3] for i in range(20)],
                 memory_links(network), transport, config)
             nodes = [node for node, _ in started]
+            for node, scope in started:
+                nursery.start_soon(_check_links_on_every_change, node, scope, active_size)
             subscriptions = [await nursery.start(_hold_subscription, node, marked(QUERIES[i % 4]))
                              for i, node in enumerate(nodes)]
             publishers = [nodes[0], nodes[7], nodes[13]]
@@ -66,20 +67,16 @@ async def test_twenty_nodes_exact_delivery_links_bounded_and_churn() -> None:
                 documents = [random_document(rng, first + k) for k in range(30)]
                 for k, document in enumerate(documents):
                     await publishers[k % 3].publish(document)
-                await publishers[0].publish({"marker": True, "round": first})
+                await publishers[0].publish({"marker": True})
                 for i in alive:
                     expected = [d for d in documents if Query(QUERIES[i % 4]).matches(d)]
                     got = await collect(subscriptions[i], len(expected))
                     assert sorted(got, key=lambda d: d["n"]) == expected, i
 
-            await wait_interest_settled(nodes)
             await round_of(0, list(range(20)))
             for node in nodes:
                 stats = node.stats()
-                assert stats.neighbors <= active_size
-                # The active view, plus at most one link being set up or torn
-                # down (a Neighbor request, a shuffle reply in flight).
-                assert stats.links <= active_size + 1, stats
+                _check_links(stats, active_size)
                 assert stats.invalid == 0 and stats.dropped == 0
 
             # Five peers and one signaller leave; delivery goes on to the rest.
@@ -92,9 +89,22 @@ async def test_twenty_nodes_exact_delivery_links_bounded_and_churn() -> None:
             for i in alive:
                 while dead_ids & set(nodes[i].neighbors) or not nodes[i].neighbors:
                     await nodes[i].membership_changed()
-            await wait_interest_settled([nodes[i] for i in alive])
             await round_of(100, alive)
             nursery.cancel_scope.cancel()
+
+
+def _check_links(stats: Any, active_size: int) -> None:
+    """No peer holds more links than its active view allows (docs/node.md, "Links")."""
+    assert stats.neighbors <= active_size, stats
+    assert stats.links <= stats.neighbors, stats
+
+
+async def _check_links_on_every_change(node: Any, scope: trio.CancelScope,
+                                       active_size: int) -> None:
+    """Check ``_check_links`` at every change of ``node``'s active view while it runs."""
+    while not scope.cancel_called:
+        _check_links(node.stats(), active_size)
+        await node.membership_changed()
 
 
 async def _hold_subscription(node: Any, query: Any,
@@ -120,11 +130,10 @@ async def test_webrtc_links_deliver_to_every_subscriber_and_the_publisher() -> N
                 await node.wait_neighbors(1)
             subscriptions = [await nursery.start(_hold_subscription, node, marked(ORIGIN_QUERY))
                              for node in nodes]
-            await wait_interest_settled(nodes)
             matching = {"key": "value", "age": 5, "name": "bob", "type": 4}
             await subscriptions[0].send({"key": "value", "age": 3, "name": "bob", "type": 4})
             message_id = await subscriptions[0].send(matching)
-            await subscriptions[0].send({"marker": True, "round": 0})
+            await subscriptions[0].send({"marker": True})
             for i, subscription in enumerate(subscriptions):
                 assert await collect(subscription, 1) == [matching], i
                 assert subscription.pending() == 0
@@ -147,7 +156,6 @@ async def test_tampered_unsigned_oversized_documents_are_dropped_and_counted() -
                 await node.wait_neighbors(2)
             victim_sub = await nursery.start(_hold_subscription, victim, {})
             bystander_sub = await nursery.start(_hold_subscription, bystander, {})
-            await wait_interest_settled([attacker, victim, bystander])
             good = SignedDocuments(ident(50)).seal({"a": 1}, 1 << 20, published_unix_ms=5,
                                                   nonce=7)
             tampered = good.replace(b"\x08\x01", b"\x08\x02")  # the int 1 becomes 2
@@ -211,7 +219,6 @@ async def test_small_overlay_config_caps_links() -> None:
             nodes = [node for node, _ in started]
             subscriptions = [await nursery.start(_hold_subscription, node, {"x": 1})
                              for node in nodes]
-            await wait_interest_settled(nodes)
             await nodes[5].publish({"x": 1})
             for subscription in subscriptions:
                 assert (await subscription.receive()).data == {"x": 1}

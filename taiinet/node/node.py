@@ -88,8 +88,14 @@ class NodeConfig:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NodeStats:
     peer_id: str
-    #: Peers we hold an open connection to (neighbours plus short-lived links).
+    #: Held links: neighbours (the overlay's active view, at most
+    #: ``active_size``) we have an open connection to.
     links: int
+    #: Short-lived links: peers we have an open connection to that are not
+    #: neighbours - a HyParView exchange (a Join, a Neighbor request, a
+    #: shuffle or its reply) or a link being closed after one.  The overlay
+    #: closes them after the exchange; see docs/node.md, "Links".
+    exchange_links: int
     #: Open connections (a peer pair that dialed each other at once holds two).
     connections: int
     neighbors: int
@@ -150,9 +156,12 @@ class Node:
         slow = self.dropped_slow + sum(s.dropped for s in self._subscriptions.values())
         router = self.driver.router.stats
         invalid = sum(router.rejected.values())
+        neighbors = self.neighbors
+        linked = meter.peers
+        held = sum(1 for peer in neighbors if peer in linked)
         return NodeStats(
-            peer_id=self.peer_id, links=meter.linked_peers(), connections=meter.open_now,
-            neighbors=len(self.neighbors),
+            peer_id=self.peer_id, links=held, exchange_links=len(linked) - held,
+            connections=meter.open_now, neighbors=len(neighbors),
             subscriptions=len(self._subscriptions), published=router.published,
             delivered=self.delivered,
             dropped=slow + invalid + self.driver.dropped_documents,
