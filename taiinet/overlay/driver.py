@@ -243,6 +243,8 @@ class OverlayDriver:
                 with_none.send_nowait(None)
             except trio.WouldBlock:
                 self._drop(link)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # shutting down: the sender is gone (see ``_enqueue``)
 
     def _drop(self, link: _Link, report: bool = True) -> None:
         """Forget a link now and close its connections; report it down to the core."""
