@@ -78,6 +78,8 @@ async def test_twenty_nodes_exact_delivery_links_bounded_and_churn() -> None:
                 stats = node.stats()
                 _check_links(stats, active_size)
                 assert stats.invalid == 0 and stats.dropped == 0
+                # Interest adverts crossed the links (alone or in frame batches).
+                assert stats.adverts_sent > 0 and stats.adverts_received > 0, stats
 
             # Five peers and one signaller leave; delivery goes on to the rest.
             dead = [3, 5, 9, 16, 19]

@@ -111,6 +111,9 @@ class NodeStats:
     invalid: int
     #: Documents received from the overlay (valid, before matching).
     received: int
+    #: Interest adverts sent to and accepted from neighbours (the router's).
+    adverts_sent: int
+    adverts_received: int
     frames_sent: int
     frames_received: int
     bytes_sent: int
@@ -166,6 +169,7 @@ class Node:
             delivered=self.delivered,
             dropped=slow + invalid + self.driver.dropped_documents,
             invalid=invalid, received=router.accepted,
+            adverts_sent=router.adverts_sent, adverts_received=router.adverts_received,
             frames_sent=meter.frames_sent, frames_received=meter.frames_received,
             bytes_sent=meter.bytes_sent, bytes_received=meter.bytes_received,
             bytes=meter.bytes_sent + meter.bytes_received)
