@@ -53,6 +53,9 @@ class _RouterCore:
     def handle_message(self, peer: str, message: Any, now: float) -> list[Any]:
         return self.router.handle_message(peer, message, now)
 
+    def heard_from(self, peer: str, now: float) -> None:
+        self.router.overlay.heard_from(peer, now)  # keep-alive: the link is alive
+
     def handle_link_down(self, peer: str, now: float) -> list[Any]:
         return self.router.handle_link_down(peer, now)
 
