@@ -285,7 +285,7 @@ async def test_a_hung_neighbour_is_dropped_after_the_probe_timeout(
         await ours.send(codec.encode_frame(ShuffleReply(peers=(b.peer_id,))))
         silent_from = trio.current_time()
         await trio.sleep(0.1)
-        assert a.driver.neighbors == [hung.peer_id] and a.driver.core.passive_view == [b.peer_id]
+        assert a.driver.neighbors == [hung.peer_id] and a.driver.overlay.passive_view == [b.peer_id]
 
         with trio.fail_after(60):
             await watched.closed.wait()

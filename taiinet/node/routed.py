@@ -78,7 +78,7 @@ class RoutedDriver(OverlayDriver):
                          other_frames=self._on_other_frame, delivery_buffer=delivery_buffer)
         self.router = PubsubRouter(identity.peer_id, rng, SignedDocuments(identity),
                                    pubsub_config, overlay_config)
-        self.core = _RouterCore(self.router)  # type: ignore[assignment]
+        self.core = _RouterCore(self.router)
         self._documents_send, self.documents = trio.open_memory_channel[Deliver](
             delivery_buffer)
         self.dropped_documents = 0

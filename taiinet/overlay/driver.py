@@ -47,6 +47,7 @@ import logging
 import random
 from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import trio
 from google.protobuf.message import DecodeError
@@ -99,6 +100,29 @@ class _Link:
     lazy_pending: bool = False
 
 
+class DriverCore(Protocol):
+    """What the driver asks of its core: ``Overlay``, or a layer that owns one.
+
+    Typed, so that a core put in by a subclass (the node's ``RoutedDriver``
+    runs the pubsub router) is checked to answer every call the driver makes.
+    """
+
+    @property
+    def active_view(self) -> list[str]: ...
+
+    def start(self, now: float) -> list[Any]: ...
+
+    def join(self, contact: str, now: float) -> list[Any]: ...
+
+    def handle_message(self, peer: str, message: Any, now: float) -> list[Any]: ...
+
+    def heard_from(self, peer: str, now: float) -> None: ...
+
+    def handle_link_down(self, peer: str, now: float) -> list[Any]: ...
+
+    def handle_timer(self, timer: Any, now: float) -> list[Any]: ...
+
+
 class OverlayDriver:
     """Runs one node's overlay; start ``run`` in a nursery (``await nursery.start``)."""
 
@@ -110,7 +134,8 @@ class OverlayDriver:
                  delivery_buffer: int = DEFAULT_DELIVERY_BUFFER,
                  lazy_delay: float = DEFAULT_LAZY_DELAY) -> None:
         self.peer_id = peer_id
-        self.core = Overlay(peer_id, rng or random.Random(), config, forward_filter)
+        self.overlay = Overlay(peer_id, rng or random.Random(), config, forward_filter)
+        self.core: DriverCore = self.overlay
         self._dial = dial
         self._other_frames = other_frames
         self._send_queue = send_queue
@@ -154,7 +179,7 @@ class OverlayDriver:
 
     def broadcast(self, message_id: bytes, payload: bytes) -> None:
         """Broadcast to the overlay; the local ``Deliver`` appears on ``deliveries`` too."""
-        self._apply(self.core.broadcast(message_id, payload, trio.current_time()))
+        self._apply(self.overlay.broadcast(message_id, payload, trio.current_time()))
 
     def add_connection(self, connection: Connection) -> None:
         """Take an incoming (or otherwise opened) connection into the overlay."""
