@@ -304,3 +304,4 @@ async def test_a_hung_neighbour_is_dropped_after_the_probe_timeout(
         await trio.sleep(20)  # B promoted; both idle, each answers the other's pings
         assert a.driver.neighbors == [b.peer_id] and b.driver.neighbors == [a.peer_id]
         nursery.cancel_scope.cancel()
+

@@ -86,3 +86,24 @@ def test_limits_are_enforced() -> None:
     too_many = InterestAdvert(version=1, filters=tuple(Query({"a": i}) for i in range(17)))
     with pytest.raises(PubsubUsageError):
         codec.encode(too_many)
+
+
+@given(adverts, st.binary(max_size=40), st.data())
+@settings(max_examples=150)
+def test_link_frames_of_pubsub_adverts_decode_or_raise_typed(
+        advert: InterestAdvert, junk: bytes, data: st.DataObject) -> None:
+    """The node reads adverts out of link ``Frame``s: a round trip, and bad frames raise typed."""
+    from taiinet.node.codec import decode_pubsub_frame, encode_pubsub_frame
+
+    frame = encode_pubsub_frame(advert)
+    assert decode_pubsub_frame(frame) == advert
+    mutated = bytearray(frame)
+    for _ in range(data.draw(st.integers(0, 3))):
+        index = data.draw(st.integers(0, len(mutated) - 1))
+        mutated[index] = data.draw(st.integers(0, 255))
+    for candidate in (bytes(mutated), junk, frame + junk):
+        try:
+            decoded = decode_pubsub_frame(candidate)
+        except PubsubDecodeError:
+            continue
+        assert decoded is None or isinstance(decoded, InterestAdvert)

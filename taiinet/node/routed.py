@@ -13,13 +13,11 @@ the bounded ``documents`` channel (extras dropped and counted).
 from __future__ import annotations
 
 import heapq
-import logging
 import random
 from typing import Any
 
 import trio
 
-from taiinet.errors import TaiiNetError
 from taiinet.node.codec import decode_pubsub_frame, encode_pubsub_frame
 from taiinet.overlay.actions import Action as OverlayAction
 from taiinet.overlay.core import OverlayConfig
@@ -34,8 +32,6 @@ from taiinet.pubsub import (
     SignedDocuments,
 )
 from taiinet.wire.identity import Identity
-
-log = logging.getLogger(__name__)
 
 
 class _RouterCore:
@@ -119,10 +115,7 @@ class RoutedDriver(OverlayDriver):
             super()._apply(overlay)
 
     def _on_other_frame(self, peer: str, data: bytes) -> None:
-        try:
-            message = decode_pubsub_frame(data)
-        except TaiiNetError as exc:
-            log.warning("node: %s sent a bad pubsub frame: %s", peer, exc)
-            return
+        """A pubsub frame for the router; a malformed one raises (the driver drops the peer)."""
+        message = decode_pubsub_frame(data)
         if message is not None:
             self._apply(self.router.handle_message(peer, message, trio.current_time()))

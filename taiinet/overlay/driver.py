@@ -35,7 +35,9 @@ on a listener).  Two peers may dial each other at once: both connections are
 kept, frames are read from both and sent on the newest; the link is down when
 the last one closes.  A received batch is fed to the core frame by frame, in
 order; a malformed frame or batch drops the link.  Frames of other layers are
-passed to ``other_frames`` if given, else ignored; ``Ping`` and ``Pong`` are
+passed to ``other_frames`` if given, else ignored (if it raises a
+``TaiiNetError``, the peer broke that layer's protocol and the link is
+dropped); ``Ping`` and ``Pong`` are
 the driver's own: a link frame holding a ``Ping`` is answered with one
 ``Pong`` (of the last ``Ping``'s nonce), without the core.
 """
@@ -72,6 +74,9 @@ from taiinet.v1 import frame_pb2
 log = logging.getLogger(__name__)
 
 Dial = Callable[[str], Awaitable[Connection]]
+#: ``other_frames(peer, frame)``: a frame of another layer; it raises a
+#: ``TaiiNetError`` when the frame breaks that layer's protocol, and the
+#: driver drops the link as for a malformed overlay frame.
 OtherFrame = Callable[[str, bytes], None]
 
 #: Frames queued per peer before the link is declared too slow and dropped.
@@ -352,16 +357,24 @@ class OverlayDriver:
                 now = trio.current_time()
                 self.core.heard_from(peer, now)
                 pong: int | None = None
+                broken = False
                 for part in parts:
                     if isinstance(part, bytes):
                         control = _link_control(part)
                         if control is None:
                             if self._other_frames is not None:
-                                self._other_frames(peer, part)
+                                try:
+                                    self._other_frames(peer, part)
+                                except TaiiNetError as exc:
+                                    log.warning("overlay: %s broke the protocol: %s", peer, exc)
+                                    broken = True
+                                    break
                         elif control.HasField("ping"):
                             pong = control.ping.nonce
                     else:
                         self._apply(self.core.handle_message(peer, part, now))
+                if broken:
+                    break
                 if pong is not None and self._links.get(peer) is link and not link.closing:
                     self._enqueue(peer, frame_pb2.Frame(
                         pong=frame_pb2.Pong(nonce=pong)).SerializeToString())

@@ -1,0 +1,43 @@
+"""The routed node's driver: a peer whose pubsub frame does not decode is dropped."""
+
+from __future__ import annotations
+
+import random
+
+import trio
+
+from taiinet.errors import ConnectionClosed
+from taiinet.node.routed import RoutedDriver
+from taiinet.overlay import codec
+from taiinet.overlay.messages import Join
+from taiinet.transport.connection import Connection
+from taiinet.transport.memory import memory_connection_pair
+from taiinet.wire.identity import Identity
+
+#: ``Frame{pubsub: {}}``: a well-formed frame whose ``PubsubMessage`` has no body.
+BAD_PUBSUB_FRAME = bytes([12 << 3 | 2, 0])
+
+
+async def test_a_peer_sending_a_malformed_pubsub_frame_is_dropped(autojump_clock: object) -> None:
+    me, rogue = Identity.from_seed(b"\x01" * 32), Identity.from_seed(b"\x02" * 32)
+
+    async def no_dial(peer_id: str) -> Connection:
+        raise AssertionError("nothing to dial")
+
+    driver = RoutedDriver(me, no_dial, rng=random.Random(1))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(driver.run)
+        ours, theirs = await memory_connection_pair(rogue, me)
+        driver.add_connection(theirs)
+        await ours.send(codec.encode_frame(Join()))
+        await trio.sleep(0.1)
+        assert driver.neighbors == [rogue.peer_id]
+        await ours.send(BAD_PUBSUB_FRAME)
+        await trio.sleep(0.1)
+        assert driver.neighbors == []
+        while True:  # whatever was sent before, the link ends closed
+            try:
+                await ours.receive()
+            except ConnectionClosed:
+                break
+        nursery.cancel_scope.cancel()
