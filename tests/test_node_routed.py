@@ -1,14 +1,16 @@
-"""The routed node's driver: a peer whose pubsub frame does not decode is dropped."""
+"""The routed node's driver: the router is its only core; a bad pubsub frame drops the peer."""
 
 from __future__ import annotations
 
 import random
 
+import pytest
 import trio
 
 from taiinet.errors import ConnectionClosed
 from taiinet.node.routed import RoutedDriver
 from taiinet.overlay import codec
+from taiinet.overlay.errors import OverlayUsageError
 from taiinet.overlay.messages import Join
 from taiinet.transport.connection import Connection
 from taiinet.transport.memory import memory_connection_pair
@@ -41,3 +43,13 @@ async def test_a_peer_sending_a_malformed_pubsub_frame_is_dropped(autojump_clock
             except ConnectionClosed:
                 break
         nursery.cancel_scope.cancel()
+
+
+async def test_documents_go_through_the_router_not_a_second_overlay() -> None:
+    async def no_dial(peer_id: str) -> Connection:
+        raise AssertionError("nothing to dial")
+
+    driver = RoutedDriver(Identity.from_seed(b"\x01" * 32), no_dial, rng=random.Random(1))
+    assert driver.overlay is None
+    with pytest.raises(OverlayUsageError):
+        driver.broadcast(b"id", b"payload")

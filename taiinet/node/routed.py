@@ -70,11 +70,10 @@ class RoutedDriver(OverlayDriver):
                  overlay_config: OverlayConfig | None = None,
                  pubsub_config: PubsubConfig | None = None,
                  delivery_buffer: int = DEFAULT_DELIVERY_BUFFER) -> None:
-        super().__init__(identity.peer_id, dial, rng=rng, config=overlay_config,
-                         other_frames=self._on_other_frame, delivery_buffer=delivery_buffer)
         self.router = PubsubRouter(identity.peer_id, rng, SignedDocuments(identity),
                                    pubsub_config, overlay_config)
-        self.core = _RouterCore(self.router)
+        super().__init__(identity.peer_id, dial, other_frames=self._on_other_frame,
+                         delivery_buffer=delivery_buffer, core=_RouterCore(self.router))
         self._documents_send, self.documents = trio.open_memory_channel[Deliver](
             delivery_buffer)
         self.dropped_documents = 0

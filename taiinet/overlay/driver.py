@@ -66,6 +66,7 @@ from taiinet.overlay.actions import (
     Timer,
 )
 from taiinet.overlay.core import Overlay, OverlayConfig
+from taiinet.overlay.errors import OverlayUsageError
 from taiinet.overlay.messages import IHave
 from taiinet.overlay.plumtree import ForwardFilter
 from taiinet.transport.connection import Connection
@@ -137,10 +138,18 @@ class OverlayDriver:
                  other_frames: OtherFrame | None = None,
                  send_queue: int = DEFAULT_SEND_QUEUE,
                  delivery_buffer: int = DEFAULT_DELIVERY_BUFFER,
-                 lazy_delay: float = DEFAULT_LAZY_DELAY) -> None:
+                 lazy_delay: float = DEFAULT_LAZY_DELAY,
+                 core: DriverCore | None = None) -> None:
+        """``core``: a layer that owns the overlay (the node's pubsub router);
+        by default the driver runs an ``Overlay`` of its own, made from
+        ``rng``, ``config`` and ``forward_filter``."""
         self.peer_id = peer_id
-        self.overlay = Overlay(peer_id, rng or random.Random(), config, forward_filter)
-        self.core: DriverCore = self.overlay
+        #: The driver's own ``Overlay``, or ``None`` when a ``core`` was given.
+        self.overlay: Overlay | None = None
+        if core is None:
+            own = Overlay(peer_id, rng or random.Random(), config, forward_filter)
+            self.overlay, core = own, own
+        self.core: DriverCore = core
         self._dial = dial
         self._other_frames = other_frames
         self._send_queue = send_queue
@@ -183,7 +192,13 @@ class OverlayDriver:
         self._apply(self.core.join(contact, trio.current_time()))
 
     def broadcast(self, message_id: bytes, payload: bytes) -> None:
-        """Broadcast to the overlay; the local ``Deliver`` appears on ``deliveries`` too."""
+        """Broadcast to the overlay; the local ``Deliver`` appears on ``deliveries`` too.
+
+        Only on a driver running its own ``Overlay``: a driver given another
+        core sends through that core's own API.
+        """
+        if self.overlay is None:
+            raise OverlayUsageError("this driver runs another core: publish through it")
         self._apply(self.overlay.broadcast(message_id, payload, trio.current_time()))
 
     def add_connection(self, connection: Connection) -> None:
