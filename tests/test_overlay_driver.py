@@ -193,15 +193,47 @@ async def test_lazy_frames_wait_for_an_urgent_one_and_leave_with_it(
     async with trio.open_nursery() as nursery:
         await nursery.start(driver.run)
         for message in lazy:  # one at a time, as successive documents' announcements
-            driver._apply([Send(peer=peer.peer_id, message=message)])
+            driver._apply([Send(peer=peer.peer_id, message=message, lazy=True)])
             await trio.sleep(1.0)
         assert not dialed.is_set()  # still held: nothing urgent yet, the delay not over
         driver._apply([Send(peer=peer.peer_id, message=urgent[0])])
         await dialed.wait()
         assert codec.decode_link_frame(await far_ends[0].receive()) == [*lazy, *urgent]
         # Lazy frames alone leave when the lazy flusher fires.
-        driver._apply([Send(peer=peer.peer_id, message=m) for m in _ihaves(2)])
+        driver._apply([Send(peer=peer.peer_id, message=m, lazy=True) for m in _ihaves(2)])
         assert codec.decode_link_frame(await far_ends[0].receive()) == _ihaves(2)
+        nursery.cancel_scope.cancel()
+
+
+async def test_lazy_only_writes_are_paced_per_link(autojump_clock: object) -> None:
+    me, peer = Identity.from_seed(b"\x01" * 32), Identity.from_seed(b"\x02" * 32)
+    dial, far_ends, dialed = _dialer(me, peer)
+    driver = OverlayDriver(me.peer_id, dial, rng=random.Random(1), lazy_delay=0.05,
+                           lazy_interval=1.0, lazy_batch=4)
+    ihaves = _ihaves(9)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(driver.run)
+        start = trio.current_time()
+        driver._apply([Send(peer=peer.peer_id, message=ihaves[0], lazy=True)])
+        await dialed.wait()
+        assert codec.decode_link_frame(await far_ends[0].receive()) == ihaves[:1]
+        # After a quiet link the first announcement waits only lazy_delay.
+        assert trio.current_time() - start == pytest.approx(0.05)
+        # The next ones wait for lazy_interval after that write, and leave together.
+        for message in ihaves[1:3]:
+            driver._apply([Send(peer=peer.peer_id, message=message, lazy=True)])
+            await trio.sleep(0.1)
+        assert codec.decode_link_frame(await far_ends[0].receive()) == ihaves[1:3]
+        assert trio.current_time() - start == pytest.approx(1.05)
+        # lazy_batch held frames go at once, whatever the pacing says.
+        driver._apply([Send(peer=peer.peer_id, message=m, lazy=True) for m in ihaves[3:7]])
+        assert codec.decode_link_frame(await far_ends[0].receive()) == ihaves[3:7]
+        assert trio.current_time() - start == pytest.approx(1.05)
+        # A frame that is not lazy never waits, and takes the held ones along.
+        driver._apply([Send(peer=peer.peer_id, message=ihaves[7], lazy=True),
+                       Send(peer=peer.peer_id, message=ihaves[8])])
+        assert codec.decode_link_frame(await far_ends[0].receive()) == ihaves[7:9]
+        assert trio.current_time() - start == pytest.approx(1.05)
         nursery.cancel_scope.cancel()
 
 

@@ -19,11 +19,14 @@ class Send:
     """Send ``message`` to ``peer``, opening a link first if there is none.
 
     If the peer cannot be reached, or the link fails later, the driver calls
-    the core's ``handle_link_down(peer, now)``.
+    the core's ``handle_link_down(peer, now)``.  ``lazy``: the message may wait
+    to share a link message with later ones (Plumtree's routine ``IHave``s);
+    delivery never waits on it.
     """
 
     peer: str
     message: OverlayMessage
+    lazy: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,11 +10,15 @@ cooperative, so no lock is needed) and its actions are carried out at once:
   and then writes the queue out: each write takes every frame queued by then
   (up to a batch's limits) and sends them as one ``FrameBatch`` link frame,
   so under load frames go out in batches and at low load one by one.  A
-  queue that holds only lazy frames (``IHave``) waits until another frame
-  is queued for that peer or the driver's lazy flusher fires,
-  ``lazy_delay`` (50 ms) after the first of them: announcements do not
-  decide delivery latency, and this lets those of successive messages share
-  a link message (Plumtree's lazy queue).  A dial failure, a closed connection or a
+  queue that holds only lazy frames (``Send(lazy=True)``: Plumtree's routine
+  ``IHave``s) waits until another frame is queued for that peer or the
+  driver's lazy flusher fires: ``lazy_delay`` (50 ms) after the first of
+  them, but no sooner than ``lazy_interval`` (0.25 s) after the link's
+  previous write, and at once when ``lazy_batch`` (128) are held.
+  Announcements do not decide delivery latency (they only start repairs),
+  and pacing them lets those of successive messages share a link message
+  (Plumtree's lazy queue): under load a lazy link carries about four link
+  messages a second instead of one per message.  A dial failure, a closed connection or a
   full queue (a peer too slow to keep up) is reported to the core as
   ``handle_link_down``.
 * ``CloseLink``: the peer's queue is flushed and its connections closed; with
@@ -46,6 +50,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 import random
 from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
@@ -67,7 +72,6 @@ from taiinet.overlay.actions import (
 )
 from taiinet.overlay.core import Overlay, OverlayConfig
 from taiinet.overlay.errors import OverlayUsageError
-from taiinet.overlay.messages import IHave
 from taiinet.overlay.plumtree import ForwardFilter
 from taiinet.transport.connection import Connection
 from taiinet.v1 import frame_pb2
@@ -87,6 +91,12 @@ DEFAULT_DELIVERY_BUFFER = 1024
 #: Seconds a lazy frame (``IHave``) may wait for other frames to the same peer
 #: to go with it (the Plumtree paper's lazy queue); any other frame sends at once.
 DEFAULT_LAZY_DELAY = 0.05
+#: Seconds between two link messages that only lazy frames set off, per link:
+#: under load a lazy link's announcements go out about this often, together.
+DEFAULT_LAZY_INTERVAL = 0.25
+#: Lazy frames held for one peer that make the sender go without waiting
+#: (well under ``DEFAULT_SEND_QUEUE``: a held queue must not look like a slow peer).
+DEFAULT_LAZY_BATCH = 128
 
 _PING = frame_pb2.Frame(ping=frame_pb2.Ping(nonce=0)).SerializeToString()
 #: First bytes of a ``Frame`` holding a ``Ping`` (field 1) or a ``Pong`` (field 2).
@@ -102,8 +112,12 @@ class _Link:
     #: Set when a frame that must not wait (anything but a lazy one) is queued.
     urgent: trio.Event
     closing: bool = False
-    #: On the driver's list of links the lazy flusher will wake.
+    #: Lazy frames queued since the last write.
+    lazy_held: int = 0
+    #: On the lazy flusher's heap (it will wake the sender).
     lazy_pending: bool = False
+    #: When the sender last wrote to the link (paces lazy-only writes).
+    written_at: float = -math.inf
 
 
 class DriverCore(Protocol):
@@ -139,6 +153,8 @@ class OverlayDriver:
                  send_queue: int = DEFAULT_SEND_QUEUE,
                  delivery_buffer: int = DEFAULT_DELIVERY_BUFFER,
                  lazy_delay: float = DEFAULT_LAZY_DELAY,
+                 lazy_interval: float = DEFAULT_LAZY_INTERVAL,
+                 lazy_batch: int = DEFAULT_LAZY_BATCH,
                  core: DriverCore | None = None) -> None:
         """``core``: a layer that owns the overlay (the node's pubsub router);
         by default the driver runs an ``Overlay`` of its own, made from
@@ -154,7 +170,11 @@ class OverlayDriver:
         self._other_frames = other_frames
         self._send_queue = send_queue
         self._lazy_delay = lazy_delay
-        self._lazy_links: list[_Link] = []
+        self._lazy_interval = lazy_interval
+        self._lazy_batch = max(1, min(lazy_batch, send_queue // 2))
+        #: (due, seq, link): when the flusher wakes each link holding lazy frames.
+        self._lazy_due: list[tuple[float, int, _Link]] = []
+        self._lazy_seq = 0
         self._lazy_wake = trio.Event()
         self._links: dict[str, _Link] = {}
         self._timers: list[tuple[float, int, Timer]] = []
@@ -225,7 +245,7 @@ class OverlayDriver:
         for action in actions:
             if isinstance(action, Send):
                 self._enqueue(action.peer, codec.encode_frame(action.message),
-                              urgent=not isinstance(action.message, IHave))
+                              urgent=not action.lazy)
             elif isinstance(action, SetTimer):
                 self._timer_seq += 1
                 heapq.heappush(self._timers, (action.at, self._timer_seq, action.timer))
@@ -258,10 +278,15 @@ class OverlayDriver:
             link.send.send_nowait(frame)
             if urgent or self._lazy_delay <= 0:
                 link.urgent.set()
+                return
+            link.lazy_held += 1
+            if link.lazy_held >= self._lazy_batch:
+                link.urgent.set()
             elif not link.lazy_pending:
                 link.lazy_pending = True
-                self._lazy_links.append(link)
-                self._lazy_wake.set()
+                now = trio.current_time()
+                self._push_lazy(link, max(now + self._lazy_delay,
+                                          link.written_at + self._lazy_interval))
         except trio.WouldBlock:
             log.warning("overlay: %s is too slow, dropping its link", peer)
             self._drop(link)
@@ -269,6 +294,11 @@ class OverlayDriver:
             # Shutting down: the sender was cancelled while a reader still had
             # a frame in hand (trio returns ready data even when cancelled).
             pass
+
+    def _push_lazy(self, link: _Link, due: float) -> None:
+        self._lazy_seq += 1
+        heapq.heappush(self._lazy_due, (due, self._lazy_seq, link))
+        self._lazy_wake.set()
 
     def _new_link(self, peer: str) -> _Link:
         send, receive = trio.open_memory_channel[bytes | None](self._send_queue)
@@ -331,6 +361,8 @@ class OverlayDriver:
                     # urgent one comes or the lazy flusher's turn.
                     await link.urgent.wait()
                 link.urgent = trio.Event()
+                link.lazy_held = 0
+                link.written_at = trio.current_time()
                 frames, carried, closing = _take_batch(link.receive, frame)
                 if not link.connections:
                     try:
@@ -404,18 +436,29 @@ class OverlayDriver:
             self._drop(link)
 
     async def _lazy_flusher(self) -> None:
-        """Wake the senders holding lazy frames, ``lazy_delay`` after the first one.
+        """Wake the senders holding lazy frames when they are due (see the module doc).
 
         One timer for the whole driver instead of one per link and batch.
         """
         while True:
-            await self._lazy_wake.wait()
             self._lazy_wake = trio.Event()
-            await trio.sleep(self._lazy_delay)
-            links, self._lazy_links = self._lazy_links, []
-            for link in links:
+            if not self._lazy_due:
+                await self._lazy_wake.wait()
+                continue
+            with trio.move_on_at(self._lazy_due[0][0]):
+                await self._lazy_wake.wait()
+            now = trio.current_time()
+            while self._lazy_due and self._lazy_due[0][0] <= now:
+                _due, _seq, link = heapq.heappop(self._lazy_due)
                 link.lazy_pending = False
-                link.urgent.set()
+                if link.lazy_held == 0 or link.closing:
+                    continue  # an urgent frame took them along meanwhile
+                paced = link.written_at + self._lazy_interval
+                if paced > now:  # written since this entry was made
+                    link.lazy_pending = True
+                    self._push_lazy(link, paced)
+                else:
+                    link.urgent.set()
 
     async def _timer_task(self) -> None:
         while True:

@@ -520,4 +520,4 @@ class Plumtree:
             ihave = IHave(message_id=mid, hops=hops)
             for peer in lazy:
                 if peer != sender and (keep is None or keep(mid, payload, peer)):
-                    out.append(Send(peer=peer, message=ihave))
+                    out.append(Send(peer=peer, message=ihave, lazy=True))
