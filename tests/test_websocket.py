@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -54,12 +55,15 @@ async def raw_client(
 
 @asynccontextmanager
 async def open_websocket_pair(
-    a: Identity, b: Identity, *, max_frame_size_a: int, max_frame_size_b: int
+    a: Identity, b: Identity, *, max_frame_size_a: int, max_frame_size_b: int,
+    coalesce: bool = True,
 ) -> AsyncIterator[tuple[Connection, Connection]]:
     async with (
-        open_websocket_listener(b, max_frame_size=max_frame_size_b) as listener,
+        open_websocket_listener(b, max_frame_size=max_frame_size_b,
+                                coalesce=coalesce) as listener,
         connect_websocket(
-            listener.url, a, expected_peer_id=b.peer_id, max_frame_size=max_frame_size_a
+            listener.url, a, expected_peer_id=b.peer_id, max_frame_size=max_frame_size_a,
+            coalesce=coalesce,
         ) as conn_a,
     ):
         conn_b = await listener.accept()
@@ -69,9 +73,12 @@ async def open_websocket_pair(
             await conn_b.aclose()
 
 
+@pytest.mark.parametrize("coalesce", [True, False], ids=["coalescing", "direct"])
 @pytest.mark.parametrize("check", CONNECTION_CHECKS, ids=lambda check: check.__name__)
-async def test_websocket_transport_conforms(check: Callable[[Suite], Awaitable[None]]) -> None:
-    await check(Suite(open_websocket_pair, backpressure_bytes=8 << 20, blocked_cushion=0.05))
+async def test_websocket_transport_conforms(check: Callable[[Suite], Awaitable[None]],
+                                            coalesce: bool) -> None:
+    opener = functools.partial(open_websocket_pair, coalesce=coalesce)
+    await check(Suite(opener, backpressure_bytes=8 << 20, blocked_cushion=0.05))
 
 
 async def test_raw_websocket_channels_conform() -> None:

@@ -255,7 +255,10 @@ class WebSocketLinks(Links):
     async def _hold(self, url: str, peer_id: str,
                     task_status: trio.TaskStatus[Connection] = trio.TASK_STATUS_IGNORED) -> None:
         """Keep ``connect_websocket``'s context open while the link lives."""
-        async with connect_websocket(url, self.identity, expected_peer_id=peer_id) as raw:
+        # The overlay batches its own frames: no writer task per link (see
+        # ``WebSocketChannel``).
+        async with connect_websocket(url, self.identity, expected_peer_id=peer_id,
+                                     coalesce=False) as raw:
             connection = MeteredConnection(raw, self.meter)
             task_status.started(connection)
             await connection.wait_closed()
@@ -283,7 +286,7 @@ def websocket_links(host: str = "127.0.0.1", port: int = 0,
     @asynccontextmanager
     async def factory(identity: Identity, signal: SignalClient,
                       meter: LinkMeter) -> AsyncIterator[Links]:
-        async with open_websocket_listener(identity, host, port) as listener, \
+        async with open_websocket_listener(identity, host, port, coalesce=False) as listener, \
                 trio.open_nursery() as nursery:
             url = f"ws://{advertised_host or host}:{listener.port}"
             try:

@@ -73,7 +73,11 @@ class WebSocketChannel(MessageChannel):
     queued up while the socket was busy into as few WebSocket messages as possible.
     Message boundaries are then lost, which the secure channel allows (it reads a
     byte stream of length-prefixed Noise messages); it saves trio-websocket's
-    per-message cost when many small frames are sent.
+    per-message cost when many small frames are sent one by one (``coalesce``
+    of ``connect_websocket`` and ``open_websocket_listener``).  Without one,
+    ``send_message`` writes at once and returns when the socket took the
+    message: one task switch less per message, for callers that batch their
+    own frames (the overlay driver).
     """
 
     max_message_size = WEBSOCKET_MAX_MESSAGE_SIZE
@@ -212,8 +216,13 @@ async def open_websocket_listener(
     accept_backlog: int = DEFAULT_ACCEPT_BACKLOG,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    coalesce: bool = True,
 ) -> AsyncIterator[WebSocketListener]:
-    """Listen on ``host:port`` (0: any free port; see ``listener.url``)."""
+    """Listen on ``host:port`` (0: any free port; see ``listener.url``).
+
+    ``coalesce``: send through a writer task that joins queued messages (see
+    ``WebSocketChannel``); off, each send writes at once.
+    """
     send, receive = trio.open_memory_channel[Connection](accept_backlog)
     active = 0
 
@@ -230,7 +239,7 @@ async def open_websocket_listener(
             ws = await request.accept(subprotocol=SUBPROTOCOL)
             remote = ws.remote
             async with trio.open_nursery() as writer_nursery:
-                channel = WebSocketChannel(ws, writer_nursery)
+                channel = WebSocketChannel(ws, writer_nursery if coalesce else None)
                 try:
                     with trio.fail_after(handshake_timeout):
                         connection = await secure_channel(
@@ -315,8 +324,11 @@ async def connect_websocket(
     expected_peer_id: str | None = None,
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    coalesce: bool = True,
 ) -> AsyncIterator[Connection]:
     """Dial ``url`` (``ws://host:port``), run Noise XX, yield the secured connection.
+
+    ``coalesce`` as for ``open_websocket_listener``.
 
     Raises ``DialError`` when nobody answers, the server refuses the upgrade
     or the handshake times out, and a ``HandshakeError`` (``PeerIdMismatch``
@@ -343,7 +355,7 @@ async def connect_websocket(
                     )
             except (OSError, trio_websocket.HandshakeError, trio.TooSlowError) as exc:
                 raise DialError(f"cannot open a WebSocket to {url}: {exc!r}") from None
-            channel = WebSocketChannel(ws, nursery)
+            channel = WebSocketChannel(ws, nursery if coalesce else None)
             try:
                 if ws.subprotocol != SUBPROTOCOL:
                     raise DialError(f"{url} did not agree to the {SUBPROTOCOL} subprotocol")
