@@ -107,3 +107,18 @@ def test_link_frames_of_pubsub_adverts_decode_or_raise_typed(
         except PubsubDecodeError:
             continue
         assert decoded is None or isinstance(decoded, InterestAdvert)
+
+
+def test_a_repeated_advert_filter_is_decoded_once_and_shared() -> None:
+    data = codec.encode(InterestAdvert(version=1, filters=(Query({"topic": "a"}),),
+                                       tree_link=True))
+    first, again = codec.decode(data), codec.decode(data)
+    assert isinstance(first, InterestAdvert) and isinstance(again, InterestAdvert)
+    assert first.filters[0] is again.filters[0]
+    # A malformed filter is not cached as anything: it fails every time.
+    pb = pubsub_pb2.PubsubMessage()
+    pb.interest.version = 1
+    pb.interest.filters.add().ParseFromString(b"\x0a\x00")
+    for _ in range(2):
+        with pytest.raises(PubsubDecodeError):
+            codec.decode(pb.SerializeToString())

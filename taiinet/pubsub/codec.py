@@ -7,6 +7,8 @@ codec with its limits) and raises ``PubsubDecodeError``.
 
 from __future__ import annotations
 
+import functools
+
 from google.protobuf.message import DecodeError
 
 from taiinet.pubsub.errors import PubsubDecodeError, PubsubUsageError
@@ -50,6 +52,13 @@ def encode(message: PubsubMessage) -> bytes:
     return data
 
 
+@functools.lru_cache(maxsize=1024)
+def _advert_filter(data: bytes) -> Query:
+    """An advert's filter, decoded and compiled once: adverts repeat the same filters
+    (a ``Query`` is immutable, so sharing it is safe; a malformed one raises each time)."""
+    return Query.from_filter_bytes(data, ADVERT_QUERY_LIMITS)
+
+
 def from_proto(pb: pubsub_pb2.PubsubMessage) -> PubsubMessage:
     """Validate a parsed protobuf into a domain message; ``PubsubDecodeError`` if invalid."""
     if pb.WhichOneof("body") != "interest":
@@ -63,8 +72,7 @@ def from_proto(pb: pubsub_pb2.PubsubMessage) -> PubsubMessage:
     filters = []
     for item in advert.filters:
         try:
-            filters.append(Query.from_filter_bytes(item.SerializeToString(),
-                                                   ADVERT_QUERY_LIMITS))
+            filters.append(_advert_filter(item.SerializeToString()))
         except MalformedFilter as exc:
             raise PubsubDecodeError(f"advert filter: {exc}") from None
     return InterestAdvert(version=advert.version, filters=tuple(filters),

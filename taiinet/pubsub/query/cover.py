@@ -28,6 +28,7 @@ branches, themselves summarised the same way.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
@@ -101,6 +102,12 @@ def covers(a: Query | Filter, b: Query | Filter) -> bool:
     fa = a.ast if isinstance(a, Query) else a
     fb = b.ast if isinstance(b, Query) else b
     return _covers(normalize(fa), normalize(fb))
+
+
+@functools.lru_cache(maxsize=4096)
+def query_covers(a: Query, b: Query) -> bool:
+    """``covers`` of two queries, memoised: interest adverts repeat the same filters."""
+    return covers(a, b)
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -19,11 +19,13 @@ class Query:
     (``{"a": 1}`` is not ``{"a": True}``).
     """
 
-    __slots__ = ("_match", "ast")
+    __slots__ = ("_hash", "_key", "_match", "ast")
 
     def __init__(self, query: Any, limits: QueryLimits = DEFAULT_QUERY_LIMITS) -> None:
         self.ast: Filter = query.ast if isinstance(query, Query) else parse(query, limits)
         self._match: Matcher = compile_filter(self.ast)
+        self._key: Any = None
+        self._hash = 0
 
     @classmethod
     def from_ast(cls, ast: Filter) -> Query:
@@ -31,7 +33,17 @@ class Query:
         self = cls.__new__(cls)
         self.ast = ast
         self._match = compile_filter(ast)
+        self._key = None
+        self._hash = 0
         return self
+
+    @property
+    def key(self) -> Any:
+        """``node_key(self.ast)``, computed once: equal exactly when the queries are."""
+        if self._key is None:
+            self._key = node_key(self.ast)
+            self._hash = hash(self._key)
+        return self._key
 
     def matches(self, document: Any) -> bool:
         """Whether the JSON-like ``document`` matches."""
@@ -55,10 +67,11 @@ class Query:
         return cls.from_ast(filter_from_bytes(data, limits))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Query) and node_key(other.ast) == node_key(self.ast)
+        return self is other or (isinstance(other, Query) and other.key == self.key)
 
     def __hash__(self) -> int:
-        return hash(node_key(self.ast))
+        self.key  # noqa: B018 (computes the hash with the key)
+        return self._hash
 
     def __repr__(self) -> str:
         return f"Query({self.to_json()!r})"
