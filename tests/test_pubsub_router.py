@@ -8,7 +8,13 @@ import random
 import pytest
 
 from taiinet.overlay.messages import Gossip, IHave
-from taiinet.pubsub.actions import Deliver, Published, SendInterest, SetInterestTimer
+from taiinet.pubsub.actions import (
+    Deliver,
+    InterestTimer,
+    Published,
+    SendInterest,
+    SetInterestTimer,
+)
 from taiinet.pubsub.config import PubsubConfig
 from taiinet.pubsub.documents import (
     DOCUMENT_DOMAIN,
@@ -308,3 +314,28 @@ def test_without_a_gap_a_widening_announces_only_recent_documents() -> None:
     router = _two_neighbour_router(catch_up_limit=0)
     young = router.publish({"y": 1}, 11.8)
     assert _ihaves(_advert(router, "b", 2, 12.0, {"y": 1})) == []
+
+
+def _interest_sent(actions: list) -> dict[str, SendInterest]:
+    return {a.peer: a for a in actions if type(a) is SendInterest}
+
+
+def test_adverts_that_only_move_the_healing_root_are_paced_and_lazy() -> None:
+    router = _two_neighbour_router(root_advert_interval=0.5)
+    router.handle_message("a", InterestAdvert(version=2, filters=(), tree_link=True,
+                                              root="0", root_distance=0), 10.0)
+    first = _interest_sent(router.handle_timer(InterestTimer(), 10.05))["b"]
+    assert (first.advert.root, first.advert.root_distance, first.lazy) == ("0", 1, False)
+    # Only the root's distance moves: the advert to "b" waits for the interval.
+    router.handle_message("a", InterestAdvert(version=3, filters=(), tree_link=True,
+                                              root="0", root_distance=2), 10.1)
+    held = router.handle_timer(InterestTimer(), 10.15)
+    assert "b" not in _interest_sent(held)
+    timers = [a for a in held if type(a) is SetInterestTimer and a.timer.root_only]
+    assert [t.at for t in timers] == [pytest.approx(10.55)]
+    late = _interest_sent(router.handle_timer(timers[0].timer, 10.55))["b"]
+    assert (late.advert.root_distance, late.lazy) == (3, True)
+    # A change of interest is neither held nor lazy.
+    _advert(router, "a", 4, 10.6, {"x": 1})
+    changed = _interest_sent(router.handle_timer(InterestTimer(), 10.65))["b"]
+    assert changed.lazy is False and changed.advert.filters == (Query({"x": 1}),)

@@ -94,7 +94,8 @@ def test_without_catch_up_or_grace_the_scenario_loses_documents() -> None:
 
 
 def test_without_catch_up_a_reshaped_tree_loses_documents() -> None:
-    # Seeds 26 and 36: a prune narrows an advert; the grace alone does not cover it.
-    assert losses(26, PubsubConfig(catch_up_limit=0))[0] > 0
-    assert losses(36, PubsubConfig(catch_up_limit=0))[0] > 0
-    assert losses(26, PubsubConfig()) == losses(36, PubsubConfig()) == (0, 0)
+    # Seeds 73 and 168 (of seeds 0-199, 73, 168 and 177 lose a delivery
+    # without the catch-up): the first-advert grace alone does not cover them.
+    assert losses(73, PubsubConfig(catch_up_limit=0))[0] > 0
+    assert losses(168, PubsubConfig(catch_up_limit=0))[0] > 0
+    assert losses(73, PubsubConfig()) == losses(168, PubsubConfig()) == (0, 0)

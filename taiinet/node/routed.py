@@ -103,7 +103,8 @@ class RoutedDriver(OverlayDriver):
                 except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
                     self.dropped_documents += 1
             elif kind is SendInterest:
-                self._enqueue(action.peer, encode_pubsub_frame(action.advert))
+                self._enqueue(action.peer, encode_pubsub_frame(action.advert),
+                              urgent=not action.lazy)
             elif kind is SetInterestTimer:
                 self._timer_seq += 1
                 heapq.heappush(self._timers, (action.at, self._timer_seq, action.timer))

@@ -45,15 +45,26 @@ class Published:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SendInterest:
-    """Send the ``PubsubMessage`` ``advert`` to the overlay neighbour ``peer``."""
+    """Send the ``PubsubMessage`` ``advert`` to the overlay neighbour ``peer``.
+
+    ``lazy``: only the healing root changed (filters and tree flag as last
+    sent), so the advert may wait to go with other frames, as an ``IHave`` does.
+    """
 
     peer: str
     advert: InterestAdvert
+    lazy: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InterestTimer:
-    """Recompute the interest adverts and send those that changed."""
+    """Recompute the interest adverts and send those that changed.
+
+    ``root_only``: the timer of adverts held back because they only moved the
+    healing root (``PubsubConfig.root_advert_interval``).
+    """
+
+    root_only: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

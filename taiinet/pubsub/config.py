@@ -48,6 +48,10 @@ class PubsubConfig:
     #: parts of a split eager tree.  A safety net that costs adverts: every
     #: Plumtree tree swap moves roots and distances (measured in docs/pubsub.md).
     heal_splits: bool = True
+    #: Seconds between two adverts to one neighbour that change only the
+    #: healing root or its distance: roots move with every tree swap, and
+    #: healing waits ``heal_delay`` anyway, so those adverts are paced.
+    root_advert_interval: float = 0.5
     #: Seconds (times 1 to 2, at random) a lazy link must keep joining two
     #: parts of a split eager tree before this end grafts it.
     heal_delay: float = 1.0
@@ -64,7 +68,7 @@ class PubsubConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.max_advert_filters <= MAX_ADVERT_FILTERS:
             raise PubsubUsageError(f"max_advert_filters must be in 1..{MAX_ADVERT_FILTERS}")
-        if (self.advert_delay <= 0 or self.heal_delay <= 0
+        if (self.advert_delay <= 0 or self.heal_delay <= 0 or self.root_advert_interval < 0
                 or self.first_advert_grace < 0):
             raise PubsubUsageError(
                 "advert_delay and heal_delay must be positive, first_advert_grace >= 0")

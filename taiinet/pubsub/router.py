@@ -67,6 +67,7 @@ links being the node's own subscriptions only is the refinement above.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 from collections import OrderedDict, deque
 from collections.abc import Hashable
@@ -97,11 +98,12 @@ from taiinet.pubsub.messages import (
     PubsubMessage,
 )
 from taiinet.pubsub.query import IndexFull, InvalidQuery, Query, SubscriptionIndex
-from taiinet.pubsub.query.cover import MAX_MERGED_IN, covers, summarize
+from taiinet.pubsub.query.cover import MAX_MERGED_IN, query_covers, summarize
 from taiinet.pubsub.query.nodes import MATCH_ALL, Compare, Field, In, node_key
 from taiinet.pubsub.query.values import value_key
 
 _INTEREST_TIMER = InterestTimer()
+_ROOT_ADVERT_TIMER = InterestTimer(root_only=True)
 _MATCH_ALL_QUERY = Query.from_ast(MATCH_ALL)
 _MATCH_ALL_KEY = node_key(MATCH_ALL)
 #: A Graft that asks for no message: it only makes the link eager (Plumtree's own).
@@ -159,7 +161,7 @@ class _Interest:
 
     def __init__(self, advert: InterestAdvert) -> None:
         #: (``node_key``, query) pairs: keys are costly, so computed once.
-        self.keyed = tuple((node_key(q.ast), q) for q in advert.filters)
+        self.keyed = tuple((q.key, q) for q in advert.filters)
         self.version = advert.version
         self.tree_link = advert.tree_link
         self.root = advert.root
@@ -225,6 +227,8 @@ class PubsubRouter:
         "_pending",
         "_previous",
         "_remote",
+        "_root_sent_at",
+        "_root_timer_at",
         "_sent",
         "_summaries",
         "_timer_armed",
@@ -276,6 +280,10 @@ class PubsubRouter:
         #: Time of the input being processed (the forward filter has no ``now``).
         self._now = 0.0
         self._timer_armed = False
+        #: Neighbour -> when it was last sent an advert (paces root-only ones).
+        self._root_sent_at: dict[str, float] = {}
+        #: When the pending root-only advert timer fires (``None``: none pending).
+        self._root_timer_at: float | None = None
         self._version = 0
 
     # --- inputs ------------------------------------------------------------
@@ -300,7 +308,7 @@ class PubsubRouter:
             raise PubsubUsageError(str(exc)) from None
         added = self.subscriptions.get(subscription_id)
         assert added is not None
-        self._own[subscription_id] = (node_key(added.ast), added)
+        self._own[subscription_id] = (added.key, added)
         out: list[Action] = []
         self._interest_changed(now, out)
         return out
@@ -372,7 +380,10 @@ class PubsubRouter:
         """A timer set with ``SetTimer`` or ``SetInterestTimer`` is due."""
         self._now = now
         if type(timer) is InterestTimer:
-            self._timer_armed = False
+            if timer.root_only:
+                self._root_timer_at = None
+            else:
+                self._timer_armed = False
             return self._send_adverts(now)
         if type(timer) is HealTimer:
             return self._heal(timer.peer, now)
@@ -562,7 +573,7 @@ class PubsubRouter:
         for peer in self.overlay.active_view:
             interest = remote.get(peer)
             if interest is None or interest.match_all or any(
-                    covers(q, query) for q in interest.filters):
+                    query_covers(q, query) for q in interest.filters):
                 return True
         return False
 
@@ -609,6 +620,7 @@ class PubsubRouter:
         self._narrowing(None if known is None else known.filters)
         self._previous.pop(peer, None)
         self._sent.pop(peer, None)
+        self._root_sent_at.pop(peer, None)
         self._flag_version.pop(peer, None)
         self._force.discard(peer)
         self._healing.discard(peer)
@@ -715,6 +727,7 @@ class PubsubRouter:
             return out
         eager = self.overlay.broadcast_core.eager
         tree_interest = self.config.tree_interest
+        held = math.inf  # earliest time a held root-only advert may go
         for peer in self.overlay.active_view:
             keyed = self._advert_for(peer)
             keys = frozenset(key for key, _q in keyed)
@@ -724,6 +737,14 @@ class PubsubRouter:
             if (last is not None and last == (keys, tree_link, root, distance)
                     and peer not in self._force):
                 continue
+            lazy = (last is not None and last[0] == keys and last[1] == tree_link
+                    and peer not in self._force)
+            if lazy:
+                due = self._root_sent_at.get(peer, -math.inf) + self.config.root_advert_interval
+                if now < due:
+                    held = min(held, due)
+                    continue
+            self._root_sent_at[peer] = now
             self._force.discard(peer)
             self._version = min(self._version + 1, MAX_VERSION)
             if last is None or last[1] != tree_link:
@@ -734,7 +755,10 @@ class PubsubRouter:
             out.append(SendInterest(peer=peer, advert=InterestAdvert(
                 version=self._version, filters=tuple(q for _k, q in keyed), tree_link=tree_link,
                 ack=known.version if known is not None else 0, root=root,
-                root_distance=distance)))
+                root_distance=distance), lazy=lazy))
+        if held < math.inf and (self._root_timer_at is None or held < self._root_timer_at):
+            self._root_timer_at = held
+            out.append(SetInterestTimer(at=held, timer=_ROOT_ADVERT_TIMER))
         if tree_interest and self.config.heal_splits:
             self._arm_heal_timers(now, out)
         return out
@@ -807,8 +831,7 @@ class PubsubRouter:
             self._summaries.move_to_end(key)
             return cached
         merged = _merge_equalities(list(unique.values()))
-        result = tuple((node_key(q.ast), q)
-                       for q in summarize(merged, self.config.max_advert_filters))
+        result = tuple((q.key, q) for q in summarize(merged, self.config.max_advert_filters))
         self._summaries[key] = result
         if len(self._summaries) > _SUMMARY_CACHE_SIZE:
             self._summaries.popitem(last=False)
