@@ -18,7 +18,13 @@ cooperative, so no lock is needed) and its actions are carried out at once:
   Announcements do not decide delivery latency (they only start repairs),
   and pacing them lets those of successive messages share a link message
   (Plumtree's lazy queue): under load a lazy link carries about four link
-  messages a second instead of one per message.  A dial failure, a closed connection or a
+  messages a second instead of one per message.  A peer that is not a
+  neighbour (a HyParView exchange: a shuffle reply, a neighbour request) is
+  dialed only while fewer than ``max_exchange_dials`` (16) links this driver
+  dialed to non-neighbours are open: a burst of shuffles naming many origins
+  cannot make a node dial them all (refused dials count in
+  ``exchange_dials_refused`` and are reported as unreachable).  A dial
+  failure, a closed connection or a
   full queue (a peer too slow to keep up) is reported to the core as
   ``handle_link_down``.
 * ``CloseLink``: the peer's queue is flushed and its connections closed; with
@@ -94,6 +100,8 @@ DEFAULT_LAZY_DELAY = 0.05
 #: Seconds between two link messages that only lazy frames set off, per link:
 #: under load a lazy link's announcements go out about this often, together.
 DEFAULT_LAZY_INTERVAL = 0.25
+#: Links dialed to peers that are not neighbours (HyParView exchanges) open at once.
+DEFAULT_MAX_EXCHANGE_DIALS = 16
 #: Lazy frames held for one peer that make the sender go without waiting
 #: (well under ``DEFAULT_SEND_QUEUE``: a held queue must not look like a slow peer).
 DEFAULT_LAZY_BATCH = 128
@@ -118,6 +126,8 @@ class _Link:
     lazy_pending: bool = False
     #: When the sender last wrote to the link (paces lazy-only writes).
     written_at: float = -math.inf
+    #: This driver dialed the link (it did not come in through ``add_connection``).
+    dialed: bool = False
 
 
 class DriverCore(Protocol):
@@ -155,6 +165,7 @@ class OverlayDriver:
                  lazy_delay: float = DEFAULT_LAZY_DELAY,
                  lazy_interval: float = DEFAULT_LAZY_INTERVAL,
                  lazy_batch: int = DEFAULT_LAZY_BATCH,
+                 max_exchange_dials: int = DEFAULT_MAX_EXCHANGE_DIALS,
                  core: DriverCore | None = None) -> None:
         """``core``: a layer that owns the overlay (the node's pubsub router);
         by default the driver runs an ``Overlay`` of its own, made from
@@ -182,6 +193,9 @@ class OverlayDriver:
         self._timer_changed = trio.Event()
         self._deliver_send, self.deliveries = trio.open_memory_channel[Deliver](delivery_buffer)
         self.dropped_deliveries = 0
+        self._max_exchange_dials = max_exchange_dials
+        #: Dials to non-neighbours not made because ``max_exchange_dials`` were open.
+        self.exchange_dials_refused = 0
         #: Frames (overlay messages and pings) written to links; a batch counts
         #: each of its frames, so with the links' own frame count it gives the
         #: batching ratio.
@@ -365,6 +379,13 @@ class OverlayDriver:
                 link.written_at = trio.current_time()
                 frames, carried, closing = _take_batch(link.receive, frame)
                 if not link.connections:
+                    if self._exchange_dials_full(link.peer):
+                        log.info("overlay: not dialing %s: %d exchange links open",
+                                 link.peer, self._max_exchange_dials)
+                        self.exchange_dials_refused += 1
+                        self._drop_if_current(link)
+                        return
+                    link.dialed = True
                     try:
                         connection = await self._dial(link.peer)
                     except (TaiiNetError, OSError, trio.TooSlowError) as exc:
@@ -388,6 +409,15 @@ class OverlayDriver:
             del self._links[link.peer]
         for connection in link.connections:
             await connection.aclose()
+
+    def _exchange_dials_full(self, peer: str) -> bool:
+        """Whether dialing ``peer`` (not a neighbour) would pass ``max_exchange_dials``."""
+        active = set(self.core.active_view)
+        if peer in active:
+            return False
+        dialed = sum(1 for link in self._links.values()
+                     if link.dialed and link.peer not in active)
+        return dialed >= self._max_exchange_dials
 
     def _drop_if_current(self, link: _Link) -> None:
         self._drop(link, report=self._links.get(link.peer) is link and not link.closing)
