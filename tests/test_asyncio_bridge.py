@@ -172,3 +172,22 @@ def test_only_the_bridge_imports_asyncio_or_aiortc() -> None:
             if any(n.split(".")[0] in {"asyncio", "aiortc", "aioice"} for n in names):
                 importers.append(path.name)
     assert set(importers) == {"_asyncio_bridge.py"}
+
+
+async def test_bridges_share_one_loop_thread_until_the_last_one_closes() -> None:
+    async def seven() -> int:
+        return 7
+
+    async with open_bridge() as first:
+        async with open_bridge() as second:
+            assert len(bridge_threads()) == 1
+            assert first._thread is second._thread
+        # The second one is closed; the loop still serves the first.
+        assert await first.run(seven) == 7
+        assert len(bridge_threads()) == 1
+        with pytest.raises(ConnectionClosed):
+            await second.run(seven)
+    assert bridge_threads() == []
+    async with open_bridge() as again:  # a new loop for the next user
+        assert await again.run(seven) == 7
+    assert bridge_threads() == []

@@ -274,7 +274,7 @@ async def open_webrtc(
     max_peers: int = DEFAULT_MAX_PEERS,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
 ) -> AsyncIterator[WebRTCEndpoint]:
-    """Start a WebRTC endpoint (one asyncio thread running aiortc) for ``identity``.
+    """Start a WebRTC endpoint for ``identity`` (aiortc on the process's shared asyncio thread).
 
     ``candidate_addresses``: the local addresses offered as ICE host
     candidates; ``None`` means what aioice finds, which leaves out
