@@ -116,7 +116,7 @@ def register(subparsers: Any) -> None:
                         help="seconds of publishing (default 10)")
     parser.add_argument("--rate", type=float, default=8.0, metavar="R",
                         help="documents published per second, all peers together (default 8; "
-                             "at 20 the aiortc stacks of 12 WebRTC peers fill one core)")
+                             "at 20, 12 WebRTC peers keep one core ~70%% busy)")
     parser.add_argument("--drain", type=float, default=5.0, metavar="S",
                         help="seconds to wait for the last deliveries (default 5)")
     parser.add_argument("--links", choices=["webrtc", "websocket"], default="webrtc",
