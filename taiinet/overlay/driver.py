@@ -18,12 +18,13 @@ cooperative, so no lock is needed) and its actions are carried out at once:
   Announcements do not decide delivery latency (they only start repairs),
   and pacing them lets those of successive messages share a link message
   (Plumtree's lazy queue): under load a lazy link carries about four link
-  messages a second instead of one per message.  A peer that is not a
-  neighbour (a HyParView exchange: a shuffle reply, a neighbour request) is
-  dialed only while fewer than ``max_exchange_dials`` (16) links this driver
-  dialed to non-neighbours are open: a burst of shuffles naming many origins
-  cannot make a node dial them all (refused dials count in
-  ``exchange_dials_refused`` and are reported as unreachable).  A dial
+  messages a second instead of one per message.  A ``ShuffleReply`` to a
+  peer we have no link to (the shuffle's origin, named by whoever forwarded
+  the shuffle) is dropped while ``max_exchange_dials`` (16) links this
+  driver dialed to non-neighbours are open: a burst of shuffles naming many
+  origins cannot make a node dial them all (counted in
+  ``exchange_dials_refused``; a lost reply only skips one view exchange).
+  Membership requests (``Join``, ``Neighbor``) are never held back.  A dial
   failure, a closed connection or a
   full queue (a peer too slow to keep up) is reported to the core as
   ``handle_link_down``.
@@ -78,6 +79,7 @@ from taiinet.overlay.actions import (
 )
 from taiinet.overlay.core import Overlay, OverlayConfig
 from taiinet.overlay.errors import OverlayUsageError
+from taiinet.overlay.messages import ShuffleReply
 from taiinet.overlay.plumtree import ForwardFilter
 from taiinet.transport.connection import Connection
 from taiinet.v1 import frame_pb2
@@ -126,7 +128,7 @@ class _Link:
     lazy_pending: bool = False
     #: When the sender last wrote to the link (paces lazy-only writes).
     written_at: float = -math.inf
-    #: This driver dialed the link (it did not come in through ``add_connection``).
+    #: Opened by this driver (to send), not by the peer (``add_connection``).
     dialed: bool = False
 
 
@@ -258,6 +260,12 @@ class OverlayDriver:
     def _apply(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Send):
+                if (type(action.message) is ShuffleReply and action.peer not in self._links
+                        and self._exchange_dials_full(action.peer)):
+                    log.info("overlay: no shuffle reply to %s: %d exchange links open",
+                             action.peer, self._max_exchange_dials)
+                    self.exchange_dials_refused += 1
+                    continue
                 self._enqueue(action.peer, codec.encode_frame(action.message),
                               urgent=not action.lazy)
             elif isinstance(action, SetTimer):
@@ -288,6 +296,7 @@ class OverlayDriver:
             if link is not None:
                 del self._links[peer]  # the closing one finishes on its own
             link = self._new_link(peer)
+            link.dialed = True  # its sender dials it (unless the peer dials first)
         try:
             link.send.send_nowait(frame)
             if urgent or self._lazy_delay <= 0:
@@ -379,13 +388,6 @@ class OverlayDriver:
                 link.written_at = trio.current_time()
                 frames, carried, closing = _take_batch(link.receive, frame)
                 if not link.connections:
-                    if self._exchange_dials_full(link.peer):
-                        log.info("overlay: not dialing %s: %d exchange links open",
-                                 link.peer, self._max_exchange_dials)
-                        self.exchange_dials_refused += 1
-                        self._drop_if_current(link)
-                        return
-                    link.dialed = True
                     try:
                         connection = await self._dial(link.peer)
                     except (TaiiNetError, OSError, trio.TooSlowError) as exc:
