@@ -71,6 +71,8 @@ def test_no_deliver_action_without_a_matching_subscription() -> None:
 
 
 def test_invalid_inputs_are_usage_errors() -> None:
+    with pytest.raises(PubsubUsageError):
+        PubsubConfig(root_advert_interval=-1.0)
     router = signed_router(max_document_bytes=200)
     with pytest.raises(PubsubUsageError):
         router.subscribe("bad", {"$frobnicate": 1}, 0.0)

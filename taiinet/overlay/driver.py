@@ -102,7 +102,8 @@ DEFAULT_LAZY_DELAY = 0.05
 #: Seconds between two link messages that only lazy frames set off, per link:
 #: under load a lazy link's announcements go out about this often, together.
 DEFAULT_LAZY_INTERVAL = 0.25
-#: Links dialed to peers that are not neighbours (HyParView exchanges) open at once.
+#: Links dialed to non-neighbours (HyParView exchanges) open at once beyond which
+#: a ``ShuffleReply`` to a peer without a link is dropped.
 DEFAULT_MAX_EXCHANGE_DIALS = 16
 #: Lazy frames held for one peer that make the sender go without waiting
 #: (well under ``DEFAULT_SEND_QUEUE``: a held queue must not look like a slow peer).

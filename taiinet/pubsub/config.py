@@ -71,7 +71,8 @@ class PubsubConfig:
         if (self.advert_delay <= 0 or self.heal_delay <= 0 or self.root_advert_interval < 0
                 or self.first_advert_grace < 0):
             raise PubsubUsageError(
-                "advert_delay and heal_delay must be positive, first_advert_grace >= 0")
+                "advert_delay and heal_delay must be positive, first_advert_grace and "
+                "root_advert_interval >= 0")
         if not 0 < self.max_document_bytes <= MAX_PAYLOAD_SIZE:
             raise PubsubUsageError(f"max_document_bytes must be in 1..{MAX_PAYLOAD_SIZE}")
         if self.document_cache_size < 1 or self.max_subscriptions < 1:
