@@ -50,7 +50,11 @@ or a neighbour's advert change;
 changes are coalesced for ``advert_delay`` seconds and an advert is sent
 only to the neighbours whose summary changed, with a growing version.
 
-Documents arrive as ``Gossip`` payloads.  Before Plumtree sees a new one,
+Documents arrive as ``Gossip`` payloads.  Each first takes its place in
+its sender's budget (``PeerBudgets``: documents/s and bytes/s token buckets);
+one over budget is dropped unverified and is an offence, an invalid one ten,
+and a sender out of offence tokens is disconnected (reported down to the
+overlay, ``CloseLink(failed=True)``).  Before Plumtree sees a new one,
 the router checks its size, that the message id is SHA-256 of the payload,
 and opens it with the ``DocumentCodec`` (signature, payload type, ``Value``
 decoding); a failure drops it (it is neither delivered, forwarded nor
@@ -59,6 +63,13 @@ remembered, so a valid copy still gets through) and counts it in
 router then hands it to the local subscriptions that match (through the
 query engine's ``SubscriptionIndex``), never to others - the publisher's own
 subscriptions included.
+
+A verified document that no local subscription, no neighbour but its sender
+and no interest gap wants is forwarded nowhere: the router keeps only its
+record (``_NOT_KEPT`` in place of the document) and has Plumtree drop its
+payload, so a stranger pushing valid documents that match nothing leaves
+no memory behind.  Kept documents are bounded in bytes
+(``document_cache_bytes``: envelope size + ``DECODED_VALUE_BYTES`` per value).
 
 Departures from the suggested design: none in substance; interest on lazy
 links being the node's own subscriptions only is the refinement above.
