@@ -14,6 +14,8 @@ import tracemalloc
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from taiinet.overlay.actions import CloseLink, NeighborDown
 from taiinet.overlay.messages import Gossip, Graft, Join
@@ -168,3 +170,19 @@ def test_budgets_count_bytes_and_forget_the_least_recent_peer() -> None:
     assert len(budgets) <= 1024
     with pytest.raises(PubsubUsageError):
         PubsubConfig(budget=PeerBudgetConfig(byte_burst=1000.0))
+
+
+@given(st.lists(st.tuples(st.floats(0.0, 0.5), st.integers(0, 70_000)), max_size=300))
+def test_a_budget_never_admits_more_than_its_burst_plus_its_rate(
+        arrivals: list[tuple[float, int]]) -> None:
+    config = PeerBudgetConfig(documents_per_second=20.0, document_burst=40.0,
+                              bytes_per_second=100_000.0, byte_burst=200_000.0)
+    budgets = PeerBudgets(config)
+    now, documents, size_sum = 0.0, 0, 0
+    for gap, size in arrivals:
+        now += gap
+        if budgets.admit("p", size, now) is Verdict.ADMIT:
+            documents += 1
+            size_sum += size
+    assert documents <= config.document_burst + config.documents_per_second * now + 1e-6
+    assert size_sum <= config.byte_burst + config.bytes_per_second * now + 1e-6
