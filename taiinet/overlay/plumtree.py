@@ -12,8 +12,13 @@ about one payload per node.  When an announced message does not arrive
 within ``ihave_timeout`` (a tree link broke), the node sends ``Graft`` to the
 first announcer, which makes that link eager and sends the payload; if it
 still does not arrive within ``graft_timeout`` the next announcer is
-grafted.  Delivered message ids are kept in a bounded seen-cache together
-with their payloads, to answer grafts and drop duplicates.
+grafted.  Delivered message ids are kept in a seen-cache bounded in entries
+(``seen_cache_size``), to drop duplicates; their payloads, to answer grafts,
+in a cache bounded in bytes (``payload_cache_bytes``, oldest evicted first).
+A graft for a message whose payload is gone only makes the link eager (the
+grafter moves on to its next announcer), and a new neighbour is not
+announced messages whose payload is gone.  ``drop_payload`` lets the layer
+above drop the payload of a message it forwarded to nobody.
 
 Per-origin trees: every ``Gossip`` names its origin (the broadcasting
 node).  One shared tree makes a message from a random source cross it end to
@@ -100,10 +105,10 @@ ForwardFilter = Callable[[bytes, bytes, str], bool]
 _PRUNE = Prune()
 #: Eager and lazy neighbours of one tree (dicts as insertion-ordered sets).
 _Sets = tuple[dict[str, None], dict[str, None]]
-#: Seen-cache entry: payload, hops, sender, delivery time, origin, entry tag
-#: of the tree region the node got it in, whether that first copy came over a
-#: link off the shared tree (flood prefix).
-_Seen = tuple[bytes, int, str | None, float, str, int, bool]
+#: Seen-cache entry: hops, sender, delivery time, origin, entry tag of the
+#: tree region the node got it in, whether that first copy came over a link
+#: off the shared tree (flood prefix).  Payloads are kept apart (``_payloads``).
+_Seen = tuple[int, str | None, float, str, int, bool]
 
 
 def _by_hops(announcer: tuple[str, int]) -> int:
@@ -119,6 +124,8 @@ class Plumtree:
         "_missing",
         "_origins",
         "_parent",
+        "_payload_bytes",
+        "_payloads",
         "_seen",
         "_tree_links",
         "_trees",
@@ -157,8 +164,12 @@ class Plumtree:
         self._trees: OrderedDict[str, _Sets] = OrderedDict()
         #: Origins seen once (their next message starts a tree), oldest first.
         self._origins: OrderedDict[str, None] = OrderedDict()
-        #: Seen-cache: message id -> ``_Seen``.
+        #: Seen-cache: message id -> ``_Seen`` (bounded in entries).
         self._seen: OrderedDict[bytes, _Seen] = OrderedDict()
+        #: Payloads of seen messages, to answer grafts: message id -> payload,
+        #: oldest first, bounded in bytes (``payload_cache_bytes``).
+        self._payloads: OrderedDict[bytes, bytes] = OrderedDict()
+        self._payload_bytes = 0
         #: Missing messages: message id -> announcers [(peer, hops)], oldest first.
         self._missing: dict[bytes, list[tuple[str, int]]] = {}
         self._handlers = {
@@ -229,10 +240,13 @@ class Plumtree:
         cfg = self.config
         oldest = now - cfg.announce_window
         keep = self.forward_filter
-        for mid, (payload, hops, _sender, at, _origin, _entry, _graft) in reversed(
-                self._seen.items()):
+        payloads = self._payloads
+        for mid, (hops, _sender, at, _origin, _entry, _graft) in reversed(self._seen.items()):
             if at < oldest or len(out) >= cfg.announce_limit:
                 break
+            payload = payloads.get(mid)
+            if payload is None:
+                continue  # a graft could not be answered
             if keep is None or keep(mid, payload, peer):
                 out.append(Send(peer=peer, message=IHave(message_id=mid, hops=hops + 1)))
         return out
@@ -263,6 +277,25 @@ class Plumtree:
 
     def has_seen(self, message_id: bytes) -> bool:
         return message_id in self._seen
+
+    def has_payload(self, message_id: bytes) -> bool:
+        """Whether a graft of ``message_id`` would be answered with its payload."""
+        return message_id in self._payloads
+
+    @property
+    def payload_bytes(self) -> int:
+        """Bytes of payload held to answer grafts (at most ``payload_cache_bytes``)."""
+        return self._payload_bytes
+
+    def drop_payload(self, message_id: bytes) -> None:
+        """Stop holding ``message_id``'s payload (its id stays seen).
+
+        For a layer above that forwarded a message to nobody: no neighbour was
+        told of it, so no graft will ask for it.
+        """
+        payload = self._payloads.pop(message_id, None)
+        if payload is not None:
+            self._payload_bytes -= len(payload)
 
     @property
     def missing_count(self) -> int:
@@ -301,11 +334,11 @@ class Plumtree:
                 out.append(Send(peer=peer, message=Prune(origin=origin) if origin else _PRUNE))
                 if peer in self._tree_links:
                     self._cut(peer, out)
-            elif seen[6] and peer in self._tree_links:
+            elif seen[5] and peer in self._tree_links:
                 # The first copy came over a link off the tree, and the tree
                 # brought it too: that link is redundant.
-                self._seen[mid] = (*seen[:6], False)
-                first = seen[2]
+                self._seen[mid] = (*seen[:5], False)
+                first = seen[1]
                 if first is not None and first in eager and first not in self._tree_links:
                     del eager[first]
                     lazy[first] = None
@@ -352,8 +385,8 @@ class Plumtree:
         mid = message.message_id
         seen = self._seen.get(mid)
         if seen is not None:
-            if seen[2] is not None and not self._prefix(self._sets(seen[4])):
-                self._optimize(seen[4], seen[2], seen[1], peer, message.hops, out)
+            if seen[1] is not None and not self._prefix(self._sets(seen[3])):
+                self._optimize(seen[3], seen[1], seen[0], peer, message.hops, out)
             return
         announcers = self._missing.get(mid)
         if announcers is None:
@@ -367,7 +400,7 @@ class Plumtree:
 
     def _on_graft(self, peer: str, message: Graft, now: float, out: list[Action]) -> None:
         cached = self._seen.get(message.message_id) if message.message_id else None
-        origin = cached[4] if cached is not None else message.origin
+        origin = cached[3] if cached is not None else message.origin
         eager, lazy = self._sets(origin)
         if peer in lazy:
             del lazy[peer]
@@ -381,8 +414,9 @@ class Plumtree:
                 out.append(Send(peer=peer, message=_PRUNE))
             else:
                 self._tree_links[peer] = None  # a new child
-        if cached is not None:
-            payload, hops, _sender, _at, _origin, entry, _graft = cached
+        payload = self._payloads.get(message.message_id) if cached is not None else None
+        if cached is not None and payload is not None:
+            hops, _sender, _at, _origin, entry, _graft = cached
             if not entry and self._prefix((eager, lazy)):
                 entry = self.entry_tag  # a repair is a tree copy, never a prefix one
             out.append(Send(peer=peer, message=Gossip(message_id=message.message_id,
@@ -431,7 +465,7 @@ class Plumtree:
             return True
         if self._in_prefix(message, sets):
             return False
-        return peer not in self._tree_links or message.entry == seen[5]
+        return peer not in self._tree_links or message.entry == seen[4]
 
     def _cut(self, peer: str, out: list[Action]) -> None:
         """The shared tree's link to ``peer`` is gone (closed or pruned).
@@ -496,9 +530,17 @@ class Plumtree:
     def _remember(self, mid: bytes, payload: bytes, hops: int, sender: str | None,
                   now: float, origin: str, entry: int, grafted: bool) -> None:
         seen = self._seen
-        seen[mid] = (payload, hops, sender, now, origin, entry, grafted)
+        seen[mid] = (hops, sender, now, origin, entry, grafted)
         if len(seen) > self.config.seen_cache_size:
-            seen.popitem(last=False)
+            gone, _entry = seen.popitem(last=False)
+            self.drop_payload(gone)
+        payloads = self._payloads
+        payloads[mid] = payload
+        self._payload_bytes += len(payload)
+        budget = self.config.payload_cache_bytes
+        while self._payload_bytes > budget:
+            _gone, old = payloads.popitem(last=False)
+            self._payload_bytes -= len(old)
 
     def _push(self, mid: bytes, payload: bytes, hops: int, sender: str | None, origin: str,
               sets: _Sets, entry: int, everyone: bool, out: list[Action]) -> None:
