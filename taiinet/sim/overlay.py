@@ -25,7 +25,7 @@ from taiinet.overlay.actions import Action, Deliver, ProbeLink, Send, SetTimer, 
 from taiinet.overlay.core import Overlay, OverlayConfig
 from taiinet.overlay.messages import Gossip, IHave, OverlayMessage
 from taiinet.sim.events import EventLoop
-from taiinet.sim.network import LinkModel, SimNetwork
+from taiinet.sim.network import LinkModel, SimNetwork, sim_peer_ids
 
 #: progress(done, total): simulated seconds run so far, and planned in all.
 Progress = Callable[[float, float], None]
@@ -140,8 +140,7 @@ class OverlaySimulation:
         self.network = SimNetwork(self.loop, random.Random(master.getrandbits(64)),
                                   self._receive, config.link, self._unreachable,
                                   self._probe_answered)
-        width = len(str(config.nodes - 1))
-        self.ids = [f"n{i:0{width}d}" for i in range(config.nodes)]
+        self.ids = sim_peer_ids(config.nodes)
         self.cores = {
             peer: Overlay(peer, random.Random(master.getrandbits(64)), config.overlay)
             for peer in self.ids

@@ -40,7 +40,7 @@ from taiinet.pubsub.documents import DocumentCodec, SignedDocuments, UnsignedDoc
 from taiinet.pubsub.messages import InterestAdvert
 from taiinet.pubsub.router import PubsubRouter
 from taiinet.sim.events import EventLoop
-from taiinet.sim.network import LinkModel, SimNetwork
+from taiinet.sim.network import LinkModel, SimNetwork, sim_peer_ids
 from taiinet.wire.identity import Identity
 
 #: progress(done, total): simulated seconds run so far, and planned in all.
@@ -157,8 +157,7 @@ class PubsubSimulation:
         self.network = SimNetwork(self.loop, random.Random(master.getrandbits(64)),
                                   self._receive, config.link, self._unreachable,
                                   self._probe_answered)
-        width = len(str(config.nodes - 1))
-        self.ids = [f"n{i:0{width}d}" for i in range(config.nodes)]
+        self.ids = sim_peer_ids(config.nodes)
         interest_rng = random.Random(master.getrandbits(64))
         #: Ground truth: the topics each node subscribes to.
         self.topics_of: dict[str, frozenset[int]] = {
