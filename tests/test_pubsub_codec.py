@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hostile_cases import peer_ids
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hostile_cases import peer_ids
 from taiinet.pubsub import codec
 from taiinet.pubsub.errors import PubsubDecodeError, PubsubUsageError
 from taiinet.pubsub.messages import (
