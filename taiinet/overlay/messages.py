@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from taiinet.wire.peer_id import MAX_PEER_ID_TEXT
+from taiinet.wire.peer_id import MAX_PEER_ID_TEXT, PeerId
 
 #: Longest peer id accepted from the wire (libp2p Ed25519 ids are 52 chars); every
 #: peer id field must also be a valid ``PeerId`` (an ``origin`` may be empty).
@@ -38,7 +38,7 @@ class Join:
 class ForwardJoin:
     """Random walk announcing ``peer``, a newly joined node."""
 
-    peer: str  # a PeerId when decoded
+    peer: PeerId
     ttl: int
 
 
@@ -63,14 +63,14 @@ class Disconnect:
 class Shuffle:
     """Random walk with a sample of ``origin``'s views."""
 
-    origin: str  # a PeerId when decoded
+    origin: PeerId
     ttl: int
-    peers: tuple[str, ...]  # PeerIds when decoded
+    peers: tuple[PeerId, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ShuffleReply:
-    peers: tuple[str, ...]  # PeerIds when decoded
+    peers: tuple[PeerId, ...]
 
 
 # --- Plumtree -------------------------------------------------------------

@@ -202,7 +202,7 @@ class SimNetwork:
             self.on_unreachable(src, dst)
 
 
-def sim_peer_ids(count: int) -> list[str]:
+def sim_peer_ids(count: int) -> list[PeerId]:
     """``count`` distinct, valid peer ids in ascending order (node i has key i).
 
     Valid ids, so a run through the wire codecs (which accept nothing else)
