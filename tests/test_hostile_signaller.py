@@ -131,8 +131,9 @@ def all_cases(home: str) -> list[tuple[str, bytes]]:
     return [(label, frame) for label, frame in cases if len(frame) <= MAX_CASE_FRAME]
 
 
-async def probe(url: str, role: Role, frame: bytes) -> None:
-    """One hostile frame on a fresh link, then a contacts request; any ending is fine."""
+async def probe(url: str, role: Role, frame: bytes) -> bool:
+    """One hostile frame on a fresh link, then a contacts request: whether it was
+    answered (else the signaller closed the link; either ending is fine)."""
     transport = WebSocketSignalTransport()
     try:
         async with transport.dial(url, MALLORY) as link:
@@ -143,9 +144,9 @@ async def probe(url: str, role: Role, frame: bytes) -> None:
             while True:
                 reply = decode_signal(await link.receive())
                 if isinstance(reply, Contacts) and reply.request_id == PROBE_ID:
-                    return
+                    return True
     except (ConnectionClosed, RemoteProtocolError, DialError):
-        return  # DialError: the process is gone (the caller checks it)
+        return False  # DialError: the process is gone (the caller checks it)
 
 
 async def test_every_signal_message_at_every_extreme_leaves_the_signaller_running() -> None:
@@ -157,13 +158,14 @@ async def test_every_signal_message_at_every_extreme_leaves_the_signaller_runnin
         assert all(any(f"SignalMessage.{v}" in label for label, _ in cases) for v in variants)
         limiter = trio.CapacityLimiter(PARALLEL)
         dead: list[str] = []
+        answered: list[bool] = []
 
         async def one(label: str, role: Role, frame: bytes) -> None:
             async with limiter:
                 if dead:
                     return
                 with trio.fail_after(20):
-                    await probe(url, role, frame)
+                    answered.append(await probe(url, role, frame))
                 if process.poll() is not None:
                     dead.append(f"{label} as {role.name}")
 
@@ -174,6 +176,8 @@ async def test_every_signal_message_at_every_extreme_leaves_the_signaller_runnin
                         nursery.start_soon(one, label, role, frame)
         assert not dead, f"the signaller exited while these cases ran: {dead}"
         assert process.poll() is None
+        # Both endings happened: the cases reached the signaller's checks.
+        assert any(answered) and not all(answered)
 
         async with open_signal_client(ALICE, [url], rng=random.Random(1)) as alice:
             with trio.fail_after(10):

@@ -18,13 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from taiinet.errors import RemoteProtocolError
+from taiinet.node.codec import decode_pubsub_frame
 from taiinet.overlay import codec as overlay_codec
 from taiinet.overlay.errors import OverlayDecodeError
 from taiinet.pubsub import codec as pubsub_codec
 from taiinet.pubsub.errors import PubsubDecodeError
 from taiinet.signal import errors as signal_errors
 from taiinet.signal.codec import MalformedSignalMessage, decode_signal
-from taiinet.signal.dht_codec import decode_dht_pb
+from taiinet.signal.dht_codec import decode_dht, decode_dht_pb
 from taiinet.signal.records import (
     RecordRejected,
     open_peer_record,
@@ -269,6 +270,8 @@ def test_every_decoder_on_arbitrary_bytes(data: bytes) -> None:
                           (overlay_codec.decode_link_frame, OverlayDecodeError),
                           (overlay_codec.decode, OverlayDecodeError),
                           (pubsub_codec.decode, PubsubDecodeError),
+                          (decode_pubsub_frame, PubsubDecodeError),
+                          (lambda d: decode_dht(d)[0], MalformedSignalMessage),
                           (open_session, RecordRejected),
                           (lambda d: open_peer_record(d, 0), RecordRejected)):
         with contextlib.suppress(error):
