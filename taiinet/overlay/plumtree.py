@@ -98,20 +98,21 @@ from taiinet.overlay.messages import (
     IHave,
     Prune,
 )
+from taiinet.wire.peer_id import PeerId
 
 #: ``forward_filter(message_id, payload, peer) -> bool``: forward to ``peer``?
-ForwardFilter = Callable[[bytes, bytes, str], bool]
+ForwardFilter = Callable[[bytes, bytes, PeerId], bool]
 
 _PRUNE = Prune()
 #: Eager and lazy neighbours of one tree (dicts as insertion-ordered sets).
-_Sets = tuple[dict[str, None], dict[str, None]]
+_Sets = tuple[dict[PeerId, None], dict[PeerId, None]]
 #: Seen-cache entry: hops, sender, delivery time, origin, entry tag of the
 #: tree region the node got it in, whether that first copy came over a link
 #: off the shared tree (flood prefix).  Payloads are kept apart (``_payloads``).
-_Seen = tuple[int, str | None, float, str, int, bool]
+_Seen = tuple[int, PeerId | None, float, str, int, bool]
 
 
-def _by_hops(announcer: tuple[str, int]) -> int:
+def _by_hops(announcer: tuple[PeerId, int]) -> int:
     return announcer[1]
 
 
@@ -138,7 +139,7 @@ class Plumtree:
         "rng",
     )
 
-    def __init__(self, peer_id: str, rng: random.Random, config: PlumtreeConfig | None = None,
+    def __init__(self, peer_id: PeerId, rng: random.Random, config: PlumtreeConfig | None = None,
                  forward_filter: ForwardFilter | None = None) -> None:
         self.peer_id = peer_id
         self.rng = rng
@@ -151,13 +152,13 @@ class Plumtree:
         #: Eager and lazy neighbours of the default (shared) tree, used for the
         #: messages of origins without a tree of their own (dicts as
         #: insertion-ordered sets).
-        self.eager: dict[str, None] = {}
-        self.lazy: dict[str, None] = {}
+        self.eager: dict[PeerId, None] = {}
+        self.lazy: dict[PeerId, None] = {}
         #: With a flood prefix: the links of the default sets that are links of
         #: the shared tree (the parent's and the children's), and the parent.
         #: (A dict as an insertion-ordered set: a run is the same in every process.)
-        self._tree_links: dict[str, None] = {}
-        self._parent: str | None = None
+        self._tree_links: dict[PeerId, None] = {}
+        self._parent: PeerId | None = None
         #: Cut off from the tree and not joined again yet: takes no child.
         self._detached = False
         #: Per-origin trees: origin peer id -> (eager, lazy), least recently used first.
@@ -171,7 +172,7 @@ class Plumtree:
         self._payloads: OrderedDict[bytes, bytes] = OrderedDict()
         self._payload_bytes = 0
         #: Missing messages: message id -> announcers [(peer, hops)], oldest first.
-        self._missing: dict[bytes, list[tuple[str, int]]] = {}
+        self._missing: dict[bytes, list[tuple[PeerId, int]]] = {}
         self._handlers = {
             Gossip: self._on_gossip,
             IHave: self._on_ihave,
@@ -203,7 +204,7 @@ class Plumtree:
                    self._prefix(sets) > 0, out)
         return out
 
-    def handle_message(self, peer: str, message: BroadcastMessage, now: float) -> list[Action]:
+    def handle_message(self, peer: PeerId, message: BroadcastMessage, now: float) -> list[Action]:
         """Process a broadcast message that came from ``peer``."""
         out: list[Action] = []
         self._handlers[type(message)](peer, message, now, out)  # type: ignore[operator]
@@ -227,7 +228,7 @@ class Plumtree:
         out.append(Send(peer=peer, message=Graft(message_id=mid)))
         return out
 
-    def neighbor_up(self, peer: str, now: float) -> list[Action]:
+    def neighbor_up(self, peer: PeerId, now: float) -> list[Action]:
         """A new neighbour starts eager (in every tree); announce the recent messages to it."""
         out: list[Action] = []
         if peer in self._tree_links:
@@ -251,7 +252,7 @@ class Plumtree:
                 out.append(Send(peer=peer, message=IHave(message_id=mid, hops=hops + 1)))
         return out
 
-    def neighbor_down(self, peer: str) -> list[Action]:
+    def neighbor_down(self, peer: PeerId) -> list[Action]:
         """Forget a neighbour, and its announcements of missing messages.
 
         Returns the ``Prune``s that hand a cut of the shared tree down (flood prefix).
@@ -301,13 +302,13 @@ class Plumtree:
     def missing_count(self) -> int:
         return len(self._missing)
 
-    def tree(self, origin: str) -> tuple[list[str], list[str]]:
+    def tree(self, origin: str) -> tuple[list[PeerId], list[PeerId]]:
         """Eager and lazy neighbours used for ``origin``'s messages (its tree or the default)."""
         eager, lazy = self._sets(origin)
         return list(eager), list(lazy)
 
     @property
-    def tree_links(self) -> set[str]:
+    def tree_links(self) -> set[PeerId]:
         """With a flood prefix: the neighbours linked to this node in the shared tree."""
         return set(self._tree_links)
 
@@ -318,7 +319,7 @@ class Plumtree:
 
     # --- message handlers ---------------------------------------------------
 
-    def _on_gossip(self, peer: str, message: Gossip, now: float, out: list[Action]) -> None:
+    def _on_gossip(self, peer: PeerId, message: Gossip, now: float, out: list[Action]) -> None:
         mid = message.message_id
         origin = message.origin
         seen = self._seen.get(mid)
@@ -381,7 +382,7 @@ class Plumtree:
             best, best_hops = min(announcers, key=_by_hops)
             self._optimize(origin, peer, hops, best, best_hops, out)
 
-    def _on_ihave(self, peer: str, message: IHave, now: float, out: list[Action]) -> None:
+    def _on_ihave(self, peer: PeerId, message: IHave, now: float, out: list[Action]) -> None:
         mid = message.message_id
         seen = self._seen.get(mid)
         if seen is not None:
@@ -398,7 +399,7 @@ class Plumtree:
         elif len(announcers) < self.config.max_announcers:
             announcers.append((peer, message.hops))
 
-    def _on_graft(self, peer: str, message: Graft, now: float, out: list[Action]) -> None:
+    def _on_graft(self, peer: PeerId, message: Graft, now: float, out: list[Action]) -> None:
         cached = self._seen.get(message.message_id) if message.message_id else None
         origin = cached[3] if cached is not None else message.origin
         eager, lazy = self._sets(origin)
@@ -423,7 +424,7 @@ class Plumtree:
                                                       hops=hops + 1, payload=payload,
                                                       origin=origin, entry=entry)))
 
-    def _on_prune(self, peer: str, message: Prune, now: float, out: list[Action]) -> None:
+    def _on_prune(self, peer: PeerId, message: Prune, now: float, out: list[Action]) -> None:
         eager, lazy = self._sets(message.origin)
         if peer in eager:
             del eager[peer]
@@ -433,7 +434,7 @@ class Plumtree:
 
     # --- helpers ------------------------------------------------------------
 
-    def _optimize(self, origin: str, parent: str, hops: int, announcer: str,
+    def _optimize(self, origin: str, parent: PeerId, hops: int, announcer: PeerId,
                   announced_hops: int, out: list[Action]) -> None:
         """Swap the eager link to ``parent`` for a lazy one that is enough hops shorter."""
         eager, lazy = self._sets(origin)
@@ -452,7 +453,7 @@ class Plumtree:
         cfg = self.config
         return cfg.flood_prefix if sets[0] is self.eager and not cfg.flood else 0
 
-    def _redundant(self, peer: str, message: Gossip, seen: _Seen, sets: _Sets) -> bool:
+    def _redundant(self, peer: PeerId, message: Gossip, seen: _Seen, sets: _Sets) -> bool:
         """Does a duplicate from eager ``peer`` show a redundant eager link?
 
         Always, but on the shared tree with a flood prefix: there the copies
@@ -467,7 +468,7 @@ class Plumtree:
             return False
         return peer not in self._tree_links or message.entry == seen[4]
 
-    def _cut(self, peer: str, out: list[Action]) -> None:
+    def _cut(self, peer: PeerId, out: list[Action]) -> None:
         """The shared tree's link to ``peer`` is gone (closed or pruned).
 
         A child's link: forget it.  The parent's: this node's subtree is cut
@@ -527,7 +528,7 @@ class Plumtree:
             trees.popitem(last=False)
         return tree
 
-    def _remember(self, mid: bytes, payload: bytes, hops: int, sender: str | None,
+    def _remember(self, mid: bytes, payload: bytes, hops: int, sender: PeerId | None,
                   now: float, origin: str, entry: int, grafted: bool) -> None:
         seen = self._seen
         seen[mid] = (hops, sender, now, origin, entry, grafted)
@@ -542,7 +543,7 @@ class Plumtree:
             _gone, old = payloads.popitem(last=False)
             self._payload_bytes -= len(old)
 
-    def _push(self, mid: bytes, payload: bytes, hops: int, sender: str | None, origin: str,
+    def _push(self, mid: bytes, payload: bytes, hops: int, sender: PeerId | None, origin: str,
               sets: _Sets, entry: int, everyone: bool, out: list[Action]) -> None:
         """Eager push to eager neighbours, IHave to lazy ones, except ``sender``.
 

@@ -114,6 +114,7 @@ from taiinet.pubsub.query.cover import MAX_MERGED_IN, query_covers, summarize
 from taiinet.pubsub.query.limits import DECODED_VALUE_BYTES
 from taiinet.pubsub.query.nodes import MATCH_ALL, Compare, Field, In, node_key
 from taiinet.pubsub.query.values import value_key
+from taiinet.wire.peer_id import PeerId
 
 _INTEREST_TIMER = InterestTimer()
 _ROOT_ADVERT_TIMER = InterestTimer(root_only=True)
@@ -276,7 +277,7 @@ class PubsubRouter:
         "subscriptions",
     )
 
-    def __init__(self, peer_id: str, rng: random.Random, documents: DocumentCodec,
+    def __init__(self, peer_id: PeerId, rng: random.Random, documents: DocumentCodec,
                  config: PubsubConfig | None = None,
                  overlay_config: OverlayConfig | None = None) -> None:
         self.peer_id = peer_id
@@ -294,7 +295,7 @@ class PubsubRouter:
         #: Neighbour -> (filter keys, tree link, root, distance) last advertised to it.
         self._sent: dict[str, tuple[frozenset[Any], bool, str, int]] = {}
         #: Lazy neighbours with a pending ``HealTimer``.
-        self._healing: set[str] = set()
+        self._healing: set[PeerId] = set()
         #: Neighbour -> version of the first advert sent with the link's current state.
         self._flag_version: dict[str, int] = {}
         #: Neighbours to send the advert to again even if it did not change.
@@ -329,7 +330,7 @@ class PubsubRouter:
         """Arm the overlay's periodic timers; call once."""
         return self._from_overlay(self.overlay.start(now), now)
 
-    def join(self, contact: str, now: float) -> list[Action]:
+    def join(self, contact: PeerId, now: float) -> list[Action]:
         """Enter the overlay through ``contact``."""
         return self._from_overlay(self.overlay.join(contact, now), now)
 
@@ -389,7 +390,7 @@ class PubsubRouter:
         out += self._from_overlay(self.overlay.broadcast(mid, payload, now), now)
         return out
 
-    def handle_message(self, peer: str, message: OverlayMessage | PubsubMessage,
+    def handle_message(self, peer: PeerId, message: OverlayMessage | PubsubMessage,
                        now: float) -> list[Action]:
         """Process a message (overlay or pubsub) received from ``peer``."""
         self._now = now
@@ -422,14 +423,14 @@ class PubsubRouter:
         return self._from_overlay(
             self.overlay.handle_message(peer, message, now), now)  # type: ignore[arg-type]
 
-    def _disconnect(self, peer: str, now: float) -> list[Action]:
+    def _disconnect(self, peer: PeerId, now: float) -> list[Action]:
         """Drop a neighbour that broke its budget: down for the overlay, link closed."""
         self.stats.disconnected += 1
         out = self._from_overlay(self.overlay.handle_link_down(peer, now), now)
         out.append(CloseLink(peer=peer, failed=True))
         return out
 
-    def handle_link_down(self, peer: str, now: float) -> list[Action]:
+    def handle_link_down(self, peer: PeerId, now: float) -> list[Action]:
         """The link to ``peer`` failed, closed, or could not be opened."""
         self._now = now
         return self._from_overlay(self.overlay.handle_link_down(peer, now), now)
@@ -450,19 +451,19 @@ class PubsubRouter:
     # --- queries -------------------------------------------------------------
 
     @property
-    def active_view(self) -> list[str]:
+    def active_view(self) -> list[PeerId]:
         return self.overlay.active_view
 
-    def interest_of(self, peer: str) -> tuple[Query, ...] | None:
+    def interest_of(self, peer: PeerId) -> tuple[Query, ...] | None:
         """The interest ``peer`` advertised to us (``None``: not known yet)."""
         interest = self._remote.get(peer)
         return None if interest is None else interest.filters
 
-    def advert_for(self, peer: str) -> tuple[Query, ...]:
+    def advert_for(self, peer: PeerId) -> tuple[Query, ...]:
         """The interest this node advertises (or will advertise) to neighbour ``peer``."""
         return tuple(q for _key, q in self._advert_for(peer))
 
-    def _advert_for(self, peer: str) -> tuple[tuple[Any, Query], ...]:
+    def _advert_for(self, peer: PeerId) -> tuple[tuple[Any, Query], ...]:
         eager = self.overlay.broadcast_core.eager
         queries: dict[Any, Query] = dict(self._own.values())
         if peer in eager or not self.config.tree_interest:
@@ -477,7 +478,7 @@ class PubsubRouter:
 
     # --- forwarding ------------------------------------------------------------
 
-    def _forward(self, message_id: bytes, payload: bytes, peer: str) -> bool:
+    def _forward(self, message_id: bytes, payload: bytes, peer: PeerId) -> bool:
         """Plumtree's forward filter: does ``peer``'s advertised interest match?
 
         A yes is remembered (``peer`` then holds the document), so a later
@@ -491,7 +492,7 @@ class PubsubRouter:
             return True
         return False
 
-    def _wants(self, doc: _Document, peer: str) -> bool:
+    def _wants(self, doc: _Document, peer: PeerId) -> bool:
         interest = self._remote.get(peer)
         if interest is None or interest.match_all:
             return True
@@ -506,12 +507,12 @@ class PubsubRouter:
         # from further away is still on its way to it (see ``_hold_first_advert``).
         return self._now < self._previous.get(peer, self._now)
 
-    def _holds(self, message_id: bytes, peer: str) -> None:
+    def _holds(self, message_id: bytes, peer: PeerId) -> None:
         doc = self._documents.get(message_id)
         if doc is not None:
             doc.holders.add(peer)
 
-    def _catch_up(self, peer: str, interest: _Interest, now: float,
+    def _catch_up(self, peer: PeerId, interest: _Interest, now: float,
                   out: list[Action]) -> None:
         """Announce to ``peer`` the recent documents its wider interest now matches.
 
@@ -548,7 +549,7 @@ class PubsubRouter:
                                                       hops=min(doc.hops + 1, MAX_HOPS))))
         self.stats.caught_up += sent
 
-    def _verify(self, peer: str, message: Gossip, now: float) -> bool:
+    def _verify(self, peer: PeerId, message: Gossip, now: float) -> bool:
         """Check a pushed document; False for a duplicate too late to say anything about the tree.
 
         A duplicate arriving ``late_duplicate`` seconds after the first copy
@@ -704,7 +705,7 @@ class PubsubRouter:
                                message_id=action.message_id,
                                published_unix_ms=doc.published_unix_ms, hops=doc.hops))
 
-    def _forget(self, peer: str) -> None:
+    def _forget(self, peer: PeerId) -> None:
         known = self._remote.pop(peer, None)
         self._narrowing(None if known is None else known.filters)
         self._previous.pop(peer, None)
@@ -714,7 +715,7 @@ class PubsubRouter:
         self._force.discard(peer)
         self._healing.discard(peer)
 
-    def _neighbor_up(self, peer: str) -> None:
+    def _neighbor_up(self, peer: PeerId) -> None:
         pending = self._pending.pop(peer, None)
         if pending is not None:
             self._remote[peer] = pending
@@ -722,7 +723,7 @@ class PubsubRouter:
 
     # --- interest ------------------------------------------------------------------
 
-    def _on_advert(self, peer: str, advert: InterestAdvert, now: float) -> list[Action]:
+    def _on_advert(self, peer: PeerId, advert: InterestAdvert, now: float) -> list[Action]:
         self.stats.adverts_received += 1
         out: list[Action] = []
         if not self.config.routing:
@@ -761,7 +762,7 @@ class PubsubRouter:
         self._interest_changed(now, out)
         return out
 
-    def _hold_first_advert(self, peer: str, known: _Interest | None, new: _Interest,
+    def _hold_first_advert(self, peer: PeerId, known: _Interest | None, new: _Interest,
                            now: float) -> None:
         """Keep forwarding everything to ``peer`` for a while after its first advert.
 
@@ -781,7 +782,7 @@ class PubsubRouter:
                           or known.match_all):
             self._previous[peer] = now + grace
 
-    def _reconcile(self, peer: str, advert: InterestAdvert) -> None:
+    def _reconcile(self, peer: PeerId, advert: InterestAdvert) -> None:
         """Make both ends agree that a link is eager when one end says it is.
 
         Plumtree leaves a link eager at one end and lazy at the other when a
@@ -854,7 +855,7 @@ class PubsubRouter:
 
     # --- healing a split tree -------------------------------------------------------
 
-    def _root_for(self, peer: str) -> tuple[str, int]:
+    def _root_for(self, peer: PeerId) -> tuple[str, int]:
         """Smallest peer id known on our side of the link to ``peer``, and its distance.
 
         Over an eager link, what is behind ``peer`` is left out (split horizon);
@@ -862,7 +863,7 @@ class PubsubRouter:
         """
         if not self.config.heal_splits:
             return ("", 0)
-        best = (self.peer_id, 0)
+        best: tuple[str, int] = (self.peer_id, 0)
         for other in self.overlay.broadcast_core.eager:
             if other == peer:
                 continue
@@ -874,7 +875,7 @@ class PubsubRouter:
                 best = (interest.root, distance)
         return best
 
-    def _split_from(self, peer: str) -> bool:
+    def _split_from(self, peer: PeerId) -> bool:
         """Whether the lazy link to ``peer`` joins our part of a split tree to a better one.
 
         Both ends hold the link lazy and ``peer``'s part has a smaller root: the
@@ -894,7 +895,7 @@ class PubsubRouter:
                 delay = self.config.heal_delay * (1.0 + self.rng.random())
                 out.append(SetInterestTimer(at=now + delay, timer=HealTimer(peer=peer)))
 
-    def _heal(self, peer: str, now: float) -> list[Action]:
+    def _heal(self, peer: PeerId, now: float) -> list[Action]:
         """Graft a lazy link that still joins two parts of a split tree."""
         self._healing.discard(peer)
         out: list[Action] = []
