@@ -50,6 +50,10 @@ class _RouterCore:
     def handle_message(self, peer: PeerId, message: Any, now: float) -> list[Any]:
         return self.router.handle_message(peer, message, now)
 
+    def admit_frame(self, peer: PeerId, size: int, messages: int,
+                    now: float) -> list[Any] | None:
+        return self.router.admit_frame(peer, size, messages, now)
+
     def heard_from(self, peer: PeerId, now: float) -> None:
         self.router.overlay.heard_from(peer, now)  # keep-alive: the link is alive
 
@@ -116,7 +120,15 @@ class RoutedDriver(OverlayDriver):
             super()._apply(overlay)
 
     def _on_other_frame(self, peer: PeerId, data: bytes) -> None:
-        """A pubsub frame for the router; a malformed one raises (the driver drops the peer)."""
+        """A pubsub frame for the router; a malformed one raises (the driver drops the peer).
+
+        Charged to the peer's advert budget before it is decoded (decoding
+        compiles its filters).
+        """
+        refused = self.router.admit_advert(peer, trio.current_time())
+        if refused is not None:
+            self._apply(refused)
+            return
         message = decode_pubsub_frame(data)
         if message is not None:
             self._apply(self.router.handle_message(peer, message, trio.current_time()))

@@ -41,6 +41,12 @@ cooperative, so no lock is needed) and its actions are carried out at once:
   lags ``delivery_buffer`` messages behind, further deliveries are dropped and
   counted in ``dropped_deliveries`` (the overlay never blocks on a reader).
 
+Every link frame received is first charged to its sender's budget
+(``admit_frame``: messages and bytes per second, a batch counting each
+message in it, ``Ping``s too; see ``taiinet.overlay.budget``): a frame over
+budget is dropped unread (counted in ``frames_refused``), and the core
+closes the link of a peer that keeps exceeding it.
+
 Incoming connections are handed over with ``add_connection`` (or ``serve``
 on a listener).  Two peers may dial each other at once: both connections are
 kept, frames are read from both and sent on the newest; the link is down when
@@ -150,6 +156,9 @@ class DriverCore(Protocol):
 
     def handle_message(self, peer: PeerId, message: Any, now: float) -> list[Any]: ...
 
+    def admit_frame(self, peer: PeerId, size: int, messages: int,
+                    now: float) -> list[Any] | None: ...
+
     def heard_from(self, peer: PeerId, now: float) -> None: ...
 
     def handle_link_down(self, peer: PeerId, now: float) -> list[Any]: ...
@@ -204,6 +213,8 @@ class OverlayDriver:
         #: each of its frames, so with the links' own frame count it gives the
         #: batching ratio.
         self.frames_sent = 0
+        #: Link frames received over their sender's budget and dropped unread.
+        self.frames_refused = 0
         self._nursery: trio.Nursery | None = None
 
     # --- public API ------------------------------------------------------------
@@ -436,6 +447,13 @@ class OverlayDriver:
                     log.warning("overlay: %s broke the protocol: %s", peer, exc)
                     break
                 now = trio.current_time()
+                refused = self.core.admit_frame(peer, len(data), len(parts), now)
+                if refused is not None:  # over the peer's budget: dropped unread
+                    self.frames_refused += 1
+                    self._apply(refused)
+                    if self._links.get(peer) is not link or link.closing:
+                        break  # disconnected as a persistent offender
+                    continue
                 self.core.heard_from(peer, now)
                 pong: int | None = None
                 broken = False
