@@ -724,7 +724,8 @@ class PubsubRouter:
             out.append(Deliver(subscription_ids=tuple(sorted(matched, key=repr)),
                                document=doc.document, publisher=doc.publisher,
                                message_id=action.message_id,
-                               published_unix_ms=doc.published_unix_ms, hops=doc.hops))
+                               published_unix_ms=doc.published_unix_ms, hops=doc.hops,
+                               cost=doc.cost))
 
     def _forget(self, peer: PeerId) -> None:
         known = self._remote.pop(peer, None)
