@@ -6,6 +6,7 @@ import importlib
 import pkgutil
 import random
 from collections.abc import AsyncIterator
+from typing import cast
 
 import pytest
 import trio
@@ -13,7 +14,7 @@ import trio
 import taiinet
 from taiinet._groups import unwrap_own_groups
 from taiinet.errors import LocalProtocolError, TaiiNetError
-from taiinet.node import NodeConfig, memory_links, open_node
+from taiinet.node import NodeConfig, memory_links, open_node, websocket_links
 from taiinet.node.errors import (
     NodeClosed,
     NodeError,
@@ -21,8 +22,11 @@ from taiinet.node.errors import (
     SubscriptionInUse,
     SubscriptionNotOpen,
 )
+from taiinet.node.links import LinkMeter
 from taiinet.signal.api import open_signaller
+from taiinet.signal.client import SignalClient
 from taiinet.signal.transport import MemorySignalTransport
+from taiinet.transport.errors import DialError
 from taiinet.transport.memory import MemoryNetwork
 from tests.node_support import ident
 
@@ -173,3 +177,26 @@ def test_every_error_of_the_package_is_exported_from_the_root() -> None:
                 missing.append(f"{value.__module__}.{name}")
     assert missing == []
     assert issubclass(taiinet.SubscriptionNotOpen, LocalProtocolError)
+
+
+class _AnsweringSignal:
+    """Stands in for a SignalClient whose every offer gets ``answer``."""
+
+    def __init__(self, answer: str) -> None:
+        self.answer = answer
+
+    async def send_offer(self, peer_id: str, sdp: str) -> str:
+        assert sdp.startswith("taiinet-ws:ws://")
+        return self.answer
+
+
+@pytest.mark.parametrize(("answer", "reason"), [
+    ("taiinet-ws:wss://example.org:443", "not implemented"),
+    ("taiinet-ws:http://example.org", "no usable"),
+    ("v=0", "no usable"),
+])
+async def test_a_websocket_link_answer_must_be_a_ws_url(answer: str, reason: str) -> None:
+    signal = cast(SignalClient, _AnsweringSignal(answer))
+    async with websocket_links()(ident(1), signal, LinkMeter()) as links:
+        with pytest.raises(DialError, match=reason):
+            await links.dial(ident(2).peer_id)
