@@ -71,6 +71,7 @@ from taiinet.wire.errors import (
     TruncatedFrame,
 )
 from taiinet.wire.identity import Identity
+from taiinet.wire.peer_id import PeerId
 
 __all__ = [
     "ConnectionClosed",
@@ -108,6 +109,7 @@ __all__ = [
     "OverlayDecodeError",
     "OverlayDriver",
     "OverlaySimConfig",
+    "PeerId",
     "OverlayUsageError",
     "OversizedFrame",
     "PeerIdMismatch",
