@@ -283,9 +283,12 @@ class SignalClient:
             hello = await self._next(connection)
         if not isinstance(hello, Hello) or hello.role is not Role.SIGNALLER:
             raise RemoteProtocolError("the home did not greet as a signaller")
-        self.home, self.home_url = connection.remote_peer_id, url
+        # The record names the URL the home announces (what other signallers
+        # dial), which may differ from the one we dialed (e.g. localhost).
+        home_url = hello.listen_url or url
+        self.home, self.home_url = connection.remote_peer_id, home_url
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._renew_guarded, connection, url)
+            nursery.start_soon(self._renew_guarded, connection, home_url)
             try:
                 while True:
                     self._dispatch(await self._next(connection), connection)

@@ -353,6 +353,13 @@ class Signaller:
             raise ProtocolViolation("a peer may register only its own record")
         if record.signaller_peer_id != self.peer_id:
             raise ProtocolViolation("the record names another signaller as home")
+        if record.signaller_url != self.url:
+            # Other signallers dial this URL to reach the peer: it must be the
+            # one this home announced in its Hello, so relays can find it.
+            self._enqueue(link, encode_signal(Registered(
+                request_id=message.request_id, ok=False,
+                reason=f"signaller_url must be {self.url!r}, as in the home's hello")))
+            raise ProtocolViolation(f"record names signaller_url {record.signaller_url!r}")
         current = self._homed.get(link.peer_id)
         if current is not None and record.seq <= current.record.seq:
             self._enqueue(link, encode_signal(Registered(
