@@ -64,6 +64,7 @@ from taiinet.signal.records import (
 from taiinet.signal.transport import SignalTransport, default_transport
 from taiinet.transport.connection import Connection
 from taiinet.wire.identity import Identity
+from taiinet.wire.keepalive import encode_pong, ping_nonce
 
 logger = logging.getLogger(__name__)
 
@@ -318,8 +319,15 @@ class SignalClient:
             await trio.sleep(self.config.record_lifetime / 2)
 
     async def _next(self, connection: Connection) -> SignalMessage:
+        """The next signal message; the home's keep-alive ``Ping``s are answered."""
         while True:
-            message = decode_signal(await connection.receive())
+            frame = await connection.receive()
+            nonce = ping_nonce(frame)
+            if nonce is not None:
+                async with self._send_lock:
+                    await connection.send(encode_pong(nonce))
+                continue
+            message = decode_signal(frame)
             if message is not None:
                 return message
 
