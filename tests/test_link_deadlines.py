@@ -15,8 +15,13 @@ import trio
 import trio.testing
 
 from taiinet import ConnectionClosed, Identity
-from taiinet.transport.errors import FrameTimeout, HandshakeTimeout, IdleTimeout
-from taiinet.transport.limits import LinkDeadlines
+from taiinet.transport.errors import (
+    FrameTimeout,
+    HandshakeTimeout,
+    IdleTimeout,
+    PartialFrameBudgetExceeded,
+)
+from taiinet.transport.limits import LinkDeadlines, PartialFrameBudget
 from taiinet.transport.memory import memory_channel_pair
 from taiinet.transport.noise import DH_SIZE, NoiseHandshake, with_length_prefix
 from taiinet.transport.secure import SecureConnection, secure_channel
@@ -26,7 +31,7 @@ BOB = Identity.from_seed(bytes([0xB]) * 32)
 
 
 @asynccontextmanager
-async def secured_pair(deadlines: LinkDeadlines
+async def secured_pair(deadlines: LinkDeadlines, partial_frames: PartialFrameBudget | None = None,
                        ) -> AsyncIterator[tuple[SecureConnection, SecureConnection]]:
     """(attacker, victim): the victim keeps ``deadlines``."""
     ours, theirs = memory_channel_pair(capacity=64)
@@ -38,7 +43,7 @@ async def secured_pair(deadlines: LinkDeadlines
     async with trio.open_nursery() as nursery:
         nursery.start_soon(lambda: run("attacker", ours, ALICE, initiator=True))
         nursery.start_soon(lambda: run("victim", theirs, BOB, initiator=False,
-                                       deadlines=deadlines))
+                                       deadlines=deadlines, partial_frames=partial_frames))
     attacker, victim = links["attacker"], links["victim"]
     assert isinstance(attacker, SecureConnection) and isinstance(victim, SecureConnection)
     try:
@@ -146,3 +151,24 @@ async def test_each_handshake_message_has_its_own_deadline(
                                  deadlines=LinkDeadlines(handshake_message=2.0))
         assert trio.current_time() - start == pytest.approx(2.0)
         nursery.cancel_scope.cancel()
+
+
+async def test_partial_frames_of_all_links_share_one_budget(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Two links each pinning ~130 KB of a partial frame against a 200 KB budget: the
+    second is cut as soon as it goes past; the first keeps its frame until its deadline."""
+    budget = PartialFrameBudget(200_000)
+    deadlines = LinkDeadlines(frame=4.0)
+    async with (secured_pair(deadlines, budget) as (first_attacker, first),
+                secured_pair(deadlines, budget) as (second_attacker, second)):
+        await send_partial_frame(first_attacker, 300_000, keep=2)
+        with trio.move_on_after(1):  # the first link reads, and holds, its partial frame
+            await first.receive()
+        assert 100_000 < budget.total <= 200_000
+        await send_partial_frame(second_attacker, 300_000, keep=2)
+        with pytest.raises(PartialFrameBudgetExceeded):
+            await second.receive()
+        assert second.closed and not first.closed
+        with pytest.raises(FrameTimeout):
+            await first.receive()
+        assert budget.total == 0

@@ -35,3 +35,7 @@ class IdleTimeout(LinkTimeout):
 
 class FrameTimeout(LinkTimeout):
     """The peer started a frame and did not complete it in time."""
+
+
+class PartialFrameBudgetExceeded(LinkTimeout):
+    """The peer's partial frame would take its listener past its budget of held bytes."""

@@ -43,6 +43,8 @@ DEFAULT_MAX_UNAUTHENTICATED_PER_ADDRESS = 32
 DEFAULT_MAX_AUTHENTICATED_PER_ADDRESS = 128
 #: Secured connections waiting for ``accept`` before new clients wait in the handshake.
 DEFAULT_ACCEPT_BACKLOG = 16
+#: Bytes all of a listener's links may hold in partial frames (and Noise messages) at once.
+DEFAULT_MAX_PARTIAL_FRAME_BYTES = 64 * 1024 * 1024
 #: IPv6 addresses are budgeted per prefix of this length (one host owns a /64).
 IPV6_BUDGET_PREFIX = 64
 
@@ -83,13 +85,16 @@ class ListenerLimits:
     max_unauthenticated_per_address: int = DEFAULT_MAX_UNAUTHENTICATED_PER_ADDRESS
     max_authenticated_per_address: int = DEFAULT_MAX_AUTHENTICATED_PER_ADDRESS
     accept_backlog: int = DEFAULT_ACCEPT_BACKLOG
+    #: Bytes of partial frames held across all links; a link that would go past it is closed.
+    max_partial_frame_bytes: int = DEFAULT_MAX_PARTIAL_FRAME_BYTES
     deadlines: LinkDeadlines = field(default_factory=lambda: LISTENER_DEADLINES)
 
     def __post_init__(self) -> None:
         if not self.upgrade_timeout > 0:
             raise LocalProtocolError("ListenerLimits.upgrade_timeout must be positive")
         for name in ("max_connections", "max_unauthenticated",
-                     "max_unauthenticated_per_address", "max_authenticated_per_address"):
+                     "max_unauthenticated_per_address", "max_authenticated_per_address",
+                     "max_partial_frame_bytes"):
             if getattr(self, name) < 1:
                 raise LocalProtocolError(f"ListenerLimits.{name} must be at least 1")
         if self.accept_backlog < 0:
@@ -178,3 +183,34 @@ class AddressBudget:
         counter[key] -= 1
         if counter[key] <= 0:
             del counter[key]
+
+
+class PartialFrameBudget:
+    """Bytes that links hold in incomplete frames, in all, against one limit.
+
+    Each link reports what it holds after every read (``hold``); a report that
+    would take the total past ``limit`` is refused and the link must close
+    (then report 0), so many links each holding a large partial frame cannot
+    add up to more than ``limit``.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 0:
+            raise LocalProtocolError("PartialFrameBudget limit must be >= 0")
+        self.limit = limit
+        self.total = 0
+        self._held: dict[int, int] = {}
+
+    def hold(self, link: int, held: int) -> bool:
+        """Record that ``link`` now holds ``held`` bytes; ``False`` (nothing changed) if
+        that goes past the limit.  Shrinking is always accepted."""
+        before = self._held.get(link, 0)
+        total = self.total - before + held
+        if held > before and total > self.limit:
+            return False
+        self.total = total
+        if held:
+            self._held[link] = held
+        else:
+            self._held.pop(link, None)
+        return True

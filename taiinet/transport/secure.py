@@ -31,8 +31,17 @@ import trio
 
 from taiinet.errors import ConnectionClosed, RemoteProtocolError
 from taiinet.transport.connection import Connection, MessageChannel
-from taiinet.transport.errors import FrameTimeout, HandshakeTimeout, IdleTimeout
-from taiinet.transport.limits import DEFAULT_HANDSHAKE_TIMEOUT, LinkDeadlines
+from taiinet.transport.errors import (
+    FrameTimeout,
+    HandshakeTimeout,
+    IdleTimeout,
+    PartialFrameBudgetExceeded,
+)
+from taiinet.transport.limits import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    LinkDeadlines,
+    PartialFrameBudget,
+)
 from taiinet.transport.noise import (
     DH_SIZE,
     HandshakeState,
@@ -64,6 +73,7 @@ async def secure_channel(channel: MessageChannel, identity: Identity, *, initiat
                          max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
                          handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
                          deadlines: LinkDeadlines = DEFAULT_DEADLINES,
+                         partial_frames: PartialFrameBudget | None = None,
                          ) -> Connection:
     """Run the Noise XX handshake over ``channel``; return the secure ``Connection``.
 
@@ -71,7 +81,8 @@ async def secure_channel(channel: MessageChannel, identity: Identity, *, initiat
     ``expected_peer_id``, ``HandshakeTimeout`` after ``handshake_timeout``
     seconds in all or ``deadlines.handshake_message`` waiting for one message)
     or ``ConnectionClosed``; the channel is closed on any failure.  The link
-    keeps ``deadlines.frame`` and ``deadlines.idle``.
+    keeps ``deadlines.frame`` and ``deadlines.idle``, and reports the bytes of
+    its partial frame to ``partial_frames`` (shared by a listener's links).
     """
     if expected_peer_id is not None:
         expected_peer_id = parse_peer_id(expected_peer_id)
@@ -79,7 +90,8 @@ async def secure_channel(channel: MessageChannel, identity: Identity, *, initiat
         with trio.fail_after(math.inf if handshake_timeout is None else handshake_timeout):
             return await _handshake(channel, identity, initiator=initiator,
                                     expected_peer_id=expected_peer_id,
-                                    max_frame_size=max_frame_size, deadlines=deadlines)
+                                    max_frame_size=max_frame_size, deadlines=deadlines,
+                                    partial_frames=partial_frames)
     except trio.TooSlowError:
         raise HandshakeTimeout(
             f"the handshake did not complete within {handshake_timeout} s") from None
@@ -87,7 +99,8 @@ async def secure_channel(channel: MessageChannel, identity: Identity, *, initiat
 
 async def _handshake(channel: MessageChannel, identity: Identity, *, initiator: bool,
                      expected_peer_id: str | None, max_frame_size: int,
-                     deadlines: LinkDeadlines) -> Connection:
+                     deadlines: LinkDeadlines,
+                     partial_frames: PartialFrameBudget | None) -> Connection:
     handshake = NoiseHandshake(
         initiator=initiator, identity=identity, expected_peer_id=expected_peer_id,
         static_private_key=nacl.utils.random(DH_SIZE),
@@ -113,7 +126,8 @@ async def _handshake(channel: MessageChannel, identity: Identity, *, initiator: 
             await channel.aclose()
         raise
     return SecureConnection(channel, session, local_peer_id=identity.peer_id,
-                            received=early_frames, deadlines=deadlines)
+                            received=early_frames, deadlines=deadlines,
+                            partial_frames=partial_frames)
 
 
 async def _acquire(lock: trio.Lock) -> None:
@@ -134,9 +148,11 @@ class SecureConnection(Connection):
 
     def __init__(self, channel: MessageChannel, session: SecureSession, *,
                  local_peer_id: str, received: list[bytes] | None = None,
-                 deadlines: LinkDeadlines = DEFAULT_DEADLINES) -> None:
+                 deadlines: LinkDeadlines = DEFAULT_DEADLINES,
+                 partial_frames: PartialFrameBudget | None = None) -> None:
         self._channel = channel
         self._deadlines = deadlines
+        self._partial_frames = partial_frames
         self._session = session
         self._local_peer_id = local_peer_id
         self._send_lock = trio.Lock()
@@ -218,6 +234,11 @@ class SecureConnection(Connection):
                 except RemoteProtocolError:
                     await self._abort()
                     raise
+                if (self._partial_frames is not None
+                        and not self._partial_frames.hold(id(self), self._session.held_bytes)):
+                    await self._abort()
+                    raise PartialFrameBudgetExceeded(
+                        "the listener's budget of bytes in partial frames is spent")
                 if partial_since is None and self._session.has_partial_frame:
                     partial_since = trio.current_time()
             return self._received.popleft()
@@ -226,6 +247,8 @@ class SecureConnection(Connection):
 
     async def _abort(self) -> None:
         self._closed = True
+        if self._partial_frames is not None:
+            self._partial_frames.hold(id(self), 0)
         with trio.CancelScope(shield=True):
             await self._channel.aclose()
 

@@ -43,7 +43,13 @@ from taiinet.errors import (
 from taiinet.transport._coalesce import coalesce
 from taiinet.transport.connection import Connection, Listener, MessageChannel
 from taiinet.transport.errors import DialError
-from taiinet.transport.limits import AddressBudget, ListenerLimits, Ticket
+from taiinet.transport.limits import (
+    AddressBudget,
+    LinkDeadlines,
+    ListenerLimits,
+    PartialFrameBudget,
+    Ticket,
+)
 from taiinet.transport.secure import secure_channel
 from taiinet.wire.framing import DEFAULT_MAX_FRAME_SIZE
 from taiinet.wire.identity import Identity
@@ -188,13 +194,16 @@ class WebSocketListener(Listener):
     """A WebSocket server that hands out secured connections."""
 
     def __init__(self, identity: Identity, port: int, host: str,
-                 receive: trio.MemoryReceiveChannel[Connection], budget: AddressBudget) -> None:
+                 receive: trio.MemoryReceiveChannel[Connection], budget: AddressBudget,
+                 partial_frames: PartialFrameBudget) -> None:
         self._identity = identity
         self._port = port
         self._host = host
         self._receive = receive
         #: The listener's connection counts (in all, per address, per phase).
         self.budget = budget
+        #: Bytes its links hold in partial frames, against ``max_partial_frame_bytes``.
+        self.partial_frames = partial_frames
 
     @property
     def peer_id(self) -> str:
@@ -236,6 +245,7 @@ async def open_websocket_listener(
     limits = limits or ListenerLimits()
     send, receive = trio.open_memory_channel[Connection](limits.accept_backlog)
     budget = AddressBudget(limits)
+    partial_frames = PartialFrameBudget(limits.max_partial_frame_bytes)
 
     async def serve_client(stream: trio.SocketStream) -> None:
         """One TCP client, isolated: nothing it does reaches the listener's nursery."""
@@ -272,7 +282,7 @@ async def open_websocket_listener(
                     connection = await secure_channel(
                         channel, identity, initiator=False, max_frame_size=max_frame_size,
                         handshake_timeout=limits.deadlines.handshake,
-                        deadlines=limits.deadlines)
+                        deadlines=limits.deadlines, partial_frames=partial_frames)
                 except (RemoteProtocolError, ConnectionClosed) as exc:
                     logger.info("dropping a WebSocket client %s: %r", remote, exc)
                     await channel.aclose()
@@ -300,7 +310,8 @@ async def open_websocket_listener(
                 await trio.aclose_forcefully(tcp_listener)
             raise
         bound_port = int(listeners[0].socket.getsockname()[1])
-        listener = WebSocketListener(identity, bound_port, host, receive, budget)
+        listener = WebSocketListener(identity, bound_port, host, receive, budget,
+                                     partial_frames)
         try:
             yield listener
         finally:
@@ -387,10 +398,12 @@ async def connect_websocket(
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     coalesce: bool = True,
+    deadlines: LinkDeadlines | None = None,
 ) -> AsyncIterator[Connection]:
     """Dial ``url`` (``ws://host:port``), run Noise XX, yield the secured connection.
 
-    ``coalesce`` as for ``open_websocket_listener``.
+    ``coalesce`` as for ``open_websocket_listener``; ``deadlines`` of the link
+    (default: per-message handshake and frame deadlines, no idle deadline).
 
     Raises ``DialError`` when nobody answers, the server refuses the upgrade
     or the handshake times out, and a ``HandshakeError`` (``PeerIdMismatch``
@@ -426,6 +439,7 @@ async def connect_websocket(
                         connection = await secure_channel(
                             channel, identity, initiator=True,
                             expected_peer_id=expected_peer_id, max_frame_size=max_frame_size,
+                            deadlines=deadlines or LinkDeadlines(),
                         )
                 except trio.TooSlowError:
                     raise DialError(f"the handshake with {url} timed out") from None
