@@ -27,6 +27,7 @@ from taiinet.signal.client import IncomingOffer, SignalClient, open_signal_clien
 from taiinet.signal.errors import NoSignallerAvailable, PeerUnreachable, SignalError
 from taiinet.signal.records import PeerRecord
 from taiinet.sim.overlay import OverlaySimConfig, simulate_overlay
+from taiinet.transport.limits import LinkDeadlines, ListenerLimits
 from taiinet.transport.webrtc import InvalidSdp, open_webrtc
 from taiinet.transport.websocket import connect_websocket, open_websocket_listener
 from taiinet.wire.envelope import Envelope, InvalidEnvelope
@@ -40,6 +41,8 @@ __all__ = [
     "InvalidEnvelope",
     "InvalidQuery",
     "InvalidSdp",
+    "LinkDeadlines",
+    "ListenerLimits",
     "LocalProtocolError",
     "Message",
     "NoSignallerAvailable",
