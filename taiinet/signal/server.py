@@ -106,6 +106,9 @@ class SignallerConfig:
     #: Seconds of sending nothing on a link before the signaller sends a ``Ping``; the
     #: peer's ``Pong`` keeps the link within the listener's idle deadline (60 s).
     keepalive_interval: float = 20.0
+    #: Seconds a link may be read at its rate limit without a break before it is
+    #: dropped as a flood (a legitimate burst drains well within it).
+    flood_timeout: float = 30.0
     dht: DhtConfig = field(default_factory=DhtConfig)
 
 
@@ -128,6 +131,7 @@ class _Link:
     tokens: float = 0.0
     byte_tokens: float = 0.0
     refilled: float = 0.0
+    throttled_since: float | None = None
     cancel: trio.CancelScope = field(default_factory=trio.CancelScope)
 
 
@@ -303,7 +307,9 @@ class Signaller:
         Every frame counts (``Ping``s and other layers' frames too).  Reading
         slower pushes back on the sender through the transport's bounded
         buffers, so a flooding peer slows itself down and costs the signaller
-        nothing more than its queue.
+        nothing more than its queue; one that keeps the limit busy for
+        ``flood_timeout`` without a break is dropped, so it does not hold that
+        queue for long either.
         """
         now = trio.current_time()
         elapsed = now - link.refilled
@@ -311,6 +317,13 @@ class Signaller:
         link.byte_tokens = min(link.byte_burst, link.byte_tokens + elapsed * link.byte_rate)
         link.refilled = now
         wait = max((1.0 - link.tokens) / link.rate, (size - link.byte_tokens) / link.byte_rate)
+        if wait <= 0:
+            link.throttled_since = None
+        elif link.throttled_since is None:
+            link.throttled_since = now
+        elif now - link.throttled_since > self.config.flood_timeout:
+            raise ProtocolViolation(
+                f"over its rate limit for {self.config.flood_timeout} s without a break")
         if wait > 0:
             await trio.sleep(wait)
             elapsed = trio.current_time() - link.refilled

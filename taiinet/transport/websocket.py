@@ -274,7 +274,7 @@ async def open_websocket_listener(
     async def _serve_admitted(stream: trio.SocketStream, remote: str, ticket: Ticket) -> None:
         async with trio.open_nursery() as link_nursery:  # trio-websocket's reader, our writer
             try:
-                ws = await _upgrade(link_nursery, stream, limits.upgrade_timeout)
+                ws = await _upgrade(link_nursery, stream, limits)
                 if ws is None:
                     return
                 channel = WebSocketChannel(ws, link_nursery if coalesce else None)
@@ -337,14 +337,14 @@ def _remote_address(stream: trio.SocketStream) -> str:
 
 
 async def _upgrade(nursery: trio.Nursery, stream: trio.SocketStream,
-                   timeout: float) -> trio_websocket.WebSocketConnection | None:
-    """The HTTP upgrade, bounded by ``timeout`` from the TCP accept (slowloris).
+                   limits: ListenerLimits) -> trio_websocket.WebSocketConnection | None:
+    """The HTTP upgrade, bounded by ``upgrade_timeout`` from the TCP accept (slowloris).
 
     Returns ``None`` after refusing a client that does not offer ``SUBPROTOCOL``.
     """
-    with trio.fail_after(timeout):
+    with trio.fail_after(limits.upgrade_timeout):
         request = await trio_websocket.wrap_server_stream(
-            nursery, stream, message_queue_size=RECEIVE_QUEUE_SIZE,
+            nursery, stream, message_queue_size=limits.receive_queue_messages,
             max_message_size=WEBSOCKET_MAX_MESSAGE_SIZE)
         if SUBPROTOCOL not in request.proposed_subprotocols:
             await request.reject(400, body=f"subprotocol {SUBPROTOCOL} required".encode())

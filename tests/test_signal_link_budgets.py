@@ -3,11 +3,13 @@ per-link budgets, Pings too."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import trio
 import trio.testing
 
+from taiinet.errors import ConnectionClosed, RemoteProtocolError
 from taiinet.signal.api import open_signaller
 from taiinet.signal.client import open_signal_client
 from taiinet.signal.codec import Hello, Role, decode_signal, encode_signal
@@ -88,3 +90,49 @@ async def test_a_registered_client_outlives_the_idle_deadline_over_websockets() 
         link = client._connection
         await trio.sleep(2.0)  # four idle deadlines without a signal message
         assert client._connection is link and link is not None and not link.closed
+
+
+async def test_a_link_that_keeps_flooding_is_dropped(
+        autojump_clock: trio.testing.MockClock) -> None:
+    transport = MemorySignalTransport(MemoryNetwork())
+    config = SignallerConfig(peer_rate=2.0, peer_burst=5.0, flood_timeout=10.0)
+    async with open_signaller(identity=SIGNALLER, transport=transport, config=config,
+                              rng=random.Random(0)) as sig:
+        link = await transport.network.dial(MALLORY, sig.peer_id)
+        await link.send(encode_signal(Hello(role=Role.PEER, listen_url="")))
+        start = trio.current_time()
+
+        async def flood() -> None:
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    await link.send(padded_pong(1, 10))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(flood)
+            with trio.fail_after(60), contextlib.suppress(ConnectionClosed, RemoteProtocolError):
+                while True:
+                    await link.receive()
+            nursery.cancel_scope.cancel()
+        assert 10.0 < trio.current_time() - start < 15.0
+
+
+async def test_a_burst_then_a_pause_is_not_a_flood(
+        autojump_clock: trio.testing.MockClock) -> None:
+    transport = MemorySignalTransport(MemoryNetwork())
+    config = SignallerConfig(peer_rate=2.0, peer_burst=5.0, flood_timeout=10.0)
+    async with open_signaller(identity=SIGNALLER, transport=transport, config=config,
+                              rng=random.Random(0)) as sig:
+        link = await transport.network.dial(MALLORY, sig.peer_id)
+        await link.send(encode_signal(Hello(role=Role.PEER, listen_url="")))
+        assert isinstance(decode_signal(await link.receive()), Hello)
+        for round_ in range(4):  # 8 s of throttling each round, then a pause
+            for _ in range(20):
+                await link.send(padded_pong(1, 10))
+            await link.send(encode_ping(round_))
+            while True:
+                answer = decode_frame(await link.receive())
+                if answer.WhichOneof("body") == "pong" and answer.pong.nonce == round_:
+                    break
+            await trio.sleep(10.0)
+        assert not link.closed
+        await link.aclose()
