@@ -31,7 +31,9 @@ from taiinet.transport.limits import LinkDeadlines, ListenerLimits
 from taiinet.transport.webrtc import InvalidSdp, open_webrtc
 from taiinet.transport.websocket import connect_websocket, open_websocket_listener
 from taiinet.wire.envelope import Envelope, InvalidEnvelope
+from taiinet.wire.errors import InvalidPeerId
 from taiinet.wire.identity import Identity
+from taiinet.wire.peer_id import PeerId
 
 __all__ = [
     "ConnectionClosed",
@@ -39,6 +41,7 @@ __all__ = [
     "Identity",
     "IncomingOffer",
     "InvalidEnvelope",
+    "InvalidPeerId",
     "InvalidQuery",
     "InvalidSdp",
     "LinkDeadlines",
@@ -54,6 +57,7 @@ __all__ = [
     "OverlayConfig",
     "OverlayDriver",
     "OverlaySimConfig",
+    "PeerId",
     "PeerRecord",
     "PeerUnreachable",
     "PubsubConfig",
