@@ -138,6 +138,9 @@ class _Link:
     written_at: float = -math.inf
     #: Opened by this driver (to send), not by the peer (``add_connection``).
     dialed: bool = False
+    #: Dropped at once (a failed link, or a peer disconnected by its core):
+    #: nothing more is read from it.
+    dropped: bool = False
 
 
 class DriverCore(Protocol):
@@ -362,6 +365,7 @@ class OverlayDriver:
         if self._links.get(link.peer) is link:
             del self._links[link.peer]
         link.closing = True
+        link.dropped = True
         link.urgent.set()
         link.send.close()
         for connection in link.connections:
@@ -451,7 +455,7 @@ class OverlayDriver:
                 if refused is not None:  # over the peer's budget: dropped unread
                     self.frames_refused += 1
                     self._apply(refused)
-                    if self._links.get(peer) is not link or link.closing:
+                    if link.dropped:
                         break  # disconnected as a persistent offender
                     continue
                 self.core.heard_from(peer, now)
@@ -472,7 +476,9 @@ class OverlayDriver:
                             pong = control.ping.nonce
                     else:
                         self._apply(self.core.handle_message(peer, part, now))
-                if broken:
+                    if link.dropped:
+                        break  # the core disconnected the peer: read nothing more
+                if broken or link.dropped:
                     break
                 if pong is not None and self._links.get(peer) is link and not link.closing:
                     self._enqueue(peer, frame_pb2.Frame(
