@@ -24,7 +24,12 @@ from taiinet.pubsub import PubsubConfig, PubsubRouter, SignedDocuments
 from taiinet.pubsub.query import InvalidQuery, Query, SubscriptionIndex
 from taiinet.signal.api import open_signaller
 from taiinet.signal.client import IncomingOffer, SignalClient, open_signal_client
-from taiinet.signal.errors import NoSignallerAvailable, PeerUnreachable, SignalError
+from taiinet.signal.errors import (
+    InvalidSignallerUrl,
+    NoSignallerAvailable,
+    PeerUnreachable,
+    SignalError,
+)
 from taiinet.signal.records import PeerRecord
 from taiinet.sim.overlay import OverlaySimConfig, simulate_overlay
 from taiinet.transport.webrtc import InvalidSdp, open_webrtc
@@ -40,6 +45,7 @@ __all__ = [
     "InvalidEnvelope",
     "InvalidQuery",
     "InvalidSdp",
+    "InvalidSignallerUrl",
     "LocalProtocolError",
     "Message",
     "NoSignallerAvailable",

@@ -57,6 +57,7 @@ from taiinet.pubsub import PubsubConfig, PubsubUsageError
 from taiinet.pubsub.query import InvalidDocument, Query
 from taiinet.signal.client import SignalClient, SignalClientConfig, open_signal_client
 from taiinet.signal.transport import SignalTransport
+from taiinet.signal.urls import check_signaller_url
 from taiinet.wire.identity import Identity
 
 log = logging.getLogger(__name__)
@@ -317,10 +318,14 @@ async def open_node(signallers: Sequence[str], identity: Identity | None = None,
     (e.g. ``taiinet.node.links.memory_links(network)``).  With only loopback
     signallers, WebRTC offers 127.0.0.1 candidates and WebSocket links listen
     on 127.0.0.1.  Returns once registered with a signaller and joined to the
-    overlay (or alone, or after ``config.join_timeout``).
+    overlay (or alone, or after ``config.join_timeout``).  A signaller URL
+    that is not ``ws://`` or ``wss://`` raises ``InvalidSignallerUrl`` at once.
     """
     if not signallers:
         raise NodeError("give at least one signaller URL")
+    if signal_transport is None:  # WebSockets: a bad URL fails now, with its reason
+        for url in signallers:
+            check_signaller_url(url)
     identity = identity or Identity.generate()
     config = config or NodeConfig()
     rng = rng or random.Random()
