@@ -15,3 +15,7 @@ class NodeClosed(LocalProtocolError):
 
 class InvalidInput(LocalProtocolError):
     """Input given to the node or the CLI is not what it must be (e.g. not JSON)."""
+
+
+class LinkKindMismatch(NodeError):
+    """A peer takes another kind of link (WebRTC vs WebSocket); the two cannot link."""
