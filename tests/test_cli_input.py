@@ -4,16 +4,19 @@ what a signaller advertises."""
 from __future__ import annotations
 
 import logging
+import socket
 
 import pytest
 import trio
 
 from taiinet.cli import main
 from taiinet.errors import LocalProtocolError
+from taiinet.node.links import LinkMeter, WebSocketLinks, websocket_links
 from taiinet.node.node import open_node
 from taiinet.signal.api import advertised_url, open_signaller
 from taiinet.signal.errors import InvalidSignallerUrl
 from taiinet.signal.urls import check_signaller_url
+from taiinet.wire.identity import Identity
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -90,3 +93,22 @@ async def test_a_wildcard_listener_advertises_the_host_name_with_a_warning(
         async with open_signaller(listen="0.0.0.0:0") as signaller:
             assert "0.0.0.0" not in signaller.url
     assert "--advertise" in caplog.text
+
+
+async def test_websocket_links_on_a_wildcard_hand_out_the_host_name() -> None:
+    with trio.fail_after(10):
+        async with websocket_links("0.0.0.0", 0)(
+                Identity.generate(), None, LinkMeter()) as links:  # type: ignore[arg-type]
+            assert isinstance(links, WebSocketLinks)
+            assert links.url.startswith(f"ws://{socket.gethostname()}:")
+        async with websocket_links("127.0.0.2", 0, advertised_host="::1")(
+                Identity.generate(), None, LinkMeter()) as links:  # type: ignore[arg-type]
+            assert isinstance(links, WebSocketLinks)
+            assert links.url.startswith("ws://[::1]:")
+
+
+def test_listen_and_advertise_are_for_websocket_links(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sub", "--signaller", "ws://127.0.0.1:9", "--listen", "0.0.0.0:7000",
+                 "{}"]) == 2
+    assert "for --links websocket" in capsys.readouterr().err

@@ -153,3 +153,16 @@ async def test_link_kind_mismatch_is_one_line_on_both_sides(first: str, second: 
             _, _, err = await pub.finish()
             assert f"takes {first} links and this node {second} links" in err, err
             assert not any(word in err for word in NO_TRACEBACK), err
+
+
+async def test_websocket_peers_listen_and_advertise_where_told() -> None:
+    with trio.fail_after(90):
+        async with processes() as spawned:
+            _, url = await signaller(spawned)
+            sub = await subscribed(spawned, url, {}, "--links", "websocket",
+                                   "--listen", "127.0.0.2:0", "--advertise", "127.0.0.2")
+            pub = await spawn(spawned, "pub", "--signaller", url, "--links", "websocket",
+                              "--wait", "0.5", '{"n": 1}')
+            published = json.loads(await pub.line())
+            got = json.loads(await sub.line())
+            assert got["id"] == published["id"] and got["data"] == {"n": 1}

@@ -26,15 +26,18 @@ import json
 import logging
 import sys
 from typing import Any
+from urllib.parse import urlsplit
 
 import trio
 
 from taiinet.cli import jsonform
 from taiinet.cli.args import int_at_least, non_negative_float, positive_float
 from taiinet.cli.run import run_trio, warnings_as_lines
-from taiinet.node.errors import NodeError
+from taiinet.node.errors import InvalidInput, NodeError
+from taiinet.node.links import LinkFactory, websocket_links
 from taiinet.node.node import Node, NodeConfig, open_node
 from taiinet.pubsub.query import Query, document_to_value
+from taiinet.signal.transport import parse_listen_address
 from taiinet.signal.urls import check_signaller_url
 from taiinet.wire.identity import Identity
 
@@ -46,6 +49,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="ws:// URL of a signaller (repeat to fail over among several)")
     parser.add_argument("--links", choices=["webrtc", "websocket"], default="webrtc",
                         help="how to link to peers (default webrtc)")
+    parser.add_argument("--listen", metavar="HOST:PORT",
+                        help="with --links websocket: where to listen for peers (default "
+                             "127.0.0.1:0 with loopback signallers, else 0.0.0.0:0)")
+    parser.add_argument("--advertise", metavar="HOST",
+                        help="with --links websocket: the host name or address other "
+                             "peers dial (default: the --listen host; for 0.0.0.0, this "
+                             "machine's host name)")
     parser.add_argument("--key", metavar="PATH",
                         help="key file (from 'taiinet keygen'); default: a fresh identity")
     parser.add_argument("--join-timeout", type=positive_float, default=15.0, metavar="S",
@@ -87,6 +97,18 @@ def parse_json(text: str, what: str) -> Any:
     return jsonform.loads(text, what)
 
 
+def _links(args: argparse.Namespace) -> str | LinkFactory:
+    """``--links``, with ``--listen``/``--advertise`` for WebSocket links."""
+    if args.listen is None and args.advertise is None:
+        return str(args.links)
+    if args.links != "websocket":
+        raise InvalidInput("--listen and --advertise are for --links websocket "
+                           "(WebRTC finds its addresses itself)")
+    loopback = all((urlsplit(url).hostname or "").startswith("127.") for url in args.signaller)
+    host, port = parse_listen_address(args.listen or ("127.0.0.1:0" if loopback else "0.0.0.0:0"))
+    return websocket_links(host, port, advertised_host=args.advertise)
+
+
 def _config(args: argparse.Namespace) -> NodeConfig:
     return NodeConfig(join_timeout=args.join_timeout)
 
@@ -104,9 +126,10 @@ def _setup(args: argparse.Namespace) -> Identity:
 def sub_command(args: argparse.Namespace) -> int:
     query = Query(parse_json(args.query, "QUERY_JSON"))
     identity = _setup(args)
+    links = _links(args)
 
     async def main() -> None:
-        async with open_node(args.signaller, identity, links=args.links,
+        async with open_node(args.signaller, identity, links=links,
                              config=_config(args)) as node, node.subscribe(query) as subscription:
             print(f"subscribed {node.peer_id}", file=sys.stderr, flush=True)
             seen = 0
@@ -130,9 +153,10 @@ def pub_command(args: argparse.Namespace) -> int:
     if args.document != "-":
         documents.append(_checked(parse_json(args.document, "DOC_JSON")))
     identity = _setup(args)
+    links = _links(args)
 
     async def main() -> int:
-        async with open_node(args.signaller, identity, links=args.links,
+        async with open_node(args.signaller, identity, links=links,
                              config=_config(args)) as node:
             with trio.move_on_after(args.join_timeout):
                 await node.wait_neighbors(max(args.neighbors, 0))

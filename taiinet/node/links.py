@@ -29,6 +29,7 @@ from __future__ import annotations
 import abc
 import logging
 import re
+import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from taiinet.errors import TaiiNetError
 from taiinet.node.errors import LinkKindMismatch
 from taiinet.signal.client import IncomingOffer, SignalClient
 from taiinet.signal.errors import PeerUnreachable
+from taiinet.signal.urls import is_wildcard
 from taiinet.transport.connection import Connection
 from taiinet.transport.errors import DialError
 from taiinet.transport.memory import MemoryNetwork
@@ -322,14 +324,22 @@ class WebSocketLinks(Links):
 
 def websocket_links(host: str = "127.0.0.1", port: int = 0,
                     advertised_host: str | None = None) -> LinkFactory:
-    """WebSocket links: listen on ``host:port``; hand out ``ws://advertised_host:port``."""
+    """WebSocket links: listen on ``host:port``; hand out ``ws://advertised_host:port``.
+
+    Without ``advertised_host``, a wildcard ``host`` (``0.0.0.0``, ``::``)
+    hands out this machine's host name, never the unroutable wildcard.
+    """
+    if advertised_host is None and is_wildcard(host):
+        advertised_host = socket.gethostname()
 
     @asynccontextmanager
     async def factory(identity: Identity, signal: SignalClient,
                       meter: LinkMeter) -> AsyncIterator[Links]:
         async with open_websocket_listener(identity, host, port, coalesce=False) as listener, \
                 trio.open_nursery() as nursery:
-            url = f"ws://{advertised_host or host}:{listener.port}"
+            shown = advertised_host or host
+            url = f"ws://[{shown}]:{listener.port}" if ":" in shown else \
+                f"ws://{shown}:{listener.port}"
             try:
                 yield WebSocketLinks(identity, signal, meter, url, listener.__aiter__(), nursery)
             finally:
