@@ -69,7 +69,8 @@ async def test_open_node_refuses_a_bad_url_at_once() -> None:
     ("ws://[::]:5000", None, "ws://hostA:5000"),
     ("ws://0.0.0.0:5000", "ws://a.example:443", "ws://a.example:443"),
     ("ws://0.0.0.0:5000", "ws://a.example", "ws://a.example:5000"),
-    ("ws://0.0.0.0:5000", "wss://[2001:db8::1]/s", "wss://[2001:db8::1]:5000/s"),
+    ("ws://0.0.0.0:5000", "ws://[2001:db8::1]/s", "ws://[2001:db8::1]:5000/s"),
+    ("ws://0.0.0.0:5000", "wss://signal.example", "wss://signal.example"),
     ("mem://12D3KooWabc", None, "mem://12D3KooWabc"),
 ])
 def test_advertised_url(bound: str, advertise: str | None, expected: str) -> None:

@@ -31,9 +31,10 @@ def register(subparsers: Any) -> None:
                         help="address to listen at (default 127.0.0.1:0, any free port; "
                              "0.0.0.0:PORT for every interface)")
     parser.add_argument("--advertise", metavar="URL",
-                        help="the ws:// URL other machines dial to reach this signaller "
-                             "(default: the --listen address; without a port, the port "
-                             "listened at)")
+                        help="the URL other machines dial to reach this signaller "
+                             "(default: the --listen address); a ws:// URL without a port "
+                             "gets the port listened at, a wss:// URL (a TLS proxy's) is "
+                             "used as given")
     parser.add_argument("--join", action="append", default=[], metavar="URL",
                         help="ws:// URL of a signaller of the mesh (repeatable)")
     parser.add_argument("--key", metavar="PATH",

@@ -33,7 +33,8 @@ async def open_signaller(listen: str = "127.0.0.1:0", join: Sequence[str] = (),
     """Start a signaller listening at ``listen`` that joins the mesh via ``join``.
 
     ``advertise``: the URL other signallers and peers dial to reach this one
-    (``ws://HOST[:PORT]``; without a port, the port listened at), used in its
+    (``ws://HOST[:PORT]``, without a port: the port listened at; a
+    ``wss://`` URL, a TLS proxy's, is used as given), used in its
     greetings, DHT contacts and its peers' records instead of the address it
     binds.  When ``listen`` binds every interface (``0.0.0.0``, ``[::]``) and
     no ``advertise`` is given, the host's name is advertised
@@ -67,7 +68,9 @@ def advertised_url(bound_url: str, advertise: str | None, hostname: str) -> str:
     bound = urlsplit(bound_url)
     if advertise is not None:
         chosen = urlsplit(advertise)
-        if chosen.port is None and bound.port is not None:
+        # A signaller speaks plain ws: a wss:// URL is a TLS proxy's, whose
+        # port (443 by default) is not the one listened at.
+        if chosen.scheme == "ws" and chosen.port is None and bound.port is not None:
             host = f"[{chosen.hostname}]" if ":" in (chosen.hostname or "") else chosen.hostname
             return urlunsplit(chosen._replace(netloc=f"{host}:{bound.port}"))
         return advertise
