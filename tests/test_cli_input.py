@@ -10,9 +10,11 @@ import pytest
 import trio
 
 from taiinet.cli import main
+from taiinet.cli.run import first_in_group
 from taiinet.errors import LocalProtocolError
+from taiinet.node.errors import NodeError
 from taiinet.node.links import LinkMeter, WebSocketLinks, websocket_links
-from taiinet.node.node import open_node
+from taiinet.node.node import NodeConfig, open_node
 from taiinet.signal.api import advertised_url, open_signaller
 from taiinet.signal.errors import InvalidSignallerUrl
 from taiinet.signal.urls import check_signaller_url
@@ -113,3 +115,15 @@ def test_listen_and_advertise_are_for_websocket_links(
     assert main(["sub", "--signaller", "ws://127.0.0.1:9", "--listen", "0.0.0.0:7000",
                  "{}"]) == 2
     assert "for --links websocket" in capsys.readouterr().err
+
+
+async def test_an_unreachable_signaller_fails_with_the_reason() -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+        url = f"ws://127.0.0.1:{closed.getsockname()[1]}"
+        with trio.fail_after(20), pytest.raises(BaseException) as info:
+            async with open_node([url], config=NodeConfig(register_timeout=1.0)):
+                pass
+    # (open_node may wrap it in an exception group; the CLI unwraps it.)
+    error = first_in_group(info.value, NodeError)
+    assert error is not None and "Connection refused" in str(error), info.value

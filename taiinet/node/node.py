@@ -338,7 +338,7 @@ async def open_node(signallers: Sequence[str], identity: Identity | None = None,
             await signal.wait_registered()
         if scope.cancelled_caught:
             raise NodeError(f"no signaller of {list(signallers)} accepted us within "
-                            f"{config.register_timeout} s")
+                            f"{config.register_timeout} s (last: {signal.last_failure or '-'})")
         async with factory(identity, signal, meter) as link_maker, \
                 trio.open_nursery() as nursery:
             node = Node(identity, signal, link_maker, meter, config, rng)
