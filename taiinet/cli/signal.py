@@ -15,10 +15,12 @@ from typing import Any
 
 import trio
 
+from taiinet.cli.args import int_at_least, positive_float
 from taiinet.cli.run import CommandError, first_in_group, run_trio, warnings_as_lines
 from taiinet.signal.api import open_signaller
-from taiinet.signal.transport import parse_listen_address
+from taiinet.signal.transport import WebSocketSignalTransport, parse_listen_address
 from taiinet.signal.urls import check_signaller_url
+from taiinet.transport.limits import LinkDeadlines, ListenerLimits
 from taiinet.wire.identity import Identity
 
 
@@ -31,16 +33,46 @@ def register(subparsers: Any) -> None:
                         help="address to listen at (default 127.0.0.1:0, any free port; "
                              "0.0.0.0:PORT for every interface)")
     parser.add_argument("--advertise", metavar="URL",
-                        help="the URL other machines dial to reach this signaller "
-                             "(default: the --listen address); a ws:// URL without a port "
-                             "gets the port listened at, a wss:// URL (a TLS proxy's) is "
-                             "used as given")
+                        help="the ws:// URL other machines dial to reach this signaller "
+                             "(default: the --listen address; without a port, the port "
+                             "listened at)")
     parser.add_argument("--join", action="append", default=[], metavar="URL",
                         help="ws:// URL of a signaller of the mesh (repeatable)")
     parser.add_argument("--key", metavar="PATH",
                         help="key file (from 'taiinet keygen'); default: a fresh identity")
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
+    limits = parser.add_argument_group(
+        "deadlines and budgets", "per-link deadlines (seconds) and per-address connection "
+        "budgets of the listener; defaults in docs/protocol.md")
+    defaults = ListenerLimits()
+    limits.add_argument("--upgrade-timeout", type=positive_float, default=defaults.upgrade_timeout)
+    limits.add_argument("--handshake-timeout", type=positive_float,
+                        default=defaults.deadlines.handshake)
+    limits.add_argument("--handshake-message-timeout", type=positive_float,
+                        default=defaults.deadlines.handshake_message)
+    limits.add_argument("--frame-timeout", type=positive_float, default=defaults.deadlines.frame)
+    limits.add_argument("--idle-timeout", type=positive_float, default=defaults.deadlines.idle)
+    limits.add_argument("--max-connections", type=int_at_least(1), default=defaults.max_connections)
+    limits.add_argument("--max-unauthenticated", type=int_at_least(1),
+                        default=defaults.max_unauthenticated)
+    limits.add_argument("--max-unauthenticated-per-address", type=int_at_least(1),
+                        default=defaults.max_unauthenticated_per_address)
+    limits.add_argument("--max-links-per-address", type=int_at_least(1),
+                        default=defaults.max_authenticated_per_address)
     parser.set_defaults(handler=run)
+
+
+def listener_limits(args: argparse.Namespace) -> ListenerLimits:
+    """The listener's ``ListenerLimits`` from the command line."""
+    return ListenerLimits(
+        upgrade_timeout=args.upgrade_timeout,
+        max_connections=args.max_connections,
+        max_unauthenticated=args.max_unauthenticated,
+        max_unauthenticated_per_address=args.max_unauthenticated_per_address,
+        max_authenticated_per_address=args.max_links_per_address,
+        deadlines=LinkDeadlines(handshake=args.handshake_timeout,
+                                handshake_message=args.handshake_message_timeout,
+                                frame=args.frame_timeout, idle=args.idle_timeout))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,9 +89,10 @@ def run(args: argparse.Namespace) -> int:
     async def main() -> None:
         listening = False
         try:
+            transport = WebSocketSignalTransport(limits=listener_limits(args))
             async with open_signaller(listen=args.listen, join=args.join,
-                                      advertise=args.advertise,
-                                      identity=identity) as signaller:
+                                      advertise=args.advertise, identity=identity,
+                                      transport=transport) as signaller:
                 listening = True
                 print(f"signaller {signaller.peer_id} {signaller.url}", flush=True)
                 await trio.sleep_forever()

@@ -6,11 +6,11 @@ import logging
 import random
 import socket
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import trio
 
+from taiinet._groups import unwrap_own_groups
 from taiinet.signal.server import Signaller, SignallerConfig
 from taiinet.signal.transport import SignalListener, SignalTransport, default_transport
 from taiinet.signal.urls import check_signaller_url, is_wildcard
@@ -23,7 +23,7 @@ CLOSE_TIMEOUT = 5.0
 """Seconds a signaller spends closing its links politely on exit."""
 
 
-@asynccontextmanager
+@unwrap_own_groups
 async def open_signaller(listen: str = "127.0.0.1:0", join: Sequence[str] = (),
                          identity: Identity | None = None, *,
                          advertise: str | None = None,
@@ -33,8 +33,7 @@ async def open_signaller(listen: str = "127.0.0.1:0", join: Sequence[str] = (),
     """Start a signaller listening at ``listen`` that joins the mesh via ``join``.
 
     ``advertise``: the URL other signallers and peers dial to reach this one
-    (``ws://HOST[:PORT]``, without a port: the port listened at; a
-    ``wss://`` URL, a TLS proxy's, is used as given), used in its
+    (``ws://HOST[:PORT]``; without a port, the port listened at), used in its
     greetings, DHT contacts and its peers' records instead of the address it
     binds.  When ``listen`` binds every interface (``0.0.0.0``, ``[::]``) and
     no ``advertise`` is given, the host's name is advertised
@@ -68,9 +67,7 @@ def advertised_url(bound_url: str, advertise: str | None, hostname: str) -> str:
     bound = urlsplit(bound_url)
     if advertise is not None:
         chosen = urlsplit(advertise)
-        # A signaller speaks plain ws: a wss:// URL is a TLS proxy's, whose
-        # port (443 by default) is not the one listened at.
-        if chosen.scheme == "ws" and chosen.port is None and bound.port is not None:
+        if chosen.port is None and bound.port is not None:
             host = f"[{chosen.hostname}]" if ":" in (chosen.hostname or "") else chosen.hostname
             return urlunsplit(chosen._replace(netloc=f"{host}:{bound.port}"))
         return advertise
