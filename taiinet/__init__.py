@@ -21,6 +21,7 @@ from taiinet.node import (
 )
 from taiinet.node.errors import (
     InvalidInput,
+    LinkKindMismatch,
     NodeClosed,
     SubscriptionClosed,
     SubscriptionInUse,
@@ -102,6 +103,7 @@ __all__ = [
     "InvalidSignallerUrl",
     "KeyFileError",
     "LinkDeadlines",
+    "LinkKindMismatch",
     "LinkTimeout",
     "ListenerLimits",
     "LocalProtocolError",
