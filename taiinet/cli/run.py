@@ -93,10 +93,16 @@ class CommandError(TaiiNetError):
 def warnings_as_lines(command: str, *loggers: str) -> None:
     """Print the warnings of ``loggers`` as ``taiinet COMMAND: message`` lines on
     stderr (without ``-v``, the only log lines a user sees)."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _LineHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"taiinet {command}: %(message)s"))
     handler.setLevel(logging.WARNING)
     for name in loggers:
         logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if isinstance(h, _LineHandler)]:
+            logger.removeHandler(old)  # main() run again in one process (tests)
         logger.addHandler(handler)
-        logger.propagate = False
+
+
+class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler of ``warnings_as_lines`` (with it, logging's last-resort
+    handler stays silent; records still propagate to any other handler)."""
