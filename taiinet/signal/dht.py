@@ -82,6 +82,10 @@ class DhtConfig:
     republish_interval: float = 3600.0
     max_record_ttl: float = 86_400.0
     max_records: int = 10_000
+    #: Records one remote signaller may have stored here at once: a source
+    #: flooding STOREs of fresh identities fills at most this share of the
+    #: store, and a full store evicts from the largest source first.
+    max_records_per_source: int = 2_500
     max_record_bytes: int = 4096
     max_lookups: int = 64
     max_pending_requests: int = 512
@@ -128,6 +132,8 @@ class _Stored:
     record: DhtRecord
     expires_at: float
     republish_at: float
+    #: Peer id of the signaller whose STORE put it here (ours for local puts).
+    source: str = ""
 
 
 class KademliaNode:
@@ -141,6 +147,8 @@ class KademliaNode:
         self.rng = rng
         self.table = RoutingTable(local_id=self.local_id, k=self.config.k)
         self.records: dict[bytes, _Stored] = {}
+        #: Keys held per source signaller, oldest first (``max_records_per_source``).
+        self._by_source: dict[str, dict[bytes, None]] = {}
         self._lookups: dict[int, _Lookup] = {}
         self._pending: dict[tuple[str, int], _Pending] = {}
         self._next_request_id = rng.getrandbits(32)
@@ -178,6 +186,12 @@ class KademliaNode:
         return DhtRecord(key=stored.record.key, value=stored.record.value,
                          seq=stored.record.seq, ttl=stored.expires_at - now)
 
+    def drop_local(self, key: bytes, seq: int) -> None:
+        """Forget our copy of ``key`` if it is version ``seq`` or older (its peer left)."""
+        stored = self.records.get(key)
+        if stored is not None and stored.record.seq <= seq:
+            self._remove_record(key)
+
     def handle_message(self, sender: Contact, message: DhtMessage,
                        now: float) -> list[DhtAction]:
         """A message from ``sender`` (its peer id proven by the link)."""
@@ -198,7 +212,8 @@ class KademliaNode:
                     key_id(message.key), exclude=sender.peer_id))
             actions.append(SendDht(to=sender, message=reply))
         elif isinstance(message, Store):
-            stored = self._accept_record(message.record, now, from_store=True)
+            stored = self._accept_record(message.record, now, from_store=True,
+                                         source=sender.peer_id)
             actions.append(SendDht(to=sender, message=StoreResult(
                 request_id=message.request_id, stored=stored)))
         else:
@@ -331,7 +346,8 @@ class KademliaNode:
         if record is not None:
             kth = answered[-1].distance if len(answered) >= self.config.k else None
             if kth is None or (self.local_id ^ lookup.target) < kth:
-                self._accept_record(record, now, from_store=False)
+                self._accept_record(record, now, from_store=False,
+                                    source=self.local.peer_id)
             for contact in closest:
                 send = self._request(contact, Store, now, lookup_id=None, argument=record)
                 if send is not None:
@@ -416,7 +432,8 @@ class KademliaNode:
             raise SignalUsageError(
                 f"record of {len(record.value)} bytes exceeds {self.config.max_record_bytes}")
 
-    def _accept_record(self, record: DhtRecord, now: float, *, from_store: bool) -> bool:
+    def _accept_record(self, record: DhtRecord, now: float, *, from_store: bool,
+                       source: str) -> bool:
         if len(record.value) > self.config.max_record_bytes or record.ttl <= 0:
             return False
         ttl = min(record.ttl, self.config.max_record_ttl)
@@ -431,18 +448,49 @@ class KademliaNode:
                 if from_store:
                     existing.republish_at = now + self.config.republish_interval
                 return True
-        elif len(self.records) >= self.config.max_records:
-            self._expire(now)
-            if len(self.records) >= self.config.max_records:
-                return False
+        if existing is not None:
+            self._remove_record(record.key)
+        if not self._make_room(source, now):
+            return False
         self.records[record.key] = _Stored(
             record=DhtRecord(key=record.key, value=record.value, seq=record.seq, ttl=ttl),
-            expires_at=now + ttl, republish_at=now + self.config.republish_interval)
+            expires_at=now + ttl, republish_at=now + self.config.republish_interval,
+            source=source)
+        self._by_source.setdefault(source, {})[record.key] = None
         return True
+
+    def _make_room(self, source: str, now: float) -> bool:
+        """Whether a new record from ``source`` fits, evicting for it if fair.
+
+        A remote source holds at most ``max_records_per_source``; a full store
+        evicts a record of the source holding the most, unless that is the
+        newcomer's own source (so a flood displaces itself, not the others).
+        """
+        held = len(self._by_source.get(source, ()))
+        if source != self.local.peer_id and held >= self.config.max_records_per_source:
+            return False
+        if len(self.records) < self.config.max_records:
+            return True
+        self._expire(now)
+        if len(self.records) < self.config.max_records:
+            return True
+        largest = max(self._by_source, key=lambda s: len(self._by_source[s]))
+        if largest == source or len(self._by_source[largest]) <= held + 1:
+            return False
+        self._remove_record(next(iter(self._by_source[largest])))  # its oldest
+        return True
+
+    def _remove_record(self, key: bytes) -> None:
+        stored = self.records.pop(key)
+        keys = self._by_source.get(stored.source)
+        if keys is not None:
+            keys.pop(key, None)
+            if not keys:
+                del self._by_source[stored.source]
 
     def _expire(self, now: float) -> None:
         for key in [key for key, s in self.records.items() if s.expires_at <= now]:
-            del self.records[key]
+            self._remove_record(key)
 
     # -- maintenance ----------------------------------------------------------
 
