@@ -134,6 +134,9 @@ class _Stored:
     republish_at: float
     #: Peer id of the signaller whose STORE put it here (ours for local puts).
     source: str = ""
+    #: When this version (``seq``) arrived: a record's publisher renews it
+    #: with a new ``seq``, so this says how recently its peer was alive.
+    stored_at: float = 0.0
 
 
 class KademliaNode:
@@ -185,6 +188,13 @@ class KademliaNode:
             return None
         return DhtRecord(key=stored.record.key, value=stored.record.value,
                          seq=stored.record.seq, ttl=stored.expires_at - now)
+
+    def stored_since(self, key: bytes, now: float) -> float | None:
+        """Seconds since the held version of ``key`` arrived (None: not held or expired)."""
+        stored = self.records.get(key)
+        if stored is None or stored.expires_at <= now:
+            return None
+        return now - stored.stored_at
 
     def drop_local(self, key: bytes, seq: int) -> None:
         """Forget our copy of ``key`` if it is version ``seq`` or older (its peer left)."""
@@ -455,7 +465,7 @@ class KademliaNode:
         self.records[record.key] = _Stored(
             record=DhtRecord(key=record.key, value=record.value, seq=record.seq, ttl=ttl),
             expires_at=now + ttl, republish_at=now + self.config.republish_interval,
-            source=source)
+            source=source, stored_at=now)
         self._by_source.setdefault(source, {})[record.key] = None
         return True
 
