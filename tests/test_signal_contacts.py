@@ -21,6 +21,8 @@ from taiinet.signal.codec import (
     Hello,
     Register,
     Registered,
+    Relay,
+    RelayFailed,
     Role,
     decode_signal,
     encode_signal,
@@ -33,8 +35,11 @@ from taiinet.signal.records import (
     MAX_RECORD_LIFETIME_MS,
     RECORD_LIFETIME,
     PeerRecord,
+    SessionDescription,
+    SessionKind,
     open_peer_record,
     seal_peer_record,
+    seal_session,
 )
 from taiinet.signal.server import Signaller, SignallerConfig
 from taiinet.signal.transport import MemorySignalTransport
@@ -291,3 +296,45 @@ async def test_a_withdrawal_needs_no_reply_to_end_the_client(
             await c.wait_registered()
             start = trio.current_time()
         assert trio.current_time() - start <= 1.5
+
+
+async def test_one_peer_cannot_hold_every_relay_lookup(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Relays to unknown targets while lookups hang (the only other signaller
+    never answers): one peer gets "busy" past its share, another still gets a
+    lookup of its own."""
+    network = MemoryNetwork()
+    transport = MemorySignalTransport(network)
+    config = SignallerConfig(max_inflight_relays=8, max_inflight_relays_per_link=4)
+    async with trio.open_nursery() as nursery, open_signaller(
+            identity=ident(100), transport=transport, config=config,
+            rng=random.Random(0)) as sig:
+        listener = network.listen(MALLORY)
+        nursery.start_soon(greet_as_signaller, listener)  # proven, silent signaller
+        link = await network.dial(MALLORY, sig.peer_id)
+        await link.send(encode_signal(Hello(role=Role.SIGNALLER,
+                                            listen_url=f"mem://{MALLORY.peer_id}")))
+        assert sig.dht is not None
+        await wait_until(lambda: len(sig.dht.table.contacts()) == 1)
+        flooder = ident(7)
+        flood = await network.dial(flooder, sig.peer_id)
+        await flood.send(encode_signal(Hello(role=Role.PEER, listen_url="")))
+        for n in range(10):
+            target = ident(200 + n).peer_id
+            session = seal_session(flooder, SessionDescription(
+                from_peer=flooder.peer_id, to_peer=target, session_id=bytes([n]) * 16,
+                kind=SessionKind.OFFER, sdp="v=0", created_unix_ms=0))
+            await flood.send(encode_signal(Relay(target_peer=target, session=session,
+                                                 hops_left=0)))
+        busy: list[RelayFailed] = []
+        with trio.move_on_after(0.5):
+            while len(busy) < 6:
+                message = decode_signal(await flood.receive())
+                if isinstance(message, RelayFailed):
+                    busy.append(message)
+        assert [m.reason for m in busy] == ["signaller busy"] * 6
+        other, _ = await client(nursery, transport, 8, [sig.url])
+        with pytest.raises(PeerUnreachable, match="not found"):
+            await other.send_offer(ident(250).peer_id, "offer")
+        await listener.aclose()
+        nursery.cancel_scope.cancel()
