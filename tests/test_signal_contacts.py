@@ -203,11 +203,14 @@ async def test_a_fake_signaller_claim_is_rejected(claimed: str) -> None:
                                                        for c in sig.dht.table.contacts()])
 
 
-async def test_a_peer_registering_as_a_signaller_gets_a_typed_refusal() -> None:
+async def test_a_peer_registering_as_a_signaller_gets_a_typed_refusal(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """A register on a link whose SIGNALLER claim is being checked (the dial-back
+    is answered by nobody yet) is refused with ``registered{ok=false}``."""
     network = MemoryNetwork()
     transport = MemorySignalTransport(network)
     async with open_signaller(identity=ident(100), transport=transport,
-                              rng=random.Random(0)) as sig:
+                              rng=random.Random(0)) as sig, network.listen(MALLORY):
         record = seal_peer_record(MALLORY, PeerRecord(
             peer_id=MALLORY.peer_id, signaller_peer_id=sig.peer_id, signaller_url=sig.url,
             addresses=(), seq=1, expires_unix_ms=int(time.time() * 1000) + 60_000))

@@ -203,9 +203,14 @@ class KademliaNode:
             self._remove_record(key)
 
     def handle_message(self, sender: Contact, message: DhtMessage,
-                       now: float) -> list[DhtAction]:
-        """A message from ``sender`` (its peer id proven by the link)."""
-        actions = self._observe(sender, now)
+                       now: float, *, observe: bool = True) -> list[DhtAction]:
+        """A message from ``sender`` (its peer id proven by the link).
+
+        ``observe=False``: answer it, but do not take the sender into the
+        routing table (the driver has not yet proven it is a signaller at
+        ``sender.address``).
+        """
+        actions = self._observe(sender, now) if observe else []
         if isinstance(message, Ping):
             actions.append(SendDht(to=sender, message=Pong(request_id=message.request_id)))
         elif isinstance(message, FindNode):

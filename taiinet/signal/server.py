@@ -77,6 +77,8 @@ logger = logging.getLogger(__name__)
 #: Seconds a link closed for a protocol violation has to send what was queued
 #: for it (a ``registered{ok=false}`` saying why).
 FLUSH_TIMEOUT = 1.0
+#: Non-DHT messages kept from a link whose SIGNALLER claim is being checked.
+MAX_HELD_WHILE_VERIFYING = 32
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,6 +137,11 @@ class _Link:
     #: The URL we dialed to open this link (``None``: the other side dialed us).
     dialed_url: str | None = None
     inflight_relays: int = 0
+    #: A SIGNALLER hello proven (we reached its peer id at its URL): only then
+    #: is it in the routing table, rate limited as a signaller, or heard beyond DHT.
+    proven: bool = False
+    #: Messages other than DHT ones from a claimant not proven yet, for later.
+    held: list[SignalMessage] = field(default_factory=list)
     #: Set when the writer has sent everything (its queue was closed).
     drained: trio.Event = field(default_factory=trio.Event)
     tokens: float = 0.0
@@ -341,61 +348,90 @@ class Signaller:
             if not first.listen_url:
                 raise ProtocolViolation("a signaller must say its URL")
             link.listen_url = first.listen_url
-            early = await self._check_signaller_claim(link)
-            link.rate, link.burst = self.config.signaller_rate, self.config.signaller_burst
-            link.tokens = link.burst
-            self._signallers[link.peer_id] = link
-            for frame in self._dialing.pop(link.peer_id, []):
-                self._enqueue(link, frame)
-            assert self.dht is not None
-            self._apply(self.dht.add_contact(
-                Contact(peer_id=link.peer_id, address=link.listen_url), trio.current_time()))
+            if self._claim_known(link):
+                self._promote(link)
+            else:
+                self._spawn(self._verify_claim, link, ready)
+                ready = None  # set once the claim is settled
         elif len(self._homed) >= self.config.max_peers:
             raise ProtocolViolation(f"signaller full ({self.config.max_peers} peers)")
-        else:
-            early = None
         if ready is not None:
             ready.set()
         while True:
-            message, early = early or await self._next_message(link), None
+            message = await self._next_message(link)
             await self._throttle(link)
-            if link.role is Role.SIGNALLER:
+            if link.role is not Role.SIGNALLER:
+                self._from_peer(link, message)
+            elif link.proven:
                 self._from_signaller(link, message)
             else:
-                self._from_peer(link, message)
+                self._from_claimant(link, message)
 
-    async def _check_signaller_claim(self, link: _Link) -> SignalMessage | None:
-        """Accept a link's claim to be a signaller only once Noise proved its id at its URL.
+    def _promote(self, link: _Link) -> None:
+        """A proven signaller: signaller rate, routing table, queued frames."""
+        link.proven = True
+        link.rate, link.burst = self.config.signaller_rate, self.config.signaller_burst
+        link.tokens = link.burst
+        self._signallers[link.peer_id] = link
+        for frame in self._dialing.pop(link.peer_id, []):
+            self._enqueue(link, frame)
+        assert self.dht is not None
+        self._apply(self.dht.add_contact(
+            Contact(peer_id=link.peer_id, address=link.listen_url), trio.current_time()))
+        held, link.held = link.held, []
+        for message in held:
+            self._from_signaller(link, message)
 
-        A link we dialed at that very URL is proof.  Otherwise we dial the URL
-        (expecting the link's peer id) while reading the link: a ``register``
-        meanwhile is refused (``registered{ok=false}``) and the link closed; any
-        other first message is returned, to be handled once the claim is proven.
-        """
+    def _from_claimant(self, link: _Link, message: SignalMessage) -> None:
+        """A link whose SIGNALLER hello is being checked: DHT requests are answered
+        (its id is proven by Noise; it only stays out of the routing table),
+        ``register`` is refused, the rest waits for the proof (bounded)."""
+        if isinstance(message, Dht):
+            self._check_dht_record(message)
+            assert self.dht is not None
+            sender = Contact(peer_id=link.peer_id, address=link.listen_url)
+            self._apply(self.dht.handle_message(sender, message.message, trio.current_time(),
+                                                observe=False))
+        elif isinstance(message, Register):
+            self._refuse_register(link, message)
+        elif len(link.held) >= MAX_HELD_WHILE_VERIFYING:
+            raise SignallerClaimRejected("too many messages before its claim was proven")
+        else:
+            link.held.append(message)
+
+    def _claim_known(self, link: _Link) -> bool:
+        """Whether the link's claim is proven already: we dialed it at that very
+        URL (Noise proved the id there), or proved the same (id, URL) before."""
         url = link.listen_url
         if link.dialed_url == url:
             self._remember_verified(link.peer_id, url)
-            return None
-        if self._verified.get(link.peer_id) == url:
-            return None
-        event = self._start_verification(link.peer_id, url)
-        if event is None:
-            raise SignallerClaimRejected("too many signaller claims being verified")
-        early: list[SignalMessage] = []
-        with trio.move_on_after(self.config.hello_timeout):
-            async with trio.open_nursery() as nursery:
-                async def read_one() -> None:
-                    early.append(await self._next_message(link))
-                    if isinstance(early[0], Register):
-                        nursery.cancel_scope.cancel()
-                nursery.start_soon(read_one)
-                await event.wait()
-                nursery.cancel_scope.cancel()
-        if early and isinstance(early[0], Register):
-            self._refuse_register(link, early[0])
-        if self._verified.get(link.peer_id) != url:
-            raise SignallerClaimRejected(f"{url} did not prove peer id {link.peer_id}")
-        return early[0] if early else None
+            return True
+        return self._verified.get(link.peer_id) == url
+
+    async def _verify_claim(self, link: _Link, ready: trio.Event | None) -> None:
+        """Dial the claimed URL expecting the link's peer id; promote or close the link."""
+        try:
+            event = self._start_verification(link.peer_id, link.listen_url)
+            if event is not None:
+                with trio.move_on_after(self.config.hello_timeout):
+                    await event.wait()
+            if link.cancel.cancel_called or id(link) not in self._links:
+                return  # the link ended meanwhile
+            if self._verified.get(link.peer_id) == link.listen_url:
+                try:
+                    self._promote(link)
+                except ProtocolViolation as exc:
+                    logger.warning("closing link to %s: %s", link.peer_id, exc)
+                    link.cancel.cancel()
+                return
+            why = ("too many signaller claims being verified" if event is None
+                   else f"{link.listen_url} did not prove peer id {link.peer_id}")
+            logger.warning("closing link to %s: %s", link.peer_id,
+                           SignallerClaimRejected(why))
+            link.cancel.cancel()
+        finally:
+            if ready is not None:
+                ready.set()
 
     def _refuse_register(self, link: _Link, message: Register) -> None:
         """A link that said hello as a signaller may not register a peer record."""
