@@ -34,13 +34,13 @@ import random
 import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import trio
 
+from taiinet._groups import unwrap_own_groups
 from taiinet.errors import TaiiNetError
 from taiinet.node.errors import NodeClosed, NodeError
 from taiinet.node.links import (
@@ -58,6 +58,7 @@ from taiinet.pubsub.query import InvalidDocument, Query
 from taiinet.signal.client import SignalClient, SignalClientConfig, open_signal_client
 from taiinet.signal.transport import SignalTransport
 from taiinet.wire.identity import Identity
+from taiinet.wire.peer_id import PeerId
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +153,11 @@ class Node:
     # -- public API ---------------------------------------------------------
 
     @property
-    def peer_id(self) -> str:
+    def peer_id(self) -> PeerId:
         return self.identity.peer_id
 
     @property
-    def neighbors(self) -> list[str]:
+    def neighbors(self) -> list[PeerId]:
         """Overlay neighbours whose link is up (authenticated): the active view
         less the peers still being dialed."""
         return self.driver.linked_neighbors
@@ -288,7 +289,7 @@ class Node:
             else:
                 delay = min(delay * 2, 10 * self.config.join_retry)
 
-    async def _join_through(self, contacts: list[str]) -> None:
+    async def _join_through(self, contacts: list[PeerId]) -> None:
         """Dial up to ``join_parallel`` contacts at once; join through the first
         whose link comes up and close the other links.
 
@@ -298,7 +299,7 @@ class Node:
         chosen = self._rng.sample(contacts, min(len(contacts), self.config.join_parallel))
         joined = False
 
-        async def attempt(peer_id: str) -> None:
+        async def attempt(peer_id: PeerId) -> None:
             nonlocal joined
             try:
                 connection = await self.links.dial(peer_id)
@@ -326,7 +327,7 @@ class Node:
     def _close(self) -> None:
         self._closed = True
         for subscription in list(self._subscriptions.values()):
-            subscription.close()
+            subscription._end()
 
 
 def _all_loopback(urls: Sequence[str]) -> bool:
@@ -344,7 +345,7 @@ def _link_factory(links: str | LinkFactory, signallers: Sequence[str]) -> LinkFa
     raise NodeError(f"unknown link kind {links!r}: use 'webrtc' or 'websocket'")
 
 
-@asynccontextmanager
+@unwrap_own_groups
 async def open_node(signallers: Sequence[str], identity: Identity | None = None, *,
                     links: str | LinkFactory = "webrtc", config: NodeConfig | None = None,
                     signal_transport: SignalTransport | None = None,
@@ -355,7 +356,9 @@ async def open_node(signallers: Sequence[str], identity: Identity | None = None,
     (e.g. ``taiinet.node.links.memory_links(network)``).  With only loopback
     signallers, WebRTC offers 127.0.0.1 candidates and WebSocket links listen
     on 127.0.0.1.  Returns once registered with a signaller and joined to the
-    overlay (or alone, or after ``config.join_timeout``).
+    overlay (or alone, or after ``config.join_timeout``).  An exception raised
+    in the body comes out as itself, not wrapped in the node's own
+    ``ExceptionGroup``s (a group only if the node failed too).
     """
     if not signallers:
         raise NodeError("give at least one signaller URL")

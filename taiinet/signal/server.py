@@ -34,7 +34,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -71,6 +71,7 @@ from taiinet.signal.records import PeerRecord, open_peer_record, open_session
 from taiinet.signal.transport import SignalListener, SignalTransport
 from taiinet.transport.connection import Connection
 from taiinet.wire.identity import Identity
+from taiinet.wire.peer_id import PeerId
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class SignallerClaimRejected(ProtocolViolation):
 @dataclass(slots=True)
 class _Link:
     connection: Connection
-    peer_id: str
+    peer_id: PeerId
     send: trio.MemorySendChannel[bytes]
     receive: trio.MemoryReceiveChannel[bytes]
     rate: float
@@ -173,17 +174,20 @@ class Signaller:
         self._homed: dict[str, _Homed] = {}
         self._dialing: dict[str, list[bytes]] = {}
         #: Proven signallers: peer id -> the URL at which Noise proved that id.
-        self._verified: dict[str, str] = {}
-        self._verifying: dict[str, tuple[str, trio.Event]] = {}
+        self._verified: dict[PeerId, str] = {}
+        self._verifying: dict[PeerId, tuple[str, trio.Event]] = {}
         self._lookups: dict[int, tuple[trio.Event, list[LookupFinished]]] = {}
         self._contact_waits: dict[int, tuple[trio.Event, list[Contacts]]] = {}
         self._next_request = self.rng.getrandbits(32)
         self._inflight_relays = 0
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
+        #: Links closed because the other side broke the protocol (a bad frame, a bad
+        #: signed record or session, or a per-request task it made fail).
+        self.links_dropped = 0
 
     @property
-    def peer_id(self) -> str:
+    def peer_id(self) -> PeerId:
         return self.identity.peer_id
 
     @property
@@ -236,7 +240,7 @@ class Signaller:
                 continue
             self._nursery.start_soon(self._run_link, connection, None)
 
-    async def _dial_url(self, url: str, expected: str | None,
+    async def _dial_url(self, url: str, expected: PeerId | None,
                         ready: trio.Event | None) -> None:
         try:
             async with self.transport.dial(url, self.identity, expected) as connection:
@@ -249,7 +253,7 @@ class Signaller:
             if ready is not None:
                 ready.set()
 
-    def _dial_failed(self, peer_id: str) -> None:
+    def _dial_failed(self, peer_id: PeerId) -> None:
         self._dialing.pop(peer_id, None)
         if self.dht is not None and peer_id not in self._signallers:
             self._apply(self.dht.handle_unreachable(peer_id, trio.current_time()))
@@ -273,9 +277,11 @@ class Signaller:
                     try:
                         await self._reader(link, ready)
                     except ProtocolViolation as exc:
+                        self.links_dropped += 1
                         logger.warning("closing link to %s: %s", link.peer_id, exc)
                         await self._flush(link)  # a refusal queued for it goes out first
                     except (RemoteProtocolError, trio.TooSlowError) as exc:
+                        self.links_dropped += 1
                         logger.warning("closing link to %s: %r", link.peer_id, exc)
                     except ConnectionClosed:
                         pass
@@ -440,7 +446,7 @@ class Signaller:
             request_id=message.request_id, ok=False, reason=reason)))
         raise SignallerClaimRejected(reason)
 
-    def _start_verification(self, peer_id: str, url: str) -> trio.Event | None:
+    def _start_verification(self, peer_id: PeerId, url: str) -> trio.Event | None:
         pending = self._verifying.get(peer_id)
         if pending is not None:
             return pending[1] if pending[0] == url else None
@@ -451,7 +457,7 @@ class Signaller:
         self._nursery.start_soon(self._verify_dial, peer_id, url, event)
         return event
 
-    async def _verify_dial(self, peer_id: str, url: str, event: trio.Event) -> None:
+    async def _verify_dial(self, peer_id: PeerId, url: str, event: trio.Event) -> None:
         """Dial ``url`` expecting ``peer_id``; the link's hello settles the claim.
 
         The link stays up as an ordinary signaller link when it proves the claim.
@@ -462,7 +468,7 @@ class Signaller:
             self._verifying.pop(peer_id, None)
             event.set()
 
-    def _remember_verified(self, peer_id: str, url: str) -> None:
+    def _remember_verified(self, peer_id: PeerId, url: str) -> None:
         self._verified.pop(peer_id, None)
         self._verified[peer_id] = url
         while len(self._verified) > self.config.max_verified:
@@ -500,6 +506,13 @@ class Signaller:
             raise ProtocolViolation("a peer may register only its own record")
         if record.signaller_peer_id != self.peer_id:
             raise ProtocolViolation("the record names another signaller as home")
+        if record.signaller_url != self.url:
+            # Other signallers dial this URL to reach the peer: it must be the
+            # one this home announced in its Hello, so relays can find it.
+            self._enqueue(link, encode_signal(Registered(
+                request_id=message.request_id, ok=False,
+                reason=f"signaller_url must be {self.url!r}, as in the home's hello")))
+            raise ProtocolViolation(f"record names signaller_url {record.signaller_url!r}")
         current = self._homed.get(link.peer_id)
         if current is not None and record.seq <= current.record.seq:
             self._enqueue(link, encode_signal(Registered(
@@ -571,7 +584,7 @@ class Signaller:
             self._inflight_relays -= 1
             link.inflight_relays -= 1
 
-    async def _find_record(self, peer_id: str) -> PeerRecord | None:
+    async def _find_record(self, peer_id: PeerId) -> PeerRecord | None:
         assert self.dht is not None
         key = id_bytes(node_id(peer_id))
         local = self.dht.get_local(key, trio.current_time())
@@ -768,14 +781,31 @@ class Signaller:
         self._next_request = (self._next_request + 1) % (1 << 64)
         return self._next_request
 
-    def _spawn(self, fn: object, *args: object) -> None:
+    def _spawn(self, fn: Callable[..., Awaitable[object]], link: _Link, *args: object) -> None:
+        """Run a per-request task for ``link`` in the signaller's nursery.
+
+        The task's failure on the peer's input ends that link, never the
+        signaller: ``_guarded`` is the per-request boundary.
+        """
         assert self._nursery is not None
-        self._nursery.start_soon(fn, *args)  # type: ignore[arg-type]
+        self._nursery.start_soon(self._guarded, fn, link, *args)
+
+    async def _guarded(self, fn: Callable[..., Awaitable[object]], link: _Link,
+                       *args: object) -> None:
+        try:
+            await fn(link, *args)
+        except RemoteProtocolError as exc:
+            self.links_dropped += 1
+            logger.warning("closing link to %s: %s failed: %r", link.peer_id,
+                           getattr(fn, "__name__", fn), exc)
+            link.cancel.cancel()
+        except ConnectionClosed:
+            link.cancel.cancel()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionLike:
-    from_peer: str
+    from_peer: PeerId
     session_id: bytes
 
 
