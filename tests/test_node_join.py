@@ -153,3 +153,13 @@ async def test_pub_exits_non_zero_when_no_neighbour_is_live() -> None:
             err = result.stderr.decode()
             assert result.returncode != 0, err
             assert err.count("\n") == 1 and "neighbour" in err, err
+
+
+def test_join_settings_are_checked() -> None:
+    import pytest
+
+    from taiinet.node.errors import NodeError
+    with pytest.raises(NodeError, match="join_parallel"):
+        NodeConfig(join_parallel=0)
+    with pytest.raises(NodeError, match="join_parallel"):
+        NodeConfig(join_dial_timeout=0)

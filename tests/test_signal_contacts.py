@@ -341,3 +341,10 @@ async def test_one_peer_cannot_hold_every_relay_lookup(
             await other.send_offer(ident(250).peer_id, "offer")
         await listener.aclose()
         nursery.cancel_scope.cancel()
+
+
+def test_a_client_cannot_ask_for_a_record_homes_would_refuse() -> None:
+    from taiinet.signal.errors import SignalUsageError
+    with pytest.raises(SignalUsageError, match="record_lifetime"):
+        SignalClientConfig(record_lifetime=600.0)
+    assert SignalClientConfig().record_lifetime == RECORD_LIFETIME

@@ -91,6 +91,10 @@ class NodeConfig:
     subscription_buffer: int = 1024
     slow_policy: SlowPolicy = "drop"
 
+    def __post_init__(self) -> None:
+        if self.join_parallel < 1 or self.join_dial_timeout <= 0:
+            raise NodeError("join_parallel must be at least 1 and join_dial_timeout positive")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NodeStats:

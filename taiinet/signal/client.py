@@ -52,6 +52,7 @@ from taiinet.signal.errors import (
     SignalUsageError,
 )
 from taiinet.signal.records import (
+    MAX_RECORD_LIFETIME_MS,
     RECORD_LIFETIME,
     RECORD_RENEWALS,
     SESSION_ID_BYTES,
@@ -85,6 +86,12 @@ class SignalClientConfig:
     request_timeout: float = 10.0
     incoming_queue: int = 32
     max_pending_sessions: int = 64
+
+    def __post_init__(self) -> None:
+        longest = MAX_RECORD_LIFETIME_MS / 1000
+        if not 0 < self.record_lifetime <= longest:
+            raise SignalUsageError(f"record_lifetime must be in (0, {longest:g}] s: homes "
+                                   "refuse records that expire later")
 
 
 @dataclass(slots=True)
