@@ -50,10 +50,15 @@ from taiinet.sim.overlay import OverlaySimConfig, simulate_overlay
 from taiinet.transport.errors import (
     DecryptionError,
     DialError,
+    FrameTimeout,
     HandshakeError,
     HandshakeTimeout,
+    IdleTimeout,
+    LinkTimeout,
+    PartialFrameBudgetExceeded,
     PeerIdMismatch,
 )
+from taiinet.transport.limits import LinkDeadlines, ListenerLimits
 from taiinet.transport.webrtc import InvalidSdp, open_webrtc
 from taiinet.transport.websocket import (
     WebSocketProtocolError,
@@ -78,10 +83,12 @@ __all__ = [
     "DecryptionError",
     "DialError",
     "Envelope",
+    "FrameTimeout",
     "FrameTooLarge",
     "HandshakeError",
     "HandshakeTimeout",
     "Identity",
+    "IdleTimeout",
     "IncomingOffer",
     "IndexFull",
     "InvalidDocument",
@@ -92,6 +99,9 @@ __all__ = [
     "InvalidQuery",
     "InvalidSdp",
     "KeyFileError",
+    "LinkDeadlines",
+    "LinkTimeout",
+    "ListenerLimits",
     "LocalProtocolError",
     "MalformedFilter",
     "MalformedFrame",
@@ -111,6 +121,7 @@ __all__ = [
     "OverlaySimConfig",
     "OverlayUsageError",
     "OversizedFrame",
+    "PartialFrameBudgetExceeded",
     "PeerId",
     "PeerIdMismatch",
     "PeerRecord",

@@ -68,6 +68,7 @@ from taiinet.signal.transport import SignalTransport, default_transport
 from taiinet.transport.connection import Connection
 from taiinet.wire.errors import InvalidPeerId
 from taiinet.wire.identity import Identity
+from taiinet.wire.keepalive import encode_pong, ping_nonce
 from taiinet.wire.peer_id import PeerId
 
 logger = logging.getLogger(__name__)
@@ -374,8 +375,15 @@ class SignalClient:
             await trio.sleep(self.config.record_lifetime / RECORD_RENEWALS)
 
     async def _next(self, connection: Connection) -> SignalMessage:
+        """The next signal message; the home's keep-alive ``Ping``s are answered."""
         while True:
-            message = decode_signal(await connection.receive())
+            frame = await connection.receive()
+            nonce = ping_nonce(frame)
+            if nonce is not None:
+                async with self._send_lock:
+                    await connection.send(encode_pong(nonce))
+                continue
+            message = decode_signal(frame)
             if message is not None:
                 return message
 
