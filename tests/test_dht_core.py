@@ -230,3 +230,17 @@ def test_drop_local_forgets_a_departed_peers_copy_but_not_a_newer_one() -> None:
     assert node.get_local(key, 1.0) is not None
     node.drop_local(key, 2)
     assert node.get_local(key, 1.0) is None
+
+
+def test_a_put_keeps_the_local_copy_at_once_when_we_are_among_the_closest() -> None:
+    """A silent contact delays the put's lookup by ``request_timeout``; the
+    record is findable here meanwhile (FIND_VALUE from another signaller)."""
+    node = make_node(request_timeout=2.0)
+    silent = Contact(peer_id=sim_peer_id(random.Random(5)), address="sim://silent")
+    node.add_contact(silent, 0.0)
+    key = id_bytes(7)
+    node.put(DhtRecord(key=key, value=b"v", seq=1, ttl=60.0), 0.0)
+    asker = Contact(peer_id=sim_peer_id(random.Random(6)), address="sim://asker")
+    replies = [a.message for a in node.handle_message(asker, FindValue(request_id=3, key=key),
+                                                       0.5) if isinstance(a, SendDht)]
+    assert any(isinstance(r, ValueFound) and r.record.value == b"v" for r in replies)

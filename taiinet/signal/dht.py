@@ -16,7 +16,8 @@ object runs under the trio driver and under the simulator.
   the k closest candidates not known to have failed have all answered (or
   nothing is left to ask).  FIND_VALUE ends early on the first valid value.
 * ``put`` looks up the k closest nodes to the key, then STOREs on each
-  (and keeps a copy when the local node is among them).
+  (and keeps a copy when the local node is among them: at once if it is
+  among the k closest it knows, so the copy does not wait for the lookup).
 * Every contact we hear from is ``observe``d; a request that times out or a
   dial that fails evicts the contact (our links are reliable streams, so one
   missed answer means the signaller is gone or overloaded).
@@ -177,10 +178,20 @@ class KademliaNode:
                            report=True)
 
     def put(self, record: DhtRecord, now: float) -> tuple[int, list[DhtAction]]:
-        """Store ``record`` on the k nodes closest to its key (maybe us too)."""
+        """Store ``record`` on the k nodes closest to its key (maybe us too).
+
+        If we are among the k closest we know, the record is kept here at
+        once: the lookup waits for every candidate to answer or time out (a
+        silent signaller costs ``request_timeout``), and a FIND_VALUE must
+        not miss the record meanwhile.
+        """
         self._check_record_size(record)
-        return self._start(key_id(record.key), now, want_value=False, put_record=record,
-                           report=True)
+        target = key_id(record.key)
+        known = self.table.closest(target, self.config.k, self.local.peer_id)
+        if (len(known) < self.config.k
+                or self.local_id ^ target < node_id(known[-1].contact.peer_id) ^ target):
+            self._accept_record(record, now, from_store=False, source=self.local.peer_id)
+        return self._start(target, now, want_value=False, put_record=record, report=True)
 
     def get_local(self, key: bytes, now: float) -> DhtRecord | None:
         stored = self.records.get(key)
