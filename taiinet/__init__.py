@@ -58,7 +58,7 @@ if TYPE_CHECKING:
         SignalUsageError,
     )
     from taiinet.signal.records import PeerRecord
-    from taiinet.signal.server import ProtocolViolation
+    from taiinet.signal.server import ProtocolViolation, SignallerClaimRejected
     from taiinet.transport.errors import (
         DecryptionError,
         DialError,
@@ -149,6 +149,7 @@ _EXPORTS: dict[str, str] = {
     "SignalError": "taiinet.signal.errors",
     "SignalUsageError": "taiinet.signal.errors",
     "Subscription": "taiinet.node.subscription",
+    "SignallerClaimRejected": "taiinet.signal.server",
     "SubscriptionClosed": "taiinet.node.errors",
     "SubscriptionInUse": "taiinet.node.errors",
     "SubscriptionIndex": "taiinet.pubsub.query.index",
@@ -223,6 +224,7 @@ __all__ = [
     "SignalClient",
     "SignalError",
     "SignalUsageError",
+    "SignallerClaimRejected",
     "Subscription",
     "SubscriptionClosed",
     "SubscriptionInUse",
