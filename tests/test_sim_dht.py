@@ -21,7 +21,8 @@ def test_small_network_finds_every_target_and_is_reproducible() -> None:
     assert run_dht_simulation(config) == first
 
 
-@pytest.mark.parametrize("config", [DhtSimConfig(signallers=1), DhtSimConfig(signallers=10, crash=1.0)])
+@pytest.mark.parametrize("config", [
+    DhtSimConfig(signallers=1), DhtSimConfig(signallers=10, crash=1.0)])
 def test_a_bad_config_is_a_local_protocol_error(config: DhtSimConfig) -> None:
     with pytest.raises(LocalProtocolError):
         simulate_dht(config)
