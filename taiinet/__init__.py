@@ -164,7 +164,8 @@ _EXPORTS: dict[str, str] = {
     "open_websocket_listener": "taiinet.transport.websocket",
 }
 
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+if not TYPE_CHECKING:  # hidden from type checkers, so a misspelt name stays an error
+    __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "ConnectionClosed",

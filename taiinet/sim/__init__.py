@@ -50,7 +50,8 @@ _EXPORTS: dict[str, str] = {
     "simulate_pubsub": "taiinet.sim.pubsub",
 }
 
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+if not TYPE_CHECKING:  # hidden from type checkers, so a misspelt name stays an error
+    __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "DhtSimConfig",
