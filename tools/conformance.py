@@ -10,7 +10,7 @@ That test also regenerates every file and fails when the committed JSON is
 stale: run ``make conformance`` (``.venv/bin/python tools/conformance.py``).
 
 Values that JSON cannot carry are tagged (conformance/README.md):
-``{"@bytes": hex}``, ``{"@int": "decimal"}`` (beyond 2**53) and
+``{"@bytes": hex}``, ``{"@int": "decimal"}`` (beyond 2**53 - 1) and
 ``{"@float": "inf" | "-inf" | "2.0"}`` (infinities and integral floats).
 """
 
@@ -42,7 +42,8 @@ from taiinet.wire.identity import Identity, parse_peer_id  # noqa: E402
 from taiinet.wire.peer_id import PeerId  # noqa: E402
 
 OUT = ROOT / "conformance"
-_MAX_SAFE = 2**53
+#: Ints beyond this are not exact as a JavaScript number: they are tagged, and read as bigints.
+_MAX_SAFE = 2**53 - 1
 
 
 # ------------------------------------------------------------------ tagged JSON
