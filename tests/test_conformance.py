@@ -178,6 +178,11 @@ def test_malformed_values(case: dict[str, str]) -> None:
         value_to_document(bytes.fromhex(case["value"]))
 
 
+@pytest.mark.parametrize("case", load("values.json")["lenient"], ids=lambda c: c["name"])
+def test_lenient_values(case: dict[str, Any]) -> None:
+    assert TOOL.tag(value_to_document(bytes.fromhex(case["value"]))) == case["document"]
+
+
 # ------------------------------------------------------------------ queries
 def test_query_vectors_hold() -> None:
     assert TOOL.check_queries(load("queries.json")) == []
