@@ -19,7 +19,12 @@ from typing import Any
 import pytest
 
 from taiinet import Envelope, Identity, InvalidEnvelope, InvalidPeerId, PeerId, Query
-from taiinet.pubsub.query import MalformedValue, document_to_value, value_to_document
+from taiinet.pubsub.query import (
+    MalformedFilter,
+    MalformedValue,
+    document_to_value,
+    value_to_document,
+)
 from taiinet.transport.noise import NoiseHandshake, SecureSession, with_length_prefix
 from taiinet.wire.errors import FrameTooLarge, MalformedFrame, TruncatedFrame
 from taiinet.wire.framing import FrameDecoder, decode_uvarint, encode_uvarint
@@ -188,12 +193,20 @@ def test_query_vectors_hold() -> None:
     assert TOOL.check_queries(load("queries.json")) == []
 
 
+@pytest.mark.parametrize("case", load("queries.json")["malformed_filters"],
+                         ids=lambda c: c["name"])
+def test_malformed_filters(case: dict[str, str]) -> None:
+    with pytest.raises(MalformedFilter):
+        Query.from_filter_bytes(bytes.fromhex(case["filter"]))
+
+
 def test_query_checker_catches_a_wrong_expectation() -> None:
-    """The checker itself can fail: flip one expectation and one error path."""
+    """The checker itself can fail: flip one expectation, one error path, one Filter byte."""
     data = load("queries.json")
     data["match"][0]["match"] = not data["match"][0]["match"]
     data["invalid"][0]["path"] = "elsewhere"
-    assert len(TOOL.check_queries(data)) == 2
+    data["match"][1]["filter"] = data["match"][-1]["filter"]
+    assert len(TOOL.check_queries(data)) == 4
 
 
 def test_query_cases_are_all_parsable_json_queries() -> None:

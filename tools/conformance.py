@@ -326,11 +326,59 @@ def queries() -> dict[str, Any]:
     cases = []
     for note, query, document, expected in MATCH_CASES:
         cases.append({"note": note, "query": tag(query), "document": tag(document),
-                      "match": expected})
+                      "match": expected, "filter": Query(query).to_filter_bytes().hex()})
     invalid = []
     for note, query, path in INVALID_QUERIES:
         invalid.append({"note": note, "query": tag(query), "path": path})
-    return {"match": cases, "invalid": invalid}
+    return {"match": cases, "invalid": invalid, "malformed_filters": malformed_filters()}
+
+
+def malformed_filters() -> list[dict[str, str]]:
+    """``Filter`` bytes every peer must reject (``MalformedFilter``)."""
+    from taiinet.pubsub.query import MalformedFilter
+    from taiinet.v1 import query_pb2, value_pb2
+
+    def field(path: str, *ops: query_pb2.Operator) -> query_pb2.Filter:
+        return query_pb2.Filter(field=query_pb2.FieldFilter(path=path, ops=list(ops)))
+
+    one = value_pb2.Value(int_value=1)
+    nested = field("a", query_pb2.Operator(eq=one))
+    for _ in range(20):
+        nested = query_pb2.Filter(all_of=query_pb2.FilterList(filters=[nested]))
+    cases = {
+        "no node set": query_pb2.Filter(),
+        "field without operators": field("a"),
+        "operator with none set": field("a", query_pb2.Operator()),
+        "operator kind repeated": field("a", query_pb2.Operator(gt=one),
+                                        query_pb2.Operator(gt=one)),
+        "empty any_of": query_pb2.Filter(any_of=query_pb2.FilterList()),
+        "empty none_of": query_pb2.Filter(none_of=query_pb2.FilterList()),
+        "bad path": field("a..b", query_pb2.Operator(eq=one)),
+        "empty path": field("", query_pb2.Operator(eq=one)),
+        "size beyond int64": field("a", query_pb2.Operator(size=2**63)),
+        "elem_match without form": field("a", query_pb2.Operator(
+            elem_match=query_pb2.ElemMatchOperator())),
+        "empty not": field("a", query_pb2.Operator(not_ops=query_pb2.OperatorList())),
+        "regex not RE2": field("a", query_pb2.Operator(
+            regex=query_pb2.RegexOperator(pattern="(a)\\1"))),
+        "regex option x": field("a", query_pb2.Operator(
+            regex=query_pb2.RegexOperator(pattern="a", options="x"))),
+        "literal without kind": field("a", query_pb2.Operator(eq=value_pb2.Value())),
+        "NaN literal": field("a", query_pb2.Operator(eq=value_pb2.Value(float_value=math.nan))),
+        "range of a list": field("a", query_pb2.Operator(
+            gt=value_pb2.Value(list_value=value_pb2.ListValue()))),
+        "nested deeper than 20": nested,
+    }
+    out = [{"name": name, "filter": message.SerializeToString().hex()}
+           for name, message in cases.items()]
+    out.append({"name": "not protobuf", "filter": "ff"})
+    for case in out:
+        try:
+            Query.from_filter_bytes(bytes.fromhex(case["filter"]))
+        except MalformedFilter:
+            continue
+        raise AssertionError(f"filter case {case['name']!r} decodes")
+    return out
 
 
 def check_queries(data: dict[str, Any]) -> list[str]:
@@ -340,6 +388,12 @@ def check_queries(data: dict[str, Any]) -> list[str]:
         got = Query(untag(case["query"])).matches(untag(case["document"]))
         if got is not case["match"]:
             problems.append(f"{case['note']}: {case['query']} on {case['document']} gave {got}")
+    for case in data["match"]:
+        query = Query(untag(case["query"]))
+        if query.to_filter_bytes().hex() != case["filter"]:
+            problems.append(f"{case['note']}: Filter bytes differ")
+        if Query.from_filter_bytes(bytes.fromhex(case["filter"])) != query:
+            problems.append(f"{case['note']}: Filter bytes decode to another query")
     for case in data["invalid"]:
         try:
             Query(untag(case["query"]))

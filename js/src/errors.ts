@@ -67,3 +67,5 @@ export class InvalidQuery extends TaiiNetError {
 export class InvalidDocument extends TaiiNetError {}
 /** Bytes from a peer are not a well-formed, in-limit `Value` (a document). */
 export class MalformedValue extends RemoteProtocolError {}
+/** Bytes from a peer are not a well-formed, in-limit `Filter` (a query). */
+export class MalformedFilter extends RemoteProtocolError {}

@@ -24,6 +24,7 @@ export {
 export { DEFAULT_DOCUMENT_LIMITS, DEFAULT_QUERY_LIMITS, type DocumentLimits, type QueryLimits } from "./query/limits.js";
 export type { Filter, Op } from "./query/nodes.js";
 export { parseQuery } from "./query/parser.js";
+export { filterFromBytes, filterToBytes, filterToJson } from "./query/filterCodec.js";
 export { Query } from "./query/query.js";
 export { type Document, valueEquals } from "./query/values.js";
 export { documentToValue, valueToDocument, valueToDocumentCounted } from "./query/valueCodec.js";

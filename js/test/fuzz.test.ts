@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 
-import { HandshakeError, InvalidEnvelope, InvalidPeerId, InvalidQuery, MalformedValue, RemoteProtocolError } from "../src/errors.js";
+import { HandshakeError, InvalidEnvelope, InvalidPeerId, InvalidQuery, MalformedFilter, MalformedValue, RemoteProtocolError } from "../src/errors.js";
+import { filterFromBytes } from "../src/query/filterCodec.js";
 import { NoiseHandshake, SecureSession, verifyHandshakePayload } from "../src/noise/noise.js";
 import { Query } from "../src/query/query.js";
 import { documentToValue, valueToDocument } from "../src/query/valueCodec.js";
@@ -125,6 +126,10 @@ describe("fuzz", () => {
         return;
       }
       assert.equal(typeof query.matches(doc), "boolean");
+      // Its Filter round-trips to the same query, and altered Filter bytes decode or throw MalformedFilter.
+      const bytes = query.toFilterBytes();
+      assert.deepEqual(Query.fromFilterBytes(bytes).ast, query.ast);
+      fc.assert(fc.property(mutated(bytes), (data) => onlyThrows(MalformedFilter, () => filterFromBytes(data))), { numRuns: 3, seed: 1 });
     }), { ...RUNS, numRuns: 1000 });
   });
 });

@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { InvalidDocument, InvalidQuery, MalformedValue } from "../src/errors.js";
+import { InvalidDocument, InvalidQuery, MalformedFilter, MalformedValue } from "../src/errors.js";
+import { filterFromBytes, filterToBytes } from "../src/query/filterCodec.js";
 import { Query } from "../src/query/query.js";
 import { translateRegex } from "../src/query/regex.js";
 import { documentToValue, valueToDocument, valueToDocumentCounted } from "../src/query/valueCodec.js";
@@ -19,6 +20,32 @@ describe("query matching (conformance)", () => {
       assert.equal(new Query(untag(c.query)).matches(untag(c.document)), c.match);
     });
   }
+});
+
+describe("Filter codec (conformance)", () => {
+  for (const c of queries.match) {
+    it(`${c.note}: decodes its Filter`, () => {
+      const query = new Query(untag(c.query));
+      assert.deepEqual(filterFromBytes(hex(c.filter)), query.ast);
+      assert.equal(Query.fromFilterBytes(hex(c.filter)).matches(untag(c.document)), c.match);
+      assert.deepEqual(new Query(query.toJson()).ast, query.ast);
+    });
+    if (!hasIntegralFloat(c.query)) {
+      it(`${c.note}: encodes its Filter`, () => assert.equal(toHexString(new Query(untag(c.query)).toFilterBytes()), c.filter));
+    }
+  }
+  for (const c of queries.malformed_filters) {
+    it(`rejects the Filter: ${c.name}`, () => assert.throws(() => filterFromBytes(hex(c.filter)), MalformedFilter));
+  }
+  it("rejects a Filter over 65,536 bytes before parsing it", () => {
+    const big = filterToBytes({ kind: "field", path: "a", ops: [{ kind: "compare", op: "eq", value: "x".repeat(65536) }] });
+    assert.throws(() => filterFromBytes(big), MalformedFilter);
+    assert.throws(() => filterFromBytes(new Uint8Array(65537)), /over 65536/);
+  });
+  it("keeps a __proto__ path as data", () => {
+    const query = new Query(JSON.parse('{"__proto__": 1}'));
+    assert.deepEqual(Query.fromFilterBytes(query.toFilterBytes()).ast, query.ast);
+  });
 });
 
 describe("invalid queries (conformance)", () => {

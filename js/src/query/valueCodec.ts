@@ -20,7 +20,8 @@ import { type Document, type DocumentMap, checkValue, hasOwn, setEntry } from ".
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
-function toMessage(value: Document): Value {
+/** The `Value` message of a document already checked (`checkValue`). */
+export function toMessage(value: Document): Value {
   return create(ValueSchema, { kind: kindOf(value) });
 }
 
@@ -50,17 +51,18 @@ export function documentToValue(document: Document, limits: DocumentLimits = DEF
 }
 
 /** Turn a parsed `Value` into a document, counting values and depth as it goes. */
-class ValueReader {
+export class ValueReader {
   nodes: number;
 
-  constructor(private readonly maxDepth: number, maxNodes: number) {
+  constructor(private readonly maxDepth: number, maxNodes: number,
+    private readonly error: new (message: string) => Error = MalformedValue) {
     this.nodes = maxNodes;
   }
 
   read(message: Value, depth: number): Document {
     this.nodes -= 1;
-    if (this.nodes < 0) throw new MalformedValue("value has too many nodes");
-    if (depth > this.maxDepth) throw new MalformedValue("value nested too deep");
+    if (this.nodes < 0) throw new this.error("value has too many nodes");
+    if (depth > this.maxDepth) throw new this.error("value nested too deep");
     const kind = message.kind;
     switch (kind.case) {
       case "nullValue": return null;
@@ -70,20 +72,25 @@ class ValueReader {
         return n >= -MAX_SAFE && n <= MAX_SAFE ? Number(n) : n;
       }
       case "floatValue":
-        if (Number.isNaN(kind.value)) throw new MalformedValue("NaN is not a document value");
+        if (Number.isNaN(kind.value)) throw new this.error("NaN is not a document value");
         return kind.value;
-      case "listValue": return kind.value.values.map((v) => this.read(v, depth + 1));
+      case "listValue": return this.readList(kind.value.values, depth);
       case "mapValue": {
         const out: DocumentMap = {};
         for (const entry of kind.value.entries) {
-          if (hasOwn(out, entry.key)) throw new MalformedValue(`map key ${JSON.stringify(entry.key)} repeated`);
-          if (entry.value === undefined) throw new MalformedValue(`map key ${JSON.stringify(entry.key)} has no value`);
+          if (hasOwn(out, entry.key)) throw new this.error(`map key ${JSON.stringify(entry.key)} repeated`);
+          if (entry.value === undefined) throw new this.error(`map key ${JSON.stringify(entry.key)} has no value`);
           setEntry(out, entry.key, this.read(entry.value, depth + 1));
         }
         return out;
       }
-      default: throw new MalformedValue("value has no kind set");
+      default: throw new this.error("value has no kind set");
     }
+  }
+
+  /** The items of a list one level deeper than the list at `depth`. */
+  readList(values: readonly Value[], depth: number): Document[] {
+    return values.map((v) => this.read(v, depth + 1));
   }
 }
 
