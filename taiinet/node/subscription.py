@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import trio
 
 from taiinet.node.errors import (
+    InvalidInput,
     NodeClosed,
     SubscriptionClosed,
     SubscriptionInUse,
@@ -75,7 +76,7 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
                  on_close: Callable[[Subscription], None],
                  buffer_bytes: int = DEFAULT_SUBSCRIPTION_BUFFER_BYTES) -> None:
         if buffer < 1 or buffer_bytes < 1:
-            raise ValueError("a subscription buffer holds at least one message")
+            raise InvalidInput("a subscription buffer holds at least one message")
         self.node = node
         self.query = query
         self.buffer = buffer

@@ -327,5 +327,5 @@ def simulate(config: OverlaySimConfig, progress: Progress | None = None) -> Over
     return OverlaySimulation(config).run(progress)
 
 
-#: The name ``taiinet`` re-exports.
+#: The name ``taiinet.sim`` exports.
 simulate_overlay = simulate
