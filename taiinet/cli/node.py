@@ -169,9 +169,8 @@ def pub_command(args: argparse.Namespace) -> int:
             for document in documents:
                 await _publish(node, document)
             if args.document == "-":
-                stdin = trio.wrap_file(sys.stdin)
                 number = 0
-                async for line in stdin:
+                while line := await _read_stdin_line():
                     number += 1
                     if line.strip():
                         await _publish(node, _checked(parse_json(line, f"stdin line {number}")))
@@ -179,6 +178,15 @@ def pub_command(args: argparse.Namespace) -> int:
         return 0
 
     return run_trio(main)
+
+
+async def _read_stdin_line() -> str:
+    """One line of stdin ('' at its end), read in a thread a Ctrl-C abandons.
+
+    A blocking read cannot be interrupted; without abandoning it, ``pub -``
+    would hang on SIGINT until the next line arrived.
+    """
+    return await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
 
 
 async def _publish(node: Node, document: Any) -> None:
