@@ -10,8 +10,10 @@ neighbour and starts one ``ForwardJoin`` random walk per other neighbour;
 where a walk ends (TTL 0, or a node with a single neighbour) the node takes
 the newcomer as neighbour and tells it with a high-priority ``Neighbor``; the
 walk drops the newcomer into passive views where its TTL equals PRWL.  A full
-active view makes room by dropping a random neighbour (``Disconnect``; the
-dropped peer goes to the passive view).  When a neighbour fails (the driver
+active view makes room by dropping a neighbour (``Disconnect``; the dropped
+peer goes to the passive view): a random one of those not protected, which
+by default is the youngest once the others have been neighbours for
+``protect_after`` seconds.  When a neighbour fails (the driver
 reports ``handle_link_down``) the node asks random passive peers, one per
 free slot, to become neighbours (``Neighbor``, high priority if it has no
 neighbour left, which cannot be refused).  Every ``shuffle_interval`` a node
@@ -45,7 +47,29 @@ Departures from the paper
 * Several ``Neighbor`` requests may be pending at once (one per free slot),
   which repairs faster after massive failures.
 * Failure detection does not rely on the transport alone: a neighbour that
-  leaves a probe unanswered for ``probe_timeout`` is failed by the core.
+  leaves a probe unanswered for ``probe_timeout`` is failed by the core, and
+  so is a peer that leaves a ``Neighbor`` request unanswered that long.
+
+Defences against strangers (every peer may lie; identities are free; see
+docs/overlay.md, "Defences"), none of them in the paper:
+
+* Walks (``ForwardJoin``, ``Shuffle``) are taken only from an active
+  neighbour, or one dropped less than ``walk_grace`` ago (its walks were in
+  flight); their TTL is capped at ARWL.  A ``ShuffleReply`` is taken only
+  as the first answer to our last shuffle, and only as long as an honest
+  one; a ``Shuffle`` is read up to ka + kp entries.
+* The paper evicts a random neighbour for every newcomer.  Here the
+  ``protected_neighbors`` oldest neighbours, once neighbours for
+  ``protect_after``, are never displaced by a newcomer (``Join``,
+  high-priority ``Neighbor``, a walk's end), as Bitcoin protects its
+  long-lived peers; a ``Join`` or walk end that must displace someone takes
+  a token from an eviction budget, and a peer whose ``Join`` was taken
+  cannot join again for ``join_repeat_interval``.  A refused ``Join`` gets
+  ``Disconnect`` and starts no walk.  High-priority ``Neighbor`` stays
+  outside the budget (it comes from a node with no neighbour left).
+* Passive entries heard from a neighbour (walks, shuffles) are untrusted
+  until we had a link with them: they make room first, and one neighbour
+  holds at most ``passive_per_source`` of them.
 """
 
 from __future__ import annotations
