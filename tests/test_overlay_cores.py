@@ -345,6 +345,14 @@ def test_a_peer_cannot_join_again_within_the_repeat_interval() -> None:
     assert "s" in node.active and ("a", ForwardJoin(peer="s", ttl=6)) in sends(out)
 
 
+def test_a_neighbour_repeating_its_join_starts_no_more_walks_and_stays() -> None:
+    node = hpv()
+    node.join("a", 0.0)
+    node.handle_message("s", Join(), 1.0)
+    assert node.handle_message("s", Join(), 2.0) == []
+    assert node.active == ["a", "s"]
+
+
 def test_join_memory_is_bounded() -> None:
     node = hpv(join_memory=2, active_size=8)
     node.join("a", 0.0)

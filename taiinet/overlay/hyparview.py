@@ -295,6 +295,8 @@ class HyParView:
             if joins[first] > now - cfg.join_repeat_interval:
                 break
             del joins[first]
+        if peer in joins and peer in self.active:
+            return  # a neighbour repeating its Join: no more walks for it
         if peer in joins or not self._admit(peer, out):
             # A repeated join, or no room without displacing a protected
             # neighbour or going over the eviction budget: not taken, and
