@@ -35,7 +35,8 @@ def main() -> None:
         for seed in range(args.seeds):
             r = simulate_eclipse(EclipseConfig(nodes=args.nodes, seed=seed,
                                                **attack))  # type: ignore[arg-type]
-            print(f"{name:>34} {seed:>4} {r.victim:>6}  {r.honest_at_start:>5} {r.honest_min:>3}"
+            victim = r.victim[-6:]
+            print(f"{name:>34} {seed:>4} {victim:>6}  {r.honest_at_start:>5} {r.honest_min:>3}"
                   f" {r.honest_mean:>5.2f} {r.kept:>4}  {r.delivered:>4}/{r.sent:<4}"
                   f" {r.longest_gap:>6.2f} {r.attempts:>8}")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import time
 
+import pytest
 import trio
 import trio.testing
 from hypothesis import given, settings
@@ -51,9 +52,10 @@ async def closed_by_signaller(link: Connection) -> bool:
     return False
 
 
-def record(identity: Identity, home: str, seq: int = 1) -> bytes:
+def record(identity: Identity, home: str, seq: int = 1, url: str | None = None) -> bytes:
     return seal_peer_record(identity, PeerRecord(
-        peer_id=identity.peer_id, signaller_peer_id=home, signaller_url="mem://x",
+        peer_id=identity.peer_id, signaller_peer_id=home,
+        signaller_url=f"mem://{home}" if url is None else url,
         addresses=(), seq=seq, expires_unix_ms=int(time.time() * 1000) + 60_000))
 
 
@@ -91,6 +93,14 @@ async def test_registering_someone_elses_record_is_cut_off() -> None:
     signaller = Identity.from_seed(b"s" * 32).peer_id
     frames = [encode_signal(Hello(role=Role.PEER, listen_url="")),
               encode_signal(Register(request_id=1, record=record(ALICE, signaller)))]
+    assert await hostile_session(frames)
+
+
+@pytest.mark.parametrize("url", ["", "mem://somewhere-else"])
+async def test_registering_a_record_with_another_signaller_url_is_cut_off(url: str) -> None:
+    signaller = Identity.from_seed(b"s" * 32).peer_id
+    frames = [encode_signal(Hello(role=Role.PEER, listen_url="")),
+              encode_signal(Register(request_id=1, record=record(MALLORY, signaller, url=url)))]
     assert await hostile_session(frames)
 
 
@@ -152,3 +162,28 @@ async def test_a_well_behaved_peer_is_not_cut_off() -> None:
 def test_fuzzed_frames_never_break_the_signaller(garbage: list[bytes], hello: bool) -> None:
     frames = ([encode_signal(Hello(role=Role.PEER, listen_url=""))] if hello else []) + garbage
     trio.run(hostile_session, frames)
+
+
+async def test_a_failing_per_request_task_drops_its_link_not_the_signaller(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relay's forwarding task that fails on the peer's input closes that link only."""
+    from taiinet.signal.server import Signaller
+
+    async def rejects(self: Signaller, peer_id: str) -> None:
+        raise RemoteProtocolError(f"cannot look up {peer_id}")
+
+    monkeypatch.setattr(Signaller, "_find_record", rejects)
+    session = seal_session(MALLORY, SessionDescription(
+        from_peer=MALLORY.peer_id, to_peer=ALICE.peer_id, session_id=bytes(16),
+        kind=SessionKind.OFFER, sdp="v=0", created_unix_ms=0))
+    network = MemoryNetwork()
+    transport = MemorySignalTransport(network)
+    async with open_signaller(identity=Identity.from_seed(b"s" * 32), transport=transport,
+                              rng=random.Random(0)) as sig:
+        link = await network.dial(MALLORY, sig.peer_id)
+        await link.send(encode_signal(Hello(role=Role.PEER, listen_url="")))
+        await link.send(encode_signal(Relay(target_peer=ALICE.peer_id, session=session,
+                                            hops_left=0)))
+        assert await closed_by_signaller(link)
+        assert sig.links_dropped == 1
+        await still_serves(transport, sig.url)

@@ -36,6 +36,7 @@ from taiinet.transport.memory import MemoryNetwork
 from taiinet.transport.webrtc import IceServer, WebRTCEndpoint, open_webrtc
 from taiinet.transport.websocket import connect_websocket, open_websocket_listener
 from taiinet.wire.identity import Identity
+from taiinet.wire.peer_id import PeerId
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +81,11 @@ class MeteredConnection(Connection):
         meter.peers[peer] = meter.peers.get(peer, 0) + 1
 
     @property
-    def local_peer_id(self) -> str:
+    def local_peer_id(self) -> PeerId:
         return self._inner.local_peer_id
 
     @property
-    def remote_peer_id(self) -> str:
+    def remote_peer_id(self) -> PeerId:
         return self._inner.remote_peer_id
 
     @property
@@ -247,7 +248,10 @@ class WebSocketLinks(Links):
     async def dial(self, peer_id: str) -> Connection:
         answer = await self.signal.send_offer(peer_id, WS_OFFER_PREFIX + self.url)
         url = answer[len(WS_OFFER_PREFIX):] if answer.startswith(WS_OFFER_PREFIX) else ""
-        if not url.startswith(("ws://", "wss://")) or len(url) > MAX_WS_URL:
+        if url.startswith("wss://"):
+            raise DialError(f"{peer_id} answered with a wss:// URL: TLS WebSocket links are "
+                            "not implemented in this version (Noise secures ws:// links)")
+        if not url.startswith("ws://") or len(url) > MAX_WS_URL:
             raise DialError(f"{peer_id} answered with no usable WebSocket URL")
         result: Connection = await self._nursery.start(self._hold, url, peer_id)
         return result

@@ -100,6 +100,7 @@ from taiinet.overlay.messages import (
     Shuffle,
     ShuffleReply,
 )
+from taiinet.wire.peer_id import PeerId
 
 _SHUFFLE_TIMER = ShuffleTimer()
 _KEEPALIVE_TIMER = KeepaliveTimer()
@@ -135,36 +136,36 @@ class HyParView:
         "rng",
     )
 
-    def __init__(self, peer_id: str, rng: random.Random,
+    def __init__(self, peer_id: PeerId, rng: random.Random,
                  config: HyParViewConfig | None = None) -> None:
         self.peer_id = peer_id
         self.rng = rng
         self.config = config or HyParViewConfig()
         #: Active view, in the order peers were added (lists keep runs
         #: reproducible: set order would depend on string hashing).
-        self.active: list[str] = []
+        self.active: list[PeerId] = []
         #: Passive view.
-        self.passive: list[str] = []
+        self.passive: list[PeerId] = []
         #: Peers we sent a Neighbor request to -> when (time order).
-        self._pending: dict[str, float] = {}
-        self._last_heard: dict[str, float] = {}  # active peer -> last message time
-        self._since: dict[str, float] = {}  # active peer -> when it became a neighbour
+        self._pending: dict[PeerId, float] = {}
+        self._last_heard: dict[PeerId, float] = {}  # active peer -> last message time
+        self._since: dict[PeerId, float] = {}  # active peer -> when it became a neighbour
         #: Active peer -> time of its first probe not answered yet (cleared
         #: lazily, at the tick that sees the peer heard from since).
-        self._probed: dict[str, float] = {}
+        self._probed: dict[PeerId, float] = {}
         self._now = 0.0  # time of the input being processed
         self._rejections = 0
-        self._last_shuffle_sample: tuple[str, ...] = ()
+        self._last_shuffle_sample: tuple[PeerId, ...] = ()
         #: A shuffle of ours is out and no reply has come back yet.
         self._awaiting_shuffle_reply = False
         #: Passive peer -> the neighbour that told us of it (shuffle or walk);
         #: peers absent from it we had a link with (trusted).
-        self._passive_source: dict[str, str] = {}
+        self._passive_source: dict[PeerId, PeerId] = {}
         #: Former neighbour -> when it left the active view (time order), for
         #: ``walk_grace``: walks it sent before it knew may still come.
-        self._recently_dropped: dict[str, float] = {}
+        self._recently_dropped: dict[PeerId, float] = {}
         #: Peer -> when its Join was taken (insertion order is time order).
-        self._recent_joins: dict[str, float] = {}
+        self._recent_joins: dict[PeerId, float] = {}
         self._eviction_tokens = float(self.config.eviction_burst)
         self._tokens_at = 0.0
         self._handlers = {
@@ -187,7 +188,7 @@ class HyParView:
             SetTimer(at=now + self.rng.random() * cfg.keepalive_interval, timer=_KEEPALIVE_TIMER),
         ]
 
-    def heard_from(self, peer: str, now: float) -> None:
+    def heard_from(self, peer: PeerId, now: float) -> None:
         """Note that a frame (of any layer, a ``Pong`` too) came from ``peer``: it is alive.
 
         Membership messages count by themselves; a driver calls this for the
@@ -196,7 +197,7 @@ class HyParView:
         if peer in self._last_heard:
             self._last_heard[peer] = now
 
-    def join(self, contact: str, now: float) -> list[Action]:
+    def join(self, contact: PeerId, now: float) -> list[Action]:
         """Enter the overlay through ``contact`` (a live member)."""
         self._now = now
         if contact == self.peer_id:
@@ -206,7 +207,7 @@ class HyParView:
         out.append(Send(peer=contact, message=_JOIN))
         return out
 
-    def handle_message(self, peer: str, message: MembershipMessage, now: float) -> list[Action]:
+    def handle_message(self, peer: PeerId, message: MembershipMessage, now: float) -> list[Action]:
         """Process a membership message that came from ``peer``."""
         self._now = now
         out: list[Action] = []
@@ -216,7 +217,7 @@ class HyParView:
                 self._last_heard[peer] = now
         return out
 
-    def handle_link_down(self, peer: str, now: float) -> list[Action]:
+    def handle_link_down(self, peer: PeerId, now: float) -> list[Action]:
         """The link to ``peer`` failed or could not be opened.
 
         A failed neighbour is forgotten (not moved to the passive view) and
@@ -249,7 +250,7 @@ class HyParView:
         expired = now - cfg.probe_deadline + _SLACK
         heard = self._last_heard
         probed = self._probed
-        failed: list[str] = []
+        failed: list[PeerId] = []
         for peer in self.active:
             last = heard[peer]
             probe = probed.get(peer)
@@ -280,12 +281,12 @@ class HyParView:
 
     # --- queries -----------------------------------------------------------
 
-    def is_neighbor(self, peer: str) -> bool:
+    def is_neighbor(self, peer: PeerId) -> bool:
         return peer in self.active
 
     # --- message handlers ---------------------------------------------------
 
-    def _on_join(self, peer: str, message: Join, out: list[Action]) -> None:
+    def _on_join(self, peer: PeerId, message: Join, out: list[Action]) -> None:
         cfg = self.config
         joins = self._recent_joins
         now = self._now
@@ -313,7 +314,7 @@ class HyParView:
             if neighbour != peer:
                 out.append(Send(peer=neighbour, message=walk))
 
-    def _on_forward_join(self, peer: str, message: ForwardJoin, out: list[Action]) -> None:
+    def _on_forward_join(self, peer: PeerId, message: ForwardJoin, out: list[Action]) -> None:
         new = message.peer
         if new == self.peer_id or not self._may_walk(peer):
             return  # walks only travel between neighbours
@@ -330,7 +331,7 @@ class HyParView:
         else:
             self._accept_newcomer(new, peer, out)
 
-    def _accept_newcomer(self, new: str, source: str, out: list[Action]) -> None:
+    def _accept_newcomer(self, new: PeerId, source: PeerId, out: list[Action]) -> None:
         if new in self.active:
             return
         if self._admit(new, out):
@@ -338,7 +339,7 @@ class HyParView:
         else:
             self._add_heard(new, source, [])
 
-    def _on_neighbor(self, peer: str, message: Neighbor, out: list[Action]) -> None:
+    def _on_neighbor(self, peer: PeerId, message: Neighbor, out: list[Action]) -> None:
         # A low-priority request only takes a free slot; a high-priority one
         # (from a node with no neighbour left) may displace an unprotected
         # neighbour, outside the eviction budget: refusing it could isolate
@@ -353,7 +354,7 @@ class HyParView:
                 # peer may accept it, and a closed link would make it drop us.)
                 out.append(CloseLink(peer=peer))
 
-    def _on_neighbor_reply(self, peer: str, message: NeighborReply, out: list[Action]) -> None:
+    def _on_neighbor_reply(self, peer: PeerId, message: NeighborReply, out: list[Action]) -> None:
         if peer not in self._pending:
             return
         del self._pending[peer]
@@ -366,14 +367,14 @@ class HyParView:
             out.append(CloseLink(peer=peer))
             self._refill(out)
 
-    def _on_disconnect(self, peer: str, message: Disconnect, out: list[Action]) -> None:
+    def _on_disconnect(self, peer: PeerId, message: Disconnect, out: list[Action]) -> None:
         if peer in self.active:
             self._remove_active(peer, out)
             out.append(CloseLink(peer=peer))
             self._add_passive(peer)
             self._refill(out)
 
-    def _on_shuffle(self, peer: str, message: Shuffle, out: list[Action]) -> None:
+    def _on_shuffle(self, peer: PeerId, message: Shuffle, out: list[Action]) -> None:
         origin = message.origin
         if origin == self.peer_id or not self._may_walk(peer):
             return  # walks only travel between neighbours
@@ -395,7 +396,7 @@ class HyParView:
             out.append(CloseLink(peer=origin))
         self._integrate((origin, *sample), reply, peer)
 
-    def _on_shuffle_reply(self, peer: str, message: ShuffleReply, out: list[Action]) -> None:
+    def _on_shuffle_reply(self, peer: PeerId, message: ShuffleReply, out: list[Action]) -> None:
         if not self._awaiting_shuffle_reply:
             return  # only the one answer to a shuffle of ours is taken
         self._awaiting_shuffle_reply = False
@@ -405,7 +406,7 @@ class HyParView:
 
     # --- view management ------------------------------------------------------
 
-    def _admit(self, peer: str, out: list[Action], budget: bool = True) -> bool:
+    def _admit(self, peer: PeerId, out: list[Action], budget: bool = True) -> bool:
         """Take ``peer``, a newcomer that asked (or was walked) here, into the active view.
 
         A full view makes room by displacing one of its unprotected (younger)
@@ -429,7 +430,7 @@ class HyParView:
         self._add_active(peer, out)
         return True
 
-    def _add_active(self, peer: str, out: list[Action]) -> None:
+    def _add_active(self, peer: PeerId, out: list[Action]) -> None:
         if peer == self.peer_id or peer in self.active:
             return
         self._drop_passive(peer)
@@ -461,7 +462,7 @@ class HyParView:
             count += 1
         return count
 
-    def _may_walk(self, peer: str) -> bool:
+    def _may_walk(self, peer: PeerId) -> bool:
         """Whether a walk (ForwardJoin, Shuffle) from ``peer`` is taken: from a
         neighbour, or one that left the view less than ``walk_grace`` ago."""
         if peer in self.active:
@@ -469,7 +470,7 @@ class HyParView:
         dropped = self._recently_dropped.get(peer)
         return dropped is not None and self._now - dropped < self.config.walk_grace
 
-    def _remove_active(self, peer: str, out: list[Action]) -> None:
+    def _remove_active(self, peer: PeerId, out: list[Action]) -> None:
         dropped = self._recently_dropped
         dropped.pop(peer, None)
         dropped[peer] = self._now
@@ -485,12 +486,12 @@ class HyParView:
         self._probed.pop(peer, None)
         out.append(NeighborDown(peer=peer))
 
-    def _drop_passive(self, peer: str) -> None:
+    def _drop_passive(self, peer: PeerId) -> None:
         if peer in self.passive:
             self.passive.remove(peer)
             self._passive_source.pop(peer, None)
 
-    def _make_passive_room(self, evict_first: list[str]) -> None:
+    def _make_passive_room(self, evict_first: list[PeerId]) -> None:
         """Drop one passive entry: an untrusted one (of ``evict_first`` if any), else any."""
         heard = self._passive_source
         pool = [p for p in evict_first if p in heard] or list(heard)
@@ -498,7 +499,7 @@ class HyParView:
             pool = [p for p in evict_first if p in self.passive] or self.passive
         self._drop_passive(pool[self.rng.randrange(len(pool))])
 
-    def _add_passive(self, peer: str) -> None:
+    def _add_passive(self, peer: PeerId) -> None:
         """Keep ``peer``, which we had a link with, as a trusted passive entry."""
         if peer == self.peer_id or peer in self.active:
             return
@@ -509,7 +510,7 @@ class HyParView:
             self._make_passive_room([])
         self.passive.append(peer)
 
-    def _add_heard(self, peer: str, source: str, evict_first: list[str]) -> None:
+    def _add_heard(self, peer: PeerId, source: PeerId, evict_first: list[PeerId]) -> None:
         """Keep ``peer``, named by neighbour ``source``, as an untrusted passive entry.
 
         One source holds at most ``passive_per_source`` entries: past that,
@@ -526,8 +527,8 @@ class HyParView:
         self.passive.append(peer)
         sources[peer] = source
 
-    def _integrate(self, peers: tuple[str, ...], evict_first: tuple[str, ...],
-                   source: str) -> None:
+    def _integrate(self, peers: tuple[PeerId, ...], evict_first: tuple[PeerId, ...],
+                   source: PeerId) -> None:
         """Merge a shuffle sample from ``source`` into the passive view.
 
         The entries we sent in exchange (``evict_first``) make room first.

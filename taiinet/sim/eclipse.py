@@ -35,9 +35,17 @@ from taiinet.overlay.messages import (
     Shuffle,
 )
 from taiinet.sim.overlay import OverlaySimConfig, OverlaySimulation
+from taiinet.wire.peer_id import PeerId
 
 #: Seconds between two samples of the victim's active view.
 SAMPLE_INTERVAL = 0.5
+#: Keys of made-up identities start here (honest node i has key i).
+_SYBIL_KEYS = 1 << 200
+_GHOST_KEYS = 1 << 201
+
+
+def _made_up_id(key: int) -> PeerId:
+    return PeerId.from_public_key(key.to_bytes(32, "big"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,7 +79,7 @@ class EclipseConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EclipseResult:
-    victim: str
+    victim: PeerId
     #: Honest neighbours of the victim when the attack starts.
     honest_at_start: int
     #: Fewest, and mean, honest neighbours of the victim over the attack.
@@ -91,7 +99,7 @@ class EclipseResult:
 class EclipseAttack:
     """The attacker: Sybil identities aimed at one victim; the simulation's adversary."""
 
-    def __init__(self, sim: OverlaySimulation, victim: str, config: EclipseConfig,
+    def __init__(self, sim: OverlaySimulation, victim: PeerId, config: EclipseConfig,
                  rng: random.Random, start: float) -> None:
         self.sim = sim
         self.victim = victim
@@ -112,8 +120,8 @@ class EclipseAttack:
                 loop.schedule(self.start + self.rng.random() / self.config.ghost_walks,
                               self._ghost_walk, sybil)
 
-    def _name(self, sybil: int) -> str:
-        return f"sybil{sybil}.{self._renamed[sybil]}"
+    def _name(self, sybil: int) -> PeerId:
+        return _made_up_id(_SYBIL_KEYS + (sybil << 32) + self._renamed[sybil])
 
     def _attempt(self, sybil: int) -> None:
         loop = self.sim.loop
@@ -137,7 +145,7 @@ class EclipseAttack:
         ghosts = []
         for _ in range(4):
             self._ghosts += 1
-            ghost = f"ghost{self._ghosts}"
+            ghost = _made_up_id(_GHOST_KEYS + self._ghosts)
             self.sim.network.crash(ghost)  # nobody is there: a dial fails
             ghosts.append(ghost)
         me = self._name(sybil)
@@ -146,7 +154,7 @@ class EclipseAttack:
                                                        peers=tuple(ghosts[2:])))
         loop.call_later(1.0 / self.config.ghost_walks, self._ghost_walk, sybil)
 
-    def receive(self, src: str, dst: str, message: OverlayMessage) -> None:
+    def receive(self, src: PeerId, dst: PeerId, message: OverlayMessage) -> None:
         """A message to a Sybil: say yes to becoming a neighbour, drop the rest."""
         if type(message) is Neighbor:
             self.sim.network.send(dst, src, NeighborReply(accepted=True))
@@ -171,7 +179,7 @@ def simulate_eclipse(config: EclipseConfig) -> EclipseResult:
     honest = set(sim.ids)
     core = sim.cores[victim]
     counts: list[int] = []
-    at_start: set[str] = set()
+    at_start: set[PeerId] = set()
 
     def sample() -> None:
         view = {p for p in core.active_view if p in honest}
