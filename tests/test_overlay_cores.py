@@ -370,8 +370,10 @@ def test_walk_ttls_are_capped_at_the_active_walk_length() -> None:
     full(node, "a", "b", "c")
     [(_, walk)] = sends(node.handle_message("a", ForwardJoin(peer="new", ttl=200), 0.0))
     assert walk == ForwardJoin(peer="new", ttl=5)
-    [(_, shuffle)] = sends(node.handle_message("a", Shuffle(origin="o", ttl=200, peers=()), 0.0))
-    assert isinstance(shuffle, Shuffle) and shuffle.ttl == 5
+    many = tuple(f"x{i}" for i in range(64))
+    [(_, shuffle)] = sends(node.handle_message("a", Shuffle(origin="o", ttl=200, peers=many), 0.0))
+    # Only an honest sample's worth (ka + kp = 7 entries) goes on.
+    assert isinstance(shuffle, Shuffle) and shuffle.ttl == 5 and shuffle.peers == many[:7]
 
 
 def test_one_neighbour_holds_a_bounded_share_of_the_passive_view() -> None:

@@ -380,15 +380,15 @@ class HyParView:
             return  # walks only travel between neighbours
         cfg = self.config
         ttl = min(message.ttl, cfg.arwl) - 1
+        # No more entries than an honest sample holds (ka + kp).
+        sample = message.peers[:cfg.shuffle_active + cfg.shuffle_passive]
         if ttl > 0 and len(self.active) > 1:
             candidates = [n for n in self.active if n != peer and n != origin]
             if candidates:
                 nxt = candidates[self.rng.randrange(len(candidates))]
                 out.append(Send(peer=nxt, message=Shuffle(origin=origin, ttl=ttl,
-                                                          peers=message.peers)))
+                                                          peers=sample)))
                 return
-        # No more entries than an honest sample holds (ka + kp).
-        sample = message.peers[:cfg.shuffle_active + cfg.shuffle_passive]
         count = min(len(sample) + 1, len(self.passive), MAX_SHUFFLE_PEERS)
         reply = tuple(self.rng.sample(self.passive, count))
         out.append(Send(peer=origin, message=ShuffleReply(peers=reply)))
