@@ -333,6 +333,18 @@ def test_displacing_neighbours_for_newcomers_is_rate_limited() -> None:
     assert sends(out) == [(youngest, Disconnect()), ("lonely", NeighborReply(accepted=True))]
 
 
+def test_the_eviction_budget_starts_with_protection() -> None:
+    node = hpv(active_size=2, eviction_burst=1, eviction_interval=100.0)  # type: ignore[arg-type]
+    node.start(0.0)
+    full(node, "a", "b")
+    for i in range(3):  # a young node forms its view as the paper's
+        node.handle_message(f"young{i}", Join(), 10.0)
+        assert f"young{i}" in node.active
+    node.handle_message("late0", Join(), 40.0)  # 30 s in: one token, then none
+    node.handle_message("late1", Join(), 40.0)
+    assert "late0" in node.active and "late1" not in node.active
+
+
 def test_a_peer_cannot_join_again_within_the_repeat_interval() -> None:
     node = hpv(join_repeat_interval=60.0)  # type: ignore[arg-type]
     node.join("a", 0.0)

@@ -51,9 +51,11 @@ class HyParViewConfig:
     protect_after: float = 30.0
     #: Neighbours displaced to make room for newcomers: a bucket of
     #: ``eviction_burst`` tokens, one more every ``eviction_interval``
-    #: seconds.  A newcomer that finds the view full and the bucket empty is
-    #: refused (a ``Join`` is answered with ``Disconnect``, a high-priority
-    #: ``Neighbor`` with a refusal, a walk ends without it).
+    #: seconds, from ``protect_after`` seconds after the node started (a
+    #: young overlay forms as the paper's).  A ``Join`` or walk end that finds
+    #: the view full and the bucket empty is refused (the ``Join`` is
+    #: answered with ``Disconnect`` and starts no walk; the walk ends without
+    #: the newcomer); a high-priority ``Neighbor`` is outside the budget.
     eviction_burst: int = 10
     eviction_interval: float = 1.0
     #: Seconds during which a peer whose ``Join`` was taken cannot join again

@@ -116,6 +116,7 @@ class HyParView:
 
     __slots__ = (
         "_awaiting_shuffle_reply",
+        "_born",
         "_eviction_tokens",
         "_handlers",
         "_last_heard",
@@ -168,6 +169,7 @@ class HyParView:
         self._recent_joins: dict[PeerId, float] = {}
         self._eviction_tokens = float(self.config.eviction_burst)
         self._tokens_at = 0.0
+        self._born = 0.0  # when ``start`` was called
         self._handlers = {
             Join: self._on_join,
             ForwardJoin: self._on_forward_join,
@@ -183,6 +185,7 @@ class HyParView:
     def start(self, now: float) -> list[Action]:
         """Arm the periodic timers; the first ticks are at random offsets."""
         cfg = self.config
+        self._born = now
         return [
             SetTimer(at=now + self.rng.random() * cfg.shuffle_interval, timer=_SHUFFLE_TIMER),
             SetTimer(at=now + self.rng.random() * cfg.keepalive_interval, timer=_KEEPALIVE_TIMER),
@@ -421,6 +424,9 @@ class HyParView:
                          self._eviction_tokens
                          + (self._now - self._tokens_at) / cfg.eviction_interval)
             self._tokens_at = self._now
+            # The budget starts with protection, ``protect_after`` into the
+            # node's life: a young overlay forms as the paper's.
+            budget = budget and self._now - self._born >= cfg.protect_after
             if (budget and tokens < 1.0) or self._protected() >= len(self.active):
                 self._eviction_tokens = tokens
                 return False
