@@ -21,6 +21,7 @@ from taiinet.node import (
 )
 from taiinet.node.errors import (
     InvalidInput,
+    LinkKindMismatch,
     NodeClosed,
     SubscriptionClosed,
     SubscriptionInUse,
@@ -37,6 +38,7 @@ from taiinet.pubsub.query.index import IndexFull
 from taiinet.signal.api import open_signaller
 from taiinet.signal.client import IncomingOffer, SignalClient, open_signal_client
 from taiinet.signal.errors import (
+    InvalidSignallerUrl,
     MalformedSignalMessage,
     NoSignallerAvailable,
     PeerUnreachable,
@@ -45,7 +47,7 @@ from taiinet.signal.errors import (
     SignalUsageError,
 )
 from taiinet.signal.records import PeerRecord
-from taiinet.signal.server import ProtocolViolation
+from taiinet.signal.server import ProtocolViolation, SignallerClaimRejected
 from taiinet.sim.overlay import OverlaySimConfig, simulate_overlay
 from taiinet.transport.errors import (
     DecryptionError,
@@ -98,8 +100,10 @@ __all__ = [
     "InvalidPublicKey",
     "InvalidQuery",
     "InvalidSdp",
+    "InvalidSignallerUrl",
     "KeyFileError",
     "LinkDeadlines",
+    "LinkKindMismatch",
     "LinkTimeout",
     "ListenerLimits",
     "LocalProtocolError",
@@ -138,6 +142,7 @@ __all__ = [
     "SignalClient",
     "SignalError",
     "SignalUsageError",
+    "SignallerClaimRejected",
     "SignedDocuments",
     "Subscription",
     "SubscriptionClosed",
