@@ -10,6 +10,13 @@ from taiinet.errors import (
     RemoteProtocolError,
     TaiiNetError,
 )
+from taiinet.history.errors import (
+    HistoryDecodeError,
+    HistoryUsageError,
+    HistoryViolation,
+    StoreError,
+)
+from taiinet.history.store import SeedStore, StoreFull
 from taiinet.node import (
     Message,
     Node,
@@ -27,6 +34,8 @@ from taiinet.node.errors import (
     SubscriptionInUse,
     SubscriptionNotOpen,
 )
+from taiinet.node.history import HistoryBusy
+from taiinet.node.seeder import Seeder, open_seeder
 from taiinet.overlay.core import Overlay, OverlayConfig
 from taiinet.overlay.driver import OverlayDriver
 from taiinet.overlay.errors import OverlayDecodeError, OverlayUsageError
@@ -89,6 +98,10 @@ __all__ = [
     "FrameTooLarge",
     "HandshakeError",
     "HandshakeTimeout",
+    "HistoryBusy",
+    "HistoryDecodeError",
+    "HistoryUsageError",
+    "HistoryViolation",
     "Identity",
     "IdleTimeout",
     "IncomingOffer",
@@ -139,10 +152,14 @@ __all__ = [
     "RecordRejected",
     "RejectedDocument",
     "RemoteProtocolError",
+    "SeedStore",
+    "Seeder",
     "SignalClient",
     "SignalError",
     "SignalUsageError",
     "SignedDocuments",
+    "StoreError",
+    "StoreFull",
     "Subscription",
     "SubscriptionClosed",
     "SubscriptionInUse",
@@ -153,6 +170,7 @@ __all__ = [
     "WebSocketProtocolError",
     "connect_websocket",
     "open_node",
+    "open_seeder",
     "open_signal_client",
     "open_signaller",
     "open_webrtc",

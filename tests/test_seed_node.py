@@ -1,0 +1,64 @@
+"""Seeders and subscriptions that start with the past, in one process (memory links).
+
+Real nodes and signallers over memory links and a real SQLite file: a
+publisher's documents outlive it in a seeder, a new subscriber reads them
+in publication order and then the live ones, each once.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from taiinet.history.store import SeedStore
+from taiinet.node import memory_links, open_node
+from taiinet.node.seeder import open_seeder
+from taiinet.signal.api import open_signaller
+from taiinet.signal.transport import MemorySignalTransport
+from taiinet.transport.memory import MemoryNetwork
+from tests.node_support import ident
+
+
+async def _publish(signaller: str, network: MemoryNetwork, transport: Any, count: int,
+                   seed: int) -> list[str]:
+    ids = []
+    async with open_node([signaller], ident(seed), links=memory_links(network),
+                         signal_transport=transport, rng=random.Random(seed)) as publisher:
+        await publisher.wait_neighbors(1)
+        await trio.sleep(0.5)  # interest settles
+        for i in range(count):
+            ids.append(await publisher.publish({"n": i, "even": i % 2 == 0}))
+        await trio.sleep(0.5)
+    return ids
+
+
+async def test_a_new_subscriber_reads_the_stored_documents_then_the_live_ones(
+        tmp_path: Path) -> None:
+    network = MemoryNetwork()
+    transport = MemorySignalTransport(network)
+    store = SeedStore.open(tmp_path / "seed.db")
+    with trio.fail_after(60):
+        async with open_signaller(transport=transport, identity=ident(1000)) as sig, \
+                open_seeder([sig.url], store, [{"even": True}], ident(1),
+                            links=memory_links(network), signal_transport=transport,
+                            rng=random.Random(1)) as seeder:
+            await _publish(sig.url, network, transport, 20, seed=2)
+            await seeder.wait_stored(10)
+            assert store.count == 10
+            async with open_node([sig.url], ident(3), links=memory_links(network),
+                                 signal_transport=transport, rng=random.Random(3)) as reader, \
+                    reader.subscribe({"even": True}, history=True) as sub:
+                got = [await sub.receive() for _ in range(10)]
+                assert [m.data["n"] for m in got] == list(range(0, 20, 2))
+                assert all(m.stored for m in got)
+                await reader.wait_neighbors(1)
+                await trio.sleep(0.5)
+                await reader.publish({"n": 100, "even": True})
+                live = await sub.receive()
+                assert live.data["n"] == 100 and not live.stored
+                async with reader.find({"n": {"$gte": 14}}) as found:
+                    assert [m.data["n"] async for m in found] == [14, 16, 18, 100]
+    store.close()
