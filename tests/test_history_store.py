@@ -120,7 +120,7 @@ def test_a_file_that_is_not_a_seed_database_is_a_clear_error(tmp_path: Path) -> 
         SeedStore.open(newer)
     with pytest.raises(StoreError, match="cannot open"):
         SeedStore.open(tmp_path / "no" / "such" / "dir" / "s.db")
-    assert APPLICATION_ID == int.from_bytes(b"TaiN", "big")
+    assert int.from_bytes(b"TaiN", "big") == APPLICATION_ID
 
 
 def test_a_full_disk_stops_storing_without_breaking_the_store(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import NoReturn
 
 from taiinet.cli.run import EXIT_USAGE, exit_code
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("keys", "sim", "signal", "node", "demo")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("keys", "sim", "signal", "node", "seed", "demo")
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -110,6 +110,8 @@ class HistoryService:
         self.store: SeedStore | None = None
         #: Store reads that failed (I/O), pages of stored documents served.
         self.store_failures = 0
+        #: The seeders the last ``find_seeders`` found.
+        self.last_seeders: list[PeerId] = []
         driver.history_frames = self.handle_frame
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -180,8 +182,9 @@ class HistoryService:
         except TaiiNetError as exc:
             log.info("history: no contacts: %s", exc)
             return []
-        seeders = sorted({r.peer_id for r in records if SEEDER_SERVICE in r.services})
-        return seeders[:self.config.max_seeders]
+        found = sorted({r.peer_id for r in records if SEEDER_SERVICE in r.services})
+        self.last_seeders = found[:self.config.max_seeders]
+        return self.last_seeders
 
     def open_fetch(self, query: Query, seeders: Sequence[PeerId], *, since_unix_ms: int = 0,
                    limit: float = math.inf) -> Fetch:
