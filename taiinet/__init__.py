@@ -56,7 +56,7 @@ from taiinet.signal.errors import (
     SignalUsageError,
 )
 from taiinet.signal.records import PeerRecord
-from taiinet.signal.server import ProtocolViolation
+from taiinet.signal.server import ProtocolViolation, SignallerClaimRejected
 from taiinet.sim.overlay import OverlaySimConfig, simulate_overlay
 from taiinet.transport.errors import (
     DecryptionError,
@@ -157,6 +157,7 @@ __all__ = [
     "SignalClient",
     "SignalError",
     "SignalUsageError",
+    "SignallerClaimRejected",
     "SignedDocuments",
     "StoreError",
     "StoreFull",

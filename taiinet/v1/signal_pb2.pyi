@@ -10,13 +10,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PeerRecord(_message.Message):
-    __slots__ = ("peer_id", "signaller_peer_id", "signaller_url", "addresses", "seq", "expires_unix_ms", "services")
+    __slots__ = ("peer_id", "signaller_peer_id", "signaller_url", "addresses", "seq", "expires_unix_ms", "withdrawn", "services")
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNALLER_PEER_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNALLER_URL_FIELD_NUMBER: _ClassVar[int]
     ADDRESSES_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    WITHDRAWN_FIELD_NUMBER: _ClassVar[int]
     SERVICES_FIELD_NUMBER: _ClassVar[int]
     peer_id: str
     signaller_peer_id: str
@@ -24,8 +25,9 @@ class PeerRecord(_message.Message):
     addresses: _containers.RepeatedScalarFieldContainer[str]
     seq: int
     expires_unix_ms: int
+    withdrawn: bool
     services: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, peer_id: _Optional[str] = ..., signaller_peer_id: _Optional[str] = ..., signaller_url: _Optional[str] = ..., addresses: _Optional[_Iterable[str]] = ..., seq: _Optional[int] = ..., expires_unix_ms: _Optional[int] = ..., services: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, peer_id: _Optional[str] = ..., signaller_peer_id: _Optional[str] = ..., signaller_url: _Optional[str] = ..., addresses: _Optional[_Iterable[str]] = ..., seq: _Optional[int] = ..., expires_unix_ms: _Optional[int] = ..., withdrawn: _Optional[bool] = ..., services: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SessionDescription(_message.Message):
     __slots__ = ("from_peer", "to_peer", "session_id", "kind", "sdp", "created_unix_ms")
