@@ -64,9 +64,23 @@ def test_two_seeders_give_the_union_in_order_each_once() -> None:
             a.add({"n": i}, 1000 + i)
         if i % 3 != 1:
             b.add({"n": i}, 1000 + i)
-    fetch = _fetch(["a", "b"], config=HistoryFetchConfig(page_documents=50))
+    config = HistoryFetchConfig(page_documents=50, first_page_documents=50)
+    fetch = _fetch(["a", "b"], config=config)
     got = _run(fetch, {"a": a, "b": b}, random.Random(1))
     assert got == [{"n": i} for i in range(600)]
+
+
+def test_pages_grow_from_the_first() -> None:
+    fetch = _fetch(["a"])
+    request = _first_request(fetch)
+    sizes = []
+    for n in range(4):
+        sizes.append(request.limit)
+        page = _page(request, [], more=True, cursor=(n + 1, b"\x01" * 32))
+        message = _requests(fetch.handle_page("a", page, 0.0))[0].message
+        assert isinstance(message, HistoryRequest)
+        request = message
+    assert sizes == [16, 64, 256, 256]
 
 
 def test_since_and_limit() -> None:
@@ -190,7 +204,8 @@ def test_a_reader_that_takes_nothing_stops_the_requests() -> None:
     a = MemorySeeder()
     for i in range(2000):
         a.add({"n": i}, i + 1)
-    fetch = _fetch(["a"], config=HistoryFetchConfig(page_documents=100, max_buffered=300))
+    fetch = _fetch(["a"], config=HistoryFetchConfig(
+        page_documents=100, first_page_documents=100, max_buffered=300))
     pending = _requests(fetch.start(0.0))
     answered = 0
     while pending:
@@ -236,7 +251,8 @@ def test_history_then_live_yields_each_document_once_in_order(scenario: tuple[An
     live_order = [n for n, is_live in enumerate(live) if is_live]
     rng.shuffle(live_order)
 
-    fetch = _fetch(names, config=HistoryFetchConfig(page_documents=page, max_buffered=4))
+    fetch = _fetch(names, config=HistoryFetchConfig(page_documents=page, first_page_documents=1,
+                                                    max_buffered=4))
     seam: Seam[int] = Seam(max_held=1000)
     out: list[int] = []
     pending = _requests(fetch.start(0.0))

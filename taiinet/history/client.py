@@ -25,6 +25,10 @@ A source that fails, refuses ("busy" and "rate" are retried after
 asking several seeders.  With a ``limit``, the first ``limit`` documents
 come out and the fetch ends.
 
+A source's first page asks for ``first_page_documents``, each later one four
+times more, up to ``page_documents``: the first documents come back soon,
+the rest in large pages.
+
 Bounds: the documents held (merging plus ready, not yet taken) stop new
 requests at ``max_buffered``, except from the source with the lowest
 frontier, the only one whose pages can release held documents; a reader
@@ -68,14 +72,19 @@ class HistoryFetchConfig:
     (``max_buffered``), retries of a busy seeder (``max_retries``, ``retry_delay`` s)."""
 
     page_documents: int = MAX_PAGE_DOCUMENTS
+    #: Documents asked in a source's first page; each later page asks four times
+    #: more, up to ``page_documents`` (a small first page comes back sooner: a
+    #: seeder scans until it fills the page).
+    first_page_documents: int = 16
     page_timeout: float = 10.0
     max_buffered: int = 4 * MAX_PAGE_DOCUMENTS
     max_retries: int = 3
     retry_delay: float = 0.5
 
     def __post_init__(self) -> None:
-        if not 1 <= self.page_documents <= MAX_PAGE_DOCUMENTS:
-            raise ValueError(f"page_documents must be in 1..{MAX_PAGE_DOCUMENTS}")
+        if not 1 <= self.first_page_documents <= self.page_documents <= MAX_PAGE_DOCUMENTS:
+            raise ValueError(f"1 <= first_page_documents <= page_documents <= "
+                             f"{MAX_PAGE_DOCUMENTS}")
         if self.page_timeout <= 0 or self.max_buffered < 1 or self.max_retries < 0 \
                 or self.retry_delay <= 0:
             raise ValueError("history fetch bounds must be positive")
@@ -131,6 +140,7 @@ class _Source:
     waiting_retry: bool = False
     retries: int = 0
     documents: int = 0
+    pages: int = 0
 
 
 @dataclass(slots=True)
@@ -268,7 +278,9 @@ class HistoryFetch:
     # -- internals --------------------------------------------------------------
 
     def _ask(self, source: _Source, now: float) -> list[FetchAction]:
-        page = self.config.page_documents
+        config = self.config
+        page = min(config.page_documents, config.first_page_documents * 4 ** min(source.pages, 8))
+        source.pages += 1
         if self.limit != math.inf:
             page = max(1, min(page, int(self.limit) - self._released))
         request = HistoryRequest(request_id=self._new_request_id(), query=self.query,
