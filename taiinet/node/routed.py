@@ -12,6 +12,14 @@ bytes (``delivery_buffer_bytes``, counted as ``Deliver.cost``: a decoded
 document is several times its encoded size); one that does not fit is
 dropped and counted in ``dropped_documents`` (the driver never waits for
 the application).
+
+History frames (``Frame.history``, docs/seed.md) ride the same links and go
+to ``history_frames`` (the node's ``HistoryService``) without the advert
+budget; ``send_frame``, ``release`` and ``drop`` let that service use the
+links.  With ``keep_envelopes`` (a seeder), the router's document codec
+keeps each payload it opens until the actions of that call are carried out,
+and the signed envelope of every queued delivery waits in ``envelopes``
+until the node takes it (the router itself keeps only decoded documents).
 """
 
 from __future__ import annotations
