@@ -11,8 +11,10 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
+from taiinet.history.errors import HistoryUsageError
 from taiinet.history.store import SeedStore
 from taiinet.node import memory_links, open_node
 from taiinet.node.seeder import open_seeder
@@ -62,3 +64,44 @@ async def test_a_new_subscriber_reads_the_stored_documents_then_the_live_ones(
                 async with reader.find({"n": {"$gte": 14}}) as found:
                     assert [m.data["n"] async for m in found] == [14, 16, 18, 100]
     store.close()
+
+
+async def test_a_full_disk_stops_storing_not_the_seeder(tmp_path: Path) -> None:
+    network = MemoryNetwork()
+    transport = MemorySignalTransport(network)
+    store = SeedStore.open(tmp_path / "seed.db")
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count={pages + 1}")  # one page left on the "disk"
+    with trio.fail_after(60):
+        async with open_signaller(transport=transport, identity=ident(1000)) as sig, \
+                open_seeder([sig.url], store, [], ident(1), links=memory_links(network),
+                            signal_transport=transport, rng=random.Random(1)) as seeder:
+            await seeder.node.publish({"pad": "x" * 20_000})
+            while seeder.store_failures == 0:
+                await seeder.next_batch()
+            assert seeder.stats().lost == 1 and store.count == 0
+            store._db.execute("PRAGMA max_page_count=1073741823")  # space again
+            await seeder.node.publish({"small": True})
+            await seeder.wait_stored(1)
+            assert store.count == 1
+
+
+async def test_history_options_are_checked_at_once(tmp_path: Path) -> None:
+    network = MemoryNetwork()
+    transport = MemorySignalTransport(network)
+    with trio.fail_after(30):
+        async with open_signaller(transport=transport, identity=ident(1000)) as sig, \
+                open_node([sig.url], ident(3), links=memory_links(network),
+                          signal_transport=transport, rng=random.Random(3)) as node:
+            for bad in ({"since": -1.0}, {"since": float("nan")}, {"history_limit": -1},
+                        {"history_limit": True}):
+                with pytest.raises(HistoryUsageError):
+                    node.subscribe({}, **bad)  # type: ignore[arg-type]
+            # No seeder in the mesh: the history is empty and live documents flow.
+            async with node.subscribe({"n": 1}, history=True) as sub:
+                await node.publish({"n": 1})
+                message = await sub.receive()
+                assert message.data == {"n": 1} and not message.stored
+            async with node.find({}) as found:
+                assert [m async for m in found] == []
+            assert node.history.last_seeders == []

@@ -91,6 +91,10 @@ class Seeder:
         while self.stored < count:
             await self._stored_event.wait()
 
+    async def next_batch(self) -> None:
+        """Wait until the next batch was written, or failed to be."""
+        await self._stored_event.wait()
+
     async def _keep(self, subscription: Subscription) -> None:
         async for first in subscription:
             batch = [first]
