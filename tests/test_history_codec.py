@@ -109,3 +109,20 @@ def test_the_server_refuses_a_peer_over_its_rate_then_drops_it() -> None:
     assert isinstance(answers[-1], DropPeer)
     # Another peer is not affected.
     assert isinstance(server.handle_request("calm", _request(9), 0.0)[0], RunQuery)
+
+
+def test_the_largest_pages_fit_one_overlay_link_frame() -> None:
+    from taiinet.history.messages import MAX_PAGE_BYTES, MAX_PAYLOAD_SIZE
+    from taiinet.overlay.codec import MAX_FRAME_SIZE
+
+    many = tuple(b"x" * (MAX_PAGE_BYTES // MAX_PAGE_DOCUMENTS) for _ in range(MAX_PAGE_DOCUMENTS))
+    one = (b"y" * MAX_PAYLOAD_SIZE,)
+    for documents in (many, one):
+        page = HistoryPage(request_id=(1 << 64) - 1, documents=documents, more=True,
+                           cursor=((1 << 64) - 1, b"\xff" * 32))
+        frame = encode_history_frame(page)
+        assert len(frame) <= MAX_FRAME_SIZE
+        assert decode_history_frame(frame) == page
+    with pytest.raises(HistoryUsageError):
+        encode_history_frame(HistoryPage(request_id=1, documents=(*many, b"z"), more=False,
+                                         cursor=(0, b"")))

@@ -47,7 +47,8 @@ def encode_history_frame(message: HistoryMessage) -> bytes:
         if len(message.documents) > MAX_PAGE_DOCUMENTS or (
                 len(message.documents) > 1
                 and sum(map(len, message.documents)) > MAX_PAGE_BYTES):
-            raise HistoryUsageError("a page holds at most 256 documents and 60 KiB")
+            raise HistoryUsageError(
+                f"a page holds at most {MAX_PAGE_DOCUMENTS} documents and {MAX_PAGE_BYTES} bytes")
         page = pb.page
         page.request_id = message.request_id
         page.documents.extend(message.documents)

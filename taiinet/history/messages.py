@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from taiinet.overlay.codec import MAX_FRAME_SIZE
 from taiinet.overlay.messages import MAX_PAYLOAD_SIZE as MAX_PAYLOAD_SIZE
 from taiinet.pubsub.query import Query
 
 #: Documents one page holds at most (``HistoryRequest.limit`` is 1..this).
 MAX_PAGE_DOCUMENTS = 256
 #: Envelope bytes one page holds at most (a page always takes its first
-#: document, which is at most ``MAX_PAYLOAD_SIZE`` itself), so a page fits one link frame.
-MAX_PAGE_BYTES = MAX_PAYLOAD_SIZE
-#: Bytes of an encoded ``HistoryMessage`` accepted from a peer (a page plus framing).
-MAX_HISTORY_MESSAGE_BYTES = MAX_PAGE_BYTES + 16 * 1024
+#: document, which is at most ``MAX_PAYLOAD_SIZE`` itself): with the encoding's
+#: few bytes per document, a page fits one overlay link frame (``MAX_FRAME_SIZE``).
+MAX_PAGE_BYTES = 56 * 1024
+#: Bytes of a link frame holding a history message, at most (an overlay link's frame limit).
+MAX_HISTORY_MESSAGE_BYTES = MAX_FRAME_SIZE
 #: Length of a message id (SHA-256).
 ID_BYTES = 32
 #: Characters of a refusal reason kept.
