@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python bench/seed.py [--docs 100000] [--links websocket]``.
 
 1. Fill a seed store (``taiinet.history.store``, SQLite WAL) with ``--docs``
-   signed documents ``{"n", "group", "name", "tags", "pad"}`` (about 250 bytes
+   signed documents ``{"n", "group", "name", "tags", "pad"}`` (about 300 bytes
    signed); ``group`` is ``n % 100``, so the query ``{"group": 42}`` matches 1%.
    Reported: bulk storing rate (batches of 512, one transaction each).
 2. Raw scan: ``sqlite3`` alone reads every envelope in key order, decodes the

@@ -13,7 +13,6 @@ from taiinet.errors import (
 from taiinet.history.errors import (
     HistoryDecodeError,
     HistoryUsageError,
-    HistoryViolation,
     StoreError,
 )
 from taiinet.history.store import SeedStore, StoreFull
@@ -101,7 +100,6 @@ __all__ = [
     "HistoryBusy",
     "HistoryDecodeError",
     "HistoryUsageError",
-    "HistoryViolation",
     "Identity",
     "IdleTimeout",
     "IncomingOffer",

@@ -9,11 +9,6 @@ class HistoryDecodeError(RemoteProtocolError):
     """A peer sent a history message that is malformed or exceeds a limit."""
 
 
-class HistoryViolation(RemoteProtocolError):
-    """A seeder answered with documents it must not send (unsigned, out of order,
-    not matching the request): its answers are discarded and it is asked no more."""
-
-
 class HistoryUsageError(LocalProtocolError):
     """The history API was called wrongly (a bad limit, a bad time)."""
 
