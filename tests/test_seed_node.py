@@ -15,7 +15,7 @@ import pytest
 import trio
 
 from taiinet.history.errors import HistoryUsageError
-from taiinet.history.store import SeedStore
+from taiinet.history.store import Page, SeedStore
 from taiinet.node import memory_links, open_node
 from taiinet.node.seeder import open_seeder
 from taiinet.signal.api import open_signaller
@@ -105,3 +105,40 @@ async def test_history_options_are_checked_at_once(tmp_path: Path) -> None:
             async with node.find({}) as found:
                 assert [m async for m in found] == []
             assert node.history.last_seeders == []
+
+
+class _TamperingStore(SeedStore):
+    """A seeder's store that alters one byte of every document it serves."""
+
+    def page(self, *args: Any, **kwargs: Any) -> Page:
+        page = super().page(*args, **kwargs)
+        altered = tuple(e[:-1] + bytes([e[-1] ^ 1]) for e in page.envelopes)
+        return Page(envelopes=altered, more=page.more, cursor=page.cursor,
+                    scanned=page.scanned)
+
+
+async def test_a_seeder_that_alters_documents_is_dropped_and_the_honest_one_suffices(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    network = MemoryNetwork()
+    transport = MemorySignalTransport(network)
+    honest = SeedStore.open(tmp_path / "honest.db")
+    liar = _TamperingStore.open(tmp_path / "liar.db")
+    with trio.fail_after(60):
+        async with open_signaller(transport=transport, identity=ident(1000)) as sig, \
+                open_seeder([sig.url], honest, [], ident(1), links=memory_links(network),
+                            signal_transport=transport, rng=random.Random(1)) as first, \
+                open_seeder([sig.url], liar, [], ident(4), links=memory_links(network),
+                            signal_transport=transport, rng=random.Random(4)) as second:
+            await _publish(sig.url, network, transport, 12, seed=2)
+            await first.wait_stored(12)
+            await second.wait_stored(12)
+            async with open_node([sig.url], ident(3), links=memory_links(network),
+                                 signal_transport=transport, rng=random.Random(3)) as reader, \
+                    reader.find({}) as found:
+                got = [m.data["n"] async for m in found]
+                assert sorted(reader.history.last_seeders) == sorted(
+                    [first.node.peer_id, second.node.peer_id])
+    assert got == list(range(12))
+    assert any("does not verify" in r.getMessage() for r in caplog.records)
+    honest.close()
+    liar.close()
