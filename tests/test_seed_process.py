@@ -91,3 +91,15 @@ async def test_a_foreign_database_is_one_line_and_exit_2(tmp_path: Path) -> None
     assert code == 2
     assert err.count("\n") == 1 and "another program's SQLite database" in err
     assert "Traceback" not in err
+
+
+async def test_find_without_a_seeder_says_so_in_one_line() -> None:
+    with trio.fail_after(60):
+        async with processes() as spawned:
+            _sig, url = await signaller(spawned, "--listen", "127.0.0.1:0")
+            found = await spawn(spawned, "find", "--signaller", url, *LINKS,
+                                "--join-timeout", "1", "{}")
+            code, out, err = await found.finish()
+    assert code == 0 and out == ""
+    assert err.strip() == "taiinet find: history: no seeder found among 0 peers: no stored " \
+                          "documents"

@@ -11,7 +11,9 @@ file as for ``sub``; for ``seed`` a missing file is created, so a seeder
 keeps its peer id from the first start.
 
 ``find`` prints the stored documents matching QUERY_JSON, from the mesh's
-seeders, in publication order, as ``sub``'s JSON lines, and exits.
+seeders, in publication order, as ``sub``'s JSON lines, and exits; with no
+seeder in reach it says so on stderr (as ``sub --history`` does) and prints
+nothing.
 """
 
 from __future__ import annotations
@@ -123,9 +125,6 @@ def find_command(args: argparse.Namespace) -> int:
         async with open_node(args.signaller, identity, links=links,
                              config=node_config(args)) as node, \
                 node.find(query, since=args.since, limit=args.limit) as found:
-            if not node.history.last_seeders:
-                print("taiinet find: no seeder found in the mesh", file=sys.stderr,
-                      flush=True)
             async for message in found:
                 print_message(message)
 

@@ -184,6 +184,9 @@ class HistoryService:
             return []
         found = sorted({r.peer_id for r in records if SEEDER_SERVICE in r.services})
         self.last_seeders = found[:self.config.max_seeders]
+        if not found:
+            log.warning("history: no seeder found among %d peers: no stored documents",
+                        len(records))
         return self.last_seeders
 
     def open_fetch(self, query: Query, seeders: Sequence[PeerId], *, since_unix_ms: int = 0,
