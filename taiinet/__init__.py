@@ -23,6 +23,8 @@ from taiinet.errors import (
 )
 
 if TYPE_CHECKING:
+    from taiinet.history.errors import HistoryDecodeError, HistoryUsageError, StoreError
+    from taiinet.history.store import SeedStore, StoreFull
     from taiinet.node.errors import (
         InvalidInput,
         LinkKindMismatch,
@@ -32,7 +34,9 @@ if TYPE_CHECKING:
         SubscriptionInUse,
         SubscriptionNotOpen,
     )
+    from taiinet.node.history import HistoryBusy
     from taiinet.node.node import Node, NodeConfig, NodeStats, open_node
+    from taiinet.node.seeder import Seeder, open_seeder
     from taiinet.node.subscription import Message, Subscription
     from taiinet.overlay.core import OverlayConfig
     from taiinet.overlay.errors import OverlayDecodeError, OverlayUsageError
@@ -101,6 +105,9 @@ _EXPORTS: dict[str, str] = {
     "FrameTooLarge": "taiinet.wire.errors",
     "HandshakeError": "taiinet.transport.errors",
     "HandshakeTimeout": "taiinet.transport.errors",
+    "HistoryBusy": "taiinet.node.history",
+    "HistoryDecodeError": "taiinet.history.errors",
+    "HistoryUsageError": "taiinet.history.errors",
     "Identity": "taiinet.wire.identity",
     "IdleTimeout": "taiinet.transport.errors",
     "IncomingOffer": "taiinet.signal.client",
@@ -145,9 +152,13 @@ _EXPORTS: dict[str, str] = {
     "Query": "taiinet.pubsub.query.query",
     "RecordRejected": "taiinet.signal.errors",
     "RejectedDocument": "taiinet.pubsub.errors",
+    "SeedStore": "taiinet.history.store",
+    "Seeder": "taiinet.node.seeder",
     "SignalClient": "taiinet.signal.client",
     "SignalError": "taiinet.signal.errors",
     "SignalUsageError": "taiinet.signal.errors",
+    "StoreError": "taiinet.history.errors",
+    "StoreFull": "taiinet.history.store",
     "Subscription": "taiinet.node.subscription",
     "SignallerClaimRejected": "taiinet.signal.server",
     "SubscriptionClosed": "taiinet.node.errors",
@@ -158,6 +169,7 @@ _EXPORTS: dict[str, str] = {
     "WebSocketProtocolError": "taiinet.transport.websocket",
     "connect_websocket": "taiinet.transport.websocket",
     "open_node": "taiinet.node.node",
+    "open_seeder": "taiinet.node.seeder",
     "open_signal_client": "taiinet.signal.client",
     "open_signaller": "taiinet.signal.api",
     "open_webrtc": "taiinet.transport.webrtc",
@@ -176,6 +188,9 @@ __all__ = [
     "FrameTooLarge",
     "HandshakeError",
     "HandshakeTimeout",
+    "HistoryBusy",
+    "HistoryDecodeError",
+    "HistoryUsageError",
     "Identity",
     "IdleTimeout",
     "IncomingOffer",
@@ -222,10 +237,14 @@ __all__ = [
     "RecordRejected",
     "RejectedDocument",
     "RemoteProtocolError",
+    "SeedStore",
+    "Seeder",
     "SignalClient",
     "SignalError",
     "SignalUsageError",
     "SignallerClaimRejected",
+    "StoreError",
+    "StoreFull",
     "Subscription",
     "SubscriptionClosed",
     "SubscriptionInUse",
@@ -236,6 +255,7 @@ __all__ = [
     "WebSocketProtocolError",
     "connect_websocket",
     "open_node",
+    "open_seeder",
     "open_signal_client",
     "open_signaller",
     "open_webrtc",
