@@ -207,10 +207,9 @@ async def test_memory_links_carry_their_fake_addresses_normalised() -> None:
 
 async def test_websocket_links_know_the_tcp_peers_address() -> None:
     alice, bob = Identity.from_seed(b"\x04" * 32), Identity.from_seed(b"\x05" * 32)
-    async with open_websocket_listener(bob) as listener:
-        async with connect_websocket(listener.url, alice,
-                                     expected_peer_id=bob.peer_id) as dialed:
-            accepted = await listener.accept()
-            assert dialed.remote_address == "127.0.0.1"
-            assert accepted.remote_address == "127.0.0.1"
-            await accepted.aclose()
+    async with open_websocket_listener(bob) as listener, connect_websocket(listener.url, alice,
+                                 expected_peer_id=bob.peer_id) as dialed:
+        accepted = await listener.accept()
+        assert dialed.remote_address == "127.0.0.1"
+        assert accepted.remote_address == "127.0.0.1"
+        await accepted.aclose()
