@@ -50,6 +50,7 @@ from taiinet.signal.records import PeerRecord
 from taiinet.signal.server import ProtocolViolation, SignallerClaimRejected
 from taiinet.sim.overlay import OverlaySimConfig, simulate_overlay
 from taiinet.transport.errors import (
+    CertificateUntrusted,
     DecryptionError,
     DialError,
     FrameTimeout,
@@ -59,6 +60,7 @@ from taiinet.transport.errors import (
     LinkTimeout,
     PartialFrameBudgetExceeded,
     PeerIdMismatch,
+    TlsConfigError,
 )
 from taiinet.transport.limits import LinkDeadlines, ListenerLimits
 from taiinet.transport.webrtc import InvalidSdp, open_webrtc
@@ -81,6 +83,7 @@ from taiinet.wire.identity import Identity
 from taiinet.wire.peer_id import PeerId
 
 __all__ = [
+    "CertificateUntrusted",
     "ConnectionClosed",
     "DecryptionError",
     "DialError",
@@ -150,6 +153,7 @@ __all__ = [
     "SubscriptionIndex",
     "SubscriptionNotOpen",
     "TaiiNetError",
+    "TlsConfigError",
     "TruncatedFrame",
     "WebSocketProtocolError",
     "connect_websocket",

@@ -8,6 +8,7 @@ WebSockets (real deployments).  Both yield authenticated ``Connection``s.
 from __future__ import annotations
 
 import abc
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
@@ -17,10 +18,11 @@ import trio_websocket
 
 from taiinet.signal.errors import NoSignallerAvailable, SignalUsageError
 from taiinet.transport.connection import Connection
-from taiinet.transport.errors import DialError
+from taiinet.transport.errors import CertificateUntrusted, DialError
 from taiinet.transport.limits import ListenerLimits
 from taiinet.transport.memory import MemoryNetwork
 from taiinet.transport.secure import secure_channel
+from taiinet.transport.tls import certificate_failure, describe_certificate_failure
 from taiinet.transport.websocket import (
     RECEIVE_QUEUE_SIZE,
     SUBPROTOCOL,
@@ -55,8 +57,11 @@ class SignalTransport(abc.ABC):
     """Listen at / dial a signaller URL.  Failures to dial raise a TaiiNetError."""
 
     @abc.abstractmethod
-    def listen(self, identity: Identity,
-               address: str) -> AbstractAsyncContextManager[SignalListener]: ...
+    def listen(self, identity: Identity, address: str, *,
+               ssl_context: ssl.SSLContext | None = None,
+               ) -> AbstractAsyncContextManager[SignalListener]:
+        """Listen at ``address``; with a server ``ssl_context``, behind TLS
+        (``SignalUsageError`` where the transport has no TLS)."""
 
     @abc.abstractmethod
     def dial(self, url: str, identity: Identity,
@@ -83,7 +88,11 @@ class MemorySignalTransport(SignalTransport):
         self.network = network
 
     @asynccontextmanager
-    async def listen(self, identity: Identity, address: str = "") -> AsyncIterator[SignalListener]:
+    async def listen(self, identity: Identity, address: str = "", *,
+                     ssl_context: ssl.SSLContext | None = None,
+                     ) -> AsyncIterator[SignalListener]:
+        if ssl_context is not None:
+            raise SignalUsageError("the in-memory transport has no TLS: give no ssl_context")
         listener = self.network.listen(identity)
         try:
             yield _MemoryListener(MEMORY_SCHEME + identity.peer_id, listener)
@@ -106,24 +115,32 @@ class MemorySignalTransport(SignalTransport):
 
 
 class WebSocketSignalTransport(SignalTransport):
-    """Secure WebSockets (``taiinet.transport.websocket``); URLs are ``ws://host:port``.
+    """Secure WebSockets (``taiinet.transport.websocket``); URLs are ``ws://host:port``
+    or ``wss://host:port`` (TLS, then the same upgrade, then Noise).
 
     ``limits``: the listener's deadlines and per-address budgets
     (``ListenerLimits``; defaults documented in docs/protocol.md).
+    ``ssl_context``: the client context that verifies ``wss://`` signallers
+    this transport dials (default: the system's CAs; give one that trusts a
+    private CA with ``taiinet.transport.tls.client_context(ca_path)``).
     """
 
     def __init__(self, *, limits: ListenerLimits | None = None,
-                 max_frame_size: int = SIGNAL_MAX_FRAME_SIZE) -> None:
+                 max_frame_size: int = SIGNAL_MAX_FRAME_SIZE,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.limits = limits or ListenerLimits(
             receive_queue_messages=SIGNAL_RECEIVE_QUEUE_MESSAGES)
         self.max_frame_size = max_frame_size
+        self.ssl_context = ssl_context
 
     @asynccontextmanager
-    async def listen(self, identity: Identity,
-                     address: str = "127.0.0.1:0") -> AsyncIterator[SignalListener]:
+    async def listen(self, identity: Identity, address: str = "127.0.0.1:0", *,
+                     ssl_context: ssl.SSLContext | None = None,
+                     ) -> AsyncIterator[SignalListener]:
         host, port = parse_listen_address(address)
         async with open_websocket_listener(identity, host, port, limits=self.limits,
-                                           max_frame_size=self.max_frame_size) as listener:
+                                           max_frame_size=self.max_frame_size,
+                                           ssl_context=ssl_context) as listener:
             yield listener
 
     @asynccontextmanager
@@ -140,7 +157,7 @@ class WebSocketSignalTransport(SignalTransport):
             async with trio_websocket.open_websocket_url(
                     url, subprotocols=[SUBPROTOCOL], message_queue_size=RECEIVE_QUEUE_SIZE,
                     max_message_size=WEBSOCKET_MAX_MESSAGE_SIZE,
-                    connect_timeout=DIAL_TIMEOUT) as ws:
+                    connect_timeout=DIAL_TIMEOUT, ssl_context=self.ssl_context) as ws:
                 opened = True
                 channel = _BoundedCloseChannel(ws)
                 if ws.subprotocol != SUBPROTOCOL:
@@ -159,6 +176,10 @@ class WebSocketSignalTransport(SignalTransport):
         except (OSError, trio_websocket.HandshakeError, ValueError) as exc:
             if opened:
                 raise
+            failure = certificate_failure(exc)
+            if failure is not None:
+                raise CertificateUntrusted(
+                    f"{url}: {describe_certificate_failure(failure)}") from None
             raise DialError(f"cannot open a WebSocket to {url}: {_reason(exc)}") from None
 
 
