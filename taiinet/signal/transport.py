@@ -13,23 +13,11 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
-import trio
-import trio_websocket
-
 from taiinet.signal.errors import NoSignallerAvailable, SignalUsageError
 from taiinet.transport.connection import Connection
-from taiinet.transport.errors import CertificateUntrusted, DialError
 from taiinet.transport.limits import ListenerLimits
 from taiinet.transport.memory import MemoryNetwork
-from taiinet.transport.secure import secure_channel
-from taiinet.transport.tls import certificate_failure, describe_certificate_failure
-from taiinet.transport.websocket import (
-    RECEIVE_QUEUE_SIZE,
-    SUBPROTOCOL,
-    WEBSOCKET_MAX_MESSAGE_SIZE,
-    WebSocketChannel,
-    open_websocket_listener,
-)
+from taiinet.transport.websocket import connect_websocket, open_websocket_listener
 from taiinet.wire.identity import Identity
 
 MEMORY_SCHEME = "mem://"
@@ -42,8 +30,6 @@ SIGNAL_MAX_FRAME_SIZE = 128 * 1024
 DHT messages 16 KiB.  It bounds the partial frame a stranger can pin per link."""
 DIAL_TIMEOUT = 10.0
 """Seconds to open a WebSocket and finish the Noise handshake."""
-CLOSE_TIMEOUT = 2.0
-"""Seconds a WebSocket close handshake may take before the socket is dropped."""
 
 
 class SignalListener(Protocol):
@@ -146,65 +132,13 @@ class WebSocketSignalTransport(SignalTransport):
     @asynccontextmanager
     async def dial(self, url: str, identity: Identity,
                    expected_peer_id: str | None = None) -> AsyncIterator[Connection]:
-        """As ``connect_websocket``, but the close handshake is bounded in time.
-
-        (A shielded close that waits forever for the peer's answer hangs when
-        the dialer is cancelled, since the WebSocket's reader task is cancelled
-        too; see the report.)
-        """
-        opened = False
-        try:
-            async with trio_websocket.open_websocket_url(
-                    url, subprotocols=[SUBPROTOCOL], message_queue_size=RECEIVE_QUEUE_SIZE,
-                    max_message_size=WEBSOCKET_MAX_MESSAGE_SIZE,
-                    connect_timeout=DIAL_TIMEOUT, ssl_context=self.ssl_context) as ws:
-                opened = True
-                channel = _BoundedCloseChannel(ws)
-                if ws.subprotocol != SUBPROTOCOL:
-                    raise DialError(f"{url} did not agree to the {SUBPROTOCOL} subprotocol")
-                try:
-                    with trio.fail_after(DIAL_TIMEOUT):
-                        connection = await secure_channel(
-                            channel, identity, initiator=True, expected_peer_id=expected_peer_id,
-                            max_frame_size=self.max_frame_size)
-                except trio.TooSlowError:
-                    raise DialError(f"the handshake with {url} timed out") from None
-                try:
-                    yield connection
-                finally:
-                    await connection.aclose()
-        except (OSError, trio_websocket.HandshakeError, ValueError) as exc:
-            if opened:
-                raise
-            failure = certificate_failure(exc)
-            if failure is not None:
-                raise CertificateUntrusted(
-                    f"{url}: {describe_certificate_failure(failure)}") from None
-            raise DialError(f"cannot open a WebSocket to {url}: {_reason(exc)}") from None
-
-
-def _reason(exc: BaseException) -> str:
-    """The innermost cause of a failed dial ("Connection refused", "Name or
-    service not known"), not trio-websocket's bare ``HandshakeError()``."""
-    while True:
-        inner = exc.__cause__
-        if isinstance(inner, BaseExceptionGroup) and inner.exceptions:
-            inner = inner.exceptions[0]
-        if inner is None:
-            break
-        exc = inner
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or repr(exc)
-
-
-class _BoundedCloseChannel(WebSocketChannel):
-    async def aclose(self) -> None:
-        try:
-            with trio.CancelScope(shield=True, deadline=trio.current_time() + CLOSE_TIMEOUT):
-                await self._ws.aclose()
-        finally:
-            self._closed.set()
+        """``connect_websocket`` without a writer task (signalling is light), within
+        ``DIAL_TIMEOUT`` per phase; ``wss://`` verified with ``ssl_context``."""
+        async with connect_websocket(url, identity, expected_peer_id=expected_peer_id,
+                                     handshake_timeout=DIAL_TIMEOUT,
+                                     max_frame_size=self.max_frame_size, coalesce=False,
+                                     ssl_context=self.ssl_context) as connection:
+            yield connection
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:

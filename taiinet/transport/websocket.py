@@ -443,7 +443,7 @@ async def connect_websocket(
         with trio.fail_after(handshake_timeout):
             tcp = await trio.open_tcp_stream(host, port)
     except (OSError, trio.TooSlowError) as exc:
-        raise DialError(f"cannot reach {url}: {exc!r}") from None
+        raise DialError(f"cannot reach {url}: {_reason(exc)}") from None
     stream: trio.SocketStream | trio.SSLStream[trio.SocketStream] = tcp
     try:
         if tls:
@@ -458,7 +458,7 @@ async def connect_websocket(
                         max_message_size=WEBSOCKET_MAX_MESSAGE_SIZE,
                     )
             except (OSError, trio_websocket.HandshakeError, trio.TooSlowError) as exc:
-                raise DialError(f"cannot open a WebSocket to {url}: {exc!r}") from None
+                raise DialError(f"cannot open a WebSocket to {url}: {_reason(exc)}") from None
             channel = WebSocketChannel(ws, nursery if coalesce else None)
             try:
                 if ws.subprotocol != SUBPROTOCOL:
@@ -500,5 +500,20 @@ async def _tls_handshake(tcp: trio.SocketStream, url: str, host: str,
         if failure is not None:
             raise CertificateUntrusted(
                 f"{url}: {describe_certificate_failure(failure)}") from None
-        raise DialError(f"the TLS handshake with {url} failed: {exc.__cause__ or exc!r}") from None
+        raise DialError(f"the TLS handshake with {url} failed: {_reason(exc)}") from None
     return stream
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause of a failed dial ("Connection refused", "Name or
+    service not known"), not a bare wrapper such as ``HandshakeError()``."""
+    while True:
+        inner = exc.__cause__
+        if isinstance(inner, BaseExceptionGroup) and inner.exceptions:
+            inner = inner.exceptions[0]
+        if inner is None:
+            break
+        exc = inner
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or repr(exc)
