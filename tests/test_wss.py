@@ -204,3 +204,4 @@ async def test_the_cli_signals_and_links_over_wss(pki: Pki) -> None:
             untrusting = await spawn(spawned, "sub", "--signaller", url, "{}")
             code, _, err = await untrusting.finish()
             assert code == 2 and "certificate verify failed" in err, err
+            assert err.count("\n") == 1 and err.count(url) == 1, err  # one line, said once

@@ -275,7 +275,8 @@ class SignalClient:
                     await self._serve_home(url, connection)
             except (TaiiNetError, OSError, trio.TooSlowError) as exc:
                 logger.info("signaller %s failed: %r", url, exc)
-                self.last_failure = f"{url}: {exc}"
+                reason = str(exc)
+                self.last_failure = reason if url in reason else f"{url}: {reason}"
                 self._note_untrusted(url, exc)
             finally:
                 self._registered = trio.Event() if self._registered.is_set() else self._registered
@@ -287,7 +288,8 @@ class SignalClient:
             if self._closing:
                 return
             failures += 1
-            if failures >= len(order) and all(s.event.is_set() for s in self._sessions.values()):
+            if (failures >= len(order) and not self.untrusted.is_set()
+                    and all(s.event.is_set() for s in self._sessions.values())):
                 logger.warning("no signaller reachable (last: %s); retrying", self.last_failure)
             delay = min(self.config.backoff_max,
                         self.config.backoff_initial * 2 ** min(failures, 16))
