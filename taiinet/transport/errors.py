@@ -49,3 +49,8 @@ class CertificateUntrusted(DialError):
 
 class TlsConfigError(LocalProtocolError):
     """A TLS certificate, key or CA file could not be loaded."""
+
+
+class InvalidSdp(RemoteProtocolError):
+    """A WebRTC offer or answer is not an SDP this transport accepts (here, not
+    in ``taiinet.transport.webrtc``, so catching it does not load aiortc)."""
