@@ -33,7 +33,7 @@ import struct
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import trio
@@ -43,6 +43,7 @@ from taiinet.overlay import codec as overlay_codec
 from taiinet.overlay.messages import Gossip, OverlayMessage
 from taiinet.pubsub.documents import DOCUMENT_DOMAIN, DOCUMENT_PAYLOAD_TYPE
 from taiinet.pubsub.query import DocumentLimits, document_to_value
+from taiinet.signal.client import open_signal_client
 from taiinet.signal.codec import (
     Dht,
     Hello,
@@ -62,7 +63,6 @@ from taiinet.signal.records import (
     SESSION_DOMAIN,
     SESSION_TYPE,
 )
-from taiinet.signal.client import open_signal_client
 from taiinet.transport.connection import Connection
 from taiinet.transport.noise import MAX_PLAINTEXT, with_length_prefix
 from taiinet.transport.secure import secure_channel
@@ -152,10 +152,8 @@ async def raw_upgrade(url: str, source: str = ATTACKER_HOST, *,
 
 def rst_close(stream: trio.SocketStream) -> None:
     """Close with a TCP reset: ``SO_LINGER`` on, timeout 0."""
-    try:
+    with suppress(OSError):
         stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
     stream.socket.close()
 
 
@@ -208,7 +206,7 @@ async def drain(connection: Connection) -> None:
     try:
         while True:
             await connection.receive()
-    except Exception:  # noqa: BLE001 - any end of the link ends the drain
+    except Exception:
         return
 
 

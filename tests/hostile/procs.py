@@ -19,6 +19,7 @@ lines of stderr are kept to explain a failure.
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import math
 import subprocess
@@ -161,7 +162,7 @@ class Delivery:
         latencies = sorted(self.received[seq] - self.sent[seq] for seq in got)
         arrivals = sorted(t for t in self.received.values() if start <= t <= end)
         edges = [start, *arrivals, end]
-        gap = max(b - a for a, b in zip(edges, edges[1:], strict=False))
+        gap = max(b - a for a, b in itertools.pairwise(edges))
         p50 = latencies[len(latencies) // 2] if latencies else math.inf
         return WindowFigures(sent=len(sent), delivered=len(got), longest_gap=gap,
                              p50_latency=p50)
