@@ -8,9 +8,9 @@ network owes its users:
 * every process the attack aims at is still running;
 * its RSS grew by at most the attack's ``bound_mib``;
 * the pair kept delivering during the attack (no gap longer than the attack's
-  ``max_gap``, at least ``min_delivered`` of the documents) and delivers what is published after it; an attack that runs
-  before the pair starts (stale or forged state) must not stop a fresh pair
-  from delivering within ``FIRST_DELIVERY`` seconds;
+  ``max_gap``, at least ``min_delivered`` of the documents) and delivers what
+  is published after it; an attack that runs before the pair starts (stale
+  or forged state) must not stop a fresh pair from delivering within ``FIRST_DELIVERY`` seconds;
 * where the finding was about newcomers, a fresh ``sub`` gets in during it.
 
 ``bench/hostile.py`` runs the same attacks for a minute each.
