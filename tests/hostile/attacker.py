@@ -58,6 +58,7 @@ from taiinet.signal.codec import (
 from taiinet.signal.dht_types import DhtMessage, DhtRecord, FindNode, Store
 from taiinet.signal.ids import id_bytes, node_id
 from taiinet.signal.records import (
+    MAX_RECORD_LIFETIME_MS,
     PEER_RECORD_DOMAIN,
     PEER_RECORD_TYPE,
     SESSION_DOMAIN,
@@ -221,7 +222,9 @@ async def wait_closed(connection: Connection, timeout: float) -> bool:
 # -- signalling -----------------------------------------------------------------
 
 def record_envelope(identity: Identity, *, home: str, home_url: str,
-                    lifetime_ms: int = 3_600_000, seq: int | None = None) -> bytes:
+                    lifetime_ms: int = MAX_RECORD_LIFETIME_MS - 5000,
+                    seq: int | None = None) -> bytes:
+    """A signed peer record; by default as long-lived as signallers accept."""
     pb = signal_pb2.PeerRecord(peer_id=identity.peer_id, signaller_peer_id=home,
                                signaller_url=home_url, seq=seq or unix_ms(),
                                expires_unix_ms=unix_ms() + lifetime_ms)

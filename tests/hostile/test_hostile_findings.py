@@ -18,10 +18,21 @@ network owes its users:
 
 from __future__ import annotations
 
+import collections
+import json
+
 import pytest
 import trio
 
-from tests.hostile.attacks import ATTACKS, Attack, Outcome, describe_counts, run_attack
+from tests.hostile.attacks import (
+    ATTACKS,
+    Attack,
+    Outcome,
+    describe_counts,
+    run_attack,
+    stale_contacts,
+)
+from tests.hostile.procs import LEGIT_QUERY, TAIINET, open_world
 
 #: Seconds a fresh pair may take to deliver after an attack on the signallers
 #: (unattacked: about 2 s on a loaded 2-core machine).
@@ -89,3 +100,18 @@ async def test_attack(name: str, seconds: float) -> None:
     assert sum(v for k, v in outcome.counts.items() if not k.startswith("pushback")), (
         f"the attack did nothing: {describe_counts(outcome.counts)}")
     check(outcome, attack)
+
+
+@_pending("h-contacts", "pub exiting non-zero without a live neighbour")
+async def test_pub_with_only_dead_contacts_fails() -> None:
+    """A publisher whose only contacts are dead peers must say it published to nobody."""
+    with trio.fail_after(90):
+        async with open_world(pair=False) as world:
+            with trio.move_on_after(3.0):
+                await stale_contacts(world, collections.Counter())
+            result = await trio.run_process(
+                [*TAIINET, "pub", "--links", "websocket", "--signaller", world.signaller.url,
+                 "--join-timeout", "5", json.dumps({**LEGIT_QUERY, "seq": -1})],
+                capture_stdout=True, capture_stderr=True, check=False)
+            assert result.returncode != 0, result.stderr.decode()[-2000:]
+            assert world.signaller.child.alive, world.describe()
