@@ -30,7 +30,9 @@ from taiinet.sim.overlay import OverlaySimConfig, simulate_overlay
 from taiinet.transport.webrtc import InvalidSdp, open_webrtc
 from taiinet.transport.websocket import connect_websocket, open_websocket_listener
 from taiinet.wire.envelope import Envelope, InvalidEnvelope
+from taiinet.wire.errors import InvalidPeerId
 from taiinet.wire.identity import Identity
+from taiinet.wire.peer_id import PeerId
 
 __all__ = [
     "ConnectionClosed",
@@ -38,6 +40,7 @@ __all__ = [
     "Identity",
     "IncomingOffer",
     "InvalidEnvelope",
+    "InvalidPeerId",
     "InvalidQuery",
     "InvalidSdp",
     "LocalProtocolError",
@@ -51,6 +54,7 @@ __all__ = [
     "OverlayConfig",
     "OverlayDriver",
     "OverlaySimConfig",
+    "PeerId",
     "PeerRecord",
     "PeerUnreachable",
     "PubsubConfig",

@@ -16,7 +16,7 @@ from taiinet.pubsub.config import PubsubConfig
 from taiinet.pubsub.documents import DocumentCodec, SignedDocuments, UnsignedDocuments
 from taiinet.pubsub.router import PubsubRouter
 from taiinet.sim.events import EventLoop
-from taiinet.sim.network import LinkModel, SimNetwork
+from taiinet.sim.network import LinkModel, SimNetwork, sim_peer_ids
 from taiinet.wire.identity import Identity
 
 
@@ -33,7 +33,7 @@ class PubsubNet:
         self.network = SimNetwork(self.loop, random.Random(seed + 1), self._receive,
                                   LinkModel(median_delay=0.02), self._unreachable,
                                   self._probe_answered)
-        self.ids = [f"p{i}" for i in range(n)]
+        self.ids = sim_peer_ids(n)
         overlay = OverlayConfig(membership=HyParViewConfig(active_size=active_size,
                                                            passive_size=8))
         self.routers: dict[str, PubsubRouter] = {}

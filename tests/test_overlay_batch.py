@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
+from hostile_cases import peer_ids
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -30,9 +31,9 @@ mids = st.binary(min_size=1, max_size=MAX_MESSAGE_ID_LENGTH)
 overlay_messages = st.one_of(
     st.just(Join()),
     st.builds(Gossip, message_id=mids, hops=st.integers(0, 255),
-              payload=st.binary(max_size=300), origin=st.text(max_size=60)),
+              payload=st.binary(max_size=300), origin=st.one_of(st.just(""), peer_ids)),
     st.builds(IHave, message_id=mids, hops=st.integers(0, 255)),
-    st.builds(Prune, origin=st.text(max_size=60)),
+    st.builds(Prune, origin=st.one_of(st.just(""), peer_ids)),
 )
 
 

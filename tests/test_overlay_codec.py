@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
+from hostile_cases import peer_ids
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -27,7 +28,7 @@ from taiinet.overlay.messages import (
 )
 from taiinet.v1 import frame_pb2, overlay_pb2
 
-peers = st.text(min_size=1, max_size=60)
+peers = peer_ids
 small = st.integers(min_value=0, max_value=255)
 mids = st.binary(min_size=1, max_size=MAX_MESSAGE_ID_LENGTH)
 #: An origin is a peer id or "" (none: the default tree).

@@ -26,6 +26,7 @@ from taiinet.overlay import (
 )
 from taiinet.overlay.actions import KeepaliveTimer
 from taiinet.overlay.messages import (
+    MAX_PAYLOAD_SIZE,
     Disconnect,
     ForwardJoin,
     Gossip,
@@ -373,6 +374,39 @@ def test_seen_cache_is_bounded() -> None:
     for i in range(3):
         t.broadcast(b"m%d" % i, b"p", 0.0)
     assert not t.has_seen(b"m0") and t.has_seen(b"m1") and t.has_seen(b"m2")
+
+
+def test_payloads_kept_for_grafts_are_bounded_in_bytes_oldest_first() -> None:
+    big = MAX_PAYLOAD_SIZE
+    t = tree(payload_cache_bytes=3 * big)
+    for i in range(10):
+        t.handle_message("a", Gossip(message_id=b"m%d" % i, hops=1, payload=bytes([i]) * big),
+                         float(i))
+    assert t.payload_bytes <= 3 * big
+    assert all(t.has_seen(b"m%d" % i) for i in range(10))  # ids stay: duplicates still dropped
+    t.handle_message("b", Prune(), 10.0)
+    # The newest are still answered (the repair path); an evicted one only
+    # makes the link eager, so the grafter moves on to its next announcer.
+    out = t.handle_message("b", Graft(message_id=b"m9"), 10.1)
+    assert sends(out) == [("b", Gossip(message_id=b"m9", hops=2, payload=bytes([9]) * big))]
+    t.handle_message("b", Prune(), 10.2)
+    assert sends(t.handle_message("b", Graft(message_id=b"m0"), 10.3)) == []
+    assert "b" in t.eager
+    # A new neighbour hears only of messages it could graft.
+    announced = {m.message_id for _p, m in sends(t.neighbor_up("d", 10.5))}
+    assert announced == {b"m7", b"m8", b"m9"}
+    with pytest.raises(OverlayUsageError):
+        PlumtreeConfig(payload_cache_bytes=big - 1)
+
+
+def test_a_dropped_payload_is_neither_grafted_nor_announced() -> None:
+    t = tree()
+    t.handle_message("a", Gossip(message_id=b"m", hops=1, payload=b"p" * 100), 0.0)
+    assert t.payload_bytes == 100
+    t.drop_payload(b"m")
+    assert t.payload_bytes == 0 and t.has_seen(b"m") and not t.has_payload(b"m")
+    assert sends(t.handle_message("b", Graft(message_id=b"m"), 1.0)) == []
+    assert sends(t.neighbor_up("d", 1.0)) == []
 
 
 def test_forward_filter_restricts_who_gets_a_message() -> None:

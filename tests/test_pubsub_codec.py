@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from hostile_cases import peer_ids
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +28,7 @@ adverts = st.builds(
         lambda qs: tuple(Query(q) for q in qs)),
     tree_link=st.booleans(),
     ack=st.integers(0, 2**64 - 1),
-    root=st.text(max_size=20),
+    root=st.one_of(st.just(""), peer_ids),  # "" or a peer id
     root_distance=st.integers(0, MAX_ROOT_DISTANCE),
 )
 

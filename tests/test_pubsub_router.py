@@ -168,19 +168,19 @@ def test_forward_filter_follows_the_advertised_interest() -> None:
 
 def test_small_network_routes_only_to_interested_nodes() -> None:
     net = PubsubNet(12, seed=3)
-    net.subscribe("p5", "s", {"topic": "a"})
-    net.subscribe("p9", "s", {"topic": "a"})
-    net.subscribe("p2", "s", {"topic": "b"})
+    net.subscribe(net.ids[5], "s", {"topic": "a"})
+    net.subscribe(net.ids[9], "s", {"topic": "a"})
+    net.subscribe(net.ids[2], "s", {"topic": "b"})
     net.run(20.0)
     for i in range(5):  # warm up: Plumtree prunes its tree
-        net.publish("p0", {"topic": "z", "i": i})
+        net.publish(net.ids[0], {"topic": "z", "i": i})
         net.run(2.0)
-    mid = net.publish("p7", {"topic": "a"})
+    mid = net.publish(net.ids[7], {"topic": "a"})
     net.run(5.0)
-    assert net.deliveries_of(mid) == {"p5": ("s",), "p9": ("s",)}
-    mid = net.publish("p2", {"topic": "b"})
+    assert net.deliveries_of(mid) == {net.ids[5]: ("s",), net.ids[9]: ("s",)}
+    mid = net.publish(net.ids[2], {"topic": "b"})
     net.run(5.0)
-    assert net.deliveries_of(mid) == {"p2": ("s",)}
+    assert net.deliveries_of(mid) == {net.ids[2]: ("s",)}
 
 
 def _eager_components(net: PubsubNet) -> list[set[str]]:
@@ -215,18 +215,18 @@ def test_a_split_tree_heals_and_documents_cross_it() -> None:
         net.run(2.0)
     assert len(_eager_components(net)) == 1
     # Cut every eager link of p3 (as crossing Prunes could), without telling anyone.
-    victim = net.routers["p3"].overlay.broadcast_core
+    victim = net.routers[net.ids[3]].overlay.broadcast_core
     for peer in list(victim.eager):
         other = net.routers[peer].overlay.broadcast_core
         del victim.eager[peer]
         victim.lazy[peer] = None
-        other.eager.pop("p3", None)
-        other.lazy["p3"] = None
+        other.eager.pop(net.ids[3], None)
+        other.lazy[net.ids[3]] = None
     assert len(_eager_components(net)) > 1
     net.run(15.0)  # keep-alive ticks notice the change; roots differ; a lazy link is grafted
     assert len(_eager_components(net)) == 1
     assert sum(r.stats.heals for r in net.routers.values()) >= 1
-    mid = net.publish("p9", {"topic": "t", "i": 99})
+    mid = net.publish(net.ids[9], {"topic": "t", "i": 99})
     net.run(5.0)
     assert set(net.deliveries_of(mid)) == set(net.ids)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -19,8 +20,10 @@ from taiinet.pubsub.query import (
     QueryLimits,
     document_to_value,
     value_to_document,
+    value_to_document_counted,
 )
 from taiinet.pubsub.query.codec import filter_from_bytes, filter_to_bytes
+from taiinet.pubsub.query.limits import DECODED_VALUE_BYTES, MAX_DOCUMENT_NODES
 from taiinet.pubsub.query.values import value_key
 from taiinet.v1 import query_pb2, value_pb2
 
@@ -58,6 +61,43 @@ def test_value_decoder_fuzz(data: bytes) -> None:
         value_to_document(data)
     except MalformedValue as exc:
         assert isinstance(exc, taiinet.RemoteProtocolError)
+
+
+@given(json_like, st.integers(1, 12))
+def test_decoded_values_are_counted_and_bounded(document: Any, max_nodes: int) -> None:
+    data = document_to_value(document)
+    try:
+        again, values = value_to_document_counted(data, DocumentLimits(max_nodes=max_nodes))
+    except MalformedValue:
+        assert value_to_document_counted(data)[1] > max_nodes
+        return
+    assert 1 <= values <= max_nodes
+    assert value_key(again) == value_key(document)
+
+
+def _empty_maps(count: int) -> bytes:
+    many = value_pb2.Value()
+    for _ in range(count):
+        many.list_value.values.add().map_value.SetInParent()
+    return many.SerializeToString()
+
+
+def test_a_small_document_of_many_values_is_rejected_before_it_costs_memory() -> None:
+    data = _empty_maps(14_000)  # 56 KB that decode to ~1 MB of Python objects
+    assert len(data) < 60 * 1024
+    tracemalloc.start()
+    try:
+        with pytest.raises(MalformedValue, match="too many"):
+            value_to_document(data)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The reader stops at the limit: what it built is bounded by it.
+    assert peak < 2 * MAX_DOCUMENT_NODES * DECODED_VALUE_BYTES
+    assert value_to_document_counted(_empty_maps(MAX_DOCUMENT_NODES - 1))[1] == (
+        MAX_DOCUMENT_NODES)
+    with pytest.raises(InvalidDocument):
+        document_to_value([{}] * MAX_DOCUMENT_NODES)
 
 
 @given(st.binary(max_size=200))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import time
 
+import pytest
 import trio
 import trio.testing
 from hypothesis import given, settings
@@ -152,3 +153,28 @@ async def test_a_well_behaved_peer_is_not_cut_off() -> None:
 def test_fuzzed_frames_never_break_the_signaller(garbage: list[bytes], hello: bool) -> None:
     frames = ([encode_signal(Hello(role=Role.PEER, listen_url=""))] if hello else []) + garbage
     trio.run(hostile_session, frames)
+
+
+async def test_a_failing_per_request_task_drops_its_link_not_the_signaller(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relay's forwarding task that fails on the peer's input closes that link only."""
+    from taiinet.signal.server import Signaller
+
+    async def rejects(self: Signaller, peer_id: str) -> None:
+        raise RemoteProtocolError(f"cannot look up {peer_id}")
+
+    monkeypatch.setattr(Signaller, "_find_record", rejects)
+    session = seal_session(MALLORY, SessionDescription(
+        from_peer=MALLORY.peer_id, to_peer=ALICE.peer_id, session_id=bytes(16),
+        kind=SessionKind.OFFER, sdp="v=0", created_unix_ms=0))
+    network = MemoryNetwork()
+    transport = MemorySignalTransport(network)
+    async with open_signaller(identity=Identity.from_seed(b"s" * 32), transport=transport,
+                              rng=random.Random(0)) as sig:
+        link = await network.dial(MALLORY, sig.peer_id)
+        await link.send(encode_signal(Hello(role=Role.PEER, listen_url="")))
+        await link.send(encode_signal(Relay(target_peer=ALICE.peer_id, session=session,
+                                            hops_left=0)))
+        assert await closed_by_signaller(link)
+        assert sig.links_dropped == 1
+        await still_serves(transport, sig.url)

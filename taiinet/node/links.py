@@ -36,6 +36,7 @@ from taiinet.transport.memory import MemoryNetwork
 from taiinet.transport.webrtc import IceServer, WebRTCEndpoint, open_webrtc
 from taiinet.transport.websocket import connect_websocket, open_websocket_listener
 from taiinet.wire.identity import Identity
+from taiinet.wire.peer_id import PeerId
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +81,11 @@ class MeteredConnection(Connection):
         meter.peers[peer] = meter.peers.get(peer, 0) + 1
 
     @property
-    def local_peer_id(self) -> str:
+    def local_peer_id(self) -> PeerId:
         return self._inner.local_peer_id
 
     @property
-    def remote_peer_id(self) -> str:
+    def remote_peer_id(self) -> PeerId:
         return self._inner.remote_peer_id
 
     @property

@@ -58,6 +58,7 @@ from taiinet.pubsub.query import InvalidDocument, Query
 from taiinet.signal.client import SignalClient, SignalClientConfig, open_signal_client
 from taiinet.signal.transport import SignalTransport
 from taiinet.wire.identity import Identity
+from taiinet.wire.peer_id import PeerId
 
 log = logging.getLogger(__name__)
 
@@ -146,11 +147,11 @@ class Node:
     # -- public API ---------------------------------------------------------
 
     @property
-    def peer_id(self) -> str:
+    def peer_id(self) -> PeerId:
         return self.identity.peer_id
 
     @property
-    def neighbors(self) -> list[str]:
+    def neighbors(self) -> list[PeerId]:
         """The current active view (overlay neighbours)."""
         return self.driver.neighbors
 

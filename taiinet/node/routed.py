@@ -32,6 +32,7 @@ from taiinet.pubsub import (
     SignedDocuments,
 )
 from taiinet.wire.identity import Identity
+from taiinet.wire.peer_id import PeerId
 
 
 class _RouterCore:
@@ -43,23 +44,23 @@ class _RouterCore:
     def start(self, now: float) -> list[Any]:
         return self.router.start(now)
 
-    def join(self, contact: str, now: float) -> list[Any]:
+    def join(self, contact: PeerId, now: float) -> list[Any]:
         return self.router.join(contact, now)
 
-    def handle_message(self, peer: str, message: Any, now: float) -> list[Any]:
+    def handle_message(self, peer: PeerId, message: Any, now: float) -> list[Any]:
         return self.router.handle_message(peer, message, now)
 
-    def heard_from(self, peer: str, now: float) -> None:
+    def heard_from(self, peer: PeerId, now: float) -> None:
         self.router.overlay.heard_from(peer, now)  # keep-alive: the link is alive
 
-    def handle_link_down(self, peer: str, now: float) -> list[Any]:
+    def handle_link_down(self, peer: PeerId, now: float) -> list[Any]:
         return self.router.handle_link_down(peer, now)
 
     def handle_timer(self, timer: Any, now: float) -> list[Any]:
         return self.router.handle_timer(timer, now)
 
     @property
-    def active_view(self) -> list[str]:
+    def active_view(self) -> list[PeerId]:
         return self.router.active_view
 
 
@@ -114,7 +115,7 @@ class RoutedDriver(OverlayDriver):
         if overlay:
             super()._apply(overlay)
 
-    def _on_other_frame(self, peer: str, data: bytes) -> None:
+    def _on_other_frame(self, peer: PeerId, data: bytes) -> None:
         """A pubsub frame for the router; a malformed one raises (the driver drops the peer)."""
         message = decode_pubsub_frame(data)
         if message is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from taiinet.overlay.messages import OverlayMessage
+from taiinet.wire.peer_id import PeerId
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -24,7 +25,7 @@ class Send:
     delivery never waits on it.
     """
 
-    peer: str
+    peer: PeerId
     message: OverlayMessage
     lazy: bool = False
 
@@ -37,7 +38,7 @@ class CloseLink:
     for a flush that may never end (the core already counts the link down).
     """
 
-    peer: str
+    peer: PeerId
     failed: bool = False
 
 
@@ -54,21 +55,21 @@ class ProbeLink:
     probe as failed (a hung peer whose link stays open).
     """
 
-    peer: str
+    peer: PeerId
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NeighborUp:
     """``peer`` entered the active view: it is now an overlay neighbour."""
 
-    peer: str
+    peer: PeerId
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NeighborDown:
     """``peer`` left the active view (dropped, disconnected or failed)."""
 
-    peer: str
+    peer: PeerId
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,7 +82,7 @@ class Deliver:
 
     message_id: bytes
     payload: bytes
-    sender: str | None
+    sender: PeerId | None
     hops: int
 
 

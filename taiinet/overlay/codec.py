@@ -39,7 +39,9 @@ from taiinet.overlay.messages import (
     ShuffleReply,
 )
 from taiinet.v1 import frame_pb2, overlay_pb2
+from taiinet.wire.errors import InvalidPeerId
 from taiinet.wire.framing import encode_uvarint
+from taiinet.wire.peer_id import PeerId
 
 PB = overlay_pb2.OverlayMessage
 
@@ -230,13 +232,16 @@ def decode_link_frame(data: bytes) -> list[OverlayMessage | bytes]:
     return parts
 
 
-def _peer(value: str) -> str:
-    if not value or len(value) > MAX_PEER_ID_LENGTH:
-        raise OverlayDecodeError(f"peer id must be 1..{MAX_PEER_ID_LENGTH} characters")
-    return value
+def _peer(value: str) -> PeerId:
+    if len(value) > MAX_PEER_ID_LENGTH:
+        raise OverlayDecodeError(f"peer id exceeds {MAX_PEER_ID_LENGTH} characters")
+    try:
+        return PeerId.parse(value)
+    except InvalidPeerId as exc:
+        raise OverlayDecodeError(f"not a peer id: {exc}") from None
 
 
-def _peers(values: Iterable[str]) -> tuple[str, ...]:
+def _peers(values: Iterable[str]) -> tuple[PeerId, ...]:
     peers = tuple(values)
     if len(peers) > MAX_SHUFFLE_PEERS:
         raise OverlayDecodeError(f"more than {MAX_SHUFFLE_PEERS} peers in a shuffle")
@@ -244,10 +249,8 @@ def _peers(values: Iterable[str]) -> tuple[str, ...]:
 
 
 def _origin(value: str) -> str:
-    """An origin peer id, or "" (none: the default tree)."""
-    if len(value) > MAX_PEER_ID_LENGTH:
-        raise OverlayDecodeError(f"origin peer id exceeds {MAX_PEER_ID_LENGTH} characters")
-    return value
+    """An origin peer id (a ``PeerId``), or "" (none: the default tree)."""
+    return "" if value == "" else _peer(value)
 
 
 def _mid(value: bytes) -> bytes:

@@ -38,6 +38,7 @@ from taiinet.overlay.messages import (
     ShuffleReply,
 )
 from taiinet.overlay.plumtree import ForwardFilter, Plumtree
+from taiinet.wire.peer_id import PeerId
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,7 +57,7 @@ class Overlay:
 
     __slots__ = ("broadcast_core", "membership", "peer_id")
 
-    def __init__(self, peer_id: str, rng: random.Random, config: OverlayConfig | None = None,
+    def __init__(self, peer_id: PeerId, rng: random.Random, config: OverlayConfig | None = None,
                  forward_filter: ForwardFilter | None = None) -> None:
         config = config or OverlayConfig()
         self.peer_id = peer_id
@@ -67,7 +68,7 @@ class Overlay:
         """Arm the periodic timers; call once, before or after ``join``."""
         return self.membership.start(now)
 
-    def join(self, contact: str, now: float) -> list[Action]:
+    def join(self, contact: PeerId, now: float) -> list[Action]:
         """Enter the overlay through ``contact``."""
         return self._wire(self.membership.join(contact, now), now)
 
@@ -75,7 +76,7 @@ class Overlay:
         """Broadcast ``payload`` under ``message_id``; includes its local ``Deliver``."""
         return self.broadcast_core.broadcast(message_id, payload, now)
 
-    def handle_message(self, peer: str, message: OverlayMessage, now: float) -> list[Action]:
+    def handle_message(self, peer: PeerId, message: OverlayMessage, now: float) -> list[Action]:
         """Process one message received from ``peer``."""
         heard = self.membership._last_heard  # inlined heard_from: the hottest path
         if peer in heard:
@@ -84,11 +85,11 @@ class Overlay:
             return self.broadcast_core.handle_message(peer, message, now)  # type: ignore[arg-type]
         return self._wire(self.membership.handle_message(peer, message, now), now)  # type: ignore[arg-type]
 
-    def heard_from(self, peer: str, now: float) -> None:
+    def heard_from(self, peer: PeerId, now: float) -> None:
         """A frame of any layer (a ``Pong`` too) came from ``peer``: its link is alive."""
         self.membership.heard_from(peer, now)
 
-    def handle_link_down(self, peer: str, now: float) -> list[Action]:
+    def handle_link_down(self, peer: PeerId, now: float) -> list[Action]:
         """The link to ``peer`` failed, closed, or could not be opened."""
         return self._wire(self.membership.handle_link_down(peer, now), now)
 
@@ -100,11 +101,11 @@ class Overlay:
         return self._wire(self.membership.handle_timer(timer, now), now)
 
     @property
-    def active_view(self) -> list[str]:
+    def active_view(self) -> list[PeerId]:
         return self.membership.active
 
     @property
-    def passive_view(self) -> list[str]:
+    def passive_view(self) -> list[PeerId]:
         return self.membership.passive
 
     def _wire(self, actions: list[Action], now: float) -> list[Action]:

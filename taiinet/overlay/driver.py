@@ -83,14 +83,15 @@ from taiinet.overlay.messages import ShuffleReply
 from taiinet.overlay.plumtree import ForwardFilter
 from taiinet.transport.connection import Connection
 from taiinet.v1 import frame_pb2
+from taiinet.wire.peer_id import PeerId
 
 log = logging.getLogger(__name__)
 
-Dial = Callable[[str], Awaitable[Connection]]
+Dial = Callable[[PeerId], Awaitable[Connection]]
 #: ``other_frames(peer, frame)``: a frame of another layer; it raises a
 #: ``TaiiNetError`` when the frame breaks that layer's protocol, and the
 #: driver drops the link as for a malformed overlay frame.
-OtherFrame = Callable[[str, bytes], None]
+OtherFrame = Callable[[PeerId, bytes], None]
 
 #: Frames queued per peer before the link is declared too slow and dropped.
 DEFAULT_SEND_QUEUE = 256
@@ -116,7 +117,7 @@ _LINK_CONTROL_KEYS = (b"\x0a", b"\x12")
 
 @dataclass(slots=True)
 class _Link:
-    peer: str
+    peer: PeerId
     send: trio.MemorySendChannel[bytes | None]
     receive: trio.MemoryReceiveChannel[bytes | None]
     connections: list[Connection]
@@ -141,17 +142,17 @@ class DriverCore(Protocol):
     """
 
     @property
-    def active_view(self) -> list[str]: ...
+    def active_view(self) -> list[PeerId]: ...
 
     def start(self, now: float) -> list[Any]: ...
 
-    def join(self, contact: str, now: float) -> list[Any]: ...
+    def join(self, contact: PeerId, now: float) -> list[Any]: ...
 
-    def handle_message(self, peer: str, message: Any, now: float) -> list[Any]: ...
+    def handle_message(self, peer: PeerId, message: Any, now: float) -> list[Any]: ...
 
-    def heard_from(self, peer: str, now: float) -> None: ...
+    def heard_from(self, peer: PeerId, now: float) -> None: ...
 
-    def handle_link_down(self, peer: str, now: float) -> list[Any]: ...
+    def handle_link_down(self, peer: PeerId, now: float) -> list[Any]: ...
 
     def handle_timer(self, timer: Any, now: float) -> list[Any]: ...
 
@@ -159,7 +160,7 @@ class DriverCore(Protocol):
 class OverlayDriver:
     """Runs one node's overlay; start ``run`` in a nursery (``await nursery.start``)."""
 
-    def __init__(self, peer_id: str, dial: Dial, *, rng: random.Random | None = None,
+    def __init__(self, peer_id: PeerId, dial: Dial, *, rng: random.Random | None = None,
                  config: OverlayConfig | None = None,
                  forward_filter: ForwardFilter | None = None,
                  other_frames: OtherFrame | None = None,
@@ -190,7 +191,7 @@ class OverlayDriver:
         self._lazy_due: list[tuple[float, int, _Link]] = []
         self._lazy_seq = 0
         self._lazy_wake = trio.Event()
-        self._links: dict[str, _Link] = {}
+        self._links: dict[PeerId, _Link] = {}
         self._timers: list[tuple[float, int, Timer]] = []
         self._timer_seq = 0
         self._timer_changed = trio.Event()
@@ -224,7 +225,7 @@ class OverlayDriver:
                         await connection.aclose()
             self._deliver_send.close()
 
-    def join(self, contact: str) -> None:
+    def join(self, contact: PeerId) -> None:
         """Enter the overlay through ``contact`` (dialed at once)."""
         self._apply(self.core.join(contact, trio.current_time()))
 
@@ -253,7 +254,7 @@ class OverlayDriver:
             self.add_connection(connection)
 
     @property
-    def neighbors(self) -> list[str]:
+    def neighbors(self) -> list[PeerId]:
         return list(self.core.active_view)
 
     # --- actions -------------------------------------------------------------------
@@ -291,7 +292,7 @@ class OverlayDriver:
                 else:
                     self._link_down(action.peer)
 
-    def _enqueue(self, peer: str, frame: bytes, *, urgent: bool = True) -> None:
+    def _enqueue(self, peer: PeerId, frame: bytes, *, urgent: bool = True) -> None:
         link = self._links.get(peer)
         if link is None or link.closing:
             if link is not None:
@@ -324,7 +325,7 @@ class OverlayDriver:
         heapq.heappush(self._lazy_due, (due, self._lazy_seq, link))
         self._lazy_wake.set()
 
-    def _new_link(self, peer: str) -> _Link:
+    def _new_link(self, peer: PeerId) -> _Link:
         send, receive = trio.open_memory_channel[bytes | None](self._send_queue)
         link = _Link(peer=peer, send=send, receive=receive, connections=[],
                      urgent=trio.Event())
@@ -357,7 +358,7 @@ class OverlayDriver:
         if report:
             self._link_down(link.peer)
 
-    def _link_down(self, peer: str) -> None:
+    def _link_down(self, peer: PeerId) -> None:
         self._apply(self.core.handle_link_down(peer, trio.current_time()))
 
     def _spawn(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
@@ -413,7 +414,7 @@ class OverlayDriver:
         for connection in link.connections:
             await connection.aclose()
 
-    def _exchange_dials_full(self, peer: str) -> bool:
+    def _exchange_dials_full(self, peer: PeerId) -> bool:
         """Whether dialing ``peer`` (not a neighbour) would pass ``max_exchange_dials``."""
         active = set(self.core.active_view)
         if peer in active:

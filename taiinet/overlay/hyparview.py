@@ -76,6 +76,7 @@ from taiinet.overlay.messages import (
     Shuffle,
     ShuffleReply,
 )
+from taiinet.wire.peer_id import PeerId
 
 _SHUFFLE_TIMER = ShuffleTimer()
 _KEEPALIVE_TIMER = KeepaliveTimer()
@@ -104,24 +105,24 @@ class HyParView:
         "rng",
     )
 
-    def __init__(self, peer_id: str, rng: random.Random,
+    def __init__(self, peer_id: PeerId, rng: random.Random,
                  config: HyParViewConfig | None = None) -> None:
         self.peer_id = peer_id
         self.rng = rng
         self.config = config or HyParViewConfig()
         #: Active view, in the order peers were added (lists keep runs
         #: reproducible: set order would depend on string hashing).
-        self.active: list[str] = []
+        self.active: list[PeerId] = []
         #: Passive view.
-        self.passive: list[str] = []
-        self._pending: list[str] = []  # peers we sent a Neighbor request to
-        self._last_heard: dict[str, float] = {}  # active peer -> last message time
+        self.passive: list[PeerId] = []
+        self._pending: list[PeerId] = []  # peers we sent a Neighbor request to
+        self._last_heard: dict[PeerId, float] = {}  # active peer -> last message time
         #: Active peer -> time of its first probe not answered yet (cleared
         #: lazily, at the tick that sees the peer heard from since).
-        self._probed: dict[str, float] = {}
+        self._probed: dict[PeerId, float] = {}
         self._now = 0.0  # time of the input being processed
         self._rejections = 0
-        self._last_shuffle_sample: tuple[str, ...] = ()
+        self._last_shuffle_sample: tuple[PeerId, ...] = ()
         self._handlers = {
             Join: self._on_join,
             ForwardJoin: self._on_forward_join,
@@ -142,7 +143,7 @@ class HyParView:
             SetTimer(at=now + self.rng.random() * cfg.keepalive_interval, timer=_KEEPALIVE_TIMER),
         ]
 
-    def heard_from(self, peer: str, now: float) -> None:
+    def heard_from(self, peer: PeerId, now: float) -> None:
         """Note that a frame (of any layer, a ``Pong`` too) came from ``peer``: it is alive.
 
         Membership messages count by themselves; a driver calls this for the
@@ -151,7 +152,7 @@ class HyParView:
         if peer in self._last_heard:
             self._last_heard[peer] = now
 
-    def join(self, contact: str, now: float) -> list[Action]:
+    def join(self, contact: PeerId, now: float) -> list[Action]:
         """Enter the overlay through ``contact`` (a live member)."""
         self._now = now
         if contact == self.peer_id:
@@ -161,7 +162,7 @@ class HyParView:
         out.append(Send(peer=contact, message=_JOIN))
         return out
 
-    def handle_message(self, peer: str, message: MembershipMessage, now: float) -> list[Action]:
+    def handle_message(self, peer: PeerId, message: MembershipMessage, now: float) -> list[Action]:
         """Process a membership message that came from ``peer``."""
         self._now = now
         out: list[Action] = []
@@ -171,7 +172,7 @@ class HyParView:
                 self._last_heard[peer] = now
         return out
 
-    def handle_link_down(self, peer: str, now: float) -> list[Action]:
+    def handle_link_down(self, peer: PeerId, now: float) -> list[Action]:
         """The link to ``peer`` failed or could not be opened.
 
         A failed neighbour is forgotten (not moved to the passive view) and
@@ -204,7 +205,7 @@ class HyParView:
         expired = now - cfg.probe_deadline + _SLACK
         heard = self._last_heard
         probed = self._probed
-        failed: list[str] = []
+        failed: list[PeerId] = []
         for peer in self.active:
             last = heard[peer]
             probe = probed.get(peer)
@@ -229,19 +230,19 @@ class HyParView:
 
     # --- queries -----------------------------------------------------------
 
-    def is_neighbor(self, peer: str) -> bool:
+    def is_neighbor(self, peer: PeerId) -> bool:
         return peer in self.active
 
     # --- message handlers ---------------------------------------------------
 
-    def _on_join(self, peer: str, message: Join, out: list[Action]) -> None:
+    def _on_join(self, peer: PeerId, message: Join, out: list[Action]) -> None:
         self._add_active(peer, out)
         walk = ForwardJoin(peer=peer, ttl=self.config.arwl)
         for neighbour in self.active:
             if neighbour != peer:
                 out.append(Send(peer=neighbour, message=walk))
 
-    def _on_forward_join(self, peer: str, message: ForwardJoin, out: list[Action]) -> None:
+    def _on_forward_join(self, peer: PeerId, message: ForwardJoin, out: list[Action]) -> None:
         new = message.peer
         if new == self.peer_id:
             return
@@ -257,12 +258,12 @@ class HyParView:
         else:
             self._accept_newcomer(new, out)
 
-    def _accept_newcomer(self, new: str, out: list[Action]) -> None:
+    def _accept_newcomer(self, new: PeerId, out: list[Action]) -> None:
         if new not in self.active:
             self._add_active(new, out)
             out.append(Send(peer=new, message=Neighbor(high_priority=True)))
 
-    def _on_neighbor(self, peer: str, message: Neighbor, out: list[Action]) -> None:
+    def _on_neighbor(self, peer: PeerId, message: Neighbor, out: list[Action]) -> None:
         if peer in self.active:
             out.append(Send(peer=peer, message=_ACCEPT))
         elif message.high_priority or len(self.active) < self.config.active_size:
@@ -275,7 +276,7 @@ class HyParView:
                 # peer may accept it, and a closed link would make it drop us.)
                 out.append(CloseLink(peer=peer))
 
-    def _on_neighbor_reply(self, peer: str, message: NeighborReply, out: list[Action]) -> None:
+    def _on_neighbor_reply(self, peer: PeerId, message: NeighborReply, out: list[Action]) -> None:
         if peer not in self._pending:
             return
         self._pending.remove(peer)
@@ -286,14 +287,14 @@ class HyParView:
             out.append(CloseLink(peer=peer))
             self._refill(out)
 
-    def _on_disconnect(self, peer: str, message: Disconnect, out: list[Action]) -> None:
+    def _on_disconnect(self, peer: PeerId, message: Disconnect, out: list[Action]) -> None:
         if peer in self.active:
             self._remove_active(peer, out)
             out.append(CloseLink(peer=peer))
             self._add_passive(peer)
             self._refill(out)
 
-    def _on_shuffle(self, peer: str, message: Shuffle, out: list[Action]) -> None:
+    def _on_shuffle(self, peer: PeerId, message: Shuffle, out: list[Action]) -> None:
         origin = message.origin
         if origin == self.peer_id:
             return
@@ -312,13 +313,13 @@ class HyParView:
             out.append(CloseLink(peer=origin))
         self._integrate((origin, *message.peers), reply)
 
-    def _on_shuffle_reply(self, peer: str, message: ShuffleReply, out: list[Action]) -> None:
+    def _on_shuffle_reply(self, peer: PeerId, message: ShuffleReply, out: list[Action]) -> None:
         self._integrate(message.peers, self._last_shuffle_sample)
         self._last_shuffle_sample = ()
 
     # --- view management ------------------------------------------------------
 
-    def _add_active(self, peer: str, out: list[Action]) -> None:
+    def _add_active(self, peer: PeerId, out: list[Action]) -> None:
         if peer == self.peer_id or peer in self.active:
             return
         if peer in self.passive:
@@ -335,20 +336,20 @@ class HyParView:
         self._last_heard[peer] = self._now
         out.append(NeighborUp(peer=peer))
 
-    def _remove_active(self, peer: str, out: list[Action]) -> None:
+    def _remove_active(self, peer: PeerId, out: list[Action]) -> None:
         self.active.remove(peer)
         del self._last_heard[peer]
         self._probed.pop(peer, None)
         out.append(NeighborDown(peer=peer))
 
-    def _add_passive(self, peer: str) -> None:
+    def _add_passive(self, peer: PeerId) -> None:
         if peer == self.peer_id or peer in self.active or peer in self.passive:
             return
         if len(self.passive) >= self.config.passive_size:
             self.passive.pop(self.rng.randrange(len(self.passive)))
         self.passive.append(peer)
 
-    def _integrate(self, peers: tuple[str, ...], evict_first: tuple[str, ...]) -> None:
+    def _integrate(self, peers: tuple[PeerId, ...], evict_first: tuple[PeerId, ...]) -> None:
         """Merge a shuffle sample into the passive view, evicting ``evict_first`` first."""
         evictable = [p for p in evict_first if p in self.passive]
         for peer in peers:

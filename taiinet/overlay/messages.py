@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Longest peer id accepted from the wire (libp2p Ed25519 ids are 52 chars).
-MAX_PEER_ID_LENGTH = 128
+from taiinet.wire.peer_id import MAX_PEER_ID_TEXT, PeerId
+
+#: Longest peer id accepted from the wire (libp2p Ed25519 ids are 52 chars); every
+#: peer id field must also be a valid ``PeerId`` (an ``origin`` may be empty).
+MAX_PEER_ID_LENGTH = MAX_PEER_ID_TEXT
 #: Most peers in one Shuffle or ShuffleReply.
 MAX_SHUFFLE_PEERS = 64
 #: Longest broadcast message id (the pubsub layer uses a 32-byte hash).
@@ -35,7 +38,7 @@ class Join:
 class ForwardJoin:
     """Random walk announcing ``peer``, a newly joined node."""
 
-    peer: str
+    peer: PeerId
     ttl: int
 
 
@@ -60,14 +63,14 @@ class Disconnect:
 class Shuffle:
     """Random walk with a sample of ``origin``'s views."""
 
-    origin: str
+    origin: PeerId
     ttl: int
-    peers: tuple[str, ...]
+    peers: tuple[PeerId, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ShuffleReply:
-    peers: tuple[str, ...]
+    peers: tuple[PeerId, ...]
 
 
 # --- Plumtree -------------------------------------------------------------

@@ -12,8 +12,13 @@ about one payload per node.  When an announced message does not arrive
 within ``ihave_timeout`` (a tree link broke), the node sends ``Graft`` to the
 first announcer, which makes that link eager and sends the payload; if it
 still does not arrive within ``graft_timeout`` the next announcer is
-grafted.  Delivered message ids are kept in a bounded seen-cache together
-with their payloads, to answer grafts and drop duplicates.
+grafted.  Delivered message ids are kept in a seen-cache bounded in entries
+(``seen_cache_size``), to drop duplicates; their payloads, to answer grafts,
+in a cache bounded in bytes (``payload_cache_bytes``, oldest evicted first).
+A graft for a message whose payload is gone only makes the link eager (the
+grafter moves on to its next announcer), and a new neighbour is not
+announced messages whose payload is gone.  ``drop_payload`` lets the layer
+above drop the payload of a message it forwarded to nobody.
 
 Per-origin trees: every ``Gossip`` names its origin (the broadcasting
 node).  One shared tree makes a message from a random source cross it end to
@@ -93,20 +98,21 @@ from taiinet.overlay.messages import (
     IHave,
     Prune,
 )
+from taiinet.wire.peer_id import PeerId
 
 #: ``forward_filter(message_id, payload, peer) -> bool``: forward to ``peer``?
-ForwardFilter = Callable[[bytes, bytes, str], bool]
+ForwardFilter = Callable[[bytes, bytes, PeerId], bool]
 
 _PRUNE = Prune()
 #: Eager and lazy neighbours of one tree (dicts as insertion-ordered sets).
-_Sets = tuple[dict[str, None], dict[str, None]]
-#: Seen-cache entry: payload, hops, sender, delivery time, origin, entry tag
-#: of the tree region the node got it in, whether that first copy came over a
-#: link off the shared tree (flood prefix).
-_Seen = tuple[bytes, int, str | None, float, str, int, bool]
+_Sets = tuple[dict[PeerId, None], dict[PeerId, None]]
+#: Seen-cache entry: hops, sender, delivery time, origin, entry tag of the
+#: tree region the node got it in, whether that first copy came over a link
+#: off the shared tree (flood prefix).  Payloads are kept apart (``_payloads``).
+_Seen = tuple[int, PeerId | None, float, str, int, bool]
 
 
-def _by_hops(announcer: tuple[str, int]) -> int:
+def _by_hops(announcer: tuple[PeerId, int]) -> int:
     return announcer[1]
 
 
@@ -119,6 +125,8 @@ class Plumtree:
         "_missing",
         "_origins",
         "_parent",
+        "_payload_bytes",
+        "_payloads",
         "_seen",
         "_tree_links",
         "_trees",
@@ -131,7 +139,7 @@ class Plumtree:
         "rng",
     )
 
-    def __init__(self, peer_id: str, rng: random.Random, config: PlumtreeConfig | None = None,
+    def __init__(self, peer_id: PeerId, rng: random.Random, config: PlumtreeConfig | None = None,
                  forward_filter: ForwardFilter | None = None) -> None:
         self.peer_id = peer_id
         self.rng = rng
@@ -144,23 +152,27 @@ class Plumtree:
         #: Eager and lazy neighbours of the default (shared) tree, used for the
         #: messages of origins without a tree of their own (dicts as
         #: insertion-ordered sets).
-        self.eager: dict[str, None] = {}
-        self.lazy: dict[str, None] = {}
+        self.eager: dict[PeerId, None] = {}
+        self.lazy: dict[PeerId, None] = {}
         #: With a flood prefix: the links of the default sets that are links of
         #: the shared tree (the parent's and the children's), and the parent.
         #: (A dict as an insertion-ordered set: a run is the same in every process.)
-        self._tree_links: dict[str, None] = {}
-        self._parent: str | None = None
+        self._tree_links: dict[PeerId, None] = {}
+        self._parent: PeerId | None = None
         #: Cut off from the tree and not joined again yet: takes no child.
         self._detached = False
         #: Per-origin trees: origin peer id -> (eager, lazy), least recently used first.
         self._trees: OrderedDict[str, _Sets] = OrderedDict()
         #: Origins seen once (their next message starts a tree), oldest first.
         self._origins: OrderedDict[str, None] = OrderedDict()
-        #: Seen-cache: message id -> ``_Seen``.
+        #: Seen-cache: message id -> ``_Seen`` (bounded in entries).
         self._seen: OrderedDict[bytes, _Seen] = OrderedDict()
+        #: Payloads of seen messages, to answer grafts: message id -> payload,
+        #: oldest first, bounded in bytes (``payload_cache_bytes``).
+        self._payloads: OrderedDict[bytes, bytes] = OrderedDict()
+        self._payload_bytes = 0
         #: Missing messages: message id -> announcers [(peer, hops)], oldest first.
-        self._missing: dict[bytes, list[tuple[str, int]]] = {}
+        self._missing: dict[bytes, list[tuple[PeerId, int]]] = {}
         self._handlers = {
             Gossip: self._on_gossip,
             IHave: self._on_ihave,
@@ -192,7 +204,7 @@ class Plumtree:
                    self._prefix(sets) > 0, out)
         return out
 
-    def handle_message(self, peer: str, message: BroadcastMessage, now: float) -> list[Action]:
+    def handle_message(self, peer: PeerId, message: BroadcastMessage, now: float) -> list[Action]:
         """Process a broadcast message that came from ``peer``."""
         out: list[Action] = []
         self._handlers[type(message)](peer, message, now, out)  # type: ignore[operator]
@@ -216,7 +228,7 @@ class Plumtree:
         out.append(Send(peer=peer, message=Graft(message_id=mid)))
         return out
 
-    def neighbor_up(self, peer: str, now: float) -> list[Action]:
+    def neighbor_up(self, peer: PeerId, now: float) -> list[Action]:
         """A new neighbour starts eager (in every tree); announce the recent messages to it."""
         out: list[Action] = []
         if peer in self._tree_links:
@@ -229,15 +241,18 @@ class Plumtree:
         cfg = self.config
         oldest = now - cfg.announce_window
         keep = self.forward_filter
-        for mid, (payload, hops, _sender, at, _origin, _entry, _graft) in reversed(
-                self._seen.items()):
+        payloads = self._payloads
+        for mid, (hops, _sender, at, _origin, _entry, _graft) in reversed(self._seen.items()):
             if at < oldest or len(out) >= cfg.announce_limit:
                 break
+            payload = payloads.get(mid)
+            if payload is None:
+                continue  # a graft could not be answered
             if keep is None or keep(mid, payload, peer):
                 out.append(Send(peer=peer, message=IHave(message_id=mid, hops=hops + 1)))
         return out
 
-    def neighbor_down(self, peer: str) -> list[Action]:
+    def neighbor_down(self, peer: PeerId) -> list[Action]:
         """Forget a neighbour, and its announcements of missing messages.
 
         Returns the ``Prune``s that hand a cut of the shared tree down (flood prefix).
@@ -264,17 +279,36 @@ class Plumtree:
     def has_seen(self, message_id: bytes) -> bool:
         return message_id in self._seen
 
+    def has_payload(self, message_id: bytes) -> bool:
+        """Whether a graft of ``message_id`` would be answered with its payload."""
+        return message_id in self._payloads
+
+    @property
+    def payload_bytes(self) -> int:
+        """Bytes of payload held to answer grafts (at most ``payload_cache_bytes``)."""
+        return self._payload_bytes
+
+    def drop_payload(self, message_id: bytes) -> None:
+        """Stop holding ``message_id``'s payload (its id stays seen).
+
+        For a layer above that forwarded a message to nobody: no neighbour was
+        told of it, so no graft will ask for it.
+        """
+        payload = self._payloads.pop(message_id, None)
+        if payload is not None:
+            self._payload_bytes -= len(payload)
+
     @property
     def missing_count(self) -> int:
         return len(self._missing)
 
-    def tree(self, origin: str) -> tuple[list[str], list[str]]:
+    def tree(self, origin: str) -> tuple[list[PeerId], list[PeerId]]:
         """Eager and lazy neighbours used for ``origin``'s messages (its tree or the default)."""
         eager, lazy = self._sets(origin)
         return list(eager), list(lazy)
 
     @property
-    def tree_links(self) -> set[str]:
+    def tree_links(self) -> set[PeerId]:
         """With a flood prefix: the neighbours linked to this node in the shared tree."""
         return set(self._tree_links)
 
@@ -285,7 +319,7 @@ class Plumtree:
 
     # --- message handlers ---------------------------------------------------
 
-    def _on_gossip(self, peer: str, message: Gossip, now: float, out: list[Action]) -> None:
+    def _on_gossip(self, peer: PeerId, message: Gossip, now: float, out: list[Action]) -> None:
         mid = message.message_id
         origin = message.origin
         seen = self._seen.get(mid)
@@ -301,11 +335,11 @@ class Plumtree:
                 out.append(Send(peer=peer, message=Prune(origin=origin) if origin else _PRUNE))
                 if peer in self._tree_links:
                     self._cut(peer, out)
-            elif seen[6] and peer in self._tree_links:
+            elif seen[5] and peer in self._tree_links:
                 # The first copy came over a link off the tree, and the tree
                 # brought it too: that link is redundant.
-                self._seen[mid] = (*seen[:6], False)
-                first = seen[2]
+                self._seen[mid] = (*seen[:5], False)
+                first = seen[1]
                 if first is not None and first in eager and first not in self._tree_links:
                     del eager[first]
                     lazy[first] = None
@@ -348,12 +382,12 @@ class Plumtree:
             best, best_hops = min(announcers, key=_by_hops)
             self._optimize(origin, peer, hops, best, best_hops, out)
 
-    def _on_ihave(self, peer: str, message: IHave, now: float, out: list[Action]) -> None:
+    def _on_ihave(self, peer: PeerId, message: IHave, now: float, out: list[Action]) -> None:
         mid = message.message_id
         seen = self._seen.get(mid)
         if seen is not None:
-            if seen[2] is not None and not self._prefix(self._sets(seen[4])):
-                self._optimize(seen[4], seen[2], seen[1], peer, message.hops, out)
+            if seen[1] is not None and not self._prefix(self._sets(seen[3])):
+                self._optimize(seen[3], seen[1], seen[0], peer, message.hops, out)
             return
         announcers = self._missing.get(mid)
         if announcers is None:
@@ -365,9 +399,9 @@ class Plumtree:
         elif len(announcers) < self.config.max_announcers:
             announcers.append((peer, message.hops))
 
-    def _on_graft(self, peer: str, message: Graft, now: float, out: list[Action]) -> None:
+    def _on_graft(self, peer: PeerId, message: Graft, now: float, out: list[Action]) -> None:
         cached = self._seen.get(message.message_id) if message.message_id else None
-        origin = cached[4] if cached is not None else message.origin
+        origin = cached[3] if cached is not None else message.origin
         eager, lazy = self._sets(origin)
         if peer in lazy:
             del lazy[peer]
@@ -381,15 +415,16 @@ class Plumtree:
                 out.append(Send(peer=peer, message=_PRUNE))
             else:
                 self._tree_links[peer] = None  # a new child
-        if cached is not None:
-            payload, hops, _sender, _at, _origin, entry, _graft = cached
+        payload = self._payloads.get(message.message_id) if cached is not None else None
+        if cached is not None and payload is not None:
+            hops, _sender, _at, _origin, entry, _graft = cached
             if not entry and self._prefix((eager, lazy)):
                 entry = self.entry_tag  # a repair is a tree copy, never a prefix one
             out.append(Send(peer=peer, message=Gossip(message_id=message.message_id,
                                                       hops=hops + 1, payload=payload,
                                                       origin=origin, entry=entry)))
 
-    def _on_prune(self, peer: str, message: Prune, now: float, out: list[Action]) -> None:
+    def _on_prune(self, peer: PeerId, message: Prune, now: float, out: list[Action]) -> None:
         eager, lazy = self._sets(message.origin)
         if peer in eager:
             del eager[peer]
@@ -399,7 +434,7 @@ class Plumtree:
 
     # --- helpers ------------------------------------------------------------
 
-    def _optimize(self, origin: str, parent: str, hops: int, announcer: str,
+    def _optimize(self, origin: str, parent: PeerId, hops: int, announcer: PeerId,
                   announced_hops: int, out: list[Action]) -> None:
         """Swap the eager link to ``parent`` for a lazy one that is enough hops shorter."""
         eager, lazy = self._sets(origin)
@@ -418,7 +453,7 @@ class Plumtree:
         cfg = self.config
         return cfg.flood_prefix if sets[0] is self.eager and not cfg.flood else 0
 
-    def _redundant(self, peer: str, message: Gossip, seen: _Seen, sets: _Sets) -> bool:
+    def _redundant(self, peer: PeerId, message: Gossip, seen: _Seen, sets: _Sets) -> bool:
         """Does a duplicate from eager ``peer`` show a redundant eager link?
 
         Always, but on the shared tree with a flood prefix: there the copies
@@ -431,9 +466,9 @@ class Plumtree:
             return True
         if self._in_prefix(message, sets):
             return False
-        return peer not in self._tree_links or message.entry == seen[5]
+        return peer not in self._tree_links or message.entry == seen[4]
 
-    def _cut(self, peer: str, out: list[Action]) -> None:
+    def _cut(self, peer: PeerId, out: list[Action]) -> None:
         """The shared tree's link to ``peer`` is gone (closed or pruned).
 
         A child's link: forget it.  The parent's: this node's subtree is cut
@@ -493,14 +528,22 @@ class Plumtree:
             trees.popitem(last=False)
         return tree
 
-    def _remember(self, mid: bytes, payload: bytes, hops: int, sender: str | None,
+    def _remember(self, mid: bytes, payload: bytes, hops: int, sender: PeerId | None,
                   now: float, origin: str, entry: int, grafted: bool) -> None:
         seen = self._seen
-        seen[mid] = (payload, hops, sender, now, origin, entry, grafted)
+        seen[mid] = (hops, sender, now, origin, entry, grafted)
         if len(seen) > self.config.seen_cache_size:
-            seen.popitem(last=False)
+            gone, _entry = seen.popitem(last=False)
+            self.drop_payload(gone)
+        payloads = self._payloads
+        payloads[mid] = payload
+        self._payload_bytes += len(payload)
+        budget = self.config.payload_cache_bytes
+        while self._payload_bytes > budget:
+            _gone, old = payloads.popitem(last=False)
+            self._payload_bytes -= len(old)
 
-    def _push(self, mid: bytes, payload: bytes, hops: int, sender: str | None, origin: str,
+    def _push(self, mid: bytes, payload: bytes, hops: int, sender: PeerId | None, origin: str,
               sets: _Sets, entry: int, everyone: bool, out: list[Action]) -> None:
         """Eager push to eager neighbours, IHave to lazy ones, except ``sender``.
 

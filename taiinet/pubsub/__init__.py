@@ -14,6 +14,7 @@ from taiinet.pubsub.actions import (
     SendInterest,
     SetInterestTimer,
 )
+from taiinet.pubsub.budget import PeerBudgetConfig
 from taiinet.pubsub.config import PubsubConfig
 from taiinet.pubsub.documents import (
     DOCUMENT_DOMAIN,
@@ -35,6 +36,7 @@ __all__ = [
     "InterestAdvert",
     "InterestTimer",
     "OpenedDocument",
+    "PeerBudgetConfig",
     "Published",
     "PubsubConfig",
     "PubsubDecodeError",

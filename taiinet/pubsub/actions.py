@@ -15,6 +15,7 @@ from typing import Any
 
 from taiinet.overlay.actions import CloseLink, NeighborDown, NeighborUp, ProbeLink, Send, SetTimer
 from taiinet.pubsub.messages import InterestAdvert
+from taiinet.wire.peer_id import PeerId
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,7 +52,7 @@ class SendInterest:
     sent), so the advert may wait to go with other frames, as an ``IHave`` does.
     """
 
-    peer: str
+    peer: PeerId
     advert: InterestAdvert
     lazy: bool = False
 
@@ -71,7 +72,7 @@ class InterestTimer:
 class HealTimer:
     """Check again whether the lazy link to ``peer`` joins two parts of a split tree."""
 
-    peer: str
+    peer: PeerId
 
 
 PubsubTimer = InterestTimer | HealTimer

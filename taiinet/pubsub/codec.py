@@ -22,6 +22,8 @@ from taiinet.pubsub.messages import (
 )
 from taiinet.pubsub.query import MalformedFilter, Query, QueryLimits
 from taiinet.v1 import pubsub_pb2, query_pb2
+from taiinet.wire.errors import InvalidPeerId
+from taiinet.wire.peer_id import PeerId
 
 #: Limits on each filter of an advert (the whole advert is also bounded).
 ADVERT_QUERY_LIMITS = QueryLimits(max_bytes=MAX_ADVERT_BYTES)
@@ -69,6 +71,10 @@ def from_proto(pb: pubsub_pb2.PubsubMessage) -> PubsubMessage:
             f"advert of {len(advert.filters)} filters, over {MAX_ADVERT_FILTERS}")
     if len(advert.root) > MAX_ROOT_LENGTH or advert.root_distance > MAX_ROOT_DISTANCE:
         raise PubsubDecodeError("advert root id or distance out of range")
+    try:
+        root = PeerId.parse_optional(advert.root)
+    except InvalidPeerId as exc:
+        raise PubsubDecodeError(f"advert root is not a peer id: {exc}") from None
     filters = []
     for item in advert.filters:
         try:
@@ -76,7 +82,7 @@ def from_proto(pb: pubsub_pb2.PubsubMessage) -> PubsubMessage:
         except MalformedFilter as exc:
             raise PubsubDecodeError(f"advert filter: {exc}") from None
     return InterestAdvert(version=advert.version, filters=tuple(filters),
-                          tree_link=advert.tree_link, ack=advert.ack, root=advert.root,
+                          tree_link=advert.tree_link, ack=advert.ack, root=root,
                           root_distance=advert.root_distance)
 
 

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from taiinet.overlay.messages import MAX_PAYLOAD_SIZE
+from taiinet.pubsub.budget import PeerBudgetConfig
 from taiinet.pubsub.errors import PubsubUsageError
 from taiinet.pubsub.messages import MAX_ADVERT_FILTERS
 
@@ -57,9 +58,17 @@ class PubsubConfig:
     heal_delay: float = 1.0
     #: Largest document envelope published or accepted, in bytes.
     max_document_bytes: int = MAX_PAYLOAD_SIZE
-    #: Decoded documents kept by message id, for the forwarding decisions of
-    #: recent messages (pushes, IHAVEs, announcements to new neighbours).
+    #: Documents remembered by message id, for the forwarding decisions of
+    #: recent messages (pushes, IHAVEs, announcements to new neighbours,
+    #: catch-ups), oldest evicted first when either bound is passed.  Only a
+    #: document some neighbour or local subscription wanted when it arrived
+    #: is kept decoded; it counts its encoded size plus ``DECODED_VALUE_BYTES``
+    #: (72) per value toward ``document_cache_bytes``.  Others keep only their
+    #: id, publisher, time and holders (``UNWANTED_DOCUMENT_BYTES`` each).
     document_cache_size: int = 2048
+    document_cache_bytes: int = 16 * 1024 * 1024
+    #: Per-neighbour budget for pushed documents (``taiinet.pubsub.budget``).
+    budget: PeerBudgetConfig = field(default_factory=PeerBudgetConfig)
     #: Local subscriptions.
     max_subscriptions: int = 10_000
     #: Adverts remembered from peers that are not neighbours yet.
@@ -77,6 +86,12 @@ class PubsubConfig:
             raise PubsubUsageError(f"max_document_bytes must be in 1..{MAX_PAYLOAD_SIZE}")
         if self.document_cache_size < 1 or self.max_subscriptions < 1:
             raise PubsubUsageError("cache and subscription bounds must be at least 1")
+        if self.document_cache_bytes < self.max_document_bytes:
+            raise PubsubUsageError("document_cache_bytes must hold the largest document "
+                                   f"({self.max_document_bytes} bytes)")
+        if self.budget.byte_burst < self.max_document_bytes:
+            raise PubsubUsageError("budget.byte_burst must admit the largest document "
+                                   f"({self.max_document_bytes} bytes)")
         if min(self.catch_up_window, self.catch_up_recent, self.catch_up_limit) < 0:
             raise PubsubUsageError("catch_up_window, catch_up_recent and catch_up_limit "
                                    "must be >= 0")

@@ -29,7 +29,7 @@ from taiinet.pubsub.query import (
     InvalidDocument,
     MalformedValue,
     document_to_value,
-    value_to_document,
+    value_to_document_counted,
 )
 from taiinet.v1 import pubsub_pb2
 from taiinet.wire.envelope import Envelope
@@ -57,6 +57,8 @@ class OpenedDocument:
     document: Any
     #: The publisher's wall clock when it published (as it claims), Unix ms.
     published_unix_ms: int
+    #: Values the document decoded to (``Value`` nodes): what it costs in memory.
+    values: int = 1
 
 
 class DocumentCodec(Protocol):
@@ -93,11 +95,11 @@ def _opened(publisher: str, payload: bytes, limits: DocumentLimits) -> OpenedDoc
     except (DecodeError, RuntimeError) as exc:
         raise RejectedDocument("invalid_document", f"payload does not parse: {exc}") from None
     try:
-        document = value_to_document(message.value, limits)
+        document, values = value_to_document_counted(message.value, limits)
     except MalformedValue as exc:
         raise RejectedDocument("invalid_document", str(exc)) from None
     return OpenedDocument(publisher=publisher, document=document,
-                          published_unix_ms=message.published_unix_ms)
+                          published_unix_ms=message.published_unix_ms, values=values)
 
 
 class SignedDocuments:

@@ -50,7 +50,11 @@ or a neighbour's advert change;
 changes are coalesced for ``advert_delay`` seconds and an advert is sent
 only to the neighbours whose summary changed, with a growing version.
 
-Documents arrive as ``Gossip`` payloads.  Before Plumtree sees a new one,
+Documents arrive as ``Gossip`` payloads.  Each first takes its place in
+its sender's budget (``PeerBudgets``: documents/s and bytes/s token buckets);
+one over budget is dropped unverified and is an offence, an invalid one ten,
+and a sender out of offence tokens is disconnected (reported down to the
+overlay, ``CloseLink(failed=True)``).  Before Plumtree sees a new one,
 the router checks its size, that the message id is SHA-256 of the payload,
 and opens it with the ``DocumentCodec`` (signature, payload type, ``Value``
 decoding); a failure drops it (it is neither delivered, forwarded nor
@@ -59,6 +63,13 @@ remembered, so a valid copy still gets through) and counts it in
 router then hands it to the local subscriptions that match (through the
 query engine's ``SubscriptionIndex``), never to others - the publisher's own
 subscriptions included.
+
+A verified document that no local subscription, no neighbour but its sender
+and no interest gap wants is forwarded nowhere: the router keeps only its
+record (``_NOT_KEPT`` in place of the document) and has Plumtree drop its
+payload, so a stranger pushing valid documents that match nothing leaves
+no memory behind.  Kept documents are bounded in bytes
+(``document_cache_bytes``: envelope size + ``DECODED_VALUE_BYTES`` per value).
 
 Departures from the suggested design: none in substance; interest on lazy
 links being the node's own subscriptions only is the refinement above.
@@ -74,8 +85,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from taiinet.overlay.actions import CloseLink, NeighborDown, NeighborUp, Send, Timer
 from taiinet.overlay.actions import Deliver as OverlayDeliver
-from taiinet.overlay.actions import NeighborDown, NeighborUp, Send, Timer
 from taiinet.overlay.core import Overlay, OverlayConfig
 from taiinet.overlay.messages import MAX_HOPS, Gossip, Graft, IHave, OverlayMessage
 from taiinet.pubsub.actions import (
@@ -88,6 +99,7 @@ from taiinet.pubsub.actions import (
     SendInterest,
     SetInterestTimer,
 )
+from taiinet.pubsub.budget import INVALID_DOCUMENT_OFFENCES, PeerBudgets, Verdict
 from taiinet.pubsub.config import PubsubConfig
 from taiinet.pubsub.documents import REJECT_REASONS, DocumentCodec
 from taiinet.pubsub.errors import PubsubUsageError, RejectedDocument
@@ -99,8 +111,10 @@ from taiinet.pubsub.messages import (
 )
 from taiinet.pubsub.query import IndexFull, InvalidQuery, Query, SubscriptionIndex
 from taiinet.pubsub.query.cover import MAX_MERGED_IN, query_covers, summarize
+from taiinet.pubsub.query.limits import DECODED_VALUE_BYTES
 from taiinet.pubsub.query.nodes import MATCH_ALL, Compare, Field, In, node_key
 from taiinet.pubsub.query.values import value_key
+from taiinet.wire.peer_id import PeerId
 
 _INTEREST_TIMER = InterestTimer()
 _ROOT_ADVERT_TIMER = InterestTimer(root_only=True)
@@ -112,6 +126,11 @@ _TREE_GRAFT = Graft(message_id=b"")
 _SUMMARY_CACHE_SIZE = 256
 #: Recent narrowings of neighbours' interest remembered for the catch-up.
 _NARROWINGS_KEPT = 64
+#: What a document kept undecoded (wanted by no one) counts toward
+#: ``document_cache_bytes``: its id, record and a small holders set.
+UNWANTED_DOCUMENT_BYTES = 512
+#: Stands for the document of a record kept without it (wanted by no one).
+_NOT_KEPT = object()
 
 
 class _Narrowing:
@@ -149,6 +168,13 @@ class RouterStats:
     late_duplicates: int = 0
     #: Lazy links grafted because they joined two parts of a split tree.
     heals: int = 0
+    #: Verified documents that no local subscription and no other neighbour
+    #: wanted: not kept decoded, their payload not kept to answer grafts.
+    unwanted: int = 0
+    #: Documents dropped because their sender was over its budget.
+    over_budget: int = 0
+    #: Neighbours disconnected for offences (over budget, invalid documents).
+    disconnected: int = 0
     #: ``IHave`` sent by catch-ups (a neighbour's interest widened).
     caught_up: int = 0
 
@@ -189,6 +215,13 @@ class _Document:
     #: the peer it came from, those that announced or pushed it to us, and those
     #: we forwarded it to.  A catch-up announces it only to the others.
     holders: set[str] = field(default_factory=set)
+    #: What it counts toward ``document_cache_bytes``.
+    cost: int = UNWANTED_DOCUMENT_BYTES
+
+    @property
+    def kept(self) -> bool:
+        """Kept decoded (someone wanted it when it arrived)."""
+        return self.document is not _NOT_KEPT
 
 
 def _one_shared_tree(config: OverlayConfig | None) -> OverlayConfig:
@@ -216,6 +249,8 @@ class PubsubRouter:
     """
 
     __slots__ = (
+        "_budgets",
+        "_document_bytes",
         "_documents",
         "_eager_seen",
         "_flag_version",
@@ -242,7 +277,7 @@ class PubsubRouter:
         "subscriptions",
     )
 
-    def __init__(self, peer_id: str, rng: random.Random, documents: DocumentCodec,
+    def __init__(self, peer_id: PeerId, rng: random.Random, documents: DocumentCodec,
                  config: PubsubConfig | None = None,
                  overlay_config: OverlayConfig | None = None) -> None:
         self.peer_id = peer_id
@@ -260,12 +295,15 @@ class PubsubRouter:
         #: Neighbour -> (filter keys, tree link, root, distance) last advertised to it.
         self._sent: dict[str, tuple[frozenset[Any], bool, str, int]] = {}
         #: Lazy neighbours with a pending ``HealTimer``.
-        self._healing: set[str] = set()
+        self._healing: set[PeerId] = set()
         #: Neighbour -> version of the first advert sent with the link's current state.
         self._flag_version: dict[str, int] = {}
         #: Neighbours to send the advert to again even if it did not change.
         self._force: set[str] = set()
         self._documents: OrderedDict[bytes, _Document] = OrderedDict()
+        #: Sum of the ``cost`` of ``_documents``.
+        self._document_bytes = 0
+        self._budgets = PeerBudgets(self.config.budget)
         #: Recent gaps: interest a neighbour dropped (advert dropping filters,
         #: first advert, neighbour down) that no other link carried.
         self._narrowed: deque[_Narrowing] = deque(maxlen=_NARROWINGS_KEPT)
@@ -292,7 +330,7 @@ class PubsubRouter:
         """Arm the overlay's periodic timers; call once."""
         return self._from_overlay(self.overlay.start(now), now)
 
-    def join(self, contact: str, now: float) -> list[Action]:
+    def join(self, contact: PeerId, now: float) -> list[Action]:
         """Enter the overlay through ``contact``."""
         return self._from_overlay(self.overlay.join(contact, now), now)
 
@@ -345,13 +383,14 @@ class PubsubRouter:
         # Decode our own payload, so local subscribers see what peers will see.
         opened = self.documents.open(payload)
         self._remember(mid, _Document(opened.publisher, opened.document,
-                                      opened.published_unix_ms, now, 0))
+                                      opened.published_unix_ms, now, 0,
+                                      cost=_decoded_cost(len(payload), opened.values)))
         self.stats.published += 1
         out: list[Action] = [Published(message_id=mid)]
         out += self._from_overlay(self.overlay.broadcast(mid, payload, now), now)
         return out
 
-    def handle_message(self, peer: str, message: OverlayMessage | PubsubMessage,
+    def handle_message(self, peer: PeerId, message: OverlayMessage | PubsubMessage,
                        now: float) -> list[Action]:
         """Process a message (overlay or pubsub) received from ``peer``."""
         self._now = now
@@ -360,18 +399,38 @@ class PubsubRouter:
         if type(message) is IHave:
             self._holds(message.message_id, peer)
         elif type(message) is Gossip:
+            verdict = self._budgets.admit(peer, len(message.payload), now)
+            if verdict is not Verdict.ADMIT:
+                self.stats.over_budget += 1
+                return self._disconnect(peer, now) if verdict is Verdict.DISCONNECT else []
             try:
                 fresh = self._verify(peer, message, now)
             except RejectedDocument as exc:
                 self.stats.rejected[exc.reason] += 1
-                return []
+                if self._budgets.offend(peer, INVALID_DOCUMENT_OFFENCES, now) is Verdict.DROP:
+                    return []
+                return self._disconnect(peer, now)
             if not fresh:
                 self.stats.late_duplicates += 1
                 return []
+            out = self._from_overlay(
+                self.overlay.handle_message(peer, message, now), now)
+            doc = self._documents.get(message.message_id)
+            if doc is not None and not doc.kept:
+                # Forwarded to nobody: no graft will ask for it.
+                self.overlay.broadcast_core.drop_payload(message.message_id)
+            return out
         return self._from_overlay(
             self.overlay.handle_message(peer, message, now), now)  # type: ignore[arg-type]
 
-    def handle_link_down(self, peer: str, now: float) -> list[Action]:
+    def _disconnect(self, peer: PeerId, now: float) -> list[Action]:
+        """Drop a neighbour that broke its budget: down for the overlay, link closed."""
+        self.stats.disconnected += 1
+        out = self._from_overlay(self.overlay.handle_link_down(peer, now), now)
+        out.append(CloseLink(peer=peer, failed=True))
+        return out
+
+    def handle_link_down(self, peer: PeerId, now: float) -> list[Action]:
         """The link to ``peer`` failed, closed, or could not be opened."""
         self._now = now
         return self._from_overlay(self.overlay.handle_link_down(peer, now), now)
@@ -392,19 +451,19 @@ class PubsubRouter:
     # --- queries -------------------------------------------------------------
 
     @property
-    def active_view(self) -> list[str]:
+    def active_view(self) -> list[PeerId]:
         return self.overlay.active_view
 
-    def interest_of(self, peer: str) -> tuple[Query, ...] | None:
+    def interest_of(self, peer: PeerId) -> tuple[Query, ...] | None:
         """The interest ``peer`` advertised to us (``None``: not known yet)."""
         interest = self._remote.get(peer)
         return None if interest is None else interest.filters
 
-    def advert_for(self, peer: str) -> tuple[Query, ...]:
+    def advert_for(self, peer: PeerId) -> tuple[Query, ...]:
         """The interest this node advertises (or will advertise) to neighbour ``peer``."""
         return tuple(q for _key, q in self._advert_for(peer))
 
-    def _advert_for(self, peer: str) -> tuple[tuple[Any, Query], ...]:
+    def _advert_for(self, peer: PeerId) -> tuple[tuple[Any, Query], ...]:
         eager = self.overlay.broadcast_core.eager
         queries: dict[Any, Query] = dict(self._own.values())
         if peer in eager or not self.config.tree_interest:
@@ -419,7 +478,7 @@ class PubsubRouter:
 
     # --- forwarding ------------------------------------------------------------
 
-    def _forward(self, message_id: bytes, payload: bytes, peer: str) -> bool:
+    def _forward(self, message_id: bytes, payload: bytes, peer: PeerId) -> bool:
         """Plumtree's forward filter: does ``peer``'s advertised interest match?
 
         A yes is remembered (``peer`` then holds the document), so a later
@@ -433,10 +492,12 @@ class PubsubRouter:
             return True
         return False
 
-    def _wants(self, doc: _Document, peer: str) -> bool:
+    def _wants(self, doc: _Document, peer: PeerId) -> bool:
         interest = self._remote.get(peer)
         if interest is None or interest.match_all:
             return True
+        if not doc.kept:
+            return False  # no one's interest matched it when it arrived
         if (not interest.tree_link and self.config.tree_interest
                 and peer in self.overlay.broadcast_core.eager):
             return True  # the peer's advert predates the link turning eager
@@ -446,12 +507,12 @@ class PubsubRouter:
         # from further away is still on its way to it (see ``_hold_first_advert``).
         return self._now < self._previous.get(peer, self._now)
 
-    def _holds(self, message_id: bytes, peer: str) -> None:
+    def _holds(self, message_id: bytes, peer: PeerId) -> None:
         doc = self._documents.get(message_id)
         if doc is not None:
             doc.holders.add(peer)
 
-    def _catch_up(self, peer: str, interest: _Interest, now: float,
+    def _catch_up(self, peer: PeerId, interest: _Interest, now: float,
                   out: list[Action]) -> None:
         """Announce to ``peer`` the recent documents its wider interest now matches.
 
@@ -478,7 +539,7 @@ class PubsubRouter:
         for mid, doc in reversed(self._documents.items()):
             if doc.at < oldest or sent >= config.catch_up_limit:
                 break
-            if (peer in doc.holders or not interest.matches(doc.document)
+            if (peer in doc.holders or not doc.kept or not interest.matches(doc.document)
                     or not has_seen(mid)
                     or (doc.at < recent and not self._may_have_stopped(doc))):
                 continue
@@ -488,7 +549,7 @@ class PubsubRouter:
                                                       hops=min(doc.hops + 1, MAX_HOPS))))
         self.stats.caught_up += sent
 
-    def _verify(self, peer: str, message: Gossip, now: float) -> bool:
+    def _verify(self, peer: PeerId, message: Gossip, now: float) -> bool:
         """Check a pushed document; False for a duplicate too late to say anything about the tree.
 
         A duplicate arriving ``late_duplicate`` seconds after the first copy
@@ -512,15 +573,44 @@ class PubsubRouter:
             return True
         opened = self.documents.open(payload)
         self.stats.accepted += 1
-        self._remember(mid, _Document(opened.publisher, opened.document,
-                                      opened.published_unix_ms, now, message.hops, {peer}))
+        doc = _Document(opened.publisher, opened.document, opened.published_unix_ms, now,
+                        message.hops, {peer}, _decoded_cost(len(payload), opened.values))
+        if self.config.routing and not self._wanted(doc, peer):
+            self.stats.unwanted += 1
+            doc = _Document(opened.publisher, _NOT_KEPT, opened.published_unix_ms, now,
+                            message.hops, {peer})
+        self._remember(mid, doc)
         return True
 
+    def _wanted(self, doc: _Document, sender: str) -> bool:
+        """Does a local subscription, a neighbour but ``sender``, or a gap want ``doc``?
+
+        A document wanted by none of them is forwarded nowhere and delivered
+        to no one, so only its record is kept: not the decoded document, nor
+        (see ``handle_message``) the payload.  Catch-ups skip it.
+        """
+        if self.subscriptions.match(doc.document):
+            return True
+        if any(peer != sender and self._wants(doc, peer) for peer in self.overlay.active_view):
+            return True
+        now = self._now
+        return any(gap.until >= now and (gap.dropped is None or any(
+            q.matches(doc.document) for q in gap.dropped)) for gap in self._narrowed)
+
     def _remember(self, mid: bytes, doc: _Document) -> None:
+        """Keep ``doc``'s record, evicting the oldest past either cache bound."""
         docs = self._documents
         docs[mid] = doc
-        if len(docs) > self.config.document_cache_size:
-            docs.popitem(last=False)
+        self._document_bytes += doc.cost
+        budget = self.config.document_cache_bytes
+        while len(docs) > self.config.document_cache_size or self._document_bytes > budget:
+            _mid, old = docs.popitem(last=False)
+            self._document_bytes -= old.cost
+
+    @property
+    def document_bytes(self) -> int:
+        """What the remembered documents count toward ``document_cache_bytes``."""
+        return self._document_bytes
 
     def _may_have_stopped(self, doc: _Document) -> bool:
         """Whether ``doc`` may have stopped here for want of interest that has since moved.
@@ -537,7 +627,7 @@ class PubsubRouter:
         links want, so the hop that pulled the document pushes it on.
         """
         for gap in self._narrowed:
-            if gap.at <= doc.at <= gap.until and (
+            if doc.kept and gap.at <= doc.at <= gap.until and (
                     gap.dropped is None or any(q.matches(doc.document) for q in gap.dropped)):
                 return True
         return False
@@ -605,7 +695,7 @@ class PubsubRouter:
 
     def _deliver(self, action: OverlayDeliver, out: list[Action]) -> None:
         doc = self._documents.get(action.message_id)
-        if doc is None:
+        if doc is None or not doc.kept:
             return
         matched = self.subscriptions.match(doc.document)
         if matched:
@@ -615,7 +705,7 @@ class PubsubRouter:
                                message_id=action.message_id,
                                published_unix_ms=doc.published_unix_ms, hops=doc.hops))
 
-    def _forget(self, peer: str) -> None:
+    def _forget(self, peer: PeerId) -> None:
         known = self._remote.pop(peer, None)
         self._narrowing(None if known is None else known.filters)
         self._previous.pop(peer, None)
@@ -625,7 +715,7 @@ class PubsubRouter:
         self._force.discard(peer)
         self._healing.discard(peer)
 
-    def _neighbor_up(self, peer: str) -> None:
+    def _neighbor_up(self, peer: PeerId) -> None:
         pending = self._pending.pop(peer, None)
         if pending is not None:
             self._remote[peer] = pending
@@ -633,7 +723,7 @@ class PubsubRouter:
 
     # --- interest ------------------------------------------------------------------
 
-    def _on_advert(self, peer: str, advert: InterestAdvert, now: float) -> list[Action]:
+    def _on_advert(self, peer: PeerId, advert: InterestAdvert, now: float) -> list[Action]:
         self.stats.adverts_received += 1
         out: list[Action] = []
         if not self.config.routing:
@@ -672,7 +762,7 @@ class PubsubRouter:
         self._interest_changed(now, out)
         return out
 
-    def _hold_first_advert(self, peer: str, known: _Interest | None, new: _Interest,
+    def _hold_first_advert(self, peer: PeerId, known: _Interest | None, new: _Interest,
                            now: float) -> None:
         """Keep forwarding everything to ``peer`` for a while after its first advert.
 
@@ -692,7 +782,7 @@ class PubsubRouter:
                           or known.match_all):
             self._previous[peer] = now + grace
 
-    def _reconcile(self, peer: str, advert: InterestAdvert) -> None:
+    def _reconcile(self, peer: PeerId, advert: InterestAdvert) -> None:
         """Make both ends agree that a link is eager when one end says it is.
 
         Plumtree leaves a link eager at one end and lazy at the other when a
@@ -765,7 +855,7 @@ class PubsubRouter:
 
     # --- healing a split tree -------------------------------------------------------
 
-    def _root_for(self, peer: str) -> tuple[str, int]:
+    def _root_for(self, peer: PeerId) -> tuple[str, int]:
         """Smallest peer id known on our side of the link to ``peer``, and its distance.
 
         Over an eager link, what is behind ``peer`` is left out (split horizon);
@@ -773,7 +863,7 @@ class PubsubRouter:
         """
         if not self.config.heal_splits:
             return ("", 0)
-        best = (self.peer_id, 0)
+        best: tuple[str, int] = (self.peer_id, 0)
         for other in self.overlay.broadcast_core.eager:
             if other == peer:
                 continue
@@ -785,7 +875,7 @@ class PubsubRouter:
                 best = (interest.root, distance)
         return best
 
-    def _split_from(self, peer: str) -> bool:
+    def _split_from(self, peer: PeerId) -> bool:
         """Whether the lazy link to ``peer`` joins our part of a split tree to a better one.
 
         Both ends hold the link lazy and ``peer``'s part has a smaller root: the
@@ -805,7 +895,7 @@ class PubsubRouter:
                 delay = self.config.heal_delay * (1.0 + self.rng.random())
                 out.append(SetInterestTimer(at=now + delay, timer=HealTimer(peer=peer)))
 
-    def _heal(self, peer: str, now: float) -> list[Action]:
+    def _heal(self, peer: PeerId, now: float) -> list[Action]:
         """Graft a lazy link that still joins two parts of a split tree."""
         self._healing.discard(peer)
         out: list[Action] = []
@@ -836,6 +926,11 @@ class PubsubRouter:
         if len(self._summaries) > _SUMMARY_CACHE_SIZE:
             self._summaries.popitem(last=False)
         return result
+
+
+def _decoded_cost(size: int, values: int) -> int:
+    """What a decoded document counts toward ``document_cache_bytes``."""
+    return UNWANTED_DOCUMENT_BYTES + size + values * DECODED_VALUE_BYTES
 
 
 def _merge_equalities(queries: list[Query]) -> list[Query]:

@@ -63,7 +63,9 @@ from taiinet.signal.records import (
 )
 from taiinet.signal.transport import SignalTransport, default_transport
 from taiinet.transport.connection import Connection
+from taiinet.wire.errors import InvalidPeerId
 from taiinet.wire.identity import Identity
+from taiinet.wire.peer_id import PeerId
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +93,7 @@ class _Session:
 class IncomingOffer:
     """An offer from ``from_peer``; answer it (or reject it) once."""
 
-    from_peer: str
+    from_peer: PeerId
     sdp: str
     session_id: bytes
     client: SignalClient
@@ -132,7 +134,7 @@ class SignalClient:
         self._home_changed = trio.Event()
 
     @property
-    def peer_id(self) -> str:
+    def peer_id(self) -> PeerId:
         return self.identity.peer_id
 
     async def wait_registered(self) -> None:
@@ -148,7 +150,15 @@ class SignalClient:
             await self._home_changed.wait()
 
     async def send_offer(self, peer_id: str, sdp: str) -> str:
-        """Relay an offer to ``peer_id``; return the SDP of its answer."""
+        """Relay an offer to ``peer_id``; return the SDP of its answer.
+
+        ``SignalUsageError`` if ``peer_id`` is not a valid peer id: nothing is sent
+        (a signaller drops a link that names an invalid peer).
+        """
+        try:
+            target = PeerId.parse(peer_id)
+        except InvalidPeerId as exc:
+            raise SignalUsageError(f"cannot offer to {peer_id[:60]!r}: {exc}") from None
         if len(self._sessions) >= self.config.max_pending_sessions:
             raise SignalUsageError("too many offers in flight")
         session_id = self.rng.getrandbits(8 * SESSION_ID_BYTES).to_bytes(SESSION_ID_BYTES, "big")
@@ -156,7 +166,7 @@ class SignalClient:
         self._sessions[session_id] = session
         try:
             with trio.move_on_after(self.config.offer_timeout):
-                await self._send_session(peer_id, session_id, SessionKind.OFFER, sdp)
+                await self._send_session(target, session_id, SessionKind.OFFER, sdp)
                 await session.event.wait()
         finally:
             self._sessions.pop(session_id, None)
@@ -191,7 +201,7 @@ class SignalClient:
     async def _reply(self, offer: IncomingOffer, kind: SessionKind, sdp: str) -> None:
         await self._send_session(offer.from_peer, offer.session_id, kind, sdp)
 
-    async def _send_session(self, peer_id: str, session_id: bytes, kind: SessionKind,
+    async def _send_session(self, peer_id: PeerId, session_id: bytes, kind: SessionKind,
                             sdp: str) -> None:
         envelope = seal_session(self.identity, SessionDescription(
             from_peer=self.peer_id, to_peer=peer_id, session_id=session_id, kind=kind,

@@ -21,11 +21,13 @@ from taiinet.signal.records import (
     SESSION_ID_BYTES,
 )
 from taiinet.v1 import frame_pb2, signal_pb2
+from taiinet.wire.errors import InvalidPeerId
 from taiinet.wire.framing import decode_frame, encode_frame
+from taiinet.wire.peer_id import MAX_PEER_ID_TEXT, PeerId
 
 MAX_CONTACTS = 32
 MAX_REASON_CHARS = 200
-MAX_PEER_ID_CHARS = 128
+MAX_PEER_ID_CHARS = MAX_PEER_ID_TEXT
 MAX_RELAY_HOPS = 2
 
 
@@ -68,17 +70,17 @@ class Contacts:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Relay:
-    target_peer: str
+    target_peer: PeerId
     session: bytes
     hops_left: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RelayFailed:
-    target_peer: str
+    target_peer: PeerId
     session_id: bytes
     reason: str
-    origin_peer: str
+    origin_peer: PeerId
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,6 +132,13 @@ def _text(value: str, limit: int, what: str) -> str:
     return value
 
 
+def _peer(value: str, what: str) -> PeerId:
+    try:
+        return PeerId.parse(value)
+    except InvalidPeerId as exc:
+        raise MalformedSignalMessage(f"{what} is not a peer id: {exc}") from None
+
+
 def _blob(value: bytes, limit: int, what: str) -> bytes:
     if len(value) > limit:
         raise MalformedSignalMessage(f"{what} larger than {limit} bytes")
@@ -172,17 +181,17 @@ def decode_signal(data: bytes) -> SignalMessage | None:
     if body == "relay":
         if pb.relay.hops_left > MAX_RELAY_HOPS:
             raise MalformedSignalMessage(f"relay with more than {MAX_RELAY_HOPS} hops left")
-        return Relay(target_peer=_text(pb.relay.target_peer, MAX_PEER_ID_CHARS, "target"),
+        return Relay(target_peer=_peer(pb.relay.target_peer, "relay target"),
                      session=_blob(pb.relay.session, MAX_SESSION_ENVELOPE_BYTES, "session"),
                      hops_left=pb.relay.hops_left)
     if body == "relay_failed":
         failed = pb.relay_failed
         if len(failed.session_id) != SESSION_ID_BYTES:
             raise MalformedSignalMessage(f"a session id has {SESSION_ID_BYTES} bytes")
-        return RelayFailed(target_peer=_text(failed.target_peer, MAX_PEER_ID_CHARS, "target"),
+        return RelayFailed(target_peer=_peer(failed.target_peer, "relay target"),
                            session_id=failed.session_id,
                            reason=_text(failed.reason, MAX_REASON_CHARS, "reason"),
-                           origin_peer=_text(failed.origin_peer, MAX_PEER_ID_CHARS, "origin"))
+                           origin_peer=_peer(failed.origin_peer, "relay origin"))
     if body == "dht":
         message, address = decode_dht_pb(pb.dht)
         return Dht(message=message, sender_address=address)

@@ -23,8 +23,8 @@ from taiinet.signal.dht_types import (
     ValueFound,
 )
 from taiinet.signal.errors import InvalidPeerId, MalformedSignalMessage
-from taiinet.signal.ids import MAX_PEER_ID_CHARS, base58_decode
 from taiinet.v1 import dht_pb2
+from taiinet.wire.peer_id import PeerId
 
 MAX_DHT_MESSAGE_BYTES = 16 * 1024
 MAX_ADDRESS_CHARS = 256
@@ -87,15 +87,13 @@ def _check_address(address: str) -> str:
 
 
 def _contact_from_pb(pb: dht_pb2.DhtContact) -> Contact:
-    if len(pb.peer_id) > MAX_PEER_ID_CHARS:
-        raise MalformedSignalMessage("contact peer id too long")
     try:
-        base58_decode(pb.peer_id)
+        peer_id = PeerId.parse(pb.peer_id)
     except InvalidPeerId as exc:
-        raise MalformedSignalMessage(f"contact has a bad peer id: {exc}") from exc
+        raise MalformedSignalMessage(f"contact has a bad peer id: {exc}") from None
     if not pb.address:
         raise MalformedSignalMessage("contact without an address")
-    return Contact(peer_id=pb.peer_id, address=_check_address(pb.address))
+    return Contact(peer_id=peer_id, address=_check_address(pb.address))
 
 
 def _record_from_pb(pb: dht_pb2.DhtRecord) -> DhtRecord:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from taiinet.wire.peer_id import PeerId
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Contact:
@@ -17,7 +19,7 @@ class Contact:
     The address (a ``ws://`` URL for real signallers) is opaque to the core.
     """
 
-    peer_id: str
+    peer_id: PeerId
     address: str
 
 

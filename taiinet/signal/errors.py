@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from taiinet.errors import LocalProtocolError, RemoteProtocolError, TaiiNetError
+from taiinet.wire.errors import InvalidPeerId
+
+__all__ = ["InvalidPeerId", "MalformedSignalMessage", "NoSignallerAvailable", "PeerUnreachable",
+           "RecordRejected", "SignalError", "SignalUsageError"]
 
 
 class SignalError(TaiiNetError):
     """Root of the signal layer's errors."""
-
-
-class InvalidPeerId(RemoteProtocolError, SignalError):
-    """A peer id is not base58btc text of a plausible length."""
 
 
 class MalformedSignalMessage(RemoteProtocolError, SignalError):

@@ -20,8 +20,9 @@ from google.protobuf.message import DecodeError
 from taiinet.signal.errors import RecordRejected
 from taiinet.v1 import signal_pb2
 from taiinet.wire.envelope import Envelope
-from taiinet.wire.errors import InvalidEnvelope
+from taiinet.wire.errors import InvalidEnvelope, InvalidPeerId
 from taiinet.wire.identity import Identity
+from taiinet.wire.peer_id import PeerId
 
 PEER_RECORD_DOMAIN = "taiinet-peer-record"
 PEER_RECORD_TYPE = b"/taiinet/peer-record"
@@ -41,8 +42,8 @@ SESSION_ID_BYTES = 16
 class PeerRecord:
     """Where a peer is homed.  ``seq`` only grows; ``expires_unix_ms`` is wall clock."""
 
-    peer_id: str
-    signaller_peer_id: str
+    peer_id: PeerId
+    signaller_peer_id: PeerId
     signaller_url: str
     addresses: tuple[str, ...]
     seq: int
@@ -60,8 +61,8 @@ class SessionKind(enum.IntEnum):
 class SessionDescription:
     """One signalling message of a session between two peers (SDP text or a reason)."""
 
-    from_peer: str
-    to_peer: str
+    from_peer: PeerId
+    to_peer: PeerId
     session_id: bytes
     kind: SessionKind
     sdp: str
@@ -89,13 +90,14 @@ def open_peer_record(data: bytes, now_unix_ms: int) -> PeerRecord:
     if len(pb.addresses) > MAX_ADDRESSES or any(len(a) > MAX_ADDRESS_CHARS
                                                 for a in pb.addresses):
         raise RecordRejected(f"at most {MAX_ADDRESSES} addresses of {MAX_ADDRESS_CHARS} chars")
-    if not pb.signaller_peer_id or len(pb.signaller_url) > MAX_ADDRESS_CHARS:
+    signaller = _peer(pb.signaller_peer_id, "the record's signaller")
+    if len(pb.signaller_url) > MAX_ADDRESS_CHARS:
         raise RecordRejected("the record must name its signaller and a short URL")
     if pb.expires_unix_ms <= now_unix_ms:
         raise RecordRejected("the record has expired")
     if pb.expires_unix_ms > now_unix_ms + MAX_RECORD_LIFETIME_MS:
         raise RecordRejected("the record's expiry is too far in the future")
-    return PeerRecord(peer_id=pb.peer_id, signaller_peer_id=pb.signaller_peer_id,
+    return PeerRecord(peer_id=envelope.peer_id, signaller_peer_id=signaller,
                       signaller_url=pb.signaller_url, addresses=tuple(pb.addresses),
                       seq=pb.seq, expires_unix_ms=pb.expires_unix_ms)
 
@@ -122,9 +124,10 @@ def open_session(data: bytes) -> SessionDescription:
         raise RecordRejected(f"a session id has {SESSION_ID_BYTES} bytes")
     if pb.kind not in {k.value for k in SessionKind}:
         raise RecordRejected("unknown session message kind")
-    if len(pb.sdp) > MAX_SDP_CHARS or not pb.to_peer:
-        raise RecordRejected("session message without a target or with an oversized SDP")
-    return SessionDescription(from_peer=pb.from_peer, to_peer=pb.to_peer,
+    to_peer = _peer(pb.to_peer, "the session's target")
+    if len(pb.sdp) > MAX_SDP_CHARS:
+        raise RecordRejected("session message with an oversized SDP")
+    return SessionDescription(from_peer=envelope.peer_id, to_peer=to_peer,
                               session_id=pb.session_id, kind=SessionKind(pb.kind), sdp=pb.sdp,
                               created_unix_ms=pb.created_unix_ms)
 
@@ -137,6 +140,13 @@ def _open(data: bytes, domain: str, payload_type: bytes, max_size: int) -> Envel
     if envelope.payload_type != payload_type:
         raise RecordRejected(f"expected payload type {payload_type!r}")
     return envelope
+
+
+def _peer(text: str, what: str) -> PeerId:
+    try:
+        return PeerId.parse(text)
+    except InvalidPeerId as exc:
+        raise RecordRejected(f"{what} is not a peer id: {exc}") from None
 
 
 def _parse(pb: signal_pb2.PeerRecord | signal_pb2.SessionDescription, data: bytes) -> None:

@@ -34,7 +34,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -71,6 +71,7 @@ from taiinet.signal.records import PeerRecord, open_peer_record, open_session
 from taiinet.signal.transport import SignalListener, SignalTransport
 from taiinet.transport.connection import Connection
 from taiinet.wire.identity import Identity
+from taiinet.wire.peer_id import PeerId
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class ProtocolViolation(RemoteProtocolError, SignalError):
 @dataclass(slots=True)
 class _Link:
     connection: Connection
-    peer_id: str
+    peer_id: PeerId
     send: trio.MemorySendChannel[bytes]
     receive: trio.MemoryReceiveChannel[bytes]
     rate: float
@@ -144,9 +145,12 @@ class Signaller:
         self._inflight_relays = 0
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
+        #: Links closed because the other side broke the protocol (a bad frame, a bad
+        #: signed record or session, or a per-request task it made fail).
+        self.links_dropped = 0
 
     @property
-    def peer_id(self) -> str:
+    def peer_id(self) -> PeerId:
         return self.identity.peer_id
 
     @property
@@ -199,7 +203,7 @@ class Signaller:
                 continue
             self._nursery.start_soon(self._run_link, connection, None)
 
-    async def _dial_url(self, url: str, expected: str | None,
+    async def _dial_url(self, url: str, expected: PeerId | None,
                         ready: trio.Event | None) -> None:
         try:
             async with self.transport.dial(url, self.identity, expected) as connection:
@@ -212,7 +216,7 @@ class Signaller:
             if ready is not None:
                 ready.set()
 
-    def _dial_failed(self, peer_id: str) -> None:
+    def _dial_failed(self, peer_id: PeerId) -> None:
         self._dialing.pop(peer_id, None)
         if self.dht is not None and peer_id not in self._signallers:
             self._apply(self.dht.handle_unreachable(peer_id, trio.current_time()))
@@ -235,8 +239,10 @@ class Signaller:
                     try:
                         await self._reader(link, ready)
                     except ProtocolViolation as exc:
+                        self.links_dropped += 1
                         logger.warning("closing link to %s: %s", link.peer_id, exc)
                     except (RemoteProtocolError, trio.TooSlowError) as exc:
+                        self.links_dropped += 1
                         logger.warning("closing link to %s: %r", link.peer_id, exc)
                     except ConnectionClosed:
                         pass
@@ -409,7 +415,7 @@ class Signaller:
         finally:
             self._inflight_relays -= 1
 
-    async def _find_record(self, peer_id: str) -> PeerRecord | None:
+    async def _find_record(self, peer_id: PeerId) -> PeerRecord | None:
         assert self.dht is not None
         key = id_bytes(node_id(peer_id))
         local = self.dht.get_local(key, trio.current_time())
@@ -589,14 +595,31 @@ class Signaller:
         self._next_request = (self._next_request + 1) % (1 << 64)
         return self._next_request
 
-    def _spawn(self, fn: object, *args: object) -> None:
+    def _spawn(self, fn: Callable[..., Awaitable[object]], link: _Link, *args: object) -> None:
+        """Run a per-request task for ``link`` in the signaller's nursery.
+
+        The task's failure on the peer's input ends that link, never the
+        signaller: ``_guarded`` is the per-request boundary.
+        """
         assert self._nursery is not None
-        self._nursery.start_soon(fn, *args)  # type: ignore[arg-type]
+        self._nursery.start_soon(self._guarded, fn, link, *args)
+
+    async def _guarded(self, fn: Callable[..., Awaitable[object]], link: _Link,
+                       *args: object) -> None:
+        try:
+            await fn(link, *args)
+        except RemoteProtocolError as exc:
+            self.links_dropped += 1
+            logger.warning("closing link to %s: %s failed: %r", link.peer_id,
+                           getattr(fn, "__name__", fn), exc)
+            link.cancel.cancel()
+        except ConnectionClosed:
+            link.cancel.cancel()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionLike:
-    from_peer: str
+    from_peer: PeerId
     session_id: bytes
 
 

@@ -28,15 +28,15 @@ from dataclasses import dataclass, field
 
 from taiinet.signal.dht import DhtConfig, KademliaNode
 from taiinet.signal.dht_types import Contact, DhtAction, DhtMessage, LookupFinished, SendDht
-from taiinet.signal.ids import base58_encode, id_bytes, node_id
+from taiinet.signal.ids import id_bytes, node_id
+from taiinet.wire.peer_id import PeerId
 
 MAX_SIM_SIGNALLERS = 200_000
 
 
-def sim_peer_id(rng: random.Random) -> str:
+def sim_peer_id(rng: random.Random) -> PeerId:
     """A peer id shaped like an Ed25519 libp2p id: identity multihash of a key."""
-    key = rng.getrandbits(256).to_bytes(32, "big")
-    return base58_encode(b"\x00\x24\x08\x01\x12\x20" + key)
+    return PeerId.from_public_key(rng.getrandbits(256).to_bytes(32, "big"))
 
 
 def default_sim_dht_config() -> DhtConfig:

@@ -23,6 +23,7 @@ from typing import Any
 
 from taiinet.errors import LocalProtocolError
 from taiinet.sim.events import EventLoop
+from taiinet.wire.peer_id import PeerId
 
 #: log2 of the number of precomputed delays.
 _DELAY_TABLE_BITS = 16
@@ -199,3 +200,12 @@ class SimNetwork:
     def _unreachable(self, src: Any, dst: Any) -> None:
         if src not in self.crashed and self.on_unreachable is not None:
             self.on_unreachable(src, dst)
+
+
+def sim_peer_ids(count: int) -> list[PeerId]:
+    """``count`` distinct, valid peer ids in ascending order (node i has key i).
+
+    Valid ids, so a run through the wire codecs (which accept nothing else)
+    behaves as one without them.
+    """
+    return [PeerId.from_public_key(i.to_bytes(32, "big")) for i in range(count)]

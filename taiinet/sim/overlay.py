@@ -25,7 +25,8 @@ from taiinet.overlay.actions import Action, Deliver, ProbeLink, Send, SetTimer, 
 from taiinet.overlay.core import Overlay, OverlayConfig
 from taiinet.overlay.messages import Gossip, IHave, OverlayMessage
 from taiinet.sim.events import EventLoop
-from taiinet.sim.network import LinkModel, SimNetwork
+from taiinet.sim.network import LinkModel, SimNetwork, sim_peer_ids
+from taiinet.wire.peer_id import PeerId
 
 #: progress(done, total): simulated seconds run so far, and planned in all.
 Progress = Callable[[float, float], None]
@@ -140,15 +141,14 @@ class OverlaySimulation:
         self.network = SimNetwork(self.loop, random.Random(master.getrandbits(64)),
                                   self._receive, config.link, self._unreachable,
                                   self._probe_answered)
-        width = len(str(config.nodes - 1))
-        self.ids = [f"n{i:0{width}d}" for i in range(config.nodes)]
+        self.ids = sim_peer_ids(config.nodes)
         self.cores = {
             peer: Overlay(peer, random.Random(master.getrandbits(64)), config.overlay)
             for peer in self.ids
         }
-        self.joined: list[str] = []
-        self.live: list[str] = list(self.ids)
-        self.publishers: list[str] = []
+        self.joined: list[PeerId] = []
+        self.live: list[PeerId] = list(self.ids)
+        self.publishers: list[PeerId] = []
         self._index: dict[bytes, int] = {}
         count = config.messages
         self._delivered = [0] * count
@@ -157,14 +157,14 @@ class OverlaySimulation:
         self._ihaves = [0] * count
         self._ldh = [0] * count
         self._origin_rank = [1] * count
-        self._sent_by: dict[str, int] = {}
+        self._sent_by: dict[PeerId, int] = {}
         self._control = 0
         self._after_failure_from = count // 2
         self._component_at_failure = 1.0
 
     # --- driving the cores ------------------------------------------------------
 
-    def _apply(self, node: str, actions: list[Action]) -> None:
+    def _apply(self, node: PeerId, actions: list[Action]) -> None:
         send = self.network.send
         for action in actions:
             kind = type(action)
@@ -185,7 +185,7 @@ class OverlaySimulation:
                     if hops > self._ldh[index]:
                         self._ldh[index] = hops
 
-    def _receive(self, src: str, dst: str, message: object) -> None:
+    def _receive(self, src: PeerId, dst: PeerId, message: object) -> None:
         if self._encode:
             message = codec.decode(message)  # type: ignore[arg-type]
         kind = type(message)
@@ -198,17 +198,17 @@ class OverlaySimulation:
         msg: OverlayMessage = message  # type: ignore[assignment]
         self._apply(dst, self.cores[dst].handle_message(src, msg, self.loop.now))
 
-    def _probe_answered(self, src: str, dst: str) -> None:
+    def _probe_answered(self, src: PeerId, dst: PeerId) -> None:
         self.cores[src].heard_from(dst, self.loop.now)
 
-    def _unreachable(self, src: str, dst: str) -> None:
+    def _unreachable(self, src: PeerId, dst: PeerId) -> None:
         self._apply(src, self.cores[src].handle_link_down(dst, self.loop.now))
 
-    def _timer(self, node: str, timer: Timer) -> None:
+    def _timer(self, node: PeerId, timer: Timer) -> None:
         if node not in self.network.crashed:
             self._apply(node, self.cores[node].handle_timer(timer, self.loop.now))
 
-    def _join(self, node: str) -> None:
+    def _join(self, node: PeerId) -> None:
         now = self.loop.now
         core = self.cores[node]
         self._apply(node, core.start(now))
@@ -248,14 +248,14 @@ class OverlaySimulation:
     def largest_component(self) -> float:
         """Share of live nodes in the largest connected component of the active views."""
         crashed = self.network.crashed
-        adjacency: dict[str, set[str]] = {n: set() for n in self.live}
+        adjacency: dict[PeerId, set[PeerId]] = {n: set() for n in self.live}
         for node in self.live:
             for peer in self.cores[node].active_view:
                 if peer not in crashed:
                     adjacency[node].add(peer)
                     adjacency[peer].add(node)
         best = 0
-        seen: set[str] = set()
+        seen: set[PeerId] = set()
         for start in self.live:
             if start in seen:
                 continue

@@ -40,8 +40,9 @@ from taiinet.pubsub.documents import DocumentCodec, SignedDocuments, UnsignedDoc
 from taiinet.pubsub.messages import InterestAdvert
 from taiinet.pubsub.router import PubsubRouter
 from taiinet.sim.events import EventLoop
-from taiinet.sim.network import LinkModel, SimNetwork
+from taiinet.sim.network import LinkModel, SimNetwork, sim_peer_ids
 from taiinet.wire.identity import Identity
+from taiinet.wire.peer_id import PeerId
 
 #: progress(done, total): simulated seconds run so far, and planned in all.
 Progress = Callable[[float, float], None]
@@ -157,16 +158,15 @@ class PubsubSimulation:
         self.network = SimNetwork(self.loop, random.Random(master.getrandbits(64)),
                                   self._receive, config.link, self._unreachable,
                                   self._probe_answered)
-        width = len(str(config.nodes - 1))
-        self.ids = [f"n{i:0{width}d}" for i in range(config.nodes)]
+        self.ids = sim_peer_ids(config.nodes)
         interest_rng = random.Random(master.getrandbits(64))
         #: Ground truth: the topics each node subscribes to.
-        self.topics_of: dict[str, frozenset[int]] = {
+        self.topics_of: dict[PeerId, frozenset[int]] = {
             peer: frozenset(t for t in range(config.topics)
                             if interest_rng.random() < config.interest)
             for peer in self.ids
         }
-        self.routers: dict[str, PubsubRouter] = {}
+        self.routers: dict[PeerId, PubsubRouter] = {}
         for peer in self.ids:
             documents: DocumentCodec
             if config.signed:
@@ -176,11 +176,11 @@ class PubsubSimulation:
                 documents = UnsignedDocuments(peer)
             self.routers[peer] = PubsubRouter(peer, random.Random(master.getrandbits(64)),
                                               documents, config.pubsub, config.overlay)
-        self.joined: list[str] = []
-        self.live: list[str] = list(self.ids)
+        self.joined: list[PeerId] = []
+        self.live: list[PeerId] = list(self.ids)
         self._by_id: dict[bytes, PublicationResult] = {}
-        self._received: dict[bytes, set[str]] = {}
-        self._delivered_at: dict[bytes, set[str]] = {}
+        self._received: dict[bytes, set[PeerId]] = {}
+        self._delivered_at: dict[bytes, set[PeerId]] = {}
         self.publications: list[PublicationResult] = []
         self._measuring = False
         self._control = 0
@@ -191,7 +191,7 @@ class PubsubSimulation:
 
     # --- driving the cores ------------------------------------------------------
 
-    def _apply(self, node: str, actions: list[Action]) -> None:
+    def _apply(self, node: PeerId, actions: list[Action]) -> None:
         loop = self.loop
         for action in actions:
             kind = type(action)
@@ -212,7 +212,7 @@ class PubsubSimulation:
             elif kind is Deliver:
                 self._on_deliver(node, action)  # type: ignore[arg-type]
 
-    def _on_deliver(self, node: str, action: Deliver) -> None:
+    def _on_deliver(self, node: PeerId, action: Deliver) -> None:
         pub = self._by_id.get(action.message_id)
         if pub is None:
             return
@@ -226,7 +226,7 @@ class PubsubSimulation:
         else:
             pub.false_deliveries += 1
 
-    def _receive(self, src: str, dst: str, message: Any) -> None:
+    def _receive(self, src: PeerId, dst: PeerId, message: Any) -> None:
         if self.config.wire_codec:
             # (is pubsub, bytes): a frame says which layer its body belongs to.
             is_pubsub, data = message
@@ -256,17 +256,17 @@ class PubsubSimulation:
                 self._control += 1
         self._apply(dst, self.routers[dst].handle_message(src, message, self.loop.now))
 
-    def _probe_answered(self, src: str, dst: str) -> None:
+    def _probe_answered(self, src: PeerId, dst: PeerId) -> None:
         self.routers[src].overlay.heard_from(dst, self.loop.now)
 
-    def _unreachable(self, src: str, dst: str) -> None:
+    def _unreachable(self, src: PeerId, dst: PeerId) -> None:
         self._apply(src, self.routers[src].handle_link_down(dst, self.loop.now))
 
-    def _timer(self, node: str, timer: Any) -> None:
+    def _timer(self, node: PeerId, timer: Any) -> None:
         if node not in self.network.crashed:
             self._apply(node, self.routers[node].handle_timer(timer, self.loop.now))
 
-    def _join(self, node: str) -> None:
+    def _join(self, node: PeerId) -> None:
         now = self.loop.now
         router = self.routers[node]
         for topic in sorted(self.topics_of[node]):

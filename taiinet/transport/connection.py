@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 from taiinet.errors import ConnectionClosed, RemoteProtocolError
+from taiinet.wire.peer_id import PeerId
 
 T = TypeVar("T")
 
@@ -57,12 +58,12 @@ class Connection(abc.ABC):
 
     @property
     @abc.abstractmethod
-    def local_peer_id(self) -> str:
+    def local_peer_id(self) -> PeerId:
         """The peer id this side proved in the handshake."""
 
     @property
     @abc.abstractmethod
-    def remote_peer_id(self) -> str:
+    def remote_peer_id(self) -> PeerId:
         """The peer id the other side proved in the handshake."""
 
     @abc.abstractmethod

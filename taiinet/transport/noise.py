@@ -51,6 +51,7 @@ from taiinet.wire import codec
 from taiinet.wire.errors import InvalidPublicKey, TruncatedFrame
 from taiinet.wire.framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, frame_with_prefix
 from taiinet.wire.identity import Identity, peer_id_from_public_key, verify_with_public_key
+from taiinet.wire.peer_id import PeerId
 
 PROTOCOL_NAME = b"Noise_XX_25519_ChaChaPoly_SHA256"
 #: Noise's limit on one message, tag included.
@@ -174,7 +175,7 @@ class HandshakeState(enum.Enum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HandshakeResult:
-    remote_peer_id: str
+    remote_peer_id: PeerId
     remote_static_key: bytes
     send_cipher: CipherState
     receive_cipher: CipherState
@@ -191,7 +192,7 @@ def make_handshake_payload(identity: Identity, static_public_key: bytes) -> byte
         identity_sig=sign_static_key(identity, static_public_key)))
 
 
-def verify_handshake_payload(payload: bytes, remote_static_key: bytes) -> str:
+def verify_handshake_payload(payload: bytes, remote_static_key: bytes) -> PeerId:
     """The peer id a handshake payload proves for ``remote_static_key``; else ``HandshakeError``."""
     if len(payload) > MAX_HANDSHAKE_PAYLOAD:
         raise HandshakeError(f"handshake payload of {len(payload)} bytes is too large")
@@ -228,7 +229,7 @@ class NoiseHandshake:
         self._re: bytes | None = None
         self._rs: bytes | None = None
         self._expected_peer_id = expected_peer_id
-        self._remote_peer_id: str | None = None
+        self._remote_peer_id: PeerId | None = None
         self._symmetric = SymmetricState()
         self._symmetric.mix_hash(b"")  # the empty prologue
         self._message_index = 0

@@ -35,6 +35,7 @@ from taiinet.transport.noise import (
 )
 from taiinet.wire.framing import DEFAULT_MAX_FRAME_SIZE
 from taiinet.wire.identity import Identity, parse_peer_id
+from taiinet.wire.peer_id import PeerId
 
 #: Seconds a handshake may take before ``HandshakeTimeout`` (a silent peer holds no link long).
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
@@ -118,7 +119,7 @@ class SecureConnection(Connection):
     """A ``Connection`` over a ``MessageChannel`` after a completed handshake."""
 
     def __init__(self, channel: MessageChannel, session: SecureSession, *,
-                 local_peer_id: str, received: list[bytes] | None = None) -> None:
+                 local_peer_id: PeerId, received: list[bytes] | None = None) -> None:
         self._channel = channel
         self._session = session
         self._local_peer_id = local_peer_id
@@ -128,11 +129,11 @@ class SecureConnection(Connection):
         self._closed = False
 
     @property
-    def local_peer_id(self) -> str:
+    def local_peer_id(self) -> PeerId:
         return self._local_peer_id
 
     @property
-    def remote_peer_id(self) -> str:
+    def remote_peer_id(self) -> PeerId:
         return self._session.remote_peer_id
 
     @property

@@ -22,6 +22,7 @@ from taiinet.wire import codec
 from taiinet.wire.errors import InvalidEnvelope, InvalidPublicKey
 from taiinet.wire.framing import encode_uvarint
 from taiinet.wire.identity import Identity, peer_id_from_public_key, verify_with_public_key
+from taiinet.wire.peer_id import PeerId
 
 #: Largest envelope ``open`` accepts and ``seal`` produces unless told otherwise.
 DEFAULT_MAX_ENVELOPE_SIZE = 256 * 1024
@@ -45,7 +46,7 @@ def _check_domain(domain: str) -> None:
 class Envelope:
     """A verified envelope: only ``open`` and ``seal`` make them."""
 
-    peer_id: str
+    peer_id: PeerId
     public_key: bytes
     payload_type: bytes
     payload: bytes

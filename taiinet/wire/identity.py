@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import functools
 import os
 
 import nacl.exceptions
@@ -24,44 +23,44 @@ import nacl.signing
 
 from taiinet.errors import LocalProtocolError
 from taiinet.wire import codec
-from taiinet.wire.base58 import b58decode, b58encode
+from taiinet.wire.base58 import b58decode
 from taiinet.wire.errors import InvalidPeerId, KeyFileError
+from taiinet.wire.peer_id import (
+    IDENTITY_MULTIHASH_CODE,
+    MAX_PEER_ID_TEXT,
+    PEER_ID_BYTES_SIZE,
+    PEER_ID_PREFIX,
+    PeerId,
+)
 
-#: The identity multihash code (the digest is the data itself) and its length for our keys.
-IDENTITY_MULTIHASH_CODE = 0x00
-_PUBLIC_KEY_PROTO_SIZE = 36
-#: multihash code, multihash length, then the protobuf PublicKey header (type 1, 32 data bytes).
-_PEER_ID_PREFIX = bytes([IDENTITY_MULTIHASH_CODE, _PUBLIC_KEY_PROTO_SIZE, 0x08, 0x01, 0x12, 0x20])
-PEER_ID_BYTES_SIZE = len(_PEER_ID_PREFIX) + codec.ED25519_PUBLIC_KEY_SIZE
+__all__ = ["IDENTITY_MULTIHASH_CODE", "MAX_PEER_ID_TEXT", "PEER_ID_BYTES_SIZE", "Identity",
+           "PeerId", "parse_peer_id", "peer_id_from_public_key", "public_key_from_peer_id",
+           "verify_signature", "verify_with_public_key"]
 #: CIDv1 prefix of a peer id in CID form: version 1, multicodec libp2p-key (0x72).
 _CID_PREFIX = bytes([0x01, 0x72])
 #: A key file larger than this is not a key file (a canonical one has 68 bytes).
 MAX_KEY_FILE_SIZE = 4096
-#: Peer id text longer than this is rejected before decoding (a valid one has 52 characters).
-MAX_PEER_ID_TEXT = 128
 
 
 def peer_id_bytes_from_public_key(raw: bytes) -> bytes:
     if len(raw) != codec.ED25519_PUBLIC_KEY_SIZE:
         raise LocalProtocolError(f"an Ed25519 public key has 32 bytes, not {len(raw)}")
-    return _PEER_ID_PREFIX + raw
+    return PEER_ID_PREFIX + raw
 
 
-#: Peer ids remembered by public key: every verified envelope names its signer,
-#: and base58 costs as much as a third of the signature check.
-PEER_ID_CACHE_SIZE = 4096
-
-
-@functools.lru_cache(maxsize=PEER_ID_CACHE_SIZE)
-def peer_id_from_public_key(raw: bytes) -> str:
-    """The peer id (``12D3KooW...``) of a raw 32-byte Ed25519 public key."""
-    return b58encode(peer_id_bytes_from_public_key(raw))
+def peer_id_from_public_key(raw: bytes) -> PeerId:
+    """The peer id (``12D3KooW...``) of a raw 32-byte Ed25519 public key (memoised:
+    every verified envelope names its signer, and base58 costs as much as a third
+    of the signature check)."""
+    if len(raw) != codec.ED25519_PUBLIC_KEY_SIZE:
+        raise LocalProtocolError(f"an Ed25519 public key has 32 bytes, not {len(raw)}")
+    return PeerId.from_public_key(raw)
 
 
 def public_key_from_peer_id_bytes(data: bytes) -> bytes:
-    if len(data) != PEER_ID_BYTES_SIZE or not data.startswith(_PEER_ID_PREFIX):
+    if len(data) != PEER_ID_BYTES_SIZE or not data.startswith(PEER_ID_PREFIX):
         raise InvalidPeerId("not the identity multihash of an Ed25519 public key")
-    return data[len(_PEER_ID_PREFIX):]
+    return data[len(PEER_ID_PREFIX):]
 
 
 def _decode_cid(text: str) -> bytes:
@@ -95,8 +94,12 @@ def public_key_from_peer_id(peer_id: str) -> bytes:
         ) from None
 
 
-def parse_peer_id(text: str) -> str:
-    """Validate a peer id and return its canonical (base58btc) form; ``InvalidPeerId`` if not."""
+def parse_peer_id(text: str) -> PeerId:
+    """Validate a peer id given by a user and return its canonical (base58btc) form.
+
+    Accepts the CID form too; ids from the network go through ``PeerId.parse``
+    (canonical form only).  ``InvalidPeerId`` if not a peer id.
+    """
     return peer_id_from_public_key(public_key_from_peer_id(text))
 
 
@@ -195,7 +198,7 @@ class Identity:
             raise KeyFileError(f"cannot write key file {name!r}: {exc.strerror}") from None
 
     @property
-    def peer_id(self) -> str:
+    def peer_id(self) -> PeerId:
         return self._peer_id
 
     @property

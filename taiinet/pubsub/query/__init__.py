@@ -1,10 +1,15 @@
 """The query language: parse, validate, compile, index and summarise Mongo-like queries.
 
 Public names: ``Query``, ``SubscriptionIndex``, ``InvalidQuery``, ``covers``,
-``summarize``, and the document codec ``document_to_value``/``value_to_document``.
+``summarize``, and the document codec ``document_to_value``/``value_to_document``
+(``value_to_document_counted`` also says how many values it decoded).
 """
 
-from taiinet.pubsub.query.codec import document_to_value, value_to_document
+from taiinet.pubsub.query.codec import (
+    document_to_value,
+    value_to_document,
+    value_to_document_counted,
+)
 from taiinet.pubsub.query.cover import covers, summarize
 from taiinet.pubsub.query.errors import (
     InvalidDocument,
@@ -30,4 +35,5 @@ __all__ = [
     "document_to_value",
     "summarize",
     "value_to_document",
+    "value_to_document_counted",
 ]

@@ -140,6 +140,16 @@ def document_to_value(document: Any, limits: DocumentLimits = DEFAULT_DOCUMENT_L
 
 def value_to_document(data: bytes, limits: DocumentLimits = DEFAULT_DOCUMENT_LIMITS) -> Any:
     """Decode ``Value`` bytes from a peer; raises ``MalformedValue``."""
+    return value_to_document_counted(data, limits)[0]
+
+
+def value_to_document_counted(data: bytes, limits: DocumentLimits = DEFAULT_DOCUMENT_LIMITS
+                              ) -> tuple[Any, int]:
+    """``value_to_document`` and the number of values decoded (what the document costs).
+
+    The reader counts values as it builds them and stops at
+    ``limits.max_nodes``, so a rejected document never costs more objects than that.
+    """
     if len(data) > limits.max_bytes:
         raise MalformedValue(f"value of {len(data)} bytes is over {limits.max_bytes}")
     msg = value_pb2.Value()
@@ -147,7 +157,9 @@ def value_to_document(data: bytes, limits: DocumentLimits = DEFAULT_DOCUMENT_LIM
         msg.ParseFromString(data)
     except (DecodeError, RecursionError, ValueError) as exc:
         raise MalformedValue(f"value does not parse: {exc}") from None
-    return _ValueReader(limits.max_depth, limits.max_nodes, MalformedValue).read(msg)
+    reader = _ValueReader(limits.max_depth, limits.max_nodes, MalformedValue)
+    document = reader.read(msg)
+    return document, limits.max_nodes - reader.nodes
 
 
 # ---------------------------------------------------------------- filters
