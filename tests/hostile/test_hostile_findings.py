@@ -8,7 +8,8 @@ network owes its users:
 * every process the attack aims at is still running;
 * its RSS grew by at most the attack's ``bound_mib``;
 * the pair kept delivering during the attack (no gap longer than the attack's
-  ``max_gap``, at least ``min_delivered`` of the documents) and delivers what
+  ``max_gap``, at least ``min_delivered`` of the documents, a median latency
+  of at most ``max_p50``) and delivers what
   is published after it; an attack that runs before the pair starts (stale
   or forged state) must not stop a fresh pair from delivering within ``FIRST_DELIVERY`` seconds;
 * where the finding was about newcomers, a fresh ``sub`` gets in during it.
@@ -47,20 +48,16 @@ def _pending(branch: str, what: str) -> pytest.MarkDecorator:
 
 #: (attack, seconds it runs in the test, marks).
 CASES = [
-    pytest.param("bad_relay_target", 3.0,
-                 marks=_pending("h-peerid", "peer-id validation in the signaller")),
-    pytest.param("forward_join_bad_peer", 3.0,
-                 marks=_pending("h-peerid", "peer-id validation in overlay and signaller")),
+    pytest.param("bad_relay_target", 3.0),
+    pytest.param("forward_join_bad_peer", 3.0),
     pytest.param("upgrade_rst", 3.0,
                  marks=_pending("h-transport", "the WebSocket upgrade surviving a reset")),
     pytest.param("slot_exhaustion", 16.0,
                  marks=_pending("h-transport", "upgrade deadlines, per-address budgets")),
     pytest.param("partial_frames", 5.0,
                  marks=_pending("h-transport/h-memory", "partial-frame deadline and bound")),
-    pytest.param("document_flood", 4.0,
-                 marks=_pending("h-memory", "byte-bounded caches, per-peer budgets")),
-    pytest.param("empty_maps_flood", 4.0,
-                 marks=_pending("h-memory", "decode bounds, per-peer budgets")),
+    pytest.param("document_flood", 4.0),
+    pytest.param("empty_maps_flood", 4.0),
     pytest.param("eclipse", 10.0, marks=_pending("h-hyparview", "eclipse defences")),
     pytest.param("membership_flood", 5.0,
                  marks=_pending("h-hyparview", "non-neighbour request limits")),
@@ -88,6 +85,7 @@ def check(outcome: Outcome, attack: Attack) -> None:
     else:
         assert outcome.figures.longest_gap <= attack.max_gap, context
         assert outcome.figures.delivered >= attack.min_delivered * outcome.figures.sent, context
+        assert outcome.figures.p50_latency <= attack.max_p50, context
     if outcome.newcomer is not None:
         assert outcome.newcomer, f"a newcomer could not get in during the attack\n{context}"
 
