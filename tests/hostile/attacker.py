@@ -151,6 +151,24 @@ async def raw_upgrade(url: str, source: str = ATTACKER_HOST, *,
     return stream
 
 
+async def serve_tarpit(*, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+                       ) -> None:
+    """Accept TCP connections at ``ws://ATTACKER_HOST:port`` and never answer them.
+
+    ``task_status.started`` gets the URL; runs until cancelled.
+    """
+    listeners = await trio.open_tcp_listeners(0, host=ATTACKER_HOST)
+    port = listeners[0].socket.getsockname()[1]
+    held: list[trio.SocketStream] = []
+
+    async def hold(stream: trio.SocketStream) -> None:
+        held.append(stream)
+        await trio.sleep_forever()
+
+    task_status.started(f"ws://{ATTACKER_HOST}:{port}")
+    await trio.serve_listeners(hold, listeners)
+
+
 def rst_close(stream: trio.SocketStream) -> None:
     """Close with a TCP reset: ``SO_LINGER`` on, timeout 0."""
     with suppress(OSError):

@@ -11,7 +11,8 @@ network owes its users:
   ``max_gap``, at least ``min_delivered`` of the documents, a median latency
   of at most ``max_p50``) and delivers what
   is published after it; an attack that runs before the pair starts (stale
-  or forged state) must not stop a fresh pair from delivering within ``FIRST_DELIVERY`` seconds;
+  or forged state) must not stop a fresh pair from delivering within the
+  attack's ``first_delivery`` seconds;
 * where the finding was about newcomers, a fresh ``sub`` gets in during it.
 
 ``bench/hostile.py`` runs the same attacks for a minute each.
@@ -35,9 +36,6 @@ from tests.hostile.attacks import (
 )
 from tests.hostile.procs import LEGIT_QUERY, TAIINET, open_world
 
-#: Seconds a fresh pair may take to deliver after an attack on the signallers
-#: (unattacked: about 2 s on a loaded 2-core machine).
-FIRST_DELIVERY = 15.0
 #: Seconds documents published after an attack may take to arrive.
 RECOVERY = 15.0
 
@@ -54,16 +52,16 @@ CASES = [
                  marks=_pending("h-transport", "the WebSocket upgrade surviving a reset")),
     pytest.param("slot_exhaustion", 16.0,
                  marks=_pending("h-transport", "upgrade deadlines, per-address budgets")),
-    pytest.param("partial_frames", 5.0,
+    pytest.param("partial_frames", 10.0,
                  marks=_pending("h-transport/h-memory", "partial-frame deadline and bound")),
     pytest.param("document_flood", 4.0),
     pytest.param("empty_maps_flood", 4.0),
     pytest.param("eclipse", 10.0, marks=_pending("h-hyparview", "eclipse defences")),
     pytest.param("membership_flood", 5.0,
                  marks=_pending("h-hyparview", "non-neighbour request limits")),
-    pytest.param("stale_contacts", 2.0,
+    pytest.param("stale_contacts", 5.0,
                  marks=_pending("h-contacts", "live contacts, record withdrawal")),
-    pytest.param("dht_pollution", 3.0,
+    pytest.param("dht_pollution", 5.0,
                  marks=_pending("h-contacts", "live contacts, role verification")),
     pytest.param("ihave_flood", 3.0),
 ]
@@ -81,7 +79,7 @@ def check(outcome: Outcome, attack: Attack) -> None:
     if outcome.first_delivery is not None or not outcome.recovered:
         assert outcome.recovered, f"the pair never delivered (again)\n{context}"
     if outcome.first_delivery is not None:
-        assert outcome.first_delivery <= FIRST_DELIVERY, context
+        assert outcome.first_delivery <= attack.first_delivery, context
     else:
         assert outcome.figures.longest_gap <= attack.max_gap, context
         assert outcome.figures.delivered >= attack.min_delivered * outcome.figures.sent, context
@@ -93,8 +91,9 @@ def check(outcome: Outcome, attack: Attack) -> None:
 @pytest.mark.parametrize("name, seconds", CASES)
 async def test_attack(name: str, seconds: float) -> None:
     attack = ATTACKS[name]
-    with trio.fail_after(seconds + 90):
-        outcome = await run_attack(attack, seconds, recovery=RECOVERY)
+    with trio.fail_after(seconds + 120):
+        outcome = await run_attack(attack, seconds,
+                                   recovery=max(RECOVERY, attack.first_delivery))
     assert sum(v for k, v in outcome.counts.items() if not k.startswith("pushback")), (
         f"the attack did nothing: {describe_counts(outcome.counts)}")
     check(outcome, attack)
