@@ -1,6 +1,12 @@
 """The node: composes signal client, links, overlay and subscriptions (see docs/node.md)."""
 
-from taiinet.node.errors import NodeClosed, NodeError
+from taiinet.node.errors import (
+    NodeClosed,
+    NodeError,
+    SubscriptionClosed,
+    SubscriptionInUse,
+    SubscriptionNotOpen,
+)
 from taiinet.node.links import (
     LinkFactory,
     Links,
@@ -21,6 +27,9 @@ __all__ = [
     "NodeError",
     "NodeStats",
     "Subscription",
+    "SubscriptionClosed",
+    "SubscriptionInUse",
+    "SubscriptionNotOpen",
     "memory_links",
     "open_node",
     "webrtc_links",

@@ -34,13 +34,13 @@ import random
 import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import trio
 
+from taiinet._groups import unwrap_own_groups
 from taiinet.errors import TaiiNetError
 from taiinet.node.errors import NodeClosed, NodeError
 from taiinet.node.links import (
@@ -289,7 +289,7 @@ class Node:
     def _close(self) -> None:
         self._closed = True
         for subscription in list(self._subscriptions.values()):
-            subscription.close()
+            subscription._end()
 
 
 def _all_loopback(urls: Sequence[str]) -> bool:
@@ -307,7 +307,7 @@ def _link_factory(links: str | LinkFactory, signallers: Sequence[str]) -> LinkFa
     raise NodeError(f"unknown link kind {links!r}: use 'webrtc' or 'websocket'")
 
 
-@asynccontextmanager
+@unwrap_own_groups
 async def open_node(signallers: Sequence[str], identity: Identity | None = None, *,
                     links: str | LinkFactory = "webrtc", config: NodeConfig | None = None,
                     signal_transport: SignalTransport | None = None,
@@ -318,7 +318,9 @@ async def open_node(signallers: Sequence[str], identity: Identity | None = None,
     (e.g. ``taiinet.node.links.memory_links(network)``).  With only loopback
     signallers, WebRTC offers 127.0.0.1 candidates and WebSocket links listen
     on 127.0.0.1.  Returns once registered with a signaller and joined to the
-    overlay (or alone, or after ``config.join_timeout``).
+    overlay (or alone, or after ``config.join_timeout``).  An exception raised
+    in the body comes out as itself, not wrapped in the node's own
+    ``ExceptionGroup``s (a group only if the node failed too).
     """
     if not signallers:
         raise NodeError("give at least one signaller URL")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 
 import trio
 
+from taiinet._groups import unwrap_own_groups
 from taiinet.signal.server import Signaller, SignallerConfig
 from taiinet.signal.transport import SignalTransport, default_transport
 from taiinet.wire.identity import Identity
@@ -16,7 +16,7 @@ CLOSE_TIMEOUT = 5.0
 """Seconds a signaller spends closing its links politely on exit."""
 
 
-@asynccontextmanager
+@unwrap_own_groups
 async def open_signaller(listen: str = "127.0.0.1:0", join: Sequence[str] = (),
                          identity: Identity | None = None, *,
                          transport: SignalTransport | None = None,
