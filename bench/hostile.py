@@ -13,6 +13,8 @@ run, side by side:
   for attacks that run before the pair starts (stale or forged signaller
   state), the figures cover the pair's first ``--seconds`` and "first" says
   how long its first delivery took;
+* "first": seconds from starting the pair to its first delivery (before the
+  attack, or after it for the attacks that run before the pair);
 * for the slot attack, whether a fresh ``sub`` got in while it went on.
 
 Run: ``.venv/bin/python bench/hostile.py [--seconds 60] [--only NAME]... [--json]``
@@ -60,6 +62,7 @@ def as_dict(outcome: Outcome) -> dict[str, Any]:
         "p50_latency_ms": None if math.isinf(figures.p50_latency)
         else round(figures.p50_latency * 1000, 1),
         "recovered": outcome.recovered,
+        "before_pair": outcome.before_pair,
         "first_delivery_s": None if outcome.first_delivery is None
         else round(outcome.first_delivery, 2),
         "newcomer": outcome.newcomer,
@@ -79,8 +82,8 @@ def row(outcome: Outcome) -> tuple[str, ...]:
     notes = []
     if outcome.first_delivery is not None:
         notes.append(f"first {outcome.first_delivery:.1f} s")
-    elif not outcome.recovered:
-        notes.append("no delivery after")
+    if not outcome.recovered:
+        notes.append("no delivery " + ("at all" if outcome.before_pair else "after"))
     if outcome.newcomer is not None:
         notes.append("newcomer in" if outcome.newcomer else "newcomer LOCKED OUT")
     p50 = "-" if data["p50_latency_ms"] is None else f"{data['p50_latency_ms']:.0f}"

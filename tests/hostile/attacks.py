@@ -88,13 +88,30 @@ async def _forever(step: Callable[[], Awaitable[None]], counts: Counts,
     while True:
         try:
             await step()
-        except Exception as exc:
+        except BaseException as exc:
             _count_pushback(exc, counts)
         await trio.sleep(pause)
 
 
 def _count_pushback(exc: BaseException, counts: Counts) -> None:
-    """Count ``exc`` (or each error of a group) as pushback; re-raise anything else."""
+    """Count ``exc`` (or each error of a group) as pushback; re-raise anything else.
+
+    A group that also holds ``trio.Cancelled`` (the runner ended the attack while
+    the victim was closing a link) re-raises only its cancellations.
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        cancelled, rest = exc.split(trio.Cancelled)
+        if rest is not None:
+            _count_pushback_leaves(rest, counts)
+        if cancelled is not None:
+            raise cancelled
+        return
+    if isinstance(exc, trio.Cancelled):
+        raise exc
+    _count_pushback_leaves(exc, counts)
+
+
+def _count_pushback_leaves(exc: BaseException, counts: Counts) -> None:
     leaves = _leaves(exc)
     if not all(isinstance(leaf, PUSHBACK) for leaf in leaves):
         raise exc
@@ -416,7 +433,7 @@ async def dht_pollution(world: World, counts: Counts) -> None:
 async def _once(fn: Callable[..., Awaitable[None]], arg: object, counts: Counts) -> None:
     try:
         await fn(arg)
-    except Exception as exc:
+    except BaseException as exc:
         _count_pushback(exc, counts)
 
 
@@ -485,8 +502,11 @@ class Outcome:
     recovered: bool
     #: The newcomer received a document during the attack (None: no newcomer).
     newcomer: bool | None
-    #: Attacks before the pair: seconds from starting the pair to its first delivery.
+    #: Seconds from starting the pair to its first delivery (for attacks before
+    #: the pair, after the attack; for the others, before it).
     first_delivery: float | None = None
+    #: The attack ran before the pair started.
+    before_pair: bool = False
     counts: Counts = field(default_factory=collections.Counter)
     description: str = ""
 
@@ -499,8 +519,9 @@ async def run_attack(attack: Attack | None, seconds: float, *, recovery: float =
     """Run ``attack`` (None: the baseline) for ``seconds`` against a fresh world.
 
     ``seconds`` is a minimum: an attack with a newcomer lasts until the newcomer
-    got in or ``NEWCOMER_TIMEOUT`` passed.  An attack before the pair: the delivery figures cover the pair's first
-    ``observe`` seconds (at least until its first delivery).
+    got in or ``NEWCOMER_TIMEOUT`` passed.  An attack before the pair: the
+    delivery figures cover the pair's first ``observe`` seconds (at least until
+    its first delivery).
     """
     spec = attack or Attack(name="baseline", finding="", run=_idle,
                             targets=("signaller0", "sub"))
@@ -511,7 +532,7 @@ async def run_attack(attack: Attack | None, seconds: float, *, recovery: float =
             trio.open_nursery() as nursery:
         targets = [world.child(name) for name in spec.targets if name != "sub"]
         newcomer: bool | None = None
-        first_delivery: float | None = None
+        first_delivery = world.first_delivery
         if spec.before_pair:
             nursery.start_soon(sample_memory, targets, memory)
             with trio.move_on_after(seconds):
@@ -545,6 +566,7 @@ async def run_attack(attack: Attack | None, seconds: float, *, recovery: float =
             alive={child.name: child.alive for child in targets},
             memory=dict(memory), figures=world.delivery.window(start, end),
             recovered=recovered, newcomer=newcomer, first_delivery=first_delivery,
+            before_pair=spec.before_pair,
             counts=counts,
             description=world.describe())
         nursery.cancel_scope.cancel()

@@ -37,6 +37,9 @@ TAIINET = [sys.executable, "-m", "taiinet.cli"]
 LEGIT_QUERY: dict[str, Any] = {"legit": True}
 #: Seconds a process may take to print its first line (loaded 2-core machines).
 START_TIMEOUT = 30.0
+#: Seconds ``sub`` waits for a first neighbour before it says it subscribed (and
+#: goes on joining in the background); the pub starts after that.
+SUB_JOIN_TIMEOUT = 5.0
 #: Lines of stderr kept per process for failure messages.
 STDERR_TAIL = 40
 
@@ -218,6 +221,8 @@ class World:
         self.sub_peer_id = ""
         self.pub: Child | None = None
         self.delivery = Delivery()
+        #: Seconds from starting the pair to its first delivery (set by ``open_world``).
+        self.first_delivery: float | None = None
 
     @property
     def signaller(self) -> Signaller:
@@ -255,6 +260,7 @@ class World:
                         on_stdout: Callable[[str], None] | None = None) -> tuple[Child, str]:
         """A ``taiinet sub`` of ``LEGIT_QUERY``; returns it once subscribed, with its id."""
         child = await self.spawn(name, "sub", "--links", "websocket", "--signaller", url,
+                                 "--join-timeout", str(SUB_JOIN_TIMEOUT),
                                  json.dumps(LEGIT_QUERY), on_stdout=on_stdout)
         await _first(child, child.first_stderr)
         word, _, peer_id = child.first_stderr_line.partition(" ")
@@ -319,8 +325,10 @@ async def open_world(*, signallers: int = 1, pair: bool = True, sub_on: int = 0,
                 join = [world.signallers[-1].url] if world.signallers else []
                 await world.start_signaller(join)
             if pair:
+                started = trio.current_time()
                 await world.start_pair(sub_on, pub_on)
                 await world.wait_flowing()
+                world.first_delivery = trio.current_time() - started
             yield world
         finally:
             for child in world.children:

@@ -46,21 +46,21 @@ def _pending(branch: str, what: str) -> pytest.MarkDecorator:
 
 #: (attack, seconds it runs in the test, marks).
 CASES = [
-    pytest.param("bad_relay_target", 3.0),
-    pytest.param("forward_join_bad_peer", 3.0),
-    pytest.param("upgrade_rst", 3.0),
+    pytest.param("bad_relay_target", 2.0),
+    pytest.param("forward_join_bad_peer", 2.0),
+    pytest.param("upgrade_rst", 2.0),
     pytest.param("slot_exhaustion", 6.0),
-    pytest.param("partial_frames", 10.0),
-    pytest.param("document_flood", 4.0),
-    pytest.param("empty_maps_flood", 4.0),
-    pytest.param("eclipse", 10.0, marks=_pending("h-hyparview", "eclipse defences")),
+    pytest.param("partial_frames", 6.0),
+    pytest.param("document_flood", 3.0),
+    pytest.param("empty_maps_flood", 3.0),
+    pytest.param("eclipse", 8.0, marks=_pending("h-hyparview", "eclipse defences")),
     pytest.param("membership_flood", 5.0,
                  marks=_pending("h-hyparview", "non-neighbour request limits")),
     pytest.param("stale_contacts", 5.0,
                  marks=_pending("h-contacts", "live contacts, record withdrawal")),
     pytest.param("dht_pollution", 5.0,
                  marks=_pending("h-contacts", "live contacts, role verification")),
-    pytest.param("ihave_flood", 3.0),
+    pytest.param("ihave_flood", 2.0),
 ]
 
 
@@ -73,9 +73,9 @@ def check(outcome: Outcome, attack: Attack) -> None:
         assert memory.growth <= attack.bound_mib, (
             f"{name} grew {memory.growth:.0f} MiB (bound {attack.bound_mib}): {memory}\n"
             f"{context}")
-    if outcome.first_delivery is not None or not outcome.recovered:
-        assert outcome.recovered, f"the pair never delivered (again)\n{context}"
-    if outcome.first_delivery is not None:
+    assert outcome.recovered, f"the pair never delivered (again)\n{context}"
+    if attack.before_pair:
+        assert outcome.first_delivery is not None, context
         assert outcome.first_delivery <= attack.first_delivery, context
     else:
         assert outcome.figures.longest_gap <= attack.max_gap, context
@@ -96,7 +96,6 @@ async def test_attack(name: str, seconds: float) -> None:
     check(outcome, attack)
 
 
-@_pending("h-contacts", "pub exiting non-zero without a live neighbour")
 async def test_pub_with_only_dead_contacts_fails() -> None:
     """A publisher whose only contacts are dead peers must say it published to nobody."""
     with trio.fail_after(90):
