@@ -53,6 +53,8 @@ CASES = [
     pytest.param("partial_frames", 6.0),
     pytest.param("document_flood", 3.0),
     pytest.param("empty_maps_flood", 3.0),
+    # h-hyparview at bdfa975 (not merged yet) measured 79-87% delivered and gaps of
+    # 3.4-3.7 s under this attack: better than main (48-68%, 4-7.6 s), not yet within.
     pytest.param("eclipse", 8.0, marks=_pending("h-hyparview", "eclipse defences")),
     pytest.param("membership_flood", 5.0,
                  marks=_pending("h-hyparview", "non-neighbour request limits")),
