@@ -50,9 +50,15 @@ from taiinet.node.links import (
     webrtc_links,
     websocket_links,
 )
-from taiinet.node.routed import RoutedDriver
-from taiinet.node.subscription import Message, SlowPolicy, Subscription
+from taiinet.node.routed import DEFAULT_DELIVERY_BUFFER_BYTES, RoutedDriver
+from taiinet.node.subscription import (
+    DEFAULT_SUBSCRIPTION_BUFFER_BYTES,
+    Message,
+    SlowPolicy,
+    Subscription,
+)
 from taiinet.overlay.core import OverlayConfig
+from taiinet.overlay.driver import DEFAULT_DELIVERY_BUFFER
 from taiinet.pubsub import PubsubConfig, PubsubUsageError
 from taiinet.pubsub.query import InvalidDocument, Query
 from taiinet.signal.client import SignalClient, SignalClientConfig, open_signal_client
@@ -82,9 +88,18 @@ class NodeConfig:
     join_retry: float = 1.0
     #: How often the membership watcher looks at the active view.
     membership_poll: float = 0.05
-    #: Messages a subscription queues before its ``slow_policy`` applies.
+    #: Messages a subscription queues before its ``slow_policy`` applies, and
+    #: the bytes they may hold (``Message.size``: a decoded document counts
+    #: its encoded size plus 72 bytes per value); a queue holds at least one
+    #: message whatever its size.
     subscription_buffer: int = 1024
+    subscription_buffer_bytes: int = DEFAULT_SUBSCRIPTION_BUFFER_BYTES
     slow_policy: SlowPolicy = "drop"
+    #: Documents, and their bytes (as above), waiting for the node's delivery
+    #: task to hand them to the subscriptions (it waits while a ``"block"``
+    #: subscription is full); one that does not fit is dropped and counted.
+    delivery_buffer: int = DEFAULT_DELIVERY_BUFFER
+    delivery_buffer_bytes: int = DEFAULT_DELIVERY_BUFFER_BYTES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,7 +151,9 @@ class Node:
         self._meter = meter
         self._rng = rng
         self.driver = RoutedDriver(identity, links.dial, rng=rng, overlay_config=config.overlay,
-                                   pubsub_config=config.pubsub)
+                                   pubsub_config=config.pubsub,
+                                   delivery_buffer=config.delivery_buffer,
+                                   delivery_buffer_bytes=config.delivery_buffer_bytes)
         self._subscriptions: dict[int, Subscription] = {}
         self._neighbors: tuple[str, ...] = ()
         self._membership_changed = trio.Event()
@@ -186,6 +203,7 @@ class Node:
             raise NodeClosed("the node is closed")
         parsed = query if isinstance(query, Query) else Query(query)
         return Subscription(self, parsed, buffer=buffer or self.config.subscription_buffer,
+                            buffer_bytes=self.config.subscription_buffer_bytes,
                             policy=slow_policy or self.config.slow_policy,
                             on_close=self._remove_subscription)
 
@@ -244,7 +262,7 @@ class Node:
             message = Message(data=delivery.document, publisher=delivery.publisher,
                               id=delivery.message_id.hex(), received_at=time.time(),
                               published_at=delivery.published_unix_ms / 1000,
-                              hops=delivery.hops)
+                              hops=delivery.hops, size=delivery.cost)
             for key in delivery.subscription_ids:
                 subscription = self._subscriptions.get(key)  # type: ignore[call-overload]
                 if subscription is not None:
