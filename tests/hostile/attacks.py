@@ -483,7 +483,7 @@ ATTACKS: dict[str, Attack] = {attack.name: attack for attack in (
     Attack(name="stale_contacts", run=stale_contacts, before_pair=True,
            finding="dead peers' records: a fresh pair delivered nothing, pub exited 0"),
     Attack(name="dht_pollution", run=dht_pollution, signallers=2, before_pair=True,
-           first_delivery=15.0,
+           first_delivery=30.0,
            targets=("signaller0", "signaller1"),
            finding="forged STOREs and Sybil lookup floods broke cross-signaller joins"),
     Attack(name="ihave_flood", run=ihave_flood, targets=("sub",),

@@ -53,15 +53,14 @@ CASES = [
     pytest.param("partial_frames", 6.0),
     pytest.param("document_flood", 3.0),
     pytest.param("empty_maps_flood", 3.0),
-    # h-hyparview at bdfa975 (not merged yet) measured 79-87% delivered and gaps of
-    # 3.4-3.7 s under this attack: better than main (48-68%, 4-7.6 s), not yet within.
-    pytest.param("eclipse", 8.0, marks=_pending("h-hyparview", "eclipse defences")),
+    # Not strict: on main the outcome is a draw (8 s runs delivered 52% to 100%);
+    # h-hyparview at bdfa975 (not merged yet) measured 79-87% and gaps of 3.4-3.7 s.
+    pytest.param("eclipse", 8.0, marks=pytest.mark.xfail(
+        strict=False, reason="needs eclipse defences (h-hyparview), not in main yet")),
     pytest.param("membership_flood", 5.0,
                  marks=_pending("h-hyparview", "non-neighbour request limits")),
-    pytest.param("stale_contacts", 5.0,
-                 marks=_pending("h-contacts", "live contacts, record withdrawal")),
-    pytest.param("dht_pollution", 8.0,
-                 marks=_pending("h-contacts", "live contacts, role verification")),
+    pytest.param("stale_contacts", 5.0),
+    pytest.param("dht_pollution", 8.0),
     pytest.param("ihave_flood", 2.0),
 ]
 
