@@ -472,7 +472,7 @@ ATTACKS: dict[str, Attack] = {attack.name: attack for attack in (
            finding="60 KB valid documents matching nothing: +593 MB in 45 s"),
     Attack(name="empty_maps_flood", run=document_flood(EMPTY_MAPS_DOCUMENT), targets=("sub",),
            finding="56 KB documents of 14,000 empty maps: +783 MB with 762 documents"),
-    Attack(name="eclipse", run=eclipse(), targets=("sub",), max_gap=3.0, min_delivered=0.9,
+    Attack(name="eclipse", run=eclipse(), targets=("sub",), min_delivered=0.9,
            finding="12 Sybils re-joining every 3-8 s: node cut off for 41.9 s"),
     Attack(name="membership_flood", run=membership_flood, targets=("sub",), max_gap=3.0,
            min_delivered=0.9, max_p50=0.5,
