@@ -38,7 +38,8 @@ the same invocation after TaiiNet, each with ``--nodes N --size S --rate R
   ``npm ci`` on demand) unless the anchors folder has its own
   ``jslibp2p/node_modules``.  Its library defaults stay (flood publish on).
 
-The harnesses are looked up in ``../shared/anchors`` or ``$TAIINET_ANCHORS``.
+The harnesses are looked up in ``$TAIINET_ANCHORS`` if set, else in
+``../shared/anchors`` (``../../shared/anchors`` from a worktree).
 ``ratio_py`` / ``ratio_js`` = a row's deliveries/s over that anchor's.
 CPU per delivery: for TaiiNet rows the process CPU time of the step over its
 deliveries; for an anchor its whole child process (start-up, mesh forming and
@@ -84,7 +85,8 @@ PY_ANCHOR_NAME = "pylibp2p_gossip_bench.py"
 JS_ANCHOR_NAME = "jslibp2p_gossip_bench.mjs"
 #: What ``npm ci`` needs next to the js harness (in ``jslibp2p/``).
 JS_ANCHOR_FILES = ("package.json", "package-lock.json", "deps.mjs")
-ANCHOR_DIRS = [ROOT.parent / "shared" / "anchors"]
+#: ``../shared/anchors`` next to the main checkout, or two up from a worktree.
+ANCHOR_DIRS = [ROOT.parent / "shared" / "anchors", ROOT.parent.parent / "shared" / "anchors"]
 ANCHOR_VENV = ROOT / ".venv-anchor"
 ANCHOR_JS_DIR = ROOT / ".anchor-js"
 
