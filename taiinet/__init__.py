@@ -21,6 +21,7 @@ from taiinet.node import (
 )
 from taiinet.node.errors import (
     InvalidInput,
+    LinkKindMismatch,
     NodeClosed,
     SubscriptionClosed,
     SubscriptionInUse,
@@ -37,6 +38,7 @@ from taiinet.pubsub.query.index import IndexFull
 from taiinet.signal.api import open_signaller
 from taiinet.signal.client import IncomingOffer, SignalClient, open_signal_client
 from taiinet.signal.errors import (
+    InvalidSignallerUrl,
     MalformedSignalMessage,
     NoSignallerAvailable,
     PeerUnreachable,
@@ -98,8 +100,10 @@ __all__ = [
     "InvalidPublicKey",
     "InvalidQuery",
     "InvalidSdp",
+    "InvalidSignallerUrl",
     "KeyFileError",
     "LinkDeadlines",
+    "LinkKindMismatch",
     "LinkTimeout",
     "ListenerLimits",
     "LocalProtocolError",

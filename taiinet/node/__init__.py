@@ -1,6 +1,7 @@
 """The node: composes signal client, links, overlay and subscriptions (see docs/node.md)."""
 
 from taiinet.node.errors import (
+    LinkKindMismatch,
     NodeClosed,
     NodeError,
     SubscriptionClosed,
@@ -19,6 +20,7 @@ from taiinet.node.subscription import Message, Subscription
 
 __all__ = [
     "LinkFactory",
+    "LinkKindMismatch",
     "Links",
     "Message",
     "Node",

@@ -40,3 +40,7 @@ class SubscriptionClosed(NodeClosed, trio.ClosedResourceError):
     """This subscription was closed by its owner (``aclose``, ``close`` or the end of
     its ``async with``) and then used; a ``trio.ClosedResourceError`` too, as the
     ``trio.abc.ReceiveChannel`` contract asks."""
+
+
+class LinkKindMismatch(NodeError):
+    """A peer takes another kind of link (WebRTC vs WebSocket); the two cannot link."""

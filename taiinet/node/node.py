@@ -57,6 +57,7 @@ from taiinet.pubsub import PubsubConfig, PubsubUsageError
 from taiinet.pubsub.query import InvalidDocument, Query
 from taiinet.signal.client import SignalClient, SignalClientConfig, open_signal_client
 from taiinet.signal.transport import SignalTransport
+from taiinet.signal.urls import check_signaller_url
 from taiinet.wire.identity import Identity
 from taiinet.wire.peer_id import PeerId
 
@@ -318,12 +319,16 @@ async def open_node(signallers: Sequence[str], identity: Identity | None = None,
     (e.g. ``taiinet.node.links.memory_links(network)``).  With only loopback
     signallers, WebRTC offers 127.0.0.1 candidates and WebSocket links listen
     on 127.0.0.1.  Returns once registered with a signaller and joined to the
-    overlay (or alone, or after ``config.join_timeout``).  An exception raised
-    in the body comes out as itself, not wrapped in the node's own
+    overlay (or alone, or after ``config.join_timeout``).  A signaller URL
+    that is not ``ws://`` raises ``InvalidSignallerUrl`` at once.  An exception
+    raised in the body comes out as itself, not wrapped in the node's own
     ``ExceptionGroup``s (a group only if the node failed too).
     """
     if not signallers:
         raise NodeError("give at least one signaller URL")
+    if signal_transport is None:  # WebSockets: a bad URL fails now, with its reason
+        for url in signallers:
+            check_signaller_url(url)
     identity = identity or Identity.generate()
     config = config or NodeConfig()
     rng = rng or random.Random()
@@ -336,7 +341,7 @@ async def open_node(signallers: Sequence[str], identity: Identity | None = None,
             await signal.wait_registered()
         if scope.cancelled_caught:
             raise NodeError(f"no signaller of {list(signallers)} accepted us within "
-                            f"{config.register_timeout} s")
+                            f"{config.register_timeout} s (last: {signal.last_failure or '-'})")
         async with factory(identity, signal, meter) as link_maker, \
                 trio.open_nursery() as nursery:
             node = Node(identity, signal, link_maker, meter, config, rng)

@@ -121,6 +121,8 @@ class SignalClient:
         self.rng = rng
         self.home: str | None = None
         self.home_url: str | None = None
+        #: Why the last signaller could not be reached or kept (``"<url>: <reason>"``).
+        self.last_failure = ""
         self._connection: Connection | None = None
         self._link: Connection | None = None
         self._registered = trio.Event()
@@ -254,6 +256,7 @@ class SignalClient:
                     await self._serve_home(url, connection)
             except (TaiiNetError, OSError, trio.TooSlowError) as exc:
                 logger.info("signaller %s failed: %r", url, exc)
+                self.last_failure = f"{url}: {exc}"
             finally:
                 self._registered = trio.Event() if self._registered.is_set() else self._registered
                 self._connection = None
@@ -265,7 +268,7 @@ class SignalClient:
                 return
             failures += 1
             if failures >= len(order) and all(s.event.is_set() for s in self._sessions.values()):
-                logger.warning("no signaller reachable; retrying")
+                logger.warning("no signaller reachable (last: %s); retrying", self.last_failure)
             delay = min(self.config.backoff_max,
                         self.config.backoff_initial * 2 ** min(failures, 16))
             await trio.sleep(delay * self.rng.uniform(0.5, 1.5))

@@ -159,7 +159,22 @@ class WebSocketSignalTransport(SignalTransport):
         except (OSError, trio_websocket.HandshakeError, ValueError) as exc:
             if opened:
                 raise
-            raise DialError(f"cannot open a WebSocket to {url}: {exc!r}") from None
+            raise DialError(f"cannot open a WebSocket to {url}: {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause of a failed dial ("Connection refused", "Name or
+    service not known"), not trio-websocket's bare ``HandshakeError()``."""
+    while True:
+        inner = exc.__cause__
+        if isinstance(inner, BaseExceptionGroup) and inner.exceptions:
+            inner = inner.exceptions[0]
+        if inner is None:
+            break
+        exc = inner
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or repr(exc)
 
 
 class _BoundedCloseChannel(WebSocketChannel):
