@@ -485,7 +485,7 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
             f"{_cell(row['p50_ms'], '8.1f')} {_cell(row['p99_ms'], '8.1f')} "
             f"{_cell(row['messages_per_delivery'], '8.2f')} "
             f"{_cell(row['overlay_messages_per_delivery'], '7.2f')} "
-            f"{_cell(row['delivered'], '6.0%')} {_cell(row['ratio_py'], '8.2f')} "
+            f"{_cell(row['delivered'], '6.1%')} {_cell(row['ratio_py'], '8.2f')} "
             f"{_cell(row['ratio_js'], '8.2f')} {_cell(row['cpu_us_per_delivery'], '10.0f')}"
             f"{'  ' + row['note'] if row['note'] else ''}")
     for row in rows:
