@@ -164,6 +164,8 @@ def pub_command(args: argparse.Namespace) -> int:
                 raise NodeError(f"only {len(node.neighbors)} overlay neighbours after "
                                 f"{args.join_timeout} s (wanted {args.neighbors})")
             await trio.sleep(args.wait)
+            if args.neighbors > 0 and not node.neighbors:
+                raise NodeError("no live overlay neighbour left to publish to")
             for document in documents:
                 await _publish(node, document)
             if args.document == "-":

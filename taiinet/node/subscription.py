@@ -8,6 +8,13 @@ stops) or *closed* (its owner closed it: every later read raises
 ``SubscriptionClosed``).  Reading a new subscription raises
 ``SubscriptionNotOpen`` at once; entering one twice (a nested ``async with``)
 raises ``SubscriptionInUse`` at once - subscribe again for a second reader.
+
+A subscription's queue is bounded in messages (``buffer``) and in bytes
+(``buffer_bytes``, counted as ``Message.size``: a decoded document takes
+several times its encoded size), and always takes one message whatever its
+size.  When a message does not fit, the ``"drop"`` policy drops the oldest
+queued messages until it does (each counted in ``dropped``); ``"block"``
+makes the node's delivery task wait for the reader.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ if TYPE_CHECKING:
 #: What a full subscription queue does with a new message: drop the oldest
 #: queued one (and count it) or make the node's delivery task wait.
 SlowPolicy = Literal["drop", "block"]
+#: Bytes (``Message.size``) a subscription queues by default before its policy applies.
+DEFAULT_SUBSCRIPTION_BUFFER_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,6 +59,9 @@ class Message:
     published_at: float
     #: Overlay hops it travelled (0 for our own publications).
     hops: int
+    #: Bytes it counts toward its subscription's ``buffer_bytes``: the
+    #: document's encoded size plus 72 per value (an estimate of its decoded size).
+    size: int = 0
 
 
 _State = Literal["new", "open", "ended", "closed"]
@@ -60,12 +72,16 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
     ``receive()``.  A ``trio.abc.ReceiveChannel[Message]``: the node is its sender."""
 
     def __init__(self, node: Node, query: Query, *, buffer: int, policy: SlowPolicy,
-                 on_close: Callable[[Subscription], None]) -> None:
-        if buffer < 1:
+                 on_close: Callable[[Subscription], None],
+                 buffer_bytes: int = DEFAULT_SUBSCRIPTION_BUFFER_BYTES) -> None:
+        if buffer < 1 or buffer_bytes < 1:
             raise ValueError("a subscription buffer holds at least one message")
         self.node = node
         self.query = query
         self.buffer = buffer
+        self.buffer_bytes = buffer_bytes
+        #: Sum of the ``size`` of the queued messages.
+        self.queued_bytes = 0
         self.policy: SlowPolicy = policy
         #: Messages dropped because this subscriber was ``buffer`` messages behind.
         self.dropped = 0
@@ -102,6 +118,7 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         if self._state != "closed":
             self._finish("closed")
             self._queue.clear()
+            self.queued_bytes = 0
 
     def clone(self) -> Subscription:
         """Not supported: a subscription has one owner (see ``SubscriptionInUse``)."""
@@ -128,6 +145,7 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
             await self._readable.wait()
         self._check_readable()
         message = self._queue.popleft()
+        self.queued_bytes -= message.size
         self._writable.set()
         await trio.lowlevel.cancel_shielded_checkpoint()  # a taken message is never lost
         return message
@@ -161,15 +179,17 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
     async def _put(self, message: Message) -> None:
         if self._state != "open":
             return
-        while len(self._queue) >= self.buffer:
+        while self._queue and (len(self._queue) >= self.buffer
+                               or self.queued_bytes + message.size > self.buffer_bytes):
             if self.policy == "drop":
-                self._queue.popleft()
+                self.queued_bytes -= self._queue.popleft().size
                 self.dropped += 1
-                break
+                continue
             self._writable = trio.Event()
             await self._writable.wait()
             if self._state != "open":
                 return
         self._queue.append(message)
+        self.queued_bytes += message.size
         self.delivered += 1
         self._readable.set()
