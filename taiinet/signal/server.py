@@ -599,17 +599,25 @@ class Signaller:
         ttl = (record.expires_unix_ms - _unix_ms()) / 1000
         dht_record = DhtRecord(key=id_bytes(node_id(record.peer_id)), value=message.record,
                                seq=record.seq, ttl=ttl)
-        self._spawn(self._publish, link, message.request_id, dht_record)
-
-    async def _publish(self, link: _Link, request_id: int, dht_record: DhtRecord) -> None:
-        """Put the record in the DHT, then acknowledge: once the peer hears
-        ``Registered`` the closest signallers hold it (or could not be reached)."""
-        assert self.dht is not None
+        ack = encode_signal(Registered(request_id=message.request_id, ok=True, reason=""))
         try:
-            await self._await_lookup(*self.dht.put(dht_record, trio.current_time()))
+            lookup_id, actions = self.dht.put(dht_record, trio.current_time())
         except SignalUsageError as exc:
-            logger.info("could not publish %s now: %s", link.peer_id, exc)
-        self._enqueue(link, encode_signal(Registered(request_id=request_id, ok=True, reason="")))
+            logger.info("could not publish %s now: %s", record.peer_id, exc)
+            self._enqueue(link, ack)
+            return
+        if any(isinstance(a, LookupFinished) and a.lookup_id == lookup_id for a in actions):
+            self._apply(actions)  # nothing to wait for (no other signaller known)
+            self._enqueue(link, ack)
+            return
+        self._spawn(self._publish, link, ack, lookup_id, actions)
+
+    async def _publish(self, link: _Link, ack: bytes, lookup_id: int,
+                       actions: list[DhtAction]) -> None:
+        """Carry out the put, then acknowledge: once the peer hears
+        ``Registered`` the closest signallers hold it (or could not be reached)."""
+        await self._await_lookup(lookup_id, actions)
+        self._enqueue(link, ack)
 
     def _relay_from_peer(self, link: _Link, message: Relay) -> None:
         session = self._check_session(message)
