@@ -297,11 +297,15 @@ class StreamSimulation:
             self.crash(viewers[self.rng.randrange(len(viewers))])
         self._join_viewer(newcomer)
 
+    def begin(self) -> None:
+        """Start the broadcaster: its core, and a chunk every 20-33 ms from now on."""
+        self.add_peer(self.root, self.config.root_slots)
+        self.loop.schedule(self.loop.now, self._make_chunk)
+
     def run(self, progress: Progress | None = None) -> StreamSimResult:
         cfg = self.config
         loop = self.loop
-        self.add_peer(self.root, cfg.root_slots)
-        loop.schedule(0.0, self._make_chunk)
+        self.begin()
         viewers = self.ids[1:cfg.viewers + 1]
         spacing = cfg.joins_over / len(viewers)
         for n, peer in enumerate(viewers):
