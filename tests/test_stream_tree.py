@@ -137,10 +137,10 @@ def test_redirects_are_followed_and_an_empty_one_from_the_root_backs_off() -> No
     out = a.handle_message(B, Redirect(candidates=()), 0.1)
     assert sends(out) == [(C, Join(slots=1))]
     # C never answers: the join timer moves on, to nobody (the root was tried): back off.
-    timer = [x for x in out if isinstance(x, SetTimer)][0]
+    timer = next(x for x in out if isinstance(x, SetTimer))
     out = a.handle_timer(timer.timer, timer.at)
     assert sends(out) == []
-    backoff = [x for x in out if isinstance(x, SetTimer)][0]
+    backoff = next(x for x in out if isinstance(x, SetTimer))
     assert backoff.at == pytest.approx(timer.at + 2.0)
     assert sends(a.handle_timer(backoff.timer, backoff.at)) == [(ROOT, Join(slots=1))]
 
