@@ -33,6 +33,7 @@ import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -44,10 +45,12 @@ from taiinet.signal.urls import is_wildcard
 from taiinet.transport.connection import Connection
 from taiinet.transport.errors import DialError
 from taiinet.transport.memory import MemoryNetwork
-from taiinet.transport.webrtc import IceServer, WebRTCEndpoint, open_webrtc
 from taiinet.transport.websocket import connect_websocket, open_websocket_listener
 from taiinet.wire.identity import Identity
 from taiinet.wire.peer_id import PeerId
+
+if TYPE_CHECKING:  # aiortc is imported only when WebRTC links are opened
+    from taiinet.transport.webrtc import IceServer, WebRTCEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -271,6 +274,8 @@ def webrtc_links(candidate_addresses: Sequence[str] | None = None,
     @asynccontextmanager
     async def factory(identity: Identity, signal: SignalClient,
                       meter: LinkMeter) -> AsyncIterator[Links]:
+        from taiinet.transport.webrtc import open_webrtc
+
         async with open_webrtc(identity, candidate_addresses=candidate_addresses,
                                ice_servers=ice_servers) as endpoint:
             yield WebRTCLinks(identity, signal, meter, endpoint)

@@ -87,6 +87,8 @@ class SignalClientConfig:
     request_timeout: float = 10.0
     incoming_queue: int = 32
     max_pending_sessions: int = 64
+    #: Services named in our peer record (``("seeder",)`` on a seeder).
+    services: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         longest = MAX_RECORD_LIFETIME_MS / 1000
@@ -357,7 +359,8 @@ class SignalClient:
             record = PeerRecord(
                 peer_id=self.peer_id, signaller_peer_id=connection.remote_peer_id,
                 signaller_url=url, addresses=(), seq=self._seq,
-                expires_unix_ms=_unix_ms() + math.floor(self.config.record_lifetime * 1000))
+                expires_unix_ms=_unix_ms() + math.floor(self.config.record_lifetime * 1000),
+                services=self.config.services)
             request_id = self._new_request_id()
             event = trio.Event()
             replies: list[SignalMessage] = []

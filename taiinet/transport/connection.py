@@ -14,7 +14,7 @@ a slow peer slows its sender instead of growing memory.
 
 Implementing a transport means implementing ``MessageChannel`` only:
 ``taiinet.transport.secure.secure_channel(channel, identity, initiator=...)``
-turns it into a ``Connection``, and ``taiinet.transport.testing`` is the
+turns it into a ``Connection``, and ``taiinet.testing`` is the
 conformance suite both levels must pass.  A channel must bound what it buffers
 (both ways) and the size of what it receives; it may deliver the bytes of one
 sent message in several received messages or the other way round (the secure

@@ -39,3 +39,8 @@ class FrameTimeout(LinkTimeout):
 
 class PartialFrameBudgetExceeded(LinkTimeout):
     """The peer's partial frame would take its listener past its budget of held bytes."""
+
+
+class InvalidSdp(RemoteProtocolError):
+    """A WebRTC offer or answer is not an SDP this transport accepts (here, not
+    in ``taiinet.transport.webrtc``, so catching it does not load aiortc)."""

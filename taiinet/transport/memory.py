@@ -245,7 +245,7 @@ async def open_memory_connection_pair(
         max_frame_size_b: int = DEFAULT_MAX_FRAME_SIZE,
         capacity: int = DEFAULT_CHANNEL_CAPACITY) -> AsyncIterator[tuple[Connection, Connection]]:
     """``memory_connection_pair`` as a context manager that closes both ends (a
-    ``ConnectionPairFactory`` for ``taiinet.transport.testing``)."""
+    ``ConnectionPairFactory`` for ``taiinet.testing``)."""
     conn_a, conn_b = await memory_connection_pair(
         a, b, capacity=capacity, max_frame_size_a=max_frame_size_a,
         max_frame_size_b=max_frame_size_b)
