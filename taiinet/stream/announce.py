@@ -13,12 +13,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from google.protobuf.message import DecodeError
-
+from taiinet.stream import codec
 from taiinet.stream.errors import StreamDecodeError, StreamUsageError
-from taiinet.v1 import stream_pb2
 from taiinet.wire.envelope import Envelope, InvalidEnvelope
-from taiinet.wire.errors import InvalidPeerId
 from taiinet.wire.identity import Identity
 from taiinet.wire.peer_id import PeerId
 
@@ -70,12 +67,10 @@ def sign(identity: Identity, announcement: Announcement) -> SignedAnnouncement:
     if identity.peer_id != announcement.broadcaster:
         raise StreamUsageError("only the broadcaster signs its stream's announcement")
     _check(announcement)
-    pb = stream_pb2.StreamAnnouncement(
-        name=announcement.name, broadcaster=announcement.broadcaster,
-        started=announcement.started, seq=announcement.seq,
-        signallers=list(announcement.signallers))
-    raw = Envelope.seal(identity, DOMAIN, PAYLOAD_TYPE, pb.SerializeToString(),
-                        max_size=MAX_ANNOUNCEMENT_SIZE)
+    payload = codec.encode_announcement(announcement.name, announcement.broadcaster,
+                                        announcement.started, announcement.seq,
+                                        announcement.signallers)
+    raw = Envelope.seal(identity, DOMAIN, PAYLOAD_TYPE, payload, max_size=MAX_ANNOUNCEMENT_SIZE)
     return SignedAnnouncement(announcement=announcement, raw=raw)
 
 
@@ -86,16 +81,11 @@ def verify(data: bytes) -> SignedAnnouncement:
                                  payload_type=PAYLOAD_TYPE)
     except InvalidEnvelope as exc:
         raise StreamDecodeError(f"stream announcement: {exc}") from None
-    pb = stream_pb2.StreamAnnouncement()
-    try:
-        pb.ParseFromString(envelope.payload)
-        broadcaster = PeerId.parse(pb.broadcaster)
-    except (DecodeError, InvalidPeerId) as exc:
-        raise StreamDecodeError(f"stream announcement payload: {exc}") from None
+    name, broadcaster, started, seq, signallers = codec.decode_announcement(envelope.payload)
     if broadcaster != envelope.peer_id:
         raise StreamDecodeError("stream announcement not signed by its broadcaster")
-    announcement = Announcement(name=pb.name, broadcaster=broadcaster, started=pb.started,
-                                seq=pb.seq, signallers=tuple(pb.signallers))
+    announcement = Announcement(name=name, broadcaster=broadcaster, started=started,
+                                seq=seq, signallers=signallers)
     try:
         _check(announcement)
     except StreamUsageError as exc:

@@ -1,6 +1,7 @@
 """Conversion between stream domain types and the ``stream.proto`` protobufs.
 
-The only module of the stream layer that touches wire types.  Decoding checks
+The only module of the stream layer that touches wire types (tree control
+messages, and the payload of the signed announcement in ``announce``).  Decoding checks
 every field against the limits in ``taiinet.stream.messages`` and raises
 ``StreamDecodeError`` (a ``RemoteProtocolError``) for anything malformed.
 """
@@ -142,3 +143,21 @@ def _peers(values: Iterable[str], limit: int, what: str, minimum: int = 0) -> tu
     if len(set(peers)) != len(peers):
         raise StreamDecodeError(f"{what}: a peer listed twice")
     return peers
+
+
+def encode_announcement(name: str, broadcaster: str, started: int, seq: int,
+                        signallers: Iterable[str]) -> bytes:
+    """The ``StreamAnnouncement`` payload bytes (checked by the caller)."""
+    return stream_pb2.StreamAnnouncement(
+        name=name, broadcaster=broadcaster, started=started, seq=seq,
+        signallers=list(signallers)).SerializeToString()
+
+
+def decode_announcement(payload: bytes) -> tuple[str, PeerId, int, int, tuple[str, ...]]:
+    """Name, broadcaster, started, seq and signallers of an announcement payload."""
+    pb = stream_pb2.StreamAnnouncement()
+    try:
+        pb.ParseFromString(payload)
+    except DecodeError:
+        raise StreamDecodeError("undecodable StreamAnnouncement") from None
+    return pb.name, _peer(pb.broadcaster), pb.started, pb.seq, tuple(pb.signallers)
