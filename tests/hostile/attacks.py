@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import random
 import secrets
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -125,13 +126,24 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
+#: The victim node's WebSocket URL per world, learnt before the attack window opens.
+_NODE_URLS: weakref.WeakKeyDictionary[World, str] = weakref.WeakKeyDictionary()
+
+
 async def _node_url(world: World) -> str:
+    """The victim node's URL (learnt once per world: setup is not attack time)."""
+    known = _NODE_URLS.get(world)
+    if known is not None:
+        return known
     with trio.fail_after(30):
         while True:
             try:
-                return await a.learn_node_url(world.signaller.url, world.sub_peer_id)
+                url = await a.learn_node_url(world.signaller.url, world.sub_peer_id)
             except PUSHBACK:
                 await trio.sleep(0.5)
+            else:
+                _NODE_URLS[world] = url
+                return url
 
 
 async def _serve_pings(connection: Connection) -> None:
@@ -545,6 +557,7 @@ async def run_attack(attack: Attack | None, seconds: float, *, recovery: float =
             if "sub" in spec.targets:
                 targets.append(world.child("sub"))
             nursery.start_soon(sample_memory, targets, memory)
+            await _node_url(world)  # learnt before the window: setup is not attack time
             await trio.sleep(0.3)  # a first sample before the attack
             start = trio.current_time()
             async with trio.open_nursery() as attacking:
