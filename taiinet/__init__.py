@@ -23,6 +23,8 @@ from taiinet.errors import (
 )
 
 if TYPE_CHECKING:
+    from taiinet.history.errors import HistoryDecodeError, HistoryUsageError, StoreError
+    from taiinet.history.store import SeedStore, StoreFull
     from taiinet.node.errors import (
         InvalidInput,
         LinkKindMismatch,
@@ -32,7 +34,9 @@ if TYPE_CHECKING:
         SubscriptionInUse,
         SubscriptionNotOpen,
     )
+    from taiinet.node.history import HistoryBusy
     from taiinet.node.node import Node, NodeConfig, NodeStats, open_node
+    from taiinet.node.seeder import Seeder, open_seeder
     from taiinet.node.subscription import Message, Subscription
     from taiinet.overlay.core import OverlayConfig
     from taiinet.overlay.errors import OverlayDecodeError, OverlayUsageError
@@ -60,6 +64,7 @@ if TYPE_CHECKING:
     from taiinet.signal.records import PeerRecord
     from taiinet.signal.server import ProtocolViolation, SignallerClaimRejected
     from taiinet.transport.errors import (
+        CertificateUntrusted,
         DecryptionError,
         DialError,
         FrameTimeout,
@@ -70,6 +75,7 @@ if TYPE_CHECKING:
         LinkTimeout,
         PartialFrameBudgetExceeded,
         PeerIdMismatch,
+        TlsConfigError,
     )
     from taiinet.transport.limits import LinkDeadlines, ListenerLimits
     from taiinet.transport.webrtc import open_webrtc
@@ -94,6 +100,7 @@ if TYPE_CHECKING:
 
 #: Each lazily re-exported name and the module it is imported from.
 _EXPORTS: dict[str, str] = {
+    "CertificateUntrusted": "taiinet.transport.errors",
     "DecryptionError": "taiinet.transport.errors",
     "DialError": "taiinet.transport.errors",
     "Envelope": "taiinet.wire.envelope",
@@ -101,6 +108,9 @@ _EXPORTS: dict[str, str] = {
     "FrameTooLarge": "taiinet.wire.errors",
     "HandshakeError": "taiinet.transport.errors",
     "HandshakeTimeout": "taiinet.transport.errors",
+    "HistoryBusy": "taiinet.node.history",
+    "HistoryDecodeError": "taiinet.history.errors",
+    "HistoryUsageError": "taiinet.history.errors",
     "Identity": "taiinet.wire.identity",
     "IdleTimeout": "taiinet.transport.errors",
     "IncomingOffer": "taiinet.signal.client",
@@ -145,19 +155,25 @@ _EXPORTS: dict[str, str] = {
     "Query": "taiinet.pubsub.query.query",
     "RecordRejected": "taiinet.signal.errors",
     "RejectedDocument": "taiinet.pubsub.errors",
+    "SeedStore": "taiinet.history.store",
+    "Seeder": "taiinet.node.seeder",
     "SignalClient": "taiinet.signal.client",
     "SignalError": "taiinet.signal.errors",
     "SignalUsageError": "taiinet.signal.errors",
+    "StoreError": "taiinet.history.errors",
+    "StoreFull": "taiinet.history.store",
     "Subscription": "taiinet.node.subscription",
     "SignallerClaimRejected": "taiinet.signal.server",
     "SubscriptionClosed": "taiinet.node.errors",
     "SubscriptionInUse": "taiinet.node.errors",
     "SubscriptionIndex": "taiinet.pubsub.query.index",
     "SubscriptionNotOpen": "taiinet.node.errors",
+    "TlsConfigError": "taiinet.transport.errors",
     "TruncatedFrame": "taiinet.wire.errors",
     "WebSocketProtocolError": "taiinet.transport.websocket",
     "connect_websocket": "taiinet.transport.websocket",
     "open_node": "taiinet.node.node",
+    "open_seeder": "taiinet.node.seeder",
     "open_signal_client": "taiinet.signal.client",
     "open_signaller": "taiinet.signal.api",
     "open_webrtc": "taiinet.transport.webrtc",
@@ -168,6 +184,7 @@ if not TYPE_CHECKING:  # hidden from type checkers, so a misspelt name stays an 
     __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
+    "CertificateUntrusted",
     "ConnectionClosed",
     "DecryptionError",
     "DialError",
@@ -176,6 +193,9 @@ __all__ = [
     "FrameTooLarge",
     "HandshakeError",
     "HandshakeTimeout",
+    "HistoryBusy",
+    "HistoryDecodeError",
+    "HistoryUsageError",
     "Identity",
     "IdleTimeout",
     "IncomingOffer",
@@ -222,20 +242,26 @@ __all__ = [
     "RecordRejected",
     "RejectedDocument",
     "RemoteProtocolError",
+    "SeedStore",
+    "Seeder",
     "SignalClient",
     "SignalError",
     "SignalUsageError",
     "SignallerClaimRejected",
+    "StoreError",
+    "StoreFull",
     "Subscription",
     "SubscriptionClosed",
     "SubscriptionInUse",
     "SubscriptionIndex",
     "SubscriptionNotOpen",
     "TaiiNetError",
+    "TlsConfigError",
     "TruncatedFrame",
     "WebSocketProtocolError",
     "connect_websocket",
     "open_node",
+    "open_seeder",
     "open_signal_client",
     "open_signaller",
     "open_webrtc",

@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "signal": ("signal", "run a signaller of the signalling mesh"),
     "sub": ("node", "print the documents matching a query, one JSON line each"),
     "pub": ("node", "publish JSON documents once joined"),
+    "seed": ("seed", "keep the documents matching queries in SQLite and serve them"),
+    "find": ("seed", "print the stored documents matching a query, and exit"),
     "demo": ("demo", "run a local mesh of signallers and peers, live on the terminal"),
 }
 
