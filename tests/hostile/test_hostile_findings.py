@@ -49,10 +49,7 @@ CASES = [
     pytest.param("partial_frames", 6.0),
     pytest.param("document_flood", 3.0),
     pytest.param("empty_maps_flood", 3.0),
-    # h-hyparview is merged but Sybil joins still evict the pub now and then: 8 s runs
-    # delivered 75% (one 3.4 s gap), 60 s runs 96%.  Not strict: a draw either way.
-    pytest.param("eclipse", 8.0, marks=pytest.mark.xfail(
-        strict=False, reason="Sybil joins still evict an established neighbour at times")),
+    pytest.param("eclipse", 8.0),
     pytest.param("membership_flood", 5.0),
     pytest.param("stale_contacts", 5.0),
     pytest.param("dht_pollution", 8.0),
