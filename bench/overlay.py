@@ -12,6 +12,7 @@ shared, so wall time says little).
     .venv/bin/python bench/overlay.py --nodes 2000     # quicker
     .venv/bin/python bench/overlay.py --sources 5      # all from 5 publishers
     .venv/bin/python bench/overlay.py --flood-prefix 3 # and Plumtree with a 3-hop prefix
+    .venv/bin/python bench/overlay.py --fail 0.8 --no-flood   # one row per process
 """
 
 from __future__ import annotations
@@ -67,12 +68,16 @@ def main() -> None:
                         help="publishers (default 0: each message from a random node)")
     parser.add_argument("--flood-prefix", type=int, default=0, metavar="HOPS",
                         help="also run Plumtree with a flood prefix of HOPS hops")
+    parser.add_argument("--fail", type=float, action="append", metavar="SHARE",
+                        help="only this crash share (repeatable; default 0, 0.5 and 0.8): "
+                             "rows can run as separate processes")
+    parser.add_argument("--no-flood", action="store_true", help="skip the flooding rows")
     args = parser.parse_args()
 
     kinds = ["plumtree", *([f"prefix {args.flood_prefix}"] if args.flood_prefix else []),
-             "flood"]
+             *([] if args.no_flood else ["flood"])]
     rows = []
-    for fail in (0.0, 0.5, 0.8):
+    for fail in args.fail or (0.0, 0.5, 0.8):
         for kind in kinds:
             if kind == "flood" and fail == 0.8:
                 continue
@@ -108,10 +113,13 @@ def main() -> None:
               f"{ldh:>5.1f} "
               f"{s['max_ldh']:>7} {s['largest_component_at_end']:>6.3f} {result.events:>9} "
               f"{elapsed:>7.1f} {result.events / elapsed:>9,.0f}")
-    print()
-    print("Plumtree vs flooding over the same overlay (messages from the 3rd of each phase, "
-          "but the 2nd of each origin):")
+    if any(kind == "flood" for _, kind in by_key):
+        print()
+        print("Plumtree vs flooding over the same overlay (messages from the 3rd of each phase, "
+              "but the 2nd of each origin):")
     for fail in (0.0, 0.5):
+        if (fail, "flood") not in by_key:
+            continue
         flood_cost, flood_ldh = by_key[(fail, "flood")]
         for kind in kinds[:-1]:
             tree_cost, tree_ldh = by_key[(fail, kind)]
