@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from taiinet.signal.records import PeerRecord
     from taiinet.signal.server import ProtocolViolation, SignallerClaimRejected
     from taiinet.transport.errors import (
+        CertificateUntrusted,
         DecryptionError,
         DialError,
         FrameTimeout,
@@ -74,6 +75,7 @@ if TYPE_CHECKING:
         LinkTimeout,
         PartialFrameBudgetExceeded,
         PeerIdMismatch,
+        TlsConfigError,
     )
     from taiinet.transport.limits import LinkDeadlines, ListenerLimits
     from taiinet.transport.webrtc import open_webrtc
@@ -98,6 +100,7 @@ if TYPE_CHECKING:
 
 #: Each lazily re-exported name and the module it is imported from.
 _EXPORTS: dict[str, str] = {
+    "CertificateUntrusted": "taiinet.transport.errors",
     "DecryptionError": "taiinet.transport.errors",
     "DialError": "taiinet.transport.errors",
     "Envelope": "taiinet.wire.envelope",
@@ -165,6 +168,7 @@ _EXPORTS: dict[str, str] = {
     "SubscriptionInUse": "taiinet.node.errors",
     "SubscriptionIndex": "taiinet.pubsub.query.index",
     "SubscriptionNotOpen": "taiinet.node.errors",
+    "TlsConfigError": "taiinet.transport.errors",
     "TruncatedFrame": "taiinet.wire.errors",
     "WebSocketProtocolError": "taiinet.transport.websocket",
     "connect_websocket": "taiinet.transport.websocket",
@@ -180,6 +184,7 @@ if not TYPE_CHECKING:  # hidden from type checkers, so a misspelt name stays an 
     __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
+    "CertificateUntrusted",
     "ConnectionClosed",
     "DecryptionError",
     "DialError",
@@ -251,6 +256,7 @@ __all__ = [
     "SubscriptionIndex",
     "SubscriptionNotOpen",
     "TaiiNetError",
+    "TlsConfigError",
     "TruncatedFrame",
     "WebSocketProtocolError",
     "connect_websocket",

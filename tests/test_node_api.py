@@ -190,7 +190,7 @@ class _AnsweringSignal:
 
 
 @pytest.mark.parametrize(("answer", "reason"), [
-    ("taiinet-ws:wss://example.org:443", "not implemented"),
+    ("taiinet-ws:wss://" + "a" * 300, "no usable"),
     ("taiinet-ws:http://example.org", "no usable"),
     ("v=0", "no usable"),
 ])

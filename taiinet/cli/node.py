@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import trio
 
-from taiinet.cli import jsonform
+from taiinet.cli import jsonform, tls
 from taiinet.cli.args import int_at_least, non_negative_float, positive_float
 from taiinet.cli.run import run_trio, warnings_as_lines
 from taiinet.node.errors import InvalidInput, NodeError
@@ -48,7 +48,8 @@ __all__ = ["common_options", "links_option", "node_config", "parse_json", "print
 
 def common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--signaller", action="append", required=True, metavar="URL",
-                        help="ws:// URL of a signaller (repeat to fail over among several)")
+                        help="ws:// or wss:// URL of a signaller (repeat to fail over among "
+                             "several)")
     parser.add_argument("--links", choices=["webrtc", "websocket"], default="webrtc",
                         help="how to link to peers (default webrtc)")
     parser.add_argument("--listen", metavar="HOST:PORT",
@@ -60,6 +61,8 @@ def common_options(parser: argparse.ArgumentParser) -> None:
                              "machine's host name)")
     parser.add_argument("--key", metavar="PATH",
                         help="key file (from 'taiinet keygen'); default: a fresh identity")
+    tls.add_arguments(parser, "listen for peers behind TLS with --links websocket (hands "
+                              "out wss://; the certificate must name --advertise)")
     parser.add_argument("--join-timeout", type=positive_float, default=15.0, metavar="S",
                         help="seconds to wait for a first overlay neighbour (default 15)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
@@ -109,15 +112,18 @@ def parse_json(text: str, what: str) -> Any:
 
 
 def links_option(args: argparse.Namespace) -> str | LinkFactory:
-    """``--links``, with ``--listen``/``--advertise`` for WebSocket links."""
-    if args.listen is None and args.advertise is None:
+    """``--links``, with ``--listen``/``--advertise``/``--tls-cert`` for WebSocket links."""
+    listening_tls = args.tls_cert is not None or args.tls_key is not None
+    if args.listen is None and args.advertise is None and not listening_tls:
         return str(args.links)
     if args.links != "websocket":
-        raise InvalidInput("--listen and --advertise are for --links websocket "
-                           "(WebRTC finds its addresses itself)")
+        raise InvalidInput("--listen, --advertise, --tls-cert and --tls-key are for --links "
+                           "websocket (WebRTC finds its addresses itself)")
     loopback = all((urlsplit(url).hostname or "").startswith("127.") for url in args.signaller)
     host, port = parse_listen_address(args.listen or ("127.0.0.1:0" if loopback else "0.0.0.0:0"))
-    return websocket_links(host, port, advertised_host=args.advertise)
+    return websocket_links(host, port, advertised_host=args.advertise,
+                           server_ssl_context=tls.server_tls(args),
+                           ssl_context=tls.client_tls(args))
 
 
 def node_config(args: argparse.Namespace) -> NodeConfig:
@@ -138,10 +144,11 @@ def sub_command(args: argparse.Namespace) -> int:
     query = Query(parse_json(args.query, "QUERY_JSON"))
     identity = setup(args)
     links = links_option(args)
+    ssl_context = tls.client_tls(args)
 
     async def main() -> None:
-        async with open_node(args.signaller, identity, links=links,
-                             config=node_config(args)) as node, node.subscribe(
+        async with open_node(args.signaller, identity, links=links, config=node_config(args),
+                             ssl_context=ssl_context) as node, node.subscribe(
                 query, history=args.history, since=args.since,
                 history_limit=args.history_limit) as subscription:
             print(f"subscribed {node.peer_id}", file=sys.stderr, flush=True)
@@ -172,10 +179,11 @@ def pub_command(args: argparse.Namespace) -> int:
         documents.append(_checked(parse_json(args.document, "DOC_JSON")))
     identity = setup(args)
     links = links_option(args)
+    ssl_context = tls.client_tls(args)
 
     async def main() -> int:
-        async with open_node(args.signaller, identity, links=links,
-                             config=node_config(args)) as node:
+        async with open_node(args.signaller, identity, links=links, config=node_config(args),
+                             ssl_context=ssl_context) as node:
             with trio.move_on_after(args.join_timeout):
                 await node.wait_neighbors(max(args.neighbors, 0))
             if len(node.neighbors) < args.neighbors:

@@ -26,6 +26,7 @@ from typing import Any
 
 import trio
 
+from taiinet.cli import tls
 from taiinet.cli.args import int_at_least, non_negative_float, positive_float
 from taiinet.cli.node import (
     common_options,
@@ -88,13 +89,14 @@ def seed_command(args: argparse.Namespace) -> int:
         print(f"taiinet seed: created key file {args.key}", file=sys.stderr, flush=True)
     identity = setup(args)
     links = links_option(args)
+    ssl_context = tls.client_tls(args)
     retention = Retention(max_docs=args.max_docs, max_bytes=args.max_bytes,
                           max_age=args.max_age if args.max_age is not None else float("inf"))
     store = SeedStore.open(args.db, retention)
 
     async def main() -> None:
         async with open_seeder(args.signaller, store, queries, identity, links=links,
-                               config=node_config(args)) as seeder:
+                               config=node_config(args), ssl_context=ssl_context) as seeder:
             print(f"seeding {seeder.node.peer_id} {args.db}: {store.count} documents held",
                   file=sys.stderr, flush=True)
             while True:
@@ -120,10 +122,11 @@ def find_command(args: argparse.Namespace) -> int:
     query = Query(parse_json(args.query, "QUERY_JSON"))
     identity = setup(args)
     links = links_option(args)
+    ssl_context = tls.client_tls(args)
 
     async def main() -> None:
-        async with open_node(args.signaller, identity, links=links,
-                             config=node_config(args)) as node, \
+        async with open_node(args.signaller, identity, links=links, config=node_config(args),
+                             ssl_context=ssl_context) as node, \
                 node.find(query, since=args.since, limit=args.limit) as found:
             async for message in found:
                 print_message(message)

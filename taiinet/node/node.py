@@ -32,8 +32,9 @@ import logging
 import math
 import random
 import secrets
+import ssl
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -68,8 +69,9 @@ from taiinet.pubsub import PubsubConfig, PubsubUsageError
 from taiinet.pubsub.query import InvalidDocument, Query
 from taiinet.signal.client import SignalClient, SignalClientConfig, open_signal_client
 from taiinet.signal.records import SEEDER_SERVICE
-from taiinet.signal.transport import SignalTransport
+from taiinet.signal.transport import SignalTransport, WebSocketSignalTransport
 from taiinet.signal.urls import check_signaller_url
+from taiinet.transport.errors import CertificateUntrusted
 from taiinet.wire.identity import Identity
 from taiinet.wire.peer_id import PeerId
 
@@ -425,14 +427,26 @@ def _all_loopback(urls: Sequence[str]) -> bool:
     return bool(hosts) and all(h == "localhost" or h.startswith("127.") for h in hosts)
 
 
-def _link_factory(links: str | LinkFactory, signallers: Sequence[str]) -> LinkFactory:
+def _link_factory(links: str | LinkFactory, signallers: Sequence[str],
+                  ssl_context: ssl.SSLContext | None) -> LinkFactory:
     if not isinstance(links, str):
         return links
     if links == "webrtc":
         return webrtc_links(["127.0.0.1"] if _all_loopback(signallers) else None)
     if links == "websocket":
-        return websocket_links("127.0.0.1" if _all_loopback(signallers) else "0.0.0.0")
+        return websocket_links("127.0.0.1" if _all_loopback(signallers) else "0.0.0.0",
+                               ssl_context=ssl_context)
     raise NodeError(f"unknown link kind {links!r}: use 'webrtc' or 'websocket'")
+
+
+async def _registered_or_untrusted(signal: SignalClient) -> None:
+    """Wait until ``signal`` registered, or found every signaller's certificate untrusted."""
+    async with trio.open_nursery() as nursery:
+        async def first(wait: Callable[[], Awaitable[None]]) -> None:
+            await wait()
+            nursery.cancel_scope.cancel()
+        nursery.start_soon(first, signal.wait_registered)
+        nursery.start_soon(first, signal.untrusted.wait)
 
 
 @unwrap_own_groups
@@ -440,7 +454,8 @@ async def open_node(signallers: Sequence[str], identity: Identity | None = None,
                     links: str | LinkFactory = "webrtc", config: NodeConfig | None = None,
                     signal_transport: SignalTransport | None = None,
                     rng: random.Random | None = None,
-                    seed_store: SeedStore | None = None) -> AsyncIterator[Node]:
+                    seed_store: SeedStore | None = None,
+                    ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[Node]:
     """Run a node for the duration of an ``async with``; see docs/node.md.
 
     ``links``: ``"webrtc"`` (default), ``"websocket"`` or a ``LinkFactory``
@@ -448,7 +463,12 @@ async def open_node(signallers: Sequence[str], identity: Identity | None = None,
     signallers, WebRTC offers 127.0.0.1 candidates and WebSocket links listen
     on 127.0.0.1.  Returns once registered with a signaller and joined to the
     overlay (or alone, or after ``config.join_timeout``).  A signaller URL
-    that is not ``ws://`` raises ``InvalidSignallerUrl`` at once.  An exception
+    that is not ``ws://`` or ``wss://`` raises ``InvalidSignallerUrl`` at once.
+    ``ssl_context``: the client context that verifies ``wss://`` signallers and
+    WebSocket links (default: the system's CAs; for a private CA,
+    ``taiinet.transport.tls.client_context(ca_path)``); when no signaller's
+    certificate verifies, ``CertificateUntrusted`` comes at once, without
+    waiting for ``register_timeout``.  An exception
     raised in the body comes out as itself, not wrapped in the node's own
     ``ExceptionGroup``s (a group only if the node failed too).
     """
@@ -457,19 +477,26 @@ async def open_node(signallers: Sequence[str], identity: Identity | None = None,
     if signal_transport is None:  # WebSockets: a bad URL fails now, with its reason
         for url in signallers:
             check_signaller_url(url)
+        signal_transport = WebSocketSignalTransport(ssl_context=ssl_context)
+    elif ssl_context is not None:
+        raise NodeError("give ssl_context to your signal_transport, not to open_node")
     identity = identity or Identity.generate()
     config = config or NodeConfig()
     if seed_store is not None and SEEDER_SERVICE not in config.signal.services:
         config = replace(config, signal=replace(
             config.signal, services=(*config.signal.services, SEEDER_SERVICE)))
     rng = rng or random.Random()
-    factory = _link_factory(links, signallers)
+    factory = _link_factory(links, signallers, ssl_context)
     meter = LinkMeter()
     async with open_signal_client(identity, signallers, transport=signal_transport,
                                   config=config.signal,
                                   rng=random.Random(rng.getrandbits(64))) as signal:
         with trio.move_on_after(config.register_timeout) as scope:
-            await signal.wait_registered()
+            await _registered_or_untrusted(signal)
+        if signal.untrusted.is_set() and signal.home is None:
+            raise CertificateUntrusted(
+                f"no signaller's TLS certificate could be verified (last: "
+                f"{signal.last_failure}); trust its CA with ssl_context= (CLI: --tls-ca PEM)")
         if scope.cancelled_caught:
             raise NodeError(f"no signaller of {list(signallers)} accepted us within "
                             f"{config.register_timeout} s (last: {signal.last_failure or '-'})")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import ssl
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -146,15 +147,18 @@ async def open_seeder(signallers: Sequence[str], store: SeedStore,
                       links: str | LinkFactory = "webrtc", config: NodeConfig | None = None,
                       signal_transport: SignalTransport | None = None,
                       rng: random.Random | None = None,
-                      store_batch: int = DEFAULT_STORE_BATCH) -> AsyncIterator[Seeder]:
+                      store_batch: int = DEFAULT_STORE_BATCH,
+                      ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[Seeder]:
     """Run a seeder for the duration of an ``async with`` (see the module docstring).
+
+    ``ssl_context``: as for ``open_node`` (verifies ``wss://`` signallers and links).
 
     ``store`` stays open after it (the caller opened it, the caller closes it).
     """
     query = seed_query(queries)
     async with open_node(signallers, identity, links=links, config=config,
                          signal_transport=signal_transport, rng=rng,
-                         seed_store=store) as node, \
+                         seed_store=store, ssl_context=ssl_context) as node, \
             node.subscribe(query, buffer=SEED_SUBSCRIPTION_BUFFER,
                            slow_policy="block") as subscription, \
             trio.open_nursery() as nursery:

@@ -67,6 +67,7 @@ from taiinet.signal.records import (
 )
 from taiinet.signal.transport import SignalTransport, default_transport
 from taiinet.transport.connection import Connection
+from taiinet.transport.errors import CertificateUntrusted
 from taiinet.wire.errors import InvalidPeerId
 from taiinet.wire.identity import Identity
 from taiinet.wire.keepalive import encode_pong, ping_nonce
@@ -138,6 +139,11 @@ class SignalClient:
         self.home_url: str | None = None
         #: Why the last signaller could not be reached or kept (``"<url>: <reason>"``).
         self.last_failure = ""
+        #: Set once every signaller URL failed its TLS certificate check in a row:
+        #: a configuration error (a missing CA) that retrying does not fix, so
+        #: callers can give up at once instead of waiting for a timeout.
+        self.untrusted = trio.Event()
+        self._untrusted_urls: set[str] = set()
         self._connection: Connection | None = None
         self._link: Connection | None = None
         self._registered = trio.Event()
@@ -276,10 +282,13 @@ class SignalClient:
             try:
                 async with self.transport.dial(url, self.identity) as connection:
                     failures = 0
+                    self._untrusted_urls.clear()
                     await self._serve_home(url, connection)
             except (TaiiNetError, OSError, trio.TooSlowError) as exc:
                 logger.info("signaller %s failed: %r", url, exc)
-                self.last_failure = f"{url}: {exc}"
+                reason = str(exc)
+                self.last_failure = reason if url in reason else f"{url}: {reason}"
+                self._note_untrusted(url, exc)
             finally:
                 self._registered = trio.Event() if self._registered.is_set() else self._registered
                 self._connection = None
@@ -290,11 +299,20 @@ class SignalClient:
             if self._closing:
                 return
             failures += 1
-            if failures >= len(order) and all(s.event.is_set() for s in self._sessions.values()):
+            if (failures >= len(order) and not self.untrusted.is_set()
+                    and all(s.event.is_set() for s in self._sessions.values())):
                 logger.warning("no signaller reachable (last: %s); retrying", self.last_failure)
             delay = min(self.config.backoff_max,
                         self.config.backoff_initial * 2 ** min(failures, 16))
             await trio.sleep(delay * self.rng.uniform(0.5, 1.5))
+
+    def _note_untrusted(self, url: str, error: BaseException) -> None:
+        if isinstance(error, CertificateUntrusted):
+            self._untrusted_urls.add(url)
+            if self._untrusted_urls >= set(self.signallers):
+                self.untrusted.set()
+        else:
+            self._untrusted_urls.discard(url)
 
     async def aclose(self) -> None:
         """Withdraw our record, then close the link to the home politely (the client
