@@ -137,3 +137,36 @@ def test_the_service_name_is_bounded_on_the_wire() -> None:
     with pytest.raises(MalformedSignalMessage):
         decode_signal(encode_signal(GetContacts(request_id=1, count=1, local_only=False,
                                                 service="x" * 33)))
+
+
+async def test_the_service_index_is_bounded() -> None:
+    """A signaller indexes at most ``max_service_records`` held keys naming services
+    (the newest): with room for one and no asking of the mesh (``service_fanout``
+    0), it names one of two seeders homed elsewhere; their home names both."""
+    network = MemoryNetwork()
+    transport = MemorySignalTransport(network)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            sigs: list[Signaller] = []
+            for i, fanout in enumerate((0, 6)):
+                sig, _ = await start_cm(nursery, open_signaller(
+                    join=[sigs[-1].url] if sigs else [], identity=ident(1000 + i),
+                    config=SignallerConfig(max_service_records=1, service_fanout=fanout),
+                    transport=transport, rng=random.Random(i)))
+                sigs.append(sig)
+            seeders = []
+            for n in (1, 2):
+                client, _ = await start_cm(nursery, open_signal_client(
+                    ident(n), [sigs[1].url], transport=transport, rng=random.Random(n),
+                    config=SignalClientConfig(services=(SEEDER_SERVICE,))))
+                await client.wait_registered()
+                seeders.append(client.peer_id)
+            with trio.fail_after(10):
+                while not all(_holds(sigs[0], s) for s in seeders):
+                    await trio.sleep(0.01)
+            asker = await _client(nursery, transport, 10, sigs[0].url)
+            found = await asker.contacts(32, service=SEEDER_SERVICE)
+            assert [r.peer_id for r in found] == [seeders[1]]  # the newest indexed
+            other = await _client(nursery, transport, 11, sigs[1].url)
+            assert len(await other.contacts(32, service=SEEDER_SERVICE)) == 2
+            nursery.cancel_scope.cancel()
