@@ -108,6 +108,10 @@ class MeteredConnection(Connection):
         return self._inner.remote_peer_id
 
     @property
+    def remote_address(self) -> str | None:
+        return self._inner.remote_address
+
+    @property
     def closed(self) -> bool:
         return self._closed.is_set()
 

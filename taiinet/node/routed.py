@@ -108,6 +108,9 @@ class _RouterCore:
     def handle_link_down(self, peer: PeerId, now: float) -> list[Any]:
         return self.router.handle_link_down(peer, now)
 
+    def handle_link_address(self, peer: PeerId, address: str, now: float) -> list[Any]:
+        return self.router.handle_link_address(peer, address, now)
+
     def handle_timer(self, timer: Any, now: float) -> list[Any]:
         return self.router.handle_timer(timer, now)
 

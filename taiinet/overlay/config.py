@@ -71,6 +71,20 @@ class HyParViewConfig:
     #: Passive entries that one peer's shuffles and walks may hold at once; a
     #: further entry from it replaces one of its own.
     passive_per_source: int = 8
+    #: Active neighbours whose links come from one network address (an IPv4
+    #: address or an IPv6 /64, as the driver reports with
+    #: ``handle_link_address``): a newcomer from a full address is refused
+    #: (``Join`` answered with ``Disconnect``, ``Neighbor`` rejected), and a
+    #: neighbour whose link turns out to come from one is dropped, so many
+    #: identities on one host hold at most this many of our slots.
+    max_neighbors_per_address: int = 2
+    #: Seconds after a newcomer from one address displaced a neighbour during
+    #: which no other newcomer from that address may displace one (the
+    #: eviction budget per address; ``join_memory`` addresses remembered).
+    address_eviction_interval: float = 30.0
+    #: Loopback addresses (127.0.0.0/8, ::1) are outside the address limits:
+    #: every node of a one-machine test or ``taiinet demo`` shares 127.0.0.1.
+    exempt_loopback: bool = True
 
     def __post_init__(self) -> None:
         if self.active_size < 1 or self.passive_size < 1:
@@ -95,6 +109,9 @@ class HyParViewConfig:
             raise OverlayUsageError("walk_grace must be >= 0")
         if self.passive_per_source < 1:
             raise OverlayUsageError("passive_per_source must be at least 1")
+        if self.max_neighbors_per_address < 1 or self.address_eviction_interval < 0:
+            raise OverlayUsageError(
+                "need max_neighbors_per_address >= 1 and address_eviction_interval >= 0")
 
     @property
     def protected_count(self) -> int:

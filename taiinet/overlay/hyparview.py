@@ -30,7 +30,8 @@ link closed with ``CloseLink(failed=True)``): a hung peer whose link stays
 open is noticed even though no send ever fails.
 
 Inputs: ``start``, ``join``, ``handle_message``, ``heard_from``,
-``handle_link_down``, ``handle_timer`` (all take ``now``).  Outputs: ``Send``, ``CloseLink``,
+``handle_link_down``, ``handle_link_address``, ``handle_timer`` (all take
+``now``).  Outputs: ``Send``, ``CloseLink``,
 ``NeighborUp``, ``NeighborDown``, ``SetTimer``.
 
 Departures from the paper
@@ -70,6 +71,10 @@ docs/overlay.md, "Defences"), none of them in the paper:
 * Passive entries heard from a neighbour (walks, shuffles) are untrusted
   until we had a link with them: they make room first, and one neighbour
   holds at most ``passive_per_source`` of them.
+* Per network address (``handle_link_address``; ``taiinet.overlay.addresses``):
+  at most ``max_neighbors_per_address`` neighbours come from one address (a
+  newcomer past it is refused, a neighbour found past it is dropped), and an
+  address displaces at most one neighbour per ``address_eviction_interval``.
 """
 
 from __future__ import annotations
@@ -87,6 +92,7 @@ from taiinet.overlay.actions import (
     SetTimer,
     ShuffleTimer,
 )
+from taiinet.overlay.addresses import AddressBook
 from taiinet.overlay.config import HyParViewConfig
 from taiinet.overlay.errors import OverlayUsageError
 from taiinet.overlay.messages import (
@@ -115,6 +121,7 @@ class HyParView:
     """Membership state of one node; every input returns the actions to carry out."""
 
     __slots__ = (
+        "_addresses",
         "_awaiting_shuffle_reply",
         "_born",
         "_eviction_tokens",
@@ -170,6 +177,8 @@ class HyParView:
         self._eviction_tokens = float(self.config.eviction_burst)
         self._tokens_at = 0.0
         self._born = 0.0  # when ``start`` was called
+        #: Network address of each linked peer, for the per-address limits.
+        self._addresses = AddressBook(self.config)
         self._handlers = {
             Join: self._on_join,
             ForwardJoin: self._on_forward_join,
@@ -228,12 +237,31 @@ class HyParView:
         """
         self._now = now
         out: list[Action] = []
+        self._addresses.forget(peer)
         if peer in self.active:
             self._remove_active(peer, out)
             self._refill(out)
         elif peer in self._pending:
             del self._pending[peer]
             self._drop_passive(peer)
+            self._refill(out)
+        return out
+
+    def handle_link_address(self, peer: PeerId, address: str, now: float) -> list[Action]:
+        """The link to ``peer`` comes from network ``address`` (normalised).
+
+        Reported by the driver when a link opens, before its first message.
+        A neighbour whose address already holds ``max_neighbors_per_address``
+        other neighbours (it came in by a walk or a reply, address unknown)
+        is dropped.
+        """
+        self._now = now
+        out: list[Action] = []
+        self._addresses.note(peer, address)
+        if peer in self.active and self._addresses.over_cap(peer, self.active):
+            self._remove_active(peer, out)
+            out.append(Send(peer=peer, message=_DISCONNECT))
+            out.append(CloseLink(peer=peer))
             self._refill(out)
         return out
 
@@ -363,7 +391,10 @@ class HyParView:
         del self._pending[peer]
         # It answered: it exists and is reachable, so it is trusted from now on.
         self._passive_source.pop(peer, None)
-        if message.accepted:
+        if message.accepted and self._addresses.over_cap(peer, self.active):
+            out.append(Send(peer=peer, message=_DISCONNECT))  # its address is full
+            out.append(CloseLink(peer=peer))
+        elif message.accepted:
             self._add_active(peer, out)
         else:
             self._rejections += 1
@@ -418,8 +449,13 @@ class HyParView:
         """
         if peer in self.active:
             return True
+        addresses = self._addresses
+        if addresses.over_cap(peer, self.active):
+            return False
         cfg = self.config
         if len(self.active) >= cfg.active_size:
+            if not addresses.may_evict(peer, self._now):
+                return False
             tokens = min(float(cfg.eviction_burst),
                          self._eviction_tokens
                          + (self._now - self._tokens_at) / cfg.eviction_interval)
@@ -433,6 +469,7 @@ class HyParView:
             if budget:
                 tokens -= 1.0
             self._eviction_tokens = tokens
+            addresses.evicted(peer, self._now)
         self._add_active(peer, out)
         return True
 

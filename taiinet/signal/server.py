@@ -28,7 +28,9 @@ side is a PEER or a SIGNALLER (and a signaller's listen URL).
 
 Abuse: every link has a token-bucket rate limit (past it, the link is read
 more slowly) and a bounded send queue (a link that lets it overflow is
-closed); every signed thing is verified before
+closed); relay lookups and contact fan-outs are also budgeted per remote
+address across links (``address_budget``), so one host with many identities
+cannot take the global lookup slots; every signed thing is verified before
 use; a link that sends anything malformed or forbidden is closed and logged,
 and the signaller goes on.
 """
@@ -45,6 +47,7 @@ from dataclasses import dataclass, field
 import trio
 
 from taiinet.errors import ConnectionClosed, RemoteProtocolError, TaiiNetError
+from taiinet.signal.address_budget import AddressBudget, AddressLimits
 from taiinet.signal.codec import (
     MAX_CONTACTS,
     Contacts,
@@ -140,6 +143,8 @@ class SignallerConfig:
     #: Seconds a link may be read at its rate limit without a break before it is
     #: dropped as a flood (a legitimate burst drains well within it).
     flood_timeout: float = 30.0
+    #: Relay lookups and contact fan-outs per remote address, across its links.
+    address_limits: AddressLimits = field(default_factory=AddressLimits)
     dht: DhtConfig = field(default_factory=DhtConfig)
 
 
@@ -167,6 +172,8 @@ class _Link:
     #: The URL we dialed to open this link (``None``: the other side dialed us).
     dialed_url: str | None = None
     inflight_relays: int = 0
+    #: The other end's network address (``Connection.remote_address``), if known.
+    address: str | None = None
     #: A SIGNALLER hello proven (we reached its peer id at its URL): only then
     #: is it in the routing table, rate limited as a signaller, or heard beyond DHT.
     proven: bool = False
@@ -213,6 +220,7 @@ class Signaller:
         self._service_keys: dict[bytes, tuple[str, ...]] = {}
         self._next_request = self.rng.getrandbits(32)
         self._inflight_relays = 0
+        self._address_budget = AddressBudget(self.config.address_limits)
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
         #: Links closed because the other side broke the protocol (a bad frame, a bad
@@ -300,7 +308,7 @@ class Signaller:
                      receive=receive, rate=self.config.peer_rate, burst=self.config.peer_burst,
                      byte_rate=self.config.peer_byte_rate,
                      byte_burst=self.config.peer_byte_burst, refilled=trio.current_time(),
-                     dialed_url=dialed_url)
+                     dialed_url=dialed_url, address=connection.remote_address)
         link.tokens, link.byte_tokens = link.burst, link.byte_burst
         self._links[id(link)] = link
         try:
@@ -618,6 +626,9 @@ class Signaller:
                 or link.inflight_relays >= self.config.max_inflight_relays_per_link):
             self._relay_failed(link, message, session.session_id, "signaller busy")
             return
+        if not self._address_budget.start_lookup(link.address, trio.current_time()):
+            self._relay_failed(link, message, session.session_id, "signaller busy")
+            return
         self._inflight_relays += 1  # counted now: a burst must not pass the bounds
         link.inflight_relays += 1
         self._spawn(self._forward, link, message, session.session_id)
@@ -650,6 +661,7 @@ class Signaller:
         finally:
             self._inflight_relays -= 1
             link.inflight_relays -= 1
+            self._address_budget.finish_lookup(link.address)
 
     async def _find_record(self, peer_id: PeerId) -> PeerRecord | None:
         assert self.dht is not None
@@ -673,7 +685,9 @@ class Signaller:
         records = self._local_sample(count, exclude=link.peer_id, service=service)
         fanout = self.config.service_fanout if service else self.config.contacts_fanout
         remote: list[bytes] = []
-        if self.dht is not None and fanout > 0 and (not service or len(records) < count):
+        if (self.dht is not None and fanout > 0 and (not service or len(records) < count)
+                and self._address_budget.take(link.address, trio.current_time())):
+            # (Past its address's budget a request is answered from local peers only.)
             others = [c for c in self.dht.table.contacts() if c.peer_id != link.peer_id]
             chosen = self.rng.sample(others, min(fanout, len(others)))
             replies: list[Contacts] = []

@@ -108,6 +108,7 @@ class WebSocketChannel(MessageChannel):
     def __init__(self, ws: trio_websocket.WebSocketConnection,
                  writer_nursery: trio.Nursery | None = None) -> None:
         self._ws = ws
+        self.remote_address = _peer_ip(ws)
         self._closed = trio.Event()
         self._pending: list[bytes] = []
         self._pending_bytes = 0
@@ -341,6 +342,15 @@ _BUSY_RESPONSE = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
 _CLIENT_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError,
                   trio.TooSlowError, trio_websocket.ConnectionClosed,
                   trio_websocket.HandshakeError, TaiiNetError)
+
+
+def _peer_ip(ws: trio_websocket.WebSocketConnection) -> str | None:
+    """The IP of the socket's other end; ``None`` if not a socket or already reset."""
+    try:
+        remote = ws.remote
+    except OSError:
+        return None
+    return None if isinstance(remote, str) else str(remote.address)
 
 
 def _remote_address(stream: trio.SocketStream) -> str:
