@@ -8,7 +8,7 @@ import pytest
 import trio
 
 from taiinet.overlay import CloseLink, HyParView, HyParViewConfig, Overlay, OverlayUsageError, Send
-from taiinet.overlay.addresses import is_loopback
+from taiinet.overlay.addresses import is_local_host, is_loopback
 from taiinet.overlay.messages import Disconnect, ForwardJoin, Join, Neighbor, NeighborReply
 from taiinet.transport.memory import MemoryNetwork
 from taiinet.transport.websocket import connect_websocket, open_websocket_listener
@@ -119,6 +119,17 @@ def test_loopback_is_exempt_by_default_and_limited_when_asked() -> None:
     assert is_loopback("::1")
     assert is_loopback("127.0.0.5") and not is_loopback("2001:db8::/64")
     assert not is_loopback("not an address")
+
+
+def test_other_loopback_addresses_stand_for_other_hosts() -> None:
+    """Only the host's own 127.0.0.1 / ::1 is exempt: 127.x.y.z counts as an address."""
+    node = hpv(max_neighbors_per_address=1)
+    for i in range(4):
+        link(node, f"p{i}", "127.66.0.1")
+        node.handle_message(f"p{i}", Join(), 0.0)
+    assert node.active == ["p0"]
+    assert is_local_host("127.0.0.1") and is_local_host("::1")
+    assert not is_local_host("127.0.0.2")
 
 
 def test_a_link_going_down_forgets_its_address() -> None:

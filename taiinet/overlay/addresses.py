@@ -9,8 +9,10 @@ HyParView core asks this book whether a newcomer's address already holds
 address displaced a neighbour less than ``address_eviction_interval`` ago.
 
 A peer whose address is unknown (a WebRTC link, a walk's newcomer not yet
-linked) is not limited until its link reports one.  Loopback addresses are
-exempt while ``exempt_loopback`` (all nodes of a one-machine run share one).
+linked) is not limited until its link reports one.  The host's own loopback
+address (``127.0.0.1``, ``::1``) is exempt while ``exempt_loopback``: all
+nodes of a one-machine run share it.  Other loopback addresses (127.x.y.z)
+are used only on purpose, to stand for other hosts, and count as addresses.
 Memory: one entry per peer with a live link and per recently evicting
 address, each table at most ``join_memory`` entries (the oldest forgotten).
 """
@@ -23,6 +25,9 @@ from collections.abc import Iterable
 from taiinet.overlay.config import HyParViewConfig
 from taiinet.wire.peer_id import PeerId
 
+#: The addresses every node of a one-machine run shares (normalised forms).
+LOCAL_HOST_ADDRESSES = frozenset({"127.0.0.1", "::1"})
+
 
 def is_loopback(address: str) -> bool:
     """Whether a normalised address (``"127.0.0.1"``, ``"::1"``, an IPv6 ``/64``) is loopback."""
@@ -32,6 +37,11 @@ def is_loopback(address: str) -> bool:
         return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
+
+
+def is_local_host(address: str) -> bool:
+    """Whether ``address`` is the host's own loopback address, exempt from the limits."""
+    return address in LOCAL_HOST_ADDRESSES
 
 
 class AddressBook:
@@ -62,7 +72,7 @@ class AddressBook:
     def limited_address(self, peer: PeerId) -> str | None:
         """``peer``'s address if the per-address limits apply to it, else ``None``."""
         address = self._addresses.get(peer)
-        if address is None or (self.config.exempt_loopback and is_loopback(address)):
+        if address is None or (self.config.exempt_loopback and is_local_host(address)):
             return None
         return address
 

@@ -82,8 +82,9 @@ class HyParViewConfig:
     #: which no other newcomer from that address may displace one (the
     #: eviction budget per address; ``join_memory`` addresses remembered).
     address_eviction_interval: float = 30.0
-    #: Loopback addresses (127.0.0.0/8, ::1) are outside the address limits:
-    #: every node of a one-machine test or ``taiinet demo`` shares 127.0.0.1.
+    #: The host's own loopback address (127.0.0.1, ::1) is outside the
+    #: address limits: every node of a one-machine test or ``taiinet demo``
+    #: shares it.  Other 127.x.y.z addresses stand for other hosts and count.
     exempt_loopback: bool = True
 
     def __post_init__(self) -> None:

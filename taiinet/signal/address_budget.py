@@ -12,8 +12,10 @@ IPv6 /64):
 * at most ``max_inflight`` relay lookups of one address at once, so one
   address holds at most that share of the global lookup slots.
 
-Links with no known address, and loopback ones while ``exempt_loopback``, are
-budgeted per link only.  The bucket table holds at most ``max_addresses``
+Links with no known address, and those from the host's own loopback address
+(``127.0.0.1``, ``::1``: every node of a one-machine run shares it) while
+``exempt_loopback``, are budgeted per link only; other 127.x.y.z addresses
+stand for other hosts and are budgeted.  The bucket table holds at most ``max_addresses``
 entries: the least recently used is forgotten (it comes back with a full
 bucket, so cycling through more addresses than that only buys the burst of
 each).  In-flight counts exist only while lookups run.
@@ -21,7 +23,6 @@ each).  In-flight counts exist only while lookups run.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from taiinet.signal.errors import SignalUsageError
@@ -44,7 +45,7 @@ class AddressLimits:
     burst: float = DEFAULT_ADDRESS_BURST
     max_inflight: int = DEFAULT_ADDRESS_INFLIGHT
     max_addresses: int = DEFAULT_MAX_ADDRESSES
-    #: Loopback addresses are budgeted per link only (one-machine runs share one).
+    #: The host's own loopback address (127.0.0.1, ::1) is budgeted per link only.
     exempt_loopback: bool = True
 
     def __post_init__(self) -> None:
@@ -54,11 +55,8 @@ class AddressLimits:
             raise SignalUsageError("AddressLimits needs max_inflight and max_addresses >= 1")
 
 
-def _is_loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_network(address, strict=False).is_loopback
-    except ValueError:
-        return False
+#: The addresses every node of a one-machine run shares (normalised forms).
+_LOCAL_HOST_ADDRESSES = frozenset({"127.0.0.1", "::1"})
 
 
 class AddressBudget:
@@ -74,7 +72,8 @@ class AddressBudget:
 
     def key(self, address: str | None) -> str | None:
         """The budget ``address`` counts against, or ``None`` if it is not budgeted."""
-        if address is None or (self.limits.exempt_loopback and _is_loopback(address)):
+        if address is None or (self.limits.exempt_loopback
+                                   and address in _LOCAL_HOST_ADDRESSES):
             return None
         return address
 

@@ -11,13 +11,18 @@ side is a PEER or a SIGNALLER (and a signaller's listen URL).
   ``SendDht`` actions go out on an existing link or a new dial.
 * A peer ``Register``s a record signed by itself naming this signaller; the
   signaller keeps it (at most ``max_peers``) and ``put``s it in the DHT
-  under SHA-256(peer id multihash).
+  under SHA-256(peer id multihash).  ``Registered`` is sent once the put's
+  STOREs were answered (or failed), so a peer that hears it -- one that just
+  re-homed, say -- can be found at its new home by anyone.
 * A ``Relay`` from a peer carries a signed session message (offer, answer,
   ICE, reject) for a target peer: delivered locally when the target is homed
   here, else the target's record is found in the DHT (FIND_VALUE), verified,
   and the relay is forwarded to the target's home with ``hops_left = 1``.  A
   relay from a signaller is only ever delivered locally (never forwarded
-  again), so one request causes at most one lookup and one forward.
+  again).  When the record's home cannot be dialed (a copy left from before
+  the peer re-homed), one more FIND_VALUE asks for a newer record and the
+  relay goes to its home; failing that the sender gets ``RelayFailed``, so
+  one request causes at most two lookups and two forwards.
 * ``GetContacts`` from a peer: a random sample of local peers plus samples
   from up to ``contacts_fanout`` random signallers of the routing table.  With
   a ``service`` (``"seeder"``), only peers whose record names it: linked ones
@@ -211,6 +216,8 @@ class Signaller:
         self._signallers: dict[str, _Link] = {}
         self._homed: dict[str, _Homed] = {}
         self._dialing: dict[str, list[bytes]] = {}
+        #: Set when a dial in ``_dialing`` ends (linked or failed); bounded like it.
+        self._dial_ended: dict[str, trio.Event] = {}
         #: Proven signallers: peer id -> the URL at which Noise proved that id.
         self._verified: dict[PeerId, str] = {}
         self._verifying: dict[PeerId, tuple[str, trio.Event]] = {}
@@ -283,6 +290,7 @@ class Signaller:
 
     async def _dial_url(self, url: str, expected: PeerId | None,
                         ready: trio.Event | None) -> None:
+        queued = self._dialing.get(expected) if expected is not None else None
         try:
             async with self.transport.dial(url, self.identity, expected) as connection:
                 await self._run_link(connection, ready, dialed_url=url)
@@ -290,12 +298,18 @@ class Signaller:
             logger.info("dial %s failed: %r", url, exc)
             if expected is not None:
                 self._dial_failed(expected)
+        else:
+            # A link that closed before its hello: its queued frames never went out.
+            if expected is not None and queued is not None \
+                    and self._dialing.get(expected) is queued:
+                self._dial_failed(expected)
         finally:
             if ready is not None:
                 ready.set()
 
     def _dial_failed(self, peer_id: PeerId) -> None:
         self._dialing.pop(peer_id, None)
+        self._end_dial(peer_id)
         if self.dht is not None and peer_id not in self._signallers:
             self._apply(self.dht.handle_unreachable(peer_id, trio.current_time()))
 
@@ -449,6 +463,7 @@ class Signaller:
         self._signallers[link.peer_id] = link
         for frame in self._dialing.pop(link.peer_id, []):
             self._enqueue(link, frame)
+        self._end_dial(link.peer_id)
         assert self.dht is not None
         self._apply(self.dht.add_contact(
             Contact(peer_id=link.peer_id, address=link.listen_url), trio.current_time()))
@@ -606,12 +621,25 @@ class Signaller:
         ttl = (record.expires_unix_ms - _unix_ms()) / 1000
         dht_record = DhtRecord(key=id_bytes(node_id(record.peer_id)), value=message.record,
                                seq=record.seq, ttl=ttl)
+        ack = encode_signal(Registered(request_id=message.request_id, ok=True, reason=""))
         try:
-            self._apply(self.dht.put(dht_record, trio.current_time())[1])
+            lookup_id, actions = self.dht.put(dht_record, trio.current_time())
         except SignalUsageError as exc:
             logger.info("could not publish %s now: %s", record.peer_id, exc)
-        self._enqueue(link, encode_signal(Registered(
-            request_id=message.request_id, ok=True, reason="")))
+            self._enqueue(link, ack)
+            return
+        if any(isinstance(a, LookupFinished) and a.lookup_id == lookup_id for a in actions):
+            self._apply(actions)  # nothing to wait for (no other signaller known)
+            self._enqueue(link, ack)
+            return
+        self._spawn(self._publish, link, ack, lookup_id, actions)
+
+    async def _publish(self, link: _Link, ack: bytes, lookup_id: int,
+                       actions: list[DhtAction]) -> None:
+        """Carry out the put, then acknowledge: once the peer hears
+        ``Registered`` the closest signallers hold it (or could not be reached)."""
+        await self._await_lookup(lookup_id, actions)
+        self._enqueue(link, ack)
 
     def _relay_from_peer(self, link: _Link, message: Relay) -> None:
         session = self._check_session(message)
@@ -656,20 +684,46 @@ class Signaller:
                 return
             frame = encode_signal(Relay(target_peer=message.target_peer,
                                         session=message.session, hops_left=1))
-            self._send_to_signaller(Contact(peer_id=record.signaller_peer_id,
-                                            address=record.signaller_url), frame)
+            if await self._send_to_home(record, frame):
+                return
+            # The home is gone: the record may be a copy from before the peer re-homed.
+            newer = await self._find_record(message.target_peer, min_seq=record.seq + 1)
+            if (newer is not None and newer.signaller_peer_id != self.peer_id
+                    and await self._send_to_home(newer, frame)):
+                return
+            self._relay_failed(link, message, session_id, "target peer's home unreachable")
         finally:
             self._inflight_relays -= 1
             link.inflight_relays -= 1
             self._address_budget.finish_lookup(link.address)
 
-    async def _find_record(self, peer_id: PeerId) -> PeerRecord | None:
+    async def _send_to_home(self, record: PeerRecord, frame: bytes) -> bool:
+        """Send ``frame`` to the record's home; False if dialing it failed."""
+        home = record.signaller_peer_id
+        ended = None if home in self._signallers else self._dial_ended.setdefault(
+            home, trio.Event())
+        self._send_to_signaller(Contact(peer_id=home, address=record.signaller_url), frame)
+        if ended is not None:
+            with trio.move_on_after(self.config.hello_timeout):
+                await ended.wait()
+            # Still dialing after the deadline: the frame stays queued for that dial.
+            return home in self._signallers or home in self._dialing
+        return True
+
+    def _end_dial(self, peer_id: str) -> None:
+        ended = self._dial_ended.pop(peer_id, None)
+        if ended is not None:
+            ended.set()
+
+    async def _find_record(self, peer_id: PeerId, *, min_seq: int = 0) -> PeerRecord | None:
+        """The target's verified record: our copy, else a FIND_VALUE (of at least
+        ``min_seq``)."""
         assert self.dht is not None
         key = id_bytes(node_id(peer_id))
         local = self.dht.get_local(key, trio.current_time())
-        raw = local.value if local is not None else None
+        raw = local.value if local is not None and local.seq >= min_seq else None
         if raw is None:
-            result = await self._lookup(key, want_value=True)
+            result = await self._lookup(key, want_value=True, min_seq=min_seq)
             if result is None or result.record is None:
                 return None
             raw = result.record.value
@@ -864,13 +918,19 @@ class Signaller:
                     waiter[0].set()
         self._wake.set()
 
-    async def _lookup(self, target: bytes, *, want_value: bool) -> LookupFinished | None:
+    async def _lookup(self, target: bytes, *, want_value: bool,
+                      min_seq: int = 0) -> LookupFinished | None:
         assert self.dht is not None
         try:
             lookup_id, actions = self.dht.start_lookup(target, trio.current_time(),
-                                                       want_value=want_value)
+                                                       want_value=want_value, min_seq=min_seq)
         except SignalUsageError:
             return None
+        return await self._await_lookup(lookup_id, actions)
+
+    async def _await_lookup(self, lookup_id: int,
+                            actions: list[DhtAction]) -> LookupFinished | None:
+        """Carry out a lookup's first actions and wait (bounded) for its end."""
         event = trio.Event()
         result: list[LookupFinished] = []
         self._lookups[lookup_id] = (event, result)
