@@ -176,13 +176,16 @@ class HistoryService:
     # -- fetching ---------------------------------------------------------------
 
     async def find_seeders(self) -> list[PeerId]:
-        """Seeders among the contacts the signallers hand out (at most ``max_seeders``)."""
+        """Seeders the signallers hand out for ``GetContacts{service="seeder"}``
+        (at most ``max_seeders``)."""
         try:
-            records = await self._signal.contacts(MAX_CONTACTS)
+            records = await self._signal.contacts(MAX_CONTACTS, service=SEEDER_SERVICE)
         except TaiiNetError as exc:
             log.info("history: no contacts: %s", exc)
             return []
-        found = sorted({r.peer_id for r in records if SEEDER_SERVICE in r.services})
+        # In the signaller's order: seeders linked to our home first, then a
+        # random sample of the mesh's (so subscribers spread over the seeders).
+        found = list(dict.fromkeys(r.peer_id for r in records if SEEDER_SERVICE in r.services))
         self.last_seeders = found[:self.config.max_seeders]
         if not found:
             log.warning("history: no seeder found among %d peers: no stored documents",

@@ -53,6 +53,7 @@ from taiinet.signal.errors import (
 )
 from taiinet.signal.records import (
     MAX_RECORD_LIFETIME_MS,
+    MAX_SERVICE_CHARS,
     RECORD_LIFETIME,
     RECORD_RENEWALS,
     SESSION_ID_BYTES,
@@ -203,11 +204,18 @@ class SignalClient:
         """Offers from other peers, in arrival order (bounded; extras are refused)."""
         return self._incoming_receive.__aiter__()
 
-    async def contacts(self, count: int = 8) -> list[PeerRecord]:
-        """A random sample of live peers (their verified records), not us."""
+    async def contacts(self, count: int = 8, service: str = "") -> list[PeerRecord]:
+        """A random sample of live peers (their verified records), not us.
+
+        With ``service``, only peers whose record names it (checked here too:
+        a signaller that predates the filter answers any peers).
+        """
+        if len(service) > MAX_SERVICE_CHARS:
+            raise SignalUsageError(f"a service name has at most {MAX_SERVICE_CHARS} characters")
         request_id = self._new_request_id()
         reply = await self._request(request_id, GetContacts(
-            request_id=request_id, count=min(count, MAX_CONTACTS), local_only=False))
+            request_id=request_id, count=min(count, MAX_CONTACTS), local_only=False,
+            service=service))
         records: list[PeerRecord] = []
         if isinstance(reply, Contacts):
             for raw in reply.records:
@@ -215,7 +223,8 @@ class SignalClient:
                     record = open_peer_record(raw, _unix_ms())
                 except RecordRejected:
                     continue
-                if record.peer_id != self.peer_id and not record.withdrawn:
+                if (record.peer_id != self.peer_id and not record.withdrawn
+                        and (not service or service in record.services)):
                     records.append(record)
         return records
 

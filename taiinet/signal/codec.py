@@ -17,6 +17,7 @@ from taiinet.signal.errors import MalformedSignalMessage
 from taiinet.signal.records import (
     MAX_ADDRESS_CHARS,
     MAX_RECORD_ENVELOPE_BYTES,
+    MAX_SERVICE_CHARS,
     MAX_SESSION_ENVELOPE_BYTES,
     SESSION_ID_BYTES,
 )
@@ -60,6 +61,8 @@ class GetContacts:
     request_id: int
     count: int
     local_only: bool
+    #: Only peers whose record names this service; empty: any peer.
+    service: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,6 +112,7 @@ def encode_signal(message: SignalMessage) -> bytes:
         pb.get_contacts.request_id = message.request_id
         pb.get_contacts.count = message.count
         pb.get_contacts.local_only = message.local_only
+        pb.get_contacts.service = message.service
     elif isinstance(message, Contacts):
         pb.contacts.request_id = message.request_id
         pb.contacts.records.extend(message.records)
@@ -172,7 +176,8 @@ def decode_signal(data: bytes) -> SignalMessage | None:
     if body == "get_contacts":
         return GetContacts(request_id=pb.get_contacts.request_id,
                            count=min(pb.get_contacts.count, MAX_CONTACTS),
-                           local_only=pb.get_contacts.local_only)
+                           local_only=pb.get_contacts.local_only,
+                           service=_text(pb.get_contacts.service, MAX_SERVICE_CHARS, "service"))
     if body == "contacts":
         if len(pb.contacts.records) > MAX_CONTACTS:
             raise MalformedSignalMessage(f"more than {MAX_CONTACTS} contacts")

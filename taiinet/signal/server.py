@@ -24,7 +24,12 @@ side is a PEER or a SIGNALLER (and a signaller's listen URL).
   relay goes to its home; failing that the sender gets ``RelayFailed``, so
   one request causes at most two lookups and two forwards.
 * ``GetContacts`` from a peer: a random sample of local peers plus samples
-  from up to ``contacts_fanout`` random signallers of the routing table.
+  from up to ``contacts_fanout`` random signallers of the routing table.  With
+  a ``service`` (``"seeder"``), only peers whose record names it: linked ones
+  first, then held DHT copies (found through a bounded index of the held keys
+  whose records name services), then, while fewer than asked, samples from
+  up to ``service_fanout`` other signallers, so a rare service is found at
+  any mesh size.
 
 Abuse: every link has a token-bucket rate limit (past it, the link is read
 more slowly) and a bounded send queue (a link that lets it overflow is
@@ -118,6 +123,13 @@ class SignallerConfig:
     lookup_timeout: float = 10.0
     contacts_fanout: int = 2
     contacts_timeout: float = 2.0
+    #: Signallers asked for a ``GetContacts`` naming a service, while this one
+    #: holds fewer matching records than asked.  Up to 20 signallers each hold
+    #: every record (k = 20); beyond that each asked one holds a given record
+    #: with probability 20/N, besides the peers linked to it.
+    service_fanout: int = 6
+    #: Held DHT keys indexed by the services their records name (oldest forgotten).
+    max_service_records: int = 1024
     #: Seconds since its last renewal reached us within which a peer record held
     #: for the DHT may be handed out as a contact (after the linked peers): a
     #: little more than a peer's renewal interval (``RECORD_LIFETIME /
@@ -211,6 +223,8 @@ class Signaller:
         self._verifying: dict[PeerId, tuple[str, trio.Event]] = {}
         self._lookups: dict[int, tuple[trio.Event, list[LookupFinished]]] = {}
         self._contact_waits: dict[int, tuple[trio.Event, list[Contacts]]] = {}
+        #: DHT key -> services its stored record names (only records naming some).
+        self._service_keys: dict[bytes, tuple[str, ...]] = {}
         self._next_request = self.rng.getrandbits(32)
         self._inflight_relays = 0
         self._address_budget = AddressBudget(self.config.address_limits)
@@ -721,12 +735,15 @@ class Signaller:
 
     async def _serve_contacts(self, link: _Link, message: GetContacts) -> None:
         count = min(message.count, MAX_CONTACTS)
-        records = self._local_sample(count, exclude=link.peer_id)
-        if (self.dht is not None and self.config.contacts_fanout > 0
+        service = message.service
+        records = self._local_sample(count, exclude=link.peer_id, service=service)
+        fanout = self.config.service_fanout if service else self.config.contacts_fanout
+        remote: list[bytes] = []
+        if (self.dht is not None and fanout > 0 and (not service or len(records) < count)
                 and self._address_budget.take(link.address, trio.current_time())):
             # (Past its address's budget a request is answered from local peers only.)
             others = [c for c in self.dht.table.contacts() if c.peer_id != link.peer_id]
-            chosen = self.rng.sample(others, min(self.config.contacts_fanout, len(others)))
+            chosen = self.rng.sample(others, min(fanout, len(others)))
             replies: list[Contacts] = []
             waits = []
             for contact in chosen:
@@ -735,7 +752,7 @@ class Signaller:
                 self._contact_waits[request_id] = (event, replies)
                 waits.append((request_id, event))
                 self._send_to_signaller(contact, encode_signal(GetContacts(
-                    request_id=request_id, count=count, local_only=True)))
+                    request_id=request_id, count=count, local_only=True, service=service)))
             with trio.move_on_after(self.config.contacts_timeout):
                 for _, event in waits:
                     await event.wait()
@@ -747,15 +764,24 @@ class Signaller:
                         record = open_peer_record(raw, _unix_ms())
                     except RecordRejected:
                         continue
-                    if record.peer_id != link.peer_id and not record.withdrawn:
-                        records.append(raw)
-        unique = list(dict.fromkeys(records))
-        self.rng.shuffle(unique)
+                    if (record.peer_id != link.peer_id and not record.withdrawn
+                            and (not service or service in record.services)):
+                        remote.append(raw)
+        if service:  # scarce: ours (linked first) before the mesh's
+            self.rng.shuffle(remote)
+            unique = list(dict.fromkeys(records + remote))
+        else:
+            unique = list(dict.fromkeys(records + remote))
+            self.rng.shuffle(unique)
         self._enqueue(link, encode_signal(Contacts(request_id=message.request_id,
                                                    records=tuple(unique[:count]))))
 
-    def _local_sample(self, count: int, exclude: str) -> list[bytes]:
+    def _local_sample(self, count: int, exclude: str, service: str = "") -> list[bytes]:
         """Up to ``count`` records of live peers (not ``exclude``), linked ones first.
+
+        With ``service``, only records naming it; the held copies are then
+        drawn from ``_service_keys`` (records naming some service), not from
+        every held key, so a rare service costs no scan of the whole store.
 
         First the peers linked to this signaller right now (a peer whose link
         dropped left ``_homed`` at once).  Then, to fill up, records held as a
@@ -765,23 +791,31 @@ class Signaller:
         """
         now_ms = _unix_ms()
         peers = [h.raw for p, h in self._homed.items()
-                 if p != exclude and h.record.expires_unix_ms > now_ms]
+                 if p != exclude and h.record.expires_unix_ms > now_ms
+                 and (not service or service in h.record.services)]
         chosen = self.rng.sample(peers, min(count, len(peers)))
         if len(chosen) >= count or self.dht is None:
             return chosen
         now = trio.current_time()
         skip = {id_bytes(node_id(p)) for p in (*self._homed, exclude) if p}
-        held = [k for k in self.dht.records if k not in skip]
+        if service:
+            held = [k for k, names in self._service_keys.items()
+                    if service in names and k not in skip]
+        else:
+            held = [k for k in self.dht.records if k not in skip]
         for key in self.rng.sample(held, min(2 * count, len(held))):
             age = self.dht.stored_since(key, now)
             record = self.dht.get_local(key, now)
-            if record is None or age is None or age > self.config.contact_freshness:
+            if record is None:
+                self._service_keys.pop(key, None)
+                continue
+            if age is None or age > self.config.contact_freshness:
                 continue
             try:
                 opened = open_peer_record(record.value, now_ms)
             except RecordRejected:
                 continue
-            if not opened.withdrawn:
+            if not opened.withdrawn and (not service or service in opened.services):
                 chosen.append(record.value)
             if len(chosen) >= count:
                 break
@@ -815,8 +849,8 @@ class Signaller:
             if not message.local_only:
                 raise ProtocolViolation("signallers ask each other only for local contacts")
             self._enqueue(link, encode_signal(Contacts(
-                request_id=message.request_id,
-                records=tuple(self._local_sample(message.count, exclude="")))))
+                request_id=message.request_id, records=tuple(self._local_sample(
+                    message.count, exclude="", service=message.service)))))
         elif isinstance(message, Contacts):
             waiter = self._contact_waits.pop(message.request_id, None)
             if waiter is not None:
@@ -838,6 +872,21 @@ class Signaller:
             raise ProtocolViolation(f"DHT record rejected: {exc}") from None
         if id_bytes(node_id(record.peer_id)) != inner.record.key or record.seq != inner.record.seq:
             raise ProtocolViolation("DHT record stored under the wrong key or sequence")
+        if isinstance(inner, Store):
+            self._index_services(inner.record.key, record)
+
+    def _index_services(self, key: bytes, record: PeerRecord) -> None:
+        """Remember (bounded) which held keys name services, for ``GetContacts{service}``.
+
+        Indexed on arrival, before the DHT core decides to keep the record
+        (it may hold a newer version): a query reads the held record and checks
+        its services, and drops a key under which nothing is held any more.
+        """
+        if record.services:
+            self._service_keys.pop(key, None)
+            self._service_keys[key] = record.services
+            while len(self._service_keys) > self.config.max_service_records:
+                del self._service_keys[next(iter(self._service_keys))]
 
     def _send_to_signaller(self, contact: Contact, frame: bytes) -> None:
         link = self._signallers.get(contact.peer_id)

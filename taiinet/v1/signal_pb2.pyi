@@ -92,14 +92,16 @@ class Registered(_message.Message):
     def __init__(self, request_id: _Optional[int] = ..., ok: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class GetContacts(_message.Message):
-    __slots__ = ("request_id", "count", "local_only")
+    __slots__ = ("request_id", "count", "local_only", "service")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     LOCAL_ONLY_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     count: int
     local_only: bool
-    def __init__(self, request_id: _Optional[int] = ..., count: _Optional[int] = ..., local_only: _Optional[bool] = ...) -> None: ...
+    service: str
+    def __init__(self, request_id: _Optional[int] = ..., count: _Optional[int] = ..., local_only: _Optional[bool] = ..., service: _Optional[str] = ...) -> None: ...
 
 class Contacts(_message.Message):
     __slots__ = ("request_id", "records")
