@@ -14,7 +14,7 @@ from taiinet.pubsub import codec as pubsub_codec
 from taiinet.pubsub.actions import Action, Deliver, Published, SendInterest, SetInterestTimer
 from taiinet.pubsub.config import PubsubConfig
 from taiinet.pubsub.documents import DocumentCodec, SignedDocuments, UnsignedDocuments
-from taiinet.pubsub.router import PubsubRouter
+from taiinet.pubsub.factory import Router, make_router
 from taiinet.sim.events import EventLoop
 from taiinet.sim.network import LinkModel, SimNetwork, sim_peer_ids
 from taiinet.wire.identity import Identity
@@ -36,7 +36,7 @@ class PubsubNet:
         self.ids = sim_peer_ids(n)
         overlay = OverlayConfig(membership=HyParViewConfig(active_size=active_size,
                                                            passive_size=8))
-        self.routers: dict[str, PubsubRouter] = {}
+        self.routers: dict[str, Router] = {}
         self.identities: dict[str, Identity] = {}
         for i, peer in enumerate(self.ids):
             documents: DocumentCodec
@@ -46,7 +46,7 @@ class PubsubNet:
                 documents = SignedDocuments(identity)
             else:
                 documents = UnsignedDocuments(peer)
-            self.routers[peer] = PubsubRouter(peer, random.Random(seed * 1000 + i), documents,
+            self.routers[peer] = make_router(peer, random.Random(seed * 1000 + i), documents,
                                               config, overlay)
         #: (node, message id) -> subscription ids delivered, in order.
         self.deliveries: list[tuple[str, bytes, tuple[Hashable, ...], Any]] = []

@@ -75,7 +75,12 @@ class HealTimer:
     peer: PeerId
 
 
-PubsubTimer = InterestTimer | HealTimer
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CandidacyTimer:
+    """The stable tree: this node may now be a root (``PubsubConfig.root_candidacy``)."""
+
+
+PubsubTimer = InterestTimer | HealTimer | CandidacyTimer
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

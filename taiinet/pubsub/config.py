@@ -16,6 +16,20 @@ MAX_PENDING_ADVERTS = 16
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PubsubConfig:
+    #: The routing tree: ``"plumtree"`` (Plumtree's traffic-driven tree, with
+    #: interest gaps and catch-ups; docs/pubsub.md sections 3-6) or
+    #: ``"stable"`` (a distance-vector spanning tree of the active views,
+    #: repair by push on widening; docs/pubsub.md section 0).
+    tree: str = "plumtree"
+    #: Stable tree: seconds every document is retained for the repair (D of
+    #: the contract), and the bounds on what is retained (oldest first).
+    retention: float = 30.0
+    retention_size: int = 4096
+    retention_bytes: int = 16 * 1024 * 1024
+    #: Stable tree: message ids remembered to drop duplicates.
+    seen_size: int = 10_000
+    #: Stable tree: seconds after ``start`` before a node may be a root.
+    root_candidacy: float = 3.0
     #: Route by interest.  False: plain Plumtree broadcast (every document
     #: reaches every node; only matching subscriptions see it) - a baseline.
     routing: bool = True
@@ -95,5 +109,14 @@ class PubsubConfig:
         if min(self.catch_up_window, self.catch_up_recent, self.catch_up_limit) < 0:
             raise PubsubUsageError("catch_up_window, catch_up_recent and catch_up_limit "
                                    "must be >= 0")
+        if self.tree not in ("plumtree", "stable"):
+            raise PubsubUsageError('tree must be "plumtree" or "stable"')
+        if self.retention <= 0 or self.root_candidacy < 0:
+            raise PubsubUsageError("retention must be positive, root_candidacy >= 0")
+        if self.retention_size < 1 or self.seen_size < self.retention_size:
+            raise PubsubUsageError("retention_size >= 1 and seen_size >= retention_size")
+        if self.retention_bytes < self.max_document_bytes:
+            raise PubsubUsageError("retention_bytes must hold the largest document "
+                                   f"({self.max_document_bytes} bytes)")
         if self.max_pending_adverts < 0:
             raise PubsubUsageError("max_pending_adverts must be >= 0")
