@@ -25,13 +25,13 @@ class PubsubNet:
 
     def __init__(self, n: int, seed: int = 0, *, signed: bool = False,
                  config: PubsubConfig | None = None, active_size: int = 3,
-                 wire: bool = True) -> None:
+                 wire: bool = True, link: LinkModel | None = None) -> None:
         self.rng = random.Random(seed)
         self.loop = EventLoop()
         self.wire = wire
         self.publications = 0
         self.network = SimNetwork(self.loop, random.Random(seed + 1), self._receive,
-                                  LinkModel(median_delay=0.02), self._unreachable,
+                                  link or LinkModel(median_delay=0.02), self._unreachable,
                                   self._probe_answered)
         self.ids = sim_peer_ids(n)
         overlay = OverlayConfig(membership=HyParViewConfig(active_size=active_size,
