@@ -38,7 +38,7 @@ from taiinet.pubsub.actions import Action, Deliver, Published, SendInterest, Set
 from taiinet.pubsub.config import PubsubConfig
 from taiinet.pubsub.documents import DocumentCodec, SignedDocuments, UnsignedDocuments
 from taiinet.pubsub.messages import InterestAdvert
-from taiinet.pubsub.router import PubsubRouter
+from taiinet.pubsub.factory import Router, make_router
 from taiinet.sim.events import EventLoop
 from taiinet.sim.network import LinkModel, SimNetwork, sim_peer_ids
 from taiinet.wire.identity import Identity
@@ -166,7 +166,7 @@ class PubsubSimulation:
                             if interest_rng.random() < config.interest)
             for peer in self.ids
         }
-        self.routers: dict[PeerId, PubsubRouter] = {}
+        self.routers: dict[PeerId, Router] = {}
         for peer in self.ids:
             documents: DocumentCodec
             if config.signed:
@@ -174,8 +174,8 @@ class PubsubSimulation:
                 documents = SignedDocuments(identity)
             else:
                 documents = UnsignedDocuments(peer)
-            self.routers[peer] = PubsubRouter(peer, random.Random(master.getrandbits(64)),
-                                              documents, config.pubsub, config.overlay)
+            self.routers[peer] = make_router(peer, random.Random(master.getrandbits(64)),
+                                             documents, config.pubsub, config.overlay)
         self.joined: list[PeerId] = []
         self.live: list[PeerId] = list(self.ids)
         self._by_id: dict[bytes, PublicationResult] = {}
