@@ -37,8 +37,8 @@ from taiinet.pubsub import codec as pubsub_codec
 from taiinet.pubsub.actions import Action, Deliver, Published, SendInterest, SetInterestTimer
 from taiinet.pubsub.config import PubsubConfig
 from taiinet.pubsub.documents import DocumentCodec, SignedDocuments, UnsignedDocuments
-from taiinet.pubsub.messages import InterestAdvert
 from taiinet.pubsub.factory import Router, make_router
+from taiinet.pubsub.messages import InterestAdvert
 from taiinet.sim.events import EventLoop
 from taiinet.sim.network import LinkModel, SimNetwork, sim_peer_ids
 from taiinet.wire.identity import Identity
