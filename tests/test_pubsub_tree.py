@@ -33,84 +33,83 @@ def _advert(version: int, *queries: object, tree_link: bool = False, root: str =
 
 # --- routes -------------------------------------------------------------------------
 
-def test_route_is_the_smallest_root_then_distance_then_neighbour() -> None:
-    tree = SpanningTree(E)
+def test_route_is_the_oldest_root_then_smallest_id_then_distance() -> None:
+    tree = SpanningTree(E, since=500)
     for peer in (B, C, D):
         tree.add(peer)
-    tree.offer(B, C, 3, child=False)
-    tree.offer(C, A, 2, child=False)
-    tree.offer(D, A, 2, child=False)
+    tree.offer(B, 100, C, 3, child=False)
+    tree.offer(C, 100, A, 2, child=False)
+    tree.offer(D, 100, A, 2, child=False)
     assert tree.recompute()
-    assert (tree.route, tree.parent) == ((A, 3), C)
+    assert (tree.route, tree.parent) == ((100, A, 3), C)
     assert tree.tree_links() == [C]
-    tree.offer(D, A, 1, child=False)
+    tree.offer(D, 100, A, 1, child=False)
     tree.recompute()
-    assert (tree.route, tree.parent) == ((A, 2), D)
+    assert (tree.route, tree.parent) == ((100, A, 2), D)
+    tree.offer(B, 50, D, 9, child=False)  # an older root wins, however far
+    tree.recompute()
+    assert (tree.route, tree.parent) == ((50, D, 10), B)
 
 
 def test_a_child_is_never_taken_as_parent_and_its_link_is_a_tree_link() -> None:
-    tree = SpanningTree(C)
+    tree = SpanningTree(C, since=500)
     tree.add(A)
     tree.add(D)
-    tree.offer(A, A, 0, child=True)  # A says: C is my parent
-    tree.offer(D, B, 1, child=False)
+    tree.offer(A, 10, A, 0, child=True)  # A says: C is my parent
+    tree.offer(D, 20, B, 1, child=False)
     tree.recompute()
     assert tree.parent == D
     assert sorted(tree.tree_links()) == sorted([A, D])
 
 
-def test_a_node_is_its_own_root_only_once_a_candidate() -> None:
-    tree = SpanningTree(A)
+def test_a_node_that_joins_never_moves_the_root() -> None:
+    tree = SpanningTree(A, since=900)  # the smallest id, but the youngest
     tree.add(B)
-    tree.offer(B, B, 0, child=False)
+    assert tree.route == (900, A, 0) and tree.parent is None  # alone: its own root
+    tree.offer(B, 100, E, 4, child=False)
     tree.recompute()
-    assert (tree.route, tree.parent) == ((B, 1), B)  # a young node follows
-    tree.candidate = True
-    tree.recompute()
-    assert (tree.route, tree.parent) == ((A, 0), None)
-    assert tree.advertised() == (A, 0)
+    assert (tree.route, tree.parent) == ((100, E, 5), B)
+    assert tree.advertised() == (100, E, 5)
 
 
 def test_routes_beyond_the_distance_bound_are_ignored() -> None:
-    tree = SpanningTree(C)
+    tree = SpanningTree(C, since=500)
     tree.add(D)
-    tree.offer(D, A, MAX_ROOT_DISTANCE, child=False)
+    tree.offer(D, 1, A, MAX_ROOT_DISTANCE, child=False)
     tree.recompute()
-    assert tree.route is None and tree.parent is None
-    assert tree.advertised() == ("", 0)
+    assert tree.route == (500, C, 0) and tree.parent is None
 
 
-def test_a_departed_root_counts_to_infinity_and_the_next_candidate_takes_over() -> None:
-    # B - C - D in a ring with E; root A (B's neighbour) leaves.  Rounds of
-    # adverts (everyone reads everyone's last offer) end with root B.
+def test_a_departed_root_counts_to_infinity_and_the_next_oldest_takes_over() -> None:
+    # B - C - D - E in a ring; the root A (B's neighbour, oldest) leaves.
+    # Rounds of adverts (everyone reads everyone's last offer) end with B.
     ring = {B: [C, E], C: [B, D], D: [C, E], E: [D, B]}
-    trees = {node: SpanningTree(node) for node in ring}
+    trees = {node: SpanningTree(node, since=100 if node == B else 200) for node in ring}
     for node, peers in ring.items():
-        trees[node].candidate = node == B
         for peer in peers:
             trees[node].add(peer)
-    # Converged on A through B, then A leaves B's view.
     trees[B].add(A)
-    trees[B].offer(A, A, 0, child=False)
+    trees[B].offer(A, 1, A, 0, child=False)
     for _ in range(10):
         _round(trees, ring)
-    assert all(t.route is not None and t.route[0] == A for t in trees.values())
+    assert all(t.route[1] == A for t in trees.values())
     trees[B].remove(A)
     rounds = 0
-    while not all(t.route is not None and t.route[0] == B for t in trees.values()):
+    while not all(t.route[1] == B for t in trees.values()):
         rounds += 1
         assert rounds <= MAX_ROOT_DISTANCE + 4, "count-to-infinity did not end"
         _round(trees, ring)
-    assert {n: t.route for n, t in trees.items()} == {B: (B, 0), C: (B, 1), E: (B, 1),
-                                                       D: (B, 2)}
+    assert {n: t.route for n, t in trees.items()} == {
+        B: (100, B, 0), C: (100, B, 1), E: (100, B, 1), D: (100, B, 2)}
 
 
 def _round(trees: dict[str, SpanningTree], ring: dict[str, list[str]]) -> None:
     offers = {node: (t.advertised(), t.parent) for node, t in trees.items()}
     for node, peers in ring.items():
         for peer in peers:
-            (root, distance), parent = offers[peer]
-            trees[node].offer(peer, root, distance, child=parent == node)  # type: ignore[arg-type]
+            (since, root, distance), parent = offers[peer]
+            trees[node].offer(peer, since, root, distance,  # type: ignore[arg-type]
+                              child=parent == node)
     for tree in trees.values():
         tree.recompute()
 
@@ -169,7 +168,7 @@ def test_widening_means_a_new_link_tree_flag_parent_or_filter() -> None:
 
 
 def test_repair_pushes_what_a_widened_neighbour_must_hold_and_only_once() -> None:
-    tree = SpanningTree(C)
+    tree = SpanningTree(C, since=500)
     table = InterestTable(8, 0)
     kept = Retention(30.0, 10, 10_000, 10)
     epochs = {B: 1, D: 2}
@@ -184,7 +183,7 @@ def test_repair_pushes_what_a_widened_neighbour_must_hold_and_only_once() -> Non
     repair.run(out)
     assert out == []  # no tree link, no interest
     table.accept(D, _advert(1, {"t": 1}), neighbour=True)
-    tree.offer(D, A, 0, child=False)
+    tree.offer(D, 1, A, 0, child=False)
     tree.recompute()  # D becomes the parent: a tree link wanting t=1
     repair.run(out)
     assert [(s.peer, s.message.message_id) for s in out] == [(D, b"w")]  # type: ignore[union-attr]

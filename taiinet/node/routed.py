@@ -1,6 +1,8 @@
-"""Runs the ``PubsubRouter`` core in the overlay's trio driver.
+"""Runs the pubsub router core in the overlay's trio driver.
 
-``PubsubRouter`` owns the node's ``Overlay`` and returns the overlay's actions
+The router (``PubsubRouter``, or ``TreeRouter`` for
+``PubsubConfig(tree="stable")``) owns the node's ``Overlay`` and returns the
+overlay's actions
 plus its own (``Deliver`` of documents to subscriptions, ``SendInterest``,
 ``SetInterestTimer``, ``Published``).  ``RoutedDriver`` is an
 ``OverlayDriver`` whose core is the router: the overlay's actions are carried
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import random
+import time
 from typing import Any
 
 import trio
@@ -26,11 +29,12 @@ from taiinet.pubsub import (
     Deliver,
     Published,
     PubsubConfig,
-    PubsubRouter,
     SendInterest,
     SetInterestTimer,
     SignedDocuments,
 )
+from taiinet.pubsub.factory import Router, make_router
+from taiinet.pubsub.tree.router import TreeRouter
 from taiinet.wire.identity import Identity
 from taiinet.wire.peer_id import PeerId
 
@@ -38,10 +42,13 @@ from taiinet.wire.peer_id import PeerId
 class _RouterCore:
     """The router behind the interface the overlay driver expects of its core."""
 
-    def __init__(self, router: PubsubRouter) -> None:
+    def __init__(self, router: Router) -> None:
         self.router = router
 
     def start(self, now: float) -> list[Any]:
+        if isinstance(self.router, TreeRouter):
+            # The stable tree's root is the oldest node: its claim is the wall clock.
+            return self.router.start(now, started_unix_ms=int(time.time() * 1000))
         return self.router.start(now)
 
     def join(self, contact: PeerId, now: float) -> list[Any]:
@@ -71,8 +78,8 @@ class RoutedDriver(OverlayDriver):
                  overlay_config: OverlayConfig | None = None,
                  pubsub_config: PubsubConfig | None = None,
                  delivery_buffer: int = DEFAULT_DELIVERY_BUFFER) -> None:
-        self.router = PubsubRouter(identity.peer_id, rng, SignedDocuments(identity),
-                                   pubsub_config, overlay_config)
+        self.router = make_router(identity.peer_id, rng, SignedDocuments(identity),
+                                  pubsub_config, overlay_config)
         super().__init__(identity.peer_id, dial, other_frames=self._on_other_frame,
                          delivery_buffer=delivery_buffer, core=_RouterCore(self.router))
         self._documents_send, self.documents = trio.open_memory_channel[Deliver](

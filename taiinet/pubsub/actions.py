@@ -75,12 +75,7 @@ class HealTimer:
     peer: PeerId
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CandidacyTimer:
-    """The stable tree: this node may now be a root (``PubsubConfig.root_candidacy``)."""
-
-
-PubsubTimer = InterestTimer | HealTimer | CandidacyTimer
+PubsubTimer = InterestTimer | HealTimer
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -39,6 +39,7 @@ def to_proto(message: PubsubMessage) -> pubsub_pb2.PubsubMessage:
     advert.ack = message.ack
     advert.root = message.root
     advert.root_distance = message.root_distance
+    advert.root_since_ms = message.root_since_ms
     for query in message.filters:
         advert.filters.append(query_pb2.Filter.FromString(query.to_filter_bytes()))
     return pb
@@ -83,7 +84,8 @@ def from_proto(pb: pubsub_pb2.PubsubMessage) -> PubsubMessage:
             raise PubsubDecodeError(f"advert filter: {exc}") from None
     return InterestAdvert(version=advert.version, filters=tuple(filters),
                           tree_link=advert.tree_link, ack=advert.ack, root=root,
-                          root_distance=advert.root_distance)
+                          root_distance=advert.root_distance,
+                          root_since_ms=advert.root_since_ms)
 
 
 def decode(data: bytes) -> PubsubMessage:

@@ -28,8 +28,6 @@ class PubsubConfig:
     retention_bytes: int = 16 * 1024 * 1024
     #: Stable tree: message ids remembered to drop duplicates.
     seen_size: int = 10_000
-    #: Stable tree: seconds after ``start`` before a node may be a root.
-    root_candidacy: float = 3.0
     #: Route by interest.  False: plain Plumtree broadcast (every document
     #: reaches every node; only matching subscriptions see it) - a baseline.
     routing: bool = True
@@ -111,8 +109,8 @@ class PubsubConfig:
                                    "must be >= 0")
         if self.tree not in ("plumtree", "stable"):
             raise PubsubUsageError('tree must be "plumtree" or "stable"')
-        if self.retention <= 0 or self.root_candidacy < 0:
-            raise PubsubUsageError("retention must be positive, root_candidacy >= 0")
+        if self.retention <= 0:
+            raise PubsubUsageError("retention must be positive")
         if self.retention_size < 1 or self.seen_size < self.retention_size:
             raise PubsubUsageError("retention_size >= 1 and seen_size >= retention_size")
         if self.retention_bytes < self.max_document_bytes:

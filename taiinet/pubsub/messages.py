@@ -46,6 +46,8 @@ class InterestAdvert:
     #: distance in eager links (``MAX_ROOT_DISTANCE`` at most).
     root: str = ""
     root_distance: int = 0
+    #: Stable tree: the root's claimed start, Unix ms (older roots win).
+    root_since_ms: int = 0
 
 
 PubsubMessage = InterestAdvert

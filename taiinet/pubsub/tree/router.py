@@ -6,8 +6,8 @@ Theory of operation
 ``TreeRouter`` composes four parts, each in its own module:
 
 * ``routes.SpanningTree``: a distance-vector spanning tree of the HyParView
-  active views, rooted at the smallest root candidate; it changes only when
-  an active view changes;
+  active views, rooted at the oldest node; it changes only when an active
+  view changes;
 * ``interest.InterestTable``: neighbours' adverts, and split-horizon
   summaries of interest over tree links;
 * ``forwarding.Forwarding``: invariant (I), a retained document is held by
@@ -24,9 +24,10 @@ overlay's Plumtree is not used: documents travel as ``Gossip`` that this
 router sends and receives itself; ``IHave``, ``Graft`` and ``Prune`` are
 ignored.
 
-Departures from the lead's sketch: root candidacy (a node may be a root only
-``root_candidacy`` seconds after it started), and documents retained even
-when no one wants them (the repair argument needs it, docs/pubsub.md 0.3).
+Departures from the lead's sketch: the root is the *oldest* node (adverts
+carry its claimed start), not the smallest id, so joining nodes never move
+it; and documents are retained even when no one wants them (the repair
+argument needs it, docs/pubsub.md 0.3).
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ from taiinet.overlay.core import Overlay, OverlayConfig
 from taiinet.overlay.messages import BROADCAST_TYPES, Gossip, OverlayMessage
 from taiinet.pubsub.actions import (
     Action,
-    CandidacyTimer,
     Deliver,
     InterestTimer,
     Published,
@@ -65,7 +65,6 @@ from taiinet.pubsub.tree.routes import SpanningTree
 from taiinet.wire.peer_id import PeerId
 
 _INTEREST_TIMER = InterestTimer()
-_CANDIDACY_TIMER = CandidacyTimer()
 
 
 @dataclass(slots=True)
@@ -119,17 +118,21 @@ class TreeRouter:
         self.repair = Repair(self.forwarding)
         self._budgets = PeerBudgets(config.budget)
         #: Neighbour -> (filter keys, tree_link, root, distance) last advertised on this link.
-        self._sent: dict[PeerId, tuple[frozenset[Any], bool, str, int]] = {}
+        self._sent: dict[PeerId, tuple[frozenset[Any], bool, int, str, int]] = {}
         self._version = 0
         self._timer_armed = False
 
     # --- inputs ----------------------------------------------------------------------
 
-    def start(self, now: float) -> list[Action]:
-        """Arm the overlay's timers and the root candidacy; call once."""
-        out = self._from_overlay(self.overlay.start(now), now)
-        out.append(SetInterestTimer(at=now + self.config.root_candidacy, timer=_CANDIDACY_TIMER))
-        return out
+    def start(self, now: float, started_unix_ms: int | None = None) -> list[Action]:
+        """Arm the overlay's timers; call once.
+
+        ``started_unix_ms``: the wall clock now (default ``now`` in ms, for a
+        simulation), this node's claim as a root: the oldest node is the root.
+        """
+        self.tree.since = max(0, int(now * 1000)) if started_unix_ms is None else started_unix_ms
+        self.tree.recompute()
+        return self._from_overlay(self.overlay.start(now), now)
 
     def join(self, contact: PeerId, now: float) -> list[Action]:
         return self._from_overlay(self.overlay.join(contact, now), now)
@@ -194,11 +197,6 @@ class TreeRouter:
         if kind is InterestTimer:
             self._timer_armed = False
             return self._send_adverts()
-        if kind is CandidacyTimer:
-            self.tree.candidate = True
-            out: list[Action] = []
-            self._settle(now, out)
-            return out
         return self._from_overlay(self.overlay.handle_timer(timer, now), now)  # type: ignore[arg-type]
 
     # --- queries ----------------------------------------------------------------------
@@ -302,7 +300,8 @@ class TreeRouter:
             return []
         out: list[Action] = []
         if neighbour:
-            self.tree.offer(peer, advert.root, advert.root_distance, advert.tree_link)
+            self.tree.offer(peer, advert.root_since_ms, advert.root, advert.root_distance,
+                            advert.tree_link)
             self._settle(now, out)
         return out
 
@@ -334,7 +333,8 @@ class TreeRouter:
         pending = self.interest.neighbour_up(peer)
         if pending is not None:
             advert = pending.advert
-            self.tree.offer(peer, advert.root, advert.root_distance, advert.tree_link)
+            self.tree.offer(peer, advert.root_since_ms, advert.root, advert.root_distance,
+                            advert.tree_link)
 
     def _neighbour_down(self, peer: PeerId) -> None:
         self._epochs.pop(peer, None)
@@ -359,12 +359,12 @@ class TreeRouter:
         out: list[Action] = []
         tree = self.tree
         links = tree.tree_links()
-        root, distance = tree.advertised()
+        since, root, distance = tree.advertised()
         for peer in self._epochs:
             is_tree = tree.is_tree_link(peer)
             keyed = self.interest.filters_for(peer, is_tree, links)
             parent = peer == tree.parent
-            sent = (frozenset(k for k, _q in keyed), parent, root, distance)
+            sent = (frozenset(k for k, _q in keyed), parent, since, root, distance)
             if self._sent.get(peer) == sent:
                 continue
             self._sent[peer] = sent
@@ -372,5 +372,5 @@ class TreeRouter:
             self.stats.adverts_sent += 1
             out.append(SendInterest(peer=peer, advert=InterestAdvert(
                 version=self._version, filters=tuple(q for _k, q in keyed), tree_link=parent,
-                root=root, root_distance=distance)))
+                root=root, root_distance=distance, root_since_ms=since)))
         return out

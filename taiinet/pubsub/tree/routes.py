@@ -4,20 +4,21 @@
 Theory of operation
 -------------------
 Every node keeps, for each active neighbour, the route that neighbour last
-advertised: ``(root, distance)`` and whether it says "you are my parent"
-(``child``).  A node's own route is the smallest, as ``(root, distance,
-neighbour)``, of ``(own id, 0)`` once it is a root *candidate* (some
-seconds after it started: a one-shot publisher never moves the root) and
-``(root_q, distance_q + 1)`` over the neighbours ``q`` that offer a root,
-are not its children, and are within ``MAX_ROOT_DISTANCE``.  Its parent is
-the neighbour of that route.  A link is a *tree link* iff one end is the
+advertised: its root ``(since, id)`` (when the root started, as it claims,
+and its peer id), its distance, and whether it says "you are my parent"
+(``child``).  A node's own route is the smallest, as ``(since, root,
+distance, neighbour)``, of ``(own start, own id, 0)`` and ``(since_q,
+root_q, distance_q + 1)`` over the neighbours ``q`` that offer a root, are
+not its children, and are within ``MAX_ROOT_DISTANCE``.  Its parent is the
+neighbour of that route.  A link is a *tree link* iff one end is the
 other's parent; both ends learn it from adverts.
 
-With the active views fixed this converges to a BFS tree rooted at the
-smallest candidate of the component: a departed root's id counts to
-infinity, one hop per advert round, until its distance passes the bound.
-The tree changes only when an active view changes or candidacy begins,
-never with traffic (docs/pubsub.md, 0.2-0.3).
+The oldest node is the root: a node that joins (a one-shot publisher
+above all) never moves it.  With the active views fixed the routes
+converge to a BFS tree rooted at the oldest node of the component; a
+departed root's id counts to infinity, one hop per advert round, until its
+distance passes the bound.  The tree changes only when an active view
+changes, never with traffic (docs/pubsub.md, 0.2-0.3).
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ from dataclasses import dataclass
 from taiinet.pubsub.messages import MAX_ROOT_DISTANCE
 from taiinet.wire.peer_id import PeerId
 
-#: A route: (root peer id, distance in links).
-Route = tuple[str, int]
+#: A route: (root's start in Unix ms, root peer id, distance in links).
+Route = tuple[int, str, int]
 
 
 @dataclass(frozen=True, slots=True)
 class Offer:
     """What a neighbour last advertised about the tree."""
 
+    since: int
     root: str
     distance: int
     #: The neighbour says we are its parent.
@@ -44,17 +46,16 @@ class Offer:
 class SpanningTree:
     """One node's view of the component's spanning tree."""
 
-    __slots__ = ("candidate", "offers", "parent", "peer_id", "route")
+    __slots__ = ("offers", "parent", "peer_id", "route", "since")
 
-    def __init__(self, peer_id: PeerId) -> None:
+    def __init__(self, peer_id: PeerId, since: int = 0) -> None:
         self.peer_id = peer_id
-        #: Whether this node may be a root (set once, by the candidacy timer).
-        self.candidate = False
+        #: When this node started, Unix ms (its claim as a root).
+        self.since = since
         #: Active neighbour -> its last offer (``None``: no advert yet).
         self.offers: dict[PeerId, Offer | None] = {}
         self.parent: PeerId | None = None
-        #: This node's route (``None``: it knows no root yet).
-        self.route: Route | None = None
+        self.route: Route = (since, peer_id, 0)
 
     def add(self, peer: PeerId) -> None:
         self.offers.setdefault(peer, None)
@@ -62,14 +63,13 @@ class SpanningTree:
     def remove(self, peer: PeerId) -> None:
         self.offers.pop(peer, None)
 
-    def offer(self, peer: PeerId, root: str, distance: int, child: bool) -> None:
+    def offer(self, peer: PeerId, since: int, root: str, distance: int, child: bool) -> None:
         if peer in self.offers:
-            self.offers[peer] = Offer(root, distance, child)
+            self.offers[peer] = Offer(since, root, distance, child)
 
     def recompute(self) -> bool:
         """Choose the route and parent again; True if either changed."""
-        best: tuple[str, int, str] | None = (
-            (self.peer_id, 0, "") if self.candidate else None)
+        best: Route = (self.since, self.peer_id, 0)
         parent: PeerId | None = None
         for peer, offer in self.offers.items():
             if offer is None or not offer.root or offer.child:
@@ -77,12 +77,10 @@ class SpanningTree:
             distance = offer.distance + 1
             if distance > MAX_ROOT_DISTANCE:
                 continue
-            mine = (offer.root, distance, peer)
-            if best is None or mine < best:
+            mine = (offer.since, offer.root, distance)
+            if mine < best or (mine == best and parent is not None and peer < parent):
                 best, parent = mine, peer
-        if best is not None and best[1] == 0:
-            parent = None
-        route: Route | None = None if best is None else (best[0], best[1])
+        route = best
         changed = route != self.route or parent != self.parent
         self.route, self.parent = route, parent
         return changed
@@ -100,5 +98,4 @@ class SpanningTree:
         return [p for p, o in self.offers.items() if o is not None and o.child]
 
     def advertised(self) -> Route:
-        """The route to advertise: ``("", 0)`` when none is known."""
-        return self.route if self.route is not None else ("", 0)
+        return self.route
