@@ -26,6 +26,10 @@ class PubsubConfig:
     retention: float = 30.0
     retention_size: int = 4096
     retention_bytes: int = 16 * 1024 * 1024
+    #: Stable tree: seconds adverts are held back after a change.  Its adverts
+    #: change only with the active views and subscriptions, not with traffic,
+    #: so the window is short: every hop of a reshape waits for it.
+    tree_advert_delay: float = 0.01
     #: Stable tree: message ids remembered to drop duplicates.
     seen_size: int = 10_000
     #: Route by interest.  False: plain Plumtree broadcast (every document
@@ -109,8 +113,8 @@ class PubsubConfig:
                                    "must be >= 0")
         if self.tree not in ("plumtree", "stable"):
             raise PubsubUsageError('tree must be "plumtree" or "stable"')
-        if self.retention <= 0:
-            raise PubsubUsageError("retention must be positive")
+        if self.retention <= 0 or self.tree_advert_delay <= 0:
+            raise PubsubUsageError("retention and tree_advert_delay must be positive")
         if self.retention_size < 1 or self.seen_size < self.retention_size:
             raise PubsubUsageError("retention_size >= 1 and seen_size >= retention_size")
         if self.retention_bytes < self.max_document_bytes:

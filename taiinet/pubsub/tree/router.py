@@ -352,7 +352,7 @@ class TreeRouter:
         out.extend(sends)
         if not self._timer_armed:
             self._timer_armed = True
-            out.append(SetInterestTimer(at=now + self.config.advert_delay,
+            out.append(SetInterestTimer(at=now + self.config.tree_advert_delay,
                                         timer=_INTEREST_TIMER))
 
     def _send_adverts(self) -> list[Action]:
