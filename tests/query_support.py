@@ -37,7 +37,7 @@ documents_values = st.recursive(
 documents = st.dictionaries(st.sampled_from(KEYS), documents_values, max_size=3)
 
 rangeable = st.one_of(st.booleans(), st.integers(-3, 3), st.sampled_from([-1.5, 0.5, 2.5]),
-                      st.sampled_from(STRINGS), st.sampled_from([b"", b"a", b"ab"]))
+                      st.sampled_from(STRINGS), st.sampled_from([b"", b"a", b"ab"]), st.none())
 small_values = st.one_of(scalars, st.lists(scalars, max_size=2),
                          st.dictionaries(st.sampled_from(KEYS), scalars, max_size=2))
 
@@ -131,6 +131,8 @@ def naive_op(name: str, arg: Any, values: list[Any], ops: dict[str, Any]) -> boo
     if name == "$ne":
         return not naive_op("$eq", arg, values, ops)
     if name in ("$gt", "$gte", "$lt", "$lte"):
+        if arg is None:  # MongoDB: null is its own type bracket; $gte/$lte null mean $eq null
+            return name in ("$gte", "$lte") and naive_op("$eq", None, values, ops)
         cmp = {"$gt": lambda c: c > arg, "$gte": lambda c: c >= arg,
                "$lt": lambda c: c < arg, "$lte": lambda c: c <= arg}[name]
         return any(kind(c) == kind(arg) and cmp(c) for c in cands)

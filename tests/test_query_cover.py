@@ -19,8 +19,9 @@ x_values = st.one_of(st.integers(0, 4), st.sampled_from([1.0, 2.5, True, "a", "a
 x_ops = st.one_of(
     x_values,
     st.fixed_dictionaries({"$in": st.lists(x_values, min_size=1, max_size=3)}),
-    st.dictionaries(st.sampled_from(["$gt", "$gte", "$lt", "$lte"]), x_values,
-                    min_size=1, max_size=2),
+    st.dictionaries(st.sampled_from(["$gt", "$gte", "$lt", "$lte"]),
+                    st.one_of(x_values, st.none()), min_size=1, max_size=2),
+    st.fixed_dictionaries({"$eq": st.none()}),
     st.fixed_dictionaries({"$exists": st.booleans()}),
     st.fixed_dictionaries({"$contains": st.sampled_from(["a", "b", "ab"])}),
     st.fixed_dictionaries({"$all": st.lists(x_values, min_size=1, max_size=2)}),
@@ -35,10 +36,10 @@ x_queries = st.recursive(
     ),
     max_leaves=4,
 )
-x_docs = st.fixed_dictionaries({
-    "x": st.one_of(x_values, x_values, st.lists(
-        st.one_of(x_values, st.lists(x_values, max_size=2)), max_size=3)),
-}, optional={"y": x_values})
+x_docs = st.fixed_dictionaries({}, optional={
+    "x": st.one_of(x_values, x_values, st.none(), st.lists(
+        st.one_of(x_values, st.none(), st.lists(x_values, max_size=2)), max_size=3)),
+    "y": st.one_of(x_values, st.none())})
 any_docs = st.lists(st.one_of(x_docs, x_docs, documents), min_size=1, max_size=12)
 
 
@@ -84,6 +85,13 @@ def test_covers_is_sound_on_narrowed_queries(a: dict[str, Any], extra: dict[str,
     ({"a": {"$contains": "b"}}, {"a": "abc"}, True),
     ({"a": {"$contains": "b"}}, {"a": {"$contains": "abc"}}, False),  # nested arrays
     ({"z": 1}, {"a": {"$in": []}}, True),  # b matches nothing
+    ({"a": {"$gte": None}}, {"a": None}, True),  # $gte/$lte null mean $eq null
+    ({"a": None}, {"a": {"$lte": None}}, True),
+    ({"a": {"$in": [None, 1]}}, {"a": {"$gte": None}}, True),
+    ({"a": {"$exists": True}}, {"a": {"$gte": None}}, False),
+    ({"z": 1}, {"a": {"$lt": None}}, True),  # $gt/$lt null match nothing
+    ({"a": {"$gt": None}}, {"a": 1}, False),
+    ({"a": {"$gt": 1}}, {"a": {"$gt": None}}, True),
 ])
 def test_covers_examples(a: dict[str, Any], b: dict[str, Any], expected: bool) -> None:
     assert covers(Query(a), Query(b)) is expected

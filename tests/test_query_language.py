@@ -72,6 +72,21 @@ def test_implicit_equality_and_fields_parse_to_a_conjunction() -> None:
     ({"a": {"$exists": False}}, {"a": None}, False),
     ({"a": {"b": 1}}, {"a": {"b": 1}}, True),             # embedded map equality
     ({}, {"anything": 1}, True),
+    # Comparisons with null (MongoDB): null is a type bracket of its own, so
+    # $gte/$lte null match null and a missing field, $gt/$lt null match nothing.
+    ({"a": {"$gte": None}}, {}, True),
+    ({"a": {"$gte": None}}, {"a": None}, True),
+    ({"a": {"$lte": None}}, {"a": [1, None]}, True),
+    ({"a": {"$lte": None}}, {"a": 0}, False),
+    ({"a": {"$gte": None}}, {"a": False}, False),
+    ({"a": {"$gt": None}}, {"a": None}, False),
+    ({"a": {"$lt": None}}, {}, False),
+    ({"a": {"$lt": None}}, {"a": -1}, False),
+    ({"a": {"$not": {"$gt": None}}}, {"a": 1}, True),
+    ({"a": {"$not": {"$gte": None}}}, {}, False),
+    ({"a": {"$gte": None, "$lte": None}}, {"a": None}, True),
+    ({"a": {"$elemMatch": {"$lte": None}}}, {"a": [1, None]}, True),
+    ({"a": {"$elemMatch": {"$lt": None}}}, {"a": [None]}, False),
 ])
 def test_semantics(query: dict[str, Any], doc: dict[str, Any], expected: bool) -> None:
     assert Query(query).matches(doc) is expected
@@ -91,7 +106,7 @@ def test_semantics(query: dict[str, Any], doc: dict[str, Any], expected: bool) -
     ({"a": {"$size": True}}, "a.$size"),
     ({"a": {"$exists": 1}}, "a.$exists"),
     ({"a": {"$gt": [1]}}, "a.$gt"),
-    ({"a": {"$gt": None}}, "a.$gt"),
+    ({"a": {"$gt": {"b": None}}}, "a.$gt"),
     ({"a": {"$gt": 1, "b": 2}}, "a"),
     ({"a..b": 1}, "a..b"),
     ({"a.$b": 1}, "a.$b"),
@@ -222,3 +237,53 @@ def test_engine_agrees_with_mongoquery(query: dict[str, Any], docs: list[Any]) -
     reference = mongoquery.Query(query)
     for doc in docs:
         assert q.matches(doc) == reference.match(doc), doc
+
+
+# ---------------------------------------------------------------- null comparisons
+# MongoDB (and this engine): ``{p: {$gte: null}}`` and ``{p: {$lte: null}}`` mean
+# ``{p: null}``, which matches null and a missing field; ``$gt``/``$lt`` null
+# match nothing.  mongoquery differs from MongoDB's documented semantics in two
+# places, so the reference is given their documented equivalents instead:
+# it answers False to every range comparison with None, and its ``{p: null}``
+# does not match a missing field (MongoDB's does), so ``{p: null}`` is written
+# for it as ``{$or: [{p: {$exists: false}}, {p: null}]}``.
+NULL_RANGES = ["$gt", "$gte", "$lt", "$lte"]
+null_comparisons = st.tuples(st.sampled_from(["a", "t"]),  # undotted: see mq_queries
+                             st.sampled_from(NULL_RANGES).map(lambda op: {op: None}),
+                             st.booleans())
+
+
+def _mongo_meaning(path: str, op: str, negate: bool) -> dict[str, Any]:
+    means_null = op in ("$gte", "$lte")
+    positive: dict[str, Any] = ({"$or": [{path: {"$exists": False}}, {path: None}]}
+                                if means_null else {path: {"$in": []}})
+    return {"$nor": [positive]} if negate else positive
+
+
+@cache
+def null_queries(depth: int = 2) -> st.SearchStrategy[list[tuple[Any, Any]]]:
+    """Pairs (our query, the reference's query) mixing null comparisons into mq_queries."""
+    leaf = st.one_of(
+        null_comparisons.map(lambda t: (
+            {t[0]: {"$not": t[1]} if t[2] else t[1]},
+            _mongo_meaning(t[0], next(iter(t[1])), t[2]))),
+        mq_queries(0).map(lambda q: (q, q)),
+    )
+    if not depth:
+        return st.lists(leaf, min_size=1, max_size=3)
+    group = st.tuples(st.sampled_from(["$and", "$or", "$nor"]),
+                      st.lists(null_queries(depth - 1), min_size=1, max_size=3)).map(
+        lambda kv: ({kv[0]: [{"$and": [ours for ours, _ in part]} for part in kv[1]]},
+                    {kv[0]: [{"$and": [ref for _, ref in part]} for part in kv[1]]}))
+    return st.lists(st.one_of(leaf, group), min_size=1, max_size=3)
+
+
+@settings(max_examples=300)
+@given(null_queries(), st.lists(mq_docs, min_size=1, max_size=8))
+def test_null_comparisons_agree_with_mongodb(parts: list[tuple[Any, Any]],
+                                             docs: list[Any]) -> None:
+    ours = Query({"$and": [q for q, _ in parts]})
+    reference = mongoquery.Query({"$and": [r for _, r in parts]})
+    for doc in docs:
+        assert ours.matches(doc) == reference.match(doc), doc
+        assert ours.matches(doc) == naive_match(ours.to_json(), doc), doc

@@ -52,9 +52,10 @@ async def closed_by_signaller(link: Connection) -> bool:
     return False
 
 
-def record(identity: Identity, home: str, seq: int = 1) -> bytes:
+def record(identity: Identity, home: str, seq: int = 1, url: str | None = None) -> bytes:
     return seal_peer_record(identity, PeerRecord(
-        peer_id=identity.peer_id, signaller_peer_id=home, signaller_url="mem://x",
+        peer_id=identity.peer_id, signaller_peer_id=home,
+        signaller_url=f"mem://{home}" if url is None else url,
         addresses=(), seq=seq, expires_unix_ms=int(time.time() * 1000) + 60_000))
 
 
@@ -92,6 +93,14 @@ async def test_registering_someone_elses_record_is_cut_off() -> None:
     signaller = Identity.from_seed(b"s" * 32).peer_id
     frames = [encode_signal(Hello(role=Role.PEER, listen_url="")),
               encode_signal(Register(request_id=1, record=record(ALICE, signaller)))]
+    assert await hostile_session(frames)
+
+
+@pytest.mark.parametrize("url", ["", "mem://somewhere-else"])
+async def test_registering_a_record_with_another_signaller_url_is_cut_off(url: str) -> None:
+    signaller = Identity.from_seed(b"s" * 32).peer_id
+    frames = [encode_signal(Hello(role=Role.PEER, listen_url="")),
+              encode_signal(Register(request_id=1, record=record(MALLORY, signaller, url=url)))]
     assert await hostile_session(frames)
 
 

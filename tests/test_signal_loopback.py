@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack
 
 import trio
 
+from taiinet.signal.api import open_signaller
 from taiinet.signal.client import SignalClient, open_signal_client
 from taiinet.transport.connection import Connection
 from taiinet.transport.webrtc import WebRTCEndpoint, open_webrtc
@@ -115,3 +116,14 @@ async def mesh_scenario(processes: list[trio.Process], homes: list[tuple[str, st
         for link in (link_ab, link_ba, link_ca, link_ac):
             await link.aclose()
         nursery.cancel_scope.cancel()
+
+
+async def test_a_peer_that_dials_another_name_registers_the_homes_own_url() -> None:
+    """The record's signaller_url is what the home announces, not what the peer dialed."""
+    with trio.fail_after(20):
+        async with open_signaller(listen="127.0.0.1:0", identity=ident(90)) as sig:
+            alias = sig.url.replace("127.0.0.1", "localhost")
+            async with open_signal_client(ident(91), [alias], rng=random.Random(1)) as client:
+                await client.wait_registered()
+                assert client.home_url == sig.url
+                assert sig.homed_peers == [ident(91).peer_id]

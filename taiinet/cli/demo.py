@@ -21,11 +21,12 @@ import random
 import sys
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TextIO, TypeVar
 
 import trio
 
-from taiinet.cli.node import run_trio
+from taiinet.cli.args import int_at_least, non_negative_float, positive_float
+from taiinet.cli.run import run_trio
 from taiinet.node.node import Node, NodeConfig, open_node
 from taiinet.node.subscription import Subscription
 from taiinet.pubsub.config import PubsubConfig
@@ -34,6 +35,11 @@ from taiinet.signal.api import open_signaller
 from taiinet.signal.server import Signaller
 
 T = TypeVar("T")
+
+#: Width the table is laid out for when the output is not a terminal.
+TABLE_WIDTH = 80
+#: Seconds between two progress lines when the output is not a terminal.
+PLAIN_INTERVAL = 1.0
 
 ORIGIN_QUERY: dict[str, Any] = {
     "key": "value", "age": {"$gt": 4},
@@ -65,6 +71,8 @@ class PeerView:
     node: Node
     query: Query
     home: int
+    #: 1 + the index of ``query`` in ``QUERIES`` (the table's ``q`` column).
+    number: int = 0
     delivered: int = 0
     expected: int = 0
     duplicates: int = 0
@@ -111,14 +119,14 @@ def register(subparsers: Any) -> None:
         "demo", help="run a local mesh of signallers and peers, live on the terminal",
         description="Run 3 signallers and N peers on loopback in this process, publish "
                     "random documents to a mix of subscriptions and check every delivery.")
-    parser.add_argument("--peers", type=int, default=12, metavar="N",
+    parser.add_argument("--peers", type=int_at_least(2), default=12, metavar="N",
                         help="number of peers (default 12)")
-    parser.add_argument("--duration", type=float, default=10.0, metavar="S",
+    parser.add_argument("--duration", type=non_negative_float, default=10.0, metavar="S",
                         help="seconds of publishing (default 10)")
-    parser.add_argument("--rate", type=float, default=8.0, metavar="R",
+    parser.add_argument("--rate", type=positive_float, default=8.0, metavar="R",
                         help="documents published per second, all peers together (default 8; "
                              "at 20, 12 WebRTC peers keep one core ~70%% busy)")
-    parser.add_argument("--drain", type=float, default=5.0, metavar="S",
+    parser.add_argument("--drain", type=non_negative_float, default=5.0, metavar="S",
                         help="seconds to wait for the last deliveries (default 5)")
     parser.add_argument("--links", choices=["webrtc", "websocket"], default="webrtc",
                         help="peer links (default webrtc)")
@@ -131,9 +139,6 @@ def register(subparsers: Any) -> None:
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    if args.peers < 2:
-        print("taiinet demo: --peers must be at least 2", file=sys.stderr)
-        return 2
     summary: dict[str, Any] = run_trio(lambda: run_demo(args))
     if args.json:
         print(json.dumps(summary), flush=True)
@@ -147,7 +152,20 @@ def demo_command(args: argparse.Namespace) -> int:
 async def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     tally = Tally()
-    live = None if args.json else _start_live()
+    display = None if args.json else open_display(sys.stdout)
+    try:
+        return await _run(args, rng, tally, display)
+    finally:
+        if display is not None:
+            display.stop(tally)
+
+
+async def _run(args: argparse.Namespace, rng: random.Random, tally: Tally,
+               display: Display | None) -> dict[str, Any]:
+    def show(phase: str) -> None:
+        if display is not None:
+            display.update(tally, phase)
+
     async with trio.open_nursery() as nursery:
         # Every signaller and node runs in a task of this nursery, so that
         # leaving it shuts them all down at once, not one after another.
@@ -164,11 +182,10 @@ async def run_demo(args: argparse.Namespace) -> dict[str, Any]:
                 urls[home:] + urls[:home], links=args.links, rng=random.Random(rng.random()),
                 config=config))
             query = Query(QUERIES[i % len(QUERIES)])
-            view = PeerView(node=node, query=query, home=home)
+            view = PeerView(node=node, query=query, home=home, number=1 + i % len(QUERIES))
             tally.peers.append(view)
             await nursery.start(_receive, view, node.subscribe(query), tally)
-            if live is not None:
-                live.update(_table(tally, "joining"))
+            show("joining")
         for view in tally.peers:
             with trio.move_on_after(10):
                 await view.node.wait_neighbors(1)
@@ -185,18 +202,15 @@ async def run_demo(args: argparse.Namespace) -> dict[str, Any]:
                     tally.expected += 1
             await publisher.node.publish(document)
             tally.published += 1
-            if live is not None and n % max(1, int(args.rate / 4)) == 0:
-                live.update(_table(tally, "publishing"))
+            if n % max(1, int(args.rate / 4)) == 0:
+                show("publishing")
         with trio.move_on_after(args.drain):
             while tally.delivered() < tally.expected:
-                if live is not None:
-                    live.update(_table(tally, "draining"))
+                show("draining")
                 with trio.move_on_after(0.25):
                     await tally.progress.wait()
         summary = tally.summary()
-        if live is not None:
-            live.update(_table(tally, "done"))
-            live.stop()
+        show("done")
         nursery.cancel_scope.cancel()
     return summary
 
@@ -235,32 +249,95 @@ async def _count(view: PeerView, subscription: Subscription, tally: Tally) -> No
         tally.delivered_one()
 
 
-def _start_live() -> Any:
-    from rich.live import Live
+class Display(Protocol):
+    def update(self, tally: Tally, phase: str) -> None: ...
 
-    live = Live(refresh_per_second=4, transient=False)
-    live.start()
-    return live
+    def stop(self, tally: Tally) -> None: ...
 
 
-def _table(tally: Tally, phase: str) -> Any:
+def open_display(out: TextIO) -> Display:
+    """A live table on a terminal; plain progress lines when ``out`` is a pipe or file."""
+    if out.isatty():
+        return LiveDisplay(out)
+    return PlainDisplay(out)
+
+
+class LiveDisplay:
+    """The table, redrawn in place (rich ``Live``) at most 4 times a second."""
+
+    def __init__(self, out: TextIO) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self._live = Live(console=Console(file=out), refresh_per_second=4, transient=False)
+        self._live.start()
+
+    def update(self, tally: Tally, phase: str) -> None:
+        self._live.update(_table(tally, phase))
+
+    def stop(self, tally: Tally) -> None:
+        self._live.stop()
+
+
+class PlainDisplay:
+    """One progress line per phase change or per ``PLAIN_INTERVAL`` seconds, then
+    the final table once, in ASCII, without terminal control codes."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._phase = ""
+        self._last = -math.inf
+
+    def update(self, tally: Tally, phase: str) -> None:
+        now = trio.current_time()
+        if phase == self._phase and now - self._last < PLAIN_INTERVAL:
+            return
+        self._phase, self._last = phase, now
+        if phase == "done":
+            from rich.console import Console
+
+            Console(file=self._out, width=TABLE_WIDTH, color_system=None).print(
+                _table(tally, phase, plain=True))
+        else:
+            print(f"{phase}: peers {len(tally.peers)}, published {tally.published}, "
+                  f"delivered {tally.delivered()}/{tally.expected}", file=self._out)
+        self._out.flush()
+
+    def stop(self, tally: Tally) -> None:
+        pass
+
+
+def _table(tally: Tally, phase: str, *, plain: bool = False) -> Any:
+    """A table that fits ``TABLE_WIDTH`` columns: queries are numbered (``q``) and
+    spelled out once, under the table."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=f"TaiiNet demo - {phase} - published {tally.published}, "
-                        f"delivered {tally.delivered()}/{tally.expected}")
-    for column in ("peer", "home", "links", "neighbours", "query", "delivered", "expected",
-                   "dup", "false", "dropped", "p50 ms"):
-        table.add_column(column, justify="right" if column not in ("peer", "query") else "left",
-                         no_wrap=True, overflow="ellipsis",
-                         max_width=28 if column == "query" else None)
+    table = Table(title=f"TaiiNet demo: {phase}, published {tally.published}, "
+                        f"delivered {tally.delivered()}/{tally.expected}",
+                  caption="\n".join(f"q{n}  {json.dumps(q, separators=(',', ':'))}"
+                                    for n, q in enumerate(QUERIES, 1)),
+                  caption_justify="left", box=_ascii_head() if plain else box.SIMPLE_HEAD)
+    for column in ("peer", "home", "q", "nbrs", "links", "delivered", "dup", "false", "drop",
+                   "p50 ms"):
+        table.add_column(column, justify="left" if column in ("peer", "q") else "right",
+                         no_wrap=True, min_width=len(column))
     for view in tally.peers:
         stats = view.node.stats()
         latencies = sorted(view.latencies)
-        table.add_row(view.node.peer_id[-6:], str(view.home), str(stats.links),
-                      str(stats.neighbors), json.dumps(view.query.to_json())[:38],
-                      str(view.delivered), str(view.expected), str(view.duplicates),
-                      str(view.false), str(stats.dropped), f"{percentile(latencies, 0.5):.1f}")
+        table.add_row(view.node.peer_id[-6:], str(view.home), f"q{view.number}",
+                      str(stats.neighbors), str(stats.links), f"{view.delivered}/{view.expected}",
+                      str(view.duplicates), str(view.false), str(stats.dropped),
+                      f"{percentile(latencies, 0.5):.1f}")
     return table
+
+
+def _ascii_head() -> Any:
+    """rich's ``SIMPLE_HEAD`` box in ASCII (a pipe may not take UTF-8)."""
+    from rich.box import Box
+
+    return Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
+
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

@@ -3,6 +3,12 @@
 ``sub`` prints one JSON line per matching document,
 ``{"publisher": ..., "id": ..., "data": ...}``, flushed at once; once it has
 joined the overlay and subscribed it prints ``subscribed <peer-id>`` on stderr.
+``data`` is in the JSON form of ``taiinet.cli.jsonform`` (bytes and infinite
+floats as ``{"$bytes": ...}``/``{"$float": ...}``), which ``pub`` and
+QUERY_JSON read too.
+
+``pub`` prints ``{"id": ..., "neighbors": N}`` for each document it
+published: its message id and the overlay neighbours it had then.
 
 ``pub`` publishes only after it has joined: it waits until it has
 ``--neighbors`` overlay neighbours (default 1; up to ``--join-timeout``), then
@@ -19,18 +25,23 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
+from urllib.parse import urlsplit
 
 import trio
 
-from taiinet.errors import TaiiNetError
+from taiinet.cli import jsonform
+from taiinet.cli.args import int_at_least, non_negative_float, positive_float
+from taiinet.cli.run import run_trio, warnings_as_lines
 from taiinet.node.errors import InvalidInput, NodeError
-from taiinet.node.node import NodeConfig, open_node
+from taiinet.node.links import LinkFactory, websocket_links
+from taiinet.node.node import Node, NodeConfig, open_node
 from taiinet.pubsub.query import Query, document_to_value
+from taiinet.signal.transport import parse_listen_address
+from taiinet.signal.urls import check_signaller_url
 from taiinet.wire.identity import Identity
 
-T = TypeVar("T")
+__all__ = ["parse_json", "pub_command", "register", "run_trio", "sub_command"]
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -38,9 +49,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="ws:// URL of a signaller (repeat to fail over among several)")
     parser.add_argument("--links", choices=["webrtc", "websocket"], default="webrtc",
                         help="how to link to peers (default webrtc)")
+    parser.add_argument("--listen", metavar="HOST:PORT",
+                        help="with --links websocket: where to listen for peers (default "
+                             "127.0.0.1:0 with loopback signallers, else 0.0.0.0:0)")
+    parser.add_argument("--advertise", metavar="HOST",
+                        help="with --links websocket: the host name or address other "
+                             "peers dial (default: the --listen host; for 0.0.0.0, this "
+                             "machine's host name)")
     parser.add_argument("--key", metavar="PATH",
                         help="key file (from 'taiinet keygen'); default: a fresh identity")
-    parser.add_argument("--join-timeout", type=float, default=15.0, metavar="S",
+    parser.add_argument("--join-timeout", type=positive_float, default=15.0, metavar="S",
                         help="seconds to wait for a first overlay neighbour (default 15)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
 
@@ -51,9 +69,9 @@ def register(subparsers: Any) -> None:
         description="Join the mesh and print each document matching QUERY_JSON as one JSON "
                     "line {\"publisher\", \"id\", \"data\"}.")
     _common(sub)
-    sub.add_argument("--count", type=int, default=0, metavar="N",
+    sub.add_argument("--count", type=int_at_least(0), default=0, metavar="N",
                      help="exit after N documents (default: run until interrupted)")
-    sub.add_argument("--duration", type=float, default=0.0, metavar="S",
+    sub.add_argument("--duration", type=non_negative_float, default=0.0, metavar="S",
                      help="exit after S seconds (default: run until interrupted)")
     sub.add_argument("query", metavar="QUERY_JSON", help="a Mongo-like query, as JSON")
     sub.set_defaults(handler=sub_command)
@@ -62,12 +80,12 @@ def register(subparsers: Any) -> None:
         description="Join the mesh, wait for the overlay to settle, publish DOC_JSON (or one "
                     "document per line of stdin with '-') and exit.")
     _common(pub)
-    pub.add_argument("--neighbors", type=int, default=1, metavar="N",
+    pub.add_argument("--neighbors", type=int_at_least(0), default=1, metavar="N",
                      help="overlay neighbours to wait for before publishing (default 1)")
-    pub.add_argument("--wait", type=float, default=1.0, metavar="S",
+    pub.add_argument("--wait", type=non_negative_float, default=1.0, metavar="S",
                      help="seconds to let the overlay and interest settle once joined "
                           "(default 1.0)")
-    pub.add_argument("--linger", type=float, default=0.5, metavar="S",
+    pub.add_argument("--linger", type=non_negative_float, default=0.5, metavar="S",
                      help="seconds to stay after the last document (default 0.5)")
     pub.add_argument("document", metavar="DOC_JSON",
                      help="a JSON document, or '-' for one document per line of stdin")
@@ -75,10 +93,20 @@ def register(subparsers: Any) -> None:
 
 
 def parse_json(text: str, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise InvalidInput(f"{what} is not valid JSON: {exc}") from None
+    """``text`` in the JSON form (``taiinet.cli.jsonform``); ``InvalidInput`` if not."""
+    return jsonform.loads(text, what)
+
+
+def _links(args: argparse.Namespace) -> str | LinkFactory:
+    """``--links``, with ``--listen``/``--advertise`` for WebSocket links."""
+    if args.listen is None and args.advertise is None:
+        return str(args.links)
+    if args.links != "websocket":
+        raise InvalidInput("--listen and --advertise are for --links websocket "
+                           "(WebRTC finds its addresses itself)")
+    loopback = all((urlsplit(url).hostname or "").startswith("127.") for url in args.signaller)
+    host, port = parse_listen_address(args.listen or ("127.0.0.1:0" if loopback else "0.0.0.0:0"))
+    return websocket_links(host, port, advertised_host=args.advertise)
 
 
 def _config(args: argparse.Namespace) -> NodeConfig:
@@ -86,24 +114,30 @@ def _config(args: argparse.Namespace) -> NodeConfig:
 
 
 def _setup(args: argparse.Namespace) -> Identity:
+    for url in args.signaller:
+        check_signaller_url(url)
     if args.verbose:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    else:
+        warnings_as_lines(args.command, "taiinet")
     return Identity.load(args.key) if args.key else Identity.generate()
 
 
 def sub_command(args: argparse.Namespace) -> int:
     query = Query(parse_json(args.query, "QUERY_JSON"))
     identity = _setup(args)
+    links = _links(args)
 
     async def main() -> None:
-        async with open_node(args.signaller, identity, links=args.links,
+        async with open_node(args.signaller, identity, links=links,
                              config=_config(args)) as node, node.subscribe(query) as subscription:
             print(f"subscribed {node.peer_id}", file=sys.stderr, flush=True)
             seen = 0
             with trio.move_on_after(args.duration if args.duration > 0 else float("inf")):
                 async for message in subscription:
                     line = json.dumps({"publisher": message.publisher, "id": message.id,
-                                       "data": message.data}, separators=(",", ":"))
+                                       "data": jsonform.to_json(message.data)},
+                                      separators=(",", ":"), allow_nan=False)
                     sys.stdout.write(line + "\n")
                     sys.stdout.flush()
                     seen += 1
@@ -119,9 +153,10 @@ def pub_command(args: argparse.Namespace) -> int:
     if args.document != "-":
         documents.append(_checked(parse_json(args.document, "DOC_JSON")))
     identity = _setup(args)
+    links = _links(args)
 
     async def main() -> int:
-        async with open_node(args.signaller, identity, links=args.links,
+        async with open_node(args.signaller, identity, links=links,
                              config=_config(args)) as node:
             with trio.move_on_after(args.join_timeout):
                 await node.wait_neighbors(max(args.neighbors, 0))
@@ -130,46 +165,26 @@ def pub_command(args: argparse.Namespace) -> int:
                                 f"{args.join_timeout} s (wanted {args.neighbors})")
             await trio.sleep(args.wait)
             for document in documents:
-                await node.publish(document)
+                await _publish(node, document)
             if args.document == "-":
                 stdin = trio.wrap_file(sys.stdin)
                 number = 0
                 async for line in stdin:
                     number += 1
                     if line.strip():
-                        await node.publish(_checked(parse_json(line, f"stdin line {number}")))
+                        await _publish(node, _checked(parse_json(line, f"stdin line {number}")))
             await trio.sleep(args.linger)
         return 0
 
     return run_trio(main)
 
 
+async def _publish(node: Node, document: Any) -> None:
+    """Publish ``document`` and print its id and the neighbours it went to."""
+    message_id = await node.publish(document)
+    print(json.dumps({"id": message_id, "neighbors": len(node.neighbors)}), flush=True)
+
+
 def _checked(document: Any) -> Any:
     document_to_value(document)  # raises InvalidDocument, before joining
     return document
-
-
-def run_trio(main: Callable[[], Awaitable[T]]) -> T:
-    """``trio.run(main)``, re-raising a ``TaiiNetError`` out of exception groups.
-
-    Errors raised inside nurseries arrive wrapped; the CLI prints a
-    ``TaiiNetError`` as one line, so unwrap the first one found.
-    """
-    try:
-        return trio.run(main)
-    except BaseExceptionGroup as group:
-        found = _first_taiinet_error(group)
-        if found is None:
-            raise
-        raise found from None
-
-
-def _first_taiinet_error(group: BaseExceptionGroup[BaseException]) -> TaiiNetError | None:
-    for exc in group.exceptions:
-        if isinstance(exc, TaiiNetError):
-            return exc
-        if isinstance(exc, BaseExceptionGroup):
-            found = _first_taiinet_error(exc)
-            if found is not None:
-                return found
-    return None

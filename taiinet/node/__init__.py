@@ -1,6 +1,13 @@
 """The node: composes signal client, links, overlay and subscriptions (see docs/node.md)."""
 
-from taiinet.node.errors import NodeClosed, NodeError
+from taiinet.node.errors import (
+    LinkKindMismatch,
+    NodeClosed,
+    NodeError,
+    SubscriptionClosed,
+    SubscriptionInUse,
+    SubscriptionNotOpen,
+)
 from taiinet.node.links import (
     LinkFactory,
     Links,
@@ -13,6 +20,7 @@ from taiinet.node.subscription import Message, Subscription
 
 __all__ = [
     "LinkFactory",
+    "LinkKindMismatch",
     "Links",
     "Message",
     "Node",
@@ -21,6 +29,9 @@ __all__ = [
     "NodeError",
     "NodeStats",
     "Subscription",
+    "SubscriptionClosed",
+    "SubscriptionInUse",
+    "SubscriptionNotOpen",
     "memory_links",
     "open_node",
     "webrtc_links",

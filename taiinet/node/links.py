@@ -16,12 +16,20 @@ kinds, all negotiated through the signal mesh (``SignalClient.send_offer``):
 
 Every connection is wrapped in a ``MeteredConnection`` that counts frames and
 bytes both ways into the node's ``LinkMeter``.
+
+Two nodes of different kinds cannot link: the answerer rejects the offer
+with the reason ``this node takes <kind> links only`` (``webrtc`` or
+``websocket``).  Both sides count such a mismatch (``kind_mismatches``) and
+log the first one as a warning, since otherwise nothing would tell the user
+why a node stays alone.
 """
 
 from __future__ import annotations
 
 import abc
 import logging
+import re
+import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -29,7 +37,10 @@ from dataclasses import dataclass, field
 import trio
 
 from taiinet.errors import TaiiNetError
+from taiinet.node.errors import LinkKindMismatch
 from taiinet.signal.client import IncomingOffer, SignalClient
+from taiinet.signal.errors import PeerUnreachable
+from taiinet.signal.urls import is_wildcard
 from taiinet.transport.connection import Connection
 from taiinet.transport.errors import DialError
 from taiinet.transport.memory import MemoryNetwork
@@ -46,6 +57,10 @@ MAX_PENDING_ANSWERS = 16
 WS_OFFER_PREFIX = "taiinet-ws:"
 #: Longest WebSocket URL accepted in an answer.
 MAX_WS_URL = 256
+
+#: The reason an answerer gives when it refuses an offer of another link kind.
+KIND_REJECT = "this node takes {kind} links only"
+_KIND_REJECTED = re.compile(r"refused the offer: this node takes (\w+) links only$")
 
 Accept = Callable[[Connection], None]
 
@@ -140,6 +155,34 @@ class Links(abc.ABC):
         self.identity = identity
         self.signal = signal
         self.meter = meter
+        #: Offers refused (either way) because the two nodes take different link kinds.
+        self.kind_mismatches = 0
+
+    def kind_mismatch(self, peer_id: str, theirs: str) -> LinkKindMismatch:
+        """Count (and, the first time, warn about) a peer taking another link kind."""
+        self.kind_mismatches += 1
+        error = LinkKindMismatch(
+            f"peer {peer_id} takes {theirs} links and this node {self.kind} links, so they "
+            f"cannot link: start every peer with the same links (--links {theirs} or "
+            f"--links {self.kind})")
+        log.log(logging.WARNING if self.kind_mismatches == 1 else logging.INFO, "%s", error)
+        return error
+
+    async def send_offer(self, peer_id: str, offer: str) -> str:
+        """Relay ``offer``; a refusal because of the link kind is a ``LinkKindMismatch``."""
+        try:
+            return await self.signal.send_offer(peer_id, offer)
+        except PeerUnreachable as exc:
+            refused = _KIND_REJECTED.search(str(exc))
+            if refused is None:
+                raise
+            raise self.kind_mismatch(peer_id, refused.group(1)) from None
+
+    async def reject_kind(self, offer: IncomingOffer) -> None:
+        """Refuse an offer of another link kind, saying which kind this node takes."""
+        theirs = "websocket" if offer.sdp.startswith(WS_OFFER_PREFIX) else "webrtc"
+        self.kind_mismatch(offer.from_peer, theirs)
+        await offer.reject(KIND_REJECT.format(kind=self.kind))
 
     @abc.abstractmethod
     async def dial(self, peer_id: str) -> Connection:
@@ -189,7 +232,7 @@ class WebRTCLinks(Links):
     async def dial(self, peer_id: str) -> Connection:
         offer = await self.endpoint.create_offer()
         try:
-            answer = await self.signal.send_offer(peer_id, offer.sdp)
+            answer = await self.send_offer(peer_id, offer.sdp)
         except BaseException:
             await offer.aclose()
             raise
@@ -199,7 +242,7 @@ class WebRTCLinks(Links):
     async def serve(self, accept: Accept) -> None:
         async def answer(offer: IncomingOffer) -> None:
             if offer.sdp.startswith(WS_OFFER_PREFIX):
-                await offer.reject("this node takes WebRTC links only")
+                await self.reject_kind(offer)
                 return
             try:
                 sdp, pending = await self.endpoint.answer(offer.sdp)
@@ -246,9 +289,12 @@ class WebSocketLinks(Links):
         self._nursery = nursery
 
     async def dial(self, peer_id: str) -> Connection:
-        answer = await self.signal.send_offer(peer_id, WS_OFFER_PREFIX + self.url)
+        answer = await self.send_offer(peer_id, WS_OFFER_PREFIX + self.url)
         url = answer[len(WS_OFFER_PREFIX):] if answer.startswith(WS_OFFER_PREFIX) else ""
-        if not url.startswith(("ws://", "wss://")) or len(url) > MAX_WS_URL:
+        if url.startswith("wss://"):
+            raise DialError(f"{peer_id} answered with a wss:// URL: TLS WebSocket links are "
+                            "not implemented in this version (Noise secures ws:// links)")
+        if not url.startswith("ws://") or len(url) > MAX_WS_URL:
             raise DialError(f"{peer_id} answered with no usable WebSocket URL")
         result: Connection = await self._nursery.start(self._hold, url, peer_id)
         return result
@@ -269,7 +315,7 @@ class WebSocketLinks(Links):
             if offer.sdp.startswith(WS_OFFER_PREFIX):
                 await offer.answer(WS_OFFER_PREFIX + self.url)
             else:
-                await offer.reject("this node takes WebSocket links only")
+                await self.reject_kind(offer)
 
         async def incoming() -> None:
             async for connection in self._listener:
@@ -282,14 +328,22 @@ class WebSocketLinks(Links):
 
 def websocket_links(host: str = "127.0.0.1", port: int = 0,
                     advertised_host: str | None = None) -> LinkFactory:
-    """WebSocket links: listen on ``host:port``; hand out ``ws://advertised_host:port``."""
+    """WebSocket links: listen on ``host:port``; hand out ``ws://advertised_host:port``.
+
+    Without ``advertised_host``, a wildcard ``host`` (``0.0.0.0``, ``::``)
+    hands out this machine's host name, never the unroutable wildcard.
+    """
+    if advertised_host is None and is_wildcard(host):
+        advertised_host = socket.gethostname()
 
     @asynccontextmanager
     async def factory(identity: Identity, signal: SignalClient,
                       meter: LinkMeter) -> AsyncIterator[Links]:
         async with open_websocket_listener(identity, host, port, coalesce=False) as listener, \
                 trio.open_nursery() as nursery:
-            url = f"ws://{advertised_host or host}:{listener.port}"
+            shown = advertised_host or host
+            url = f"ws://[{shown}]:{listener.port}" if ":" in shown else \
+                f"ws://{shown}:{listener.port}"
             try:
                 yield WebSocketLinks(identity, signal, meter, url, listener.__aiter__(), nursery)
             finally:

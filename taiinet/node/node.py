@@ -34,13 +34,13 @@ import random
 import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import trio
 
+from taiinet._groups import unwrap_own_groups
 from taiinet.errors import TaiiNetError
 from taiinet.node.errors import NodeClosed, NodeError
 from taiinet.node.links import (
@@ -50,13 +50,20 @@ from taiinet.node.links import (
     webrtc_links,
     websocket_links,
 )
-from taiinet.node.routed import RoutedDriver
-from taiinet.node.subscription import Message, SlowPolicy, Subscription
+from taiinet.node.routed import DEFAULT_DELIVERY_BUFFER_BYTES, RoutedDriver
+from taiinet.node.subscription import (
+    DEFAULT_SUBSCRIPTION_BUFFER_BYTES,
+    Message,
+    SlowPolicy,
+    Subscription,
+)
 from taiinet.overlay.core import OverlayConfig
+from taiinet.overlay.driver import DEFAULT_DELIVERY_BUFFER
 from taiinet.pubsub import PubsubConfig, PubsubUsageError
 from taiinet.pubsub.query import InvalidDocument, Query
 from taiinet.signal.client import SignalClient, SignalClientConfig, open_signal_client
 from taiinet.signal.transport import SignalTransport
+from taiinet.signal.urls import check_signaller_url
 from taiinet.wire.identity import Identity
 from taiinet.wire.peer_id import PeerId
 
@@ -81,9 +88,18 @@ class NodeConfig:
     join_retry: float = 1.0
     #: How often the membership watcher looks at the active view.
     membership_poll: float = 0.05
-    #: Messages a subscription queues before its ``slow_policy`` applies.
+    #: Messages a subscription queues before its ``slow_policy`` applies, and
+    #: the bytes they may hold (``Message.size``: a decoded document counts
+    #: its encoded size plus 72 bytes per value); a queue holds at least one
+    #: message whatever its size.
     subscription_buffer: int = 1024
+    subscription_buffer_bytes: int = DEFAULT_SUBSCRIPTION_BUFFER_BYTES
     slow_policy: SlowPolicy = "drop"
+    #: Documents, and their bytes (as above), waiting for the node's delivery
+    #: task to hand them to the subscriptions (it waits while a ``"block"``
+    #: subscription is full); one that does not fit is dropped and counted.
+    delivery_buffer: int = DEFAULT_DELIVERY_BUFFER
+    delivery_buffer_bytes: int = DEFAULT_DELIVERY_BUFFER_BYTES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,7 +151,9 @@ class Node:
         self._meter = meter
         self._rng = rng
         self.driver = RoutedDriver(identity, links.dial, rng=rng, overlay_config=config.overlay,
-                                   pubsub_config=config.pubsub)
+                                   pubsub_config=config.pubsub,
+                                   delivery_buffer=config.delivery_buffer,
+                                   delivery_buffer_bytes=config.delivery_buffer_bytes)
         self._subscriptions: dict[int, Subscription] = {}
         self._neighbors: tuple[str, ...] = ()
         self._membership_changed = trio.Event()
@@ -185,6 +203,7 @@ class Node:
             raise NodeClosed("the node is closed")
         parsed = query if isinstance(query, Query) else Query(query)
         return Subscription(self, parsed, buffer=buffer or self.config.subscription_buffer,
+                            buffer_bytes=self.config.subscription_buffer_bytes,
                             policy=slow_policy or self.config.slow_policy,
                             on_close=self._remove_subscription)
 
@@ -243,7 +262,7 @@ class Node:
             message = Message(data=delivery.document, publisher=delivery.publisher,
                               id=delivery.message_id.hex(), received_at=time.time(),
                               published_at=delivery.published_unix_ms / 1000,
-                              hops=delivery.hops)
+                              hops=delivery.hops, size=delivery.cost)
             for key in delivery.subscription_ids:
                 subscription = self._subscriptions.get(key)  # type: ignore[call-overload]
                 if subscription is not None:
@@ -289,7 +308,7 @@ class Node:
     def _close(self) -> None:
         self._closed = True
         for subscription in list(self._subscriptions.values()):
-            subscription.close()
+            subscription._end()
 
 
 def _all_loopback(urls: Sequence[str]) -> bool:
@@ -307,7 +326,7 @@ def _link_factory(links: str | LinkFactory, signallers: Sequence[str]) -> LinkFa
     raise NodeError(f"unknown link kind {links!r}: use 'webrtc' or 'websocket'")
 
 
-@asynccontextmanager
+@unwrap_own_groups
 async def open_node(signallers: Sequence[str], identity: Identity | None = None, *,
                     links: str | LinkFactory = "webrtc", config: NodeConfig | None = None,
                     signal_transport: SignalTransport | None = None,
@@ -318,10 +337,16 @@ async def open_node(signallers: Sequence[str], identity: Identity | None = None,
     (e.g. ``taiinet.node.links.memory_links(network)``).  With only loopback
     signallers, WebRTC offers 127.0.0.1 candidates and WebSocket links listen
     on 127.0.0.1.  Returns once registered with a signaller and joined to the
-    overlay (or alone, or after ``config.join_timeout``).
+    overlay (or alone, or after ``config.join_timeout``).  A signaller URL
+    that is not ``ws://`` raises ``InvalidSignallerUrl`` at once.  An exception
+    raised in the body comes out as itself, not wrapped in the node's own
+    ``ExceptionGroup``s (a group only if the node failed too).
     """
     if not signallers:
         raise NodeError("give at least one signaller URL")
+    if signal_transport is None:  # WebSockets: a bad URL fails now, with its reason
+        for url in signallers:
+            check_signaller_url(url)
     identity = identity or Identity.generate()
     config = config or NodeConfig()
     rng = rng or random.Random()
@@ -334,7 +359,7 @@ async def open_node(signallers: Sequence[str], identity: Identity | None = None,
             await signal.wait_registered()
         if scope.cancelled_caught:
             raise NodeError(f"no signaller of {list(signallers)} accepted us within "
-                            f"{config.register_timeout} s")
+                            f"{config.register_timeout} s (last: {signal.last_failure or '-'})")
         async with factory(identity, signal, meter) as link_maker, \
                 trio.open_nursery() as nursery:
             node = Node(identity, signal, link_maker, meter, config, rng)

@@ -1,16 +1,37 @@
-"""Subscriptions: a query, a bounded queue of matching messages, an async iterator."""
+"""Subscriptions: a query, a bounded queue of matching messages, a trio receive channel.
+
+A subscription's life: *new* (made by ``node.subscribe``; nothing is
+registered yet) -> *open* (its ``async with`` entered: the query is
+registered and messages queue up) -> *ended* (the node closed: the queued
+messages can still be read, then ``trio.EndOfChannel``, so ``async for``
+stops) or *closed* (its owner closed it: every later read raises
+``SubscriptionClosed``).  Reading a new subscription raises
+``SubscriptionNotOpen`` at once; entering one twice (a nested ``async with``)
+raises ``SubscriptionInUse`` at once - subscribe again for a second reader.
+
+A subscription's queue is bounded in messages (``buffer``) and in bytes
+(``buffer_bytes``, counted as ``Message.size``: a decoded document takes
+several times its encoded size), and always takes one message whatever its
+size.  When a message does not fit, the ``"drop"`` policy drops the oldest
+queued messages until it does (each counted in ``dropped``); ``"block"``
+makes the node's delivery task wait for the reader.
+"""
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 import trio
 
-from taiinet.node.errors import NodeClosed
+from taiinet.node.errors import (
+    NodeClosed,
+    SubscriptionClosed,
+    SubscriptionInUse,
+    SubscriptionNotOpen,
+)
 from taiinet.pubsub.query import Query
 
 if TYPE_CHECKING:
@@ -19,6 +40,8 @@ if TYPE_CHECKING:
 #: What a full subscription queue does with a new message: drop the oldest
 #: queued one (and count it) or make the node's delivery task wait.
 SlowPolicy = Literal["drop", "block"]
+#: Bytes (``Message.size``) a subscription queues by default before its policy applies.
+DEFAULT_SUBSCRIPTION_BUFFER_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,18 +59,29 @@ class Message:
     published_at: float
     #: Overlay hops it travelled (0 for our own publications).
     hops: int
+    #: Bytes it counts toward its subscription's ``buffer_bytes``: the
+    #: document's encoded size plus 72 per value (an estimate of its decoded size).
+    size: int = 0
 
 
-class Subscription:
-    """Made by ``Node.subscribe``: use it with ``async with`` and ``async for``."""
+_State = Literal["new", "open", "ended", "closed"]
+
+
+class Subscription(trio.abc.ReceiveChannel[Message]):
+    """Made by ``Node.subscribe``: enter it with ``async with``, then ``async for`` or
+    ``receive()``.  A ``trio.abc.ReceiveChannel[Message]``: the node is its sender."""
 
     def __init__(self, node: Node, query: Query, *, buffer: int, policy: SlowPolicy,
-                 on_close: Callable[[Subscription], None]) -> None:
-        if buffer < 1:
+                 on_close: Callable[[Subscription], None],
+                 buffer_bytes: int = DEFAULT_SUBSCRIPTION_BUFFER_BYTES) -> None:
+        if buffer < 1 or buffer_bytes < 1:
             raise ValueError("a subscription buffer holds at least one message")
         self.node = node
         self.query = query
         self.buffer = buffer
+        self.buffer_bytes = buffer_bytes
+        #: Sum of the ``size`` of the queued messages.
+        self.queued_bytes = 0
         self.policy: SlowPolicy = policy
         #: Messages dropped because this subscriber was ``buffer`` messages behind.
         self.dropped = 0
@@ -56,68 +90,106 @@ class Subscription:
         self._queue: deque[Message] = deque()
         self._readable = trio.Event()
         self._writable = trio.Event()
-        self._closed = False
-        self._open = False
+        self._state: _State = "new"
         self._on_close = on_close
 
     async def __aenter__(self) -> Subscription:
+        if self._state == "open":
+            raise SubscriptionInUse(
+                "this subscription is already open: a nested `async with` would close it "
+                "early; call node.subscribe(query) again for a second reader")
+        if self._state == "closed":
+            raise SubscriptionClosed("this subscription was closed: call node.subscribe(query) "
+                                     "for a new one")
+        if self._state == "ended":
+            raise NodeClosed("the node is closed")
         self.node._add_subscription(self)
-        self._open = True
+        self._state = "open"
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def aclose(self) -> None:
+        """Stop receiving: the query is withdrawn, queued messages are dropped, and
+        every later ``receive`` raises ``SubscriptionClosed``."""
         self.close()
+        await trio.lowlevel.checkpoint()
 
     def close(self) -> None:
-        """Stop receiving; iteration ends once the queued messages are read."""
-        if not self._closed:
-            self._closed = True
-            self._on_close(self)
-            self._readable.set()
-            self._writable.set()
+        """``aclose`` for synchronous code."""
+        if self._state != "closed":
+            self._finish("closed")
+            self._queue.clear()
+            self.queued_bytes = 0
+
+    def clone(self) -> Subscription:
+        """Not supported: a subscription has one owner (see ``SubscriptionInUse``)."""
+        raise SubscriptionInUse("a subscription cannot be cloned: call node.subscribe(query) "
+                                "again for a second reader (each gets every matching message)")
 
     async def send(self, document: Any) -> str:
         """Publish ``document`` to everyone interested (this subscription too, if it matches)."""
         return await self.node.publish(document)
 
-    def __aiter__(self) -> Subscription:
-        return self
+    async def receive(self) -> Message:
+        """The next message.
 
-    async def __anext__(self) -> Message:
+        Raises ``SubscriptionNotOpen`` before the ``async with`` is entered,
+        ``trio.EndOfChannel`` once the node closed and the queue is drained
+        (``async for`` then stops), ``SubscriptionClosed`` after ``aclose``.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
         while not self._queue:
-            if self._closed:
-                raise StopAsyncIteration
+            self._check_readable()
+            if self._state == "ended":
+                raise trio.EndOfChannel
             self._readable = trio.Event()
             await self._readable.wait()
+        self._check_readable()
         message = self._queue.popleft()
+        self.queued_bytes -= message.size
         self._writable.set()
+        await trio.lowlevel.cancel_shielded_checkpoint()  # a taken message is never lost
         return message
-
-    async def receive(self) -> Message:
-        """The next message; raises ``NodeClosed`` once closed and drained."""
-        try:
-            return await self.__anext__()
-        except StopAsyncIteration:
-            raise NodeClosed("the subscription is closed") from None
 
     def pending(self) -> int:
         return len(self._queue)
 
+    def _check_readable(self) -> None:
+        if self._state == "new":
+            raise SubscriptionNotOpen(
+                "this subscription is not open: use `async with node.subscribe(query) as sub:` "
+                "and read inside the block")
+        if self._state == "closed":
+            raise SubscriptionClosed("this subscription is closed")
+
     # -- the node's side ----------------------------------------------------
 
+    def _end(self) -> None:
+        """The node closed: what is queued can still be read, then the channel ends."""
+        if self._state in ("new", "open"):
+            self._finish("ended")
+
+    def _finish(self, state: _State) -> None:
+        was_open = self._state == "open"
+        self._state = state
+        if was_open:
+            self._on_close(self)
+        self._readable.set()
+        self._writable.set()
+
     async def _put(self, message: Message) -> None:
-        if self._closed:
+        if self._state != "open":
             return
-        while len(self._queue) >= self.buffer:
+        while self._queue and (len(self._queue) >= self.buffer
+                               or self.queued_bytes + message.size > self.buffer_bytes):
             if self.policy == "drop":
-                self._queue.popleft()
+                self.queued_bytes -= self._queue.popleft().size
                 self.dropped += 1
-                break
+                continue
             self._writable = trio.Event()
             await self._writable.wait()
-            if self._closed:
+            if self._state != "open":
                 return
         self._queue.append(message)
+        self.queued_bytes += message.size
         self.delivered += 1
         self._readable.set()

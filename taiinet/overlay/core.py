@@ -5,6 +5,13 @@
 routes each input to the right protocol, feeds HyParView's ``NeighborUp`` /
 ``NeighborDown`` into Plumtree, and returns all actions in order (the
 neighbour events are returned too, for the layers above).
+
+It also keeps each neighbour's budget (``LinkBudgets``, see
+``taiinet.overlay.budget``): the driver asks ``admit_frame`` before it
+processes a link frame, and ``handle_message`` charges every ``Graft`` and
+``IHave``.  Over budget, the input is dropped (counted in
+``budget_stats``); a neighbour that keeps exceeding its budget is taken out
+of the views and its link closed (``CloseLink(failed=True)``).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from dataclasses import dataclass, field
 
 from taiinet.overlay.actions import (
     Action,
+    CloseLink,
     KeepaliveTimer,
     MissingTimer,
     NeighborDown,
@@ -21,6 +29,7 @@ from taiinet.overlay.actions import (
     ShuffleTimer,
     Timer,
 )
+from taiinet.overlay.budget import LinkBudgetConfig, LinkBudgets, LinkBudgetStats, Verdict
 from taiinet.overlay.config import HyParViewConfig, PlumtreeConfig
 from taiinet.overlay.hyparview import HyParView
 from taiinet.overlay.messages import (
@@ -45,6 +54,8 @@ from taiinet.wire.peer_id import PeerId
 class OverlayConfig:
     membership: HyParViewConfig = field(default_factory=HyParViewConfig)
     broadcast: PlumtreeConfig = field(default_factory=PlumtreeConfig)
+    #: What each neighbour may send (``taiinet.overlay.budget``).
+    budget: LinkBudgetConfig = field(default_factory=LinkBudgetConfig)
 
 
 _MEMBERSHIP = frozenset({Join, ForwardJoin, Neighbor, NeighborReply, Disconnect, Shuffle,
@@ -55,7 +66,7 @@ _BROADCAST = frozenset({Gossip, IHave, Graft, Prune})
 class Overlay:
     """One node's overlay: ``membership`` (HyParView) + ``broadcast`` (Plumtree)."""
 
-    __slots__ = ("broadcast_core", "membership", "peer_id")
+    __slots__ = ("broadcast_core", "budgets", "membership", "peer_id")
 
     def __init__(self, peer_id: PeerId, rng: random.Random, config: OverlayConfig | None = None,
                  forward_filter: ForwardFilter | None = None) -> None:
@@ -63,6 +74,7 @@ class Overlay:
         self.peer_id = peer_id
         self.membership = HyParView(peer_id, rng, config.membership)
         self.broadcast_core = Plumtree(peer_id, rng, config.broadcast, forward_filter)
+        self.budgets = LinkBudgets(config.budget)
 
     def start(self, now: float) -> list[Action]:
         """Arm the periodic timers; call once, before or after ``join``."""
@@ -81,9 +93,41 @@ class Overlay:
         heard = self.membership._last_heard  # inlined heard_from: the hottest path
         if peer in heard:
             heard[peer] = now
-        if type(message) in _BROADCAST:
+        kind = type(message)
+        if kind is Graft or kind is IHave:
+            tree = self.broadcast_core
+            answer = tree.payload_size(message.message_id) if kind is Graft else 0  # type: ignore[union-attr]
+            verdict = self.budgets.admit_control(peer, message, answer, now)  # type: ignore[arg-type]
+            if verdict is not Verdict.ADMIT:
+                return [] if verdict is Verdict.DROP else self.disconnect(peer, now)
+            return tree.handle_message(peer, message, now)  # type: ignore[arg-type]
+        if kind in _BROADCAST:
             return self.broadcast_core.handle_message(peer, message, now)  # type: ignore[arg-type]
         return self._wire(self.membership.handle_message(peer, message, now), now)  # type: ignore[arg-type]
+
+    def admit_frame(self, peer: PeerId, size: int, messages: int,
+                    now: float) -> list[Action] | None:
+        """A link frame of ``size`` bytes with ``messages`` messages came from ``peer``.
+
+        ``None``: within its budget, process it.  A list: drop the frame and
+        carry out these actions (empty, or ``peer``'s disconnection when it
+        keeps exceeding its budget).
+        """
+        verdict = self.budgets.admit_frame(peer, size, messages, now)
+        if verdict is Verdict.ADMIT:
+            return None
+        return [] if verdict is Verdict.DROP else self.disconnect(peer, now)
+
+    def disconnect(self, peer: PeerId, now: float) -> list[Action]:
+        """Drop a neighbour that broke its budget: out of the views, link closed at once."""
+        self.budgets.stats.disconnected += 1
+        actions = self.handle_link_down(peer, now)
+        actions.append(CloseLink(peer=peer, failed=True))
+        return actions
+
+    @property
+    def budget_stats(self) -> LinkBudgetStats:
+        return self.budgets.stats
 
     def heard_from(self, peer: PeerId, now: float) -> None:
         """A frame of any layer (a ``Pong`` too) came from ``peer``: its link is alive."""

@@ -41,6 +41,12 @@ cooperative, so no lock is needed) and its actions are carried out at once:
   lags ``delivery_buffer`` messages behind, further deliveries are dropped and
   counted in ``dropped_deliveries`` (the overlay never blocks on a reader).
 
+Every link frame received is first charged to its sender's budget
+(``admit_frame``: messages and bytes per second, a batch counting each
+message in it, ``Ping``s too; see ``taiinet.overlay.budget``): a frame over
+budget is dropped unread (counted in ``frames_refused``), and the core
+closes the link of a peer that keeps exceeding it.
+
 Incoming connections are handed over with ``add_connection`` (or ``serve``
 on a listener).  Two peers may dial each other at once: both connections are
 kept, frames are read from both and sent on the newest; the link is down when
@@ -132,6 +138,9 @@ class _Link:
     written_at: float = -math.inf
     #: Opened by this driver (to send), not by the peer (``add_connection``).
     dialed: bool = False
+    #: Dropped at once (a failed link, or a peer disconnected by its core):
+    #: nothing more is read from it.
+    dropped: bool = False
 
 
 class DriverCore(Protocol):
@@ -149,6 +158,9 @@ class DriverCore(Protocol):
     def join(self, contact: PeerId, now: float) -> list[Any]: ...
 
     def handle_message(self, peer: PeerId, message: Any, now: float) -> list[Any]: ...
+
+    def admit_frame(self, peer: PeerId, size: int, messages: int,
+                    now: float) -> list[Any] | None: ...
 
     def heard_from(self, peer: PeerId, now: float) -> None: ...
 
@@ -204,6 +216,8 @@ class OverlayDriver:
         #: each of its frames, so with the links' own frame count it gives the
         #: batching ratio.
         self.frames_sent = 0
+        #: Link frames received over their sender's budget and dropped unread.
+        self.frames_refused = 0
         self._nursery: trio.Nursery | None = None
 
     # --- public API ------------------------------------------------------------
@@ -351,6 +365,7 @@ class OverlayDriver:
         if self._links.get(link.peer) is link:
             del self._links[link.peer]
         link.closing = True
+        link.dropped = True
         link.urgent.set()
         link.send.close()
         for connection in link.connections:
@@ -436,6 +451,13 @@ class OverlayDriver:
                     log.warning("overlay: %s broke the protocol: %s", peer, exc)
                     break
                 now = trio.current_time()
+                refused = self.core.admit_frame(peer, len(data), len(parts), now)
+                if refused is not None:  # over the peer's budget: dropped unread
+                    self.frames_refused += 1
+                    self._apply(refused)
+                    if link.dropped:
+                        break  # disconnected as a persistent offender
+                    continue
                 self.core.heard_from(peer, now)
                 pong: int | None = None
                 broken = False
@@ -454,7 +476,9 @@ class OverlayDriver:
                             pong = control.ping.nonce
                     else:
                         self._apply(self.core.handle_message(peer, part, now))
-                if broken:
+                    if link.dropped:
+                        break  # the core disconnected the peer: read nothing more
+                if broken or link.dropped:
                     break
                 if pong is not None and self._links.get(peer) is link and not link.closing:
                     self._enqueue(peer, frame_pb2.Frame(

@@ -283,6 +283,11 @@ class Plumtree:
         """Whether a graft of ``message_id`` would be answered with its payload."""
         return message_id in self._payloads
 
+    def payload_size(self, message_id: bytes) -> int:
+        """Bytes a graft of ``message_id`` would be answered with (0: not held)."""
+        payload = self._payloads.get(message_id)
+        return 0 if payload is None else len(payload)
+
     @property
     def payload_bytes(self) -> int:
         """Bytes of payload held to answer grafts (at most ``payload_cache_bytes``)."""

@@ -35,6 +35,10 @@ class Deliver:
     message_id: bytes
     published_unix_ms: int
     hops: int
+    #: What the decoded document is counted as holding in memory: its encoded
+    #: size plus ``DECODED_VALUE_BYTES`` per value (and a record's overhead);
+    #: delivery queues are bounded in these bytes.
+    cost: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

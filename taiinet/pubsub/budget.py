@@ -1,5 +1,5 @@
 # taiinet: sans-io core
-"""Per-neighbour budgets for pushed documents: token buckets, pure.
+"""Per-neighbour budgets for pushed documents and interest adverts: token buckets, pure.
 
 Theory of operation
 -------------------
@@ -16,21 +16,28 @@ that empties it is disconnected.  A neighbour that exceeds its budget now
 and then (a burst) loses those documents only; one that keeps exceeding it,
 or keeps sending invalid documents, is dropped.
 
-Budgets are kept by peer id, at most ``MAX_TRACKED_PEERS`` (least recently
-active forgotten), and survive a disconnection, so a peer that reconnects at
-once does not start with full buckets.
+Each ``InterestAdvert`` costs the receiver a decode and the compilation of
+its filters, and a re-summary of its own adverts: each neighbour also has an
+advert bucket (``adverts_per_second``, ``advert_burst``), charged before the
+advert is decoded; an advert over it is dropped and is an offence, in the
+same offence bucket as documents.
+
+The buckets are ``taiinet.overlay.budget.RateBudgets``: kept by peer id, at
+most ``MAX_TRACKED_PEERS`` (least recently active forgotten), and they
+survive a disconnection, so a peer that reconnects at once does not start
+with full buckets.
 """
 
 from __future__ import annotations
 
-import enum
-from collections import OrderedDict
 from dataclasses import dataclass
 
+from taiinet.overlay.budget import MAX_TRACKED_PEERS, Rate, RateBudgets, TokenBucket, Verdict
 from taiinet.pubsub.errors import PubsubUsageError
 
-#: Neighbours whose buckets are remembered (least recently active forgotten first).
-MAX_TRACKED_PEERS = 1024
+__all__ = ["INVALID_DOCUMENT_OFFENCES", "MAX_TRACKED_PEERS", "PeerBudgetConfig", "PeerBudgets",
+           "TokenBucket", "Verdict"]
+
 #: Offences an invalid document counts for (an honest relay verifies before
 #: it forwards, so it never sends one; a few may come from a peer running
 #: other limits).
@@ -57,97 +64,50 @@ class PeerBudgetConfig:
     #: invalid one ``INVALID_DOCUMENT_OFFENCES``).
     offences_per_second: float = 1.0
     offence_burst: float = 50.0
+    #: Interest adverts a neighbour may send per second, and in one burst
+    #: (an honest one sends at most one per ``advert_delay``, 50 ms).
+    adverts_per_second: float = 50.0
+    advert_burst: float = 200.0
 
     def __post_init__(self) -> None:
-        if min(self.documents_per_second, self.bytes_per_second, self.offences_per_second) <= 0:
+        if min(self.documents_per_second, self.bytes_per_second, self.offences_per_second,
+               self.adverts_per_second) <= 0:
             raise PubsubUsageError("budget rates must be positive")
-        if min(self.document_burst, self.offence_burst) < 1:
-            raise PubsubUsageError("document_burst and offence_burst must be at least 1")
+        if min(self.document_burst, self.offence_burst, self.advert_burst) < 1:
+            raise PubsubUsageError(
+                "document_burst, advert_burst and offence_burst must be at least 1")
         if self.byte_burst < 1:
             raise PubsubUsageError("byte_burst must be at least 1")
 
 
-class TokenBucket:
-    """``rate`` tokens a second, at most ``burst``; starts full."""
-
-    __slots__ = ("burst", "level", "rate", "updated")
-
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.level = burst
-        self.updated = now
-
-    def refill(self, now: float) -> None:
-        if now > self.updated:
-            self.level = min(self.burst, self.level + (now - self.updated) * self.rate)
-            self.updated = now
-
-    def has(self, amount: float, now: float) -> bool:
-        self.refill(now)
-        return self.level >= amount
-
-    def take(self, amount: float, now: float) -> bool:
-        """Take ``amount`` tokens if there are that many; False (and nothing taken) if not."""
-        if not self.has(amount, now):
-            return False
-        self.level -= amount
-        return True
-
-
-class Verdict(enum.Enum):
-    """What to do with a pushed document."""
-
-    ADMIT = "admit"
-    DROP = "drop"
-    DISCONNECT = "disconnect"
-
-
-class _PeerBudget:
-    __slots__ = ("bytes", "documents", "offences")
-
-    def __init__(self, config: PeerBudgetConfig, now: float) -> None:
-        self.documents = TokenBucket(config.documents_per_second, config.document_burst, now)
-        self.bytes = TokenBucket(config.bytes_per_second, config.byte_burst, now)
-        self.offences = TokenBucket(config.offences_per_second, config.offence_burst, now)
+_DOCUMENTS, _BYTES, _ADVERTS = range(3)
 
 
 class PeerBudgets:
-    """The budgets of every neighbour; ``admit`` and ``offend`` return a ``Verdict``."""
+    """The budgets of every neighbour; ``admit``, ``admit_advert`` and ``offend``
+    return a ``Verdict``."""
 
-    __slots__ = ("_peers", "config")
+    __slots__ = ("_budgets", "config")
 
     def __init__(self, config: PeerBudgetConfig | None = None) -> None:
-        self.config = config or PeerBudgetConfig()
-        self._peers: OrderedDict[str, _PeerBudget] = OrderedDict()
+        self.config = config = config or PeerBudgetConfig()
+        self._budgets = RateBudgets(
+            (Rate(config.documents_per_second, config.document_burst),
+             Rate(config.bytes_per_second, config.byte_burst),
+             Rate(config.adverts_per_second, config.advert_burst)),
+            Rate(config.offences_per_second, config.offence_burst))
 
     def admit(self, peer: str, size: int, now: float) -> Verdict:
         """A document of ``size`` bytes pushed by ``peer``: within budget?"""
-        budget = self._budget(peer, now)
-        if budget.documents.has(1, now) and budget.bytes.has(size, now):
-            budget.documents.take(1, now)
-            budget.bytes.take(size, now)
-            return Verdict.ADMIT
-        return self.offend(peer, 1, now)
+        return self._budgets.admit(peer, now, (_DOCUMENTS, 1), (_BYTES, size))
+
+    def admit_advert(self, peer: str, now: float) -> Verdict:
+        """An interest advert (not decoded yet) from ``peer``: within budget?"""
+        return self._budgets.admit(peer, now, (_ADVERTS, 1))
 
     def offend(self, peer: str, offences: float, now: float) -> Verdict:
         """``peer`` sent a document over budget or an invalid one (``offences`` of them)."""
-        budget = self._budget(peer, now)
-        if budget.offences.take(offences, now):
-            return Verdict.DROP
-        budget.offences.level = 0.0  # what was left is spent
-        return Verdict.DISCONNECT
+        return self._budgets.offend(peer, offences, now)
 
     def __len__(self) -> int:
-        return len(self._peers)
-
-    def _budget(self, peer: str, now: float) -> _PeerBudget:
-        peers = self._peers
-        budget = peers.get(peer)
-        if budget is None:
-            budget = peers[peer] = _PeerBudget(self.config, now)
-            if len(peers) > MAX_TRACKED_PEERS:
-                peers.popitem(last=False)
-        else:
-            peers.move_to_end(peer)
-        return budget
+        return len(self._budgets)

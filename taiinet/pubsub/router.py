@@ -54,7 +54,10 @@ Documents arrive as ``Gossip`` payloads.  Each first takes its place in
 its sender's budget (``PeerBudgets``: documents/s and bytes/s token buckets);
 one over budget is dropped unverified and is an offence, an invalid one ten,
 and a sender out of offence tokens is disconnected (reported down to the
-overlay, ``CloseLink(failed=True)``).  Before Plumtree sees a new one,
+overlay, ``CloseLink(failed=True)``).  Adverts take their place in the same
+budgets (``admit_advert``, which the driver asks before decoding one), and
+``Graft``s, ``IHave``s and link frames in the overlay's (``LinkBudgets``).
+Before Plumtree sees a new document,
 the router checks its size, that the message id is SHA-256 of the payload,
 and opens it with the ``DocumentCodec`` (signature, payload type, ``Value``
 decoding); a failure drops it (it is neither delivered, forwarded nor
@@ -173,6 +176,8 @@ class RouterStats:
     unwanted: int = 0
     #: Documents dropped because their sender was over its budget.
     over_budget: int = 0
+    #: Adverts dropped undecoded because their sender was over its budget.
+    adverts_over_budget: int = 0
     #: Neighbours disconnected for offences (over budget, invalid documents).
     disconnected: int = 0
     #: ``IHave`` sent by catch-ups (a neighbour's interest widened).
@@ -422,6 +427,22 @@ class PubsubRouter:
             return out
         return self._from_overlay(
             self.overlay.handle_message(peer, message, now), now)  # type: ignore[arg-type]
+
+    def admit_frame(self, peer: PeerId, size: int, messages: int,
+                    now: float) -> list[Action] | None:
+        """The overlay's link frame budget (``Overlay.admit_frame``)."""
+        refused = self.overlay.admit_frame(peer, size, messages, now)
+        return None if refused is None else self._from_overlay(refused, now)
+
+    def admit_advert(self, peer: PeerId, now: float) -> list[Action] | None:
+        """A pubsub frame (an advert) from ``peer``, before it is decoded: ``None`` to
+        decode and handle it; else drop it and carry out these actions (empty, or
+        the peer's disconnection when it keeps exceeding its advert budget)."""
+        verdict = self._budgets.admit_advert(peer, now)
+        if verdict is Verdict.ADMIT:
+            return None
+        self.stats.adverts_over_budget += 1
+        return [] if verdict is Verdict.DROP else self._disconnect(peer, now)
 
     def _disconnect(self, peer: PeerId, now: float) -> list[Action]:
         """Drop a neighbour that broke its budget: down for the overlay, link closed."""
@@ -703,7 +724,8 @@ class PubsubRouter:
             out.append(Deliver(subscription_ids=tuple(sorted(matched, key=repr)),
                                document=doc.document, publisher=doc.publisher,
                                message_id=action.message_id,
-                               published_unix_ms=doc.published_unix_ms, hops=doc.hops))
+                               published_unix_ms=doc.published_unix_ms, hops=doc.hops,
+                               cost=doc.cost))
 
     def _forget(self, peer: PeerId) -> None:
         known = self._remote.pop(peer, None)

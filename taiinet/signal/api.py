@@ -2,35 +2,57 @@
 
 from __future__ import annotations
 
+import logging
 import random
+import socket
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from urllib.parse import urlsplit, urlunsplit
 
 import trio
 
+from taiinet._groups import unwrap_own_groups
 from taiinet.signal.server import Signaller, SignallerConfig
-from taiinet.signal.transport import SignalTransport, default_transport
+from taiinet.signal.transport import SignalListener, SignalTransport, default_transport
+from taiinet.signal.urls import check_signaller_url, is_wildcard
+from taiinet.transport.connection import Connection
 from taiinet.wire.identity import Identity
+
+log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT = 5.0
 """Seconds a signaller spends closing its links politely on exit."""
 
 
-@asynccontextmanager
+@unwrap_own_groups
 async def open_signaller(listen: str = "127.0.0.1:0", join: Sequence[str] = (),
                          identity: Identity | None = None, *,
+                         advertise: str | None = None,
                          transport: SignalTransport | None = None,
                          config: SignallerConfig | None = None,
                          rng: random.Random | None = None) -> AsyncIterator[Signaller]:
     """Start a signaller listening at ``listen`` that joins the mesh via ``join``.
 
-    Yields the :class:`Signaller` (``.url``, ``.peer_id``) once it listens and
-    has joined (a self-lookup through the first reachable ``join`` URL).
+    ``advertise``: the URL other signallers and peers dial to reach this one
+    (``ws://HOST[:PORT]``; without a port, the port listened at), used in its
+    greetings, DHT contacts and its peers' records instead of the address it
+    binds.  When ``listen`` binds every interface (``0.0.0.0``, ``[::]``) and
+    no ``advertise`` is given, the host's name is advertised
+    (``ws://<hostname>:PORT``) with a warning, never the unroutable
+    ``ws://0.0.0.0:PORT``.  Yields the :class:`Signaller` (``.url``,
+    ``.peer_id``) once it listens and has joined (a self-lookup through the
+    first reachable ``join`` URL).
     """
+    if advertise is not None:
+        check_signaller_url(advertise)
     identity = identity or Identity.generate()
     transport = transport or default_transport()
     signaller = Signaller(identity=identity, transport=transport, config=config, rng=rng)
-    async with transport.listen(identity, listen) as listener, trio.open_nursery() as nursery:
+    async with transport.listen(identity, listen) as bound, trio.open_nursery() as nursery:
+        url = advertised_url(bound.url, advertise, socket.gethostname())
+        if advertise is None and url != bound.url:
+            log.warning("listening on every interface; advertising %s (this host's name): "
+                        "give the URL other machines dial with --advertise / advertise=", url)
+        listener = bound if url == bound.url else _Advertised(bound, url)
         await nursery.start(signaller.serve, listener, list(join))
         try:
             yield signaller
@@ -38,3 +60,32 @@ async def open_signaller(listen: str = "127.0.0.1:0", join: Sequence[str] = (),
             with trio.move_on_after(CLOSE_TIMEOUT):
                 await signaller.close_links()
             nursery.cancel_scope.cancel()
+
+
+def advertised_url(bound_url: str, advertise: str | None, hostname: str) -> str:
+    """The URL a signaller listening at ``bound_url`` hands out (see ``open_signaller``)."""
+    bound = urlsplit(bound_url)
+    if advertise is not None:
+        chosen = urlsplit(advertise)
+        if chosen.port is None and bound.port is not None:
+            host = f"[{chosen.hostname}]" if ":" in (chosen.hostname or "") else chosen.hostname
+            return urlunsplit(chosen._replace(netloc=f"{host}:{bound.port}"))
+        return advertise
+    if bound.hostname is not None and is_wildcard(bound.hostname):
+        return f"{bound.scheme}://{hostname}:{bound.port}"
+    return bound_url
+
+
+class _Advertised:
+    """A listener that reports the advertised URL instead of the bound one."""
+
+    def __init__(self, inner: SignalListener, url: str) -> None:
+        self._inner = inner
+        self._url = url
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    async def accept(self) -> Connection:
+        return await self._inner.accept()

@@ -65,6 +65,7 @@ from taiinet.signal.transport import SignalTransport, default_transport
 from taiinet.transport.connection import Connection
 from taiinet.wire.errors import InvalidPeerId
 from taiinet.wire.identity import Identity
+from taiinet.wire.keepalive import encode_pong, ping_nonce
 from taiinet.wire.peer_id import PeerId
 
 logger = logging.getLogger(__name__)
@@ -120,6 +121,8 @@ class SignalClient:
         self.rng = rng
         self.home: str | None = None
         self.home_url: str | None = None
+        #: Why the last signaller could not be reached or kept (``"<url>: <reason>"``).
+        self.last_failure = ""
         self._connection: Connection | None = None
         self._link: Connection | None = None
         self._registered = trio.Event()
@@ -253,6 +256,7 @@ class SignalClient:
                     await self._serve_home(url, connection)
             except (TaiiNetError, OSError, trio.TooSlowError) as exc:
                 logger.info("signaller %s failed: %r", url, exc)
+                self.last_failure = f"{url}: {exc}"
             finally:
                 self._registered = trio.Event() if self._registered.is_set() else self._registered
                 self._connection = None
@@ -264,7 +268,7 @@ class SignalClient:
                 return
             failures += 1
             if failures >= len(order) and all(s.event.is_set() for s in self._sessions.values()):
-                logger.warning("no signaller reachable; retrying")
+                logger.warning("no signaller reachable (last: %s); retrying", self.last_failure)
             delay = min(self.config.backoff_max,
                         self.config.backoff_initial * 2 ** min(failures, 16))
             await trio.sleep(delay * self.rng.uniform(0.5, 1.5))
@@ -283,9 +287,12 @@ class SignalClient:
             hello = await self._next(connection)
         if not isinstance(hello, Hello) or hello.role is not Role.SIGNALLER:
             raise RemoteProtocolError("the home did not greet as a signaller")
-        self.home, self.home_url = connection.remote_peer_id, url
+        # The record names the URL the home announces (what other signallers
+        # dial), which may differ from the one we dialed (e.g. localhost).
+        home_url = hello.listen_url or url
+        self.home, self.home_url = connection.remote_peer_id, home_url
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._renew_guarded, connection, url)
+            nursery.start_soon(self._renew_guarded, connection, home_url)
             try:
                 while True:
                     self._dispatch(await self._next(connection), connection)
@@ -328,8 +335,15 @@ class SignalClient:
             await trio.sleep(self.config.record_lifetime / 2)
 
     async def _next(self, connection: Connection) -> SignalMessage:
+        """The next signal message; the home's keep-alive ``Ping``s are answered."""
         while True:
-            message = decode_signal(await connection.receive())
+            frame = await connection.receive()
+            nonce = ping_nonce(frame)
+            if nonce is not None:
+                async with self._send_lock:
+                    await connection.send(encode_pong(nonce))
+                continue
+            message = decode_signal(frame)
             if message is not None:
                 return message
 

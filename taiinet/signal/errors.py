@@ -31,3 +31,7 @@ class PeerUnreachable(SignalError):
 
 class NoSignallerAvailable(SignalError):
     """None of the configured signallers could be reached."""
+
+
+class InvalidSignallerUrl(SignalUsageError):
+    """A signaller URL is not ``ws://HOST[:PORT]``."""

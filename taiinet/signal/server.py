@@ -71,9 +71,13 @@ from taiinet.signal.records import PeerRecord, open_peer_record, open_session
 from taiinet.signal.transport import SignalListener, SignalTransport
 from taiinet.transport.connection import Connection
 from taiinet.wire.identity import Identity
+from taiinet.wire.keepalive import encode_ping, encode_pong, ping_nonce
 from taiinet.wire.peer_id import PeerId
 
 logger = logging.getLogger(__name__)
+
+#: The keep-alive frame the writer sends on a quiet link.
+_PING = encode_ping()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,6 +98,18 @@ class SignallerConfig:
     contacts_fanout: int = 2
     contacts_timeout: float = 2.0
     hello_timeout: float = 10.0
+    #: Bytes per second a peer link is read at past ``peer_byte_burst`` (frames of all layers).
+    peer_byte_rate: float = 64 * 1024
+    peer_byte_burst: float = 512 * 1024
+    #: The same for links to other signallers.
+    signaller_byte_rate: float = 1024 * 1024
+    signaller_byte_burst: float = 4 * 1024 * 1024
+    #: Seconds of sending nothing on a link before the signaller sends a ``Ping``; the
+    #: peer's ``Pong`` keeps the link within the listener's idle deadline (60 s).
+    keepalive_interval: float = 20.0
+    #: Seconds a link may be read at its rate limit without a break before it is
+    #: dropped as a flood (a legitimate burst drains well within it).
+    flood_timeout: float = 30.0
     dht: DhtConfig = field(default_factory=DhtConfig)
 
 
@@ -109,10 +125,14 @@ class _Link:
     receive: trio.MemoryReceiveChannel[bytes]
     rate: float
     burst: float
+    byte_rate: float
+    byte_burst: float
     role: Role | None = None
     listen_url: str = ""
     tokens: float = 0.0
+    byte_tokens: float = 0.0
     refilled: float = 0.0
+    throttled_since: float | None = None
     cancel: trio.CancelScope = field(default_factory=trio.CancelScope)
 
 
@@ -227,8 +247,9 @@ class Signaller:
         send, receive = trio.open_memory_channel[bytes](self.config.send_queue)
         link = _Link(connection=connection, peer_id=connection.remote_peer_id, send=send,
                      receive=receive, rate=self.config.peer_rate, burst=self.config.peer_burst,
-                     refilled=trio.current_time())
-        link.tokens = link.burst
+                     byte_rate=self.config.peer_byte_rate,
+                     byte_burst=self.config.peer_byte_burst, refilled=trio.current_time())
+        link.tokens, link.byte_tokens = link.burst, link.byte_burst
         self._links[id(link)] = link
         try:
             with link.cancel:
@@ -262,8 +283,15 @@ class Signaller:
             del self._homed[link.peer_id]
 
     async def _writer(self, link: _Link) -> None:
+        """Send what is queued; a ``Ping`` after ``keepalive_interval`` of sending nothing."""
         try:
-            async for frame in link.receive:
+            while True:
+                frame = _PING
+                with trio.move_on_after(self.config.keepalive_interval):
+                    try:
+                        frame = await link.receive.receive()
+                    except trio.EndOfChannel:
+                        return
                 await link.connection.send(frame)
         except TaiiNetError as exc:
             logger.info("sending to %s failed: %r", link.peer_id, exc)
@@ -278,21 +306,38 @@ class Signaller:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
 
-    async def _throttle(self, link: _Link) -> None:
-        """Token bucket: past its burst a link is read at ``rate`` messages/s.
+    async def _throttle(self, link: _Link, size: int) -> None:
+        """Token buckets: past its bursts a link is read at ``rate`` frames/s and
+        ``byte_rate`` bytes/s.
 
-        Reading slower pushes back on the sender through the transport's
-        bounded buffers, so a flooding peer slows itself down and costs the
-        signaller nothing more than its queue.
+        Every frame counts (``Ping``s and other layers' frames too).  Reading
+        slower pushes back on the sender through the transport's bounded
+        buffers, so a flooding peer slows itself down and costs the signaller
+        nothing more than its queue; one that keeps the limit busy for
+        ``flood_timeout`` without a break is dropped, so it does not hold that
+        queue for long either.
         """
         now = trio.current_time()
-        link.tokens = min(link.burst, link.tokens + (now - link.refilled) * link.rate)
+        elapsed = now - link.refilled
+        link.tokens = min(link.burst, link.tokens + elapsed * link.rate)
+        link.byte_tokens = min(link.byte_burst, link.byte_tokens + elapsed * link.byte_rate)
         link.refilled = now
-        if link.tokens < 1.0:
-            await trio.sleep((1.0 - link.tokens) / link.rate)
-            link.tokens = 1.0
+        wait = max((1.0 - link.tokens) / link.rate, (size - link.byte_tokens) / link.byte_rate)
+        if wait <= 0:
+            link.throttled_since = None
+        elif link.throttled_since is None:
+            link.throttled_since = now
+        elif now - link.throttled_since > self.config.flood_timeout:
+            raise ProtocolViolation(
+                f"over its rate limit for {self.config.flood_timeout} s without a break")
+        if wait > 0:
+            await trio.sleep(wait)
+            elapsed = trio.current_time() - link.refilled
+            link.tokens = min(link.burst, link.tokens + elapsed * link.rate)
+            link.byte_tokens = min(link.byte_burst, link.byte_tokens + elapsed * link.byte_rate)
             link.refilled = trio.current_time()
         link.tokens -= 1.0
+        link.byte_tokens -= size
 
     async def _reader(self, link: _Link, ready: trio.Event | None) -> None:
         with trio.fail_after(self.config.hello_timeout):
@@ -305,7 +350,9 @@ class Signaller:
                 raise ProtocolViolation("a signaller must say its URL")
             link.listen_url = first.listen_url
             link.rate, link.burst = self.config.signaller_rate, self.config.signaller_burst
-            link.tokens = link.burst
+            link.byte_rate = self.config.signaller_byte_rate
+            link.byte_burst = self.config.signaller_byte_burst
+            link.tokens, link.byte_tokens = link.burst, link.byte_burst
             self._signallers[link.peer_id] = link
             for frame in self._dialing.pop(link.peer_id, []):
                 self._enqueue(link, frame)
@@ -318,15 +365,21 @@ class Signaller:
             ready.set()
         while True:
             message = await self._next_message(link)
-            await self._throttle(link)
             if link.role is Role.SIGNALLER:
                 self._from_signaller(link, message)
             else:
                 self._from_peer(link, message)
 
     async def _next_message(self, link: _Link) -> SignalMessage:
+        """The next signal message; ``Ping``s are answered, other layers' frames skipped."""
         while True:
-            message = decode_signal(await link.connection.receive())
+            frame = await link.connection.receive()
+            await self._throttle(link, len(frame))
+            nonce = ping_nonce(frame)
+            if nonce is not None:
+                self._enqueue(link, encode_pong(nonce))
+                continue
+            message = decode_signal(frame)
             if message is not None:
                 return message
 
@@ -353,6 +406,13 @@ class Signaller:
             raise ProtocolViolation("a peer may register only its own record")
         if record.signaller_peer_id != self.peer_id:
             raise ProtocolViolation("the record names another signaller as home")
+        if record.signaller_url != self.url:
+            # Other signallers dial this URL to reach the peer: it must be the
+            # one this home announced in its Hello, so relays can find it.
+            self._enqueue(link, encode_signal(Registered(
+                request_id=message.request_id, ok=False,
+                reason=f"signaller_url must be {self.url!r}, as in the home's hello")))
+            raise ProtocolViolation(f"record names signaller_url {record.signaller_url!r}")
         current = self._homed.get(link.peer_id)
         if current is not None and record.seq <= current.record.seq:
             self._enqueue(link, encode_signal(Registered(

@@ -18,6 +18,7 @@ import trio_websocket
 from taiinet.signal.errors import NoSignallerAvailable, SignalUsageError
 from taiinet.transport.connection import Connection
 from taiinet.transport.errors import DialError
+from taiinet.transport.limits import ListenerLimits
 from taiinet.transport.memory import MemoryNetwork
 from taiinet.transport.secure import secure_channel
 from taiinet.transport.websocket import (
@@ -30,6 +31,13 @@ from taiinet.transport.websocket import (
 from taiinet.wire.identity import Identity
 
 MEMORY_SCHEME = "mem://"
+SIGNAL_RECEIVE_QUEUE_MESSAGES = 4
+"""Unread WebSocket messages a signaller queues per link (4 x 64 KiB): signalling is
+light, and a flooding link read at its rate limit pins no more than this."""
+SIGNAL_MAX_FRAME_SIZE = 128 * 1024
+"""Largest frame on a signal link.  The largest signal message is a ``Contacts`` of
+32 records of at most 2 KiB (about 66 KB); session envelopes are at most 32 KiB and
+DHT messages 16 KiB.  It bounds the partial frame a stranger can pin per link."""
 DIAL_TIMEOUT = 10.0
 """Seconds to open a WebSocket and finish the Noise handshake."""
 CLOSE_TIMEOUT = 2.0
@@ -98,13 +106,24 @@ class MemorySignalTransport(SignalTransport):
 
 
 class WebSocketSignalTransport(SignalTransport):
-    """Secure WebSockets (``taiinet.transport.websocket``); URLs are ``ws://host:port``."""
+    """Secure WebSockets (``taiinet.transport.websocket``); URLs are ``ws://host:port``.
+
+    ``limits``: the listener's deadlines and per-address budgets
+    (``ListenerLimits``; defaults documented in docs/protocol.md).
+    """
+
+    def __init__(self, *, limits: ListenerLimits | None = None,
+                 max_frame_size: int = SIGNAL_MAX_FRAME_SIZE) -> None:
+        self.limits = limits or ListenerLimits(
+            receive_queue_messages=SIGNAL_RECEIVE_QUEUE_MESSAGES)
+        self.max_frame_size = max_frame_size
 
     @asynccontextmanager
     async def listen(self, identity: Identity,
                      address: str = "127.0.0.1:0") -> AsyncIterator[SignalListener]:
         host, port = parse_listen_address(address)
-        async with open_websocket_listener(identity, host, port) as listener:
+        async with open_websocket_listener(identity, host, port, limits=self.limits,
+                                           max_frame_size=self.max_frame_size) as listener:
             yield listener
 
     @asynccontextmanager
@@ -129,7 +148,8 @@ class WebSocketSignalTransport(SignalTransport):
                 try:
                     with trio.fail_after(DIAL_TIMEOUT):
                         connection = await secure_channel(
-                            channel, identity, initiator=True, expected_peer_id=expected_peer_id)
+                            channel, identity, initiator=True, expected_peer_id=expected_peer_id,
+                            max_frame_size=self.max_frame_size)
                 except trio.TooSlowError:
                     raise DialError(f"the handshake with {url} timed out") from None
                 try:
@@ -139,7 +159,22 @@ class WebSocketSignalTransport(SignalTransport):
         except (OSError, trio_websocket.HandshakeError, ValueError) as exc:
             if opened:
                 raise
-            raise DialError(f"cannot open a WebSocket to {url}: {exc!r}") from None
+            raise DialError(f"cannot open a WebSocket to {url}: {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause of a failed dial ("Connection refused", "Name or
+    service not known"), not trio-websocket's bare ``HandshakeError()``."""
+    while True:
+        inner = exc.__cause__
+        if isinstance(inner, BaseExceptionGroup) and inner.exceptions:
+            inner = inner.exceptions[0]
+        if inner is None:
+            break
+        exc = inner
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or repr(exc)
 
 
 class _BoundedCloseChannel(WebSocketChannel):

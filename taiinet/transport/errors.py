@@ -23,3 +23,19 @@ class DecryptionError(RemoteProtocolError):
 
 class DialError(TaiiNetError):
     """A dial could not reach the peer (nobody listens, or the listener is full)."""
+
+
+class LinkTimeout(RemoteProtocolError):
+    """The peer missed a deadline of a secured link (see ``taiinet.transport.limits``)."""
+
+
+class IdleTimeout(LinkTimeout):
+    """The peer sent no frame for the link's idle deadline."""
+
+
+class FrameTimeout(LinkTimeout):
+    """The peer started a frame and did not complete it in time."""
+
+
+class PartialFrameBudgetExceeded(LinkTimeout):
+    """The peer's partial frame would take its listener past its budget of held bytes."""

@@ -358,6 +358,10 @@ class NoiseMessageReader:
     def has_partial_message(self) -> bool:
         return bool(self._buffer)
 
+    @property
+    def held_bytes(self) -> int:
+        return len(self._buffer)
+
     def feed(self, data: bytes) -> list[bytes]:
         messages: list[bytes] = []
         view = memoryview(data)
@@ -426,6 +430,16 @@ class SecureSession:
                 raise DecryptionError("Noise transport message shorter than its tag")
             frames += self._frames.feed(self._receive.decrypt(b"", message))
         return frames
+
+    @property
+    def has_partial_frame(self) -> bool:
+        """True while bytes of an incomplete Noise message or frame are held."""
+        return self._reader.has_partial_message or self._frames.has_partial_frame
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes held for the incomplete Noise message and frame (memory a peer pins)."""
+        return self._reader.held_bytes + self._frames.held_bytes
 
     def end_of_stream(self) -> None:
         """``TruncatedFrame`` if the stream ended inside a Noise message or a frame."""

@@ -10,8 +10,15 @@ channel's ``send_message``, and nothing is read from the channel unless the
 owner calls ``receive``, so a peer that stops reading stalls its sender once
 the channel's bounded buffers are full.
 
-A handshake that takes longer than ``handshake_timeout`` (10 s by default)
-fails with ``HandshakeTimeout``, so a silent peer cannot hold a link open.
+Deadlines (``taiinet.transport.limits.LinkDeadlines``): a handshake that
+takes longer than ``handshake_timeout`` (5 s by default), or waits longer than
+``deadlines.handshake_message`` (3 s) for one message of the peer, fails with
+``HandshakeTimeout``, so a silent peer cannot hold a link open.  On the secured
+link, a frame whose first bytes arrived must arrive whole within
+``deadlines.frame`` seconds of waiting for it (``FrameTimeout``), so a peer
+cannot pin a partial frame's buffer; with ``deadlines.idle`` set, a
+``receive`` that waits that long for a frame closes the link (``IdleTimeout``).
+Only time spent inside ``receive`` counts: a slow reader never blames its peer.
 """
 
 from __future__ import annotations
@@ -24,7 +31,17 @@ import trio
 
 from taiinet.errors import ConnectionClosed, RemoteProtocolError
 from taiinet.transport.connection import Connection, MessageChannel
-from taiinet.transport.errors import HandshakeTimeout
+from taiinet.transport.errors import (
+    FrameTimeout,
+    HandshakeTimeout,
+    IdleTimeout,
+    PartialFrameBudgetExceeded,
+)
+from taiinet.transport.limits import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    LinkDeadlines,
+    PartialFrameBudget,
+)
 from taiinet.transport.noise import (
     DH_SIZE,
     HandshakeState,
@@ -37,8 +54,10 @@ from taiinet.wire.framing import DEFAULT_MAX_FRAME_SIZE
 from taiinet.wire.identity import Identity, parse_peer_id
 from taiinet.wire.peer_id import PeerId
 
-#: Seconds a handshake may take before ``HandshakeTimeout`` (a silent peer holds no link long).
-DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+__all__ = ["DEFAULT_HANDSHAKE_TIMEOUT", "SecureConnection", "secure_channel"]
+
+#: Deadlines of a link unless the caller gives its own (no idle deadline).
+DEFAULT_DEADLINES = LinkDeadlines()
 
 
 async def _send_chunked(channel: MessageChannel, data: bytes) -> None:
@@ -54,12 +73,17 @@ async def secure_channel(channel: MessageChannel, identity: Identity, *, initiat
                          expected_peer_id: str | None = None,
                          max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
                          handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+                         deadlines: LinkDeadlines = DEFAULT_DEADLINES,
+                         partial_frames: PartialFrameBudget | None = None,
                          ) -> Connection:
     """Run the Noise XX handshake over ``channel``; return the secure ``Connection``.
 
     Raises ``HandshakeError`` (``PeerIdMismatch`` when the peer is not
     ``expected_peer_id``, ``HandshakeTimeout`` after ``handshake_timeout``
-    seconds) or ``ConnectionClosed``; the channel is closed on any failure.
+    seconds in all or ``deadlines.handshake_message`` waiting for one message)
+    or ``ConnectionClosed``; the channel is closed on any failure.  The link
+    keeps ``deadlines.frame`` and ``deadlines.idle``, and reports the bytes of
+    its partial frame to ``partial_frames`` (shared by a listener's links).
     """
     if expected_peer_id is not None:
         expected_peer_id = parse_peer_id(expected_peer_id)
@@ -67,14 +91,17 @@ async def secure_channel(channel: MessageChannel, identity: Identity, *, initiat
         with trio.fail_after(math.inf if handshake_timeout is None else handshake_timeout):
             return await _handshake(channel, identity, initiator=initiator,
                                     expected_peer_id=expected_peer_id,
-                                    max_frame_size=max_frame_size)
+                                    max_frame_size=max_frame_size, deadlines=deadlines,
+                                    partial_frames=partial_frames)
     except trio.TooSlowError:
         raise HandshakeTimeout(
             f"the handshake did not complete within {handshake_timeout} s") from None
 
 
 async def _handshake(channel: MessageChannel, identity: Identity, *, initiator: bool,
-                     expected_peer_id: str | None, max_frame_size: int) -> Connection:
+                     expected_peer_id: str | None, max_frame_size: int,
+                     deadlines: LinkDeadlines,
+                     partial_frames: PartialFrameBudget | None) -> Connection:
     handshake = NoiseHandshake(
         initiator=initiator, identity=identity, expected_peer_id=expected_peer_id,
         static_private_key=nacl.utils.random(DH_SIZE),
@@ -86,8 +113,9 @@ async def _handshake(channel: MessageChannel, identity: Identity, *, initiator: 
             if handshake.state is HandshakeState.WRITE:
                 await _send_chunked(channel, with_length_prefix(handshake.write_message()))
                 continue
-            while not pending:
-                pending.extend(reader.feed(await channel.receive_message()))
+            with trio.fail_after(deadlines.handshake_message):
+                while not pending:
+                    pending.extend(reader.feed(await channel.receive_message()))
             handshake.read_message(pending.popleft())
         assert handshake.result is not None
         # Transport messages may arrive in the same channel message as the last
@@ -99,7 +127,8 @@ async def _handshake(channel: MessageChannel, identity: Identity, *, initiator: 
             await channel.aclose()
         raise
     return SecureConnection(channel, session, local_peer_id=identity.peer_id,
-                            received=early_frames)
+                            received=early_frames, deadlines=deadlines,
+                            partial_frames=partial_frames)
 
 
 async def _acquire(lock: trio.Lock) -> None:
@@ -119,8 +148,12 @@ class SecureConnection(Connection):
     """A ``Connection`` over a ``MessageChannel`` after a completed handshake."""
 
     def __init__(self, channel: MessageChannel, session: SecureSession, *,
-                 local_peer_id: PeerId, received: list[bytes] | None = None) -> None:
+                 local_peer_id: PeerId, received: list[bytes] | None = None,
+                 deadlines: LinkDeadlines = DEFAULT_DEADLINES,
+                 partial_frames: PartialFrameBudget | None = None) -> None:
         self._channel = channel
+        self._deadlines = deadlines
+        self._partial_frames = partial_frames
         self._session = session
         self._local_peer_id = local_peer_id
         self._send_lock = trio.Lock()
@@ -144,6 +177,11 @@ class SecureConnection(Connection):
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of a partial Noise message and frame this link holds for its peer."""
+        return self._session.held_bytes
+
     async def send(self, frame: bytes) -> None:
         if self._closed:
             raise ConnectionClosed("the link is closed")
@@ -165,11 +203,24 @@ class SecureConnection(Connection):
     async def receive(self) -> bytes:
         await _acquire(self._receive_lock)
         try:
+            started = trio.current_time()
+            idle = self._deadlines.idle
+            frame = self._deadlines.frame
+            partial_since = started if self._session.has_partial_frame else None
             while not self._received:
                 if self._closed:
                     raise ConnectionClosed("the link is closed")
+                idle_at = math.inf if idle is None else started + idle
+                frame_at = (math.inf if frame is None or partial_since is None
+                            else partial_since + frame)
                 try:
-                    data = await self._channel.receive_message()
+                    with trio.move_on_at(min(idle_at, frame_at)) as waited:
+                        data = await self._channel.receive_message()
+                    if waited.cancelled_caught:  # the RemoteProtocolError below closes
+                        if frame_at <= idle_at:
+                            raise FrameTimeout(
+                                f"a frame started {frame} s ago is still incomplete")
+                        raise IdleTimeout(f"no frame for {idle} s")
                 except ConnectionClosed:
                     closed_here = self._closed
                     await self._abort()
@@ -184,12 +235,21 @@ class SecureConnection(Connection):
                 except RemoteProtocolError:
                     await self._abort()
                     raise
+                if (self._partial_frames is not None
+                        and not self._partial_frames.hold(id(self), self._session.held_bytes)):
+                    await self._abort()
+                    raise PartialFrameBudgetExceeded(
+                        "the listener's budget of bytes in partial frames is spent")
+                if partial_since is None and self._session.has_partial_frame:
+                    partial_since = trio.current_time()
             return self._received.popleft()
         finally:
             self._receive_lock.release()
 
     async def _abort(self) -> None:
         self._closed = True
+        if self._partial_frames is not None:
+            self._partial_frames.hold(id(self), 0)
         with trio.CancelScope(shield=True):
             await self._channel.aclose()
 

@@ -39,6 +39,7 @@ from taiinet.transport._asyncio_bridge import (
 )
 from taiinet.transport.connection import Connection, MessageChannel
 from taiinet.transport.errors import DialError
+from taiinet.transport.limits import LISTENER_DEADLINES, LinkDeadlines
 from taiinet.transport.secure import secure_channel
 from taiinet.wire.framing import DEFAULT_MAX_FRAME_SIZE
 from taiinet.wire.identity import Identity
@@ -196,8 +197,10 @@ class WebRTCEndpoint:
     """Makes WebRTC links for one identity; see ``open_webrtc``."""
 
     def __init__(self, identity: Identity, bridge: AiortcBridge, *,
-                 connect_timeout: float, max_peers: int, max_frame_size: int) -> None:
+                 connect_timeout: float, max_peers: int, max_frame_size: int,
+                 deadlines: LinkDeadlines) -> None:
         self._max_frame_size = max_frame_size
+        self._deadlines = deadlines
         self._identity = identity
         self._bridge = bridge
         self._connect_timeout = connect_timeout
@@ -257,6 +260,7 @@ class WebRTCEndpoint:
                 return await secure_channel(
                     channel, self._identity, initiator=initiator,
                     expected_peer_id=expected_peer_id, max_frame_size=self._max_frame_size,
+                    handshake_timeout=self._deadlines.handshake, deadlines=self._deadlines,
                 )
         except trio.TooSlowError:
             raise DialError("the Noise handshake over WebRTC timed out") from None
@@ -273,6 +277,7 @@ async def open_webrtc(
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     max_peers: int = DEFAULT_MAX_PEERS,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    deadlines: LinkDeadlines = LISTENER_DEADLINES,
 ) -> AsyncIterator[WebRTCEndpoint]:
     """Start a WebRTC endpoint for ``identity`` (aiortc on the process's shared asyncio thread).
 
@@ -280,11 +285,14 @@ async def open_webrtc(
     candidates; ``None`` means what aioice finds, which leaves out
     127.0.0.1, so loopback-only setups pass ``["127.0.0.1"]``.
     ``ice_servers``: STUN/TURN servers; none by default (never a public one).
+    ``deadlines``: of the Noise handshake and the secured links, on both sides
+    (an idle deadline of 60 s by default: node links carry overlay ``Ping``s).
     """
     bridge = AiortcBridge(candidate_addresses=candidate_addresses, ice_servers=ice_servers)
     bridge.start()
     try:
         yield WebRTCEndpoint(identity, bridge, connect_timeout=connect_timeout,
-                             max_peers=max_peers, max_frame_size=max_frame_size)
+                             max_peers=max_peers, max_frame_size=max_frame_size,
+                             deadlines=deadlines)
     finally:
         await bridge.aclose()

@@ -14,8 +14,13 @@ buffers at most ``RECEIVE_QUEUE_SIZE`` unread messages before it stops reading
 the socket, so a reader that falls behind slows its sender.
 
 The listener owns the connections it hands out: leaving its ``async with``
-closes them.  A client that fails the handshake (garbage, a wrong key, a
-timeout) is logged and dropped; the listener goes on.
+closes them.  Each TCP client is served in a task of its own that catches
+whatever the client's link raises (a reset during the upgrade makes even
+``getpeername`` fail): a client that fails the upgrade or the handshake
+(garbage, a reset, a wrong key, a timeout) is logged and dropped; the listener
+goes on.  Every phase has a deadline and every address a budget
+(``ListenerLimits``): a client over its address's budget, or beyond the
+listener's, is closed at once, before its HTTP request is read.
 """
 
 from __future__ import annotations
@@ -29,10 +34,22 @@ from contextlib import asynccontextmanager
 import trio
 import trio_websocket
 
-from taiinet.errors import ConnectionClosed, LocalProtocolError, RemoteProtocolError
+from taiinet.errors import (
+    ConnectionClosed,
+    LocalProtocolError,
+    RemoteProtocolError,
+    TaiiNetError,
+)
 from taiinet.transport._coalesce import coalesce
 from taiinet.transport.connection import Connection, Listener, MessageChannel
 from taiinet.transport.errors import DialError
+from taiinet.transport.limits import (
+    AddressBudget,
+    LinkDeadlines,
+    ListenerLimits,
+    PartialFrameBudget,
+    Ticket,
+)
 from taiinet.transport.secure import secure_channel
 from taiinet.wire.framing import DEFAULT_MAX_FRAME_SIZE
 from taiinet.wire.identity import Identity
@@ -49,14 +66,12 @@ RECEIVE_QUEUE_SIZE = 16
 SEND_BUFFER_BYTES = 256 * 1024
 #: Seconds a close waits for queued messages to be written.
 CLOSE_FLUSH_TIMEOUT = 5.0
-#: Seconds the Noise handshake (and the client's HTTP upgrade) may take.
+#: Seconds a dialer gives the TCP connect, the HTTP upgrade and the Noise handshake each.
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
-#: Secured connections waiting for ``accept`` before new clients wait in the handshake.
-DEFAULT_ACCEPT_BACKLOG = 16
-#: Clients a listener serves at once (handshaking, waiting or accepted); more are refused.
-DEFAULT_MAX_CONNECTIONS = 1024
 
 
+#: Seconds the listener spends writing its 503 answer to a client over a budget.
+REFUSE_TIMEOUT = 1.0
 #: Seconds a close waits for the peer's half of the WebSocket close handshake.
 CLOSE_TIMEOUT = 2.0
 
@@ -178,12 +193,17 @@ class WebSocketChannel(MessageChannel):
 class WebSocketListener(Listener):
     """A WebSocket server that hands out secured connections."""
 
-    def __init__(self, identity: Identity, server: trio_websocket.WebSocketServer,
-                 host: str, receive: trio.MemoryReceiveChannel[Connection]) -> None:
+    def __init__(self, identity: Identity, port: int, host: str,
+                 receive: trio.MemoryReceiveChannel[Connection], budget: AddressBudget,
+                 partial_frames: PartialFrameBudget) -> None:
         self._identity = identity
-        self._server = server
+        self._port = port
         self._host = host
         self._receive = receive
+        #: The listener's connection counts (in all, per address, per phase).
+        self.budget = budget
+        #: Bytes its links hold in partial frames, against ``max_partial_frame_bytes``.
+        self.partial_frames = partial_frames
 
     @property
     def peer_id(self) -> str:
@@ -191,7 +211,7 @@ class WebSocketListener(Listener):
 
     @property
     def port(self) -> int:
-        return int(self._server.port)
+        return self._port
 
     @property
     def url(self) -> str:
@@ -212,71 +232,124 @@ async def open_websocket_listener(
     host: str = "127.0.0.1",
     port: int = 0,
     *,
-    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
-    accept_backlog: int = DEFAULT_ACCEPT_BACKLOG,
-    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    limits: ListenerLimits | None = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     coalesce: bool = True,
 ) -> AsyncIterator[WebSocketListener]:
     """Listen on ``host:port`` (0: any free port; see ``listener.url``).
 
+    ``limits``: deadlines and connection budgets (``ListenerLimits``).
     ``coalesce``: send through a writer task that joins queued messages (see
     ``WebSocketChannel``); off, each send writes at once.
     """
-    send, receive = trio.open_memory_channel[Connection](accept_backlog)
-    active = 0
+    limits = limits or ListenerLimits()
+    send, receive = trio.open_memory_channel[Connection](limits.accept_backlog)
+    budget = AddressBudget(limits)
+    partial_frames = PartialFrameBudget(limits.max_partial_frame_bytes)
 
-    async def handle(request: trio_websocket.WebSocketRequest) -> None:
-        nonlocal active
-        if SUBPROTOCOL not in request.proposed_subprotocols:
-            await request.reject(400, body=f"subprotocol {SUBPROTOCOL} required".encode())
-            return
-        if active >= max_connections:
-            await request.reject(503, body=b"too many connections")
-            return
-        active += 1
+    async def serve_client(stream: trio.SocketStream) -> None:
+        """One TCP client, isolated: nothing it does reaches the listener's nursery."""
+        ticket: Ticket | None = None
+        remote = "?"
         try:
-            ws = await request.accept(subprotocol=SUBPROTOCOL)
-            remote = ws.remote
-            async with trio.open_nursery() as writer_nursery:
-                channel = WebSocketChannel(ws, writer_nursery if coalesce else None)
+            remote = _remote_address(stream)
+            ticket = budget.admit(remote)
+            if ticket is None:
+                logger.info("refusing a WebSocket client from %s: over budget", remote)
+                with trio.move_on_after(REFUSE_TIMEOUT):
+                    await stream.send_all(_BUSY_RESPONSE)
+                return
+            await _serve_admitted(stream, remote, ticket)
+        except Exception as exc:  # a stranger's link must never take the listener down
+            if all(isinstance(leaf, _CLIENT_ERRORS) for leaf in _leaves(exc)):
+                logger.info("dropping a WebSocket client %s: %r", remote, exc)
+            else:
+                logger.exception("dropping a WebSocket client %s after an unexpected error",
+                                 remote)
+        finally:
+            if ticket is not None:
+                budget.release(ticket)
+            await trio.aclose_forcefully(stream)
+
+    async def _serve_admitted(stream: trio.SocketStream, remote: str, ticket: Ticket) -> None:
+        async with trio.open_nursery() as link_nursery:  # trio-websocket's reader, our writer
+            try:
+                ws = await _upgrade(link_nursery, stream, limits)
+                if ws is None:
+                    return
+                channel = WebSocketChannel(ws, link_nursery if coalesce else None)
                 try:
-                    with trio.fail_after(handshake_timeout):
-                        connection = await secure_channel(
-                            channel, identity, initiator=False, max_frame_size=max_frame_size
-                        )
-                except (RemoteProtocolError, ConnectionClosed, trio.TooSlowError) as exc:
+                    connection = await secure_channel(
+                        channel, identity, initiator=False, max_frame_size=max_frame_size,
+                        handshake_timeout=limits.deadlines.handshake,
+                        deadlines=limits.deadlines, partial_frames=partial_frames)
+                except (RemoteProtocolError, ConnectionClosed) as exc:
                     logger.info("dropping a WebSocket client %s: %r", remote, exc)
                     await channel.aclose()
-                    writer_nursery.cancel_scope.cancel()
+                    return
+                if not budget.authenticate(ticket):
+                    logger.info("refusing %s from %s: too many links from that address",
+                                connection.remote_peer_id, remote)
+                    await connection.aclose()
                     return
                 try:
                     await send.send(connection)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     await connection.aclose()
-                    writer_nursery.cancel_scope.cancel()
                     return
                 await channel.wait_closed()
-                writer_nursery.cancel_scope.cancel()
-        finally:
-            active -= 1
+            finally:
+                link_nursery.cancel_scope.cancel()
 
     async with trio.open_nursery() as nursery:
-        server = await nursery.start(
-            lambda task_status=trio.TASK_STATUS_IGNORED: trio_websocket.serve_websocket(
-                handle, host, port, None,
-                handler_nursery=nursery,
-                message_queue_size=RECEIVE_QUEUE_SIZE,
-                max_message_size=WEBSOCKET_MAX_MESSAGE_SIZE,
-                task_status=task_status,
-            )
-        )
-        listener = WebSocketListener(identity, server, host, receive)
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        try:
+            await nursery.start(trio.serve_listeners, serve_client, listeners)
+        except BaseException:
+            for tcp_listener in listeners:
+                await trio.aclose_forcefully(tcp_listener)
+            raise
+        bound_port = int(listeners[0].socket.getsockname()[1])
+        listener = WebSocketListener(identity, bound_port, host, receive, budget,
+                                     partial_frames)
         try:
             yield listener
         finally:
             receive.close()
             nursery.cancel_scope.cancel()
+
+
+#: The answer to a client over a budget, sent without reading its request.
+_BUSY_RESPONSE = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                  b"Connection: close\r\n\r\n")
+
+
+#: What a client's link may raise that is the client's (or the network's) doing.
+_CLIENT_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError,
+                  trio.TooSlowError, trio_websocket.ConnectionClosed,
+                  trio_websocket.HandshakeError, TaiiNetError)
+
+
+def _remote_address(stream: trio.SocketStream) -> str:
+    """The client's IP address; ``OSError`` (``ENOTCONN``) if it already reset."""
+    address = stream.socket.getpeername()
+    return str(address[0])
+
+
+async def _upgrade(nursery: trio.Nursery, stream: trio.SocketStream,
+                   limits: ListenerLimits) -> trio_websocket.WebSocketConnection | None:
+    """The HTTP upgrade, bounded by ``upgrade_timeout`` from the TCP accept (slowloris).
+
+    Returns ``None`` after refusing a client that does not offer ``SUBPROTOCOL``.
+    """
+    with trio.fail_after(limits.upgrade_timeout):
+        request = await trio_websocket.wrap_server_stream(
+            nursery, stream, message_queue_size=limits.receive_queue_messages,
+            max_message_size=WEBSOCKET_MAX_MESSAGE_SIZE)
+        if SUBPROTOCOL not in request.proposed_subprotocols:
+            await request.reject(400, body=f"subprotocol {SUBPROTOCOL} required".encode())
+            return None
+        return await request.accept(subprotocol=SUBPROTOCOL)
 
 
 @asynccontextmanager
@@ -325,10 +398,12 @@ async def connect_websocket(
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     coalesce: bool = True,
+    deadlines: LinkDeadlines | None = None,
 ) -> AsyncIterator[Connection]:
     """Dial ``url`` (``ws://host:port``), run Noise XX, yield the secured connection.
 
-    ``coalesce`` as for ``open_websocket_listener``.
+    ``coalesce`` as for ``open_websocket_listener``; ``deadlines`` of the link
+    (default: per-message handshake and frame deadlines, no idle deadline).
 
     Raises ``DialError`` when nobody answers, the server refuses the upgrade
     or the handshake times out, and a ``HandshakeError`` (``PeerIdMismatch``
@@ -364,6 +439,7 @@ async def connect_websocket(
                         connection = await secure_channel(
                             channel, identity, initiator=True,
                             expected_peer_id=expected_peer_id, max_frame_size=max_frame_size,
+                            deadlines=deadlines or LinkDeadlines(),
                         )
                 except trio.TooSlowError:
                     raise DialError(f"the handshake with {url} timed out") from None

@@ -98,6 +98,11 @@ class FrameDecoder:
         """True when the bytes fed so far end inside a prefix or a frame."""
         return bool(self._buffer) or self._expected is not None
 
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of the incomplete frame (or prefix) held so far."""
+        return len(self._buffer)
+
     def feed(self, data: bytes) -> list[bytes]:
         if self._broken:
             raise LocalProtocolError("FrameDecoder already failed; the link must be closed")

@@ -33,6 +33,7 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from taiinet.errors import LocalProtocolError
+from taiinet.pubsub.query.matcher import null_comparison
 from taiinet.pubsub.query.nodes import (
     MATCH_ALL,
     All,
@@ -66,11 +67,13 @@ _ORDERED = (NUMBER, STRING, BYTES, BOOL)
 
 # ---------------------------------------------------------------- normal form
 def normalize(node: Filter) -> Filter:
-    """One operator per field, nested ``$and``/``$or`` flattened, one-child lists removed."""
+    """One operator per field, nested ``$and``/``$or`` flattened, one-child lists removed;
+    a range comparison with null replaced by its meaning (``null_comparison``)."""
     if isinstance(node, Field):
-        if len(node.ops) == 1:
-            return node
-        return And(children=tuple(Field(path=node.path, ops=(op,)) for op in node.ops))
+        ops = tuple(null_comparison(op) or op for op in node.ops)
+        if len(ops) == 1:
+            return node if ops == node.ops else Field(path=node.path, ops=ops)
+        return And(children=tuple(Field(path=node.path, ops=(op,)) for op in ops))
     if isinstance(node, Nor):
         return Nor(children=tuple(normalize(c) for c in node.children))
     kind = type(node)
@@ -178,6 +181,8 @@ def implies(b: Op, a: Op) -> bool:
     """Sound: every resolved field that satisfies ``b`` satisfies ``a`` (same path)."""
     if _same(a, b):
         return True
+    if null_comparison(a) is not None or null_comparison(b) is not None:
+        return implies(null_comparison(b) or b, null_comparison(a) or a)
     if isinstance(a, Exists) and a.present:
         return _needs_field(b)
     set_a, set_b = _value_set(a), _value_set(b)
@@ -215,6 +220,7 @@ def _atoms(node: Filter) -> tuple[Filter, ...]:
 
 def _widen_ops(x: Op, y: Op) -> Op | None:
     """An operator implied by both ``x`` and ``y`` (same path), or None."""
+    x, y = null_comparison(x) or x, null_comparison(y) or y
     if implies(y, x):
         return x
     if implies(x, y):

@@ -117,7 +117,7 @@ def _field_preds(node: Field) -> list[_Pred]:
                 key = _scalar_key(op.value)
                 if key is not None:
                     eqs.append(_Eq(node.path, (key,)))
-            elif op.op != "ne":
+            elif op.op != "ne" and op.value is not None:  # normalize rewrote null ranges
                 cls = type_class(op.value)
                 incl = op.op in ("gte", "lte")
                 if op.op in ("gt", "gte"):

@@ -8,7 +8,10 @@ list means the field is missing.  A value operator (``$eq``, ranges, ``$in``,
 ``$contains``, ``$regex``) holds when it holds for one resolved value or for
 one element of a resolved array; ``$size``, ``$all`` and ``$elemMatch`` look
 at arrays; ``$ne``, ``$nin`` and ``$not`` are negations and so hold for a
-missing field; ``$eq: null`` holds for a missing field.
+missing field; ``$eq: null`` holds for a missing field.  Comparisons order
+values only within one type class, and null is a class of its own (as in
+MongoDB): ``$gte: null`` and ``$lte: null`` mean ``$eq: null`` (null or
+missing), ``$gt: null`` and ``$lt: null`` hold for nothing.
 """
 
 from __future__ import annotations
@@ -173,8 +176,19 @@ def contains_test(operand: Any) -> ValueTest:
     return lambda x: isinstance(x, list) and any(element(e) for e in x)
 
 
+def null_comparison(op: Op) -> Op | None:
+    """The meaning of a range comparison with null: ``$eq: null`` for ``$gte``/``$lte``,
+    the empty ``$in`` (nothing) for ``$gt``/``$lt``; ``None`` for any other operator."""
+    if isinstance(op, Compare) and op.value is None and op.op in ("gt", "gte", "lt", "lte"):
+        return Compare(op="eq", value=None) if op.op in ("gte", "lte") else In(values=())
+    return None
+
+
 def compile_op(op: Op) -> ValuesTest:
     """Compile one operator into a test on the resolved values of a path."""
+    meaning = null_comparison(op)
+    if meaning is not None:
+        return compile_op(meaning)
     if isinstance(op, Compare):
         if op.op in ("eq", "ne"):
             test = any_value(equal_test(op.value))
@@ -244,7 +258,9 @@ def value_test(op: Op) -> ValueTest | None:
     ``None`` for operators that look at arrays, at missing fields, or negate.
     """
     if isinstance(op, Compare):
-        if op.op == "eq" and op.value is not None:
+        if op.value is None:
+            return _never if op.op in ("gt", "lt") else None
+        if op.op == "eq":
             return equal_test(op.value)
         if op.op in ("gt", "gte", "lt", "lte"):
             return range_test(op.op, op.value)

@@ -167,8 +167,9 @@ class _Parser:
         if bare in ("eq", "ne"):
             return Compare(op=bare, value=self.literal(where, operand, depth))
         if bare in RANGE_OPS:
-            if operand is None or isinstance(operand, list | tuple | Mapping):
-                raise InvalidQuery(where, f"{name} takes a number, string, bytes or boolean")
+            if isinstance(operand, list | tuple | Mapping):
+                raise InvalidQuery(where,
+                                   f"{name} takes a number, string, bytes, boolean or null")
             return Compare(op=bare, value=self.literal(where, operand, depth))
         if bare in ("in", "nin", "all"):
             if not isinstance(operand, list | tuple):

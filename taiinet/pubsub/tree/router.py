@@ -80,6 +80,8 @@ class TreeRouterStats:
     adverts_sent: int = 0
     adverts_received: int = 0
     adverts_ignored: int = 0
+    #: Pubsub frames dropped undecoded: their sender was over its advert budget.
+    adverts_over_budget: int = 0
     #: Copies of documents already seen (dropped; they only mark a holder).
     duplicates: int = 0
     #: Accepted documents no local subscription and no neighbour wanted on arrival.
@@ -189,6 +191,22 @@ class TreeRouter:
         return self._from_overlay(
             self.overlay.handle_message(peer, message, now), now)  # type: ignore[arg-type]
 
+    def admit_frame(self, peer: PeerId, size: int, messages: int,
+                    now: float) -> list[Action] | None:
+        """The overlay's link frame budget (``Overlay.admit_frame``)."""
+        refused = self.overlay.admit_frame(peer, size, messages, now)
+        return None if refused is None else self._from_overlay(refused, now)
+
+    def admit_advert(self, peer: PeerId, now: float) -> list[Action] | None:
+        """A pubsub frame from ``peer``, before it is decoded: ``None`` to decode and
+        handle it; else drop it and carry out these actions (empty, or the peer's
+        disconnection when it keeps exceeding its advert budget)."""
+        verdict = self._budgets.admit_advert(peer, now)
+        if verdict is Verdict.ADMIT:
+            return None
+        self.stats.adverts_over_budget += 1
+        return [] if verdict is Verdict.DROP else self._disconnect(peer, now)
+
     def handle_link_down(self, peer: PeerId, now: float) -> list[Action]:
         return self._from_overlay(self.overlay.handle_link_down(peer, now), now)
 
@@ -277,7 +295,7 @@ class TreeRouter:
             out.append(Deliver(subscription_ids=tuple(sorted(matched, key=repr)),
                                document=doc.document, publisher=doc.publisher,
                                message_id=mid, published_unix_ms=doc.published_unix_ms,
-                               hops=doc.hops))
+                               hops=doc.hops, cost=doc.cost))
         sends: list[Send] = []
         forwarded = self.forwarding.forward(mid, doc, sends)
         if not matched and not forwarded and not doc.own:
