@@ -10,9 +10,10 @@ from taiinet.overlay.messages import Gossip, IHave
 from taiinet.pubsub.actions import Deliver, InterestTimer, SendInterest
 from taiinet.pubsub.config import PubsubConfig
 from taiinet.pubsub.documents import UnsignedDocuments
-from taiinet.pubsub.messages import MAX_ROOT_DISTANCE, InterestAdvert
+from taiinet.pubsub.messages import MAX_ROOT_DISTANCE, TREE_SIZE_CAP, InterestAdvert
 from taiinet.pubsub.query import Query
 from taiinet.pubsub.tree.forwarding import Forwarding
+from taiinet.pubsub.tree.healing import Healing
 from taiinet.pubsub.tree.interest import InterestTable
 from taiinet.pubsub.tree.repair import Repair, _widened
 from taiinet.pubsub.tree.retention import Retained, Retention
@@ -112,6 +113,34 @@ def _round(trees: dict[str, SpanningTree], ring: dict[str, list[str]]) -> None:
                               child=parent == node)
     for tree in trees.values():
         tree.recompute()
+
+
+def test_small_components_know_their_members_large_ones_do_not() -> None:
+    tree = SpanningTree(C, since=500)
+    tree.add(A)
+    tree.add(D)
+    tree.offer(A, 10, A, 0, child=False, members=(A, B))
+    tree.offer(D, 10, A, 1, child=True, members=(D, E))
+    tree.recompute()
+    assert tree.parent == A
+    assert tree.members_for(A) == {C, D, E}  # what lies on our side of the link to A
+    assert tree.members_for(None) == {A, B, C, D, E}
+    many = tuple(sim_peer_ids(TREE_SIZE_CAP))
+    tree.offer(A, 10, A, 0, child=False, members=many)
+    assert tree.members_for(None) is None and tree.members_for(A) == {C, D, E}
+
+
+def test_healing_reaches_out_to_a_passive_outsider_seen_twice() -> None:
+    tree = SpanningTree(C, since=500)
+    tree.add(A)
+    tree.offer(A, 10, A, 0, child=False, members=(A,))
+    tree.recompute()
+    healing = Healing()
+    assert healing.check(tree, [A, E]) is None  # first sighting of E: wait
+    assert healing.check(tree, [A, E]) == E
+    assert healing.check(tree, [A]) is None and healing.reached_out == 1
+    tree.offer(A, 10, A, 0, child=False, members=tuple(sim_peer_ids(TREE_SIZE_CAP)))
+    assert healing.check(tree, [E]) is None and healing.check(tree, [E]) is None  # large
 
 
 # --- interest -----------------------------------------------------------------------

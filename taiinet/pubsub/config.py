@@ -30,6 +30,9 @@ class PubsubConfig:
     #: change only with the active views and subscriptions, not with traffic,
     #: so the window is short: every hop of a reshape waits for it.
     tree_advert_delay: float = 0.01
+    #: Stable tree: seconds (times 1 to 2) between checks that this node's
+    #: component is not a clique cut off from the overlay (healing).
+    component_check_interval: float = 2.0
     #: Stable tree: message ids remembered to drop duplicates.
     seen_size: int = 10_000
     #: Route by interest.  False: plain Plumtree broadcast (every document
@@ -113,8 +116,9 @@ class PubsubConfig:
                                    "must be >= 0")
         if self.tree not in ("plumtree", "stable"):
             raise PubsubUsageError('tree must be "plumtree" or "stable"')
-        if self.retention <= 0 or self.tree_advert_delay <= 0:
-            raise PubsubUsageError("retention and tree_advert_delay must be positive")
+        if min(self.retention, self.tree_advert_delay, self.component_check_interval) <= 0:
+            raise PubsubUsageError("retention, tree_advert_delay and component_check_interval "
+                                   "must be positive")
         if self.retention_size < 1 or self.seen_size < self.retention_size:
             raise PubsubUsageError("retention_size >= 1 and seen_size >= retention_size")
         if self.retention_bytes < self.max_document_bytes:

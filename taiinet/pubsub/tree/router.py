@@ -44,6 +44,7 @@ from taiinet.overlay.core import Overlay, OverlayConfig
 from taiinet.overlay.messages import BROADCAST_TYPES, Gossip, OverlayMessage
 from taiinet.pubsub.actions import (
     Action,
+    ComponentTimer,
     Deliver,
     InterestTimer,
     Published,
@@ -55,9 +56,10 @@ from taiinet.pubsub.budget import INVALID_DOCUMENT_OFFENCES, PeerBudgets, Verdic
 from taiinet.pubsub.config import PubsubConfig
 from taiinet.pubsub.documents import REJECT_REASONS, DocumentCodec
 from taiinet.pubsub.errors import PubsubUsageError, RejectedDocument
-from taiinet.pubsub.messages import MAX_VERSION, InterestAdvert, PubsubMessage
+from taiinet.pubsub.messages import MAX_VERSION, TREE_SIZE_CAP, InterestAdvert, PubsubMessage
 from taiinet.pubsub.query import IndexFull, InvalidQuery, Query, SubscriptionIndex
 from taiinet.pubsub.tree.forwarding import Forwarding
+from taiinet.pubsub.tree.healing import Healing
 from taiinet.pubsub.tree.interest import InterestTable
 from taiinet.pubsub.tree.repair import Repair
 from taiinet.pubsub.tree.retention import Retained, Retention, retained_cost
@@ -65,6 +67,7 @@ from taiinet.pubsub.tree.routes import SpanningTree
 from taiinet.wire.peer_id import PeerId
 
 _INTEREST_TIMER = InterestTimer()
+_COMPONENT_TIMER = ComponentTimer()
 
 
 @dataclass(slots=True)
@@ -96,8 +99,8 @@ class TreeRouter:
     """One node's router on the stable tree; same inputs and actions as ``PubsubRouter``."""
 
     __slots__ = ("_budgets", "_epoch", "_epochs", "_sent", "_timer_armed", "_version",
-                 "config", "documents", "forwarding", "interest", "overlay", "peer_id",
-                 "repair", "retention", "rng", "stats", "subscriptions", "tree")
+                 "config", "documents", "forwarding", "healing", "interest", "overlay",
+                 "peer_id", "repair", "retention", "rng", "stats", "subscriptions", "tree")
 
     def __init__(self, peer_id: PeerId, rng: random.Random, documents: DocumentCodec,
                  config: PubsubConfig | None = None,
@@ -118,9 +121,11 @@ class TreeRouter:
         self._epoch = 0
         self.forwarding = Forwarding(self.tree, self.interest, self.retention, self._epochs)
         self.repair = Repair(self.forwarding)
+        self.healing = Healing()
         self._budgets = PeerBudgets(config.budget)
         #: Neighbour -> (filter keys, tree_link, root, distance) last advertised on this link.
-        self._sent: dict[PeerId, tuple[frozenset[Any], bool, int, str, int]] = {}
+        self._sent: dict[PeerId, tuple[frozenset[Any], bool, int, str, int, frozenset[str] | None,
+                                       bool]] = {}
         self._version = 0
         self._timer_armed = False
 
@@ -134,7 +139,13 @@ class TreeRouter:
         """
         self.tree.since = max(0, int(now * 1000)) if started_unix_ms is None else started_unix_ms
         self.tree.recompute()
-        return self._from_overlay(self.overlay.start(now), now)
+        out = self._from_overlay(self.overlay.start(now), now)
+        out.append(self._component_timer(now))
+        return out
+
+    def _component_timer(self, now: float) -> SetInterestTimer:
+        delay = self.config.component_check_interval * (1.0 + self.rng.random())
+        return SetInterestTimer(at=now + delay, timer=_COMPONENT_TIMER)
 
     def join(self, contact: PeerId, now: float) -> list[Action]:
         return self._from_overlay(self.overlay.join(contact, now), now)
@@ -215,7 +226,19 @@ class TreeRouter:
         if kind is InterestTimer:
             self._timer_armed = False
             return self._send_adverts()
+        if kind is ComponentTimer:
+            return self._check_component(now)
         return self._from_overlay(self.overlay.handle_timer(timer, now), now)  # type: ignore[arg-type]
+
+    def _check_component(self, now: float) -> list[Action]:
+        """Healing: reach out of a component cut off from the overlay (``healing``)."""
+        out: list[Action] = []
+        overlay = self.overlay
+        outsider = self.healing.check(self.tree, overlay.passive_view)
+        if outsider is not None:
+            out += self._from_overlay(overlay.reach_out(outsider, now), now)
+        out.append(self._component_timer(now))
+        return out
 
     # --- queries ----------------------------------------------------------------------
 
@@ -319,7 +342,7 @@ class TreeRouter:
         out: list[Action] = []
         if neighbour:
             self.tree.offer(peer, advert.root_since_ms, advert.root, advert.root_distance,
-                            advert.tree_link)
+                            advert.tree_link, advert.tree_members)
             self._settle(now, out)
         return out
 
@@ -352,7 +375,7 @@ class TreeRouter:
         if pending is not None:
             advert = pending.advert
             self.tree.offer(peer, advert.root_since_ms, advert.root, advert.root_distance,
-                            advert.tree_link)
+                            advert.tree_link, advert.tree_members)
 
     def _neighbour_down(self, peer: PeerId) -> None:
         self._epochs.pop(peer, None)
@@ -382,7 +405,9 @@ class TreeRouter:
             is_tree = tree.is_tree_link(peer)
             keyed = self.interest.filters_for(peer, is_tree, links)
             parent = peer == tree.parent
-            sent = (frozenset(k for k, _q in keyed), parent, since, root, distance)
+            members = tree.members_for(peer) if is_tree else None
+            sent = (frozenset(k for k, _q in keyed), parent, since, root, distance, members,
+                    is_tree)
             if self._sent.get(peer) == sent:
                 continue
             self._sent[peer] = sent
@@ -390,5 +415,7 @@ class TreeRouter:
             self.stats.adverts_sent += 1
             out.append(SendInterest(peer=peer, advert=InterestAdvert(
                 version=self._version, filters=tuple(q for _k, q in keyed), tree_link=parent,
-                root=root, root_distance=distance, root_since_ms=since)))
+                root=root, root_distance=distance, root_since_ms=since,
+                tree_size=(TREE_SIZE_CAP if members is None else len(members)) if is_tree else 0,
+                tree_members=() if members is None else tuple(sorted(members)))))
         return out

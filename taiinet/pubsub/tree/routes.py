@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from taiinet.pubsub.messages import MAX_ROOT_DISTANCE
+from taiinet.pubsub.messages import MAX_ROOT_DISTANCE, TREE_SIZE_CAP
 from taiinet.wire.peer_id import PeerId
 
 #: A route: (root's start in Unix ms, root peer id, distance in links).
@@ -41,6 +41,9 @@ class Offer:
     distance: int
     #: The neighbour says we are its parent.
     child: bool
+    #: The nodes on the neighbour's side of a tree link, when fewer than
+    #: ``TREE_SIZE_CAP`` (``None``: as many or more, or not a tree link).
+    members: frozenset[str] | None = None
 
 
 class SpanningTree:
@@ -63,9 +66,11 @@ class SpanningTree:
     def remove(self, peer: PeerId) -> None:
         self.offers.pop(peer, None)
 
-    def offer(self, peer: PeerId, since: int, root: str, distance: int, child: bool) -> None:
+    def offer(self, peer: PeerId, since: int, root: str, distance: int, child: bool,
+              members: tuple[str, ...] = ()) -> None:
         if peer in self.offers:
-            self.offers[peer] = Offer(since, root, distance, child)
+            known = frozenset(members) if 0 < len(members) < TREE_SIZE_CAP else None
+            self.offers[peer] = Offer(since, root, distance, child, known)
 
     def recompute(self) -> bool:
         """Choose the route and parent again; True if either changed."""
@@ -93,6 +98,21 @@ class SpanningTree:
 
     def tree_links(self) -> list[PeerId]:
         return [peer for peer in self.offers if self.is_tree_link(peer)]
+
+    def members_for(self, peer: PeerId | None) -> frozenset[str] | None:
+        """The nodes on this side of the tree link to ``peer`` (all tree links if
+        ``None``): split horizon over tree links; ``None`` if ``TREE_SIZE_CAP`` or more
+        (or some tree link's side is not known)."""
+        members: set[str] = {self.peer_id}
+        for other, offer in self.offers.items():
+            if other == peer or not self.is_tree_link(other):
+                continue
+            if offer is None or offer.members is None:
+                return None
+            members |= offer.members
+            if len(members) >= TREE_SIZE_CAP:
+                return None
+        return frozenset(members)
 
     def children(self) -> list[PeerId]:
         return [p for p, o in self.offers.items() if o is not None and o.child]
