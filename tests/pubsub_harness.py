@@ -25,7 +25,7 @@ class PubsubNet:
 
     def __init__(self, n: int, seed: int = 0, *, signed: bool = False,
                  config: PubsubConfig | None = None, active_size: int = 3,
-                 wire: bool = True, link: LinkModel | None = None) -> None:
+                 wire: bool = True, link: LinkModel | None = None, late: int = 0) -> None:
         self.rng = random.Random(seed)
         self.loop = EventLoop()
         self.wire = wire
@@ -50,10 +50,24 @@ class PubsubNet:
                                               config, overlay)
         #: (node, message id) -> subscription ids delivered, in order.
         self.deliveries: list[tuple[str, bytes, tuple[Hashable, ...], Any]] = []
-        for i, peer in enumerate(self.ids):
+        #: Nodes started (the last ``late`` wait for ``start_late``).
+        self.started = n - late
+        for i, peer in enumerate(self.ids[:self.started]):
             self.apply(peer, self.routers[peer].start(0.0))
             if i:
                 self.apply(peer, self.routers[peer].join(self.ids[self.rng.randrange(i)], 0.0))
+
+    def start_late(self) -> str:
+        """Start the next late node and join it through a random started one."""
+        peer = self.ids[self.started]
+        contact = self.ids[self.rng.randrange(self.started)]
+        while contact in self.network.crashed:
+            contact = self.ids[self.rng.randrange(self.started)]
+        self.started += 1
+        now = self.loop.now
+        self.apply(peer, self.routers[peer].start(now))
+        self.apply(peer, self.routers[peer].join(contact, now))
+        return peer
 
     def apply(self, node: str, actions: list[Action]) -> list[Action]:
         for action in actions:
