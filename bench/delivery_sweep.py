@@ -34,6 +34,8 @@ LATE = 4
 QUERIES: list[dict[str, Any]] = [{"topic": "a"}, {"topic": {"$in": ["a", "b"]}},
                                  {"size": {"$gte": 5}}, {}]
 CHURN_SECONDS = 20.0
+#: (seed, node, publisher, document, input step of the publication) of every lost delivery.
+LOST: list[tuple[int, str, str, dict[str, Any], int]] = []
 QUIET_SECONDS = 15.0
 
 
@@ -51,19 +53,21 @@ def _component(net: PubsubNet, start: str) -> set[str]:
 def run_seed(seed: int) -> dict[str, int]:
     rng = random.Random(seed)
     net = PubsubNet(NODES, seed, config=PubsubConfig(tree="stable"), late=LATE)
-    opened: dict[tuple[str, int], float] = {}
+    opened: dict[tuple[str, int], int] = {}
     crashed: set[str] = set()
-    published: list[tuple[bytes, str, dict[str, Any], float]] = []
+    published: list[tuple[bytes, str, dict[str, Any], int]] = []
     net.run(rng.choice((0.0, 1.0, 5.0)))
     end = net.loop.now + CHURN_SECONDS
+    step = 0  # inputs in order: a subscription is promised what is published after it
     while net.loop.now < end:
+        step += 1
         live = [p for p in net.ids[:net.started] if p not in crashed]
         roll = rng.random()
         node = rng.choice(live)
         if roll < 0.25:
             q = rng.randrange(len(QUERIES))
             net.subscribe(node, q, QUERIES[q])
-            opened.setdefault((node, q), net.loop.now)
+            opened.setdefault((node, q), step)
         elif roll < 0.35:
             q = rng.randrange(len(QUERIES))
             net.unsubscribe(node, q)
@@ -74,7 +78,7 @@ def run_seed(seed: int) -> dict[str, int]:
                 net.run(0.2)
             doc = {"topic": rng.choice("abc"), "size": rng.randrange(10),
                    "seq": len(published)}
-            published.append((net.publish(node, doc), node, doc, net.loop.now))
+            published.append((net.publish(node, doc), node, doc, step))
         elif roll < 0.85 and net.started < NODES:
             net.start_late()
         elif roll < 0.95:
@@ -101,10 +105,11 @@ def run_seed(seed: int) -> dict[str, int]:
             continue
         for node in _component(net, publisher):
             for (owner, q), since in opened.items():
-                if owner == node and since <= at and Query(QUERIES[q]).matches(doc):
+                if owner == node and since < at and Query(QUERIES[q]).matches(doc):
                     counts["promised"] += 1
                     if q not in delivered.get((node, mid), set()):
                         counts["lost"] += 1
+                        LOST.append((seed, node, publisher, doc, at))
     return dict(counts)
 
 
@@ -123,6 +128,9 @@ def main() -> int:
         if result["lost"] or result["duplicates"] or result["wrong"]:
             bad.append(seed)
             print(f"seed {seed}: {result}", file=sys.stderr, flush=True)
+            for lost in LOST:
+                print(f"  lost: {lost}", file=sys.stderr, flush=True)
+            LOST.clear()
     summary = {"seeds": args.seeds, "first": args.first, **dict(total), "failing_seeds": bad,
                "seconds": round(time.perf_counter() - started, 1)}
     if args.json:

@@ -174,14 +174,16 @@ def _doc(at: float, size: int = 10, own: bool = False) -> Retained:
 
 def test_retention_expires_by_age_and_counts_young_evictions() -> None:
     kept = Retention(retention=30.0, max_size=2, max_bytes=1000, seen_size=3)
-    kept.add(b"1", _doc(0.0), 0.0)
-    kept.add(b"2", _doc(1.0), 1.0)
-    kept.add(b"3", _doc(2.0), 2.0)  # over max_size: b"1" evicted at 2 s old
+    for i, mid in enumerate((b"1", b"2", b"3")):
+        kept.see(mid, float(i), delivered=False)
+        kept.add(mid, _doc(float(i)), float(i))  # b"3" is over max_size: b"1" evicted, 2 s old
     assert kept.evicted_young == 1 and kept.get(b"1") is None and kept.seen(b"1")
+    assert not kept.duplicate(b"1")  # seen, not kept, young: a copy is taken again
     kept.expire(31.5)
-    assert len(kept) == 1 and kept.get(b"3") is not None and kept.seen(b"2")
-    kept.add(b"4", _doc(40.0), 40.0)
+    assert len(kept) == 1 and kept.get(b"3") is not None and kept.duplicate(b"2")  # old
+    kept.see(b"4", 40.0, delivered=True)
     assert not kept.seen(b"1") and kept.seen_evicted_young == 0  # b"1" was 40 s old
+    assert kept.delivered(b"4") and kept.duplicate(b"4")
 
 
 # --- forwarding and repair ----------------------------------------------------------
@@ -224,6 +226,32 @@ def test_repair_pushes_what_a_widened_neighbour_must_hold_and_only_once() -> Non
     assert [s.peer for s in out] == [D]
 
 
+def test_a_narrowed_neighbour_no_longer_counts_as_holding_what_it_may_have_dropped() -> None:
+    tree = SpanningTree(C, since=500)
+    table = InterestTable(8, 0)
+    kept = Retention(30.0, 10, 10_000, 10)
+    epochs = {D: 1}
+    forwarding = Forwarding(tree, table, kept, epochs)
+    repair = Repair(forwarding)
+    tree.add(D)
+    table.accept(D, _advert(1, {"t": 1}), neighbour=True)
+    tree.offer(D, 1, A, 0, child=False)
+    tree.recompute()
+    out: list[Send] = []
+    repair.run(out)
+    doc = _doc(0.0)
+    kept.add(b"w", doc, 0.0)
+    forwarding.forward(b"w", doc, out)
+    assert [s.peer for s in out] == [D] and doc.held_by(D, 1)
+    table.accept(D, _advert(2, {"t": 2}), neighbour=True)  # D narrowed: it may drop it
+    repair.run(out)
+    assert not doc.held_by(D, 1)
+    out.clear()
+    table.accept(D, _advert(3, {"t": 1}), neighbour=True)  # and widened again
+    repair.run(out)
+    assert [s.peer for s in out] == [D]
+
+
 # --- the router ---------------------------------------------------------------------
 
 def test_a_one_shot_publisher_hands_its_document_to_its_parent_even_unwanted() -> None:
@@ -249,6 +277,18 @@ def test_subscription_then_publication_at_once_is_delivered_once() -> None:
     mid = net.publish(net.ids[9], {"t": 1})
     net.run(5.0)
     assert net.deliveries_of(mid) == {net.ids[2]: ("s",), net.ids[7]: ("s",)}
+
+
+def test_a_document_no_one_here_wants_is_not_kept_and_a_later_copy_is_taken() -> None:
+    router = TreeRouter(A, random.Random(1), UnsignedDocuments(A), STABLE)
+    router.start(0.0)
+    payload = UnsignedDocuments(B).seal({"t": 1}, 60_000, published_unix_ms=0, nonce=1)
+    mid = hashlib.sha256(payload).digest()
+    assert router.handle_message(B, Gossip(message_id=mid, hops=1, payload=payload), 0.1) == []
+    assert router.stats.unwanted == 1 and router.retention.get(mid) is None
+    router.subscribe("s", {"t": 1}, 0.2)
+    got = router.handle_message(C, Gossip(message_id=mid, hops=2, payload=payload), 0.3)
+    assert [type(a) for a in got] == [Deliver] and router.retention.get(mid) is not None
 
 
 def test_duplicates_and_plumtree_messages_change_nothing_but_holders() -> None:

@@ -1,7 +1,9 @@
 """Hypothesis stateful model of the stable-tree router: the contract, exactly once.
 
-8 routers on a seeded simulated network whose links reorder and duplicate
-messages (adversarial orders; every message through the codecs).  Rules
+8 routers on a seeded simulated network whose links have widely spread
+delays (log-normal, sigma 1: adversarial orders across links) and may
+duplicate messages; each link stays FIFO, as the contract assumes of real
+links (every message through the codecs).  Rules
 interleave subscriptions, unsubscriptions, publications, link failures,
 partitions (which reshape the tree) and crashes, each followed by a short
 run, so documents are in flight while interest and the tree move.  ``check``
@@ -55,11 +57,11 @@ def component(net: PubsubNet, start: str) -> set[str]:
 
 
 class TreeModel(RuleBasedStateMachine):
-    @initialize(seed=st.integers(0, 2**16), reorder=st.sampled_from((0.0, 0.3)),
-                duplication=st.sampled_from((0.0, 0.2)), warm=st.sampled_from((0.0, 5.0)))
-    def setup(self, seed: int, reorder: float, duplication: float, warm: float) -> None:
+    @initialize(seed=st.integers(0, 2**16), duplication=st.sampled_from((0.0, 0.2)),
+                warm=st.sampled_from((0.0, 5.0)))
+    def setup(self, seed: int, duplication: float, warm: float) -> None:
         link = LinkModel(median_delay=0.02, delay_sigma=1.0, max_delay=0.3,
-                         reorder=reorder, duplication=duplication)
+                         duplication=duplication)
         self.net = PubsubNet(NODES, seed, config=PubsubConfig(tree="stable"), link=link)
         self.subs: dict[str, dict[str, Query]] = {p: {} for p in self.net.ids}
         #: (node, subscription) -> time it was last (re)opened.

@@ -3,10 +3,12 @@
 
 For every retained document ``d`` and every neighbour ``q``: if the link to
 ``q`` is a tree link and ``q``'s filters match ``d``, or ``d`` is this node's
-own publication and ``q`` its parent, then ``q`` holds ``d`` (on the current
-link).  ``Forwarding`` pushes ``d`` to whoever breaks it: for a new document
-that is ordinary forwarding along the tree; ``taiinet.pubsub.tree.repair``
-calls ``restore`` when a neighbour's side of the rule widened.
+own publication and ``q`` its parent, told so by an advert already sent
+(links are FIFO: the parent knows its child before the document arrives),
+then ``q`` holds ``d`` (on the current link).  ``Forwarding`` pushes ``d``
+to whoever breaks it: for a new document that is ordinary forwarding along
+the tree; ``taiinet.pubsub.tree.repair`` calls ``restore`` when a
+neighbour's side of the rule widened.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from taiinet.wire.peer_id import PeerId
 class Forwarding:
     """Keeps invariant (I) by pushing retained documents."""
 
-    __slots__ = ("epochs", "interest", "pushed", "retention", "tree")
+    __slots__ = ("epochs", "interest", "pushed", "retention", "told", "tree")
 
     def __init__(self, tree: SpanningTree, interest: InterestTable, retention: Retention,
                  epochs: dict[PeerId, int]) -> None:
@@ -33,14 +35,16 @@ class Forwarding:
         self.epochs = epochs
         #: Pushes made (every ``Gossip`` sent).
         self.pushed = 0
+        #: Neighbours whose last advert from us said "you are my parent".
+        self.told: set[PeerId] = set()
 
     def must_hold(self, doc: Retained, peer: PeerId) -> bool:
-        if doc.own and peer == self.tree.parent:
+        if doc.own and peer == self.tree.parent and peer in self.told:
             return True
         return self.tree.is_tree_link(peer) and self.interest.wants(peer, doc.document)
 
     def push(self, mid: bytes, doc: Retained, peer: PeerId, out: list[Send]) -> None:
-        doc.holders[peer] = self.epochs[peer]
+        doc.pushed[peer] = self.epochs[peer]
         self.pushed += 1
         out.append(Send(peer=peer, message=Gossip(
             message_id=mid, hops=min(doc.hops + 1, MAX_HOPS), payload=doc.payload)))
@@ -53,6 +57,15 @@ class Forwarding:
                 self.push(mid, doc, peer, out)
                 sent += 1
         return sent
+
+    def narrowed(self, peer: PeerId) -> None:
+        """``peer``'s side of (I) narrowed: a document pushed to it that it no longer
+        must hold may have been dropped there (it keeps only what its last advert to
+        us matched), so it no longer counts as a holder: if it widens again, it is
+        pushed again."""
+        for _mid, doc in self.retention.items():
+            if peer in doc.pushed and not self.must_hold(doc, peer):
+                del doc.pushed[peer]
 
     def restore(self, peer: PeerId, out: list[Send]) -> int:
         """``peer``'s side of (I) widened: push it every retained document it now must hold."""

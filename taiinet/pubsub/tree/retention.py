@@ -1,14 +1,17 @@
 # taiinet: sans-io core
 """Documents retained for the repair, their holders, and the seen ids.
 
-Every document a node published or accepted is kept for ``retention``
-seconds (bounded in number and bytes, oldest first), with its *holders*:
-the neighbours it came from and those it was pushed to, each tagged with
-the link (epoch) it happened on, so a push on a link that later went down
-is not trusted.  Message ids are remembered longer (``seen_size`` of them)
-to drop duplicates: that is what makes delivery exactly once.  Evicting a
-document or an id younger than ``retention`` voids the contract for it and
-is counted (docs/pubsub.md, 0.1 condition 3).
+Every document a node published or accepted *and had a use for* (see
+``TreeRouter._keeps``) is kept for ``retention`` seconds (bounded in number
+and bytes, oldest first), with its *holders*: the neighbours it came from
+(``holders``) and those it was pushed to (``pushed``), each tagged with the
+link (epoch) it happened on, so a push on a link that later went down is
+not trusted.  Message ids are remembered longer (``seen_size`` of them),
+with whether the document was delivered here: a copy of a retained or
+delivered document is a duplicate, which is what makes delivery exactly
+once; a copy of one seen but not kept is taken again.  Evicting a document
+or an id younger than ``retention`` voids the contract for it and is
+counted (docs/pubsub.md, 0.1 condition 3).
 """
 
 from __future__ import annotations
@@ -37,13 +40,15 @@ class Retained:
     hops: int
     #: Published by this node (its parent must hold it, whatever its interest).
     own: bool
-    #: Neighbour -> epoch of the link on which it sent or was sent this document.
+    #: Neighbour -> epoch of the link on which it sent us this document.
     holders: dict[PeerId, int] = field(default_factory=dict)
+    #: Neighbour -> epoch of the link on which we pushed it this document.
+    pushed: dict[PeerId, int] = field(default_factory=dict)
     #: What it counts toward ``retention_bytes``.
     cost: int = RECORD_BYTES
 
     def held_by(self, peer: PeerId, epoch: int) -> bool:
-        return self.holders.get(peer) == epoch
+        return self.holders.get(peer) == epoch or self.pushed.get(peer) == epoch
 
 
 def retained_cost(size: int, values: int) -> int:
@@ -54,7 +59,7 @@ def retained_cost(size: int, values: int) -> int:
 class Retention:
     """Retained documents by message id, and seen ids; all bounded."""
 
-    __slots__ = ("_bytes", "_docs", "_seen", "evicted_young", "max_bytes", "max_size",
+    __slots__ = ("_bytes", "_docs", "_now", "_seen", "evicted_young", "max_bytes", "max_size",
                  "retention", "seen_evicted_young", "seen_size")
 
     def __init__(self, retention: float, max_size: int, max_bytes: int, seen_size: int) -> None:
@@ -63,8 +68,10 @@ class Retention:
         self.max_bytes = max_bytes
         self.seen_size = seen_size
         self._docs: OrderedDict[bytes, Retained] = OrderedDict()
-        self._seen: OrderedDict[bytes, float] = OrderedDict()
+        #: Message id -> (when first seen, delivered here).
+        self._seen: OrderedDict[bytes, tuple[float, bool]] = OrderedDict()
         self._bytes = 0
+        self._now = 0.0
         #: Documents / seen ids evicted by a bound before ``retention`` had passed.
         self.evicted_young = 0
         self.seen_evicted_young = 0
@@ -72,11 +79,37 @@ class Retention:
     def seen(self, mid: bytes) -> bool:
         return mid in self._seen
 
+    def duplicate(self, mid: bytes) -> bool:
+        """A copy of ``mid`` changes nothing: it is retained, was delivered here, or
+        is older than ``retention`` (a copy not kept is otherwise taken again)."""
+        seen = self._seen.get(mid)
+        if seen is None:
+            return False
+        return mid in self._docs or seen[1] or seen[0] <= self._now - self.retention
+
+    def delivered(self, mid: bytes) -> bool:
+        seen = self._seen.get(mid)
+        return seen is not None and seen[1]
+
     def get(self, mid: bytes) -> Retained | None:
         return self._docs.get(mid)
 
+    def see(self, mid: bytes, now: float, delivered: bool) -> None:
+        """Remember ``mid`` (first sight time kept; delivered once stays delivered)."""
+        self._now = now
+        seen = self._seen
+        old = seen.get(mid)
+        if old is not None:
+            seen[mid] = (old[0], old[1] or delivered)
+            return
+        seen[mid] = (now, delivered)
+        while len(seen) > self.seen_size:
+            _mid, (at, _delivered) = seen.popitem(last=False)
+            if at > now - self.retention:
+                self.seen_evicted_young += 1
+
     def add(self, mid: bytes, doc: Retained, now: float) -> None:
-        """Retain ``doc`` (and see its id), evicting the oldest past either bound."""
+        """Retain ``doc``, evicting the oldest past either bound."""
         self.expire(now)
         docs = self._docs
         docs[mid] = doc
@@ -86,15 +119,10 @@ class Retention:
             self._bytes -= old.cost
             if old.at > now - self.retention:
                 self.evicted_young += 1
-        seen = self._seen
-        seen[mid] = now
-        while len(seen) > self.seen_size:
-            _mid, at = seen.popitem(last=False)
-            if at > now - self.retention:
-                self.seen_evicted_young += 1
 
     def expire(self, now: float) -> None:
         """Drop documents older than ``retention`` (their ids stay seen)."""
+        self._now = now
         docs = self._docs
         oldest = now - self.retention
         while docs:

@@ -58,6 +58,7 @@ from taiinet.pubsub.documents import REJECT_REASONS, DocumentCodec
 from taiinet.pubsub.errors import PubsubUsageError, RejectedDocument
 from taiinet.pubsub.messages import MAX_VERSION, TREE_SIZE_CAP, InterestAdvert, PubsubMessage
 from taiinet.pubsub.query import IndexFull, InvalidQuery, Query, SubscriptionIndex
+from taiinet.pubsub.summary import Keyed
 from taiinet.pubsub.tree.forwarding import Forwarding
 from taiinet.pubsub.tree.healing import Healing
 from taiinet.pubsub.tree.interest import InterestTable
@@ -87,7 +88,8 @@ class TreeRouterStats:
     adverts_over_budget: int = 0
     #: Copies of documents already seen (dropped; they only mark a holder).
     duplicates: int = 0
-    #: Accepted documents no local subscription and no neighbour wanted on arrival.
+    #: Accepted documents no local subscription wanted and this node had no use
+    #: for: their id is kept (as seen), not the document.
     unwanted: int = 0
     over_budget: int = 0
     disconnected: int = 0
@@ -98,8 +100,8 @@ class TreeRouterStats:
 class TreeRouter:
     """One node's router on the stable tree; same inputs and actions as ``PubsubRouter``."""
 
-    __slots__ = ("_budgets", "_epoch", "_epochs", "_sent", "_timer_armed", "_version",
-                 "config", "documents", "forwarding", "healing", "interest", "overlay",
+    __slots__ = ("_advertised", "_budgets", "_epoch", "_epochs", "_sent", "_timer_armed",
+                 "_version", "config", "documents", "forwarding", "healing", "interest", "overlay",
                  "peer_id", "repair", "retention", "rng", "stats", "subscriptions", "tree")
 
     def __init__(self, peer_id: PeerId, rng: random.Random, documents: DocumentCodec,
@@ -126,6 +128,8 @@ class TreeRouter:
         #: Neighbour -> (filter keys, tree_link, root, distance) last advertised on this link.
         self._sent: dict[PeerId, tuple[frozenset[Any], bool, int, str, int, frozenset[str] | None,
                                        bool]] = {}
+        #: Neighbour -> the filters last advertised to it on the current link.
+        self._advertised: dict[PeerId, Keyed] = {}
         self._version = 0
         self._timer_armed = False
 
@@ -259,7 +263,8 @@ class TreeRouter:
         """Whether a neighbour holds this document (for a publisher about to leave)."""
         doc = self.retention.get(message_id)
         return doc is not None and any(
-            self._epochs.get(peer) == epoch for peer, epoch in doc.holders.items())
+            self._epochs.get(peer) == epoch
+            for peer, epoch in (*doc.holders.items(), *doc.pushed.items()))
 
     @property
     def document_bytes(self) -> int:
@@ -275,7 +280,7 @@ class TreeRouter:
         mid = message.message_id
         try:
             self._check(message)
-            if self.retention.seen(mid):
+            if self.retention.duplicate(mid):
                 self._duplicate(peer, mid)
                 return []
             opened = self.documents.open(message.payload)
@@ -292,7 +297,7 @@ class TreeRouter:
         if epoch is not None:
             doc.holders[peer] = epoch
         out: list[Action] = []
-        self._accept(mid, doc, now, out)
+        self._accept(mid, doc, now, out, peer)
         return out
 
     def _check(self, message: Gossip) -> None:
@@ -309,21 +314,46 @@ class TreeRouter:
         if doc is not None and epoch is not None:
             doc.holders[peer] = epoch
 
-    def _accept(self, mid: bytes, doc: Retained, now: float, out: list[Action]) -> None:
-        """A document seen for the first time: retain, deliver locally, forward (I)."""
-        self.retention.add(mid, doc, now)
+    def _accept(self, mid: bytes, doc: Retained, now: float, out: list[Action],
+                sender: PeerId | None = None) -> None:
+        """A document new here (or seen but not kept): deliver locally once, forward
+        (I), and retain it if this node has a use for it (``_keeps``)."""
         matched = self.subscriptions.match(doc.document)
-        if matched:
+        if matched and not self.retention.delivered(mid):
             self.stats.delivered += 1
             out.append(Deliver(subscription_ids=tuple(sorted(matched, key=repr)),
                                document=doc.document, publisher=doc.publisher,
                                message_id=mid, published_unix_ms=doc.published_unix_ms,
                                hops=doc.hops, cost=doc.cost))
         sends: list[Send] = []
-        forwarded = self.forwarding.forward(mid, doc, sends)
-        if not matched and not forwarded and not doc.own:
-            self.stats.unwanted += 1
+        self.forwarding.forward(mid, doc, sends)
         out.extend(sends)
+        self.retention.see(mid, now, delivered=bool(matched))
+        if matched or self._keeps(doc, sender):
+            self.retention.add(mid, doc, now)
+        else:
+            self.stats.unwanted += 1
+
+    def _keeps(self, doc: Retained, sender: PeerId | None) -> bool:
+        """Whether to retain a document no local subscription wants.
+
+        Its own publications; a document some other neighbour must hold; one
+        the last advert sent to its sender matches (the sender counts this node a
+        holder and will not push it again unless that advert narrows); one a
+        child pushed as its own publication (to its parent, whatever the
+        interest).  Anything else is dropped: the sender, once it has our
+        narrower advert, no longer counts us a holder (``Forwarding.narrowed``).
+        """
+        if doc.own:
+            return True
+        must_hold = self.forwarding.must_hold
+        if any(peer != sender and must_hold(doc, peer) for peer in self._epochs):
+            return True
+        if sender is None:
+            return False
+        if any(q.matches(doc.document) for _k, q in self._advertised.get(sender, ())):
+            return True
+        return doc.publisher == sender and sender in self.tree.children()
 
     def _disconnect(self, peer: PeerId, now: float) -> list[Action]:
         self.stats.disconnected += 1
@@ -370,6 +400,8 @@ class TreeRouter:
         self._epoch += 1
         self._epochs[peer] = self._epoch
         self._sent.pop(peer, None)
+        self._advertised.pop(peer, None)
+        self.forwarding.told.discard(peer)
         self.tree.add(peer)
         pending = self.interest.neighbour_up(peer)
         if pending is not None:
@@ -380,6 +412,8 @@ class TreeRouter:
     def _neighbour_down(self, peer: PeerId) -> None:
         self._epochs.pop(peer, None)
         self._sent.pop(peer, None)
+        self._advertised.pop(peer, None)
+        self.forwarding.told.discard(peer)
         self.tree.remove(peer)
         self.interest.neighbour_down(peer)
 
@@ -411,6 +445,11 @@ class TreeRouter:
             if self._sent.get(peer) == sent:
                 continue
             self._sent[peer] = sent
+            self._advertised[peer] = keyed
+            if parent:
+                self.forwarding.told.add(peer)
+            else:
+                self.forwarding.told.discard(peer)
             self._version = min(self._version + 1, MAX_VERSION)
             self.stats.adverts_sent += 1
             out.append(SendInterest(peer=peer, advert=InterestAdvert(
@@ -418,4 +457,7 @@ class TreeRouter:
                 root=root, root_distance=distance, root_since_ms=since,
                 tree_size=(TREE_SIZE_CAP if members is None else len(members)) if is_tree else 0,
                 tree_members=() if members is None else tuple(sorted(members)))))
+        sends: list[Send] = []
+        self.repair.run(sends)  # after the adverts: a parent just told gets our documents
+        out.extend(sends)
         return out
