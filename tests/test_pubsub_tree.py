@@ -136,11 +136,13 @@ def test_healing_reaches_out_to_a_passive_outsider_seen_twice() -> None:
     tree.offer(A, 10, A, 0, child=False, members=(A,))
     tree.recompute()
     healing = Healing()
-    assert healing.check(tree, [A, E]) is None  # first sighting of E: wait
-    assert healing.check(tree, [A, E]) == E
-    assert healing.check(tree, [A]) is None and healing.reached_out == 1
+    assert healing.check(tree, [A, E], True) is None  # first sighting of E: wait
+    assert healing.check(tree, [A, E], True) == E
+    assert healing.check(tree, [A], True) is None and healing.reached_out == 1
+    # A free slot: HyParView's own refill asks passive peers.
+    assert healing.check(tree, [E], False) is None and healing.check(tree, [E], False) is None
     tree.offer(A, 10, A, 0, child=False, members=tuple(sim_peer_ids(TREE_SIZE_CAP)))
-    assert healing.check(tree, [E]) is None and healing.check(tree, [E]) is None  # large
+    assert healing.check(tree, [E], True) is None and healing.check(tree, [E], True) is None
 
 
 # --- interest -----------------------------------------------------------------------

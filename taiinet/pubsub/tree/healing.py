@@ -9,7 +9,9 @@ the stable tree's adverts list the members of each side of a tree link, so
 every node knows its whole component (``SpanningTree.members_for(None)``).
 A passive peer that is not a member lies outside the component (or is
 dead): reaching out to it (``Overlay.reach_out``, a high-priority
-``Neighbor``, which cannot be refused) can only join two components.  The
+``Neighbor``, which cannot be refused) can only join two components.  Only
+a node whose active view is full reaches out: one with a free slot already
+asks passive peers on every shuffle tick (HyParView's refill).  The
 check runs every ``component_check_interval`` seconds (times 1 to 2, at
 random) and acts only when the same outsider was seen at two checks in a
 row, so a member list still converging after a change does not move a view.
@@ -32,9 +34,9 @@ class Healing:
         #: Times this node reached out.
         self.reached_out = 0
 
-    def check(self, tree: SpanningTree, passive: list[PeerId]) -> PeerId | None:
-        """The passive peer to reach out to now, or ``None``."""
-        members = tree.members_for(None)
+    def check(self, tree: SpanningTree, passive: list[PeerId], full: bool) -> PeerId | None:
+        """The passive peer to reach out to now, or ``None``; ``full``: the active view is."""
+        members = tree.members_for(None) if full else None
         outside = [] if members is None else sorted(p for p in passive if p not in members)
         suspect = self.suspect
         if suspect is not None and suspect in outside:

@@ -238,7 +238,8 @@ class TreeRouter:
         """Healing: reach out of a component cut off from the overlay (``healing``)."""
         out: list[Action] = []
         overlay = self.overlay
-        outsider = self.healing.check(self.tree, overlay.passive_view)
+        full = len(overlay.active_view) >= overlay.membership.config.active_size
+        outsider = self.healing.check(self.tree, overlay.passive_view, full)
         if outsider is not None:
             out += self._from_overlay(overlay.reach_out(outsider, now), now)
         out.append(self._component_timer(now))
