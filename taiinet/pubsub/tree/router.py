@@ -262,10 +262,15 @@ class TreeRouter:
 
     def handed(self, message_id: bytes) -> bool:
         """Whether a neighbour holds this document (for a publisher about to leave)."""
+        return bool(self.handed_to(message_id))
+
+    def handed_to(self, message_id: bytes) -> list[PeerId]:
+        """The neighbours this document was pushed to or came from, on their current links."""
         doc = self.retention.get(message_id)
-        return doc is not None and any(
-            self._epochs.get(peer) == epoch
-            for peer, epoch in (*doc.holders.items(), *doc.pushed.items()))
+        if doc is None:
+            return []
+        return sorted({peer for peer, epoch in (*doc.holders.items(), *doc.pushed.items())
+                       if self._epochs.get(peer) == epoch})
 
     @property
     def document_bytes(self) -> int:
