@@ -4,8 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/taiinet/v1/*.proto)
+# The browser peer (js/): node_modules comes from the lockfile, reinstalled only when it changes.
+NODE_STAMP := js/node_modules/.installed-stamp
 
-.PHONY: venv test lint proto demo bench clean
+.PHONY: venv test lint js-test proto conformance demo bench clean
 
 venv: $(STAMP)
 
@@ -15,14 +17,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-proto: $(STAMP)
+$(NODE_STAMP): js/package-lock.json js/package.json
+	cd js && npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+proto: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python tools/protogen.py
+	cd js && npm run --silent proto
+
+conformance: $(STAMP)
+	$(BIN)/python tools/conformance.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check taiinet tests bench
 	$(BIN)/mypy
 
-test: lint
+js-test: $(NODE_STAMP)
+	cd js && npm run --silent typecheck && npm run --silent proto:check && npm test --silent
+
+test: lint js-test
 	$(BIN)/pytest
 
 demo: $(STAMP)
@@ -32,4 +45,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) build dist
+	rm -rf $(VENV) build dist js/node_modules js/dist js/.test-build

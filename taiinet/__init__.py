@@ -47,7 +47,7 @@ from taiinet.signal.errors import (
     SignalUsageError,
 )
 from taiinet.signal.records import PeerRecord
-from taiinet.signal.server import ProtocolViolation
+from taiinet.signal.server import ProtocolViolation, SignallerClaimRejected
 from taiinet.sim.overlay import OverlaySimConfig, simulate_overlay
 from taiinet.transport.errors import (
     DecryptionError,
@@ -142,6 +142,7 @@ __all__ = [
     "SignalClient",
     "SignalError",
     "SignalUsageError",
+    "SignallerClaimRejected",
     "SignedDocuments",
     "Subscription",
     "SubscriptionClosed",

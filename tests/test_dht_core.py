@@ -192,3 +192,55 @@ def test_hostile_peers_cannot_break_the_core(inputs: list[tuple[Contact, object,
             assert len(bucket.entries) <= node.config.k
             assert len(bucket.replacements) <= node.config.k
         assert node.local.peer_id not in node.table
+
+
+def store_from(node: KademliaNode, source: int, record: DhtRecord, now: float) -> bool:
+    sender = Contact(peer_id=sim_peer_id(random.Random(source)), address=f"sim://{source}")
+    [reply] = [a for a in node.handle_message(sender, Store(request_id=1, record=record), now)
+               if isinstance(a, SendDht) and isinstance(a.message, StoreResult)]
+    assert isinstance(reply.message, StoreResult)
+    return reply.message.stored
+
+
+def test_a_source_flooding_stores_cannot_crowd_out_the_others() -> None:
+    """A signaller STOREing records of fresh identities fills at most its share;
+    a full store makes room for another source by evicting the flooder's."""
+    node = make_node(max_records=10, max_records_per_source=6)
+    flooded = [store_from(node, 11, DhtRecord(key=id_bytes(i), value=b"x", seq=1, ttl=99.0), 0.0)
+               for i in range(20)]
+    assert flooded == [True] * 6 + [False] * 14
+    for i in range(4):
+        assert store_from(node, 12, DhtRecord(key=id_bytes(100 + i), value=b"y", seq=1,
+                                             ttl=99.0), 0.0)
+    assert len(node.records) == 10
+    # Full: a third source's record displaces the flooder's oldest, not source 2's.
+    assert store_from(node, 13, DhtRecord(key=id_bytes(200), value=b"z", seq=1, ttl=99.0), 0.0)
+    assert node.get_local(id_bytes(0), 1.0) is None
+    assert all(node.get_local(id_bytes(100 + i), 1.0) is not None for i in range(4))
+    assert node.get_local(id_bytes(200), 1.0) is not None
+    # The flooder cannot take its slot back from a smaller source.
+    assert not store_from(node, 11, DhtRecord(key=id_bytes(50), value=b"x", seq=1, ttl=99.0), 1.0)
+
+
+def test_drop_local_forgets_a_departed_peers_copy_but_not_a_newer_one() -> None:
+    node = make_node()
+    key = id_bytes(5)
+    assert store(node, DhtRecord(key=key, value=b"v2", seq=2, ttl=99.0), 0.0)
+    node.drop_local(key, 1)
+    assert node.get_local(key, 1.0) is not None
+    node.drop_local(key, 2)
+    assert node.get_local(key, 1.0) is None
+
+
+def test_a_put_keeps_the_local_copy_at_once_when_we_are_among_the_closest() -> None:
+    """A silent contact delays the put's lookup by ``request_timeout``; the
+    record is findable here meanwhile (FIND_VALUE from another signaller)."""
+    node = make_node(request_timeout=2.0)
+    silent = Contact(peer_id=sim_peer_id(random.Random(5)), address="sim://silent")
+    node.add_contact(silent, 0.0)
+    key = id_bytes(7)
+    node.put(DhtRecord(key=key, value=b"v", seq=1, ttl=60.0), 0.0)
+    asker = Contact(peer_id=sim_peer_id(random.Random(6)), address="sim://asker")
+    replies = [a.message for a in node.handle_message(asker, FindValue(request_id=3, key=key),
+                                                       0.5) if isinstance(a, SendDht)]
+    assert any(isinstance(r, ValueFound) and r.record.value == b"v" for r in replies)

@@ -177,6 +177,8 @@ def pub_command(args: argparse.Namespace) -> int:
                                 f"{args.join_timeout} s (wanted {args.neighbors})")
             await trio.sleep(args.wait if args.wait is not None
                              else 0.0 if args.tree == "stable" else 1.0)
+            if args.neighbors > 0 and not node.neighbors:
+                raise NodeError("no live overlay neighbour left to publish to")
             ids: list[str] = []
             for document in documents:
                 ids.append(await _publish(node, document))

@@ -80,6 +80,12 @@ class NodeConfig:
     signal: SignalClientConfig = field(default_factory=SignalClientConfig)
     #: Contacts asked of the signallers when (re)joining the overlay.
     contacts: int = 8
+    #: Contacts dialed at once per join attempt: the node joins through the
+    #: first whose link comes up (Noise done) and closes the others, so a
+    #: few dead contacts among them cost nothing but their dial.
+    join_parallel: int = 8
+    #: Seconds a join attempt's dials may take before it gives up on them.
+    join_dial_timeout: float = 10.0
     #: Seconds ``open_node`` waits to be registered with a signaller.
     register_timeout: float = 15.0
     #: Seconds ``open_node`` waits for a first overlay neighbour before it
@@ -101,6 +107,10 @@ class NodeConfig:
     #: subscription is full); one that does not fit is dropped and counted.
     delivery_buffer: int = DEFAULT_DELIVERY_BUFFER
     delivery_buffer_bytes: int = DEFAULT_DELIVERY_BUFFER_BYTES
+
+    def __post_init__(self) -> None:
+        if self.join_parallel < 1 or self.join_dial_timeout <= 0:
+            raise NodeError("join_parallel must be at least 1 and join_dial_timeout positive")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,8 +181,9 @@ class Node:
 
     @property
     def neighbors(self) -> list[PeerId]:
-        """The current active view (overlay neighbours)."""
-        return self.driver.neighbors
+        """Overlay neighbours whose link is up (authenticated): the active view
+        less the peers still being dialed."""
+        return self.driver.linked_neighbors
 
     def stats(self) -> NodeStats:
         meter = self._meter
@@ -253,7 +264,7 @@ class Node:
             await trio.sleep(0.01)  # the parent's advert, or a new link after a failed one
 
     async def wait_neighbors(self, count: int = 1) -> None:
-        """Wait until the active view holds at least ``count`` peers."""
+        """Wait until at least ``count`` neighbours have a live link."""
         while len(self._neighbors) < count:
             await self._membership_changed.wait()
 
@@ -297,24 +308,24 @@ class Node:
 
     async def _watch_membership(self) -> None:
         while True:
-            current = tuple(self.driver.neighbors)
+            current = tuple(self.driver.linked_neighbors)
             if current != self._neighbors:
                 self._neighbors = current
                 self._notify_membership()
             await trio.sleep(self.config.membership_poll)
 
     async def _keep_joined(self) -> None:
-        """Join through a contact whenever the active view is empty."""
+        """Join through a contact whenever no neighbour has a live link."""
         delay = self.config.join_retry
         while True:
-            if not self.driver.neighbors:
+            if not self.driver.linked_neighbors:
                 try:
                     contacts = await self.signal.contacts(self.config.contacts)
                 except TaiiNetError as exc:  # no home right now: retry later
                     log.info("node: no contacts: %s", exc)
                     contacts = []
                 if contacts:
-                    self.driver.join(self._rng.choice(contacts).peer_id)
+                    await self._join_through([c.peer_id for c in contacts])
                 elif not self._alone:
                     self._alone = True
                     self._notify_membership()
@@ -326,6 +337,37 @@ class Node:
                     await self._membership_changed.wait()
             else:
                 delay = min(delay * 2, 10 * self.config.join_retry)
+
+    async def _join_through(self, contacts: list[PeerId]) -> None:
+        """Dial up to ``join_parallel`` contacts at once; join through the first
+        whose link comes up and close the other links.
+
+        A contact may have left since the signaller sampled it (or lie): only a
+        link that completed its handshake proves it is there.
+        """
+        chosen = self._rng.sample(contacts, min(len(contacts), self.config.join_parallel))
+        joined = False
+
+        async def attempt(peer_id: PeerId) -> None:
+            nonlocal joined
+            try:
+                connection = await self.links.dial(peer_id)
+            except (TaiiNetError, OSError, trio.TooSlowError) as exc:
+                log.info("node: contact %s unreachable: %s", peer_id, exc)
+                return
+            if joined or peer_id in self.driver.neighbors:
+                with trio.CancelScope(shield=True):
+                    await connection.aclose()
+                return
+            joined = True
+            self.driver.add_connection(connection)
+            self.driver.join(peer_id)
+            nursery.cancel_scope.cancel()
+
+        with trio.move_on_after(self.config.join_dial_timeout):
+            async with trio.open_nursery() as nursery:
+                for peer_id in chosen:
+                    nursery.start_soon(attempt, peer_id)
 
     def _notify_membership(self) -> None:
         self._membership_changed.set()

@@ -288,7 +288,20 @@ class OverlayDriver:
 
     @property
     def neighbors(self) -> list[PeerId]:
+        """The core's active view, links being dialed included."""
         return list(self.core.active_view)
+
+    @property
+    def linked_neighbors(self) -> list[PeerId]:
+        """Active-view peers with an open, authenticated connection (Noise done).
+
+        A peer the core took as neighbour but whose dial is still in progress (or
+        will fail) is not one yet: this is what callers waiting for neighbours count.
+        """
+        links = self._links
+        return [peer for peer in self.core.active_view
+                if (link := links.get(peer)) is not None and not link.closing
+                and link.connections]
 
     # --- actions -------------------------------------------------------------------
 

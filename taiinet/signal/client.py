@@ -52,6 +52,9 @@ from taiinet.signal.errors import (
     SignalUsageError,
 )
 from taiinet.signal.records import (
+    MAX_RECORD_LIFETIME_MS,
+    RECORD_LIFETIME,
+    RECORD_RENEWALS,
     SESSION_ID_BYTES,
     PeerRecord,
     SessionDescription,
@@ -73,14 +76,23 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SignalClientConfig:
-    record_lifetime: float = 600.0
-    """Seconds a registered record lives; it is renewed at half its life."""
+    record_lifetime: float = RECORD_LIFETIME
+    """Seconds a registered record lives; renewed ``RECORD_RENEWALS`` times per life
+    (a vanished peer's record is gone from the mesh this long after its last renewal)."""
+    withdraw_timeout: float = 2.0
+    """Seconds a clean exit waits for the home to confirm the withdrawal."""
     backoff_initial: float = 0.1
     backoff_max: float = 5.0
     offer_timeout: float = 20.0
     request_timeout: float = 10.0
     incoming_queue: int = 32
     max_pending_sessions: int = 64
+
+    def __post_init__(self) -> None:
+        longest = MAX_RECORD_LIFETIME_MS / 1000
+        if not 0 < self.record_lifetime <= longest:
+            raise SignalUsageError(f"record_lifetime must be in (0, {longest:g}] s: homes "
+                                   "refuse records that expire later")
 
 
 @dataclass(slots=True)
@@ -195,7 +207,7 @@ class SignalClient:
                     record = open_peer_record(raw, _unix_ms())
                 except RecordRejected:
                     continue
-                if record.peer_id != self.peer_id:
+                if record.peer_id != self.peer_id and not record.withdrawn:
                     records.append(record)
         return records
 
@@ -274,11 +286,41 @@ class SignalClient:
             await trio.sleep(delay * self.rng.uniform(0.5, 1.5))
 
     async def aclose(self) -> None:
-        """Close the link to the home politely (the client stops re-homing only when
-        its ``async with`` ends)."""
+        """Withdraw our record, then close the link to the home politely (the client
+        stops re-homing only when its ``async with`` ends)."""
         link = self._link
-        if link is not None:
-            await link.aclose()
+        if link is None:
+            return
+        await self._withdraw(link)
+        await link.aclose()
+
+    async def _withdraw(self, connection: Connection) -> None:
+        """Register a tombstone of our record (higher seq, ``withdrawn``): the home
+        forgets us at once and replaces our record's DHT copies with it.
+
+        Bounded by ``withdraw_timeout``; a home that does not answer only delays
+        the exit.
+        """
+        if self._connection is not connection:
+            return
+        self._seq = max(self._seq + 1, _unix_ms())
+        record = PeerRecord(
+            peer_id=self.peer_id, signaller_peer_id=connection.remote_peer_id,
+            signaller_url=self.home_url or "", addresses=(), seq=self._seq,
+            expires_unix_ms=_unix_ms() + math.floor(self.config.record_lifetime * 1000),
+            withdrawn=True)
+        request_id = self._new_request_id()
+        event = trio.Event()
+        self._requests[request_id] = (event, [])
+        with trio.move_on_after(self.config.withdraw_timeout):
+            try:
+                async with self._send_lock:
+                    await connection.send(encode_signal(Register(
+                        request_id=request_id, record=seal_peer_record(self.identity, record))))
+                await event.wait()
+            except TaiiNetError as exc:
+                logger.info("withdrawal failed: %r", exc)
+        self._requests.pop(request_id, None)
 
     async def _serve_home(self, url: str, connection: Connection) -> None:
         self._link = connection
@@ -300,6 +342,7 @@ class SignalClient:
                 logger.info("link to home %s ended: %r", url, exc)
             finally:
                 nursery.cancel_scope.cancel()
+
 
     async def _renew_guarded(self, connection: Connection, url: str) -> None:
         try:
@@ -332,7 +375,7 @@ class SignalClient:
             self._registered.set()
             self._home_changed.set()
             self._home_changed = trio.Event()
-            await trio.sleep(self.config.record_lifetime / 2)
+            await trio.sleep(self.config.record_lifetime / RECORD_RENEWALS)
 
     async def _next(self, connection: Connection) -> SignalMessage:
         """The next signal message; the home's keep-alive ``Ping``s are answered."""
@@ -402,16 +445,29 @@ async def open_signal_client(identity: Identity, signallers: Sequence[str], *,
         transport = default_transport()
     client = SignalClient(identity, signallers, transport, config or SignalClientConfig(),
                           rng or random.Random())
+    # The client's task is shielded from the caller's cancellation: leaving by
+    # cancellation is a clean exit too, and withdrawing needs the reader alive.
+    run_scope = trio.CancelScope(shield=True)
+
+    async def run() -> None:
+        with run_scope:
+            await client._run()
+
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(client._run)
+        nursery.start_soon(run)
         try:
             yield client
         finally:
-            # Close the link before cancelling: a WebSocket's close handshake needs
-            # its reader task alive.
+            # Withdraw and close the link before cancelling: a WebSocket's close
+            # handshake needs its reader task alive too.
             client._closing = True
-            await client.aclose()
-            nursery.cancel_scope.cancel()
+            try:
+                with trio.CancelScope(shield=True) as closing:
+                    closing.deadline = trio.current_time() + 2 * client.config.withdraw_timeout
+                    await client.aclose()
+            finally:
+                run_scope.cancel()
+                nursery.cancel_scope.cancel()
 
 
 def _unix_ms() -> int:

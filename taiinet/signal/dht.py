@@ -16,7 +16,8 @@ object runs under the trio driver and under the simulator.
   the k closest candidates not known to have failed have all answered (or
   nothing is left to ask).  FIND_VALUE ends early on the first valid value.
 * ``put`` looks up the k closest nodes to the key, then STOREs on each
-  (and keeps a copy when the local node is among them).
+  (and keeps a copy when the local node is among them: at once if it is
+  among the k closest it knows, so the copy does not wait for the lookup).
 * Every contact we hear from is ``observe``d; a request that times out or a
   dial that fails evicts the contact (our links are reliable streams, so one
   missed answer means the signaller is gone or overloaded).
@@ -82,6 +83,10 @@ class DhtConfig:
     republish_interval: float = 3600.0
     max_record_ttl: float = 86_400.0
     max_records: int = 10_000
+    #: Records one remote signaller may have stored here at once: a source
+    #: flooding STOREs of fresh identities fills at most this share of the
+    #: store, and a full store evicts from the largest source first.
+    max_records_per_source: int = 2_500
     max_record_bytes: int = 4096
     max_lookups: int = 64
     max_pending_requests: int = 512
@@ -128,6 +133,11 @@ class _Stored:
     record: DhtRecord
     expires_at: float
     republish_at: float
+    #: Peer id of the signaller whose STORE put it here (ours for local puts).
+    source: str = ""
+    #: When this version (``seq``) arrived: a record's publisher renews it
+    #: with a new ``seq``, so this says how recently its peer was alive.
+    stored_at: float = 0.0
 
 
 class KademliaNode:
@@ -141,6 +151,8 @@ class KademliaNode:
         self.rng = rng
         self.table = RoutingTable(local_id=self.local_id, k=self.config.k)
         self.records: dict[bytes, _Stored] = {}
+        #: Keys held per source signaller, oldest first (``max_records_per_source``).
+        self._by_source: dict[str, dict[bytes, None]] = {}
         self._lookups: dict[int, _Lookup] = {}
         self._pending: dict[tuple[str, int], _Pending] = {}
         self._next_request_id = rng.getrandbits(32)
@@ -166,10 +178,20 @@ class KademliaNode:
                            report=True)
 
     def put(self, record: DhtRecord, now: float) -> tuple[int, list[DhtAction]]:
-        """Store ``record`` on the k nodes closest to its key (maybe us too)."""
+        """Store ``record`` on the k nodes closest to its key (maybe us too).
+
+        If we are among the k closest we know, the record is kept here at
+        once: the lookup waits for every candidate to answer or time out (a
+        silent signaller costs ``request_timeout``), and a FIND_VALUE must
+        not miss the record meanwhile.
+        """
         self._check_record_size(record)
-        return self._start(key_id(record.key), now, want_value=False, put_record=record,
-                           report=True)
+        target = key_id(record.key)
+        known = self.table.closest(target, self.config.k, self.local.peer_id)
+        if (len(known) < self.config.k
+                or self.local_id ^ target < node_id(known[-1].contact.peer_id) ^ target):
+            self._accept_record(record, now, from_store=False, source=self.local.peer_id)
+        return self._start(target, now, want_value=False, put_record=record, report=True)
 
     def get_local(self, key: bytes, now: float) -> DhtRecord | None:
         stored = self.records.get(key)
@@ -178,10 +200,28 @@ class KademliaNode:
         return DhtRecord(key=stored.record.key, value=stored.record.value,
                          seq=stored.record.seq, ttl=stored.expires_at - now)
 
+    def stored_since(self, key: bytes, now: float) -> float | None:
+        """Seconds since the held version of ``key`` arrived (None: not held or expired)."""
+        stored = self.records.get(key)
+        if stored is None or stored.expires_at <= now:
+            return None
+        return now - stored.stored_at
+
+    def drop_local(self, key: bytes, seq: int) -> None:
+        """Forget our copy of ``key`` if it is version ``seq`` or older (its peer left)."""
+        stored = self.records.get(key)
+        if stored is not None and stored.record.seq <= seq:
+            self._remove_record(key)
+
     def handle_message(self, sender: Contact, message: DhtMessage,
-                       now: float) -> list[DhtAction]:
-        """A message from ``sender`` (its peer id proven by the link)."""
-        actions = self._observe(sender, now)
+                       now: float, *, observe: bool = True) -> list[DhtAction]:
+        """A message from ``sender`` (its peer id proven by the link).
+
+        ``observe=False``: answer it, but do not take the sender into the
+        routing table (the driver has not yet proven it is a signaller at
+        ``sender.address``).
+        """
+        actions = self._observe(sender, now) if observe else []
         if isinstance(message, Ping):
             actions.append(SendDht(to=sender, message=Pong(request_id=message.request_id)))
         elif isinstance(message, FindNode):
@@ -198,7 +238,8 @@ class KademliaNode:
                     key_id(message.key), exclude=sender.peer_id))
             actions.append(SendDht(to=sender, message=reply))
         elif isinstance(message, Store):
-            stored = self._accept_record(message.record, now, from_store=True)
+            stored = self._accept_record(message.record, now, from_store=True,
+                                         source=sender.peer_id)
             actions.append(SendDht(to=sender, message=StoreResult(
                 request_id=message.request_id, stored=stored)))
         else:
@@ -331,7 +372,8 @@ class KademliaNode:
         if record is not None:
             kth = answered[-1].distance if len(answered) >= self.config.k else None
             if kth is None or (self.local_id ^ lookup.target) < kth:
-                self._accept_record(record, now, from_store=False)
+                self._accept_record(record, now, from_store=False,
+                                    source=self.local.peer_id)
             for contact in closest:
                 send = self._request(contact, Store, now, lookup_id=None, argument=record)
                 if send is not None:
@@ -416,7 +458,8 @@ class KademliaNode:
             raise SignalUsageError(
                 f"record of {len(record.value)} bytes exceeds {self.config.max_record_bytes}")
 
-    def _accept_record(self, record: DhtRecord, now: float, *, from_store: bool) -> bool:
+    def _accept_record(self, record: DhtRecord, now: float, *, from_store: bool,
+                       source: str) -> bool:
         if len(record.value) > self.config.max_record_bytes or record.ttl <= 0:
             return False
         ttl = min(record.ttl, self.config.max_record_ttl)
@@ -431,18 +474,49 @@ class KademliaNode:
                 if from_store:
                     existing.republish_at = now + self.config.republish_interval
                 return True
-        elif len(self.records) >= self.config.max_records:
-            self._expire(now)
-            if len(self.records) >= self.config.max_records:
-                return False
+        if existing is not None:
+            self._remove_record(record.key)
+        if not self._make_room(source, now):
+            return False
         self.records[record.key] = _Stored(
             record=DhtRecord(key=record.key, value=record.value, seq=record.seq, ttl=ttl),
-            expires_at=now + ttl, republish_at=now + self.config.republish_interval)
+            expires_at=now + ttl, republish_at=now + self.config.republish_interval,
+            source=source, stored_at=now)
+        self._by_source.setdefault(source, {})[record.key] = None
         return True
+
+    def _make_room(self, source: str, now: float) -> bool:
+        """Whether a new record from ``source`` fits, evicting for it if fair.
+
+        A remote source holds at most ``max_records_per_source``; a full store
+        evicts a record of the source holding the most, unless that is the
+        newcomer's own source (so a flood displaces itself, not the others).
+        """
+        held = len(self._by_source.get(source, ()))
+        if source != self.local.peer_id and held >= self.config.max_records_per_source:
+            return False
+        if len(self.records) < self.config.max_records:
+            return True
+        self._expire(now)
+        if len(self.records) < self.config.max_records:
+            return True
+        largest = max(self._by_source, key=lambda s: len(self._by_source[s]))
+        if largest == source or len(self._by_source[largest]) <= held + 1:
+            return False
+        self._remove_record(next(iter(self._by_source[largest])))  # its oldest
+        return True
+
+    def _remove_record(self, key: bytes) -> None:
+        stored = self.records.pop(key)
+        keys = self._by_source.get(stored.source)
+        if keys is not None:
+            keys.pop(key, None)
+            if not keys:
+                del self._by_source[stored.source]
 
     def _expire(self, now: float) -> None:
         for key in [key for key, s in self.records.items() if s.expires_at <= now]:
-            del self.records[key]
+            self._remove_record(key)
 
     # -- maintenance ----------------------------------------------------------
 

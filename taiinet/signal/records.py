@@ -32,7 +32,16 @@ SESSION_TYPE = b"/taiinet/session"
 MAX_RECORD_ENVELOPE_BYTES = 2048
 MAX_ADDRESSES = 8
 MAX_ADDRESS_CHARS = 256
-MAX_RECORD_LIFETIME_MS = 24 * 3600 * 1000
+#: Latest expiry a record may carry, from now (ms).  Peers ask for much less
+#: (``RECORD_LIFETIME``); the slack tolerates clocks that disagree by minutes.
+MAX_RECORD_LIFETIME_MS = 300 * 1000
+#: Seconds a peer's record lives by default: short, so that the record of a
+#: peer that vanished without withdrawing it is gone from every DHT copy
+#: within this time.  Renewed every ``RECORD_LIFETIME / RECORD_RENEWALS``.
+RECORD_LIFETIME = 90.0
+#: Renewals per lifetime: at a third, two renewals in a row may be lost (or
+#: the home be slow to answer) before the record lapses.
+RECORD_RENEWALS = 3
 MAX_SESSION_ENVELOPE_BYTES = 32 * 1024
 MAX_SDP_CHARS = 24 * 1024
 SESSION_ID_BYTES = 16
@@ -48,6 +57,8 @@ class PeerRecord:
     addresses: tuple[str, ...]
     seq: int
     expires_unix_ms: int
+    #: A tombstone: the peer left; replaces older copies, is never a contact.
+    withdrawn: bool = False
 
 
 class SessionKind(enum.IntEnum):
@@ -75,13 +86,17 @@ def seal_peer_record(identity: Identity, record: PeerRecord) -> bytes:
     pb = signal_pb2.PeerRecord(
         peer_id=record.peer_id, signaller_peer_id=record.signaller_peer_id,
         signaller_url=record.signaller_url, addresses=list(record.addresses), seq=record.seq,
-        expires_unix_ms=record.expires_unix_ms)
+        expires_unix_ms=record.expires_unix_ms, withdrawn=record.withdrawn)
     return Envelope.seal(identity, PEER_RECORD_DOMAIN, PEER_RECORD_TYPE, pb.SerializeToString(),
                          max_size=MAX_RECORD_ENVELOPE_BYTES)
 
 
 def open_peer_record(data: bytes, now_unix_ms: int) -> PeerRecord:
-    """Verify a signed peer record; ``RecordRejected`` unless it is valid and live."""
+    """Verify a signed peer record; ``RecordRejected`` unless it is valid and unexpired.
+
+    A withdrawn record (a tombstone) is valid: callers that want a live peer
+    check ``withdrawn``.
+    """
     envelope = _open(data, PEER_RECORD_DOMAIN, PEER_RECORD_TYPE, MAX_RECORD_ENVELOPE_BYTES)
     pb = signal_pb2.PeerRecord()
     _parse(pb, envelope.payload)
@@ -99,7 +114,7 @@ def open_peer_record(data: bytes, now_unix_ms: int) -> PeerRecord:
         raise RecordRejected("the record's expiry is too far in the future")
     return PeerRecord(peer_id=envelope.peer_id, signaller_peer_id=signaller,
                       signaller_url=pb.signaller_url, addresses=tuple(pb.addresses),
-                      seq=pb.seq, expires_unix_ms=pb.expires_unix_ms)
+                      seq=pb.seq, expires_unix_ms=pb.expires_unix_ms, withdrawn=pb.withdrawn)
 
 
 def seal_session(identity: Identity, session: SessionDescription) -> bytes:

@@ -76,6 +76,11 @@ from taiinet.wire.peer_id import PeerId
 
 logger = logging.getLogger(__name__)
 
+#: Seconds a link closed for a protocol violation has to send what was queued
+#: for it (a ``registered{ok=false}`` saying why).
+FLUSH_TIMEOUT = 1.0
+#: Non-DHT messages kept from a link whose SIGNALLER claim is being checked.
+MAX_HELD_WHILE_VERIFYING = 32
 #: The keep-alive frame the writer sends on a quiet link.
 _PING = encode_ping()
 
@@ -94,9 +99,22 @@ class SignallerConfig:
     max_concurrent_dials: int = 32
     max_pending_per_dial: int = 64
     max_inflight_relays: int = 256
+    #: Relays of one peer being looked up at once; past it the peer gets
+    #: ``relay_failed`` ("busy"), so one link cannot hold the lookup slots.
+    max_inflight_relays_per_link: int = 4
+    #: Signaller claims being verified (dialed back) at once; past it a claim
+    #: is refused and its link closed.
+    max_verifications: int = 16
+    #: Peer ids remembered as proven signallers (id -> URL), oldest forgotten.
+    max_verified: int = 4096
     lookup_timeout: float = 10.0
     contacts_fanout: int = 2
     contacts_timeout: float = 2.0
+    #: Seconds since its last renewal reached us within which a peer record held
+    #: for the DHT may be handed out as a contact (after the linked peers): a
+    #: little more than a peer's renewal interval (``RECORD_LIFETIME /
+    #: RECORD_RENEWALS`` = 30 s).
+    contact_freshness: float = 40.0
     hello_timeout: float = 10.0
     #: Bytes per second a peer link is read at past ``peer_byte_burst`` (frames of all layers).
     peer_byte_rate: float = 64 * 1024
@@ -117,6 +135,11 @@ class ProtocolViolation(RemoteProtocolError, SignalError):
     """A link broke the signalling protocol; it is closed."""
 
 
+class SignallerClaimRejected(ProtocolViolation):
+    """A link said hello as a signaller but did not prove it is one: dialing the
+    URL it gave did not reach its peer id, or it tried to register as a peer."""
+
+
 @dataclass(slots=True)
 class _Link:
     connection: Connection
@@ -129,6 +152,16 @@ class _Link:
     byte_burst: float
     role: Role | None = None
     listen_url: str = ""
+    #: The URL we dialed to open this link (``None``: the other side dialed us).
+    dialed_url: str | None = None
+    inflight_relays: int = 0
+    #: A SIGNALLER hello proven (we reached its peer id at its URL): only then
+    #: is it in the routing table, rate limited as a signaller, or heard beyond DHT.
+    proven: bool = False
+    #: Messages other than DHT ones from a claimant not proven yet, for later.
+    held: list[SignalMessage] = field(default_factory=list)
+    #: Set when the writer has sent everything (its queue was closed).
+    drained: trio.Event = field(default_factory=trio.Event)
     tokens: float = 0.0
     byte_tokens: float = 0.0
     refilled: float = 0.0
@@ -159,6 +192,9 @@ class Signaller:
         self._signallers: dict[str, _Link] = {}
         self._homed: dict[str, _Homed] = {}
         self._dialing: dict[str, list[bytes]] = {}
+        #: Proven signallers: peer id -> the URL at which Noise proved that id.
+        self._verified: dict[PeerId, str] = {}
+        self._verifying: dict[PeerId, tuple[str, trio.Event]] = {}
         self._lookups: dict[int, tuple[trio.Event, list[LookupFinished]]] = {}
         self._contact_waits: dict[int, tuple[trio.Event, list[Contacts]]] = {}
         self._next_request = self.rng.getrandbits(32)
@@ -227,7 +263,7 @@ class Signaller:
                         ready: trio.Event | None) -> None:
         try:
             async with self.transport.dial(url, self.identity, expected) as connection:
-                await self._run_link(connection, ready)
+                await self._run_link(connection, ready, dialed_url=url)
         except (TaiiNetError, OSError, trio.TooSlowError) as exc:
             logger.info("dial %s failed: %r", url, exc)
             if expected is not None:
@@ -243,12 +279,14 @@ class Signaller:
 
     # -- links ----------------------------------------------------------------
 
-    async def _run_link(self, connection: Connection, ready: trio.Event | None) -> None:
+    async def _run_link(self, connection: Connection, ready: trio.Event | None,
+                        dialed_url: str | None = None) -> None:
         send, receive = trio.open_memory_channel[bytes](self.config.send_queue)
         link = _Link(connection=connection, peer_id=connection.remote_peer_id, send=send,
                      receive=receive, rate=self.config.peer_rate, burst=self.config.peer_burst,
                      byte_rate=self.config.peer_byte_rate,
-                     byte_burst=self.config.peer_byte_burst, refilled=trio.current_time())
+                     byte_burst=self.config.peer_byte_burst, refilled=trio.current_time(),
+                     dialed_url=dialed_url)
         link.tokens, link.byte_tokens = link.burst, link.byte_burst
         self._links[id(link)] = link
         try:
@@ -262,6 +300,7 @@ class Signaller:
                     except ProtocolViolation as exc:
                         self.links_dropped += 1
                         logger.warning("closing link to %s: %s", link.peer_id, exc)
+                        await self._flush(link)  # a refusal queued for it goes out first
                     except (RemoteProtocolError, trio.TooSlowError) as exc:
                         self.links_dropped += 1
                         logger.warning("closing link to %s: %r", link.peer_id, exc)
@@ -280,7 +319,17 @@ class Signaller:
             del self._signallers[link.peer_id]
         homed = self._homed.get(link.peer_id)
         if homed is not None and homed.link is link:
+            # Gone without withdrawing: no longer a contact, and our DHT copy
+            # goes too (the others lapse within the record's short lifetime).
             del self._homed[link.peer_id]
+            if self.dht is not None:
+                self.dht.drop_local(id_bytes(node_id(link.peer_id)), homed.record.seq)
+
+    async def _flush(self, link: _Link) -> None:
+        """Let the writer send what is queued (at most ``FLUSH_TIMEOUT``)."""
+        link.send.close()
+        with trio.move_on_after(FLUSH_TIMEOUT):
+            await link.drained.wait()
 
     async def _writer(self, link: _Link) -> None:
         """Send what is queued; a ``Ping`` after ``keepalive_interval`` of sending nothing."""
@@ -291,6 +340,7 @@ class Signaller:
                     try:
                         frame = await link.receive.receive()
                     except trio.EndOfChannel:
+                        link.drained.set()
                         return
                 await link.connection.send(frame)
         except TaiiNetError as exc:
@@ -349,26 +399,129 @@ class Signaller:
             if not first.listen_url:
                 raise ProtocolViolation("a signaller must say its URL")
             link.listen_url = first.listen_url
-            link.rate, link.burst = self.config.signaller_rate, self.config.signaller_burst
-            link.byte_rate = self.config.signaller_byte_rate
-            link.byte_burst = self.config.signaller_byte_burst
-            link.tokens, link.byte_tokens = link.burst, link.byte_burst
-            self._signallers[link.peer_id] = link
-            for frame in self._dialing.pop(link.peer_id, []):
-                self._enqueue(link, frame)
-            assert self.dht is not None
-            self._apply(self.dht.add_contact(
-                Contact(peer_id=link.peer_id, address=link.listen_url), trio.current_time()))
+            if self._claim_known(link):
+                self._promote(link)
+            else:
+                self._spawn(self._verify_claim, link, ready)
+                ready = None  # set once the claim is settled
         elif len(self._homed) >= self.config.max_peers:
             raise ProtocolViolation(f"signaller full ({self.config.max_peers} peers)")
         if ready is not None:
             ready.set()
         while True:
             message = await self._next_message(link)
-            if link.role is Role.SIGNALLER:
+            if link.role is not Role.SIGNALLER:
+                self._from_peer(link, message)
+            elif link.proven:
                 self._from_signaller(link, message)
             else:
-                self._from_peer(link, message)
+                self._from_claimant(link, message)
+
+    def _promote(self, link: _Link) -> None:
+        """A proven signaller: signaller rate, routing table, queued frames."""
+        link.proven = True
+        link.rate, link.burst = self.config.signaller_rate, self.config.signaller_burst
+        link.byte_rate = self.config.signaller_byte_rate
+        link.byte_burst = self.config.signaller_byte_burst
+        link.tokens, link.byte_tokens = link.burst, link.byte_burst
+        self._signallers[link.peer_id] = link
+        for frame in self._dialing.pop(link.peer_id, []):
+            self._enqueue(link, frame)
+        assert self.dht is not None
+        self._apply(self.dht.add_contact(
+            Contact(peer_id=link.peer_id, address=link.listen_url), trio.current_time()))
+        held, link.held = link.held, []
+        for message in held:
+            self._from_signaller(link, message)
+
+    def _from_claimant(self, link: _Link, message: SignalMessage) -> None:
+        """A link whose SIGNALLER hello is being checked: DHT requests are answered
+        (its id is proven by Noise; it only stays out of the routing table),
+        ``register`` is refused, the rest waits for the proof (bounded)."""
+        if isinstance(message, Dht):
+            self._check_dht_record(message)
+            assert self.dht is not None
+            sender = Contact(peer_id=link.peer_id, address=link.listen_url)
+            self._apply(self.dht.handle_message(sender, message.message, trio.current_time(),
+                                                observe=False))
+        elif isinstance(message, Register):
+            self._refuse_register(link, message)
+        elif len(link.held) >= MAX_HELD_WHILE_VERIFYING:
+            raise SignallerClaimRejected("too many messages before its claim was proven")
+        else:
+            link.held.append(message)
+
+    def _claim_known(self, link: _Link) -> bool:
+        """Whether the link's claim is proven already: we dialed it at that very
+        URL (Noise proved the id there), or proved the same (id, URL) before."""
+        url = link.listen_url
+        if link.dialed_url == url:
+            self._remember_verified(link.peer_id, url)
+            return True
+        return self._verified.get(link.peer_id) == url
+
+    async def _verify_claim(self, link: _Link, ready: trio.Event | None) -> None:
+        """Dial the claimed URL expecting the link's peer id; promote or close the link."""
+        try:
+            event = self._start_verification(link.peer_id, link.listen_url)
+            if event is not None:
+                with trio.move_on_after(self.config.hello_timeout):
+                    await event.wait()
+            if link.cancel.cancel_called or id(link) not in self._links:
+                return  # the link ended meanwhile
+            if self._verified.get(link.peer_id) == link.listen_url:
+                try:
+                    self._promote(link)
+                except ProtocolViolation as exc:
+                    logger.warning("closing link to %s: %s", link.peer_id, exc)
+                    link.cancel.cancel()
+                return
+            why = ("too many signaller claims being verified" if event is None
+                   else f"{link.listen_url} did not prove peer id {link.peer_id}")
+            logger.warning("closing link to %s: %s", link.peer_id,
+                           SignallerClaimRejected(why))
+            link.cancel.cancel()
+        finally:
+            if ready is not None:
+                ready.set()
+
+    def _refuse_register(self, link: _Link, message: Register) -> None:
+        """A link that said hello as a signaller may not register a peer record."""
+        reason = "a link that says hello as a SIGNALLER cannot register; say PEER"
+        self._enqueue(link, encode_signal(Registered(
+            request_id=message.request_id, ok=False, reason=reason)))
+        raise SignallerClaimRejected(reason)
+
+    def _start_verification(self, peer_id: PeerId, url: str) -> trio.Event | None:
+        pending = self._verifying.get(peer_id)
+        if pending is not None:
+            return pending[1] if pending[0] == url else None
+        if len(self._verifying) >= self.config.max_verifications or self._nursery is None:
+            return None
+        event = trio.Event()
+        self._verifying[peer_id] = (url, event)
+        self._nursery.start_soon(self._verify_dial, peer_id, url, event)
+        return event
+
+    async def _verify_dial(self, peer_id: PeerId, url: str, event: trio.Event) -> None:
+        """Dial ``url`` expecting ``peer_id``; the link's hello settles the claim.
+
+        The link stays up as an ordinary signaller link when it proves the claim.
+        """
+        try:
+            await self._dial_url(url, peer_id, event)
+        finally:
+            self._verifying.pop(peer_id, None)
+            event.set()
+
+    def _remember_verified(self, peer_id: PeerId, url: str) -> None:
+        self._verified.pop(peer_id, None)
+        self._verified[peer_id] = url
+        while len(self._verified) > self.config.max_verified:
+            del self._verified[next(iter(self._verified))]
+        pending = self._verifying.get(peer_id)
+        if pending is not None and pending[0] == url:
+            pending[1].set()
 
     async def _next_message(self, link: _Link) -> SignalMessage:
         """The next signal message; ``Ping``s are answered, other layers' frames skipped."""
@@ -418,9 +571,15 @@ class Signaller:
             self._enqueue(link, encode_signal(Registered(
                 request_id=message.request_id, ok=False, reason="sequence number not higher")))
             return
-        if current is None and len(self._homed) >= self.config.max_peers:
+        if record.withdrawn:
+            # A clean exit: no longer a contact; the tombstone replaces (higher
+            # seq) the DHT copies of the record.
+            if current is not None:
+                del self._homed[link.peer_id]
+        elif current is None and len(self._homed) >= self.config.max_peers:
             raise ProtocolViolation("signaller full")
-        self._homed[link.peer_id] = _Homed(record=record, raw=message.record, link=link)
+        else:
+            self._homed[link.peer_id] = _Homed(record=record, raw=message.record, link=link)
         assert self.dht is not None
         ttl = (record.expires_unix_ms - _unix_ms()) / 1000
         dht_record = DhtRecord(key=id_bytes(node_id(record.peer_id)), value=message.record,
@@ -441,9 +600,12 @@ class Signaller:
             self._enqueue(target.link, encode_signal(
                 Relay(target_peer=message.target_peer, session=message.session, hops_left=0)))
             return
-        if self._inflight_relays >= self.config.max_inflight_relays:
+        if (self._inflight_relays >= self.config.max_inflight_relays
+                or link.inflight_relays >= self.config.max_inflight_relays_per_link):
             self._relay_failed(link, message, session.session_id, "signaller busy")
             return
+        self._inflight_relays += 1  # counted now: a burst must not pass the bounds
+        link.inflight_relays += 1
         self._spawn(self._forward, link, message, session.session_id)
 
     def _check_session(self, message: Relay) -> SessionLike:
@@ -462,7 +624,6 @@ class Signaller:
             origin_peer=link.peer_id)))
 
     async def _forward(self, link: _Link, message: Relay, session_id: bytes) -> None:
-        self._inflight_relays += 1
         try:
             record = await self._find_record(message.target_peer)
             if record is None or record.signaller_peer_id == self.peer_id:
@@ -474,6 +635,7 @@ class Signaller:
                                             address=record.signaller_url), frame)
         finally:
             self._inflight_relays -= 1
+            link.inflight_relays -= 1
 
     async def _find_record(self, peer_id: PeerId) -> PeerRecord | None:
         assert self.dht is not None
@@ -489,7 +651,7 @@ class Signaller:
             record = open_peer_record(raw, _unix_ms())
         except RecordRejected:
             return None
-        return record if record.peer_id == peer_id else None
+        return record if record.peer_id == peer_id and not record.withdrawn else None
 
     async def _serve_contacts(self, link: _Link, message: GetContacts) -> None:
         count = min(message.count, MAX_CONTACTS)
@@ -517,7 +679,7 @@ class Signaller:
                         record = open_peer_record(raw, _unix_ms())
                     except RecordRejected:
                         continue
-                    if record.peer_id != link.peer_id:
+                    if record.peer_id != link.peer_id and not record.withdrawn:
                         records.append(raw)
         unique = list(dict.fromkeys(records))
         self.rng.shuffle(unique)
@@ -525,22 +687,37 @@ class Signaller:
                                                    records=tuple(unique[:count]))))
 
     def _local_sample(self, count: int, exclude: str) -> list[bytes]:
-        """Peers homed here plus peer records this signaller holds for the DHT.
+        """Up to ``count`` records of live peers (not ``exclude``), linked ones first.
 
-        DHT keys are hashes, so the held records are a uniform sample of the
-        peers of the whole mesh, whatever their home.
+        First the peers linked to this signaller right now (a peer whose link
+        dropped left ``_homed`` at once).  Then, to fill up, records held as a
+        DHT node (keys are hashes, so a uniform sample of the mesh) whose
+        current version arrived within ``contact_freshness``: their peers were
+        renewing a moment ago.  Withdrawn and expired records never.
         """
-        peers = [h.raw for p, h in self._homed.items() if p != exclude]
-        if self.dht is not None:
-            now = trio.current_time()
-            exclude_key = id_bytes(node_id(exclude)) if exclude else b""
-            held = [k for k in self.dht.records if k != exclude_key]
-            for key in self.rng.sample(held, min(count, len(held))):
-                record = self.dht.get_local(key, now)
-                if record is not None:
-                    peers.append(record.value)
-        peers = list(dict.fromkeys(peers))
-        return self.rng.sample(peers, min(count, len(peers)))
+        now_ms = _unix_ms()
+        peers = [h.raw for p, h in self._homed.items()
+                 if p != exclude and h.record.expires_unix_ms > now_ms]
+        chosen = self.rng.sample(peers, min(count, len(peers)))
+        if len(chosen) >= count or self.dht is None:
+            return chosen
+        now = trio.current_time()
+        skip = {id_bytes(node_id(p)) for p in (*self._homed, exclude) if p}
+        held = [k for k in self.dht.records if k not in skip]
+        for key in self.rng.sample(held, min(2 * count, len(held))):
+            age = self.dht.stored_since(key, now)
+            record = self.dht.get_local(key, now)
+            if record is None or age is None or age > self.config.contact_freshness:
+                continue
+            try:
+                opened = open_peer_record(record.value, now_ms)
+            except RecordRejected:
+                continue
+            if not opened.withdrawn:
+                chosen.append(record.value)
+            if len(chosen) >= count:
+                break
+        return chosen
 
     # -- signallers -----------------------------------------------------------
 
@@ -577,6 +754,8 @@ class Signaller:
             if waiter is not None:
                 waiter[1].append(message)
                 waiter[0].set()
+        elif isinstance(message, Register):
+            self._refuse_register(link, message)
         else:
             raise ProtocolViolation(f"a signaller may not send {type(message).__name__}")
 

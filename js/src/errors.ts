@@ -1,0 +1,71 @@
+/**
+ * The one error hierarchy, as in the Python package (taiinet/errors.py).
+ *
+ * Errors are split by blame: a `LocalProtocolError` means this program
+ * misused an API; a `RemoteProtocolError` means a peer sent something it must
+ * not, and the link it came on is closed.  Every error a user can see is a
+ * `TaiiNetError`; the class names match the Python ones, so logs of both
+ * peers read alike.
+ */
+
+export class TaiiNetError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** This program used an API wrongly (bad argument, wrong state). */
+export class LocalProtocolError extends TaiiNetError {}
+
+/** A peer broke the protocol; the link it came on is closed. */
+export class RemoteProtocolError extends TaiiNetError {}
+
+// --- wire ------------------------------------------------------------------------------
+/** A length prefix announced a frame larger than the configured maximum. */
+export class FrameTooLarge extends RemoteProtocolError {}
+/** The input ended inside a length prefix or a frame. */
+export class TruncatedFrame extends RemoteProtocolError {}
+/** A length prefix or a frame could not be decoded. */
+export class MalformedFrame extends RemoteProtocolError {}
+/** This program tried to send a frame larger than the link's maximum. */
+export class OversizedFrame extends LocalProtocolError {}
+/** Text or bytes that are not the peer id of an Ed25519 key. */
+export class InvalidPeerId extends RemoteProtocolError {}
+/** A protobuf PublicKey that is not a canonical 32-byte Ed25519 key. */
+export class InvalidPublicKey extends RemoteProtocolError {}
+/** A signed envelope that is malformed, oversized, wrongly signed or of another domain. */
+export class InvalidEnvelope extends RemoteProtocolError {}
+/** Key file bytes that are not a canonical Ed25519 PrivateKey. */
+export class KeyFileError extends TaiiNetError {}
+
+// --- Noise -----------------------------------------------------------------------------
+/** The Noise handshake failed (bad message, bad payload, low-order key). */
+export class HandshakeError extends RemoteProtocolError {}
+/** The peer proved a peer id other than the one dialed. */
+export class PeerIdMismatch extends HandshakeError {}
+/** A Noise transport message failed authentication. */
+export class DecryptionError extends RemoteProtocolError {}
+
+// --- query -----------------------------------------------------------------------------
+/**
+ * A query is not valid.  `path` names where (`"$and.1.age.$gt"`, or
+ * `"<root>"`), `reason` says what is wrong.
+ */
+export class InvalidQuery extends TaiiNetError {
+  readonly path: string;
+  readonly reason: string;
+
+  constructor(path: string, reason: string) {
+    const where = path === "" ? "<root>" : path;
+    super(`invalid query at ${where}: ${reason}`);
+    this.path = where;
+    this.reason = reason;
+  }
+}
+/** A document is not a JSON-like tree within the limits (local misuse). */
+export class InvalidDocument extends TaiiNetError {}
+/** Bytes from a peer are not a well-formed, in-limit `Value` (a document). */
+export class MalformedValue extends RemoteProtocolError {}
+/** Bytes from a peer are not a well-formed, in-limit `Filter` (a query). */
+export class MalformedFilter extends RemoteProtocolError {}

@@ -1,0 +1,30 @@
+// dist/taiinet.js (written by `npm run build`, which `npm test` runs first) is one ES module
+// that a page can load with a plain import(): no bare specifiers, the public API present.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { describe, it } from "node:test";
+
+import { hex, load } from "./vectors.js";
+
+const BUNDLE = new URL("../dist/taiinet.js", import.meta.url);
+
+describe("the bundle", () => {
+  it("imports nothing", () => {
+    const text = readFileSync(BUNDLE, "utf8");
+    assert.doesNotMatch(text, /\bimport\s*[\w{*][^;]*?from\s*["']/);
+    assert.doesNotMatch(text, /\bimport\s*\(\s*["']/);
+    assert.doesNotMatch(text, /\brequire\s*\(/);
+  });
+
+  it("loads with import() and works", async () => {
+    const taiinet = await import(BUNDLE.href);
+    const vector = load("peer_ids.json").valid[0];
+    const identity = taiinet.Identity.fromSeed(hex(vector.seed));
+    assert.equal(identity.peerId, vector.peer_id);
+    assert.ok(new taiinet.Query({ age: { $gt: 4 } }).matches({ age: 5 }));
+    assert.throws(() => taiinet.parsePeerId("nope"), taiinet.InvalidPeerId);
+    for (const name of ["NoiseHandshake", "SecureSession", "FrameDecoder", "openEnvelope", "sealEnvelope", "documentToValue", "valueToDocument", "InvalidQuery"]) {
+      assert.equal(typeof taiinet[name], "function", name);
+    }
+  });
+});

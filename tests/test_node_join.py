@@ -1,0 +1,165 @@
+"""Joining through contacts that may be dead: several are dialed at once, and a
+neighbour counts only once its link is up."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+import trio.testing
+
+from taiinet.node import NodeConfig, memory_links
+from taiinet.node.links import LinkFactory, LinkMeter, Links
+from taiinet.signal.client import SignalClient, open_signal_client
+from taiinet.signal.transport import MemorySignalTransport
+from taiinet.transport.connection import Connection
+from taiinet.transport.memory import MemoryNetwork
+from taiinet.wire.identity import Identity
+from tests.node_support import ident, start_cm, start_nodes, start_signallers
+
+TAIINET = [sys.executable, "-m", "taiinet.cli"]
+
+
+def hanging_for(hung: set[str], inner: LinkFactory) -> LinkFactory:
+    """Memory links whose dials to ``hung`` peers never complete: peers that are
+    registered with their home but never answer an offer (paused, wedged)."""
+
+    class Hanging(Links):
+        kind = "memory"
+
+        def __init__(self, links: Links) -> None:
+            super().__init__(links.identity, links.signal, links.meter)
+            self.inner = links
+
+        async def dial(self, peer_id: str) -> Connection:
+            if peer_id in hung:
+                await trio.sleep_forever()
+            return await self.inner.dial(peer_id)
+
+        async def serve(self, accept: object) -> None:
+            await self.inner.serve(accept)  # type: ignore[arg-type]
+
+    @asynccontextmanager
+    async def factory(identity: Identity, signal: SignalClient,
+                      meter: LinkMeter) -> AsyncIterator[Links]:
+        async with inner(identity, signal, meter) as links:
+            yield Hanging(links)
+
+    return factory
+
+
+async def register_only(nursery: trio.Nursery, transport: MemorySignalTransport, url: str,
+                        numbers: range) -> list[str]:
+    """Peers that register (and renew) with the signaller but run no node."""
+    ids = []
+    for n in numbers:
+        client, _ = await start_cm(nursery, open_signal_client(
+            ident(n), [url], transport=transport, rng=random.Random(n)))
+        await client.wait_registered()
+        ids.append(client.peer_id)
+    return ids
+
+
+async def test_joins_through_the_live_contact_when_most_are_hung(
+        autojump_clock: trio.testing.MockClock) -> None:
+    network = MemoryNetwork()
+    transport = MemorySignalTransport(network)
+    config = NodeConfig(join_timeout=5.0)
+    async with trio.open_nursery() as nursery:
+        (sig, _), = await start_signallers(nursery, transport, 1)
+        (live, _), = await start_nodes(nursery, [[sig.url]], memory_links(network), transport,
+                                       config, first=1)
+        hung = set(await register_only(nursery, transport, sig.url, range(50, 55)))
+        # Several joiners (seeds), each alone with the live node and the hung ones.
+        for first in (2, 3, 4):
+            (joiner, scope), = await start_nodes(nursery, [[sig.url]],
+                                                 hanging_for(hung, memory_links(network)),
+                                                 transport, config, first=first)
+            assert joiner.neighbors == [live.peer_id]
+            # Only neighbours with a live link count, here and in the stats.
+            assert joiner.stats().neighbors == joiner.stats().links == 1
+            scope.cancel()
+            with trio.fail_after(30):
+                while live.neighbors:
+                    await live.membership_changed()
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_contact_being_dialed_is_not_a_neighbour(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """``open_node`` and ``wait_neighbors`` do not count a contact whose link is
+    not up: with only a hung contact the node has no neighbour."""
+    network = MemoryNetwork()
+    transport = MemorySignalTransport(network)
+    config = NodeConfig(join_timeout=3.0)
+    async with trio.open_nursery() as nursery:
+        (sig, _), = await start_signallers(nursery, transport, 1)
+        hung = set(await register_only(nursery, transport, sig.url, range(50, 51)))
+        (node, _), = await start_nodes(nursery, [[sig.url]],
+                                       hanging_for(hung, memory_links(network)),
+                                       transport, config, first=2)
+        assert node.neighbors == []
+        with trio.move_on_after(20) as waited:
+            await node.wait_neighbors(1)
+        assert waited.cancelled_caught
+        nursery.cancel_scope.cancel()
+
+
+async def _read_line(stream: trio.abc.ReceiveStream) -> str:
+    data = bytearray()
+    while not data.endswith(b"\n"):
+        chunk = await stream.receive_some(1)
+        if not chunk:
+            raise EOFError(bytes(data).decode())
+        data += chunk
+    return data.decode().strip()
+
+
+async def test_pub_exits_non_zero_when_no_neighbour_is_live() -> None:
+    """A real signaller and a subscriber that is registered but paused (SIGSTOP):
+    it is a contact, yet never answers. ``pub`` must not report success."""
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            async def spawn(*args: str) -> trio.Process:
+                process: trio.Process = await nursery.start(lambda task_status: trio.run_process(
+                    [*TAIINET, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    check=False, task_status=task_status))
+                return process
+
+            signaller = await spawn("signal", "--listen", "127.0.0.1:0")
+            assert signaller.stdout is not None
+            url = (await _read_line(signaller.stdout)).split()[2]
+            sub = await spawn("sub", "--signaller", url, "--links", "websocket",
+                              "--join-timeout", "1", "{}")
+            assert sub.stderr is not None
+            while not (await _read_line(sub.stderr)).startswith("subscribed"):
+                pass
+            os.kill(sub.pid, signal.SIGSTOP)
+            try:
+                result = await trio.run_process(
+                    [*TAIINET, "pub", "--signaller", url, "--links", "websocket",
+                     "--join-timeout", "3", '{"x": 1}'],
+                    capture_stdout=True, capture_stderr=True, check=False)
+            finally:
+                os.kill(sub.pid, signal.SIGCONT)
+                sub.kill()
+                signaller.kill()
+            err = result.stderr.decode()
+            assert result.returncode != 0, err
+            assert err.count("\n") == 1 and "neighbour" in err, err
+
+
+def test_join_settings_are_checked() -> None:
+    import pytest
+
+    from taiinet.node.errors import NodeError
+    with pytest.raises(NodeError, match="join_parallel"):
+        NodeConfig(join_parallel=0)
+    with pytest.raises(NodeError, match="join_parallel"):
+        NodeConfig(join_dial_timeout=0)
