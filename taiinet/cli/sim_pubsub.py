@@ -50,6 +50,9 @@ def register(sims: Any) -> None:
     parser.add_argument("--warmup", type=int, default=10,
                         help="publications before measuring (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the whole run (default 0)")
+    parser.add_argument("--late", type=float, default=0.0,
+                        help="share of the nodes that join during the measured phase and "
+                             "publish one document each at once (default 0)")
     parser.add_argument("--fail", type=float, default=0.0,
                         help="share of nodes that crash halfway through (default 0)")
     parser.add_argument("--latency", type=float, default=0.05,
@@ -85,7 +88,8 @@ def config_from_args(args: argparse.Namespace) -> PubsubSimConfig:
         overlay = OverlayConfig(membership=HyParViewConfig(active_size=args.active))
         return PubsubSimConfig(nodes=args.nodes, interest=args.interest, topics=args.topics,
                                messages=args.messages, warmup=args.warmup, seed=args.seed,
-                               fail=args.fail, link=link, overlay=overlay, signed=args.signed,
+                               fail=args.fail, late=args.late, link=link, overlay=overlay,
+                               signed=args.signed,
                                wire_codec=args.wire)
     except TaiiNetError:
         raise
