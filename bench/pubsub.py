@@ -1,6 +1,7 @@
-"""Pubsub benchmark: TaiiNet nodes next to py-libp2p GossipSub, same shape, one run.
+"""Pubsub benchmark: TaiiNet nodes next to py-libp2p and js-libp2p GossipSub, one run.
 
-Run: ``.venv/bin/python bench/pubsub.py [--nodes 20] [--links websocket,webrtc]``.
+Run: ``.venv/bin/python bench/pubsub.py [--nodes 20] [--links websocket,webrtc]
+[--anchors py,js] [--json]``.
 
 Shape (both systems): ``--nodes`` peers in one process on 127.0.0.1, one
 publisher, every other peer subscribed, documents of ``--size`` bytes (256).
@@ -24,26 +25,49 @@ links, every layer, / deliveries; an overlay batch is one link message) and
 overlay messages per delivery (the overlay frames those carried, batched or
 not).
 
-The anchor is ``pylibp2p_gossip_bench.py`` (py-libp2p 0.8.1 GossipSub,
-TCP), run in its own virtualenv ``.venv-anchor/`` (made on demand with
-``pip install libp2p==0.8.1``) with ``--nodes N --size S --rate R
---messages M`` and the flags printed next to its row.  ``ratio`` =
-our deliveries/s over the anchor's.  Timings vary with machine load.
+Anchors (``--anchors py,js``; the default is both, when available), run in
+the same invocation after TaiiNet, each with ``--nodes N --size S --rate R
+--messages M --gossip-versions V`` (the flags printed next to its row):
+
+* ``py``: ``pylibp2p_gossip_bench.py`` (py-libp2p 0.8.1 GossipSub, TCP), in
+  its own virtualenv ``.venv-anchor/`` (made on demand with ``pip install
+  libp2p==0.8.1``), also ``--spam-protection off``;
+* ``js``: ``jslibp2p_gossip_bench.mjs`` (js-libp2p 3.3 with @libp2p/gossipsub
+  17.1, TCP + Noise + yamux; same JSON keys, same topology for a seed), run by
+  ``node`` from ``.anchor-js/`` (the harness and its lock file copied there,
+  ``npm ci`` on demand) unless the anchors folder has its own
+  ``jslibp2p/node_modules``.  Its library defaults stay (flood publish on).
+
+The harnesses are looked up in ``$TAIINET_ANCHORS`` if set, else in
+``../shared/anchors`` (``../../shared/anchors`` from a worktree).
+``ratio_py`` / ``ratio_js`` = a row's deliveries/s over that anchor's.
+CPU per delivery: for TaiiNet rows the process CPU time of the step over its
+deliveries; for an anchor its whole child process (start-up, mesh forming and
+teardown included, so an upper bound) over its deliveries.  ``--json`` prints
+one JSON object (``rows``: ``system``, ``links``, ``kind`` = ``max`` or
+``p50<50ms``, ``deliveries_per_s``, ``p50_ms``, ``p99_ms``, ``ratio_py``,
+``ratio_js``, ``cpu_us_per_delivery`` and more; load averages before and
+after) on stdout, progress and the table on stderr.  Timings vary with
+machine load.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
 import os
 import random
+import resource
+import shlex
+import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import trio
 
@@ -57,9 +81,21 @@ from taiinet.transport.memory import MemoryNetwork
 from taiinet.wire.identity import Identity
 
 ROOT = Path(__file__).resolve().parent.parent
-ANCHOR_NAME = "pylibp2p_gossip_bench.py"
-ANCHOR_DIRS = [ROOT.parent / "shared" / "anchors"]
+PY_ANCHOR_NAME = "pylibp2p_gossip_bench.py"
+JS_ANCHOR_NAME = "jslibp2p_gossip_bench.mjs"
+#: What ``npm ci`` needs next to the js harness (in ``jslibp2p/``).
+JS_ANCHOR_FILES = ("package.json", "package-lock.json", "deps.mjs")
+#: ``../shared/anchors`` next to the main checkout, or two up from a worktree.
+ANCHOR_DIRS = [ROOT.parent / "shared" / "anchors", ROOT.parent.parent / "shared" / "anchors"]
 ANCHOR_VENV = ROOT / ".venv-anchor"
+ANCHOR_JS_DIR = ROOT / ".anchor-js"
+
+#: Where progress and the table go: stdout, or stderr when stdout carries ``--json``.
+_OUT: TextIO = sys.stdout
+
+
+def say(*parts: object) -> None:
+    print(*parts, file=_OUT, flush=True)
 
 
 @dataclass
@@ -165,13 +201,12 @@ async def run_links(kind: str, args: argparse.Namespace) -> list[Step]:
             count = max(args.min_messages, int(rate * args.seconds))
             step = await _step(publisher, nodes, receivers, receivers_count, rate, count, args)
             steps.append(step)
-            print(f"  {kind:<9} rate {rate:>7.1f}/s: {step.delivered}/{step.expected} delivered, "
+            say(f"  {kind:<9} rate {rate:>7.1f}/s: {step.delivered}/{step.expected} delivered, "
                   f"{step.deliveries_per_s:.0f} deliveries/s, p50 {step.p50_ms:.1f} ms, "
                   f"p99 {step.p99_ms:.1f} ms, {step.messages_per_delivery:.2f} link msgs "
                   f"({step.overlay_messages_per_delivery:.2f} overlay msgs)/delivery, "
                   f"CPU {step.cpu_us_per_delivery:.0f} us/delivery"
-                  f"{'' if step.kept_up else f', publisher behind ({step.published_per_s:.0f}/s)'}",
-                  flush=True)
+                f"{'' if step.kept_up else f', publisher behind ({step.published_per_s:.0f}/s)'}")
             if not step.complete:
                 # Let queues drain and the overlay repair links dropped as too slow.
                 await trio.sleep(args.settle)
@@ -260,40 +295,206 @@ def best(steps: list[Step], max_p50_ms: float = math.inf) -> Step | None:
     return max(complete, key=lambda s: s.rate) if complete else None
 
 
-def anchor_script() -> Path | None:
+@dataclass(frozen=True)
+class AnchorSpec:
+    """One anchor harness: where it lives and how its row is labelled."""
+
+    key: str
+    system: str
+    script: str
+
+
+ANCHORS = {
+    "py": AnchorSpec(key="py", system="py-libp2p 0.8.1 GossipSub", script=PY_ANCHOR_NAME),
+    "js": AnchorSpec(key="js", system="js-libp2p 3.3 GossipSub 17.1", script=JS_ANCHOR_NAME),
+}
+
+
+@dataclass
+class AnchorRun:
+    """What one anchor run gave: its JSON line (None if it failed), the flags it
+    ran with, and the CPU time (user + sys) of its whole process if measured."""
+
+    spec: AnchorSpec
+    result: dict[str, Any] | None
+    flags: list[str]
+    cpu_s: float | None = None
+    note: str = ""
+
+
+def anchor_dirs() -> list[Path]:
     override = os.environ.get("TAIINET_ANCHORS")
-    dirs = [Path(override)] if override else ANCHOR_DIRS
-    for directory in dirs:
-        if (directory / ANCHOR_NAME).is_file():
-            return directory / ANCHOR_NAME
+    return [Path(override)] if override else ANCHOR_DIRS
+
+
+def anchor_source(spec: AnchorSpec) -> Path | None:
+    """The folder holding ``spec``'s harness (``TAIINET_ANCHORS`` or the shared one)."""
+    for directory in anchor_dirs():
+        if (directory / spec.script).is_file():
+            return directory
     return None
 
 
 def anchor_python() -> Path:
     python = ANCHOR_VENV / "bin" / "python"
     if not python.exists():
-        print(f"  making {ANCHOR_VENV} (libp2p==0.8.1) ...", flush=True)
+        say(f"  making {ANCHOR_VENV} (libp2p==0.8.1) ...")
         subprocess.run([sys.executable, "-m", "venv", str(ANCHOR_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "libp2p==0.8.1"], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "libp2p==0.8.1"], check=True,
+                       stdout=sys.stderr)
     return python
 
 
-def run_anchor(args: argparse.Namespace) -> tuple[dict[str, Any] | None, list[str]]:
-    script = anchor_script()
-    if script is None:
-        return None, ["anchor harness not found"]
+def js_anchor_script(source: Path) -> Path:
+    """The js harness next to an installed ``jslibp2p/node_modules``.
+
+    A source folder that has one (``TAIINET_ANCHORS`` pointing at a ready
+    copy) is used in place; otherwise the harness and its lock file are copied
+    to ``.anchor-js/`` and ``npm ci`` installs the pinned tree there (again only
+    when the lock file changed), as ``.venv-anchor/`` is made for py-libp2p.
+    """
+    if (source / "jslibp2p" / "node_modules").is_dir():
+        return source / JS_ANCHOR_NAME
+    target = ANCHOR_JS_DIR / "jslibp2p"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source / JS_ANCHOR_NAME, ANCHOR_JS_DIR / JS_ANCHOR_NAME)
+    for name in JS_ANCHOR_FILES:
+        shutil.copyfile(source / "jslibp2p" / name, target / name)
+    lock = (target / "package-lock.json").read_bytes()
+    stamp = target / "node_modules" / ".taiinet-lock"
+    if not stamp.is_file() or stamp.read_bytes() != lock:
+        say(f"  installing js-libp2p in {target} (npm ci) ...")
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=target, check=True,
+                       stdout=sys.stderr)
+        stamp.write_bytes(lock)
+    return ANCHOR_JS_DIR / JS_ANCHOR_NAME
+
+
+def anchor_unavailable(spec: AnchorSpec) -> str:
+    """Why ``spec`` cannot run here ("" if it can)."""
+    if anchor_source(spec) is None:
+        return f"{spec.script} not found in {', '.join(map(str, anchor_dirs()))}"
+    if spec.key == "js" and shutil.which("node") is None:
+        return "node not found"
+    return ""
+
+
+def anchor_flags(spec: AnchorSpec, args: argparse.Namespace) -> list[str]:
     flags = ["--nodes", str(args.nodes), "--size", str(args.size),
              "--messages", str(args.anchor_messages), "--rate", str(args.anchor_rate),
-             "--gossip-versions", args.anchor_gossip_versions, "--spam-protection", "off"]
+             "--gossip-versions", args.anchor_gossip_versions]
+    if spec.key == "py":
+        flags += ["--spam-protection", "off"]  # js-libp2p has no per-peer publish limit
+    return flags
+
+
+def run_anchor(spec: AnchorSpec, args: argparse.Namespace) -> AnchorRun:
+    """Run one anchor harness; its CPU time is the child's rusage, harness
+    start-up, mesh forming and teardown included (so an upper bound)."""
+    flags = anchor_flags(spec, args)
+    source = anchor_source(spec)
+    why = anchor_unavailable(spec)
+    if source is None or why:
+        return AnchorRun(spec=spec, result=None, flags=flags, note=why)
     try:
-        result = subprocess.run([str(anchor_python()), str(script), *flags], capture_output=True,
-                                text=True, timeout=args.anchor_timeout, check=False)
+        if spec.key == "py":
+            command = [str(anchor_python()), str(source / spec.script)]
+        else:
+            command = [shutil.which("node") or "node", str(js_anchor_script(source))]
     except (subprocess.SubprocessError, OSError) as exc:
-        return None, [*flags, f"failed: {exc}"]
+        return AnchorRun(spec=spec, result=None, flags=flags, note=f"setup failed: {exc}")
+    say(f"{spec.system}: {' '.join(flags)}")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        result = subprocess.run([*command, *flags], capture_output=True, text=True,
+                                timeout=args.anchor_timeout, check=False)
+    except (subprocess.SubprocessError, OSError) as exc:
+        return AnchorRun(spec=spec, result=None, flags=flags, note=f"failed: {exc}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     if not lines:
-        return None, [*flags, f"no output (exit {result.returncode}): {result.stderr[-300:]}"]
-    return json.loads(lines[-1]), flags
+        return AnchorRun(spec=spec, result=None, flags=flags, cpu_s=cpu_s,
+                         note=f"no output (exit {result.returncode}): {result.stderr[-300:]}")
+    return AnchorRun(spec=spec, result=json.loads(lines[-1]), flags=flags, cpu_s=cpu_s)
+
+
+def _ratio(value: float | None, anchor: float | None) -> float | None:
+    if value is None or not anchor:
+        return None
+    return round(value / anchor, 2)
+
+
+def build_rows(results: dict[tuple[str, str], Step | None], anchors: list[AnchorRun],
+               anchor_rate: float) -> list[dict[str, Any]]:
+    """The table as JSON rows: the anchors first, then TaiiNet per (links, kind).
+
+    ``ratio_py``/``ratio_js`` are the row's deliveries/s over that anchor's
+    (None when the anchor did not run or a row has no figure);
+    ``cpu_us_per_delivery`` is process CPU time over deliveries.
+    """
+    rows: list[dict[str, Any]] = []
+    for run in anchors:
+        result = run.result or {}
+        delivered = result.get("delivered")
+        rows.append({
+            "system": run.spec.system, "links": "tcp", "kind": "max", "rate": anchor_rate,
+            "deliveries_per_s": result.get("deliveries_per_s"),
+            "p50_ms": result.get("lat_p50_ms"), "p99_ms": result.get("lat_p99_ms"),
+            "delivered": result.get("delivery_ratio"),
+            "messages_per_delivery": None, "overlay_messages_per_delivery": None,
+            "cpu_us_per_delivery": (round(run.cpu_s * 1e6 / delivered)
+                                    if run.cpu_s is not None and delivered else None),
+            "flags": " ".join(run.flags), "note": run.note})
+    for (links, kind), step in results.items():
+        rows.append({
+            "system": "TaiiNet", "links": links, "kind": kind,
+            "rate": step.rate if step else None,
+            "deliveries_per_s": round(step.deliveries_per_s, 1) if step else None,
+            "p50_ms": round(step.p50_ms, 2) if step else None,
+            "p99_ms": round(step.p99_ms, 2) if step else None,
+            "delivered": 1.0 if step else None,
+            "messages_per_delivery": round(step.messages_per_delivery, 3) if step else None,
+            "overlay_messages_per_delivery": (round(step.overlay_messages_per_delivery, 3)
+                                              if step else None),
+            "cpu_us_per_delivery": round(step.cpu_us_per_delivery) if step else None,
+            "flags": "", "note": "" if step else "no rate delivered 100%"})
+    anchor_rates = {run.spec.key: (run.result or {}).get("deliveries_per_s") for run in anchors}
+    for row in rows:
+        for key in ANCHORS:
+            row[f"ratio_{key}"] = _ratio(row["deliveries_per_s"], anchor_rates.get(key))
+    return rows
+
+
+def _cell(value: Any, spec: str) -> str:
+    return format("-", ">" + spec.split(".")[0]) if value is None else format(value, spec)
+
+
+def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    say()
+    say(f"pubsub, {args.nodes} peers in one process on 127.0.0.1, one publisher, "
+        f"{args.size} B documents")
+    header = (f"{'system':<30} {'links':<9} {'kind':<9} {'rate/s':>7} {'deliv/s':>8} "
+              f"{'p50 ms':>8} {'p99 ms':>8} {'msgs/dlv':>8} {'overlay':>7} {'delivd':>6} "
+              f"{'ratio py':>8} {'ratio js':>8} {'CPU us/dlv':>10}")
+    say(header)
+    say("-" * len(header))
+    for row in rows:
+        say(f"{row['system']:<30} {row['links']:<9} {row['kind']:<9} "
+            f"{_cell(row['rate'], '7.0f')} {_cell(row['deliveries_per_s'], '8.0f')} "
+            f"{_cell(row['p50_ms'], '8.1f')} {_cell(row['p99_ms'], '8.1f')} "
+            f"{_cell(row['messages_per_delivery'], '8.2f')} "
+            f"{_cell(row['overlay_messages_per_delivery'], '7.2f')} "
+            f"{_cell(row['delivered'], '6.1%')} {_cell(row['ratio_py'], '8.2f')} "
+            f"{_cell(row['ratio_js'], '8.2f')} {_cell(row['cpu_us_per_delivery'], '10.0f')}"
+            f"{'  ' + row['note'] if row['note'] else ''}")
+    for row in rows:
+        if row["flags"]:
+            say(f"{row['system']} flags: {row['flags']}")
+
+
+def default_anchors() -> str:
+    return ",".join(key for key, spec in ANCHORS.items() if not anchor_unavailable(spec))
 
 
 def main(argv: list[str]) -> int:
@@ -313,48 +514,48 @@ def main(argv: list[str]) -> int:
                         help="steps narrowing each reported rate after the doubling")
     parser.add_argument("--precision", type=float, default=0.1,
                         help="stop narrowing once the bad rate is within this of the good")
+    parser.add_argument("--anchors", default=None,
+                        help="anchors to run beside TaiiNet: py, js, both (py,js: the default "
+                             "when available) or '' for none")
     parser.add_argument("--anchor-messages", type=int, default=300)
     parser.add_argument("--anchor-rate", type=float, default=20.0)
     parser.add_argument("--anchor-gossip-versions", default="1.1,1.0")
     parser.add_argument("--anchor-timeout", type=float, default=300.0)
-    parser.add_argument("--no-anchor", action="store_true")
+    parser.add_argument("--no-anchor", action="store_true", help="same as --anchors ''")
     parser.add_argument("--target-p50", type=float, default=50.0,
                         help="also report the highest 100%% rate with p50 under this (ms)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object on stdout (progress and table on stderr)")
     args = parser.parse_args(argv)
+    global _OUT
+    _OUT = sys.stderr if args.json else sys.stdout
+    wanted = "" if args.no_anchor else (default_anchors() if args.anchors is None
+                                        else args.anchors)
+    keys = [key.strip() for key in wanted.split(",") if key.strip()]
+    unknown = [key for key in keys if key not in ANCHORS]
+    if unknown:
+        parser.error(f"unknown anchor(s) {', '.join(unknown)}: choose among py, js")
+    load_before = os.getloadavg()
+    started = datetime.datetime.now(datetime.UTC)
 
-    results: dict[str, Step | None] = {}
-    for kind in args.links.split(","):
-        print(f"TaiiNet over {kind}: {args.nodes} peers, 1 publisher, {args.size} B documents",
-              flush=True)
-        steps = trio.run(run_links, kind, args)
-        results[f"{kind}, max 100%"] = best(steps)
-        results[f"{kind}, p50<{args.target_p50:g}ms"] = best(steps, args.target_p50)
-    anchor, flags = (None, ["skipped"]) if args.no_anchor else run_anchor(args)
-
-    print()
-    print(f"pubsub, {args.nodes} peers in one process on 127.0.0.1, one publisher, "
-          f"{args.size} B documents")
-    header = (f"{'system':<34} {'rate/s':>7} {'deliv/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-              f"{'msgs/deliv':>10} {'overlay':>7} {'delivered':>9} {'ratio':>6}")
-    print(header)
-    print("-" * len(header))
-    anchor_rate = anchor["deliveries_per_s"] if anchor else None
-    if anchor:
-        print(f"{'py-libp2p 0.8.1 GossipSub (TCP)':<34} {args.anchor_rate:>7.0f} "
-              f"{anchor['deliveries_per_s']:>8.0f} {anchor['lat_p50_ms']:>8.1f} "
-              f"{anchor['lat_p99_ms']:>8.1f} {'-':>10} {'-':>7} {anchor['delivery_ratio']:>9.0%} "
-              f"{1.0:>6.1f}")
-    for kind, step in results.items():
-        name = f"TaiiNet ({kind})"
-        if step is None:
-            print(f"{name:<34} no rate delivered 100%")
-            continue
-        ratio = f"{step.deliveries_per_s / anchor_rate:>6.1f}" if anchor_rate else f"{'-':>6}"
-        print(f"{name:<34} {step.rate:>7.0f} {step.deliveries_per_s:>8.0f} {step.p50_ms:>8.1f} "
-              f"{step.p99_ms:>8.1f} {step.messages_per_delivery:>10.2f} "
-              f"{step.overlay_messages_per_delivery:>7.2f} {'100%':>9} {ratio}")
-    print(f"anchor flags: {' '.join(flags)}")
-    print(f"command: .venv/bin/python bench/pubsub.py {' '.join(argv)}".rstrip())
+    kind_max, kind_p50 = "max", f"p50<{args.target_p50:g}ms"
+    results: dict[tuple[str, str], Step | None] = {}
+    for links in args.links.split(","):
+        say(f"TaiiNet over {links}: {args.nodes} peers, 1 publisher, {args.size} B documents")
+        steps = trio.run(run_links, links, args)
+        results[(links, kind_max)] = best(steps)
+        results[(links, kind_p50)] = best(steps, args.target_p50)
+    anchors = [run_anchor(ANCHORS[key], args) for key in keys]
+    rows = build_rows(results, anchors, args.anchor_rate)
+    print_table(rows, args)
+    command = f".venv/bin/python bench/pubsub.py {shlex.join(argv)}".rstrip()
+    say(f"command: {command}")
+    if args.json:
+        print(json.dumps({
+            "bench": "pubsub", "command": command, "nodes": args.nodes, "size": args.size,
+            "started_utc": started.isoformat(timespec="seconds"),
+            "load_average_before": list(load_before), "load_average_after": list(os.getloadavg()),
+            "rows": rows}), flush=True)
     return 0
 
 

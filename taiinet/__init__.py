@@ -1,86 +1,190 @@
 """TaiiNet: decentralized peer-to-peer mesh messaging.
 
-The public surface is re-exported here, with every error it raises (each a
-``TaiiNetError``); everything else is internal.
+The application API is re-exported here, with every error it raises (each a
+``TaiiNetError``).  The sans-I/O cores live under their layers
+(``taiinet.overlay``, ``taiinet.pubsub``, ``taiinet.signal``), the simulator in
+``taiinet.sim`` and the test harnesses in ``taiinet.testing``; everything else
+is internal.
+
+Names are imported on first use (PEP 562), so ``import taiinet`` loads no
+layer, and a program that never opens a WebRTC link never loads aiortc.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from taiinet._lazy import lazy_exports
 from taiinet.errors import (
     ConnectionClosed,
     LocalProtocolError,
     RemoteProtocolError,
     TaiiNetError,
 )
-from taiinet.node import (
-    Message,
-    Node,
-    NodeConfig,
-    NodeError,
-    NodeStats,
-    Subscription,
-    open_node,
-)
-from taiinet.node.errors import (
-    InvalidInput,
-    LinkKindMismatch,
-    NodeClosed,
-    SubscriptionClosed,
-    SubscriptionInUse,
-    SubscriptionNotOpen,
-)
-from taiinet.overlay.core import Overlay, OverlayConfig
-from taiinet.overlay.driver import OverlayDriver
-from taiinet.overlay.errors import OverlayDecodeError, OverlayUsageError
-from taiinet.pubsub import PubsubConfig, PubsubRouter, SignedDocuments
-from taiinet.pubsub.errors import PubsubDecodeError, PubsubUsageError, RejectedDocument
-from taiinet.pubsub.query import InvalidQuery, Query, SubscriptionIndex
-from taiinet.pubsub.query.errors import InvalidDocument, MalformedFilter, MalformedValue
-from taiinet.pubsub.query.index import IndexFull
-from taiinet.signal.api import open_signaller
-from taiinet.signal.client import IncomingOffer, SignalClient, open_signal_client
-from taiinet.signal.errors import (
-    InvalidSignallerUrl,
-    MalformedSignalMessage,
-    NoSignallerAvailable,
-    PeerUnreachable,
-    RecordRejected,
-    SignalError,
-    SignalUsageError,
-)
-from taiinet.signal.records import PeerRecord
-from taiinet.signal.server import ProtocolViolation, SignallerClaimRejected
-from taiinet.sim.overlay import OverlaySimConfig, simulate_overlay
-from taiinet.transport.errors import (
-    DecryptionError,
-    DialError,
-    FrameTimeout,
-    HandshakeError,
-    HandshakeTimeout,
-    IdleTimeout,
-    LinkTimeout,
-    PartialFrameBudgetExceeded,
-    PeerIdMismatch,
-)
-from taiinet.transport.limits import LinkDeadlines, ListenerLimits
-from taiinet.transport.webrtc import InvalidSdp, open_webrtc
-from taiinet.transport.websocket import (
-    WebSocketProtocolError,
-    connect_websocket,
-    open_websocket_listener,
-)
-from taiinet.wire.envelope import Envelope, InvalidEnvelope
-from taiinet.wire.errors import (
-    FrameTooLarge,
-    InvalidPeerId,
-    InvalidPublicKey,
-    KeyFileError,
-    MalformedFrame,
-    OversizedFrame,
-    TruncatedFrame,
-)
-from taiinet.wire.identity import Identity
-from taiinet.wire.peer_id import PeerId
+
+if TYPE_CHECKING:
+    from taiinet.history.errors import HistoryDecodeError, HistoryUsageError, StoreError
+    from taiinet.history.store import SeedStore, StoreFull
+    from taiinet.node.errors import (
+        InvalidInput,
+        LinkKindMismatch,
+        NodeClosed,
+        NodeError,
+        SubscriptionClosed,
+        SubscriptionInUse,
+        SubscriptionNotOpen,
+    )
+    from taiinet.node.history import HistoryBusy
+    from taiinet.node.node import Node, NodeConfig, NodeStats, open_node
+    from taiinet.node.seeder import Seeder, open_seeder
+    from taiinet.node.subscription import Message, Subscription
+    from taiinet.overlay.core import OverlayConfig
+    from taiinet.overlay.errors import OverlayDecodeError, OverlayUsageError
+    from taiinet.pubsub.config import PubsubConfig
+    from taiinet.pubsub.errors import PubsubDecodeError, PubsubUsageError, RejectedDocument
+    from taiinet.pubsub.query.errors import (
+        InvalidDocument,
+        InvalidQuery,
+        MalformedFilter,
+        MalformedValue,
+    )
+    from taiinet.pubsub.query.index import IndexFull, SubscriptionIndex
+    from taiinet.pubsub.query.query import Query
+    from taiinet.signal.api import open_signaller
+    from taiinet.signal.client import IncomingOffer, SignalClient, open_signal_client
+    from taiinet.signal.errors import (
+        InvalidSignallerUrl,
+        MalformedSignalMessage,
+        NoSignallerAvailable,
+        PeerUnreachable,
+        RecordRejected,
+        SignalError,
+        SignalUsageError,
+    )
+    from taiinet.signal.records import PeerRecord
+    from taiinet.signal.server import ProtocolViolation, SignallerClaimRejected
+    from taiinet.transport.errors import (
+        CertificateUntrusted,
+        DecryptionError,
+        DialError,
+        FrameTimeout,
+        HandshakeError,
+        HandshakeTimeout,
+        IdleTimeout,
+        InvalidSdp,
+        LinkTimeout,
+        PartialFrameBudgetExceeded,
+        PeerIdMismatch,
+        TlsConfigError,
+    )
+    from taiinet.transport.limits import LinkDeadlines, ListenerLimits
+    from taiinet.transport.webrtc import open_webrtc
+    from taiinet.transport.websocket import (
+        WebSocketProtocolError,
+        connect_websocket,
+        open_websocket_listener,
+    )
+    from taiinet.wire.envelope import Envelope
+    from taiinet.wire.errors import (
+        FrameTooLarge,
+        InvalidEnvelope,
+        InvalidPeerId,
+        InvalidPublicKey,
+        KeyFileError,
+        MalformedFrame,
+        OversizedFrame,
+        TruncatedFrame,
+    )
+    from taiinet.wire.identity import Identity
+    from taiinet.wire.peer_id import PeerId
+
+#: Each lazily re-exported name and the module it is imported from.
+_EXPORTS: dict[str, str] = {
+    "CertificateUntrusted": "taiinet.transport.errors",
+    "DecryptionError": "taiinet.transport.errors",
+    "DialError": "taiinet.transport.errors",
+    "Envelope": "taiinet.wire.envelope",
+    "FrameTimeout": "taiinet.transport.errors",
+    "FrameTooLarge": "taiinet.wire.errors",
+    "HandshakeError": "taiinet.transport.errors",
+    "HandshakeTimeout": "taiinet.transport.errors",
+    "HistoryBusy": "taiinet.node.history",
+    "HistoryDecodeError": "taiinet.history.errors",
+    "HistoryUsageError": "taiinet.history.errors",
+    "Identity": "taiinet.wire.identity",
+    "IdleTimeout": "taiinet.transport.errors",
+    "IncomingOffer": "taiinet.signal.client",
+    "IndexFull": "taiinet.pubsub.query.index",
+    "InvalidDocument": "taiinet.pubsub.query.errors",
+    "InvalidEnvelope": "taiinet.wire.errors",
+    "InvalidInput": "taiinet.node.errors",
+    "InvalidPeerId": "taiinet.wire.errors",
+    "InvalidPublicKey": "taiinet.wire.errors",
+    "InvalidQuery": "taiinet.pubsub.query.errors",
+    "InvalidSdp": "taiinet.transport.errors",
+    "InvalidSignallerUrl": "taiinet.signal.errors",
+    "KeyFileError": "taiinet.wire.errors",
+    "LinkDeadlines": "taiinet.transport.limits",
+    "LinkKindMismatch": "taiinet.node.errors",
+    "LinkTimeout": "taiinet.transport.errors",
+    "ListenerLimits": "taiinet.transport.limits",
+    "MalformedFilter": "taiinet.pubsub.query.errors",
+    "MalformedFrame": "taiinet.wire.errors",
+    "MalformedSignalMessage": "taiinet.signal.errors",
+    "MalformedValue": "taiinet.pubsub.query.errors",
+    "Message": "taiinet.node.subscription",
+    "NoSignallerAvailable": "taiinet.signal.errors",
+    "Node": "taiinet.node.node",
+    "NodeClosed": "taiinet.node.errors",
+    "NodeConfig": "taiinet.node.node",
+    "NodeError": "taiinet.node.errors",
+    "NodeStats": "taiinet.node.node",
+    "OverlayConfig": "taiinet.overlay.core",
+    "OverlayDecodeError": "taiinet.overlay.errors",
+    "OverlayUsageError": "taiinet.overlay.errors",
+    "OversizedFrame": "taiinet.wire.errors",
+    "PartialFrameBudgetExceeded": "taiinet.transport.errors",
+    "PeerId": "taiinet.wire.peer_id",
+    "PeerIdMismatch": "taiinet.transport.errors",
+    "PeerRecord": "taiinet.signal.records",
+    "PeerUnreachable": "taiinet.signal.errors",
+    "ProtocolViolation": "taiinet.signal.server",
+    "PubsubConfig": "taiinet.pubsub.config",
+    "PubsubDecodeError": "taiinet.pubsub.errors",
+    "PubsubUsageError": "taiinet.pubsub.errors",
+    "Query": "taiinet.pubsub.query.query",
+    "RecordRejected": "taiinet.signal.errors",
+    "RejectedDocument": "taiinet.pubsub.errors",
+    "SeedStore": "taiinet.history.store",
+    "Seeder": "taiinet.node.seeder",
+    "SignalClient": "taiinet.signal.client",
+    "SignalError": "taiinet.signal.errors",
+    "SignalUsageError": "taiinet.signal.errors",
+    "StoreError": "taiinet.history.errors",
+    "StoreFull": "taiinet.history.store",
+    "Subscription": "taiinet.node.subscription",
+    "SignallerClaimRejected": "taiinet.signal.server",
+    "SubscriptionClosed": "taiinet.node.errors",
+    "SubscriptionInUse": "taiinet.node.errors",
+    "SubscriptionIndex": "taiinet.pubsub.query.index",
+    "SubscriptionNotOpen": "taiinet.node.errors",
+    "TlsConfigError": "taiinet.transport.errors",
+    "TruncatedFrame": "taiinet.wire.errors",
+    "WebSocketProtocolError": "taiinet.transport.websocket",
+    "connect_websocket": "taiinet.transport.websocket",
+    "open_node": "taiinet.node.node",
+    "open_seeder": "taiinet.node.seeder",
+    "open_signal_client": "taiinet.signal.client",
+    "open_signaller": "taiinet.signal.api",
+    "open_webrtc": "taiinet.transport.webrtc",
+    "open_websocket_listener": "taiinet.transport.websocket",
+}
+
+if not TYPE_CHECKING:  # hidden from type checkers, so a misspelt name stays an error
+    __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
+    "CertificateUntrusted",
     "ConnectionClosed",
     "DecryptionError",
     "DialError",
@@ -89,6 +193,9 @@ __all__ = [
     "FrameTooLarge",
     "HandshakeError",
     "HandshakeTimeout",
+    "HistoryBusy",
+    "HistoryDecodeError",
+    "HistoryUsageError",
     "Identity",
     "IdleTimeout",
     "IncomingOffer",
@@ -118,11 +225,8 @@ __all__ = [
     "NodeConfig",
     "NodeError",
     "NodeStats",
-    "Overlay",
     "OverlayConfig",
     "OverlayDecodeError",
-    "OverlayDriver",
-    "OverlaySimConfig",
     "OverlayUsageError",
     "OversizedFrame",
     "PartialFrameBudgetExceeded",
@@ -133,30 +237,33 @@ __all__ = [
     "ProtocolViolation",
     "PubsubConfig",
     "PubsubDecodeError",
-    "PubsubRouter",
     "PubsubUsageError",
     "Query",
     "RecordRejected",
     "RejectedDocument",
     "RemoteProtocolError",
+    "SeedStore",
+    "Seeder",
     "SignalClient",
     "SignalError",
     "SignalUsageError",
     "SignallerClaimRejected",
-    "SignedDocuments",
+    "StoreError",
+    "StoreFull",
     "Subscription",
     "SubscriptionClosed",
     "SubscriptionInUse",
     "SubscriptionIndex",
     "SubscriptionNotOpen",
     "TaiiNetError",
+    "TlsConfigError",
     "TruncatedFrame",
     "WebSocketProtocolError",
     "connect_websocket",
     "open_node",
+    "open_seeder",
     "open_signal_client",
     "open_signaller",
     "open_webrtc",
     "open_websocket_listener",
-    "simulate_overlay",
 ]

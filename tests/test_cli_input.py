@@ -41,7 +41,7 @@ def test_bad_arguments_are_one_line_and_exit_2(argv: list[str], message: str,
 
 @pytest.mark.parametrize("url, message", [
     ("http://127.0.0.1:9", "must start with ws://"),
-    ("wss://127.0.0.1:9", "wss:// (TLS) is not implemented"),
+    ("https://127.0.0.1:9", "must start with ws:// or wss://"),
     ("127.0.0.1:9", "has no scheme: write ws://127.0.0.1:9"),
     ("localhost:9", "has no scheme"),
     ("ws://127.0.0.1:99999", "bad port"),
@@ -74,6 +74,11 @@ async def test_open_node_refuses_a_bad_url_at_once() -> None:
     ("ws://0.0.0.0:5000", "ws://a.example", "ws://a.example:5000"),
     ("ws://0.0.0.0:5000", "ws://[2001:db8::1]/s", "ws://[2001:db8::1]:5000/s"),
     ("mem://12D3KooWabc", None, "mem://12D3KooWabc"),
+    ("wss://0.0.0.0:5000", None, "wss://hostA:5000"),
+    ("wss://0.0.0.0:5000", "wss://a.example", "wss://a.example:5000"),
+    # A plain listener advertising wss:// sits behind a TLS-terminating proxy.
+    ("ws://127.0.0.1:5000", "wss://a.example", "wss://a.example"),
+    ("ws://127.0.0.1:5000", "wss://a.example/signal", "wss://a.example/signal"),
 ])
 def test_advertised_url(bound: str, advertise: str | None, expected: str) -> None:
     assert advertised_url(bound, advertise, "hostA") == expected

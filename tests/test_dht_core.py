@@ -194,6 +194,58 @@ def test_hostile_peers_cannot_break_the_core(inputs: list[tuple[Contact, object,
         assert node.local.peer_id not in node.table
 
 
+def test_a_put_reports_only_once_its_stores_are_answered_or_failed() -> None:
+    node = make_node(request_timeout=2.0)
+    rng = random.Random(7)
+    peers = [Contact(peer_id=sim_peer_id(rng), address=f"sim://{i}") for i in range(2)]
+    for peer in peers:
+        node.add_contact(peer, 0.0)
+    record = DhtRecord(key=bytes(32), value=b"v", seq=1, ttl=100.0)
+    lookup_id, actions = node.put(record, 0.0)
+    out: list[object] = []
+    for action in actions:  # both answer FIND_NODE with nothing new
+        assert isinstance(action, SendDht) and isinstance(action.message, FindNode)
+        out += node.handle_message(action.to, Nodes(
+            request_id=action.message.request_id, contacts=()), 0.0)
+    stores = [a for a in out if isinstance(a, SendDht) and isinstance(a.message, Store)]
+    assert len(stores) == 2 and not any(isinstance(a, LookupFinished) for a in out)
+    first, _ = stores
+    assert isinstance(first.message, Store)
+    out = node.handle_message(first.to, StoreResult(
+        request_id=first.message.request_id, stored=True), 0.5)
+    assert not any(isinstance(a, LookupFinished) for a in out)
+    out = node.handle_timer(2.5)  # the other STORE times out: now the put is done
+    [done] = [a for a in out if isinstance(a, LookupFinished)]
+    assert done.lookup_id == lookup_id and set(done.closest) == set(peers)
+
+
+def test_a_value_lookup_with_min_seq_passes_over_older_copies() -> None:
+    node = make_node()
+    rng = random.Random(8)
+    old_holder, new_holder = (Contact(peer_id=sim_peer_id(rng), address=f"sim://{i}")
+                              for i in range(2))
+    key = bytes(32)
+    assert store(node, DhtRecord(key=key, value=b"old", seq=1, ttl=100.0), 0.0)
+    for peer in (old_holder, new_holder):
+        node.add_contact(peer, 0.0)
+    lookup_id, actions = node.start_lookup(key, 0.0, want_value=True, min_seq=2)
+    assert not any(isinstance(a, LookupFinished) for a in actions)  # our copy is too old
+    replies = {old_holder.peer_id: DhtRecord(key=key, value=b"old", seq=1, ttl=50.0),
+               new_holder.peer_id: DhtRecord(key=key, value=b"new", seq=2, ttl=50.0)}
+    out: list[object] = []
+    asked = [a for a in actions if isinstance(a, SendDht)]
+    for action in sorted(asked, key=lambda a: a.to.peer_id != old_holder.peer_id):
+        assert isinstance(action.message, FindValue)
+        request_id = action.message.request_id
+        held = replies.get(action.to.peer_id)
+        reply = (ValueFound(request_id=request_id, record=held) if held is not None
+                 else Nodes(request_id=request_id, contacts=()))
+        out += node.handle_message(action.to, reply, 0.0)
+    [done] = [a for a in out if isinstance(a, LookupFinished)]
+    assert done.lookup_id == lookup_id and done.record is not None
+    assert done.record.value == b"new"
+
+
 def store_from(node: KademliaNode, source: int, record: DhtRecord, now: float) -> bool:
     sender = Contact(peer_id=sim_peer_id(random.Random(source)), address=f"sim://{source}")
     [reply] = [a for a in node.handle_message(sender, Store(request_id=1, record=record), now)

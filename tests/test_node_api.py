@@ -16,6 +16,7 @@ from taiinet._groups import unwrap_own_groups
 from taiinet.errors import LocalProtocolError, TaiiNetError
 from taiinet.node import NodeConfig, memory_links, open_node, websocket_links
 from taiinet.node.errors import (
+    InvalidInput,
     NodeClosed,
     NodeError,
     SubscriptionClosed,
@@ -115,6 +116,8 @@ async def test_a_subscription_is_a_trio_receive_channel_with_typed_misuse_errors
                           signal_transport=transport, rng=random.Random(1)) as node:
             sub = node.subscribe({"n": {"$exists": True}})
             assert isinstance(sub, trio.abc.ReceiveChannel)
+            with pytest.raises(InvalidInput, match="at least one"):
+                node.subscribe({"n": 1}, buffer=-1)
             with pytest.raises(SubscriptionNotOpen, match="async with"):
                 async for _ in sub:
                     pass
@@ -187,7 +190,7 @@ class _AnsweringSignal:
 
 
 @pytest.mark.parametrize(("answer", "reason"), [
-    ("taiinet-ws:wss://example.org:443", "not implemented"),
+    ("taiinet-ws:wss://" + "a" * 300, "no usable"),
     ("taiinet-ws:http://example.org", "no usable"),
     ("v=0", "no usable"),
 ])

@@ -49,6 +49,12 @@ def hpv(peer: str = "me", **config: int) -> HyParView:
     return HyParView(peer, random.Random(1), HyParViewConfig(**config))  # type: ignore[arg-type]
 
 
+def learn(node: HyParView, neighbour: str, *peers: str, now: float = 0.0) -> None:
+    """Fill ``node``'s passive view the protocol's way: a shuffle from
+    ``neighbour`` ends at ``node`` (origin ``peers[0]``, sample the rest)."""
+    node.handle_message(neighbour, Shuffle(origin=peers[0], ttl=1, peers=peers[1:]), now)
+
+
 # --- HyParView ---------------------------------------------------------------
 
 
@@ -112,7 +118,7 @@ def test_low_priority_neighbor_is_refused_when_full() -> None:
 def test_failed_neighbour_is_replaced_from_the_passive_view() -> None:
     node = hpv(active_size=2)
     node.join("c", 0.0)
-    node.handle_message("x", ShuffleReply(peers=("p1", "p2")), 0.0)
+    learn(node, "c", "p1", "p2")
     out = node.handle_link_down("c", 1.0)
     assert node.active == [] and "c" not in node.passive
     requests = sends(out)
@@ -128,7 +134,7 @@ def test_failed_neighbour_is_replaced_from_the_passive_view() -> None:
 def test_unreachable_candidate_is_forgotten_and_the_next_one_asked() -> None:
     node = hpv(active_size=1)
     node.join("c", 0.0)
-    node.handle_message("x", ShuffleReply(peers=("p1", "p2")), 0.0)
+    learn(node, "c", "p1", "p2")
     out = node.handle_link_down("c", 1.0)
     [(first, _)] = sends(out)
     out = node.handle_link_down(first, 1.5)
@@ -154,7 +160,7 @@ def test_disconnect_moves_the_peer_to_the_passive_view() -> None:
 def test_shuffle_tick_sends_a_sample_walk_and_the_end_replies() -> None:
     node = hpv(arwl=6, shuffle_active=3, shuffle_passive=4)
     node.join("c", 0.0)
-    node.handle_message("x", ShuffleReply(peers=("p1", "p2", "p3")), 0.0)
+    learn(node, "c", "p1", "p2", "p3")
     out = node.handle_timer(ShuffleTimer(), 10.0)
     assert SetTimer(at=20.0, timer=ShuffleTimer()) in out
     [(target, walk)] = sends(out)
@@ -163,10 +169,13 @@ def test_shuffle_tick_sends_a_sample_walk_and_the_end_replies() -> None:
     # The end of the walk (a node with a single neighbour) replies and integrates.
     end = hpv("end")
     end.join("me", 0.0)
-    end.handle_message("z", ShuffleReply(peers=("q1",)), 0.0)
+    learn(end, "me", "q1")
     out = end.handle_message("me", walk, 10.1)
     assert ("me", ShuffleReply(peers=("q1",))) in sends(out)
     assert set(end.passive) == {"p1", "p2", "p3", "q1"}
+    # The origin takes the answer to its shuffle, from the walk's end.
+    node.handle_message("end", ShuffleReply(peers=("q1",)), 10.2)
+    assert "q1" in node.passive
 
 
 def test_keepalive_probes_idle_neighbours_only() -> None:
@@ -183,7 +192,7 @@ def _silent_b_setup(**config: float) -> HyParView:
     node = hpv(keepalive_interval=2.0, active_size=2, **config)  # type: ignore[arg-type]
     node.join("a", 0.0)
     node.join("b", 0.0)
-    node.handle_message("a", ShuffleReply(peers=("p",)), 0.5)
+    learn(node, "a", "p", now=0.5)
     assert node.passive == ["p"]
     return node
 
@@ -226,6 +235,195 @@ def test_the_probe_timeout_is_configurable() -> None:
     assert node.active == ["a"]
     with pytest.raises(OverlayUsageError):
         HyParViewConfig(probe_timeout=0.0)
+
+
+# --- HyParView: defences against strangers -------------------------------------
+
+
+def full(node: HyParView, *peers: str, now: float = 0.0) -> None:
+    """Fill ``node``'s active view with ``peers``, oldest first."""
+    for peer in peers:
+        node.handle_message(peer, Neighbor(high_priority=True), now)
+    assert node.active == list(peers)
+
+
+def test_forward_join_from_a_non_neighbour_is_ignored() -> None:
+    node = hpv(active_size=2)
+    full(node, "a", "b")
+    for ttl in (0, 3):
+        assert node.handle_message("stranger", ForwardJoin(peer="x", ttl=ttl), 1.0) == []
+    assert node.active == ["a", "b"] and node.passive == []
+
+
+def test_shuffle_from_a_non_neighbour_is_ignored() -> None:
+    node = hpv()
+    node.join("a", 0.0)
+    walk = Shuffle(origin="stranger", ttl=1, peers=("ghost1", "ghost2"))
+    assert node.handle_message("stranger", walk, 1.0) == []
+    assert node.passive == []
+
+
+def test_a_shuffle_reply_is_taken_only_as_the_answer_to_our_shuffle() -> None:
+    node = hpv(shuffle_active=3, shuffle_passive=4)
+    node.join("a", 0.0)
+    node.handle_message("x", ShuffleReply(peers=("ghost1", "ghost2")), 1.0)
+    assert node.passive == []  # unsolicited
+    node.handle_timer(ShuffleTimer(), 10.0)  # our sample is empty: one entry back
+    node.handle_message("end", ShuffleReply(peers=("p1", "ghost3", "ghost4")), 10.5)
+    assert node.passive == ["p1"]
+    node.handle_message("end", ShuffleReply(peers=("ghost5",)), 10.6)  # one answer only
+    assert node.passive == ["p1"]
+    node.handle_timer(ShuffleTimer(), 20.0)
+    node.handle_message("end", ShuffleReply(peers=("p2",)), 20.5)
+    assert node.passive == ["p1", "p2"]
+
+
+def test_a_join_storm_of_fresh_identities_cannot_displace_the_oldest_neighbours() -> None:
+    for request in (Join(), Neighbor(high_priority=True)):
+        node = hpv(active_size=5, protected_neighbors=3)
+        full(node, "h1", "h2", "h3", "h4", "h5")
+        for i in range(200):  # neighbours for 30 s and more: protected
+            node.handle_message(f"sybil{i}", request, 30.0 + i * 0.5)
+            assert node.active[:3] == ["h1", "h2", "h3"]
+        assert len(node.active) == 5
+
+
+def test_by_default_a_newcomer_displaces_only_the_youngest_settled_neighbour() -> None:
+    node = hpv(active_size=5)
+    full(node, "h1", "h2", "h3", "h4", "h5")
+    node.handle_message("s1", Join(), 40.0)
+    assert node.active == ["h1", "h2", "h3", "h4", "s1"]
+    node.handle_message("s2", Join(), 41.0)
+    assert node.active == ["h1", "h2", "h3", "h4", "s2"]
+
+
+def test_young_neighbours_are_not_protected() -> None:
+    node = hpv(active_size=2, protected_neighbors=1, protect_after=30)
+    full(node, "a", "b", now=0.0)
+    for i in range(20):  # a is only 10 s old: either it or the newest goes
+        node.handle_message(f"s{i}", Join(), 10.0)
+    assert "a" not in node.active
+
+
+def test_walks_ending_here_cannot_displace_the_oldest_neighbours() -> None:
+    node = hpv(active_size=5)
+    full(node, "h1", "h2", "h3", "h4", "h5")
+    for i in range(200):  # a hostile neighbour walks fake peers to their end here
+        node.handle_message(node.active[-1], ForwardJoin(peer=f"ghost{i}", ttl=0), 30.0 + i)
+        assert node.active[:4] == ["h1", "h2", "h3", "h4"]
+
+
+def test_displacing_neighbours_for_newcomers_is_rate_limited() -> None:
+    node = hpv(active_size=5, eviction_burst=2, eviction_interval=1.0,  # type: ignore[arg-type]
+               protect_after=0.0)
+    full(node, "h1", "h2", "h3", "h4", "h5")
+    taken = [f"s{i}" for i in range(4)
+             if node.handle_message(f"s{i}", Join(), 0.0) and f"s{i}" in node.active]
+    assert taken == ["s0", "s1"]
+    out = node.handle_message("s9", Join(), 0.0)
+    assert "s9" not in node.active
+    assert sends(out) == [("s9", Disconnect())] and CloseLink(peer="s9") in out
+    node.handle_message("s8", Join(), 0.5)
+    assert "s8" not in node.active
+    node.handle_message("s7", Join(), 1.0)  # a token back after a second
+    assert "s7" in node.active
+    # A node left with no neighbour is never refused for lack of budget.
+    youngest = node.active[-1]
+    out = node.handle_message("lonely", Neighbor(high_priority=True), 1.0)
+    assert sends(out) == [(youngest, Disconnect()), ("lonely", NeighborReply(accepted=True))]
+
+
+def test_the_eviction_budget_starts_with_protection() -> None:
+    node = hpv(active_size=2, eviction_burst=1, eviction_interval=100.0)  # type: ignore[arg-type]
+    node.start(0.0)
+    full(node, "a", "b")
+    for i in range(3):  # a young node forms its view as the paper's
+        node.handle_message(f"young{i}", Join(), 10.0)
+        assert f"young{i}" in node.active
+    node.handle_message("late0", Join(), 40.0)  # 30 s in: one token, then none
+    node.handle_message("late1", Join(), 40.0)
+    assert "late0" in node.active and "late1" not in node.active
+
+
+def test_a_peer_cannot_join_again_within_the_repeat_interval() -> None:
+    node = hpv(join_repeat_interval=60.0)  # type: ignore[arg-type]
+    node.join("a", 0.0)
+    node.handle_message("s", Join(), 0.0)
+    assert "s" in node.active
+    node.handle_link_down("s", 1.0)
+    out = node.handle_message("s", Join(), 10.0)
+    assert "s" not in node.active
+    assert sends(out) == [("s", Disconnect())]  # and no walk on its behalf
+    out = node.handle_message("s", Join(), 60.5)
+    assert "s" in node.active and ("a", ForwardJoin(peer="s", ttl=6)) in sends(out)
+
+
+def test_a_neighbour_repeating_its_join_starts_no_more_walks_and_stays() -> None:
+    node = hpv()
+    node.join("a", 0.0)
+    node.handle_message("s", Join(), 1.0)
+    assert node.handle_message("s", Join(), 2.0) == []
+    assert node.active == ["a", "s"]
+
+
+def test_join_memory_is_bounded() -> None:
+    node = hpv(join_memory=2, active_size=8)
+    node.join("a", 0.0)
+    for peer in ("s1", "s2", "s3"):
+        node.handle_message(peer, Join(), 0.0)
+        node.handle_link_down(peer, 0.0)
+    node.handle_message("s1", Join(), 1.0)  # forgotten: the oldest of three
+    node.handle_message("s3", Join(), 1.0)  # remembered
+    assert "s1" in node.active and "s3" not in node.active
+
+
+def test_walk_ttls_are_capped_at_the_active_walk_length() -> None:
+    node = hpv(arwl=6)
+    full(node, "a", "b", "c")
+    [(_, walk)] = sends(node.handle_message("a", ForwardJoin(peer="new", ttl=200), 0.0))
+    assert walk == ForwardJoin(peer="new", ttl=5)
+    many = tuple(f"x{i}" for i in range(64))
+    [(_, shuffle)] = sends(node.handle_message("a", Shuffle(origin="o", ttl=200, peers=many), 0.0))
+    # Only an honest sample's worth (ka + kp = 7 entries) goes on.
+    assert isinstance(shuffle, Shuffle) and shuffle.ttl == 5 and shuffle.peers == many[:7]
+
+
+def test_one_neighbour_holds_a_bounded_share_of_the_passive_view() -> None:
+    node = hpv(passive_size=30, passive_per_source=8)  # type: ignore[arg-type]
+    node.join("honest", 0.0)
+    learn(node, "honest", "p1", "p2", "p3")
+    node.join("liar", 0.0)
+    for i in range(50):
+        learn(node, "liar", *(f"ghost{i}_{j}" for j in range(7)), now=1.0 + i)
+    ghosts = [p for p in node.passive if p.startswith("ghost")]
+    assert len(ghosts) == 8
+    assert {"p1", "p2", "p3"} <= set(node.passive)
+
+
+def test_entries_only_heard_of_make_room_first() -> None:
+    node = hpv(active_size=1, passive_size=4, passive_per_source=8)  # type: ignore[arg-type]
+    node.join("t1", 0.0)
+    node.handle_message("a", Neighbor(high_priority=True), 0.0)  # t1 displaced: trusted
+    assert node.active == ["a"] and node.passive == ["t1"]
+    learn(node, "a", "h1", "h2", "h3", "h4", "h5", "h6")
+    assert "t1" in node.passive and len(node.passive) == 4
+    [(asked, _)] = sends(node.handle_link_down("a", 1.0))
+    node.handle_message(asked, NeighborReply(accepted=True), 1.1)
+    learn(node, asked, "h7", "h8", "h9", "h10", now=2.0)
+    assert "t1" in node.passive and len(set(node.passive) & {"h7", "h8", "h9", "h10"}) == 3
+
+
+def test_a_neighbor_request_left_unanswered_is_failed_and_the_next_peer_asked() -> None:
+    node = hpv(active_size=1, keepalive_interval=2.0)  # type: ignore[arg-type]
+    node.join("c", 0.0)
+    learn(node, "c", "p1", "p2")
+    [(silent, _)] = sends(node.handle_link_down("c", 1.0))  # it never answers
+    out = node.handle_timer(KeepaliveTimer(), 4.0)  # 3 s: under probe_timeout (4 s)
+    assert not sends(out) and silent in node.passive
+    out = node.handle_timer(KeepaliveTimer(), 5.0)
+    assert CloseLink(peer=silent, failed=True) in out and silent not in node.passive
+    [(other, request)] = sends(out)
+    assert other != silent and request == Neighbor(high_priority=True)
 
 
 def test_joining_through_itself_is_a_usage_error() -> None:

@@ -17,7 +17,7 @@ from taiinet.overlay.actions import CloseLink, Deliver, Send
 from taiinet.overlay.config import HyParViewConfig
 from taiinet.overlay.core import OverlayConfig
 from taiinet.overlay.driver import OverlayDriver
-from taiinet.overlay.messages import Gossip, IHave, Join, OverlayMessage, ShuffleReply
+from taiinet.overlay.messages import Gossip, IHave, Join, OverlayMessage, Shuffle, ShuffleReply
 from taiinet.transport.connection import Connection
 from taiinet.transport.memory import MemoryNetwork, memory_connection_pair
 from taiinet.v1 import frame_pb2
@@ -314,7 +314,8 @@ async def test_a_hung_neighbour_is_dropped_after_the_probe_timeout(
         watched = _Watched(theirs)
         a.driver.add_connection(watched)
         await ours.send(codec.encode_frame(Join()))
-        await ours.send(codec.encode_frame(ShuffleReply(peers=(b.peer_id,))))
+        # (A shuffle walk from its new neighbour that ends at A.)
+        await ours.send(codec.encode_frame(Shuffle(origin=b.peer_id, ttl=1, peers=())))
         silent_from = trio.current_time()
         await trio.sleep(0.1)
         assert a.driver.neighbors == [hung.peer_id] and a.driver.overlay.passive_view == [b.peer_id]

@@ -2,7 +2,9 @@
 timers, crashes and broadcasts, with the invariants of HyParView and Plumtree.
 
 Links are FIFO (as the transports are); hypothesis picks which link delivers
-next, when timers fire and who crashes.
+next, when timers fire and who crashes.  Strangers (ids with no core) send
+any membership message they like to any node, claiming any peer ids, and
+never answer: messages to them are dropped.
 """
 
 from __future__ import annotations
@@ -26,8 +28,19 @@ from taiinet.overlay import (
     SetTimer,
 )
 from taiinet.overlay.actions import Action, Timer
+from taiinet.overlay.messages import (
+    Disconnect,
+    ForwardJoin,
+    Join,
+    MembershipMessage,
+    Neighbor,
+    NeighborReply,
+    Shuffle,
+    ShuffleReply,
+)
 
 NODES = 10
+STRANGERS = ("s0", "s1", "s2")
 CONFIG = OverlayConfig(membership=HyParViewConfig(active_size=3, passive_size=6, arwl=4, prwl=2,
                                                   shuffle_active=2, shuffle_passive=2))
 
@@ -54,11 +67,15 @@ class OverlayModel(RuleBasedStateMachine):
         for action in actions:
             if isinstance(action, Send):
                 assert action.peer != node, "a node sent a message to itself"
+                if action.peer not in self.cores:
+                    continue  # a stranger: never answers
                 if action.peer in self.crashed:
                     self.apply(node, self.cores[node].handle_link_down(action.peer, self.now))
                 else:
                     self.links.setdefault((node, action.peer), deque()).append(action.message)
             elif isinstance(action, ProbeLink):
+                if action.peer not in self.cores:
+                    continue  # a stranger keeps its links open and silent
                 if action.peer in self.crashed:
                     self.apply(node, self.cores[node].handle_link_down(action.peer, self.now))
                 else:  # a live peer answers the Ping at once
@@ -136,6 +153,32 @@ class OverlayModel(RuleBasedStateMachine):
                 del self.links[key]
 
     @rule(data=st.data())
+    def stranger_sends(self, data: st.DataObject) -> None:
+        live = self.live()
+        if not live:
+            return
+        node = data.draw(st.sampled_from(live))
+        names = st.sampled_from([*self.ids, *STRANGERS, "ghost"])
+        message: MembershipMessage = data.draw(st.one_of(
+            st.just(Join()), st.just(Disconnect()),
+            st.builds(Neighbor, high_priority=st.booleans()),
+            st.builds(NeighborReply, accepted=st.booleans()),
+            st.builds(ForwardJoin, peer=names, ttl=st.integers(0, 255)),
+            st.builds(Shuffle, origin=names, ttl=st.integers(0, 255),
+                      peers=st.lists(names, max_size=12).map(tuple)),
+            st.builds(ShuffleReply, peers=st.lists(names, max_size=12).map(tuple))))
+        stranger = data.draw(st.sampled_from(STRANGERS))
+        self.now += 0.001
+        core = self.cores[node]
+        before = (list(core.active_view), list(core.passive_view))
+        walker = core.membership._may_walk(stranger)
+        actions = core.handle_message(stranger, message, self.now)
+        if isinstance(message, ForwardJoin | Shuffle) and not walker:
+            # Walks from a non-neighbour are dropped: nothing changes, nothing is sent.
+            assert actions == [] and (core.active_view, core.passive_view) == before
+        self.apply(node, actions)
+
+    @rule(data=st.data())
     def broadcast(self, data: st.DataObject) -> None:
         live = self.live()
         if live:
@@ -158,7 +201,7 @@ class OverlayModel(RuleBasedStateMachine):
         self.drain()
         for node in live:
             for peer in self.cores[node].active_view:
-                if peer not in self.crashed:
+                if peer in self.cores and peer not in self.crashed:
                     assert node in self.cores[peer].active_view, f"{node}->{peer} not symmetric"
         origin = data.draw(st.sampled_from(live))
         self.broadcasts += 1
@@ -173,7 +216,7 @@ class OverlayModel(RuleBasedStateMachine):
         stack = [start]
         while stack:
             for peer in self.cores[stack.pop()].active_view:
-                if peer not in seen and peer not in self.crashed:
+                if peer not in seen and peer in self.cores and peer not in self.crashed:
                     seen.add(peer)
                     stack.append(peer)
         return seen
@@ -189,6 +232,18 @@ class OverlayModel(RuleBasedStateMachine):
             assert not set(active) & set(passive)
             assert len(active) <= self.config.membership.active_size
             assert len(passive) <= self.config.membership.passive_size
+            membership = core.membership
+            cfg = membership.config
+            # Bookkeeping of the defences stays in step with the views, and bounded.
+            assert set(membership._since) == set(active) == set(membership._last_heard)
+            assert set(membership._passive_source) <= set(passive)
+            per_source: dict[str, int] = {}
+            for source in membership._passive_source.values():
+                per_source[source] = per_source.get(source, 0) + 1
+            assert all(count <= cfg.passive_per_source for count in per_source.values())
+            assert len(membership._recently_dropped) <= 2 * cfg.active_size
+            assert len(membership._recent_joins) <= cfg.join_memory
+            assert not set(membership._pending) & set(active)
 
     @invariant()
     def every_tree_splits_the_active_view_into_eager_and_lazy(self) -> None:

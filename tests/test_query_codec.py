@@ -96,8 +96,10 @@ def test_a_small_document_of_many_values_is_rejected_before_it_costs_memory() ->
     assert peak < 2 * MAX_DOCUMENT_NODES * DECODED_VALUE_BYTES
     assert value_to_document_counted(_empty_maps(MAX_DOCUMENT_NODES - 1))[1] == (
         MAX_DOCUMENT_NODES)
-    with pytest.raises(InvalidDocument):
+    with pytest.raises(InvalidDocument) as info:
         document_to_value([{}] * MAX_DOCUMENT_NODES)
+    assert isinstance(info.value, taiinet.LocalProtocolError)  # the caller's fault
+    assert isinstance(info.value, ValueError)
 
 
 @given(st.binary(max_size=200))

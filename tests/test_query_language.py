@@ -123,7 +123,7 @@ def test_bad_queries_name_the_offending_path(query: dict[str, Any], path: str) -
     with pytest.raises(InvalidQuery) as info:
         Query(query)
     assert info.value.path == path
-    assert isinstance(info.value, taiinet.TaiiNetError)
+    assert isinstance(info.value, taiinet.LocalProtocolError)
     assert isinstance(info.value, ValueError)
 
 

@@ -7,6 +7,8 @@ import json
 import pytest
 
 from taiinet.cli import main
+from taiinet.errors import LocalProtocolError
+from taiinet.sim import simulate_dht
 from taiinet.sim.dht import DhtSimConfig, percentile, run_dht_simulation
 
 
@@ -17,6 +19,13 @@ def test_small_network_finds_every_target_and_is_reproducible() -> None:
     assert first.after_refresh is not None and first.after_refresh.success == 1.0
     assert first.steady.hops_p99 <= 4
     assert run_dht_simulation(config) == first
+
+
+@pytest.mark.parametrize("config", [
+    DhtSimConfig(signallers=1), DhtSimConfig(signallers=10, crash=1.0)])
+def test_a_bad_config_is_a_local_protocol_error(config: DhtSimConfig) -> None:
+    with pytest.raises(LocalProtocolError):
+        simulate_dht(config)
 
 
 def test_percentile_nearest_rank() -> None:

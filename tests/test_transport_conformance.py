@@ -7,15 +7,15 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from taiinet.transport.connection import MessageChannel
-from taiinet.transport.memory import memory_channel_pair, open_memory_connection_pair
-from taiinet.transport.testing import (
+from taiinet.testing import (
     CONNECTION_CHECKS,
     ConformanceFailure,
     Suite,
     check_connection_pair,
     check_message_channel_pair,
 )
+from taiinet.transport.connection import MessageChannel
+from taiinet.transport.memory import memory_channel_pair, open_memory_connection_pair
 
 
 @pytest.mark.parametrize("check", CONNECTION_CHECKS, ids=lambda check: check.__name__)
@@ -48,7 +48,7 @@ async def test_suite_catches_unbounded_buffers() -> None:
 
     suite = Suite(open_unbounded, backpressure_bytes=1 << 20)
     with pytest.raises(ConformanceFailure, match="not bounded"):
-        from taiinet.transport.testing import check_backpressure
+        from taiinet.testing import check_backpressure
 
         await check_backpressure(suite)
 
@@ -90,7 +90,7 @@ async def test_suite_catches_wrong_peer_ids() -> None:
         async with open_memory_connection_pair(b, a) as (conn_b, conn_a):
             yield conn_b, conn_a  # a's end is really b's
 
-    from taiinet.transport.testing import check_peer_ids
+    from taiinet.testing import check_peer_ids
 
     with pytest.raises(ConformanceFailure, match="peer id"):
         await check_peer_ids(Suite(open_swapped))

@@ -13,13 +13,13 @@ import pytest
 import trio
 
 from taiinet.errors import ConnectionClosed, LocalProtocolError
-from taiinet.transport.connection import Connection, MessageChannel
-from taiinet.transport.errors import DialError, HandshakeError, PeerIdMismatch
-from taiinet.transport.testing import (
+from taiinet.testing import (
     CONNECTION_CHECKS,
     Suite,
     check_message_channel_pair,
 )
+from taiinet.transport.connection import Connection, MessageChannel
+from taiinet.transport.errors import DialError, HandshakeError, PeerIdMismatch
 from taiinet.transport.webrtc import (
     DATA_CHANNEL_LABEL,
     InvalidSdp,

@@ -10,14 +10,14 @@ import pytest
 import trio
 import trio_websocket
 
-from taiinet.transport import websocket
-from taiinet.transport.connection import Connection, MessageChannel
-from taiinet.transport.errors import DialError, PeerIdMismatch
-from taiinet.transport.testing import (
+from taiinet.testing import (
     CONNECTION_CHECKS,
     Suite,
     check_message_channel_pair,
 )
+from taiinet.transport import websocket
+from taiinet.transport.connection import Connection, MessageChannel
+from taiinet.transport.errors import DialError, PeerIdMismatch
 from taiinet.transport.websocket import (
     SUBPROTOCOL,
     WebSocketChannel,

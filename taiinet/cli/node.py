@@ -36,24 +36,27 @@ from urllib.parse import urlsplit
 
 import trio
 
-from taiinet.cli import jsonform
+from taiinet.cli import jsonform, tls
 from taiinet.cli.args import int_at_least, non_negative_float, positive_float
 from taiinet.cli.run import run_trio, warnings_as_lines
 from taiinet.node.errors import InvalidInput, NodeError
 from taiinet.node.links import LinkFactory, websocket_links
 from taiinet.node.node import Node, NodeConfig, open_node
+from taiinet.node.subscription import Message
 from taiinet.pubsub.config import PubsubConfig
 from taiinet.pubsub.query import Query, document_to_value
 from taiinet.signal.transport import parse_listen_address
 from taiinet.signal.urls import check_signaller_url
 from taiinet.wire.identity import Identity
 
-__all__ = ["parse_json", "pub_command", "register", "run_trio", "sub_command"]
+__all__ = ["common_options", "links_option", "node_config", "parse_json", "print_message",
+           "pub_command", "register", "run_trio", "setup", "sub_command"]
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--signaller", action="append", required=True, metavar="URL",
-                        help="ws:// URL of a signaller (repeat to fail over among several)")
+                        help="ws:// or wss:// URL of a signaller (repeat to fail over among "
+                             "several)")
     parser.add_argument("--links", choices=["webrtc", "websocket"], default="webrtc",
                         help="how to link to peers (default webrtc)")
     parser.add_argument("--listen", metavar="HOST:PORT",
@@ -65,6 +68,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
                              "machine's host name)")
     parser.add_argument("--key", metavar="PATH",
                         help="key file (from 'taiinet keygen'); default: a fresh identity")
+    tls.add_arguments(parser, "listen for peers behind TLS with --links websocket (hands "
+                              "out wss://; the certificate must name --advertise)")
     parser.add_argument("--join-timeout", type=positive_float, default=15.0, metavar="S",
                         help="seconds to wait for a first overlay neighbour (default 15)")
     parser.add_argument("--tree", choices=["plumtree", "stable"], default="plumtree",
@@ -78,18 +83,27 @@ def register(subparsers: Any) -> None:
         "sub", help="print the documents matching a query, one JSON line each",
         description="Join the mesh and print each document matching QUERY_JSON as one JSON "
                     "line {\"publisher\", \"id\", \"data\"}.")
-    _common(sub)
+    common_options(sub)
     sub.add_argument("--count", type=int_at_least(0), default=0, metavar="N",
                      help="exit after N documents (default: run until interrupted)")
     sub.add_argument("--duration", type=non_negative_float, default=0.0, metavar="S",
                      help="exit after S seconds (default: run until interrupted)")
+    sub.add_argument("--history", action="store_true",
+                     help="first print the stored matching documents the mesh's seeders "
+                          "hold, in publication order, then the live ones")
+    sub.add_argument("--since", type=non_negative_float, metavar="UNIX_S",
+                     help="with history: only documents published at or after this time "
+                          "(seconds since the epoch; implies --history)")
+    sub.add_argument("--history-limit", type=int_at_least(0), metavar="N",
+                     help="with history: at most the first N stored documents "
+                          "(implies --history)")
     sub.add_argument("query", metavar="QUERY_JSON", help="a Mongo-like query, as JSON")
     sub.set_defaults(handler=sub_command)
     pub = subparsers.add_parser(
         "pub", help="publish JSON documents once joined",
         description="Join the mesh, wait for the overlay to settle, publish DOC_JSON (or one "
                     "document per line of stdin with '-') and exit.")
-    _common(pub)
+    common_options(pub)
     pub.add_argument("--neighbors", type=int_at_least(0), default=1, metavar="N",
                      help="overlay neighbours to wait for before publishing (default 1)")
     pub.add_argument("--wait", type=non_negative_float, default=None, metavar="S",
@@ -109,23 +123,28 @@ def parse_json(text: str, what: str) -> Any:
     return jsonform.loads(text, what)
 
 
-def _links(args: argparse.Namespace) -> str | LinkFactory:
-    """``--links``, with ``--listen``/``--advertise`` for WebSocket links."""
-    if args.listen is None and args.advertise is None:
+def links_option(args: argparse.Namespace) -> str | LinkFactory:
+    """``--links``, with ``--listen``/``--advertise``/``--tls-cert`` for WebSocket links."""
+    listening_tls = args.tls_cert is not None or args.tls_key is not None
+    if args.listen is None and args.advertise is None and not listening_tls:
         return str(args.links)
     if args.links != "websocket":
-        raise InvalidInput("--listen and --advertise are for --links websocket "
-                           "(WebRTC finds its addresses itself)")
+        raise InvalidInput("--listen, --advertise, --tls-cert and --tls-key are for --links "
+                           "websocket (WebRTC finds its addresses itself)")
     loopback = all((urlsplit(url).hostname or "").startswith("127.") for url in args.signaller)
     host, port = parse_listen_address(args.listen or ("127.0.0.1:0" if loopback else "0.0.0.0:0"))
-    return websocket_links(host, port, advertised_host=args.advertise)
+    return websocket_links(host, port, advertised_host=args.advertise,
+                           server_ssl_context=tls.server_tls(args),
+                           ssl_context=tls.client_tls(args))
 
 
+def node_config(args: argparse.Namespace) -> NodeConfig:
+    return NodeConfig(join_timeout=args.join_timeout)
 def _config(args: argparse.Namespace) -> NodeConfig:
     return NodeConfig(join_timeout=args.join_timeout, pubsub=PubsubConfig(tree=args.tree))
 
 
-def _setup(args: argparse.Namespace) -> Identity:
+def setup(args: argparse.Namespace) -> Identity:
     for url in args.signaller:
         check_signaller_url(url)
     if args.verbose:
@@ -137,21 +156,20 @@ def _setup(args: argparse.Namespace) -> Identity:
 
 def sub_command(args: argparse.Namespace) -> int:
     query = Query(parse_json(args.query, "QUERY_JSON"))
-    identity = _setup(args)
-    links = _links(args)
+    identity = setup(args)
+    links = links_option(args)
+    ssl_context = tls.client_tls(args)
 
     async def main() -> None:
-        async with open_node(args.signaller, identity, links=links,
-                             config=_config(args)) as node, node.subscribe(query) as subscription:
+        async with open_node(args.signaller, identity, links=links, config=node_config(args),
+                             ssl_context=ssl_context) as node, node.subscribe(
+                query, history=args.history, since=args.since,
+                history_limit=args.history_limit) as subscription:
             print(f"subscribed {node.peer_id}", file=sys.stderr, flush=True)
             seen = 0
             with trio.move_on_after(args.duration if args.duration > 0 else float("inf")):
                 async for message in subscription:
-                    line = json.dumps({"publisher": message.publisher, "id": message.id,
-                                       "data": jsonform.to_json(message.data)},
-                                      separators=(",", ":"), allow_nan=False)
-                    sys.stdout.write(line + "\n")
-                    sys.stdout.flush()
+                    print_message(message)
                     seen += 1
                     if args.count and seen >= args.count:
                         break
@@ -160,16 +178,26 @@ def sub_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_message(message: Message) -> None:
+    """``message`` as ``sub``'s JSON line on stdout, flushed."""
+    line = json.dumps({"publisher": message.publisher, "id": message.id,
+                       "data": jsonform.to_json(message.data)},
+                      separators=(",", ":"), allow_nan=False)
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def pub_command(args: argparse.Namespace) -> int:
     documents: list[Any] = []
     if args.document != "-":
         documents.append(_checked(parse_json(args.document, "DOC_JSON")))
-    identity = _setup(args)
-    links = _links(args)
+    identity = setup(args)
+    links = links_option(args)
+    ssl_context = tls.client_tls(args)
 
     async def main() -> int:
-        async with open_node(args.signaller, identity, links=links,
-                             config=_config(args)) as node:
+        async with open_node(args.signaller, identity, links=links, config=node_config(args),
+                             ssl_context=ssl_context) as node:
             with trio.move_on_after(args.join_timeout):
                 await node.wait_neighbors(max(args.neighbors, 0))
             if len(node.neighbors) < args.neighbors:
@@ -183,9 +211,8 @@ def pub_command(args: argparse.Namespace) -> int:
             for document in documents:
                 ids.append(await _publish(node, document))
             if args.document == "-":
-                stdin = trio.wrap_file(sys.stdin)
                 number = 0
-                async for line in stdin:
+                while line := await _read_stdin_line():
                     number += 1
                     if line.strip():
                         ids.append(await _publish(
@@ -201,6 +228,15 @@ def pub_command(args: argparse.Namespace) -> int:
         return 0
 
     return run_trio(main)
+
+
+async def _read_stdin_line() -> str:
+    """One line of stdin ('' at its end), read in a thread a Ctrl-C abandons.
+
+    A blocking read cannot be interrupted; without abandoning it, ``pub -``
+    would hang on SIGINT until the next line arrived.
+    """
+    return await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
 
 
 async def _publish(node: Node, document: Any) -> str:

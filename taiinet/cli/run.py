@@ -19,8 +19,6 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import trio
-
 from taiinet.errors import TaiiNetError
 
 T = TypeVar("T")
@@ -38,6 +36,8 @@ _UNWRAPPED: tuple[type[BaseException], ...] = (KeyboardInterrupt, BrokenPipeErro
 def run_trio(main: Callable[[], Awaitable[T]]) -> T:
     """``trio.run(main)``, re-raising an interrupt, a closed pipe or a
     ``TaiiNetError`` out of the exception groups that carry it."""
+    import trio  # here: ``taiinet --help`` and ``taiinet keygen`` do not need it
+
     try:
         return trio.run(main)
     except BaseExceptionGroup as group:

@@ -4,7 +4,8 @@ The first line on stdout is ``signaller <peer-id> <ws-url>`` (flushed), so
 ``--listen 127.0.0.1:0`` is scriptable.  ``<ws-url>`` is the URL others dial:
 ``--advertise`` when given, else the address listened at; listening on every
 interface (``0.0.0.0``) without ``--advertise`` advertises this host's name,
-with a warning on stderr.
+with a warning on stderr.  With ``--tls-cert``/``--tls-key`` the signaller
+speaks TLS and its URL is ``wss://``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import trio
 
+from taiinet.cli import tls
 from taiinet.cli.args import int_at_least, positive_float
 from taiinet.cli.run import CommandError, first_in_group, run_trio, warnings_as_lines
 from taiinet.signal.api import open_signaller
@@ -33,11 +35,13 @@ def register(subparsers: Any) -> None:
                         help="address to listen at (default 127.0.0.1:0, any free port; "
                              "0.0.0.0:PORT for every interface)")
     parser.add_argument("--advertise", metavar="URL",
-                        help="the ws:// URL other machines dial to reach this signaller "
-                             "(default: the --listen address; without a port, the port "
-                             "listened at)")
+                        help="the ws:// or wss:// URL other machines dial to reach this "
+                             "signaller (default: the --listen address; without a port, the "
+                             "port listened at, or 443 for wss:// in front of a plain "
+                             "listener: a TLS-terminating proxy)")
     parser.add_argument("--join", action="append", default=[], metavar="URL",
-                        help="ws:// URL of a signaller of the mesh (repeatable)")
+                        help="ws:// or wss:// URL of a signaller of the mesh (repeatable)")
+    tls.add_arguments(parser, "listen behind TLS (the URL becomes wss://)")
     parser.add_argument("--key", metavar="PATH",
                         help="key file (from 'taiinet keygen'); default: a fresh identity")
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
@@ -80,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
     parse_listen_address(args.listen)
     for url in [*args.join, *([args.advertise] if args.advertise else [])]:
         check_signaller_url(url)
+    server_context = tls.server_tls(args)
+    client_context = tls.client_tls(args)
     identity = Identity.load(args.key) if args.key else Identity.generate()
     if args.verbose:
         logging.basicConfig(level=logging.INFO)
@@ -89,10 +95,12 @@ def run(args: argparse.Namespace) -> int:
     async def main() -> None:
         listening = False
         try:
-            transport = WebSocketSignalTransport(limits=listener_limits(args))
+            transport = WebSocketSignalTransport(limits=listener_limits(args),
+                                                 ssl_context=client_context)
             async with open_signaller(listen=args.listen, join=args.join,
                                       advertise=args.advertise, identity=identity,
-                                      transport=transport) as signaller:
+                                      transport=transport,
+                                      ssl_context=server_context) as signaller:
                 listening = True
                 print(f"signaller {signaller.peer_id} {signaller.url}", flush=True)
                 await trio.sleep_forever()

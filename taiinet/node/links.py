@@ -30,9 +30,11 @@ import abc
 import logging
 import re
 import socket
+import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -44,10 +46,12 @@ from taiinet.signal.urls import is_wildcard
 from taiinet.transport.connection import Connection
 from taiinet.transport.errors import DialError
 from taiinet.transport.memory import MemoryNetwork
-from taiinet.transport.webrtc import IceServer, WebRTCEndpoint, open_webrtc
 from taiinet.transport.websocket import connect_websocket, open_websocket_listener
 from taiinet.wire.identity import Identity
 from taiinet.wire.peer_id import PeerId
+
+if TYPE_CHECKING:  # aiortc is imported only when WebRTC links are opened
+    from taiinet.transport.webrtc import IceServer, WebRTCEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +106,10 @@ class MeteredConnection(Connection):
     @property
     def remote_peer_id(self) -> PeerId:
         return self._inner.remote_peer_id
+
+    @property
+    def remote_address(self) -> str | None:
+        return self._inner.remote_address
 
     @property
     def closed(self) -> bool:
@@ -271,6 +279,8 @@ def webrtc_links(candidate_addresses: Sequence[str] | None = None,
     @asynccontextmanager
     async def factory(identity: Identity, signal: SignalClient,
                       meter: LinkMeter) -> AsyncIterator[Links]:
+        from taiinet.transport.webrtc import open_webrtc
+
         async with open_webrtc(identity, candidate_addresses=candidate_addresses,
                                ice_servers=ice_servers) as endpoint:
             yield WebRTCLinks(identity, signal, meter, endpoint)
@@ -282,19 +292,18 @@ class WebSocketLinks(Links):
     kind = "websocket"
 
     def __init__(self, identity: Identity, signal: SignalClient, meter: LinkMeter,
-                 url: str, listener: AsyncIterator[Connection], nursery: trio.Nursery) -> None:
+                 url: str, listener: AsyncIterator[Connection], nursery: trio.Nursery,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         super().__init__(identity, signal, meter)
         self.url = url
+        self._ssl_context = ssl_context
         self._listener = listener
         self._nursery = nursery
 
     async def dial(self, peer_id: str) -> Connection:
         answer = await self.send_offer(peer_id, WS_OFFER_PREFIX + self.url)
         url = answer[len(WS_OFFER_PREFIX):] if answer.startswith(WS_OFFER_PREFIX) else ""
-        if url.startswith("wss://"):
-            raise DialError(f"{peer_id} answered with a wss:// URL: TLS WebSocket links are "
-                            "not implemented in this version (Noise secures ws:// links)")
-        if not url.startswith("ws://") or len(url) > MAX_WS_URL:
+        if not url.startswith(("ws://", "wss://")) or len(url) > MAX_WS_URL:
             raise DialError(f"{peer_id} answered with no usable WebSocket URL")
         result: Connection = await self._nursery.start(self._hold, url, peer_id)
         return result
@@ -305,7 +314,7 @@ class WebSocketLinks(Links):
         # The overlay batches its own frames: no writer task per link (see
         # ``WebSocketChannel``).
         async with connect_websocket(url, self.identity, expected_peer_id=peer_id,
-                                     coalesce=False) as raw:
+                                     coalesce=False, ssl_context=self._ssl_context) as raw:
             connection = MeteredConnection(raw, self.meter)
             task_status.started(connection)
             await connection.wait_closed()
@@ -327,11 +336,17 @@ class WebSocketLinks(Links):
 
 
 def websocket_links(host: str = "127.0.0.1", port: int = 0,
-                    advertised_host: str | None = None) -> LinkFactory:
+                    advertised_host: str | None = None, *,
+                    server_ssl_context: ssl.SSLContext | None = None,
+                    ssl_context: ssl.SSLContext | None = None) -> LinkFactory:
     """WebSocket links: listen on ``host:port``; hand out ``ws://advertised_host:port``.
 
     Without ``advertised_host``, a wildcard ``host`` (``0.0.0.0``, ``::``)
     hands out this machine's host name, never the unroutable wildcard.
+    ``server_ssl_context`` (``taiinet.transport.tls.server_context``): listen
+    behind TLS and hand out ``wss://`` (for browser peers on https pages; the
+    certificate must name ``advertised_host``).  ``ssl_context``: verifies the
+    ``wss://`` URLs peers answer with (default: the system's CAs).
     """
     if advertised_host is None and is_wildcard(host):
         advertised_host = socket.gethostname()
@@ -339,13 +354,16 @@ def websocket_links(host: str = "127.0.0.1", port: int = 0,
     @asynccontextmanager
     async def factory(identity: Identity, signal: SignalClient,
                       meter: LinkMeter) -> AsyncIterator[Links]:
-        async with open_websocket_listener(identity, host, port, coalesce=False) as listener, \
+        async with open_websocket_listener(identity, host, port, coalesce=False,
+                                           ssl_context=server_ssl_context) as listener, \
                 trio.open_nursery() as nursery:
             shown = advertised_host or host
-            url = f"ws://[{shown}]:{listener.port}" if ":" in shown else \
-                f"ws://{shown}:{listener.port}"
+            scheme = "ws" if server_ssl_context is None else "wss"
+            url = f"{scheme}://[{shown}]:{listener.port}" if ":" in shown else \
+                f"{scheme}://{shown}:{listener.port}"
             try:
-                yield WebSocketLinks(identity, signal, meter, url, listener.__aiter__(), nursery)
+                yield WebSocketLinks(identity, signal, meter, url, listener.__aiter__(), nursery,
+                                     ssl_context)
             finally:
                 nursery.cancel_scope.cancel()
 

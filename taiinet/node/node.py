@@ -32,9 +32,11 @@ import logging
 import math
 import random
 import secrets
+import ssl
 import time
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,7 +44,10 @@ import trio
 
 from taiinet._groups import unwrap_own_groups
 from taiinet.errors import TaiiNetError
+from taiinet.history.errors import HistoryUsageError
+from taiinet.history.store import SeedStore
 from taiinet.node.errors import NodeClosed, NodeError
+from taiinet.node.history import HistoryConfig, HistoryService, item_message
 from taiinet.node.links import (
     LinkFactory,
     LinkMeter,
@@ -53,6 +58,7 @@ from taiinet.node.links import (
 from taiinet.node.routed import DEFAULT_DELIVERY_BUFFER_BYTES, RoutedDriver
 from taiinet.node.subscription import (
     DEFAULT_SUBSCRIPTION_BUFFER_BYTES,
+    HistorySpec,
     Message,
     SlowPolicy,
     Subscription,
@@ -63,8 +69,10 @@ from taiinet.pubsub import PubsubConfig, PubsubUsageError
 from taiinet.pubsub.query import InvalidDocument, Query
 from taiinet.pubsub.tree.router import TreeRouter
 from taiinet.signal.client import SignalClient, SignalClientConfig, open_signal_client
-from taiinet.signal.transport import SignalTransport
+from taiinet.signal.records import SEEDER_SERVICE
+from taiinet.signal.transport import SignalTransport, WebSocketSignalTransport
 from taiinet.signal.urls import check_signaller_url
+from taiinet.transport.errors import CertificateUntrusted
 from taiinet.wire.identity import Identity
 from taiinet.wire.peer_id import PeerId
 
@@ -107,6 +115,8 @@ class NodeConfig:
     #: subscription is full); one that does not fit is dropped and counted.
     delivery_buffer: int = DEFAULT_DELIVERY_BUFFER
     delivery_buffer_bytes: int = DEFAULT_DELIVERY_BUFFER_BYTES
+    #: Reading stored documents from seeders, and serving them on a seeder (docs/seed.md).
+    history: HistoryConfig = field(default_factory=HistoryConfig)
 
     def __post_init__(self) -> None:
         if self.join_parallel < 1 or self.join_dial_timeout <= 0:
@@ -154,7 +164,8 @@ class Node:
     """A running node; made by ``open_node``."""
 
     def __init__(self, identity: Identity, signal: SignalClient, links: Links,
-                 meter: LinkMeter, config: NodeConfig, rng: random.Random) -> None:
+                 meter: LinkMeter, config: NodeConfig, rng: random.Random, *,
+                 keep_envelopes: bool = False) -> None:
         self.identity = identity
         self.signal = signal
         self.links = links
@@ -164,7 +175,10 @@ class Node:
         self.driver = RoutedDriver(identity, links.dial, rng=rng, overlay_config=config.overlay,
                                    pubsub_config=config.pubsub,
                                    delivery_buffer=config.delivery_buffer,
-                                   delivery_buffer_bytes=config.delivery_buffer_bytes)
+                                   delivery_buffer_bytes=config.delivery_buffer_bytes,
+                                   keep_envelopes=keep_envelopes)
+        #: The history protocol: fetches of stored documents, and serving them on a seeder.
+        self.history = HistoryService(self.driver, signal, config.history, rng.getrandbits(32))
         self._subscriptions: dict[int, Subscription] = {}
         self._neighbors: tuple[str, ...] = ()
         self._membership_changed = trio.Event()
@@ -172,6 +186,7 @@ class Node:
         self._closed = False
         self.delivered = 0
         self.dropped_slow = 0
+        self._last_published_ms = 0
 
     # -- public API ---------------------------------------------------------
 
@@ -206,18 +221,52 @@ class Node:
             bytes=meter.bytes_sent + meter.bytes_received)
 
     def subscribe(self, query: Query | Any, *, buffer: int | None = None,
-                  slow_policy: SlowPolicy | None = None) -> Subscription:
+                  slow_policy: SlowPolicy | None = None, history: bool = False,
+                  since: float | None = None,
+                  history_limit: int | None = None) -> Subscription:
         """A subscription to documents matching ``query`` (use with ``async with``).
 
-        Raises ``InvalidQuery`` at once for a query that does not parse.
+        With ``history=True``, ``since`` (seconds since the epoch) or
+        ``history_limit``, it first yields the matching documents the mesh's
+        seeders hold (published at or after ``since``; the first
+        ``history_limit`` of them), in publication order, then the live ones,
+        each document once (docs/seed.md).  Raises ``InvalidQuery`` at once
+        for a query that does not parse.
         """
         if self._closed:
             raise NodeClosed("the node is closed")
         parsed = query if isinstance(query, Query) else Query(query)
+        spec = None
+        if history or since is not None or history_limit is not None:
+            spec = HistorySpec(since_unix_ms=_since_ms(since), limit=_limit(history_limit))
         return Subscription(self, parsed, buffer=buffer or self.config.subscription_buffer,
                             buffer_bytes=self.config.subscription_buffer_bytes,
                             policy=slow_policy or self.config.slow_policy,
-                            on_close=self._remove_subscription)
+                            on_close=self._remove_subscription, history=spec)
+
+    @asynccontextmanager
+    async def find(self, query: Query | Any, *, since: float | None = None,
+                   limit: int | None = None) -> AsyncIterator[AsyncIterator[Message]]:
+        """The stored documents matching ``query``, from the mesh's seeders, in
+        publication order, each once: ``async with node.find(q) as found: async for m in
+        found``.  ``since``: seconds since the epoch; ``limit``: the first that many."""
+        if self._closed:
+            raise NodeClosed("the node is closed")
+        parsed = query if isinstance(query, Query) else Query(query)
+        since_ms, most = _since_ms(since), _limit(limit)
+        seeders = await self.history.find_seeders()
+        fetch = self.history.open_fetch(parsed, seeders, since_unix_ms=since_ms, limit=most)
+
+        async def messages() -> AsyncIterator[Message]:
+            while batch := await fetch.next_batch():
+                now = time.time()
+                for item in batch:
+                    yield item_message(item, now)
+
+        try:
+            yield messages()
+        finally:
+            fetch.close()
 
     async def publish(self, document: Any) -> str:
         """Sign and route ``document``; return its message id (hex).
@@ -229,12 +278,15 @@ class Node:
         """
         if self._closed:
             raise NodeClosed("the node is closed")
+        # Strictly increasing per node, so that the publication order of one
+        # publisher is its documents' (published_unix_ms, id) order in history.
+        published_ms = max(math.floor(time.time() * 1000), self._last_published_ms + 1)
         try:
             message_id = self.driver.publish(
-                document, published_unix_ms=math.floor(time.time() * 1000),
-                nonce=secrets.randbits(64))
+                document, published_unix_ms=published_ms, nonce=secrets.randbits(64))
         except PubsubUsageError as exc:
             raise InvalidDocument(str(exc)) from None
+        self._last_published_ms = published_ms
         await trio.lowlevel.checkpoint()
         return message_id.hex()
 
@@ -296,10 +348,11 @@ class Node:
 
     async def _deliveries(self) -> None:
         async for delivery in self.driver.documents:
+            envelope = self.driver.envelopes.pop(delivery.message_id, b"")
             message = Message(data=delivery.document, publisher=delivery.publisher,
                               id=delivery.message_id.hex(), received_at=time.time(),
                               published_at=delivery.published_unix_ms / 1000,
-                              hops=delivery.hops, size=delivery.cost)
+                              hops=delivery.hops, size=delivery.cost, envelope=envelope)
             for key in delivery.subscription_ids:
                 subscription = self._subscriptions.get(key)  # type: ignore[call-overload]
                 if subscription is not None:
@@ -379,26 +432,56 @@ class Node:
             subscription._end()
 
 
+def _since_ms(since: float | None) -> int:
+    if since is None:
+        return 0
+    if not math.isfinite(since) or since < 0:
+        raise HistoryUsageError(f"since must be seconds since the epoch, not {since!r}")
+    return math.floor(since * 1000)
+
+
+def _limit(limit: int | None) -> float:
+    if limit is None:
+        return math.inf
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise HistoryUsageError(f"a history limit is a count >= 0, not {limit!r}")
+    return limit
+
+
 def _all_loopback(urls: Sequence[str]) -> bool:
     hosts = [urlsplit(url).hostname or "" for url in urls]
     return bool(hosts) and all(h == "localhost" or h.startswith("127.") for h in hosts)
 
 
-def _link_factory(links: str | LinkFactory, signallers: Sequence[str]) -> LinkFactory:
+def _link_factory(links: str | LinkFactory, signallers: Sequence[str],
+                  ssl_context: ssl.SSLContext | None) -> LinkFactory:
     if not isinstance(links, str):
         return links
     if links == "webrtc":
         return webrtc_links(["127.0.0.1"] if _all_loopback(signallers) else None)
     if links == "websocket":
-        return websocket_links("127.0.0.1" if _all_loopback(signallers) else "0.0.0.0")
+        return websocket_links("127.0.0.1" if _all_loopback(signallers) else "0.0.0.0",
+                               ssl_context=ssl_context)
     raise NodeError(f"unknown link kind {links!r}: use 'webrtc' or 'websocket'")
+
+
+async def _registered_or_untrusted(signal: SignalClient) -> None:
+    """Wait until ``signal`` registered, or found every signaller's certificate untrusted."""
+    async with trio.open_nursery() as nursery:
+        async def first(wait: Callable[[], Awaitable[None]]) -> None:
+            await wait()
+            nursery.cancel_scope.cancel()
+        nursery.start_soon(first, signal.wait_registered)
+        nursery.start_soon(first, signal.untrusted.wait)
 
 
 @unwrap_own_groups
 async def open_node(signallers: Sequence[str], identity: Identity | None = None, *,
                     links: str | LinkFactory = "webrtc", config: NodeConfig | None = None,
                     signal_transport: SignalTransport | None = None,
-                    rng: random.Random | None = None) -> AsyncIterator[Node]:
+                    rng: random.Random | None = None,
+                    seed_store: SeedStore | None = None,
+                    ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[Node]:
     """Run a node for the duration of an ``async with``; see docs/node.md.
 
     ``links``: ``"webrtc"`` (default), ``"websocket"`` or a ``LinkFactory``
@@ -406,7 +489,12 @@ async def open_node(signallers: Sequence[str], identity: Identity | None = None,
     signallers, WebRTC offers 127.0.0.1 candidates and WebSocket links listen
     on 127.0.0.1.  Returns once registered with a signaller and joined to the
     overlay (or alone, or after ``config.join_timeout``).  A signaller URL
-    that is not ``ws://`` raises ``InvalidSignallerUrl`` at once.  An exception
+    that is not ``ws://`` or ``wss://`` raises ``InvalidSignallerUrl`` at once.
+    ``ssl_context``: the client context that verifies ``wss://`` signallers and
+    WebSocket links (default: the system's CAs; for a private CA,
+    ``taiinet.transport.tls.client_context(ca_path)``); when no signaller's
+    certificate verifies, ``CertificateUntrusted`` comes at once, without
+    waiting for ``register_timeout``.  An exception
     raised in the body comes out as itself, not wrapped in the node's own
     ``ExceptionGroup``s (a group only if the node failed too).
     """
@@ -415,22 +503,36 @@ async def open_node(signallers: Sequence[str], identity: Identity | None = None,
     if signal_transport is None:  # WebSockets: a bad URL fails now, with its reason
         for url in signallers:
             check_signaller_url(url)
+        signal_transport = WebSocketSignalTransport(ssl_context=ssl_context)
+    elif ssl_context is not None:
+        raise NodeError("give ssl_context to your signal_transport, not to open_node")
     identity = identity or Identity.generate()
     config = config or NodeConfig()
+    if seed_store is not None and SEEDER_SERVICE not in config.signal.services:
+        config = replace(config, signal=replace(
+            config.signal, services=(*config.signal.services, SEEDER_SERVICE)))
     rng = rng or random.Random()
-    factory = _link_factory(links, signallers)
+    factory = _link_factory(links, signallers, ssl_context)
     meter = LinkMeter()
     async with open_signal_client(identity, signallers, transport=signal_transport,
                                   config=config.signal,
                                   rng=random.Random(rng.getrandbits(64))) as signal:
         with trio.move_on_after(config.register_timeout) as scope:
-            await signal.wait_registered()
+            await _registered_or_untrusted(signal)
+        if signal.untrusted.is_set() and signal.home is None:
+            raise CertificateUntrusted(
+                f"no signaller's TLS certificate could be verified (last: "
+                f"{signal.last_failure}); trust its CA with ssl_context= (CLI: --tls-ca PEM)")
         if scope.cancelled_caught:
             raise NodeError(f"no signaller of {list(signallers)} accepted us within "
                             f"{config.register_timeout} s (last: {signal.last_failure or '-'})")
         async with factory(identity, signal, meter) as link_maker, \
                 trio.open_nursery() as nursery:
-            node = Node(identity, signal, link_maker, meter, config, rng)
+            node = Node(identity, signal, link_maker, meter, config, rng,
+                        keep_envelopes=seed_store is not None)
+            await nursery.start(node.history.run)
+            if seed_store is not None:
+                node.history.serve(seed_store)
             await nursery.start(node.driver.run)
             nursery.start_soon(link_maker.serve, node.driver.add_connection)
             nursery.start_soon(node._deliveries)

@@ -14,13 +14,23 @@ bytes (``delivery_buffer_bytes``, counted as ``Deliver.cost``: a decoded
 document is several times its encoded size); one that does not fit is
 dropped and counted in ``dropped_documents`` (the driver never waits for
 the application).
+
+History frames (``Frame.history``, docs/seed.md) ride the same links and go
+to ``history_frames`` (the node's ``HistoryService``) without the advert
+budget; ``send_frame``, ``release`` and ``drop`` let that service use the
+links.  With ``keep_envelopes`` (a seeder), the router's document codec
+keeps each payload it opens until the actions of that call are carried out,
+and the signed envelope of every queued delivery waits in ``envelopes``
+until the node takes it (the router itself keeps only decoded documents).
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -37,6 +47,7 @@ from taiinet.pubsub import (
     SetInterestTimer,
     SignedDocuments,
 )
+from taiinet.pubsub.documents import OpenedDocument
 from taiinet.pubsub.factory import Router, make_router
 from taiinet.pubsub.tree.router import TreeRouter
 from taiinet.wire.identity import Identity
@@ -104,12 +115,43 @@ class _RouterCore:
     def handle_link_down(self, peer: PeerId, now: float) -> list[Any]:
         return self.router.handle_link_down(peer, now)
 
+    def handle_link_address(self, peer: PeerId, address: str, now: float) -> list[Any]:
+        return self.router.handle_link_address(peer, address, now)
+
     def handle_timer(self, timer: Any, now: float) -> list[Any]:
         return self.router.handle_timer(timer, now)
 
     @property
     def active_view(self) -> list[PeerId]:
         return self.router.active_view
+
+
+class _CapturingDocuments(SignedDocuments):
+    """``SignedDocuments`` that also keep each payload it opened, by message id, until
+    the driver has carried out the router's actions of that call (a seeder stores the
+    signed envelopes it delivers; the router keeps only decoded documents)."""
+
+    __slots__ = ("opened",)
+
+    def __init__(self, identity: Identity) -> None:
+        super().__init__(identity)
+        self.opened: dict[bytes, bytes] = {}
+
+    def open(self, payload: bytes) -> OpenedDocument:
+        opened = super().open(payload)
+        if len(self.opened) >= _MAX_CAPTURED:
+            self.opened.clear()
+        self.opened[hashlib.sha256(payload).digest()] = payload
+        return opened
+
+
+#: Payloads a capturing codec holds between two action batches (a batch opens a few).
+_MAX_CAPTURED = 1024
+#: First byte of a ``Frame`` whose body is ``history`` (field 13, length-delimited).
+_HISTORY_FRAME_KEY = b"\x6a"
+
+#: ``history_frames(peer, frame)``: a history frame (``taiinet.node.history``).
+HistoryFrames = Callable[[PeerId, bytes], None]
 
 
 class RoutedDriver(OverlayDriver):
@@ -119,9 +161,18 @@ class RoutedDriver(OverlayDriver):
                  overlay_config: OverlayConfig | None = None,
                  pubsub_config: PubsubConfig | None = None,
                  delivery_buffer: int = DEFAULT_DELIVERY_BUFFER,
-                 delivery_buffer_bytes: int = DEFAULT_DELIVERY_BUFFER_BYTES) -> None:
-        self.router = make_router(identity.peer_id, rng, SignedDocuments(identity),
+                 delivery_buffer_bytes: int = DEFAULT_DELIVERY_BUFFER_BYTES,
+                 keep_envelopes: bool = False) -> None:
+        """``keep_envelopes``: keep the signed envelope of every document delivered, in
+        ``envelopes`` by message id, until the node takes it (a seeder stores them)."""
+        self._capture = _CapturingDocuments(identity) if keep_envelopes else None
+        self.router = make_router(identity.peer_id, rng,
+                                  self._capture or SignedDocuments(identity),
                                   pubsub_config, overlay_config)
+        #: Signed envelopes of the queued deliveries, by message id (``keep_envelopes``).
+        self.envelopes: dict[bytes, bytes] = {}
+        #: Where history frames go (set by the node); ``None``: they are ignored.
+        self.history_frames: HistoryFrames | None = None
         super().__init__(identity.peer_id, dial, other_frames=self._on_other_frame,
                          delivery_buffer=delivery_buffer, core=_RouterCore(self.router))
         self.documents = DeliveryQueue(delivery_buffer, delivery_buffer_bytes)
@@ -149,6 +200,10 @@ class RoutedDriver(OverlayDriver):
             if kind is Deliver:
                 if not self.documents.offer(action):
                     self.dropped_documents += 1
+                elif self._capture is not None:
+                    envelope = self._capture.opened.get(action.message_id)
+                    if envelope is not None:
+                        self.envelopes[action.message_id] = envelope
             elif kind is SendInterest:
                 self._enqueue(action.peer, encode_pubsub_frame(action.advert),
                               urgent=not action.lazy)
@@ -160,6 +215,24 @@ class RoutedDriver(OverlayDriver):
                 overlay.append(action)
         if overlay:
             super()._apply(overlay)
+        if self._capture is not None:
+            self._capture.opened.clear()
+
+    def send_frame(self, peer: PeerId, frame: bytes) -> None:
+        """Queue a frame of another layer for ``peer`` (dialed if there is no link)."""
+        self._enqueue(peer, frame)
+
+    def release(self, peer: PeerId) -> None:
+        """Close the link to ``peer`` once its queue is sent, unless it is a neighbour."""
+        link = self._links.get(peer)
+        if link is not None and peer not in self.core.active_view:
+            self._close_link(link)
+
+    def drop(self, peer: PeerId) -> None:
+        """Close every link to ``peer`` now (it broke a protocol)."""
+        link = self._links.get(peer)
+        if link is not None:
+            self._drop(link)
 
     def _on_other_frame(self, peer: PeerId, data: bytes) -> None:
         """A pubsub frame for the router; a malformed one raises (the driver drops the peer).
@@ -167,6 +240,10 @@ class RoutedDriver(OverlayDriver):
         Charged to the peer's advert budget before it is decoded (decoding
         compiles its filters).
         """
+        if data[:1] == _HISTORY_FRAME_KEY:
+            if self.history_frames is not None:
+                self.history_frames(peer, data)
+            return
         refused = self.router.admit_advert(peer, trio.current_time())
         if refused is not None:
             self._apply(refused)

@@ -19,14 +19,18 @@ makes the node's delivery task wait for the reader.
 
 from __future__ import annotations
 
+import math
+import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import trio
 
+from taiinet.history.seam import Seam
 from taiinet.node.errors import (
+    InvalidInput,
     NodeClosed,
     SubscriptionClosed,
     SubscriptionInUse,
@@ -35,6 +39,7 @@ from taiinet.node.errors import (
 from taiinet.pubsub.query import Query
 
 if TYPE_CHECKING:
+    from taiinet.node.history import Fetch
     from taiinet.node.node import Node
 
 #: What a full subscription queue does with a new message: drop the oldest
@@ -62,9 +67,22 @@ class Message:
     #: Bytes it counts toward its subscription's ``buffer_bytes``: the
     #: document's encoded size plus 72 per value (an estimate of its decoded size).
     size: int = 0
+    #: Read from seeders' stores (a subscription's history, ``find``), not received live.
+    stored: bool = False
+    #: The signed envelope as received (kept only on a node that stores documents).
+    envelope: bytes = field(default=b"", repr=False)
 
 
 _State = Literal["new", "open", "ended", "closed"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistorySpec:
+    """What a subscription reads from the seeders before its live documents: those
+    published at or after ``since_unix_ms``, the first ``limit`` of them."""
+
+    since_unix_ms: int = 0
+    limit: float = math.inf
 
 
 class Subscription(trio.abc.ReceiveChannel[Message]):
@@ -73,9 +91,10 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
 
     def __init__(self, node: Node, query: Query, *, buffer: int, policy: SlowPolicy,
                  on_close: Callable[[Subscription], None],
-                 buffer_bytes: int = DEFAULT_SUBSCRIPTION_BUFFER_BYTES) -> None:
+                 buffer_bytes: int = DEFAULT_SUBSCRIPTION_BUFFER_BYTES,
+                 history: HistorySpec | None = None) -> None:
         if buffer < 1 or buffer_bytes < 1:
-            raise ValueError("a subscription buffer holds at least one message")
+            raise InvalidInput("a subscription buffer holds at least one message")
         self.node = node
         self.query = query
         self.buffer = buffer
@@ -92,6 +111,10 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         self._writable = trio.Event()
         self._state: _State = "new"
         self._on_close = on_close
+        #: Stored documents to read first (``None``: live only, or the history is read).
+        self.history = history
+        self._seam: Seam[Message] | None = None if history is None else Seam(max_held=buffer)
+        self._fetch: Fetch | None = None
 
     async def __aenter__(self) -> Subscription:
         if self._state == "open":
@@ -141,6 +164,9 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
             self._check_readable()
             if self._state == "ended":
                 raise trio.EndOfChannel
+            if self._seam is not None and not self._seam.live:
+                await self._read_history()
+                continue
             self._readable = trio.Event()
             await self._readable.wait()
         self._check_readable()
@@ -152,6 +178,39 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
 
     def pending(self) -> int:
         return len(self._queue)
+
+    @property
+    def live_duplicates(self) -> int:
+        """Live documents not delivered because the history had them already."""
+        return 0 if self._seam is None else self._seam.duplicates
+
+    async def _read_history(self) -> None:
+        """Read the next stored documents into the queue; at their end, the held live ones."""
+        assert self._seam is not None and self.history is not None
+        if self._fetch is None:
+            service = self.node.history
+            seeders = await service.find_seeders()
+            if self._fetch is None and self._state == "open":
+                self._fetch = service.open_fetch(self.query, seeders,
+                                                 since_unix_ms=self.history.since_unix_ms,
+                                                 limit=self.history.limit)
+            return
+        batch = await self._fetch.next_batch()
+        if self._state != "open":
+            return
+        from taiinet.node.history import item_message
+
+        now = time.time()
+        messages: list[Message] = []
+        for item in batch:
+            messages += self._seam.history(item.message_id.hex(), item_message(item, now))
+        if not batch:
+            messages = self._seam.finish()
+            self._fetch = None
+        for message in messages:
+            self._queue.append(message)
+            self.queued_bytes += message.size
+            self.delivered += 1
 
     def _check_readable(self) -> None:
         if self._state == "new":
@@ -171,6 +230,9 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
     def _finish(self, state: _State) -> None:
         was_open = self._state == "open"
         self._state = state
+        if self._fetch is not None:
+            self._fetch.close()
+            self._fetch = None
         if was_open:
             self._on_close(self)
         self._readable.set()
@@ -179,6 +241,10 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
     async def _put(self, message: Message) -> None:
         if self._state != "open":
             return
+        if self._seam is not None:
+            passed = self._seam.arrived(message.id, message)
+            if not passed:
+                return
         while self._queue and (len(self._queue) >= self.buffer
                                or self.queued_bytes + message.size > self.buffer_bytes):
             if self.policy == "drop":

@@ -38,6 +38,54 @@ class HyParViewConfig:
     #: Rejected low-priority Neighbor requests tolerated per keep-alive tick
     #: before a short active view waits for the next tick to try again.
     rejections_per_interval: int = 3
+    # --- defences against strangers (docs/overlay.md, "Defences") ---------
+    #: The oldest neighbours (by time they entered the active view) that a
+    #: newcomer (``Join``, high-priority ``Neighbor``, a ``ForwardJoin``
+    #: ending here) can never displace, once they have been neighbours for
+    #: ``protect_after`` seconds: a full view makes room by dropping a
+    #: random one of the others.  ``None``: all but one (4 of 5: a newcomer
+    #: displaces the youngest neighbour); always capped at ``active_size - 1``.
+    protected_neighbors: int | None = None
+    #: Seconds a neighbour must have been one before it is protected (so a
+    #: young overlay still mixes as the paper's, with random evictions).
+    protect_after: float = 30.0
+    #: Neighbours displaced to make room for newcomers: a bucket of
+    #: ``eviction_burst`` tokens, one more every ``eviction_interval``
+    #: seconds, from ``protect_after`` seconds after the node started (a
+    #: young overlay forms as the paper's).  A ``Join`` or walk end that finds
+    #: the view full and the bucket empty is refused (the ``Join`` is
+    #: answered with ``Disconnect`` and starts no walk; the walk ends without
+    #: the newcomer); a high-priority ``Neighbor`` is outside the budget.
+    eviction_burst: int = 10
+    eviction_interval: float = 1.0
+    #: Seconds during which a peer whose ``Join`` was taken cannot join again
+    #: (its ``Join`` is answered with ``Disconnect``, nothing is forwarded).
+    join_repeat_interval: float = 60.0
+    #: Peers remembered for ``join_repeat_interval`` (the oldest forgotten first).
+    join_memory: int = 1024
+    #: Seconds after a neighbour left the active view during which walks
+    #: (``ForwardJoin``, ``Shuffle``) from it are still taken: it sent them
+    #: before it knew.  Walks from any other non-neighbour are dropped.  (At
+    #: most ``2 * active_size`` former neighbours are remembered.)
+    walk_grace: float = 2.0
+    #: Passive entries that one peer's shuffles and walks may hold at once; a
+    #: further entry from it replaces one of its own.
+    passive_per_source: int = 8
+    #: Active neighbours whose links come from one network address (an IPv4
+    #: address or an IPv6 /64, as the driver reports with
+    #: ``handle_link_address``): a newcomer from a full address is refused
+    #: (``Join`` answered with ``Disconnect``, ``Neighbor`` rejected), and a
+    #: neighbour whose link turns out to come from one is dropped, so many
+    #: identities on one host hold at most this many of our slots.
+    max_neighbors_per_address: int = 2
+    #: Seconds after a newcomer from one address displaced a neighbour during
+    #: which no other newcomer from that address may displace one (the
+    #: eviction budget per address; ``join_memory`` addresses remembered).
+    address_eviction_interval: float = 30.0
+    #: The host's own loopback address (127.0.0.1, ::1) is outside the
+    #: address limits: every node of a one-machine test or ``taiinet demo``
+    #: shares it.  Other 127.x.y.z addresses stand for other hosts and count.
+    exempt_loopback: bool = True
 
     def __post_init__(self) -> None:
         if self.active_size < 1 or self.passive_size < 1:
@@ -50,6 +98,29 @@ class HyParViewConfig:
             raise OverlayUsageError("the probe timeout must be positive")
         if self.shuffle_active < 0 or self.shuffle_passive < 0:
             raise OverlayUsageError("shuffle sample sizes must be >= 0")
+        if self.protected_neighbors is not None and self.protected_neighbors < 0:
+            raise OverlayUsageError("protected neighbours must be >= 0")
+        if self.protect_after < 0:
+            raise OverlayUsageError("protect_after must be >= 0")
+        if self.eviction_burst < 0 or self.eviction_interval <= 0:
+            raise OverlayUsageError("need eviction_burst >= 0 and eviction_interval > 0")
+        if self.join_repeat_interval < 0 or self.join_memory < 0:
+            raise OverlayUsageError("join limits must be >= 0")
+        if self.walk_grace < 0:
+            raise OverlayUsageError("walk_grace must be >= 0")
+        if self.passive_per_source < 1:
+            raise OverlayUsageError("passive_per_source must be at least 1")
+        if self.max_neighbors_per_address < 1 or self.address_eviction_interval < 0:
+            raise OverlayUsageError(
+                "need max_neighbors_per_address >= 1 and address_eviction_interval >= 0")
+
+    @property
+    def protected_count(self) -> int:
+        """``protected_neighbors`` or its default, at most ``active_size - 1``."""
+        wanted = self.protected_neighbors
+        if wanted is None:
+            return self.active_size - 1
+        return min(wanted, self.active_size - 1)
 
     @property
     def probe_deadline(self) -> float:

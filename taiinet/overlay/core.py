@@ -137,6 +137,10 @@ class Overlay:
         """The link to ``peer`` failed, closed, or could not be opened."""
         return self._wire(self.membership.handle_link_down(peer, now), now)
 
+    def handle_link_address(self, peer: PeerId, address: str, now: float) -> list[Action]:
+        """The link to ``peer`` comes from network ``address`` (HyParView's address limits)."""
+        return self._wire(self.membership.handle_link_address(peer, address, now), now)
+
     def handle_timer(self, timer: Timer, now: float) -> list[Action]:
         """A timer set with ``SetTimer`` is due."""
         if type(timer) is MissingTimer:

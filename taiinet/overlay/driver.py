@@ -171,6 +171,8 @@ class DriverCore(Protocol):
 
     def handle_link_down(self, peer: PeerId, now: float) -> list[Any]: ...
 
+    def handle_link_address(self, peer: PeerId, address: str, now: float) -> list[Any]: ...
+
     def handle_timer(self, timer: Any, now: float) -> list[Any]: ...
 
 
@@ -479,6 +481,9 @@ class OverlayDriver:
 
     async def _reader(self, link: _Link, connection: Connection) -> None:
         peer = link.peer
+        address = connection.remote_address
+        if address is not None:  # before its first message: per-address limits
+            self._apply(self.core.handle_link_address(peer, address, trio.current_time()))
         try:
             async for data in connection:
                 try:

@@ -10,8 +10,10 @@ neighbour and starts one ``ForwardJoin`` random walk per other neighbour;
 where a walk ends (TTL 0, or a node with a single neighbour) the node takes
 the newcomer as neighbour and tells it with a high-priority ``Neighbor``; the
 walk drops the newcomer into passive views where its TTL equals PRWL.  A full
-active view makes room by dropping a random neighbour (``Disconnect``; the
-dropped peer goes to the passive view).  When a neighbour fails (the driver
+active view makes room by dropping a neighbour (``Disconnect``; the dropped
+peer goes to the passive view): a random one of those not protected, which
+by default is the youngest once the others have been neighbours for
+``protect_after`` seconds.  When a neighbour fails (the driver
 reports ``handle_link_down``) the node asks random passive peers, one per
 free slot, to become neighbours (``Neighbor``, high priority if it has no
 neighbour left, which cannot be refused).  Every ``shuffle_interval`` a node
@@ -28,7 +30,8 @@ link closed with ``CloseLink(failed=True)``): a hung peer whose link stays
 open is noticed even though no send ever fails.
 
 Inputs: ``start``, ``join``, ``handle_message``, ``heard_from``,
-``handle_link_down``, ``handle_timer`` (all take ``now``).  Outputs: ``Send``, ``CloseLink``,
+``handle_link_down``, ``handle_link_address``, ``handle_timer`` (all take
+``now``).  Outputs: ``Send``, ``CloseLink``,
 ``NeighborUp``, ``NeighborDown``, ``SetTimer``.
 
 Departures from the paper
@@ -45,7 +48,33 @@ Departures from the paper
 * Several ``Neighbor`` requests may be pending at once (one per free slot),
   which repairs faster after massive failures.
 * Failure detection does not rely on the transport alone: a neighbour that
-  leaves a probe unanswered for ``probe_timeout`` is failed by the core.
+  leaves a probe unanswered for ``probe_timeout`` is failed by the core, and
+  so is a peer that leaves a ``Neighbor`` request unanswered that long.
+
+Defences against strangers (every peer may lie; identities are free; see
+docs/overlay.md, "Defences"), none of them in the paper:
+
+* Walks (``ForwardJoin``, ``Shuffle``) are taken only from an active
+  neighbour, or one dropped less than ``walk_grace`` ago (its walks were in
+  flight); their TTL is capped at ARWL.  A ``ShuffleReply`` is taken only
+  as the first answer to our last shuffle, and only as long as an honest
+  one; a ``Shuffle`` is read up to ka + kp entries.
+* The paper evicts a random neighbour for every newcomer.  Here the
+  ``protected_neighbors`` oldest neighbours, once neighbours for
+  ``protect_after``, are never displaced by a newcomer (``Join``,
+  high-priority ``Neighbor``, a walk's end), as Bitcoin protects its
+  long-lived peers; a ``Join`` or walk end that must displace someone takes
+  a token from an eviction budget, and a peer whose ``Join`` was taken
+  cannot join again for ``join_repeat_interval``.  A refused ``Join`` gets
+  ``Disconnect`` and starts no walk.  High-priority ``Neighbor`` stays
+  outside the budget (it comes from a node with no neighbour left).
+* Passive entries heard from a neighbour (walks, shuffles) are untrusted
+  until we had a link with them: they make room first, and one neighbour
+  holds at most ``passive_per_source`` of them.
+* Per network address (``handle_link_address``; ``taiinet.overlay.addresses``):
+  at most ``max_neighbors_per_address`` neighbours come from one address (a
+  newcomer past it is refused, a neighbour found past it is dropped), and an
+  address displaces at most one neighbour per ``address_eviction_interval``.
 """
 
 from __future__ import annotations
@@ -63,6 +92,7 @@ from taiinet.overlay.actions import (
     SetTimer,
     ShuffleTimer,
 )
+from taiinet.overlay.addresses import AddressBook
 from taiinet.overlay.config import HyParViewConfig
 from taiinet.overlay.errors import OverlayUsageError
 from taiinet.overlay.messages import (
@@ -91,13 +121,22 @@ class HyParView:
     """Membership state of one node; every input returns the actions to carry out."""
 
     __slots__ = (
+        "_addresses",
+        "_awaiting_shuffle_reply",
+        "_born",
+        "_eviction_tokens",
         "_handlers",
         "_last_heard",
         "_last_shuffle_sample",
         "_now",
+        "_passive_source",
         "_pending",
         "_probed",
+        "_recent_joins",
+        "_recently_dropped",
         "_rejections",
+        "_since",
+        "_tokens_at",
         "active",
         "config",
         "passive",
@@ -115,14 +154,31 @@ class HyParView:
         self.active: list[PeerId] = []
         #: Passive view.
         self.passive: list[PeerId] = []
-        self._pending: list[PeerId] = []  # peers we sent a Neighbor request to
+        #: Peers we sent a Neighbor request to -> when (time order).
+        self._pending: dict[PeerId, float] = {}
         self._last_heard: dict[PeerId, float] = {}  # active peer -> last message time
+        self._since: dict[PeerId, float] = {}  # active peer -> when it became a neighbour
         #: Active peer -> time of its first probe not answered yet (cleared
         #: lazily, at the tick that sees the peer heard from since).
         self._probed: dict[PeerId, float] = {}
         self._now = 0.0  # time of the input being processed
         self._rejections = 0
         self._last_shuffle_sample: tuple[PeerId, ...] = ()
+        #: A shuffle of ours is out and no reply has come back yet.
+        self._awaiting_shuffle_reply = False
+        #: Passive peer -> the neighbour that told us of it (shuffle or walk);
+        #: peers absent from it we had a link with (trusted).
+        self._passive_source: dict[PeerId, PeerId] = {}
+        #: Former neighbour -> when it left the active view (time order), for
+        #: ``walk_grace``: walks it sent before it knew may still come.
+        self._recently_dropped: dict[PeerId, float] = {}
+        #: Peer -> when its Join was taken (insertion order is time order).
+        self._recent_joins: dict[PeerId, float] = {}
+        self._eviction_tokens = float(self.config.eviction_burst)
+        self._tokens_at = 0.0
+        self._born = 0.0  # when ``start`` was called
+        #: Network address of each linked peer, for the per-address limits.
+        self._addresses = AddressBook(self.config)
         self._handlers = {
             Join: self._on_join,
             ForwardJoin: self._on_forward_join,
@@ -138,6 +194,7 @@ class HyParView:
     def start(self, now: float) -> list[Action]:
         """Arm the periodic timers; the first ticks are at random offsets."""
         cfg = self.config
+        self._born = now
         return [
             SetTimer(at=now + self.rng.random() * cfg.shuffle_interval, timer=_SHUFFLE_TIMER),
             SetTimer(at=now + self.rng.random() * cfg.keepalive_interval, timer=_KEEPALIVE_TIMER),
@@ -180,13 +237,31 @@ class HyParView:
         """
         self._now = now
         out: list[Action] = []
+        self._addresses.forget(peer)
         if peer in self.active:
             self._remove_active(peer, out)
             self._refill(out)
         elif peer in self._pending:
-            self._pending.remove(peer)
-            if peer in self.passive:
-                self.passive.remove(peer)
+            del self._pending[peer]
+            self._drop_passive(peer)
+            self._refill(out)
+        return out
+
+    def handle_link_address(self, peer: PeerId, address: str, now: float) -> list[Action]:
+        """The link to ``peer`` comes from network ``address`` (normalised).
+
+        Reported by the driver when a link opens, before its first message.
+        A neighbour whose address already holds ``max_neighbors_per_address``
+        other neighbours (it came in by a walk or a reply, address unknown)
+        is dropped.
+        """
+        self._now = now
+        out: list[Action] = []
+        self._addresses.note(peer, address)
+        if peer in self.active and self._addresses.over_cap(peer, self.active):
+            self._remove_active(peer, out)
+            out.append(Send(peer=peer, message=_DISCONNECT))
+            out.append(CloseLink(peer=peer))
             self._refill(out)
         return out
 
@@ -196,6 +271,7 @@ class HyParView:
         cfg = self.config
         if type(timer) is ShuffleTimer:
             out: list[Action] = [SetTimer(at=now + cfg.shuffle_interval, timer=_SHUFFLE_TIMER)]
+            self._awaiting_shuffle_reply = False  # a reply later than a period is stale
             if self.active:
                 self._send_shuffle(out)
             return out
@@ -224,6 +300,12 @@ class HyParView:
             # As ``handle_link_down``: forgotten, not kept as a passive peer.
             self._remove_active(peer, out)
             out.append(CloseLink(peer=peer, failed=True))
+        # A Neighbor request unanswered for as long is failed the same way
+        # (a hung or made-up peer never answers, and no send to it fails).
+        for peer in [p for p, sent in self._pending.items() if sent <= expired]:
+            del self._pending[peer]
+            self._drop_passive(peer)
+            out.append(CloseLink(peer=peer, failed=True))
         self._rejections = 0
         self._refill(out)
         return out
@@ -241,7 +323,7 @@ class HyParView:
         self._now = now
         out: list[Action] = []
         if peer in self.passive and peer not in self._pending:
-            self._pending.append(peer)
+            self._pending[peer] = now
             out.append(Send(peer=peer, message=Neighbor(high_priority=True)))
         return out
 
@@ -251,38 +333,65 @@ class HyParView:
     # --- message handlers ---------------------------------------------------
 
     def _on_join(self, peer: PeerId, message: Join, out: list[Action]) -> None:
-        self._add_active(peer, out)
-        walk = ForwardJoin(peer=peer, ttl=self.config.arwl)
+        cfg = self.config
+        joins = self._recent_joins
+        now = self._now
+        # Forget joins older than the repeat interval (the dict is in time order).
+        while joins:
+            first = next(iter(joins))
+            if joins[first] > now - cfg.join_repeat_interval:
+                break
+            del joins[first]
+        if peer in joins and peer in self.active:
+            return  # a neighbour repeating its Join: no more walks for it
+        if peer in joins or not self._admit(peer, out):
+            # A repeated join, or no room without displacing a protected
+            # neighbour or going over the eviction budget: not taken, and
+            # nothing is forwarded on its behalf.
+            out.append(Send(peer=peer, message=_DISCONNECT))
+            out.append(CloseLink(peer=peer))
+            return
+        if cfg.join_memory:
+            joins[peer] = now
+            if len(joins) > cfg.join_memory:
+                del joins[next(iter(joins))]
+        walk = ForwardJoin(peer=peer, ttl=cfg.arwl)
         for neighbour in self.active:
             if neighbour != peer:
                 out.append(Send(peer=neighbour, message=walk))
 
     def _on_forward_join(self, peer: PeerId, message: ForwardJoin, out: list[Action]) -> None:
         new = message.peer
-        if new == self.peer_id:
+        if new == self.peer_id or not self._may_walk(peer):
+            return  # walks only travel between neighbours
+        ttl = min(message.ttl, self.config.arwl)
+        if ttl <= 0 or len(self.active) <= 1:
+            self._accept_newcomer(new, peer, out)
             return
-        if message.ttl <= 0 or len(self.active) <= 1:
-            self._accept_newcomer(new, out)
-            return
-        if message.ttl == self.config.prwl:
-            self._add_passive(new)
+        if ttl == self.config.prwl:
+            self._add_heard(new, peer, [])
         candidates = [n for n in self.active if n != peer and n != new]
         if candidates:
             nxt = candidates[self.rng.randrange(len(candidates))]
-            out.append(Send(peer=nxt, message=ForwardJoin(peer=new, ttl=message.ttl - 1)))
+            out.append(Send(peer=nxt, message=ForwardJoin(peer=new, ttl=ttl - 1)))
         else:
-            self._accept_newcomer(new, out)
+            self._accept_newcomer(new, peer, out)
 
-    def _accept_newcomer(self, new: PeerId, out: list[Action]) -> None:
-        if new not in self.active:
-            self._add_active(new, out)
+    def _accept_newcomer(self, new: PeerId, source: PeerId, out: list[Action]) -> None:
+        if new in self.active:
+            return
+        if self._admit(new, out):
             out.append(Send(peer=new, message=Neighbor(high_priority=True)))
+        else:
+            self._add_heard(new, source, [])
 
     def _on_neighbor(self, peer: PeerId, message: Neighbor, out: list[Action]) -> None:
-        if peer in self.active:
-            out.append(Send(peer=peer, message=_ACCEPT))
-        elif message.high_priority or len(self.active) < self.config.active_size:
-            self._add_active(peer, out)
+        # A low-priority request only takes a free slot; a high-priority one
+        # (from a node with no neighbour left) may displace an unprotected
+        # neighbour, outside the eviction budget: refusing it could isolate
+        # an honest node, and it starts no walk.
+        may_take = message.high_priority or len(self.active) < self.config.active_size
+        if peer in self.active or (may_take and self._admit(peer, out, budget=False)):
             out.append(Send(peer=peer, message=_ACCEPT))
         else:
             out.append(Send(peer=peer, message=_REJECT))
@@ -294,8 +403,13 @@ class HyParView:
     def _on_neighbor_reply(self, peer: PeerId, message: NeighborReply, out: list[Action]) -> None:
         if peer not in self._pending:
             return
-        self._pending.remove(peer)
-        if message.accepted:
+        del self._pending[peer]
+        # It answered: it exists and is reachable, so it is trusted from now on.
+        self._passive_source.pop(peer, None)
+        if message.accepted and self._addresses.over_cap(peer, self.active):
+            out.append(Send(peer=peer, message=_DISCONNECT))  # its address is full
+            out.append(CloseLink(peer=peer))
+        elif message.accepted:
             self._add_active(peer, out)
         else:
             self._rejections += 1
@@ -311,82 +425,188 @@ class HyParView:
 
     def _on_shuffle(self, peer: PeerId, message: Shuffle, out: list[Action]) -> None:
         origin = message.origin
-        if origin == self.peer_id:
-            return
-        ttl = message.ttl - 1
+        if origin == self.peer_id or not self._may_walk(peer):
+            return  # walks only travel between neighbours
+        cfg = self.config
+        ttl = min(message.ttl, cfg.arwl) - 1
+        # No more entries than an honest sample holds (ka + kp).
+        sample = message.peers[:cfg.shuffle_active + cfg.shuffle_passive]
         if ttl > 0 and len(self.active) > 1:
             candidates = [n for n in self.active if n != peer and n != origin]
             if candidates:
                 nxt = candidates[self.rng.randrange(len(candidates))]
                 out.append(Send(peer=nxt, message=Shuffle(origin=origin, ttl=ttl,
-                                                          peers=message.peers)))
+                                                          peers=sample)))
                 return
-        count = min(len(message.peers) + 1, len(self.passive), MAX_SHUFFLE_PEERS)
+        count = min(len(sample) + 1, len(self.passive), MAX_SHUFFLE_PEERS)
         reply = tuple(self.rng.sample(self.passive, count))
         out.append(Send(peer=origin, message=ShuffleReply(peers=reply)))
         if origin not in self.active and origin not in self._pending:
             out.append(CloseLink(peer=origin))
-        self._integrate((origin, *message.peers), reply)
+        self._integrate((origin, *sample), reply, peer)
 
     def _on_shuffle_reply(self, peer: PeerId, message: ShuffleReply, out: list[Action]) -> None:
-        self._integrate(message.peers, self._last_shuffle_sample)
+        if not self._awaiting_shuffle_reply:
+            return  # only the one answer to a shuffle of ours is taken
+        self._awaiting_shuffle_reply = False
+        sample = self._last_shuffle_sample
+        self._integrate(message.peers[:len(sample) + 1], sample, peer)
         self._last_shuffle_sample = ()
 
     # --- view management ------------------------------------------------------
 
+    def _admit(self, peer: PeerId, out: list[Action], budget: bool = True) -> bool:
+        """Take ``peer``, a newcomer that asked (or was walked) here, into the active view.
+
+        A full view makes room by displacing one of its unprotected (younger)
+        neighbours, within the eviction budget if ``budget``; ``False`` if it
+        cannot.
+        """
+        if peer in self.active:
+            return True
+        addresses = self._addresses
+        if addresses.over_cap(peer, self.active):
+            return False
+        cfg = self.config
+        if len(self.active) >= cfg.active_size:
+            if not addresses.may_evict(peer, self._now):
+                return False
+            tokens = min(float(cfg.eviction_burst),
+                         self._eviction_tokens
+                         + (self._now - self._tokens_at) / cfg.eviction_interval)
+            self._tokens_at = self._now
+            # The budget starts with protection, ``protect_after`` into the
+            # node's life: a young overlay forms as the paper's.
+            budget = budget and self._now - self._born >= cfg.protect_after
+            if (budget and tokens < 1.0) or self._protected() >= len(self.active):
+                self._eviction_tokens = tokens
+                return False
+            if budget:
+                tokens -= 1.0
+            self._eviction_tokens = tokens
+            addresses.evicted(peer, self._now)
+        self._add_active(peer, out)
+        return True
+
     def _add_active(self, peer: PeerId, out: list[Action]) -> None:
         if peer == self.peer_id or peer in self.active:
             return
-        if peer in self.passive:
-            self.passive.remove(peer)
-        if peer in self._pending:
-            self._pending.remove(peer)
+        self._drop_passive(peer)
+        self._pending.pop(peer, None)
         if len(self.active) >= self.config.active_size:
-            victim = self.active[self.rng.randrange(len(self.active))]
+            protected = min(self._protected(), len(self.active) - 1)
+            victim = self.active[protected + self.rng.randrange(len(self.active) - protected)]
             self._remove_active(victim, out)
             out.append(Send(peer=victim, message=_DISCONNECT))
             out.append(CloseLink(peer=victim))
             self._add_passive(victim)
         self.active.append(peer)
         self._last_heard[peer] = self._now
+        self._since[peer] = self._now
         out.append(NeighborUp(peer=peer))
 
+    def _protected(self) -> int:
+        """How many neighbours, the oldest ones, a newcomer cannot displace.
+
+        The view is in age order; a neighbour is protected once it has been one
+        for ``protect_after`` seconds, and at most ``protected_count`` are.
+        """
+        cfg = self.config
+        settled = self._now - cfg.protect_after
+        count = 0
+        for peer in self.active[:cfg.protected_count]:
+            if self._since[peer] > settled:
+                break
+            count += 1
+        return count
+
+    def _may_walk(self, peer: PeerId) -> bool:
+        """Whether a walk (ForwardJoin, Shuffle) from ``peer`` is taken: from a
+        neighbour, or one that left the view less than ``walk_grace`` ago."""
+        if peer in self.active:
+            return True
+        dropped = self._recently_dropped.get(peer)
+        return dropped is not None and self._now - dropped < self.config.walk_grace
+
     def _remove_active(self, peer: PeerId, out: list[Action]) -> None:
+        dropped = self._recently_dropped
+        dropped.pop(peer, None)
+        dropped[peer] = self._now
+        horizon = self._now - self.config.walk_grace
+        while dropped:
+            oldest = next(iter(dropped))
+            if len(dropped) <= 2 * self.config.active_size and dropped[oldest] > horizon:
+                break
+            del dropped[oldest]
         self.active.remove(peer)
         del self._last_heard[peer]
+        del self._since[peer]
         self._probed.pop(peer, None)
         out.append(NeighborDown(peer=peer))
 
+    def _drop_passive(self, peer: PeerId) -> None:
+        if peer in self.passive:
+            self.passive.remove(peer)
+            self._passive_source.pop(peer, None)
+
+    def _make_passive_room(self, evict_first: list[PeerId]) -> None:
+        """Drop one passive entry: an untrusted one (of ``evict_first`` if any), else any."""
+        heard = self._passive_source
+        pool = [p for p in evict_first if p in heard] or list(heard)
+        if not pool:
+            pool = [p for p in evict_first if p in self.passive] or self.passive
+        self._drop_passive(pool[self.rng.randrange(len(pool))])
+
     def _add_passive(self, peer: PeerId) -> None:
-        if peer == self.peer_id or peer in self.active or peer in self.passive:
+        """Keep ``peer``, which we had a link with, as a trusted passive entry."""
+        if peer == self.peer_id or peer in self.active:
+            return
+        if peer in self.passive:
+            self._passive_source.pop(peer, None)
             return
         if len(self.passive) >= self.config.passive_size:
-            self.passive.pop(self.rng.randrange(len(self.passive)))
+            self._make_passive_room([])
         self.passive.append(peer)
 
-    def _integrate(self, peers: tuple[PeerId, ...], evict_first: tuple[PeerId, ...]) -> None:
-        """Merge a shuffle sample into the passive view, evicting ``evict_first`` first."""
+    def _add_heard(self, peer: PeerId, source: PeerId, evict_first: list[PeerId]) -> None:
+        """Keep ``peer``, named by neighbour ``source``, as an untrusted passive entry.
+
+        One source holds at most ``passive_per_source`` entries: past that,
+        its new entry replaces one of its own.
+        """
+        if peer == self.peer_id or peer in self.active or peer in self.passive:
+            return
+        sources = self._passive_source
+        own = [p for p, s in sources.items() if s == source]
+        if len(own) >= self.config.passive_per_source:
+            self._drop_passive(own[self.rng.randrange(len(own))])
+        elif len(self.passive) >= self.config.passive_size:
+            self._make_passive_room(evict_first)
+        self.passive.append(peer)
+        sources[peer] = source
+
+    def _integrate(self, peers: tuple[PeerId, ...], evict_first: tuple[PeerId, ...],
+                   source: PeerId) -> None:
+        """Merge a shuffle sample from ``source`` into the passive view.
+
+        The entries we sent in exchange (``evict_first``) make room first.
+        """
         evictable = [p for p in evict_first if p in self.passive]
         for peer in peers:
-            if peer == self.peer_id or peer in self.active or peer in self.passive:
-                continue
-            if len(self.passive) >= self.config.passive_size:
-                if evictable:
-                    self.passive.remove(evictable.pop())
-                else:
-                    self.passive.pop(self.rng.randrange(len(self.passive)))
-            self.passive.append(peer)
+            self._add_heard(peer, source, evictable)
 
     def _refill(self, out: list[Action]) -> None:
         """Ask passive peers to fill the free active slots (one request per slot)."""
         free = self.config.active_size - len(self.active) - len(self._pending)
         if free <= 0 or self._rejections >= self.config.rejections_per_interval:
             return
+        # (Asking trusted entries first would keep asking the same few full
+        # former neighbours: the request itself is the probe of an entry.)
         candidates = [p for p in self.passive if p not in self._pending]
         while free > 0 and candidates:
             peer = candidates.pop(self.rng.randrange(len(candidates)))
             high = not self.active and not self._pending
-            self._pending.append(peer)
+            self._pending[peer] = self._now
             out.append(Send(peer=peer, message=Neighbor(high_priority=high)))
             free -= 1
 
@@ -397,5 +617,6 @@ class HyParView:
         sample = self.rng.sample(others, min(cfg.shuffle_active, len(others)))
         sample += self.rng.sample(self.passive, min(cfg.shuffle_passive, len(self.passive)))
         self._last_shuffle_sample = tuple(sample)
+        self._awaiting_shuffle_reply = True
         out.append(Send(peer=target, message=Shuffle(origin=self.peer_id, ttl=cfg.arwl,
                                                      peers=self._last_shuffle_sample)))

@@ -456,6 +456,11 @@ class PubsubRouter:
         self._now = now
         return self._from_overlay(self.overlay.handle_link_down(peer, now), now)
 
+    def handle_link_address(self, peer: PeerId, address: str, now: float) -> list[Action]:
+        """The link to ``peer`` comes from network ``address`` (the overlay's address limits)."""
+        self._now = now
+        return self._from_overlay(self.overlay.handle_link_address(peer, address, now), now)
+
     def handle_timer(self, timer: Timer | PubsubTimer, now: float) -> list[Action]:
         """A timer set with ``SetTimer`` or ``SetInterestTimer`` is due."""
         self._now = now

@@ -66,6 +66,7 @@ from taiinet.signal.records import (
 )
 from taiinet.signal.transport import SignalTransport, default_transport
 from taiinet.transport.connection import Connection
+from taiinet.transport.errors import CertificateUntrusted
 from taiinet.wire.errors import InvalidPeerId
 from taiinet.wire.identity import Identity
 from taiinet.wire.keepalive import encode_pong, ping_nonce
@@ -87,6 +88,8 @@ class SignalClientConfig:
     request_timeout: float = 10.0
     incoming_queue: int = 32
     max_pending_sessions: int = 64
+    #: Services named in our peer record (``("seeder",)`` on a seeder).
+    services: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         longest = MAX_RECORD_LIFETIME_MS / 1000
@@ -135,6 +138,11 @@ class SignalClient:
         self.home_url: str | None = None
         #: Why the last signaller could not be reached or kept (``"<url>: <reason>"``).
         self.last_failure = ""
+        #: Set once every signaller URL failed its TLS certificate check in a row:
+        #: a configuration error (a missing CA) that retrying does not fix, so
+        #: callers can give up at once instead of waiting for a timeout.
+        self.untrusted = trio.Event()
+        self._untrusted_urls: set[str] = set()
         self._connection: Connection | None = None
         self._link: Connection | None = None
         self._registered = trio.Event()
@@ -265,10 +273,13 @@ class SignalClient:
             try:
                 async with self.transport.dial(url, self.identity) as connection:
                     failures = 0
+                    self._untrusted_urls.clear()
                     await self._serve_home(url, connection)
             except (TaiiNetError, OSError, trio.TooSlowError) as exc:
                 logger.info("signaller %s failed: %r", url, exc)
-                self.last_failure = f"{url}: {exc}"
+                reason = str(exc)
+                self.last_failure = reason if url in reason else f"{url}: {reason}"
+                self._note_untrusted(url, exc)
             finally:
                 self._registered = trio.Event() if self._registered.is_set() else self._registered
                 self._connection = None
@@ -279,11 +290,20 @@ class SignalClient:
             if self._closing:
                 return
             failures += 1
-            if failures >= len(order) and all(s.event.is_set() for s in self._sessions.values()):
+            if (failures >= len(order) and not self.untrusted.is_set()
+                    and all(s.event.is_set() for s in self._sessions.values())):
                 logger.warning("no signaller reachable (last: %s); retrying", self.last_failure)
             delay = min(self.config.backoff_max,
                         self.config.backoff_initial * 2 ** min(failures, 16))
             await trio.sleep(delay * self.rng.uniform(0.5, 1.5))
+
+    def _note_untrusted(self, url: str, error: BaseException) -> None:
+        if isinstance(error, CertificateUntrusted):
+            self._untrusted_urls.add(url)
+            if self._untrusted_urls >= set(self.signallers):
+                self.untrusted.set()
+        else:
+            self._untrusted_urls.discard(url)
 
     async def aclose(self) -> None:
         """Withdraw our record, then close the link to the home politely (the client
@@ -357,7 +377,8 @@ class SignalClient:
             record = PeerRecord(
                 peer_id=self.peer_id, signaller_peer_id=connection.remote_peer_id,
                 signaller_url=url, addresses=(), seq=self._seq,
-                expires_unix_ms=_unix_ms() + math.floor(self.config.record_lifetime * 1000))
+                expires_unix_ms=_unix_ms() + math.floor(self.config.record_lifetime * 1000),
+                services=self.config.services)
             request_id = self._new_request_id()
             event = trio.Event()
             replies: list[SignalMessage] = []

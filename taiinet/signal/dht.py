@@ -18,6 +18,11 @@ object runs under the trio driver and under the simulator.
 * ``put`` looks up the k closest nodes to the key, then STOREs on each
   (and keeps a copy when the local node is among them: at once if it is
   among the k closest it knows, so the copy does not wait for the lookup).
+  Its :class:`LookupFinished` is reported only once every STORE was
+  answered or failed, so a publisher that waits for it knows the closest
+  nodes hold the record (a signaller acknowledges a registration only then).
+* A FIND_VALUE lookup may ask for a minimum ``seq``: older copies are passed
+  over (a relay whose cached record named a dead home looks for a newer one).
 * Every contact we hear from is ``observe``d; a request that times out or a
   dial that fails evicts the contact (our links are reliable streams, so one
   missed answer means the signaller is gone or overloaded).
@@ -112,6 +117,7 @@ class _Lookup:
     want_value: bool
     put_record: DhtRecord | None
     report: bool
+    min_seq: int = 0
     candidates: dict[str, _Candidate] = field(default_factory=dict)
     in_flight: int = 0
     requests: int = 0
@@ -126,6 +132,15 @@ class _Pending:
     deadline: float
     lookup_id: int | None
     is_ping: bool
+    put_id: int | None = None
+
+
+@dataclass(slots=True)
+class _PutWait:
+    """A put whose STOREs are in flight; reported when none is left."""
+
+    report: LookupFinished
+    remaining: int
 
 
 @dataclass(slots=True)
@@ -155,6 +170,9 @@ class KademliaNode:
         self._by_source: dict[str, dict[bytes, None]] = {}
         self._lookups: dict[int, _Lookup] = {}
         self._pending: dict[tuple[str, int], _Pending] = {}
+        #: Puts waiting for their STOREs; each holds >= 1 pending request, so the
+        #: table is bounded by ``max_pending_requests``.
+        self._puts: dict[int, _PutWait] = {}
         self._next_request_id = rng.getrandbits(32)
         self._next_lookup_id = 1
         self._next_tick = now + self.config.maintenance_interval
@@ -171,11 +189,14 @@ class KademliaNode:
         """Join: look up our own id so that our neighbourhood learns of us."""
         return self.start_lookup(id_bytes(self.local_id), now)
 
-    def start_lookup(self, target: bytes, now: float, *,
-                     want_value: bool = False) -> tuple[int, list[DhtAction]]:
-        """Begin an iterative FIND_NODE (or FIND_VALUE) of ``target``."""
+    def start_lookup(self, target: bytes, now: float, *, want_value: bool = False,
+                     min_seq: int = 0) -> tuple[int, list[DhtAction]]:
+        """Begin an iterative FIND_NODE (or FIND_VALUE) of ``target``.
+
+        A FIND_VALUE ignores copies (ours included) with a ``seq`` below ``min_seq``.
+        """
         return self._start(key_id(target), now, want_value=want_value, put_record=None,
-                           report=True)
+                           report=True, min_seq=min_seq)
 
     def put(self, record: DhtRecord, now: float) -> tuple[int, list[DhtAction]]:
         """Store ``record`` on the k nodes closest to its key (maybe us too).
@@ -183,7 +204,9 @@ class KademliaNode:
         If we are among the k closest we know, the record is kept here at
         once: the lookup waits for every candidate to answer or time out (a
         silent signaller costs ``request_timeout``), and a FIND_VALUE must
-        not miss the record meanwhile.
+        not miss the record meanwhile.  The put's :class:`LookupFinished`
+        comes once all its STOREs are answered or failed (``closest`` are the
+        nodes that were asked to store).
         """
         self._check_record_size(record)
         target = key_id(record.key)
@@ -283,7 +306,7 @@ class KademliaNode:
 
     def _request(self, contact: Contact, message_for: type, now: float, *,
                  lookup_id: int | None, argument: bytes | DhtRecord | None = None,
-                 ) -> SendDht | None:
+                 put_id: int | None = None) -> SendDht | None:
         if len(self._pending) >= self.config.max_pending_requests:
             return None
         request_id = self._new_request_id()
@@ -300,18 +323,19 @@ class KademliaNode:
             raise SignalUsageError(f"cannot build {message_for!r}")
         self._pending[(contact.peer_id, request_id)] = _Pending(
             contact=contact, deadline=now + self.config.request_timeout,
-            lookup_id=lookup_id, is_ping=message_for is Ping)
+            lookup_id=lookup_id, is_ping=message_for is Ping, put_id=put_id)
         return SendDht(to=contact, message=message)
 
     def _start(self, target: int, now: float, *, want_value: bool,
-               put_record: DhtRecord | None, report: bool) -> tuple[int, list[DhtAction]]:
+               put_record: DhtRecord | None, report: bool,
+               min_seq: int = 0) -> tuple[int, list[DhtAction]]:
         if len(self._lookups) >= self.config.max_lookups:
             raise SignalUsageError(
                 f"too many lookups in progress (max {self.config.max_lookups}); retry later")
         lookup_id = self._next_lookup_id
         self._next_lookup_id += 1
         lookup = _Lookup(lookup_id=lookup_id, target=target, want_value=want_value,
-                         put_record=put_record, report=report)
+                         put_record=put_record, report=report, min_seq=min_seq)
         self._lookups[lookup_id] = lookup
         self.table.touch_bucket_of(target, now)
         for entry in self.table.closest(target, self.config.k):
@@ -321,7 +345,7 @@ class KademliaNode:
                 lookup.found_hop = 0
         if want_value:
             local = self.get_local(id_bytes(target), now)
-            if local is not None:
+            if local is not None and local.seq >= min_seq:
                 lookup.record = local
                 lookup.found_hop = 0
         return lookup_id, self._advance(lookup, now)
@@ -361,30 +385,49 @@ class KademliaNode:
                           key=lambda c: c.distance)[: self.config.k]
         closest = tuple(c.contact for c in answered)
         found = lookup.record is not None if lookup.want_value else lookup.found_hop is not None
+        report = LookupFinished(
+            lookup_id=lookup.lookup_id, target=id_bytes(lookup.target), closest=closest,
+            record=lookup.record, found=found,
+            hops=lookup.found_hop if lookup.found_hop is not None else lookup.max_hop,
+            requests=lookup.requests)
         actions: list[DhtAction] = []
-        if lookup.report:
-            actions.append(LookupFinished(
-                lookup_id=lookup.lookup_id, target=id_bytes(lookup.target), closest=closest,
-                record=lookup.record, found=found,
-                hops=lookup.found_hop if lookup.found_hop is not None else lookup.max_hop,
-                requests=lookup.requests))
         record = lookup.put_record
         if record is not None:
             kth = answered[-1].distance if len(answered) >= self.config.k else None
             if kth is None or (self.local_id ^ lookup.target) < kth:
                 self._accept_record(record, now, from_store=False,
                                     source=self.local.peer_id)
+            put_id = lookup.lookup_id if lookup.report else None
             for contact in closest:
-                send = self._request(contact, Store, now, lookup_id=None, argument=record)
+                send = self._request(contact, Store, now, lookup_id=None, argument=record,
+                                     put_id=put_id)
                 if send is not None:
                     actions.append(send)
+            if put_id is not None and actions:
+                self._puts[put_id] = _PutWait(report=report, remaining=len(actions))
+                return actions
+        if lookup.report:
+            actions.insert(0, report)
         return actions
+
+    def _store_done(self, put_id: int) -> list[DhtAction]:
+        """One STORE of a put was answered or failed; report the put after the last."""
+        wait = self._puts.get(put_id)
+        if wait is None:
+            return []
+        wait.remaining -= 1
+        if wait.remaining > 0:
+            return []
+        del self._puts[put_id]
+        return [wait.report]
 
     def _handle_response(self, sender: Contact, message: DhtMessage,
                          now: float) -> list[DhtAction]:
         pending = self._pending.pop((sender.peer_id, message.request_id), None)
+        if pending is not None and pending.put_id is not None:
+            return self._store_done(pending.put_id)
         if pending is None or pending.lookup_id is None:
-            return []  # late, unsolicited, ping or store answer: nothing more to do
+            return []  # late, unsolicited, ping or untracked store answer: nothing to do
         lookup = self._lookups.get(pending.lookup_id)
         if lookup is None:
             return []
@@ -394,7 +437,8 @@ class KademliaNode:
         lookup.in_flight -= 1
         candidate.state = _ANSWERED
         if isinstance(message, ValueFound) and lookup.want_value:
-            if key_id(message.record.key) == lookup.target:
+            if (key_id(message.record.key) == lookup.target
+                    and message.record.seq >= lookup.min_seq):
                 lookup.record = message.record
                 lookup.found_hop = candidate.hop
         elif isinstance(message, Nodes):
@@ -422,6 +466,8 @@ class KademliaNode:
     def _fail_request(self, key: tuple[str, int], now: float) -> list[DhtAction]:
         pending = self._pending.pop(key)
         self.table.remove(pending.contact.peer_id)
+        if pending.put_id is not None:
+            return self._store_done(pending.put_id)
         if pending.lookup_id is None:
             return []
         lookup = self._lookups.get(pending.lookup_id)

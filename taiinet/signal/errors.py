@@ -34,4 +34,4 @@ class NoSignallerAvailable(SignalError):
 
 
 class InvalidSignallerUrl(SignalUsageError):
-    """A signaller URL is not ``ws://HOST[:PORT]``."""
+    """A signaller URL is not ``ws://HOST[:PORT]`` (or ``wss://``)."""

@@ -42,6 +42,11 @@ RECORD_LIFETIME = 90.0
 #: Renewals per lifetime: at a third, two renewals in a row may be lost (or
 #: the home be slow to answer) before the record lapses.
 RECORD_RENEWALS = 3
+#: Services a peer record names at most, and the characters of each.
+MAX_SERVICES = 8
+MAX_SERVICE_CHARS = 32
+#: The service of a peer that answers history requests (a seeder, docs/seed.md).
+SEEDER_SERVICE = "seeder"
 MAX_SESSION_ENVELOPE_BYTES = 32 * 1024
 MAX_SDP_CHARS = 24 * 1024
 SESSION_ID_BYTES = 16
@@ -59,6 +64,8 @@ class PeerRecord:
     expires_unix_ms: int
     #: A tombstone: the peer left; replaces older copies, is never a contact.
     withdrawn: bool = False
+    #: Services the peer offers (``SEEDER_SERVICE``: it answers history requests).
+    services: tuple[str, ...] = ()
 
 
 class SessionKind(enum.IntEnum):
@@ -86,7 +93,8 @@ def seal_peer_record(identity: Identity, record: PeerRecord) -> bytes:
     pb = signal_pb2.PeerRecord(
         peer_id=record.peer_id, signaller_peer_id=record.signaller_peer_id,
         signaller_url=record.signaller_url, addresses=list(record.addresses), seq=record.seq,
-        expires_unix_ms=record.expires_unix_ms, withdrawn=record.withdrawn)
+        expires_unix_ms=record.expires_unix_ms, withdrawn=record.withdrawn,
+        services=list(record.services))
     return Envelope.seal(identity, PEER_RECORD_DOMAIN, PEER_RECORD_TYPE, pb.SerializeToString(),
                          max_size=MAX_RECORD_ENVELOPE_BYTES)
 
@@ -108,13 +116,16 @@ def open_peer_record(data: bytes, now_unix_ms: int) -> PeerRecord:
     signaller = _peer(pb.signaller_peer_id, "the record's signaller")
     if len(pb.signaller_url) > MAX_ADDRESS_CHARS:
         raise RecordRejected("the record must name its signaller and a short URL")
+    if len(pb.services) > MAX_SERVICES or any(len(s) > MAX_SERVICE_CHARS for s in pb.services):
+        raise RecordRejected(f"at most {MAX_SERVICES} services of {MAX_SERVICE_CHARS} chars")
     if pb.expires_unix_ms <= now_unix_ms:
         raise RecordRejected("the record has expired")
     if pb.expires_unix_ms > now_unix_ms + MAX_RECORD_LIFETIME_MS:
         raise RecordRejected("the record's expiry is too far in the future")
     return PeerRecord(peer_id=envelope.peer_id, signaller_peer_id=signaller,
                       signaller_url=pb.signaller_url, addresses=tuple(pb.addresses),
-                      seq=pb.seq, expires_unix_ms=pb.expires_unix_ms, withdrawn=pb.withdrawn)
+                      seq=pb.seq, expires_unix_ms=pb.expires_unix_ms, withdrawn=pb.withdrawn,
+                      services=tuple(pb.services))
 
 
 def seal_session(identity: Identity, session: SessionDescription) -> bytes:

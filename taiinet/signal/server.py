@@ -11,19 +11,26 @@ side is a PEER or a SIGNALLER (and a signaller's listen URL).
   ``SendDht`` actions go out on an existing link or a new dial.
 * A peer ``Register``s a record signed by itself naming this signaller; the
   signaller keeps it (at most ``max_peers``) and ``put``s it in the DHT
-  under SHA-256(peer id multihash).
+  under SHA-256(peer id multihash).  ``Registered`` is sent once the put's
+  STOREs were answered (or failed), so a peer that hears it -- one that just
+  re-homed, say -- can be found at its new home by anyone.
 * A ``Relay`` from a peer carries a signed session message (offer, answer,
   ICE, reject) for a target peer: delivered locally when the target is homed
   here, else the target's record is found in the DHT (FIND_VALUE), verified,
   and the relay is forwarded to the target's home with ``hops_left = 1``.  A
   relay from a signaller is only ever delivered locally (never forwarded
-  again), so one request causes at most one lookup and one forward.
+  again).  When the record's home cannot be dialed (a copy left from before
+  the peer re-homed), one more FIND_VALUE asks for a newer record and the
+  relay goes to its home; failing that the sender gets ``RelayFailed``, so
+  one request causes at most two lookups and two forwards.
 * ``GetContacts`` from a peer: a random sample of local peers plus samples
   from up to ``contacts_fanout`` random signallers of the routing table.
 
 Abuse: every link has a token-bucket rate limit (past it, the link is read
 more slowly) and a bounded send queue (a link that lets it overflow is
-closed); every signed thing is verified before
+closed); relay lookups and contact fan-outs are also budgeted per remote
+address across links (``address_budget``), so one host with many identities
+cannot take the global lookup slots; every signed thing is verified before
 use; a link that sends anything malformed or forbidden is closed and logged,
 and the signaller goes on.
 """
@@ -40,6 +47,7 @@ from dataclasses import dataclass, field
 import trio
 
 from taiinet.errors import ConnectionClosed, RemoteProtocolError, TaiiNetError
+from taiinet.signal.address_budget import AddressBudget, AddressLimits
 from taiinet.signal.codec import (
     MAX_CONTACTS,
     Contacts,
@@ -128,6 +136,8 @@ class SignallerConfig:
     #: Seconds a link may be read at its rate limit without a break before it is
     #: dropped as a flood (a legitimate burst drains well within it).
     flood_timeout: float = 30.0
+    #: Relay lookups and contact fan-outs per remote address, across its links.
+    address_limits: AddressLimits = field(default_factory=AddressLimits)
     dht: DhtConfig = field(default_factory=DhtConfig)
 
 
@@ -155,6 +165,8 @@ class _Link:
     #: The URL we dialed to open this link (``None``: the other side dialed us).
     dialed_url: str | None = None
     inflight_relays: int = 0
+    #: The other end's network address (``Connection.remote_address``), if known.
+    address: str | None = None
     #: A SIGNALLER hello proven (we reached its peer id at its URL): only then
     #: is it in the routing table, rate limited as a signaller, or heard beyond DHT.
     proven: bool = False
@@ -192,6 +204,8 @@ class Signaller:
         self._signallers: dict[str, _Link] = {}
         self._homed: dict[str, _Homed] = {}
         self._dialing: dict[str, list[bytes]] = {}
+        #: Set when a dial in ``_dialing`` ends (linked or failed); bounded like it.
+        self._dial_ended: dict[str, trio.Event] = {}
         #: Proven signallers: peer id -> the URL at which Noise proved that id.
         self._verified: dict[PeerId, str] = {}
         self._verifying: dict[PeerId, tuple[str, trio.Event]] = {}
@@ -199,6 +213,7 @@ class Signaller:
         self._contact_waits: dict[int, tuple[trio.Event, list[Contacts]]] = {}
         self._next_request = self.rng.getrandbits(32)
         self._inflight_relays = 0
+        self._address_budget = AddressBudget(self.config.address_limits)
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
         #: Links closed because the other side broke the protocol (a bad frame, a bad
@@ -261,6 +276,7 @@ class Signaller:
 
     async def _dial_url(self, url: str, expected: PeerId | None,
                         ready: trio.Event | None) -> None:
+        queued = self._dialing.get(expected) if expected is not None else None
         try:
             async with self.transport.dial(url, self.identity, expected) as connection:
                 await self._run_link(connection, ready, dialed_url=url)
@@ -268,12 +284,18 @@ class Signaller:
             logger.info("dial %s failed: %r", url, exc)
             if expected is not None:
                 self._dial_failed(expected)
+        else:
+            # A link that closed before its hello: its queued frames never went out.
+            if expected is not None and queued is not None \
+                    and self._dialing.get(expected) is queued:
+                self._dial_failed(expected)
         finally:
             if ready is not None:
                 ready.set()
 
     def _dial_failed(self, peer_id: PeerId) -> None:
         self._dialing.pop(peer_id, None)
+        self._end_dial(peer_id)
         if self.dht is not None and peer_id not in self._signallers:
             self._apply(self.dht.handle_unreachable(peer_id, trio.current_time()))
 
@@ -286,7 +308,7 @@ class Signaller:
                      receive=receive, rate=self.config.peer_rate, burst=self.config.peer_burst,
                      byte_rate=self.config.peer_byte_rate,
                      byte_burst=self.config.peer_byte_burst, refilled=trio.current_time(),
-                     dialed_url=dialed_url)
+                     dialed_url=dialed_url, address=connection.remote_address)
         link.tokens, link.byte_tokens = link.burst, link.byte_burst
         self._links[id(link)] = link
         try:
@@ -427,6 +449,7 @@ class Signaller:
         self._signallers[link.peer_id] = link
         for frame in self._dialing.pop(link.peer_id, []):
             self._enqueue(link, frame)
+        self._end_dial(link.peer_id)
         assert self.dht is not None
         self._apply(self.dht.add_contact(
             Contact(peer_id=link.peer_id, address=link.listen_url), trio.current_time()))
@@ -584,12 +607,25 @@ class Signaller:
         ttl = (record.expires_unix_ms - _unix_ms()) / 1000
         dht_record = DhtRecord(key=id_bytes(node_id(record.peer_id)), value=message.record,
                                seq=record.seq, ttl=ttl)
+        ack = encode_signal(Registered(request_id=message.request_id, ok=True, reason=""))
         try:
-            self._apply(self.dht.put(dht_record, trio.current_time())[1])
+            lookup_id, actions = self.dht.put(dht_record, trio.current_time())
         except SignalUsageError as exc:
             logger.info("could not publish %s now: %s", record.peer_id, exc)
-        self._enqueue(link, encode_signal(Registered(
-            request_id=message.request_id, ok=True, reason="")))
+            self._enqueue(link, ack)
+            return
+        if any(isinstance(a, LookupFinished) and a.lookup_id == lookup_id for a in actions):
+            self._apply(actions)  # nothing to wait for (no other signaller known)
+            self._enqueue(link, ack)
+            return
+        self._spawn(self._publish, link, ack, lookup_id, actions)
+
+    async def _publish(self, link: _Link, ack: bytes, lookup_id: int,
+                       actions: list[DhtAction]) -> None:
+        """Carry out the put, then acknowledge: once the peer hears
+        ``Registered`` the closest signallers hold it (or could not be reached)."""
+        await self._await_lookup(lookup_id, actions)
+        self._enqueue(link, ack)
 
     def _relay_from_peer(self, link: _Link, message: Relay) -> None:
         session = self._check_session(message)
@@ -602,6 +638,9 @@ class Signaller:
             return
         if (self._inflight_relays >= self.config.max_inflight_relays
                 or link.inflight_relays >= self.config.max_inflight_relays_per_link):
+            self._relay_failed(link, message, session.session_id, "signaller busy")
+            return
+        if not self._address_budget.start_lookup(link.address, trio.current_time()):
             self._relay_failed(link, message, session.session_id, "signaller busy")
             return
         self._inflight_relays += 1  # counted now: a burst must not pass the bounds
@@ -631,19 +670,46 @@ class Signaller:
                 return
             frame = encode_signal(Relay(target_peer=message.target_peer,
                                         session=message.session, hops_left=1))
-            self._send_to_signaller(Contact(peer_id=record.signaller_peer_id,
-                                            address=record.signaller_url), frame)
+            if await self._send_to_home(record, frame):
+                return
+            # The home is gone: the record may be a copy from before the peer re-homed.
+            newer = await self._find_record(message.target_peer, min_seq=record.seq + 1)
+            if (newer is not None and newer.signaller_peer_id != self.peer_id
+                    and await self._send_to_home(newer, frame)):
+                return
+            self._relay_failed(link, message, session_id, "target peer's home unreachable")
         finally:
             self._inflight_relays -= 1
             link.inflight_relays -= 1
+            self._address_budget.finish_lookup(link.address)
 
-    async def _find_record(self, peer_id: PeerId) -> PeerRecord | None:
+    async def _send_to_home(self, record: PeerRecord, frame: bytes) -> bool:
+        """Send ``frame`` to the record's home; False if dialing it failed."""
+        home = record.signaller_peer_id
+        ended = None if home in self._signallers else self._dial_ended.setdefault(
+            home, trio.Event())
+        self._send_to_signaller(Contact(peer_id=home, address=record.signaller_url), frame)
+        if ended is not None:
+            with trio.move_on_after(self.config.hello_timeout):
+                await ended.wait()
+            # Still dialing after the deadline: the frame stays queued for that dial.
+            return home in self._signallers or home in self._dialing
+        return True
+
+    def _end_dial(self, peer_id: str) -> None:
+        ended = self._dial_ended.pop(peer_id, None)
+        if ended is not None:
+            ended.set()
+
+    async def _find_record(self, peer_id: PeerId, *, min_seq: int = 0) -> PeerRecord | None:
+        """The target's verified record: our copy, else a FIND_VALUE (of at least
+        ``min_seq``)."""
         assert self.dht is not None
         key = id_bytes(node_id(peer_id))
         local = self.dht.get_local(key, trio.current_time())
-        raw = local.value if local is not None else None
+        raw = local.value if local is not None and local.seq >= min_seq else None
         if raw is None:
-            result = await self._lookup(key, want_value=True)
+            result = await self._lookup(key, want_value=True, min_seq=min_seq)
             if result is None or result.record is None:
                 return None
             raw = result.record.value
@@ -656,7 +722,9 @@ class Signaller:
     async def _serve_contacts(self, link: _Link, message: GetContacts) -> None:
         count = min(message.count, MAX_CONTACTS)
         records = self._local_sample(count, exclude=link.peer_id)
-        if self.dht is not None and self.config.contacts_fanout > 0:
+        if (self.dht is not None and self.config.contacts_fanout > 0
+                and self._address_budget.take(link.address, trio.current_time())):
+            # (Past its address's budget a request is answered from local peers only.)
             others = [c for c in self.dht.table.contacts() if c.peer_id != link.peer_id]
             chosen = self.rng.sample(others, min(self.config.contacts_fanout, len(others)))
             replies: list[Contacts] = []
@@ -801,13 +869,19 @@ class Signaller:
                     waiter[0].set()
         self._wake.set()
 
-    async def _lookup(self, target: bytes, *, want_value: bool) -> LookupFinished | None:
+    async def _lookup(self, target: bytes, *, want_value: bool,
+                      min_seq: int = 0) -> LookupFinished | None:
         assert self.dht is not None
         try:
             lookup_id, actions = self.dht.start_lookup(target, trio.current_time(),
-                                                       want_value=want_value)
+                                                       want_value=want_value, min_seq=min_seq)
         except SignalUsageError:
             return None
+        return await self._await_lookup(lookup_id, actions)
+
+    async def _await_lookup(self, lookup_id: int,
+                            actions: list[DhtAction]) -> LookupFinished | None:
+        """Carry out a lookup's first actions and wait (bounded) for its end."""
         event = trio.Event()
         result: list[LookupFinished] = []
         self._lookups[lookup_id] = (event, result)

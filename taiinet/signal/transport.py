@@ -8,26 +8,16 @@ WebSockets (real deployments).  Both yield authenticated ``Connection``s.
 from __future__ import annotations
 
 import abc
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
-import trio
-import trio_websocket
-
 from taiinet.signal.errors import NoSignallerAvailable, SignalUsageError
 from taiinet.transport.connection import Connection
-from taiinet.transport.errors import DialError
 from taiinet.transport.limits import ListenerLimits
 from taiinet.transport.memory import MemoryNetwork
-from taiinet.transport.secure import secure_channel
-from taiinet.transport.websocket import (
-    RECEIVE_QUEUE_SIZE,
-    SUBPROTOCOL,
-    WEBSOCKET_MAX_MESSAGE_SIZE,
-    WebSocketChannel,
-    open_websocket_listener,
-)
+from taiinet.transport.websocket import connect_websocket, open_websocket_listener
 from taiinet.wire.identity import Identity
 
 MEMORY_SCHEME = "mem://"
@@ -40,8 +30,6 @@ SIGNAL_MAX_FRAME_SIZE = 128 * 1024
 DHT messages 16 KiB.  It bounds the partial frame a stranger can pin per link."""
 DIAL_TIMEOUT = 10.0
 """Seconds to open a WebSocket and finish the Noise handshake."""
-CLOSE_TIMEOUT = 2.0
-"""Seconds a WebSocket close handshake may take before the socket is dropped."""
 
 
 class SignalListener(Protocol):
@@ -55,8 +43,11 @@ class SignalTransport(abc.ABC):
     """Listen at / dial a signaller URL.  Failures to dial raise a TaiiNetError."""
 
     @abc.abstractmethod
-    def listen(self, identity: Identity,
-               address: str) -> AbstractAsyncContextManager[SignalListener]: ...
+    def listen(self, identity: Identity, address: str, *,
+               ssl_context: ssl.SSLContext | None = None,
+               ) -> AbstractAsyncContextManager[SignalListener]:
+        """Listen at ``address``; with a server ``ssl_context``, behind TLS
+        (``SignalUsageError`` where the transport has no TLS)."""
 
     @abc.abstractmethod
     def dial(self, url: str, identity: Identity,
@@ -83,7 +74,11 @@ class MemorySignalTransport(SignalTransport):
         self.network = network
 
     @asynccontextmanager
-    async def listen(self, identity: Identity, address: str = "") -> AsyncIterator[SignalListener]:
+    async def listen(self, identity: Identity, address: str = "", *,
+                     ssl_context: ssl.SSLContext | None = None,
+                     ) -> AsyncIterator[SignalListener]:
+        if ssl_context is not None:
+            raise SignalUsageError("the in-memory transport has no TLS: give no ssl_context")
         listener = self.network.listen(identity)
         try:
             yield _MemoryListener(MEMORY_SCHEME + identity.peer_id, listener)
@@ -106,84 +101,44 @@ class MemorySignalTransport(SignalTransport):
 
 
 class WebSocketSignalTransport(SignalTransport):
-    """Secure WebSockets (``taiinet.transport.websocket``); URLs are ``ws://host:port``.
+    """Secure WebSockets (``taiinet.transport.websocket``); URLs are ``ws://host:port``
+    or ``wss://host:port`` (TLS, then the same upgrade, then Noise).
 
     ``limits``: the listener's deadlines and per-address budgets
     (``ListenerLimits``; defaults documented in docs/protocol.md).
+    ``ssl_context``: the client context that verifies ``wss://`` signallers
+    this transport dials (default: the system's CAs; give one that trusts a
+    private CA with ``taiinet.transport.tls.client_context(ca_path)``).
     """
 
     def __init__(self, *, limits: ListenerLimits | None = None,
-                 max_frame_size: int = SIGNAL_MAX_FRAME_SIZE) -> None:
+                 max_frame_size: int = SIGNAL_MAX_FRAME_SIZE,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.limits = limits or ListenerLimits(
             receive_queue_messages=SIGNAL_RECEIVE_QUEUE_MESSAGES)
         self.max_frame_size = max_frame_size
+        self.ssl_context = ssl_context
 
     @asynccontextmanager
-    async def listen(self, identity: Identity,
-                     address: str = "127.0.0.1:0") -> AsyncIterator[SignalListener]:
+    async def listen(self, identity: Identity, address: str = "127.0.0.1:0", *,
+                     ssl_context: ssl.SSLContext | None = None,
+                     ) -> AsyncIterator[SignalListener]:
         host, port = parse_listen_address(address)
         async with open_websocket_listener(identity, host, port, limits=self.limits,
-                                           max_frame_size=self.max_frame_size) as listener:
+                                           max_frame_size=self.max_frame_size,
+                                           ssl_context=ssl_context) as listener:
             yield listener
 
     @asynccontextmanager
     async def dial(self, url: str, identity: Identity,
                    expected_peer_id: str | None = None) -> AsyncIterator[Connection]:
-        """As ``connect_websocket``, but the close handshake is bounded in time.
-
-        (A shielded close that waits forever for the peer's answer hangs when
-        the dialer is cancelled, since the WebSocket's reader task is cancelled
-        too; see the report.)
-        """
-        opened = False
-        try:
-            async with trio_websocket.open_websocket_url(
-                    url, subprotocols=[SUBPROTOCOL], message_queue_size=RECEIVE_QUEUE_SIZE,
-                    max_message_size=WEBSOCKET_MAX_MESSAGE_SIZE,
-                    connect_timeout=DIAL_TIMEOUT) as ws:
-                opened = True
-                channel = _BoundedCloseChannel(ws)
-                if ws.subprotocol != SUBPROTOCOL:
-                    raise DialError(f"{url} did not agree to the {SUBPROTOCOL} subprotocol")
-                try:
-                    with trio.fail_after(DIAL_TIMEOUT):
-                        connection = await secure_channel(
-                            channel, identity, initiator=True, expected_peer_id=expected_peer_id,
-                            max_frame_size=self.max_frame_size)
-                except trio.TooSlowError:
-                    raise DialError(f"the handshake with {url} timed out") from None
-                try:
-                    yield connection
-                finally:
-                    await connection.aclose()
-        except (OSError, trio_websocket.HandshakeError, ValueError) as exc:
-            if opened:
-                raise
-            raise DialError(f"cannot open a WebSocket to {url}: {_reason(exc)}") from None
-
-
-def _reason(exc: BaseException) -> str:
-    """The innermost cause of a failed dial ("Connection refused", "Name or
-    service not known"), not trio-websocket's bare ``HandshakeError()``."""
-    while True:
-        inner = exc.__cause__
-        if isinstance(inner, BaseExceptionGroup) and inner.exceptions:
-            inner = inner.exceptions[0]
-        if inner is None:
-            break
-        exc = inner
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or repr(exc)
-
-
-class _BoundedCloseChannel(WebSocketChannel):
-    async def aclose(self) -> None:
-        try:
-            with trio.CancelScope(shield=True, deadline=trio.current_time() + CLOSE_TIMEOUT):
-                await self._ws.aclose()
-        finally:
-            self._closed.set()
+        """``connect_websocket`` without a writer task (signalling is light), within
+        ``DIAL_TIMEOUT`` per phase; ``wss://`` verified with ``ssl_context``."""
+        async with connect_websocket(url, identity, expected_peer_id=expected_peer_id,
+                                     handshake_timeout=DIAL_TIMEOUT,
+                                     max_frame_size=self.max_frame_size, coalesce=False,
+                                     ssl_context=self.ssl_context) as connection:
+            yield connection
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:

@@ -1,8 +1,8 @@
 """Signaller URLs: checked before anything is dialed, so a typo fails at once.
 
-A signaller is a WebSocket server, so its URL is ``ws://HOST[:PORT][/PATH]``
-(TLS, ``wss://``, is not implemented in this version; Noise secures the
-link).  Without this check a ``http://`` URL or a bare ``HOST:PORT`` would
+A signaller is a WebSocket server, so its URL is ``ws://HOST[:PORT][/PATH]``,
+or ``wss://`` behind TLS (what a page served over https must use; Noise
+secures the link either way).  Without this check a ``http://`` URL or a bare ``HOST:PORT`` would
 only surface as retries ("no signaller reachable") with the reason lost.
 """
 
@@ -17,19 +17,15 @@ WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 
 
 def check_signaller_url(url: str) -> str:
-    """``url`` if it is a ``ws://`` URL with a host and a valid port, else
-    ``InvalidSignallerUrl`` saying what is wrong."""
+    """``url`` if it is a ``ws://`` or ``wss://`` URL with a host and a valid port,
+    else ``InvalidSignallerUrl`` saying what is wrong."""
     if "://" not in url:
         raise InvalidSignallerUrl(f"signaller URL {url!r} has no scheme: write ws://{url}")
     parts = urlsplit(url)
-    if parts.scheme == "wss":
+    if parts.scheme not in ("ws", "wss"):
         raise InvalidSignallerUrl(
-            f"signaller URL {url!r}: wss:// (TLS) is not implemented in this version; "
-            f"use ws:// (Noise encrypts and authenticates the link)")
-    if parts.scheme != "ws":
-        raise InvalidSignallerUrl(
-            f"signaller URL {url!r} must start with ws:// (a signaller is a WebSocket "
-            f"server), not {parts.scheme}://")
+            f"signaller URL {url!r} must start with ws:// or wss:// (a signaller is a "
+            f"WebSocket server), not {parts.scheme}://")
     try:
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:

@@ -14,5 +14,56 @@ Generic pieces, for any protocol's simulation:
   ``LinkModel.failure_delay`` (TCP-like), or is silently lost without it
   (UDP-like).
 
-Protocol simulations: ``taiinet.sim.overlay`` (HyParView + Plumtree).
+Protocol simulations, one function and config each: ``simulate_overlay``
+(HyParView + Plumtree, ``taiinet.sim.overlay``), ``simulate_pubsub``
+(content-based routing, ``taiinet.sim.pubsub``) and ``simulate_dht`` (the
+signallers' Kademlia DHT, ``taiinet.sim.dht``).  Names are imported on first
+use, so ``taiinet.sim.events`` alone loads no protocol.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from taiinet._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from taiinet.sim.dht import DhtSimConfig, DhtSimResult, simulate_dht
+    from taiinet.sim.events import EventLoop
+    from taiinet.sim.network import LinkModel, SimNetwork
+    from taiinet.sim.overlay import OverlaySimConfig, OverlaySimResult, simulate_overlay
+    from taiinet.sim.pubsub import PubsubSimConfig, PubsubSimResult, simulate_pubsub
+
+#: Each lazily exported name and the module it is imported from.
+_EXPORTS: dict[str, str] = {
+    "DhtSimConfig": "taiinet.sim.dht",
+    "DhtSimResult": "taiinet.sim.dht",
+    "EventLoop": "taiinet.sim.events",
+    "LinkModel": "taiinet.sim.network",
+    "OverlaySimConfig": "taiinet.sim.overlay",
+    "OverlaySimResult": "taiinet.sim.overlay",
+    "PubsubSimConfig": "taiinet.sim.pubsub",
+    "PubsubSimResult": "taiinet.sim.pubsub",
+    "SimNetwork": "taiinet.sim.network",
+    "simulate_dht": "taiinet.sim.dht",
+    "simulate_overlay": "taiinet.sim.overlay",
+    "simulate_pubsub": "taiinet.sim.pubsub",
+}
+
+if not TYPE_CHECKING:  # hidden from type checkers, so a misspelt name stays an error
+    __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = [
+    "DhtSimConfig",
+    "DhtSimResult",
+    "EventLoop",
+    "LinkModel",
+    "OverlaySimConfig",
+    "OverlaySimResult",
+    "PubsubSimConfig",
+    "PubsubSimResult",
+    "SimNetwork",
+    "simulate_dht",
+    "simulate_overlay",
+    "simulate_pubsub",
+]

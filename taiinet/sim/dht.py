@@ -26,6 +26,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from taiinet.errors import LocalProtocolError
 from taiinet.signal.dht import DhtConfig, KademliaNode
 from taiinet.signal.dht_types import Contact, DhtAction, DhtMessage, LookupFinished, SendDht
 from taiinet.signal.ids import id_bytes, node_id
@@ -258,9 +259,9 @@ class DhtSimulator:
 
 def run_dht_simulation(config: DhtSimConfig) -> DhtSimResult:
     if not 2 <= config.signallers <= MAX_SIM_SIGNALLERS:
-        raise ValueError(f"signallers must be in 2..{MAX_SIM_SIGNALLERS}")
+        raise LocalProtocolError(f"signallers must be in 2..{MAX_SIM_SIGNALLERS}")
     if not 0.0 <= config.crash < 1.0:
-        raise ValueError("crash must be a fraction in [0, 1)")
+        raise LocalProtocolError("crash must be a fraction in [0, 1)")
     sim = DhtSimulator(config)
     sim.join_all()
     steady = sim.measure_lookups()
@@ -274,3 +275,7 @@ def run_dht_simulation(config: DhtSimConfig) -> DhtSimResult:
                         lookups=config.lookups, seed=config.seed, steady=steady,
                         after_crash=after_crash, after_refresh=after_refresh,
                         messages=sim.messages, simulated_seconds=sim.now)
+
+
+#: The name ``taiinet.sim`` exports (matching ``simulate_overlay``, ``simulate_pubsub``).
+simulate_dht = run_dht_simulation

@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from taiinet.errors import LocalProtocolError
 from taiinet.overlay import codec
@@ -30,6 +31,12 @@ from taiinet.wire.peer_id import PeerId
 
 #: progress(done, total): simulated seconds run so far, and planned in all.
 Progress = Callable[[float, float], None]
+
+
+class Adversary(Protocol):
+    """Peers without an honest core (``taiinet.sim.eclipse``): gets their messages."""
+
+    def receive(self, src: PeerId, dst: PeerId, message: OverlayMessage) -> None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,6 +168,13 @@ class OverlaySimulation:
         self._control = 0
         self._after_failure_from = count // 2
         self._component_at_failure = 1.0
+        #: Receives messages sent to ids that have no core (attackers).
+        self.adversary: Adversary | None = None
+        #: A node whose deliveries from others are logged (message index ->
+        #: time), and the messages it sent itself.
+        self.watched: PeerId | None = None
+        self.watched_deliveries: dict[int, float] = {}
+        self.watched_sent: set[int] = set()
 
     # --- driving the cores ------------------------------------------------------
 
@@ -181,6 +195,8 @@ class OverlaySimulation:
                 index = self._index.get(action.message_id)  # type: ignore[union-attr]
                 if index is not None:
                     self._delivered[index] += 1
+                    if node == self.watched and action.sender is not None:  # type: ignore[union-attr]
+                        self.watched_deliveries[index] = self.loop.now
                     hops = action.hops  # type: ignore[union-attr]
                     if hops > self._ldh[index]:
                         self._ldh[index] = hops
@@ -196,13 +212,20 @@ class OverlaySimulation:
         elif self._index:
             self._control += 1
         msg: OverlayMessage = message  # type: ignore[assignment]
-        self._apply(dst, self.cores[dst].handle_message(src, msg, self.loop.now))
+        core = self.cores.get(dst)
+        if core is None:
+            if self.adversary is not None:
+                self.adversary.receive(src, dst, msg)
+            return
+        self._apply(dst, core.handle_message(src, msg, self.loop.now))
 
     def _probe_answered(self, src: PeerId, dst: PeerId) -> None:
         self.cores[src].heard_from(dst, self.loop.now)
 
     def _unreachable(self, src: PeerId, dst: PeerId) -> None:
-        self._apply(src, self.cores[src].handle_link_down(dst, self.loop.now))
+        core = self.cores.get(src)
+        if core is not None:  # (an attacker's failed sends are its own business)
+            self._apply(src, core.handle_link_down(dst, self.loop.now))
 
     def _timer(self, node: PeerId, timer: Timer) -> None:
         if node not in self.network.crashed:
@@ -228,6 +251,8 @@ class OverlaySimulation:
         else:
             origin = self.live[self.rng.randrange(len(self.live))]
         self._sent_by[origin] = self._origin_rank[index] = self._sent_by.get(origin, 0) + 1
+        if origin == self.watched:
+            self.watched_sent.add(index)
         mid = b"m%d" % index
         self._index[mid] = index
         self._live_at_send[index] = len(self.live)
@@ -247,11 +272,10 @@ class OverlaySimulation:
 
     def largest_component(self) -> float:
         """Share of live nodes in the largest connected component of the active views."""
-        crashed = self.network.crashed
         adjacency: dict[PeerId, set[PeerId]] = {n: set() for n in self.live}
         for node in self.live:
             for peer in self.cores[node].active_view:
-                if peer not in crashed:
+                if peer in adjacency:  # (neither crashed nor an attacker)
                     adjacency[node].add(peer)
                     adjacency[peer].add(node)
         best = 0
@@ -327,5 +351,5 @@ def simulate(config: OverlaySimConfig, progress: Progress | None = None) -> Over
     return OverlaySimulation(config).run(progress)
 
 
-#: The name ``taiinet`` re-exports.
+#: The name ``taiinet.sim`` exports.
 simulate_overlay = simulate

@@ -379,3 +379,7 @@ class PubsubSimulation:
 def simulate(config: PubsubSimConfig, progress: Progress | None = None) -> PubsubSimResult:
     """Run one pubsub simulation scenario."""
     return PubsubSimulation(config).run(progress)
+
+
+#: The name ``taiinet.sim`` exports.
+simulate_pubsub = simulate

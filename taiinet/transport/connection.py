@@ -14,7 +14,7 @@ a slow peer slows its sender instead of growing memory.
 
 Implementing a transport means implementing ``MessageChannel`` only:
 ``taiinet.transport.secure.secure_channel(channel, identity, initiator=...)``
-turns it into a ``Connection``, and ``taiinet.transport.testing`` is the
+turns it into a ``Connection``, and ``taiinet.testing`` is the
 conformance suite both levels must pass.  A channel must bound what it buffers
 (both ways) and the size of what it receives; it may deliver the bytes of one
 sent message in several received messages or the other way round (the secure
@@ -39,6 +39,9 @@ class MessageChannel(abc.ABC):
 
     #: Largest message the channel carries in one piece.
     max_message_size: int = 65535
+    #: The network address of the other end as the transport saw it (an IP
+    #: string, not yet normalised), or ``None`` if the transport does not know.
+    remote_address: str | None = None
 
     @abc.abstractmethod
     async def send_message(self, data: bytes) -> None:
@@ -65,6 +68,19 @@ class Connection(abc.ABC):
     @abc.abstractmethod
     def remote_peer_id(self) -> PeerId:
         """The peer id the other side proved in the handshake."""
+
+    @property
+    def remote_address(self) -> str | None:
+        """The other end's network address, the unit budgets count by; ``None`` if unknown.
+
+        Normalised as the listener budgets do (``limits.budget_key``): an IPv4
+        address, or the IPv6 /64 (``"2001:db8::/64"``).  WebSocket links know
+        the TCP peer's address; memory links carry the fake address their
+        ``MemoryNetwork`` assigns; WebRTC links give ``None`` (aiortc has no
+        public API for the selected ICE candidate pair).  Unauthenticated: it
+        is who sent the packets, not who holds the peer id.
+        """
+        return None
 
     @abc.abstractmethod
     async def send(self, frame: bytes) -> None:

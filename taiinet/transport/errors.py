@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taiinet.errors import RemoteProtocolError, TaiiNetError
+from taiinet.errors import LocalProtocolError, RemoteProtocolError, TaiiNetError
 
 
 class HandshakeError(RemoteProtocolError):
@@ -39,3 +39,18 @@ class FrameTimeout(LinkTimeout):
 
 class PartialFrameBudgetExceeded(LinkTimeout):
     """The peer's partial frame would take its listener past its budget of held bytes."""
+
+
+class CertificateUntrusted(DialError):
+    """A ``wss://`` server's TLS certificate failed verification (unknown CA, wrong host,
+    expired).  Retrying does not help: give the CA that signed it (``ssl_context``,
+    ``--tls-ca``)."""
+
+
+class TlsConfigError(LocalProtocolError):
+    """A TLS certificate, key or CA file could not be loaded."""
+
+
+class InvalidSdp(RemoteProtocolError):
+    """A WebRTC offer or answer is not an SDP this transport accepts (here, not
+    in ``taiinet.transport.webrtc``, so catching it does not load aiortc)."""

@@ -115,6 +115,8 @@ def budget_key(address: str) -> str:
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return str(ip.ipv4_mapped)
+        if ip.is_loopback:
+            return str(ip)  # "::1", recognisably loopback (its /64 would not be)
         return str(ipaddress.IPv6Network((ip, IPV6_BUDGET_PREFIX), strict=False))
     return str(ip)
 

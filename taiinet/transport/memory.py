@@ -67,14 +67,21 @@ class MemoryMessageChannel(MessageChannel):
 
 
 def memory_channel_pair(
-        capacity: int = DEFAULT_CHANNEL_CAPACITY) -> tuple[MemoryMessageChannel,
-                                                           MemoryMessageChannel]:
-    """Two connected raw channels, each direction buffering ``capacity`` messages."""
+        capacity: int = DEFAULT_CHANNEL_CAPACITY, *, address_a: str | None = None,
+        address_b: str | None = None) -> tuple[MemoryMessageChannel, MemoryMessageChannel]:
+    """Two connected raw channels, each direction buffering ``capacity`` messages.
+
+    ``address_a`` is the (fake) network address end ``b`` sees for ``a``
+    (its ``remote_address``), and the other way round.
+    """
     if capacity < 0 or capacity == math.inf:
         raise LocalProtocolError("a memory channel needs a finite capacity")
     a_send, b_receive = trio.open_memory_channel[bytes](capacity)
     b_send, a_receive = trio.open_memory_channel[bytes](capacity)
-    return MemoryMessageChannel(a_send, a_receive), MemoryMessageChannel(b_send, b_receive)
+    end_a = MemoryMessageChannel(a_send, a_receive)
+    end_b = MemoryMessageChannel(b_send, b_receive)
+    end_a.remote_address, end_b.remote_address = address_b, address_a
+    return end_a, end_b
 
 
 async def memory_connection_pair(
@@ -155,6 +162,10 @@ class MemoryNetwork:
         self.handshake_timeout = handshake_timeout
         self._listeners: dict[str, MemoryListener] = {}
         self._links: dict[str, set[Connection]] = {}
+        #: Peer id -> the fake network address its links show the other end
+        #: (``Connection.remote_address``), so tests can put many identities
+        #: behind one address; peers absent from it have none (``None``).
+        self.addresses: dict[str, str] = {}
 
     def listen(self, identity: Identity) -> MemoryListener:
         """Start accepting dials to ``identity.peer_id``."""
@@ -187,7 +198,9 @@ class MemoryNetwork:
         listener = self._listeners.get(remote_peer_id)
         if listener is None:
             raise DialError(f"no node listens as {remote_peer_id}")
-        ours, theirs = memory_channel_pair(self.capacity)
+        ours, theirs = memory_channel_pair(
+            self.capacity, address_a=self.addresses.get(identity.peer_id),
+            address_b=self.addresses.get(remote_peer_id))
         results: dict[str, Connection] = {}
 
         async def respond() -> None:
@@ -245,7 +258,7 @@ async def open_memory_connection_pair(
         max_frame_size_b: int = DEFAULT_MAX_FRAME_SIZE,
         capacity: int = DEFAULT_CHANNEL_CAPACITY) -> AsyncIterator[tuple[Connection, Connection]]:
     """``memory_connection_pair`` as a context manager that closes both ends (a
-    ``ConnectionPairFactory`` for ``taiinet.transport.testing``)."""
+    ``ConnectionPairFactory`` for ``taiinet.testing``)."""
     conn_a, conn_b = await memory_connection_pair(
         a, b, capacity=capacity, max_frame_size_a=max_frame_size_a,
         max_frame_size_b=max_frame_size_b)

@@ -41,6 +41,7 @@ from taiinet.transport.limits import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     LinkDeadlines,
     PartialFrameBudget,
+    budget_key,
 )
 from taiinet.transport.noise import (
     DH_SIZE,
@@ -168,6 +169,11 @@ class SecureConnection(Connection):
     @property
     def remote_peer_id(self) -> PeerId:
         return self._session.remote_peer_id
+
+    @property
+    def remote_address(self) -> str | None:
+        address = self._channel.remote_address
+        return None if address is None else budget_key(address)
 
     @property
     def max_frame_size(self) -> int:

@@ -26,7 +26,7 @@ from typing import Literal
 
 import trio
 
-from taiinet.errors import ConnectionClosed, LocalProtocolError, RemoteProtocolError
+from taiinet.errors import ConnectionClosed, LocalProtocolError
 from taiinet.transport._asyncio_bridge import (
     DATA_CHANNEL_LABEL,
     AiortcBridge,
@@ -38,7 +38,7 @@ from taiinet.transport._asyncio_bridge import (
     check_sdp_with_aiortc,
 )
 from taiinet.transport.connection import Connection, MessageChannel
-from taiinet.transport.errors import DialError
+from taiinet.transport.errors import DialError, InvalidSdp
 from taiinet.transport.limits import LISTENER_DEADLINES, LinkDeadlines
 from taiinet.transport.secure import secure_channel
 from taiinet.wire.framing import DEFAULT_MAX_FRAME_SIZE
@@ -78,10 +78,6 @@ DEFAULT_MAX_PEERS = 256
 
 _SDP_LINE = re.compile(r"[a-z]=[^\x00-\x08\x0a-\x1f\x7f]*")
 _REQUIRED_ATTRIBUTES = ("a=ice-ufrag:", "a=ice-pwd:", "a=fingerprint:", "a=setup:")
-
-
-class InvalidSdp(RemoteProtocolError):
-    """An offer or answer is not an SDP this transport accepts."""
 
 
 def validate_sdp(sdp: str, kind: Literal["offer", "answer"]) -> str:

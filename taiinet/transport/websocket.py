@@ -21,12 +21,19 @@ whatever the client's link raises (a reset during the upgrade makes even
 goes on.  Every phase has a deadline and every address a budget
 (``ListenerLimits``): a client over its address's budget, or beyond the
 listener's, is closed at once, before its HTTP request is read.
+
+``wss://``: a listener given an ``ssl.SSLContext`` runs the TLS handshake on
+each admitted TCP client before the HTTP upgrade, under the same upgrade
+deadline and budgets (a client stalling in TLS holds its slot no longer than
+one stalling in HTTP); a dialer of a ``wss://`` URL verifies the server's
+certificate (``taiinet.transport.tls``).  Noise runs inside either way.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import ssl
 import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,7 +49,7 @@ from taiinet.errors import (
 )
 from taiinet.transport._coalesce import coalesce
 from taiinet.transport.connection import Connection, Listener, MessageChannel
-from taiinet.transport.errors import DialError
+from taiinet.transport.errors import CertificateUntrusted, DialError
 from taiinet.transport.limits import (
     AddressBudget,
     LinkDeadlines,
@@ -51,6 +58,7 @@ from taiinet.transport.limits import (
     Ticket,
 )
 from taiinet.transport.secure import secure_channel
+from taiinet.transport.tls import certificate_failure, describe_certificate_failure
 from taiinet.wire.framing import DEFAULT_MAX_FRAME_SIZE
 from taiinet.wire.identity import Identity
 
@@ -100,6 +108,7 @@ class WebSocketChannel(MessageChannel):
     def __init__(self, ws: trio_websocket.WebSocketConnection,
                  writer_nursery: trio.Nursery | None = None) -> None:
         self._ws = ws
+        self.remote_address = _peer_ip(ws)
         self._closed = trio.Event()
         self._pending: list[bytes] = []
         self._pending_bytes = 0
@@ -195,8 +204,9 @@ class WebSocketListener(Listener):
 
     def __init__(self, identity: Identity, port: int, host: str,
                  receive: trio.MemoryReceiveChannel[Connection], budget: AddressBudget,
-                 partial_frames: PartialFrameBudget) -> None:
+                 partial_frames: PartialFrameBudget, *, tls: bool = False) -> None:
         self._identity = identity
+        self._tls = tls
         self._port = port
         self._host = host
         self._receive = receive
@@ -216,7 +226,7 @@ class WebSocketListener(Listener):
     @property
     def url(self) -> str:
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"ws://{host}:{self.port}"
+        return f"{'wss' if self._tls else 'ws'}://{host}:{self.port}"
 
     async def accept(self) -> Connection:
         """Wait for the next client that completed the handshake."""
@@ -235,10 +245,13 @@ async def open_websocket_listener(
     limits: ListenerLimits | None = None,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     coalesce: bool = True,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[WebSocketListener]:
     """Listen on ``host:port`` (0: any free port; see ``listener.url``).
 
     ``limits``: deadlines and connection budgets (``ListenerLimits``).
+    ``ssl_context``: a server context (``taiinet.transport.tls.server_context``):
+    clients speak TLS first and ``listener.url`` is ``wss://``.
     ``coalesce``: send through a writer task that joins queued messages (see
     ``WebSocketChannel``); off, each send writes at once.
     """
@@ -256,8 +269,9 @@ async def open_websocket_listener(
             ticket = budget.admit(remote)
             if ticket is None:
                 logger.info("refusing a WebSocket client from %s: over budget", remote)
-                with trio.move_on_after(REFUSE_TIMEOUT):
-                    await stream.send_all(_BUSY_RESPONSE)
+                if ssl_context is None:  # a TLS client could not read a 503 in clear
+                    with trio.move_on_after(REFUSE_TIMEOUT):
+                        await stream.send_all(_BUSY_RESPONSE)
                 return
             await _serve_admitted(stream, remote, ticket)
         except Exception as exc:  # a stranger's link must never take the listener down
@@ -274,7 +288,7 @@ async def open_websocket_listener(
     async def _serve_admitted(stream: trio.SocketStream, remote: str, ticket: Ticket) -> None:
         async with trio.open_nursery() as link_nursery:  # trio-websocket's reader, our writer
             try:
-                ws = await _upgrade(link_nursery, stream, limits)
+                ws = await _upgrade(link_nursery, stream, limits, ssl_context)
                 if ws is None:
                     return
                 channel = WebSocketChannel(ws, link_nursery if coalesce else None)
@@ -311,7 +325,7 @@ async def open_websocket_listener(
             raise
         bound_port = int(listeners[0].socket.getsockname()[1])
         listener = WebSocketListener(identity, bound_port, host, receive, budget,
-                                     partial_frames)
+                                     partial_frames, tls=ssl_context is not None)
         try:
             yield listener
         finally:
@@ -330,21 +344,38 @@ _CLIENT_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError,
                   trio_websocket.HandshakeError, TaiiNetError)
 
 
+def _peer_ip(ws: trio_websocket.WebSocketConnection) -> str | None:
+    """The IP of the socket's other end; ``None`` if not a socket or already reset."""
+    try:
+        remote = ws.remote
+    except OSError:
+        return None
+    return None if isinstance(remote, str) else str(remote.address)
+
+
 def _remote_address(stream: trio.SocketStream) -> str:
     """The client's IP address; ``OSError`` (``ENOTCONN``) if it already reset."""
     address = stream.socket.getpeername()
     return str(address[0])
 
 
-async def _upgrade(nursery: trio.Nursery, stream: trio.SocketStream,
-                   limits: ListenerLimits) -> trio_websocket.WebSocketConnection | None:
-    """The HTTP upgrade, bounded by ``upgrade_timeout`` from the TCP accept (slowloris).
+async def _upgrade(nursery: trio.Nursery, stream: trio.SocketStream, limits: ListenerLimits,
+                   ssl_context: ssl.SSLContext | None,
+                   ) -> trio_websocket.WebSocketConnection | None:
+    """TLS (with ``ssl_context``) then the HTTP upgrade, both bounded by
+    ``upgrade_timeout`` from the TCP accept (slowloris).
 
     Returns ``None`` after refusing a client that does not offer ``SUBPROTOCOL``.
     """
     with trio.fail_after(limits.upgrade_timeout):
+        upgraded: trio.abc.Stream = stream
+        if ssl_context is not None:
+            # https_compatible: browsers close without TLS close_notify.
+            upgraded = trio.SSLStream(stream, ssl_context, server_side=True,
+                                      https_compatible=True)
+            await upgraded.do_handshake()
         request = await trio_websocket.wrap_server_stream(
-            nursery, stream, message_queue_size=limits.receive_queue_messages,
+            nursery, upgraded, message_queue_size=limits.receive_queue_messages,
             max_message_size=WEBSOCKET_MAX_MESSAGE_SIZE)
         if SUBPROTOCOL not in request.proposed_subprotocols:
             await request.reject(400, body=f"subprotocol {SUBPROTOCOL} required".encode())
@@ -377,12 +408,12 @@ def _leaves(error: BaseException) -> list[BaseException]:
 
 
 def _parse_url(url: str) -> tuple[str, int, str]:
-    """Split ``ws://host:port/path`` into host, port and resource."""
+    """Split ``ws://host:port/path`` (or ``wss://``) into host, port and resource."""
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "ws" or not parts.hostname:
-        raise DialError(f"not a ws:// URL: {url!r}")
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise DialError(f"not a ws:// or wss:// URL: {url!r}")
     try:
-        port = parts.port or 80
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
     except ValueError:
         raise DialError(f"bad port in {url!r}") from None
     resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -399,26 +430,34 @@ async def connect_websocket(
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     coalesce: bool = True,
     deadlines: LinkDeadlines | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[Connection]:
-    """Dial ``url`` (``ws://host:port``), run Noise XX, yield the secured connection.
+    """Dial ``url`` (``ws://host:port`` or ``wss://``), run Noise XX, yield the
+    secured connection.
 
     ``coalesce`` as for ``open_websocket_listener``; ``deadlines`` of the link
     (default: per-message handshake and frame deadlines, no idle deadline).
+    ``ssl_context``: verifies a ``wss://`` server (default: the system's CAs).
 
     Raises ``DialError`` when nobody answers, the server refuses the upgrade
-    or the handshake times out, and a ``HandshakeError`` (``PeerIdMismatch``
+    or the handshake times out, ``CertificateUntrusted`` when a ``wss://``
+    server's certificate fails verification, and a ``HandshakeError`` (``PeerIdMismatch``
     when the server is not ``expected_peer_id``) when the handshake fails.
     The TCP stream is opened and closed here, not by trio-websocket, so it is
     closed whichever side ends the link.
     """
     host, port, resource = _parse_url(url)
-    host_header = host if port == 80 else f"{host}:{port}"
+    tls = url.startswith("wss://")
+    host_header = host if port == (443 if tls else 80) else f"{host}:{port}"
     try:
         with trio.fail_after(handshake_timeout):
-            stream = await trio.open_tcp_stream(host, port)
+            tcp = await trio.open_tcp_stream(host, port)
     except (OSError, trio.TooSlowError) as exc:
-        raise DialError(f"cannot reach {url}: {exc!r}") from None
+        raise DialError(f"cannot reach {url}: {_reason(exc)}") from None
+    stream: trio.SocketStream | trio.SSLStream[trio.SocketStream] = tcp
     try:
+        if tls:
+            stream = await _tls_handshake(tcp, url, host, ssl_context, handshake_timeout)
         async with _single_error_nursery() as nursery:
             try:
                 with trio.fail_after(handshake_timeout):
@@ -429,7 +468,7 @@ async def connect_websocket(
                         max_message_size=WEBSOCKET_MAX_MESSAGE_SIZE,
                     )
             except (OSError, trio_websocket.HandshakeError, trio.TooSlowError) as exc:
-                raise DialError(f"cannot open a WebSocket to {url}: {exc!r}") from None
+                raise DialError(f"cannot open a WebSocket to {url}: {_reason(exc)}") from None
             channel = WebSocketChannel(ws, nursery if coalesce else None)
             try:
                 if ws.subprotocol != SUBPROTOCOL:
@@ -452,4 +491,39 @@ async def connect_websocket(
                 nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
-            await stream.aclose()
+            await trio.aclose_forcefully(tcp)
+
+
+async def _tls_handshake(tcp: trio.SocketStream, url: str, host: str,
+                         ssl_context: ssl.SSLContext | None,
+                         timeout: float) -> trio.SSLStream[trio.SocketStream]:
+    """TLS over ``tcp`` to ``host``, verified; ``CertificateUntrusted`` / ``DialError``."""
+    stream = trio.SSLStream(tcp, ssl_context or ssl.create_default_context(),
+                            server_hostname=host, https_compatible=True)
+    try:
+        with trio.fail_after(timeout):
+            await stream.do_handshake()
+    except trio.TooSlowError:
+        raise DialError(f"the TLS handshake with {url} timed out") from None
+    except (OSError, trio.BrokenResourceError) as exc:
+        failure = certificate_failure(exc)
+        if failure is not None:
+            raise CertificateUntrusted(
+                f"{url}: {describe_certificate_failure(failure)}") from None
+        raise DialError(f"the TLS handshake with {url} failed: {_reason(exc)}") from None
+    return stream
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause of a failed dial ("Connection refused", "Name or
+    service not known"), not a bare wrapper such as ``HandshakeError()``."""
+    while True:
+        inner = exc.__cause__
+        if isinstance(inner, BaseExceptionGroup) and inner.exceptions:
+            inner = inner.exceptions[0]
+        if inner is None:
+            break
+        exc = inner
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or repr(exc)

@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from taiinet.v1 import dht_pb2 as taiinet_dot_v1_dot_dht__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17taiinet/v1/signal.proto\x12\ntaiinet.v1\x1a\x14taiinet/v1/dht.proto\"\x9b\x01\n\nPeerRecord\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\x19\n\x11signaller_peer_id\x18\x02 \x01(\t\x12\x15\n\rsignaller_url\x18\x03 \x01(\t\x12\x11\n\taddresses\x18\x04 \x03(\t\x12\x0b\n\x03seq\x18\x05 \x01(\x04\x12\x17\n\x0f\x65xpires_unix_ms\x18\x06 \x01(\x04\x12\x11\n\twithdrawn\x18\x07 \x01(\x08\"\xef\x01\n\x12SessionDescription\x12\x11\n\tfrom_peer\x18\x01 \x01(\t\x12\x0f\n\x07to_peer\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\x0c\x12\x31\n\x04kind\x18\x04 \x01(\x0e\x32#.taiinet.v1.SessionDescription.Kind\x12\x0b\n\x03sdp\x18\x05 \x01(\t\x12\x17\n\x0f\x63reated_unix_ms\x18\x06 \x01(\x04\"H\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\t\n\x05OFFER\x10\x01\x12\n\n\x06\x41NSWER\x10\x02\x12\x07\n\x03ICE\x10\x03\x12\n\n\x06REJECT\x10\x04\"\x84\x01\n\x0bSignalHello\x12*\n\x04role\x18\x01 \x01(\x0e\x32\x1c.taiinet.v1.SignalHello.Role\x12\x12\n\nlisten_url\x18\x02 \x01(\t\"5\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x08\n\x04PEER\x10\x01\x12\r\n\tSIGNALLER\x10\x02\".\n\x08Register\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12\x0e\n\x06record\x18\x02 \x01(\x0c\"<\n\nRegistered\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"D\n\x0bGetContacts\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12\r\n\x05\x63ount\x18\x02 \x01(\r\x12\x12\n\nlocal_only\x18\x03 \x01(\x08\"/\n\x08\x43ontacts\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12\x0f\n\x07records\x18\x02 \x03(\x0c\"@\n\x05Relay\x12\x13\n\x0btarget_peer\x18\x01 \x01(\t\x12\x0f\n\x07session\x18\x02 \x01(\x0c\x12\x11\n\thops_left\x18\x03 \x01(\r\"[\n\x0bRelayFailed\x12\x13\n\x0btarget_peer\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\x0c\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x13\n\x0borigin_peer\x18\x04 \x01(\t\"\xf0\x02\n\rSignalMessage\x12(\n\x05hello\x18\x01 \x01(\x0b\x32\x17.taiinet.v1.SignalHelloH\x00\x12%\n\x03\x64ht\x18\x02 \x01(\x0b\x32\x16.taiinet.v1.DhtMessageH\x00\x12(\n\x08register\x18\n \x01(\x0b\x32\x14.taiinet.v1.RegisterH\x00\x12,\n\nregistered\x18\x0b \x01(\x0b\x32\x16.taiinet.v1.RegisteredH\x00\x12/\n\x0cget_contacts\x18\x0c \x01(\x0b\x32\x17.taiinet.v1.GetContactsH\x00\x12(\n\x08\x63ontacts\x18\r \x01(\x0b\x32\x14.taiinet.v1.ContactsH\x00\x12\"\n\x05relay\x18\x0e \x01(\x0b\x32\x11.taiinet.v1.RelayH\x00\x12/\n\x0crelay_failed\x18\x0f \x01(\x0b\x32\x17.taiinet.v1.RelayFailedH\x00\x42\x06\n\x04\x62odyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17taiinet/v1/signal.proto\x12\ntaiinet.v1\x1a\x14taiinet/v1/dht.proto\"\xad\x01\n\nPeerRecord\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\x19\n\x11signaller_peer_id\x18\x02 \x01(\t\x12\x15\n\rsignaller_url\x18\x03 \x01(\t\x12\x11\n\taddresses\x18\x04 \x03(\t\x12\x0b\n\x03seq\x18\x05 \x01(\x04\x12\x17\n\x0f\x65xpires_unix_ms\x18\x06 \x01(\x04\x12\x11\n\twithdrawn\x18\x07 \x01(\x08\x12\x10\n\x08services\x18\x08 \x03(\t\"\xef\x01\n\x12SessionDescription\x12\x11\n\tfrom_peer\x18\x01 \x01(\t\x12\x0f\n\x07to_peer\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\x0c\x12\x31\n\x04kind\x18\x04 \x01(\x0e\x32#.taiinet.v1.SessionDescription.Kind\x12\x0b\n\x03sdp\x18\x05 \x01(\t\x12\x17\n\x0f\x63reated_unix_ms\x18\x06 \x01(\x04\"H\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\t\n\x05OFFER\x10\x01\x12\n\n\x06\x41NSWER\x10\x02\x12\x07\n\x03ICE\x10\x03\x12\n\n\x06REJECT\x10\x04\"\x84\x01\n\x0bSignalHello\x12*\n\x04role\x18\x01 \x01(\x0e\x32\x1c.taiinet.v1.SignalHello.Role\x12\x12\n\nlisten_url\x18\x02 \x01(\t\"5\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x08\n\x04PEER\x10\x01\x12\r\n\tSIGNALLER\x10\x02\".\n\x08Register\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12\x0e\n\x06record\x18\x02 \x01(\x0c\"<\n\nRegistered\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"D\n\x0bGetContacts\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12\r\n\x05\x63ount\x18\x02 \x01(\r\x12\x12\n\nlocal_only\x18\x03 \x01(\x08\"/\n\x08\x43ontacts\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12\x0f\n\x07records\x18\x02 \x03(\x0c\"@\n\x05Relay\x12\x13\n\x0btarget_peer\x18\x01 \x01(\t\x12\x0f\n\x07session\x18\x02 \x01(\x0c\x12\x11\n\thops_left\x18\x03 \x01(\r\"[\n\x0bRelayFailed\x12\x13\n\x0btarget_peer\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\x0c\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x13\n\x0borigin_peer\x18\x04 \x01(\t\"\xf0\x02\n\rSignalMessage\x12(\n\x05hello\x18\x01 \x01(\x0b\x32\x17.taiinet.v1.SignalHelloH\x00\x12%\n\x03\x64ht\x18\x02 \x01(\x0b\x32\x16.taiinet.v1.DhtMessageH\x00\x12(\n\x08register\x18\n \x01(\x0b\x32\x14.taiinet.v1.RegisterH\x00\x12,\n\nregistered\x18\x0b \x01(\x0b\x32\x16.taiinet.v1.RegisteredH\x00\x12/\n\x0cget_contacts\x18\x0c \x01(\x0b\x32\x17.taiinet.v1.GetContactsH\x00\x12(\n\x08\x63ontacts\x18\r \x01(\x0b\x32\x14.taiinet.v1.ContactsH\x00\x12\"\n\x05relay\x18\x0e \x01(\x0b\x32\x11.taiinet.v1.RelayH\x00\x12/\n\x0crelay_failed\x18\x0f \x01(\x0b\x32\x17.taiinet.v1.RelayFailedH\x00\x42\x06\n\x04\x62odyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,27 +34,27 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'taiinet.v1.signal_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PEERRECORD']._serialized_start=62
-  _globals['_PEERRECORD']._serialized_end=217
-  _globals['_SESSIONDESCRIPTION']._serialized_start=220
-  _globals['_SESSIONDESCRIPTION']._serialized_end=459
-  _globals['_SESSIONDESCRIPTION_KIND']._serialized_start=387
-  _globals['_SESSIONDESCRIPTION_KIND']._serialized_end=459
-  _globals['_SIGNALHELLO']._serialized_start=462
-  _globals['_SIGNALHELLO']._serialized_end=594
-  _globals['_SIGNALHELLO_ROLE']._serialized_start=541
-  _globals['_SIGNALHELLO_ROLE']._serialized_end=594
-  _globals['_REGISTER']._serialized_start=596
-  _globals['_REGISTER']._serialized_end=642
-  _globals['_REGISTERED']._serialized_start=644
-  _globals['_REGISTERED']._serialized_end=704
-  _globals['_GETCONTACTS']._serialized_start=706
-  _globals['_GETCONTACTS']._serialized_end=774
-  _globals['_CONTACTS']._serialized_start=776
-  _globals['_CONTACTS']._serialized_end=823
-  _globals['_RELAY']._serialized_start=825
-  _globals['_RELAY']._serialized_end=889
-  _globals['_RELAYFAILED']._serialized_start=891
-  _globals['_RELAYFAILED']._serialized_end=982
-  _globals['_SIGNALMESSAGE']._serialized_start=985
-  _globals['_SIGNALMESSAGE']._serialized_end=1353
+  _globals['_PEERRECORD']._serialized_end=235
+  _globals['_SESSIONDESCRIPTION']._serialized_start=238
+  _globals['_SESSIONDESCRIPTION']._serialized_end=477
+  _globals['_SESSIONDESCRIPTION_KIND']._serialized_start=405
+  _globals['_SESSIONDESCRIPTION_KIND']._serialized_end=477
+  _globals['_SIGNALHELLO']._serialized_start=480
+  _globals['_SIGNALHELLO']._serialized_end=612
+  _globals['_SIGNALHELLO_ROLE']._serialized_start=559
+  _globals['_SIGNALHELLO_ROLE']._serialized_end=612
+  _globals['_REGISTER']._serialized_start=614
+  _globals['_REGISTER']._serialized_end=660
+  _globals['_REGISTERED']._serialized_start=662
+  _globals['_REGISTERED']._serialized_end=722
+  _globals['_GETCONTACTS']._serialized_start=724
+  _globals['_GETCONTACTS']._serialized_end=792
+  _globals['_CONTACTS']._serialized_start=794
+  _globals['_CONTACTS']._serialized_end=841
+  _globals['_RELAY']._serialized_start=843
+  _globals['_RELAY']._serialized_end=907
+  _globals['_RELAYFAILED']._serialized_start=909
+  _globals['_RELAYFAILED']._serialized_end=1000
+  _globals['_SIGNALMESSAGE']._serialized_start=1003
+  _globals['_SIGNALMESSAGE']._serialized_end=1371
 # @@protoc_insertion_point(module_scope)

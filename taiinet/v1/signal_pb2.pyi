@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PeerRecord(_message.Message):
-    __slots__ = ("peer_id", "signaller_peer_id", "signaller_url", "addresses", "seq", "expires_unix_ms", "withdrawn")
+    __slots__ = ("peer_id", "signaller_peer_id", "signaller_url", "addresses", "seq", "expires_unix_ms", "withdrawn", "services")
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNALLER_PEER_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNALLER_URL_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,7 @@ class PeerRecord(_message.Message):
     SEQ_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     WITHDRAWN_FIELD_NUMBER: _ClassVar[int]
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
     peer_id: str
     signaller_peer_id: str
     signaller_url: str
@@ -25,7 +26,8 @@ class PeerRecord(_message.Message):
     seq: int
     expires_unix_ms: int
     withdrawn: bool
-    def __init__(self, peer_id: _Optional[str] = ..., signaller_peer_id: _Optional[str] = ..., signaller_url: _Optional[str] = ..., addresses: _Optional[_Iterable[str]] = ..., seq: _Optional[int] = ..., expires_unix_ms: _Optional[int] = ..., withdrawn: _Optional[bool] = ...) -> None: ...
+    services: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, peer_id: _Optional[str] = ..., signaller_peer_id: _Optional[str] = ..., signaller_url: _Optional[str] = ..., addresses: _Optional[_Iterable[str]] = ..., seq: _Optional[int] = ..., expires_unix_ms: _Optional[int] = ..., withdrawn: _Optional[bool] = ..., services: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SessionDescription(_message.Message):
     __slots__ = ("from_peer", "to_peer", "session_id", "kind", "sdp", "created_unix_ms")

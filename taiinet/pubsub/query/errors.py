@@ -1,15 +1,18 @@
 """Errors of the query layer.
 
-``InvalidQuery`` blames the caller (a query this program built); the two
-``Malformed*`` errors blame a peer (bytes that came off the network).
+``InvalidQuery`` and ``InvalidDocument`` blame the caller (a query or a
+document this program built): they are ``LocalProtocolError`` errors, and
+``ValueError`` errors too, as they always were, so ``except ValueError`` around
+``Query(...)`` keeps working.  The two ``Malformed*`` errors blame a peer
+(bytes that came off the network).
 """
 
 from __future__ import annotations
 
-from taiinet.errors import RemoteProtocolError, TaiiNetError
+from taiinet.errors import LocalProtocolError, RemoteProtocolError
 
 
-class InvalidQuery(TaiiNetError, ValueError):
+class InvalidQuery(LocalProtocolError, ValueError):
     """A query is not valid: unknown operator, wrong operand, over a limit, bad regex.
 
     ``path`` names where in the query the problem is (``"$and.1.age.$gt"``).
@@ -21,7 +24,7 @@ class InvalidQuery(TaiiNetError, ValueError):
         super().__init__(f"invalid query at {self.path}: {reason}")
 
 
-class InvalidDocument(TaiiNetError, ValueError):
+class InvalidDocument(LocalProtocolError, ValueError):
     """A document is not a JSON-like tree within the limits (local misuse)."""
 
 

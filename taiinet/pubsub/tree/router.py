@@ -222,6 +222,10 @@ class TreeRouter:
         self.stats.adverts_over_budget += 1
         return [] if verdict is Verdict.DROP else self._disconnect(peer, now)
 
+    def handle_link_address(self, peer: PeerId, address: str, now: float) -> list[Action]:
+        """The link to ``peer`` comes from network ``address`` (the overlay's address limits)."""
+        return self._from_overlay(self.overlay.handle_link_address(peer, address, now), now)
+
     def handle_link_down(self, peer: PeerId, now: float) -> list[Action]:
         return self._from_overlay(self.overlay.handle_link_down(peer, now), now)
 

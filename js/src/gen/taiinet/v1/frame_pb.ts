@@ -13,13 +13,15 @@ import type { SignalMessage } from "./signal_pb.js";
 import { file_taiinet_v1_signal } from "./signal_pb.js";
 import type { PubsubMessage } from "./pubsub_pb.js";
 import { file_taiinet_v1_pubsub } from "./pubsub_pb.js";
+import type { HistoryMessage } from "./history_pb.js";
+import { file_taiinet_v1_history } from "./history_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file taiinet/v1/frame.proto.
  */
 export const file_taiinet_v1_frame: GenFile = /*@__PURE__*/
-  fileDesc("ChZ0YWlpbmV0L3YxL2ZyYW1lLnByb3RvEgp0YWlpbmV0LnYxIoUCCgVGcmFtZRIgCgRwaW5nGAEgASgLMhAudGFpaW5ldC52MS5QaW5nSAASIAoEcG9uZxgCIAEoCzIQLnRhaWluZXQudjEuUG9uZ0gAEicKBWJhdGNoGAMgASgLMhYudGFpaW5ldC52MS5GcmFtZUJhdGNoSAASLQoHb3ZlcmxheRgKIAEoCzIaLnRhaWluZXQudjEuT3ZlcmxheU1lc3NhZ2VIABIrCgZzaWduYWwYCyABKAsyGS50YWlpbmV0LnYxLlNpZ25hbE1lc3NhZ2VIABIrCgZwdWJzdWIYDCABKAsyGS50YWlpbmV0LnYxLlB1YnN1Yk1lc3NhZ2VIAEIGCgRib2R5IhUKBFBpbmcSDQoFbm9uY2UYASABKAQiFQoEUG9uZxINCgVub25jZRgBIAEoBCIvCgpGcmFtZUJhdGNoEiEKBmZyYW1lcxgBIAMoCzIRLnRhaWluZXQudjEuRnJhbWViBnByb3RvMw", [file_taiinet_v1_overlay, file_taiinet_v1_signal, file_taiinet_v1_pubsub]);
+  fileDesc("ChZ0YWlpbmV0L3YxL2ZyYW1lLnByb3RvEgp0YWlpbmV0LnYxIrQCCgVGcmFtZRIgCgRwaW5nGAEgASgLMhAudGFpaW5ldC52MS5QaW5nSAASIAoEcG9uZxgCIAEoCzIQLnRhaWluZXQudjEuUG9uZ0gAEicKBWJhdGNoGAMgASgLMhYudGFpaW5ldC52MS5GcmFtZUJhdGNoSAASLQoHb3ZlcmxheRgKIAEoCzIaLnRhaWluZXQudjEuT3ZlcmxheU1lc3NhZ2VIABIrCgZzaWduYWwYCyABKAsyGS50YWlpbmV0LnYxLlNpZ25hbE1lc3NhZ2VIABIrCgZwdWJzdWIYDCABKAsyGS50YWlpbmV0LnYxLlB1YnN1Yk1lc3NhZ2VIABItCgdoaXN0b3J5GA0gASgLMhoudGFpaW5ldC52MS5IaXN0b3J5TWVzc2FnZUgAQgYKBGJvZHkiFQoEUGluZxINCgVub25jZRgBIAEoBCIVCgRQb25nEg0KBW5vbmNlGAEgASgEIi8KCkZyYW1lQmF0Y2gSIQoGZnJhbWVzGAEgAygLMhEudGFpaW5ldC52MS5GcmFtZWIGcHJvdG8z", [file_taiinet_v1_overlay, file_taiinet_v1_signal, file_taiinet_v1_pubsub, file_taiinet_v1_history]);
 
 /**
  * @generated from message taiinet.v1.Frame
@@ -69,6 +71,14 @@ export type Frame = Message<"taiinet.v1.Frame"> & {
      */
     value: PubsubMessage;
     case: "pubsub";
+  } | {
+    /**
+     * Stored documents (docs/seed.md).
+     *
+     * @generated from field: taiinet.v1.HistoryMessage history = 13;
+     */
+    value: HistoryMessage;
+    case: "history";
   } | { case: undefined; value?: undefined };
 };
 

@@ -1,0 +1,71 @@
+"""bench/pubsub.py: the JSON rows (shape and ratios), from a tiny real run and from
+hand-made anchor results."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "bench" / "pubsub.py"
+ROW_KEYS = {"system", "links", "kind", "deliveries_per_s", "p50_ms", "p99_ms", "ratio_py",
+            "ratio_js", "cpu_us_per_delivery"}
+
+
+def load_bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_pubsub", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_tiny_run_prints_one_json_object_with_the_rows() -> None:
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--nodes", "3", "--links", "websocket",
+         "--seconds", "0.5", "--min-messages", "5", "--max-rate", "10", "--bisect", "0",
+         "--drain", "2", "--settle", "0.2", "--anchors", "", "--json"],
+        capture_output=True, text=True, timeout=120, check=True, cwd=ROOT)
+    report = json.loads(result.stdout)  # stdout is the JSON object alone
+    rows = report["rows"]
+    assert [(r["system"], r["links"], r["kind"]) for r in rows] == [
+        ("TaiiNet", "websocket", "max"), ("TaiiNet", "websocket", "p50<50ms")]
+    for row in rows:
+        assert set(row) >= ROW_KEYS
+        assert row["ratio_py"] is None and row["ratio_js"] is None  # no anchor ran
+        if row["deliveries_per_s"] is not None:  # a loaded machine may lose the one step
+            assert row["deliveries_per_s"] > 0 and row["cpu_us_per_delivery"] > 0
+            assert 0 < row["p50_ms"] <= row["p99_ms"]
+    assert len(report["load_average_before"]) == 3
+
+
+def test_rows_carry_both_ratios_and_anchor_cpu_per_delivery() -> None:
+    bench = load_bench()
+    step = bench.Step(rate=100.0, published=300, expected=5700, delivered=5700,
+                      deliveries_per_s=1900.0, p50_ms=20.0, p99_ms=80.0,
+                      messages_per_delivery=0.7, overlay_messages_per_delivery=4.0,
+                      cpu_us_per_delivery=500.0, published_per_s=100.0)
+    anchors = [
+        bench.AnchorRun(spec=bench.ANCHORS["py"], flags=["--rate", "20"], cpu_s=2.0, result={
+            "deliveries_per_s": 190.0, "lat_p50_ms": 9000.0, "lat_p99_ms": 18000.0,
+            "delivery_ratio": 0.5, "delivered": 2850}),
+        bench.AnchorRun(spec=bench.ANCHORS["js"], flags=["--rate", "20"], cpu_s=None,
+                        result=None, note="node not found"),
+    ]
+    rows = bench.build_rows({("websocket", "max"): step, ("webrtc", "max"): None}, anchors, 20.0)
+    py, js, ws, rtc = rows
+    assert all(set(row) >= ROW_KEYS for row in rows)
+    assert (py["ratio_py"], py["ratio_js"], py["cpu_us_per_delivery"]) == (1.0, None, 702)
+    assert js["deliveries_per_s"] is None and js["note"] == "node not found"
+    assert (ws["ratio_py"], ws["ratio_js"], ws["cpu_us_per_delivery"]) == (10.0, None, 500)
+    assert rtc["deliveries_per_s"] is None and rtc["ratio_py"] is None
+    anchors[1] = bench.AnchorRun(spec=bench.ANCHORS["js"], flags=[], cpu_s=1.0, result={
+        "deliveries_per_s": 380.0, "delivered": 5700})
+    _, js, ws, _ = bench.build_rows({("websocket", "max"): step, ("webrtc", "max"): None},
+                                    anchors, 20.0)
+    assert (ws["ratio_js"], js["ratio_py"], js["cpu_us_per_delivery"]) == (5.0, 2.0, 175)
