@@ -139,8 +139,6 @@ def links_option(args: argparse.Namespace) -> str | LinkFactory:
 
 
 def node_config(args: argparse.Namespace) -> NodeConfig:
-    return NodeConfig(join_timeout=args.join_timeout)
-def _config(args: argparse.Namespace) -> NodeConfig:
     return NodeConfig(join_timeout=args.join_timeout, pubsub=PubsubConfig(tree=args.tree))
 
 
