@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     )
     from taiinet.signal.records import PeerRecord
     from taiinet.signal.server import ProtocolViolation, SignallerClaimRejected
+    from taiinet.stream.errors import StreamDecodeError, StreamUsageError
     from taiinet.transport.errors import (
         CertificateUntrusted,
         DecryptionError,
@@ -161,6 +162,8 @@ _EXPORTS: dict[str, str] = {
     "SignalError": "taiinet.signal.errors",
     "SignalUsageError": "taiinet.signal.errors",
     "StoreError": "taiinet.history.errors",
+    "StreamDecodeError": "taiinet.stream.errors",
+    "StreamUsageError": "taiinet.stream.errors",
     "StoreFull": "taiinet.history.store",
     "Subscription": "taiinet.node.subscription",
     "SignallerClaimRejected": "taiinet.signal.server",
@@ -250,6 +253,8 @@ __all__ = [
     "SignallerClaimRejected",
     "StoreError",
     "StoreFull",
+    "StreamDecodeError",
+    "StreamUsageError",
     "Subscription",
     "SubscriptionClosed",
     "SubscriptionInUse",

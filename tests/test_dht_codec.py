@@ -90,3 +90,11 @@ def test_limits_are_enforced() -> None:
         decode_dht(pb.SerializeToString())
     with pytest.raises(MalformedSignalMessage):
         decode_dht(dht_pb2.DhtMessage(request_id=1).SerializeToString())
+
+
+def test_ttl_round_trips_to_the_millisecond() -> None:
+    """65.517 s is 65516.99... ms in binary floating point: truncating lost a millisecond."""
+    record = DhtRecord(key=b"k" * 32, value=b"v", seq=1, ttl=65.517)
+    message = Store(request_id=1, record=record)
+    decoded, _sender = decode_dht(encode_dht(message, ""))
+    assert decoded == message

@@ -43,7 +43,7 @@ def _record_to_pb(record: DhtRecord, out: dht_pb2.DhtRecord) -> None:
     out.key = record.key
     out.value = record.value
     out.seq = record.seq
-    out.ttl_ms = max(0, min(MAX_TTL_MS, int(record.ttl * 1000)))
+    out.ttl_ms = max(0, min(MAX_TTL_MS, round(record.ttl * 1000)))
 
 
 def encode_dht_pb(message: DhtMessage, sender_address: str) -> dht_pb2.DhtMessage:

@@ -141,8 +141,12 @@ class SimNetwork:
         """One link delay, drawn from a table of the distribution (fast, seeded)."""
         return self._delays[self.rng.getrandbits(_DELAY_TABLE_BITS)]
 
-    def send(self, src: Any, dst: Any, message: Any) -> None:
-        """Send ``message`` from ``src`` to ``dst`` through the link model."""
+    def send(self, src: Any, dst: Any, message: Any, extra_delay: float = 0.0) -> None:
+        """Send ``message`` from ``src`` to ``dst`` through the link model.
+
+        ``extra_delay`` is added to the link delay (the sender's processing
+        time, for example a relay's).
+        """
         crashed = self.crashed
         if src in crashed:
             return
@@ -159,7 +163,7 @@ class SimNetwork:
         copies = 2 if link.duplication and rng.random() < link.duplication else 1
         delays = self._delays
         for _ in range(copies):
-            at = loop.now + delays[rng.getrandbits(_DELAY_TABLE_BITS)]
+            at = loop.now + extra_delay + delays[rng.getrandbits(_DELAY_TABLE_BITS)]
             if not (link.reorder and rng.random() < link.reorder):
                 key = (src, dst)
                 last = self._last_arrival.get(key, 0.0)

@@ -1,0 +1,468 @@
+"""Simulation of a live stream's relay tree at thousands of viewers.
+
+One broadcaster makes a chunk every 20-33 ms (uniform); every viewer runs the
+real ``taiinet.stream.RelayTree`` core and relays each new chunk to its
+children after a small processing delay, through the shared seeded
+``SimNetwork`` link model.  Viewers join over ``join_period``, the tree
+settles for ``settle`` seconds, then a window of ``duration`` seconds is
+measured, during which ``churn`` of the viewers crash at random times (each
+replaced by a newcomer at once).  Free-riders declare slots and take part in
+the control protocol, but relay no chunk.
+
+Measured in the window: delay from the broadcaster per chunk arrival (and
+per tree depth), stall time per viewer (time beyond ``stall_gap`` without a
+new chunk), the share of viewers *served* (present for the whole window and
+received at least ``served_share`` of its chunks), the tree's depth at the
+end, upload used per relaying peer, time from joining to the first chunk of
+newcomers, and evictions of free-riders and of honest peers.  Same config,
+same seed: same result.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from taiinet.errors import LocalProtocolError
+from taiinet.sim.events import EventLoop
+from taiinet.sim.network import LinkModel, SimNetwork, sim_peer_ids
+from taiinet.stream.actions import (
+    Action,
+    CloseLink,
+    Evicted,
+    ParentChanged,
+    Send,
+    SetTimer,
+    Timer,
+)
+from taiinet.stream.config import TreeConfig
+from taiinet.stream.messages import MAX_SLOTS
+from taiinet.stream.tree import RelayTree
+from taiinet.wire.peer_id import PeerId
+
+#: progress(done, total): simulated seconds run so far, and planned in all.
+Progress = Callable[[float, float], None]
+#: Delay histogram: one bin per millisecond up to this many.
+_DELAY_BINS = 20_000
+
+#: The default capacity mix: (slots, share of viewers); mean 1.7 slots.
+DEFAULT_CAPACITY_MIX: tuple[tuple[int, float], ...] = (
+    (0, 0.3), (1, 0.3), (2, 0.2), (4, 0.15), (8, 0.05))
+
+
+def parse_capacity_mix(text: str) -> tuple[tuple[int, float], ...]:
+    """``"0:0.3,1:0.3,4:0.4"`` (slots:share, shares summing to 1) as a tuple of pairs."""
+    pairs: list[tuple[int, float]] = []
+    try:
+        for item in text.split(","):
+            slots, share = item.split(":")
+            pairs.append((int(slots), float(share)))
+    except ValueError:
+        raise LocalProtocolError(
+            f"capacity mix {text!r}: expected SLOTS:SHARE[,SLOTS:SHARE...]") from None
+    return tuple(pairs)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamSimConfig:
+    viewers: int = 1000
+    capacity_mix: tuple[tuple[int, float], ...] = DEFAULT_CAPACITY_MIX
+    #: Children the broadcaster feeds directly.
+    root_slots: int = 8
+    #: Share of viewers that declare slots (drawn from the mix, at least 1)
+    #: but relay nothing.
+    free_riders: float = 0.0
+    #: Share of viewers that crash during the measured window (each replaced).
+    churn: float = 0.0
+    seed: int = 0
+    #: Seconds over which the viewers join (None: one per millisecond, at least 2 s).
+    join_period: float | None = None
+    #: Seconds between the last join and the measured window.
+    settle: float = 8.0
+    #: Seconds measured.
+    duration: float = 20.0
+    #: Range of the broadcaster's chunk interval (uniform), seconds.
+    chunk_interval: tuple[float, float] = (0.020, 0.033)
+    #: Seconds a relay takes between receiving a chunk and sending it on.
+    processing_delay: float = 0.002
+    #: A viewer is served when it got at least this share of the window's chunks.
+    served_share: float = 0.95
+    #: Gaps between new chunks longer than this count as stall (beyond it).
+    stall_gap: float = 0.2
+    link: LinkModel = field(default_factory=LinkModel)
+    tree: TreeConfig = field(default_factory=TreeConfig)
+
+    def __post_init__(self) -> None:
+        if self.viewers < 1:
+            raise LocalProtocolError("a stream simulation needs at least 1 viewer")
+        if not self.capacity_mix or any(not 0 <= s <= MAX_SLOTS or w < 0
+                                        for s, w in self.capacity_mix):
+            raise LocalProtocolError(f"capacity mix: slots in [0, {MAX_SLOTS}], shares >= 0")
+        if abs(sum(w for _, w in self.capacity_mix) - 1.0) > 1e-6:
+            raise LocalProtocolError("capacity mix shares must sum to 1")
+        if not 1 <= self.root_slots <= MAX_SLOTS:
+            raise LocalProtocolError(f"root slots must be in [1, {MAX_SLOTS}]")
+        if not 0.0 <= self.free_riders < 1.0 or not 0.0 <= self.churn <= 1.0:
+            raise LocalProtocolError("--free-riders must be in [0, 1) and --churn in [0, 1]")
+        low, high = self.chunk_interval
+        if not 0 < low <= high:
+            raise LocalProtocolError("chunk interval: need 0 < low <= high")
+        if self.settle < 0 or self.duration <= 0 or self.processing_delay < 0:
+            raise LocalProtocolError("need settle >= 0, duration > 0, processing delay >= 0")
+        if self.join_period is not None and self.join_period < 0:
+            raise LocalProtocolError("join period must be >= 0")
+        if not 0.0 < self.served_share <= 1.0 or self.stall_gap <= 0:
+            raise LocalProtocolError("need served share in (0, 1] and stall gap > 0")
+
+    @property
+    def joins_over(self) -> float:
+        return max(2.0, self.viewers * 0.001) if self.join_period is None else self.join_period
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+class StreamSimulation:
+    """Drives one ``RelayTree`` core per peer through a ``SimNetwork``."""
+
+    def __init__(self, config: StreamSimConfig) -> None:
+        self.config = config
+        master = random.Random(config.seed)
+        self.rng = random.Random(master.getrandbits(64))
+        self._core_seed = master.getrandbits(64)
+        self.loop = EventLoop()
+        self.network = SimNetwork(self.loop, random.Random(master.getrandbits(64)),
+                                  self._receive, config.link, self._unreachable)
+        replacements = round(config.churn * config.viewers)
+        self.ids = sim_peer_ids(config.viewers + 1 + replacements)
+        self.root = self.ids[0]
+        self.index = {peer: i for i, peer in enumerate(self.ids)}
+        count = len(self.ids)
+        self.slots = [0] * count
+        self.free_rider = [False] * count
+        self.cores: dict[PeerId, RelayTree] = {}
+        self.live: set[PeerId] = set()
+        self.joined_at = [float("inf")] * count
+        self.first_chunk = [float("inf")] * count
+        self.last_arrival = [0.0] * count
+        self.received = [0] * count
+        self.stall = [0.0] * count
+        self.uploads = [0] * count
+        self.evicted_free_riders: set[PeerId] = set()
+        self.evicted_honest: set[PeerId] = set()
+        self.window_start = config.joins_over + config.settle
+        self.window_end = self.window_start + config.duration
+        self.produced = 0  # chunks made in the window
+        self.created: list[float] = []  # chunk seq -> time made
+        self.delay_bins = [0] * (_DELAY_BINS + 1)
+        self.depth_delay: dict[int, list[float]] = {}  # depth -> [sum, count]
+        self._next_seq = 0
+        self._measuring = False
+
+    # --- peers -----------------------------------------------------------------
+
+    def add_peer(self, peer: PeerId, slots: int, *, free_rider: bool = False) -> None:
+        """Start ``peer``'s core now (the root when ``peer`` is the broadcaster)."""
+        i = self.index[peer]
+        cfg = self.config
+        self.slots[i] = slots
+        self.free_rider[i] = free_rider
+        self.joined_at[i] = self.loop.now
+        self.last_arrival[i] = self.loop.now
+        core = RelayTree(peer, self.root, slots, random.Random(self._core_seed + i), cfg.tree)
+        self.cores[peer] = core
+        self.live.add(peer)
+        self._apply(peer, core.start(self.loop.now))
+
+    def crash(self, peer: PeerId) -> None:
+        self.network.crash(peer)
+        self.live.discard(peer)
+
+    def draw_slots(self) -> int:
+        r = self.rng.random()
+        for slots, share in self.config.capacity_mix:
+            r -= share
+            if r < 0:
+                return slots
+        return self.config.capacity_mix[-1][0]
+
+    # --- driving the cores --------------------------------------------------------
+
+    def _apply(self, node: PeerId, actions: list[Action]) -> None:
+        send = self.network.send
+        for action in actions:
+            kind = type(action)
+            if kind is Send:
+                send(node, action.peer, action.message)  # type: ignore[union-attr]
+            elif kind is SetTimer:
+                self.loop.schedule(action.at, self._timer, node, action.timer)  # type: ignore[union-attr]
+            elif kind is Evicted:
+                peer = action.peer  # type: ignore[union-attr]
+                if self.free_rider[self.index[peer]]:
+                    self.evicted_free_riders.add(peer)
+                else:
+                    self.evicted_honest.add(peer)
+            # CloseLink and ParentChanged need nothing here: links are implicit and
+            # chunks are accepted from whoever sends a new one.
+            elif kind is not CloseLink and kind is not ParentChanged:
+                raise LocalProtocolError(f"unknown action {action!r}")
+
+    def _receive(self, src: PeerId, dst: PeerId, message: object) -> None:
+        if type(message) is int:
+            self._chunk_arrived(dst, message)
+        else:
+            self._apply(dst, self.cores[dst].handle_message(src, message,  # type: ignore[arg-type]
+                                                            self.loop.now))
+
+    def _unreachable(self, src: PeerId, dst: PeerId) -> None:
+        self._apply(src, self.cores[src].handle_link_down(dst, self.loop.now))
+
+    def _timer(self, node: PeerId, timer: Timer) -> None:
+        if node in self.live:
+            self._apply(node, self.cores[node].handle_timer(timer, self.loop.now))
+
+    # --- media ---------------------------------------------------------------------
+
+    def _make_chunk(self) -> None:
+        now = self.loop.now
+        low, high = self.config.chunk_interval
+        self.loop.schedule(now + low + (high - low) * self.rng.random(), self._make_chunk)
+        seq = self._next_seq
+        self._next_seq += 1
+        self.created.append(now)
+        if self._measuring:
+            self.produced += 1
+        core = self.cores[self.root]
+        core.chunk(seq, now)
+        self._relay(self.root, core, seq)
+
+    def _relay(self, node: PeerId, core: RelayTree, seq: int) -> None:
+        children = core.children
+        if children:
+            send = self.network.send
+            extra = self.config.processing_delay
+            for child in children:
+                send(node, child, seq, extra)
+            if self._measuring:
+                self.uploads[self.index[node]] += len(children)
+
+    def _chunk_arrived(self, node: PeerId, seq: int) -> None:
+        core = self.cores[node]
+        now = self.loop.now
+        if not core.chunk(seq, now):
+            return
+        i = self.index[node]
+        if self.first_chunk[i] == float("inf"):
+            self.first_chunk[i] = now
+        if self._measuring:
+            gap = now - self.last_arrival[i]
+            if gap > self.config.stall_gap:
+                self.stall[i] += gap - self.config.stall_gap
+            self.received[i] += 1
+            delay = now - self.created[seq]
+            self.delay_bins[min(_DELAY_BINS, int(delay * 1000))] += 1
+            depth = len(core.path)
+            entry = self.depth_delay.get(depth)
+            if entry is None:
+                self.depth_delay[depth] = [delay, 1.0]
+            else:
+                entry[0] += delay
+                entry[1] += 1
+        self.last_arrival[i] = now
+        if not self.free_rider[i]:
+            self._relay(node, core, seq)
+
+    # --- the scenario ----------------------------------------------------------------
+
+    def _join_viewer(self, peer: PeerId) -> None:
+        slots = self.draw_slots()
+        rider = self.rng.random() < self.config.free_riders
+        if rider:
+            slots = max(1, slots)
+        self.add_peer(peer, slots, free_rider=rider)
+
+    def _start_window(self) -> None:
+        self._measuring = True
+        now = self.loop.now
+        for i in range(len(self.ids)):
+            self.last_arrival[i] = max(self.last_arrival[i], now)
+
+    def _churn(self, newcomer: PeerId) -> None:
+        viewers = sorted(p for p in self.live if p != self.root)
+        if viewers:
+            self.crash(viewers[self.rng.randrange(len(viewers))])
+        self._join_viewer(newcomer)
+
+    def begin(self) -> None:
+        """Start the broadcaster: its core, and a chunk every 20-33 ms from now on."""
+        self.add_peer(self.root, self.config.root_slots)
+        self.loop.schedule(self.loop.now, self._make_chunk)
+
+    def run(self, progress: Progress | None = None) -> StreamSimResult:
+        cfg = self.config
+        loop = self.loop
+        self.begin()
+        viewers = self.ids[1:cfg.viewers + 1]
+        spacing = cfg.joins_over / len(viewers)
+        for n, peer in enumerate(viewers):
+            loop.schedule(n * spacing, self._join_viewer, peer)
+        loop.schedule(self.window_start, self._start_window)
+        for newcomer in self.ids[cfg.viewers + 1:]:
+            at = self.window_start + self.rng.random() * cfg.duration * 0.9
+            loop.schedule(at, self._churn, newcomer)
+        end = self.window_end
+        step = max(0.5, end / 200)
+        t = 0.0
+        while t < end:
+            t = min(end, t + step)
+            loop.run(until=t)
+            if progress is not None:
+                progress(t, end)
+        return self._result()
+
+    # --- measuring ---------------------------------------------------------------------
+
+    def depths(self) -> list[int]:
+        """Depth of every live viewer attached to the tree (its chain reaches the root)."""
+        out = []
+        for peer in self.live:
+            if peer != self.root and self.reaches_root(peer):
+                out.append(len(self.cores[peer].path))
+        return out
+
+    def reaches_root(self, peer: PeerId) -> bool:
+        """True if following live parents (that count ``peer`` as a child) reaches the root."""
+        seen = set()
+        node = peer
+        while node != self.root:
+            parent = self.cores[node].parent
+            if (parent is None or parent not in self.live or node in seen
+                    or node not in self.cores[parent].children):
+                return False
+            seen.add(node)
+            node = parent
+        return True
+
+    def _result(self) -> StreamSimResult:
+        cfg = self.config
+        end = self.window_end
+        honest = [p for p in self.live if p != self.root and not self.free_rider[self.index[p]]]
+        whole = [p for p in honest if self.joined_at[self.index[p]] <= self.window_start]
+        need = cfg.served_share * self.produced
+        served = sum(1 for p in whole if self.received[self.index[p]] >= need)
+        stalls = []
+        for p in whole:
+            i = self.index[p]
+            tail = end - self.last_arrival[i]
+            stalls.append(self.stall[i] + max(0.0, tail - cfg.stall_gap))
+        stalls.sort()
+        newcomers = [p for p in honest if self.joined_at[self.index[p]] > self.window_start]
+        join_times = sorted(self.first_chunk[self.index[p]] - self.joined_at[self.index[p]]
+                            for p in newcomers)
+        depths = sorted(self.depths())
+        total = sum(self.delay_bins)
+
+        def delay_quantile(q: float) -> float:
+            target = q * total
+            running = 0
+            for ms, n in enumerate(self.delay_bins):
+                running += n
+                if running >= target and n:
+                    return (ms + 1) / 1000
+            return 0.0
+
+        relays = [p for p in honest if self.slots[self.index[p]] > 0]
+        used = sorted(self.uploads[self.index[p]] / max(1, self.produced) for p in relays)
+        slot_total = sum(self.slots[self.index[p]] for p in relays)
+        riders = [p for p in self.ids if self.free_rider[self.index[p]]]
+        return StreamSimResult(
+            config=cfg,
+            served=served / len(whole) if whole else 0.0,
+            viewers_measured=len(whole),
+            delay_p50=delay_quantile(0.5), delay_p99=delay_quantile(0.99),
+            delay_max=delay_quantile(1.0),
+            delay_by_depth={d: s / n for d, (s, n) in sorted(self.depth_delay.items())},
+            depth_mean=sum(depths) / len(depths) if depths else 0.0,
+            depth_p99=_percentile([float(d) for d in depths], 0.99),
+            depth_max=depths[-1] if depths else 0,
+            attached=len(depths) / max(1, len(self.live) - 1),
+            stall_mean=sum(stalls) / len(stalls) if stalls else 0.0,
+            stall_p99=_percentile(stalls, 0.99),
+            upload_mean=sum(used) / len(used) if used else 0.0,
+            upload_max=used[-1] if used else 0.0,
+            upload_share=sum(used) / slot_total if slot_total else 0.0,
+            join_p50=_percentile(join_times, 0.5), join_p99=_percentile(join_times, 0.99),
+            free_riders=len(riders), free_riders_evicted=len(self.evicted_free_riders),
+            honest_evicted=len(self.evicted_honest),
+            chunks=self.produced, events=self.loop.events_run)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamSimResult:
+    config: StreamSimConfig
+    #: Share of honest viewers present for the whole window that were served.
+    served: float
+    viewers_measured: int
+    #: Seconds from the broadcaster to a viewer, over all chunk arrivals.
+    delay_p50: float
+    delay_p99: float
+    delay_max: float
+    #: Mean delay (seconds) per tree depth.
+    delay_by_depth: dict[int, float]
+    depth_mean: float
+    depth_p99: float
+    depth_max: int
+    #: Share of live viewers attached to the tree at the end.
+    attached: float
+    #: Seconds of stall per viewer over the window.
+    stall_mean: float
+    stall_p99: float
+    #: Streams uploaded per relaying peer (chunks sent / chunks made).
+    upload_mean: float
+    upload_max: float
+    #: Uploads used / slots declared, over honest relaying peers.
+    upload_share: float
+    #: Seconds from a newcomer's join to its first chunk.
+    join_p50: float
+    join_p99: float
+    free_riders: int
+    free_riders_evicted: int
+    honest_evicted: int
+    chunks: int
+    events: int
+
+    def summary(self) -> dict[str, object]:
+        def r(x: float) -> float:
+            return round(x, 4)
+
+        return {
+            "served": r(self.served), "viewers_measured": self.viewers_measured,
+            "delay_p50": r(self.delay_p50), "delay_p99": r(self.delay_p99),
+            "delay_max": r(self.delay_max),
+            "delay_by_depth": {str(d): r(v) for d, v in self.delay_by_depth.items()},
+            "depth_mean": r(self.depth_mean), "depth_p99": r(self.depth_p99),
+            "depth_max": self.depth_max, "attached": r(self.attached),
+            "stall_mean": r(self.stall_mean), "stall_p99": r(self.stall_p99),
+            "upload_mean": r(self.upload_mean), "upload_max": r(self.upload_max),
+            "upload_share": r(self.upload_share),
+            "join_p50": r(self.join_p50), "join_p99": r(self.join_p99),
+            "free_riders": self.free_riders, "free_riders_evicted": self.free_riders_evicted,
+            "honest_evicted": self.honest_evicted, "chunks": self.chunks, "events": self.events,
+        }
+
+
+def simulate(config: StreamSimConfig, progress: Progress | None = None) -> StreamSimResult:
+    """Run one stream simulation scenario."""
+    return StreamSimulation(config).run(progress)
+
+
+def simulate_pair(config: StreamSimConfig,
+                  progress: Progress | None = None) -> tuple[StreamSimResult, StreamSimResult]:
+    """The scenario with capacity ranking, then the same seed with a random tree."""
+    ranked = simulate(config, progress)
+    baseline = simulate(replace(config, tree=replace(config.tree, ranking=False)), progress)
+    return ranked, baseline

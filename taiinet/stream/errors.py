@@ -1,0 +1,13 @@
+"""Errors of the stream layer."""
+
+from __future__ import annotations
+
+from taiinet.errors import LocalProtocolError, RemoteProtocolError
+
+
+class StreamDecodeError(RemoteProtocolError):
+    """A peer sent a stream message or announcement that is malformed or exceeds a limit."""
+
+
+class StreamUsageError(LocalProtocolError):
+    """The stream core was called or configured wrongly."""

@@ -1,0 +1,583 @@
+# taiinet: sans-io core
+"""The relay tree of one live stream, as a pure state machine per peer.
+
+Theory of operation
+-------------------
+A broadcaster (the *root*) sends media chunks to a few children; each viewer
+relays every chunk it gets to its own children.  A viewer declares ``slots``:
+how many children its uplink can feed.  The tree lives in these cores; the
+driver moves chunks from a node to ``children`` and reports each new chunk
+with ``chunk``.
+
+*Joining.*  A viewer sends ``Join(slots)`` to the root.  A node with a free
+slot adopts (``Adopt(path)``, the path from the root to it); a full node
+answers ``Redirect`` with its best candidates below it, and the joiner tries
+them in turn, each with a ``join_timeout``.  Candidates come from the
+children's upward ``Status`` reports: children with a free slot of their own
+first (most slots first), then the children they *recommend* (their own
+children with free slots: the origin's "recommend high-uplink peers to the
+parent"), then children whose subtrees still have free slots.  A node never
+adopts a peer on its own path (no cycles), nor while it is detached, nor
+below ``max_depth``; an empty ``Redirect`` from the root means the tree is
+full: the joiner backs off and retries.  Zero-slot viewers are thereby
+refused first when the tree is full, and pushed to the leaves otherwise.
+
+*Capacity ranking.*  A full node that gets a ``Join`` from a peer with more
+slots than its weakest child adopts the newcomer and tells the weakest child
+``Reparent(to=newcomer)``; the newcomer has a free slot for it.  Repeated at
+every join and every repair, this moves high-capacity peers towards the root,
+so the tree is as shallow as the capacities allow.  With ``ranking`` off the
+node redirects to random children with free room and never preempts (the
+simulator's baseline).
+
+*Heartbeats and repair.*  Every tick a parent sends each child a
+``Heartbeat(seq, path, standby)`` and each child sends its parent a
+``Status``.  A parent whose path changes sends heartbeats at once, so paths
+propagate down the tree in one link delay per level, and a node that finds
+itself on its own path (a transient cycle) leaves its parent.  The standby
+list is the grandparent and the best siblings.  A parent silent for
+``peer_timeout`` (or whose link fails) is lost: the orphan keeps its subtree
+and joins the standby peers in order, then the root.  Its children see an
+empty path while it is detached and wait ``orphan_grace`` before repairing
+by themselves, so a subtree moves as one.  Lost-parent repair is bounded by
+``peer_timeout + tick_interval`` to notice, then one ``join_timeout`` per
+standby peer tried.
+
+*Free-riders.*  A child that gets no chunk for ``stall_timeout`` while its
+parent's heartbeat shows the parent ``blame_lag`` chunks ahead blames the
+parent: it sends ``StallReport(parent, seq)`` to the grandparent, leaves the
+parent and bans it.  The grandparent is the peer that can check the report:
+it sent the parent the chunks the reporter lacks (it must itself be
+``report_lag`` ahead of the reporter), and it knows the parent's children
+from its ``Status``.  When reports from at least half of the parent's listed
+children (at least one) arrive within ``report_window``, it evicts the parent
+(``Leave(evicted=True)``) and bans it for ``ban_duration``.  A parent that
+hides its progress too gets reported after ``upstream_grace`` of stall.
+
+Inputs: ``start``, ``handle_message``, ``chunk``, ``handle_link_down``,
+``handle_timer``, ``leave`` (all take ``now``).  Outputs: ``Send``,
+``CloseLink``, ``ParentChanged``, ``Evicted``, ``SetTimer``.
+"""
+
+from __future__ import annotations
+
+import random
+
+from taiinet.stream.actions import (
+    Action,
+    CloseLink,
+    Evicted,
+    JoinTimer,
+    ParentChanged,
+    Send,
+    SetTimer,
+    TickTimer,
+)
+from taiinet.stream.config import TreeConfig
+from taiinet.stream.errors import StreamUsageError
+from taiinet.stream.messages import (
+    MAX_CANDIDATES,
+    MAX_FREE,
+    MAX_SLOTS,
+    Adopt,
+    Heartbeat,
+    Join,
+    Leave,
+    Redirect,
+    Reparent,
+    StallReport,
+    Status,
+    TreeMessage,
+)
+from taiinet.wire.peer_id import PeerId
+
+_TICK = TickTimer()
+_LEAVE = Leave()
+_EVICT = Leave(evicted=True)
+_NO_ROOM = Redirect(candidates=())
+_UNKNOWN_SEQ = -1
+
+
+class _Child:
+    """What a parent knows of one child (from its ``Join`` and ``Status`` reports)."""
+
+    __slots__ = ("children", "free", "heard", "recommend", "seq", "slots")
+
+    def __init__(self, slots: int, now: float) -> None:
+        self.slots = slots
+        self.heard = now
+        self.children: tuple[PeerId, ...] = ()
+        self.free = slots
+        self.seq = _UNKNOWN_SEQ
+        self.recommend: tuple[PeerId, ...] = ()
+
+    @property
+    def own_free(self) -> int:
+        return self.slots - len(self.children)
+
+
+class RelayTree:
+    """One peer's place in one stream's relay tree; every input returns actions."""
+
+    __slots__ = (
+        "_attempt",
+        "_banned",
+        "_candidates",
+        "_detached_since",
+        "_handlers",
+        "_last_report",
+        "_parent_heard",
+        "_parent_seq",
+        "_redirects",
+        "_reports",
+        "_stopped",
+        "_target",
+        "_tried_root",
+        "children",
+        "config",
+        "last_progress",
+        "parent",
+        "path",
+        "peer_id",
+        "rng",
+        "root",
+        "seq",
+        "slots",
+        "standby",
+    )
+
+    def __init__(self, peer_id: PeerId, root: PeerId, slots: int, rng: random.Random,
+                 config: TreeConfig | None = None) -> None:
+        if not 0 <= slots <= MAX_SLOTS:
+            raise StreamUsageError(f"slots must be in [0, {MAX_SLOTS}]")
+        self.peer_id = peer_id
+        self.root = root
+        self.slots = slots
+        self.rng = rng
+        self.config = config or TreeConfig()
+        self.parent: PeerId | None = None
+        #: The broadcaster .. the parent; empty while detached (and at the root).
+        self.path: tuple[PeerId, ...] = ()
+        #: Children in adoption order (dicts keep runs reproducible).
+        self.children: dict[PeerId, _Child] = {}
+        #: Peers to try, in order, if the parent is lost (from its heartbeats).
+        self.standby: tuple[PeerId, ...] = ()
+        #: Highest chunk held, and when it arrived.
+        self.seq = _UNKNOWN_SEQ
+        self.last_progress = 0.0
+        self._parent_heard = 0.0
+        self._parent_seq = _UNKNOWN_SEQ
+        self._detached_since: float | None = None
+        self._target: PeerId | None = None  # peer our pending Join went to
+        self._candidates: list[PeerId] = []
+        self._tried_root = False
+        self._redirects = 0
+        self._attempt = 0
+        #: Child -> reporter -> time of its stall report.
+        self._reports: dict[PeerId, dict[PeerId, float]] = {}
+        self._banned: dict[PeerId, float] = {}  # peer -> banned until
+        self._last_report = float("-inf")
+        self._stopped = False
+        self._handlers = {
+            Join: self._on_join, Adopt: self._on_adopt, Redirect: self._on_redirect,
+            Leave: self._on_leave, Reparent: self._on_reparent, Heartbeat: self._on_heartbeat,
+            Status: self._on_status, StallReport: self._on_stall_report,
+        }
+
+    # --- queries -------------------------------------------------------------
+
+    @property
+    def is_root(self) -> bool:
+        return self.peer_id == self.root
+
+    @property
+    def attached(self) -> bool:
+        """True when a chain of parents links this node to the broadcaster (as far as it knows)."""
+        return self.is_root or bool(self.path)
+
+    @property
+    def depth(self) -> int:
+        """Links between the broadcaster and this node (0 at the root)."""
+        return len(self.path)
+
+    def is_banned(self, peer: PeerId, now: float) -> bool:
+        until = self._banned.get(peer)
+        return until is not None and until > now
+
+    # --- inputs --------------------------------------------------------------
+
+    def start(self, now: float) -> list[Action]:
+        """Arm the tick; a viewer also sends its first ``Join`` to the broadcaster."""
+        out: list[Action] = [SetTimer(at=now + self.rng.random() * self.config.tick_interval,
+                                      timer=_TICK)]
+        self.last_progress = now
+        if not self.is_root:
+            self._begin_join([], now, out)
+        return out
+
+    def chunk(self, seq: int, now: float) -> bool:
+        """A chunk numbered ``seq`` arrived (or, at the root, was made); True if it is new.
+
+        Chunks skipped while repairing are not waited for: a live stream moves on.
+        """
+        if seq > self.seq:
+            self.seq = seq
+            self.last_progress = now
+            return True
+        return False
+
+    def handle_message(self, peer: PeerId, message: TreeMessage, now: float) -> list[Action]:
+        """Process a control message that came from ``peer`` over an authenticated link."""
+        out: list[Action] = []
+        if not self._stopped and peer != self.peer_id:
+            self._handlers[type(message)](peer, message, now, out)  # type: ignore[operator]
+        return out
+
+    def handle_link_down(self, peer: PeerId, now: float) -> list[Action]:
+        """The link to ``peer`` failed or could not be opened."""
+        out: list[Action] = []
+        if self._stopped:
+            return out
+        if peer == self.parent:
+            self._lose_parent(now, out, ban=False)
+        elif peer in self.children:
+            self._drop_child(peer)
+        elif peer == self._target:
+            self._target = None
+            self._try_next(now, out)
+        return out
+
+    def handle_timer(self, timer: TickTimer | JoinTimer, now: float) -> list[Action]:
+        if self._stopped:
+            return []
+        if type(timer) is TickTimer:
+            return self._tick(now)
+        out: list[Action] = []
+        if timer.attempt == self._attempt and self.parent is None and not self.is_root:  # type: ignore[union-attr]
+            if self._target is not None:  # no answer in time
+                self._target = None
+                self._try_next(now, out)
+            else:  # the back-off after a full tree is over
+                self._begin_join([], now, out)
+        return out
+
+    def leave(self, now: float) -> list[Action]:
+        """Leave the stream: tell the parent and the children; later inputs do nothing."""
+        out: list[Action] = []
+        for peer in [self.parent, *self.children]:
+            if peer is not None:
+                out.append(Send(peer=peer, message=_LEAVE))
+                out.append(CloseLink(peer=peer))
+        self.children.clear()
+        self.parent = None
+        self.path = ()
+        self._stopped = True
+        return out
+
+    # --- joining ---------------------------------------------------------------
+
+    def _begin_join(self, first: list[PeerId], now: float, out: list[Action]) -> None:
+        self._candidates = first
+        self._tried_root = False
+        self._redirects = 0
+        self._try_next(now, out)
+
+    def _try_next(self, now: float, out: list[Action]) -> None:
+        """Send ``Join`` to the next usable candidate, the root last; or back off."""
+        target: PeerId | None = None
+        while self._candidates:
+            peer = self._candidates.pop(0)
+            if (peer != self.peer_id and peer not in self.children
+                    and not self.is_banned(peer, now)):
+                target = peer
+                break
+        if target is None and not self._tried_root:
+            target = self.root
+        self._attempt += 1
+        if target is None:
+            self._target = None
+            out.append(SetTimer(at=now + self.config.retry_backoff,
+                                timer=JoinTimer(attempt=self._attempt)))
+            return
+        if target == self.root:
+            self._tried_root = True
+        self._target = target
+        out.append(Send(peer=target, message=Join(slots=self.slots)))
+        out.append(SetTimer(at=now + self.config.join_timeout,
+                            timer=JoinTimer(attempt=self._attempt)))
+
+    def _on_adopt(self, peer: PeerId, message: Adopt, now: float, out: list[Action]) -> None:
+        path = message.path
+        if (peer != self._target or self.parent is not None or self.is_root
+                or self.peer_id in path or not path or path[-1] != peer or path[0] != self.root):
+            out.append(Send(peer=peer, message=_LEAVE))
+            return
+        self._target = None
+        self._candidates = []
+        self._attempt += 1  # the pending JoinTimer is now stale
+        self.parent = peer
+        self._parent_heard = now
+        self._parent_seq = _UNKNOWN_SEQ
+        self._detached_since = None
+        self.last_progress = now  # the first chunk is due from now on
+        out.append(ParentChanged(parent=peer))
+        self._set_path(path, out)
+
+    def _on_redirect(self, peer: PeerId, message: Redirect, now: float,
+                     out: list[Action]) -> None:
+        if peer != self._target or self.parent is not None:
+            return
+        self._target = None
+        self._redirects += 1
+        if self._redirects > self.config.max_redirects:
+            self._candidates = []
+            self._tried_root = True
+        else:
+            fresh = [c for c in message.candidates if c not in self._candidates]
+            self._candidates = fresh + self._candidates
+        self._try_next(now, out)
+
+    # --- adopting ---------------------------------------------------------------
+
+    def _on_join(self, peer: PeerId, message: Join, now: float, out: list[Action]) -> None:
+        slots = message.slots
+        child = self.children.get(peer)
+        if child is not None:  # a repeated Join: answer it again
+            child.slots = slots
+            child.heard = now
+            self._adopt_reply(peer, out)
+            return
+        if (not self.attached or peer in self.path or peer == self.parent
+                or peer == self._target or self.is_banned(peer, now)
+                or len(self.path) + 1 >= self.config.max_depth):
+            out.append(Send(peer=peer, message=_NO_ROOM))
+            return
+        if len(self.children) < self.slots:
+            self._adopt(peer, slots, now, out)
+            return
+        if self.config.ranking and self.children and slots > 0:
+            weakest = min(self.children,
+                          key=lambda c: (self.children[c].slots, len(self.children[c].children)))
+            if slots > self.children[weakest].slots:
+                self._drop_child(weakest)
+                out.append(Send(peer=weakest, message=Reparent(to=peer)))
+                self._adopt(peer, slots, now, out)
+                return
+        out.append(Send(peer=peer, message=Redirect(candidates=self._redirect_to(peer))))
+
+    def _adopt(self, peer: PeerId, slots: int, now: float, out: list[Action]) -> None:
+        self.children[peer] = _Child(slots, now)
+        self._adopt_reply(peer, out)
+
+    def _adopt_reply(self, peer: PeerId, out: list[Action]) -> None:
+        path = self._child_path()
+        out.append(Send(peer=peer, message=Adopt(path=path)))
+        out.append(Send(peer=peer, message=Heartbeat(seq=self.seq, path=path,
+                                                     standby=self._standby_for(peer))))
+
+    def _redirect_to(self, joiner: PeerId) -> tuple[PeerId, ...]:
+        """Where a joiner should go when this node is full, best first."""
+        size = self.config.redirect_size
+        kids = self.children
+        if not self.config.ranking:
+            pool = [c for c, info in kids.items() if info.free > 0 and c != joiner]
+            return tuple(self.rng.sample(pool, min(size, len(pool))))
+        direct = sorted((c for c, info in kids.items() if info.own_free > 0),
+                        key=lambda c: -kids[c].slots)
+        recommended = [r for info in kids.values() for r in info.recommend]
+        below = sorted((c for c, info in kids.items() if info.free > 0),
+                       key=lambda c: -kids[c].free)
+        picked: list[PeerId] = []
+        for peer in (*direct, *recommended, *below):
+            if peer != joiner and peer not in picked and peer not in self.path:
+                picked.append(peer)
+                if len(picked) == size:
+                    break
+        return tuple(picked)
+
+    def _standby_for(self, child: PeerId) -> tuple[PeerId, ...]:
+        """Peers ``child`` should try if this node is lost: its grandparent, then siblings."""
+        size = self.config.standby_size
+        picked: list[PeerId] = [] if self.parent is None else [self.parent]
+        kids = self.children
+        siblings = [c for c in kids if c != child]
+        if self.config.ranking:
+            siblings.sort(key=lambda c: (kids[c].own_free <= 0, -kids[c].slots))
+        else:
+            self.rng.shuffle(siblings)
+        picked.extend(s for s in siblings if kids[s].slots > 0)
+        return tuple(picked[:size])
+
+    def _drop_child(self, peer: PeerId) -> None:
+        del self.children[peer]
+        self._reports.pop(peer, None)
+
+    # --- heartbeats and status ----------------------------------------------------
+
+    def _child_path(self) -> tuple[PeerId, ...]:
+        if self.is_root:
+            return (self.peer_id,)
+        return (*self.path, self.peer_id) if self.path else ()
+
+    def _heartbeats(self, out: list[Action]) -> None:
+        path = self._child_path()
+        for child in self.children:
+            out.append(Send(peer=child, message=Heartbeat(
+                seq=self.seq, path=path, standby=self._standby_for(child))))
+
+    def _set_path(self, path: tuple[PeerId, ...], out: list[Action]) -> None:
+        """Take a new path and, if it changed, tell the children at once."""
+        if path != self.path:
+            self.path = path
+            self._heartbeats(out)
+
+    def _on_heartbeat(self, peer: PeerId, message: Heartbeat, now: float,
+                      out: list[Action]) -> None:
+        if peer != self.parent:
+            if peer != self._target:
+                out.append(Send(peer=peer, message=_LEAVE))  # it thinks we are its child
+            return
+        self._parent_heard = now
+        self._parent_seq = message.seq
+        self.standby = tuple(p for p in message.standby if p != self.peer_id)
+        path = message.path
+        if self.peer_id in path:  # a transient cycle: break it
+            out.append(Send(peer=peer, message=_LEAVE))
+            self._lose_parent(now, out, ban=False)
+            return
+        if path:
+            self._detached_since = None
+        elif self._detached_since is None:
+            self._detached_since = now
+        self._set_path(path, out)
+
+    def _on_status(self, peer: PeerId, message: Status, now: float, out: list[Action]) -> None:
+        child = self.children.get(peer)
+        if child is None:
+            out.append(Send(peer=peer, message=_LEAVE))  # it thinks we are its parent
+            return
+        child.heard = now
+        child.slots = message.slots
+        child.children = message.children
+        child.free = message.free
+        child.seq = message.seq
+        child.recommend = message.recommend
+
+    def _status(self) -> Status:
+        kids = self.children
+        free = max(0, self.slots - len(kids)) + sum(info.free for info in kids.values())
+        if self.config.ranking:
+            best = sorted((c for c, info in kids.items() if info.own_free > 0),
+                          key=lambda c: -kids[c].slots)
+        else:
+            best = [c for c, info in kids.items() if info.own_free > 0]
+        return Status(slots=self.slots, children=tuple(kids), free=min(free, MAX_FREE),
+                      seq=self.seq, recommend=tuple(best[:MAX_CANDIDATES // 4]))
+
+    # --- failures -----------------------------------------------------------------
+
+    def _on_leave(self, peer: PeerId, message: Leave, now: float, out: list[Action]) -> None:
+        if peer == self.parent:
+            self._lose_parent(now, out, ban=message.evicted)
+        elif peer in self.children:
+            self._drop_child(peer)
+            out.append(CloseLink(peer=peer))
+        elif peer == self._target:
+            self._target = None
+            self._try_next(now, out)
+
+    def _on_reparent(self, peer: PeerId, message: Reparent, now: float,
+                     out: list[Action]) -> None:
+        if peer != self.parent:
+            return
+        self._detach(out)
+        self._begin_join([message.to, *self.standby], now, out)
+
+    def _detach(self, out: list[Action]) -> None:
+        old = self.parent
+        self.parent = None
+        self._detached_since = None
+        out.append(ParentChanged(parent=None))
+        if old is not None:
+            out.append(CloseLink(peer=old))
+        self._set_path((), out)
+
+    def _lose_parent(self, now: float, out: list[Action], *, ban: bool) -> None:
+        old = self.parent
+        if old is None:
+            return
+        if ban:
+            self._ban(old, now)
+        self._detach(out)
+        self._begin_join([p for p in self.standby if p != old], now, out)
+
+    def _ban(self, peer: PeerId, now: float) -> None:
+        banned = self._banned
+        banned.pop(peer, None)
+        banned[peer] = now + self.config.ban_duration
+        while len(banned) > self.config.max_banned:
+            del banned[next(iter(banned))]
+
+    def _on_stall_report(self, peer: PeerId, message: StallReport, now: float,
+                         out: list[Action]) -> None:
+        accused = message.parent
+        child = self.children.get(accused)
+        if (child is None or peer not in child.children or not self.attached
+                or self.seq < message.seq + self.config.report_lag):
+            return  # not our grandchild, or we lack the chunks too: not the parent's fault
+        window = now - self.config.report_window
+        reports = self._reports.setdefault(accused, {})
+        reports[peer] = now
+        for reporter in [r for r, at in reports.items() if at < window]:
+            del reports[reporter]
+        if len(reports) >= max(1, (len(child.children) + 1) // 2):
+            self._drop_child(accused)
+            self._ban(accused, now)
+            out.append(Send(peer=accused, message=_EVICT))
+            out.append(CloseLink(peer=accused))
+            out.append(Evicted(peer=accused))
+
+    # --- the tick ------------------------------------------------------------------
+
+    def _tick(self, now: float) -> list[Action]:
+        cfg = self.config
+        out: list[Action] = [SetTimer(at=now + cfg.tick_interval, timer=_TICK)]
+        silent = now - cfg.peer_timeout
+        for child in [c for c, info in self.children.items() if info.heard < silent]:
+            self._drop_child(child)
+            out.append(CloseLink(peer=child))
+        parent = self.parent
+        if parent is not None:
+            if self._parent_heard < silent:
+                self._lose_parent(now, out, ban=False)
+            elif (self._detached_since is not None
+                  and now - self._detached_since > cfg.orphan_grace):
+                out.append(Send(peer=parent, message=_LEAVE))
+                self._lose_parent(now, out, ban=False)
+            elif self.path and self._check_stall(parent, now, out):
+                pass
+            else:
+                out.append(Send(peer=parent, message=self._status()))
+        if self.attached:
+            self._heartbeats(out)
+        return out
+
+    def _check_stall(self, parent: PeerId, now: float, out: list[Action]) -> bool:
+        """Blame a parent that holds chunks it does not relay; True if we left it."""
+        cfg = self.config
+        stalled = now - self.last_progress
+        if stalled <= cfg.stall_timeout:
+            return False
+        grandparent = self.path[-2] if len(self.path) >= 2 else None
+        report = StallReport(parent=parent, seq=self.seq)
+        if self._parent_seq >= self.seq + cfg.blame_lag:
+            if grandparent is not None:
+                out.append(Send(peer=grandparent, message=report))
+            out.append(Send(peer=parent, message=_LEAVE))
+            self._lose_parent(now, out, ban=True)
+            return True
+        if (stalled > cfg.upstream_grace and grandparent is not None
+                and now - self._last_report > cfg.upstream_grace):
+            self._last_report = now
+            out.append(Send(peer=grandparent, message=report))
+        return False

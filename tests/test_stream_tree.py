@@ -1,0 +1,270 @@
+"""Unit tests of the relay-tree core, input by input."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from taiinet.sim.network import sim_peer_ids
+from taiinet.stream.actions import (
+    Action,
+    CloseLink,
+    Evicted,
+    JoinTimer,
+    ParentChanged,
+    Send,
+    SetTimer,
+    TickTimer,
+)
+from taiinet.stream.config import TreeConfig
+from taiinet.stream.errors import StreamUsageError
+from taiinet.stream.messages import (
+    Adopt,
+    Heartbeat,
+    Join,
+    Leave,
+    Redirect,
+    Reparent,
+    StallReport,
+    Status,
+    TreeMessage,
+)
+from taiinet.stream.tree import RelayTree
+from taiinet.wire.peer_id import PeerId
+
+ROOT, A, B, C, D, E = sim_peer_ids(6)
+TICK = TickTimer()
+
+
+def sends(actions: list[Action]) -> list[tuple[PeerId, TreeMessage]]:
+    return [(a.peer, a.message) for a in actions if isinstance(a, Send)]
+
+
+def node(peer: PeerId, slots: int, **config: object) -> RelayTree:
+    return RelayTree(peer, ROOT, slots, random.Random(1), TreeConfig(**config))  # type: ignore[arg-type]
+
+
+def adopted(peer: PeerId, slots: int, path: tuple[PeerId, ...], now: float = 0.0,
+            **config: object) -> RelayTree:
+    """A viewer whose first Join went to the root and that was adopted along ``path``."""
+    tree = node(peer, slots, **config)
+    tree.start(now)
+    if path[-1] != ROOT:
+        tree.handle_message(ROOT, Redirect(candidates=(path[-1],)), now)
+    tree.handle_message(path[-1], Adopt(path=path), now)
+    assert tree.parent == path[-1]
+    return tree
+
+
+def test_a_viewer_asks_the_broadcaster_first() -> None:
+    out = node(A, 3).start(0.0)
+    assert sends(out) == [(ROOT, Join(slots=3))]
+    assert any(isinstance(a, SetTimer) and isinstance(a.timer, JoinTimer) for a in out)
+
+
+def test_a_node_with_a_free_slot_adopts_and_sends_its_path() -> None:
+    root = node(ROOT, 1)
+    out = root.handle_message(A, Join(slots=2), 0.0)
+    assert sends(out)[0] == (A, Adopt(path=(ROOT,)))
+    assert isinstance(sends(out)[1][1], Heartbeat)
+    assert list(root.children) == [A]
+
+
+def test_a_full_node_redirects_to_children_with_free_slots_most_slots_first() -> None:
+    root = node(ROOT, 2)
+    root.handle_message(A, Join(slots=1), 0.0)
+    root.handle_message(B, Join(slots=4), 0.0)
+    out = root.handle_message(C, Join(slots=0), 0.0)
+    assert sends(out) == [(C, Redirect(candidates=(B, A)))]
+    assert len(root.children) == 2
+
+
+def test_a_stronger_newcomer_takes_the_weakest_childs_place() -> None:
+    root = node(ROOT, 2)
+    root.handle_message(A, Join(slots=0), 0.0)
+    root.handle_message(B, Join(slots=3), 0.0)
+    out = root.handle_message(C, Join(slots=2), 0.0)
+    assert (A, Reparent(to=C)) in sends(out)
+    assert (C, Adopt(path=(ROOT,))) in sends(out)
+    assert list(root.children) == [B, C]
+
+
+def test_without_ranking_nobody_is_preempted() -> None:
+    root = node(ROOT, 1, ranking=False)
+    root.handle_message(A, Join(slots=0), 0.0)
+    out = root.handle_message(C, Join(slots=5), 0.0)
+    assert sends(out) == [(C, Redirect(candidates=()))]  # A has no free slot
+    assert list(root.children) == [A]
+
+
+def test_a_reparented_child_joins_its_new_parent_first() -> None:
+    a = adopted(A, 0, (ROOT,))
+    out = a.handle_message(ROOT, Reparent(to=C), 1.0)
+    assert a.parent is None
+    assert ParentChanged(parent=None) in out
+    assert sends(out) == [(C, Join(slots=0))]
+
+
+def test_no_adoption_of_an_ancestor_or_while_detached() -> None:
+    b = adopted(B, 2, (ROOT, A))
+    assert sends(b.handle_message(A, Join(slots=3), 0.0)) == [(A, Redirect(candidates=()))]
+    lone = node(C, 2)
+    assert sends(lone.handle_message(D, Join(slots=1), 0.0)) == [(D, Redirect(candidates=()))]
+
+
+def test_an_unasked_adoption_is_declined() -> None:
+    a = node(A, 1)
+    a.start(0.0)
+    out = a.handle_message(B, Adopt(path=(ROOT, B)), 0.1)
+    assert sends(out) == [(B, Leave())]
+    assert a.parent is None
+
+
+def test_an_adoption_whose_path_holds_the_joiner_is_declined() -> None:
+    a = node(A, 1)
+    a.start(0.0)
+    a.handle_message(ROOT, Redirect(candidates=(B,)), 0.0)
+    out = a.handle_message(B, Adopt(path=(ROOT, A, B)), 0.1)
+    assert sends(out) == [(B, Leave())]
+
+
+def test_redirects_are_followed_and_an_empty_one_from_the_root_backs_off() -> None:
+    a = node(A, 1, retry_backoff=2.0)
+    a.start(0.0)
+    out = a.handle_message(ROOT, Redirect(candidates=(B, C)), 0.0)
+    assert sends(out) == [(B, Join(slots=1))]
+    out = a.handle_message(B, Redirect(candidates=()), 0.1)
+    assert sends(out) == [(C, Join(slots=1))]
+    # C never answers: the join timer moves on, to nobody (the root was tried): back off.
+    timer = next(x for x in out if isinstance(x, SetTimer))
+    out = a.handle_timer(timer.timer, timer.at)
+    assert sends(out) == []
+    backoff = next(x for x in out if isinstance(x, SetTimer))
+    assert backoff.at == pytest.approx(timer.at + 2.0)
+    assert sends(a.handle_timer(backoff.timer, backoff.at)) == [(ROOT, Join(slots=1))]
+
+
+def test_a_silent_parent_is_replaced_from_the_standby_list() -> None:
+    b = adopted(B, 1, (ROOT, A), peer_timeout=1.5)
+    b.handle_message(A, Heartbeat(seq=3, path=(ROOT, A), standby=(ROOT, C)), 0.2)
+    out = b.handle_timer(TICK, 1.0)
+    assert (A, Status(slots=1, children=(), free=1, seq=-1, recommend=())) in sends(out)
+    out = b.handle_timer(TICK, 2.0)
+    assert b.parent is None
+    assert ParentChanged(parent=None) in out
+    assert sends(out) == [(ROOT, Join(slots=1))]
+
+
+def test_a_failed_link_to_the_parent_starts_the_repair_at_once() -> None:
+    b = adopted(B, 1, (ROOT, A))
+    b.handle_message(A, Heartbeat(seq=3, path=(ROOT, A), standby=(C, ROOT)), 0.2)
+    out = b.handle_link_down(A, 0.3)
+    assert sends(out) == [(C, Join(slots=1))]
+
+
+def test_path_changes_reach_the_children_at_once_and_cycles_are_broken() -> None:
+    b = adopted(B, 1, (ROOT, A))
+    b.handle_message(C, Join(slots=0), 0.0)
+    out = b.handle_message(A, Heartbeat(seq=0, path=(ROOT, D, A), standby=()), 0.1)
+    assert (C, Heartbeat(seq=-1, path=(ROOT, D, A, B), standby=(A,))) in sends(out)
+    out = b.handle_message(A, Heartbeat(seq=0, path=(ROOT, B, A), standby=()), 0.2)
+    assert (A, Leave()) in sends(out)
+    assert b.parent is None
+
+
+def test_children_leave_a_parent_detached_longer_than_the_orphan_grace() -> None:
+    b = adopted(B, 1, (ROOT, A), orphan_grace=3.0)
+    b.handle_message(A, Heartbeat(seq=0, path=(), standby=()), 1.0)
+    assert not b.attached
+    b.handle_message(A, Heartbeat(seq=0, path=(), standby=()), 3.5)
+    assert b.parent == A
+    b.handle_message(A, Heartbeat(seq=0, path=(), standby=()), 4.1)
+    out = b.handle_timer(TICK, 4.2)
+    assert (A, Leave()) in sends(out)
+    assert b.parent is None
+
+
+def test_a_stalled_child_blames_a_parent_that_is_ahead_and_reports_it() -> None:
+    c = adopted(C, 1, (ROOT, A, B), stall_timeout=1.0, blame_lag=5)
+    c.chunk(10, 0.0)
+    c.handle_message(B, Heartbeat(seq=40, path=(ROOT, A, B), standby=(A, D)), 1.0)
+    out = c.handle_timer(TICK, 1.2)
+    assert sends(out)[:3] == [(A, StallReport(parent=B, seq=10)), (B, Leave()),
+                              (A, Join(slots=1))]
+    assert c.is_banned(B, 1.2)
+
+
+def test_a_stall_upstream_is_not_blamed_on_the_parent() -> None:
+    c = adopted(C, 1, (ROOT, A, B), stall_timeout=1.0, upstream_grace=4.0)
+    c.chunk(10, 0.0)
+    c.handle_message(B, Heartbeat(seq=10, path=(ROOT, A, B), standby=()), 1.0)
+    out = c.handle_timer(TICK, 1.5)
+    assert c.parent == B
+    assert [m for _, m in sends(out) if isinstance(m, (StallReport, Leave))] == []
+    # After the upstream grace it reports anyway (the parent may lie about its
+    # progress), but stays: the grandparent decides.
+    c.handle_message(B, Heartbeat(seq=10, path=(ROOT, A, B), standby=()), 4.4)
+    out = c.handle_timer(TICK, 4.5)
+    assert (A, StallReport(parent=B, seq=10)) in sends(out)
+    assert c.parent == B
+
+
+def grandparent_with(children_of_b: tuple[PeerId, ...], seq: int) -> RelayTree:
+    a = adopted(A, 2, (ROOT,))
+    a.chunk(seq, 0.0)
+    a.handle_message(B, Join(slots=3), 0.0)
+    a.handle_message(B, Status(slots=3, children=children_of_b, free=0, seq=seq,
+                               recommend=()), 0.1)
+    return a
+
+
+def test_the_grandparent_evicts_on_reports_from_half_of_the_parents_children() -> None:
+    a = grandparent_with((C, D, E), seq=50)
+    assert sends(a.handle_message(C, StallReport(parent=B, seq=10), 1.0)) == []
+    out = a.handle_message(D, StallReport(parent=B, seq=11), 1.1)
+    assert (B, Leave(evicted=True)) in sends(out)
+    assert Evicted(peer=B) in out and CloseLink(peer=B) in out
+    assert B not in a.children
+    assert sends(a.handle_message(B, Join(slots=3), 1.2)) == [(B, Redirect(candidates=()))]
+
+
+def test_reports_that_do_not_check_out_are_ignored() -> None:
+    a = grandparent_with((C,), seq=12)
+    # The grandparent lacks the chunks too: the stall is above it.
+    assert a.handle_message(C, StallReport(parent=B, seq=10), 1.0) == []
+    # Not one of B's children.
+    a.chunk(100, 1.0)
+    assert a.handle_message(D, StallReport(parent=B, seq=10), 1.0) == []
+    assert B in a.children
+    assert Evicted(peer=B) in a.handle_message(C, StallReport(parent=B, seq=10), 1.0)
+
+
+def test_silent_children_are_dropped() -> None:
+    root = node(ROOT, 2, peer_timeout=1.5)
+    root.handle_message(A, Join(slots=1), 0.0)
+    root.handle_message(B, Join(slots=1), 0.0)
+    root.handle_message(B, Status(slots=1, children=(), free=1, seq=0, recommend=()), 1.0)
+    out = root.handle_timer(TICK, 2.0)
+    assert list(root.children) == [B]
+    assert CloseLink(peer=A) in out
+
+
+def test_leaving_tells_parent_and_children_and_ends_the_core() -> None:
+    b = adopted(B, 1, (ROOT, A))
+    b.handle_message(C, Join(slots=0), 0.0)
+    out = b.leave(1.0)
+    assert sorted(sends(out)) == sorted([(A, Leave()), (C, Leave())])
+    assert b.handle_message(D, Join(slots=0), 1.1) == []
+    assert b.handle_timer(TICK, 1.5) == []
+
+
+def test_bad_configuration_and_slots_are_refused() -> None:
+    with pytest.raises(StreamUsageError):
+        TreeConfig(tick_interval=0)
+    with pytest.raises(StreamUsageError):
+        TreeConfig(tick_interval=1.0, peer_timeout=0.5)
+    with pytest.raises(StreamUsageError):
+        TreeConfig(standby_size=0)
+    with pytest.raises(StreamUsageError):
+        RelayTree(A, ROOT, 65, random.Random(0))
