@@ -14,7 +14,7 @@ from taiinet.pubsub import codec as pubsub_codec
 from taiinet.pubsub.actions import Action, Deliver, Published, SendInterest, SetInterestTimer
 from taiinet.pubsub.config import PubsubConfig
 from taiinet.pubsub.documents import DocumentCodec, SignedDocuments, UnsignedDocuments
-from taiinet.pubsub.router import PubsubRouter
+from taiinet.pubsub.factory import Router, make_router
 from taiinet.sim.events import EventLoop
 from taiinet.sim.network import LinkModel, SimNetwork, sim_peer_ids
 from taiinet.wire.identity import Identity
@@ -25,18 +25,18 @@ class PubsubNet:
 
     def __init__(self, n: int, seed: int = 0, *, signed: bool = False,
                  config: PubsubConfig | None = None, active_size: int = 3,
-                 wire: bool = True) -> None:
+                 wire: bool = True, link: LinkModel | None = None, late: int = 0) -> None:
         self.rng = random.Random(seed)
         self.loop = EventLoop()
         self.wire = wire
         self.publications = 0
         self.network = SimNetwork(self.loop, random.Random(seed + 1), self._receive,
-                                  LinkModel(median_delay=0.02), self._unreachable,
+                                  link or LinkModel(median_delay=0.02), self._unreachable,
                                   self._probe_answered)
         self.ids = sim_peer_ids(n)
         overlay = OverlayConfig(membership=HyParViewConfig(active_size=active_size,
                                                            passive_size=8))
-        self.routers: dict[str, PubsubRouter] = {}
+        self.routers: dict[str, Router] = {}
         self.identities: dict[str, Identity] = {}
         for i, peer in enumerate(self.ids):
             documents: DocumentCodec
@@ -46,14 +46,28 @@ class PubsubNet:
                 documents = SignedDocuments(identity)
             else:
                 documents = UnsignedDocuments(peer)
-            self.routers[peer] = PubsubRouter(peer, random.Random(seed * 1000 + i), documents,
+            self.routers[peer] = make_router(peer, random.Random(seed * 1000 + i), documents,
                                               config, overlay)
         #: (node, message id) -> subscription ids delivered, in order.
         self.deliveries: list[tuple[str, bytes, tuple[Hashable, ...], Any]] = []
-        for i, peer in enumerate(self.ids):
+        #: Nodes started (the last ``late`` wait for ``start_late``).
+        self.started = n - late
+        for i, peer in enumerate(self.ids[:self.started]):
             self.apply(peer, self.routers[peer].start(0.0))
             if i:
                 self.apply(peer, self.routers[peer].join(self.ids[self.rng.randrange(i)], 0.0))
+
+    def start_late(self) -> str:
+        """Start the next late node and join it through a random started one."""
+        peer = self.ids[self.started]
+        contact = self.ids[self.rng.randrange(self.started)]
+        while contact in self.network.crashed:
+            contact = self.ids[self.rng.randrange(self.started)]
+        self.started += 1
+        now = self.loop.now
+        self.apply(peer, self.routers[peer].start(now))
+        self.apply(peer, self.routers[peer].join(contact, now))
+        return peer
 
     def apply(self, node: str, actions: list[Action]) -> list[Action]:
         for action in actions:

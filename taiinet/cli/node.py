@@ -17,6 +17,12 @@ interest settle, publishes, and lingers ``--linger`` seconds (default 0.5) so
 that the documents leave its links and repair requests (Plumtree grafts) are
 answered before it exits.  A subscriber that joins after that misses the
 documents: start subscribers first.
+
+With ``--tree stable`` (docs/pubsub.md section 0) ``pub`` does not wait nor
+linger: it publishes once joined and exits 0 as soon as every document was
+handed to a neighbour (its parent in the tree) and written to that link
+(``Node.hand_off``); if that does not happen within ``--join-timeout`` it
+exits non-zero saying so.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from taiinet.node.errors import InvalidInput, NodeError
 from taiinet.node.links import LinkFactory, websocket_links
 from taiinet.node.node import Node, NodeConfig, open_node
 from taiinet.node.subscription import Message
+from taiinet.pubsub.config import PubsubConfig
 from taiinet.pubsub.query import Query, document_to_value
 from taiinet.signal.transport import parse_listen_address
 from taiinet.signal.urls import check_signaller_url
@@ -65,6 +72,9 @@ def common_options(parser: argparse.ArgumentParser) -> None:
                               "out wss://; the certificate must name --advertise)")
     parser.add_argument("--join-timeout", type=positive_float, default=15.0, metavar="S",
                         help="seconds to wait for a first overlay neighbour (default 15)")
+    parser.add_argument("--tree", choices=["plumtree", "stable"], default="plumtree",
+                        help="routing tree (docs/pubsub.md; every peer of a mesh must use "
+                             "the same; default plumtree)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
 
 
@@ -96,11 +106,13 @@ def register(subparsers: Any) -> None:
     common_options(pub)
     pub.add_argument("--neighbors", type=int_at_least(0), default=1, metavar="N",
                      help="overlay neighbours to wait for before publishing (default 1)")
-    pub.add_argument("--wait", type=non_negative_float, default=1.0, metavar="S",
+    pub.add_argument("--wait", type=non_negative_float, default=None, metavar="S",
                      help="seconds to let the overlay and interest settle once joined "
-                          "(default 1.0)")
+                          "(default 1.0; 0 with --tree stable, whose contract needs none)")
     pub.add_argument("--linger", type=non_negative_float, default=0.5, metavar="S",
-                     help="seconds to stay after the last document (default 0.5)")
+                     help="seconds to stay after the last document (default 0.5; with "
+                          "--tree stable, pub instead stays until every document was "
+                          "handed to a neighbour, up to --join-timeout)")
     pub.add_argument("document", metavar="DOC_JSON",
                      help="a JSON document, or '-' for one document per line of stdin")
     pub.set_defaults(handler=pub_command)
@@ -127,7 +139,7 @@ def links_option(args: argparse.Namespace) -> str | LinkFactory:
 
 
 def node_config(args: argparse.Namespace) -> NodeConfig:
-    return NodeConfig(join_timeout=args.join_timeout)
+    return NodeConfig(join_timeout=args.join_timeout, pubsub=PubsubConfig(tree=args.tree))
 
 
 def setup(args: argparse.Namespace) -> Identity:
@@ -189,17 +201,27 @@ def pub_command(args: argparse.Namespace) -> int:
             if len(node.neighbors) < args.neighbors:
                 raise NodeError(f"only {len(node.neighbors)} overlay neighbours after "
                                 f"{args.join_timeout} s (wanted {args.neighbors})")
-            await trio.sleep(args.wait)
+            await trio.sleep(args.wait if args.wait is not None
+                             else 0.0 if args.tree == "stable" else 1.0)
             if args.neighbors > 0 and not node.neighbors:
                 raise NodeError("no live overlay neighbour left to publish to")
+            ids: list[str] = []
             for document in documents:
-                await _publish(node, document)
+                ids.append(await _publish(node, document))
             if args.document == "-":
                 number = 0
                 while line := await _read_stdin_line():
                     number += 1
                     if line.strip():
-                        await _publish(node, _checked(parse_json(line, f"stdin line {number}")))
+                        ids.append(await _publish(
+                            node, _checked(parse_json(line, f"stdin line {number}"))))
+            if args.tree == "stable":
+                with trio.move_on_after(args.join_timeout):
+                    for message_id in ids:
+                        await node.hand_off(message_id)
+                    return 0
+                raise NodeError(f"documents not handed to a neighbour within "
+                                f"{args.join_timeout} s (no parent in the overlay's tree)")
             await trio.sleep(args.linger)
         return 0
 
@@ -215,10 +237,11 @@ async def _read_stdin_line() -> str:
     return await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
 
 
-async def _publish(node: Node, document: Any) -> None:
-    """Publish ``document`` and print its id and the neighbours it went to."""
+async def _publish(node: Node, document: Any) -> str:
+    """Publish ``document``, print its id and the neighbours it went to; return the id."""
     message_id = await node.publish(document)
     print(json.dumps({"id": message_id, "neighbors": len(node.neighbors)}), flush=True)
+    return message_id
 
 
 def _checked(document: Any) -> Any:

@@ -50,15 +50,21 @@ def register(sims: Any) -> None:
     parser.add_argument("--warmup", type=int, default=10,
                         help="publications before measuring (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the whole run (default 0)")
+    parser.add_argument("--late", type=float, default=0.0,
+                        help="share of the nodes that join during the measured phase and "
+                             "publish one document each at once (default 0)")
     parser.add_argument("--fail", type=float, default=0.0,
                         help="share of nodes that crash halfway through (default 0)")
     parser.add_argument("--latency", type=float, default=0.05,
                         help="median link delay in seconds (default 0.05)")
     parser.add_argument("--active", type=int, default=5, help="active view size (default 5)")
-    parser.add_argument("--mode", choices=("both", "interest", "broadcast", "split-horizon"),
+    parser.add_argument("--mode", choices=("both", "interest", "broadcast", "split-horizon",
+                                           "stable", "stable-vs-broadcast"),
                         default="both",
-                        help="interest routing, broadcast, both side by side (default), or "
-                             "interest split-horizon over all links instead of tree links")
+                        help="interest routing on Plumtree's tree, broadcast, both side by "
+                             "side (default), interest split-horizon over all links instead "
+                             "of tree links, the stable tree (docs/pubsub.md section 0), or "
+                             "the stable tree beside broadcast")
     parser.add_argument("--no-heal", action="store_true",
                         help="no component roots in adverts, no grafting of split trees")
     parser.add_argument("--first-advert-grace", type=float, default=None,
@@ -82,7 +88,8 @@ def config_from_args(args: argparse.Namespace) -> PubsubSimConfig:
         overlay = OverlayConfig(membership=HyParViewConfig(active_size=args.active))
         return PubsubSimConfig(nodes=args.nodes, interest=args.interest, topics=args.topics,
                                messages=args.messages, warmup=args.warmup, seed=args.seed,
-                               fail=args.fail, link=link, overlay=overlay, signed=args.signed,
+                               fail=args.fail, late=args.late, link=link, overlay=overlay,
+                               signed=args.signed,
                                wire_codec=args.wire)
     except TaiiNetError:
         raise
@@ -94,12 +101,14 @@ MODES = {
     "interest": PubsubConfig(),
     "split-horizon": PubsubConfig(tree_interest=False),
     "broadcast": PubsubConfig(routing=False),
+    "stable": PubsubConfig(tree="stable"),
 }
 
 
 def run(args: argparse.Namespace) -> int:
     base = config_from_args(args)
-    modes = ["interest", "broadcast"] if args.mode == "both" else [args.mode]
+    modes = {"both": ["interest", "broadcast"], "stable-vs-broadcast": ["stable", "broadcast"]
+             }.get(args.mode, [args.mode])
     results: dict[str, dict[str, Any]] = {}
     for mode in modes:
         started = time.perf_counter()
@@ -126,12 +135,14 @@ def print_table(config: PubsubSimConfig, results: dict[str, dict[str, Any]]) -> 
     print(f"{config.nodes} nodes, interest {config.interest:g}, {config.topics} topics, "
           f"{config.messages} publications, seed {config.seed}")
     header = f"{'':34}" + "".join(f"{m:>14}" for m in modes)
-    if "interest" in results and "broadcast" in results:
+    routed = next((m for m in modes if m != "broadcast"), None)
+    compare = routed is not None and "broadcast" in results
+    if compare:
         header += f"{'ratio':>10}"
     print(header)
     for key, label in ROWS:
         line = f"{label:34}" + "".join(f"{results[m][key]:>14}" for m in modes)
-        if "interest" in results and "broadcast" in results:
-            routed, flooded = results["interest"][key], results["broadcast"][key]
-            line += f"{routed / flooded:>10.3f}" if flooded else f"{'-':>10}"
+        if compare:
+            mine, flooded = results[str(routed)][key], results["broadcast"][key]
+            line += f"{mine / flooded:>10.3f}" if flooded else f"{'-':>10}"
         print(line)

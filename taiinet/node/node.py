@@ -67,6 +67,7 @@ from taiinet.overlay.core import OverlayConfig
 from taiinet.overlay.driver import DEFAULT_DELIVERY_BUFFER
 from taiinet.pubsub import PubsubConfig, PubsubUsageError
 from taiinet.pubsub.query import InvalidDocument, Query
+from taiinet.pubsub.tree.router import TreeRouter
 from taiinet.signal.client import SignalClient, SignalClientConfig, open_signal_client
 from taiinet.signal.records import SEEDER_SERVICE
 from taiinet.signal.transport import SignalTransport, WebSocketSignalTransport
@@ -288,6 +289,31 @@ class Node:
         self._last_published_ms = published_ms
         await trio.lowlevel.checkpoint()
         return message_id.hex()
+
+    async def hand_off(self, message_id: str) -> bool:
+        """Wait until a neighbour holds the document ``message_id`` (hex) and the
+        frame that carried it was written to that neighbour's link.
+
+        With the stable tree (``PubsubConfig(tree="stable")``) a publication
+        goes to the node's parent whatever the interest, so this returns True
+        once the node has a parent and the push is written: the document no
+        longer needs this node (docs/pubsub.md 0.1).  If the links it was
+        pushed on go away first, it waits for the next push (the document is
+        retained and pushed to the next parent).  With the Plumtree router
+        (which keeps no such record) it returns True at once.  Bound it with a
+        timeout.
+        """
+        router = self.driver.router
+        if not isinstance(router, TreeRouter):
+            return True
+        mid = bytes.fromhex(message_id)
+        while True:
+            peers = router.handed_to(mid)
+            if peers:
+                flushed = [await self.driver.flush(peer) for peer in peers]
+                if any(flushed):
+                    return True
+            await trio.sleep(0.01)  # the parent's advert, or a new link after a failed one
 
     async def wait_neighbors(self, count: int = 1) -> None:
         """Wait until at least ``count`` neighbours have a live link."""

@@ -1,6 +1,8 @@
-"""Runs the ``PubsubRouter`` core in the overlay's trio driver.
+"""Runs the pubsub router core in the overlay's trio driver.
 
-``PubsubRouter`` owns the node's ``Overlay`` and returns the overlay's actions
+The router (``PubsubRouter``, or ``TreeRouter`` for
+``PubsubConfig(tree="stable")``) owns the node's ``Overlay`` and returns the
+overlay's actions
 plus its own (``Deliver`` of documents to subscriptions, ``SendInterest``,
 ``SetInterestTimer``, ``Published``).  ``RoutedDriver`` is an
 ``OverlayDriver`` whose core is the router: the overlay's actions are carried
@@ -27,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -40,12 +43,13 @@ from taiinet.pubsub import (
     Deliver,
     Published,
     PubsubConfig,
-    PubsubRouter,
     SendInterest,
     SetInterestTimer,
     SignedDocuments,
 )
 from taiinet.pubsub.documents import OpenedDocument
+from taiinet.pubsub.factory import Router, make_router
+from taiinet.pubsub.tree.router import TreeRouter
 from taiinet.wire.identity import Identity
 from taiinet.wire.peer_id import PeerId
 
@@ -86,10 +90,13 @@ class DeliveryQueue(trio.abc.ReceiveChannel[Deliver]):
 class _RouterCore:
     """The router behind the interface the overlay driver expects of its core."""
 
-    def __init__(self, router: PubsubRouter) -> None:
+    def __init__(self, router: Router) -> None:
         self.router = router
 
     def start(self, now: float) -> list[Any]:
+        if isinstance(self.router, TreeRouter):
+            # The stable tree's root is the oldest node: its claim is the wall clock.
+            return self.router.start(now, started_unix_ms=int(time.time() * 1000))
         return self.router.start(now)
 
     def join(self, contact: PeerId, now: float) -> list[Any]:
@@ -159,9 +166,9 @@ class RoutedDriver(OverlayDriver):
         """``keep_envelopes``: keep the signed envelope of every document delivered, in
         ``envelopes`` by message id, until the node takes it (a seeder stores them)."""
         self._capture = _CapturingDocuments(identity) if keep_envelopes else None
-        self.router = PubsubRouter(identity.peer_id, rng,
-                                   self._capture or SignedDocuments(identity),
-                                   pubsub_config, overlay_config)
+        self.router = make_router(identity.peer_id, rng,
+                                  self._capture or SignedDocuments(identity),
+                                  pubsub_config, overlay_config)
         #: Signed envelopes of the queued deliveries, by message id (``keep_envelopes``).
         self.envelopes: dict[bytes, bytes] = {}
         #: Where history frames go (set by the node); ``None``: they are ignored.

@@ -148,6 +148,10 @@ class Overlay:
         assert type(timer) is ShuffleTimer or type(timer) is KeepaliveTimer
         return self._wire(self.membership.handle_timer(timer, now), now)
 
+    def reach_out(self, peer: PeerId, now: float) -> list[Action]:
+        """Ask passive peer ``peer`` to be a neighbour (``HyParView.reach_out``)."""
+        return self._wire(self.membership.reach_out(peer, now), now)
+
     @property
     def active_view(self) -> list[PeerId]:
         return self.membership.active

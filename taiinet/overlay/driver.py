@@ -66,7 +66,7 @@ import logging
 import math
 import random
 from collections.abc import AsyncIterable, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import trio
@@ -141,6 +141,11 @@ class _Link:
     #: Dropped at once (a failed link, or a peer disconnected by its core):
     #: nothing more is read from it.
     dropped: bool = False
+    #: Frames queued on this link, and frames written to its connection.
+    queued: int = 0
+    written: int = 0
+    #: Set (and replaced) whenever frames were written.
+    wrote: trio.Event = field(default_factory=trio.Event)
 
 
 class DriverCore(Protocol):
@@ -269,6 +274,20 @@ class OverlayDriver:
         async for connection in listener:
             self.add_connection(connection)
 
+    async def flush(self, peer: PeerId) -> bool:
+        """Wait until every frame queued so far for ``peer`` was written to its
+        connection; False if the link goes away first (or there is none)."""
+        link = self._links.get(peer)
+        if link is None:
+            return False
+        target = link.queued
+        while link.written < target:
+            if self._links.get(peer) is not link or link.dropped:
+                return False
+            with trio.move_on_after(1.0):  # re-check a link dropped meanwhile
+                await link.wrote.wait()
+        return True
+
     @property
     def neighbors(self) -> list[PeerId]:
         """The core's active view, links being dialed included."""
@@ -330,6 +349,7 @@ class OverlayDriver:
             link.dialed = True  # its sender dials it (unless the peer dials first)
         try:
             link.send.send_nowait(frame)
+            link.queued += 1
             if urgent or self._lazy_delay <= 0:
                 link.urgent.set()
                 return
@@ -436,6 +456,9 @@ class OverlayDriver:
                     self._drop_if_current(link)
                     return
                 self.frames_sent += len(frames)
+                link.written += len(frames)
+                link.wrote.set()
+                link.wrote = trio.Event()
                 if closing:
                     break
         # Closed on purpose (CloseLink): flush done, close the connections.

@@ -312,6 +312,21 @@ class HyParView:
 
     # --- queries -----------------------------------------------------------
 
+    def reach_out(self, peer: PeerId, now: float) -> list[Action]:
+        """Ask passive peer ``peer`` to be a neighbour, with high priority.
+
+        For the layer above when it finds this node's component cut off from
+        ``peer`` (a group whose views are full of each other): the request
+        cannot be refused, and taking it makes room by dropping a random
+        neighbour.  Ignored unless ``peer`` is in the passive view.
+        """
+        self._now = now
+        out: list[Action] = []
+        if peer in self.passive and peer not in self._pending:
+            self._pending[peer] = now
+            out.append(Send(peer=peer, message=Neighbor(high_priority=True)))
+        return out
+
     def is_neighbor(self, peer: PeerId) -> bool:
         return peer in self.active
 

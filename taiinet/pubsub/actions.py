@@ -79,7 +79,12 @@ class HealTimer:
     peer: PeerId
 
 
-PubsubTimer = InterestTimer | HealTimer
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComponentTimer:
+    """Stable tree: check whether this node's component is cut off (healing)."""
+
+
+PubsubTimer = InterestTimer | HealTimer | ComponentTimer
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,6 +17,7 @@ from taiinet.pubsub.messages import (
     MAX_ADVERT_FILTERS,
     MAX_ROOT_DISTANCE,
     MAX_ROOT_LENGTH,
+    TREE_SIZE_CAP,
     InterestAdvert,
     PubsubMessage,
 )
@@ -39,6 +40,9 @@ def to_proto(message: PubsubMessage) -> pubsub_pb2.PubsubMessage:
     advert.ack = message.ack
     advert.root = message.root
     advert.root_distance = message.root_distance
+    advert.root_since_ms = message.root_since_ms
+    advert.tree_size = message.tree_size
+    advert.tree_members.extend(message.tree_members)
     for query in message.filters:
         advert.filters.append(query_pb2.Filter.FromString(query.to_filter_bytes()))
     return pb
@@ -75,6 +79,12 @@ def from_proto(pb: pubsub_pb2.PubsubMessage) -> PubsubMessage:
         root = PeerId.parse_optional(advert.root)
     except InvalidPeerId as exc:
         raise PubsubDecodeError(f"advert root is not a peer id: {exc}") from None
+    if advert.tree_size > TREE_SIZE_CAP or len(advert.tree_members) > TREE_SIZE_CAP:
+        raise PubsubDecodeError(f"advert tree size or members over {TREE_SIZE_CAP}")
+    try:
+        members = tuple(PeerId(m) for m in advert.tree_members)
+    except InvalidPeerId as exc:
+        raise PubsubDecodeError(f"advert tree member is not a peer id: {exc}") from None
     filters = []
     for item in advert.filters:
         try:
@@ -83,7 +93,9 @@ def from_proto(pb: pubsub_pb2.PubsubMessage) -> PubsubMessage:
             raise PubsubDecodeError(f"advert filter: {exc}") from None
     return InterestAdvert(version=advert.version, filters=tuple(filters),
                           tree_link=advert.tree_link, ack=advert.ack, root=root,
-                          root_distance=advert.root_distance)
+                          root_distance=advert.root_distance,
+                          root_since_ms=advert.root_since_ms, tree_size=advert.tree_size,
+                          tree_members=members)
 
 
 def decode(data: bytes) -> PubsubMessage:

@@ -16,6 +16,25 @@ MAX_PENDING_ADVERTS = 16
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PubsubConfig:
+    #: The routing tree: ``"plumtree"`` (Plumtree's traffic-driven tree, with
+    #: interest gaps and catch-ups; docs/pubsub.md sections 3-6) or
+    #: ``"stable"`` (a distance-vector spanning tree of the active views,
+    #: repair by push on widening; docs/pubsub.md section 0).
+    tree: str = "plumtree"
+    #: Stable tree: seconds every document is retained for the repair (D of
+    #: the contract), and the bounds on what is retained (oldest first).
+    retention: float = 30.0
+    retention_size: int = 4096
+    retention_bytes: int = 16 * 1024 * 1024
+    #: Stable tree: seconds adverts are held back after a change.  Its adverts
+    #: change only with the active views and subscriptions, not with traffic,
+    #: so the window is short: every hop of a reshape waits for it.
+    tree_advert_delay: float = 0.01
+    #: Stable tree: seconds (times 1 to 2) between checks that this node's
+    #: component is not a clique cut off from the overlay (healing).
+    component_check_interval: float = 2.0
+    #: Stable tree: message ids remembered to drop duplicates.
+    seen_size: int = 10_000
     #: Route by interest.  False: plain Plumtree broadcast (every document
     #: reaches every node; only matching subscriptions see it) - a baseline.
     routing: bool = True
@@ -95,5 +114,15 @@ class PubsubConfig:
         if min(self.catch_up_window, self.catch_up_recent, self.catch_up_limit) < 0:
             raise PubsubUsageError("catch_up_window, catch_up_recent and catch_up_limit "
                                    "must be >= 0")
+        if self.tree not in ("plumtree", "stable"):
+            raise PubsubUsageError('tree must be "plumtree" or "stable"')
+        if min(self.retention, self.tree_advert_delay, self.component_check_interval) <= 0:
+            raise PubsubUsageError("retention, tree_advert_delay and component_check_interval "
+                                   "must be positive")
+        if self.retention_size < 1 or self.seen_size < self.retention_size:
+            raise PubsubUsageError("retention_size >= 1 and seen_size >= retention_size")
+        if self.retention_bytes < self.max_document_bytes:
+            raise PubsubUsageError("retention_bytes must hold the largest document "
+                                   f"({self.max_document_bytes} bytes)")
         if self.max_pending_adverts < 0:
             raise PubsubUsageError("max_pending_adverts must be >= 0")

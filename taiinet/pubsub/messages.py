@@ -18,6 +18,9 @@ MAX_ADVERT_FILTERS = 16
 MAX_ADVERT_BYTES = 32 * 1024
 #: Longest eager path a root id travels (bounds count-to-infinity on cycles).
 MAX_ROOT_DISTANCE = 64
+#: Stable tree: counts of nodes stop here (a saturated count stops changing,
+#: so a join far away sends no advert); member lists are sent below it.
+TREE_SIZE_CAP = 32
 #: Longest root peer id.
 MAX_ROOT_LENGTH = 128
 #: Largest advert version (uint64).
@@ -46,6 +49,12 @@ class InterestAdvert:
     #: distance in eager links (``MAX_ROOT_DISTANCE`` at most).
     root: str = ""
     root_distance: int = 0
+    #: Stable tree: the root's claimed start, Unix ms (older roots win).
+    root_since_ms: int = 0
+    #: Stable tree: nodes on the sender's side of a tree link (0 over others).
+    tree_size: int = 0
+    #: Stable tree: the ids ``tree_size`` counts, when below ``TREE_SIZE_CAP``.
+    tree_members: tuple[str, ...] = ()
 
 
 PubsubMessage = InterestAdvert

@@ -113,10 +113,10 @@ from taiinet.pubsub.messages import (
     PubsubMessage,
 )
 from taiinet.pubsub.query import IndexFull, InvalidQuery, Query, SubscriptionIndex
-from taiinet.pubsub.query.cover import MAX_MERGED_IN, query_covers, summarize
+from taiinet.pubsub.query.cover import query_covers, summarize
 from taiinet.pubsub.query.limits import DECODED_VALUE_BYTES
-from taiinet.pubsub.query.nodes import MATCH_ALL, Compare, Field, In, node_key
-from taiinet.pubsub.query.values import value_key
+from taiinet.pubsub.query.nodes import MATCH_ALL, node_key
+from taiinet.pubsub.summary import merge_equalities as _merge_equalities
 from taiinet.wire.peer_id import PeerId
 
 _INTEREST_TIMER = InterestTimer()
@@ -958,38 +958,3 @@ class PubsubRouter:
 def _decoded_cost(size: int, values: int) -> int:
     """What a decoded document counts toward ``document_cache_bytes``."""
     return UNWANTED_DOCUMENT_BYTES + size + values * DECODED_VALUE_BYTES
-
-
-def _merge_equalities(queries: list[Query]) -> list[Query]:
-    """Merge ``{p: v}`` / ``{p: {$in: [...]}}`` queries on one path into one sorted ``$in``.
-
-    Exact (the union matches the same documents) and canonical, so summaries
-    built from the same interest in any order compare equal and do not churn.
-    """
-    groups: dict[str, list[Any]] = {}
-    rest: list[Query] = []
-    for query in queries:
-        ast = query.ast
-        if isinstance(ast, Field) and len(ast.ops) == 1:
-            op = ast.ops[0]
-            if isinstance(op, Compare) and op.op == "eq":
-                groups.setdefault(ast.path, []).append(op.value)
-                continue
-            if isinstance(op, In) and not op.negate:
-                groups.setdefault(ast.path, []).extend(op.values)
-                continue
-        rest.append(query)
-    for path, values in groups.items():
-        unique = {value_key(v): v for v in values}
-        if len(unique) > MAX_MERGED_IN:
-            rest.extend(Query.from_ast(Field(path=path, ops=(In(values=(v,)),)))
-                        for v in unique.values())
-            continue
-        try:
-            ordered = [unique[k] for k in sorted(unique)]
-        except TypeError:
-            ordered = [unique[k] for k in sorted(unique, key=repr)]
-        op = (Compare(op="eq", value=ordered[0]) if len(ordered) == 1
-              else In(values=tuple(ordered)))
-        rest.append(Query.from_ast(Field(path=path, ops=(op,))))
-    return rest

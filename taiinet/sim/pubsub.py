@@ -7,7 +7,10 @@ publications (not measured) let Plumtree build its tree; then ``messages``
 documents ``{"topic": t, "seq": i, "body": ...}`` with a random topic are
 published from random live nodes, ``message_interval`` apart.  Optionally a
 share ``fail`` of the nodes crashes halfway through the measured
-publications.  Every node runs the real ``PubsubRouter`` (with the real
+publications, and a share ``late`` of the nodes joins only during the
+measured phase, each publishing one document as soon as it has joined
+(``late_publish_after`` seconds later: a one-shot publisher, as ``taiinet
+pub``), counted like the others.  Every node runs the real ``PubsubRouter`` (with the real
 ``Overlay``); documents use ``UnsignedDocuments`` (no signature: the routing is
 the same, the crypto is measured elsewhere) unless ``signed`` is set.
 
@@ -37,8 +40,8 @@ from taiinet.pubsub import codec as pubsub_codec
 from taiinet.pubsub.actions import Action, Deliver, Published, SendInterest, SetInterestTimer
 from taiinet.pubsub.config import PubsubConfig
 from taiinet.pubsub.documents import DocumentCodec, SignedDocuments, UnsignedDocuments
+from taiinet.pubsub.factory import Router, make_router
 from taiinet.pubsub.messages import InterestAdvert
-from taiinet.pubsub.router import PubsubRouter
 from taiinet.sim.events import EventLoop
 from taiinet.sim.network import LinkModel, SimNetwork, sim_peer_ids
 from taiinet.wire.identity import Identity
@@ -60,6 +63,9 @@ class PubsubSimConfig:
     seed: int = 0
     #: Share of the nodes that crash halfway through the measured publications.
     fail: float = 0.0
+    #: Share of the nodes that join during the measured phase and publish at once.
+    late: float = 0.0
+    late_publish_after: float = 0.2
     join_interval: float = 0.01
     stabilize: float = 30.0
     message_interval: float = 1.0
@@ -79,6 +85,8 @@ class PubsubSimConfig:
             raise LocalProtocolError("--interest must be in [0, 1]")
         if not 0.0 <= self.fail < 1.0:
             raise LocalProtocolError("--fail must be in [0, 1)")
+        if not 0.0 <= self.late < 1.0 or self.late_publish_after < 0:
+            raise LocalProtocolError("--late must be in [0, 1)")
         if self.topics < 1 or self.messages < 0 or self.warmup < 0 or self.body_size < 0:
             raise LocalProtocolError("topics >= 1, messages, warmup and body size >= 0")
 
@@ -95,6 +103,10 @@ class PublicationResult:
     ihaves: int = 0
     #: Nodes that received the payload without wanting it (relays).
     relays: int = 0
+    #: When it was published; deliveries to nodes that joined later are not
+    #: counted as expected ones (``late_subscriber_deliveries``).
+    sent_at: float = 0.0
+    late_subscriber_deliveries: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,6 +143,7 @@ class PubsubSimResult:
             "delivery_ratio": round(delivered / expected, 6) if expected else 1.0,
             "false_deliveries": sum(p.false_deliveries for p in pubs),
             "duplicate_deliveries": sum(p.duplicate_deliveries for p in pubs),
+            "late_subscriber_deliveries": sum(p.late_subscriber_deliveries for p in pubs),
             "payloads_per_publication": round(payloads / count, 2),
             "ihaves_per_publication": round(ihaves / count, 2),
             "adverts_per_publication": round(self.adverts_measured / count, 2),
@@ -166,7 +179,7 @@ class PubsubSimulation:
                             if interest_rng.random() < config.interest)
             for peer in self.ids
         }
-        self.routers: dict[PeerId, PubsubRouter] = {}
+        self.routers: dict[PeerId, Router] = {}
         for peer in self.ids:
             documents: DocumentCodec
             if config.signed:
@@ -174,10 +187,14 @@ class PubsubSimulation:
                 documents = SignedDocuments(identity)
             else:
                 documents = UnsignedDocuments(peer)
-            self.routers[peer] = PubsubRouter(peer, random.Random(master.getrandbits(64)),
-                                              documents, config.pubsub, config.overlay)
+            self.routers[peer] = make_router(peer, random.Random(master.getrandbits(64)),
+                                             documents, config.pubsub, config.overlay)
         self.joined: list[PeerId] = []
-        self.live: list[PeerId] = list(self.ids)
+        self._joined_at: dict[PeerId, float] = {}
+        late = round(config.late * config.nodes)
+        #: Nodes that join during the measured phase (the last ones).
+        self.late_ids = self.ids[config.nodes - late:] if late else []
+        self.live: list[PeerId] = self.ids[:config.nodes - late]
         self._by_id: dict[bytes, PublicationResult] = {}
         self._received: dict[bytes, set[PeerId]] = {}
         self._delivered_at: dict[bytes, set[PeerId]] = {}
@@ -221,7 +238,9 @@ class PubsubSimulation:
             pub.duplicate_deliveries += 1
             return
         seen.add(node)
-        if pub.topic in self.topics_of[node]:
+        if self._joined_at.get(node, 0.0) > pub.sent_at:
+            pub.late_subscriber_deliveries += 1
+        elif pub.topic in self.topics_of[node]:
             pub.delivered += 1
         else:
             pub.false_deliveries += 1
@@ -268,6 +287,7 @@ class PubsubSimulation:
 
     def _join(self, node: PeerId) -> None:
         now = self.loop.now
+        self._joined_at[node] = now
         router = self.routers[node]
         for topic in sorted(self.topics_of[node]):
             self._apply(node, router.subscribe(f"t{topic}", {"topic": topic}, now))
@@ -277,18 +297,26 @@ class PubsubSimulation:
             self._apply(node, router.join(contact, now))
         self.joined.append(node)
 
-    def _publish(self, measured: bool) -> None:
+    def _join_late(self, node: PeerId) -> None:
+        self._join(node)
+        self.live.append(node)
+        self.loop.schedule(self.loop.now + self.config.late_publish_after, self._publish, True,
+                           node)
+
+    def _publish(self, measured: bool, origin: PeerId | None = None) -> None:
         cfg = self.config
         index = self._next_index
         self._next_index += 1
-        origin = self.live[self.rng.randrange(len(self.live))]
+        if origin is None:
+            origin = self.live[self.rng.randrange(len(self.live))]
         topic = self.rng.randrange(cfg.topics)
         document = {"topic": topic, "seq": index, "body": "x" * cfg.body_size}
         if measured:
             self._measuring = True
         router = self.routers[origin]
         expected = sum(1 for n in self.live if topic in self.topics_of[n])
-        pub = PublicationResult(index=index, topic=topic, expected=expected)
+        pub = PublicationResult(index=index, topic=topic, expected=expected,
+                                sent_at=self.loop.now)
         # The nonce is the publication's index: the routers' seeded rngs stay
         # the overlay's alone, so a seed gives the same run as before.
         actions = router.publish(document, self.loop.now, nonce=index)
@@ -312,15 +340,20 @@ class PubsubSimulation:
     def run(self, progress: Progress | None = None) -> PubsubSimResult:
         cfg = self.config
         loop = self.loop
-        for i, node in enumerate(self.ids):
+        early = len(self.ids) - len(self.late_ids)
+        for i, node in enumerate(self.ids[:early]):
             loop.schedule(i * cfg.join_interval, self._join, node)
-        at = cfg.nodes * cfg.join_interval + cfg.stabilize
+        at = early * cfg.join_interval + cfg.stabilize
         for _ in range(cfg.warmup):
             loop.schedule(at, self._publish, False)
             at += cfg.message_interval
         # Let the adverts that follow the tree's formation settle.
         at += 5.0
         half = cfg.messages // 2
+        measured_from = at
+        for i, node in enumerate(self.late_ids):
+            spread = cfg.messages * cfg.message_interval / max(len(self.late_ids), 1)
+            loop.schedule(measured_from + (i + 0.5) * spread, self._join_late, node)
         for index in range(cfg.messages):
             if index == half and cfg.fail > 0:
                 loop.schedule(at, self._crash)

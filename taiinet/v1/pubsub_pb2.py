@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from taiinet.v1 import query_pb2 as taiinet_dot_v1_dot_query__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17taiinet/v1/pubsub.proto\x12\ntaiinet.v1\x1a\x16taiinet/v1/query.proto\"G\n\rPubsubMessage\x12.\n\x08interest\x18\x01 \x01(\x0b\x32\x1a.taiinet.v1.InterestAdvertH\x00\x42\x06\n\x04\x62ody\"\x8b\x01\n\x0eInterestAdvert\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12#\n\x07\x66ilters\x18\x02 \x03(\x0b\x32\x12.taiinet.v1.Filter\x12\x11\n\ttree_link\x18\x03 \x01(\x08\x12\x0b\n\x03\x61\x63k\x18\x04 \x01(\x04\x12\x0c\n\x04root\x18\x05 \x01(\t\x12\x15\n\rroot_distance\x18\x06 \x01(\r\"L\n\x11PublishedDocument\x12\r\n\x05value\x18\x01 \x01(\x0c\x12\x19\n\x11published_unix_ms\x18\x02 \x01(\x04\x12\r\n\x05nonce\x18\x03 \x01(\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17taiinet/v1/pubsub.proto\x12\ntaiinet.v1\x1a\x16taiinet/v1/query.proto\"G\n\rPubsubMessage\x12.\n\x08interest\x18\x01 \x01(\x0b\x32\x1a.taiinet.v1.InterestAdvertH\x00\x42\x06\n\x04\x62ody\"\xcb\x01\n\x0eInterestAdvert\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12#\n\x07\x66ilters\x18\x02 \x03(\x0b\x32\x12.taiinet.v1.Filter\x12\x11\n\ttree_link\x18\x03 \x01(\x08\x12\x0b\n\x03\x61\x63k\x18\x04 \x01(\x04\x12\x0c\n\x04root\x18\x05 \x01(\t\x12\x15\n\rroot_distance\x18\x06 \x01(\r\x12\x15\n\rroot_since_ms\x18\x07 \x01(\x04\x12\x11\n\ttree_size\x18\x08 \x01(\r\x12\x14\n\x0ctree_members\x18\t \x03(\t\"L\n\x11PublishedDocument\x12\r\n\x05value\x18\x01 \x01(\x0c\x12\x19\n\x11published_unix_ms\x18\x02 \x01(\x04\x12\r\n\x05nonce\x18\x03 \x01(\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,7 +36,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUBSUBMESSAGE']._serialized_start=63
   _globals['_PUBSUBMESSAGE']._serialized_end=134
   _globals['_INTERESTADVERT']._serialized_start=137
-  _globals['_INTERESTADVERT']._serialized_end=276
-  _globals['_PUBLISHEDDOCUMENT']._serialized_start=278
-  _globals['_PUBLISHEDDOCUMENT']._serialized_end=354
+  _globals['_INTERESTADVERT']._serialized_end=340
+  _globals['_PUBLISHEDDOCUMENT']._serialized_start=342
+  _globals['_PUBLISHEDDOCUMENT']._serialized_end=418
 # @@protoc_insertion_point(module_scope)

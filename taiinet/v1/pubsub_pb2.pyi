@@ -15,20 +15,26 @@ class PubsubMessage(_message.Message):
     def __init__(self, interest: _Optional[_Union[InterestAdvert, _Mapping]] = ...) -> None: ...
 
 class InterestAdvert(_message.Message):
-    __slots__ = ("version", "filters", "tree_link", "ack", "root", "root_distance")
+    __slots__ = ("version", "filters", "tree_link", "ack", "root", "root_distance", "root_since_ms", "tree_size", "tree_members")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     FILTERS_FIELD_NUMBER: _ClassVar[int]
     TREE_LINK_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     ROOT_FIELD_NUMBER: _ClassVar[int]
     ROOT_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    ROOT_SINCE_MS_FIELD_NUMBER: _ClassVar[int]
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    TREE_MEMBERS_FIELD_NUMBER: _ClassVar[int]
     version: int
     filters: _containers.RepeatedCompositeFieldContainer[_query_pb2.Filter]
     tree_link: bool
     ack: int
     root: str
     root_distance: int
-    def __init__(self, version: _Optional[int] = ..., filters: _Optional[_Iterable[_Union[_query_pb2.Filter, _Mapping]]] = ..., tree_link: _Optional[bool] = ..., ack: _Optional[int] = ..., root: _Optional[str] = ..., root_distance: _Optional[int] = ...) -> None: ...
+    root_since_ms: int
+    tree_size: int
+    tree_members: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, version: _Optional[int] = ..., filters: _Optional[_Iterable[_Union[_query_pb2.Filter, _Mapping]]] = ..., tree_link: _Optional[bool] = ..., ack: _Optional[int] = ..., root: _Optional[str] = ..., root_distance: _Optional[int] = ..., root_since_ms: _Optional[int] = ..., tree_size: _Optional[int] = ..., tree_members: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PublishedDocument(_message.Message):
     __slots__ = ("value", "published_unix_ms", "nonce")

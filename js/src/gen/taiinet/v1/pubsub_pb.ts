@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taiinet/v1/pubsub.proto.
  */
 export const file_taiinet_v1_pubsub: GenFile = /*@__PURE__*/
-  fileDesc("Chd0YWlpbmV0L3YxL3B1YnN1Yi5wcm90bxIKdGFpaW5ldC52MSJHCg1QdWJzdWJNZXNzYWdlEi4KCGludGVyZXN0GAEgASgLMhoudGFpaW5ldC52MS5JbnRlcmVzdEFkdmVydEgAQgYKBGJvZHkiiwEKDkludGVyZXN0QWR2ZXJ0Eg8KB3ZlcnNpb24YASABKAQSIwoHZmlsdGVycxgCIAMoCzISLnRhaWluZXQudjEuRmlsdGVyEhEKCXRyZWVfbGluaxgDIAEoCBILCgNhY2sYBCABKAQSDAoEcm9vdBgFIAEoCRIVCg1yb290X2Rpc3RhbmNlGAYgASgNIkwKEVB1Ymxpc2hlZERvY3VtZW50Eg0KBXZhbHVlGAEgASgMEhkKEXB1Ymxpc2hlZF91bml4X21zGAIgASgEEg0KBW5vbmNlGAMgASgEYgZwcm90bzM", [file_taiinet_v1_query]);
+  fileDesc("Chd0YWlpbmV0L3YxL3B1YnN1Yi5wcm90bxIKdGFpaW5ldC52MSJHCg1QdWJzdWJNZXNzYWdlEi4KCGludGVyZXN0GAEgASgLMhoudGFpaW5ldC52MS5JbnRlcmVzdEFkdmVydEgAQgYKBGJvZHkiywEKDkludGVyZXN0QWR2ZXJ0Eg8KB3ZlcnNpb24YASABKAQSIwoHZmlsdGVycxgCIAMoCzISLnRhaWluZXQudjEuRmlsdGVyEhEKCXRyZWVfbGluaxgDIAEoCBILCgNhY2sYBCABKAQSDAoEcm9vdBgFIAEoCRIVCg1yb290X2Rpc3RhbmNlGAYgASgNEhUKDXJvb3Rfc2luY2VfbXMYByABKAQSEQoJdHJlZV9zaXplGAggASgNEhQKDHRyZWVfbWVtYmVycxgJIAMoCSJMChFQdWJsaXNoZWREb2N1bWVudBINCgV2YWx1ZRgBIAEoDBIZChFwdWJsaXNoZWRfdW5peF9tcxgCIAEoBBINCgVub25jZRgDIAEoBGIGcHJvdG8z", [file_taiinet_v1_query]);
 
 /**
  * @generated from message taiinet.v1.PubsubMessage
@@ -97,6 +97,34 @@ export type InterestAdvert = Message<"taiinet.v1.InterestAdvert"> & {
    * @generated from field: uint32 root_distance = 6;
    */
   rootDistance: number;
+
+  /**
+   * Stable tree (docs/pubsub.md section 0): when the root started, as it
+   * claims, in Unix milliseconds; the oldest root (then the smallest id)
+   * wins, so a node that joins never moves the root.  0 with the Plumtree
+   * router.
+   *
+   * @generated from field: uint64 root_since_ms = 7;
+   */
+  rootSinceMs: bigint;
+
+  /**
+   * Stable tree: over a tree link, the number of nodes on the sender's side
+   * of it (split horizon: 1 + the tree_size of its other tree links); 0 over
+   * any other link; at most 32 (counting stops there).
+   *
+   * @generated from field: uint32 tree_size = 8;
+   */
+  treeSize: number;
+
+  /**
+   * Stable tree: when tree_size is below 32, the peer ids it counts (the
+   * sender's side of the tree link); else empty.  Lets a node of a small
+   * component know every member, hence which passive peers lie outside.
+   *
+   * @generated from field: repeated string tree_members = 9;
+   */
+  treeMembers: string[];
 };
 
 /**

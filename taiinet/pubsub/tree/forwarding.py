@@ -1,0 +1,80 @@
+# taiinet: sans-io core
+"""The forwarding decision, which is also the repair: invariant (I).
+
+For every retained document ``d`` and every neighbour ``q``: if the link to
+``q`` is a tree link and ``q``'s filters match ``d``, or ``d`` is this node's
+own publication and ``q`` its parent, told so by an advert already sent
+(links are FIFO: the parent knows its child before the document arrives),
+then ``q`` holds ``d`` (on the current link).  ``Forwarding`` pushes ``d``
+to whoever breaks it: for a new document that is ordinary forwarding along
+the tree; ``taiinet.pubsub.tree.repair`` calls ``restore`` when a
+neighbour's side of the rule widened.
+"""
+
+from __future__ import annotations
+
+from taiinet.overlay.actions import Send
+from taiinet.overlay.messages import MAX_HOPS, Gossip
+from taiinet.pubsub.tree.interest import InterestTable
+from taiinet.pubsub.tree.retention import Retained, Retention
+from taiinet.pubsub.tree.routes import SpanningTree
+from taiinet.wire.peer_id import PeerId
+
+
+class Forwarding:
+    """Keeps invariant (I) by pushing retained documents."""
+
+    __slots__ = ("epochs", "interest", "pushed", "retention", "told", "tree")
+
+    def __init__(self, tree: SpanningTree, interest: InterestTable, retention: Retention,
+                 epochs: dict[PeerId, int]) -> None:
+        self.tree = tree
+        self.interest = interest
+        self.retention = retention
+        #: Active neighbour -> epoch of the current link to it.
+        self.epochs = epochs
+        #: Pushes made (every ``Gossip`` sent).
+        self.pushed = 0
+        #: Neighbours whose last advert from us said "you are my parent".
+        self.told: set[PeerId] = set()
+
+    def must_hold(self, doc: Retained, peer: PeerId) -> bool:
+        if doc.own and peer == self.tree.parent and peer in self.told:
+            return True
+        return self.tree.is_tree_link(peer) and self.interest.wants(peer, doc.document)
+
+    def push(self, mid: bytes, doc: Retained, peer: PeerId, out: list[Send]) -> None:
+        doc.pushed[peer] = self.epochs[peer]
+        self.pushed += 1
+        out.append(Send(peer=peer, message=Gossip(
+            message_id=mid, hops=min(doc.hops + 1, MAX_HOPS), payload=doc.payload)))
+
+    def forward(self, mid: bytes, doc: Retained, out: list[Send]) -> int:
+        """A new document: push it to every neighbour that must hold it and does not."""
+        sent = 0
+        for peer, epoch in self.epochs.items():
+            if not doc.held_by(peer, epoch) and self.must_hold(doc, peer):
+                self.push(mid, doc, peer, out)
+                sent += 1
+        return sent
+
+    def narrowed(self, peer: PeerId) -> None:
+        """``peer``'s side of (I) narrowed: a document pushed to it that it no longer
+        must hold may have been dropped there (it keeps only what its last advert to
+        us matched), so it no longer counts as a holder: if it widens again, it is
+        pushed again."""
+        for _mid, doc in self.retention.items():
+            if peer in doc.pushed and not self.must_hold(doc, peer):
+                del doc.pushed[peer]
+
+    def restore(self, peer: PeerId, out: list[Send]) -> int:
+        """``peer``'s side of (I) widened: push it every retained document it now must hold."""
+        epoch = self.epochs.get(peer)
+        if epoch is None:
+            return 0
+        sent = 0
+        for mid, doc in self.retention.items():
+            if not doc.held_by(peer, epoch) and self.must_hold(doc, peer):
+                self.push(mid, doc, peer, out)
+                sent += 1
+        return sent
