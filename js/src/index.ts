@@ -28,3 +28,18 @@ export { filterFromBytes, filterToBytes, filterToJson } from "./query/filterCode
 export { Query } from "./query/query.js";
 export { type Document, valueEquals } from "./query/values.js";
 export { documentToValue, valueToDocument, valueToDocumentCounted } from "./query/valueCodec.js";
+export { SeededRandom } from "./random.js";
+export { type LinkFrame, decodeLinkFrame, encodePing, encodePong, encodeSignalFrame } from "./link/frames.js";
+export { type LinkOutput, SecureLinkCore, type SecureLinkOptions } from "./link/secureLink.js";
+export {
+  MAX_RECORD_LIFETIME_MS, type PeerRecord, RECORD_LIFETIME_MS, type SessionDescription, type SessionKind,
+  openPeerRecord, openSession, sealPeerRecord, sealSession,
+} from "./signal/records.js";
+export {
+  DEFAULT_SIGNAL_CLIENT_CONFIG, type IncomingOffer, MAX_CONTACTS, type SignalAction, SignalClientCore,
+  type SignalClientConfig, signalClientConfig,
+} from "./signal/clientCore.js";
+export { AsyncQueue } from "./io/queue.js";
+export { HANDSHAKE_TIMEOUT_MS, type MessageChannel, SecureLink, type SecureChannelOptions } from "./io/secureChannel.js";
+export { WEBSOCKET_SUBPROTOCOL, dialWebSocket } from "./io/websocket.js";
+export { type Registration, SIGNAL_MAX_FRAME_SIZE, SignalClient, type SignalClientOptions } from "./io/signalClient.js";
