@@ -1,0 +1,61 @@
+// Page-side helpers of the browser tests (loaded by the test page next to the bundle).
+// Every function is called with page.evaluate and returns plain JSON.
+import * as T from "/taiinet.js";
+
+const text = new TextEncoder();
+const untext = new TextDecoder();
+let client = null;
+let identity = null;
+let echoed = 0;
+const failures = [];
+
+async function echo(link) {
+  for await (const frame of link) {
+    await link.send(T.concatBytes(text.encode("echo:"), frame));
+    echoed++;
+  }
+}
+
+/** Join the signallers as a fresh peer that echoes frames on every link it accepts. */
+export async function start(signallers, options = {}) {
+  identity = T.Identity.generate();
+  client = T.SignalClient.connect(signallers, { identity });
+  await client.registered();
+  (async () => {
+    for await (const offer of client.offers) {
+      T.acceptWebRTC(client, identity, offer, options).then(echo, (error) => failures.push(`${error.name}: ${error.message}`));
+    }
+  })();
+  return identity.peerId;
+}
+
+/** Dial `peerId`, send each frame (text, or {size} bytes of "x") and read one reply each. */
+export async function dialAndExchange(peerId, frames, options = {}) {
+  const link = await T.dialWebRTC(client, identity, peerId, options);
+  const reader = link[Symbol.asyncIterator]();
+  const replies = [];
+  for (const frame of frames) {
+    const data = typeof frame === "string" ? text.encode(frame) : new Uint8Array(frame.size).fill(0x78);
+    await link.send(data);
+    const reply = await reader.next();
+    if (reply.done) throw new Error(`the link closed: ${await link.closed}`);
+    replies.push(reply.value.length > 64 ? { size: reply.value.length, head: untext.decode(reply.value.subarray(0, 8)) } : untext.decode(reply.value));
+  }
+  link.close();
+  return { remote: link.remotePeerId, replies };
+}
+
+/** Resolves once accepted links echoed `count` frames in all. */
+export async function waitEchoed(count, timeoutMs = 20000) {
+  const end = Date.now() + timeoutMs;
+  while (echoed < count) {
+    if (Date.now() > end) throw new Error(`only ${echoed} frames echoed; failures: ${failures.join("; ")}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return echoed;
+}
+
+export async function stop() {
+  await client?.close();
+  return failures;
+}
