@@ -5,6 +5,7 @@ a Python peer (aiortc), which carry frames both ways."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -14,7 +15,7 @@ from taiinet.transport.connection import Connection
 from taiinet.transport.webrtc import WebRTCEndpoint, open_webrtc
 from taiinet.wire.identity import Identity
 from tests.browser.chromium import run_in_browser
-from tests.browser.support import CHROMIUM, build_bundle, require
+from tests.browser.support import CHROMIUM, build_bundle, require, turn_server
 from tests.cli_support import processes, signaller
 
 PYTHON = Identity.from_seed(bytes([31]) * 32)
@@ -94,3 +95,33 @@ async def test_browser_and_python_link_over_webrtc_with_noise() -> None:
                 assert result["echoed"] == 3
                 assert result["failures"] == []
                 nursery.cancel_scope.cancel()
+
+
+async def test_browser_to_browser_link_through_a_turn_relay(tmp_path: Path) -> None:
+    """Two pages link to each other with no Python peer between them: ICE through a TURN
+    relay on 127.0.0.1 (configuration, never a public default), Noise over the channel."""
+    require(CHROMIUM, "Debian's chromium")
+    build_bundle()
+    with trio.fail_after(120):
+        async with processes() as spawned, turn_server(tmp_path) as turn:
+            _, url1 = await signaller(spawned)
+            _, url2 = await signaller(spawned, "--join", url1)
+            options = {"iceServers": [turn], "iceTransportPolicy": "relay"}
+
+            def in_browser(pages: list[Any]) -> dict[str, Any]:
+                first, second = pages
+                second_id = second.evaluate("([s, o]) => harness.start(s, o)", [[url2], options])
+                first.evaluate("([s, o]) => harness.start(s, o)", [[url1], options])
+                dialed = first.evaluate("([p, f, o]) => harness.dialAndExchange(p, f, o)",
+                                        [second_id, FRAMES, options])
+                return {"second_id": second_id, "dialed": dialed,
+                        "echoed": second.evaluate("n => harness.waitEchoed(n)", len(FRAMES)),
+                        "failures": [page.evaluate("() => harness.stop()") for page in pages]}
+
+            result = await trio.to_thread.run_sync(run_in_browser, in_browser, 2)
+            assert result["dialed"]["remote"] == result["second_id"]
+            assert result["dialed"]["replies"] == [
+                "echo:hello from the page", {"size": 100_005, "head": "echo:xxx"}, "echo:",
+                "echo:third"]
+            assert result["echoed"] == len(FRAMES)
+            assert result["failures"] == [[], []]
