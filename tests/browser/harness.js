@@ -59,3 +59,43 @@ export async function stop() {
   await client?.close();
   return failures;
 }
+
+// -- the node API (TaiiNet.connect) ---------------------------------------------------------
+let net = null;
+const received = [];
+
+/** Join the mesh as a full peer and subscribe to `query`; the page's peer id. */
+export async function join(signallers, query, options = {}) {
+  net = await T.TaiiNet.connect({ signallers, ...options });
+  net.subscribe(query).on("data", (msg) => received.push({ data: msg.data, publisher: msg.publisher, id: msg.id }));
+  return net.peerId;
+}
+
+export async function waitNeighbors(count, timeoutMs = 30000) {
+  const end = Date.now() + timeoutMs;
+  while (net.neighbors.length < count) {
+    if (Date.now() > end) throw new Error(`only ${net.neighbors.length} neighbours`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return net.neighbors;
+}
+
+export async function publish(document) {
+  return net.publish(document);
+}
+
+/** The documents received so far, once there are at least `count` of them. */
+export async function waitReceived(count, timeoutMs = 30000) {
+  const end = Date.now() + timeoutMs;
+  while (received.length < count) {
+    if (Date.now() > end) throw new Error(`only ${received.length} documents: ${JSON.stringify(received)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return received;
+}
+
+export async function leave() {
+  const rejected = Object.fromEntries(net.core.rejected);
+  await net.close();
+  return rejected;
+}
