@@ -67,8 +67,12 @@ const received = [];
 /** Join the mesh as a full peer and subscribe to `query`; the page's peer id. */
 export async function join(signallers, query, options = {}) {
   net = await T.TaiiNet.connect({ signallers, ...options });
-  net.subscribe(query).on("data", (msg) => received.push({ data: msg.data, publisher: msg.publisher, id: msg.id }));
+  net.subscribe(query).on("data", (msg) => received.push({ data: msg.data, publisher: msg.publisher, id: msg.id, via: msg.via }));
   return net.peerId;
+}
+
+export function neighbors() {
+  return net.neighbors;
 }
 
 export async function waitNeighbors(count, timeoutMs = 30000) {

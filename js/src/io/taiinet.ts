@@ -50,6 +50,8 @@ export interface Message {
   /** The message id (SHA-256 of the signed envelope), hex. */
   readonly id: string;
   readonly publishedUnixMs: number;
+  /** The neighbour it came from (null: published by this peer). */
+  readonly via: PeerId | null;
 }
 
 export class NodeClosed extends TaiiNetError {}
@@ -214,7 +216,7 @@ export class TaiiNet {
       case "deliver": {
         const opened: OpenedDocument = action.document;
         this.#subscriptions.get(action.subscription)?.deliver({
-          data: opened.document, publisher: opened.publisher, id: toHex(opened.messageId), publishedUnixMs: opened.publishedUnixMs,
+          data: opened.document, publisher: opened.publisher, id: toHex(opened.messageId), publishedUnixMs: opened.publishedUnixMs, via: action.via,
         });
         return;
       }

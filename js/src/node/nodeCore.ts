@@ -29,7 +29,8 @@ import type { PeerId } from "../wire/peerId.js";
 export type NodeAction =
   | { readonly type: "send"; readonly peer: PeerId; readonly frame: Uint8Array }
   | { readonly type: "close"; readonly peer: PeerId; readonly failed: boolean }
-  | { readonly type: "deliver"; readonly subscription: number; readonly document: OpenedDocument }
+  /** `via`: the neighbour the document came from (null: published here). */
+  | { readonly type: "deliver"; readonly subscription: number; readonly document: OpenedDocument; readonly via: PeerId | null }
   | { readonly type: "neighbors"; readonly peers: readonly PeerId[] };
 
 export interface NodeCoreConfig {
@@ -180,19 +181,19 @@ export class NodeCore {
     for (const action of actions) {
       if (action.type === "send") out.push(this.#send(action.peer, action.message));
       else if (action.type === "drop") out.push({ type: "close", peer: action.peer, failed: true }, ...this.linkDown(action.peer, now));
-      else out.push(...this.#deliver(action.id));
+      else out.push(...this.#deliver(action.id, action.from));
     }
     return out;
   }
 
-  #deliver(id: Uint8Array): NodeAction[] {
+  #deliver(id: Uint8Array, via: PeerId | null): NodeAction[] {
     const key = toHex(id);
     const opened = this.#opened.get(key);
     this.#opened.delete(key);
     if (opened === undefined) return [];
     const out: NodeAction[] = [];
     for (const [subscription, query] of this.#subscriptions) {
-      if (query.matches(opened.document)) out.push({ type: "deliver", subscription, document: opened });
+      if (query.matches(opened.document)) out.push({ type: "deliver", subscription, document: opened, via });
     }
     return out;
   }
