@@ -261,3 +261,22 @@ describe("NodeCores in memory", () => {
     assert.equal(mesh.delivered.size, 0);
   });
 });
+
+describe("overlay decoding, fuzzed", () => {
+  it("any bytes either decode to frames or raise a RemoteProtocolError; a NodeCore never throws on them", async () => {
+    const { RemoteProtocolError } = await import("../src/errors.js");
+    const fc = (await import("fast-check")).default;
+    const node = new NodeCore(ids[0] as Identity, new SeededRandom(5));
+    node.start(null, 0);
+    const prefixes = [Uint8Array.of(), Uint8Array.of(0x52), Uint8Array.of(0x1a), Uint8Array.of(0x52, 0x10, 0x52)];
+    fc.assert(fc.property(fc.constantFrom(...prefixes), fc.uint8Array({ maxLength: 120 }), (prefix, tail) => {
+      const data = concatBytes(prefix, tail);
+      try {
+        for (const frame of decodeLinkFrame(data)) if (frame.kind === "overlay") fromOverlayProto(frame.message);
+      } catch (error) {
+        assert.ok(error instanceof RemoteProtocolError, String(error));
+      }
+      for (const action of node.receive(peer(1), data, 1)) assert.ok(["send", "close", "neighbors", "deliver"].includes(action.type));
+    }), { seed: 11, numRuns: 500 });
+  });
+});
