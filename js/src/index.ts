@@ -44,7 +44,7 @@ export { HANDSHAKE_TIMEOUT_MS, type MessageChannel, SecureLink, type SecureChann
 export { WEBSOCKET_SUBPROTOCOL, dialWebSocket } from "./io/websocket.js";
 export { type Registration, SIGNAL_MAX_FRAME_SIZE, SignalClient, type SignalClientOptions } from "./io/signalClient.js";
 export { MAX_SDP_CANDIDATES, MAX_SDP_LINES, MAX_SDP_SIZE, validateSdp } from "./link/sdp.js";
-export { CONNECT_TIMEOUT_MS, DATA_CHANNEL_LABEL, type WebRTCOptions, acceptWebRTC, dialWebRTC } from "./io/webrtc.js";
+export { CONNECT_TIMEOUT_MS, DATA_CHANNEL_LABEL, type WebRTCOptions, acceptRawWebRTC, acceptWebRTC, dialRawWebRTC, dialWebRTC } from "./io/webrtc.js";
 export { MalformedOverlayMessage, type OverlayMsg, fromOverlayProto, toOverlayProto } from "./overlay/codec.js";
 export { DEFAULT_HYPARVIEW_CONFIG, HyParView, type HyParViewConfig, type MembershipAction } from "./overlay/hyparview.js";
 export { type BroadcastAction, DEFAULT_PLUMTREE_CONFIG, Plumtree, type PlumtreeConfig } from "./overlay/plumtree.js";

@@ -103,3 +103,67 @@ export async function leave() {
   await net.close();
   return rejected;
 }
+
+// -- benchmarks (bench/browser.py) ------------------------------------------------------------
+// Frames: "r" + payload counted, "R" + payload the last (answered "d"), "p" + payload echoed.
+let benchRaw = false;
+
+/** A secured link or a bare channel, seen the same way: send(bytes), onData(handler). */
+function wrap(linkOrChannel, raw) {
+  if (raw) return { send: (data) => linkOrChannel.send(data), onData: (fn) => { linkOrChannel.onMessage = fn; }, close: () => linkOrChannel.close() };
+  return { send: (data) => linkOrChannel.send(data), onData: (fn) => { linkOrChannel.onFrame = fn; }, close: () => linkOrChannel.close() };
+}
+
+function serveBench(link) {
+  link.onData((data) => {
+    if (data[0] === 0x70) void link.send(data);
+    else if (data[0] === 0x52) void link.send(Uint8Array.of(0x64));
+  });
+}
+
+/** Answer offers as bench receivers: bare channels while `raw`, secured links otherwise. */
+export async function benchServe(signallers, options = {}) {
+  identity = T.Identity.generate();
+  client = T.SignalClient.connect(signallers, { identity });
+  await client.registered();
+  (async () => {
+    for await (const offer of client.offers) {
+      const raw = benchRaw;
+      const opening = raw ? T.acceptRawWebRTC(client, offer, options) : T.acceptWebRTC(client, identity, offer, options);
+      opening.then((link) => serveBench(wrap(link, raw)), (error) => failures.push(`${error.name}: ${error.message}`));
+    }
+  })();
+  return identity.peerId;
+}
+
+export function setBenchRaw(raw) {
+  benchRaw = raw;
+}
+
+/** `count` frames of `size` bytes as fast as the link takes them, then `pings` round trips. */
+export async function bench(peerId, raw, count, size, pings, options = {}) {
+  const opened = raw ? await T.dialRawWebRTC(client, peerId, options) : await T.dialWebRTC(client, identity, peerId, options);
+  const link = wrap(opened, raw);
+  let waiter = null;
+  link.onData((data) => { const w = waiter; waiter = null; w?.(data); });
+  const reply = () => new Promise((resolve) => { waiter = resolve; });
+  const frame = (kind) => { const data = new Uint8Array(size); data[0] = kind; return data; };
+  for (let i = 0; i < 50; i++) { const r = reply(); await link.send(frame(0x70)); await r; } // warm-up
+  const done = reply();
+  const start = performance.now();
+  for (let i = 0; i < count; i++) await link.send(frame(i === count - 1 ? 0x52 : 0x72));
+  await done;
+  const seconds = (performance.now() - start) / 1000;
+  const rtts = [];
+  for (let i = 0; i < pings; i++) {
+    const r = reply();
+    const t0 = performance.now();
+    await link.send(frame(0x70));
+    await r;
+    rtts.push(performance.now() - t0);
+  }
+  rtts.sort((a, b) => a - b);
+  link.close();
+  const at = (q) => rtts[Math.min(rtts.length - 1, Math.floor(q * rtts.length))];
+  return { rate: count / seconds, p50: at(0.5), p99: at(0.99) };
+}

@@ -127,10 +127,10 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string, onTimeout
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** Offer a link to `peerId` through `signal`; the secured link (we are the Noise initiator). */
-export async function dialWebRTC(signal: SignalClient, identity: Identity, peerId: PeerId, options: WebRTCOptions = {}): Promise<SecureLink> {
+/** An open data channel to `peerId`, offered through `signal` (no Noise yet). */
+async function dialChannel(signal: SignalClient, peerId: PeerId, options: WebRTCOptions): Promise<DataChannelChannel> {
   const peer = newPeer(options);
-  const run = async (): Promise<SecureLink> => {
+  const run = async (): Promise<DataChannelChannel> => {
     const channel = peer.createDataChannel(DATA_CHANNEL_LABEL, { ordered: true });
     const offerSdp = await completeLocalSdp(peer, await peer.createOffer());
     const answerSdp = validateSdp(await signal.offer(peerId, offerSdp), "answer");
@@ -140,10 +140,7 @@ export async function dialWebRTC(signal: SignalClient, identity: Identity, peerI
       throw new InvalidSdp(`the answer was refused: ${String(error)}`);
     }
     await opened(channel);
-    return SecureLink.open(new DataChannelChannel(channel, peer), {
-      initiator: true, identity, expectedPeerId: peerId,
-      ...(options.maxFrameSize === undefined ? {} : { maxFrameSize: options.maxFrameSize }),
-    });
+    return new DataChannelChannel(channel, peer);
   };
   try {
     return await withTimeout(run(), options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS, `no WebRTC link to ${peerId} in time`, () => peer.close());
@@ -153,8 +150,21 @@ export async function dialWebRTC(signal: SignalClient, identity: Identity, peerI
   }
 }
 
-/** Answer `offer` (or reject it when its SDP is bad); the secured link (we are the responder). */
-export async function acceptWebRTC(signal: SignalClient, identity: Identity, offer: IncomingOffer, options: WebRTCOptions = {}): Promise<SecureLink> {
+/** Offer a link to `peerId` through `signal`; the secured link (we are the Noise initiator). */
+export async function dialWebRTC(signal: SignalClient, identity: Identity, peerId: PeerId, options: WebRTCOptions = {}): Promise<SecureLink> {
+  return SecureLink.open(await dialChannel(signal, peerId, options), {
+    initiator: true, identity, expectedPeerId: peerId,
+    ...(options.maxFrameSize === undefined ? {} : { maxFrameSize: options.maxFrameSize }),
+  });
+}
+
+/** As `dialWebRTC` but without Noise: the bare channel (benchmarks compare against it). */
+export function dialRawWebRTC(signal: SignalClient, peerId: PeerId, options: WebRTCOptions = {}): Promise<MessageChannel> {
+  return dialChannel(signal, peerId, options);
+}
+
+/** Answer `offer` (or reject it when its SDP is bad); the open data channel (no Noise yet). */
+async function acceptChannel(signal: SignalClient, offer: IncomingOffer, options: WebRTCOptions): Promise<DataChannelChannel> {
   let offerSdp: string;
   try {
     offerSdp = validateSdp(offer.sdp, "offer");
@@ -173,7 +183,7 @@ export async function acceptWebRTC(signal: SignalClient, identity: Identity, off
       resolve(channel);
     };
   });
-  const run = async (): Promise<SecureLink> => {
+  const run = async (): Promise<DataChannelChannel> => {
     try {
       await peer.setRemoteDescription({ type: "offer", sdp: offerSdp });
     } catch (error) {
@@ -183,10 +193,7 @@ export async function acceptWebRTC(signal: SignalClient, identity: Identity, off
     signal.answer(offer, await completeLocalSdp(peer, await peer.createAnswer()));
     const channel = await channelArrived;
     await opened(channel);
-    return SecureLink.open(new DataChannelChannel(channel, peer), {
-      initiator: false, identity, expectedPeerId: offer.fromPeer,
-      ...(options.maxFrameSize === undefined ? {} : { maxFrameSize: options.maxFrameSize }),
-    });
+    return new DataChannelChannel(channel, peer);
   };
   try {
     return await withTimeout(run(), options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS, `no WebRTC link from ${offer.fromPeer} in time`, () => peer.close());
@@ -194,4 +201,17 @@ export async function acceptWebRTC(signal: SignalClient, identity: Identity, off
     peer.close();
     throw error;
   }
+}
+
+/** Answer `offer` (or reject it when its SDP is bad); the secured link (we are the responder). */
+export async function acceptWebRTC(signal: SignalClient, identity: Identity, offer: IncomingOffer, options: WebRTCOptions = {}): Promise<SecureLink> {
+  return SecureLink.open(await acceptChannel(signal, offer, options), {
+    initiator: false, identity, expectedPeerId: offer.fromPeer,
+    ...(options.maxFrameSize === undefined ? {} : { maxFrameSize: options.maxFrameSize }),
+  });
+}
+
+/** As `acceptWebRTC` but without Noise: the bare channel (benchmarks compare against it). */
+export function acceptRawWebRTC(signal: SignalClient, offer: IncomingOffer, options: WebRTCOptions = {}): Promise<MessageChannel> {
+  return acceptChannel(signal, offer, options);
 }
