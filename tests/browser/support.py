@@ -73,11 +73,13 @@ class JsonLines:
 
 
 @asynccontextmanager
-async def node_script(script: Path, *args: str) -> AsyncIterator[JsonLines]:
+async def node_script(script: Path, *args: str,
+                      env: dict[str, str] | None = None) -> AsyncIterator[JsonLines]:
     """Run ``node script args`` (with WebSocket enabled on node 20); killed on exit."""
     process = await trio.lowlevel.open_process(
         [node(), "--experimental-websocket", "--no-warnings", str(script), *args],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=JS)
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=JS,
+        env={**os.environ, **(env or {})})
     try:
         yield JsonLines(Proc(process))
     finally:

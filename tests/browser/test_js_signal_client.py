@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import random
 import socket
+from pathlib import Path
 
 import trio
+import trustme
 
 from taiinet.signal.client import IncomingOffer, SignalClient, open_signal_client
 from taiinet.wire.identity import Identity
@@ -90,3 +92,26 @@ async def test_js_signal_client_against_taiinet_signal() -> None:
                     # Withdrawn: the Python peer no longer gets the JS peer as a contact.
                     assert JS_PEER not in [r.peer_id for r in await python.contacts(32)]
                 nursery.cancel_scope.cancel()
+
+
+async def test_js_signal_client_over_wss(tmp_path: Path) -> None:
+    """A ``wss://`` signaller (a certificate the test makes): the JS client verifies it
+    against the CA it is given (node: ``NODE_EXTRA_CA_CERTS``; a page: the browser's
+    trust store) and registers, naming the ``wss://`` URL its home announces."""
+    build_bundle()
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    (tmp_path / "cert.pem").write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    with trio.fail_after(60):
+        async with processes() as spawned:
+            _, url = await signaller(spawned, "--tls-cert", str(tmp_path / "cert.pem"),
+                                     "--tls-key", str(tmp_path / "key.pem"))
+            assert url.startswith("wss://127.0.0.1:")
+            async with node_script(SCRIPT, f'["{url}"]', "3",
+                                   env={"NODE_EXTRA_CA_CERTS": str(tmp_path / "ca.pem")}) as js:
+                registered = await js.expect("registered")
+                assert registered["homeUrl"] == url
+                await js.send(op="close")
+                await js.expect("closed")
