@@ -25,6 +25,11 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     return true;
   }
 
+  /** Take every item waiting, at once (for a consumer switching from iterating to a callback). */
+  drain(): T[] {
+    return this.#items.splice(0);
+  }
+
   /** No more items: readers finish once the queue is drained. */
   end(): void {
     this.#ended = true;

@@ -105,9 +105,7 @@ export class SecureLink implements AsyncIterable<Uint8Array> {
   set onFrame(handler: ((frame: Uint8Array) => void) | null) {
     this.#onFrame = handler;
     if (handler === null) return;
-    while (this.#frames.size > 0) {
-      void this.#frames.next().then((result) => { if (!result.done) handler(result.value); });
-    }
+    for (const frame of this.#frames.drain()) handler(frame);
   }
 
   async send(frame: Uint8Array): Promise<void> {

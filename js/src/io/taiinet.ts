@@ -30,6 +30,8 @@ import { type WebRTCOptions, acceptWebRTC, dialWebRTC } from "./webrtc.js";
 export const DIAL_QUEUE_FRAMES = 256;
 /** Messages a subscription holds for a reader that does not keep up; older ones are dropped. */
 export const SUBSCRIPTION_QUEUE = 1024;
+/** Links (open or being opened) a peer holds at most; offers beyond are refused. */
+export const MAX_LINKS = 64;
 /** Contacts asked for when joining. */
 export const JOIN_CONTACTS = 8;
 /** A link frame between peers is at most 61,440 + 1,024 bytes (docs/overlay.md). */
@@ -121,6 +123,7 @@ export class TaiiNet {
   readonly #subscriptions = new Map<number, Subscription>();
   #timer: ReturnType<typeof setTimeout> | null = null;
   #closed = false;
+  #accepting = 0;
   /** Called with the neighbours whenever they change. */
   onNeighbors: ((peers: readonly PeerId[]) => void) | null = null;
 
@@ -247,7 +250,13 @@ export class TaiiNet {
   async #acceptOffers(): Promise<void> {
     for await (const offer of this.signal.offers) {
       if (this.#closed) return;
-      acceptWebRTC(this.signal, this.identity, offer, this.#webrtc).then((link) => this.#adopt(link), () => undefined);
+      if (this.#links.size + this.#dialing.size + this.#accepting >= MAX_LINKS) {
+        this.signal.reject(offer, "busy: too many links");
+        continue;
+      }
+      this.#accepting++;
+      acceptWebRTC(this.signal, this.identity, offer, this.#webrtc).then((link) => this.#adopt(link), () => undefined)
+        .finally(() => { this.#accepting--; });
     }
   }
 
