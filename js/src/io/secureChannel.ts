@@ -12,6 +12,8 @@ import { AsyncQueue } from "./queue.js";
 
 /** Seconds... in ms: all three handshake messages (docs/protocol.md "Deadlines and budgets"). */
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
+/** Once a frame (or Noise message) started arriving, the rest within this many ms (`FrameTimeout`). */
+export const FRAME_TIMEOUT_MS = 10_000;
 /** Frames received but not yet read, at most; a reader that falls further behind loses the link. */
 export const RECEIVE_QUEUE_FRAMES = 1024;
 
@@ -46,6 +48,7 @@ export class SecureLink implements AsyncIterable<Uint8Array> {
   readonly #frames = new AsyncQueue<Uint8Array>(RECEIVE_QUEUE_FRAMES);
   #onFrame: ((frame: Uint8Array) => void) | null = null;
   #closeReason: string | null = null;
+  #frameTimer: ReturnType<typeof setTimeout> | null = null;
   #resolveClosed!: (reason: string) => void;
 
   private constructor(channel: MessageChannel, core: SecureLinkCore, remotePeerId: PeerId) {
@@ -85,6 +88,7 @@ export class SecureLink implements AsyncIterable<Uint8Array> {
           channel.onClose = (reason) => { if (link !== null) link.#ended(reason); };
           resolve(link);
           for (const frame of out.frames) link.#deliver(frame);
+          link.#watchPartialFrame();
         } catch (error) {
           fail(error instanceof Error ? error : new Error(String(error)));
         }
@@ -135,6 +139,17 @@ export class SecureLink implements AsyncIterable<Uint8Array> {
       return;
     }
     for (const frame of frames) this.#deliver(frame);
+    this.#watchPartialFrame();
+  }
+
+  /** The frame deadline (docs/protocol.md "Deadlines and budgets"): armed while a frame is incomplete. */
+  #watchPartialFrame(): void {
+    if (!this.#core.hasPartialFrame) {
+      if (this.#frameTimer !== null) clearTimeout(this.#frameTimer);
+      this.#frameTimer = null;
+    } else if (this.#frameTimer === null && this.#closeReason === null) {
+      this.#frameTimer = setTimeout(() => this.close("FrameTimeout: a frame did not complete in time"), FRAME_TIMEOUT_MS);
+    }
   }
 
   #deliver(frame: Uint8Array): void {
@@ -154,6 +169,7 @@ export class SecureLink implements AsyncIterable<Uint8Array> {
       if (error instanceof Error) why = `${reason} (${error.message})`;
     }
     this.#closeReason = why;
+    if (this.#frameTimer !== null) clearTimeout(this.#frameTimer);
     this.#frames.end();
     this.#resolveClosed(why);
   }
