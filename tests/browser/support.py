@@ -53,6 +53,13 @@ def build_bundle() -> Path:
     return BUNDLE
 
 
+def websocket_flags() -> list[str]:
+    """``--experimental-websocket`` where node lacks a global WebSocket (node 20)."""
+    probe = subprocess.run([node(), "-e", "process.exit(typeof WebSocket === 'function' ? 0 : 1)"],
+                           check=False)
+    return [] if probe.returncode == 0 else ["--experimental-websocket"]
+
+
 class JsonLines:
     """A process that speaks JSON lines: ``send`` a command, ``expect`` an event."""
 
@@ -77,7 +84,7 @@ async def node_script(script: Path, *args: str,
                       env: dict[str, str] | None = None) -> AsyncIterator[JsonLines]:
     """Run ``node script args`` (with WebSocket enabled on node 20); killed on exit."""
     process = await trio.lowlevel.open_process(
-        [node(), "--experimental-websocket", "--no-warnings", str(script), *args],
+        [node(), *websocket_flags(), "--no-warnings", str(script), *args],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=JS,
         env={**os.environ, **(env or {})})
     try:
