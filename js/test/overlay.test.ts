@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import { create, toBinary } from "@bufbuild/protobuf";
+import fc from "fast-check";
 
 import { concatBytes, toHex, utf8 } from "../src/bytes.js";
 import { FrameSchema } from "../src/gen/taiinet/v1/frame_pb.js";
@@ -265,7 +266,6 @@ describe("NodeCores in memory", () => {
 describe("overlay decoding, fuzzed", () => {
   it("any bytes either decode to frames or raise a RemoteProtocolError; a NodeCore never throws on them", async () => {
     const { RemoteProtocolError } = await import("../src/errors.js");
-    const fc = (await import("fast-check")).default;
     const node = new NodeCore(ids[0] as Identity, new SeededRandom(5));
     node.start(null, 0);
     const prefixes = [Uint8Array.of(), Uint8Array.of(0x52), Uint8Array.of(0x1a), Uint8Array.of(0x52, 0x10, 0x52)];
@@ -278,5 +278,40 @@ describe("overlay decoding, fuzzed", () => {
       }
       for (const action of node.receive(peer(1), data, 1)) assert.ok(["send", "close", "neighbors", "deliver"].includes(action.type));
     }), { seed: 11, numRuns: 500 });
+  });
+});
+
+describe("HyParView core, stateful fuzz", () => {
+  it("any sequence of inputs keeps the views bounded, disjoint and without self", () => {
+    const who = fc.integer({ min: 0, max: 12 }).map((i) => peer(i));
+    const message: fc.Arbitrary<OverlayMsg> = fc.oneof(
+      fc.constant<OverlayMsg>({ type: "join" }),
+      fc.record({ peer: who, ttl: fc.integer({ min: 0, max: 8 }) }).map((m): OverlayMsg => ({ type: "forwardJoin", ...m })),
+      fc.boolean().map((high): OverlayMsg => ({ type: "neighbor", high })),
+      fc.boolean().map((accepted): OverlayMsg => ({ type: "neighborReply", accepted })),
+      fc.constant<OverlayMsg>({ type: "disconnect" }),
+      fc.record({ origin: who, ttl: fc.integer({ min: 0, max: 8 }), peers: fc.array(who, { maxLength: 10 }) })
+        .map((m): OverlayMsg => ({ type: "shuffle", ...m })),
+      fc.array(who, { maxLength: 10 }).map((peers): OverlayMsg => ({ type: "shuffleReply", peers })),
+    );
+    const step = fc.oneof(
+      fc.record({ kind: fc.constant("receive" as const), from: who, message }),
+      fc.record({ kind: fc.constant("down" as const), from: who }),
+      fc.record({ kind: fc.constant("tick" as const), ms: fc.integer({ min: 0, max: 5_000 }) }),
+    );
+    fc.assert(fc.property(fc.integer(), fc.array(step, { maxLength: 80 }), (seed, steps) => {
+      const node = new HyParView(peer(0), new SeededRandom(seed));
+      let now = 0;
+      node.start(peer(1), now);
+      for (const s of steps) {
+        if (s.kind === "receive") node.receive(s.from, s.message, now);
+        else if (s.kind === "down") node.linkDown(s.from, now);
+        else node.tick(now += s.ms);
+        assert.ok(node.active.size <= node.config.activeSize);
+        assert.ok(node.passive.size <= node.config.passiveSize);
+        assert.ok(!node.active.has(peer(0)) && !node.passive.has(peer(0)));
+        for (const p of node.active.keys()) assert.ok(!node.passive.has(p), "active and passive are disjoint");
+      }
+    }), { seed: 21, numRuns: 300 });
   });
 });
