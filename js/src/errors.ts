@@ -81,6 +81,8 @@ export class InvalidSdp extends RemoteProtocolError {}
 export class SignalUsageError extends LocalProtocolError {}
 /** An offer got a REJECT, a `relay_failed`, no answer in time, or the home was lost meanwhile. */
 export class PeerUnreachable extends TaiiNetError {}
+/** No signaller accepted us in time; the message names the last failure. */
+export class NoSignallerAvailable extends TaiiNetError {}
 /** A link closed or failed; `reason` says why. */
 export class ConnectionClosed extends TaiiNetError {}
 /** A handshake, an open or an answer took longer than its deadline. */

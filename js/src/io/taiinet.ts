@@ -12,7 +12,7 @@
  * signal client) by peer id, the clock and one timer.
  */
 
-import { TaiiNetError } from "../errors.js";
+import { NoSignallerAvailable, TaiiNetError } from "../errors.js";
 import { NodeCore, type NodeAction } from "../node/nodeCore.js";
 import type { OpenedDocument } from "../pubsub/document.js";
 import { Query } from "../query/query.js";
@@ -32,6 +32,8 @@ export const DIAL_QUEUE_FRAMES = 256;
 export const SUBSCRIPTION_QUEUE = 1024;
 /** Links (open or being opened) a peer holds at most; offers beyond are refused. */
 export const MAX_LINKS = 64;
+/** How long `connect` waits for a signaller to accept us, by default (ms). */
+export const REGISTER_TIMEOUT_MS = 30_000;
 /** Contacts asked for when joining. */
 export const JOIN_CONTACTS = 8;
 /** A link frame between peers is at most 61,440 + 1,024 bytes (docs/overlay.md). */
@@ -43,6 +45,8 @@ export interface ConnectOptions {
   readonly iceServers?: RTCIceServer[];
   readonly iceTransportPolicy?: RTCIceTransportPolicy;
   readonly identity?: Identity;
+  /** How long to wait for a signaller to accept us before giving up (`NoSignallerAvailable`). */
+  readonly registerTimeoutMs?: number;
 }
 
 /** A document delivered to a subscription. */
@@ -140,7 +144,20 @@ export class TaiiNet {
   /** Join the mesh: register with a signaller, take a contact, join the overlay through it. */
   static async connect(options: ConnectOptions): Promise<TaiiNet> {
     const net = new TaiiNet(options);
-    await net.signal.registered();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new NoSignallerAvailable(
+        `no signaller accepted us within ${options.registerTimeoutMs ?? REGISTER_TIMEOUT_MS} ms (last: ${net.signal.core.lastFailure || "none"})`)),
+      options.registerTimeoutMs ?? REGISTER_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([net.signal.registered(), timeout]);
+    } catch (error) {
+      await net.close();
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
     void net.#acceptOffers();
     const contacts = await net.signal.contacts(JOIN_CONTACTS).catch(() => []);
     const contact = contacts.length === 0 ? null : (contacts[net.#random.below(contacts.length)]?.peerId ?? null);

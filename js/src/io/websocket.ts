@@ -72,7 +72,8 @@ export function dialWebSocket(url: string, identity: Identity, options: { expect
         resolve(socket);
       }
     };
-    socket.onclose = () => {
+    // Some failures (a refused or forbidden port) fire only `error`: either settles the dial.
+    socket.onclose = socket.onerror = () => {
       clearTimeout(timer);
       reject(new ConnectionClosed(`cannot dial ${url}`));
     };
