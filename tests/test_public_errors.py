@@ -20,6 +20,8 @@ from taiinet.errors import LocalProtocolError
 from taiinet.history.client import HistoryFetch, HistoryFetchConfig
 from taiinet.history.seam import Seam
 from taiinet.history.server import HistoryServerConfig
+from taiinet.node import NodeConfig, NodeError, Subscription
+from taiinet.node.errors import InvalidInput
 from taiinet.node.history import HistoryConfig
 from taiinet.pubsub.query import InvalidDocument, InvalidQuery, Query
 from taiinet.pubsub.query.nodes import Field
@@ -91,3 +93,17 @@ def test_a_query_from_a_non_ast_is_invalid_query() -> None:
         Query.from_ast("a == 1")  # type: ignore[arg-type]
     with pytest.raises(InvalidQuery, match="not an operator node"):
         Query.from_ast(Field(path="a", ops=("gt",))).matches({"a": 1})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [{"contacts": 0}, {"subscription_buffer": 0},
+                                 {"delivery_buffer_bytes": 0}, {"join_timeout": 0},
+                                 {"membership_poll": -1.0}, {"slow_policy": "wait"}])
+def test_a_bad_node_config_is_refused_at_once(bad: dict[str, Any]) -> None:
+    with pytest.raises(NodeError):
+        NodeConfig(**bad)
+
+
+def test_an_unknown_slow_policy_is_invalid_input() -> None:
+    with pytest.raises(InvalidInput, match="slow_policy"):
+        Subscription(None, Query({}), buffer=1, policy="wait",  # type: ignore[arg-type]
+                     on_close=lambda _: None)
