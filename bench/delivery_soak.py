@@ -5,7 +5,7 @@ Each run starts 3 signallers, each joined to the previous one; subscriber A
 "b"}}`` on the first, subscriber B with ``{"type": 1}`` on the second; once
 both have joined, ``taiinet pub -`` on the third publishes ``DOCUMENTS`` (six
 documents: A's query matches two, B's three) and must exit 0 (every document
-handed to a neighbour).  Every process uses ``--tree stable``; runs alternate
+handed to a neighbour).  Runs alternate
 over ``--links websocket`` and ``--links webrtc``.  Latency is from the line
 ``pub`` prints for a document to the line a subscriber prints for it.
 
@@ -48,9 +48,9 @@ async def _collect(proc: Proc, got: dict[str, list[float]]) -> None:
         got.setdefault(json.loads(line)["id"], []).append(time.monotonic())
 
 
-async def one_run(links: str, tree: str = "stable") -> dict[str, Any]:
+async def one_run(links: str) -> dict[str, Any]:
     """One run; returns losses, duplicates, latencies (ms) and pub's exit code."""
-    common = ["--links", links, "--tree", tree]
+    common = ["--links", links]
     got_a: dict[str, list[float]] = {}
     got_b: dict[str, list[float]] = {}
     async with processes() as spawned, trio.open_nursery() as nursery:

@@ -128,7 +128,7 @@ async def test_unwanted_documents_leave_no_memory_behind(autojump_clock: object)
         assert held < 4 * 1024 * 1024, f"{held} bytes held after 15 MB of unwanted documents"
         # (A few may be pushed on while a tree link turns eager at one end first.)
         assert router.stats.unwanted >= 270, router.stats
-        assert router.document_bytes <= router.config.document_cache_bytes
+        assert router.document_bytes <= router.config.retention_bytes
         tree = router.overlay.broadcast_core
         assert tree.payload_bytes <= tree.config.payload_cache_bytes
         assert await _news_received(mesh.victim, 30) == list(range(30))
