@@ -59,6 +59,10 @@ async def _mesh() -> AsyncIterator[_Mesh]:
     victim = RoutedDriver(VICTIM, _no_dial, rng=random.Random(1))
 
     async def dial_victim(peer_id: str) -> Connection:
+        if peer_id != VICTIM.peer_id:
+            # Only the victim is reachable (the rogue's id, learnt from a
+            # ForwardJoin, must not become a second link to the victim).
+            raise ConnectionClosed("nothing else to dial")
         ours, theirs = await memory_connection_pair(PUBLISHER, VICTIM)
         victim.add_connection(theirs)
         return ours
