@@ -117,6 +117,8 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--progress", type=int, default=0, metavar="N",
+                        help="print the running totals on stderr every N seeds")
     args = parser.parse_args()
     started = time.perf_counter()
     total: Counter[str] = Counter()
@@ -130,6 +132,10 @@ def main() -> int:
             for lost in LOST:
                 print(f"  lost: {lost}", file=sys.stderr, flush=True)
             LOST.clear()
+        done = seed - args.first + 1
+        if args.progress and done % args.progress == 0:
+            print(f"{done} seeds: {dict(total)} ({time.perf_counter() - started:.0f} s)",
+                  file=sys.stderr, flush=True)
     summary = {"seeds": args.seeds, "first": args.first, **dict(total), "failing_seeds": bad,
                "seconds": round(time.perf_counter() - started, 1)}
     if args.json:
