@@ -93,10 +93,19 @@ def test_limits_are_enforced() -> None:
 @settings(max_examples=150)
 def test_link_frames_of_pubsub_adverts_decode_or_raise_typed(
         advert: InterestAdvert, junk: bytes, data: st.DataObject) -> None:
-    """The node reads adverts out of link ``Frame``s: a round trip, and bad frames raise typed."""
-    from taiinet.node.codec import decode_pubsub_frame, encode_pubsub_frame
+    """The node reads adverts out of link frames: a round trip, and bad frames raise typed."""
+    from taiinet.node.codec import PUBSUB_CODEC
+    from taiinet.wire.errors import MalformedFrame
+    from taiinet.wire.framing import decode_link_frame, encode_item
 
-    frame = encode_pubsub_frame(advert)
+    def decode_pubsub_frame(data: bytes) -> InterestAdvert | None:
+        try:
+            [(protocol, body)] = decode_link_frame(data)
+        except (MalformedFrame, ValueError):
+            raise PubsubDecodeError("not a one-item link frame") from None
+        return PUBSUB_CODEC.decode(body) if protocol == 12 else None
+
+    frame = encode_item(12, PUBSUB_CODEC.encode(advert))
     assert decode_pubsub_frame(frame) == advert
     mutated = bytearray(frame)
     for _ in range(data.draw(st.integers(0, 3))):

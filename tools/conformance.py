@@ -196,7 +196,7 @@ def frames() -> dict[str, Any]:
             case["error"] = type(exc).__name__
         streams.append(case)
 
-    stream("one ping frame", bytes.fromhex("050a0308ac02"))
+    stream("one ping frame", bytes.fromhex("0b0a09080112050a0308ac02"))
     stream("empty frame", b"\x00")
     stream("three frames", b"\x01a\x00\x02bc")
     stream("a 300-byte frame", encode_uvarint(300) + bytes(300))
