@@ -6,9 +6,9 @@ The generic work (queues, batching, pacing, keep-alive, one parse per frame,
 timers, dispatch by protocol id) is the link layer's (``taiinet.link``).
 This module adds what is the overlay's:
 
-* ``OverlayDriver`` registers the overlay's codec (protocol 10) and maps the
-  overlay core's actions onto the runner's (``Send``, ``SetTimer``,
-  ``CloseLink``, ``ProbeLink``); ``Plumtree``'s routine ``IHave``s are
+* ``OverlayDriver`` registers the overlay's codec (protocol 10); the
+  overlay cores return the contract's actions (``Send``, ``SetTimer``,
+  ``CloseLink``, ``ProbeLink``), which the runner carries out; ``Plumtree``'s routine ``IHave``s are
   ``Send(lazy=True)``, paced by the link layer (``lazy_delay`` 50 ms,
   ``lazy_interval`` 0.25 s, ``lazy_batch`` 128).
 * ``Deliver`` events go on the bounded ``deliveries`` channel; if the
@@ -49,7 +49,6 @@ from taiinet.link.config import (
 )
 from taiinet.link.manager import Dial, Link
 from taiinet.link.runner import Runner
-from taiinet.overlay import actions as overlay_actions
 from taiinet.overlay.actions import Deliver, Send
 from taiinet.overlay.codec import CODEC
 from taiinet.overlay.core import Overlay, OverlayConfig
@@ -139,9 +138,6 @@ class OverlayDriver(Runner):
         super().__init__(CoreAdapter(core), dial, on_event=self._on_overlay_event,
                          link_config=link_config)
         self.register(CODEC)
-        self.carry_as(overlay_actions.SetTimer, "timer")
-        self.carry_as(overlay_actions.CloseLink, "close")
-        self.carry_as(overlay_actions.ProbeLink, "probe")
         self._carry[Send] = self._send_overlay
         self._deliver_send, self.deliveries = trio.open_memory_channel[Deliver](delivery_buffer)
         self.dropped_deliveries = 0
@@ -203,7 +199,7 @@ class OverlayDriver(Runner):
         """
         return [peer for peer in self.driver_core.active_view if self.links.is_linked(peer)]
 
-    def _send_overlay(self, action: Send) -> None:
+    def _send_overlay(self, action: Send[Any]) -> None:
         if (type(action.message) is ShuffleReply and action.peer not in self.links.links
                 and self._exchange_dials_full(action.peer)):
             log.info("overlay: no shuffle reply to %s: %d exchange links open",
