@@ -4,9 +4,9 @@ Theory of operation
 -------------------
 ``HistoryService`` owns the node's side of the protocol:
 
-* history messages (protocol 13) reach it from the node's ``RoutedDriver``,
-  with which it registers (its links are the overlay's: a seeder that is not
-  a neighbour is dialed like a HyParView exchange, and released when the
+* history messages (protocol 13) reach ``handle_message`` from the node's
+  ``RoutedDriver``, with which the node registers it (its links are the
+  overlay's: a seeder that is not a neighbour is dialed like a HyParView exchange, and released when the
   fetch ends); the link layer decodes them with ``taiinet.history.codec``,
   and a malformed one drops the link;
 * on a seeder (``serve(store)``), requests go to the ``HistoryServer`` core;
@@ -42,7 +42,6 @@ from taiinet.history.client import (
     SetFetchTimer,
     SourceFailed,
 )
-from taiinet.history.codec import CODEC as HISTORY_CODEC
 from taiinet.history.errors import StoreError
 from taiinet.history.messages import HistoryMessage, HistoryPage, HistoryRefused, HistoryRequest
 from taiinet.history.server import (
@@ -113,7 +112,6 @@ class HistoryService:
         self.store_failures = 0
         #: The seeders the last ``find_seeders`` found.
         self.last_seeders: list[PeerId] = []
-        driver.register(HISTORY_CODEC, self.handle_message)
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:

@@ -9,11 +9,13 @@ Theory of operation
 2. a ``Links`` object (WebRTC by default, WebSocket or memory) turns a peer id
    into an authenticated ``Connection`` through a relayed offer, and accepts
    the links other peers open to us;
-3. a ``RoutedDriver`` (``taiinet.node.routed``) runs the content router
+3. a ``RoutedDriver`` (``taiinet.node.routed``), the link layer's
+   ``Runner`` (``taiinet.link``), runs the content router
    (``taiinet.pubsub``'s ``PubsubRouter``, which owns the HyParView +
-   Plumtree cores) over those links; the node joins the overlay through a
-   contact the signallers hand out, and rejoins whenever its active view is
-   empty;
+   Plumtree cores) over those links, and the node composes the other
+   protocols beside it by protocol id (history, docs/seed.md); the node
+   joins the overlay through a contact the signallers hand out, and rejoins
+   whenever its active view is empty;
 4. subscribing adds the query to the router, which advertises the node's
    interest to its neighbours (``InterestAdvert`` frames); publishing hands
    the document to the router, which signs it (``PublishedDocument`` in a
@@ -44,6 +46,7 @@ import trio
 
 from taiinet._groups import unwrap_own_groups
 from taiinet.errors import TaiiNetError
+from taiinet.history.codec import CODEC as HISTORY_CODEC
 from taiinet.history.errors import HistoryUsageError
 from taiinet.history.store import SeedStore
 from taiinet.node.errors import NodeClosed, NodeError
@@ -179,6 +182,10 @@ class Node:
                                    keep_envelopes=keep_envelopes)
         #: The history protocol: fetches of stored documents, and serving them on a seeder.
         self.history = HistoryService(self.driver, signal, config.history, rng.getrandbits(32))
+        # The protocols run side by side over the same links, each by its id and
+        # codec (docs/protocol.md section 4.1): the router registered overlay (10)
+        # and pubsub (12); history (13) goes to the history service.
+        self.driver.register(HISTORY_CODEC, self.history.handle_message)
         self._subscriptions: dict[int, Subscription] = {}
         self._neighbors: tuple[str, ...] = ()
         self._membership_changed = trio.Event()
