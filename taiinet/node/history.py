@@ -6,9 +6,9 @@ Theory of operation
 
 * history messages (protocol 13) reach ``handle_message`` from the node's
   ``RoutedDriver``, with which the node registers it (its links are the
-  overlay's: a seeder that is not a neighbour is dialed like a HyParView exchange, and released when the
-  fetch ends); the link layer decodes them with ``taiinet.history.codec``,
-  and a malformed one drops the link;
+  overlay's: a seeder that is not a neighbour is dialed like a HyParView
+  exchange, and released when the fetch ends); the link layer decodes them
+  with ``taiinet.history.codec``, and a malformed one drops the link;
 * on a seeder (``serve(store)``), requests go to the ``HistoryServer`` core;
   each ``RunQuery`` reads one page from the ``SeedStore`` in a worker thread
   (``trio.to_thread.run_sync``), and the page goes back to the requester;
