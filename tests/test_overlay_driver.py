@@ -384,3 +384,30 @@ async def test_shuffle_replies_to_strangers_are_capped(autojump_clock: object) -
         await trio.sleep(1)
         assert dialed[-1] == strangers[5].peer_id and driver.exchange_dials_refused == 2
         nursery.cancel_scope.cancel()
+
+
+async def test_neighbour_changes_are_events_not_polled(autojump_clock: object) -> None:
+    me, peer = Identity.from_seed(b"\x01" * 32), Identity.from_seed(b"\x02" * 32)
+
+    async def no_dial(peer_id: str) -> Connection:
+        raise AssertionError("nothing to dial")
+
+    driver = OverlayDriver(me.peer_id, no_dial, rng=random.Random(1))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(driver.run)
+        ours, theirs = await memory_connection_pair(peer, me)
+        changed = driver.membership_changed
+        driver.add_connection(theirs)
+        assert changed.is_set() and driver.linked_neighbors == []  # a link, no neighbour yet
+        changed = driver.membership_changed
+        await ours.send(codec.encode_frame(Join()))
+        with trio.fail_after(1):
+            await changed.wait()  # the core's NeighborUp
+        assert driver.linked_neighbors == [peer.peer_id]
+        changed = driver.membership_changed
+        await ours.aclose()
+        with trio.fail_after(1):
+            await changed.wait()  # the link went down
+        await trio.sleep(0.1)
+        assert driver.linked_neighbors == []
+        nursery.cancel_scope.cancel()

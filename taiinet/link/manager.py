@@ -130,8 +130,9 @@ class LinkManager:
         self._nursery: trio.Nursery | None = None
         #: Items written to links; with the links' frame count, the batching ratio.
         self.items_sent = 0
-        #: Items of a protocol this node does not run, skipped (docs/protocol.md 4.1).
-        self.unknown_items = 0
+        #: Set (and replaced) whenever a link comes up, starts closing or goes away,
+        #: so that whoever follows the linked peers waits for it instead of polling.
+        self.changed = trio.Event()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; every link is closed on the way out."""
@@ -157,6 +158,12 @@ class LinkManager:
             link = self._new_link(peer)
         link.connections.append(connection)
         self._spawn(self._reader, link, connection)
+        self.notify_changed()
+
+    def notify_changed(self) -> None:
+        """Wake the waiters on ``changed`` (links, or what the node counts as neighbours)."""
+        self.changed.set()
+        self.changed = trio.Event()
 
     def enqueue(self, peer: PeerId, item: bytes, *, urgent: bool = True) -> None:
         """Queue an encoded item for ``peer`` (dialed if there is no link)."""
@@ -202,6 +209,7 @@ class LinkManager:
             return
         link.closing = True
         link.urgent.set()
+        self.notify_changed()
         try:
             link.send.send_nowait(None)
         except trio.WouldBlock:
@@ -262,6 +270,7 @@ class LinkManager:
         link.send.close()
         for connection in link.connections:
             self._spawn(connection.aclose)
+        self.notify_changed()
         if report:
             self._link_down(link.peer)
 
@@ -316,6 +325,7 @@ class LinkManager:
         # Closed on purpose (``close``): flush done, close the connections.
         if self.links.get(link.peer) is link:
             del self.links[link.peer]
+            self.notify_changed()
         for connection in link.connections:
             await connection.aclose()
 
@@ -328,6 +338,7 @@ class LinkManager:
             return False
         link.connections.append(connection)
         self._spawn(self._reader, link, connection)
+        self.notify_changed()
         return True
 
     def _take_batch(self, receive: trio.MemoryReceiveChannel[bytes | None], first: bytes,
@@ -370,6 +381,7 @@ class LinkManager:
                 await connection.aclose()
         if connection in link.connections:
             link.connections.remove(connection)
+            self.notify_changed()
         if not link.connections and self.links.get(peer) is link and not link.closing:
             self._drop(link)
 

@@ -104,8 +104,6 @@ class NodeConfig:
     join_timeout: float = 15.0
     #: Seconds between two join attempts while the active view is empty.
     join_retry: float = 1.0
-    #: How often the membership watcher looks at the active view.
-    membership_poll: float = 0.05
     #: Messages a subscription queues before its ``slow_policy`` applies, and
     #: the bytes they may hold (``Message.size``: a decoded document counts
     #: its encoded size plus 72 bytes per value); a queue holds at least one
@@ -367,12 +365,14 @@ class Node:
                     self.delivered += 1
 
     async def _watch_membership(self) -> None:
+        """Follow the linked neighbours by the driver's events (never polled)."""
         while True:
+            changed = self.driver.membership_changed
             current = tuple(self.driver.linked_neighbors)
             if current != self._neighbors:
                 self._neighbors = current
                 self._notify_membership()
-            await trio.sleep(self.config.membership_poll)
+            await changed.wait()
 
     async def _keep_joined(self) -> None:
         """Join through a contact whenever no neighbour has a live link."""

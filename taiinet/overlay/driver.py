@@ -11,6 +11,8 @@ This module adds what is the overlay's:
   ``CloseLink``, ``ProbeLink``), which the runner carries out; ``Plumtree``'s routine ``IHave``s are
   ``Send(lazy=True)``, paced by the link layer (``lazy_delay`` 50 ms,
   ``lazy_interval`` 0.25 s, ``lazy_batch`` 128).
+* ``NeighborUp``/``NeighborDown`` events, and links coming up or going,
+  set ``membership_changed``: the node follows its neighbours by events.
 * ``Deliver`` events go on the bounded ``deliveries`` channel; if the
   application lags ``delivery_buffer`` messages behind, further deliveries
   are dropped and counted in ``dropped_deliveries`` (the overlay never blocks
@@ -49,7 +51,7 @@ from taiinet.link.config import (
 )
 from taiinet.link.manager import Dial, Link
 from taiinet.link.runner import Runner
-from taiinet.overlay.actions import Deliver, Send
+from taiinet.overlay.actions import Deliver, NeighborDown, NeighborUp, Send
 from taiinet.overlay.codec import CODEC
 from taiinet.overlay.core import Overlay, OverlayConfig
 from taiinet.overlay.errors import OverlayUsageError
@@ -191,6 +193,12 @@ class OverlayDriver(Runner):
         return list(self.driver_core.active_view)
 
     @property
+    def membership_changed(self) -> trio.Event:
+        """Set at the next change of the neighbours or of their links (take it
+        before reading ``linked_neighbors``, then wait on it: no polling)."""
+        return self.links.changed
+
+    @property
     def linked_neighbors(self) -> list[PeerId]:
         """Active-view peers with an open, authenticated connection (Noise done).
 
@@ -218,8 +226,11 @@ class OverlayDriver(Runner):
         return dialed >= self._max_exchange_dials
 
     def _on_overlay_event(self, event: Any) -> None:
-        if type(event) is Deliver:
+        kind = type(event)
+        if kind is Deliver:
             try:
                 self._deliver_send.send_nowait(event)
             except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
                 self.dropped_deliveries += 1
+        elif kind is NeighborUp or kind is NeighborDown:
+            self.links.notify_changed()
