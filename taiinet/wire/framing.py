@@ -50,12 +50,18 @@ _ITEM_KEY = b"\x0a"
 _PROTOCOL_KEY = b"\x08"
 #: Key of ``LinkItem.body`` (field 2, length-delimited).
 _BODY_KEY = b"\x12"
+#: The encodings of 0..127, each one byte.
+_ONE_BYTE = [bytes((value,)) for value in range(0x80)]
+#: ``_PROTOCOL_KEY || uvarint(protocol)`` of the protocol ids seen (a few).
+_ITEM_HEADS: dict[int, bytes] = {}
 
 
 def encode_uvarint(value: int) -> bytes:
     """The minimal unsigned LEB128 encoding of ``value`` (>= 0)."""
-    if value < 0:
-        raise LocalProtocolError(f"cannot encode negative length {value}")
+    if value < 0x80:
+        if value < 0:
+            raise LocalProtocolError(f"cannot encode negative length {value}")
+        return _ONE_BYTE[value]
     out = bytearray()
     while True:
         byte = value & 0x7F
@@ -188,12 +194,18 @@ def encode_item(protocol: int, body: bytes) -> bytes:
     leaves out an empty field), so ``join_items`` of encoded items is the
     ``LinkFrame`` holding them.
     """
-    if not 0 < protocol <= MAX_PROTOCOL_ID:
-        raise LocalProtocolError(f"protocol id {protocol} is not in 1..{MAX_PROTOCOL_ID}")
-    item = _PROTOCOL_KEY + encode_uvarint(protocol)
-    if body:
-        item += _BODY_KEY + encode_uvarint(len(body)) + body
-    return _ITEM_KEY + encode_uvarint(len(item)) + item
+    head = _ITEM_HEADS.get(protocol)
+    if head is None:
+        if not 0 < protocol <= MAX_PROTOCOL_ID:
+            raise LocalProtocolError(f"protocol id {protocol} is not in 1..{MAX_PROTOCOL_ID}")
+        head = _PROTOCOL_KEY + encode_uvarint(protocol)
+        if len(_ITEM_HEADS) < 256:
+            _ITEM_HEADS[protocol] = head
+    if not body:
+        return _ITEM_KEY + encode_uvarint(len(head)) + head
+    length = encode_uvarint(len(body))
+    return b"".join((_ITEM_KEY, encode_uvarint(len(head) + 1 + len(length) + len(body)), head,
+                     _BODY_KEY, length, body))
 
 
 def join_items(items: list[bytes]) -> bytes:
