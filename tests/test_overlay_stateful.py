@@ -239,9 +239,9 @@ class OverlayModel(RuleBasedStateMachine):
             for record in membership._neighbours.values():
                 assert record.since <= record.last_heard
                 assert record.probed_at is None or record.probed_at >= record.since
-            assert set(membership._passive_source) <= set(passive)
+            assert set(membership._passive.sources) <= set(passive)
             per_source: dict[str, int] = {}
-            for source in membership._passive_source.values():
+            for source in membership._passive.sources.values():
                 per_source[source] = per_source.get(source, 0) + 1
             assert all(count <= cfg.passive_per_source for count in per_source.values())
             assert len(membership._recently_dropped) <= 2 * cfg.active_size

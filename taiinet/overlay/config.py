@@ -86,6 +86,15 @@ class HyParViewConfig:
     #: address limits: every node of a one-machine test or ``taiinet demo``
     #: shares it.  Other 127.x.y.z addresses stand for other hosts and count.
     exempt_loopback: bool = True
+    #: Shuffle replies to a shuffle's origin that is neither a neighbour nor
+    #: asked to be one (the reply opens a short-lived link to it): a bucket of
+    #: ``exchange_reply_burst``, one more every ``exchange_reply_interval``
+    #: seconds; past it the reply is not sent (``exchange_replies_refused``),
+    #: so a burst of shuffles naming many origins cannot make a node dial them
+    #: all.  A lost reply only skips one view exchange.  (An honest node ends
+    #: about one shuffle per ``shuffle_interval``.)
+    exchange_reply_burst: int = 16
+    exchange_reply_interval: float = 1.0
 
     def __post_init__(self) -> None:
         if self.active_size < 1 or self.passive_size < 1:
@@ -110,6 +119,9 @@ class HyParViewConfig:
             raise OverlayUsageError("walk_grace must be >= 0")
         if self.passive_per_source < 1:
             raise OverlayUsageError("passive_per_source must be at least 1")
+        if self.exchange_reply_burst < 0 or self.exchange_reply_interval <= 0:
+            raise OverlayUsageError(
+                "need exchange_reply_burst >= 0 and exchange_reply_interval > 0")
         if self.max_neighbors_per_address < 1 or self.address_eviction_interval < 0:
             raise OverlayUsageError(
                 "need max_neighbors_per_address >= 1 and address_eviction_interval >= 0")
