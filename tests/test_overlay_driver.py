@@ -14,11 +14,11 @@ import trio
 from taiinet.errors import ConnectionClosed
 from taiinet.link.registry import ProtocolCodec
 from taiinet.overlay import codec
-from taiinet.overlay.actions import CloseLink, Deliver, Send
+from taiinet.overlay.actions import Deliver, Send
 from taiinet.overlay.config import HyParViewConfig
 from taiinet.overlay.core import OverlayConfig
 from taiinet.overlay.driver import OverlayDriver
-from taiinet.overlay.messages import Gossip, IHave, Join, OverlayMessage, Shuffle, ShuffleReply
+from taiinet.overlay.messages import Gossip, IHave, Join, OverlayMessage, Shuffle
 from taiinet.transport.connection import Connection
 from taiinet.transport.memory import MemoryNetwork, memory_connection_pair
 from taiinet.wire.framing import decode_link_frame, encode_item
@@ -349,41 +349,6 @@ async def test_a_hung_neighbour_is_dropped_after_the_probe_timeout(
         assert a.driver.neighbors == [b.peer_id] and b.driver.neighbors == [a.peer_id]
         nursery.cancel_scope.cancel()
 
-
-
-async def test_shuffle_replies_to_strangers_are_capped(autojump_clock: object) -> None:
-    me = Identity.from_seed(b"\x01" * 32)
-    strangers = [Identity.from_seed(bytes([10 + i]) * 32) for i in range(6)]
-    by_id = {s.peer_id: s for s in strangers}
-    dialed: list[str] = []
-    far_ends: list[Connection] = []
-
-    async def dial(peer_id: str) -> Connection:
-        dialed.append(peer_id)
-        ours, theirs = await memory_connection_pair(me, by_id[peer_id])
-        far_ends.append(theirs)
-        return ours
-
-    driver = OverlayDriver(me.peer_id, dial, rng=random.Random(1), max_exchange_dials=4)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(driver.run)
-        # Shuffle replies to six origins that are not neighbours: four are dialed.
-        driver._apply([Send(peer=s.peer_id, message=ShuffleReply(peers=()))
-                       for s in strangers])
-        await trio.sleep(1)
-        assert sorted(dialed) == sorted(s.peer_id for s in strangers[:4])
-        assert driver.exchange_dials_refused == 2
-        # A membership request is never held back.
-        driver._apply([Send(peer=strangers[4].peer_id, message=Join())])
-        await trio.sleep(1)
-        assert dialed[-1] == strangers[4].peer_id
-        # Once those exchange links close, other strangers can be dialed again.
-        driver._apply([CloseLink(peer=peer) for peer in dialed])
-        await trio.sleep(1)
-        driver._apply([Send(peer=strangers[5].peer_id, message=ShuffleReply(peers=()))])
-        await trio.sleep(1)
-        assert dialed[-1] == strangers[5].peer_id and driver.exchange_dials_refused == 2
-        nursery.cancel_scope.cancel()
 
 
 async def test_neighbour_changes_are_events_not_polled(autojump_clock: object) -> None:

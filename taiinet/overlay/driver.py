@@ -17,13 +17,9 @@ This module adds what is the overlay's:
   application lags ``delivery_buffer`` messages behind, further deliveries
   are dropped and counted in ``dropped_deliveries`` (the overlay never blocks
   on a reader).
-* A ``ShuffleReply`` to a peer we have no link to (the shuffle's origin,
-  named by whoever forwarded the shuffle) is dropped while
-  ``max_exchange_dials`` (16) links this node dialed to non-neighbours are
-  open: a burst of shuffles naming many origins cannot make a node dial them
-  all (counted in ``exchange_dials_refused``; a lost reply only skips one
-  view exchange).  Membership requests (``Join``, ``Neighbor``) are never
-  held back.
+* No protocol policy: what the overlay sends, and to whom, is its cores'
+  (the cap on shuffle replies to strangers is HyParView's
+  ``exchange_reply_burst``), so the simulator measures what ships.
 * ``CoreAdapter`` presents a core written before the contract
   (``handle_link_address``) with the contract's ``handle_link_up``.
 
@@ -51,24 +47,20 @@ from taiinet.link.config import (
 )
 from taiinet.link.manager import Dial, Link
 from taiinet.link.runner import Runner
-from taiinet.overlay.actions import Deliver, NeighborDown, NeighborUp, Send
+from taiinet.overlay.actions import Deliver, NeighborDown, NeighborUp
 from taiinet.overlay.codec import CODEC
 from taiinet.overlay.core import Overlay, OverlayConfig
 from taiinet.overlay.errors import OverlayUsageError
-from taiinet.overlay.messages import ShuffleReply
 from taiinet.overlay.plumtree import ForwardFilter
 from taiinet.wire.peer_id import PeerId
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_DELIVERY_BUFFER", "DEFAULT_MAX_EXCHANGE_DIALS", "DEFAULT_SEND_QUEUE",
-           "CoreAdapter", "Dial", "DriverCore", "OverlayDriver"]
+__all__ = ["DEFAULT_DELIVERY_BUFFER", "DEFAULT_SEND_QUEUE", "CoreAdapter", "Dial", "DriverCore",
+           "OverlayDriver"]
 
 #: Deliveries buffered for the application.
 DEFAULT_DELIVERY_BUFFER = 1024
-#: Links dialed to non-neighbours (HyParView exchanges) open at once beyond which
-#: a ``ShuffleReply`` to a peer without a link is dropped.
-DEFAULT_MAX_EXCHANGE_DIALS = 16
 
 
 class DriverCore(Protocol):
@@ -122,7 +114,6 @@ class OverlayDriver(Runner):
                  lazy_delay: float = DEFAULT_LAZY_DELAY,
                  lazy_interval: float = DEFAULT_LAZY_INTERVAL,
                  lazy_batch: int = DEFAULT_LAZY_BATCH,
-                 max_exchange_dials: int = DEFAULT_MAX_EXCHANGE_DIALS,
                  core: DriverCore | None = None) -> None:
         """``core``: a layer that owns the overlay (the node's pubsub router);
         by default the driver runs an ``Overlay`` of its own, made from
@@ -140,12 +131,8 @@ class OverlayDriver(Runner):
         super().__init__(CoreAdapter(core), dial, on_event=self._on_overlay_event,
                          link_config=link_config)
         self.register(CODEC)
-        self._carry[Send] = self._send_overlay
         self._deliver_send, self.deliveries = trio.open_memory_channel[Deliver](delivery_buffer)
         self.dropped_deliveries = 0
-        self._max_exchange_dials = max_exchange_dials
-        #: Dials to non-neighbours not made because ``max_exchange_dials`` were open.
-        self.exchange_dials_refused = 0
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; every link is closed on the way out."""
@@ -206,24 +193,6 @@ class OverlayDriver(Runner):
         will fail) is not one yet: this is what callers waiting for neighbours count.
         """
         return [peer for peer in self.driver_core.active_view if self.links.is_linked(peer)]
-
-    def _send_overlay(self, action: Send[Any]) -> None:
-        if (type(action.message) is ShuffleReply and action.peer not in self.links.links
-                and self._exchange_dials_full(action.peer)):
-            log.info("overlay: no shuffle reply to %s: %d exchange links open",
-                     action.peer, self._max_exchange_dials)
-            self.exchange_dials_refused += 1
-            return
-        self.links.enqueue(action.peer, self.protocols.encode(action.message),
-                           urgent=not action.lazy)
-
-    def _exchange_dials_full(self, peer: PeerId) -> bool:
-        """Whether dialing ``peer`` (not a neighbour) would pass ``max_exchange_dials``."""
-        active = set(self.driver_core.active_view)
-        if peer in active:
-            return False
-        dialed = sum(1 for other in self.links.dialed_peers() if other not in active)
-        return dialed >= self._max_exchange_dials
 
     def _on_overlay_event(self, event: Any) -> None:
         kind = type(event)
