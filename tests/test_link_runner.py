@@ -123,6 +123,10 @@ async def test_a_body_its_codec_rejects_drops_the_peer(autojump_clock: object) -
     core = EchoCore()
     runner = Runner(core, _no_dial)
     runner.register(ECHO_CODEC)
+    beside: list[PeerId] = []  # a protocol composed beside the core hears of it too
+    runner.register(ProtocolCodec(protocol_id=201, name="beside", message_types=(bytes,),
+                                  encode=bytes, decode=bytes),
+                    lambda *_: None, link_down=lambda peer, _now: beside.append(peer))
     async with trio.open_nursery() as nursery:
         await nursery.start(runner.run)
         ours, theirs = await memory_connection_pair(PEER, ME)
@@ -132,7 +136,7 @@ async def test_a_body_its_codec_rejects_drops_the_peer(autojump_clock: object) -
             while True:
                 assert await ours.receive() == b"", "nothing after the bad item is handled"
         await trio.sleep(0.1)
-        assert core.down == [PEER.peer_id]
+        assert core.down == beside == [PEER.peer_id]
         nursery.cancel_scope.cancel()
 
 

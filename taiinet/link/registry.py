@@ -28,6 +28,9 @@ Handle = Callable[[PeerId, Any, float], None]
 #: ``admit(peer, now)``: whether an item of the protocol from ``peer`` is within
 #: its budget, asked before the body is decoded; a refused item is skipped.
 Admit = Callable[[PeerId, float], bool]
+#: ``link_down(peer, now)``: the link to ``peer`` is gone (a protocol that keeps
+#: per-peer state beside the core, such as a stream relay, forgets it).
+LinkDown = Callable[[PeerId, float], None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,6 +58,7 @@ class _Entry:
     codec: ProtocolCodec
     handle: Handle
     admit: Admit | None
+    link_down: LinkDown | None
 
 
 class ProtocolRegistry:
@@ -68,11 +72,13 @@ class ProtocolRegistry:
         #: Items skipped because their protocol's ``admit`` refused them.
         self.refused_items = 0
 
-    def register(self, codec: ProtocolCodec, handle: Handle, admit: Admit | None = None) -> None:
-        """Run ``codec``'s protocol: its messages go to ``handle``."""
+    def register(self, codec: ProtocolCodec, handle: Handle, admit: Admit | None = None,
+                 link_down: LinkDown | None = None) -> None:
+        """Run ``codec``'s protocol: its messages go to ``handle``, and the end of a
+        link to ``link_down`` if given."""
         if codec.protocol_id in self._by_id:
             raise LocalProtocolError(f"protocol id {codec.protocol_id} is registered already")
-        self._by_id[codec.protocol_id] = _Entry(codec, handle, admit)
+        self._by_id[codec.protocol_id] = _Entry(codec, handle, admit, link_down)
         for kind in codec.message_types:
             self._by_type[kind] = codec
 
@@ -93,6 +99,12 @@ class ProtocolRegistry:
             self.refused_items += 1
             return
         entry.handle(peer, entry.codec.decode(body), now)
+
+    def link_down(self, peer: PeerId, now: float) -> None:
+        """Tell every protocol that asked that the link to ``peer`` is gone."""
+        for entry in list(self._by_id.values()):
+            if entry.link_down is not None:
+                entry.link_down(peer, now)
 
     @property
     def protocol_ids(self) -> list[int]:

@@ -43,7 +43,7 @@ from taiinet.core.actions import CloseLink, ProbeLink, Send, SetTimer
 from taiinet.core.contract import Core, FrameAdmission, LinkObserver
 from taiinet.link.config import LinkConfig
 from taiinet.link.manager import Dial, LinkManager
-from taiinet.link.registry import ProtocolCodec, ProtocolRegistry
+from taiinet.link.registry import Admit, Handle, LinkDown, ProtocolCodec, ProtocolRegistry
 from taiinet.transport.connection import Connection
 from taiinet.wire.peer_id import PeerId
 
@@ -84,11 +84,12 @@ class Runner:
                     "probe": self._probe}
         self._carry[action_type] = handlers[kind]
 
-    def register(self, codec: ProtocolCodec, handle: Callable[[PeerId, Any, float], None]
-                 | None = None, admit: Callable[[PeerId, float], bool] | None = None) -> None:
-        """Run ``codec``'s protocol; its messages go to ``handle`` (by default the
-        core's ``handle_message``, its actions carried out)."""
-        self.protocols.register(codec, handle or self._to_core, admit)
+    def register(self, codec: ProtocolCodec, handle: Handle | None = None,
+                 admit: Admit | None = None, link_down: LinkDown | None = None) -> None:
+        """Run ``codec``'s protocol beside the others; its messages go to ``handle``
+        (by default the core's ``handle_message``, its actions carried out), and
+        the end of every link to ``link_down`` (after the core's)."""
+        self.protocols.register(codec, handle or self._to_core, admit, link_down)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; every link is closed on the way out."""
@@ -158,6 +159,7 @@ class Runner:
 
     def handle_link_down(self, peer: PeerId, now: float) -> None:
         self.apply(self.core.handle_link_down(peer, now))
+        self.protocols.link_down(peer, now)
 
     def handle_link_address(self, peer: PeerId, address: str, now: float) -> None:
         if self._observer is not None:
