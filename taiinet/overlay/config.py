@@ -190,8 +190,18 @@ class PlumtreeConfig:
     #: Never prune: push payloads on every link (plain flooding over the same
     #: membership).  A baseline for measurements, not for deployments.
     flood: bool = False
+    #: The lazy queue (``taiinet.overlay.lazy``): ``IHave``s for one peer are
+    #: held and sent together ``lazy_delay`` seconds after the first, no
+    #: sooner than ``lazy_interval`` after that link's previous flush, at once
+    #: when ``lazy_batch`` are held.  ``lazy_delay = 0``: no queue, each goes
+    #: at once (``Send(lazy=True)``, left to the runner).
+    lazy_delay: float = 0.05
+    lazy_interval: float = 0.25
+    lazy_batch: int = 128
 
     def __post_init__(self) -> None:
+        if self.lazy_delay < 0 or self.lazy_interval < 0 or self.lazy_batch < 1:
+            raise OverlayUsageError("need lazy_delay, lazy_interval >= 0 and lazy_batch >= 1")
         if self.ihave_timeout <= 0 or self.graft_timeout <= 0:
             raise OverlayUsageError("Plumtree timeouts must be positive")
         if self.seen_cache_size < 1 or self.max_missing < 1 or self.max_announcers < 1:

@@ -8,9 +8,10 @@ This module adds what is the overlay's:
 
 * ``OverlayDriver`` registers the overlay's codec (protocol 10); the
   overlay cores return the contract's actions (``Send``, ``SetTimer``,
-  ``CloseLink``, ``ProbeLink``), which the runner carries out; ``Plumtree``'s routine ``IHave``s are
-  ``Send(lazy=True)``, paced by the link layer (``lazy_delay`` 50 ms,
-  ``lazy_interval`` 0.25 s, ``lazy_batch`` 128).
+  ``CloseLink``, ``ProbeLink``), which the runner carries out.  Plumtree
+  paces its routine ``IHave``s itself (its lazy queue); a ``Send(lazy=True)``
+  of any core may still wait in the link layer to share a write
+  (``lazy_delay`` 50 ms, ``lazy_interval`` 0.25 s, ``lazy_batch`` 128).
 * ``NeighborUp``/``NeighborDown`` events, and links coming up or going,
   set ``membership_changed``: the node follows its neighbours by events.
 * ``Deliver`` events go on the bounded ``deliveries`` channel; if the
