@@ -154,7 +154,7 @@ def test_forward_filter_follows_the_advertised_interest() -> None:
     router = PubsubRouter("me", random.Random(0), UnsignedDocuments("me"))
     for peer in ("a", "b"):
         router.overlay.broadcast_core.neighbor_up(peer, 0.0)
-        router.overlay.membership.active.append(peer)
+        router.overlay.membership.join(peer, 0.0)  # (a neighbour of both layers)
     router.handle_message("a", InterestAdvert(version=1, filters=(Query({"x": 1}),),
                                               tree_link=True), 0.0)
     actions = router.publish({"x": 2}, 1.0)
@@ -261,7 +261,7 @@ def _two_neighbour_router(**config: object) -> PubsubRouter:
                           PubsubConfig(first_advert_grace=0.0, **config))  # type: ignore[arg-type]
     for peer in ("a", "b"):
         router.overlay.broadcast_core.neighbor_up(peer, 0.0)
-        router.overlay.membership.active.append(peer)
+        router.overlay.membership.join(peer, 0.0)  # (a neighbour of both layers)
         router.handle_message(peer, InterestAdvert(version=1, filters=(), tree_link=True), 0.0)
     return router
 
