@@ -13,7 +13,7 @@ export * from "./errors.js";
 export { bytesEqual, concatBytes, fromHex, toHex } from "./bytes.js";
 export { DEFAULT_MAX_FRAME_SIZE, FrameDecoder, MAX_UVARINT_BYTES, decodeUvarint, encodeUvarint, frameWithPrefix } from "./wire/framing.js";
 export {
-  LINK_PROTOCOL, type LinkItem, MAX_FRAME_ITEMS, MAX_PROTOCOL_ID, decodeControl, decodeLinkFrame, encodeItem, joinItems,
+  LINK_PROTOCOL, type LinkItem, MAX_FRAME_ITEMS, MAX_PROTOCOL_ID, decodeControl, decodeLinkFrame as decodeLinkItems, encodeItem, joinItems,
   pingItem, pongItem,
 } from "./wire/linkFrame.js";
 export { b58decode, b58encode } from "./wire/base58.js";
