@@ -8,7 +8,8 @@ proven; the first frame on a link is a ``Hello`` saying whether the other
 side is a PEER or a SIGNALLER (and a signaller's listen URL).
 
 * Signaller links carry DHT messages, which go to :class:`KademliaNode`; its
-  ``SendDht`` actions go out on an existing link or a new dial.
+  ``Send`` actions go out on an existing link or a new dial, and its
+  ``SetTimer``s are kept in a heap served by one timer task.
 * A peer ``Register``s a record signed by itself naming this signaller; the
   signaller keeps it (at most ``max_peers``) and ``put``s it in the DHT
   under SHA-256(peer id multihash).  ``Registered`` is sent once the put's
@@ -42,6 +43,7 @@ and the signaller goes on.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import random
@@ -51,6 +53,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from taiinet.core.actions import Send, SetTimer
 from taiinet.errors import ConnectionClosed, RemoteProtocolError, TaiiNetError
 from taiinet.signal.address_budget import AddressBudget, AddressLimits
 from taiinet.signal.codec import (
@@ -73,8 +76,8 @@ from taiinet.signal.dht_types import (
     Contact,
     DhtAction,
     DhtRecord,
+    DhtTimer,
     LookupFinished,
-    SendDht,
     Store,
     ValueFound,
 )
@@ -229,6 +232,9 @@ class Signaller:
         self._inflight_relays = 0
         self._address_budget = AddressBudget(self.config.address_limits)
         self._wake = trio.Event()
+        #: The DHT core's timers: (at, sequence, timer), earliest first.
+        self._timers: list[tuple[float, int, DhtTimer]] = []
+        self._timer_seq = 0
         self._nursery: trio.Nursery | None = None
         #: Links closed because the other side broke the protocol (a bad frame, a bad
         #: signed record or session, or a per-request task it made fail).
@@ -258,6 +264,7 @@ class Signaller:
                                 now=trio.current_time(), config=self.config.dht)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            self._apply(self.dht.start(trio.current_time()))
             nursery.start_soon(self._accept_loop, listener)
             nursery.start_soon(self._timer_loop)
             for url in join:
@@ -908,9 +915,13 @@ class Signaller:
 
     def _apply(self, actions: list[DhtAction]) -> None:
         for action in actions:
-            if isinstance(action, SendDht):
-                self._send_to_signaller(action.to, encode_signal(
+            if isinstance(action, Send):
+                contact = Contact(peer_id=action.peer, address=action.address or "")
+                self._send_to_signaller(contact, encode_signal(
                     Dht(message=action.message, sender_address=self.url)))
+            elif isinstance(action, SetTimer):
+                self._timer_seq += 1
+                heapq.heappush(self._timers, (action.at, self._timer_seq, action.timer))
             else:
                 waiter = self._lookups.pop(action.lookup_id, None)
                 if waiter is not None:
@@ -942,14 +953,14 @@ class Signaller:
 
     async def _timer_loop(self) -> None:
         assert self.dht is not None
+        timers = self._timers
         while True:
             self._wake = trio.Event()
-            deadline = self.dht.next_deadline()
-            with trio.move_on_at(deadline):
+            with trio.move_on_at(timers[0][0] if timers else math.inf):
                 await self._wake.wait()
             now = trio.current_time()
-            if now >= self.dht.next_deadline():
-                self._apply(self.dht.handle_timer(now))
+            while timers and timers[0][0] <= now:
+                self._apply(self.dht.handle_timer(heapq.heappop(timers)[2], now))
 
     # -- helpers --------------------------------------------------------------
 
