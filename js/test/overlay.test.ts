@@ -1,5 +1,5 @@
-// The overlay codec against the bytes docs/overlay.md gives, the HyParView and Plumtree
-// cores alone, and many NodeCores joined in memory (seeded, no I/O, time as a number).
+// The overlay codec against the bytes docs/overlay.md gives, the HyParView core
+// alone, and many NodeCores joined in memory (seeded, no I/O, time as a number).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
