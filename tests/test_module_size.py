@@ -16,7 +16,6 @@ MAX_LINES = 600
 OVER_LIMIT = frozenset({
     "overlay/driver.py",
     "overlay/hyparview.py",
-    "pubsub/router.py",
     "signal/dht.py",
     "signal/server.py",
     "transport/_asyncio_bridge.py",
