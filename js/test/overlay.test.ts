@@ -218,7 +218,7 @@ describe("NodeCores in memory", () => {
       actions = victim.receive(peer(1), frame, mesh.now);
     }
     assert.ok(actions.some((a) => a.type === "close" && a.peer === peer(1)));
-    assert.equal(victim.router.stats.get("rejected_id_mismatch"), 6);
+    assert.equal(victim.rejected.get("id_mismatch"), 6);
     void messageId;
     assert.equal(mesh.delivered.size, 0);
   });

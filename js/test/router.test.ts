@@ -200,7 +200,7 @@ describe("TreeRouter", () => {
     tampered[10] = (tampered[10] as number) ^ 1;
     const forged = sealDocument(ids[0] as Identity, { x: 2 }, 0, 10n);
     assert.deepEqual(net.r(B).gossip(A, forged.messageId, 1, tampered, net.now), []);
-    assert.equal(net.r(B).stats.get("rejected_id_mismatch"), 1);
+    assert.equal(net.r(B).rejected.get("id_mismatch"), 1);
     const drops = [1, 2, 3, 4, 5].flatMap(() => net.r(B).gossip(A, forged.messageId, 1, tampered, net.now));
     assert.deepEqual(drops.map((a) => a.type), ["drop"], "the sixth invalid document drops the neighbour");
   });

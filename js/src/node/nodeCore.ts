@@ -52,7 +52,7 @@ export class NodeCore {
   readonly router: TreeRouter;
   readonly config: NodeCoreConfig;
   /** Frames dropped as malformed, by error. */
-  readonly rejected = new Map<string, number>();
+  readonly #malformed = new Map<string, number>();
   readonly #random: SeededRandom;
   readonly #subscriptions = new Set<number>();
   #nextSubscription = 1;
@@ -63,6 +63,11 @@ export class NodeCore {
     this.#random = random;
     this.membership = new HyParView(identity.peerId, random, config.membership);
     this.router = new TreeRouter(identity.peerId, config.routing);
+  }
+
+  /** What this node dropped as a peer's fault: malformed frames (`malformed: <error>`) and documents by reason. */
+  get rejected(): Map<string, number> {
+    return new Map([...this.#malformed, ...this.router.rejected]);
   }
 
   get timer(): number | null {
@@ -155,7 +160,7 @@ export class NodeCore {
   }
 
   #count(reason: string): void {
-    this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1);
+    this.#malformed.set(reason, (this.#malformed.get(reason) ?? 0) + 1);
   }
 
   #send(peer: PeerId, message: OverlayMsg): NodeAction {

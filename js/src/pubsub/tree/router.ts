@@ -75,6 +75,8 @@ export class TreeRouter {
   readonly retention: Retention;
   /** Counters: published, delivered, accepted, duplicates, unwanted, adverts, rejections by reason... */
   readonly stats = new Map<string, number>();
+  /** Documents rejected, by reason (docs/pubsub.md section 2: oversized, id_mismatch, ...). */
+  readonly rejected = new Map<string, number>();
   readonly #subscriptions = new Map<number, Query>();
   readonly #budgets: PeerBudgets;
   /** Active neighbour -> epoch of the current link. */
@@ -187,7 +189,7 @@ export class TreeRouter {
       opened = openDocument(id, payload);
     } catch (error) {
       if (!(error instanceof RejectedDocument)) throw error;
-      this.#count(`rejected_${error.reason}`);
+      this.rejected.set(error.reason, (this.rejected.get(error.reason) ?? 0) + 1);
       return this.#budgets.offend(peer, INVALID_DOCUMENT_OFFENCES, now) === "drop" ? [] : this.#disconnect(peer, `invalid documents (${error.reason})`);
     }
     this.#count("accepted");
