@@ -28,6 +28,8 @@ export const MAX_VERSION = (1n << 64n) - 1n;
 /** Each filter of an advert is bounded by the query limits, within the advert's size. */
 export const ADVERT_QUERY_LIMITS: QueryLimits = Object.freeze({ ...DEFAULT_QUERY_LIMITS, maxBytes: MAX_ADVERT_BYTES });
 
+const MAX_SINCE = BigInt(Number.MAX_SAFE_INTEGER);
+
 export class MalformedAdvert extends RemoteProtocolError {}
 
 /** A valid interest advert (field meanings: docs/pubsub.md section 3). */
@@ -65,7 +67,6 @@ export function advertFromProto(message: PubsubMessage): Advert {
   if (a.filters.length > MAX_ADVERT_FILTERS) throw new MalformedAdvert(`an advert of ${a.filters.length} filters, over ${MAX_ADVERT_FILTERS}`);
   if (a.rootDistance > MAX_ROOT_DISTANCE) throw new MalformedAdvert(`root distance ${a.rootDistance} over ${MAX_ROOT_DISTANCE}`);
   if (a.treeSize > TREE_SIZE_CAP || a.treeMembers.length > TREE_SIZE_CAP) throw new MalformedAdvert(`tree size or members over ${TREE_SIZE_CAP}`);
-  if (a.rootSinceMs > BigInt(Number.MAX_SAFE_INTEGER)) throw new MalformedAdvert("root_since_ms out of range");
   let root: PeerId | "";
   let members: PeerId[];
   try {
@@ -85,6 +86,7 @@ export function advertFromProto(message: PubsubMessage): Advert {
   });
   return {
     version: a.version, filters, treeLink: a.treeLink, root, rootDistance: a.rootDistance,
-    rootSinceMs: Number(a.rootSinceMs), treeSize: a.treeSize, treeMembers: members,
+    // Beyond 2^53 - 1 ms (year 287,396) a start is a lie either way; clamped to keep it a number.
+    rootSinceMs: Number(a.rootSinceMs > MAX_SINCE ? MAX_SINCE : a.rootSinceMs), treeSize: a.treeSize, treeMembers: members,
   };
 }
