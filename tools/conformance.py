@@ -481,9 +481,63 @@ def adverts() -> dict[str, Any]:
     return {"valid": valid, "invalid": invalid}
 
 
+# ------------------------------------------------------------------ routes
+def routes() -> dict[str, Any]:
+    """The spanning tree's rules (docs/pubsub.md section 4): a node's start and id and its
+    neighbours' last offers -> its route, parent, tree links and members per tree link."""
+    from taiinet.pubsub.tree.routes import SpanningTree
+
+    ids = sorted(str(Identity.from_seed(_seed(i)).peer_id) for i in range(0, 160, 32))
+    me, a, b, c, d = ids[2], ids[0], ids[1], ids[3], ids[4]
+
+    def offer(peer: str, since: int, root: str, distance: int, child: bool = False,
+              members: list[str] | None = None) -> dict[str, Any]:
+        return {"peer": peer, "since": since, "root": root, "distance": distance,
+                "child": child, "members": members or []}
+
+    cases: list[dict[str, Any]] = [
+        {"name": "alone: its own root", "since": 100, "offers": []},
+        {"name": "a neighbour with no advert yet offers nothing", "since": 100,
+         "offers": [{"peer": a}]},
+        {"name": "the oldest root wins, whatever its id", "since": 100,
+         "offers": [offer(a, 50, d, 3), offer(b, 60, a, 0)]},
+        {"name": "same root: the shorter distance", "since": 100,
+         "offers": [offer(a, 50, d, 3), offer(b, 50, d, 1)]},
+        {"name": "same root and distance: the smaller neighbour id", "since": 100,
+         "offers": [offer(c, 50, d, 1), offer(a, 50, d, 1)]},
+        {"name": "same start: the smaller root id", "since": 100,
+         "offers": [offer(a, 50, d, 0), offer(b, 50, c, 0)]},
+        {"name": "a child is never the parent", "since": 100,
+         "offers": [offer(a, 50, d, 1, child=True, members=[a]), offer(b, 70, b, 0)]},
+        {"name": "distance 64 is too far", "since": 100, "offers": [offer(a, 50, d, 63),
+                                                                   offer(b, 60, d, 64)]},
+        {"name": "younger neighbours: its own root, they its children", "since": 10,
+         "offers": [offer(a, 10, me, 1, child=True, members=[a, d]),
+                    offer(b, 10, me, 1, child=True, members=[b])]},
+        {"name": "members unknown on one side: none over the other links", "since": 100,
+         "offers": [offer(a, 50, a, 0, members=[a]), offer(b, 50, a, 1, child=True),
+                    offer(c, 50, a, 1, child=True, members=[c])]},
+        {"name": "no root offered", "since": 100, "offers": [offer(a, 0, "", 0)]},
+    ]
+    for case in cases:
+        tree = SpanningTree(PeerId(me), case["since"])
+        for o in case["offers"]:
+            tree.add(PeerId(o["peer"]))
+            if "root" in o:
+                tree.offer(PeerId(o["peer"]), o["since"], o["root"], o["distance"], o["child"],
+                           tuple(o["members"]))
+        tree.recompute()
+        links = tree.tree_links()
+        members = {str(p): (None if (m := tree.members_for(p)) is None else sorted(m))
+                   for p in links}
+        case.update(self=me, route=list(tree.route), parent=tree.parent or "",
+                    tree_links=sorted(str(p) for p in links), members=members)
+    return {"cases": cases}
+
+
 FILES = {"peer_ids.json": peer_ids, "envelopes.json": envelopes, "frames.json": frames,
          "noise_xx.json": noise_xx, "values.json": values, "queries.json": queries,
-         "adverts.json": adverts}
+         "adverts.json": adverts, "routes.json": routes}
 
 
 def render(data: Any) -> str:

@@ -60,6 +60,35 @@ describe("InterestAdvert codec (conformance/adverts.json)", () => {
   });
 });
 
+interface RouteCase {
+  name: string; self: string; since: number;
+  offers: { peer: string; since?: number; root?: string; distance?: number; child?: boolean; members?: string[] }[];
+  route: [number, string, number]; parent: string; tree_links: string[]; members: Record<string, string[] | null>;
+}
+
+describe("routes (conformance/routes.json)", () => {
+  for (const c of load<{ cases: RouteCase[] }>("routes.json").cases) {
+    it(c.name, () => {
+      const tree = new SpanningTree(c.self as PeerId, c.since);
+      for (const o of c.offers) {
+        tree.add(o.peer as PeerId);
+        if (o.root !== undefined) {
+          tree.offer(o.peer as PeerId, { since: o.since as number, root: o.root, distance: o.distance as number }, o.child === true, o.members ?? []);
+        }
+      }
+      tree.recompute();
+      assert.deepEqual([tree.route.since, tree.route.root, tree.route.distance], c.route);
+      assert.equal(tree.parent ?? "", c.parent);
+      assert.deepEqual(tree.treeLinks().sort(), c.tree_links);
+      const members = Object.fromEntries(tree.treeLinks().map((p) => {
+        const m = tree.membersFor(p);
+        return [p, m === null ? null : [...m].sort()];
+      }));
+      assert.deepEqual(members, c.members);
+    });
+  }
+});
+
 describe("routes", () => {
   it("the oldest root wins whatever its id; a child is never a parent; distance is bounded", () => {
     const tree = new SpanningTree(A, 100);
