@@ -13,12 +13,11 @@ import trio
 import trio.testing
 
 from taiinet.errors import ConnectionClosed, LocalProtocolError
-from taiinet.transport import _asyncio_bridge as bridge_module
-from taiinet.transport._asyncio_bridge import (
+from taiinet.transport import _asyncio_loop as loop_module
+from taiinet.transport._asyncio_bridge import AiortcBridge, BridgeConnectError
+from taiinet.transport._asyncio_channel import (
     RECEIVE_HIGH_WATER,
     RECEIVE_HIGH_WATER_BYTES,
-    AiortcBridge,
-    BridgeConnectError,
     BridgedDataChannel,
 )
 
@@ -152,12 +151,12 @@ async def test_failed_ice_is_reported() -> None:
 
 
 def test_candidate_override_filters_by_family() -> None:
-    token = bridge_module._CANDIDATE_ADDRESSES.set(("127.0.0.1", "::1"))
+    token = loop_module._CANDIDATE_ADDRESSES.set(("127.0.0.1", "::1"))
     try:
-        assert bridge_module._get_host_addresses(use_ipv4=True, use_ipv6=False) == ["127.0.0.1"]
-        assert bridge_module._get_host_addresses(use_ipv4=False, use_ipv6=True) == ["::1"]
+        assert loop_module._get_host_addresses(use_ipv4=True, use_ipv6=False) == ["127.0.0.1"]
+        assert loop_module._get_host_addresses(use_ipv4=False, use_ipv6=True) == ["::1"]
     finally:
-        bridge_module._CANDIDATE_ADDRESSES.reset(token)
+        loop_module._CANDIDATE_ADDRESSES.reset(token)
 
 
 def test_only_the_bridge_imports_asyncio_or_aiortc() -> None:
@@ -171,7 +170,7 @@ def test_only_the_bridge_imports_asyncio_or_aiortc() -> None:
                 names = [node.module]
             if any(n.split(".")[0] in {"asyncio", "aiortc", "aioice"} for n in names):
                 importers.append(path.name)
-    assert set(importers) == {"_asyncio_bridge.py"}
+    assert set(importers) == {"_asyncio_bridge.py", "_asyncio_channel.py", "_asyncio_loop.py"}
 
 
 async def test_bridges_share_one_loop_thread_until_the_last_one_closes() -> None:
