@@ -25,8 +25,9 @@ LOOPBACK = ["127.0.0.1"]
 PACKAGE = Path(__file__).resolve().parent.parent / "taiinet"
 
 
-def bridge_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "taiinet-aiortc"]
+def loop_left() -> bool:
+    """Whether this trio run still has an asyncio loop (none once every bridge closed)."""
+    return loop_module._HOSTED.get() is not None
 
 
 @asynccontextmanager
@@ -68,7 +69,7 @@ async def test_messages_cross_in_order_both_ways() -> None:
             i.to_bytes(2, "big") * 100 for i in range(50)
         ]
         assert [await a.receive_message() for _ in range(50)] == [bytes([i]) for i in range(50)]
-    assert bridge_threads() == []
+    assert not loop_left()
 
 
 async def test_oversized_message_is_a_local_error() -> None:
@@ -118,7 +119,7 @@ async def test_cancelled_call_leaves_no_task_behind() -> None:
         async def never_ending() -> None:
             import asyncio  # the test plays the bridge's part here
 
-            bridge._token.run_sync_soon(started.set)
+            started.set()  # same thread: the loop runs inside trio
             await asyncio.Event().wait()
 
         async with trio.open_nursery() as nursery:
@@ -132,7 +133,7 @@ async def test_cancelled_call_leaves_no_task_behind() -> None:
             return len(asyncio.all_tasks()) - 1
 
         assert await bridge.run(count_tasks) == 0
-    assert bridge_threads() == []
+    assert not loop_left()
 
 
 async def test_failed_ice_is_reported() -> None:
@@ -173,20 +174,29 @@ def test_only_the_bridge_imports_asyncio_or_aiortc() -> None:
     assert set(importers) == {"_asyncio_bridge.py", "_asyncio_channel.py", "_asyncio_loop.py"}
 
 
-async def test_bridges_share_one_loop_thread_until_the_last_one_closes() -> None:
+async def test_bridges_share_one_loop_until_the_last_one_closes() -> None:
     async def seven() -> int:
         return 7
 
     async with open_bridge() as first:
         async with open_bridge() as second:
-            assert len(bridge_threads()) == 1
-            assert first._thread is second._thread
+            assert first.hosted is second.hosted
         # The second one is closed; the loop still serves the first.
         assert await first.run(seven) == 7
-        assert len(bridge_threads()) == 1
+        assert not first.hosted.loop.is_closed()
         with pytest.raises(ConnectionClosed):
             await second.run(seven)
-    assert bridge_threads() == []
+    assert not loop_left()
+    assert first.hosted.loop.is_closed()
     async with open_bridge() as again:  # a new loop for the next user
+        assert again.hosted is not first.hosted
         assert await again.run(seven) == 7
-    assert bridge_threads() == []
+    assert not loop_left()
+
+
+async def test_the_loop_runs_in_the_trio_thread() -> None:
+    async def where() -> threading.Thread:
+        return threading.current_thread()
+
+    async with open_bridge() as bridge:
+        assert await bridge.run(where) is threading.current_thread()

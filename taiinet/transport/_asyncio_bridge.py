@@ -1,20 +1,20 @@
 """The bridge between trio and aiortc: peer connections made on the shared asyncio loop.
 
 asyncio (and aiortc) live only in this module and its two neighbours; the
-rest of TaiiNet is trio.  ``_asyncio_loop`` owns the loop thread (one per
-process) and the ICE host-address override; ``_asyncio_channel`` carries one
-data channel's messages between the threads; this module makes and closes
-peer connections:
+rest of TaiiNet is trio.  ``_asyncio_loop`` owns the asyncio loop (one per
+trio run, stepped in the trio thread) and the ICE host-address override;
+``_asyncio_channel`` carries one data channel's messages between trio tasks
+and aiortc; this module makes and closes peer connections:
 
-* trio -> asyncio: ``AiortcBridge.run`` submits a coroutine with
-  ``asyncio.run_coroutine_threadsafe`` and waits for it on a ``trio.Event``
-  that the loop thread sets through the trio token.  Cancelling the trio side
+* trio -> asyncio: ``AiortcBridge.run`` starts a coroutine as an asyncio
+  task on the loop and waits for it on a ``trio.Event`` that the task's
+  done-callback sets (same thread: no hand-off).  Cancelling the trio side
   cancels the asyncio task and waits (shielded, bounded) for it to finish, so
   no task outlives its caller.
 * Shutdown closes every peer connection of the bridge; the last bridge to
   close also cancels and awaits every task left on the loop, shuts down async
-  generators and the default executor, stops and closes the loop and joins
-  the thread: nothing leaks.
+  generators and the default executor, then stops its driver and closes the
+  loop: nothing leaks.
 
 ICE: the configuration always names its ICE servers explicitly
 (``iceServers=[]`` unless the user gave some), so aiortc never contacts its
@@ -24,10 +24,8 @@ default public STUN server.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
-import threading
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -49,10 +47,9 @@ from taiinet.transport._asyncio_channel import (
 )
 from taiinet.transport._asyncio_loop import (
     _CANDIDATE_ADDRESSES,
+    HostedLoop,
     _acquire_loop,
     _install_candidate_override,
-    _LoopThread,
-    _notify,
     _release_loop,
 )
 
@@ -120,8 +117,7 @@ class AiortcBridge:
             None if candidate_addresses is None else tuple(candidate_addresses)
         )
         self._ice_servers = tuple(ice_servers)
-        self._shared: _LoopThread | None = None
-        self._token = trio.lowlevel.current_trio_token()
+        self._hosted: HostedLoop | None = None
         self._peers: set[BridgedPeer] = set()
         self._closing = False  # no new peers
         self._loop_stopping = False  # no new calls
@@ -129,22 +125,20 @@ class AiortcBridge:
     # lifecycle
 
     @property
-    def _loop(self) -> asyncio.AbstractEventLoop:
-        if self._shared is None:
+    def hosted(self) -> HostedLoop:
+        """The asyncio loop this bridge's peer connections live on."""
+        if self._hosted is None:
             raise ConnectionClosed("the WebRTC endpoint is not started")
-        return self._shared.loop
-
-    @property
-    def _thread(self) -> threading.Thread | None:
-        return None if self._shared is None else self._shared.thread
+        return self._hosted
 
     def start(self) -> None:
+        """Join (or start) this trio run's asyncio loop; call from trio."""
         _install_candidate_override()
-        if self._shared is None:
-            self._shared = _acquire_loop()
+        if self._hosted is None:
+            self._hosted = _acquire_loop()
 
     async def aclose(self) -> None:
-        """Close every peer connection; the last bridge also stops the loop and joins it."""
+        """Close every peer connection; the last bridge also shuts the loop down."""
         if self._closing:
             return
         self._closing = True
@@ -154,29 +148,27 @@ class AiortcBridge:
                 for peer in list(self._peers):
                     nursery.start_soon(peer.aclose)
             self._loop_stopping = True
-            shared = self._shared
-            if shared is None or not _release_loop(shared):
+            hosted = self._hosted
+            if hosted is None or not _release_loop(hosted):
                 return
             done = trio.Event()
-            future = asyncio.run_coroutine_threadsafe(self._shutdown_loop(), shared.loop)
-            future.add_done_callback(lambda _: _notify(self._token, done.set))
+            task = hosted.create_task(self._shutdown_loop(hosted.loop))
+            task.add_done_callback(lambda _: done.set())
             with trio.move_on_after(SHUTDOWN_TIMEOUT):
                 await done.wait()
-            thread_done = trio.Event()
-            shared.on_finished = lambda: _notify(self._token, thread_done.set)
-            shared.loop.call_soon_threadsafe(shared.loop.stop)
-            await thread_done.wait()
-            shared.thread.join()
+            hosted.stop()
+            await hosted.finished.wait()
 
-    async def _shutdown_loop(self) -> None:
+    @staticmethod
+    async def _shutdown_loop(loop: asyncio.AbstractEventLoop) -> None:
         me = asyncio.current_task()
         tasks = [t for t in asyncio.all_tasks() if t is not me]
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=SHUTDOWN_TIMEOUT)
-        await self._loop.shutdown_asyncgens()
-        await self._loop.shutdown_default_executor()
+        await loop.shutdown_asyncgens()
+        await loop.shutdown_default_executor()
 
     # trio -> asyncio calls
 
@@ -184,19 +176,21 @@ class AiortcBridge:
         """Run ``fn(*args)`` as a task on the loop and return its result to trio."""
         if self._loop_stopping:
             raise ConnectionClosed("the WebRTC endpoint is closed")
+        try:
+            task = self.hosted.create_task(fn(*args))
+        except RuntimeError:  # the loop is closed (its driver failed)
+            raise ConnectionClosed("the WebRTC endpoint's loop is closed") from None
         done = trio.Event()
-        future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(
-            fn(*args), self._loop
-        )
-        future.add_done_callback(lambda _: _notify(self._token, done.set))
+        task.add_done_callback(lambda _: done.set())
         try:
             await done.wait()
         except BaseException:
-            future.cancel()
+            task.cancel()
+            self.hosted.poke()
             with trio.CancelScope(shield=True), trio.move_on_after(SHUTDOWN_TIMEOUT):
                 await done.wait()
             raise
-        return future.result()
+        return task.result()
 
     # peers
 
@@ -225,8 +219,8 @@ class AiortcBridge:
 class BridgedPeer:
     """One ``RTCPeerConnection`` carrying one data channel, driven from trio.
 
-    Methods without a leading ``_on_`` run in trio; ``_on_*`` and ``_aio_*``
-    run on the loop thread.
+    Methods without a leading ``_on_`` run in trio tasks; ``_on_*`` and
+    ``_aio_*`` run inside the asyncio loop's iterations (same thread).
     """
 
     def __init__(self, bridge: AiortcBridge) -> None:
@@ -234,7 +228,6 @@ class BridgedPeer:
         self._pc: RTCPeerConnection | None = None
         self._channel: BridgedDataChannel | None = None
         self._failure: str | None = None
-        self._lock = threading.Lock()
         self._state_changed = trio.Event()
         self._closed = False
 
@@ -253,9 +246,8 @@ class BridgedPeer:
     async def wait_open(self) -> BridgedDataChannel:
         """Wait until the data channel is open; raise ``BridgeConnectError`` on failure."""
         while True:
-            with self._lock:
-                channel, failure = self._channel, self._failure
-                changed = self._state_changed
+            channel, failure = self._channel, self._failure
+            changed = self._state_changed
             if failure is not None:
                 raise BridgeConnectError(failure)
             if channel is not None and channel.is_open:
@@ -303,8 +295,7 @@ class BridgedPeer:
             return
         bridged = BridgedDataChannel(self, channel)
         bridged._pause_sctp_receive(channel.transport)
-        with self._lock:
-            self._channel = bridged
+        self._channel = bridged
         if channel.readyState == "open":
             self._signal_state()
 
@@ -313,8 +304,7 @@ class BridgedPeer:
         channel = pc.createDataChannel(label, ordered=True)
         bridged = BridgedDataChannel(self, channel)
         bridged._pause_sctp_receive(channel.transport)
-        with self._lock:
-            self._channel = bridged
+        self._channel = bridged
         await pc.setLocalDescription(await pc.createOffer())
         return str(pc.localDescription.sdp)
 
@@ -354,21 +344,12 @@ class BridgedPeer:
     # either side
 
     def _set_failure(self, reason: str) -> None:
-        with self._lock:
-            if self._failure is None:
-                self._failure = reason
-            channel = self._channel
-        if channel is not None:
-            channel._mark_closed(reason)
+        if self._failure is None:
+            self._failure = reason
+        if self._channel is not None:
+            self._channel._mark_closed(reason)
         self._signal_state()
 
     def _signal_state(self) -> None:
-        def wake() -> None:
-            with self._lock:
-                event, self._state_changed = self._state_changed, trio.Event()
-            event.set()
-
-        if threading.current_thread() is self._bridge._thread:
-            _notify(self._bridge._token, wake)
-        else:
-            wake()
+        event, self._state_changed = self._state_changed, trio.Event()
+        event.set()

@@ -1,8 +1,12 @@
-"""One aiortc data channel seen from trio: messages cross the thread boundary in batches.
+"""One aiortc data channel seen from trio: messages cross between trio and asyncio in batches.
 
-Data channel messages cross in bounded, lock-protected deques with at most
-one pending wake-up per direction (no per-message thread hop when the other
-side is busy).  Inbound: once ``RECEIVE_HIGH_WATER`` messages wait for trio,
+aiortc's callbacks and trio's tasks run in the same thread (see
+``_asyncio_loop``), so messages cross in plain bounded deques.  Outbound,
+every message a trio task sends while a flush is pending joins that flush:
+one asyncio callback per batch, not per message.  Inbound, aiortc's message
+callback appends to the inbox and wakes the reader's trio event.
+
+Back-pressure.  Inbound: once ``RECEIVE_HIGH_WATER`` messages wait for trio,
 the SCTP receive path (``RTCSctpTransport._data_channel_receive``, which
 aiortc awaits for every message) waits until the reader has brought them down
 to ``RECEIVE_LOW_WATER``; the DTLS loop stops reading, nothing is
@@ -18,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -27,7 +30,6 @@ import trio
 from aiortc import RTCDataChannel
 
 from taiinet.errors import ConnectionClosed, LocalProtocolError
-from taiinet.transport._asyncio_loop import _notify
 from taiinet.transport._coalesce import coalesce
 from taiinet.transport.connection import MessageChannel
 
@@ -70,18 +72,17 @@ class BridgedDataChannel(MessageChannel):
 
     def __init__(self, peer: BridgedPeer, channel: RTCDataChannel) -> None:
         self._peer = peer
-        self._bridge = peer._bridge
+        self._hosted = peer._bridge.hosted
         self._channel = channel
-        self._lock = threading.Lock()
         self._closed_reason: str | None = None
         self._open = channel.readyState == "open"
-        # inbound (loop -> trio)
+        # inbound (aiortc -> trio)
         self._inbox: deque[bytes] = deque()
         self._inbox_bytes = 0
         self._reader_waiting = False
         self._reader_event = trio.Event()
         self._room: asyncio.Event | None = None  # set while the SCTP receive path waits
-        # outbound (trio -> loop)
+        # outbound (trio -> aiortc)
         self._outbox: deque[bytes] = deque()
         self._flush_scheduled = False
         self._handed_over = 0
@@ -113,55 +114,47 @@ class BridgedDataChannel(MessageChannel):
                 f"of {self.max_message_size}"
             )
         await trio.lowlevel.checkpoint()
-        while True:
-            with self._lock:
-                if self._closed_reason is not None:
-                    raise ConnectionClosed(f"data channel closed: {self._closed_reason}")
-                if self._handed_over + self._buffered <= SEND_HIGH_WATER:
-                    self._handed_over += len(data)
-                    self._outbox.append(bytes(data))
-                    schedule = not self._flush_scheduled
-                    self._flush_scheduled = True
-                    break
-                self._writer_waiting = True
-                event = self._writer_event = trio.Event()
-            await event.wait()
-        if schedule and not self._call_on_loop(self._on_flush):
-            self._mark_closed("the WebRTC endpoint is closed")
+        while self._handed_over + self._buffered > SEND_HIGH_WATER:
+            if self._closed_reason is not None:
+                break
+            self._writer_waiting = True
+            self._writer_event = trio.Event()
+            await self._writer_event.wait()
+        if self._closed_reason is not None:
+            raise ConnectionClosed(f"data channel closed: {self._closed_reason}")
+        self._handed_over += len(data)
+        self._outbox.append(bytes(data))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            if not self._call_on_loop(self._on_flush):
+                self._mark_closed("the WebRTC endpoint is closed")
 
     async def receive_message(self) -> bytes:
         await trio.lowlevel.checkpoint()
-        while True:
-            room: asyncio.Event | None = None
-            with self._lock:
-                if self._inbox:
-                    message = self._inbox.popleft()
-                    self._inbox_bytes -= len(message)
-                    if (
-                        self._room is not None
-                        and len(self._inbox) <= RECEIVE_LOW_WATER
-                        and self._inbox_bytes <= RECEIVE_LOW_WATER_BYTES
-                    ):
-                        room, self._room = self._room, None
-                elif self._closed_reason is not None:
-                    raise ConnectionClosed(f"data channel closed: {self._closed_reason}")
-                else:
-                    self._reader_waiting = True
-                    event = self._reader_event = trio.Event()
-                    message = None
-            if room is not None:
-                self._call_on_loop(room.set)
-            if message is not None:
-                return message
-            await event.wait()
+        while not self._inbox:
+            if self._closed_reason is not None:
+                raise ConnectionClosed(f"data channel closed: {self._closed_reason}")
+            self._reader_waiting = True
+            self._reader_event = trio.Event()
+            await self._reader_event.wait()
+        message = self._inbox.popleft()
+        self._inbox_bytes -= len(message)
+        if (
+            self._room is not None
+            and len(self._inbox) <= RECEIVE_LOW_WATER
+            and self._inbox_bytes <= RECEIVE_LOW_WATER_BYTES
+        ):
+            room, self._room = self._room, None
+            self._call_on_loop(room.set)
+        return message
 
     async def aclose(self) -> None:
         self._mark_closed("closed locally")
         await self._peer.aclose()
 
-    def _call_on_loop(self, fn: Callable[[], None]) -> bool:
+    def _call_on_loop(self, fn: Callable[[], object]) -> bool:
         try:
-            self._bridge._loop.call_soon_threadsafe(fn)
+            self._hosted.call_soon(fn)
         except RuntimeError:  # the loop is already closed
             return False
         return True
@@ -178,21 +171,18 @@ class BridgedDataChannel(MessageChannel):
             self._peer._set_failure("peer sent a text message")
             self._channel.close()
             return
-        with self._lock:
-            if self._closed_reason is not None:
-                return
-            overflow = len(self._inbox) >= RECEIVE_QUEUE_LIMIT
-            if not overflow:
-                self._inbox.append(data)
-                self._inbox_bytes += len(data)
-                wake = self._reader_waiting
-                self._reader_waiting = False
-        if overflow:
+        if self._closed_reason is not None:
+            return
+        if len(self._inbox) >= RECEIVE_QUEUE_LIMIT:
             logger.warning("closing a WebRTC link: its reader fell behind")
             self._peer._set_failure("receive queue overflow")
             self._channel.close()
-        elif wake:
-            _notify(self._bridge._token, self._reader_event.set)
+            return
+        self._inbox.append(data)
+        self._inbox_bytes += len(data)
+        if self._reader_waiting:
+            self._reader_waiting = False
+            self._reader_event.set()
 
     def _pause_sctp_receive(self, sctp: Any) -> None:
         """Make aiortc's SCTP receive path wait while too many messages wait for trio."""
@@ -202,23 +192,21 @@ class BridgedDataChannel(MessageChannel):
 
         async def paced_receive(stream_id: int, pp_id: int, data: bytes) -> None:
             await deliver(stream_id, pp_id, data)
-            with self._lock:
-                if self._closed_reason is not None or (
-                    len(self._inbox) < RECEIVE_HIGH_WATER
-                    and self._inbox_bytes < RECEIVE_HIGH_WATER_BYTES
-                ):
-                    return
-                room = self._room = asyncio.Event()
+            if self._closed_reason is not None or (
+                len(self._inbox) < RECEIVE_HIGH_WATER
+                and self._inbox_bytes < RECEIVE_HIGH_WATER_BYTES
+            ):
+                return
+            room = self._room = asyncio.Event()
             await room.wait()
 
         paced_receive._taiinet_paced = True  # type: ignore[attr-defined]
         sctp._data_channel_receive = paced_receive
 
     def _on_flush(self) -> None:
-        with self._lock:
-            batch = list(self._outbox)
-            self._outbox.clear()
-            self._flush_scheduled = False
+        batch = list(self._outbox)
+        self._outbox.clear()
+        self._flush_scheduled = False
         handed_over = sum(len(m) for m in batch)
         if self.coalesce and len(batch) > 1:
             batch = coalesce(batch, self.max_message_size)
@@ -227,24 +215,17 @@ class BridgedDataChannel(MessageChannel):
                 self._channel.send(message)
         except Exception as exc:  # InvalidStateError once the channel closed
             self._peer._set_failure(f"send failed: {type(exc).__name__}")
-        with self._lock:
-            self._handed_over -= handed_over
+        self._handed_over -= handed_over
         self._update_buffered()
 
     def _on_buffered_low(self) -> None:
         self._update_buffered()
 
     def _update_buffered(self) -> None:
-        with self._lock:
-            self._buffered = self._channel.bufferedAmount
-            wake = (
-                self._writer_waiting and self._handed_over + self._buffered <= SEND_LOW_WATER
-            )
-            if wake:
-                self._writer_waiting = False
-            event = self._writer_event
-        if wake:
-            _notify(self._bridge._token, event.set)
+        self._buffered = self._channel.bufferedAmount
+        if self._writer_waiting and self._handed_over + self._buffered <= SEND_LOW_WATER:
+            self._writer_waiting = False
+            self._writer_event.set()
 
     def _on_close(self) -> None:
         self._peer._set_failure("data channel closed")
@@ -252,21 +233,14 @@ class BridgedDataChannel(MessageChannel):
     # either side
 
     def _mark_closed(self, reason: str) -> None:
-        with self._lock:
-            if self._closed_reason is None:
-                self._closed_reason = reason
-            reader = self._reader_event if self._reader_waiting else None
-            writer = self._writer_event if self._writer_waiting else None
-            self._reader_waiting = self._writer_waiting = False
-            room, self._room = self._room, None
+        if self._closed_reason is None:
+            self._closed_reason = reason
+        room, self._room = self._room, None
         if room is not None:
-            if threading.current_thread() is self._bridge._thread:
-                room.set()
-            else:
-                self._call_on_loop(room.set)
-        for event in (reader, writer):
-            if event is not None:
-                if threading.current_thread() is self._bridge._thread:
-                    _notify(self._bridge._token, event.set)
-                else:
-                    event.set()
+            self._call_on_loop(room.set)
+        if self._reader_waiting:
+            self._reader_waiting = False
+            self._reader_event.set()
+        if self._writer_waiting:
+            self._writer_waiting = False
+            self._writer_event.set()
