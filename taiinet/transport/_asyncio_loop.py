@@ -84,7 +84,16 @@ def _install_candidate_override() -> None:
 
 
 class HostedLoop:
-    """One asyncio loop stepped by a trio system task; shared by the bridges of a trio run."""
+    """One asyncio loop stepped by a trio system task; shared by the bridges of a trio run.
+
+    Three trio tasks: the driver steps the loop and otherwise parks; the
+    watcher waits until the selector's descriptor is readable and wakes the
+    driver; the timer sleeps until the loop's earliest timer (one long-lived
+    cancel scope whose deadline the driver moves only when that timer
+    changes) and wakes it.  Trio code that schedules work wakes it directly.
+    No cancel scope is made or cancelled per iteration: that cost more than
+    the iteration itself.
+    """
 
     def __init__(self) -> None:
         self._selector = selectors.DefaultSelector()
@@ -92,17 +101,21 @@ class HostedLoop:
         self.users = 0
         #: Set once the driver has stopped and the loop is closed.
         self.finished = trio.Event()
-        self._woken = False
-        self._wake_scope: trio.CancelScope | None = None
         self._stopping = False
+        self._woken = False
+        self._driver: trio.lowlevel.Task | None = None
+        self._driver_parked = False
+        self._watcher: trio.lowlevel.Task | None = None  # parked until the next step
+        self._timer_scope: trio.CancelScope | None = None
+        self._timer_when = math.inf  # the loop's earliest timer, in loop time
+        self._timer_at = math.inf  # ... in trio time
 
     # trio side
 
     def poke(self) -> None:
         """Make the driver run an iteration soon: trio code scheduled work on the loop."""
         self._woken = True
-        if self._wake_scope is not None:
-            self._wake_scope.cancel()
+        self._wake_driver()
 
     def call_soon(self, fn: Callable[[], object]) -> None:
         """Run ``fn`` on the loop (inside its next iteration)."""
@@ -122,50 +135,109 @@ class HostedLoop:
 
     # the driver
 
-    def _step(self) -> None:
-        self.loop.stop()
-        self.loop.run_forever()
+    def _wake_driver(self) -> None:
+        if self._driver_parked and self._driver is not None:
+            self._driver_parked = False
+            trio.lowlevel.reschedule(self._driver)
 
-    def _delay(self) -> float:
-        """Seconds until the loop has something to do without new I/O (inf: nothing)."""
+    def _abort_park(self, _: object) -> trio.lowlevel.Abort:
+        self._driver_parked = False
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _step(self) -> None:
+        """One iteration: the callbacks ready now, I/O ready now (no wait), the timers due."""
+        loop: Any = self.loop
+        run_once = getattr(loop, "_run_once", None)
+        if run_once is None:  # the documented way, with a few us of set-up per call
+            loop.stop()
+            loop.run_forever()
+            return
+        # What run_forever does around its first iteration, less what aiortc does
+        # not use (async generator hooks, coroutine origin tracking); a set
+        # ``_stopping`` makes the iteration poll without blocking.
+        asyncio.events._set_running_loop(loop)
+        loop._stopping = True
+        try:
+            run_once()
+        finally:
+            loop._stopping = False
+            asyncio.events._set_running_loop(None)
+
+    def _next_timer(self) -> float:
+        """The loop time of the earliest timer (inf: none); 0 if callbacks are ready."""
         loop: Any = self.loop  # the ready queue and timer heap are not public
         if loop._ready:
             return 0.0
         if loop._scheduled:
-            return max(0.0, float(loop._scheduled[0].when() - loop.time()))
+            return float(loop._scheduled[0].when())
         return math.inf
 
+    def _set_timer(self, when: float) -> None:
+        if when == self._timer_when:
+            return
+        self._timer_when = when
+        at = math.inf if when == math.inf else trio.current_time() + (when - self.loop.time())
+        self._timer_at = at
+        if self._timer_scope is not None and not self._timer_scope.cancel_called:
+            self._timer_scope.deadline = at
+
     async def drive(self) -> None:
-        fileno: int | None
+        self._driver = trio.lowlevel.current_task()
         try:
-            fileno = self._selector.fileno()
-        except AttributeError:
-            fileno = None
-        try:
-            while True:
-                self._woken = False
-                self._step()
-                if self._stopping:
-                    break
-                delay = self._delay()
-                if self._woken or delay == 0.0:
-                    await trio.lowlevel.checkpoint()  # trio tasks take their turn
-                    continue
-                if fileno is None:
-                    delay = min(delay, POLL_INTERVAL)
-                with trio.CancelScope(deadline=trio.current_time() + delay) as scope:
-                    self._wake_scope = scope
-                    if fileno is None:
-                        await trio.sleep_forever()
-                    else:
-                        await trio.lowlevel.wait_readable(fileno)
-                self._wake_scope = None
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._watch, name="taiinet-asyncio-watcher")
+                nursery.start_soon(self._time, name="taiinet-asyncio-timer")
+                while True:
+                    self._woken = False
+                    self._step()
+                    if self._stopping:
+                        break
+                    if self._watcher is not None:  # the step consumed the ready events
+                        watcher, self._watcher = self._watcher, None
+                        trio.lowlevel.reschedule(watcher)
+                    when = self._next_timer()
+                    if self._woken or when <= self.loop.time():
+                        await trio.lowlevel.checkpoint()  # trio tasks take their turn
+                        continue
+                    self._set_timer(when)
+                    self._driver_parked = True
+                    await trio.lowlevel.wait_task_rescheduled(self._abort_park)
+                nursery.cancel_scope.cancel()
         except Exception:  # a bug: the bridges' calls now fail as on a closed endpoint
             logger.exception("the asyncio loop driver failed")
         finally:
-            self._wake_scope = None
             self.loop.close()
             self.finished.set()
+
+    async def _watch(self) -> None:
+        """Wake the driver whenever the loop's selector has events (it must step to clear them)."""
+        try:
+            fileno: int | None = self._selector.fileno()
+        except AttributeError:  # a selector with no descriptor: poll instead
+            fileno = None
+        while True:
+            if fileno is None:
+                await trio.sleep(POLL_INTERVAL)
+            else:
+                await trio.lowlevel.wait_readable(fileno)
+            self._wake_driver()
+            self._watcher = trio.lowlevel.current_task()
+            await trio.lowlevel.wait_task_rescheduled(self._abort_watch)
+
+    def _abort_watch(self, _: object) -> trio.lowlevel.Abort:
+        self._watcher = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    async def _time(self) -> None:
+        """Wake the driver when the loop's earliest timer is due."""
+        while True:
+            with trio.CancelScope(deadline=self._timer_at) as scope:
+                self._timer_scope = scope
+                await trio.sleep_forever()
+            self._timer_scope = None
+            if self._timer_at <= trio.current_time():
+                self._timer_when = self._timer_at = math.inf
+            self._wake_driver()
 
 
 _HOSTED: trio.lowlevel.RunVar[HostedLoop | None] = trio.lowlevel.RunVar(
