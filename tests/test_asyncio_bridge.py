@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import collections
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -11,9 +12,11 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
+from aiortc import rtcsctptransport
 
 from taiinet.errors import ConnectionClosed, LocalProtocolError
 from taiinet.transport import _asyncio_loop as loop_module
+from taiinet.transport import _asyncio_sctp as sctp_module
 from taiinet.transport._asyncio_bridge import AiortcBridge, BridgeConnectError
 from taiinet.transport._asyncio_channel import (
     RECEIVE_HIGH_WATER,
@@ -171,7 +174,9 @@ def test_only_the_bridge_imports_asyncio_or_aiortc() -> None:
                 names = [node.module]
             if any(n.split(".")[0] in {"asyncio", "aiortc", "aioice"} for n in names):
                 importers.append(path.name)
-    assert set(importers) == {"_asyncio_bridge.py", "_asyncio_channel.py", "_asyncio_loop.py"}
+    assert set(importers) == {
+        "_asyncio_bridge.py", "_asyncio_channel.py", "_asyncio_loop.py", "_asyncio_sctp.py"
+    }
 
 
 async def test_bridges_share_one_loop_until_the_last_one_closes() -> None:
@@ -200,3 +205,48 @@ async def test_the_loop_runs_in_the_trio_thread() -> None:
 
     async with open_bridge() as bridge:
         assert await bridge.run(where) is threading.current_thread()
+
+
+def count_sent_chunks(channel: BridgedDataChannel) -> collections.Counter[str]:
+    """Count, by type, the SCTP chunks ``channel``'s side sends from now on (and its packets)."""
+    sent: collections.Counter[str] = collections.Counter()
+    dtls = channel._channel.transport.transport
+    send_data = dtls._send_data
+
+    async def counting(data: bytes) -> None:
+        sent["packets"] += 1
+        for chunk in rtcsctptransport.parse_packet(data)[3]:
+            sent[type(chunk).__name__] += 1
+        await send_data(data)
+
+    dtls._send_data = counting
+    return sent
+
+
+async def test_a_burst_is_acknowledged_every_second_packet() -> None:
+    size = 60_000  # 52 DATA packets of aiortc's 1,172 bytes
+    async with raw_pair() as (a, b):
+        sent = count_sent_chunks(b)
+        await a.send_message(bytes(size))
+        assert await b.receive_message() == bytes(size)
+        with trio.fail_after(10):
+            while a._channel.transport._sent_queue:  # everything acknowledged
+                await trio.sleep(0.01)
+        packets = -(-size // rtcsctptransport.USERDATA_MAX_LENGTH)
+        assert 1 <= sent["SackChunk"] <= packets // 2 + 1, sent
+
+
+async def test_a_sack_owed_rides_with_outgoing_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sctp_module, "SACK_DELAY", 60.0)  # the timer never beats the reply
+    async with raw_pair() as (a, b):
+        await b.send_message(b"hello")  # carries any SACK b owes from the set-up
+        assert await a.receive_message() == b"hello"
+        sent = count_sent_chunks(b)
+        # One packet of DATA each way, the reply sent before the SACK's delay ends.
+        sctp_b = b._channel.transport
+        await a.send_message(b"ping")
+        assert await b.receive_message() == b"ping"
+        assert sctp_b._sack_needed  # owed, not yet sent
+        await b.send_message(b"pong")
+        assert await a.receive_message() == b"pong"
+        assert sent["DataChunk"] == 1 and sent["SackChunk"] == 1 and sent["packets"] == 1, sent

@@ -52,6 +52,7 @@ from taiinet.transport._asyncio_loop import (
     _install_candidate_override,
     _release_loop,
 )
+from taiinet.transport._asyncio_sctp import delay_sacks
 
 logger = logging.getLogger(__name__)
 
@@ -295,6 +296,7 @@ class BridgedPeer:
             return
         bridged = BridgedDataChannel(self, channel)
         bridged._pause_sctp_receive(channel.transport)
+        delay_sacks(channel.transport)
         self._channel = bridged
         if channel.readyState == "open":
             self._signal_state()
@@ -304,6 +306,7 @@ class BridgedPeer:
         channel = pc.createDataChannel(label, ordered=True)
         bridged = BridgedDataChannel(self, channel)
         bridged._pause_sctp_receive(channel.transport)
+        delay_sacks(channel.transport)
         self._channel = bridged
         await pc.setLocalDescription(await pc.createOffer())
         return str(pc.localDescription.sdp)
