@@ -49,7 +49,7 @@ class _Inbox:
 async def _send(channel: RTCDataChannel, data: bytes) -> None:
     if channel.bufferedAmount > channel_limits.SEND_HIGH_WATER:
         low = asyncio.Event()
-        channel.bufferedAmountLowThreshold = channel_limits.SEND_LOW_WATER
+        channel.bufferedAmountLowThreshold = 0
         channel.once("bufferedamountlow", low.set)
         await low.wait()
     channel.send(data)

@@ -14,8 +14,10 @@ acknowledged, and the remote sender's ``bufferedAmount`` grows until its
 ``send`` waits: back-pressure end to end (aiortc ignores the SCTP receive
 window, so this is the only lever).  Outbound: ``send`` waits while the
 bytes handed over plus the data channel's ``bufferedAmount`` exceed
-``SEND_HIGH_WATER``, and wakes when they drain to ``SEND_LOW_WATER`` (the
-``bufferedamountlow`` event).
+``SEND_HIGH_WATER``, and wakes when aiortc has passed everything it holds
+to SCTP (the ``bufferedamountlow`` event, threshold 0).  A coalescing channel
+also holds its outbox while aiortc still holds messages: they would wait
+behind them anyway, and leave joined, as few data channel messages.
 """
 
 from __future__ import annotations
@@ -51,10 +53,9 @@ RECEIVE_LOW_WATER_BYTES = 256 * 1024
 #: Hard bound: more waiting messages than this close the link (only reached if the
 #: SCTP receive path could not be paused, e.g. with an aiortc lacking the hook below).
 RECEIVE_QUEUE_LIMIT = 4096
-#: ``send`` waits while more than this many bytes are queued for the network.
+#: ``send`` waits while more than this many bytes are queued for the network
+#: (and resumes once aiortc has passed all it holds to SCTP).
 SEND_HIGH_WATER = 1024 * 1024
-#: ... and resumes once the queue has drained to this many bytes.
-SEND_LOW_WATER = 256 * 1024
 
 
 class BridgedDataChannel(MessageChannel):
@@ -89,7 +90,7 @@ class BridgedDataChannel(MessageChannel):
         self._buffered = 0
         self._writer_waiting = False
         self._writer_event = trio.Event()
-        channel.bufferedAmountLowThreshold = SEND_LOW_WATER
+        channel.bufferedAmountLowThreshold = 0  # "bufferedamountlow": aiortc's queue is empty
         channel.on("open", self._on_open)
         channel.on("message", self._on_message)
         channel.on("close", self._on_close)
@@ -204,9 +205,17 @@ class BridgedDataChannel(MessageChannel):
         sctp._data_channel_receive = paced_receive
 
     def _on_flush(self) -> None:
+        self._flush_scheduled = False
+        if self.coalesce and self._channel.bufferedAmount > 0:
+            # aiortc still holds messages it could not pass to SCTP yet: these
+            # would wait behind them anyway, so hold them and join them into
+            # as few messages as possible once it has passed them all on.
+            return
+        self._send_outbox()
+
+    def _send_outbox(self) -> None:
         batch = list(self._outbox)
         self._outbox.clear()
-        self._flush_scheduled = False
         handed_over = sum(len(m) for m in batch)
         if self.coalesce and len(batch) > 1:
             batch = coalesce(batch, self.max_message_size)
@@ -219,11 +228,15 @@ class BridgedDataChannel(MessageChannel):
         self._update_buffered()
 
     def _on_buffered_low(self) -> None:
-        self._update_buffered()
+        """aiortc has passed every queued message to SCTP (its ``bufferedAmount`` is 0)."""
+        if self._outbox:
+            self._send_outbox()
+        else:
+            self._update_buffered()
 
     def _update_buffered(self) -> None:
         self._buffered = self._channel.bufferedAmount
-        if self._writer_waiting and self._handed_over + self._buffered <= SEND_LOW_WATER:
+        if self._writer_waiting and self._handed_over + self._buffered <= SEND_HIGH_WATER:
             self._writer_waiting = False
             self._writer_event.set()
 
