@@ -8,6 +8,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -250,3 +251,29 @@ async def test_a_sack_owed_rides_with_outgoing_data(monkeypatch: pytest.MonkeyPa
         await b.send_message(b"pong")
         assert await a.receive_message() == b"pong"
         assert sent["DataChunk"] == 1 and sent["SackChunk"] == 1 and sent["packets"] == 1, sent
+
+
+def test_trio_as_a_guest_of_asyncio_keeps_its_host_loop() -> None:
+    import asyncio  # the host program's loop, not the bridge's
+
+    seen: list[bool] = []
+
+    async def trio_main() -> None:
+        async def seven() -> int:
+            return 7
+
+        host = asyncio.events._get_running_loop()
+        async with open_bridge() as bridge:
+            assert await bridge.run(seven) == 7
+            seen.append(asyncio.events._get_running_loop() is host)
+
+    async def host_program() -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Any] = loop.create_future()
+        trio.lowlevel.start_guest_run(
+            trio_main, run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            done_callback=done.set_result)
+        (await done).unwrap()
+
+    asyncio.run(host_program())
+    assert seen == [True]

@@ -155,13 +155,14 @@ class HostedLoop:
         # What run_forever does around its first iteration, less what aiortc does
         # not use (async generator hooks, coroutine origin tracking); a set
         # ``_stopping`` makes the iteration poll without blocking.
+        outer = asyncio.events._get_running_loop()  # a host loop, if trio is its guest
         asyncio.events._set_running_loop(loop)
         loop._stopping = True
         try:
             run_once()
         finally:
             loop._stopping = False
-            asyncio.events._set_running_loop(None)
+            asyncio.events._set_running_loop(outer)
 
     def _next_timer(self) -> float:
         """The loop time of the earliest timer (inf: none); 0 if callbacks are ready."""
