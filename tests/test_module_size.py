@@ -19,7 +19,6 @@ OVER_LIMIT = frozenset({
     "pubsub/router.py",
     "signal/dht.py",
     "signal/server.py",
-    "transport/_asyncio_bridge.py",
 })
 
 
