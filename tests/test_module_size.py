@@ -18,7 +18,6 @@ OVER_LIMIT = frozenset({
     "overlay/hyparview.py",
     "signal/dht.py",
     "signal/server.py",
-    "transport/_asyncio_bridge.py",
 })
 
 
