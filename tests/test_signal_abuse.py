@@ -24,6 +24,7 @@ from taiinet.signal.codec import (
     decode_signal,
     encode_signal,
 )
+from taiinet.signal.pace import ProtocolViolation
 from taiinet.signal.records import (
     PeerRecord,
     SessionDescription,
@@ -164,15 +165,15 @@ def test_fuzzed_frames_never_break_the_signaller(garbage: list[bytes], hello: bo
     trio.run(hostile_session, frames)
 
 
-async def test_a_failing_per_request_task_drops_its_link_not_the_signaller(
+async def test_a_violation_found_while_relaying_drops_its_link_not_the_signaller(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A relay's forwarding task that fails on the peer's input closes that link only."""
-    from taiinet.signal.server import Signaller
+    """A relay whose handling finds the peer's input bad closes that link only."""
+    from taiinet.signal.signaller_core import SignallerCore
 
-    async def rejects(self: Signaller, peer_id: str) -> None:
-        raise RemoteProtocolError(f"cannot look up {peer_id}")
+    def rejects(self: SignallerCore, peer_id: str, min_seq: int, done: object) -> None:
+        raise ProtocolViolation(f"cannot look up {peer_id}")
 
-    monkeypatch.setattr(Signaller, "_find_record", rejects)
+    monkeypatch.setattr(SignallerCore, "_find_record", rejects)
     session = seal_session(MALLORY, SessionDescription(
         from_peer=MALLORY.peer_id, to_peer=ALICE.peer_id, session_id=bytes(16),
         kind=SessionKind.OFFER, sdp="v=0", created_unix_ms=0))

@@ -39,7 +39,9 @@ def hold_stores(signaller: Signaller, key: bytes, nursery: trio.Nursery,
         if delay is not None:
             async def later() -> None:
                 await trio.sleep(delay)
-                signaller._apply(original(sender, message, trio.current_time()))
+                assert signaller.core is not None
+                signaller.core._apply(original(sender, message, trio.current_time()))
+                signaller._carry(signaller.core._flush())
             nursery.start_soon(later)
         return []
 

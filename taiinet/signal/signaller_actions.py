@@ -1,0 +1,124 @@
+# taiinet: sans-io core
+"""Outputs and timers of the signaller core, carried out by a driver (trio or simulator).
+
+The shape follows the overlay's actions (:mod:`taiinet.overlay.actions`):
+every input returns a list of these in the order they must be carried out;
+timers are values (``SetTimer(at, timer)``), never cancelled, and a timer
+that no longer matters when it fires is ignored by the core.
+
+A signaller may hold two links to one peer id (an accepted one and a dialed
+one, or a peer that reconnected), so its sends name a link (``LinkId``, an
+integer the driver chooses when it reports the link up), not a peer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from taiinet.signal.codec import SignalMessage
+from taiinet.wire.peer_id import PeerId
+
+LinkId = int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Send:
+    """Queue ``message`` on ``link`` (dropped if that link is gone)."""
+
+    link: LinkId
+    message: SignalMessage
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dial:
+    """Open a link to ``url``; with ``peer``, Noise must prove that peer id there.
+
+    The driver reports the outcome: ``handle_link_up(..., dialed_url=url)``
+    or ``handle_dial_failed(url, peer, now)``.
+    """
+
+    url: str
+    peer: PeerId | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CloseLink:
+    """Close ``link``; the core calls it dropped for ``reason``.
+
+    ``flush``: first send what is queued on it (a refusal saying why), for at
+    most the driver's flush timeout.  The driver reports ``handle_link_down``.
+    """
+
+    link: LinkId
+    reason: str
+    flush: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Joined:
+    """Joining the mesh through ``url`` ended: ``ok`` once a self-lookup ran."""
+
+    url: str
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DhtTimer:
+    """The Kademlia core's next deadline (``KademliaNode.next_deadline``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HelloTimer:
+    """A link must have said hello by now."""
+
+    link: LinkId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LookupTimer:
+    """A lookup the signaller waits on (relay, register, join) gives up now."""
+
+    lookup_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HomeTimer:
+    """A relay waiting for the dial to its target's home stops waiting."""
+
+    job: int
+    stage: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContactsTimer:
+    """A contacts fan-out answers with what arrived so far."""
+
+    job: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifyTimer:
+    """A signaller claim not proven by now is refused."""
+
+    peer: PeerId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JoinTimer:
+    """The link to a join URL had its chance to come up."""
+
+    url: str
+
+
+Timer = DhtTimer | HelloTimer | LookupTimer | HomeTimer | ContactsTimer | VerifyTimer | JoinTimer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetTimer:
+    """Call the core's ``handle_timer(timer, now)`` at time ``at``."""
+
+    at: float
+    timer: Timer
+
+
+Action = Send | Dial | CloseLink | Joined | SetTimer
