@@ -18,9 +18,7 @@ is closed and counted in ``links_dropped``, and the signaller goes on.
 
 from __future__ import annotations
 
-import heapq
 import logging
-import math
 import random
 import time
 from collections.abc import Sequence
@@ -44,6 +42,7 @@ from taiinet.signal.signaller_actions import (
 )
 from taiinet.signal.signaller_config import FLUSH_TIMEOUT, SignallerConfig
 from taiinet.signal.signaller_core import SignallerClaimRejected, SignallerCore
+from taiinet.signal.timer_heap import TimerHeap
 from taiinet.signal.transport import SignalListener, SignalTransport
 from taiinet.transport.connection import Connection
 from taiinet.wire.identity import Identity
@@ -83,9 +82,7 @@ class Signaller:
         self.core: SignallerCore | None = None
         self._links: dict[LinkId, _LinkIO] = {}
         self._next_link = 0
-        self._timers: list[tuple[float, int, Timer]] = []
-        self._timer_seq = 0
-        self._wake = trio.Event()
+        self._timers: TimerHeap[Timer] = TimerHeap()
         self._joined: dict[str, trio.Event] = {}
         self._nursery: trio.Nursery | None = None
         self._driver_dropped = 0
@@ -258,10 +255,7 @@ class Signaller:
                 if io is not None:
                     self._enqueue(io, encode_signal(action.message))
             elif isinstance(action, SetTimer):
-                self._timer_seq += 1
-                heapq.heappush(self._timers, (action.at, self._timer_seq, action.timer))
-                if action.at <= self._timers[0][0]:
-                    self._wake.set()
+                self._timers.add(action.at, action.timer)
             elif isinstance(action, Dial):
                 self._nursery.start_soon(self._dial, action.url, action.peer)
             elif isinstance(action, CloseLink):
@@ -276,13 +270,7 @@ class Signaller:
                 self._joined.setdefault(action.url, trio.Event()).set()
 
     async def _timer_loop(self) -> None:
-        assert self.core is not None
-        while True:
-            self._wake = trio.Event()
-            at = self._timers[0][0] if self._timers else math.inf
-            with trio.move_on_at(at):
-                await self._wake.wait()
-            now = self._now()
-            while self._timers and self._timers[0][0] <= now:
-                _, _, timer = heapq.heappop(self._timers)
-                self._carry(self.core.handle_timer(timer, now))
+        core = self.core
+        assert core is not None
+        await self._timers.run(self._now, lambda timer, now: self._carry(
+            core.handle_timer(timer, now)))
