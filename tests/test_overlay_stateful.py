@@ -235,7 +235,10 @@ class OverlayModel(RuleBasedStateMachine):
             membership = core.membership
             cfg = membership.config
             # Bookkeeping of the defences stays in step with the views, and bounded.
-            assert set(membership._since) == set(active) == set(membership._last_heard)
+            # One record per neighbour, its times in order.
+            for record in membership._neighbours.values():
+                assert record.since <= record.last_heard
+                assert record.probed_at is None or record.probed_at >= record.since
             assert set(membership._passive_source) <= set(passive)
             per_source: dict[str, int] = {}
             for source in membership._passive_source.values():

@@ -121,7 +121,6 @@ class Plumtree:
 
     __slots__ = (
         "_detached",
-        "_handlers",
         "_missing",
         "_origins",
         "_parent",
@@ -173,12 +172,6 @@ class Plumtree:
         self._payload_bytes = 0
         #: Missing messages: message id -> announcers [(peer, hops)], oldest first.
         self._missing: dict[bytes, list[tuple[PeerId, int]]] = {}
-        self._handlers = {
-            Gossip: self._on_gossip,
-            IHave: self._on_ihave,
-            Graft: self._on_graft,
-            Prune: self._on_prune,
-        }
 
     # --- inputs ----------------------------------------------------------
 
@@ -207,7 +200,14 @@ class Plumtree:
     def handle_message(self, peer: PeerId, message: BroadcastMessage, now: float) -> list[Action]:
         """Process a broadcast message that came from ``peer``."""
         out: list[Action] = []
-        self._handlers[type(message)](peer, message, now, out)  # type: ignore[operator]
+        if isinstance(message, Gossip):
+            self._on_gossip(peer, message, now, out)
+        elif isinstance(message, IHave):
+            self._on_ihave(peer, message, now, out)
+        elif isinstance(message, Graft):
+            self._on_graft(peer, message, now, out)
+        else:
+            self._on_prune(peer, message, now, out)
         return out
 
     def handle_timer(self, timer: MissingTimer, now: float) -> list[Action]:
