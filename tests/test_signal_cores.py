@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from taiinet.core.actions import Started
 from taiinet.signal import client_core as cc
 from taiinet.signal import signaller_actions as sa
 from taiinet.signal.client_core import SignalClientConfig, SignalClientCore
@@ -270,7 +271,7 @@ def test_the_client_fails_over_in_order_with_growing_jittered_backoff() -> None:
     assert core.start(0.0) == [cc.DialHome(url="sim://1")]
     now, delays = 0.0, []
     for expected in ["sim://2", "sim://1", "sim://2", "sim://1", "sim://2", "sim://1"]:
-        timer = next(a for a in core.handle_link_down(now) if isinstance(a, cc.SetClientTimer))
+        timer = next(a for a in core.handle_link_down(now) if isinstance(a, cc.SetTimer))
         delays.append(timer.at - now)
         now = timer.at
         assert core.handle_timer(timer.timer, now) == [cc.DialHome(url=expected)]
@@ -291,7 +292,7 @@ def test_a_home_that_does_not_greet_as_a_signaller_is_left() -> None:
 def test_registration_names_the_announced_url_and_is_renewed() -> None:
     core, actions = registered_client()
     assert cc.HomeChanged(home=HOME.peer_id, url=URL) in actions
-    renew = next(a for a in actions if isinstance(a, cc.SetClientTimer))
+    renew = next(a for a in actions if isinstance(a, cc.SetTimer))
     first_seq = core.seq
     again = core.handle_timer(renew.timer, renew.at)
     assert any(isinstance(a, cc.SendHome) and isinstance(a.message, Register) for a in again)
@@ -313,9 +314,11 @@ def test_a_refused_record_leaves_the_home() -> None:
 def test_an_offer_waits_for_a_home_then_times_out() -> None:
     core = client()
     core.start(0.0)
-    session_id, actions = core.send_offer(BOB.peer_id, "v=0", 0.0)
+    started = core.send_offer(BOB.peer_id, "v=0", 0.0)
+    assert isinstance(started, Started)  # the contract's way to return an id
+    session_id, actions = started
     assert not any(isinstance(a, cc.SendHome) for a in actions)  # queued until registered
-    timer = next(a for a in actions if isinstance(a, cc.SetClientTimer))
+    timer = next(a for a in actions if isinstance(a, cc.SetTimer))
     settled = core.handle_timer(timer.timer, timer.at)
     assert settled == [cc.OfferSettled(session_id=session_id, answer=None, failure="timed out")]
 

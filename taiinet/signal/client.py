@@ -41,7 +41,7 @@ from taiinet.signal.client_core import (
     OfferSettled,
     RequestSettled,
     SendHome,
-    SetClientTimer,
+    SetTimer,
     SignalClientConfig,
     SignalClientCore,
 )
@@ -221,7 +221,7 @@ class SignalClient:
         for action in actions:
             if isinstance(action, SendHome):
                 self._enqueue(encode_signal(action.message))
-            elif isinstance(action, SetClientTimer):
+            elif isinstance(action, SetTimer):
                 self._timers.add(action.at, action.timer)
             elif isinstance(action, DialHome):
                 self._dials_send.send_nowait(action.url)

@@ -3,7 +3,12 @@
 
 Theory of operation
 -------------------
-A peer keeps one link to a home signaller.  The driver
+A peer keeps one link to a home signaller.  It follows the core contract
+(:mod:`taiinet.core`, docs/cores.md): inputs take ``now``, timers are
+``SetTimer`` values, commands that start something return ``Started(id,
+actions)``; its link actions name no peer (``SendHome``, ``DialHome``,
+``CloseHome``) because it has one link, dialed by URL before the home's peer
+id is known.  The driver
 (:mod:`taiinet.signal.client` over sockets, :mod:`taiinet.sim.signal` in the
 simulator) reports the link up or down, the messages the home sends and the
 timers, each with ``now``; the core answers with :data:`ClientAction`s.
@@ -33,6 +38,7 @@ import math
 import random
 from dataclasses import dataclass
 
+from taiinet.core.actions import SetTimer, Started
 from taiinet.signal.codec import (
     MAX_CONTACTS,
     Contacts,
@@ -62,6 +68,11 @@ from taiinet.signal.records import (
 )
 from taiinet.wire.identity import Identity
 from taiinet.wire.peer_id import PeerId
+
+__all__ = ["ClientAction", "ClientTimer", "CloseHome", "DialHome", "HelloTimer", "HomeChanged",
+           "OfferReceived", "OfferSettled", "OfferTimer", "RenewTimer", "RequestSettled",
+           "RequestTimer", "RetryTimer", "SendHome", "SetTimer", "SignalClientConfig",
+           "SignalClientCore", "Started"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -173,16 +184,8 @@ class OfferTimer:
 ClientTimer = RetryTimer | HelloTimer | RenewTimer | RequestTimer | OfferTimer
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SetClientTimer:
-    """Call ``handle_timer(timer, now)`` at ``at`` (never cancelled)."""
-
-    at: float
-    timer: ClientTimer
-
-
 ClientAction = (SendHome | DialHome | CloseHome | HomeChanged | OfferSettled | OfferReceived
-                | RequestSettled | SetClientTimer)
+                | RequestSettled | SetTimer[ClientTimer])
 
 
 @dataclass(slots=True)
@@ -331,7 +334,7 @@ class SignalClientCore:
     # -- commands -------------------------------------------------------------
 
     def send_offer(self, target: PeerId, sdp: str, now: float,
-                   ) -> tuple[bytes, list[ClientAction]]:
+                   ) -> Started[bytes, ClientAction]:
         """Relay an offer to ``target``; an ``OfferSettled`` with its session id ends it."""
         self._now = now
         if len(self._offers) >= self.config.max_pending_sessions:
@@ -340,7 +343,7 @@ class SignalClientCore:
         self._offers[session_id] = _Offer(target=target)
         self._timer(now + self.config.offer_timeout, OfferTimer(session_id=session_id))
         self._session(target, session_id, SessionKind.OFFER, sdp)
-        return session_id, self._flush()
+        return Started(session_id, self._flush())
 
     def reply(self, from_peer: PeerId, session_id: bytes, kind: SessionKind, sdp: str,
               now: float) -> list[ClientAction]:
@@ -350,7 +353,7 @@ class SignalClientCore:
         return self._flush()
 
     def request_contacts(self, count: int, service: str, now: float,
-                         ) -> tuple[int, list[ClientAction]]:
+                         ) -> Started[int, ClientAction]:
         """Ask the home for contacts; a ``RequestSettled`` with the id ends it."""
         self._now = now
         if len(service) > MAX_SERVICE_CHARS:
@@ -360,21 +363,21 @@ class SignalClientCore:
         self._timer(now + self.config.request_timeout, RequestTimer(request_id=request_id))
         self._queue(GetContacts(request_id=request_id, count=min(count, MAX_CONTACTS),
                                 local_only=False, service=service))
-        return request_id, self._flush()
+        return Started(request_id, self._flush())
 
-    def withdraw(self, now: float) -> tuple[int | None, list[ClientAction]]:
+    def withdraw(self, now: float) -> Started[int | None, ClientAction]:
         """Leave: register a tombstone; stop re-homing.  ``None``: no home to tell."""
         self._now = now
         self.closing = True
         link = self.link
         if link is None or link.home is None or not link.registered:
-            return None, self._flush()
+            return Started(None, self._flush())
         request_id = self._new_request_id()
         self._requests[request_id] = _Request(kind="withdraw")
         self._timer(now + self.config.withdraw_timeout, RequestTimer(request_id=request_id))
         self._send(Register(request_id=request_id,
                             record=self._record(link, withdrawn=True)))
-        return request_id, self._flush()
+        return Started(request_id, self._flush())
 
     # -- internals ------------------------------------------------------------
 
@@ -478,7 +481,7 @@ class SignalClientCore:
         self._out.append(SendHome(message=message))
 
     def _timer(self, at: float, timer: ClientTimer) -> None:
-        self._out.append(SetClientTimer(at=at, timer=timer))
+        self._out.append(SetTimer(at=at, timer=timer))
 
     def _new_request_id(self) -> int:
         self._next_request = (self._next_request + 1) % (1 << 64)

@@ -1,22 +1,43 @@
 # taiinet: sans-io core
 """Outputs and timers of the signaller core, carried out by a driver (trio or simulator).
 
-The shape follows the overlay's actions (:mod:`taiinet.overlay.actions`):
-every input returns a list of these in the order they must be carried out;
-timers are values (``SetTimer(at, timer)``), never cancelled, and a timer
-that no longer matters when it fires is ignored by the core.
+The core contract's shape (:mod:`taiinet.core`, docs/cores.md): every input
+takes ``now`` and returns a list of these, in the order they must be carried
+out; timers are the contract's ``SetTimer(at, timer)`` values, never
+cancelled, and a timer that no longer matters when it fires is ignored.
 
-A signaller may hold two links to one peer id (an accepted one and a dialed
-one, or a peer that reconnected), so its sends name a link (``LinkId``, an
-integer the driver chooses when it reports the link up), not a peer.
+Departure from the contract: a signaller may hold two links to one peer id
+(a signaller's link and the dial back that proves its claim, or a peer that
+reconnected before its old link was reported down), so its ``Send`` and
+``CloseLink`` name a link (``LinkId``, an integer the driver chooses when it
+reports the link up), not a peer, and ``Dial`` asks for a link to a URL.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from taiinet.core.actions import SetTimer
 from taiinet.signal.codec import SignalMessage
 from taiinet.wire.peer_id import PeerId
+
+__all__ = [
+    "Action",
+    "CloseLink",
+    "ContactsTimer",
+    "DhtTimer",
+    "Dial",
+    "HelloTimer",
+    "HomeTimer",
+    "JoinTimer",
+    "Joined",
+    "LinkId",
+    "LookupTimer",
+    "Send",
+    "SetTimer",
+    "Timer",
+    "VerifyTimer",
+]
 
 LinkId = int
 
@@ -113,12 +134,4 @@ class JoinTimer:
 Timer = DhtTimer | HelloTimer | LookupTimer | HomeTimer | ContactsTimer | VerifyTimer | JoinTimer
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SetTimer:
-    """Call the core's ``handle_timer(timer, now)`` at time ``at``."""
-
-    at: float
-    timer: Timer
-
-
-Action = Send | Dial | CloseLink | Joined | SetTimer
+Action = Send | Dial | CloseLink | Joined | SetTimer[Timer]

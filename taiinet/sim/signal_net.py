@@ -300,7 +300,7 @@ class SignalNet:
             if isinstance(action, cc.SendHome):
                 if peer.link is not None:
                     self._send(end, peer.link, action.message)
-            elif isinstance(action, cc.SetClientTimer):
+            elif isinstance(action, cc.SetTimer):
                 self.loop.schedule(action.at, self._peer_timer, index, action.timer)
             elif isinstance(action, cc.DialHome):
                 self._dial(end, action.url, None)
