@@ -11,8 +11,8 @@ and ignores a timer that no longer matters when it fires.
 HyParView asks ``ProbeLink`` for neighbours it has not heard from for a
 while, so a node whose neighbours all crashed notices it without sending
 anything, and treats one still silent ``probe_timeout`` after the probe as
-failed (a hung peer whose link stays open).  Plumtree's routine ``IHave``s
-are ``Send(lazy=True)``.
+failed (a hung peer whose link stays open).  Plumtree paces its routine
+``IHave``s itself (``taiinet.overlay.lazy``).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ __all__ = [
     "CloseLink",
     "Deliver",
     "KeepaliveTimer",
+    "LazyFlushTimer",
     "MissingTimer",
     "NeighborDown",
     "NeighborUp",
@@ -70,7 +71,14 @@ class MissingTimer:
     message_id: bytes
 
 
-Timer = ShuffleTimer | KeepaliveTimer | MissingTimer
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LazyFlushTimer:
+    """Plumtree: send the ``IHave``s held for ``peer`` (``taiinet.overlay.lazy``)."""
+
+    peer: PeerId
+
+
+Timer = ShuffleTimer | KeepaliveTimer | MissingTimer | LazyFlushTimer
 
 
 Action = (Send[OverlayMessage] | CloseLink | ProbeLink | NeighborUp | NeighborDown | Deliver

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from taiinet.overlay.actions import (
     Action,
     CloseLink,
+    LazyFlushTimer,
     MissingTimer,
     NeighborDown,
     NeighborUp,
@@ -133,7 +134,7 @@ class Overlay:
 
     def handle_timer(self, timer: Timer, now: float) -> list[Action]:
         """A timer set with ``SetTimer`` is due."""
-        if isinstance(timer, MissingTimer):
+        if isinstance(timer, MissingTimer | LazyFlushTimer):
             return self.broadcast_core.handle_timer(timer, now)
         return self._wire(self.membership.handle_timer(timer, now), now)
 

@@ -29,10 +29,8 @@ treated as failed at that tick, exactly as if its link had gone down (its
 link closed with ``CloseLink(failed=True)``): a hung peer whose link stays
 open is noticed even though no send ever fails.
 
-Inputs: ``start``, ``join``, ``handle_message``, ``heard_from``,
-``handle_link_down``, ``handle_link_address``, ``handle_timer`` (all take
-``now``).  Outputs: ``Send``, ``CloseLink``,
-``NeighborUp``, ``NeighborDown``, ``SetTimer``.
+Inputs and outputs are those of the core contract (docs/cores.md), plus
+``join``, ``reach_out`` and ``handle_link_address``.
 
 Departures from the paper
 -------------------------
@@ -94,6 +92,7 @@ from taiinet.overlay.actions import (
     ShuffleTimer,
 )
 from taiinet.overlay.addresses import AddressBook
+from taiinet.overlay.budget import TokenBucket
 from taiinet.overlay.config import HyParViewConfig
 from taiinet.overlay.errors import OverlayUsageError
 from taiinet.overlay.messages import (
@@ -107,6 +106,7 @@ from taiinet.overlay.messages import (
     Shuffle,
     ShuffleReply,
 )
+from taiinet.overlay.passive import PassiveView
 from taiinet.wire.peer_id import PeerId
 
 _SHUFFLE_TIMER = ShuffleTimer()
@@ -139,17 +139,18 @@ class HyParView:
         "_awaiting_shuffle_reply",
         "_born",
         "_eviction_tokens",
+        "_exchanges",
         "_last_shuffle_sample",
         "_neighbours",
         "_now",
-        "_passive_source",
+        "_passive",
         "_pending",
         "_recent_joins",
         "_recently_dropped",
         "_rejections",
         "_tokens_at",
         "config",
-        "passive",
+        "exchange_replies_refused",
         "peer_id",
         "rng",
     )
@@ -163,7 +164,12 @@ class HyParView:
         #: (insertion order keeps runs reproducible; set order would not be).
         self._neighbours: dict[PeerId, Neighbour] = {}
         #: Passive view.
-        self.passive: list[PeerId] = []
+        self._passive = PassiveView(peer_id, rng, self.config)
+        cfg = self.config
+        self._exchanges = TokenBucket(1.0 / cfg.exchange_reply_interval,
+                                      cfg.exchange_reply_burst, 0.0)
+        #: Shuffle replies not sent because ``exchange_reply_burst`` were spent.
+        self.exchange_replies_refused = 0
         #: Peers we sent a Neighbor request to -> when (time order).
         self._pending: dict[PeerId, float] = {}
         self._now = 0.0  # time of the input being processed
@@ -171,9 +177,6 @@ class HyParView:
         self._last_shuffle_sample: tuple[PeerId, ...] = ()
         #: A shuffle of ours is out and no reply has come back yet.
         self._awaiting_shuffle_reply = False
-        #: Passive peer -> the neighbour that told us of it (shuffle or walk);
-        #: peers absent from it we had a link with (trusted).
-        self._passive_source: dict[PeerId, PeerId] = {}
         #: Former neighbour -> when it left the active view (time order), for
         #: ``walk_grace``: walks it sent before it knew may still come.
         self._recently_dropped: dict[PeerId, float] = {}
@@ -205,6 +208,11 @@ class HyParView:
         neighbour = self._neighbours.get(peer)
         if neighbour is not None:
             neighbour.last_heard = now
+
+    @property
+    def passive(self) -> list[PeerId]:
+        """The passive view (backup peers), oldest first."""
+        return self._passive.peers
 
     @property
     def active(self) -> list[PeerId]:
@@ -259,7 +267,7 @@ class HyParView:
             self._refill(out)
         elif peer in self._pending:
             del self._pending[peer]
-            self._drop_passive(peer)
+            self._passive.drop(peer)
             self._refill(out)
         return out
 
@@ -319,7 +327,7 @@ class HyParView:
         # (a hung or made-up peer never answers, and no send to it fails).
         for peer in [p for p, sent in self._pending.items() if sent <= expired]:
             del self._pending[peer]
-            self._drop_passive(peer)
+            self._passive.drop(peer)
             out.append(CloseLink(peer=peer, failed=True))
         self._rejections = 0
         self._refill(out)
@@ -337,7 +345,7 @@ class HyParView:
         """
         self._now = now
         out: list[Action] = []
-        if peer in self.passive and peer not in self._pending:
+        if peer in self._passive.peers and peer not in self._pending:
             self._pending[peer] = now
             out.append(Send(peer=peer, message=Neighbor(high_priority=True)))
         return out
@@ -384,7 +392,7 @@ class HyParView:
             self._accept_newcomer(new, peer, out)
             return
         if ttl == self.config.prwl:
-            self._add_heard(new, peer, [])
+            self._passive.add_heard(new, peer, [], self._neighbours)
         candidates = [n for n in self._neighbours if n != peer and n != new]
         if candidates:
             nxt = candidates[self.rng.randrange(len(candidates))]
@@ -398,7 +406,7 @@ class HyParView:
         if self._admit(new, out):
             out.append(Send(peer=new, message=Neighbor(high_priority=True)))
         else:
-            self._add_heard(new, source, [])
+            self._passive.add_heard(new, source, [], self._neighbours)
 
     def _on_neighbor(self, peer: PeerId, message: Neighbor, out: list[Action]) -> None:
         # A low-priority request only takes a free slot; a high-priority one
@@ -420,7 +428,7 @@ class HyParView:
             return
         del self._pending[peer]
         # It answered: it exists and is reachable, so it is trusted from now on.
-        self._passive_source.pop(peer, None)
+        self._passive.trust(peer)
         if message.accepted and self._addresses.over_cap(peer, self._neighbours):
             out.append(Send(peer=peer, message=_DISCONNECT))  # its address is full
             out.append(CloseLink(peer=peer))
@@ -435,7 +443,7 @@ class HyParView:
         if peer in self._neighbours:
             self._remove_active(peer, out)
             out.append(CloseLink(peer=peer))
-            self._add_passive(peer)
+            self._passive.add_trusted(peer, self._neighbours)
             self._refill(out)
 
     def _on_shuffle(self, peer: PeerId, message: Shuffle, out: list[Action]) -> None:
@@ -453,19 +461,25 @@ class HyParView:
                 out.append(Send(peer=nxt, message=Shuffle(origin=origin, ttl=ttl,
                                                           peers=sample)))
                 return
-        count = min(len(sample) + 1, len(self.passive), MAX_SHUFFLE_PEERS)
-        reply = tuple(self.rng.sample(self.passive, count))
-        out.append(Send(peer=origin, message=ShuffleReply(peers=reply)))
-        if origin not in self._neighbours and origin not in self._pending:
-            out.append(CloseLink(peer=origin))
-        self._integrate((origin, *sample), reply, peer)
+        count = min(len(sample) + 1, len(self._passive.peers), MAX_SHUFFLE_PEERS)
+        reply = tuple(self.rng.sample(self._passive.peers, count))
+        linked = origin in self._neighbours or origin in self._pending
+        if linked or self._exchanges.take(1.0, self._now):
+            out.append(Send(peer=origin, message=ShuffleReply(peers=reply)))
+            if not linked:
+                out.append(CloseLink(peer=origin))
+        else:  # a burst of shuffles naming many origins cannot make us dial them all
+            self.exchange_replies_refused += 1
+            reply = ()
+        self._passive.integrate((origin, *sample), reply, peer, self._neighbours)
 
     def _on_shuffle_reply(self, peer: PeerId, message: ShuffleReply, out: list[Action]) -> None:
         if not self._awaiting_shuffle_reply:
             return  # only the one answer to a shuffle of ours is taken
         self._awaiting_shuffle_reply = False
         sample = self._last_shuffle_sample
-        self._integrate(message.peers[:len(sample) + 1], sample, peer)
+        self._passive.integrate(message.peers[:len(sample) + 1], sample, peer,
+                                self._neighbours)
         self._last_shuffle_sample = ()
 
     # --- view management ------------------------------------------------------
@@ -506,7 +520,7 @@ class HyParView:
     def _add_active(self, peer: PeerId, out: list[Action]) -> None:
         if peer == self.peer_id or peer in self._neighbours:
             return
-        self._drop_passive(peer)
+        self._passive.drop(peer)
         self._pending.pop(peer, None)
         if len(self._neighbours) >= self.config.active_size:
             protected = min(self._protected(), len(self._neighbours) - 1)
@@ -515,7 +529,7 @@ class HyParView:
             self._remove_active(victim, out)
             out.append(Send(peer=victim, message=_DISCONNECT))
             out.append(CloseLink(peer=victim))
-            self._add_passive(victim)
+            self._passive.add_trusted(victim, self._neighbours)
         self._neighbours[peer] = Neighbour(since=self._now, last_heard=self._now)
         out.append(NeighborUp(peer=peer))
 
@@ -555,57 +569,6 @@ class HyParView:
         del self._neighbours[peer]
         out.append(NeighborDown(peer=peer))
 
-    def _drop_passive(self, peer: PeerId) -> None:
-        if peer in self.passive:
-            self.passive.remove(peer)
-            self._passive_source.pop(peer, None)
-
-    def _make_passive_room(self, evict_first: list[PeerId]) -> None:
-        """Drop one passive entry: an untrusted one (of ``evict_first`` if any), else any."""
-        heard = self._passive_source
-        pool = [p for p in evict_first if p in heard] or list(heard)
-        if not pool:
-            pool = [p for p in evict_first if p in self.passive] or self.passive
-        self._drop_passive(pool[self.rng.randrange(len(pool))])
-
-    def _add_passive(self, peer: PeerId) -> None:
-        """Keep ``peer``, which we had a link with, as a trusted passive entry."""
-        if peer == self.peer_id or peer in self._neighbours:
-            return
-        if peer in self.passive:
-            self._passive_source.pop(peer, None)
-            return
-        if len(self.passive) >= self.config.passive_size:
-            self._make_passive_room([])
-        self.passive.append(peer)
-
-    def _add_heard(self, peer: PeerId, source: PeerId, evict_first: list[PeerId]) -> None:
-        """Keep ``peer``, named by neighbour ``source``, as an untrusted passive entry.
-
-        One source holds at most ``passive_per_source`` entries: past that,
-        its new entry replaces one of its own.
-        """
-        if peer == self.peer_id or peer in self._neighbours or peer in self.passive:
-            return
-        sources = self._passive_source
-        own = [p for p, s in sources.items() if s == source]
-        if len(own) >= self.config.passive_per_source:
-            self._drop_passive(own[self.rng.randrange(len(own))])
-        elif len(self.passive) >= self.config.passive_size:
-            self._make_passive_room(evict_first)
-        self.passive.append(peer)
-        sources[peer] = source
-
-    def _integrate(self, peers: tuple[PeerId, ...], evict_first: tuple[PeerId, ...],
-                   source: PeerId) -> None:
-        """Merge a shuffle sample from ``source`` into the passive view.
-
-        The entries we sent in exchange (``evict_first``) make room first.
-        """
-        evictable = [p for p in evict_first if p in self.passive]
-        for peer in peers:
-            self._add_heard(peer, source, evictable)
-
     def _refill(self, out: list[Action]) -> None:
         """Ask passive peers to fill the free active slots (one request per slot)."""
         free = self.config.active_size - len(self._neighbours) - len(self._pending)
@@ -613,7 +576,7 @@ class HyParView:
             return
         # (Asking trusted entries first would keep asking the same few full
         # former neighbours: the request itself is the probe of an entry.)
-        candidates = [p for p in self.passive if p not in self._pending]
+        candidates = [p for p in self._passive.peers if p not in self._pending]
         while free > 0 and candidates:
             peer = candidates.pop(self.rng.randrange(len(candidates)))
             high = not self._neighbours and not self._pending
@@ -627,7 +590,8 @@ class HyParView:
         target = active[self.rng.randrange(len(active))]
         others = [n for n in active if n != target]
         sample = self.rng.sample(others, min(cfg.shuffle_active, len(others)))
-        sample += self.rng.sample(self.passive, min(cfg.shuffle_passive, len(self.passive)))
+        passive = self._passive.peers
+        sample += self.rng.sample(passive, min(cfg.shuffle_passive, len(passive)))
         self._last_shuffle_sample = tuple(sample)
         self._awaiting_shuffle_reply = True
         out.append(Send(peer=target, message=Shuffle(origin=self.peer_id, ttl=cfg.arwl,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from taiinet.core.actions import SetTimer
 from taiinet.signal.codec import SignalMessage
+from taiinet.signal.dht_types import DhtTimer as KademliaTimer
 from taiinet.wire.peer_id import PeerId
 
 __all__ = [
@@ -85,7 +86,9 @@ class Joined:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DhtTimer:
-    """The Kademlia core's next deadline (``KademliaNode.next_deadline``)."""
+    """A timer of the Kademlia core (its ``SetTimer``), handed back to it when due."""
+
+    timer: KademliaTimer
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

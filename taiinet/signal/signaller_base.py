@@ -15,6 +15,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from taiinet.core.actions import Send as DhtSend
+from taiinet.core.actions import SetTimer as DhtSetTimer
 from taiinet.signal.address_budget import AddressBudget
 from taiinet.signal.codec import (
     Dht,
@@ -31,7 +33,6 @@ from taiinet.signal.dht_types import (
     Contact,
     DhtAction,
     LookupFinished,
-    SendDht,
     Store,
     ValueFound,
 )
@@ -146,7 +147,6 @@ class SignallerBase:
         self.service_keys: dict[bytes, tuple[str, ...]] = {}
         self._inflight_relays = 0
         self._next_id = rng.getrandbits(32)
-        self._dht_alarm: float | None = None
         self._now = now
         self._out: list[Action] = []
 
@@ -155,7 +155,7 @@ class SignallerBase:
     def start(self, now: float) -> list[Action]:
         """The first actions: the DHT's maintenance timer."""
         self._now = now
-        self._arm_dht()
+        self._apply(self.dht.start(now))
         return self._flush()
 
     def join(self, url: str, now: float) -> list[Action]:
@@ -238,11 +238,7 @@ class SignallerBase:
     def handle_timer(self, timer: Timer, now: float) -> list[Action]:
         self._now = now
         if isinstance(timer, DhtTimer):
-            if self._dht_alarm is not None and self._dht_alarm <= now:
-                self._dht_alarm = None
-            if now >= self.dht.next_deadline():
-                self._apply(self.dht.handle_timer(now))
-            self._arm_dht()
+            self._apply(self.dht.handle_timer(timer.timer, now))
         elif isinstance(timer, HelloTimer):
             state = self.links.get(timer.link)
             if state is not None and state.role is None and not state.closing:
@@ -459,7 +455,7 @@ class SignallerBase:
             self._verification_ended(peer)
         self._home_failed(peer)
         if peer not in self.signallers:
-            self._apply(self.dht.handle_unreachable(peer, self._now))
+            self._apply(self.dht.handle_link_down(peer, self._now))
 
     def _await_lookup(self, lookup_id: int, actions: list[DhtAction], done: LookupDone) -> None:
         """Call ``done`` when the lookup ends (or ``lookup_timeout`` passes)."""
@@ -469,20 +465,15 @@ class SignallerBase:
 
     def _apply(self, actions: list[DhtAction]) -> None:
         for action in actions:
-            if isinstance(action, SendDht):
-                self._send_to_signaller(action.to.peer_id, action.to.address,
+            if isinstance(action, DhtSend):
+                self._send_to_signaller(action.peer, action.address or "",
                                         Dht(message=action.message, sender_address=self.url))
+            elif isinstance(action, DhtSetTimer):
+                self._timer(action.at, DhtTimer(timer=action.timer))
             else:
                 done = self._lookups.pop(action.lookup_id, None)
                 if done is not None:
                     done(action)
-        self._arm_dht()
-
-    def _arm_dht(self) -> None:
-        deadline = self.dht.next_deadline()
-        if self._dht_alarm is None or deadline < self._dht_alarm:
-            self._dht_alarm = deadline
-            self._timer(deadline, DhtTimer())
 
     # -- helpers --------------------------------------------------------------
 
