@@ -5,7 +5,7 @@ Each run starts 3 signallers, each joined to the previous one; subscriber A
 "b"}}`` on the first, subscriber B with ``{"type": 1}`` on the second; once
 both have joined, ``taiinet pub -`` on the third publishes ``DOCUMENTS`` (six
 documents: A's query matches two, B's three) and must exit 0 (every document
-handed to a neighbour).  Every process uses ``--tree stable``; runs alternate
+handed to a neighbour).  Runs alternate
 over ``--links websocket`` and ``--links webrtc``.  Latency is from the line
 ``pub`` prints for a document to the line a subscriber prints for it.
 
@@ -35,7 +35,7 @@ DOCUMENTS: list[dict[str, Any]] = [
     {"age": 1, "name": "dan", "type": 0},    # no one
     {"age": 6, "name": "eve", "type": 3},    # no one
 ]
-#: Seconds a run waits for the deliveries after ``pub`` exited.
+#: Seconds a run waits for the deliveries after ``pub`` exited (default of ``--drain``).
 DRAIN = 5.0
 
 
@@ -48,9 +48,9 @@ async def _collect(proc: Proc, got: dict[str, list[float]]) -> None:
         got.setdefault(json.loads(line)["id"], []).append(time.monotonic())
 
 
-async def one_run(links: str, tree: str = "stable") -> dict[str, Any]:
+async def one_run(links: str, drain: float = DRAIN) -> dict[str, Any]:
     """One run; returns losses, duplicates, latencies (ms) and pub's exit code."""
-    common = ["--links", links, "--tree", tree]
+    common = ["--links", links]
     got_a: dict[str, list[float]] = {}
     got_b: dict[str, list[float]] = {}
     async with processes() as spawned, trio.open_nursery() as nursery:
@@ -82,7 +82,7 @@ async def one_run(links: str, tree: str = "stable") -> dict[str, Any]:
             "A": {i for i, d in zip(ids, DOCUMENTS, strict=True) if Query(QUERY_A).matches(d)},
             "B": {i for i, d in zip(ids, DOCUMENTS, strict=True) if Query(QUERY_B).matches(d)},
         }
-        with trio.move_on_after(DRAIN):
+        with trio.move_on_after(drain):
             while not (expected["A"] <= got_a.keys() and expected["B"] <= got_b.keys()):
                 await trio.sleep(0.05)
         nursery.cancel_scope.cancel()
@@ -102,13 +102,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20, help="runs per link kind (default 20)")
     parser.add_argument("--links", choices=["both", "websocket", "webrtc"], default="both")
+    parser.add_argument("--drain", type=float, default=DRAIN,
+                        help=f"seconds to wait for the deliveries after pub exits (default "
+                             f"{DRAIN:g}; the contract's deadline under churn is 30)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     kinds = ["websocket", "webrtc"] if args.links == "both" else [args.links]
     results = []
     for run in range(args.runs):
         for links in kinds:
-            result = trio.run(one_run, links)
+            result = trio.run(one_run, links, args.drain)
             results.append(result)
             if not args.json:
                 print(f"run {run + 1:2} {links:9} pub exit {result['pub_exit']} lost "

@@ -1,4 +1,4 @@
-"""Seed sweep of the routing contract (docs/pubsub.md, section 0.1) in the simulator.
+"""Seed sweep of the routing contract (docs/pubsub.md, section 1) in the simulator.
 
 Each seed builds a 16-node network (active views of 3, every message through
 the codecs, links with a log-normal delay of median 20 ms) running the
@@ -25,7 +25,6 @@ import time
 from collections import Counter
 from typing import Any
 
-from taiinet.pubsub.config import PubsubConfig
 from taiinet.pubsub.query import Query
 from tests.pubsub_harness import PubsubNet
 
@@ -52,7 +51,7 @@ def _component(net: PubsubNet, start: str) -> set[str]:
 
 def run_seed(seed: int) -> dict[str, int]:
     rng = random.Random(seed)
-    net = PubsubNet(NODES, seed, config=PubsubConfig(tree="stable"), late=LATE)
+    net = PubsubNet(NODES, seed, late=LATE)
     opened: dict[tuple[str, int], int] = {}
     crashed: set[str] = set()
     published: list[tuple[bytes, str, dict[str, Any], int]] = []
@@ -118,6 +117,8 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--progress", type=int, default=0, metavar="N",
+                        help="print the running totals on stderr every N seeds")
     args = parser.parse_args()
     started = time.perf_counter()
     total: Counter[str] = Counter()
@@ -131,6 +132,10 @@ def main() -> int:
             for lost in LOST:
                 print(f"  lost: {lost}", file=sys.stderr, flush=True)
             LOST.clear()
+        done = seed - args.first + 1
+        if args.progress and done % args.progress == 0:
+            print(f"{done} seeds: {dict(total)} ({time.perf_counter() - started:.0f} s)",
+                  file=sys.stderr, flush=True)
     summary = {"seeds": args.seeds, "first": args.first, **dict(total), "failing_seeds": bad,
                "seconds": round(time.perf_counter() - started, 1)}
     if args.json:

@@ -1,4 +1,4 @@
-"""A small in-memory network of ``PubsubRouter`` cores for tests (seeded, simulated time)."""
+"""A small in-memory network of pubsub router cores for tests (seeded, simulated time)."""
 
 from __future__ import annotations
 

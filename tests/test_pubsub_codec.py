@@ -123,3 +123,23 @@ def test_a_repeated_advert_filter_is_decoded_once_and_shared() -> None:
     for _ in range(2):
         with pytest.raises(PubsubDecodeError):
             codec.decode(pb.SerializeToString())
+
+
+def test_the_advert_example_of_docs_pubsub_md_is_what_the_codec_encodes() -> None:
+    import re
+    from pathlib import Path
+
+    from taiinet.node.codec import encode_pubsub_frame
+    from taiinet.pubsub import codec as pubsub_codec
+    from taiinet.pubsub.messages import InterestAdvert
+    from taiinet.pubsub.query import Query
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "pubsub.md").read_text()
+    block = text.split("PubsubMessage: ", 1)[1].split("Frame:", 1)[0]
+    printed = bytes.fromhex("".join(re.findall(r"[0-9a-f]+", block)))
+    root = "12D3KooWA4Xop1JaT3MHxwYMkCepYsv4iPVopMXwCz5iHYdBfeSB"
+    advert = InterestAdvert(version=3, filters=(Query({"topic": "a"}),), root=root,
+                            root_since_ms=1767225600000, tree_size=1, tree_members=(root,))
+    assert pubsub_codec.encode(advert) == printed
+    assert pubsub_codec.decode(printed) == advert
+    assert encode_pubsub_frame(advert) == bytes.fromhex("628c01") + printed

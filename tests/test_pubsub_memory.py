@@ -1,7 +1,7 @@
 """A stranger pushing valid documents cannot make the router hold unbounded memory.
 
-Documents wanted by no one are not kept decoded nor their payloads kept for
-grafts; kept ones are bounded in bytes; each neighbour has a budget of
+Documents wanted by no one are not kept (only their id); retained ones are
+bounded in bytes; each neighbour has a budget of
 documents and bytes, and one that keeps exceeding it, or sends invalid
 documents, is disconnected.
 """
@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from taiinet.overlay.actions import CloseLink, NeighborDown
-from taiinet.overlay.messages import Gossip, Graft, Join
+from taiinet.overlay.messages import Gossip, Join
 from taiinet.pubsub.actions import Deliver
 from taiinet.pubsub.budget import PeerBudgetConfig, PeerBudgets, TokenBucket, Verdict
 from taiinet.pubsub.config import PubsubConfig
@@ -26,7 +26,7 @@ from taiinet.pubsub.documents import DOCUMENT_DOMAIN, DOCUMENT_PAYLOAD_TYPE, Sig
 from taiinet.pubsub.errors import PubsubUsageError
 from taiinet.pubsub.messages import InterestAdvert
 from taiinet.pubsub.query import Query
-from taiinet.pubsub.router import PubsubRouter
+from taiinet.pubsub.tree.router import TreeRouter
 from taiinet.v1 import pubsub_pb2, value_pb2
 from taiinet.wire.envelope import Envelope
 from taiinet.wire.identity import Identity
@@ -44,10 +44,11 @@ def _seal(identity: Identity, document: Any, nonce: int) -> Gossip:
     return Gossip(message_id=hashlib.sha256(payload).digest(), hops=1, payload=payload)
 
 
-def _router(**config: Any) -> PubsubRouter:
-    """A node with neighbours "mallory", "alice" and "bob"; alice and bob want topic=news."""
-    router = PubsubRouter(ME.peer_id, random.Random(0), SignedDocuments(ME),
-                          PubsubConfig(first_advert_grace=0.0, **config))
+def _router(**config: Any) -> TreeRouter:
+    """A node with neighbours "mallory", "alice" and "bob"; alice and bob are its
+    children (tree links) and want topic=news."""
+    router = TreeRouter(ME.peer_id, random.Random(0), SignedDocuments(ME),
+                        PubsubConfig(**config))
     for peer in ("mallory", "alice", "bob"):
         router.handle_message(peer, Join(), 0.0)
     assert sorted(router.active_view) == ["alice", "bob", "mallory"]
@@ -63,7 +64,6 @@ def _pushed_to(actions: list[Any]) -> set[str]:
 
 def test_documents_wanted_by_no_one_are_not_kept() -> None:
     router = _router()
-    tree = router.overlay.broadcast_core
     tracemalloc.start()
     try:
         before, _peak = tracemalloc.get_traced_memory()
@@ -75,40 +75,39 @@ def test_documents_wanted_by_no_one_are_not_kept() -> None:
     finally:
         tracemalloc.stop()
     assert router.stats.accepted == router.stats.unwanted == 200
-    assert tree.payload_bytes == 0
-    assert router.document_bytes <= 200 * 1024  # records only
+    assert router.document_bytes == 0 and len(router.retention) == 0  # ids only
     assert held < 1024 * 1024, f"{held} bytes held after 10 MB of unwanted documents"
-    # A wanted document is kept, forwarded, and its payload answers a graft.
+    # A wanted document is retained and forwarded to the other child that wants it.
     news = _seal(ALICE, {"topic": "news", "body": JUNK}, 1)
     actions = router.handle_message("alice", news, 21.0)
-    assert _pushed_to(actions) == {"bob", "mallory"}  # mallory never advertised: everything
-    assert tree.has_payload(news.message_id)
-    graft = router.handle_message("bob", Graft(message_id=news.message_id), 21.2)
-    assert _pushed_to(graft) == {"bob"}
+    assert _pushed_to(actions) == {"bob"}  # mallory advertised nothing: wants nothing
+    assert router.retention.get(news.message_id) is not None
 
 
-def test_a_local_subscription_or_an_unknown_neighbour_keeps_a_document() -> None:
+def test_a_local_subscription_or_a_new_child_keeps_a_document() -> None:
     router = _router()
     router.subscribe("mine", {"kind": "rare"}, 0.0)
     actions = router.handle_message("mallory", _seal(MALLORY, {"kind": "rare"}, 1), 1.0)
     assert [a for a in actions if isinstance(a, Deliver)]
-    # A neighbour that has not advertised yet wants everything.
-    router.handle_message("carol", Join(), 1.5)
-    actions = router.handle_message("mallory", _seal(MALLORY, {"kind": "other"}, 2), 2.0)
-    assert _pushed_to(actions) == {"carol"}
+    # A retained document goes at once to a child whose interest widens to it.
+    mid = _seal(MALLORY, {"kind": "rare"}, 1).message_id
+    actions = router.handle_message("alice", InterestAdvert(
+        version=2, filters=(Query({"kind": "rare"}),), tree_link=True), 1.5)
+    assert [a.message.message_id for a in actions
+            if type(getattr(a, "message", None)) is Gossip] == [mid]
     assert router.stats.unwanted == 0
 
 
 def test_kept_documents_are_bounded_in_bytes() -> None:
     budget = 1024 * 1024
-    router = _router(document_cache_bytes=budget)
+    router = _router(retention_bytes=budget)
     for i in range(100):  # ~5 MB that alice and bob want
         router.handle_message("mallory", _seal(MALLORY, {"topic": "news", "b": JUNK}, i),
                               i / 10)
         assert router.document_bytes <= budget
     assert router.document_bytes > budget // 2
     with pytest.raises(PubsubUsageError):
-        PubsubConfig(document_cache_bytes=1000)
+        PubsubConfig(retention_bytes=1000)
 
 
 def test_a_peer_over_its_budget_is_dropped_then_disconnected() -> None:

@@ -23,7 +23,7 @@ from taiinet.sim.network import sim_peer_ids
 from tests.pubsub_harness import PubsubNet
 
 A, B, C, D, E = sim_peer_ids(5)  # sorted: A < B < C < D < E
-STABLE = PubsubConfig(tree="stable")
+STABLE = PubsubConfig()
 
 
 def _advert(version: int, *queries: object, tree_link: bool = False, root: str = "",

@@ -5,10 +5,11 @@ delays (log-normal, sigma 1: adversarial orders across links) and may
 duplicate messages; each link stays FIFO, as the contract assumes of real
 links (every message through the codecs).  Rules
 interleave subscriptions, unsubscriptions, publications, link failures,
-partitions (which reshape the tree) and crashes, each followed by a short
-run, so documents are in flight while interest and the tree move.  ``check``
+partitions (which reshape the tree), crashes and late joiners (a node
+that starts, joins and publishes at once, as ``taiinet pub`` does), each
+followed by a short run, so documents are in flight while interest and the tree move.  ``check``
 then lets the network be quiet for ``QUIET`` seconds and asserts the
-contract (docs/pubsub.md 0.1) for every publication since the last check:
+contract (docs/pubsub.md section 1) for every publication since the last check:
 every subscription open from the publication to now, at a live node in the
 publisher's component, whose query matches, got the document exactly once;
 and at any time nothing is delivered twice, nor to a subscription that does
@@ -23,12 +24,13 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from taiinet.pubsub.config import PubsubConfig
 from taiinet.pubsub.query import Query
 from taiinet.sim.network import LinkModel
 from tests.pubsub_harness import PubsubNet
 
 NODES = 8
+#: Nodes that start only when a rule starts them (late joiners, one-shot publishers).
+LATE = 3
 SUBSCRIPTIONS = {
     "A": {"topic": "a"},
     "AB": {"topic": {"$in": ["a", "b"]}},
@@ -41,7 +43,7 @@ QUIET = 10.0
 #: checked well within the retention D (30 s) of the contract.
 MAX_CHURN = 8.0
 
-nodes = st.integers(0, NODES - 1)
+nodes = st.integers(0, NODES + LATE - 1)
 steps = st.sampled_from((0.0, 0.01, 0.05, 0.2, 0.5))
 
 
@@ -62,7 +64,7 @@ class TreeModel(RuleBasedStateMachine):
     def setup(self, seed: int, duplication: float, warm: float) -> None:
         link = LinkModel(median_delay=0.02, delay_sigma=1.0, max_delay=0.3,
                          duplication=duplication)
-        self.net = PubsubNet(NODES, seed, config=PubsubConfig(tree="stable"), link=link)
+        self.net = PubsubNet(NODES + LATE, seed, link=link, late=LATE)
         self.subs: dict[str, dict[str, Query]] = {p: {} for p in self.net.ids}
         #: (node, subscription) -> time it was last (re)opened.
         self.opened: dict[tuple[str, str], float] = {}
@@ -75,7 +77,7 @@ class TreeModel(RuleBasedStateMachine):
 
     def _live(self, index: int) -> str | None:
         node = self.net.ids[index]
-        return None if node in self.crashed else node
+        return None if node in self.crashed or index >= self.net.started else node
 
     def _run(self, seconds: float) -> None:
         self.net.run(seconds)
@@ -143,6 +145,17 @@ class TreeModel(RuleBasedStateMachine):
         mid = self.net.publish(node, document)
         self.pending.append((mid, node, document, self.net.loop.now))
         self._run(step)
+
+    @rule(topic=st.sampled_from(("a", "b", "c")), size=st.integers(0, 9), step=steps)
+    def join_and_publish(self, topic: str, size: int, step: float) -> None:
+        """A late joiner publishes as soon as it is started (it may have no neighbour yet)."""
+        if self.net.started < len(self.net.ids):
+            node = self.net.start_late()
+            document = {"topic": topic, "size": size,
+                        "seq": len(self.pending) + 1000 * self.checked}
+            self.pending.append((self.net.publish(node, document), node, document,
+                                 self.net.loop.now))
+            self._run(step)
 
     @rule()
     def quiet_then_check(self) -> None:

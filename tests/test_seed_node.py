@@ -63,6 +63,9 @@ async def test_a_new_subscriber_reads_the_stored_documents_then_the_live_ones(
                 await reader.publish({"n": 100, "even": True})
                 live = await sub.receive()
                 assert live.data["n"] == 100 and not live.stored
+                # The reader's own delivery is local; the seeder's copy travels
+                # the routing tree (reader, its parent, ...) and may trail it.
+                await seeder.wait_stored(11)
                 async with reader.find({"n": {"$gte": 14}}) as found:
                     assert [m.data["n"] async for m in found] == [14, 16, 18, 100]
     store.close()

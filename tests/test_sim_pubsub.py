@@ -42,6 +42,14 @@ def test_cli_prints_both_modes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sim", "pubsub", "--nodes", "40", "--interest", "0.1", "--messages", "3",
                  "--warmup", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"interest", "broadcast"}
-    assert out["interest"]["false_deliveries"] == 0
+    assert set(out) == {"routing", "broadcast"}
+    assert out["routing"]["false_deliveries"] == 0
     assert main(["sim", "pubsub", "--nodes", "1"]) == 2
+
+
+def test_late_joiners_that_publish_at_once_are_delivered_like_the_others() -> None:
+    summary = simulate(PubsubSimConfig(nodes=60, interest=0.2, messages=4, warmup=2,
+                                       stabilize=5.0, seed=3, late=0.1)).summary()
+    assert summary["delivery_ratio"] == 1.0
+    assert summary["expected_deliveries"] > 0
+    assert summary["false_deliveries"] == summary["duplicate_deliveries"] == 0

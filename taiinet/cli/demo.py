@@ -29,7 +29,6 @@ from taiinet.cli.args import int_at_least, non_negative_float, positive_float
 from taiinet.cli.run import run_trio
 from taiinet.node.node import Node, NodeConfig, open_node
 from taiinet.node.subscription import Subscription
-from taiinet.pubsub.config import PubsubConfig
 from taiinet.pubsub.query import Query
 from taiinet.signal.api import open_signaller
 from taiinet.signal.server import Signaller
@@ -130,8 +129,6 @@ def register(subparsers: Any) -> None:
                         help="seconds to wait for the last deliveries (default 5)")
     parser.add_argument("--links", choices=["webrtc", "websocket"], default="webrtc",
                         help="peer links (default webrtc)")
-    parser.add_argument("--tree", choices=["plumtree", "stable"], default="plumtree",
-                        help="routing tree of every peer (docs/pubsub.md; default plumtree)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the documents (default 1)")
     parser.add_argument("--json", action="store_true",
                         help="no live table; print the summary as one JSON object")
@@ -175,7 +172,7 @@ async def _run(args: argparse.Namespace, rng: random.Random, tally: Tally,
             signallers.append(await start_in_task(
                 nursery, open_signaller(listen="127.0.0.1:0", join=join)))
         urls = [s.url for s in signallers]
-        config = NodeConfig(pubsub=PubsubConfig(tree=args.tree))
+        config = NodeConfig()
         for i in range(args.peers):
             home = i % 3
             node = await start_in_task(nursery, open_node(

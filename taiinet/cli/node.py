@@ -12,17 +12,13 @@ published: its message id and the overlay neighbours it had then.
 
 ``pub`` publishes only after it has joined: it waits until it has
 ``--neighbors`` overlay neighbours (default 1; up to ``--join-timeout``), then
-``--wait`` seconds (default 1.0) so that the overlay and the subscribers'
-interest settle, publishes, and lingers ``--linger`` seconds (default 0.5) so
-that the documents leave its links and repair requests (Plumtree grafts) are
-answered before it exits.  A subscriber that joins after that misses the
-documents: start subscribers first.
-
-With ``--tree stable`` (docs/pubsub.md section 0) ``pub`` does not wait nor
-linger: it publishes once joined and exits 0 as soon as every document was
-handed to a neighbour (its parent in the tree) and written to that link
-(``Node.hand_off``); if that does not happen within ``--join-timeout`` it
-exits non-zero saying so.
+``--wait`` seconds (default 0: the routing contract, docs/pubsub.md section
+1, needs no settling), publishes, and exits 0 as soon as every document was
+handed to a neighbour (its parent in the routing tree) and written to that
+link (``Node.hand_off``).  If that does not happen within ``--join-timeout``
+(no neighbour reachable, or no parent), it exits non-zero saying so.  A
+subscription opened before the publication gets the documents; one opened
+after may not: start subscribers first.
 """
 
 from __future__ import annotations
@@ -72,9 +68,6 @@ def common_options(parser: argparse.ArgumentParser) -> None:
                               "out wss://; the certificate must name --advertise)")
     parser.add_argument("--join-timeout", type=positive_float, default=15.0, metavar="S",
                         help="seconds to wait for a first overlay neighbour (default 15)")
-    parser.add_argument("--tree", choices=["plumtree", "stable"], default="plumtree",
-                        help="routing tree (docs/pubsub.md; every peer of a mesh must use "
-                             "the same; default plumtree)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
 
 
@@ -101,18 +94,15 @@ def register(subparsers: Any) -> None:
     sub.set_defaults(handler=sub_command)
     pub = subparsers.add_parser(
         "pub", help="publish JSON documents once joined",
-        description="Join the mesh, wait for the overlay to settle, publish DOC_JSON (or one "
-                    "document per line of stdin with '-') and exit.")
+        description="Join the mesh, publish DOC_JSON (or one document per line of stdin "
+                    "with '-') and exit 0 once every document was handed to a neighbour; "
+                    "non-zero if none can be reached within --join-timeout.")
     common_options(pub)
     pub.add_argument("--neighbors", type=int_at_least(0), default=1, metavar="N",
                      help="overlay neighbours to wait for before publishing (default 1)")
-    pub.add_argument("--wait", type=non_negative_float, default=None, metavar="S",
-                     help="seconds to let the overlay and interest settle once joined "
-                          "(default 1.0; 0 with --tree stable, whose contract needs none)")
-    pub.add_argument("--linger", type=non_negative_float, default=0.5, metavar="S",
-                     help="seconds to stay after the last document (default 0.5; with "
-                          "--tree stable, pub instead stays until every document was "
-                          "handed to a neighbour, up to --join-timeout)")
+    pub.add_argument("--wait", type=non_negative_float, default=0.0, metavar="S",
+                     help="seconds to wait once joined before publishing (default 0: the "
+                          "routing contract needs none)")
     pub.add_argument("document", metavar="DOC_JSON",
                      help="a JSON document, or '-' for one document per line of stdin")
     pub.set_defaults(handler=pub_command)
@@ -139,7 +129,7 @@ def links_option(args: argparse.Namespace) -> str | LinkFactory:
 
 
 def node_config(args: argparse.Namespace) -> NodeConfig:
-    return NodeConfig(join_timeout=args.join_timeout, pubsub=PubsubConfig(tree=args.tree))
+    return NodeConfig(join_timeout=args.join_timeout, pubsub=PubsubConfig())
 
 
 def setup(args: argparse.Namespace) -> Identity:
@@ -201,8 +191,7 @@ def pub_command(args: argparse.Namespace) -> int:
             if len(node.neighbors) < args.neighbors:
                 raise NodeError(f"only {len(node.neighbors)} overlay neighbours after "
                                 f"{args.join_timeout} s (wanted {args.neighbors})")
-            await trio.sleep(args.wait if args.wait is not None
-                             else 0.0 if args.tree == "stable" else 1.0)
+            await trio.sleep(args.wait)
             if args.neighbors > 0 and not node.neighbors:
                 raise NodeError("no live overlay neighbour left to publish to")
             ids: list[str] = []
@@ -215,15 +204,13 @@ def pub_command(args: argparse.Namespace) -> int:
                     if line.strip():
                         ids.append(await _publish(
                             node, _checked(parse_json(line, f"stdin line {number}"))))
-            if args.tree == "stable":
-                with trio.move_on_after(args.join_timeout):
-                    for message_id in ids:
-                        await node.hand_off(message_id)
-                    return 0
-                raise NodeError(f"documents not handed to a neighbour within "
-                                f"{args.join_timeout} s (no parent in the overlay's tree)")
-            await trio.sleep(args.linger)
-        return 0
+            with trio.move_on_after(args.join_timeout):
+                for message_id in ids:
+                    await node.hand_off(message_id)
+                return 0
+            raise NodeError(f"documents not handed to a neighbour within "
+                            f"{args.join_timeout} s (no neighbour reachable, or no parent "
+                            "in the routing tree)")
 
     return run_trio(main)
 

@@ -1,4 +1,4 @@
-"""``taiinet sim pubsub``: content-based routing against plain Plumtree broadcast."""
+"""``taiinet sim pubsub``: content-based routing (the stable tree) against plain Plumtree."""
 
 from __future__ import annotations
 
@@ -34,10 +34,10 @@ ROWS = (
 
 def register(sims: Any) -> None:
     parser: argparse.ArgumentParser = sims.add_parser(
-        "pubsub", help="interest routing vs plain Plumtree broadcast",
+        "pubsub", help="interest routing (stable tree) vs plain Plumtree broadcast",
         description=(
             "Each node subscribes to each of --topics topics with probability --interest; "
-            "nodes join, interest settles, --warmup publications build the tree, then "
+            "nodes join, interest settles, --warmup publications follow, then "
             "--messages documents of random topics are published from random nodes. The same "
             "run is repeated with plain Plumtree broadcast. Reports delivery ratio, false "
             "deliveries (must be 0) and messages per delivery, payload and control apart."))
@@ -58,21 +58,9 @@ def register(sims: Any) -> None:
     parser.add_argument("--latency", type=float, default=0.05,
                         help="median link delay in seconds (default 0.05)")
     parser.add_argument("--active", type=int, default=5, help="active view size (default 5)")
-    parser.add_argument("--mode", choices=("both", "interest", "broadcast", "split-horizon",
-                                           "stable", "stable-vs-broadcast"),
-                        default="both",
-                        help="interest routing on Plumtree's tree, broadcast, both side by "
-                             "side (default), interest split-horizon over all links instead "
-                             "of tree links, the stable tree (docs/pubsub.md section 0), or "
-                             "the stable tree beside broadcast")
-    parser.add_argument("--no-heal", action="store_true",
-                        help="no component roots in adverts, no grafting of split trees")
-    parser.add_argument("--first-advert-grace", type=float, default=None,
-                        help="seconds everything still matches after a neighbour's first "
-                             "advert (default: the router's; 0: the old rule)")
-    parser.add_argument("--catch-up-limit", type=int, default=None,
-                        help="IHAVEs announced per widened advert (default: the router's; "
-                             "0: no catch-up)")
+    parser.add_argument("--mode", choices=("both", "routing", "broadcast"), default="both",
+                        help="interest routing on the stable tree and plain Plumtree "
+                             "broadcast side by side (default), or one of them")
     parser.add_argument("--signed", action="store_true",
                         help="sign and verify every document with Ed25519 (slower)")
     parser.add_argument("--wire", action="store_true",
@@ -98,26 +86,18 @@ def config_from_args(args: argparse.Namespace) -> PubsubSimConfig:
 
 
 MODES = {
-    "interest": PubsubConfig(),
-    "split-horizon": PubsubConfig(tree_interest=False),
+    "routing": PubsubConfig(),
     "broadcast": PubsubConfig(routing=False),
-    "stable": PubsubConfig(tree="stable"),
 }
 
 
 def run(args: argparse.Namespace) -> int:
     base = config_from_args(args)
-    modes = {"both": ["interest", "broadcast"], "stable-vs-broadcast": ["stable", "broadcast"]
-             }.get(args.mode, [args.mode])
+    modes = ["routing", "broadcast"] if args.mode == "both" else [args.mode]
     results: dict[str, dict[str, Any]] = {}
     for mode in modes:
         started = time.perf_counter()
-        pubsub = replace(MODES[mode], heal_splits=not args.no_heal)
-        if args.first_advert_grace is not None:
-            pubsub = replace(pubsub, first_advert_grace=args.first_advert_grace)
-        if args.catch_up_limit is not None:
-            pubsub = replace(pubsub, catch_up_limit=args.catch_up_limit)
-        result: PubsubSimResult = simulate(replace(base, pubsub=pubsub))
+        result: PubsubSimResult = simulate(replace(base, pubsub=MODES[mode]))
         summary = result.summary()
         summary["runtime_seconds"] = round(time.perf_counter() - started, 1)
         results[mode] = summary

@@ -10,7 +10,7 @@ Theory of operation
    into an authenticated ``Connection`` through a relayed offer, and accepts
    the links other peers open to us;
 3. a ``RoutedDriver`` (``taiinet.node.routed``) runs the content router
-   (``taiinet.pubsub``'s ``PubsubRouter``, which owns the HyParView +
+   (``taiinet.pubsub``'s ``TreeRouter``, which owns the HyParView +
    Plumtree cores) over those links; the node joins the overlay through a
    contact the signallers hand out, and rejoins whenever its active view is
    empty;
@@ -67,7 +67,6 @@ from taiinet.overlay.core import OverlayConfig
 from taiinet.overlay.driver import DEFAULT_DELIVERY_BUFFER
 from taiinet.pubsub import PubsubConfig, PubsubUsageError
 from taiinet.pubsub.query import InvalidDocument, Query
-from taiinet.pubsub.tree.router import TreeRouter
 from taiinet.signal.client import SignalClient, SignalClientConfig, open_signal_client
 from taiinet.signal.records import SEEDER_SERVICE
 from taiinet.signal.transport import SignalTransport, WebSocketSignalTransport
@@ -302,18 +301,15 @@ class Node:
         """Wait until a neighbour holds the document ``message_id`` (hex) and the
         frame that carried it was written to that neighbour's link.
 
-        With the stable tree (``PubsubConfig(tree="stable")``) a publication
-        goes to the node's parent whatever the interest, so this returns True
-        once the node has a parent and the push is written: the document no
-        longer needs this node (docs/pubsub.md 0.1).  If the links it was
-        pushed on go away first, it waits for the next push (the document is
-        retained and pushed to the next parent).  With the Plumtree router
-        (which keeps no such record) it returns True at once.  Bound it with a
-        timeout.
+        A publication goes to the node's parent in the routing tree whatever
+        the interest, so this returns True once the node has a parent and the
+        push is written: the document no longer needs this node
+        (docs/pubsub.md section 1).  If the links it was pushed on go away
+        first, it waits for the next push (the document is retained and pushed
+        to the next parent).  With plain broadcast (``routing=False``) any
+        neighbour it was pushed to counts.  Bound it with a timeout.
         """
         router = self.driver.router
-        if not isinstance(router, TreeRouter):
-            return True
         mid = bytes.fromhex(message_id)
         while True:
             peers = router.handed_to(mid)

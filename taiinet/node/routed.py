@@ -1,7 +1,7 @@
 """Runs the pubsub router core in the overlay's trio driver.
 
-The router (``PubsubRouter``, or ``TreeRouter`` for
-``PubsubConfig(tree="stable")``) owns the node's ``Overlay`` and returns the
+The router (``TreeRouter``, or ``BroadcastRouter`` for
+``PubsubConfig(routing=False)``) owns the node's ``Overlay`` and returns the
 overlay's actions
 plus its own (``Deliver`` of documents to subscriptions, ``SendInterest``,
 ``SetInterestTimer``, ``Published``).  ``RoutedDriver`` is an
@@ -49,7 +49,6 @@ from taiinet.pubsub import (
 )
 from taiinet.pubsub.documents import OpenedDocument
 from taiinet.pubsub.factory import Router, make_router
-from taiinet.pubsub.tree.router import TreeRouter
 from taiinet.wire.identity import Identity
 from taiinet.wire.peer_id import PeerId
 
@@ -94,10 +93,8 @@ class _RouterCore:
         self.router = router
 
     def start(self, now: float) -> list[Any]:
-        if isinstance(self.router, TreeRouter):
-            # The stable tree's root is the oldest node: its claim is the wall clock.
-            return self.router.start(now, started_unix_ms=int(time.time() * 1000))
-        return self.router.start(now)
+        # The tree's root is the oldest node: its claim is the wall clock.
+        return self.router.start(now, started_unix_ms=int(time.time() * 1000))
 
     def join(self, contact: PeerId, now: float) -> list[Any]:
         return self.router.join(contact, now)
@@ -155,7 +152,7 @@ HistoryFrames = Callable[[PeerId, bytes], None]
 
 
 class RoutedDriver(OverlayDriver):
-    """An ``OverlayDriver`` running a ``PubsubRouter`` (see the module docstring)."""
+    """An ``OverlayDriver`` running a pubsub router (see the module docstring)."""
 
     def __init__(self, identity: Identity, dial: Dial, *, rng: random.Random,
                  overlay_config: OverlayConfig | None = None,
@@ -206,7 +203,7 @@ class RoutedDriver(OverlayDriver):
                         self.envelopes[action.message_id] = envelope
             elif kind is SendInterest:
                 self._enqueue(action.peer, encode_pubsub_frame(action.advert),
-                              urgent=not action.lazy)
+                              urgent=True)
             elif kind is SetInterestTimer:
                 self._timer_seq += 1
                 heapq.heappush(self._timers, (action.at, self._timer_seq, action.timer))

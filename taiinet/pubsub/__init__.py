@@ -1,10 +1,13 @@
 """Pubsub layer: the query language, the subscription index and content-based routing.
 
-``PubsubRouter`` (``taiinet.pubsub.router``) is the sans-I/O core a driver
-feeds; it owns the node's ``Overlay``.  ``taiinet.pubsub.actions`` lists its
-outputs, ``taiinet.pubsub.messages`` the interest advert, ``taiinet.pubsub.codec``
-the ``PubsubMessage`` protobuf conversion, ``taiinet.pubsub.documents`` how
-documents are signed into Plumtree payloads.
+``TreeRouter`` (``taiinet.pubsub.tree``, the stable tree of docs/pubsub.md)
+is the sans-I/O core a driver feeds; it owns the node's ``Overlay``.
+``BroadcastRouter`` (``taiinet.pubsub.broadcast``) is plain Plumtree
+broadcast, the baseline it is measured against (``routing=False``).
+``taiinet.pubsub.actions`` lists their outputs, ``taiinet.pubsub.messages``
+the interest advert, ``taiinet.pubsub.codec`` the ``PubsubMessage`` protobuf
+conversion, ``taiinet.pubsub.documents`` how documents are signed into
+``Gossip`` payloads.
 """
 
 from taiinet.pubsub.actions import (
@@ -14,6 +17,7 @@ from taiinet.pubsub.actions import (
     SendInterest,
     SetInterestTimer,
 )
+from taiinet.pubsub.broadcast import BroadcastRouter
 from taiinet.pubsub.budget import PeerBudgetConfig
 from taiinet.pubsub.config import PubsubConfig
 from taiinet.pubsub.documents import (
@@ -26,11 +30,13 @@ from taiinet.pubsub.documents import (
 )
 from taiinet.pubsub.errors import PubsubDecodeError, PubsubUsageError, RejectedDocument
 from taiinet.pubsub.messages import InterestAdvert
-from taiinet.pubsub.router import PubsubRouter, RouterStats
+from taiinet.pubsub.stats import RouterStats
+from taiinet.pubsub.tree import TreeRouter
 
 __all__ = [
     "DOCUMENT_DOMAIN",
     "DOCUMENT_PAYLOAD_TYPE",
+    "BroadcastRouter",
     "Deliver",
     "DocumentCodec",
     "InterestAdvert",
@@ -40,12 +46,12 @@ __all__ = [
     "Published",
     "PubsubConfig",
     "PubsubDecodeError",
-    "PubsubRouter",
     "PubsubUsageError",
     "RejectedDocument",
     "RouterStats",
     "SendInterest",
     "SetInterestTimer",
     "SignedDocuments",
+    "TreeRouter",
     "UnsignedDocuments",
 ]

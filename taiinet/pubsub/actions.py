@@ -1,9 +1,10 @@
 # taiinet: sans-io core
 """Outputs of the pubsub router, on top of the overlay's actions.
 
-``PubsubRouter`` returns the overlay's ``Send``, ``SetTimer``, ``CloseLink``,
-``ProbeLink``, ``NeighborUp`` and ``NeighborDown`` unchanged (the overlay's
-own ``Deliver`` is replaced by the pubsub ``Deliver`` below), plus
+The routers (``TreeRouter``, ``BroadcastRouter``) return the overlay's
+``Send``, ``SetTimer``, ``CloseLink``, ``ProbeLink``, ``NeighborUp`` and
+``NeighborDown`` unchanged (the overlay's own ``Deliver`` is replaced by the
+pubsub ``Deliver`` below), plus
 ``SendInterest`` and ``SetInterestTimer``.
 """
 
@@ -59,41 +60,23 @@ class Published:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SendInterest:
-    """Send the ``PubsubMessage`` ``advert`` to the overlay neighbour ``peer``.
-
-    ``lazy``: only the healing root changed (filters and tree flag as last
-    sent), so the advert may wait to go with other frames, as an ``IHave`` does.
-    """
+    """Send the ``PubsubMessage`` ``advert`` to the overlay neighbour ``peer`` (at once)."""
 
     peer: PeerId
     advert: InterestAdvert
-    lazy: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InterestTimer:
-    """Recompute the interest adverts and send those that changed.
-
-    ``root_only``: the timer of adverts held back because they only moved the
-    healing root (``PubsubConfig.root_advert_interval``).
-    """
-
-    root_only: bool = False
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HealTimer:
-    """Check again whether the lazy link to ``peer`` joins two parts of a split tree."""
-
-    peer: PeerId
+    """Recompute the interest adverts and send those that changed."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ComponentTimer:
-    """Stable tree: check whether this node's component is cut off (healing)."""
+    """Check whether this node's component is cut off from the overlay (healing)."""
 
 
-PubsubTimer = InterestTimer | HealTimer | ComponentTimer
+PubsubTimer = InterestTimer | ComponentTimer
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -65,7 +65,8 @@ class PeerBudgetConfig:
     offences_per_second: float = 1.0
     offence_burst: float = 50.0
     #: Interest adverts a neighbour may send per second, and in one burst
-    #: (an honest one sends at most one per ``advert_delay``, 50 ms).
+    #: (an honest one sends at most one per ``advert_delay``, and only
+    #: while its active view or subscriptions change).
     adverts_per_second: float = 50.0
     advert_burst: float = 200.0
 

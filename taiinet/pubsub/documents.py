@@ -1,5 +1,5 @@
 # taiinet: sans-io core
-"""Published documents: how they are sealed into, and opened from, Plumtree payloads.
+"""Published documents: how they are sealed into, and opened from, ``Gossip`` payloads.
 
 A published document rides ``Gossip.payload`` as a signed envelope
 (``taiinet.wire.envelope``, libp2p RFC 0002) with domain ``DOCUMENT_DOMAIN``

@@ -2,7 +2,7 @@
 """Validated domain types of the pubsub wire messages, and their limits.
 
 ``taiinet.pubsub.codec`` turns ``PubsubMessage`` protobufs into these and
-back.  Documents themselves are not pubsub messages: they ride Plumtree's
+back.  Documents themselves are not pubsub messages: they ride the overlay's
 ``Gossip.payload`` as signed envelopes (see ``taiinet.pubsub.documents``).
 """
 
@@ -16,7 +16,7 @@ from taiinet.pubsub.query import Query
 MAX_ADVERT_FILTERS = 16
 #: Largest encoded ``PubsubMessage`` accepted or sent.
 MAX_ADVERT_BYTES = 32 * 1024
-#: Longest eager path a root id travels (bounds count-to-infinity on cycles).
+#: Longest route a root id travels (bounds count-to-infinity on cycles).
 MAX_ROOT_DISTANCE = 64
 #: Stable tree: counts of nodes stop here (a saturated count stops changing,
 #: so a join far away sends no advert); member lists are sent below it.
@@ -29,31 +29,31 @@ MAX_VERSION = (1 << 64) - 1
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InterestAdvert:
-    """What the sender wants to receive on this link.
+    """What the sender wants to receive on this link, and its route (docs/pubsub.md 3-5).
 
     A document is forwarded to the sender when it matches one of
     ``filters``; no filter means no interest, and the match-all query ``{}``
     means every document.  ``version`` grows with every advert a node sends.
-    ``tree_link`` says whether the sender holds the link as a Plumtree eager
-    link (then ``filters`` cover its whole side of the tree; else only its own
-    subscriptions); ``ack`` is the highest advert version the sender has
-    received from the receiver.  ``root`` and ``root_distance`` let the ends
-    of a lazy link notice that they sit in different parts of a split tree.
+    ``tree_link``: the sender has chosen the receiver as its parent.  ``root``,
+    ``root_distance`` and ``root_since_ms`` are the sender's route to the
+    oldest node; ``tree_size`` and ``tree_members`` list the sender's side
+    of a tree link (for healing).  ``ack`` is unused (sent 0).
     """
 
     version: int
     filters: tuple[Query, ...]
     tree_link: bool = False
     ack: int = 0
-    #: Smallest peer id known in the sender's part of the eager graph, and its
-    #: distance in eager links (``MAX_ROOT_DISTANCE`` at most).
+    #: The sender's root (peer id, "" for none) and its distance in links
+    #: (``MAX_ROOT_DISTANCE`` at most).
     root: str = ""
     root_distance: int = 0
-    #: Stable tree: the root's claimed start, Unix ms (older roots win).
+    #: The root's claimed start, Unix ms (older roots win).
     root_since_ms: int = 0
-    #: Stable tree: nodes on the sender's side of a tree link (0 over others).
+    #: Nodes on the sender's side of a tree link (0 over others), at most
+    #: ``TREE_SIZE_CAP``.
     tree_size: int = 0
-    #: Stable tree: the ids ``tree_size`` counts, when below ``TREE_SIZE_CAP``.
+    #: The ids ``tree_size`` counts, when below ``TREE_SIZE_CAP``.
     tree_members: tuple[str, ...] = ()
 
 

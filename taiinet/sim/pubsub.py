@@ -1,18 +1,20 @@
-"""Simulation of content-based routing (``PubsubRouter``) at thousands of nodes.
+"""Simulation of content-based routing (the stable tree) at thousands of nodes.
 
 Scenario: every node subscribes, for each of ``topics`` topics, with
 probability ``interest`` to ``{"topic": t}``; nodes join one by one through a
 random live contact; the overlay and the interest adverts settle; ``warmup``
-publications (not measured) let Plumtree build its tree; then ``messages``
+publications (not measured) let the trees settle; then ``messages``
 documents ``{"topic": t, "seq": i, "body": ...}`` with a random topic are
 published from random live nodes, ``message_interval`` apart.  Optionally a
 share ``fail`` of the nodes crashes halfway through the measured
 publications, and a share ``late`` of the nodes joins only during the
 measured phase, each publishing one document as soon as it has joined
 (``late_publish_after`` seconds later: a one-shot publisher, as ``taiinet
-pub``), counted like the others.  Every node runs the real ``PubsubRouter`` (with the real
-``Overlay``); documents use ``UnsignedDocuments`` (no signature: the routing is
-the same, the crypto is measured elsewhere) unless ``signed`` is set.
+pub``), counted like the others.  Every node runs the real router
+(``make_router``: the stable tree, or plain Plumtree broadcast for
+``routing=False``, with the real ``Overlay``); documents use
+``UnsignedDocuments`` (no signature: the routing is the same, the crypto is
+measured elsewhere) unless ``signed`` is set.
 
 Per publication it counts: deliveries to the application at nodes that
 subscribed to its topic (the expected ones: live subscribers when it was
@@ -171,7 +173,7 @@ class PubsubSimResult:
 
 
 class PubsubSimulation:
-    """A scenario on the harness: one ``PubsubRouter`` (with its ``Overlay``) per node."""
+    """A scenario on the harness: one router (with its ``Overlay``) per node."""
 
     def __init__(self, config: PubsubSimConfig) -> None:
         self.config = config

@@ -11,7 +11,7 @@ with whether the document was delivered here: a copy of a retained or
 delivered document is a duplicate, which is what makes delivery exactly
 once; a copy of one seen but not kept is taken again.  Evicting a document
 or an id younger than ``retention`` voids the contract for it and is
-counted (docs/pubsub.md, 0.1 condition 3).
+counted (docs/pubsub.md, section 1 condition 3).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 # taiinet: sans-io core
-"""Content-based routing on a stable spanning tree (docs/pubsub.md, section 0), pure.
+"""Content-based routing on a stable spanning tree (docs/pubsub.md), pure.
 
 Theory of operation
 -------------------
-``TreeRouter`` composes four parts, each in its own module:
+``TreeRouter`` composes five parts, each in its own module:
 
 * ``routes.SpanningTree``: a distance-vector spanning tree of the HyParView
   active views, rooted at the oldest node; it changes only when an active
@@ -15,19 +15,15 @@ Theory of operation
   the node's own publications); a new document is pushed to whoever must
   hold it;
 * ``repair.Repair``: after every input, a neighbour whose side of (I)
-  widened is pushed the retained documents it now must hold.
+  widened is pushed the retained documents it now must hold;
+* ``healing.Healing``: a component cut off from the overlay reaches out.
 
 Every input ends in ``_settle``: routes recomputed, (I) restored, adverts
-scheduled.  Documents are checked as by the Plumtree router (budget, size,
+scheduled.  Documents are checked before anything else (budget, size,
 SHA-256 id, envelope); a document seen before changes only its holders.  The
 overlay's Plumtree is not used: documents travel as ``Gossip`` that this
 router sends and receives itself; ``IHave``, ``Graft`` and ``Prune`` are
 ignored.
-
-Departures from the lead's sketch: the root is the *oldest* node (adverts
-carry its claimed start), not the smallest id, so joining nodes never move
-it; and documents are retained even when no one wants them (the repair
-argument needs it, docs/pubsub.md 0.3).
 """
 
 from __future__ import annotations
@@ -35,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Hashable
-from dataclasses import dataclass, field
 from typing import Any
 
 from taiinet.overlay.actions import CloseLink, NeighborDown, NeighborUp, Send, Timer
@@ -54,10 +49,11 @@ from taiinet.pubsub.actions import (
 )
 from taiinet.pubsub.budget import INVALID_DOCUMENT_OFFENCES, PeerBudgets, Verdict
 from taiinet.pubsub.config import PubsubConfig
-from taiinet.pubsub.documents import REJECT_REASONS, DocumentCodec
+from taiinet.pubsub.documents import DocumentCodec
 from taiinet.pubsub.errors import PubsubUsageError, RejectedDocument
 from taiinet.pubsub.messages import MAX_VERSION, TREE_SIZE_CAP, InterestAdvert, PubsubMessage
 from taiinet.pubsub.query import IndexFull, InvalidQuery, Query, SubscriptionIndex
+from taiinet.pubsub.stats import RouterStats
 from taiinet.pubsub.summary import Keyed
 from taiinet.pubsub.tree.forwarding import Forwarding
 from taiinet.pubsub.tree.healing import Healing
@@ -71,34 +67,8 @@ _INTEREST_TIMER = InterestTimer()
 _COMPONENT_TIMER = ComponentTimer()
 
 
-@dataclass(slots=True)
-class TreeRouterStats:
-    """Counters of one ``TreeRouter`` (they only grow)."""
-
-    published: int = 0
-    #: Documents handed to the application (one per message).
-    delivered: int = 0
-    #: Documents verified and accepted from peers.
-    accepted: int = 0
-    rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REJECT_REASONS, 0))
-    adverts_sent: int = 0
-    adverts_received: int = 0
-    adverts_ignored: int = 0
-    #: Pubsub frames dropped undecoded: their sender was over its advert budget.
-    adverts_over_budget: int = 0
-    #: Copies of documents already seen (dropped; they only mark a holder).
-    duplicates: int = 0
-    #: Accepted documents no local subscription wanted and this node had no use
-    #: for: their id is kept (as seen), not the document.
-    unwanted: int = 0
-    over_budget: int = 0
-    disconnected: int = 0
-    #: Changes of route or parent.
-    route_changes: int = 0
-
-
 class TreeRouter:
-    """One node's router on the stable tree; same inputs and actions as ``PubsubRouter``."""
+    """One node's router on the stable tree; every input returns the actions to carry out."""
 
     __slots__ = ("_advertised", "_budgets", "_epoch", "_epochs", "_sent", "_timer_armed",
                  "_version", "config", "documents", "forwarding", "healing", "interest", "overlay",
@@ -109,11 +79,11 @@ class TreeRouter:
                  overlay_config: OverlayConfig | None = None) -> None:
         self.peer_id = peer_id
         self.rng = rng
-        self.config = config = config or PubsubConfig(tree="stable")
+        self.config = config = config or PubsubConfig()
         self.documents = documents
         self.overlay = Overlay(peer_id, rng, overlay_config)
         self.subscriptions = SubscriptionIndex(config.max_subscriptions)
-        self.stats = TreeRouterStats()
+        self.stats = RouterStats()
         self.tree = SpanningTree(peer_id)
         self.interest = InterestTable(config.max_advert_filters, config.max_pending_adverts)
         self.retention = Retention(config.retention, config.retention_size,
@@ -437,7 +407,7 @@ class TreeRouter:
         out.extend(sends)
         if not self._timer_armed:
             self._timer_armed = True
-            out.append(SetInterestTimer(at=now + self.config.tree_advert_delay,
+            out.append(SetInterestTimer(at=now + self.config.advert_delay,
                                         timer=_INTEREST_TIMER))
 
     def _send_adverts(self) -> list[Action]:

@@ -18,7 +18,7 @@ above all) never moves it.  With the active views fixed the routes
 converge to a BFS tree rooted at the oldest node of the component; a
 departed root's id counts to infinity, one hop per advert round, until its
 distance passes the bound.  The tree changes only when an active view
-changes, never with traffic (docs/pubsub.md, 0.2-0.3).
+changes, never with traffic (docs/pubsub.md, sections 4 and 9).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 // Pubsub layer: interest adverts between overlay neighbours.
 //
-// Published documents ride the overlay's Plumtree Gossip.payload as a signed
+// Published documents ride the overlay's Gossip.payload as a signed
 // Envelope (envelope.proto) with domain "taiinet-pubsub-document" and
 // payload_type "taiinet/document/v2", whose payload is a PublishedDocument
 // (below); the Gossip message_id is SHA-256 of the envelope bytes.  See
@@ -69,25 +69,24 @@ export type InterestAdvert = Message<"taiinet.v1.InterestAdvert"> & {
   filters: Filter[];
 
   /**
-   * True when the sender holds this link as a Plumtree eager (tree) link;
-   * the filters then cover the sender's side of the tree, else only the
-   * sender's own subscriptions.
+   * "You are my parent": the sender chose the receiver as its parent in the
+   * routing tree (docs/pubsub.md section 4).  Over a tree link the filters
+   * cover the sender's side of the tree; over any other link they are empty.
    *
    * @generated from field: bool tree_link = 3;
    */
   treeLink: boolean;
 
   /**
-   * The highest version the sender has received from the receiver (0: none).
+   * Unused (a field of an earlier router): sent 0, ignored.
    *
    * @generated from field: uint64 ack = 4;
    */
   ack: bigint;
 
   /**
-   * The smallest peer id the sender knows in its part of the eager graph
-   * (over the tree link: excluding the receiver's side) and its distance in
-   * eager links (at most 64); used to detect and heal a split tree.
+   * The sender's route: its root's peer id ("" for none) and its distance
+   * to it in links (at most 64).
    *
    * @generated from field: string root = 5;
    */
@@ -99,28 +98,26 @@ export type InterestAdvert = Message<"taiinet.v1.InterestAdvert"> & {
   rootDistance: number;
 
   /**
-   * Stable tree (docs/pubsub.md section 0): when the root started, as it
-   * claims, in Unix milliseconds; the oldest root (then the smallest id)
-   * wins, so a node that joins never moves the root.  0 with the Plumtree
-   * router.
+   * When the root started, as it claims, in Unix milliseconds; the oldest
+   * root (then the smallest id) wins, so a node that joins never moves it.
    *
    * @generated from field: uint64 root_since_ms = 7;
    */
   rootSinceMs: bigint;
 
   /**
-   * Stable tree: over a tree link, the number of nodes on the sender's side
-   * of it (split horizon: 1 + the tree_size of its other tree links); 0 over
-   * any other link; at most 32 (counting stops there).
+   * Over a tree link, the number of nodes on the sender's side of it (split
+   * horizon: 1 + the tree_size of its other tree links); 0 over any other
+   * link; at most 32 (counting stops there).
    *
    * @generated from field: uint32 tree_size = 8;
    */
   treeSize: number;
 
   /**
-   * Stable tree: when tree_size is below 32, the peer ids it counts (the
-   * sender's side of the tree link); else empty.  Lets a node of a small
-   * component know every member, hence which passive peers lie outside.
+   * When tree_size is below 32, the peer ids it counts (the sender's side of
+   * the tree link); else empty.  Lets a node of a small component know every
+   * member, hence which passive peers lie outside (healing).
    *
    * @generated from field: repeated string tree_members = 9;
    */
