@@ -37,12 +37,11 @@ class Timers:
         return self._heap[0][0] if self._heap else float("inf")
 
     def fire(self, node: KademliaNode, now: float) -> list[DhtAction]:
-        """Every timer due by ``now``, in time order; returns (and collects) their actions."""
+        """The timers due by ``now``, in time order: their actions (not collected yet:
+        the caller collects them, as it does any action)."""
         out: list[DhtAction] = []
         while self._heap and self._heap[0][0] <= now:
-            actions = node.handle_timer(heapq.heappop(self._heap)[2], now)
-            self.collect(actions)
-            out += actions
+            out += node.handle_timer(heapq.heappop(self._heap)[2], now)
         return out
 
 
@@ -69,10 +68,6 @@ class InstantNetwork:
 
     def apply(self, node: KademliaNode, actions: list[DhtAction]) -> None:
         self.timers[node.local.peer_id].collect(actions)
-        self.deliver(node, actions)
-
-    def deliver(self, node: KademliaNode, actions: list[DhtAction]) -> None:
-        """Carry out ``actions`` but their timers (already collected)."""
         for action in actions:
             if isinstance(action, Send):
                 self.queue.append((node.local, action.peer, action.message))
@@ -93,7 +88,7 @@ class InstantNetwork:
             self.now += self.config.request_timeout
             for peer, node in list(self.nodes.items()):
                 if peer not in self.down:
-                    self.deliver(node, self.timers[peer].fire(node, self.now))
+                    self.apply(node, self.timers[peer].fire(node, self.now))
 
     def join_all(self, count: int) -> list[KademliaNode]:
         first = self.add()

@@ -129,6 +129,7 @@ def test_timed_out_contact_is_evicted_and_lookup_still_ends() -> None:
     finished: list[LookupFinished] = []
     while not finished:
         out = timers.fire(node, timers.next_at)
+        timers.collect(out)
         finished = [a for a in out if isinstance(a, LookupFinished)]
     assert finished[0].lookup_id == lookup_id and finished[0].closest == ()
     assert len(node.table) == 0
@@ -190,7 +191,7 @@ def test_hostile_peers_cannot_break_the_core(inputs: list[tuple[Contact, object,
     for sender, message, step in inputs:
         now += step
         timers.collect(node.handle_message(sender, message, now))  # type: ignore[arg-type]
-        timers.fire(node, now)
+        timers.collect(timers.fire(node, now))
         assert len(node.records) <= 5
         assert len(node._pending) <= 16
         for bucket in node.table.buckets:

@@ -38,7 +38,7 @@ def test_ihaves_wait_for_the_delay_then_go_together() -> None:
 
 
 def test_a_full_batch_goes_at_once_and_leaves_its_timer_stale() -> None:
-    queue = LazyQueue(PlumtreeConfig(lazy_batch=3))
+    queue = LazyQueue(PlumtreeConfig(lazy_delay=0.05, lazy_batch=3))
     out: list[Action] = []
     for i in range(3):
         queue.announce(PEER, ihave(i), 0.0, out)
@@ -47,7 +47,7 @@ def test_a_full_batch_goes_at_once_and_leaves_its_timer_stale() -> None:
 
 
 def test_links_are_paced_apart_and_a_gone_neighbour_is_forgotten() -> None:
-    queue = LazyQueue(PlumtreeConfig())
+    queue = LazyQueue(PlumtreeConfig(lazy_delay=0.05))
     out: list[Action] = []
     queue.announce(PEER, ihave(1), 0.0, out)
     queue.announce(OTHER, ihave(2), 0.0, out)
@@ -66,7 +66,7 @@ def test_no_delay_means_no_queue() -> None:
 
 def test_plumtree_holds_its_routine_ihaves_in_the_queue() -> None:
     me = sim_peer_ids(3)[2]
-    tree = Plumtree(me, random.Random(1), PlumtreeConfig(origin_trees=0))
+    tree = Plumtree(me, random.Random(1), PlumtreeConfig(origin_trees=0, lazy_delay=0.05))
     tree.neighbor_up(PEER, 0.0)
     tree.neighbor_up(OTHER, 0.0)
     tree.handle_message(OTHER, Prune(), 0.0)  # OTHER is lazy now

@@ -2,6 +2,10 @@
 
 Generic pieces, for any protocol's simulation:
 
+* ``taiinet.sim.harness.Harness(loop, rng, link, on_event=..., ...)``: runs any
+  core on the contract of ``taiinet.core`` (docs/cores.md), one per node,
+  over a ``SimNetwork``: ``apply(node, actions)``, ``run(end, progress)``.
+
 * ``taiinet.sim.events.EventLoop``: ``schedule(at, callback, *args)``,
   ``call_later(delay, ...)``, ``run(until=None, max_events=None)``, ``now``,
   ``events_run``.
@@ -32,6 +36,7 @@ from taiinet._lazy import lazy_exports
 if TYPE_CHECKING:
     from taiinet.sim.dht import DhtSimConfig, DhtSimResult, simulate_dht
     from taiinet.sim.events import EventLoop
+    from taiinet.sim.harness import Harness
     from taiinet.sim.network import LinkModel, SimNetwork
     from taiinet.sim.overlay import OverlaySimConfig, OverlaySimResult, simulate_overlay
     from taiinet.sim.pubsub import PubsubSimConfig, PubsubSimResult, simulate_pubsub
@@ -42,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     "DhtSimConfig": "taiinet.sim.dht",
     "DhtSimResult": "taiinet.sim.dht",
     "EventLoop": "taiinet.sim.events",
+    "Harness": "taiinet.sim.harness",
     "LinkModel": "taiinet.sim.network",
     "OverlaySimConfig": "taiinet.sim.overlay",
     "OverlaySimResult": "taiinet.sim.overlay",
@@ -63,6 +69,7 @@ __all__ = [
     "DhtSimConfig",
     "DhtSimResult",
     "EventLoop",
+    "Harness",
     "LinkModel",
     "OverlaySimConfig",
     "OverlaySimResult",
