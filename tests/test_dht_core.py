@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from taiinet.core import Send, SetTimer
 from taiinet.signal.dht import DhtConfig, KademliaNode
 from taiinet.signal.dht_types import (
     Contact,
@@ -15,10 +16,10 @@ from taiinet.signal.dht_types import (
     FindNode,
     FindValue,
     LookupFinished,
+    MaintenanceTick,
     Nodes,
     Ping,
     Pong,
-    SendDht,
     Store,
     StoreResult,
     ValueFound,
@@ -26,7 +27,7 @@ from taiinet.signal.dht_types import (
 from taiinet.signal.errors import SignalUsageError
 from taiinet.signal.ids import id_bytes, node_id
 from taiinet.sim.dht import sim_peer_id
-from tests.dht_harness import InstantNetwork
+from tests.dht_harness import InstantNetwork, Timers, contact_of
 
 
 @settings(max_examples=8)
@@ -87,7 +88,7 @@ def make_node(seed: int = 1, **config: float) -> KademliaNode:
 def store(node: KademliaNode, record: DhtRecord, now: float) -> bool:
     sender = Contact(peer_id=sim_peer_id(random.Random(99)), address="sim://them")
     [reply] = [a for a in node.handle_message(sender, Store(request_id=1, record=record), now)
-               if isinstance(a, SendDht) and isinstance(a.message, StoreResult)]
+               if isinstance(a, Send) and isinstance(a.message, StoreResult)]
     assert isinstance(reply.message, StoreResult)
     return reply.message.stored
 
@@ -121,13 +122,15 @@ def test_timed_out_contact_is_evicted_and_lookup_still_ends() -> None:
     for peer in peers:
         node.add_contact(peer, 0.0)
     lookup_id, actions = node.start_lookup(bytes(32), 0.0)
-    assert len([a for a in actions if isinstance(a, SendDht)]) == 3
-    assert node.next_deadline() == 2.0
+    assert len([a for a in actions if isinstance(a, Send)]) == 3
+    timers = Timers()
+    timers.collect(actions)
+    assert timers.next_at == 2.0
     finished: list[LookupFinished] = []
-    now = 0.0
     while not finished:
-        now = node.next_deadline()
-        finished = [a for a in node.handle_timer(now) if isinstance(a, LookupFinished)]
+        out = timers.fire(node, timers.next_at)
+        timers.collect(out)
+        finished = [a for a in out if isinstance(a, LookupFinished)]
     assert finished[0].lookup_id == lookup_id and finished[0].closest == ()
     assert len(node.table) == 0
 
@@ -136,8 +139,9 @@ def test_stale_contacts_are_pinged_and_buckets_refreshed() -> None:
     node = make_node(maintenance_interval=10.0, refresh_interval=100.0)
     peer = Contact(peer_id=sim_peer_id(random.Random(5)), address="sim://5")
     node.add_contact(peer, 0.0)
-    actions = node.handle_timer(100.0)
-    sent = [a.message for a in actions if isinstance(a, SendDht)]
+    actions = node.handle_timer(MaintenanceTick(), 100.0)
+    assert actions[0] == SetTimer(at=110.0, timer=MaintenanceTick())  # the next tick
+    sent = [a.message for a in actions if isinstance(a, Send)]
     assert any(isinstance(m, Ping) for m in sent)
     assert any(isinstance(m, FindNode) for m in sent)
 
@@ -148,7 +152,7 @@ def test_unsolicited_or_spoofed_responses_are_ignored() -> None:
     friend = Contact(peer_id=sim_peer_id(random.Random(9)), address="sim://9")
     node.add_contact(friend, 0.0)
     _, actions = node.start_lookup(bytes(32), 0.0)
-    [request] = [a.message for a in actions if isinstance(a, SendDht)]
+    [request] = [a.message for a in actions if isinstance(a, Send)]
     # the stranger answers the friend's request id: it must not count
     out = node.handle_message(stranger, Nodes(request_id=request.request_id, contacts=()), 0.1)
     assert not any(isinstance(a, LookupFinished) for a in out)
@@ -179,13 +183,15 @@ message_st = st.one_of(
 @given(st.lists(st.tuples(contact_st, message_st, st.floats(0, 50)), max_size=40))
 def test_hostile_peers_cannot_break_the_core(inputs: list[tuple[Contact, object, float]]) -> None:
     node = make_node(max_records=5, max_pending_requests=16)
+    timers = Timers()
+    timers.collect(node.start(0.0))
     node.add_contact(Contact(peer_id=sim_peer_id(random.Random(1000)), address="sim://x"), 0.0)
-    node.start_lookup(bytes(32), 0.0)
+    timers.collect(node.start_lookup(bytes(32), 0.0).actions)
     now = 0.0
     for sender, message, step in inputs:
         now += step
-        node.handle_message(sender, message, now)  # type: ignore[arg-type]
-        node.handle_timer(now)
+        timers.collect(node.handle_message(sender, message, now))  # type: ignore[arg-type]
+        timers.collect(timers.fire(node, now))
         assert len(node.records) <= 5
         assert len(node._pending) <= 16
         for bucket in node.table.buckets:
@@ -202,19 +208,24 @@ def test_a_put_reports_only_once_its_stores_are_answered_or_failed() -> None:
         node.add_contact(peer, 0.0)
     record = DhtRecord(key=bytes(32), value=b"v", seq=1, ttl=100.0)
     lookup_id, actions = node.put(record, 0.0)
+    timers = Timers()
+    timers.collect(actions)
     out: list[object] = []
     for action in actions:  # both answer FIND_NODE with nothing new
-        assert isinstance(action, SendDht) and isinstance(action.message, FindNode)
-        out += node.handle_message(action.to, Nodes(
+        if isinstance(action, SetTimer):
+            continue
+        assert isinstance(action, Send) and isinstance(action.message, FindNode)
+        out += node.handle_message(contact_of(action), Nodes(
             request_id=action.message.request_id, contacts=()), 0.0)
-    stores = [a for a in out if isinstance(a, SendDht) and isinstance(a.message, Store)]
+    timers.collect(out)
+    stores = [a for a in out if isinstance(a, Send) and isinstance(a.message, Store)]
     assert len(stores) == 2 and not any(isinstance(a, LookupFinished) for a in out)
     first, _ = stores
     assert isinstance(first.message, Store)
-    out = node.handle_message(first.to, StoreResult(
+    out = node.handle_message(contact_of(first), StoreResult(
         request_id=first.message.request_id, stored=True), 0.5)
     assert not any(isinstance(a, LookupFinished) for a in out)
-    out = node.handle_timer(2.5)  # the other STORE times out: now the put is done
+    out = timers.fire(node, 2.5)  # the other STORE times out: now the put is done
     [done] = [a for a in out if isinstance(a, LookupFinished)]
     assert done.lookup_id == lookup_id and set(done.closest) == set(peers)
 
@@ -233,14 +244,14 @@ def test_a_value_lookup_with_min_seq_passes_over_older_copies() -> None:
     replies = {old_holder.peer_id: DhtRecord(key=key, value=b"old", seq=1, ttl=50.0),
                new_holder.peer_id: DhtRecord(key=key, value=b"new", seq=2, ttl=50.0)}
     out: list[object] = []
-    asked = [a for a in actions if isinstance(a, SendDht)]
-    for action in sorted(asked, key=lambda a: a.to.peer_id != old_holder.peer_id):
+    asked = [a for a in actions if isinstance(a, Send)]
+    for action in sorted(asked, key=lambda a: a.peer != old_holder.peer_id):
         assert isinstance(action.message, FindValue)
         request_id = action.message.request_id
-        held = replies.get(action.to.peer_id)
+        held = replies.get(action.peer)
         reply = (ValueFound(request_id=request_id, record=held) if held is not None
                  else Nodes(request_id=request_id, contacts=()))
-        out += node.handle_message(action.to, reply, 0.0)
+        out += node.handle_message(contact_of(action), reply, 0.0)
     [done] = [a for a in out if isinstance(a, LookupFinished)]
     assert done.lookup_id == lookup_id and done.record is not None
     assert done.record.value == b"new"
@@ -249,7 +260,7 @@ def test_a_value_lookup_with_min_seq_passes_over_older_copies() -> None:
 def store_from(node: KademliaNode, source: int, record: DhtRecord, now: float) -> bool:
     sender = Contact(peer_id=sim_peer_id(random.Random(source)), address=f"sim://{source}")
     [reply] = [a for a in node.handle_message(sender, Store(request_id=1, record=record), now)
-               if isinstance(a, SendDht) and isinstance(a.message, StoreResult)]
+               if isinstance(a, Send) and isinstance(a.message, StoreResult)]
     assert isinstance(reply.message, StoreResult)
     return reply.message.stored
 
@@ -294,5 +305,5 @@ def test_a_put_keeps_the_local_copy_at_once_when_we_are_among_the_closest() -> N
     node.put(DhtRecord(key=key, value=b"v", seq=1, ttl=60.0), 0.0)
     asker = Contact(peer_id=sim_peer_id(random.Random(6)), address="sim://asker")
     replies = [a.message for a in node.handle_message(asker, FindValue(request_id=3, key=key),
-                                                       0.5) if isinstance(a, SendDht)]
+                                                       0.5) if isinstance(a, Send)]
     assert any(isinstance(r, ValueFound) and r.record.value == b"v" for r in replies)

@@ -13,9 +13,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from taiinet.core import Send
 from taiinet.signal.dht import DhtConfig, KademliaNode
 from taiinet.signal.dht_types import (
     Contact,
+    DhtMessage,
     DhtRecord,
     FindNode,
     FindValue,
@@ -23,12 +25,12 @@ from taiinet.signal.dht_types import (
     Nodes,
     Ping,
     Pong,
-    SendDht,
     Store,
     StoreResult,
 )
 from taiinet.signal.ids import id_bytes
 from taiinet.sim.dht import sim_peer_id
+from tests.dht_harness import Timers, contact_of
 
 PEERS = [Contact(peer_id=sim_peer_id(random.Random(i)), address=f"sim://{i}") for i in range(30)]
 KEYS = [id_bytes(i * 7919) for i in range(4)]
@@ -44,13 +46,16 @@ class KademliaMachine(RuleBasedStateMachine):
                                                address="sim://me"),
                                  rng=random.Random(0), now=0.0, config=self.config)
         self.now = 0.0
-        self.outbox: list[SendDht] = []
+        self.timers = Timers()
+        self.outbox: list[Send[DhtMessage]] = []
         self.open_lookups: set[int] = set()
         self.best_seq: dict[bytes, int] = {}
+        self.feed(self.node.start(0.0))
 
     def feed(self, actions: list[object]) -> None:
+        self.timers.collect(actions)
         for action in actions:
-            if isinstance(action, SendDht):
+            if isinstance(action, Send):
                 self.outbox.append(action)
             elif isinstance(action, LookupFinished):
                 assert action.lookup_id in self.open_lookups
@@ -82,32 +87,34 @@ class KademliaMachine(RuleBasedStateMachine):
             reply = Pong(request_id=message.request_id)
         else:
             return
-        self.feed(self.node.handle_message(send.to, reply, self.now))  # type: ignore[arg-type]
+        self.feed(self.node.handle_message(contact_of(send), reply,  # type: ignore[arg-type]
+                                           self.now))
 
     @rule(peer=st.sampled_from(PEERS), key=st.sampled_from(KEYS), seq=st.integers(0, 5))
     def store(self, peer: Contact, key: bytes, seq: int) -> None:
         record = DhtRecord(key=key, value=b"v%d" % seq, seq=seq, ttl=30.0)
         actions = self.node.handle_message(peer, Store(request_id=1, record=record), self.now)
-        [reply] = [a.message for a in actions if isinstance(a.message, StoreResult)]
+        [reply] = [a.message for a in actions
+                   if isinstance(a, Send) and isinstance(a.message, StoreResult)]
         held = self.node.get_local(key, self.now)
         if reply.stored:  # type: ignore[union-attr]
             assert held is not None and held.seq == seq
         if held is not None:
             self.best_seq[key] = max(self.best_seq.get(key, 0), held.seq)
-        self.feed([a for a in actions if not isinstance(a.message, StoreResult)])
+        self.feed([a for a in actions
+                   if not (isinstance(a, Send) and isinstance(a.message, StoreResult))])
 
     @rule(peer=st.sampled_from(PEERS))
     def unreachable(self, peer: Contact) -> None:
-        self.outbox = [s for s in self.outbox if s.to != peer]
+        self.outbox = [s for s in self.outbox if s.peer != peer.peer_id]
         self.feed(self.node.handle_unreachable(peer.peer_id, self.now))
         assert peer.peer_id not in self.node.table
 
     @rule(step=st.floats(0.1, 30.0))
     def time_passes(self, step: float) -> None:
         self.now += step
-        while self.node.next_deadline() <= self.now:
-            self.feed(self.node.handle_timer(self.node.next_deadline()))
-        self.feed(self.node.handle_timer(self.now))
+        while self.timers.next_at <= self.now:  # each timer at its own time
+            self.feed(self.timers.fire(self.node, self.timers.next_at))
 
     @invariant()
     def bounded(self) -> None:
@@ -122,8 +129,8 @@ class KademliaMachine(RuleBasedStateMachine):
         assert self.node.active_lookups >= len(self.open_lookups)
 
     @invariant()
-    def deadline_is_in_the_future_or_due(self) -> None:
-        assert self.node.next_deadline() >= 0
+    def the_maintenance_tick_is_always_armed(self) -> None:
+        assert self.timers.next_at < float("inf")
 
 
 TestKademliaMachine = KademliaMachine.TestCase

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from taiinet.core import CloseLink, Send
 from taiinet.history.codec import decode_history_frame, encode_history_frame
 from taiinet.history.errors import HistoryDecodeError, HistoryUsageError
 from taiinet.history.messages import (
@@ -17,13 +18,7 @@ from taiinet.history.messages import (
     HistoryRefused,
     HistoryRequest,
 )
-from taiinet.history.server import (
-    DropPeer,
-    HistoryServer,
-    HistoryServerConfig,
-    RunQuery,
-    SendHistory,
-)
+from taiinet.history.server import HistoryServer, HistoryServerConfig, RunQuery
 from taiinet.pubsub.query import Query
 from taiinet.v1 import frame_pb2
 
@@ -87,12 +82,12 @@ def test_the_server_bounds_running_queries_per_peer_and_in_all() -> None:
     assert server.handle_request("a", _request(1), 0.0) == [RunQuery(peer="a", request=_request(1))]
     assert isinstance(server.handle_request("a", _request(2), 0.0)[0], RunQuery)
     busy = server.handle_request("a", _request(3), 0.0)
-    assert busy == [SendHistory(peer="a", message=HistoryRefused(request_id=3, reason="busy"))]
+    assert busy == [Send(peer="a", message=HistoryRefused(request_id=3, reason="busy"))]
     assert isinstance(server.handle_request("b", _request(4), 0.0)[0], RunQuery)
-    assert server.handle_request("c", _request(5), 0.0)[0] == SendHistory(
+    assert server.handle_request("c", _request(5), 0.0)[0] == Send(
         peer="c", message=HistoryRefused(request_id=5, reason="busy"))
     done = server.query_done("a", _request(1), (b"x",), False, (1, b"\x01" * 32))
-    assert done == [SendHistory(peer="a", message=HistoryPage(
+    assert done == [Send(peer="a", message=HistoryPage(
         request_id=1, documents=(b"x",), more=False, cursor=(1, b"\x01" * 32)))]
     assert isinstance(server.handle_request("c", _request(6), 0.0)[0], RunQuery)
     assert server.running == 3 and server.served == 1 and server.documents_sent == 1
@@ -104,9 +99,9 @@ def test_the_server_refuses_a_peer_over_its_rate_then_drops_it() -> None:
                                                max_running_per_peer=100, max_running=100))
     answers = [server.handle_request("flood", _request(n), 0.0)[0] for n in range(8)]
     assert [type(a) for a in answers[:2]] == [RunQuery, RunQuery]
-    assert answers[2] == SendHistory(peer="flood", message=HistoryRefused(request_id=2,
+    assert answers[2] == Send(peer="flood", message=HistoryRefused(request_id=2,
                                                                           reason="rate"))
-    assert isinstance(answers[-1], DropPeer)
+    assert answers[-1] == CloseLink(peer="flood", failed=True, reason="too many history requests")
     # Another peer is not affected.
     assert isinstance(server.handle_request("calm", _request(9), 0.0)[0], RunQuery)
 

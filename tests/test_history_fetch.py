@@ -10,15 +10,14 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from taiinet.core import Send, SetTimer
 from taiinet.history.client import (
     HistoryFetch,
     HistoryFetchConfig,
-    SetFetchTimer,
     SourceFailed,
 )
 from taiinet.history.messages import HistoryPage, HistoryRefused, HistoryRequest
 from taiinet.history.seam import Seam
-from taiinet.history.server import SendHistory
 from taiinet.pubsub.documents import SignedDocuments
 from taiinet.pubsub.query import Query
 from taiinet.wire.identity import Identity
@@ -32,8 +31,8 @@ def _fetch(seeders: list[str], query: Query = EVERYTHING, **kwargs: Any) -> Hist
     return HistoryFetch(query, seeders, CODEC, lambda: next(ids), **kwargs)
 
 
-def _requests(actions: list[Any]) -> list[SendHistory]:
-    return [a for a in actions if isinstance(a, SendHistory)]
+def _requests(actions: list[Any]) -> list[Send]:
+    return [a for a in actions if isinstance(a, Send)]
 
 
 def _run(fetch: HistoryFetch, seeders: dict[str, MemorySeeder], rng: random.Random,
@@ -160,7 +159,7 @@ def test_a_silent_seeder_times_out_and_the_others_go_on() -> None:
     a.add({"n": 1}, 1000)
     fetch = _fetch(["a", "silent"], config=HistoryFetchConfig(page_timeout=5.0))
     actions = fetch.start(0.0)
-    timers = [x for x in actions if isinstance(x, SetFetchTimer)]
+    timers = [x for x in actions if isinstance(x, SetTimer)]
     assert {t.at for t in timers} == {5.0}
     for send in _requests(actions):
         if send.peer == "a":
@@ -180,7 +179,7 @@ def test_a_busy_seeder_is_asked_again_later_then_given_up() -> None:
     request = _first_request(fetch)
     out = fetch.handle_refused("busy", HistoryRefused(request_id=request.request_id,
                                                       reason="busy"), 0.0)
-    retry = [a for a in out if isinstance(a, SetFetchTimer)]
+    retry = [a for a in out if isinstance(a, SetTimer)]
     assert retry and retry[0].timer.retry and retry[0].at == 1.0
     again = _requests(fetch.handle_timer(retry[0].timer, 1.0))
     assert len(again) == 1

@@ -20,6 +20,8 @@ from taiinet.overlay import (
     Deliver,
     HyParViewConfig,
     MissingTimer,
+    NeighborDown,
+    NeighborUp,
     Overlay,
     OverlayConfig,
     PlumtreeConfig,
@@ -27,7 +29,7 @@ from taiinet.overlay import (
     Send,
     SetTimer,
 )
-from taiinet.overlay.actions import Action, Timer
+from taiinet.overlay.actions import Action, LazyFlushTimer, Timer
 from taiinet.overlay.messages import (
     Disconnect,
     ForwardJoin,
@@ -60,6 +62,8 @@ class OverlayModel(RuleBasedStateMachine):
         self.timers: dict[str, list[tuple[float, Timer]]] = {p: [] for p in self.ids}
         self.delivered: dict[tuple[str, bytes], int] = {}
         self.broadcasts = 0
+        #: Each node's neighbours as its NeighborUp / NeighborDown events say.
+        self.up: dict[str, set[str]] = {p: set() for p in self.ids}
 
     # --- plumbing ----------------------------------------------------------
 
@@ -85,6 +89,12 @@ class OverlayModel(RuleBasedStateMachine):
             elif isinstance(action, Deliver):
                 key = (node, action.message_id)
                 self.delivered[key] = self.delivered.get(key, 0) + 1
+            elif isinstance(action, NeighborUp):
+                assert action.peer not in self.up[node], "two NeighborUp in a row"
+                self.up[node].add(action.peer)
+            elif isinstance(action, NeighborDown):
+                assert action.peer in self.up[node], "NeighborDown without NeighborUp"
+                self.up[node].discard(action.peer)
 
     def deliver_one(self, key: tuple[str, str]) -> None:
         src, dst = key
@@ -104,7 +114,7 @@ class OverlayModel(RuleBasedStateMachine):
                 self.deliver_one(min(self.links))
                 continue
             due = [(at, p, t) for p in self.live() for at, t in self.timers[p]
-                   if isinstance(t, MissingTimer)]
+                   if isinstance(t, MissingTimer | LazyFlushTimer)]
             if not due:
                 return
             at, node, timer = min(due, key=lambda d: (d[0], d[1]))
@@ -224,6 +234,12 @@ class OverlayModel(RuleBasedStateMachine):
     # --- invariants ------------------------------------------------------------
 
     @invariant()
+    def neighbour_events_follow_the_active_view(self) -> None:
+        """The layers above follow the neighbours from events alone, never polling."""
+        for node, core in getattr(self, "cores", {}).items():
+            assert self.up[node] == set(core.active_view)
+
+    @invariant()
     def views_are_bounded_and_clean(self) -> None:
         for node, core in getattr(self, "cores", {}).items():
             active, passive = core.active_view, core.passive_view
@@ -235,10 +251,13 @@ class OverlayModel(RuleBasedStateMachine):
             membership = core.membership
             cfg = membership.config
             # Bookkeeping of the defences stays in step with the views, and bounded.
-            assert set(membership._since) == set(active) == set(membership._last_heard)
-            assert set(membership._passive_source) <= set(passive)
+            # One record per neighbour, its times in order.
+            for record in membership._neighbours.values():
+                assert record.since <= record.last_heard
+                assert record.probed_at is None or record.probed_at >= record.since
+            assert set(membership._passive.sources) <= set(passive)
             per_source: dict[str, int] = {}
-            for source in membership._passive_source.values():
+            for source in membership._passive.sources.values():
                 per_source[source] = per_source.get(source, 0) + 1
             assert all(count <= cfg.passive_per_source for count in per_source.values())
             assert len(membership._recently_dropped) <= 2 * cfg.active_size

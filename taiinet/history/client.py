@@ -33,7 +33,8 @@ Bounds: the documents held (merging plus ready, not yet taken) stop new
 requests at ``max_buffered``, except from the source with the lowest
 frontier, the only one whose pages can release held documents; a reader
 that takes nothing stops every request (call ``pump`` after ``take``).
-Timers are values (``SetFetchTimer``), never cancelled; a stale one is ignored.
+Timers are values (``SetTimer(at, FetchTimer)``), never cancelled; a stale
+one is ignored.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from taiinet.core.actions import Send, SetTimer
 from taiinet.history.errors import HistoryUsageError
 from taiinet.history.messages import (
     MAX_PAGE_DOCUMENTS,
@@ -54,7 +56,6 @@ from taiinet.history.messages import (
     HistoryRequest,
     Key,
 )
-from taiinet.history.server import SendHistory
 from taiinet.pubsub.documents import DocumentCodec
 from taiinet.pubsub.errors import RejectedDocument
 from taiinet.pubsub.query import Query
@@ -115,12 +116,6 @@ class FetchTimer:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SetFetchTimer:
-    at: float
-    timer: FetchTimer
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class SourceFailed:
     """A seeder stopped answering this fetch; ``violation``: it broke the protocol."""
 
@@ -129,7 +124,11 @@ class SourceFailed:
     violation: bool = False
 
 
-FetchAction = SendHistory | SetFetchTimer | SourceFailed
+#: The fetch's outputs: the shared ``Send`` and ``SetTimer`` of ``taiinet.core``,
+#: and its output event ``SourceFailed``.
+FetchAction = Send[HistoryRequest] | SetTimer[FetchTimer] | SourceFailed
+#: The fetch timer's name before the core contract (drivers not moved yet); to be removed.
+SetFetchTimer = SetTimer
 
 
 @dataclass(slots=True)
@@ -232,7 +231,7 @@ class HistoryFetch:
         if refused.reason in RETRIED_REASONS and source.retries < self.config.max_retries:
             source.retries += 1
             source.waiting_retry = True
-            return [SetFetchTimer(at=now + self.config.retry_delay * source.retries,
+            return [SetTimer(at=now + self.config.retry_delay * source.retries,
                                   timer=FetchTimer(peer=peer, request_id=refused.request_id,
                                                    retry=True))]
         return self._fail(source, f"refused: {refused.reason}", violation=False, now=now)
@@ -288,8 +287,8 @@ class HistoryFetch:
                                  since_unix_ms=self.since_unix_ms,
                                  after=source.frontier, limit=page)
         source.outstanding = request
-        return [SendHistory(peer=source.peer, message=request),
-                SetFetchTimer(at=now + self.config.page_timeout,
+        return [Send(peer=source.peer, message=request),
+                SetTimer(at=now + self.config.page_timeout,
                               timer=FetchTimer(peer=source.peer,
                                                request_id=request.request_id))]
 

@@ -1,75 +1,43 @@
 # taiinet: sans-io core
-"""Outputs of the overlay cores, carried out by a driver (trio or simulator).
+"""Outputs of the overlay cores, carried out by a runner (trio or simulator).
 
 Every core input returns a list of these, in the order they must be carried
-out.  Timers are values, not handles: a core asks to be woken with
-``SetTimer(at, timer)`` and ignores a timer that no longer matters when it
-fires, so drivers never cancel anything.
+out: the shared actions of ``taiinet.core.actions`` (``Send``, ``SetTimer``,
+``CloseLink``, ``ProbeLink``, ``NeighborUp``, ``NeighborDown``, re-exported
+here), the overlay's timers, and its output event ``Deliver``.  Timers are
+values, not handles: a core asks to be woken with ``SetTimer(at, timer)``
+and ignores a timer that no longer matters when it fires.
+
+HyParView asks ``ProbeLink`` for neighbours it has not heard from for a
+while, so a node whose neighbours all crashed notices it without sending
+anything, and treats one still silent ``probe_timeout`` after the probe as
+failed (a hung peer whose link stays open).  Plumtree paces its routine
+``IHave``s itself (``taiinet.overlay.lazy``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from taiinet.core.actions import CloseLink, NeighborDown, NeighborUp, ProbeLink, Send, SetTimer
 from taiinet.overlay.messages import OverlayMessage
 from taiinet.wire.peer_id import PeerId
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Send:
-    """Send ``message`` to ``peer``, opening a link first if there is none.
-
-    If the peer cannot be reached, or the link fails later, the driver calls
-    the core's ``handle_link_down(peer, now)``.  ``lazy``: the message may wait
-    to share a link message with later ones (Plumtree's routine ``IHave``s);
-    delivery never waits on it.
-    """
-
-    peer: PeerId
-    message: OverlayMessage
-    lazy: bool = False
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CloseLink:
-    """Close the link to ``peer`` once the messages already sent on it are out.
-
-    With ``failed`` the peer is dead or hung: close at once, without waiting
-    for a flush that may never end (the core already counts the link down).
-    """
-
-    peer: PeerId
-    failed: bool = False
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProbeLink:
-    """Check that the link to ``peer`` is alive (a link-level ``Ping``).
-
-    A live peer answers (a ``Pong``), and the driver reports that it heard
-    from it (``heard_from``, or any message from it); a link found dead is
-    reported with ``handle_link_down(peer, now)``.  HyParView asks this for
-    neighbours it has not heard from for a while, so a node whose neighbours
-    all crashed notices it without having to send anything (a TCP
-    keep-alive), and treats one still silent ``probe_timeout`` after the
-    probe as failed (a hung peer whose link stays open).
-    """
-
-    peer: PeerId
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NeighborUp:
-    """``peer`` entered the active view: it is now an overlay neighbour."""
-
-    peer: PeerId
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NeighborDown:
-    """``peer`` left the active view (dropped, disconnected or failed)."""
-
-    peer: PeerId
+__all__ = [
+    "Action",
+    "CloseLink",
+    "Deliver",
+    "KeepaliveTimer",
+    "LazyFlushTimer",
+    "MissingTimer",
+    "NeighborDown",
+    "NeighborUp",
+    "ProbeLink",
+    "Send",
+    "SetTimer",
+    "ShuffleTimer",
+    "Timer",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,15 +71,15 @@ class MissingTimer:
     message_id: bytes
 
 
-Timer = ShuffleTimer | KeepaliveTimer | MissingTimer
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SetTimer:
-    """Call the core's ``handle_timer(timer, now)`` at time ``at``."""
+class LazyFlushTimer:
+    """Plumtree: send the ``IHave``s held for ``peer`` (``taiinet.overlay.lazy``)."""
 
-    at: float
-    timer: Timer
+    peer: PeerId
 
 
-Action = Send | CloseLink | ProbeLink | NeighborUp | NeighborDown | Deliver | SetTimer
+Timer = ShuffleTimer | KeepaliveTimer | MissingTimer | LazyFlushTimer
+
+
+Action = (Send[OverlayMessage] | CloseLink | ProbeLink | NeighborUp | NeighborDown | Deliver
+          | SetTimer[Timer])

@@ -86,6 +86,15 @@ class HyParViewConfig:
     #: address limits: every node of a one-machine test or ``taiinet demo``
     #: shares it.  Other 127.x.y.z addresses stand for other hosts and count.
     exempt_loopback: bool = True
+    #: Shuffle replies to a shuffle's origin that is neither a neighbour nor
+    #: asked to be one (the reply opens a short-lived link to it): a bucket of
+    #: ``exchange_reply_burst``, one more every ``exchange_reply_interval``
+    #: seconds; past it the reply is not sent (``exchange_replies_refused``),
+    #: so a burst of shuffles naming many origins cannot make a node dial them
+    #: all.  A lost reply only skips one view exchange.  (An honest node ends
+    #: about one shuffle per ``shuffle_interval``.)
+    exchange_reply_burst: int = 16
+    exchange_reply_interval: float = 1.0
 
     def __post_init__(self) -> None:
         if self.active_size < 1 or self.passive_size < 1:
@@ -110,6 +119,9 @@ class HyParViewConfig:
             raise OverlayUsageError("walk_grace must be >= 0")
         if self.passive_per_source < 1:
             raise OverlayUsageError("passive_per_source must be at least 1")
+        if self.exchange_reply_burst < 0 or self.exchange_reply_interval <= 0:
+            raise OverlayUsageError(
+                "need exchange_reply_burst >= 0 and exchange_reply_interval > 0")
         if self.max_neighbors_per_address < 1 or self.address_eviction_interval < 0:
             raise OverlayUsageError(
                 "need max_neighbors_per_address >= 1 and address_eviction_interval >= 0")
@@ -178,8 +190,19 @@ class PlumtreeConfig:
     #: Never prune: push payloads on every link (plain flooding over the same
     #: membership).  A baseline for measurements, not for deployments.
     flood: bool = False
+    #: The lazy queue (``taiinet.overlay.lazy``): ``IHave``s for one peer are
+    #: held and sent together ``lazy_delay`` seconds after the first, no
+    #: sooner than ``lazy_interval`` after that link's previous flush, at once
+    #: when ``lazy_batch`` are held.  ``lazy_delay = 0`` (the default until
+    #: the runner stops pacing ``Send(lazy=True)`` itself): no queue, each
+    #: goes at once as ``Send(lazy=True)``.  0.05 is the runner's pacing.
+    lazy_delay: float = 0.0
+    lazy_interval: float = 0.25
+    lazy_batch: int = 128
 
     def __post_init__(self) -> None:
+        if self.lazy_delay < 0 or self.lazy_interval < 0 or self.lazy_batch < 1:
+            raise OverlayUsageError("need lazy_delay, lazy_interval >= 0 and lazy_batch >= 1")
         if self.ihave_timeout <= 0 or self.graft_timeout <= 0:
             raise OverlayUsageError("Plumtree timeouts must be positive")
         if self.seen_cache_size < 1 or self.max_missing < 1 or self.max_announcers < 1:

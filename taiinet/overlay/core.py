@@ -22,29 +22,21 @@ from dataclasses import dataclass, field
 from taiinet.overlay.actions import (
     Action,
     CloseLink,
-    KeepaliveTimer,
+    LazyFlushTimer,
     MissingTimer,
     NeighborDown,
     NeighborUp,
-    ShuffleTimer,
     Timer,
 )
 from taiinet.overlay.budget import LinkBudgetConfig, LinkBudgets, LinkBudgetStats, Verdict
 from taiinet.overlay.config import HyParViewConfig, PlumtreeConfig
 from taiinet.overlay.hyparview import HyParView
 from taiinet.overlay.messages import (
-    Disconnect,
-    ForwardJoin,
     Gossip,
     Graft,
     IHave,
-    Join,
-    Neighbor,
-    NeighborReply,
     OverlayMessage,
     Prune,
-    Shuffle,
-    ShuffleReply,
 )
 from taiinet.overlay.plumtree import ForwardFilter, Plumtree
 from taiinet.wire.peer_id import PeerId
@@ -57,10 +49,6 @@ class OverlayConfig:
     #: What each neighbour may send (``taiinet.overlay.budget``).
     budget: LinkBudgetConfig = field(default_factory=LinkBudgetConfig)
 
-
-_MEMBERSHIP = frozenset({Join, ForwardJoin, Neighbor, NeighborReply, Disconnect, Shuffle,
-                         ShuffleReply})
-_BROADCAST = frozenset({Gossip, IHave, Graft, Prune})
 
 
 class Overlay:
@@ -90,20 +78,17 @@ class Overlay:
 
     def handle_message(self, peer: PeerId, message: OverlayMessage, now: float) -> list[Action]:
         """Process one message received from ``peer``."""
-        heard = self.membership._last_heard  # inlined heard_from: the hottest path
-        if peer in heard:
-            heard[peer] = now
-        kind = type(message)
-        if kind is Graft or kind is IHave:
+        self.membership.heard_from(peer, now)
+        if isinstance(message, Graft | IHave):
             tree = self.broadcast_core
-            answer = tree.payload_size(message.message_id) if kind is Graft else 0  # type: ignore[union-attr]
-            verdict = self.budgets.admit_control(peer, message, answer, now)  # type: ignore[arg-type]
+            answer = tree.payload_size(message.message_id) if isinstance(message, Graft) else 0
+            verdict = self.budgets.admit_control(peer, message, answer, now)
             if verdict is not Verdict.ADMIT:
                 return [] if verdict is Verdict.DROP else self.disconnect(peer, now)
-            return tree.handle_message(peer, message, now)  # type: ignore[arg-type]
-        if kind in _BROADCAST:
-            return self.broadcast_core.handle_message(peer, message, now)  # type: ignore[arg-type]
-        return self._wire(self.membership.handle_message(peer, message, now), now)  # type: ignore[arg-type]
+            return tree.handle_message(peer, message, now)
+        if isinstance(message, Gossip | Prune):
+            return self.broadcast_core.handle_message(peer, message, now)
+        return self._wire(self.membership.handle_message(peer, message, now), now)
 
     def admit_frame(self, peer: PeerId, size: int, messages: int,
                     now: float) -> list[Action] | None:
@@ -141,11 +126,16 @@ class Overlay:
         """The link to ``peer`` comes from network ``address`` (HyParView's address limits)."""
         return self._wire(self.membership.handle_link_address(peer, address, now), now)
 
+    def handle_link_up(self, peer: PeerId, address: str | None, now: float) -> list[Action]:
+        """A link to ``peer`` is open (``LinkObserver``): it is alive; its address
+        counts towards HyParView's per-address limits."""
+        self.membership.heard_from(peer, now)
+        return [] if address is None else self.handle_link_address(peer, address, now)
+
     def handle_timer(self, timer: Timer, now: float) -> list[Action]:
         """A timer set with ``SetTimer`` is due."""
-        if type(timer) is MissingTimer:
+        if isinstance(timer, MissingTimer | LazyFlushTimer):
             return self.broadcast_core.handle_timer(timer, now)
-        assert type(timer) is ShuffleTimer or type(timer) is KeepaliveTimer
         return self._wire(self.membership.handle_timer(timer, now), now)
 
     def reach_out(self, peer: PeerId, now: float) -> list[Action]:
@@ -164,11 +154,10 @@ class Overlay:
         tree = self.broadcast_core
         extra: list[Action] = []
         for action in actions:
-            kind = type(action)
-            if kind is NeighborUp:
-                extra += tree.neighbor_up(action.peer, now)  # type: ignore[union-attr]
-            elif kind is NeighborDown:
-                extra += tree.neighbor_down(action.peer)  # type: ignore[union-attr]
+            if isinstance(action, NeighborUp):
+                extra += tree.neighbor_up(action.peer, now)
+            elif isinstance(action, NeighborDown):
+                extra += tree.neighbor_down(action.peer)
         if extra:
             actions += extra
         return actions

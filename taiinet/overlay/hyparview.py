@@ -29,10 +29,8 @@ treated as failed at that tick, exactly as if its link had gone down (its
 link closed with ``CloseLink(failed=True)``): a hung peer whose link stays
 open is noticed even though no send ever fails.
 
-Inputs: ``start``, ``join``, ``handle_message``, ``heard_from``,
-``handle_link_down``, ``handle_link_address``, ``handle_timer`` (all take
-``now``).  Outputs: ``Send``, ``CloseLink``,
-``NeighborUp``, ``NeighborDown``, ``SetTimer``.
+Inputs and outputs are those of the core contract (docs/cores.md), plus
+``join``, ``reach_out`` and ``handle_link_address``.
 
 Departures from the paper
 -------------------------
@@ -80,6 +78,7 @@ docs/overlay.md, "Defences"), none of them in the paper:
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 from taiinet.overlay.actions import (
     Action,
@@ -93,6 +92,7 @@ from taiinet.overlay.actions import (
     ShuffleTimer,
 )
 from taiinet.overlay.addresses import AddressBook
+from taiinet.overlay.budget import TokenBucket
 from taiinet.overlay.config import HyParViewConfig
 from taiinet.overlay.errors import OverlayUsageError
 from taiinet.overlay.messages import (
@@ -106,6 +106,7 @@ from taiinet.overlay.messages import (
     Shuffle,
     ShuffleReply,
 )
+from taiinet.overlay.passive import PassiveView
 from taiinet.wire.peer_id import PeerId
 
 _SHUFFLE_TIMER = ShuffleTimer()
@@ -117,6 +118,19 @@ _SLACK = 1e-6
 _REJECT = NeighborReply(accepted=False)
 
 
+@dataclass(slots=True)
+class Neighbour:
+    """What the core keeps of one active-view peer."""
+
+    #: When it became a neighbour (the oldest ones are protected).
+    since: float
+    #: When a frame of any layer last came from it.
+    last_heard: float
+    #: When it was first probed without an answer yet (cleared at the tick
+    #: that sees it heard from since); ``None``: not probed.
+    probed_at: float | None = None
+
+
 class HyParView:
     """Membership state of one node; every input returns the actions to carry out."""
 
@@ -125,21 +139,18 @@ class HyParView:
         "_awaiting_shuffle_reply",
         "_born",
         "_eviction_tokens",
-        "_handlers",
-        "_last_heard",
+        "_exchanges",
         "_last_shuffle_sample",
+        "_neighbours",
         "_now",
-        "_passive_source",
+        "_passive",
         "_pending",
-        "_probed",
         "_recent_joins",
         "_recently_dropped",
         "_rejections",
-        "_since",
         "_tokens_at",
-        "active",
         "config",
-        "passive",
+        "exchange_replies_refused",
         "peer_id",
         "rng",
     )
@@ -149,26 +160,23 @@ class HyParView:
         self.peer_id = peer_id
         self.rng = rng
         self.config = config or HyParViewConfig()
-        #: Active view, in the order peers were added (lists keep runs
-        #: reproducible: set order would depend on string hashing).
-        self.active: list[PeerId] = []
+        #: Active view: each neighbour's record, in the order they were added
+        #: (insertion order keeps runs reproducible; set order would not be).
+        self._neighbours: dict[PeerId, Neighbour] = {}
         #: Passive view.
-        self.passive: list[PeerId] = []
+        self._passive = PassiveView(peer_id, rng, self.config)
+        cfg = self.config
+        self._exchanges = TokenBucket(1.0 / cfg.exchange_reply_interval,
+                                      cfg.exchange_reply_burst, 0.0)
+        #: Shuffle replies not sent because ``exchange_reply_burst`` were spent.
+        self.exchange_replies_refused = 0
         #: Peers we sent a Neighbor request to -> when (time order).
         self._pending: dict[PeerId, float] = {}
-        self._last_heard: dict[PeerId, float] = {}  # active peer -> last message time
-        self._since: dict[PeerId, float] = {}  # active peer -> when it became a neighbour
-        #: Active peer -> time of its first probe not answered yet (cleared
-        #: lazily, at the tick that sees the peer heard from since).
-        self._probed: dict[PeerId, float] = {}
         self._now = 0.0  # time of the input being processed
         self._rejections = 0
         self._last_shuffle_sample: tuple[PeerId, ...] = ()
         #: A shuffle of ours is out and no reply has come back yet.
         self._awaiting_shuffle_reply = False
-        #: Passive peer -> the neighbour that told us of it (shuffle or walk);
-        #: peers absent from it we had a link with (trusted).
-        self._passive_source: dict[PeerId, PeerId] = {}
         #: Former neighbour -> when it left the active view (time order), for
         #: ``walk_grace``: walks it sent before it knew may still come.
         self._recently_dropped: dict[PeerId, float] = {}
@@ -179,15 +187,6 @@ class HyParView:
         self._born = 0.0  # when ``start`` was called
         #: Network address of each linked peer, for the per-address limits.
         self._addresses = AddressBook(self.config)
-        self._handlers = {
-            Join: self._on_join,
-            ForwardJoin: self._on_forward_join,
-            Neighbor: self._on_neighbor,
-            NeighborReply: self._on_neighbor_reply,
-            Disconnect: self._on_disconnect,
-            Shuffle: self._on_shuffle,
-            ShuffleReply: self._on_shuffle_reply,
-        }
 
     # --- inputs ----------------------------------------------------------
 
@@ -206,8 +205,19 @@ class HyParView:
         Membership messages count by themselves; a driver calls this for the
         rest, or for every frame.
         """
-        if peer in self._last_heard:
-            self._last_heard[peer] = now
+        neighbour = self._neighbours.get(peer)
+        if neighbour is not None:
+            neighbour.last_heard = now
+
+    @property
+    def passive(self) -> list[PeerId]:
+        """The passive view (backup peers), oldest first."""
+        return self._passive.peers
+
+    @property
+    def active(self) -> list[PeerId]:
+        """The active view (the neighbours), oldest first."""
+        return list(self._neighbours)
 
     def join(self, contact: PeerId, now: float) -> list[Action]:
         """Enter the overlay through ``contact`` (a live member)."""
@@ -223,10 +233,24 @@ class HyParView:
         """Process a membership message that came from ``peer``."""
         self._now = now
         out: list[Action] = []
-        if peer != self.peer_id:
-            self._handlers[type(message)](peer, message, out)  # type: ignore[operator]
-            if peer in self._last_heard:
-                self._last_heard[peer] = now
+        if peer == self.peer_id:
+            return out
+        match message:
+            case Join():
+                self._on_join(peer, out)
+            case ForwardJoin():
+                self._on_forward_join(peer, message, out)
+            case Neighbor():
+                self._on_neighbor(peer, message, out)
+            case NeighborReply():
+                self._on_neighbor_reply(peer, message, out)
+            case Disconnect():
+                self._on_disconnect(peer, out)
+            case Shuffle():
+                self._on_shuffle(peer, message, out)
+            case ShuffleReply():
+                self._on_shuffle_reply(peer, message, out)
+        self.heard_from(peer, now)
         return out
 
     def handle_link_down(self, peer: PeerId, now: float) -> list[Action]:
@@ -238,12 +262,12 @@ class HyParView:
         self._now = now
         out: list[Action] = []
         self._addresses.forget(peer)
-        if peer in self.active:
+        if peer in self._neighbours:
             self._remove_active(peer, out)
             self._refill(out)
         elif peer in self._pending:
             del self._pending[peer]
-            self._drop_passive(peer)
+            self._passive.drop(peer)
             self._refill(out)
         return out
 
@@ -258,7 +282,7 @@ class HyParView:
         self._now = now
         out: list[Action] = []
         self._addresses.note(peer, address)
-        if peer in self.active and self._addresses.over_cap(peer, self.active):
+        if peer in self._neighbours and self._addresses.over_cap(peer, self._neighbours):
             self._remove_active(peer, out)
             out.append(Send(peer=peer, message=_DISCONNECT))
             out.append(CloseLink(peer=peer))
@@ -272,29 +296,28 @@ class HyParView:
         if type(timer) is ShuffleTimer:
             out: list[Action] = [SetTimer(at=now + cfg.shuffle_interval, timer=_SHUFFLE_TIMER)]
             self._awaiting_shuffle_reply = False  # a reply later than a period is stale
-            if self.active:
+            if self._neighbours:
                 self._send_shuffle(out)
             return out
         out = [SetTimer(at=now + cfg.keepalive_interval, timer=_KEEPALIVE_TIMER)]
         idle_since = now - cfg.keepalive_interval
         # (A microsecond of slack: tick times are sums of floats.)
         expired = now - cfg.probe_deadline + _SLACK
-        heard = self._last_heard
-        probed = self._probed
         failed: list[PeerId] = []
-        for peer in self.active:
-            last = heard[peer]
-            probe = probed.get(peer)
+        for peer, neighbour in self._neighbours.items():
+            last = neighbour.last_heard
+            probe = neighbour.probed_at
             if probe is not None:
                 # A peer is idle for a whole interval when probed, so anything
                 # heard at or after the probe time came after it.
                 if last >= probe:
-                    del probed[peer]
+                    neighbour.probed_at = None
                 elif probe <= expired:
                     failed.append(peer)
                     continue
             if last <= idle_since:
-                probed.setdefault(peer, now)
+                if neighbour.probed_at is None:
+                    neighbour.probed_at = now
                 out.append(ProbeLink(peer=peer))
         for peer in failed:
             # As ``handle_link_down``: forgotten, not kept as a passive peer.
@@ -304,7 +327,7 @@ class HyParView:
         # (a hung or made-up peer never answers, and no send to it fails).
         for peer in [p for p, sent in self._pending.items() if sent <= expired]:
             del self._pending[peer]
-            self._drop_passive(peer)
+            self._passive.drop(peer)
             out.append(CloseLink(peer=peer, failed=True))
         self._rejections = 0
         self._refill(out)
@@ -322,17 +345,17 @@ class HyParView:
         """
         self._now = now
         out: list[Action] = []
-        if peer in self.passive and peer not in self._pending:
+        if peer in self._passive.peers and peer not in self._pending:
             self._pending[peer] = now
             out.append(Send(peer=peer, message=Neighbor(high_priority=True)))
         return out
 
     def is_neighbor(self, peer: PeerId) -> bool:
-        return peer in self.active
+        return peer in self._neighbours
 
     # --- message handlers ---------------------------------------------------
 
-    def _on_join(self, peer: PeerId, message: Join, out: list[Action]) -> None:
+    def _on_join(self, peer: PeerId, out: list[Action]) -> None:
         cfg = self.config
         joins = self._recent_joins
         now = self._now
@@ -342,7 +365,7 @@ class HyParView:
             if joins[first] > now - cfg.join_repeat_interval:
                 break
             del joins[first]
-        if peer in joins and peer in self.active:
+        if peer in joins and peer in self._neighbours:
             return  # a neighbour repeating its Join: no more walks for it
         if peer in joins or not self._admit(peer, out):
             # A repeated join, or no room without displacing a protected
@@ -356,7 +379,7 @@ class HyParView:
             if len(joins) > cfg.join_memory:
                 del joins[next(iter(joins))]
         walk = ForwardJoin(peer=peer, ttl=cfg.arwl)
-        for neighbour in self.active:
+        for neighbour in self._neighbours:
             if neighbour != peer:
                 out.append(Send(peer=neighbour, message=walk))
 
@@ -365,12 +388,12 @@ class HyParView:
         if new == self.peer_id or not self._may_walk(peer):
             return  # walks only travel between neighbours
         ttl = min(message.ttl, self.config.arwl)
-        if ttl <= 0 or len(self.active) <= 1:
+        if ttl <= 0 or len(self._neighbours) <= 1:
             self._accept_newcomer(new, peer, out)
             return
         if ttl == self.config.prwl:
-            self._add_heard(new, peer, [])
-        candidates = [n for n in self.active if n != peer and n != new]
+            self._passive.add_heard(new, peer, [], self._neighbours)
+        candidates = [n for n in self._neighbours if n != peer and n != new]
         if candidates:
             nxt = candidates[self.rng.randrange(len(candidates))]
             out.append(Send(peer=nxt, message=ForwardJoin(peer=new, ttl=ttl - 1)))
@@ -378,20 +401,20 @@ class HyParView:
             self._accept_newcomer(new, peer, out)
 
     def _accept_newcomer(self, new: PeerId, source: PeerId, out: list[Action]) -> None:
-        if new in self.active:
+        if new in self._neighbours:
             return
         if self._admit(new, out):
             out.append(Send(peer=new, message=Neighbor(high_priority=True)))
         else:
-            self._add_heard(new, source, [])
+            self._passive.add_heard(new, source, [], self._neighbours)
 
     def _on_neighbor(self, peer: PeerId, message: Neighbor, out: list[Action]) -> None:
         # A low-priority request only takes a free slot; a high-priority one
         # (from a node with no neighbour left) may displace an unprotected
         # neighbour, outside the eviction budget: refusing it could isolate
         # an honest node, and it starts no walk.
-        may_take = message.high_priority or len(self.active) < self.config.active_size
-        if peer in self.active or (may_take and self._admit(peer, out, budget=False)):
+        may_take = message.high_priority or len(self._neighbours) < self.config.active_size
+        if peer in self._neighbours or (may_take and self._admit(peer, out, budget=False)):
             out.append(Send(peer=peer, message=_ACCEPT))
         else:
             out.append(Send(peer=peer, message=_REJECT))
@@ -405,8 +428,8 @@ class HyParView:
             return
         del self._pending[peer]
         # It answered: it exists and is reachable, so it is trusted from now on.
-        self._passive_source.pop(peer, None)
-        if message.accepted and self._addresses.over_cap(peer, self.active):
+        self._passive.trust(peer)
+        if message.accepted and self._addresses.over_cap(peer, self._neighbours):
             out.append(Send(peer=peer, message=_DISCONNECT))  # its address is full
             out.append(CloseLink(peer=peer))
         elif message.accepted:
@@ -416,11 +439,11 @@ class HyParView:
             out.append(CloseLink(peer=peer))
             self._refill(out)
 
-    def _on_disconnect(self, peer: PeerId, message: Disconnect, out: list[Action]) -> None:
-        if peer in self.active:
+    def _on_disconnect(self, peer: PeerId, out: list[Action]) -> None:
+        if peer in self._neighbours:
             self._remove_active(peer, out)
             out.append(CloseLink(peer=peer))
-            self._add_passive(peer)
+            self._passive.add_trusted(peer, self._neighbours)
             self._refill(out)
 
     def _on_shuffle(self, peer: PeerId, message: Shuffle, out: list[Action]) -> None:
@@ -431,26 +454,32 @@ class HyParView:
         ttl = min(message.ttl, cfg.arwl) - 1
         # No more entries than an honest sample holds (ka + kp).
         sample = message.peers[:cfg.shuffle_active + cfg.shuffle_passive]
-        if ttl > 0 and len(self.active) > 1:
-            candidates = [n for n in self.active if n != peer and n != origin]
+        if ttl > 0 and len(self._neighbours) > 1:
+            candidates = [n for n in self._neighbours if n != peer and n != origin]
             if candidates:
                 nxt = candidates[self.rng.randrange(len(candidates))]
                 out.append(Send(peer=nxt, message=Shuffle(origin=origin, ttl=ttl,
                                                           peers=sample)))
                 return
-        count = min(len(sample) + 1, len(self.passive), MAX_SHUFFLE_PEERS)
-        reply = tuple(self.rng.sample(self.passive, count))
-        out.append(Send(peer=origin, message=ShuffleReply(peers=reply)))
-        if origin not in self.active and origin not in self._pending:
-            out.append(CloseLink(peer=origin))
-        self._integrate((origin, *sample), reply, peer)
+        count = min(len(sample) + 1, len(self._passive.peers), MAX_SHUFFLE_PEERS)
+        reply = tuple(self.rng.sample(self._passive.peers, count))
+        linked = origin in self._neighbours or origin in self._pending
+        if linked or self._exchanges.take(1.0, self._now):
+            out.append(Send(peer=origin, message=ShuffleReply(peers=reply)))
+            if not linked:
+                out.append(CloseLink(peer=origin))
+        else:  # a burst of shuffles naming many origins cannot make us dial them all
+            self.exchange_replies_refused += 1
+            reply = ()
+        self._passive.integrate((origin, *sample), reply, peer, self._neighbours)
 
     def _on_shuffle_reply(self, peer: PeerId, message: ShuffleReply, out: list[Action]) -> None:
         if not self._awaiting_shuffle_reply:
             return  # only the one answer to a shuffle of ours is taken
         self._awaiting_shuffle_reply = False
         sample = self._last_shuffle_sample
-        self._integrate(message.peers[:len(sample) + 1], sample, peer)
+        self._passive.integrate(message.peers[:len(sample) + 1], sample, peer,
+                                self._neighbours)
         self._last_shuffle_sample = ()
 
     # --- view management ------------------------------------------------------
@@ -462,13 +491,13 @@ class HyParView:
         neighbours, within the eviction budget if ``budget``; ``False`` if it
         cannot.
         """
-        if peer in self.active:
+        if peer in self._neighbours:
             return True
         addresses = self._addresses
-        if addresses.over_cap(peer, self.active):
+        if addresses.over_cap(peer, self._neighbours):
             return False
         cfg = self.config
-        if len(self.active) >= cfg.active_size:
+        if len(self._neighbours) >= cfg.active_size:
             if not addresses.may_evict(peer, self._now):
                 return False
             tokens = min(float(cfg.eviction_burst),
@@ -478,7 +507,7 @@ class HyParView:
             # The budget starts with protection, ``protect_after`` into the
             # node's life: a young overlay forms as the paper's.
             budget = budget and self._now - self._born >= cfg.protect_after
-            if (budget and tokens < 1.0) or self._protected() >= len(self.active):
+            if (budget and tokens < 1.0) or self._protected() >= len(self._neighbours):
                 self._eviction_tokens = tokens
                 return False
             if budget:
@@ -489,20 +518,19 @@ class HyParView:
         return True
 
     def _add_active(self, peer: PeerId, out: list[Action]) -> None:
-        if peer == self.peer_id or peer in self.active:
+        if peer == self.peer_id or peer in self._neighbours:
             return
-        self._drop_passive(peer)
+        self._passive.drop(peer)
         self._pending.pop(peer, None)
-        if len(self.active) >= self.config.active_size:
-            protected = min(self._protected(), len(self.active) - 1)
-            victim = self.active[protected + self.rng.randrange(len(self.active) - protected)]
+        if len(self._neighbours) >= self.config.active_size:
+            protected = min(self._protected(), len(self._neighbours) - 1)
+            victim = list(self._neighbours)[
+                protected + self.rng.randrange(len(self._neighbours) - protected)]
             self._remove_active(victim, out)
             out.append(Send(peer=victim, message=_DISCONNECT))
             out.append(CloseLink(peer=victim))
-            self._add_passive(victim)
-        self.active.append(peer)
-        self._last_heard[peer] = self._now
-        self._since[peer] = self._now
+            self._passive.add_trusted(victim, self._neighbours)
+        self._neighbours[peer] = Neighbour(since=self._now, last_heard=self._now)
         out.append(NeighborUp(peer=peer))
 
     def _protected(self) -> int:
@@ -514,8 +542,8 @@ class HyParView:
         cfg = self.config
         settled = self._now - cfg.protect_after
         count = 0
-        for peer in self.active[:cfg.protected_count]:
-            if self._since[peer] > settled:
+        for neighbour in self._neighbours.values():
+            if count >= cfg.protected_count or neighbour.since > settled:
                 break
             count += 1
         return count
@@ -523,7 +551,7 @@ class HyParView:
     def _may_walk(self, peer: PeerId) -> bool:
         """Whether a walk (ForwardJoin, Shuffle) from ``peer`` is taken: from a
         neighbour, or one that left the view less than ``walk_grace`` ago."""
-        if peer in self.active:
+        if peer in self._neighbours:
             return True
         dropped = self._recently_dropped.get(peer)
         return dropped is not None and self._now - dropped < self.config.walk_grace
@@ -538,84 +566,32 @@ class HyParView:
             if len(dropped) <= 2 * self.config.active_size and dropped[oldest] > horizon:
                 break
             del dropped[oldest]
-        self.active.remove(peer)
-        del self._last_heard[peer]
-        del self._since[peer]
-        self._probed.pop(peer, None)
+        del self._neighbours[peer]
         out.append(NeighborDown(peer=peer))
-
-    def _drop_passive(self, peer: PeerId) -> None:
-        if peer in self.passive:
-            self.passive.remove(peer)
-            self._passive_source.pop(peer, None)
-
-    def _make_passive_room(self, evict_first: list[PeerId]) -> None:
-        """Drop one passive entry: an untrusted one (of ``evict_first`` if any), else any."""
-        heard = self._passive_source
-        pool = [p for p in evict_first if p in heard] or list(heard)
-        if not pool:
-            pool = [p for p in evict_first if p in self.passive] or self.passive
-        self._drop_passive(pool[self.rng.randrange(len(pool))])
-
-    def _add_passive(self, peer: PeerId) -> None:
-        """Keep ``peer``, which we had a link with, as a trusted passive entry."""
-        if peer == self.peer_id or peer in self.active:
-            return
-        if peer in self.passive:
-            self._passive_source.pop(peer, None)
-            return
-        if len(self.passive) >= self.config.passive_size:
-            self._make_passive_room([])
-        self.passive.append(peer)
-
-    def _add_heard(self, peer: PeerId, source: PeerId, evict_first: list[PeerId]) -> None:
-        """Keep ``peer``, named by neighbour ``source``, as an untrusted passive entry.
-
-        One source holds at most ``passive_per_source`` entries: past that,
-        its new entry replaces one of its own.
-        """
-        if peer == self.peer_id or peer in self.active or peer in self.passive:
-            return
-        sources = self._passive_source
-        own = [p for p, s in sources.items() if s == source]
-        if len(own) >= self.config.passive_per_source:
-            self._drop_passive(own[self.rng.randrange(len(own))])
-        elif len(self.passive) >= self.config.passive_size:
-            self._make_passive_room(evict_first)
-        self.passive.append(peer)
-        sources[peer] = source
-
-    def _integrate(self, peers: tuple[PeerId, ...], evict_first: tuple[PeerId, ...],
-                   source: PeerId) -> None:
-        """Merge a shuffle sample from ``source`` into the passive view.
-
-        The entries we sent in exchange (``evict_first``) make room first.
-        """
-        evictable = [p for p in evict_first if p in self.passive]
-        for peer in peers:
-            self._add_heard(peer, source, evictable)
 
     def _refill(self, out: list[Action]) -> None:
         """Ask passive peers to fill the free active slots (one request per slot)."""
-        free = self.config.active_size - len(self.active) - len(self._pending)
+        free = self.config.active_size - len(self._neighbours) - len(self._pending)
         if free <= 0 or self._rejections >= self.config.rejections_per_interval:
             return
         # (Asking trusted entries first would keep asking the same few full
         # former neighbours: the request itself is the probe of an entry.)
-        candidates = [p for p in self.passive if p not in self._pending]
+        candidates = [p for p in self._passive.peers if p not in self._pending]
         while free > 0 and candidates:
             peer = candidates.pop(self.rng.randrange(len(candidates)))
-            high = not self.active and not self._pending
+            high = not self._neighbours and not self._pending
             self._pending[peer] = self._now
             out.append(Send(peer=peer, message=Neighbor(high_priority=high)))
             free -= 1
 
     def _send_shuffle(self, out: list[Action]) -> None:
         cfg = self.config
-        target = self.active[self.rng.randrange(len(self.active))]
-        others = [n for n in self.active if n != target]
+        active = list(self._neighbours)
+        target = active[self.rng.randrange(len(active))]
+        others = [n for n in active if n != target]
         sample = self.rng.sample(others, min(cfg.shuffle_active, len(others)))
-        sample += self.rng.sample(self.passive, min(cfg.shuffle_passive, len(self.passive)))
+        passive = self._passive.peers
+        sample += self.rng.sample(passive, min(cfg.shuffle_passive, len(passive)))
         self._last_shuffle_sample = tuple(sample)
         self._awaiting_shuffle_reply = True
         out.append(Send(peer=target, message=Shuffle(origin=self.peer_id, ttl=cfg.arwl,

@@ -86,9 +86,17 @@ import random
 from collections import OrderedDict
 from collections.abc import Callable
 
-from taiinet.overlay.actions import Action, Deliver, MissingTimer, Send, SetTimer
+from taiinet.overlay.actions import (
+    Action,
+    Deliver,
+    LazyFlushTimer,
+    MissingTimer,
+    Send,
+    SetTimer,
+)
 from taiinet.overlay.config import PlumtreeConfig
 from taiinet.overlay.errors import OverlayUsageError
+from taiinet.overlay.lazy import LazyQueue
 from taiinet.overlay.messages import (
     MAX_MESSAGE_ID_LENGTH,
     MAX_PAYLOAD_SIZE,
@@ -121,7 +129,7 @@ class Plumtree:
 
     __slots__ = (
         "_detached",
-        "_handlers",
+        "_lazy_queue",
         "_missing",
         "_origins",
         "_parent",
@@ -173,12 +181,8 @@ class Plumtree:
         self._payload_bytes = 0
         #: Missing messages: message id -> announcers [(peer, hops)], oldest first.
         self._missing: dict[bytes, list[tuple[PeerId, int]]] = {}
-        self._handlers = {
-            Gossip: self._on_gossip,
-            IHave: self._on_ihave,
-            Graft: self._on_graft,
-            Prune: self._on_prune,
-        }
+        #: ``IHave``s held per lazy link (``taiinet.overlay.lazy``).
+        self._lazy_queue = LazyQueue(self.config)
 
     # --- inputs ----------------------------------------------------------
 
@@ -201,17 +205,27 @@ class Plumtree:
         self._remember(message_id, payload, 0, None, now, origin, 0, False)
         out.append(Deliver(message_id=message_id, payload=payload, sender=None, hops=0))
         self._push(message_id, payload, 1, None, origin, sets, 0,
-                   self._prefix(sets) > 0, out)
+                   self._prefix(sets) > 0, out, now)
         return out
 
     def handle_message(self, peer: PeerId, message: BroadcastMessage, now: float) -> list[Action]:
         """Process a broadcast message that came from ``peer``."""
         out: list[Action] = []
-        self._handlers[type(message)](peer, message, now, out)  # type: ignore[operator]
+        if isinstance(message, Gossip):
+            self._on_gossip(peer, message, now, out)
+        elif isinstance(message, IHave):
+            self._on_ihave(peer, message, now, out)
+        elif isinstance(message, Graft):
+            self._on_graft(peer, message, now, out)
+        else:
+            self._on_prune(peer, message, now, out)
         return out
 
-    def handle_timer(self, timer: MissingTimer, now: float) -> list[Action]:
-        """An announced message is still missing: graft it from the next announcer."""
+    def handle_timer(self, timer: MissingTimer | LazyFlushTimer, now: float) -> list[Action]:
+        """Held ``IHave``s are due; or an announced message is still missing:
+        graft it from the next announcer."""
+        if isinstance(timer, LazyFlushTimer):
+            return self._lazy_queue.handle_timer(timer, now)
         out: list[Action] = []
         mid = timer.message_id
         announcers = self._missing.get(mid)
@@ -260,6 +274,7 @@ class Plumtree:
         out: list[Action] = []
         self.eager.pop(peer, None)
         self.lazy.pop(peer, None)
+        self._lazy_queue.forget(peer)
         if peer in self._tree_links:
             self._cut(peer, out)
         for eager, lazy in self._trees.values():
@@ -382,7 +397,8 @@ class Plumtree:
             off_tree = peer not in self._tree_links
         self._remember(mid, message.payload, hops, peer, now, origin, entry, off_tree)
         out.append(Deliver(message_id=mid, payload=message.payload, sender=peer, hops=hops))
-        self._push(mid, message.payload, hops + 1, peer, origin, sets, entry, flood_on, out)
+        self._push(mid, message.payload, hops + 1, peer, origin, sets, entry, flood_on, out,
+                   now)
         if announcers and not prefix:
             best, best_hops = min(announcers, key=_by_hops)
             self._optimize(origin, peer, hops, best, best_hops, out)
@@ -549,7 +565,7 @@ class Plumtree:
             self._payload_bytes -= len(old)
 
     def _push(self, mid: bytes, payload: bytes, hops: int, sender: PeerId | None, origin: str,
-              sets: _Sets, entry: int, everyone: bool, out: list[Action]) -> None:
+              sets: _Sets, entry: int, everyone: bool, out: list[Action], now: float) -> None:
         """Eager push to eager neighbours, IHave to lazy ones, except ``sender``.
 
         ``everyone``: push to the lazy neighbours too (the flood prefix).
@@ -568,4 +584,4 @@ class Plumtree:
             ihave = IHave(message_id=mid, hops=hops)
             for peer in lazy:
                 if peer != sender and (keep is None or keep(mid, payload, peer)):
-                    out.append(Send(peer=peer, message=ihave, lazy=True))
+                    self._lazy_queue.announce(peer, ihave, now, out)

@@ -14,7 +14,16 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from taiinet.overlay.actions import CloseLink, NeighborDown, NeighborUp, ProbeLink, Send, SetTimer
+from taiinet.overlay.actions import (
+    CloseLink,
+    NeighborDown,
+    NeighborUp,
+    ProbeLink,
+    Send,
+    SetTimer,
+    Timer,
+)
+from taiinet.overlay.messages import OverlayMessage
 from taiinet.pubsub.messages import InterestAdvert
 from taiinet.wire.peer_id import PeerId
 
@@ -78,5 +87,5 @@ class SetInterestTimer:
     timer: PubsubTimer
 
 
-Action = (Send | CloseLink | ProbeLink | NeighborUp | NeighborDown | SetTimer | Deliver
-          | Published | SendInterest | SetInterestTimer)
+Action = (Send[OverlayMessage] | CloseLink | ProbeLink | NeighborUp | NeighborDown
+          | SetTimer[Timer] | Deliver | Published | SendInterest | SetInterestTimer)

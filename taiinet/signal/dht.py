@@ -3,13 +3,16 @@
 
 Theory of operation
 -------------------
-One :class:`KademliaNode` is one signaller's view of the DHT.  The driver
-feeds it messages from other signallers (``handle_message``), dial failures
-(``handle_unreachable``) and timer wake-ups (``handle_timer``), always with
-``now``; it answers with actions: :class:`SendDht` (a message to a contact)
-and :class:`LookupFinished`.  ``next_deadline()`` says when to call
-``handle_timer`` next.  Nothing here does I/O or reads a clock, so the same
-object runs under the trio driver and under the simulator.
+One :class:`KademliaNode` is one signaller's view of the DHT, a core on the
+contract of ``taiinet.core`` (docs/cores.md).  The driver calls ``start``
+once, then feeds it messages from other signallers (``handle_message``),
+dial failures (``handle_link_down``) and timers (``handle_timer``), always
+with ``now``; it answers with actions: ``Send`` (a message to a contact,
+``address`` its URL), ``SetTimer`` (a request's timeout, the maintenance
+tick; never cancelled: a timeout whose request was answered is ignored) and
+:class:`LookupFinished`.  Commands that start a lookup return
+``Started(lookup_id, actions)``.  Nothing here does I/O or reads a clock, so
+the same object runs under the trio driver and under the simulator.
 
 * Ids are 256-bit; k-buckets hold k = 20 contacts (see :mod:`routing`).
 * Lookups are iterative with alpha = 3 requests in flight; a lookup ends when
@@ -50,20 +53,36 @@ Departures from the paper
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
 
+from taiinet.core.actions import Send, SetTimer, Started
+from taiinet.signal.dht_state import (
+    _ANSWERED,
+    _FAILED,
+    _PENDING,
+    _UNASKED,
+    ALPHA,
+    DhtConfig,
+    K,
+    _Candidate,
+    _Lookup,
+    _Pending,
+    _PutWait,
+    _Stored,
+)
 from taiinet.signal.dht_types import (
     Contact,
     DhtAction,
     DhtMessage,
     DhtRecord,
+    DhtTimer,
     FindNode,
     FindValue,
     LookupFinished,
+    MaintenanceTick,
     Nodes,
     Ping,
     Pong,
-    SendDht,
+    RequestTimeout,
     Store,
     StoreResult,
     ValueFound,
@@ -71,88 +90,15 @@ from taiinet.signal.dht_types import (
 from taiinet.signal.errors import SignalUsageError
 from taiinet.signal.ids import ID_BITS, id_bytes, key_id, node_id
 from taiinet.signal.routing import Entry, RoutingTable
+from taiinet.wire.peer_id import PeerId
 
-K = 20
-ALPHA = 3
+__all__ = ["ALPHA", "DhtConfig", "K", "KademliaNode"]
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DhtConfig:
-    """Tunables of the DHT.  Every table and queue bound is here."""
-
-    k: int = K
-    alpha: int = ALPHA
-    request_timeout: float = 2.0
-    maintenance_interval: float = 60.0
-    refresh_interval: float = 3600.0
-    republish_interval: float = 3600.0
-    max_record_ttl: float = 86_400.0
-    max_records: int = 10_000
-    #: Records one remote signaller may have stored here at once: a source
-    #: flooding STOREs of fresh identities fills at most this share of the
-    #: store, and a full store evicts from the largest source first.
-    max_records_per_source: int = 2_500
-    max_record_bytes: int = 4096
-    max_lookups: int = 64
-    max_pending_requests: int = 512
-    max_pings_per_tick: int = 20
-    max_refresh_lookups_per_tick: int = 4
+_TICK = MaintenanceTick()
 
 
-_UNASKED, _PENDING, _ANSWERED, _FAILED = range(4)
-
-
-@dataclass(slots=True)
-class _Candidate:
-    contact: Contact
-    distance: int
-    hop: int
-    state: int = _UNASKED
-
-
-@dataclass(slots=True)
-class _Lookup:
-    lookup_id: int
-    target: int
-    want_value: bool
-    put_record: DhtRecord | None
-    report: bool
-    min_seq: int = 0
-    candidates: dict[str, _Candidate] = field(default_factory=dict)
-    in_flight: int = 0
-    requests: int = 0
-    found_hop: int | None = None
-    record: DhtRecord | None = None
-    max_hop: int = 0
-
-
-@dataclass(slots=True)
-class _Pending:
-    contact: Contact
-    deadline: float
-    lookup_id: int | None
-    is_ping: bool
-    put_id: int | None = None
-
-
-@dataclass(slots=True)
-class _PutWait:
-    """A put whose STOREs are in flight; reported when none is left."""
-
-    report: LookupFinished
-    remaining: int
-
-
-@dataclass(slots=True)
-class _Stored:
-    record: DhtRecord
-    expires_at: float
-    republish_at: float
-    #: Peer id of the signaller whose STORE put it here (ours for local puts).
-    source: str = ""
-    #: When this version (``seq``) arrived: a record's publisher renews it
-    #: with a new ``seq``, so this says how recently its peer was alive.
-    stored_at: float = 0.0
+def _send(contact: Contact, message: DhtMessage) -> Send[DhtMessage]:
+    return Send(peer=contact.peer_id, message=message, address=contact.address)
 
 
 class KademliaNode:
@@ -175,22 +121,25 @@ class KademliaNode:
         self._puts: dict[int, _PutWait] = {}
         self._next_request_id = rng.getrandbits(32)
         self._next_lookup_id = 1
-        self._next_tick = now + self.config.maintenance_interval
         for bucket in self.table.buckets:
             bucket.last_lookup = now
 
     # -- inputs ---------------------------------------------------------------
 
+    def start(self, now: float) -> list[DhtAction]:
+        """Arm the maintenance tick (every ``maintenance_interval``); call once, first."""
+        return [SetTimer(at=now + self.config.maintenance_interval, timer=_TICK)]
+
     def add_contact(self, contact: Contact, now: float) -> list[DhtAction]:
         """Learn a contact out of band (a ``--join`` signaller)."""
         return self._observe(contact, now)
 
-    def bootstrap(self, now: float) -> tuple[int, list[DhtAction]]:
+    def bootstrap(self, now: float) -> Started[int, DhtAction]:
         """Join: look up our own id so that our neighbourhood learns of us."""
         return self.start_lookup(id_bytes(self.local_id), now)
 
     def start_lookup(self, target: bytes, now: float, *, want_value: bool = False,
-                     min_seq: int = 0) -> tuple[int, list[DhtAction]]:
+                     min_seq: int = 0) -> Started[int, DhtAction]:
         """Begin an iterative FIND_NODE (or FIND_VALUE) of ``target``.
 
         A FIND_VALUE ignores copies (ours included) with a ``seq`` below ``min_seq``.
@@ -198,7 +147,7 @@ class KademliaNode:
         return self._start(key_id(target), now, want_value=want_value, put_record=None,
                            report=True, min_seq=min_seq)
 
-    def put(self, record: DhtRecord, now: float) -> tuple[int, list[DhtAction]]:
+    def put(self, record: DhtRecord, now: float) -> Started[int, DhtAction]:
         """Store ``record`` on the k nodes closest to its key (maybe us too).
 
         If we are among the k closest we know, the record is kept here at
@@ -246,10 +195,10 @@ class KademliaNode:
         """
         actions = self._observe(sender, now) if observe else []
         if isinstance(message, Ping):
-            actions.append(SendDht(to=sender, message=Pong(request_id=message.request_id)))
+            actions.append(_send(sender, Pong(request_id=message.request_id)))
         elif isinstance(message, FindNode):
             contacts = self._closest_contacts(key_id(message.target), exclude=sender.peer_id)
-            actions.append(SendDht(to=sender, message=Nodes(
+            actions.append(_send(sender, Nodes(
                 request_id=message.request_id, contacts=contacts)))
         elif isinstance(message, FindValue):
             record = self.get_local(message.key, now)
@@ -259,39 +208,40 @@ class KademliaNode:
             else:
                 reply = Nodes(request_id=message.request_id, contacts=self._closest_contacts(
                     key_id(message.key), exclude=sender.peer_id))
-            actions.append(SendDht(to=sender, message=reply))
+            actions.append(_send(sender, reply))
         elif isinstance(message, Store):
             stored = self._accept_record(message.record, now, from_store=True,
                                          source=sender.peer_id)
-            actions.append(SendDht(to=sender, message=StoreResult(
+            actions.append(_send(sender, StoreResult(
                 request_id=message.request_id, stored=stored)))
         else:
             actions.extend(self._handle_response(sender, message, now))
         return actions
 
+    def handle_link_down(self, peer: PeerId, now: float) -> list[DhtAction]:
+        """The driver could not reach ``peer`` (dial failed, link died)."""
+        return self.handle_unreachable(peer, now)
+
     def handle_unreachable(self, peer_id: str, now: float) -> list[DhtAction]:
-        """The driver could not reach ``peer_id`` (dial failed, link died)."""
+        """The driver could not reach ``peer_id`` (``handle_link_down``)."""
         actions: list[DhtAction] = []
         for key in [key for key in self._pending if key[0] == peer_id]:
             actions.extend(self._fail_request(key, now))
         self.table.remove(peer_id)
         return actions
 
-    def handle_timer(self, now: float) -> list[DhtAction]:
-        actions: list[DhtAction] = []
-        for key in [key for key, p in self._pending.items() if p.deadline <= now]:
-            if key in self._pending:
-                actions.extend(self._fail_request(key, now))
-        if now >= self._next_tick:
-            self._next_tick = now + self.config.maintenance_interval
-            actions.extend(self._maintain(now))
+    def handle_timer(self, timer: DhtTimer, now: float) -> list[DhtAction]:
+        """A request's timeout (ignored once it was answered), or the maintenance tick."""
+        if isinstance(timer, RequestTimeout):
+            key = (timer.peer_id, timer.request_id)
+            pending = self._pending.get(key)
+            if pending is None or pending.deadline > now:
+                return []
+            return self._fail_request(key, now)
+        actions: list[DhtAction] = [
+            SetTimer(at=now + self.config.maintenance_interval, timer=_TICK)]
+        actions.extend(self._maintain(now))
         return actions
-
-    def next_deadline(self) -> float:
-        deadline = self._next_tick
-        for pending in self._pending.values():
-            deadline = min(deadline, pending.deadline)
-        return deadline
 
     @property
     def active_lookups(self) -> int:
@@ -304,11 +254,12 @@ class KademliaNode:
         self._next_request_id = (self._next_request_id + 1) & 0xFFFF_FFFF_FFFF_FFFF
         return self._next_request_id
 
-    def _request(self, contact: Contact, message_for: type, now: float, *,
-                 lookup_id: int | None, argument: bytes | DhtRecord | None = None,
-                 put_id: int | None = None) -> SendDht | None:
+    def _request(self, contact: Contact, message_for: type, now: float, out: list[DhtAction],
+                 *, lookup_id: int | None, argument: bytes | DhtRecord | None = None,
+                 put_id: int | None = None) -> bool:
+        """Send a request and arm its timeout (into ``out``); ``False``: too many pending."""
         if len(self._pending) >= self.config.max_pending_requests:
-            return None
+            return False
         request_id = self._new_request_id()
         message: DhtMessage
         if message_for is Ping:
@@ -321,14 +272,18 @@ class KademliaNode:
             message = Store(request_id=request_id, record=argument)
         else:  # pragma: no cover - internal misuse
             raise SignalUsageError(f"cannot build {message_for!r}")
+        deadline = now + self.config.request_timeout
         self._pending[(contact.peer_id, request_id)] = _Pending(
-            contact=contact, deadline=now + self.config.request_timeout,
+            contact=contact, deadline=deadline,
             lookup_id=lookup_id, is_ping=message_for is Ping, put_id=put_id)
-        return SendDht(to=contact, message=message)
+        out.append(_send(contact, message))
+        out.append(SetTimer(at=deadline, timer=RequestTimeout(peer_id=contact.peer_id,
+                                                              request_id=request_id)))
+        return True
 
     def _start(self, target: int, now: float, *, want_value: bool,
                put_record: DhtRecord | None, report: bool,
-               min_seq: int = 0) -> tuple[int, list[DhtAction]]:
+               min_seq: int = 0) -> Started[int, DhtAction]:
         if len(self._lookups) >= self.config.max_lookups:
             raise SignalUsageError(
                 f"too many lookups in progress (max {self.config.max_lookups}); retry later")
@@ -348,7 +303,7 @@ class KademliaNode:
             if local is not None and local.seq >= min_seq:
                 lookup.record = local
                 lookup.found_hop = 0
-        return lookup_id, self._advance(lookup, now)
+        return Started(lookup_id, self._advance(lookup, now))
 
     def _advance(self, lookup: _Lookup, now: float) -> list[DhtAction]:
         if lookup.record is not None:
@@ -366,15 +321,13 @@ class KademliaNode:
                 break
             if candidate.state != _UNASKED:
                 continue
-            send = self._request(candidate.contact, kind, now,
-                                 lookup_id=lookup.lookup_id, argument=argument)
-            if send is None:
+            if not self._request(candidate.contact, kind, now, actions,
+                                 lookup_id=lookup.lookup_id, argument=argument):
                 break
             candidate.state = _PENDING
             lookup.in_flight += 1
             lookup.requests += 1
             lookup.max_hop = max(lookup.max_hop, candidate.hop)
-            actions.append(send)
         if lookup.in_flight == 0:
             actions.extend(self._finish(lookup, now))
         return actions
@@ -398,13 +351,10 @@ class KademliaNode:
                 self._accept_record(record, now, from_store=False,
                                     source=self.local.peer_id)
             put_id = lookup.lookup_id if lookup.report else None
-            for contact in closest:
-                send = self._request(contact, Store, now, lookup_id=None, argument=record,
-                                     put_id=put_id)
-                if send is not None:
-                    actions.append(send)
-            if put_id is not None and actions:
-                self._puts[put_id] = _PutWait(report=report, remaining=len(actions))
+            stores = sum(self._request(contact, Store, now, actions, lookup_id=None,
+                                       argument=record, put_id=put_id) for contact in closest)
+            if put_id is not None and stores:
+                self._puts[put_id] = _PutWait(report=report, remaining=stores)
                 return actions
         if lookup.report:
             actions.insert(0, report)
@@ -491,8 +441,9 @@ class KademliaNode:
         stale = insertion.check
         if any(key[0] == stale.peer_id and p.is_ping for key, p in self._pending.items()):
             return []
-        send = self._request(stale, Ping, now, lookup_id=None)
-        return [send] if send is not None else []
+        actions: list[DhtAction] = []
+        self._request(stale, Ping, now, actions, lookup_id=None)
+        return actions
 
     def _closest_contacts(self, target: int, exclude: str) -> tuple[Contact, ...]:
         return tuple(e.contact for e in self.table.closest(target, self.config.k, exclude))
@@ -589,9 +540,7 @@ class KademliaNode:
                               and e.contact.peer_id not in pinged]
         stale.sort(key=lambda e: e.last_seen)
         for entry in stale[: self.config.max_pings_per_tick]:
-            send = self._request(entry.contact, Ping, now, lookup_id=None)
-            if send is not None:
-                actions.append(send)
+            self._request(entry.contact, Ping, now, actions, lookup_id=None)
         return actions
 
     def _refresh_buckets(self, now: float) -> list[DhtAction]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from taiinet.core.actions import Send, SetTimer
 from taiinet.wire.peer_id import PeerId
 
 
@@ -97,11 +98,19 @@ DhtMessage = DhtRequest | DhtResponse
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SendDht:
-    """Send ``message`` to ``to`` (dial its address if there is no link yet)."""
+class RequestTimeout:
+    """A request to ``peer_id`` must have been answered by now (stale once it was)."""
 
-    to: Contact
-    message: DhtMessage
+    peer_id: PeerId
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaintenanceTick:
+    """The periodic maintenance: expire, republish, ping stale contacts, refresh buckets."""
+
+
+DhtTimer = RequestTimeout | MaintenanceTick
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,4 +134,5 @@ class LookupFinished:
     requests: int
 
 
-DhtAction = SendDht | LookupFinished
+#: ``Send.address`` is the contact's address (dial it if there is no link yet).
+DhtAction = Send[DhtMessage] | SetTimer[DhtTimer] | LookupFinished

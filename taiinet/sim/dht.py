@@ -1,9 +1,9 @@
 """Discrete-event simulation of the signallers' Kademlia DHT.
 
 Thousands of :class:`~taiinet.signal.dht.KademliaNode` cores (the very code the
-signallers run) exchange messages through a seeded event queue: each message
-arrives after a random delay in ``[min_delay, max_delay]``; a crashed node
-silently drops everything (the worst case: its contacts learn only by
+signallers run) run on the simulation harness (``taiinet.sim.harness``): each
+message arrives after a random delay in ``[min_delay, max_delay]``; a crashed
+node silently drops everything (the worst case: its contacts learn only by
 timeouts).  One seed reproduces the whole run.
 
 Phases of :func:`run_dht_simulation`:
@@ -21,15 +21,17 @@ Phases of :func:`run_dht_simulation`:
 
 from __future__ import annotations
 
-import heapq
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from taiinet.errors import LocalProtocolError
 from taiinet.signal.dht import DhtConfig, KademliaNode
-from taiinet.signal.dht_types import Contact, DhtAction, DhtMessage, LookupFinished, SendDht
+from taiinet.signal.dht_types import Contact, DhtAction, DhtMessage, DhtTimer, LookupFinished
 from taiinet.signal.ids import id_bytes, node_id
+from taiinet.sim.events import EventLoop
+from taiinet.sim.harness import Harness
+from taiinet.sim.network import LinkModel
 from taiinet.wire.peer_id import PeerId
 
 MAX_SIM_SIGNALLERS = 200_000
@@ -110,68 +112,74 @@ def percentile(values: list[int], fraction: float) -> float:
     return float(ordered[rank - 1])
 
 
-_DELIVER, _TIMER, _CALL = range(3)
-_Call = Callable[[KademliaNode, float], list[DhtAction]]
-_Payload = tuple[Contact, DhtMessage] | _Call | None
+_Command = Callable[[KademliaNode, float], list[DhtAction]]
+
+
+class SimSignaller:
+    """One signaller's ``KademliaNode`` as the harness feeds it: a message names
+    its sender's peer id, and the sender's address comes from the directory
+    (the trio server reads it from the ``Dht`` frame instead)."""
+
+    __slots__ = ("directory", "node")
+
+    def __init__(self, node: KademliaNode, directory: dict[PeerId, Contact]) -> None:
+        self.node = node
+        self.directory = directory
+
+    def handle_message(self, peer: PeerId, message: DhtMessage, now: float) -> list[DhtAction]:
+        return self.node.handle_message(self.directory[peer], message, now)
+
+    def handle_timer(self, timer: DhtTimer, now: float) -> list[DhtAction]:
+        return self.node.handle_timer(timer, now)
+
+    def handle_link_down(self, peer: PeerId, now: float) -> list[DhtAction]:
+        return self.node.handle_link_down(peer, now)
 
 
 class DhtSimulator:
-    """The event loop: message deliveries and per-node timers in one heap."""
+    """A scenario on the harness: one ``KademliaNode`` per signaller.
+
+    Links are datagram-like: a message to a crashed signaller is lost without a
+    word (its contacts learn only by timeouts), delays are uniform in
+    ``[min_delay, max_delay]`` and messages may overtake each other.
+    """
 
     def __init__(self, config: DhtSimConfig) -> None:
         self.config = config
         self.rng = random.Random(config.seed)
-        self.now = 0.0
-        self.nodes: dict[str, KademliaNode] = {}
-        self.contacts: dict[str, Contact] = {}
-        self.alive: set[str] = set()
-        self.messages = 0
-        self._queue: list[tuple[float, int, int, str, _Payload]] = []
-        self._seq = 0
-        self._timer_at: dict[str, float] = {}
-        self.finished: dict[tuple[str, int], LookupFinished] = {}
+        self.loop = EventLoop()
+        link = LinkModel(min_delay=config.min_delay, max_delay=config.max_delay,
+                         median_delay=config.max_delay, uniform=True, reorder=1.0)
+        self.harness: Harness[SimSignaller] = Harness(
+            self.loop, random.Random(self.rng.getrandbits(64)), link,
+            on_event=self._on_event, report_unreachable=False)
+        self.nodes: dict[PeerId, KademliaNode] = {}
+        self.contacts: dict[PeerId, Contact] = {}
+        self.alive: set[PeerId] = set()
+        self.finished: dict[tuple[PeerId, int], LookupFinished] = {}
 
-    # -- scheduling -------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        return self.loop.now
 
-    def _push(self, at: float, kind: int, peer: str, payload: _Payload) -> None:
-        self._seq += 1
-        heapq.heappush(self._queue, (at, self._seq, kind, peer, payload))
+    @property
+    def messages(self) -> int:
+        return self.harness.network.sent
 
-    def _apply(self, peer: str, actions: list[DhtAction]) -> None:
-        node = self.nodes[peer]
-        sender = node.local
-        for action in actions:
-            if isinstance(action, SendDht):
-                self.messages += 1
-                delay = self.rng.uniform(self.config.min_delay, self.config.max_delay)
-                self._push(self.now + delay, _DELIVER, action.to.peer_id,
-                           (sender, action.message))
-            else:
-                self.finished[(peer, action.lookup_id)] = action
-        deadline = node.next_deadline()
-        if deadline < self._timer_at.get(peer, float("inf")):
-            self._timer_at[peer] = deadline
-            self._push(deadline, _TIMER, peer, None)
+    def _on_event(self, peer: PeerId, action: object) -> None:
+        if isinstance(action, LookupFinished):
+            self.finished[(peer, action.lookup_id)] = action
+
+    def _call(self, at: float, peer: PeerId, command: _Command) -> None:
+        """Run ``command(node, now)`` on ``peer``'s node at ``at``, if it is still up."""
+        self.loop.schedule(at, self._run_command, peer, command)
+
+    def _run_command(self, peer: PeerId, command: _Command) -> None:
+        if peer in self.alive:
+            self.harness.apply(peer, command(self.nodes[peer], self.loop.now))
 
     def run_until(self, end: float) -> None:
-        queue = self._queue
-        while queue and queue[0][0] <= end:
-            at, _, kind, peer, payload = heapq.heappop(queue)
-            self.now = at
-            if peer not in self.alive:
-                continue
-            node = self.nodes[peer]
-            if isinstance(payload, tuple):
-                sender, message = payload
-                self._apply(peer, node.handle_message(sender, message, at))
-            elif kind == _TIMER:
-                if self._timer_at.get(peer) != at:
-                    continue
-                del self._timer_at[peer]
-                self._apply(peer, node.handle_timer(at))
-            elif payload is not None:
-                self._apply(peer, payload(node, at))
-        self.now = max(self.now, end)
+        self.loop.run(until=end)
 
     def run_until_idle(self, horizon: float = 600.0) -> None:
         """Run until no lookup is in progress (bounded by ``horizon`` seconds)."""
@@ -183,26 +191,28 @@ class DhtSimulator:
 
     # -- phases ---------------------------------------------------------------
 
-    def add_node(self, at: float, bootstrap: Contact | None) -> str:
+    def add_node(self, at: float, bootstrap: Contact | None) -> PeerId:
         peer = sim_peer_id(self.rng)
         contact = Contact(peer_id=peer, address=f"sim://{len(self.nodes)}")
         node = KademliaNode(local=contact, rng=random.Random(self.rng.getrandbits(64)),
                             now=at, config=self.config.dht)
         self.nodes[peer] = node
         self.contacts[peer] = contact
+        self.harness.add(peer, SimSignaller(node, self.contacts))
         self.alive.add(peer)
 
         def join(node: KademliaNode, now: float) -> list[DhtAction]:
-            if bootstrap is None:
-                return []
-            actions = node.add_contact(bootstrap, now)
-            return actions + node.bootstrap(now)[1]
+            actions = node.start(now)
+            if bootstrap is not None:
+                actions += node.add_contact(bootstrap, now)
+                actions += node.bootstrap(now).actions
+            return actions
 
-        self._push(at, _CALL, peer, join)
+        self._call(at, peer, join)
         return peer
 
     def join_all(self) -> None:
-        peers: list[str] = []
+        peers: list[PeerId] = []
         at = self.now
         for _ in range(self.config.signallers):
             bootstrap = self.contacts[self.rng.choice(peers)] if peers else None
@@ -214,19 +224,19 @@ class DhtSimulator:
     def measure_lookups(self) -> PhaseResult:
         """Run ``lookups`` FIND_NODE lookups of random live targets; summarise them."""
         alive = sorted(self.alive)
-        started: list[tuple[str, list[int]]] = []
+        started: list[tuple[PeerId, list[int]]] = []
         at = self.now
         for _ in range(self.config.lookups):
             source, target = self.rng.sample(alive, 2)
             handle: list[int] = []
 
-            def start(node: KademliaNode, now: float, target: str = target,
+            def start(node: KademliaNode, now: float, target: PeerId = target,
                       handle: list[int] = handle) -> list[DhtAction]:
                 lookup_id, actions = node.start_lookup(id_bytes(node_id(target)), now)
                 handle.append(lookup_id)
                 return actions
 
-            self._push(at, _CALL, source, start)
+            self._call(at, source, start)
             started.append((source, handle))
             at += self.config.lookup_interval
         self.run_until(at)
@@ -250,6 +260,7 @@ class DhtSimulator:
         count = round(fraction * len(self.alive))
         for peer in self.rng.sample(sorted(self.alive), count):
             self.alive.discard(peer)
+            self.harness.crash(peer)
 
     def refresh_period(self) -> None:
         """Let one refresh period of simulated time pass (maintenance runs)."""

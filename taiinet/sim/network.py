@@ -40,7 +40,8 @@ class LinkModel:
     """Per-message link behaviour; all draws come from the network's seeded rng.
 
     Delay is log-normal with the given median and spread (sigma of the log),
-    clipped to ``[min_delay, max_delay]``.
+    clipped to ``[min_delay, max_delay]``; with ``uniform``, uniform in
+    ``[min_delay, max_delay]`` (``median_delay`` and ``delay_sigma`` unused).
     """
 
     median_delay: float = 0.05
@@ -52,12 +53,14 @@ class LinkModel:
     reorder: float = 0.0
     #: Seconds until a sender learns that its peer is unreachable.
     failure_delay: float = 0.3
+    uniform: bool = False
 
     def __post_init__(self) -> None:
         for name in ("loss", "duplication", "reorder"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise LocalProtocolError(f"link {name} must be in [0, 1]")
-        if not 0 < self.min_delay <= self.median_delay <= self.max_delay:
+        if not 0 < self.min_delay <= self.max_delay or not (
+                self.uniform or self.min_delay <= self.median_delay <= self.max_delay):
             raise LocalProtocolError("need 0 < min_delay <= median_delay <= max_delay")
         if self.failure_delay <= 0:
             raise LocalProtocolError("failure_delay must be positive")
@@ -99,8 +102,12 @@ class SimNetwork:
         log_median = math.log(self.link.median_delay)
         table_rng = random.Random(rng.getrandbits(64))
         lo, hi, sigma = self.link.min_delay, self.link.max_delay, self.link.delay_sigma
-        self._delays = [min(max(math.exp(log_median + sigma * table_rng.gauss(0.0, 1.0)), lo), hi)
-                        for _ in range(1 << _DELAY_TABLE_BITS)]
+        if self.link.uniform:
+            self._delays = [table_rng.uniform(lo, hi) for _ in range(1 << _DELAY_TABLE_BITS)]
+        else:
+            self._delays = [
+                min(max(math.exp(log_median + sigma * table_rng.gauss(0.0, 1.0)), lo), hi)
+                for _ in range(1 << _DELAY_TABLE_BITS)]
         self._last_arrival: dict[tuple[Any, Any], float] = {}
         self._fifo_limit = _FIFO_TABLE_LIMIT
         self._group: dict[Any, int] = {}  # partition group of each node (absent: group 0)

@@ -16,21 +16,21 @@ apart) and the last delivery hop.  Same config, same seed: same result.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from taiinet.errors import LocalProtocolError
 from taiinet.overlay import codec
-from taiinet.overlay.actions import Action, Deliver, ProbeLink, Send, SetTimer, Timer
+from taiinet.overlay.actions import Deliver
 from taiinet.overlay.core import Overlay, OverlayConfig
 from taiinet.overlay.messages import Gossip, IHave, OverlayMessage
 from taiinet.sim.events import EventLoop
-from taiinet.sim.network import LinkModel, SimNetwork, sim_peer_ids
+from taiinet.sim.harness import Harness, Progress
+from taiinet.sim.network import LinkModel, sim_peer_ids
 from taiinet.wire.peer_id import PeerId
 
-#: progress(done, total): simulated seconds run so far, and planned in all.
-Progress = Callable[[float, float], None]
+__all__ = ["Adversary", "OverlaySimConfig", "OverlaySimResult", "Progress", "simulate",
+           "simulate_overlay"]
 
 
 class Adversary(Protocol):
@@ -137,22 +137,24 @@ class OverlaySimResult:
 
 
 class OverlaySimulation:
-    """Drives one ``Overlay`` core per node through a ``SimNetwork``."""
+    """A scenario on the harness: one ``Overlay`` core per node."""
 
     def __init__(self, config: OverlaySimConfig) -> None:
         self.config = config
-        self._encode = config.wire_codec
         master = random.Random(config.seed)
         self.rng = random.Random(master.getrandbits(64))
         self.loop = EventLoop()
-        self.network = SimNetwork(self.loop, random.Random(master.getrandbits(64)),
-                                  self._receive, config.link, self._unreachable,
-                                  self._probe_answered)
+        coded = config.wire_codec
+        self.harness: Harness[Overlay] = Harness(
+            self.loop, random.Random(master.getrandbits(64)), config.link,
+            on_event=self._on_event, on_message=self._count, on_orphan=self._to_adversary,
+            encode=codec.encode if coded else None, decode=codec.decode if coded else None)
+        self.network = self.harness.network
         self.ids = sim_peer_ids(config.nodes)
-        self.cores = {
-            peer: Overlay(peer, random.Random(master.getrandbits(64)), config.overlay)
-            for peer in self.ids
-        }
+        self.cores = self.harness.cores
+        for peer in self.ids:
+            self.cores[peer] = Overlay(peer, random.Random(master.getrandbits(64)),
+                                       config.overlay)
         self.joined: list[PeerId] = []
         self.live: list[PeerId] = list(self.ids)
         self.publishers: list[PeerId] = []
@@ -176,60 +178,32 @@ class OverlaySimulation:
         self.watched_deliveries: dict[int, float] = {}
         self.watched_sent: set[int] = set()
 
-    # --- driving the cores ------------------------------------------------------
+    # --- what the harness shows us ----------------------------------------------
 
-    def _apply(self, node: PeerId, actions: list[Action]) -> None:
-        send = self.network.send
-        for action in actions:
-            kind = type(action)
-            if kind is Send:
-                if self._encode:
-                    send(node, action.peer, codec.encode(action.message))  # type: ignore[union-attr]
-                else:
-                    send(node, action.peer, action.message)  # type: ignore[union-attr]
-            elif kind is SetTimer:
-                self.loop.schedule(action.at, self._timer, node, action.timer)  # type: ignore[union-attr]
-            elif kind is ProbeLink:
-                self.network.probe(node, action.peer)  # type: ignore[union-attr]
-            elif kind is Deliver:
-                index = self._index.get(action.message_id)  # type: ignore[union-attr]
-                if index is not None:
-                    self._delivered[index] += 1
-                    if node == self.watched and action.sender is not None:  # type: ignore[union-attr]
-                        self.watched_deliveries[index] = self.loop.now
-                    hops = action.hops  # type: ignore[union-attr]
-                    if hops > self._ldh[index]:
-                        self._ldh[index] = hops
-
-    def _receive(self, src: PeerId, dst: PeerId, message: object) -> None:
-        if self._encode:
-            message = codec.decode(message)  # type: ignore[arg-type]
-        kind = type(message)
-        if kind is Gossip or kind is IHave:
-            index = self._index.get(message.message_id)  # type: ignore[attr-defined]
+    def _on_event(self, node: PeerId, action: Any) -> None:
+        if isinstance(action, Deliver):
+            index = self._index.get(action.message_id)
             if index is not None:
-                (self._payloads if kind is Gossip else self._ihaves)[index] += 1
+                self._delivered[index] += 1
+                if node == self.watched and action.sender is not None:
+                    self.watched_deliveries[index] = self.loop.now
+                if action.hops > self._ldh[index]:
+                    self._ldh[index] = action.hops
+
+    def _count(self, src: PeerId, dst: PeerId, message: OverlayMessage) -> None:
+        if isinstance(message, Gossip | IHave):
+            index = self._index.get(message.message_id)
+            if index is not None:
+                (self._payloads if isinstance(message, Gossip) else self._ihaves)[index] += 1
         elif self._index:
             self._control += 1
-        msg: OverlayMessage = message  # type: ignore[assignment]
-        core = self.cores.get(dst)
-        if core is None:
-            if self.adversary is not None:
-                self.adversary.receive(src, dst, msg)
-            return
-        self._apply(dst, core.handle_message(src, msg, self.loop.now))
 
-    def _probe_answered(self, src: PeerId, dst: PeerId) -> None:
-        self.cores[src].heard_from(dst, self.loop.now)
+    def _to_adversary(self, src: PeerId, dst: PeerId, message: OverlayMessage) -> None:
+        if self.adversary is not None:
+            self.adversary.receive(src, dst, message)
 
-    def _unreachable(self, src: PeerId, dst: PeerId) -> None:
-        core = self.cores.get(src)
-        if core is not None:  # (an attacker's failed sends are its own business)
-            self._apply(src, core.handle_link_down(dst, self.loop.now))
-
-    def _timer(self, node: PeerId, timer: Timer) -> None:
-        if node not in self.network.crashed:
-            self._apply(node, self.cores[node].handle_timer(timer, self.loop.now))
+    def _apply(self, node: PeerId, actions: list[Any]) -> None:
+        self.harness.apply(node, actions)
 
     def _join(self, node: PeerId) -> None:
         now = self.loop.now
@@ -318,13 +292,7 @@ class OverlaySimulation:
         else:
             self._after_failure_from = cfg.messages
         end = (times[-1] if times else first) + 3 * cfg.message_interval + 5.0
-        step = max(1.0, end / 200)
-        t = 0.0
-        while t < end:
-            t = min(end, t + step)
-            loop.run(until=t)
-            if progress is not None:
-                progress(t, end)
+        self.harness.run(end, progress)
         return self._result(end)
 
     def _result(self, end: float) -> OverlaySimResult:

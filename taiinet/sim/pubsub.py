@@ -29,13 +29,11 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from taiinet.errors import LocalProtocolError
 from taiinet.overlay import codec as overlay_codec
-from taiinet.overlay.actions import ProbeLink, Send, SetTimer
 from taiinet.overlay.core import OverlayConfig
 from taiinet.overlay.messages import Gossip, Graft, IHave, Prune
 from taiinet.pubsub import codec as pubsub_codec
@@ -45,12 +43,24 @@ from taiinet.pubsub.documents import DocumentCodec, SignedDocuments, UnsignedDoc
 from taiinet.pubsub.factory import Router, make_router
 from taiinet.pubsub.messages import InterestAdvert
 from taiinet.sim.events import EventLoop
-from taiinet.sim.network import LinkModel, SimNetwork, sim_peer_ids
+from taiinet.sim.harness import Harness, Progress
+from taiinet.sim.network import LinkModel, sim_peer_ids
 from taiinet.wire.identity import Identity
 from taiinet.wire.peer_id import PeerId
 
-#: progress(done, total): simulated seconds run so far, and planned in all.
-Progress = Callable[[float, float], None]
+__all__ = ["Progress", "PubsubSimConfig", "PubsubSimResult", "simulate", "simulate_pubsub"]
+
+
+def wire_encode(message: Any) -> tuple[bool, bytes]:
+    """(is pubsub, bytes): a frame says which layer its body belongs to."""
+    if isinstance(message, InterestAdvert):
+        return True, pubsub_codec.encode(message)
+    return False, overlay_codec.encode(message)
+
+
+def wire_decode(data: tuple[bool, bytes]) -> Any:
+    is_pubsub, body = data
+    return pubsub_codec.decode(body) if is_pubsub else overlay_codec.decode(body)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,16 +173,20 @@ class PubsubSimResult:
 
 
 class PubsubSimulation:
-    """Drives one router per node through a ``SimNetwork``."""
+    """A scenario on the harness: one content router (with its ``Overlay``) per node."""
 
     def __init__(self, config: PubsubSimConfig) -> None:
         self.config = config
         master = random.Random(config.seed)
         self.rng = random.Random(master.getrandbits(64))
         self.loop = EventLoop()
-        self.network = SimNetwork(self.loop, random.Random(master.getrandbits(64)),
-                                  self._receive, config.link, self._unreachable,
-                                  self._probe_answered)
+        coded = config.wire_codec
+        self.harness: Harness[Router] = Harness(
+            self.loop, random.Random(master.getrandbits(64)), config.link,
+            on_event=self._on_event, on_message=self._count,
+            encode=wire_encode if coded else None, decode=wire_decode if coded else None,
+            heard_from=lambda router, peer, now: router.overlay.heard_from(peer, now))
+        self.network = self.harness.network
         self.ids = sim_peer_ids(config.nodes)
         interest_rng = random.Random(master.getrandbits(64))
         #: Ground truth: the topics each node subscribes to.
@@ -181,7 +195,7 @@ class PubsubSimulation:
                             if interest_rng.random() < config.interest)
             for peer in self.ids
         }
-        self.routers: dict[PeerId, Router] = {}
+        self.routers = self.harness.cores
         for peer in self.ids:
             documents: DocumentCodec
             if config.signed:
@@ -211,25 +225,15 @@ class PubsubSimulation:
     # --- driving the cores ------------------------------------------------------
 
     def _apply(self, node: PeerId, actions: list[Action]) -> None:
-        loop = self.loop
-        for action in actions:
-            kind = type(action)
-            if kind is Send:
-                message: Any = action.message  # type: ignore[union-attr]
-                if self.config.wire_codec:
-                    message = (False, overlay_codec.encode(message))
-                self.network.send(node, action.peer, message)  # type: ignore[union-attr]
-            elif kind is SendInterest:
-                advert: Any = action.advert  # type: ignore[union-attr]
-                if self.config.wire_codec:
-                    advert = (True, pubsub_codec.encode(advert))
-                self.network.send(node, action.peer, advert)  # type: ignore[union-attr]
-            elif kind is SetTimer or kind is SetInterestTimer:
-                loop.schedule(action.at, self._timer, node, action.timer)  # type: ignore[union-attr]
-            elif kind is ProbeLink:
-                self.network.probe(node, action.peer)  # type: ignore[union-attr]
-            elif kind is Deliver:
-                self._on_deliver(node, action)  # type: ignore[arg-type]
+        self.harness.apply(node, actions)
+
+    def _on_event(self, node: PeerId, action: Any) -> None:
+        if isinstance(action, SendInterest):
+            self.harness.send(node, action.peer, action.advert)
+        elif isinstance(action, SetInterestTimer):
+            self.harness.set_timer(node, action.at, action.timer)
+        elif isinstance(action, Deliver):
+            self._on_deliver(node, action)
 
     def _on_deliver(self, node: PeerId, action: Deliver) -> None:
         pub = self._by_id.get(action.message_id)
@@ -247,11 +251,7 @@ class PubsubSimulation:
         else:
             pub.false_deliveries += 1
 
-    def _receive(self, src: PeerId, dst: PeerId, message: Any) -> None:
-        if self.config.wire_codec:
-            # (is pubsub, bytes): a frame says which layer its body belongs to.
-            is_pubsub, data = message
-            message = pubsub_codec.decode(data) if is_pubsub else overlay_codec.decode(data)
+    def _count(self, src: PeerId, dst: PeerId, message: Any) -> None:
         kind = type(message)
         if kind is Gossip:
             pub = self._by_id.get(message.message_id)
@@ -275,17 +275,6 @@ class PubsubSimulation:
                 self._tree_control += 1
             else:
                 self._control += 1
-        self._apply(dst, self.routers[dst].handle_message(src, message, self.loop.now))
-
-    def _probe_answered(self, src: PeerId, dst: PeerId) -> None:
-        self.routers[src].overlay.heard_from(dst, self.loop.now)
-
-    def _unreachable(self, src: PeerId, dst: PeerId) -> None:
-        self._apply(src, self.routers[src].handle_link_down(dst, self.loop.now))
-
-    def _timer(self, node: PeerId, timer: Any) -> None:
-        if node not in self.network.crashed:
-            self._apply(node, self.routers[node].handle_timer(timer, self.loop.now))
 
     def _join(self, node: PeerId) -> None:
         now = self.loop.now
@@ -363,13 +352,7 @@ class PubsubSimulation:
             loop.schedule(at, self._publish, True)
             at += cfg.message_interval
         end = at + 5.0
-        step = max(1.0, end / 200)
-        t = 0.0
-        while t < end:
-            t = min(end, t + step)
-            loop.run(until=t)
-            if progress is not None:
-                progress(t, end)
+        self.harness.run(end, progress)
         rejected = sum(sum(r.stats.rejected.values()) for r in self.routers.values())
         return PubsubSimResult(
             config=cfg, publications=self.publications, control_messages=self._control,

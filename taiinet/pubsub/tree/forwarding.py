@@ -14,7 +14,7 @@ neighbour's side of the rule widened.
 from __future__ import annotations
 
 from taiinet.overlay.actions import Send
-from taiinet.overlay.messages import MAX_HOPS, Gossip
+from taiinet.overlay.messages import MAX_HOPS, Gossip, OverlayMessage
 from taiinet.pubsub.tree.interest import InterestTable
 from taiinet.pubsub.tree.retention import Retained, Retention
 from taiinet.pubsub.tree.routes import SpanningTree
@@ -43,13 +43,14 @@ class Forwarding:
             return True
         return self.tree.is_tree_link(peer) and self.interest.wants(peer, doc.document)
 
-    def push(self, mid: bytes, doc: Retained, peer: PeerId, out: list[Send]) -> None:
+    def push(self, mid: bytes, doc: Retained, peer: PeerId,
+             out: list[Send[OverlayMessage]]) -> None:
         doc.pushed[peer] = self.epochs[peer]
         self.pushed += 1
         out.append(Send(peer=peer, message=Gossip(
             message_id=mid, hops=min(doc.hops + 1, MAX_HOPS), payload=doc.payload)))
 
-    def forward(self, mid: bytes, doc: Retained, out: list[Send]) -> int:
+    def forward(self, mid: bytes, doc: Retained, out: list[Send[OverlayMessage]]) -> int:
         """A new document: push it to every neighbour that must hold it and does not."""
         sent = 0
         for peer, epoch in self.epochs.items():
@@ -67,7 +68,7 @@ class Forwarding:
             if peer in doc.pushed and not self.must_hold(doc, peer):
                 del doc.pushed[peer]
 
-    def restore(self, peer: PeerId, out: list[Send]) -> int:
+    def restore(self, peer: PeerId, out: list[Send[OverlayMessage]]) -> int:
         """``peer``'s side of (I) widened: push it every retained document it now must hold."""
         epoch = self.epochs.get(peer)
         if epoch is None:

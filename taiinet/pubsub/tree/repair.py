@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from taiinet.overlay.actions import Send
+from taiinet.overlay.messages import OverlayMessage
 from taiinet.pubsub.tree.forwarding import Forwarding
 from taiinet.wire.peer_id import PeerId
 
@@ -50,7 +51,7 @@ class Repair:
         return (epoch, fwd.tree.is_tree_link(peer),
                 peer == fwd.tree.parent and peer in fwd.told, fwd.interest.keys_of(peer))
 
-    def run(self, out: list[Send]) -> None:
+    def run(self, out: list[Send[OverlayMessage]]) -> None:
         """Restore (I) for every neighbour whose signature widened since last time."""
         signatures = self._signatures
         epochs = self.forwarding.epochs

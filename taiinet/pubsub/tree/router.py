@@ -305,7 +305,7 @@ class TreeRouter:
                                document=doc.document, publisher=doc.publisher,
                                message_id=mid, published_unix_ms=doc.published_unix_ms,
                                hops=doc.hops, cost=doc.cost))
-        sends: list[Send] = []
+        sends: list[Send[OverlayMessage]] = []
         self.forwarding.forward(mid, doc, sends)
         out.extend(sends)
         self.retention.see(mid, now, delivered=bool(matched))
@@ -402,7 +402,7 @@ class TreeRouter:
         if self.tree.recompute():
             self.stats.route_changes += 1
         self.retention.expire(now)
-        sends: list[Send] = []
+        sends: list[Send[OverlayMessage]] = []
         self.repair.run(sends)
         out.extend(sends)
         if not self._timer_armed:
@@ -437,7 +437,7 @@ class TreeRouter:
                 root=root, root_distance=distance, root_since_ms=since,
                 tree_size=(TREE_SIZE_CAP if members is None else len(members)) if is_tree else 0,
                 tree_members=() if members is None else tuple(sorted(members)))))
-        sends: list[Send] = []
+        sends: list[Send[OverlayMessage]] = []
         self.repair.run(sends)  # after the adverts: a parent just told gets our documents
         out.extend(sends)
         return out

@@ -1,0 +1,130 @@
+# taiinet: sans-io core
+"""The actions every protocol core returns, and the runner carries out.
+
+One vocabulary for all cores (overlay, pubsub, DHT, history, streams,
+signalling), so one trio runner and one simulation harness run any of them:
+
+* ``Send(peer, message)``: send a domain message (the runner finds its codec
+  by the message's type); ``lazy`` ones may wait to share a link write,
+  ``address`` says where to dial when there is no link yet.
+* ``SetTimer(at, timer)``: call ``handle_timer(timer, now)`` at ``at``.
+  Timers are values, never cancelled: a core ignores one that no longer
+  matters when it fires (compare a sequence number or a deadline it keeps).
+* ``CloseLink(peer)``: the core no longer needs the link; ``failed`` closes
+  at once (the peer is dead, hung or misbehaving), without a flush.
+* ``ProbeLink(peer)``: check that the link is alive (a link-level ping).
+* ``NeighborUp(peer)`` / ``NeighborDown(peer)``: a membership core's
+  neighbour set changed.  Every ``NeighborUp`` is followed, eventually, by
+  one ``NeighborDown`` of the same peer, never two ``Up``s in a row: layers
+  above (and the application) follow the neighbour set from these events,
+  they never poll it.
+
+Any other action a core returns is an *output event* of that core
+(a delivery to the application, a lookup that finished, a source that
+failed): the runner hands it, unchanged and in order, to whoever runs the
+core.  ``Started(id, actions)`` is how a command returns the id of what it
+started (see ``taiinet.core.contract``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, NamedTuple, TypeVar
+
+from taiinet.wire.peer_id import PeerId
+
+#: A core's message type (what ``Send`` carries), and its timer type.
+M = TypeVar("M", covariant=True)
+T = TypeVar("T", covariant=True)
+#: The id type of ``Started``, and the action type of its list.
+I = TypeVar("I")  # noqa: E741 - the id type
+A = TypeVar("A")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Send(Generic[M]):
+    """Send ``message`` to ``peer``, opening a link first if there is none.
+
+    If ``peer`` cannot be reached, or the link fails later, the runner calls
+    the core's ``handle_link_down(peer, now)``.  ``lazy``: the message may
+    wait (briefly, as the core's pacing says) to share a link write with later
+    ones; nothing that decides delivery latency is lazy.  ``address``: where
+    to dial ``peer`` when there is no link (a signaller's URL); ``None``: the
+    runner knows how to reach it (through signalling, or an open link).
+    """
+
+    peer: PeerId
+    message: M
+    lazy: bool = False
+    address: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetTimer(Generic[T]):
+    """Call the core's ``handle_timer(timer, now)`` at time ``at`` (or soon after).
+
+    Never cancelled: the core recognises a stale timer when it fires.
+    """
+
+    at: float
+    timer: T
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CloseLink:
+    """Close the link to ``peer`` once the messages already sent on it are out.
+
+    With ``failed`` the peer is dead, hung or broke the protocol: close at
+    once, without waiting for a flush that may never end (the core already
+    counts the link down, so the runner does not report it back).
+    ``reason`` is for the log.
+    """
+
+    peer: PeerId
+    failed: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProbeLink:
+    """Check that the link to ``peer`` is alive (a link-level ``Ping``).
+
+    A live peer answers, and the runner reports that it heard from it
+    (``heard_from``, as for any frame from it); a link found dead is reported
+    with ``handle_link_down(peer, now)``.
+    """
+
+    peer: PeerId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NeighborUp:
+    """``peer`` became a neighbour (HyParView: it entered the active view)."""
+
+    peer: PeerId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NeighborDown:
+    """``peer`` stopped being a neighbour (dropped, disconnected or failed)."""
+
+    peer: PeerId
+
+
+class Started(NamedTuple, Generic[I, A]):
+    """What a command that starts an operation returns: the operation's id and
+    the actions to carry out now.
+
+    The id names the operation in the output events that end it (a lookup's
+    ``LookupFinished.lookup_id``, a publication's ``Deliver.message_id``).
+    A tuple, so ``op_id, actions = core.put(...)`` reads naturally.
+    """
+
+    id: I
+    actions: list[A]
+
+
+#: The actions the runner carries out itself; any other is an output event.
+LinkAction = Send[object] | SetTimer[object] | CloseLink | ProbeLink
+#: Neighbour events: carried up to the layers above and the application.
+NeighborEvent = NeighborUp | NeighborDown
