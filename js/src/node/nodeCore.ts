@@ -15,7 +15,7 @@
  */
 
 import { RemoteProtocolError } from "../errors.js";
-import { toHex } from "../bytes.js";
+import { fromHex, toHex } from "../bytes.js";
 import { decodeLinkFrame, encodeOverlayFrame, encodePing, encodePong } from "../link/frames.js";
 import { type OverlayMsg, fromOverlayProto, toOverlayProto } from "../overlay/codec.js";
 import { DEFAULT_HYPARVIEW_CONFIG, HyParView, type HyParViewConfig, type MembershipAction } from "../overlay/hyparview.js";
@@ -106,9 +106,7 @@ export class NodeCore {
 
   /** The neighbours holding a document published here (the hand-off of docs/pubsub.md section 7). */
   handedTo(id: string): PeerId[] {
-    const bytes = new Uint8Array(id.length / 2);
-    for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(id.slice(2 * i, 2 * i + 2), 16);
-    return this.router.handedTo(bytes);
+    return this.router.handedTo(fromHex(id));
   }
 
   /** A link frame from `peer`. */
