@@ -10,6 +10,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { MalformedFrame } from "../errors.js";
 import { type Frame, FrameSchema, PingSchema, PongSchema } from "../gen/taiinet/v1/frame_pb.js";
 import type { OverlayMessage } from "../gen/taiinet/v1/overlay_pb.js";
+import type { PubsubMessage } from "../gen/taiinet/v1/pubsub_pb.js";
 import { type SignalMessage, SignalMessageSchema } from "../gen/taiinet/v1/signal_pb.js";
 
 /** Most frames a batch holds (docs/protocol.md 4.1). */
@@ -21,6 +22,7 @@ export type LinkFrame =
   | { readonly kind: "pong"; readonly nonce: bigint }
   | { readonly kind: "signal"; readonly message: SignalMessage }
   | { readonly kind: "overlay"; readonly message: OverlayMessage }
+  | { readonly kind: "pubsub"; readonly message: PubsubMessage }
   | { readonly kind: "other"; readonly layer: string; readonly frame: Frame };
 
 function fromProto(frame: Frame): LinkFrame {
@@ -29,6 +31,7 @@ function fromProto(frame: Frame): LinkFrame {
     case "pong": return { kind: "pong", nonce: frame.body.value.nonce };
     case "signal": return { kind: "signal", message: frame.body.value };
     case "overlay": return { kind: "overlay", message: frame.body.value };
+    case "pubsub": return { kind: "pubsub", message: frame.body.value };
     case undefined: throw new MalformedFrame("a frame without a body (or of a kind this version does not know)");
     default: return { kind: "other", layer: frame.body.case, frame };
   }
