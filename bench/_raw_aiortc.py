@@ -15,13 +15,14 @@ import time
 
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection
 
-from taiinet.transport import _asyncio_bridge as bridge
+from taiinet.transport import _asyncio_channel as channel_limits
+from taiinet.transport import _asyncio_loop as loop
 
 
 async def _connect() -> tuple[RTCPeerConnection, RTCPeerConnection, RTCDataChannel,
                               RTCDataChannel]:
-    bridge._install_candidate_override()
-    bridge._CANDIDATE_ADDRESSES.set(("127.0.0.1",))
+    loop._install_candidate_override()
+    loop._CANDIDATE_ADDRESSES.set(("127.0.0.1",))
     pc_a = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc_b = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     channel_a = pc_a.createDataChannel("bench", ordered=True)
@@ -46,9 +47,9 @@ class _Inbox:
 
 
 async def _send(channel: RTCDataChannel, data: bytes) -> None:
-    if channel.bufferedAmount > bridge.SEND_HIGH_WATER:
+    if channel.bufferedAmount > channel_limits.SEND_HIGH_WATER:
         low = asyncio.Event()
-        channel.bufferedAmountLowThreshold = bridge.SEND_LOW_WATER
+        channel.bufferedAmountLowThreshold = 0
         channel.once("bufferedamountlow", low.set)
         await low.wait()
     channel.send(data)

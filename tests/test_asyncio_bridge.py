@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import ast
+import collections
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 import trio.testing
+from aiortc import rtcsctptransport
 
 from taiinet.errors import ConnectionClosed, LocalProtocolError
-from taiinet.transport import _asyncio_bridge as bridge_module
-from taiinet.transport._asyncio_bridge import (
+from taiinet.transport import _asyncio_loop as loop_module
+from taiinet.transport import _asyncio_sctp as sctp_module
+from taiinet.transport._asyncio_bridge import AiortcBridge, BridgeConnectError
+from taiinet.transport._asyncio_channel import (
     RECEIVE_HIGH_WATER,
     RECEIVE_HIGH_WATER_BYTES,
-    AiortcBridge,
-    BridgeConnectError,
     BridgedDataChannel,
 )
 
@@ -26,8 +29,9 @@ LOOPBACK = ["127.0.0.1"]
 PACKAGE = Path(__file__).resolve().parent.parent / "taiinet"
 
 
-def bridge_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "taiinet-aiortc"]
+def loop_left() -> bool:
+    """Whether this trio run still has an asyncio loop (none once every bridge closed)."""
+    return loop_module._HOSTED.get() is not None
 
 
 @asynccontextmanager
@@ -69,7 +73,7 @@ async def test_messages_cross_in_order_both_ways() -> None:
             i.to_bytes(2, "big") * 100 for i in range(50)
         ]
         assert [await a.receive_message() for _ in range(50)] == [bytes([i]) for i in range(50)]
-    assert bridge_threads() == []
+    assert not loop_left()
 
 
 async def test_oversized_message_is_a_local_error() -> None:
@@ -119,7 +123,7 @@ async def test_cancelled_call_leaves_no_task_behind() -> None:
         async def never_ending() -> None:
             import asyncio  # the test plays the bridge's part here
 
-            bridge._token.run_sync_soon(started.set)
+            started.set()  # same thread: the loop runs inside trio
             await asyncio.Event().wait()
 
         async with trio.open_nursery() as nursery:
@@ -133,7 +137,7 @@ async def test_cancelled_call_leaves_no_task_behind() -> None:
             return len(asyncio.all_tasks()) - 1
 
         assert await bridge.run(count_tasks) == 0
-    assert bridge_threads() == []
+    assert not loop_left()
 
 
 async def test_failed_ice_is_reported() -> None:
@@ -152,12 +156,12 @@ async def test_failed_ice_is_reported() -> None:
 
 
 def test_candidate_override_filters_by_family() -> None:
-    token = bridge_module._CANDIDATE_ADDRESSES.set(("127.0.0.1", "::1"))
+    token = loop_module._CANDIDATE_ADDRESSES.set(("127.0.0.1", "::1"))
     try:
-        assert bridge_module._get_host_addresses(use_ipv4=True, use_ipv6=False) == ["127.0.0.1"]
-        assert bridge_module._get_host_addresses(use_ipv4=False, use_ipv6=True) == ["::1"]
+        assert loop_module._get_host_addresses(use_ipv4=True, use_ipv6=False) == ["127.0.0.1"]
+        assert loop_module._get_host_addresses(use_ipv4=False, use_ipv6=True) == ["::1"]
     finally:
-        bridge_module._CANDIDATE_ADDRESSES.reset(token)
+        loop_module._CANDIDATE_ADDRESSES.reset(token)
 
 
 def test_only_the_bridge_imports_asyncio_or_aiortc() -> None:
@@ -171,23 +175,105 @@ def test_only_the_bridge_imports_asyncio_or_aiortc() -> None:
                 names = [node.module]
             if any(n.split(".")[0] in {"asyncio", "aiortc", "aioice"} for n in names):
                 importers.append(path.name)
-    assert set(importers) == {"_asyncio_bridge.py"}
+    assert set(importers) == {
+        "_asyncio_bridge.py", "_asyncio_channel.py", "_asyncio_loop.py", "_asyncio_sctp.py"
+    }
 
 
-async def test_bridges_share_one_loop_thread_until_the_last_one_closes() -> None:
+async def test_bridges_share_one_loop_until_the_last_one_closes() -> None:
     async def seven() -> int:
         return 7
 
     async with open_bridge() as first:
         async with open_bridge() as second:
-            assert len(bridge_threads()) == 1
-            assert first._thread is second._thread
+            assert first.hosted is second.hosted
         # The second one is closed; the loop still serves the first.
         assert await first.run(seven) == 7
-        assert len(bridge_threads()) == 1
+        assert not first.hosted.loop.is_closed()
         with pytest.raises(ConnectionClosed):
             await second.run(seven)
-    assert bridge_threads() == []
+    assert not loop_left()
+    assert first.hosted.loop.is_closed()
     async with open_bridge() as again:  # a new loop for the next user
+        assert again.hosted is not first.hosted
         assert await again.run(seven) == 7
-    assert bridge_threads() == []
+    assert not loop_left()
+
+
+async def test_the_loop_runs_in_the_trio_thread() -> None:
+    async def where() -> threading.Thread:
+        return threading.current_thread()
+
+    async with open_bridge() as bridge:
+        assert await bridge.run(where) is threading.current_thread()
+
+
+def count_sent_chunks(channel: BridgedDataChannel) -> collections.Counter[str]:
+    """Count, by type, the SCTP chunks ``channel``'s side sends from now on (and its packets)."""
+    sent: collections.Counter[str] = collections.Counter()
+    dtls = channel._channel.transport.transport
+    send_data = dtls._send_data
+
+    async def counting(data: bytes) -> None:
+        sent["packets"] += 1
+        for chunk in rtcsctptransport.parse_packet(data)[3]:
+            sent[type(chunk).__name__] += 1
+        await send_data(data)
+
+    dtls._send_data = counting
+    return sent
+
+
+async def test_a_burst_is_acknowledged_every_second_packet() -> None:
+    size = 60_000  # 52 DATA packets of aiortc's 1,172 bytes
+    async with raw_pair() as (a, b):
+        sent = count_sent_chunks(b)
+        await a.send_message(bytes(size))
+        assert await b.receive_message() == bytes(size)
+        with trio.fail_after(10):
+            while a._channel.transport._sent_queue:  # everything acknowledged
+                await trio.sleep(0.01)
+        packets = -(-size // rtcsctptransport.USERDATA_MAX_LENGTH)
+        assert 1 <= sent["SackChunk"] <= packets // 2 + 1, sent
+
+
+async def test_a_sack_owed_rides_with_outgoing_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sctp_module, "SACK_DELAY", 60.0)  # the timer never beats the reply
+    async with raw_pair() as (a, b):
+        await b.send_message(b"hello")  # carries any SACK b owes from the set-up
+        assert await a.receive_message() == b"hello"
+        sent = count_sent_chunks(b)
+        # One packet of DATA each way, the reply sent before the SACK's delay ends.
+        sctp_b = b._channel.transport
+        await a.send_message(b"ping")
+        assert await b.receive_message() == b"ping"
+        assert sctp_b._sack_needed  # owed, not yet sent
+        await b.send_message(b"pong")
+        assert await a.receive_message() == b"pong"
+        assert sent["DataChunk"] == 1 and sent["SackChunk"] == 1 and sent["packets"] == 1, sent
+
+
+def test_trio_as_a_guest_of_asyncio_keeps_its_host_loop() -> None:
+    import asyncio  # the host program's loop, not the bridge's
+
+    seen: list[bool] = []
+
+    async def trio_main() -> None:
+        async def seven() -> int:
+            return 7
+
+        host = asyncio.events._get_running_loop()
+        async with open_bridge() as bridge:
+            assert await bridge.run(seven) == 7
+            seen.append(asyncio.events._get_running_loop() is host)
+
+    async def host_program() -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Any] = loop.create_future()
+        trio.lowlevel.start_guest_run(
+            trio_main, run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            done_callback=done.set_result)
+        (await done).unwrap()
+
+    asyncio.run(host_program())
+    assert seen == [True]

@@ -225,3 +225,26 @@ def test_query_checker_catches_a_wrong_expectation() -> None:
 def test_query_cases_are_all_parsable_json_queries() -> None:
     for case in load("queries.json")["match"]:
         Query(TOOL.untag(case["query"]))
+
+
+# ------------------------------------------------------------------ interest adverts
+@pytest.mark.parametrize("case", load("adverts.json")["valid"], ids=lambda c: c["name"])
+def test_valid_adverts(case: dict[str, Any]) -> None:
+    from taiinet.pubsub.codec import decode
+
+    advert = decode(bytes.fromhex(case["encoded"]))
+    assert advert.version == int(case["version"])
+    assert [q.to_json() for q in advert.filters] == case["filters"]
+    assert (advert.tree_link, advert.root, advert.root_distance, advert.root_since_ms,
+            advert.tree_size, list(advert.tree_members)) == (
+        case["tree_link"], case["root"], case["root_distance"], case["root_since_ms"],
+        case["tree_size"], case["tree_members"])
+
+
+@pytest.mark.parametrize("case", load("adverts.json")["invalid"], ids=lambda c: c["name"])
+def test_invalid_adverts(case: dict[str, str]) -> None:
+    from taiinet.pubsub.codec import decode
+    from taiinet.pubsub.errors import PubsubDecodeError
+
+    with pytest.raises(PubsubDecodeError):
+        decode(bytes.fromhex(case["encoded"]))

@@ -24,7 +24,11 @@ from taiinet.cli import COMMANDS, build_parser
 
 HEAVY = ("trio", "aiortc", "trio_websocket")
 #: The modules that may import aiortc: only a WebRTC link needs it.
-WEBRTC_MODULES = {"taiinet.transport.webrtc", "taiinet.transport._asyncio_bridge"}
+WEBRTC_MODULES = {
+    "taiinet.transport.webrtc", "taiinet.transport._asyncio_bridge",
+    "taiinet.transport._asyncio_channel", "taiinet.transport._asyncio_loop",
+    "taiinet.transport._asyncio_sctp",
+}
 
 
 def _loaded_after(code: str) -> dict[str, bool]:

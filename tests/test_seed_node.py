@@ -67,7 +67,15 @@ async def test_a_new_subscriber_reads_the_stored_documents_then_the_live_ones(
                 # the routing tree (reader, its parent, ...) and may trail it.
                 await seeder.wait_stored(11)
                 async with reader.find({"n": {"$gte": 14}}) as found:
-                    assert [m.data["n"] async for m in found] == [14, 16, 18, 100]
+                    stored = [m async for m in found]
+                # In publication order, (published_unix_ms, id): the publisher's
+                # stamps are strictly increasing per node, so 20 publications in
+                # one real millisecond run up to 19 ms ahead of the wall clock,
+                # and the reader's own (wall-clock) stamp may sort before 18.
+                assert sorted(m.data["n"] for m in stored) == [14, 16, 18, 100]
+                assert [m.data["n"] for m in stored if m.data["n"] < 100] == [14, 16, 18]
+                keys = [(round(m.published_at * 1000), bytes.fromhex(m.id)) for m in stored]
+                assert keys == sorted(keys)
     store.close()
 
 

@@ -24,6 +24,7 @@ from taiinet.signal.codec import (
     decode_signal,
     encode_signal,
 )
+from taiinet.signal.pace import ProtocolViolation
 from taiinet.signal.records import (
     PeerRecord,
     SessionDescription,
@@ -83,13 +84,15 @@ async def hostile_session(frames: list[bytes], config: SignallerConfig | None = 
         return closed
 
 
-async def test_registering_a_record_homed_elsewhere_is_cut_off() -> None:
+async def test_registering_a_record_homed_elsewhere_is_cut_off(
+        autojump_clock: trio.testing.MockClock) -> None:
     frames = [encode_signal(Hello(role=Role.PEER, listen_url="")),
               encode_signal(Register(request_id=1, record=record(MALLORY, ALICE.peer_id)))]
     assert await hostile_session(frames)
 
 
-async def test_registering_someone_elses_record_is_cut_off() -> None:
+async def test_registering_someone_elses_record_is_cut_off(
+        autojump_clock: trio.testing.MockClock) -> None:
     signaller = Identity.from_seed(b"s" * 32).peer_id
     frames = [encode_signal(Hello(role=Role.PEER, listen_url="")),
               encode_signal(Register(request_id=1, record=record(ALICE, signaller)))]
@@ -97,14 +100,15 @@ async def test_registering_someone_elses_record_is_cut_off() -> None:
 
 
 @pytest.mark.parametrize("url", ["", "mem://somewhere-else"])
-async def test_registering_a_record_with_another_signaller_url_is_cut_off(url: str) -> None:
+async def test_registering_a_record_with_another_signaller_url_is_cut_off(
+        url: str, autojump_clock: trio.testing.MockClock) -> None:
     signaller = Identity.from_seed(b"s" * 32).peer_id
     frames = [encode_signal(Hello(role=Role.PEER, listen_url="")),
               encode_signal(Register(request_id=1, record=record(MALLORY, signaller, url=url)))]
     assert await hostile_session(frames)
 
 
-async def test_forged_session_sender_is_cut_off() -> None:
+async def test_forged_session_sender_is_cut_off(autojump_clock: trio.testing.MockClock) -> None:
     forged = seal_session(ALICE, SessionDescription(
         from_peer=ALICE.peer_id, to_peer=MALLORY.peer_id, session_id=bytes(16),
         kind=SessionKind.OFFER, sdp="v=0", created_unix_ms=0))
@@ -141,7 +145,7 @@ async def test_a_flood_is_read_at_the_rate_limit(autojump_clock: trio.testing.Mo
         await link.aclose()
 
 
-async def test_a_well_behaved_peer_is_not_cut_off() -> None:
+async def test_a_well_behaved_peer_is_not_cut_off(autojump_clock: trio.testing.MockClock) -> None:
     signaller = Identity.from_seed(b"s" * 32).peer_id
     frames = [encode_signal(Hello(role=Role.PEER, listen_url="")),
               encode_signal(Register(request_id=1, record=record(MALLORY, signaller)))]
@@ -164,15 +168,15 @@ def test_fuzzed_frames_never_break_the_signaller(garbage: list[bytes], hello: bo
     trio.run(hostile_session, frames)
 
 
-async def test_a_failing_per_request_task_drops_its_link_not_the_signaller(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A relay's forwarding task that fails on the peer's input closes that link only."""
-    from taiinet.signal.server import Signaller
+async def test_a_violation_found_while_relaying_drops_its_link_not_the_signaller(
+        monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.testing.MockClock) -> None:
+    """A relay whose handling finds the peer's input bad closes that link only."""
+    from taiinet.signal.signaller_core import SignallerCore
 
-    async def rejects(self: Signaller, peer_id: str) -> None:
-        raise RemoteProtocolError(f"cannot look up {peer_id}")
+    def rejects(self: SignallerCore, peer_id: str, min_seq: int, done: object) -> None:
+        raise ProtocolViolation(f"cannot look up {peer_id}")
 
-    monkeypatch.setattr(Signaller, "_find_record", rejects)
+    monkeypatch.setattr(SignallerCore, "_find_record", rejects)
     session = seal_session(MALLORY, SessionDescription(
         from_peer=MALLORY.peer_id, to_peer=ALICE.peer_id, session_id=bytes(16),
         kind=SessionKind.OFFER, sdp="v=0", created_unix_ms=0))

@@ -126,7 +126,8 @@ async def test_many_identities_from_one_address_cannot_fill_the_lookup_slots(
                   for k, sybil in enumerate(sybils)]
         busy = [await busy_answers(flood, 4) for flood in floods]
         assert sum(busy) == 6 * 4 - 8
-        assert sig._address_budget.inflight(SYBIL_HOST) == 8
+        assert sig.core is not None
+        assert sig.core.address_budget.inflight(SYBIL_HOST) == 8
         network.addresses[ident(8).peer_id] = "198.51.100.2"
         other, _ = await client(nursery, transport, 8, [sig.url])
         with pytest.raises(PeerUnreachable, match="not found"):

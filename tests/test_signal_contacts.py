@@ -78,7 +78,8 @@ def held(sig: Signaller, peer: Identity) -> PeerRecord | None:
     return None if record is None else open_peer_record(record.value, int(time.time() * 1000))
 
 
-async def test_peers_gone_without_a_word_are_not_handed_out() -> None:
+async def test_peers_gone_without_a_word_are_not_handed_out(
+        autojump_clock: trio.testing.MockClock) -> None:
     """Earlier peers registered, then vanished (links cut, no withdrawal): a fresh
     peer asking the idle signaller for contacts gets none of them."""
     network = MemoryNetwork()
@@ -119,7 +120,8 @@ async def test_copies_held_elsewhere_stop_being_contacts_once_renewals_stop(
         nursery.cancel_scope.cancel()
 
 
-async def test_a_clean_exit_withdraws_the_record_across_the_mesh() -> None:
+async def test_a_clean_exit_withdraws_the_record_across_the_mesh(
+        autojump_clock: trio.testing.MockClock) -> None:
     network = MemoryNetwork()
     transport = MemorySignalTransport(network)
     async with trio.open_nursery() as nursery, open_signaller(
@@ -183,7 +185,8 @@ async def read_until_closed(link: Connection) -> list[object]:
 
 
 @pytest.mark.parametrize("claimed", ["nobody listens", "another signaller's URL"])
-async def test_a_fake_signaller_claim_is_rejected(claimed: str) -> None:
+async def test_a_fake_signaller_claim_is_rejected(
+        claimed: str, autojump_clock: trio.testing.MockClock) -> None:
     network = MemoryNetwork()
     transport = MemorySignalTransport(network)
     async with open_signaller(identity=ident(100), transport=transport,
@@ -241,7 +244,8 @@ async def greet_as_signaller(listener: MemoryListener) -> None:
                 nursery.start_soon(serve, await listener.accept())
 
 
-async def test_cross_signaller_offers_survive_a_store_flood_of_fresh_identities() -> None:
+async def test_cross_signaller_offers_survive_a_store_flood_of_fresh_identities(
+        autojump_clock: trio.testing.MockClock) -> None:
     """A (proven) hostile signaller STOREs records of fresh identities until the
     victims' stores are full; a peer on one signaller still reaches a peer homed
     on another (whose record must be stored and found)."""

@@ -39,7 +39,8 @@ async def answer_all(client: SignalClient, prefix: str) -> None:
         await offer.answer(f"{prefix}:{offer.sdp}")
 
 
-async def test_offer_answer_across_five_signallers_and_failover() -> None:
+async def test_offer_answer_across_five_signallers_and_failover(
+        autojump_clock: trio.testing.MockClock) -> None:
     network = MemoryNetwork()
     transport = MemorySignalTransport(network)
     async with trio.open_nursery() as nursery, AsyncExitStack() as stack, \

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,6 +17,7 @@ from taiinet.testing import (
     Suite,
     check_message_channel_pair,
 )
+from taiinet.transport._asyncio_loop import _HOSTED
 from taiinet.transport.connection import Connection, MessageChannel
 from taiinet.transport.errors import DialError, HandshakeError, PeerIdMismatch
 from taiinet.transport.webrtc import (
@@ -42,7 +42,7 @@ async def two_endpoints(
     async with open_webrtc(a, candidate_addresses=LOOPBACK, max_frame_size=size_a) as rtc_a, \
             open_webrtc(b, candidate_addresses=LOOPBACK, max_frame_size=size_b) as rtc_b:
         yield rtc_a, rtc_b
-    assert [t for t in threading.enumerate() if t.name == "taiinet-aiortc"] == []
+    assert _HOSTED.get() is None  # the last endpoint closed this run's asyncio loop
 
 
 async def connect(rtc_a: WebRTCEndpoint, rtc_b: WebRTCEndpoint,

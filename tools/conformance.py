@@ -447,9 +447,140 @@ def check_queries(data: dict[str, Any]) -> list[str]:
         problems.append(f"{case['note']}: {case['query']} was accepted")
     return problems
 
+# ------------------------------------------------------------------ adverts
+def adverts() -> dict[str, Any]:
+    """InterestAdverts (docs/pubsub.md section 3): fields -> PubsubMessage and Frame bytes;
+    bytes every decoder must reject."""
+    from taiinet.pubsub.codec import decode, encode
+    from taiinet.pubsub.errors import PubsubDecodeError
+    from taiinet.pubsub.messages import InterestAdvert
+    from taiinet.v1 import frame_pb2, pubsub_pb2, query_pb2
+
+    root = "12D3KooWA4Xop1JaT3MHxwYMkCepYsv4iPVopMXwCz5iHYdBfeSB"
+    other = str(Identity.from_seed(_seed(0)).peer_id)
+    cases: list[dict[str, Any]] = [
+        {"name": "docs/pubsub.md example", "version": 3, "filters": [{"topic": "a"}],
+         "tree_link": False, "root": root, "root_distance": 0, "root_since_ms": 1767225600000,
+         "tree_size": 1, "tree_members": [root]},
+        {"name": "no filter, no route", "version": 1, "filters": [], "tree_link": False,
+         "root": "", "root_distance": 0, "root_since_ms": 0, "tree_size": 0, "tree_members": []},
+        {"name": "to the parent, everything", "version": 18446744073709551615, "filters": [{}],
+         "tree_link": True, "root": root, "root_distance": 64, "root_since_ms": 1,
+         "tree_size": 32, "tree_members": []},
+        {"name": "several filters, two members", "version": 7,
+         "filters": [{"age": {"$gt": 4}}, {"tags": {"$all": ["x", "y"]}, "n": {"$in": [1, 2.5]}}],
+         "tree_link": True, "root": other, "root_distance": 2, "root_since_ms": 1767225600123,
+         "tree_size": 2, "tree_members": sorted([root, other])},
+    ]
+    valid = []
+    for case in cases:
+        advert = InterestAdvert(
+            version=case["version"], filters=tuple(Query(q) for q in case["filters"]),
+            tree_link=case["tree_link"], root=case["root"], root_distance=case["root_distance"],
+            root_since_ms=case["root_since_ms"], tree_size=case["tree_size"],
+            tree_members=tuple(case["tree_members"]))
+        data = encode(advert)
+        frame = encode_item(12, data)  # a LinkFrame of one protocol-12 item
+        assert decode(data) == advert, case["name"]
+        valid.append({**case, "version": str(case["version"]),
+                      "filters": [Query(q).to_json() for q in case["filters"]],
+                      "encoded": data.hex(), "frame": frame.hex()})
+
+    def message(**fields: Any) -> bytes:
+        pb = pubsub_pb2.PubsubMessage()
+        pb.interest.SetInParent()
+        for key, value in fields.items():
+            if key == "tree_members":
+                pb.interest.tree_members.extend(value)
+            elif key == "filters":
+                pb.interest.filters.extend(value)
+            else:
+                setattr(pb.interest, key, value)
+        return pb.SerializeToString()
+
+    topic = query_pb2.Filter.FromString(Query({"topic": "a"}).to_filter_bytes())
+    bad_filter = query_pb2.Filter.FromString(bytes.fromhex("0a020a00"))
+    invalid_cases = {
+        "no body": b"",
+        "not protobuf": b"\xff\xff\xff",
+        "17 filters": message(version=1, filters=[topic] * 17),
+        "root distance 65": message(version=1, root=root, root_distance=65),
+        "root not a peer id": message(version=1, root="12D3KooWnotapeerid"),
+        "tree size 33": message(version=1, tree_size=33),
+        "33 members": message(version=1, tree_members=[root] * 33),
+        "member not a peer id": message(version=1, tree_members=["bob"]),
+        "malformed filter": message(version=1, filters=[bad_filter]),
+        "over 32 KiB": message(version=1, root=root, tree_members=[root] * 32)
+        + bytes([0x0A, 0x80, 0x80, 0x02]) + bytes(32768),
+    }
+    invalid = []
+    for name, data in invalid_cases.items():
+        try:
+            decode(data)
+        except PubsubDecodeError:
+            invalid.append({"name": name, "encoded": data.hex()})
+            continue
+        raise AssertionError(f"advert case {name!r} decodes")
+    return {"valid": valid, "invalid": invalid}
+
+
+# ------------------------------------------------------------------ routes
+def routes() -> dict[str, Any]:
+    """The spanning tree's rules (docs/pubsub.md section 4): a node's start and id and its
+    neighbours' last offers -> its route, parent, tree links and members per tree link."""
+    from taiinet.pubsub.tree.routes import SpanningTree
+
+    ids = sorted(str(Identity.from_seed(_seed(i)).peer_id) for i in range(0, 160, 32))
+    me, a, b, c, d = ids[2], ids[0], ids[1], ids[3], ids[4]
+
+    def offer(peer: str, since: int, root: str, distance: int, child: bool = False,
+              members: list[str] | None = None) -> dict[str, Any]:
+        return {"peer": peer, "since": since, "root": root, "distance": distance,
+                "child": child, "members": members or []}
+
+    cases: list[dict[str, Any]] = [
+        {"name": "alone: its own root", "since": 100, "offers": []},
+        {"name": "a neighbour with no advert yet offers nothing", "since": 100,
+         "offers": [{"peer": a}]},
+        {"name": "the oldest root wins, whatever its id", "since": 100,
+         "offers": [offer(a, 50, d, 3), offer(b, 60, a, 0)]},
+        {"name": "same root: the shorter distance", "since": 100,
+         "offers": [offer(a, 50, d, 3), offer(b, 50, d, 1)]},
+        {"name": "same root and distance: the smaller neighbour id", "since": 100,
+         "offers": [offer(c, 50, d, 1), offer(a, 50, d, 1)]},
+        {"name": "same start: the smaller root id", "since": 100,
+         "offers": [offer(a, 50, d, 0), offer(b, 50, c, 0)]},
+        {"name": "a child is never the parent", "since": 100,
+         "offers": [offer(a, 50, d, 1, child=True, members=[a]), offer(b, 70, b, 0)]},
+        {"name": "distance 64 is too far", "since": 100, "offers": [offer(a, 50, d, 63),
+                                                                   offer(b, 60, d, 64)]},
+        {"name": "younger neighbours: its own root, they its children", "since": 10,
+         "offers": [offer(a, 10, me, 1, child=True, members=[a, d]),
+                    offer(b, 10, me, 1, child=True, members=[b])]},
+        {"name": "members unknown on one side: none over the other links", "since": 100,
+         "offers": [offer(a, 50, a, 0, members=[a]), offer(b, 50, a, 1, child=True),
+                    offer(c, 50, a, 1, child=True, members=[c])]},
+        {"name": "no root offered", "since": 100, "offers": [offer(a, 0, "", 0)]},
+    ]
+    for case in cases:
+        tree = SpanningTree(PeerId(me), case["since"])
+        for o in case["offers"]:
+            tree.add(PeerId(o["peer"]))
+            if "root" in o:
+                tree.offer(PeerId(o["peer"]), o["since"], o["root"], o["distance"], o["child"],
+                           tuple(o["members"]))
+        tree.recompute()
+        links = tree.tree_links()
+        members = {str(p): (None if (m := tree.members_for(p)) is None else sorted(m))
+                   for p in links}
+        case.update(self=me, route=list(tree.route), parent=tree.parent or "",
+                    tree_links=sorted(str(p) for p in links), members=members)
+    return {"cases": cases}
+
 
 FILES = {"peer_ids.json": peer_ids, "envelopes.json": envelopes, "frames.json": frames,
-         "noise_xx.json": noise_xx, "values.json": values, "queries.json": queries}
+         "noise_xx.json": noise_xx, "values.json": values, "queries.json": queries,
+         "adverts.json": adverts, "routes.json": routes}
 
 
 def render(data: Any) -> str:

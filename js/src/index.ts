@@ -52,9 +52,10 @@ export { MAX_SDP_CANDIDATES, MAX_SDP_LINES, MAX_SDP_SIZE, validateSdp } from "./
 export { CONNECT_TIMEOUT_MS, DATA_CHANNEL_LABEL, type WebRTCOptions, acceptRawWebRTC, acceptWebRTC, dialRawWebRTC, dialWebRTC } from "./io/webrtc.js";
 export { MalformedOverlayMessage, type OverlayMsg, fromOverlayProto, toOverlayProto } from "./overlay/codec.js";
 export { DEFAULT_HYPARVIEW_CONFIG, HyParView, type HyParViewConfig, type MembershipAction } from "./overlay/hyparview.js";
-export { type BroadcastAction, DEFAULT_PLUMTREE_CONFIG, Plumtree, type PlumtreeConfig } from "./overlay/plumtree.js";
 export {
   DOCUMENT_DOMAIN, type OpenedDocument, RejectedDocument, type SealedDocument, documentId, openDocument, sealDocument,
 } from "./pubsub/document.js";
+export { type Advert, MalformedAdvert, advertFromProto, advertToProto, encodeAdvertFrame } from "./pubsub/advert.js";
+export { DEFAULT_ROUTER_CONFIG, type RouterAction, type RouterConfig, TreeRouter } from "./pubsub/tree/router.js";
 export { DEFAULT_NODE_CORE_CONFIG, type NodeAction, NodeCore, type NodeCoreConfig } from "./node/nodeCore.js";
 export { type ConnectOptions, type Message, NodeClosed, Subscription, TaiiNet } from "./io/taiinet.js";

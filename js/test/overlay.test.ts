@@ -1,5 +1,5 @@
-// The overlay codec against the bytes docs/overlay.md gives, the HyParView and Plumtree
-// cores alone, and many NodeCores joined in memory (seeded, no I/O, time as a number).
+// The overlay codec against the bytes docs/overlay.md gives, the HyParView core
+// alone, and many NodeCores joined in memory (seeded, no I/O, time as a number).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
@@ -14,7 +14,6 @@ import { decodeLinkFrame, encodeOverlayFrame } from "../src/link/frames.js";
 import { type NodeAction, NodeCore } from "../src/node/nodeCore.js";
 import { MalformedOverlayMessage, type OverlayMsg, fromOverlayProto, toOverlayProto } from "../src/overlay/codec.js";
 import { HyParView, type MembershipAction } from "../src/overlay/hyparview.js";
-import { type BroadcastAction, Plumtree } from "../src/overlay/plumtree.js";
 import { sealDocument } from "../src/pubsub/document.js";
 import { Query } from "../src/query/query.js";
 import { SeededRandom } from "../src/random.js";
@@ -137,44 +136,6 @@ describe("HyParView core", () => {
   });
 });
 
-describe("Plumtree core", () => {
-  it("grafts an announced id that does not arrive, from its announcer, after the timeout", () => {
-    const tree = new Plumtree(peer(0), () => true);
-    tree.neighborUp(peer(1), 0);
-    const id = new Uint8Array(32).fill(3);
-    assert.deepEqual(tree.receive(peer(1), { type: "ihave", id, hops: 2 }, 0), []);
-    assert.equal(tree.timer, 400);
-    const [graft] = tree.tick(400);
-    assert.deepEqual(graft, { type: "send", peer: peer(1), message: { type: "graft", id, origin: "" } });
-  });
-
-  it("prunes an eager neighbour that sends a duplicate", () => {
-    const tree = new Plumtree(peer(0), () => true);
-    tree.neighborUp(peer(1), 0);
-    tree.neighborUp(peer(2), 0);
-    const gossip: OverlayMsg = { type: "gossip", id: new Uint8Array(32).fill(1), hops: 1, payload: utf8("p"), origin: peer(5), entry: 0n };
-    const first = tree.receive(peer(1), gossip, 0);
-    assert.ok(first.some((a) => a.type === "deliver"));
-    assert.ok(first.some((a) => a.type === "send" && a.peer === peer(2) && a.message.type === "gossip"));
-    assert.deepEqual(tree.receive(peer(2), gossip, 1), [{ type: "send", peer: peer(2), message: { type: "prune", origin: peer(5) } }]);
-    assert.ok(tree.lazy.has(peer(2)));
-  });
-
-  it("never delivers, forwards or marks seen a payload the layer above refuses; drops its sender after six", () => {
-    const tree = new Plumtree(peer(0), (_, payload) => payload[0] !== 0);
-    tree.neighborUp(peer(1), 0);
-    tree.neighborUp(peer(2), 0);
-    const actions: BroadcastAction[] = [];
-    for (let i = 0; i < 6; i++) {
-      actions.push(...tree.receive(peer(1), { type: "gossip", id: Uint8Array.of(i + 1), hops: 1, payload: Uint8Array.of(0), origin: "", entry: 0n }, i));
-    }
-    assert.deepEqual(actions, [{ type: "drop", peer: peer(1), reason: "6 bad documents" }]);
-    // The same id with a good payload is still new.
-    const good = tree.receive(peer(2), { type: "gossip", id: Uint8Array.of(1), hops: 1, payload: Uint8Array.of(1), origin: "", entry: 0n }, 7);
-    assert.ok(good.some((a) => a.type === "deliver"));
-  });
-});
-
 /** NodeCores joined in memory: frames are delivered in order, closes reach both ends. */
 class Mesh {
   readonly nodes: NodeCore[];
@@ -224,8 +185,8 @@ describe("NodeCores in memory", () => {
       const mesh = new Mesh(20, seed);
       const random = new SeededRandom(seed);
       mesh.nodes.forEach((node, i) => {
-        node.subscribe(new Query(i % 2 === 0 ? { topic: "even" } : {}));
         mesh.apply(i, node.start(i === 0 ? null : peer(random.below(i)), mesh.now));
+        mesh.apply(i, node.subscribe(new Query(i % 2 === 0 ? { topic: "even" } : {}), mesh.now)[1]);
         mesh.run(mesh.now + 500);
       });
       mesh.run(mesh.now + 15_000);
@@ -244,8 +205,8 @@ describe("NodeCores in memory", () => {
   it("a tampered document is delivered to nobody and its sender loses its link after six", () => {
     const mesh = new Mesh(3, 9);
     mesh.nodes.forEach((node, i) => {
-      node.subscribe(new Query({}));
       mesh.apply(i, node.start(i === 0 ? null : peer(0), mesh.now));
+      mesh.apply(i, node.subscribe(new Query({}), mesh.now)[1]);
       mesh.run(mesh.now + 300);
     });
     const victim = mesh.nodes[0] as NodeCore;

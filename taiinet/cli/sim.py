@@ -11,7 +11,7 @@ import argparse
 import importlib
 from typing import Any
 
-SIM_MODULES: tuple[str, ...] = ("sim_overlay", "sim_dht", "sim_pubsub", "sim_stream")
+SIM_MODULES: tuple[str, ...] = ("sim_overlay", "sim_dht", "sim_signal", "sim_pubsub", "sim_stream")
 
 
 def register(subparsers: Any) -> None:

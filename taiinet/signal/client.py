@@ -1,4 +1,4 @@
-"""The peer side of signalling: one home signaller at a time, failover, offers.
+"""The peer side of signalling: a trio driver of :class:`SignalClientCore`.
 
 A node uses :func:`open_signal_client` and then only:
 
@@ -13,58 +13,42 @@ A node uses :func:`open_signal_client` and then only:
 * ``client.home``: peer id of the current home (None while re-homing),
   ``await client.wait_registered()`` and ``await client.wait_rehomed(old_home)``.
 
-The client keeps one link to a home.  When it dies the client tries the
-other signaller URLs in turn with exponential backoff and jitter, and
-re-registers a record with a higher sequence number on the new home.
+Every decision (hello, registration and renewal, failover with backoff,
+sessions, timeouts) is the core's (:mod:`taiinet.signal.client_core`); this
+module dials, reads and writes the one link to the home, answers keep-alive
+``Ping``s, runs the core's timers and turns its results into awaitables.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import trio
 
-from taiinet.errors import ConnectionClosed, RemoteProtocolError, TaiiNetError
-from taiinet.signal.codec import (
-    MAX_CONTACTS,
-    Contacts,
-    GetContacts,
-    Hello,
-    Register,
-    Registered,
-    Relay,
-    RelayFailed,
-    Role,
-    SignalMessage,
-    decode_signal,
-    encode_signal,
+from taiinet.errors import TaiiNetError
+from taiinet.signal.client_core import (
+    ClientAction,
+    ClientTimer,
+    CloseHome,
+    DialHome,
+    HomeChanged,
+    OfferReceived,
+    OfferSettled,
+    RequestSettled,
+    SendHome,
+    SetTimer,
+    SignalClientConfig,
+    SignalClientCore,
 )
-from taiinet.signal.errors import (
-    NoSignallerAvailable,
-    PeerUnreachable,
-    RecordRejected,
-    SignalUsageError,
-)
-from taiinet.signal.records import (
-    MAX_RECORD_LIFETIME_MS,
-    MAX_SERVICE_CHARS,
-    RECORD_LIFETIME,
-    RECORD_RENEWALS,
-    SESSION_ID_BYTES,
-    PeerRecord,
-    SessionDescription,
-    SessionKind,
-    open_peer_record,
-    open_session,
-    seal_peer_record,
-    seal_session,
-)
+from taiinet.signal.codec import decode_signal, encode_signal
+from taiinet.signal.errors import PeerUnreachable, SignalUsageError
+from taiinet.signal.records import PeerRecord, SessionKind
+from taiinet.signal.timer_heap import TimerHeap
 from taiinet.signal.transport import SignalTransport, default_transport
 from taiinet.transport.connection import Connection
 from taiinet.transport.errors import CertificateUntrusted
@@ -73,37 +57,12 @@ from taiinet.wire.identity import Identity
 from taiinet.wire.keepalive import encode_pong, ping_nonce
 from taiinet.wire.peer_id import PeerId
 
+__all__ = ["IncomingOffer", "SignalClient", "SignalClientConfig", "open_signal_client"]
+
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SignalClientConfig:
-    record_lifetime: float = RECORD_LIFETIME
-    """Seconds a registered record lives; renewed ``RECORD_RENEWALS`` times per life
-    (a vanished peer's record is gone from the mesh this long after its last renewal)."""
-    withdraw_timeout: float = 2.0
-    """Seconds a clean exit waits for the home to confirm the withdrawal."""
-    backoff_initial: float = 0.1
-    backoff_max: float = 5.0
-    offer_timeout: float = 20.0
-    request_timeout: float = 10.0
-    incoming_queue: int = 32
-    max_pending_sessions: int = 64
-    #: Services named in our peer record (``("seeder",)`` on a seeder).
-    services: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        longest = MAX_RECORD_LIFETIME_MS / 1000
-        if not 0 < self.record_lifetime <= longest:
-            raise SignalUsageError(f"record_lifetime must be in (0, {longest:g}] s: homes "
-                                   "refuse records that expire later")
-
-
-@dataclass(slots=True)
-class _Session:
-    event: trio.Event = field(default_factory=trio.Event)
-    answer: SessionDescription | None = None
-    failure: str = ""
+#: Frames queued for the home link before it is closed as stuck.
+SEND_QUEUE = 256
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,10 +75,20 @@ class IncomingOffer:
     client: SignalClient
 
     async def answer(self, sdp: str) -> None:
-        await self.client._reply(self, SessionKind.ANSWER, sdp)
+        self.client._reply(self, SessionKind.ANSWER, sdp)
 
     async def reject(self, reason: str = "") -> None:
-        await self.client._reply(self, SessionKind.REJECT, reason)
+        self.client._reply(self, SessionKind.REJECT, reason)
+
+
+class _Waiter:
+    """One result the core will settle (an offer or a request)."""
+
+    __slots__ = ("event", "result")
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.result: OfferSettled | RequestSettled | None = None
 
 
 class SignalClient:
@@ -128,13 +97,14 @@ class SignalClient:
     def __init__(self, identity: Identity, signallers: Sequence[str],
                  transport: SignalTransport, config: SignalClientConfig,
                  rng: random.Random) -> None:
-        if not signallers:
-            raise SignalUsageError("give at least one signaller URL")
+        now = trio.current_time()
+        self.core = SignalClientCore(identity=identity, signallers=list(signallers),
+                                     config=config, rng=rng, now=now,
+                                     unix_epoch=time.time() - now)
         self.identity = identity
         self.signallers = list(signallers)
         self.transport = transport
         self.config = config
-        self.rng = rng
         self.home: str | None = None
         self.home_url: str | None = None
         #: Why the last signaller could not be reached or kept (``"<url>: <reason>"``).
@@ -144,22 +114,29 @@ class SignalClient:
         #: callers can give up at once instead of waiting for a timeout.
         self.untrusted = trio.Event()
         self._untrusted_urls: set[str] = set()
+        #: The link to the home while registered there.
         self._connection: Connection | None = None
         self._link: Connection | None = None
+        self._link_url = ""
+        self._link_scope: trio.CancelScope | None = None
+        self._outgoing: trio.MemorySendChannel[bytes] | None = None
         self._registered = trio.Event()
-        self._seq = 0
-        self._sessions: dict[bytes, _Session] = {}
-        self._requests: dict[int, tuple[trio.Event, list[SignalMessage]]] = {}
-        self._next_request = rng.getrandbits(32)
+        self._home_changed = trio.Event()
+        self._waiters: dict[bytes | int, _Waiter] = {}
         self._incoming_send, self._incoming_receive = trio.open_memory_channel[IncomingOffer](
             config.incoming_queue)
-        self._send_lock = trio.Lock()
+        self._dials_send, self._dials = trio.open_memory_channel[str](4)
+        self._timers: TimerHeap[ClientTimer] = TimerHeap()
         self._closing = False
-        self._home_changed = trio.Event()
 
     @property
     def peer_id(self) -> PeerId:
         return self.identity.peer_id
+
+    @property
+    def _seq(self) -> int:
+        """The sequence number of our latest record."""
+        return self.core.seq
 
     async def wait_registered(self) -> None:
         """Wait until a home accepted our record."""
@@ -183,22 +160,14 @@ class SignalClient:
             target = PeerId.parse(peer_id)
         except InvalidPeerId as exc:
             raise SignalUsageError(f"cannot offer to {peer_id[:60]!r}: {exc}") from None
-        if len(self._sessions) >= self.config.max_pending_sessions:
-            raise SignalUsageError("too many offers in flight")
-        session_id = self.rng.getrandbits(8 * SESSION_ID_BYTES).to_bytes(SESSION_ID_BYTES, "big")
-        session = _Session()
-        self._sessions[session_id] = session
-        try:
-            with trio.move_on_after(self.config.offer_timeout):
-                await self._send_session(target, session_id, SessionKind.OFFER, sdp)
-                await session.event.wait()
-        finally:
-            self._sessions.pop(session_id, None)
-        if session.answer is None:
-            raise PeerUnreachable(f"no answer from {peer_id}: {session.failure or 'timed out'}")
-        if session.answer.kind is SessionKind.REJECT:
-            raise PeerUnreachable(f"{peer_id} refused the offer: {session.answer.sdp}")
-        return session.answer.sdp
+        session_id, actions = self.core.send_offer(target, sdp, self._now())
+        settled = await self._settled(session_id, actions)
+        assert isinstance(settled, OfferSettled)
+        if settled.answer is not None:
+            return settled.answer
+        if settled.rejected:
+            raise PeerUnreachable(settled.failure)
+        raise PeerUnreachable(f"no answer from {peer_id}: {settled.failure}")
 
     def incoming_offers(self) -> AsyncIterator[IncomingOffer]:
         """Offers from other peers, in arrival order (bounded; extras are refused)."""
@@ -207,104 +176,130 @@ class SignalClient:
     async def contacts(self, count: int = 8, service: str = "") -> list[PeerRecord]:
         """A random sample of live peers (their verified records), not us.
 
-        With ``service``, only peers whose record names it (checked here too:
-        a signaller that predates the filter answers any peers).
+        With ``service``, only peers whose record names it.
         """
-        if len(service) > MAX_SERVICE_CHARS:
-            raise SignalUsageError(f"a service name has at most {MAX_SERVICE_CHARS} characters")
-        request_id = self._new_request_id()
-        reply = await self._request(request_id, GetContacts(
-            request_id=request_id, count=min(count, MAX_CONTACTS), local_only=False,
-            service=service))
-        records: list[PeerRecord] = []
-        if isinstance(reply, Contacts):
-            for raw in reply.records:
-                try:
-                    record = open_peer_record(raw, _unix_ms())
-                except RecordRejected:
-                    continue
-                if (record.peer_id != self.peer_id and not record.withdrawn
-                        and (not service or service in record.services)):
-                    records.append(record)
-        return records
+        request_id, actions = self.core.request_contacts(count, service, self._now())
+        settled = await self._settled(request_id, actions)
+        return list(settled.records) if isinstance(settled, RequestSettled) else []
+
+    async def aclose(self) -> None:
+        """Withdraw our record, then close the link to the home politely (the client
+        stops re-homing only when its ``async with`` ends)."""
+        link = self._link
+        request_id, actions = self.core.withdraw(self._now())
+        if request_id is not None:
+            await self._settled(request_id, actions)
+        else:
+            self._carry(actions)
+        if link is not None:
+            await link.aclose()
 
     # -- internals ------------------------------------------------------------
 
-    async def _reply(self, offer: IncomingOffer, kind: SessionKind, sdp: str) -> None:
-        await self._send_session(offer.from_peer, offer.session_id, kind, sdp)
-
-    async def _send_session(self, peer_id: PeerId, session_id: bytes, kind: SessionKind,
-                            sdp: str) -> None:
-        envelope = seal_session(self.identity, SessionDescription(
-            from_peer=self.peer_id, to_peer=peer_id, session_id=session_id, kind=kind,
-            sdp=sdp, created_unix_ms=_unix_ms()))
-        await self._send(encode_signal(Relay(target_peer=peer_id, session=envelope,
-                                             hops_left=0)))
-
-    async def _send(self, frame: bytes) -> None:
-        while True:
-            await self._registered.wait()
-            connection = self._connection
-            if connection is None:
-                await trio.sleep(0)
-                continue
-            try:
-                async with self._send_lock:
-                    await connection.send(frame)
-                return
-            except ConnectionClosed:
-                await trio.sleep(self.config.backoff_initial)
-
-    def _new_request_id(self) -> int:
-        self._next_request = (self._next_request + 1) % (1 << 64)
-        return self._next_request
-
-    async def _request(self, request_id: int, message: SignalMessage) -> SignalMessage | None:
-        event = trio.Event()
-        replies: list[SignalMessage] = []
-        self._requests[request_id] = (event, replies)
+    async def _settled(self, key: bytes | int,
+                       actions: list[ClientAction]) -> OfferSettled | RequestSettled | None:
+        """Carry out ``actions`` and wait for the core to settle ``key`` (it always does,
+        by its own timeout at the latest)."""
+        waiter = self._waiters[key] = _Waiter()
         try:
-            with trio.move_on_after(self.config.request_timeout):
-                await self._send(encode_signal(message))
-                await event.wait()
+            self._carry(actions)
+            await waiter.event.wait()
         finally:
-            self._requests.pop(request_id, None)
-        return replies[0] if replies else None
+            self._waiters.pop(key, None)
+        return waiter.result
+
+    def _reply(self, offer: IncomingOffer, kind: SessionKind, sdp: str) -> None:
+        self._carry(self.core.reply(offer.from_peer, offer.session_id, kind, sdp, self._now()))
+
+    def _now(self) -> float:
+        """The core's ``now``; its wall clock kept in step with this host's."""
+        now = trio.current_time()
+        self.core.unix_epoch = time.time() - now
+        return now
+
+    def _carry(self, actions: list[ClientAction]) -> None:
+        for action in actions:
+            if isinstance(action, SendHome):
+                self._enqueue(encode_signal(action.message))
+            elif isinstance(action, SetTimer):
+                self._timers.add(action.at, action.timer)
+            elif isinstance(action, DialHome):
+                self._dials_send.send_nowait(action.url)
+            elif isinstance(action, CloseHome):
+                logger.info("leaving home %s: %s", self._link_url, action.reason)
+                self.last_failure = f"{self._link_url}: {action.reason}"
+                if self._link_scope is not None:
+                    self._link_scope.cancel()
+            elif isinstance(action, HomeChanged):
+                self._home_changed_to(action)
+            elif isinstance(action, OfferReceived):
+                self._offer_received(action)
+            else:
+                waiter = self._waiters.get(action.session_id if isinstance(action, OfferSettled)
+                                           else action.request_id)
+                if waiter is not None:
+                    waiter.result = action
+                    waiter.event.set()
+
+    def _home_changed_to(self, action: HomeChanged) -> None:
+        if action.home is None:
+            self.home = self.home_url = None
+            self._connection = None
+            if self._registered.is_set():
+                self._registered = trio.Event()
+            return
+        self.home, self.home_url = action.home, action.url
+        self._connection = self._link
+        self._registered.set()
+        self._home_changed.set()
+        self._home_changed = trio.Event()
+
+    def _offer_received(self, action: OfferReceived) -> None:
+        offer = IncomingOffer(from_peer=action.from_peer, sdp=action.sdp,
+                              session_id=action.session_id, client=self)
+        try:
+            self._incoming_send.send_nowait(offer)
+        except trio.WouldBlock:
+            logger.warning("incoming offer queue full; dropping offer from %s", action.from_peer)
+
+    def _enqueue(self, frame: bytes) -> None:
+        if self._outgoing is None:
+            return
+        try:
+            self._outgoing.send_nowait(frame)
+        except trio.WouldBlock:
+            logger.warning("send queue to the home full; closing the link")
+            if self._link_scope is not None:
+                self._link_scope.cancel()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
 
     async def _run(self) -> None:
-        """Keep a home: connect, register, read; on failure move to the next URL."""
-        failures = 0
-        order = list(self.signallers)  # in the given order: callers shuffle to spread load
-        index = 0
-        while True:
-            url = order[index % len(order)]
-            index += 1
-            try:
-                async with self.transport.dial(url, self.identity) as connection:
-                    failures = 0
-                    self._untrusted_urls.clear()
-                    await self._serve_home(url, connection)
-            except (TaiiNetError, OSError, trio.TooSlowError) as exc:
-                logger.info("signaller %s failed: %r", url, exc)
-                reason = str(exc)
-                self.last_failure = reason if url in reason else f"{url}: {reason}"
-                self._note_untrusted(url, exc)
-            finally:
-                self._registered = trio.Event() if self._registered.is_set() else self._registered
-                self._connection = None
-                self.home = self.home_url = None
-                for session in self._sessions.values():
-                    if not session.event.is_set():
-                        session.failure = "home signaller lost"
-            if self._closing:
-                return
-            failures += 1
-            if (failures >= len(order) and not self.untrusted.is_set()
-                    and all(s.event.is_set() for s in self._sessions.values())):
-                logger.warning("no signaller reachable (last: %s); retrying", self.last_failure)
-            delay = min(self.config.backoff_max,
-                        self.config.backoff_initial * 2 ** min(failures, 16))
-            await trio.sleep(delay * self.rng.uniform(0.5, 1.5))
+        """Dial the homes the core asks for; report each link up and down."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._timers.run, self._now, lambda timer, now: self._carry(
+                self.core.handle_timer(timer, now)))
+            self._carry(self.core.start(self._now()))
+            async for url in self._dials:
+                try:
+                    async with self.transport.dial(url, self.identity) as connection:
+                        self._untrusted_urls.clear()
+                        await self._serve_home(url, connection)
+                except (TaiiNetError, OSError, trio.TooSlowError) as exc:
+                    logger.info("signaller %s failed: %r", url, exc)
+                    reason = str(exc)
+                    self.last_failure = reason if url in reason else f"{url}: {reason}"
+                    self._note_untrusted(url, exc)
+                finally:
+                    self._link = self._outgoing = self._link_scope = None
+                self._carry(self.core.handle_link_down(self._now()))
+                if self._closing:
+                    break
+                if (self.core.failures >= len(self.signallers) and not self.untrusted.is_set()
+                        and not self._waiters):
+                    logger.warning("no signaller reachable (last: %s); retrying",
+                                   self.last_failure)
+            nursery.cancel_scope.cancel()
 
     def _note_untrusted(self, url: str, error: BaseException) -> None:
         if isinstance(error, CertificateUntrusted):
@@ -314,151 +309,38 @@ class SignalClient:
         else:
             self._untrusted_urls.discard(url)
 
-    async def aclose(self) -> None:
-        """Withdraw our record, then close the link to the home politely (the client
-        stops re-homing only when its ``async with`` ends)."""
-        link = self._link
-        if link is None:
-            return
-        await self._withdraw(link)
-        await link.aclose()
-
-    async def _withdraw(self, connection: Connection) -> None:
-        """Register a tombstone of our record (higher seq, ``withdrawn``): the home
-        forgets us at once and replaces our record's DHT copies with it.
-
-        Bounded by ``withdraw_timeout``; a home that does not answer only delays
-        the exit.
-        """
-        if self._connection is not connection:
-            return
-        self._seq = max(self._seq + 1, _unix_ms())
-        record = PeerRecord(
-            peer_id=self.peer_id, signaller_peer_id=connection.remote_peer_id,
-            signaller_url=self.home_url or "", addresses=(), seq=self._seq,
-            expires_unix_ms=_unix_ms() + math.floor(self.config.record_lifetime * 1000),
-            withdrawn=True)
-        request_id = self._new_request_id()
-        event = trio.Event()
-        self._requests[request_id] = (event, [])
-        with trio.move_on_after(self.config.withdraw_timeout):
-            try:
-                async with self._send_lock:
-                    await connection.send(encode_signal(Register(
-                        request_id=request_id, record=seal_peer_record(self.identity, record))))
-                await event.wait()
-            except TaiiNetError as exc:
-                logger.info("withdrawal failed: %r", exc)
-        self._requests.pop(request_id, None)
-
     async def _serve_home(self, url: str, connection: Connection) -> None:
-        self._link = connection
-        await connection.send(encode_signal(Hello(role=Role.PEER, listen_url="")))
-        with trio.fail_after(self.config.request_timeout):
-            hello = await self._next(connection)
-        if not isinstance(hello, Hello) or hello.role is not Role.SIGNALLER:
-            raise RemoteProtocolError("the home did not greet as a signaller")
-        # The record names the URL the home announces (what other signallers
-        # dial), which may differ from the one we dialed (e.g. localhost).
-        home_url = hello.listen_url or url
-        self.home, self.home_url = connection.remote_peer_id, home_url
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._renew_guarded, connection, home_url)
-            try:
-                while True:
-                    self._dispatch(await self._next(connection), connection)
-            except (TaiiNetError, trio.TooSlowError) as exc:
-                logger.info("link to home %s ended: %r", url, exc)
-            finally:
-                nursery.cancel_scope.cancel()
+        send, receive = trio.open_memory_channel[bytes](SEND_QUEUE)
+        self._link, self._link_url, self._outgoing = connection, url, send
+        with trio.CancelScope() as scope:
+            self._link_scope = scope
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._writer, connection, receive, scope)
+                self._carry(self.core.handle_link_up(connection.remote_peer_id, self._now()))
+                try:
+                    while True:
+                        frame = await connection.receive()
+                        nonce = ping_nonce(frame)
+                        if nonce is not None:
+                            self._enqueue(encode_pong(nonce))
+                            continue
+                        message = decode_signal(frame)
+                        if message is not None:
+                            self._carry(self.core.handle_message(message, self._now()))
+                except (TaiiNetError, trio.TooSlowError) as exc:
+                    logger.info("link to home %s ended: %r", url, exc)
+                finally:
+                    nursery.cancel_scope.cancel()
 
-
-    async def _renew_guarded(self, connection: Connection, url: str) -> None:
+    @staticmethod
+    async def _writer(connection: Connection, frames: trio.MemoryReceiveChannel[bytes],
+                      scope: trio.CancelScope) -> None:
         try:
-            await self._renew(connection, url)
-        except (TaiiNetError, trio.TooSlowError) as exc:
-            logger.info("registration at %s failed: %r", url, exc)
-            await connection.aclose()
-
-    async def _renew(self, connection: Connection, url: str) -> None:
-        while True:
-            self._seq = max(self._seq + 1, _unix_ms())
-            record = PeerRecord(
-                peer_id=self.peer_id, signaller_peer_id=connection.remote_peer_id,
-                signaller_url=url, addresses=(), seq=self._seq,
-                expires_unix_ms=_unix_ms() + math.floor(self.config.record_lifetime * 1000),
-                services=self.config.services)
-            request_id = self._new_request_id()
-            event = trio.Event()
-            replies: list[SignalMessage] = []
-            self._requests[request_id] = (event, replies)
-            async with self._send_lock:
-                await connection.send(encode_signal(Register(
-                    request_id=request_id, record=seal_peer_record(self.identity, record))))
-            with trio.fail_after(self.config.request_timeout):
-                await event.wait()
-            reply = replies[0]
-            if not isinstance(reply, Registered) or not reply.ok:
-                reason = reply.reason if isinstance(reply, Registered) else "?"
-                raise NoSignallerAvailable(f"{url} refused our record: {reason}")
-            self._connection = connection
-            self._registered.set()
-            self._home_changed.set()
-            self._home_changed = trio.Event()
-            await trio.sleep(self.config.record_lifetime / RECORD_RENEWALS)
-
-    async def _next(self, connection: Connection) -> SignalMessage:
-        """The next signal message; the home's keep-alive ``Ping``s are answered."""
-        while True:
-            frame = await connection.receive()
-            nonce = ping_nonce(frame)
-            if nonce is not None:
-                async with self._send_lock:
-                    await connection.send(encode_pong(nonce))
-                continue
-            message = decode_signal(frame)
-            if message is not None:
-                return message
-
-    def _dispatch(self, message: SignalMessage, connection: Connection) -> None:
-        if isinstance(message, Registered | Contacts):
-            waiter = self._requests.pop(message.request_id, None)
-            if waiter is not None:
-                waiter[1].append(message)
-                waiter[0].set()
-        elif isinstance(message, Relay):
-            self._on_relay(message)
-        elif isinstance(message, RelayFailed):
-            session = self._sessions.get(message.session_id)
-            if session is not None and message.target_peer:
-                session.failure = message.reason
-                session.event.set()
-        else:
-            raise RemoteProtocolError(f"home sent an unexpected {type(message).__name__}")
-
-    def _on_relay(self, message: Relay) -> None:
-        try:
-            session = open_session(message.session)
-        except RecordRejected as exc:
-            logger.warning("dropping a badly signed session message: %s", exc)
-            return
-        if session.to_peer != self.peer_id:
-            return
-        if session.kind is SessionKind.OFFER:
-            offer = IncomingOffer(from_peer=session.from_peer, sdp=session.sdp,
-                                  session_id=session.session_id, client=self)
-            try:
-                self._incoming_send.send_nowait(offer)
-            except trio.WouldBlock:
-                logger.warning("incoming offer queue full; dropping offer from %s",
-                               session.from_peer)
-            return
-        pending = self._sessions.get(session.session_id)
-        if pending is None or session.kind is SessionKind.ICE:
-            return
-        if session.kind in (SessionKind.ANSWER, SessionKind.REJECT):
-            pending.answer = session
-            pending.event.set()
+            async for frame in frames:
+                await connection.send(frame)
+        except TaiiNetError as exc:
+            logger.info("sending to the home failed: %r", exc)
+            scope.cancel()
 
 
 @asynccontextmanager
@@ -498,7 +380,3 @@ async def open_signal_client(identity: Identity, signallers: Sequence[str], *,
             finally:
                 run_scope.cancel()
                 nursery.cancel_scope.cancel()
-
-
-def _unix_ms() -> int:
-    return math.floor(time.time() * 1000)

@@ -20,9 +20,11 @@ Generic pieces, for any protocol's simulation:
 
 Protocol simulations, one function and config each: ``simulate_overlay``
 (HyParView + Plumtree, ``taiinet.sim.overlay``), ``simulate_pubsub``
-(content-based routing, ``taiinet.sim.pubsub``) and ``simulate_dht`` (the
-signallers' Kademlia DHT, ``taiinet.sim.dht``).  Names are imported on first
-use, so ``taiinet.sim.events`` alone loads no protocol.
+(content-based routing, ``taiinet.sim.pubsub``), ``simulate_dht`` (the
+signallers' Kademlia DHT, ``taiinet.sim.dht``) and ``simulate_signal``
+(offers relayed by the signaller and client cores, ``taiinet.sim.signal``).
+Names are imported on first use, so ``taiinet.sim.events`` alone loads no
+protocol.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from taiinet.sim.network import LinkModel, SimNetwork
     from taiinet.sim.overlay import OverlaySimConfig, OverlaySimResult, simulate_overlay
     from taiinet.sim.pubsub import PubsubSimConfig, PubsubSimResult, simulate_pubsub
+    from taiinet.sim.signal import SignalSimConfig, SignalSimResult, simulate_signal
 
 #: Each lazily exported name and the module it is imported from.
 _EXPORTS: dict[str, str] = {
@@ -50,10 +53,13 @@ _EXPORTS: dict[str, str] = {
     "OverlaySimResult": "taiinet.sim.overlay",
     "PubsubSimConfig": "taiinet.sim.pubsub",
     "PubsubSimResult": "taiinet.sim.pubsub",
+    "SignalSimConfig": "taiinet.sim.signal",
+    "SignalSimResult": "taiinet.sim.signal",
     "SimNetwork": "taiinet.sim.network",
     "simulate_dht": "taiinet.sim.dht",
     "simulate_overlay": "taiinet.sim.overlay",
     "simulate_pubsub": "taiinet.sim.pubsub",
+    "simulate_signal": "taiinet.sim.signal",
 }
 
 if not TYPE_CHECKING:  # hidden from type checkers, so a misspelt name stays an error
@@ -69,8 +75,11 @@ __all__ = [
     "OverlaySimResult",
     "PubsubSimConfig",
     "PubsubSimResult",
+    "SignalSimConfig",
+    "SignalSimResult",
     "SimNetwork",
     "simulate_dht",
     "simulate_overlay",
     "simulate_pubsub",
+    "simulate_signal",
 ]

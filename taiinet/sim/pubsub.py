@@ -173,7 +173,7 @@ class PubsubSimResult:
 
 
 class PubsubSimulation:
-    """A scenario on the harness: one router (with its ``Overlay``) per node."""
+    """A scenario on the harness: one content router (with its ``Overlay``) per node."""
 
     def __init__(self, config: PubsubSimConfig) -> None:
         self.config = config

@@ -98,6 +98,11 @@ export async function waitReceived(count, timeoutMs = 30000) {
   return received;
 }
 
+/** The content router's counters (adverts sent and received, accepted, unwanted, ...). */
+export function routerStats() {
+  return Object.fromEntries(net.core.router.stats);
+}
+
 export async function leave() {
   const rejected = Object.fromEntries(net.core.rejected);
   await net.close();

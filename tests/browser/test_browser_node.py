@@ -57,6 +57,7 @@ async def test_a_page_exchanges_documents_with_python_nodes() -> None:
                 trio.from_thread.run(python_publishes, trio_token=token)
                 received = page.evaluate("n => harness.waitReceived(n)", 2)
                 return {"peer_id": peer_id, "received": received,
+                        "stats": page.evaluate("() => harness.routerStats()"),
                         "rejected": page.evaluate("() => harness.leave()")}
 
             result = await trio.to_thread.run_sync(run_in_browser, in_browser)
@@ -68,6 +69,11 @@ async def test_a_page_exchanges_documents_with_python_nodes() -> None:
             assert by_n[1]["publisher"] == nodes[1].peer_id
             assert by_n[2]["publisher"] == result["peer_id"]
             assert result["rejected"] == {}
+            # The page routes: it advertised its interest, and its Python neighbours sent it
+            # nothing it had no use for (the topic "y" document stayed on the Python side).
+            stats = result["stats"]
+            assert stats.get("adverts_sent", 0) >= 1 and stats.get("adverts_received", 0) >= 1
+            assert stats.get("unwanted", 0) == 0, stats
             # Page -> Python: both nodes got the page's document.
             with trio.fail_after(20):
                 while not all(any(m["data"].get("from") == "page" for m in into) for into in got):

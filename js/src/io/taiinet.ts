@@ -177,9 +177,10 @@ export class TaiiNet {
   subscribe(query: unknown): Subscription {
     if (this.#closed) throw new NodeClosed("the node is closed");
     const parsed = new Query(query);
-    const id = this.core.subscribe(parsed);
+    const [id, actions] = this.core.subscribe(parsed, Date.now());
     const subscription = new Subscription(this, id, parsed);
     this.#subscriptions.set(id, subscription);
+    this.#run(actions);
     return subscription;
   }
 
@@ -193,8 +194,8 @@ export class TaiiNet {
 
   /** @internal */
   unsubscribe(id: number): void {
-    this.core.unsubscribe(id);
     this.#subscriptions.delete(id);
+    if (!this.#closed) this.#run(this.core.unsubscribe(id, Date.now()));
   }
 
   async close(): Promise<void> {

@@ -1,25 +1,27 @@
 /**
- * A browser peer's protocol core: HyParView membership, Plumtree broadcast
- * and the local subscriptions, composed (docs/peer.md, steps 9-14).
+ * A browser peer's protocol core: HyParView membership, the stable-tree
+ * content router and the local subscriptions, composed (docs/peer.md, steps
+ * 9-14; docs/pubsub.md).
  *
  * Theory of operation.  Frames from a neighbour are decoded here (a `Ping`
- * is answered, a malformed frame or overlay message drops its link, other
- * layers' frames are ignored); overlay messages go to membership or
- * broadcast; membership's neighbour events feed broadcast.  A published
- * document is sealed and broadcast; a payload from the network is opened
- * (every check of docs/protocol.md "Published documents") before Plumtree
- * accepts it, and delivered to each local subscription whose query matches.
- * This peer sends no `InterestAdvert`: its neighbours send it every document
- * (docs/pubsub.md), and it filters them itself.
+ * is answered, a malformed frame, overlay message or advert drops its link,
+ * other layers' frames are ignored); membership messages go to HyParView,
+ * `Gossip` and `InterestAdvert`s to the router (Plumtree's `IHave`, `Graft`
+ * and `Prune` are not part of the stable tree and are ignored).
+ * Membership's neighbour events feed the router, which sends interest
+ * adverts, pushes documents along the tree and delivers them to the local
+ * subscriptions that match.  A published document is sealed here and
+ * handed to the router.
  */
 
 import { RemoteProtocolError } from "../errors.js";
-import { toHex } from "../bytes.js";
+import { fromHex, toHex } from "../bytes.js";
 import { decodeLinkFrame, encodeOverlayFrame, encodePing, encodePong } from "../link/frames.js";
 import { type OverlayMsg, fromOverlayProto, toOverlayProto } from "../overlay/codec.js";
 import { DEFAULT_HYPARVIEW_CONFIG, HyParView, type HyParViewConfig, type MembershipAction } from "../overlay/hyparview.js";
-import { type BroadcastAction, DEFAULT_PLUMTREE_CONFIG, Plumtree, type PlumtreeConfig } from "../overlay/plumtree.js";
-import { type OpenedDocument, RejectedDocument, openDocument, sealDocument } from "../pubsub/document.js";
+import { advertFromProto, encodeAdvertFrame } from "../pubsub/advert.js";
+import { type OpenedDocument, openDocument, sealDocument } from "../pubsub/document.js";
+import { DEFAULT_ROUTER_CONFIG, type RouterAction, type RouterConfig, TreeRouter } from "../pubsub/tree/router.js";
 import type { Query } from "../query/query.js";
 import type { Document } from "../query/values.js";
 import type { SeededRandom } from "../random.js";
@@ -35,25 +37,24 @@ export type NodeAction =
 
 export interface NodeCoreConfig {
   readonly membership: HyParViewConfig;
-  readonly broadcast: PlumtreeConfig;
+  readonly routing: RouterConfig;
   /** Local subscriptions, at most. */
   readonly maxSubscriptions: number;
 }
 
 export const DEFAULT_NODE_CORE_CONFIG: NodeCoreConfig = Object.freeze({
-  membership: DEFAULT_HYPARVIEW_CONFIG, broadcast: DEFAULT_PLUMTREE_CONFIG, maxSubscriptions: 64,
+  membership: DEFAULT_HYPARVIEW_CONFIG, routing: DEFAULT_ROUTER_CONFIG, maxSubscriptions: 64,
 });
 
 export class NodeCore {
   readonly identity: Identity;
   readonly membership: HyParView;
-  readonly broadcast: Plumtree;
+  readonly router: TreeRouter;
   readonly config: NodeCoreConfig;
-  /** Documents dropped by reason (a peer's fault), and frames dropped as malformed. */
-  readonly rejected = new Map<string, number>();
+  /** Frames dropped as malformed, by error. */
+  readonly #malformed = new Map<string, number>();
   readonly #random: SeededRandom;
-  readonly #subscriptions = new Map<number, Query>();
-  readonly #opened = new Map<string, OpenedDocument>(); // the document Plumtree is accepting right now
+  readonly #subscriptions = new Set<number>();
   #nextSubscription = 1;
 
   constructor(identity: Identity, random: SeededRandom, config: NodeCoreConfig = DEFAULT_NODE_CORE_CONFIG) {
@@ -61,11 +62,16 @@ export class NodeCore {
     this.config = config;
     this.#random = random;
     this.membership = new HyParView(identity.peerId, random, config.membership);
-    this.broadcast = new Plumtree(identity.peerId, (id, payload) => this.#check(id, payload), config.broadcast);
+    this.router = new TreeRouter(identity.peerId, config.routing);
+  }
+
+  /** What this node dropped as a peer's fault: malformed frames (`malformed: <error>`) and documents by reason. */
+  get rejected(): Map<string, number> {
+    return new Map([...this.#malformed, ...this.router.rejected]);
   }
 
   get timer(): number | null {
-    const times = [this.membership.timer, this.broadcast.timer].filter((t): t is number => t !== null);
+    const times = [this.membership.timer, this.router.timer].filter((t): t is number => t !== null);
     return times.length === 0 ? null : Math.min(...times);
   }
 
@@ -73,30 +79,34 @@ export class NodeCore {
     return [...this.membership.active.keys()];
   }
 
+  /** `now`: the wall clock in Unix ms (this node's start is its claim as the tree's root). */
   start(contact: PeerId | null, now: number): NodeAction[] {
+    this.router.start(now);
     return this.#membershipActions(this.membership.start(contact, now), now);
   }
 
-  subscribe(query: Query): number {
+  subscribe(query: Query, now: number): [number, NodeAction[]] {
     if (this.#subscriptions.size >= this.config.maxSubscriptions) throw new RangeError(`at most ${this.config.maxSubscriptions} subscriptions`);
     const id = this.#nextSubscription++;
-    this.#subscriptions.set(id, query);
-    return id;
+    this.#subscriptions.add(id);
+    return [id, this.#routerActions(this.router.subscribe(id, query, now), now)];
   }
 
-  unsubscribe(id: number): void {
+  unsubscribe(id: number, now: number): NodeAction[] {
     this.#subscriptions.delete(id);
+    return this.#routerActions(this.router.unsubscribe(id, now), now);
   }
 
-  /** Sign and broadcast `document`; `InvalidDocument` if it is not one. */
+  /** Sign and route `document`; its message id (hex). `InvalidDocument` if it is not one. */
   publish(document: Document, now: number): [string, NodeAction[]] {
     const sealed = sealDocument(this.identity, document, Math.floor(now), this.#random.nextU64());
-    this.#opened.set(toHex(sealed.messageId), {
-      messageId: sealed.messageId, publisher: this.identity.peerId, document, publishedUnixMs: Math.floor(now),
-    });
-    const actions = this.#broadcastActions(this.broadcast.broadcast(sealed.messageId, sealed.envelope, now), now);
-    this.#opened.clear();
-    return [toHex(sealed.messageId), actions];
+    const opened = openDocument(sealed.messageId, sealed.envelope);
+    return [toHex(sealed.messageId), this.#routerActions(this.router.publish(sealed.messageId, sealed.envelope, opened, now), now)];
+  }
+
+  /** The neighbours holding a document published here (the hand-off of docs/pubsub.md section 7). */
+  handedTo(id: string): PeerId[] {
+    return this.router.handedTo(fromHex(id));
   }
 
   /** A link frame from `peer`. */
@@ -107,11 +117,16 @@ export class NodeCore {
       for (const frame of decodeLinkFrame(data)) {
         if (frame.kind === "ping") actions.push({ type: "send", peer, frame: encodePong(frame.nonce) });
         else if (frame.kind === "overlay") actions.push(...this.#onOverlay(peer, fromOverlayProto(frame.message), now));
+        else if (frame.kind === "pubsub") {
+          const verdict = this.router.admitAdvert(peer, now);
+          if (verdict === "disconnect") return [...actions, ...this.#drop(peer, now)];
+          if (verdict === "admit") actions.push(...this.#routerActions(this.router.advert(peer, advertFromProto(frame.message), now), now));
+        }
       }
     } catch (error) {
       if (!(error instanceof RemoteProtocolError)) throw error;
       this.#count(`malformed: ${error.name}`);
-      return [...actions, { type: "close", peer, failed: true }, ...this.linkDown(peer, now)];
+      return [...actions, ...this.#drop(peer, now)];
     }
     return actions;
   }
@@ -121,7 +136,7 @@ export class NodeCore {
   }
 
   tick(now: number): NodeAction[] {
-    return [...this.#membershipActions(this.membership.tick(now), now), ...this.#broadcastActions(this.broadcast.tick(now), now)];
+    return [...this.#membershipActions(this.membership.tick(now), now), ...this.#routerActions(this.router.tick(now), now)];
   }
 
   leave(now: number): NodeAction[] {
@@ -132,28 +147,18 @@ export class NodeCore {
 
   #onOverlay(peer: PeerId, message: OverlayMsg, now: number): NodeAction[] {
     switch (message.type) {
-      case "gossip": case "ihave": case "graft": case "prune":
-        return this.#broadcastActions(this.broadcast.receive(peer, message, now), now);
-      default:
-        return this.#membershipActions(this.membership.receive(peer, message, now), now);
+      case "gossip": return this.#routerActions(this.router.gossip(peer, message.id, message.hops, message.payload, now), now);
+      case "ihave": case "graft": case "prune": return [];
+      default: return this.#membershipActions(this.membership.receive(peer, message, now), now);
     }
   }
 
-  #check(id: Uint8Array, payload: Uint8Array): boolean {
-    const key = toHex(id);
-    if (this.#opened.has(key)) return true;
-    try {
-      this.#opened.set(key, openDocument(id, payload));
-      return true;
-    } catch (error) {
-      if (!(error instanceof RejectedDocument)) throw error;
-      this.#count(error.reason);
-      return false;
-    }
+  #drop(peer: PeerId, now: number): NodeAction[] {
+    return [{ type: "close", peer, failed: true }, ...this.linkDown(peer, now)];
   }
 
   #count(reason: string): void {
-    this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1);
+    this.#malformed.set(reason, (this.#malformed.get(reason) ?? 0) + 1);
   }
 
   #send(peer: PeerId, message: OverlayMsg): NodeAction {
@@ -168,32 +173,27 @@ export class NodeCore {
         case "send": out.push(this.#send(action.peer, action.message)); break;
         case "close": out.push(action); break;
         case "probe": out.push({ type: "send", peer: action.peer, frame: encodePing(0n) }); break;
-        case "neighborUp": changed = true; out.push(...this.#broadcastActions(this.broadcast.neighborUp(action.peer, now), now)); break;
-        case "neighborDown": changed = true; this.broadcast.neighborDown(action.peer); break;
+        case "neighborUp": changed = true; out.push(...this.#routerActions(this.router.neighborUp(action.peer, now), now)); break;
+        case "neighborDown": changed = true; out.push(...this.#routerActions(this.router.neighborDown(action.peer, now), now)); break;
       }
     }
     if (changed) out.push({ type: "neighbors", peers: this.neighbors });
     return out;
   }
 
-  #broadcastActions(actions: readonly BroadcastAction[], now: number): NodeAction[] {
+  #routerActions(actions: readonly RouterAction[], now: number): NodeAction[] {
     const out: NodeAction[] = [];
     for (const action of actions) {
-      if (action.type === "send") out.push(this.#send(action.peer, action.message));
-      else if (action.type === "drop") out.push({ type: "close", peer: action.peer, failed: true }, ...this.linkDown(action.peer, now));
-      else out.push(...this.#deliver(action.id, action.from));
-    }
-    return out;
-  }
-
-  #deliver(id: Uint8Array, via: PeerId | null): NodeAction[] {
-    const key = toHex(id);
-    const opened = this.#opened.get(key);
-    this.#opened.delete(key);
-    if (opened === undefined) return [];
-    const out: NodeAction[] = [];
-    for (const [subscription, query] of this.#subscriptions) {
-      if (query.matches(opened.document)) out.push({ type: "deliver", subscription, document: opened, via });
+      switch (action.type) {
+        case "push":
+          out.push(this.#send(action.peer, { type: "gossip", id: action.id, hops: action.hops, payload: action.payload, origin: "", entry: 0n }));
+          break;
+        case "advert": out.push({ type: "send", peer: action.peer, frame: encodeAdvertFrame(action.advert) }); break;
+        case "deliver":
+          for (const subscription of action.subscriptions) out.push({ type: "deliver", subscription, document: action.document, via: action.via });
+          break;
+        case "drop": out.push(...this.#drop(action.peer, now)); break;
+      }
     }
     return out;
   }

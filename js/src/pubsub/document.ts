@@ -46,6 +46,8 @@ export interface OpenedDocument {
   readonly publisher: PeerId;
   readonly document: Document;
   readonly publishedUnixMs: number;
+  /** Values the decoded document holds (what it costs in memory, docs/pubsub.md section 6). */
+  readonly values: number;
 }
 
 export function documentId(envelope: Uint8Array): Uint8Array {
@@ -90,11 +92,12 @@ export function openDocument(messageId: Uint8Array, envelope: Uint8Array,
     throw new RejectedDocument("invalid_document", "the payload is not a PublishedDocument");
   }
   let document: Document;
+  let values: number;
   try {
-    [document] = valueToDocumentCounted(message.value, limits);
+    [document, values] = valueToDocumentCounted(message.value, limits);
   } catch (error) {
     if (error instanceof MalformedValue) throw new RejectedDocument("invalid_document", error.message);
     throw error;
   }
-  return { messageId, publisher: opened.peerId, document, publishedUnixMs: Number(message.publishedUnixMs) };
+  return { messageId, publisher: opened.peerId, document, publishedUnixMs: Number(message.publishedUnixMs), values };
 }

@@ -1,0 +1,259 @@
+"""One aiortc data channel seen from trio: messages cross between trio and asyncio in batches.
+
+aiortc's callbacks and trio's tasks run in the same thread (see
+``_asyncio_loop``), so messages cross in plain bounded deques.  Outbound,
+every message a trio task sends while a flush is pending joins that flush:
+one asyncio callback per batch, not per message.  Inbound, aiortc's message
+callback appends to the inbox and wakes the reader's trio event.
+
+Back-pressure.  Inbound: once ``RECEIVE_HIGH_WATER`` messages wait for trio,
+the SCTP receive path (``RTCSctpTransport._data_channel_receive``, which
+aiortc awaits for every message) waits until the reader has brought them down
+to ``RECEIVE_LOW_WATER``; the DTLS loop stops reading, nothing is
+acknowledged, and the remote sender's ``bufferedAmount`` grows until its
+``send`` waits: back-pressure end to end (aiortc ignores the SCTP receive
+window, so this is the only lever).  Outbound: ``send`` waits while the
+bytes handed over plus the data channel's ``bufferedAmount`` exceed
+``SEND_HIGH_WATER``, and wakes when aiortc has passed everything it holds
+to SCTP (the ``bufferedamountlow`` event, threshold 0).  A coalescing channel
+also holds its outbox while aiortc still holds messages: they would wait
+behind them anyway, and leave joined, as few data channel messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import trio
+from aiortc import RTCDataChannel
+
+from taiinet.errors import ConnectionClosed, LocalProtocolError
+from taiinet.transport._coalesce import coalesce
+from taiinet.transport.connection import MessageChannel
+
+if TYPE_CHECKING:
+    from taiinet.transport._asyncio_bridge import BridgedPeer
+
+logger = logging.getLogger(__name__)
+
+#: Largest data channel message we send: one Noise message with its 2-byte length,
+#: lowered to the peer's SDP ``max-message-size`` when that is smaller.
+MAX_DATA_CHANNEL_MESSAGE = 65537
+#: Inbound messages (or bytes) waiting for the trio reader at which the loop stops
+#: reading the link ...
+RECEIVE_HIGH_WATER = 256
+RECEIVE_HIGH_WATER_BYTES = 1024 * 1024
+#: ... and resumes once the reader has brought them down to these.
+RECEIVE_LOW_WATER = 64
+RECEIVE_LOW_WATER_BYTES = 256 * 1024
+#: Hard bound: more waiting messages than this close the link (only reached if the
+#: SCTP receive path could not be paused, e.g. with an aiortc lacking the hook below).
+RECEIVE_QUEUE_LIMIT = 4096
+#: ``send`` waits while more than this many bytes are queued for the network
+#: (and resumes once aiortc has passed all it holds to SCTP).
+SEND_HIGH_WATER = 1024 * 1024
+
+
+class BridgedDataChannel(MessageChannel):
+    """A raw ``MessageChannel`` over one aiortc data channel (unauthenticated).
+
+    With ``coalesce`` set, messages queued while aiortc was busy are joined
+    into fewer data channel messages (up to ``max_message_size``): message
+    boundaries are lost, which the secure channel allows (it reads a byte
+    stream of length-prefixed Noise messages) and which saves aiortc's large
+    per-message cost when many small frames are sent.
+    """
+
+    max_message_size = MAX_DATA_CHANNEL_MESSAGE
+    coalesce = False
+
+    def __init__(self, peer: BridgedPeer, channel: RTCDataChannel) -> None:
+        self._peer = peer
+        self._hosted = peer._bridge.hosted
+        self._channel = channel
+        self._closed_reason: str | None = None
+        self._open = channel.readyState == "open"
+        # inbound (aiortc -> trio)
+        self._inbox: deque[bytes] = deque()
+        self._inbox_bytes = 0
+        self._reader_waiting = False
+        self._reader_event = trio.Event()
+        self._room: asyncio.Event | None = None  # set while the SCTP receive path waits
+        # outbound (trio -> aiortc)
+        self._outbox: deque[bytes] = deque()
+        self._flush_scheduled = False
+        self._handed_over = 0
+        self._buffered = 0
+        self._writer_waiting = False
+        self._writer_event = trio.Event()
+        channel.bufferedAmountLowThreshold = 0  # "bufferedamountlow": aiortc's queue is empty
+        channel.on("open", self._on_open)
+        channel.on("message", self._on_message)
+        channel.on("close", self._on_close)
+        channel.on("bufferedamountlow", self._on_buffered_low)
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    def _learn_message_limit(self) -> None:
+        """Lower ``max_message_size`` to the peer's SDP max-message-size (0: no limit)."""
+        remote = getattr(self._channel.transport, "_remote_max_message_size", 65536)
+        if remote:
+            self.max_message_size = min(MAX_DATA_CHANNEL_MESSAGE, remote)
+
+    # trio side
+
+    async def send_message(self, data: bytes) -> None:
+        if len(data) > self.max_message_size:
+            raise LocalProtocolError(
+                f"message of {len(data)} bytes exceeds the data channel limit "
+                f"of {self.max_message_size}"
+            )
+        await trio.lowlevel.checkpoint()
+        while self._handed_over + self._buffered > SEND_HIGH_WATER:
+            if self._closed_reason is not None:
+                break
+            self._writer_waiting = True
+            self._writer_event = trio.Event()
+            await self._writer_event.wait()
+        if self._closed_reason is not None:
+            raise ConnectionClosed(f"data channel closed: {self._closed_reason}")
+        self._handed_over += len(data)
+        self._outbox.append(bytes(data))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            if not self._call_on_loop(self._on_flush):
+                self._mark_closed("the WebRTC endpoint is closed")
+
+    async def receive_message(self) -> bytes:
+        await trio.lowlevel.checkpoint()
+        while not self._inbox:
+            if self._closed_reason is not None:
+                raise ConnectionClosed(f"data channel closed: {self._closed_reason}")
+            self._reader_waiting = True
+            self._reader_event = trio.Event()
+            await self._reader_event.wait()
+        message = self._inbox.popleft()
+        self._inbox_bytes -= len(message)
+        if (
+            self._room is not None
+            and len(self._inbox) <= RECEIVE_LOW_WATER
+            and self._inbox_bytes <= RECEIVE_LOW_WATER_BYTES
+        ):
+            room, self._room = self._room, None
+            self._call_on_loop(room.set)
+        return message
+
+    async def aclose(self) -> None:
+        self._mark_closed("closed locally")
+        await self._peer.aclose()
+
+    def _call_on_loop(self, fn: Callable[[], object]) -> bool:
+        try:
+            self._hosted.call_soon(fn)
+        except RuntimeError:  # the loop is already closed
+            return False
+        return True
+
+    # loop side
+
+    def _on_open(self) -> None:
+        self._open = True
+        self._peer._signal_state()
+
+    def _on_message(self, data: bytes | str) -> None:
+        if isinstance(data, str):
+            logger.warning("closing a WebRTC link: the peer sent a text message")
+            self._peer._set_failure("peer sent a text message")
+            self._channel.close()
+            return
+        if self._closed_reason is not None:
+            return
+        if len(self._inbox) >= RECEIVE_QUEUE_LIMIT:
+            logger.warning("closing a WebRTC link: its reader fell behind")
+            self._peer._set_failure("receive queue overflow")
+            self._channel.close()
+            return
+        self._inbox.append(data)
+        self._inbox_bytes += len(data)
+        if self._reader_waiting:
+            self._reader_waiting = False
+            self._reader_event.set()
+
+    def _pause_sctp_receive(self, sctp: Any) -> None:
+        """Make aiortc's SCTP receive path wait while too many messages wait for trio."""
+        deliver = getattr(sctp, "_data_channel_receive", None)
+        if deliver is None or getattr(deliver, "_taiinet_paced", False):
+            return
+
+        async def paced_receive(stream_id: int, pp_id: int, data: bytes) -> None:
+            await deliver(stream_id, pp_id, data)
+            if self._closed_reason is not None or (
+                len(self._inbox) < RECEIVE_HIGH_WATER
+                and self._inbox_bytes < RECEIVE_HIGH_WATER_BYTES
+            ):
+                return
+            room = self._room = asyncio.Event()
+            await room.wait()
+
+        paced_receive._taiinet_paced = True  # type: ignore[attr-defined]
+        sctp._data_channel_receive = paced_receive
+
+    def _on_flush(self) -> None:
+        self._flush_scheduled = False
+        if self.coalesce and self._channel.bufferedAmount > 0:
+            # aiortc still holds messages it could not pass to SCTP yet: these
+            # would wait behind them anyway, so hold them and join them into
+            # as few messages as possible once it has passed them all on.
+            return
+        self._send_outbox()
+
+    def _send_outbox(self) -> None:
+        batch = list(self._outbox)
+        self._outbox.clear()
+        handed_over = sum(len(m) for m in batch)
+        if self.coalesce and len(batch) > 1:
+            batch = coalesce(batch, self.max_message_size)
+        try:
+            for message in batch:
+                self._channel.send(message)
+        except Exception as exc:  # InvalidStateError once the channel closed
+            self._peer._set_failure(f"send failed: {type(exc).__name__}")
+        self._handed_over -= handed_over
+        self._update_buffered()
+
+    def _on_buffered_low(self) -> None:
+        """aiortc has passed every queued message to SCTP (its ``bufferedAmount`` is 0)."""
+        if self._outbox:
+            self._send_outbox()
+        else:
+            self._update_buffered()
+
+    def _update_buffered(self) -> None:
+        self._buffered = self._channel.bufferedAmount
+        if self._writer_waiting and self._handed_over + self._buffered <= SEND_HIGH_WATER:
+            self._writer_waiting = False
+            self._writer_event.set()
+
+    def _on_close(self) -> None:
+        self._peer._set_failure("data channel closed")
+
+    # either side
+
+    def _mark_closed(self, reason: str) -> None:
+        if self._closed_reason is None:
+            self._closed_reason = reason
+        room, self._room = self._room, None
+        if room is not None:
+            self._call_on_loop(room.set)
+        if self._reader_waiting:
+            self._reader_waiting = False
+            self._reader_event.set()
+        if self._writer_waiting:
+            self._writer_waiting = False
+            self._writer_event.set()

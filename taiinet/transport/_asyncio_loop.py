@@ -1,0 +1,267 @@
+"""The asyncio loop aiortc runs on, stepped by a trio task in trio's own thread; ICE host addresses.
+
+Theory of operation
+-------------------
+aiortc runs on asyncio, TaiiNet on trio.  Trio guest mode needs asyncio to be
+the host loop, which a trio program cannot offer, and trio-asyncio replaces
+the asyncio event loop policy process-wide.  So each trio run holds one plain
+asyncio ``SelectorEventLoop`` (a ``RunVar``), shared by every
+``AiortcBridge`` of the run (the first one started makes it, the last one
+closed closes it), and a trio system task drives it in the trio thread:
+
+* one iteration of the loop is ``loop.stop(); loop.run_forever()`` (asyncio
+  documents that this runs the callbacks ready now, polls I/O without
+  blocking and fires the timers due, then returns);
+* between iterations the driver waits in trio until the loop's selector (an
+  epoll/kqueue descriptor, itself pollable) is readable, its next timer is
+  due, or trio code scheduled work on it (``call_soon``/``create_task`` here,
+  which wake the driver).
+
+Why not a loop in its own thread (the first design): every message then
+crossed threads (a lock, a wake-up socket write on each side) and, worse,
+every hop waited for the GIL.  On a loaded machine a thread handing the GIL to
+the other waits for the OS to schedule that thread: in ``bench/pubsub.py``
+with twenty nodes p50 was 40 ms even at 10 documents/s.  With one thread there
+is no GIL hand-off and no wake-up socket; asyncio callbacks and trio tasks
+simply take turns.
+
+Everything asyncio does therefore happens inside ``run_forever`` on the trio
+thread: aiortc's code sees a running loop as usual, and trio code must never
+call into aiortc directly (it has no running loop there): it schedules a
+callback or a task with ``call_soon``/``create_task``.
+
+Loopback and ICE: aioice leaves 127.0.0.1 out of its host candidates;
+``candidate_addresses`` replaces what aioice gathers for the peer connections
+of one bridge (through a context variable read by a wrapper around
+``aioice.ice.get_host_addresses``; unset, aioice's own answer is used).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import math
+import selectors
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import aioice.ice
+import trio
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Seconds between iterations when the selector cannot be waited on from trio
+#: (a selector without a file descriptor; epoll and kqueue have one).
+POLL_INTERVAL = 0.001
+
+# -- candidate addresses ------------------------------------------------------
+
+_CANDIDATE_ADDRESSES: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
+    "taiinet_candidate_addresses", default=None
+)
+_aioice_get_host_addresses = aioice.ice.get_host_addresses
+_install_lock = threading.Lock()
+
+
+def _get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    override = _CANDIDATE_ADDRESSES.get()
+    if override is None:
+        return _aioice_get_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
+    return [a for a in override if (use_ipv6 if ":" in a else use_ipv4)]
+
+
+def _install_candidate_override() -> None:
+    with _install_lock:
+        if aioice.ice.get_host_addresses is not _get_host_addresses:
+            aioice.ice.get_host_addresses = _get_host_addresses
+
+
+# -- the hosted loop ----------------------------------------------------------
+
+
+class HostedLoop:
+    """One asyncio loop stepped by a trio system task; shared by the bridges of a trio run.
+
+    Three trio tasks: the driver steps the loop and otherwise parks; the
+    watcher waits until the selector's descriptor is readable and wakes the
+    driver; the timer sleeps until the loop's earliest timer (one long-lived
+    cancel scope whose deadline the driver moves only when that timer
+    changes) and wakes it.  Trio code that schedules work wakes it directly.
+    No cancel scope is made or cancelled per iteration: that cost more than
+    the iteration itself.
+    """
+
+    def __init__(self) -> None:
+        self._selector = selectors.DefaultSelector()
+        self.loop = asyncio.SelectorEventLoop(self._selector)
+        self.users = 0
+        #: Set once the driver has stopped and the loop is closed.
+        self.finished = trio.Event()
+        self._stopping = False
+        self._woken = False
+        self._driver: trio.lowlevel.Task | None = None
+        self._driver_parked = False
+        self._watcher: trio.lowlevel.Task | None = None  # parked until the next step
+        self._timer_scope: trio.CancelScope | None = None
+        self._timer_when = math.inf  # the loop's earliest timer, in loop time
+        self._timer_at = math.inf  # ... in trio time
+
+    # trio side
+
+    def poke(self) -> None:
+        """Make the driver run an iteration soon: trio code scheduled work on the loop."""
+        self._woken = True
+        self._wake_driver()
+
+    def call_soon(self, fn: Callable[[], object]) -> None:
+        """Run ``fn`` on the loop (inside its next iteration)."""
+        self.loop.call_soon(fn, context=contextvars.Context())
+        self.poke()
+
+    def create_task(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Start ``coro`` as an asyncio task (in a fresh context: no trio context leaks in)."""
+        task = self.loop.create_task(coro, context=contextvars.Context())
+        self.poke()
+        return task
+
+    def stop(self) -> None:
+        """Let the driver finish: a last iteration, then it closes the loop, sets ``finished``."""
+        self._stopping = True
+        self.poke()
+
+    # the driver
+
+    def _wake_driver(self) -> None:
+        if self._driver_parked and self._driver is not None:
+            self._driver_parked = False
+            trio.lowlevel.reschedule(self._driver)
+
+    def _abort_park(self, _: object) -> trio.lowlevel.Abort:
+        self._driver_parked = False
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _step(self) -> None:
+        """One iteration: the callbacks ready now, I/O ready now (no wait), the timers due."""
+        loop: Any = self.loop
+        run_once = getattr(loop, "_run_once", None)
+        if run_once is None:  # the documented way, with a few us of set-up per call
+            loop.stop()
+            loop.run_forever()
+            return
+        # What run_forever does around its first iteration, less what aiortc does
+        # not use (async generator hooks, coroutine origin tracking); a set
+        # ``_stopping`` makes the iteration poll without blocking.
+        outer = asyncio.events._get_running_loop()  # a host loop, if trio is its guest
+        asyncio.events._set_running_loop(loop)
+        loop._stopping = True
+        try:
+            run_once()
+        finally:
+            loop._stopping = False
+            asyncio.events._set_running_loop(outer)
+
+    def _next_timer(self) -> float:
+        """The loop time of the earliest timer (inf: none); 0 if callbacks are ready."""
+        loop: Any = self.loop  # the ready queue and timer heap are not public
+        if loop._ready:
+            return 0.0
+        if loop._scheduled:
+            return float(loop._scheduled[0].when())
+        return math.inf
+
+    def _set_timer(self, when: float) -> None:
+        if when == self._timer_when:
+            return
+        self._timer_when = when
+        at = math.inf if when == math.inf else trio.current_time() + (when - self.loop.time())
+        self._timer_at = at
+        if self._timer_scope is not None and not self._timer_scope.cancel_called:
+            self._timer_scope.deadline = at
+
+    async def drive(self) -> None:
+        self._driver = trio.lowlevel.current_task()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._watch, name="taiinet-asyncio-watcher")
+                nursery.start_soon(self._time, name="taiinet-asyncio-timer")
+                while True:
+                    self._woken = False
+                    self._step()
+                    if self._stopping:
+                        break
+                    if self._watcher is not None:  # the step consumed the ready events
+                        watcher, self._watcher = self._watcher, None
+                        trio.lowlevel.reschedule(watcher)
+                    when = self._next_timer()
+                    if self._woken or when <= self.loop.time():
+                        await trio.lowlevel.checkpoint()  # trio tasks take their turn
+                        continue
+                    self._set_timer(when)
+                    self._driver_parked = True
+                    await trio.lowlevel.wait_task_rescheduled(self._abort_park)
+                nursery.cancel_scope.cancel()
+        except Exception:  # a bug: the bridges' calls now fail as on a closed endpoint
+            logger.exception("the asyncio loop driver failed")
+        finally:
+            self.loop.close()
+            self.finished.set()
+
+    async def _watch(self) -> None:
+        """Wake the driver whenever the loop's selector has events (it must step to clear them)."""
+        try:
+            fileno: int | None = self._selector.fileno()
+        except AttributeError:  # a selector with no descriptor: poll instead
+            fileno = None
+        while True:
+            if fileno is None:
+                await trio.sleep(POLL_INTERVAL)
+            else:
+                await trio.lowlevel.wait_readable(fileno)
+            self._wake_driver()
+            self._watcher = trio.lowlevel.current_task()
+            await trio.lowlevel.wait_task_rescheduled(self._abort_watch)
+
+    def _abort_watch(self, _: object) -> trio.lowlevel.Abort:
+        self._watcher = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    async def _time(self) -> None:
+        """Wake the driver when the loop's earliest timer is due."""
+        while True:
+            with trio.CancelScope(deadline=self._timer_at) as scope:
+                self._timer_scope = scope
+                await trio.sleep_forever()
+            self._timer_scope = None
+            if self._timer_at <= trio.current_time():
+                self._timer_when = self._timer_at = math.inf
+            self._wake_driver()
+
+
+_HOSTED: trio.lowlevel.RunVar[HostedLoop | None] = trio.lowlevel.RunVar(
+    "taiinet_hosted_asyncio_loop", default=None
+)
+
+
+def _acquire_loop() -> HostedLoop:
+    """The running loop of this trio run (started if there is none), with one more user."""
+    hosted = _HOSTED.get()
+    if hosted is None:
+        hosted = HostedLoop()
+        _HOSTED.set(hosted)
+        trio.lowlevel.spawn_system_task(hosted.drive, name="taiinet-asyncio-loop")
+    hosted.users += 1
+    return hosted
+
+
+def _release_loop(hosted: HostedLoop) -> bool:
+    """One user less; True for the last one, who must shut the loop down."""
+    hosted.users -= 1
+    if hosted.users:
+        return False
+    if _HOSTED.get() is hosted:
+        _HOSTED.set(None)  # the next bridge starts a new loop
+    return True

@@ -1,0 +1,120 @@
+"""SCTP acknowledgements for aiortc's associations: every second packet, or bundled with DATA.
+
+aiortc (1.16) answers every SCTP packet that carries DATA with a SACK in a
+packet of its own, at once: for every data packet, a second packet goes the
+other way, each with its DTLS record, UDP datagram and the peer's work to
+read it.  RFC 9260 section 6.2 asks for a SACK for at least every second
+packet and lets the others wait (at most 200 ms; here ``SACK_DELAY``), and
+section 6.1 lets a SACK ride in front of outgoing DATA in the same packet.
+``delay_sacks`` makes one association do both:
+
+* the first packet of DATA arms a timer; the second sends the SACK at once,
+  as does the timer when it fires;
+* a DATA chunk leaving while a SACK is owed carries it (one packet, if both
+  fit in aiortc's packet size; otherwise two, SACK first).
+
+Nothing else changes: the SACK is the one aiortc builds (its own
+``_send_sack``), so cumulative TSN, gaps and duplicates are as before, only
+sent later or bundled.  The peer sees standard SCTP (any stack reads bundled
+chunks; aiortc's own parser does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from struct import pack
+from typing import Any
+
+from aiortc import rtcsctptransport
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a SACK for a lone packet waits for a second packet or outgoing DATA.
+SACK_DELAY = 0.005
+
+_HOOKED = "_taiinet_delayed_sacks"
+
+
+def delay_sacks(sctp: Any) -> bool:
+    """Install delayed, bundled SACKs on one ``RTCSctpTransport``; False if aiortc lacks a hook."""
+    send_sack: Callable[[], Awaitable[None]] | None = getattr(sctp, "_send_sack", None)
+    send_chunk: Callable[[Any], Awaitable[None]] | None = getattr(sctp, "_send_chunk", None)
+    if send_sack is None or send_chunk is None or getattr(sctp, _HOOKED, False):
+        return False
+    if not hasattr(sctp, "_sack_needed") or not hasattr(sctp, "_remote_verification_tag"):
+        return False
+    loop = asyncio.get_running_loop()
+    owed = 0  # packets with DATA not yet acknowledged
+    timer: asyncio.TimerHandle | None = None
+    timer_tasks: set[asyncio.Task[None]] = set()
+
+    def cancel_timer() -> None:
+        nonlocal timer
+        if timer is not None:
+            timer.cancel()
+            timer = None
+
+    async def sack_now() -> None:
+        nonlocal owed
+        cancel_timer()
+        owed = 0
+        await send_sack()
+
+    def timer_fired() -> None:
+        nonlocal timer
+        timer = None
+        if owed and sctp._sack_needed and sctp.state == "connected":
+            task = loop.create_task(_quietly(sack_now()))
+            timer_tasks.add(task)
+            task.add_done_callback(timer_tasks.discard)
+
+    async def delayed_send_sack() -> None:
+        """Called by aiortc after each received packet that needs a SACK."""
+        nonlocal owed, timer
+        owed += 1
+        if owed >= 2:
+            await sack_now()
+        elif timer is None:
+            timer = loop.call_later(SACK_DELAY, timer_fired)
+
+    async def bundling_send_chunk(chunk: Any) -> None:
+        if not (owed and sctp._sack_needed and isinstance(chunk, rtcsctptransport.DataChunk)):
+            await send_chunk(chunk)
+            return
+        captured: list[Any] = []
+
+        async def capture(sack: Any) -> None:
+            captured.append(sack)
+
+        sctp._send_chunk = capture  # aiortc's _send_sack builds the SACK and hands it here
+        try:
+            await sack_now()
+        finally:
+            sctp._send_chunk = bundling_send_chunk
+        chunks = [bytes(c) for c in captured] + [bytes(chunk)]
+        header = pack(
+            "!HHL", sctp._local_port, sctp._remote_port, sctp._remote_verification_tag
+        )
+        body = b"".join(chunks)
+        if len(header) + 4 + len(body) > rtcsctptransport.SCTP_MAX_PACKET_LENGTH:
+            for c in [*captured, chunk]:
+                await send_chunk(c)
+            return
+        checksum = rtcsctptransport.crc32c(  # type: ignore[attr-defined]
+            header + b"\x00\x00\x00\x00" + body)
+        await sctp.transport._send_data(header + pack("<L", checksum) + body)
+
+    sctp._send_sack = delayed_send_sack
+    sctp._send_chunk = bundling_send_chunk
+    setattr(sctp, _HOOKED, True)
+    return True
+
+
+async def _quietly(work: Awaitable[None]) -> None:
+    """A timer's SACK: the association may have closed meanwhile (nothing to tell)."""
+    try:
+        await work
+    except Exception:
+        logger.debug("a delayed SACK could not be sent", exc_info=True)
