@@ -27,7 +27,7 @@ from taiinet.pubsub.query import (
 )
 from taiinet.transport.noise import NoiseHandshake, SecureSession, with_length_prefix
 from taiinet.wire.errors import FrameTooLarge, MalformedFrame, TruncatedFrame
-from taiinet.wire.framing import FrameDecoder, decode_uvarint, encode_uvarint
+from taiinet.wire.framing import FrameDecoder, decode_link_frame, decode_uvarint, encode_uvarint
 from taiinet.wire.identity import parse_peer_id
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,6 +114,19 @@ def test_uvarints() -> None:
     for case in frames["bad_uvarint"]:
         with pytest.raises(errors[case["error"]]):
             decode_uvarint(bytes.fromhex(case["encoded"]))
+
+
+@pytest.mark.parametrize("case", load("frames.json")["link_frames"], ids=lambda c: c["name"])
+def test_link_frames(case: dict[str, Any]) -> None:
+    items = decode_link_frame(bytes.fromhex(case["frame"]), max_items=case["max_items"])
+    assert [{"protocol": p, "body": b.hex()} for p, b in items] == case["items"]
+
+
+@pytest.mark.parametrize("case", load("frames.json")["bad_link_frames"], ids=lambda c: c["name"])
+def test_bad_link_frames(case: dict[str, Any]) -> None:
+    assert case["error"] == "MalformedFrame"
+    with pytest.raises(MalformedFrame):
+        decode_link_frame(bytes.fromhex(case["frame"]), max_items=case["max_items"])
 
 
 @pytest.mark.parametrize("case", load("frames.json")["streams"], ids=lambda c: c["name"])

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from taiinet.core import CloseLink, Send
-from taiinet.history.codec import decode_history_frame, encode_history_frame
+from taiinet.history.codec import decode_history, encode_history
 from taiinet.history.errors import HistoryDecodeError, HistoryUsageError
 from taiinet.history.messages import (
     MAX_PAGE_DOCUMENTS,
@@ -20,7 +20,7 @@ from taiinet.history.messages import (
 )
 from taiinet.history.server import HistoryServer, HistoryServerConfig, RunQuery
 from taiinet.pubsub.query import Query
-from taiinet.v1 import frame_pb2
+from taiinet.v1 import history_pb2
 
 QUERY = Query({"age": {"$gt": 4}, "tags": {"$in": ["a", "b"]}})
 
@@ -34,41 +34,35 @@ def test_messages_round_trip() -> None:
         HistoryRefused(request_id=9, reason="busy"),
     ]
     for message in messages:
-        assert decode_history_frame(encode_history_frame(message)) == message
-
-
-def test_another_layers_frame_is_not_ours() -> None:
-    ping = frame_pb2.Frame(ping=frame_pb2.Ping(nonce=1)).SerializeToString()
-    assert decode_history_frame(ping) is None
+        assert decode_history(encode_history(message)) == message
 
 
 @pytest.mark.parametrize("limit", [0, MAX_PAGE_DOCUMENTS + 1])
 def test_a_request_for_too_many_or_no_documents_is_refused_both_ways(limit: int) -> None:
     with pytest.raises(HistoryUsageError):
-        encode_history_frame(HistoryRequest(request_id=1, query=QUERY, limit=limit))
-    frame = frame_pb2.Frame()
-    frame.history.request.request_id = 1
-    frame.history.request.limit = limit
+        encode_history(HistoryRequest(request_id=1, query=QUERY, limit=limit))
+    pb = history_pb2.HistoryMessage()
+    pb.request.request_id = 1
+    pb.request.limit = limit
     with pytest.raises(HistoryDecodeError):
-        decode_history_frame(frame.SerializeToString())
+        decode_history(pb.SerializeToString())
 
 
 def test_a_bad_cursor_id_and_an_oversized_frame_are_refused() -> None:
-    frame = frame_pb2.Frame()
-    frame.history.page.cursor_id = b"short"
+    pb = history_pb2.HistoryMessage()
+    pb.page.cursor_id = b"short"
     with pytest.raises(HistoryDecodeError, match="32 bytes"):
-        decode_history_frame(frame.SerializeToString())
+        decode_history(pb.SerializeToString())
     with pytest.raises(HistoryDecodeError, match="too large"):
-        decode_history_frame(b"\x6a" + b"\x00" * 200_000)
+        decode_history(b"\x00" * 200_000)
     with pytest.raises(HistoryDecodeError, match="empty"):
-        decode_history_frame(frame_pb2.Frame(history={}).SerializeToString())
+        decode_history(b"")
 
 
 @given(st.binary(max_size=512))
 def test_random_bytes_decode_or_raise_the_remote_error(data: bytes) -> None:
-    for frame in (data, b"\x6a" + bytes([len(data) & 0x7F]) + data):
-        with contextlib.suppress(HistoryDecodeError):
-            decode_history_frame(frame)
+    with contextlib.suppress(HistoryDecodeError):
+        decode_history(data)
 
 
 # -- the seeder's admission core --------------------------------------------------
@@ -107,17 +101,20 @@ def test_the_server_refuses_a_peer_over_its_rate_then_drops_it() -> None:
 
 
 def test_the_largest_pages_fit_one_overlay_link_frame() -> None:
+    from taiinet.history.codec import PROTOCOL_ID
     from taiinet.history.messages import MAX_PAGE_BYTES, MAX_PAYLOAD_SIZE
-    from taiinet.overlay.codec import MAX_FRAME_SIZE
+    from taiinet.link.config import DEFAULT_LINK_FRAME_SIZE
+    from taiinet.wire.framing import decode_link_frame, encode_item
 
     many = tuple(b"x" * (MAX_PAGE_BYTES // MAX_PAGE_DOCUMENTS) for _ in range(MAX_PAGE_DOCUMENTS))
     one = (b"y" * MAX_PAYLOAD_SIZE,)
     for documents in (many, one):
         page = HistoryPage(request_id=(1 << 64) - 1, documents=documents, more=True,
                            cursor=((1 << 64) - 1, b"\xff" * 32))
-        frame = encode_history_frame(page)
-        assert len(frame) <= MAX_FRAME_SIZE
-        assert decode_history_frame(frame) == page
+        frame = encode_item(PROTOCOL_ID, encode_history(page))
+        assert len(frame) <= DEFAULT_LINK_FRAME_SIZE
+        [(protocol, body)] = decode_link_frame(frame, DEFAULT_LINK_FRAME_SIZE)
+        assert protocol == PROTOCOL_ID and decode_history(body) == page
     with pytest.raises(HistoryUsageError):
-        encode_history_frame(HistoryPage(request_id=1, documents=(*many, b"z"), more=False,
-                                         cursor=(0, b"")))
+        encode_history(HistoryPage(request_id=1, documents=(*many, b"z"), more=False,
+                                   cursor=(0, b"")))

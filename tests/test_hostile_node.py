@@ -18,10 +18,11 @@ from taiinet.node.routed import RoutedDriver
 from taiinet.transport.connection import Connection
 from taiinet.transport.errors import DialError
 from taiinet.transport.memory import memory_connection_pair
-from taiinet.v1 import frame_pb2, overlay_pb2, pubsub_pb2
+from taiinet.v1 import overlay_pb2, pubsub_pb2
 from taiinet.wire.errors import InvalidPeerId
 from taiinet.wire.identity import Identity
 from taiinet.wire.peer_id import PeerId
+from tests.link_support import item_of
 
 VICTIM = Identity.from_seed(b"\x01" * 32)
 HONEST = Identity.from_seed(b"\x02" * 32)
@@ -30,9 +31,9 @@ MAX_CASE_FRAME = 60_000
 
 
 def hostile_frames() -> list[tuple[str, bytes]]:
-    frames = [(label, frame_pb2.Frame(overlay=pb).SerializeToString())
+    frames = [(label, item_of(10, pb))
               for label, pb in extreme_cases(overlay_pb2.OverlayMessage, big_bytes=20_000)]
-    frames += [(label, frame_pb2.Frame(pubsub=pb).SerializeToString())
+    frames += [(label, item_of(12, pb))
                for label, pb in extreme_cases(pubsub_pb2.PubsubMessage, depth=3)]
     return [(label, frame) for label, frame in frames if len(frame) <= MAX_CASE_FRAME]
 

@@ -41,9 +41,10 @@ from taiinet.signal.records import (
 )
 from taiinet.signal.transport import WebSocketSignalTransport
 from taiinet.transport.errors import DialError
-from taiinet.v1 import frame_pb2, signal_pb2
+from taiinet.v1 import signal_pb2
 from taiinet.wire.envelope import Envelope
 from taiinet.wire.identity import Identity
+from tests.link_support import signal_frame
 
 MALLORY = Identity.from_seed(b"m" * 32)
 ALICE = Identity.from_seed(b"a" * 32)
@@ -55,7 +56,7 @@ PROBE_ID = 4242
 
 
 def _signal_frame(pb: signal_pb2.SignalMessage) -> bytes:
-    return frame_pb2.Frame(signal=pb).SerializeToString()
+    return signal_frame(pb)
 
 
 def _session(to_peer: str, *, signer: Identity = MALLORY, from_peer: str | None = None,

@@ -20,7 +20,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from taiinet.errors import ConnectionClosed
-from taiinet.node.codec import encode_pubsub_frame
 from taiinet.node.routed import RoutedDriver
 from taiinet.overlay import codec
 from taiinet.overlay.actions import CloseLink, NeighborDown, Send
@@ -29,12 +28,14 @@ from taiinet.overlay.core import Overlay, OverlayConfig
 from taiinet.overlay.driver import OverlayDriver
 from taiinet.overlay.errors import OverlayUsageError
 from taiinet.overlay.messages import MAX_PAYLOAD_SIZE, Gossip, Graft, IHave, Join
+from taiinet.pubsub import codec as pubsub_codec
 from taiinet.pubsub.messages import InterestAdvert
 from taiinet.pubsub.query import Query
 from taiinet.transport.connection import Connection
 from taiinet.transport.memory import memory_connection_pair
-from taiinet.v1 import frame_pb2
+from taiinet.wire.framing import encode_item
 from taiinet.wire.identity import Identity
+from taiinet.wire.keepalive import encode_ping
 
 VICTIM = Identity.from_seed(b"\x11" * 32)
 FRIEND = Identity.from_seed(b"\x12" * 32)
@@ -190,7 +191,7 @@ async def _victim(driver: OverlayDriver) -> AsyncIterator[Connection]:
 async def test_a_peer_flooding_pings_is_disconnected(autojump_clock: object) -> None:
     driver = OverlayDriver(VICTIM.peer_id, _no_dial, rng=random.Random(1))
     async with _victim(driver) as rogue:
-        ping = frame_pb2.Frame(ping=frame_pb2.Ping(nonce=7)).SerializeToString()
+        ping = encode_ping(7)
         start = trio.current_time()
         sent = await _flood(rogue, ping, 20_000)
         elapsed = trio.current_time() - start  # the clock jumps when all tasks wait
@@ -210,9 +211,9 @@ async def test_a_peer_flooding_adverts_is_disconnected_before_they_are_decoded(
     async with _victim(driver) as rogue:
         router = driver.router
         received = router.stats.adverts_received
-        adverts = [encode_pubsub_frame(InterestAdvert(
-            version=v, filters=(Query({"n": {"$in": list(range(v % 50, v % 50 + 40))}}),)))
-            for v in range(1, 1001)]
+        adverts = [encode_item(12, pubsub_codec.encode(InterestAdvert(
+            version=v, filters=(Query({"n": {"$in": list(range(v % 50, v % 50 + 40))}}),))))
+            for v in range(1, 1001)]  # protocol 12: pubsub
         sent = 0
         start = trio.current_time()
         for frame in adverts:

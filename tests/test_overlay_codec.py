@@ -26,7 +26,8 @@ from taiinet.overlay.messages import (
     Shuffle,
     ShuffleReply,
 )
-from taiinet.v1 import frame_pb2, overlay_pb2
+from taiinet.v1 import overlay_pb2
+from tests.link_support import only_body
 
 peers = peer_ids
 small = st.integers(min_value=0, max_value=255)
@@ -54,20 +55,18 @@ messages = st.one_of(
 @given(messages)
 def test_round_trip(message: object) -> None:
     assert codec.decode(codec.encode(message)) == message  # type: ignore[arg-type]
-    assert codec.decode_frame(codec.encode_frame(message)) == message  # type: ignore[arg-type]
+    body = only_body(codec.encode_frame(message), codec.PROTOCOL_ID)  # type: ignore[arg-type]
+    assert body is not None and codec.CODEC.decode(body) == message
 
 
 @given(st.binary(max_size=200))
 def test_random_bytes_decode_or_raise_the_remote_error(data: bytes) -> None:
-    for decode in (codec.decode, codec.decode_frame):
-        with contextlib.suppress(OverlayDecodeError):
-            decode(data)
+    with contextlib.suppress(OverlayDecodeError):
+        codec.decode(data)
 
 
-def test_frame_of_another_layer_is_not_ours() -> None:
-    frame = frame_pb2.Frame()
-    frame.ping.nonce = 7
-    assert codec.decode_frame(frame.SerializeToString()) is None
+def test_the_overlay_is_protocol_10_of_a_link_frame() -> None:
+    assert codec.encode_frame(Join()) == b"\x0a\x06\x08\x0a\x12\x02\x0a\x00"
 
 
 def _pb(**kwargs: object) -> bytes:

@@ -12,16 +12,19 @@ import pytest
 import trio
 
 from taiinet.errors import ConnectionClosed
+from taiinet.link.registry import ProtocolCodec
 from taiinet.overlay import codec
-from taiinet.overlay.actions import CloseLink, Deliver, Send
+from taiinet.overlay.actions import Deliver, Send
 from taiinet.overlay.config import HyParViewConfig
 from taiinet.overlay.core import OverlayConfig
 from taiinet.overlay.driver import OverlayDriver
-from taiinet.overlay.messages import Gossip, IHave, Join, OverlayMessage, Shuffle, ShuffleReply
+from taiinet.overlay.messages import Gossip, IHave, Join, OverlayMessage, Shuffle
 from taiinet.transport.connection import Connection
 from taiinet.transport.memory import MemoryNetwork, memory_connection_pair
-from taiinet.v1 import frame_pb2
+from taiinet.wire.framing import decode_link_frame, encode_item
 from taiinet.wire.identity import Identity
+from taiinet.wire.keepalive import decode_control
+from tests.link_support import batch, parts, ping, pong
 
 NODES = 20
 
@@ -101,8 +104,9 @@ _JOIN = codec.encode_frame(Join())
 
 @pytest.mark.parametrize(("hello", "bad"), [
     pytest.param(_JOIN, b"\xff\xff\xff not a frame", id="garbage"),
-    pytest.param(codec.encode_batch([_JOIN]), codec.encode_batch([codec.encode_batch([_JOIN])]),
-                 id="a nested batch"),
+    pytest.param(batch([_JOIN, _JOIN]), batch([_JOIN, encode_item(10, b"\xff\xff")]),
+                 id="an item its codec rejects"),
+    pytest.param(_JOIN, encode_item(1, b"\x0a\x00") + b"\x0a\x02\x08\x00", id="protocol 0"),
 ])
 async def test_a_peer_that_breaks_the_protocol_is_dropped(
         autojump_clock: object, hello: bytes, bad: bytes) -> None:
@@ -158,8 +162,8 @@ def _dialer(me: Identity, peer: Identity) -> tuple[
 @pytest.mark.parametrize(("messages", "link_frames"), [
     pytest.param(_ihaves(1), 1, id="one frame goes alone"),
     pytest.param(_ihaves(10), 1, id="ten small frames, one batch"),
-    pytest.param(_ihaves(600), 2, id="more than MAX_BATCH_FRAMES"),
-    pytest.param(_gossips(3, 25_000), 2, id="more bytes than one batch holds"),
+    pytest.param(_ihaves(600), 2, id="more than MAX_FRAME_ITEMS"),
+    pytest.param(_gossips(3, 25_000), 2, id="more bytes than one frame holds"),
 ])
 async def test_frames_queued_together_arrive_in_order_in_fewer_link_frames(
         autojump_clock: object, messages: list[OverlayMessage], link_frames: int) -> None:
@@ -177,7 +181,7 @@ async def test_frames_queued_together_arrive_in_order_in_fewer_link_frames(
             data = await far_ends[0].receive()
             assert len(data) <= codec.MAX_FRAME_SIZE
             frames += 1
-            received += codec.decode_link_frame(data)
+            received += parts(data)
         assert received == messages
         assert frames == link_frames
         nursery.cancel_scope.cancel()
@@ -198,10 +202,10 @@ async def test_lazy_frames_wait_for_an_urgent_one_and_leave_with_it(
         assert not dialed.is_set()  # still held: nothing urgent yet, the delay not over
         driver._apply([Send(peer=peer.peer_id, message=urgent[0])])
         await dialed.wait()
-        assert codec.decode_link_frame(await far_ends[0].receive()) == [*lazy, *urgent]
+        assert parts(await far_ends[0].receive()) == [*lazy, *urgent]
         # Lazy frames alone leave when the lazy flusher fires.
         driver._apply([Send(peer=peer.peer_id, message=m, lazy=True) for m in _ihaves(2)])
-        assert codec.decode_link_frame(await far_ends[0].receive()) == _ihaves(2)
+        assert parts(await far_ends[0].receive()) == _ihaves(2)
         nursery.cancel_scope.cancel()
 
 
@@ -216,29 +220,36 @@ async def test_lazy_only_writes_are_paced_per_link(autojump_clock: object) -> No
         start = trio.current_time()
         driver._apply([Send(peer=peer.peer_id, message=ihaves[0], lazy=True)])
         await dialed.wait()
-        assert codec.decode_link_frame(await far_ends[0].receive()) == ihaves[:1]
+        assert parts(await far_ends[0].receive()) == ihaves[:1]
         # After a quiet link the first announcement waits only lazy_delay.
         assert trio.current_time() - start == pytest.approx(0.05)
         # The next ones wait for lazy_interval after that write, and leave together.
         for message in ihaves[1:3]:
             driver._apply([Send(peer=peer.peer_id, message=message, lazy=True)])
             await trio.sleep(0.1)
-        assert codec.decode_link_frame(await far_ends[0].receive()) == ihaves[1:3]
+        assert parts(await far_ends[0].receive()) == ihaves[1:3]
         assert trio.current_time() - start == pytest.approx(1.05)
         # lazy_batch held frames go at once, whatever the pacing says.
         driver._apply([Send(peer=peer.peer_id, message=m, lazy=True) for m in ihaves[3:7]])
-        assert codec.decode_link_frame(await far_ends[0].receive()) == ihaves[3:7]
+        assert parts(await far_ends[0].receive()) == ihaves[3:7]
         assert trio.current_time() - start == pytest.approx(1.05)
         # A frame that is not lazy never waits, and takes the held ones along.
         driver._apply([Send(peer=peer.peer_id, message=ihaves[7], lazy=True),
                        Send(peer=peer.peer_id, message=ihaves[8])])
-        assert codec.decode_link_frame(await far_ends[0].receive()) == ihaves[7:9]
+        assert parts(await far_ends[0].receive()) == ihaves[7:9]
         assert trio.current_time() - start == pytest.approx(1.05)
         nursery.cancel_scope.cancel()
 
 
 def _ping(nonce: int) -> bytes:
-    return frame_pb2.Frame(ping=frame_pb2.Ping(nonce=nonce)).SerializeToString()
+    return ping(nonce)
+
+
+def _pong_nonce(frame: bytes) -> int:
+    [(protocol, body)] = decode_link_frame(frame)
+    kind, nonce = decode_control(body)
+    assert (protocol, kind) == (1, "pong")
+    return nonce
 
 
 async def test_a_ping_is_answered_with_one_pong_per_link_frame(autojump_clock: object) -> None:
@@ -248,25 +259,25 @@ async def test_a_ping_is_answered_with_one_pong_per_link_frame(autojump_clock: o
     async def no_dial(peer_id: str) -> Connection:
         raise AssertionError("nothing to dial")
 
-    driver = OverlayDriver(me.peer_id, no_dial, rng=random.Random(1),
-                           other_frames=lambda _peer, frame: others.append(frame))
+    driver = OverlayDriver(me.peer_id, no_dial, rng=random.Random(1))
+    driver.register(ProtocolCodec(protocol_id=99, name="test", message_types=(bytes,),
+                                  encode=bytes, decode=bytes),
+                    lambda _peer, body, _now: others.append(body))
     async with trio.open_nursery() as nursery:
         await nursery.start(driver.run)
         ours, theirs = await memory_connection_pair(peer, me)
         driver.add_connection(theirs)
         with trio.fail_after(10):  # (a driver that never answers fails, not hangs)
             await ours.send(_ping(42))
-            assert frame_pb2.Frame.FromString(await ours.receive()).pong.nonce == 42
-            await ours.send(codec.encode_batch([_ping(7), _ping(8)]))
-            assert frame_pb2.Frame.FromString(await ours.receive()).pong.nonce == 8
-        pong = frame_pb2.Frame(pong=frame_pb2.Pong(nonce=8)).SerializeToString()
-        signal_frame = frame_pb2.Frame()
-        signal_frame.signal.SetInParent()
-        signal = signal_frame.SerializeToString()
-        await ours.send(codec.encode_batch([pong, signal]))
+            assert _pong_nonce(await ours.receive()) == 42
+            await ours.send(batch([_ping(7), _ping(8)]))
+            assert _pong_nonce(await ours.receive()) == 8
+        await ours.send(batch([pong(8), encode_item(99, b"mine"), encode_item(98, b"unknown")]))
         await trio.sleep(0.1)
-        # Pings and pongs are the driver's own; other layers' frames pass on.
-        assert others == [signal]
+        # Pings and pongs are the link's own; other protocols' items go to their
+        # handlers, and items of a protocol nobody runs are skipped and counted.
+        assert others == [b"mine"]
+        assert driver.protocols.unknown_items == 1
         nursery.cancel_scope.cancel()
 
 
@@ -340,36 +351,28 @@ async def test_a_hung_neighbour_is_dropped_after_the_probe_timeout(
 
 
 
-async def test_shuffle_replies_to_strangers_are_capped(autojump_clock: object) -> None:
-    me = Identity.from_seed(b"\x01" * 32)
-    strangers = [Identity.from_seed(bytes([10 + i]) * 32) for i in range(6)]
-    by_id = {s.peer_id: s for s in strangers}
-    dialed: list[str] = []
-    far_ends: list[Connection] = []
+async def test_neighbour_changes_are_events_not_polled(autojump_clock: object) -> None:
+    me, peer = Identity.from_seed(b"\x01" * 32), Identity.from_seed(b"\x02" * 32)
 
-    async def dial(peer_id: str) -> Connection:
-        dialed.append(peer_id)
-        ours, theirs = await memory_connection_pair(me, by_id[peer_id])
-        far_ends.append(theirs)
-        return ours
+    async def no_dial(peer_id: str) -> Connection:
+        raise AssertionError("nothing to dial")
 
-    driver = OverlayDriver(me.peer_id, dial, rng=random.Random(1), max_exchange_dials=4)
+    driver = OverlayDriver(me.peer_id, no_dial, rng=random.Random(1))
     async with trio.open_nursery() as nursery:
         await nursery.start(driver.run)
-        # Shuffle replies to six origins that are not neighbours: four are dialed.
-        driver._apply([Send(peer=s.peer_id, message=ShuffleReply(peers=()))
-                       for s in strangers])
-        await trio.sleep(1)
-        assert sorted(dialed) == sorted(s.peer_id for s in strangers[:4])
-        assert driver.exchange_dials_refused == 2
-        # A membership request is never held back.
-        driver._apply([Send(peer=strangers[4].peer_id, message=Join())])
-        await trio.sleep(1)
-        assert dialed[-1] == strangers[4].peer_id
-        # Once those exchange links close, other strangers can be dialed again.
-        driver._apply([CloseLink(peer=peer) for peer in dialed])
-        await trio.sleep(1)
-        driver._apply([Send(peer=strangers[5].peer_id, message=ShuffleReply(peers=()))])
-        await trio.sleep(1)
-        assert dialed[-1] == strangers[5].peer_id and driver.exchange_dials_refused == 2
+        ours, theirs = await memory_connection_pair(peer, me)
+        changed = driver.membership_changed
+        driver.add_connection(theirs)
+        assert changed.is_set() and driver.linked_neighbors == []  # a link, no neighbour yet
+        changed = driver.membership_changed
+        await ours.send(codec.encode_frame(Join()))
+        with trio.fail_after(1):
+            await changed.wait()  # the core's NeighborUp
+        assert driver.linked_neighbors == [peer.peer_id]
+        changed = driver.membership_changed
+        await ours.aclose()
+        with trio.fail_after(1):
+            await changed.wait()  # the link went down
+        await trio.sleep(0.1)
+        assert driver.linked_neighbors == []
         nursery.cancel_scope.cancel()

@@ -18,7 +18,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from taiinet.errors import RemoteProtocolError
-from taiinet.node.codec import decode_pubsub_frame
 from taiinet.overlay import codec as overlay_codec
 from taiinet.overlay.errors import OverlayDecodeError
 from taiinet.pubsub import codec as pubsub_codec
@@ -31,11 +30,14 @@ from taiinet.signal.records import (
     open_peer_record,
     open_session,
 )
-from taiinet.v1 import dht_pb2, frame_pb2, overlay_pb2, pubsub_pb2, signal_pb2
+from taiinet.v1 import dht_pb2, overlay_pb2, pubsub_pb2, signal_pb2
 from taiinet.wire import errors as wire_errors
 from taiinet.wire.envelope import Envelope
+from taiinet.wire.errors import MalformedFrame
 from taiinet.wire.identity import Identity
 from taiinet.wire.peer_id import PeerId
+from tests.link_support import item_of, signal_frame
+from tests.link_support import parts as link_parts
 
 ALICE = Identity.from_seed(b"a" * 32)
 #: Names of domain fields that hold peer ids (or "" where the field is optional).
@@ -105,7 +107,7 @@ def test_identities_and_envelopes_name_validated_ids() -> None:
 
 def _signal(**body: Any) -> bytes:
     pb = signal_pb2.SignalMessage(**body)
-    return frame_pb2.Frame(signal=pb).SerializeToString()
+    return signal_frame(pb)
 
 
 SESSION_ID = bytes(16)
@@ -207,7 +209,7 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 @FUZZ
 @given(pb_messages(signal_pb2.SignalMessage))
 def test_signal_decoder_on_arbitrary_messages(pb: signal_pb2.SignalMessage) -> None:
-    data = frame_pb2.Frame(signal=pb).SerializeToString()
+    data = signal_frame(pb)
     try:
         message = decode_signal(data)
     except MalformedSignalMessage:
@@ -229,8 +231,7 @@ def test_dht_decoder_on_arbitrary_messages(pb: dht_pb2.DhtMessage) -> None:
 @given(pb_messages(overlay_pb2.OverlayMessage))
 def test_overlay_decoder_on_arbitrary_messages(pb: overlay_pb2.OverlayMessage) -> None:
     try:
-        parts = overlay_codec.decode_link_frame(
-            frame_pb2.Frame(overlay=pb).SerializeToString())
+        parts = link_parts(item_of(10, pb))
     except OverlayDecodeError:
         return
     assert_ids_validated(parts)
@@ -267,10 +268,9 @@ def test_signed_payloads_of_arbitrary_content(session: signal_pb2.SessionDescrip
 @given(st.binary(max_size=400))
 def test_every_decoder_on_arbitrary_bytes(data: bytes) -> None:
     for decode, error in ((decode_signal, MalformedSignalMessage),
-                          (overlay_codec.decode_link_frame, OverlayDecodeError),
+                          (link_parts, (OverlayDecodeError, MalformedFrame)),
                           (overlay_codec.decode, OverlayDecodeError),
                           (pubsub_codec.decode, PubsubDecodeError),
-                          (decode_pubsub_frame, PubsubDecodeError),
                           (lambda d: decode_dht(d)[0], MalformedSignalMessage),
                           (open_session, RecordRejected),
                           (lambda d: open_peer_record(d, 0), RecordRejected)):

@@ -32,8 +32,15 @@ from taiinet.transport.noise import (
 from taiinet.v1 import frame_pb2, pubsub_pb2
 from taiinet.wire.base58 import b58decode
 from taiinet.wire.envelope import signed_bytes
-from taiinet.wire.framing import decode_frame, decode_uvarint, encode_uvarint, frame_with_prefix
+from taiinet.wire.framing import (
+    decode_link_frame,
+    decode_uvarint,
+    encode_uvarint,
+    frame_with_prefix,
+    join_items,
+)
 from taiinet.wire.identity import peer_id_bytes_from_public_key
+from taiinet.wire.keepalive import LINK_PROTOCOL, decode_control, encode_ping
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 _BLOCK = re.compile(r"<!-- vector: (\S+) -->\n```text\n(.*?)```", re.DOTALL)
@@ -63,7 +70,7 @@ def hexval(block: str, key: str) -> bytes:
 
 def test_the_document_has_all_vectors() -> None:
     assert set(VECTORS) == {"uvarint", "identity", "libp2p-ed25519", "envelope", "frame",
-                            "frame-batch", "noise-xx", "document"}
+                            "frame-items", "noise-xx", "document"}
 
 
 @pytest.mark.parametrize("number", list(VECTORS["uvarint"]))
@@ -125,17 +132,32 @@ def test_every_byte_of_the_envelope_vector_is_protected() -> None:
 
 
 def test_frame_vector() -> None:
-    frame = frame_pb2.Frame(ping=frame_pb2.Ping(nonce=300)).SerializeToString()
+    frame = encode_ping(300)
+    assert frame == frame_pb2.LinkFrame(items=[frame_pb2.LinkItem(
+        protocol=1, body=frame_pb2.LinkControl(ping=frame_pb2.Ping(nonce=300))
+        .SerializeToString())]).SerializeToString()
     assert frame == hexval("frame", "frame")
     assert frame_with_prefix(frame) == hexval("frame", "on_the_link")
-    assert decode_frame(frame).ping.nonce == 300
+    [(protocol, body)] = decode_link_frame(frame)
+    assert (protocol, decode_control(body)) == (LINK_PROTOCOL, ("ping", 300))
 
 
-def test_frame_batch_vector() -> None:
-    ping = frame_pb2.Frame(ping=frame_pb2.Ping(nonce=1)).SerializeToString()
-    batch = overlay_codec.encode_batch([overlay_codec.encode_frame(Join()), ping])
-    assert batch == hexval("frame-batch", "frame")
-    assert overlay_codec.decode_link_frame(batch) == [Join(), ping]
+def test_frame_items_vector() -> None:
+    frame = join_items([overlay_codec.encode_frame(Join()), encode_ping(1)])
+    assert frame == hexval("frame-items", "frame")
+    assert decode_link_frame(frame) == [(overlay_codec.PROTOCOL_ID, overlay_codec.encode(Join())),
+                                        (LINK_PROTOCOL, decode_link_frame(encode_ping(1))[0][1])]
+
+
+def test_the_protocol_id_table_matches_the_codecs() -> None:
+    from taiinet.history.codec import PROTOCOL_ID as HISTORY
+    from taiinet.node.codec import PUBSUB_PROTOCOL_ID
+    from taiinet.signal.codec import PROTOCOL_ID as SIGNAL
+
+    table = dict(re.findall(r"^\| (\d+) \| ([a-z]+)", DOC.read_text(), re.MULTILINE))
+    assert {int(k): v for k, v in table.items() if k != "0"} == {
+        LINK_PROTOCOL: "link", overlay_codec.PROTOCOL_ID: "overlay", SIGNAL: "signalling",
+        PUBSUB_PROTOCOL_ID: "pubsub", HISTORY: "history", 14: "media"}
 
 
 def test_document_vector() -> None:

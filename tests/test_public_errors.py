@@ -97,7 +97,7 @@ def test_a_query_from_a_non_ast_is_invalid_query() -> None:
 
 @pytest.mark.parametrize("bad", [{"contacts": 0}, {"subscription_buffer": 0},
                                  {"delivery_buffer_bytes": 0}, {"join_timeout": 0},
-                                 {"membership_poll": -1.0}, {"slow_policy": "wait"}])
+                                 {"join_retry": -1.0}, {"slow_policy": "wait"}])
 def test_a_bad_node_config_is_refused_at_once(bad: dict[str, Any]) -> None:
     with pytest.raises(NodeError):
         NodeConfig(**bad)

@@ -93,10 +93,19 @@ def test_limits_are_enforced() -> None:
 @settings(max_examples=150)
 def test_link_frames_of_pubsub_adverts_decode_or_raise_typed(
         advert: InterestAdvert, junk: bytes, data: st.DataObject) -> None:
-    """The node reads adverts out of link ``Frame``s: a round trip, and bad frames raise typed."""
-    from taiinet.node.codec import decode_pubsub_frame, encode_pubsub_frame
+    """The node reads adverts out of link frames: a round trip, and bad frames raise typed."""
+    from taiinet.node.codec import PUBSUB_CODEC
+    from taiinet.wire.errors import MalformedFrame
+    from taiinet.wire.framing import decode_link_frame, encode_item
 
-    frame = encode_pubsub_frame(advert)
+    def decode_pubsub_frame(data: bytes) -> InterestAdvert | None:
+        try:
+            [(protocol, body)] = decode_link_frame(data)
+        except (MalformedFrame, ValueError):
+            raise PubsubDecodeError("not a one-item link frame") from None
+        return PUBSUB_CODEC.decode(body) if protocol == 12 else None
+
+    frame = encode_item(12, PUBSUB_CODEC.encode(advert))
     assert decode_pubsub_frame(frame) == advert
     mutated = bytearray(frame)
     for _ in range(data.draw(st.integers(0, 3))):
@@ -129,17 +138,19 @@ def test_the_advert_example_of_docs_pubsub_md_is_what_the_codec_encodes() -> Non
     import re
     from pathlib import Path
 
-    from taiinet.node.codec import encode_pubsub_frame
     from taiinet.pubsub import codec as pubsub_codec
     from taiinet.pubsub.messages import InterestAdvert
     from taiinet.pubsub.query import Query
+    from taiinet.wire.framing import encode_item
 
     text = (Path(__file__).resolve().parent.parent / "docs" / "pubsub.md").read_text()
-    block = text.split("PubsubMessage: ", 1)[1].split("Frame:", 1)[0]
+    block = text.split("PubsubMessage: ", 1)[1].split("LinkFrame:", 1)[0]
     printed = bytes.fromhex("".join(re.findall(r"[0-9a-f]+", block)))
     root = "12D3KooWA4Xop1JaT3MHxwYMkCepYsv4iPVopMXwCz5iHYdBfeSB"
     advert = InterestAdvert(version=3, filters=(Query({"topic": "a"}),), root=root,
                             root_since_ms=1767225600000, tree_size=1, tree_members=(root,))
     assert pubsub_codec.encode(advert) == printed
     assert pubsub_codec.decode(printed) == advert
-    assert encode_pubsub_frame(advert) == bytes.fromhex("628c01") + printed
+    # The link frame of that one item (protocol 12, protocol.md section 4.1).
+    head = text.split("LinkFrame:", 1)[1].split("<", 1)[0]
+    assert encode_item(12, printed) == bytes.fromhex("".join(head.split())) + printed

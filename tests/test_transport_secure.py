@@ -303,16 +303,17 @@ async def test_local_close_drops_buffered_frames() -> None:
 
 async def test_receive_decoded_closes_the_link_on_undecodable_frames() -> None:
     from taiinet.transport.memory import memory_connection_pair
-    from taiinet.v1 import frame_pb2
     from taiinet.wire.errors import MalformedFrame
-    from taiinet.wire.framing import decode_frame
+    from taiinet.wire.framing import decode_link_frame
+    from taiinet.wire.keepalive import LINK_PROTOCOL, encode_ping
 
     a, b = await memory_connection_pair(ALICE, BOB)
-    await a.send(frame_pb2.Frame(ping=frame_pb2.Ping(nonce=5)).SerializeToString())
+    await a.send(encode_ping(5))
     await a.send(b"\xff\xff not a frame")
-    assert (await b.receive_decoded(decode_frame)).ping.nonce == 5
+    [(protocol, _body)] = await b.receive_decoded(decode_link_frame)
+    assert protocol == LINK_PROTOCOL
     with pytest.raises(MalformedFrame):
-        await b.receive_decoded(decode_frame)
+        await b.receive_decoded(decode_link_frame)
     with pytest.raises(ConnectionClosed):
         await a.receive()
     with pytest.raises(ConnectionClosed):

@@ -1,4 +1,4 @@
-"""Length-prefixed framing: varints, the incremental decoder, Frame decoding."""
+"""Length-prefixed framing: varints, the incremental decoder, LinkFrame items."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ from taiinet.v1 import frame_pb2
 from taiinet.wire.errors import FrameTooLarge, MalformedFrame, OversizedFrame, TruncatedFrame
 from taiinet.wire.framing import (
     DEFAULT_MAX_FRAME_SIZE,
+    MAX_PROTOCOL_ID,
     FrameDecoder,
-    decode_frame,
+    decode_link_frame,
     decode_uvarint,
-    encode_frame,
+    encode_item,
     encode_uvarint,
     frame_with_prefix,
+    join_items,
+    link_frame,
 )
 
 
@@ -103,25 +106,50 @@ def test_truncated_stream() -> None:
         decoder.end_of_stream()
 
 
-def test_frame_round_trip() -> None:
-    frame = frame_pb2.Frame(pong=frame_pb2.Pong(nonce=7))
-    assert decode_frame(encode_frame(frame)) == frame
+items = st.lists(st.tuples(st.integers(1, MAX_PROTOCOL_ID), st.binary(max_size=40)),
+                 min_size=1, max_size=8)
+
+
+@given(items)
+def test_items_joined_are_what_protobuf_writes_and_read_back(pairs: list[tuple[int, bytes]],
+                                                             ) -> None:
+    data = join_items([encode_item(protocol, body) for protocol, body in pairs])
+    expected = frame_pb2.LinkFrame(items=[frame_pb2.LinkItem(protocol=p, body=b)
+                                          for p, b in pairs]).SerializeToString()
+    assert data == expected
+    assert decode_link_frame(data) == pairs
+
+
+def test_link_frame_limits() -> None:
     with pytest.raises(OversizedFrame):
-        encode_frame(frame, max_frame_size=2)
+        link_frame(12, bytes(10), max_frame_size=5)
     with pytest.raises(FrameTooLarge):
-        decode_frame(bytes(10), max_frame_size=5)
+        decode_link_frame(bytes(10), max_frame_size=5)
+    with pytest.raises(LocalProtocolError):
+        encode_item(0, b"")
+    many = join_items([encode_item(1, b"")] * 3)
+    assert len(decode_link_frame(many, max_items=3)) == 3
+    with pytest.raises(MalformedFrame):
+        decode_link_frame(many, max_items=2)
 
 
-@pytest.mark.parametrize("data", [b"", b"\xff\xff\xff", b"\x0a\x05\x08", b"\x78\x01"])
+@pytest.mark.parametrize("data", [
+    pytest.param(b"", id="no item"),
+    pytest.param(b"\xff\xff\xff", id="not protobuf"),
+    pytest.param(b"\x0a\x05\x08", id="truncated item"),
+    pytest.param(b"\x0a\x02\x08\x00", id="protocol 0"),
+    pytest.param(b"\x0a\x00", id="an item with no protocol"),
+    pytest.param(b"\x78\x01", id="unknown field only"),
+])
 def test_undecodable_frames(data: bytes) -> None:
     with pytest.raises(MalformedFrame):
-        decode_frame(data)
+        decode_link_frame(data)
 
 
 @given(st.binary(max_size=200))
-def test_decode_frame_fuzz(data: bytes) -> None:
+def test_decode_link_frame_fuzz(data: bytes) -> None:
     try:
-        frame = decode_frame(data)
+        decoded = decode_link_frame(data)
     except MalformedFrame:
         return
-    assert frame.WhichOneof("body") is not None
+    assert decoded and all(0 < protocol <= MAX_PROTOCOL_ID for protocol, _ in decoded)

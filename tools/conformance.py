@@ -37,8 +37,18 @@ from taiinet.transport.noise import (  # noqa: E402
     with_length_prefix,
 )
 from taiinet.wire.envelope import Envelope, signed_bytes  # noqa: E402
-from taiinet.wire.framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encode_uvarint  # noqa: E402
+from taiinet.wire.framing import (  # noqa: E402
+    DEFAULT_MAX_FRAME_SIZE,
+    MAX_FRAME_ITEMS,
+    MAX_PROTOCOL_ID,
+    FrameDecoder,
+    decode_link_frame,
+    encode_item,
+    encode_uvarint,
+    join_items,
+)
 from taiinet.wire.identity import Identity, parse_peer_id  # noqa: E402
+from taiinet.wire.keepalive import encode_ping, encode_pong  # noqa: E402
 from taiinet.wire.peer_id import PeerId  # noqa: E402
 
 OUT = ROOT / "conformance"
@@ -196,7 +206,7 @@ def frames() -> dict[str, Any]:
             case["error"] = type(exc).__name__
         streams.append(case)
 
-    stream("one ping frame", bytes.fromhex("050a0308ac02"))
+    stream("one ping frame", bytes.fromhex("0b0a09080112050a0308ac02"))
     stream("empty frame", b"\x00")
     stream("three frames", b"\x01a\x00\x02bc")
     stream("a 300-byte frame", encode_uvarint(300) + bytes(300))
@@ -207,7 +217,40 @@ def frames() -> dict[str, Any]:
     stream("prefix longer than 5 bytes", bytes.fromhex("808080808001"))
     stream("ends inside a frame", b"\x05abc")
     stream("ends inside a prefix", b"\x80")
-    return {"uvarint": uvarints, "bad_uvarint": bad_uvarints, "streams": streams}
+    return {"uvarint": uvarints, "bad_uvarint": bad_uvarints, "streams": streams,
+            **link_frames()}
+
+
+def link_frames() -> dict[str, Any]:
+    """``LinkFrame``s (docs/protocol.md section 4.1): bytes -> items, or the error."""
+    valid: list[dict[str, Any]] = []
+    invalid: list[dict[str, Any]] = []
+
+    def case(name: str, data: bytes, max_items: int = MAX_FRAME_ITEMS) -> None:
+        entry: dict[str, Any] = {"name": name, "frame": data.hex(), "max_items": max_items}
+        try:
+            items = decode_link_frame(data, max_items=max_items)
+        except TaiiNetError as exc:
+            invalid.append(entry | {"error": type(exc).__name__})
+            return
+        valid.append(entry | {"items": [{"protocol": p, "body": b.hex()} for p, b in items]})
+
+    case("a ping", encode_ping(300))
+    case("a pong", encode_pong(7))
+    case("an overlay join and a ping", join_items([encode_item(10, bytes.fromhex("0a00")),
+                                                   encode_ping(1)]))
+    case("an empty body", encode_item(12, b""))
+    case("the largest protocol id", encode_item(MAX_PROTOCOL_ID, b"x"))
+    case("an unknown field is skipped", encode_item(13, b"ab") + bytes.fromhex("7801"))
+    case("three items, at max_items", join_items([encode_item(1, b"")] * 3), max_items=3)
+    case("no item", b"")
+    case("not protobuf", bytes.fromhex("ffffff"))
+    case("a truncated item", bytes.fromhex("0a0508"))
+    case("protocol 0", bytes.fromhex("0a020800"))
+    case("an item with no protocol", bytes.fromhex("0a00"))
+    case("only an unknown field", bytes.fromhex("7801"))
+    case("over max_items", join_items([encode_item(1, b"")] * 3), max_items=2)
+    return {"link_frames": valid, "bad_link_frames": invalid}
 
 
 # ------------------------------------------------------------------ Noise XX
@@ -437,11 +480,11 @@ def adverts() -> dict[str, Any]:
             root_since_ms=case["root_since_ms"], tree_size=case["tree_size"],
             tree_members=tuple(case["tree_members"]))
         data = encode(advert)
-        frame = frame_pb2.Frame(pubsub=pubsub_pb2.PubsubMessage.FromString(data))
+        frame = encode_item(12, data)  # a LinkFrame of one protocol-12 item
         assert decode(data) == advert, case["name"]
         valid.append({**case, "version": str(case["version"]),
                       "filters": [Query(q).to_json() for q in case["filters"]],
-                      "encoded": data.hex(), "frame": frame.SerializeToString().hex()})
+                      "encoded": data.hex(), "frame": frame.hex()})
 
     def message(**fields: Any) -> bytes:
         pb = pubsub_pb2.PubsubMessage()

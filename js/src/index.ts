@@ -1,7 +1,8 @@
 /**
  * TaiiNet's browser peer: the foundations shared with the Python reference.
  *
- * Identity and peer ids, signed envelopes, length-prefixed framing, the Noise
+ * Identity and peer ids, signed envelopes, length-prefixed framing and link
+ * frames (items by protocol id, keep-alive), the Noise
  * XX handshake and secure session (sans-I/O state machines: the caller moves
  * the bytes), the query language and the `Value` document codec.  Every byte
  * format is the one of docs/protocol.md and docs/query.md, checked against the
@@ -11,6 +12,10 @@
 export * from "./errors.js";
 export { bytesEqual, concatBytes, fromHex, toHex } from "./bytes.js";
 export { DEFAULT_MAX_FRAME_SIZE, FrameDecoder, MAX_UVARINT_BYTES, decodeUvarint, encodeUvarint, frameWithPrefix } from "./wire/framing.js";
+export {
+  LINK_PROTOCOL, type LinkItem, MAX_FRAME_ITEMS, MAX_PROTOCOL_ID, decodeControl, decodeLinkFrame as decodeLinkItems, encodeItem, joinItems,
+  pingItem, pongItem,
+} from "./wire/linkFrame.js";
 export { b58decode, b58encode } from "./wire/base58.js";
 export { MAX_PEER_ID_TEXT, type PeerId, parseOptionalPeerId, parsePeerId, parseUserPeerId, peerIdFromPublicKey, publicKeyOfPeerId } from "./wire/peerId.js";
 export { decodePrivateKey, decodePublicKey, encodePrivateKey, encodePublicKey } from "./wire/keys.js";

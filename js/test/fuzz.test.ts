@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 
-import { HandshakeError, InvalidEnvelope, InvalidPeerId, InvalidQuery, MalformedFilter, MalformedValue, RemoteProtocolError } from "../src/errors.js";
+import { HandshakeError, InvalidEnvelope, InvalidPeerId, InvalidQuery, MalformedFilter, MalformedFrame, MalformedValue, RemoteProtocolError } from "../src/errors.js";
 import { filterFromBytes } from "../src/query/filterCodec.js";
 import { NoiseHandshake, SecureSession, verifyHandshakePayload } from "../src/noise/noise.js";
 import { Query } from "../src/query/query.js";
@@ -12,6 +12,7 @@ import { documentToValue, valueToDocument } from "../src/query/valueCodec.js";
 import { type Document, valueEquals } from "../src/query/values.js";
 import { openEnvelope } from "../src/wire/envelope.js";
 import { FrameDecoder } from "../src/wire/framing.js";
+import { decodeLinkFrame, encodeItem, joinItems } from "../src/wire/linkFrame.js";
 import { Identity } from "../src/wire/identity.js";
 import { parsePeerId } from "../src/wire/peerId.js";
 import { hex, load } from "./vectors.js";
@@ -62,6 +63,20 @@ describe("fuzz", () => {
       onlyThrows(RemoteProtocolError, () => {
         new FrameDecoder(max).feed(data);
       });
+    }), RUNS);
+  });
+
+  it("link frames: any bytes give items or MalformedFrame; items round trip", () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (data) => {
+      onlyThrows(MalformedFrame, () => {
+        for (const [protocol] of decodeLinkFrame(data)) assert.ok(protocol >= 1);
+      });
+    }), RUNS);
+    const items = fc.array(fc.tuple(fc.integer({ min: 1, max: 2 ** 32 - 1 }), fc.uint8Array({ maxLength: 20 })),
+      { minLength: 1, maxLength: 8 });
+    fc.assert(fc.property(items, (pairs) => {
+      const frame = joinItems(pairs.map(([protocol, body]) => encodeItem(protocol, body)));
+      assert.deepEqual(decodeLinkFrame(frame).map(([p, b]) => [p, [...b]]), pairs.map(([p, b]) => [p, [...b]]));
     }), RUNS);
   });
 

@@ -7,7 +7,8 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import fc from "fast-check";
 
 import { concatBytes, toHex, utf8 } from "../src/bytes.js";
-import { FrameSchema } from "../src/gen/taiinet/v1/frame_pb.js";
+import { MalformedFrame } from "../src/errors.js";
+import { encodeItem } from "../src/wire/linkFrame.js";
 import { OverlayMessageSchema } from "../src/gen/taiinet/v1/overlay_pb.js";
 import { decodeLinkFrame, encodeOverlayFrame } from "../src/link/frames.js";
 import { type NodeAction, NodeCore } from "../src/node/nodeCore.js";
@@ -35,11 +36,12 @@ function decode(bytes: Uint8Array): OverlayMsg {
 
 describe("overlay codec", () => {
   it("encodes the examples of docs/overlay.md", () => {
-    assert.equal(frameOf({ type: "join" }), "52020a00");
-    assert.equal(frameOf({ type: "prune", origin: "" }), "52026a00");
-    assert.equal(frameOf({ type: "neighbor", high: false }), "52021a00");
+    // One item of protocol 10 (0a len 08 0a 12 len <OverlayMessage>).
+    assert.equal(frameOf({ type: "join" }), "0a06080a12020a00");
+    assert.equal(frameOf({ type: "prune", origin: "" }), "0a06080a12026a00");
+    assert.equal(frameOf({ type: "neighbor", high: false }), "0a06080a12021a00");
     const origin = peer(0);
-    assert.equal(frameOf({ type: "graft", id: new Uint8Array(0), origin }), `523862361234${toHex(utf8(origin))}`);
+    assert.equal(frameOf({ type: "graft", id: new Uint8Array(0), origin }), `0a3c080a123862361234${toHex(utf8(origin))}`);
   });
 
   it("round-trips every message", () => {
@@ -56,9 +58,8 @@ describe("overlay codec", () => {
   });
 
   it("refuses what breaks a limit", () => {
-    const raw = (body: object): Uint8Array => toBinary(FrameSchema, create(FrameSchema, {
-      body: { case: "overlay", value: create(OverlayMessageSchema, body) },
-    }));
+    const raw = (body: object): Uint8Array => encodeItem(10, toBinary(OverlayMessageSchema,
+      create(OverlayMessageSchema, body)));
     const bad = [
       { body: { case: "forwardJoin", value: { peerId: "12D3KooWnope", ttl: 1 } } },
       { body: { case: "shuffleReply", value: { peers: Array(65).fill(peer(1)) } } },
@@ -69,7 +70,7 @@ describe("overlay codec", () => {
       {},
     ];
     for (const body of bad) assert.throws(() => decode(raw(body)), MalformedOverlayMessage, JSON.stringify(body).slice(0, 80));
-    assert.throws(() => decodeLinkFrame(concatBytes(Uint8Array.of(0x52, 0x02, 0x0a))), /Frame/);
+    assert.throws(() => decodeLinkFrame(concatBytes(Uint8Array.of(0x0a, 0x06, 0x08, 0x0a, 0x12, 0x02, 0x0a))), MalformedFrame);
   });
 });
 

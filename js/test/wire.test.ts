@@ -4,7 +4,8 @@ import { describe, it } from "node:test";
 
 import { FrameTooLarge, InvalidEnvelope, InvalidPeerId, KeyFileError, LocalProtocolError, MalformedFrame, OversizedFrame, TruncatedFrame } from "../src/errors.js";
 import { openEnvelope, sealEnvelope, signedBytes } from "../src/wire/envelope.js";
-import { FrameDecoder, decodeUvarint, encodeUvarint, frameWithPrefix } from "../src/wire/framing.js";
+import { DEFAULT_MAX_FRAME_SIZE, FrameDecoder, decodeUvarint, encodeUvarint, frameWithPrefix } from "../src/wire/framing.js";
+import { LINK_PROTOCOL, type LinkItem, decodeControl, decodeLinkFrame, encodeItem, joinItems, pingItem, pongItem } from "../src/wire/linkFrame.js";
 import { Identity, verifySignature } from "../src/wire/identity.js";
 import { parsePeerId, parseUserPeerId, publicKeyOfPeerId } from "../src/wire/peerId.js";
 import { hex, load, toHexString } from "./vectors.js";
@@ -116,6 +117,28 @@ describe("framing", () => {
   it("refuses to send an oversized frame", () => {
     assert.throws(() => frameWithPrefix(new Uint8Array(5), 4), OversizedFrame);
     assert.deepEqual(frameWithPrefix(new Uint8Array(4), 4).length, 5);
+  });
+  for (const c of frames.link_frames) {
+    it(`link frame "${c.name}"`, () => {
+      const items = decodeLinkFrame(hex(c.frame), DEFAULT_MAX_FRAME_SIZE, c.max_items);
+      assert.deepEqual(items.map(([protocol, body]) => ({ protocol, body: toHexString(body) })), c.items);
+      // Re-encoded item by item: the same bytes, unless the frame had fields this version skips.
+      const again = joinItems(items.map(([protocol, body]) => encodeItem(protocol, body)));
+      if (!c.name.includes("unknown field")) assert.equal(toHexString(again), c.frame);
+    });
+  }
+  for (const c of frames.bad_link_frames) {
+    it(`rejects a link frame: ${c.name}`, () => {
+      assert.throws(() => decodeLinkFrame(hex(c.frame), DEFAULT_MAX_FRAME_SIZE, c.max_items), errorClass(c.error));
+    });
+  }
+  it("keep-alive items", () => {
+    assert.equal(toHexString(pingItem(300n)), "0a09080112050a0308ac02");
+    const [[protocol, body]] = decodeLinkFrame(pongItem(7n)) as [LinkItem];
+    assert.equal(protocol, LINK_PROTOCOL);
+    assert.deepEqual(decodeControl(body), ["pong", 7n]);
+    assert.throws(() => encodeItem(0, new Uint8Array()), LocalProtocolError);
+    assert.throws(() => decodeLinkFrame(new Uint8Array(10), 5), FrameTooLarge);
   });
   it("holds at most one frame and says how much", () => {
     const decoder = new FrameDecoder(16);

@@ -1,8 +1,10 @@
-"""History messages <-> the ``HistoryMessage`` protobuf inside a link ``Frame``.
+"""History messages <-> the ``HistoryMessage`` protobuf, protocol 13 of a link frame.
 
-The only module of the history layer that touches wire types, and the whole
-of its framing, so that it can move to a dispatch by protocol id unchanged.
-Decoding checks every field against its limit and raises ``HistoryDecodeError``.
+The only module of the history layer that touches wire types.  On a link a
+``HistoryMessage`` is the body of an item of protocol ``PROTOCOL_ID`` (13)
+(docs/protocol.md section 4.1); the link layer parses the frame and hands
+the body to ``CODEC``.  Decoding checks every field against its limit and
+raises ``HistoryDecodeError``.
 """
 
 from __future__ import annotations
@@ -23,17 +25,19 @@ from taiinet.history.messages import (
     HistoryRequest,
     Key,
 )
+from taiinet.link.registry import ProtocolCodec
 from taiinet.pubsub.query import MalformedFilter, Query, QueryLimits
-from taiinet.v1 import frame_pb2, history_pb2, query_pb2
+from taiinet.v1 import history_pb2, query_pb2
 
 #: Limits on a request's filter (as on an interest advert's).
 HISTORY_QUERY_LIMITS = QueryLimits(max_bytes=32 * 1024)
+#: History's protocol id in a link frame (docs/protocol.md section 4.1).
+PROTOCOL_ID = 13
 
 
-def encode_history_frame(message: HistoryMessage) -> bytes:
-    """A link ``Frame`` holding ``message``; ``HistoryUsageError`` past a limit."""
-    frame = frame_pb2.Frame()
-    pb = frame.history
+def encode_history(message: HistoryMessage) -> bytes:
+    """The ``HistoryMessage`` bytes of ``message``; ``HistoryUsageError`` past a limit."""
+    pb = history_pb2.HistoryMessage()
     if isinstance(message, HistoryRequest):
         if not 1 <= message.limit <= MAX_PAGE_DOCUMENTS:
             raise HistoryUsageError(f"a page holds 1..{MAX_PAGE_DOCUMENTS} documents")
@@ -58,21 +62,19 @@ def encode_history_frame(message: HistoryMessage) -> bytes:
         refused = pb.refused
         refused.request_id = message.request_id
         refused.reason = message.reason[:MAX_REASON_CHARS]
-    return frame.SerializeToString()
+    return pb.SerializeToString()
 
 
-def decode_history_frame(data: bytes) -> HistoryMessage | None:
-    """The history message of a link ``Frame``; ``None`` for another layer's frame."""
+def decode_history(data: bytes) -> HistoryMessage:
+    """The history message of ``HistoryMessage`` bytes; ``HistoryDecodeError`` if bad."""
     if len(data) > MAX_HISTORY_MESSAGE_BYTES:
-        raise HistoryDecodeError(f"history frame of {len(data)} bytes is too large")
-    frame = frame_pb2.Frame()
+        raise HistoryDecodeError(f"history message of {len(data)} bytes is too large")
+    pb = history_pb2.HistoryMessage()
     try:
-        frame.ParseFromString(data)
+        pb.ParseFromString(data)
     except (DecodeError, RuntimeError) as exc:
-        raise HistoryDecodeError(f"malformed frame: {exc}") from None
-    if frame.WhichOneof("body") != "history":
-        return None
-    return from_proto(frame.history)
+        raise HistoryDecodeError(f"malformed history message: {exc}") from None
+    return from_proto(pb)
 
 
 def from_proto(pb: history_pb2.HistoryMessage) -> HistoryMessage:
@@ -103,6 +105,11 @@ def from_proto(pb: history_pb2.HistoryMessage) -> HistoryMessage:
         return HistoryRefused(request_id=pb.refused.request_id,
                               reason=pb.refused.reason[:MAX_REASON_CHARS])
     raise HistoryDecodeError("empty history message")
+
+
+CODEC = ProtocolCodec(protocol_id=PROTOCOL_ID, name="history",
+                      message_types=(HistoryRequest, HistoryPage, HistoryRefused),
+                      encode=encode_history, decode=decode_history)
 
 
 def _key(unix_ms: int, message_id: bytes) -> Key:

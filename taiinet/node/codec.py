@@ -1,38 +1,20 @@
-"""Pubsub messages inside link frames: the node layer's only protobuf code.
+"""Pubsub messages on node links: protocol 12 of a link frame.
 
-The overlay driver reads ``Frame``s; frames whose body is ``pubsub`` (an
-``InterestAdvert`` of the router) are handed to the node, which decodes them
-here with the pubsub layer's codec.
+An ``InterestAdvert`` of the router is the body of an item of protocol
+``PUBSUB_PROTOCOL_ID`` (docs/protocol.md section 4.1), read and written by
+the pubsub layer's codec; the link layer parses the frame once and hands
+the body to ``PUBSUB_CODEC``.
 """
 
 from __future__ import annotations
 
-from google.protobuf.message import DecodeError
-
+from taiinet.link.registry import ProtocolCodec
 from taiinet.pubsub import codec as pubsub_codec
-from taiinet.pubsub.errors import PubsubDecodeError
-from taiinet.pubsub.messages import MAX_ADVERT_BYTES, PubsubMessage
-from taiinet.v1 import frame_pb2
+from taiinet.pubsub.messages import InterestAdvert
 
-#: Largest pubsub frame accepted from a peer.
-MAX_PUBSUB_FRAME_BYTES = MAX_ADVERT_BYTES + 64
+#: Pubsub's protocol id in a link frame.
+PUBSUB_PROTOCOL_ID = 12
 
-
-def encode_pubsub_frame(message: PubsubMessage) -> bytes:
-    frame = frame_pb2.Frame()
-    frame.pubsub.CopyFrom(pubsub_codec.to_proto(message))
-    return frame.SerializeToString()
-
-
-def decode_pubsub_frame(data: bytes) -> PubsubMessage | None:
-    """The pubsub message of a ``Frame``; ``None`` for another layer's frame."""
-    if len(data) > MAX_PUBSUB_FRAME_BYTES:
-        raise PubsubDecodeError(f"pubsub frame of {len(data)} bytes is too large")
-    frame = frame_pb2.Frame()
-    try:
-        frame.ParseFromString(data)
-    except DecodeError as exc:
-        raise PubsubDecodeError(f"malformed frame: {exc}") from None
-    if frame.WhichOneof("body") != "pubsub":
-        return None
-    return pubsub_codec.from_proto(frame.pubsub)
+PUBSUB_CODEC = ProtocolCodec(protocol_id=PUBSUB_PROTOCOL_ID, name="pubsub",
+                             message_types=(InterestAdvert,), encode=pubsub_codec.encode,
+                             decode=pubsub_codec.decode)

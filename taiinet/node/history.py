@@ -4,10 +4,11 @@ Theory of operation
 -------------------
 ``HistoryService`` owns the node's side of the protocol:
 
-* history frames reach it from the node's ``RoutedDriver`` (its links are the
+* history messages (protocol 13) reach ``handle_message`` from the node's
+  ``RoutedDriver``, with which the node registers it (its links are the
   overlay's: a seeder that is not a neighbour is dialed like a HyParView
-  exchange, and released when the fetch ends); it decodes them here
-  (``taiinet.history.codec``); a malformed one drops the link;
+  exchange, and released when the fetch ends); the link layer decodes them
+  with ``taiinet.history.codec``, and a malformed one drops the link;
 * on a seeder (``serve(store)``), requests go to the ``HistoryServer`` core;
   each ``RunQuery`` reads one page from the ``SeedStore`` in a worker thread
   (``trio.to_thread.run_sync``), and the page goes back to the requester;
@@ -41,9 +42,8 @@ from taiinet.history.client import (
     SetFetchTimer,
     SourceFailed,
 )
-from taiinet.history.codec import decode_history_frame, encode_history_frame
 from taiinet.history.errors import HistoryUsageError, StoreError
-from taiinet.history.messages import HistoryPage, HistoryRefused, HistoryRequest
+from taiinet.history.messages import HistoryMessage, HistoryPage, HistoryRefused, HistoryRequest
 from taiinet.history.server import (
     DropPeer,
     HistoryServer,
@@ -112,7 +112,6 @@ class HistoryService:
         self.store_failures = 0
         #: The seeders the last ``find_seeders`` found.
         self.last_seeders: list[PeerId] = []
-        driver.history_frames = self.handle_frame
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -127,23 +126,22 @@ class HistoryService:
 
     # -- frames ---------------------------------------------------------------
 
-    def handle_frame(self, peer: PeerId, data: bytes) -> None:
-        """A history frame from ``peer``; raises ``HistoryDecodeError`` if malformed."""
-        message = decode_history_frame(data)
+    def handle_message(self, peer: PeerId, message: HistoryMessage, now: float) -> None:
+        """A history message from ``peer`` (decoded by the link layer with ``HISTORY_CODEC``)."""
         if isinstance(message, HistoryRequest):
             if self.server is None:
                 self._send(peer, HistoryRefused(request_id=message.request_id,
                                                 reason="not a seeder"))
                 return
-            self._apply_server(self.server.handle_request(peer, message, trio.current_time()))
-        elif message is not None:
+            self._apply_server(self.server.handle_request(peer, message, now))
+        else:
             fetch = self._routes.pop((peer, message.request_id), None)
             if fetch is not None:
                 fetch.deliver(peer, message)
 
     def _send(self, peer: PeerId, message: HistoryRequest | HistoryPage | HistoryRefused,
               ) -> None:
-        self._driver.send_frame(peer, encode_history_frame(message))
+        self._driver.send(peer, message)
 
     # -- serving ----------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """Links: how a node opens authenticated connections to peers known only by id.
 
-The overlay driver asks for a ``Connection`` to a peer id; a ``Links`` object
-makes one, and hands the connections other peers open to us to the node.  Three
+The link layer (``taiinet.link``) asks for a ``Connection`` to a peer id; a
+``Links`` object makes one, and hands the connections other peers open to us
+to the node.  What travels on them (frames of protocol items, queues,
+keep-alive) is the link layer's; this module only opens connections.  Three
 kinds, all negotiated through the signal mesh (``SignalClient.send_offer``):
 
 * ``webrtc_links()``: an SDP offer goes through the mesh, the answer comes

@@ -9,11 +9,13 @@ Theory of operation
 2. a ``Links`` object (WebRTC by default, WebSocket or memory) turns a peer id
    into an authenticated ``Connection`` through a relayed offer, and accepts
    the links other peers open to us;
-3. a ``RoutedDriver`` (``taiinet.node.routed``) runs the content router
+3. a ``RoutedDriver`` (``taiinet.node.routed``), the link layer's
+   ``Runner`` (``taiinet.link``), runs the content router
    (``taiinet.pubsub``'s ``TreeRouter``, which owns the HyParView +
-   Plumtree cores) over those links; the node joins the overlay through a
-   contact the signallers hand out, and rejoins whenever its active view is
-   empty;
+   Plumtree cores) over those links, and the node composes the other
+   protocols beside it by protocol id (history, docs/seed.md); the node
+   joins the overlay through a contact the signallers hand out, and rejoins
+   whenever its active view is empty;
 4. subscribing adds the query to the router, which advertises the node's
    interest to its neighbours (``InterestAdvert`` frames); publishing hands
    the document to the router, which signs it (``PublishedDocument`` in a
@@ -44,6 +46,7 @@ import trio
 
 from taiinet._groups import unwrap_own_groups
 from taiinet.errors import TaiiNetError
+from taiinet.history.codec import CODEC as HISTORY_CODEC
 from taiinet.history.errors import HistoryUsageError
 from taiinet.history.store import SeedStore
 from taiinet.node.errors import NodeClosed, NodeError
@@ -100,8 +103,6 @@ class NodeConfig:
     join_timeout: float = 15.0
     #: Seconds between two join attempts while the active view is empty.
     join_retry: float = 1.0
-    #: How often the membership watcher looks at the active view.
-    membership_poll: float = 0.05
     #: Messages a subscription queues before its ``slow_policy`` applies, and
     #: the bytes they may hold (``Message.size``: a decoded document counts
     #: its encoded size plus 72 bytes per value); a queue holds at least one
@@ -123,8 +124,7 @@ class NodeConfig:
         if min(self.contacts, self.subscription_buffer, self.subscription_buffer_bytes,
                self.delivery_buffer, self.delivery_buffer_bytes) < 1:
             raise NodeError("contacts and the buffer bounds must be at least 1")
-        if min(self.register_timeout, self.join_timeout, self.join_retry,
-               self.membership_poll) <= 0:
+        if min(self.register_timeout, self.join_timeout, self.join_retry) <= 0:
             raise NodeError("the node's timeouts and intervals must be positive")
         if self.slow_policy not in ("drop", "block"):
             raise NodeError(f"slow_policy is 'drop' or 'block', not {self.slow_policy!r}")
@@ -186,6 +186,10 @@ class Node:
                                    keep_envelopes=keep_envelopes)
         #: The history protocol: fetches of stored documents, and serving them on a seeder.
         self.history = HistoryService(self.driver, signal, config.history, rng.getrandbits(32))
+        # The protocols run side by side over the same links, each by its id and
+        # codec (docs/protocol.md section 4.1): the router registered overlay (10)
+        # and pubsub (12); history (13) goes to the history service.
+        self.driver.register(HISTORY_CODEC, self.history.handle_message)
         self._subscriptions: dict[int, Subscription] = {}
         self._neighbors: tuple[str, ...] = ()
         self._membership_changed = trio.Event()
@@ -364,12 +368,14 @@ class Node:
                     self.delivered += 1
 
     async def _watch_membership(self) -> None:
+        """Follow the linked neighbours by the driver's events (never polled)."""
         while True:
+            changed = self.driver.membership_changed
             current = tuple(self.driver.linked_neighbors)
             if current != self._neighbors:
                 self._neighbors = current
                 self._notify_membership()
-            await trio.sleep(self.config.membership_poll)
+            await changed.wait()
 
     async def _keep_joined(self) -> None:
         """Join through a contact whenever no neighbour has a live link."""

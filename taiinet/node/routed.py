@@ -6,19 +6,20 @@ overlay's actions
 plus its own (``Deliver`` of documents to subscriptions, ``SendInterest``,
 ``SetInterestTimer``, ``Published``).  ``RoutedDriver`` is an
 ``OverlayDriver`` whose core is the router: the overlay's actions are carried
-out as before; interest adverts travel as ``Frame.pubsub`` on the same links
-and come back through the driver's ``other_frames`` hook; the router's
-timers share the driver's timer heap; documents for the subscriptions go on
+out as before; interest adverts travel as protocol 12 (pubsub) on the same
+links, each charged to its sender's advert budget before it is decoded; the
+router's timers share the runner's timer heap; documents for the subscriptions go on
 the ``documents`` channel, bounded in documents (``delivery_buffer``) and in
 bytes (``delivery_buffer_bytes``, counted as ``Deliver.cost``: a decoded
 document is several times its encoded size); one that does not fit is
 dropped and counted in ``dropped_documents`` (the driver never waits for
 the application).
 
-History frames (``Frame.history``, docs/seed.md) ride the same links and go
-to ``history_frames`` (the node's ``HistoryService``) without the advert
-budget; ``send_frame``, ``release`` and ``drop`` let that service use the
-links.  With ``keep_envelopes`` (a seeder), the router's document codec
+History messages (protocol 13, docs/seed.md) ride the same links: the
+node's ``HistoryService`` registers itself with ``register``, and
+``send``, ``release`` and ``drop`` let it use the links.
+
+With ``keep_envelopes`` (a seeder), the router's document codec
 keeps each payload it opens until the actions of that call are carried out,
 and the signed envelope of every queued delivery waits in ``envelopes``
 until the node takes it (the router itself keeps only decoded documents).
@@ -27,16 +28,13 @@ until the node takes it (the router itself keeps only decoded documents).
 from __future__ import annotations
 
 import hashlib
-import heapq
 import random
 import time
-from collections.abc import Callable
 from typing import Any
 
 import trio
 
-from taiinet.node.codec import decode_pubsub_frame, encode_pubsub_frame
-from taiinet.overlay.actions import Action as OverlayAction
+from taiinet.node.codec import PUBSUB_CODEC
 from taiinet.overlay.core import OverlayConfig
 from taiinet.overlay.driver import DEFAULT_DELIVERY_BUFFER, Dial, OverlayDriver
 from taiinet.pubsub import (
@@ -144,11 +142,6 @@ class _CapturingDocuments(SignedDocuments):
 
 #: Payloads a capturing codec holds between two action batches (a batch opens a few).
 _MAX_CAPTURED = 1024
-#: First byte of a ``Frame`` whose body is ``history`` (field 13, length-delimited).
-_HISTORY_FRAME_KEY = b"\x6a"
-
-#: ``history_frames(peer, frame)``: a history frame (``taiinet.node.history``).
-HistoryFrames = Callable[[PeerId, bytes], None]
 
 
 class RoutedDriver(OverlayDriver):
@@ -168,12 +161,13 @@ class RoutedDriver(OverlayDriver):
                                   pubsub_config, overlay_config)
         #: Signed envelopes of the queued deliveries, by message id (``keep_envelopes``).
         self.envelopes: dict[bytes, bytes] = {}
-        #: Where history frames go (set by the node); ``None``: they are ignored.
-        self.history_frames: HistoryFrames | None = None
-        super().__init__(identity.peer_id, dial, other_frames=self._on_other_frame,
-                         delivery_buffer=delivery_buffer, core=_RouterCore(self.router))
+        super().__init__(identity.peer_id, dial, delivery_buffer=delivery_buffer,
+                         core=_RouterCore(self.router))
         self.documents = DeliveryQueue(delivery_buffer, delivery_buffer_bytes)
         self.dropped_documents = 0
+        self.register(PUBSUB_CODEC, self._to_core, self._admit_advert)
+        self.carry_as(SetInterestTimer, "timer")
+        self._carry[SendInterest] = self._send_interest
 
     def publish(self, document: Any, *, published_unix_ms: int, nonce: int) -> bytes:
         """Sign and route ``document``; return its message id."""
@@ -190,61 +184,44 @@ class RoutedDriver(OverlayDriver):
     def unsubscribe(self, subscription_id: Any) -> None:
         self._apply(self.router.unsubscribe(subscription_id, trio.current_time()))
 
-    def _apply(self, actions: list[Any]) -> None:
-        overlay: list[OverlayAction] = []
-        for action in actions:
-            kind = type(action)
-            if kind is Deliver:
-                if not self.documents.offer(action):
-                    self.dropped_documents += 1
-                elif self._capture is not None:
-                    envelope = self._capture.opened.get(action.message_id)
-                    if envelope is not None:
-                        self.envelopes[action.message_id] = envelope
-            elif kind is SendInterest:
-                self._enqueue(action.peer, encode_pubsub_frame(action.advert),
-                              urgent=True)
-            elif kind is SetInterestTimer:
-                self._timer_seq += 1
-                heapq.heappush(self._timers, (action.at, self._timer_seq, action.timer))
-                self._timer_changed.set()
-            elif kind is not Published:
-                overlay.append(action)
-        if overlay:
-            super()._apply(overlay)
+    def apply(self, actions: list[Any]) -> None:
+        super().apply(actions)
         if self._capture is not None:
             self._capture.opened.clear()
 
-    def send_frame(self, peer: PeerId, frame: bytes) -> None:
-        """Queue a frame of another layer for ``peer`` (dialed if there is no link)."""
-        self._enqueue(peer, frame)
+    def _on_overlay_event(self, event: Any) -> None:
+        if type(event) is Deliver:
+            if not self.documents.offer(event):
+                self.dropped_documents += 1
+            elif self._capture is not None:
+                envelope = self._capture.opened.get(event.message_id)
+                if envelope is not None:
+                    self.envelopes[event.message_id] = envelope
+        elif type(event) is not Published:
+            super()._on_overlay_event(event)
+
+    def _send_interest(self, action: SendInterest) -> None:
+        self.links.enqueue(action.peer, self.protocols.encode(action.advert),
+                           urgent=True)
+
+    def send(self, peer: PeerId, message: object) -> None:
+        """Send a message of a registered protocol to ``peer`` (dialed if there is no link)."""
+        self.links.enqueue(peer, self.protocols.encode(message))
 
     def release(self, peer: PeerId) -> None:
         """Close the link to ``peer`` once its queue is sent, unless it is a neighbour."""
-        link = self._links.get(peer)
-        if link is not None and peer not in self.core.active_view:
-            self._close_link(link)
+        if peer not in self.driver_core.active_view:
+            self.links.close(peer)
 
     def drop(self, peer: PeerId) -> None:
         """Close every link to ``peer`` now (it broke a protocol)."""
-        link = self._links.get(peer)
-        if link is not None:
-            self._drop(link)
+        self.links.drop(peer, report=True)
 
-    def _on_other_frame(self, peer: PeerId, data: bytes) -> None:
-        """A pubsub frame for the router; a malformed one raises (the driver drops the peer).
-
-        Charged to the peer's advert budget before it is decoded (decoding
-        compiles its filters).
-        """
-        if data[:1] == _HISTORY_FRAME_KEY:
-            if self.history_frames is not None:
-                self.history_frames(peer, data)
-            return
-        refused = self.router.admit_advert(peer, trio.current_time())
-        if refused is not None:
-            self._apply(refused)
-            return
-        message = decode_pubsub_frame(data)
-        if message is not None:
-            self._apply(self.router.handle_message(peer, message, trio.current_time()))
+    def _admit_advert(self, peer: PeerId, now: float) -> bool:
+        """Charge an advert to the peer's advert budget before it is decoded
+        (decoding compiles its filters)."""
+        refused = self.router.admit_advert(peer, now)
+        if refused is None:
+            return True
+        self._apply(refused)
+        return False

@@ -4,20 +4,19 @@ The only module of the overlay that touches wire types.  Decoding validates
 every field against the limits in ``taiinet.overlay.messages`` and raises
 ``OverlayDecodeError`` (a ``RemoteProtocolError``) for anything malformed.
 
-A link frame may also be a ``FrameBatch`` (``Frame.batch``): several frames
-the driver found queued for one peer, sent as one link frame so that the
-per-frame costs below (channel hand-off, Noise encryption, socket write,
-reader wake-up) are paid once per batch.  ``encode_batch`` writes it from the
-already encoded frames without re-parsing them; ``decode_link_frame`` accepts
-a single frame or a batch (never a batch inside a batch).
+On a link, an ``OverlayMessage`` is the body of an item of protocol
+``PROTOCOL_ID`` (10) in a ``LinkFrame`` (docs/protocol.md section 4); the
+link layer (``taiinet.link``) parses the frame and hands the body to
+``CODEC``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from google.protobuf.message import DecodeError
 
+from taiinet.link.registry import ProtocolCodec
 from taiinet.overlay.errors import OverlayDecodeError
 from taiinet.overlay.messages import (
     MAX_HOPS,
@@ -38,24 +37,17 @@ from taiinet.overlay.messages import (
     Shuffle,
     ShuffleReply,
 )
-from taiinet.v1 import frame_pb2, overlay_pb2
+from taiinet.v1 import overlay_pb2
 from taiinet.wire.errors import InvalidPeerId
-from taiinet.wire.framing import encode_uvarint
+from taiinet.wire.framing import encode_item
 from taiinet.wire.peer_id import PeerId
 
 PB = overlay_pb2.OverlayMessage
 
-#: Largest encoded frame the overlay accepts.
+#: The overlay's protocol id in a link frame (docs/protocol.md section 4.1).
+PROTOCOL_ID = 10
+#: Largest encoded overlay message accepted.
 MAX_FRAME_SIZE = MAX_PAYLOAD_SIZE + 1024
-#: Most frames in one ``FrameBatch``.
-MAX_BATCH_FRAMES = 512
-
-#: Key of ``Frame.batch`` (field 3, length-delimited).
-_BATCH_KEY = b"\x1a"
-#: Key of ``FrameBatch.frames`` (field 1, length-delimited).
-_BATCH_ITEM_KEY = b"\x0a"
-#: Bytes of a batch's key and length prefix, at most (lengths under 2**28).
-_BATCH_HEADER = 5
 
 
 def to_proto(message: OverlayMessage) -> overlay_pb2.OverlayMessage:
@@ -153,83 +145,15 @@ def decode(data: bytes) -> OverlayMessage:
 
 
 def encode_frame(message: OverlayMessage) -> bytes:
-    """Serialize a domain message as a ``Frame`` with the ``overlay`` field set."""
-    frame = frame_pb2.Frame()
-    frame.overlay.CopyFrom(to_proto(message))
-    return frame.SerializeToString()
+    """A link frame (one item; also the item itself) holding ``message``."""
+    return encode_item(PROTOCOL_ID, encode(message))
 
 
-def decode_frame(data: bytes) -> OverlayMessage | None:
-    """Parse a ``Frame``; return its overlay message, or ``None`` if it is another layer's."""
-    if len(data) > MAX_FRAME_SIZE:
-        raise OverlayDecodeError(f"frame exceeds {MAX_FRAME_SIZE} bytes")
-    frame = frame_pb2.Frame()
-    try:
-        frame.ParseFromString(data)
-    except DecodeError as exc:
-        raise OverlayDecodeError(f"malformed frame: {exc}") from None
-    if frame.WhichOneof("body") != "overlay":
-        return None
-    return from_proto(frame.overlay)
-
-
-def batch_item_size(frame: bytes) -> int:
-    """Bytes ``frame`` takes inside a ``FrameBatch`` (key, length and frame)."""
-    return 1 + len(encode_uvarint(len(frame))) + len(frame)
-
-
-def batch_fits(item_bytes: int) -> bool:
-    """Whether items of ``item_bytes`` in total make a batch within ``MAX_FRAME_SIZE``."""
-    return item_bytes + _BATCH_HEADER <= MAX_FRAME_SIZE
-
-
-def encode_batch(frames: Sequence[bytes]) -> bytes:
-    """One ``Frame`` whose ``batch`` holds ``frames`` (each an encoded ``Frame``), in order.
-
-    Byte for byte what protobuf would write, built by concatenation: the frames
-    are already encoded, so nothing is parsed again.  The caller keeps within
-    ``MAX_BATCH_FRAMES`` and ``batch_fits``.
-    """
-    body = b"".join([_BATCH_ITEM_KEY + encode_uvarint(len(frame)) + frame for frame in frames])
-    return _BATCH_KEY + encode_uvarint(len(body)) + body
-
-
-def decode_link_frame(data: bytes) -> list[OverlayMessage | bytes]:
-    """Parse one link frame into its parts, in order.
-
-    An overlay frame gives its validated message; any other layer's frame is
-    given back as its encoded bytes (for that layer).  A batch gives each of
-    its frames so.  A frame over ``MAX_FRAME_SIZE``, a malformed one, an empty
-    batch, a batch of more than ``MAX_BATCH_FRAMES`` or one inside another is
-    an ``OverlayDecodeError``, and nothing of it is returned.
-    """
-    if len(data) > MAX_FRAME_SIZE:
-        raise OverlayDecodeError(f"frame exceeds {MAX_FRAME_SIZE} bytes")
-    frame = frame_pb2.Frame()
-    try:
-        frame.ParseFromString(data)
-    except (DecodeError, RuntimeError) as exc:  # RuntimeError: nesting too deep
-        raise OverlayDecodeError(f"malformed frame: {exc}") from None
-    kind = frame.WhichOneof("body")
-    if kind == "overlay":
-        return [from_proto(frame.overlay)]
-    if kind != "batch":
-        return [data]
-    frames = frame.batch.frames
-    if not frames:
-        raise OverlayDecodeError("empty frame batch")
-    if len(frames) > MAX_BATCH_FRAMES:
-        raise OverlayDecodeError(f"more than {MAX_BATCH_FRAMES} frames in a batch")
-    parts: list[OverlayMessage | bytes] = []
-    for inner in frames:
-        inner_kind = inner.WhichOneof("body")
-        if inner_kind == "overlay":
-            parts.append(from_proto(inner.overlay))
-        elif inner_kind == "batch":
-            raise OverlayDecodeError("a frame batch inside a frame batch")
-        else:
-            parts.append(inner.SerializeToString())
-    return parts
+CODEC = ProtocolCodec(
+    protocol_id=PROTOCOL_ID, name="overlay",
+    message_types=(Join, ForwardJoin, Neighbor, NeighborReply, Disconnect, Shuffle,
+                   ShuffleReply, Gossip, IHave, Graft, Prune),
+    encode=encode, decode=decode)
 
 
 def _peer(value: str) -> PeerId:

@@ -1,4 +1,8 @@
-"""Signal-layer frames: ``Frame.signal`` bytes <-> validated domain messages.
+"""Signal-layer frames: link frames of protocol 11 <-> validated domain messages.
+
+A signal link carries one item per ``LinkFrame`` (docs/protocol.md section
+4.1): a ``SignalMessage`` (protocol ``PROTOCOL_ID``) or the link's own
+``Ping``/``Pong``, read by the signal layer's own drivers.
 
 The only module (with :mod:`dht_codec` and :mod:`records`) that touches the
 protobuf types.  Signed payloads stay as envelope bytes here; they are
@@ -9,6 +13,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
 
 from taiinet.errors import RemoteProtocolError
 from taiinet.signal.dht_codec import decode_dht_pb, encode_dht_pb
@@ -21,15 +27,17 @@ from taiinet.signal.records import (
     MAX_SESSION_ENVELOPE_BYTES,
     SESSION_ID_BYTES,
 )
-from taiinet.v1 import frame_pb2, signal_pb2
+from taiinet.v1 import signal_pb2
 from taiinet.wire.errors import InvalidPeerId
-from taiinet.wire.framing import decode_frame, encode_frame
+from taiinet.wire.framing import decode_link_frame, link_frame
 from taiinet.wire.peer_id import MAX_PEER_ID_TEXT, PeerId
 
 MAX_CONTACTS = 32
 MAX_REASON_CHARS = 200
 MAX_PEER_ID_CHARS = MAX_PEER_ID_TEXT
 MAX_RELAY_HOPS = 2
+#: Signalling's protocol id in a link frame.
+PROTOCOL_ID = 11
 
 
 class Role(enum.IntEnum):
@@ -127,7 +135,7 @@ def encode_signal(message: SignalMessage) -> bytes:
         pb.relay_failed.origin_peer = message.origin_peer
     else:
         pb.dht.CopyFrom(encode_dht_pb(message.message, message.sender_address))
-    return encode_frame(frame_pb2.Frame(signal=pb))
+    return link_frame(PROTOCOL_ID, pb.SerializeToString())
 
 
 def _text(value: str, limit: int, what: str) -> str:
@@ -155,12 +163,19 @@ def decode_signal(data: bytes) -> SignalMessage | None:
     Raises ``MalformedSignalMessage`` (a RemoteProtocolError) when malformed.
     """
     try:
-        frame = decode_frame(data)
+        items = decode_link_frame(data)
     except RemoteProtocolError as exc:
         raise MalformedSignalMessage(f"bad frame: {exc}") from None
-    if frame.WhichOneof("body") != "signal":
+    if len(items) != 1:
+        raise MalformedSignalMessage("a signal link frame holds one item")
+    protocol, body = items[0]
+    if protocol != PROTOCOL_ID:
         return None
-    pb = frame.signal
+    pb = signal_pb2.SignalMessage()
+    try:
+        pb.ParseFromString(body)
+    except (DecodeError, RuntimeError) as exc:
+        raise MalformedSignalMessage(f"undecodable signal message: {exc}") from None
     body = pb.WhichOneof("body")
     if body == "hello":
         if int(pb.hello.role) not in (Role.PEER.value, Role.SIGNALLER.value):

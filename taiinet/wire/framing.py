@@ -16,9 +16,15 @@ fewest bytes possible (``0x80 0x00`` for 0 is malformed) and at most
 prefix is read, before any of the frame is buffered, so the decoder's buffer
 never holds more than one maximum frame plus its prefix.
 
-``FrameDecoder`` is the incremental, bounded decoder; ``decode_frame`` and
-``encode_frame`` convert between frame bytes and the protobuf ``Frame`` (the
-one message with a ``oneof`` per layer) for the layers' codecs.
+``FrameDecoder`` is the incremental, bounded decoder.
+
+What a frame holds is a ``LinkFrame`` (docs/protocol.md section 4.1): one or
+more items, each a protocol id and that protocol's message as bytes.  An
+item's encoding inside a ``LinkFrame`` does not depend on the others, so a
+sender encodes each item once (``encode_item``) and a frame of several is
+their concatenation (``join_items``), byte for byte what protobuf writes;
+``decode_link_frame`` parses a frame once into ``(protocol, body)`` pairs,
+and each body is parsed once more, by its protocol's codec.
 """
 
 from __future__ import annotations
@@ -33,12 +39,29 @@ from taiinet.wire.errors import FrameTooLarge, MalformedFrame, OversizedFrame, T
 DEFAULT_MAX_FRAME_SIZE = 1 << 20
 #: A length prefix is at most this many bytes (lengths below 2**35).
 MAX_UVARINT_BYTES = 5
+#: Most items in one ``LinkFrame``.
+MAX_FRAME_ITEMS = 512
+#: Protocol ids are 1 .. this (a ``uint32``; 0 is no protocol).
+MAX_PROTOCOL_ID = (1 << 32) - 1
+
+#: Key of ``LinkFrame.items`` (field 1, length-delimited).
+_ITEM_KEY = b"\x0a"
+#: Key of ``LinkItem.protocol`` (field 1, varint).
+_PROTOCOL_KEY = b"\x08"
+#: Key of ``LinkItem.body`` (field 2, length-delimited).
+_BODY_KEY = b"\x12"
+#: The encodings of 0..127, each one byte.
+_ONE_BYTE = [bytes((value,)) for value in range(0x80)]
+#: ``_PROTOCOL_KEY || uvarint(protocol)`` of the protocol ids seen (a few).
+_ITEM_HEADS: dict[int, bytes] = {}
 
 
 def encode_uvarint(value: int) -> bytes:
     """The minimal unsigned LEB128 encoding of ``value`` (>= 0)."""
-    if value < 0:
-        raise LocalProtocolError(f"cannot encode negative length {value}")
+    if value < 0x80:
+        if value < 0:
+            raise LocalProtocolError(f"cannot encode negative length {value}")
+        return _ONE_BYTE[value]
     out = bytearray()
     while True:
         byte = value & 0x7F
@@ -164,27 +187,64 @@ class FrameDecoder:
             raise TruncatedFrame("the link ended inside a frame")
 
 
-def encode_frame(frame: frame_pb2.Frame, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> bytes:
-    """Serialize a ``Frame`` (without prefix); ``OversizedFrame`` if over the maximum."""
-    data = frame.SerializeToString()
+def encode_item(protocol: int, body: bytes) -> bytes:
+    """One ``LinkItem`` as it sits in a ``LinkFrame`` (key, length, item).
+
+    Byte for byte what protobuf writes (an empty body is left out, as proto3
+    leaves out an empty field), so ``join_items`` of encoded items is the
+    ``LinkFrame`` holding them.
+    """
+    head = _ITEM_HEADS.get(protocol)
+    if head is None:
+        if not 0 < protocol <= MAX_PROTOCOL_ID:
+            raise LocalProtocolError(f"protocol id {protocol} is not in 1..{MAX_PROTOCOL_ID}")
+        head = _PROTOCOL_KEY + encode_uvarint(protocol)
+        if len(_ITEM_HEADS) < 256:
+            _ITEM_HEADS[protocol] = head
+    if not body:
+        return _ITEM_KEY + encode_uvarint(len(head)) + head
+    length = encode_uvarint(len(body))
+    return b"".join((_ITEM_KEY, encode_uvarint(len(head) + 1 + len(length) + len(body)), head,
+                     _BODY_KEY, length, body))
+
+
+def join_items(items: list[bytes]) -> bytes:
+    """The ``LinkFrame`` holding the encoded ``items`` (from ``encode_item``), in order."""
+    return items[0] if len(items) == 1 else b"".join(items)
+
+
+def link_frame(protocol: int, body: bytes,
+               max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> bytes:
+    """A ``LinkFrame`` of one item; ``OversizedFrame`` if over the maximum."""
+    data = encode_item(protocol, body)
     if len(data) > max_frame_size:
         raise OversizedFrame(f"frame of {len(data)} bytes exceeds the maximum of {max_frame_size}")
     return data
 
 
-def decode_frame(data: bytes, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> frame_pb2.Frame:
-    """Parse frame bytes into a ``Frame`` whose ``body`` is set.
+def decode_link_frame(data: bytes, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+                      max_items: int = MAX_FRAME_ITEMS) -> list[tuple[int, bytes]]:
+    """Parse frame bytes into their ``(protocol, body)`` items, in order.
 
-    ``FrameTooLarge`` over the maximum; ``MalformedFrame`` when the bytes are
-    not a ``Frame`` or carry no body this version knows.
+    ``FrameTooLarge`` over ``max_frame_size``; ``MalformedFrame`` when the
+    bytes are not a ``LinkFrame``, hold no item or more than ``max_items``, or
+    an item of protocol 0.  Nothing of a bad frame is returned.  Which
+    protocols the receiver knows is not decided here (the link layer's).
     """
     if len(data) > max_frame_size:
         raise FrameTooLarge(f"frame of {len(data)} bytes exceeds the maximum of {max_frame_size}")
-    frame = frame_pb2.Frame()
+    frame = frame_pb2.LinkFrame()
     try:
         frame.ParseFromString(data)
     except (DecodeError, ValueError, RuntimeError) as exc:
         raise MalformedFrame(f"undecodable frame: {exc}") from None
-    if frame.WhichOneof("body") is None:
-        raise MalformedFrame("frame has no body this version knows")
-    return frame
+    items = frame.items
+    if not items:
+        raise MalformedFrame("a frame holds no item")
+    if len(items) > max_items:
+        raise MalformedFrame(f"a frame holds more than {max_items} items")
+    out = [(item.protocol, item.body) for item in items]
+    for protocol, _body in out:
+        if protocol == 0:
+            raise MalformedFrame("an item of protocol 0")
+    return out

@@ -16,7 +16,8 @@ from taiinet.errors import ConnectionClosed
 from taiinet.pubsub.documents import SignedDocuments
 from taiinet.signal.client import SignalClient, open_signal_client
 from taiinet.transport.webrtc import WebRTCEndpoint, open_webrtc
-from taiinet.v1 import frame_pb2, overlay_pb2
+from taiinet.v1 import overlay_pb2
+from taiinet.wire.framing import encode_item
 from taiinet.wire.identity import Identity
 from tests.browser.chromium import run_in_browser
 from tests.browser.support import CHROMIUM, build_bundle, require
@@ -51,7 +52,7 @@ async def secure_link(client: SignalClient, endpoint: WebRTCEndpoint, page: str)
 
 async def malformed_frame(client: SignalClient, endpoint: WebRTCEndpoint, page: str) -> None:
     link = await secure_link(client, endpoint, page)
-    await link.send(b"\xff\xff\xff")  # not a Frame
+    await link.send(b"\xff\xff\xff")  # not a LinkFrame
     await closed_by_the_page(link.receive)
 
 
@@ -64,8 +65,8 @@ async def tampered_documents(client: SignalClient, endpoint: WebRTCEndpoint, pag
         envelope[-1] ^= 1  # the signature no longer verifies
         gossip = overlay_pb2.OverlayMessage.Gossip(
             message_id=hashlib.sha256(envelope).digest(), hops=1, payload=bytes(envelope))
-        await link.send(frame_pb2.Frame(
-            overlay=overlay_pb2.OverlayMessage(gossip=gossip)).SerializeToString())
+        overlay = overlay_pb2.OverlayMessage(gossip=gossip).SerializeToString()
+        await link.send(encode_item(10, overlay))  # one overlay item of a LinkFrame
     await closed_by_the_page(link.receive)
 
 
@@ -82,8 +83,10 @@ async def test_a_page_survives_bad_handshakes_frames_and_documents() -> None:
             async def attacks() -> None:
                 await page_joined.wait()
                 async with AsyncExitStack() as stack:
-                    await attack_then_publish(stack)
-                    attacks_done.set()
+                    try:
+                        await attack_then_publish(stack)
+                    finally:
+                        attacks_done.set()  # never leave the browser thread waiting
                     await finished.wait()
 
             async def attack_then_publish(stack: AsyncExitStack) -> None:

@@ -73,10 +73,11 @@ from taiinet.transport.websocket import (
     WEBSOCKET_MAX_MESSAGE_SIZE,
     WebSocketChannel,
 )
-from taiinet.v1 import frame_pb2, pubsub_pb2, signal_pb2
+from taiinet.v1 import pubsub_pb2, signal_pb2
 from taiinet.wire.envelope import Envelope
-from taiinet.wire.framing import encode_uvarint
+from taiinet.wire.framing import encode_uvarint, join_items
 from taiinet.wire.identity import Identity
+from taiinet.wire.keepalive import encode_ping, encode_pong
 
 #: First loopback address the attacker sends from (never the legit pair's 127.0.0.1).
 ATTACKER_HOST = "127.66.0.1"
@@ -319,15 +320,15 @@ def overlay_frame(message: OverlayMessage) -> bytes:
 
 
 def batch_frame(messages: Sequence[OverlayMessage]) -> bytes:
-    return overlay_codec.encode_batch([overlay_frame(m) for m in messages])
+    return join_items([overlay_frame(m) for m in messages])
 
 
 def ping_frame(nonce: int = 0) -> bytes:
-    return frame_pb2.Frame(ping=frame_pb2.Ping(nonce=nonce)).SerializeToString()
+    return encode_ping(nonce)
 
 
 def pong_frame(nonce: int = 0) -> bytes:
-    return frame_pb2.Frame(pong=frame_pb2.Pong(nonce=nonce)).SerializeToString()
+    return encode_pong(nonce)
 
 
 #: Limits for sealing attack documents: as large as the wire allows.

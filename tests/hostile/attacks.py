@@ -37,8 +37,9 @@ from taiinet.overlay.messages import (
 )
 from taiinet.signal.codec import Role
 from taiinet.transport.connection import Connection
-from taiinet.v1 import frame_pb2
+from taiinet.wire.framing import decode_link_frame
 from taiinet.wire.identity import Identity
+from taiinet.wire.keepalive import LINK_PROTOCOL, decode_control
 from tests.hostile import attacker as a
 from tests.hostile.procs import Memory, WindowFigures, World, open_world, sample_memory
 
@@ -150,9 +151,9 @@ async def _serve_pings(connection: Connection) -> None:
     """Answer the victim's keep-alive pings (so it keeps us) and drop everything else."""
     try:
         while True:
-            frame = frame_pb2.Frame.FromString(await connection.receive())
-            if frame.WhichOneof("body") == "ping" or any(
-                    inner.WhichOneof("body") == "ping" for inner in frame.batch.frames):
+            items = decode_link_frame(await connection.receive())
+            if any(protocol == LINK_PROTOCOL and decode_control(body)[0] == "ping"
+                   for protocol, body in items):
                 await connection.send(a.pong_frame())
     except Exception:
         return

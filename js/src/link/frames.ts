@@ -1,72 +1,83 @@
 /**
- * The link's frame codec (docs/protocol.md section 4): the only module that
- * builds or parses `taiinet.v1.Frame`, so a change of the frame layout touches
- * this file alone.  Each layer hands it its own message and gets its own
- * message back; the keep-alive (`Ping` -> `Pong`, section 4.2) is answered here.
+ * The link's frame codec (docs/protocol.md section 4): the only module of the
+ * node and signal client that builds or parses link frames, on top of
+ * `wire/linkFrame.ts`.  A frame holds items, each a protocol id and that
+ * protocol's message (1: link keep-alive, 10: overlay, 11: signal, 12: pubsub); each layer
+ * hands this module its own message and gets its own message back; the
+ * keep-alive (`Ping` -> `Pong`, section 4.2) is answered by the callers.
+ * Items of protocols this peer does not run come back as `other` (to skip).
  */
 
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 
 import { MalformedFrame } from "../errors.js";
-import { type Frame, FrameSchema, PingSchema, PongSchema } from "../gen/taiinet/v1/frame_pb.js";
-import type { OverlayMessage } from "../gen/taiinet/v1/overlay_pb.js";
-import type { PubsubMessage } from "../gen/taiinet/v1/pubsub_pb.js";
+import { type OverlayMessage, OverlayMessageSchema } from "../gen/taiinet/v1/overlay_pb.js";
+import { type PubsubMessage, PubsubMessageSchema } from "../gen/taiinet/v1/pubsub_pb.js";
 import { type SignalMessage, SignalMessageSchema } from "../gen/taiinet/v1/signal_pb.js";
+import {
+  LINK_PROTOCOL, MAX_FRAME_ITEMS, decodeControl, decodeLinkFrame as decodeItems, encodeItem, pingItem, pongItem,
+} from "../wire/linkFrame.js";
 
-/** Most frames a batch holds (docs/protocol.md 4.1). */
-export const MAX_BATCH_FRAMES = 512;
+/** Most items one link frame holds (docs/protocol.md 4.1). */
+export const MAX_BATCH_FRAMES = MAX_FRAME_ITEMS;
+/** Protocol ids of the layers this module reads (docs/protocol.md 4.1). */
+export const OVERLAY_PROTOCOL = 10;
+export const SIGNAL_PROTOCOL = 11;
+export const PUBSUB_PROTOCOL = 12;
 
-/** A decoded frame, as the layers see it. */
+/** A decoded item, as the layers see it. */
 export type LinkFrame =
   | { readonly kind: "ping"; readonly nonce: bigint }
   | { readonly kind: "pong"; readonly nonce: bigint }
   | { readonly kind: "signal"; readonly message: SignalMessage }
   | { readonly kind: "overlay"; readonly message: OverlayMessage }
   | { readonly kind: "pubsub"; readonly message: PubsubMessage }
-  | { readonly kind: "other"; readonly layer: string; readonly frame: Frame };
+  | { readonly kind: "other"; readonly protocol: number; readonly body: Uint8Array };
 
-function fromProto(frame: Frame): LinkFrame {
-  switch (frame.body.case) {
-    case "ping": return { kind: "ping", nonce: frame.body.value.nonce };
-    case "pong": return { kind: "pong", nonce: frame.body.value.nonce };
-    case "signal": return { kind: "signal", message: frame.body.value };
-    case "overlay": return { kind: "overlay", message: frame.body.value };
-    case "pubsub": return { kind: "pubsub", message: frame.body.value };
-    case undefined: throw new MalformedFrame("a frame without a body (or of a kind this version does not know)");
-    default: return { kind: "other", layer: frame.body.case, frame };
+function parse<T>(decode: () => T, what: string): T {
+  try {
+    return decode();
+  } catch {
+    throw new MalformedFrame(`not a protobuf ${what}`);
   }
 }
 
-/** The frames one link frame stands for (a batch unpacked, in order); `MalformedFrame` if bad. */
+/** The items of one link frame, in order, decoded; `MalformedFrame` if bad. */
 export function decodeLinkFrame(data: Uint8Array): LinkFrame[] {
-  let frame: Frame;
-  try {
-    frame = fromBinary(FrameSchema, data, { readUnknownFields: false });
-  } catch {
-    throw new MalformedFrame("not a protobuf Frame");
-  }
-  if (frame.body.case !== "batch") return [fromProto(frame)];
-  const inner = frame.body.value.frames;
-  if (inner.length === 0 || inner.length > MAX_BATCH_FRAMES) {
-    throw new MalformedFrame(`a batch holds 1 to ${MAX_BATCH_FRAMES} frames, not ${inner.length}`);
-  }
-  if (inner.some((f) => f.body.case === "batch")) throw new MalformedFrame("a batch inside a batch");
-  return inner.map(fromProto);
+  return decodeItems(data).map(([protocol, body]): LinkFrame => {
+    switch (protocol) {
+      case LINK_PROTOCOL: {
+        const [kind, nonce] = decodeControl(body);
+        return { kind, nonce };
+      }
+      case SIGNAL_PROTOCOL:
+        return { kind: "signal", message: parse(() => fromBinary(SignalMessageSchema, body, { readUnknownFields: false }), "SignalMessage") };
+      case OVERLAY_PROTOCOL:
+        return { kind: "overlay", message: parse(() => fromBinary(OverlayMessageSchema, body, { readUnknownFields: false }), "OverlayMessage") };
+      case PUBSUB_PROTOCOL:
+        return { kind: "pubsub", message: parse(() => fromBinary(PubsubMessageSchema, body, { readUnknownFields: false }), "PubsubMessage") };
+      default:
+        return { kind: "other", protocol, body };
+    }
+  });
 }
 
 export function encodeSignalFrame(body: SignalMessage["body"]): Uint8Array {
-  const message = create(SignalMessageSchema, { body });
-  return toBinary(FrameSchema, create(FrameSchema, { body: { case: "signal", value: message } }));
+  return encodeItem(SIGNAL_PROTOCOL, toBinary(SignalMessageSchema, create(SignalMessageSchema, { body })));
 }
 
 export function encodePing(nonce: bigint): Uint8Array {
-  return toBinary(FrameSchema, create(FrameSchema, { body: { case: "ping", value: create(PingSchema, { nonce }) } }));
+  return pingItem(nonce);
 }
 
 export function encodePong(nonce: bigint): Uint8Array {
-  return toBinary(FrameSchema, create(FrameSchema, { body: { case: "pong", value: create(PongSchema, { nonce }) } }));
+  return pongItem(nonce);
 }
 
 export function encodeOverlayFrame(message: OverlayMessage): Uint8Array {
-  return toBinary(FrameSchema, create(FrameSchema, { body: { case: "overlay", value: message } }));
+  return encodeItem(OVERLAY_PROTOCOL, toBinary(OverlayMessageSchema, message));
+}
+
+export function encodePubsubFrame(message: PubsubMessage): Uint8Array {
+  return encodeItem(PUBSUB_PROTOCOL, toBinary(PubsubMessageSchema, message));
 }

@@ -8,7 +8,7 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 
 import { MalformedFilter, RemoteProtocolError } from "../errors.js";
-import { FrameSchema } from "../gen/taiinet/v1/frame_pb.js";
+import { encodePubsubFrame } from "../link/frames.js";
 import { type PubsubMessage, PubsubMessageSchema } from "../gen/taiinet/v1/pubsub_pb.js";
 import { FilterSchema } from "../gen/taiinet/v1/query_pb.js";
 import { DEFAULT_QUERY_LIMITS, type QueryLimits } from "../query/limits.js";
@@ -54,9 +54,9 @@ export function advertToProto(advert: Advert): PubsubMessage {
   } } });
 }
 
-/** `advert` as a link frame (`Frame.pubsub`). */
+/** `advert` as a link frame: one protocol-12 item. */
 export function encodeAdvertFrame(advert: Advert): Uint8Array {
-  return toBinary(FrameSchema, create(FrameSchema, { body: { case: "pubsub", value: advertToProto(advert) } }));
+  return encodePubsubFrame(advertToProto(advert));
 }
 
 /** Validate a received `PubsubMessage`; `MalformedAdvert` if any rule of section 3 fails. */

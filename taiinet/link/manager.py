@@ -1,0 +1,440 @@
+"""The link layer: one bounded, batched, paced queue per peer, one parse per frame.
+
+Theory of operation
+-------------------
+Every node link carries ``LinkFrame``s (docs/protocol.md section 4): each
+frame holds items, each item a protocol id and that protocol's message as
+bytes.  ``LinkManager`` owns the links of one node, whatever protocols run
+over them:
+
+* **Sending.**  ``enqueue(peer, item)`` puts an encoded item
+  (``taiinet.wire.framing.encode_item``) in the peer's bounded queue
+  (``LinkConfig.send_queue``); a task per peer dials the peer first if there
+  is no connection (with the injected ``dial``), then writes the queue out.
+  Each write takes every item queued by then, within ``max_items`` and
+  ``max_frame_size``, and sends them as one frame: under load items go out
+  in batches, at low load one by one.  A full queue (a peer too slow to keep
+  up), a failed dial or write, or a closed connection take the link down.
+* **Pacing.**  A queue that holds only lazy items (``enqueue(..., urgent=
+  False)``: Plumtree's routine ``IHave``s) waits until an urgent item is
+  queued for that peer or the lazy flusher fires: ``lazy_delay`` after the
+  first of them, but no sooner than ``lazy_interval`` after the link's
+  previous write, and at once when ``LinkConfig.held_lazy`` are held.  One
+  flusher task serves every link.
+* **Receiving.**  A reader per connection parses each frame once
+  (``decode_link_frame``), charges it to its sender's budget
+  (``LinkHandler.admit_frame``, before anything of it is used), reports
+  ``heard_from`` (the keep-alive: any frame shows the peer alive), then hands
+  each item in order to ``handle_item``.  The link's own protocol
+  (``LINK_PROTOCOL``, Ping/Pong) is handled here: a frame holding ``Ping``s
+  is answered with one ``Pong`` of the last nonce, a ``Pong`` needs nothing.
+  A malformed frame, or an item whose protocol handler raises a
+  ``TaiiNetError``, drops the link (the peer broke the protocol).
+* **Keep-alive.**  ``probe(peer)`` queues a ``Ping``; the core decides when a
+  silent peer has failed (it saw no ``heard_from``) and closes its link.
+* **Closing.**  ``close(peer)`` flushes the queue then closes the
+  connections; ``drop(peer)`` closes them at once, queue and all, and reads
+  nothing more from the peer.
+
+Two peers may dial each other at once: both connections are kept, frames are
+read from both and sent on the newest; the link is down when the last one
+closes.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import trio
+
+from taiinet.errors import TaiiNetError
+from taiinet.link.config import LinkConfig
+from taiinet.transport.connection import Connection
+from taiinet.wire.framing import decode_link_frame, join_items
+from taiinet.wire.keepalive import LINK_PROTOCOL, decode_control, ping_item, pong_item
+from taiinet.wire.peer_id import PeerId
+
+log = logging.getLogger(__name__)
+
+Dial = Callable[[PeerId], Awaitable[Connection]]
+
+_PING = ping_item(0)
+
+
+class LinkHandler(Protocol):
+    """What the link layer reports, and asks, of the node above it (the runner)."""
+
+    def admit_frame(self, peer: PeerId, size: int, items: int, now: float) -> bool:
+        """Whether a frame of ``size`` bytes and ``items`` items from ``peer`` is within
+        its budget; a refused frame is dropped unread."""
+
+    def heard_from(self, peer: PeerId, now: float) -> None:
+        """A frame (any) came from ``peer``."""
+
+    def handle_item(self, peer: PeerId, protocol: int, body: bytes, now: float) -> None:
+        """One item; raise a ``TaiiNetError`` if it breaks its protocol (the link drops)."""
+
+    def handle_link_down(self, peer: PeerId, now: float) -> None:
+        """The link to ``peer`` is gone (not after ``drop(..., report=False)``)."""
+
+    def handle_link_address(self, peer: PeerId, address: str, now: float) -> None:
+        """A connection from ``peer`` came from ``address`` (before its first frame)."""
+
+
+@dataclass(slots=True)
+class Link:
+    """One peer's link: its connections, its send queue and its pacing state."""
+
+    peer: PeerId
+    send: trio.MemorySendChannel[bytes | None]
+    receive: trio.MemoryReceiveChannel[bytes | None]
+    connections: list[Connection]
+    #: Set when an item that must not wait (anything but a lazy one) is queued.
+    urgent: trio.Event
+    closing: bool = False
+    #: Lazy items queued since the last write.
+    lazy_held: int = 0
+    #: On the lazy flusher's heap (it will wake the sender).
+    lazy_pending: bool = False
+    #: When the sender last wrote to the link (paces lazy-only writes).
+    written_at: float = -math.inf
+    #: Opened by this node (to send), not by the peer (``add_connection``).
+    dialed: bool = False
+    #: Dropped at once (a failed link, or a peer disconnected): nothing more is read.
+    dropped: bool = False
+    #: Items queued on this link, and items written to its connection.
+    queued: int = 0
+    written: int = 0
+    #: Set (and replaced) whenever items were written.
+    wrote: trio.Event = field(default_factory=trio.Event)
+
+
+class LinkManager:
+    """The links of one node; ``run`` it in a nursery (``await nursery.start``)."""
+
+    def __init__(self, dial: Dial, handler: LinkHandler, config: LinkConfig | None = None
+                 ) -> None:
+        self.config = config or LinkConfig()
+        self._dial = dial
+        self._handler = handler
+        self.links: dict[PeerId, Link] = {}
+        #: (due, seq, link): when the flusher wakes each link holding lazy items.
+        self._lazy_due: list[tuple[float, int, Link]] = []
+        self._lazy_seq = 0
+        self._lazy_wake = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        #: Items written to links; with the links' frame count, the batching ratio.
+        self.items_sent = 0
+        #: Set (and replaced) whenever a link comes up, starts closing or goes away,
+        #: so that whoever follows the linked peers waits for it instead of polling.
+        self.changed = trio.Event()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled; every link is closed on the way out."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._lazy_flusher)
+                task_status.started()
+        finally:
+            self._nursery = None
+            with trio.CancelScope(shield=True):
+                for link in list(self.links.values()):
+                    for connection in link.connections:
+                        await connection.aclose()
+
+    # --- the node's side ------------------------------------------------------------
+
+    def add_connection(self, connection: Connection) -> None:
+        """Take an incoming (or otherwise opened) connection."""
+        peer = connection.remote_peer_id
+        link = self.links.get(peer)
+        if link is None:
+            link = self._new_link(peer)
+        link.connections.append(connection)
+        self._spawn(self._reader, link, connection)
+        self.notify_changed()
+
+    def notify_changed(self) -> None:
+        """Wake the waiters on ``changed`` (links, or what the node counts as neighbours)."""
+        self.changed.set()
+        self.changed = trio.Event()
+
+    def enqueue(self, peer: PeerId, item: bytes, *, urgent: bool = True) -> None:
+        """Queue an encoded item for ``peer`` (dialed if there is no link)."""
+        link = self.links.get(peer)
+        if link is None or link.closing:
+            if link is not None:
+                del self.links[peer]  # the closing one finishes on its own
+            link = self._new_link(peer)
+            link.dialed = True  # its sender dials it (unless the peer dials first)
+        try:
+            link.send.send_nowait(item)
+        except trio.WouldBlock:
+            log.warning("link: %s is too slow, dropping its link", peer)
+            self._drop(link)
+            return
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            # Shutting down: the sender was cancelled while a reader still had
+            # a frame in hand (trio returns ready data even when cancelled).
+            return
+        link.queued += 1
+        if urgent or self.config.lazy_delay <= 0:
+            link.urgent.set()
+            return
+        link.lazy_held += 1
+        if link.lazy_held >= self.config.held_lazy:
+            link.urgent.set()
+        elif not link.lazy_pending:
+            link.lazy_pending = True
+            self._push_lazy(link, max(trio.current_time() + self.config.lazy_delay,
+                                      link.written_at + self.config.lazy_interval))
+
+    def probe(self, peer: PeerId) -> None:
+        """Queue a ``Ping`` for ``peer``; with no link, it is reported down at once."""
+        if peer in self.links:
+            self.enqueue(peer, _PING)
+        else:
+            self._link_down(peer)
+
+    def close(self, peer: PeerId) -> None:
+        """Flush ``peer``'s queue, then close its connections."""
+        link = self.links.get(peer)
+        if link is None or link.closing:
+            return
+        link.closing = True
+        link.urgent.set()
+        self.notify_changed()
+        try:
+            link.send.send_nowait(None)
+        except trio.WouldBlock:
+            self._drop(link)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # shutting down: the sender is gone (see ``enqueue``)
+
+    def drop(self, peer: PeerId, *, report: bool = False) -> None:
+        """Close every connection to ``peer`` now and read nothing more from it."""
+        link = self.links.get(peer)
+        if link is not None:
+            self._drop(link, report=report)
+
+    async def flush(self, peer: PeerId) -> bool:
+        """Wait until every item queued so far for ``peer`` was written to its
+        connection; False if the link goes away first (or there is none)."""
+        link = self.links.get(peer)
+        if link is None:
+            return False
+        target = link.queued
+        while link.written < target:
+            if self.links.get(peer) is not link or link.dropped:
+                return False
+            with trio.move_on_after(1.0):  # re-check a link dropped meanwhile
+                await link.wrote.wait()
+        return True
+
+    def is_linked(self, peer: PeerId) -> bool:
+        """Whether ``peer`` has an open, authenticated connection (not closing)."""
+        link = self.links.get(peer)
+        return link is not None and not link.closing and bool(link.connections)
+
+    def dialed_peers(self) -> list[PeerId]:
+        """Peers whose link this node opened."""
+        return [link.peer for link in self.links.values() if link.dialed]
+
+    # --- internals --------------------------------------------------------------------
+
+    def _push_lazy(self, link: Link, due: float) -> None:
+        self._lazy_seq += 1
+        heapq.heappush(self._lazy_due, (due, self._lazy_seq, link))
+        self._lazy_wake.set()
+
+    def _new_link(self, peer: PeerId) -> Link:
+        send, receive = trio.open_memory_channel[bytes | None](self.config.send_queue)
+        link = Link(peer=peer, send=send, receive=receive, connections=[], urgent=trio.Event())
+        self.links[peer] = link
+        self._spawn(self._sender, link)
+        return link
+
+    def _drop(self, link: Link, report: bool = True) -> None:
+        """Forget a link now and close its connections; report it down if asked."""
+        if self.links.get(link.peer) is link:
+            del self.links[link.peer]
+        link.closing = True
+        link.dropped = True
+        link.urgent.set()
+        link.send.close()
+        for connection in link.connections:
+            self._spawn(connection.aclose)
+        self.notify_changed()
+        if report:
+            self._link_down(link.peer)
+
+    def _drop_if_current(self, link: Link) -> None:
+        self._drop(link, report=self.links.get(link.peer) is link and not link.closing)
+
+    def _link_down(self, peer: PeerId) -> None:
+        self._handler.handle_link_down(peer, trio.current_time())
+
+    def _spawn(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(fn, *args)
+
+    # --- tasks ------------------------------------------------------------------------
+
+    async def _sender(self, link: Link) -> None:
+        carried: bytes | None = None
+        async with link.receive:
+            while True:
+                backlog = carried is not None
+                if carried is None:
+                    try:
+                        item = await link.receive.receive()
+                    except trio.EndOfChannel:
+                        break
+                else:
+                    item, carried = carried, None
+                if item is None:
+                    break
+                if not backlog:
+                    # Only lazy items queued: let more items join them until an
+                    # urgent one comes or the lazy flusher's turn.
+                    await link.urgent.wait()
+                link.urgent = trio.Event()
+                link.lazy_held = 0
+                link.written_at = trio.current_time()
+                items, carried, closing = self._take_batch(link.receive, item)
+                if not link.connections and not await self._dial_link(link):
+                    return
+                try:
+                    await link.connections[-1].send(join_items(items))
+                except TaiiNetError as exc:
+                    log.info("link: link to %s failed: %s", link.peer, exc)
+                    self._drop_if_current(link)
+                    return
+                self.items_sent += len(items)
+                link.written += len(items)
+                link.wrote.set()
+                link.wrote = trio.Event()
+                if closing:
+                    break
+        # Closed on purpose (``close``): flush done, close the connections.
+        if self.links.get(link.peer) is link:
+            del self.links[link.peer]
+            self.notify_changed()
+        for connection in link.connections:
+            await connection.aclose()
+
+    async def _dial_link(self, link: Link) -> bool:
+        try:
+            connection = await self._dial(link.peer)
+        except (TaiiNetError, OSError, trio.TooSlowError) as exc:
+            log.info("link: cannot reach %s: %s", link.peer, exc)
+            self._drop_if_current(link)
+            return False
+        link.connections.append(connection)
+        self._spawn(self._reader, link, connection)
+        self.notify_changed()
+        return True
+
+    def _take_batch(self, receive: trio.MemoryReceiveChannel[bytes | None], first: bytes,
+                    ) -> tuple[list[bytes], bytes | None, bool]:
+        """``first`` and the items queued behind it that fit one frame.
+
+        Returns the items, one item taken that did not fit or ``None``, and
+        whether the close marker was reached.  Never waits: the items that
+        queued while the previous write was in progress go together, so frames
+        grow with the load.
+        """
+        items = [first]
+        size = len(first)
+        limit, most = self.config.max_frame_size, self.config.max_items
+        while True:
+            try:
+                item = receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return items, None, False
+            if item is None:
+                return items, None, True
+            size += len(item)
+            if len(items) == most or size > limit:
+                return items, item, False
+            items.append(item)
+
+    async def _reader(self, link: Link, connection: Connection) -> None:
+        peer = link.peer
+        address = connection.remote_address
+        if address is not None:  # before its first frame: per-address limits
+            self._handler.handle_link_address(peer, address, trio.current_time())
+        try:
+            async for data in connection:
+                if not self._read_frame(link, data):
+                    break
+        except TaiiNetError as exc:
+            log.info("link: link from %s ended: %s", peer, exc)
+        finally:
+            with trio.CancelScope(shield=True):
+                await connection.aclose()
+        if connection in link.connections:
+            link.connections.remove(connection)
+            self.notify_changed()
+        if not link.connections and self.links.get(peer) is link and not link.closing:
+            self._drop(link)
+
+    def _read_frame(self, link: Link, data: bytes) -> bool:
+        """Handle one frame; False when nothing more is to be read from the link."""
+        peer = link.peer
+        config = self.config
+        try:
+            items = decode_link_frame(data, config.max_frame_size, config.max_items)
+        except TaiiNetError as exc:
+            log.warning("link: %s broke the protocol: %s", peer, exc)
+            return False
+        now = trio.current_time()
+        if not self._handler.admit_frame(peer, len(data), len(items), now):
+            return not link.dropped  # over budget: dropped unread
+        self._handler.heard_from(peer, now)
+        pong: int | None = None
+        handle = self._handler.handle_item
+        try:
+            for protocol, body in items:
+                if protocol == LINK_PROTOCOL:
+                    kind, nonce = decode_control(body)
+                    if kind == "ping":
+                        pong = nonce
+                else:
+                    handle(peer, protocol, body, now)
+                if link.dropped:
+                    return False  # the node disconnected the peer: read nothing more
+        except TaiiNetError as exc:
+            log.warning("link: %s broke the protocol: %s", peer, exc)
+            return False
+        if pong is not None and self.links.get(peer) is link and not link.closing:
+            self.enqueue(peer, pong_item(pong))
+        return True
+
+    async def _lazy_flusher(self) -> None:
+        """Wake the senders holding lazy items when they are due (see the module doc)."""
+        while True:
+            self._lazy_wake = trio.Event()
+            if not self._lazy_due:
+                await self._lazy_wake.wait()
+                continue
+            with trio.move_on_at(self._lazy_due[0][0]):
+                await self._lazy_wake.wait()
+            now = trio.current_time()
+            while self._lazy_due and self._lazy_due[0][0] <= now:
+                _due, _seq, link = heapq.heappop(self._lazy_due)
+                link.lazy_pending = False
+                if link.lazy_held == 0 or link.closing:
+                    continue  # an urgent item took them along meanwhile
+                paced = link.written_at + self.config.lazy_interval
+                if paced > now:  # written since this entry was made
+                    link.lazy_pending = True
+                    self._push_lazy(link, paced)
+                else:
+                    link.urgent.set()

@@ -1,0 +1,186 @@
+"""The trio runner: runs any sans-I/O core (``taiinet.core``) over the link layer.
+
+Theory of operation
+-------------------
+One core (which may own others: the pubsub router owns the overlay) and one
+``LinkManager``.  Every input is fed to the core synchronously (trio is
+cooperative, so no lock is needed) and the actions it returns are carried
+out at once, in order:
+
+* ``Send(peer, message)``: the message is encoded by the codec its type is
+  registered with (``ProtocolRegistry``) into a link item and queued for
+  ``peer`` (``lazy`` ones may wait to share a write, see
+  ``taiinet.link.manager``);
+* ``SetTimer(at, timer)``: kept in a heap served by one timer task; timers
+  are values, never cancelled, and the core ignores stale ones;
+* ``CloseLink(peer)``: flush then close; with ``failed``, close at once (not
+  reported back: the core already counts the link down);
+* ``ProbeLink(peer)``: the link layer's ``Ping``;
+* anything else is an output event of the core (a delivery, a neighbour
+  event): handed, unchanged and in order, to ``on_event``.
+
+Link events go the other way: items are decoded by their protocol's codec
+and passed to that protocol's handler (for the core's own protocols,
+``handle_message``); a frame is first offered to the core's
+``admit_frame`` (``FrameAdmission``), and every frame admitted is reported
+with ``heard_from`` (``LinkObserver``); a link that comes up or goes down is
+reported with ``handle_link_up`` / ``handle_link_down``.
+
+Action types of cores that predate the contract are mapped onto the four
+above with ``carry_as`` (until those cores return the contract's types).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections.abc import AsyncIterable, Callable
+from typing import Any
+
+import trio
+
+from taiinet.core.actions import CloseLink, ProbeLink, Send, SetTimer
+from taiinet.core.contract import Core, FrameAdmission, LinkObserver
+from taiinet.link.config import LinkConfig
+from taiinet.link.manager import Dial, LinkManager
+from taiinet.link.registry import Admit, Handle, LinkDown, ProtocolCodec, ProtocolRegistry
+from taiinet.transport.connection import Connection
+from taiinet.wire.peer_id import PeerId
+
+log = logging.getLogger(__name__)
+
+#: ``on_event(action)``: an output event of the core (not a link action).
+OnEvent = Callable[[Any], None]
+
+_KINDS = ("send", "timer", "close", "probe")
+
+
+class Runner:
+    """Runs ``core`` over links opened with ``dial``; start ``run`` in a nursery."""
+
+    def __init__(self, core: Core[Any, Any, Any], dial: Dial, *,
+                 on_event: OnEvent | None = None,
+                 link_config: LinkConfig | None = None) -> None:
+        self.core = core
+        self.links = LinkManager(dial, self, link_config)
+        self.protocols = ProtocolRegistry()
+        self._on_event = on_event or _ignore
+        self._admission = core if isinstance(core, FrameAdmission) else None
+        self._observer = core if isinstance(core, LinkObserver) else None
+        self._timers: list[tuple[float, int, Any]] = []
+        self._timer_seq = 0
+        self._timer_changed = trio.Event()
+        self._carry: dict[type, Callable[[Any], None]] = {}
+        for kind, action_type in zip(_KINDS, (Send, SetTimer, CloseLink, ProbeLink), strict=True):
+            self.carry_as(action_type, kind)
+        #: Link frames received over their sender's budget and dropped unread.
+        self.frames_refused = 0
+
+    def carry_as(self, action_type: type, kind: str) -> None:
+        """Carry out actions of ``action_type`` as ``"send"`` (fields ``peer``,
+        ``message``, ``lazy``), ``"timer"`` (``at``, ``timer``), ``"close"``
+        (``peer``, ``failed``) or ``"probe"`` (``peer``)."""
+        handlers = {"send": self._send, "timer": self._set_timer, "close": self._close,
+                    "probe": self._probe}
+        self._carry[action_type] = handlers[kind]
+
+    def register(self, codec: ProtocolCodec, handle: Handle | None = None,
+                 admit: Admit | None = None, link_down: LinkDown | None = None) -> None:
+        """Run ``codec``'s protocol beside the others; its messages go to ``handle``
+        (by default the core's ``handle_message``, its actions carried out), and
+        the end of every link to ``link_down`` (after the core's)."""
+        self.protocols.register(codec, handle or self._to_core, admit, link_down)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled; every link is closed on the way out."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.links.run)
+            self.apply(self.core.start(trio.current_time()))
+            nursery.start_soon(self._timer_task)
+            task_status.started()
+
+    def add_connection(self, connection: Connection) -> None:
+        """Take an incoming (or otherwise opened) connection."""
+        self.links.add_connection(connection)
+
+    async def serve(self, listener: AsyncIterable[Connection]) -> None:
+        """Add every connection a listener accepts (run it as a task)."""
+        async for connection in listener:
+            self.add_connection(connection)
+
+    def apply(self, actions: list[Any]) -> None:
+        """Carry out a core's actions, in order."""
+        carry = self._carry
+        for action in actions:
+            handler = carry.get(type(action))
+            if handler is None:
+                self._on_event(action)
+            else:
+                handler(action)
+
+    # --- actions -------------------------------------------------------------------
+
+    def _send(self, action: Any) -> None:
+        self.links.enqueue(action.peer, self.protocols.encode(action.message),
+                           urgent=not action.lazy)
+
+    def _set_timer(self, action: Any) -> None:
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (action.at, self._timer_seq, action.timer))
+        self._timer_changed.set()
+
+    def _close(self, action: Any) -> None:
+        if action.failed:
+            self.links.drop(action.peer)
+        else:
+            self.links.close(action.peer)
+
+    def _probe(self, action: Any) -> None:
+        self.links.probe(action.peer)
+
+    # --- link events (``LinkHandler``) ---------------------------------------------
+
+    def admit_frame(self, peer: PeerId, size: int, items: int, now: float) -> bool:
+        if self._admission is None:
+            return True
+        refused = self._admission.admit_frame(peer, size, items, now)
+        if refused is None:
+            return True
+        self.frames_refused += 1
+        self.apply(refused)
+        return False
+
+    def heard_from(self, peer: PeerId, now: float) -> None:
+        if self._observer is not None:
+            self._observer.heard_from(peer, now)
+
+    def handle_item(self, peer: PeerId, protocol: int, body: bytes, now: float) -> None:
+        self.protocols.dispatch(peer, protocol, body, now)
+
+    def handle_link_down(self, peer: PeerId, now: float) -> None:
+        self.apply(self.core.handle_link_down(peer, now))
+        self.protocols.link_down(peer, now)
+
+    def handle_link_address(self, peer: PeerId, address: str, now: float) -> None:
+        if self._observer is not None:
+            self.apply(self._observer.handle_link_up(peer, address, now))
+
+    def _to_core(self, peer: PeerId, message: Any, now: float) -> None:
+        self.apply(self.core.handle_message(peer, message, now))
+
+    # --- tasks ------------------------------------------------------------------------
+
+    async def _timer_task(self) -> None:
+        while True:
+            now = trio.current_time()
+            while self._timers and self._timers[0][0] <= now:
+                _at, _seq, timer = heapq.heappop(self._timers)
+                self.apply(self.core.handle_timer(timer, now))
+            self._timer_changed = trio.Event()
+            deadline = self._timers[0][0] if self._timers else trio.current_time() + 3600
+            with trio.move_on_at(deadline):
+                await self._timer_changed.wait()
+
+
+def _ignore(_action: Any) -> None:
+    """Output events of a core nobody listens to."""

@@ -1,0 +1,197 @@
+"""The link layer and its runner with a toy core on the contract (``taiinet.core``):
+the runner carries out ``Send``/``SetTimer``/``CloseLink``/``ProbeLink`` for any
+core, dispatches items by protocol id, and bounds what each link holds.
+Memory links, trio's MockClock."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import trio
+
+from taiinet.core import CloseLink, NeighborUp, ProbeLink, Send, SetTimer
+from taiinet.errors import ConnectionClosed, RemoteProtocolError
+from taiinet.link.config import LinkConfig
+from taiinet.link.registry import ProtocolCodec, ProtocolRegistry
+from taiinet.link.runner import Runner
+from taiinet.transport.connection import Connection
+from taiinet.transport.memory import memory_connection_pair
+from taiinet.wire.framing import decode_link_frame, encode_item, join_items
+from taiinet.wire.identity import Identity
+from taiinet.wire.keepalive import LINK_PROTOCOL, decode_control, encode_ping
+from taiinet.wire.peer_id import PeerId
+
+ME, PEER = Identity.from_seed(b"\x01" * 32), Identity.from_seed(b"\x02" * 32)
+ECHO = 200
+
+
+class BadEcho(RemoteProtocolError):
+    """An echo body that is not a number."""
+
+
+@dataclass(frozen=True, slots=True)
+class Echo:
+    n: int
+
+
+def _decode(body: bytes) -> Echo:
+    if not body.isdigit():
+        raise BadEcho(f"not a number: {body!r}")
+    return Echo(int(body))
+
+
+ECHO_CODEC = ProtocolCodec(protocol_id=ECHO, name="echo", message_types=(Echo,),
+                           encode=lambda m: str(m.n).encode(), decode=_decode)
+
+
+class EchoCore:
+    """Answers ``Echo(n)`` with ``Echo(n + 1)``; ticks once a second; closes on 0."""
+
+    def __init__(self) -> None:
+        self.heard: list[PeerId] = []
+        self.down: list[PeerId] = []
+        self.up: list[tuple[PeerId, str | None]] = []
+        self.refuse = False
+
+    def start(self, now: float) -> list[Any]:
+        return [SetTimer(at=now + 1.0, timer=1)]
+
+    def handle_message(self, peer: PeerId, message: Echo, now: float) -> list[Any]:
+        if message.n == 0:
+            return [CloseLink(peer=peer)]
+        return [Send(peer=peer, message=Echo(message.n + 1)), NeighborUp(peer=peer)]
+
+    def handle_timer(self, timer: int, now: float) -> list[Any]:
+        return [("tick", timer, now), SetTimer(at=now + 1.0, timer=timer + 1)]
+
+    def handle_link_down(self, peer: PeerId, now: float) -> list[Any]:
+        self.down.append(peer)
+        return []
+
+    def handle_link_up(self, peer: PeerId, address: str | None, now: float) -> list[Any]:
+        self.up.append((peer, address))
+        return []
+
+    def heard_from(self, peer: PeerId, now: float) -> None:
+        self.heard.append(peer)
+
+    def admit_frame(self, peer: PeerId, size: int, messages: int,
+                    now: float) -> list[Any] | None:
+        return [] if self.refuse else None
+
+
+async def _no_dial(peer: PeerId) -> Connection:
+    raise AssertionError("nothing to dial")
+
+
+def _items(frame: bytes) -> list[tuple[int, bytes]]:
+    return decode_link_frame(frame)
+
+
+async def test_the_runner_carries_out_a_contract_cores_actions(autojump_clock: object) -> None:
+    core, events = EchoCore(), []
+    runner = Runner(core, _no_dial, on_event=events.append)
+    runner.register(ECHO_CODEC)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runner.run)
+        ours, theirs = await memory_connection_pair(PEER, ME)
+        runner.add_connection(theirs)
+        await ours.send(join_items([encode_item(ECHO, b"41"), encode_item(ECHO, b"1"),
+                                    encode_item(77, b"nobody runs 77")]))
+        # Both answers queued in one input go out in one frame.
+        assert _items(await ours.receive()) == [(ECHO, b"42"), (ECHO, b"2")]
+        assert core.heard == [PEER.peer_id] and runner.protocols.unknown_items == 1
+        assert events == [NeighborUp(peer=PEER.peer_id)] * 2
+        await trio.sleep(2.5)
+        assert [e for e in events if isinstance(e, tuple)] == [("tick", 1, 1.0),
+                                                                ("tick", 2, 2.0)]
+        runner.apply([ProbeLink(peer=PEER.peer_id)])
+        [(protocol, body)] = _items(await ours.receive())
+        assert (protocol, decode_control(body)) == (LINK_PROTOCOL, ("ping", 0))
+        await ours.send(encode_item(ECHO, b"0"))  # the core closes the link
+        with pytest.raises(ConnectionClosed):
+            await ours.receive()
+        await trio.sleep(0.1)
+        assert core.down == [] and runner.links.links == {}  # closed on purpose: no link down
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_body_its_codec_rejects_drops_the_peer(autojump_clock: object) -> None:
+    core = EchoCore()
+    runner = Runner(core, _no_dial)
+    runner.register(ECHO_CODEC)
+    beside: list[PeerId] = []  # a protocol composed beside the core hears of it too
+    runner.register(ProtocolCodec(protocol_id=201, name="beside", message_types=(bytes,),
+                                  encode=bytes, decode=bytes),
+                    lambda *_: None, link_down=lambda peer, _now: beside.append(peer))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runner.run)
+        ours, theirs = await memory_connection_pair(PEER, ME)
+        runner.add_connection(theirs)
+        await ours.send(join_items([encode_item(ECHO, b"x"), encode_item(ECHO, b"5")]))
+        with pytest.raises(ConnectionClosed):
+            while True:
+                assert await ours.receive() == b"", "nothing after the bad item is handled"
+        await trio.sleep(0.1)
+        assert core.down == beside == [PEER.peer_id]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_frame_over_budget_is_dropped_unread(autojump_clock: object) -> None:
+    core = EchoCore()
+    runner = Runner(core, _no_dial)
+    runner.register(ECHO_CODEC)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runner.run)
+        ours, theirs = await memory_connection_pair(PEER, ME)
+        runner.add_connection(theirs)
+        core.refuse = True
+        await ours.send(encode_item(ECHO, b"1"))
+        await ours.send(encode_ping(9))
+        await trio.sleep(0.1)
+        # Neither answered nor heard: both frames dropped before anything was used.
+        assert runner.frames_refused == 2 and core.heard == []
+        core.refuse = False
+        await ours.send(encode_item(ECHO, b"1"))
+        assert _items(await ours.receive()) == [(ECHO, b"2")]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_peer_that_does_not_read_loses_its_link_when_its_queue_fills(
+        autojump_clock: object) -> None:
+    core = EchoCore()
+    far_ends: list[Connection] = []
+
+    async def dial(peer: PeerId) -> Connection:
+        ours, theirs = await memory_connection_pair(ME, PEER, capacity=1)
+        far_ends.append(theirs)
+        return ours
+
+    runner = Runner(core, dial, link_config=LinkConfig(send_queue=4))
+    runner.register(ECHO_CODEC)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runner.run)
+        sent = 0
+        while not core.down and sent < 100:
+            sent += 1
+            runner.apply([Send(peer=PEER.peer_id, message=Echo(sent))])
+            await trio.sleep(0.01)
+        # The memory link holds one frame, the queue four: a few more and it is dropped.
+        assert core.down == [PEER.peer_id] and sent < 20
+        nursery.cancel_scope.cancel()
+
+
+def test_the_registry_refuses_reserved_and_duplicate_ids() -> None:
+    registry = ProtocolRegistry()
+    registry.register(ECHO_CODEC, lambda *_: None)
+    with pytest.raises(Exception, match="registered already"):
+        registry.register(ECHO_CODEC, lambda *_: None)
+    for reserved in (0, LINK_PROTOCOL):
+        with pytest.raises(Exception, match="reserved"):
+            ProtocolCodec(protocol_id=reserved, name="x", message_types=(), encode=bytes,
+                          decode=bytes)
+    with pytest.raises(Exception, match="no protocol registered"):
+        registry.encode(random.Random())
