@@ -191,7 +191,7 @@ def test_a_stalled_child_blames_a_parent_that_is_ahead_and_reports_it() -> None:
     c.handle_message(B, Heartbeat(seq=40, path=(ROOT, A, B), standby=(A, D)), 1.0)
     out = c.handle_timer(TICK, 1.2)
     assert sends(out)[:3] == [(A, StallReport(parent=B, seq=10)), (B, Leave()),
-                              (A, Join(slots=1))]
+                              (A, Join(slots=1, have=10))]
     assert c.is_banned(B, 1.2)
 
 

@@ -35,7 +35,7 @@ import secrets
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -72,6 +72,10 @@ from taiinet.signal.client import SignalClient, SignalClientConfig, open_signal_
 from taiinet.signal.records import SEEDER_SERVICE
 from taiinet.signal.transport import SignalTransport, WebSocketSignalTransport
 from taiinet.signal.urls import check_signaller_url
+from taiinet.stream import api as stream_api
+from taiinet.stream.api import Broadcast, Viewing
+from taiinet.stream.codec import Track
+from taiinet.stream.service import StreamService
 from taiinet.transport.errors import CertificateUntrusted
 from taiinet.wire.identity import Identity
 from taiinet.wire.peer_id import PeerId
@@ -179,6 +183,8 @@ class Node:
                                    keep_envelopes=keep_envelopes)
         #: The history protocol: fetches of stored documents, and serving them on a seeder.
         self.history = HistoryService(self.driver, signal, config.history, rng.getrandbits(32))
+        #: Live streams this node broadcasts, watches or relays (docs/stream.md).
+        self.streams = StreamService(self.driver, identity, random.Random(rng.getrandbits(64)))
         self._subscriptions: dict[int, Subscription] = {}
         self._neighbors: tuple[str, ...] = ()
         self._membership_changed = trio.Event()
@@ -314,6 +320,16 @@ class Node:
                 if any(flushed):
                     return True
             await trio.sleep(0.01)  # the parent's advert, or a new link after a failed one
+
+    def stream_publish(self, name: str, tracks: tuple[Track, ...], *,
+                       slots: int = 4) -> AbstractAsyncContextManager[Broadcast]:
+        """Broadcast a live stream (``async with``); see ``taiinet.stream.api``."""
+        return stream_api.publish(self, name, tracks, slots=slots)
+
+    def stream_watch(self, name: str, *, slots: int = 2,
+                     timeout: float = 30.0) -> AbstractAsyncContextManager[Viewing]:
+        """Watch (and relay to ``slots`` viewers) a live stream; see ``taiinet.stream.api``."""
+        return stream_api.watch(self, name, slots=slots, timeout=timeout)
 
     async def wait_neighbors(self, count: int = 1) -> None:
         """Wait until at least ``count`` neighbours have a live link."""
@@ -531,6 +547,7 @@ async def open_node(signallers: Sequence[str], identity: Identity | None = None,
             node = Node(identity, signal, link_maker, meter, config, rng,
                         keep_envelopes=seed_store is not None)
             await nursery.start(node.history.run)
+            await nursery.start(node.streams.run)
             if seed_store is not None:
                 node.history.serve(seed_store)
             await nursery.start(node.driver.run)

@@ -150,6 +150,9 @@ _MAX_CAPTURED = 1024
 #: First byte of a ``Frame`` whose body is ``history`` (field 13, length-delimited).
 _HISTORY_FRAME_KEY = b"\x6a"
 
+#: First byte of a ``Frame`` whose body is ``stream`` (field 14, length-delimited).
+_STREAM_FRAME_KEY = b"\x72"
+
 #: ``history_frames(peer, frame)``: a history frame (``taiinet.node.history``).
 HistoryFrames = Callable[[PeerId, bytes], None]
 
@@ -173,6 +176,9 @@ class RoutedDriver(OverlayDriver):
         self.envelopes: dict[bytes, bytes] = {}
         #: Where history frames go (set by the node); ``None``: they are ignored.
         self.history_frames: HistoryFrames | None = None
+        #: Where stream frames and link failures go (``taiinet.stream.service``).
+        self.stream_frames: HistoryFrames | None = None
+        self.stream_link_down: Callable[[PeerId], None] | None = None
         super().__init__(identity.peer_id, dial, other_frames=self._on_other_frame,
                          delivery_buffer=delivery_buffer, core=_RouterCore(self.router))
         self.documents = DeliveryQueue(delivery_buffer, delivery_buffer_bytes)
@@ -234,6 +240,11 @@ class RoutedDriver(OverlayDriver):
         if link is not None:
             self._drop(link)
 
+    def _link_down(self, peer: PeerId) -> None:
+        super()._link_down(peer)
+        if self.stream_link_down is not None:
+            self.stream_link_down(peer)
+
     def _on_other_frame(self, peer: PeerId, data: bytes) -> None:
         """A pubsub frame for the router; a malformed one raises (the driver drops the peer).
 
@@ -243,6 +254,10 @@ class RoutedDriver(OverlayDriver):
         if data[:1] == _HISTORY_FRAME_KEY:
             if self.history_frames is not None:
                 self.history_frames(peer, data)
+            return
+        if data[:1] == _STREAM_FRAME_KEY:
+            if self.stream_frames is not None:
+                self.stream_frames(peer, data)
             return
         refused = self.router.admit_advert(peer, trio.current_time())
         if refused is not None:

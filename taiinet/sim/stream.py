@@ -29,6 +29,7 @@ from taiinet.sim.events import EventLoop
 from taiinet.sim.network import LinkModel, SimNetwork, sim_peer_ids
 from taiinet.stream.actions import (
     Action,
+    Backfill,
     CloseLink,
     Evicted,
     ParentChanged,
@@ -90,6 +91,8 @@ class StreamSimConfig:
     served_share: float = 0.95
     #: Gaps between new chunks longer than this count as stall (beyond it).
     stall_gap: float = 0.2
+    #: Seconds of chunks a relay keeps to backfill a re-adopted child (0: none).
+    buffer: float = 3.0
     link: LinkModel = field(default_factory=LinkModel)
     tree: TreeConfig = field(default_factory=TreeConfig)
 
@@ -112,7 +115,7 @@ class StreamSimConfig:
             raise LocalProtocolError("need settle >= 0, duration > 0, processing delay >= 0")
         if self.join_period is not None and self.join_period < 0:
             raise LocalProtocolError("join period must be >= 0")
-        if not 0.0 < self.served_share <= 1.0 or self.stall_gap <= 0:
+        if not 0.0 < self.served_share <= 1.0 or self.stall_gap <= 0 or self.buffer < 0:
             raise LocalProtocolError("need served share in (0, 1] and stall gap > 0")
 
     @property
@@ -150,6 +153,8 @@ class StreamSimulation:
         self.first_chunk = [float("inf")] * count
         self.last_arrival = [0.0] * count
         self.received = [0] * count
+        #: Chunks each peer holds, as a bit set (bit ``seq``).
+        self.held = [0] * count
         self.stall = [0.0] * count
         self.uploads = [0] * count
         self.evicted_free_riders: set[PeerId] = set()
@@ -200,6 +205,8 @@ class StreamSimulation:
                 send(node, action.peer, action.message)  # type: ignore[union-attr]
             elif kind is SetTimer:
                 self.loop.schedule(action.at, self._timer, node, action.timer)  # type: ignore[union-attr]
+            elif kind is Backfill:
+                self._backfill(node, action.peer, action.after)  # type: ignore[union-attr]
             elif kind is Evicted:
                 peer = action.peer  # type: ignore[union-attr]
                 if self.free_rider[self.index[peer]]:
@@ -238,6 +245,7 @@ class StreamSimulation:
             self.produced += 1
         core = self.cores[self.root]
         core.chunk(seq, now)
+        self.held[0] |= 1 << seq
         self._relay(self.root, core, seq)
 
     def _relay(self, node: PeerId, core: RelayTree, seq: int) -> None:
@@ -250,12 +258,30 @@ class StreamSimulation:
             if self._measuring:
                 self.uploads[self.index[node]] += len(children)
 
+    def _backfill(self, node: PeerId, child: PeerId, after: int) -> None:
+        """Send ``child`` the chunks after ``after`` that ``node`` holds and still buffers."""
+        if after < 0:
+            return  # a newcomer starts with the live chunks
+        held = self.held[self.index[node]]
+        oldest = self.loop.now - self.config.buffer
+        created = self.created
+        send = self.network.send
+        extra = self.config.processing_delay
+        for seq in range(after + 1, self.cores[node].seq + 1):
+            if created[seq] >= oldest and held >> seq & 1:
+                send(node, child, seq, extra)
+                if self._measuring:
+                    self.uploads[self.index[node]] += 1
+
     def _chunk_arrived(self, node: PeerId, seq: int) -> None:
         core = self.cores[node]
         now = self.loop.now
-        if not core.chunk(seq, now):
-            return
         i = self.index[node]
+        bit = 1 << seq
+        if self.held[i] & bit:
+            return
+        self.held[i] |= bit
+        core.chunk(seq, now)
         if self.first_chunk[i] == float("inf"):
             self.first_chunk[i] = now
         if self._measuring:

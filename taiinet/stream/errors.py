@@ -11,3 +11,7 @@ class StreamDecodeError(RemoteProtocolError):
 
 class StreamUsageError(LocalProtocolError):
     """The stream core was called or configured wrongly."""
+
+
+class BadMedia(RemoteProtocolError):
+    """A peer sent a seal the broadcaster did not sign, or a chunk its seal does not vouch for."""

@@ -65,6 +65,7 @@ import random
 
 from taiinet.stream.actions import (
     Action,
+    Backfill,
     CloseLink,
     Evicted,
     JoinTimer,
@@ -218,7 +219,9 @@ class RelayTree:
     def chunk(self, seq: int, now: float) -> bool:
         """A chunk numbered ``seq`` arrived (or, at the root, was made); True if it is new.
 
-        Chunks skipped while repairing are not waited for: a live stream moves on.
+        Chunks older than the newest are the driver's business: a new parent
+        backfills what a repaired child missed (``Backfill``), and the driver
+        passes on each chunk it had not seen.
         """
         if seq > self.seq:
             self.seq = seq
@@ -302,7 +305,7 @@ class RelayTree:
         if target == self.root:
             self._tried_root = True
         self._target = target
-        out.append(Send(peer=target, message=Join(slots=self.slots)))
+        out.append(Send(peer=target, message=Join(slots=self.slots, have=self.seq)))
         out.append(SetTimer(at=now + self.config.join_timeout,
                             timer=JoinTimer(attempt=self._attempt)))
 
@@ -353,7 +356,7 @@ class RelayTree:
             out.append(Send(peer=peer, message=_NO_ROOM))
             return
         if len(self.children) < self.slots:
-            self._adopt(peer, slots, now, out)
+            self._adopt(peer, slots, now, out, message.have)
             return
         if self.config.ranking and self.children and slots > 0:
             weakest = min(self.children,
@@ -361,13 +364,16 @@ class RelayTree:
             if slots > self.children[weakest].slots:
                 self._drop_child(weakest)
                 out.append(Send(peer=weakest, message=Reparent(to=peer)))
-                self._adopt(peer, slots, now, out)
+                self._adopt(peer, slots, now, out, message.have)
                 return
         out.append(Send(peer=peer, message=Redirect(candidates=self._redirect_to(peer))))
 
-    def _adopt(self, peer: PeerId, slots: int, now: float, out: list[Action]) -> None:
+    def _adopt(self, peer: PeerId, slots: int, now: float, out: list[Action],
+               have: int) -> None:
         self.children[peer] = _Child(slots, now)
         self._adopt_reply(peer, out)
+        if have < self.seq:  # what it missed (a newcomer, have -1: the driver's choice)
+            out.append(Backfill(peer=peer, after=have))
 
     def _adopt_reply(self, peer: PeerId, out: list[Action]) -> None:
         path = self._child_path()

@@ -27,21 +27,22 @@ from taiinet.v1 import overlay_pb2 as taiinet_dot_v1_dot_overlay__pb2
 from taiinet.v1 import signal_pb2 as taiinet_dot_v1_dot_signal__pb2
 from taiinet.v1 import pubsub_pb2 as taiinet_dot_v1_dot_pubsub__pb2
 from taiinet.v1 import history_pb2 as taiinet_dot_v1_dot_history__pb2
+from taiinet.v1 import stream_pb2 as taiinet_dot_v1_dot_stream__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16taiinet/v1/frame.proto\x12\ntaiinet.v1\x1a\x18taiinet/v1/overlay.proto\x1a\x17taiinet/v1/signal.proto\x1a\x17taiinet/v1/pubsub.proto\x1a\x18taiinet/v1/history.proto\"\xb4\x02\n\x05\x46rame\x12 \n\x04ping\x18\x01 \x01(\x0b\x32\x10.taiinet.v1.PingH\x00\x12 \n\x04pong\x18\x02 \x01(\x0b\x32\x10.taiinet.v1.PongH\x00\x12\'\n\x05\x62\x61tch\x18\x03 \x01(\x0b\x32\x16.taiinet.v1.FrameBatchH\x00\x12-\n\x07overlay\x18\n \x01(\x0b\x32\x1a.taiinet.v1.OverlayMessageH\x00\x12+\n\x06signal\x18\x0b \x01(\x0b\x32\x19.taiinet.v1.SignalMessageH\x00\x12+\n\x06pubsub\x18\x0c \x01(\x0b\x32\x19.taiinet.v1.PubsubMessageH\x00\x12-\n\x07history\x18\r \x01(\x0b\x32\x1a.taiinet.v1.HistoryMessageH\x00\x42\x06\n\x04\x62ody\"\x15\n\x04Ping\x12\r\n\x05nonce\x18\x01 \x01(\x04\"\x15\n\x04Pong\x12\r\n\x05nonce\x18\x01 \x01(\x04\"/\n\nFrameBatch\x12!\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x11.taiinet.v1.Frameb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16taiinet/v1/frame.proto\x12\ntaiinet.v1\x1a\x18taiinet/v1/overlay.proto\x1a\x17taiinet/v1/signal.proto\x1a\x17taiinet/v1/pubsub.proto\x1a\x18taiinet/v1/history.proto\x1a\x17taiinet/v1/stream.proto\"\xe1\x02\n\x05\x46rame\x12 \n\x04ping\x18\x01 \x01(\x0b\x32\x10.taiinet.v1.PingH\x00\x12 \n\x04pong\x18\x02 \x01(\x0b\x32\x10.taiinet.v1.PongH\x00\x12\'\n\x05\x62\x61tch\x18\x03 \x01(\x0b\x32\x16.taiinet.v1.FrameBatchH\x00\x12-\n\x07overlay\x18\n \x01(\x0b\x32\x1a.taiinet.v1.OverlayMessageH\x00\x12+\n\x06signal\x18\x0b \x01(\x0b\x32\x19.taiinet.v1.SignalMessageH\x00\x12+\n\x06pubsub\x18\x0c \x01(\x0b\x32\x19.taiinet.v1.PubsubMessageH\x00\x12-\n\x07history\x18\r \x01(\x0b\x32\x1a.taiinet.v1.HistoryMessageH\x00\x12+\n\x06stream\x18\x0e \x01(\x0b\x32\x19.taiinet.v1.StreamMessageH\x00\x42\x06\n\x04\x62ody\"\x15\n\x04Ping\x12\r\n\x05nonce\x18\x01 \x01(\x04\"\x15\n\x04Pong\x12\r\n\x05nonce\x18\x01 \x01(\x04\"/\n\nFrameBatch\x12!\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x11.taiinet.v1.Frameb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'taiinet.v1.frame_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FRAME']._serialized_start=141
-  _globals['_FRAME']._serialized_end=449
-  _globals['_PING']._serialized_start=451
-  _globals['_PING']._serialized_end=472
-  _globals['_PONG']._serialized_start=474
-  _globals['_PONG']._serialized_end=495
-  _globals['_FRAMEBATCH']._serialized_start=497
-  _globals['_FRAMEBATCH']._serialized_end=544
+  _globals['_FRAME']._serialized_start=166
+  _globals['_FRAME']._serialized_end=519
+  _globals['_PING']._serialized_start=521
+  _globals['_PING']._serialized_end=542
+  _globals['_PONG']._serialized_start=544
+  _globals['_PONG']._serialized_end=565
+  _globals['_FRAMEBATCH']._serialized_start=567
+  _globals['_FRAMEBATCH']._serialized_end=614
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@ from taiinet.v1 import overlay_pb2 as _overlay_pb2
 from taiinet.v1 import signal_pb2 as _signal_pb2
 from taiinet.v1 import pubsub_pb2 as _pubsub_pb2
 from taiinet.v1 import history_pb2 as _history_pb2
+from taiinet.v1 import stream_pb2 as _stream_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -12,7 +13,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Frame(_message.Message):
-    __slots__ = ("ping", "pong", "batch", "overlay", "signal", "pubsub", "history")
+    __slots__ = ("ping", "pong", "batch", "overlay", "signal", "pubsub", "history", "stream")
     PING_FIELD_NUMBER: _ClassVar[int]
     PONG_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +21,7 @@ class Frame(_message.Message):
     SIGNAL_FIELD_NUMBER: _ClassVar[int]
     PUBSUB_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
     ping: Ping
     pong: Pong
     batch: FrameBatch
@@ -27,7 +29,8 @@ class Frame(_message.Message):
     signal: _signal_pb2.SignalMessage
     pubsub: _pubsub_pb2.PubsubMessage
     history: _history_pb2.HistoryMessage
-    def __init__(self, ping: _Optional[_Union[Ping, _Mapping]] = ..., pong: _Optional[_Union[Pong, _Mapping]] = ..., batch: _Optional[_Union[FrameBatch, _Mapping]] = ..., overlay: _Optional[_Union[_overlay_pb2.OverlayMessage, _Mapping]] = ..., signal: _Optional[_Union[_signal_pb2.SignalMessage, _Mapping]] = ..., pubsub: _Optional[_Union[_pubsub_pb2.PubsubMessage, _Mapping]] = ..., history: _Optional[_Union[_history_pb2.HistoryMessage, _Mapping]] = ...) -> None: ...
+    stream: _stream_pb2.StreamMessage
+    def __init__(self, ping: _Optional[_Union[Ping, _Mapping]] = ..., pong: _Optional[_Union[Pong, _Mapping]] = ..., batch: _Optional[_Union[FrameBatch, _Mapping]] = ..., overlay: _Optional[_Union[_overlay_pb2.OverlayMessage, _Mapping]] = ..., signal: _Optional[_Union[_signal_pb2.SignalMessage, _Mapping]] = ..., pubsub: _Optional[_Union[_pubsub_pb2.PubsubMessage, _Mapping]] = ..., history: _Optional[_Union[_history_pb2.HistoryMessage, _Mapping]] = ..., stream: _Optional[_Union[_stream_pb2.StreamMessage, _Mapping]] = ...) -> None: ...
 
 class Ping(_message.Message):
     __slots__ = ("nonce",)

@@ -15,13 +15,15 @@ import type { PubsubMessage } from "./pubsub_pb.js";
 import { file_taiinet_v1_pubsub } from "./pubsub_pb.js";
 import type { HistoryMessage } from "./history_pb.js";
 import { file_taiinet_v1_history } from "./history_pb.js";
+import type { StreamMessage } from "./stream_pb.js";
+import { file_taiinet_v1_stream } from "./stream_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file taiinet/v1/frame.proto.
  */
 export const file_taiinet_v1_frame: GenFile = /*@__PURE__*/
-  fileDesc("ChZ0YWlpbmV0L3YxL2ZyYW1lLnByb3RvEgp0YWlpbmV0LnYxIrQCCgVGcmFtZRIgCgRwaW5nGAEgASgLMhAudGFpaW5ldC52MS5QaW5nSAASIAoEcG9uZxgCIAEoCzIQLnRhaWluZXQudjEuUG9uZ0gAEicKBWJhdGNoGAMgASgLMhYudGFpaW5ldC52MS5GcmFtZUJhdGNoSAASLQoHb3ZlcmxheRgKIAEoCzIaLnRhaWluZXQudjEuT3ZlcmxheU1lc3NhZ2VIABIrCgZzaWduYWwYCyABKAsyGS50YWlpbmV0LnYxLlNpZ25hbE1lc3NhZ2VIABIrCgZwdWJzdWIYDCABKAsyGS50YWlpbmV0LnYxLlB1YnN1Yk1lc3NhZ2VIABItCgdoaXN0b3J5GA0gASgLMhoudGFpaW5ldC52MS5IaXN0b3J5TWVzc2FnZUgAQgYKBGJvZHkiFQoEUGluZxINCgVub25jZRgBIAEoBCIVCgRQb25nEg0KBW5vbmNlGAEgASgEIi8KCkZyYW1lQmF0Y2gSIQoGZnJhbWVzGAEgAygLMhEudGFpaW5ldC52MS5GcmFtZWIGcHJvdG8z", [file_taiinet_v1_overlay, file_taiinet_v1_signal, file_taiinet_v1_pubsub, file_taiinet_v1_history]);
+  fileDesc("ChZ0YWlpbmV0L3YxL2ZyYW1lLnByb3RvEgp0YWlpbmV0LnYxIuECCgVGcmFtZRIgCgRwaW5nGAEgASgLMhAudGFpaW5ldC52MS5QaW5nSAASIAoEcG9uZxgCIAEoCzIQLnRhaWluZXQudjEuUG9uZ0gAEicKBWJhdGNoGAMgASgLMhYudGFpaW5ldC52MS5GcmFtZUJhdGNoSAASLQoHb3ZlcmxheRgKIAEoCzIaLnRhaWluZXQudjEuT3ZlcmxheU1lc3NhZ2VIABIrCgZzaWduYWwYCyABKAsyGS50YWlpbmV0LnYxLlNpZ25hbE1lc3NhZ2VIABIrCgZwdWJzdWIYDCABKAsyGS50YWlpbmV0LnYxLlB1YnN1Yk1lc3NhZ2VIABItCgdoaXN0b3J5GA0gASgLMhoudGFpaW5ldC52MS5IaXN0b3J5TWVzc2FnZUgAEisKBnN0cmVhbRgOIAEoCzIZLnRhaWluZXQudjEuU3RyZWFtTWVzc2FnZUgAQgYKBGJvZHkiFQoEUGluZxINCgVub25jZRgBIAEoBCIVCgRQb25nEg0KBW5vbmNlGAEgASgEIi8KCkZyYW1lQmF0Y2gSIQoGZnJhbWVzGAEgAygLMhEudGFpaW5ldC52MS5GcmFtZWIGcHJvdG8z", [file_taiinet_v1_overlay, file_taiinet_v1_signal, file_taiinet_v1_pubsub, file_taiinet_v1_history, file_taiinet_v1_stream]);
 
 /**
  * @generated from message taiinet.v1.Frame
@@ -79,6 +81,14 @@ export type Frame = Message<"taiinet.v1.Frame"> & {
      */
     value: HistoryMessage;
     case: "history";
+  } | {
+    /**
+     * Live streams: relay tree and media (docs/stream.md).
+     *
+     * @generated from field: taiinet.v1.StreamMessage stream = 14;
+     */
+    value: StreamMessage;
+    case: "stream";
   } | { case: undefined; value?: undefined };
 };
 
