@@ -79,6 +79,7 @@ class StreamStats:
     seals: int = 0
     parent_changes: int = 0
     keyframe_requests: int = 0
+    packets_delivered: int = 0
     packets_dropped: int = 0
     most_children: int = 0
     parents: list[PeerId | None] = field(default_factory=list)
@@ -111,6 +112,11 @@ class StreamSession:
     @property
     def is_root(self) -> bool:
         return self.tree.is_root
+
+    @property
+    def relay_next_seq(self) -> int:
+        """At the broadcaster: chunks made so far."""
+        return self._next_seq
 
     # --- the broadcaster ---------------------------------------------------------
 
@@ -190,6 +196,7 @@ class StreamSession:
         for packet in packets:
             try:
                 self.packets_in.send_nowait(packet)
+                self.stats.packets_delivered += 1
             except trio.WouldBlock:
                 self.stats.packets_dropped += 1
 
