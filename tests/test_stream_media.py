@@ -108,3 +108,20 @@ def test_media_messages_round_trip_in_a_link_frame() -> None:
         assert codec.decode_frame(codec.encode_frame(STREAM, message)) == (STREAM, message)
     with pytest.raises(codec.StreamDecodeError):
         codec.decode(codec.encode(STREAM, Seal(first=0, hashes=(b"x",), signature=bytes(64))))
+
+
+def test_an_announcement_carries_its_tracks_and_refuses_unknown_codecs() -> None:
+    from taiinet.stream import announce
+    from taiinet.stream.codec import Track
+    from taiinet.stream.errors import StreamDecodeError
+    from taiinet.v1 import stream_pb2
+
+    tracks = (Track(codec="vp8", width=320, height=240, rate=15),
+              Track(codec="opus", rate=48_000, channels=1, extradata=b"OpusHead" + bytes(11)))
+    signed = announce.sign(BROADCASTER, announce.Announcement(
+        name="demo", broadcaster=BROADCASTER.peer_id, started=1, seq=0, tracks=tracks))
+    assert announce.verify(signed.raw).announcement.tracks == tracks
+    bad = stream_pb2.StreamAnnouncement(name="x", broadcaster=BROADCASTER.peer_id,
+                                        tracks=[stream_pb2.Track(codec="gif", rate=1)])
+    with pytest.raises(StreamDecodeError):
+        codec.decode_tracks(bad)

@@ -268,3 +268,16 @@ def test_bad_configuration_and_slots_are_refused() -> None:
         TreeConfig(standby_size=0)
     with pytest.raises(StreamUsageError):
         RelayTree(A, ROOT, 65, random.Random(0))
+
+
+def test_a_late_adopt_from_an_earlier_candidate_is_taken_and_the_pending_one_told() -> None:
+    """Over a slow link an answer may come after the join timeout moved on; before, the
+    viewer refused it and could loop forever between slow candidates."""
+    c = node(C, 1, join_timeout=0.5)
+    c.start(0.0)
+    c.handle_message(ROOT, Redirect(candidates=(A, B)), 0.1)  # Join to A
+    c.handle_timer(JoinTimer(attempt=c._attempt), 0.7)  # A is slow: Join to B
+    out = c.handle_message(A, Adopt(path=(ROOT, A)), 0.9)
+    assert c.parent == A
+    assert (B, Leave()) in sends(out)
+    assert c.handle_message(B, Adopt(path=(ROOT, B)), 1.0) and c.parent == A

@@ -221,7 +221,10 @@ class StreamSession:
                 for message in self.relay.backfill(action.after):  # type: ignore[union-attr]
                     self.service.send(self, action.peer, message)  # type: ignore[union-attr]
             elif kind is CloseLink:
-                self.service.driver.release(action.peer)  # type: ignore[union-attr]
+                # Kept open: the tree's peers are few (its parent, children and the
+                # peers it asked to join), and re-dialing one through the signal mesh
+                # costs seconds on a loaded host; the driver closes links that fail.
+                pass
             elif kind is Evicted:
                 log.warning("stream: evicted %s for stalling its children",
                             action.peer)  # type: ignore[union-attr]

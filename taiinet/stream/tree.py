@@ -121,6 +121,7 @@ class RelayTree:
     """One peer's place in one stream's relay tree; every input returns actions."""
 
     __slots__ = (
+        "_asked",
         "_attempt",
         "_banned",
         "_candidates",
@@ -171,6 +172,8 @@ class RelayTree:
         self._detached_since: float | None = None
         self._target: PeerId | None = None  # peer our pending Join went to
         self._candidates: list[PeerId] = []
+        #: Peers sent a ``Join`` in this join round: a late ``Adopt`` from one is taken.
+        self._asked: set[PeerId] = set()
         self._tried_root = False
         self._redirects = 0
         self._attempt = 0
@@ -283,6 +286,7 @@ class RelayTree:
         self._candidates = first
         self._tried_root = False
         self._redirects = 0
+        self._asked.clear()
         self._try_next(now, out)
 
     def _try_next(self, now: float, out: list[Action]) -> None:
@@ -305,16 +309,24 @@ class RelayTree:
         if target == self.root:
             self._tried_root = True
         self._target = target
+        if len(self._asked) <= self.config.max_redirects + 1:
+            self._asked.add(target)
         out.append(Send(peer=target, message=Join(slots=self.slots, have=self.seq)))
         out.append(SetTimer(at=now + self.config.join_timeout,
                             timer=JoinTimer(attempt=self._attempt)))
 
     def _on_adopt(self, peer: PeerId, message: Adopt, now: float, out: list[Action]) -> None:
         path = message.path
-        if (peer != self._target or self.parent is not None or self.is_root
-                or self.peer_id in path or not path or path[-1] != peer or path[0] != self.root):
+        if ((peer != self._target and peer not in self._asked) or self.parent is not None
+                or self.is_root or self.peer_id in path or not path or path[-1] != peer
+                or path[0] != self.root):
             out.append(Send(peer=peer, message=_LEAVE))
             return
+        if self._target is not None and self._target != peer:
+            # A late answer from an earlier candidate (a slow link): take it, and
+            # tell the pending one we are no longer waiting.
+            out.append(Send(peer=self._target, message=_LEAVE))
+        self._asked.clear()
         self._target = None
         self._candidates = []
         self._attempt += 1  # the pending JoinTimer is now stale
