@@ -18,6 +18,7 @@ broadcaster within its slots).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import signal
@@ -54,7 +55,7 @@ def video_gaps(path: Path) -> tuple[int, float, float]:
         times = [float(f.time) for f in container.decode(video=0) if f.time is not None]
     if len(times) < 2:
         return len(times), 0.0, float("inf")
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     return len(times), times[-1] - times[0], max(gaps)
 
 
@@ -108,7 +109,7 @@ def run(viewers: int = 12, kill: int = 3, duration: float = 30.0, links: str = "
             if not w["killed"]:
                 try:
                     frames, seconds, gap = video_gaps(w["out"])
-                except Exception as exc:  # noqa: BLE001 - any undecodable file is a failure
+                except Exception as exc:
                     frames, seconds, gap = 0, 0.0, float("inf")
                     row["error"] = repr(exc)
                 row.update(frames=frames, seconds=round(seconds, 2), longest_gap=round(gap, 2),
