@@ -40,8 +40,10 @@ from taiinet.wire.peer_id import PeerId
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RelayConfig:
-    #: Seconds of chunks kept for backfill.
-    buffer_seconds: float = 3.0
+    #: Seconds of chunks kept for backfill: a repair shorter than this loses no
+    #: media.  On a loaded host a repair (link failure, a standby join over a
+    #: freshly dialed link) took 3-6 s, so 10 s (~300 KB at 250 kbit/s).
+    buffer_seconds: float = 10.0
     #: Most chunks and bytes kept, whatever their age.
     max_chunks: int = 4096
     max_bytes: int = 16 * 1024 * 1024
