@@ -23,9 +23,11 @@ def test_ranked_tree_serves_everyone_within_the_delay_and_is_shallower_than_rand
     depths = sorted(ranked.delay_by_depth)
     assert depths[0] == 1
     assert 0.04 < ranked.delay_by_depth[2] - ranked.delay_by_depth[1] < 0.08
-    # Slots are used, never exceeded: at most the largest declared capacity.
+    # Slots are used, never exceeded: at most the largest declared capacity (counted
+    # as chunks relayed in the window / chunks made in it, so a relay that moved up
+    # during the window relays a few chunks more than were made: 2 % slack).
     assert 0 < ranked.upload_share <= 1.0
-    assert ranked.upload_max <= 8.05
+    assert ranked.upload_max <= 8 * 1.02
 
 
 def test_free_riders_are_evicted_and_their_victims_repair() -> None:

@@ -156,7 +156,10 @@ class StreamSimulation:
         #: Chunks each peer holds, as a bit set (bit ``seq``).
         self.held = [0] * count
         self.stall = [0.0] * count
+        #: Live chunks sent per peer in the window, and chunks sent to catch a
+        #: repaired subtree up (backfills and their relays), over all peers.
         self.uploads = [0] * count
+        self.catch_up = 0
         self.evicted_free_riders: set[PeerId] = set()
         self.evicted_honest: set[PeerId] = set()
         self.window_start = config.joins_over + config.settle
@@ -221,6 +224,8 @@ class StreamSimulation:
     def _receive(self, src: PeerId, dst: PeerId, message: object) -> None:
         if type(message) is int:
             self._chunk_arrived(dst, message)
+        elif type(message) is tuple:  # a catch-up chunk: (seq,)
+            self._chunk_arrived(dst, message[0], live=False)
         else:
             self._apply(dst, self.cores[dst].handle_message(src, message,  # type: ignore[arg-type]
                                                             self.loop.now))
@@ -248,15 +253,19 @@ class StreamSimulation:
         self.held[0] |= 1 << seq
         self._relay(self.root, core, seq)
 
-    def _relay(self, node: PeerId, core: RelayTree, seq: int) -> None:
+    def _relay(self, node: PeerId, core: RelayTree, seq: int, live: bool = True) -> None:
         children = core.children
         if children:
             send = self.network.send
             extra = self.config.processing_delay
+            message: int | tuple[int] = seq if live else (seq,)
             for child in children:
-                send(node, child, seq, extra)
+                send(node, child, message, extra)
             if self._measuring:
-                self.uploads[self.index[node]] += len(children)
+                if live:
+                    self.uploads[self.index[node]] += len(children)
+                else:
+                    self.catch_up += len(children)
 
     def _backfill(self, node: PeerId, child: PeerId, after: int) -> None:
         """Send ``child`` the chunks after ``after`` that ``node`` holds and still buffers."""
@@ -269,11 +278,11 @@ class StreamSimulation:
         extra = self.config.processing_delay
         for seq in range(after + 1, self.cores[node].seq + 1):
             if created[seq] >= oldest and held >> seq & 1:
-                send(node, child, seq, extra)
+                send(node, child, (seq,), extra)
                 if self._measuring:
-                    self.uploads[self.index[node]] += 1
+                    self.catch_up += 1
 
-    def _chunk_arrived(self, node: PeerId, seq: int) -> None:
+    def _chunk_arrived(self, node: PeerId, seq: int, live: bool = True) -> None:
         core = self.cores[node]
         now = self.loop.now
         i = self.index[node]
@@ -281,7 +290,9 @@ class StreamSimulation:
         if self.held[i] & bit:
             return
         self.held[i] |= bit
-        core.chunk(seq, now)
+        # An older chunk than the newest held is catch-up traffic whatever its route
+        # (one missed in a move, say): it is relayed, but not counted as live upload.
+        live = core.chunk(seq, now) and live
         if self.first_chunk[i] == float("inf"):
             self.first_chunk[i] = now
         if self._measuring:
@@ -300,7 +311,7 @@ class StreamSimulation:
                 entry[1] += 1
         self.last_arrival[i] = now
         if not self.free_rider[i]:
-            self._relay(node, core, seq)
+            self._relay(node, core, seq, live)
 
     # --- the scenario ----------------------------------------------------------------
 
@@ -421,6 +432,7 @@ class StreamSimulation:
             upload_mean=sum(used) / len(used) if used else 0.0,
             upload_max=used[-1] if used else 0.0,
             upload_share=sum(used) / slot_total if slot_total else 0.0,
+            catch_up=self.catch_up / max(1, self.produced),
             join_p50=_percentile(join_times, 0.5), join_p99=_percentile(join_times, 0.99),
             free_riders=len(riders), free_riders_evicted=len(self.evicted_free_riders),
             honest_evicted=len(self.evicted_honest),
@@ -452,6 +464,9 @@ class StreamSimResult:
     upload_max: float
     #: Uploads used / slots declared, over honest relaying peers.
     upload_share: float
+    #: Catch-up chunks sent (backfills and their relays, not in ``upload_*``),
+    #: over all peers, per chunk made: the cost of repairing without loss.
+    catch_up: float
     #: Seconds from a newcomer's join to its first chunk.
     join_p50: float
     join_p99: float
@@ -474,7 +489,7 @@ class StreamSimResult:
             "depth_max": self.depth_max, "attached": r(self.attached),
             "stall_mean": r(self.stall_mean), "stall_p99": r(self.stall_p99),
             "upload_mean": r(self.upload_mean), "upload_max": r(self.upload_max),
-            "upload_share": r(self.upload_share),
+            "upload_share": r(self.upload_share), "catch_up": r(self.catch_up),
             "join_p50": r(self.join_p50), "join_p99": r(self.join_p99),
             "free_riders": self.free_riders, "free_riders_evicted": self.free_riders_evicted,
             "honest_evicted": self.honest_evicted, "chunks": self.chunks, "events": self.events,

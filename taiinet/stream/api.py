@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from taiinet.errors import TaiiNetError
 from taiinet.media.packets import MediaPacket
 from taiinet.stream import announce
 from taiinet.stream.codec import Track
-from taiinet.stream.errors import StreamDecodeError
+from taiinet.stream.errors import StreamDecodeError, StreamNotFound
 from taiinet.stream.seal import GROUP_SECONDS
 from taiinet.stream.service import StreamSession
 
@@ -29,10 +28,6 @@ if TYPE_CHECKING:
 
 #: Seconds between two publications of a live stream's announcement.
 ANNOUNCE_INTERVAL = 1.0
-
-
-class StreamNotFound(TaiiNetError):
-    """No announcement of the stream arrived in time."""
 
 
 class Broadcast:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from taiinet.errors import LocalProtocolError, RemoteProtocolError
+from taiinet.errors import LocalProtocolError, RemoteProtocolError, TaiiNetError
 
 
 class StreamDecodeError(RemoteProtocolError):
     """A peer sent a stream message or announcement that is malformed or exceeds a limit."""
+
+
+class StreamNotFound(TaiiNetError):
+    """No announcement of the stream to watch arrived in time."""
 
 
 class StreamUsageError(LocalProtocolError):
