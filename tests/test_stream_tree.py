@@ -90,12 +90,18 @@ def test_a_stronger_newcomer_takes_the_weakest_childs_place() -> None:
     assert list(root.children) == [B, C]
 
 
-def test_without_ranking_nobody_is_preempted() -> None:
+def test_without_ranking_only_a_leaf_gives_its_place_to_a_relay() -> None:
+    """A random tree whose slots all went to zero-slot leaves stopped growing (the
+    10,000-viewer baseline stuck at 30 viewers); a relay may take a leaf's place."""
     root = node(ROOT, 1, ranking=False)
     root.handle_message(A, Join(slots=0), 0.0)
+    assert sends(root.handle_message(D, Join(slots=0), 0.0)) == [(D, Redirect(candidates=()))]
     out = root.handle_message(C, Join(slots=5), 0.0)
-    assert sends(out) == [(C, Redirect(candidates=()))]  # A has no free slot
-    assert list(root.children) == [A]
+    assert (A, Reparent(to=C)) in sends(out)
+    assert list(root.children) == [C]
+    root.handle_message(C, Status(slots=5, children=(E,), free=0, seq=1, recommend=()), 0.1)
+    out = root.handle_message(B, Join(slots=9), 0.2)  # C relays: no preemption, go below
+    assert sends(out) == [(B, Redirect(candidates=(C,)))]
 
 
 def test_a_reparented_child_joins_its_new_parent_first() -> None:

@@ -370,15 +370,21 @@ class RelayTree:
         if len(self.children) < self.slots:
             self._adopt(peer, slots, now, out, message.have)
             return
-        if self.config.ranking and self.children and slots > 0:
-            weakest = min(self.children,
-                          key=lambda c: (self.children[c].slots, len(self.children[c].children)))
-            if slots > self.children[weakest].slots:
+        weakest: PeerId | None = None
+        if self.children and slots > 0:
+            if self.config.ranking:
+                weakest = min(self.children, key=lambda c: (self.children[c].slots,
+                                                            len(self.children[c].children)))
+            else:  # a random tree still lets a relay take a leaf's place (else a tree
+                # whose slots all went to zero-slot leaves stops growing)
+                leaves = [c for c, info in self.children.items() if info.slots == 0]
+                weakest = self.rng.choice(leaves) if leaves else None
+            if weakest is not None and slots > self.children[weakest].slots:
                 self._drop_child(weakest)
                 out.append(Send(peer=weakest, message=Reparent(to=peer)))
                 self._adopt(peer, slots, now, out, message.have)
                 return
-        out.append(Send(peer=peer, message=Redirect(candidates=self._redirect_to(peer))))
+        out.append(Send(peer=peer, message=Redirect(candidates=self._redirect_to(peer, slots))))
 
     def _adopt(self, peer: PeerId, slots: int, now: float, out: list[Action],
                have: int) -> None:
@@ -393,12 +399,14 @@ class RelayTree:
         out.append(Send(peer=peer, message=Heartbeat(seq=self.seq, path=path,
                                                      standby=self._standby_for(peer))))
 
-    def _redirect_to(self, joiner: PeerId) -> tuple[PeerId, ...]:
+    def _redirect_to(self, joiner: PeerId, slots: int) -> tuple[PeerId, ...]:
         """Where a joiner should go when this node is full, best first."""
         size = self.config.redirect_size
         kids = self.children
         if not self.config.ranking:
             pool = [c for c, info in kids.items() if info.free > 0 and c != joiner]
+            if not pool and slots > 0:  # no free slot below: go down to displace a leaf
+                pool = [c for c, info in kids.items() if info.slots > 0 and c != joiner]
             return tuple(self.rng.sample(pool, min(size, len(pool))))
         direct = sorted((c for c, info in kids.items() if info.own_free > 0),
                         key=lambda c: -kids[c].slots)
