@@ -26,9 +26,11 @@ refused first when the tree is full, and pushed to the leaves otherwise.
 slots than its weakest child adopts the newcomer and tells the weakest child
 ``Reparent(to=newcomer)``; the newcomer has a free slot for it.  Repeated at
 every join and every repair, this moves high-capacity peers towards the root,
-so the tree is as shallow as the capacities allow.  With ``ranking`` off the
-node redirects to random children with free room and never preempts (the
-simulator's baseline).
+so the tree is as shallow as the capacities allow.  With ``ranking`` off (the
+simulator's baseline) the node redirects to random children with free room
+and preempts only a zero-slot leaf, for a joiner with slots (else a tree
+whose slots all went to leaves stops growing); with no free room below, a
+joiner with slots is sent to random children with slots.
 
 *Heartbeats and repair.*  Every tick a parent sends each child a
 ``Heartbeat(seq, path, standby)`` and each child sends its parent a
