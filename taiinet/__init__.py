@@ -34,7 +34,8 @@ if TYPE_CHECKING:
         SubscriptionInUse,
         SubscriptionNotOpen,
     )
-    from taiinet.node.history import HistoryBusy
+    from taiinet.node.history import HistoryBusy, HistoryConfig
+    from taiinet.node.links import LinkFactory, webrtc_links, websocket_links
     from taiinet.node.node import Node, NodeConfig, NodeStats, open_node
     from taiinet.node.seeder import Seeder, open_seeder
     from taiinet.node.subscription import Message, Subscription
@@ -51,7 +52,12 @@ if TYPE_CHECKING:
     from taiinet.pubsub.query.index import IndexFull, SubscriptionIndex
     from taiinet.pubsub.query.query import Query
     from taiinet.signal.api import open_signaller
-    from taiinet.signal.client import IncomingOffer, SignalClient, open_signal_client
+    from taiinet.signal.client import (
+        IncomingOffer,
+        SignalClient,
+        SignalClientConfig,
+        open_signal_client,
+    )
     from taiinet.signal.errors import (
         InvalidSignallerUrl,
         MalformedSignalMessage,
@@ -84,7 +90,7 @@ if TYPE_CHECKING:
         TlsConfigError,
     )
     from taiinet.transport.limits import LinkDeadlines, ListenerLimits
-    from taiinet.transport.webrtc import open_webrtc
+    from taiinet.transport.webrtc import IceServer, open_webrtc
     from taiinet.transport.websocket import (
         WebSocketProtocolError,
         connect_websocket,
@@ -116,8 +122,10 @@ _EXPORTS: dict[str, str] = {
     "HandshakeError": "taiinet.transport.errors",
     "HandshakeTimeout": "taiinet.transport.errors",
     "HistoryBusy": "taiinet.node.history",
+    "HistoryConfig": "taiinet.node.history",
     "HistoryDecodeError": "taiinet.history.errors",
     "HistoryUsageError": "taiinet.history.errors",
+    "IceServer": "taiinet.transport.webrtc",
     "Identity": "taiinet.wire.identity",
     "IdleTimeout": "taiinet.transport.errors",
     "IncomingOffer": "taiinet.signal.client",
@@ -132,6 +140,7 @@ _EXPORTS: dict[str, str] = {
     "InvalidSignallerUrl": "taiinet.signal.errors",
     "KeyFileError": "taiinet.wire.errors",
     "LinkDeadlines": "taiinet.transport.limits",
+    "LinkFactory": "taiinet.node.links",
     "LinkKindMismatch": "taiinet.node.errors",
     "LinkTimeout": "taiinet.transport.errors",
     "ListenerLimits": "taiinet.transport.limits",
@@ -165,15 +174,16 @@ _EXPORTS: dict[str, str] = {
     "SeedStore": "taiinet.history.store",
     "Seeder": "taiinet.node.seeder",
     "SignalClient": "taiinet.signal.client",
+    "SignalClientConfig": "taiinet.signal.client",
     "SignalError": "taiinet.signal.errors",
     "SignalUsageError": "taiinet.signal.errors",
+    "SignallerClaimRejected": "taiinet.signal.server",
     "StoreError": "taiinet.history.errors",
+    "StoreFull": "taiinet.history.store",
     "StreamDecodeError": "taiinet.stream.errors",
     "StreamNotFound": "taiinet.stream.errors",
     "StreamUsageError": "taiinet.stream.errors",
-    "StoreFull": "taiinet.history.store",
     "Subscription": "taiinet.node.subscription",
-    "SignallerClaimRejected": "taiinet.signal.server",
     "SubscriptionClosed": "taiinet.node.errors",
     "SubscriptionInUse": "taiinet.node.errors",
     "SubscriptionIndex": "taiinet.pubsub.query.index",
@@ -188,6 +198,8 @@ _EXPORTS: dict[str, str] = {
     "open_signaller": "taiinet.signal.api",
     "open_webrtc": "taiinet.transport.webrtc",
     "open_websocket_listener": "taiinet.transport.websocket",
+    "webrtc_links": "taiinet.node.links",
+    "websocket_links": "taiinet.node.links",
 }
 
 if not TYPE_CHECKING:  # hidden from type checkers, so a misspelt name stays an error
@@ -205,8 +217,10 @@ __all__ = [
     "HandshakeError",
     "HandshakeTimeout",
     "HistoryBusy",
+    "HistoryConfig",
     "HistoryDecodeError",
     "HistoryUsageError",
+    "IceServer",
     "Identity",
     "IdleTimeout",
     "IncomingOffer",
@@ -221,6 +235,7 @@ __all__ = [
     "InvalidSignallerUrl",
     "KeyFileError",
     "LinkDeadlines",
+    "LinkFactory",
     "LinkKindMismatch",
     "LinkTimeout",
     "ListenerLimits",
@@ -256,6 +271,7 @@ __all__ = [
     "SeedStore",
     "Seeder",
     "SignalClient",
+    "SignalClientConfig",
     "SignalError",
     "SignalUsageError",
     "SignallerClaimRejected",
@@ -280,4 +296,6 @@ __all__ = [
     "open_signaller",
     "open_webrtc",
     "open_websocket_listener",
+    "webrtc_links",
+    "websocket_links",
 ]

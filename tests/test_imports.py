@@ -10,6 +10,7 @@ import argparse
 import ast
 import importlib
 import json
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,8 @@ import taiinet.sim
 from taiinet.cli import COMMANDS, build_parser
 
 HEAVY = ("trio", "aiortc", "trio_websocket")
+#: The modules that may import aiortc: only a WebRTC link needs it.
+WEBRTC_MODULES = {"taiinet.transport.webrtc", "taiinet.transport._asyncio_bridge"}
 
 
 def _loaded_after(code: str) -> dict[str, bool]:
@@ -50,6 +53,29 @@ def test_a_node_loads_aiortc_only_for_webrtc_links() -> None:
     loaded = _loaded_after("import taiinet\ntaiinet.open_node\ntaiinet.InvalidSdp")
     assert loaded["trio"] and not loaded["aiortc"], loaded
     assert _loaded_after("import taiinet.node\ntaiinet.node.webrtc_links()")["aiortc"] is False
+
+
+def test_no_module_but_the_webrtc_ones_imports_aiortc() -> None:
+    modules = sorted(
+        info.name for info in pkgutil.walk_packages(taiinet.__path__, "taiinet.")
+        if info.name not in WEBRTC_MODULES and not info.name.startswith("taiinet.v1")
+        and not info.name.endswith(".__main__"))
+    loaded = _loaded_after("import importlib\n" + "".join(
+        f"importlib.import_module({name!r})\n" for name in modules))
+    assert loaded["trio"] and not loaded["aiortc"], loaded
+
+
+def test_a_websocket_node_runs_without_aiortc() -> None:
+    loaded = _loaded_after(
+        "import trio, taiinet\n"
+        "async def main():\n"
+        "    async with taiinet.open_signaller(listen='127.0.0.1:0') as sig:\n"
+        "        async with taiinet.open_node([sig.url], links='websocket') as node:\n"
+        "            async with node.subscribe({'a': 1}) as sub:\n"
+        "                await sub.send({'a': 1})\n"
+        "                assert (await sub.receive()).data == {'a': 1}\n"
+        "trio.run(main)")
+    assert loaded["trio"] and not loaded["aiortc"], loaded
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["keygen", "{tmp}/key"], ["id", "{tmp}/none"]])

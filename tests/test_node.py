@@ -1,4 +1,8 @@
-"""The node end to end in one process: signallers, nodes, links, subscriptions."""
+"""The node end to end in one process: signallers, nodes, links, subscriptions.
+
+Memory links and trio's MockClock (autojump), so the runs do not depend on the
+machine's load; the WebRTC test runs aiortc in a thread and keeps the real clock.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from taiinet.node import NodeConfig, memory_links, webrtc_links
 from taiinet.overlay.config import HyParViewConfig
@@ -43,7 +48,8 @@ def random_document(rng: random.Random, n: int) -> dict[str, Any]:
     return document
 
 
-async def test_twenty_nodes_exact_delivery_links_bounded_and_churn() -> None:
+async def test_twenty_nodes_exact_delivery_links_bounded_and_churn(
+        autojump_clock: trio.testing.MockClock) -> None:
     network = MemoryNetwork()
     transport = MemorySignalTransport(network)
     rng = random.Random(7)
@@ -144,7 +150,8 @@ async def test_webrtc_links_deliver_to_every_subscriber_and_the_publisher() -> N
             nursery.cancel_scope.cancel()
 
 
-async def test_tampered_unsigned_oversized_documents_are_dropped_and_counted() -> None:
+async def test_tampered_unsigned_oversized_documents_are_dropped_and_counted(
+        autojump_clock: trio.testing.MockClock) -> None:
     network = MemoryNetwork()
     transport = MemorySignalTransport(network)
     with trio.fail_after(30):
@@ -185,7 +192,8 @@ async def test_tampered_unsigned_oversized_documents_are_dropped_and_counted() -
             nursery.cancel_scope.cancel()
 
 
-async def test_slow_subscriber_drops_oldest_and_bad_input_is_refused() -> None:
+async def test_slow_subscriber_drops_oldest_and_bad_input_is_refused(
+        autojump_clock: trio.testing.MockClock) -> None:
     network = MemoryNetwork()
     transport = MemorySignalTransport(network)
     with trio.fail_after(30):
@@ -209,7 +217,8 @@ async def test_slow_subscriber_drops_oldest_and_bad_input_is_refused() -> None:
             nursery.cancel_scope.cancel()
 
 
-async def test_small_overlay_config_caps_links() -> None:
+async def test_small_overlay_config_caps_links(
+        autojump_clock: trio.testing.MockClock) -> None:
     network = MemoryNetwork()
     transport = MemorySignalTransport(network)
     config = NodeConfig(overlay=OverlayConfig(membership=HyParViewConfig(active_size=2)))
@@ -229,7 +238,8 @@ async def test_small_overlay_config_caps_links() -> None:
             nursery.cancel_scope.cancel()
 
 
-async def test_blocking_subscriber_loses_nothing_and_holds_only_its_node() -> None:
+async def test_blocking_subscriber_loses_nothing_and_holds_only_its_node(
+        autojump_clock: trio.testing.MockClock) -> None:
     network = MemoryNetwork()
     transport = MemorySignalTransport(network)
     with trio.fail_after(30):

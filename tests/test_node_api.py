@@ -10,6 +10,7 @@ from typing import cast
 
 import pytest
 import trio
+import trio.testing
 
 import taiinet
 from taiinet._groups import unwrap_own_groups
@@ -52,7 +53,8 @@ async def _raise_in(depth: str, error: BaseException) -> None:
 
 
 @pytest.mark.parametrize("depth", ["signaller", "node", "subscription"])
-async def test_an_error_in_the_body_comes_out_as_itself(depth: str) -> None:
+async def test_an_error_in_the_body_comes_out_as_itself(
+        depth: str, autojump_clock: trio.testing.MockClock) -> None:
     cause = ValueError("the cause")
     error = Mine("mine")
     error.__cause__ = cause
@@ -64,7 +66,8 @@ async def test_an_error_in_the_body_comes_out_as_itself(depth: str) -> None:
     assert caught.traceback[-1].name == "_raise_in"  # the body's frame, not a nursery's
 
 
-async def test_the_users_own_group_comes_out_as_the_same_group() -> None:
+async def test_the_users_own_group_comes_out_as_the_same_group(
+        autojump_clock: trio.testing.MockClock) -> None:
     group = ExceptionGroup("the user's", [Mine("a"), Mine("b")])
     with trio.fail_after(30):
         with pytest.raises(ExceptionGroup) as caught:
@@ -107,7 +110,8 @@ async def test_a_failure_to_start_comes_out_as_itself(autojump_clock: object) ->
             pass
 
 
-async def test_a_subscription_is_a_trio_receive_channel_with_typed_misuse_errors() -> None:
+async def test_a_subscription_is_a_trio_receive_channel_with_typed_misuse_errors(
+        autojump_clock: trio.testing.MockClock) -> None:
     network = MemoryNetwork()
     transport = MemorySignalTransport(network)
     with trio.fail_after(30):

@@ -3,8 +3,9 @@
 A decoded document takes several times its encoded size (a 16 KB document
 of 4,000 empty maps decodes to ~300 KB), so a reader that falls behind on
 large matching documents must not pin ``buffer`` of them.  One node over
-memory links publishing to its own subscriptions; tracemalloc measures what
-the queues hold.
+memory links publishing to its own subscriptions, on trio's MockClock (a
+``sleep`` there ends when every task is idle); tracemalloc measures what the
+queues hold.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import tracemalloc
 from typing import Any
 
 import trio
+import trio.testing
 
 from taiinet.node import NodeConfig, memory_links
 from taiinet.node.routed import DeliveryQueue
@@ -29,7 +31,8 @@ def _large(n: int) -> dict[str, Any]:
     return {"n": n, "maps": [{} for _ in range(MAPS)]}
 
 
-async def test_a_slow_subscriber_holds_its_bytes_budget_not_1024_large_documents() -> None:
+async def test_a_slow_subscriber_holds_its_bytes_budget_not_1024_large_documents(
+        autojump_clock: trio.testing.MockClock) -> None:
     network = MemoryNetwork()
     transport = MemorySignalTransport(network)
     config = NodeConfig()
@@ -60,7 +63,7 @@ async def test_a_slow_subscriber_holds_its_bytes_budget_not_1024_large_documents
 
 
 async def test_a_blocking_subscriber_holds_its_bytes_and_the_node_queue_drops_the_rest(
-) -> None:
+        autojump_clock: trio.testing.MockClock) -> None:
     network = MemoryNetwork()
     transport = MemorySignalTransport(network)
     budget = 2 * 1024 * 1024

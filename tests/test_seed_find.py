@@ -5,6 +5,9 @@ the one seeder homed on another signaller (a plain sample of 32 contacts
 would mostly miss it) and reads its history: with k = 20 every signaller
 holds the seeder's record (its service index answers), with k = 1 only
 another one does (the home asks the other signallers).
+
+The tests run on trio's MockClock; a seeder writes its SQLite store in a
+worker thread, which the clock waits for (``thread_aware_clock``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from taiinet.history.store import SeedStore
 from taiinet.node import memory_links, open_node
@@ -66,7 +70,8 @@ async def _client(nursery: trio.Nursery, transport: MemorySignalTransport, n: in
 
 
 @pytest.mark.parametrize("k", [20, 1])
-async def test_a_subscriber_finds_the_one_seeder_homed_elsewhere(tmp_path: Path, k: int) -> None:
+async def test_a_subscriber_finds_the_one_seeder_homed_elsewhere(
+        tmp_path: Path, k: int, thread_aware_clock: trio.testing.MockClock) -> None:
     network = MemoryNetwork()
     transport = MemorySignalTransport(network)
     config = SignallerConfig(dht=DhtConfig(k=k))
@@ -105,7 +110,8 @@ async def test_a_subscriber_finds_the_one_seeder_homed_elsewhere(tmp_path: Path,
     store.close()
 
 
-async def test_a_service_filter_returns_only_peers_naming_it() -> None:
+async def test_a_service_filter_returns_only_peers_naming_it(
+        autojump_clock: trio.testing.MockClock) -> None:
     """Plain contacts stay a sample of everyone; a filtered ask only the seeders."""
     network = MemoryNetwork()
     transport = MemorySignalTransport(network)
@@ -139,7 +145,8 @@ def test_the_service_name_is_bounded_on_the_wire() -> None:
                                                 service="x" * 33)))
 
 
-async def test_the_service_index_is_bounded() -> None:
+async def test_the_service_index_is_bounded(
+        autojump_clock: trio.testing.MockClock) -> None:
     """A signaller indexes at most ``max_service_records`` held keys naming services
     (the newest): with room for one and no asking of the mesh (``service_fanout``
     0), it names one of two seeders homed elsewhere; their home names both."""

@@ -2,7 +2,8 @@
 
 Real nodes and signallers over memory links and a real SQLite file: a
 publisher's documents outlive it in a seeder, a new subscriber reads them
-in publication order and then the live ones, each once.
+in publication order and then the live ones, each once.  On trio's MockClock,
+which waits for the store's worker threads (``thread_aware_clock``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from taiinet.history.errors import HistoryUsageError
 from taiinet.history.store import Page, SeedStore
@@ -38,7 +40,7 @@ async def _publish(signaller: str, network: MemoryNetwork, transport: Any, count
 
 
 async def test_a_new_subscriber_reads_the_stored_documents_then_the_live_ones(
-        tmp_path: Path) -> None:
+        tmp_path: Path, thread_aware_clock: trio.testing.MockClock) -> None:
     network = MemoryNetwork()
     transport = MemorySignalTransport(network)
     store = SeedStore.open(tmp_path / "seed.db")
@@ -66,7 +68,8 @@ async def test_a_new_subscriber_reads_the_stored_documents_then_the_live_ones(
     store.close()
 
 
-async def test_a_full_disk_stops_storing_not_the_seeder(tmp_path: Path) -> None:
+async def test_a_full_disk_stops_storing_not_the_seeder(
+        tmp_path: Path, thread_aware_clock: trio.testing.MockClock) -> None:
     network = MemoryNetwork()
     transport = MemorySignalTransport(network)
     store = SeedStore.open(tmp_path / "seed.db")
@@ -86,7 +89,8 @@ async def test_a_full_disk_stops_storing_not_the_seeder(tmp_path: Path) -> None:
             assert store.count == 1
 
 
-async def test_history_options_are_checked_at_once(tmp_path: Path) -> None:
+async def test_history_options_are_checked_at_once(
+        tmp_path: Path, thread_aware_clock: trio.testing.MockClock) -> None:
     network = MemoryNetwork()
     transport = MemorySignalTransport(network)
     with trio.fail_after(30):
@@ -118,7 +122,8 @@ class _TamperingStore(SeedStore):
 
 
 async def test_a_seeder_that_alters_documents_is_dropped_and_the_honest_one_suffices(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        thread_aware_clock: trio.testing.MockClock) -> None:
     network = MemoryNetwork()
     transport = MemorySignalTransport(network)
     honest = SeedStore.open(tmp_path / "honest.db")

@@ -45,6 +45,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from taiinet.history.errors import HistoryUsageError
 from taiinet.history.messages import (
     MAX_PAGE_DOCUMENTS,
     START,
@@ -83,11 +84,11 @@ class HistoryFetchConfig:
 
     def __post_init__(self) -> None:
         if not 1 <= self.first_page_documents <= self.page_documents <= MAX_PAGE_DOCUMENTS:
-            raise ValueError(f"1 <= first_page_documents <= page_documents <= "
+            raise HistoryUsageError(f"1 <= first_page_documents <= page_documents <= "
                              f"{MAX_PAGE_DOCUMENTS}")
         if self.page_timeout <= 0 or self.max_buffered < 1 or self.max_retries < 0 \
                 or self.retry_delay <= 0:
-            raise ValueError("history fetch bounds must be positive")
+            raise HistoryUsageError("history fetch bounds must be positive")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,7 +159,7 @@ class HistoryFetch:
                  new_request_id: Callable[[], int], *, since_unix_ms: int = 0,
                  limit: float = math.inf, config: HistoryFetchConfig | None = None) -> None:
         if limit < 0 or since_unix_ms < 0:
-            raise ValueError("limit and since must not be negative")
+            raise HistoryUsageError("limit and since must not be negative")
         self.query = query
         self.since_unix_ms = since_unix_ms
         self.limit = limit

@@ -26,6 +26,8 @@ from collections import OrderedDict, deque
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
+from taiinet.history.errors import HistoryUsageError
+
 T = TypeVar("T")
 
 #: History ids remembered to drop live duplicates.
@@ -37,7 +39,7 @@ class Seam(Generic[T]):
 
     def __init__(self, *, max_held: int, max_ids: int = DEFAULT_MAX_IDS) -> None:
         if max_held < 1 or max_ids < 1:
-            raise ValueError("a seam holds at least one item and one id")
+            raise HistoryUsageError("a seam holds at least one item and one id")
         self.max_held = max_held
         self.max_ids = max_ids
         self.live = False

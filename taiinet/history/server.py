@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from taiinet.history.errors import HistoryUsageError
 from taiinet.history.messages import HistoryPage, HistoryRefused, HistoryRequest, Key
 from taiinet.overlay.budget import Rate, RateBudgets, Verdict
 from taiinet.wire.peer_id import PeerId
@@ -43,7 +44,7 @@ class HistoryServerConfig:
     def __post_init__(self) -> None:
         if min(self.requests_per_second, self.request_burst, self.max_running,
                self.max_running_per_peer, self.offences_per_second, self.offence_burst) <= 0:
-            raise ValueError("history server bounds must be positive")
+            raise HistoryUsageError("history server bounds must be positive")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -42,7 +42,7 @@ from taiinet.history.client import (
     SourceFailed,
 )
 from taiinet.history.codec import decode_history_frame, encode_history_frame
-from taiinet.history.errors import StoreError
+from taiinet.history.errors import HistoryUsageError, StoreError
 from taiinet.history.messages import HistoryPage, HistoryRefused, HistoryRequest
 from taiinet.history.server import (
     DropPeer,
@@ -79,7 +79,7 @@ class HistoryConfig:
 
     def __post_init__(self) -> None:
         if self.max_seeders < 1 or self.max_fetches < 1:
-            raise ValueError("max_seeders and max_fetches must be at least 1")
+            raise HistoryUsageError("max_seeders and max_fetches must be at least 1")
 
 
 def item_message(item: HistoryItem, received_at: float) -> Message:

@@ -125,6 +125,14 @@ class NodeConfig:
     def __post_init__(self) -> None:
         if self.join_parallel < 1 or self.join_dial_timeout <= 0:
             raise NodeError("join_parallel must be at least 1 and join_dial_timeout positive")
+        if min(self.contacts, self.subscription_buffer, self.subscription_buffer_bytes,
+               self.delivery_buffer, self.delivery_buffer_bytes) < 1:
+            raise NodeError("contacts and the buffer bounds must be at least 1")
+        if min(self.register_timeout, self.join_timeout, self.join_retry,
+               self.membership_poll) <= 0:
+            raise NodeError("the node's timeouts and intervals must be positive")
+        if self.slow_policy not in ("drop", "block"):
+            raise NodeError(f"slow_policy is 'drop' or 'block', not {self.slow_policy!r}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

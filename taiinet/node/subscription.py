@@ -95,6 +95,8 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
                  history: HistorySpec | None = None) -> None:
         if buffer < 1 or buffer_bytes < 1:
             raise InvalidInput("a subscription buffer holds at least one message")
+        if policy not in ("drop", "block"):
+            raise InvalidInput(f"slow_policy is 'drop' or 'block', not {policy!r}")
         self.node = node
         self.query = query
         self.buffer = buffer

@@ -1,3 +1,4 @@
+# taiinet: sans-io core
 """Signed payloads of the signal layer: peer records and session descriptions.
 
 Both travel as RFC 0002 envelopes (``taiinet.wire.envelope``) and are checked

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from taiinet.pubsub.query.errors import InvalidQuery
 from taiinet.pubsub.query.nodes import (
     All,
     And,
@@ -235,7 +236,7 @@ def compile_op(op: Op) -> ValuesTest:
     if isinstance(op, Not):
         inner = compile_ops(op.ops)
         return lambda values: not inner(values)
-    raise TypeError(f"not an operator: {op!r}")
+    raise InvalidQuery("", f"not an operator node: {op!r}")
 
 
 def compile_ops(ops: tuple[Op, ...]) -> ValuesTest:
@@ -336,6 +337,8 @@ def compile_filter(node: Filter) -> Matcher:
     """Compile a filter into ``document -> bool``."""
     if isinstance(node, Field):
         return _compile_field(node)
+    if not isinstance(node, And | Or | Nor):
+        raise InvalidQuery("", f"not a filter node: {node!r}")
     kids = [compile_filter(c) for c in node.children]
     if isinstance(node, And):
         if not kids:
@@ -365,6 +368,4 @@ def compile_filter(node: Filter) -> Matcher:
             return False
 
         return disjunction
-    if isinstance(node, Nor):
-        return lambda document: not any(k(document) for k in kids)
-    raise TypeError(f"not a filter: {node!r}")
+    return lambda document: not any(k(document) for k in kids)

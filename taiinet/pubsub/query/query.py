@@ -46,7 +46,8 @@ class Query:
         return self._key
 
     def matches(self, document: Any) -> bool:
-        """Whether the JSON-like ``document`` matches."""
+        """Whether the JSON-like ``document`` matches; ``InvalidDocument`` if a part
+        the query compares is not a document value (a ``set``, say)."""
         return self._match(document)
 
     def to_json(self) -> dict[str, Any]:

@@ -18,6 +18,8 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from taiinet.pubsub.query.errors import InvalidDocument
+
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
 
@@ -75,7 +77,7 @@ def type_class(value: Any) -> int:
         return LIST
     if isinstance(value, Mapping):
         return MAP
-    raise TypeError(f"not a document value: {type(value).__name__}")
+    raise InvalidDocument(f"not a document value: {type(value).__name__}")
 
 
 def value_key(value: Any) -> Any:
@@ -94,7 +96,7 @@ def value_key(value: Any) -> Any:
         return (LIST, tuple(value_key(v) for v in value))
     if isinstance(value, Mapping):
         return (MAP, tuple(sorted((k, value_key(v)) for k, v in value.items())))
-    raise TypeError(f"not a document value: {type(value).__name__}")
+    raise InvalidDocument(f"not a document value: {type(value).__name__}")
 
 
 def freeze(value: Any) -> Any:
