@@ -76,6 +76,8 @@ from taiinet.stream.actions import (
     SetTimer,
     TickTimer,
 )
+from taiinet.stream.choice import Child as _Child
+from taiinet.stream.choice import redirect_candidates, standby_list
 from taiinet.stream.config import TreeConfig
 from taiinet.stream.errors import StreamUsageError
 from taiinet.stream.messages import (
@@ -99,24 +101,6 @@ _LEAVE = Leave()
 _EVICT = Leave(evicted=True)
 _NO_ROOM = Redirect(candidates=())
 _UNKNOWN_SEQ = -1
-
-
-class _Child:
-    """What a parent knows of one child (from its ``Join`` and ``Status`` reports)."""
-
-    __slots__ = ("children", "free", "heard", "recommend", "seq", "slots")
-
-    def __init__(self, slots: int, now: float) -> None:
-        self.slots = slots
-        self.heard = now
-        self.children: tuple[PeerId, ...] = ()
-        self.free = slots
-        self.seq = _UNKNOWN_SEQ
-        self.recommend: tuple[PeerId, ...] = ()
-
-    @property
-    def own_free(self) -> int:
-        return self.slots - len(self.children)
 
 
 class RelayTree:
@@ -402,39 +386,12 @@ class RelayTree:
                                                      standby=self._standby_for(peer))))
 
     def _redirect_to(self, joiner: PeerId, slots: int) -> tuple[PeerId, ...]:
-        """Where a joiner should go when this node is full, best first."""
-        size = self.config.redirect_size
-        kids = self.children
-        if not self.config.ranking:
-            pool = [c for c, info in kids.items() if info.free > 0 and c != joiner]
-            if not pool and slots > 0:  # no free slot below: go down to displace a leaf
-                pool = [c for c, info in kids.items() if info.slots > 0 and c != joiner]
-            return tuple(self.rng.sample(pool, min(size, len(pool))))
-        direct = sorted((c for c, info in kids.items() if info.own_free > 0),
-                        key=lambda c: -kids[c].slots)
-        recommended = [r for info in kids.values() for r in info.recommend]
-        below = sorted((c for c, info in kids.items() if info.free > 0),
-                       key=lambda c: -kids[c].free)
-        picked: list[PeerId] = []
-        for peer in (*direct, *recommended, *below):
-            if peer != joiner and peer not in picked and peer not in self.path:
-                picked.append(peer)
-                if len(picked) == size:
-                    break
-        return tuple(picked)
+        return redirect_candidates(self.children, self.path, joiner, slots,
+                                   self.config.ranking, self.config.redirect_size, self.rng)
 
     def _standby_for(self, child: PeerId) -> tuple[PeerId, ...]:
-        """Peers ``child`` should try if this node is lost: its grandparent, then siblings."""
-        size = self.config.standby_size
-        picked: list[PeerId] = [] if self.parent is None else [self.parent]
-        kids = self.children
-        siblings = [c for c in kids if c != child]
-        if self.config.ranking:
-            siblings.sort(key=lambda c: (kids[c].own_free <= 0, -kids[c].slots))
-        else:
-            self.rng.shuffle(siblings)
-        picked.extend(s for s in siblings if kids[s].slots > 0)
-        return tuple(picked[:size])
+        return standby_list(self.children, self.parent, child, self.config.ranking,
+                            self.config.standby_size, self.rng)
 
     def _drop_child(self, peer: PeerId) -> None:
         del self.children[peer]
