@@ -125,3 +125,29 @@ def test_an_announcement_carries_its_tracks_and_refuses_unknown_codecs() -> None
                                         tracks=[stream_pb2.Track(codec="gif", rate=1)])
     with pytest.raises(StreamDecodeError):
         codec.decode_tracks(bad)
+
+
+def test_the_test_pattern_written_by_stream_copy_decodes_and_a_file_source_is_retimed(
+        tmp_path: object) -> None:
+    av = pytest.importorskip("av")
+    from pathlib import Path
+
+    from taiinet.media.source import Encoder, file_source, test_pattern
+    from taiinet.media.writer import MediaWriter
+
+    path = str(Path(str(tmp_path)) / "pattern.mkv")
+    encoder = Encoder(160, 120, 10)
+    writer = MediaWriter(path, encoder.tracks)
+    for _, packets in test_pattern(encoder, 2.0):
+        for packet in packets:
+            writer.write(packet)
+    writer.close()
+    with av.open(path) as container:
+        frames = [f for f in container.decode(video=0)]
+    assert len(frames) == 20 and frames[0].width == 160
+    counts = {0: 0, 1: 0}
+    for _, packets in file_source(path, Encoder(160, 120, 5), None):
+        for packet in packets:
+            counts[packet.track] += 1
+    assert 9 <= counts[0] <= 11  # 2 s at 5 fps, whatever the source's rate
+    assert counts[1] >= 90  # 20 ms Opus frames

@@ -119,8 +119,11 @@ def file_source(path: str, encoder: Encoder,
             if duration is not None and t >= duration:
                 break
             if isinstance(frame, av.VideoFrame):
-                yield index / encoder.fps, encoder.video_frame(frame, index)
-                index += 1
+                # Re-timed to the stream's rate: frames between two ticks are dropped.
+                tick = round(t * encoder.fps)
+                if tick >= index:
+                    index = tick + 1
+                    yield t, encoder.video_frame(frame, tick)
             else:
                 out: list[MediaPacket] = []
                 for resampled in resampler.resample(frame):
