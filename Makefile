@@ -7,7 +7,7 @@ PROTOS := $(wildcard proto/taiinet/v1/*.proto)
 # The browser peer (js/): node_modules comes from the lockfile, reinstalled only when it changes.
 NODE_STAMP := js/node_modules/.installed-stamp
 
-.PHONY: venv test lint js-test proto conformance demo bench clean
+.PHONY: venv test lint js-test browser-test proto conformance demo bench clean
 
 venv: $(STAMP)
 
@@ -34,6 +34,10 @@ lint: $(STAMP)
 
 js-test: $(NODE_STAMP)
 	cd js && npm run --silent typecheck && npm run --silent proto:check && npm test --silent
+
+# The browser peer in headless Chromium (skipped when /usr/bin/chromium is missing, outside CI).
+browser-test: $(STAMP) $(NODE_STAMP)
+	$(BIN)/pytest tests/browser
 
 test: lint js-test
 	$(BIN)/pytest

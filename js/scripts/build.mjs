@@ -14,6 +14,7 @@ export async function buildBundle({ minify = true, outfile = `${ROOT}dist/taiine
     platform: "browser",
     target: "es2022",
     minify,
+    keepNames: true, // error classes name themselves (`this.name = new.target.name`)
     sourcemap: false,
     legalComments: "eof",
     logLevel: "warning",

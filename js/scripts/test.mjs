@@ -21,5 +21,7 @@ await build({
   logLevel: "warning",
 });
 const files = tests.map((name) => `${out}/${name.replace(/\.ts$/, ".mjs")}`);
-const result = spawnSync(process.execPath, ["--test", "--test-reporter=./scripts/reporter.mjs", "--test-reporter-destination=stdout", ...files], { stdio: "inherit", cwd: ROOT });
+// node 20 has WebSocket behind a flag (the signal client's driver uses the platform's WebSocket).
+const flags = typeof WebSocket === "undefined" ? ["--experimental-websocket", "--disable-warning=ExperimentalWarning"] : [];
+const result = spawnSync(process.execPath, [...flags, "--test", "--test-reporter=./scripts/reporter.mjs", "--test-reporter-destination=stdout", ...files], { stdio: "inherit", cwd: ROOT });
 process.exit(result.status ?? 1);

@@ -69,3 +69,21 @@ export class InvalidDocument extends TaiiNetError {}
 export class MalformedValue extends RemoteProtocolError {}
 /** Bytes from a peer are not a well-formed, in-limit `Filter` (a query). */
 export class MalformedFilter extends RemoteProtocolError {}
+
+// --- signalling and links (docs/signal.md) ------------------------------------------------
+/** A signed peer record or session message failed a check (signature, signer, limits, expiry). */
+export class RecordRejected extends RemoteProtocolError {}
+/** A signal message broke docs/signal.md (wrong role, bad id, over a limit). */
+export class MalformedSignalMessage extends RemoteProtocolError {}
+/** An SDP offer or answer from the network failed the checks of docs/protocol.md "WebRTC data channel". */
+export class InvalidSdp extends RemoteProtocolError {}
+/** The API of the signal client or a link was used wrongly (bad peer id, too many offers...). */
+export class SignalUsageError extends LocalProtocolError {}
+/** An offer got a REJECT, a `relay_failed`, no answer in time, or the home was lost meanwhile. */
+export class PeerUnreachable extends TaiiNetError {}
+/** No signaller accepted us in time; the message names the last failure. */
+export class NoSignallerAvailable extends TaiiNetError {}
+/** A link closed or failed; `reason` says why. */
+export class ConnectionClosed extends TaiiNetError {}
+/** A handshake, an open or an answer took longer than its deadline. */
+export class LinkTimeout extends TaiiNetError {}

@@ -28,3 +28,28 @@ export { filterFromBytes, filterToBytes, filterToJson } from "./query/filterCode
 export { Query } from "./query/query.js";
 export { type Document, valueEquals } from "./query/values.js";
 export { documentToValue, valueToDocument, valueToDocumentCounted } from "./query/valueCodec.js";
+export { SeededRandom } from "./random.js";
+export { type LinkFrame, decodeLinkFrame, encodePing, encodePong, encodeSignalFrame } from "./link/frames.js";
+export { type LinkOutput, SecureLinkCore, type SecureLinkOptions } from "./link/secureLink.js";
+export {
+  MAX_RECORD_LIFETIME_MS, type PeerRecord, RECORD_LIFETIME_MS, type SessionDescription, type SessionKind,
+  openPeerRecord, openSession, sealPeerRecord, sealSession,
+} from "./signal/records.js";
+export {
+  DEFAULT_SIGNAL_CLIENT_CONFIG, type IncomingOffer, MAX_CONTACTS, type SignalAction, SignalClientCore,
+  type SignalClientConfig, signalClientConfig,
+} from "./signal/clientCore.js";
+export { AsyncQueue } from "./io/queue.js";
+export { HANDSHAKE_TIMEOUT_MS, type MessageChannel, SecureLink, type SecureChannelOptions } from "./io/secureChannel.js";
+export { WEBSOCKET_SUBPROTOCOL, dialWebSocket } from "./io/websocket.js";
+export { type Registration, SIGNAL_MAX_FRAME_SIZE, SignalClient, type SignalClientOptions } from "./io/signalClient.js";
+export { MAX_SDP_CANDIDATES, MAX_SDP_LINES, MAX_SDP_SIZE, validateSdp } from "./link/sdp.js";
+export { CONNECT_TIMEOUT_MS, DATA_CHANNEL_LABEL, type WebRTCOptions, acceptRawWebRTC, acceptWebRTC, dialRawWebRTC, dialWebRTC } from "./io/webrtc.js";
+export { MalformedOverlayMessage, type OverlayMsg, fromOverlayProto, toOverlayProto } from "./overlay/codec.js";
+export { DEFAULT_HYPARVIEW_CONFIG, HyParView, type HyParViewConfig, type MembershipAction } from "./overlay/hyparview.js";
+export { type BroadcastAction, DEFAULT_PLUMTREE_CONFIG, Plumtree, type PlumtreeConfig } from "./overlay/plumtree.js";
+export {
+  DOCUMENT_DOMAIN, type OpenedDocument, RejectedDocument, type SealedDocument, documentId, openDocument, sealDocument,
+} from "./pubsub/document.js";
+export { DEFAULT_NODE_CORE_CONFIG, type NodeAction, NodeCore, type NodeCoreConfig } from "./node/nodeCore.js";
+export { type ConnectOptions, type Message, NodeClosed, Subscription, TaiiNet } from "./io/taiinet.js";

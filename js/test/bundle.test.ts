@@ -23,7 +23,10 @@ describe("the bundle", () => {
     assert.equal(identity.peerId, vector.peer_id);
     assert.ok(new taiinet.Query({ age: { $gt: 4 } }).matches({ age: 5 }));
     assert.throws(() => taiinet.parsePeerId("nope"), taiinet.InvalidPeerId);
-    for (const name of ["NoiseHandshake", "SecureSession", "FrameDecoder", "openEnvelope", "sealEnvelope", "documentToValue", "valueToDocument", "InvalidQuery"]) {
+    // Minified, error classes keep their names: callers and logs tell them apart by name.
+    assert.equal(new taiinet.PeerUnreachable("x").name, "PeerUnreachable");
+    assert.equal(new taiinet.InvalidPeerId("x").name, "InvalidPeerId");
+    for (const name of ["SignalClient", "SignalClientCore", "SecureLink", "SecureLinkCore", "dialWebSocket", "NoiseHandshake", "SecureSession", "FrameDecoder", "openEnvelope", "sealEnvelope", "documentToValue", "valueToDocument", "InvalidQuery"]) {
       assert.equal(typeof taiinet[name], "function", name);
     }
   });

@@ -1,6 +1,7 @@
 // The browser peer's modules are sans-I/O cores, like the Python ones (tests/test_core_purity.py):
 // no sockets, timers, clocks or ambient randomness; the caller brings bytes, time and keys.
 // (Identity.generate draws a key from crypto.getRandomValues: key material, not a protocol decision.)
+// The drivers live in src/io/ and nowhere else: they own sockets, timers and the clock.
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -17,7 +18,7 @@ const FORBIDDEN = [
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const path = join(dir, name);
-    if (statSync(path).isDirectory()) return name === "gen" ? [] : sources(path);
+    if (statSync(path).isDirectory()) return name === "gen" || name === "io" ? [] : sources(path);
     return path.endsWith(".ts") ? [path] : [];
   });
 }

@@ -1,0 +1,176 @@
+/**
+ * The thin driver of `SecureLinkCore` over a message channel (a WebSocket or
+ * an RTCDataChannel): writes what the core returns, feeds it what arrives,
+ * enforces the handshake deadline, and hands frames to the layer above.
+ */
+
+import { ConnectionClosed, LinkTimeout, RemoteProtocolError } from "../errors.js";
+import { SecureLinkCore } from "../link/secureLink.js";
+import type { Identity } from "../wire/identity.js";
+import type { PeerId } from "../wire/peerId.js";
+import { AsyncQueue } from "./queue.js";
+
+/** Seconds... in ms: all three handshake messages (docs/protocol.md "Deadlines and budgets"). */
+export const HANDSHAKE_TIMEOUT_MS = 5_000;
+/** Once a frame (or Noise message) started arriving, the rest within this many ms (`FrameTimeout`). */
+export const FRAME_TIMEOUT_MS = 10_000;
+/** Frames received but not yet read, at most; a reader that falls further behind loses the link. */
+export const RECEIVE_QUEUE_FRAMES = 1024;
+
+/** What the secure layer needs from a channel. */
+export interface MessageChannel {
+  send(data: Uint8Array): void | Promise<void>;
+  close(): void;
+  /** The driver calls these: `onMessage` per channel message, `onClose` once. */
+  onMessage: ((data: Uint8Array) => void) | null;
+  onClose: ((reason: string) => void) | null;
+}
+
+export interface SecureChannelOptions {
+  readonly initiator: boolean;
+  readonly identity: Identity;
+  readonly expectedPeerId?: PeerId;
+  readonly maxFrameSize?: number;
+  readonly handshakeTimeoutMs?: number;
+}
+
+function randomKey(): Uint8Array {
+  return crypto.getRandomValues(new Uint8Array(32));
+}
+
+/** A Noise-secured link: `send` frames, read them with `for await` (or `onFrame`), `close`. */
+export class SecureLink implements AsyncIterable<Uint8Array> {
+  readonly remotePeerId: PeerId;
+  /** Resolves with the reason once the link is closed. */
+  readonly closed: Promise<string>;
+  readonly #channel: MessageChannel;
+  readonly #core: SecureLinkCore;
+  readonly #frames = new AsyncQueue<Uint8Array>(RECEIVE_QUEUE_FRAMES);
+  #onFrame: ((frame: Uint8Array) => void) | null = null;
+  #closeReason: string | null = null;
+  #frameTimer: ReturnType<typeof setTimeout> | null = null;
+  #resolveClosed!: (reason: string) => void;
+
+  private constructor(channel: MessageChannel, core: SecureLinkCore, remotePeerId: PeerId) {
+    this.#channel = channel;
+    this.#core = core;
+    this.remotePeerId = remotePeerId;
+    this.closed = new Promise((resolve) => { this.#resolveClosed = resolve; });
+  }
+
+  /** Run the handshake on `channel`; the secured link, or a rejection (and the channel closed). */
+  static open(channel: MessageChannel, options: SecureChannelOptions): Promise<SecureLink> {
+    const core = new SecureLinkCore({
+      initiator: options.initiator, identity: options.identity, staticPrivateKey: randomKey(),
+      ephemeralPrivateKey: randomKey(),
+      ...(options.expectedPeerId === undefined ? {} : { expectedPeerId: options.expectedPeerId }),
+      ...(options.maxFrameSize === undefined ? {} : { maxFrameSize: options.maxFrameSize }),
+    });
+    return new Promise((resolve, reject) => {
+      let link: SecureLink | null = null;
+      const fail = (error: Error): void => {
+        clearTimeout(timer);
+        channel.onMessage = channel.onClose = null;
+        channel.close();
+        reject(error);
+      };
+      const timer = setTimeout(() => fail(new LinkTimeout("the Noise handshake took too long")),
+        options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
+      channel.onClose = (reason) => fail(new ConnectionClosed(`the channel closed during the handshake: ${reason}`));
+      channel.onMessage = (data) => {
+        if (link !== null) return link.#receive(data);
+        try {
+          const out = core.receive(data);
+          for (const message of out.send) void channel.send(message);
+          if (!core.established) return;
+          clearTimeout(timer);
+          link = new SecureLink(channel, core, core.remotePeerId as PeerId);
+          channel.onClose = (reason) => { if (link !== null) link.#ended(reason); };
+          resolve(link);
+          for (const frame of out.frames) link.#deliver(frame);
+          link.#watchPartialFrame();
+        } catch (error) {
+          fail(error instanceof Error ? error : new Error(String(error)));
+        }
+      };
+      try {
+        for (const message of core.start()) void channel.send(message);
+      } catch (error) {
+        fail(error instanceof Error ? error : new Error(String(error)));
+      }
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.#closeReason !== null;
+  }
+
+  /** Call `handler` for every frame (instead of iterating); frames already queued go first. */
+  set onFrame(handler: ((frame: Uint8Array) => void) | null) {
+    this.#onFrame = handler;
+    if (handler === null) return;
+    for (const frame of this.#frames.drain()) handler(frame);
+  }
+
+  async send(frame: Uint8Array): Promise<void> {
+    if (this.#closeReason !== null) throw new ConnectionClosed(`the link is closed: ${this.#closeReason}`);
+    for (const message of this.#core.sendFrame(frame)) await this.#channel.send(message);
+  }
+
+  close(reason = "closed"): void {
+    if (this.#closeReason !== null) return;
+    this.#channel.onMessage = null;
+    this.#channel.close();
+    this.#ended(reason);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return this.#frames[Symbol.asyncIterator]();
+  }
+
+  #receive(data: Uint8Array): void {
+    if (this.#closeReason !== null) return;
+    let frames: Uint8Array[];
+    try {
+      frames = this.#core.receive(data).frames;
+    } catch (error) {
+      if (!(error instanceof RemoteProtocolError)) throw error;
+      this.close(`${error.name}: ${error.message}`);
+      return;
+    }
+    for (const frame of frames) this.#deliver(frame);
+    this.#watchPartialFrame();
+  }
+
+  /** The frame deadline (docs/protocol.md "Deadlines and budgets"): armed while a frame is incomplete. */
+  #watchPartialFrame(): void {
+    if (!this.#core.hasPartialFrame) {
+      if (this.#frameTimer !== null) clearTimeout(this.#frameTimer);
+      this.#frameTimer = null;
+    } else if (this.#frameTimer === null && this.#closeReason === null) {
+      this.#frameTimer = setTimeout(() => this.close("FrameTimeout: a frame did not complete in time"), FRAME_TIMEOUT_MS);
+    }
+  }
+
+  #deliver(frame: Uint8Array): void {
+    if (this.#onFrame !== null) {
+      this.#onFrame(frame);
+    } else if (!this.#frames.push(frame)) {
+      this.close("the reader fell behind: receive queue full");
+    }
+  }
+
+  #ended(reason: string): void {
+    if (this.#closeReason !== null) return;
+    let why = reason;
+    try {
+      this.#core.endOfStream();
+    } catch (error) {
+      if (error instanceof Error) why = `${reason} (${error.message})`;
+    }
+    this.#closeReason = why;
+    if (this.#frameTimer !== null) clearTimeout(this.#frameTimer);
+    this.#frames.end();
+    this.#resolveClosed(why);
+  }
+}

@@ -1,0 +1,306 @@
+/**
+ * The application API of the browser peer:
+ *
+ *     const net = await TaiiNet.connect({ signallers: ["ws://..."], iceServers: [] });
+ *     const sub = net.subscribe({ key: "value", age: { $gt: 4 } });
+ *     sub.on("data", (msg) => console.log(msg.data, msg.publisher, msg.id));
+ *     for await (const msg of sub) { ... }
+ *     await sub.send({ key: "value", age: 5 });
+ *     sub.close(); await net.close();
+ *
+ * The driver of `NodeCore`: links (RTCDataChannel + Noise, opened through the
+ * signal client) by peer id, the clock and one timer.
+ */
+
+import { NoSignallerAvailable, TaiiNetError } from "../errors.js";
+import { NodeCore, type NodeAction } from "../node/nodeCore.js";
+import type { OpenedDocument } from "../pubsub/document.js";
+import { Query } from "../query/query.js";
+import type { Document } from "../query/values.js";
+import { SeededRandom } from "../random.js";
+import { toHex } from "../bytes.js";
+import { Identity } from "../wire/identity.js";
+import type { PeerId } from "../wire/peerId.js";
+import { AsyncQueue } from "./queue.js";
+import type { SecureLink } from "./secureChannel.js";
+import { SignalClient } from "./signalClient.js";
+import { type WebRTCOptions, acceptWebRTC, dialWebRTC } from "./webrtc.js";
+
+/** Frames queued for a peer while its link is being opened, at most. */
+export const DIAL_QUEUE_FRAMES = 256;
+/** Messages a subscription holds for a reader that does not keep up; older ones are dropped. */
+export const SUBSCRIPTION_QUEUE = 1024;
+/** Links (open or being opened) a peer holds at most; offers beyond are refused. */
+export const MAX_LINKS = 64;
+/** How long `connect` waits for a signaller to accept us, by default (ms). */
+export const REGISTER_TIMEOUT_MS = 30_000;
+/** Contacts asked for when joining. */
+export const JOIN_CONTACTS = 8;
+/** A link frame between peers is at most 61,440 + 1,024 bytes (docs/overlay.md). */
+export const OVERLAY_MAX_FRAME_SIZE = 62_464;
+
+export interface ConnectOptions {
+  readonly signallers: readonly string[];
+  /** STUN/TURN servers (none by default: links to peers on the same host need none). */
+  readonly iceServers?: RTCIceServer[];
+  readonly iceTransportPolicy?: RTCIceTransportPolicy;
+  readonly identity?: Identity;
+  /** How long to wait for a signaller to accept us before giving up (`NoSignallerAvailable`). */
+  readonly registerTimeoutMs?: number;
+}
+
+/** A document delivered to a subscription. */
+export interface Message {
+  readonly data: Document;
+  readonly publisher: PeerId;
+  /** The message id (SHA-256 of the signed envelope), hex. */
+  readonly id: string;
+  readonly publishedUnixMs: number;
+  /** The neighbour it came from (null: published by this peer). */
+  readonly via: PeerId | null;
+}
+
+export class NodeClosed extends TaiiNetError {}
+
+function randomSeed(): bigint {
+  const words = crypto.getRandomValues(new Uint32Array(2));
+  return (BigInt(words[0] as number) << 32n) | BigInt(words[1] as number);
+}
+
+export class Subscription implements AsyncIterable<Message> {
+  readonly query: Query;
+  readonly #net: TaiiNet;
+  readonly #id: number;
+  readonly #queue = new AsyncQueue<Message>(SUBSCRIPTION_QUEUE);
+  readonly #handlers: ((message: Message) => void)[] = [];
+  #closed = false;
+
+  /** @internal */
+  constructor(net: TaiiNet, id: number, query: Query) {
+    this.#net = net;
+    this.#id = id;
+    this.query = query;
+  }
+
+  on(event: "data", handler: (message: Message) => void): this {
+    if (event !== "data") throw new TypeError(`unknown event ${String(event)}`);
+    this.#handlers.push(handler);
+    return this;
+  }
+
+  /** Publish `document` (to every subscriber whose query matches it, this one included if it does). */
+  async send(document: Document): Promise<string> {
+    return this.#net.publish(document);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#net.unsubscribe(this.#id);
+    this.#queue.end();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Message> {
+    return this.#queue[Symbol.asyncIterator]();
+  }
+
+  /** @internal */
+  deliver(message: Message): void {
+    if (this.#closed) return;
+    for (const handler of this.#handlers) handler(message);
+    if (this.#handlers.length === 0 && !this.#queue.push(message)) {
+      void this.#queue.next(); // full: the oldest goes, the newest stays
+      this.#queue.push(message);
+    }
+  }
+}
+
+export class TaiiNet {
+  readonly identity: Identity;
+  readonly signal: SignalClient;
+  readonly core: NodeCore;
+  readonly #webrtc: WebRTCOptions;
+  /** Open links by peer (two when both sides dialed at once: frames are read from both, sent on the newest). */
+  readonly #links = new Map<PeerId, SecureLink[]>();
+  readonly #random = new SeededRandom(randomSeed());
+  readonly #dialing = new Map<PeerId, Uint8Array[]>();
+  readonly #subscriptions = new Map<number, Subscription>();
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #closed = false;
+  #accepting = 0;
+  /** Called with the neighbours whenever they change. */
+  onNeighbors: ((peers: readonly PeerId[]) => void) | null = null;
+
+  private constructor(options: ConnectOptions) {
+    this.identity = options.identity ?? Identity.generate();
+    this.signal = SignalClient.connect(options.signallers, { identity: this.identity });
+    this.core = new NodeCore(this.identity, this.#random);
+    this.#webrtc = {
+      iceServers: options.iceServers ?? [], maxFrameSize: OVERLAY_MAX_FRAME_SIZE,
+      ...(options.iceTransportPolicy === undefined ? {} : { iceTransportPolicy: options.iceTransportPolicy }),
+    };
+  }
+
+  /** Join the mesh: register with a signaller, take a contact, join the overlay through it. */
+  static async connect(options: ConnectOptions): Promise<TaiiNet> {
+    const net = new TaiiNet(options);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new NoSignallerAvailable(
+        `no signaller accepted us within ${options.registerTimeoutMs ?? REGISTER_TIMEOUT_MS} ms (last: ${net.signal.core.lastFailure || "none"})`)),
+      options.registerTimeoutMs ?? REGISTER_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([net.signal.registered(), timeout]);
+    } catch (error) {
+      await net.close();
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+    void net.#acceptOffers();
+    const contacts = await net.signal.contacts(JOIN_CONTACTS).catch(() => []);
+    const contact = contacts.length === 0 ? null : (contacts[net.#random.below(contacts.length)]?.peerId ?? null);
+    net.#run(net.core.start(contact, Date.now()));
+    return net;
+  }
+
+  get peerId(): PeerId {
+    return this.identity.peerId;
+  }
+
+  get neighbors(): PeerId[] {
+    return this.core.neighbors;
+  }
+
+  /** Subscribe to the documents matching `query` (`InvalidQuery`, naming the path at fault, if it is not valid). */
+  subscribe(query: unknown): Subscription {
+    if (this.#closed) throw new NodeClosed("the node is closed");
+    const parsed = new Query(query);
+    const id = this.core.subscribe(parsed);
+    const subscription = new Subscription(this, id, parsed);
+    this.#subscriptions.set(id, subscription);
+    return subscription;
+  }
+
+  /** Sign and publish `document`; its message id (hex). */
+  async publish(document: Document): Promise<string> {
+    if (this.#closed) throw new NodeClosed("the node is closed");
+    const [id, actions] = this.core.publish(document, Date.now());
+    this.#run(actions);
+    return id;
+  }
+
+  /** @internal */
+  unsubscribe(id: number): void {
+    this.core.unsubscribe(id);
+    this.#subscriptions.delete(id);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#run(this.core.leave(Date.now()));
+    this.#closed = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    for (const subscription of [...this.#subscriptions.values()]) subscription.close();
+    for (const links of this.#links.values()) for (const link of links) link.close("leaving");
+    this.#links.clear();
+    await this.signal.close();
+  }
+
+  // -- the action loop --------------------------------------------------------------------
+
+  #run(actions: readonly NodeAction[]): void {
+    for (const action of actions) this.#apply(action);
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    const at = this.core.timer;
+    if (at !== null && !this.#closed) {
+      this.#timer = setTimeout(() => {
+        this.#timer = null;
+        this.#run(this.core.tick(Date.now()));
+      }, Math.max(0, at - Date.now()));
+    }
+  }
+
+  #apply(action: NodeAction): void {
+    switch (action.type) {
+      case "send": return this.#send(action.peer, action.frame);
+      case "close": {
+        const links = this.#links.get(action.peer) ?? [];
+        this.#links.delete(action.peer);
+        this.#dialing.delete(action.peer);
+        for (const link of links) link.close(action.failed ? "failed" : "left the active view");
+        return;
+      }
+      case "deliver": {
+        const opened: OpenedDocument = action.document;
+        this.#subscriptions.get(action.subscription)?.deliver({
+          data: opened.document, publisher: opened.publisher, id: toHex(opened.messageId), publishedUnixMs: opened.publishedUnixMs, via: action.via,
+        });
+        return;
+      }
+      case "neighbors":
+        this.onNeighbors?.(action.peers);
+        return;
+    }
+  }
+
+  #send(peer: PeerId, frame: Uint8Array): void {
+    if (this.#closed) return;
+    const link = this.#links.get(peer)?.at(-1);
+    if (link !== undefined) {
+      link.send(frame).catch(() => undefined);
+      return;
+    }
+    const queued = this.#dialing.get(peer);
+    if (queued !== undefined) {
+      if (queued.length < DIAL_QUEUE_FRAMES) queued.push(frame);
+      return;
+    }
+    this.#dialing.set(peer, [frame]);
+    dialWebRTC(this.signal, this.identity, peer, this.#webrtc).then((opened) => this.#adopt(opened), () => {
+      if (this.#dialing.delete(peer)) this.#run(this.core.linkDown(peer, Date.now()));
+    });
+  }
+
+  async #acceptOffers(): Promise<void> {
+    for await (const offer of this.signal.offers) {
+      if (this.#closed) return;
+      if (this.#links.size + this.#dialing.size + this.#accepting >= MAX_LINKS) {
+        this.signal.reject(offer, "busy: too many links");
+        continue;
+      }
+      this.#accepting++;
+      acceptWebRTC(this.signal, this.identity, offer, this.#webrtc).then((link) => this.#adopt(link), () => undefined)
+        .finally(() => { this.#accepting--; });
+    }
+  }
+
+  /** A new secured link to a peer: frames are sent on it from now on; queued frames go first. */
+  #adopt(link: SecureLink): void {
+    const peer = link.remotePeerId;
+    if (this.#closed) {
+      link.close("closed");
+      return;
+    }
+    const links = this.#links.get(peer) ?? [];
+    links.push(link);
+    this.#links.set(peer, links);
+    const queued = this.#dialing.get(peer) ?? [];
+    this.#dialing.delete(peer);
+    link.onFrame = (frame) => this.#run(this.core.receive(peer, frame, Date.now()));
+    void link.closed.then(() => {
+      const current = this.#links.get(peer);
+      if (current === undefined || !current.includes(link)) return;
+      const rest = current.filter((other) => other !== link);
+      if (rest.length > 0) {
+        this.#links.set(peer, rest);
+        return;
+      }
+      this.#links.delete(peer);
+      this.#run(this.core.linkDown(peer, Date.now()));
+    });
+    for (const frame of queued) link.send(frame).catch(() => undefined);
+  }
+}

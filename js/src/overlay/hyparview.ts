@@ -1,0 +1,303 @@
+/**
+ * HyParView membership for the browser peer (docs/overlay.md, "Membership").
+ *
+ * Theory of operation.  An active view of at most `activeSize` neighbours
+ * (the links) and a passive view of known peers.  A node joins through a
+ * contact (`Join`); the contact walks `ForwardJoin` through its neighbours,
+ * and the walk's end asks the newcomer to be its neighbour (`Neighbor(high)`).
+ * A neighbour that leaves, fails or goes silent (probed with a link `Ping` after
+ * a quiet keep-alive interval, failed `probeTimeout` after an unanswered
+ * probe) is replaced by a passive peer.  Shuffles exchange samples of the
+ * views.  Pure: inputs take `now` (ms); outputs are actions; a `SeededRandom`
+ * makes every choice.
+ *
+ * Departures from docs/overlay.md (the reference's defences a browser peer
+ * does not need yet, all local choices that peers cannot observe as protocol
+ * errors): no eviction budget, no per-identity join limit, no per-address
+ * caps (WebRTC links have no address), no protection of long-lived
+ * neighbours (a full view evicts a random neighbour, as the paper).  Kept:
+ * walks only from neighbours (and for `walkGraceMs` after), TTLs capped at
+ * ARWL, shuffle replies only to our last shuffle and truncated, at most
+ * `passivePerSource` passive entries heard from one neighbour, unanswered
+ * `Neighbor` requests failed after `probeTimeout`.
+ */
+
+import type { SeededRandom } from "../random.js";
+import type { PeerId } from "../wire/peerId.js";
+import type { OverlayMsg } from "./codec.js";
+
+export interface HyParViewConfig {
+  readonly activeSize: number;
+  readonly passiveSize: number;
+  /** Active and passive random walk lengths. */
+  readonly arwl: number;
+  readonly prwl: number;
+  /** Active and passive peers sent in a shuffle. */
+  readonly shuffleActive: number;
+  readonly shufflePassive: number;
+  readonly shuffleIntervalMs: number;
+  readonly keepaliveIntervalMs: number;
+  readonly probeTimeoutMs: number;
+  readonly walkGraceMs: number;
+  readonly passivePerSource: number;
+}
+
+export const DEFAULT_HYPARVIEW_CONFIG: HyParViewConfig = Object.freeze({
+  activeSize: 5, passiveSize: 30, arwl: 6, prwl: 3, shuffleActive: 3, shufflePassive: 4,
+  shuffleIntervalMs: 10_000, keepaliveIntervalMs: 2_000, probeTimeoutMs: 4_000, walkGraceMs: 2_000, passivePerSource: 8,
+});
+
+export type MembershipAction =
+  | { readonly type: "send"; readonly peer: PeerId; readonly message: OverlayMsg }
+  /** Close the link to `peer` (after what is queued, unless `failed`). */
+  | { readonly type: "close"; readonly peer: PeerId; readonly failed: boolean }
+  /** Send a link-level `Ping` to `peer`. */
+  | { readonly type: "probe"; readonly peer: PeerId }
+  | { readonly type: "neighborUp"; readonly peer: PeerId }
+  | { readonly type: "neighborDown"; readonly peer: PeerId };
+
+interface Neighbour { heardAt: number; probedAt: number | null }
+
+export class HyParView {
+  readonly self: PeerId;
+  readonly config: HyParViewConfig;
+  readonly active = new Map<PeerId, Neighbour>();
+  /** Passive peers, each with the neighbour it was heard from ("" when trusted). */
+  readonly passive = new Map<PeerId, PeerId | "">();
+  readonly #requests = new Map<PeerId, number>(); // peer -> when asked
+  readonly #leftAt = new Map<PeerId, number>();
+  readonly #random: SeededRandom;
+  #lastShuffle: PeerId[] | null = null;
+  #nextShuffle: number | null = null;
+  #nextKeepalive: number | null = null;
+
+  constructor(self: PeerId, random: SeededRandom, config: HyParViewConfig = DEFAULT_HYPARVIEW_CONFIG) {
+    this.self = self;
+    this.config = config;
+    this.#random = random;
+  }
+
+  get timer(): number | null {
+    const times = [this.#nextShuffle, this.#nextKeepalive].filter((t): t is number => t !== null);
+    return times.length === 0 ? null : Math.min(...times);
+  }
+
+  /** Start the timers; join through `contact` if there is one (else wait to be joined). */
+  start(contact: PeerId | null, now: number): MembershipAction[] {
+    this.#nextShuffle = now + this.config.shuffleIntervalMs;
+    this.#nextKeepalive = now + this.config.keepaliveIntervalMs;
+    if (contact === null || contact === this.self) return [];
+    return [...this.#addActive(contact, now), { type: "send", peer: contact, message: { type: "join" } }];
+  }
+
+  /** Any frame from `peer` (of any layer): a sign of life. */
+  heardFrom(peer: PeerId, now: number): void {
+    const neighbour = this.active.get(peer);
+    if (neighbour !== undefined) {
+      neighbour.heardAt = now;
+      neighbour.probedAt = null;
+    }
+  }
+
+  receive(from: PeerId, message: OverlayMsg, now: number): MembershipAction[] {
+    switch (message.type) {
+      case "join": return this.#onJoin(from, now);
+      case "forwardJoin": return this.#walkAllowed(from, now) ? this.#onForwardJoin(from, message.peer, Math.min(message.ttl, this.config.arwl), now) : [];
+      case "neighbor": return this.#onNeighbor(from, message.high, now);
+      case "neighborReply": return this.#onNeighborReply(from, message.accepted, now);
+      case "disconnect": {
+        if (!this.active.has(from)) return [];
+        const actions = this.#removeActive(from, now, true);
+        return [...actions, { type: "close", peer: from, failed: false }, ...this.#refill(now)];
+      }
+      case "shuffle": return this.#walkAllowed(from, now) ? this.#onShuffle(from, message.origin, Math.min(message.ttl, this.config.arwl), message.peers) : [];
+      case "shuffleReply": return this.#onShuffleReply(from, message.peers);
+      default: return [];
+    }
+  }
+
+  /** The link to `peer` failed or closed. */
+  linkDown(peer: PeerId, now: number): MembershipAction[] {
+    if (this.#requests.delete(peer)) {
+      this.passive.delete(peer);
+      return this.#refill(now);
+    }
+    if (!this.active.has(peer)) return [];
+    return [...this.#removeActive(peer, now, false), ...this.#refill(now)];
+  }
+
+  tick(now: number): MembershipAction[] {
+    const actions: MembershipAction[] = [];
+    if (this.#nextKeepalive !== null && this.#nextKeepalive <= now) {
+      this.#nextKeepalive = now + this.config.keepaliveIntervalMs;
+      actions.push(...this.#keepalive(now));
+    }
+    if (this.#nextShuffle !== null && this.#nextShuffle <= now) {
+      this.#nextShuffle = now + this.config.shuffleIntervalMs;
+      actions.push(...this.#shuffle());
+    }
+    return actions;
+  }
+
+  /** Leave: tell every neighbour. */
+  leave(): MembershipAction[] {
+    const actions: MembershipAction[] = [];
+    for (const peer of this.active.keys()) {
+      actions.push({ type: "send", peer, message: { type: "disconnect" } }, { type: "close", peer, failed: false });
+    }
+    this.active.clear();
+    this.#nextKeepalive = this.#nextShuffle = null;
+    return actions;
+  }
+
+  // -- internals ----------------------------------------------------------------------------
+
+  #walkAllowed(from: PeerId, now: number): boolean {
+    if (this.active.has(from)) return true;
+    const left = this.#leftAt.get(from);
+    return left !== undefined && now - left < this.config.walkGraceMs;
+  }
+
+  #pick<T>(items: Iterable<T>, except: readonly T[] = []): T | null {
+    const pool = [...items].filter((item) => !except.includes(item));
+    return pool.length === 0 ? null : (pool[this.#random.below(pool.length)] as T);
+  }
+
+  #addActive(peer: PeerId, now: number): MembershipAction[] {
+    if (peer === this.self || this.active.has(peer)) return [];
+    const actions: MembershipAction[] = [];
+    if (this.active.size >= this.config.activeSize) {
+      const victim = this.#pick(this.active.keys()) as PeerId;
+      actions.push({ type: "send", peer: victim, message: { type: "disconnect" } }, ...this.#removeActive(victim, now, true),
+        { type: "close", peer: victim, failed: false });
+    }
+    this.passive.delete(peer);
+    this.#requests.delete(peer);
+    this.active.set(peer, { heardAt: now, probedAt: null });
+    actions.push({ type: "neighborUp", peer });
+    return actions;
+  }
+
+  #removeActive(peer: PeerId, now: number, keepPassive: boolean): MembershipAction[] {
+    this.active.delete(peer);
+    this.#leftAt.set(peer, now);
+    if (this.#leftAt.size > 256) this.#leftAt.delete(this.#leftAt.keys().next().value as PeerId);
+    if (keepPassive) this.#addPassive(peer, "");
+    return [{ type: "neighborDown", peer }];
+  }
+
+  #addPassive(peer: PeerId, source: PeerId | ""): void {
+    if (peer === this.self || this.active.has(peer) || this.passive.has(peer)) return;
+    if (source !== "") {
+      const fromSource = [...this.passive].filter(([, s]) => s === source).map(([p]) => p);
+      if (fromSource.length >= this.config.passivePerSource) this.passive.delete(this.#pick(fromSource) as PeerId);
+    }
+    if (this.passive.size >= this.config.passiveSize) {
+      const heard = [...this.passive].filter(([, s]) => s !== "").map(([p]) => p);
+      this.passive.delete(this.#pick(heard.length > 0 ? heard : this.passive.keys()) as PeerId);
+    }
+    this.passive.set(peer, source);
+  }
+
+  #onJoin(from: PeerId, now: number): MembershipAction[] {
+    const actions = this.#addActive(from, now);
+    for (const peer of this.active.keys()) {
+      if (peer !== from) actions.push({ type: "send", peer, message: { type: "forwardJoin", peer: from, ttl: this.config.arwl } });
+    }
+    return actions;
+  }
+
+  #onForwardJoin(from: PeerId, newcomer: PeerId, ttl: number, now: number): MembershipAction[] {
+    if (newcomer === this.self) return [];
+    if (ttl === 0 || this.active.size <= 1) {
+      if (this.active.has(newcomer)) return [];
+      return [...this.#addActive(newcomer, now), { type: "send", peer: newcomer, message: { type: "neighbor", high: true } }];
+    }
+    if (ttl === this.config.prwl) this.#addPassive(newcomer, from);
+    const next = this.#pick(this.active.keys(), [from, newcomer]);
+    if (next === null) return [];
+    return [{ type: "send", peer: next, message: { type: "forwardJoin", peer: newcomer, ttl: ttl - 1 } }];
+  }
+
+  #onNeighbor(from: PeerId, high: boolean, now: number): MembershipAction[] {
+    if (this.active.has(from) || this.active.size < this.config.activeSize || high) {
+      const actions = this.#addActive(from, now);
+      return [...actions, { type: "send", peer: from, message: { type: "neighborReply", accepted: true } }];
+    }
+    const actions: MembershipAction[] = [{ type: "send", peer: from, message: { type: "neighborReply", accepted: false } }];
+    if (!this.#requests.has(from)) actions.push({ type: "close", peer: from, failed: false });
+    return actions;
+  }
+
+  #onNeighborReply(from: PeerId, accepted: boolean, now: number): MembershipAction[] {
+    if (!this.#requests.delete(from)) return [];
+    if (accepted) return this.#addActive(from, now);
+    this.#addPassive(from, "");
+    return [{ type: "close", peer: from, failed: false }, ...this.#refill(now)];
+  }
+
+  #refill(now: number): MembershipAction[] {
+    const actions: MembershipAction[] = [];
+    while (this.active.size + this.#requests.size < this.config.activeSize) {
+      const peer = this.#pick([...this.passive.keys()].filter((p) => !this.#requests.has(p)));
+      if (peer === null) break;
+      const high = this.active.size === 0 && this.#requests.size === 0;
+      this.#requests.set(peer, now);
+      actions.push({ type: "send", peer, message: { type: "neighbor", high } });
+    }
+    return actions;
+  }
+
+  #keepalive(now: number): MembershipAction[] {
+    const actions: MembershipAction[] = [];
+    for (const [peer, neighbour] of [...this.active]) {
+      if (neighbour.probedAt !== null && now - neighbour.probedAt >= this.config.probeTimeoutMs) {
+        actions.push(...this.#removeActive(peer, now, false), { type: "close", peer, failed: true });
+      } else if (neighbour.probedAt === null && now - neighbour.heardAt >= this.config.keepaliveIntervalMs) {
+        neighbour.probedAt = now;
+        actions.push({ type: "probe", peer });
+      }
+    }
+    for (const [peer, askedAt] of [...this.#requests]) {
+      if (now - askedAt >= this.config.probeTimeoutMs) {
+        this.#requests.delete(peer);
+        this.passive.delete(peer);
+        actions.push({ type: "close", peer, failed: true });
+      }
+    }
+    return [...actions, ...this.#refill(now)];
+  }
+
+  #sample(items: Iterable<PeerId>, count: number): PeerId[] {
+    return this.#random.shuffled([...items]).slice(0, count);
+  }
+
+  #shuffle(): MembershipAction[] {
+    const target = this.#pick(this.active.keys());
+    if (target === null) return [];
+    const peers = [...this.#sample([...this.active.keys()].filter((p) => p !== target), this.config.shuffleActive),
+      ...this.#sample(this.passive.keys(), this.config.shufflePassive)];
+    this.#lastShuffle = peers;
+    return [{ type: "send", peer: target, message: { type: "shuffle", origin: this.self, ttl: this.config.arwl, peers } }];
+  }
+
+  #onShuffle(from: PeerId, origin: PeerId, ttl: number, received: readonly PeerId[]): MembershipAction[] {
+    const peers = received.slice(0, this.config.shuffleActive + this.config.shufflePassive);
+    if (ttl - 1 > 0 && this.active.size > 1) {
+      const next = this.#pick(this.active.keys(), [from, origin]);
+      if (next !== null) return [{ type: "send", peer: next, message: { type: "shuffle", origin, ttl: ttl - 1, peers } }];
+    }
+    if (origin === this.self) return [];
+    const reply = this.#sample(this.passive.keys(), peers.length + 1);
+    for (const peer of [origin, ...peers]) this.#addPassive(peer, from);
+    return [{ type: "send", peer: origin, message: { type: "shuffleReply", peers: reply } }];
+  }
+
+  #onShuffleReply(from: PeerId, peers: readonly PeerId[]): MembershipAction[] {
+    if (this.#lastShuffle === null) return [];
+    const keep = peers.slice(0, this.#lastShuffle.length + 1);
+    this.#lastShuffle = null;
+    for (const peer of keep) this.#addPassive(peer, from);
+    return [];
+  }
+}

@@ -1,0 +1,317 @@
+// The overlay codec against the bytes docs/overlay.md gives, the HyParView and Plumtree
+// cores alone, and many NodeCores joined in memory (seeded, no I/O, time as a number).
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+
+import { create, toBinary } from "@bufbuild/protobuf";
+import fc from "fast-check";
+
+import { concatBytes, toHex, utf8 } from "../src/bytes.js";
+import { FrameSchema } from "../src/gen/taiinet/v1/frame_pb.js";
+import { OverlayMessageSchema } from "../src/gen/taiinet/v1/overlay_pb.js";
+import { decodeLinkFrame, encodeOverlayFrame } from "../src/link/frames.js";
+import { type NodeAction, NodeCore } from "../src/node/nodeCore.js";
+import { MalformedOverlayMessage, type OverlayMsg, fromOverlayProto, toOverlayProto } from "../src/overlay/codec.js";
+import { HyParView, type MembershipAction } from "../src/overlay/hyparview.js";
+import { type BroadcastAction, Plumtree } from "../src/overlay/plumtree.js";
+import { sealDocument } from "../src/pubsub/document.js";
+import { Query } from "../src/query/query.js";
+import { SeededRandom } from "../src/random.js";
+import { Identity } from "../src/wire/identity.js";
+import type { PeerId } from "../src/wire/peerId.js";
+
+const ids = Array.from({ length: 40 }, (_, i) => Identity.fromSeed(new Uint8Array(32).fill(i + 1)));
+const P = ids.map((identity) => identity.peerId);
+const peer = (i: number): PeerId => P[i] as PeerId;
+
+function frameOf(message: OverlayMsg): string {
+  return toHex(encodeOverlayFrame(toOverlayProto(message)));
+}
+
+function decode(bytes: Uint8Array): OverlayMsg {
+  const [frame] = decodeLinkFrame(bytes);
+  assert.equal(frame?.kind, "overlay");
+  return fromOverlayProto((frame as { message: Parameters<typeof fromOverlayProto>[0] }).message);
+}
+
+describe("overlay codec", () => {
+  it("encodes the examples of docs/overlay.md", () => {
+    assert.equal(frameOf({ type: "join" }), "52020a00");
+    assert.equal(frameOf({ type: "prune", origin: "" }), "52026a00");
+    assert.equal(frameOf({ type: "neighbor", high: false }), "52021a00");
+    const origin = peer(0);
+    assert.equal(frameOf({ type: "graft", id: new Uint8Array(0), origin }), `523862361234${toHex(utf8(origin))}`);
+  });
+
+  it("round-trips every message", () => {
+    const messages: OverlayMsg[] = [
+      { type: "join" }, { type: "forwardJoin", peer: peer(1), ttl: 6 }, { type: "neighbor", high: true },
+      { type: "neighborReply", accepted: true }, { type: "disconnect" },
+      { type: "shuffle", origin: peer(2), ttl: 3, peers: [peer(3), peer(4)] }, { type: "shuffleReply", peers: [peer(5)] },
+      { type: "gossip", id: new Uint8Array(32).fill(7), hops: 2, payload: utf8("x"), origin: peer(6), entry: 0n },
+      { type: "ihave", id: new Uint8Array(32).fill(8), hops: 1 }, { type: "graft", id: new Uint8Array(32), origin: "" },
+    ];
+    for (const message of messages) {
+      assert.deepEqual(decode(encodeOverlayFrame(toOverlayProto(message))), message);
+    }
+  });
+
+  it("refuses what breaks a limit", () => {
+    const raw = (body: object): Uint8Array => toBinary(FrameSchema, create(FrameSchema, {
+      body: { case: "overlay", value: create(OverlayMessageSchema, body) },
+    }));
+    const bad = [
+      { body: { case: "forwardJoin", value: { peerId: "12D3KooWnope", ttl: 1 } } },
+      { body: { case: "shuffleReply", value: { peers: Array(65).fill(peer(1)) } } },
+      { body: { case: "ihave", value: { messageId: new Uint8Array(65), hops: 1 } } },
+      { body: { case: "gossip", value: { messageId: new Uint8Array(0), hops: 1 } } },
+      { body: { case: "gossip", value: { messageId: new Uint8Array(1), hops: 1, payload: new Uint8Array(61_441) } } },
+      { body: { case: "forwardJoin", value: { peerId: peer(1), ttl: 256 } } },
+      {},
+    ];
+    for (const body of bad) assert.throws(() => decode(raw(body)), MalformedOverlayMessage, JSON.stringify(body).slice(0, 80));
+    assert.throws(() => decodeLinkFrame(concatBytes(Uint8Array.of(0x52, 0x02, 0x0a))), /Frame/);
+  });
+});
+
+function sends(actions: readonly MembershipAction[]): [PeerId, string][] {
+  return actions.flatMap((a) => (a.type === "send" ? [[a.peer, a.message.type] as [PeerId, string]] : []));
+}
+
+describe("HyParView core", () => {
+  const T0 = 1_000;
+
+  it("joins through a contact, which walks the newcomer to its other neighbours", () => {
+    const joiner = new HyParView(peer(0), new SeededRandom(1));
+    assert.deepEqual(sends(joiner.start(peer(1), T0)), [[peer(1), "join"]]);
+    assert.deepEqual([...joiner.active.keys()], [peer(1)]);
+    const contact = new HyParView(peer(1), new SeededRandom(2));
+    contact.start(null, T0);
+    contact.receive(peer(2), { type: "neighbor", high: true }, T0);
+    contact.receive(peer(3), { type: "neighbor", high: true }, T0);
+    assert.deepEqual(sends(contact.receive(peer(0), { type: "join" }, T0)).sort(),
+      [[peer(2), "forwardJoin"], [peer(3), "forwardJoin"]].sort());
+  });
+
+  it("the walk's end admits the newcomer; a walk from a stranger is dropped", () => {
+    const node = new HyParView(peer(0), new SeededRandom(1));
+    node.start(null, T0);
+    assert.deepEqual(node.receive(peer(9), { type: "forwardJoin", peer: peer(5), ttl: 0 }, T0), []);
+    node.receive(peer(1), { type: "neighbor", high: true }, T0);
+    const actions = node.receive(peer(1), { type: "forwardJoin", peer: peer(5), ttl: 0 }, T0);
+    assert.deepEqual(sends(actions), [[peer(5), "neighbor"]]);
+    assert.ok(node.active.has(peer(5)));
+  });
+
+  it("probes a quiet neighbour and fails it when the probe goes unanswered; refills from the passive view", () => {
+    const node = new HyParView(peer(0), new SeededRandom(1));
+    node.start(null, T0);
+    node.receive(peer(1), { type: "neighbor", high: true }, T0);
+    node.receive(peer(2), { type: "neighbor", high: true }, T0);
+    node.receive(peer(2), { type: "disconnect" }, T0); // peer 2 goes to the passive view
+    assert.ok(node.passive.has(peer(2)));
+    const probe = node.tick(T0 + 2_000);
+    assert.ok(probe.some((a) => a.type === "probe" && a.peer === peer(1)));
+    node.heardFrom(peer(1), T0 + 2_500); // answered: no failure
+    assert.ok(!node.tick(T0 + 6_500).some((a) => a.type === "close" && a.peer === peer(1)));
+    node.tick(T0 + 8_600); // probed again, never answered
+    const failed = node.tick(T0 + 12_700);
+    assert.ok(failed.some((a) => a.type === "close" && a.peer === peer(1) && a.failed));
+    assert.ok(!node.active.has(peer(1)));
+  });
+
+  it("reads only the first reply to its own shuffle, truncated", () => {
+    const node = new HyParView(peer(0), new SeededRandom(1));
+    node.start(null, T0);
+    assert.deepEqual(node.receive(peer(1), { type: "shuffleReply", peers: [peer(7)] }, T0), []);
+    assert.ok(!node.passive.has(peer(7)), "an unsolicited reply is ignored");
+    node.receive(peer(1), { type: "neighbor", high: true }, T0);
+    const shuffle = node.tick(T0 + 10_000).find((a) => a.type === "send" && a.message.type === "shuffle");
+    assert.ok(shuffle);
+    const sent = (shuffle as unknown as { message: { peers: PeerId[] } }).message.peers.length;
+    node.receive(peer(1), { type: "shuffleReply", peers: P.slice(10, 30) }, T0 + 10_100);
+    assert.equal(node.passive.size, Math.min(sent + 1, 8));
+    node.receive(peer(1), { type: "shuffleReply", peers: P.slice(30, 40) }, T0 + 10_200);
+    assert.equal(node.passive.size, Math.min(sent + 1, 8));
+  });
+});
+
+describe("Plumtree core", () => {
+  it("grafts an announced id that does not arrive, from its announcer, after the timeout", () => {
+    const tree = new Plumtree(peer(0), () => true);
+    tree.neighborUp(peer(1), 0);
+    const id = new Uint8Array(32).fill(3);
+    assert.deepEqual(tree.receive(peer(1), { type: "ihave", id, hops: 2 }, 0), []);
+    assert.equal(tree.timer, 400);
+    const [graft] = tree.tick(400);
+    assert.deepEqual(graft, { type: "send", peer: peer(1), message: { type: "graft", id, origin: "" } });
+  });
+
+  it("prunes an eager neighbour that sends a duplicate", () => {
+    const tree = new Plumtree(peer(0), () => true);
+    tree.neighborUp(peer(1), 0);
+    tree.neighborUp(peer(2), 0);
+    const gossip: OverlayMsg = { type: "gossip", id: new Uint8Array(32).fill(1), hops: 1, payload: utf8("p"), origin: peer(5), entry: 0n };
+    const first = tree.receive(peer(1), gossip, 0);
+    assert.ok(first.some((a) => a.type === "deliver"));
+    assert.ok(first.some((a) => a.type === "send" && a.peer === peer(2) && a.message.type === "gossip"));
+    assert.deepEqual(tree.receive(peer(2), gossip, 1), [{ type: "send", peer: peer(2), message: { type: "prune", origin: peer(5) } }]);
+    assert.ok(tree.lazy.has(peer(2)));
+  });
+
+  it("never delivers, forwards or marks seen a payload the layer above refuses; drops its sender after six", () => {
+    const tree = new Plumtree(peer(0), (_, payload) => payload[0] !== 0);
+    tree.neighborUp(peer(1), 0);
+    tree.neighborUp(peer(2), 0);
+    const actions: BroadcastAction[] = [];
+    for (let i = 0; i < 6; i++) {
+      actions.push(...tree.receive(peer(1), { type: "gossip", id: Uint8Array.of(i + 1), hops: 1, payload: Uint8Array.of(0), origin: "", entry: 0n }, i));
+    }
+    assert.deepEqual(actions, [{ type: "drop", peer: peer(1), reason: "6 bad documents" }]);
+    // The same id with a good payload is still new.
+    const good = tree.receive(peer(2), { type: "gossip", id: Uint8Array.of(1), hops: 1, payload: Uint8Array.of(1), origin: "", entry: 0n }, 7);
+    assert.ok(good.some((a) => a.type === "deliver"));
+  });
+});
+
+/** NodeCores joined in memory: frames are delivered in order, closes reach both ends. */
+class Mesh {
+  readonly nodes: NodeCore[];
+  readonly delivered: Map<number, string[]> = new Map();
+  readonly #queue: [number, number, Uint8Array][] = [];
+  now = 0;
+
+  constructor(count: number, seed: number) {
+    this.nodes = ids.slice(0, count).map((identity, i) => new NodeCore(identity, new SeededRandom(seed * 1000 + i)));
+  }
+
+  index(peerId: PeerId): number {
+    return P.indexOf(peerId);
+  }
+
+  apply(from: number, actions: readonly NodeAction[]): void {
+    for (const action of actions) {
+      if (action.type === "send") this.#queue.push([from, this.index(action.peer), action.frame]);
+      else if (action.type === "close") {
+        const other = this.index(action.peer);
+        this.apply(other, (this.nodes[other] as NodeCore).linkDown(peer(from), this.now));
+      } else if (action.type === "deliver") {
+        const list = this.delivered.get(from) ?? [];
+        list.push(JSON.stringify(action.document.document));
+        this.delivered.set(from, list);
+      }
+    }
+  }
+
+  run(untilMs: number): void {
+    while (this.now <= untilMs) {
+      while (this.#queue.length > 0) {
+        const [from, to, frame] = this.#queue.shift() as [number, number, Uint8Array];
+        this.apply(to, (this.nodes[to] as NodeCore).receive(peer(from), frame, this.now));
+      }
+      this.now += 50;
+      this.nodes.forEach((node, i) => {
+        if (node.timer !== null && node.timer <= this.now) this.apply(i, node.tick(this.now));
+      });
+    }
+  }
+}
+
+describe("NodeCores in memory", () => {
+  for (const seed of [1, 2, 3]) {
+    it(`20 peers join one by one and every subscriber gets each matching document once (seed ${seed})`, () => {
+      const mesh = new Mesh(20, seed);
+      const random = new SeededRandom(seed);
+      mesh.nodes.forEach((node, i) => {
+        node.subscribe(new Query(i % 2 === 0 ? { topic: "even" } : {}));
+        mesh.apply(i, node.start(i === 0 ? null : peer(random.below(i)), mesh.now));
+        mesh.run(mesh.now + 500);
+      });
+      mesh.run(mesh.now + 15_000);
+      for (const node of mesh.nodes) assert.ok(node.neighbors.length >= 1, "every peer has a neighbour");
+      const [, publish] = (mesh.nodes[7] as NodeCore).publish({ topic: "even", n: 1 }, mesh.now);
+      mesh.apply(7, publish);
+      mesh.apply(3, (mesh.nodes[3] as NodeCore).publish({ topic: "odd", n: 2 }, mesh.now)[1]);
+      mesh.run(mesh.now + 5_000);
+      mesh.nodes.forEach((_, i) => {
+        const expected = i % 2 === 0 ? ['{"topic":"even","n":1}'] : ['{"topic":"even","n":1}', '{"topic":"odd","n":2}'];
+        assert.deepEqual((mesh.delivered.get(i) ?? []).sort(), expected.sort(), `peer ${i}`);
+      });
+    });
+  }
+
+  it("a tampered document is delivered to nobody and its sender loses its link after six", () => {
+    const mesh = new Mesh(3, 9);
+    mesh.nodes.forEach((node, i) => {
+      node.subscribe(new Query({}));
+      mesh.apply(i, node.start(i === 0 ? null : peer(0), mesh.now));
+      mesh.run(mesh.now + 300);
+    });
+    const victim = mesh.nodes[0] as NodeCore;
+    const { messageId, envelope } = sealDocument(ids[1] as Identity, { a: 1 }, 0, 1n);
+    const tampered = Uint8Array.from(envelope);
+    tampered[tampered.length - 1] = (tampered[tampered.length - 1] as number) ^ 1;
+    let actions: NodeAction[] = [];
+    for (let i = 0; i < 6; i++) {
+      const frame = encodeOverlayFrame(toOverlayProto({ type: "gossip", id: Uint8Array.of(i + 1), hops: 1, payload: tampered, origin: "", entry: 0n }));
+      actions = victim.receive(peer(1), frame, mesh.now);
+    }
+    assert.ok(actions.some((a) => a.type === "close" && a.peer === peer(1)));
+    assert.equal(victim.rejected.get("id_mismatch"), 6);
+    void messageId;
+    assert.equal(mesh.delivered.size, 0);
+  });
+});
+
+describe("overlay decoding, fuzzed", () => {
+  it("any bytes either decode to frames or raise a RemoteProtocolError; a NodeCore never throws on them", async () => {
+    const { RemoteProtocolError } = await import("../src/errors.js");
+    const node = new NodeCore(ids[0] as Identity, new SeededRandom(5));
+    node.start(null, 0);
+    const prefixes = [Uint8Array.of(), Uint8Array.of(0x52), Uint8Array.of(0x1a), Uint8Array.of(0x52, 0x10, 0x52)];
+    fc.assert(fc.property(fc.constantFrom(...prefixes), fc.uint8Array({ maxLength: 120 }), (prefix, tail) => {
+      const data = concatBytes(prefix, tail);
+      try {
+        for (const frame of decodeLinkFrame(data)) if (frame.kind === "overlay") fromOverlayProto(frame.message);
+      } catch (error) {
+        assert.ok(error instanceof RemoteProtocolError, String(error));
+      }
+      for (const action of node.receive(peer(1), data, 1)) assert.ok(["send", "close", "neighbors", "deliver"].includes(action.type));
+    }), { seed: 11, numRuns: 500 });
+  });
+});
+
+describe("HyParView core, stateful fuzz", () => {
+  it("any sequence of inputs keeps the views bounded, disjoint and without self", () => {
+    const who = fc.integer({ min: 0, max: 12 }).map((i) => peer(i));
+    const message: fc.Arbitrary<OverlayMsg> = fc.oneof(
+      fc.constant<OverlayMsg>({ type: "join" }),
+      fc.record({ peer: who, ttl: fc.integer({ min: 0, max: 8 }) }).map((m): OverlayMsg => ({ type: "forwardJoin", ...m })),
+      fc.boolean().map((high): OverlayMsg => ({ type: "neighbor", high })),
+      fc.boolean().map((accepted): OverlayMsg => ({ type: "neighborReply", accepted })),
+      fc.constant<OverlayMsg>({ type: "disconnect" }),
+      fc.record({ origin: who, ttl: fc.integer({ min: 0, max: 8 }), peers: fc.array(who, { maxLength: 10 }) })
+        .map((m): OverlayMsg => ({ type: "shuffle", ...m })),
+      fc.array(who, { maxLength: 10 }).map((peers): OverlayMsg => ({ type: "shuffleReply", peers })),
+    );
+    const step = fc.oneof(
+      fc.record({ kind: fc.constant("receive" as const), from: who, message }),
+      fc.record({ kind: fc.constant("down" as const), from: who }),
+      fc.record({ kind: fc.constant("tick" as const), ms: fc.integer({ min: 0, max: 5_000 }) }),
+    );
+    fc.assert(fc.property(fc.integer(), fc.array(step, { maxLength: 80 }), (seed, steps) => {
+      const node = new HyParView(peer(0), new SeededRandom(seed));
+      let now = 0;
+      node.start(peer(1), now);
+      for (const s of steps) {
+        if (s.kind === "receive") node.receive(s.from, s.message, now);
+        else if (s.kind === "down") node.linkDown(s.from, now);
+        else node.tick(now += s.ms);
+        assert.ok(node.active.size <= node.config.activeSize);
+        assert.ok(node.passive.size <= node.config.passiveSize);
+        assert.ok(!node.active.has(peer(0)) && !node.passive.has(peer(0)));
+        for (const p of node.active.keys()) assert.ok(!node.passive.has(p), "active and passive are disjoint");
+      }
+    }), { seed: 21, numRuns: 300 });
+  });
+});

@@ -1,0 +1,108 @@
+"""Headless Chromium (Debian's package, driven by playwright's sync API) serving one
+page that loads the bundle with a plain ``import()``.
+
+Everything here runs in one worker thread (playwright's sync API stays on the thread
+that started it); trio tests call :func:`run_in_browser` through ``trio.to_thread``.
+The flags keep Chromium on loopback (../shared notes: no look-ups of outside hosts, no
+mDNS, no background traffic) and give it a fresh profile each time.
+"""
+
+from __future__ import annotations
+
+import http.server
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tests.browser.support import BUNDLE, CHROMIUM
+
+T = TypeVar("T")
+HERE = Path(__file__).resolve().parent
+
+# Chromium honours only the last --disable-features switch, and playwright passes its
+# own first: this one repeats the playwright entries that stop outside traffic and adds
+# WebRtcHideLocalIpsWithMdns (no mDNS multicast, plain host candidates).
+DISABLED_FEATURES = ",".join([
+    "WebRtcHideLocalIpsWithMdns", "OptimizationHints", "NetworkTimeServiceQuerying", "AimEnabled",
+    "PreconnectToSearch", "MediaRouter", "HttpsUpgrades", "HttpsFirstBalancedModeAutoEnable",
+    "LensOverlay", "DestroyProfileOnBrowserClose", "AvoidUnnecessaryBeforeUnloadCheckSync",
+])
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost",
+    f"--disable-features={DISABLED_FEATURES}",
+]
+
+PAGE = b"""<!doctype html><meta charset="utf-8"><title>TaiiNet test page</title>
+<script type="module">
+window.taiinet = await import("/taiinet.js");
+window.harness = await import("/harness.js");
+document.title = "ready";
+</script>"""
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    routes: dict[str, tuple[str, Callable[[], bytes]]] = {
+        "/": ("text/html", lambda: PAGE),
+        "/taiinet.js": ("text/javascript", BUNDLE.read_bytes),
+        "/harness.js": ("text/javascript", (HERE / "harness.js").read_bytes),
+    }
+
+    def do_GET(self) -> None:
+        route = self.routes.get(self.path)
+        if route is None:
+            self.send_error(404)
+            return
+        body = route[1]()
+        self.send_response(200)
+        self.send_header("Content-Type", route[0])
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def page_server() -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 for the test page; yields its URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@contextmanager
+def browser_pages(count: int = 1) -> Iterator[list[Any]]:
+    """``count`` pages of one headless Chromium, each on the test page, bundle loaded."""
+    from playwright.sync_api import sync_playwright
+
+    with page_server() as url, tempfile.TemporaryDirectory() as profile, \
+            sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            pages = [context.new_page() for _ in range(count)]
+            for page in pages:
+                page.goto(url)
+                page.wait_for_function("document.title === 'ready'", timeout=15_000)
+            yield pages
+        finally:
+            context.close()
+
+
+def run_in_browser(body: Callable[[list[Any]], T], pages: int = 1) -> T:
+    """Open Chromium with ``pages`` pages, run ``body(pages)``, close it (one thread)."""
+    with browser_pages(pages) as opened:
+        return body(opened)
