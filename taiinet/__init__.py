@@ -69,7 +69,12 @@ if TYPE_CHECKING:
     )
     from taiinet.signal.records import PeerRecord
     from taiinet.signal.server import ProtocolViolation, SignallerClaimRejected
-    from taiinet.stream.errors import StreamDecodeError, StreamUsageError
+    from taiinet.stream.errors import (
+        BadMedia,
+        StreamDecodeError,
+        StreamNotFound,
+        StreamUsageError,
+    )
     from taiinet.transport.errors import (
         CertificateUntrusted,
         DecryptionError,
@@ -108,6 +113,7 @@ if TYPE_CHECKING:
 #: Each lazily re-exported name and the module it is imported from.
 _EXPORTS: dict[str, str] = {
     "CertificateUntrusted": "taiinet.transport.errors",
+    "BadMedia": "taiinet.stream.errors",
     "DecryptionError": "taiinet.transport.errors",
     "DialError": "taiinet.transport.errors",
     "Envelope": "taiinet.wire.envelope",
@@ -175,6 +181,7 @@ _EXPORTS: dict[str, str] = {
     "StoreError": "taiinet.history.errors",
     "StoreFull": "taiinet.history.store",
     "StreamDecodeError": "taiinet.stream.errors",
+    "StreamNotFound": "taiinet.stream.errors",
     "StreamUsageError": "taiinet.stream.errors",
     "Subscription": "taiinet.node.subscription",
     "SubscriptionClosed": "taiinet.node.errors",
@@ -199,6 +206,7 @@ if not TYPE_CHECKING:  # hidden from type checkers, so a misspelt name stays an 
     __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
+    "BadMedia",
     "CertificateUntrusted",
     "ConnectionClosed",
     "DecryptionError",
@@ -270,6 +278,7 @@ __all__ = [
     "StoreError",
     "StoreFull",
     "StreamDecodeError",
+    "StreamNotFound",
     "StreamUsageError",
     "Subscription",
     "SubscriptionClosed",

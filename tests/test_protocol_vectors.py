@@ -153,11 +153,12 @@ def test_the_protocol_id_table_matches_the_codecs() -> None:
     from taiinet.history.codec import PROTOCOL_ID as HISTORY
     from taiinet.node.codec import PUBSUB_PROTOCOL_ID
     from taiinet.signal.codec import PROTOCOL_ID as SIGNAL
+    from taiinet.stream.codec import PROTOCOL_ID as STREAM
 
     table = dict(re.findall(r"^\| (\d+) \| ([a-z]+)", DOC.read_text(), re.MULTILINE))
     assert {int(k): v for k, v in table.items() if k != "0"} == {
         LINK_PROTOCOL: "link", overlay_codec.PROTOCOL_ID: "overlay", SIGNAL: "signalling",
-        PUBSUB_PROTOCOL_ID: "pubsub", HISTORY: "history", 14: "media"}
+        PUBSUB_PROTOCOL_ID: "pubsub", HISTORY: "history", STREAM: "stream"}
 
 
 def test_document_vector() -> None:

@@ -39,6 +39,7 @@ MESSAGES: list[TreeMessage] = [
     Heartbeat(seq=(1 << 63) - 1, path=tuple(PEERS[:MAX_DEPTH]), standby=tuple(PEERS[:8])),
     Status(slots=4, children=tuple(PEERS[:4]), free=1 << 20, seq=7, recommend=(PEERS[2],)),
     StallReport(parent=PEERS[5], seq=99),
+    Join(slots=2, have=1234),
 ]
 
 
@@ -66,6 +67,12 @@ PB = stream_pb2.StreamMessage
     raw(heartbeat=PB.Heartbeat(seq=-2)),
     raw(status=PB.Status(free=(1 << 20) + 1)),
     raw(stall_report=PB.StallReport(parent="")),
+    raw(join=PB.Join(slots=1, have=-2)),
+    raw(chunk=PB.Chunk(seq=1, payload=b"x" * (64 * 1024 + 1))),
+    raw(seal=PB.Seal(first=0, hashes=[], signature=bytes(64))),
+    raw(seal=PB.Seal(first=0, hashes=[bytes(31)], signature=bytes(64))),
+    raw(seal=PB.Seal(first=0, hashes=[bytes(32)] * 257, signature=bytes(64))),
+    raw(seal=PB.Seal(first=0, hashes=[bytes(32)], signature=bytes(63))),
     b"\xff" * 10,
     b"\x00" * (codec.MAX_MESSAGE_SIZE + 1),
 ])
@@ -78,6 +85,8 @@ def test_malformed_messages_raise_the_remote_error(data: bytes) -> None:
 def test_random_bytes_decode_or_raise_the_remote_error(data: bytes) -> None:
     with contextlib.suppress(StreamDecodeError):
         codec.decode(data)
+    with contextlib.suppress(StreamDecodeError):
+        codec.CODEC.decode(data)
 
 
 IDENTITY = Identity.from_seed(b"\x07" * 32)

@@ -90,12 +90,18 @@ def test_a_stronger_newcomer_takes_the_weakest_childs_place() -> None:
     assert list(root.children) == [B, C]
 
 
-def test_without_ranking_nobody_is_preempted() -> None:
+def test_without_ranking_only_a_leaf_gives_its_place_to_a_relay() -> None:
+    """A random tree whose slots all went to zero-slot leaves stopped growing (the
+    10,000-viewer baseline stuck at 30 viewers); a relay may take a leaf's place."""
     root = node(ROOT, 1, ranking=False)
     root.handle_message(A, Join(slots=0), 0.0)
+    assert sends(root.handle_message(D, Join(slots=0), 0.0)) == [(D, Redirect(candidates=()))]
     out = root.handle_message(C, Join(slots=5), 0.0)
-    assert sends(out) == [(C, Redirect(candidates=()))]  # A has no free slot
-    assert list(root.children) == [A]
+    assert (A, Reparent(to=C)) in sends(out)
+    assert list(root.children) == [C]
+    root.handle_message(C, Status(slots=5, children=(E,), free=0, seq=1, recommend=()), 0.1)
+    out = root.handle_message(B, Join(slots=9), 0.2)  # C relays: no preemption, go below
+    assert sends(out) == [(B, Redirect(candidates=(C,)))]
 
 
 def test_a_reparented_child_joins_its_new_parent_first() -> None:
@@ -191,7 +197,7 @@ def test_a_stalled_child_blames_a_parent_that_is_ahead_and_reports_it() -> None:
     c.handle_message(B, Heartbeat(seq=40, path=(ROOT, A, B), standby=(A, D)), 1.0)
     out = c.handle_timer(TICK, 1.2)
     assert sends(out)[:3] == [(A, StallReport(parent=B, seq=10)), (B, Leave()),
-                              (A, Join(slots=1))]
+                              (A, Join(slots=1, have=10))]
     assert c.is_banned(B, 1.2)
 
 
@@ -268,3 +274,16 @@ def test_bad_configuration_and_slots_are_refused() -> None:
         TreeConfig(standby_size=0)
     with pytest.raises(StreamUsageError):
         RelayTree(A, ROOT, 65, random.Random(0))
+
+
+def test_a_late_adopt_from_an_earlier_candidate_is_taken_and_the_pending_one_told() -> None:
+    """Over a slow link an answer may come after the join timeout moved on; before, the
+    viewer refused it and could loop forever between slow candidates."""
+    c = node(C, 1, join_timeout=0.5)
+    c.start(0.0)
+    c.handle_message(ROOT, Redirect(candidates=(A, B)), 0.1)  # Join to A
+    c.handle_timer(JoinTimer(attempt=c._attempt), 0.7)  # A is slow: Join to B
+    out = c.handle_message(A, Adopt(path=(ROOT, A)), 0.9)
+    assert c.parent == A
+    assert (B, Leave()) in sends(out)
+    assert c.handle_message(B, Adopt(path=(ROOT, B)), 1.0) and c.parent == A

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pub": ("node", "publish JSON documents once joined"),
     "seed": ("seed", "keep the documents matching queries in SQLite and serve them"),
     "find": ("seed", "print the stored documents matching a query, and exit"),
+    "stream": ("stream", "broadcast or watch live video and audio over a relay tree"),
     "demo": ("demo", "run a local mesh of signallers and peers, live on the terminal"),
 }
 

@@ -42,6 +42,9 @@ def register(sims: Any) -> None:
                         help="measured seconds (default 20)")
     parser.add_argument("--latency", type=float, default=0.05,
                         help="median link delay in seconds (default 0.05)")
+    parser.add_argument("--buffer", type=float, default=3.0,
+                        help="seconds of chunks a relay keeps to backfill a re-adopted "
+                             "child (default 3; 0: repairs skip the chunks missed)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the whole run (default 0)")
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the random-tree run (half the time)")
@@ -60,6 +63,7 @@ def config_from_args(args: argparse.Namespace) -> StreamSimConfig:
                                capacity_mix=parse_capacity_mix(args.capacity_mix),
                                root_slots=args.root_slots, churn=args.churn,
                                free_riders=args.free_riders, duration=args.duration,
+                               buffer=args.buffer,
                                seed=args.seed, link=link)
     except TaiiNetError:
         raise
@@ -89,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     cpu = time.process_time() - started
     summary: dict[str, object] = {
         "viewers": config.viewers, "churn": config.churn, "free_riders": config.free_riders,
+        "buffer": config.buffer,
         "seed": config.seed, **ranked.summary()}
     if baseline is not None:
         summary["baseline"] = baseline.summary()

@@ -37,7 +37,7 @@ import secrets
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -74,6 +74,11 @@ from taiinet.signal.client import SignalClient, SignalClientConfig, open_signal_
 from taiinet.signal.records import SEEDER_SERVICE
 from taiinet.signal.transport import SignalTransport, WebSocketSignalTransport
 from taiinet.signal.urls import check_signaller_url
+from taiinet.stream import api as stream_api
+from taiinet.stream.api import Broadcast, Viewing
+from taiinet.stream.codec import CODEC as STREAM_CODEC
+from taiinet.stream.codec import Track
+from taiinet.stream.service import StreamService
 from taiinet.transport.errors import CertificateUntrusted
 from taiinet.wire.identity import Identity
 from taiinet.wire.peer_id import PeerId
@@ -186,10 +191,15 @@ class Node:
                                    keep_envelopes=keep_envelopes)
         #: The history protocol: fetches of stored documents, and serving them on a seeder.
         self.history = HistoryService(self.driver, signal, config.history, rng.getrandbits(32))
+        #: Live streams this node broadcasts, watches or relays (docs/stream.md).
+        self.streams = StreamService(self.driver, identity, random.Random(rng.getrandbits(64)))
         # The protocols run side by side over the same links, each by its id and
         # codec (docs/protocol.md section 4.1): the router registered overlay (10)
-        # and pubsub (12); history (13) goes to the history service.
+        # and pubsub (12); history (13) goes to the history service and stream (14)
+        # to the stream service, which also hears of every link that goes down.
         self.driver.register(HISTORY_CODEC, self.history.handle_message)
+        self.driver.register(STREAM_CODEC, self.streams.handle_message,
+                             link_down=self.streams.handle_link_down)
         self._subscriptions: dict[int, Subscription] = {}
         self._neighbors: tuple[str, ...] = ()
         self._membership_changed = trio.Event()
@@ -322,6 +332,16 @@ class Node:
                 if any(flushed):
                     return True
             await trio.sleep(0.01)  # the parent's advert, or a new link after a failed one
+
+    def stream_publish(self, name: str, tracks: tuple[Track, ...], *,
+                       slots: int = 4) -> AbstractAsyncContextManager[Broadcast]:
+        """Broadcast a live stream (``async with``); see ``taiinet.stream.api``."""
+        return stream_api.publish(self, name, tracks, slots=slots)
+
+    def stream_watch(self, name: str, *, slots: int = 2,
+                     timeout: float = 30.0) -> AbstractAsyncContextManager[Viewing]:
+        """Watch (and relay to ``slots`` viewers) a live stream; see ``taiinet.stream.api``."""
+        return stream_api.watch(self, name, slots=slots, timeout=timeout)
 
     async def wait_neighbors(self, count: int = 1) -> None:
         """Wait until at least ``count`` neighbours have a live link."""
@@ -541,6 +561,7 @@ async def open_node(signallers: Sequence[str], identity: Identity | None = None,
             node = Node(identity, signal, link_maker, meter, config, rng,
                         keep_envelopes=seed_store is not None)
             await nursery.start(node.history.run)
+            await nursery.start(node.streams.run)
             if seed_store is not None:
                 node.history.serve(seed_store)
             await nursery.start(node.driver.run)

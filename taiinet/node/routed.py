@@ -208,6 +208,13 @@ class RoutedDriver(OverlayDriver):
         """Send a message of a registered protocol to ``peer`` (dialed if there is no link)."""
         self.links.enqueue(peer, self.protocols.encode(message))
 
+    def send_to_each(self, peers: list[PeerId], message: object) -> None:
+        """Send one message to every peer in ``peers``, encoded once (a stream chunk
+        goes to all of a relay's children)."""
+        item = self.protocols.encode(message)
+        for peer in peers:
+            self.links.enqueue(peer, item)
+
     def release(self, peer: PeerId) -> None:
         """Close the link to ``peer`` once its queue is sent, unless it is a neighbour."""
         if peer not in self.driver_core.active_view:

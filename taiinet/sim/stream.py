@@ -29,6 +29,7 @@ from taiinet.sim.events import EventLoop
 from taiinet.sim.network import LinkModel, SimNetwork, sim_peer_ids
 from taiinet.stream.actions import (
     Action,
+    Backfill,
     CloseLink,
     Evicted,
     ParentChanged,
@@ -90,6 +91,8 @@ class StreamSimConfig:
     served_share: float = 0.95
     #: Gaps between new chunks longer than this count as stall (beyond it).
     stall_gap: float = 0.2
+    #: Seconds of chunks a relay keeps to backfill a re-adopted child (0: none).
+    buffer: float = 3.0
     link: LinkModel = field(default_factory=LinkModel)
     tree: TreeConfig = field(default_factory=TreeConfig)
 
@@ -112,7 +115,7 @@ class StreamSimConfig:
             raise LocalProtocolError("need settle >= 0, duration > 0, processing delay >= 0")
         if self.join_period is not None and self.join_period < 0:
             raise LocalProtocolError("join period must be >= 0")
-        if not 0.0 < self.served_share <= 1.0 or self.stall_gap <= 0:
+        if not 0.0 < self.served_share <= 1.0 or self.stall_gap <= 0 or self.buffer < 0:
             raise LocalProtocolError("need served share in (0, 1] and stall gap > 0")
 
     @property
@@ -150,8 +153,13 @@ class StreamSimulation:
         self.first_chunk = [float("inf")] * count
         self.last_arrival = [0.0] * count
         self.received = [0] * count
+        #: Chunks each peer holds, as a bit set (bit ``seq``).
+        self.held = [0] * count
         self.stall = [0.0] * count
+        #: Live chunks sent per peer in the window, and chunks sent to catch a
+        #: repaired subtree up (backfills and their relays), over all peers.
         self.uploads = [0] * count
+        self.catch_up = 0
         self.evicted_free_riders: set[PeerId] = set()
         self.evicted_honest: set[PeerId] = set()
         self.window_start = config.joins_over + config.settle
@@ -200,6 +208,8 @@ class StreamSimulation:
                 send(node, action.peer, action.message)  # type: ignore[union-attr]
             elif kind is SetTimer:
                 self.loop.schedule(action.at, self._timer, node, action.timer)  # type: ignore[union-attr]
+            elif kind is Backfill:
+                self._backfill(node, action.peer, action.after)  # type: ignore[union-attr]
             elif kind is Evicted:
                 peer = action.peer  # type: ignore[union-attr]
                 if self.free_rider[self.index[peer]]:
@@ -214,6 +224,8 @@ class StreamSimulation:
     def _receive(self, src: PeerId, dst: PeerId, message: object) -> None:
         if type(message) is int:
             self._chunk_arrived(dst, message)
+        elif type(message) is tuple:  # a catch-up chunk: (seq,)
+            self._chunk_arrived(dst, message[0], live=False)
         else:
             self._apply(dst, self.cores[dst].handle_message(src, message,  # type: ignore[arg-type]
                                                             self.loop.now))
@@ -238,24 +250,49 @@ class StreamSimulation:
             self.produced += 1
         core = self.cores[self.root]
         core.chunk(seq, now)
+        self.held[0] |= 1 << seq
         self._relay(self.root, core, seq)
 
-    def _relay(self, node: PeerId, core: RelayTree, seq: int) -> None:
+    def _relay(self, node: PeerId, core: RelayTree, seq: int, live: bool = True) -> None:
         children = core.children
         if children:
             send = self.network.send
             extra = self.config.processing_delay
+            message: int | tuple[int] = seq if live else (seq,)
             for child in children:
-                send(node, child, seq, extra)
+                send(node, child, message, extra)
             if self._measuring:
-                self.uploads[self.index[node]] += len(children)
+                if live:
+                    self.uploads[self.index[node]] += len(children)
+                else:
+                    self.catch_up += len(children)
 
-    def _chunk_arrived(self, node: PeerId, seq: int) -> None:
+    def _backfill(self, node: PeerId, child: PeerId, after: int) -> None:
+        """Send ``child`` the chunks after ``after`` that ``node`` holds and still buffers."""
+        if after < 0:
+            return  # a newcomer starts with the live chunks
+        held = self.held[self.index[node]]
+        oldest = self.loop.now - self.config.buffer
+        created = self.created
+        send = self.network.send
+        extra = self.config.processing_delay
+        for seq in range(after + 1, self.cores[node].seq + 1):
+            if created[seq] >= oldest and held >> seq & 1:
+                send(node, child, (seq,), extra)
+                if self._measuring:
+                    self.catch_up += 1
+
+    def _chunk_arrived(self, node: PeerId, seq: int, live: bool = True) -> None:
         core = self.cores[node]
         now = self.loop.now
-        if not core.chunk(seq, now):
-            return
         i = self.index[node]
+        bit = 1 << seq
+        if self.held[i] & bit:
+            return
+        self.held[i] |= bit
+        # An older chunk than the newest held is catch-up traffic whatever its route
+        # (one missed in a move, say): it is relayed, but not counted as live upload.
+        live = core.chunk(seq, now) and live
         if self.first_chunk[i] == float("inf"):
             self.first_chunk[i] = now
         if self._measuring:
@@ -274,7 +311,7 @@ class StreamSimulation:
                 entry[1] += 1
         self.last_arrival[i] = now
         if not self.free_rider[i]:
-            self._relay(node, core, seq)
+            self._relay(node, core, seq, live)
 
     # --- the scenario ----------------------------------------------------------------
 
@@ -395,6 +432,7 @@ class StreamSimulation:
             upload_mean=sum(used) / len(used) if used else 0.0,
             upload_max=used[-1] if used else 0.0,
             upload_share=sum(used) / slot_total if slot_total else 0.0,
+            catch_up=self.catch_up / max(1, self.produced),
             join_p50=_percentile(join_times, 0.5), join_p99=_percentile(join_times, 0.99),
             free_riders=len(riders), free_riders_evicted=len(self.evicted_free_riders),
             honest_evicted=len(self.evicted_honest),
@@ -426,6 +464,9 @@ class StreamSimResult:
     upload_max: float
     #: Uploads used / slots declared, over honest relaying peers.
     upload_share: float
+    #: Catch-up chunks sent (backfills and their relays, not in ``upload_*``),
+    #: over all peers, per chunk made: the cost of repairing without loss.
+    catch_up: float
     #: Seconds from a newcomer's join to its first chunk.
     join_p50: float
     join_p99: float
@@ -448,7 +489,7 @@ class StreamSimResult:
             "depth_max": self.depth_max, "attached": r(self.attached),
             "stall_mean": r(self.stall_mean), "stall_p99": r(self.stall_p99),
             "upload_mean": r(self.upload_mean), "upload_max": r(self.upload_max),
-            "upload_share": r(self.upload_share),
+            "upload_share": r(self.upload_share), "catch_up": r(self.catch_up),
             "join_p50": r(self.join_p50), "join_p99": r(self.join_p99),
             "free_riders": self.free_riders, "free_riders_evicted": self.free_riders_evicted,
             "honest_evicted": self.honest_evicted, "chunks": self.chunks, "events": self.events,

@@ -39,6 +39,20 @@ class ParentChanged:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Backfill:
+    """Send the newly adopted ``peer`` the chunks after ``after`` that this node still holds.
+
+    A viewer that lost its parent keeps its place in the stream: its ``Join``
+    says the last chunk it holds, and the new parent sends the rest from its
+    (bounded) buffer before the live chunks, so a repair shorter than the
+    buffer costs delay, not media.
+    """
+
+    peer: PeerId
+    after: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Evicted:
     """This node removed its child ``peer`` for stalling its own children (log it)."""
 
@@ -68,4 +82,4 @@ class SetTimer:
     timer: Timer
 
 
-Action = Send | CloseLink | ParentChanged | Evicted | SetTimer
+Action = Send | CloseLink | ParentChanged | Backfill | Evicted | SetTimer

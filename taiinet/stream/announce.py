@@ -14,6 +14,7 @@ import hashlib
 from dataclasses import dataclass
 
 from taiinet.stream import codec
+from taiinet.stream.codec import Track
 from taiinet.stream.errors import StreamDecodeError, StreamUsageError
 from taiinet.wire.envelope import Envelope, InvalidEnvelope
 from taiinet.wire.identity import Identity
@@ -39,6 +40,8 @@ class Announcement:
     #: Increases with every re-announcement of the same stream.
     seq: int
     signallers: tuple[str, ...] = ()
+    #: The media tracks (codec parameters a viewer needs to decode or mux).
+    tracks: tuple[Track, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,7 +72,7 @@ def sign(identity: Identity, announcement: Announcement) -> SignedAnnouncement:
     _check(announcement)
     payload = codec.encode_announcement(announcement.name, announcement.broadcaster,
                                         announcement.started, announcement.seq,
-                                        announcement.signallers)
+                                        announcement.signallers, announcement.tracks)
     raw = Envelope.seal(identity, DOMAIN, PAYLOAD_TYPE, payload, max_size=MAX_ANNOUNCEMENT_SIZE)
     return SignedAnnouncement(announcement=announcement, raw=raw)
 
@@ -81,11 +84,12 @@ def verify(data: bytes) -> SignedAnnouncement:
                                  payload_type=PAYLOAD_TYPE)
     except InvalidEnvelope as exc:
         raise StreamDecodeError(f"stream announcement: {exc}") from None
-    name, broadcaster, started, seq, signallers = codec.decode_announcement(envelope.payload)
+    name, broadcaster, started, seq, signallers, tracks = codec.decode_announcement(
+        envelope.payload)
     if broadcaster != envelope.peer_id:
         raise StreamDecodeError("stream announcement not signed by its broadcaster")
     announcement = Announcement(name=name, broadcaster=broadcaster, started=started,
-                                seq=seq, signallers=signallers)
+                                seq=seq, signallers=signallers, tracks=tracks)
     try:
         _check(announcement)
     except StreamUsageError as exc:

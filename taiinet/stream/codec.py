@@ -4,48 +4,63 @@ The only module of the stream layer that touches wire types (tree control
 messages, and the payload of the signed announcement in ``announce``).  Decoding checks
 every field against the limits in ``taiinet.stream.messages`` and raises
 ``StreamDecodeError`` (a ``RemoteProtocolError``) for anything malformed.
+On a link a ``StreamMessage`` is the body of an item of protocol
+``PROTOCOL_ID`` (14); ``CODEC`` is what the node registers with its link layer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
+from taiinet.link.registry import ProtocolCodec
 from taiinet.stream.errors import StreamDecodeError
 from taiinet.stream.messages import (
+    HASH_SIZE,
     MAX_CANDIDATES,
+    MAX_CHUNK_PAYLOAD,
     MAX_DEPTH,
     MAX_FREE,
+    MAX_SEAL_HASHES,
     MAX_SEQ,
     MAX_SLOTS,
     Adopt,
+    Chunk,
     Heartbeat,
     Join,
+    KeyframeRequest,
     Leave,
     Redirect,
     Reparent,
+    Seal,
     StallReport,
     Status,
-    TreeMessage,
+    StreamBody,
+    StreamMessage,
 )
 from taiinet.v1 import stream_pb2
 from taiinet.wire.errors import InvalidPeerId
 from taiinet.wire.peer_id import PeerId
 
 PB = stream_pb2.StreamMessage
+#: The stream protocol's id in a link frame (docs/protocol.md section 4.1).
+PROTOCOL_ID = 14
 #: Length of a stream id (SHA-256 of the announcement envelope).
 STREAM_ID_SIZE = 32
-#: Largest encoded ``StreamMessage`` accepted (a full Status or Heartbeat is ~5 KB).
-MAX_MESSAGE_SIZE = 16 * 1024
+#: Largest encoded ``StreamMessage`` accepted (a full Status or Heartbeat is
+#: ~5 KB; a Chunk up to 64 KiB of payload, a Seal 256 hashes).
+MAX_MESSAGE_SIZE = 80 * 1024
 
 
-def encode(stream_id: bytes, message: TreeMessage) -> bytes:
+def encode(stream_id: bytes, message: StreamBody) -> bytes:
     """The wire bytes of ``message`` for the stream ``stream_id``."""
     pb = PB(stream_id=stream_id)
     match message:
-        case Join(slots=slots):
+        case Join(slots=slots, have=have):
             pb.join.slots = slots
+            pb.join.have = have
         case Adopt(path=path):
             pb.adopt.path.extend(path)
         case Redirect(candidates=candidates):
@@ -71,10 +86,30 @@ def encode(stream_id: bytes, message: TreeMessage) -> bytes:
         case StallReport(parent=parent, seq=seq):
             pb.stall_report.parent = parent
             pb.stall_report.seq = seq
+        case Chunk(seq=seq, payload=payload):
+            pb.chunk.seq = seq
+            pb.chunk.payload = payload
+        case Seal(first=first, hashes=hashes, signature=signature):
+            pb.seal.first = first
+            pb.seal.hashes.extend(hashes)
+            pb.seal.signature = signature
+        case KeyframeRequest():
+            pb.keyframe_request.SetInParent()
     return pb.SerializeToString()
 
 
-def decode(data: bytes) -> tuple[bytes, TreeMessage]:
+def encode_message(message: StreamMessage) -> bytes:
+    """The ``StreamMessage`` bytes of ``message`` (the body of a protocol 14 item)."""
+    return encode(message.stream_id, message.body)
+
+
+def decode_message(data: bytes) -> StreamMessage:
+    """The ``StreamMessage`` of a protocol 14 item's body; ``StreamDecodeError`` if bad."""
+    stream_id, body = decode(data)
+    return StreamMessage(stream_id, body)
+
+
+def decode(data: bytes) -> tuple[bytes, StreamBody]:
     """The stream id and domain message in ``data``; ``StreamDecodeError`` if malformed."""
     if len(data) > MAX_MESSAGE_SIZE:
         raise StreamDecodeError(f"stream message of {len(data)} bytes exceeds {MAX_MESSAGE_SIZE}")
@@ -86,9 +121,23 @@ def decode(data: bytes) -> tuple[bytes, TreeMessage]:
     if len(pb.stream_id) != STREAM_ID_SIZE:
         raise StreamDecodeError(f"a stream id has {STREAM_ID_SIZE} bytes")
     kind = pb.WhichOneof("body")
-    message: TreeMessage
-    if kind == "join":
-        message = Join(slots=_slots(pb.join.slots))
+    message: StreamBody
+    if kind == "chunk":
+        if len(pb.chunk.payload) > MAX_CHUNK_PAYLOAD:
+            raise StreamDecodeError(f"chunk payload above {MAX_CHUNK_PAYLOAD} bytes")
+        message = Chunk(seq=_seq(pb.chunk.seq), payload=pb.chunk.payload)
+    elif kind == "seal":
+        hashes = tuple(pb.seal.hashes)
+        if not 1 <= len(hashes) <= MAX_SEAL_HASHES or any(len(h) != HASH_SIZE for h in hashes):
+            raise StreamDecodeError(
+                f"a seal covers 1..{MAX_SEAL_HASHES} hashes of {HASH_SIZE} bytes")
+        if len(pb.seal.signature) != 64 or pb.seal.first + len(hashes) > MAX_SEQ:
+            raise StreamDecodeError("seal: bad signature length or range")
+        message = Seal(first=pb.seal.first, hashes=hashes, signature=pb.seal.signature)
+    elif kind == "keyframe_request":
+        message = KeyframeRequest()
+    elif kind == "join":
+        message = Join(slots=_slots(pb.join.slots), have=_seq(pb.join.have))
     elif kind == "adopt":
         message = Adopt(path=_peers(pb.adopt.path, MAX_DEPTH, "path", minimum=1))
     elif kind == "redirect":
@@ -145,19 +194,69 @@ def _peers(values: Iterable[str], limit: int, what: str, minimum: int = 0) -> tu
     return peers
 
 
+#: Most media tracks in an announcement, and the largest codec extradata.
+MAX_TRACKS = 4
+MAX_EXTRADATA = 1024
+#: Codecs a track may name.
+CODECS = frozenset({"vp8", "h264", "opus"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Track:
+    """One media track of a stream (stream.proto ``Track``)."""
+
+    codec: str
+    width: int = 0
+    height: int = 0
+    #: Frames per second (video) or samples per second (audio): the pts unit is 1/rate.
+    rate: int = 0
+    channels: int = 0
+    extradata: bytes = b""
+
+    @property
+    def is_video(self) -> bool:
+        return self.codec != "opus"
+
+
 def encode_announcement(name: str, broadcaster: str, started: int, seq: int,
-                        signallers: Iterable[str]) -> bytes:
+                        signallers: Iterable[str], tracks: Iterable[Track] = ()) -> bytes:
     """The ``StreamAnnouncement`` payload bytes (checked by the caller)."""
     return stream_pb2.StreamAnnouncement(
         name=name, broadcaster=broadcaster, started=started, seq=seq,
-        signallers=list(signallers)).SerializeToString()
+        signallers=list(signallers),
+        tracks=[stream_pb2.Track(codec=t.codec, width=t.width, height=t.height, rate=t.rate,
+                                 channels=t.channels, extradata=t.extradata)
+                for t in tracks]).SerializeToString()
 
 
-def decode_announcement(payload: bytes) -> tuple[str, PeerId, int, int, tuple[str, ...]]:
-    """Name, broadcaster, started, seq and signallers of an announcement payload."""
+def decode_tracks(pb: stream_pb2.StreamAnnouncement) -> tuple[Track, ...]:
+    """The checked tracks of an announcement."""
+    if len(pb.tracks) > MAX_TRACKS:
+        raise StreamDecodeError(f"more than {MAX_TRACKS} tracks")
+    tracks = []
+    for t in pb.tracks:
+        if t.codec not in CODECS or len(t.extradata) > MAX_EXTRADATA or not 0 < t.rate <= 1 << 20:
+            raise StreamDecodeError("track: unknown codec, rate or too much extradata")
+        if max(t.width, t.height) > 8192 or t.channels > 8:
+            raise StreamDecodeError("track: size or channels out of range")
+        tracks.append(Track(codec=t.codec, width=t.width, height=t.height, rate=t.rate,
+                            channels=t.channels, extradata=t.extradata))
+    return tuple(tracks)
+
+
+def decode_announcement(
+        payload: bytes) -> tuple[str, PeerId, int, int, tuple[str, ...], tuple[Track, ...]]:
+    """Name, broadcaster, started, seq, signallers and tracks of an announcement payload."""
     pb = stream_pb2.StreamAnnouncement()
     try:
         pb.ParseFromString(payload)
     except DecodeError:
         raise StreamDecodeError("undecodable StreamAnnouncement") from None
-    return pb.name, _peer(pb.broadcaster), pb.started, pb.seq, tuple(pb.signallers)
+    return (pb.name, _peer(pb.broadcaster), pb.started, pb.seq, tuple(pb.signallers),
+            decode_tracks(pb))
+
+
+#: The stream protocol as the link layer runs it: a ``StreamMessage`` is the body
+#: of an item of protocol ``PROTOCOL_ID`` (registered by the node).
+CODEC = ProtocolCodec(protocol_id=PROTOCOL_ID, name="stream", message_types=(StreamMessage,),
+                      encode=encode_message, decode=decode_message)

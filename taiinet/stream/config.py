@@ -47,7 +47,8 @@ class TreeConfig:
     #: Capacity ranking: a full parent gives a newcomer with more slots the
     #: place of its weakest child (which moves under the newcomer), and
     #: joins are steered to free slots high in the tree.  Off: a random tree
-    #: (the simulator's baseline).
+    #: (the simulator's baseline), where only a zero-slot leaf gives its place
+    #: to a joiner with slots.
     ranking: bool = True
     #: Deepest position a node accepts to adopt at.
     max_depth: int = MAX_DEPTH

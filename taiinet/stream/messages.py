@@ -27,9 +27,14 @@ MAX_FREE = 1 << 20
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Join:
-    """The sender asks to be adopted as a child; it can relay to ``slots`` children."""
+    """The sender asks to be adopted as a child; it can relay to ``slots`` children.
+
+    ``have``: the highest chunk it holds (-1: none), so that a new parent can
+    send it the chunks it missed while it had no parent (``Backfill``).
+    """
 
     slots: int
+    have: int = -1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,3 +115,50 @@ class StallReport:
 
 
 TreeMessage = Join | Adopt | Redirect | Leave | Reparent | Heartbeat | Status | StallReport
+
+
+# --- media (docs/stream.md, "Media") ------------------------------------------
+
+#: Largest chunk payload (an encoded ``MediaPart``).
+MAX_CHUNK_PAYLOAD = 64 * 1024
+#: Most chunk hashes one ``Seal`` covers.
+MAX_SEAL_HASHES = 256
+#: Length of a chunk hash (SHA-256).
+HASH_SIZE = 32
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Chunk:
+    """A piece of media numbered ``seq``; a ``Seal`` sent earlier vouches for it."""
+
+    seq: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Seal:
+    """The broadcaster's signature over the hashes of chunks ``first`` .. ``first + n - 1``."""
+
+    first: int
+    hashes: tuple[bytes, ...]
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyframeRequest:
+    """Child to parent (and up to the broadcaster): media was lost, send a keyframe soon."""
+
+
+MediaMessage = Chunk | Seal | KeyframeRequest
+StreamBody = TreeMessage | MediaMessage
+
+
+@dataclass(frozen=True, slots=True)
+class StreamMessage:
+    """One message of the stream protocol (link protocol 14): ``body`` for ``stream_id``.
+
+    The unit the link layer's registry sends and hands over (``stream.codec.CODEC``).
+    """
+
+    stream_id: bytes
+    body: StreamBody

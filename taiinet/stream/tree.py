@@ -26,9 +26,11 @@ refused first when the tree is full, and pushed to the leaves otherwise.
 slots than its weakest child adopts the newcomer and tells the weakest child
 ``Reparent(to=newcomer)``; the newcomer has a free slot for it.  Repeated at
 every join and every repair, this moves high-capacity peers towards the root,
-so the tree is as shallow as the capacities allow.  With ``ranking`` off the
-node redirects to random children with free room and never preempts (the
-simulator's baseline).
+so the tree is as shallow as the capacities allow.  With ``ranking`` off (the
+simulator's baseline) the node redirects to random children with free room
+and preempts only a zero-slot leaf, for a joiner with slots (else a tree
+whose slots all went to leaves stops growing); with no free room below, a
+joiner with slots is sent to random children with slots.
 
 *Heartbeats and repair.*  Every tick a parent sends each child a
 ``Heartbeat(seq, path, standby)`` and each child sends its parent a
@@ -65,6 +67,7 @@ import random
 
 from taiinet.stream.actions import (
     Action,
+    Backfill,
     CloseLink,
     Evicted,
     JoinTimer,
@@ -73,6 +76,8 @@ from taiinet.stream.actions import (
     SetTimer,
     TickTimer,
 )
+from taiinet.stream.choice import Child as _Child
+from taiinet.stream.choice import redirect_candidates, standby_list
 from taiinet.stream.config import TreeConfig
 from taiinet.stream.errors import StreamUsageError
 from taiinet.stream.messages import (
@@ -98,28 +103,11 @@ _NO_ROOM = Redirect(candidates=())
 _UNKNOWN_SEQ = -1
 
 
-class _Child:
-    """What a parent knows of one child (from its ``Join`` and ``Status`` reports)."""
-
-    __slots__ = ("children", "free", "heard", "recommend", "seq", "slots")
-
-    def __init__(self, slots: int, now: float) -> None:
-        self.slots = slots
-        self.heard = now
-        self.children: tuple[PeerId, ...] = ()
-        self.free = slots
-        self.seq = _UNKNOWN_SEQ
-        self.recommend: tuple[PeerId, ...] = ()
-
-    @property
-    def own_free(self) -> int:
-        return self.slots - len(self.children)
-
-
 class RelayTree:
     """One peer's place in one stream's relay tree; every input returns actions."""
 
     __slots__ = (
+        "_asked",
         "_attempt",
         "_banned",
         "_candidates",
@@ -170,6 +158,8 @@ class RelayTree:
         self._detached_since: float | None = None
         self._target: PeerId | None = None  # peer our pending Join went to
         self._candidates: list[PeerId] = []
+        #: Peers sent a ``Join`` in this join round: a late ``Adopt`` from one is taken.
+        self._asked: set[PeerId] = set()
         self._tried_root = False
         self._redirects = 0
         self._attempt = 0
@@ -218,7 +208,9 @@ class RelayTree:
     def chunk(self, seq: int, now: float) -> bool:
         """A chunk numbered ``seq`` arrived (or, at the root, was made); True if it is new.
 
-        Chunks skipped while repairing are not waited for: a live stream moves on.
+        Chunks older than the newest are the driver's business: a new parent
+        backfills what a repaired child missed (``Backfill``), and the driver
+        passes on each chunk it had not seen.
         """
         if seq > self.seq:
             self.seq = seq
@@ -280,6 +272,7 @@ class RelayTree:
         self._candidates = first
         self._tried_root = False
         self._redirects = 0
+        self._asked.clear()
         self._try_next(now, out)
 
     def _try_next(self, now: float, out: list[Action]) -> None:
@@ -302,16 +295,24 @@ class RelayTree:
         if target == self.root:
             self._tried_root = True
         self._target = target
-        out.append(Send(peer=target, message=Join(slots=self.slots)))
+        if len(self._asked) <= self.config.max_redirects + 1:
+            self._asked.add(target)
+        out.append(Send(peer=target, message=Join(slots=self.slots, have=self.seq)))
         out.append(SetTimer(at=now + self.config.join_timeout,
                             timer=JoinTimer(attempt=self._attempt)))
 
     def _on_adopt(self, peer: PeerId, message: Adopt, now: float, out: list[Action]) -> None:
         path = message.path
-        if (peer != self._target or self.parent is not None or self.is_root
-                or self.peer_id in path or not path or path[-1] != peer or path[0] != self.root):
+        if ((peer != self._target and peer not in self._asked) or self.parent is not None
+                or self.is_root or self.peer_id in path or not path or path[-1] != peer
+                or path[0] != self.root):
             out.append(Send(peer=peer, message=_LEAVE))
             return
+        if self._target is not None and self._target != peer:
+            # A late answer from an earlier candidate (a slow link): take it, and
+            # tell the pending one we are no longer waiting.
+            out.append(Send(peer=self._target, message=_LEAVE))
+        self._asked.clear()
         self._target = None
         self._candidates = []
         self._attempt += 1  # the pending JoinTimer is now stale
@@ -353,21 +354,30 @@ class RelayTree:
             out.append(Send(peer=peer, message=_NO_ROOM))
             return
         if len(self.children) < self.slots:
-            self._adopt(peer, slots, now, out)
+            self._adopt(peer, slots, now, out, message.have)
             return
-        if self.config.ranking and self.children and slots > 0:
-            weakest = min(self.children,
-                          key=lambda c: (self.children[c].slots, len(self.children[c].children)))
-            if slots > self.children[weakest].slots:
+        weakest: PeerId | None = None
+        if self.children and slots > 0:
+            if self.config.ranking:
+                weakest = min(self.children, key=lambda c: (self.children[c].slots,
+                                                            len(self.children[c].children)))
+            else:  # a random tree still lets a relay take a leaf's place (else a tree
+                # whose slots all went to zero-slot leaves stops growing)
+                leaves = [c for c, info in self.children.items() if info.slots == 0]
+                weakest = self.rng.choice(leaves) if leaves else None
+            if weakest is not None and slots > self.children[weakest].slots:
                 self._drop_child(weakest)
                 out.append(Send(peer=weakest, message=Reparent(to=peer)))
-                self._adopt(peer, slots, now, out)
+                self._adopt(peer, slots, now, out, message.have)
                 return
-        out.append(Send(peer=peer, message=Redirect(candidates=self._redirect_to(peer))))
+        out.append(Send(peer=peer, message=Redirect(candidates=self._redirect_to(peer, slots))))
 
-    def _adopt(self, peer: PeerId, slots: int, now: float, out: list[Action]) -> None:
+    def _adopt(self, peer: PeerId, slots: int, now: float, out: list[Action],
+               have: int) -> None:
         self.children[peer] = _Child(slots, now)
         self._adopt_reply(peer, out)
+        if have < self.seq:  # what it missed (a newcomer, have -1: the driver's choice)
+            out.append(Backfill(peer=peer, after=have))
 
     def _adopt_reply(self, peer: PeerId, out: list[Action]) -> None:
         path = self._child_path()
@@ -375,38 +385,13 @@ class RelayTree:
         out.append(Send(peer=peer, message=Heartbeat(seq=self.seq, path=path,
                                                      standby=self._standby_for(peer))))
 
-    def _redirect_to(self, joiner: PeerId) -> tuple[PeerId, ...]:
-        """Where a joiner should go when this node is full, best first."""
-        size = self.config.redirect_size
-        kids = self.children
-        if not self.config.ranking:
-            pool = [c for c, info in kids.items() if info.free > 0 and c != joiner]
-            return tuple(self.rng.sample(pool, min(size, len(pool))))
-        direct = sorted((c for c, info in kids.items() if info.own_free > 0),
-                        key=lambda c: -kids[c].slots)
-        recommended = [r for info in kids.values() for r in info.recommend]
-        below = sorted((c for c, info in kids.items() if info.free > 0),
-                       key=lambda c: -kids[c].free)
-        picked: list[PeerId] = []
-        for peer in (*direct, *recommended, *below):
-            if peer != joiner and peer not in picked and peer not in self.path:
-                picked.append(peer)
-                if len(picked) == size:
-                    break
-        return tuple(picked)
+    def _redirect_to(self, joiner: PeerId, slots: int) -> tuple[PeerId, ...]:
+        return redirect_candidates(self.children, self.path, joiner, slots,
+                                   self.config.ranking, self.config.redirect_size, self.rng)
 
     def _standby_for(self, child: PeerId) -> tuple[PeerId, ...]:
-        """Peers ``child`` should try if this node is lost: its grandparent, then siblings."""
-        size = self.config.standby_size
-        picked: list[PeerId] = [] if self.parent is None else [self.parent]
-        kids = self.children
-        siblings = [c for c in kids if c != child]
-        if self.config.ranking:
-            siblings.sort(key=lambda c: (kids[c].own_free <= 0, -kids[c].slots))
-        else:
-            self.rng.shuffle(siblings)
-        picked.extend(s for s in siblings if kids[s].slots > 0)
-        return tuple(picked[:size])
+        return standby_list(self.children, self.parent, child, self.config.ranking,
+                            self.config.standby_size, self.rng)
 
     def _drop_child(self, peer: PeerId) -> None:
         del self.children[peer]

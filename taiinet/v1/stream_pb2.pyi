@@ -8,12 +8,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class StreamMessage(_message.Message):
-    __slots__ = ("stream_id", "join", "adopt", "redirect", "leave", "reparent", "heartbeat", "status", "stall_report")
+    __slots__ = ("stream_id", "join", "adopt", "redirect", "leave", "reparent", "heartbeat", "status", "stall_report", "chunk", "seal", "keyframe_request")
     class Join(_message.Message):
-        __slots__ = ("slots",)
+        __slots__ = ("slots", "have")
         SLOTS_FIELD_NUMBER: _ClassVar[int]
+        HAVE_FIELD_NUMBER: _ClassVar[int]
         slots: int
-        def __init__(self, slots: _Optional[int] = ...) -> None: ...
+        have: int
+        def __init__(self, slots: _Optional[int] = ..., have: _Optional[int] = ...) -> None: ...
     class Adopt(_message.Message):
         __slots__ = ("path",)
         PATH_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +65,25 @@ class StreamMessage(_message.Message):
         parent: str
         seq: int
         def __init__(self, parent: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
+    class Chunk(_message.Message):
+        __slots__ = ("seq", "payload")
+        SEQ_FIELD_NUMBER: _ClassVar[int]
+        PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+        seq: int
+        payload: bytes
+        def __init__(self, seq: _Optional[int] = ..., payload: _Optional[bytes] = ...) -> None: ...
+    class Seal(_message.Message):
+        __slots__ = ("first", "hashes", "signature")
+        FIRST_FIELD_NUMBER: _ClassVar[int]
+        HASHES_FIELD_NUMBER: _ClassVar[int]
+        SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+        first: int
+        hashes: _containers.RepeatedScalarFieldContainer[bytes]
+        signature: bytes
+        def __init__(self, first: _Optional[int] = ..., hashes: _Optional[_Iterable[bytes]] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    class KeyframeRequest(_message.Message):
+        __slots__ = ()
+        def __init__(self) -> None: ...
     STREAM_ID_FIELD_NUMBER: _ClassVar[int]
     JOIN_FIELD_NUMBER: _ClassVar[int]
     ADOPT_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +93,9 @@ class StreamMessage(_message.Message):
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     STALL_REPORT_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    SEAL_FIELD_NUMBER: _ClassVar[int]
+    KEYFRAME_REQUEST_FIELD_NUMBER: _ClassVar[int]
     stream_id: bytes
     join: StreamMessage.Join
     adopt: StreamMessage.Adopt
@@ -81,18 +105,55 @@ class StreamMessage(_message.Message):
     heartbeat: StreamMessage.Heartbeat
     status: StreamMessage.Status
     stall_report: StreamMessage.StallReport
-    def __init__(self, stream_id: _Optional[bytes] = ..., join: _Optional[_Union[StreamMessage.Join, _Mapping]] = ..., adopt: _Optional[_Union[StreamMessage.Adopt, _Mapping]] = ..., redirect: _Optional[_Union[StreamMessage.Redirect, _Mapping]] = ..., leave: _Optional[_Union[StreamMessage.Leave, _Mapping]] = ..., reparent: _Optional[_Union[StreamMessage.Reparent, _Mapping]] = ..., heartbeat: _Optional[_Union[StreamMessage.Heartbeat, _Mapping]] = ..., status: _Optional[_Union[StreamMessage.Status, _Mapping]] = ..., stall_report: _Optional[_Union[StreamMessage.StallReport, _Mapping]] = ...) -> None: ...
+    chunk: StreamMessage.Chunk
+    seal: StreamMessage.Seal
+    keyframe_request: StreamMessage.KeyframeRequest
+    def __init__(self, stream_id: _Optional[bytes] = ..., join: _Optional[_Union[StreamMessage.Join, _Mapping]] = ..., adopt: _Optional[_Union[StreamMessage.Adopt, _Mapping]] = ..., redirect: _Optional[_Union[StreamMessage.Redirect, _Mapping]] = ..., leave: _Optional[_Union[StreamMessage.Leave, _Mapping]] = ..., reparent: _Optional[_Union[StreamMessage.Reparent, _Mapping]] = ..., heartbeat: _Optional[_Union[StreamMessage.Heartbeat, _Mapping]] = ..., status: _Optional[_Union[StreamMessage.Status, _Mapping]] = ..., stall_report: _Optional[_Union[StreamMessage.StallReport, _Mapping]] = ..., chunk: _Optional[_Union[StreamMessage.Chunk, _Mapping]] = ..., seal: _Optional[_Union[StreamMessage.Seal, _Mapping]] = ..., keyframe_request: _Optional[_Union[StreamMessage.KeyframeRequest, _Mapping]] = ...) -> None: ...
 
 class StreamAnnouncement(_message.Message):
-    __slots__ = ("name", "broadcaster", "started", "seq", "signallers")
+    __slots__ = ("name", "broadcaster", "started", "seq", "signallers", "tracks")
     NAME_FIELD_NUMBER: _ClassVar[int]
     BROADCASTER_FIELD_NUMBER: _ClassVar[int]
     STARTED_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     SIGNALLERS_FIELD_NUMBER: _ClassVar[int]
+    TRACKS_FIELD_NUMBER: _ClassVar[int]
     name: str
     broadcaster: str
     started: int
     seq: int
     signallers: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., broadcaster: _Optional[str] = ..., started: _Optional[int] = ..., seq: _Optional[int] = ..., signallers: _Optional[_Iterable[str]] = ...) -> None: ...
+    tracks: _containers.RepeatedCompositeFieldContainer[Track]
+    def __init__(self, name: _Optional[str] = ..., broadcaster: _Optional[str] = ..., started: _Optional[int] = ..., seq: _Optional[int] = ..., signallers: _Optional[_Iterable[str]] = ..., tracks: _Optional[_Iterable[_Union[Track, _Mapping]]] = ...) -> None: ...
+
+class Track(_message.Message):
+    __slots__ = ("codec", "width", "height", "rate", "channels", "extradata")
+    CODEC_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    EXTRADATA_FIELD_NUMBER: _ClassVar[int]
+    codec: str
+    width: int
+    height: int
+    rate: int
+    channels: int
+    extradata: bytes
+    def __init__(self, codec: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., rate: _Optional[int] = ..., channels: _Optional[int] = ..., extradata: _Optional[bytes] = ...) -> None: ...
+
+class MediaPart(_message.Message):
+    __slots__ = ("track", "pts", "keyframe", "part", "parts", "data")
+    TRACK_FIELD_NUMBER: _ClassVar[int]
+    PTS_FIELD_NUMBER: _ClassVar[int]
+    KEYFRAME_FIELD_NUMBER: _ClassVar[int]
+    PART_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    track: int
+    pts: int
+    keyframe: bool
+    part: int
+    parts: int
+    data: bytes
+    def __init__(self, track: _Optional[int] = ..., pts: _Optional[int] = ..., keyframe: _Optional[bool] = ..., part: _Optional[int] = ..., parts: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...

@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taiinet/v1/stream.proto.
  */
 export const file_taiinet_v1_stream: GenFile = /*@__PURE__*/
-  fileDesc("Chd0YWlpbmV0L3YxL3N0cmVhbS5wcm90bxIKdGFpaW5ldC52MSKZBgoNU3RyZWFtTWVzc2FnZRIRCglzdHJlYW1faWQYASABKAwSLgoEam9pbhgCIAEoCzIeLnRhaWluZXQudjEuU3RyZWFtTWVzc2FnZS5Kb2luSAASMAoFYWRvcHQYAyABKAsyHy50YWlpbmV0LnYxLlN0cmVhbU1lc3NhZ2UuQWRvcHRIABI2CghyZWRpcmVjdBgEIAEoCzIiLnRhaWluZXQudjEuU3RyZWFtTWVzc2FnZS5SZWRpcmVjdEgAEjAKBWxlYXZlGAUgASgLMh8udGFpaW5ldC52MS5TdHJlYW1NZXNzYWdlLkxlYXZlSAASNgoIcmVwYXJlbnQYBiABKAsyIi50YWlpbmV0LnYxLlN0cmVhbU1lc3NhZ2UuUmVwYXJlbnRIABI4CgloZWFydGJlYXQYByABKAsyIy50YWlpbmV0LnYxLlN0cmVhbU1lc3NhZ2UuSGVhcnRiZWF0SAASMgoGc3RhdHVzGAggASgLMiAudGFpaW5ldC52MS5TdHJlYW1NZXNzYWdlLlN0YXR1c0gAEj0KDHN0YWxsX3JlcG9ydBgJIAEoCzIlLnRhaWluZXQudjEuU3RyZWFtTWVzc2FnZS5TdGFsbFJlcG9ydEgAGhUKBEpvaW4SDQoFc2xvdHMYASABKA0aFQoFQWRvcHQSDAoEcGF0aBgBIAMoCRoeCghSZWRpcmVjdBISCgpjYW5kaWRhdGVzGAEgAygJGhgKBUxlYXZlEg8KB2V2aWN0ZWQYASABKAgaFgoIUmVwYXJlbnQSCgoCdG8YASABKAkaNwoJSGVhcnRiZWF0EgsKA3NlcRgBIAEoAxIMCgRwYXRoGAIgAygJEg8KB3N0YW5kYnkYAyADKAkaVwoGU3RhdHVzEg0KBXNsb3RzGAEgASgNEhAKCGNoaWxkcmVuGAIgAygJEgwKBGZyZWUYAyABKA0SCwoDc2VxGAQgASgDEhEKCXJlY29tbWVuZBgFIAMoCRoqCgtTdGFsbFJlcG9ydBIOCgZwYXJlbnQYASABKAkSCwoDc2VxGAIgASgDQgYKBGJvZHkiaQoSU3RyZWFtQW5ub3VuY2VtZW50EgwKBG5hbWUYASABKAkSEwoLYnJvYWRjYXN0ZXIYAiABKAkSDwoHc3RhcnRlZBgDIAEoBBILCgNzZXEYBCABKAQSEgoKc2lnbmFsbGVycxgFIAMoCWIGcHJvdG8z");
+  fileDesc("Chd0YWlpbmV0L3YxL3N0cmVhbS5wcm90bxIKdGFpaW5ldC52MSLECAoNU3RyZWFtTWVzc2FnZRIRCglzdHJlYW1faWQYASABKAwSLgoEam9pbhgCIAEoCzIeLnRhaWluZXQudjEuU3RyZWFtTWVzc2FnZS5Kb2luSAASMAoFYWRvcHQYAyABKAsyHy50YWlpbmV0LnYxLlN0cmVhbU1lc3NhZ2UuQWRvcHRIABI2CghyZWRpcmVjdBgEIAEoCzIiLnRhaWluZXQudjEuU3RyZWFtTWVzc2FnZS5SZWRpcmVjdEgAEjAKBWxlYXZlGAUgASgLMh8udGFpaW5ldC52MS5TdHJlYW1NZXNzYWdlLkxlYXZlSAASNgoIcmVwYXJlbnQYBiABKAsyIi50YWlpbmV0LnYxLlN0cmVhbU1lc3NhZ2UuUmVwYXJlbnRIABI4CgloZWFydGJlYXQYByABKAsyIy50YWlpbmV0LnYxLlN0cmVhbU1lc3NhZ2UuSGVhcnRiZWF0SAASMgoGc3RhdHVzGAggASgLMiAudGFpaW5ldC52MS5TdHJlYW1NZXNzYWdlLlN0YXR1c0gAEj0KDHN0YWxsX3JlcG9ydBgJIAEoCzIlLnRhaWluZXQudjEuU3RyZWFtTWVzc2FnZS5TdGFsbFJlcG9ydEgAEjAKBWNodW5rGAogASgLMh8udGFpaW5ldC52MS5TdHJlYW1NZXNzYWdlLkNodW5rSAASLgoEc2VhbBgLIAEoCzIeLnRhaWluZXQudjEuU3RyZWFtTWVzc2FnZS5TZWFsSAASRQoQa2V5ZnJhbWVfcmVxdWVzdBgMIAEoCzIpLnRhaWluZXQudjEuU3RyZWFtTWVzc2FnZS5LZXlmcmFtZVJlcXVlc3RIABojCgRKb2luEg0KBXNsb3RzGAEgASgNEgwKBGhhdmUYAiABKAMaFQoFQWRvcHQSDAoEcGF0aBgBIAMoCRoeCghSZWRpcmVjdBISCgpjYW5kaWRhdGVzGAEgAygJGhgKBUxlYXZlEg8KB2V2aWN0ZWQYASABKAgaFgoIUmVwYXJlbnQSCgoCdG8YASABKAkaNwoJSGVhcnRiZWF0EgsKA3NlcRgBIAEoAxIMCgRwYXRoGAIgAygJEg8KB3N0YW5kYnkYAyADKAkaVwoGU3RhdHVzEg0KBXNsb3RzGAEgASgNEhAKCGNoaWxkcmVuGAIgAygJEgwKBGZyZWUYAyABKA0SCwoDc2VxGAQgASgDEhEKCXJlY29tbWVuZBgFIAMoCRoqCgtTdGFsbFJlcG9ydBIOCgZwYXJlbnQYASABKAkSCwoDc2VxGAIgASgDGiUKBUNodW5rEgsKA3NlcRgBIAEoBBIPCgdwYXlsb2FkGAIgASgMGjgKBFNlYWwSDQoFZmlyc3QYASABKAQSDgoGaGFzaGVzGAIgAygMEhEKCXNpZ25hdHVyZRgDIAEoDBoRCg9LZXlmcmFtZVJlcXVlc3RCBgoEYm9keSKMAQoSU3RyZWFtQW5ub3VuY2VtZW50EgwKBG5hbWUYASABKAkSEwoLYnJvYWRjYXN0ZXIYAiABKAkSDwoHc3RhcnRlZBgDIAEoBBILCgNzZXEYBCABKAQSEgoKc2lnbmFsbGVycxgFIAMoCRIhCgZ0cmFja3MYBiADKAsyES50YWlpbmV0LnYxLlRyYWNrImgKBVRyYWNrEg0KBWNvZGVjGAEgASgJEg0KBXdpZHRoGAIgASgNEg4KBmhlaWdodBgDIAEoDRIMCgRyYXRlGAQgASgNEhAKCGNoYW5uZWxzGAUgASgNEhEKCWV4dHJhZGF0YRgGIAEoDCJkCglNZWRpYVBhcnQSDQoFdHJhY2sYASABKA0SCwoDcHRzGAIgASgDEhAKCGtleWZyYW1lGAMgASgIEgwKBHBhcnQYBCABKA0SDQoFcGFydHMYBSABKA0SDAoEZGF0YRgGIAEoDGIGcHJvdG8z");
 
 /**
  * @generated from message taiinet.v1.StreamMessage
@@ -83,6 +83,24 @@ export type StreamMessage = Message<"taiinet.v1.StreamMessage"> & {
      */
     value: StreamMessage_StallReport;
     case: "stallReport";
+  } | {
+    /**
+     * @generated from field: taiinet.v1.StreamMessage.Chunk chunk = 10;
+     */
+    value: StreamMessage_Chunk;
+    case: "chunk";
+  } | {
+    /**
+     * @generated from field: taiinet.v1.StreamMessage.Seal seal = 11;
+     */
+    value: StreamMessage_Seal;
+    case: "seal";
+  } | {
+    /**
+     * @generated from field: taiinet.v1.StreamMessage.KeyframeRequest keyframe_request = 12;
+     */
+    value: StreamMessage_KeyframeRequest;
+    case: "keyframeRequest";
   } | { case: undefined; value?: undefined };
 };
 
@@ -94,7 +112,8 @@ export const StreamMessageSchema: GenMessage<StreamMessage> = /*@__PURE__*/
   messageDesc(file_taiinet_v1_stream, 0);
 
 /**
- * The sender asks to be adopted; it can feed `slots` children.
+ * The sender asks to be adopted; it can feed `slots` children.  `have`: the
+ * highest chunk it holds (-1: none); a new parent backfills the chunks after it.
  *
  * @generated from message taiinet.v1.StreamMessage.Join
  */
@@ -103,6 +122,11 @@ export type StreamMessage_Join = Message<"taiinet.v1.StreamMessage.Join"> & {
    * @generated from field: uint32 slots = 1;
    */
   slots: number;
+
+  /**
+   * @generated from field: int64 have = 2;
+   */
+  have: bigint;
 };
 
 /**
@@ -285,6 +309,81 @@ export const StreamMessage_StallReportSchema: GenMessage<StreamMessage_StallRepo
   messageDesc(file_taiinet_v1_stream, 0, 7);
 
 /**
+ * Media, relayed down the tree (docs/stream.md, "Media").  `payload` is a
+ * MediaPart; its integrity comes from the Seal that covers `seq`.
+ *
+ * @generated from message taiinet.v1.StreamMessage.Chunk
+ */
+export type StreamMessage_Chunk = Message<"taiinet.v1.StreamMessage.Chunk"> & {
+  /**
+   * @generated from field: uint64 seq = 1;
+   */
+  seq: bigint;
+
+  /**
+   * at most 64 KiB
+   *
+   * @generated from field: bytes payload = 2;
+   */
+  payload: Uint8Array;
+};
+
+/**
+ * Describes the message taiinet.v1.StreamMessage.Chunk.
+ * Use `create(StreamMessage_ChunkSchema)` to create a new message.
+ */
+export const StreamMessage_ChunkSchema: GenMessage<StreamMessage_Chunk> = /*@__PURE__*/
+  messageDesc(file_taiinet_v1_stream, 0, 8);
+
+/**
+ * The broadcaster's signature over the hashes of chunks first .. first+n-1:
+ * Ed25519 over "taiinet-stream-seal/1" | stream_id | first (8 bytes, big
+ * endian) | the n 32-byte hashes; hash = SHA-256(seq, 8 bytes BE | payload).
+ * Sent before the chunks it covers; 1..256 hashes.
+ *
+ * @generated from message taiinet.v1.StreamMessage.Seal
+ */
+export type StreamMessage_Seal = Message<"taiinet.v1.StreamMessage.Seal"> & {
+  /**
+   * @generated from field: uint64 first = 1;
+   */
+  first: bigint;
+
+  /**
+   * @generated from field: repeated bytes hashes = 2;
+   */
+  hashes: Uint8Array[];
+
+  /**
+   * @generated from field: bytes signature = 3;
+   */
+  signature: Uint8Array;
+};
+
+/**
+ * Describes the message taiinet.v1.StreamMessage.Seal.
+ * Use `create(StreamMessage_SealSchema)` to create a new message.
+ */
+export const StreamMessage_SealSchema: GenMessage<StreamMessage_Seal> = /*@__PURE__*/
+  messageDesc(file_taiinet_v1_stream, 0, 9);
+
+/**
+ * Child to parent, and on up to the broadcaster: a viewer lost media and
+ * waits for a keyframe.
+ *
+ * @generated from message taiinet.v1.StreamMessage.KeyframeRequest
+ */
+export type StreamMessage_KeyframeRequest = Message<"taiinet.v1.StreamMessage.KeyframeRequest"> & {
+};
+
+/**
+ * Describes the message taiinet.v1.StreamMessage.KeyframeRequest.
+ * Use `create(StreamMessage_KeyframeRequestSchema)` to create a new message.
+ */
+export const StreamMessage_KeyframeRequestSchema: GenMessage<StreamMessage_KeyframeRequest> = /*@__PURE__*/
+  messageDesc(file_taiinet_v1_stream, 0, 10);
+
+/**
  * Signed by the broadcaster; found through pubsub (docs/stream.md).
  *
  * @generated from message taiinet.v1.StreamAnnouncement
@@ -324,6 +423,13 @@ export type StreamAnnouncement = Message<"taiinet.v1.StreamAnnouncement"> & {
    * @generated from field: repeated string signallers = 5;
    */
   signallers: string[];
+
+  /**
+   * at most 4
+   *
+   * @generated from field: repeated taiinet.v1.Track tracks = 6;
+   */
+  tracks: Track[];
 };
 
 /**
@@ -332,4 +438,109 @@ export type StreamAnnouncement = Message<"taiinet.v1.StreamAnnouncement"> & {
  */
 export const StreamAnnouncementSchema: GenMessage<StreamAnnouncement> = /*@__PURE__*/
   messageDesc(file_taiinet_v1_stream, 1);
+
+/**
+ * One media track; a MediaPart names it by its index in `tracks`.
+ *
+ * @generated from message taiinet.v1.Track
+ */
+export type Track = Message<"taiinet.v1.Track"> & {
+  /**
+   * "vp8", "h264" or "opus"
+   *
+   * @generated from field: string codec = 1;
+   */
+  codec: string;
+
+  /**
+   * video
+   *
+   * @generated from field: uint32 width = 2;
+   */
+  width: number;
+
+  /**
+   * video
+   *
+   * @generated from field: uint32 height = 3;
+   */
+  height: number;
+
+  /**
+   * frames per second (video) or samples per second (audio)
+   *
+   * @generated from field: uint32 rate = 4;
+   */
+  rate: number;
+
+  /**
+   * audio
+   *
+   * @generated from field: uint32 channels = 5;
+   */
+  channels: number;
+
+  /**
+   * codec parameters (Opus: the OpusHead), at most 1024 bytes
+   *
+   * @generated from field: bytes extradata = 6;
+   */
+  extradata: Uint8Array;
+};
+
+/**
+ * Describes the message taiinet.v1.Track.
+ * Use `create(TrackSchema)` to create a new message.
+ */
+export const TrackSchema: GenMessage<Track> = /*@__PURE__*/
+  messageDesc(file_taiinet_v1_stream, 2);
+
+/**
+ * The payload of a Chunk: one encoded packet, or one part of a packet cut
+ * into `parts` chunks of consecutive seq (part 0 first).
+ *
+ * @generated from message taiinet.v1.MediaPart
+ */
+export type MediaPart = Message<"taiinet.v1.MediaPart"> & {
+  /**
+   * @generated from field: uint32 track = 1;
+   */
+  track: number;
+
+  /**
+   * in 1/rate (video) or 1/sample rate (audio)
+   *
+   * @generated from field: int64 pts = 2;
+   */
+  pts: bigint;
+
+  /**
+   * @generated from field: bool keyframe = 3;
+   */
+  keyframe: boolean;
+
+  /**
+   * @generated from field: uint32 part = 4;
+   */
+  part: number;
+
+  /**
+   * 1..64
+   *
+   * @generated from field: uint32 parts = 5;
+   */
+  parts: number;
+
+  /**
+   * @generated from field: bytes data = 6;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message taiinet.v1.MediaPart.
+ * Use `create(MediaPartSchema)` to create a new message.
+ */
+export const MediaPartSchema: GenMessage<MediaPart> = /*@__PURE__*/
+  messageDesc(file_taiinet_v1_stream, 3);
 

@@ -1,0 +1,41 @@
+"""A live stream between real processes: a broadcaster, viewers with mixed slots, one killed.
+
+The scaled form of ``bench/stream_process.py`` (the full check is 12 viewers,
+3 killed, 30 s): every surviving viewer writes a file PyAV decodes whose
+longest video gap is at most 2 s, and the broadcaster feeds at most its slots.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "stream_process.py"
+
+
+def load_bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_stream_process", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_viewers_survive_a_killed_relay_with_at_most_2_s_lost(tmp_path: Path) -> None:
+    pytest.importorskip("av")
+    result = load_bench().run(viewers=4, kill=1, duration=10.0, workdir=str(tmp_path))
+    survivors = [row for row in result["rows"] if not row["killed"]]
+    assert len(survivors) == 3
+    for row in survivors:
+        assert row["frames"] > 0, row
+        assert row["longest_gap"] <= 2.0, row
+        assert row["seconds"] >= 5.0, row
+    broadcaster = result["broadcaster"]
+    assert broadcaster["most_children"] <= broadcaster["slots"] == 2
+    assert broadcaster["upload_streams"] <= broadcaster["slots"]
+    assert result["ok"]
