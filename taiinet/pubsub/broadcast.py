@@ -28,7 +28,7 @@ from taiinet.overlay.messages import Gossip, OverlayMessage
 from taiinet.pubsub.actions import Action, Deliver, Published, PubsubTimer
 from taiinet.pubsub.budget import INVALID_DOCUMENT_OFFENCES, PeerBudgets, Verdict
 from taiinet.pubsub.config import PubsubConfig
-from taiinet.pubsub.documents import DocumentCodec, OpenedDocument
+from taiinet.pubsub.documents import DocumentCodec, OpenedDocument, seal_publication
 from taiinet.pubsub.errors import PubsubUsageError, RejectedDocument
 from taiinet.pubsub.messages import InterestAdvert, PubsubMessage
 from taiinet.pubsub.query import IndexFull, InvalidQuery, Query, SubscriptionIndex
@@ -85,13 +85,9 @@ class BroadcastRouter:
 
     def publish(self, document: Any, now: float, *, published_unix_ms: int | None = None,
                 nonce: int | None = None) -> list[Action]:
-        if published_unix_ms is None:
-            published_unix_ms = max(0, int(now * 1000))
-        if nonce is None:
-            nonce = self.rng.getrandbits(64)
-        payload = self.documents.seal(document, self.config.max_document_bytes,
-                                      published_unix_ms=published_unix_ms, nonce=nonce)
-        mid = hashlib.sha256(payload).digest()
+        mid, payload = seal_publication(self.documents, document, self.config.max_document_bytes,
+                                        now, self.rng, published_unix_ms=published_unix_ms,
+                                        nonce=nonce)
         self._opened[mid] = (self.documents.open(payload), len(payload))
         self.stats.published += 1
         out: list[Action] = [Published(message_id=mid)]

@@ -18,6 +18,8 @@ thousands of nodes run fast; the router treats both the same way.
 
 from __future__ import annotations
 
+import hashlib
+import random
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -100,6 +102,24 @@ def _opened(publisher: str, payload: bytes, limits: DocumentLimits) -> OpenedDoc
         raise RejectedDocument("invalid_document", str(exc)) from None
     return OpenedDocument(publisher=publisher, document=document,
                           published_unix_ms=message.published_unix_ms, values=values)
+
+
+def seal_publication(documents: DocumentCodec, document: Any, max_bytes: int, now: float,
+                     rng: random.Random, *, published_unix_ms: int | None,
+                     nonce: int | None) -> tuple[bytes, bytes]:
+    """``(message_id, payload)`` of a local publication, as every router seals one.
+
+    Without ``published_unix_ms`` the core's ``now`` stands for the wall clock;
+    without ``nonce`` one is drawn from the core's seeded ``rng``.  The message
+    id is the payload's SHA-256.
+    """
+    if published_unix_ms is None:
+        published_unix_ms = max(0, int(now * 1000))
+    if nonce is None:
+        nonce = rng.getrandbits(64)
+    payload = documents.seal(document, max_bytes, published_unix_ms=published_unix_ms,
+                             nonce=nonce)
+    return hashlib.sha256(payload).digest(), payload
 
 
 class SignedDocuments:

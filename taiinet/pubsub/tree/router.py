@@ -49,7 +49,7 @@ from taiinet.pubsub.actions import (
 )
 from taiinet.pubsub.budget import INVALID_DOCUMENT_OFFENCES, PeerBudgets, Verdict
 from taiinet.pubsub.config import PubsubConfig
-from taiinet.pubsub.documents import DocumentCodec
+from taiinet.pubsub.documents import DocumentCodec, seal_publication
 from taiinet.pubsub.errors import PubsubUsageError, RejectedDocument
 from taiinet.pubsub.messages import MAX_VERSION, TREE_SIZE_CAP, InterestAdvert, PubsubMessage
 from taiinet.pubsub.query import IndexFull, InvalidQuery, Query, SubscriptionIndex
@@ -148,13 +148,9 @@ class TreeRouter:
     def publish(self, document: Any, now: float, *, published_unix_ms: int | None = None,
                 nonce: int | None = None) -> list[Action]:
         """Seal and route ``document``; the first action is ``Published(message_id)``."""
-        if published_unix_ms is None:
-            published_unix_ms = max(0, int(now * 1000))
-        if nonce is None:
-            nonce = self.rng.getrandbits(64)
-        payload = self.documents.seal(document, self.config.max_document_bytes,
-                                      published_unix_ms=published_unix_ms, nonce=nonce)
-        mid = hashlib.sha256(payload).digest()
+        mid, payload = seal_publication(self.documents, document, self.config.max_document_bytes,
+                                        now, self.rng, published_unix_ms=published_unix_ms,
+                                        nonce=nonce)
         opened = self.documents.open(payload)
         doc = Retained(payload, opened.document, opened.publisher, opened.published_unix_ms,
                        now, 0, True, cost=retained_cost(len(payload), opened.values))
