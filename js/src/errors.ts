@@ -42,6 +42,8 @@ export class KeyFileError extends TaiiNetError {}
 // --- Noise -----------------------------------------------------------------------------
 /** The Noise handshake failed (bad message, bad payload, low-order key). */
 export class HandshakeError extends RemoteProtocolError {}
+/** The peer did not send a handshake message in time: all three within 5 s, each within 3 s. */
+export class HandshakeTimeout extends HandshakeError {}
 /** The peer proved a peer id other than the one dialed. */
 export class PeerIdMismatch extends HandshakeError {}
 /** A Noise transport message failed authentication. */

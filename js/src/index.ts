@@ -45,7 +45,7 @@ export {
   type SignalClientConfig, signalClientConfig,
 } from "./signal/clientCore.js";
 export { AsyncQueue } from "./io/queue.js";
-export { HANDSHAKE_TIMEOUT_MS, type MessageChannel, SecureLink, type SecureChannelOptions } from "./io/secureChannel.js";
+export { HANDSHAKE_MESSAGE_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, type MessageChannel, SecureLink, type SecureChannelOptions } from "./io/secureChannel.js";
 export { WEBSOCKET_SUBPROTOCOL, dialWebSocket } from "./io/websocket.js";
 export { type Registration, SIGNAL_MAX_FRAME_SIZE, SignalClient, type SignalClientOptions } from "./io/signalClient.js";
 export { MAX_SDP_CANDIDATES, MAX_SDP_LINES, MAX_SDP_SIZE, validateSdp } from "./link/sdp.js";
