@@ -89,3 +89,7 @@ export class NoSignallerAvailable extends TaiiNetError {}
 export class ConnectionClosed extends TaiiNetError {}
 /** A handshake, an open or an answer took longer than its deadline. */
 export class LinkTimeout extends TaiiNetError {}
+/** The node was closed (every later call fails with this). */
+export class NodeClosed extends TaiiNetError {}
+/** No neighbour took a published document within the hand-off deadline. */
+export class HandOffTimeout extends TaiiNetError {}

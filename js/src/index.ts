@@ -58,4 +58,5 @@ export {
 export { type Advert, MalformedAdvert, advertFromProto, advertToProto, encodeAdvertFrame } from "./pubsub/advert.js";
 export { DEFAULT_ROUTER_CONFIG, type RouterAction, type RouterConfig, TreeRouter } from "./pubsub/tree/router.js";
 export { DEFAULT_NODE_CORE_CONFIG, type NodeAction, NodeCore, type NodeCoreConfig } from "./node/nodeCore.js";
-export { type ConnectOptions, type Message, NodeClosed, Subscription, TaiiNet } from "./io/taiinet.js";
+export { type ConnectOptions, type Message, Subscription, TaiiNet } from "./io/taiinet.js";
+export { type Flushable, HAND_OFF_TIMEOUT_MS, type HandOffSource, waitHandOff } from "./io/handOff.js";

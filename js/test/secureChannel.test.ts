@@ -17,6 +17,7 @@ class MemoryChannel implements MessageChannel {
   onClose: ((reason: string) => void) | null = null;
   other: MemoryChannel | null = null;
   closed = false;
+  drained?: () => Promise<void>;
 
   send(data: Uint8Array): void {
     const other = this.other;
@@ -71,6 +72,22 @@ describe("secure link driver", () => {
     assert.equal(left.isClosed, false);
     mock.timers.tick(1);
     assert.match(await left.closed, /FrameTimeout/);
+  });
+
+  it("flush resolves once the channel drained what was sent, false once the link closed", async () => {
+    const [left, , a] = await pair();
+    let drain: () => void = () => undefined;
+    a.drained = () => new Promise<void>((resolve) => { drain = resolve; });
+    let flushed: boolean | null = null;
+    void left.send(Uint8Array.of(9));
+    void left.flush().then((sent) => { flushed = sent; });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(flushed, null);
+    drain();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(flushed, true);
+    left.close();
+    assert.equal(await left.flush(), false);
   });
 
   it("closes the link on a transport message that fails authentication", async () => {

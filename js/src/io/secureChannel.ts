@@ -30,6 +30,8 @@ export const RECEIVE_QUEUE_FRAMES = 1024;
 export interface MessageChannel {
   send(data: Uint8Array): void | Promise<void>;
   close(): void;
+  /** Resolves once the channel holds no unsent bytes, or is closed (absent: `send` resolving means sent). */
+  drained?(): Promise<void>;
   /** The driver calls these: `onMessage` per channel message, `onClose` once. */
   onMessage: ((data: Uint8Array) => void) | null;
   onClose: ((reason: string) => void) | null;
@@ -59,6 +61,8 @@ export class SecureLink implements AsyncIterable<Uint8Array> {
   #onFrame: ((frame: Uint8Array) => void) | null = null;
   #closeReason: string | null = null;
   #frameTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The writes of the last `send` (settled: they are all done or failed). */
+  #lastWrite: Promise<void> = Promise.resolve();
   #resolveClosed!: (reason: string) => void;
 
   private constructor(channel: MessageChannel, core: SecureLinkCore, remotePeerId: PeerId) {
@@ -138,9 +142,22 @@ export class SecureLink implements AsyncIterable<Uint8Array> {
     for (const frame of this.#frames.drain()) handler(frame);
   }
 
-  async send(frame: Uint8Array): Promise<void> {
-    if (this.#closeReason !== null) throw new ConnectionClosed(`the link is closed: ${this.#closeReason}`);
-    for (const message of this.#core.sendFrame(frame)) await this.#channel.send(message);
+  send(frame: Uint8Array): Promise<void> {
+    if (this.#closeReason !== null) return Promise.reject(new ConnectionClosed(`the link is closed: ${this.#closeReason}`));
+    const written = this.#write(this.#core.sendFrame(frame)); // encrypted now, in call order
+    this.#lastWrite = written.catch(() => undefined);
+    return written;
+  }
+
+  /** Resolves once every frame sent so far left the channel's send buffer: true, or false if the link closed first. */
+  async flush(): Promise<boolean> {
+    await this.#lastWrite;
+    if (this.#closeReason === null) await this.#channel.drained?.();
+    return this.#closeReason === null;
+  }
+
+  async #write(messages: readonly Uint8Array[]): Promise<void> {
+    for (const message of messages) await this.#channel.send(message);
   }
 
   close(reason = "closed"): void {
