@@ -72,7 +72,7 @@ net.onNeighbors = showNeighbors;
 showNeighbors(net.neighbors);
 subscribe($("query").value);
 $("status").innerHTML = `this tab is peer ${label(net.peerId)}, joined through ${config.signallers.length} signallers` +
-  (config.iceServers.length ? " (pages link to each other through the TURN relay)" : " (no TURN relay: pages reach each other through the Python peers)");
+  (config.iceServers.length ? " (pages link to each other through the TURN relay)" : " (no TURN relay: tabs link to each other only where the browser has an address besides 127.0.0.1)");
 document.body.dataset.peer = net.peerId;
 document.body.dataset.ready = "true";
 

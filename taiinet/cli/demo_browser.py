@@ -12,8 +12,9 @@ its publish box holds.  The Python peers publish a random document every
 subscribes to everything and prints each document a page published.
 
 Without the relay, a page still links to the Python peers (aiortc offers a
-127.0.0.1 candidate) but not to another page (Chromium offers none on
-loopback): tabs then reach each other through the Python peers only.
+127.0.0.1 candidate); two tabs link to each other only if Chromium finds a
+host address besides 127.0.0.1 (it offers none on loopback), and otherwise
+reach each other through the Python peers.
 
 Ctrl-C (or SIGTERM) stops the server, the peers, the signallers and the
 relay, and the command exits 0.
@@ -79,40 +80,45 @@ async def run_browser_demo(args: argparse.Namespace, *, out: Any) -> None:
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="taiinet-demo-") as scratch, \
             trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with trio.open_nursery() as nursery:
+        # Two nurseries, so that the peers leave before the signallers and the relay stop
+        # (the other way round, each peer would complain that no signaller answers).
+        async with trio.open_nursery() as infrastructure:
             signallers: list[Signaller] = []
             for _ in range(SIGNALLERS):
                 join = [signallers[-1].url] if signallers else []
                 signallers.append(await start_in_task(
-                    nursery, open_signaller(listen="127.0.0.1:0", join=join)))
+                    infrastructure, open_signaller(listen="127.0.0.1:0", join=join)))
             urls = [s.url for s in signallers]
             ice: list[dict[str, Any]] = []
             turnserver = None if args.no_turn else find_turnserver()
             if turnserver is not None:
-                ice.append(await start_in_task(nursery, turn_server(
+                ice.append(await start_in_task(infrastructure, turn_server(
                     Path(scratch), executable=turnserver, block=TURN_PORTS)))
-            peers: list[Node] = []
-            for i in range(args.peers):
-                home = i % SIGNALLERS
-                peers.append(await start_in_task(nursery, open_node(
-                    urls[home:] + urls[:home], rng=random.Random(rng.random()))))
-            ids = {peer.peer_id for peer in peers}
-            await nursery.start(_report_pages, peers[0], ids, say)
-            config = {"signallers": urls, "iceServers": ice,
-                      "iceTransportPolicy": "relay" if ice else None,
-                      "pythonPeers": sorted(ids)}
-            with serve_page(args.http_port, config) as page_url:
-                relay = (f"a TURN relay on {ice[0]['urls']} links tabs to each other" if ice else
-                         "no TURN relay (coturn's turnserver not found or --no-turn): tabs link "
-                         "to the Python peers only")
-                say(f"taiinet demo --browser: {SIGNALLERS} signallers ({', '.join(urls)}), "
-                    f"{len(peers)} Python peers, {relay}")
-                say(f"open {page_url} in a browser (each tab is a peer); Ctrl-C stops")
-                nursery.start_soon(_trickle, peers, args.interval, rng)
-                async for _ in signals:
-                    break
-                say("stopping")
-                nursery.cancel_scope.cancel()
+            async with trio.open_nursery() as nursery:
+                peers: list[Node] = []
+                for i in range(args.peers):
+                    home = i % SIGNALLERS
+                    peers.append(await start_in_task(nursery, open_node(
+                        urls[home:] + urls[:home], rng=random.Random(rng.random()))))
+                ids = {peer.peer_id for peer in peers}
+                await nursery.start(_report_pages, peers[0], ids, say)
+                config = {"signallers": urls, "iceServers": ice,
+                          "iceTransportPolicy": "relay" if ice else None,
+                          "pythonPeers": sorted(ids)}
+                with serve_page(args.http_port, config) as page_url:
+                    relay = (f"a TURN relay on {ice[0]['urls']} links tabs to each other"
+                             if ice else "no TURN relay (coturn's turnserver not found, or "
+                             "--no-turn): tabs link to the Python peers, and to each other "
+                             "only where Chromium finds an address besides 127.0.0.1")
+                    say(f"taiinet demo --browser: {SIGNALLERS} signallers ({', '.join(urls)}), "
+                        f"{len(peers)} Python peers, {relay}")
+                    say(f"open {page_url} in a browser (each tab is a peer); Ctrl-C stops")
+                    nursery.start_soon(_trickle, peers, args.interval, rng)
+                    async for _ in signals:
+                        break
+                    say("stopping")
+                    nursery.cancel_scope.cancel()
+            infrastructure.cancel_scope.cancel()
     say("stopped")
 
 
