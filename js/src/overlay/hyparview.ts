@@ -90,6 +90,18 @@ export class HyParView {
     return [...this.#addActive(contact, now), { type: "send", peer: contact, message: { type: "join" } }];
   }
 
+  /**
+   * Ask passive peer `peer` to be a neighbour with high priority: for the layer above when
+   * it finds this node's component cut off from `peer` (healing, docs/pubsub.md section 8).
+   * The request cannot be refused; taking the reply makes room by dropping a random
+   * neighbour.  Ignored unless `peer` is in the passive view and not already asked.
+   */
+  reachOut(peer: PeerId, now: number): MembershipAction[] {
+    if (!this.passive.has(peer) || this.#requests.has(peer) || this.active.has(peer)) return [];
+    this.#requests.set(peer, now);
+    return [{ type: "send", peer, message: { type: "neighbor", high: true } }];
+  }
+
   /** Any frame from `peer` (of any layer): a sign of life. */
   heardFrom(peer: PeerId, now: number): void {
     const neighbour = this.active.get(peer);
