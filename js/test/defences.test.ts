@@ -4,7 +4,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
+import { type NodeAction, NodeCore } from "../src/node/nodeCore.js";
 import { DEFAULT_HYPARVIEW_CONFIG, HyParView, type MembershipAction } from "../src/overlay/hyparview.js";
+import { DEFAULT_LINK_BUDGET_CONFIG } from "../src/overlay/linkBudget.js";
+import { MAX_FRAME_ITEMS, joinItems, pingItem } from "../src/wire/linkFrame.js";
 import { SeededRandom } from "../src/random.js";
 import { Identity } from "../src/wire/identity.js";
 import type { PeerId } from "../src/wire/peerId.js";
@@ -89,5 +92,29 @@ describe("HyParView defences", () => {
     assert.ok(actions.some((a) => a.type === "send" && a.message.type === "neighborReply" && !a.message.accepted));
     assert.equal(node.active.size, 5);
     assert.ok(!node.active.has(peer(9)));
+  });
+});
+
+describe("link-frame budgets", () => {
+  const pongs = (actions: readonly NodeAction[]): number => actions.filter((a) => a.type === "send").length;
+
+  it("drops a frame over a neighbour's message budget unread, and the neighbour after 50 such frames", () => {
+    const node = new NodeCore(Identity.fromSeed(new Uint8Array(32).fill(99)), new SeededRandom(1));
+    node.start(null, T0);
+    node.membership.receive(peer(1), { type: "neighbor", high: true }, T0);
+    const flood = joinItems(Array.from({ length: MAX_FRAME_ITEMS }, (_, i) => pingItem(BigInt(i))));
+    const fits = Math.floor(DEFAULT_LINK_BUDGET_CONFIG.messageBurst / MAX_FRAME_ITEMS);
+    for (let i = 0; i < fits; i++) assert.equal(pongs(node.receive(peer(1), flood, T0)), MAX_FRAME_ITEMS, `frame ${i}`);
+    for (let i = 0; i < DEFAULT_LINK_BUDGET_CONFIG.offenceBurst; i++) assert.deepEqual(node.receive(peer(1), flood, T0), [], `refused ${i}`);
+    assert.equal(node.linkBudgets.framesRefused, DEFAULT_LINK_BUDGET_CONFIG.offenceBurst);
+    const last = node.receive(peer(1), flood, T0);
+    assert.ok(last.some((a) => a.type === "close" && a.peer === peer(1) && a.failed));
+    assert.ok(!node.membership.active.has(peer(1)));
+    // The budget outlives the link: back as a neighbour, it has no offence to spare...
+    node.membership.receive(peer(1), { type: "neighbor", high: true }, T0);
+    assert.ok(node.receive(peer(1), flood, T0).some((a) => a.type === "close" && a.peer === peer(1)));
+    // ...and refills with time: two seconds on, a frame of 512 pings fits again (2,000/s).
+    node.membership.receive(peer(1), { type: "neighbor", high: true }, T0 + 2_500);
+    assert.equal(pongs(node.receive(peer(1), flood, T0 + 2_500)), MAX_FRAME_ITEMS);
   });
 });

@@ -21,6 +21,8 @@ import { fromHex, toHex } from "../bytes.js";
 import { decodeLinkFrame, encodeOverlayFrame, encodePing, encodePong } from "../link/frames.js";
 import { type OverlayMsg, fromOverlayProto, toOverlayProto } from "../overlay/codec.js";
 import { DEFAULT_HYPARVIEW_CONFIG, HyParView, type HyParViewConfig, type MembershipAction } from "../overlay/hyparview.js";
+import { DEFAULT_LINK_BUDGET_CONFIG, type LinkBudgetConfig, LinkBudgets } from "../overlay/linkBudget.js";
+import { decodeLinkFrame as splitItems } from "../wire/linkFrame.js";
 import { advertFromProto, encodeAdvertFrame } from "../pubsub/advert.js";
 import { type OpenedDocument, openDocument, sealDocument } from "../pubsub/document.js";
 import { COMPONENT_CHECK_INTERVAL_MS, Healing } from "../pubsub/tree/healing.js";
@@ -45,11 +47,13 @@ export interface NodeCoreConfig {
   readonly maxSubscriptions: number;
   /** Healing's check, every this many ms times a uniform factor in [1, 2); null: never (tests). */
   readonly componentCheckIntervalMs: number | null;
+  /** What each neighbour may send, in link frames (docs/overlay.md "Per-neighbour budgets"). */
+  readonly linkBudget: LinkBudgetConfig;
 }
 
 export const DEFAULT_NODE_CORE_CONFIG: NodeCoreConfig = Object.freeze({
   membership: DEFAULT_HYPARVIEW_CONFIG, routing: DEFAULT_ROUTER_CONFIG, maxSubscriptions: 64,
-  componentCheckIntervalMs: COMPONENT_CHECK_INTERVAL_MS,
+  componentCheckIntervalMs: COMPONENT_CHECK_INTERVAL_MS, linkBudget: DEFAULT_LINK_BUDGET_CONFIG,
 });
 
 export class NodeCore {
@@ -57,6 +61,7 @@ export class NodeCore {
   readonly membership: HyParView;
   readonly router: TreeRouter;
   readonly healing = new Healing();
+  readonly linkBudgets: LinkBudgets;
   readonly config: NodeCoreConfig;
   /** Frames dropped as malformed, by error. */
   readonly #malformed = new Map<string, number>();
@@ -71,6 +76,7 @@ export class NodeCore {
     this.#random = random;
     this.membership = new HyParView(identity.peerId, random, config.membership);
     this.router = new TreeRouter(identity.peerId, config.routing);
+    this.linkBudgets = new LinkBudgets(config.linkBudget);
   }
 
   /** What this node dropped as a peer's fault: malformed frames (`malformed: <error>`) and documents by reason. */
@@ -123,6 +129,13 @@ export class NodeCore {
     this.membership.heardFrom(peer, now);
     const actions: NodeAction[] = [];
     try {
+      // Charged before anything is parsed: a frame over budget is dropped unread.
+      const verdict = this.linkBudgets.admitFrame(peer, data.length, splitItems(data).length, now);
+      if (verdict === "disconnect") {
+        this.#count("link frames over budget");
+        return this.#drop(peer, now);
+      }
+      if (verdict === "drop") return [];
       for (const frame of decodeLinkFrame(data)) {
         if (frame.kind === "ping") actions.push({ type: "send", peer, frame: encodePong(frame.nonce) });
         else if (frame.kind === "overlay") actions.push(...this.#onOverlay(peer, fromOverlayProto(frame.message), now));
