@@ -8,9 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taiinet.core.actions import Started
+from taiinet.core.actions import CloseLink, Dial, Send, SetTimer, Started
 from taiinet.signal import client_core as cc
-from taiinet.signal import signaller_actions as sa
 from taiinet.signal.client_core import SignalClientConfig, SignalClientCore
 from taiinet.signal.codec import (
     Contacts,
@@ -36,6 +35,7 @@ from taiinet.signal.records import (
 )
 from taiinet.signal.signaller_config import SignallerConfig
 from taiinet.signal.signaller_core import SignallerCore
+from taiinet.signal.signaller_timers import SignallerAction
 from taiinet.wire.identity import Identity
 
 EPOCH = 1_800_000_000.0
@@ -67,12 +67,12 @@ def offer(source: Identity, target: Identity, sid: bytes = bytes(16)) -> Relay:
     return Relay(target_peer=target.peer_id, session=envelope, hops_left=0)
 
 
-def sent(actions: list[sa.Action], link: int) -> list[SignalMessage]:
-    return [a.message for a in actions if isinstance(a, sa.Send) and a.link == link]
+def sent(actions: list[SignallerAction], link: int) -> list[SignalMessage]:
+    return [a.message for a in actions if isinstance(a, Send) and a.link == link]
 
 
-def closed(actions: list[sa.Action]) -> list[int]:
-    return [a.link for a in actions if isinstance(a, sa.CloseLink)]
+def closed(actions: list[SignallerAction]) -> list[int]:
+    return [a.link for a in actions if isinstance(a, CloseLink)]
 
 
 def homed_peer(core: SignallerCore, link: int, identity: Identity, now: float = 1.0) -> None:
@@ -89,7 +89,7 @@ def test_a_link_greets_and_must_say_hello_in_time() -> None:
     core = signaller()
     actions = core.handle_link_up(1, ALICE.peer_id, None, None, 0.0)
     assert sent(actions, 1) == [Hello(role=Role.SIGNALLER, listen_url=URL)]
-    timer = next(a for a in actions if isinstance(a, sa.SetTimer))
+    timer = next(a for a in actions if isinstance(a, SetTimer))
     assert timer.at == core.config.hello_timeout
     assert closed(core.handle_timer(timer.timer, timer.at)) == [1]
     assert core.links_dropped == 1
@@ -165,14 +165,14 @@ def test_a_relay_goes_to_the_home_its_record_names_and_retries_a_dead_home() -> 
     core.handle_message(9, Dht(message=Store(request_id=1, record=stored),
                                sender_address="sim://o"), 2.0)
     actions = core.handle_message(1, offer(ALICE, BOB, b"t" * 16), 3.0)
-    assert sa.Dial(url="sim://t", peer=THIRD.peer_id) in actions
+    assert Dial(address="sim://t", peer=THIRD.peer_id) in actions
     assert core.inflight_relays() == 1
     # The home cannot be dialed; the second lookup finds nothing newer: the sender hears why.
     actions = core.handle_dial_failed("sim://t", THIRD.peer_id, 4.0)
     for _ in range(10):  # OTHER never answers the lookup: its request times out
         if sent(actions, 1):
             break
-        timers = [a for a in actions if isinstance(a, sa.SetTimer)]
+        timers = [a for a in actions if isinstance(a, SetTimer)]
         actions = [b for t in sorted(timers, key=lambda t: t.at)
                    for b in core.handle_timer(t.timer, t.at)]
     assert sent(actions, 1) == [RelayFailed(target_peer=BOB.peer_id, session_id=b"t" * 16,
@@ -197,7 +197,7 @@ def test_an_unproven_signaller_claim_is_dialed_back_and_refused_on_failure() -> 
     core = signaller()
     core.handle_link_up(1, OTHER.peer_id, None, None, 0.0)
     actions = core.handle_message(1, Hello(role=Role.SIGNALLER, listen_url="sim://o"), 0.0)
-    assert sa.Dial(url="sim://o", peer=OTHER.peer_id) in actions
+    assert Dial(address="sim://o", peer=OTHER.peer_id) in actions
     held = core.handle_message(1, GetContacts(request_id=1, count=1, local_only=True), 0.0)
     assert held == []  # held until the claim is settled
     assert closed(core.handle_dial_failed("sim://o", OTHER.peer_id, 1.0)) == [1]
