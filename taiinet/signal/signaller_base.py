@@ -123,6 +123,8 @@ class SignallerBase:
                                 rng=random.Random(rng.getrandbits(64)), now=now,
                                 config=config.dht)
         self.links: dict[LinkId, LinkState] = {}
+        #: The links of each peer id, in the order of ``links`` (an index).
+        self._links_of: dict[PeerId, dict[LinkId, LinkState]] = {}
         self.signallers: dict[PeerId, LinkState] = {}
         self.homed: dict[PeerId, _Homed] = {}
         self.address_budget = AddressBudget(config.address_limits)
@@ -169,10 +171,13 @@ class SignallerBase:
         if dialed_url is None and len(self.links) >= c.max_links:
             return [CloseLink(peer=peer_id, link=link, failed=True,
                               reason=f"{c.max_links} links already")]
-        self.links[link] = LinkState(
+        if link in self.links:
+            raise SignalUsageError(f"link id {link} is already in use (runners never reuse one)")
+        state = self.links[link] = LinkState(
             link=link, peer_id=peer_id, address=address, dialed_url=dialed_url,
             pace=ReadPace(rate=c.peer_rate, burst=c.peer_burst, byte_rate=c.peer_byte_rate,
                           byte_burst=c.peer_byte_burst, refilled=now))
+        self._links_of.setdefault(peer_id, {})[link] = state
         self._send(link, Hello(role=Role.SIGNALLER, listen_url=self.url))
         self._timer(now + c.hello_timeout, HelloTimer(link=link))
         return self._flush()
@@ -209,6 +214,10 @@ class SignallerBase:
         state = self.links.pop(link, None)
         if state is None:
             return []
+        of_peer = self._links_of[state.peer_id]
+        del of_peer[link]
+        if not of_peer:
+            del self._links_of[state.peer_id]
         if self.signallers.get(state.peer_id) is state:
             del self.signallers[state.peer_id]
         homed = self.homed.get(state.peer_id)
@@ -313,7 +322,7 @@ class SignallerBase:
         url = self._verifying.pop(peer, None)
         if url is None:
             return
-        for state in [s for s in self.links.values() if s.peer_id == peer]:
+        for state in list(self._links_of.get(peer, {}).values()):
             if state.role is not Role.SIGNALLER or state.proven or state.closing:
                 continue
             if self._verified.get(peer) == state.listen_url:
