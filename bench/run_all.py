@@ -1,7 +1,8 @@
 """Run every benchmark in this folder, one after another (``make bench``).
 
 Each benchmark is a script that prints its own side-by-side table; this
-runner only sequences them so that one command produces every figure.
+runner only sequences them (modules starting with ``_`` are helpers other
+benchmarks run, not benchmarks) so that one command produces every figure.
 Pass benchmark names (``transport``, ``match``...) to run only those.
 """
 
@@ -15,7 +16,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def main(argv: list[str]) -> int:
-    scripts = sorted(p for p in HERE.glob("*.py") if p.name != Path(__file__).name)
+    scripts = sorted(p for p in HERE.glob("*.py")
+                     if p.name != Path(__file__).name and not p.name.startswith("_"))
     if argv:
         scripts = [p for p in scripts if p.stem in argv]
     failed = []
