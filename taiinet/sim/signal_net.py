@@ -151,7 +151,7 @@ class SignalNet:
                                                    self.loop.now)
         envelope = b""
         for action in actions:
-            if isinstance(action, cc.SendHome) and isinstance(action.message, Relay):
+            if isinstance(action, Send) and isinstance(action.message, Relay):
                 envelope = action.message.session
                 self.forwards[envelope] = 0
         peer.offers[session_id] = (self.loop.now, envelope)
@@ -182,7 +182,8 @@ class SignalNet:
             core = self.signallers[index].core
             self._carry_signaller(index, core.handle_dial_failed(url, expected, self.loop.now))
         else:
-            self._carry_peer(index, self.peers[index].core.handle_link_down(self.loop.now))
+            self._carry_peer(index, self.peers[index].core.handle_dial_failed(url, None,
+                                                                              self.loop.now))
 
     def _connect(self, source: End, target: int, url: str, expected: PeerId | None) -> None:
         if not self._alive(source):
@@ -209,7 +210,8 @@ class SignalNet:
             peer.link = link_id
             self._carry_signaller(target, node.core.handle_link_up(
                 link_id, peer.core.peer_id, None, None, now))
-            self._carry_peer(index, peer.core.handle_link_up(node.core.peer_id, now))
+            self._carry_peer(index, peer.core.handle_link_up(link_id, node.core.peer_id, None,
+                                                             url, now))
 
     def _send(self, source: End, link_id: LinkId, message: SignalMessage) -> None:
         link = self.links.get(link_id)
@@ -234,7 +236,7 @@ class SignalNet:
             core = self.signallers[index].core
             self._carry_signaller(index, core.handle_message(link_id, message, now))
         else:
-            self._carry_peer(index, self.peers[index].core.handle_message(message, now))
+            self._carry_peer(index, self.peers[index].core.handle_message(link_id, message, now))
 
     def _close(self, link_id: LinkId, closer: End, *, crashed: bool = False) -> None:
         """Close a link; the closer hears it at once, the other end a moment later."""
@@ -262,7 +264,7 @@ class SignalNet:
             if peer.link == link_id:
                 peer.link = None
                 if peer.alive:
-                    self._carry_peer(index, peer.core.handle_link_down(self.loop.now))
+                    self._carry_peer(index, peer.core.handle_link_down(link_id, self.loop.now))
         if all(not self._has(e, link_id) for e in (self.links[link_id].a,
                                                     self.links[link_id].b)):
             del self.links[link_id]
@@ -300,16 +302,16 @@ class SignalNet:
         end: End = ("p", index)
         peer = self.peers[index]
         for action in actions:
-            if isinstance(action, cc.SendHome):
-                if peer.link is not None:
-                    self._send(end, peer.link, action.message)
-            elif isinstance(action, cc.SetTimer):
+            if isinstance(action, Send):
+                if action.link is not None:
+                    self._send(end, action.link, action.message)
+            elif isinstance(action, SetTimer):
                 self.loop.schedule(action.at, self._peer_timer, index, action.timer)
-            elif isinstance(action, cc.DialHome):
-                self._dial(end, action.url, None)
-            elif isinstance(action, cc.CloseHome):
-                if peer.link is not None:
-                    self._close(peer.link, end)
+            elif isinstance(action, Dial):
+                self._dial(end, action.address, None)
+            elif isinstance(action, CloseLink):
+                if action.link is not None:
+                    self._close(action.link, end)
             elif isinstance(action, cc.OfferReceived):
                 self._carry_peer(index, peer.core.reply(
                     action.from_peer, action.session_id, SessionKind.ANSWER, "v=0 answer",
