@@ -162,22 +162,21 @@ class SignallerBase:
         self._timer(now + self.config.hello_timeout, JoinTimer(url=url))
         return self._flush()
 
-    def handle_link_up(self, link: LinkId, peer_id: PeerId, address: str | None,
+    def handle_link_up(self, link: LinkId, peer: PeerId, address: str | None,
                        dialed: str | None, now: float) -> list[SignallerAction]:
         """A link is authenticated (``dialed`` set when we dialed it)."""
         self._now = now
         c = self.config
-        dialed_url = dialed
-        if dialed_url is None and len(self.links) >= c.max_links:
-            return [CloseLink(peer=peer_id, link=link, failed=True,
+        if dialed is None and len(self.links) >= c.max_links:
+            return [CloseLink(peer=peer, link=link, failed=True,
                               reason=f"{c.max_links} links already")]
         if link in self.links:
             raise SignalUsageError(f"link id {link} is already in use (runners never reuse one)")
         state = self.links[link] = LinkState(
-            link=link, peer_id=peer_id, address=address, dialed_url=dialed_url,
+            link=link, peer_id=peer, address=address, dialed_url=dialed,
             pace=ReadPace(rate=c.peer_rate, burst=c.peer_burst, byte_rate=c.peer_byte_rate,
                           byte_burst=c.peer_byte_burst, refilled=now))
-        self._links_of.setdefault(peer_id, {})[link] = state
+        self._links_of.setdefault(peer, {})[link] = state
         self._send(link, Hello(role=Role.SIGNALLER, listen_url=self.url))
         self._timer(now + c.hello_timeout, HelloTimer(link=link))
         return self._flush()
