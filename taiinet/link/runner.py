@@ -44,6 +44,7 @@ from taiinet.core.contract import Core, FrameAdmission, LinkObserver
 from taiinet.link.config import LinkConfig
 from taiinet.link.manager import Dial, LinkManager
 from taiinet.link.registry import Admit, Handle, LinkDown, ProtocolCodec, ProtocolRegistry
+from taiinet.link.trace import trace_in, trace_out
 from taiinet.transport.connection import Connection
 from taiinet.wire.peer_id import PeerId
 
@@ -111,6 +112,7 @@ class Runner:
     def apply(self, actions: list[Any]) -> None:
         """Carry out a core's actions, in order."""
         carry = self._carry
+        trace_out(actions)
         for action in actions:
             handler = carry.get(type(action))
             if handler is None:
@@ -158,6 +160,7 @@ class Runner:
         self.protocols.dispatch(peer, protocol, body, now)
 
     def handle_link_down(self, peer: PeerId, now: float) -> None:
+        log.debug("link down %s", peer[-6:])
         self.apply(self.core.handle_link_down(peer, now))
         self.protocols.link_down(peer, now)
 
@@ -166,6 +169,7 @@ class Runner:
             self.apply(self._observer.handle_link_up(peer, address, now))
 
     def _to_core(self, peer: PeerId, message: Any, now: float) -> None:
+        trace_in(peer, message)
         self.apply(self.core.handle_message(peer, message, now))
 
     # --- tasks ------------------------------------------------------------------------
