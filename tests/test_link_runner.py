@@ -195,3 +195,45 @@ def test_the_registry_refuses_reserved_and_duplicate_ids() -> None:
                           decode=bytes)
     with pytest.raises(Exception, match="no protocol registered"):
         registry.encode(random.Random())
+
+
+async def test_flush_returns_when_the_link_goes_not_on_a_timer(autojump_clock: object) -> None:
+    """``flush`` (what ``Node.hand_off`` waits on) is woken by the link going
+    away, at that instant, and by the write it waits for."""
+    core = EchoCore()
+    far_ends: list[Connection] = []
+
+    async def dial(peer: PeerId) -> Connection:
+        ours, theirs = await memory_connection_pair(ME, PEER, capacity=1)
+        far_ends.append(theirs)
+        return ours
+
+    runner = Runner(core, dial)
+    runner.register(ECHO_CODEC)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runner.run)
+        # The far end reads nothing: the first frame fills the link, the second blocks.
+        runner.apply([Send(peer=PEER.peer_id, message=Echo(1))])
+        await trio.sleep(1)
+        runner.apply([Send(peer=PEER.peer_id, message=Echo(2))])
+        results: list[tuple[bool, float]] = []
+
+        async def flush() -> None:
+            results.append((await runner.links.flush(PEER.peer_id), trio.current_time()))
+
+        nursery.start_soon(flush)
+        await trio.sleep(5)
+        assert results == []
+        dropped_at = trio.current_time()
+        runner.links.drop(PEER.peer_id)
+        await trio.sleep(5)
+        assert results == [(False, dropped_at)]
+        # A flush that the writes complete returns True once they are written.
+        runner.apply([Send(peer=PEER.peer_id, message=Echo(9))])
+        nursery.start_soon(flush)
+        await trio.sleep(1)
+        [far_end] = far_ends[1:]
+        assert _items(await far_end.receive()) == [(ECHO, b"9")]
+        await trio.sleep(1)
+        assert results[1] == (True, dropped_at + 5)
+        nursery.cancel_scope.cancel()

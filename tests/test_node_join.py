@@ -21,7 +21,7 @@ from taiinet.signal.transport import MemorySignalTransport
 from taiinet.transport.connection import Connection
 from taiinet.transport.memory import MemoryNetwork
 from taiinet.wire.identity import Identity
-from tests.node_support import ident, start_cm, start_nodes, start_signallers
+from tests.node_support import ident, slow_dials, start_cm, start_nodes, start_signallers
 
 TAIINET = [sys.executable, "-m", "taiinet.cli"]
 
@@ -164,34 +164,6 @@ def test_join_settings_are_checked() -> None:
     with pytest.raises(NodeError, match="join_parallel"):
         NodeConfig(join_dial_timeout=0)
 
-
-
-def slow_dials(delay: float, inner: LinkFactory) -> LinkFactory:
-    """Memory links whose dials return ``delay`` s after the link is up at the
-    answerer: the dialer's last Noise steps held up on a loaded machine."""
-
-    class Slow(Links):
-        kind = "memory"
-
-        def __init__(self, links: Links) -> None:
-            super().__init__(links.identity, links.signal, links.meter)
-            self.inner = links
-
-        async def dial(self, peer_id: str) -> Connection:
-            connection = await self.inner.dial(peer_id)
-            await trio.sleep(delay)
-            return connection
-
-        async def serve(self, accept: object) -> None:
-            await self.inner.serve(accept)  # type: ignore[arg-type]
-
-    @asynccontextmanager
-    async def factory(identity: Identity, signal: SignalClient,
-                      meter: LinkMeter) -> AsyncIterator[Links]:
-        async with inner(identity, signal, meter) as links:
-            yield Slow(links)
-
-    return factory
 
 
 async def test_a_redundant_dial_to_a_neighbour_loses_no_frame(

@@ -233,8 +233,7 @@ class LinkManager:
         while link.written < target:
             if self.links.get(peer) is not link or link.dropped:
                 return False
-            with trio.move_on_after(1.0):  # re-check a link dropped meanwhile
-                await link.wrote.wait()
+            await link.wrote.wait()  # set by every write, and when the link goes
         return True
 
     def is_linked(self, peer: PeerId) -> bool:
@@ -267,6 +266,7 @@ class LinkManager:
         link.closing = True
         link.dropped = True
         link.urgent.set()
+        link.wrote.set()  # wake ``flush``: nothing more will be written
         link.send.close()
         for connection in link.connections:
             self._spawn(connection.aclose)
@@ -323,6 +323,7 @@ class LinkManager:
                 if closing:
                     break
         # Closed on purpose (``close``): flush done, close the connections.
+        link.wrote.set()  # wake ``flush``: nothing more will be written
         if self.links.get(link.peer) is link:
             del self.links[link.peer]
             self.notify_changed()

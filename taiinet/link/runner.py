@@ -76,6 +76,8 @@ class Runner:
             self.carry_as(action_type, kind)
         #: Link frames received over their sender's budget and dropped unread.
         self.frames_refused = 0
+        #: Set (and forgotten) once the core has taken its next input; see ``stepped``.
+        self._stepped: trio.Event | None = None
 
     def carry_as(self, action_type: type, kind: str) -> None:
         """Carry out actions of ``action_type`` as ``"send"`` (fields ``peer``,
@@ -119,6 +121,22 @@ class Runner:
                 self._on_event(action)
             else:
                 handler(action)
+        stepped = self._stepped
+        if stepped is not None:
+            self._stepped = None
+            stepped.set()
+
+    def stepped(self) -> trio.Event:
+        """An event set once the core has taken its next input (a message, a timer,
+        a link going down, a local call) and its actions were carried out.
+
+        Every change of the core's state comes with such an input, so a task that
+        waits for some state takes this event *before* reading that state, then
+        waits on it: no polling, and no change slips between the read and the wait.
+        """
+        if self._stepped is None:
+            self._stepped = trio.Event()
+        return self._stepped
 
     # --- actions -------------------------------------------------------------------
 

@@ -326,12 +326,15 @@ class Node:
         router = self.driver.router
         mid = bytes.fromhex(message_id)
         while True:
+            # Taken before reading the router: the parent's advert, a push, a link
+            # going down are all inputs of the router, and each sets it.
+            stepped = self.driver.stepped()
             peers = router.handed_to(mid)
             if peers:
                 flushed = [await self.driver.flush(peer) for peer in peers]
                 if any(flushed):
                     return True
-            await trio.sleep(0.01)  # the parent's advert, or a new link after a failed one
+            await stepped.wait()
 
     def stream_publish(self, name: str, tracks: tuple[Track, ...], *,
                        slots: int = 4) -> AbstractAsyncContextManager[Broadcast]:
