@@ -237,3 +237,29 @@ async def test_flush_returns_when_the_link_goes_not_on_a_timer(autojump_clock: o
         await trio.sleep(1)
         assert results[1] == (True, dropped_at + 5)
         nursery.cancel_scope.cancel()
+
+
+async def test_with_two_connections_it_sends_where_the_peer_sends(autojump_clock: object) -> None:
+    """Two peers that dialed each other at once hold two connections: each
+    sends on the one a frame last came from, so both settle on one and the
+    other falls idle both ways (its idle deadline closes it with nothing in
+    flight) instead of each side writing on a connection the other no longer
+    writes on (docs/protocol.md 4.3)."""
+    core = EchoCore()
+    runner = Runner(core, _no_dial)
+    runner.register(ECHO_CODEC)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runner.run)
+        older_far, older = await memory_connection_pair(PEER, ME)
+        newer_far, newer = await memory_connection_pair(PEER, ME)
+        runner.add_connection(older)
+        runner.add_connection(newer)
+        await older_far.send(encode_item(ECHO, b"1"))
+        with trio.fail_after(1):
+            assert _items(await older_far.receive()) == [(ECHO, b"2")]
+        await newer_far.send(encode_item(ECHO, b"5"))
+        assert _items(await newer_far.receive()) == [(ECHO, b"6")]
+        runner.apply([ProbeLink(peer=PEER.peer_id)])
+        [(protocol, body)] = _items(await newer_far.receive())
+        assert (protocol, decode_control(body)) == (LINK_PROTOCOL, ("ping", 0))
+        nursery.cancel_scope.cancel()
