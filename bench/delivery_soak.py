@@ -37,6 +37,12 @@ DOCUMENTS: list[dict[str, Any]] = [
     {"age": 6, "name": "eve", "type": 3},    # no one
 ]
 #: Seconds a run waits for the deliveries after ``pub`` exited (default of ``--drain``).
+#: The contract (docs/pubsub.md section 1) promises them by D = 30 s, since ``pub``'s
+#: own join changes the active views; once those are quiet, its deadline is the link
+#: delays along a tree path of at most two hops (tens of ms here, under 1 s even on
+#: a loaded machine).  5 s is that bound with a wide margin, not the contract: a run
+#: that needs more has found a bug (the last one: a frame lost on a connection closed
+#: under a live link, docs/protocol.md 4.3), and ``--trace`` shows where.
 DRAIN = 5.0
 
 
