@@ -116,6 +116,7 @@ _JOIN = Join()
 _ACCEPT = NeighborReply(accepted=True)
 _SLACK = 1e-6
 _REJECT = NeighborReply(accepted=False)
+_CONFIRM = Neighbor(high_priority=False)
 
 
 @dataclass(slots=True)
@@ -129,6 +130,13 @@ class Neighbour:
     #: When it was first probed without an answer yet (cleared at the tick
     #: that sees it heard from since); ``None``: not probed.
     probed_at: float | None = None
+    #: When we last asked it to confirm that it holds us (``Neighbor``), or
+    #: when it became a neighbour.
+    confirmed_at: float = 0.0
+
+
+def _confirmed_at(item: tuple[PeerId, Neighbour]) -> float:
+    return item[1].confirmed_at
 
 
 class HyParView:
@@ -329,6 +337,7 @@ class HyParView:
             del self._pending[peer]
             self._passive.drop(peer)
             out.append(CloseLink(peer=peer, failed=True))
+        self._confirm_one(out)
         self._rejections = 0
         self._refill(out)
         return out
@@ -425,6 +434,7 @@ class HyParView:
 
     def _on_neighbor_reply(self, peer: PeerId, message: NeighborReply, out: list[Action]) -> None:
         if peer not in self._pending:
+            self._on_unasked_reply(peer, message.accepted, out)
             return
         del self._pending[peer]
         # It answered: it exists and is reachable, so it is trusted from now on.
@@ -438,6 +448,24 @@ class HyParView:
             self._rejections += 1
             out.append(CloseLink(peer=peer))
             self._refill(out)
+
+    def _on_unasked_reply(self, peer: PeerId, accepted: bool, out: list[Action]) -> None:
+        """A ``NeighborReply`` with no request of ours out: the answer to a
+        confirmation (``_confirm_one``), or to a request that timed out.
+
+        Either way it says whether ``peer`` holds us now; the views are made
+        to agree.  A neighbour that refused does not hold us: it leaves the
+        active view (to the passive view, it is alive).  A non-neighbour that
+        accepted holds us, and we do not want it: it is told ``Disconnect``.
+        """
+        if not accepted and peer in self._neighbours:
+            self._remove_active(peer, out)
+            out.append(CloseLink(peer=peer))
+            self._passive.add_trusted(peer, self._neighbours)
+            self._refill(out)
+        elif accepted and peer not in self._neighbours:
+            out.append(Send(peer=peer, message=_DISCONNECT))
+            out.append(CloseLink(peer=peer))
 
     def _on_disconnect(self, peer: PeerId, out: list[Action]) -> None:
         if peer in self._neighbours:
@@ -530,7 +558,8 @@ class HyParView:
             out.append(Send(peer=victim, message=_DISCONNECT))
             out.append(CloseLink(peer=victim))
             self._passive.add_trusted(victim, self._neighbours)
-        self._neighbours[peer] = Neighbour(since=self._now, last_heard=self._now)
+        self._neighbours[peer] = Neighbour(since=self._now, last_heard=self._now,
+                                           confirmed_at=self._now)
         out.append(NeighborUp(peer=peer))
 
     def _protected(self) -> int:
@@ -583,6 +612,24 @@ class HyParView:
             self._pending[peer] = self._now
             out.append(Send(peer=peer, message=Neighbor(high_priority=high)))
             free -= 1
+
+    def _confirm_one(self, out: list[Action]) -> None:
+        """Ask the neighbour confirmed longest ago whether it still holds us.
+
+        Views can disagree (a link down seen at one end only, a ``Join`` or
+        a reply overtaken by a failure): a node may hold a neighbour that
+        does not hold it, which sends it nothing, and whose link answers its
+        probes.  ``Neighbor(high_priority=False)`` is the question: a peer
+        that holds us accepts; one that does not takes us if it has room
+        (the views agree again) or refuses, and then we drop it
+        (``_on_unasked_reply``).  One neighbour per keep-alive tick, so each
+        is asked at least every ``active_size`` ticks.
+        """
+        if not self._neighbours:
+            return
+        peer, neighbour = min(self._neighbours.items(), key=_confirmed_at)
+        neighbour.confirmed_at = self._now
+        out.append(Send(peer=peer, message=_CONFIRM))
 
     def _send_shuffle(self, out: list[Action]) -> None:
         cfg = self.config
