@@ -27,7 +27,13 @@ and the driver reports any frame from a peer with ``heard_from``.  A
 neighbour still silent ``probe_timeout`` after the first unanswered probe is
 treated as failed at that tick, exactly as if its link had gone down (its
 link closed with ``CloseLink(failed=True)``): a hung peer whose link stays
-open is noticed even though no send ever fails.
+open is noticed even though no send ever fails.  Each keep-alive tick also
+*confirms* one neighbour, the one asked longest ago: ``Neighbor(low)``, which
+a peer that holds us accepts, and one that does not takes (free slot) or
+refuses; a refusal from a neighbour drops it, an acceptance we did not ask
+for is answered with ``Disconnect``.  So an entry held at one end only (a
+failure report that overtook a ``Join``; its link still answers probes) is
+found within ``active_size`` ticks (docs/overlay.md, "Confirmations").
 
 Inputs and outputs are those of the core contract (docs/cores.md), plus
 ``join``, ``reach_out`` and ``handle_link_address``.
@@ -38,8 +44,10 @@ Departures from the paper
   walk's end tells the newcomer with a high-priority ``Neighbor`` (answered
   with a ``NeighborReply``), so active views are symmetric without relying on
   the transport's connection events.
-* A ``NeighborReply`` is only acted on if a request to that peer is pending;
-  this keeps views symmetric when a request crosses a ``Disconnect``.
+* A ``NeighborReply`` adds a neighbour only if a request to that peer is
+  pending; this keeps views symmetric when a request crosses a
+  ``Disconnect``.  One with no request pending only makes the views agree
+  (confirmations, below).
 * A node below its active size also refills from the passive view after a
   ``Disconnect`` and on each shuffle tick (the paper refills only on failure),
   with at most ``rejections_per_interval`` refused requests per tick.
@@ -48,6 +56,9 @@ Departures from the paper
 * Failure detection does not rely on the transport alone: a neighbour that
   leaves a probe unanswered for ``probe_timeout`` is failed by the core, and
   so is a peer that leaves a ``Neighbor`` request unanswered that long.
+* Neighbours are confirmed, one per keep-alive tick, and a ``NeighborReply``
+  with no request out is acted on (see above): the paper assumes both ends
+  see the same link events.
 
 Defences against strangers (every peer may lie; identities are free; see
 docs/overlay.md, "Defences"), none of them in the paper:
