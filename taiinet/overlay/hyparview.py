@@ -27,13 +27,11 @@ and the driver reports any frame from a peer with ``heard_from``.  A
 neighbour still silent ``probe_timeout`` after the first unanswered probe is
 treated as failed at that tick, exactly as if its link had gone down (its
 link closed with ``CloseLink(failed=True)``): a hung peer whose link stays
-open is noticed even though no send ever fails.  Each keep-alive tick also
-*confirms* one neighbour, the one asked longest ago: ``Neighbor(low)``, which
-a peer that holds us accepts, and one that does not takes (free slot) or
-refuses; a refusal from a neighbour drops it, an acceptance we did not ask
-for is answered with ``Disconnect``.  So an entry held at one end only (a
-failure report that overtook a ``Join``; its link still answers probes) is
-found within ``active_size`` ticks (docs/overlay.md, "Confirmations").
+open is noticed even though no send ever fails.  Each tick also asks the
+neighbour asked longest ago whether it still holds us (``Neighbor(low)``:
+accepted, taken, or refused, and a refusal drops it; an unasked acceptance
+gets ``Disconnect``), so an entry held at one end only is found within
+``active_size`` ticks (docs/overlay.md, "Confirmations").
 
 Inputs and outputs are those of the core contract (docs/cores.md), plus
 ``join``, ``reach_out`` and ``handle_link_address``.
@@ -45,9 +43,8 @@ Departures from the paper
   with a ``NeighborReply``), so active views are symmetric without relying on
   the transport's connection events.
 * A ``NeighborReply`` adds a neighbour only if a request to that peer is
-  pending; this keeps views symmetric when a request crosses a
-  ``Disconnect``.  One with no request pending only makes the views agree
-  (confirmations, below).
+  pending (views stay symmetric when a request crosses a ``Disconnect``);
+  without one it only makes the views agree (confirmations).
 * A node below its active size also refills from the passive view after a
   ``Disconnect`` and on each shuffle tick (the paper refills only on failure),
   with at most ``rejections_per_interval`` refused requests per tick.
@@ -89,7 +86,6 @@ docs/overlay.md, "Defences"), none of them in the paper:
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 from taiinet.overlay.actions import (
     Action,
@@ -97,7 +93,6 @@ from taiinet.overlay.actions import (
     KeepaliveTimer,
     NeighborDown,
     NeighborUp,
-    ProbeLink,
     Send,
     SetTimer,
     ShuffleTimer,
@@ -106,6 +101,7 @@ from taiinet.overlay.addresses import AddressBook
 from taiinet.overlay.budget import TokenBucket
 from taiinet.overlay.config import HyParViewConfig
 from taiinet.overlay.errors import OverlayUsageError
+from taiinet.overlay.liveness import SLACK, Neighbour, confirm_one, probe_idle
 from taiinet.overlay.messages import (
     MAX_SHUFFLE_PEERS,
     Disconnect,
@@ -125,29 +121,8 @@ _KEEPALIVE_TIMER = KeepaliveTimer()
 _DISCONNECT = Disconnect()
 _JOIN = Join()
 _ACCEPT = NeighborReply(accepted=True)
-_SLACK = 1e-6
 _REJECT = NeighborReply(accepted=False)
 _CONFIRM = Neighbor(high_priority=False)
-
-
-@dataclass(slots=True)
-class Neighbour:
-    """What the core keeps of one active-view peer."""
-
-    #: When it became a neighbour (the oldest ones are protected).
-    since: float
-    #: When a frame of any layer last came from it.
-    last_heard: float
-    #: When it was first probed without an answer yet (cleared at the tick
-    #: that sees it heard from since); ``None``: not probed.
-    probed_at: float | None = None
-    #: When we last asked it to confirm that it holds us (``Neighbor``), or
-    #: when it became a neighbour.
-    confirmed_at: float = 0.0
-
-
-def _confirmed_at(item: tuple[PeerId, Neighbour]) -> float:
-    return item[1].confirmed_at
 
 
 class HyParView:
@@ -319,25 +294,9 @@ class HyParView:
                 self._send_shuffle(out)
             return out
         out = [SetTimer(at=now + cfg.keepalive_interval, timer=_KEEPALIVE_TIMER)]
-        idle_since = now - cfg.keepalive_interval
-        # (A microsecond of slack: tick times are sums of floats.)
-        expired = now - cfg.probe_deadline + _SLACK
-        failed: list[PeerId] = []
-        for peer, neighbour in self._neighbours.items():
-            last = neighbour.last_heard
-            probe = neighbour.probed_at
-            if probe is not None:
-                # A peer is idle for a whole interval when probed, so anything
-                # heard at or after the probe time came after it.
-                if last >= probe:
-                    neighbour.probed_at = None
-                elif probe <= expired:
-                    failed.append(peer)
-                    continue
-            if last <= idle_since:
-                if neighbour.probed_at is None:
-                    neighbour.probed_at = now
-                out.append(ProbeLink(peer=peer))
+        expired = now - cfg.probe_deadline + SLACK
+        failed = probe_idle(self._neighbours, now, cfg.keepalive_interval, cfg.probe_deadline,
+                            out)
         for peer in failed:
             # As ``handle_link_down``: forgotten, not kept as a passive peer.
             self._remove_active(peer, out)
@@ -348,7 +307,10 @@ class HyParView:
             del self._pending[peer]
             self._passive.drop(peer)
             out.append(CloseLink(peer=peer, failed=True))
-        self._confirm_one(out)
+        # Does it still hold us?  (``_on_unasked_reply`` acts on the answer.)
+        confirm = confirm_one(self._neighbours, now)
+        if confirm is not None:
+            out.append(Send(peer=confirm, message=_CONFIRM))
         self._rejections = 0
         self._refill(out)
         return out
@@ -462,7 +424,7 @@ class HyParView:
 
     def _on_unasked_reply(self, peer: PeerId, accepted: bool, out: list[Action]) -> None:
         """A ``NeighborReply`` with no request of ours out: the answer to a
-        confirmation (``_confirm_one``), or to a request that timed out.
+        confirmation (``liveness.confirm_one``), or to a request that timed out.
 
         Either way it says whether ``peer`` holds us now; the views are made
         to agree.  A neighbour that refused does not hold us: it leaves the
@@ -623,24 +585,6 @@ class HyParView:
             self._pending[peer] = self._now
             out.append(Send(peer=peer, message=Neighbor(high_priority=high)))
             free -= 1
-
-    def _confirm_one(self, out: list[Action]) -> None:
-        """Ask the neighbour confirmed longest ago whether it still holds us.
-
-        Views can disagree (a link down seen at one end only, a ``Join`` or
-        a reply overtaken by a failure): a node may hold a neighbour that
-        does not hold it, which sends it nothing, and whose link answers its
-        probes.  ``Neighbor(high_priority=False)`` is the question: a peer
-        that holds us accepts; one that does not takes us if it has room
-        (the views agree again) or refuses, and then we drop it
-        (``_on_unasked_reply``).  One neighbour per keep-alive tick, so each
-        is asked at least every ``active_size`` ticks.
-        """
-        if not self._neighbours:
-            return
-        peer, neighbour = min(self._neighbours.items(), key=_confirmed_at)
-        neighbour.confirmed_at = self._now
-        out.append(Send(peer=peer, message=_CONFIRM))
 
     def _send_shuffle(self, out: list[Action]) -> None:
         cfg = self.config
