@@ -16,6 +16,10 @@ messages between them and the links and keeps their timers.
 * A keyframe request from a child goes up (rate limited); at the root it
   calls the broadcaster's ``on_keyframe_request``.
 * A malformed message or bad media raises (the link is dropped, the tree repairs).
+* A ``CloseLink`` from a tree (a link idle for ``link_idle_timeout``, a silent
+  or evicted child, a stream left) closes the link once its queue is out,
+  unless another stream's tree holds it or the overlay has the peer as a
+  neighbour (``RoutedDriver.release``).
 """
 
 from __future__ import annotations
@@ -107,6 +111,8 @@ class StreamSession:
         self.stats = StreamStats()
         #: At the broadcaster: called when a viewer asked for a keyframe.
         self.on_keyframe_request: Callable[[], None] | None = None
+        #: Called with the new parent (``None``: detached) whenever it changes.
+        self.on_parent_changed: Callable[[PeerId | None], None] | None = None
         self._next_seq = 0
         self._group: list[bytes] = []
         self.closed = False
@@ -221,10 +227,7 @@ class StreamSession:
                 for message in self.relay.backfill(action.after):  # type: ignore[union-attr]
                     self.service.send(self, action.peer, message)  # type: ignore[union-attr]
             elif kind is CloseLink:
-                # Kept open: the tree's peers are few (its parent, children and the
-                # peers it asked to join), and re-dialing one through the signal mesh
-                # costs seconds on a loaded host; the driver closes links that fail.
-                pass
+                self.service.release(self, action.peer)  # type: ignore[union-attr]
             elif kind is Evicted:
                 log.warning("stream: evicted %s for stalling its children",
                             action.peer)  # type: ignore[union-attr]
@@ -232,6 +235,8 @@ class StreamSession:
                 self.stats.parent_changes += 1
                 self.stats.parents.append(action.parent)  # type: ignore[union-attr]
                 del self.stats.parents[:-64]
+                if self.on_parent_changed is not None:
+                    self.on_parent_changed(action.parent)  # type: ignore[union-attr]
 
     def close(self) -> None:
         if not self.closed:
@@ -268,6 +273,13 @@ class StreamService:
     def close(self, session: StreamSession) -> None:
         session.close()
         self.sessions.pop(session.stream_id, None)
+
+    def release(self, session: StreamSession, peer: PeerId) -> None:
+        """``session``'s tree closed its link to ``peer``: close the link unless another
+        stream's tree still holds it (or the overlay keeps it as a neighbour)."""
+        if not any(other is not session and not other.closed and other.tree.has_link(peer)
+                   for other in self.sessions.values()):
+            self.driver.release(peer)
 
     def send(self, session: StreamSession, peer: PeerId, message: StreamBody) -> None:
         self.driver.send(peer, StreamMessage(session.stream_id, message))

@@ -56,6 +56,16 @@ children (at least one) arrive within ``report_window``, it evicts the parent
 (``Leave(evicted=True)``) and bans it for ``ban_duration``.  A parent that
 hides its progress too gets reported after ``upstream_grace`` of stall.
 
+*Links.*  A link opens when the core first sends to a peer (or a peer
+sends to it).  The core closes (``CloseLink``) a link it no longer uses --
+the peer is neither the parent, a child nor part of a pending join, and no
+tree message went either way for ``link_idle_timeout`` -- at a tick, so a
+viewer that left, a redirected joiner or a candidate that never adopted
+holds no link for ever, while a peer asked again soon (a repair, a
+reparent) still finds its link open.  Past ``max_links`` the least recently
+used unneeded link is closed at once.  A silent child, an evicted child and
+every link at ``leave`` are closed at once.
+
 Inputs: ``start``, ``handle_message``, ``chunk``, ``handle_link_down``,
 ``handle_timer``, ``leave`` (all take ``now``).  Outputs: ``Send``,
 ``CloseLink``, ``ParentChanged``, ``Evicted``, ``SetTimer``.
@@ -114,6 +124,7 @@ class RelayTree:
         "_detached_since",
         "_handlers",
         "_last_report",
+        "_links",
         "_parent_heard",
         "_parent_seq",
         "_redirects",
@@ -167,6 +178,8 @@ class RelayTree:
         self._reports: dict[PeerId, dict[PeerId, float]] = {}
         self._banned: dict[PeerId, float] = {}  # peer -> banned until
         self._last_report = float("-inf")
+        #: Peer -> last tree message either way, least recently used first.
+        self._links: dict[PeerId, float] = {}
         self._stopped = False
         self._handlers = {
             Join: self._on_join, Adopt: self._on_adopt, Redirect: self._on_redirect,
@@ -194,6 +207,15 @@ class RelayTree:
         until = self._banned.get(peer)
         return until is not None and until > now
 
+    def has_link(self, peer: PeerId) -> bool:
+        """Whether the tree holds a link to ``peer`` (used, or idle and not yet closed)."""
+        return peer in self._links
+
+    def _needs(self, peer: PeerId) -> bool:
+        """Whether the tree needs its link to ``peer`` whatever its idle time."""
+        return (peer == self.parent or peer in self.children or peer == self._target
+                or peer in self._asked)
+
     # --- inputs --------------------------------------------------------------
 
     def start(self, now: float) -> list[Action]:
@@ -203,6 +225,7 @@ class RelayTree:
         self.last_progress = now
         if not self.is_root:
             self._begin_join([], now, out)
+        self._used(out, now)
         return out
 
     def chunk(self, seq: int, now: float) -> bool:
@@ -222,7 +245,9 @@ class RelayTree:
         """Process a control message that came from ``peer`` over an authenticated link."""
         out: list[Action] = []
         if not self._stopped and peer != self.peer_id:
+            self._touch(peer, now)
             self._handlers[type(message)](peer, message, now, out)  # type: ignore[operator]
+            self._used(out, now)
         return out
 
     def handle_link_down(self, peer: PeerId, now: float) -> list[Action]:
@@ -230,6 +255,7 @@ class RelayTree:
         out: list[Action] = []
         if self._stopped:
             return out
+        self._links.pop(peer, None)
         if peer == self.parent:
             self._lose_parent(now, out, ban=False)
         elif peer in self.children:
@@ -237,20 +263,24 @@ class RelayTree:
         elif peer == self._target:
             self._target = None
             self._try_next(now, out)
+        self._used(out, now)  # a message for ``peer`` dials it again
         return out
 
     def handle_timer(self, timer: TickTimer | JoinTimer, now: float) -> list[Action]:
         if self._stopped:
             return []
         if type(timer) is TickTimer:
-            return self._tick(now)
-        out: list[Action] = []
-        if timer.attempt == self._attempt and self.parent is None and not self.is_root:  # type: ignore[union-attr]
-            if self._target is not None:  # no answer in time
-                self._target = None
-                self._try_next(now, out)
-            else:  # the back-off after a full tree is over
-                self._begin_join([], now, out)
+            out = self._tick(now)
+        else:
+            out = []
+            if (timer.attempt == self._attempt  # type: ignore[union-attr]
+                    and self.parent is None and not self.is_root):
+                if self._target is not None:  # no answer in time
+                    self._target = None
+                    self._try_next(now, out)
+                else:  # the back-off after a full tree is over
+                    self._begin_join([], now, out)
+        self._used(out, now)
         return out
 
     def leave(self, now: float) -> list[Action]:
@@ -259,7 +289,9 @@ class RelayTree:
         for peer in [self.parent, *self.children]:
             if peer is not None:
                 out.append(Send(peer=peer, message=_LEAVE))
-                out.append(CloseLink(peer=peer))
+                self._links.setdefault(peer, now)
+        out.extend(CloseLink(peer=peer) for peer in self._links)
+        self._links.clear()
         self.children.clear()
         self.parent = None
         self.path = ()
@@ -465,8 +497,7 @@ class RelayTree:
         if peer == self.parent:
             self._lose_parent(now, out, ban=message.evicted)
         elif peer in self.children:
-            self._drop_child(peer)
-            out.append(CloseLink(peer=peer))
+            self._drop_child(peer)  # its link is closed once idle (it may come back)
         elif peer == self._target:
             self._target = None
             self._try_next(now, out)
@@ -479,12 +510,9 @@ class RelayTree:
         self._begin_join([message.to, *self.standby], now, out)
 
     def _detach(self, out: list[Action]) -> None:
-        old = self.parent
         self.parent = None
         self._detached_since = None
         out.append(ParentChanged(parent=None))
-        if old is not None:
-            out.append(CloseLink(peer=old))
         self._set_path((), out)
 
     def _lose_parent(self, now: float, out: list[Action], *, ban: bool) -> None:
@@ -519,8 +547,40 @@ class RelayTree:
             self._drop_child(accused)
             self._ban(accused, now)
             out.append(Send(peer=accused, message=_EVICT))
-            out.append(CloseLink(peer=accused))
+            self._close(accused, out)
             out.append(Evicted(peer=accused))
+
+    # --- links ---------------------------------------------------------------------
+
+    def _touch(self, peer: PeerId, now: float) -> None:
+        links = self._links
+        links.pop(peer, None)
+        links[peer] = now
+
+    def _used(self, out: list[Action], now: float) -> None:
+        """Note the links ``out`` sends on; past ``max_links``, close unneeded ones."""
+        for action in out:
+            kind = type(action)
+            if kind is Send:
+                self._touch(action.peer, now)  # type: ignore[union-attr]
+            elif kind is CloseLink:
+                self._links.pop(action.peer, None)  # type: ignore[union-attr]
+        if len(self._links) > self.config.max_links:
+            spare = [p for p in self._links if not self._needs(p)]
+            for peer in spare[:len(self._links) - self.config.max_links]:
+                self._close(peer, out)
+
+    def _close(self, peer: PeerId, out: list[Action]) -> None:
+        self._links.pop(peer, None)
+        out.append(CloseLink(peer=peer))
+
+    def _close_idle(self, before: float, out: list[Action]) -> None:
+        """Close the links unused since ``before`` that the tree does not need."""
+        for peer, at in list(self._links.items()):
+            if at >= before:
+                break  # least recently used first: the rest are fresher
+            if not self._needs(peer):
+                self._close(peer, out)
 
     # --- the tick ------------------------------------------------------------------
 
@@ -530,7 +590,8 @@ class RelayTree:
         silent = now - cfg.peer_timeout
         for child in [c for c, info in self.children.items() if info.heard < silent]:
             self._drop_child(child)
-            out.append(CloseLink(peer=child))
+            self._close(child, out)
+        self._close_idle(now - cfg.link_idle_timeout, out)
         parent = self.parent
         if parent is not None:
             if self._parent_heard < silent:
