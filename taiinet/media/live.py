@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -14,6 +14,7 @@ from taiinet.media.writer import MediaWriter
 
 if TYPE_CHECKING:
     from taiinet.node.node import Node
+    from taiinet.wire.peer_id import PeerId
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,10 +66,13 @@ class WatchReport:
 
 
 async def watch(node: Node, name: str, out: str, *, duration: float | None = None,
-                slots: int = 2, timeout: float = 30.0, idle: float = 10.0) -> WatchReport:
+                slots: int = 2, timeout: float = 30.0, idle: float = 10.0,
+                on_parent: Callable[[PeerId | None], None] | None = None) -> WatchReport:
     """Watch ``name`` (relaying to ``slots`` viewers) and write its media to ``out``, for
-    ``duration`` seconds or until no media came for ``idle`` seconds (the stream ended)."""
+    ``duration`` seconds or until no media came for ``idle`` seconds (the stream ended);
+    ``on_parent`` is told every new parent (``None``: detached)."""
     async with node.stream_watch(name, slots=slots, timeout=timeout) as viewing:
+        viewing.session.on_parent_changed = on_parent
         writer = MediaWriter(out, viewing.tracks)
         counts: dict[int, int] = {}
         try:
