@@ -10,6 +10,15 @@ messages between them and the links and keeps their timers.
 
 * Seals and chunks are accepted only from the current parent; a new one is
   forwarded to every child as the same item bytes (encoded once).
+* A backfill longer than ``CATCH_UP_SLICE`` messages (a child re-adopted
+  after a repair of a few seconds is owed hundreds of chunks) is *paced*:
+  the child gets it in slices, each sent once its link wrote the previous
+  one, and the live messages for it queue behind the backfill until it is
+  done, so the child gets every chunk in order and the link's per-peer queue
+  (``LinkConfig.send_queue``, 256 items) never overflows.  Before, the whole
+  backfill went into the queue at once; a repair of 4 s over WebRTC overflowed
+  it, the link was dropped as too slow, the child repaired again and was
+  owed more: viewers lost their parents in a loop.
 * A viewer feeds checked chunks to a ``Reassembler`` and puts the packets on
   a bounded channel (a slow reader loses packets, counted, never blocks the
   relay); when it wants a keyframe it sends ``KeyframeRequest`` to its parent.
@@ -27,6 +36,7 @@ from __future__ import annotations
 import heapq
 import logging
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -71,6 +81,11 @@ PACKET_BUFFER = 2048
 #: dialed through the signal mesh (a second or more), and a loaded host may
 #: delay a heartbeat; a killed peer's link reports its failure at once anyway.
 NODE_TREE_CONFIG = TreeConfig(join_timeout=3.0, peer_timeout=3.0, orphan_grace=4.0)
+#: Messages of a child's catch-up (backfill, then the live ones behind it) sent
+#: before waiting for its link to write them: a quarter of the link's queue.
+CATCH_UP_SLICE = 64
+#: Most messages waiting in one child's catch-up (the oldest are dropped past it).
+MAX_CATCH_UP = 8192
 
 
 @dataclass(slots=True)
@@ -115,6 +130,8 @@ class StreamSession:
         self.on_parent_changed: Callable[[PeerId | None], None] | None = None
         self._next_seq = 0
         self._group: list[bytes] = []
+        #: Children being backfilled in slices: what they are still owed, in order.
+        self.catch_up: dict[PeerId, deque[StreamBody]] = {}
         self.closed = False
 
     @property
@@ -160,7 +177,15 @@ class StreamSession:
         children = list(self.tree.children)
         if not children:
             return
-        self.service.driver.send_to_each(children, StreamMessage(self.stream_id, message))
+        if self.catch_up:
+            for child in [c for c in children if c in self.catch_up]:
+                owed = self.catch_up[child]
+                owed.append(message)
+                if len(owed) > MAX_CATCH_UP:
+                    owed.popleft()
+            children = [c for c in children if c not in self.catch_up]
+        if children:
+            self.service.driver.send_to_each(children, StreamMessage(self.stream_id, message))
         if isinstance(message, Chunk):
             self.stats.chunks_sent += len(children)
             self.stats.bytes_sent += len(message.payload) * len(children)
@@ -224,8 +249,7 @@ class StreamSession:
             elif kind is SetTimer:
                 self.service.set_timer(self, action.at, action.timer)  # type: ignore[union-attr]
             elif kind is Backfill:
-                for message in self.relay.backfill(action.after):  # type: ignore[union-attr]
-                    self.service.send(self, action.peer, message)  # type: ignore[union-attr]
+                self._backfill(action.peer, self.relay.backfill(action.after))  # type: ignore[union-attr]
             elif kind is CloseLink:
                 self.service.release(self, action.peer)  # type: ignore[union-attr]
             elif kind is Evicted:
@@ -237,6 +261,19 @@ class StreamSession:
                 del self.stats.parents[:-64]
                 if self.on_parent_changed is not None:
                     self.on_parent_changed(action.parent)  # type: ignore[union-attr]
+
+    def _backfill(self, peer: PeerId, messages: list[Seal | Chunk]) -> None:
+        """Send a newly adopted child what it missed: at once if it is short, else paced."""
+        owed = self.catch_up.get(peer)
+        if owed is not None:  # re-adopted while catching up: it says what it holds now
+            owed.clear()
+            owed.extend(messages)
+        elif len(messages) <= CATCH_UP_SLICE:
+            for message in messages:
+                self.service.send(self, peer, message)
+        else:
+            self.catch_up[peer] = deque(messages)
+            self.service.start_catch_up(self, peer)
 
     def close(self) -> None:
         if not self.closed:
@@ -257,6 +294,7 @@ class StreamService:
         self._timers: list[tuple[float, int, StreamSession, Timer | None]] = []
         self._timer_seq = 0
         self._timer_changed = trio.Event()
+        self._nursery: trio.Nursery | None = None
 
     def open(self, signed: SignedAnnouncement, slots: int, *,
              tree_config: TreeConfig | None = None,
@@ -302,9 +340,37 @@ class StreamService:
             if not session.closed:
                 session.apply(session.tree.handle_link_down(peer, now))
 
+    def start_catch_up(self, session: StreamSession, peer: PeerId) -> None:
+        if self._nursery is None:  # not running: nothing can be paced
+            session.catch_up.pop(peer, None)
+            return
+        self._nursery.start_soon(self._catch_up, session, peer)
+
+    async def _catch_up(self, session: StreamSession, peer: PeerId) -> None:
+        """Send ``peer`` what it is owed, a slice per write of its link, until it has
+        caught up (then live messages go to it directly again), left, or its link failed."""
+        owed = session.catch_up[peer]
+        try:
+            while owed and not session.closed and peer in session.tree.children:
+                for _ in range(min(len(owed), CATCH_UP_SLICE)):
+                    self.send(session, peer, owed.popleft())
+                if owed and not await self.driver.flush(peer):
+                    break
+        finally:
+            if session.catch_up.get(peer) is owed:
+                del session.catch_up[peer]
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Fire the cores' timers (and poll reassembly every 0.1 s)."""
-        task_status.started()
+        """Fire the cores' timers (and poll reassembly every 0.1 s); pace catch-ups."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                task_status.started()
+                await self._run_timers()
+            finally:
+                self._nursery = None
+
+    async def _run_timers(self) -> None:
         while True:
             self._timer_changed = trio.Event()
             if not self._timers:

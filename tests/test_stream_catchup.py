@@ -1,0 +1,105 @@
+"""A child owed a long backfill gets it in slices its link can hold, and every chunk in order.
+
+Before, a parent put the whole backfill in the link's queue at once: a child
+re-adopted after a repair of a few seconds was owed hundreds of chunks, the
+link's per-peer queue (256 items) overflowed, the link was dropped as "too
+slow", the child repaired again and was owed even more.  Over WebRTC, where
+a repair takes longer, viewers of ``bench/stream_process.py`` lost their
+parents in that loop until they gave up.
+"""
+
+from __future__ import annotations
+
+import random
+
+import trio
+
+from taiinet.link.config import DEFAULT_SEND_QUEUE
+from taiinet.media.packets import MediaPacket
+from taiinet.stream import announce
+from taiinet.stream.codec import Track
+from taiinet.stream.messages import Chunk, Join, Seal, StreamMessage
+from taiinet.stream.service import CATCH_UP_SLICE, StreamService
+from taiinet.wire.identity import Identity
+from taiinet.wire.peer_id import PeerId
+
+BROADCASTER = Identity.from_seed(bytes(32))
+CHILD = Identity.from_seed(bytes([9]) * 32).peer_id
+
+
+class QueueingDriver:
+    """The node's links as the stream service sees them: a queue per peer that a
+    writer empties at each ``flush``; the most items ever waiting are recorded."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[PeerId, StreamMessage]] = []
+        self.waiting: dict[PeerId, int] = {}
+        self.most_waiting = 0
+        self.wrote = trio.Event()
+
+    def send(self, peer: PeerId, message: StreamMessage) -> None:
+        self.sent.append((peer, message))
+        self.waiting[peer] = self.waiting.get(peer, 0) + 1
+        self.most_waiting = max(self.most_waiting, self.waiting[peer])
+
+    def send_to_each(self, peers: list[PeerId], message: StreamMessage) -> None:
+        for peer in peers:
+            self.send(peer, message)
+
+    async def writer(self) -> None:
+        """The links write what waits every 50 ms."""
+        while True:
+            await trio.sleep(0.05)
+            self.waiting.clear()
+            self.wrote.set()
+            self.wrote = trio.Event()
+
+    async def flush(self, peer: PeerId) -> bool:
+        await self.wrote.wait()
+        return True
+
+    def release(self, peer: PeerId) -> None:
+        pass
+
+
+async def test_a_long_backfill_is_paced_and_live_chunks_queue_behind_it(
+        autojump_clock: object) -> None:
+    driver = QueueingDriver()
+    service = StreamService(driver, BROADCASTER, random.Random(0))  # type: ignore[arg-type]
+    signed = announce.sign(BROADCASTER, announce.Announcement(
+        name="live", broadcaster=BROADCASTER.peer_id, started=0, seq=0,
+        tracks=(Track(codec="vp8", rate=10), Track(codec="opus", rate=48_000))))
+    pts = 0
+
+    def publish_for(session: object, seconds: float) -> None:
+        nonlocal pts
+        for _ in range(int(seconds * 10)):  # a group of 100 ms: 1 video and 5 audio packets
+            packets = [MediaPacket(track=0, pts=pts, keyframe=pts % 20 == 0, data=b"v" * 900)]
+            packets += [MediaPacket(track=1, pts=pts * 5 + i, keyframe=True, data=b"a" * 80)
+                        for i in range(5)]
+            session.publish(packets)  # type: ignore[attr-defined]
+            session.flush()  # type: ignore[attr-defined]
+            pts += 1
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(driver.writer)
+        await nursery.start(service.run)
+        session = service.open(signed, 2)
+        for _ in range(50):  # 5 s of stream, nobody watching
+            publish_for(session, 0.1)
+            await trio.sleep(0.1)
+        # A child that held chunk 9 is (re-)adopted: it is owed ~290 chunks and their seals.
+        session.handle(CHILD, Join(slots=0, have=9), trio.current_time())
+        assert CHILD in session.tree.children
+        for _ in range(20):  # the stream goes on meanwhile
+            publish_for(session, 0.1)
+            await trio.sleep(0.1)
+        nursery.cancel_scope.cancel()
+    to_child = [m.body for peer, m in driver.sent if peer == CHILD]
+    seqs = [body.seq for body in to_child if isinstance(body, Chunk)]
+    assert seqs == list(range(10, session.relay_next_seq))  # all of them, in order
+    assert len(seqs) > DEFAULT_SEND_QUEUE
+    assert driver.most_waiting <= CATCH_UP_SLICE + 8  # a slice, and one live group
+    assert not session.catch_up  # caught up: live chunks go straight to it again
+    firsts = [body.first for body in to_child if isinstance(body, Seal)]
+    assert firsts == sorted(firsts)
