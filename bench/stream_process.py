@@ -10,15 +10,17 @@ uses), kills ``--kill`` relaying viewers (SIGKILL) in the middle of the
 stream -- those that are parents of other viewers then, most children first
 (each viewer reports its parent changes on stderr) -- waits for the others
 to finish and checks every file a surviving viewer wrote with PyAV: it
-decodes, and its longest gap in video (lost media) is reported per viewer
-with the viewer's parent changes and whether its parent was killed.
+decodes, and its longest gap in video and its lost media (seconds from its
+first packet to the end of watching, less the seconds of video in the file:
+gaps, and media that stopped coming) are reported per viewer with the
+viewer's parent changes and whether its parent was killed.
 Prints one JSON object: per viewer (slots, killed, frames, media seconds,
-longest gap, parent changes, ``orphaned``), the broadcaster's figures
+longest gap, ``lost``, parent changes, ``orphaned``), the broadcaster's figures
 (``upload_streams`` = chunk bytes sent / chunk bytes made, ``most_children``,
 ``slots``), ``orphans`` (survivors whose parent was killed), the host's
 ``load`` average (1 min) at the start, the kill and the end, and ``ok``
-(every survivor decodable, longest gap per parent loss <= 2 s, broadcaster
-within its slots).
+(every survivor decodable, longest gap and lost media <= 2 s -- a kill costs a
+viewer at most one parent -- broadcaster within its slots).
 """
 
 from __future__ import annotations
@@ -152,20 +154,24 @@ def run(viewers: int = 12, kill: int = 3, duration: float = 30.0, links: str = "
                 except Exception as exc:
                     frames, seconds, gap = 0, 0.0, float("inf")
                     row["error"] = repr(exc)
+                watched = float(report.get("watched", 0.0))
                 row.update(frames=frames, seconds=round(seconds, 2), longest_gap=round(gap, 2),
+                           lost=round(max(0.0, watched - seconds), 2),
                            lost_chunks=report.get("lost_chunks"))
             rows.append(row)
         stdout, _ = pub.communicate(timeout=3 * lead + 120)
         broadcaster = json.loads(stdout.decode().strip().splitlines()[-1])
         load["end"] = os.getloadavg()[0]
         survivors = [r for r in rows if not r["killed"]]
-        ok = (all(r["frames"] > 0 and r["longest_gap"] <= MAX_GAP for r in survivors)
+        ok = (all(r["frames"] > 0 and r["longest_gap"] <= MAX_GAP and r["lost"] <= MAX_GAP
+                  for r in survivors)
               and broadcaster["most_children"] <= broadcaster["slots"]
               and broadcaster["upload_streams"] <= broadcaster["slots"])
         return {"viewers": viewers, "killed": kill, "duration": duration, "links": links,
                 "broadcaster": broadcaster, "rows": rows,
                 "orphans": sum(1 for r in survivors if r["orphaned"]),
                 "worst_gap": max((r["longest_gap"] for r in survivors), default=None),
+                "worst_lost": max((r["lost"] for r in survivors), default=None),
                 "load": {k: round(v, 2) for k, v in load.items()}, "ok": ok,
                 "workdir": str(work)}
     finally:

@@ -110,7 +110,8 @@ def watch_command(args: argparse.Namespace) -> int:
                               "chunks": report.chunks, "parent_changes": report.parent_changes,
                               "lost_chunks": report.lost_chunks,
                               "skipped_packets": report.skipped_packets,
-                              "keyframe_requests": report.keyframe_requests}), flush=True)
+                              "keyframe_requests": report.keyframe_requests,
+                              "watched": round(report.watched, 2)}), flush=True)
 
     run_trio(main)
     return 0

@@ -63,6 +63,9 @@ class WatchReport:
     skipped_packets: int
     keyframe_requests: int
     chunks: int
+    #: Seconds from the first packet to the end of watching (the media a viewer
+    #: should have got, if none was lost).
+    watched: float
 
 
 async def watch(node: Node, name: str, out: str, *, duration: float | None = None,
@@ -75,12 +78,15 @@ async def watch(node: Node, name: str, out: str, *, duration: float | None = Non
         viewing.session.on_parent_changed = on_parent
         writer = MediaWriter(out, viewing.tracks)
         counts: dict[int, int] = {}
+        first: float | None = None
         try:
             with trio.move_on_after(float("inf") if duration is None else duration):
                 packets = viewing.session.packets
                 while True:
                     with trio.move_on_after(idle):
                         packet = await packets.receive()
+                        if first is None:
+                            first = trio.current_time()
                         writer.write(packet)
                         counts[packet.track] = counts.get(packet.track, 0) + 1
                         continue
@@ -92,4 +98,5 @@ async def watch(node: Node, name: str, out: str, *, duration: float | None = Non
                            lost_chunks=session.reassembler.lost_chunks,
                            skipped_packets=session.reassembler.skipped_packets,
                            keyframe_requests=session.stats.keyframe_requests,
-                           chunks=session.stats.chunks_received)
+                           chunks=session.stats.chunks_received,
+                           watched=0.0 if first is None else trio.current_time() - first)
