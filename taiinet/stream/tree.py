@@ -375,6 +375,12 @@ class RelayTree:
     def _on_join(self, peer: PeerId, message: Join, now: float, out: list[Action]) -> None:
         slots = message.slots
         child = self.children.get(peer)
+        if child is not None and not self.attached:
+            # A child asking again while we are detached: we have no path to give
+            # (an ``Adopt`` needs one), so we let it go and it joins elsewhere.
+            self._drop_child(peer)
+            out.append(Send(peer=peer, message=_NO_ROOM))
+            return
         if child is not None:  # a repeated Join: answer it again
             child.slots = slots
             child.heard = now
