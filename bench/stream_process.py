@@ -93,7 +93,8 @@ def video_gaps(path: Path) -> tuple[int, float, float]:
 
 def run(viewers: int = 12, kill: int = 3, duration: float = 30.0, links: str = "webrtc",
         slots_mix: tuple[int, ...] = (3, 2, 0, 1), root_slots: int = 2,
-        size: str = "160x120", fps: int = 10, workdir: str | None = None) -> dict[str, Any]:
+        size: str = "160x120", fps: int = 10, workdir: str | None = None,
+        verbose: bool = False) -> dict[str, Any]:
     work = Path(workdir or tempfile.mkdtemp(prefix="taiinet-stream-"))
     procs: list[subprocess.Popen[bytes]] = []
     load = {"start": os.getloadavg()[0]}
@@ -101,7 +102,7 @@ def run(viewers: int = 12, kill: int = 3, duration: float = 30.0, links: str = "
         sig = _spawn(["signal", "--listen", "127.0.0.1:0"], work / "signal.log")
         procs.append(sig)
         url = _first_line(sig, time.monotonic() + 30).split()[2]
-        common = ["--signaller", url, "--links", links]
+        common = ["--signaller", url, "--links", links, *(["-v"] if verbose else [])]
         # The broadcaster runs the pattern a little longer than the viewers watch, so
         # viewers that took a while to join still see `duration` seconds.
         lead = 8.0
@@ -187,8 +188,12 @@ def main() -> None:
     parser.add_argument("--kill", type=int, default=3)
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--links", choices=["webrtc", "websocket"], default="webrtc")
+    parser.add_argument("--workdir", help="keep the logs and files here")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="the processes log (with times) to their .log files")
     args = parser.parse_args()
-    print(json.dumps(run(args.viewers, args.kill, args.duration, args.links)))
+    print(json.dumps(run(args.viewers, args.kill, args.duration, args.links,
+                         workdir=args.workdir, verbose=args.verbose)))
 
 
 if __name__ == "__main__":

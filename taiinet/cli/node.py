@@ -136,7 +136,8 @@ def setup(args: argparse.Namespace) -> Identity:
     for url in args.signaller:
         check_signaller_url(url)
     if args.verbose:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     else:
         warnings_as_lines(args.command, "taiinet")
     return Identity.load(args.key) if args.key else Identity.generate()

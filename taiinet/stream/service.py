@@ -251,11 +251,13 @@ class StreamSession:
             elif kind is Backfill:
                 self._backfill(action.peer, self.relay.backfill(action.after))  # type: ignore[union-attr]
             elif kind is CloseLink:
+                log.info("stream: closing the link to %s", action.peer)  # type: ignore[union-attr]
                 self.service.release(self, action.peer)  # type: ignore[union-attr]
             elif kind is Evicted:
                 log.warning("stream: evicted %s for stalling its children",
                             action.peer)  # type: ignore[union-attr]
             else:  # ParentChanged
+                log.info("stream: parent %s", action.parent)  # type: ignore[union-attr]
                 self.stats.parent_changes += 1
                 self.stats.parents.append(action.parent)  # type: ignore[union-attr]
                 del self.stats.parents[:-64]
@@ -272,6 +274,7 @@ class StreamSession:
             for message in messages:
                 self.service.send(self, peer, message)
         else:
+            log.info("stream: backfilling %s with %d messages, paced", peer, len(messages))
             self.catch_up[peer] = deque(messages)
             self.service.start_catch_up(self, peer)
 
