@@ -7,20 +7,24 @@ Starts a signaller, ``taiinet stream publish --test-pattern`` and ``--viewers``
 ``taiinet stream watch`` processes with mixed declared slots (cycling
 ``--slots-mix``) over ``--links`` (WebRTC data channels by default, as a node
 uses), kills ``--kill`` relaying viewers (SIGKILL) in the middle of the
-stream -- those that are parents of other viewers then, most children first
-(each viewer reports its parent changes on stderr) -- waits for the others
+stream -- a third of ``--duration`` after every viewer has a parent, those
+that are parents of other viewers then, most children first (each viewer
+reports its parent changes on stderr) -- waits for the others
 to finish and checks every file a surviving viewer wrote with PyAV: it
-decodes, and its longest gap in video and its lost media (seconds from its
-first packet to the end of watching, less the seconds of video in the file:
-gaps, and media that stopped coming) are reported per viewer with the
-viewer's parent changes and whether its parent was killed.
+decodes, and its longest gap in video, its lost media (the video's span less
+its frames' worth: every gap), ``behind`` (seconds from its first packet to
+the end of watching, less the video's span: delay gained in repairs, which
+the backfill turns lost media into) and ``stopped`` (media stopped coming
+for 10 s) are reported per viewer with the viewer's parent changes and
+whether its parent was killed.
 Prints one JSON object: per viewer (slots, killed, frames, media seconds,
-longest gap, ``lost``, parent changes, ``orphaned``), the broadcaster's figures
+longest gap, ``lost``, ``behind``, ``stopped``, parent changes, ``orphaned``), the
+broadcaster's figures
 (``upload_streams`` = chunk bytes sent / chunk bytes made, ``most_children``,
 ``slots``), ``orphans`` (survivors whose parent was killed), the host's
 ``load`` average (1 min) at the start, the kill and the end, and ``ok``
-(every survivor decodable, longest gap and lost media <= 2 s -- a kill costs a
-viewer at most one parent -- broadcaster within its slots).
+(every survivor decodable, not stopped, longest gap and lost media <= 2 s --
+a kill costs a viewer at most one parent -- broadcaster within its slots).
 """
 
 from __future__ import annotations
@@ -121,11 +125,18 @@ def run(viewers: int = 12, kill: int = 3, duration: float = 30.0, links: str = "
             procs.append(proc)
             watchers.append({"index": i, "slots": slots, "proc": proc, "out": out,
                              "log": log, "killed": False})
-        # Kill relaying viewers in the middle of the stream: parents first.
-        time.sleep(lead + duration / 2)
+        # Kill relaying viewers in the middle of the stream, parents first: a third
+        # of the way into watching after every viewer has a parent (or the lead).
+        started = time.monotonic()
         for w in watchers:
-            w["peer"] = peer_id(w["log"], time.monotonic() + 30)
-        now = parents({w["peer"]: w["log"] for w in watchers})
+            w["peer"] = peer_id(w["log"], started + 30)
+        logs = {w["peer"]: w["log"] for w in watchers}
+        while (time.monotonic() < started + lead
+               and not all(parents(logs).values())):
+            time.sleep(0.2)
+        attached = time.monotonic() - started
+        time.sleep(duration / 3)
+        now = parents(logs)
         children = {w["peer"]: sum(1 for p in now.values() if p == w["peer"]) for w in watchers}
         relays = sorted((w for w in watchers if w["slots"] > 0),
                         key=lambda w: -children[w["peer"]])
@@ -135,6 +146,7 @@ def run(viewers: int = 12, kill: int = 3, duration: float = 30.0, links: str = "
             os.killpg(w["proc"].pid, signal.SIGKILL)
             w["killed"] = True
         killed = {w["peer"] for w in victims}
+        kill_at = time.monotonic() - started
         rows = []
         for w in watchers:
             proc = w["proc"]
@@ -157,7 +169,9 @@ def run(viewers: int = 12, kill: int = 3, duration: float = 30.0, links: str = "
                     row["error"] = repr(exc)
                 watched = float(report.get("watched", 0.0))
                 row.update(frames=frames, seconds=round(seconds, 2), longest_gap=round(gap, 2),
-                           lost=round(max(0.0, watched - seconds), 2),
+                           lost=round(max(0.0, seconds - (frames - 1) / fps), 2),
+                           behind=round(max(0.0, watched - seconds), 2),
+                           stopped=bool(report.get("stopped", True)),
                            lost_chunks=report.get("lost_chunks"))
             rows.append(row)
         stdout, _ = pub.communicate(timeout=3 * lead + 120)
@@ -165,7 +179,7 @@ def run(viewers: int = 12, kill: int = 3, duration: float = 30.0, links: str = "
         load["end"] = os.getloadavg()[0]
         survivors = [r for r in rows if not r["killed"]]
         ok = (all(r["frames"] > 0 and r["longest_gap"] <= MAX_GAP and r["lost"] <= MAX_GAP
-                  for r in survivors)
+                  and not r["stopped"] for r in survivors)
               and broadcaster["most_children"] <= broadcaster["slots"]
               and broadcaster["upload_streams"] <= broadcaster["slots"])
         return {"viewers": viewers, "killed": kill, "duration": duration, "links": links,
@@ -173,6 +187,7 @@ def run(viewers: int = 12, kill: int = 3, duration: float = 30.0, links: str = "
                 "orphans": sum(1 for r in survivors if r["orphaned"]),
                 "worst_gap": max((r["longest_gap"] for r in survivors), default=None),
                 "worst_lost": max((r["lost"] for r in survivors), default=None),
+                "attached_after": round(attached, 1), "killed_after": round(kill_at, 1),
                 "load": {k: round(v, 2) for k, v in load.items()}, "ok": ok,
                 "workdir": str(work)}
     finally:

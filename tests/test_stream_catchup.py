@@ -16,10 +16,22 @@ import trio
 
 from taiinet.link.config import DEFAULT_SEND_QUEUE
 from taiinet.media.packets import MediaPacket
+from taiinet.sim.network import sim_peer_ids
 from taiinet.stream import announce
+from taiinet.stream.actions import Send, TickTimer
 from taiinet.stream.codec import Track
-from taiinet.stream.messages import Chunk, Join, Seal, StreamMessage
-from taiinet.stream.service import CATCH_UP_SLICE, StreamService
+from taiinet.stream.messages import (
+    Adopt,
+    Chunk,
+    Heartbeat,
+    Join,
+    Leave,
+    Seal,
+    StallReport,
+    StreamMessage,
+)
+from taiinet.stream.service import CATCH_UP_SLICE, NODE_TREE_CONFIG, StreamService
+from taiinet.stream.tree import RelayTree
 from taiinet.wire.identity import Identity
 from taiinet.wire.peer_id import PeerId
 
@@ -103,3 +115,22 @@ async def test_a_long_backfill_is_paced_and_live_chunks_queue_behind_it(
     assert not session.catch_up  # caught up: live chunks go straight to it again
     firsts = [body.first for body in to_child if isinstance(body, Seal)]
     assert firsts == sorted(firsts)
+
+
+def test_on_real_links_a_child_waits_3_s_for_its_first_chunks_before_blaming_its_parent() -> None:
+    """Over a fresh WebRTC link on a loaded host the backfill took over a second:
+    with the simulator's 1 s stall timeout the child blamed (and banned) an honest parent."""
+    root, child = sim_peer_ids(2)
+    tree = RelayTree(child, root, 1, random.Random(0), NODE_TREE_CONFIG)
+    tree.start(0.0)
+    tree.handle_message(root, Adopt(path=(root,)), 0.1)
+    assert tree.parent == root
+
+    def blamed(now: float) -> bool:
+        tree.handle_message(root, Heartbeat(seq=500, path=(root,), standby=()), now)
+        out = tree.handle_timer(TickTimer(), now)
+        return any(isinstance(a, Send) and isinstance(a.message, (Leave, StallReport))
+                   for a in out)
+
+    assert not any(blamed(0.1 + t / 2) for t in range(1, 6))  # up to 2.6 s: it waits
+    assert blamed(3.6)

@@ -300,7 +300,7 @@ def test_a_detached_node_lets_a_child_that_asks_again_go_instead_of_adopting_wit
     b.handle_link_down(A, 0.1)  # B is detached, C still its child
     assert not b.attached and C in b.children
     out = b.handle_message(C, Join(slots=0, have=4), 0.2)
-    for peer, message in sends(out):
+    for _peer, message in sends(out):
         codec.decode(codec.encode(bytes(32), message))  # every message is valid
     assert sends(out) == [(C, Redirect(candidates=()))]
     assert C not in b.children

@@ -111,7 +111,8 @@ def watch_command(args: argparse.Namespace) -> int:
                               "lost_chunks": report.lost_chunks,
                               "skipped_packets": report.skipped_packets,
                               "keyframe_requests": report.keyframe_requests,
-                              "watched": round(report.watched, 2)}), flush=True)
+                              "watched": round(report.watched, 2),
+                              "stopped": report.stopped}), flush=True)
 
     run_trio(main)
     return 0

@@ -66,6 +66,8 @@ class WatchReport:
     #: Seconds from the first packet to the end of watching (the media a viewer
     #: should have got, if none was lost).
     watched: float
+    #: True if watching ended because no media came for ``idle`` seconds.
+    stopped: bool
 
 
 async def watch(node: Node, name: str, out: str, *, duration: float | None = None,
@@ -79,6 +81,7 @@ async def watch(node: Node, name: str, out: str, *, duration: float | None = Non
         writer = MediaWriter(out, viewing.tracks)
         counts: dict[int, int] = {}
         first: float | None = None
+        stopped = False
         try:
             with trio.move_on_after(float("inf") if duration is None else duration):
                 packets = viewing.session.packets
@@ -90,6 +93,7 @@ async def watch(node: Node, name: str, out: str, *, duration: float | None = Non
                         writer.write(packet)
                         counts[packet.track] = counts.get(packet.track, 0) + 1
                         continue
+                    stopped = True
                     break
         finally:
             writer.close()
@@ -99,4 +103,5 @@ async def watch(node: Node, name: str, out: str, *, duration: float | None = Non
                            skipped_packets=session.reassembler.skipped_packets,
                            keyframe_requests=session.stats.keyframe_requests,
                            chunks=session.stats.chunks_received,
-                           watched=0.0 if first is None else trio.current_time() - first)
+                           watched=0.0 if first is None else trio.current_time() - first,
+                           stopped=stopped)

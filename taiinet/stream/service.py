@@ -78,9 +78,14 @@ log = logging.getLogger(__name__)
 #: Packets a viewer's channel holds before new ones are dropped.
 PACKET_BUFFER = 2048
 #: The tree's timers on real links: a first ``Join`` may wait for a link to be
-#: dialed through the signal mesh (a second or more), and a loaded host may
-#: delay a heartbeat; a killed peer's link reports its failure at once anyway.
-NODE_TREE_CONFIG = TreeConfig(join_timeout=3.0, peer_timeout=3.0, orphan_grace=4.0)
+#: dialed through the signal mesh (a second or more), a loaded host may delay a
+#: heartbeat, and a newly adopted child's first chunks (its backfill) may take
+#: seconds over a fresh WebRTC link: with the simulator's 1 s stall timeout such
+#: children blamed, left and banned honest parents (seen at load 30 on 2 cores).
+#: A killed WebSocket peer's link reports its failure at once; over WebRTC the
+#: peer timeout notices it, and the backfill covers the repair.
+NODE_TREE_CONFIG = TreeConfig(join_timeout=3.0, peer_timeout=3.0, orphan_grace=4.0,
+                              stall_timeout=3.0, upstream_grace=6.0)
 #: Messages of a child's catch-up (backfill, then the live ones behind it) sent
 #: before waiting for its link to write them: a quarter of the link's queue.
 CATCH_UP_SLICE = 64
