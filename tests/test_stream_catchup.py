@@ -134,3 +134,29 @@ def test_on_real_links_a_child_waits_3_s_for_its_first_chunks_before_blaming_its
 
     assert not any(blamed(0.1 + t / 2) for t in range(1, 6))  # up to 2.6 s: it waits
     assert blamed(3.6)
+
+
+def test_a_relay_backfills_a_repair_of_15_s() -> None:
+    """Over WebRTC a killed parent is noticed by the peer timeout, and standby peers
+    killed with it cost failed dials: repairs took 10-12 s, past the old 10 s buffer."""
+    from taiinet.media.packets import cut
+    from taiinet.stream.relay import MediaRelay
+    from taiinet.stream.seal import make_seal
+
+    stream = bytes(32)
+    relay = MediaRelay(stream, BROADCASTER.peer_id)
+    seq = 0
+    held_at_loss = -1
+    for step in range(160):  # 16 s of groups of 100 ms
+        now = step / 10
+        payloads = [p for i in range(6) for p in cut(MediaPacket(
+            track=0 if i == 0 else 1, pts=step * 6 + i, keyframe=i > 0 or step % 20 == 0,
+            data=b"x" * 200))]
+        relay.own_seal(make_seal(BROADCASTER, stream, seq, payloads))
+        for payload in payloads:
+            assert relay.chunk(Chunk(seq=seq, payload=payload), now)
+            seq += 1
+        if now == 1.0:
+            held_at_loss = seq - 1  # the child's last chunk before its 15 s repair
+    sent = [m.seq for m in relay.backfill(held_at_loss) if isinstance(m, Chunk)]
+    assert sent == list(range(held_at_loss + 1, seq))

@@ -71,7 +71,7 @@ class WatchReport:
 
 
 async def watch(node: Node, name: str, out: str, *, duration: float | None = None,
-                slots: int = 2, timeout: float = 30.0, idle: float = 10.0,
+                slots: int = 2, timeout: float = 30.0, idle: float = 20.0,
                 on_parent: Callable[[PeerId | None], None] | None = None) -> WatchReport:
     """Watch ``name`` (relaying to ``slots`` viewers) and write its media to ``out``, for
     ``duration`` seconds or until no media came for ``idle`` seconds (the stream ended);
