@@ -178,3 +178,71 @@ async def test_the_service_releases_an_idle_link_unless_another_stream_holds_it(
         service.close(sessions[0])
         assert driver.released == [C, broadcaster.peer_id]
         nursery.cancel_scope.cancel()
+
+
+async def test_a_link_a_stream_tree_needs_survives_another_layers_close(
+        autojump_clock: object) -> None:
+    """The overlay (HyParView) closes links as its views change; a stream parent or
+    child is often an overlay peer too, and before, that close cut the stream (the
+    child lost its parent and repaired, seen over and over at load 30)."""
+    import trio
+
+    from taiinet.core import CloseLink as CoreCloseLink
+    from taiinet.core import Send as CoreSend
+    from taiinet.link.registry import ProtocolCodec
+    from taiinet.link.runner import Runner
+    from taiinet.transport.memory import memory_connection_pair
+    from taiinet.wire.framing import decode_link_frame, encode_item
+    from taiinet.wire.identity import Identity
+
+    me, peer = Identity.from_seed(b"\x01" * 32), Identity.from_seed(b"\x02" * 32)
+
+    class Closer:
+        """Answers any message with ``CloseLink``, then (next message) with a send."""
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def start(self, now: float) -> list[object]:
+            return []
+
+        def handle_message(self, sender: PeerId, message: bytes, now: float) -> list[object]:
+            self.calls += 1
+            if self.calls == 1:
+                return [CoreCloseLink(peer=sender)]
+            return [CoreSend(peer=sender, message=b"still here")]
+
+        def handle_timer(self, timer: object, now: float) -> list[object]:
+            return []
+
+        def handle_link_down(self, sender: PeerId, now: float) -> list[object]:
+            return []
+
+    async def no_dial(_: PeerId) -> object:
+        raise AssertionError("nothing to dial")
+
+    codec = ProtocolCodec(protocol_id=200, name="raw", message_types=(bytes,),
+                          encode=lambda m: m, decode=lambda b: bytes(b))
+    runner = Runner(Closer(), no_dial)  # type: ignore[arg-type]
+    runner.register(codec)
+    tree = tree_needing(peer.peer_id)
+    runner.link_keepers.append(tree.needs_link)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runner.run)
+        ours, theirs = await memory_connection_pair(peer, me)
+        runner.add_connection(theirs)
+        await ours.send(encode_item(200, b"close, please"))
+        await trio.sleep(1.0)
+        assert runner.links.is_linked(peer.peer_id)  # the tree needs it: kept
+        await ours.send(encode_item(200, b"again"))
+        assert decode_link_frame(await ours.receive()) == [(200, b"still here")]
+        nursery.cancel_scope.cancel()
+
+
+def tree_needing(peer: PeerId) -> RelayTree:
+    """A broadcaster whose child is ``peer``."""
+    root = RelayTree(ROOT, ROOT, 2, random.Random(1))
+    root.start(0.0)
+    root.handle_message(peer, Join(slots=0), 0.0)
+    assert root.needs_link(peer)
+    return root

@@ -13,7 +13,10 @@ out at once, in order:
   ``taiinet.link.manager``);
 * ``SetTimer(at, timer)``: kept in a heap served by one timer task; timers
   are values, never cancelled, and the core ignores stale ones;
-* ``CloseLink(peer)``: flush then close; with ``failed``, close at once (not
+* ``CloseLink(peer)``: flush then close, unless a protocol composed beside
+  the core still uses the link (``link_keepers``: a stream tree's parent or
+  child is often an overlay peer too, and the overlay closing its link would
+  cut the stream); with ``failed``, close at once whatever uses it (not
   reported back: the core already counts the link down);
 * ``ProbeLink(peer)``: the link layer's ``Ping``;
 * anything else is an output event of the core (a delivery, a neighbour
@@ -75,6 +78,9 @@ class Runner:
             self.carry_as(action_type, kind)
         #: Link frames received over their sender's budget and dropped unread.
         self.frames_refused = 0
+        #: Asked before a (not failed) ``CloseLink`` is carried out: any that says
+        #: True for the peer keeps the link open (the core no longer uses it).
+        self.link_keepers: list[Callable[[PeerId], bool]] = []
 
     def carry_as(self, action_type: type, kind: str) -> None:
         """Carry out actions of ``action_type`` as ``"send"`` (fields ``peer``,
@@ -132,7 +138,7 @@ class Runner:
     def _close(self, action: Any) -> None:
         if action.failed:
             self.links.drop(action.peer)
-        else:
+        elif not any(keeps(action.peer) for keeps in self.link_keepers):
             self.links.close(action.peer)
 
     def _probe(self, action: Any) -> None:

@@ -320,6 +320,11 @@ class StreamService:
         session.close()
         self.sessions.pop(session.stream_id, None)
 
+    def keeps_link(self, peer: PeerId) -> bool:
+        """Whether a stream's tree needs the link to ``peer`` (the node's link layer
+        asks before another layer closes a link: ``Runner.link_keepers``)."""
+        return any(not s.closed and s.tree.needs_link(peer) for s in self.sessions.values())
+
     def release(self, session: StreamSession, peer: PeerId) -> None:
         """``session``'s tree closed its link to ``peer``: close the link unless another
         stream's tree still holds it (or the overlay keeps it as a neighbour)."""

@@ -211,8 +211,12 @@ class RelayTree:
         """Whether the tree holds a link to ``peer`` (used, or idle and not yet closed)."""
         return peer in self._links
 
+    def needs_link(self, peer: PeerId) -> bool:
+        """Whether the tree needs its link to ``peer`` (its parent, a child, or a
+        peer of the pending join), whatever its idle time."""
+        return not self._stopped and self._needs(peer)
+
     def _needs(self, peer: PeerId) -> bool:
-        """Whether the tree needs its link to ``peer`` whatever its idle time."""
         return (peer == self.parent or peer in self.children or peer == self._target
                 or peer in self._asked)
 
