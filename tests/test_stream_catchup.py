@@ -160,3 +160,38 @@ def test_a_relay_backfills_a_repair_of_15_s() -> None:
             held_at_loss = seq - 1  # the child's last chunk before its 15 s repair
     sent = [m.seq for m in relay.backfill(held_at_loss) if isinstance(m, Chunk)]
     assert sent == list(range(held_at_loss + 1, seq))
+
+
+async def test_a_catch_up_survives_the_childs_link_being_replaced(autojump_clock: object) -> None:
+    """``flush`` says False when the link went away under it (the child reconnected);
+    before, the catch-up gave up there and the child lost everything it was owed."""
+    driver = QueueingDriver()
+    lost_link = [True]
+    plain_flush = driver.flush
+
+    async def flush(peer: PeerId) -> bool:
+        if lost_link[0]:
+            lost_link[0] = False
+            await trio.sleep(0.05)
+            return False
+        return await plain_flush(peer)
+
+    driver.flush = flush  # type: ignore[method-assign]
+    service = StreamService(driver, BROADCASTER, random.Random(0))  # type: ignore[arg-type]
+    signed = announce.sign(BROADCASTER, announce.Announcement(
+        name="live", broadcaster=BROADCASTER.peer_id, started=0, seq=0,
+        tracks=(Track(codec="vp8", rate=10), Track(codec="opus", rate=48_000))))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(driver.writer)
+        await nursery.start(service.run)
+        session = service.open(signed, 2)
+        for step in range(30):
+            session.publish([MediaPacket(track=1, pts=step * 10 + i, keyframe=True, data=b"a")
+                             for i in range(10)])
+            session.flush()
+            await trio.sleep(0.1)
+        session.handle(CHILD, Join(slots=0, have=0), trio.current_time())
+        await trio.sleep(2.0)
+        nursery.cancel_scope.cancel()
+    seqs = [m.body.seq for peer, m in driver.sent if peer == CHILD and isinstance(m.body, Chunk)]
+    assert seqs == list(range(1, session.relay_next_seq))
