@@ -120,8 +120,11 @@ def run(viewers: int = 12, kill: int = 3, duration: float = 30.0, links: str = "
             slots = slots_mix[i % len(slots_mix)]
             out = work / f"viewer{i}.webm"
             log = work / f"viewer{i}.log"
+            # A loaded host may take a while to bring up the overlay over WebRTC and
+            # find the announcement (it took over 30 s at load 31).
             proc = _spawn(["stream", "watch", "--name", "bench", "--out", str(out),
-                           "--duration", str(duration), "--slots", str(slots), *common], log)
+                           "--duration", str(duration), "--slots", str(slots),
+                           "--find-timeout", "90", *common], log)
             procs.append(proc)
             watchers.append({"index": i, "slots": slots, "proc": proc, "out": out,
                              "log": log, "killed": False})
