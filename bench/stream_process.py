@@ -98,7 +98,7 @@ def video_gaps(path: Path) -> tuple[int, float, float]:
 def run(viewers: int = 12, kill: int = 3, duration: float = 30.0, links: str = "webrtc",
         slots_mix: tuple[int, ...] = (3, 2, 0, 1), root_slots: int = 2,
         size: str = "160x120", fps: int = 10, workdir: str | None = None,
-        verbose: bool = False) -> dict[str, Any]:
+        verbose: bool = False, find_timeout: float = 40.0) -> dict[str, Any]:
     work = Path(workdir or tempfile.mkdtemp(prefix="taiinet-stream-"))
     procs: list[subprocess.Popen[bytes]] = []
     load = {"start": os.getloadavg()[0]}
@@ -107,11 +107,14 @@ def run(viewers: int = 12, kill: int = 3, duration: float = 30.0, links: str = "
         procs.append(sig)
         url = _first_line(sig, time.monotonic() + 30).split()[2]
         common = ["--signaller", url, "--links", links, *(["-v"] if verbose else [])]
-        # The broadcaster runs the pattern a little longer than the viewers watch, so
-        # viewers that took a while to join still see `duration` seconds.
+        # The broadcaster runs until the last viewer to find the stream (a loaded
+        # host may take a while to bring up the overlay over WebRTC: over 30 s at
+        # load 31) has watched `duration` seconds; before, late viewers saw the
+        # stream end under them.
         lead = 8.0
         pub = _spawn(["stream", "publish", "--name", "bench", "--test-pattern",
-                      "--duration", str(duration + 2 * lead), "--slots", str(root_slots),
+                      "--duration", str(duration + find_timeout + lead),
+                      "--slots", str(root_slots),
                       "--size", size, "--fps", str(fps), *common], work / "publish.log")
         procs.append(pub)
         time.sleep(1.0)
@@ -120,11 +123,9 @@ def run(viewers: int = 12, kill: int = 3, duration: float = 30.0, links: str = "
             slots = slots_mix[i % len(slots_mix)]
             out = work / f"viewer{i}.webm"
             log = work / f"viewer{i}.log"
-            # A loaded host may take a while to bring up the overlay over WebRTC and
-            # find the announcement (it took over 30 s at load 31).
             proc = _spawn(["stream", "watch", "--name", "bench", "--out", str(out),
                            "--duration", str(duration), "--slots", str(slots),
-                           "--find-timeout", "90", *common], log)
+                           "--find-timeout", str(find_timeout), *common], log)
             procs.append(proc)
             watchers.append({"index": i, "slots": slots, "proc": proc, "out": out,
                              "log": log, "killed": False})
@@ -177,7 +178,7 @@ def run(viewers: int = 12, kill: int = 3, duration: float = 30.0, links: str = "
                            stopped=bool(report.get("stopped", True)),
                            lost_chunks=report.get("lost_chunks"))
             rows.append(row)
-        stdout, _ = pub.communicate(timeout=3 * lead + 120)
+        stdout, _ = pub.communicate(timeout=find_timeout + 3 * lead + 120)
         broadcaster = json.loads(stdout.decode().strip().splitlines()[-1])
         load["end"] = os.getloadavg()[0]
         survivors = [r for r in rows if not r["killed"]]

@@ -32,7 +32,7 @@ def load_bench() -> ModuleType:
 def test_viewers_survive_a_killed_relay_with_at_most_2_s_lost(tmp_path: Path, links: str) -> None:
     pytest.importorskip("av")
     result = load_bench().run(viewers=4, kill=1, duration=10.0, links=links,
-                              workdir=str(tmp_path))
+                              workdir=str(tmp_path), find_timeout=15.0)
     survivors = [row for row in result["rows"] if not row["killed"]]
     assert len(survivors) == 3
     assert result["orphans"] >= 1, result  # the kill cost someone its parent
