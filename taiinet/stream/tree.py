@@ -56,15 +56,10 @@ children (at least one) arrive within ``report_window``, it evicts the parent
 (``Leave(evicted=True)``) and bans it for ``ban_duration``.  A parent that
 hides its progress too gets reported after ``upstream_grace`` of stall.
 
-*Links.*  A link opens when the core first sends to a peer (or a peer
-sends to it).  The core closes (``CloseLink``) a link it no longer uses --
-the peer is neither the parent, a child nor part of a pending join, and no
-tree message went either way for ``link_idle_timeout`` -- at a tick, so a
-viewer that left, a redirected joiner or a candidate that never adopted
-holds no link for ever, while a peer asked again soon (a repair, a
-reparent) still finds its link open.  Past ``max_links`` the least recently
-used unneeded link is closed at once.  A silent child, an evicted child and
-every link at ``leave`` are closed at once.
+*Links.*  The core closes (``CloseLink``) a link it no longer needs once no
+tree message went either way for ``link_idle_timeout`` (``TreeLinks``): a
+viewer that left, a redirected joiner, a candidate that never adopted.  A
+silent or evicted child, and every link at ``leave``, are closed at once.
 
 Inputs: ``start``, ``handle_message``, ``chunk``, ``handle_link_down``,
 ``handle_timer``, ``leave`` (all take ``now``).  Outputs: ``Send``,
@@ -78,7 +73,6 @@ import random
 from taiinet.stream.actions import (
     Action,
     Backfill,
-    CloseLink,
     Evicted,
     JoinTimer,
     ParentChanged,
@@ -90,6 +84,7 @@ from taiinet.stream.choice import Child as _Child
 from taiinet.stream.choice import redirect_candidates, standby_list
 from taiinet.stream.config import TreeConfig
 from taiinet.stream.errors import StreamUsageError
+from taiinet.stream.links import TreeLinks
 from taiinet.stream.messages import (
     MAX_CANDIDATES,
     MAX_FREE,
@@ -178,8 +173,7 @@ class RelayTree:
         self._reports: dict[PeerId, dict[PeerId, float]] = {}
         self._banned: dict[PeerId, float] = {}  # peer -> banned until
         self._last_report = float("-inf")
-        #: Peer -> last tree message either way, least recently used first.
-        self._links: dict[PeerId, float] = {}
+        self._links = TreeLinks(self.config.link_idle_timeout, self.config.max_links)
         self._stopped = False
         self._handlers = {
             Join: self._on_join, Adopt: self._on_adopt, Redirect: self._on_redirect,
@@ -229,7 +223,7 @@ class RelayTree:
         self.last_progress = now
         if not self.is_root:
             self._begin_join([], now, out)
-        self._used(out, now)
+        self._links.note(out, now, self._needs)
         return out
 
     def chunk(self, seq: int, now: float) -> bool:
@@ -249,9 +243,9 @@ class RelayTree:
         """Process a control message that came from ``peer`` over an authenticated link."""
         out: list[Action] = []
         if not self._stopped and peer != self.peer_id:
-            self._touch(peer, now)
+            self._links.touch(peer, now)
             self._handlers[type(message)](peer, message, now, out)  # type: ignore[operator]
-            self._used(out, now)
+            self._links.note(out, now, self._needs)
         return out
 
     def handle_link_down(self, peer: PeerId, now: float) -> list[Action]:
@@ -259,7 +253,7 @@ class RelayTree:
         out: list[Action] = []
         if self._stopped:
             return out
-        self._links.pop(peer, None)
+        self._links.forget(peer)
         if peer == self.parent:
             self._lose_parent(now, out, ban=False)
         elif peer in self.children:
@@ -267,7 +261,7 @@ class RelayTree:
         elif peer == self._target:
             self._target = None
             self._try_next(now, out)
-        self._used(out, now)  # a message for ``peer`` dials it again
+        self._links.note(out, now, self._needs)  # a message for ``peer`` dials it again
         return out
 
     def handle_timer(self, timer: TickTimer | JoinTimer, now: float) -> list[Action]:
@@ -284,7 +278,7 @@ class RelayTree:
                     self._try_next(now, out)
                 else:  # the back-off after a full tree is over
                     self._begin_join([], now, out)
-        self._used(out, now)
+        self._links.note(out, now, self._needs)
         return out
 
     def leave(self, now: float) -> list[Action]:
@@ -293,9 +287,8 @@ class RelayTree:
         for peer in [self.parent, *self.children]:
             if peer is not None:
                 out.append(Send(peer=peer, message=_LEAVE))
-                self._links.setdefault(peer, now)
-        out.extend(CloseLink(peer=peer) for peer in self._links)
-        self._links.clear()
+                self._links.touch(peer, now)
+        self._links.close_all(out)
         self.children.clear()
         self.parent = None
         self.path = ()
@@ -557,40 +550,8 @@ class RelayTree:
             self._drop_child(accused)
             self._ban(accused, now)
             out.append(Send(peer=accused, message=_EVICT))
-            self._close(accused, out)
+            self._links.close(accused, out)
             out.append(Evicted(peer=accused))
-
-    # --- links ---------------------------------------------------------------------
-
-    def _touch(self, peer: PeerId, now: float) -> None:
-        links = self._links
-        links.pop(peer, None)
-        links[peer] = now
-
-    def _used(self, out: list[Action], now: float) -> None:
-        """Note the links ``out`` sends on; past ``max_links``, close unneeded ones."""
-        for action in out:
-            kind = type(action)
-            if kind is Send:
-                self._touch(action.peer, now)  # type: ignore[union-attr]
-            elif kind is CloseLink:
-                self._links.pop(action.peer, None)  # type: ignore[union-attr]
-        if len(self._links) > self.config.max_links:
-            spare = [p for p in self._links if not self._needs(p)]
-            for peer in spare[:len(self._links) - self.config.max_links]:
-                self._close(peer, out)
-
-    def _close(self, peer: PeerId, out: list[Action]) -> None:
-        self._links.pop(peer, None)
-        out.append(CloseLink(peer=peer))
-
-    def _close_idle(self, before: float, out: list[Action]) -> None:
-        """Close the links unused since ``before`` that the tree does not need."""
-        for peer, at in list(self._links.items()):
-            if at >= before:
-                break  # least recently used first: the rest are fresher
-            if not self._needs(peer):
-                self._close(peer, out)
 
     # --- the tick ------------------------------------------------------------------
 
@@ -600,8 +561,8 @@ class RelayTree:
         silent = now - cfg.peer_timeout
         for child in [c for c, info in self.children.items() if info.heard < silent]:
             self._drop_child(child)
-            self._close(child, out)
-        self._close_idle(now - cfg.link_idle_timeout, out)
+            self._links.close(child, out)
+        self._links.close_idle(now, self._needs, out)
         parent = self.parent
         if parent is not None:
             if self._parent_heard < silent:
