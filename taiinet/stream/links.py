@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from taiinet.stream.actions import Action, CloseLink, Send
+from taiinet.core.actions import CloseLink, Send
+from taiinet.stream.actions import Action
 from taiinet.wire.peer_id import PeerId
 
 Needs = Callable[[PeerId], bool]
@@ -45,11 +46,10 @@ class TreeLinks:
         """Note the links ``out`` sends on or closes; past ``max_links``, close
         (append to ``out``) the least recently used ones the tree does not need."""
         for action in out:
-            kind = type(action)
-            if kind is Send:
-                self.touch(action.peer, now)  # type: ignore[union-attr]
-            elif kind is CloseLink:
-                self.forget(action.peer)  # type: ignore[union-attr]
+            if isinstance(action, Send):
+                self.touch(action.peer, now)
+            elif isinstance(action, CloseLink):
+                self.forget(action.peer)
         excess = len(self._last) - self.max_links
         if excess > 0:
             for peer in [p for p in self._last if not needs(p)][:excess]:

@@ -43,14 +43,12 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from taiinet.core.actions import CloseLink, Send, SetTimer
 from taiinet.media.packets import MediaPacket, Reassembler, cut
 from taiinet.stream.actions import (
     Action,
     Backfill,
-    CloseLink,
     Evicted,
-    Send,
-    SetTimer,
     Timer,
 )
 from taiinet.stream.announce import SignedAnnouncement
@@ -251,26 +249,24 @@ class StreamSession:
 
     def apply(self, actions: list[Action]) -> None:
         for action in actions:
-            kind = type(action)
-            if kind is Send:
-                self.service.send(self, action.peer, action.message)  # type: ignore[union-attr]
-            elif kind is SetTimer:
-                self.service.set_timer(self, action.at, action.timer)  # type: ignore[union-attr]
-            elif kind is Backfill:
-                self._backfill(action.peer, self.relay.backfill(action.after))  # type: ignore[union-attr]
-            elif kind is CloseLink:
-                log.info("stream: closing the link to %s", action.peer)  # type: ignore[union-attr]
-                self.service.release(self, action.peer)  # type: ignore[union-attr]
-            elif kind is Evicted:
-                log.warning("stream: evicted %s for stalling its children",
-                            action.peer)  # type: ignore[union-attr]
+            if isinstance(action, Send):
+                self.service.send(self, action.peer, action.message)
+            elif isinstance(action, SetTimer):
+                self.service.set_timer(self, action.at, action.timer)
+            elif isinstance(action, Backfill):
+                self._backfill(action.peer, self.relay.backfill(action.after))
+            elif isinstance(action, CloseLink):
+                log.info("stream: closing the link to %s", action.peer)
+                self.service.release(self, action.peer)
+            elif isinstance(action, Evicted):
+                log.warning("stream: evicted %s for stalling its children", action.peer)
             else:  # ParentChanged
-                log.info("stream: parent %s", action.parent)  # type: ignore[union-attr]
+                log.info("stream: parent %s", action.parent)
                 self.stats.parent_changes += 1
-                self.stats.parents.append(action.parent)  # type: ignore[union-attr]
+                self.stats.parents.append(action.parent)
                 del self.stats.parents[:-64]
                 if self.on_parent_changed is not None:
-                    self.on_parent_changed(action.parent)  # type: ignore[union-attr]
+                    self.on_parent_changed(action.parent)
 
     def _backfill(self, peer: PeerId, messages: list[Seal | Chunk]) -> None:
         """Send a newly adopted child what it missed: at once if it is short, else paced."""

@@ -70,14 +70,13 @@ from __future__ import annotations
 
 import random
 
+from taiinet.core.actions import Send, SetTimer
 from taiinet.stream.actions import (
     Action,
     Backfill,
     Evicted,
     JoinTimer,
     ParentChanged,
-    Send,
-    SetTimer,
     TickTimer,
 )
 from taiinet.stream.choice import Child as _Child
