@@ -209,7 +209,7 @@ def main() -> None:
     parser.add_argument("--links", choices=["webrtc", "websocket"], default="webrtc")
     parser.add_argument("--workdir", help="keep the logs and files here")
     parser.add_argument("-v", "--verbose", action="store_true",
-                        help="the processes log (with times) to their .log files")
+                        help="the processes log to their .log files (-v)")
     args = parser.parse_args()
     print(json.dumps(run(args.viewers, args.kill, args.duration, args.links,
                          workdir=args.workdir, verbose=args.verbose)))
