@@ -352,3 +352,44 @@ def test_a_client_cannot_ask_for_a_record_homes_would_refuse() -> None:
     with pytest.raises(SignalUsageError, match="record_lifetime"):
         SignalClientConfig(record_lifetime=600.0)
     assert SignalClientConfig().record_lifetime == RECORD_LIFETIME
+
+
+async def test_peers_a_linked_signaller_vouches_for_come_before_forged_records(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """A (proven) hostile signaller STOREs fresh records of identities nobody runs,
+    naming a made-up home (a tarpit); a peer asking s2 for 8 contacts is shown the
+    one live peer, homed on s1, every time: shuffled in with the forged records it
+    was left out of about half the answers, and a joiner backed off round after
+    round (tests/hostile dht_pollution: first delivery 30+ s under load)."""
+    network = MemoryNetwork()
+    transport = MemorySignalTransport(network)
+    async with trio.open_nursery() as nursery, open_signaller(
+            identity=ident(100), transport=transport, rng=random.Random(0)) as s1, \
+            open_signaller(join=[s1.url], identity=ident(101), transport=transport,
+                           rng=random.Random(1)) as s2:
+        listener = network.listen(MALLORY)
+        nursery.start_soon(greet_as_signaller, listener)
+        nowhere = ident(67)  # the forged records' home: never runs
+        for sig in (s1, s2):
+            link = await network.dial(MALLORY, sig.peer_id)
+            await link.send(encode_signal(Hello(role=Role.SIGNALLER,
+                                                listen_url=f"mem://{MALLORY.peer_id}")))
+            now = int(time.time() * 1000)
+            for n in range(40):
+                fake = Identity.from_seed(n.to_bytes(2, "big") * 16)
+                raw = seal_peer_record(fake, PeerRecord(
+                    peer_id=fake.peer_id, signaller_peer_id=nowhere.peer_id,
+                    signaller_url=f"mem://{nowhere.peer_id}", addresses=(), seq=1,
+                    expires_unix_ms=now + 60_000))
+                await link.send(encode_signal(Dht(message=Store(request_id=n, record=DhtRecord(
+                    key=id_bytes(node_id(fake.peer_id)), value=raw, seq=1, ttl=60.0)),
+                    sender_address=f"mem://{MALLORY.peer_id}")))
+            await wait_until(lambda sig=sig: sig.dht is not None and len(sig.dht.records) >= 30)
+        await client(nursery, transport, 1, [s1.url])
+        asker, _ = await client(nursery, transport, 2, [s2.url])
+        for _ in range(8):
+            contacts = await asker.contacts(8)
+            assert len(contacts) == 8
+            assert ident(1).peer_id in [c.peer_id for c in contacts]
+        await listener.aclose()
+        nursery.cancel_scope.cancel()

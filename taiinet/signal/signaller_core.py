@@ -293,7 +293,8 @@ class SignallerCore(SignallerBase):
             return
         for request_id in job.waiting:
             self._contact_requests.pop(request_id, None)
-        records = merge_contacts(job, self.unix_ms(), self.rng)
+        records = merge_contacts(job, self.unix_ms(), self.rng,
+                                 {self.peer_id, *self.signallers})
         self._send(job.link, Contacts(request_id=job.request_id, records=tuple(records)))
 
     # -- signallers -----------------------------------------------------------
