@@ -80,6 +80,16 @@ class DeliveryQueue(trio.abc.ReceiveChannel[Deliver]):
         self.queued_bytes -= delivery.cost
         return delivery
 
+    def receive_nowait(self) -> Deliver | None:
+        """The next queued document, or ``None`` if none is queued (no checkpoint:
+        a reader drains what one frame delivered without a task switch each)."""
+        try:
+            delivery = self._receive.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+            return None
+        self.queued_bytes -= delivery.cost
+        return delivery
+
     async def aclose(self) -> None:
         await self._receive.aclose()
 
