@@ -195,3 +195,48 @@ def test_the_registry_refuses_reserved_and_duplicate_ids() -> None:
                           decode=bytes)
     with pytest.raises(Exception, match="no protocol registered"):
         registry.encode(random.Random())
+
+
+async def _frame_sizes(rounds: int) -> list[int]:
+    """Items per frame when one item is queued, and another one ``rounds`` scheduler
+    rounds later by a task just started (on a link already up)."""
+    far_ends: list[Connection] = []
+
+    async def dial(peer: PeerId) -> Connection:
+        ours, theirs = await memory_connection_pair(ME, PEER)
+        far_ends.append(theirs)
+        return ours
+
+    runner = Runner(EchoCore(), dial)
+    runner.register(ECHO_CODEC)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runner.run)
+        runner.apply([Send(peer=PEER.peer_id, message=Echo(1))])
+        await trio.sleep(1)
+        [far] = far_ends
+        assert _items(await far.receive()) == [(ECHO, b"1")]
+
+        async def queue_later() -> None:
+            for _ in range(rounds):
+                await trio.lowlevel.checkpoint()
+            runner.apply([Send(peer=PEER.peer_id, message=Echo(3))])
+
+        runner.apply([Send(peer=PEER.peer_id, message=Echo(2))])
+        nursery.start_soon(queue_later)
+        await trio.sleep(1)
+        sizes = [len(_items(await far.receive()))]
+        if sizes[0] < 2:
+            sizes.append(len(_items(await far.receive())))
+        nursery.cancel_scope.cancel()
+    return sizes
+
+
+async def test_items_queued_while_the_sender_waits_its_rounds_share_a_frame(
+        autojump_clock: object) -> None:
+    """A woken sender lets ``BATCH_ROUNDS`` scheduler rounds pass before it takes
+    its batch: what a task queues for the same peer meanwhile goes in the same
+    frame, and the wait is bounded (later items go in the next frame)."""
+    from taiinet.link.manager import BATCH_ROUNDS
+
+    assert await _frame_sizes(BATCH_ROUNDS - 1) == [2]
+    assert await _frame_sizes(BATCH_ROUNDS + 1) == [1, 1]
