@@ -197,46 +197,65 @@ def test_the_registry_refuses_reserved_and_duplicate_ids() -> None:
         registry.encode(random.Random())
 
 
-async def _frame_sizes(rounds: int) -> list[int]:
-    """Items per frame when one item is queued, and another one ``rounds`` scheduler
-    rounds later by a task just started (on a link already up)."""
+async def _frames_with_late_item(rounds: int, *, busy: bool) -> list[list[int]]:
+    """The ``Echo`` numbers of each frame the peer gets when an item is queued
+    ``rounds`` scheduler rounds after the sender took up its last ones.
+
+    ``busy``: the peer reads nothing until items 2 and 3 are queued, so the
+    sender is writing 2 when 3 comes (a busy link); else the link is idle.
+    """
     far_ends: list[Connection] = []
 
     async def dial(peer: PeerId) -> Connection:
-        ours, theirs = await memory_connection_pair(ME, PEER)
+        ours, theirs = await memory_connection_pair(ME, PEER, capacity=1)
         far_ends.append(theirs)
         return ours
 
+    def send(n: int) -> None:
+        runner.apply([Send(peer=PEER.peer_id, message=Echo(n))])
+
+    async def queue_later(n: int) -> None:
+        for _ in range(rounds):
+            await trio.lowlevel.checkpoint()
+        send(n)
+
     runner = Runner(EchoCore(), dial)
     runner.register(ECHO_CODEC)
+    frames: list[list[int]] = []
     async with trio.open_nursery() as nursery:
         await nursery.start(runner.run)
-        runner.apply([Send(peer=PEER.peer_id, message=Echo(1))])
+        send(1)
         await trio.sleep(1)
         [far] = far_ends
-        assert _items(await far.receive()) == [(ECHO, b"1")]
-
-        async def queue_later() -> None:
-            for _ in range(rounds):
-                await trio.lowlevel.checkpoint()
-            runner.apply([Send(peer=PEER.peer_id, message=Echo(3))])
-
-        runner.apply([Send(peer=PEER.peer_id, message=Echo(2))])
-        nursery.start_soon(queue_later)
-        await trio.sleep(1)
-        sizes = [len(_items(await far.receive()))]
-        if sizes[0] < 2:
-            sizes.append(len(_items(await far.receive())))
+        if busy:
+            send(2)
+            await trio.sleep(1)
+            send(3)
+            await trio.sleep(1)
+            frames.append([int(body) for _p, body in _items(await far.receive())])
+            nursery.start_soon(queue_later, 4)
+        else:
+            frames.append([int(body) for _p, body in _items(await far.receive())])
+            send(2)
+            nursery.start_soon(queue_later, 3)
+        while True:
+            with trio.move_on_after(1):
+                frames.append([int(body) for _p, body in _items(await far.receive())])
+                continue
+            break
         nursery.cancel_scope.cancel()
-    return sizes
+    return frames
 
 
-async def test_items_queued_while_the_sender_waits_its_rounds_share_a_frame(
+async def test_a_busy_sender_waits_scheduler_rounds_for_more_items_an_idle_one_does_not(
         autojump_clock: object) -> None:
-    """A woken sender lets ``BATCH_ROUNDS`` scheduler rounds pass before it takes
-    its batch: what a task queues for the same peer meanwhile goes in the same
-    frame, and the wait is bounded (later items go in the next frame)."""
+    """A sender that items reached while it wrote lets ``BATCH_ROUNDS`` scheduler
+    rounds pass before it takes its next batch, so what other tasks queue
+    meanwhile shares the frame; the wait is bounded.  A sender woken from an
+    empty queue lets one round pass (what was queued in that round goes along)."""
     from taiinet.link.manager import BATCH_ROUNDS
 
-    assert await _frame_sizes(BATCH_ROUNDS - 1) == [2]
-    assert await _frame_sizes(BATCH_ROUNDS + 1) == [1, 1]
+    assert await _frames_with_late_item(3, busy=True) == [[1], [2], [3, 4]]
+    assert await _frames_with_late_item(2 * BATCH_ROUNDS, busy=True) == [[1], [2], [3], [4]]
+    assert await _frames_with_late_item(0, busy=False) == [[1], [2, 3]]
+    assert await _frames_with_late_item(1, busy=False) == [[1], [2], [3]]

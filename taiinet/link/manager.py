@@ -15,10 +15,11 @@ over them:
   ``max_frame_size``, and sends them as one frame: under load items go out
   in batches, at low load one by one.  The queue is a plain deque and the
   sender waits on one event (``urgent``), so queueing an item costs no
-  channel; before each write the sender lets ``BATCH_ROUNDS`` scheduler
-  rounds pass, so that the tasks already runnable (other links' readers)
-  queue what they have first.  A full queue (a peer too slow to keep
-  up), a failed dial or write, or a closed connection take the link down.
+  channel; before each write the sender lets one scheduler round pass, or
+  ``BATCH_ROUNDS`` when items came while it wrote (a busy link), so that
+  what other links' readers queue meanwhile goes in the same frame.  A full
+  queue (a peer too slow to keep up), a failed dial or write, or a closed
+  connection take the link down.
 * **Pacing.**  A queue that holds only lazy items (``enqueue(..., urgent=
   False)``: Plumtree's routine ``IHave``s) waits until an urgent item is
   queued for that peer or the lazy flusher fires: ``lazy_delay`` after the
@@ -73,12 +74,15 @@ _PING = ping_item(0)
 #: Scheduler rounds a sender lets pass before it takes a batch off its queue,
 #: so that what other tasks (the readers of other links) queue meanwhile goes
 #: in the same frame: each frame costs a Noise seal, a transport write, and a
-#: read with its task switches at the other end.  A round with nothing else
-#: to run takes microseconds, so an idle node's latency does not change.
+#: read with its task switches at the other end.  A sender woken from an
+#: empty queue lets one round pass; a busy one (items came while it wrote)
+#: all of them, so an idle link neither waits nor spends task switches on it.
 #: Measured with ``bench/pubsub.py --links websocket`` at 80 documents/s (20
 #: nodes, load average 26-32, same session): 2 rounds sent 0.56-0.61 link
 #: frames per delivery at 360-497 us of CPU, 4 rounds 0.39-0.42 at 318-388 us,
-#: 8 rounds 0.24-0.26 at 238-265 us, 16 rounds no better (0.17-0.26, 236-267 us).
+#: 8 rounds 0.24-0.26 at 238-265 us, 16 rounds no better (0.17-0.26, 236-267 us);
+#: 8 for busy senders only: 0.28 at 259-282 us, with fewer task steps per
+#: delivery (4.5-4.8, against 5.4-6.5 with 8 rounds always).
 BATCH_ROUNDS = 8
 
 
@@ -323,13 +327,15 @@ class LinkManager:
         queue = link.queue
         backlog = False
         while True:
-            if not backlog and not link.urgent.is_set():
+            # Busy: items came while the last write was in progress.
+            busy = backlog or link.urgent.is_set()
+            if not busy:
                 # Nothing queued, or only lazy items: wait until an urgent item
                 # comes, the lazy flusher's turn, or the link closes.
                 await link.urgent.wait()
             # Let the tasks already runnable (readers of other links) run first,
             # so that what they queue for this peer goes in the same frame.
-            for _round in range(BATCH_ROUNDS):
+            for _round in range(BATCH_ROUNDS if busy else 1):
                 await trio.lowlevel.checkpoint()
             if link.dropped:
                 return True
