@@ -252,10 +252,11 @@ async def test_a_busy_sender_waits_scheduler_rounds_for_more_items_an_idle_one_d
     """A sender that items reached while it wrote lets ``BATCH_ROUNDS`` scheduler
     rounds pass before it takes its next batch, so what other tasks queue
     meanwhile shares the frame; the wait is bounded.  A sender woken from an
-    empty queue lets one round pass (what was queued in that round goes along)."""
+    empty queue lets one round pass: what is queued later goes in the next frame."""
     from taiinet.link.manager import BATCH_ROUNDS
 
     assert await _frames_with_late_item(3, busy=True) == [[1], [2], [3, 4]]
     assert await _frames_with_late_item(2 * BATCH_ROUNDS, busy=True) == [[1], [2], [3], [4]]
     assert await _frames_with_late_item(0, busy=False) == [[1], [2, 3]]
-    assert await _frames_with_late_item(1, busy=False) == [[1], [2], [3]]
+    # (1 round later: either, as trio orders the tasks of one round at random.)
+    assert await _frames_with_late_item(3, busy=False) == [[1], [2], [3]]
