@@ -1,4 +1,5 @@
-"""A small in-memory network of pubsub router cores for tests (seeded, simulated time)."""
+"""A small in-memory network of pubsub router cores for tests (seeded, simulated time),
+on the simulator's one harness (``taiinet.sim.harness``)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,16 @@ import random
 from collections.abc import Hashable
 from typing import Any
 
-from taiinet.overlay import codec as overlay_codec
-from taiinet.overlay.actions import ProbeLink, Send, SetTimer
 from taiinet.overlay.config import HyParViewConfig
 from taiinet.overlay.core import OverlayConfig
-from taiinet.pubsub import codec as pubsub_codec
-from taiinet.pubsub.actions import Action, Deliver, Published, SendInterest, SetInterestTimer
+from taiinet.pubsub.actions import Action, Deliver
 from taiinet.pubsub.config import PubsubConfig
 from taiinet.pubsub.documents import DocumentCodec, SignedDocuments, UnsignedDocuments
 from taiinet.pubsub.factory import Router, make_router
 from taiinet.sim.events import EventLoop
-from taiinet.sim.network import LinkModel, SimNetwork, sim_peer_ids
+from taiinet.sim.harness import Harness
+from taiinet.sim.network import LinkModel, sim_peer_ids
+from taiinet.sim.pubsub import wire_decode, wire_encode
 from taiinet.wire.identity import Identity
 
 
@@ -30,13 +30,15 @@ class PubsubNet:
         self.loop = EventLoop()
         self.wire = wire
         self.publications = 0
-        self.network = SimNetwork(self.loop, random.Random(seed + 1), self._receive,
-                                  link or LinkModel(median_delay=0.02), self._unreachable,
-                                  self._probe_answered)
+        self.harness: Harness[Router] = Harness(
+            self.loop, random.Random(seed + 1), link or LinkModel(median_delay=0.02),
+            on_event=self._on_event, encode=wire_encode if wire else None,
+            decode=wire_decode if wire else None)
+        self.network = self.harness.network
         self.ids = sim_peer_ids(n)
         overlay = OverlayConfig(membership=HyParViewConfig(active_size=active_size,
                                                            passive_size=8))
-        self.routers: dict[str, Router] = {}
+        self.routers: dict[str, Router] = self.harness.cores
         self.identities: dict[str, Identity] = {}
         for i, peer in enumerate(self.ids):
             documents: DocumentCodec
@@ -70,41 +72,13 @@ class PubsubNet:
         return peer
 
     def apply(self, node: str, actions: list[Action]) -> list[Action]:
-        for action in actions:
-            if isinstance(action, Send):
-                message: Any = action.message
-                if self.wire:
-                    message = (False, overlay_codec.encode(message))
-                self.network.send(node, action.peer, message)
-            elif isinstance(action, SendInterest):
-                advert: Any = action.advert
-                if self.wire:
-                    advert = (True, pubsub_codec.encode(advert))
-                self.network.send(node, action.peer, advert)
-            elif isinstance(action, SetTimer | SetInterestTimer):
-                self.loop.schedule(action.at, self._timer, node, action.timer)
-            elif isinstance(action, ProbeLink):
-                self.network.probe(node, action.peer)
-            elif isinstance(action, Deliver):
-                self.deliveries.append((node, action.message_id, action.subscription_ids,
-                                        action.document))
+        self.harness.apply(node, actions)
         return actions
 
-    def _receive(self, src: str, dst: str, message: Any) -> None:
-        if self.wire:
-            is_pubsub, data = message
-            message = pubsub_codec.decode(data) if is_pubsub else overlay_codec.decode(data)
-        self.apply(dst, self.routers[dst].handle_message(src, message, self.loop.now))
-
-    def _probe_answered(self, src: str, dst: str) -> None:
-        self.routers[src].overlay.heard_from(dst, self.loop.now)
-
-    def _unreachable(self, src: str, dst: str) -> None:
-        self.apply(src, self.routers[src].handle_link_down(dst, self.loop.now))
-
-    def _timer(self, node: str, timer: Any) -> None:
-        if node not in self.network.crashed:
-            self.apply(node, self.routers[node].handle_timer(timer, self.loop.now))
+    def _on_event(self, node: str, action: Any) -> None:
+        if isinstance(action, Deliver):
+            self.deliveries.append((node, action.message_id, action.subscription_ids,
+                                    action.document))
 
     # --- test inputs ----------------------------------------------------------
 
@@ -120,11 +94,10 @@ class PubsubNet:
     def publish(self, node: str, document: Any) -> bytes:
         # The nonce is a counter: the routers' seeded rngs stay the overlay's alone.
         self.publications += 1
-        actions = self.apply(node, self.routers[node].publish(document, self.loop.now,
-                                                              nonce=self.publications))
-        first = actions[0]
-        assert isinstance(first, Published)
-        return first.message_id
+        message_id, actions = self.routers[node].publish(document, self.loop.now,
+                                                         nonce=self.publications)
+        self.apply(node, actions)
+        return message_id
 
     def deliveries_of(self, message_id: bytes) -> dict[str, tuple[Hashable, ...]]:
         out: dict[str, tuple[Hashable, ...]] = {}

@@ -94,7 +94,7 @@ async def _failing_on_exit() -> AsyncIterator[None]:
             nursery.cancel_scope.cancel()
 
 
-async def test_a_second_real_error_keeps_the_group() -> None:
+async def test_a_second_real_error_keeps_the_group(autojump_clock: object) -> None:
     with pytest.raises(ExceptionGroup) as caught:
         async with _failing_on_exit():
             raise Mine("mine")

@@ -93,7 +93,7 @@ async def test_a_blocking_subscriber_holds_its_bytes_and_the_node_queue_drops_th
             nursery.cancel_scope.cancel()
 
 
-async def test_the_delivery_queue_takes_one_document_of_any_size() -> None:
+async def test_the_delivery_queue_takes_one_document_of_any_size(autojump_clock: object) -> None:
     queue = DeliveryQueue(limit=8, limit_bytes=1000)
 
     def deliver(cost: int) -> Deliver:

@@ -45,7 +45,7 @@ async def test_a_peer_sending_a_malformed_pubsub_frame_is_dropped(autojump_clock
         nursery.cancel_scope.cancel()
 
 
-async def test_documents_go_through_the_router_not_a_second_overlay() -> None:
+async def test_documents_go_through_the_router_not_a_second_overlay(autojump_clock: object) -> None:
     async def no_dial(peer_id: str) -> Connection:
         raise AssertionError("nothing to dial")
 

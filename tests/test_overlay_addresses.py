@@ -197,7 +197,7 @@ async def test_sybil_nodes_behind_one_address_hold_at_most_the_cap_of_a_victims_
         nursery.cancel_scope.cancel()
 
 
-async def test_memory_links_carry_their_fake_addresses_normalised() -> None:
+async def test_memory_links_carry_their_fake_addresses_normalised(autojump_clock: object) -> None:
     network = MemoryNetwork()
     a, b = Identity.from_seed(b"\x01" * 32), Identity.from_seed(b"\x02" * 32)
     network.addresses[a.peer_id] = "2001:db8::1234"

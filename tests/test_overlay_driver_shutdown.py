@@ -33,11 +33,13 @@ def _driver_with_a_cancelled_sender() -> OverlayDriver:
     return driver
 
 
-async def test_closing_a_link_whose_sender_was_cancelled_does_not_raise() -> None:
+async def test_closing_a_link_whose_sender_was_cancelled_does_not_raise(
+        autojump_clock: object) -> None:
     driver = _driver_with_a_cancelled_sender()
     driver._apply([CloseLink(peer=PEER)])
 
 
-async def test_sending_on_a_link_whose_sender_was_cancelled_does_not_raise() -> None:
+async def test_sending_on_a_link_whose_sender_was_cancelled_does_not_raise(
+        autojump_clock: object) -> None:
     driver = _driver_with_a_cancelled_sender()
     driver._apply([Send(peer=PEER, message=IHave(message_id=b"\x02" * 32, hops=1))])

@@ -7,12 +7,9 @@ import random
 
 import pytest
 
+from taiinet.core.actions import SetTimer
 from taiinet.overlay.messages import Gossip
-from taiinet.pubsub.actions import (
-    Deliver,
-    Published,
-    SetInterestTimer,
-)
+from taiinet.pubsub.actions import Deliver, InterestTimer
 from taiinet.pubsub.broadcast import BroadcastRouter
 from taiinet.pubsub.config import PubsubConfig
 from taiinet.pubsub.documents import (
@@ -50,21 +47,20 @@ def test_publisher_own_matching_subscriptions_get_the_document_once() -> None:
     router.subscribe("cheap", {"price": {"$lt": 10}}, 0.0)
     router.subscribe("all", {}, 0.0)
     router.subscribe("other", {"kind": "car"}, 0.0)
-    actions = router.publish({"price": 5, "kind": "bike"}, 1.0)
-    assert isinstance(actions[0], Published)
+    message_id, actions = router.publish({"price": 5, "kind": "bike"}, 1.0)
     delivers = [a for a in actions if isinstance(a, Deliver)]
     assert len(delivers) == 1
     assert set(delivers[0].subscription_ids) == {"cheap", "all"}
     assert delivers[0].publisher == ALICE.peer_id
     assert delivers[0].document == {"price": 5, "kind": "bike"}
-    assert delivers[0].message_id == actions[0].message_id
+    assert delivers[0].message_id == message_id
     assert router.stats.delivered == 1
 
 
 def test_no_deliver_action_without_a_matching_subscription() -> None:
     router = signed_router()
     router.subscribe("cars", {"kind": "car"}, 0.0)
-    actions = router.publish({"kind": "bike"}, 0.0)
+    _mid, actions = router.publish({"kind": "bike"}, 0.0)
     assert not [a for a in actions if isinstance(a, Deliver)]
 
 
@@ -85,7 +81,7 @@ def test_subscription_change_arms_one_coalesced_advert_timer() -> None:
     router = signed_router()
     first = router.subscribe("a", {"x": 1}, 0.0)
     second = router.subscribe("b", {"x": 2}, 0.01)
-    assert [type(a) for a in first] == [SetInterestTimer]
+    assert first == [SetTimer(at=0.0 + router.config.advert_delay, timer=InterestTimer())]
     assert second == []
 
 
@@ -167,12 +163,12 @@ def test_each_publication_of_an_equal_document_is_its_own_message() -> None:
     router.subscribe("all", {}, 0.0)
     first = router.publish({"a": 1}, 0.0, published_unix_ms=7, nonce=1)
     again = router.publish({"a": 1}, 1.0, published_unix_ms=7, nonce=2)
-    assert first[0] != again[0]
-    for actions in (first, again):
+    assert first.id != again.id
+    for _mid, actions in (first, again):
         delivers = [a for a in actions if isinstance(a, Deliver)]
         assert [(d.document, d.published_unix_ms, d.hops) for d in delivers] == [({"a": 1}, 7, 0)]
     # The same nonce and time make the same envelope (Ed25519 is deterministic).
-    assert router.publish({"a": 1}, 2.0, published_unix_ms=7, nonce=1)[0] == first[0]
+    assert router.publish({"a": 1}, 2.0, published_unix_ms=7, nonce=1).id == first.id
 
 
 def test_plain_broadcast_reaches_every_node_and_only_matching_subscriptions() -> None:

@@ -73,7 +73,7 @@ def _tampered(payload: bytes) -> bytes:
 def test_a_publisher_does_not_verify_what_it_sealed(kind: str) -> None:
     router, documents = _router(kind, ALICE)
     router.subscribe("all", {}, 0.0)
-    actions = router.publish({"n": (1, 2), "s": "x"}, 1.0, published_unix_ms=5, nonce=3)
+    mid, actions = router.publish({"n": (1, 2), "s": "x"}, 1.0, published_unix_ms=5, nonce=3)
     assert documents.opened == 0 and documents.reopened == 0
     delivers = [a for a in actions if isinstance(a, Deliver)]
     assert len(delivers) == 1
@@ -83,7 +83,7 @@ def test_a_publisher_does_not_verify_what_it_sealed(kind: str) -> None:
     peer_view = SignedDocuments().open(payload)
     assert (delivers[0].document, delivers[0].publisher, delivers[0].published_unix_ms) == (
         peer_view.document, peer_view.publisher, peer_view.published_unix_ms)
-    assert delivers[0].message_id == hashlib.sha256(payload).digest()
+    assert delivers[0].message_id == mid == hashlib.sha256(payload).digest()
 
 
 @pytest.mark.parametrize("kind", ["tree", "broadcast"])

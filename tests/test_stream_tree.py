@@ -6,15 +6,13 @@ import random
 
 import pytest
 
+from taiinet.core.actions import CloseLink, Send, SetTimer
 from taiinet.sim.network import sim_peer_ids
 from taiinet.stream.actions import (
     Action,
-    CloseLink,
     Evicted,
     JoinTimer,
     ParentChanged,
-    Send,
-    SetTimer,
     TickTimer,
 )
 from taiinet.stream.config import TreeConfig

@@ -21,7 +21,7 @@ def identities(count: int) -> list[Identity]:
     return [Identity.from_seed(index.to_bytes(32, "big")) for index in range(1, count + 1)]
 
 
-async def test_dial_and_accept() -> None:
+async def test_dial_and_accept(autojump_clock: object) -> None:
     alice, bob = identities(2)
     network = MemoryNetwork()
     listener = network.listen(bob)
@@ -35,13 +35,13 @@ async def test_dial_and_accept() -> None:
     assert await conn.receive() == b"pong"
 
 
-async def test_dial_nobody() -> None:
+async def test_dial_nobody(autojump_clock: object) -> None:
     alice, bob = identities(2)
     with pytest.raises(DialError):
         await MemoryNetwork().dial(alice, bob.peer_id)
 
 
-async def test_listen_twice() -> None:
+async def test_listen_twice(autojump_clock: object) -> None:
     (alice,) = identities(1)
     network = MemoryNetwork()
     network.listen(alice)
@@ -49,7 +49,7 @@ async def test_listen_twice() -> None:
         network.listen(alice)
 
 
-async def test_backlog_is_bounded() -> None:
+async def test_backlog_is_bounded(autojump_clock: object) -> None:
     alice, bob = identities(2)
     network = MemoryNetwork(backlog=2)
     network.listen(bob)
@@ -59,7 +59,7 @@ async def test_backlog_is_bounded() -> None:
         await network.dial(alice, bob.peer_id)
 
 
-async def test_kill_closes_listener_and_links() -> None:
+async def test_kill_closes_listener_and_links(autojump_clock: object) -> None:
     alice, bob, carol = identities(3)
     network = MemoryNetwork()
     bob_listener = network.listen(bob)
@@ -91,7 +91,7 @@ async def test_kill_closes_listener_and_links() -> None:
     assert conn.remote_peer_id == bob.peer_id
 
 
-async def test_many_nodes() -> None:
+async def test_many_nodes(autojump_clock: object) -> None:
     nodes = identities(40)
     network = MemoryNetwork()
     listeners = {node.peer_id: network.listen(node) for node in nodes}
@@ -129,13 +129,13 @@ def test_channel_capacity_must_be_finite() -> None:
         memory_channel_pair(float("inf"))  # type: ignore[arg-type]
 
 
-async def test_channel_rejects_too_large_messages() -> None:
+async def test_channel_rejects_too_large_messages(autojump_clock: object) -> None:
     a, _ = memory_channel_pair()
     with pytest.raises(LocalProtocolError):
         await a.send_message(bytes(a.max_message_size + 1))
 
 
-async def test_cut_closes_only_the_links_between_two_nodes() -> None:
+async def test_cut_closes_only_the_links_between_two_nodes(autojump_clock: object) -> None:
     alice, bob, carol = identities(3)
     network = MemoryNetwork()
     bob_listener, carol_listener = network.listen(bob), network.listen(carol)
@@ -154,7 +154,7 @@ async def test_cut_closes_only_the_links_between_two_nodes() -> None:
     assert [c.remote_peer_id for c in network.links(alice.peer_id)] == [carol.peer_id]
 
 
-async def test_listener_as_context_manager() -> None:
+async def test_listener_as_context_manager(autojump_clock: object) -> None:
     alice, bob = identities(2)
     network = MemoryNetwork()
     async with network.listen(bob) as listener:

@@ -89,7 +89,7 @@ async def dial_raw_peer(**kwargs: object) -> tuple[object, RawPeer]:
     return result["conn"], peer
 
 
-async def test_interop_with_noiseprotocol_peer_chunked() -> None:
+async def test_interop_with_noiseprotocol_peer_chunked(autojump_clock: object) -> None:
     ours, theirs = memory_channel_pair()
     peer = RawPeer(theirs)
     async with trio.open_nursery() as nursery:
@@ -116,7 +116,7 @@ async def test_interop_with_noiseprotocol_peer_chunked() -> None:
     await conn.aclose()
 
 
-async def test_peer_id_mismatch() -> None:
+async def test_peer_id_mismatch(autojump_clock: object) -> None:
     ours, theirs = memory_channel_pair()
     carol = Identity.from_seed(bytes([0xC]) * 32)
     outcomes: list[type[BaseException]] = []
@@ -134,13 +134,13 @@ async def test_peer_id_mismatch() -> None:
     assert outcomes == [ConnectionClosed]  # the responder never learns more than a close
 
 
-async def test_malformed_expected_peer_id() -> None:
+async def test_malformed_expected_peer_id(autojump_clock: object) -> None:
     ours, _ = memory_channel_pair()
     with pytest.raises(InvalidPeerId):
         await secure_channel(ours, ALICE, initiator=True, expected_peer_id="nonsense")
 
 
-async def test_garbage_handshake_closes_the_channel() -> None:
+async def test_garbage_handshake_closes_the_channel(autojump_clock: object) -> None:
     ours, theirs = memory_channel_pair()
     await theirs.send_message(with_length_prefix(b"short"))
     with pytest.raises(HandshakeError):
@@ -149,14 +149,14 @@ async def test_garbage_handshake_closes_the_channel() -> None:
         await theirs.send_message(b"x")
 
 
-async def test_close_during_handshake() -> None:
+async def test_close_during_handshake(autojump_clock: object) -> None:
     ours, theirs = memory_channel_pair()
     await theirs.aclose()
     with pytest.raises(ConnectionClosed):
         await secure_channel(ours, ALICE, initiator=True)
 
 
-async def test_frames_sent_with_the_last_handshake_message_are_kept() -> None:
+async def test_frames_sent_with_the_last_handshake_message_are_kept(autojump_clock: object) -> None:
     """An initiator may send its first transport message right after message 3."""
     ours, theirs = memory_channel_pair()
     noise = NoiseConnection.from_name(PROTOCOL_NAME)
@@ -181,7 +181,8 @@ async def test_frames_sent_with_the_last_handshake_message_are_kept() -> None:
 
 
 @pytest.mark.parametrize("attack", ["garbage", "oversized", "truncated", "replay"])
-async def test_hostile_transport_data_closes_only_that_link(attack: str) -> None:
+async def test_hostile_transport_data_closes_only_that_link(attack: str,
+        autojump_clock: object) -> None:
     conn, peer = await dial_raw_peer(max_frame_size=1000)
     # Another, healthy link lives on in the same process.
     ok_a, ok_b = await _healthy_pair()
@@ -222,7 +223,7 @@ async def _healthy_pair():  # type: ignore[no-untyped-def]
     return await memory_connection_pair(ALICE, BOB)
 
 
-async def test_cancelled_send_closes_the_link() -> None:
+async def test_cancelled_send_closes_the_link(autojump_clock: object) -> None:
     """A frame cut short by cancellation would desynchronise the stream: close instead."""
     from taiinet.transport.memory import memory_connection_pair
 
@@ -268,7 +269,7 @@ def test_handshake_driver_fuzz(initiator: bool, chunks: list[bytes], close: bool
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
-async def test_transport_errors_close_the_link() -> None:
+async def test_transport_errors_close_the_link(autojump_clock: object) -> None:
     """A RemoteProtocolError raised by the channel itself closes the secure link too."""
     from taiinet.transport.memory import memory_connection_pair
 
@@ -289,7 +290,7 @@ async def test_transport_errors_close_the_link() -> None:
         await b.receive()
 
 
-async def test_local_close_drops_buffered_frames() -> None:
+async def test_local_close_drops_buffered_frames(autojump_clock: object) -> None:
     from taiinet.transport.memory import memory_connection_pair
 
     a, b = await memory_connection_pair(ALICE, BOB)
@@ -301,7 +302,8 @@ async def test_local_close_drops_buffered_frames() -> None:
         await a.receive()
 
 
-async def test_receive_decoded_closes_the_link_on_undecodable_frames() -> None:
+async def test_receive_decoded_closes_the_link_on_undecodable_frames(
+        autojump_clock: object) -> None:
     from taiinet.transport.memory import memory_connection_pair
     from taiinet.wire.errors import MalformedFrame
     from taiinet.wire.framing import decode_link_frame

@@ -25,9 +25,6 @@ and passed to that protocol's handler (for the core's own protocols,
 ``admit_frame`` (``FrameAdmission``), and every frame admitted is reported
 with ``heard_from`` (``LinkObserver``); a link that comes up or goes down is
 reported with ``handle_link_up`` / ``handle_link_down``.
-
-Action types of cores that predate the contract are mapped onto the four
-above with ``carry_as`` (until those cores return the contract's types).
 """
 
 from __future__ import annotations
@@ -52,8 +49,6 @@ log = logging.getLogger(__name__)
 #: ``on_event(action)``: an output event of the core (not a link action).
 OnEvent = Callable[[Any], None]
 
-_KINDS = ("send", "timer", "close", "probe")
-
 
 class Runner:
     """Runs ``core`` over links opened with ``dial``; start ``run`` in a nursery."""
@@ -70,19 +65,11 @@ class Runner:
         self._timers: list[tuple[float, int, Any]] = []
         self._timer_seq = 0
         self._timer_changed = trio.Event()
-        self._carry: dict[type, Callable[[Any], None]] = {}
-        for kind, action_type in zip(_KINDS, (Send, SetTimer, CloseLink, ProbeLink), strict=True):
-            self.carry_as(action_type, kind)
+        self._carry: dict[type, Callable[[Any], None]] = {
+            Send: self._send, SetTimer: self._set_timer, CloseLink: self._close,
+            ProbeLink: self._probe}
         #: Link frames received over their sender's budget and dropped unread.
         self.frames_refused = 0
-
-    def carry_as(self, action_type: type, kind: str) -> None:
-        """Carry out actions of ``action_type`` as ``"send"`` (fields ``peer``,
-        ``message``, ``lazy``), ``"timer"`` (``at``, ``timer``), ``"close"``
-        (``peer``, ``failed``) or ``"probe"`` (``peer``)."""
-        handlers = {"send": self._send, "timer": self._set_timer, "close": self._close,
-                    "probe": self._probe}
-        self._carry[action_type] = handlers[kind]
 
     def register(self, codec: ProtocolCodec, handle: Handle | None = None,
                  admit: Admit | None = None, link_down: LinkDown | None = None) -> None:
@@ -95,9 +82,14 @@ class Runner:
         """Run until cancelled; every link is closed on the way out."""
         async with trio.open_nursery() as nursery:
             await nursery.start(self.links.run)
-            self.apply(self.core.start(trio.current_time()))
+            self.apply(self.start_core(trio.current_time()))
             nursery.start_soon(self._timer_task)
             task_status.started()
+
+    def start_core(self, now: float) -> list[Any]:
+        """The core's ``start(now)`` (a driver that owes its core more, such as
+        the wall clock, passes it here)."""
+        return self.core.start(now)
 
     def add_connection(self, connection: Connection) -> None:
         """Take an incoming (or otherwise opened) connection."""
@@ -120,22 +112,22 @@ class Runner:
 
     # --- actions -------------------------------------------------------------------
 
-    def _send(self, action: Any) -> None:
+    def _send(self, action: Send[Any]) -> None:
         self.links.enqueue(action.peer, self.protocols.encode(action.message),
                            urgent=not action.lazy)
 
-    def _set_timer(self, action: Any) -> None:
+    def _set_timer(self, action: SetTimer[Any]) -> None:
         self._timer_seq += 1
         heapq.heappush(self._timers, (action.at, self._timer_seq, action.timer))
         self._timer_changed.set()
 
-    def _close(self, action: Any) -> None:
+    def _close(self, action: CloseLink) -> None:
         if action.failed:
             self.links.drop(action.peer)
         else:
             self.links.close(action.peer)
 
-    def _probe(self, action: Any) -> None:
+    def _probe(self, action: ProbeLink) -> None:
         self.links.probe(action.peer)
 
     # --- link events (``LinkHandler``) ---------------------------------------------

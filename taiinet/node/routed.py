@@ -2,13 +2,14 @@
 
 The router (``TreeRouter``, or ``BroadcastRouter`` for
 ``PubsubConfig(routing=False)``) owns the node's ``Overlay`` and returns the
-overlay's actions
-plus its own (``Deliver`` of documents to subscriptions, ``SendInterest``,
-``SetInterestTimer``, ``Published``).  ``RoutedDriver`` is an
-``OverlayDriver`` whose core is the router: the overlay's actions are carried
-out as before; interest adverts travel as protocol 12 (pubsub) on the same
-links, each charged to its sender's advert budget before it is decoded; the
-router's timers share the runner's timer heap; documents for the subscriptions go on
+core contract's actions (docs/cores.md) plus ``Deliver`` of documents to
+subscriptions.  ``RoutedDriver`` is an ``OverlayDriver`` whose core is the
+router, carried out by the runner like any core: a ``Send`` of an interest
+advert travels as protocol 12 (pubsub) on the same links, each advert
+charged to its sender's advert budget before it is decoded; the router's
+timers share the runner's timer heap.  The driver adds only the wall clock
+(the router's claim as the tree's root, at ``start``) and the deliveries:
+documents for the subscriptions go on
 the ``documents`` channel, bounded in documents (``delivery_buffer``) and in
 bytes (``delivery_buffer_bytes``, counted as ``Deliver.cost``: a decoded
 document is several times its encoded size); one that does not fit is
@@ -37,16 +38,9 @@ import trio
 from taiinet.node.codec import PUBSUB_CODEC
 from taiinet.overlay.core import OverlayConfig
 from taiinet.overlay.driver import DEFAULT_DELIVERY_BUFFER, Dial, OverlayDriver
-from taiinet.pubsub import (
-    Deliver,
-    Published,
-    PubsubConfig,
-    SendInterest,
-    SetInterestTimer,
-    SignedDocuments,
-)
+from taiinet.pubsub import Deliver, PubsubConfig, SignedDocuments
 from taiinet.pubsub.documents import OpenedDocument
-from taiinet.pubsub.factory import Router, make_router
+from taiinet.pubsub.factory import make_router
 from taiinet.wire.identity import Identity
 from taiinet.wire.peer_id import PeerId
 
@@ -92,43 +86,6 @@ class DeliveryQueue(trio.abc.ReceiveChannel[Deliver]):
 
     async def aclose(self) -> None:
         await self._receive.aclose()
-
-
-class _RouterCore:
-    """The router behind the interface the overlay driver expects of its core."""
-
-    def __init__(self, router: Router) -> None:
-        self.router = router
-
-    def start(self, now: float) -> list[Any]:
-        # The tree's root is the oldest node: its claim is the wall clock.
-        return self.router.start(now, started_unix_ms=int(time.time() * 1000))
-
-    def join(self, contact: PeerId, now: float) -> list[Any]:
-        return self.router.join(contact, now)
-
-    def handle_message(self, peer: PeerId, message: Any, now: float) -> list[Any]:
-        return self.router.handle_message(peer, message, now)
-
-    def admit_frame(self, peer: PeerId, size: int, messages: int,
-                    now: float) -> list[Any] | None:
-        return self.router.admit_frame(peer, size, messages, now)
-
-    def heard_from(self, peer: PeerId, now: float) -> None:
-        self.router.overlay.heard_from(peer, now)  # keep-alive: the link is alive
-
-    def handle_link_down(self, peer: PeerId, now: float) -> list[Any]:
-        return self.router.handle_link_down(peer, now)
-
-    def handle_link_address(self, peer: PeerId, address: str, now: float) -> list[Any]:
-        return self.router.handle_link_address(peer, address, now)
-
-    def handle_timer(self, timer: Any, now: float) -> list[Any]:
-        return self.router.handle_timer(timer, now)
-
-    @property
-    def active_view(self) -> list[PeerId]:
-        return self.router.active_view
 
 
 class _CapturingDocuments(SignedDocuments):
@@ -187,21 +144,22 @@ class RoutedDriver(OverlayDriver):
         #: Signed envelopes of the queued deliveries, by message id (``keep_envelopes``).
         self.envelopes: dict[bytes, bytes] = {}
         super().__init__(identity.peer_id, dial, delivery_buffer=delivery_buffer,
-                         core=_RouterCore(self.router))
+                         core=self.router)
         self.documents = DeliveryQueue(delivery_buffer, delivery_buffer_bytes)
         self.dropped_documents = 0
-        self.register(PUBSUB_CODEC, self._to_core, self._admit_advert)
-        self.carry_as(SetInterestTimer, "timer")
-        self._carry[SendInterest] = self._send_interest
+        self.register(PUBSUB_CODEC, admit=self._admit_advert)
+
+    def start_core(self, now: float) -> list[Any]:
+        # The tree's root is the oldest node: its claim is the wall clock.
+        return self.router.start(now, started_unix_ms=int(time.time() * 1000))
 
     def publish(self, document: Any, *, published_unix_ms: int, nonce: int) -> bytes:
         """Sign and route ``document``; return its message id."""
-        actions = self.router.publish(document, trio.current_time(),
-                                      published_unix_ms=published_unix_ms, nonce=nonce)
-        first = actions[0]
-        assert isinstance(first, Published)
-        self._apply(actions[1:])
-        return first.message_id
+        message_id, actions = self.router.publish(document, trio.current_time(),
+                                                  published_unix_ms=published_unix_ms,
+                                                  nonce=nonce)
+        self._apply(actions)
+        return message_id
 
     def subscribe(self, subscription_id: Any, query: Any) -> None:
         self._apply(self.router.subscribe(subscription_id, query, trio.current_time()))
@@ -222,12 +180,8 @@ class RoutedDriver(OverlayDriver):
                 envelope = self._capture.opened.get(event.message_id)
                 if envelope is not None:
                     self.envelopes[event.message_id] = envelope
-        elif type(event) is not Published:
+        else:
             super()._on_overlay_event(event)
-
-    def _send_interest(self, action: SendInterest) -> None:
-        self.links.enqueue(action.peer, self.protocols.encode(action.advert),
-                           urgent=True)
 
     def send(self, peer: PeerId, message: object) -> None:
         """Send a message of a registered protocol to ``peer`` (dialed if there is no link)."""

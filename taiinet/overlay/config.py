@@ -193,10 +193,11 @@ class PlumtreeConfig:
     #: The lazy queue (``taiinet.overlay.lazy``): ``IHave``s for one peer are
     #: held and sent together ``lazy_delay`` seconds after the first, no
     #: sooner than ``lazy_interval`` after that link's previous flush, at once
-    #: when ``lazy_batch`` are held.  ``lazy_delay = 0`` (the default until
-    #: the runner stops pacing ``Send(lazy=True)`` itself): no queue, each
-    #: goes at once as ``Send(lazy=True)``.  0.05 is the runner's pacing.
-    lazy_delay: float = 0.0
+    #: when ``lazy_batch`` are held (the node and the simulator run this same
+    #: pacing).  ``lazy_delay = 0``: no queue, each goes at once as
+    #: ``Send(lazy=True)``, which the link layer may hold to share a write
+    #: (pacing the simulator does not model).
+    lazy_delay: float = 0.05
     lazy_interval: float = 0.25
     lazy_batch: int = 128
 

@@ -21,8 +21,6 @@ This module adds what is the overlay's:
 * No protocol policy: what the overlay sends, and to whom, is its cores'
   (the cap on shuffle replies to strangers is HyParView's
   ``exchange_reply_burst``), so the simulator measures what ships.
-* ``CoreAdapter`` presents a core written before the contract
-  (``handle_link_address``) with the contract's ``handle_link_up``.
 
 Every link frame is first charged to its sender's budget (the core's
 ``admit_frame``; see ``taiinet.overlay.budget``): a frame over budget is
@@ -57,7 +55,7 @@ from taiinet.wire.peer_id import PeerId
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_DELIVERY_BUFFER", "DEFAULT_SEND_QUEUE", "CoreAdapter", "Dial", "DriverCore",
+__all__ = ["DEFAULT_DELIVERY_BUFFER", "DEFAULT_SEND_QUEUE", "Dial", "DriverCore",
            "OverlayDriver"]
 
 #: Deliveries buffered for the application.
@@ -65,7 +63,9 @@ DEFAULT_DELIVERY_BUFFER = 1024
 
 
 class DriverCore(Protocol):
-    """A core written before the contract: ``Overlay``, or a layer that owns one."""
+    """``Overlay``, or a core that owns one (the pubsub router): the contract's
+    inputs (``taiinet.core``, with ``LinkObserver`` and ``FrameAdmission``),
+    plus ``join`` and the active view the driver reports."""
 
     @property
     def active_view(self) -> list[PeerId]: ...
@@ -83,25 +83,9 @@ class DriverCore(Protocol):
 
     def handle_link_down(self, peer: PeerId, now: float) -> list[Any]: ...
 
-    def handle_link_address(self, peer: PeerId, address: str, now: float) -> list[Any]: ...
+    def handle_link_up(self, peer: PeerId, address: str | None, now: float) -> list[Any]: ...
 
     def handle_timer(self, timer: Any, now: float) -> list[Any]: ...
-
-
-class CoreAdapter:
-    """A ``DriverCore`` behind the contract's inputs (``taiinet.core``)."""
-
-    def __init__(self, core: DriverCore) -> None:
-        self.inner = core
-        self.start = core.start
-        self.handle_message = core.handle_message
-        self.handle_timer = core.handle_timer
-        self.handle_link_down = core.handle_link_down
-        self.admit_frame = core.admit_frame
-        self.heard_from = core.heard_from
-
-    def handle_link_up(self, peer: PeerId, address: str | None, now: float) -> list[Any]:
-        return [] if address is None else self.inner.handle_link_address(peer, address, now)
 
 
 class OverlayDriver(Runner):
@@ -129,7 +113,7 @@ class OverlayDriver(Runner):
         link_config = LinkConfig(send_queue=send_queue, lazy_delay=lazy_delay,
                                  lazy_interval=lazy_interval,
                                  lazy_batch=max(1, min(lazy_batch, send_queue // 2)))
-        super().__init__(CoreAdapter(core), dial, on_event=self._on_overlay_event,
+        super().__init__(core, dial, on_event=self._on_overlay_event,
                          link_config=link_config)
         self.register(CODEC)
         self._deliver_send, self.deliveries = trio.open_memory_channel[Deliver](delivery_buffer)

@@ -4,19 +4,14 @@
 is the sans-I/O core a driver feeds; it owns the node's ``Overlay``.
 ``BroadcastRouter`` (``taiinet.pubsub.broadcast``) is plain Plumtree
 broadcast, the baseline it is measured against (``routing=False``).
-``taiinet.pubsub.actions`` lists their outputs, ``taiinet.pubsub.messages``
+``taiinet.pubsub.actions`` lists their outputs (the core contract's, and
+``Deliver``), ``taiinet.pubsub.messages``
 the interest advert, ``taiinet.pubsub.codec`` the ``PubsubMessage`` protobuf
 conversion, ``taiinet.pubsub.documents`` how documents are signed into
 ``Gossip`` payloads.
 """
 
-from taiinet.pubsub.actions import (
-    Deliver,
-    InterestTimer,
-    Published,
-    SendInterest,
-    SetInterestTimer,
-)
+from taiinet.pubsub.actions import ComponentTimer, Deliver, InterestTimer
 from taiinet.pubsub.broadcast import BroadcastRouter
 from taiinet.pubsub.budget import PeerBudgetConfig
 from taiinet.pubsub.config import PubsubConfig
@@ -37,20 +32,18 @@ __all__ = [
     "DOCUMENT_DOMAIN",
     "DOCUMENT_PAYLOAD_TYPE",
     "BroadcastRouter",
+    "ComponentTimer",
     "Deliver",
     "DocumentCodec",
     "InterestAdvert",
     "InterestTimer",
     "OpenedDocument",
     "PeerBudgetConfig",
-    "Published",
     "PubsubConfig",
     "PubsubDecodeError",
     "PubsubUsageError",
     "RejectedDocument",
     "RouterStats",
-    "SendInterest",
-    "SetInterestTimer",
     "SignedDocuments",
     "TreeRouter",
     "UnsignedDocuments",

@@ -1,11 +1,14 @@
 # taiinet: sans-io core
-"""Outputs of the pubsub router, on top of the overlay's actions.
+"""Outputs of the pubsub routers: the core contract's actions, and ``Deliver``.
 
-The routers (``TreeRouter``, ``BroadcastRouter``) return the overlay's
-``Send``, ``SetTimer``, ``CloseLink``, ``ProbeLink``, ``NeighborUp`` and
-``NeighborDown`` unchanged (the overlay's own ``Deliver`` is replaced by the
-pubsub ``Deliver`` below), plus
-``SendInterest`` and ``SetInterestTimer``.
+The routers (``TreeRouter``, ``BroadcastRouter``) return only the shared
+actions of ``taiinet.core`` (docs/cores.md): ``Send`` (an overlay message,
+or an ``InterestAdvert`` to a neighbour: the runner finds the codec by the
+message's type), ``SetTimer`` (the overlay's timers and the router's own,
+``InterestTimer`` and ``ComponentTimer``), ``CloseLink``, ``ProbeLink``,
+``NeighborUp`` and ``NeighborDown``; and one output event of their own, the
+pubsub ``Deliver`` (the overlay's ``Deliver`` never leaves a router).
+``publish`` returns ``Started(message_id, actions)``.
 """
 
 from __future__ import annotations
@@ -14,18 +17,10 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from taiinet.overlay.actions import (
-    CloseLink,
-    NeighborDown,
-    NeighborUp,
-    ProbeLink,
-    Send,
-    SetTimer,
-    Timer,
-)
+from taiinet.core.actions import CloseLink, NeighborDown, NeighborUp, ProbeLink, Send, SetTimer
+from taiinet.overlay.actions import Timer
 from taiinet.overlay.messages import OverlayMessage
-from taiinet.pubsub.messages import InterestAdvert
-from taiinet.wire.peer_id import PeerId
+from taiinet.pubsub.messages import PubsubMessage
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,21 +47,6 @@ class Deliver:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Published:
-    """``publish`` sealed a document under ``message_id`` (always its first action)."""
-
-    message_id: bytes
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SendInterest:
-    """Send the ``PubsubMessage`` ``advert`` to the overlay neighbour ``peer`` (at once)."""
-
-    peer: PeerId
-    advert: InterestAdvert
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class InterestTimer:
     """Recompute the interest adverts and send those that changed."""
 
@@ -78,14 +58,8 @@ class ComponentTimer:
 
 PubsubTimer = InterestTimer | ComponentTimer
 
+#: What a router sends: the overlay's messages and the interest advert.
+RouterMessage = OverlayMessage | PubsubMessage
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SetInterestTimer:
-    """Call the router's ``handle_timer(timer, now)`` at time ``at``."""
-
-    at: float
-    timer: PubsubTimer
-
-
-Action = (Send[OverlayMessage] | CloseLink | ProbeLink | NeighborUp | NeighborDown
-          | SetTimer[Timer] | Deliver | Published | SendInterest | SetInterestTimer)
+Action = (Send[RouterMessage] | SetTimer[Timer | PubsubTimer] | CloseLink | ProbeLink
+          | NeighborUp | NeighborDown | Deliver)

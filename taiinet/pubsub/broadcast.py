@@ -21,11 +21,12 @@ from collections.abc import Hashable
 from dataclasses import replace
 from typing import Any
 
-from taiinet.overlay.actions import CloseLink, Send, Timer
+from taiinet.core.actions import CloseLink, Send, Started
 from taiinet.overlay.actions import Deliver as OverlayDeliver
+from taiinet.overlay.actions import Timer
 from taiinet.overlay.core import Overlay, OverlayConfig
 from taiinet.overlay.messages import Gossip, OverlayMessage
-from taiinet.pubsub.actions import Action, Deliver, Published, PubsubTimer
+from taiinet.pubsub.actions import Action, Deliver, PubsubTimer
 from taiinet.pubsub.budget import INVALID_DOCUMENT_OFFENCES, PeerBudgets, Verdict
 from taiinet.pubsub.config import PubsubConfig
 from taiinet.pubsub.documents import DocumentCodec, OpenedDocument, seal_publication
@@ -84,15 +85,14 @@ class BroadcastRouter:
         return []
 
     def publish(self, document: Any, now: float, *, published_unix_ms: int | None = None,
-                nonce: int | None = None) -> list[Action]:
+                nonce: int | None = None) -> Started[bytes, Action]:
+        """Seal and broadcast ``document``: ``Started(message_id, actions)``."""
         mid, payload, opened = seal_publication(
             self.documents, document, self.config.max_document_bytes, now, self.rng,
             published_unix_ms=published_unix_ms, nonce=nonce)
         self._opened[mid] = (opened, len(payload))
         self.stats.published += 1
-        out: list[Action] = [Published(message_id=mid)]
-        out += self._from_overlay(self.overlay.broadcast(mid, payload, now))
-        return out
+        return Started(mid, self._from_overlay(self.overlay.broadcast(mid, payload, now)))
 
     def handle_message(self, peer: PeerId, message: OverlayMessage | PubsubMessage,
                        now: float) -> list[Action]:
@@ -143,8 +143,11 @@ class BroadcastRouter:
         self.stats.adverts_over_budget += 1
         return [] if verdict is Verdict.DROP else self._disconnect(peer, now)
 
-    def handle_link_address(self, peer: PeerId, address: str, now: float) -> list[Action]:
-        return self._from_overlay(self.overlay.handle_link_address(peer, address, now))
+    def handle_link_up(self, peer: PeerId, address: str | None, now: float) -> list[Action]:
+        return self._from_overlay(self.overlay.handle_link_up(peer, address, now))
+
+    def heard_from(self, peer: PeerId, now: float) -> None:
+        self.overlay.heard_from(peer, now)
 
     def handle_link_down(self, peer: PeerId, now: float) -> list[Action]:
         return self._from_overlay(self.overlay.handle_link_down(peer, now))

@@ -18,12 +18,15 @@ and feeds the inputs back, as the trio runner does over real links.
 
 A message that arrives is ``decode``d, shown to ``on_message`` (the
 simulation counts what crosses the network there) and fed to the core's
-``handle_message``; one for a node without a core goes to ``on_orphan``
-(an adversary's peers).  A send to a crashed or cut-off node is reported
-with ``handle_link_down`` after the link model's ``failure_delay`` when
-``report_unreachable`` (TCP-like links), else it is silently lost.
+``handle_message``, unless ``take`` takes it (the scenario's own data plane,
+as a node's driver handles media chunks beside the stream core); one for a
+node without a core goes to ``on_orphan`` (an adversary's peers).  A send
+to a crashed or cut-off node is reported with ``handle_link_down`` after the
+link model's ``failure_delay`` when ``report_unreachable`` (TCP-like links),
+else it is silently lost.
 
-A simulation (``sim/overlay.py``, ``sim/pubsub.py``, ``sim/dht.py``) is a
+A simulation (``sim/overlay.py``, ``sim/pubsub.py``, ``sim/dht.py``,
+``sim/stream.py``, ...) is a
 scenario on top: it makes the cores, schedules joins, commands and crashes,
 and measures through the hooks.  Same seeds, same run.
 """
@@ -46,6 +49,8 @@ Progress = Callable[[float, float], None]
 OnEvent = Callable[[PeerId, Any], None]
 #: ``on_message(src, dst, message)``: a decoded message arrived (before the core sees it).
 OnMessage = Callable[[PeerId, PeerId, Any], None]
+#: ``take(src, dst, message)``: True if the scenario handled it (the core never sees it).
+Take = Callable[[PeerId, PeerId, Any], bool]
 
 
 class SimCore(Protocol):
@@ -77,12 +82,10 @@ class Harness(Generic[C]):
                  on_event: OnEvent = _ignore,
                  on_message: OnMessage | None = None,
                  on_orphan: OnMessage | None = None,
+                 take: Take | None = None,
                  encode: Callable[[Any], Any] | None = None,
                  decode: Callable[[Any], Any] | None = None,
-                 heard_from: Callable[[C, PeerId, float], None] | None = None,
                  report_unreachable: bool = True) -> None:
-        """``heard_from(core, peer, now)``: how a probe's answer reaches the core
-        (default: its ``heard_from`` method, when it has one)."""
         self.loop = loop
         self.network = SimNetwork(loop, rng, self._receive, link,
                                   self._unreachable if report_unreachable else None,
@@ -91,10 +94,10 @@ class Harness(Generic[C]):
         self.on_event = on_event
         self.on_message = on_message
         self.on_orphan = on_orphan
+        self.take = take
         self._encode = encode or _identity
         self._decode = decode or _identity
         self._coded = encode is not None
-        self._heard_from = heard_from
         self._observers: dict[type, bool] = {}
 
     @property
@@ -131,14 +134,6 @@ class Harness(Generic[C]):
             elif not isinstance(action, CloseLink):
                 self.on_event(node, action)
 
-    def send(self, node: PeerId, peer: PeerId, message: Any) -> None:
-        """Send as for ``Send`` (for a core's own send action not yet on the contract)."""
-        self.network.send(node, peer, self._encode(message) if self._coded else message)
-
-    def set_timer(self, node: PeerId, at: float, timer: Any) -> None:
-        """Schedule as for ``SetTimer`` (for a core's own timer action)."""
-        self.loop.schedule(at, self._timer, node, timer)
-
     def run(self, end: float, progress: Progress | None = None, step: float = 1.0) -> None:
         """Run events up to ``end`` in about 200 slices, reporting ``progress``."""
         loop = self.loop
@@ -156,6 +151,8 @@ class Harness(Generic[C]):
         message = self._decode(data) if self._coded else data
         if self.on_message is not None:
             self.on_message(src, dst, message)
+        if self.take is not None and self.take(src, dst, message):
+            return
         core = self.cores.get(dst)
         if core is None:
             if self.on_orphan is not None:
@@ -170,15 +167,12 @@ class Harness(Generic[C]):
 
     def _probe_answered(self, src: PeerId, dst: PeerId) -> None:
         core = self.cores[src]
-        if self._heard_from is not None:
-            self._heard_from(core, dst, self.loop.now)
-        else:
-            kind = type(core)
-            observes = self._observers.get(kind)
-            if observes is None:  # (a protocol isinstance check is slow: once per type)
-                observes = self._observers[kind] = isinstance(core, LinkObserver)
-            if observes:
-                cast(LinkObserver[Any], core).heard_from(dst, self.loop.now)
+        kind = type(core)
+        observes = self._observers.get(kind)
+        if observes is None:  # (a protocol isinstance check is slow: once per type)
+            observes = self._observers[kind] = isinstance(core, LinkObserver)
+        if observes:
+            cast(LinkObserver[Any], core).heard_from(dst, self.loop.now)
 
     def _timer(self, node: PeerId, timer: Any) -> None:
         if node not in self.network.crashed:

@@ -37,7 +37,7 @@ from taiinet.overlay import codec as overlay_codec
 from taiinet.overlay.core import OverlayConfig
 from taiinet.overlay.messages import Gossip, Graft, IHave, Prune
 from taiinet.pubsub import codec as pubsub_codec
-from taiinet.pubsub.actions import Action, Deliver, Published, SendInterest, SetInterestTimer
+from taiinet.pubsub.actions import Action, Deliver
 from taiinet.pubsub.config import PubsubConfig
 from taiinet.pubsub.documents import DocumentCodec, SignedDocuments, UnsignedDocuments
 from taiinet.pubsub.factory import Router, make_router
@@ -184,8 +184,7 @@ class PubsubSimulation:
         self.harness: Harness[Router] = Harness(
             self.loop, random.Random(master.getrandbits(64)), config.link,
             on_event=self._on_event, on_message=self._count,
-            encode=wire_encode if coded else None, decode=wire_decode if coded else None,
-            heard_from=lambda router, peer, now: router.overlay.heard_from(peer, now))
+            encode=wire_encode if coded else None, decode=wire_decode if coded else None)
         self.network = self.harness.network
         self.ids = sim_peer_ids(config.nodes)
         interest_rng = random.Random(master.getrandbits(64))
@@ -228,11 +227,7 @@ class PubsubSimulation:
         self.harness.apply(node, actions)
 
     def _on_event(self, node: PeerId, action: Any) -> None:
-        if isinstance(action, SendInterest):
-            self.harness.send(node, action.peer, action.advert)
-        elif isinstance(action, SetInterestTimer):
-            self.harness.set_timer(node, action.at, action.timer)
-        elif isinstance(action, Deliver):
+        if type(action) is Deliver:
             self._on_deliver(node, action)
 
     def _on_deliver(self, node: PeerId, action: Deliver) -> None:
@@ -310,10 +305,8 @@ class PubsubSimulation:
                                 sent_at=self.loop.now)
         # The nonce is the publication's index: the routers' seeded rngs stay
         # the overlay's alone, so a seed gives the same run as before.
-        actions = router.publish(document, self.loop.now, nonce=index)
-        published = actions[0]
-        assert isinstance(published, Published)
-        self._by_id[published.message_id] = pub
+        message_id, actions = router.publish(document, self.loop.now, nonce=index)
+        self._by_id[message_id] = pub
         if measured:
             self.publications.append(pub)
         self._apply(origin, actions)

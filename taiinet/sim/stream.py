@@ -26,17 +26,9 @@ from dataclasses import dataclass, field, replace
 
 from taiinet.errors import LocalProtocolError
 from taiinet.sim.events import EventLoop
-from taiinet.sim.network import LinkModel, SimNetwork, sim_peer_ids
-from taiinet.stream.actions import (
-    Action,
-    Backfill,
-    CloseLink,
-    Evicted,
-    ParentChanged,
-    Send,
-    SetTimer,
-    Timer,
-)
+from taiinet.sim.harness import Harness
+from taiinet.sim.network import LinkModel, sim_peer_ids
+from taiinet.stream.actions import Action, Backfill, Evicted, ParentChanged
 from taiinet.stream.config import TreeConfig
 from taiinet.stream.messages import MAX_SLOTS
 from taiinet.stream.tree import RelayTree
@@ -130,7 +122,8 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 
 
 class StreamSimulation:
-    """Drives one ``RelayTree`` core per peer through a ``SimNetwork``."""
+    """A scenario on the harness: one ``RelayTree`` core per peer; chunks are the
+    scenario's own (as a node's driver moves them beside the core)."""
 
     def __init__(self, config: StreamSimConfig) -> None:
         self.config = config
@@ -138,8 +131,10 @@ class StreamSimulation:
         self.rng = random.Random(master.getrandbits(64))
         self._core_seed = master.getrandbits(64)
         self.loop = EventLoop()
-        self.network = SimNetwork(self.loop, random.Random(master.getrandbits(64)),
-                                  self._receive, config.link, self._unreachable)
+        self.harness: Harness[RelayTree] = Harness(
+            self.loop, random.Random(master.getrandbits(64)), config.link,
+            on_event=self._on_event, take=self._take)
+        self.network = self.harness.network
         replacements = round(config.churn * config.viewers)
         self.ids = sim_peer_ids(config.viewers + 1 + replacements)
         self.root = self.ids[0]
@@ -147,7 +142,7 @@ class StreamSimulation:
         count = len(self.ids)
         self.slots = [0] * count
         self.free_rider = [False] * count
-        self.cores: dict[PeerId, RelayTree] = {}
+        self.cores: dict[PeerId, RelayTree] = self.harness.cores
         self.live: set[PeerId] = set()
         self.joined_at = [float("inf")] * count
         self.first_chunk = [float("inf")] * count
@@ -201,41 +196,33 @@ class StreamSimulation:
     # --- driving the cores --------------------------------------------------------
 
     def _apply(self, node: PeerId, actions: list[Action]) -> None:
-        send = self.network.send
-        for action in actions:
-            kind = type(action)
-            if kind is Send:
-                send(node, action.peer, action.message)  # type: ignore[union-attr]
-            elif kind is SetTimer:
-                self.loop.schedule(action.at, self._timer, node, action.timer)  # type: ignore[union-attr]
-            elif kind is Backfill:
-                self._backfill(node, action.peer, action.after)  # type: ignore[union-attr]
-            elif kind is Evicted:
-                peer = action.peer  # type: ignore[union-attr]
-                if self.free_rider[self.index[peer]]:
-                    self.evicted_free_riders.add(peer)
-                else:
-                    self.evicted_honest.add(peer)
-            # CloseLink and ParentChanged need nothing here: links are implicit and
-            # chunks are accepted from whoever sends a new one.
-            elif kind is not CloseLink and kind is not ParentChanged:
-                raise LocalProtocolError(f"unknown action {action!r}")
+        self.harness.apply(node, actions)
 
-    def _receive(self, src: PeerId, dst: PeerId, message: object) -> None:
+    def _on_event(self, node: PeerId, action: object) -> None:
+        """The tree's output events (``Send``, ``SetTimer`` and ``CloseLink`` are
+        the harness's; links are implicit, and chunks are accepted from whoever
+        sends a new one, so ``ParentChanged`` needs nothing)."""
+        if isinstance(action, Backfill):
+            self._backfill(node, action.peer, action.after)
+        elif isinstance(action, Evicted):
+            peer = action.peer
+            if self.free_rider[self.index[peer]]:
+                self.evicted_free_riders.add(peer)
+            else:
+                self.evicted_honest.add(peer)
+        elif not isinstance(action, ParentChanged):
+            raise LocalProtocolError(f"unknown action {action!r}")
+
+    def _take(self, src: PeerId, dst: PeerId, message: object) -> bool:
+        """Chunks (a live one as its ``int`` seq, a catch-up one as ``(seq,)``)
+        are the scenario's; tree messages go to the core."""
         if type(message) is int:
             self._chunk_arrived(dst, message)
-        elif type(message) is tuple:  # a catch-up chunk: (seq,)
+        elif type(message) is tuple:
             self._chunk_arrived(dst, message[0], live=False)
         else:
-            self._apply(dst, self.cores[dst].handle_message(src, message,  # type: ignore[arg-type]
-                                                            self.loop.now))
-
-    def _unreachable(self, src: PeerId, dst: PeerId) -> None:
-        self._apply(src, self.cores[src].handle_link_down(dst, self.loop.now))
-
-    def _timer(self, node: PeerId, timer: Timer) -> None:
-        if node in self.live:
-            self._apply(node, self.cores[node].handle_timer(timer, self.loop.now))
+            return False
+        return True
 
     # --- media ---------------------------------------------------------------------
 

@@ -1,34 +1,21 @@
 # taiinet: sans-io core
 """Outputs of the relay-tree core, carried out by a driver (trio or simulator).
 
-Timers are values: the core asks to be woken with ``SetTimer(at, timer)`` and
-ignores a timer that no longer matters when it fires; drivers never cancel.
+The core contract's actions (``taiinet.core``, docs/cores.md): ``Send`` of a
+``TreeMessage``, ``SetTimer`` of the tree's timers (values, never cancelled:
+the core ignores a stale one when it fires) and ``CloseLink`` (the tree no
+longer needs the link; the node's driver keeps it open, see
+``taiinet.stream.service``); and the tree's own output events and timers,
+below.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from taiinet.core.actions import CloseLink, Send, SetTimer
 from taiinet.stream.messages import TreeMessage
 from taiinet.wire.peer_id import PeerId
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Send:
-    """Send ``message`` to ``peer``, opening a link first if there is none.
-
-    If the peer cannot be reached the driver calls ``handle_link_down``.
-    """
-
-    peer: PeerId
-    message: TreeMessage
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CloseLink:
-    """The tree no longer needs the link to ``peer`` (the driver may close it)."""
-
-    peer: PeerId
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,12 +61,4 @@ class JoinTimer:
 Timer = TickTimer | JoinTimer
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SetTimer:
-    """Call the core's ``handle_timer(timer, now)`` at time ``at``."""
-
-    at: float
-    timer: Timer
-
-
-Action = Send | CloseLink | ParentChanged | Backfill | Evicted | SetTimer
+Action = Send[TreeMessage] | CloseLink | ParentChanged | Backfill | Evicted | SetTimer[Timer]

@@ -29,14 +29,12 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from taiinet.core.actions import CloseLink, Send, SetTimer
 from taiinet.media.packets import MediaPacket, Reassembler, cut
 from taiinet.stream.actions import (
     Action,
     Backfill,
-    CloseLink,
     Evicted,
-    Send,
-    SetTimer,
     Timer,
 )
 from taiinet.stream.announce import SignedAnnouncement
@@ -212,25 +210,23 @@ class StreamSession:
 
     def apply(self, actions: list[Action]) -> None:
         for action in actions:
-            kind = type(action)
-            if kind is Send:
-                self.service.send(self, action.peer, action.message)  # type: ignore[union-attr]
-            elif kind is SetTimer:
-                self.service.set_timer(self, action.at, action.timer)  # type: ignore[union-attr]
-            elif kind is Backfill:
-                for message in self.relay.backfill(action.after):  # type: ignore[union-attr]
-                    self.service.send(self, action.peer, message)  # type: ignore[union-attr]
-            elif kind is CloseLink:
+            if isinstance(action, Send):
+                self.service.send(self, action.peer, action.message)
+            elif isinstance(action, SetTimer):
+                self.service.set_timer(self, action.at, action.timer)
+            elif isinstance(action, Backfill):
+                for message in self.relay.backfill(action.after):
+                    self.service.send(self, action.peer, message)
+            elif isinstance(action, CloseLink):
                 # Kept open: the tree's peers are few (its parent, children and the
                 # peers it asked to join), and re-dialing one through the signal mesh
                 # costs seconds on a loaded host; the driver closes links that fail.
                 pass
-            elif kind is Evicted:
-                log.warning("stream: evicted %s for stalling its children",
-                            action.peer)  # type: ignore[union-attr]
+            elif isinstance(action, Evicted):
+                log.warning("stream: evicted %s for stalling its children", action.peer)
             else:  # ParentChanged
                 self.stats.parent_changes += 1
-                self.stats.parents.append(action.parent)  # type: ignore[union-attr]
+                self.stats.parents.append(action.parent)
                 del self.stats.parents[:-64]
 
     def close(self) -> None:

@@ -65,15 +65,13 @@ from __future__ import annotations
 
 import random
 
+from taiinet.core.actions import CloseLink, Send, SetTimer
 from taiinet.stream.actions import (
     Action,
     Backfill,
-    CloseLink,
     Evicted,
     JoinTimer,
     ParentChanged,
-    Send,
-    SetTimer,
     TickTimer,
 )
 from taiinet.stream.choice import Child as _Child

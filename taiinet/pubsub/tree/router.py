@@ -33,8 +33,9 @@ import random
 from collections.abc import Hashable
 from typing import Any
 
-from taiinet.overlay.actions import CloseLink, NeighborDown, NeighborUp, Send, Timer
+from taiinet.core.actions import CloseLink, NeighborDown, NeighborUp, Send, SetTimer, Started
 from taiinet.overlay.actions import Deliver as OverlayDeliver
+from taiinet.overlay.actions import Timer
 from taiinet.overlay.core import Overlay, OverlayConfig
 from taiinet.overlay.messages import BROADCAST_TYPES, Gossip, OverlayMessage
 from taiinet.pubsub.actions import (
@@ -42,10 +43,7 @@ from taiinet.pubsub.actions import (
     ComponentTimer,
     Deliver,
     InterestTimer,
-    Published,
     PubsubTimer,
-    SendInterest,
-    SetInterestTimer,
 )
 from taiinet.pubsub.budget import INVALID_DOCUMENT_OFFENCES, PeerBudgets, Verdict
 from taiinet.pubsub.config import PubsubConfig
@@ -117,9 +115,9 @@ class TreeRouter:
         out.append(self._component_timer(now))
         return out
 
-    def _component_timer(self, now: float) -> SetInterestTimer:
+    def _component_timer(self, now: float) -> SetTimer[ComponentTimer]:
         delay = self.config.component_check_interval * (1.0 + self.rng.random())
-        return SetInterestTimer(at=now + delay, timer=_COMPONENT_TIMER)
+        return SetTimer(at=now + delay, timer=_COMPONENT_TIMER)
 
     def join(self, contact: PeerId, now: float) -> list[Action]:
         return self._from_overlay(self.overlay.join(contact, now), now)
@@ -146,17 +144,17 @@ class TreeRouter:
         return out
 
     def publish(self, document: Any, now: float, *, published_unix_ms: int | None = None,
-                nonce: int | None = None) -> list[Action]:
-        """Seal and route ``document``; the first action is ``Published(message_id)``."""
+                nonce: int | None = None) -> Started[bytes, Action]:
+        """Seal and route ``document``: ``Started(message_id, actions)``."""
         mid, payload, opened = seal_publication(
             self.documents, document, self.config.max_document_bytes, now, self.rng,
             published_unix_ms=published_unix_ms, nonce=nonce)
         doc = Retained(payload, opened.document, opened.publisher, opened.published_unix_ms,
                        now, 0, True, cost=retained_cost(len(payload), opened.values))
         self.stats.published += 1
-        out: list[Action] = [Published(message_id=mid)]
+        out: list[Action] = []
         self._accept(mid, doc, now, out)
-        return out
+        return Started(mid, out)
 
     def handle_message(self, peer: PeerId, message: OverlayMessage | PubsubMessage,
                        now: float) -> list[Action]:
@@ -187,9 +185,13 @@ class TreeRouter:
         self.stats.adverts_over_budget += 1
         return [] if verdict is Verdict.DROP else self._disconnect(peer, now)
 
-    def handle_link_address(self, peer: PeerId, address: str, now: float) -> list[Action]:
-        """The link to ``peer`` comes from network ``address`` (the overlay's address limits)."""
-        return self._from_overlay(self.overlay.handle_link_address(peer, address, now), now)
+    def handle_link_up(self, peer: PeerId, address: str | None, now: float) -> list[Action]:
+        """A link to ``peer`` is open (``LinkObserver``; the overlay's address limits)."""
+        return self._from_overlay(self.overlay.handle_link_up(peer, address, now), now)
+
+    def heard_from(self, peer: PeerId, now: float) -> None:
+        """A frame came from ``peer`` (``LinkObserver``): the overlay's keep-alive."""
+        self.overlay.heard_from(peer, now)
 
     def handle_link_down(self, peer: PeerId, now: float) -> list[Action]:
         return self._from_overlay(self.overlay.handle_link_down(peer, now), now)
@@ -404,8 +406,7 @@ class TreeRouter:
         out.extend(sends)
         if not self._timer_armed:
             self._timer_armed = True
-            out.append(SetInterestTimer(at=now + self.config.advert_delay,
-                                        timer=_INTEREST_TIMER))
+            out.append(SetTimer(at=now + self.config.advert_delay, timer=_INTEREST_TIMER))
 
     def _send_adverts(self) -> list[Action]:
         out: list[Action] = []
@@ -429,7 +430,7 @@ class TreeRouter:
                 self.forwarding.told.discard(peer)
             self._version = min(self._version + 1, MAX_VERSION)
             self.stats.adverts_sent += 1
-            out.append(SendInterest(peer=peer, advert=InterestAdvert(
+            out.append(Send(peer=peer, message=InterestAdvert(
                 version=self._version, filters=tuple(q for _k, q in keyed), tree_link=parent,
                 root=root, root_distance=distance, root_since_ms=since,
                 tree_size=(TREE_SIZE_CAP if members is None else len(members)) if is_tree else 0,
