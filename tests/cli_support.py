@@ -19,6 +19,8 @@ class Proc:
     def __init__(self, process: trio.Process) -> None:
         self.process = process
         self._buffers = {"out": bytearray(), "err": bytearray()}
+        #: The stderr lines ``line`` returned, kept for ``copy_stderr``.
+        self._err_read: list[bytes] = []
 
     def _stream(self, name: str) -> trio.abc.ReceiveStream:
         stream = self.process.stdout if name == "out" else self.process.stderr
@@ -35,6 +37,8 @@ class Proc:
             buffer += chunk
         line, _, rest = bytes(buffer).partition(b"\n")
         buffer[:] = rest
+        if name == "err":
+            self._err_read.append(line + b"\n")
         return line.decode()
 
     async def line_containing(self, text: str, name: str = "out") -> str:
@@ -42,6 +46,17 @@ class Proc:
             line = await self.line(name)
             if text in line:
                 return line
+
+    async def copy_stderr(self, path: str) -> None:
+        """Append the stderr read so far, then the rest as it comes, to ``path`` (until EOF)."""
+        buffer = self._buffers["err"]
+        with open(path, "ab") as out:
+            out.write(b"".join(self._err_read) + bytes(buffer))
+            self._err_read.clear()
+            buffer.clear()
+            while chunk := await self._stream("err").receive_some():
+                out.write(chunk)
+                out.flush()
 
     async def send(self, data: bytes) -> None:
         assert self.process.stdin is not None

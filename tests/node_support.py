@@ -6,13 +6,21 @@ The mesh harness itself ships in ``taiinet.testing.mesh``; ``ident`` is its
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import trio
+
 from taiinet.node import Subscription
+from taiinet.node.links import LinkFactory, LinkMeter, Links
+from taiinet.signal.client import SignalClient
 from taiinet.testing.mesh import numbered_identity as ident
 from taiinet.testing.mesh import start_cm, start_nodes, start_signallers
+from taiinet.transport.connection import Connection
+from taiinet.wire.identity import Identity
 
-__all__ = ["collect", "ident", "start_cm", "start_nodes", "start_signallers"]
+__all__ = ["collect", "ident", "slow_dials", "start_cm", "start_nodes", "start_signallers"]
 
 
 async def collect(subscription: Subscription, expected: int, marker_key: str = "marker",
@@ -27,3 +35,31 @@ async def collect(subscription: Subscription, expected: int, marker_key: str = "
         else:
             documents.append(message.data)
     return documents
+
+
+def slow_dials(delay: float, inner: LinkFactory) -> LinkFactory:
+    """Memory links whose dials return ``delay`` s after the link is up at the
+    answerer: the dialer's last Noise steps held up on a loaded machine."""
+
+    class Slow(Links):
+        kind = "memory"
+
+        def __init__(self, links: Links) -> None:
+            super().__init__(links.identity, links.signal, links.meter)
+            self.inner = links
+
+        async def dial(self, peer_id: str) -> Connection:
+            connection = await self.inner.dial(peer_id)
+            await trio.sleep(delay)
+            return connection
+
+        async def serve(self, accept: object) -> None:
+            await self.inner.serve(accept)  # type: ignore[arg-type]
+
+    @asynccontextmanager
+    async def factory(identity: Identity, signal: SignalClient,
+                      meter: LinkMeter) -> AsyncIterator[Links]:
+        async with inner(identity, signal, meter) as links:
+            yield Slow(links)
+
+    return factory

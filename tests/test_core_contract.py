@@ -27,3 +27,19 @@ def test_started_unpacks_to_id_and_actions() -> None:
     op_id, actions = started
     assert op_id == started.id == 7
     assert actions == started.actions == [Send(peer=PEER, message=1)]
+
+
+def test_the_signalling_cores_take_the_inputs_of_a_core_that_names_links() -> None:
+    import inspect
+
+    from taiinet.core.links import LinkCore
+    from taiinet.signal.client_core import SignalClientCore
+    from taiinet.signal.signaller_core import SignallerCore
+
+    inputs = [name for name in vars(LinkCore) if name.startswith(("start", "handle_"))]
+    assert len(inputs) == 6
+    for core in (SignallerCore, SignalClientCore):
+        for name in inputs:
+            wanted = list(inspect.signature(getattr(LinkCore, name)).parameters)
+            assert list(inspect.signature(getattr(core, name)).parameters) == wanted, (
+                core.__name__, name)

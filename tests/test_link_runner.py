@@ -260,3 +260,71 @@ async def test_a_busy_sender_waits_scheduler_rounds_for_more_items_an_idle_one_d
     assert await _frames_with_late_item(0, busy=False) == [[1], [2, 3]]
     # (1 round later: either, as trio orders the tasks of one round at random.)
     assert await _frames_with_late_item(3, busy=False) == [[1], [2], [3]]
+
+
+async def test_flush_returns_when_the_link_goes_not_on_a_timer(autojump_clock: object) -> None:
+    """``flush`` (what ``Node.hand_off`` waits on) is woken by the link going
+    away, at that instant, and by the write it waits for."""
+    core = EchoCore()
+    far_ends: list[Connection] = []
+
+    async def dial(peer: PeerId) -> Connection:
+        ours, theirs = await memory_connection_pair(ME, PEER, capacity=1)
+        far_ends.append(theirs)
+        return ours
+
+    runner = Runner(core, dial)
+    runner.register(ECHO_CODEC)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runner.run)
+        # The far end reads nothing: the first frame fills the link, the second blocks.
+        runner.apply([Send(peer=PEER.peer_id, message=Echo(1))])
+        await trio.sleep(1)
+        runner.apply([Send(peer=PEER.peer_id, message=Echo(2))])
+        results: list[tuple[bool, float]] = []
+
+        async def flush() -> None:
+            results.append((await runner.links.flush(PEER.peer_id), trio.current_time()))
+
+        nursery.start_soon(flush)
+        await trio.sleep(5)
+        assert results == []
+        dropped_at = trio.current_time()
+        runner.links.drop(PEER.peer_id)
+        await trio.sleep(5)
+        assert results == [(False, dropped_at)]
+        # A flush that the writes complete returns True once they are written.
+        runner.apply([Send(peer=PEER.peer_id, message=Echo(9))])
+        nursery.start_soon(flush)
+        await trio.sleep(1)
+        [far_end] = far_ends[1:]
+        assert _items(await far_end.receive()) == [(ECHO, b"9")]
+        await trio.sleep(1)
+        assert results[1] == (True, dropped_at + 5)
+        nursery.cancel_scope.cancel()
+
+
+async def test_with_two_connections_it_sends_where_the_peer_sends(autojump_clock: object) -> None:
+    """Two peers that dialed each other at once hold two connections: each
+    sends on the one a frame last came from, so both settle on one and the
+    other falls idle both ways (its idle deadline closes it with nothing in
+    flight) instead of each side writing on a connection the other no longer
+    writes on (docs/protocol.md 4.3)."""
+    core = EchoCore()
+    runner = Runner(core, _no_dial)
+    runner.register(ECHO_CODEC)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runner.run)
+        older_far, older = await memory_connection_pair(PEER, ME)
+        newer_far, newer = await memory_connection_pair(PEER, ME)
+        runner.add_connection(older)
+        runner.add_connection(newer)
+        await older_far.send(encode_item(ECHO, b"1"))
+        with trio.fail_after(1):
+            assert _items(await older_far.receive()) == [(ECHO, b"2")]
+        await newer_far.send(encode_item(ECHO, b"5"))
+        assert _items(await newer_far.receive()) == [(ECHO, b"6")]
+        runner.apply([ProbeLink(peer=PEER.peer_id)])
+        [(protocol, body)] = _items(await newer_far.receive())
+        assert (protocol, decode_control(body)) == (LINK_PROTOCOL, ("ping", 0))
+        nursery.cancel_scope.cancel()

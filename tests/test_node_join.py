@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import trio
 import trio.testing
@@ -21,7 +21,7 @@ from taiinet.signal.transport import MemorySignalTransport
 from taiinet.transport.connection import Connection
 from taiinet.transport.memory import MemoryNetwork
 from taiinet.wire.identity import Identity
-from tests.node_support import ident, start_cm, start_nodes, start_signallers
+from tests.node_support import ident, slow_dials, start_cm, start_nodes, start_signallers
 
 TAIINET = [sys.executable, "-m", "taiinet.cli"]
 
@@ -163,3 +163,38 @@ def test_join_settings_are_checked() -> None:
         NodeConfig(join_parallel=0)
     with pytest.raises(NodeError, match="join_parallel"):
         NodeConfig(join_dial_timeout=0)
+
+
+
+async def test_a_redundant_dial_to_a_neighbour_loses_no_frame(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """A join attempt whose contact became a neighbour meanwhile (two nodes
+    joining each other at once) hands the connection it dialed to the link
+    layer instead of closing it: the contact took it as its newest connection
+    and sends on it (docs/protocol.md 4.3), so closing it alone would lose
+    those frames while the link stays up on the other connection.  Found by
+    the delivery soak: an interest advert lost that way kept two documents
+    from a subscriber until the tree changed."""
+    network = MemoryNetwork()
+    transport = MemorySignalTransport(network)
+    async with trio.open_nursery() as nursery:
+        (sig, _), = await start_signallers(nursery, transport, 1)
+        config = NodeConfig(join_timeout=5.0)
+        (a, _), = await start_nodes(nursery, [[sig.url]], memory_links(network), transport,
+                                    config, first=1)
+        (b, _), = await start_nodes(nursery, [[sig.url]], slow_dials(1.0, memory_links(network)),
+                                    transport, config, first=2)
+        await b.wait_neighbors(1)
+        await trio.sleep(1)
+
+        async def change_interest_while_the_dial_completes() -> None:
+            await trio.sleep(0.5)  # a has taken the new connection by now
+            await stack.enter_async_context(a.subscribe({"x": 1}))
+
+        async with AsyncExitStack() as stack, trio.open_nursery() as racing:
+            racing.start_soon(change_interest_while_the_dial_completes)
+            await b._join_through([a.peer_id])  # the retry that raced the other's join
+            await trio.sleep(1)
+            assert b.driver.router.interest_of(a.peer_id) == a.driver.router.advert_for(b.peer_id)
+            assert a.neighbors == [b.peer_id] and b.neighbors == [a.peer_id]
+        nursery.cancel_scope.cancel()

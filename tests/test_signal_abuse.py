@@ -165,7 +165,7 @@ async def test_a_well_behaved_peer_is_not_cut_off(autojump_clock: trio.testing.M
 @given(st.lists(st.binary(max_size=200), min_size=1, max_size=5), st.booleans())
 def test_fuzzed_frames_never_break_the_signaller(garbage: list[bytes], hello: bool) -> None:
     frames = ([encode_signal(Hello(role=Role.PEER, listen_url=""))] if hello else []) + garbage
-    trio.run(hostile_session, frames)
+    trio.run(hostile_session, frames, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
 async def test_a_violation_found_while_relaying_drops_its_link_not_the_signaller(

@@ -8,9 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taiinet.core.actions import Started
+from taiinet.core.actions import CloseLink, Dial, LinkId, Send, SetTimer, Started
 from taiinet.signal import client_core as cc
-from taiinet.signal import signaller_actions as sa
 from taiinet.signal.client_core import SignalClientConfig, SignalClientCore
 from taiinet.signal.codec import (
     Contacts,
@@ -36,6 +35,7 @@ from taiinet.signal.records import (
 )
 from taiinet.signal.signaller_config import SignallerConfig
 from taiinet.signal.signaller_core import SignallerCore
+from taiinet.signal.signaller_timers import SignallerAction
 from taiinet.wire.identity import Identity
 
 EPOCH = 1_800_000_000.0
@@ -67,12 +67,12 @@ def offer(source: Identity, target: Identity, sid: bytes = bytes(16)) -> Relay:
     return Relay(target_peer=target.peer_id, session=envelope, hops_left=0)
 
 
-def sent(actions: list[sa.Action], link: int) -> list[SignalMessage]:
-    return [a.message for a in actions if isinstance(a, sa.Send) and a.link == link]
+def sent(actions: list[SignallerAction], link: int) -> list[SignalMessage]:
+    return [a.message for a in actions if isinstance(a, Send) and a.link == link]
 
 
-def closed(actions: list[sa.Action]) -> list[int]:
-    return [a.link for a in actions if isinstance(a, sa.CloseLink)]
+def closed(actions: list[SignallerAction]) -> list[int]:
+    return [a.link for a in actions if isinstance(a, CloseLink)]
 
 
 def homed_peer(core: SignallerCore, link: int, identity: Identity, now: float = 1.0) -> None:
@@ -89,7 +89,7 @@ def test_a_link_greets_and_must_say_hello_in_time() -> None:
     core = signaller()
     actions = core.handle_link_up(1, ALICE.peer_id, None, None, 0.0)
     assert sent(actions, 1) == [Hello(role=Role.SIGNALLER, listen_url=URL)]
-    timer = next(a for a in actions if isinstance(a, sa.SetTimer))
+    timer = next(a for a in actions if isinstance(a, SetTimer))
     assert timer.at == core.config.hello_timeout
     assert closed(core.handle_timer(timer.timer, timer.at)) == [1]
     assert core.links_dropped == 1
@@ -165,14 +165,14 @@ def test_a_relay_goes_to_the_home_its_record_names_and_retries_a_dead_home() -> 
     core.handle_message(9, Dht(message=Store(request_id=1, record=stored),
                                sender_address="sim://o"), 2.0)
     actions = core.handle_message(1, offer(ALICE, BOB, b"t" * 16), 3.0)
-    assert sa.Dial(url="sim://t", peer=THIRD.peer_id) in actions
+    assert Dial(address="sim://t", peer=THIRD.peer_id) in actions
     assert core.inflight_relays() == 1
     # The home cannot be dialed; the second lookup finds nothing newer: the sender hears why.
     actions = core.handle_dial_failed("sim://t", THIRD.peer_id, 4.0)
     for _ in range(10):  # OTHER never answers the lookup: its request times out
         if sent(actions, 1):
             break
-        timers = [a for a in actions if isinstance(a, sa.SetTimer)]
+        timers = [a for a in actions if isinstance(a, SetTimer)]
         actions = [b for t in sorted(timers, key=lambda t: t.at)
                    for b in core.handle_timer(t.timer, t.at)]
     assert sent(actions, 1) == [RelayFailed(target_peer=BOB.peer_id, session_id=b"t" * 16,
@@ -197,7 +197,7 @@ def test_an_unproven_signaller_claim_is_dialed_back_and_refused_on_failure() -> 
     core = signaller()
     core.handle_link_up(1, OTHER.peer_id, None, None, 0.0)
     actions = core.handle_message(1, Hello(role=Role.SIGNALLER, listen_url="sim://o"), 0.0)
-    assert sa.Dial(url="sim://o", peer=OTHER.peer_id) in actions
+    assert Dial(address="sim://o", peer=OTHER.peer_id) in actions
     held = core.handle_message(1, GetContacts(request_id=1, count=1, local_only=True), 0.0)
     assert held == []  # held until the claim is settled
     assert closed(core.handle_dial_failed("sim://o", OTHER.peer_id, 1.0)) == [1]
@@ -255,26 +255,31 @@ def client(urls: list[str] | None = None) -> SignalClientCore:
                             unix_epoch=EPOCH)
 
 
+HOME_LINK = LinkId(1)
+
+
 def registered_client() -> tuple[SignalClientCore, list[cc.ClientAction]]:
     core = client()
     core.start(0.0)
-    core.handle_link_up(HOME.peer_id, 0.1)
-    actions = core.handle_message(Hello(role=Role.SIGNALLER, listen_url=URL), 0.2)
-    register = next(a.message for a in actions if isinstance(a, cc.SendHome))
+    core.handle_link_up(HOME_LINK, HOME.peer_id, None, "sim://1", 0.1)
+    actions = core.handle_message(HOME_LINK, Hello(role=Role.SIGNALLER, listen_url=URL), 0.2)
+    register = next(a.message for a in actions if isinstance(a, Send))
     assert isinstance(register, Register)
-    return core, core.handle_message(Registered(request_id=register.request_id, ok=True,
-                                                reason=""), 0.3)
+    return core, core.handle_message(HOME_LINK, Registered(request_id=register.request_id,
+                                                           ok=True, reason=""), 0.3)
 
 
 def test_the_client_fails_over_in_order_with_growing_jittered_backoff() -> None:
     core = client()
-    assert core.start(0.0) == [cc.DialHome(url="sim://1")]
-    now, delays = 0.0, []
+    assert core.start(0.0) == [Dial(address="sim://1")]
+    now, delays, dialed = 0.0, [], "sim://1"
     for expected in ["sim://2", "sim://1", "sim://2", "sim://1", "sim://2", "sim://1"]:
-        timer = next(a for a in core.handle_link_down(now) if isinstance(a, cc.SetTimer))
+        timer = next(a for a in core.handle_dial_failed(dialed, None, now)
+                     if isinstance(a, SetTimer))
         delays.append(timer.at - now)
         now = timer.at
-        assert core.handle_timer(timer.timer, now) == [cc.DialHome(url=expected)]
+        assert core.handle_timer(timer.timer, now) == [Dial(address=expected)]
+        dialed = expected
     c = core.config
     for failures, delay in enumerate(delays, start=1):
         base = min(c.backoff_max, c.backoff_initial * 2 ** failures)
@@ -284,9 +289,10 @@ def test_the_client_fails_over_in_order_with_growing_jittered_backoff() -> None:
 def test_a_home_that_does_not_greet_as_a_signaller_is_left() -> None:
     core = client()
     core.start(0.0)
-    core.handle_link_up(HOME.peer_id, 0.1)
-    actions = core.handle_message(Hello(role=Role.PEER, listen_url=""), 0.2)
-    assert [type(a) for a in actions] == [cc.CloseHome]
+    core.handle_link_up(HOME_LINK, HOME.peer_id, None, "sim://1", 0.1)
+    actions = core.handle_message(HOME_LINK, Hello(role=Role.PEER, listen_url=""), 0.2)
+    assert actions == [CloseLink(peer=HOME.peer_id, link=HOME_LINK, failed=True,
+                                 reason="the home did not greet as a signaller")]
 
 
 def test_registration_names_the_announced_url_and_is_renewed() -> None:
@@ -295,20 +301,20 @@ def test_registration_names_the_announced_url_and_is_renewed() -> None:
     renew = next(a for a in actions if isinstance(a, cc.SetTimer))
     first_seq = core.seq
     again = core.handle_timer(renew.timer, renew.at)
-    assert any(isinstance(a, cc.SendHome) and isinstance(a.message, Register) for a in again)
+    assert any(isinstance(a, Send) and isinstance(a.message, Register) for a in again)
     assert core.seq > first_seq
 
 
 def test_a_refused_record_leaves_the_home() -> None:
     core = client()
     core.start(0.0)
-    core.handle_link_up(HOME.peer_id, 0.1)
+    core.handle_link_up(HOME_LINK, HOME.peer_id, None, "sim://1", 0.1)
     register = next(a.message for a in core.handle_message(
-        Hello(role=Role.SIGNALLER, listen_url=URL), 0.2) if isinstance(a, cc.SendHome))
+        HOME_LINK, Hello(role=Role.SIGNALLER, listen_url=URL), 0.2) if isinstance(a, Send))
     assert isinstance(register, Register)
-    actions = core.handle_message(Registered(request_id=register.request_id, ok=False,
-                                             reason="full"), 0.3)
-    assert [type(a) for a in actions] == [cc.CloseHome]
+    actions = core.handle_message(HOME_LINK, Registered(request_id=register.request_id,
+                                                        ok=False, reason="full"), 0.3)
+    assert [type(a) for a in actions] == [CloseLink]
 
 
 def test_an_offer_waits_for_a_home_then_times_out() -> None:
@@ -317,8 +323,8 @@ def test_an_offer_waits_for_a_home_then_times_out() -> None:
     started = core.send_offer(BOB.peer_id, "v=0", 0.0)
     assert isinstance(started, Started)  # the contract's way to return an id
     session_id, actions = started
-    assert not any(isinstance(a, cc.SendHome) for a in actions)  # queued until registered
-    timer = next(a for a in actions if isinstance(a, cc.SetTimer))
+    assert not any(isinstance(a, Send) for a in actions)  # queued until registered
+    timer = next(a for a in actions if isinstance(a, SetTimer))
     settled = core.handle_timer(timer.timer, timer.at)
     assert settled == [cc.OfferSettled(session_id=session_id, answer=None, failure="timed out")]
 
@@ -326,10 +332,26 @@ def test_an_offer_waits_for_a_home_then_times_out() -> None:
 def test_an_answer_settles_the_offer() -> None:
     core, _ = registered_client()
     session_id, actions = core.send_offer(BOB.peer_id, "v=0", 1.0)
-    assert any(isinstance(a, cc.SendHome) and isinstance(a.message, Relay) for a in actions)
+    assert any(isinstance(a, Send) and isinstance(a.message, Relay) for a in actions)
     answer = seal_session(BOB, SessionDescription(
         from_peer=BOB.peer_id, to_peer=ALICE.peer_id, session_id=session_id,
         kind=SessionKind.ANSWER, sdp="v=0 answer", created_unix_ms=int(EPOCH * 1000)))
-    actions = core.handle_message(Relay(target_peer=ALICE.peer_id, session=answer,
-                                        hops_left=0), 1.5)
+    actions = core.handle_message(HOME_LINK, Relay(target_peer=ALICE.peer_id, session=answer,
+                                                   hops_left=0), 1.5)
     assert actions == [cc.OfferSettled(session_id=session_id, answer="v=0 answer", failure="")]
+
+
+def test_a_link_that_went_down_late_does_not_end_its_successor() -> None:
+    """Links are named: what is reported of an old link leaves the new one alone."""
+    core, _ = registered_client()
+    retry = next(a for a in core.handle_link_down(HOME_LINK, 1.0) if isinstance(a, SetTimer))
+    [dial] = core.handle_timer(retry.timer, retry.at)
+    assert isinstance(dial, Dial)
+    later = LinkId(2)
+    core.handle_link_up(later, HOME.peer_id, None, dial.address, retry.at)
+    # A frame and the down report of the old link, arriving late, change nothing.
+    assert core.handle_message(HOME_LINK, Hello(role=Role.SIGNALLER, listen_url=URL),
+                               retry.at) == []
+    assert core.handle_link_down(HOME_LINK, retry.at) == []
+    actions = core.handle_message(later, Hello(role=Role.SIGNALLER, listen_url=URL), retry.at)
+    assert [a.link for a in actions if isinstance(a, Send)] == [later]  # registers there

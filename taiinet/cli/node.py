@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,7 +33,7 @@ import trio
 
 from taiinet.cli import jsonform, tls
 from taiinet.cli.args import int_at_least, non_negative_float, positive_float
-from taiinet.cli.run import run_trio, warnings_as_lines
+from taiinet.cli.run import log_to_stderr, run_trio, warnings_as_lines
 from taiinet.node.errors import InvalidInput, NodeError
 from taiinet.node.links import LinkFactory, websocket_links
 from taiinet.node.node import Node, NodeConfig, open_node
@@ -68,7 +67,8 @@ def common_options(parser: argparse.ArgumentParser) -> None:
                               "out wss://; the certificate must name --advertise)")
     parser.add_argument("--join-timeout", type=positive_float, default=15.0, metavar="S",
                         help="seconds to wait for a first overlay neighbour (default 15)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log to stderr (-vv: debug lines stamped with the wall clock)")
 
 
 def register(subparsers: Any) -> None:
@@ -136,7 +136,7 @@ def setup(args: argparse.Namespace) -> Identity:
     for url in args.signaller:
         check_signaller_url(url)
     if args.verbose:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+        log_to_stderr(args.verbose)
     else:
         warnings_as_lines(args.command, "taiinet")
     return Identity.load(args.key) if args.key else Identity.generate()

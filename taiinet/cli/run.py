@@ -103,6 +103,23 @@ def warnings_as_lines(command: str, *loggers: str) -> None:
         logger.addHandler(handler)
 
 
+#: Format of ``-vv`` log lines: wall clock (seconds since the epoch, to the
+#: millisecond, so the lines of several processes merge by time), logger, message.
+DEBUG_FORMAT = "%(created).3f %(process)d %(name)s %(message)s"
+
+
+def log_to_stderr(verbosity: int) -> None:
+    """``-v``: log INFO and above to stderr; ``-vv``: DEBUG too, every line stamped
+    with the wall clock and process id (the steps of a link, a join or a delivery;
+    see docs/node.md, "Debug output")."""
+    if verbosity >= 2:
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format=DEBUG_FORMAT)
+        for noisy in ("aiortc", "asyncio", "trio-websocket"):
+            logging.getLogger(noisy).setLevel(logging.INFO)
+    elif verbosity == 1:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+
+
 class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The handler of ``warnings_as_lines`` (with it, logging's last-resort
     handler stays silent; records still propagate to any other handler)."""

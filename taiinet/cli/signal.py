@@ -11,14 +11,19 @@ speaks TLS and its URL is ``wss://``.
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any
 
 import trio
 
 from taiinet.cli import tls
 from taiinet.cli.args import int_at_least, positive_float
-from taiinet.cli.run import CommandError, first_in_group, run_trio, warnings_as_lines
+from taiinet.cli.run import (
+    CommandError,
+    first_in_group,
+    log_to_stderr,
+    run_trio,
+    warnings_as_lines,
+)
 from taiinet.signal.api import open_signaller
 from taiinet.signal.transport import WebSocketSignalTransport, parse_listen_address
 from taiinet.signal.urls import check_signaller_url
@@ -44,7 +49,8 @@ def register(subparsers: Any) -> None:
     tls.add_arguments(parser, "listen behind TLS (the URL becomes wss://)")
     parser.add_argument("--key", metavar="PATH",
                         help="key file (from 'taiinet keygen'); default: a fresh identity")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log to stderr (-vv: debug lines stamped with the wall clock)")
     limits = parser.add_argument_group(
         "deadlines and budgets", "per-link deadlines (seconds) and per-address connection "
         "budgets of the listener; defaults in docs/protocol.md")
@@ -88,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     client_context = tls.client_tls(args)
     identity = Identity.load(args.key) if args.key else Identity.generate()
     if args.verbose:
-        logging.basicConfig(level=logging.INFO)
+        log_to_stderr(args.verbose)
     else:
         warnings_as_lines("signal", "taiinet")
 

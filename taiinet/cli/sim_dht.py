@@ -10,12 +10,10 @@ import argparse
 import json
 import time
 
-from taiinet.errors import TaiiNetError
+from taiinet.cli.sim_args import BadSimArguments, add_common
 from taiinet.sim.dht import MAX_SIM_SIGNALLERS, DhtSimConfig, DhtSimResult, run_dht_simulation
 
-
-class BadSimArguments(TaiiNetError):
-    """The simulation was asked for something impossible."""
+__all__ = ["BadSimArguments", "register", "run"]
 
 
 def register(sim_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,8 +26,7 @@ def register(sim_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
                         help="fraction of signallers that crash after the join (default 0)")
     parser.add_argument("--lookups", type=int, default=1000,
                         help="lookups measured in each phase (default 1000)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the whole run")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_common(parser, seed=1)
     parser.set_defaults(handler=run)
 
 

@@ -8,10 +8,18 @@ import sys
 import time
 from typing import Any
 
-from taiinet.errors import TaiiNetError
+from taiinet.cli.sim_args import (
+    add_common,
+    add_latency,
+    add_plot,
+    add_progress,
+    checked,
+    link_model,
+    progress_bar,
+    pyplot,
+)
 from taiinet.overlay.config import HyParViewConfig, PlumtreeConfig
 from taiinet.overlay.core import OverlayConfig
-from taiinet.sim.network import LinkModel
 from taiinet.sim.overlay import OverlaySimConfig, OverlaySimResult, simulate
 
 
@@ -27,58 +35,40 @@ def register(sims: Any) -> None:
     parser.add_argument("--fail", type=float, default=0.0,
                         help="share of nodes that crash at half time, in [0, 1) (default 0)")
     parser.add_argument("--messages", type=int, default=50, help="broadcasts (default 50)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the whole run (default 0)")
+    add_common(parser, seed=0)
     parser.add_argument("--sources", type=int, default=0,
                         help="publishers the broadcasts come from (default 0: a random "
                              "node each)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--plot", metavar="PATH",
-                        help="write a PNG of reliability and RMR per message (needs matplotlib)")
+    add_plot(parser, "reliability and RMR per message")
     parser.add_argument("--flood", action="store_true",
                         help="flood payloads on every link instead of Plumtree (a baseline)")
     parser.add_argument("--flood-prefix", type=int, default=0, metavar="HOPS",
                         help="push each message to every neighbour for its first HOPS hops, "
                              "then along the shared tree (default 0)")
-    parser.add_argument("--latency", type=float, default=0.05,
-                        help="median link delay in seconds (default 0.05)")
+    add_latency(parser)
     parser.add_argument("--loss", type=float, default=0.0, help="message loss rate (default 0)")
     parser.add_argument("--active", type=int, default=5, help="active view size (default 5)")
     parser.add_argument("--passive", type=int, default=30, help="passive view size (default 30)")
     parser.add_argument("--wire", action="store_true",
                         help="encode and decode every message through protobuf (slower)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_progress(parser)
     parser.set_defaults(handler=run)
 
 
 def config_from_args(args: argparse.Namespace) -> OverlaySimConfig:
-    try:
-        link = LinkModel(median_delay=args.latency, min_delay=min(0.005, args.latency),
-                         max_delay=max(1.0, 20 * args.latency), loss=args.loss)
-        overlay = OverlayConfig(
+    link = link_model(args.latency, args.loss)
+    return checked(lambda: OverlaySimConfig(
+        nodes=args.nodes, fail=args.fail, messages=args.messages, seed=args.seed,
+        sources=args.sources, link=link, wire_codec=args.wire, overlay=OverlayConfig(
             membership=HyParViewConfig(active_size=args.active, passive_size=args.passive),
-            broadcast=PlumtreeConfig(flood=args.flood, flood_prefix=args.flood_prefix))
-        return OverlaySimConfig(nodes=args.nodes, fail=args.fail, messages=args.messages,
-                                seed=args.seed, sources=args.sources, link=link,
-                                overlay=overlay,
-                                wire_codec=args.wire)
-    except TaiiNetError:
-        raise
-    except ValueError as exc:
-        raise TaiiNetError(str(exc)) from None
+            broadcast=PlumtreeConfig(flood=args.flood, flood_prefix=args.flood_prefix))))
 
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     started = time.perf_counter()
-    if args.no_progress or not sys.stderr.isatty():
-        result = simulate(config)
-    else:
-        from rich.progress import Progress
-
-        with Progress(transient=True) as bar:
-            task = bar.add_task(f"simulating {config.nodes} nodes", total=1.0)
-            result = simulate(config, lambda done, total: bar.update(task,
-                                                                     completed=done / total))
+    with progress_bar(args, f"simulating {config.nodes} nodes") as progress:
+        result = simulate(config, progress)
     elapsed = time.perf_counter() - started
     if args.json:
         print(json.dumps({"messages": [m.as_json() for m in result.messages],
@@ -106,13 +96,7 @@ def print_table(result: OverlaySimResult) -> None:
 
 
 def write_plot(result: OverlaySimResult, path: str) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise TaiiNetError("--plot needs matplotlib: pip install 'taiinet[plot]'") from None
+    plt = pyplot()
     index = [m.index for m in result.messages]
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(8, 6))
     top.plot(index, [m.reliability for m in result.messages], marker=".")

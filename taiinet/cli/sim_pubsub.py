@@ -9,11 +9,10 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from taiinet.errors import TaiiNetError
+from taiinet.cli.sim_args import add_common, add_latency, checked, link_model
 from taiinet.overlay.config import HyParViewConfig
 from taiinet.overlay.core import OverlayConfig
 from taiinet.pubsub.config import PubsubConfig
-from taiinet.sim.network import LinkModel
 from taiinet.sim.pubsub import PubsubSimConfig, PubsubSimResult, simulate
 
 #: Rows of the side-by-side table: (summary key, label).
@@ -49,14 +48,13 @@ def register(sims: Any) -> None:
                         help="measured publications (default 20)")
     parser.add_argument("--warmup", type=int, default=10,
                         help="publications before measuring (default 10)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the whole run (default 0)")
+    add_common(parser, seed=0)
     parser.add_argument("--late", type=float, default=0.0,
                         help="share of the nodes that join during the measured phase and "
                              "publish one document each at once (default 0)")
     parser.add_argument("--fail", type=float, default=0.0,
                         help="share of nodes that crash halfway through (default 0)")
-    parser.add_argument("--latency", type=float, default=0.05,
-                        help="median link delay in seconds (default 0.05)")
+    add_latency(parser)
     parser.add_argument("--active", type=int, default=5, help="active view size (default 5)")
     parser.add_argument("--mode", choices=("both", "routing", "broadcast"), default="both",
                         help="interest routing on the stable tree and plain Plumtree "
@@ -65,24 +63,16 @@ def register(sims: Any) -> None:
                         help="sign and verify every document with Ed25519 (slower)")
     parser.add_argument("--wire", action="store_true",
                         help="encode and decode every message through protobuf (slower)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=run)
 
 
 def config_from_args(args: argparse.Namespace) -> PubsubSimConfig:
-    try:
-        link = LinkModel(median_delay=args.latency, min_delay=min(0.005, args.latency),
-                         max_delay=max(1.0, 20 * args.latency))
-        overlay = OverlayConfig(membership=HyParViewConfig(active_size=args.active))
-        return PubsubSimConfig(nodes=args.nodes, interest=args.interest, topics=args.topics,
-                               messages=args.messages, warmup=args.warmup, seed=args.seed,
-                               fail=args.fail, late=args.late, link=link, overlay=overlay,
-                               signed=args.signed,
-                               wire_codec=args.wire)
-    except TaiiNetError:
-        raise
-    except ValueError as exc:
-        raise TaiiNetError(str(exc)) from None
+    link = link_model(args.latency)
+    return checked(lambda: PubsubSimConfig(
+        nodes=args.nodes, interest=args.interest, topics=args.topics, messages=args.messages,
+        warmup=args.warmup, seed=args.seed, fail=args.fail, late=args.late, link=link,
+        overlay=OverlayConfig(membership=HyParViewConfig(active_size=args.active)),
+        signed=args.signed, wire_codec=args.wire))
 
 
 MODES = {

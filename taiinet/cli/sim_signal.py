@@ -10,7 +10,7 @@ import json
 import time
 from typing import Any
 
-from taiinet.errors import LocalProtocolError, TaiiNetError
+from taiinet.cli.sim_args import add_common, checked
 from taiinet.sim.signal import (
     MAX_SIM_PEERS,
     MAX_SIM_SIGNALLERS,
@@ -18,10 +18,6 @@ from taiinet.sim.signal import (
     SignalSimResult,
     simulate_signal,
 )
-
-
-class BadSignalSimArguments(TaiiNetError):
-    """The simulation was asked for something impossible."""
 
 
 def register(sims: Any) -> None:
@@ -40,18 +36,14 @@ def register(sims: Any) -> None:
                         help="offers measured in each phase (default 1000)")
     parser.add_argument("--homes", type=int, default=3,
                         help="signaller URLs each peer may fail over among (default 3)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the whole run")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_common(parser, seed=1)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = SignalSimConfig(signallers=args.signallers, peers=args.peers, crash=args.crash,
-                                 churn=args.churn, offers=args.offers, homes=args.homes,
-                                 seed=args.seed)
-    except LocalProtocolError as exc:
-        raise BadSignalSimArguments(str(exc)) from None
+    config = checked(lambda: SignalSimConfig(
+        signallers=args.signallers, peers=args.peers, crash=args.crash, churn=args.churn,
+        offers=args.offers, homes=args.homes, seed=args.seed))
     started = time.monotonic()
     result = simulate_signal(config)
     runtime = time.monotonic() - started

@@ -9,8 +9,16 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from taiinet.errors import TaiiNetError
-from taiinet.sim.network import LinkModel
+from taiinet.cli.sim_args import (
+    add_common,
+    add_latency,
+    add_plot,
+    add_progress,
+    checked,
+    link_model,
+    progress_bar,
+    pyplot,
+)
 from taiinet.sim.stream import (
     DEFAULT_CAPACITY_MIX,
     StreamSimConfig,
@@ -40,56 +48,39 @@ def register(sims: Any) -> None:
                         help="share of viewers that declare slots but relay nothing")
     parser.add_argument("--duration", type=float, default=20.0,
                         help="measured seconds (default 20)")
-    parser.add_argument("--latency", type=float, default=0.05,
-                        help="median link delay in seconds (default 0.05)")
+    add_latency(parser)
     parser.add_argument("--buffer", type=float, default=3.0,
                         help="seconds of chunks a relay keeps to backfill a re-adopted "
                              "child (default 3; 0: repairs skip the chunks missed)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the whole run (default 0)")
+    add_common(parser, seed=0)
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the random-tree run (half the time)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--plot", metavar="PATH",
-                        help="write a PNG of delay by depth (needs matplotlib)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_plot(parser, "delay by depth")
+    add_progress(parser)
     parser.set_defaults(handler=run)
 
 
 def config_from_args(args: argparse.Namespace) -> StreamSimConfig:
-    try:
-        link = LinkModel(median_delay=args.latency, min_delay=min(0.005, args.latency),
-                         max_delay=max(1.0, 20 * args.latency))
-        return StreamSimConfig(viewers=args.viewers,
-                               capacity_mix=parse_capacity_mix(args.capacity_mix),
-                               root_slots=args.root_slots, churn=args.churn,
-                               free_riders=args.free_riders, duration=args.duration,
-                               buffer=args.buffer,
-                               seed=args.seed, link=link)
-    except TaiiNetError:
-        raise
-    except ValueError as exc:
-        raise TaiiNetError(str(exc)) from None
+    link = link_model(args.latency)
+    return checked(lambda: StreamSimConfig(
+        viewers=args.viewers, capacity_mix=parse_capacity_mix(args.capacity_mix),
+        root_slots=args.root_slots, churn=args.churn, free_riders=args.free_riders,
+        duration=args.duration, buffer=args.buffer, seed=args.seed, link=link))
 
 
-def _run_one(config: StreamSimConfig, label: str, quiet: bool) -> StreamSimResult:
-    if quiet:
-        return simulate(config)
-    from rich.progress import Progress
-
-    with Progress(transient=True) as bar:
-        task = bar.add_task(f"{label}: {config.viewers} viewers", total=1.0)
-        return simulate(config, lambda done, total: bar.update(task, completed=done / total))
+def _run_one(args: argparse.Namespace, config: StreamSimConfig, label: str) -> StreamSimResult:
+    with progress_bar(args, f"{label}: {config.viewers} viewers") as progress:
+        return simulate(config, progress)
 
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    quiet = args.no_progress or not sys.stderr.isatty()
     started = time.process_time()
-    ranked = _run_one(config, "ranked tree", quiet)
+    ranked = _run_one(args, config, "ranked tree")
     baseline = None
     if not args.no_baseline:
         random_tree = replace(config, tree=replace(config.tree, ranking=False))
-        baseline = _run_one(random_tree, "random tree", quiet)
+        baseline = _run_one(args, random_tree, "random tree")
     cpu = time.process_time() - started
     summary: dict[str, object] = {
         "viewers": config.viewers, "churn": config.churn, "free_riders": config.free_riders,
@@ -112,13 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_plot(ranked: StreamSimResult, baseline: StreamSimResult | None, path: str) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise TaiiNetError("--plot needs matplotlib: pip install 'taiinet[plot]'") from None
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     runs = [("capacity ranking", ranked)] + ([("random tree", baseline)] if baseline else [])
     for label, result in runs:

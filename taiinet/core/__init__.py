@@ -4,7 +4,9 @@ simulation harness (``docs/cores.md``)."""
 
 from taiinet.core.actions import (
     CloseLink,
+    Dial,
     LinkAction,
+    LinkId,
     NeighborDown,
     NeighborEvent,
     NeighborUp,
@@ -14,12 +16,16 @@ from taiinet.core.actions import (
     Started,
 )
 from taiinet.core.contract import Core, FrameAdmission, LinkObserver
+from taiinet.core.links import LinkCore
 
 __all__ = [
     "CloseLink",
     "Core",
+    "Dial",
     "FrameAdmission",
     "LinkAction",
+    "LinkCore",
+    "LinkId",
     "LinkObserver",
     "NeighborDown",
     "NeighborEvent",

@@ -12,6 +12,9 @@ signalling), so one trio runner and one simulation harness run any of them:
   matters when it fires (compare a sequence number or a deadline it keeps).
 * ``CloseLink(peer)``: the core no longer needs the link; ``failed`` closes
   at once (the peer is dead, hung or misbehaving), without a flush.
+* ``Dial(address, peer)``: open a link and send nothing yet (a core that
+  tells links apart, ``taiinet.core.links``); ``Send`` and ``CloseLink``
+  name such a link with ``link``.
 * ``ProbeLink(peer)``: check that the link is alive (a link-level ping).
 * ``NeighborUp(peer)`` / ``NeighborDown(peer)``: a membership core's
   neighbour set changed.  Every ``NeighborUp`` is followed, eventually, by
@@ -29,7 +32,7 @@ started (see ``taiinet.core.contract``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Generic, NamedTuple, TypeVar
+from typing import Generic, NamedTuple, NewType, TypeVar
 
 from taiinet.wire.peer_id import PeerId
 
@@ -39,6 +42,12 @@ T = TypeVar("T", covariant=True)
 #: The id type of ``Started``, and the action type of its list.
 I = TypeVar("I")  # noqa: E741 - the id type
 A = TypeVar("A")
+
+LinkId = NewType("LinkId", int)
+"""The runner's name for one link, for cores that tell links apart (a signaller
+may hold two links to one peer id at once): given in the core's
+``handle_link_up``, used in ``Send.link`` and ``CloseLink.link``, never reused
+while the runner lives (``taiinet.core.links``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,12 +60,15 @@ class Send(Generic[M]):
     ones; nothing that decides delivery latency is lazy.  ``address``: where
     to dial ``peer`` when there is no link (a signaller's URL); ``None``: the
     runner knows how to reach it (through signalling, or an open link).
+    ``link``: send on that very link (``peer`` is the one it is to), or drop
+    the message if it is gone; never dials (``taiinet.core.links``).
     """
 
     peer: PeerId
     message: M
     lazy: bool = False
     address: str | None = None
+    link: LinkId | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,12 +89,29 @@ class CloseLink:
     With ``failed`` the peer is dead, hung or broke the protocol: close at
     once, without waiting for a flush that may never end (the core already
     counts the link down, so the runner does not report it back).
-    ``reason`` is for the log.
+    ``reason`` is for the log.  ``link``: close that very link (to ``peer``);
+    a core that names links hears ``handle_link_down(link)`` once it is closed,
+    ``failed`` or not (``taiinet.core.links``).
     """
 
     peer: PeerId
     failed: bool = False
     reason: str = ""
+    link: LinkId | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dial:
+    """Open a link to ``address``, sending nothing on it yet.
+
+    With ``peer``, the handshake must prove that peer id there (else the dial
+    fails).  For cores that tell links apart (``taiinet.core.links``): the
+    runner reports ``handle_link_up(link, peer, address, dialed=address,
+    now)``, or ``handle_dial_failed(address, peer, now)``.
+    """
+
+    address: str
+    peer: PeerId | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,6 +154,6 @@ class Started(NamedTuple, Generic[I, A]):
 
 
 #: The actions the runner carries out itself; any other is an output event.
-LinkAction = Send[object] | SetTimer[object] | CloseLink | ProbeLink
+LinkAction = Send[object] | SetTimer[object] | CloseLink | ProbeLink | Dial
 #: Neighbour events: carried up to the layers above and the application.
 NeighborEvent = NeighborUp | NeighborDown

@@ -42,8 +42,11 @@ over them:
   nothing more from the peer.
 
 Two peers may dial each other at once: both connections are kept, frames are
-read from both and sent on the newest; the link is down when the last one
-closes.
+read from both and sent on the one a frame last came from (the newest until
+one has), so both sides soon send on the same connection and the other falls
+idle in both directions (its idle deadline then closes it with nothing
+written on it lately: no frame is lost); the link is down when the last one
+closes.  No connection is closed alone on purpose (docs/protocol.md 4.3).
 """
 
 from __future__ import annotations
@@ -256,8 +259,7 @@ class LinkManager:
         while link.written < target:
             if self.links.get(peer) is not link or link.dropped:
                 return False
-            with trio.move_on_after(1.0):  # re-check a link dropped meanwhile
-                await link.wrote.wait()
+            await link.wrote.wait()  # set by every write, and when the link goes
         return True
 
     def is_linked(self, peer: PeerId) -> bool:
@@ -289,6 +291,7 @@ class LinkManager:
         link.closing = True
         link.dropped = True
         link.urgent.set()
+        link.wrote.set()  # wake ``flush``: nothing more will be written
         link.queue.clear()
         for connection in link.connections:
             self._spawn(connection.aclose)
@@ -315,6 +318,7 @@ class LinkManager:
         finally:
             link.stopped = True
         # Closed on purpose (``close``): flush done, close the connections.
+        link.wrote.set()  # wake ``flush``: nothing more will be written
         if self.links.get(link.peer) is link:
             del self.links[link.peer]
             self.notify_changed()
@@ -404,7 +408,7 @@ class LinkManager:
             self._handler.handle_link_address(peer, address, trio.current_time())
         try:
             async for data in connection:
-                if not self._read_frame(link, data):
+                if not self._read_frame(link, connection, data):
                     break
         except TaiiNetError as exc:
             log.info("link: link from %s ended: %s", peer, exc)
@@ -417,7 +421,7 @@ class LinkManager:
         if not link.connections and self.links.get(peer) is link and not link.closing:
             self._drop(link)
 
-    def _read_frame(self, link: Link, data: bytes) -> bool:
+    def _read_frame(self, link: Link, connection: Connection, data: bytes) -> bool:
         """Handle one frame; False when nothing more is to be read from the link."""
         peer = link.peer
         config = self.config
@@ -426,6 +430,10 @@ class LinkManager:
         except TaiiNetError as exc:
             log.warning("link: %s broke the protocol: %s", peer, exc)
             return False
+        connections = link.connections
+        if connections[-1] is not connection and connection in connections:
+            connections.remove(connection)  # send where the peer sends (module doc)
+            connections.append(connection)
         now = trio.current_time()
         if not self._handler.admit_frame(peer, len(data), len(items), now):
             return not link.dropped  # over budget: dropped unread

@@ -41,6 +41,7 @@ from taiinet.core.contract import Core, FrameAdmission, LinkObserver
 from taiinet.link.config import LinkConfig
 from taiinet.link.manager import Dial, LinkManager
 from taiinet.link.registry import Admit, Handle, LinkDown, ProtocolCodec, ProtocolRegistry
+from taiinet.link.trace import trace_in, trace_out
 from taiinet.transport.connection import Connection
 from taiinet.wire.peer_id import PeerId
 
@@ -70,6 +71,8 @@ class Runner:
             ProbeLink: self._probe}
         #: Link frames received over their sender's budget and dropped unread.
         self.frames_refused = 0
+        #: Set (and forgotten) once the core has taken its next input; see ``stepped``.
+        self._stepped: trio.Event | None = None
 
     def register(self, codec: ProtocolCodec, handle: Handle | None = None,
                  admit: Admit | None = None, link_down: LinkDown | None = None) -> None:
@@ -103,12 +106,29 @@ class Runner:
     def apply(self, actions: list[Any]) -> None:
         """Carry out a core's actions, in order."""
         carry = self._carry
+        trace_out(actions)
         for action in actions:
             handler = carry.get(type(action))
             if handler is None:
                 self._on_event(action)
             else:
                 handler(action)
+        stepped = self._stepped
+        if stepped is not None:
+            self._stepped = None
+            stepped.set()
+
+    def stepped(self) -> trio.Event:
+        """An event set once the core has taken its next input (a message, a timer,
+        a link going down, a local call) and its actions were carried out.
+
+        Every change of the core's state comes with such an input, so a task that
+        waits for some state takes this event *before* reading that state, then
+        waits on it: no polling, and no change slips between the read and the wait.
+        """
+        if self._stepped is None:
+            self._stepped = trio.Event()
+        return self._stepped
 
     # --- actions -------------------------------------------------------------------
 
@@ -150,6 +170,7 @@ class Runner:
         self.protocols.dispatch(peer, protocol, body, now)
 
     def handle_link_down(self, peer: PeerId, now: float) -> None:
+        log.debug("link down %s", peer[-6:])
         self.apply(self.core.handle_link_down(peer, now))
         self.protocols.link_down(peer, now)
 
@@ -158,6 +179,7 @@ class Runner:
             self.apply(self._observer.handle_link_up(peer, address, now))
 
     def _to_core(self, peer: PeerId, message: Any, now: float) -> None:
+        trace_in(peer, message)
         self.apply(self.core.handle_message(peer, message, now))
 
     # --- tasks ------------------------------------------------------------------------

@@ -240,13 +240,19 @@ class WebRTCLinks(Links):
         self._accept: Accept | None = None
 
     async def dial(self, peer_id: str) -> Connection:
+        started = trio.current_time()
         offer = await self.endpoint.create_offer()
+        offered = trio.current_time()
         try:
             answer = await self.send_offer(peer_id, offer.sdp)
         except BaseException:
             await offer.aclose()
             raise
+        answered = trio.current_time()
         connection = await offer.accept(answer, expected_peer_id=peer_id)
+        log.debug("dial %s: offer made %.3f s, answered %.3f s, channel + Noise %.3f s",
+                  peer_id[-6:], offered - started, answered - offered,
+                  trio.current_time() - answered)
         return MeteredConnection(connection, self.meter)
 
     async def serve(self, accept: Accept) -> None:
@@ -254,17 +260,21 @@ class WebRTCLinks(Links):
             if offer.sdp.startswith(WS_OFFER_PREFIX):
                 await self.reject_kind(offer)
                 return
+            started = trio.current_time()
             try:
                 sdp, pending = await self.endpoint.answer(offer.sdp)
             except TaiiNetError as exc:
                 await offer.reject(f"bad offer: {exc}"[:200])
                 return
+            answered = trio.current_time()
             try:
                 await offer.answer(sdp)
                 connection = await pending.connected(expected_peer_id=offer.from_peer)
             except BaseException:
                 await pending.aclose()
                 raise
+            log.debug("answer %s: answer made %.3f s, channel + Noise %.3f s",
+                      offer.from_peer[-6:], answered - started, trio.current_time() - answered)
             accept(MeteredConnection(connection, self.meter))
 
         await _serve_offers(self.signal, answer)

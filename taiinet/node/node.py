@@ -327,12 +327,15 @@ class Node:
         router = self.driver.router
         mid = bytes.fromhex(message_id)
         while True:
+            # Taken before reading the router: the parent's advert, a push, a link
+            # going down are all inputs of the router, and each sets it.
+            stepped = self.driver.stepped()
             peers = router.handed_to(mid)
             if peers:
                 flushed = [await self.driver.flush(peer) for peer in peers]
                 if any(flushed):
                     return True
-            await trio.sleep(0.01)  # the parent's advert, or a new link after a failed one
+            await stepped.wait()
 
     def stream_publish(self, name: str, tracks: tuple[Track, ...], *,
                        slots: int = 4) -> AbstractAsyncContextManager[Broadcast]:
@@ -415,6 +418,7 @@ class Node:
                 except TaiiNetError as exc:  # no home right now: retry later
                     log.info("node: no contacts: %s", exc)
                     contacts = []
+                log.debug("node: %d contacts", len(contacts))
                 if contacts:
                     await self._join_through([c.peer_id for c in contacts])
                 elif not self._alone:
@@ -447,10 +451,15 @@ class Node:
                 log.info("node: contact %s unreachable: %s", peer_id, exc)
                 return
             if joined or peer_id in self.driver.neighbors:
-                with trio.CancelScope(shield=True):
-                    await connection.aclose()
+                # Never close it alone: the contact has taken it as its newest
+                # connection to us and may have written on it (docs/protocol.md
+                # 4.3).  The link layer keeps it beside the other connection to
+                # a neighbour, and closes the whole link to anyone else.
+                self.driver.add_connection(connection)
+                self.driver.release(peer_id)
                 return
             joined = True
+            log.debug("node: joining through %s", peer_id[-6:])
             self.driver.add_connection(connection)
             self.driver.join(peer_id)
             nursery.cancel_scope.cancel()

@@ -30,18 +30,15 @@ from dataclasses import dataclass
 
 import trio
 
+from taiinet.core.actions import CloseLink, Dial, LinkId, Send, SetTimer
 from taiinet.errors import TaiiNetError
 from taiinet.signal.client_core import (
     ClientAction,
     ClientTimer,
-    CloseHome,
-    DialHome,
     HomeChanged,
     OfferReceived,
     OfferSettled,
     RequestSettled,
-    SendHome,
-    SetTimer,
     SignalClientConfig,
     SignalClientCore,
 )
@@ -118,6 +115,8 @@ class SignalClient:
         self._connection: Connection | None = None
         self._link: Connection | None = None
         self._link_url = ""
+        #: The id of the link to the home (ids are never reused).
+        self._link_id = LinkId(0)
         self._link_scope: trio.CancelScope | None = None
         self._outgoing: trio.MemorySendChannel[bytes] | None = None
         self._registered = trio.Event()
@@ -219,16 +218,17 @@ class SignalClient:
 
     def _carry(self, actions: list[ClientAction]) -> None:
         for action in actions:
-            if isinstance(action, SendHome):
-                self._enqueue(encode_signal(action.message))
+            if isinstance(action, Send):
+                if action.link == self._link_id:
+                    self._enqueue(encode_signal(action.message))
             elif isinstance(action, SetTimer):
                 self._timers.add(action.at, action.timer)
-            elif isinstance(action, DialHome):
-                self._dials_send.send_nowait(action.url)
-            elif isinstance(action, CloseHome):
+            elif isinstance(action, Dial):
+                self._dials_send.send_nowait(action.address)
+            elif isinstance(action, CloseLink):
                 logger.info("leaving home %s: %s", self._link_url, action.reason)
                 self.last_failure = f"{self._link_url}: {action.reason}"
-                if self._link_scope is not None:
+                if self._link_scope is not None and action.link == self._link_id:
                     self._link_scope.cancel()
             elif isinstance(action, HomeChanged):
                 self._home_changed_to(action)
@@ -281,18 +281,21 @@ class SignalClient:
                 self.core.handle_timer(timer, now)))
             self._carry(self.core.start(self._now()))
             async for url in self._dials:
+                self._link_id = link = LinkId(self._link_id + 1)
                 try:
                     async with self.transport.dial(url, self.identity) as connection:
                         self._untrusted_urls.clear()
-                        await self._serve_home(url, connection)
+                        await self._serve_home(url, connection, link)
                 except (TaiiNetError, OSError, trio.TooSlowError) as exc:
                     logger.info("signaller %s failed: %r", url, exc)
                     reason = str(exc)
                     self.last_failure = reason if url in reason else f"{url}: {reason}"
                     self._note_untrusted(url, exc)
                 finally:
-                    self._link = self._outgoing = self._link_scope = None
-                self._carry(self.core.handle_link_down(self._now()))
+                    up, self._link = self._link is not None, None
+                    self._outgoing = self._link_scope = None
+                self._carry(self.core.handle_link_down(link, self._now()) if up
+                            else self.core.handle_dial_failed(url, None, self._now()))
                 if self._closing:
                     break
                 if (self.core.failures >= len(self.signallers) and not self.untrusted.is_set()
@@ -309,14 +312,16 @@ class SignalClient:
         else:
             self._untrusted_urls.discard(url)
 
-    async def _serve_home(self, url: str, connection: Connection) -> None:
+    async def _serve_home(self, url: str, connection: Connection, link: LinkId) -> None:
         send, receive = trio.open_memory_channel[bytes](SEND_QUEUE)
         self._link, self._link_url, self._outgoing = connection, url, send
         with trio.CancelScope() as scope:
             self._link_scope = scope
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._writer, connection, receive, scope)
-                self._carry(self.core.handle_link_up(connection.remote_peer_id, self._now()))
+                self._carry(self.core.handle_link_up(link, connection.remote_peer_id,
+                                                     connection.remote_address, url,
+                                                     self._now()))
                 try:
                     while True:
                         frame = await connection.receive()
@@ -326,7 +331,7 @@ class SignalClient:
                             continue
                         message = decode_signal(frame)
                         if message is not None:
-                            self._carry(self.core.handle_message(message, self._now()))
+                            self._carry(self.core.handle_message(link, message, self._now()))
                 except (TaiiNetError, trio.TooSlowError) as exc:
                     logger.info("link to home %s ended: %r", url, exc)
                 finally:

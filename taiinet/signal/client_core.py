@@ -6,9 +6,10 @@ Theory of operation
 A peer keeps one link to a home signaller.  It follows the core contract
 (:mod:`taiinet.core`, docs/cores.md): inputs take ``now``, timers are
 ``SetTimer`` values, commands that start something return ``Started(id,
-actions)``; its link actions name no peer (``SendHome``, ``DialHome``,
-``CloseHome``) because it has one link, dialed by URL before the home's peer
-id is known.  The driver
+actions)``.  It names links (:mod:`taiinet.core.links`), as a home is dialed
+by URL before its peer id is known and a link reported down late must not
+end its successor: ``Dial(url)``, then ``Send(home, message, link=...)`` and
+``CloseLink(home, link=..., failed=True)`` on the link that came up.  The driver
 (:mod:`taiinet.signal.client` over sockets, :mod:`taiinet.sim.signal` in the
 simulator) reports the link up or down, the messages the home sends and the
 timers, each with ``now``; the core answers with :data:`ClientAction`s.
@@ -38,7 +39,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from taiinet.core.actions import SetTimer, Started
+from taiinet.core.actions import CloseLink, Dial, LinkId, Send, SetTimer, Started
 from taiinet.signal.codec import (
     MAX_CONTACTS,
     Contacts,
@@ -69,10 +70,9 @@ from taiinet.signal.records import (
 from taiinet.wire.identity import Identity
 from taiinet.wire.peer_id import PeerId
 
-__all__ = ["ClientAction", "ClientTimer", "CloseHome", "DialHome", "HelloTimer", "HomeChanged",
-           "OfferReceived", "OfferSettled", "OfferTimer", "RenewTimer", "RequestSettled",
-           "RequestTimer", "RetryTimer", "SendHome", "SetTimer", "SignalClientConfig",
-           "SignalClientCore", "Started"]
+__all__ = ["ClientAction", "ClientTimer", "HelloTimer", "HomeChanged", "OfferReceived",
+           "OfferSettled", "OfferTimer", "RenewTimer", "RequestSettled", "RequestTimer",
+           "RetryTimer", "SetTimer", "SignalClientConfig", "SignalClientCore", "Started"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,27 +99,6 @@ class SignalClientConfig:
 
 
 # -- actions ------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SendHome:
-    """Send ``message`` on the link to the home."""
-
-    message: SignalMessage
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DialHome:
-    """Open a link to the signaller at ``url`` (report ``handle_link_up``/``_down``)."""
-
-    url: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CloseHome:
-    """Close the link to the home (the driver then reports it down)."""
-
-    reason: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -184,8 +163,8 @@ class OfferTimer:
 ClientTimer = RetryTimer | HelloTimer | RenewTimer | RequestTimer | OfferTimer
 
 
-ClientAction = (SendHome | DialHome | CloseHome | HomeChanged | OfferSettled | OfferReceived
-                | RequestSettled | SetTimer[ClientTimer])
+ClientAction = (Send[SignalMessage] | Dial | CloseLink | HomeChanged | OfferSettled
+                | OfferReceived | RequestSettled | SetTimer[ClientTimer])
 
 
 @dataclass(slots=True)
@@ -198,6 +177,8 @@ class _Request:
 class _Link:
     epoch: int
     url: str
+    #: The runner's id of the link, once it is up.
+    link: LinkId | None = None
     home: PeerId | None = None
     home_url: str = ""
     registered: bool = False
@@ -252,19 +233,37 @@ class SignalClientCore:
         self._dial_next()
         return self._flush()
 
-    def handle_link_up(self, home: PeerId, now: float) -> list[ClientAction]:
-        """The link asked for by the last ``DialHome`` is authenticated as ``home``."""
+    def handle_link_up(self, link: LinkId, peer: PeerId, address: str | None,
+                       dialed: str | None, now: float) -> list[ClientAction]:
+        """The link asked for by the last ``Dial`` is authenticated as ``peer``, the home."""
         self._now = now
-        assert self.link is not None
+        current = self.link
+        if current is None or current.link is not None or dialed != current.url:
+            return [CloseLink(peer=peer, link=link, failed=True, reason="not dialed for a home")]
         self.failures = 0
-        self.link.home = home
+        current.link = link
+        current.home = peer
         self._send(Hello(role=Role.PEER, listen_url=""))
-        self._timer(now + self.config.request_timeout, HelloTimer(epoch=self.link.epoch))
+        self._timer(now + self.config.request_timeout, HelloTimer(epoch=current.epoch))
         return self._flush()
 
-    def handle_link_down(self, now: float) -> list[ClientAction]:
-        """The link (or its dial) ended; wait, then dial the next URL."""
+    def handle_link_down(self, link: LinkId, now: float) -> list[ClientAction]:
+        """The link to the home ended; wait, then dial the next URL."""
         self._now = now
+        if self.link is None or self.link.link != link:
+            return []
+        return self._lost()
+
+    def handle_dial_failed(self, address: str, peer: PeerId | None,
+                           now: float) -> list[ClientAction]:
+        """The dial to the home failed; wait, then dial the next URL."""
+        self._now = now
+        if self.link is None or self.link.link is not None or self.link.url != address:
+            return []
+        return self._lost()
+
+    def _lost(self) -> list[ClientAction]:
+        now = self._now
         link, self.link = self.link, None
         if link is not None and link.registered:
             self._out.append(HomeChanged(home=None, url=None))
@@ -281,14 +280,18 @@ class SignalClientCore:
             self._timer(now + delay * self.rng.uniform(0.5, 1.5), RetryTimer(epoch=self._epoch))
         return self._flush()
 
-    def handle_message(self, message: SignalMessage, now: float) -> list[ClientAction]:
+    def handle_message(self, link: LinkId, message: SignalMessage,
+                       now: float) -> list[ClientAction]:
         self._now = now
-        link = self.link
-        if link is None:
+        current = self.link
+        if current is None or current.link != link:
             return []
+        return self._from_home(current, message)
+
+    def _from_home(self, link: _Link, message: SignalMessage) -> list[ClientAction]:
         if not link.home_url:
             if not isinstance(message, Hello) or message.role is not Role.SIGNALLER:
-                self._out.append(CloseHome(reason="the home did not greet as a signaller"))
+                self._close("the home did not greet as a signaller")
                 return self._flush()
             # The record names the URL the home announces (what other signallers
             # dial), which may differ from the one we dialed (e.g. localhost).
@@ -304,8 +307,7 @@ class SignalClientCore:
             if message.target_peer and message.session_id in self._offers:
                 self._settle(message.session_id, None, message.reason)
         else:
-            self._out.append(CloseHome(
-                reason=f"home sent an unexpected {type(message).__name__}"))
+            self._close(f"home sent an unexpected {type(message).__name__}")
         return self._flush()
 
     def handle_timer(self, timer: ClientTimer, now: float) -> list[ClientAction]:
@@ -319,11 +321,11 @@ class SignalClientCore:
                 if isinstance(timer, RenewTimer):
                     self._register(link)
                 elif not link.home_url:
-                    self._out.append(CloseHome(reason="no hello from the home in time"))
+                    self._close("no hello from the home in time")
         elif isinstance(timer, RequestTimer):
             request = self._requests.pop(timer.request_id, None)
             if request is not None and request.kind == "register":
-                self._out.append(CloseHome(reason="the home did not answer our registration"))
+                self._close("the home did not answer our registration")
             elif request is not None:
                 self._out.append(RequestSettled(request_id=timer.request_id))
         elif timer.session_id in self._offers:
@@ -386,7 +388,7 @@ class SignalClientCore:
         self._index += 1
         self._epoch += 1
         self.link = _Link(epoch=self._epoch, url=url)
-        self._out.append(DialHome(url=url))
+        self._out.append(Dial(address=url))
 
     def _record(self, link: _Link, *, withdrawn: bool = False) -> bytes:
         assert link.home is not None
@@ -414,7 +416,7 @@ class SignalClientCore:
             self._out.append(RequestSettled(request_id=message.request_id))
             return
         if not message.ok:
-            self._out.append(CloseHome(reason=f"{link.url} refused our record: {message.reason}"))
+            self._close(f"{link.url} refused our record: {message.reason}")
             return
         link.registered = True
         self._out.append(HomeChanged(home=link.home, url=link.home_url))
@@ -478,7 +480,16 @@ class SignalClientCore:
             self._waiting.append(message)
 
     def _send(self, message: SignalMessage) -> None:
-        self._out.append(SendHome(message=message))
+        """Send on the home's link (always up here: sends follow its hello)."""
+        link = self.link
+        assert link is not None and link.link is not None and link.home is not None
+        self._out.append(Send(peer=link.home, message=message, link=link.link))
+
+    def _close(self, reason: str) -> None:
+        """Leave the home's link at once (the runner reports it down)."""
+        link = self.link
+        assert link is not None and link.link is not None and link.home is not None
+        self._out.append(CloseLink(peer=link.home, link=link.link, failed=True, reason=reason))
 
     def _timer(self, at: float, timer: ClientTimer) -> None:
         self._out.append(SetTimer(at=at, timer=timer))

@@ -19,6 +19,7 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from taiinet.core.actions import LinkId
 from taiinet.signal.errors import RecordRejected
 from taiinet.signal.ids import id_bytes, node_id
 from taiinet.signal.records import open_peer_record
@@ -33,7 +34,7 @@ class ContactsJob:
     """A ``GetContacts`` from a peer, waiting for the signallers it fanned out to."""
 
     job: int
-    link: int
+    link: LinkId
     exclude: PeerId
     request_id: int
     count: int

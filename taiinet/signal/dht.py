@@ -116,6 +116,9 @@ class KademliaNode:
         self._by_source: dict[str, dict[bytes, None]] = {}
         self._lookups: dict[int, _Lookup] = {}
         self._pending: dict[tuple[str, int], _Pending] = {}
+        #: The keys of ``_pending`` per peer, in the same order (an index, so a
+        #: peer's requests are found without scanning every pending one).
+        self._pending_of: dict[str, dict[tuple[str, int], None]] = {}
         #: Puts waiting for their STOREs; each holds >= 1 pending request, so the
         #: table is bounded by ``max_pending_requests``.
         self._puts: dict[int, _PutWait] = {}
@@ -225,7 +228,7 @@ class KademliaNode:
     def handle_unreachable(self, peer_id: str, now: float) -> list[DhtAction]:
         """The driver could not reach ``peer_id`` (``handle_link_down``)."""
         actions: list[DhtAction] = []
-        for key in [key for key in self._pending if key[0] == peer_id]:
+        for key in list(self._pending_of.get(peer_id, ())):
             actions.extend(self._fail_request(key, now))
         self.table.remove(peer_id)
         return actions
@@ -273,13 +276,24 @@ class KademliaNode:
         else:  # pragma: no cover - internal misuse
             raise SignalUsageError(f"cannot build {message_for!r}")
         deadline = now + self.config.request_timeout
-        self._pending[(contact.peer_id, request_id)] = _Pending(
+        key = (contact.peer_id, request_id)
+        self._pending[key] = _Pending(
             contact=contact, deadline=deadline,
             lookup_id=lookup_id, is_ping=message_for is Ping, put_id=put_id)
+        self._pending_of.setdefault(contact.peer_id, {})[key] = None
         out.append(_send(contact, message))
         out.append(SetTimer(at=deadline, timer=RequestTimeout(peer_id=contact.peer_id,
                                                               request_id=request_id)))
         return True
+
+    def _pop_pending(self, key: tuple[str, int]) -> _Pending | None:
+        pending = self._pending.pop(key, None)
+        if pending is not None:
+            keys = self._pending_of[key[0]]
+            del keys[key]
+            if not keys:
+                del self._pending_of[key[0]]
+        return pending
 
     def _start(self, target: int, now: float, *, want_value: bool,
                put_record: DhtRecord | None, report: bool,
@@ -373,7 +387,7 @@ class KademliaNode:
 
     def _handle_response(self, sender: Contact, message: DhtMessage,
                          now: float) -> list[DhtAction]:
-        pending = self._pending.pop((sender.peer_id, message.request_id), None)
+        pending = self._pop_pending((sender.peer_id, message.request_id))
         if pending is not None and pending.put_id is not None:
             return self._store_done(pending.put_id)
         if pending is None or pending.lookup_id is None:
@@ -414,7 +428,8 @@ class KademliaNode:
                 del lookup.candidates[candidate.contact.peer_id]
 
     def _fail_request(self, key: tuple[str, int], now: float) -> list[DhtAction]:
-        pending = self._pending.pop(key)
+        pending = self._pop_pending(key)
+        assert pending is not None
         self.table.remove(pending.contact.peer_id)
         if pending.put_id is not None:
             return self._store_done(pending.put_id)
@@ -439,7 +454,8 @@ class KademliaNode:
         if insertion.check is None:
             return []
         stale = insertion.check
-        if any(key[0] == stale.peer_id and p.is_ping for key, p in self._pending.items()):
+        pending = self._pending
+        if any(pending[key].is_ping for key in self._pending_of.get(stale.peer_id, ())):
             return []
         actions: list[DhtAction] = []
         self._request(stale, Ping, now, actions, lookup_id=None)

@@ -26,22 +26,14 @@ from dataclasses import dataclass, field
 
 import trio
 
+from taiinet.core.actions import CloseLink, Dial, LinkId, Send, SetTimer
 from taiinet.errors import ConnectionClosed, RemoteProtocolError, TaiiNetError
 from taiinet.signal.codec import decode_signal, encode_signal
 from taiinet.signal.dht import KademliaNode
 from taiinet.signal.pace import ProtocolViolation
-from taiinet.signal.signaller_actions import (
-    Action,
-    CloseLink,
-    Dial,
-    Joined,
-    LinkId,
-    Send,
-    SetTimer,
-    Timer,
-)
 from taiinet.signal.signaller_config import FLUSH_TIMEOUT, SignallerConfig
 from taiinet.signal.signaller_core import SignallerClaimRejected, SignallerCore
+from taiinet.signal.signaller_timers import Joined, SignallerAction, SignallerTimer
 from taiinet.signal.timer_heap import TimerHeap
 from taiinet.signal.transport import SignalListener, SignalTransport
 from taiinet.transport.connection import Connection
@@ -82,7 +74,7 @@ class Signaller:
         self.core: SignallerCore | None = None
         self._links: dict[LinkId, _LinkIO] = {}
         self._next_link = 0
-        self._timers: TimerHeap[Timer] = TimerHeap()
+        self._timers: TimerHeap[SignallerTimer] = TimerHeap()
         self._joined: dict[str, trio.Event] = {}
         self._nursery: trio.Nursery | None = None
         self._driver_dropped = 0
@@ -156,7 +148,8 @@ class Signaller:
         assert self.core is not None
         core = self.core
         send, receive = trio.open_memory_channel[bytes](self.config.send_queue)
-        link = self._next_link = self._next_link + 1
+        self._next_link += 1
+        link = LinkId(self._next_link)
         io = _LinkIO(connection=connection, send=send, receive=receive)
         self._links[link] = io
         try:
@@ -247,27 +240,30 @@ class Signaller:
             self.core.unix_epoch = time.time() - now
         return now
 
-    def _carry(self, actions: list[Action]) -> None:
+    def _carry(self, actions: list[SignallerAction]) -> None:
         assert self._nursery is not None
         for action in actions:
             if isinstance(action, Send):
-                io = self._links.get(action.link)
+                io = self._link_of(action.link)
                 if io is not None:
                     self._enqueue(io, encode_signal(action.message))
             elif isinstance(action, SetTimer):
                 self._timers.add(action.at, action.timer)
             elif isinstance(action, Dial):
-                self._nursery.start_soon(self._dial, action.url, action.peer)
+                self._nursery.start_soon(self._dial, action.address, action.peer)
             elif isinstance(action, CloseLink):
-                io = self._links.get(action.link)
+                io = self._link_of(action.link)
                 if io is not None:
-                    logger.warning("closing link to %s: %s", io.connection.remote_peer_id,
-                                   action.reason)
-                    self._nursery.start_soon(self._close, io, action.flush)
+                    logger.warning("closing link to %s: %s", action.peer, action.reason)
+                    self._nursery.start_soon(self._close, io, not action.failed)
             elif isinstance(action, Joined):
                 if not action.ok:
                     logger.warning("could not join the mesh through %s", action.url)
                 self._joined.setdefault(action.url, trio.Event()).set()
+
+    def _link_of(self, link: LinkId | None) -> _LinkIO | None:
+        """The link a ``Send`` or ``CloseLink`` names (the core always names one)."""
+        return None if link is None else self._links.get(link)
 
     async def _timer_loop(self) -> None:
         core = self.core

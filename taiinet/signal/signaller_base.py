@@ -15,8 +15,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from taiinet.core.actions import Send as DhtSend
-from taiinet.core.actions import SetTimer as DhtSetTimer
+from taiinet.core.actions import CloseLink, Dial, LinkId, Send, SetTimer
 from taiinet.signal.address_budget import AddressBudget
 from taiinet.signal.codec import (
     Dht,
@@ -40,24 +39,19 @@ from taiinet.signal.errors import RecordRejected, SignalUsageError
 from taiinet.signal.ids import id_bytes, node_id
 from taiinet.signal.pace import ProtocolViolation, ReadPace
 from taiinet.signal.records import PeerRecord, open_peer_record
-from taiinet.signal.signaller_actions import (
-    Action,
-    CloseLink,
+from taiinet.signal.signaller_config import MAX_HELD_WHILE_VERIFYING, SignallerConfig
+from taiinet.signal.signaller_timers import (
     ContactsTimer,
     DhtTimer,
-    Dial,
     HelloTimer,
     HomeTimer,
     Joined,
     JoinTimer,
-    LinkId,
     LookupTimer,
-    Send,
-    SetTimer,
-    Timer,
+    SignallerAction,
+    SignallerTimer,
     VerifyTimer,
 )
-from taiinet.signal.signaller_config import MAX_HELD_WHILE_VERIFYING, SignallerConfig
 from taiinet.wire.peer_id import PeerId
 
 
@@ -129,6 +123,8 @@ class SignallerBase:
                                 rng=random.Random(rng.getrandbits(64)), now=now,
                                 config=config.dht)
         self.links: dict[LinkId, LinkState] = {}
+        #: The links of each peer id, in the order of ``links`` (an index).
+        self._links_of: dict[PeerId, dict[LinkId, LinkState]] = {}
         self.signallers: dict[PeerId, LinkState] = {}
         self.homed: dict[PeerId, _Homed] = {}
         self.address_budget = AddressBudget(config.address_limits)
@@ -148,37 +144,40 @@ class SignallerBase:
         self._inflight_relays = 0
         self._next_id = rng.getrandbits(32)
         self._now = now
-        self._out: list[Action] = []
+        self._out: list[SignallerAction] = []
 
     # -- inputs ---------------------------------------------------------------
 
-    def start(self, now: float) -> list[Action]:
+    def start(self, now: float) -> list[SignallerAction]:
         """The first actions: the DHT's maintenance timer."""
         self._now = now
         self._apply(self.dht.start(now))
         return self._flush()
 
-    def join(self, url: str, now: float) -> list[Action]:
+    def join(self, url: str, now: float) -> list[SignallerAction]:
         """Join the mesh through the signaller at ``url`` (a ``Joined`` ends it)."""
         self._now = now
         self._joining[url] = None
-        self._out.append(Dial(url=url, peer=None))
+        self._out.append(Dial(address=url, peer=None))
         self._timer(now + self.config.hello_timeout, JoinTimer(url=url))
         return self._flush()
 
-    def handle_link_up(self, link: LinkId, peer_id: PeerId, address: str | None,
-                       dialed_url: str | None, now: float) -> list[Action]:
-        """A link is authenticated (``dialed_url`` set when we dialed it)."""
+    def handle_link_up(self, link: LinkId, peer: PeerId, address: str | None,
+                       dialed: str | None, now: float) -> list[SignallerAction]:
+        """A link is authenticated (``dialed`` set when we dialed it)."""
         self._now = now
         c = self.config
-        if dialed_url is None and len(self.links) >= c.max_links:
-            return [CloseLink(link=link, reason=f"{c.max_links} links already")]
-        self.links[link] = LinkState(
-            link=link, peer_id=peer_id, address=address, dialed_url=dialed_url,
+        if dialed is None and len(self.links) >= c.max_links:
+            return [CloseLink(peer=peer, link=link, failed=True,
+                              reason=f"{c.max_links} links already")]
+        if link in self.links:
+            raise SignalUsageError(f"link id {link} is already in use (runners never reuse one)")
+        state = self.links[link] = LinkState(
+            link=link, peer_id=peer, address=address, dialed_url=dialed,
             pace=ReadPace(rate=c.peer_rate, burst=c.peer_burst, byte_rate=c.peer_byte_rate,
                           byte_burst=c.peer_byte_burst, refilled=now))
-        self._out.append(Send(link=link, message=Hello(role=Role.SIGNALLER,
-                                                       listen_url=self.url)))
+        self._links_of.setdefault(peer, {})[link] = state
+        self._send(link, Hello(role=Role.SIGNALLER, listen_url=self.url))
         self._timer(now + c.hello_timeout, HelloTimer(link=link))
         return self._flush()
 
@@ -190,7 +189,8 @@ class SignallerBase:
         state = self.links.get(link)
         return 0.0 if state is None else state.pace.delay(size, now, self.config.flood_timeout)
 
-    def handle_message(self, link: LinkId, message: SignalMessage, now: float) -> list[Action]:
+    def handle_message(self, link: LinkId, message: SignalMessage,
+                       now: float) -> list[SignallerAction]:
         self._now = now
         state = self.links.get(link)
         if state is None or state.closing:
@@ -208,11 +208,15 @@ class SignallerBase:
             self._drop(state, str(exc))
         return self._flush()
 
-    def handle_link_down(self, link: LinkId, now: float) -> list[Action]:
+    def handle_link_down(self, link: LinkId, now: float) -> list[SignallerAction]:
         self._now = now
         state = self.links.pop(link, None)
         if state is None:
             return []
+        of_peer = self._links_of[state.peer_id]
+        del of_peer[link]
+        if not of_peer:
+            del self._links_of[state.peer_id]
         if self.signallers.get(state.peer_id) is state:
             del self.signallers[state.peer_id]
         homed = self.homed.get(state.peer_id)
@@ -228,14 +232,16 @@ class SignallerBase:
             self._join_link_failed(state.dialed_url)
         return self._flush()
 
-    def handle_dial_failed(self, url: str, peer: PeerId | None, now: float) -> list[Action]:
+    def handle_dial_failed(self, address: str, peer: PeerId | None,
+                           now: float) -> list[SignallerAction]:
         self._now = now
+        url = address
         if peer is not None:
             self._dial_failed(peer)
         self._join_link_failed(url)
         return self._flush()
 
-    def handle_timer(self, timer: Timer, now: float) -> list[Action]:
+    def handle_timer(self, timer: SignallerTimer, now: float) -> list[SignallerAction]:
         self._now = now
         if isinstance(timer, DhtTimer):
             self._apply(self.dht.handle_timer(timer.timer, now))
@@ -315,13 +321,13 @@ class SignallerBase:
         url = self._verifying.pop(peer, None)
         if url is None:
             return
-        for state in [s for s in self.links.values() if s.peer_id == peer]:
+        for state in list(self._links_of.get(peer, {}).values()):
             if state.role is not Role.SIGNALLER or state.proven or state.closing:
                 continue
             if self._verified.get(peer) == state.listen_url:
                 self._promote(state)
             else:
-                self._out.append(CloseLink(link=state.link, reason=(
+                self._out.append(CloseLink(peer=peer, link=state.link, failed=True, reason=(
                     f"{state.listen_url} did not prove peer id {peer}")))
                 state.closing = True
 
@@ -447,7 +453,7 @@ class SignallerBase:
             self._dial_failed(peer)
             return
         self._dialing[peer] = _Dial(url=url, messages=messages)
-        self._out.append(Dial(url=url, peer=peer))
+        self._out.append(Dial(address=url, peer=peer))
 
     def _dial_failed(self, peer: PeerId) -> None:
         self._dialing.pop(peer, None)
@@ -465,10 +471,10 @@ class SignallerBase:
 
     def _apply(self, actions: list[DhtAction]) -> None:
         for action in actions:
-            if isinstance(action, DhtSend):
+            if isinstance(action, Send):
                 self._send_to_signaller(action.peer, action.address or "",
                                         Dht(message=action.message, sender_address=self.url))
-            elif isinstance(action, DhtSetTimer):
+            elif isinstance(action, SetTimer):
                 self._timer(action.at, DhtTimer(timer=action.timer))
             else:
                 done = self._lookups.pop(action.lookup_id, None)
@@ -484,19 +490,20 @@ class SignallerBase:
     def _drop(self, state: LinkState, reason: str) -> None:
         self.links_dropped += 1
         state.closing = True
-        self._out.append(CloseLink(link=state.link, reason=reason, flush=True))
+        self._out.append(CloseLink(peer=state.peer_id, link=state.link, reason=reason))
 
     def _send(self, link: LinkId, message: SignalMessage) -> None:
-        if link in self.links:
-            self._out.append(Send(link=link, message=message))
+        state = self.links.get(link)
+        if state is not None:
+            self._out.append(Send(peer=state.peer_id, message=message, link=link))
 
-    def _timer(self, at: float, timer: Timer) -> None:
+    def _timer(self, at: float, timer: SignallerTimer) -> None:
         self._out.append(SetTimer(at=at, timer=timer))
 
     def _new_id(self) -> int:
         self._next_id = (self._next_id + 1) % (1 << 64)
         return self._next_id
 
-    def _flush(self) -> list[Action]:
+    def _flush(self) -> list[SignallerAction]:
         out, self._out = self._out, []
         return out

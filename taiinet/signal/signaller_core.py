@@ -5,8 +5,9 @@ Theory of operation
 -------------------
 A driver (:mod:`taiinet.signal.server` over sockets, :mod:`taiinet.sim.signal`
 in the simulator) reports links up and down, dial failures, received
-messages and timers, each with ``now``; the core answers with actions
-(:mod:`taiinet.signal.signaller_actions`).  Wall-clock time, which signed
+messages and timers, each with ``now``; the core answers with the contract's actions
+(:mod:`taiinet.core.links`: it names links, as it may hold two to one peer
+id; timers and ``Joined`` in :mod:`taiinet.signal.signaller_timers`).  Wall-clock time, which signed
 records carry, is ``unix_epoch + now``.
 
 Every link is authenticated by Noise, so its peer id is proven; the first
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from taiinet.core.actions import LinkId
 from taiinet.signal.codec import (
     MAX_CONTACTS,
     Contacts,
@@ -67,11 +69,6 @@ from taiinet.signal.errors import RecordRejected, SignalUsageError
 from taiinet.signal.ids import id_bytes, node_id
 from taiinet.signal.pace import ProtocolViolation
 from taiinet.signal.records import PeerRecord, open_peer_record, open_session
-from taiinet.signal.signaller_actions import (
-    ContactsTimer,
-    HomeTimer,
-    LinkId,
-)
 from taiinet.signal.signaller_base import (
     LinkState,
     RelayJob,
@@ -79,6 +76,7 @@ from taiinet.signal.signaller_base import (
     SignallerClaimRejected,
     _Homed,
 )
+from taiinet.signal.signaller_timers import ContactsTimer, HomeTimer
 
 __all__ = ["SignallerClaimRejected", "SignallerCore"]
 from taiinet.wire.peer_id import PeerId

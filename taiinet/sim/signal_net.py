@@ -22,13 +22,14 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from taiinet.core.actions import CloseLink, Dial, LinkId, Send, SetTimer
 from taiinet.signal import client_core as cc
-from taiinet.signal import signaller_actions as sa
 from taiinet.signal.client_core import SignalClientConfig, SignalClientCore
 from taiinet.signal.codec import Relay, SignalMessage
 from taiinet.signal.records import SessionKind
 from taiinet.signal.signaller_config import SignallerConfig
 from taiinet.signal.signaller_core import SignallerCore
+from taiinet.signal.signaller_timers import Joined, SignallerAction, SignallerTimer
 from taiinet.sim.events import EventLoop
 from taiinet.wire.identity import Identity
 from taiinet.wire.peer_id import PeerId
@@ -54,14 +55,14 @@ class _Link:
 class SimSignaller:
     core: SignallerCore
     alive: bool = True
-    links: set[int] = field(default_factory=set)
+    links: set[LinkId] = field(default_factory=set)
 
 
 @dataclass(slots=True)
 class SimPeer:
     core: SignalClientCore
     alive: bool = True
-    link: int | None = None
+    link: LinkId | None = None
     #: Outstanding offers: session id -> (started at, envelope of the offer).
     offers: dict[bytes, tuple[float, bytes]] = field(default_factory=dict)
 
@@ -89,7 +90,7 @@ class SignalNet:
     signallers: list[SimSignaller] = field(default_factory=list)
     peers: list[SimPeer] = field(default_factory=list)
     by_url: dict[str, int] = field(default_factory=dict)
-    links: dict[int, _Link] = field(default_factory=dict)
+    links: dict[LinkId, _Link] = field(default_factory=dict)
     messages: int = 0
     joined: set[int] = field(default_factory=set)
     #: Offer envelope -> relays between signallers it took.
@@ -150,7 +151,7 @@ class SignalNet:
                                                    self.loop.now)
         envelope = b""
         for action in actions:
-            if isinstance(action, cc.SendHome) and isinstance(action.message, Relay):
+            if isinstance(action, Send) and isinstance(action.message, Relay):
                 envelope = action.message.session
                 self.forwards[envelope] = 0
         peer.offers[session_id] = (self.loop.now, envelope)
@@ -181,7 +182,8 @@ class SignalNet:
             core = self.signallers[index].core
             self._carry_signaller(index, core.handle_dial_failed(url, expected, self.loop.now))
         else:
-            self._carry_peer(index, self.peers[index].core.handle_link_down(self.loop.now))
+            self._carry_peer(index, self.peers[index].core.handle_dial_failed(url, None,
+                                                                              self.loop.now))
 
     def _connect(self, source: End, target: int, url: str, expected: PeerId | None) -> None:
         if not self._alive(source):
@@ -191,7 +193,7 @@ class SignalNet:
             self._dial_failed(source, url, expected)
             return
         self._next_link += 1
-        link_id = self._next_link
+        link_id = LinkId(self._next_link)
         self.links[link_id] = _Link(a=source, b=("s", target))
         node.links.add(link_id)
         now = self.loop.now
@@ -208,9 +210,10 @@ class SignalNet:
             peer.link = link_id
             self._carry_signaller(target, node.core.handle_link_up(
                 link_id, peer.core.peer_id, None, None, now))
-            self._carry_peer(index, peer.core.handle_link_up(node.core.peer_id, now))
+            self._carry_peer(index, peer.core.handle_link_up(link_id, node.core.peer_id, None,
+                                                             url, now))
 
-    def _send(self, source: End, link_id: int, message: SignalMessage) -> None:
+    def _send(self, source: End, link_id: LinkId, message: SignalMessage) -> None:
         link = self.links.get(link_id)
         if link is None or not link.open:
             return
@@ -223,7 +226,7 @@ class SignalNet:
         link.last[destination] = at
         self.loop.schedule(at, self._arrive, destination, link_id, message)
 
-    def _arrive(self, destination: End, link_id: int, message: SignalMessage) -> None:
+    def _arrive(self, destination: End, link_id: LinkId, message: SignalMessage) -> None:
         link = self.links.get(link_id)
         if link is None or not link.open or not self._alive(destination):
             return
@@ -233,9 +236,9 @@ class SignalNet:
             core = self.signallers[index].core
             self._carry_signaller(index, core.handle_message(link_id, message, now))
         else:
-            self._carry_peer(index, self.peers[index].core.handle_message(message, now))
+            self._carry_peer(index, self.peers[index].core.handle_message(link_id, message, now))
 
-    def _close(self, link_id: int, closer: End, *, crashed: bool = False) -> None:
+    def _close(self, link_id: LinkId, closer: End, *, crashed: bool = False) -> None:
         """Close a link; the closer hears it at once, the other end a moment later."""
         link = self.links.get(link_id)
         if link is None or not link.open:
@@ -247,7 +250,7 @@ class SignalNet:
         delay = self.failure_delay if crashed else self._delay()
         self.loop.call_later(delay, self._link_down, other, link_id)
 
-    def _link_down(self, end: End, link_id: int) -> None:
+    def _link_down(self, end: End, link_id: LinkId) -> None:
         kind, index = end
         if kind == "s":
             node = self.signallers[index]
@@ -261,12 +264,12 @@ class SignalNet:
             if peer.link == link_id:
                 peer.link = None
                 if peer.alive:
-                    self._carry_peer(index, peer.core.handle_link_down(self.loop.now))
+                    self._carry_peer(index, peer.core.handle_link_down(link_id, self.loop.now))
         if all(not self._has(e, link_id) for e in (self.links[link_id].a,
                                                     self.links[link_id].b)):
             del self.links[link_id]
 
-    def _has(self, end: End, link_id: int) -> bool:
+    def _has(self, end: End, link_id: LinkId) -> bool:
         kind, index = end
         if kind == "s":
             return link_id in self.signallers[index].links
@@ -274,21 +277,23 @@ class SignalNet:
 
     # -- actions --------------------------------------------------------------
 
-    def _carry_signaller(self, index: int, actions: list[sa.Action]) -> None:
+    def _carry_signaller(self, index: int, actions: list[SignallerAction]) -> None:
         end: End = ("s", index)
         for action in actions:
-            if isinstance(action, sa.Send):
-                self._send(end, action.link, action.message)
-            elif isinstance(action, sa.SetTimer):
+            if isinstance(action, Send):
+                if action.link is not None:
+                    self._send(end, action.link, action.message)
+            elif isinstance(action, SetTimer):
                 self.loop.schedule(action.at, self._signaller_timer, index, action.timer)
-            elif isinstance(action, sa.Dial):
-                self._dial(end, action.url, action.peer)
-            elif isinstance(action, sa.CloseLink):
-                self._close(action.link, end)
-            elif isinstance(action, sa.Joined):
+            elif isinstance(action, Dial):
+                self._dial(end, action.address, action.peer)
+            elif isinstance(action, CloseLink):
+                if action.link is not None:
+                    self._close(action.link, end)
+            elif isinstance(action, Joined):
                 self.joined.add(index)
 
-    def _signaller_timer(self, index: int, timer: sa.Timer) -> None:
+    def _signaller_timer(self, index: int, timer: SignallerTimer) -> None:
         node = self.signallers[index]
         if node.alive:
             self._carry_signaller(index, node.core.handle_timer(timer, self.loop.now))
@@ -297,16 +302,16 @@ class SignalNet:
         end: End = ("p", index)
         peer = self.peers[index]
         for action in actions:
-            if isinstance(action, cc.SendHome):
-                if peer.link is not None:
-                    self._send(end, peer.link, action.message)
-            elif isinstance(action, cc.SetTimer):
+            if isinstance(action, Send):
+                if action.link is not None:
+                    self._send(end, action.link, action.message)
+            elif isinstance(action, SetTimer):
                 self.loop.schedule(action.at, self._peer_timer, index, action.timer)
-            elif isinstance(action, cc.DialHome):
-                self._dial(end, action.url, None)
-            elif isinstance(action, cc.CloseHome):
-                if peer.link is not None:
-                    self._close(peer.link, end)
+            elif isinstance(action, Dial):
+                self._dial(end, action.address, None)
+            elif isinstance(action, CloseLink):
+                if action.link is not None:
+                    self._close(action.link, end)
             elif isinstance(action, cc.OfferReceived):
                 self._carry_peer(index, peer.core.reply(
                     action.from_peer, action.session_id, SessionKind.ANSWER, "v=0 answer",

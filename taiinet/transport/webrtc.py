@@ -239,9 +239,13 @@ class WebRTCEndpoint:
         return answer_sdp, PendingAnswer(self, peer)
 
     async def _wait_open(self, peer: BridgedPeer) -> MessageChannel:
+        started = trio.current_time()
         try:
             with trio.fail_after(self._connect_timeout):
-                return await peer.wait_open()
+                channel = await peer.wait_open()
+                logger.debug("data channel open after %.3f s (ICE, DTLS, SCTP)",
+                             trio.current_time() - started)
+                return channel
         except trio.TooSlowError:
             raise DialError("the WebRTC data channel did not open in time") from None
         except BridgeConnectError as exc:
@@ -251,13 +255,16 @@ class WebRTCEndpoint:
                       expected_peer_id: str | None) -> Connection:
         if isinstance(channel, BridgedDataChannel):
             channel.coalesce = True  # the secure channel reads a byte stream
+        started = trio.current_time()
         try:
             with trio.fail_after(self._connect_timeout):
-                return await secure_channel(
+                connection = await secure_channel(
                     channel, self._identity, initiator=initiator,
                     expected_peer_id=expected_peer_id, max_frame_size=self._max_frame_size,
                     handshake_timeout=self._deadlines.handshake, deadlines=self._deadlines,
                 )
+                logger.debug("Noise XX done after %.3f s", trio.current_time() - started)
+                return connection
         except trio.TooSlowError:
             raise DialError("the Noise handshake over WebRTC timed out") from None
         except ConnectionClosed as exc:
