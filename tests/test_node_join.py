@@ -22,8 +22,42 @@ from taiinet.transport.connection import Connection
 from taiinet.transport.memory import MemoryNetwork
 from taiinet.wire.identity import Identity
 from tests.node_support import ident, slow_dials, start_cm, start_nodes, start_signallers
+from tests.test_signal_contacts import forge_records, hold_forever
 
 TAIINET = [sys.executable, "-m", "taiinet.cli"]
+
+
+def relayed(inner: LinkFactory) -> LinkFactory:
+    """Memory links that first relay an offer through the signallers (and answer
+    the offers relayed to them), as WebSocket and WebRTC links do."""
+
+    class Relayed(Links):
+        kind = "memory"
+
+        def __init__(self, links: Links) -> None:
+            super().__init__(links.identity, links.signal, links.meter)
+            self.inner = links
+
+        async def dial(self, peer_id: str) -> Connection:
+            await self.signal.send_offer(peer_id, "memory")
+            return await self.inner.dial(peer_id)
+
+        async def serve(self, accept: object) -> None:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._answer)
+                await self.inner.serve(accept)  # type: ignore[arg-type]
+
+        async def _answer(self) -> None:
+            async for offer in self.signal.incoming_offers():
+                await offer.answer("memory")
+
+    @asynccontextmanager
+    async def factory(identity: Identity, signal: SignalClient,
+                      meter: LinkMeter) -> AsyncIterator[Links]:
+        async with inner(identity, signal, meter) as links:
+            yield Relayed(links)
+
+    return factory
 
 
 def hanging_for(hung: set[str], inner: LinkFactory) -> LinkFactory:
@@ -198,3 +232,40 @@ async def test_a_redundant_dial_to_a_neighbour_loses_no_frame(
             assert b.driver.router.interest_of(a.peer_id) == a.driver.router.advert_for(b.peer_id)
             assert a.neighbors == [b.peer_id] and b.neighbors == [a.peer_id]
         nursery.cancel_scope.cancel()
+
+
+async def test_a_join_under_forged_records_takes_one_attempt(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Both signallers hold 40 forged records naming a home that accepts links and
+    never answers (a tarpit: each relay towards it holds a lookup slot until
+    ``hello_timeout``); the one live node is homed on s1.  Joiners on s2 (several
+    seeds) join it in their first attempt: the live contact is handed out first
+    (not shuffled in with the forged ones) and its relay, needing no lookup, is
+    not refused "signaller busy" behind the relays stuck on the tarpit."""
+    network = MemoryNetwork()
+    transport = MemorySignalTransport(network)
+    async with trio.open_nursery() as nursery:
+        (s1, _), (s2, _) = await start_signallers(nursery, transport, 2)
+        listener = await forge_records(nursery, network, [s1, s2], home=ident(67))
+        tarpit = network.listen(ident(67))
+        nursery.start_soon(hold_forever, tarpit)
+        (live, _), = await start_nodes(nursery, [[s1.url]], relayed(memory_links(network)),
+                                       transport, NodeConfig(join_timeout=0.5), first=1)
+        for first in range(2, 8):
+            started = trio.current_time()
+            (joiner, scope), = await start_nodes(nursery, [[s2.url]],
+                                                 relayed(memory_links(network)),
+                                                 transport, NodeConfig(join_timeout=30.0),
+                                                 first=first)
+            # One GetContacts (the fan-out waits out a silent signaller: 2 s),
+            # no join_retry (1 s) after a failed attempt.
+            assert joiner.neighbors == [live.peer_id]
+            assert trio.current_time() - started < 2.0 + 1.0
+            scope.cancel()
+            with trio.fail_after(30):
+                while live.neighbors:
+                    await live.membership_changed()
+        await listener.aclose()
+        await tarpit.aclose()
+        nursery.cancel_scope.cancel()
+

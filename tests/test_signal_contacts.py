@@ -352,3 +352,101 @@ def test_a_client_cannot_ask_for_a_record_homes_would_refuse() -> None:
     with pytest.raises(SignalUsageError, match="record_lifetime"):
         SignalClientConfig(record_lifetime=600.0)
     assert SignalClientConfig().record_lifetime == RECORD_LIFETIME
+
+
+async def test_peers_a_linked_signaller_vouches_for_come_before_forged_records(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """A (proven) hostile signaller STOREs fresh records of identities nobody runs,
+    naming a made-up home (a tarpit); a peer asking s2 for 8 contacts is shown the
+    one live peer, homed on s1, every time: shuffled in with the forged records it
+    was left out of about half the answers, and a joiner backed off round after
+    round (tests/hostile dht_pollution: first delivery 30+ s under load)."""
+    network = MemoryNetwork()
+    transport = MemorySignalTransport(network)
+    async with trio.open_nursery() as nursery, open_signaller(
+            identity=ident(100), transport=transport, rng=random.Random(0)) as s1, \
+            open_signaller(join=[s1.url], identity=ident(101), transport=transport,
+                           rng=random.Random(1)) as s2:
+        listener = await forge_records(nursery, network, [s1, s2], home=ident(67))
+        await client(nursery, transport, 1, [s1.url])
+        asker, _ = await client(nursery, transport, 2, [s2.url])
+        for _ in range(8):
+            contacts = await asker.contacts(8)
+            assert len(contacts) == 8
+            assert ident(1).peer_id in [c.peer_id for c in contacts]
+        await listener.aclose()
+        nursery.cancel_scope.cancel()
+
+
+def forged_identity(n: int) -> Identity:
+    return Identity.from_seed(n.to_bytes(2, "big") * 16)
+
+
+async def forge_records(nursery: trio.Nursery, network: MemoryNetwork, sigs: list[Signaller],
+                        home: Identity, count: int = 40) -> MemoryListener:
+    """Mallory, a proven signaller, STOREs on each of ``sigs`` ``count`` fresh records of
+    identities nobody runs, naming ``home`` (which never runs) as their signaller."""
+    listener = network.listen(MALLORY)
+    nursery.start_soon(greet_as_signaller, listener)
+    for sig in sigs:
+        link = await network.dial(MALLORY, sig.peer_id)
+        await link.send(encode_signal(Hello(role=Role.SIGNALLER,
+                                            listen_url=f"mem://{MALLORY.peer_id}")))
+        now = int(time.time() * 1000)
+        for n in range(count):
+            fake = forged_identity(n)
+            raw = seal_peer_record(fake, PeerRecord(
+                peer_id=fake.peer_id, signaller_peer_id=home.peer_id,
+                signaller_url=f"mem://{home.peer_id}", addresses=(), seq=1,
+                expires_unix_ms=now + 60_000))
+            await link.send(encode_signal(Dht(message=Store(request_id=n, record=DhtRecord(
+                key=id_bytes(node_id(fake.peer_id)), value=raw, seq=1, ttl=60.0)),
+                sender_address=f"mem://{MALLORY.peer_id}")))
+        await wait_until(lambda sig=sig: sig.dht is not None
+                         and len(sig.dht.records) >= 3 * count // 4)
+    return listener
+
+
+async def hold_forever(listener: MemoryListener) -> None:
+    """A tarpit: accept every link and never say a word on it."""
+    held = []
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            held.append(await listener.accept())
+
+
+async def test_relays_towards_tarpit_homes_do_not_crowd_out_a_linked_home(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Forged records name a home that accepts links and never answers: a relay
+    towards one holds a lookup slot until ``hello_timeout``.  A peer that has
+    filled its slots so still reaches a peer homed on a signaller its home is
+    linked to (found in the held copy: no lookup, no dial), both ways."""
+    network = MemoryNetwork()
+    transport = MemorySignalTransport(network)
+    async with trio.open_nursery() as nursery, open_signaller(
+            identity=ident(100), transport=transport, rng=random.Random(0)) as s1, \
+            open_signaller(join=[s1.url], identity=ident(101), transport=transport,
+                           rng=random.Random(1)) as s2:
+        listener = await forge_records(nursery, network, [s1, s2], home=ident(67))
+        tarpit = network.listen(ident(67))
+        nursery.start_soon(hold_forever, tarpit)
+        target, _ = await client(nursery, transport, 1, [s1.url])
+        asker, _ = await client(nursery, transport, 2, [s2.url])
+        await wait_until(lambda: held(s2, ident(1)) is not None)
+
+        async def answer() -> None:
+            async for offer in target.incoming_offers():
+                await offer.answer("answer:" + offer.sdp)
+
+        async def stuck(peer_id: str) -> None:
+            with contextlib.suppress(PeerUnreachable):
+                await asker.send_offer(peer_id, "offer")
+
+        nursery.start_soon(answer)
+        for n in range(s2.config.max_inflight_relays_per_link):
+            nursery.start_soon(stuck, forged_identity(n).peer_id)
+        await trio.sleep(0.1)
+        assert await asker.send_offer(ident(1).peer_id, "offer") == "answer:offer"
+        await listener.aclose()
+        await tarpit.aclose()
+        nursery.cancel_scope.cancel()

@@ -16,6 +16,7 @@ service are left out.
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -90,9 +91,20 @@ def local_sample(core: SignallerCore, count: int, exclude: str, service: str) ->
     return chosen
 
 
-def merge_contacts(job: ContactsJob, now_unix_ms: int, rng: random.Random) -> list[bytes]:
-    """The answer: local records and the verified ones other signallers sent."""
+def merge_contacts(job: ContactsJob, now_unix_ms: int, rng: random.Random,
+                   vouched_homes: Collection[PeerId]) -> list[bytes]:
+    """The answer: local records and the verified ones other signallers sent,
+    those whose home is in ``vouched_homes`` first.
+
+    ``vouched_homes`` are this signaller and the signallers it has a verified
+    link to: a record naming one of them as its home is a peer a signaller we
+    reached vouches for (or can be asked about at once).  Any key pair can sign
+    a record naming a made-up home whose URL is a tarpit; shuffled in with the
+    rest, such records crowd the live peers out of a small answer (a joiner
+    then needs round after round of backoff), so they only fill up the answer.
+    """
     remote: list[bytes] = []
+    homes: dict[bytes, PeerId | None] = {}
     for records in job.replies:
         for raw in records:
             try:
@@ -102,10 +114,22 @@ def merge_contacts(job: ContactsJob, now_unix_ms: int, rng: random.Random) -> li
             if (record.peer_id != job.exclude and not record.withdrawn
                     and (not job.service or job.service in record.services)):
                 remote.append(raw)
+                homes[raw] = record.signaller_peer_id
     if job.service:  # scarce: ours (linked first) before the mesh's
         rng.shuffle(remote)
         unique = list(dict.fromkeys(job.local + remote))
     else:
         unique = list(dict.fromkeys(job.local + remote))
         rng.shuffle(unique)
-    return unique[:job.count]
+    for raw in job.local:
+        homes.setdefault(raw, _home(raw, now_unix_ms))
+    vouched = [raw for raw in unique if homes[raw] in vouched_homes]
+    taken = set(vouched)
+    return (vouched + [raw for raw in unique if raw not in taken])[:job.count]
+
+
+def _home(raw: bytes, now_unix_ms: int) -> PeerId | None:
+    try:
+        return open_peer_record(raw, now_unix_ms).signaller_peer_id
+    except RecordRejected:
+        return None

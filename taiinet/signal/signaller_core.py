@@ -158,6 +158,11 @@ class SignallerCore(SignallerBase):
             self._send(target.link, Relay(target_peer=message.target_peer,
                                           session=message.session, hops_left=0))
             return
+        home = self._linked_home(message.target_peer)
+        if home is not None:  # costs no lookup and no dial: never "busy"
+            self._send(home.link, Relay(target_peer=message.target_peer,
+                                        session=message.session, hops_left=1))
+            return
         c = self.config
         if (self._inflight_relays >= c.max_inflight_relays
                 or state.inflight_relays >= c.max_inflight_relays_per_link
@@ -171,6 +176,15 @@ class SignallerCore(SignallerBase):
                         origin=state.peer_id, message=message, session_id=session_id)
         self._relays[job.job] = job
         self._find_record(message.target_peer, 0, lambda r: self._relay_found(job, r))
+
+    def _linked_home(self, peer_id: PeerId) -> LinkState | None:
+        """The link to ``peer_id``'s home if we hold its live record and are linked
+        to that signaller: such a relay is forwarded at once, without a lookup
+        slot, so relays held up by lookups and dials (towards forged homes that
+        never answer) cannot crowd it out."""
+        local = self.dht.get_local(id_bytes(node_id(peer_id)), self._now)
+        record = None if local is None else self._live_record(local.value, peer_id)
+        return None if record is None else self.signallers.get(record.signaller_peer_id)
 
     def _relay_failed(self, link: LinkId, origin: PeerId, message: Relay, session_id: bytes,
                       reason: str) -> None:
@@ -293,7 +307,8 @@ class SignallerCore(SignallerBase):
             return
         for request_id in job.waiting:
             self._contact_requests.pop(request_id, None)
-        records = merge_contacts(job, self.unix_ms(), self.rng)
+        records = merge_contacts(job, self.unix_ms(), self.rng,
+                                 {self.peer_id, *self.signallers})
         self._send(job.link, Contacts(request_id=job.request_id, records=tuple(records)))
 
     # -- signallers -----------------------------------------------------------
