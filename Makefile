@@ -7,7 +7,7 @@ PROTOS := $(wildcard proto/taiinet/v1/*.proto)
 # The browser peer (js/): node_modules comes from the lockfile, reinstalled only when it changes.
 NODE_STAMP := js/node_modules/.installed-stamp
 
-.PHONY: venv test lint js-test browser-test proto conformance demo bench clean
+.PHONY: venv test lint js-test js-build browser-test proto conformance demo demo-browser bench clean
 
 venv: $(STAMP)
 
@@ -44,6 +44,15 @@ test: lint js-test
 
 demo: $(STAMP)
 	$(BIN)/taiinet demo
+
+js-build: $(NODE_STAMP)
+	cd js && npm run --silent build
+
+# The browser demo: signallers, Python peers, a TURN relay if coturn is installed, and the
+# page on http://127.0.0.1:8080/ (HTTP_PORT=0 for any free port); Ctrl-C stops it.
+HTTP_PORT ?= 8080
+demo-browser: $(STAMP) js-build
+	$(BIN)/taiinet demo --browser --http-port $(HTTP_PORT)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

@@ -42,6 +42,8 @@ export class KeyFileError extends TaiiNetError {}
 // --- Noise -----------------------------------------------------------------------------
 /** The Noise handshake failed (bad message, bad payload, low-order key). */
 export class HandshakeError extends RemoteProtocolError {}
+/** The peer did not send a handshake message in time: all three within 5 s, each within 3 s. */
+export class HandshakeTimeout extends HandshakeError {}
 /** The peer proved a peer id other than the one dialed. */
 export class PeerIdMismatch extends HandshakeError {}
 /** A Noise transport message failed authentication. */
@@ -87,3 +89,7 @@ export class NoSignallerAvailable extends TaiiNetError {}
 export class ConnectionClosed extends TaiiNetError {}
 /** A handshake, an open or an answer took longer than its deadline. */
 export class LinkTimeout extends TaiiNetError {}
+/** The node was closed (every later call fails with this). */
+export class NodeClosed extends TaiiNetError {}
+/** No neighbour took a published document within the hand-off deadline. */
+export class HandOffTimeout extends TaiiNetError {}

@@ -45,7 +45,7 @@ export {
   type SignalClientConfig, signalClientConfig,
 } from "./signal/clientCore.js";
 export { AsyncQueue } from "./io/queue.js";
-export { HANDSHAKE_TIMEOUT_MS, type MessageChannel, SecureLink, type SecureChannelOptions } from "./io/secureChannel.js";
+export { HANDSHAKE_MESSAGE_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, type MessageChannel, SecureLink, type SecureChannelOptions } from "./io/secureChannel.js";
 export { WEBSOCKET_SUBPROTOCOL, dialWebSocket } from "./io/websocket.js";
 export { type Registration, SIGNAL_MAX_FRAME_SIZE, SignalClient, type SignalClientOptions } from "./io/signalClient.js";
 export { MAX_SDP_CANDIDATES, MAX_SDP_LINES, MAX_SDP_SIZE, validateSdp } from "./link/sdp.js";
@@ -58,4 +58,5 @@ export {
 export { type Advert, MalformedAdvert, advertFromProto, advertToProto, encodeAdvertFrame } from "./pubsub/advert.js";
 export { DEFAULT_ROUTER_CONFIG, type RouterAction, type RouterConfig, TreeRouter } from "./pubsub/tree/router.js";
 export { DEFAULT_NODE_CORE_CONFIG, type NodeAction, NodeCore, type NodeCoreConfig } from "./node/nodeCore.js";
-export { type ConnectOptions, type Message, NodeClosed, Subscription, TaiiNet } from "./io/taiinet.js";
+export { type ConnectOptions, type Message, Subscription, TaiiNet } from "./io/taiinet.js";
+export { type Flushable, HAND_OFF_TIMEOUT_MS, type HandOffSource, waitHandOff } from "./io/handOff.js";

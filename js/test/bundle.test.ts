@@ -3,10 +3,13 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
+import { gzipSync } from "node:zlib";
 
 import { hex, load } from "./vectors.js";
 
 const BUNDLE = new URL("../dist/taiinet.js", import.meta.url);
+/** What a page downloads, at most: the bundle gzipped (docs/browser.md gives the figures). */
+const GZIPPED_BUDGET = 150 * 1024;
 
 describe("the bundle", () => {
   it("imports nothing", () => {
@@ -14,6 +17,11 @@ describe("the bundle", () => {
     assert.doesNotMatch(text, /\bimport\s*[\w{*][^;]*?from\s*["']/);
     assert.doesNotMatch(text, /\bimport\s*\(\s*["']/);
     assert.doesNotMatch(text, /\brequire\s*\(/);
+  });
+
+  it("stays within its download budget", () => {
+    const gzipped = gzipSync(readFileSync(BUNDLE), { level: 9 }).length;
+    assert.ok(gzipped < GZIPPED_BUDGET, `${gzipped} bytes gzipped`);
   });
 
   it("loads with import() and works", async () => {

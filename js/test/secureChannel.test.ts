@@ -1,9 +1,12 @@
 // The secure-link driver over an in-memory message channel, with node's mocked timers:
-// frames both ways, a tampered message closes the link, and the frame deadline.
+// frames both ways, a tampered message closes the link, the frame deadline, and the
+// handshake's deadlines (3 s per message of the peer, 5 s in all).
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, it, mock } from "node:test";
 
-import { FRAME_TIMEOUT_MS, type MessageChannel, SecureLink } from "../src/io/secureChannel.js";
+import { HandshakeTimeout } from "../src/errors.js";
+import { FRAME_TIMEOUT_MS, HANDSHAKE_MESSAGE_TIMEOUT_MS, type MessageChannel, SecureLink } from "../src/io/secureChannel.js";
+import { SecureLinkCore } from "../src/link/secureLink.js";
 import { Identity } from "../src/wire/identity.js";
 
 const A = Identity.fromSeed(new Uint8Array(32).fill(1));
@@ -14,6 +17,7 @@ class MemoryChannel implements MessageChannel {
   onClose: ((reason: string) => void) | null = null;
   other: MemoryChannel | null = null;
   closed = false;
+  drained?: () => Promise<void>;
 
   send(data: Uint8Array): void {
     const other = this.other;
@@ -70,9 +74,96 @@ describe("secure link driver", () => {
     assert.match(await left.closed, /FrameTimeout/);
   });
 
+  it("flush resolves once the channel drained what was sent, false once the link closed", async () => {
+    const [left, , a] = await pair();
+    let drain: () => void = () => undefined;
+    a.drained = () => new Promise<void>((resolve) => { drain = resolve; });
+    let flushed: boolean | null = null;
+    void left.send(Uint8Array.of(9));
+    void left.flush().then((sent) => { flushed = sent; });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(flushed, null);
+    drain();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(flushed, true);
+    left.close();
+    assert.equal(await left.flush(), false);
+  });
+
   it("closes the link on a transport message that fails authentication", async () => {
     const [left, , , b] = await pair();
     b.send(Uint8Array.of(0x00, 0x20, ...new Uint8Array(32)));
     assert.match(await left.closed, /DecryptionError/);
+  });
+});
+
+/** Lets promise callbacks and queued microtasks run (setImmediate is not mocked). */
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** The outcome of `opening` so far: "pending", "open" or the error's class name. */
+function watch(opening: Promise<SecureLink>): () => string {
+  let state = "pending";
+  opening.then(() => { state = "open"; }, (error: Error) => { state = error.name; });
+  return () => state;
+}
+
+describe("handshake deadlines", () => {
+  beforeEach(() => mock.timers.enable({ apis: ["setTimeout"] }));
+  afterEach(() => mock.timers.reset());
+
+  it("drops an initiator's handshake when message 2 does not come within 3 s", async () => {
+    const a = new MemoryChannel();
+    a.other = new MemoryChannel(); // a peer that reads message 1 and never answers
+    const state = watch(SecureLink.open(a, { initiator: true, identity: A, expectedPeerId: B.peerId }));
+    await settle();
+    mock.timers.tick(HANDSHAKE_MESSAGE_TIMEOUT_MS - 1);
+    await settle();
+    assert.equal(state(), "pending");
+    mock.timers.tick(1);
+    await settle();
+    assert.equal(state(), HandshakeTimeout.name);
+    assert.ok(a.closed);
+  });
+
+  it("gives the responder's wait for message 3 its own 3 s, from when it wrote message 2", async () => {
+    const dialer = new SecureLinkCore({ initiator: true, identity: A, staticPrivateKey: new Uint8Array(32).fill(7), ephemeralPrivateKey: new Uint8Array(32).fill(8) });
+    const b = new MemoryChannel();
+    const fromResponder: Uint8Array[] = [];
+    const a = new MemoryChannel();
+    a.onMessage = (data) => fromResponder.push(data);
+    b.other = a;
+    const state = watch(SecureLink.open(b, { initiator: false, identity: B }));
+    mock.timers.tick(1_500); // message 1 comes late but in time
+    await settle();
+    for (const message of dialer.start()) b.onMessage?.(message);
+    await settle();
+    assert.equal(fromResponder.length, 1); // message 2 went out; message 3 never comes
+    mock.timers.tick(HANDSHAKE_MESSAGE_TIMEOUT_MS - 1); // 4.499 s in all: past message 1's 3 s
+    await settle();
+    assert.equal(state(), "pending");
+    mock.timers.tick(1);
+    await settle();
+    assert.equal(state(), HandshakeTimeout.name);
+    assert.ok(b.closed);
+  });
+
+  it("completes a handshake whose every wait is under 3 s and whose whole is under 5 s", async () => {
+    const a = new MemoryChannel();
+    const b = new MemoryChannel();
+    const held: [MemoryChannel, Uint8Array][] = [];
+    // Each channel holds what it sends until the test lets it through.
+    a.send = (data) => { held.push([b, Uint8Array.from(data)]); };
+    b.send = (data) => { held.push([a, Uint8Array.from(data)]); };
+    const left = watch(SecureLink.open(a, { initiator: true, identity: A, expectedPeerId: B.peerId }));
+    const right = watch(SecureLink.open(b, { initiator: false, identity: B }));
+    // Each message is 1.4-1.5 s on the way: the initiator waits 2.9 s for message 2, the
+    // responder 1.5 s for message 1 and 2.9 s for message 3; 4.4 s in all.
+    for (const wait of [1_500, 1_400, 1_500]) {
+      mock.timers.tick(wait);
+      await settle();
+      for (const [to, data] of held.splice(0)) to.onMessage?.(data);
+      await settle();
+    }
+    assert.deepEqual([left(), right()], ["open", "open"]);
   });
 });

@@ -118,8 +118,8 @@ def register(subparsers: Any) -> None:
         "demo", help="run a local mesh of signallers and peers, live on the terminal",
         description="Run 3 signallers and N peers on loopback in this process, publish "
                     "random documents to a mix of subscriptions and check every delivery.")
-    parser.add_argument("--peers", type=int_at_least(2), default=12, metavar="N",
-                        help="number of peers (default 12)")
+    parser.add_argument("--peers", type=int_at_least(2), default=None, metavar="N",
+                        help="number of Python peers (default 12; with --browser 3)")
     parser.add_argument("--duration", type=non_negative_float, default=10.0, metavar="S",
                         help="seconds of publishing (default 10)")
     parser.add_argument("--rate", type=positive_float, default=8.0, metavar="R",
@@ -132,10 +132,28 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=1, help="seed of the documents (default 1)")
     parser.add_argument("--json", action="store_true",
                         help="no live table; print the summary as one JSON object")
+    browser = parser.add_argument_group(
+        "browser", "--browser: serve a page that joins the mesh from browser tabs, until Ctrl-C")
+    browser.add_argument("--browser", action="store_true",
+                         help="serve the browser demo page (needs js/dist/taiinet.js: "
+                              "make demo-browser builds it)")
+    browser.add_argument("--http-port", type=int, default=8080, metavar="PORT",
+                         help="port of the page on 127.0.0.1 (default 8080; 0: any free port)")
+    browser.add_argument("--interval", type=positive_float, default=1.0, metavar="S",
+                         help="seconds between two documents of the Python peers (default 1)")
+    browser.add_argument("--no-turn", action="store_true",
+                         help="no TURN relay even if coturn is installed (tabs then link to "
+                              "the Python peers only)")
     parser.set_defaults(handler=demo_command)
 
 
 def demo_command(args: argparse.Namespace) -> int:
+    if args.browser:
+        from taiinet.cli.demo_browser import browser_demo_command
+
+        args.peers = 3 if args.peers is None else args.peers
+        return browser_demo_command(args)
+    args.peers = 12 if args.peers is None else args.peers
     summary: dict[str, Any] = run_trio(lambda: run_demo(args))
     if args.json:
         print(json.dumps(summary), flush=True)

@@ -84,22 +84,29 @@ def page_server() -> Iterator[str]:
 
 
 @contextmanager
-def browser_pages(count: int = 1) -> Iterator[list[Any]]:
-    """``count`` pages of one headless Chromium, each on the test page, bundle loaded."""
+def pages_at(url: str, count: int) -> Iterator[list[Any]]:
+    """``count`` pages (tabs) of one headless Chromium, each opened at ``url``."""
     from playwright.sync_api import sync_playwright
 
-    with page_server() as url, tempfile.TemporaryDirectory() as profile, \
-            sync_playwright() as playwright:
+    with tempfile.TemporaryDirectory() as profile, sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             profile, executable_path=CHROMIUM, headless=True, args=FLAGS)
         try:
             pages = [context.new_page() for _ in range(count)]
             for page in pages:
                 page.goto(url)
-                page.wait_for_function("document.title === 'ready'", timeout=15_000)
             yield pages
         finally:
             context.close()
+
+
+@contextmanager
+def browser_pages(count: int = 1) -> Iterator[list[Any]]:
+    """``count`` pages of one headless Chromium, each on the test page, bundle loaded."""
+    with page_server() as url, pages_at(url, count) as pages:
+        for page in pages:
+            page.wait_for_function("document.title === 'ready'", timeout=15_000)
+        yield pages
 
 
 def run_in_browser(body: Callable[[list[Any]], T], pages: int = 1) -> T:

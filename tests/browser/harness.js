@@ -88,6 +88,15 @@ export async function publish(document) {
   return net.publish(document);
 }
 
+/** A one-shot publisher: join, `await sub.send(document)` at once, close; its peer id. */
+export async function sendAndLeave(signallers, document, options = {}) {
+  const oneShot = await T.TaiiNet.connect({ signallers, ...options });
+  const sub = oneShot.subscribe({ never: { $exists: true } });
+  await sub.send(document);
+  await oneShot.close();
+  return oneShot.peerId;
+}
+
 /** The documents received so far, once there are at least `count` of them. */
 export async function waitReceived(count, timeoutMs = 30000) {
   const end = Date.now() + timeoutMs;

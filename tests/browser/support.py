@@ -97,43 +97,13 @@ async def node_script(script: Path, *args: str,
 
 
 TURNSERVER = "/usr/bin/turnserver"
-#: Relay ports of one TURN server: below Linux's ephemeral range (32768-60999), so they
-#: never collide with ports the kernel hands out; each test process takes its own block.
-TURN_PORT_BASE, TURN_PORT_BLOCK = 20_000, 64
 
 
 @asynccontextmanager
 async def turn_server(directory: Path) -> AsyncIterator[dict[str, Any]]:
     """coturn on 127.0.0.1 relaying to loopback peers (browser-to-browser links on one
     host need it: neither page offers a 127.0.0.1 candidate).  Yields an RTCIceServer."""
-    import socket
+    from taiinet.cli.turn import turn_server as run_turn
 
-    require(TURNSERVER, "coturn (turnserver)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    low = TURN_PORT_BASE + (os.getpid() % 150) * TURN_PORT_BLOCK
-    command = [
-        TURNSERVER, "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1",
-        f"--listening-port={port}", f"--min-port={low}", f"--max-port={low + TURN_PORT_BLOCK - 1}",
-        "--allow-loopback-peers", "--lt-cred-mech", "--user=taiinet:secret", "--realm=taiinet",
-        "--fingerprint", "--no-tls", "--no-dtls", "--no-cli",
-        f"--userdb={directory / 'turn.db'}", f"--pidfile={directory / 'turn.pid'}",
-        f"--log-file={directory / 'turn.log'}",
-    ]
-    process = await trio.lowlevel.open_process(command, stdout=subprocess.DEVNULL,
-                                               stderr=subprocess.DEVNULL)
-    try:
-        while True:  # ready once it accepts TCP on its listening port
-            try:
-                stream = await trio.open_tcp_stream("127.0.0.1", port)
-                await stream.aclose()
-                break
-            except OSError:
-                assert process.returncode is None, "turnserver exited at start"
-                await trio.sleep(0.05)
-        yield {"urls": f"turn:127.0.0.1:{port}", "username": "taiinet", "credential": "secret"}
-    finally:
-        process.kill()
-        with trio.CancelScope(shield=True):
-            await process.wait()
+    async with run_turn(directory, executable=require(TURNSERVER, "coturn (turnserver)")) as ice:
+        yield ice

@@ -82,3 +82,34 @@ async def test_a_page_exchanges_documents_with_python_nodes() -> None:
                 assert [m["publisher"] for m in into if m["data"].get("from") == "page"] == [
                     result["peer_id"]]
             nursery.cancel_scope.cancel()
+
+
+async def test_a_page_that_closes_right_after_send_still_delivers() -> None:
+    """``await sub.send(doc)`` resolves only once a neighbour holds the document: a page
+    that joins, sends and closes at once (before it even had a neighbour when it sent)
+    still reaches the Python subscriber."""
+    require(CHROMIUM, "Debian's chromium")
+    build_bundle()
+    with trio.fail_after(120):
+        async with processes() as spawned, AsyncExitStack() as stack:
+            _, url = await signaller(spawned)
+            node = await stack.enter_async_context(taiinet.open_node(
+                signallers=[url], identity=Identity.from_seed(bytes([50]) * 32),
+                rng=random.Random(5)))
+            nursery = await stack.enter_async_context(trio.open_nursery())
+            got: list[dict[str, Any]] = []
+            ready = trio.Event()
+            nursery.start_soon(collect, node, {"topic": "one-shot"}, got, ready)
+            await ready.wait()
+
+            def in_browser(pages: list[Any]) -> str:
+                peer_id: str = pages[0].evaluate(
+                    "([s, d]) => harness.sendAndLeave(s, d)", [[url], {"topic": "one-shot"}])
+                return peer_id
+
+            peer_id = await trio.to_thread.run_sync(run_in_browser, in_browser)
+            with trio.fail_after(20):
+                while not got:
+                    await trio.sleep(0.05)
+            assert got == [{"data": {"topic": "one-shot"}, "publisher": peer_id}]
+            nursery.cancel_scope.cancel()

@@ -1,17 +1,26 @@
 /**
  * The thin driver of `SecureLinkCore` over a message channel (a WebSocket or
  * an RTCDataChannel): writes what the core returns, feeds it what arrives,
- * enforces the handshake deadline, and hands frames to the layer above.
+ * enforces the handshake deadlines, and hands frames to the layer above.
+ *
+ * Deadlines of the handshake (docs/protocol.md "Deadlines and budgets"): the
+ * three messages within 5 s in all, and each message of the peer within 3 s
+ * of the moment we wait for it (the initiator waits for message 2 once it
+ * wrote message 1; the responder for message 1 from the start and for
+ * message 3 once it wrote message 2).  Either one missed is a
+ * `HandshakeTimeout`: the channel is closed and `open` rejects.
  */
 
-import { ConnectionClosed, LinkTimeout, RemoteProtocolError } from "../errors.js";
+import { ConnectionClosed, HandshakeTimeout, RemoteProtocolError } from "../errors.js";
 import { SecureLinkCore } from "../link/secureLink.js";
 import type { Identity } from "../wire/identity.js";
 import type { PeerId } from "../wire/peerId.js";
 import { AsyncQueue } from "./queue.js";
 
-/** Seconds... in ms: all three handshake messages (docs/protocol.md "Deadlines and budgets"). */
+/** All three handshake messages within this many ms (docs/protocol.md "Deadlines and budgets"). */
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
+/** Each handshake message of the peer within this many ms of the moment we wait for it. */
+export const HANDSHAKE_MESSAGE_TIMEOUT_MS = 3_000;
 /** Once a frame (or Noise message) started arriving, the rest within this many ms (`FrameTimeout`). */
 export const FRAME_TIMEOUT_MS = 10_000;
 /** Frames received but not yet read, at most; a reader that falls further behind loses the link. */
@@ -21,6 +30,8 @@ export const RECEIVE_QUEUE_FRAMES = 1024;
 export interface MessageChannel {
   send(data: Uint8Array): void | Promise<void>;
   close(): void;
+  /** Resolves once the channel holds no unsent bytes, or is closed (absent: `send` resolving means sent). */
+  drained?(): Promise<void>;
   /** The driver calls these: `onMessage` per channel message, `onClose` once. */
   onMessage: ((data: Uint8Array) => void) | null;
   onClose: ((reason: string) => void) | null;
@@ -32,6 +43,7 @@ export interface SecureChannelOptions {
   readonly expectedPeerId?: PeerId;
   readonly maxFrameSize?: number;
   readonly handshakeTimeoutMs?: number;
+  readonly handshakeMessageTimeoutMs?: number;
 }
 
 function randomKey(): Uint8Array {
@@ -49,6 +61,8 @@ export class SecureLink implements AsyncIterable<Uint8Array> {
   #onFrame: ((frame: Uint8Array) => void) | null = null;
   #closeReason: string | null = null;
   #frameTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The writes of the last `send` (settled: they are all done or failed). */
+  #lastWrite: Promise<void> = Promise.resolve();
   #resolveClosed!: (reason: string) => void;
 
   private constructor(channel: MessageChannel, core: SecureLinkCore, remotePeerId: PeerId) {
@@ -68,22 +82,37 @@ export class SecureLink implements AsyncIterable<Uint8Array> {
     });
     return new Promise((resolve, reject) => {
       let link: SecureLink | null = null;
-      const fail = (error: Error): void => {
+      let messageTimer: ReturnType<typeof setTimeout> | undefined;
+      const stopTimers = (): void => {
         clearTimeout(timer);
+        clearTimeout(messageTimer);
+      };
+      const fail = (error: Error): void => {
+        stopTimers();
         channel.onMessage = channel.onClose = null;
         channel.close();
         reject(error);
       };
-      const timer = setTimeout(() => fail(new LinkTimeout("the Noise handshake took too long")),
-        options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
+      /** From now, the peer's next handshake message within the per-message deadline. */
+      const awaitMessage = (): void => {
+        clearTimeout(messageTimer);
+        const ms = options.handshakeMessageTimeoutMs ?? HANDSHAKE_MESSAGE_TIMEOUT_MS;
+        messageTimer = setTimeout(() => fail(new HandshakeTimeout(`no Noise handshake message from the peer within ${ms} ms`)), ms);
+      };
+      const timer = setTimeout(() => fail(new HandshakeTimeout(
+        `the Noise handshake did not complete within ${options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS} ms`)),
+      options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
       channel.onClose = (reason) => fail(new ConnectionClosed(`the channel closed during the handshake: ${reason}`));
       channel.onMessage = (data) => {
         if (link !== null) return link.#receive(data);
         try {
           const out = core.receive(data);
           for (const message of out.send) void channel.send(message);
-          if (!core.established) return;
-          clearTimeout(timer);
+          if (!core.established) {
+            if (out.send.length > 0) awaitMessage(); // we answered: the peer's next message is due
+            return;
+          }
+          stopTimers();
           link = new SecureLink(channel, core, core.remotePeerId as PeerId);
           channel.onClose = (reason) => { if (link !== null) link.#ended(reason); };
           resolve(link);
@@ -95,6 +124,7 @@ export class SecureLink implements AsyncIterable<Uint8Array> {
       };
       try {
         for (const message of core.start()) void channel.send(message);
+        awaitMessage(); // message 2 for the initiator, message 1 for the responder
       } catch (error) {
         fail(error instanceof Error ? error : new Error(String(error)));
       }
@@ -112,9 +142,22 @@ export class SecureLink implements AsyncIterable<Uint8Array> {
     for (const frame of this.#frames.drain()) handler(frame);
   }
 
-  async send(frame: Uint8Array): Promise<void> {
-    if (this.#closeReason !== null) throw new ConnectionClosed(`the link is closed: ${this.#closeReason}`);
-    for (const message of this.#core.sendFrame(frame)) await this.#channel.send(message);
+  send(frame: Uint8Array): Promise<void> {
+    if (this.#closeReason !== null) return Promise.reject(new ConnectionClosed(`the link is closed: ${this.#closeReason}`));
+    const written = this.#write(this.#core.sendFrame(frame)); // encrypted now, in call order
+    this.#lastWrite = written.catch(() => undefined);
+    return written;
+  }
+
+  /** Resolves once every frame sent so far left the channel's send buffer: true, or false if the link closed first. */
+  async flush(): Promise<boolean> {
+    await this.#lastWrite;
+    if (this.#closeReason === null) await this.#channel.drained?.();
+    return this.#closeReason === null;
+  }
+
+  async #write(messages: readonly Uint8Array[]): Promise<void> {
+    for (const message of messages) await this.#channel.send(message);
   }
 
   close(reason = "closed"): void {

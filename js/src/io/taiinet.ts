@@ -5,14 +5,14 @@
  *     const sub = net.subscribe({ key: "value", age: { $gt: 4 } });
  *     sub.on("data", (msg) => console.log(msg.data, msg.publisher, msg.id));
  *     for await (const msg of sub) { ... }
- *     await sub.send({ key: "value", age: 5 });
+ *     await sub.send({ key: "value", age: 5 });   // resolves once a neighbour holds it
  *     sub.close(); await net.close();
  *
  * The driver of `NodeCore`: links (RTCDataChannel + Noise, opened through the
  * signal client) by peer id, the clock and one timer.
  */
 
-import { NoSignallerAvailable, TaiiNetError } from "../errors.js";
+import { NoSignallerAvailable, NodeClosed } from "../errors.js";
 import { NodeCore, type NodeAction } from "../node/nodeCore.js";
 import type { OpenedDocument } from "../pubsub/document.js";
 import { Query } from "../query/query.js";
@@ -21,6 +21,7 @@ import { SeededRandom } from "../random.js";
 import { toHex } from "../bytes.js";
 import { Identity } from "../wire/identity.js";
 import type { PeerId } from "../wire/peerId.js";
+import { HAND_OFF_TIMEOUT_MS, type HandOffSource, waitHandOff } from "./handOff.js";
 import { AsyncQueue } from "./queue.js";
 import { PeerLinks } from "./peerLinks.js";
 import type { SecureLink } from "./secureChannel.js";
@@ -48,6 +49,8 @@ export interface ConnectOptions {
   readonly identity?: Identity;
   /** How long to wait for a signaller to accept us before giving up (`NoSignallerAvailable`). */
   readonly registerTimeoutMs?: number;
+  /** How long `sub.send` waits for a neighbour to take the document (`HandOffTimeout`; default 30 s). */
+  readonly handOffTimeoutMs?: number;
 }
 
 /** A document delivered to a subscription. */
@@ -60,8 +63,6 @@ export interface Message {
   /** The neighbour it came from (null: published by this peer). */
   readonly via: PeerId | null;
 }
-
-export class NodeClosed extends TaiiNetError {}
 
 function randomSeed(): bigint {
   const words = crypto.getRandomValues(new Uint32Array(2));
@@ -89,9 +90,17 @@ export class Subscription implements AsyncIterable<Message> {
     return this;
   }
 
-  /** Publish `document` (to every subscriber whose query matches it, this one included if it does). */
+  /**
+   * Publish `document` (to every subscriber whose query matches it, this one included if it
+   * does); resolves with its message id (hex) once a neighbour holds it and the frame that
+   * carried it left the link (the hand-off), so the page may close then.  `HandOffTimeout`
+   * if no neighbour took it within `handOffTimeoutMs` (it stays retained and may still go
+   * out); `NodeClosed` if the node closes first.
+   */
   async send(document: Document): Promise<string> {
-    return this.#net.publish(document);
+    const id = await this.#net.publish(document);
+    await this.#net.handOff(id);
+    return id;
   }
 
   close(): void {
@@ -127,6 +136,9 @@ export class TaiiNet {
   readonly #dialing = new Map<PeerId, Uint8Array[]>();
   readonly #subscriptions = new Map<number, Subscription>();
   #timer: ReturnType<typeof setTimeout> | null = null;
+  /** Resolvers of `HandOffSource.changed`: called after every action batch, link change and close. */
+  #changeWaiters: (() => void)[] = [];
+  readonly #handOffTimeoutMs: number;
   #closed = false;
   #accepting = 0;
   /** Called with the neighbours whenever they change. */
@@ -136,6 +148,7 @@ export class TaiiNet {
     this.identity = options.identity ?? Identity.generate();
     this.signal = SignalClient.connect(options.signallers, { identity: this.identity });
     this.core = new NodeCore(this.identity, this.#random);
+    this.#handOffTimeoutMs = options.handOffTimeoutMs ?? HAND_OFF_TIMEOUT_MS;
     this.#webrtc = {
       iceServers: options.iceServers ?? [], maxFrameSize: OVERLAY_MAX_FRAME_SIZE,
       ...(options.iceTransportPolicy === undefined ? {} : { iceTransportPolicy: options.iceTransportPolicy }),
@@ -185,12 +198,24 @@ export class TaiiNet {
     return subscription;
   }
 
-  /** Sign and publish `document`; its message id (hex). */
+  /** Sign and publish `document`; its message id (hex), at once (`handOff` waits for a neighbour to hold it). */
   async publish(document: Document): Promise<string> {
     if (this.#closed) throw new NodeClosed("the node is closed");
     const [id, actions] = this.core.publish(document, Date.now());
     this.#run(actions);
     return id;
+  }
+
+  /** Resolves once a neighbour holds the document `id` (hex) published here and the frame that
+   * carried it left the link; `HandOffTimeout` after `timeoutMs`, `NodeClosed` if closed first. */
+  handOff(id: string, timeoutMs = this.#handOffTimeoutMs): Promise<void> {
+    const source: HandOffSource = {
+      handedTo: (message) => this.core.handedTo(message),
+      linksTo: (peer) => this.#links.get(peer) ?? [],
+      changed: () => new Promise((resolve) => { this.#changeWaiters.push(resolve); }),
+      isClosed: () => this.#closed,
+    };
+    return waitHandOff(source, id, timeoutMs);
   }
 
   /** @internal */
@@ -206,6 +231,7 @@ export class TaiiNet {
     if (this.#timer !== null) clearTimeout(this.#timer);
     for (const subscription of [...this.#subscriptions.values()]) subscription.close();
     this.#links.clear("leaving");
+    this.#changed();
     await this.signal.close();
   }
 
@@ -213,6 +239,7 @@ export class TaiiNet {
 
   #run(actions: readonly NodeAction[]): void {
     for (const action of actions) this.#apply(action);
+    this.#changed();
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
     const at = this.core.timer;
@@ -222,6 +249,12 @@ export class TaiiNet {
         this.#run(this.core.tick(Date.now()));
       }, Math.max(0, at - Date.now()));
     }
+  }
+
+  #changed(): void {
+    const waiters = this.#changeWaiters;
+    this.#changeWaiters = [];
+    for (const resolve of waiters) resolve();
   }
 
   #apply(action: NodeAction): void {
@@ -293,9 +326,12 @@ export class TaiiNet {
       this.#run(this.core.receive(peer, frame, Date.now()));
     };
     void link.closed.then(() => {
-      if (this.#links.ended(peer, link) === "down") this.#run(this.core.linkDown(peer, Date.now()));
+      const end = this.#links.ended(peer, link);
+      if (end === "down") this.#run(this.core.linkDown(peer, Date.now()));
+      else if (end === "kept") this.#changed();
     });
     if (queued.length > 0) this.#links.wrote(link);
     for (const frame of queued) link.send(frame).catch(() => undefined);
+    this.#changed();
   }
 }

@@ -23,6 +23,8 @@ export const GATHER_TIMEOUT_MS = 5_000;
 export const SEND_BUFFER_HIGH = 1 << 20;
 /** ...until it drains to this. */
 export const SEND_BUFFER_LOW = 256 * 1024;
+/** How often `drained` looks at the send buffer (ms): the channel has no event for "empty". */
+export const DRAIN_POLL_MS = 10;
 
 export interface WebRTCOptions {
   /** STUN/TURN servers; none by default (links to peers on the same host need none). */
@@ -66,6 +68,12 @@ class DataChannelChannel implements MessageChannel {
       });
     }
     if (this.#channel.readyState === "open") this.#channel.send(data as Uint8Array<ArrayBuffer>);
+  }
+
+  async drained(): Promise<void> {
+    while (this.#channel.readyState === "open" && this.#channel.bufferedAmount > 0) {
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
+    }
   }
 
   close(): void {

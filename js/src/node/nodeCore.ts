@@ -11,7 +11,9 @@
  * Membership's neighbour events feed the router, which sends interest
  * adverts, pushes documents along the tree and delivers them to the local
  * subscriptions that match.  A published document is sealed here and
- * handed to the router.
+ * handed to the router.  Every component check interval, healing
+ * (docs/pubsub.md section 8) looks at the tree's members and the passive
+ * view and may ask membership to reach out of a closed-off component.
  */
 
 import { RemoteProtocolError } from "../errors.js";
@@ -19,8 +21,11 @@ import { fromHex, toHex } from "../bytes.js";
 import { decodeLinkFrame, encodeOverlayFrame, encodePing, encodePong } from "../link/frames.js";
 import { type OverlayMsg, fromOverlayProto, toOverlayProto } from "../overlay/codec.js";
 import { DEFAULT_HYPARVIEW_CONFIG, HyParView, type HyParViewConfig, type MembershipAction } from "../overlay/hyparview.js";
+import { DEFAULT_LINK_BUDGET_CONFIG, type LinkBudgetConfig, LinkBudgets } from "../overlay/linkBudget.js";
+import { decodeLinkFrame as splitItems } from "../wire/linkFrame.js";
 import { advertFromProto, encodeAdvertFrame } from "../pubsub/advert.js";
 import { type OpenedDocument, openDocument, sealDocument } from "../pubsub/document.js";
+import { COMPONENT_CHECK_INTERVAL_MS, Healing } from "../pubsub/tree/healing.js";
 import { DEFAULT_ROUTER_CONFIG, type RouterAction, type RouterConfig, TreeRouter } from "../pubsub/tree/router.js";
 import type { Query } from "../query/query.js";
 import type { Document } from "../query/values.js";
@@ -40,22 +45,30 @@ export interface NodeCoreConfig {
   readonly routing: RouterConfig;
   /** Local subscriptions, at most. */
   readonly maxSubscriptions: number;
+  /** Healing's check, every this many ms times a uniform factor in [1, 2); null: never (tests). */
+  readonly componentCheckIntervalMs: number | null;
+  /** What each neighbour may send, in link frames (docs/overlay.md "Per-neighbour budgets"). */
+  readonly linkBudget: LinkBudgetConfig;
 }
 
 export const DEFAULT_NODE_CORE_CONFIG: NodeCoreConfig = Object.freeze({
   membership: DEFAULT_HYPARVIEW_CONFIG, routing: DEFAULT_ROUTER_CONFIG, maxSubscriptions: 64,
+  componentCheckIntervalMs: COMPONENT_CHECK_INTERVAL_MS, linkBudget: DEFAULT_LINK_BUDGET_CONFIG,
 });
 
 export class NodeCore {
   readonly identity: Identity;
   readonly membership: HyParView;
   readonly router: TreeRouter;
+  readonly healing = new Healing();
+  readonly linkBudgets: LinkBudgets;
   readonly config: NodeCoreConfig;
   /** Frames dropped as malformed, by error. */
   readonly #malformed = new Map<string, number>();
   readonly #random: SeededRandom;
   readonly #subscriptions = new Set<number>();
   #nextSubscription = 1;
+  #nextComponentCheck: number | null = null;
 
   constructor(identity: Identity, random: SeededRandom, config: NodeCoreConfig = DEFAULT_NODE_CORE_CONFIG) {
     this.identity = identity;
@@ -63,6 +76,7 @@ export class NodeCore {
     this.#random = random;
     this.membership = new HyParView(identity.peerId, random, config.membership);
     this.router = new TreeRouter(identity.peerId, config.routing);
+    this.linkBudgets = new LinkBudgets(config.linkBudget);
   }
 
   /** What this node dropped as a peer's fault: malformed frames (`malformed: <error>`) and documents by reason. */
@@ -71,7 +85,7 @@ export class NodeCore {
   }
 
   get timer(): number | null {
-    const times = [this.membership.timer, this.router.timer].filter((t): t is number => t !== null);
+    const times = [this.membership.timer, this.router.timer, this.#nextComponentCheck].filter((t): t is number => t !== null);
     return times.length === 0 ? null : Math.min(...times);
   }
 
@@ -82,6 +96,7 @@ export class NodeCore {
   /** `now`: the wall clock in Unix ms (this node's start is its claim as the tree's root). */
   start(contact: PeerId | null, now: number): NodeAction[] {
     this.router.start(now);
+    this.#armComponentCheck(now);
     return this.#membershipActions(this.membership.start(contact, now), now);
   }
 
@@ -114,6 +129,13 @@ export class NodeCore {
     this.membership.heardFrom(peer, now);
     const actions: NodeAction[] = [];
     try {
+      // Charged before anything is parsed: a frame over budget is dropped unread.
+      const verdict = this.linkBudgets.admitFrame(peer, data.length, splitItems(data).length, now);
+      if (verdict === "disconnect") {
+        this.#count("link frames over budget");
+        return this.#drop(peer, now);
+      }
+      if (verdict === "drop") return [];
       for (const frame of decodeLinkFrame(data)) {
         if (frame.kind === "ping") actions.push({ type: "send", peer, frame: encodePong(frame.nonce) });
         else if (frame.kind === "overlay") actions.push(...this.#onOverlay(peer, fromOverlayProto(frame.message), now));
@@ -136,14 +158,30 @@ export class NodeCore {
   }
 
   tick(now: number): NodeAction[] {
-    return [...this.#membershipActions(this.membership.tick(now), now), ...this.#routerActions(this.router.tick(now), now)];
+    return [...this.#membershipActions(this.membership.tick(now), now), ...this.#routerActions(this.router.tick(now), now),
+      ...this.#checkComponent(now)];
   }
 
   leave(now: number): NodeAction[] {
+    this.#nextComponentCheck = null;
     return this.#membershipActions(this.membership.leave(), now);
   }
 
   // -- internals ----------------------------------------------------------------------------
+
+  #armComponentCheck(now: number): void {
+    const interval = this.config.componentCheckIntervalMs;
+    this.#nextComponentCheck = interval === null ? null : now + interval * (1 + this.#random.random());
+  }
+
+  /** Healing (docs/pubsub.md section 8): reach out of a component cut off from the overlay. */
+  #checkComponent(now: number): NodeAction[] {
+    if (this.#nextComponentCheck === null || now < this.#nextComponentCheck) return [];
+    this.#armComponentCheck(now);
+    const full = this.membership.active.size >= this.membership.config.activeSize;
+    const outsider = this.healing.check(this.router.tree, [...this.membership.passive.keys()], full);
+    return outsider === null ? [] : this.#membershipActions(this.membership.reachOut(outsider, now), now);
+  }
 
   #onOverlay(peer: PeerId, message: OverlayMsg, now: number): NodeAction[] {
     switch (message.type) {

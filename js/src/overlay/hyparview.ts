@@ -11,15 +11,18 @@
  * views.  Pure: inputs take `now` (ms); outputs are actions; a `SeededRandom`
  * makes every choice.
  *
- * Departures from docs/overlay.md (the reference's defences a browser peer
- * does not need yet, all local choices that peers cannot observe as protocol
- * errors): no eviction budget, no per-identity join limit, no per-address
- * caps (WebRTC links have no address), no protection of long-lived
- * neighbours (a full view evicts a random neighbour, as the paper).  Kept:
- * walks only from neighbours (and for `walkGraceMs` after), TTLs capped at
- * ARWL, shuffle replies only to our last shuffle and truncated, at most
- * `passivePerSource` passive entries heard from one neighbour, unanswered
- * `Neighbor` requests failed after `probeTimeout`.
+ * Defences of docs/overlay.md kept: walks only from neighbours (and for
+ * `walkGraceMs` after), TTLs capped at ARWL, shuffle replies only to our last
+ * shuffle and truncated, at most `passivePerSource` passive entries heard
+ * from one neighbour, unanswered `Neighbor` requests failed after
+ * `probeTimeout`; the `protectedCount` oldest neighbours, once neighbours for
+ * `protectAfterMs`, are never displaced by a newcomer (a full view drops a
+ * random one of the younger ones); admitting a newcomer (`Join`, a walk's
+ * end) into a full view takes a token of the eviction budget (from
+ * `protectAfterMs` after the start); a peer whose `Join` was taken cannot
+ * join again for `joinRepeatIntervalMs`.  Departure (a local choice peers
+ * cannot observe as a protocol error): no per-address caps (WebRTC links
+ * have no address).
  */
 
 import type { SeededRandom } from "../random.js";
@@ -40,11 +43,22 @@ export interface HyParViewConfig {
   readonly probeTimeoutMs: number;
   readonly walkGraceMs: number;
   readonly passivePerSource: number;
+  /** The oldest neighbours (at most this many) that a newcomer never displaces... */
+  readonly protectedCount: number;
+  /** ...once neighbours for this long; also when the eviction budget starts. */
+  readonly protectAfterMs: number;
+  /** Eviction budget: tokens at most, and one more every `evictionIntervalMs`. */
+  readonly evictionBurst: number;
+  readonly evictionIntervalMs: number;
+  /** A peer whose `Join` was taken cannot join again for this long; peers remembered. */
+  readonly joinRepeatIntervalMs: number;
+  readonly joinMemory: number;
 }
 
 export const DEFAULT_HYPARVIEW_CONFIG: HyParViewConfig = Object.freeze({
   activeSize: 5, passiveSize: 30, arwl: 6, prwl: 3, shuffleActive: 3, shufflePassive: 4,
   shuffleIntervalMs: 10_000, keepaliveIntervalMs: 2_000, probeTimeoutMs: 4_000, walkGraceMs: 2_000, passivePerSource: 8,
+  protectedCount: 4, protectAfterMs: 30_000, evictionBurst: 10, evictionIntervalMs: 1_000, joinRepeatIntervalMs: 60_000, joinMemory: 1024,
 });
 
 export type MembershipAction =
@@ -56,7 +70,8 @@ export type MembershipAction =
   | { readonly type: "neighborUp"; readonly peer: PeerId }
   | { readonly type: "neighborDown"; readonly peer: PeerId };
 
-interface Neighbour { heardAt: number; probedAt: number | null }
+/** `since`: when it became a neighbour (the view is in age order: the oldest may be protected). */
+interface Neighbour { readonly since: number; heardAt: number; probedAt: number | null }
 
 export class HyParView {
   readonly self: PeerId;
@@ -70,11 +85,17 @@ export class HyParView {
   #lastShuffle: PeerId[] | null = null;
   #nextShuffle: number | null = null;
   #nextKeepalive: number | null = null;
+  #born = 0;
+  #evictionTokens: number;
+  #tokensAt = 0;
+  /** Peers whose `Join` we took -> when, oldest first. */
+  readonly #recentJoins = new Map<PeerId, number>();
 
   constructor(self: PeerId, random: SeededRandom, config: HyParViewConfig = DEFAULT_HYPARVIEW_CONFIG) {
     this.self = self;
     this.config = config;
     this.#random = random;
+    this.#evictionTokens = config.evictionBurst;
   }
 
   get timer(): number | null {
@@ -86,8 +107,21 @@ export class HyParView {
   start(contact: PeerId | null, now: number): MembershipAction[] {
     this.#nextShuffle = now + this.config.shuffleIntervalMs;
     this.#nextKeepalive = now + this.config.keepaliveIntervalMs;
+    this.#born = this.#tokensAt = now;
     if (contact === null || contact === this.self) return [];
     return [...this.#addActive(contact, now), { type: "send", peer: contact, message: { type: "join" } }];
+  }
+
+  /**
+   * Ask passive peer `peer` to be a neighbour with high priority: for the layer above when
+   * it finds this node's component cut off from `peer` (healing, docs/pubsub.md section 8).
+   * The request cannot be refused; taking the reply makes room by dropping a random
+   * neighbour.  Ignored unless `peer` is in the passive view and not already asked.
+   */
+  reachOut(peer: PeerId, now: number): MembershipAction[] {
+    if (!this.passive.has(peer) || this.#requests.has(peer) || this.active.has(peer)) return [];
+    this.#requests.set(peer, now);
+    return [{ type: "send", peer, message: { type: "neighbor", high: true } }];
   }
 
   /** Any frame from `peer` (of any layer): a sign of life. */
@@ -163,17 +197,47 @@ export class HyParView {
     return pool.length === 0 ? null : (pool[this.#random.below(pool.length)] as T);
   }
 
+  /** How many neighbours, the oldest ones, a newcomer cannot displace. */
+  #protected(now: number): number {
+    let count = 0;
+    for (const neighbour of this.active.values()) {
+      if (count >= this.config.protectedCount || neighbour.since > now - this.config.protectAfterMs) break;
+      count++;
+    }
+    return count;
+  }
+
+  /**
+   * Take `peer`, a newcomer that asked (or was walked) here, into the active view: a full
+   * view makes room by displacing an unprotected neighbour, within the eviction budget if
+   * `budget` (which applies from `protectAfterMs` after the start); null if it cannot.
+   */
+  #admit(peer: PeerId, now: number, budget = true): MembershipAction[] | null {
+    if (this.active.has(peer)) return [];
+    const config = this.config;
+    if (this.active.size >= config.activeSize) {
+      const tokens = Math.min(config.evictionBurst, this.#evictionTokens + (now - this.#tokensAt) / config.evictionIntervalMs);
+      this.#tokensAt = now;
+      const charged = budget && now - this.#born >= config.protectAfterMs;
+      this.#evictionTokens = tokens;
+      if ((charged && tokens < 1) || this.#protected(now) >= this.active.size) return null;
+      if (charged) this.#evictionTokens = tokens - 1;
+    }
+    return this.#addActive(peer, now);
+  }
+
   #addActive(peer: PeerId, now: number): MembershipAction[] {
     if (peer === this.self || this.active.has(peer)) return [];
     const actions: MembershipAction[] = [];
     if (this.active.size >= this.config.activeSize) {
-      const victim = this.#pick(this.active.keys()) as PeerId;
+      const protectedCount = Math.min(this.#protected(now), this.active.size - 1);
+      const victim = [...this.active.keys()][protectedCount + this.#random.below(this.active.size - protectedCount)] as PeerId;
       actions.push({ type: "send", peer: victim, message: { type: "disconnect" } }, ...this.#removeActive(victim, now, true),
         { type: "close", peer: victim, failed: false });
     }
     this.passive.delete(peer);
     this.#requests.delete(peer);
-    this.active.set(peer, { heardAt: now, probedAt: null });
+    this.active.set(peer, { since: now, heardAt: now, probedAt: null });
     actions.push({ type: "neighborUp", peer });
     return actions;
   }
@@ -200,7 +264,21 @@ export class HyParView {
   }
 
   #onJoin(from: PeerId, now: number): MembershipAction[] {
-    const actions = this.#addActive(from, now);
+    const joins = this.#recentJoins;
+    for (const [peer, at] of joins) { // oldest first: forget joins past the repeat interval
+      if (at > now - this.config.joinRepeatIntervalMs) break;
+      joins.delete(peer);
+    }
+    if (joins.has(from) && this.active.has(from)) return []; // a neighbour repeating its Join: no more walks
+    const admitted = joins.has(from) ? null : this.#admit(from, now);
+    if (admitted === null) { // a repeated join, or no room: not taken, and no walk for it
+      return [{ type: "send", peer: from, message: { type: "disconnect" } }, { type: "close", peer: from, failed: false }];
+    }
+    if (this.config.joinMemory > 0) {
+      joins.set(from, now);
+      if (joins.size > this.config.joinMemory) joins.delete(joins.keys().next().value as PeerId);
+    }
+    const actions = admitted;
     for (const peer of this.active.keys()) {
       if (peer !== from) actions.push({ type: "send", peer, message: { type: "forwardJoin", peer: from, ttl: this.config.arwl } });
     }
@@ -209,20 +287,31 @@ export class HyParView {
 
   #onForwardJoin(from: PeerId, newcomer: PeerId, ttl: number, now: number): MembershipAction[] {
     if (newcomer === this.self) return [];
-    if (ttl === 0 || this.active.size <= 1) {
-      if (this.active.has(newcomer)) return [];
-      return [...this.#addActive(newcomer, now), { type: "send", peer: newcomer, message: { type: "neighbor", high: true } }];
-    }
+    if (ttl === 0 || this.active.size <= 1) return this.#acceptNewcomer(newcomer, from, now);
     if (ttl === this.config.prwl) this.#addPassive(newcomer, from);
     const next = this.#pick(this.active.keys(), [from, newcomer]);
-    if (next === null) return [];
+    if (next === null) return this.#acceptNewcomer(newcomer, from, now);
     return [{ type: "send", peer: next, message: { type: "forwardJoin", peer: newcomer, ttl: ttl - 1 } }];
   }
 
+  /** A walk ended here: take the newcomer if there is room (else keep it as a passive peer). */
+  #acceptNewcomer(newcomer: PeerId, from: PeerId, now: number): MembershipAction[] {
+    if (this.active.has(newcomer)) return [];
+    const admitted = this.#admit(newcomer, now);
+    if (admitted === null) {
+      this.#addPassive(newcomer, from);
+      return [];
+    }
+    return [...admitted, { type: "send", peer: newcomer, message: { type: "neighbor", high: true } }];
+  }
+
   #onNeighbor(from: PeerId, high: boolean, now: number): MembershipAction[] {
-    if (this.active.has(from) || this.active.size < this.config.activeSize || high) {
-      const actions = this.#addActive(from, now);
-      return [...actions, { type: "send", peer: from, message: { type: "neighborReply", accepted: true } }];
+    // A high-priority request (from a node with no neighbour left, or healing) may displace an
+    // unprotected neighbour, outside the eviction budget: refusing it could isolate a node.
+    const mayTake = high || this.active.size < this.config.activeSize;
+    const admitted = this.active.has(from) ? [] : mayTake ? this.#admit(from, now, false) : null;
+    if (admitted !== null) {
+      return [...admitted, { type: "send", peer: from, message: { type: "neighborReply", accepted: true } }];
     }
     const actions: MembershipAction[] = [{ type: "send", peer: from, message: { type: "neighborReply", accepted: false } }];
     if (!this.#requests.has(from)) actions.push({ type: "close", peer: from, failed: false });

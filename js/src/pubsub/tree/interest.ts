@@ -8,9 +8,11 @@
  * over any other link, no filter.  Adverts from peers that are not
  * neighbours yet are kept, at most `maxPending`, until they are.
  *
- * The summary here is coarser than the reference one (section 5 allows any
- * covering summary): distinct filters (by canonical encoding) in key order,
- * and `{}` when there are more than `maxFilters` of them or `{}` is one.
+ * The summary (`summarize`): `{}` if `{}` is among the filters; else the
+ * distinct filters (by canonical encoding) with the equalities on each path
+ * merged into one `$in` (`../summary.ts`), in key order; `{}` when more than
+ * `maxFilters` remain (the reference would widen them first; section 5
+ * allows any covering summary).
  */
 
 import { toHex } from "../../bytes.js";
@@ -19,6 +21,7 @@ import { Query } from "../../query/query.js";
 import type { Document } from "../../query/values.js";
 import type { PeerId } from "../../wire/peerId.js";
 import type { Advert } from "../advert.js";
+import { mergeEqualities } from "../summary.js";
 
 /** A filter and its key: the hex of its canonical encoding. */
 export interface Keyed { readonly key: string; readonly query: Query }
@@ -56,8 +59,11 @@ export class RemoteInterest {
 /** A covering summary of `unique` (key -> filter) in at most `maxFilters` filters. */
 export function summarize(unique: ReadonlyMap<string, Query>, maxFilters: number): Keyed[] {
   if (unique.size === 0) return [];
-  if (unique.has(MATCH_ALL_KEY) || unique.size > maxFilters) return [{ key: MATCH_ALL_KEY, query: MATCH_ALL_QUERY }];
-  return [...unique].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([key, query]) => ({ key, query }));
+  const all = [{ key: MATCH_ALL_KEY, query: MATCH_ALL_QUERY }];
+  if (unique.has(MATCH_ALL_KEY)) return all;
+  const merged = new Map(mergeEqualities([...unique.values()]).map((query) => [keyed(query).key, query]));
+  if (merged.size > maxFilters) return all;
+  return [...merged].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([key, query]) => ({ key, query }));
 }
 
 export class InterestTable {

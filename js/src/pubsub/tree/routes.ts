@@ -98,8 +98,9 @@ export class SpanningTree {
     return [...this.offers].filter(([, offer]) => offer?.child === true).map(([peer]) => peer);
   }
 
-  /** This side of the tree link to `peer` (split horizon); null at `TREE_SIZE_CAP` or unknown. */
-  membersFor(peer: PeerId): Set<string> | null {
+  /** This side of the tree link to `peer` (split horizon; `null`: the whole component, every
+   * tree link); null at `TREE_SIZE_CAP` or when a tree link's side is not known yet. */
+  membersFor(peer: PeerId | null): Set<string> | null {
     const members = new Set<string>([this.self]);
     for (const [other, offer] of this.offers) {
       if (other === peer || !this.isTreeLink(other)) continue;
