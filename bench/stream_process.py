@@ -1,18 +1,30 @@
 """A live stream between real processes on loopback: one broadcaster, viewers, some killed.
 
-    python bench/stream_process.py [--viewers 12] [--kill 3] [--duration 30] [--links websocket]
+    python bench/stream_process.py [--viewers 12] [--kill 3] [--duration 30]
+        [--links webrtc|websocket]
 
 Starts a signaller, ``taiinet stream publish --test-pattern`` and ``--viewers``
 ``taiinet stream watch`` processes with mixed declared slots (cycling
-``--slots-mix``), kills ``--kill`` relaying viewers (SIGKILL) in the middle of
-the stream, waits for the others to finish and checks every file a
-surviving viewer wrote with PyAV: it decodes, and its longest gap in video
-(lost media) is reported per viewer with the viewer's parent changes.
+``--slots-mix``) over ``--links`` (WebRTC data channels by default, as a node
+uses), kills ``--kill`` relaying viewers (SIGKILL) in the middle of the
+stream -- a third of ``--duration`` after every viewer has a parent, those
+that are parents of other viewers then, most children first (each viewer
+reports its parent changes on stderr) -- waits for the others
+to finish and checks every file a surviving viewer wrote with PyAV: it
+decodes, and its longest gap in video, its lost media (the video's span less
+its frames' worth: every gap), ``behind`` (seconds from its first packet to
+the end of watching, less the video's span: delay gained in repairs, which
+the backfill turns lost media into) and ``stopped`` (media stopped coming
+for 10 s) are reported per viewer with the viewer's parent changes and
+whether its parent was killed.
 Prints one JSON object: per viewer (slots, killed, frames, media seconds,
-longest gap, parent changes), the broadcaster's figures (``upload_streams``
-= chunk bytes sent / chunk bytes made, ``most_children``, ``slots``) and
-``ok`` (every survivor decodable, longest gap per parent loss <= 2 s,
-broadcaster within its slots).
+longest gap, ``lost``, ``behind``, ``stopped``, parent changes, ``orphaned``), the
+broadcaster's figures
+(``upload_streams`` = chunk bytes sent / chunk bytes made, ``most_children``,
+``slots``), ``orphans`` (survivors whose parent was killed), the host's
+``load`` average (1 min) at the start, the kill and the end, and ``ok``
+(every survivor decodable, not stopped, longest gap and lost media <= 2 s --
+a kill costs a viewer at most one parent -- broadcaster within its slots).
 """
 
 from __future__ import annotations
@@ -47,6 +59,30 @@ def _first_line(proc: subprocess.Popen[bytes], deadline: float) -> str:
     return line
 
 
+def parents(logs: dict[str, Path]) -> dict[str, str | None]:
+    """Each viewer's parent now, from the ``parent ...`` lines of its stderr (by peer id)."""
+    out: dict[str, str | None] = {}
+    for peer, log in logs.items():
+        parent: str | None = None
+        for line in log.read_text(errors="replace").splitlines():
+            if line.startswith("parent "):
+                value = line.split()[1]
+                parent = None if value == "none" else value
+        out[peer] = parent
+    return out
+
+
+def peer_id(log: Path, deadline: float) -> str:
+    """The peer id on a viewer's ``watching PEER-ID NAME`` line (waits for it)."""
+    while True:
+        for line in log.read_text(errors="replace").splitlines():
+            if line.startswith("watching "):
+                return line.split()[1]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no 'watching' line in {log}")
+        time.sleep(0.2)
+
+
 def video_gaps(path: Path) -> tuple[int, float, float]:
     """Frames, seconds covered and the longest gap between two video frames of a file."""
     import av
@@ -59,21 +95,26 @@ def video_gaps(path: Path) -> tuple[int, float, float]:
     return len(times), times[-1] - times[0], max(gaps)
 
 
-def run(viewers: int = 12, kill: int = 3, duration: float = 30.0, links: str = "websocket",
+def run(viewers: int = 12, kill: int = 3, duration: float = 30.0, links: str = "webrtc",
         slots_mix: tuple[int, ...] = (3, 2, 0, 1), root_slots: int = 2,
-        size: str = "160x120", fps: int = 10, workdir: str | None = None) -> dict[str, Any]:
+        size: str = "160x120", fps: int = 10, workdir: str | None = None,
+        verbose: bool = False, find_timeout: float = 40.0) -> dict[str, Any]:
     work = Path(workdir or tempfile.mkdtemp(prefix="taiinet-stream-"))
     procs: list[subprocess.Popen[bytes]] = []
+    load = {"start": os.getloadavg()[0]}
     try:
         sig = _spawn(["signal", "--listen", "127.0.0.1:0"], work / "signal.log")
         procs.append(sig)
         url = _first_line(sig, time.monotonic() + 30).split()[2]
-        common = ["--signaller", url, "--links", links]
-        # The broadcaster runs the pattern a little longer than the viewers watch, so
-        # viewers that took a while to join still see `duration` seconds.
+        common = ["--signaller", url, "--links", links, *(["-v"] if verbose else [])]
+        # The broadcaster runs until the last viewer to find the stream (a loaded
+        # host may take a while to bring up the overlay over WebRTC: over 30 s at
+        # load 31) has watched `duration` seconds; before, late viewers saw the
+        # stream end under them.
         lead = 8.0
         pub = _spawn(["stream", "publish", "--name", "bench", "--test-pattern",
-                      "--duration", str(duration + 2 * lead), "--slots", str(root_slots),
+                      "--duration", str(duration + find_timeout + lead),
+                      "--slots", str(root_slots),
                       "--size", size, "--fps", str(fps), *common], work / "publish.log")
         procs.append(pub)
         time.sleep(1.0)
@@ -81,18 +122,35 @@ def run(viewers: int = 12, kill: int = 3, duration: float = 30.0, links: str = "
         for i in range(viewers):
             slots = slots_mix[i % len(slots_mix)]
             out = work / f"viewer{i}.webm"
+            log = work / f"viewer{i}.log"
             proc = _spawn(["stream", "watch", "--name", "bench", "--out", str(out),
-                           "--duration", str(duration), "--slots", str(slots), *common],
-                          work / f"viewer{i}.log")
+                           "--duration", str(duration), "--slots", str(slots),
+                           "--find-timeout", str(find_timeout), *common], log)
             procs.append(proc)
             watchers.append({"index": i, "slots": slots, "proc": proc, "out": out,
-                             "killed": False})
-        # Kill relaying viewers in the middle of the stream.
-        time.sleep(lead + duration / 2)
-        victims = [w for w in watchers if w["slots"] > 0][:kill]
+                             "log": log, "killed": False})
+        # Kill relaying viewers in the middle of the stream, parents first: a third
+        # of the way into watching after every viewer has a parent (or the lead).
+        started = time.monotonic()
+        for w in watchers:
+            w["peer"] = peer_id(w["log"], started + 30)
+        logs = {w["peer"]: w["log"] for w in watchers}
+        while (time.monotonic() < started + lead
+               and not all(parents(logs).values())):
+            time.sleep(0.2)
+        attached = time.monotonic() - started
+        time.sleep(duration / 3)
+        now = parents(logs)
+        children = {w["peer"]: sum(1 for p in now.values() if p == w["peer"]) for w in watchers}
+        relays = sorted((w for w in watchers if w["slots"] > 0),
+                        key=lambda w: -children[w["peer"]])
+        victims = relays[:kill]
+        load["kill"] = os.getloadavg()[0]
         for w in victims:
             os.killpg(w["proc"].pid, signal.SIGKILL)
             w["killed"] = True
+        killed = {w["peer"] for w in victims}
+        kill_at = time.monotonic() - started
         rows = []
         for w in watchers:
             proc = w["proc"]
@@ -104,7 +162,8 @@ def run(viewers: int = 12, kill: int = 3, duration: float = 30.0, links: str = "
             else:
                 proc.wait()
             row: dict[str, Any] = {"viewer": w["index"], "slots": w["slots"],
-                                   "killed": w["killed"],
+                                   "killed": w["killed"], "children": children[w["peer"]],
+                                   "orphaned": now[w["peer"]] in killed,
                                    "parent_changes": report.get("parent_changes")}
             if not w["killed"]:
                 try:
@@ -112,17 +171,29 @@ def run(viewers: int = 12, kill: int = 3, duration: float = 30.0, links: str = "
                 except Exception as exc:
                     frames, seconds, gap = 0, 0.0, float("inf")
                     row["error"] = repr(exc)
+                watched = float(report.get("watched", 0.0))
                 row.update(frames=frames, seconds=round(seconds, 2), longest_gap=round(gap, 2),
+                           lost=round(max(0.0, seconds - (frames - 1) / fps), 2),
+                           behind=round(max(0.0, watched - seconds), 2),
+                           stopped=bool(report.get("stopped", True)),
                            lost_chunks=report.get("lost_chunks"))
             rows.append(row)
-        stdout, _ = pub.communicate(timeout=3 * lead + 120)
+        stdout, _ = pub.communicate(timeout=find_timeout + 3 * lead + 120)
         broadcaster = json.loads(stdout.decode().strip().splitlines()[-1])
+        load["end"] = os.getloadavg()[0]
         survivors = [r for r in rows if not r["killed"]]
-        ok = (all(r["frames"] > 0 and r["longest_gap"] <= MAX_GAP for r in survivors)
+        ok = (all(r["frames"] > 0 and r["longest_gap"] <= MAX_GAP and r["lost"] <= MAX_GAP
+                  and not r["stopped"] for r in survivors)
               and broadcaster["most_children"] <= broadcaster["slots"]
               and broadcaster["upload_streams"] <= broadcaster["slots"])
         return {"viewers": viewers, "killed": kill, "duration": duration, "links": links,
-                "broadcaster": broadcaster, "rows": rows, "ok": ok, "workdir": str(work)}
+                "broadcaster": broadcaster, "rows": rows,
+                "orphans": sum(1 for r in survivors if r["orphaned"]),
+                "worst_gap": max((r["longest_gap"] for r in survivors), default=None),
+                "worst_lost": max((r["lost"] for r in survivors), default=None),
+                "attached_after": round(attached, 1), "killed_after": round(kill_at, 1),
+                "load": {k: round(v, 2) for k, v in load.items()}, "ok": ok,
+                "workdir": str(work)}
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -135,9 +206,13 @@ def main() -> None:
     parser.add_argument("--viewers", type=int, default=12)
     parser.add_argument("--kill", type=int, default=3)
     parser.add_argument("--duration", type=float, default=30.0)
-    parser.add_argument("--links", choices=["websocket", "webrtc"], default="websocket")
+    parser.add_argument("--links", choices=["webrtc", "websocket"], default="webrtc")
+    parser.add_argument("--workdir", help="keep the logs and files here")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="the processes log to their .log files (-v)")
     args = parser.parse_args()
-    print(json.dumps(run(args.viewers, args.kill, args.duration, args.links)))
+    print(json.dumps(run(args.viewers, args.kill, args.duration, args.links,
+                         workdir=args.workdir, verbose=args.verbose)))
 
 
 if __name__ == "__main__":

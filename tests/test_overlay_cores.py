@@ -153,10 +153,76 @@ def test_unreachable_candidate_is_forgotten_and_the_next_one_asked() -> None:
     assert second != first and message == Neighbor(high_priority=True)
 
 
-def test_reply_without_a_pending_request_is_ignored() -> None:
+def test_an_accepting_reply_nobody_asked_for_is_answered_with_disconnect() -> None:
+    """(A request that timed out, or a confirmation that crossed our Disconnect.)
+    The replier holds us now and we do not hold it: it is told so."""
     node = hpv()
-    assert node.handle_message("a", NeighborReply(accepted=True), 0.0) == []
-    assert node.active == []
+    out = node.handle_message("a", NeighborReply(accepted=True), 0.0)
+    assert sends(out) == [("a", Disconnect())] and CloseLink(peer="a") in out
+    assert node.active == [] and node.passive == []
+    # A refusal from a non-neighbour changes nothing.
+    assert node.handle_message("b", NeighborReply(accepted=False), 0.0) == []
+
+
+def _half_open(peer_has_room: bool) -> tuple[HyParView, HyParView]:
+    """``a`` holds ``b`` but ``b`` does not hold ``a``: b's failure report of
+    their link overtook a's ``Join``, which ``a`` had sent through ``b``."""
+    a = hpv("a", active_size=3)
+    b = hpv("b", active_size=3)
+    b.join("x", 0.0)
+    if not peer_has_room:
+        b.join("y", 0.0)
+        b.join("z", 0.0)
+    a.join("b", 0.0)  # a holds b; its Join is lost with the link
+    b.handle_link_down("a", 0.1)
+    assert a.active == ["b"] and "a" not in b.active
+    return a, b
+
+
+def test_a_half_open_neighbour_that_is_full_refuses_the_confirmation_and_is_dropped() -> None:
+    a, b = _half_open(peer_has_room=False)
+    # The link answers a's probes (b's link layer sends the Pong): before
+    # confirmations, a kept b for ever.  Each keep-alive tick asks one
+    # neighbour, here the only one, whether it still holds a.
+    out = a.handle_timer(KeepaliveTimer(), 2.0)
+    assert ("b", Neighbor(high_priority=False)) in sends(out)
+    reply = b.handle_message("a", Neighbor(high_priority=False), 2.1)
+    assert sends(reply) == [("a", NeighborReply(accepted=False))]
+    assert b.active == ["x", "y", "z"]
+    out = a.handle_message("b", NeighborReply(accepted=False), 2.2)
+    assert a.active == [] and a.passive == ["b"]
+    assert NeighborDown(peer="b") in out and CloseLink(peer="b") in out
+    # With no neighbour left it asks again with high priority, which b takes.
+    assert sends(out) == [("b", Neighbor(high_priority=True))]
+    answer = b.handle_message("a", Neighbor(high_priority=True), 2.3)
+    assert sends(answer)[-1] == ("a", NeighborReply(accepted=True)) and "a" in b.active
+    a.handle_message("b", NeighborReply(accepted=True), 2.4)
+    assert a.active == ["b"]
+
+
+def test_a_half_open_neighbour_with_room_takes_the_confirmation_and_the_views_agree() -> None:
+    a, b = _half_open(peer_has_room=True)
+    out = a.handle_timer(KeepaliveTimer(), 2.0)
+    reply = b.handle_message("a", Neighbor(high_priority=False), 2.1)
+    assert sends(reply) == [("a", NeighborReply(accepted=True))] and "a" in b.active
+    a.handle_message("b", NeighborReply(accepted=True), 2.2)
+    assert a.active == ["b"] and ("b", Neighbor(high_priority=False)) in sends(out)
+
+
+def test_each_tick_confirms_the_neighbour_asked_longest_ago() -> None:
+    node = hpv(keepalive_interval=2.0)  # type: ignore[arg-type]
+    for peer in ("a", "b", "c"):
+        node.join(peer, 0.0)
+    asked = []
+    for tick in range(1, 7):
+        out = node.handle_timer(KeepaliveTimer(), 2.0 * tick)
+        asked += [p for p, m in sends(out) if m == Neighbor(high_priority=False)]
+        for peer in node.active:
+            node.heard_from(peer, 2.0 * tick + 0.1)  # (their answers)
+    assert asked == ["a", "b", "c", "a", "b", "c"]
+    # A neighbour that holds us answers with acceptance: nothing changes.
+    assert node.handle_message("a", NeighborReply(accepted=True), 13.0) == []
+    assert node.active == ["a", "b", "c"]
 
 
 def test_disconnect_moves_the_peer_to_the_passive_view() -> None:
@@ -218,7 +284,9 @@ def test_a_neighbour_silent_after_a_probe_is_failed_and_replaced() -> None:
     assert node.active == ["a"] and "b" not in node.passive
     assert NeighborDown(peer="b") in out and CloseLink(peer="b", failed=True) in out
     assert ProbeLink(peer="b") not in out and ProbeLink(peer="a") not in out
-    assert sends(out) == [("p", Neighbor(high_priority=False))]
+    # (a, the one neighbour left, is asked to confirm it holds us.)
+    assert sends(out) == [("a", Neighbor(high_priority=False)),
+                          ("p", Neighbor(high_priority=False))]
     # The replacement is taken as usual.
     out = node.handle_message("p", NeighborReply(accepted=True), 6.1)
     assert node.active == ["a", "p"] and NeighborUp(peer="p") in out

@@ -18,7 +18,7 @@ from taiinet.overlay.actions import Deliver, Send
 from taiinet.overlay.config import HyParViewConfig
 from taiinet.overlay.core import OverlayConfig
 from taiinet.overlay.driver import OverlayDriver
-from taiinet.overlay.messages import Gossip, IHave, Join, OverlayMessage, Shuffle
+from taiinet.overlay.messages import Gossip, IHave, Join, Neighbor, OverlayMessage, Shuffle
 from taiinet.transport.connection import Connection
 from taiinet.transport.memory import MemoryNetwork, memory_connection_pair
 from taiinet.wire.framing import decode_link_frame, encode_item
@@ -320,7 +320,7 @@ async def test_a_hung_neighbour_is_dropped_after_the_probe_timeout(
     async with trio.open_nursery() as nursery:
         await nursery.start(a.run)
         await nursery.start(b.run)
-        # A capacity of 1: A's second ping to H blocks its sender for good.
+        # A capacity of 1: A's second frame to H blocks its sender for good.
         ours, theirs = await memory_connection_pair(hung, a.identity, capacity=1)
         watched = _Watched(theirs)
         a.driver.add_connection(watched)
@@ -343,7 +343,10 @@ async def test_a_hung_neighbour_is_dropped_after_the_probe_timeout(
                 frames.append(await ours.receive())
             except ConnectionClosed:
                 break
-        assert _ping(0) in frames  # it was probed; the link ends closed
+        # Its first tick asked H to confirm (a ``Neighbor``, which fills the
+        # link's capacity of 1: the ``Ping``s after it never leave); H answered
+        # nothing, and the probe deadline dropped it.  The link ends closed.
+        assert codec.encode_frame(Neighbor(high_priority=False)) in frames
 
         await trio.sleep(20)  # B promoted; both idle, each answers the other's pings
         assert a.driver.neighbors == [b.peer_id] and b.driver.neighbors == [a.peer_id]

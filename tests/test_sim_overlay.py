@@ -55,8 +55,10 @@ def test_flood_prefix_shortens_the_last_delivery_hop_of_random_sources() -> None
     messages = result.messages
     assert [m.reliability for m in messages] == [1.0] * 12
     assert {m.origin_rank for m in messages} == {1}  # one-shot sources: the shared tree
-    # The shared tree still forms: one payload per node and a bit more.
-    assert all(m.rmr <= 0.1 for m in messages[1:])
+    # The shared tree still forms: one payload per node and a bit more (each
+    # view change, a confirmation's too, costs the tree a few duplicates).
+    assert all(m.rmr <= 0.12 for m in messages[1:])
+    assert sum(m.rmr for m in messages[1:]) / len(messages[1:]) <= 0.08
     # Entering the tree at every node 2 hops from the origin: the farthest
     # node is nearer than along the shared tree alone (13 hops against 14 for
     # this seed; 11-14 against 13-15 over seeds 1-6), and the last delivery

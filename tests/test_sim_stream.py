@@ -39,6 +39,11 @@ def test_free_riders_are_evicted_and_their_victims_repair() -> None:
     assert result.free_riders_evicted >= 0.7 * result.free_riders
     assert result.honest_evicted <= 1
     assert result.served >= 0.95
+    # Removed fast: from a free-rider's first child to its eviction, within the
+    # report window (5 s), and none still feeding nobody at the end.
+    assert result.free_rider_removals >= result.free_riders_evicted
+    assert 0 < result.free_rider_removal_p50 <= result.free_rider_removal_p99 <= 5.0
+    assert result.free_riders_with_children == 0
 
 
 def test_churned_viewers_are_replaced_and_newcomers_get_chunks_fast() -> None:

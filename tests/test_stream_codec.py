@@ -68,7 +68,7 @@ PB = stream_pb2.StreamMessage
     raw(status=PB.Status(free=(1 << 20) + 1)),
     raw(stall_report=PB.StallReport(parent="")),
     raw(join=PB.Join(slots=1, have=-2)),
-    raw(chunk=PB.Chunk(seq=1, payload=b"x" * (64 * 1024 + 1))),
+    raw(chunk=PB.Chunk(seq=1, payload=b"x" * (codec.MAX_CHUNK_PAYLOAD + 1))),
     raw(seal=PB.Seal(first=0, hashes=[], signature=bytes(64))),
     raw(seal=PB.Seal(first=0, hashes=[bytes(31)], signature=bytes(64))),
     raw(seal=PB.Seal(first=0, hashes=[bytes(32)] * 257, signature=bytes(64))),

@@ -285,3 +285,20 @@ def test_a_late_adopt_from_an_earlier_candidate_is_taken_and_the_pending_one_tol
     assert c.parent == A
     assert (B, Leave()) in sends(out)
     assert c.handle_message(B, Adopt(path=(ROOT, B)), 1.0) and c.parent == A
+
+
+def test_a_detached_node_lets_a_child_that_asks_again_go_instead_of_adopting_without_a_path(
+) -> None:
+    """Before, it answered with ``Adopt(path=())``, which no decoder accepts (a path
+    holds at least the sender): the child dropped the link as a protocol breach."""
+    from taiinet.stream import codec
+
+    b = adopted(B, 2, (ROOT, A))
+    b.handle_message(C, Join(slots=0), 0.0)
+    b.handle_link_down(A, 0.1)  # B is detached, C still its child
+    assert not b.attached and C in b.children
+    out = b.handle_message(C, Join(slots=0, have=4), 0.2)
+    for _peer, message in sends(out):
+        codec.decode(codec.encode(bytes(32), message))  # every message is valid
+    assert sends(out) == [(C, Redirect(candidates=()))]
+    assert C not in b.children

@@ -13,7 +13,7 @@ import { OverlayMessageSchema } from "../src/gen/taiinet/v1/overlay_pb.js";
 import { decodeLinkFrame, encodeOverlayFrame } from "../src/link/frames.js";
 import { type NodeAction, NodeCore } from "../src/node/nodeCore.js";
 import { MalformedOverlayMessage, type OverlayMsg, fromOverlayProto, toOverlayProto } from "../src/overlay/codec.js";
-import { HyParView, type MembershipAction } from "../src/overlay/hyparview.js";
+import { DEFAULT_HYPARVIEW_CONFIG, HyParView, type MembershipAction } from "../src/overlay/hyparview.js";
 import { sealDocument } from "../src/pubsub/document.js";
 import { Query } from "../src/query/query.js";
 import { SeededRandom } from "../src/random.js";
@@ -118,6 +118,43 @@ describe("HyParView core", () => {
     const failed = node.tick(T0 + 12_700);
     assert.ok(failed.some((a) => a.type === "close" && a.peer === peer(1) && a.failed));
     assert.ok(!node.active.has(peer(1)));
+  });
+
+  it("a neighbour that does not hold us refuses the tick's confirmation and is dropped (docs/overlay.md, Confirmations)", () => {
+    // a holds b; b, full, does not hold a (its link failure overtook a's Join).
+    const a = new HyParView(peer(0), new SeededRandom(1), { ...DEFAULT_HYPARVIEW_CONFIG, activeSize: 3 });
+    const b = new HyParView(peer(1), new SeededRandom(2), { ...DEFAULT_HYPARVIEW_CONFIG, activeSize: 3 });
+    b.start(null, T0);
+    for (const other of [2, 3, 4]) b.receive(peer(other), { type: "neighbor", high: true }, T0);
+    a.start(peer(1), T0);
+    const ask = a.tick(T0 + 2_000);
+    assert.deepEqual(sends(ask), [[peer(1), "neighbor"]]);
+    const reply = b.receive(peer(0), { type: "neighbor", high: false }, T0 + 2_100);
+    assert.deepEqual(reply.filter((x) => x.type === "send").map((x) => x.type === "send" && x.message),
+      [{ type: "neighborReply", accepted: false }]);
+    const out = a.receive(peer(1), { type: "neighborReply", accepted: false }, T0 + 2_200);
+    assert.ok(!a.active.has(peer(1)) && a.passive.has(peer(1)));
+    assert.ok(out.some((x) => x.type === "neighborDown" && x.peer === peer(1)));
+    // With no neighbour left it asks again, with high priority (b must take it).
+    assert.deepEqual(out.filter((x) => x.type === "send").map((x) => x.type === "send" && x.message),
+      [{ type: "neighbor", high: true }]);
+  });
+
+  it("an acceptance nobody asked for is answered with Disconnect; confirmations go round the view", () => {
+    const node = new HyParView(peer(0), new SeededRandom(1));
+    node.start(null, T0);
+    assert.deepEqual(sends(node.receive(peer(5), { type: "neighborReply", accepted: true }, T0)), [[peer(5), "disconnect"]]);
+    assert.ok(!node.active.has(peer(5)));
+    for (const other of [1, 2, 3]) node.receive(peer(other), { type: "neighbor", high: true }, T0);
+    const asked: PeerId[] = [];
+    for (let tick = 1; tick <= 6; tick += 1) {
+      for (const action of node.tick(T0 + tick * 2_000)) {
+        if (action.type === "send" && action.message.type === "neighbor") asked.push(action.peer);
+      }
+      for (const other of [1, 2, 3]) node.heardFrom(peer(other), T0 + tick * 2_000 + 100);
+    }
+    assert.deepEqual(asked, [1, 2, 3, 1, 2, 3].map(peer));
+    assert.deepEqual(node.receive(peer(1), { type: "neighborReply", accepted: true }, T0 + 13_000), []);
   });
 
   it("reads only the first reply to its own shuffle, truncated", () => {

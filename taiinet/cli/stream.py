@@ -42,7 +42,8 @@ def register(subparsers: Any) -> None:
         "watch", help="watch a stream and write it to a file",
         description="Watch a stream (relaying it to --slots viewers) and write it to FILE; "
                     "the container follows the extension (.webm, .mkv). Prints one JSON "
-                    "line of figures at the end.")
+                    "line of figures at the end; on stderr, 'watching PEER-ID NAME' first and "
+                    "'parent PEER-ID' (or 'parent none') at every change of parent.")
     watch.add_argument("--name", required=True, help="the stream's name")
     watch.add_argument("--out", required=True, metavar="FILE", help="where to write the media")
     watch.add_argument("--duration", type=positive_float, metavar="S",
@@ -98,13 +99,20 @@ def watch_command(args: argparse.Namespace) -> int:
         async with open_node(args.signaller, identity, links=links, config=node_config(args),
                              ssl_context=tls.client_tls(args)) as node:
             print(f"watching {node.peer_id} {args.name}", file=sys.stderr, flush=True)
+
+            def parent_changed(parent: str | None) -> None:
+                print(f"parent {parent or 'none'}", file=sys.stderr, flush=True)
+
             report = await watch(node, args.name, args.out, duration=args.duration,
-                                 slots=args.slots, timeout=args.find_timeout)
+                                 slots=args.slots, timeout=args.find_timeout,
+                                 on_parent=parent_changed)
             print(json.dumps({"packets": {str(k): v for k, v in report.packets.items()},
                               "chunks": report.chunks, "parent_changes": report.parent_changes,
                               "lost_chunks": report.lost_chunks,
                               "skipped_packets": report.skipped_packets,
-                              "keyframe_requests": report.keyframe_requests}), flush=True)
+                              "keyframe_requests": report.keyframe_requests,
+                              "watched": round(report.watched, 2),
+                              "stopped": report.stopped}), flush=True)
 
     run_trio(main)
     return 0

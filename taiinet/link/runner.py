@@ -13,7 +13,10 @@ out at once, in order:
   ``taiinet.link.manager``);
 * ``SetTimer(at, timer)``: kept in a heap served by one timer task; timers
   are values, never cancelled, and the core ignores stale ones;
-* ``CloseLink(peer)``: flush then close; with ``failed``, close at once (not
+* ``CloseLink(peer)``: flush then close, unless a protocol composed beside
+  the core still uses the link (``link_keepers``: a stream tree's parent or
+  child is often an overlay peer too, and the overlay closing its link would
+  cut the stream); with ``failed``, close at once whatever uses it (not
   reported back: the core already counts the link down);
 * ``ProbeLink(peer)``: the link layer's ``Ping``;
 * anything else is an output event of the core (a delivery, a neighbour
@@ -73,6 +76,9 @@ class Runner:
         self.frames_refused = 0
         #: Set (and forgotten) once the core has taken its next input; see ``stepped``.
         self._stepped: trio.Event | None = None
+        #: Asked before a (not failed) ``CloseLink`` is carried out: any that says
+        #: True for the peer keeps the link open (the core no longer uses it).
+        self.link_keepers: list[Callable[[PeerId], bool]] = []
 
     def register(self, codec: ProtocolCodec, handle: Handle | None = None,
                  admit: Admit | None = None, link_down: LinkDown | None = None) -> None:
@@ -144,7 +150,7 @@ class Runner:
     def _close(self, action: CloseLink) -> None:
         if action.failed:
             self.links.drop(action.peer)
-        else:
+        elif not any(keeps(action.peer) for keeps in self.link_keepers):
             self.links.close(action.peer)
 
     def _probe(self, action: ProbeLink) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -14,6 +14,7 @@ from taiinet.media.writer import MediaWriter
 
 if TYPE_CHECKING:
     from taiinet.node.node import Node
+    from taiinet.wire.peer_id import PeerId
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,24 +63,37 @@ class WatchReport:
     skipped_packets: int
     keyframe_requests: int
     chunks: int
+    #: Seconds from the first packet to the end of watching (the media a viewer
+    #: should have got, if none was lost).
+    watched: float
+    #: True if watching ended because no media came for ``idle`` seconds.
+    stopped: bool
 
 
 async def watch(node: Node, name: str, out: str, *, duration: float | None = None,
-                slots: int = 2, timeout: float = 30.0, idle: float = 10.0) -> WatchReport:
+                slots: int = 2, timeout: float = 30.0, idle: float = 20.0,
+                on_parent: Callable[[PeerId | None], None] | None = None) -> WatchReport:
     """Watch ``name`` (relaying to ``slots`` viewers) and write its media to ``out``, for
-    ``duration`` seconds or until no media came for ``idle`` seconds (the stream ended)."""
+    ``duration`` seconds or until no media came for ``idle`` seconds (the stream ended);
+    ``on_parent`` is told every new parent (``None``: detached)."""
     async with node.stream_watch(name, slots=slots, timeout=timeout) as viewing:
+        viewing.session.on_parent_changed = on_parent
         writer = MediaWriter(out, viewing.tracks)
         counts: dict[int, int] = {}
+        first: float | None = None
+        stopped = False
         try:
             with trio.move_on_after(float("inf") if duration is None else duration):
                 packets = viewing.session.packets
                 while True:
                     with trio.move_on_after(idle):
                         packet = await packets.receive()
+                        if first is None:
+                            first = trio.current_time()
                         writer.write(packet)
                         counts[packet.track] = counts.get(packet.track, 0) + 1
                         continue
+                    stopped = True
                     break
         finally:
             writer.close()
@@ -88,4 +102,6 @@ async def watch(node: Node, name: str, out: str, *, duration: float | None = Non
                            lost_chunks=session.reassembler.lost_chunks,
                            skipped_packets=session.reassembler.skipped_packets,
                            keyframe_requests=session.stats.keyframe_requests,
-                           chunks=session.stats.chunks_received)
+                           chunks=session.stats.chunks_received,
+                           watched=0.0 if first is None else trio.current_time() - first,
+                           stopped=stopped)

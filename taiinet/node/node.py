@@ -193,6 +193,7 @@ class Node:
         self.history = HistoryService(self.driver, signal, config.history, rng.getrandbits(32))
         #: Live streams this node broadcasts, watches or relays (docs/stream.md).
         self.streams = StreamService(self.driver, identity, random.Random(rng.getrandbits(64)))
+        self.driver.link_keepers.append(self.streams.keeps_link)
         # The protocols run side by side over the same links, each by its id and
         # codec (docs/protocol.md section 4.1): the router registered overlay (10)
         # and pubsub (12); history (13) goes to the history service and stream (14)

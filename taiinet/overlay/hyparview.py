@@ -27,7 +27,11 @@ and the driver reports any frame from a peer with ``heard_from``.  A
 neighbour still silent ``probe_timeout`` after the first unanswered probe is
 treated as failed at that tick, exactly as if its link had gone down (its
 link closed with ``CloseLink(failed=True)``): a hung peer whose link stays
-open is noticed even though no send ever fails.
+open is noticed even though no send ever fails.  Each tick also asks the
+neighbour asked longest ago whether it still holds us (``Neighbor(low)``:
+accepted, taken, or refused, and a refusal drops it; an unasked acceptance
+gets ``Disconnect``), so an entry held at one end only is found within
+``active_size`` ticks (docs/overlay.md, "Confirmations").
 
 Inputs and outputs are those of the core contract (docs/cores.md), plus
 ``join``, ``reach_out`` and ``handle_link_address``.
@@ -38,8 +42,9 @@ Departures from the paper
   walk's end tells the newcomer with a high-priority ``Neighbor`` (answered
   with a ``NeighborReply``), so active views are symmetric without relying on
   the transport's connection events.
-* A ``NeighborReply`` is only acted on if a request to that peer is pending;
-  this keeps views symmetric when a request crosses a ``Disconnect``.
+* A ``NeighborReply`` adds a neighbour only if a request to that peer is
+  pending (views stay symmetric when a request crosses a ``Disconnect``);
+  without one it only makes the views agree (confirmations).
 * A node below its active size also refills from the passive view after a
   ``Disconnect`` and on each shuffle tick (the paper refills only on failure),
   with at most ``rejections_per_interval`` refused requests per tick.
@@ -48,6 +53,9 @@ Departures from the paper
 * Failure detection does not rely on the transport alone: a neighbour that
   leaves a probe unanswered for ``probe_timeout`` is failed by the core, and
   so is a peer that leaves a ``Neighbor`` request unanswered that long.
+* Neighbours are confirmed, one per keep-alive tick, and a ``NeighborReply``
+  with no request out is acted on (see above): the paper assumes both ends
+  see the same link events.
 
 Defences against strangers (every peer may lie; identities are free; see
 docs/overlay.md, "Defences"), none of them in the paper:
@@ -78,7 +86,6 @@ docs/overlay.md, "Defences"), none of them in the paper:
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 from taiinet.overlay.actions import (
     Action,
@@ -86,7 +93,6 @@ from taiinet.overlay.actions import (
     KeepaliveTimer,
     NeighborDown,
     NeighborUp,
-    ProbeLink,
     Send,
     SetTimer,
     ShuffleTimer,
@@ -95,6 +101,7 @@ from taiinet.overlay.addresses import AddressBook
 from taiinet.overlay.budget import TokenBucket
 from taiinet.overlay.config import HyParViewConfig
 from taiinet.overlay.errors import OverlayUsageError
+from taiinet.overlay.liveness import SLACK, Neighbour, confirm_one, probe_idle
 from taiinet.overlay.messages import (
     MAX_SHUFFLE_PEERS,
     Disconnect,
@@ -114,21 +121,8 @@ _KEEPALIVE_TIMER = KeepaliveTimer()
 _DISCONNECT = Disconnect()
 _JOIN = Join()
 _ACCEPT = NeighborReply(accepted=True)
-_SLACK = 1e-6
 _REJECT = NeighborReply(accepted=False)
-
-
-@dataclass(slots=True)
-class Neighbour:
-    """What the core keeps of one active-view peer."""
-
-    #: When it became a neighbour (the oldest ones are protected).
-    since: float
-    #: When a frame of any layer last came from it.
-    last_heard: float
-    #: When it was first probed without an answer yet (cleared at the tick
-    #: that sees it heard from since); ``None``: not probed.
-    probed_at: float | None = None
+_CONFIRM = Neighbor(high_priority=False)
 
 
 class HyParView:
@@ -300,25 +294,9 @@ class HyParView:
                 self._send_shuffle(out)
             return out
         out = [SetTimer(at=now + cfg.keepalive_interval, timer=_KEEPALIVE_TIMER)]
-        idle_since = now - cfg.keepalive_interval
-        # (A microsecond of slack: tick times are sums of floats.)
-        expired = now - cfg.probe_deadline + _SLACK
-        failed: list[PeerId] = []
-        for peer, neighbour in self._neighbours.items():
-            last = neighbour.last_heard
-            probe = neighbour.probed_at
-            if probe is not None:
-                # A peer is idle for a whole interval when probed, so anything
-                # heard at or after the probe time came after it.
-                if last >= probe:
-                    neighbour.probed_at = None
-                elif probe <= expired:
-                    failed.append(peer)
-                    continue
-            if last <= idle_since:
-                if neighbour.probed_at is None:
-                    neighbour.probed_at = now
-                out.append(ProbeLink(peer=peer))
+        expired = now - cfg.probe_deadline + SLACK
+        failed = probe_idle(self._neighbours, now, cfg.keepalive_interval, cfg.probe_deadline,
+                            out)
         for peer in failed:
             # As ``handle_link_down``: forgotten, not kept as a passive peer.
             self._remove_active(peer, out)
@@ -329,6 +307,10 @@ class HyParView:
             del self._pending[peer]
             self._passive.drop(peer)
             out.append(CloseLink(peer=peer, failed=True))
+        # Does it still hold us?  (``_on_unasked_reply`` acts on the answer.)
+        confirm = confirm_one(self._neighbours, now)
+        if confirm is not None:
+            out.append(Send(peer=confirm, message=_CONFIRM))
         self._rejections = 0
         self._refill(out)
         return out
@@ -425,6 +407,7 @@ class HyParView:
 
     def _on_neighbor_reply(self, peer: PeerId, message: NeighborReply, out: list[Action]) -> None:
         if peer not in self._pending:
+            self._on_unasked_reply(peer, message.accepted, out)
             return
         del self._pending[peer]
         # It answered: it exists and is reachable, so it is trusted from now on.
@@ -438,6 +421,24 @@ class HyParView:
             self._rejections += 1
             out.append(CloseLink(peer=peer))
             self._refill(out)
+
+    def _on_unasked_reply(self, peer: PeerId, accepted: bool, out: list[Action]) -> None:
+        """A ``NeighborReply`` with no request of ours out: the answer to a
+        confirmation (``liveness.confirm_one``), or to a request that timed out.
+
+        Either way it says whether ``peer`` holds us now; the views are made
+        to agree.  A neighbour that refused does not hold us: it leaves the
+        active view (to the passive view, it is alive).  A non-neighbour that
+        accepted holds us, and we do not want it: it is told ``Disconnect``.
+        """
+        if not accepted and peer in self._neighbours:
+            self._remove_active(peer, out)
+            out.append(CloseLink(peer=peer))
+            self._passive.add_trusted(peer, self._neighbours)
+            self._refill(out)
+        elif accepted and peer not in self._neighbours:
+            out.append(Send(peer=peer, message=_DISCONNECT))
+            out.append(CloseLink(peer=peer))
 
     def _on_disconnect(self, peer: PeerId, out: list[Action]) -> None:
         if peer in self._neighbours:
@@ -530,7 +531,8 @@ class HyParView:
             out.append(Send(peer=victim, message=_DISCONNECT))
             out.append(CloseLink(peer=victim))
             self._passive.add_trusted(victim, self._neighbours)
-        self._neighbours[peer] = Neighbour(since=self._now, last_heard=self._now)
+        self._neighbours[peer] = Neighbour(since=self._now, last_heard=self._now,
+                                           confirmed_at=self._now)
         out.append(NeighborUp(peer=peer))
 
     def _protected(self) -> int:

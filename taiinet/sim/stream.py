@@ -14,7 +14,9 @@ per tree depth), stall time per viewer (time beyond ``stall_gap`` without a
 new chunk), the share of viewers *served* (present for the whole window and
 received at least ``served_share`` of its chunks), the tree's depth at the
 end, upload used per relaying peer, time from joining to the first chunk of
-newcomers, and evictions of free-riders and of honest peers.  Same config,
+newcomers, and evictions of free-riders and of honest peers, with how long
+a free-rider fed nobody before it was removed (from the first child it
+adopted to its eviction, each time it found a new parent).  Same config,
 same seed: same result.
 """
 
@@ -157,6 +159,10 @@ class StreamSimulation:
         self.catch_up = 0
         self.evicted_free_riders: set[PeerId] = set()
         self.evicted_honest: set[PeerId] = set()
+        #: When each free-rider adopted its first child since it was last evicted,
+        #: and the seconds from then to each eviction.
+        self.rider_since = [float("inf")] * count
+        self.removal_times: list[float] = []
         self.window_start = config.joins_over + config.settle
         self.window_end = self.window_start + config.duration
         self.produced = 0  # chunks made in the window
@@ -206,8 +212,12 @@ class StreamSimulation:
             self._backfill(node, action.peer, action.after)
         elif isinstance(action, Evicted):
             peer = action.peer
-            if self.free_rider[self.index[peer]]:
+            i = self.index[peer]
+            if self.free_rider[i]:
                 self.evicted_free_riders.add(peer)
+                if self.rider_since[i] != float("inf"):
+                    self.removal_times.append(self.loop.now - self.rider_since[i])
+                    self.rider_since[i] = float("inf")
             else:
                 self.evicted_honest.add(peer)
         elif not isinstance(action, ParentChanged):
@@ -299,6 +309,8 @@ class StreamSimulation:
         self.last_arrival[i] = now
         if not self.free_rider[i]:
             self._relay(node, core, seq, live)
+        elif core.children and self.rider_since[i] == float("inf"):
+            self.rider_since[i] = now  # it feeds nobody from here on (to a chunk)
 
     # --- the scenario ----------------------------------------------------------------
 
@@ -403,6 +415,8 @@ class StreamSimulation:
         used = sorted(self.uploads[self.index[p]] / max(1, self.produced) for p in relays)
         slot_total = sum(self.slots[self.index[p]] for p in relays)
         riders = [p for p in self.ids if self.free_rider[self.index[p]]]
+        removals = sorted(self.removal_times)
+        feeding = [p for p in riders if p in self.live and self.cores[p].children]
         return StreamSimResult(
             config=cfg,
             served=served / len(whole) if whole else 0.0,
@@ -423,6 +437,11 @@ class StreamSimulation:
             join_p50=_percentile(join_times, 0.5), join_p99=_percentile(join_times, 0.99),
             free_riders=len(riders), free_riders_evicted=len(self.evicted_free_riders),
             honest_evicted=len(self.evicted_honest),
+            free_rider_removals=len(removals),
+            free_rider_removal_p50=_percentile(removals, 0.5),
+            free_rider_removal_p99=_percentile(removals, 0.99),
+            free_rider_removal_max=removals[-1] if removals else 0.0,
+            free_riders_with_children=len(feeding),
             chunks=self.produced, events=self.loop.events_run)
 
 
@@ -460,6 +479,14 @@ class StreamSimResult:
     free_riders: int
     free_riders_evicted: int
     honest_evicted: int
+    #: Evictions of free-riders that had adopted a child, and seconds from its
+    #: first child (since its previous eviction) to the eviction.
+    free_rider_removals: int
+    free_rider_removal_p50: float
+    free_rider_removal_p99: float
+    free_rider_removal_max: float
+    #: Live free-riders with children at the end (not yet removed).
+    free_riders_with_children: int
     chunks: int
     events: int
 
@@ -479,7 +506,13 @@ class StreamSimResult:
             "upload_share": r(self.upload_share), "catch_up": r(self.catch_up),
             "join_p50": r(self.join_p50), "join_p99": r(self.join_p99),
             "free_riders": self.free_riders, "free_riders_evicted": self.free_riders_evicted,
-            "honest_evicted": self.honest_evicted, "chunks": self.chunks, "events": self.events,
+            "honest_evicted": self.honest_evicted,
+            "free_rider_removals": self.free_rider_removals,
+            "free_rider_removal_p50": r(self.free_rider_removal_p50),
+            "free_rider_removal_p99": r(self.free_rider_removal_p99),
+            "free_rider_removal_max": r(self.free_rider_removal_max),
+            "free_riders_with_children": self.free_riders_with_children,
+            "chunks": self.chunks, "events": self.events,
         }
 
 

@@ -4,9 +4,10 @@
 The core contract's actions (``taiinet.core``, docs/cores.md): ``Send`` of a
 ``TreeMessage``, ``SetTimer`` of the tree's timers (values, never cancelled:
 the core ignores a stale one when it fires) and ``CloseLink`` (the tree no
-longer needs the link; the node's driver keeps it open, see
-``taiinet.stream.service``); and the tree's own output events and timers,
-below.
+longer needs the link: idle for ``link_idle_timeout``, a silent or evicted
+child, or the stream left; the node's driver closes it unless another stream
+or the overlay still uses it, see ``taiinet.stream.service``); and the
+tree's own output events and timers, below.
 """
 
 from __future__ import annotations

@@ -6,6 +6,12 @@ every field against the limits in ``taiinet.stream.messages`` and raises
 ``StreamDecodeError`` (a ``RemoteProtocolError``) for anything malformed.
 On a link a ``StreamMessage`` is the body of an item of protocol
 ``PROTOCOL_ID`` (14); ``CODEC`` is what the node registers with its link layer.
+
+Sizes follow the link frame cap (``DEFAULT_LINK_FRAME_SIZE``, what a node
+sends and accepts): ``MAX_MESSAGE_SIZE`` is the largest body whose item fits
+one link frame, and ``MAX_CHUNK_PAYLOAD`` leaves room in it for a chunk's
+other fields.  So any message this decoder accepts, a node's link can carry,
+and ``encode`` refuses to make one it could not.
 """
 
 from __future__ import annotations
@@ -15,12 +21,12 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
+from taiinet.link.config import DEFAULT_LINK_FRAME_SIZE
 from taiinet.link.registry import ProtocolCodec
-from taiinet.stream.errors import StreamDecodeError
+from taiinet.stream.errors import StreamDecodeError, StreamUsageError
 from taiinet.stream.messages import (
     HASH_SIZE,
     MAX_CANDIDATES,
-    MAX_CHUNK_PAYLOAD,
     MAX_DEPTH,
     MAX_FREE,
     MAX_SEAL_HASHES,
@@ -42,6 +48,7 @@ from taiinet.stream.messages import (
 )
 from taiinet.v1 import stream_pb2
 from taiinet.wire.errors import InvalidPeerId
+from taiinet.wire.framing import encode_item
 from taiinet.wire.peer_id import PeerId
 
 PB = stream_pb2.StreamMessage
@@ -49,13 +56,27 @@ PB = stream_pb2.StreamMessage
 PROTOCOL_ID = 14
 #: Length of a stream id (SHA-256 of the announcement envelope).
 STREAM_ID_SIZE = 32
-#: Largest encoded ``StreamMessage`` accepted (a full Status or Heartbeat is
-#: ~5 KB; a Chunk up to 64 KiB of payload, a Seal 256 hashes).
-MAX_MESSAGE_SIZE = 80 * 1024
+#: Bytes a link item adds to a body of protocol 14 that fills a link frame
+#: (item key and length, protocol key and id, body key and length: 10).
+LINK_ITEM_OVERHEAD = len(encode_item(PROTOCOL_ID, bytes(DEFAULT_LINK_FRAME_SIZE))) - (
+    DEFAULT_LINK_FRAME_SIZE)
+#: Largest encoded ``StreamMessage`` sent or accepted: the largest body whose
+#: link item fits one link frame (62,470 bytes).  A full Status or Heartbeat
+#: is ~5 KB, a Seal of 256 hashes ~9 KB, a Chunk its payload + at most
+#: ``CHUNK_OVERHEAD``.
+MAX_MESSAGE_SIZE = DEFAULT_LINK_FRAME_SIZE - LINK_ITEM_OVERHEAD
+#: Most bytes a ``Chunk`` message adds to its payload: the stream id (34), the
+#: chunk's key and length (4), ``seq`` (at most 10) and the payload's key and
+#: length (4); rounded up.
+CHUNK_OVERHEAD = 64
+#: Largest chunk payload (an encoded ``MediaPart``, whose data is at most
+#: ``taiinet.media.packets.MAX_PART`` = 16 KiB): 62,406 bytes.
+MAX_CHUNK_PAYLOAD = MAX_MESSAGE_SIZE - CHUNK_OVERHEAD
 
 
 def encode(stream_id: bytes, message: StreamBody) -> bytes:
-    """The wire bytes of ``message`` for the stream ``stream_id``."""
+    """The wire bytes of ``message`` for the stream ``stream_id``; ``StreamUsageError``
+    for a chunk payload over ``MAX_CHUNK_PAYLOAD`` (no link could carry it)."""
     pb = PB(stream_id=stream_id)
     match message:
         case Join(slots=slots, have=have):
@@ -87,6 +108,9 @@ def encode(stream_id: bytes, message: StreamBody) -> bytes:
             pb.stall_report.parent = parent
             pb.stall_report.seq = seq
         case Chunk(seq=seq, payload=payload):
+            if len(payload) > MAX_CHUNK_PAYLOAD:
+                raise StreamUsageError(f"a chunk payload of {len(payload)} bytes exceeds "
+                                       f"{MAX_CHUNK_PAYLOAD}")
             pb.chunk.seq = seq
             pb.chunk.payload = payload
         case Seal(first=first, hashes=hashes, signature=signature):

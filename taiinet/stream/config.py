@@ -52,17 +52,30 @@ class TreeConfig:
     ranking: bool = True
     #: Deepest position a node accepts to adopt at.
     max_depth: int = MAX_DEPTH
+    #: Seconds a link the tree no longer uses (the peer is not the parent, a
+    #: child or a pending join, and no tree message went either way) stays
+    #: open before the core closes it (``CloseLink``): a viewer that left, a
+    #: joiner that was redirected, a candidate that never adopted.  Long
+    #: enough that a peer asked again soon (a repair, a reparent) finds its
+    #: link still open; re-dialing through the signal mesh costs seconds.
+    link_idle_timeout: float = 15.0
+    #: Most idle links kept: past it, the least recently used link the tree
+    #: does not need is closed at once (links in use, at most slots + the
+    #: parent + the peers of one join round, come on top).
+    max_links: int = 256
 
     def __post_init__(self) -> None:
         for name in ("tick_interval", "peer_timeout", "join_timeout", "retry_backoff",
                      "stall_timeout", "upstream_grace", "orphan_grace", "report_window",
-                     "ban_duration"):
+                     "ban_duration", "link_idle_timeout"):
             if not getattr(self, name) > 0:
                 raise StreamUsageError(f"{name} must be positive")
         if self.peer_timeout < self.tick_interval:
             raise StreamUsageError("peer_timeout must be at least one tick_interval")
         if self.max_redirects < 1 or self.max_banned < 0:
             raise StreamUsageError("need max_redirects >= 1 and max_banned >= 0")
+        if self.max_links < 1:
+            raise StreamUsageError("max_links must be at least 1")
         if self.blame_lag < 1 or self.report_lag < 0:
             raise StreamUsageError("need blame_lag >= 1 and report_lag >= 0")
         for name in ("standby_size", "redirect_size"):

@@ -119,8 +119,6 @@ TreeMessage = Join | Adopt | Redirect | Leave | Reparent | Heartbeat | Status | 
 
 # --- media (docs/stream.md, "Media") ------------------------------------------
 
-#: Largest chunk payload (an encoded ``MediaPart``).
-MAX_CHUNK_PAYLOAD = 64 * 1024
 #: Most chunk hashes one ``Seal`` covers.
 MAX_SEAL_HASHES = 256
 #: Length of a chunk hash (SHA-256).

@@ -41,9 +41,12 @@ from taiinet.wire.peer_id import PeerId
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RelayConfig:
     #: Seconds of chunks kept for backfill: a repair shorter than this loses no
-    #: media.  On a loaded host a repair (link failure, a standby join over a
-    #: freshly dialed link) took 3-6 s, so 10 s (~300 KB at 250 kbit/s).
-    buffer_seconds: float = 10.0
+    #: media.  On a loaded host a repair over WebSocket (link failure, a standby
+    #: join over a freshly dialed link) took 3-6 s; over WebRTC a killed parent
+    #: is noticed only by the peer timeout, and standby peers killed with it
+    #: each cost a dial that fails after seconds: repairs took 10-12 s at load
+    #: 30, so 20 s (~600 KB at 250 kbit/s).
+    buffer_seconds: float = 20.0
     #: Most chunks and bytes kept, whatever their age.
     max_chunks: int = 4096
     max_bytes: int = 16 * 1024 * 1024

@@ -10,12 +10,25 @@ messages between them and the links and keeps their timers.
 
 * Seals and chunks are accepted only from the current parent; a new one is
   forwarded to every child as the same item bytes (encoded once).
+* A backfill longer than ``CATCH_UP_SLICE`` messages (a child re-adopted
+  after a repair of a few seconds is owed hundreds of chunks) is *paced*:
+  the child gets it in slices, each sent once its link wrote the previous
+  one, and the live messages for it queue behind the backfill until it is
+  done, so the child gets every chunk in order and the link's per-peer queue
+  (``LinkConfig.send_queue``, 256 items) never overflows.  Before, the whole
+  backfill went into the queue at once; a repair of 4 s over WebRTC overflowed
+  it, the link was dropped as too slow, the child repaired again and was
+  owed more: viewers lost their parents in a loop.
 * A viewer feeds checked chunks to a ``Reassembler`` and puts the packets on
   a bounded channel (a slow reader loses packets, counted, never blocks the
   relay); when it wants a keyframe it sends ``KeyframeRequest`` to its parent.
 * A keyframe request from a child goes up (rate limited); at the root it
   calls the broadcaster's ``on_keyframe_request``.
 * A malformed message or bad media raises (the link is dropped, the tree repairs).
+* A ``CloseLink`` from a tree (a link idle for ``link_idle_timeout``, a silent
+  or evicted child, a stream left) closes the link once its queue is out,
+  unless another stream's tree holds it or the overlay has the peer as a
+  neighbour (``RoutedDriver.release``).
 """
 
 from __future__ import annotations
@@ -23,6 +36,7 @@ from __future__ import annotations
 import heapq
 import logging
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -62,9 +76,22 @@ log = logging.getLogger(__name__)
 #: Packets a viewer's channel holds before new ones are dropped.
 PACKET_BUFFER = 2048
 #: The tree's timers on real links: a first ``Join`` may wait for a link to be
-#: dialed through the signal mesh (a second or more), and a loaded host may
-#: delay a heartbeat; a killed peer's link reports its failure at once anyway.
-NODE_TREE_CONFIG = TreeConfig(join_timeout=3.0, peer_timeout=3.0, orphan_grace=4.0)
+#: dialed through the signal mesh (a second or more), a loaded host may delay a
+#: heartbeat, and a newly adopted child's first chunks (its backfill) may take
+#: seconds over a fresh WebRTC link: with the simulator's 1 s stall timeout such
+#: children blamed, left and banned honest parents (seen at load 30 on 2 cores).
+#: A killed WebSocket peer's link reports its failure at once; over WebRTC the
+#: peer timeout notices it, and the backfill covers the repair.
+NODE_TREE_CONFIG = TreeConfig(join_timeout=3.0, peer_timeout=3.0, orphan_grace=4.0,
+                              stall_timeout=3.0, upstream_grace=6.0)
+#: Messages of a child's catch-up (backfill, then the live ones behind it) sent
+#: before waiting for its link to write them: a quarter of the link's queue.
+CATCH_UP_SLICE = 64
+#: Most messages waiting in one child's catch-up (the oldest are dropped past it).
+MAX_CATCH_UP = 8192
+#: Seconds a catch-up waits when the child's link went away under it (it is
+#: being replaced or dialed again; the tree drops the child if it is down).
+CATCH_UP_RETRY = 0.1
 
 
 @dataclass(slots=True)
@@ -105,8 +132,12 @@ class StreamSession:
         self.stats = StreamStats()
         #: At the broadcaster: called when a viewer asked for a keyframe.
         self.on_keyframe_request: Callable[[], None] | None = None
+        #: Called with the new parent (``None``: detached) whenever it changes.
+        self.on_parent_changed: Callable[[PeerId | None], None] | None = None
         self._next_seq = 0
         self._group: list[bytes] = []
+        #: Children being backfilled in slices: what they are still owed, in order.
+        self.catch_up: dict[PeerId, deque[StreamBody]] = {}
         self.closed = False
 
     @property
@@ -152,7 +183,15 @@ class StreamSession:
         children = list(self.tree.children)
         if not children:
             return
-        self.service.driver.send_to_each(children, StreamMessage(self.stream_id, message))
+        if self.catch_up:
+            for child in [c for c in children if c in self.catch_up]:
+                owed = self.catch_up[child]
+                owed.append(message)
+                if len(owed) > MAX_CATCH_UP:
+                    owed.popleft()
+            children = [c for c in children if c not in self.catch_up]
+        if children:
+            self.service.driver.send_to_each(children, StreamMessage(self.stream_id, message))
         if isinstance(message, Chunk):
             self.stats.chunks_sent += len(children)
             self.stats.bytes_sent += len(message.payload) * len(children)
@@ -215,19 +254,33 @@ class StreamSession:
             elif isinstance(action, SetTimer):
                 self.service.set_timer(self, action.at, action.timer)
             elif isinstance(action, Backfill):
-                for message in self.relay.backfill(action.after):
-                    self.service.send(self, action.peer, message)
+                self._backfill(action.peer, self.relay.backfill(action.after))
             elif isinstance(action, CloseLink):
-                # Kept open: the tree's peers are few (its parent, children and the
-                # peers it asked to join), and re-dialing one through the signal mesh
-                # costs seconds on a loaded host; the driver closes links that fail.
-                pass
+                log.info("stream: closing the link to %s", action.peer)
+                self.service.release(self, action.peer)
             elif isinstance(action, Evicted):
                 log.warning("stream: evicted %s for stalling its children", action.peer)
             else:  # ParentChanged
+                log.info("stream: parent %s", action.parent)
                 self.stats.parent_changes += 1
                 self.stats.parents.append(action.parent)
                 del self.stats.parents[:-64]
+                if self.on_parent_changed is not None:
+                    self.on_parent_changed(action.parent)
+
+    def _backfill(self, peer: PeerId, messages: list[Seal | Chunk]) -> None:
+        """Send a newly adopted child what it missed: at once if it is short, else paced."""
+        owed = self.catch_up.get(peer)
+        if owed is not None:  # re-adopted while catching up: it says what it holds now
+            owed.clear()
+            owed.extend(messages)
+        elif len(messages) <= CATCH_UP_SLICE:
+            for message in messages:
+                self.service.send(self, peer, message)
+        else:
+            log.info("stream: backfilling %s with %d messages, paced", peer, len(messages))
+            self.catch_up[peer] = deque(messages)
+            self.service.start_catch_up(self, peer)
 
     def close(self) -> None:
         if not self.closed:
@@ -248,6 +301,7 @@ class StreamService:
         self._timers: list[tuple[float, int, StreamSession, Timer | None]] = []
         self._timer_seq = 0
         self._timer_changed = trio.Event()
+        self._nursery: trio.Nursery | None = None
 
     def open(self, signed: SignedAnnouncement, slots: int, *,
              tree_config: TreeConfig | None = None,
@@ -264,6 +318,18 @@ class StreamService:
     def close(self, session: StreamSession) -> None:
         session.close()
         self.sessions.pop(session.stream_id, None)
+
+    def keeps_link(self, peer: PeerId) -> bool:
+        """Whether a stream's tree needs the link to ``peer`` (the node's link layer
+        asks before another layer closes a link: ``Runner.link_keepers``)."""
+        return any(not s.closed and s.tree.needs_link(peer) for s in self.sessions.values())
+
+    def release(self, session: StreamSession, peer: PeerId) -> None:
+        """``session``'s tree closed its link to ``peer``: close the link unless another
+        stream's tree still holds it (or the overlay keeps it as a neighbour)."""
+        if not any(other is not session and not other.closed and other.tree.has_link(peer)
+                   for other in self.sessions.values()):
+            self.driver.release(peer)
 
     def send(self, session: StreamSession, peer: PeerId, message: StreamBody) -> None:
         self.driver.send(peer, StreamMessage(session.stream_id, message))
@@ -286,9 +352,43 @@ class StreamService:
             if not session.closed:
                 session.apply(session.tree.handle_link_down(peer, now))
 
+    def start_catch_up(self, session: StreamSession, peer: PeerId) -> None:
+        if self._nursery is None:  # not running: nothing can be paced
+            session.catch_up.pop(peer, None)
+            return
+        self._nursery.start_soon(self._catch_up, session, peer)
+
+    async def _catch_up(self, session: StreamSession, peer: PeerId) -> None:
+        """Send ``peer`` what it is owed, a slice per write of its link, until it has
+        caught up (then live messages go to it directly again) or is no longer a child.
+
+        A link that went away under a slice (replaced by a new connection, or
+        down: then the tree drops the child) is waited for, not given up on:
+        giving up dropped what the child was owed, and the live messages after
+        it went straight out, past a hole its reassembler skipped after 1 s
+        (10 s of video lost at load 30 over WebRTC)."""
+        owed = session.catch_up[peer]
+        try:
+            while owed and not session.closed and peer in session.tree.children:
+                for _ in range(min(len(owed), CATCH_UP_SLICE)):
+                    self.send(session, peer, owed.popleft())
+                if owed and not await self.driver.flush(peer):
+                    await trio.sleep(CATCH_UP_RETRY)
+        finally:
+            if session.catch_up.get(peer) is owed:
+                del session.catch_up[peer]
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Fire the cores' timers (and poll reassembly every 0.1 s)."""
-        task_status.started()
+        """Fire the cores' timers (and poll reassembly every 0.1 s); pace catch-ups."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                task_status.started()
+                await self._run_timers()
+            finally:
+                self._nursery = None
+
+    async def _run_timers(self) -> None:
         while True:
             self._timer_changed = trio.Event()
             if not self._timers:

@@ -56,6 +56,11 @@ children (at least one) arrive within ``report_window``, it evicts the parent
 (``Leave(evicted=True)``) and bans it for ``ban_duration``.  A parent that
 hides its progress too gets reported after ``upstream_grace`` of stall.
 
+*Links.*  The core closes (``CloseLink``) a link it no longer needs once no
+tree message went either way for ``link_idle_timeout`` (``TreeLinks``): a
+viewer that left, a redirected joiner, a candidate that never adopted.  A
+silent or evicted child, and every link at ``leave``, are closed at once.
+
 Inputs: ``start``, ``handle_message``, ``chunk``, ``handle_link_down``,
 ``handle_timer``, ``leave`` (all take ``now``).  Outputs: ``Send``,
 ``CloseLink``, ``ParentChanged``, ``Evicted``, ``SetTimer``.
@@ -65,7 +70,7 @@ from __future__ import annotations
 
 import random
 
-from taiinet.core.actions import CloseLink, Send, SetTimer
+from taiinet.core.actions import Send, SetTimer
 from taiinet.stream.actions import (
     Action,
     Backfill,
@@ -78,6 +83,7 @@ from taiinet.stream.choice import Child as _Child
 from taiinet.stream.choice import redirect_candidates, standby_list
 from taiinet.stream.config import TreeConfig
 from taiinet.stream.errors import StreamUsageError
+from taiinet.stream.links import TreeLinks
 from taiinet.stream.messages import (
     MAX_CANDIDATES,
     MAX_FREE,
@@ -112,6 +118,7 @@ class RelayTree:
         "_detached_since",
         "_handlers",
         "_last_report",
+        "_links",
         "_parent_heard",
         "_parent_seq",
         "_redirects",
@@ -165,6 +172,7 @@ class RelayTree:
         self._reports: dict[PeerId, dict[PeerId, float]] = {}
         self._banned: dict[PeerId, float] = {}  # peer -> banned until
         self._last_report = float("-inf")
+        self._links = TreeLinks(self.config.link_idle_timeout, self.config.max_links)
         self._stopped = False
         self._handlers = {
             Join: self._on_join, Adopt: self._on_adopt, Redirect: self._on_redirect,
@@ -192,6 +200,19 @@ class RelayTree:
         until = self._banned.get(peer)
         return until is not None and until > now
 
+    def has_link(self, peer: PeerId) -> bool:
+        """Whether the tree holds a link to ``peer`` (used, or idle and not yet closed)."""
+        return peer in self._links
+
+    def needs_link(self, peer: PeerId) -> bool:
+        """Whether the tree needs its link to ``peer`` (its parent, a child, or a
+        peer of the pending join), whatever its idle time."""
+        return not self._stopped and self._needs(peer)
+
+    def _needs(self, peer: PeerId) -> bool:
+        return (peer == self.parent or peer in self.children or peer == self._target
+                or peer in self._asked)
+
     # --- inputs --------------------------------------------------------------
 
     def start(self, now: float) -> list[Action]:
@@ -201,6 +222,7 @@ class RelayTree:
         self.last_progress = now
         if not self.is_root:
             self._begin_join([], now, out)
+        self._links.note(out, now, self._needs)
         return out
 
     def chunk(self, seq: int, now: float) -> bool:
@@ -220,7 +242,9 @@ class RelayTree:
         """Process a control message that came from ``peer`` over an authenticated link."""
         out: list[Action] = []
         if not self._stopped and peer != self.peer_id:
+            self._links.touch(peer, now)
             self._handlers[type(message)](peer, message, now, out)  # type: ignore[operator]
+            self._links.note(out, now, self._needs)
         return out
 
     def handle_link_down(self, peer: PeerId, now: float) -> list[Action]:
@@ -228,6 +252,7 @@ class RelayTree:
         out: list[Action] = []
         if self._stopped:
             return out
+        self._links.forget(peer)
         if peer == self.parent:
             self._lose_parent(now, out, ban=False)
         elif peer in self.children:
@@ -235,20 +260,24 @@ class RelayTree:
         elif peer == self._target:
             self._target = None
             self._try_next(now, out)
+        self._links.note(out, now, self._needs)  # a message for ``peer`` dials it again
         return out
 
     def handle_timer(self, timer: TickTimer | JoinTimer, now: float) -> list[Action]:
         if self._stopped:
             return []
         if type(timer) is TickTimer:
-            return self._tick(now)
-        out: list[Action] = []
-        if timer.attempt == self._attempt and self.parent is None and not self.is_root:  # type: ignore[union-attr]
-            if self._target is not None:  # no answer in time
-                self._target = None
-                self._try_next(now, out)
-            else:  # the back-off after a full tree is over
-                self._begin_join([], now, out)
+            out = self._tick(now)
+        else:
+            out = []
+            if (timer.attempt == self._attempt  # type: ignore[union-attr]
+                    and self.parent is None and not self.is_root):
+                if self._target is not None:  # no answer in time
+                    self._target = None
+                    self._try_next(now, out)
+                else:  # the back-off after a full tree is over
+                    self._begin_join([], now, out)
+        self._links.note(out, now, self._needs)
         return out
 
     def leave(self, now: float) -> list[Action]:
@@ -257,7 +286,8 @@ class RelayTree:
         for peer in [self.parent, *self.children]:
             if peer is not None:
                 out.append(Send(peer=peer, message=_LEAVE))
-                out.append(CloseLink(peer=peer))
+                self._links.touch(peer, now)
+        self._links.close_all(out)
         self.children.clear()
         self.parent = None
         self.path = ()
@@ -341,6 +371,12 @@ class RelayTree:
     def _on_join(self, peer: PeerId, message: Join, now: float, out: list[Action]) -> None:
         slots = message.slots
         child = self.children.get(peer)
+        if child is not None and not self.attached:
+            # A child asking again while we are detached: we have no path to give
+            # (an ``Adopt`` needs one), so we let it go and it joins elsewhere.
+            self._drop_child(peer)
+            out.append(Send(peer=peer, message=_NO_ROOM))
+            return
         if child is not None:  # a repeated Join: answer it again
             child.slots = slots
             child.heard = now
@@ -463,8 +499,7 @@ class RelayTree:
         if peer == self.parent:
             self._lose_parent(now, out, ban=message.evicted)
         elif peer in self.children:
-            self._drop_child(peer)
-            out.append(CloseLink(peer=peer))
+            self._drop_child(peer)  # its link is closed once idle (it may come back)
         elif peer == self._target:
             self._target = None
             self._try_next(now, out)
@@ -477,12 +512,9 @@ class RelayTree:
         self._begin_join([message.to, *self.standby], now, out)
 
     def _detach(self, out: list[Action]) -> None:
-        old = self.parent
         self.parent = None
         self._detached_since = None
         out.append(ParentChanged(parent=None))
-        if old is not None:
-            out.append(CloseLink(peer=old))
         self._set_path((), out)
 
     def _lose_parent(self, now: float, out: list[Action], *, ban: bool) -> None:
@@ -517,7 +549,7 @@ class RelayTree:
             self._drop_child(accused)
             self._ban(accused, now)
             out.append(Send(peer=accused, message=_EVICT))
-            out.append(CloseLink(peer=accused))
+            self._links.close(accused, out)
             out.append(Evicted(peer=accused))
 
     # --- the tick ------------------------------------------------------------------
@@ -528,7 +560,8 @@ class RelayTree:
         silent = now - cfg.peer_timeout
         for child in [c for c, info in self.children.items() if info.heard < silent]:
             self._drop_child(child)
-            out.append(CloseLink(peer=child))
+            self._links.close(child, out)
+        self._links.close_idle(now, self._needs, out)
         parent = self.parent
         if parent is not None:
             if self._parent_heard < silent:

@@ -7,9 +7,12 @@
  * and the walk's end asks the newcomer to be its neighbour (`Neighbor(high)`).
  * A neighbour that leaves, fails or goes silent (probed with a link `Ping` after
  * a quiet keep-alive interval, failed `probeTimeout` after an unanswered
- * probe) is replaced by a passive peer.  Shuffles exchange samples of the
- * views.  Pure: inputs take `now` (ms); outputs are actions; a `SeededRandom`
- * makes every choice.
+ * probe) is replaced by a passive peer.  Each keep-alive tick asks the
+ * neighbour asked longest ago whether it still holds us (`Neighbor(low)`): a
+ * refusal from a neighbour drops it, an acceptance nobody asked for is
+ * answered with `Disconnect`, so the two ends of every link agree (docs/overlay.md,
+ * "Confirmations").  Shuffles exchange samples of the views.  Pure: inputs
+ * take `now` (ms); outputs are actions; a `SeededRandom` makes every choice.
  *
  * Defences of docs/overlay.md kept: walks only from neighbours (and for
  * `walkGraceMs` after), TTLs capped at ARWL, shuffle replies only to our last
@@ -71,7 +74,7 @@ export type MembershipAction =
   | { readonly type: "neighborDown"; readonly peer: PeerId };
 
 /** `since`: when it became a neighbour (the view is in age order: the oldest may be protected). */
-interface Neighbour { readonly since: number; heardAt: number; probedAt: number | null }
+interface Neighbour { readonly since: number; heardAt: number; probedAt: number | null; confirmedAt: number }
 
 export class HyParView {
   readonly self: PeerId;
@@ -237,7 +240,7 @@ export class HyParView {
     }
     this.passive.delete(peer);
     this.#requests.delete(peer);
-    this.active.set(peer, { since: now, heardAt: now, probedAt: null });
+    this.active.set(peer, { since: now, heardAt: now, probedAt: null, confirmedAt: now });
     actions.push({ type: "neighborUp", peer });
     return actions;
   }
@@ -319,10 +322,34 @@ export class HyParView {
   }
 
   #onNeighborReply(from: PeerId, accepted: boolean, now: number): MembershipAction[] {
-    if (!this.#requests.delete(from)) return [];
+    if (!this.#requests.delete(from)) return this.#onUnaskedReply(from, accepted, now);
     if (accepted) return this.#addActive(from, now);
     this.#addPassive(from, "");
     return [{ type: "close", peer: from, failed: false }, ...this.#refill(now)];
+  }
+
+  /** The answer to a confirmation (or to a request that timed out): make the views agree. */
+  #onUnaskedReply(from: PeerId, accepted: boolean, now: number): MembershipAction[] {
+    if (!accepted && this.active.has(from)) {
+      // It does not hold us: it leaves the active view (it is alive: to the passive view).
+      return [...this.#removeActive(from, now, true), { type: "close", peer: from, failed: false }, ...this.#refill(now)];
+    }
+    if (accepted && !this.active.has(from)) {
+      // It holds us and we do not hold it: tell it.
+      return [{ type: "send", peer: from, message: { type: "disconnect" } }, { type: "close", peer: from, failed: false }];
+    }
+    return [];
+  }
+
+  /** Ask the neighbour asked longest ago whether it still holds us (one per keep-alive tick). */
+  #confirmOne(now: number): MembershipAction[] {
+    let oldest: [PeerId, Neighbour] | null = null;
+    for (const entry of this.active) {
+      if (oldest === null || entry[1].confirmedAt < oldest[1].confirmedAt) oldest = entry;
+    }
+    if (oldest === null) return [];
+    oldest[1].confirmedAt = now;
+    return [{ type: "send", peer: oldest[0], message: { type: "neighbor", high: false } }];
   }
 
   #refill(now: number): MembershipAction[] {
@@ -354,7 +381,7 @@ export class HyParView {
         actions.push({ type: "close", peer, failed: true });
       }
     }
-    return [...actions, ...this.#refill(now)];
+    return [...actions, ...this.#confirmOne(now), ...this.#refill(now)];
   }
 
   #sample(items: Iterable<PeerId>, count: number): PeerId[] {
