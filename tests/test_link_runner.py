@@ -197,6 +197,71 @@ def test_the_registry_refuses_reserved_and_duplicate_ids() -> None:
         registry.encode(random.Random())
 
 
+async def _frames_with_late_item(rounds: int, *, busy: bool) -> list[list[int]]:
+    """The ``Echo`` numbers of each frame the peer gets when an item is queued
+    ``rounds`` scheduler rounds after the sender took up its last ones.
+
+    ``busy``: the peer reads nothing until items 2 and 3 are queued, so the
+    sender is writing 2 when 3 comes (a busy link); else the link is idle.
+    """
+    far_ends: list[Connection] = []
+
+    async def dial(peer: PeerId) -> Connection:
+        ours, theirs = await memory_connection_pair(ME, PEER, capacity=1)
+        far_ends.append(theirs)
+        return ours
+
+    def send(n: int) -> None:
+        runner.apply([Send(peer=PEER.peer_id, message=Echo(n))])
+
+    async def queue_later(n: int) -> None:
+        for _ in range(rounds):
+            await trio.lowlevel.checkpoint()
+        send(n)
+
+    runner = Runner(EchoCore(), dial)
+    runner.register(ECHO_CODEC)
+    frames: list[list[int]] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runner.run)
+        send(1)
+        await trio.sleep(1)
+        [far] = far_ends
+        if busy:
+            send(2)
+            await trio.sleep(1)
+            send(3)
+            await trio.sleep(1)
+            frames.append([int(body) for _p, body in _items(await far.receive())])
+            nursery.start_soon(queue_later, 4)
+        else:
+            frames.append([int(body) for _p, body in _items(await far.receive())])
+            send(2)
+            nursery.start_soon(queue_later, 3)
+        while True:
+            with trio.move_on_after(1):
+                frames.append([int(body) for _p, body in _items(await far.receive())])
+                continue
+            break
+        nursery.cancel_scope.cancel()
+    return frames
+
+
+async def test_a_busy_sender_waits_scheduler_rounds_for_more_items_an_idle_one_does_not(
+        autojump_clock: object) -> None:
+    """A sender that items reached while it wrote lets ``BATCH_ROUNDS`` scheduler
+    rounds pass before it takes its next batch, so what other tasks queue
+    meanwhile shares the frame; the wait is bounded.  A sender woken from an
+    empty queue lets one round pass: what is queued later goes in the next frame."""
+    from taiinet.link.manager import BATCH_ROUNDS
+
+    assert await _frames_with_late_item(3, busy=True) == [[1], [2], [3, 4]]
+    assert await _frames_with_late_item(2 * BATCH_ROUNDS, busy=True) == [[1], [2], [3], [4]]
+    assert await _frames_with_late_item(0, busy=False) == [[1], [2, 3]]
+    # (1 round later: either, as trio orders the tasks of one round at random.)
+    assert await _frames_with_late_item(3, busy=False) == [[1], [2], [3]]
+
+
 async def test_flush_returns_when_the_link_goes_not_on_a_timer(autojump_clock: object) -> None:
     """``flush`` (what ``Node.hand_off`` waits on) is woken by the link going
     away, at that instant, and by the write it waits for."""

@@ -1,7 +1,7 @@
 """The overlay driver while a node shuts down: actions for links whose sender is gone.
 
-When a node's nursery is cancelled, its per-link sender tasks end (closing
-their queues) while a reader may still hand the core one last frame (trio
+When a node's nursery is cancelled, its per-link sender tasks end (marking
+their links stopped) while a reader may still hand the core one last frame (trio
 returns ready data even when cancelled); the core's answer may queue a frame
 or close that link.  Neither may raise.
 """
@@ -26,10 +26,10 @@ async def _no_dial(peer_id: str) -> Connection:
 def _driver_with_a_cancelled_sender() -> OverlayDriver:
     driver = OverlayDriver(Identity.from_seed(b"\x01" * 32).peer_id, _no_dial,
                            rng=random.Random(1))
-    # Not running: the link's sender task is never spawned; closing its queue's
-    # receiving end is what the sender's cancellation does.
+    # Not running: the link's sender task is never spawned; marking the link
+    # stopped is what the sender's end (its cancellation) does.
     driver._apply([Send(peer=PEER, message=IHave(message_id=b"\x01" * 32, hops=1))])
-    driver._links[PEER].receive.close()
+    driver._links[PEER].stopped = True
     return driver
 
 

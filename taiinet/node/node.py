@@ -69,6 +69,7 @@ from taiinet.node.subscription import (
 from taiinet.overlay.core import OverlayConfig
 from taiinet.overlay.driver import DEFAULT_DELIVERY_BUFFER
 from taiinet.pubsub import PubsubConfig, PubsubUsageError
+from taiinet.pubsub.actions import Deliver
 from taiinet.pubsub.query import InvalidDocument, Query
 from taiinet.signal.client import SignalClient, SignalClientConfig, open_signal_client
 from taiinet.signal.records import SEEDER_SERVICE
@@ -379,17 +380,24 @@ class Node:
     # -- tasks ------------------------------------------------------------------
 
     async def _deliveries(self) -> None:
-        async for delivery in self.driver.documents:
-            envelope = self.driver.envelopes.pop(delivery.message_id, b"")
-            message = Message(data=delivery.document, publisher=delivery.publisher,
-                              id=delivery.message_id.hex(), received_at=time.time(),
-                              published_at=delivery.published_unix_ms / 1000,
-                              hops=delivery.hops, size=delivery.cost, envelope=envelope)
-            for key in delivery.subscription_ids:
-                subscription = self._subscriptions.get(key)  # type: ignore[call-overload]
-                if subscription is not None:
-                    await subscription._put(message)
-                    self.delivered += 1
+        documents = self.driver.documents
+        async for first in documents:
+            delivery: Deliver | None = first
+            while delivery is not None:  # what is queued goes without a checkpoint each
+                await self._hand_over(delivery)
+                delivery = documents.receive_nowait()
+
+    async def _hand_over(self, delivery: Deliver) -> None:
+        envelope = self.driver.envelopes.pop(delivery.message_id, b"")
+        message = Message(data=delivery.document, publisher=delivery.publisher,
+                          id=delivery.message_id.hex(), received_at=time.time(),
+                          published_at=delivery.published_unix_ms / 1000,
+                          hops=delivery.hops, size=delivery.cost, envelope=envelope)
+        for key in delivery.subscription_ids:
+            subscription = self._subscriptions.get(key)  # type: ignore[call-overload]
+            if subscription is not None:
+                await subscription._put(message)
+                self.delivered += 1
 
     async def _watch_membership(self) -> None:
         """Follow the linked neighbours by the driver's events (never polled)."""

@@ -74,6 +74,16 @@ class DeliveryQueue(trio.abc.ReceiveChannel[Deliver]):
         self.queued_bytes -= delivery.cost
         return delivery
 
+    def receive_nowait(self) -> Deliver | None:
+        """The next queued document, or ``None`` if none is queued (no checkpoint:
+        a reader drains what one frame delivered without a task switch each)."""
+        try:
+            delivery = self._receive.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+            return None
+        self.queued_bytes -= delivery.cost
+        return delivery
+
     async def aclose(self) -> None:
         await self._receive.aclose()
 
@@ -91,10 +101,25 @@ class _CapturingDocuments(SignedDocuments):
 
     def open(self, payload: bytes) -> OpenedDocument:
         opened = super().open(payload)
+        self._capture(payload)
+        return opened
+
+    def reopen(self, payload: bytes) -> OpenedDocument:
+        opened = super().reopen(payload)
+        self._capture(payload)
+        return opened
+
+    def seal_opened(self, document: Any, max_bytes: int, *, published_unix_ms: int,
+                    nonce: int) -> tuple[bytes, OpenedDocument]:
+        payload, opened = super().seal_opened(document, max_bytes,
+                                              published_unix_ms=published_unix_ms, nonce=nonce)
+        self._capture(payload)
+        return payload, opened
+
+    def _capture(self, payload: bytes) -> None:
         if len(self.opened) >= _MAX_CAPTURED:
             self.opened.clear()
         self.opened[hashlib.sha256(payload).digest()] = payload
-        return opened
 
 
 #: Payloads a capturing codec holds between two action batches (a batch opens a few).

@@ -87,10 +87,10 @@ class BroadcastRouter:
     def publish(self, document: Any, now: float, *, published_unix_ms: int | None = None,
                 nonce: int | None = None) -> Started[bytes, Action]:
         """Seal and broadcast ``document``: ``Started(message_id, actions)``."""
-        mid, payload = seal_publication(self.documents, document, self.config.max_document_bytes,
-                                        now, self.rng, published_unix_ms=published_unix_ms,
-                                        nonce=nonce)
-        self._opened[mid] = (self.documents.open(payload), len(payload))
+        mid, payload, opened = seal_publication(
+            self.documents, document, self.config.max_document_bytes, now, self.rng,
+            published_unix_ms=published_unix_ms, nonce=nonce)
+        self._opened[mid] = (opened, len(payload))
         self.stats.published += 1
         return Started(mid, self._from_overlay(self.overlay.broadcast(mid, payload, now)))
 
@@ -113,14 +113,15 @@ class BroadcastRouter:
             self.stats.over_budget += 1
             return self._disconnect(peer, now) if verdict is Verdict.DISCONNECT else []
         mid, payload = message.message_id, message.payload
-        if self.overlay.broadcast_core.has_seen(mid):
-            self.stats.duplicates += 1
-            return None  # Plumtree prunes the link it came on
         try:
             if len(payload) > self.config.max_document_bytes:
                 raise RejectedDocument("oversized", f"document of {len(payload)} bytes")
             if hashlib.sha256(payload).digest() != mid:
                 raise RejectedDocument("id_mismatch", "message id is not SHA-256 of the document")
+            if self.overlay.broadcast_core.has_seen(mid):
+                # The same bytes as the copy verified before: Plumtree prunes its link.
+                self.stats.duplicates += 1
+                return None
             self._opened[mid] = (self.documents.open(payload), len(payload))
         except RejectedDocument as exc:
             self.stats.rejected[exc.reason] += 1

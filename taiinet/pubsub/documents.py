@@ -11,6 +11,12 @@ two messages.  The broadcast message id is SHA-256 of the whole envelope, so
 an id names exactly one signed publication and a relay cannot alter it
 without changing the id.
 
+A node verifies a document once: sealing returns the opened document with
+the payload (the node signed it, nothing to check), and a copy whose
+SHA-256 names a document the node already verified is only decoded again
+(``reopen``): equal hashes mean equal bytes, so the signature is the one
+already checked.
+
 ``SignedDocuments`` is what nodes use.  ``UnsignedDocuments`` skips the
 signature (publisher id + ``PublishedDocument`` bytes) so that simulations of
 thousands of nodes run fast; the router treats both the same way.
@@ -34,10 +40,11 @@ from taiinet.pubsub.query import (
     value_to_document_counted,
 )
 from taiinet.v1 import pubsub_pb2
+from taiinet.wire import codec
 from taiinet.wire.envelope import Envelope
-from taiinet.wire.errors import InvalidEnvelope
+from taiinet.wire.errors import InvalidEnvelope, InvalidPublicKey
 from taiinet.wire.framing import encode_uvarint
-from taiinet.wire.identity import Identity
+from taiinet.wire.identity import Identity, peer_id_from_public_key
 
 #: Signature domain of published documents.
 DOCUMENT_DOMAIN = "taiinet-pubsub-document"
@@ -71,14 +78,30 @@ class DocumentCodec(Protocol):
         """The payload of ``document``; ``PubsubUsageError`` if invalid or over ``max_bytes``."""
         ...
 
+    def seal_opened(self, document: Any, max_bytes: int, *, published_unix_ms: int,
+                    nonce: int) -> tuple[bytes, OpenedDocument]:
+        """``seal``, with the publication as a peer opening the payload would see it
+        (decoded from the sealed ``Value``, not verified: this node just signed it)."""
+        ...
+
     def open(self, payload: bytes) -> OpenedDocument:
         """The verified publication of a payload; ``RejectedDocument`` if it does not verify."""
         ...
 
+    def reopen(self, payload: bytes) -> OpenedDocument:
+        """The publication of a payload this node already opened, decoded without
+        checking its signature again.
+
+        Only for a payload whose SHA-256 is the id of a document ``open`` (or
+        ``seal_opened``) accepted here: equal hashes mean equal bytes.
+        ``RejectedDocument`` if it does not decode (it cannot, for such a payload).
+        """
+        ...
+
 
 def _publication(document: Any, limits: DocumentLimits, published_unix_ms: int,
-                 nonce: int) -> bytes:
-    """``PublishedDocument`` bytes of a local document."""
+                 nonce: int) -> pubsub_pb2.PublishedDocument:
+    """The ``PublishedDocument`` of a local document."""
     for name, number in (("published_unix_ms", published_unix_ms), ("nonce", nonce)):
         if not 0 <= number <= MAX_UINT64:
             raise PubsubUsageError(f"{name} must be in 0..2**64-1, got {number}")
@@ -87,7 +110,7 @@ def _publication(document: Any, limits: DocumentLimits, published_unix_ms: int,
     except InvalidDocument as exc:
         raise PubsubUsageError(str(exc)) from None
     return pubsub_pb2.PublishedDocument(
-        value=value, published_unix_ms=published_unix_ms, nonce=nonce).SerializeToString()
+        value=value, published_unix_ms=published_unix_ms, nonce=nonce)
 
 
 def _opened(publisher: str, payload: bytes, limits: DocumentLimits) -> OpenedDocument:
@@ -96,6 +119,11 @@ def _opened(publisher: str, payload: bytes, limits: DocumentLimits) -> OpenedDoc
         message.ParseFromString(payload)
     except (DecodeError, RuntimeError) as exc:
         raise RejectedDocument("invalid_document", f"payload does not parse: {exc}") from None
+    return _decoded(publisher, message, limits)
+
+
+def _decoded(publisher: str, message: pubsub_pb2.PublishedDocument,
+             limits: DocumentLimits) -> OpenedDocument:
     try:
         document, values = value_to_document_counted(message.value, limits)
     except MalformedValue as exc:
@@ -104,22 +132,32 @@ def _opened(publisher: str, payload: bytes, limits: DocumentLimits) -> OpenedDoc
                           published_unix_ms=message.published_unix_ms, values=values)
 
 
+def _local(publisher: str, message: pubsub_pb2.PublishedDocument,
+           limits: DocumentLimits) -> OpenedDocument:
+    """The publication of a local document, as peers will decode it."""
+    try:
+        return _decoded(publisher, message, limits)
+    except RejectedDocument as exc:  # document_to_value's output always decodes
+        raise PubsubUsageError(str(exc)) from None
+
+
 def seal_publication(documents: DocumentCodec, document: Any, max_bytes: int, now: float,
                      rng: random.Random, *, published_unix_ms: int | None,
-                     nonce: int | None) -> tuple[bytes, bytes]:
-    """``(message_id, payload)`` of a local publication, as every router seals one.
+                     nonce: int | None) -> tuple[bytes, bytes, OpenedDocument]:
+    """``(message_id, payload, opened)`` of a local publication, as every router seals one.
 
     Without ``published_unix_ms`` the core's ``now`` stands for the wall clock;
     without ``nonce`` one is drawn from the core's seeded ``rng``.  The message
-    id is the payload's SHA-256.
+    id is the payload's SHA-256; ``opened`` is what peers will open, got
+    without verifying the signature this node just made.
     """
     if published_unix_ms is None:
         published_unix_ms = max(0, int(now * 1000))
     if nonce is None:
         nonce = rng.getrandbits(64)
-    payload = documents.seal(document, max_bytes, published_unix_ms=published_unix_ms,
-                             nonce=nonce)
-    return hashlib.sha256(payload).digest(), payload
+    payload, opened = documents.seal_opened(document, max_bytes,
+                                            published_unix_ms=published_unix_ms, nonce=nonce)
+    return hashlib.sha256(payload).digest(), payload, opened
 
 
 class SignedDocuments:
@@ -134,16 +172,22 @@ class SignedDocuments:
 
     def seal(self, document: Any, max_bytes: int, *, published_unix_ms: int,
              nonce: int) -> bytes:
+        return self.seal_opened(document, max_bytes, published_unix_ms=published_unix_ms,
+                                nonce=nonce)[0]
+
+    def seal_opened(self, document: Any, max_bytes: int, *, published_unix_ms: int,
+                    nonce: int) -> tuple[bytes, OpenedDocument]:
         if self.identity is None:
             raise PubsubUsageError("publishing needs an identity to sign with")
-        payload = _publication(document, self.limits, published_unix_ms, nonce)
+        message = _publication(document, self.limits, published_unix_ms, nonce)
         try:
-            return Envelope.seal(self.identity, DOCUMENT_DOMAIN, DOCUMENT_PAYLOAD_TYPE, payload,
-                                 max_size=max_bytes)
+            payload = Envelope.seal(self.identity, DOCUMENT_DOMAIN, DOCUMENT_PAYLOAD_TYPE,
+                                    message.SerializeToString(), max_size=max_bytes)
         except PubsubUsageError:
             raise
         except Exception as exc:  # LocalProtocolError: over max_bytes
             raise PubsubUsageError(f"document too large to publish: {exc}") from None
+        return payload, _local(self.identity.peer_id, message, self.limits)
 
     def open(self, payload: bytes) -> OpenedDocument:
         try:
@@ -152,6 +196,16 @@ class SignedDocuments:
         except InvalidEnvelope as exc:
             raise RejectedDocument("invalid_envelope", str(exc)) from None
         return _opened(envelope.peer_id, envelope.payload, self.limits)
+
+    def reopen(self, payload: bytes) -> OpenedDocument:
+        fields = codec.decode_envelope(payload)
+        if fields is None:
+            raise RejectedDocument("invalid_envelope", "not a canonically encoded Envelope")
+        try:
+            signer = peer_id_from_public_key(codec.decode_public_key(fields.public_key))
+        except InvalidPublicKey as exc:
+            raise RejectedDocument("invalid_envelope", f"envelope key: {exc}") from None
+        return _opened(signer, fields.payload, self.limits)
 
 
 class UnsignedDocuments:
@@ -165,12 +219,17 @@ class UnsignedDocuments:
 
     def seal(self, document: Any, max_bytes: int, *, published_unix_ms: int,
              nonce: int) -> bytes:
+        return self.seal_opened(document, max_bytes, published_unix_ms=published_unix_ms,
+                                nonce=nonce)[0]
+
+    def seal_opened(self, document: Any, max_bytes: int, *, published_unix_ms: int,
+                    nonce: int) -> tuple[bytes, OpenedDocument]:
         name = self.publisher.encode()
-        data = encode_uvarint(len(name)) + name + _publication(
-            document, self.limits, published_unix_ms, nonce)
+        message = _publication(document, self.limits, published_unix_ms, nonce)
+        data = encode_uvarint(len(name)) + name + message.SerializeToString()
         if len(data) > max_bytes:
             raise PubsubUsageError(f"document of {len(data)} bytes exceeds {max_bytes}")
-        return data
+        return data, _local(self.publisher, message, self.limits)
 
     def open(self, payload: bytes) -> OpenedDocument:
         size = payload[0] if payload else 0
@@ -181,3 +240,6 @@ class UnsignedDocuments:
         except UnicodeDecodeError:
             raise RejectedDocument("invalid_envelope", "publisher is not UTF-8") from None
         return _opened(publisher, payload[1 + size:], self.limits)
+
+    def reopen(self, payload: bytes) -> OpenedDocument:
+        return self.open(payload)  # nothing to verify

@@ -219,14 +219,12 @@ class SecureConnection(Connection):
                 idle_at = math.inf if idle is None else started + idle
                 frame_at = (math.inf if frame is None or partial_since is None
                             else partial_since + frame)
+                deadline = min(idle_at, frame_at)
                 try:
-                    with trio.move_on_at(min(idle_at, frame_at)) as waited:
+                    if deadline == math.inf:  # no deadline: no cancel scope per frame
                         data = await self._channel.receive_message()
-                    if waited.cancelled_caught:  # the RemoteProtocolError below closes
-                        if frame_at <= idle_at:
-                            raise FrameTimeout(
-                                f"a frame started {frame} s ago is still incomplete")
-                        raise IdleTimeout(f"no frame for {idle} s")
+                    else:
+                        data = await self._receive_before(deadline, frame_at <= idle_at)
                 except ConnectionClosed:
                     closed_here = self._closed
                     await self._abort()
@@ -251,6 +249,16 @@ class SecureConnection(Connection):
             return self._received.popleft()
         finally:
             self._receive_lock.release()
+
+    async def _receive_before(self, deadline: float, frame_deadline: bool) -> bytes:
+        """One channel message, or ``FrameTimeout`` / ``IdleTimeout`` at ``deadline``."""
+        with trio.move_on_at(deadline):
+            return await self._channel.receive_message()
+        # The caller's RemoteProtocolError handling closes the link.
+        if frame_deadline:
+            raise FrameTimeout(f"a frame started {self._deadlines.frame} s ago is still "
+                               "incomplete")
+        raise IdleTimeout(f"no frame for {self._deadlines.idle} s")
 
     async def _abort(self) -> None:
         self._closed = True

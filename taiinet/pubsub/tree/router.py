@@ -146,10 +146,9 @@ class TreeRouter:
     def publish(self, document: Any, now: float, *, published_unix_ms: int | None = None,
                 nonce: int | None = None) -> Started[bytes, Action]:
         """Seal and route ``document``: ``Started(message_id, actions)``."""
-        mid, payload = seal_publication(self.documents, document, self.config.max_document_bytes,
-                                        now, self.rng, published_unix_ms=published_unix_ms,
-                                        nonce=nonce)
-        opened = self.documents.open(payload)
+        mid, payload, opened = seal_publication(
+            self.documents, document, self.config.max_document_bytes, now, self.rng,
+            published_unix_ms=published_unix_ms, nonce=nonce)
         doc = Retained(payload, opened.document, opened.publisher, opened.published_unix_ms,
                        now, 0, True, cost=retained_cost(len(payload), opened.values))
         self.stats.published += 1
@@ -261,7 +260,9 @@ class TreeRouter:
             if self.retention.duplicate(mid):
                 self._duplicate(peer, mid)
                 return []
-            opened = self.documents.open(message.payload)
+            # Seen before but not kept: verified then, and the id is its SHA-256.
+            opened = (self.documents.reopen(message.payload) if self.retention.seen(mid)
+                      else self.documents.open(message.payload))
         except RejectedDocument as exc:
             self.stats.rejected[exc.reason] += 1
             if self._budgets.offend(peer, INVALID_DOCUMENT_OFFENCES, now) is Verdict.DROP:
