@@ -21,7 +21,7 @@ from taiinet.transport.connection import Connection
 from taiinet.transport.memory import memory_connection_pair
 from taiinet.wire.framing import decode_link_frame, encode_item, join_items
 from taiinet.wire.identity import Identity
-from taiinet.wire.keepalive import LINK_PROTOCOL, decode_control, encode_ping
+from taiinet.wire.keepalive import LINK_PROTOCOL, decode_control, encode_ping, pong_item
 from taiinet.wire.peer_id import PeerId
 
 ME, PEER = Identity.from_seed(b"\x01" * 32), Identity.from_seed(b"\x02" * 32)
@@ -327,4 +327,61 @@ async def test_with_two_connections_it_sends_where_the_peer_sends(autojump_clock
         runner.apply([ProbeLink(peer=PEER.peer_id)])
         [(protocol, body)] = _items(await newer_far.receive())
         assert (protocol, decode_control(body)) == (LINK_PROTOCOL, ("ping", 0))
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_connection_that_ends_with_frames_perhaps_unread_fails_the_link(
+        autojump_clock: object) -> None:
+    """The cancelled join dial: the peer finished the handshake of a second
+    connection, so this side sends on it (the newest), then the peer closes it
+    without reading.  The frame written there is lost; the link must not stay
+    up as if nothing happened: it fails, and the core hears the link go
+    (docs/protocol.md 4.3)."""
+    core = EchoCore()
+    runner = Runner(core, _no_dial)
+    runner.register(ECHO_CODEC)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runner.run)
+        older_far, older = await memory_connection_pair(PEER, ME)
+        runner.add_connection(older)
+        await older_far.send(encode_item(ECHO, b"1"))
+        with trio.fail_after(1):
+            assert _items(await older_far.receive()) == [(ECHO, b"2")]
+        newer_far, newer = await memory_connection_pair(PEER, ME)
+        runner.add_connection(newer)  # the answerer's side of the join dial
+        runner.apply([Send(peer=PEER.peer_id, message=Echo(7))])
+        assert await runner.links.flush(PEER.peer_id)
+        await newer_far.aclose()  # the dial was cancelled: closed unread
+        with pytest.raises(ConnectionClosed), trio.fail_after(1):
+            await older_far.receive()  # the whole link goes
+        await trio.sleep(0.1)
+        assert core.down == [PEER.peer_id] and runner.links.links == {}
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_connection_that_ends_with_nothing_unanswered_keeps_the_link(
+        autojump_clock: object) -> None:
+    """A second connection that ends with every frame written on it followed
+    by one from the peer (here: nothing written on it at all, and a reply to
+    the last frame on the other) loses nothing: the link stays up."""
+    core = EchoCore()
+    runner = Runner(core, _no_dial)
+    runner.register(ECHO_CODEC)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runner.run)
+        older_far, older = await memory_connection_pair(PEER, ME)
+        newer_far, newer = await memory_connection_pair(PEER, ME)
+        runner.add_connection(older)
+        runner.add_connection(newer)
+        await older_far.send(encode_item(ECHO, b"1"))
+        with trio.fail_after(1):
+            assert _items(await older_far.receive()) == [(ECHO, b"2")]
+        await older_far.send(pong_item(0))  # answers on the written connection
+        await trio.sleep(0.1)
+        await newer_far.aclose()
+        await trio.sleep(0.1)
+        assert core.down == [] and runner.links.is_linked(PEER.peer_id)
+        runner.apply([Send(peer=PEER.peer_id, message=Echo(7))])
+        with trio.fail_after(1):
+            assert _items(await older_far.receive()) == [(ECHO, b"7")]
         nursery.cancel_scope.cancel()

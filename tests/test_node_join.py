@@ -269,3 +269,33 @@ async def test_a_join_under_forged_records_takes_one_attempt(
         await tarpit.aclose()
         nursery.cancel_scope.cancel()
 
+
+async def test_a_join_dial_closed_after_the_contacts_handshake_loses_no_advert(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """The race left by the test above: a join dial cancelled just after the
+    contact finished its handshake.  The contact took the new connection as
+    its newest and wrote an interest advert on it; the dialer closes it
+    unread.  The contact's link layer then fails the whole link (frames
+    written since the peer's last frame on that connection may be lost,
+    docs/protocol.md 4.3): both cores see the neighbour go and come back, and
+    the advert is sent again, instead of it staying lost while the link stays
+    up."""
+    network = MemoryNetwork()
+    transport = MemorySignalTransport(network)
+    async with trio.open_nursery() as nursery:
+        (sig, _), = await start_signallers(nursery, transport, 1)
+        config = NodeConfig(join_timeout=5.0)
+        (a, _), = await start_nodes(nursery, [[sig.url]], memory_links(network), transport,
+                                    config, first=1)
+        (b, _), = await start_nodes(nursery, [[sig.url]], memory_links(network), transport,
+                                    config, first=2)
+        await b.wait_neighbors(1)
+        await trio.sleep(1)
+        cancelled = await b.links.dial(a.peer_id)  # a has finished its handshake
+        async with a.subscribe({"x": 1}):
+            await trio.sleep(0.1)  # a writes the advert on its newest connection
+            await cancelled.aclose()  # b's join attempt was cancelled: closed unread
+            await trio.sleep(20)
+            assert b.driver.router.interest_of(a.peer_id) == a.driver.router.advert_for(b.peer_id)
+            assert a.neighbors == [b.peer_id] and b.neighbors == [a.peer_id]
+        nursery.cancel_scope.cancel()

@@ -47,6 +47,16 @@ one has), so both sides soon send on the same connection and the other falls
 idle in both directions (its idle deadline then closes it with nothing
 written on it lately: no frame is lost); the link is down when the last one
 closes.  No connection is closed alone on purpose (docs/protocol.md 4.3).
+
+A frame is lost only if its connection ends before the peer read it, and
+nothing tells us which frames the peer read.  So a connection that ends
+while frames we wrote on it may be unread (written after the last frame that
+came from it: ``Link.unanswered``) ends the whole link, reported down like
+any failure, even if other connections remain: the cores then see the
+neighbour go (and come back on a new link) and repair what it missed,
+instead of the link layer losing frames while the link stays up.  (Resending
+those frames on another connection would not do: without acknowledgements
+we cannot tell which of them the peer already handled.)
 """
 
 from __future__ import annotations
@@ -139,6 +149,9 @@ class Link:
     written: int = 0
     #: Set (and replaced) whenever items were written.
     wrote: trio.Event = field(default_factory=trio.Event)
+    #: The connections written on since the last frame that came from them: if
+    #: one ends, what was written on it may be unread, so the link fails.
+    unanswered: list[Connection] = field(default_factory=list)
 
 
 class LinkManager:
@@ -325,6 +338,11 @@ class LinkManager:
         for connection in link.connections:
             await connection.aclose()
 
+    @staticmethod
+    def _mark_unanswered(link: Link, connection: Connection) -> None:
+        if connection not in link.unanswered:
+            link.unanswered.append(connection)
+
     async def _send_queue(self, link: Link) -> bool:
         """Write the queue out until the close marker (False) or the link is dropped
         or fails (True: nothing left to close here)."""
@@ -354,12 +372,18 @@ class LinkManager:
             if items:
                 if not link.connections and not await self._dial_link(link):
                     return True
+                connection = link.connections[-1]
+                # Marked before the write (the connection may end during it) and
+                # after (a frame that came meanwhile may have been sent before
+                # the peer read this one).
+                self._mark_unanswered(link, connection)
                 try:
-                    await link.connections[-1].send(join_items(items))
+                    await connection.send(join_items(items))
                 except TaiiNetError as exc:
                     log.info("link: link to %s failed: %s", link.peer, exc)
                     self._drop_if_current(link)
                     return True
+                self._mark_unanswered(link, connection)
                 self.items_sent += len(items)
                 link.written += len(items)
                 link.wrote.set()
@@ -418,7 +442,16 @@ class LinkManager:
         if connection in link.connections:
             link.connections.remove(connection)
             self.notify_changed()
-        if not link.connections and self.links.get(peer) is link and not link.closing:
+        unread = connection in link.unanswered
+        if unread:
+            link.unanswered.remove(connection)
+        if self.links.get(peer) is not link or link.closing:
+            return
+        if unread and link.connections:
+            # Frames written on it may be lost: the link fails (module doc).
+            log.info("link: a connection to %s ended with frames perhaps unread", peer)
+            self._drop(link)
+        elif not link.connections:
             self._drop(link)
 
     def _read_frame(self, link: Link, connection: Connection, data: bytes) -> bool:
@@ -430,6 +463,8 @@ class LinkManager:
         except TaiiNetError as exc:
             log.warning("link: %s broke the protocol: %s", peer, exc)
             return False
+        if connection in link.unanswered:
+            link.unanswered.remove(connection)
         connections = link.connections
         if connections[-1] is not connection and connection in connections:
             connections.remove(connection)  # send where the peer sends (module doc)

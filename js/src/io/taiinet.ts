@@ -23,6 +23,7 @@ import { Identity } from "../wire/identity.js";
 import type { PeerId } from "../wire/peerId.js";
 import { HAND_OFF_TIMEOUT_MS, type HandOffSource, waitHandOff } from "./handOff.js";
 import { AsyncQueue } from "./queue.js";
+import { PeerLinks } from "./peerLinks.js";
 import type { SecureLink } from "./secureChannel.js";
 import { SignalClient } from "./signalClient.js";
 import { type WebRTCOptions, acceptWebRTC, dialWebRTC } from "./webrtc.js";
@@ -129,8 +130,8 @@ export class TaiiNet {
   readonly signal: SignalClient;
   readonly core: NodeCore;
   readonly #webrtc: WebRTCOptions;
-  /** Open links by peer (two when both sides dialed at once: frames are read from both, sent on the newest). */
-  readonly #links = new Map<PeerId, SecureLink[]>();
+  /** Open links by peer (two when both sides dialed at once: see `PeerLinks`). */
+  readonly #links = new PeerLinks<SecureLink>();
   readonly #random = new SeededRandom(randomSeed());
   readonly #dialing = new Map<PeerId, Uint8Array[]>();
   readonly #subscriptions = new Map<number, Subscription>();
@@ -229,8 +230,7 @@ export class TaiiNet {
     this.#closed = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
     for (const subscription of [...this.#subscriptions.values()]) subscription.close();
-    for (const links of this.#links.values()) for (const link of links) link.close("leaving");
-    this.#links.clear();
+    this.#links.clear("leaving");
     this.#changed();
     await this.signal.close();
   }
@@ -261,10 +261,8 @@ export class TaiiNet {
     switch (action.type) {
       case "send": return this.#send(action.peer, action.frame);
       case "close": {
-        const links = this.#links.get(action.peer) ?? [];
-        this.#links.delete(action.peer);
+        this.#links.remove(action.peer, action.failed ? "failed" : "left the active view");
         this.#dialing.delete(action.peer);
-        for (const link of links) link.close(action.failed ? "failed" : "left the active view");
         return;
       }
       case "deliver": {
@@ -282,8 +280,9 @@ export class TaiiNet {
 
   #send(peer: PeerId, frame: Uint8Array): void {
     if (this.#closed) return;
-    const link = this.#links.get(peer)?.at(-1);
+    const link = this.#links.target(peer);
     if (link !== undefined) {
+      this.#links.wrote(link);
       link.send(frame).catch(() => undefined);
       return;
     }
@@ -311,31 +310,27 @@ export class TaiiNet {
     }
   }
 
-  /** A new secured link to a peer: frames are sent on it from now on; queued frames go first. */
+  /** A new secured link to a peer: frames are sent on it until one comes on another; queued
+   * frames go first.  Its end fails the peer if frames written on it may be unread (`PeerLinks`). */
   #adopt(link: SecureLink): void {
     const peer = link.remotePeerId;
     if (this.#closed) {
       link.close("closed");
       return;
     }
-    const links = this.#links.get(peer) ?? [];
-    links.push(link);
-    this.#links.set(peer, links);
+    this.#links.add(peer, link);
     const queued = this.#dialing.get(peer) ?? [];
     this.#dialing.delete(peer);
-    link.onFrame = (frame) => this.#run(this.core.receive(peer, frame, Date.now()));
+    link.onFrame = (frame) => {
+      this.#links.received(peer, link);
+      this.#run(this.core.receive(peer, frame, Date.now()));
+    };
     void link.closed.then(() => {
-      const current = this.#links.get(peer);
-      if (current === undefined || !current.includes(link)) return;
-      const rest = current.filter((other) => other !== link);
-      if (rest.length > 0) {
-        this.#links.set(peer, rest);
-        this.#changed();
-        return;
-      }
-      this.#links.delete(peer);
-      this.#run(this.core.linkDown(peer, Date.now()));
+      const end = this.#links.ended(peer, link);
+      if (end === "down") this.#run(this.core.linkDown(peer, Date.now()));
+      else if (end === "kept") this.#changed();
     });
+    if (queued.length > 0) this.#links.wrote(link);
     for (const frame of queued) link.send(frame).catch(() => undefined);
     this.#changed();
   }
