@@ -6,7 +6,7 @@ The mesh harness itself ships in ``taiinet.testing.mesh``; ``ident`` is its
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,7 +20,8 @@ from taiinet.testing.mesh import start_cm, start_nodes, start_signallers
 from taiinet.transport.connection import Connection
 from taiinet.wire.identity import Identity
 
-__all__ = ["collect", "ident", "slow_dials", "start_cm", "start_nodes", "start_signallers"]
+__all__ = ["collect", "ident", "slow_dials", "start_cm", "start_nodes", "start_signallers",
+           "wrapped_dials"]
 
 
 async def collect(subscription: Subscription, expected: int, marker_key: str = "marker",
@@ -37,11 +38,12 @@ async def collect(subscription: Subscription, expected: int, marker_key: str = "
     return documents
 
 
-def slow_dials(delay: float, inner: LinkFactory) -> LinkFactory:
-    """Memory links whose dials return ``delay`` s after the link is up at the
-    answerer: the dialer's last Noise steps held up on a loaded machine."""
+def wrapped_dials(inner: LinkFactory,
+                  dial: Callable[[Links, str], Awaitable[Connection]]) -> LinkFactory:
+    """``inner``'s links with every dial made by ``dial(links, peer_id)`` (which
+    calls ``links.dial`` itself, held up as the test needs); serving unchanged."""
 
-    class Slow(Links):
+    class Wrapped(Links):
         kind = "memory"
 
         def __init__(self, links: Links) -> None:
@@ -49,9 +51,7 @@ def slow_dials(delay: float, inner: LinkFactory) -> LinkFactory:
             self.inner = links
 
         async def dial(self, peer_id: str) -> Connection:
-            connection = await self.inner.dial(peer_id)
-            await trio.sleep(delay)
-            return connection
+            return await dial(self.inner, peer_id)
 
         async def serve(self, accept: object) -> None:
             await self.inner.serve(accept)  # type: ignore[arg-type]
@@ -60,6 +60,18 @@ def slow_dials(delay: float, inner: LinkFactory) -> LinkFactory:
     async def factory(identity: Identity, signal: SignalClient,
                       meter: LinkMeter) -> AsyncIterator[Links]:
         async with inner(identity, signal, meter) as links:
-            yield Slow(links)
+            yield Wrapped(links)
 
     return factory
+
+
+def slow_dials(delay: float, inner: LinkFactory) -> LinkFactory:
+    """Memory links whose dials return ``delay`` s after the link is up at the
+    answerer: the dialer's last Noise steps held up on a loaded machine."""
+
+    async def dial(links: Links, peer_id: str) -> Connection:
+        connection = await links.dial(peer_id)
+        await trio.sleep(delay)
+        return connection
+
+    return wrapped_dials(inner, dial)

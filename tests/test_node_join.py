@@ -21,7 +21,14 @@ from taiinet.signal.transport import MemorySignalTransport
 from taiinet.transport.connection import Connection
 from taiinet.transport.memory import MemoryNetwork
 from taiinet.wire.identity import Identity
-from tests.node_support import ident, slow_dials, start_cm, start_nodes, start_signallers
+from tests.node_support import (
+    ident,
+    slow_dials,
+    start_cm,
+    start_nodes,
+    start_signallers,
+    wrapped_dials,
+)
 from tests.test_signal_contacts import forge_records, hold_forever
 
 TAIINET = [sys.executable, "-m", "taiinet.cli"]
@@ -64,28 +71,12 @@ def hanging_for(hung: set[str], inner: LinkFactory) -> LinkFactory:
     """Memory links whose dials to ``hung`` peers never complete: peers that are
     registered with their home but never answer an offer (paused, wedged)."""
 
-    class Hanging(Links):
-        kind = "memory"
+    async def dial(links: Links, peer_id: str) -> Connection:
+        if peer_id in hung:
+            await trio.sleep_forever()
+        return await links.dial(peer_id)
 
-        def __init__(self, links: Links) -> None:
-            super().__init__(links.identity, links.signal, links.meter)
-            self.inner = links
-
-        async def dial(self, peer_id: str) -> Connection:
-            if peer_id in hung:
-                await trio.sleep_forever()
-            return await self.inner.dial(peer_id)
-
-        async def serve(self, accept: object) -> None:
-            await self.inner.serve(accept)  # type: ignore[arg-type]
-
-    @asynccontextmanager
-    async def factory(identity: Identity, signal: SignalClient,
-                      meter: LinkMeter) -> AsyncIterator[Links]:
-        async with inner(identity, signal, meter) as links:
-            yield Hanging(links)
-
-    return factory
+    return wrapped_dials(inner, dial)
 
 
 async def register_only(nursery: trio.Nursery, transport: MemorySignalTransport, url: str,
