@@ -12,7 +12,8 @@ and feeds the inputs back, as the trio runner does over real links.
 * ``ProbeLink``: the network probes the link; an answer is fed as
   ``heard_from``, a dead link as ``handle_link_down``.
 * ``CloseLink``: nothing (links are implicit; a send to any live peer
-  arrives).
+  arrives), unless it names a link (below).
+* ``Dial``: below.
 * ``NeighborUp`` / ``NeighborDown`` and every other action (deliveries,
   lookups that finished): ``on_event(node, action)``, in order.
 
