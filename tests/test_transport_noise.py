@@ -460,3 +460,55 @@ class SessionMachine(RuleBasedStateMachine):
 
 TestSessionMachine = SessionMachine.TestCase
 TestSessionMachine.settings = settings(max_examples=30, stateful_step_count=15)
+
+
+@given(st.lists(st.binary(max_size=2000), max_size=8), st.lists(st.integers(0, 3), max_size=8))
+def test_session_takes_whole_noise_messages_in_any_grouping(frames: list[bytes],
+                                                           groups: list[int]) -> None:
+    """Channel messages of whole Noise messages (one each: the shortcut; several, or
+    none) and, once, a message cut in two: every frame arrives, in order."""
+    a, b = completed_sessions()
+    messages = [m for frame in frames for m in a.encrypt_frame(frame)]
+    chunks: list[bytes] = []
+    for size in groups:
+        chunks.append(b"".join(messages[:size]))
+        del messages[:size]
+    if messages:  # the rest: the first one cut in two, then one message per chunk
+        first = messages.pop(0)
+        chunks += [first[:7], first[7:], *messages]
+    received = [frame for chunk in chunks for frame in b.receive_data(chunk)]
+    assert received == frames
+    b.end_of_stream()
+
+
+def test_whole_message_after_a_partial_one() -> None:
+    """A whole Noise message right after a cut one goes through the reader, in order."""
+    a, b = completed_sessions()
+    first, second, third = (a.encrypt_frame(f)[0] for f in (b"first", b"second", b"third"))
+    assert b.receive_data(first[:10]) == []
+    assert b.receive_data(first[10:] + second) == [b"first", b"second"]
+    assert b.receive_data(third) == [b"third"]  # the one-message shortcut again
+    assert not b.has_partial_frame
+
+
+def test_bad_tag_in_the_middle_of_a_batch() -> None:
+    a, b = completed_sessions()
+    good, bad, later = (bytearray(a.encrypt_frame(f)[0]) for f in (b"a", b"b", b"c"))
+    bad[-1] ^= 1
+    with pytest.raises(DecryptionError):
+        b.receive_data(bytes(good + bad + later))
+
+
+def test_altered_length_prefix_of_a_lone_message() -> None:
+    """A prefix that does not match the channel message's size is no whole message:
+    the reader holds the bytes (longer) or reads a short, failing message."""
+    a, b = completed_sessions()
+    message = bytearray(a.encrypt_frame(b"hello")[0])
+    message[1] += 1  # one byte longer than what follows
+    assert b.receive_data(bytes(message)) == []
+    assert b.has_partial_frame
+    a, b = completed_sessions()
+    message = bytearray(a.encrypt_frame(b"hello")[0])
+    message[1] -= 1
+    with pytest.raises(DecryptionError):
+        b.receive_data(bytes(message))

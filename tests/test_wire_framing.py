@@ -153,3 +153,41 @@ def test_decode_link_frame_fuzz(data: bytes) -> None:
     except MalformedFrame:
         return
     assert decoded and all(0 < protocol <= MAX_PROTOCOL_ID for protocol, _ in decoded)
+
+
+@given(st.binary(max_size=300), st.integers(0, 400))
+def test_whole_frame_fast_path_matches_byte_at_a_time(data: bytes, max_frame_size: int) -> None:
+    """One ``feed`` of any bytes (the one-whole-frame shortcut included) agrees with
+    feeding the same bytes one at a time: same frames, or the same error."""
+    def run(chunks: list[bytes]) -> list[bytes] | type[Exception]:
+        decoder = FrameDecoder(max_frame_size)
+        frames: list[bytes] = []
+        try:
+            for chunk in chunks:
+                frames += decoder.feed(chunk)
+        except (FrameTooLarge, MalformedFrame) as exc:
+            return type(exc)
+        return frames
+
+    assert run([data]) == run([data[i:i + 1] for i in range(len(data))])
+
+
+@pytest.mark.parametrize("size", [0, 1, 126, 127, 128, 129, 1024, 16383, 16384, 70000])
+def test_one_whole_frame_per_feed(size: int) -> None:
+    decoder = FrameDecoder(1 << 20)
+    frame = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    assert decoder.feed(frame_with_prefix(frame, 1 << 20)) == [frame]
+    assert not decoder.has_partial_frame
+
+
+def test_non_minimal_two_byte_prefix_of_a_whole_frame_is_rejected() -> None:
+    with pytest.raises(MalformedFrame):
+        FrameDecoder(100).feed(b"\x81\x00" + bytes(1))  # 1 written as 2 bytes
+
+
+def test_whole_frame_over_the_maximum_is_rejected() -> None:
+    decoder = FrameDecoder(100)
+    with pytest.raises(FrameTooLarge):
+        decoder.feed(b"\x65" + bytes(101))
+    with pytest.raises(LocalProtocolError):
+        decoder.feed(b"\x00")

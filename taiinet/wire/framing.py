@@ -129,6 +129,18 @@ class FrameDecoder:
     def feed(self, data: bytes) -> list[bytes]:
         if self._broken:
             raise LocalProtocolError("FrameDecoder already failed; the link must be closed")
+        if self._expected is None and not self._buffer and len(data) > 1:
+            # Fastest path: ``data`` is exactly one whole frame with a 1- or 2-byte
+            # prefix (one frame per Noise message): one copy, no memoryview.
+            first, second = data[0], data[1]
+            if first < 0x80:
+                length, start = first, 1
+            elif 0 < second < 0x80:  # a minimal 2-byte uvarint
+                length, start = (first & 0x7F) | second << 7, 2
+            else:
+                length, start = -1, 0
+            if start + length == len(data) and length <= self.max_frame_size:
+                return [bytes(data[start:])]
         frames: list[bytes] = []
         view = memoryview(data)
         try:
