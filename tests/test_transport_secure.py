@@ -320,3 +320,71 @@ async def test_receive_decoded_closes_the_link_on_undecodable_frames(
         await a.receive()
     with pytest.raises(ConnectionClosed):
         await b.send(b"x")
+
+
+async def test_several_noise_messages_in_one_channel_message(autojump_clock: object) -> None:
+    conn, peer = await dial_raw_peer()
+    split = frame_with_prefix(bytes(range(200)))
+    batch = b"".join(with_length_prefix(peer.noise.encrypt(p)) for p in (
+        frame_with_prefix(b"one"), frame_with_prefix(b"two"), split[:50]))
+    await peer.channel.send_message(batch)
+    await peer.send_plaintext(split[50:])  # the rest of the split frame, then a lone one
+    await peer.send_plaintext(frame_with_prefix(b"three"))
+    assert [await conn.receive() for _ in range(4)] == [  # type: ignore[attr-defined]
+        b"one", b"two", bytes(range(200)), b"three"]
+    await conn.aclose()  # type: ignore[attr-defined]
+
+
+async def test_bad_tag_in_the_middle_of_a_batch_closes_the_link(autojump_clock: object) -> None:
+    conn, peer = await dial_raw_peer()
+    good = with_length_prefix(peer.noise.encrypt(frame_with_prefix(b"good")))
+    bad = bytearray(with_length_prefix(peer.noise.encrypt(frame_with_prefix(b"bad"))))
+    bad[-1] ^= 1
+    later = with_length_prefix(peer.noise.encrypt(frame_with_prefix(b"later")))
+    await peer.channel.send_message(good + bytes(bad) + later)
+    with pytest.raises(DecryptionError):
+        await conn.receive()  # type: ignore[attr-defined]
+    assert conn.closed  # type: ignore[attr-defined]
+    with pytest.raises(ConnectionClosed):
+        await conn.send(b"x")  # type: ignore[attr-defined]
+    with pytest.raises(ConnectionClosed):
+        for _ in range(100):
+            await peer.channel.send_message(b"more")
+
+
+async def test_concurrent_senders_and_receivers_take_turns(autojump_clock: object) -> None:
+    """Frames of several Noise messages from concurrent senders never interleave and
+    go in turn; a sender cancelled while it waits for the lock leaves the link
+    usable; concurrent receivers each get a whole frame."""
+    from taiinet.transport.memory import memory_connection_pair
+
+    a, b = await memory_connection_pair(ALICE, BOB, capacity=1)
+    big = [bytes([n]) * 200_000 for n in range(3)]  # 4 Noise messages each
+    got: list[bytes] = []
+
+    async def receive_into() -> None:
+        got.append(await b.receive())
+
+    scopes: list[trio.CancelScope] = []
+
+    async def send_until_cancelled() -> None:
+        with trio.CancelScope() as scope:
+            scopes.append(scope)
+            await a.send(b"never sent")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(a.send, big[0])
+        await trio.testing.wait_all_tasks_blocked()  # holds the lock; the channel is full
+        nursery.start_soon(send_until_cancelled)  # waits for the lock
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(a.send, big[1])
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(a.send, big[2])
+        await trio.testing.wait_all_tasks_blocked()
+        scopes[0].cancel()
+        for _ in range(3):
+            nursery.start_soon(receive_into)
+    assert got == big  # in the order the senders queued for the lock
+    assert not a.closed
+    await a.send(b"after")
+    assert await b.receive() == b"after"
