@@ -6,7 +6,9 @@ channel owns one byte stream (TCP, or TLS over TCP):
 
 * reading happens only inside ``receive_message``, in the caller's task: one
   ``receive_some`` of up to ``RECEIVE_BYTES`` is fed to wsproto and every
-  whole binary message it completes is queued; the call returns the first.
+  whole binary message it completes is queued; the call returns the first,
+  later calls the rest (each after a checkpoint, so a burst does not starve
+  other tasks).
   No reader task, no channel hop between it and the owner, and nothing is
   read while nobody receives, so a peer that outruns its reader stalls in TCP
   flow control.  What a link holds: one partial message (at most
@@ -222,6 +224,11 @@ class WebSocketChannel(MessageChannel):
             raise LocalProtocolError("two tasks receive on one WebSocket channel")
         self._reading = True
         try:
+            if self._received:
+                # The rest of an earlier read: let other tasks run between
+                # messages as a read per message would (a burst of messages must
+                # not starve the senders that drain what handling them queued).
+                await trio.lowlevel.checkpoint()
             while not self._received:
                 if self._error is not None:
                     raise self._error
