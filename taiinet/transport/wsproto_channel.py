@@ -271,8 +271,11 @@ class WebSocketChannel(MessageChannel):
         """Queue the messages wsproto completed; return a control answer to send."""
         reply: CloseConnection | Pong | None = None
         limit = self.max_message_size
+        closing = self._ws.state is ConnectionState.LOCAL_CLOSING
         for event in self._ws.events():
             if isinstance(event, BytesMessage):
+                if closing:  # read only to find the peer's close: hold nothing
+                    continue
                 size = self._partial_bytes + len(event.data)
                 if size > limit:
                     raise WebSocketMessageTooLarge(
