@@ -79,6 +79,7 @@ from taiinet.stream.actions import (
     ParentChanged,
     TickTimer,
 )
+from taiinet.stream.blame import StallJudge, Verdict
 from taiinet.stream.choice import Child as _Child
 from taiinet.stream.choice import redirect_candidates, standby_list
 from taiinet.stream.config import TreeConfig
@@ -113,16 +114,14 @@ class RelayTree:
     __slots__ = (
         "_asked",
         "_attempt",
-        "_banned",
         "_candidates",
         "_detached_since",
         "_handlers",
-        "_last_report",
+        "_judge",
         "_links",
         "_parent_heard",
         "_parent_seq",
         "_redirects",
-        "_reports",
         "_stopped",
         "_target",
         "_tried_root",
@@ -168,10 +167,7 @@ class RelayTree:
         self._tried_root = False
         self._redirects = 0
         self._attempt = 0
-        #: Child -> reporter -> time of its stall report.
-        self._reports: dict[PeerId, dict[PeerId, float]] = {}
-        self._banned: dict[PeerId, float] = {}  # peer -> banned until
-        self._last_report = float("-inf")
+        self._judge = StallJudge(self.config)
         self._links = TreeLinks(self.config.link_idle_timeout, self.config.max_links)
         self._stopped = False
         self._handlers = {
@@ -197,8 +193,7 @@ class RelayTree:
         return len(self.path)
 
     def is_banned(self, peer: PeerId, now: float) -> bool:
-        until = self._banned.get(peer)
-        return until is not None and until > now
+        return self._judge.is_banned(peer, now)
 
     def has_link(self, peer: PeerId) -> bool:
         """Whether the tree holds a link to ``peer`` (used, or idle and not yet closed)."""
@@ -429,7 +424,7 @@ class RelayTree:
 
     def _drop_child(self, peer: PeerId) -> None:
         del self.children[peer]
-        self._reports.pop(peer, None)
+        self._judge.forget_child(peer)
 
     # --- heartbeats and status ----------------------------------------------------
 
@@ -522,32 +517,19 @@ class RelayTree:
         if old is None:
             return
         if ban:
-            self._ban(old, now)
+            self._judge.ban(old, now)
         self._detach(out)
         self._begin_join([p for p in self.standby if p != old], now, out)
-
-    def _ban(self, peer: PeerId, now: float) -> None:
-        banned = self._banned
-        banned.pop(peer, None)
-        banned[peer] = now + self.config.ban_duration
-        while len(banned) > self.config.max_banned:
-            del banned[next(iter(banned))]
 
     def _on_stall_report(self, peer: PeerId, message: StallReport, now: float,
                          out: list[Action]) -> None:
         accused = message.parent
         child = self.children.get(accused)
-        if (child is None or peer not in child.children or not self.attached
-                or self.seq < message.seq + self.config.report_lag):
-            return  # not our grandchild, or we lack the chunks too: not the parent's fault
-        window = now - self.config.report_window
-        reports = self._reports.setdefault(accused, {})
-        reports[peer] = now
-        for reporter in [r for r, at in reports.items() if at < window]:
-            del reports[reporter]
-        if len(reports) >= max(1, (len(child.children) + 1) // 2):
+        if child is None or not self.attached:
+            return
+        if self._judge.judge_report(peer, accused, child, message.seq, self.seq, now):
             self._drop_child(accused)
-            self._ban(accused, now)
+            self._judge.ban(accused, now)
             out.append(Send(peer=accused, message=_EVICT))
             self._links.close(accused, out)
             out.append(Evicted(peer=accused))
@@ -580,20 +562,16 @@ class RelayTree:
 
     def _check_stall(self, parent: PeerId, now: float, out: list[Action]) -> bool:
         """Blame a parent that holds chunks it does not relay; True if we left it."""
-        cfg = self.config
-        stalled = now - self.last_progress
-        if stalled <= cfg.stall_timeout:
-            return False
         grandparent = self.path[-2] if len(self.path) >= 2 else None
-        report = StallReport(parent=parent, seq=self.seq)
-        if self._parent_seq >= self.seq + cfg.blame_lag:
-            if grandparent is not None:
-                out.append(Send(peer=grandparent, message=report))
-            out.append(Send(peer=parent, message=_LEAVE))
-            self._lose_parent(now, out, ban=True)
-            return True
-        if (stalled > cfg.upstream_grace and grandparent is not None
-                and now - self._last_report > cfg.upstream_grace):
-            self._last_report = now
-            out.append(Send(peer=grandparent, message=report))
-        return False
+        verdict = self._judge.stall_verdict(
+            seq=self.seq, parent_seq=self._parent_seq, last_progress=self.last_progress,
+            can_report=grandparent is not None, now=now)
+        if verdict is Verdict.WAIT:
+            return False
+        if grandparent is not None:
+            out.append(Send(peer=grandparent, message=StallReport(parent=parent, seq=self.seq)))
+        if verdict is Verdict.REPORT:
+            return False
+        out.append(Send(peer=parent, message=_LEAVE))
+        self._lose_parent(now, out, ban=True)
+        return True
