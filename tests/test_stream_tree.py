@@ -192,6 +192,10 @@ def test_children_leave_a_parent_detached_longer_than_the_orphan_grace() -> None
 def test_a_stalled_child_blames_a_parent_that_is_ahead_and_reports_it() -> None:
     c = adopted(C, 1, (ROOT, A, B), stall_timeout=1.0, blame_lag=5)
     c.chunk(10, 0.0)
+    c.handle_message(B, Heartbeat(seq=10, path=(ROOT, A, B), standby=(A, D)), 0.0)  # with Adopt
+    c.handle_message(B, Heartbeat(seq=40, path=(ROOT, A, B), standby=(A, D)), 0.1)
+    out = c.handle_timer(TICK, 1.0)  # stalled, but B has held chunks C lacks for 0.9 s
+    assert c.parent == B
     c.handle_message(B, Heartbeat(seq=40, path=(ROOT, A, B), standby=(A, D)), 1.0)
     out = c.handle_timer(TICK, 1.2)
     assert sends(out)[:3] == [(A, StallReport(parent=B, seq=10)), (B, Leave()),
@@ -241,6 +245,8 @@ def test_reports_that_do_not_check_out_are_ignored() -> None:
     a.chunk(100, 1.0)
     assert a.handle_message(D, StallReport(parent=B, seq=10), 1.0) == []
     assert B in a.children
+    # B's own Status shows it holds what C lacks, and it is being fed.
+    a.handle_message(B, Status(slots=3, children=(C,), free=0, seq=100, recommend=()), 1.0)
     assert Evicted(peer=B) in a.handle_message(C, StallReport(parent=B, seq=10), 1.0)
 
 
@@ -302,3 +308,68 @@ def test_a_detached_node_lets_a_child_that_asks_again_go_instead_of_adopting_wit
         codec.decode(codec.encode(bytes(32), message))  # every message is valid
     assert sends(out) == [(C, Redirect(candidates=()))]
     assert C not in b.children
+
+
+# --- blame lands on the peer that withholds data (seed 0, 10,000 viewers: 7 honest
+# viewers were evicted before) -------------------------------------------------
+
+
+def test_a_newcomer_does_not_blame_a_parent_stalled_upstream_for_chunks_it_held_before() -> None:
+    """A newcomer is owed no backfill: its parent, holding chunk 35 when it adopted it
+    and stalled since (its own parent is slow), withholds nothing.  Before, the
+    newcomer (seq -1) blamed it (35 >= -1 + blame_lag), reported it and banned it,
+    and the grandparent evicted the honest parent."""
+    c = adopted(C, 1, (ROOT, A, B), stall_timeout=1.0, blame_lag=5)
+    c.handle_message(B, Heartbeat(seq=35, path=(ROOT, A, B), standby=(A,)), 0.0)
+    for t in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0):
+        c.handle_message(B, Heartbeat(seq=35, path=(ROOT, A, B), standby=(A,)), t)
+        out = c.handle_timer(TICK, t + 0.01)
+        assert [m for _, m in sends(out) if isinstance(m, (StallReport, Leave))] == []
+    assert c.parent == B and not c.is_banned(B, 3.1)
+    # Once B has held chunks it does not relay for the stall timeout, C blames it.
+    c.handle_message(B, Heartbeat(seq=41, path=(ROOT, A, B), standby=(A,)), 3.2)
+    c.handle_message(B, Heartbeat(seq=48, path=(ROOT, A, B), standby=(A,)), 3.7)
+    out = c.handle_timer(TICK, 4.0)
+    assert c.parent == B
+    c.handle_message(B, Heartbeat(seq=60, path=(ROOT, A, B), standby=(A,)), 4.2)
+    out = c.handle_timer(TICK, 4.3)
+    assert (A, StallReport(parent=B, seq=-1)) in sends(out) and c.parent is None
+
+
+def test_a_stall_that_began_under_a_detached_parent_is_not_reported_at_once() -> None:
+    """C stalled while its parent B repaired; when B is adopted again the clock starts
+    over, so C does not report B to its new grandparent before B could deliver."""
+    c = adopted(C, 1, (ROOT, A, B), stall_timeout=1.0, upstream_grace=4.0,
+                peer_timeout=10.0)
+    c.chunk(10, 0.0)
+    c.handle_message(B, Heartbeat(seq=10, path=(ROOT, A, B), standby=()), 0.0)
+    c.handle_message(B, Heartbeat(seq=10, path=(), standby=()), 0.5)  # B detached
+    c.handle_message(B, Heartbeat(seq=10, path=(ROOT, D, B), standby=()), 2.9)  # B re-adopted
+    out = c.handle_timer(TICK, 5.0)
+    assert [m for _, m in sends(out) if isinstance(m, StallReport)] == []
+    c.handle_message(B, Heartbeat(seq=10, path=(ROOT, D, B), standby=()), 6.5)
+    out = c.handle_timer(TICK, 7.0)
+    assert (D, StallReport(parent=B, seq=10)) in sends(out)
+
+
+def test_a_grandparent_that_feeds_no_child_does_not_evict_on_a_report() -> None:
+    """The sim's free-rider F (it takes chunks, relays none, runs the honest core)
+    judged its honest child H, stalled by F itself, on H's child's report and evicted
+    H.  Now a report needs evidence that the grandparent delivers: a child of its own
+    whose Status shows the chunks the reporter lacks, rising lately."""
+    a = grandparent_with((C,), seq=0)
+    a.handle_message(B, Status(slots=3, children=(C,), free=0, seq=2, recommend=()), 0.5)
+    a.chunk(80, 6.0)  # A gets the stream; B, its only child, gets none of it
+    a.handle_message(B, Status(slots=3, children=(C,), free=0, seq=2, recommend=()), 6.0)
+    out = a.handle_message(C, StallReport(parent=B, seq=-1), 6.1)
+    assert Evicted(peer=B) not in out and B in a.children
+
+
+def test_a_child_hiding_its_progress_is_evicted_when_its_siblings_show_delivery() -> None:
+    a = grandparent_with((C,), seq=0)
+    a.handle_message(D, Join(slots=1), 0.0)
+    a.chunk(80, 6.0)
+    a.handle_message(D, Status(slots=1, children=(), free=1, seq=80, recommend=()), 6.0)
+    a.handle_message(B, Status(slots=3, children=(C,), free=0, seq=0, recommend=()), 6.0)
+    out = a.handle_message(C, StallReport(parent=B, seq=-1), 6.1)
+    assert Evicted(peer=B) in out

@@ -46,15 +46,18 @@ by themselves, so a subtree moves as one.  Lost-parent repair is bounded by
 standby peer tried.
 
 *Free-riders.*  A child that gets no chunk for ``stall_timeout`` while its
-parent's heartbeat shows the parent ``blame_lag`` chunks ahead blames the
-parent: it sends ``StallReport(parent, seq)`` to the grandparent, leaves the
-parent and bans it.  The grandparent is the peer that can check the report:
-it sent the parent the chunks the reporter lacks (it must itself be
-``report_lag`` ahead of the reporter), and it knows the parent's children
-from its ``Status``.  When reports from at least half of the parent's listed
-children (at least one) arrive within ``report_window``, it evicts the parent
-(``Leave(evicted=True)``) and bans it for ``ban_duration``.  A parent that
-hides its progress too gets reported after ``upstream_grace`` of stall.
+parent's heartbeats have shown, for as long, chunks it got since it adopted
+the child (``blame_lag`` past both ends) blames the parent: it sends
+``StallReport(parent, seq)`` to the grandparent, leaves the parent and bans
+it.  The grandparent is the peer that can check the report: it must be
+``report_lag`` ahead of the reporter, know the reporter as the parent's
+child, and see from its children's ``Status`` that it delivers (the accused,
+or a sibling, lately got what the reporter lacks).  When reports from at
+least half of the parent's listed children (at least one) arrive within
+``report_window``, it evicts the parent (``Leave(evicted=True)``) and bans it
+for ``ban_duration``.  A parent that hides its progress too gets reported
+after ``upstream_grace`` of stall under it.  The rules that make blame
+attributable are in ``taiinet.stream.blame``.
 
 *Links.*  The core closes (``CloseLink``) a link it no longer needs once no
 tree message went either way for ``link_idle_timeout`` (``TreeLinks``): a
@@ -342,10 +345,11 @@ class RelayTree:
         self.parent = peer
         self._parent_heard = now
         self._parent_seq = _UNKNOWN_SEQ
+        self._judge.new_parent()
         self._detached_since = None
         self.last_progress = now  # the first chunk is due from now on
         out.append(ParentChanged(parent=peer))
-        self._set_path(path, out)
+        self._set_path(path, now, out)
 
     def _on_redirect(self, peer: PeerId, message: Redirect, now: float,
                      out: list[Action]) -> None:
@@ -439,9 +443,10 @@ class RelayTree:
             out.append(Send(peer=child, message=Heartbeat(
                 seq=self.seq, path=path, standby=self._standby_for(child))))
 
-    def _set_path(self, path: tuple[PeerId, ...], out: list[Action]) -> None:
+    def _set_path(self, path: tuple[PeerId, ...], now: float, out: list[Action]) -> None:
         """Take a new path and, if it changed, tell the children at once."""
         if path != self.path:
+            self._judge.path_changed(self.path, path, now)
             self.path = path
             self._heartbeats(out)
 
@@ -453,6 +458,7 @@ class RelayTree:
             return
         self._parent_heard = now
         self._parent_seq = message.seq
+        self._judge.parent_heard(self.seq, message.seq, now)
         self.standby = tuple(p for p in message.standby if p != self.peer_id)
         path = message.path
         if self.peer_id in path:  # a transient cycle: break it
@@ -463,19 +469,14 @@ class RelayTree:
             self._detached_since = None
         elif self._detached_since is None:
             self._detached_since = now
-        self._set_path(path, out)
+        self._set_path(path, now, out)
 
     def _on_status(self, peer: PeerId, message: Status, now: float, out: list[Action]) -> None:
         child = self.children.get(peer)
         if child is None:
             out.append(Send(peer=peer, message=_LEAVE))  # it thinks we are its parent
             return
-        child.heard = now
-        child.slots = message.slots
-        child.children = message.children
-        child.free = message.free
-        child.seq = message.seq
-        child.recommend = message.recommend
+        child.update(message, now)
 
     def _status(self) -> Status:
         kids = self.children
@@ -503,14 +504,14 @@ class RelayTree:
                      out: list[Action]) -> None:
         if peer != self.parent:
             return
-        self._detach(out)
+        self._detach(now, out)
         self._begin_join([message.to, *self.standby], now, out)
 
-    def _detach(self, out: list[Action]) -> None:
+    def _detach(self, now: float, out: list[Action]) -> None:
         self.parent = None
         self._detached_since = None
         out.append(ParentChanged(parent=None))
-        self._set_path((), out)
+        self._set_path((), now, out)
 
     def _lose_parent(self, now: float, out: list[Action], *, ban: bool) -> None:
         old = self.parent
@@ -518,7 +519,7 @@ class RelayTree:
             return
         if ban:
             self._judge.ban(old, now)
-        self._detach(out)
+        self._detach(now, out)
         self._begin_join([p for p in self.standby if p != old], now, out)
 
     def _on_stall_report(self, peer: PeerId, message: StallReport, now: float,
@@ -527,7 +528,7 @@ class RelayTree:
         child = self.children.get(accused)
         if child is None or not self.attached:
             return
-        if self._judge.judge_report(peer, accused, child, message.seq, self.seq, now):
+        if self._judge.judge_report(peer, accused, self.children, message.seq, self.seq, now):
             self._drop_child(accused)
             self._judge.ban(accused, now)
             out.append(Send(peer=accused, message=_EVICT))
