@@ -160,8 +160,10 @@ class StreamSimulation:
         self.catch_up = 0
         self.evicted_free_riders: set[PeerId] = set()
         self.evicted_honest: set[PeerId] = set()
-        #: Free-riders that ever held a child while chunks came (and so withheld them).
+        #: Free-riders that held a child long enough to be blamed for it (a stall
+        #: timeout while chunks came), and since when each child is theirs.
         self.riders_with_child: set[PeerId] = set()
+        self._rider_children: dict[PeerId, dict[PeerId, float]] = {}
         #: When each free-rider adopted its first child since it was last evicted,
         #: and the seconds from then to each eviction.
         self.rider_since = [float("inf")] * count
@@ -332,9 +334,20 @@ class StreamSimulation:
         self.last_arrival[i] = now
         if not self.free_rider[i]:
             self._relay(node, core, seq, live)
-        elif core.children and self.rider_since[i] == float("inf"):
-            self.rider_since[i] = now  # it feeds nobody from here on (to a chunk)
-            self.riders_with_child.add(node)
+        else:
+            self._withholding(node, core, now)
+            if core.children and self.rider_since[i] == float("inf"):
+                self.rider_since[i] = now  # it feeds nobody from here on (to a chunk)
+
+    def _withholding(self, rider: PeerId, core: RelayTree, now: float) -> None:
+        """Note a free-rider that held a child long enough to be blamed (a child that
+        only passed by, a parallel join that went elsewhere, does not count)."""
+        before = self._rider_children.get(rider, {})
+        held = {child: before.get(child, now) for child in core.children}
+        self._rider_children[rider] = held
+        blamable = self.config.tree.stall_timeout
+        if any(now - since > blamable for since in held.values()):
+            self.riders_with_child.add(rider)
 
     # --- the scenario ----------------------------------------------------------------
 
@@ -510,7 +523,8 @@ class StreamSimResult:
     join_p99: float
     free_riders: int
     free_riders_evicted: int
-    #: Free-riders that ever held a child while chunks came (the ones to remove).
+    #: Free-riders that held a child for a stall timeout while chunks came (the
+    #: ones to remove).
     free_riders_withholding: int
     honest_evicted: int
     #: Evictions of free-riders that had adopted a child, and seconds from its

@@ -39,11 +39,15 @@ propagate down the tree in one link delay per level, and a node that finds
 itself on its own path (a transient cycle) leaves its parent.  The standby
 list is the grandparent and the best siblings.  A parent silent for
 ``peer_timeout`` (or whose link fails) is lost: the orphan keeps its subtree
-and joins the standby peers in order, then the root.  Its children see an
-empty path while it is detached and wait ``orphan_grace`` before repairing
-by themselves, so a subtree moves as one.  Lost-parent repair is bounded by
+and asks ``join_fanout`` standby peers at once (then the next ones, then the
+root); the first ``Adopt`` wins and every other peer asked is sent ``Leave``
+(``taiinet.stream.joining``).  A ``Join`` sent beside others of its round
+says ``free_slot_only``: it takes a free slot, never a child's place, so a
+joiner that went elsewhere displaced nobody.  Its children see an empty path
+while it is detached and wait ``orphan_grace`` before repairing by
+themselves, so a subtree moves as one.  Lost-parent repair is bounded by
 ``peer_timeout + tick_interval`` to notice, then one ``join_timeout`` per
-standby peer tried.
+``join_fanout`` standby peers that do not answer.
 
 *Free-riders.*  A child that gets no chunk for ``stall_timeout`` while its
 parent's heartbeats have shown, for as long, chunks it got since it adopted
@@ -87,6 +91,7 @@ from taiinet.stream.choice import Child as _Child
 from taiinet.stream.choice import redirect_candidates, standby_list
 from taiinet.stream.config import TreeConfig
 from taiinet.stream.errors import StreamUsageError
+from taiinet.stream.joining import JoinRound
 from taiinet.stream.links import TreeLinks
 from taiinet.stream.messages import (
     MAX_CANDIDATES,
@@ -115,19 +120,14 @@ class RelayTree:
     """One peer's place in one stream's relay tree; every input returns actions."""
 
     __slots__ = (
-        "_asked",
-        "_attempt",
-        "_candidates",
         "_detached_since",
         "_handlers",
         "_judge",
         "_links",
         "_parent_heard",
         "_parent_seq",
-        "_redirects",
+        "_round",
         "_stopped",
-        "_target",
-        "_tried_root",
         "children",
         "config",
         "last_progress",
@@ -163,13 +163,7 @@ class RelayTree:
         self._parent_heard = 0.0
         self._parent_seq = _UNKNOWN_SEQ
         self._detached_since: float | None = None
-        self._target: PeerId | None = None  # peer our pending Join went to
-        self._candidates: list[PeerId] = []
-        #: Peers sent a ``Join`` in this join round: a late ``Adopt`` from one is taken.
-        self._asked: set[PeerId] = set()
-        self._tried_root = False
-        self._redirects = 0
-        self._attempt = 0
+        self._round = JoinRound(self.config.max_redirects, self.config.join_fanout)
         self._judge = StallJudge(self.config)
         self._links = TreeLinks(self.config.link_idle_timeout, self.config.max_links)
         self._stopped = False
@@ -208,8 +202,7 @@ class RelayTree:
         return not self._stopped and self._needs(peer)
 
     def _needs(self, peer: PeerId) -> bool:
-        return (peer == self.parent or peer in self.children or peer == self._target
-                or peer in self._asked)
+        return peer == self.parent or peer in self.children or self._round.may_adopt(peer)
 
     # --- inputs --------------------------------------------------------------
 
@@ -219,7 +212,7 @@ class RelayTree:
                                       timer=_TICK)]
         self.last_progress = now
         if not self.is_root:
-            self._begin_join([], now, out)
+            self._begin_join([], 1, now, out)
         self._links.note(out, now, self._needs)
         return out
 
@@ -255,9 +248,8 @@ class RelayTree:
             self._lose_parent(now, out, ban=False)
         elif peer in self.children:
             self._drop_child(peer)
-        elif peer == self._target:
-            self._target = None
-            self._try_next(now, out)
+        elif self._round.answered(peer):
+            self._ask_more(now, out)
         self._links.note(out, now, self._needs)  # a message for ``peer`` dials it again
         return out
 
@@ -268,13 +260,12 @@ class RelayTree:
             out = self._tick(now)
         else:
             out = []
-            if (timer.attempt == self._attempt  # type: ignore[union-attr]
-                    and self.parent is None and not self.is_root):
-                if self._target is not None:  # no answer in time
-                    self._target = None
-                    self._try_next(now, out)
-                else:  # the back-off after a full tree is over
-                    self._begin_join([], now, out)
+            attempt: int = timer.attempt  # type: ignore[union-attr]
+            if self.parent is None and not self.is_root:
+                if self._round.expire(attempt):  # no answer in time
+                    self._ask_more(now, out)
+                elif attempt == self._round.backoff:  # the back-off after a full tree is over
+                    self._begin_join([], 1, now, out)
         self._links.note(out, now, self._needs)
         return out
 
@@ -294,54 +285,45 @@ class RelayTree:
 
     # --- joining ---------------------------------------------------------------
 
-    def _begin_join(self, first: list[PeerId], now: float, out: list[Action]) -> None:
-        self._candidates = first
-        self._tried_root = False
-        self._redirects = 0
-        self._asked.clear()
-        self._try_next(now, out)
+    def _begin_join(self, first: list[PeerId], width: int, now: float,
+                    out: list[Action]) -> None:
+        """Start a join round from ``first`` (then the root), ``width`` Joins at a time."""
+        self._round.begin(first, width)
+        self._ask_more(now, out)
 
-    def _try_next(self, now: float, out: list[Action]) -> None:
-        """Send ``Join`` to the next usable candidate, the root last; or back off."""
-        target: PeerId | None = None
-        while self._candidates:
-            peer = self._candidates.pop(0)
-            if (peer != self.peer_id and peer not in self.children
-                    and not self.is_banned(peer, now)):
-                target = peer
-                break
-        if target is None and not self._tried_root:
-            target = self.root
-        self._attempt += 1
-        if target is None:
-            self._target = None
+    def _ask_more(self, now: float, out: list[Action]) -> None:
+        """Send ``Join`` to the next usable candidates (the root last); or back off."""
+        def usable(peer: PeerId) -> bool:
+            return (peer != self.peer_id and peer not in self.children
+                    and not self.is_banned(peer, now))
+
+        asks = self._round.fill(usable, self.root)
+        # A Join in flight beside others of the round takes only a free slot: the
+        # joiner may go elsewhere, and then must have displaced nobody.
+        join = Join(slots=self.slots, have=self.seq,
+                    free_slot_only=len(self._round.pending) > 1)
+        for peer, attempt in asks:
+            out.append(Send(peer=peer, message=join))
+            out.append(SetTimer(at=now + self.config.join_timeout,
+                                timer=JoinTimer(attempt=attempt)))
+        if not self._round.pending:
             out.append(SetTimer(at=now + self.config.retry_backoff,
-                                timer=JoinTimer(attempt=self._attempt)))
-            return
-        if target == self.root:
-            self._tried_root = True
-        self._target = target
-        if len(self._asked) <= self.config.max_redirects + 1:
-            self._asked.add(target)
-        out.append(Send(peer=target, message=Join(slots=self.slots, have=self.seq)))
-        out.append(SetTimer(at=now + self.config.join_timeout,
-                            timer=JoinTimer(attempt=self._attempt)))
+                                timer=JoinTimer(attempt=self._round.back_off())))
 
     def _on_adopt(self, peer: PeerId, message: Adopt, now: float, out: list[Action]) -> None:
         path = message.path
-        if ((peer != self._target and peer not in self._asked) or self.parent is not None
+        if (not self._round.may_adopt(peer) or self.parent is not None
                 or self.is_root or self.peer_id in path or not path or path[-1] != peer
                 or path[0] != self.root):
             out.append(Send(peer=peer, message=_LEAVE))
             return
-        if self._target is not None and self._target != peer:
-            # A late answer from an earlier candidate (a slow link): take it, and
-            # tell the pending one we are no longer waiting.
-            out.append(Send(peer=self._target, message=_LEAVE))
-        self._asked.clear()
-        self._target = None
-        self._candidates = []
-        self._attempt += 1  # the pending JoinTimer is now stale
+        # The first adoption wins (a parallel one, or a late answer over a slow link):
+        # every other peer still asked is told we are no longer waiting, so one that
+        # adopted us meanwhile frees the slot.
+        for other in self._round.pending:
+            if other != peer:
+                out.append(Send(peer=other, message=_LEAVE))
+        self._round.clear()  # its JoinTimers are now stale
         self.parent = peer
         self._parent_heard = now
         self._parent_seq = _UNKNOWN_SEQ
@@ -353,17 +335,10 @@ class RelayTree:
 
     def _on_redirect(self, peer: PeerId, message: Redirect, now: float,
                      out: list[Action]) -> None:
-        if peer != self._target or self.parent is not None:
+        if self.parent is not None or not self._round.answered(peer):
             return
-        self._target = None
-        self._redirects += 1
-        if self._redirects > self.config.max_redirects:
-            self._candidates = []
-            self._tried_root = True
-        else:
-            fresh = [c for c in message.candidates if c not in self._candidates]
-            self._candidates = fresh + self._candidates
-        self._try_next(now, out)
+        self._round.redirected(message.candidates)
+        self._ask_more(now, out)
 
     # --- adopting ---------------------------------------------------------------
 
@@ -382,7 +357,7 @@ class RelayTree:
             self._adopt_reply(peer, out)
             return
         if (not self.attached or peer in self.path or peer == self.parent
-                or peer == self._target or self.is_banned(peer, now)
+                or self._round.waiting_on(peer) or self.is_banned(peer, now)
                 or len(self.path) + 1 >= self.config.max_depth):
             out.append(Send(peer=peer, message=_NO_ROOM))
             return
@@ -390,7 +365,7 @@ class RelayTree:
             self._adopt(peer, slots, now, out, message.have)
             return
         weakest: PeerId | None = None
-        if self.children and slots > 0:
+        if self.children and slots > 0 and not message.free_slot_only:
             if self.config.ranking:
                 weakest = min(self.children, key=lambda c: (self.children[c].slots,
                                                             len(self.children[c].children)))
@@ -453,7 +428,7 @@ class RelayTree:
     def _on_heartbeat(self, peer: PeerId, message: Heartbeat, now: float,
                       out: list[Action]) -> None:
         if peer != self.parent:
-            if peer != self._target:
+            if not self._round.waiting_on(peer):
                 out.append(Send(peer=peer, message=_LEAVE))  # it thinks we are its child
             return
         self._parent_heard = now
@@ -496,16 +471,15 @@ class RelayTree:
             self._lose_parent(now, out, ban=message.evicted)
         elif peer in self.children:
             self._drop_child(peer)  # its link is closed once idle (it may come back)
-        elif peer == self._target:
-            self._target = None
-            self._try_next(now, out)
+        elif self._round.answered(peer):
+            self._ask_more(now, out)
 
     def _on_reparent(self, peer: PeerId, message: Reparent, now: float,
                      out: list[Action]) -> None:
         if peer != self.parent:
             return
         self._detach(now, out)
-        self._begin_join([message.to, *self.standby], now, out)
+        self._begin_join([message.to, *self.standby], self.config.join_fanout, now, out)
 
     def _detach(self, now: float, out: list[Action]) -> None:
         self.parent = None
@@ -520,7 +494,8 @@ class RelayTree:
         if ban:
             self._judge.ban(old, now)
         self._detach(now, out)
-        self._begin_join([p for p in self.standby if p != old], now, out)
+        self._begin_join([p for p in self.standby if p != old], self.config.join_fanout,
+                         now, out)
 
     def _on_stall_report(self, peer: PeerId, message: StallReport, now: float,
                          out: list[Action]) -> None:
