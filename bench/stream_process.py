@@ -83,6 +83,15 @@ def peer_id(log: Path, deadline: float) -> str:
         time.sleep(0.2)
 
 
+def _relays(watchers: list[dict[str, Any]], logs: dict[str, Path]
+            ) -> tuple[dict[str, str | None], dict[str, int], list[dict[str, Any]]]:
+    """Each viewer's parent now, its children, and the relaying viewers, most children first."""
+    now = parents(logs)
+    children = {w["peer"]: sum(1 for p in now.values() if p == w["peer"]) for w in watchers}
+    relays = sorted((w for w in watchers if w["slots"] > 0), key=lambda w: -children[w["peer"]])
+    return now, children, relays
+
+
 def video_gaps(path: Path) -> tuple[int, float, float]:
     """Frames, seconds covered and the longest gap between two video frames of a file."""
     import av
@@ -130,20 +139,26 @@ def run(viewers: int = 12, kill: int = 3, duration: float = 30.0, links: str = "
             watchers.append({"index": i, "slots": slots, "proc": proc, "out": out,
                              "log": log, "killed": False})
         # Kill relaying viewers in the middle of the stream, parents first: a third
-        # of the way into watching after every viewer has a parent (or the lead).
+        # of the way into watching after every viewer has a parent, chosen from the
+        # parent lines of that moment among relays with children, most first.  With
+        # more viewers than the broadcaster has slots, some relay has a child once
+        # all have a parent; until then (a loaded host may be slow to form the tree)
+        # the bench waits, so the kill always orphans a viewer (before, it killed at
+        # a fixed time and on a loaded host sometimes hit a relay with no child).
         started = time.monotonic()
         for w in watchers:
             w["peer"] = peer_id(w["log"], started + 30)
         logs = {w["peer"]: w["log"] for w in watchers}
-        while (time.monotonic() < started + lead
-               and not all(parents(logs).values())):
+        deadline = started + find_timeout + lead
+        while time.monotonic() < deadline and not all(parents(logs).values()):
             time.sleep(0.2)
         attached = time.monotonic() - started
         time.sleep(duration / 3)
-        now = parents(logs)
-        children = {w["peer"]: sum(1 for p in now.values() if p == w["peer"]) for w in watchers}
-        relays = sorted((w for w in watchers if w["slots"] > 0),
-                        key=lambda w: -children[w["peer"]])
+        now, children, relays = _relays(watchers, logs)
+        deadline = time.monotonic() + duration / 3
+        while children[relays[0]["peer"]] == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            now, children, relays = _relays(watchers, logs)
         victims = relays[:kill]
         load["kill"] = os.getloadavg()[0]
         for w in victims:
@@ -187,6 +202,7 @@ def run(viewers: int = 12, kill: int = 3, duration: float = 30.0, links: str = "
               and broadcaster["most_children"] <= broadcaster["slots"]
               and broadcaster["upload_streams"] <= broadcaster["slots"])
         return {"viewers": viewers, "killed": kill, "duration": duration, "links": links,
+                "victims_children": [children[w["peer"]] for w in victims],
                 "broadcaster": broadcaster, "rows": rows,
                 "orphans": sum(1 for r in survivors if r["orphaned"]),
                 "worst_gap": max((r["longest_gap"] for r in survivors), default=None),
