@@ -21,7 +21,9 @@ Prints one JSON object: per viewer (slots, killed, frames, media seconds,
 longest gap, ``lost``, ``behind``, ``stopped``, parent changes, ``orphaned``), the
 broadcaster's figures
 (``upload_streams`` = chunk bytes sent / chunk bytes made, ``most_children``,
-``slots``), ``orphans`` (survivors whose parent was killed), the host's
+``slots``), ``victims_children`` (children of each viewer killed, still
+watching then), ``orphans`` (survivors still watching at the kill whose
+parent was killed), the host's
 ``load`` average (1 min) at the start, the kill and the end, and ``ok``
 (every survivor decodable, not stopped, longest gap and lost media <= 2 s --
 a kill costs a viewer at most one parent -- broadcaster within its slots).
@@ -83,6 +85,20 @@ def peer_id(log: Path, deadline: float) -> str:
         time.sleep(0.2)
 
 
+def _relays(watchers: list[dict[str, Any]], logs: dict[str, Path]
+            ) -> tuple[dict[str, str | None], dict[str, int], list[dict[str, Any]]]:
+    """Each viewer's parent now, its children still watching, and the relaying viewers
+    still watching, most children first (a viewer that found the stream early may
+    have finished watching: killing it, or its parent, would test no repair)."""
+    now = parents(logs)
+    live = {w["peer"] for w in watchers if w["proc"].poll() is None}
+    children = {w["peer"]: sum(1 for c, p in now.items() if p == w["peer"] and c in live)
+                for w in watchers}
+    relays = sorted((w for w in watchers if w["slots"] > 0 and w["peer"] in live),
+                    key=lambda w: -children[w["peer"]])
+    return now, children, relays
+
+
 def video_gaps(path: Path) -> tuple[int, float, float]:
     """Frames, seconds covered and the longest gap between two video frames of a file."""
     import av
@@ -130,22 +146,30 @@ def run(viewers: int = 12, kill: int = 3, duration: float = 30.0, links: str = "
             watchers.append({"index": i, "slots": slots, "proc": proc, "out": out,
                              "log": log, "killed": False})
         # Kill relaying viewers in the middle of the stream, parents first: a third
-        # of the way into watching after every viewer has a parent (or the lead).
+        # of the way into watching after every viewer has a parent, chosen from the
+        # parent lines of that moment among relays with children, most first.  With
+        # more viewers than the broadcaster has slots, some relay has a child once
+        # all have a parent; until then (a loaded host may be slow to form the tree)
+        # the bench waits, so the kill always orphans a viewer (before, it killed at
+        # a fixed time and on a loaded host sometimes hit a relay with no child).
         started = time.monotonic()
         for w in watchers:
             w["peer"] = peer_id(w["log"], started + 30)
         logs = {w["peer"]: w["log"] for w in watchers}
-        while (time.monotonic() < started + lead
-               and not all(parents(logs).values())):
+        deadline = started + find_timeout + lead
+        while time.monotonic() < deadline and not all(parents(logs).values()):
             time.sleep(0.2)
         attached = time.monotonic() - started
         time.sleep(duration / 3)
-        now = parents(logs)
-        children = {w["peer"]: sum(1 for p in now.values() if p == w["peer"]) for w in watchers}
-        relays = sorted((w for w in watchers if w["slots"] > 0),
-                        key=lambda w: -children[w["peer"]])
+        now, children, relays = _relays(watchers, logs)
+        deadline = time.monotonic() + duration / 3
+        while ((not relays or children[relays[0]["peer"]] == 0)
+               and time.monotonic() < deadline):
+            time.sleep(0.2)
+            now, children, relays = _relays(watchers, logs)
         victims = relays[:kill]
         load["kill"] = os.getloadavg()[0]
+        watching = {w["peer"] for w in watchers if w["proc"].poll() is None}
         for w in victims:
             os.killpg(w["proc"].pid, signal.SIGKILL)
             w["killed"] = True
@@ -163,7 +187,8 @@ def run(viewers: int = 12, kill: int = 3, duration: float = 30.0, links: str = "
                 proc.wait()
             row: dict[str, Any] = {"viewer": w["index"], "slots": w["slots"],
                                    "killed": w["killed"], "children": children[w["peer"]],
-                                   "orphaned": now[w["peer"]] in killed,
+                                   "orphaned": now[w["peer"]] in killed
+                                   and w["peer"] in watching,
                                    "parent_changes": report.get("parent_changes")}
             if not w["killed"]:
                 try:
@@ -187,6 +212,7 @@ def run(viewers: int = 12, kill: int = 3, duration: float = 30.0, links: str = "
               and broadcaster["most_children"] <= broadcaster["slots"]
               and broadcaster["upload_streams"] <= broadcaster["slots"])
         return {"viewers": viewers, "killed": kill, "duration": duration, "links": links,
+                "victims_children": [children[w["peer"]] for w in victims],
                 "broadcaster": broadcaster, "rows": rows,
                 "orphans": sum(1 for r in survivors if r["orphaned"]),
                 "worst_gap": max((r["longest_gap"] for r in survivors), default=None),

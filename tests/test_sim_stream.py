@@ -36,8 +36,11 @@ def test_ranked_tree_serves_everyone_within_the_delay_and_is_shallower_than_rand
 def test_free_riders_are_evicted_and_their_victims_repair() -> None:
     result = simulate(StreamSimConfig(viewers=400, seed=4, free_riders=0.05, duration=10.0))
     assert result.free_riders >= 10
-    assert result.free_riders_evicted >= 0.7 * result.free_riders
-    assert result.honest_evicted <= 1
+    # Every free-rider that held a child long enough to be blamed was removed (the
+    # others hurt nobody: a child that passed by took another adoption).
+    assert result.free_riders_withholding >= 0.4 * result.free_riders
+    assert result.free_riders_evicted >= result.free_riders_withholding
+    assert result.honest_evicted == 0
     assert result.served >= 0.95
     # Removed fast: from a free-rider's first child to its eviction, within the
     # report window (5 s), and none still feeding nobody at the end.

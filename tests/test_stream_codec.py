@@ -39,7 +39,7 @@ MESSAGES: list[TreeMessage] = [
     Heartbeat(seq=(1 << 63) - 1, path=tuple(PEERS[:MAX_DEPTH]), standby=tuple(PEERS[:8])),
     Status(slots=4, children=tuple(PEERS[:4]), free=1 << 20, seq=7, recommend=(PEERS[2],)),
     StallReport(parent=PEERS[5], seq=99),
-    Join(slots=2, have=1234),
+    Join(slots=2, have=1234), Join(slots=3, have=9, free_slot_only=True),
 ]
 
 

@@ -2,11 +2,12 @@
 
 The scaled form of ``bench/stream_process.py`` (the full check is 12 viewers,
 3 killed, 30 s), over WebRTC data channels (a node's default links) and over
-WebSocket: the viewer killed is the relay with the most children then (none,
-if the tree was still forming: not asserted, a loaded host may be slow to
-join), every surviving viewer
-writes a file PyAV decodes whose longest video gap is at most 2 s, and the
-broadcaster feeds at most its slots.
+WebSocket: the viewer killed is a relay with children (the bench waits until
+every viewer has a parent, and with 4 viewers under a broadcaster of 2 slots
+some relay then has a child, so the kill always orphans a viewer and the
+test exercises repair), every surviving viewer writes a file PyAV decodes
+whose longest video gap is at most 2 s, and the broadcaster feeds at most its
+slots.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def test_viewers_survive_a_killed_relay_with_at_most_2_s_lost(tmp_path: Path, li
                               workdir=str(tmp_path), find_timeout=15.0)
     survivors = [row for row in result["rows"] if not row["killed"]]
     assert len(survivors) == 3
+    assert result["victims_children"] and result["victims_children"][0] >= 1, result
+    assert result["orphans"] >= 1, result  # the kill took a watching survivor's parent
     for row in survivors:
         assert row["frames"] > 0, row
         assert row["longest_gap"] <= 2.0, row

@@ -1,10 +1,13 @@
 """A hypothesis model of the relay tree: random joins, crashes, free-riders and waits.
 
 Every core is the real ``RelayTree``, driven by the stream simulator over the
-seeded link model, with chunks flowing.  After every step: no peer has more
+seeded link model, with chunks flowing, and repairs asking 1 to 3 standby
+peers at once (``join_fanout``).  After every step: no peer has more
 children than its slots and the parent pointers hold no cycle.  After a quiet
 spell with no free-rider left: every live viewer reaches the broadcaster
-through parents that count it as a child, when the slots suffice for all.
+through parents that count it as a child, when the slots suffice for all,
+and no peer holds a slot for a live child that went elsewhere (a parallel
+join's losers were released).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from taiinet.sim.stream import StreamSimConfig, StreamSimulation
+from taiinet.stream.config import TreeConfig
 from taiinet.wire.peer_id import PeerId
 
 POOL = 30
@@ -22,10 +26,12 @@ POOL = 30
 class TreeModel(RuleBasedStateMachine):
     sim: StreamSimulation
 
-    @initialize(seed=st.integers(0, 2**16), root_slots=st.integers(1, 3))
-    def start(self, seed: int, root_slots: int) -> None:
-        self.sim = StreamSimulation(StreamSimConfig(viewers=POOL, seed=seed,
-                                                    root_slots=root_slots))
+    @initialize(seed=st.integers(0, 2**16), root_slots=st.integers(1, 3),
+                fanout=st.integers(1, 3))
+    def start(self, seed: int, root_slots: int, fanout: int) -> None:
+        self.sim = StreamSimulation(StreamSimConfig(
+            viewers=POOL, seed=seed, root_slots=root_slots,
+            tree=TreeConfig(join_fanout=fanout)))
         self.sim.begin()
         self.unused = list(self.sim.ids[1:])
 
@@ -65,6 +71,10 @@ class TreeModel(RuleBasedStateMachine):
         capacity = sim.config.root_slots + sum(sim.slots[sim.index[p]] for p in viewers)
         if capacity >= len(viewers):
             assert [p for p in viewers if not sim.reaches_root(p)] == []
+        held_elsewhere = [(peer, child) for peer in sim.live
+                          for child in sim.cores[peer].children
+                          if child in sim.live and sim.cores[child].parent != peer]
+        assert held_elsewhere == []
 
     @invariant()
     def nobody_above_its_slots(self) -> None:

@@ -26,6 +26,7 @@ from taiinet.sim.stream import (
     parse_capacity_mix,
     simulate,
 )
+from taiinet.stream.config import TreeConfig
 
 
 def register(sims: Any) -> None:
@@ -52,6 +53,9 @@ def register(sims: Any) -> None:
     parser.add_argument("--buffer", type=float, default=3.0,
                         help="seconds of chunks a relay keeps to backfill a re-adopted "
                              "child (default 3; 0: repairs skip the chunks missed)")
+    parser.add_argument("--join-fanout", type=int, default=TreeConfig().join_fanout,
+                        help="Joins a repairing viewer keeps in flight at once (default "
+                             f"{TreeConfig().join_fanout}; 1: one standby peer at a time)")
     add_common(parser, seed=0)
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the random-tree run (half the time)")
@@ -65,7 +69,8 @@ def config_from_args(args: argparse.Namespace) -> StreamSimConfig:
     return checked(lambda: StreamSimConfig(
         viewers=args.viewers, capacity_mix=parse_capacity_mix(args.capacity_mix),
         root_slots=args.root_slots, churn=args.churn, free_riders=args.free_riders,
-        duration=args.duration, buffer=args.buffer, seed=args.seed, link=link))
+        duration=args.duration, buffer=args.buffer, seed=args.seed, link=link,
+        tree=TreeConfig(join_fanout=args.join_fanout)))
 
 
 def _run_one(args: argparse.Namespace, config: StreamSimConfig, label: str) -> StreamSimResult:
@@ -84,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     cpu = time.process_time() - started
     summary: dict[str, object] = {
         "viewers": config.viewers, "churn": config.churn, "free_riders": config.free_riders,
-        "buffer": config.buffer,
+        "buffer": config.buffer, "join_fanout": config.tree.join_fanout,
         "seed": config.seed, **ranked.summary()}
     if baseline is not None:
         summary["baseline"] = baseline.summary()

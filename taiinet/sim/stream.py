@@ -14,10 +14,11 @@ per tree depth), stall time per viewer (time beyond ``stall_gap`` without a
 new chunk), the share of viewers *served* (present for the whole window and
 received at least ``served_share`` of its chunks), the tree's depth at the
 end, upload used per relaying peer, time from joining to the first chunk of
-newcomers, and evictions of free-riders and of honest peers, with how long
-a free-rider fed nobody before it was removed (from the first child it
-adopted to its eviction, each time it found a new parent).  Same config,
-same seed: same result.
+newcomers, time to reparent (from losing a parent to the next adoption, for
+honest viewers, repairs that began in the window), and evictions of
+free-riders and of honest peers, with how long a free-rider fed nobody
+before it was removed (from the first child it adopted to its eviction,
+each time it found a new parent).  Same config, same seed: same result.
 """
 
 from __future__ import annotations
@@ -159,10 +160,18 @@ class StreamSimulation:
         self.catch_up = 0
         self.evicted_free_riders: set[PeerId] = set()
         self.evicted_honest: set[PeerId] = set()
+        #: Free-riders that held a child long enough to be blamed for it (a stall
+        #: timeout while chunks came), and since when each child is theirs.
+        self.riders_with_child: set[PeerId] = set()
+        self._rider_children: dict[PeerId, dict[PeerId, float]] = {}
         #: When each free-rider adopted its first child since it was last evicted,
         #: and the seconds from then to each eviction.
         self.rider_since = [float("inf")] * count
         self.removal_times: list[float] = []
+        #: When each viewer lost its parent (None: it has one), and the seconds
+        #: each repair that began in the window took to the next adoption.
+        self.lost_parent_at: list[float | None] = [None] * count
+        self.repair_times: list[float] = []
         self.window_start = config.joins_over + config.settle
         self.window_end = self.window_start + config.duration
         self.produced = 0  # chunks made in the window
@@ -190,6 +199,7 @@ class StreamSimulation:
     def crash(self, peer: PeerId) -> None:
         self.network.crash(peer)
         self.live.discard(peer)
+        self.lost_parent_at[self.index[peer]] = None
 
     def draw_slots(self) -> int:
         r = self.rng.random()
@@ -207,7 +217,7 @@ class StreamSimulation:
     def _on_event(self, node: PeerId, action: object) -> None:
         """The tree's output events (``Send``, ``SetTimer`` and ``CloseLink`` are
         the harness's; links are implicit, and chunks are accepted from whoever
-        sends a new one, so ``ParentChanged`` needs nothing)."""
+        sends a new one, so ``ParentChanged`` only times repairs)."""
         if isinstance(action, Backfill):
             self._backfill(node, action.peer, action.after)
         elif isinstance(action, Evicted):
@@ -220,8 +230,23 @@ class StreamSimulation:
                     self.rider_since[i] = float("inf")
             else:
                 self.evicted_honest.add(peer)
-        elif not isinstance(action, ParentChanged):
+        elif isinstance(action, ParentChanged):
+            self._parent_changed(node, action.parent)
+        else:
             raise LocalProtocolError(f"unknown action {action!r}")
+
+    def _parent_changed(self, node: PeerId, parent: PeerId | None) -> None:
+        i = self.index[node]
+        now = self.loop.now
+        if parent is None:
+            if self._measuring and not self.free_rider[i]:
+                self.lost_parent_at[i] = now
+            return
+        lost = self.lost_parent_at[i]
+        if lost is not None:
+            self.lost_parent_at[i] = None
+            if now <= self.window_end:
+                self.repair_times.append(now - lost)
 
     def _take(self, src: PeerId, dst: PeerId, message: object) -> bool:
         """Chunks (a live one as its ``int`` seq, a catch-up one as ``(seq,)``)
@@ -309,8 +334,20 @@ class StreamSimulation:
         self.last_arrival[i] = now
         if not self.free_rider[i]:
             self._relay(node, core, seq, live)
-        elif core.children and self.rider_since[i] == float("inf"):
-            self.rider_since[i] = now  # it feeds nobody from here on (to a chunk)
+        else:
+            self._withholding(node, core, now)
+            if core.children and self.rider_since[i] == float("inf"):
+                self.rider_since[i] = now  # it feeds nobody from here on (to a chunk)
+
+    def _withholding(self, rider: PeerId, core: RelayTree, now: float) -> None:
+        """Note a free-rider that held a child long enough to be blamed (a child that
+        only passed by, a parallel join that went elsewhere, does not count)."""
+        before = self._rider_children.get(rider, {})
+        held = {child: before.get(child, now) for child in core.children}
+        self._rider_children[rider] = held
+        blamable = self.config.tree.stall_timeout
+        if any(now - since > blamable for since in held.values()):
+            self.riders_with_child.add(rider)
 
     # --- the scenario ----------------------------------------------------------------
 
@@ -416,6 +453,10 @@ class StreamSimulation:
         slot_total = sum(self.slots[self.index[p]] for p in relays)
         riders = [p for p in self.ids if self.free_rider[self.index[p]]]
         removals = sorted(self.removal_times)
+        # A repair still under way at the end counts with the time it took so far.
+        repairs = sorted([*self.repair_times, *(
+            end - at for p in self.live
+            if (at := self.lost_parent_at[self.index[p]]) is not None)])
         feeding = [p for p in riders if p in self.live and self.cores[p].children]
         return StreamSimResult(
             config=cfg,
@@ -436,12 +477,16 @@ class StreamSimulation:
             catch_up=self.catch_up / max(1, self.produced),
             join_p50=_percentile(join_times, 0.5), join_p99=_percentile(join_times, 0.99),
             free_riders=len(riders), free_riders_evicted=len(self.evicted_free_riders),
+            free_riders_withholding=len(self.riders_with_child),
             honest_evicted=len(self.evicted_honest),
             free_rider_removals=len(removals),
             free_rider_removal_p50=_percentile(removals, 0.5),
             free_rider_removal_p99=_percentile(removals, 0.99),
             free_rider_removal_max=removals[-1] if removals else 0.0,
             free_riders_with_children=len(feeding),
+            repairs=len(repairs), repair_p50=_percentile(repairs, 0.5),
+            repair_p99=_percentile(repairs, 0.99),
+            repair_max=repairs[-1] if repairs else 0.0,
             chunks=self.produced, events=self.loop.events_run)
 
 
@@ -478,6 +523,9 @@ class StreamSimResult:
     join_p99: float
     free_riders: int
     free_riders_evicted: int
+    #: Free-riders that held a child for a stall timeout while chunks came (the
+    #: ones to remove).
+    free_riders_withholding: int
     honest_evicted: int
     #: Evictions of free-riders that had adopted a child, and seconds from its
     #: first child (since its previous eviction) to the eviction.
@@ -487,6 +535,13 @@ class StreamSimResult:
     free_rider_removal_max: float
     #: Live free-riders with children at the end (not yet removed).
     free_riders_with_children: int
+    #: Time to reparent: seconds from an honest viewer losing its parent (a
+    #: crash, a stall, a ``Reparent``, a cycle) to its next adoption, over the
+    #: repairs that began in the window.
+    repairs: int
+    repair_p50: float
+    repair_p99: float
+    repair_max: float
     chunks: int
     events: int
 
@@ -506,12 +561,15 @@ class StreamSimResult:
             "upload_share": r(self.upload_share), "catch_up": r(self.catch_up),
             "join_p50": r(self.join_p50), "join_p99": r(self.join_p99),
             "free_riders": self.free_riders, "free_riders_evicted": self.free_riders_evicted,
+            "free_riders_withholding": self.free_riders_withholding,
             "honest_evicted": self.honest_evicted,
             "free_rider_removals": self.free_rider_removals,
             "free_rider_removal_p50": r(self.free_rider_removal_p50),
             "free_rider_removal_p99": r(self.free_rider_removal_p99),
             "free_rider_removal_max": r(self.free_rider_removal_max),
             "free_riders_with_children": self.free_riders_with_children,
+            "repairs": self.repairs, "repair_p50": r(self.repair_p50),
+            "repair_p99": r(self.repair_p99), "repair_max": r(self.repair_max),
             "chunks": self.chunks, "events": self.events,
         }
 

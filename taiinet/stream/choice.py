@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import random
 
+from taiinet.stream.messages import Status
 from taiinet.wire.peer_id import PeerId
 
 
 class Child:
     """What a parent knows of one child (from its ``Join`` and ``Status`` reports)."""
 
-    __slots__ = ("children", "free", "heard", "recommend", "seq", "slots")
+    __slots__ = ("advanced", "children", "free", "heard", "recommend", "seq", "slots")
 
     def __init__(self, slots: int, now: float) -> None:
         self.slots = slots
@@ -24,7 +25,20 @@ class Child:
         self.children: tuple[PeerId, ...] = ()
         self.free = slots
         self.seq = -1
+        #: When its ``Status`` last showed a higher ``seq``: it is being fed.
+        self.advanced = float("-inf")
         self.recommend: tuple[PeerId, ...] = ()
+
+    def update(self, status: Status, now: float) -> None:
+        """Take the child's latest ``Status``."""
+        self.heard = now
+        self.slots = status.slots
+        self.children = status.children
+        self.free = status.free
+        if status.seq > self.seq:
+            self.advanced = now
+        self.seq = status.seq
+        self.recommend = status.recommend
 
     @property
     def own_free(self) -> int:

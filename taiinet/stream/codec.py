@@ -79,9 +79,10 @@ def encode(stream_id: bytes, message: StreamBody) -> bytes:
     for a chunk payload over ``MAX_CHUNK_PAYLOAD`` (no link could carry it)."""
     pb = PB(stream_id=stream_id)
     match message:
-        case Join(slots=slots, have=have):
+        case Join(slots=slots, have=have, free_slot_only=free_slot_only):
             pb.join.slots = slots
             pb.join.have = have
+            pb.join.free_slot_only = free_slot_only
         case Adopt(path=path):
             pb.adopt.path.extend(path)
         case Redirect(candidates=candidates):
@@ -161,7 +162,8 @@ def decode(data: bytes) -> tuple[bytes, StreamBody]:
     elif kind == "keyframe_request":
         message = KeyframeRequest()
     elif kind == "join":
-        message = Join(slots=_slots(pb.join.slots), have=_seq(pb.join.have))
+        message = Join(slots=_slots(pb.join.slots), have=_seq(pb.join.have),
+                       free_slot_only=pb.join.free_slot_only)
     elif kind == "adopt":
         message = Adopt(path=_peers(pb.adopt.path, MAX_DEPTH, "path", minimum=1))
     elif kind == "redirect":

@@ -17,8 +17,13 @@ class TreeConfig:
     peer_timeout: float = 1.5
     #: Seconds to wait for an answer to a ``Join`` before trying the next candidate.
     join_timeout: float = 0.5
-    #: Redirects followed in one join before starting over at the broadcaster.
+    #: Redirects followed in one join before starting over at the broadcaster
+    #: (per ``Join`` in flight: ``max_redirects * join_fanout`` in a repair).
     max_redirects: int = 24
+    #: ``Join`` messages a repairing node keeps in flight at once (to its
+    #: standby peers, then the peers they redirect to); the first ``Adopt``
+    #: wins and the others are sent ``Leave``.  A newcomer asks one at a time.
+    join_fanout: int = 3
     #: Seconds to wait before starting over after the broadcaster found no room.
     retry_backoff: float = 1.0
     #: Seconds without a new chunk after which a viewer counts itself stalled.
@@ -78,6 +83,8 @@ class TreeConfig:
             raise StreamUsageError("max_links must be at least 1")
         if self.blame_lag < 1 or self.report_lag < 0:
             raise StreamUsageError("need blame_lag >= 1 and report_lag >= 0")
+        if not 1 <= self.join_fanout <= MAX_CANDIDATES:
+            raise StreamUsageError(f"join_fanout must be in [1, {MAX_CANDIDATES}]")
         for name in ("standby_size", "redirect_size"):
             if not 1 <= getattr(self, name) <= MAX_CANDIDATES:
                 raise StreamUsageError(f"{name} must be in [1, {MAX_CANDIDATES}]")

@@ -31,10 +31,14 @@ class Join:
 
     ``have``: the highest chunk it holds (-1: none), so that a new parent can
     send it the chunks it missed while it had no parent (``Backfill``).
+    ``free_slot_only``: adopt the sender only into a free slot (no ``Reparent``
+    of a child for it): set on a Join sent while another of the same join
+    round is in flight, so that a joiner that goes elsewhere displaced nobody.
     """
 
     slots: int
     have: int = -1
+    free_slot_only: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -39,22 +39,29 @@ propagate down the tree in one link delay per level, and a node that finds
 itself on its own path (a transient cycle) leaves its parent.  The standby
 list is the grandparent and the best siblings.  A parent silent for
 ``peer_timeout`` (or whose link fails) is lost: the orphan keeps its subtree
-and joins the standby peers in order, then the root.  Its children see an
-empty path while it is detached and wait ``orphan_grace`` before repairing
-by themselves, so a subtree moves as one.  Lost-parent repair is bounded by
+and asks ``join_fanout`` standby peers at once (then the next ones, then the
+root); the first ``Adopt`` wins and every other peer asked is sent ``Leave``
+(``taiinet.stream.joining``).  A ``Join`` sent beside others of its round
+says ``free_slot_only``: it takes a free slot, never a child's place, so a
+joiner that went elsewhere displaced nobody.  Its children see an empty path
+while it is detached and wait ``orphan_grace`` before repairing by
+themselves, so a subtree moves as one.  Lost-parent repair is bounded by
 ``peer_timeout + tick_interval`` to notice, then one ``join_timeout`` per
-standby peer tried.
+``join_fanout`` standby peers that do not answer.
 
 *Free-riders.*  A child that gets no chunk for ``stall_timeout`` while its
-parent's heartbeat shows the parent ``blame_lag`` chunks ahead blames the
-parent: it sends ``StallReport(parent, seq)`` to the grandparent, leaves the
-parent and bans it.  The grandparent is the peer that can check the report:
-it sent the parent the chunks the reporter lacks (it must itself be
-``report_lag`` ahead of the reporter), and it knows the parent's children
-from its ``Status``.  When reports from at least half of the parent's listed
-children (at least one) arrive within ``report_window``, it evicts the parent
-(``Leave(evicted=True)``) and bans it for ``ban_duration``.  A parent that
-hides its progress too gets reported after ``upstream_grace`` of stall.
+parent's heartbeats have shown, for as long, chunks it got since it adopted
+the child (``blame_lag`` past both ends) blames the parent: it sends
+``StallReport(parent, seq)`` to the grandparent, leaves the parent and bans
+it.  The grandparent is the peer that can check the report: it must be
+``report_lag`` ahead of the reporter, know the reporter as the parent's
+child, and see from its children's ``Status`` that it delivers (the accused,
+or a sibling, lately got what the reporter lacks).  When reports from at
+least half of the parent's listed children (at least one) arrive within
+``report_window``, it evicts the parent (``Leave(evicted=True)``) and bans it
+for ``ban_duration``.  A parent that hides its progress too gets reported
+after ``upstream_grace`` of stall under it.  The rules that make blame
+attributable are in ``taiinet.stream.blame``.
 
 *Links.*  The core closes (``CloseLink``) a link it no longer needs once no
 tree message went either way for ``link_idle_timeout`` (``TreeLinks``): a
@@ -79,10 +86,12 @@ from taiinet.stream.actions import (
     ParentChanged,
     TickTimer,
 )
+from taiinet.stream.blame import StallJudge, Verdict
 from taiinet.stream.choice import Child as _Child
 from taiinet.stream.choice import redirect_candidates, standby_list
 from taiinet.stream.config import TreeConfig
 from taiinet.stream.errors import StreamUsageError
+from taiinet.stream.joining import JoinRound
 from taiinet.stream.links import TreeLinks
 from taiinet.stream.messages import (
     MAX_CANDIDATES,
@@ -111,21 +120,14 @@ class RelayTree:
     """One peer's place in one stream's relay tree; every input returns actions."""
 
     __slots__ = (
-        "_asked",
-        "_attempt",
-        "_banned",
-        "_candidates",
         "_detached_since",
         "_handlers",
-        "_last_report",
+        "_judge",
         "_links",
         "_parent_heard",
         "_parent_seq",
-        "_redirects",
-        "_reports",
+        "_round",
         "_stopped",
-        "_target",
-        "_tried_root",
         "children",
         "config",
         "last_progress",
@@ -161,17 +163,8 @@ class RelayTree:
         self._parent_heard = 0.0
         self._parent_seq = _UNKNOWN_SEQ
         self._detached_since: float | None = None
-        self._target: PeerId | None = None  # peer our pending Join went to
-        self._candidates: list[PeerId] = []
-        #: Peers sent a ``Join`` in this join round: a late ``Adopt`` from one is taken.
-        self._asked: set[PeerId] = set()
-        self._tried_root = False
-        self._redirects = 0
-        self._attempt = 0
-        #: Child -> reporter -> time of its stall report.
-        self._reports: dict[PeerId, dict[PeerId, float]] = {}
-        self._banned: dict[PeerId, float] = {}  # peer -> banned until
-        self._last_report = float("-inf")
+        self._round = JoinRound(self.config.max_redirects, self.config.join_fanout)
+        self._judge = StallJudge(self.config)
         self._links = TreeLinks(self.config.link_idle_timeout, self.config.max_links)
         self._stopped = False
         self._handlers = {
@@ -197,8 +190,7 @@ class RelayTree:
         return len(self.path)
 
     def is_banned(self, peer: PeerId, now: float) -> bool:
-        until = self._banned.get(peer)
-        return until is not None and until > now
+        return self._judge.is_banned(peer, now)
 
     def has_link(self, peer: PeerId) -> bool:
         """Whether the tree holds a link to ``peer`` (used, or idle and not yet closed)."""
@@ -210,8 +202,7 @@ class RelayTree:
         return not self._stopped and self._needs(peer)
 
     def _needs(self, peer: PeerId) -> bool:
-        return (peer == self.parent or peer in self.children or peer == self._target
-                or peer in self._asked)
+        return peer == self.parent or peer in self.children or self._round.may_adopt(peer)
 
     # --- inputs --------------------------------------------------------------
 
@@ -221,7 +212,7 @@ class RelayTree:
                                       timer=_TICK)]
         self.last_progress = now
         if not self.is_root:
-            self._begin_join([], now, out)
+            self._begin_join([], 1, now, out)
         self._links.note(out, now, self._needs)
         return out
 
@@ -257,9 +248,8 @@ class RelayTree:
             self._lose_parent(now, out, ban=False)
         elif peer in self.children:
             self._drop_child(peer)
-        elif peer == self._target:
-            self._target = None
-            self._try_next(now, out)
+        elif self._round.answered(peer):
+            self._ask_more(now, out)
         self._links.note(out, now, self._needs)  # a message for ``peer`` dials it again
         return out
 
@@ -270,13 +260,12 @@ class RelayTree:
             out = self._tick(now)
         else:
             out = []
-            if (timer.attempt == self._attempt  # type: ignore[union-attr]
-                    and self.parent is None and not self.is_root):
-                if self._target is not None:  # no answer in time
-                    self._target = None
-                    self._try_next(now, out)
-                else:  # the back-off after a full tree is over
-                    self._begin_join([], now, out)
+            attempt: int = timer.attempt  # type: ignore[union-attr]
+            if self.parent is None and not self.is_root:
+                if self._round.expire(attempt):  # no answer in time
+                    self._ask_more(now, out)
+                elif attempt == self._round.backoff:  # the back-off after a full tree is over
+                    self._begin_join([], 1, now, out)
         self._links.note(out, now, self._needs)
         return out
 
@@ -296,75 +285,60 @@ class RelayTree:
 
     # --- joining ---------------------------------------------------------------
 
-    def _begin_join(self, first: list[PeerId], now: float, out: list[Action]) -> None:
-        self._candidates = first
-        self._tried_root = False
-        self._redirects = 0
-        self._asked.clear()
-        self._try_next(now, out)
+    def _begin_join(self, first: list[PeerId], width: int, now: float,
+                    out: list[Action]) -> None:
+        """Start a join round from ``first`` (then the root), ``width`` Joins at a time."""
+        self._round.begin(first, width)
+        self._ask_more(now, out)
 
-    def _try_next(self, now: float, out: list[Action]) -> None:
-        """Send ``Join`` to the next usable candidate, the root last; or back off."""
-        target: PeerId | None = None
-        while self._candidates:
-            peer = self._candidates.pop(0)
-            if (peer != self.peer_id and peer not in self.children
-                    and not self.is_banned(peer, now)):
-                target = peer
-                break
-        if target is None and not self._tried_root:
-            target = self.root
-        self._attempt += 1
-        if target is None:
-            self._target = None
+    def _ask_more(self, now: float, out: list[Action]) -> None:
+        """Send ``Join`` to the next usable candidates (the root last); or back off."""
+        def usable(peer: PeerId) -> bool:
+            return (peer != self.peer_id and peer not in self.children
+                    and not self.is_banned(peer, now))
+
+        asks = self._round.fill(usable, self.root)
+        # A Join in flight beside others of the round takes only a free slot: the
+        # joiner may go elsewhere, and then must have displaced nobody.
+        join = Join(slots=self.slots, have=self.seq,
+                    free_slot_only=len(self._round.pending) > 1)
+        for peer, attempt in asks:
+            out.append(Send(peer=peer, message=join))
+            out.append(SetTimer(at=now + self.config.join_timeout,
+                                timer=JoinTimer(attempt=attempt)))
+        if not self._round.pending:
             out.append(SetTimer(at=now + self.config.retry_backoff,
-                                timer=JoinTimer(attempt=self._attempt)))
-            return
-        if target == self.root:
-            self._tried_root = True
-        self._target = target
-        if len(self._asked) <= self.config.max_redirects + 1:
-            self._asked.add(target)
-        out.append(Send(peer=target, message=Join(slots=self.slots, have=self.seq)))
-        out.append(SetTimer(at=now + self.config.join_timeout,
-                            timer=JoinTimer(attempt=self._attempt)))
+                                timer=JoinTimer(attempt=self._round.back_off())))
 
     def _on_adopt(self, peer: PeerId, message: Adopt, now: float, out: list[Action]) -> None:
         path = message.path
-        if ((peer != self._target and peer not in self._asked) or self.parent is not None
+        if (not self._round.may_adopt(peer) or self.parent is not None
                 or self.is_root or self.peer_id in path or not path or path[-1] != peer
                 or path[0] != self.root):
             out.append(Send(peer=peer, message=_LEAVE))
             return
-        if self._target is not None and self._target != peer:
-            # A late answer from an earlier candidate (a slow link): take it, and
-            # tell the pending one we are no longer waiting.
-            out.append(Send(peer=self._target, message=_LEAVE))
-        self._asked.clear()
-        self._target = None
-        self._candidates = []
-        self._attempt += 1  # the pending JoinTimer is now stale
+        # The first adoption wins (a parallel one, or a late answer over a slow link):
+        # every other peer still asked is told we are no longer waiting, so one that
+        # adopted us meanwhile frees the slot.
+        for other in self._round.pending:
+            if other != peer:
+                out.append(Send(peer=other, message=_LEAVE))
+        self._round.clear()  # its JoinTimers are now stale
         self.parent = peer
         self._parent_heard = now
         self._parent_seq = _UNKNOWN_SEQ
+        self._judge.new_parent()
         self._detached_since = None
         self.last_progress = now  # the first chunk is due from now on
         out.append(ParentChanged(parent=peer))
-        self._set_path(path, out)
+        self._set_path(path, now, out)
 
     def _on_redirect(self, peer: PeerId, message: Redirect, now: float,
                      out: list[Action]) -> None:
-        if peer != self._target or self.parent is not None:
+        if self.parent is not None or not self._round.answered(peer):
             return
-        self._target = None
-        self._redirects += 1
-        if self._redirects > self.config.max_redirects:
-            self._candidates = []
-            self._tried_root = True
-        else:
-            fresh = [c for c in message.candidates if c not in self._candidates]
-            self._candidates = fresh + self._candidates
-        self._try_next(now, out)
+        self._round.redirected(message.candidates)
+        self._ask_more(now, out)
 
     # --- adopting ---------------------------------------------------------------
 
@@ -383,7 +357,7 @@ class RelayTree:
             self._adopt_reply(peer, out)
             return
         if (not self.attached or peer in self.path or peer == self.parent
-                or peer == self._target or self.is_banned(peer, now)
+                or self._round.waiting_on(peer) or self.is_banned(peer, now)
                 or len(self.path) + 1 >= self.config.max_depth):
             out.append(Send(peer=peer, message=_NO_ROOM))
             return
@@ -391,7 +365,7 @@ class RelayTree:
             self._adopt(peer, slots, now, out, message.have)
             return
         weakest: PeerId | None = None
-        if self.children and slots > 0:
+        if self.children and slots > 0 and not message.free_slot_only:
             if self.config.ranking:
                 weakest = min(self.children, key=lambda c: (self.children[c].slots,
                                                             len(self.children[c].children)))
@@ -429,7 +403,7 @@ class RelayTree:
 
     def _drop_child(self, peer: PeerId) -> None:
         del self.children[peer]
-        self._reports.pop(peer, None)
+        self._judge.forget_child(peer)
 
     # --- heartbeats and status ----------------------------------------------------
 
@@ -444,20 +418,22 @@ class RelayTree:
             out.append(Send(peer=child, message=Heartbeat(
                 seq=self.seq, path=path, standby=self._standby_for(child))))
 
-    def _set_path(self, path: tuple[PeerId, ...], out: list[Action]) -> None:
+    def _set_path(self, path: tuple[PeerId, ...], now: float, out: list[Action]) -> None:
         """Take a new path and, if it changed, tell the children at once."""
         if path != self.path:
+            self._judge.path_changed(self.path, path, now)
             self.path = path
             self._heartbeats(out)
 
     def _on_heartbeat(self, peer: PeerId, message: Heartbeat, now: float,
                       out: list[Action]) -> None:
         if peer != self.parent:
-            if peer != self._target:
+            if not self._round.waiting_on(peer):
                 out.append(Send(peer=peer, message=_LEAVE))  # it thinks we are its child
             return
         self._parent_heard = now
         self._parent_seq = message.seq
+        self._judge.parent_heard(self.seq, message.seq, now)
         self.standby = tuple(p for p in message.standby if p != self.peer_id)
         path = message.path
         if self.peer_id in path:  # a transient cycle: break it
@@ -468,19 +444,14 @@ class RelayTree:
             self._detached_since = None
         elif self._detached_since is None:
             self._detached_since = now
-        self._set_path(path, out)
+        self._set_path(path, now, out)
 
     def _on_status(self, peer: PeerId, message: Status, now: float, out: list[Action]) -> None:
         child = self.children.get(peer)
         if child is None:
             out.append(Send(peer=peer, message=_LEAVE))  # it thinks we are its parent
             return
-        child.heard = now
-        child.slots = message.slots
-        child.children = message.children
-        child.free = message.free
-        child.seq = message.seq
-        child.recommend = message.recommend
+        child.update(message, now)
 
     def _status(self) -> Status:
         kids = self.children
@@ -500,54 +471,41 @@ class RelayTree:
             self._lose_parent(now, out, ban=message.evicted)
         elif peer in self.children:
             self._drop_child(peer)  # its link is closed once idle (it may come back)
-        elif peer == self._target:
-            self._target = None
-            self._try_next(now, out)
+        elif self._round.answered(peer):
+            self._ask_more(now, out)
 
     def _on_reparent(self, peer: PeerId, message: Reparent, now: float,
                      out: list[Action]) -> None:
         if peer != self.parent:
             return
-        self._detach(out)
-        self._begin_join([message.to, *self.standby], now, out)
+        self._detach(now, out)
+        self._begin_join([message.to, *self.standby], self.config.join_fanout, now, out)
 
-    def _detach(self, out: list[Action]) -> None:
+    def _detach(self, now: float, out: list[Action]) -> None:
         self.parent = None
         self._detached_since = None
         out.append(ParentChanged(parent=None))
-        self._set_path((), out)
+        self._set_path((), now, out)
 
     def _lose_parent(self, now: float, out: list[Action], *, ban: bool) -> None:
         old = self.parent
         if old is None:
             return
         if ban:
-            self._ban(old, now)
-        self._detach(out)
-        self._begin_join([p for p in self.standby if p != old], now, out)
-
-    def _ban(self, peer: PeerId, now: float) -> None:
-        banned = self._banned
-        banned.pop(peer, None)
-        banned[peer] = now + self.config.ban_duration
-        while len(banned) > self.config.max_banned:
-            del banned[next(iter(banned))]
+            self._judge.ban(old, now)
+        self._detach(now, out)
+        self._begin_join([p for p in self.standby if p != old], self.config.join_fanout,
+                         now, out)
 
     def _on_stall_report(self, peer: PeerId, message: StallReport, now: float,
                          out: list[Action]) -> None:
         accused = message.parent
         child = self.children.get(accused)
-        if (child is None or peer not in child.children or not self.attached
-                or self.seq < message.seq + self.config.report_lag):
-            return  # not our grandchild, or we lack the chunks too: not the parent's fault
-        window = now - self.config.report_window
-        reports = self._reports.setdefault(accused, {})
-        reports[peer] = now
-        for reporter in [r for r, at in reports.items() if at < window]:
-            del reports[reporter]
-        if len(reports) >= max(1, (len(child.children) + 1) // 2):
+        if child is None or not self.attached:
+            return
+        if self._judge.judge_report(peer, accused, self.children, message.seq, self.seq, now):
             self._drop_child(accused)
-            self._ban(accused, now)
+            self._judge.ban(accused, now)
             out.append(Send(peer=accused, message=_EVICT))
             self._links.close(accused, out)
             out.append(Evicted(peer=accused))
@@ -580,20 +538,16 @@ class RelayTree:
 
     def _check_stall(self, parent: PeerId, now: float, out: list[Action]) -> bool:
         """Blame a parent that holds chunks it does not relay; True if we left it."""
-        cfg = self.config
-        stalled = now - self.last_progress
-        if stalled <= cfg.stall_timeout:
-            return False
         grandparent = self.path[-2] if len(self.path) >= 2 else None
-        report = StallReport(parent=parent, seq=self.seq)
-        if self._parent_seq >= self.seq + cfg.blame_lag:
-            if grandparent is not None:
-                out.append(Send(peer=grandparent, message=report))
-            out.append(Send(peer=parent, message=_LEAVE))
-            self._lose_parent(now, out, ban=True)
-            return True
-        if (stalled > cfg.upstream_grace and grandparent is not None
-                and now - self._last_report > cfg.upstream_grace):
-            self._last_report = now
-            out.append(Send(peer=grandparent, message=report))
-        return False
+        verdict = self._judge.stall_verdict(
+            seq=self.seq, parent_seq=self._parent_seq, last_progress=self.last_progress,
+            can_report=grandparent is not None, now=now)
+        if verdict is Verdict.WAIT:
+            return False
+        if grandparent is not None:
+            out.append(Send(peer=grandparent, message=StallReport(parent=parent, seq=self.seq)))
+        if verdict is Verdict.REPORT:
+            return False
+        out.append(Send(peer=parent, message=_LEAVE))
+        self._lose_parent(now, out, ban=True)
+        return True

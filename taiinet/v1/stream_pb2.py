@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17taiinet/v1/stream.proto\x12\ntaiinet.v1\"\xc4\x08\n\rStreamMessage\x12\x11\n\tstream_id\x18\x01 \x01(\x0c\x12.\n\x04join\x18\x02 \x01(\x0b\x32\x1e.taiinet.v1.StreamMessage.JoinH\x00\x12\x30\n\x05\x61\x64opt\x18\x03 \x01(\x0b\x32\x1f.taiinet.v1.StreamMessage.AdoptH\x00\x12\x36\n\x08redirect\x18\x04 \x01(\x0b\x32\".taiinet.v1.StreamMessage.RedirectH\x00\x12\x30\n\x05leave\x18\x05 \x01(\x0b\x32\x1f.taiinet.v1.StreamMessage.LeaveH\x00\x12\x36\n\x08reparent\x18\x06 \x01(\x0b\x32\".taiinet.v1.StreamMessage.ReparentH\x00\x12\x38\n\theartbeat\x18\x07 \x01(\x0b\x32#.taiinet.v1.StreamMessage.HeartbeatH\x00\x12\x32\n\x06status\x18\x08 \x01(\x0b\x32 .taiinet.v1.StreamMessage.StatusH\x00\x12=\n\x0cstall_report\x18\t \x01(\x0b\x32%.taiinet.v1.StreamMessage.StallReportH\x00\x12\x30\n\x05\x63hunk\x18\n \x01(\x0b\x32\x1f.taiinet.v1.StreamMessage.ChunkH\x00\x12.\n\x04seal\x18\x0b \x01(\x0b\x32\x1e.taiinet.v1.StreamMessage.SealH\x00\x12\x45\n\x10keyframe_request\x18\x0c \x01(\x0b\x32).taiinet.v1.StreamMessage.KeyframeRequestH\x00\x1a#\n\x04Join\x12\r\n\x05slots\x18\x01 \x01(\r\x12\x0c\n\x04have\x18\x02 \x01(\x03\x1a\x15\n\x05\x41\x64opt\x12\x0c\n\x04path\x18\x01 \x03(\t\x1a\x1e\n\x08Redirect\x12\x12\n\ncandidates\x18\x01 \x03(\t\x1a\x18\n\x05Leave\x12\x0f\n\x07\x65victed\x18\x01 \x01(\x08\x1a\x16\n\x08Reparent\x12\n\n\x02to\x18\x01 \x01(\t\x1a\x37\n\tHeartbeat\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0c\n\x04path\x18\x02 \x03(\t\x12\x0f\n\x07standby\x18\x03 \x03(\t\x1aW\n\x06Status\x12\r\n\x05slots\x18\x01 \x01(\r\x12\x10\n\x08\x63hildren\x18\x02 \x03(\t\x12\x0c\n\x04\x66ree\x18\x03 \x01(\r\x12\x0b\n\x03seq\x18\x04 \x01(\x03\x12\x11\n\trecommend\x18\x05 \x03(\t\x1a*\n\x0bStallReport\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x1a%\n\x05\x43hunk\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x1a\x38\n\x04Seal\x12\r\n\x05\x66irst\x18\x01 \x01(\x04\x12\x0e\n\x06hashes\x18\x02 \x03(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\x1a\x11\n\x0fKeyframeRequestB\x06\n\x04\x62ody\"\x8c\x01\n\x12StreamAnnouncement\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x62roadcaster\x18\x02 \x01(\t\x12\x0f\n\x07started\x18\x03 \x01(\x04\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x12\n\nsignallers\x18\x05 \x03(\t\x12!\n\x06tracks\x18\x06 \x03(\x0b\x32\x11.taiinet.v1.Track\"h\n\x05Track\x12\r\n\x05\x63odec\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\x12\x0c\n\x04rate\x18\x04 \x01(\r\x12\x10\n\x08\x63hannels\x18\x05 \x01(\r\x12\x11\n\textradata\x18\x06 \x01(\x0c\"d\n\tMediaPart\x12\r\n\x05track\x18\x01 \x01(\r\x12\x0b\n\x03pts\x18\x02 \x01(\x03\x12\x10\n\x08keyframe\x18\x03 \x01(\x08\x12\x0c\n\x04part\x18\x04 \x01(\r\x12\r\n\x05parts\x18\x05 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x06 \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17taiinet/v1/stream.proto\x12\ntaiinet.v1\"\xdc\x08\n\rStreamMessage\x12\x11\n\tstream_id\x18\x01 \x01(\x0c\x12.\n\x04join\x18\x02 \x01(\x0b\x32\x1e.taiinet.v1.StreamMessage.JoinH\x00\x12\x30\n\x05\x61\x64opt\x18\x03 \x01(\x0b\x32\x1f.taiinet.v1.StreamMessage.AdoptH\x00\x12\x36\n\x08redirect\x18\x04 \x01(\x0b\x32\".taiinet.v1.StreamMessage.RedirectH\x00\x12\x30\n\x05leave\x18\x05 \x01(\x0b\x32\x1f.taiinet.v1.StreamMessage.LeaveH\x00\x12\x36\n\x08reparent\x18\x06 \x01(\x0b\x32\".taiinet.v1.StreamMessage.ReparentH\x00\x12\x38\n\theartbeat\x18\x07 \x01(\x0b\x32#.taiinet.v1.StreamMessage.HeartbeatH\x00\x12\x32\n\x06status\x18\x08 \x01(\x0b\x32 .taiinet.v1.StreamMessage.StatusH\x00\x12=\n\x0cstall_report\x18\t \x01(\x0b\x32%.taiinet.v1.StreamMessage.StallReportH\x00\x12\x30\n\x05\x63hunk\x18\n \x01(\x0b\x32\x1f.taiinet.v1.StreamMessage.ChunkH\x00\x12.\n\x04seal\x18\x0b \x01(\x0b\x32\x1e.taiinet.v1.StreamMessage.SealH\x00\x12\x45\n\x10keyframe_request\x18\x0c \x01(\x0b\x32).taiinet.v1.StreamMessage.KeyframeRequestH\x00\x1a;\n\x04Join\x12\r\n\x05slots\x18\x01 \x01(\r\x12\x0c\n\x04have\x18\x02 \x01(\x03\x12\x16\n\x0e\x66ree_slot_only\x18\x03 \x01(\x08\x1a\x15\n\x05\x41\x64opt\x12\x0c\n\x04path\x18\x01 \x03(\t\x1a\x1e\n\x08Redirect\x12\x12\n\ncandidates\x18\x01 \x03(\t\x1a\x18\n\x05Leave\x12\x0f\n\x07\x65victed\x18\x01 \x01(\x08\x1a\x16\n\x08Reparent\x12\n\n\x02to\x18\x01 \x01(\t\x1a\x37\n\tHeartbeat\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0c\n\x04path\x18\x02 \x03(\t\x12\x0f\n\x07standby\x18\x03 \x03(\t\x1aW\n\x06Status\x12\r\n\x05slots\x18\x01 \x01(\r\x12\x10\n\x08\x63hildren\x18\x02 \x03(\t\x12\x0c\n\x04\x66ree\x18\x03 \x01(\r\x12\x0b\n\x03seq\x18\x04 \x01(\x03\x12\x11\n\trecommend\x18\x05 \x03(\t\x1a*\n\x0bStallReport\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x1a%\n\x05\x43hunk\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x1a\x38\n\x04Seal\x12\r\n\x05\x66irst\x18\x01 \x01(\x04\x12\x0e\n\x06hashes\x18\x02 \x03(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\x1a\x11\n\x0fKeyframeRequestB\x06\n\x04\x62ody\"\x8c\x01\n\x12StreamAnnouncement\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x62roadcaster\x18\x02 \x01(\t\x12\x0f\n\x07started\x18\x03 \x01(\x04\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x12\n\nsignallers\x18\x05 \x03(\t\x12!\n\x06tracks\x18\x06 \x03(\x0b\x32\x11.taiinet.v1.Track\"h\n\x05Track\x12\r\n\x05\x63odec\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\x12\x0c\n\x04rate\x18\x04 \x01(\r\x12\x10\n\x08\x63hannels\x18\x05 \x01(\r\x12\x11\n\textradata\x18\x06 \x01(\x0c\"d\n\tMediaPart\x12\r\n\x05track\x18\x01 \x01(\r\x12\x0b\n\x03pts\x18\x02 \x01(\x03\x12\x10\n\x08keyframe\x18\x03 \x01(\x08\x12\x0c\n\x04part\x18\x04 \x01(\r\x12\r\n\x05parts\x18\x05 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x06 \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,33 +33,33 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'taiinet.v1.stream_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_STREAMMESSAGE']._serialized_start=40
-  _globals['_STREAMMESSAGE']._serialized_end=1132
+  _globals['_STREAMMESSAGE']._serialized_end=1156
   _globals['_STREAMMESSAGE_JOIN']._serialized_start=678
-  _globals['_STREAMMESSAGE_JOIN']._serialized_end=713
-  _globals['_STREAMMESSAGE_ADOPT']._serialized_start=715
-  _globals['_STREAMMESSAGE_ADOPT']._serialized_end=736
-  _globals['_STREAMMESSAGE_REDIRECT']._serialized_start=738
-  _globals['_STREAMMESSAGE_REDIRECT']._serialized_end=768
-  _globals['_STREAMMESSAGE_LEAVE']._serialized_start=770
-  _globals['_STREAMMESSAGE_LEAVE']._serialized_end=794
-  _globals['_STREAMMESSAGE_REPARENT']._serialized_start=796
-  _globals['_STREAMMESSAGE_REPARENT']._serialized_end=818
-  _globals['_STREAMMESSAGE_HEARTBEAT']._serialized_start=820
-  _globals['_STREAMMESSAGE_HEARTBEAT']._serialized_end=875
-  _globals['_STREAMMESSAGE_STATUS']._serialized_start=877
-  _globals['_STREAMMESSAGE_STATUS']._serialized_end=964
-  _globals['_STREAMMESSAGE_STALLREPORT']._serialized_start=966
-  _globals['_STREAMMESSAGE_STALLREPORT']._serialized_end=1008
-  _globals['_STREAMMESSAGE_CHUNK']._serialized_start=1010
-  _globals['_STREAMMESSAGE_CHUNK']._serialized_end=1047
-  _globals['_STREAMMESSAGE_SEAL']._serialized_start=1049
-  _globals['_STREAMMESSAGE_SEAL']._serialized_end=1105
-  _globals['_STREAMMESSAGE_KEYFRAMEREQUEST']._serialized_start=1107
-  _globals['_STREAMMESSAGE_KEYFRAMEREQUEST']._serialized_end=1124
-  _globals['_STREAMANNOUNCEMENT']._serialized_start=1135
-  _globals['_STREAMANNOUNCEMENT']._serialized_end=1275
-  _globals['_TRACK']._serialized_start=1277
-  _globals['_TRACK']._serialized_end=1381
-  _globals['_MEDIAPART']._serialized_start=1383
-  _globals['_MEDIAPART']._serialized_end=1483
+  _globals['_STREAMMESSAGE_JOIN']._serialized_end=737
+  _globals['_STREAMMESSAGE_ADOPT']._serialized_start=739
+  _globals['_STREAMMESSAGE_ADOPT']._serialized_end=760
+  _globals['_STREAMMESSAGE_REDIRECT']._serialized_start=762
+  _globals['_STREAMMESSAGE_REDIRECT']._serialized_end=792
+  _globals['_STREAMMESSAGE_LEAVE']._serialized_start=794
+  _globals['_STREAMMESSAGE_LEAVE']._serialized_end=818
+  _globals['_STREAMMESSAGE_REPARENT']._serialized_start=820
+  _globals['_STREAMMESSAGE_REPARENT']._serialized_end=842
+  _globals['_STREAMMESSAGE_HEARTBEAT']._serialized_start=844
+  _globals['_STREAMMESSAGE_HEARTBEAT']._serialized_end=899
+  _globals['_STREAMMESSAGE_STATUS']._serialized_start=901
+  _globals['_STREAMMESSAGE_STATUS']._serialized_end=988
+  _globals['_STREAMMESSAGE_STALLREPORT']._serialized_start=990
+  _globals['_STREAMMESSAGE_STALLREPORT']._serialized_end=1032
+  _globals['_STREAMMESSAGE_CHUNK']._serialized_start=1034
+  _globals['_STREAMMESSAGE_CHUNK']._serialized_end=1071
+  _globals['_STREAMMESSAGE_SEAL']._serialized_start=1073
+  _globals['_STREAMMESSAGE_SEAL']._serialized_end=1129
+  _globals['_STREAMMESSAGE_KEYFRAMEREQUEST']._serialized_start=1131
+  _globals['_STREAMMESSAGE_KEYFRAMEREQUEST']._serialized_end=1148
+  _globals['_STREAMANNOUNCEMENT']._serialized_start=1159
+  _globals['_STREAMANNOUNCEMENT']._serialized_end=1299
+  _globals['_TRACK']._serialized_start=1301
+  _globals['_TRACK']._serialized_end=1405
+  _globals['_MEDIAPART']._serialized_start=1407
+  _globals['_MEDIAPART']._serialized_end=1507
 # @@protoc_insertion_point(module_scope)

@@ -10,12 +10,14 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class StreamMessage(_message.Message):
     __slots__ = ("stream_id", "join", "adopt", "redirect", "leave", "reparent", "heartbeat", "status", "stall_report", "chunk", "seal", "keyframe_request")
     class Join(_message.Message):
-        __slots__ = ("slots", "have")
+        __slots__ = ("slots", "have", "free_slot_only")
         SLOTS_FIELD_NUMBER: _ClassVar[int]
         HAVE_FIELD_NUMBER: _ClassVar[int]
+        FREE_SLOT_ONLY_FIELD_NUMBER: _ClassVar[int]
         slots: int
         have: int
-        def __init__(self, slots: _Optional[int] = ..., have: _Optional[int] = ...) -> None: ...
+        free_slot_only: bool
+        def __init__(self, slots: _Optional[int] = ..., have: _Optional[int] = ..., free_slot_only: _Optional[bool] = ...) -> None: ...
     class Adopt(_message.Message):
         __slots__ = ("path",)
         PATH_FIELD_NUMBER: _ClassVar[int]
