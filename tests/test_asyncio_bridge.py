@@ -253,6 +253,55 @@ async def test_a_sack_owed_rides_with_outgoing_data(monkeypatch: pytest.MonkeyPa
         assert sent["DataChunk"] == 1 and sent["SackChunk"] == 1 and sent["packets"] == 1, sent
 
 
+async def test_a_trickle_is_acknowledged_every_second_packet() -> None:
+    # Two lone packets 20 ms apart (a link carrying tens of packets a second):
+    # the first one's SACK waits for the second and one SACK covers both.
+    assert sctp_module.SACK_DELAY >= 0.1  # RFC 9260 section 6.2: 200 ms recommended
+    async with raw_pair() as (a, b):
+        await b.send_message(b"hello")  # carries any SACK b owes from the set-up
+        assert await a.receive_message() == b"hello"
+        sent = count_sent_chunks(b)
+        await a.send_message(b"one")
+        assert await b.receive_message() == b"one"
+        await trio.sleep(0.02)  # four times the former delay, a tenth of this one
+        await a.send_message(b"two")
+        assert await b.receive_message() == b"two"
+        with trio.fail_after(10):
+            while a._channel.transport._sent_queue:  # both acknowledged
+                await trio.sleep(0.01)
+        assert sent["SackChunk"] == 1 and sent["packets"] == 1, sent
+
+
+async def test_a_gap_is_acknowledged_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A packet after a lost one is reported at once (RFC 9260 section 6.7), so
+    # the sender's fast retransmit does not wait for the delay.
+    monkeypatch.setattr(sctp_module, "SACK_DELAY", 60.0)
+    async with raw_pair() as (a, b):
+        await b.send_message(b"hello")
+        assert await a.receive_message() == b"hello"
+        sctp_b = b._channel.transport
+        sent = count_sent_chunks(b)
+        dtls_a = a._channel.transport.transport
+        send_data = dtls_a._send_data
+        dropped: list[bytes] = []
+
+        async def drop_first_data(data: bytes) -> None:
+            chunks = rtcsctptransport.parse_packet(data)[3]
+            if not dropped and any(isinstance(c, rtcsctptransport.DataChunk) for c in chunks):
+                dropped.append(data)
+                return
+            await send_data(data)
+
+        dtls_a._send_data = drop_first_data
+        await a.send_message(b"lost")
+        await a.send_message(b"next")  # arrives with a gap before it
+        with trio.fail_after(10):
+            while not sent["SackChunk"]:
+                await trio.sleep(0.01)
+        assert dropped and sctp_b._sack_misordered, sent
+        dtls_a._send_data = send_data
+
+
 def test_trio_as_a_guest_of_asyncio_keeps_its_host_loop() -> None:
     import asyncio  # the host program's loop, not the bridge's
 
