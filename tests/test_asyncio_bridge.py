@@ -180,6 +180,39 @@ def test_only_the_bridge_imports_asyncio_or_aiortc() -> None:
     }
 
 
+async def test_closing_while_dtls_connects_leaves_no_association_behind() -> None:
+    # aiortc's connect task starts SCTP when the DTLS handshake ends, also when
+    # close() is under way (waiting in its DTLS shutdown): hold that shutdown
+    # until the handshake is done, as a loaded loop sometimes does.
+    import asyncio  # the bridge's loop: this test reaches into aiortc's objects
+
+    async with open_bridge() as left, open_bridge() as right:
+        offerer, answerer = left.new_peer(), right.new_peer()
+        answer = await answerer.create_answer(await offerer.create_offer())
+        assert offerer._pc is not None
+        sctp = offerer._pc.sctp
+        dtls = sctp.transport
+        handshake_done = asyncio.Event()
+
+        def on_state() -> None:
+            if dtls.state == "connected":
+                handshake_done.set()
+
+        dtls.on("statechange", on_state)
+        stop = dtls.stop
+
+        async def stop_after_handshake() -> None:
+            await asyncio.wait_for(handshake_done.wait(), 20)
+            await stop()
+
+        dtls.stop = stop_after_handshake
+        await offerer.accept_answer(answer)
+        await offerer.aclose()
+        assert handshake_done.is_set()
+        assert sctp.state == "closed"
+    assert not loop_left()
+
+
 async def test_bridges_share_one_loop_until_the_last_one_closes() -> None:
     async def seven() -> int:
         return 7

@@ -343,6 +343,14 @@ class BridgedPeer:
                     await asyncio.wait_for(closed.wait(), CLOSE_LINGER)
         if self._pc is not None:
             await asyncio.wait_for(self._pc.close(), SHUTDOWN_TIMEOUT)
+            sctp = self._pc.sctp
+            if sctp is not None and sctp.state != "closed":
+                # aiortc starts the SCTP association when the DTLS handshake ends,
+                # even while close() waits (in its DTLS shutdown): that association
+                # outlived its connection, sending INITs every 3 s for ~24 s, and
+                # the peer, which had read the first, waited for an open channel
+                # until its connect timeout.  Stop it.
+                await asyncio.wait_for(sctp.stop(), SHUTDOWN_TIMEOUT)
 
     # either side
 
