@@ -233,6 +233,29 @@ async def test_bridges_share_one_loop_until_the_last_one_closes() -> None:
     assert not loop_left()
 
 
+async def test_callbacks_made_ready_run_without_waiting_for_trio() -> None:
+    # A callback that schedules another (a task woken by a future: aiortc's DTLS
+    # reader, once per datagram) runs in the same turn of the driver, not one
+    # trio scheduling round later each.
+    async with open_bridge() as bridge:
+        hosted = bridge.hosted
+        done: list[bool] = []
+
+        def chain(n: int) -> None:
+            if n:
+                hosted.loop.call_soon(chain, n - 1)
+            else:
+                done.append(True)
+
+        hosted.call_soon(lambda: chain(5))
+        rounds = 0
+        with trio.fail_after(10):
+            while not done:
+                await trio.lowlevel.checkpoint()
+                rounds += 1
+        assert rounds <= 2
+
+
 async def test_the_loop_runs_in_the_trio_thread() -> None:
     async def where() -> threading.Thread:
         return threading.current_thread()
