@@ -213,6 +213,26 @@ async def test_closing_while_dtls_connects_leaves_no_association_behind() -> Non
     assert not loop_left()
 
 
+async def test_ice_sockets_get_the_wider_receive_buffer() -> None:
+    # asyncio reads one datagram per socket per loop iteration: a busy loop lets
+    # an SCTP window pile up in the socket, and Linux drops what exceeds it.
+    import socket
+
+    from taiinet.transport._asyncio_bridge import UDP_RECEIVE_BUFFER
+
+    rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    async with raw_pair() as (a, b):
+        for channel in (a, b):
+            gatherer = channel._channel.transport.transport.transport.iceGatherer
+            protocols = gatherer._connection._protocols
+            assert protocols
+            for protocol in protocols:
+                sock = protocol.transport.get_extra_info("socket")
+                # Linux reports twice the request (its bookkeeping), capped at rmem_max.
+                got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+                assert got >= 2 * min(UDP_RECEIVE_BUFFER, rmem_max), got
+
+
 async def test_bridges_share_one_loop_until_the_last_one_closes() -> None:
     async def seven() -> int:
         return 7
