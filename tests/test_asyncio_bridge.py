@@ -329,25 +329,6 @@ async def test_a_sack_owed_rides_with_outgoing_data(monkeypatch: pytest.MonkeyPa
         assert sent["DataChunk"] == 1 and sent["SackChunk"] == 1 and sent["packets"] == 1, sent
 
 
-async def test_a_trickle_is_acknowledged_every_second_packet() -> None:
-    # Two lone packets 20 ms apart (a link carrying tens of packets a second):
-    # the first one's SACK waits for the second and one SACK covers both.
-    assert sctp_module.SACK_DELAY >= 0.1  # RFC 9260 section 6.2: 200 ms recommended
-    async with raw_pair() as (a, b):
-        await b.send_message(b"hello")  # carries any SACK b owes from the set-up
-        assert await a.receive_message() == b"hello"
-        sent = count_sent_chunks(b)
-        await a.send_message(b"one")
-        assert await b.receive_message() == b"one"
-        await trio.sleep(0.02)  # four times the former delay, a tenth of this one
-        await a.send_message(b"two")
-        assert await b.receive_message() == b"two"
-        with trio.fail_after(10):
-            while a._channel.transport._sent_queue:  # both acknowledged
-                await trio.sleep(0.01)
-        assert sent["SackChunk"] == 1 and sent["packets"] == 1, sent
-
-
 async def test_a_gap_is_acknowledged_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     # A packet after a lost one is reported at once (RFC 9260 section 6.7), so
     # the sender's fast retransmit does not wait for the delay.
