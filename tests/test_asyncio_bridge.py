@@ -180,6 +180,59 @@ def test_only_the_bridge_imports_asyncio_or_aiortc() -> None:
     }
 
 
+async def test_closing_while_dtls_connects_leaves_no_association_behind() -> None:
+    # aiortc's connect task starts SCTP when the DTLS handshake ends, also when
+    # close() is under way (waiting in its DTLS shutdown): hold that shutdown
+    # until the handshake is done, as a loaded loop sometimes does.
+    import asyncio  # the bridge's loop: this test reaches into aiortc's objects
+
+    async with open_bridge() as left, open_bridge() as right:
+        offerer, answerer = left.new_peer(), right.new_peer()
+        answer = await answerer.create_answer(await offerer.create_offer())
+        assert offerer._pc is not None
+        sctp = offerer._pc.sctp
+        dtls = sctp.transport
+        handshake_done = asyncio.Event()
+
+        def on_state() -> None:
+            if dtls.state == "connected":
+                handshake_done.set()
+
+        dtls.on("statechange", on_state)
+        stop = dtls.stop
+
+        async def stop_after_handshake() -> None:
+            await asyncio.wait_for(handshake_done.wait(), 20)
+            await stop()
+
+        dtls.stop = stop_after_handshake
+        await offerer.accept_answer(answer)
+        await offerer.aclose()
+        assert handshake_done.is_set()
+        assert sctp.state == "closed"
+    assert not loop_left()
+
+
+async def test_ice_sockets_get_the_wider_receive_buffer() -> None:
+    # asyncio reads one datagram per socket per loop iteration: a busy loop lets
+    # an SCTP window pile up in the socket, and Linux drops what exceeds it.
+    import socket
+
+    from taiinet.transport._asyncio_bridge import UDP_RECEIVE_BUFFER
+
+    rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    async with raw_pair() as (a, b):
+        for channel in (a, b):
+            gatherer = channel._channel.transport.transport.transport.iceGatherer
+            protocols = gatherer._connection._protocols
+            assert protocols
+            for protocol in protocols:
+                sock = protocol.transport.get_extra_info("socket")
+                # Linux reports twice the request (its bookkeeping), capped at rmem_max.
+                got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+                assert got >= 2 * min(UDP_RECEIVE_BUFFER, rmem_max), got
+
+
 async def test_bridges_share_one_loop_until_the_last_one_closes() -> None:
     async def seven() -> int:
         return 7
@@ -198,6 +251,29 @@ async def test_bridges_share_one_loop_until_the_last_one_closes() -> None:
         assert again.hosted is not first.hosted
         assert await again.run(seven) == 7
     assert not loop_left()
+
+
+async def test_callbacks_made_ready_run_without_waiting_for_trio() -> None:
+    # A callback that schedules another (a task woken by a future: aiortc's DTLS
+    # reader, once per datagram) runs in the same turn of the driver, not one
+    # trio scheduling round later each.
+    async with open_bridge() as bridge:
+        hosted = bridge.hosted
+        done: list[bool] = []
+
+        def chain(n: int) -> None:
+            if n:
+                hosted.loop.call_soon(chain, n - 1)
+            else:
+                done.append(True)
+
+        hosted.call_soon(lambda: chain(5))
+        rounds = 0
+        with trio.fail_after(10):
+            while not done:
+                await trio.lowlevel.checkpoint()
+                rounds += 1
+        assert rounds <= 2
 
 
 async def test_the_loop_runs_in_the_trio_thread() -> None:
@@ -251,6 +327,36 @@ async def test_a_sack_owed_rides_with_outgoing_data(monkeypatch: pytest.MonkeyPa
         await b.send_message(b"pong")
         assert await a.receive_message() == b"pong"
         assert sent["DataChunk"] == 1 and sent["SackChunk"] == 1 and sent["packets"] == 1, sent
+
+
+async def test_a_gap_is_acknowledged_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A packet after a lost one is reported at once (RFC 9260 section 6.7), so
+    # the sender's fast retransmit does not wait for the delay.
+    monkeypatch.setattr(sctp_module, "SACK_DELAY", 60.0)
+    async with raw_pair() as (a, b):
+        await b.send_message(b"hello")
+        assert await a.receive_message() == b"hello"
+        sctp_b = b._channel.transport
+        sent = count_sent_chunks(b)
+        dtls_a = a._channel.transport.transport
+        send_data = dtls_a._send_data
+        dropped: list[bytes] = []
+
+        async def drop_first_data(data: bytes) -> None:
+            chunks = rtcsctptransport.parse_packet(data)[3]
+            if not dropped and any(isinstance(c, rtcsctptransport.DataChunk) for c in chunks):
+                dropped.append(data)
+                return
+            await send_data(data)
+
+        dtls_a._send_data = drop_first_data
+        await a.send_message(b"lost")
+        await a.send_message(b"next")  # arrives with a gap before it
+        with trio.fail_after(10):
+            while not sent["SackChunk"]:
+                await trio.sleep(0.01)
+        assert dropped and sctp_b._sack_misordered, sent
+        dtls_a._send_data = send_data
 
 
 def test_trio_as_a_guest_of_asyncio_keeps_its_host_loop() -> None:

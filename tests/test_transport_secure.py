@@ -388,3 +388,41 @@ async def test_concurrent_senders_and_receivers_take_turns(autojump_clock: objec
     assert not a.closed
     await a.send(b"after")
     assert await b.receive() == b"after"
+
+
+async def test_frames_already_received_need_no_timeout_each(
+        autojump_clock: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A link with an idle deadline opens no cancel scope for a message that is already here."""
+    from taiinet.transport.limits import LISTENER_DEADLINES
+    from taiinet.transport.memory import memory_channel_pair
+
+    channel_a, channel_b = memory_channel_pair(64)  # the 20 frames fit: no reader needed
+    ends: dict[str, object] = {}
+
+    async def respond() -> None:
+        ends["b"] = await secure_channel(channel_b, BOB, initiator=False,
+                                         deadlines=LISTENER_DEADLINES)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(respond)
+        a = await secure_channel(channel_a, ALICE, initiator=True,
+                                 expected_peer_id=BOB.peer_id, deadlines=LISTENER_DEADLINES)
+    b = ends["b"]
+    assert isinstance(b, type(a))
+    for i in range(20):
+        await a.send(bytes([i]) * 100)
+    await trio.testing.wait_all_tasks_blocked()
+    scopes = 0
+    move_on_at = trio.move_on_at
+
+    def counting(deadline: float) -> trio.CancelScope:
+        nonlocal scopes
+        scopes += 1
+        return move_on_at(deadline)
+
+    monkeypatch.setattr(trio, "move_on_at", counting)
+    assert [await b.receive() for _ in range(20)] == [bytes([i]) * 100 for i in range(20)]
+    assert scopes == 0
+    with trio.move_on_after(1):  # nothing here: now it waits under its idle deadline
+        await b.receive()
+    assert scopes == 1

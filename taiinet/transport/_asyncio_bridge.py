@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -61,6 +62,7 @@ __all__ = [
     "DATA_CHANNEL_LABEL",
     "MAX_DATA_CHANNEL_MESSAGE",
     "SHUTDOWN_TIMEOUT",
+    "UDP_RECEIVE_BUFFER",
     "AiortcBridge",
     "BridgeConnectError",
     "BridgeSdpError",
@@ -78,6 +80,16 @@ DATA_CHANNEL_LABEL = "taiinet"
 SHUTDOWN_TIMEOUT = 5.0
 #: How long a local close waits for queued messages to reach the peer.
 CLOSE_LINGER = 5.0
+#: Receive buffer asked for each ICE UDP socket (aioice asks 256 KiB; Linux caps
+#: the request at ``net.core.rmem_max``).  asyncio reads one datagram per socket
+#: per loop iteration, so a busy loop lets an SCTP sender's window pile up in
+#: the socket; past the buffer, Linux drops datagrams (``RcvbufErrors`` in
+#: ``/proc/net/snmp``) and SCTP recovers only after a retransmission timeout
+#: (1 s, 3 s on a new association): the multi-second stalls of loaded
+#: ``bench/pubsub.py`` and ``taiinet demo`` runs.  4 MiB holds aiortc's largest
+#: window (its 1 MiB advertised receive window) with the kernel's per-datagram
+#: overhead; it is a limit, not memory taken up front.
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
 class BridgeSdpError(ValueError):
@@ -282,6 +294,25 @@ class BridgedPeer:
 
         return pc
 
+    def _widen_receive_buffers(self) -> None:
+        """Ask ``UDP_RECEIVE_BUFFER`` for this connection's ICE sockets (after gathering)."""
+        pc = self._pc
+        sctp = pc.sctp if pc is not None else None
+        if sctp is None:
+            return
+        # aiortc and aioice expose no socket option: reach the sockets through
+        # the gatherer's aioice connection, and do nothing if that changes.
+        connection = getattr(sctp.transport.transport.iceGatherer, "_connection", None)
+        for protocol in getattr(connection, "_protocols", ()):
+            transport = getattr(protocol, "transport", None)
+            sock = transport.get_extra_info("socket") if transport is not None else None
+            if sock is None:
+                continue
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+            except OSError:
+                logger.debug("could not widen a UDP receive buffer", exc_info=True)
+
     def _adopt(self, channel: RTCDataChannel) -> None:
         if (
             self._channel is not None
@@ -309,6 +340,7 @@ class BridgedPeer:
         delay_sacks(channel.transport)
         self._channel = bridged
         await pc.setLocalDescription(await pc.createOffer())
+        self._widen_receive_buffers()
         return str(pc.localDescription.sdp)
 
     async def _aio_accept_answer(self, sdp: str) -> None:
@@ -327,6 +359,7 @@ class BridgedPeer:
         except Exception as exc:  # aiortc raises whatever its parsing hits
             raise BridgeSdpError(f"{type(exc).__name__}: {exc}") from None
         await pc.setLocalDescription(await pc.createAnswer())
+        self._widen_receive_buffers()
         return str(pc.localDescription.sdp)
 
     async def _aio_close(self) -> None:
@@ -343,6 +376,14 @@ class BridgedPeer:
                     await asyncio.wait_for(closed.wait(), CLOSE_LINGER)
         if self._pc is not None:
             await asyncio.wait_for(self._pc.close(), SHUTDOWN_TIMEOUT)
+            sctp = self._pc.sctp
+            if sctp is not None and sctp.state != "closed":
+                # aiortc starts the SCTP association when the DTLS handshake ends,
+                # even while close() waits (in its DTLS shutdown): that association
+                # outlived its connection, sending INITs every 3 s for ~24 s, and
+                # the peer, which had read the first, waited for an open channel
+                # until its connect timeout.  Stop it.
+                await asyncio.wait_for(sctp.stop(), SHUTDOWN_TIMEOUT)
 
     # either side
 

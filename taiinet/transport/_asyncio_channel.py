@@ -130,6 +130,9 @@ class BridgedDataChannel(MessageChannel):
             if not self._call_on_loop(self._on_flush):
                 self._mark_closed("the WebRTC endpoint is closed")
 
+    def message_waiting(self) -> bool:
+        return bool(self._inbox)
+
     async def receive_message(self) -> bytes:
         await trio.lowlevel.checkpoint()
         while not self._inbox:

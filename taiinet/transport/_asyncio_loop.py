@@ -12,6 +12,10 @@ closed closes it), and a trio system task drives it in the trio thread:
 * one iteration of the loop is ``loop.stop(); loop.run_forever()`` (asyncio
   documents that this runs the callbacks ready now, polls I/O without
   blocking and fires the timers due, then returns);
+* an iteration that leaves callbacks ready (asyncio runs the ones a
+  callback schedules in the next iteration: a task woken by a future, as
+  aiortc's DTLS reader is for every datagram) is followed at once by another,
+  up to ``CHAINED_STEPS``, without a trio scheduling round in between;
 * between iterations the driver waits in trio until the loop's selector (an
   epoll/kqueue descriptor, itself pollable) is readable, its next timer is
   due, or trio code scheduled work on it (``call_soon``/``create_task`` here,
@@ -57,6 +61,11 @@ T = TypeVar("T")
 #: Seconds between iterations when the selector cannot be waited on from trio
 #: (a selector without a file descriptor; epoll and kqueue have one).
 POLL_INTERVAL = 0.001
+#: Iterations the driver runs back to back while the previous one left callbacks
+#: ready (an asyncio task woken by a future it waited on runs in the next
+#: iteration: every datagram aiortc reads takes two), before trio tasks get
+#: their turn.
+CHAINED_STEPS = 8
 
 # -- candidate addresses ------------------------------------------------------
 
@@ -164,6 +173,10 @@ class HostedLoop:
             loop._stopping = False
             asyncio.events._set_running_loop(outer)
 
+    def _ready(self) -> bool:
+        """Whether callbacks wait in the loop's ready queue."""
+        return bool(self.loop._ready)  # type: ignore[attr-defined]
+
     def _next_timer(self) -> float:
         """The loop time of the earliest timer (inf: none); 0 if callbacks are ready."""
         loop: Any = self.loop  # the ready queue and timer heap are not public
@@ -191,6 +204,10 @@ class HostedLoop:
                 while True:
                     self._woken = False
                     self._step()
+                    chained = 1
+                    while chained < CHAINED_STEPS and self._ready():
+                        self._step()  # callbacks the step made ready (a task's wake-up)
+                        chained += 1
                     if self._stopping:
                         break
                     if self._watcher is not None:  # the step consumed the ready events

@@ -55,6 +55,14 @@ class MessageChannel(abc.ABC):
     async def aclose(self) -> None:
         """Close the channel; idempotent."""
 
+    def message_waiting(self) -> bool:
+        """True if ``receive_message`` would return at once (a message is already here).
+
+        Lets a reader skip setting up a timeout for a message that is already
+        here; ``False`` (the default) only means "unknown".
+        """
+        return False
+
 
 class Connection(abc.ABC):
     """An authenticated, encrypted link to one peer that carries frames."""

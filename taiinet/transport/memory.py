@@ -57,6 +57,9 @@ class MemoryMessageChannel(MessageChannel):
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise ConnectionClosed("the memory channel is closed") from None
 
+    def message_waiting(self) -> bool:
+        return self._receive.statistics().current_buffer_used > 0
+
     def close(self) -> None:
         self._send.close()
         self._receive.close()

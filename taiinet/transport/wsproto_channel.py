@@ -219,6 +219,9 @@ class WebSocketChannel(MessageChannel):
 
     # --- receiving --------------------------------------------------------------------
 
+    def message_waiting(self) -> bool:
+        return bool(self._received)
+
     async def receive_message(self) -> bytes:
         if self._reading:
             raise LocalProtocolError("two tasks receive on one WebSocket channel")
