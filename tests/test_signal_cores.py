@@ -23,6 +23,7 @@ from taiinet.signal.codec import (
     Role,
     SignalMessage,
 )
+from taiinet.signal.contacts import ContactsJob, merge_contacts
 from taiinet.signal.dht_types import DhtRecord, Store
 from taiinet.signal.ids import id_bytes, node_id
 from taiinet.signal.pace import ProtocolViolation, ReadPace
@@ -355,3 +356,24 @@ def test_a_link_that_went_down_late_does_not_end_its_successor() -> None:
     assert core.handle_link_down(HOME_LINK, retry.at) == []
     actions = core.handle_message(later, Hello(role=Role.SIGNALLER, listen_url=URL), retry.at)
     assert [a.link for a in actions if isinstance(a, Send)] == [later]  # registers there
+
+
+def test_a_contacts_answer_keeps_one_record_per_peer_the_newest() -> None:
+    """A signaller listing a peer twice (two versions) costs the client one place, not two."""
+    core, _ = registered_client()
+    request_id, _ = core.request_contacts(8, "", 1.0)
+    records = (record(BOB, seq=2), record(THIRD, seq=1), record(BOB, seq=5), record(BOB, seq=3))
+    [settled] = core.handle_message(HOME_LINK, Contacts(request_id=request_id, records=records),
+                                    1.5)
+    assert isinstance(settled, cc.RequestSettled)
+    assert [(r.peer_id, r.seq) for r in settled.records] == [(BOB.peer_id, 5),
+                                                             (THIRD.peer_id, 1)]
+
+
+def test_merged_contacts_list_each_peer_once_with_its_newest_record() -> None:
+    """Two signallers holding different versions of one peer's record: the answer has one."""
+    job = ContactsJob(job=1, link=LinkId(1), exclude=ALICE.peer_id, request_id=7, count=8,
+                      service="", local=[record(BOB, seq=2)],
+                      replies=[(record(BOB, seq=4), record(THIRD)), (record(BOB, seq=3),)])
+    merged = merge_contacts(job, int(EPOCH * 1000), random.Random(3), {HOME.peer_id})
+    assert sorted(merged) == sorted([record(BOB, seq=4), record(THIRD)])

@@ -206,6 +206,20 @@ describe("signal client core", () => {
     assert.deepEqual((answer as Extract<SignalAction, { type: "contacts" }>).records.map((r) => r.peerId), [OTHER.peerId]);
   });
 
+  it("keeps one record per peer, its newest, where the peer first appears", () => {
+    const [client] = homed();
+    const [requestId] = client.requestContacts(8, "", T0);
+    const record = (who: Identity, seq: bigint) => sealPeerRecord(who, {
+      signallerPeerId: HOME.peerId, signallerUrl: HOME_URL, addresses: [`a${seq}`], seq,
+      expiresUnixMs: T0 + 60_000, withdrawn: false, services: [],
+    });
+    const fourth = Identity.fromSeed(new Uint8Array(32).fill(4));
+    const records = [record(OTHER, 2n), record(fourth, 1n), record(OTHER, 5n), record(OTHER, 3n)];
+    const [answer] = client.receive(encodeSignalFrame({ case: "contacts", value: create(ContactsSchema, { requestId, records }) }), T0);
+    const got = (answer as Extract<SignalAction, { type: "contacts" }>).records;
+    assert.deepEqual(got.map((r) => [r.peerId, r.seq]), [[OTHER.peerId, 5n], [fourth.peerId, 1n]]);
+  });
+
   it("drops the link when the home sends what it may not (a DHT message, a second hello)", () => {
     for (const frame of [hello(), encodeSignalFrame({ case: "dht", value: create(DhtMessageSchema) })]) {
       const [client] = homed();

@@ -431,18 +431,22 @@ class SignalClientCore:
         if request is None or request.kind != "contacts":
             return
         del self._requests[message.request_id]
-        records: list[PeerRecord] = []
+        records: dict[PeerId, PeerRecord] = {}
         for raw in message.records:
             try:
                 record = open_peer_record(raw, self.unix_ms())
             except RecordRejected:
                 continue
             # (The service is checked here too: a signaller that predates the
-            # filter answers any peers.)
+            # filter answers any peers.)  One record per peer, its newest: a
+            # signaller may list a peer twice, and two dials to one peer waste one.
+            kept = records.get(record.peer_id)
             if (record.peer_id != self.peer_id and not record.withdrawn
-                    and (not request.service or request.service in record.services)):
-                records.append(record)
-        self._out.append(RequestSettled(request_id=message.request_id, records=tuple(records)))
+                    and (not request.service or request.service in record.services)
+                    and (kept is None or record.seq > kept.seq)):
+                records[record.peer_id] = record
+        self._out.append(RequestSettled(request_id=message.request_id,
+                                        records=tuple(records.values())))
 
     def _relay(self, message: Relay) -> None:
         try:

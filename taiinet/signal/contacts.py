@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from taiinet.core.actions import LinkId
 from taiinet.signal.errors import RecordRejected
 from taiinet.signal.ids import id_bytes, node_id
-from taiinet.signal.records import open_peer_record
+from taiinet.signal.records import PeerRecord, open_peer_record
 from taiinet.wire.peer_id import PeerId
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ def merge_contacts(job: ContactsJob, now_unix_ms: int, rng: random.Random,
     then needs round after round of backoff), so they only fill up the answer.
     """
     remote: list[bytes] = []
-    homes: dict[bytes, PeerId | None] = {}
+    opened: dict[bytes, PeerRecord] = {}
     for records in job.replies:
         for raw in records:
             try:
@@ -114,22 +114,48 @@ def merge_contacts(job: ContactsJob, now_unix_ms: int, rng: random.Random,
             if (record.peer_id != job.exclude and not record.withdrawn
                     and (not job.service or job.service in record.services)):
                 remote.append(raw)
-                homes[raw] = record.signaller_peer_id
+                opened[raw] = record
+    local = [raw for raw in job.local if _open_into(opened, raw, now_unix_ms)]
     if job.service:  # scarce: ours (linked first) before the mesh's
         rng.shuffle(remote)
-        unique = list(dict.fromkeys(job.local + remote))
+        unique = newest_per_peer(local + remote, opened)
     else:
-        unique = list(dict.fromkeys(job.local + remote))
+        unique = newest_per_peer(local + remote, opened)
         rng.shuffle(unique)
-    for raw in job.local:
-        homes.setdefault(raw, _home(raw, now_unix_ms))
-    vouched = [raw for raw in unique if homes[raw] in vouched_homes]
+    vouched = [raw for raw in unique if opened[raw].signaller_peer_id in vouched_homes]
     taken = set(vouched)
     return (vouched + [raw for raw in unique if raw not in taken])[:job.count]
 
 
-def _home(raw: bytes, now_unix_ms: int) -> PeerId | None:
+def newest_per_peer(raws: list[bytes], opened: dict[bytes, PeerRecord]) -> list[bytes]:
+    """One record per peer, its highest ``seq``, at the place of that peer's first record.
+
+    Two signallers may hold different versions of a peer's record (a renewal
+    crossing the fan-out): listing both would spend two of a small answer's
+    places, and a joiner's dials, on one peer.
+    """
+    best: dict[PeerId, bytes] = {}
+    for raw in raws:
+        peer = opened[raw].peer_id
+        kept = best.get(peer)
+        if kept is None or opened[raw].seq > opened[kept].seq:
+            best[peer] = raw
+    seen: set[PeerId] = set()
+    unique: list[bytes] = []
+    for raw in raws:
+        peer = opened[raw].peer_id
+        if peer not in seen:
+            seen.add(peer)
+            unique.append(best[peer])
+    return unique
+
+
+def _open_into(opened: dict[bytes, PeerRecord], raw: bytes, now_unix_ms: int) -> bool:
+    """Open one of this signaller's own records into ``opened``; False if it no longer opens."""
+    if raw in opened:
+        return True
     try:
-        return open_peer_record(raw, now_unix_ms).signaller_peer_id
+        opened[raw] = open_peer_record(raw, now_unix_ms)
     except RecordRejected:
-        return None
+        return False
+    return True

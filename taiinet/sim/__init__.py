@@ -4,7 +4,9 @@ Generic pieces, for any protocol's simulation:
 
 * ``taiinet.sim.harness.Harness(loop, rng, link, on_event=..., ...)``: runs any
   core on the contract of ``taiinet.core`` (docs/cores.md), one per node,
-  over a ``SimNetwork``: ``apply(node, actions)``, ``run(end, progress)``.
+  over a ``SimNetwork``: ``add(node, core, address=None)``,
+  ``apply(node, actions)``, ``crash(node)``, ``run(end, progress)``; cores
+  that name links dial each other's ``address`` (``taiinet.sim.links``).
 
 * ``taiinet.sim.events.EventLoop``: ``schedule(at, callback, *args)``,
   ``call_later(delay, ...)``, ``run(until=None, max_events=None)``, ``now``,

@@ -12,7 +12,8 @@ and feeds the inputs back, as the trio runner does over real links.
 * ``ProbeLink``: the network probes the link; an answer is fed as
   ``heard_from``, a dead link as ``handle_link_down``.
 * ``CloseLink``: nothing (links are implicit; a send to any live peer
-  arrives).
+  arrives), unless it names a link (below).
+* ``Dial``: below.
 * ``NeighborUp`` / ``NeighborDown`` and every other action (deliveries,
   lookups that finished): ``on_event(node, action)``, in order.
 
@@ -25,10 +26,19 @@ to a crashed or cut-off node is reported with ``handle_link_down`` after the
 link model's ``failure_delay`` when ``report_unreachable`` (TCP-like links),
 else it is silently lost.
 
+Cores that name links (``taiinet.core.links``: the signaller and the signal
+client) get dialled links, kept by ``taiinet.sim.links``: ``Dial`` is fed
+back as ``handle_link_up(link, ...)`` or ``handle_dial_failed``, and
+``Send`` and ``CloseLink`` that name a ``link`` act on it alone; a message
+on a link is fed as ``handle_message(link, ...)``, its end as
+``handle_link_down(link, now)``.  A node is dialled at the ``address`` it
+was ``add``ed with.  Cores that name peers never see a link id, and dialled
+links cost them nothing (no event, no random draw).
+
 A simulation (``sim/overlay.py``, ``sim/pubsub.py``, ``sim/dht.py``,
-``sim/stream.py``, ...) is a
-scenario on top: it makes the cores, schedules joins, commands and crashes,
-and measures through the hooks.  Same seeds, same run.
+``sim/stream.py``, ``sim/signal.py``, ...) is a scenario on top: it makes
+the cores, schedules joins, commands and crashes, and measures through the
+hooks.  Same seeds, same run.
 """
 
 from __future__ import annotations
@@ -37,9 +47,11 @@ import random
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar, cast
 
-from taiinet.core.actions import CloseLink, ProbeLink, Send, SetTimer
+from taiinet.core.actions import CloseLink, Dial, LinkId, ProbeLink, Send, SetTimer
 from taiinet.core.contract import LinkObserver
+from taiinet.core.links import LinkCore
 from taiinet.sim.events import EventLoop
+from taiinet.sim.links import SimLinks
 from taiinet.sim.network import LinkModel, SimNetwork
 from taiinet.wire.peer_id import PeerId
 
@@ -55,13 +67,14 @@ Take = Callable[[PeerId, PeerId, Any], bool]
 
 class SimCore(Protocol):
     """The inputs the harness feeds (``taiinet.core.contract.Core``, loosely typed:
-    one harness runs cores of any message, timer and action types)."""
+    one harness runs cores of any message, timer and action types; ``peer``
+    is a ``LinkId`` for a core that names links, ``taiinet.core.links.LinkCore``)."""
 
-    def handle_message(self, peer: PeerId, message: Any, now: float) -> Iterable[Any]: ...
+    def handle_message(self, peer: Any, message: Any, now: float) -> Iterable[Any]: ...
 
     def handle_timer(self, timer: Any, now: float) -> Iterable[Any]: ...
 
-    def handle_link_down(self, peer: PeerId, now: float) -> Iterable[Any]: ...
+    def handle_link_down(self, peer: Any, now: float) -> Iterable[Any]: ...
 
 
 C = TypeVar("C", bound=SimCore)
@@ -90,6 +103,8 @@ class Harness(Generic[C]):
         self.network = SimNetwork(loop, rng, self._receive, link,
                                   self._unreachable if report_unreachable else None,
                                   self._probe_answered)
+        self.links = SimLinks(self.network, up=self._link_up, failed=self._dial_failed,
+                              receive=self._receive_on_link, down=self._link_down)
         self.cores: dict[PeerId, C] = {}
         self.on_event = on_event
         self.on_message = on_message
@@ -104,13 +119,18 @@ class Harness(Generic[C]):
     def now(self) -> float:
         return self.loop.now
 
-    def add(self, node: PeerId, core: C) -> None:
-        """Give ``node`` its core (start it with ``apply(node, core.start(now))``)."""
+    def add(self, node: PeerId, core: C, address: str | None = None) -> None:
+        """Give ``node`` its core (start it with ``apply(node, core.start(now))``);
+        a ``Dial`` of ``address`` reaches it."""
         self.cores[node] = core
+        if address is not None:
+            self.links.addresses[address] = node
 
     def crash(self, node: PeerId) -> None:
-        """``node`` stops: it neither sends nor receives, and its timers do nothing."""
+        """``node`` stops: it neither sends nor receives, its timers do nothing,
+        and the other ends of its dialled links hear them go down."""
         self.network.crash(node)
+        self.links.crash(node)
 
     def is_crashed(self, node: PeerId) -> bool:
         return node in self.network.crashed
@@ -125,13 +145,21 @@ class Harness(Generic[C]):
         for action in actions:
             if isinstance(action, Send):
                 message = action.message
-                network.send(node, action.peer,
-                             self._encode(message) if self._coded else message)
+                data = self._encode(message) if self._coded else message
+                if action.link is None:
+                    network.send(node, action.peer, data)
+                else:
+                    self.links.send(node, action.link, data)
             elif isinstance(action, SetTimer):
                 self.loop.schedule(action.at, self._timer, node, action.timer)
             elif isinstance(action, ProbeLink):
                 network.probe(node, action.peer)
-            elif not isinstance(action, CloseLink):
+            elif isinstance(action, CloseLink):
+                if action.link is not None:
+                    self.links.close(node, action.link)
+            elif isinstance(action, Dial):
+                self.links.dial(node, action.address, action.peer)
+            else:
                 self.on_event(node, action)
 
     def run(self, end: float, progress: Progress | None = None, step: float = 1.0) -> None:
@@ -159,6 +187,24 @@ class Harness(Generic[C]):
                 self.on_orphan(src, dst, message)
             return
         self.apply(dst, core.handle_message(src, message, self.loop.now))
+
+    def _receive_on_link(self, src: PeerId, dst: PeerId, link: LinkId, data: Any) -> None:
+        message = self._decode(data) if self._coded else data
+        if self.on_message is not None:
+            self.on_message(src, dst, message)
+        if self.take is None or not self.take(src, dst, message):
+            self.apply(dst, self.cores[dst].handle_message(link, message, self.loop.now))
+
+    def _link_up(self, node: PeerId, link: LinkId, peer: PeerId, dialed: str | None) -> None:
+        core = cast(LinkCore[Any, Any, Any], self.cores[node])
+        self.apply(node, core.handle_link_up(link, peer, None, dialed, self.loop.now))
+
+    def _dial_failed(self, node: PeerId, address: str, peer: PeerId | None) -> None:
+        core = cast(LinkCore[Any, Any, Any], self.cores[node])
+        self.apply(node, core.handle_dial_failed(address, peer, self.loop.now))
+
+    def _link_down(self, node: PeerId, link: LinkId) -> None:
+        self.apply(node, self.cores[node].handle_link_down(link, self.loop.now))
 
     def _unreachable(self, src: PeerId, dst: PeerId) -> None:
         core = self.cores.get(src)

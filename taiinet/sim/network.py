@@ -53,6 +53,9 @@ class LinkModel:
     reorder: float = 0.0
     #: Seconds until a sender learns that its peer is unreachable.
     failure_delay: float = 0.3
+    #: One-way delays a dial takes before its link is up (TCP, WebSocket and
+    #: Noise handshakes; ``taiinet.sim.links``).
+    dial_delays: float = 3.0
     uniform: bool = False
 
     def __post_init__(self) -> None:
@@ -62,8 +65,8 @@ class LinkModel:
         if not 0 < self.min_delay <= self.max_delay or not (
                 self.uniform or self.min_delay <= self.median_delay <= self.max_delay):
             raise LocalProtocolError("need 0 < min_delay <= median_delay <= max_delay")
-        if self.failure_delay <= 0:
-            raise LocalProtocolError("failure_delay must be positive")
+        if self.failure_delay <= 0 or self.dial_delays <= 0:
+            raise LocalProtocolError("failure_delay and dial_delays must be positive")
 
 
 class SimNetwork:

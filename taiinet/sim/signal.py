@@ -1,8 +1,9 @@
 """Discrete-event simulation of signalling: offers relayed across a mesh of signallers.
 
 The signaller and signal-client cores that ``taiinet signal`` and every node
-run, thousands of each, on the simulated network of
-:mod:`taiinet.sim.signal_net`.  One seed reproduces the whole run.
+run, thousands of each, on the one simulation harness (their dialled links:
+``taiinet.sim.links``; the nodes: :mod:`taiinet.sim.signal_net`).  One seed
+reproduces the whole run.
 
 Phases of :func:`simulate_signal`:
 
@@ -36,6 +37,7 @@ from taiinet.signal.records import RECORD_RENEWALS
 from taiinet.signal.signaller_config import SignallerConfig
 from taiinet.sim.dht import default_sim_dht_config, percentile, sim_peer_id
 from taiinet.sim.events import EventLoop
+from taiinet.sim.network import LinkModel
 from taiinet.sim.signal_net import SignalNet
 from taiinet.wire.identity import Identity
 
@@ -142,10 +144,10 @@ class _Run:
         self.config = config
         self.rng = random.Random(config.seed)
         self.loop = EventLoop()
-        self.net = SignalNet(loop=self.loop, rng=random.Random(self.rng.getrandbits(64)),
-                             min_delay=config.min_delay, max_delay=config.max_delay,
-                             failure_delay=config.failure_delay,
-                             signaller_config=config.signaller, client_config=config.client)
+        link = LinkModel(uniform=True, min_delay=config.min_delay, max_delay=config.max_delay,
+                         failure_delay=config.failure_delay)
+        self.net = SignalNet(self.loop, random.Random(self.rng.getrandbits(64)), link,
+                             config.signaller, config.client)
 
     def settle(self, done: Callable[[], bool]) -> None:
         """Run until ``done()`` holds (checked each simulated second), at most SETTLE_LIMIT."""

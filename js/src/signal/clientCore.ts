@@ -411,7 +411,8 @@ export class SignalClientCore {
     if (request === undefined) return [];
     this.#requests.delete(requestId);
     if (raw.length > MAX_CONTACTS) throw new MalformedSignalMessage(`a contacts answer holds at most ${MAX_CONTACTS} records`);
-    const records: PeerRecord[] = [];
+    // One record per peer, its newest: a signaller may list a peer twice.
+    const records = new Map<string, PeerRecord>();
     for (const data of raw) {
       let record: PeerRecord;
       try {
@@ -420,10 +421,12 @@ export class SignalClientCore {
         if (error instanceof RecordRejected) continue;
         throw error;
       }
+      const kept = records.get(record.peerId);
       if (record.peerId !== this.peerId && !record.withdrawn
-        && (request.service === "" || record.services.includes(request.service))) records.push(record);
+        && (request.service === "" || record.services.includes(request.service))
+        && (kept === undefined || record.seq > kept.seq)) records.set(record.peerId, record);
     }
-    return [{ type: "contacts", requestId, records }];
+    return [{ type: "contacts", requestId, records: [...records.values()] }];
   }
 
   #onRelay(data: Uint8Array): SignalAction[] {
