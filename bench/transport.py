@@ -24,6 +24,7 @@ run, not runs.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -46,6 +47,11 @@ from taiinet.transport.websocket import (
     WEBSOCKET_MAX_MESSAGE_SIZE,
     connect_websocket,
     open_websocket_listener,
+)
+from taiinet.transport.wsproto_channel import (
+    WebSocketChannel,
+    accept_websocket,
+    connect_websocket_stream,
 )
 from taiinet.wire.identity import Identity
 
@@ -169,6 +175,29 @@ async def raw_websocket() -> AsyncIterator[Link]:
 
 
 @asynccontextmanager
+async def raw_wsproto() -> AsyncIterator[Link]:
+    """The WebSocket channel TaiiNet links use (wsproto), without Noise."""
+    accepted, incoming = trio.open_memory_channel[WebSocketChannel](1)
+
+    async def handler(stream: trio.SocketStream) -> None:
+        channel = await accept_websocket(stream, SUBPROTOCOL)
+        assert channel is not None
+        await accepted.send(channel)
+        await channel.wait_closed()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        a = await connect_websocket_stream(stream, f"127.0.0.1:{port}", "/", SUBPROTOCOL)
+        b = await incoming.receive()
+        yield Link(a.send_message, a.receive_message, b.send_message, b.receive_message)
+        await a.aclose()
+        nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
 async def noise_websocket() -> AsyncIterator[Link]:
     async with (open_websocket_listener(BOB) as listener,
                 connect_websocket(listener.url, ALICE) as a):
@@ -206,7 +235,8 @@ ROWS: tuple[tuple[str, str | None, Callable[[], AbstractAsyncContextManager[Link
     ("memory, raw channel", None, raw_memory),
     ("memory + Noise", "memory, raw channel", noise_memory),
     ("trio-websocket, raw", None, raw_websocket),
-    ("WebSocket + Noise", "trio-websocket, raw", noise_websocket),
+    ("WebSocket channel (wsproto), raw", None, raw_wsproto),
+    ("WebSocket + Noise", "WebSocket channel (wsproto), raw", noise_websocket),
     ("aiortc, raw (asyncio only)", None, lambda: _unused()),
     ("aiortc via bridge, raw", "aiortc, raw (asyncio only)",
      lambda: bridged_webrtc(secure=False)),

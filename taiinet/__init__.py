@@ -92,7 +92,9 @@ if TYPE_CHECKING:
     from taiinet.transport.limits import LinkDeadlines, ListenerLimits
     from taiinet.transport.webrtc import IceServer, open_webrtc
     from taiinet.transport.websocket import (
+        WebSocketMessageTooLarge,
         WebSocketProtocolError,
+        WebSocketUpgradeError,
         connect_websocket,
         open_websocket_listener,
     )
@@ -190,7 +192,9 @@ _EXPORTS: dict[str, str] = {
     "SubscriptionNotOpen": "taiinet.node.errors",
     "TlsConfigError": "taiinet.transport.errors",
     "TruncatedFrame": "taiinet.wire.errors",
+    "WebSocketMessageTooLarge": "taiinet.transport.websocket",
     "WebSocketProtocolError": "taiinet.transport.websocket",
+    "WebSocketUpgradeError": "taiinet.transport.websocket",
     "connect_websocket": "taiinet.transport.websocket",
     "open_node": "taiinet.node.node",
     "open_seeder": "taiinet.node.seeder",
@@ -288,7 +292,9 @@ __all__ = [
     "TaiiNetError",
     "TlsConfigError",
     "TruncatedFrame",
+    "WebSocketMessageTooLarge",
     "WebSocketProtocolError",
+    "WebSocketUpgradeError",
     "connect_websocket",
     "open_node",
     "open_seeder",

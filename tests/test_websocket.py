@@ -9,22 +9,30 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 import trio_websocket
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import CloseConnection, Message, Request
 
+from taiinet.errors import ConnectionClosed, RemoteProtocolError
 from taiinet.testing import (
     CONNECTION_CHECKS,
     Suite,
     check_message_channel_pair,
 )
-from taiinet.transport import websocket
+from taiinet.transport import wsproto_channel
 from taiinet.transport.connection import Connection, MessageChannel
 from taiinet.transport.errors import DialError, PeerIdMismatch
 from taiinet.transport.websocket import (
     SUBPROTOCOL,
+    WEBSOCKET_MAX_MESSAGE_SIZE,
     WebSocketChannel,
+    WebSocketMessageTooLarge,
     WebSocketProtocolError,
+    WebSocketUpgradeError,
     connect_websocket,
     open_websocket_listener,
 )
+from taiinet.transport.wsproto_channel import accept_websocket, connect_websocket_stream
 from taiinet.wire.identity import Identity
 
 ALICE = Identity.from_seed(bytes([1]) * 32)
@@ -81,27 +89,45 @@ async def test_websocket_transport_conforms(check: Callable[[Suite], Awaitable[N
     await check(Suite(opener, backpressure_bytes=8 << 20, blocked_cushion=0.05))
 
 
+@asynccontextmanager
+async def channel_server(
+    handler: Callable[[WebSocketChannel], Awaitable[None]],
+) -> AsyncIterator[int]:
+    """A TCP server on 127.0.0.1 that upgrades each client with ``accept_websocket``."""
+
+    async def serve(stream: trio.SocketStream) -> None:
+        channel = await accept_websocket(stream, SUBPROTOCOL)
+        if channel is not None:
+            await handler(channel)
+            await channel.aclose()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            functools.partial(trio.serve_tcp, serve, 0, host="127.0.0.1"))
+        yield int(listeners[0].socket.getsockname()[1])
+        nursery.cancel_scope.cancel()
+
+
 async def test_raw_websocket_channels_conform() -> None:
+    """Direct (non-coalescing) channels keep message boundaries."""
     @asynccontextmanager
     async def open_channels() -> AsyncIterator[tuple[MessageChannel, MessageChannel]]:
-        accepted: trio.MemorySendChannel[WebSocketChannel]
         accepted, incoming = trio.open_memory_channel[WebSocketChannel](1)
         done = trio.Event()
 
-        async def handler(request: trio_websocket.WebSocketRequest) -> None:
-            channel = WebSocketChannel(await request.accept())
+        async def handler(channel: WebSocketChannel) -> None:
             await accepted.send(channel)
             await done.wait()
 
-        async with trio.open_nursery() as nursery:
-            server = await nursery.start(trio_websocket.serve_websocket, handler, "127.0.0.1",
-                                         0, None)
-            async with trio_websocket.open_websocket_url(
-                f"ws://127.0.0.1:{server.port}", max_message_size=1 << 20
-            ) as ws:
-                yield WebSocketChannel(ws), await incoming.receive()
-            done.set()
-            nursery.cancel_scope.cancel()
+        async with channel_server(handler) as port:
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            client = await connect_websocket_stream(
+                stream, f"127.0.0.1:{port}", "/", SUBPROTOCOL)
+            try:
+                yield client, await incoming.receive()
+            finally:
+                await client.aclose()
+                done.set()
 
     await check_message_channel_pair(open_channels)
 
@@ -148,25 +174,170 @@ async def test_client_without_the_subprotocol_is_refused() -> None:
                 pass
 
 
-async def test_text_message_is_a_remote_protocol_error() -> None:
+async def _first_receive_error(port_handler: Callable[[int], Awaitable[None]]) -> BaseException:
+    """What our channel's ``receive_message`` raises while ``port_handler`` plays the client."""
     received: list[BaseException] = []
 
-    async def handler(request: trio_websocket.WebSocketRequest) -> None:
-        channel = WebSocketChannel(await request.accept())
+    async def handler(channel: WebSocketChannel) -> None:
         try:
-            await channel.receive_message()
-        except WebSocketProtocolError as exc:
+            while True:
+                await channel.receive_message()
+        except (ConnectionClosed, RemoteProtocolError) as exc:
             received.append(exc)
+
+    async with channel_server(handler) as port:
+        await port_handler(port)
+    assert len(received) == 1
+    return received[0]
+
+
+async def _send_then_expect_close(port: int, message: bytes | str, code: int) -> None:
+    """A trio-websocket client sends ``message`` and must see a close with ``code``."""
+    async with raw_client(port, [SUBPROTOCOL]) as ws:
+        await ws.send_message(message)
+        with pytest.raises(trio_websocket.ConnectionClosed) as closed:
+            await ws.get_message()
+        assert closed.value.reason.code == code
+
+
+async def test_text_message_is_a_remote_protocol_error() -> None:
+    error = await _first_receive_error(
+        lambda port: _send_then_expect_close(port, "hello", 1003))
+    assert isinstance(error, WebSocketProtocolError)
+    assert not isinstance(error, WebSocketMessageTooLarge)
+
+
+async def test_oversized_message_is_rejected_with_a_typed_error() -> None:
+    error = await _first_receive_error(lambda port: _send_then_expect_close(
+        port, b"x" * (WEBSOCKET_MAX_MESSAGE_SIZE + 1), 1009))
+    assert isinstance(error, WebSocketMessageTooLarge)
+
+
+async def test_a_message_at_the_limit_in_fragments_arrives_whole() -> None:
+    """Fragments (continuation frames) are joined; one byte more is over the limit."""
+    got: list[bytes] = []
+    errors: list[BaseException] = []
+
+    async def handler(channel: WebSocketChannel) -> None:
+        try:
+            while True:
+                got.append(await channel.receive_message())
+        except (ConnectionClosed, RemoteProtocolError) as exc:
+            errors.append(exc)
+
+    whole = bytes(range(256)) * (WEBSOCKET_MAX_MESSAGE_SIZE // 256) + b"!"
+    whole = whole[:WEBSOCKET_MAX_MESSAGE_SIZE]
+    async with channel_server(handler) as port:
+        stream, ws = await _wsproto_client(port)
+        third = len(whole) // 3
+        for start, finished in ((0, False), (third, False), (2 * third, True)):
+            end = len(whole) if finished else start + third
+            await stream.send_all(ws.send(Message(data=whole[start:end],
+                                                  message_finished=finished)))
+        await stream.send_all(ws.send(Message(data=whole, message_finished=False)))
+        await stream.send_all(ws.send(Message(data=b"!", message_finished=True)))
+        assert await _read_close_code(stream, ws) == 1009
+        await stream.aclose()
+    assert got == [whole]
+    assert len(errors) == 1 and isinstance(errors[0], WebSocketMessageTooLarge)
+
+
+async def _wsproto_client(port: int) -> tuple[trio.SocketStream, WSConnection]:
+    """A bare wsproto client, upgraded, for frames trio-websocket will not send."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    ws = WSConnection(ConnectionType.CLIENT)
+    await stream.send_all(ws.send(Request(host=f"127.0.0.1:{port}", target="/",
+                                          subprotocols=[SUBPROTOCOL])))
+    while ws.state is not ConnectionState.OPEN:
+        ws.receive_data(await stream.receive_some(4096))
+        list(ws.events())
+    return stream, ws
+
+
+async def _read_close_code(stream: trio.SocketStream, ws: WSConnection) -> int | None:
+    while True:
+        data = await stream.receive_some(65536)
+        ws.receive_data(data or None)
+        for event in ws.events():
+            if isinstance(event, CloseConnection):
+                return int(event.code)
+        if not data:
+            return None
+
+
+async def test_a_peer_sending_garbage_frames_is_dropped_with_a_protocol_error() -> None:
+    async def garbage(port: int) -> None:
+        stream, ws = await _wsproto_client(port)
+        # Reserved bits set, opcode 0xB (reserved): no valid frame.
+        await stream.send_all(b"\xfb\x85" + b"\x00" * 9)
+        assert await _read_close_code(stream, ws) == 1002
+        await stream.aclose()
+
+    error = await _first_receive_error(garbage)
+    assert isinstance(error, WebSocketProtocolError)
+
+
+async def test_ping_is_answered_and_close_is_a_handshake_both_ways() -> None:
+    async def client(port: int) -> None:
+        async with raw_client(port, [SUBPROTOCOL]) as ws:
+            with trio.fail_after(5):
+                await ws.ping(b"are you there")  # returns when the pong arrives
+            await ws.send_message(b"bye")
+        # raw_client closed with 1000: our receive ends with ConnectionClosed.
+
+    error = await _first_receive_error(client)
+    assert type(error) is ConnectionClosed
+
+
+async def test_our_close_is_seen_by_a_trio_websocket_client_with_code_1000() -> None:
+    async def handler(channel: WebSocketChannel) -> None:
+        await channel.send_message(b"last")
+        await channel.aclose()
+
+    async with channel_server(handler) as port, raw_client(port, [SUBPROTOCOL]) as ws:
+        assert await ws.get_message() == b"last"
+        with pytest.raises(trio_websocket.ConnectionClosed) as closed:
+            await ws.get_message()
+        assert closed.value.reason.code == 1000
+
+
+async def test_a_plain_http_request_is_answered_400_and_dropped() -> None:
+    async with open_websocket_listener(BOB) as listener:
+        stream = await trio.open_tcp_stream("127.0.0.1", listener.port)
+        await stream.send_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        with trio.fail_after(5):
+            while chunk := await stream.receive_some(4096):
+                answer += chunk
+        await stream.aclose()
+        assert answer.startswith(b"HTTP/1.1 400 ")
+        async with connect_websocket(listener.url, ALICE) as conn:
+            accepted = await listener.accept()
+            await accepted.send(b"still here")
+            assert await conn.receive() == b"still here"
+
+
+async def test_client_upgrade_refused_or_without_subprotocol_is_a_typed_error() -> None:
+    async def handler(request: trio_websocket.WebSocketRequest) -> None:
+        if request.path == "/refuse":
+            await request.reject(403)
+        else:
+            await request.accept()  # no subprotocol chosen
 
     async with trio.open_nursery() as nursery:
         server = await nursery.start(trio_websocket.serve_websocket, handler, "127.0.0.1", 0,
                                      None)
-        async with raw_client(server.port) as ws:
-            await ws.send_message("hello")
-            with pytest.raises(trio_websocket.ConnectionClosed):
-                await ws.get_message()
+        for path, status in (("/refuse", 403), ("/", None)):
+            stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+            with pytest.raises(WebSocketUpgradeError) as refused:
+                await connect_websocket_stream(stream, f"127.0.0.1:{server.port}", path,
+                                               SUBPROTOCOL)
+            assert refused.value.status_code == status
+            await stream.aclose()
+        with pytest.raises(DialError):
+            async with connect_websocket(f"ws://127.0.0.1:{server.port}/refuse", ALICE):
+                pass
         nursery.cancel_scope.cancel()
-    assert len(received) == 1
 
 
 async def test_dialing_nobody_is_a_dial_error() -> None:
@@ -180,12 +351,12 @@ async def test_dialing_nobody_is_a_dial_error() -> None:
 async def test_cancelling_the_owner_of_a_link_does_not_hang_its_close(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Cancelling the dialer cancels trio-websocket's reader too; the close must still end."""
-    monkeypatch.setattr(websocket, "CLOSE_TIMEOUT", 0.5)
+    """A cancelled dialer closes at once; the close must still end."""
+    monkeypatch.setattr(wsproto_channel, "CLOSE_TIMEOUT", 0.5)
     server, client = Identity.from_seed(b"\x31" * 32), Identity.from_seed(b"\x32" * 32)
     async with open_websocket_listener(server) as listener:
         accepted = None
-        with trio.fail_after(3 * websocket.CLOSE_TIMEOUT):
+        with trio.fail_after(3 * wsproto_channel.CLOSE_TIMEOUT):
             async with trio.open_nursery() as nursery:
                 connected = trio.Event()
 

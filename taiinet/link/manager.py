@@ -96,7 +96,13 @@ _PING = ping_item(0)
 #: 8 rounds 0.24-0.26 at 238-265 us, 16 rounds no better (0.17-0.26, 236-267 us);
 #: 8 for busy senders only: 0.28 at 259-282 us, with fewer task steps per
 #: delivery (4.5-4.8, against 5.4-6.5 with 8 rounds always).
-BATCH_ROUNDS = 8
+#: With WebSocket links read in the reader's own task (no trio-websocket reader
+#: task and channel hop, one pipeline stage less), 8 rounds sent more frames:
+#: at 100 documents/s (load average 6-7, same session, interleaved) 8 rounds
+#: 0.35-0.36 frames per delivery at 241-268 us, 12 rounds 0.25-0.26 at
+#: 225-232 us with p50 83-108 ms, 16 rounds 0.21 at 226-230 us but p50 124 ms
+#: (main with trio-websocket and 8 rounds: 0.27 at 264-268 us, p50 122-138 ms).
+BATCH_ROUNDS = 12
 
 
 class LinkHandler(Protocol):

@@ -21,9 +21,6 @@ from taiinet.transport.websocket import connect_websocket, open_websocket_listen
 from taiinet.wire.identity import Identity
 
 MEMORY_SCHEME = "mem://"
-SIGNAL_RECEIVE_QUEUE_MESSAGES = 4
-"""Unread WebSocket messages a signaller queues per link (4 x 64 KiB): signalling is
-light, and a flooding link read at its rate limit pins no more than this."""
 SIGNAL_MAX_FRAME_SIZE = 128 * 1024
 """Largest frame on a signal link.  The largest signal message is a ``Contacts`` of
 32 records of at most 2 KiB (about 66 KB); session envelopes are at most 32 KiB and
@@ -114,8 +111,7 @@ class WebSocketSignalTransport(SignalTransport):
     def __init__(self, *, limits: ListenerLimits | None = None,
                  max_frame_size: int = SIGNAL_MAX_FRAME_SIZE,
                  ssl_context: ssl.SSLContext | None = None) -> None:
-        self.limits = limits or ListenerLimits(
-            receive_queue_messages=SIGNAL_RECEIVE_QUEUE_MESSAGES)
+        self.limits = limits or ListenerLimits()
         self.max_frame_size = max_frame_size
         self.ssl_context = ssl_context
 

@@ -45,9 +45,6 @@ DEFAULT_MAX_AUTHENTICATED_PER_ADDRESS = 128
 DEFAULT_ACCEPT_BACKLOG = 16
 #: Bytes all of a listener's links may hold in partial frames (and Noise messages) at once.
 DEFAULT_MAX_PARTIAL_FRAME_BYTES = 64 * 1024 * 1024
-#: Unread transport messages (WebSocket: up to 65 537 bytes each) queued per link
-#: before the listener stops reading that link's socket.
-DEFAULT_RECEIVE_QUEUE_MESSAGES = 16
 #: IPv6 addresses are budgeted per prefix of this length (one host owns a /64).
 IPV6_BUDGET_PREFIX = 64
 
@@ -90,8 +87,6 @@ class ListenerLimits:
     accept_backlog: int = DEFAULT_ACCEPT_BACKLOG
     #: Bytes of partial frames held across all links; a link that would go past it is closed.
     max_partial_frame_bytes: int = DEFAULT_MAX_PARTIAL_FRAME_BYTES
-    #: Unread messages queued per link (memory per link: this x 65 537 bytes at most).
-    receive_queue_messages: int = DEFAULT_RECEIVE_QUEUE_MESSAGES
     deadlines: LinkDeadlines = field(default_factory=lambda: LISTENER_DEADLINES)
 
     def __post_init__(self) -> None:
@@ -99,7 +94,7 @@ class ListenerLimits:
             raise LocalProtocolError("ListenerLimits.upgrade_timeout must be positive")
         for name in ("max_connections", "max_unauthenticated",
                      "max_unauthenticated_per_address", "max_authenticated_per_address",
-                     "max_partial_frame_bytes", "receive_queue_messages"):
+                     "max_partial_frame_bytes"):
             if getattr(self, name) < 1:
                 raise LocalProtocolError(f"ListenerLimits.{name} must be at least 1")
         if self.accept_backlog < 0:

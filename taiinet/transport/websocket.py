@@ -1,17 +1,19 @@
-"""WebSocket transport: trio-websocket links upgraded with Noise XX.
+"""WebSocket transport: WebSocket links (wsproto, driven by
+``taiinet.transport.wsproto_channel``) upgraded with Noise XX.
 
 Framing: the client asks for the subprotocol ``taiinet.v1``; the server
 refuses (HTTP 400) a client that does not offer it.  After the upgrade the
 channel carries binary WebSocket messages of at most 65537 bytes (a full Noise
 message with its 2-byte length); on secured links a WebSocket message holds one
 length-prefixed Noise message, or several whole ones that queued up while the
-socket was busy.  A text message, or a message over the limit, is a protocol
-violation: the link is closed.
+socket was busy.  A text message, a message over the limit or a malformed
+frame is a protocol violation (``WebSocketProtocolError``,
+``WebSocketMessageTooLarge``): the link is closed.
 
-Back-pressure: the writer task waits for the TCP socket, ``send_message``
-waits once ``SEND_BUFFER_BYTES`` are queued, and trio-websocket
-buffers at most ``RECEIVE_QUEUE_SIZE`` unread messages before it stops reading
-the socket, so a reader that falls behind slows its sender.
+Back-pressure: a send waits for the TCP socket (with a writer task,
+``send_message`` waits once ``SEND_BUFFER_BYTES`` are queued), and nothing is
+read from a link's socket unless its owner receives, so a reader that falls
+behind slows its sender.
 
 The listener owns the connections it hands out: leaving its ``async with``
 closes them.  Each TCP client is served in a task of its own that catches
@@ -32,23 +34,15 @@ certificate (``taiinet.transport.tls``).  Noise runs inside either way.
 from __future__ import annotations
 
 import logging
-import math
 import ssl
 import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import trio
-import trio_websocket
 
-from taiinet.errors import (
-    ConnectionClosed,
-    LocalProtocolError,
-    RemoteProtocolError,
-    TaiiNetError,
-)
-from taiinet.transport._coalesce import coalesce
-from taiinet.transport.connection import Connection, Listener, MessageChannel
+from taiinet.errors import ConnectionClosed, RemoteProtocolError, TaiiNetError
+from taiinet.transport.connection import Connection, Listener
 from taiinet.transport.errors import CertificateUntrusted, DialError
 from taiinet.transport.limits import (
     AddressBudget,
@@ -59,144 +53,43 @@ from taiinet.transport.limits import (
 )
 from taiinet.transport.secure import secure_channel
 from taiinet.transport.tls import certificate_failure, describe_certificate_failure
+from taiinet.transport.wsproto_channel import (
+    CLOSE_TIMEOUT,
+    SEND_BUFFER_BYTES,
+    WEBSOCKET_MAX_MESSAGE_SIZE,
+    WebSocketChannel,
+    WebSocketMessageTooLarge,
+    WebSocketProtocolError,
+    WebSocketUpgradeError,
+    accept_websocket,
+    connect_websocket_stream,
+)
 from taiinet.wire.framing import DEFAULT_MAX_FRAME_SIZE
 from taiinet.wire.identity import Identity
+
+__all__ = [
+    "CLOSE_TIMEOUT",
+    "DEFAULT_HANDSHAKE_TIMEOUT",
+    "SEND_BUFFER_BYTES",
+    "SUBPROTOCOL",
+    "WEBSOCKET_MAX_MESSAGE_SIZE",
+    "WebSocketChannel",
+    "WebSocketListener",
+    "WebSocketMessageTooLarge",
+    "WebSocketProtocolError",
+    "WebSocketUpgradeError",
+    "connect_websocket",
+    "open_websocket_listener",
+]
 
 logger = logging.getLogger(__name__)
 
 #: The WebSocket subprotocol both sides must agree on.
 SUBPROTOCOL = "taiinet.v1"
-#: Largest WebSocket message: one Noise message (65535 bytes) with its 2-byte length.
-WEBSOCKET_MAX_MESSAGE_SIZE = 65537
-#: Unread messages trio-websocket keeps per link before it stops reading the socket.
-RECEIVE_QUEUE_SIZE = 16
-#: Bytes ``send_message`` queues for the writer task before it waits.
-SEND_BUFFER_BYTES = 256 * 1024
-#: Seconds a close waits for queued messages to be written.
-CLOSE_FLUSH_TIMEOUT = 5.0
 #: Seconds a dialer gives the TCP connect, the HTTP upgrade and the Noise handshake each.
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
-
-
 #: Seconds the listener spends writing its 503 answer to a client over a budget.
 REFUSE_TIMEOUT = 1.0
-#: Seconds a close waits for the peer's half of the WebSocket close handshake.
-CLOSE_TIMEOUT = 2.0
-
-
-class WebSocketProtocolError(RemoteProtocolError):
-    """The peer sent a WebSocket message TaiiNet does not allow (text, oversized)."""
-
-
-class WebSocketChannel(MessageChannel):
-    """A raw ``MessageChannel`` over one trio-websocket connection (unauthenticated).
-
-    Given a nursery, the channel sends from a writer task of its own: ``send_message``
-    queues (at most ``SEND_BUFFER_BYTES``, then it waits) and the writer joins what
-    queued up while the socket was busy into as few WebSocket messages as possible.
-    Message boundaries are then lost, which the secure channel allows (it reads a
-    byte stream of length-prefixed Noise messages); it saves trio-websocket's
-    per-message cost when many small frames are sent one by one (``coalesce``
-    of ``connect_websocket`` and ``open_websocket_listener``).  Without one,
-    ``send_message`` writes at once and returns when the socket took the
-    message: one task switch less per message, for callers that batch their
-    own frames (the overlay driver).
-    """
-
-    max_message_size = WEBSOCKET_MAX_MESSAGE_SIZE
-
-    def __init__(self, ws: trio_websocket.WebSocketConnection,
-                 writer_nursery: trio.Nursery | None = None) -> None:
-        self._ws = ws
-        self.remote_address = _peer_ip(ws)
-        self._closed = trio.Event()
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
-        self._wake = trio.Event()
-        self._space = trio.Event()
-        self._flushed = trio.Event()
-        self._flushed.set()
-        self._send_failed = False
-        self._coalescing = writer_nursery is not None
-        if writer_nursery is not None:
-            writer_nursery.start_soon(self._writer)
-
-    async def send_message(self, data: bytes) -> None:
-        if len(data) > self.max_message_size:
-            raise LocalProtocolError(
-                f"message of {len(data)} bytes exceeds the WebSocket limit "
-                f"of {self.max_message_size}"
-            )
-        if not self._coalescing:
-            await self._send_now(bytes(data))
-            return
-        await trio.lowlevel.checkpoint()
-        while self._pending_bytes >= SEND_BUFFER_BYTES and not self._send_failed:
-            self._space = trio.Event() if self._space.is_set() else self._space
-            await self._space.wait()
-        if self._send_failed or self._closed.is_set():
-            raise ConnectionClosed("the WebSocket is closed")
-        self._pending.append(bytes(data))
-        self._pending_bytes += len(data)
-        self._flushed = trio.Event() if self._flushed.is_set() else self._flushed
-        self._wake.set()
-
-    async def _send_now(self, data: bytes) -> None:
-        try:
-            await self._ws.send_message(data)
-        except trio_websocket.ConnectionClosed:
-            self._closed.set()
-            raise ConnectionClosed("the WebSocket is closed") from None
-
-    async def _writer(self) -> None:
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake = trio.Event()
-                batch, self._pending, self._pending_bytes = self._pending, [], 0
-                self._space.set()
-                for message in coalesce(batch, self.max_message_size):
-                    await self._send_now(message)
-                if not self._pending:
-                    self._flushed.set()
-        except ConnectionClosed:
-            self._send_failed = True
-            self._pending, self._pending_bytes = [], 0
-            self._space.set()
-            self._flushed.set()
-
-    async def receive_message(self) -> bytes:
-        try:
-            message = await self._ws.get_message()
-        except trio_websocket.ConnectionClosed as exc:
-            self._closed.set()
-            raise ConnectionClosed(f"the WebSocket is closed ({exc.reason})") from None
-        if isinstance(message, str):
-            await self.aclose()
-            raise WebSocketProtocolError("the peer sent a text WebSocket message")
-        return message
-
-    async def aclose(self) -> None:
-        try:
-            # Shielded so a cancelled owner still closes, but bounded: a peer
-            # that never answers the close handshake must not hold us forever,
-            # and when we are being cancelled our reader task is cancelled too,
-            # so nobody would read the peer's answer: close the stream at once.
-            cancelled = trio.current_effective_deadline() == -math.inf
-            with trio.CancelScope(shield=True):
-                with trio.move_on_after(CLOSE_FLUSH_TIMEOUT):
-                    await self._flushed.wait()  # what was sent before the close goes first
-            timeout = 0.0 if cancelled else CLOSE_TIMEOUT
-            with trio.CancelScope(shield=True, deadline=trio.current_time() + timeout):
-                await self._ws.aclose()
-        finally:
-            self._closed.set()
-            self._send_failed = True
-            self._space.set()
-
-    async def wait_closed(self) -> None:
-        """Return once this side closed the channel or saw it closed."""
-        await self._closed.wait()
 
 
 class WebSocketListener(Listener):
@@ -286,12 +179,12 @@ async def open_websocket_listener(
             await trio.aclose_forcefully(stream)
 
     async def _serve_admitted(stream: trio.SocketStream, remote: str, ticket: Ticket) -> None:
-        async with trio.open_nursery() as link_nursery:  # trio-websocket's reader, our writer
+        async with trio.open_nursery() as link_nursery:  # the writer task, if coalescing
             try:
-                ws = await _upgrade(link_nursery, stream, limits, ssl_context)
-                if ws is None:
+                channel = await _upgrade(stream, remote, limits, ssl_context,
+                                         link_nursery if coalesce else None)
+                if channel is None:
                     return
-                channel = WebSocketChannel(ws, link_nursery if coalesce else None)
                 try:
                     connection = await secure_channel(
                         channel, identity, initiator=False, max_frame_size=max_frame_size,
@@ -340,17 +233,7 @@ _BUSY_RESPONSE = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
 
 #: What a client's link may raise that is the client's (or the network's) doing.
 _CLIENT_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError,
-                  trio.TooSlowError, trio_websocket.ConnectionClosed,
-                  trio_websocket.HandshakeError, TaiiNetError)
-
-
-def _peer_ip(ws: trio_websocket.WebSocketConnection) -> str | None:
-    """The IP of the socket's other end; ``None`` if not a socket or already reset."""
-    try:
-        remote = ws.remote
-    except OSError:
-        return None
-    return None if isinstance(remote, str) else str(remote.address)
+                  trio.TooSlowError, TaiiNetError)
 
 
 def _remote_address(stream: trio.SocketStream) -> str:
@@ -359,9 +242,9 @@ def _remote_address(stream: trio.SocketStream) -> str:
     return str(address[0])
 
 
-async def _upgrade(nursery: trio.Nursery, stream: trio.SocketStream, limits: ListenerLimits,
+async def _upgrade(stream: trio.SocketStream, remote: str, limits: ListenerLimits,
                    ssl_context: ssl.SSLContext | None,
-                   ) -> trio_websocket.WebSocketConnection | None:
+                   writer_nursery: trio.Nursery | None) -> WebSocketChannel | None:
     """TLS (with ``ssl_context``) then the HTTP upgrade, both bounded by
     ``upgrade_timeout`` from the TCP accept (slowloris).
 
@@ -374,20 +257,15 @@ async def _upgrade(nursery: trio.Nursery, stream: trio.SocketStream, limits: Lis
             upgraded = trio.SSLStream(stream, ssl_context, server_side=True,
                                       https_compatible=True)
             await upgraded.do_handshake()
-        request = await trio_websocket.wrap_server_stream(
-            nursery, upgraded, message_queue_size=limits.receive_queue_messages,
-            max_message_size=WEBSOCKET_MAX_MESSAGE_SIZE)
-        if SUBPROTOCOL not in request.proposed_subprotocols:
-            await request.reject(400, body=f"subprotocol {SUBPROTOCOL} required".encode())
-            return None
-        return await request.accept(subprotocol=SUBPROTOCOL)
+        return await accept_websocket(upgraded, SUBPROTOCOL, remote_address=remote,
+                                      writer_nursery=writer_nursery)
 
 
 @asynccontextmanager
 async def _single_error_nursery() -> AsyncIterator[trio.Nursery]:
     """A nursery that raises a lone error as itself, not inside an ExceptionGroup.
 
-    The nursery only runs trio-websocket's reader task; callers (and the code in
+    The nursery only runs the channel's writer task; callers (and the code in
     their ``async with`` body) expect ``DialError``, ``HandshakeError`` and their
     own exceptions unwrapped.
     """
@@ -443,8 +321,8 @@ async def connect_websocket(
     or the handshake times out, ``CertificateUntrusted`` when a ``wss://``
     server's certificate fails verification, and a ``HandshakeError`` (``PeerIdMismatch``
     when the server is not ``expected_peer_id``) when the handshake fails.
-    The TCP stream is opened and closed here, not by trio-websocket, so it is
-    closed whichever side ends the link.
+    The TCP stream is opened and closed here, so it is closed whichever side
+    ends the link.
     """
     host, port, resource = _parse_url(url)
     tls = url.startswith("wss://")
@@ -461,18 +339,14 @@ async def connect_websocket(
         async with _single_error_nursery() as nursery:
             try:
                 with trio.fail_after(handshake_timeout):
-                    ws = await trio_websocket.wrap_client_stream(
-                        nursery, stream, host_header, resource,
-                        subprotocols=[SUBPROTOCOL],
-                        message_queue_size=RECEIVE_QUEUE_SIZE,
-                        max_message_size=WEBSOCKET_MAX_MESSAGE_SIZE,
-                    )
-            except (OSError, trio_websocket.HandshakeError, trio.TooSlowError) as exc:
+                    channel = await connect_websocket_stream(
+                        stream, host_header, resource, SUBPROTOCOL,
+                        remote_address=_stream_ip(tcp),
+                        writer_nursery=nursery if coalesce else None)
+            except (OSError, trio.BrokenResourceError, trio.TooSlowError, ConnectionClosed,
+                    WebSocketUpgradeError) as exc:
                 raise DialError(f"cannot open a WebSocket to {url}: {_reason(exc)}") from None
-            channel = WebSocketChannel(ws, nursery if coalesce else None)
             try:
-                if ws.subprotocol != SUBPROTOCOL:
-                    raise DialError(f"{url} did not agree to the {SUBPROTOCOL} subprotocol")
                 try:
                     with trio.fail_after(handshake_timeout):
                         connection = await secure_channel(
@@ -492,6 +366,14 @@ async def connect_websocket(
     finally:
         with trio.CancelScope(shield=True):
             await trio.aclose_forcefully(tcp)
+
+
+def _stream_ip(tcp: trio.SocketStream) -> str | None:
+    """The IP of the socket's other end; ``None`` if it already reset."""
+    try:
+        return _remote_address(tcp)
+    except OSError:
+        return None
 
 
 async def _tls_handshake(tcp: trio.SocketStream, url: str, host: str,

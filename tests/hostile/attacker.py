@@ -37,7 +37,6 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import trio
-import trio_websocket
 
 from taiinet.overlay import codec as overlay_codec
 from taiinet.overlay.messages import Gossip, OverlayMessage
@@ -67,12 +66,8 @@ from taiinet.signal.records import (
 from taiinet.transport.connection import Connection
 from taiinet.transport.noise import MAX_PLAINTEXT, with_length_prefix
 from taiinet.transport.secure import secure_channel
-from taiinet.transport.websocket import (
-    RECEIVE_QUEUE_SIZE,
-    SUBPROTOCOL,
-    WEBSOCKET_MAX_MESSAGE_SIZE,
-    WebSocketChannel,
-)
+from taiinet.transport.websocket import SUBPROTOCOL, WEBSOCKET_MAX_MESSAGE_SIZE
+from taiinet.transport.wsproto_channel import connect_websocket_stream
 from taiinet.v1 import pubsub_pb2, signal_pb2
 from taiinet.wire.envelope import Envelope
 from taiinet.wire.framing import encode_uvarint, join_items
@@ -188,21 +183,15 @@ async def secure_connect(url: str, identity: Identity | None = None, *,
     host, port = host_port(url)
     stream = await raw_connect(url, source)
     try:
-        async with trio.open_nursery() as nursery:
-            with trio.fail_after(STEP_TIMEOUT):
-                ws = await trio_websocket.wrap_client_stream(
-                    nursery, stream, f"{host}:{port}", "/", subprotocols=[SUBPROTOCOL],
-                    message_queue_size=RECEIVE_QUEUE_SIZE,
-                    max_message_size=WEBSOCKET_MAX_MESSAGE_SIZE)
-                channel = WebSocketChannel(ws)
-                connection = await secure_channel(channel, identity, initiator=True,
-                                                  expected_peer_id=expected_peer_id)
-            try:
-                yield connection
-            finally:
-                with trio.CancelScope(shield=True, deadline=trio.current_time() + 1):
-                    await connection.aclose()
-                nursery.cancel_scope.cancel()
+        with trio.fail_after(STEP_TIMEOUT):
+            channel = await connect_websocket_stream(stream, f"{host}:{port}", "/", SUBPROTOCOL)
+            connection = await secure_channel(channel, identity, initiator=True,
+                                              expected_peer_id=expected_peer_id)
+        try:
+            yield connection
+        finally:
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + 1):
+                await connection.aclose()
     finally:
         rst_close(stream)
 

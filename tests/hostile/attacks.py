@@ -385,7 +385,7 @@ async def stale_contacts(world: World, counts: Counts) -> None:
         source = a.source_address(index % PARTIAL_SOURCES)
         async with a.signal_link(world.signaller.url, source=source) as link:
             counts["registered"] += 1
-            a.rst_close(link._channel._ws._stream)  # type: ignore[attr-defined]
+            a.rst_close(link._channel._stream)  # type: ignore[attr-defined]
 
     limiter = trio.CapacityLimiter(STALE_PARALLEL)
 

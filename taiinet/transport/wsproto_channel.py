@@ -1,0 +1,446 @@
+"""A WebSocket ``MessageChannel`` driven straight over wsproto: no tasks of its own.
+
+Theory of operation: wsproto is the sans-I/O WebSocket core (the HTTP upgrade
+through h11, then RFC 6455 frames); this module is its thin trio driver.  The
+channel owns one byte stream (TCP, or TLS over TCP):
+
+* reading happens only inside ``receive_message``, in the caller's task: one
+  ``receive_some`` of up to ``RECEIVE_BYTES`` is fed to wsproto and every
+  whole binary message it completes is queued; the call returns the first,
+  later calls the rest (each after a checkpoint, so a burst does not starve
+  other tasks).
+  No reader task, no channel hop between it and the owner, and nothing is
+  read while nobody receives, so a peer that outruns its reader stalls in TCP
+  flow control.  What a link holds: one partial message (at most
+  ``WEBSOCKET_MAX_MESSAGE_SIZE`` bytes) and the whole messages of one read.
+* writing frames the message and writes it under a lock that is nearly never
+  contended (its holder is the link's one sender; the reader takes it only to
+  answer a ping or a close), taken without a trip through the scheduler when
+  free.  With a writer nursery the channel coalesces: ``send_message`` queues
+  (at most ``SEND_BUFFER_BYTES``) and a writer task joins what queued while
+  the socket was busy into as few WebSocket messages as possible.
+* bad input is typed: a text message or a frame wsproto cannot parse is a
+  ``WebSocketProtocolError``, a message over the limit a
+  ``WebSocketMessageTooLarge``; the channel answers with a close frame (1003,
+  1002, 1009) and closes the stream.
+* closing sends a close frame (1000) and waits at most ``CLOSE_TIMEOUT`` for
+  the peer's, reading for it itself when no task is in ``receive_message``.
+
+``accept_websocket`` / ``connect_websocket_stream`` run the HTTP upgrade on a
+stream (server and client side) and hand back the channel.  Both leave
+deadlines to the caller and refuse headers over h11's limit (16 KiB).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+
+import trio
+from wsproto.connection import Connection as WsConnection
+from wsproto.connection import ConnectionState, ConnectionType
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Message,
+    Ping,
+    Pong,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+from wsproto.frame_protocol import CloseReason
+from wsproto.handshake import H11Handshake
+from wsproto.utilities import RemoteProtocolError as WsRemoteProtocolError
+
+from taiinet.errors import ConnectionClosed, LocalProtocolError, RemoteProtocolError
+from taiinet.transport._coalesce import coalesce
+from taiinet.transport.connection import MessageChannel
+
+#: Largest WebSocket message: one Noise message (65535 bytes) with its 2-byte length.
+WEBSOCKET_MAX_MESSAGE_SIZE = 65537
+#: Bytes asked of the stream per read (one read may complete several messages).
+RECEIVE_BYTES = 64 * 1024
+#: Bytes asked of the stream per read during the HTTP upgrade.
+HANDSHAKE_RECEIVE_BYTES = 4096
+#: Bytes ``send_message`` queues for the writer task (coalescing channels) before it waits.
+SEND_BUFFER_BYTES = 256 * 1024
+#: Seconds a close waits for queued messages to be written.
+CLOSE_FLUSH_TIMEOUT = 5.0
+#: Seconds a close waits for the peer's half of the WebSocket close handshake.
+CLOSE_TIMEOUT = 2.0
+
+#: What a broken or closed stream raises.
+_STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+
+class WebSocketProtocolError(RemoteProtocolError):
+    """The peer sent a WebSocket message TaiiNet does not allow (text, malformed)."""
+
+
+class WebSocketMessageTooLarge(WebSocketProtocolError):
+    """The peer sent a WebSocket message over ``WEBSOCKET_MAX_MESSAGE_SIZE`` bytes."""
+
+
+class WebSocketUpgradeError(RemoteProtocolError):
+    """The HTTP upgrade failed: a malformed request or answer, or a refusal."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        #: The HTTP status of a refusal (client side), ``None`` otherwise.
+        self.status_code = status_code
+
+
+class _MalformedFrame(Exception):
+    """wsproto could not parse the peer's frames; ``code`` is the close code to answer."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+async def _acquire(lock: trio.Lock) -> None:
+    """Take ``lock``, through the scheduler only if another task holds it."""
+    try:
+        lock.acquire_nowait()
+    except trio.WouldBlock:
+        await lock.acquire()
+
+
+class WebSocketChannel(MessageChannel):
+    """A raw ``MessageChannel`` over one upgraded stream (unauthenticated); module doc."""
+
+    max_message_size = WEBSOCKET_MAX_MESSAGE_SIZE
+
+    def __init__(self, stream: trio.abc.Stream, connection: WsConnection, *,
+                 remote_address: str | None = None,
+                 writer_nursery: trio.Nursery | None = None) -> None:
+        self._stream = stream
+        self._ws = connection
+        self.remote_address = remote_address
+        self._write_lock = trio.Lock()
+        self._reading = False
+        self._received: collections.deque[bytes] = collections.deque()
+        self._partial: list[bytes] = []
+        self._partial_bytes = 0
+        self._error: RemoteProtocolError | None = None
+        self._peer_closed = trio.Event()
+        self._closed = trio.Event()
+        self._closing = False
+        # Coalescing writer state.
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._wake = trio.Event()
+        self._space = trio.Event()
+        self._flushed = trio.Event()
+        self._flushed.set()
+        self._send_failed = False
+        self._coalescing = writer_nursery is not None
+        if writer_nursery is not None:
+            writer_nursery.start_soon(self._writer)
+
+    # --- sending ----------------------------------------------------------------------
+
+    async def send_message(self, data: bytes) -> None:
+        if len(data) > self.max_message_size:
+            raise LocalProtocolError(
+                f"message of {len(data)} bytes exceeds the WebSocket limit "
+                f"of {self.max_message_size}"
+            )
+        if not self._coalescing:
+            await self._send_now(bytes(data))
+            return
+        await trio.lowlevel.checkpoint()
+        while self._pending_bytes >= SEND_BUFFER_BYTES and not self._send_failed:
+            self._space = trio.Event() if self._space.is_set() else self._space
+            await self._space.wait()
+        if self._send_failed or self._closed.is_set():
+            raise ConnectionClosed("the WebSocket is closed")
+        self._pending.append(bytes(data))
+        self._pending_bytes += len(data)
+        self._flushed = trio.Event() if self._flushed.is_set() else self._flushed
+        self._wake.set()
+
+    async def _send_now(self, data: bytes) -> None:
+        await _acquire(self._write_lock)
+        try:
+            if self._ws.state is not ConnectionState.OPEN or self._closing:
+                raise ConnectionClosed("the WebSocket is closed")
+            try:
+                await self._stream.send_all(self._ws.send(Message(data=data)))
+            except _STREAM_ERRORS:
+                self._closed.set()
+                raise ConnectionClosed("the WebSocket is closed") from None
+        finally:
+            self._write_lock.release()
+
+    async def _write_control(self, event: CloseConnection | Pong) -> None:
+        """Best effort: a close frame or a pong; a broken stream is the reader's to see.
+
+        A pong is skipped while a send holds the stream (RFC 6455 lets a pong
+        answer only the latest ping): the reader never waits on a peer that
+        does not read, which could stall both sides.
+        """
+        if isinstance(event, Pong):
+            try:
+                self._write_lock.acquire_nowait()
+            except trio.WouldBlock:
+                return
+        else:
+            await _acquire(self._write_lock)
+        try:
+            if self._ws.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
+                data = self._ws.send(event)
+                await self._stream.send_all(data)
+        except _STREAM_ERRORS:
+            pass
+        finally:
+            self._write_lock.release()
+
+    async def _writer(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                batch, self._pending, self._pending_bytes = self._pending, [], 0
+                self._space.set()
+                for message in coalesce(batch, self.max_message_size):
+                    await self._send_now(message)
+                if not self._pending:
+                    self._flushed.set()
+        except ConnectionClosed:
+            self._send_failed = True
+            self._pending, self._pending_bytes = [], 0
+            self._space.set()
+            self._flushed.set()
+
+    # --- receiving --------------------------------------------------------------------
+
+    async def receive_message(self) -> bytes:
+        if self._reading:
+            raise LocalProtocolError("two tasks receive on one WebSocket channel")
+        self._reading = True
+        try:
+            if self._received:
+                # The rest of an earlier read: let other tasks run between
+                # messages as a read per message would (a burst of messages must
+                # not starve the senders that drain what handling them queued).
+                await trio.lowlevel.checkpoint()
+            while not self._received:
+                if self._error is not None:
+                    raise self._error
+                if self._peer_closed.is_set() or self._closing:
+                    raise ConnectionClosed("the WebSocket is closed")
+                await self._read_once()
+            return self._received.popleft()
+        finally:
+            self._reading = False
+
+    async def _read_once(self) -> None:
+        """One read from the stream, fed to wsproto; whole messages go to ``_received``."""
+        data: bytes | bytearray
+        try:
+            data = await self._stream.receive_some(RECEIVE_BYTES)
+        except _STREAM_ERRORS:
+            data = b""
+        if isinstance(data, bytearray):  # TLS streams; sockets give bytes
+            data = bytes(data)
+        if self._closing:  # closed meanwhile (``aclose`` from another task)
+            return
+        try:
+            self._ws.receive_data(data or None)  # None: the stream ended
+            reply = self._take_events()
+        except _MalformedFrame as exc:
+            await self._fail(WebSocketProtocolError(f"malformed WebSocket data: {exc.reason}"),
+                             exc.code)
+            return
+        except WebSocketProtocolError as exc:
+            code = (CloseReason.MESSAGE_TOO_BIG if isinstance(exc, WebSocketMessageTooLarge)
+                    else CloseReason.UNSUPPORTED_DATA)
+            await self._fail(exc, code)
+            return
+        if reply is not None:
+            await self._write_control(reply)
+        if self._peer_closed.is_set():
+            self._closed.set()
+
+    def _take_events(self) -> CloseConnection | Pong | None:
+        """Queue the messages wsproto completed; return a control answer to send."""
+        reply: CloseConnection | Pong | None = None
+        limit = self.max_message_size
+        closing = self._ws.state is ConnectionState.LOCAL_CLOSING
+        for event in self._ws.events():
+            if isinstance(event, BytesMessage):
+                if closing:  # read only to find the peer's close: hold nothing
+                    continue
+                size = self._partial_bytes + len(event.data)
+                if size > limit:
+                    raise WebSocketMessageTooLarge(
+                        f"the peer sent a WebSocket message over {limit} bytes")
+                if event.message_finished:
+                    if self._partial:
+                        self._partial.append(bytes(event.data))
+                        self._received.append(b"".join(self._partial))
+                        self._partial, self._partial_bytes = [], 0
+                    else:
+                        self._received.append(bytes(event.data))
+                else:
+                    self._partial.append(bytes(event.data))
+                    self._partial_bytes = size
+            elif isinstance(event, TextMessage):
+                raise WebSocketProtocolError("the peer sent a text WebSocket message")
+            elif isinstance(event, Ping):
+                reply = event.response()
+            elif isinstance(event, CloseConnection):
+                if self._ws.state is ConnectionState.OPEN:
+                    # wsproto reports a frame it cannot parse as a close event
+                    # with the code to answer, and stays open.
+                    raise _MalformedFrame(event.code, event.reason or "malformed frame")
+                self._peer_closed.set()
+                if self._ws.state is ConnectionState.REMOTE_CLOSING:
+                    return event.response()
+                return None
+        return reply
+
+    async def _fail(self, error: RemoteProtocolError, code: int) -> None:
+        """The peer broke the protocol: answer with a close frame, close, keep ``error``."""
+        self._error = error
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(CLOSE_TIMEOUT):
+                await self._write_control(CloseConnection(code=code))
+            await self._close_stream()
+
+    # --- closing ----------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        if self._closing:
+            return
+        try:
+            # Shielded so a cancelled owner still closes, but bounded: a peer that
+            # never answers the close handshake must not hold us forever, and a
+            # cancelled owner does not wait for it at all.
+            cancelled = trio.current_effective_deadline() == -math.inf
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(CLOSE_FLUSH_TIMEOUT):
+                    await self._flushed.wait()  # what was sent before the close goes first
+            timeout = 0.0 if cancelled else CLOSE_TIMEOUT
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + timeout):
+                await self._close_handshake()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._close_stream()
+
+    async def _close_handshake(self) -> None:
+        if self._ws.state not in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
+            return
+        await self._write_control(CloseConnection(code=CloseReason.NORMAL_CLOSURE))
+        if self._reading:  # the owner's reader will see the peer's close
+            await self._peer_closed.wait()
+            return
+        self._reading = True
+        try:
+            while not self._peer_closed.is_set() and self._error is None:
+                await self._read_once()
+        finally:
+            self._reading = False
+
+    async def _close_stream(self) -> None:
+        self._closing = True
+        self._closed.set()
+        self._send_failed = True
+        self._space.set()
+        self._flushed.set()
+        self._peer_closed.set()
+        await trio.aclose_forcefully(self._stream)
+
+    async def wait_closed(self) -> None:
+        """Return once this side closed the channel or saw it closed."""
+        await self._closed.wait()
+
+
+async def _receive_handshake_data(stream: trio.abc.Stream) -> bytes:
+    data: bytes | bytearray
+    try:
+        data = await stream.receive_some(HANDSHAKE_RECEIVE_BYTES)
+    except _STREAM_ERRORS:
+        data = b""
+    if not data:
+        raise ConnectionClosed("the stream ended during the WebSocket upgrade")
+    return bytes(data)
+
+
+async def accept_websocket(stream: trio.abc.Stream, subprotocol: str, *,
+                           remote_address: str | None = None,
+                           writer_nursery: trio.Nursery | None = None,
+                           ) -> WebSocketChannel | None:
+    """The server side of the HTTP upgrade on ``stream``.
+
+    Returns ``None`` after refusing (400) a client that does not offer
+    ``subprotocol``; raises ``WebSocketUpgradeError`` (after a 400 answer)
+    for a request that is no WebSocket upgrade, ``ConnectionClosed`` if the
+    client goes away.  The caller bounds the time it takes.
+    """
+    handshake = H11Handshake(ConnectionType.SERVER)
+    request: Request | None = None
+    while request is None:
+        try:
+            handshake.receive_data(await _receive_handshake_data(stream))
+            for event in handshake.events():
+                if isinstance(event, Request):
+                    request = event
+        except WsRemoteProtocolError as exc:
+            hint = exc.event_hint
+            if isinstance(hint, RejectConnection):
+                await stream.send_all(handshake.send(hint))
+            raise WebSocketUpgradeError(f"not a WebSocket upgrade: {exc}") from None
+    if subprotocol not in request.subprotocols:
+        body = f"subprotocol {subprotocol} required".encode()
+        headers = [(b"content-type", b"text/plain"),
+                   (b"content-length", str(len(body)).encode())]
+        answer = handshake.send(RejectConnection(status_code=400, headers=headers,
+                                                 has_body=True))
+        await stream.send_all(answer + handshake.send(RejectData(data=body)))
+        return None
+    await stream.send_all(handshake.send(AcceptConnection(subprotocol=subprotocol)))
+    connection = handshake.connection
+    assert connection is not None
+    return WebSocketChannel(stream, connection, remote_address=remote_address,
+                            writer_nursery=writer_nursery)
+
+
+async def connect_websocket_stream(stream: trio.abc.Stream, host: str, resource: str,
+                                   subprotocol: str, *,
+                                   remote_address: str | None = None,
+                                   writer_nursery: trio.Nursery | None = None,
+                                   ) -> WebSocketChannel:
+    """The client side of the HTTP upgrade on ``stream``, asking for ``subprotocol``.
+
+    Raises ``WebSocketUpgradeError`` when the server refuses (``status_code``),
+    answers something that is no valid upgrade, or picks another subprotocol;
+    ``ConnectionClosed`` if it goes away.  The caller bounds the time it takes.
+    """
+    handshake = H11Handshake(ConnectionType.CLIENT)
+    await stream.send_all(handshake.send(
+        Request(host=host, target=resource, subprotocols=[subprotocol])))
+    while True:
+        try:
+            handshake.receive_data(await _receive_handshake_data(stream))
+            events = list(handshake.events())
+        except WsRemoteProtocolError as exc:
+            raise WebSocketUpgradeError(f"bad answer to the WebSocket upgrade: {exc}") from None
+        for event in events:
+            if isinstance(event, RejectConnection):
+                raise WebSocketUpgradeError(
+                    f"the server refused the WebSocket upgrade (HTTP {event.status_code})",
+                    status_code=event.status_code)
+            if isinstance(event, AcceptConnection):
+                if event.subprotocol != subprotocol:
+                    raise WebSocketUpgradeError(
+                        f"the server did not agree to the {subprotocol} subprotocol")
+                connection = handshake.connection
+                assert connection is not None
+                return WebSocketChannel(stream, connection, remote_address=remote_address,
+                                        writer_nursery=writer_nursery)
