@@ -450,3 +450,20 @@ async def test_relays_towards_tarpit_homes_do_not_crowd_out_a_linked_home(
         await listener.aclose()
         await tarpit.aclose()
         nursery.cancel_scope.cancel()
+
+
+async def test_a_home_that_closes_the_link_is_named_in_the_last_failure(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """The client's ``last_failure`` (what "no signaller reachable (last: ...)" and a
+    join's timeout print) names a home that ended the link cleanly, not an empty reason."""
+    network = MemoryNetwork()
+    transport = MemorySignalTransport(network)
+    async with trio.open_nursery() as nursery:
+        async with open_signaller(identity=ident(100), transport=transport,
+                                  rng=random.Random(0)) as sig:
+            peer, _ = await client(nursery, transport, 1, [sig.url])
+            url = sig.url
+        # The moment the link is down (before any redial can fail with its own reason):
+        await wait_until(lambda: peer.core.failures > 0)
+        assert peer.last_failure == f"{url}: the signaller closed the link"
+        nursery.cancel_scope.cancel()

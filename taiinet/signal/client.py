@@ -117,6 +117,8 @@ class SignalClient:
         self._link_url = ""
         #: The id of the link to the home (ids are never reused).
         self._link_id = LinkId(0)
+        #: The last link the core chose to leave (its reason is in ``last_failure``).
+        self._left_link: LinkId | None = None
         self._link_scope: trio.CancelScope | None = None
         self._outgoing: trio.MemorySendChannel[bytes] | None = None
         self._registered = trio.Event()
@@ -228,6 +230,7 @@ class SignalClient:
             elif isinstance(action, CloseLink):
                 logger.info("leaving home %s: %s", self._link_url, action.reason)
                 self.last_failure = f"{self._link_url}: {action.reason}"
+                self._left_link = action.link
                 if self._link_scope is not None and action.link == self._link_id:
                     self._link_scope.cancel()
             elif isinstance(action, HomeChanged):
@@ -291,6 +294,9 @@ class SignalClient:
                     reason = str(exc)
                     self.last_failure = reason if url in reason else f"{url}: {reason}"
                     self._note_untrusted(url, exc)
+                else:
+                    if self._left_link != link:  # (the core's own reason stays)
+                        self.last_failure = f"{url}: the signaller closed the link"
                 finally:
                     up, self._link = self._link is not None, None
                     self._outgoing = self._link_scope = None
