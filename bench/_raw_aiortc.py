@@ -56,7 +56,7 @@ async def _send(channel: RTCDataChannel, data: bytes) -> None:
 
 
 async def _measure(size: int, warmup: float, seconds: float,
-                   pings: int) -> tuple[float, float, float, float]:
+                   pings: int) -> tuple[float, float, float, float, float]:
     pc_a, pc_b, channel_a, channel_b = await _connect()
     inbox_a, inbox_b = _Inbox(channel_a), _Inbox(channel_b)
     payload = b"\x00" + bytes(size - 1)
@@ -67,23 +67,24 @@ async def _measure(size: int, warmup: float, seconds: float,
             await _send(channel_a, payload)
         await _send(channel_a, b"\x01" + bytes(size - 1))
 
-    async def receiver() -> tuple[int, float]:
+    async def receiver() -> tuple[int, float, float]:
         message = await inbox_b.queue.get()
         start = time.perf_counter() + warmup
         end = start + seconds
-        counted, window_start, window_end = 0, 0.0, 0.0
+        counted, window_start, window_end, cpu_start, cpu_end = 0, 0.0, 0.0, 0.0, 0.0
         while message[0] == 0:
             now = time.perf_counter()
             if start <= now <= end:
                 if counted == 0:
-                    window_start = now
+                    window_start, cpu_start = now, time.process_time()
                 counted += 1
-                window_end = now
+                window_end, cpu_end = now, time.process_time()
             message = await inbox_b.queue.get()
-        return counted, window_end - window_start
+        return counted, window_end - window_start, cpu_end - cpu_start
 
-    _, (counted, window) = await asyncio.gather(sender(), receiver())
+    _, (counted, window, cpu) = await asyncio.gather(sender(), receiver())
     rate = (counted - 1) / window if window > 0 else 0.0
+    cpu_us = cpu / (counted - 1) * 1e6 if counted > 1 else 0.0
 
     round_trips = []
     ping = b"\x02" + bytes(size - 1)
@@ -96,10 +97,10 @@ async def _measure(size: int, warmup: float, seconds: float,
     quantiles = statistics.quantiles(round_trips, n=100)
     await pc_a.close()
     await pc_b.close()
-    return rate, rate * size / 1e6, quantiles[49] * 1e3, quantiles[98] * 1e3
+    return rate, rate * size / 1e6, quantiles[49] * 1e3, quantiles[98] * 1e3, cpu_us
 
 
 def measure(size: int, warmup: float, seconds: float,
-            pings: int) -> tuple[float, float, float, float]:
-    """Messages/s, MB/s, p50 and p99 round trip (ms) of a raw aiortc data channel."""
+            pings: int) -> tuple[float, float, float, float, float]:
+    """Messages/s, MB/s, p50 and p99 round trip (ms), CPU µs per message (both ends)."""
     return asyncio.run(_measure(size, warmup, seconds, pings))

@@ -14,7 +14,11 @@ this process:
 Rows: raw memory channel / memory + Noise; raw trio-websocket / WebSocket +
 Noise; raw aiortc data channel on its own asyncio loop (no trio, no bridge;
 ``bench/_raw_aiortc.py``) / the bridged data channel without Noise / WebRTC +
-Noise.  ``ratio`` is the secured row's message rate over its raw transport's.
+Noise; and, when ``pylibdatachannel`` imports (not a project dependency), a raw
+libdatachannel data channel (``bench/_raw_libdatachannel.py``), printed with
+its ratio to raw aiortc.  ``ratio`` is a row's message rate over its reference
+row's.  The raw data-channel rows also print ``cpu us``: process CPU time
+(both ends, all threads) over the messages received in the measured window.
 Every cell runs ``--repeat`` times, interleaved with the other rows so that
 load changes hit raw and secured rows alike, and the best run is shown (load
 only ever slows a run).  Timings vary with machine load; compare rows of one
@@ -39,6 +43,7 @@ import trio_websocket
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _raw_aiortc
+import _raw_libdatachannel
 
 from taiinet.transport.memory import memory_channel_pair, memory_connection_pair
 from taiinet.transport.webrtc import open_webrtc
@@ -79,6 +84,7 @@ class Result:
     megabytes_per_second: float
     p50_ms: float
     p99_ms: float
+    cpu_us_per_message: float | None = None
 
 
 async def measure(link: Link, size: int, warmup: float, seconds: float, pings: int) -> Result:
@@ -241,11 +247,18 @@ ROWS: tuple[tuple[str, str | None, Callable[[], AbstractAsyncContextManager[Link
     ("aiortc via bridge, raw", "aiortc, raw (asyncio only)",
      lambda: bridged_webrtc(secure=False)),
     ("WebRTC + Noise", "aiortc, raw (asyncio only)", lambda: bridged_webrtc(secure=True)),
+    ("libdatachannel, raw (threads)", "aiortc, raw (asyncio only)", lambda: _unused()),
 )
+
+OUTSIDE_TRIO: dict[str, Callable[[int, float, float, int], tuple[float, ...]]] = {
+    "aiortc, raw (asyncio only)": _raw_aiortc.measure,
+    "libdatachannel, raw (threads)": _raw_libdatachannel.measure,
+}
+SKIPPED = {"libdatachannel, raw (threads)": _raw_libdatachannel.IMPORT_ERROR}
 
 
 def _unused() -> AbstractAsyncContextManager[Link]:
-    raise AssertionError("the raw aiortc row runs on asyncio, outside trio")
+    raise AssertionError("the raw data-channel rows run outside trio")
 
 
 async def measure_row(factory: Callable[[], AbstractAsyncContextManager[Link]], size: int,
@@ -256,9 +269,11 @@ async def measure_row(factory: Callable[[], AbstractAsyncContextManager[Link]], 
 
 def best(results: list[Result]) -> Result:
     """The best of repeated runs: on a shared machine, load only ever slows a run."""
+    cpu = [r.cpu_us_per_message for r in results if r.cpu_us_per_message is not None]
     return Result(max(r.messages_per_second for r in results),
                   max(r.megabytes_per_second for r in results),
-                  min(r.p50_ms for r in results), min(r.p99_ms for r in results))
+                  min(r.p50_ms for r in results), min(r.p99_ms for r in results),
+                  min(cpu) if cpu else None)
 
 
 def main() -> None:
@@ -272,14 +287,17 @@ def main() -> None:
     args = parser.parse_args()
 
     runs: dict[tuple[str, int], list[Result]] = {}
+    for name, reason in SKIPPED.items():
+        if reason and args.only.lower() in name.lower():
+            print(f"skipped {name}: {reason}", file=sys.stderr)
     for repetition in range(args.repeat):
         for size in SIZES:
             for name, _, factory in ROWS:
-                if args.only.lower() not in name.lower():
+                if args.only.lower() not in name.lower() or SKIPPED.get(name):
                     continue
-                if name.startswith("aiortc, raw"):
-                    result = Result(*_raw_aiortc.measure(size, args.warmup, args.seconds,
-                                                         args.pings))
+                if name in OUTSIDE_TRIO:
+                    result = Result(*OUTSIDE_TRIO[name](size, args.warmup, args.seconds,
+                                                        args.pings))
                 else:
                     result = trio.run(measure_row, factory, size, args)
                 runs.setdefault((name, size), []).append(result)
@@ -287,8 +305,8 @@ def main() -> None:
                       f"{result.messages_per_second:.0f} msg/s", file=sys.stderr)
     results = {key: best(value) for key, value in runs.items()}
 
-    print(f"{'link':28} {'size':>6} {'msg/s':>9} {'MB/s':>7} {'p50 ms':>7} {'p99 ms':>7}"
-          f" {'ratio':>6}")
+    print(f"{'link':32} {'size':>6} {'msg/s':>9} {'MB/s':>7} {'p50 ms':>7} {'p99 ms':>7}"
+          f" {'ratio':>6} {'cpu us':>6}")
     for size in SIZES:
         for name, raw_name, _ in ROWS:
             if (name, size) not in results:
@@ -296,8 +314,10 @@ def main() -> None:
             r = results[name, size]
             ratio = (f"{r.messages_per_second / results[raw_name, size].messages_per_second:6.2f}"
                      if (raw_name, size) in results else "     -")
-            print(f"{name:28} {size:>6} {r.messages_per_second:9.0f} "
-                  f"{r.megabytes_per_second:7.1f} {r.p50_ms:7.3f} {r.p99_ms:7.3f} {ratio}")
+            cpu = (f"{r.cpu_us_per_message:6.0f}" if r.cpu_us_per_message is not None
+                   else "     -")
+            print(f"{name:32} {size:>6} {r.messages_per_second:9.0f} "
+                  f"{r.megabytes_per_second:7.1f} {r.p50_ms:7.3f} {r.p99_ms:7.3f} {ratio} {cpu}")
         print()
 
 
