@@ -38,6 +38,7 @@ else:
 
 _IPV4_HOST = re.compile(r"^(a=candidate:\S+ \d+ UDP \d+ )(\d+\.\d+\.\d+\.\d+)( \d+ typ host.*)$")
 _CONNECT_TIMEOUT = 10.0
+_ATTEMPTS = 5
 
 
 def _loopback(candidate: str) -> str | None:
@@ -149,15 +150,22 @@ def measure(size: int, warmup: float, seconds: float,
 
     Runs in a child process: pylibdatachannel 0.2.0 aborts the process when
     peer connections are closed or destroyed at exit (``terminate called
-    without an active exception``, heap corruption), so the child prints its
-    figures and leaves with ``os._exit`` without closing anything.
+    without an active exception``), and now and then in mid-run (heap
+    corruption), so the child prints its figures and leaves with ``os._exit``
+    without closing anything, and a crashed run is counted and run again.
     """
-    output = subprocess.run(
-        [sys.executable, __file__, str(size), str(warmup), str(seconds), str(pings)],
-        check=True, capture_output=True, text=True,
-        timeout=warmup + seconds + 2 * _CONNECT_TIMEOUT + pings).stdout
-    rate, megabytes, p50, p99, cpu_us = json.loads(output)
-    return rate, megabytes, p50, p99, cpu_us
+    for attempt in range(1, _ATTEMPTS + 1):
+        child = subprocess.run(
+            [sys.executable, __file__, str(size), str(warmup), str(seconds), str(pings)],
+            check=False, capture_output=True, text=True,
+            timeout=warmup + seconds + 2 * _CONNECT_TIMEOUT + pings)
+        if child.returncode == 0:
+            rate, megabytes, p50, p99, cpu_us = json.loads(child.stdout)
+            return rate, megabytes, p50, p99, cpu_us
+        last_line = (child.stderr.strip().splitlines() or ["(no output)"])[-1]
+        print(f"  libdatachannel child crashed (attempt {attempt}, exit {child.returncode}):"
+              f" {last_line}", file=sys.stderr)
+    raise RuntimeError(f"libdatachannel child crashed {_ATTEMPTS} times")
 
 
 if __name__ == "__main__":
