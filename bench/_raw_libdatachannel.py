@@ -152,20 +152,24 @@ def measure(size: int, warmup: float, seconds: float,
     peer connections are closed or destroyed at exit (``terminate called
     without an active exception``), and now and then in mid-run (heap
     corruption), so the child prints its figures and leaves with ``os._exit``
-    without closing anything, and a crashed run is counted and run again.
+    without closing anything, and a crashed or hung run is reported and run again.
     """
     for attempt in range(1, _ATTEMPTS + 1):
-        child = subprocess.run(
-            [sys.executable, __file__, str(size), str(warmup), str(seconds), str(pings)],
-            check=False, capture_output=True, text=True,
-            timeout=warmup + seconds + 2 * _CONNECT_TIMEOUT + pings)
+        try:
+            child = subprocess.run(
+                [sys.executable, __file__, str(size), str(warmup), str(seconds), str(pings)],
+                check=False, capture_output=True, text=True,
+                timeout=warmup + seconds + 2 * _CONNECT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            print(f"  libdatachannel child hung (attempt {attempt}), killed", file=sys.stderr)
+            continue
         if child.returncode == 0:
             rate, megabytes, p50, p99, cpu_us = json.loads(child.stdout)
             return rate, megabytes, p50, p99, cpu_us
         last_line = (child.stderr.strip().splitlines() or ["(no output)"])[-1]
         print(f"  libdatachannel child crashed (attempt {attempt}, exit {child.returncode}):"
               f" {last_line}", file=sys.stderr)
-    raise RuntimeError(f"libdatachannel child crashed {_ATTEMPTS} times")
+    raise RuntimeError(f"libdatachannel child failed {_ATTEMPTS} times")
 
 
 if __name__ == "__main__":
