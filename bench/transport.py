@@ -14,9 +14,11 @@ this process:
 Rows: raw memory channel / memory + Noise; raw trio-websocket / WebSocket +
 Noise; raw aiortc data channel on its own asyncio loop (no trio, no bridge;
 ``bench/_raw_aiortc.py``) / the bridged data channel without Noise / WebRTC +
-Noise; and, when ``pylibdatachannel`` imports (not a project dependency), a raw
-libdatachannel data channel (``bench/_raw_libdatachannel.py``), printed with
-its ratio to raw aiortc.  ``ratio`` is a row's message rate over its reference
+Noise; and, when they import (neither is a project dependency), raw
+libdatachannel data channels through ``pylibdatachannel``
+(``bench/_raw_libdatachannel.py``) and ``aiolibdatachannel``
+(``bench/_raw_aiolibdatachannel.py``, CPython >= 3.12: see there), printed
+with their ratio to raw aiortc.  ``ratio`` is a row's message rate over its reference
 row's.  The raw data-channel rows also print ``cpu us``: process CPU time
 (both ends, all threads) over the messages received in the measured window.
 Every cell runs ``--repeat`` times, interleaved with the other rows so that
@@ -42,6 +44,7 @@ import trio_websocket
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _raw_aiolibdatachannel
 import _raw_aiortc
 import _raw_libdatachannel
 
@@ -248,13 +251,16 @@ ROWS: tuple[tuple[str, str | None, Callable[[], AbstractAsyncContextManager[Link
      lambda: bridged_webrtc(secure=False)),
     ("WebRTC + Noise", "aiortc, raw (asyncio only)", lambda: bridged_webrtc(secure=True)),
     ("libdatachannel, raw (threads)", "aiortc, raw (asyncio only)", lambda: _unused()),
+    ("aiolibdatachannel, raw (asyncio)", "aiortc, raw (asyncio only)", lambda: _unused()),
 )
 
 OUTSIDE_TRIO: dict[str, Callable[[int, float, float, int], tuple[float, ...]]] = {
     "aiortc, raw (asyncio only)": _raw_aiortc.measure,
     "libdatachannel, raw (threads)": _raw_libdatachannel.measure,
+    "aiolibdatachannel, raw (asyncio)": _raw_aiolibdatachannel.measure,
 }
-SKIPPED = {"libdatachannel, raw (threads)": _raw_libdatachannel.IMPORT_ERROR}
+SKIPPED = {"libdatachannel, raw (threads)": lambda: _raw_libdatachannel.IMPORT_ERROR,
+           "aiolibdatachannel, raw (asyncio)": _raw_aiolibdatachannel.unavailable}
 
 
 def _unused() -> AbstractAsyncContextManager[Link]:
@@ -287,13 +293,15 @@ def main() -> None:
     args = parser.parse_args()
 
     runs: dict[tuple[str, int], list[Result]] = {}
-    for name, reason in SKIPPED.items():
-        if reason and args.only.lower() in name.lower():
+    skipped = {name: why() for name, why in SKIPPED.items()
+               if args.only.lower() in name.lower()}
+    for name, reason in skipped.items():
+        if reason:
             print(f"skipped {name}: {reason}", file=sys.stderr)
     for repetition in range(args.repeat):
         for size in SIZES:
             for name, _, factory in ROWS:
-                if args.only.lower() not in name.lower() or SKIPPED.get(name):
+                if args.only.lower() not in name.lower() or skipped.get(name):
                     continue
                 if name in OUTSIDE_TRIO:
                     result = Result(*OUTSIDE_TRIO[name](size, args.warmup, args.seconds,
