@@ -304,8 +304,13 @@ def main() -> None:
                 if args.only.lower() not in name.lower() or skipped.get(name):
                     continue
                 if name in OUTSIDE_TRIO:
-                    result = Result(*OUTSIDE_TRIO[name](size, args.warmup, args.seconds,
-                                                        args.pings))
+                    try:
+                        result = Result(*OUTSIDE_TRIO[name](size, args.warmup, args.seconds,
+                                                            args.pings))
+                    except RuntimeError as error:  # an optional binding that crashes
+                        print(f"  run {repetition + 1}: {name}, {size} B: failed ({error})",
+                              file=sys.stderr)
+                        continue
                 else:
                     result = trio.run(measure_row, factory, size, args)
                 runs.setdefault((name, size), []).append(result)
