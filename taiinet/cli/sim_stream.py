@@ -112,7 +112,9 @@ def write_plot(ranked: StreamSimResult, baseline: StreamSimResult | None, path: 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     runs = [("capacity ranking", ranked)] + ([("random tree", baseline)] if baseline else [])
     for label, result in runs:
-        depths = list(result.delay_by_depth)
+        # (Depth 0 holds the chunks that reached a viewer between parents, the
+        # backfill of a repair: not a place in the tree.)
+        depths = [d for d in result.delay_by_depth if d > 0]
         ax.plot(depths, [result.delay_by_depth[d] for d in depths], marker=".",
                 label=f"{label} (mean depth {result.depth_mean:.2f}, "
                       f"p99 delay {result.delay_p99:.2f} s)")
