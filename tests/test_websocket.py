@@ -20,7 +20,7 @@ from taiinet.testing import (
     check_message_channel_pair,
 )
 from taiinet.transport import wsproto_channel
-from taiinet.transport.connection import Connection, MessageChannel
+from taiinet.transport.connection import Connection
 from taiinet.transport.errors import DialError, PeerIdMismatch
 from taiinet.transport.websocket import (
     SUBPROTOCOL,
@@ -108,28 +108,29 @@ async def channel_server(
         nursery.cancel_scope.cancel()
 
 
+@asynccontextmanager
+async def raw_channel_pair() -> AsyncIterator[tuple[WebSocketChannel, WebSocketChannel]]:
+    """A direct (non-coalescing) client channel and the server channel it reached."""
+    accepted, incoming = trio.open_memory_channel[WebSocketChannel](1)
+    done = trio.Event()
+
+    async def handler(channel: WebSocketChannel) -> None:
+        await accepted.send(channel)
+        await done.wait()
+
+    async with channel_server(handler) as port:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        client = await connect_websocket_stream(stream, f"127.0.0.1:{port}", "/", SUBPROTOCOL)
+        try:
+            yield client, await incoming.receive()
+        finally:
+            await client.aclose()
+            done.set()
+
+
 async def test_raw_websocket_channels_conform() -> None:
     """Direct (non-coalescing) channels keep message boundaries."""
-    @asynccontextmanager
-    async def open_channels() -> AsyncIterator[tuple[MessageChannel, MessageChannel]]:
-        accepted, incoming = trio.open_memory_channel[WebSocketChannel](1)
-        done = trio.Event()
-
-        async def handler(channel: WebSocketChannel) -> None:
-            await accepted.send(channel)
-            await done.wait()
-
-        async with channel_server(handler) as port:
-            stream = await trio.open_tcp_stream("127.0.0.1", port)
-            client = await connect_websocket_stream(
-                stream, f"127.0.0.1:{port}", "/", SUBPROTOCOL)
-            try:
-                yield client, await incoming.receive()
-            finally:
-                await client.aclose()
-                done.set()
-
-    await check_message_channel_pair(open_channels)
+    await check_message_channel_pair(raw_channel_pair)
 
 
 async def test_wrong_expected_peer_id_fails_and_the_listener_goes_on() -> None:
@@ -372,32 +373,17 @@ async def test_cancelling_the_owner_of_a_link_does_not_hang_its_close(
         await accepted.aclose()
 
 
-
 async def test_a_message_left_from_an_earlier_read_is_reported_waiting() -> None:
     """Messages one read brought in are ``message_waiting`` (the secure link then takes
     them without a timeout each); an empty channel is not."""
-    accepted, incoming = trio.open_memory_channel[WebSocketChannel](1)
-    done = trio.Event()
-
-    async def handler(channel: WebSocketChannel) -> None:
-        await accepted.send(channel)
-        await done.wait()
-
-    async with channel_server(handler) as port:
-        stream = await trio.open_tcp_stream("127.0.0.1", port)
-        client = await connect_websocket_stream(stream, f"127.0.0.1:{port}", "/", SUBPROTOCOL)
-        server = await incoming.receive()
-        try:
-            assert not server.message_waiting()
-            for n in range(3):
-                await client.send_message(bytes([n]) * 10)
-            # (Each send wrote its frame to the socket: on loopback the bytes are
-            # in the server's socket now, and one 64 KiB read takes all three.)
-            assert await server.receive_message() == bytes([0]) * 10
-            assert server.message_waiting()
-            assert await server.receive_message() == bytes([1]) * 10
-            assert await server.receive_message() == bytes([2]) * 10
-            assert not server.message_waiting()
-        finally:
-            await client.aclose()
-            done.set()
+    async with raw_channel_pair() as (client, server):
+        assert not server.message_waiting()
+        for n in range(3):
+            await client.send_message(bytes([n]) * 10)
+        # (Each send wrote its frame to the socket: on loopback the bytes are
+        # in the server's socket now, and one 64 KiB read takes all three.)
+        assert await server.receive_message() == bytes([0]) * 10
+        assert server.message_waiting()
+        assert await server.receive_message() == bytes([1]) * 10
+        assert await server.receive_message() == bytes([2]) * 10
+        assert not server.message_waiting()
