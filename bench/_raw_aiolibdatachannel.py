@@ -20,9 +20,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
+
+from _window import Figures, measure_asyncio
 
 PYTHON = os.environ.get("AIOLIBDATACHANNEL_PYTHON", sys.executable)
 _HOST = re.compile(r"^(a=candidate:\S+ \d+ UDP \d+ )(\S+)( \d+ typ host.*)$", re.IGNORECASE)
@@ -51,10 +52,8 @@ def _loopback(sdp: str) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
-async def _measure(size: int, warmup: float, seconds: float,
-                   pings: int) -> tuple[float, float, float, float, float]:
+async def _measure(size: int, warmup: float, seconds: float, pings: int) -> Figures:
     import asyncio
-    import time
 
     from aiolibdatachannel import PeerConnection, RTCConfiguration
 
@@ -66,49 +65,14 @@ async def _measure(size: int, warmup: float, seconds: float,
     await pc_a.set_remote_description(_loopback(answer.sdp), "answer")
     channel_b = await asyncio.wait_for(pc_b.accept_data_channel(), _CONNECT_TIMEOUT)
     await asyncio.wait_for(channel_a.wait_open(), _CONNECT_TIMEOUT)
-    payload = b"\x00" + bytes(size - 1)
-
-    async def sender() -> None:
-        deadline = time.perf_counter() + warmup + seconds + 0.2
-        while time.perf_counter() < deadline:
-            await channel_a.send(payload)
-        await channel_a.send(b"\x01" + bytes(size - 1))
-
-    async def receiver() -> tuple[int, float, float]:
-        message = await channel_b.recv()
-        start = time.perf_counter() + warmup
-        end = start + seconds
-        counted, window_start, window_end, cpu_start, cpu_end = 0, 0.0, 0.0, 0.0, 0.0
-        while message[0] == 0:
-            now = time.perf_counter()
-            if start <= now <= end:
-                if counted == 0:
-                    window_start, cpu_start = now, time.process_time()
-                counted += 1
-                window_end, cpu_end = now, time.process_time()
-            message = await channel_b.recv()
-        return counted, window_end - window_start, cpu_end - cpu_start
-
-    _, (counted, window, cpu) = await asyncio.gather(sender(), receiver())
-    rate = (counted - 1) / window if window > 0 else 0.0
-    cpu_us = cpu / (counted - 1) * 1e6 if counted > 1 else 0.0
-
-    round_trips = []
-    ping = b"\x02" + bytes(size - 1)
-    for _ in range(pings):
-        began = time.perf_counter()
-        await channel_a.send(ping)
-        await channel_b.send(await channel_b.recv())
-        await channel_a.recv()
-        round_trips.append(time.perf_counter() - began)
-    quantiles = statistics.quantiles(round_trips, n=100)
+    result = await measure_asyncio(channel_a.send, channel_a.recv, channel_b.send,
+                                   channel_b.recv, size, warmup, seconds, pings)
     await pc_a.aclose()
     await pc_b.aclose()
-    return rate, rate * size / 1e6, quantiles[49] * 1e3, quantiles[98] * 1e3, cpu_us
+    return result
 
 
-def measure(size: int, warmup: float, seconds: float,
-            pings: int) -> tuple[float, float, float, float, float]:
+def measure(size: int, warmup: float, seconds: float, pings: int) -> Figures:
     """Messages/s, MB/s, p50 and p99 round trip (ms), CPU µs per message (both ends)."""
     child = subprocess.run(
         [PYTHON, __file__, str(size), str(warmup), str(seconds), str(pings)],

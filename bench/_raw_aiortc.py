@@ -10,9 +10,9 @@ address override (127.0.0.1) is borrowed from the bridge module.
 from __future__ import annotations
 
 import asyncio
-import statistics
-import time
+import functools
 
+from _window import Figures, measure_asyncio
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection
 
 from taiinet.transport import _asyncio_channel as channel_limits
@@ -55,52 +55,17 @@ async def _send(channel: RTCDataChannel, data: bytes) -> None:
     channel.send(data)
 
 
-async def _measure(size: int, warmup: float, seconds: float,
-                   pings: int) -> tuple[float, float, float, float, float]:
+async def _measure(size: int, warmup: float, seconds: float, pings: int) -> Figures:
     pc_a, pc_b, channel_a, channel_b = await _connect()
     inbox_a, inbox_b = _Inbox(channel_a), _Inbox(channel_b)
-    payload = b"\x00" + bytes(size - 1)
-
-    async def sender() -> None:
-        deadline = time.perf_counter() + warmup + seconds + 0.2
-        while time.perf_counter() < deadline:
-            await _send(channel_a, payload)
-        await _send(channel_a, b"\x01" + bytes(size - 1))
-
-    async def receiver() -> tuple[int, float, float]:
-        message = await inbox_b.queue.get()
-        start = time.perf_counter() + warmup
-        end = start + seconds
-        counted, window_start, window_end, cpu_start, cpu_end = 0, 0.0, 0.0, 0.0, 0.0
-        while message[0] == 0:
-            now = time.perf_counter()
-            if start <= now <= end:
-                if counted == 0:
-                    window_start, cpu_start = now, time.process_time()
-                counted += 1
-                window_end, cpu_end = now, time.process_time()
-            message = await inbox_b.queue.get()
-        return counted, window_end - window_start, cpu_end - cpu_start
-
-    _, (counted, window, cpu) = await asyncio.gather(sender(), receiver())
-    rate = (counted - 1) / window if window > 0 else 0.0
-    cpu_us = cpu / (counted - 1) * 1e6 if counted > 1 else 0.0
-
-    round_trips = []
-    ping = b"\x02" + bytes(size - 1)
-    for _ in range(pings):
-        began = time.perf_counter()
-        await _send(channel_a, ping)
-        await _send(channel_b, await inbox_b.queue.get())
-        await inbox_a.queue.get()
-        round_trips.append(time.perf_counter() - began)
-    quantiles = statistics.quantiles(round_trips, n=100)
+    result = await measure_asyncio(functools.partial(_send, channel_a), inbox_a.queue.get,
+                                   functools.partial(_send, channel_b), inbox_b.queue.get,
+                                   size, warmup, seconds, pings)
     await pc_a.close()
     await pc_b.close()
-    return rate, rate * size / 1e6, quantiles[49] * 1e3, quantiles[98] * 1e3, cpu_us
+    return result
 
 
-def measure(size: int, warmup: float, seconds: float,
-            pings: int) -> tuple[float, float, float, float, float]:
+def measure(size: int, warmup: float, seconds: float, pings: int) -> Figures:
     """Messages/s, MB/s, p50 and p99 round trip (ms), CPU µs per message (both ends)."""
     return asyncio.run(_measure(size, warmup, seconds, pings))

@@ -20,11 +20,12 @@ import json
 import os
 import queue
 import re
-import statistics
 import subprocess
 import sys
 import threading
 import time
+
+from _window import Figures, Window, figures
 
 from taiinet.transport._asyncio_channel import SEND_HIGH_WATER
 
@@ -87,8 +88,7 @@ def _connect() -> tuple[object, object, object, object]:
     return pc_a, pc_b, channel_a, channel_b
 
 
-def _measure(size: int, warmup: float, seconds: float,
-             pings: int) -> tuple[float, float, float, float, float]:
+def _measure(size: int, warmup: float, seconds: float, pings: int) -> Figures:
     _pc_a, _pc_b, channel_a, channel_b = _connect()  # the peers must stay referenced
     inbox_a: queue.SimpleQueue[bytes] = queue.SimpleQueue()
     inbox_b: queue.SimpleQueue[bytes] = queue.SimpleQueue()
@@ -116,21 +116,11 @@ def _measure(size: int, warmup: float, seconds: float,
     sending = threading.Thread(target=sender)
     sending.start()
     message = inbox_b.get()
-    start = time.perf_counter() + warmup
-    end = start + seconds
-    counted, window_start, window_end, cpu_start, cpu_end = 0, 0.0, 0.0, 0.0, 0.0
+    window = Window(warmup, seconds)
     while message[0] == 0:
-        now = time.perf_counter()
-        if start <= now <= end:
-            if counted == 0:
-                window_start, cpu_start = now, time.process_time()
-            counted += 1
-            window_end, cpu_end = now, time.process_time()
+        window.arrived()
         message = inbox_b.get()
     sending.join()
-    window = window_end - window_start
-    rate = (counted - 1) / window if window > 0 else 0.0
-    cpu_us = (cpu_end - cpu_start) / (counted - 1) * 1e6 if counted > 1 else 0.0
 
     round_trips = []
     ping = b"\x02" + bytes(size - 1)
@@ -140,12 +130,10 @@ def _measure(size: int, warmup: float, seconds: float,
         channel_b.send(inbox_b.get())
         inbox_a.get()
         round_trips.append(time.perf_counter() - began)
-    quantiles = statistics.quantiles(round_trips, n=100)
-    return rate, rate * size / 1e6, quantiles[49] * 1e3, quantiles[98] * 1e3, cpu_us
+    return figures(window, size, round_trips)
 
 
-def measure(size: int, warmup: float, seconds: float,
-            pings: int) -> tuple[float, float, float, float, float]:
+def measure(size: int, warmup: float, seconds: float, pings: int) -> Figures:
     """Messages/s, MB/s, p50 and p99 round trip (ms), CPU µs per message (both ends).
 
     Runs in a child process: pylibdatachannel 0.2.0 aborts the process when

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import statistics
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -47,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _raw_aiolibdatachannel
 import _raw_aiortc
 import _raw_libdatachannel
+from _window import Window, figures
 
 from taiinet.transport.memory import memory_channel_pair, memory_connection_pair
 from taiinet.transport.webrtc import open_webrtc
@@ -93,8 +93,7 @@ class Result:
 async def measure(link: Link, size: int, warmup: float, seconds: float, pings: int) -> Result:
     payload = b"\x00" + bytes(size - 1)
     stop = b"\x01" + bytes(size - 1)
-    counted = 0
-    window = 0.0
+    windows: list[Window] = []
 
     async def sender() -> None:
         deadline = time.perf_counter() + warmup + seconds + 0.2
@@ -103,26 +102,16 @@ async def measure(link: Link, size: int, warmup: float, seconds: float, pings: i
         await link.send_a(stop)
 
     async def receiver() -> None:
-        nonlocal counted, window
-        first = await link.receive_b()
-        start = time.perf_counter() + warmup
-        end = start + seconds
-        window_start = window_end = 0.0
-        message = first
+        message = await link.receive_b()
+        window = Window(warmup, seconds, cpu=False)
         while message[0] == 0:
-            now = time.perf_counter()
-            if start <= now <= end:
-                if counted == 0:
-                    window_start = now
-                counted += 1
-                window_end = now
+            window.arrived()
             message = await link.receive_b()
-        window = window_end - window_start
+        windows.append(window)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(sender)
         nursery.start_soon(receiver)
-    rate = (counted - 1) / window if window > 0 else 0.0
 
     round_trips = []
     ping = b"\x02" + bytes(size - 1)
@@ -132,8 +121,8 @@ async def measure(link: Link, size: int, warmup: float, seconds: float, pings: i
         await link.send_b(await link.receive_b())
         await link.receive_a()
         round_trips.append(time.perf_counter() - began)
-    quantiles = statistics.quantiles(round_trips, n=100)
-    return Result(rate, rate * size / 1e6, quantiles[49] * 1e3, quantiles[98] * 1e3)
+    rate, megabytes, p50, p99, _ = figures(windows[0], size, round_trips)
+    return Result(rate, megabytes, p50, p99)
 
 
 # -- the links ----------------------------------------------------------------
