@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import NamedTuple
 
 import pytest
 import trio
@@ -71,6 +73,28 @@ async def client(nursery: trio.Nursery, transport: MemorySignalTransport, n: int
     return result
 
 
+class TwoSignallers(NamedTuple):
+    network: MemoryNetwork
+    transport: MemorySignalTransport
+    nursery: trio.Nursery
+    s1: Signaller
+    s2: Signaller
+
+
+@asynccontextmanager
+async def two_signallers(config: SignallerConfig | None = None,
+                         ) -> AsyncIterator[TwoSignallers]:
+    """s1, and s2 joined through it, on one memory network; the nursery is for clients."""
+    network = MemoryNetwork()
+    transport = MemorySignalTransport(network)
+    async with trio.open_nursery() as nursery, open_signaller(
+            identity=ident(100), transport=transport, config=config,
+            rng=random.Random(0)) as s1, \
+            open_signaller(join=[s1.url], identity=ident(101), transport=transport,
+                           config=config, rng=random.Random(1)) as s2:
+        yield TwoSignallers(network, transport, nursery, s1, s2)
+
+
 def held(sig: Signaller, peer: Identity) -> PeerRecord | None:
     """The signaller's DHT copy of ``peer``'s record (opened), if any."""
     assert sig.dht is not None
@@ -102,12 +126,7 @@ async def test_copies_held_elsewhere_stop_being_contacts_once_renewals_stop(
         autojump_clock: trio.testing.MockClock) -> None:
     """A peer homed on s1 crashes: s1 forgets it at once; s2's DHT copy is handed
     out only while fresh (a renewal arrived within ``contact_freshness``)."""
-    network = MemoryNetwork()
-    transport = MemorySignalTransport(network)
-    async with trio.open_nursery() as nursery, open_signaller(
-            identity=ident(100), transport=transport, rng=random.Random(0)) as s1, \
-            open_signaller(join=[s1.url], identity=ident(101), transport=transport,
-                           rng=random.Random(1)) as s2:
+    async with two_signallers() as (network, transport, nursery, s1, s2):
         _, crashing = await client(nursery, transport, 1, [s1.url])
         await wait_until(lambda: held(s2, ident(1)) is not None)
         await network.kill(ident(1).peer_id)
@@ -122,12 +141,7 @@ async def test_copies_held_elsewhere_stop_being_contacts_once_renewals_stop(
 
 async def test_a_clean_exit_withdraws_the_record_across_the_mesh(
         autojump_clock: trio.testing.MockClock) -> None:
-    network = MemoryNetwork()
-    transport = MemorySignalTransport(network)
-    async with trio.open_nursery() as nursery, open_signaller(
-            identity=ident(100), transport=transport, rng=random.Random(0)) as s1, \
-            open_signaller(join=[s1.url], identity=ident(101), transport=transport,
-                           rng=random.Random(1)) as s2:
+    async with two_signallers() as (_, transport, nursery, s1, s2):
         _, leaving = await client(nursery, transport, 1, [s1.url])
         stays, _ = await client(nursery, transport, 2, [s2.url])
         await wait_until(lambda: held(s2, ident(1)) is not None)
@@ -249,14 +263,8 @@ async def test_cross_signaller_offers_survive_a_store_flood_of_fresh_identities(
     """A (proven) hostile signaller STOREs records of fresh identities until the
     victims' stores are full; a peer on one signaller still reaches a peer homed
     on another (whose record must be stored and found)."""
-    network = MemoryNetwork()
-    transport = MemorySignalTransport(network)
     config = SignallerConfig(dht=DhtConfig(max_records=60, max_records_per_source=20))
-    async with trio.open_nursery() as nursery, open_signaller(
-            identity=ident(100), transport=transport, config=config,
-            rng=random.Random(0)) as s1, \
-            open_signaller(join=[s1.url], identity=ident(101), transport=transport,
-                           config=config, rng=random.Random(1)) as s2:
+    async with two_signallers(config) as (network, transport, nursery, s1, s2):
         listener = network.listen(MALLORY)  # Mallory's URL proves its id
         nursery.start_soon(greet_as_signaller, listener)
         for sig in (s1, s2):
@@ -361,12 +369,7 @@ async def test_peers_a_linked_signaller_vouches_for_come_before_forged_records(
     one live peer, homed on s1, every time: shuffled in with the forged records it
     was left out of about half the answers, and a joiner backed off round after
     round (tests/hostile dht_pollution: first delivery 30+ s under load)."""
-    network = MemoryNetwork()
-    transport = MemorySignalTransport(network)
-    async with trio.open_nursery() as nursery, open_signaller(
-            identity=ident(100), transport=transport, rng=random.Random(0)) as s1, \
-            open_signaller(join=[s1.url], identity=ident(101), transport=transport,
-                           rng=random.Random(1)) as s2:
+    async with two_signallers() as (network, transport, nursery, s1, s2):
         listener = await forge_records(nursery, network, [s1, s2], home=ident(67))
         await client(nursery, transport, 1, [s1.url])
         asker, _ = await client(nursery, transport, 2, [s2.url])
@@ -421,12 +424,7 @@ async def test_relays_towards_tarpit_homes_do_not_crowd_out_a_linked_home(
     towards one holds a lookup slot until ``hello_timeout``.  A peer that has
     filled its slots so still reaches a peer homed on a signaller its home is
     linked to (found in the held copy: no lookup, no dial), both ways."""
-    network = MemoryNetwork()
-    transport = MemorySignalTransport(network)
-    async with trio.open_nursery() as nursery, open_signaller(
-            identity=ident(100), transport=transport, rng=random.Random(0)) as s1, \
-            open_signaller(join=[s1.url], identity=ident(101), transport=transport,
-                           rng=random.Random(1)) as s2:
+    async with two_signallers() as (network, transport, nursery, s1, s2):
         listener = await forge_records(nursery, network, [s1, s2], home=ident(67))
         tarpit = network.listen(ident(67))
         nursery.start_soon(hold_forever, tarpit)
