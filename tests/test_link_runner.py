@@ -6,6 +6,8 @@ Memory links, trio's MockClock."""
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +89,18 @@ async def _no_dial(peer: PeerId) -> Connection:
     raise AssertionError("nothing to dial")
 
 
+@asynccontextmanager
+async def echo_runner() -> AsyncIterator[tuple[EchoCore, Runner]]:
+    """An ``EchoCore`` under a running ``Runner`` that dials nobody; stopped on exit."""
+    core = EchoCore()
+    runner = Runner(core, _no_dial)
+    runner.register(ECHO_CODEC)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runner.run)
+        yield core, runner
+        nursery.cancel_scope.cancel()
+
+
 def _items(frame: bytes) -> list[tuple[int, bytes]]:
     return decode_link_frame(frame)
 
@@ -141,11 +155,7 @@ async def test_a_body_its_codec_rejects_drops_the_peer(autojump_clock: object) -
 
 
 async def test_a_frame_over_budget_is_dropped_unread(autojump_clock: object) -> None:
-    core = EchoCore()
-    runner = Runner(core, _no_dial)
-    runner.register(ECHO_CODEC)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(runner.run)
+    async with echo_runner() as (core, runner):
         ours, theirs = await memory_connection_pair(PEER, ME)
         runner.add_connection(theirs)
         core.refuse = True
@@ -157,7 +167,6 @@ async def test_a_frame_over_budget_is_dropped_unread(autojump_clock: object) -> 
         core.refuse = False
         await ours.send(encode_item(ECHO, b"1"))
         assert _items(await ours.receive()) == [(ECHO, b"2")]
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_peer_that_does_not_read_loses_its_link_when_its_queue_fills(
@@ -310,11 +319,7 @@ async def test_with_two_connections_it_sends_where_the_peer_sends(autojump_clock
     other falls idle both ways (its idle deadline closes it with nothing in
     flight) instead of each side writing on a connection the other no longer
     writes on (docs/protocol.md 4.3)."""
-    core = EchoCore()
-    runner = Runner(core, _no_dial)
-    runner.register(ECHO_CODEC)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(runner.run)
+    async with echo_runner() as (_, runner):
         older_far, older = await memory_connection_pair(PEER, ME)
         newer_far, newer = await memory_connection_pair(PEER, ME)
         runner.add_connection(older)
@@ -327,7 +332,6 @@ async def test_with_two_connections_it_sends_where_the_peer_sends(autojump_clock
         runner.apply([ProbeLink(peer=PEER.peer_id)])
         [(protocol, body)] = _items(await newer_far.receive())
         assert (protocol, decode_control(body)) == (LINK_PROTOCOL, ("ping", 0))
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_connection_that_ends_with_frames_perhaps_unread_fails_the_link(
@@ -337,11 +341,7 @@ async def test_a_connection_that_ends_with_frames_perhaps_unread_fails_the_link(
     without reading.  The frame written there is lost; the link must not stay
     up as if nothing happened: it fails, and the core hears the link go
     (docs/protocol.md 4.3)."""
-    core = EchoCore()
-    runner = Runner(core, _no_dial)
-    runner.register(ECHO_CODEC)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(runner.run)
+    async with echo_runner() as (core, runner):
         older_far, older = await memory_connection_pair(PEER, ME)
         runner.add_connection(older)
         await older_far.send(encode_item(ECHO, b"1"))
@@ -356,7 +356,6 @@ async def test_a_connection_that_ends_with_frames_perhaps_unread_fails_the_link(
             await older_far.receive()  # the whole link goes
         await trio.sleep(0.1)
         assert core.down == [PEER.peer_id] and runner.links.links == {}
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_connection_that_ends_with_nothing_unanswered_keeps_the_link(
@@ -364,11 +363,7 @@ async def test_a_connection_that_ends_with_nothing_unanswered_keeps_the_link(
     """A second connection that ends with every frame written on it followed
     by one from the peer (here: nothing written on it at all, and a reply to
     the last frame on the other) loses nothing: the link stays up."""
-    core = EchoCore()
-    runner = Runner(core, _no_dial)
-    runner.register(ECHO_CODEC)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(runner.run)
+    async with echo_runner() as (core, runner):
         older_far, older = await memory_connection_pair(PEER, ME)
         newer_far, newer = await memory_connection_pair(PEER, ME)
         runner.add_connection(older)
@@ -384,4 +379,3 @@ async def test_a_connection_that_ends_with_nothing_unanswered_keeps_the_link(
         runner.apply([Send(peer=PEER.peer_id, message=Echo(7))])
         with trio.fail_after(1):
             assert _items(await older_far.receive()) == [(ECHO, b"7")]
-        nursery.cancel_scope.cancel()
