@@ -394,21 +394,10 @@ async def test_frames_already_received_need_no_timeout_each(
         autojump_clock: object, monkeypatch: pytest.MonkeyPatch) -> None:
     """A link with an idle deadline opens no cancel scope for a message that is already here."""
     from taiinet.transport.limits import LISTENER_DEADLINES
-    from taiinet.transport.memory import memory_channel_pair
+    from taiinet.transport.memory import memory_connection_pair
 
-    channel_a, channel_b = memory_channel_pair(64)  # the 20 frames fit: no reader needed
-    ends: dict[str, object] = {}
-
-    async def respond() -> None:
-        ends["b"] = await secure_channel(channel_b, BOB, initiator=False,
-                                         deadlines=LISTENER_DEADLINES)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(respond)
-        a = await secure_channel(channel_a, ALICE, initiator=True,
-                                 expected_peer_id=BOB.peer_id, deadlines=LISTENER_DEADLINES)
-    b = ends["b"]
-    assert isinstance(b, type(a))
+    # (64 messages each way: the 20 frames fit, no reader needed.)
+    a, b = await memory_connection_pair(ALICE, BOB, capacity=64, deadlines=LISTENER_DEADLINES)
     for i in range(20):
         await a.send(bytes([i]) * 100)
     await trio.testing.wait_all_tasks_blocked()

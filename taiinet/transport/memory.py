@@ -18,7 +18,8 @@ import trio
 from taiinet.errors import ConnectionClosed, LocalProtocolError, TaiiNetError
 from taiinet.transport.connection import Connection, Listener, MessageChannel
 from taiinet.transport.errors import DialError
-from taiinet.transport.secure import secure_channel
+from taiinet.transport.limits import LinkDeadlines
+from taiinet.transport.secure import DEFAULT_DEADLINES, secure_channel
 from taiinet.wire.framing import DEFAULT_MAX_FRAME_SIZE
 from taiinet.wire.identity import Identity
 
@@ -90,20 +91,24 @@ def memory_channel_pair(
 async def memory_connection_pair(
         a: Identity, b: Identity, *, capacity: int = DEFAULT_CHANNEL_CAPACITY,
         max_frame_size_a: int = DEFAULT_MAX_FRAME_SIZE,
-        max_frame_size_b: int = DEFAULT_MAX_FRAME_SIZE) -> tuple[Connection, Connection]:
-    """Two secured connections, ``a`` the initiator, after a real Noise XX handshake."""
+        max_frame_size_b: int = DEFAULT_MAX_FRAME_SIZE,
+        deadlines: LinkDeadlines = DEFAULT_DEADLINES) -> tuple[Connection, Connection]:
+    """Two secured connections, ``a`` the initiator, after a real Noise XX handshake;
+    both keep ``deadlines``."""
     channel_a, channel_b = memory_channel_pair(capacity)
     results: dict[str, Connection] = {}
 
     async def respond() -> None:
         results["b"] = await secure_channel(channel_b, b, initiator=False,
-                                            max_frame_size=max_frame_size_b)
+                                            max_frame_size=max_frame_size_b,
+                                            deadlines=deadlines)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(respond)
         results["a"] = await secure_channel(channel_a, a, initiator=True,
                                             expected_peer_id=b.peer_id,
-                                            max_frame_size=max_frame_size_a)
+                                            max_frame_size=max_frame_size_a,
+                                            deadlines=deadlines)
     return results["a"], results["b"]
 
 
