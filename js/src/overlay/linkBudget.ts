@@ -9,6 +9,7 @@
  * are not needed: a browser peer ignores both.  Pure: time is an argument.
  */
 
+import { activeEntry, TokenBucket } from "../budgets.js";
 import type { PeerId } from "../wire/peerId.js";
 
 export interface LinkBudgetConfig {
@@ -29,28 +30,7 @@ export const DEFAULT_LINK_BUDGET_CONFIG: LinkBudgetConfig = Object.freeze({
 
 export type FrameVerdict = "admit" | "drop" | "disconnect";
 
-/** A token bucket that starts full; `now` in ms. */
-class Rate {
-  #tokens: number;
-  #at: number;
-
-  constructor(readonly perSecond: number, readonly burst: number, now: number) {
-    this.#tokens = burst;
-    this.#at = now;
-  }
-
-  available(now: number): number {
-    this.#tokens = Math.min(this.burst, this.#tokens + Math.max(0, now - this.#at) / 1000 * this.perSecond);
-    this.#at = Math.max(this.#at, now);
-    return this.#tokens;
-  }
-
-  take(amount: number): void {
-    this.#tokens -= amount;
-  }
-}
-
-interface Budget { readonly messages: Rate; readonly bytes: Rate; readonly offences: Rate }
+interface Budget { readonly messages: TokenBucket; readonly bytes: TokenBucket; readonly offences: TokenBucket }
 
 export class LinkBudgets {
   readonly config: LinkBudgetConfig;
@@ -79,13 +59,10 @@ export class LinkBudgets {
 
   #budget(peer: PeerId, now: number): Budget {
     const c = this.config;
-    const budget = this.#budgets.get(peer) ?? {
-      messages: new Rate(c.messagesPerSecond, c.messageBurst, now), bytes: new Rate(c.bytesPerSecond, c.byteBurst, now),
-      offences: new Rate(c.offencesPerSecond, c.offenceBurst, now),
-    };
-    this.#budgets.delete(peer);
-    this.#budgets.set(peer, budget);
-    while (this.#budgets.size > c.maxPeers) this.#budgets.delete(this.#budgets.keys().next().value as PeerId);
-    return budget;
+    return activeEntry(this.#budgets, peer, () => ({
+      messages: new TokenBucket(c.messagesPerSecond, c.messageBurst, now),
+      bytes: new TokenBucket(c.bytesPerSecond, c.byteBurst, now),
+      offences: new TokenBucket(c.offencesPerSecond, c.offenceBurst, now),
+    }), c.maxPeers);
   }
 }

@@ -6,6 +6,7 @@
  * a peer whose offence bucket runs dry is to be disconnected.
  */
 
+import { activeEntry, TokenBucket } from "../budgets.js";
 import type { PeerId } from "../wire/peerId.js";
 
 export interface BudgetConfig {
@@ -31,24 +32,9 @@ export const INVALID_DOCUMENT_OFFENCES = 10;
 
 export type Verdict = "admit" | "drop" | "disconnect";
 
-class Bucket {
-  #tokens: number;
-  #at: number;
-  constructor(readonly rate: number, readonly burst: number, now: number) {
-    this.#tokens = burst;
-    this.#at = now;
-  }
-
-  take(amount: number, now: number): boolean {
-    this.#tokens = Math.min(this.burst, this.#tokens + Math.max(0, now - this.#at) / 1000 * this.rate);
-    this.#at = Math.max(this.#at, now);
-    if (this.#tokens < amount) return false;
-    this.#tokens -= amount;
-    return true;
-  }
+interface Budget {
+  readonly documents: TokenBucket; readonly bytes: TokenBucket; readonly adverts: TokenBucket; readonly offences: TokenBucket;
 }
-
-interface Budget { readonly documents: Bucket; readonly bytes: Bucket; readonly adverts: Bucket; readonly offences: Bucket }
 
 export class PeerBudgets {
   readonly config: BudgetConfig;
@@ -61,32 +47,27 @@ export class PeerBudgets {
   /** A pushed document of `size` bytes. */
   admit(peer: PeerId, size: number, now: number): Verdict {
     const b = this.#budget(peer, now);
-    if (b.documents.take(1, now) && b.bytes.take(size, now)) return "admit";
+    if (b.documents.tryTake(1, now) && b.bytes.tryTake(size, now)) return "admit";
     return this.offend(peer, 1, now);
   }
 
   /** A pubsub frame, before it is decoded. */
   admitAdvert(peer: PeerId, now: number): Verdict {
-    return this.#budget(peer, now).adverts.take(1, now) ? "admit" : this.offend(peer, 1, now);
+    return this.#budget(peer, now).adverts.tryTake(1, now) ? "admit" : this.offend(peer, 1, now);
   }
 
   /** `count` offences: "drop" (the thing at fault only) or "disconnect". */
   offend(peer: PeerId, count: number, now: number): Verdict {
-    return this.#budget(peer, now).offences.take(count, now) ? "drop" : "disconnect";
+    return this.#budget(peer, now).offences.tryTake(count, now) ? "drop" : "disconnect";
   }
 
   #budget(peer: PeerId, now: number): Budget {
     const c = this.config;
-    let budget = this.#budgets.get(peer);
-    if (budget === undefined) {
-      budget = {
-        documents: new Bucket(c.documentsPerSecond, c.documentBurst, now), bytes: new Bucket(c.bytesPerSecond, c.byteBurst, now),
-        adverts: new Bucket(c.advertsPerSecond, c.advertBurst, now), offences: new Bucket(c.offencesPerSecond, c.offenceBurst, now),
-      };
-    }
-    this.#budgets.delete(peer);
-    this.#budgets.set(peer, budget);
-    while (this.#budgets.size > c.maxPeers) this.#budgets.delete(this.#budgets.keys().next().value as PeerId);
-    return budget;
+    return activeEntry(this.#budgets, peer, () => ({
+      documents: new TokenBucket(c.documentsPerSecond, c.documentBurst, now),
+      bytes: new TokenBucket(c.bytesPerSecond, c.byteBurst, now),
+      adverts: new TokenBucket(c.advertsPerSecond, c.advertBurst, now),
+      offences: new TokenBucket(c.offencesPerSecond, c.offenceBurst, now),
+    }), c.maxPeers);
   }
 }
