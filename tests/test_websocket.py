@@ -8,7 +8,10 @@ from contextlib import asynccontextmanager
 
 import pytest
 import trio
+import trio.testing
 import trio_websocket
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection, Message, Request
@@ -387,3 +390,28 @@ async def test_a_message_left_from_an_earlier_read_is_reported_waiting() -> None
         assert await server.receive_message() == bytes([1]) * 10
         assert await server.receive_message() == bytes([2]) * 10
         assert not server.message_waiting()
+
+
+@settings(max_examples=80, deadline=None)
+@given(garbage=st.binary(max_size=400), upgraded=st.booleans())
+def test_any_bytes_from_a_peer_end_in_a_typed_error(garbage: bytes, upgraded: bool) -> None:
+    """Whatever a client sends, as its upgrade request or after a valid one, the
+    server side ends in ``ConnectionClosed`` or a ``RemoteProtocolError``, never
+    another exception, and never hangs (the client ends its stream)."""
+    async def main() -> None:
+        client_stream, server_stream = trio.testing.memory_stream_pair()
+        if upgraded:
+            client = WSConnection(ConnectionType.CLIENT)
+            await client_stream.send_all(client.send(Request(
+                host="127.0.0.1", target="/", subprotocols=[SUBPROTOCOL])))
+        await client_stream.send_all(garbage)
+        await client_stream.send_eof()
+        with trio.fail_after(60):
+            try:
+                channel = await accept_websocket(server_stream, SUBPROTOCOL)
+                while channel is not None:
+                    await channel.receive_message()
+            except (ConnectionClosed, RemoteProtocolError):
+                pass
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
