@@ -379,3 +379,33 @@ async def test_a_connection_that_ends_with_nothing_unanswered_keeps_the_link(
         runner.apply([Send(peer=PEER.peer_id, message=Echo(7))])
         with trio.fail_after(1):
             assert _items(await older_far.receive()) == [(ECHO, b"7")]
+
+
+async def test_a_connection_added_as_the_runner_stops_is_closed_not_a_crash(
+        autojump_clock: object) -> None:
+    """A join dial that finishes while the node closes hands over its connection
+    after the link layer's last task ended but before the layer returned (its
+    nursery then refuses new tasks): the connection is closed, nothing raises."""
+    core = EchoCore()
+    runner = Runner(core, _no_dial)
+    runner.register(ECHO_CODEC)
+    far, near = await memory_connection_pair(PEER, ME)
+    raised: list[BaseException] = []
+    added: list[bool] = []
+
+    class AddOnLastExit(trio.abc.Instrument):
+        def task_exited(self, task: trio.lowlevel.Task) -> None:
+            if task.name.endswith("_serve_until_stopped"):
+                added.append(True)
+                try:  # the nursery is closed now; the runner has not resumed
+                    runner.add_connection(near)
+                except BaseException as exc:  # (recorded for the assertion)
+                    raised.append(exc)
+
+    trio.lowlevel.add_instrument(AddOnLastExit())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runner.run)
+        nursery.cancel_scope.cancel()
+    assert added == [True] and raised == []
+    with pytest.raises(ConnectionClosed):
+        await far.receive()

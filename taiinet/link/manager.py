@@ -185,7 +185,7 @@ class LinkManager:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                nursery.start_soon(self._lazy_flusher)
+                nursery.start_soon(self._serve_until_stopped)
                 task_status.started()
         finally:
             self._nursery = None
@@ -497,6 +497,17 @@ class LinkManager:
         if pong is not None and self.links.get(peer) is link and not link.closing:
             self.enqueue(peer, pong_item(pong))
         return True
+
+    async def _serve_until_stopped(self) -> None:
+        """The lazy flusher, which runs as long as the manager: once it has ended,
+        no task is started any more.  (The nursery refuses new tasks as soon as its
+        last child has ended, before ``run`` resumes: a connection added then, by a
+        join dial finishing as the node closes, gets no reader and is closed by
+        ``run`` on its way out, instead of crashing the node.)"""
+        try:
+            await self._lazy_flusher()
+        finally:
+            self._nursery = None
 
     async def _lazy_flusher(self) -> None:
         """Wake the senders holding lazy items when they are due (see the module doc)."""
