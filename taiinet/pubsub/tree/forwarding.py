@@ -44,18 +44,25 @@ class Forwarding:
         return self.tree.is_tree_link(peer) and self.interest.wants(peer, doc.document)
 
     def push(self, mid: bytes, doc: Retained, peer: PeerId,
-             out: list[Send[OverlayMessage]]) -> None:
+             out: list[Send[OverlayMessage]], message: Gossip | None = None) -> Gossip:
+        """Push ``doc`` to ``peer``; returns the ``Gossip`` sent, which pushes of the
+        same document may pass back as ``message`` (one object: the driver encodes
+        it once for all of them)."""
         doc.pushed[peer] = self.epochs[peer]
         self.pushed += 1
-        out.append(Send(peer=peer, message=Gossip(
-            message_id=mid, hops=min(doc.hops + 1, MAX_HOPS), payload=doc.payload)))
+        if message is None:
+            message = Gossip(message_id=mid, hops=min(doc.hops + 1, MAX_HOPS),
+                             payload=doc.payload)
+        out.append(Send(peer=peer, message=message))
+        return message
 
     def forward(self, mid: bytes, doc: Retained, out: list[Send[OverlayMessage]]) -> int:
         """A new document: push it to every neighbour that must hold it and does not."""
         sent = 0
+        message: Gossip | None = None
         for peer, epoch in self.epochs.items():
             if not doc.held_by(peer, epoch) and self.must_hold(doc, peer):
-                self.push(mid, doc, peer, out)
+                message = self.push(mid, doc, peer, out, message)
                 sent += 1
         return sent
 
