@@ -62,6 +62,10 @@ from taiinet.pubsub.query.values import BOOL, BYTES, NULL, NUMBER, STRING
 
 #: Default bound on the number of subscriptions in one index.
 MAX_SUBSCRIPTIONS = 1_000_000
+#: Up to this many subscriptions, ``match`` runs each compiled query instead of
+#: counting hits: a compiled query takes about 0.5 us, counting 3-10 us whatever
+#: the number (bench on a 256 B document: scanning wins up to about 16).
+SCAN_LIMIT = 8
 
 _SCALAR_CLASS = {int: NUMBER, float: NUMBER, str: STRING, bytes: BYTES, bool: BOOL}
 
@@ -90,8 +94,11 @@ class SubscriptionIndex:
     the query's size; the number of subscriptions by ``max_subscriptions``.
     """
 
-    def __init__(self, max_subscriptions: int = MAX_SUBSCRIPTIONS) -> None:
+    def __init__(self, max_subscriptions: int = MAX_SUBSCRIPTIONS,
+                 scan_limit: int = SCAN_LIMIT) -> None:
         self.max_subscriptions = max_subscriptions
+        #: ``match`` scans the queries when there are at most this many (``SCAN_LIMIT``).
+        self.scan_limit = scan_limit
         self._subs: dict[Hashable, _Subscription] = {}
         self._paths: dict[str, PathIndex] = {}
         self._always: dict[Hashable, Matcher] = {}
@@ -266,14 +273,17 @@ class SubscriptionIndex:
     def match(self, document: Any) -> set[Hashable]:
         """Ids of the subscriptions whose query matches ``document``.
 
+        A few subscriptions (``scan_limit``) are matched one query at a time.
         A hit direct clause whose indexed paths each held one value in the
         document needs only its residual checked; other hit clauses are checked
         with their ``$or`` branch, or their whole query.
         """
+        subs = self._subs
+        if len(subs) <= self.scan_limit:
+            return {sub_id for sub_id, sub in subs.items() if sub.query.matches(document)}
         hits, several = self._hits(document)
         need = self._clause_need
         clause_sub = self._clause_sub
-        subs = self._subs
         sure: set[Hashable] = set()
         maybe: set[Hashable] = set(self._always)
         direct = self._direct
