@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from taiinet import Envelope, Identity, InvalidEnvelope, TaiiNetError
 from taiinet.errors import LocalProtocolError
 from taiinet.v1 import envelope_pb2, keys_pb2
+from taiinet.wire import codec
 from taiinet.wire.envelope import DEFAULT_MAX_ENVELOPE_SIZE, open_fields
 
 ALICE = Identity.from_seed(bytes([1]) * 32)
@@ -158,3 +159,26 @@ def test_open_fields_is_open_without_the_envelope() -> None:
         open_fields(sealed, DOMAIN, peer_id=MALLORY.peer_id)
     with pytest.raises(InvalidEnvelope, match="payload type"):
         open_fields(sealed, DOMAIN, payload_type=b"u")
+
+
+def _field(number: int, value: bytes) -> bytes:
+    return bytes([number << 3 | 2, len(value)]) + value
+
+
+@pytest.mark.parametrize("how", ["unknown field in the key", "empty payload type written",
+                                 "fields out of order", "key given twice"])
+def test_non_canonical_encodings_are_rejected(how: str) -> None:
+    key = ALICE.public_key_proto
+    sig = ALICE.sign(b"whatever")
+    canonical = _field(1, key) + _field(3, b"p") + _field(5, sig)
+    assert codec.decode_envelope(canonical) is not None
+    variants = {
+        "unknown field in the key": _field(1, key + _field(9, b"x")) + _field(3, b"p")
+        + _field(5, sig),
+        "empty payload type written": _field(1, key) + _field(2, b"") + _field(3, b"p")
+        + _field(5, sig),
+        "fields out of order": _field(3, b"p") + _field(1, key) + _field(5, sig),
+        "key given twice": _field(1, key) + _field(1, key) + _field(3, b"p") + _field(5, sig),
+    }
+    with pytest.raises(InvalidEnvelope, match="canonical"):
+        Envelope.open(variants[how], DOMAIN)
