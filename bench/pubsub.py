@@ -54,7 +54,9 @@ Overload (``--schedule 250@30,250@30,62.5@0``): instead of the search, run
 the given steps in order, each ``RATE@STEAL``: ``RATE`` documents/s while a
 task of the bench holds the event loop for ``STEAL`` ms of every
 ``--steal-period-ms`` (100) ms, busy (as a profiler or a neighbour process
-taking the CPU would), or nothing with ``@0``.  The steps after an
+taking the CPU would), or nothing with ``@0``; ``RATE@STEAL!K`` also cuts
+``K`` neighbour links (random, seeded) half-way through the step, as a
+process too busy to answer in time would lose them.  The steps after an
 overloaded one show whether the mesh recovers.  Each step also prints why
 links went down meanwhile (the link layer's ``ended`` counts, the overlay's
 probe failures and budget disconnections, summed over the nodes).
@@ -210,13 +212,25 @@ def link_ends(nodes: list[Node]) -> Counter[str]:
     return total
 
 
-def parse_schedule(text: str) -> list[tuple[float, float]]:
-    """``"250@30,62.5@0"`` -> [(250.0, 30.0), (62.5, 0.0)] (rate, steal ms)."""
+def parse_schedule(text: str) -> list[tuple[float, float, int]]:
+    """``"250@30,62.5@0!2"`` -> [(250.0, 30.0, 0), (62.5, 0.0, 2)] (rate, steal ms,
+    links to cut)."""
     steps = []
     for part in text.split(","):
-        rate, _, steal = part.strip().partition("@")
-        steps.append((float(rate), float(steal or 0)))
+        part, _, cut = part.strip().partition("!")
+        rate, _, steal = part.partition("@")
+        steps.append((float(rate), float(steal or 0), int(cut or 0)))
     return steps
+
+
+async def cut_links(nodes: list[Node], count: int, after: float, rng: random.Random) -> None:
+    """After ``after`` seconds, close ``count`` neighbour links at once (as a failure:
+    both ends see the link go down), as a busy process that misses a deadline would."""
+    await trio.sleep(after)
+    for _ in range(count):
+        node = rng.choice(nodes)
+        if node.neighbors:
+            node.driver.links.drop(rng.choice(node.neighbors), report=True)
 
 
 async def run_links(kind: str, args: argparse.Namespace) -> list[Step]:
@@ -254,13 +268,17 @@ async def run_links(kind: str, args: argparse.Namespace) -> list[Step]:
 
         nursery.start_soon(thief.run)
 
-        async def measure(rate: float, steal_ms: float = 0.0) -> Step:
+        async def measure(rate: float, steal_ms: float = 0.0, cut: int = 0) -> Step:
             count = max(args.min_messages, int(rate * args.seconds))
             ends_before = link_ends(nodes)
             thief.steal_ms = steal_ms
             try:
-                step = await _step(publisher, nodes, receivers, receivers_count, rate, count,
-                                   args)
+                async with trio.open_nursery() as cutting:
+                    if cut:
+                        cutting.start_soon(cut_links, nodes, cut, count / rate / 2,
+                                           random.Random(len(steps)))
+                    step = await _step(publisher, nodes, receivers, receivers_count, rate,
+                                       count, args)
             finally:
                 thief.steal_ms = 0.0
             ends = link_ends(nodes)
@@ -269,6 +287,8 @@ async def run_links(kind: str, args: argparse.Namespace) -> list[Step]:
             step.link_ends = {why: n for why, n in sorted(ends.items()) if n}
             steps.append(step)
             stolen = f" (loop {steal_ms:g}/{args.steal_period_ms:g} ms busy)" if steal_ms else ""
+            if cut:
+                stolen += f" ({cut} links cut)"
             say(f"  {kind:<9} rate {rate:>7.1f}/s{stolen}: {step.delivered}/{step.expected} "
                 f"delivered ({step.delivered / max(step.expected, 1):.1%}), "
                   f"{step.deliveries_per_s:.0f} deliveries/s, p50 {step.p50_ms:.1f} ms, "
@@ -286,8 +306,8 @@ async def run_links(kind: str, args: argparse.Namespace) -> list[Step]:
             return step
 
         if args.schedule:
-            for rate, steal_ms in parse_schedule(args.schedule):
-                await measure(rate, steal_ms)
+            for rate, steal_ms, cut in parse_schedule(args.schedule):
+                await measure(rate, steal_ms, cut)
             nursery.cancel_scope.cancel()
             return steps
         # Double the rate while everything arrives; if the first rate already
