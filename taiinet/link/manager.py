@@ -265,11 +265,12 @@ class LinkManager:
         else:
             link.queue.append(None)
 
-    def drop(self, peer: PeerId, *, report: bool = False) -> None:
-        """Close every connection to ``peer`` now and read nothing more from it."""
+    def drop(self, peer: PeerId, *, report: bool = False, why: str = "dropped") -> None:
+        """Close every connection to ``peer`` now and read nothing more from it
+        (``why`` is counted in ``ended``)."""
         link = self.links.get(peer)
         if link is not None:
-            self._drop(link, report=report, why="dropped")
+            self._drop(link, report=report, why=why)
 
     async def flush(self, peer: PeerId) -> bool:
         """Wait until every item queued so far for ``peer`` was written to its

@@ -146,7 +146,6 @@ class HyParView:
         "config",
         "exchange_replies_refused",
         "peer_id",
-        "probe_failures",
         "rng",
     )
 
@@ -165,8 +164,6 @@ class HyParView:
                                       cfg.exchange_reply_burst, 0.0)
         #: Shuffle replies not sent because ``exchange_reply_burst`` were spent.
         self.exchange_replies_refused = 0
-        #: Neighbours failed because they left a probe unanswered (``probe_timeout``).
-        self.probe_failures = 0
         #: Peers we sent a Neighbor request to -> when (time order).
         self._pending: dict[PeerId, float] = {}
         self._now = 0.0  # time of the input being processed
@@ -300,7 +297,6 @@ class HyParView:
         expired = now - cfg.probe_deadline + SLACK
         failed = probe_idle(self._neighbours, now, cfg.keepalive_interval, cfg.probe_deadline,
                             out)
-        self.probe_failures += len(failed)
         for peer in failed:
             # As ``handle_link_down``: forgotten, not kept as a passive peer.
             self._remove_active(peer, out)
