@@ -1,5 +1,5 @@
 """The repair's pace (docs/pubsub.md sections 7 and 10): what a widened neighbour is
-owed goes out within a per-neighbour budget, newest first, and each document is
+owed goes out within a per-neighbour budget, in order, and each document is
 pushed again to a neighbour at most ``max_repushes`` times.
 
 Pushing everything owed in one step overflowed a new link's send queue (256
@@ -54,23 +54,23 @@ def _pushed(out: list[Send[Any]]) -> list[bytes]:
     return [s.message.message_id for s in out]
 
 
-def test_a_widened_neighbour_is_pushed_what_it_is_owed_within_its_budget_newest_first() -> None:
+def test_a_widened_neighbour_is_pushed_what_it_is_owed_within_its_budget_in_order() -> None:
     repair, _table = _parent_wanting_t1(RestorePace(rate=2.0, burst=3, max_repushes=1), 10)
     out: list[Send[Any]] = []
     repair.run(out, 0.0)
-    assert _pushed(out) == [b"9", b"8", b"7"]  # the burst, newest first
+    assert _pushed(out) == [b"0", b"1", b"2"]  # the burst, oldest first
     assert repair.pending
     out.clear()
     repair.run(out, 0.25)
     assert out == []  # nothing changed, and half a token is not a push
     repair.drain(out, 0.5)
-    assert _pushed(out) == [b"6"]  # one token a half-second
+    assert _pushed(out) == [b"3"]  # one token a half-second
     out.clear()
     repair.drain(out, 60.0)
-    assert _pushed(out) == [b"5", b"4", b"3"]  # a full bucket again, no more
+    assert _pushed(out) == [b"4", b"5", b"6"]  # a full bucket again, no more
     out.clear()
     repair.drain(out, 120.0)
-    assert _pushed(out) == [b"2", b"1", b"0"] and not repair.pending
+    assert _pushed(out) == [b"7", b"8", b"9"] and not repair.pending
     assert repair.repaired == 10
 
 

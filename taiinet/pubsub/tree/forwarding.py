@@ -70,10 +70,11 @@ class Forwarding:
 
     def owed(self, peer: PeerId) -> list[bytes]:
         """``peer``'s side of (I) widened: the retained documents it now must hold and
-        does not, newest first (``taiinet.pubsub.tree.repair`` pushes them, paced)."""
+        does not, in the order it took them (``taiinet.pubsub.tree.repair`` pushes
+        them, paced: a one-shot publisher's documents reach its parent in order)."""
         epoch = self.epochs.get(peer)
         if epoch is None:
             return []
         must_hold = self.must_hold
-        return [mid for mid, doc in self.retention.newest_first()
+        return [mid for mid, doc in self.retention.items()
                 if not doc.held_by(peer, epoch) and must_hold(doc, peer)]

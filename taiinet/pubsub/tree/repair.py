@@ -6,7 +6,7 @@ is a tree link, whether it is the parent, and its filter keys.  After every
 input the router compares each neighbour's signature with the one (I) was
 last restored for; if it widened (new link, link turned tree, neighbour
 became parent, or a filter not in the old set), the retained documents it
-now must hold are *owed* to it (``Forwarding.owed``, newest first).  A
+now must hold are *owed* to it (``Forwarding.owed``, oldest first).  A
 narrowing makes the documents pushed to the neighbour that it no longer
 must hold count as not held (``Forwarding.narrowed``): it may have dropped
 them.  The repair never reshapes the tree.
@@ -68,7 +68,7 @@ class RestorePace:
 
 @dataclass(slots=True)
 class _Owed:
-    """What one neighbour is still owed: message ids (newest first), its bucket."""
+    """What one neighbour is still owed: message ids (oldest first), its bucket."""
 
     epoch: int
     mids: deque[bytes]

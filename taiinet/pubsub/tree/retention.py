@@ -138,10 +138,6 @@ class Retention:
     def items(self) -> Iterator[tuple[bytes, Retained]]:
         return iter(list(self._docs.items()))
 
-    def newest_first(self) -> Iterator[tuple[bytes, Retained]]:
-        """The retained documents, newest first (do not change them meanwhile)."""
-        return reversed(self._docs.items())
-
     def __len__(self) -> int:
         return len(self._docs)
 
