@@ -156,7 +156,8 @@ class Runner:
 
     def _close(self, action: CloseLink) -> None:
         if action.failed:
-            self.links.drop(action.peer)
+            # A silent neighbour (an unanswered probe or request) or a broken budget.
+            self.links.drop(action.peer, why="failed by the core")
         elif not any(keeps(action.peer) for keeps in self.link_keepers):
             self.links.close(action.peer)
 
