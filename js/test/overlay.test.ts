@@ -113,11 +113,53 @@ describe("HyParView core", () => {
     const probe = node.tick(T0 + 2_000);
     assert.ok(probe.some((a) => a.type === "probe" && a.peer === peer(1)));
     node.heardFrom(peer(1), T0 + 2_500); // answered: no failure
-    assert.ok(!node.tick(T0 + 6_500).some((a) => a.type === "close" && a.peer === peer(1)));
-    node.tick(T0 + 8_600); // probed again, never answered
-    const failed = node.tick(T0 + 12_700);
+    assert.ok(!node.tick(T0 + 4_000).some((a) => a.type === "close" && a.peer === peer(1)));
+    assert.ok(node.tick(T0 + 6_000).some((a) => a.type === "probe" && a.peer === peer(1))); // probed again, never answered
+    assert.ok(!node.tick(T0 + 8_000).some((a) => a.type === "close"));
+    const failed = node.tick(T0 + 10_000); // probe_timeout after the probe, every tick on time
     assert.ok(failed.some((a) => a.type === "close" && a.peer === peer(1) && a.failed));
     assert.ok(!node.active.has(peer(1)));
+  });
+
+  /** Neighbours a = 1 and b = 2 (joined at 0), passive peer p = 3; keep-alive every 2 s, probe timeout 4 s. */
+  function silentBSetup(): HyParView {
+    const node = new HyParView(peer(0), new SeededRandom(1), { ...DEFAULT_HYPARVIEW_CONFIG, activeSize: 2 });
+    node.start(null, 0);
+    node.receive(peer(1), { type: "neighbor", high: true }, 0);
+    node.receive(peer(3), { type: "neighbor", high: true }, 0);
+    node.receive(peer(3), { type: "disconnect" }, 0);
+    node.receive(peer(2), { type: "neighbor", high: true }, 0);
+    assert.deepEqual([[...node.active.keys()], [...node.passive.keys()]], [[peer(1), peer(2)], [peer(3)]]);
+    return node;
+  }
+  const closed = (actions: readonly MembershipAction[], who: PeerId): boolean =>
+    actions.some((a) => a.type === "close" && a.peer === who && a.failed);
+
+  // tests/test_overlay_cores.py: a late tick does not count the time this node read nothing as silence.
+  it("a late keep-alive tick moves the pending probe on by its lateness; a really silent neighbour fails one tick later", () => {
+    // A page paused (or throttled, or short of CPU) for 5 s read nothing meanwhile: its
+    // neighbours' frames wait in its buffers.
+    const node = silentBSetup();
+    assert.ok(node.tick(2_000).some((a) => a.type === "probe" && a.peer === peer(2)));
+    node.heardFrom(peer(1), 3_000);
+    const late = node.tick(9_000); // due at 4 s: 5 s late
+    assert.deepEqual([...node.active.keys()], [peer(1), peer(2)]);
+    assert.ok(!closed(late, peer(2)));
+    node.heardFrom(peer(1), 9_500); // the backlog read after the pause (nothing from b)
+    const onTime = node.tick(11_000); // b silent for 4 s of reading
+    assert.deepEqual([...node.active.keys()], [peer(1)]);
+    assert.ok(closed(onTime, peer(2)));
+  });
+
+  it("a frame read after a late keep-alive tick keeps the neighbour", () => {
+    const node = silentBSetup();
+    node.tick(2_000);
+    node.tick(9_000); // 5 s late
+    node.heardFrom(peer(1), 9_500);
+    node.heardFrom(peer(2), 9_500); // its Pong, read once the page runs again
+    node.tick(11_000);
+    node.tick(13_000);
+    assert.deepEqual([...node.active.keys()], [peer(1), peer(2)]);
   });
 
   it("a neighbour that does not hold us refuses the tick's confirmation and is dropped (docs/overlay.md, Confirmations)", () => {

@@ -7,7 +7,12 @@
  * and the walk's end asks the newcomer to be its neighbour (`Neighbor(high)`).
  * A neighbour that leaves, fails or goes silent (probed with a link `Ping` after
  * a quiet keep-alive interval, failed `probeTimeout` after an unanswered
- * probe) is replaced by a passive peer.  Each keep-alive tick asks the
+ * probe) is replaced by a passive peer.  Silence counts only for time this
+ * node could read: a keep-alive tick that comes late (the page was paused,
+ * its timers throttled, or it was short of CPU, and read nothing meanwhile)
+ * moves the pending probes on by its lateness, so a busy node does not fail
+ * neighbours whose frames wait unread in its own buffers; a neighbour really
+ * silent fails one tick later (docs/overlay.md, "Failure detection").  Each keep-alive tick asks the
  * neighbour asked longest ago whether it still holds us (`Neighbor(low)`): a
  * refusal from a neighbour drops it, an acceptance nobody asked for is
  * answered with `Disconnect`, so the two ends of every link agree (docs/overlay.md,
@@ -87,6 +92,7 @@ export class HyParView {
   readonly #random: SeededRandom;
   #lastShuffle: PeerId[] | null = null;
   #nextShuffle: number | null = null;
+  /** When the next keep-alive tick is due (how late a tick comes is measured from it). */
   #nextKeepalive: number | null = null;
   #born = 0;
   #evictionTokens: number;
@@ -166,8 +172,9 @@ export class HyParView {
   tick(now: number): MembershipAction[] {
     const actions: MembershipAction[] = [];
     if (this.#nextKeepalive !== null && this.#nextKeepalive <= now) {
+      const late = now - this.#nextKeepalive;
       this.#nextKeepalive = now + this.config.keepaliveIntervalMs;
-      actions.push(...this.#keepalive(now));
+      actions.push(...this.#keepalive(now, late));
     }
     if (this.#nextShuffle !== null && this.#nextShuffle <= now) {
       this.#nextShuffle = now + this.config.shuffleIntervalMs;
@@ -364,9 +371,11 @@ export class HyParView {
     return actions;
   }
 
-  #keepalive(now: number): MembershipAction[] {
+  /** `late`: how late this tick is (ms); pending probes move that much later (nothing was read meanwhile). */
+  #keepalive(now: number, late: number): MembershipAction[] {
     const actions: MembershipAction[] = [];
     for (const [peer, neighbour] of [...this.active]) {
+      if (neighbour.probedAt !== null && late > 0) neighbour.probedAt += late;
       if (neighbour.probedAt !== null && now - neighbour.probedAt >= this.config.probeTimeoutMs) {
         actions.push(...this.#removeActive(peer, now, false), { type: "close", peer, failed: true });
       } else if (neighbour.probedAt === null && now - neighbour.heardAt >= this.config.keepaliveIntervalMs) {
