@@ -33,6 +33,8 @@ export class Retained {
   readonly holders = new Map<PeerId, number>();
   /** Neighbour -> epoch of the link on which we pushed it this document. */
   readonly pushed = new Map<PeerId, number>();
+  /** Neighbour -> times restores pushed it this document (each at most `RestorePace.maxRepushes`); null until the first restore. */
+  repushes: Map<PeerId, number> | null = null;
 
   constructor(payload: Uint8Array, opened: OpenedDocument, at: number, hops: number, own: boolean, values: number) {
     this.payload = payload;

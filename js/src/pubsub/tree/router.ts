@@ -7,9 +7,10 @@
  * retained document is held by every tree neighbour whose interest matches
  * it (and by the parent told so, for this node's own publications).  A new
  * document is pushed to whoever breaks (I) (forwarding); after every input a
- * neighbour whose side of (I) widened is pushed what it now must hold, and
- * one whose side narrowed stops counting as a holder of what it no longer
- * must hold (repair).  Adverts go out one advert delay after a change,
+ * neighbour whose side of (I) widened is owed what it now must hold, and
+ * pushed it at a bounded pace (the rest on restore ticks), and one whose
+ * side narrowed stops counting as a holder of what it no longer must hold
+ * (`repair.ts`).  Adverts go out one advert delay after a change,
  * coalesced.  The membership layer (HyParView) feeds `neighborUp` /
  * `neighborDown`; documents travel as overlay `Gossip`, which this router
  * sends (`push`) and checks itself.  Inputs take `now` in ms.
@@ -22,6 +23,7 @@ import { type Advert, MAX_ADVERT_FILTERS, MAX_VERSION, TREE_SIZE_CAP } from "../
 import { DEFAULT_BUDGET_CONFIG, INVALID_DOCUMENT_OFFENCES, PeerBudgets, type BudgetConfig, type Verdict } from "../budget.js";
 import { MAX_DOCUMENT_ENVELOPE, type OpenedDocument, RejectedDocument, documentId, openDocument } from "../document.js";
 import { InterestTable, type Keyed, keyed } from "./interest.js";
+import { Repair, type Signature } from "./repair.js";
 import { Retained, Retention } from "./retention.js";
 import { SpanningTree } from "./routes.js";
 
@@ -38,11 +40,22 @@ export interface RouterConfig {
   /** Adverts kept from peers that are not neighbours yet. */
   readonly maxPendingAdverts: number;
   readonly budget: BudgetConfig;
+  /**
+   * The repair's pace (docs/pubsub.md section 7, "Pace"; local policy): documents a widened
+   * neighbour is owed are pushed at most `restoreRate` a second and `restoreBurst` at once,
+   * per neighbour, the rest on ticks every `restoreIntervalMs`; restores push each document
+   * to each neighbour at most `maxRepushes` times.
+   */
+  readonly restoreRate: number;
+  readonly restoreBurst: number;
+  readonly restoreIntervalMs: number;
+  readonly maxRepushes: number;
 }
 
 export const DEFAULT_ROUTER_CONFIG: RouterConfig = Object.freeze({
   retentionMs: 30_000, retentionSize: 4096, retentionBytes: 16 << 20, seenSize: 10_000,
   advertDelayMs: 10, maxAdvertFilters: 8, maxPendingAdverts: 16, budget: DEFAULT_BUDGET_CONFIG,
+  restoreRate: 200, restoreBurst: 128, restoreIntervalMs: 50, maxRepushes: 2,
 });
 
 /** Hops saturate here (the overlay's `Gossip.hops` bound). */
@@ -57,14 +70,6 @@ export type RouterAction =
   /** Disconnect `peer` (it broke its budget); the caller closes the link and tells membership. */
   | { readonly type: "drop"; readonly peer: PeerId; readonly reason: string };
 
-/** A neighbour's side of (I): link epoch, tree link, parent told so, filter keys. */
-interface Signature { readonly epoch: number; readonly tree: boolean; readonly told: boolean; readonly keys: ReadonlySet<string> }
-
-function subset(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
-  for (const k of a) if (!b.has(k)) return false;
-  return true;
-}
-
 interface Sent { readonly keys: string; readonly parent: boolean; readonly route: string; readonly members: string; readonly tree: boolean }
 
 export class TreeRouter {
@@ -73,6 +78,8 @@ export class TreeRouter {
   readonly tree: SpanningTree;
   readonly interest: InterestTable;
   readonly retention: Retention;
+  /** (I) restored after widenings, paced; `repair.repaired` / `repair.skipped` count its pushes and skips. */
+  readonly repair: Repair<RouterAction>;
   /** Counters: published, delivered, accepted, duplicates, unwanted, adverts, rejections by reason... */
   readonly stats = new Map<string, number>();
   /** Documents rejected, by reason (docs/pubsub.md section 2: oversized, id_mismatch, ...). */
@@ -84,12 +91,13 @@ export class TreeRouter {
   #epoch = 0;
   /** Neighbours whose last advert from us said "you are my parent". */
   readonly #told = new Set<PeerId>();
-  readonly #signatures = new Map<PeerId, Signature>();
   readonly #sent = new Map<PeerId, Sent>();
   /** Neighbour -> the filters last advertised to it on the current link. */
   readonly #advertised = new Map<PeerId, Keyed[]>();
   #version = 0n;
   #advertAt: number | null = null;
+  /** When the next restore tick is due (some neighbour is owed documents), or null. */
+  #restoreAt: number | null = null;
 
   constructor(self: PeerId, config: RouterConfig = DEFAULT_ROUTER_CONFIG) {
     if (config.maxAdvertFilters > MAX_ADVERT_FILTERS) throw new RangeError(`at most ${MAX_ADVERT_FILTERS} filters an advert`);
@@ -99,11 +107,23 @@ export class TreeRouter {
     this.interest = new InterestTable(config.maxAdvertFilters, config.maxPendingAdverts);
     this.retention = new Retention(config.retentionMs, config.retentionSize, config.retentionBytes, config.seenSize);
     this.#budgets = new PeerBudgets(config.budget);
+    if (!(config.restoreIntervalMs > 0)) throw new RangeError("the restore interval must be positive");
+    this.repair = new Repair<RouterAction>({
+      epochs: this.#epochs, retention: this.retention,
+      signature: (peer, epoch) => this.#signature(peer, epoch),
+      mustHold: (doc, peer) => this.#mustHold(doc, peer),
+      push: (key, doc, peer, epoch, out) => {
+        this.#count("repaired");
+        this.#push(fromHex(key), doc, peer, epoch, out);
+      },
+    }, { rate: config.restoreRate, burst: config.restoreBurst, maxRepushes: config.maxRepushes });
   }
 
-  /** When `tick` is next due (ms), or null. */
+  /** When `tick` is next due (ms: the advert delay or the restore tick), or null. */
   get timer(): number | null {
-    return this.#advertAt;
+    const advert = this.#advertAt;
+    const restore = this.#restoreAt;
+    return advert === null ? restore : restore === null ? advert : Math.min(advert, restore);
   }
 
   /** Call once: `startedUnixMs` (the wall clock now) is this node's claim as a root. */
@@ -201,10 +221,18 @@ export class TreeRouter {
     return out;
   }
 
+  /** The timers due at `now`: owed documents pushed (restore tick), adverts sent. */
   tick(now: number): RouterAction[] {
-    if (this.#advertAt === null || now < this.#advertAt) return [];
-    this.#advertAt = null;
-    return this.#sendAdverts();
+    const out: RouterAction[] = [];
+    if (this.#restoreAt !== null && now >= this.#restoreAt) {
+      this.#restoreAt = null;
+      this.#restore(now, out, true);
+    }
+    if (this.#advertAt !== null && now >= this.#advertAt) {
+      this.#advertAt = null;
+      this.#sendAdverts(now, out);
+    }
+    return out;
   }
 
   /** The neighbours holding this document on their current links (a publisher's hand-off). */
@@ -282,7 +310,7 @@ export class TreeRouter {
   #settle(now: number, out: RouterAction[]): RouterAction[] {
     if (this.tree.recompute()) this.#count("route_changes");
     this.retention.expire(now);
-    this.#repair(out);
+    this.#restore(now, out);
     if (this.#advertAt === null) this.#advertAt = now + this.config.advertDelayMs;
     return out;
   }
@@ -294,34 +322,17 @@ export class TreeRouter {
     };
   }
 
-  /** Restore (I) for every neighbour whose side widened; forget holders that narrowed. */
-  #repair(out: RouterAction[]): void {
-    for (const peer of [...this.#signatures.keys()]) if (!this.#epochs.has(peer)) this.#signatures.delete(peer);
-    for (const [peer, epoch] of this.#epochs) {
-      const now = this.#signature(peer, epoch);
-      const old = this.#signatures.get(peer);
-      if (old !== undefined && old.epoch === now.epoch && old.tree === now.tree && old.told === now.told
-        && old.keys.size === now.keys.size && subset(old.keys, now.keys)) continue;
-      this.#signatures.set(peer, now);
-      const sameLink = old !== undefined && old.epoch === now.epoch;
-      if (sameLink && ((old.tree && !now.tree) || (old.told && !now.told) || !subset(old.keys, now.keys))) {
-        for (const [, doc] of this.retention.entries()) {
-          if (doc.pushed.has(peer) && !this.#mustHold(doc, peer)) doc.pushed.delete(peer);
-        }
-      }
-      if (!sameLink || (now.tree && !old.tree) || (now.told && !old.told) || !subset(now.keys, old.keys)) {
-        for (const [key, doc] of this.retention.entries()) {
-          if (!doc.heldBy(peer, epoch) && this.#mustHold(doc, peer)) {
-            this.#count("repaired");
-            this.#push(fromHex(key), doc, peer, epoch, out);
-          }
-        }
-      }
-    }
+  /**
+   * (I): owe widened neighbours their documents and push what their pace allows (first what
+   * they were owed already, with `drain`); tick again while some are owed.
+   */
+  #restore(now: number, out: RouterAction[], drain = false): void {
+    if (drain) this.repair.drain(out, now);
+    this.repair.run(out, now);
+    if (this.repair.pending && this.#restoreAt === null) this.#restoreAt = now + this.config.restoreIntervalMs;
   }
 
-  #sendAdverts(): RouterAction[] {
-    const out: RouterAction[] = [];
+  #sendAdverts(now: number, out: RouterAction[]): void {
     const tree = this.tree;
     const links = tree.treeLinks();
     const route = tree.route;
@@ -350,8 +361,7 @@ export class TreeRouter {
         treeSize: isTree ? (members === null ? TREE_SIZE_CAP : members.size) : 0, treeMembers: memberList as PeerId[],
       } });
     }
-    this.#repair(out); // after the adverts: a parent just told gets our publications
-    return out;
+    this.#restore(now, out); // after the adverts: a parent just told gets our publications
   }
 
   #count(what: string): void {
