@@ -12,7 +12,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { type NodeAction, NodeCore } from "../src/node/nodeCore.js";
+import { DEFAULT_NODE_CORE_CONFIG, type NodeAction, NodeCore, type NodeCoreConfig } from "../src/node/nodeCore.js";
+import { DEFAULT_ROUTER_CONFIG, type RouterConfig } from "../src/pubsub/tree/router.js";
 import { Query } from "../src/query/query.js";
 import type { Document } from "../src/query/values.js";
 import { SeededRandom } from "../src/random.js";
@@ -55,9 +56,10 @@ class Net {
   #seq = 0;
   now = 0;
 
-  constructor(seed: number) {
+  constructor(seed: number, routing: RouterConfig) {
     this.random = new SeededRandom(seed);
-    this.nodes = ids.map((identity, i) => new NodeCore(identity, new SeededRandom(seed * 100 + i)));
+    const config: NodeCoreConfig = { ...DEFAULT_NODE_CORE_CONFIG, routing };
+    this.nodes = ids.map((identity, i) => new NodeCore(identity, new SeededRandom(seed * 100 + i), config));
     this.started = ids.map(() => false);
     for (let i = 0; i < ids.length; i++) { this.subs.push(new Map()); this.#names.push(new Map()); }
     for (let i = 0; i < NODES; i++) this.start(i);
@@ -199,8 +201,8 @@ type Step = typeof step extends fc.Arbitrary<infer T> ? T : never;
 
 interface Publication { readonly id: string; readonly publisher: number; readonly document: Document; readonly at: number }
 
-function play(seed: number, warmMs: number, steps: readonly Step[]): number {
-  const net = new Net(seed);
+function play(seed: number, warmMs: number, steps: readonly Step[], routing: RouterConfig = DEFAULT_ROUTER_CONFIG): number {
+  const net = new Net(seed, routing);
   // Some interest from the start (half the nodes), so most publications promise deliveries.
   for (let i = 0; i < NODES; i += 2) net.subscribe(i, NAMES[(i / 2 + seed) % NAMES.length] as string);
   net.run(warmMs);
@@ -279,6 +281,14 @@ describe("stable-tree router, stateful fuzz", () => {
     let promised = 0;
     fc.assert(fc.property(fc.integer({ min: 0, max: 1 << 16 }), fc.constantFrom(0, 5_000), fc.array(step, { maxLength: 40 }),
       (seed, warm, steps) => { promised += play(seed, warm, steps); }), { seed: 7, numRuns: 40 });
+    assert.ok(promised > 100, `the model promised only ${promised} deliveries`);
+  });
+
+  it("the same with a tight repair pace (2 at once, 20 a second): the pace only delays", () => {
+    const routing = { ...DEFAULT_ROUTER_CONFIG, restoreBurst: 2, restoreRate: 20 };
+    let promised = 0;
+    fc.assert(fc.property(fc.integer({ min: 0, max: 1 << 16 }), fc.constantFrom(0, 5_000), fc.array(step, { maxLength: 40 }),
+      (seed, warm, steps) => { promised += play(seed, warm, steps, routing); }), { seed: 8, numRuns: 40 });
     assert.ok(promised > 100, `the model promised only ${promised} deliveries`);
   });
 });
