@@ -406,6 +406,8 @@ def test_nonce_exhaustion_ends_the_link() -> None:
         cipher.encrypt(b"", b"x")
     with pytest.raises(LocalProtocolError):
         cipher.seal(b"x")
+    with pytest.raises(LocalProtocolError):
+        cipher.open(bytes(2 + 17))
     assert cipher.nonce == 2**64 - 1
 
 

@@ -142,6 +142,22 @@ class CipherState:
         self.nonce = nonce + 1
         return _length_prefix(len(ciphertext)) + ciphertext
 
+    def open(self, message: bytes) -> bytes:
+        """The plaintext of one transport message with its 2-byte length (``seal``'s
+        output, its length already checked); ``DecryptionError`` if it fails
+        authentication."""
+        aead = self._aead
+        nonce = self.nonce
+        if aead is None or nonce >= _MAX_NONCE:
+            raise LocalProtocolError("no key, or the Noise nonce is exhausted")
+        try:
+            plaintext = aead.decrypt(_nonce_bytes(nonce), memoryview(message)[LENGTH_PREFIX_SIZE:],
+                                     None)
+        except InvalidTag:
+            raise DecryptionError("Noise message failed authentication") from None
+        self.nonce = nonce + 1
+        return plaintext
+
     def encrypt(self, associated_data: bytes, plaintext: bytes | memoryview) -> bytes:
         if self._aead is None:
             return bytes(plaintext)
@@ -473,8 +489,7 @@ class SecureSession:
         # message is): decrypt it where it lies, without the reader's copy.
         if (size >= LENGTH_PREFIX_SIZE + TAG_SIZE and not self._reader._buffer
                 and data[0] << 8 | data[1] == size - LENGTH_PREFIX_SIZE):
-            frames = self._frames.feed(
-                self._receive.decrypt(None, memoryview(data)[LENGTH_PREFIX_SIZE:]))
+            frames = self._frames.feed(self._receive.open(data))
             self.has_partial_frame = self._frames.has_partial_frame
             return frames
         return self.receive_messages(self._reader.feed(data))

@@ -144,23 +144,24 @@ class _LinkLock:
     the channel anyway); ``release`` hands a held lock to the first waiter.
     """
 
-    __slots__ = ("_waiters", "_waiting", "held")
+    __slots__ = ("_waiters", "held", "waiting")
 
     def __init__(self) -> None:
         self.held = False
         self._waiters = trio.lowlevel.ParkingLot()
-        self._waiting = 0  # tasks in ``wait``: cheaper to test than the parking lot
+        #: Tasks in ``wait``: cheaper to test than the parking lot.
+        self.waiting = 0
 
     async def wait(self) -> None:
         """Take the lock once its holder releases it (called when ``held``)."""
-        self._waiting += 1
+        self.waiting += 1
         try:
             await self._waiters.park()
         finally:
-            self._waiting -= 1
+            self.waiting -= 1
 
     def release(self) -> None:
-        if self._waiting:
+        if self.waiting:
             self._waiters.unpark()  # the waiter now holds it: ``held`` stays True
         else:
             self.held = False
@@ -245,7 +246,10 @@ class SecureConnection(Connection):
                 await self._abort()
                 raise
         finally:
-            lock.release()
+            if lock.waiting:
+                lock.release()
+            else:
+                lock.held = False  # ``release`` without the call
 
     async def receive(self) -> bytes:
         lock = self._receive_lock
@@ -273,7 +277,9 @@ class SecureConnection(Connection):
                         started, idle_at = now, now + idle
                     if frame is not None and partial_since is None and session.has_partial_frame:
                         partial_since, frame_at = now, now + frame
-                deadline = min(idle_at, frame_at)
+                    deadline = min(idle_at, frame_at)
+                else:
+                    deadline = math.inf
                 try:
                     if deadline == math.inf or channel.message_waiting():
                         # No deadline, or a message is already here: no cancel
@@ -312,7 +318,10 @@ class SecureConnection(Connection):
                     received.extend(frames)
                     return received.popleft()
         finally:
-            lock.release()
+            if lock.waiting:
+                lock.release()
+            else:
+                lock.held = False  # ``release`` without the call
 
     async def _receive_before(self, deadline: float, frame_deadline: bool) -> bytes:
         """One channel message, or ``FrameTimeout`` / ``IdleTimeout`` at ``deadline``."""
