@@ -184,6 +184,8 @@ class SecureConnection(Connection):
         self._received: collections.deque[bytes] = collections.deque(received or ())
         self._closed = False
         self._holding = False  # reported bytes held to ``partial_frames``
+        self._idle = deadlines.idle
+        self._frame_deadline = deadlines.frame
         # Frames that fit one channel message with their Noise overhead.
         self._small_frame_size = min(
             session.small_frame_size,
@@ -262,8 +264,8 @@ class SecureConnection(Connection):
                 return received.popleft()
             session = self._session
             channel = self._channel
-            idle = self._deadlines.idle
-            frame = self._deadlines.frame
+            idle = self._idle
+            frame = self._frame_deadline
             # The clock is read only when a deadline applies: ``idle`` is set, or
             # a partial frame is held (at the start, or after a channel message).
             started = partial_since = None

@@ -143,7 +143,8 @@ class FrameDecoder:
             else:
                 length, start = -1, 0
             if start + length == len(data) and length <= self.max_frame_size:
-                return [bytes(data[start:])]
+                # A slice of bytes is already a copy of its own.
+                return [data[start:] if type(data) is bytes else bytes(data[start:])]
         frames: list[bytes] = []
         view = memoryview(data)
         try:
