@@ -242,15 +242,17 @@ async def run_links(kind: str, args: argparse.Namespace) -> list[Step]:
     config = NodeConfig(subscription_buffer=100_000)
     steps: list[Step] = []
     thief = Thief(args.steal_period_ms)
-    async with trio.open_nursery() as nursery:
+    # The signaller outlives the nodes: they close first, so none of them
+    # sees its signaller go and warns "no signaller reachable" at the end.
+    async with open_signaller(identity=Identity.from_seed(bytes([200]) * 32),
+                              transport=transport) as signaller, \
+            trio.open_nursery() as nursery:
 
         async def hold(cm: Any, task_status: trio.TaskStatus[Any]) -> None:
             async with cm as value:
                 task_status.started(value)
                 await trio.sleep_forever()
 
-        signaller = await nursery.start(hold, open_signaller(
-            identity=Identity.from_seed(bytes([200]) * 32), transport=transport))
         for i in range(args.nodes):
             node = await nursery.start(hold, open_node(
                 [signaller.url], Identity.from_seed(i.to_bytes(4, "big") * 8), links=factory,
