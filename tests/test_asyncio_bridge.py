@@ -16,6 +16,7 @@ import trio.testing
 from aiortc import rtcsctptransport
 
 from taiinet.errors import ConnectionClosed, LocalProtocolError
+from taiinet.transport import _asyncio_dtls as dtls_module
 from taiinet.transport import _asyncio_loop as loop_module
 from taiinet.transport import _asyncio_sctp as sctp_module
 from taiinet.transport._asyncio_bridge import AiortcBridge, BridgeConnectError
@@ -176,7 +177,8 @@ def test_only_the_bridge_imports_asyncio_or_aiortc() -> None:
             if any(n.split(".")[0] in {"asyncio", "aiortc", "aioice"} for n in names):
                 importers.append(path.name)
     assert set(importers) == {
-        "_asyncio_bridge.py", "_asyncio_channel.py", "_asyncio_loop.py", "_asyncio_sctp.py"
+        "_asyncio_bridge.py", "_asyncio_channel.py", "_asyncio_dtls.py", "_asyncio_eager.py",
+        "_asyncio_loop.py", "_asyncio_sctp.py",
     }
 
 
@@ -363,6 +365,52 @@ async def test_a_gap_is_acknowledged_at_once(monkeypatch: pytest.MonkeyPatch) ->
                 await trio.sleep(0.01)
         assert dropped and sctp_b._sack_misordered, sent
         dtls_a._send_data = send_data
+
+
+def count_queued_datagrams(channel: BridgedDataChannel) -> list[bytes]:
+    """The datagrams that reach ``channel``'s side through aioice's queue from now on."""
+    queue = channel._channel.transport.transport.transport._connection._queue
+    queued: list[bytes] = []
+    put = queue.put_nowait
+
+    def counting(item: Any) -> None:
+        queued.append(item)
+        put(item)
+
+    queue.put_nowait = counting
+    return queued
+
+
+async def test_records_are_read_in_the_socket_callback() -> None:
+    async with raw_pair() as (a, b):
+        await a.send_message(b"hello")  # the handshakes are over, both readers parked
+        assert await b.receive_message() == b"hello"
+        await b.send_message(b"hello")
+        assert await a.receive_message() == b"hello"
+        queued_a, queued_b = count_queued_datagrams(a), count_queued_datagrams(b)
+        for i in range(50):
+            await a.send_message(i.to_bytes(2, "big") * 700)  # two DATA packets each
+            await b.send_message(bytes([i]))
+        assert [await b.receive_message() for _ in range(50)] == [
+            i.to_bytes(2, "big") * 700 for i in range(50)
+        ]
+        assert [await a.receive_message() for _ in range(50)] == [bytes([i]) for i in range(50)]
+        # Not one datagram went through aiortc's reader task (its queue).
+        assert queued_a == [] and queued_b == []
+
+
+async def test_a_peer_closing_dtls_closes_the_direct_reader_side() -> None:
+    async with raw_pair() as (a, b):
+        await a.send_message(b"hello")
+        assert await b.receive_message() == b"hello"
+        dtls_b = b._channel.transport.transport
+        assert getattr(dtls_b, dtls_module._HOOKED)
+        await a._peer._bridge.run(a._peer._pc.close)  # DTLS close_notify, no channel close
+        with trio.fail_after(20):
+            while dtls_b.state != "closed":
+                await trio.sleep(0.01)
+        with pytest.raises(ConnectionClosed):
+            await b.receive_message()
 
 
 def test_trio_as_a_guest_of_asyncio_keeps_its_host_loop() -> None:
