@@ -367,6 +367,22 @@ async def test_a_gap_is_acknowledged_at_once(monkeypatch: pytest.MonkeyPatch) ->
         dtls_a._send_data = send_data
 
 
+async def test_a_binary_message_leaves_in_the_send_call() -> None:
+    async with raw_pair() as (a, b):
+        await a.send_message(b"hello")
+        assert await b.receive_message() == b"hello"
+        sent = count_sent_chunks(a)
+        seen: list[int] = []
+
+        async def send_and_look() -> None:
+            a._channel.send(b"now")
+            seen.append(sent["DataChunk"])  # before the loop took another turn
+
+        await a._peer._bridge.run(send_and_look)
+        assert seen == [1], sent
+        assert await b.receive_message() == b"now"
+
+
 def count_queued_datagrams(channel: BridgedDataChannel) -> list[bytes]:
     """The datagrams that reach ``channel``'s side through aioice's queue from now on."""
     queue = channel._channel.transport.transport.transport._connection._queue
