@@ -383,6 +383,14 @@ async def test_a_binary_message_leaves_in_the_send_call() -> None:
         assert await b.receive_message() == b"now"
 
 
+async def test_binary_messages_skip_the_message_event() -> None:
+    async with raw_pair() as (a, b):
+        b._channel.remove_all_listeners("message")  # only the direct path is left
+        await a.send_message(b"direct")
+        with trio.fail_after(10):
+            assert await b.receive_message() == b"direct"
+
+
 def count_queued_datagrams(channel: BridgedDataChannel) -> list[bytes]:
     """The datagrams that reach ``channel``'s side through aioice's queue from now on."""
     queue = channel._channel.transport.transport.transport._connection._queue
