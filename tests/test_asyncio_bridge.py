@@ -278,6 +278,43 @@ async def test_callbacks_made_ready_run_without_waiting_for_trio() -> None:
         assert rounds <= 2
 
 
+async def test_datagrams_waiting_are_read_in_one_turn_of_the_driver() -> None:
+    # asyncio reads one datagram per socket per iteration; an iteration that
+    # found sockets ready is followed by another in the same turn, so a burst
+    # waiting on a socket does not cost a trio scheduling round per datagram.
+    import asyncio  # the test plays aioice's part: a UDP endpoint on the loop
+    import socket
+
+    count = 6
+    async with open_bridge() as bridge:
+        received: list[bytes] = []
+
+        class Counting(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: Any) -> None:
+                received.append(data)
+
+        async def listen() -> Any:
+            loop = asyncio.get_running_loop()
+            transport, _ = await loop.create_datagram_endpoint(
+                Counting, local_addr=("127.0.0.1", 0))
+            return transport
+
+        transport = await bridge.run(listen)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+                for i in range(count):
+                    sender.sendto(bytes([i]), transport.get_extra_info("sockname"))
+            rounds = 0
+            with trio.fail_after(10):
+                while len(received) < count:
+                    await trio.lowlevel.checkpoint()
+                    rounds += 1
+            assert received == [bytes([i]) for i in range(count)]
+            assert rounds <= 4, rounds
+        finally:
+            transport.close()
+
+
 async def test_the_loop_runs_in_the_trio_thread() -> None:
     async def where() -> threading.Thread:
         return threading.current_thread()
