@@ -16,6 +16,7 @@ import trio.testing
 
 from taiinet.node import NodeConfig, memory_links
 from taiinet.node.links import LinkFactory, LinkMeter, Links
+from taiinet.node.node import Node
 from taiinet.signal.client import SignalClient, open_signal_client
 from taiinet.signal.transport import MemorySignalTransport
 from taiinet.transport.connection import Connection
@@ -191,6 +192,21 @@ def test_join_settings_are_checked() -> None:
 
 
 
+async def two_neighbours(nursery: trio.Nursery, network: MemoryNetwork,
+                         b_links: LinkFactory) -> tuple[Node, Node]:
+    """Node ``a`` on one signaller, then ``b`` (dialing through ``b_links``) joined to
+    it, a second after their link came up."""
+    transport = MemorySignalTransport(network)
+    (sig, _), = await start_signallers(nursery, transport, 1)
+    config = NodeConfig(join_timeout=5.0)
+    (a, _), = await start_nodes(nursery, [[sig.url]], memory_links(network), transport,
+                                config, first=1)
+    (b, _), = await start_nodes(nursery, [[sig.url]], b_links, transport, config, first=2)
+    await b.wait_neighbors(1)
+    await trio.sleep(1)
+    return a, b
+
+
 async def test_a_redundant_dial_to_a_neighbour_loses_no_frame(
         autojump_clock: trio.testing.MockClock) -> None:
     """A join attempt whose contact became a neighbour meanwhile (two nodes
@@ -201,16 +217,8 @@ async def test_a_redundant_dial_to_a_neighbour_loses_no_frame(
     the delivery soak: an interest advert lost that way kept two documents
     from a subscriber until the tree changed."""
     network = MemoryNetwork()
-    transport = MemorySignalTransport(network)
     async with trio.open_nursery() as nursery:
-        (sig, _), = await start_signallers(nursery, transport, 1)
-        config = NodeConfig(join_timeout=5.0)
-        (a, _), = await start_nodes(nursery, [[sig.url]], memory_links(network), transport,
-                                    config, first=1)
-        (b, _), = await start_nodes(nursery, [[sig.url]], slow_dials(1.0, memory_links(network)),
-                                    transport, config, first=2)
-        await b.wait_neighbors(1)
-        await trio.sleep(1)
+        a, b = await two_neighbours(nursery, network, slow_dials(1.0, memory_links(network)))
 
         async def change_interest_while_the_dial_completes() -> None:
             await trio.sleep(0.5)  # a has taken the new connection by now
@@ -272,16 +280,8 @@ async def test_a_join_dial_closed_after_the_contacts_handshake_loses_no_advert(
     the advert is sent again, instead of it staying lost while the link stays
     up."""
     network = MemoryNetwork()
-    transport = MemorySignalTransport(network)
     async with trio.open_nursery() as nursery:
-        (sig, _), = await start_signallers(nursery, transport, 1)
-        config = NodeConfig(join_timeout=5.0)
-        (a, _), = await start_nodes(nursery, [[sig.url]], memory_links(network), transport,
-                                    config, first=1)
-        (b, _), = await start_nodes(nursery, [[sig.url]], memory_links(network), transport,
-                                    config, first=2)
-        await b.wait_neighbors(1)
-        await trio.sleep(1)
+        a, b = await two_neighbours(nursery, network, memory_links(network))
         cancelled = await b.links.dial(a.peer_id)  # a has finished its handshake
         async with a.subscribe({"x": 1}):
             await trio.sleep(0.1)  # a writes the advert on its newest connection

@@ -23,15 +23,13 @@ relay, and the command exits 0.
 from __future__ import annotations
 
 import argparse
-import http.server
 import json
 import random
 import signal
 import sys
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,7 @@ import trio
 
 from taiinet.cli.demo import random_document, start_in_task
 from taiinet.cli.run import CommandError
+from taiinet.cli.static_http import serve_static
 from taiinet.cli.turn import find_turnserver, turn_server
 from taiinet.node.node import Node, open_node
 from taiinet.signal.api import open_signaller
@@ -144,39 +143,21 @@ async def _report_pages(node: Node, python: set[str], say: Callable[[str], None]
 
 @contextmanager
 def serve_page(port: int, config: dict[str, Any]) -> Iterator[str]:
-    """An HTTP server on 127.0.0.1:``port`` (0: any free port) for the demo page, in a
-    thread; yields the page's URL."""
+    """Serve the demo page, the bundle and ``/config.json`` on 127.0.0.1:``port``
+    (0: any free port); yields the page's URL."""
     body = json.dumps(config).encode()
+    routes = {path: (kind, (lambda: body) if name is None else _reader(name))
+              for path, (name, kind) in ROUTES.items()}
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(serve_static(routes, port))
+        except OSError as exc:
+            raise CommandError(f"cannot serve the page on 127.0.0.1:{port}: {exc.strerror}; "
+                               "choose another --http-port (0: any free port)") from None
+        yield url
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            route = ROUTES.get(self.path.split("?", 1)[0])
-            if route is None:
-                self.send_error(404)
-                return
-            name, kind = route
-            data = body if name is None else (
-                (BUNDLE if name == "taiinet.js" else PAGE / name).read_bytes())
-            self.send_response(200)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(data)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    try:
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    except OSError as exc:
-        raise CommandError(f"cannot serve the page on 127.0.0.1:{port}: {exc.strerror}; "
-                           "choose another --http-port (0: any free port)") from None
-    thread = threading.Thread(target=server.serve_forever, name="demo-http", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+def _reader(name: str) -> Callable[[], bytes]:
+    """Reads a served file at each request, so a rebuilt bundle needs no restart."""
+    path = BUNDLE if name == "taiinet.js" else PAGE / name
+    return path.read_bytes

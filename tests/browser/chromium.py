@@ -9,14 +9,13 @@ mDNS, no background traffic) and give it a fresh profile each time.
 
 from __future__ import annotations
 
-import http.server
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from taiinet.cli.static_http import Route, serve_static
 from tests.browser.support import BUNDLE, CHROMIUM
 
 T = TypeVar("T")
@@ -45,42 +44,17 @@ document.title = "ready";
 </script>"""
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    routes: dict[str, tuple[str, Callable[[], bytes]]] = {
-        "/": ("text/html", lambda: PAGE),
-        "/taiinet.js": ("text/javascript", BUNDLE.read_bytes),
-        "/harness.js": ("text/javascript", (HERE / "harness.js").read_bytes),
-    }
-
-    def do_GET(self) -> None:
-        route = self.routes.get(self.path)
-        if route is None:
-            self.send_error(404)
-            return
-        body = route[1]()
-        self.send_response(200)
-        self.send_header("Content-Type", route[0])
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+#: The test page and what it imports, by path.
+ROUTES: dict[str, Route] = {
+    "/": ("text/html", lambda: PAGE),
+    "/taiinet.js": ("text/javascript", BUNDLE.read_bytes),
+    "/harness.js": ("text/javascript", (HERE / "harness.js").read_bytes),
+}
 
 
-@contextmanager
-def page_server() -> Iterator[str]:
+def page_server() -> AbstractContextManager[str]:
     """An HTTP server on 127.0.0.1 for the test page; yields its URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    return serve_static(ROUTES)
 
 
 @contextmanager
