@@ -140,7 +140,7 @@ def flush_at_once(sctp: Any) -> bool:
     iteration per message before its packet leaves.  This one queues it the
     same way and runs the flush at once (``run_eagerly``; it never waits: the
     packets go to the socket, or stay queued in SCTP for the congestion
-    window).  Text and empty messages keep aiortc's path.
+    window).  Text, empty and oversized messages keep aiortc's path.
     """
     send = getattr(sctp, "_data_channel_send", None)
     flush = getattr(sctp, "_data_channel_flush", None)
@@ -151,15 +151,10 @@ def flush_at_once(sctp: Any) -> bool:
         return False
 
     def data_channel_send(channel: Any, data: bytes | str) -> None:
-        if not isinstance(data, bytes) or not data:
-            send(channel, data)
-            return
         limit = sctp._remote_max_message_size  # 0: no limit
-        if limit and len(data) > limit:
-            raise ValueError(
-                f"Cannot send message of {len(data)} bytes, the remote party "
-                f"only supports messages up to {limit} bytes"
-            )
+        if not isinstance(data, bytes) or not data or (limit and len(data) > limit):
+            send(channel, data)  # aiortc's path (and its error for an oversized one)
+            return
         channel._addBufferedAmount(len(data))
         queue.append((channel, rtcsctptransport.WEBRTC_BINARY, data))
         run_eagerly(flush())
