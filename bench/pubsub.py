@@ -49,6 +49,18 @@ one JSON object (``rows``: ``system``, ``links``, ``kind`` = ``max`` or
 ``ratio_js``, ``cpu_us_per_delivery`` and more; load averages before and
 after) on stdout, progress and the table on stderr.  Timings vary with
 machine load.
+
+Overload (``--schedule 250@30,250@30,62.5@0``): instead of the search, run
+the given steps in order, each ``RATE@STEAL``: ``RATE`` documents/s while a
+task of the bench holds the event loop for ``STEAL`` ms of every
+``--steal-period-ms`` (100) ms, busy (as a profiler or a neighbour process
+taking the CPU would), or nothing with ``@0``; ``RATE@STEAL!K`` also cuts
+``K`` neighbour links (random, seeded) half-way through the step, as a
+process too busy to answer in time would lose them.  The steps after an
+overloaded one show whether the mesh recovers.  Each step also prints why
+links went down meanwhile, summed over the nodes: the link layer's
+``ended`` counts ("failed by the core": an unanswered probe or request, or
+a broken budget, the budget ones also counted apart).
 """
 
 from __future__ import annotations
@@ -65,7 +77,8 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -116,6 +129,10 @@ class Step:
 
     #: Documents the publisher actually got out per second.
     published_per_s: float
+    #: Milliseconds of every ``--steal-period-ms`` the bench held the loop busy.
+    steal_ms: float = 0.0
+    #: Why links went down during the step (summed over the nodes).
+    link_ends: dict[str, int] = field(default_factory=dict)
 
     @property
     def kept_up(self) -> bool:
@@ -165,6 +182,57 @@ class Receivers:
                 self.progress = trio.Event()
 
 
+class Thief:
+    """Holds the event loop busy for ``steal_ms`` of every ``period_ms`` (0: never):
+    a deterministic stand-in for a profiler or another process taking the CPU."""
+
+    def __init__(self, period_ms: float) -> None:
+        self.period = period_ms / 1000
+        self.steal_ms = 0.0
+
+    async def run(self) -> None:
+        tick = trio.current_time()
+        while True:
+            tick = max(tick + self.period, trio.current_time())
+            await trio.sleep_until(tick)
+            if self.steal_ms > 0:
+                until = time.perf_counter() + self.steal_ms / 1000
+                while time.perf_counter() < until:
+                    pass
+
+
+def link_ends(nodes: list[Node]) -> Counter[str]:
+    """Why links went down so far, summed over ``nodes`` (see ``Step.link_ends``)."""
+    total: Counter[str] = Counter()
+    for node in nodes:
+        total.update(node.driver.links.ended)
+        overlay = node.driver.router.overlay
+        total["of which over link budget"] += overlay.budget_stats.disconnected
+        total["of which over pubsub budget"] += node.driver.router.stats.disconnected
+    return total
+
+
+def parse_schedule(text: str) -> list[tuple[float, float, int]]:
+    """``"250@30,62.5@0!2"`` -> [(250.0, 30.0, 0), (62.5, 0.0, 2)] (rate, steal ms,
+    links to cut)."""
+    steps = []
+    for part in text.split(","):
+        part, _, cut = part.strip().partition("!")
+        rate, _, steal = part.partition("@")
+        steps.append((float(rate), float(steal or 0), int(cut or 0)))
+    return steps
+
+
+async def cut_links(nodes: list[Node], count: int, after: float, rng: random.Random) -> None:
+    """After ``after`` seconds, close ``count`` neighbour links at once (as a failure:
+    both ends see the link go down), as a busy process that misses a deadline would."""
+    await trio.sleep(after)
+    for _ in range(count):
+        node = rng.choice(nodes)
+        if node.neighbors:
+            node.driver.links.drop(rng.choice(node.neighbors), report=True, why="cut")
+
+
 async def run_links(kind: str, args: argparse.Namespace) -> list[Step]:
     network = MemoryNetwork()
     transport = MemorySignalTransport(network)
@@ -173,6 +241,7 @@ async def run_links(kind: str, args: argparse.Namespace) -> list[Step]:
     nodes: list[Node] = []
     config = NodeConfig(subscription_buffer=100_000)
     steps: list[Step] = []
+    thief = Thief(args.steal_period_ms)
     async with trio.open_nursery() as nursery:
 
         async def hold(cm: Any, task_status: trio.TaskStatus[Any]) -> None:
@@ -197,22 +266,50 @@ async def run_links(kind: str, args: argparse.Namespace) -> list[Step]:
         # Warm-up: let the Plumtree tree form (first broadcasts flood, then prune).
         await _step(publisher, nodes, receivers, receivers_count, 20.0, 20, args)
 
-        async def measure(rate: float) -> Step:
+        nursery.start_soon(thief.run)
+
+        async def measure(rate: float, steal_ms: float = 0.0, cut: int = 0) -> Step:
             count = max(args.min_messages, int(rate * args.seconds))
-            step = await _step(publisher, nodes, receivers, receivers_count, rate, count, args)
+            ends_before = link_ends(nodes)
+            thief.steal_ms = steal_ms
+            try:
+                async with trio.open_nursery() as cutting:
+                    if cut:
+                        cutting.start_soon(cut_links, nodes, cut, count / rate / 2,
+                                           random.Random(len(steps)))
+                    step = await _step(publisher, nodes, receivers, receivers_count, rate,
+                                       count, args)
+            finally:
+                thief.steal_ms = 0.0
+            ends = link_ends(nodes)
+            ends.subtract(ends_before)
+            step.steal_ms = steal_ms
+            step.link_ends = {why: n for why, n in sorted(ends.items()) if n}
             steps.append(step)
-            say(f"  {kind:<9} rate {rate:>7.1f}/s: {step.delivered}/{step.expected} delivered, "
+            stolen = f" (loop {steal_ms:g}/{args.steal_period_ms:g} ms busy)" if steal_ms else ""
+            if cut:
+                stolen += f" ({cut} links cut)"
+            say(f"  {kind:<9} rate {rate:>7.1f}/s{stolen}: {step.delivered}/{step.expected} "
+                f"delivered ({step.delivered / max(step.expected, 1):.1%}), "
                   f"{step.deliveries_per_s:.0f} deliveries/s, p50 {step.p50_ms:.1f} ms, "
                   f"p99 {step.p99_ms:.1f} ms, {step.messages_per_delivery:.2f} link msgs "
                   f"({step.overlay_messages_per_delivery:.2f} overlay msgs)/delivery, "
                   f"CPU {step.cpu_us_per_delivery:.0f} us/delivery"
                 f"{'' if step.kept_up else f', publisher behind ({step.published_per_s:.0f}/s)'}")
+            if step.link_ends:
+                say("            links down: " + ", ".join(
+                    f"{why} {n}" for why, n in step.link_ends.items()))
             if not step.complete:
                 # Let queues drain and the overlay repair links dropped as too slow.
                 await trio.sleep(args.settle)
                 await _step(publisher, nodes, receivers, receivers_count, 20.0, 20, args)
             return step
 
+        if args.schedule:
+            for rate, steal_ms, cut in parse_schedule(args.schedule):
+                await measure(rate, steal_ms, cut)
+            nursery.cancel_scope.cancel()
+            return steps
         # Double the rate while everything arrives; if the first rate already
         # loses documents, halve it instead until one delivers 100%.
         rate = args.start_rate
@@ -524,6 +621,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--no-anchor", action="store_true", help="same as --anchors ''")
     parser.add_argument("--target-p50", type=float, default=50.0,
                         help="also report the highest 100%% rate with p50 under this (ms)")
+    parser.add_argument("--schedule", default="",
+                        help="run these steps instead of the search: RATE@STEAL_MS,... "
+                             "(the loop held busy STEAL_MS of every --steal-period-ms)")
+    parser.add_argument("--steal-period-ms", type=float, default=100.0)
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object on stdout (progress and table on stderr)")
     args = parser.parse_args(argv)

@@ -19,8 +19,11 @@ libdatachannel data channels through ``pylibdatachannel``
 (``bench/_raw_libdatachannel.py``) and ``aiolibdatachannel``
 (``bench/_raw_aiolibdatachannel.py``, CPython >= 3.12: see there), printed
 with their ratio to raw aiortc.  ``ratio`` is a row's message rate over its reference
-row's.  The raw data-channel rows also print ``cpu us``: process CPU time
-(both ends, all threads) over the messages received in the measured window.
+row's.  ``cpu us`` is process CPU time (both ends, all threads) over the
+messages received in the measured window (read at its two ends, ``_window.py``);
+on a loaded machine it is steadier than the rates, so ``cpu ratio`` (the
+reference row's CPU per message over this row's) says what ``ratio`` would be
+on a machine of its own when both ends are CPU-bound in this process.
 Every cell runs ``--repeat`` times, interleaved with the other rows so that
 load changes hit raw and secured rows alike, and the best run is shown (load
 only ever slows a run).  Timings vary with machine load; compare rows of one
@@ -103,7 +106,7 @@ async def measure(link: Link, size: int, warmup: float, seconds: float, pings: i
 
     async def receiver() -> None:
         message = await link.receive_b()
-        window = Window(warmup, seconds, cpu=False)
+        window = Window(warmup, seconds)
         while message[0] == 0:
             window.arrived()
             message = await link.receive_b()
@@ -121,8 +124,7 @@ async def measure(link: Link, size: int, warmup: float, seconds: float, pings: i
         await link.send_b(await link.receive_b())
         await link.receive_a()
         round_trips.append(time.perf_counter() - began)
-    rate, megabytes, p50, p99, _ = figures(windows[0], size, round_trips)
-    return Result(rate, megabytes, p50, p99)
+    return Result(*figures(windows[0], size, round_trips))
 
 
 # -- the links ----------------------------------------------------------------
@@ -264,7 +266,7 @@ async def measure_row(factory: Callable[[], AbstractAsyncContextManager[Link]], 
 
 def best(results: list[Result]) -> Result:
     """The best of repeated runs: on a shared machine, load only ever slows a run."""
-    cpu = [r.cpu_us_per_message for r in results if r.cpu_us_per_message is not None]
+    cpu = [r.cpu_us_per_message for r in results if r.cpu_us_per_message]
     return Result(max(r.messages_per_second for r in results),
                   max(r.megabytes_per_second for r in results),
                   min(r.p50_ms for r in results), min(r.p99_ms for r in results),
@@ -308,7 +310,7 @@ def main() -> None:
     results = {key: best(value) for key, value in runs.items()}
 
     print(f"{'link':32} {'size':>6} {'msg/s':>9} {'MB/s':>7} {'p50 ms':>7} {'p99 ms':>7}"
-          f" {'ratio':>6} {'cpu us':>6}")
+          f" {'ratio':>6} {'cpu us':>6} {'cpu ratio':>9}")
     for size in SIZES:
         for name, raw_name, _ in ROWS:
             if (name, size) not in results:
@@ -316,10 +318,14 @@ def main() -> None:
             r = results[name, size]
             ratio = (f"{r.messages_per_second / results[raw_name, size].messages_per_second:6.2f}"
                      if (raw_name, size) in results else "     -")
-            cpu = (f"{r.cpu_us_per_message:6.0f}" if r.cpu_us_per_message is not None
-                   else "     -")
+            cpu = (f"{r.cpu_us_per_message:6.1f}" if r.cpu_us_per_message else "     -")
+            reference = results.get((raw_name, size)) if raw_name else None
+            cpu_ratio = (f"{reference.cpu_us_per_message / r.cpu_us_per_message:9.2f}"
+                         if reference and reference.cpu_us_per_message
+                         and r.cpu_us_per_message else "        -")
             print(f"{name:32} {size:>6} {r.messages_per_second:9.0f} "
-                  f"{r.megabytes_per_second:7.1f} {r.p50_ms:7.3f} {r.p99_ms:7.3f} {ratio} {cpu}")
+                  f"{r.megabytes_per_second:7.1f} {r.p50_ms:7.3f} {r.p99_ms:7.3f} {ratio} {cpu}"
+                  f" {cpu_ratio}")
         print()
 
 

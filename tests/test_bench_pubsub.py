@@ -69,3 +69,22 @@ def test_rows_carry_both_ratios_and_anchor_cpu_per_delivery() -> None:
     _, js, ws, _ = bench.build_rows({("websocket", "max"): step, ("webrtc", "max"): None},
                                     anchors, 20.0)
     assert (ws["ratio_js"], js["ratio_py"], js["cpu_us_per_delivery"]) == (5.0, 2.0, 175)
+
+
+def test_a_schedule_is_rate_steal_and_links_to_cut() -> None:
+    bench = load_bench()
+    assert bench.parse_schedule("250@30, 62.5@0!2,10") == [
+        (250.0, 30.0, 0), (62.5, 0.0, 2), (10.0, 0.0, 0)]
+
+
+def test_a_tiny_scheduled_run_reports_each_step_and_why_links_went_down() -> None:
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--nodes", "4", "--links", "websocket",
+         "--seconds", "0.5", "--min-messages", "5", "--drain", "2", "--settle", "0.2",
+         "--anchors", "", "--schedule", "10@20!1,10"],
+        capture_output=True, text=True, timeout=120, check=True, cwd=ROOT)
+    steps = [line for line in result.stdout.splitlines() if "rate" in line and "/s" in line
+             and "delivered" in line]
+    assert len(steps) == 2
+    assert "(loop 20/100 ms busy) (1 links cut)" in steps[0]
+    assert "cut 1" in result.stdout  # the cut link is reported with its reason

@@ -172,3 +172,24 @@ async def test_partial_frames_of_all_links_share_one_budget(
         with pytest.raises(FrameTimeout):
             await first.receive()
         assert budget.total == 0
+
+
+async def test_a_completed_partial_frame_gives_its_bytes_back(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """A link reports what it holds after every read that holds or held bytes: once the
+    frame completes, the budget is whole again and the link stays up."""
+    budget = PartialFrameBudget(200_000)
+    async with secured_pair(LinkDeadlines(frame=4.0), budget) as (attacker, victim):
+        await attacker.send(b"before")
+        assert await victim.receive() == b"before" and budget.total == 0
+        messages = attacker._session.encrypt_frame(bytes(150_000))
+        await attacker._channel.send_message(messages[0])
+        with trio.move_on_after(1):
+            await victim.receive()
+        assert 60_000 < budget.total <= 70_000
+        for message in messages[1:]:
+            await attacker._channel.send_message(message)
+        assert await victim.receive() == bytes(150_000)
+        assert budget.total == 0 and not victim.closed
+        await attacker.send(b"after")
+        assert await victim.receive() == b"after" and budget.total == 0

@@ -409,3 +409,28 @@ async def test_a_connection_added_as_the_runner_stops_is_closed_not_a_crash(
     assert added == [True] and raised == []
     with pytest.raises(ConnectionClosed):
         await far.receive()
+
+
+async def test_one_message_sent_to_several_peers_is_encoded_once(autojump_clock: object) -> None:
+    encoded: list[int] = []
+
+    def encode(message: Echo) -> bytes:
+        encoded.append(message.n)
+        return str(message.n).encode()
+
+    runner = Runner(EchoCore(), _no_dial)
+    runner.register(ProtocolCodec(protocol_id=ECHO, name="echo", message_types=(Echo,),
+                                  encode=encode, decode=_decode))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runner.run)
+        a, b, c = (Identity.from_seed(bytes([i]) * 32).peer_id for i in (3, 4, 5))
+        shared = Echo(7)
+        runner.apply([Send(peer=a, message=shared), Send(peer=b, message=shared),
+                      Send(peer=c, message=Echo(7)), Send(peer=a, message=Echo(8))])
+        # An equal message that is another object is encoded again: only the
+        # very object just encoded is reused.
+        assert encoded == [7, 7, 8]
+        assert [list(runner.links.links[p].queue) for p in (a, b, c)] == [
+            [encode_item(ECHO, b"7"), encode_item(ECHO, b"8")], [encode_item(ECHO, b"7")],
+            [encode_item(ECHO, b"7")]]
+        nursery.cancel_scope.cancel()

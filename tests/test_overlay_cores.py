@@ -292,6 +292,31 @@ def test_a_neighbour_silent_after_a_probe_is_failed_and_replaced() -> None:
     assert node.active == ["a", "p"] and NeighborUp(peer="p") in out
 
 
+def test_a_late_tick_does_not_count_the_time_this_node_read_nothing_as_silence() -> None:
+    """A node paused (or short of CPU) for 5 s read nothing meanwhile: its
+    neighbours' frames wait in its buffers.  The late tick moves the pending probe
+    on by its lateness; a neighbour still silent fails one on-time tick later."""
+    node = _silent_b_setup()  # probe_timeout: 2 x keepalive_interval = 4 s
+    assert ProbeLink(peer="b") in node.handle_timer(KeepaliveTimer(), 2.0)
+    node.heard_from("a", 3.0)
+    out = node.handle_timer(KeepaliveTimer(), 9.0)  # due at 4.0: 5 s late
+    assert node.active == ["a", "b"] and CloseLink(peer="b", failed=True) not in out
+    node.heard_from("a", 9.5)  # the backlog read after the pause (nothing from b)
+    out = node.handle_timer(KeepaliveTimer(), 11.0)  # on time: b silent 4 s of reading
+    assert node.active == ["a"] and CloseLink(peer="b", failed=True) in out
+
+
+def test_a_frame_read_after_a_late_tick_keeps_the_neighbour() -> None:
+    node = _silent_b_setup()
+    node.handle_timer(KeepaliveTimer(), 2.0)
+    node.handle_timer(KeepaliveTimer(), 9.0)  # 5 s late
+    node.heard_from("a", 9.5)
+    node.heard_from("b", 9.5)  # its Pong, read once the node runs again
+    node.handle_timer(KeepaliveTimer(), 11.0)
+    node.handle_timer(KeepaliveTimer(), 13.0)
+    assert node.active == ["a", "b"]
+
+
 def test_any_frame_after_the_probe_keeps_the_neighbour() -> None:
     overlay = Overlay("me", random.Random(1), OverlayConfig(
         membership=HyParViewConfig(keepalive_interval=2.0)))

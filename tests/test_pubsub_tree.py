@@ -15,7 +15,7 @@ from taiinet.pubsub.query import Query
 from taiinet.pubsub.tree.forwarding import Forwarding
 from taiinet.pubsub.tree.healing import Healing
 from taiinet.pubsub.tree.interest import InterestTable
-from taiinet.pubsub.tree.repair import Repair, _widened
+from taiinet.pubsub.tree.repair import Repair, RestorePace, _widened
 from taiinet.pubsub.tree.retention import Retained, Retention
 from taiinet.pubsub.tree.router import TreeRouter
 from taiinet.pubsub.tree.routes import SpanningTree
@@ -24,6 +24,8 @@ from tests.pubsub_harness import PubsubNet
 
 A, B, C, D, E = sim_peer_ids(5)  # sorted: A < B < C < D < E
 STABLE = PubsubConfig()
+#: A pace that never holds a push back (the tests of the rule itself).
+PACE = RestorePace(rate=1e9, burst=1e9, max_repushes=1000)
 
 
 def _advert(version: int, *queries: object, tree_link: bool = False, root: str = "",
@@ -206,25 +208,25 @@ def test_repair_pushes_what_a_widened_neighbour_must_hold_and_only_once() -> Non
     kept = Retention(30.0, 10, 10_000, 10)
     epochs = {B: 1, D: 2}
     forwarding = Forwarding(tree, table, kept, epochs)
-    repair = Repair(forwarding)
+    repair = Repair(forwarding, PACE)
     for peer in epochs:
         tree.add(peer)
     wanted, other = _doc(0.0), Retained(b"y", {"t": 2}, A, 0, 0.0, 0, False, cost=1)
     kept.add(b"w", wanted, 0.0)
     kept.add(b"o", other, 0.0)
     out: list[Send] = []
-    repair.run(out)
+    repair.run(out, 0.0)
     assert out == []  # no tree link, no interest
     table.accept(D, _advert(1, {"t": 1}), neighbour=True)
     tree.offer(D, 1, A, 0, child=False)
     tree.recompute()  # D becomes the parent: a tree link wanting t=1
-    repair.run(out)
+    repair.run(out, 0.0)
     assert [(s.peer, s.message.message_id) for s in out] == [(D, b"w")]  # type: ignore[union-attr]
     out.clear()
-    repair.run(out)
+    repair.run(out, 0.0)
     assert out == []  # D holds it now
     epochs[D] = 3  # the link went down and came back: a push on the old one is not trusted
-    repair.run(out)
+    repair.run(out, 0.0)
     assert [s.peer for s in out] == [D]
 
 
@@ -234,23 +236,23 @@ def test_a_narrowed_neighbour_no_longer_counts_as_holding_what_it_may_have_dropp
     kept = Retention(30.0, 10, 10_000, 10)
     epochs = {D: 1}
     forwarding = Forwarding(tree, table, kept, epochs)
-    repair = Repair(forwarding)
+    repair = Repair(forwarding, PACE)
     tree.add(D)
     table.accept(D, _advert(1, {"t": 1}), neighbour=True)
     tree.offer(D, 1, A, 0, child=False)
     tree.recompute()
     out: list[Send] = []
-    repair.run(out)
+    repair.run(out, 0.0)
     doc = _doc(0.0)
     kept.add(b"w", doc, 0.0)
     forwarding.forward(b"w", doc, out)
     assert [s.peer for s in out] == [D] and doc.held_by(D, 1)
     table.accept(D, _advert(2, {"t": 2}), neighbour=True)  # D narrowed: it may drop it
-    repair.run(out)
+    repair.run(out, 0.0)
     assert not doc.held_by(D, 1)
     out.clear()
     table.accept(D, _advert(3, {"t": 1}), neighbour=True)  # and widened again
-    repair.run(out)
+    repair.run(out, 0.0)
     assert [s.peer for s in out] == [D]
 
 

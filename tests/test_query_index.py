@@ -18,9 +18,12 @@ from taiinet.pubsub.query.index import IndexFull, SubscriptionIndex
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 
 
+# scan_limit=0: the counting index itself; 12: few enough subscriptions are scanned.
+@pytest.mark.parametrize("scan_limit", [0, 12])
 @given(st.lists(queries(), min_size=1, max_size=12), st.lists(documents, min_size=1, max_size=6))
-def test_index_agrees_with_naive_matcher(qs: list[dict[str, Any]], docs: list[Any]) -> None:
-    index = SubscriptionIndex()
+def test_index_agrees_with_naive_matcher(scan_limit: int, qs: list[dict[str, Any]],
+                                         docs: list[Any]) -> None:
+    index = SubscriptionIndex(scan_limit=scan_limit)
     for i, q in enumerate(qs):
         index.add(i, q)
     for doc in docs:
@@ -60,7 +63,7 @@ idx_queries = st.recursive(
 @settings(max_examples=120)
 @given(st.lists(idx_queries, min_size=1, max_size=20), st.lists(idx_docs, min_size=1, max_size=6))
 def test_index_agrees_on_indexable_queries(qs: list[dict[str, Any]], docs: list[Any]) -> None:
-    index = SubscriptionIndex()
+    index = SubscriptionIndex(scan_limit=0)
     for i, q in enumerate(qs):
         index.add(i, q)
     assert not index._always, "these queries should all be indexed"
@@ -75,7 +78,7 @@ class IndexMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.index = SubscriptionIndex()
+        self.index = SubscriptionIndex(scan_limit=0)
         self.model: dict[int, dict[str, Any]] = {}
 
     @rule(target=ids, sub_id=st.integers(0, 8), query=st.one_of(idx_queries, queries(1)))
@@ -116,7 +119,7 @@ def test_origin_example_through_the_index() -> None:
 
 
 def test_index_is_bounded() -> None:
-    index = SubscriptionIndex(max_subscriptions=2)
+    index = SubscriptionIndex(max_subscriptions=2, scan_limit=0)
     index.add(1, {"a": 1})
     index.add(2, {"a": 2})
     index.add(2, {"a": 3})  # replacing is always allowed
@@ -126,7 +129,7 @@ def test_index_is_bounded() -> None:
 
 
 def test_candidates_come_from_the_index() -> None:
-    index = SubscriptionIndex()
+    index = SubscriptionIndex(scan_limit=0)
     for i in range(100):
         index.add(i, {"a": i, "b": {"$gte": i}})
     assert index.candidates({"a": 7, "b": 0}) == {7}
@@ -135,7 +138,7 @@ def test_candidates_come_from_the_index() -> None:
 
 
 def test_exact_clauses_answer_without_the_matcher() -> None:
-    index = SubscriptionIndex()
+    index = SubscriptionIndex(scan_limit=0)
     index.add("eq", {"a": 1, "b": "x"})
     index.add("dup-in", {"a": {"$in": [1, 1.0]}, "b": 5})
     index.add("range", {"c": {"$gte": 1, "$lt": 3}})
@@ -150,7 +153,7 @@ def test_exact_clauses_answer_without_the_matcher() -> None:
 def test_regex_sets_survive_rebuilds() -> None:
     rng = random.Random(7)
     letters = "abc"
-    index = SubscriptionIndex()
+    index = SubscriptionIndex(scan_limit=0)
     model: dict[int, dict[str, Any]] = {}
     words = ["".join(rng.choice(letters) for _ in range(4)) for _ in range(50)]
     for step in range(300):

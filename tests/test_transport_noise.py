@@ -16,6 +16,7 @@ from taiinet.transport.errors import DecryptionError, HandshakeError, PeerIdMism
 from taiinet.transport.noise import (
     MAX_PLAINTEXT,
     PROTOCOL_NAME,
+    SMALL_FRAME_SIZE,
     CipherState,
     HandshakeState,
     NoiseHandshake,
@@ -403,6 +404,32 @@ def test_nonce_exhaustion_ends_the_link() -> None:
     cipher.nonce = 2**64 - 1
     with pytest.raises(LocalProtocolError):
         cipher.encrypt(b"", b"x")
+    with pytest.raises(LocalProtocolError):
+        cipher.seal(b"x")
+    with pytest.raises(LocalProtocolError):
+        cipher.open(bytes(2 + 17))
+    assert cipher.nonce == 2**64 - 1
+
+
+@given(st.lists(st.sampled_from([0, 1, 127, 128, 1024, 16383]) | st.integers(0, SMALL_FRAME_SIZE),
+                max_size=4))
+@settings(max_examples=60)
+def test_seal_frame_writes_what_encrypt_frame_writes(sizes: list[int]) -> None:
+    """The one-message fast path writes the general one's message: same length, same
+    nonce sequence, read back by the general receiver, interleaved with it."""
+    sender, receiver = completed_sessions()
+    for size in sizes:
+        frame = random.Random(size).randbytes(size)
+        sealed = sender.seal_frame(frame)
+        [general] = sender.encrypt_frame(frame)
+        assert len(sealed) == len(general) and sealed[:2] == general[:2]
+        assert receiver.receive_data(sealed + general) == [frame, frame]
+    assert sender._send.nonce == receiver._receive.nonce == 2 * len(sizes)
+
+
+def test_small_frame_size_follows_the_maximum() -> None:
+    assert completed_sessions()[0].small_frame_size == SMALL_FRAME_SIZE
+    assert completed_sessions(max_frame_size=100)[0].small_frame_size == 100
 
 
 @given(st.binary(max_size=300), st.binary(min_size=32, max_size=32))

@@ -136,6 +136,33 @@ async def test_raw_websocket_channels_conform() -> None:
     await check_message_channel_pair(raw_channel_pair)
 
 
+async def test_a_coalescing_writer_joins_what_queues_in_the_pass_that_woke_it() -> None:
+    """Two messages sent back to back leave as one WebSocket message: the writer waits
+    one scheduler pass after the first woke it (before, trio's random order of a batch
+    joined them about every other time)."""
+    received: trio.MemorySendChannel[bytes]
+    received, arrivals = trio.open_memory_channel[bytes](16)
+
+    async def handler(channel: WebSocketChannel) -> None:
+        try:
+            while True:
+                await received.send(await channel.receive_message())
+        except ConnectionClosed:
+            pass
+
+    async with channel_server(handler) as port, trio.open_nursery() as writer_nursery:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        client = await connect_websocket_stream(stream, f"127.0.0.1:{port}", "/", SUBPROTOCOL,
+                                                writer_nursery=writer_nursery)
+        for round_ in range(12):
+            first, second = bytes([round_]) * 3, bytes([round_ + 100]) * 5
+            await client.send_message(first)
+            await client.send_message(second)
+            assert await arrivals.receive() == first + second
+        await client.aclose()
+        writer_nursery.cancel_scope.cancel()
+
+
 async def test_wrong_expected_peer_id_fails_and_the_listener_goes_on() -> None:
     async with open_websocket_listener(BOB) as listener:
         with pytest.raises(PeerIdMismatch):

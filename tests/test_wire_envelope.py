@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from taiinet import Envelope, Identity, InvalidEnvelope, TaiiNetError
 from taiinet.errors import LocalProtocolError
 from taiinet.v1 import envelope_pb2, keys_pb2
-from taiinet.wire.envelope import DEFAULT_MAX_ENVELOPE_SIZE
+from taiinet.wire import codec
+from taiinet.wire.envelope import DEFAULT_MAX_ENVELOPE_SIZE, open_fields
 
 ALICE = Identity.from_seed(bytes([1]) * 32)
 MALLORY = Identity.from_seed(bytes([2]) * 32)
@@ -123,3 +124,61 @@ def test_expected_payload_type_and_signer() -> None:
         Envelope.open(sealed, DOMAIN, payload_type=b"/other")
     with pytest.raises(InvalidEnvelope, match="expected"):
         Envelope.open(sealed, DOMAIN, peer_id=MALLORY.peer_id)
+
+
+def test_a_known_signer_still_has_every_signature_checked() -> None:
+    """The signer cache holds decoded keys only: a tampered payload or signature
+    from a signer seen a moment ago is rejected as before."""
+    sealed = Envelope.seal(ALICE, DOMAIN, b"t", b"payload")
+    assert Envelope.open(sealed, DOMAIN).peer_id == ALICE.peer_id  # ALICE now cached
+    for field, value in (("payload", b"payloaD"), ("signature", bytes(64))):
+        message = _message(sealed)
+        setattr(message, field, value)
+        with pytest.raises(InvalidEnvelope, match="bad signature"):
+            Envelope.open(message.SerializeToString(), DOMAIN)
+        with pytest.raises(InvalidEnvelope, match="bad signature"):
+            open_fields(message.SerializeToString(), DOMAIN)
+
+
+def test_a_bad_key_fails_every_time() -> None:
+    message = _message(Envelope.seal(ALICE, DOMAIN, b"t", b"p"))
+    message.public_key.data = b"\x01" * 31
+    for _ in range(2):
+        with pytest.raises(InvalidEnvelope, match="not 32"):
+            Envelope.open(message.SerializeToString(), DOMAIN)
+
+
+def test_open_fields_is_open_without_the_envelope() -> None:
+    sealed = Envelope.seal(ALICE, DOMAIN, b"t", b"p")
+    signer, key, fields = open_fields(sealed, DOMAIN, payload_type=b"t",
+                                      peer_id=ALICE.peer_id)
+    opened = Envelope.open(sealed, DOMAIN)
+    assert (signer, key, fields.payload, fields.signature) == (
+        opened.peer_id, opened.public_key, opened.payload, opened.signature)
+    with pytest.raises(InvalidEnvelope, match="expected"):
+        open_fields(sealed, DOMAIN, peer_id=MALLORY.peer_id)
+    with pytest.raises(InvalidEnvelope, match="payload type"):
+        open_fields(sealed, DOMAIN, payload_type=b"u")
+
+
+def _field(number: int, value: bytes) -> bytes:
+    return bytes([number << 3 | 2, len(value)]) + value
+
+
+@pytest.mark.parametrize("how", ["unknown field in the key", "empty payload type written",
+                                 "fields out of order", "key given twice"])
+def test_non_canonical_encodings_are_rejected(how: str) -> None:
+    key = ALICE.public_key_proto
+    sig = ALICE.sign(b"whatever")
+    canonical = _field(1, key) + _field(3, b"p") + _field(5, sig)
+    assert codec.decode_envelope(canonical) is not None
+    variants = {
+        "unknown field in the key": _field(1, key + _field(9, b"x")) + _field(3, b"p")
+        + _field(5, sig),
+        "empty payload type written": _field(1, key) + _field(2, b"") + _field(3, b"p")
+        + _field(5, sig),
+        "fields out of order": _field(3, b"p") + _field(1, key) + _field(5, sig),
+        "key given twice": _field(1, key) + _field(1, key) + _field(3, b"p") + _field(5, sig),
+    }
+    with pytest.raises(InvalidEnvelope, match="canonical"):
+        Envelope.open(variants[how], DOMAIN)

@@ -36,6 +36,13 @@ def test_uvarint_round_trip(value: int) -> None:
     assert decode_uvarint(encoded) == (value, len(encoded))
 
 
+@pytest.mark.parametrize("value, encoded", [
+    (0, b"\x00"), (127, b"\x7f"), (128, b"\x80\x01"), (300, b"\xac\x02"),
+    (16383, b"\xff\x7f"), (16384, b"\x80\x80\x01")])
+def test_uvarint_known_encodings(value: int, encoded: bytes) -> None:
+    assert encode_uvarint(value) == encoded
+
+
 @pytest.mark.parametrize("data, error", [
     (b"", TruncatedFrame), (b"\x80", TruncatedFrame), (b"\x80\x00", MalformedFrame),
     (b"\xff\x00", MalformedFrame), (b"\xff\xff\xff\xff\xff\x01", MalformedFrame),

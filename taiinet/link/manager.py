@@ -64,7 +64,7 @@ from __future__ import annotations
 import heapq
 import logging
 import math
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -176,6 +176,9 @@ class LinkManager:
         self._nursery: trio.Nursery | None = None
         #: Items written to links; with the links' frame count, the batching ratio.
         self.items_sent = 0
+        #: Links that went down, by why (``LINK_END_REASONS``): what an overload
+        #: or a misbehaving peer costs, read by benchmarks and ``stats``.
+        self.ended: Counter[str] = Counter()
         #: Set (and replaced) whenever a link comes up, starts closing or goes away,
         #: so that whoever follows the linked peers waits for it instead of polling.
         self.changed = trio.Event()
@@ -225,7 +228,7 @@ class LinkManager:
             return
         if len(link.queue) >= self.config.send_queue:
             log.warning("link: %s is too slow, dropping its link", peer)
-            self._drop(link)
+            self._drop(link, why="queue full")
             return
         link.queue.append(item)
         link.queued += 1
@@ -258,15 +261,16 @@ class LinkManager:
         if link.stopped:
             return  # shutting down: the sender is gone (see ``enqueue``)
         if len(link.queue) >= self.config.send_queue:
-            self._drop(link)
+            self._drop(link, why="queue full")
         else:
             link.queue.append(None)
 
-    def drop(self, peer: PeerId, *, report: bool = False) -> None:
-        """Close every connection to ``peer`` now and read nothing more from it."""
+    def drop(self, peer: PeerId, *, report: bool = False, why: str = "dropped") -> None:
+        """Close every connection to ``peer`` now and read nothing more from it
+        (``why`` is counted in ``ended``)."""
         link = self.links.get(peer)
         if link is not None:
-            self._drop(link, report=report)
+            self._drop(link, report=report, why=why)
 
     async def flush(self, peer: PeerId) -> bool:
         """Wait until every item queued so far for ``peer`` was written to its
@@ -303,8 +307,12 @@ class LinkManager:
         self._spawn(self._sender, link)
         return link
 
-    def _drop(self, link: Link, report: bool = True) -> None:
-        """Forget a link now and close its connections; report it down if asked."""
+    def _drop(self, link: Link, report: bool = True, *, why: str) -> None:
+        """Forget a link now and close its connections; report it down if asked.
+
+        ``why`` is counted in ``ended`` (once per link)."""
+        if not link.dropped:
+            self.ended[why] += 1
         if self.links.get(link.peer) is link:
             del self.links[link.peer]
         link.closing = True
@@ -318,8 +326,8 @@ class LinkManager:
         if report:
             self._link_down(link.peer)
 
-    def _drop_if_current(self, link: Link) -> None:
-        self._drop(link, report=self.links.get(link.peer) is link and not link.closing)
+    def _drop_if_current(self, link: Link, why: str) -> None:
+        self._drop(link, report=self.links.get(link.peer) is link and not link.closing, why=why)
 
     def _link_down(self, peer: PeerId) -> None:
         self._handler.handle_link_down(peer, trio.current_time())
@@ -387,7 +395,7 @@ class LinkManager:
                     await connection.send(join_items(items))
                 except TaiiNetError as exc:
                     log.info("link: link to %s failed: %s", link.peer, exc)
-                    self._drop_if_current(link)
+                    self._drop_if_current(link, "write failed")
                     return True
                 self._mark_unanswered(link, connection)
                 self.items_sent += len(items)
@@ -402,7 +410,7 @@ class LinkManager:
             connection = await self._dial(link.peer)
         except (TaiiNetError, OSError, trio.TooSlowError) as exc:
             log.info("link: cannot reach %s: %s", link.peer, exc)
-            self._drop_if_current(link)
+            self._drop_if_current(link, "dial failed")
             return False
         link.connections.append(connection)
         self._spawn(self._reader, link, connection)
@@ -436,12 +444,15 @@ class LinkManager:
         address = connection.remote_address
         if address is not None:  # before its first frame: per-address limits
             self._handler.handle_link_address(peer, address, trio.current_time())
+        why = "connection ended"
         try:
             async for data in connection:
                 if not self._read_frame(link, connection, data):
+                    why = "protocol broken"
                     break
         except TaiiNetError as exc:
             log.info("link: link from %s ended: %s", peer, exc)
+            why = f"connection ended ({type(exc).__name__})"
         finally:
             with trio.CancelScope(shield=True):
                 await connection.aclose()
@@ -456,9 +467,9 @@ class LinkManager:
         if unread and link.connections:
             # Frames written on it may be lost: the link fails (module doc).
             log.info("link: a connection to %s ended with frames perhaps unread", peer)
-            self._drop(link)
+            self._drop(link, why=why)
         elif not link.connections:
-            self._drop(link)
+            self._drop(link, why=why)
 
     def _read_frame(self, link: Link, connection: Connection, data: bytes) -> bool:
         """Handle one frame; False when nothing more is to be read from the link."""

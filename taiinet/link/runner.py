@@ -74,6 +74,10 @@ class Runner:
             ProbeLink: self._probe}
         #: Link frames received over their sender's budget and dropped unread.
         self.frames_refused = 0
+        #: The last message sent and its encoded item (messages are immutable; the
+        #: reference keeps the object alive, so ``is`` cannot match a new one).
+        self._last_sent: object = None
+        self._last_item = b""
         #: Set (and forgotten) once the core has taken its next input; see ``stepped``.
         self._stepped: trio.Event | None = None
         #: Asked before a (not failed) ``CloseLink`` is carried out: any that says
@@ -139,8 +143,11 @@ class Runner:
     # --- actions -------------------------------------------------------------------
 
     def _send(self, action: Send[Any]) -> None:
-        self.links.enqueue(action.peer, self.protocols.encode(action.message),
-                           urgent=not action.lazy)
+        message = action.message
+        if message is not self._last_sent:  # one message to several peers: encoded once
+            self._last_item = self.protocols.encode(message)
+            self._last_sent = message
+        self.links.enqueue(action.peer, self._last_item, urgent=not action.lazy)
 
     def _set_timer(self, action: SetTimer[Any]) -> None:
         self._timer_seq += 1
@@ -149,7 +156,8 @@ class Runner:
 
     def _close(self, action: CloseLink) -> None:
         if action.failed:
-            self.links.drop(action.peer)
+            # A silent neighbour (an unanswered probe or request) or a broken budget.
+            self.links.drop(action.peer, why="failed by the core")
         elif not any(keeps(action.peer) for keeps in self.link_keepers):
             self.links.close(action.peer)
 

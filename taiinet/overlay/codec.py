@@ -53,6 +53,14 @@ MAX_FRAME_SIZE = MAX_PAYLOAD_SIZE + 1024
 def to_proto(message: OverlayMessage) -> overlay_pb2.OverlayMessage:
     """Build the protobuf of a domain message."""
     pb = PB()
+    if type(message) is Gossip:  # first: nearly every message is one
+        gossip = pb.gossip
+        gossip.message_id = message.message_id
+        gossip.hops = message.hops
+        gossip.payload = message.payload
+        gossip.origin = message.origin
+        gossip.entry = message.entry
+        return pb
     match message:
         case Join():
             pb.join.SetInParent()
@@ -94,6 +102,14 @@ def to_proto(message: OverlayMessage) -> overlay_pb2.OverlayMessage:
 def from_proto(pb: overlay_pb2.OverlayMessage) -> OverlayMessage:
     """Validate a received protobuf and return its domain message."""
     kind = pb.WhichOneof("body")
+    if kind == "gossip":  # first: nearly every message is one
+        gossip = pb.gossip
+        payload = gossip.payload
+        if len(payload) > MAX_PAYLOAD_SIZE:
+            raise OverlayDecodeError(f"gossip payload exceeds {MAX_PAYLOAD_SIZE} bytes")
+        return Gossip(message_id=_mid(gossip.message_id), hops=_small(gossip.hops, "hops"),
+                      payload=payload, origin=_origin(gossip.origin),
+                      entry=gossip.entry)
     if kind == "join":
         return Join()
     if kind == "forward_join":
@@ -110,12 +126,6 @@ def from_proto(pb: overlay_pb2.OverlayMessage) -> OverlayMessage:
                        peers=_peers(pb.shuffle.peers))
     if kind == "shuffle_reply":
         return ShuffleReply(peers=_peers(pb.shuffle_reply.peers))
-    if kind == "gossip":
-        if len(pb.gossip.payload) > MAX_PAYLOAD_SIZE:
-            raise OverlayDecodeError(f"gossip payload exceeds {MAX_PAYLOAD_SIZE} bytes")
-        return Gossip(message_id=_mid(pb.gossip.message_id), hops=_small(pb.gossip.hops, "hops"),
-                      payload=pb.gossip.payload, origin=_origin(pb.gossip.origin),
-                      entry=pb.gossip.entry)
     if kind == "ihave":
         return IHave(message_id=_mid(pb.ihave.message_id), hops=_small(pb.ihave.hops, "hops"))
     if kind == "graft":

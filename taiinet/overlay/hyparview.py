@@ -22,16 +22,11 @@ ends answers with as many of its passive peers (``ShuffleReply``) and both
 merge the samples into their passive views.
 
 Every ``keepalive_interval`` a node probes (``ProbeLink``) the neighbours it
-has not heard from for that long; a live peer answers the link-level ``Ping``
-and the driver reports any frame from a peer with ``heard_from``.  A
-neighbour still silent ``probe_timeout`` after the first unanswered probe is
-treated as failed at that tick, exactly as if its link had gone down (its
-link closed with ``CloseLink(failed=True)``): a hung peer whose link stays
-open is noticed even though no send ever fails.  Each tick also asks the
-neighbour asked longest ago whether it still holds us (``Neighbor(low)``:
-accepted, taken, or refused, and a refusal drops it; an unasked acceptance
-gets ``Disconnect``), so an entry held at one end only is found within
-``active_size`` ticks (docs/overlay.md, "Confirmations").
+has not heard from for that long (any frame counts, ``heard_from``); one
+still silent ``probe_timeout`` after the first unanswered probe, not counting
+the lateness of late ticks, is failed as if its link had gone down
+(``CloseLink(failed=True)``); each tick also asks one neighbour to confirm
+that it still holds us (``taiinet.overlay.liveness``; docs/overlay.md).
 
 Inputs and outputs are those of the core contract (docs/cores.md), plus
 ``join``, ``reach_out`` and ``handle_link_address``.
@@ -101,7 +96,7 @@ from taiinet.overlay.addresses import AddressBook
 from taiinet.overlay.budget import TokenBucket
 from taiinet.overlay.config import HyParViewConfig
 from taiinet.overlay.errors import OverlayUsageError
-from taiinet.overlay.liveness import SLACK, Neighbour, confirm_one, probe_idle
+from taiinet.overlay.liveness import SLACK, Neighbour, TickClock, confirm_one, probe_idle
 from taiinet.overlay.messages import (
     MAX_SHUFFLE_PEERS,
     Disconnect,
@@ -142,6 +137,7 @@ class HyParView:
         "_recent_joins",
         "_recently_dropped",
         "_rejections",
+        "_ticks",
         "_tokens_at",
         "config",
         "exchange_replies_refused",
@@ -179,6 +175,7 @@ class HyParView:
         self._eviction_tokens = float(self.config.eviction_burst)
         self._tokens_at = 0.0
         self._born = 0.0  # when ``start`` was called
+        self._ticks = TickClock()  # when the next keep-alive tick is due
         #: Network address of each linked peer, for the per-address limits.
         self._addresses = AddressBook(self.config)
 
@@ -188,10 +185,9 @@ class HyParView:
         """Arm the periodic timers; the first ticks are at random offsets."""
         cfg = self.config
         self._born = now
-        return [
-            SetTimer(at=now + self.rng.random() * cfg.shuffle_interval, timer=_SHUFFLE_TIMER),
-            SetTimer(at=now + self.rng.random() * cfg.keepalive_interval, timer=_KEEPALIVE_TIMER),
-        ]
+        shuffle = SetTimer(at=now + self.rng.random() * cfg.shuffle_interval, timer=_SHUFFLE_TIMER)
+        self._ticks.due = now + self.rng.random() * cfg.keepalive_interval
+        return [shuffle, SetTimer(at=self._ticks.due, timer=_KEEPALIVE_TIMER)]
 
     def heard_from(self, peer: PeerId, now: float) -> None:
         """Note that a frame (of any layer, a ``Pong`` too) came from ``peer``: it is alive.
@@ -295,8 +291,9 @@ class HyParView:
             return out
         out = [SetTimer(at=now + cfg.keepalive_interval, timer=_KEEPALIVE_TIMER)]
         expired = now - cfg.probe_deadline + SLACK
+        late = self._ticks.tick(now, cfg.keepalive_interval)
         failed = probe_idle(self._neighbours, now, cfg.keepalive_interval, cfg.probe_deadline,
-                            out)
+                            out, late)
         for peer in failed:
             # As ``handle_link_down``: forgotten, not kept as a passive peer.
             self._remove_active(peer, out)

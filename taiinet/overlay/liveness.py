@@ -8,6 +8,12 @@ heard from for a whole interval and returns those still silent
 stays open); ``confirm_one`` picks the neighbour to ask whether it still
 holds us, the one asked longest ago (docs/overlay.md, "Failure detection"
 and "Confirmations").
+
+Silence is counted only for time this node could read: a tick that comes
+late (``TickClock``: the node was busy, paused or short of CPU, and read
+nothing meanwhile) moves the pending probes later by its lateness, so a
+busy node does not fail the neighbours whose frames wait unread in its own
+buffers; a peer that is really silent fails one late tick later.
 """
 
 from __future__ import annotations
@@ -37,9 +43,25 @@ class Neighbour:
     confirmed_at: float = 0.0
 
 
+@dataclass(slots=True)
+class TickClock:
+    """When the next keep-alive tick is due, to tell how late a tick comes."""
+
+    due: float = float("inf")
+
+    def tick(self, now: float, interval: float) -> float:
+        """A tick at ``now``: how late it is (>= 0); the next one is due an interval on."""
+        late = max(0.0, now - self.due)
+        self.due = now + interval
+        return late
+
+
 def probe_idle(neighbours: dict[PeerId, Neighbour], now: float, interval: float,
-               deadline: float, out: list[Action]) -> list[PeerId]:
-    """Probe the neighbours idle for ``interval`` (into ``out``); return the failed ones."""
+               deadline: float, out: list[Action], late: float = 0.0) -> list[PeerId]:
+    """Probe the neighbours idle for ``interval`` (into ``out``); return the failed ones.
+
+    ``late``: how late this tick is; pending probes move that much later.
+    """
     idle_since = now - interval
     expired = now - deadline + SLACK
     failed: list[PeerId] = []
@@ -51,9 +73,12 @@ def probe_idle(neighbours: dict[PeerId, Neighbour], now: float, interval: float,
             # heard at or after the probe time came after it.
             if last >= probe:
                 neighbour.probed_at = None
-            elif probe <= expired:
-                failed.append(peer)
-                continue
+            else:
+                if late:  # nothing was read meanwhile: that time is not its silence
+                    neighbour.probed_at = probe = probe + late
+                if probe <= expired:
+                    failed.append(peer)
+                    continue
         if last <= idle_since:
             if neighbour.probed_at is None:
                 neighbour.probed_at = now

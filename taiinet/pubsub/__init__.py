@@ -11,7 +11,7 @@ conversion, ``taiinet.pubsub.documents`` how documents are signed into
 ``Gossip`` payloads.
 """
 
-from taiinet.pubsub.actions import ComponentTimer, Deliver, InterestTimer
+from taiinet.pubsub.actions import ComponentTimer, Deliver, InterestTimer, RestoreTimer
 from taiinet.pubsub.broadcast import BroadcastRouter
 from taiinet.pubsub.budget import PeerBudgetConfig
 from taiinet.pubsub.config import PubsubConfig
@@ -43,6 +43,7 @@ __all__ = [
     "PubsubDecodeError",
     "PubsubUsageError",
     "RejectedDocument",
+    "RestoreTimer",
     "RouterStats",
     "SignedDocuments",
     "TreeRouter",

@@ -5,7 +5,7 @@ The routers (``TreeRouter``, ``BroadcastRouter``) return only the shared
 actions of ``taiinet.core`` (docs/cores.md): ``Send`` (an overlay message,
 or an ``InterestAdvert`` to a neighbour: the runner finds the codec by the
 message's type), ``SetTimer`` (the overlay's timers and the router's own,
-``InterestTimer`` and ``ComponentTimer``), ``CloseLink``, ``ProbeLink``,
+``InterestTimer``, ``ComponentTimer`` and ``RestoreTimer``), ``CloseLink``, ``ProbeLink``,
 ``NeighborUp`` and ``NeighborDown``; and one output event of their own, the
 pubsub ``Deliver`` (the overlay's ``Deliver`` never leaves a router).
 ``publish`` returns ``Started(message_id, actions)``.
@@ -56,7 +56,12 @@ class ComponentTimer:
     """Check whether this node's component is cut off from the overlay (healing)."""
 
 
-PubsubTimer = InterestTimer | ComponentTimer
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestoreTimer:
+    """Push neighbours more of the documents a widening owes them (paced repair)."""
+
+
+PubsubTimer = InterestTimer | ComponentTimer | RestoreTimer
 
 #: What a router sends: the overlay's messages and the interest advert.
 RouterMessage = OverlayMessage | PubsubMessage

@@ -47,6 +47,17 @@ class PubsubConfig:
     max_subscriptions: int = 10_000
     #: Adverts remembered from peers that are not neighbours yet.
     max_pending_adverts: int = MAX_PENDING_ADVERTS
+    #: The repair's pace (docs/pubsub.md section 7): documents a widened
+    #: neighbour is owed are pushed at most ``restore_rate`` a second and
+    #: ``restore_burst`` at once, per neighbour, the rest on ticks every
+    #: ``restore_interval`` seconds; restores push each document to each
+    #: neighbour at most ``max_repushes`` times.  The burst stays within half the link's send
+    #: queue (256 items) and, with ordinary forwarding, the rate within what a
+    #: neighbour accepts (``PeerBudgetConfig``: 500 documents/s, bursts of 1,000).
+    restore_rate: float = 200.0
+    restore_burst: int = 128
+    restore_interval: float = 0.05
+    max_repushes: int = 2
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_advert_filters <= MAX_ADVERT_FILTERS:
@@ -68,3 +79,7 @@ class PubsubConfig:
                                    f"({self.max_document_bytes} bytes)")
         if self.max_pending_adverts < 0:
             raise PubsubUsageError("max_pending_adverts must be >= 0")
+        if min(self.restore_rate, self.restore_interval) <= 0:
+            raise PubsubUsageError("restore_rate and restore_interval must be positive")
+        if min(self.restore_burst, self.max_repushes) < 1:
+            raise PubsubUsageError("restore_burst and max_repushes must be at least 1")

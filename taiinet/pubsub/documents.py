@@ -41,7 +41,7 @@ from taiinet.pubsub.query import (
 )
 from taiinet.v1 import pubsub_pb2
 from taiinet.wire import codec
-from taiinet.wire.envelope import Envelope
+from taiinet.wire.envelope import Envelope, open_fields
 from taiinet.wire.errors import InvalidEnvelope, InvalidPublicKey
 from taiinet.wire.framing import encode_uvarint
 from taiinet.wire.identity import Identity, peer_id_from_public_key
@@ -191,11 +191,11 @@ class SignedDocuments:
 
     def open(self, payload: bytes) -> OpenedDocument:
         try:
-            envelope = Envelope.open(payload, DOCUMENT_DOMAIN, max_size=len(payload),
-                                     payload_type=DOCUMENT_PAYLOAD_TYPE)
+            signer, _key, fields = open_fields(payload, DOCUMENT_DOMAIN, max_size=len(payload),
+                                               payload_type=DOCUMENT_PAYLOAD_TYPE)
         except InvalidEnvelope as exc:
             raise RejectedDocument("invalid_envelope", str(exc)) from None
-        return _opened(envelope.peer_id, envelope.payload, self.limits)
+        return _opened(signer, fields.payload, self.limits)
 
     def reopen(self, payload: bytes) -> OpenedDocument:
         fields = codec.decode_envelope(payload)

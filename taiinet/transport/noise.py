@@ -40,6 +40,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import struct
 from dataclasses import dataclass
 
 import nacl.bindings
@@ -51,7 +52,12 @@ from taiinet.errors import LocalProtocolError
 from taiinet.transport.errors import DecryptionError, HandshakeError, PeerIdMismatch
 from taiinet.wire import codec
 from taiinet.wire.errors import InvalidPublicKey, TruncatedFrame
-from taiinet.wire.framing import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, frame_with_prefix
+from taiinet.wire.framing import (
+    DEFAULT_MAX_FRAME_SIZE,
+    FrameDecoder,
+    encode_uvarint,
+    frame_with_prefix,
+)
 from taiinet.wire.identity import Identity, peer_id_from_public_key, verify_with_public_key
 from taiinet.wire.peer_id import PeerId
 
@@ -63,8 +69,14 @@ MAX_PLAINTEXT = MAX_NOISE_MESSAGE - TAG_SIZE
 DH_SIZE = 32
 HASH_SIZE = 32
 LENGTH_PREFIX_SIZE = 2
+#: Largest frame ``SecureSession.seal_frame`` takes: a 2-byte uvarint prefix at most.
+SMALL_FRAME_SIZE = 0x3FFF
 STATIC_KEY_SIGNATURE_PREFIX = b"noise-libp2p-static-key:"
 _MAX_NONCE = 2**64 - 1
+#: The 96-bit nonce of a counter: 32 zero bits, then the counter little-endian.
+_nonce_bytes = struct.Struct("<4xQ").pack
+#: A Noise message's 2-byte big-endian length.
+_length_prefix = struct.Struct(">H").pack
 #: A handshake payload larger than this is rejected (ours has about 104 bytes).
 MAX_HANDSHAKE_PAYLOAD = 4096
 
@@ -116,18 +128,47 @@ class CipherState:
     def has_key(self) -> bool:
         return self._aead is not None
 
+    def seal(self, plaintext: bytes) -> bytes:
+        """One transport message with its 2-byte length: the link's per-frame path.
+
+        ``plaintext`` is at most ``MAX_PLAINTEXT`` bytes (the caller's check);
+        the associated data is empty.
+        """
+        aead = self._aead
+        nonce = self.nonce
+        if aead is None or nonce >= _MAX_NONCE:
+            raise LocalProtocolError("no key, or the Noise nonce is exhausted")
+        ciphertext = aead.encrypt(_nonce_bytes(nonce), plaintext, None)
+        self.nonce = nonce + 1
+        return _length_prefix(len(ciphertext)) + ciphertext
+
+    def open(self, message: bytes) -> bytes:
+        """The plaintext of one transport message with its 2-byte length (``seal``'s
+        output, its length already checked); ``DecryptionError`` if it fails
+        authentication."""
+        aead = self._aead
+        nonce = self.nonce
+        if aead is None or nonce >= _MAX_NONCE:
+            raise LocalProtocolError("no key, or the Noise nonce is exhausted")
+        try:
+            plaintext = aead.decrypt(_nonce_bytes(nonce), memoryview(message)[LENGTH_PREFIX_SIZE:],
+                                     None)
+        except InvalidTag:
+            raise DecryptionError("Noise message failed authentication") from None
+        self.nonce = nonce + 1
+        return plaintext
+
     def encrypt(self, associated_data: bytes, plaintext: bytes | memoryview) -> bytes:
         if self._aead is None:
             return bytes(plaintext)
         nonce = self.nonce
         if nonce >= _MAX_NONCE:
             raise LocalProtocolError("Noise nonce exhausted; the link must be closed")
-        ciphertext = self._aead.encrypt((nonce << 32).to_bytes(12, "little"), plaintext,
-                                        associated_data)
+        ciphertext = self._aead.encrypt(_nonce_bytes(nonce), plaintext, associated_data)
         self.nonce = nonce + 1
         return ciphertext
 
-    def decrypt(self, associated_data: bytes, ciphertext: bytes | memoryview) -> bytes:
+    def decrypt(self, associated_data: bytes | None, ciphertext: bytes | memoryview) -> bytes:
         """Decrypt; ``DecryptionError`` when the message fails authentication."""
         if self._aead is None:
             return bytes(ciphertext)
@@ -135,8 +176,7 @@ class CipherState:
         if nonce >= _MAX_NONCE:
             raise LocalProtocolError("Noise nonce exhausted; the link must be closed")
         try:
-            plaintext = self._aead.decrypt((nonce << 32).to_bytes(12, "little"), ciphertext,
-                                           associated_data)
+            plaintext = self._aead.decrypt(_nonce_bytes(nonce), ciphertext, associated_data)
         except InvalidTag:
             raise DecryptionError("Noise message failed authentication") from None
         self.nonce = nonce + 1
@@ -422,6 +462,15 @@ class SecureSession:
         self._receive = result.receive_cipher
         self._reader = reader if reader is not None else NoiseMessageReader()
         self._frames = FrameDecoder(max_frame_size)
+        #: Frames up to this size may take ``seal_frame`` (one message, a short prefix).
+        self.small_frame_size = min(SMALL_FRAME_SIZE, max_frame_size)
+        #: True while bytes of an incomplete Noise message or frame are held.
+        self.has_partial_frame = self._reader.has_partial_message
+
+    def seal_frame(self, frame: bytes) -> bytes:
+        """The one prefixed Noise message carrying ``frame`` of at most
+        ``small_frame_size`` bytes (the caller's check; larger take ``encrypt_frame``)."""
+        return self._send.seal(encode_uvarint(len(frame)) + frame)
 
     def encrypt_frame(self, frame: bytes) -> list[bytes]:
         """The prefixed Noise messages that carry one frame (``OversizedFrame`` if too big)."""
@@ -438,10 +487,11 @@ class SecureSession:
         size = len(data)
         # Fast path: ``data`` is exactly one whole Noise message (as a memory channel
         # message is): decrypt it where it lies, without the reader's copy.
-        if (size >= LENGTH_PREFIX_SIZE + TAG_SIZE and not self._reader.has_partial_message
+        if (size >= LENGTH_PREFIX_SIZE + TAG_SIZE and not self._reader._buffer
                 and data[0] << 8 | data[1] == size - LENGTH_PREFIX_SIZE):
-            return self._frames.feed(
-                self._receive.decrypt(b"", memoryview(data)[LENGTH_PREFIX_SIZE:]))
+            frames = self._frames.feed(self._receive.open(data))
+            self.has_partial_frame = self._frames.has_partial_frame
+            return frames
         return self.receive_messages(self._reader.feed(data))
 
     def receive_messages(self, messages: list[bytes]) -> list[bytes]:
@@ -450,13 +500,9 @@ class SecureSession:
         for message in messages:
             if len(message) < TAG_SIZE:
                 raise DecryptionError("Noise transport message shorter than its tag")
-            frames += self._frames.feed(self._receive.decrypt(b"", message))
+            frames += self._frames.feed(self._receive.decrypt(None, message))
+        self.has_partial_frame = self._reader.has_partial_message or self._frames.has_partial_frame
         return frames
-
-    @property
-    def has_partial_frame(self) -> bool:
-        """True while bytes of an incomplete Noise message or frame are held."""
-        return self._reader.has_partial_message or self._frames.has_partial_frame
 
     @property
     def held_bytes(self) -> int:

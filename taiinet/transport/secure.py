@@ -45,13 +45,15 @@ from taiinet.transport.limits import (
 )
 from taiinet.transport.noise import (
     DH_SIZE,
+    LENGTH_PREFIX_SIZE,
+    TAG_SIZE,
     HandshakeState,
     NoiseHandshake,
     NoiseMessageReader,
     SecureSession,
     with_length_prefix,
 )
-from taiinet.wire.framing import DEFAULT_MAX_FRAME_SIZE
+from taiinet.wire.framing import DEFAULT_MAX_FRAME_SIZE, MAX_UVARINT_BYTES
 from taiinet.wire.identity import Identity, parse_peer_id
 from taiinet.wire.peer_id import PeerId
 
@@ -142,23 +144,24 @@ class _LinkLock:
     the channel anyway); ``release`` hands a held lock to the first waiter.
     """
 
-    __slots__ = ("_waiters", "_waiting", "held")
+    __slots__ = ("_waiters", "held", "waiting")
 
     def __init__(self) -> None:
         self.held = False
         self._waiters = trio.lowlevel.ParkingLot()
-        self._waiting = 0  # tasks in ``wait``: cheaper to test than the parking lot
+        #: Tasks in ``wait``: cheaper to test than the parking lot.
+        self.waiting = 0
 
     async def wait(self) -> None:
         """Take the lock once its holder releases it (called when ``held``)."""
-        self._waiting += 1
+        self.waiting += 1
         try:
             await self._waiters.park()
         finally:
-            self._waiting -= 1
+            self.waiting -= 1
 
     def release(self) -> None:
-        if self._waiting:
+        if self.waiting:
             self._waiters.unpark()  # the waiter now holds it: ``held`` stays True
         else:
             self.held = False
@@ -180,6 +183,13 @@ class SecureConnection(Connection):
         self._receive_lock = _LinkLock()
         self._received: collections.deque[bytes] = collections.deque(received or ())
         self._closed = False
+        self._holding = False  # reported bytes held to ``partial_frames``
+        self._idle = deadlines.idle
+        self._frame_deadline = deadlines.frame
+        # Frames that fit one channel message with their Noise overhead.
+        self._small_frame_size = min(
+            session.small_frame_size,
+            channel.max_message_size - LENGTH_PREFIX_SIZE - TAG_SIZE - MAX_UVARINT_BYTES)
 
     @property
     def local_peer_id(self) -> PeerId:
@@ -217,8 +227,16 @@ class SecureConnection(Connection):
         try:
             if self._closed:
                 raise ConnectionClosed("the link is closed")
-            messages = self._session.encrypt_frame(bytes(frame))
             channel = self._channel
+            if len(frame) <= self._small_frame_size:  # one channel message
+                message = self._session.seal_frame(frame)
+                try:
+                    await channel.send_message(message)
+                except BaseException:
+                    await self._abort()  # as below
+                    raise
+                return
+            messages = self._session.encrypt_frame(bytes(frame))  # OversizedFrame: link stays
             try:
                 for message in messages:
                     if len(message) <= channel.max_message_size:
@@ -230,7 +248,10 @@ class SecureConnection(Connection):
                 await self._abort()
                 raise
         finally:
-            lock.release()
+            if lock.waiting:
+                lock.release()
+            else:
+                lock.held = False  # ``release`` without the call
 
     async def receive(self) -> bytes:
         lock = self._receive_lock
@@ -238,53 +259,71 @@ class SecureConnection(Connection):
             await lock.wait()
         lock.held = True
         try:
+            received = self._received
+            if received:
+                return received.popleft()
+            session = self._session
+            channel = self._channel
+            idle = self._idle
+            frame = self._frame_deadline
             # The clock is read only when a deadline applies: ``idle`` is set, or
-            # a partial frame is held (now, or after a channel message).
-            idle = self._deadlines.idle
-            frame = self._deadlines.frame
-            started = 0.0 if idle is None else trio.current_time()
-            partial_since = (trio.current_time() if frame is not None and not self._received
-                             and self._session.has_partial_frame else None)
-            while not self._received:
+            # a partial frame is held (at the start, or after a channel message).
+            started = partial_since = None
+            idle_at = frame_at = math.inf
+            while True:
                 if self._closed:
                     raise ConnectionClosed("the link is closed")
-                idle_at = math.inf if idle is None else started + idle
-                frame_at = (math.inf if frame is None or partial_since is None
-                            else partial_since + frame)
-                deadline = min(idle_at, frame_at)
+                if idle is not None or (frame is not None and session.has_partial_frame):
+                    now = trio.current_time()
+                    if idle is not None and started is None:
+                        started, idle_at = now, now + idle
+                    if frame is not None and partial_since is None and session.has_partial_frame:
+                        partial_since, frame_at = now, now + frame
+                    deadline = min(idle_at, frame_at)
+                else:
+                    deadline = math.inf
                 try:
-                    if deadline == math.inf or self._channel.message_waiting():
+                    if deadline == math.inf or channel.message_waiting():
                         # No deadline, or a message is already here: no cancel
                         # scope per message (entering and leaving one registers
                         # its deadline with trio, ~5 % of a WebRTC pubsub run).
-                        data = await self._channel.receive_message()
+                        data = await channel.receive_message()
                     else:
                         data = await self._receive_before(deadline, frame_at <= idle_at)
                 except ConnectionClosed:
                     closed_here = self._closed
                     await self._abort()
                     if not closed_here:
-                        self._session.end_of_stream()  # TruncatedFrame if cut mid-frame
+                        session.end_of_stream()  # TruncatedFrame if cut mid-frame
                     raise
                 except RemoteProtocolError:  # the transport itself saw a broken peer
                     await self._abort()
                     raise
                 try:
-                    self._received.extend(self._session.receive_data(data))
+                    frames = session.receive_data(data)
                 except RemoteProtocolError:
                     await self._abort()
                     raise
-                if (self._partial_frames is not None
-                        and not self._partial_frames.hold(id(self), self._session.held_bytes)):
-                    await self._abort()
-                    raise PartialFrameBudgetExceeded(
-                        "the listener's budget of bytes in partial frames is spent")
-                if (partial_since is None and frame is not None and not self._received
-                        and self._session.has_partial_frame):
-                    partial_since = trio.current_time()
-            return self._received.popleft()
+                budget = self._partial_frames
+                if budget is not None and (self._holding or session.has_partial_frame):
+                    # Reported after every read that holds bytes, and once after
+                    # one that held some (nothing held is nothing to report).
+                    held = session.held_bytes
+                    if not budget.hold(id(self), held):
+                        await self._abort()
+                        raise PartialFrameBudgetExceeded(
+                            "the listener's budget of bytes in partial frames is spent")
+                    self._holding = held > 0
+                if frames:
+                    if len(frames) == 1:
+                        return frames[0]
+                    received.extend(frames)
+                    return received.popleft()
         finally:
-            lock.release()
+            if lock.waiting:
+                lock.release()
+            else:
+                lock.held = False  # ``release`` without the call
 
     async def _receive_before(self, deadline: float, frame_deadline: bool) -> bytes:
         """One channel message, or ``FrameTimeout`` / ``IdleTimeout`` at ``deadline``."""

@@ -18,7 +18,8 @@ channel owns one byte stream (TCP, or TLS over TCP):
   answer a ping or a close), taken without a trip through the scheduler when
   free.  With a writer nursery the channel coalesces: ``send_message`` queues
   (at most ``SEND_BUFFER_BYTES``) and a writer task joins what queued while
-  the socket was busy into as few WebSocket messages as possible.
+  the socket was busy, and during one scheduler pass after the first message
+  woke it, into as few WebSocket messages as possible.
 * bad input is typed: a text message or a frame wsproto cannot parse is a
   ``WebSocketProtocolError``, a message over the limit a
   ``WebSocketMessageTooLarge``; the channel answers with a close frame (1003,
@@ -204,6 +205,10 @@ class WebSocketChannel(MessageChannel):
         try:
             while True:
                 await self._wake.wait()
+                # One pass of the scheduler before taking the batch: the senders
+                # woken with us (a link's sender, its readers' replies) queue
+                # theirs too, so one WebSocket message and one write carry them.
+                await trio.lowlevel.checkpoint()
                 self._wake = trio.Event()
                 batch, self._pending, self._pending_bytes = self._pending, [], 0
                 self._space.set()

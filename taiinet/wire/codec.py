@@ -97,12 +97,15 @@ def decode_envelope(data: bytes) -> EnvelopeFields | None:
     message = envelope_pb2.Envelope()
     if not _parse(message, data) or not message.HasField("public_key"):
         return None
-    fields = EnvelopeFields(public_key=message.public_key.SerializeToString(),
-                            payload_type=message.payload_type, payload=message.payload,
-                            signature=message.signature)
-    if encode_envelope(fields) != data:
+    # Without its unknown fields (in the key too), the parsed message encodes back to
+    # exactly ``data`` only if ``data`` was canonical (no unknown, repeated or
+    # misordered field, no non-minimal varint, no default value written out).
+    message.DiscardUnknownFields()
+    if message.SerializeToString() != data:
         return None
-    return fields
+    return EnvelopeFields(public_key=message.public_key.SerializeToString(),
+                          payload_type=message.payload_type, payload=message.payload,
+                          signature=message.signature)
 
 
 # --- Noise handshake payload --------------------------------------------------------------

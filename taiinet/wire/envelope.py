@@ -16,6 +16,7 @@ Opening checks, in order: size, canonical encoding, key type, payload type
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from taiinet.errors import LocalProtocolError
 from taiinet.wire import codec
@@ -26,15 +27,62 @@ from taiinet.wire.peer_id import PeerId
 
 #: Largest envelope ``open`` accepts and ``seal`` produces unless told otherwise.
 DEFAULT_MAX_ENVELOPE_SIZE = 256 * 1024
+#: Signers (encoded public key -> raw key and peer id) remembered by ``open``, so
+#: that a busy node does not decode the same few publishers' keys over and over.
+SIGNER_CACHE = 1024
+#: Signed-bytes prefixes (domain, payload type) remembered.
+PREFIX_CACHE = 64
 
-__all__ = ["DEFAULT_MAX_ENVELOPE_SIZE", "Envelope", "InvalidEnvelope", "signed_bytes"]
+__all__ = ["DEFAULT_MAX_ENVELOPE_SIZE", "Envelope", "InvalidEnvelope", "open_fields",
+           "signed_bytes"]
 
 
 def signed_bytes(domain: str, payload_type: bytes, payload: bytes) -> bytes:
     """The bytes an envelope's signature covers."""
+    return _prefix(domain, payload_type) + encode_uvarint(len(payload)) + payload
+
+
+@lru_cache(maxsize=PREFIX_CACHE)
+def _prefix(domain: str, payload_type: bytes) -> bytes:
+    """The signed bytes before the payload's length (the same for every envelope of a kind)."""
     encoded_domain = domain.encode("utf-8")
-    return b"".join(encode_uvarint(len(part)) + part
-                    for part in (encoded_domain, payload_type, payload))
+    return (encode_uvarint(len(encoded_domain)) + encoded_domain
+            + encode_uvarint(len(payload_type)) + payload_type)
+
+
+@lru_cache(maxsize=SIGNER_CACHE)
+def _signer(public_key: bytes) -> tuple[bytes, PeerId]:
+    """The raw key and peer id of an encoded public key; ``InvalidPublicKey`` if it is
+    not a canonical Ed25519 key (errors are not cached: the same bad key fails again)."""
+    raw = codec.decode_public_key(public_key)
+    return raw, peer_id_from_public_key(raw)
+
+
+def open_fields(data: bytes, domain: str, *, max_size: int = DEFAULT_MAX_ENVELOPE_SIZE,
+                payload_type: bytes | None = None, peer_id: str | None = None
+                ) -> tuple[PeerId, bytes, codec.EnvelopeFields]:
+    """``Envelope.open`` without building the ``Envelope``: ``(signer, raw public
+    key, fields)``, for hot paths that want only the signer and the payload."""
+    _check_domain(domain)
+    if len(data) > max_size:
+        raise InvalidEnvelope(
+            f"envelope of {len(data)} bytes exceeds the maximum of {max_size}")
+    fields = codec.decode_envelope(data)
+    if fields is None:
+        raise InvalidEnvelope("not a canonically encoded Envelope")
+    try:
+        public_key, signer = _signer(fields.public_key)
+    except InvalidPublicKey as exc:
+        raise InvalidEnvelope(f"envelope key: {exc}") from None
+    if payload_type is not None and fields.payload_type != payload_type:
+        raise InvalidEnvelope(
+            f"payload type {fields.payload_type[:40]!r} is not {payload_type[:40]!r}")
+    message = signed_bytes(domain, fields.payload_type, fields.payload)
+    if not verify_with_public_key(public_key, message, fields.signature):
+        raise InvalidEnvelope(f"bad signature (or not signed for domain {domain!r})")
+    if peer_id is not None and signer != peer_id:
+        raise InvalidEnvelope(f"envelope signed by {signer}, expected {peer_id}")
+    return signer, public_key, fields
 
 
 def _check_domain(domain: str) -> None:
@@ -76,27 +124,12 @@ class Envelope:
         With ``payload_type`` or ``peer_id``, also require that payload type
         (checked before the signature, as RFC 0002 suggests) or that signer.
         """
-        _check_domain(domain)
         if len(data) > max_size:
             raise InvalidEnvelope(
                 f"envelope of {len(data)} bytes exceeds the maximum of {max_size}")
         data = bytes(data)
-        fields = codec.decode_envelope(data)
-        if fields is None:
-            raise InvalidEnvelope("not a canonically encoded Envelope")
-        try:
-            public_key = codec.decode_public_key(fields.public_key)
-        except InvalidPublicKey as exc:
-            raise InvalidEnvelope(f"envelope key: {exc}") from None
-        if payload_type is not None and fields.payload_type != payload_type:
-            raise InvalidEnvelope(
-                f"payload type {fields.payload_type[:40]!r} is not {payload_type[:40]!r}")
-        message = signed_bytes(domain, fields.payload_type, fields.payload)
-        if not verify_with_public_key(public_key, message, fields.signature):
-            raise InvalidEnvelope(f"bad signature (or not signed for domain {domain!r})")
-        signer = peer_id_from_public_key(public_key)
-        if peer_id is not None and signer != peer_id:
-            raise InvalidEnvelope(f"envelope signed by {signer}, expected {peer_id}")
+        signer, public_key, fields = open_fields(data, domain, max_size=max_size,
+                                                 payload_type=payload_type, peer_id=peer_id)
         return Envelope(peer_id=signer, public_key=public_key,
                         payload_type=fields.payload_type, payload=fields.payload,
                         signature=fields.signature, raw=data)

@@ -29,6 +29,8 @@ and each body is parsed once more, by its protocol's codec.
 
 from __future__ import annotations
 
+import struct
+
 from google.protobuf.message import DecodeError
 
 from taiinet.errors import LocalProtocolError
@@ -52,6 +54,8 @@ _PROTOCOL_KEY = b"\x08"
 _BODY_KEY = b"\x12"
 #: The encodings of 0..127, each one byte.
 _ONE_BYTE = [bytes((value,)) for value in range(0x80)]
+#: Two bytes, the first the low one.
+_TWO_BYTES = struct.Struct("<H").pack
 #: ``_PROTOCOL_KEY || uvarint(protocol)`` of the protocol ids seen (a few).
 _ITEM_HEADS: dict[int, bytes] = {}
 
@@ -62,6 +66,8 @@ def encode_uvarint(value: int) -> bytes:
         if value < 0:
             raise LocalProtocolError(f"cannot encode negative length {value}")
         return _ONE_BYTE[value]
+    if value < 0x4000:  # two bytes: most frames
+        return _TWO_BYTES(value & 0x7F | 0x80 | (value >> 7) << 8)
     out = bytearray()
     while True:
         byte = value & 0x7F
@@ -115,11 +121,8 @@ class FrameDecoder:
         self._buffer = bytearray()
         self._expected: int | None = None
         self._broken = False
-
-    @property
-    def has_partial_frame(self) -> bool:
-        """True when the bytes fed so far end inside a prefix or a frame."""
-        return bool(self._buffer) or self._expected is not None
+        #: True when the bytes fed so far end inside a prefix or a frame.
+        self.has_partial_frame = False
 
     @property
     def held_bytes(self) -> int:
@@ -129,7 +132,7 @@ class FrameDecoder:
     def feed(self, data: bytes) -> list[bytes]:
         if self._broken:
             raise LocalProtocolError("FrameDecoder already failed; the link must be closed")
-        if self._expected is None and not self._buffer and len(data) > 1:
+        if not self.has_partial_frame and len(data) > 1:
             # Fastest path: ``data`` is exactly one whole frame with a 1- or 2-byte
             # prefix (one frame per Noise message): one copy, no memoryview.
             first, second = data[0], data[1]
@@ -140,7 +143,8 @@ class FrameDecoder:
             else:
                 length, start = -1, 0
             if start + length == len(data) and length <= self.max_frame_size:
-                return [bytes(data[start:])]
+                # A slice of bytes is already a copy of its own.
+                return [data[start:] if type(data) is bytes else bytes(data[start:])]
         frames: list[bytes] = []
         view = memoryview(data)
         try:
@@ -172,6 +176,8 @@ class FrameDecoder:
         except Exception:
             self._broken = True
             raise
+        finally:
+            self.has_partial_frame = bool(self._buffer) or self._expected is not None
         return frames
 
     def _read_prefix(self, view: memoryview) -> memoryview:

@@ -79,6 +79,10 @@ def _fill_list(msg: value_pb2.ListValue, values: Any) -> None:
         _fill_value(msg.values.add(), item)
 
 
+#: ``Value`` kinds whose field is the Python value itself.
+_PLAIN_KINDS = frozenset(("int_value", "string_value", "bool_value", "bytes_value"))
+
+
 class _ValueReader:
     """Turn a parsed ``Value`` into Python, counting nodes and depth."""
 
@@ -94,31 +98,26 @@ class _ValueReader:
         if depth > self.max_depth:
             raise self.error("value nested too deep")
         kind = msg.WhichOneof("kind")
-        if kind == "null_value":
-            return None
-        if kind == "bool_value":
-            return msg.bool_value
-        if kind == "int_value":
-            return msg.int_value
+        if kind in _PLAIN_KINDS:  # int, string, bool, bytes: the field is the value
+            return getattr(msg, kind)
+        if kind == "map_value":
+            out: dict[str, Any] = {}
+            for entry in msg.map_value.entries:
+                key = entry.key
+                if key in out:
+                    raise self.error(f"map key {key!r} repeated")
+                if not entry.HasField("value"):
+                    raise self.error(f"map key {key!r} has no value")
+                out[key] = self.read(entry.value, depth + 1)
+            return out
         if kind == "float_value":
             if math.isnan(msg.float_value):
                 raise self.error("NaN is not a document value")
             return msg.float_value
-        if kind == "string_value":
-            return msg.string_value
-        if kind == "bytes_value":
-            return msg.bytes_value
+        if kind == "null_value":
+            return None
         if kind == "list_value":
             return self.read_list(msg.list_value, depth)
-        if kind == "map_value":
-            out: dict[str, Any] = {}
-            for entry in msg.map_value.entries:
-                if entry.key in out:
-                    raise self.error(f"map key {entry.key!r} repeated")
-                if not entry.HasField("value"):
-                    raise self.error(f"map key {entry.key!r} has no value")
-                out[entry.key] = self.read(entry.value, depth + 1)
-            return out
         raise self.error("value has no kind set")
 
     def read_list(self, msg: value_pb2.ListValue, depth: int) -> list[Any]:

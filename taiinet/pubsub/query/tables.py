@@ -175,7 +175,8 @@ class BoundList:
 
 @dataclass(slots=True)
 class PathIndex:
-    parts: tuple[str, ...]
+    #: The values the path reaches in a document (``matcher.resolver``).
+    find: Callable[[Any], list[Any]]
     eq: dict[Any, list[int]] = field(default_factory=dict)
     lower: dict[int, BoundList] = field(default_factory=dict)
     upper: dict[int, BoundList] = field(default_factory=dict)

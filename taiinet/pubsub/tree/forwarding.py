@@ -7,8 +7,8 @@ own publication and ``q`` its parent, told so by an advert already sent
 (links are FIFO: the parent knows its child before the document arrives),
 then ``q`` holds ``d`` (on the current link).  ``Forwarding`` pushes ``d``
 to whoever breaks it: for a new document that is ordinary forwarding along
-the tree; ``taiinet.pubsub.tree.repair`` calls ``restore`` when a
-neighbour's side of the rule widened.
+the tree; ``taiinet.pubsub.tree.repair`` asks what is ``owed`` when a
+neighbour's side of the rule widened (``owed``).
 """
 
 from __future__ import annotations
@@ -44,18 +44,25 @@ class Forwarding:
         return self.tree.is_tree_link(peer) and self.interest.wants(peer, doc.document)
 
     def push(self, mid: bytes, doc: Retained, peer: PeerId,
-             out: list[Send[OverlayMessage]]) -> None:
+             out: list[Send[OverlayMessage]], message: Gossip | None = None) -> Gossip:
+        """Push ``doc`` to ``peer``; returns the ``Gossip`` sent, which pushes of the
+        same document may pass back as ``message`` (one object: the driver encodes
+        it once for all of them)."""
         doc.pushed[peer] = self.epochs[peer]
         self.pushed += 1
-        out.append(Send(peer=peer, message=Gossip(
-            message_id=mid, hops=min(doc.hops + 1, MAX_HOPS), payload=doc.payload)))
+        if message is None:
+            message = Gossip(message_id=mid, hops=min(doc.hops + 1, MAX_HOPS),
+                             payload=doc.payload)
+        out.append(Send(peer=peer, message=message))
+        return message
 
     def forward(self, mid: bytes, doc: Retained, out: list[Send[OverlayMessage]]) -> int:
         """A new document: push it to every neighbour that must hold it and does not."""
         sent = 0
+        message: Gossip | None = None
         for peer, epoch in self.epochs.items():
             if not doc.held_by(peer, epoch) and self.must_hold(doc, peer):
-                self.push(mid, doc, peer, out)
+                message = self.push(mid, doc, peer, out, message)
                 sent += 1
         return sent
 
@@ -68,14 +75,13 @@ class Forwarding:
             if peer in doc.pushed and not self.must_hold(doc, peer):
                 del doc.pushed[peer]
 
-    def restore(self, peer: PeerId, out: list[Send[OverlayMessage]]) -> int:
-        """``peer``'s side of (I) widened: push it every retained document it now must hold."""
+    def owed(self, peer: PeerId) -> list[bytes]:
+        """``peer``'s side of (I) widened: the retained documents it now must hold and
+        does not, in the order it took them (``taiinet.pubsub.tree.repair`` pushes
+        them, paced: a one-shot publisher's documents reach its parent in order)."""
         epoch = self.epochs.get(peer)
         if epoch is None:
-            return 0
-        sent = 0
-        for mid, doc in self.retention.items():
-            if not doc.held_by(peer, epoch) and self.must_hold(doc, peer):
-                self.push(mid, doc, peer, out)
-                sent += 1
-        return sent
+            return []
+        must_hold = self.must_hold
+        return [mid for mid, doc in self.retention.items()
+                if not doc.held_by(peer, epoch) and must_hold(doc, peer)]

@@ -25,13 +25,14 @@ from taiinet.wire.peer_id import PeerId
 class RemoteInterest:
     """A neighbour's last advert, compiled for matching."""
 
-    __slots__ = ("advert", "keyed", "keys", "match_all")
+    __slots__ = ("_matchers", "advert", "keyed", "keys", "match_all")
 
     def __init__(self, advert: InterestAdvert) -> None:
         self.advert = advert
         self.keyed: Keyed = tuple((q.key, q) for q in advert.filters)
         self.keys = frozenset(k for k, _q in self.keyed)
         self.match_all = any(q.ast == MATCH_ALL for q in advert.filters)
+        self._matchers = tuple(q.matches for q in advert.filters)
 
     @property
     def version(self) -> int:
@@ -40,7 +41,10 @@ class RemoteInterest:
     def matches(self, document: Any) -> bool:
         if self.match_all:
             return True
-        return any(q.matches(document) for q in self.advert.filters)
+        for match in self._matchers:  # noqa: SIM110 (no generator: runs for every document)
+            if match(document):
+                return True
+        return False
 
 
 class InterestTable:

@@ -46,6 +46,9 @@ class Retained:
     pushed: dict[PeerId, int] = field(default_factory=dict)
     #: What it counts toward ``retention_bytes``.
     cost: int = RECORD_BYTES
+    #: Neighbour -> times restores pushed it this document again (each at most
+    #: ``RestorePace.max_repushes``); ``None`` until the first restore.
+    repushes: dict[PeerId, int] | None = None
 
     def held_by(self, peer: PeerId, epoch: int) -> bool:
         return self.holders.get(peer) == epoch or self.pushed.get(peer) == epoch

@@ -15,7 +15,8 @@ Theory of operation
   the node's own publications); a new document is pushed to whoever must
   hold it;
 * ``repair.Repair``: after every input, a neighbour whose side of (I)
-  widened is pushed the retained documents it now must hold;
+  widened is owed the retained documents it now must hold, and pushed them
+  at a bounded pace (``RestoreTimer`` ticks push the rest);
 * ``healing.Healing``: a component cut off from the overlay reaches out.
 
 Every input ends in ``_settle``: routes recomputed, (I) restored, adverts
@@ -44,6 +45,7 @@ from taiinet.pubsub.actions import (
     Deliver,
     InterestTimer,
     PubsubTimer,
+    RestoreTimer,
 )
 from taiinet.pubsub.budget import INVALID_DOCUMENT_OFFENCES, PeerBudgets, Verdict
 from taiinet.pubsub.config import PubsubConfig
@@ -56,19 +58,21 @@ from taiinet.pubsub.summary import Keyed
 from taiinet.pubsub.tree.forwarding import Forwarding
 from taiinet.pubsub.tree.healing import Healing
 from taiinet.pubsub.tree.interest import InterestTable
-from taiinet.pubsub.tree.repair import Repair
+from taiinet.pubsub.tree.repair import Repair, RestorePace
 from taiinet.pubsub.tree.retention import Retained, Retention, retained_cost
 from taiinet.pubsub.tree.routes import SpanningTree
 from taiinet.wire.peer_id import PeerId
 
 _INTEREST_TIMER = InterestTimer()
 _COMPONENT_TIMER = ComponentTimer()
+_RESTORE_TIMER = RestoreTimer()
 
 
 class TreeRouter:
     """One node's router on the stable tree; every input returns the actions to carry out."""
 
-    __slots__ = ("_advertised", "_budgets", "_epoch", "_epochs", "_sent", "_timer_armed",
+    __slots__ = ("_advertised", "_budgets", "_epoch", "_epochs", "_restore_armed", "_sent",
+                 "_timer_armed",
                  "_version", "config", "documents", "forwarding", "healing", "interest", "overlay",
                  "peer_id", "repair", "retention", "rng", "stats", "subscriptions", "tree")
 
@@ -90,7 +94,9 @@ class TreeRouter:
         self._epochs: dict[PeerId, int] = {}
         self._epoch = 0
         self.forwarding = Forwarding(self.tree, self.interest, self.retention, self._epochs)
-        self.repair = Repair(self.forwarding)
+        self.repair = Repair(self.forwarding, RestorePace(
+            rate=config.restore_rate, burst=config.restore_burst,
+            max_repushes=config.max_repushes))
         self.healing = Healing()
         self._budgets = PeerBudgets(config.budget)
         #: Neighbour -> (filter keys, tree_link, root, distance) last advertised on this link.
@@ -100,6 +106,7 @@ class TreeRouter:
         self._advertised: dict[PeerId, Keyed] = {}
         self._version = 0
         self._timer_armed = False
+        self._restore_armed = False
 
     # --- inputs ----------------------------------------------------------------------
 
@@ -200,7 +207,12 @@ class TreeRouter:
         kind = type(timer)
         if kind is InterestTimer:
             self._timer_armed = False
-            return self._send_adverts()
+            return self._send_adverts(now)
+        if kind is RestoreTimer:
+            self._restore_armed = False
+            out: list[Action] = []
+            self._restore(now, out, drain=True)
+            return out
         if kind is ComponentTimer:
             return self._check_component(now)
         return self._from_overlay(self.overlay.handle_timer(timer, now), now)  # type: ignore[arg-type]
@@ -401,14 +413,24 @@ class TreeRouter:
         if self.tree.recompute():
             self.stats.route_changes += 1
         self.retention.expire(now)
-        sends: list[Send[OverlayMessage]] = []
-        self.repair.run(sends)
-        out.extend(sends)
+        self._restore(now, out)
         if not self._timer_armed:
             self._timer_armed = True
             out.append(SetTimer(at=now + self.config.advert_delay, timer=_INTEREST_TIMER))
 
-    def _send_adverts(self) -> list[Action]:
+    def _restore(self, now: float, out: list[Action], drain: bool = False) -> None:
+        """(I): owe widened neighbours their documents, push what their pace allows
+        (all owed ones with ``drain``), and tick again while some are owed."""
+        sends: list[Send[OverlayMessage]] = []
+        if drain:
+            self.repair.drain(sends, now)
+        self.repair.run(sends, now)
+        out.extend(sends)
+        if self.repair.pending and not self._restore_armed:
+            self._restore_armed = True
+            out.append(SetTimer(at=now + self.config.restore_interval, timer=_RESTORE_TIMER))
+
+    def _send_adverts(self, now: float) -> list[Action]:
         out: list[Action] = []
         tree = self.tree
         links = tree.tree_links()
@@ -435,7 +457,5 @@ class TreeRouter:
                 root=root, root_distance=distance, root_since_ms=since,
                 tree_size=(TREE_SIZE_CAP if members is None else len(members)) if is_tree else 0,
                 tree_members=() if members is None else tuple(sorted(members)))))
-        sends: list[Send[OverlayMessage]] = []
-        self.repair.run(sends)  # after the adverts: a parent just told gets our documents
-        out.extend(sends)
+        self._restore(now, out)  # after the adverts: a parent just told gets our documents
         return out
