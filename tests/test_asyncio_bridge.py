@@ -16,6 +16,7 @@ import trio.testing
 from aiortc import rtcsctptransport
 
 from taiinet.errors import ConnectionClosed, LocalProtocolError
+from taiinet.transport import _asyncio_dtls as dtls_module
 from taiinet.transport import _asyncio_loop as loop_module
 from taiinet.transport import _asyncio_sctp as sctp_module
 from taiinet.transport._asyncio_bridge import AiortcBridge, BridgeConnectError
@@ -176,7 +177,8 @@ def test_only_the_bridge_imports_asyncio_or_aiortc() -> None:
             if any(n.split(".")[0] in {"asyncio", "aiortc", "aioice"} for n in names):
                 importers.append(path.name)
     assert set(importers) == {
-        "_asyncio_bridge.py", "_asyncio_channel.py", "_asyncio_loop.py", "_asyncio_sctp.py"
+        "_asyncio_bridge.py", "_asyncio_channel.py", "_asyncio_dtls.py", "_asyncio_eager.py",
+        "_asyncio_loop.py", "_asyncio_sctp.py",
     }
 
 
@@ -276,6 +278,43 @@ async def test_callbacks_made_ready_run_without_waiting_for_trio() -> None:
         assert rounds <= 2
 
 
+async def test_datagrams_waiting_are_read_in_one_turn_of_the_driver() -> None:
+    # asyncio reads one datagram per socket per iteration; an iteration that
+    # found sockets ready is followed by another in the same turn, so a burst
+    # waiting on a socket does not cost a trio scheduling round per datagram.
+    import asyncio  # the test plays aioice's part: a UDP endpoint on the loop
+    import socket
+
+    count = 6
+    async with open_bridge() as bridge:
+        received: list[bytes] = []
+
+        class Counting(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: Any) -> None:
+                received.append(data)
+
+        async def listen() -> Any:
+            loop = asyncio.get_running_loop()
+            transport, _ = await loop.create_datagram_endpoint(
+                Counting, local_addr=("127.0.0.1", 0))
+            return transport
+
+        transport = await bridge.run(listen)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+                for i in range(count):
+                    sender.sendto(bytes([i]), transport.get_extra_info("sockname"))
+            rounds = 0
+            with trio.fail_after(10):
+                while len(received) < count:
+                    await trio.lowlevel.checkpoint()
+                    rounds += 1
+            assert received == [bytes([i]) for i in range(count)]
+            assert rounds <= 4, rounds
+        finally:
+            transport.close()
+
+
 async def test_the_loop_runs_in_the_trio_thread() -> None:
     async def where() -> threading.Thread:
         return threading.current_thread()
@@ -363,6 +402,76 @@ async def test_a_gap_is_acknowledged_at_once(monkeypatch: pytest.MonkeyPatch) ->
                 await trio.sleep(0.01)
         assert dropped and sctp_b._sack_misordered, sent
         dtls_a._send_data = send_data
+
+
+async def test_a_binary_message_leaves_in_the_send_call() -> None:
+    async with raw_pair() as (a, b):
+        await a.send_message(b"hello")
+        assert await b.receive_message() == b"hello"
+        sent = count_sent_chunks(a)
+        seen: list[int] = []
+
+        async def send_and_look() -> None:
+            a._channel.send(b"now")
+            seen.append(sent["DataChunk"])  # before the loop took another turn
+
+        await a._peer._bridge.run(send_and_look)
+        assert seen == [1], sent
+        assert await b.receive_message() == b"now"
+
+
+async def test_binary_messages_skip_the_message_event() -> None:
+    async with raw_pair() as (a, b):
+        b._channel.remove_all_listeners("message")  # only the direct path is left
+        await a.send_message(b"direct")
+        with trio.fail_after(10):
+            assert await b.receive_message() == b"direct"
+
+
+def count_queued_datagrams(channel: BridgedDataChannel) -> list[bytes]:
+    """The datagrams that reach ``channel``'s side through aioice's queue from now on."""
+    queue = channel._channel.transport.transport.transport._connection._queue
+    queued: list[bytes] = []
+    put = queue.put_nowait
+
+    def counting(item: Any) -> None:
+        queued.append(item)
+        put(item)
+
+    queue.put_nowait = counting
+    return queued
+
+
+async def test_records_are_read_in_the_socket_callback() -> None:
+    async with raw_pair() as (a, b):
+        await a.send_message(b"hello")  # the handshakes are over, both readers parked
+        assert await b.receive_message() == b"hello"
+        await b.send_message(b"hello")
+        assert await a.receive_message() == b"hello"
+        queued_a, queued_b = count_queued_datagrams(a), count_queued_datagrams(b)
+        for i in range(50):
+            await a.send_message(i.to_bytes(2, "big") * 700)  # two DATA packets each
+            await b.send_message(bytes([i]))
+        assert [await b.receive_message() for _ in range(50)] == [
+            i.to_bytes(2, "big") * 700 for i in range(50)
+        ]
+        assert [await a.receive_message() for _ in range(50)] == [bytes([i]) for i in range(50)]
+        # Not one datagram went through aiortc's reader task (its queue).
+        assert queued_a == [] and queued_b == []
+
+
+async def test_a_peer_closing_dtls_closes_the_direct_reader_side() -> None:
+    async with raw_pair() as (a, b):
+        await a.send_message(b"hello")
+        assert await b.receive_message() == b"hello"
+        dtls_b = b._channel.transport.transport
+        assert getattr(dtls_b, dtls_module._HOOKED)
+        await a._peer._bridge.run(a._peer._pc.close)  # DTLS close_notify, no channel close
+        with trio.fail_after(20):
+            while dtls_b.state != "closed":
+                await trio.sleep(0.01)
+        with pytest.raises(ConnectionClosed):
+            await b.receive_message()
 
 
 def test_trio_as_a_guest_of_asyncio_keeps_its_host_loop() -> None:

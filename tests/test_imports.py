@@ -27,7 +27,8 @@ HEAVY = ("trio", "aiortc", "trio_websocket")
 WEBRTC_MODULES = {
     "taiinet.transport.webrtc", "taiinet.transport._asyncio_bridge",
     "taiinet.transport._asyncio_channel", "taiinet.transport._asyncio_loop",
-    "taiinet.transport._asyncio_sctp",
+    "taiinet.transport._asyncio_sctp", "taiinet.transport._asyncio_dtls",
+    "taiinet.transport._asyncio_eager",
 }
 
 

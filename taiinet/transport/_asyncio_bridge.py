@@ -46,6 +46,7 @@ from taiinet.transport._asyncio_channel import (
     MAX_DATA_CHANNEL_MESSAGE,
     BridgedDataChannel,
 )
+from taiinet.transport._asyncio_dtls import read_directly
 from taiinet.transport._asyncio_loop import (
     _CANDIDATE_ADDRESSES,
     HostedLoop,
@@ -53,7 +54,7 @@ from taiinet.transport._asyncio_loop import (
     _install_candidate_override,
     _release_loop,
 )
-from taiinet.transport._asyncio_sctp import delay_sacks
+from taiinet.transport._asyncio_sctp import delay_sacks, flush_at_once
 
 logger = logging.getLogger(__name__)
 
@@ -328,6 +329,8 @@ class BridgedPeer:
         bridged = BridgedDataChannel(self, channel)
         bridged._pause_sctp_receive(channel.transport)
         delay_sacks(channel.transport)
+        flush_at_once(channel.transport)
+        read_directly(channel.transport.transport)
         self._channel = bridged
         if channel.readyState == "open":
             self._signal_state()
@@ -338,9 +341,11 @@ class BridgedPeer:
         bridged = BridgedDataChannel(self, channel)
         bridged._pause_sctp_receive(channel.transport)
         delay_sacks(channel.transport)
+        flush_at_once(channel.transport)
         self._channel = bridged
         await pc.setLocalDescription(await pc.createOffer())
         self._widen_receive_buffers()
+        read_directly(channel.transport.transport)  # after gathering: the sockets exist
         return str(pc.localDescription.sdp)
 
     async def _aio_accept_answer(self, sdp: str) -> None:

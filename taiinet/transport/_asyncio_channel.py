@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 from aiortc import RTCDataChannel
+from aiortc.rtcsctptransport import WEBRTC_BINARY
 
 from taiinet.errors import ConnectionClosed, LocalProtocolError
 from taiinet.transport._coalesce import coalesce
@@ -189,13 +190,23 @@ class BridgedDataChannel(MessageChannel):
             self._reader_event.set()
 
     def _pause_sctp_receive(self, sctp: Any) -> None:
-        """Make aiortc's SCTP receive path wait while too many messages wait for trio."""
+        """Make aiortc's SCTP receive path wait while too many messages wait for trio.
+
+        A binary message of this channel goes straight to ``_on_message``
+        rather than through aiortc's ``message`` event (an event emitter call
+        per message; this channel is the event's only listener).
+        """
         deliver = getattr(sctp, "_data_channel_receive", None)
         if deliver is None or getattr(deliver, "_taiinet_paced", False):
             return
 
+        channel = self._channel
+
         async def paced_receive(stream_id: int, pp_id: int, data: bytes) -> None:
-            await deliver(stream_id, pp_id, data)
+            if pp_id == WEBRTC_BINARY and stream_id == channel.id:
+                self._on_message(data)  # what aiortc's "message" event would call
+            else:
+                await deliver(stream_id, pp_id, data)
             if self._closed_reason is not None or (
                 len(self._inbox) < RECEIVE_HIGH_WATER
                 and self._inbox_bytes < RECEIVE_HIGH_WATER_BYTES

@@ -13,9 +13,12 @@ closed closes it), and a trio system task drives it in the trio thread:
   documents that this runs the callbacks ready now, polls I/O without
   blocking and fires the timers due, then returns);
 * an iteration that leaves callbacks ready (asyncio runs the ones a
-  callback schedules in the next iteration: a task woken by a future, as
-  aiortc's DTLS reader is for every datagram) is followed at once by another,
-  up to ``CHAINED_STEPS``, without a trio scheduling round in between;
+  callback schedules in the next iteration: a task woken by a future) or
+  that found sockets ready (asyncio reads one datagram per socket per
+  iteration, and a datagram is processed in its read callback:
+  ``_asyncio_dtls``, so the next ones are likely waiting) is followed at once
+  by another, up to ``CHAINED_STEPS``, without a trio scheduling round in
+  between;
 * between iterations the driver waits in trio until the loop's selector (an
   epoll/kqueue descriptor, itself pollable) is readable, its next timer is
   due, or trio code scheduled work on it (``call_soon``/``create_task`` here,
@@ -63,8 +66,8 @@ T = TypeVar("T")
 POLL_INTERVAL = 0.001
 #: Iterations the driver runs back to back while the previous one left callbacks
 #: ready (an asyncio task woken by a future it waited on runs in the next
-#: iteration: every datagram aiortc reads takes two), before trio tasks get
-#: their turn.
+#: iteration) or found sockets ready (one datagram per socket per iteration),
+#: before trio tasks get their turn.
 CHAINED_STEPS = 8
 
 # -- candidate addresses ------------------------------------------------------
@@ -92,6 +95,18 @@ def _install_candidate_override() -> None:
 # -- the hosted loop ----------------------------------------------------------
 
 
+class _CountingSelector(selectors.DefaultSelector):
+    """The default selector, remembering how many events its last ``select`` returned."""
+
+    events = 0
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        ready: list[tuple[selectors.SelectorKey, int]] = super().select(timeout)
+        self.events = len(ready)
+        return ready
+
+
+
 class HostedLoop:
     """One asyncio loop stepped by a trio system task; shared by the bridges of a trio run.
 
@@ -105,7 +120,7 @@ class HostedLoop:
     """
 
     def __init__(self) -> None:
-        self._selector = selectors.DefaultSelector()
+        self._selector = _CountingSelector()
         self.loop = asyncio.SelectorEventLoop(self._selector)
         self.users = 0
         #: Set once the driver has stopped and the loop is closed.
@@ -205,8 +220,8 @@ class HostedLoop:
                     self._woken = False
                     self._step()
                     chained = 1
-                    while chained < CHAINED_STEPS and self._ready():
-                        self._step()  # callbacks the step made ready (a task's wake-up)
+                    while chained < CHAINED_STEPS and (self._ready() or self._selector.events):
+                        self._step()  # callbacks the step made ready, datagrams still waiting
                         chained += 1
                     if self._stopping:
                         break

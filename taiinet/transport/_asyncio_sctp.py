@@ -31,6 +31,8 @@ from typing import Any
 
 from aiortc import rtcsctptransport
 
+from taiinet.transport._asyncio_eager import run_eagerly
+
 logger = logging.getLogger(__name__)
 
 #: Seconds a SACK for a lone packet waits for a second packet or outgoing DATA.
@@ -42,6 +44,7 @@ logger = logging.getLogger(__name__)
 SACK_DELAY = 0.005
 
 _HOOKED = "_taiinet_delayed_sacks"
+_FLUSH_HOOKED = "_taiinet_flush_at_once"
 
 
 def delay_sacks(sctp: Any) -> bool:
@@ -52,7 +55,6 @@ def delay_sacks(sctp: Any) -> bool:
         return False
     if not hasattr(sctp, "_sack_needed") or not hasattr(sctp, "_remote_verification_tag"):
         return False
-    loop = asyncio.get_running_loop()
     owed = 0  # packets with DATA not yet acknowledged
     timer: asyncio.TimerHandle | None = None
     timer_tasks: set[asyncio.Task[None]] = set()
@@ -73,9 +75,10 @@ def delay_sacks(sctp: Any) -> bool:
         nonlocal timer
         timer = None
         if owed and sctp._sack_needed and sctp.state == "connected":
-            task = loop.create_task(_quietly(sack_now()))
-            timer_tasks.add(task)
-            task.add_done_callback(timer_tasks.discard)
+            task = run_eagerly(_quietly(sack_now()))  # sent now, in the timer's callback
+            if task is not None:
+                timer_tasks.add(task)
+                task.add_done_callback(timer_tasks.discard)
 
     async def delayed_send_sack() -> None:
         """Called by aiortc after each received packet that needs a SACK."""
@@ -86,7 +89,7 @@ def delay_sacks(sctp: Any) -> bool:
         ):
             await sack_now()
         elif timer is None:
-            timer = loop.call_later(SACK_DELAY, timer_fired)
+            timer = asyncio.get_running_loop().call_later(SACK_DELAY, timer_fired)
 
     async def bundling_send_chunk(chunk: Any) -> None:
         if not (owed and sctp._sack_needed and isinstance(chunk, rtcsctptransport.DataChunk)):
@@ -127,3 +130,35 @@ async def _quietly(work: Awaitable[None]) -> None:
         await work
     except Exception:
         logger.debug("a delayed SACK could not be sent", exc_info=True)
+
+
+def flush_at_once(sctp: Any) -> bool:
+    """Hand a binary message to SCTP in ``send``'s call, not in a task of its own; False if no hook.
+
+    aiortc's ``_data_channel_send`` queues the message and starts a task to
+    flush the queue (``_data_channel_flush``): a task, a callback and a loop
+    iteration per message before its packet leaves.  This one queues it the
+    same way and runs the flush at once (``run_eagerly``; it never waits: the
+    packets go to the socket, or stay queued in SCTP for the congestion
+    window).  Text, empty and oversized messages keep aiortc's path.
+    """
+    send = getattr(sctp, "_data_channel_send", None)
+    flush = getattr(sctp, "_data_channel_flush", None)
+    queue = getattr(sctp, "_data_channel_queue", None)
+    if send is None or flush is None or queue is None or getattr(sctp, _FLUSH_HOOKED, False):
+        return False
+    if not hasattr(sctp, "_remote_max_message_size"):
+        return False
+
+    def data_channel_send(channel: Any, data: bytes | str) -> None:
+        limit = sctp._remote_max_message_size  # 0: no limit
+        if not isinstance(data, bytes) or not data or (limit and len(data) > limit):
+            send(channel, data)  # aiortc's path (and its error for an oversized one)
+            return
+        channel._addBufferedAmount(len(data))
+        queue.append((channel, rtcsctptransport.WEBRTC_BINARY, data))
+        run_eagerly(flush())
+
+    sctp._data_channel_send = data_channel_send
+    setattr(sctp, _FLUSH_HOOKED, True)
+    return True

@@ -1,0 +1,159 @@
+"""DTLS records read in the socket's callback, not through aioice's queue and aiortc's reader task.
+
+aiortc (1.16) reads every datagram of a connection in one task,
+``RTCDtlsTransport.__run``: aioice's socket callback puts the datagram in an
+``asyncio.Queue``, which wakes the task (a future, a scheduled callback, one
+more loop iteration), which resumes through four coroutine frames to decrypt
+the record and hand the SCTP packet on.  Before that, aioice tries to parse
+every datagram as STUN and catches the ``ValueError``.  Per datagram, that
+was a large share of what WebRTC costs over a WebSocket link.
+
+``read_directly`` makes one peer connection do, once its DTLS handshake is
+over, what that task does for a DTLS record (decrypt, flush what OpenSSL
+wants to send, hand the plaintext to SCTP) inside the socket callback, with
+``_asyncio_eager.run_eagerly``; a datagram whose first byte is in the DTLS
+range (20-63, RFC 7983) skips the STUN parse.  Order is kept: while the
+reader task still has datagrams to process (or is not waiting on its queue),
+datagrams go its way as before; while a record processed here waits (only
+the receive back-pressure of ``_asyncio_channel`` makes it wait), later ones
+wait behind it in a deque (unbounded as aioice's queue is: the peer's SCTP
+window, unacknowledged while we wait, bounds both).  Whatever ends the reader
+task (the peer's close_notify, an error) ends it here too: a ``None`` in
+aioice's queue makes the parked task raise ``ConnectionError`` and close the
+transport, as its own reading would have.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any
+
+from aiortc.rtcdtlstransport import State
+from OpenSSL import SSL
+
+from taiinet.transport._asyncio_eager import run_eagerly
+
+logger = logging.getLogger(__name__)
+
+_HOOKED = "_taiinet_direct_reads"
+_HANDSHAKE_DONE = "_RTCDtlsTransport__handshake_done"
+_RX_BYTES = "_RTCDtlsTransport__rx_bytes"
+_RX_PACKETS = "_RTCDtlsTransport__rx_packets"
+
+
+def _is_dtls(data: bytes) -> bool:
+    return 19 < data[0] < 64
+
+
+def read_directly(dtls: Any) -> bool:
+    """Read ``dtls``'s records in the socket callback; False if aiortc lacks a hook."""
+    ice = getattr(dtls, "transport", None)
+    connection = getattr(ice, "_connection", None)
+    queue = getattr(connection, "_queue", None)
+    if (
+        connection is None
+        or not isinstance(queue, asyncio.Queue)
+        or not hasattr(queue, "_getters")
+        or getattr(dtls, _HOOKED, False)
+        or not all(hasattr(dtls, a) for a in (_HANDSHAKE_DONE, _RX_BYTES, _RX_PACKETS))
+        or not hasattr(dtls, "_ssl")
+        or not hasattr(dtls, "_write_ssl")
+        or not hasattr(dtls, "_data_receiver")
+        or not hasattr(dtls, "_state")
+    ):
+        return False
+    queued = connection.data_received  # aioice's: into the queue the reader task waits on
+    waiting: deque[bytes] = deque()  # behind a record that is being processed
+    busy: asyncio.Task[None] | None = None
+    stopped = False
+
+    def reader_parked() -> bool:
+        """The reader task has nothing left to read and waits on the queue: records are ours."""
+        return bool(getattr(dtls, _HANDSHAKE_DONE) and queue.empty() and queue._getters)
+
+    async def process(data: bytes) -> None:
+        """What the reader task does with one DTLS record (``RTCDtlsTransport._recv_next``)."""
+        setattr(dtls, _RX_BYTES, getattr(dtls, _RX_BYTES) + len(data))
+        setattr(dtls, _RX_PACKETS, getattr(dtls, _RX_PACKETS) + 1)
+        ssl = dtls._ssl
+        ssl.bio_write(data)
+        plain: bytes | None
+        try:
+            plain = ssl.recv(1500)
+        except SSL.ZeroReturnError:
+            plain = None
+        except SSL.Error:
+            plain = b""
+        await dtls._write_ssl()
+        if plain is None:
+            raise ConnectionError("DTLS shut down by the peer")
+        if plain and dtls._data_receiver is not None:
+            await dtls._data_receiver._handle_data(plain)
+
+    def stop(exc: BaseException) -> None:
+        """End reading as the reader task would have ended: it closes the transport."""
+        nonlocal stopped
+        stopped = True
+        waiting.clear()
+        if not isinstance(exc, ConnectionError):
+            logger.warning("reading a DTLS record failed", exc_info=exc)
+        queued(None, 1)  # the reader task raises ConnectionError
+
+    def start(data: bytes) -> None:
+        """Process ``data`` now; if it waits, later records wait for it."""
+        nonlocal busy
+        try:
+            busy = run_eagerly(process(data))
+        except BaseException as exc:
+            stop(exc)
+            return
+        if busy is not None:
+            busy.add_done_callback(finished)
+
+    def finished(task: asyncio.Task[None]) -> None:
+        nonlocal busy
+        busy = None
+        if task.cancelled():
+            stop(ConnectionError("cancelled"))
+            return
+        exc = task.exception()
+        if exc is not None:
+            stop(exc)
+            return
+        while waiting and busy is None and not stopped:
+            start(waiting.popleft())
+
+    def data_received(data: bytes, component: int) -> None:
+        if stopped or not data:
+            queued(data, component)
+        elif busy is not None or waiting:
+            waiting.append(data)
+        elif _is_dtls(data) and reader_parked() and dtls._state is State.CONNECTED:
+            start(data)
+        else:
+            queued(data, component)
+
+    connection.data_received = data_received
+    for protocol in getattr(connection, "_protocols", ()):
+        _skip_stun_parse(protocol)
+    setattr(dtls, _HOOKED, True)
+    return True
+
+
+def _skip_stun_parse(protocol: Any) -> None:
+    """Hand DTLS datagrams straight to the connection (aioice parses them as STUN first)."""
+    parse = getattr(protocol, "datagram_received", None)
+    if parse is None or getattr(parse, "_taiinet_demux", False):
+        return
+
+    def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
+        receiver = protocol.receiver
+        if data and _is_dtls(data) and receiver is not None:
+            receiver.data_received(data, protocol.local_candidate.component)
+        else:
+            parse(data, addr)
+
+    datagram_received._taiinet_demux = True  # type: ignore[attr-defined]
+    protocol.datagram_received = datagram_received
