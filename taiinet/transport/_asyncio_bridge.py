@@ -314,6 +314,15 @@ class BridgedPeer:
             except OSError:
                 logger.debug("could not widen a UDP receive buffer", exc_info=True)
 
+    def _bridged(self, channel: RTCDataChannel) -> BridgedDataChannel:
+        """The link's data channel, bridged, with our hooks on its SCTP association
+        (receive back-pressure, delayed SACKs, sends flushed in the call)."""
+        bridged = BridgedDataChannel(self, channel)
+        bridged._pause_sctp_receive(channel.transport)
+        delay_sacks(channel.transport)
+        flush_at_once(channel.transport)
+        return bridged
+
     def _adopt(self, channel: RTCDataChannel) -> None:
         if (
             self._channel is not None
@@ -326,23 +335,15 @@ class BridgedPeer:
             self._set_failure(f"unexpected data channel {channel.label!r}")
             channel.close()
             return
-        bridged = BridgedDataChannel(self, channel)
-        bridged._pause_sctp_receive(channel.transport)
-        delay_sacks(channel.transport)
-        flush_at_once(channel.transport)
+        self._channel = self._bridged(channel)
         read_directly(channel.transport.transport)
-        self._channel = bridged
         if channel.readyState == "open":
             self._signal_state()
 
     async def _aio_create_offer(self, label: str) -> str:
         pc = self._new_pc()
         channel = pc.createDataChannel(label, ordered=True)
-        bridged = BridgedDataChannel(self, channel)
-        bridged._pause_sctp_receive(channel.transport)
-        delay_sacks(channel.transport)
-        flush_at_once(channel.transport)
-        self._channel = bridged
+        self._channel = self._bridged(channel)
         await pc.setLocalDescription(await pc.createOffer())
         self._widen_receive_buffers()
         read_directly(channel.transport.transport)  # after gathering: the sockets exist

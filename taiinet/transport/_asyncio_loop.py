@@ -106,7 +106,6 @@ class _CountingSelector(selectors.DefaultSelector):
         return ready
 
 
-
 class HostedLoop:
     """One asyncio loop stepped by a trio system task; shared by the bridges of a trio run.
 
