@@ -176,8 +176,9 @@ class LinkManager:
         self._nursery: trio.Nursery | None = None
         #: Items written to links; with the links' frame count, the batching ratio.
         self.items_sent = 0
-        #: Links that went down, by why (``LINK_END_REASONS``): what an overload
-        #: or a misbehaving peer costs, read by benchmarks and ``stats``.
+        #: Links that went down, by why ("queue full", "write failed", "dial failed",
+        #: "failed by the core", "protocol broken", "connection ended [(error)]"):
+        #: what an overload or a misbehaving peer costs (``bench/pubsub.py`` prints it).
         self.ended: Counter[str] = Counter()
         #: Set (and replaced) whenever a link comes up, starts closing or goes away,
         #: so that whoever follows the linked peers waits for it instead of polling.

@@ -72,9 +72,9 @@ class TreeRouter:
     """One node's router on the stable tree; every input returns the actions to carry out."""
 
     __slots__ = ("_advertised", "_budgets", "_epoch", "_epochs", "_restore_armed", "_sent",
-                 "_timer_armed",
-                 "_version", "config", "documents", "forwarding", "healing", "interest", "overlay",
-                 "peer_id", "repair", "retention", "rng", "stats", "subscriptions", "tree")
+                 "_timer_armed", "_version", "config", "documents", "forwarding", "healing",
+                 "interest", "overlay", "peer_id", "repair", "retention", "rng", "stats",
+                 "subscriptions", "tree")
 
     def __init__(self, peer_id: PeerId, rng: random.Random, documents: DocumentCodec,
                  config: PubsubConfig | None = None,
@@ -419,8 +419,9 @@ class TreeRouter:
             out.append(SetTimer(at=now + self.config.advert_delay, timer=_INTEREST_TIMER))
 
     def _restore(self, now: float, out: list[Action], drain: bool = False) -> None:
-        """(I): owe widened neighbours their documents, push what their pace allows
-        (all owed ones with ``drain``), and tick again while some are owed."""
+        """(I): owe widened neighbours their documents and push what their pace allows
+        (with ``drain``, a ``RestoreTimer`` tick, also to those owed from before);
+        tick again while some are owed."""
         sends: list[Send[OverlayMessage]] = []
         if drain:
             self.repair.drain(sends, now)
