@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from aiortc import rtcsctptransport
+from aiortc import (
+    RTCCertificate,
+    RTCDtlsTransport,
+    RTCIceGatherer,
+    RTCIceTransport,
+    rtcsctptransport,
+)
 
 from taiinet.errors import ConnectionClosed, LocalProtocolError
 from taiinet.transport import _asyncio_dtls as dtls_module
@@ -498,3 +504,90 @@ def test_trio_as_a_guest_of_asyncio_keeps_its_host_loop() -> None:
 
     asyncio.run(host_program())
     assert seen == [True]
+
+
+def count_aioice_sends(channel: BridgedDataChannel) -> list[bytes]:
+    """The datagrams ``channel``'s side hands to aioice's ``Connection.send`` from now on."""
+    ice = channel._channel.transport.transport.transport
+    send = ice._send
+    sent: list[bytes] = []
+
+    async def counting(data: bytes) -> None:
+        sent.append(data)
+        await send(data)
+
+    ice._send = counting
+    return sent
+
+
+def count_socket_sends(channel: BridgedDataChannel) -> list[bytes]:
+    """The datagrams ``channel``'s side writes to its nominated pair's socket from now on."""
+    pair = channel._channel.transport.transport.transport._connection._nominated[1]
+    transport = pair.protocol.transport
+    sendto = transport.sendto
+    sent: list[bytes] = []
+
+    def counting(data: bytes, addr: Any = None) -> None:
+        sent.append(data)
+        sendto(data, addr)
+
+    transport.sendto = counting
+    return sent
+
+
+async def test_records_are_sent_in_the_send_call() -> None:
+    async with raw_pair() as (a, b):
+        await a.send_message(b"hello")
+        assert await b.receive_message() == b"hello"
+        dtls_a = a._channel.transport.transport
+        assert getattr(dtls_a, dtls_module._SEND_HOOKED)
+        before = dtls_a._get_stats()
+        through_aioice, on_socket = count_aioice_sends(a), count_socket_sends(a)
+        for i in range(20):
+            await a.send_message(bytes([i]) * 300)
+            assert await b.receive_message() == bytes([i]) * 300
+        # Every record went straight to the socket, none through aioice's
+        # coroutines, and aiortc's counters (its stats) still count each one.
+        assert through_aioice == [] and len(on_socket) >= 20
+        after = dtls_a._get_stats()
+        (stats_before,), (stats_after,) = before.values(), after.values()
+        assert stats_after.packetsSent - stats_before.packetsSent == len(on_socket)
+        assert stats_after.bytesSent - stats_before.bytesSent == sum(map(len, on_socket))
+
+
+async def test_reading_a_record_flushes_nothing_when_openssl_has_nothing() -> None:
+    async with raw_pair() as (a, b):
+        await a.send_message(b"hello")
+        assert await b.receive_message() == b"hello"
+        dtls_b = b._channel.transport.transport
+        write_ssl = dtls_b._write_ssl
+        calls: list[None] = []
+
+        async def counting() -> None:
+            calls.append(None)
+            await write_ssl()
+
+        dtls_b._write_ssl = counting
+        for i in range(20):
+            await a.send_message(bytes([i]) * 300)
+            assert await b.receive_message() == bytes([i]) * 300
+        assert calls == []  # aiortc's path calls it (and pyOpenSSL raises) once per record
+
+
+def test_sends_keep_aiortcs_path_without_aioices_connection() -> None:
+    import asyncio  # aiortc's objects, made on a loop of the test's own
+
+    async def elsewhere(data: bytes) -> None:
+        raise AssertionError("not sent")
+
+    async def main() -> None:
+        certificate = RTCCertificate.generateCertificate()
+        plain = RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [certificate])
+        assert dtls_module.send_directly(plain)
+        ice = RTCIceTransport(RTCIceGatherer())
+        ice._send = elsewhere  # a connection that is not aioice's: no hook
+        other = RTCDtlsTransport(ice, [certificate])
+        assert not dtls_module.send_directly(other)
+        assert other._send_data.__func__ is RTCDtlsTransport._send_data
+
+    asyncio.run(main())

@@ -46,7 +46,7 @@ from taiinet.transport._asyncio_channel import (
     MAX_DATA_CHANNEL_MESSAGE,
     BridgedDataChannel,
 )
-from taiinet.transport._asyncio_dtls import read_directly
+from taiinet.transport._asyncio_dtls import read_directly, send_directly
 from taiinet.transport._asyncio_loop import (
     _CANDIDATE_ADDRESSES,
     HostedLoop,
@@ -337,6 +337,7 @@ class BridgedPeer:
             return
         self._channel = self._bridged(channel)
         read_directly(channel.transport.transport)
+        send_directly(channel.transport.transport)
         if channel.readyState == "open":
             self._signal_state()
 
@@ -347,6 +348,7 @@ class BridgedPeer:
         await pc.setLocalDescription(await pc.createOffer())
         self._widen_receive_buffers()
         read_directly(channel.transport.transport)  # after gathering: the sockets exist
+        send_directly(channel.transport.transport)
         return str(pc.localDescription.sdp)
 
     async def _aio_accept_answer(self, sdp: str) -> None:
