@@ -185,6 +185,7 @@ def test_only_the_bridge_imports_asyncio_or_aiortc() -> None:
     assert set(importers) == {
         "_asyncio_bridge.py", "_asyncio_channel.py", "_asyncio_dtls.py", "_asyncio_eager.py",
         "_asyncio_loop.py", "_asyncio_sctp.py", "_asyncio_sctp_rx.py",
+        "_asyncio_sctp_timers.py",
     }
 
 
@@ -591,3 +592,61 @@ def test_sends_keep_aiortcs_path_without_aioices_connection() -> None:
         assert other._send_data.__func__ is RTCDtlsTransport._send_data
 
     asyncio.run(main())
+
+
+def count_t3_timers(loop: Any) -> list[float]:
+    """The loop timers made for SCTP's T3 from now on (aiortc's or ours, either side)."""
+    call_at = loop.call_at
+    made: list[float] = []
+
+    def counting(when: float, callback: Any, *args: Any, **kwargs: Any) -> Any:
+        if (getattr(callback, "__func__", None) is rtcsctptransport.RTCSctpTransport._t3_expired
+                or getattr(callback, "__qualname__", "") == "lazy_t3.<locals>.fired"):
+            made.append(when)
+        return call_at(when, callback, *args, **kwargs)
+
+    loop.call_at = counting  # call_later goes through call_at
+    return made
+
+
+async def test_t3_is_not_a_new_loop_timer_per_packet() -> None:
+    async with raw_pair() as (a, b):
+        await a.send_message(b"hello")
+        assert await b.receive_message() == b"hello"
+        loop = a._channel.transport._loop
+        made = count_t3_timers(loop)
+        try:
+            for i in range(30):  # each acknowledged before the next leaves
+                await a.send_message(bytes([i]) * 300)
+                assert await b.receive_message() == bytes([i]) * 300
+                await b.send_message(b"ack")
+                assert await a.receive_message() == b"ack"
+        finally:
+            del loop.call_at
+        # aiortc: a T3 timer made per DATA packet (and cancelled by its SACK),
+        # each side; here one per RTO (1 s at least) while data flows.
+        assert len(made) <= 6, len(made)
+
+
+async def test_t3_still_retransmits_a_lost_packet() -> None:
+    async with raw_pair() as (a, b):
+        await a.send_message(b"hello")
+        assert await b.receive_message() == b"hello"
+        dtls_a = a._channel.transport.transport
+        send_data = dtls_a._send_data
+        dropped: list[bytes] = []
+
+        async def drop_first_data(data: bytes) -> None:
+            chunks = rtcsctptransport.parse_packet(data)[3]
+            if not dropped and any(isinstance(c, rtcsctptransport.DataChunk) for c in chunks):
+                dropped.append(data)
+                return
+            await send_data(data)
+
+        dtls_a._send_data = drop_first_data
+        assert a._channel.transport._taiinet_lazy_t3
+        await a.send_message(b"lost once")  # nothing follows: only T3 brings it back
+        with trio.fail_after(20):
+            assert await b.receive_message() == b"lost once"
+        assert dropped
+        dtls_a._send_data = send_data

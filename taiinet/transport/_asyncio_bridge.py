@@ -56,6 +56,7 @@ from taiinet.transport._asyncio_loop import (
 )
 from taiinet.transport._asyncio_sctp import delay_sacks, flush_at_once
 from taiinet.transport._asyncio_sctp_rx import receive_directly
+from taiinet.transport._asyncio_sctp_timers import lazy_t3
 
 logger = logging.getLogger(__name__)
 
@@ -318,12 +319,13 @@ class BridgedPeer:
     def _bridged(self, channel: RTCDataChannel) -> BridgedDataChannel:
         """The link's data channel, bridged, with our hooks on its SCTP association
         (receive back-pressure, delayed SACKs, sends flushed in the call, the usual
-        packets read directly)."""
+        packets read directly, T3 moved lazily)."""
         bridged = BridgedDataChannel(self, channel)
         bridged._pause_sctp_receive(channel.transport)
         delay_sacks(channel.transport)
         flush_at_once(channel.transport)
         receive_directly(channel.transport)
+        lazy_t3(channel.transport)
         return bridged
 
     def _adopt(self, channel: RTCDataChannel) -> None:
