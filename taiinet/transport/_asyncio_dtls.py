@@ -123,7 +123,7 @@ def read_directly(dtls: Any) -> bool:
         waiting.clear()
         if not isinstance(exc, ConnectionError):
             logger.warning("reading a DTLS record failed", exc_info=exc)
-        queued(None, 1)  # the reader task raises ConnectionError
+        queue.put_nowait(None)  # as aioice's protocol_lost: the reader task raises ConnectionError
 
     def start(data: bytes) -> None:
         """Process ``data`` now; if it waits, later records wait for it."""
