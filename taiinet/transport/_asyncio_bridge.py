@@ -1,10 +1,12 @@
 """The bridge between trio and aiortc: peer connections made on the shared asyncio loop.
 
-asyncio (and aiortc) live only in this module and its two neighbours; the
-rest of TaiiNet is trio.  ``_asyncio_loop`` owns the asyncio loop (one per
-trio run, stepped in the trio thread) and the ICE host-address override;
+asyncio (and aiortc) live only in the ``_asyncio_*`` modules; the rest of
+TaiiNet is trio.  ``_asyncio_loop`` owns the asyncio loop (one per trio run,
+stepped in the trio thread) and the ICE host-address override;
 ``_asyncio_channel`` carries one data channel's messages between trio tasks
-and aiortc; this module makes and closes peer connections:
+and aiortc; ``_asyncio_dtls``, ``_asyncio_sctp``, ``_asyncio_sctp_rx`` and
+``_asyncio_sctp_timers`` hook aiortc's per-packet paths (this module
+installs them on each link); this module makes and closes peer connections:
 
 * trio -> asyncio: ``AiortcBridge.run`` starts a coroutine as an asyncio
   task on the loop and waits for it on a ``trio.Event`` that the task's
