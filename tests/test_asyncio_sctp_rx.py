@@ -244,3 +244,28 @@ def test_a_chunk_reader_of_someone_else_keeps_its_path() -> None:
         assert not rx.receive_directly(sctp)
 
     asyncio.run(main())
+
+
+def test_a_data_chunk_hook_already_there_sees_every_chunk() -> None:
+    async def main() -> None:
+        sctp, delivered, _ = association(direct=False)
+        seen: list[int] = []
+        receive_data_chunk = sctp._receive_data_chunk
+
+        async def noting(chunk: Any) -> None:  # as another module's hook would
+            seen.append(chunk.tsn)
+            await receive_data_chunk(chunk)
+
+        sctp._receive_data_chunk = noting
+        assert rx.receive_directly(sctp)
+        tsn = FIRST_TSN
+        for seq, data in enumerate([b"one", b"two", b"three"]):
+            chunk = rsctp.DataChunk(flags=rsctp.SCTP_DATA_FIRST_FRAG | rsctp.SCTP_DATA_LAST_FRAG)
+            chunk.tsn, chunk.stream_seq = tsn, seq
+            chunk.protocol, chunk.user_data = rsctp.WEBRTC_BINARY, data
+            await sctp._handle_data(packet([chunk]))
+            tsn = rsctp.tsn_plus_one(tsn)
+        assert [d for _, _, d in delivered] == [b"one", b"two", b"three"]
+        assert len(seen) == 3
+
+    asyncio.run(main())

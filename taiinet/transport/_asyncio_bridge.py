@@ -324,9 +324,9 @@ class BridgedPeer:
         packets read directly, T3 moved lazily)."""
         bridged = BridgedDataChannel(self, channel)
         bridged._pause_sctp_receive(channel.transport)
+        receive_directly(channel.transport)  # first: the hooks below wrap its chunk reader
         delay_sacks(channel.transport)
         flush_at_once(channel.transport)
-        receive_directly(channel.transport)
         lazy_t3(channel.transport)
         return bridged
 

@@ -24,7 +24,9 @@ ends in four assignments and the hand-over of the message.
   duplicate, a fragment, unordered, a stream sequence out of turn, chunks
   waiting in the stream, a deferred stream reset, a new stream) goes to
   aiortc's.  The state left is aiortc's to the field (a test compares them
-  chunk by chunk on drawn sequences).
+  chunk by chunk on drawn sequences).  Hooks that wrap
+  ``_receive_data_chunk`` go on after this one (they then wrap it); one
+  already there keeps seeing every chunk (this path is then not installed).
 """
 
 from __future__ import annotations
@@ -110,7 +112,8 @@ def receive_directly(sctp: Any) -> bool:
         await sctp._receive(chunk.stream_id, chunk.protocol, chunk.user_data)
 
     sctp._handle_data = handle_data
-    sctp._receive_data_chunk = receive_data_chunk
+    if "_receive_data_chunk" not in vars(sctp):  # another module's hook sees every chunk
+        sctp._receive_data_chunk = receive_data_chunk
     setattr(sctp, _HOOKED, True)
     return True
 
