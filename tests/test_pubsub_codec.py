@@ -17,6 +17,7 @@ from taiinet.pubsub.messages import (
 )
 from taiinet.pubsub.query import Query
 from taiinet.v1 import pubsub_pb2, query_pb2
+from taiinet.wire.identity import Identity
 
 QUERIES = [{}, {"topic": "a"}, {"price": {"$lt": 10}}, {"$or": [{"a": 1}, {"b": {"$in": [1, 2]}}]},
            {"name": {"$regex": "^bo"}}, {"tags": {"$all": ["x", "y"]}}]
@@ -131,6 +132,24 @@ def test_a_repeated_advert_filter_is_decoded_once_and_shared() -> None:
     pb.interest.filters.add().ParseFromString(b"\x0a\x00")
     for _ in range(2):
         with pytest.raises(PubsubDecodeError):
+            codec.decode(pb.SerializeToString())
+
+
+def test_advert_tree_members_are_parsed_once_and_shared() -> None:
+    """Adverts repeat the same members: each id is parsed (base58-decoded) once and
+    the same ``PeerId`` object comes back, and a bad one fails every time."""
+    members = tuple(sorted(Identity.from_seed(bytes([n]) * 32).peer_id for n in (1, 2, 3)))
+    data = codec.encode(InterestAdvert(version=1, filters=(), tree_link=True,
+                                       tree_size=3, tree_members=members))
+    first, again = codec.decode(data), codec.decode(data)
+    assert isinstance(first, InterestAdvert) and isinstance(again, InterestAdvert)
+    assert first.tree_members == members
+    assert all(a is b for a, b in zip(first.tree_members, again.tree_members, strict=True))
+    pb = pubsub_pb2.PubsubMessage()
+    pb.ParseFromString(data)
+    pb.interest.tree_members[0] = "12D3KooWnot-a-peer-id"
+    for _ in range(2):
+        with pytest.raises(PubsubDecodeError, match="tree member"):
             codec.decode(pb.SerializeToString())
 
 

@@ -320,3 +320,39 @@ def test_adverts_go_only_where_they_changed() -> None:
     adverts = [a for a in actions if isinstance(a, Send) and isinstance(a.message, InterestAdvert)]
     assert adverts == []
     assert router.stats.adverts_sent == before
+
+
+def test_retained_documents_hold_no_dict_the_garbage_collector_tracks() -> None:
+    """A retained document's maps of neighbours (``holders``, ``pushed``,
+    ``repushes``) key by the plain ``str`` of each peer id (``plain_key``): a
+    ``PeerId`` is a tracked object, so a dict keyed by one is tracked, and the
+    collector's full passes would walk two more per document and node.  The
+    maps still answer for ``PeerId``s, and ``handed_to`` gives ``PeerId``s."""
+    import gc
+
+    from taiinet.wire.peer_id import PeerId, plain_key
+
+    net = PubsubNet(6, 3, config=STABLE)
+    net.run(6.0)
+    for peer in net.ids[1:]:
+        net.subscribe(peer, "s", {"seq": {"$gte": 0}})
+    net.run(6.0)
+    mid = net.publish(net.ids[0], {"seq": 1})
+    net.run(2.0)
+    maps = 0
+    for node in net.ids:
+        router = net.routers[node]
+        assert isinstance(router, TreeRouter)
+        doc = router.retention.get(mid)
+        assert doc is not None
+        for held in (doc.holders, doc.pushed, doc.repushes or {}):
+            assert not gc.is_tracked(held)
+            assert all(type(key) is str for key in held)
+            maps += bool(held)
+        handed = router.handed_to(mid)
+        assert handed and all(type(peer) is PeerId for peer in handed)
+        assert all(doc.held_by(peer, router._epochs[peer]) for peer in handed)
+    assert maps >= len(net.ids)  # the maps were filled, not just left empty
+    peer = net.ids[1]
+    assert plain_key(peer) == peer and hash(plain_key(peer)) == hash(peer)
+    assert type(plain_key(peer)) is str and plain_key(peer) is plain_key(peer)

@@ -17,7 +17,8 @@ over them:
   sender waits on one event (``urgent``), so queueing an item costs no
   channel; before each write the sender lets one scheduler round pass, or
   ``BATCH_ROUNDS`` when items came while it wrote (a busy link), so that
-  what other links' readers queue meanwhile goes in the same frame.  A full
+  what other links' readers queue meanwhile goes in the same frame (one
+  task counts those rounds for all the senders, ``taiinet.link.rounds``).  A full
   queue (a peer too slow to keep up), a failed dial or write, or a closed
   connection take the link down.
 * **Pacing.**  A queue that holds only lazy items (``enqueue(..., urgent=
@@ -73,6 +74,7 @@ import trio
 
 from taiinet.errors import TaiiNetError
 from taiinet.link.config import LinkConfig
+from taiinet.link.rounds import Rounds
 from taiinet.transport.connection import Connection
 from taiinet.wire.framing import decode_link_frame, join_items
 from taiinet.wire.keepalive import LINK_PROTOCOL, decode_control, ping_item, pong_item
@@ -173,6 +175,8 @@ class LinkManager:
         self._lazy_due: list[tuple[float, int, Link]] = []
         self._lazy_seq = 0
         self._lazy_wake = trio.Event()
+        #: Counts the scheduler rounds the senders wait before a batch (one task for all).
+        self._rounds = Rounds()
         self._nursery: trio.Nursery | None = None
         #: Items written to links; with the links' frame count, the batching ratio.
         self.items_sent = 0
@@ -190,6 +194,7 @@ class LinkManager:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._serve_until_stopped)
+                nursery.start_soon(self._rounds.run)
                 task_status.started()
         finally:
             self._nursery = None
@@ -372,8 +377,7 @@ class LinkManager:
                 await link.urgent.wait()
             # Let the tasks already runnable (readers of other links) run first,
             # so that what they queue for this peer goes in the same frame.
-            for _round in range(BATCH_ROUNDS if busy else 1):
-                await trio.lowlevel.checkpoint()
+            await self._rounds.wait(BATCH_ROUNDS if busy else 1)
             if link.dropped:
                 return True
             if link.urgent.is_set():

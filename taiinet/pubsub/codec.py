@@ -82,7 +82,7 @@ def from_proto(pb: pubsub_pb2.PubsubMessage) -> PubsubMessage:
     if advert.tree_size > TREE_SIZE_CAP or len(advert.tree_members) > TREE_SIZE_CAP:
         raise PubsubDecodeError(f"advert tree size or members over {TREE_SIZE_CAP}")
     try:
-        members = tuple(PeerId(m) for m in advert.tree_members)
+        members = tuple(PeerId.parse(m) for m in advert.tree_members)
     except InvalidPeerId as exc:
         raise PubsubDecodeError(f"advert tree member is not a peer id: {exc}") from None
     filters = []

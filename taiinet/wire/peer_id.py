@@ -83,6 +83,24 @@ class PeerId(str):
         return b58decode(self)[len(PEER_ID_PREFIX):]
 
 
+def plain_key(peer: str) -> str:
+    """``peer`` as an exact ``str`` (equal to it, same hash; one shared copy per id).
+
+    A ``PeerId`` is an instance of a Python class, so the cyclic garbage
+    collector tracks it, and with it every dict that holds one; a dict whose
+    keys and values are all exact ``str`` and ``int`` is not tracked.  Maps
+    kept per document and neighbour (``Retained.holders``) key by this, so the
+    collector's full passes do not walk one more dict per retained document.
+    Look them up with the ``PeerId`` as usual.
+    """
+    return _plain_cached(peer)
+
+
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
+def _plain_cached(peer: str) -> str:
+    return str.__str__(peer)
+
+
 @functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def _parse_cached(text: str) -> PeerId:
     return PeerId(text)

@@ -18,7 +18,7 @@ from taiinet.overlay.messages import MAX_HOPS, Gossip, OverlayMessage
 from taiinet.pubsub.tree.interest import InterestTable
 from taiinet.pubsub.tree.retention import Retained, Retention
 from taiinet.pubsub.tree.routes import SpanningTree
-from taiinet.wire.peer_id import PeerId
+from taiinet.wire.peer_id import PeerId, plain_key
 
 
 class Forwarding:
@@ -48,7 +48,7 @@ class Forwarding:
         """Push ``doc`` to ``peer``; returns the ``Gossip`` sent, which pushes of the
         same document may pass back as ``message`` (one object: the driver encodes
         it once for all of them)."""
-        doc.pushed[peer] = self.epochs[peer]
+        doc.pushed[plain_key(peer)] = self.epochs[peer]
         self.pushed += 1
         if message is None:
             message = Gossip(message_id=mid, hops=min(doc.hops + 1, MAX_HOPS),

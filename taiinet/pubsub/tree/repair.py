@@ -36,7 +36,7 @@ from taiinet.overlay.actions import Send
 from taiinet.overlay.budget import TokenBucket
 from taiinet.overlay.messages import OverlayMessage
 from taiinet.pubsub.tree.forwarding import Forwarding
-from taiinet.wire.peer_id import PeerId
+from taiinet.wire.peer_id import PeerId, plain_key
 
 #: (link epoch, tree link, parent told so, filter keys).
 Signature = tuple[int, bool, bool, frozenset[Any]]
@@ -154,7 +154,7 @@ class Repair:
             if done >= limit:
                 self.skipped += 1
                 continue
-            repushes[peer] = done + 1
+            repushes[plain_key(peer)] = done + 1
             bucket.level -= 1.0
             fwd.push(mid, doc, peer, out)
             self.repaired += 1

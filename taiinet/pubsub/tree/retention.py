@@ -40,15 +40,16 @@ class Retained:
     hops: int
     #: Published by this node (its parent must hold it, whatever its interest).
     own: bool
-    #: Neighbour -> epoch of the link on which it sent us this document.
-    holders: dict[PeerId, int] = field(default_factory=dict)
+    #: Neighbour -> epoch of the link on which it sent us this document.  The maps
+    #: of neighbours here are keyed by ``plain_key(peer)`` (untracked by the GC).
+    holders: dict[str, int] = field(default_factory=dict)
     #: Neighbour -> epoch of the link on which we pushed it this document.
-    pushed: dict[PeerId, int] = field(default_factory=dict)
+    pushed: dict[str, int] = field(default_factory=dict)
     #: What it counts toward ``retention_bytes``.
     cost: int = RECORD_BYTES
     #: Neighbour -> times restores pushed it this document again (each at most
     #: ``RestorePace.max_repushes``); ``None`` until the first restore.
-    repushes: dict[PeerId, int] | None = None
+    repushes: dict[str, int] | None = None
 
     def held_by(self, peer: PeerId, epoch: int) -> bool:
         return self.holders.get(peer) == epoch or self.pushed.get(peer) == epoch

@@ -61,7 +61,7 @@ from taiinet.pubsub.tree.interest import InterestTable
 from taiinet.pubsub.tree.repair import Repair, RestorePace
 from taiinet.pubsub.tree.retention import Retained, Retention, retained_cost
 from taiinet.pubsub.tree.routes import SpanningTree
-from taiinet.wire.peer_id import PeerId
+from taiinet.wire.peer_id import PeerId, plain_key
 
 _INTEREST_TIMER = InterestTimer()
 _COMPONENT_TIMER = ComponentTimer()
@@ -252,8 +252,7 @@ class TreeRouter:
         doc = self.retention.get(message_id)
         if doc is None:
             return []
-        return sorted({peer for peer, epoch in (*doc.holders.items(), *doc.pushed.items())
-                       if self._epochs.get(peer) == epoch})
+        return sorted(peer for peer, epoch in self._epochs.items() if doc.held_by(peer, epoch))
 
     @property
     def document_bytes(self) -> int:
@@ -286,7 +285,7 @@ class TreeRouter:
                        cost=retained_cost(len(message.payload), opened.values))
         epoch = self._epochs.get(peer)
         if epoch is not None:
-            doc.holders[peer] = epoch
+            doc.holders[plain_key(peer)] = epoch
         out: list[Action] = []
         self._accept(mid, doc, now, out, peer)
         return out
@@ -303,7 +302,7 @@ class TreeRouter:
         doc = self.retention.get(mid)
         epoch = self._epochs.get(peer)
         if doc is not None and epoch is not None:
-            doc.holders[peer] = epoch
+            doc.holders[plain_key(peer)] = epoch
 
     def _accept(self, mid: bytes, doc: Retained, now: float, out: list[Action],
                 sender: PeerId | None = None) -> None:
