@@ -13,7 +13,16 @@ section 6.1 lets a SACK ride in front of outgoing DATA in the same packet.
 * a packet that leaves a gap in the TSNs or repeats one is acknowledged at
   once (section 6.7: the sender's fast retransmit needs these reports);
 * a DATA chunk leaving while a SACK is owed carries it (one packet, if both
-  fit in aiortc's packet size; otherwise two, SACK first).
+  fit in aiortc's packet size; otherwise two, SACK first);
+* a received DATA chunk with the I bit set (RFC 7053, "SACK-IMMEDIATELY") is
+  acknowledged at once.
+
+As a sender, the association sets the I bit on the last DATA chunk of a
+transmission that leaves data waiting (the congestion window, or the burst
+limit, is full): nothing else would send before a SACK arrives, so waiting
+for the peer's delay timer would stall the link for that long.  A peer that
+does not implement RFC 7053 ignores the bit (RFC 9260 section 3.3.1: flags a
+stack does not know are ignored), and then only its own SACK rule applies.
 
 Nothing else changes: the SACK is the one aiortc builds (its own
 ``_send_sack``), so cumulative TSN, gaps and duplicates are as before, only
@@ -35,13 +44,15 @@ from taiinet.transport._asyncio_eager import run_eagerly
 
 logger = logging.getLogger(__name__)
 
-#: Seconds a SACK for a lone packet waits for a second packet or outgoing DATA.
-#: RFC 9260 recommends up to 200 ms; 200 ms here cut SACKs per DATA packet in
-#: ``bench/pubsub.py`` at 30/s from 0.73-0.75 to 0.54-0.56, but made
-#: ``tests/test_stream_process.py`` (WebRTC, video frames of many packets)
-#: fail 3 runs in 6 (a viewer got under 5 s of stream), against 0 in 6 with
-#: 5 ms: kept at 5 ms.
-SACK_DELAY = 0.005
+#: Seconds a SACK for a lone packet waits for a second packet or outgoing DATA:
+#: RFC 9260's largest (section 6.2), as in libwebrtc's dcsctp.  Once 5 ms, because
+#: 200 ms without the I bit made ``tests/test_stream_process.py`` (WebRTC, video
+#: frames of many packets) fail 3 runs in 6: a sender out of congestion window
+#: waited for the timer.  Such a sender now asks for the SACK (the I bit).
+SACK_DELAY = 0.2
+
+#: The I bit of a DATA chunk's flags (RFC 7053 section 4.1): "send a SACK at once".
+IMMEDIATE_ACK = 0x08
 
 _HOOKED = "_taiinet_delayed_sacks"
 _FLUSH_HOOKED = "_taiinet_flush_at_once"
@@ -51,11 +62,19 @@ def delay_sacks(sctp: Any) -> bool:
     """Install delayed, bundled SACKs on one ``RTCSctpTransport``; False if aiortc lacks a hook."""
     send_sack: Callable[[], Awaitable[None]] | None = getattr(sctp, "_send_sack", None)
     send_chunk: Callable[[Any], Awaitable[None]] | None = getattr(sctp, "_send_chunk", None)
+    transmit: Callable[[], Awaitable[None]] | None = getattr(sctp, "_transmit", None)
+    receive_data: Callable[[Any], Awaitable[None]] | None = getattr(
+        sctp, "_receive_data_chunk", None)
     if send_sack is None or send_chunk is None or getattr(sctp, _HOOKED, False):
         return False
-    if not hasattr(sctp, "_sack_needed") or not hasattr(sctp, "_remote_verification_tag"):
+    if transmit is None or receive_data is None:
+        return False
+    if not all(hasattr(sctp, name) for name in (
+            "_sack_needed", "_remote_verification_tag", "_outbound_queue", "_sent_queue")):
         return False
     owed = 0  # packets with DATA not yet acknowledged
+    immediate = False  # a DATA chunk since the last SACK asked for one at once
+    leaving: list[Any] | None = None  # DATA chunks of the transmission under way
     timer: asyncio.TimerHandle | None = None
     timer_tasks: set[asyncio.Task[None]] = set()
 
@@ -66,9 +85,10 @@ def delay_sacks(sctp: Any) -> bool:
             timer = None
 
     async def sack_now() -> None:
-        nonlocal owed
+        nonlocal owed, immediate
         cancel_timer()
         owed = 0
+        immediate = False
         await send_sack()
 
     def timer_fired() -> None:
@@ -84,12 +104,55 @@ def delay_sacks(sctp: Any) -> bool:
         """Called by aiortc after each received packet that needs a SACK."""
         nonlocal owed, timer
         owed += 1
-        if owed >= 2 or getattr(sctp, "_sack_misordered", None) or getattr(
+        if owed >= 2 or immediate or getattr(sctp, "_sack_misordered", None) or getattr(
             sctp, "_sack_duplicates", None
         ):
             await sack_now()
         elif timer is None:
             timer = asyncio.get_running_loop().call_later(SACK_DELAY, timer_fired)
+
+    async def noting_receive_data(chunk: Any) -> None:
+        """aiortc's handling of a received DATA chunk, noting its I bit."""
+        nonlocal immediate
+        if chunk.flags & IMMEDIATE_ACK:
+            immediate = True
+        await receive_data(chunk)
+
+    async def collecting_transmit() -> None:
+        """aiortc's ``_transmit``, its DATA chunks sent at the end, the last flagged if stalled.
+
+        aiortc decides what leaves (retransmissions, new chunks, flight size,
+        T3) exactly as before; only the packets go out once it has decided,
+        so that the last one can carry the I bit when data is left waiting.
+        """
+        nonlocal leaving
+        if leaving is not None:  # a transmission inside one (not seen in aiortc)
+            await transmit()
+            return
+        leaving = []
+        try:
+            await transmit()
+        finally:
+            chunks, leaving = leaving, None
+        if not chunks:
+            return
+        if sctp._outbound_queue or any(c._retransmit for c in sctp._sent_queue):
+            last = chunks[-1]
+            last.flags |= IMMEDIATE_ACK
+            try:
+                for chunk in chunks:
+                    await bundling_send_chunk(chunk)
+            finally:
+                last.flags &= ~IMMEDIATE_ACK  # a retransmission decides afresh
+            return
+        for chunk in chunks:
+            await bundling_send_chunk(chunk)
+
+    async def deferring_send_chunk(chunk: Any) -> None:
+        if leaving is not None and isinstance(chunk, rtcsctptransport.DataChunk):
+            leaving.append(chunk)
+            return
+        await bundling_send_chunk(chunk)
 
     async def bundling_send_chunk(chunk: Any) -> None:
         if not (owed and sctp._sack_needed and isinstance(chunk, rtcsctptransport.DataChunk)):
@@ -104,7 +167,7 @@ def delay_sacks(sctp: Any) -> bool:
         try:
             await sack_now()
         finally:
-            sctp._send_chunk = bundling_send_chunk
+            sctp._send_chunk = deferring_send_chunk
         chunks = [bytes(c) for c in captured] + [bytes(chunk)]
         header = pack(
             "!HHL", sctp._local_port, sctp._remote_port, sctp._remote_verification_tag
@@ -119,7 +182,9 @@ def delay_sacks(sctp: Any) -> bool:
         await sctp.transport._send_data(header + pack("<L", checksum) + body)
 
     sctp._send_sack = delayed_send_sack
-    sctp._send_chunk = bundling_send_chunk
+    sctp._send_chunk = deferring_send_chunk
+    sctp._transmit = collecting_transmit
+    sctp._receive_data_chunk = noting_receive_data
     setattr(sctp, _HOOKED, True)
     return True
 
