@@ -14,15 +14,15 @@ section 6.1 lets a SACK ride in front of outgoing DATA in the same packet.
   once (section 6.7: the sender's fast retransmit needs these reports);
 * a DATA chunk leaving while a SACK is owed carries it (one packet, if both
   fit in aiortc's packet size; otherwise two, SACK first);
-* a received DATA chunk with the I bit set (RFC 7053, "SACK-IMMEDIATELY") is
-  acknowledged at once.
+* a received DATA chunk with the I bit set (RFC 9260 section 3.3.1, from
+  RFC 7053) is acknowledged at once.
 
 As a sender, the association sets the I bit on the last DATA chunk of a
 transmission that leaves data waiting (the congestion window, or the burst
 limit, is full): nothing else would send before a SACK arrives, so waiting
 for the peer's delay timer would stall the link for that long.  A peer that
-does not implement RFC 7053 ignores the bit (RFC 9260 section 3.3.1: flags a
-stack does not know are ignored), and then only its own SACK rule applies.
+predates RFC 7053 ignores the bit (a reserved bit then, ignored on receipt),
+and then only its own SACK rule applies.
 
 Nothing else changes: the SACK is the one aiortc builds (its own
 ``_send_sack``), so cumulative TSN, gaps and duplicates are as before, only
@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 #: waited for the timer.  Such a sender now asks for the SACK (the I bit).
 SACK_DELAY = 0.2
 
-#: The I bit of a DATA chunk's flags (RFC 7053 section 4.1): "send a SACK at once".
+#: The I bit of a DATA chunk's flags (RFC 9260 section 3.3.1): "send a SACK at once".
 IMMEDIATE_ACK = 0x08
 
 _HOOKED = "_taiinet_delayed_sacks"
