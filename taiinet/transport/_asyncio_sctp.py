@@ -19,8 +19,11 @@ section 6.1 lets a SACK ride in front of outgoing DATA in the same packet.
 
 As a sender, the association sets the I bit on the last DATA chunk of a
 transmission that leaves data waiting (the congestion window, or the burst
-limit, is full): nothing else would send before a SACK arrives, so waiting
-for the peer's delay timer would stall the link for that long.  A peer that
+limit, is full) with an odd number of packets in flight: nothing else would
+send before a SACK arrives, and the peer would hold the SACK for the last,
+lone packet until its timer fired, stalling the link that long (with an
+even number, its every-second-packet SACK comes anyway).  A transmission
+that leaves chunks marked for retransmission always sets it.  A peer that
 predates RFC 7053 ignores the bit (a reserved bit then, ignored on receipt),
 and then only its own SACK rule applies.
 
@@ -136,7 +139,7 @@ def delay_sacks(sctp: Any) -> bool:
             chunks, leaving = leaving, None
         if not chunks:
             return
-        if sctp._outbound_queue or any(c._retransmit for c in sctp._sent_queue):
+        if waits_on_a_lone_packet():
             last = chunks[-1]
             last.flags |= IMMEDIATE_ACK
             try:
@@ -147,6 +150,21 @@ def delay_sacks(sctp: Any) -> bool:
             return
         for chunk in chunks:
             await bundling_send_chunk(chunk)
+
+    def waits_on_a_lone_packet() -> bool:
+        """Data is left waiting for a SACK the peer would delay: ask for it at once.
+
+        The peer acknowledges every second packet at once, so an even number
+        of packets in flight brings a SACK anyway (one DATA chunk per packet
+        here).  Chunks marked for retransmission always ask: loss recovery
+        should not wait for a timer.
+        """
+        sent = sctp._sent_queue
+        if any(c._retransmit for c in sent):
+            return True
+        if not sctp._outbound_queue:
+            return False
+        return sum(1 for c in sent if getattr(c, "_in_flight", True)) % 2 == 1
 
     async def deferring_send_chunk(chunk: Any) -> None:
         if leaving is not None and isinstance(chunk, rtcsctptransport.DataChunk):
