@@ -449,6 +449,33 @@ async def test_a_gap_is_acknowledged_at_once(monkeypatch: pytest.MonkeyPatch) ->
         dtls_a._send_data = send_data
 
 
+async def test_messages_arrive_whole_and_in_order_when_packets_are_lost() -> None:
+    # Every seventh DATA chunk's first transmission is dropped: fast retransmit
+    # and the timers (with the delayed SACKs and the I bit) recover them all.
+    async with raw_pair() as (a, b):
+        dtls_a = a._channel.transport.transport
+        send_data = dtls_a._send_data
+        dropped: set[int] = set()
+
+        async def lossy(data: bytes) -> None:
+            for chunk in rtcsctptransport.parse_packet(data)[3]:
+                if (isinstance(chunk, rtcsctptransport.DataChunk) and chunk.tsn % 7 == 0
+                        and chunk.tsn not in dropped):
+                    dropped.add(chunk.tsn)
+                    return
+            await send_data(data)
+
+        dtls_a._send_data = lossy
+        messages = [i.to_bytes(2, "big") * 1500 for i in range(40)]  # 3 chunks each
+        for message in messages:
+            await a.send_message(message)
+        with trio.fail_after(60):
+            assert [await b.receive_message() for _ in messages] == messages
+            while a._channel.transport._sent_queue:  # everything acknowledged
+                await trio.sleep(0.01)
+        assert len(dropped) >= 10, dropped
+
+
 async def test_a_binary_message_leaves_in_the_send_call() -> None:
     async with raw_pair() as (a, b):
         await a.send_message(b"hello")
