@@ -18,19 +18,19 @@ section 6.1 lets a SACK ride in front of outgoing DATA in the same packet.
   RFC 7053) is acknowledged at once.
 
 As a sender, the association sets the I bit on the last DATA chunk of a
-transmission that leaves data waiting (the congestion window, or the burst
-limit, is full) with an odd number of packets in flight: nothing else would
-send before a SACK arrives, and the peer would hold the SACK for the last,
-lone packet until its timer fired, stalling the link that long (with an
-even number, its every-second-packet SACK comes anyway).  Chunks marked for
-retransmission and not yet resent count as waiting data.  A peer that
-predates RFC 7053 ignores the bit (a reserved bit then, ignored on receipt),
-and then only its own SACK rule applies.
-
-Nothing else changes: the SACK is the one aiortc builds (its own
-``_send_sack``), so cumulative TSN, gaps and duplicates are as before, only
-sent later or bundled.  The peer sees standard SCTP (any stack reads bundled
-chunks; aiortc's own parser does).
+transmission after which nothing more can leave before a SACK arrives: its
+congestion window is full (data handed over later waits too), or data is
+left waiting (the burst limit, or chunks marked for retransmission).  The
+peer might otherwise hold that SACK for a lone last packet until its timer
+fired, stalling the link that long.  A lone packet whose last DATA chunk
+does not end its message waits only ``SACK_DELAY_MID_MESSAGE``: its sender
+has more to send and most likely waits for the window (a peer that never
+sets the I bit, too).  A peer that predates RFC 7053 ignores the bit (a
+reserved bit then, ignored on receipt), and then only its own SACK rule
+applies.  (Asking only when data was waiting, or only with an odd number
+of packets in flight, halved the 16 KiB throughput of
+``bench/transport.py``: messages handed over after the window filled
+waited for the peer's timer.)
 """
 
 from __future__ import annotations
@@ -54,6 +54,12 @@ logger = logging.getLogger(__name__)
 #: frames of many packets) fail 3 runs in 6: a sender out of congestion window
 #: waited for the timer.  Such a sender now asks for the SACK (the I bit).
 SACK_DELAY = 0.2
+#: The same for a lone packet whose last DATA chunk does not end its message: the
+#: sender has more of the message to send and has not sent it, most likely held by
+#: its congestion window, so it waits for this SACK.  A window-limited bulk transfer
+#: (``bench/transport.py``, 16 KiB) lost half its throughput with 200 ms here, the I
+#: bit on every window-limited transmission or not.
+SACK_DELAY_MID_MESSAGE = 0.005
 
 #: The I bit of a DATA chunk's flags (RFC 9260 section 3.3.1): "send a SACK at once".
 IMMEDIATE_ACK = 0x08
@@ -77,14 +83,11 @@ def delay_sacks(sctp: Any) -> bool:
     if transmit is None or receive_data is None:
         return False
     if not all(hasattr(sctp, name) for name in (
-            "_sack_needed", "_remote_verification_tag", "_outbound_queue", "_sent_queue",
-            "_flight_size_increase", "_flight_size_decrease")):
+            "_sack_needed", "_remote_verification_tag", "_outbound_queue", "_sent_queue",)):
         return False
-    flight_increase: Callable[[Any], None] = sctp._flight_size_increase
-    flight_decrease: Callable[[Any], None] = sctp._flight_size_decrease
     owed = 0  # packets with DATA not yet acknowledged
-    in_flight = 0  # DATA chunks (so packets) counted in aiortc's flight size
     immediate = False  # a DATA chunk since the last SACK asked for one at once
+    message_ended = True  # the last DATA chunk received ended its message
     leaving: list[Any] | None = None  # DATA chunks of the transmission under way
     timer: asyncio.TimerHandle | None = None
     timer_tasks: set[asyncio.Task[None]] = set()
@@ -120,13 +123,15 @@ def delay_sacks(sctp: Any) -> bool:
         ):
             await sack_now()
         elif timer is None:
-            timer = asyncio.get_running_loop().call_later(SACK_DELAY, timer_fired)
+            delay = SACK_DELAY if message_ended else SACK_DELAY_MID_MESSAGE
+            timer = asyncio.get_running_loop().call_later(delay, timer_fired)
 
     async def noting_receive_data(chunk: Any) -> None:
         """aiortc's handling of a received DATA chunk, noting its I bit."""
-        nonlocal immediate
+        nonlocal immediate, message_ended
         if chunk.flags & IMMEDIATE_ACK:
             immediate = True
+        message_ended = bool(chunk.flags & rtcsctptransport.SCTP_DATA_LAST_FRAG)
         await receive_data(chunk)
 
     async def collecting_transmit() -> None:
@@ -147,8 +152,8 @@ def delay_sacks(sctp: Any) -> bool:
             chunks, leaving = leaving, None
         if not chunks:
             return
-        if waits_on_a_lone_packet():
-            last = chunks[-1]
+        last = chunks[-1]
+        if window_full_or_data_waiting():
             last.flags |= IMMEDIATE_ACK
             try:
                 for chunk in chunks:
@@ -159,31 +164,16 @@ def delay_sacks(sctp: Any) -> bool:
         for chunk in chunks:
             await bundling_send_chunk(chunk)
 
-    def counting_increase(chunk: Any) -> None:
-        nonlocal in_flight
-        if not chunk._in_flight:
-            in_flight += 1
-        flight_increase(chunk)
+    def window_full_or_data_waiting() -> bool:
+        """Nothing more can leave before a SACK: ask for that SACK at once.
 
-    def counting_decrease(chunk: Any) -> None:
-        nonlocal in_flight
-        if chunk._in_flight:
-            in_flight -= 1
-        flight_decrease(chunk)
-
-    def waits_on_a_lone_packet() -> bool:
-        """Data is left waiting for a SACK the peer would delay: ask for it at once.
-
-        The peer acknowledges every second packet at once, so an even number
-        of packets in flight brings a SACK anyway (one DATA chunk per packet
-        here).  Waiting data: new chunks, or chunks marked for retransmission
-        (looked for among the first outstanding ones, where loss recovery
-        marks them; a full scan per transmission cost a third more CPU in a
-        bulk transfer).
+        The congestion window is full (data handed over later would wait for
+        a SACK too), or data waits: chunks not sent yet, or chunks marked for
+        retransmission, looked for among the first outstanding ones, where
+        loss recovery marks them (a scan of the whole sent queue per
+        transmission cost a third more CPU in a bulk transfer).
         """
-        if in_flight % 2 == 0:
-            return False
-        if sctp._outbound_queue:
+        if sctp._flight_size >= sctp._cwnd or sctp._outbound_queue:
             return True
         return any(c._retransmit for c in islice(sctp._sent_queue, RETRANSMIT_LOOKAHEAD))
 
@@ -224,8 +214,6 @@ def delay_sacks(sctp: Any) -> bool:
     sctp._send_chunk = deferring_send_chunk
     sctp._transmit = collecting_transmit
     sctp._receive_data_chunk = noting_receive_data
-    sctp._flight_size_increase = counting_increase
-    sctp._flight_size_decrease = counting_decrease
     setattr(sctp, _HOOKED, True)
     return True
 
