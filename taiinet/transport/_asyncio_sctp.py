@@ -22,18 +22,20 @@ acknowledged after only ``SACK_DELAY_MID_MESSAGE`` (aiortc's 5 ms of
 before): its sender has more of the message to send and most likely waits
 for the congestion window.  For a packet that ends a message the receiver
 cannot tell, so the sender says it: it sets the I bit on a last DATA chunk
-that ends a message when, after the transmission, nothing more can leave
-before a SACK arrives: its congestion window is full (a message handed over
-later waits too), or data is left waiting (the burst limit, or chunks marked
-for retransmission).  The peer would otherwise hold that SACK until its
-200 ms timer fired, stalling the link that long.  A peer that predates RFC 7053 ignores the bit (a
+that ends a message and leaves its congestion window full: nothing more
+leaves before a SACK arrives (aiortc sends neither new nor retransmitted
+chunks then; a message handed over later waits too), and the peer would
+otherwise hold that SACK until its 200 ms timer fired, stalling the link
+that long.  A peer that predates RFC 7053 ignores the bit (a
 reserved bit then, ignored on receipt), and then only its own SACK rule
 applies.  (Asking only when data was waiting, or only with an odd number
 of packets in flight, halved the 16 KiB throughput of
 ``bench/transport.py``: messages handed over after the window filled
 waited for the peer's timer.  Asking on every transmission that fills the
 window, mid-message too, flagged half the DATA chunks of a bulk transfer
-and cost 8 % more CPU per 16 KB message in ``bench/webrtc_cpu.py``.)
+and cost 8 % more CPU per 16 KB message in ``bench/webrtc_cpu.py``.  The
+bit is decided as each chunk leaves, with no hook around aiortc's
+``_transmit``: one cost ping-pong frames 5-7 % more CPU.)
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from itertools import islice
 from struct import pack
 from typing import Any
 
@@ -67,9 +68,6 @@ SACK_DELAY_MID_MESSAGE = 0.005
 #: The I bit of a DATA chunk's flags (RFC 9260 section 3.3.1): "send a SACK at once".
 IMMEDIATE_ACK = 0x08
 
-#: Outstanding chunks, from the earliest, looked at for one marked for retransmission.
-RETRANSMIT_LOOKAHEAD = 8
-
 _HOOKED = "_taiinet_delayed_sacks"
 _FLUSH_HOOKED = "_taiinet_flush_at_once"
 
@@ -78,20 +76,18 @@ def delay_sacks(sctp: Any) -> bool:
     """Install delayed, bundled SACKs on one ``RTCSctpTransport``; False if aiortc lacks a hook."""
     send_sack: Callable[[], Awaitable[None]] | None = getattr(sctp, "_send_sack", None)
     send_chunk: Callable[[Any], Awaitable[None]] | None = getattr(sctp, "_send_chunk", None)
-    transmit: Callable[[], Awaitable[None]] | None = getattr(sctp, "_transmit", None)
     receive_data: Callable[[Any], Awaitable[None]] | None = getattr(
         sctp, "_receive_data_chunk", None)
     if send_sack is None or send_chunk is None or getattr(sctp, _HOOKED, False):
         return False
-    if transmit is None or receive_data is None:
+    if receive_data is None:
         return False
     if not all(hasattr(sctp, name) for name in (
-            "_sack_needed", "_remote_verification_tag", "_outbound_queue", "_sent_queue",)):
+            "_sack_needed", "_remote_verification_tag", "_flight_size", "_cwnd")):
         return False
     owed = 0  # packets with DATA not yet acknowledged
     immediate = False  # a DATA chunk since the last SACK asked for one at once
     message_ended = True  # the last DATA chunk received ended its message
-    leaving: list[Any] | None = None  # DATA chunks of the transmission under way
     timer: asyncio.TimerHandle | None = None
     timer_tasks: set[asyncio.Task[None]] = set()
 
@@ -137,54 +133,24 @@ def delay_sacks(sctp: Any) -> bool:
         message_ended = bool(chunk.flags & rtcsctptransport.SCTP_DATA_LAST_FRAG)
         await receive_data(chunk)
 
-    async def collecting_transmit() -> None:
-        """aiortc's ``_transmit``, its DATA chunks sent at the end, the last flagged if stalled.
+    async def flagging_send_chunk(chunk: Any) -> None:
+        """Set the I bit on a message's last chunk that leaves the congestion window full.
 
-        aiortc decides what leaves (retransmissions, new chunks, flight size,
-        T3) exactly as before; only the packets go out once it has decided,
-        so that the last one can carry the I bit when data is left waiting.
+        aiortc counts a chunk in its flight size before it hands it here, and
+        sends nothing more (new or retransmitted) while the window is full,
+        so this chunk is the transmission's last: a message handed over
+        later waits for a SACK, which the peer would delay.
         """
-        nonlocal leaving
-        if leaving is not None:  # a transmission inside one (not seen in aiortc)
-            await transmit()
-            return
-        leaving = []
-        try:
-            await transmit()
-        finally:
-            chunks, leaving = leaving, None
-        if not chunks:
-            return
-        last = chunks[-1]
-        if last.flags & rtcsctptransport.SCTP_DATA_LAST_FRAG and window_full_or_data_waiting():
-            last.flags |= IMMEDIATE_ACK
-            try:
-                for chunk in chunks:
-                    await bundling_send_chunk(chunk)
-            finally:
-                last.flags &= ~IMMEDIATE_ACK  # a retransmission decides afresh
-            return
-        for chunk in chunks:
+        if not (isinstance(chunk, rtcsctptransport.DataChunk)
+                and chunk.flags & rtcsctptransport.SCTP_DATA_LAST_FRAG
+                and sctp._flight_size >= sctp._cwnd):
             await bundling_send_chunk(chunk)
-
-    def window_full_or_data_waiting() -> bool:
-        """Nothing more can leave before a SACK: ask for that SACK at once.
-
-        The congestion window is full (data handed over later would wait for
-        a SACK too), or data waits: chunks not sent yet, or chunks marked for
-        retransmission, looked for among the first outstanding ones, where
-        loss recovery marks them (a scan of the whole sent queue per
-        transmission cost a third more CPU in a bulk transfer).
-        """
-        if sctp._flight_size >= sctp._cwnd or sctp._outbound_queue:
-            return True
-        return any(c._retransmit for c in islice(sctp._sent_queue, RETRANSMIT_LOOKAHEAD))
-
-    async def deferring_send_chunk(chunk: Any) -> None:
-        if leaving is not None and isinstance(chunk, rtcsctptransport.DataChunk):
-            leaving.append(chunk)
             return
-        await bundling_send_chunk(chunk)
+        chunk.flags |= IMMEDIATE_ACK
+        try:
+            await bundling_send_chunk(chunk)
+        finally:
+            chunk.flags &= ~IMMEDIATE_ACK  # a retransmission decides afresh
 
     async def bundling_send_chunk(chunk: Any) -> None:
         if not (owed and sctp._sack_needed and isinstance(chunk, rtcsctptransport.DataChunk)):
@@ -199,7 +165,7 @@ def delay_sacks(sctp: Any) -> bool:
         try:
             await sack_now()
         finally:
-            sctp._send_chunk = deferring_send_chunk
+            sctp._send_chunk = flagging_send_chunk
         chunks = [bytes(c) for c in captured] + [bytes(chunk)]
         header = pack(
             "!HHL", sctp._local_port, sctp._remote_port, sctp._remote_verification_tag
@@ -214,8 +180,7 @@ def delay_sacks(sctp: Any) -> bool:
         await sctp.transport._send_data(header + pack("<L", checksum) + body)
 
     sctp._send_sack = delayed_send_sack
-    sctp._send_chunk = deferring_send_chunk
-    sctp._transmit = collecting_transmit
+    sctp._send_chunk = flagging_send_chunk
     sctp._receive_data_chunk = noting_receive_data
     setattr(sctp, _HOOKED, True)
     return True
