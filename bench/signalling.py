@@ -59,9 +59,13 @@ async def answer_text(client: SignalClient) -> None:
         await offer.answer("answer:" + offer.sdp)
 
 
-async def relay_rate(config: SignallerConfig, same_home: bool) -> float:
+async def relay_rate(config: SignallerConfig, same_home: bool, offers: int = OFFERS) -> float:
+    # The answering task gets a nursery of its own, inside the clients: cancelling
+    # it stops that task alone.  (A nursery entered first on the exit stack had a
+    # cancel scope around the mesh too: cancelling it stopped the signallers
+    # while the clients, whose tasks are shielded, kept re-dialing their gone
+    # home -- "no signaller reachable" -- until their close timed out.)
     async with AsyncExitStack() as stack:
-        nursery = await stack.enter_async_context(trio.open_nursery())
         mesh = await open_mesh(stack, config)
         a = await stack.enter_async_context(open_signal_client(
             Identity.generate(), [mesh[0].url]))
@@ -69,23 +73,24 @@ async def relay_rate(config: SignallerConfig, same_home: bool) -> float:
             Identity.generate(), [mesh[0 if same_home else 4].url]))
         await a.wait_registered()
         await b.wait_registered()
-        nursery.start_soon(answer_text, b)
-        await a.send_offer(b.peer_id, "warm-up")
-        remaining = OFFERS
-        started = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(answer_text, b)
+            await a.send_offer(b.peer_id, "warm-up")
+            remaining = offers
+            started = time.perf_counter()
 
-        async def worker() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                await a.send_offer(b.peer_id, "v=0")
+            async def worker() -> None:
+                nonlocal remaining
+                while remaining > 0:
+                    remaining -= 1
+                    await a.send_offer(b.peer_id, "v=0")
 
-        async with trio.open_nursery() as workers:
-            for _ in range(IN_FLIGHT):
-                workers.start_soon(worker)
-        elapsed = time.perf_counter() - started
-        nursery.cancel_scope.cancel()
-        return OFFERS / elapsed
+            async with trio.open_nursery() as workers:
+                for _ in range(IN_FLIGHT):
+                    workers.start_soon(worker)
+            elapsed = time.perf_counter() - started
+            nursery.cancel_scope.cancel()
+        return offers / elapsed
 
 
 async def accept_links(client: SignalClient, endpoint: WebRTCEndpoint) -> None:
@@ -106,28 +111,28 @@ async def echo_once(pending: object, peer_id: str) -> None:
 
 async def connect_times() -> list[float]:
     async with AsyncExitStack() as stack:
-        nursery = await stack.enter_async_context(trio.open_nursery())
         mesh = await open_mesh(stack, SignallerConfig())
         b_id = Identity.generate()
         b = await stack.enter_async_context(open_signal_client(b_id, [mesh[4].url]))
         rtc_b = await stack.enter_async_context(open_webrtc(b_id, candidate_addresses=LOOPBACK))
         await b.wait_registered()
-        nursery.start_soon(accept_links, b, rtc_b)
         times: list[float] = []
-        for i in range(CONNECTS):
-            ident = Identity.generate()
-            started = time.perf_counter()
-            async with open_signal_client(ident, [mesh[i % 4].url]) as a, \
-                    open_webrtc(ident, candidate_addresses=LOOPBACK) as rtc_a:
-                await a.wait_registered()
-                offer = await rtc_a.create_offer()
-                answer = await a.send_offer(b.peer_id, offer.sdp)
-                link = await offer.accept(answer, expected_peer_id=b.peer_id)
-                await link.send(b"ping")
-                assert await link.receive() == b"ping"
-                times.append(time.perf_counter() - started)
-                await link.aclose()
-        nursery.cancel_scope.cancel()
+        async with trio.open_nursery() as nursery:  # inside the mesh: see relay_rate
+            nursery.start_soon(accept_links, b, rtc_b)
+            for i in range(CONNECTS):
+                ident = Identity.generate()
+                started = time.perf_counter()
+                async with open_signal_client(ident, [mesh[i % 4].url]) as a, \
+                        open_webrtc(ident, candidate_addresses=LOOPBACK) as rtc_a:
+                    await a.wait_registered()
+                    offer = await rtc_a.create_offer()
+                    answer = await a.send_offer(b.peer_id, offer.sdp)
+                    link = await offer.accept(answer, expected_peer_id=b.peer_id)
+                    await link.send(b"ping")
+                    assert await link.receive() == b"ping"
+                    times.append(time.perf_counter() - started)
+                    await link.aclose()
+            nursery.cancel_scope.cancel()
         return times
 
 

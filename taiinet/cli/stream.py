@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from typing import Any
+
+import trio
 
 from taiinet.cli import tls
 from taiinet.cli.args import int_at_least, positive_float
@@ -66,6 +69,17 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
+async def _set_on_sigterm(event: trio.Event, *,
+                          task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Set ``event`` at the first SIGTERM (a second one terminates as usual): a command
+    stopped by its supervisor still closes its file and prints its figures."""
+    with trio.open_signal_receiver(signal.SIGTERM) as signals:
+        task_status.started()
+        async for _ in signals:
+            event.set()
+            return
+
+
 def publish_command(args: argparse.Namespace) -> int:
     from taiinet.media.live import broadcast
 
@@ -74,11 +88,16 @@ def publish_command(args: argparse.Namespace) -> int:
     links = links_option(args)
 
     async def main() -> None:
+        stop = trio.Event()
         async with open_node(args.signaller, identity, links=links, config=node_config(args),
-                             ssl_context=tls.client_tls(args)) as node:
+                             ssl_context=tls.client_tls(args)) as node, \
+                trio.open_nursery() as nursery:  # inside the node: its cancel spares the node
+            await nursery.start(_set_on_sigterm, stop)
             print(f"publishing {node.peer_id} {args.name}", file=sys.stderr, flush=True)
             report = await broadcast(node, args.name, file=args.file, duration=args.duration,
-                                     slots=args.slots, width=width, height=height, fps=args.fps)
+                                     slots=args.slots, width=width, height=height, fps=args.fps,
+                                     stop=stop)
+            nursery.cancel_scope.cancel()
             print(json.dumps({"chunks": report.chunks, "bytes_made": report.bytes_made,
                               "bytes_sent": report.bytes_sent,
                               "upload_streams": round(report.upload_streams, 3),
@@ -96,8 +115,11 @@ def watch_command(args: argparse.Namespace) -> int:
     links = links_option(args)
 
     async def main() -> None:
+        stop = trio.Event()
         async with open_node(args.signaller, identity, links=links, config=node_config(args),
-                             ssl_context=tls.client_tls(args)) as node:
+                             ssl_context=tls.client_tls(args)) as node, \
+                trio.open_nursery() as nursery:  # inside the node: its cancel spares the node
+            await nursery.start(_set_on_sigterm, stop)
             print(f"watching {node.peer_id} {args.name}", file=sys.stderr, flush=True)
 
             def parent_changed(parent: str | None) -> None:
@@ -105,7 +127,8 @@ def watch_command(args: argparse.Namespace) -> int:
 
             report = await watch(node, args.name, args.out, duration=args.duration,
                                  slots=args.slots, timeout=args.find_timeout,
-                                 on_parent=parent_changed)
+                                 on_parent=parent_changed, stop=stop)
+            nursery.cancel_scope.cancel()
             print(json.dumps({"packets": {str(k): v for k, v in report.packets.items()},
                               "chunks": report.chunks, "parent_changes": report.parent_changes,
                               "lost_chunks": report.lost_chunks,

@@ -32,23 +32,36 @@ class BroadcastReport:
         return self.bytes_sent / self.bytes_made if self.bytes_made else 0.0
 
 
+async def _cancel_when_set(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
+
+
 async def broadcast(node: Node, name: str, *, file: str | None = None,
                     duration: float | None = None, slots: int = 4,
-                    width: int = 320, height: int = 240, fps: int = 15) -> BroadcastReport:
+                    width: int = 320, height: int = 240, fps: int = 15,
+                    stop: trio.Event | None = None) -> BroadcastReport:
     """Encode ``file`` (or the test pattern) to VP8 + Opus and broadcast it as ``name``,
-    paced in real time; a frame that is late is sent at once (never skipped)."""
+    paced in real time; a frame that is late is sent at once (never skipped).  Ends
+    early, with its report, once ``stop`` is set (``taiinet stream publish`` sets it
+    on SIGTERM)."""
     encoder = Encoder(width, height, fps)
     source: Iterator[tuple[float, list[MediaPacket]]] = (
         test_pattern(encoder, duration) if file is None
         else file_source(file, encoder, duration))
-    async with node.stream_publish(name, encoder.tracks, slots=slots) as live:
-        start = trio.current_time()
-        for due, packets in source:
-            await trio.sleep_until(start + due)
-            if live.keyframe_wanted:
-                live.keyframe_wanted = False
-                encoder.force_keyframe()
-            live.send(packets)
+    async with node.stream_publish(name, encoder.tracks, slots=slots) as live, \
+            trio.open_nursery() as nursery:
+        with trio.CancelScope() as sending:
+            if stop is not None:
+                nursery.start_soon(_cancel_when_set, stop, sending)
+            start = trio.current_time()
+            for due, packets in source:
+                await trio.sleep_until(start + due)
+                if live.keyframe_wanted:
+                    live.keyframe_wanted = False
+                    encoder.force_keyframe()
+                live.send(packets)
+        nursery.cancel_scope.cancel()
         stats = live.session.stats
         return BroadcastReport(chunks=live.session.relay_next_seq, bytes_made=stats.bytes_in,
                                bytes_sent=stats.bytes_sent, most_children=stats.most_children,
@@ -72,18 +85,23 @@ class WatchReport:
 
 async def watch(node: Node, name: str, out: str, *, duration: float | None = None,
                 slots: int = 2, timeout: float = 30.0, idle: float = 20.0,
-                on_parent: Callable[[PeerId | None], None] | None = None) -> WatchReport:
+                on_parent: Callable[[PeerId | None], None] | None = None,
+                stop: trio.Event | None = None) -> WatchReport:
     """Watch ``name`` (relaying to ``slots`` viewers) and write its media to ``out``, for
-    ``duration`` seconds or until no media came for ``idle`` seconds (the stream ended);
+    ``duration`` seconds, until ``stop`` is set (``taiinet stream watch`` sets it on
+    SIGTERM) or until no media came for ``idle`` seconds (the stream ended);
     ``on_parent`` is told every new parent (``None``: detached)."""
-    async with node.stream_watch(name, slots=slots, timeout=timeout) as viewing:
+    async with node.stream_watch(name, slots=slots, timeout=timeout) as viewing, \
+            trio.open_nursery() as nursery:
         viewing.session.on_parent_changed = on_parent
         writer = MediaWriter(out, viewing.tracks)
         counts: dict[int, int] = {}
         first: float | None = None
         stopped = False
         try:
-            with trio.move_on_after(float("inf") if duration is None else duration):
+            with trio.move_on_after(float("inf") if duration is None else duration) as window:
+                if stop is not None:
+                    nursery.start_soon(_cancel_when_set, stop, window)
                 packets = viewing.session.packets
                 while True:
                     with trio.move_on_after(idle):
@@ -97,6 +115,7 @@ async def watch(node: Node, name: str, out: str, *, duration: float | None = Non
                     break
         finally:
             writer.close()
+            nursery.cancel_scope.cancel()
         session = viewing.session
         return WatchReport(packets=counts, parent_changes=session.stats.parent_changes,
                            lost_chunks=session.reassembler.lost_chunks,
