@@ -17,6 +17,10 @@ section 6.1 lets a SACK ride in front of outgoing DATA in the same packet.
 * a received DATA chunk with the I bit set (RFC 9260 section 3.3.1, from
   RFC 7053) is acknowledged at once.
 
+The SACK is the one aiortc builds (its own ``_send_sack``), so cumulative
+TSN, gaps and duplicates are as before, only sent later or bundled; the
+peer sees standard SCTP (any stack reads bundled chunks).
+
 A lone packet whose last DATA chunk does not end its message is
 acknowledged after only ``SACK_DELAY_MID_MESSAGE`` (aiortc's 5 ms of
 before): its sender has more of the message to send and most likely waits
