@@ -81,6 +81,7 @@ docs/overlay.md, "Defences"), none of them in the paper:
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 
 from taiinet.overlay.actions import (
     Action,
@@ -209,13 +210,26 @@ class HyParView:
         """The active view (the neighbours), oldest first."""
         return list(self._neighbours)
 
-    def join(self, contact: PeerId, now: float) -> list[Action]:
-        """Enter the overlay through ``contact`` (a live member)."""
+    def join(self, contact: PeerId, now: float, known: Iterable[PeerId] = ()) -> list[Action]:
+        """Enter the overlay through ``contact`` (a live member).
+
+        ``known``: the other peers the joiner was told of outside the overlay
+        (the signaller's contacts), kept as heard-of passive entries.  Without
+        them, nodes that start together and join each other can close a
+        component no walk or shuffle ever leads out of: its active views are
+        not full (so healing waits) and its passive views hold only its own
+        members (so refills stay inside).
+        """
         self._now = now
         if contact == self.peer_id:
             raise OverlayUsageError("a node cannot join through itself")
         out: list[Action] = []
         self._add_active(contact, out)
+        for peer in known:
+            if peer != contact:
+                # Their source is this node itself (no neighbour named them): they
+                # count against no neighbour's ``passive_per_source``.
+                self._passive.add_heard(peer, self.peer_id, [], self._neighbours)
         out.append(Send(peer=contact, message=_JOIN))
         return out
 
