@@ -124,6 +124,9 @@ class WebSocketChannel(MessageChannel):
         self.remote_address = remote_address
         self._write_lock = trio.Lock()
         self._reading = False
+        #: Messages ``receive_message`` returned (an idle watchdog compares it, see
+        #: ``taiinet.transport._idle``).
+        self.messages_received = 0
         self._received: collections.deque[bytes] = collections.deque()
         self._partial: list[bytes] = []
         self._partial_bytes = 0
@@ -243,9 +246,24 @@ class WebSocketChannel(MessageChannel):
                 if self._peer_closed.is_set() or self._closing:
                     raise ConnectionClosed("the WebSocket is closed")
                 await self._read_once()
+            self.messages_received += 1
             return self._received.popleft()
         finally:
             self._reading = False
+
+    @property
+    def receiving(self) -> bool:
+        """Whether a task is waiting in ``receive_message`` (or handling a read)."""
+        return self._reading
+
+    async def expire(self, error: RemoteProtocolError) -> None:
+        """Close at once for ``error`` (an idle watchdog's verdict): the task in
+        ``receive_message``, and any later call, raises it."""
+        if self._closing:
+            return
+        self._error = error
+        with trio.CancelScope(shield=True):
+            await self._close_stream()
 
     async def _read_once(self) -> None:
         """One read from the stream, fed to wsproto; whole messages go to ``_received``."""
