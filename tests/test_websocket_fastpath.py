@@ -1,6 +1,8 @@
-"""The idle deadline of WebSocket listener links: one watchdog, no cancel scope per read."""
+"""The WebSocket fast path: one idle watchdog per listener, one read per message."""
 
 from __future__ import annotations
+
+import sys
 
 import pytest
 import trio
@@ -110,3 +112,34 @@ async def test_a_silent_listener_link_is_cut_and_a_talking_one_stays() -> None:
             assert cut_after >= 0.4
             assert not server_talking.closed
             await server_talking.aclose()
+
+
+async def test_a_reader_parked_for_the_next_message_reads_it_with_no_failed_read() -> None:
+    """A link's reader asks for the next message before it came: the read waits for
+    the socket first, so no read finds it empty (before: one failing ``recv``,
+    a syscall and a ``BlockingIOError``, per message)."""
+    failed_reads = 0
+
+    def profile(_frame: object, event: str, arg: object) -> None:
+        nonlocal failed_reads
+        if event == "c_exception" and getattr(arg, "__name__", "") in ("recv", "read"):
+            failed_reads += 1
+
+    async with raw_channel_pair() as (client, server):
+        async with trio.open_nursery() as nursery:
+            received: list[bytes] = []
+
+            async def receive_all() -> None:
+                for _ in range(20):
+                    received.append(await server.receive_message())
+
+            nursery.start_soon(receive_all)
+            sys.setprofile(profile)
+            try:
+                for n in range(20):
+                    await trio.testing.wait_all_tasks_blocked()  # the reader is parked
+                    await client.send_message(bytes([n]) * 50)
+            finally:
+                sys.setprofile(None)
+        assert received == [bytes([n]) * 50 for n in range(20)]
+    assert failed_reads == 0
