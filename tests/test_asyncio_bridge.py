@@ -333,6 +333,9 @@ def count_sent_chunks(channel: BridgedDataChannel) -> collections.Counter[str]:
         sent["packets"] += 1
         for chunk in rtcsctptransport.parse_packet(data)[3]:
             sent[type(chunk).__name__] += 1
+            if isinstance(chunk, rtcsctptransport.DataChunk) and (
+                    chunk.flags & sctp_module.IMMEDIATE_ACK):
+                sent["I bit"] += 1
         await send_data(data)
 
     dtls._send_data = counting
@@ -348,14 +351,71 @@ async def test_a_burst_is_acknowledged_every_second_packet(
     size = 60_000  # 52 DATA packets of aiortc's 1,172 bytes
     async with raw_pair() as (a, b):
         sent = count_sent_chunks(b)
+        data_sent = count_sent_chunks(a)
         await a.send_message(bytes(size))
         assert await b.receive_message() == bytes(size)
         with trio.fail_after(20):
             while a._channel.transport._sent_queue:  # everything acknowledged
                 await trio.sleep(0.01)
         packets = -(-size // rtcsctptransport.USERDATA_MAX_LENGTH)
-        # Every second packet, not every one (aiortc's own rule) nor only the timer's.
-        assert packets // 2 - 1 <= sent["SackChunk"] <= packets // 2 + 1, sent
+        # Every second packet, not every one (aiortc's own rule) nor only the timer's,
+        # and at once for a packet whose sender ran out of congestion window (I bit).
+        flagged = data_sent["I bit"]
+        assert packets // 2 - 1 <= sent["SackChunk"] <= packets // 2 + 1 + flagged, sent
+        assert flagged < packets // 2, data_sent
+
+
+async def test_lone_packets_are_acknowledged_every_second_one() -> None:
+    # Messages further apart than the old 5 ms delay and well within the 200 ms
+    # one: a SACK for every second packet, not one per packet (the receiver
+    # sends no DATA for them to ride with).
+    count = 10
+    async with raw_pair() as (a, b):
+        await b.send_message(b"hello")  # carries any SACK b owes from the set-up
+        assert await a.receive_message() == b"hello"
+        sent = count_sent_chunks(b)
+        data_sent = count_sent_chunks(a)
+        for i in range(count):
+            await a.send_message(bytes([i]))
+            assert await b.receive_message() == bytes([i])
+            await trio.sleep(0.02)
+        assert sent["SackChunk"] <= count // 2 + 1, sent
+        assert data_sent["I bit"] == 0, data_sent  # never short of window
+
+
+async def test_a_sender_out_of_window_asks_for_a_sack_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A congestion window of one packet (as after a retransmission timeout):
+    # a lone packet in the middle of a message is acknowledged after the short
+    # delay, and one that ends a message and fills the window carries the I
+    # bit (RFC 7053), which the receiver acknowledges at once instead of after
+    # its delay for message ends (set far beyond the test's patience): the
+    # rest of the message, and a message handed over once the window had
+    # filled, follow without a retransmission timeout.
+    monkeypatch.setattr(sctp_module, "SACK_DELAY", 60.0)
+    async with raw_pair() as (a, b):
+        await b.send_message(b"hello")
+        assert await a.receive_message() == b"hello"
+        data_sent = count_sent_chunks(a)
+        sctp_a = a._channel.transport
+        sctp_a._cwnd = rtcsctptransport.USERDATA_MAX_LENGTH
+        message = bytes(3 * rtcsctptransport.USERDATA_MAX_LENGTH)  # three packets
+        await a.send_message(message)
+        with trio.fail_after(10):
+            assert await b.receive_message() == message
+        assert data_sent["DataChunk"] == 3, data_sent
+        with trio.fail_after(10):
+            while sctp_a._sent_queue:
+                await trio.sleep(0.01)
+        sctp_a._cwnd = rtcsctptransport.USERDATA_MAX_LENGTH
+        first = bytes(rtcsctptransport.USERDATA_MAX_LENGTH)  # fills the window
+        await a.send_message(first)
+        assert await b.receive_message() == first
+        await a.send_message(b"after")  # handed over with the window full
+        with trio.fail_after(10):
+            assert await b.receive_message() == b"after"
+        assert data_sent["DataChunk"] == 5, data_sent  # nothing resent after a timeout
+        assert data_sent["I bit"] >= 1, data_sent
 
 
 async def test_a_sack_owed_rides_with_outgoing_data(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -372,6 +432,7 @@ async def test_a_sack_owed_rides_with_outgoing_data(monkeypatch: pytest.MonkeyPa
         await b.send_message(b"pong")
         assert await a.receive_message() == b"pong"
         assert sent["DataChunk"] == 1 and sent["SackChunk"] == 1 and sent["packets"] == 1, sent
+        assert not sent["I bit"], sent  # the window was open: no SACK asked for
 
 
 async def test_a_gap_is_acknowledged_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -402,6 +463,33 @@ async def test_a_gap_is_acknowledged_at_once(monkeypatch: pytest.MonkeyPatch) ->
                 await trio.sleep(0.01)
         assert dropped and sctp_b._sack_misordered, sent
         dtls_a._send_data = send_data
+
+
+async def test_messages_arrive_whole_and_in_order_when_packets_are_lost() -> None:
+    # Every seventh DATA chunk's first transmission is dropped: fast retransmit
+    # and the timers (with the delayed SACKs and the I bit) recover them all.
+    async with raw_pair() as (a, b):
+        dtls_a = a._channel.transport.transport
+        send_data = dtls_a._send_data
+        dropped: set[int] = set()
+
+        async def lossy(data: bytes) -> None:
+            for chunk in rtcsctptransport.parse_packet(data)[3]:
+                if (isinstance(chunk, rtcsctptransport.DataChunk) and chunk.tsn % 7 == 0
+                        and chunk.tsn not in dropped):
+                    dropped.add(chunk.tsn)
+                    return
+            await send_data(data)
+
+        dtls_a._send_data = lossy
+        messages = [i.to_bytes(2, "big") * 1500 for i in range(40)]  # 3 chunks each
+        for message in messages:
+            await a.send_message(message)
+        with trio.fail_after(60):
+            assert [await b.receive_message() for _ in messages] == messages
+            while a._channel.transport._sent_queue:  # everything acknowledged
+                await trio.sleep(0.01)
+        assert len(dropped) >= 10, dropped
 
 
 async def test_a_binary_message_leaves_in_the_send_call() -> None:

@@ -405,7 +405,7 @@ def test_nonce_exhaustion_ends_the_link() -> None:
     with pytest.raises(LocalProtocolError):
         cipher.encrypt(b"", b"x")
     with pytest.raises(LocalProtocolError):
-        cipher.seal(b"x")
+        cipher.seal_frame(b"x")
     with pytest.raises(LocalProtocolError):
         cipher.open(bytes(2 + 17))
     assert cipher.nonce == 2**64 - 1
@@ -425,6 +425,31 @@ def test_seal_frame_writes_what_encrypt_frame_writes(sizes: list[int]) -> None:
         assert len(sealed) == len(general) and sealed[:2] == general[:2]
         assert receiver.receive_data(sealed + general) == [frame, frame]
     assert sender._send.nonce == receiver._receive.nonce == 2 * len(sizes)
+
+
+def test_seal_frame_refuses_a_frame_its_short_prefix_cannot_carry() -> None:
+    """``seal_frame`` writes a one- or two-byte uvarint inline: past ``SMALL_FRAME_SIZE``
+    it must refuse (a two-byte shortcut would silently write the wrong length), and
+    spend no nonce."""
+    sender, receiver = completed_sessions()
+    with pytest.raises(LocalProtocolError):
+        sender.seal_frame(bytes(SMALL_FRAME_SIZE + 1))
+    assert sender._send.nonce == 0
+    for size in (0, 0x7F, 0x80, SMALL_FRAME_SIZE):  # each side of each prefix length
+        frame = bytes([size & 0xFF]) * size
+        message = sender.seal_frame(frame)
+        assert receiver.receive_data(message) == [frame]
+
+
+def test_lone_messages_of_a_split_frame_take_the_general_path() -> None:
+    """A whole Noise message that arrives while a frame is partly held continues that
+    frame (the one-message shortcut must not take it for a frame of its own)."""
+    a, b = completed_sessions()
+    frame = bytes(range(256)) * 300  # 76,800 bytes: two Noise messages
+    first, second = a.encrypt_frame(frame)
+    assert b.receive_data(first) == [] and b.has_partial_frame
+    assert b.receive_data(second) == [frame] and not b.has_partial_frame
+    assert b.receive_data(a.seal_frame(b"next")) == [b"next"]
 
 
 def test_small_frame_size_follows_the_maximum() -> None:

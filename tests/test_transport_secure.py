@@ -238,6 +238,35 @@ async def test_cancelled_send_closes_the_link(autojump_clock: object) -> None:
         await b.receive()
 
 
+async def test_a_sender_waiting_for_the_lock_fails_once_the_link_closed(
+        autojump_clock: object) -> None:
+    """A sender that waited for the send lock while the link closed raises
+    ``ConnectionClosed`` without sealing its frame (no nonce spent on a dead link),
+    and hands the lock on."""
+    from taiinet.transport.memory import memory_connection_pair
+
+    a, b = await memory_connection_pair(ALICE, BOB, capacity=1)
+    outcomes: list[str] = []
+
+    async def send(frame: bytes) -> None:
+        try:
+            await a.send(frame)
+        except ConnectionClosed:
+            outcomes.append("closed")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(send, bytes(300_000))  # holds the lock; the buffer holds 1 message
+        await trio.testing.wait_all_tasks_blocked()
+        for _ in range(2):
+            nursery.start_soon(send, b"queued")  # waits for the lock
+            await trio.testing.wait_all_tasks_blocked()
+        nonce = a._session._send.nonce  # type: ignore[attr-defined]
+        await a.aclose()
+    assert outcomes == ["closed"] * 3
+    assert a._session._send.nonce == nonce  # type: ignore[attr-defined]
+    await b.aclose()
+
+
 async def test_silent_peer_times_out(autojump_clock: trio.testing.MockClock) -> None:
     ours, theirs = memory_channel_pair()
     start = trio.current_time()

@@ -13,12 +13,33 @@ section 6.1 lets a SACK ride in front of outgoing DATA in the same packet.
 * a packet that leaves a gap in the TSNs or repeats one is acknowledged at
   once (section 6.7: the sender's fast retransmit needs these reports);
 * a DATA chunk leaving while a SACK is owed carries it (one packet, if both
-  fit in aiortc's packet size; otherwise two, SACK first).
+  fit in aiortc's packet size; otherwise two, SACK first);
+* a received DATA chunk with the I bit set (RFC 9260 section 3.3.1, from
+  RFC 7053) is acknowledged at once.
 
-Nothing else changes: the SACK is the one aiortc builds (its own
-``_send_sack``), so cumulative TSN, gaps and duplicates are as before, only
-sent later or bundled.  The peer sees standard SCTP (any stack reads bundled
-chunks; aiortc's own parser does).
+The SACK is the one aiortc builds (its own ``_send_sack``), so cumulative
+TSN, gaps and duplicates are as before, only sent later or bundled; the
+peer sees standard SCTP (any stack reads bundled chunks).
+
+A lone packet whose last DATA chunk does not end its message is
+acknowledged after only ``SACK_DELAY_MID_MESSAGE`` (aiortc's 5 ms of
+before): its sender has more of the message to send and most likely waits
+for the congestion window.  For a packet that ends a message the receiver
+cannot tell, so the sender says it: it sets the I bit on a last DATA chunk
+that ends a message and leaves its congestion window full: nothing more
+leaves before a SACK arrives (aiortc sends neither new nor retransmitted
+chunks then; a message handed over later waits too), and the peer would
+otherwise hold that SACK until its 200 ms timer fired, stalling the link
+that long.  A peer that predates RFC 7053 ignores the bit (a
+reserved bit then, ignored on receipt), and then only its own SACK rule
+applies.  (Asking only when data was waiting, or only with an odd number
+of packets in flight, halved the 16 KiB throughput of
+``bench/transport.py``: messages handed over after the window filled
+waited for the peer's timer.  Asking on every transmission that fills the
+window, mid-message too, flagged half the DATA chunks of a bulk transfer
+and cost 8 % more CPU per 16 KB message in ``bench/webrtc_cpu.py``.  The
+bit is decided as each chunk leaves, with no hook around aiortc's
+``_transmit``: one cost ping-pong frames 5-7 % more CPU.)
 """
 
 from __future__ import annotations
@@ -35,13 +56,21 @@ from taiinet.transport._asyncio_eager import run_eagerly
 
 logger = logging.getLogger(__name__)
 
-#: Seconds a SACK for a lone packet waits for a second packet or outgoing DATA.
-#: RFC 9260 recommends up to 200 ms; 200 ms here cut SACKs per DATA packet in
-#: ``bench/pubsub.py`` at 30/s from 0.73-0.75 to 0.54-0.56, but made
-#: ``tests/test_stream_process.py`` (WebRTC, video frames of many packets)
-#: fail 3 runs in 6 (a viewer got under 5 s of stream), against 0 in 6 with
-#: 5 ms: kept at 5 ms.
-SACK_DELAY = 0.005
+#: Seconds a SACK for a lone packet waits for a second packet or outgoing DATA:
+#: RFC 9260's largest (section 6.2), as in libwebrtc's dcsctp.  Once 5 ms, because
+#: 200 ms without the I bit made ``tests/test_stream_process.py`` (WebRTC, video
+#: frames of many packets) fail 3 runs in 6: a sender out of congestion window
+#: waited for the timer.  Such a sender now asks for the SACK (the I bit).
+SACK_DELAY = 0.2
+#: The same for a lone packet whose last DATA chunk does not end its message: the
+#: sender has more of the message to send and has not sent it, most likely held by
+#: its congestion window, so it waits for this SACK.  A window-limited bulk transfer
+#: (``bench/transport.py``, 16 KiB) lost half its throughput with 200 ms here, the I
+#: bit on every window-limited transmission or not.
+SACK_DELAY_MID_MESSAGE = 0.005
+
+#: The I bit of a DATA chunk's flags (RFC 9260 section 3.3.1): "send a SACK at once".
+IMMEDIATE_ACK = 0x08
 
 _HOOKED = "_taiinet_delayed_sacks"
 _FLUSH_HOOKED = "_taiinet_flush_at_once"
@@ -51,11 +80,18 @@ def delay_sacks(sctp: Any) -> bool:
     """Install delayed, bundled SACKs on one ``RTCSctpTransport``; False if aiortc lacks a hook."""
     send_sack: Callable[[], Awaitable[None]] | None = getattr(sctp, "_send_sack", None)
     send_chunk: Callable[[Any], Awaitable[None]] | None = getattr(sctp, "_send_chunk", None)
+    receive_data: Callable[[Any], Awaitable[None]] | None = getattr(
+        sctp, "_receive_data_chunk", None)
     if send_sack is None or send_chunk is None or getattr(sctp, _HOOKED, False):
         return False
-    if not hasattr(sctp, "_sack_needed") or not hasattr(sctp, "_remote_verification_tag"):
+    if receive_data is None:
+        return False
+    if not all(hasattr(sctp, name) for name in (
+            "_sack_needed", "_remote_verification_tag", "_flight_size", "_cwnd")):
         return False
     owed = 0  # packets with DATA not yet acknowledged
+    immediate = False  # a DATA chunk since the last SACK asked for one at once
+    message_ended = True  # the last DATA chunk received ended its message
     timer: asyncio.TimerHandle | None = None
     timer_tasks: set[asyncio.Task[None]] = set()
 
@@ -66,9 +102,10 @@ def delay_sacks(sctp: Any) -> bool:
             timer = None
 
     async def sack_now() -> None:
-        nonlocal owed
+        nonlocal owed, immediate
         cancel_timer()
         owed = 0
+        immediate = False
         await send_sack()
 
     def timer_fired() -> None:
@@ -84,12 +121,40 @@ def delay_sacks(sctp: Any) -> bool:
         """Called by aiortc after each received packet that needs a SACK."""
         nonlocal owed, timer
         owed += 1
-        if owed >= 2 or getattr(sctp, "_sack_misordered", None) or getattr(
+        if owed >= 2 or immediate or getattr(sctp, "_sack_misordered", None) or getattr(
             sctp, "_sack_duplicates", None
         ):
             await sack_now()
         elif timer is None:
-            timer = asyncio.get_running_loop().call_later(SACK_DELAY, timer_fired)
+            delay = SACK_DELAY if message_ended else SACK_DELAY_MID_MESSAGE
+            timer = asyncio.get_running_loop().call_later(delay, timer_fired)
+
+    async def noting_receive_data(chunk: Any) -> None:
+        """aiortc's handling of a received DATA chunk, noting its I bit."""
+        nonlocal immediate, message_ended
+        if chunk.flags & IMMEDIATE_ACK:
+            immediate = True
+        message_ended = bool(chunk.flags & rtcsctptransport.SCTP_DATA_LAST_FRAG)
+        await receive_data(chunk)
+
+    async def flagging_send_chunk(chunk: Any) -> None:
+        """Set the I bit on a message's last chunk that leaves the congestion window full.
+
+        aiortc counts a chunk in its flight size before it hands it here, and
+        sends nothing more (new or retransmitted) while the window is full,
+        so this chunk is the transmission's last: a message handed over
+        later waits for a SACK, which the peer would delay.
+        """
+        if not (isinstance(chunk, rtcsctptransport.DataChunk)
+                and chunk.flags & rtcsctptransport.SCTP_DATA_LAST_FRAG
+                and sctp._flight_size >= sctp._cwnd):
+            await bundling_send_chunk(chunk)
+            return
+        chunk.flags |= IMMEDIATE_ACK
+        try:
+            await bundling_send_chunk(chunk)
+        finally:
+            chunk.flags &= ~IMMEDIATE_ACK  # a retransmission decides afresh
 
     async def bundling_send_chunk(chunk: Any) -> None:
         if not (owed and sctp._sack_needed and isinstance(chunk, rtcsctptransport.DataChunk)):
@@ -104,7 +169,7 @@ def delay_sacks(sctp: Any) -> bool:
         try:
             await sack_now()
         finally:
-            sctp._send_chunk = bundling_send_chunk
+            sctp._send_chunk = flagging_send_chunk
         chunks = [bytes(c) for c in captured] + [bytes(chunk)]
         header = pack(
             "!HHL", sctp._local_port, sctp._remote_port, sctp._remote_verification_tag
@@ -119,7 +184,8 @@ def delay_sacks(sctp: Any) -> bool:
         await sctp.transport._send_data(header + pack("<L", checksum) + body)
 
     sctp._send_sack = delayed_send_sack
-    sctp._send_chunk = bundling_send_chunk
+    sctp._send_chunk = flagging_send_chunk
+    sctp._receive_data_chunk = noting_receive_data
     setattr(sctp, _HOOKED, True)
     return True
 

@@ -41,6 +41,7 @@ import enum
 import hashlib
 import hmac
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import nacl.bindings
@@ -55,7 +56,6 @@ from taiinet.wire.errors import InvalidPublicKey, TruncatedFrame
 from taiinet.wire.framing import (
     DEFAULT_MAX_FRAME_SIZE,
     FrameDecoder,
-    encode_uvarint,
     frame_with_prefix,
 )
 from taiinet.wire.identity import Identity, peer_id_from_public_key, verify_with_public_key
@@ -77,6 +77,9 @@ _MAX_NONCE = 2**64 - 1
 _nonce_bytes = struct.Struct("<4xQ").pack
 #: A Noise message's 2-byte big-endian length.
 _length_prefix = struct.Struct(">H").pack
+#: The uvarint of a frame length below 0x80, and two bytes, the low one first.
+_ONE_BYTE = [bytes((value,)) for value in range(0x80)]
+_two_bytes = struct.Struct("<H").pack
 #: A handshake payload larger than this is rejected (ours has about 104 bytes).
 MAX_HANDSHAKE_PAYLOAD = 4096
 
@@ -128,22 +131,30 @@ class CipherState:
     def has_key(self) -> bool:
         return self._aead is not None
 
-    def seal(self, plaintext: bytes) -> bytes:
-        """One transport message with its 2-byte length: the link's per-frame path.
+    def seal_frame(self, frame: bytes) -> bytes:
+        """``uvarint(len(frame)) || frame`` as one transport message with its 2-byte
+        length: the link's per-frame path, in one call.
 
-        ``plaintext`` is at most ``MAX_PLAINTEXT`` bytes (the caller's check);
-        the associated data is empty.
+        ``frame`` is at most ``SMALL_FRAME_SIZE`` bytes (its prefix has one or two
+        bytes; ``LocalProtocolError`` above); the associated data is empty.
         """
         aead = self._aead
         nonce = self.nonce
         if aead is None or nonce >= _MAX_NONCE:
             raise LocalProtocolError("no key, or the Noise nonce is exhausted")
-        ciphertext = aead.encrypt(_nonce_bytes(nonce), plaintext, None)
+        size = len(frame)
+        if size < 0x80:
+            head = _ONE_BYTE[size]
+        elif size <= SMALL_FRAME_SIZE:
+            head = _two_bytes(size & 0x7F | 0x80 | (size >> 7) << 8)
+        else:
+            raise LocalProtocolError(f"seal_frame takes at most {SMALL_FRAME_SIZE} bytes")
+        ciphertext = aead.encrypt(_nonce_bytes(nonce), head + frame, None)
         self.nonce = nonce + 1
         return _length_prefix(len(ciphertext)) + ciphertext
 
     def open(self, message: bytes) -> bytes:
-        """The plaintext of one transport message with its 2-byte length (``seal``'s
+        """The plaintext of one transport message with its 2-byte length (``seal_frame``'s
         output, its length already checked); ``DecryptionError`` if it fails
         authentication."""
         aead = self._aead
@@ -466,11 +477,10 @@ class SecureSession:
         self.small_frame_size = min(SMALL_FRAME_SIZE, max_frame_size)
         #: True while bytes of an incomplete Noise message or frame are held.
         self.has_partial_frame = self._reader.has_partial_message
-
-    def seal_frame(self, frame: bytes) -> bytes:
-        """The one prefixed Noise message carrying ``frame`` of at most
-        ``small_frame_size`` bytes (the caller's check; larger take ``encrypt_frame``)."""
-        return self._send.seal(encode_uvarint(len(frame)) + frame)
+        #: The one prefixed Noise message carrying a frame of at most
+        #: ``small_frame_size`` bytes (the caller's check; larger take
+        #: ``encrypt_frame``): the send cipher's own method, one call per frame.
+        self.seal_frame: Callable[[bytes], bytes] = self._send.seal_frame
 
     def encrypt_frame(self, frame: bytes) -> list[bytes]:
         """The prefixed Noise messages that carry one frame (``OversizedFrame`` if too big)."""
@@ -485,9 +495,10 @@ class SecureSession:
     def receive_data(self, data: bytes) -> list[bytes]:
         """Frames completed by ``data``; raises a ``RemoteProtocolError`` on bad input."""
         size = len(data)
-        # Fast path: ``data`` is exactly one whole Noise message (as a memory channel
-        # message is): decrypt it where it lies, without the reader's copy.
-        if (size >= LENGTH_PREFIX_SIZE + TAG_SIZE and not self._reader._buffer
+        # Fast path: nothing is held and ``data`` is exactly one whole Noise message
+        # (as a memory channel message is): decrypt it where it lies, without the
+        # reader's copy.
+        if (not self.has_partial_frame and size >= LENGTH_PREFIX_SIZE + TAG_SIZE
                 and data[0] << 8 | data[1] == size - LENGTH_PREFIX_SIZE):
             frames = self._frames.feed(self._receive.open(data))
             self.has_partial_frame = self._frames.has_partial_frame

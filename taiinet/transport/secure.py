@@ -61,6 +61,7 @@ __all__ = ["DEFAULT_HANDSHAKE_TIMEOUT", "SecureConnection", "secure_channel"]
 
 #: Deadlines of a link unless the caller gives its own (no idle deadline).
 DEFAULT_DEADLINES = LinkDeadlines()
+_INF = math.inf
 
 
 async def _send_chunked(channel: MessageChannel, data: bytes) -> None:
@@ -223,10 +224,11 @@ class SecureConnection(Connection):
         lock = self._send_lock
         if lock.held:
             await lock.wait()
+            if self._closed:  # closed while this task waited
+                lock.release()
+                raise ConnectionClosed("the link is closed")
         lock.held = True
         try:
-            if self._closed:
-                raise ConnectionClosed("the link is closed")
             channel = self._channel
             if len(frame) <= self._small_frame_size:  # one channel message
                 message = self._session.seal_frame(frame)
@@ -269,27 +271,28 @@ class SecureConnection(Connection):
             # The clock is read only when a deadline applies: ``idle`` is set, or
             # a partial frame is held (at the start, or after a channel message).
             started = partial_since = None
-            idle_at = frame_at = math.inf
+            idle_at = frame_at = _INF
             while True:
                 if self._closed:
                     raise ConnectionClosed("the link is closed")
-                if idle is not None or (frame is not None and session.has_partial_frame):
-                    now = trio.current_time()
-                    if idle is not None and started is None:
-                        started, idle_at = now, now + idle
-                    if frame is not None and partial_since is None and session.has_partial_frame:
-                        partial_since, frame_at = now, now + frame
-                    deadline = min(idle_at, frame_at)
-                else:
-                    deadline = math.inf
                 try:
-                    if deadline == math.inf or channel.message_waiting():
-                        # No deadline, or a message is already here: no cancel
-                        # scope per message (entering and leaving one registers
-                        # its deadline with trio, ~5 % of a WebRTC pubsub run).
+                    if idle is None and (frame is None or not session.has_partial_frame):
+                        # No deadline: no clock, no cancel scope per message
+                        # (entering and leaving one registers its deadline with
+                        # trio, ~5 % of a WebRTC pubsub run).
                         data = await channel.receive_message()
                     else:
-                        data = await self._receive_before(deadline, frame_at <= idle_at)
+                        now = trio.current_time()
+                        if idle is not None and started is None:
+                            started, idle_at = now, now + idle
+                        if (frame is not None and partial_since is None
+                                and session.has_partial_frame):
+                            partial_since, frame_at = now, now + frame
+                        if channel.message_waiting():  # here already: no cancel scope
+                            data = await channel.receive_message()
+                        else:
+                            data = await self._receive_before(min(idle_at, frame_at),
+                                                              frame_at <= idle_at)
                 except ConnectionClosed:
                     closed_here = self._closed
                     await self._abort()
