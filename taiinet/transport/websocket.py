@@ -22,7 +22,10 @@ whatever the client's link raises (a reset during the upgrade makes even
 (garbage, a reset, a wrong key, a timeout) is logged and dropped; the listener
 goes on.  Every phase has a deadline and every address a budget
 (``ListenerLimits``): a client over its address's budget, or beyond the
-listener's, is closed at once, before its HTTP request is read.
+listener's, is closed at once, before its HTTP request is read.  The idle
+deadline of accepted links is kept by one watchdog task per listener
+(``taiinet.transport._idle``), not by a deadline around every read: a silent
+link is cut between ``idle`` and ``1.25 * idle`` seconds after its last message.
 
 ``wss://``: a listener given an ``ssl.SSLContext`` runs the TLS handshake on
 each admitted TCP client before the HTTP upgrade, under the same upgrade

@@ -5,7 +5,8 @@ through h11, then RFC 6455 frames); this module is its thin trio driver.  The
 channel owns one byte stream (TCP, or TLS over TCP):
 
 * reading happens only inside ``receive_message``, in the caller's task: one
-  ``receive_some`` of up to ``RECEIVE_BYTES`` is fed to wsproto and every
+  read of up to ``RECEIVE_BYTES`` (on a plain TCP socket: wait until it is
+  readable, then one ``os.read``, see ``_read_socket``) is fed to wsproto and every
   whole binary message it completes is queued; the call returns the first,
   later calls the rest (each after a checkpoint, so a burst does not starve
   other tasks).
