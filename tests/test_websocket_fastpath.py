@@ -159,19 +159,18 @@ async def test_a_small_message_costs_a_bounded_number_of_python_calls() -> None:
         if event == "call":
             calls += 1
 
-    async with raw_channel_pair() as (client, server):
-        async with trio.open_nursery() as nursery:
-            async def receive_all() -> None:
-                for _ in range(20):
-                    await server.receive_message()
+    async with raw_channel_pair() as (client, server), trio.open_nursery() as nursery:
+        async def receive_all() -> None:
+            for _ in range(20):
+                await server.receive_message()
 
-            nursery.start_soon(receive_all)
-            for n in range(20):
+        nursery.start_soon(receive_all)
+        for n in range(20):
+            await trio.testing.wait_all_tasks_blocked()
+            sys.setprofile(profile)
+            try:
+                await client.send_message(bytes([n]) * 50)
                 await trio.testing.wait_all_tasks_blocked()
-                sys.setprofile(profile)
-                try:
-                    await client.send_message(bytes([n]) * 50)
-                    await trio.testing.wait_all_tasks_blocked()
-                finally:
-                    sys.setprofile(None)
+            finally:
+                sys.setprofile(None)
     assert calls / 20 <= MAX_CALLS_PER_MESSAGE
