@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import collections
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -13,7 +14,13 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from aiortc import rtcsctptransport
+from aiortc import (
+    RTCCertificate,
+    RTCDtlsTransport,
+    RTCIceGatherer,
+    RTCIceTransport,
+    rtcsctptransport,
+)
 
 from taiinet.errors import ConnectionClosed, LocalProtocolError
 from taiinet.transport import _asyncio_dtls as dtls_module
@@ -178,7 +185,8 @@ def test_only_the_bridge_imports_asyncio_or_aiortc() -> None:
                 importers.append(path.name)
     assert set(importers) == {
         "_asyncio_bridge.py", "_asyncio_channel.py", "_asyncio_dtls.py", "_asyncio_eager.py",
-        "_asyncio_loop.py", "_asyncio_sctp.py",
+        "_asyncio_loop.py", "_asyncio_sctp.py", "_asyncio_sctp_rx.py",
+        "_asyncio_sctp_timers.py",
     }
 
 
@@ -548,7 +556,9 @@ async def test_records_are_read_in_the_socket_callback() -> None:
         assert queued_a == [] and queued_b == []
 
 
-async def test_a_peer_closing_dtls_closes_the_direct_reader_side() -> None:
+async def test_a_peer_closing_dtls_closes_the_direct_reader_side(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="aiortc")
     async with raw_pair() as (a, b):
         await a.send_message(b"hello")
         assert await b.receive_message() == b"hello"
@@ -560,6 +570,9 @@ async def test_a_peer_closing_dtls_closes_the_direct_reader_side() -> None:
                 await trio.sleep(0.01)
         with pytest.raises(ConnectionClosed):
             await b.receive_message()
+    # Ended as aiortc's reader ends on the peer's close_notify: quietly (it
+    # logged a TypeError's traceback when the end was a (None, 1) datagram).
+    assert not [r for r in caplog.records if r.name.startswith("aiortc")], caplog.text
 
 
 def test_trio_as_a_guest_of_asyncio_keeps_its_host_loop() -> None:
@@ -586,3 +599,148 @@ def test_trio_as_a_guest_of_asyncio_keeps_its_host_loop() -> None:
 
     asyncio.run(host_program())
     assert seen == [True]
+
+
+def count_aioice_sends(channel: BridgedDataChannel) -> list[bytes]:
+    """The datagrams ``channel``'s side hands to aioice's ``Connection.send`` from now on."""
+    ice = channel._channel.transport.transport.transport
+    send = ice._send
+    sent: list[bytes] = []
+
+    async def counting(data: bytes) -> None:
+        sent.append(data)
+        await send(data)
+
+    ice._send = counting
+    return sent
+
+
+def count_socket_sends(channel: BridgedDataChannel) -> list[bytes]:
+    """The datagrams ``channel``'s side writes to its nominated pair's socket from now on."""
+    pair = channel._channel.transport.transport.transport._connection._nominated[1]
+    transport = pair.protocol.transport
+    sendto = transport.sendto
+    sent: list[bytes] = []
+
+    def counting(data: bytes, addr: Any = None) -> None:
+        sent.append(data)
+        sendto(data, addr)
+
+    transport.sendto = counting
+    return sent
+
+
+async def test_records_are_sent_in_the_send_call() -> None:
+    async with raw_pair() as (a, b):
+        await a.send_message(b"hello")
+        assert await b.receive_message() == b"hello"
+        dtls_a = a._channel.transport.transport
+        assert getattr(dtls_a, dtls_module._SEND_HOOKED)
+        before = dtls_a._get_stats()
+        through_aioice, on_socket = count_aioice_sends(a), count_socket_sends(a)
+        for i in range(20):
+            await a.send_message(bytes([i]) * 300)
+            assert await b.receive_message() == bytes([i]) * 300
+        # Every record went straight to the socket, none through aioice's
+        # coroutines, and aiortc's counters (its stats) still count each one.
+        assert through_aioice == [] and len(on_socket) >= 20
+        after = dtls_a._get_stats()
+        (stats_before,), (stats_after,) = before.values(), after.values()
+        assert stats_after.packetsSent - stats_before.packetsSent == len(on_socket)
+        assert stats_after.bytesSent - stats_before.bytesSent == sum(map(len, on_socket))
+
+
+async def test_reading_a_record_flushes_nothing_when_openssl_has_nothing() -> None:
+    async with raw_pair() as (a, b):
+        await a.send_message(b"hello")
+        assert await b.receive_message() == b"hello"
+        dtls_b = b._channel.transport.transport
+        write_ssl = dtls_b._write_ssl
+        calls: list[None] = []
+
+        async def counting() -> None:
+            calls.append(None)
+            await write_ssl()
+
+        dtls_b._write_ssl = counting
+        for i in range(20):
+            await a.send_message(bytes([i]) * 300)
+            assert await b.receive_message() == bytes([i]) * 300
+        assert calls == []  # aiortc's path calls it (and pyOpenSSL raises) once per record
+
+
+def test_sends_keep_aiortcs_path_without_aioices_connection() -> None:
+    import asyncio  # aiortc's objects, made on a loop of the test's own
+
+    async def elsewhere(data: bytes) -> None:
+        raise AssertionError("not sent")
+
+    async def main() -> None:
+        certificate = RTCCertificate.generateCertificate()
+        plain = RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [certificate])
+        assert dtls_module.send_directly(plain)
+        ice = RTCIceTransport(RTCIceGatherer())
+        ice._send = elsewhere  # a connection that is not aioice's: no hook
+        other = RTCDtlsTransport(ice, [certificate])
+        assert not dtls_module.send_directly(other)
+        assert other._send_data.__func__ is RTCDtlsTransport._send_data
+
+    asyncio.run(main())
+
+
+def count_t3_timers(loop: Any) -> list[float]:
+    """The loop timers made for SCTP's T3 from now on (aiortc's or ours, either side)."""
+    call_at = loop.call_at
+    made: list[float] = []
+
+    def counting(when: float, callback: Any, *args: Any, **kwargs: Any) -> Any:
+        if (getattr(callback, "__func__", None) is rtcsctptransport.RTCSctpTransport._t3_expired
+                or getattr(callback, "__qualname__", "") == "lazy_t3.<locals>.fired"):
+            made.append(when)
+        return call_at(when, callback, *args, **kwargs)
+
+    loop.call_at = counting  # call_later goes through call_at
+    return made
+
+
+async def test_t3_is_not_a_new_loop_timer_per_packet() -> None:
+    async with raw_pair() as (a, b):
+        await a.send_message(b"hello")
+        assert await b.receive_message() == b"hello"
+        loop = a._channel.transport._loop
+        made = count_t3_timers(loop)
+        try:
+            for i in range(30):  # each acknowledged before the next leaves
+                await a.send_message(bytes([i]) * 300)
+                assert await b.receive_message() == bytes([i]) * 300
+                await b.send_message(b"ack")
+                assert await a.receive_message() == b"ack"
+        finally:
+            del loop.call_at
+        # aiortc: a T3 timer made per DATA packet (and cancelled by its SACK),
+        # each side; here one per RTO (1 s at least) while data flows.
+        assert len(made) <= 6, len(made)
+
+
+async def test_t3_still_retransmits_a_lost_packet() -> None:
+    async with raw_pair() as (a, b):
+        await a.send_message(b"hello")
+        assert await b.receive_message() == b"hello"
+        dtls_a = a._channel.transport.transport
+        send_data = dtls_a._send_data
+        dropped: list[bytes] = []
+
+        async def drop_first_data(data: bytes) -> None:
+            chunks = rtcsctptransport.parse_packet(data)[3]
+            if not dropped and any(isinstance(c, rtcsctptransport.DataChunk) for c in chunks):
+                dropped.append(data)
+                return
+            await send_data(data)
+
+        dtls_a._send_data = drop_first_data
+        assert a._channel.transport._taiinet_lazy_t3
+        await a.send_message(b"lost once")  # nothing follows: only T3 brings it back
+        with trio.fail_after(20):
+            assert await b.receive_message() == b"lost once"
+        assert dropped
+        dtls_a._send_data = send_data

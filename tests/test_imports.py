@@ -28,7 +28,8 @@ WEBRTC_MODULES = {
     "taiinet.transport.webrtc", "taiinet.transport._asyncio_bridge",
     "taiinet.transport._asyncio_channel", "taiinet.transport._asyncio_loop",
     "taiinet.transport._asyncio_sctp", "taiinet.transport._asyncio_dtls",
-    "taiinet.transport._asyncio_eager",
+    "taiinet.transport._asyncio_eager", "taiinet.transport._asyncio_sctp_rx",
+    "taiinet.transport._asyncio_sctp_timers",
 }
 
 

@@ -1,10 +1,12 @@
 """The bridge between trio and aiortc: peer connections made on the shared asyncio loop.
 
-asyncio (and aiortc) live only in this module and its two neighbours; the
-rest of TaiiNet is trio.  ``_asyncio_loop`` owns the asyncio loop (one per
-trio run, stepped in the trio thread) and the ICE host-address override;
+asyncio (and aiortc) live only in the ``_asyncio_*`` modules; the rest of
+TaiiNet is trio.  ``_asyncio_loop`` owns the asyncio loop (one per trio run,
+stepped in the trio thread) and the ICE host-address override;
 ``_asyncio_channel`` carries one data channel's messages between trio tasks
-and aiortc; this module makes and closes peer connections:
+and aiortc; ``_asyncio_dtls``, ``_asyncio_sctp``, ``_asyncio_sctp_rx`` and
+``_asyncio_sctp_timers`` hook aiortc's per-packet paths (this module
+installs them on each link); this module makes and closes peer connections:
 
 * trio -> asyncio: ``AiortcBridge.run`` starts a coroutine as an asyncio
   task on the loop and waits for it on a ``trio.Event`` that the task's
@@ -46,7 +48,7 @@ from taiinet.transport._asyncio_channel import (
     MAX_DATA_CHANNEL_MESSAGE,
     BridgedDataChannel,
 )
-from taiinet.transport._asyncio_dtls import read_directly
+from taiinet.transport._asyncio_dtls import read_directly, send_directly
 from taiinet.transport._asyncio_loop import (
     _CANDIDATE_ADDRESSES,
     HostedLoop,
@@ -55,6 +57,8 @@ from taiinet.transport._asyncio_loop import (
     _release_loop,
 )
 from taiinet.transport._asyncio_sctp import delay_sacks, flush_at_once
+from taiinet.transport._asyncio_sctp_rx import receive_directly
+from taiinet.transport._asyncio_sctp_timers import lazy_t3
 
 logger = logging.getLogger(__name__)
 
@@ -316,11 +320,14 @@ class BridgedPeer:
 
     def _bridged(self, channel: RTCDataChannel) -> BridgedDataChannel:
         """The link's data channel, bridged, with our hooks on its SCTP association
-        (receive back-pressure, delayed SACKs, sends flushed in the call)."""
+        (receive back-pressure, delayed SACKs, sends flushed in the call, the usual
+        packets read directly, T3 moved lazily)."""
         bridged = BridgedDataChannel(self, channel)
         bridged._pause_sctp_receive(channel.transport)
+        receive_directly(channel.transport)  # first: the hooks below wrap its chunk reader
         delay_sacks(channel.transport)
         flush_at_once(channel.transport)
+        lazy_t3(channel.transport)
         return bridged
 
     def _adopt(self, channel: RTCDataChannel) -> None:
@@ -337,6 +344,7 @@ class BridgedPeer:
             return
         self._channel = self._bridged(channel)
         read_directly(channel.transport.transport)
+        send_directly(channel.transport.transport)
         if channel.readyState == "open":
             self._signal_state()
 
@@ -347,6 +355,7 @@ class BridgedPeer:
         await pc.setLocalDescription(await pc.createOffer())
         self._widen_receive_buffers()
         read_directly(channel.transport.transport)  # after gathering: the sockets exist
+        send_directly(channel.transport.transport)
         return str(pc.localDescription.sdp)
 
     async def _aio_accept_answer(self, sdp: str) -> None:

@@ -21,6 +21,17 @@ window, unacknowledged while we wait, bounds both).  Whatever ends the reader
 task (the peer's close_notify, an error) ends it here too: a ``None`` in
 aioice's queue makes the parked task raise ``ConnectionError`` and close the
 transport, as its own reading would have.
+
+``send_directly`` cuts the other direction: aiortc encrypts an SCTP packet
+(``_send_data``) and then awaits, for that one record, ``_write_ssl``,
+aioice's ``Connection.send``, ``Connection.sendto`` and
+``StunProtocol.send_data``, four coroutines around one ``sendto``.  It does
+the same work in one: encrypt, take the record out of OpenSSL's memory BIO,
+hand it to the nominated pair's socket.  Reading a record also flushes what
+OpenSSL wants to send; that is almost always nothing, which pyOpenSSL's
+``bio_read`` reports by raising ``WantReadError``: both paths ask the BIO how
+many bytes it holds first (``BIO_get_mem_data``).  A pair whose protocol is
+not aioice's plain ``StunProtocol`` still gets its own ``send_data``.
 """
 
 from __future__ import annotations
@@ -28,10 +39,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Awaitable
 from typing import Any
 
+from aioice.ice import Connection as IceConnection
+from aioice.ice import StunProtocol
 from aiortc.rtcdtlstransport import State
 from OpenSSL import SSL
+from OpenSSL._util import ffi as _ffi
+from OpenSSL._util import lib as _lib
 
 from taiinet.transport._asyncio_eager import run_eagerly
 
@@ -41,6 +57,11 @@ _HOOKED = "_taiinet_direct_reads"
 _HANDSHAKE_DONE = "_RTCDtlsTransport__handshake_done"
 _RX_BYTES = "_RTCDtlsTransport__rx_bytes"
 _RX_PACKETS = "_RTCDtlsTransport__rx_packets"
+_TX_BYTES = "_RTCDtlsTransport__tx_bytes"
+_TX_PACKETS = "_RTCDtlsTransport__tx_packets"
+_SEND_HOOKED = "_taiinet_direct_sends"
+#: Largest record read out of OpenSSL at once (aiortc's ``_write_ssl`` reads 1500).
+_RECORD_READ = 1500
 
 
 def _is_dtls(data: bytes) -> bool:
@@ -64,6 +85,7 @@ def read_directly(dtls: Any) -> bool:
         or not hasattr(dtls, "_state")
     ):
         return False
+    direct_flush = _can_flush(dtls)
     queued = connection.data_received  # aioice's: into the queue the reader task waits on
     waiting: deque[bytes] = deque()  # behind a record that is being processed
     busy: asyncio.Task[None] | None = None
@@ -86,7 +108,9 @@ def read_directly(dtls: Any) -> bool:
             plain = None
         except SSL.Error:
             plain = b""
-        await dtls._write_ssl()
+        flushing = _flush(dtls) if direct_flush else dtls._write_ssl()
+        if flushing is not None:
+            await flushing
         if plain is None:
             raise ConnectionError("DTLS shut down by the peer")
         if plain and dtls._data_receiver is not None:
@@ -99,7 +123,7 @@ def read_directly(dtls: Any) -> bool:
         waiting.clear()
         if not isinstance(exc, ConnectionError):
             logger.warning("reading a DTLS record failed", exc_info=exc)
-        queued(None, 1)  # the reader task raises ConnectionError
+        queue.put_nowait(None)  # as aioice's protocol_lost: the reader task raises ConnectionError
 
     def start(data: bytes) -> None:
         """Process ``data`` now; if it waits, later records wait for it."""
@@ -157,3 +181,82 @@ def _skip_stun_parse(protocol: Any) -> None:
 
     datagram_received._taiinet_demux = True  # type: ignore[attr-defined]
     protocol.datagram_received = datagram_received
+
+
+def send_directly(dtls: Any) -> bool:
+    """Encrypt and send ``dtls``'s records in one call; False if aiortc or aioice lacks a hook."""
+    send_data = getattr(dtls, "_send_data", None)
+    if (
+        send_data is None
+        or getattr(dtls, _SEND_HOOKED, False)
+        or not hasattr(dtls, "_state")
+        or not _can_flush(dtls)
+    ):
+        return False
+
+    async def direct_send_data(data: bytes) -> None:
+        """aiortc's ``_send_data``: encrypt one SCTP packet and send its record."""
+        if dtls._state is not State.CONNECTED:
+            raise ConnectionError("Cannot send encrypted data, not connected")
+        dtls._ssl.send(data)
+        flushing = _flush(dtls)
+        if flushing is not None:
+            await flushing
+
+    dtls._send_data = direct_send_data
+    setattr(dtls, _SEND_HOOKED, True)
+    return True
+
+
+def _can_flush(dtls: Any) -> bool:
+    """Whether ``_flush`` can stand in for ``dtls._write_ssl`` (aioice's own connection)."""
+    ice = getattr(dtls, "transport", None)
+    connection = getattr(ice, "_connection", None)
+    send = getattr(ice, "_send", None)
+    return (
+        hasattr(dtls, "_write_ssl")
+        and hasattr(dtls, "_ssl")
+        and all(hasattr(dtls, a) for a in (_TX_BYTES, _TX_PACKETS))
+        and type(connection) is IceConnection
+        and getattr(send, "__func__", None) is IceConnection.send
+        and isinstance(getattr(connection, "_nominated", None), dict)
+        and hasattr(_lib, "BIO_get_mem_data")
+    )
+
+
+def _flush(dtls: Any) -> Awaitable[None] | None:
+    """aiortc's ``_write_ssl`` with no coroutine on its usual paths; an awaitable otherwise.
+
+    Nothing to send (after most reads): ask the BIO, no exception raised.  A
+    record for a plain aioice pair: to its socket now.  A pair of another
+    kind: its own ``send_data``, which the caller awaits.
+    """
+    ssl = dtls._ssl
+    bio = getattr(ssl, "_from_ssl", None)
+    if bio is not None and not _lib.BIO_get_mem_data(bio, _ffi.NULL):
+        return None
+    try:
+        record = ssl.bio_read(_RECORD_READ)
+    except SSL.Error:
+        return None
+    if not record:
+        return None
+    pair = dtls.transport._connection._nominated.get(1)  # aioice's Connection.send
+    if pair is None:
+        raise ConnectionError("Cannot send data, not connected")
+    protocol = pair.protocol
+    if type(protocol).send_data is not StunProtocol.send_data:
+        return _send_and_count(dtls, protocol.send_data(record, pair.remote_addr), len(record))
+    protocol.transport.sendto(record, pair.remote_addr)  # what StunProtocol.send_data does
+    _count_sent(dtls, len(record))
+    return None
+
+
+async def _send_and_count(dtls: Any, sending: Awaitable[None], size: int) -> None:
+    await sending
+    _count_sent(dtls, size)
+
+
+def _count_sent(dtls: Any, size: int) -> None:
+    setattr(dtls, _TX_BYTES, getattr(dtls, _TX_BYTES) + size)
+    setattr(dtls, _TX_PACKETS, getattr(dtls, _TX_PACKETS) + 1)

@@ -1,0 +1,149 @@
+"""SCTP packets read with less Python per packet: the usual DATA chunk in a few assignments.
+
+aiortc (1.16) reads an SCTP packet in ``RTCSctpTransport._handle_data``:
+``parse_packet``, a list of the packet's INIT chunks, then per chunk
+``_receive_chunk`` (a debug line formatted, a chain of ``isinstance``) and,
+for DATA, ``_receive_data_chunk``: ``_mark_received`` sorts the out-of-order
+TSNs and rebuilds the duplicate list and the out-of-order set, the stream's
+reassembly appends the chunk and a generator scans and re-slices the list,
+``_reset_deferred_streams`` looks for a pending stream reset.  For the DATA
+chunk a TaiiNet link carries nearly always (the next TSN, a whole ordered
+message, its stream's next, nothing out of order or waiting) all of that
+ends in four assignments and the hand-over of the message.
+
+``receive_directly`` makes one association do just that:
+
+* ``_handle_data``: a packet of DATA and SACK chunks only goes chunk by chunk
+  to ``_receive_data_chunk`` / ``_receive_sack_chunk``, then, as aiortc does,
+  ``_send_sack`` if one is needed.  Any other packet (INIT, HEARTBEAT,
+  RE-CONFIG, an unknown chunk type), and any packet while aiortc's logger
+  writes debug lines, goes to aiortc's own ``_handle_data``; so does one that
+  fails a check (length, chunk length, checksum, verification tag, a chunk
+  too short to parse): aiortc drops (or fails on) it as it always did.
+* ``_receive_data_chunk``: the usual chunk as above; any other (a gap or a
+  duplicate, a fragment, unordered, a stream sequence out of turn, chunks
+  waiting in the stream, a deferred stream reset, a new stream) goes to
+  aiortc's.  The state left is aiortc's to the field (a test compares them
+  chunk by chunk on drawn sequences).  Hooks that wrap
+  ``_receive_data_chunk`` go on after this one (they then wrap it); one
+  already there keeps seeing every chunk (this path is then not installed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from struct import unpack_from
+from typing import Any
+
+from aiortc import rtcsctptransport as sctp_module
+from aiortc.rtcsctptransport import (
+    SCTP_CHUNK_HEADER_LENGTH,
+    SCTP_COMMON_HEADER_LENGTH,
+    SCTP_DATA_FIRST_FRAG,
+    SCTP_DATA_LAST_FRAG,
+    SCTP_DATA_UNORDERED,
+    SCTP_PACKET_MINIMUM_LENGTH,
+    DataChunk,
+    SackChunk,
+)
+
+_HOOKED = "_taiinet_direct_receive"
+#: aiortc's checksum function (CRC32c, RFC 9260 appendix B).
+_CRC32C: Callable[[bytes], int] | None = getattr(sctp_module, "crc32c", None)
+_WHOLE_ORDERED = SCTP_DATA_FIRST_FRAG | SCTP_DATA_LAST_FRAG
+_FRAGMENT_BITS = SCTP_DATA_FIRST_FRAG | SCTP_DATA_LAST_FRAG | SCTP_DATA_UNORDERED
+#: aiortc's per-chunk debug lines: while they are written, aiortc reads every packet.
+_AIORTC_LOGGER = logging.getLogger(sctp_module.__name__)
+_ATTRIBUTES = (
+    "_handle_data", "_receive_data_chunk", "_receive_sack_chunk", "_receive", "_send_sack",
+    "_sack_needed", "_sack_misordered", "_sack_duplicates", "_last_received_tsn",
+    "_inbound_streams", "_advertised_rwnd", "_reconfig_deferred", "_local_verification_tag",
+)
+
+
+def receive_directly(sctp: Any) -> bool:
+    """Read ``sctp``'s usual packets and DATA chunks directly; False if aiortc lacks a hook."""
+    if (
+        getattr(sctp, _HOOKED, False)
+        or not all(hasattr(sctp, a) for a in _ATTRIBUTES)
+        or "_receive_chunk" in vars(sctp)  # someone else reads chunks: leave the path to them
+        or _CRC32C is None
+        or getattr(sctp_module, "CHUNK_TYPES", {}).get(DataChunk.type) is not DataChunk
+        or sctp_module.CHUNK_TYPES.get(SackChunk.type) is not SackChunk
+    ):
+        return False
+    aiortc_handle_data: Callable[[bytes], Awaitable[None]] = sctp._handle_data
+    aiortc_receive_data_chunk: Callable[[DataChunk], Awaitable[None]] = sctp._receive_data_chunk
+
+    async def handle_data(data: bytes) -> None:
+        chunks = _data_and_sacks(data, sctp._local_verification_tag)
+        if chunks is None or _AIORTC_LOGGER.isEnabledFor(logging.DEBUG):
+            await aiortc_handle_data(data)
+            return
+        for chunk in chunks:
+            if type(chunk) is DataChunk:
+                await sctp._receive_data_chunk(chunk)
+            else:
+                await sctp._receive_sack_chunk(chunk)
+        if sctp._sack_needed:
+            await sctp._send_sack()
+
+    async def receive_data_chunk(chunk: DataChunk) -> None:
+        stream = sctp._inbound_streams.get(chunk.stream_id)
+        if (
+            stream is None
+            or stream.reassembly
+            or chunk.stream_seq != stream.sequence_number
+            or chunk.flags & _FRAGMENT_BITS != _WHOLE_ORDERED
+            or chunk.tsn != (sctp._last_received_tsn + 1) % sctp_module.SCTP_TSN_MODULO
+            or sctp._sack_misordered
+            or sctp._sack_duplicates
+            or sctp._reconfig_deferred is not None
+        ):
+            await aiortc_receive_data_chunk(chunk)
+            return
+        # What aiortc's path leaves: the chunk acknowledged, its message out of
+        # the reassembly (the receive window back where it was), the stream's
+        # next sequence number due.
+        sctp._sack_needed = True
+        sctp._last_received_tsn = chunk.tsn
+        stream.sequence_number = (stream.sequence_number + 1) % 65536
+        await sctp._receive(chunk.stream_id, chunk.protocol, chunk.user_data)
+
+    sctp._handle_data = handle_data
+    if "_receive_data_chunk" not in vars(sctp):  # another module's hook sees every chunk
+        sctp._receive_data_chunk = receive_data_chunk
+    setattr(sctp, _HOOKED, True)
+    return True
+
+
+def _data_and_sacks(data: bytes, expected_tag: int) -> list[Any] | None:
+    """The packet's chunks if it passes aiortc's checks and holds only DATA and SACK; else None."""
+    length = len(data)
+    if length < SCTP_PACKET_MINIMUM_LENGTH:
+        return None
+    verification_tag, checksum = unpack_from("!4xL", data)[0], unpack_from("<L", data, 8)[0]
+    assert _CRC32C is not None  # receive_directly hooks nothing without it
+    if verification_tag != expected_tag or checksum != _CRC32C(
+        data[0:8] + b"\x00\x00\x00\x00" + data[12:]
+    ):
+        return None
+    chunks: list[Any] = []
+    pos = SCTP_COMMON_HEADER_LENGTH
+    while pos <= length - SCTP_CHUNK_HEADER_LENGTH:
+        chunk_type, chunk_flags, chunk_length = unpack_from("!BBH", data, pos)
+        if chunk_length < SCTP_CHUNK_HEADER_LENGTH or pos + chunk_length > length:
+            return None
+        body = data[pos + SCTP_CHUNK_HEADER_LENGTH : pos + chunk_length]
+        try:
+            if chunk_type == DataChunk.type:
+                chunks.append(DataChunk(flags=chunk_flags, body=body))
+            elif chunk_type == SackChunk.type:
+                chunks.append(SackChunk(flags=chunk_flags, body=body))
+            else:
+                return None
+        except Exception:  # a body too short for its chunk: aiortc's parse raises it
+            return None
+        pos += chunk_length + (-chunk_length % 4)
+    return chunks

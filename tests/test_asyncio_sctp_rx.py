@@ -1,0 +1,271 @@
+"""The direct SCTP receive path leaves every association exactly as aiortc's own path does.
+
+Two real aiortc associations (no network: nothing is sent) read the same
+drawn chunks and packets, one with ``receive_directly`` and one without; the
+receive state and the messages handed on must be equal after every step.
+"""
+
+from __future__ import annotations
+
+import asyncio  # aiortc's objects live on an asyncio loop of the test's own
+import logging
+from collections.abc import Awaitable, Callable
+from struct import pack
+from typing import Any
+
+from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport
+from aiortc import rtcsctptransport as rsctp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from taiinet.transport import _asyncio_sctp_rx as rx
+
+CERTIFICATE = RTCCertificate.generateCertificate()
+TAG = 0x1234ABCD
+FIRST_TSN = 0xFFFFFFF0  # the TSN wraps during a run
+
+
+def association(*, direct: bool) -> tuple[Any, list[tuple[int, int, bytes]], list[str]]:
+    """An association that records what it hands on and the SACKs it would send."""
+    sctp = rsctp.RTCSctpTransport(
+        RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [CERTIFICATE]))
+    sctp._local_verification_tag = TAG
+    sctp._last_received_tsn = FIRST_TSN - 1
+    # aiortc draws these at random: both sides start alike
+    sctp._local_tsn = sctp._reconfig_request_seq = FIRST_TSN - 100
+    sctp._last_sacked_tsn = sctp._advanced_peer_ack_tsn = FIRST_TSN - 101
+    delivered: list[tuple[int, int, bytes]] = []
+    sacks: list[str] = []
+
+    async def receive(stream_id: int, pp_id: int, data: bytes) -> None:
+        delivered.append((stream_id, pp_id, data))
+
+    async def send_sack() -> None:
+        sacks.append(f"{sctp._last_received_tsn} {sorted(sctp._sack_misordered)}")
+        sctp._sack_needed = False
+
+    sctp._receive = receive
+    sctp._send_sack = send_sack
+    if direct:
+        assert rx.receive_directly(sctp)
+    return sctp, delivered, sacks
+
+
+def receive_state(sctp: Any) -> tuple[Any, ...]:
+    streams = {
+        stream_id: (stream.sequence_number, [c.tsn for c in stream.reassembly])
+        for stream_id, stream in sctp._inbound_streams.items()
+    }
+    return (sctp._last_received_tsn, sorted(sctp._sack_misordered),
+            list(sctp._sack_duplicates), sctp._advertised_rwnd, sctp._sack_needed,
+            sctp._last_sacked_tsn, streams)
+
+
+@st.composite
+def chunk_sequences(draw: st.DrawFn) -> list[rsctp.DataChunk]:
+    """Messages of one to three fragments on two streams, ordered or not, then lost,
+    repeated and reordered as a network would."""
+    chunks: list[rsctp.DataChunk] = []
+    tsn, seqs = FIRST_TSN, {0: 0, 1: 0}
+    for _ in range(draw(st.integers(1, 12))):
+        stream_id = draw(st.sampled_from([0, 1]))
+        unordered = draw(st.booleans()) and draw(st.booleans())
+        fragments = draw(st.sampled_from([1, 1, 1, 2, 3]))
+        for i in range(fragments):
+            chunk = rsctp.DataChunk()
+            chunk.flags = (rsctp.SCTP_DATA_UNORDERED if unordered else 0) | (
+                rsctp.SCTP_DATA_FIRST_FRAG if i == 0 else 0) | (
+                rsctp.SCTP_DATA_LAST_FRAG if i == fragments - 1 else 0)
+            chunk.tsn, chunk.stream_id, chunk.stream_seq = tsn, stream_id, seqs[stream_id]
+            chunk.protocol = rsctp.WEBRTC_BINARY
+            chunk.user_data = bytes([tsn % 251]) * draw(st.integers(1, 40))
+            chunks.append(chunk)
+            tsn = rsctp.tsn_plus_one(tsn)
+        if not unordered:
+            seqs[stream_id] = (seqs[stream_id] + 1) % 65536
+    order = list(range(len(chunks)))
+    for _ in range(draw(st.integers(0, 4))):
+        i, j = draw(st.integers(0, len(order) - 1)), draw(st.integers(0, len(order) - 1))
+        action = draw(st.sampled_from(["swap", "repeat", "lose"]))
+        if action == "swap":
+            order[i], order[j] = order[j], order[i]
+        elif action == "repeat":
+            order.insert(j, order[i])
+        elif len(order) > 1:
+            del order[i]
+    return [rsctp.DataChunk(flags=chunks[i].flags, body=bytes(chunks[i])[4:]) for i in order]
+
+
+def run_both(feed: Callable[[Any], Awaitable[None]]) -> None:
+    """Feed both associations the same way, comparing them after each step."""
+    async def main() -> None:
+        plain, direct = association(direct=False), association(direct=True)
+        await feed((plain, direct))
+
+    asyncio.run(main())
+
+
+@settings(max_examples=300, deadline=None)
+@given(chunk_sequences())
+def test_data_chunks_leave_aiortcs_state(chunks: list[rsctp.DataChunk]) -> None:
+    async def feed(pair: Any) -> None:
+        (plain, plain_out, _), (direct, direct_out, _) = pair
+        for chunk in chunks:
+            copy = rsctp.DataChunk(flags=chunk.flags, body=bytes(chunk)[4:])
+            await plain._receive_data_chunk(chunk)
+            await direct._receive_data_chunk(copy)
+            assert receive_state(direct) == receive_state(plain)
+            assert direct_out == plain_out
+
+    run_both(feed)
+
+
+def packet(chunks: list[Any], *, tag: int = TAG) -> bytes:
+    body = b"".join(bytes(c) for c in chunks)
+    header = pack("!HHL", 5000, 5000, tag)
+    return header + pack("<L", rsctp.crc32c(header + b"\x00\x00\x00\x00" + body)) + body
+
+
+def sack(cumulative_tsn: int) -> rsctp.SackChunk:
+    chunk = rsctp.SackChunk()
+    chunk.cumulative_tsn, chunk.advertised_rwnd = cumulative_tsn, 1 << 20
+    return chunk
+
+
+def heartbeat() -> rsctp.HeartbeatChunk:
+    chunk = rsctp.HeartbeatChunk()
+    chunk.params = [(1, b"beat")]
+    return chunk
+
+
+@st.composite
+def packet_sequences(draw: st.DrawFn) -> list[bytes]:
+    """Packets of drawn chunks (DATA and SACK, now and then something else), some of
+    them damaged: a byte changed, cut short, the wrong verification tag."""
+    chunks = draw(chunk_sequences())
+    packets: list[bytes] = []
+    while chunks:
+        take = draw(st.integers(1, 3))
+        group: list[Any] = chunks[:take]
+        chunks = chunks[take:]
+        extra = draw(st.sampled_from([None, None, "sack", "heartbeat"]))
+        if extra == "sack":
+            group.insert(0, sack(FIRST_TSN - 1))
+        elif extra == "heartbeat":
+            group.append(heartbeat())
+        data = packet(group, tag=TAG if draw(st.integers(0, 9)) else TAG + 1)
+        damage = draw(st.sampled_from([None, None, None, "byte", "cut"]))
+        if damage == "byte":
+            at = draw(st.integers(0, len(data) - 1))
+            data = data[:at] + bytes([data[at] ^ 0x40]) + data[at + 1:]
+        elif damage == "cut":
+            data = data[:draw(st.integers(0, len(data) - 1))]
+        packets.append(data)
+    return packets
+
+
+@settings(max_examples=300, deadline=None)
+@given(packet_sequences())
+def test_packets_leave_aiortcs_state_and_bad_ones_are_dropped(packets: list[bytes]) -> None:
+    sent: dict[int, list[bytes]] = {}
+
+    async def feed(pair: Any) -> None:
+        (plain, plain_out, plain_sacks), (direct, direct_out, direct_sacks) = pair
+        for side in (plain, direct):
+            sent[id(side)] = []
+
+            async def send_chunk(chunk: Any, side: Any = side) -> None:  # heartbeat acks
+                sent[id(side)].append(bytes(chunk))
+
+            side._send_chunk = send_chunk
+        for data in packets:
+            await plain._handle_data(data)
+            await direct._handle_data(data)
+            assert receive_state(direct) == receive_state(plain)
+            assert direct_out == plain_out and direct_sacks == plain_sacks
+            assert sent[id(direct)] == sent[id(plain)]
+
+    run_both(feed)
+
+
+def test_the_usual_packet_skips_aiortcs_chunk_path() -> None:
+    async def main() -> None:
+        sctp, delivered, sacks = association(direct=True)
+        seen: list[Any] = []
+        receive_chunk = sctp._receive_chunk
+
+        async def counting(chunk: Any) -> None:
+            seen.append(chunk)
+            await receive_chunk(chunk)
+
+        sctp._receive_chunk = counting
+        first = rsctp.DataChunk(flags=rsctp.SCTP_DATA_FIRST_FRAG | rsctp.SCTP_DATA_LAST_FRAG)
+        first.tsn, first.protocol, first.user_data = FIRST_TSN, rsctp.WEBRTC_BINARY, b"one"
+        await sctp._handle_data(packet([first]))  # a new stream: aiortc's own path
+        second = rsctp.DataChunk(flags=first.flags)
+        second.tsn, second.stream_seq = rsctp.tsn_plus_one(FIRST_TSN), 1
+        second.protocol, second.user_data = rsctp.WEBRTC_BINARY, b"two"
+        await sctp._handle_data(packet([second]))
+        assert [d for _, _, d in delivered] == [b"one", b"two"]
+        assert seen == [] and len(sacks) == 2  # aiortc's path goes through _receive_chunk
+
+    asyncio.run(main())
+
+
+def test_aiortcs_debug_lines_keep_aiortcs_path() -> None:
+    async def main() -> None:
+        sctp, delivered, _ = association(direct=True)
+        seen: list[Any] = []
+        receive_chunk = sctp._receive_chunk
+
+        async def counting(chunk: Any) -> None:
+            seen.append(chunk)
+            await receive_chunk(chunk)
+
+        sctp._receive_chunk = counting
+        chunk = rsctp.DataChunk(flags=rsctp.SCTP_DATA_FIRST_FRAG | rsctp.SCTP_DATA_LAST_FRAG)
+        chunk.tsn, chunk.protocol, chunk.user_data = FIRST_TSN, rsctp.WEBRTC_BINARY, b"one"
+        logger = logging.getLogger(rsctp.__name__)
+        level = logger.level
+        logger.setLevel(logging.DEBUG)
+        try:
+            await sctp._handle_data(packet([chunk]))
+        finally:
+            logger.setLevel(level)
+        assert len(seen) == 1 and [d for _, _, d in delivered] == [b"one"]
+
+    asyncio.run(main())
+
+
+def test_a_chunk_reader_of_someone_else_keeps_its_path() -> None:
+    async def main() -> None:
+        sctp, _, _ = association(direct=False)
+        sctp._receive_chunk = sctp._receive_chunk  # an instance hook, as another module would
+        assert not rx.receive_directly(sctp)
+
+    asyncio.run(main())
+
+
+def test_a_data_chunk_hook_already_there_sees_every_chunk() -> None:
+    async def main() -> None:
+        sctp, delivered, _ = association(direct=False)
+        seen: list[int] = []
+        receive_data_chunk = sctp._receive_data_chunk
+
+        async def noting(chunk: Any) -> None:  # as another module's hook would
+            seen.append(chunk.tsn)
+            await receive_data_chunk(chunk)
+
+        sctp._receive_data_chunk = noting
+        assert rx.receive_directly(sctp)
+        tsn = FIRST_TSN
+        for seq, data in enumerate([b"one", b"two", b"three"]):
+            chunk = rsctp.DataChunk(flags=rsctp.SCTP_DATA_FIRST_FRAG | rsctp.SCTP_DATA_LAST_FRAG)
+            chunk.tsn, chunk.stream_seq = tsn, seq
+            chunk.protocol, chunk.user_data = rsctp.WEBRTC_BINARY, data
+            await sctp._handle_data(packet([chunk]))
+            tsn = rsctp.tsn_plus_one(tsn)
+        assert [d for _, _, d in delivered] == [b"one", b"two", b"three"]
+        assert len(seen) == 3
+
+    asyncio.run(main())
