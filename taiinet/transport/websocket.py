@@ -22,7 +22,10 @@ whatever the client's link raises (a reset during the upgrade makes even
 (garbage, a reset, a wrong key, a timeout) is logged and dropped; the listener
 goes on.  Every phase has a deadline and every address a budget
 (``ListenerLimits``): a client over its address's budget, or beyond the
-listener's, is closed at once, before its HTTP request is read.
+listener's, is closed at once, before its HTTP request is read.  The idle
+deadline of accepted links is kept by one watchdog task per listener
+(``taiinet.transport._idle``), not by a deadline around every read: a silent
+link is cut between ``idle`` and ``1.25 * idle`` seconds after its last message.
 
 ``wss://``: a listener given an ``ssl.SSLContext`` runs the TLS handshake on
 each admitted TCP client before the HTTP upgrade, under the same upgrade
@@ -33,6 +36,7 @@ certificate (``taiinet.transport.tls``).  Noise runs inside either way.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import ssl
 import urllib.parse
@@ -42,6 +46,7 @@ from contextlib import asynccontextmanager
 import trio
 
 from taiinet.errors import ConnectionClosed, RemoteProtocolError, TaiiNetError
+from taiinet.transport._idle import IdleWatch
 from taiinet.transport.connection import Connection, Listener
 from taiinet.transport.errors import CertificateUntrusted, DialError
 from taiinet.transport.limits import (
@@ -152,6 +157,10 @@ async def open_websocket_listener(
     send, receive = trio.open_memory_channel[Connection](limits.accept_backlog)
     budget = AddressBudget(limits)
     partial_frames = PartialFrameBudget(limits.max_partial_frame_bytes)
+    # The idle deadline is kept by one watchdog for all links (``_idle``), not
+    # by a cancel scope around every read of every link.
+    idle_watch = None if limits.deadlines.idle is None else IdleWatch(limits.deadlines.idle)
+    link_deadlines = dataclasses.replace(limits.deadlines, idle=None)
 
     async def serve_client(stream: trio.SocketStream) -> None:
         """One TCP client, isolated: nothing it does reaches the listener's nursery."""
@@ -179,6 +188,7 @@ async def open_websocket_listener(
             await trio.aclose_forcefully(stream)
 
     async def _serve_admitted(stream: trio.SocketStream, remote: str, ticket: Ticket) -> None:
+        channel: WebSocketChannel | None = None
         async with trio.open_nursery() as link_nursery:  # the writer task, if coalescing
             try:
                 channel = await _upgrade(stream, remote, limits, ssl_context,
@@ -189,7 +199,7 @@ async def open_websocket_listener(
                     connection = await secure_channel(
                         channel, identity, initiator=False, max_frame_size=max_frame_size,
                         handshake_timeout=limits.deadlines.handshake,
-                        deadlines=limits.deadlines, partial_frames=partial_frames)
+                        deadlines=link_deadlines, partial_frames=partial_frames)
                 except (RemoteProtocolError, ConnectionClosed) as exc:
                     logger.info("dropping a WebSocket client %s: %r", remote, exc)
                     await channel.aclose()
@@ -199,6 +209,8 @@ async def open_websocket_listener(
                                 connection.remote_peer_id, remote)
                     await connection.aclose()
                     return
+                if idle_watch is not None:
+                    idle_watch.watch(channel)
                 try:
                     await send.send(connection)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -206,6 +218,8 @@ async def open_websocket_listener(
                     return
                 await channel.wait_closed()
             finally:
+                if idle_watch is not None and channel is not None:
+                    idle_watch.forget(channel)
                 link_nursery.cancel_scope.cancel()
 
     async with trio.open_nursery() as nursery:
@@ -216,6 +230,8 @@ async def open_websocket_listener(
             for tcp_listener in listeners:
                 await trio.aclose_forcefully(tcp_listener)
             raise
+        if idle_watch is not None:
+            nursery.start_soon(idle_watch.run)
         bound_port = int(listeners[0].socket.getsockname()[1])
         listener = WebSocketListener(identity, bound_port, host, receive, budget,
                                      partial_frames, tls=ssl_context is not None)

@@ -5,7 +5,8 @@ through h11, then RFC 6455 frames); this module is its thin trio driver.  The
 channel owns one byte stream (TCP, or TLS over TCP):
 
 * reading happens only inside ``receive_message``, in the caller's task: one
-  ``receive_some`` of up to ``RECEIVE_BYTES`` is fed to wsproto and every
+  read of up to ``RECEIVE_BYTES`` (on a plain TCP socket: wait until it is
+  readable, then one ``os.read``, see ``_read_socket``) is fed to wsproto and every
   whole binary message it completes is queued; the call returns the first,
   later calls the rest (each after a checkpoint, so a burst does not starve
   other tasks).
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import collections
 import math
+import os
 
 import trio
 from wsproto.connection import Connection as WsConnection
@@ -103,6 +105,58 @@ class _MalformedFrame(Exception):
         self.reason = reason
 
 
+#: Read TCP sockets with ``os.read`` after ``wait_readable`` (POSIX: a socket is a file).
+_DIRECT_READS = os.name == "posix"
+
+
+async def _read_socket(sock: trio.socket.SocketType) -> bytes:
+    """``SocketStream.receive_some(RECEIVE_BYTES)``, minus the wasted work per message.
+
+    trio's ``recv`` first tries the socket and only waits after it failed; a
+    link's reader calls it right after handling the previous message, when the
+    next one has nearly never arrived yet, so each message cost a ``recv`` that
+    fails (a syscall and a ``BlockingIOError``) before the wait and the ``recv``
+    that reads.  Waiting first reads each message with one syscall; the wait is
+    the checkpoint (cancellable, and it yields even when data is there).
+    Raises what the stream would: ``ClosedResourceError`` (closed here),
+    ``OSError`` (a reset); ``b""`` at the end of the stream.
+    """
+    while True:
+        if sock.fileno() < 0:
+            raise trio.ClosedResourceError("the socket was closed")
+        await trio.lowlevel.wait_readable(sock)
+        fd = sock.fileno()  # closed by another task while this one was woken?
+        if fd < 0:
+            raise trio.ClosedResourceError("the socket was closed")
+        try:
+            return os.read(fd, RECEIVE_BYTES)
+        except BlockingIOError:  # a spurious wake-up: wait again
+            continue
+
+
+async def _write_socket(sock: trio.socket.SocketType, stream: trio.abc.Stream,
+                        data: bytes) -> None:
+    """``stream.send_all(data)`` for a plain TCP stream, in one ``os.write`` when the
+    socket takes it all (nearly always: a link's message is small); what it does
+    not take goes through ``send_all``, which waits for the socket.
+
+    The same checkpoint as ``send_all`` (cancellation checked before writing, a
+    yield after), without its per-call context managers.
+    """
+    await trio.lowlevel.checkpoint_if_cancelled()
+    fd = sock.fileno()
+    if fd < 0:
+        raise trio.ClosedResourceError("the socket was closed")
+    try:
+        written = os.write(fd, data)
+    except BlockingIOError:
+        written = 0
+    if written < len(data):
+        await stream.send_all(data[written:])
+    else:
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+
 async def _acquire(lock: trio.Lock) -> None:
     """Take ``lock``, through the scheduler only if another task holds it."""
     try:
@@ -120,10 +174,16 @@ class WebSocketChannel(MessageChannel):
                  remote_address: str | None = None,
                  writer_nursery: trio.Nursery | None = None) -> None:
         self._stream = stream
+        #: A plain TCP stream's socket, read directly (``_read_socket``).
+        self._socket = (stream.socket if _DIRECT_READS and type(stream) is trio.SocketStream
+                        else None)
         self._ws = connection
         self.remote_address = remote_address
         self._write_lock = trio.Lock()
         self._reading = False
+        #: Messages ``receive_message`` returned (an idle watchdog compares it, see
+        #: ``taiinet.transport._idle``).
+        self.messages_received = 0
         self._received: collections.deque[bytes] = collections.deque()
         self._partial: list[bytes] = []
         self._partial_bytes = 0
@@ -171,7 +231,11 @@ class WebSocketChannel(MessageChannel):
             if self._ws.state is not ConnectionState.OPEN or self._closing:
                 raise ConnectionClosed("the WebSocket is closed")
             try:
-                await self._stream.send_all(self._ws.send(Message(data=data)))
+                if self._socket is not None:
+                    await _write_socket(self._socket, self._stream,
+                                        self._ws.send(Message(data=data)))
+                else:
+                    await self._stream.send_all(self._ws.send(Message(data=data)))
             except _STREAM_ERRORS:
                 self._closed.set()
                 raise ConnectionClosed("the WebSocket is closed") from None
@@ -243,15 +307,33 @@ class WebSocketChannel(MessageChannel):
                 if self._peer_closed.is_set() or self._closing:
                     raise ConnectionClosed("the WebSocket is closed")
                 await self._read_once()
+            self.messages_received += 1
             return self._received.popleft()
         finally:
             self._reading = False
+
+    @property
+    def receiving(self) -> bool:
+        """Whether a task is waiting in ``receive_message`` (or handling a read)."""
+        return self._reading
+
+    async def expire(self, error: RemoteProtocolError) -> None:
+        """Close at once for ``error`` (an idle watchdog's verdict): the task in
+        ``receive_message``, and any later call, raises it."""
+        if self._closing:
+            return
+        self._error = error
+        with trio.CancelScope(shield=True):
+            await self._close_stream()
 
     async def _read_once(self) -> None:
         """One read from the stream, fed to wsproto; whole messages go to ``_received``."""
         data: bytes | bytearray
         try:
-            data = await self._stream.receive_some(RECEIVE_BYTES)
+            if self._socket is not None:
+                data = await _read_socket(self._socket)
+            else:
+                data = await self._stream.receive_some(RECEIVE_BYTES)
         except _STREAM_ERRORS:
             data = b""
         if isinstance(data, bytearray):  # TLS streams; sockets give bytes
