@@ -211,25 +211,14 @@ class HyParView:
         return list(self._neighbours)
 
     def join(self, contact: PeerId, now: float, known: Iterable[PeerId] = ()) -> list[Action]:
-        """Enter the overlay through ``contact`` (a live member).
-
-        ``known``: the other peers the joiner was told of outside the overlay
-        (the signaller's contacts), kept as heard-of passive entries.  Without
-        them, nodes that start together and join each other can close a
-        component no walk or shuffle ever leads out of: its active views are
-        not full (so healing waits) and its passive views hold only its own
-        members (so refills stay inside).
-        """
+        """Enter the overlay through ``contact`` (a live member); ``known``: the other
+        contacts, kept as passive entries (``PassiveView.add_contacts`` says why)."""
         self._now = now
         if contact == self.peer_id:
             raise OverlayUsageError("a node cannot join through itself")
         out: list[Action] = []
         self._add_active(contact, out)
-        for peer in known:
-            if peer != contact:
-                # Their source is this node itself (no neighbour named them): they
-                # count against no neighbour's ``passive_per_source``.
-                self._passive.add_heard(peer, self.peer_id, [], self._neighbours)
+        self._passive.add_contacts(known, self._neighbours)
         out.append(Send(peer=contact, message=_JOIN))
         return out
 
