@@ -93,6 +93,16 @@ describe("HyParView core", () => {
       [[peer(2), "forwardJoin"], [peer(3), "forwardJoin"]].sort());
   });
 
+  it("keeps its other contacts as passive entries and asks them while its view has room", () => {
+    const joiner = new HyParView(peer(0), new SeededRandom(1), { ...DEFAULT_HYPARVIEW_CONFIG, activeSize: 3 });
+    joiner.start(peer(1), T0, [peer(1), peer(2), peer(3), peer(4)]);
+    assert.deepEqual([...joiner.passive.keys()].sort(), [peer(2), peer(3), peer(4)].sort());
+    const asked = sends(joiner.tick(T0 + DEFAULT_HYPARVIEW_CONFIG.keepaliveIntervalMs))
+      .filter(([to, type]) => type === "neighbor" && to !== peer(1)).map(([to]) => to);
+    assert.equal(asked.length, 2); // two free slots
+    assert.ok(asked.every((to) => [peer(2), peer(3), peer(4)].includes(to)));
+  });
+
   it("the walk's end admits the newcomer; a walk from a stranger is dropped", () => {
     const node = new HyParView(peer(0), new SeededRandom(1));
     node.start(null, T0);

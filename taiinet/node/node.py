@@ -439,7 +439,10 @@ class Node:
         whose link comes up and close the other links.
 
         A contact may have left since the signaller sampled it (or lie): only a
-        link that completed its handshake proves it is there.
+        link that completed its handshake proves it is there.  The others are
+        handed to the overlay as passive entries: nodes that start together
+        may join each other, and those entries are how their component finds
+        the rest of the mesh (docs/overlay.md, "Join").
         """
         chosen = self._rng.sample(contacts, min(len(contacts), self.config.join_parallel))
         joined = False
@@ -462,7 +465,7 @@ class Node:
             joined = True
             log.debug("node: joining through %s", peer_id[-6:])
             self.driver.add_connection(connection)
-            self.driver.join(peer_id)
+            self.driver.join(peer_id, [c for c in contacts if c != peer_id])
             nursery.cancel_scope.cancel()
 
         with trio.move_on_after(self.config.join_dial_timeout):

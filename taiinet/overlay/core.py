@@ -17,6 +17,7 @@ of the views and its link closed (``CloseLink(failed=True)``).
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from taiinet.overlay.actions import (
@@ -68,9 +69,10 @@ class Overlay:
         """Arm the periodic timers; call once, before or after ``join``."""
         return self.membership.start(now)
 
-    def join(self, contact: PeerId, now: float) -> list[Action]:
-        """Enter the overlay through ``contact``."""
-        return self._wire(self.membership.join(contact, now), now)
+    def join(self, contact: PeerId, now: float, known: Iterable[PeerId] = ()) -> list[Action]:
+        """Enter the overlay through ``contact``; ``known``: other peers heard of
+        outside the overlay (``HyParView.join``)."""
+        return self._wire(self.membership.join(contact, now, known), now)
 
     def broadcast(self, message_id: bytes, payload: bytes, now: float) -> list[Action]:
         """Broadcast ``payload`` under ``message_id``; includes its local ``Deliver``."""

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import trio
@@ -72,7 +73,7 @@ class DriverCore(Protocol):
 
     def start(self, now: float) -> list[Any]: ...
 
-    def join(self, contact: PeerId, now: float) -> list[Any]: ...
+    def join(self, contact: PeerId, now: float, known: Iterable[PeerId] = ()) -> list[Any]: ...
 
     def handle_message(self, peer: PeerId, message: Any, now: float) -> list[Any]: ...
 
@@ -126,9 +127,10 @@ class OverlayDriver(Runner):
         finally:
             self._deliver_send.close()
 
-    def join(self, contact: PeerId) -> None:
-        """Enter the overlay through ``contact`` (dialed at once)."""
-        self._apply(self.driver_core.join(contact, trio.current_time()))
+    def join(self, contact: PeerId, known: Iterable[PeerId] = ()) -> None:
+        """Enter the overlay through ``contact`` (dialed at once); ``known``: other
+        peers heard of outside the overlay, kept as passive entries."""
+        self._apply(self.driver_core.join(contact, trio.current_time(), known))
 
     def broadcast(self, message_id: bytes, payload: bytes) -> None:
         """Broadcast to the overlay; the local ``Deliver`` appears on ``deliveries`` too.

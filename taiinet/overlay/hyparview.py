@@ -81,6 +81,7 @@ docs/overlay.md, "Defences"), none of them in the paper:
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 
 from taiinet.overlay.actions import (
     Action,
@@ -209,13 +210,15 @@ class HyParView:
         """The active view (the neighbours), oldest first."""
         return list(self._neighbours)
 
-    def join(self, contact: PeerId, now: float) -> list[Action]:
-        """Enter the overlay through ``contact`` (a live member)."""
+    def join(self, contact: PeerId, now: float, known: Iterable[PeerId] = ()) -> list[Action]:
+        """Enter the overlay through ``contact`` (a live member); ``known``: the other
+        contacts, kept as passive entries (``PassiveView.add_contacts`` says why)."""
         self._now = now
         if contact == self.peer_id:
             raise OverlayUsageError("a node cannot join through itself")
         out: list[Action] = []
         self._add_active(contact, out)
+        self._passive.add_contacts(known, self._neighbours)
         out.append(Send(peer=contact, message=_JOIN))
         return out
 

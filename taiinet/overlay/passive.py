@@ -15,7 +15,7 @@ from the owner's seeded ``random.Random``.
 from __future__ import annotations
 
 import random
-from collections.abc import Container
+from collections.abc import Container, Iterable
 
 from taiinet.overlay.config import HyParViewConfig
 from taiinet.wire.peer_id import PeerId
@@ -75,6 +75,19 @@ class PassiveView:
             self._make_room(evict_first)
         self.peers.append(peer)
         sources[peer] = source
+
+    def add_contacts(self, peers: Iterable[PeerId], active: Container[PeerId]) -> None:
+        """Keep a joiner's other contacts (the signaller named them) as heard-of entries.
+
+        Without them, nodes that start together and join each other can close a
+        component no walk or shuffle ever leads out of: its active views are not
+        full (so the routing tree's healing waits) and its passive views hold only
+        its own members (so refills stay inside; docs/overlay.md, "The joiner's
+        other contacts").  Their source is the owner (no neighbour named them):
+        they count against no neighbour's ``passive_per_source``.
+        """
+        for peer in peers:
+            self.add_heard(peer, self.owner, [], active)
 
     def integrate(self, peers: tuple[PeerId, ...], evict_first: tuple[PeerId, ...],
                   source: PeerId, active: Container[PeerId]) -> None:

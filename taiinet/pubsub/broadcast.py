@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -69,8 +69,8 @@ class BroadcastRouter:
         """Arm the overlay's timers; ``started_unix_ms`` is unused (no root here)."""
         return self._from_overlay(self.overlay.start(now))
 
-    def join(self, contact: PeerId, now: float) -> list[Action]:
-        return self._from_overlay(self.overlay.join(contact, now))
+    def join(self, contact: PeerId, now: float, known: Iterable[PeerId] = ()) -> list[Action]:
+        return self._from_overlay(self.overlay.join(contact, now, known))
 
     def subscribe(self, subscription_id: Hashable, query: Query | Any, now: float) -> list[Action]:
         try:

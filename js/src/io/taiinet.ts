@@ -175,7 +175,7 @@ export class TaiiNet {
     void net.#acceptOffers();
     const contacts = await net.signal.contacts(JOIN_CONTACTS).catch(() => []);
     const contact = contacts.length === 0 ? null : (contacts[net.#random.below(contacts.length)]?.peerId ?? null);
-    net.#run(net.core.start(contact, Date.now()));
+    net.#run(net.core.start(contact, Date.now(), contacts.map((c) => c.peerId)));
     return net;
   }
 

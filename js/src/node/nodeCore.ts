@@ -93,11 +93,12 @@ export class NodeCore {
     return [...this.membership.active.keys()];
   }
 
-  /** `now`: the wall clock in Unix ms (this node's start is its claim as the tree's root). */
-  start(contact: PeerId | null, now: number): NodeAction[] {
+  /** `now`: the wall clock in Unix ms (this node's start is its claim as the tree's root);
+   * `known`: the other contacts, kept as passive entries (`HyParView.start`). */
+  start(contact: PeerId | null, now: number, known: readonly PeerId[] = []): NodeAction[] {
     this.router.start(now);
     this.#armComponentCheck(now);
-    return this.#membershipActions(this.membership.start(contact, now), now);
+    return this.#membershipActions(this.membership.start(contact, now, known), now);
   }
 
   subscribe(query: Query, now: number): [number, NodeAction[]] {

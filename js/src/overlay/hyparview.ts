@@ -112,13 +112,21 @@ export class HyParView {
     return times.length === 0 ? null : Math.min(...times);
   }
 
-  /** Start the timers; join through `contact` if there is one (else wait to be joined). */
-  start(contact: PeerId | null, now: number): MembershipAction[] {
+  /**
+   * Start the timers; join through `contact` if there is one (else wait to be joined).
+   * `known`: the other peers the signaller named, kept as heard-of passive entries (their
+   * source is this node: no neighbour's `passivePerSource`), so that nodes that joined each
+   * other find the rest of the mesh at the next refill (docs/overlay.md, "The joiner's
+   * other contacts").
+   */
+  start(contact: PeerId | null, now: number, known: readonly PeerId[] = []): MembershipAction[] {
     this.#nextShuffle = now + this.config.shuffleIntervalMs;
     this.#nextKeepalive = now + this.config.keepaliveIntervalMs;
     this.#born = this.#tokensAt = now;
     if (contact === null || contact === this.self) return [];
-    return [...this.#addActive(contact, now), { type: "send", peer: contact, message: { type: "join" } }];
+    const actions: MembershipAction[] = [...this.#addActive(contact, now), { type: "send", peer: contact, message: { type: "join" } }];
+    for (const peer of known) if (peer !== contact) this.#addPassive(peer, this.self);
+    return actions;
   }
 
   /**

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 from taiinet.core.actions import CloseLink, NeighborDown, NeighborUp, Send, SetTimer, Started
@@ -126,8 +126,11 @@ class TreeRouter:
         delay = self.config.component_check_interval * (1.0 + self.rng.random())
         return SetTimer(at=now + delay, timer=_COMPONENT_TIMER)
 
-    def join(self, contact: PeerId, now: float) -> list[Action]:
-        return self._from_overlay(self.overlay.join(contact, now), now)
+    def join(self, contact: PeerId, now: float, known: Iterable[PeerId] = ()) -> list[Action]:
+        """Enter the overlay through ``contact``; ``known``: the other peers heard of
+        outside it (``HyParView.join``: they let a component of nodes that joined
+        each other find the rest)."""
+        return self._from_overlay(self.overlay.join(contact, now, known), now)
 
     def subscribe(self, subscription_id: Hashable, query: Query | Any, now: float) -> list[Action]:
         """Add (or replace) a local subscription; ``PubsubUsageError`` if invalid or full."""
