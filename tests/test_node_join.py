@@ -137,6 +137,29 @@ async def test_a_contact_being_dialed_is_not_a_neighbour(
         nursery.cancel_scope.cancel()
 
 
+async def test_a_joiner_hands_its_other_contacts_to_the_overlay(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """The contacts a node did not join through become passive entries of its
+    overlay (docs/overlay.md, "The joiner's other contacts"): nodes that joined
+    each other find the rest of the mesh through them.  The hung contacts run
+    no node, so only the joiner's own join can have put them there."""
+    network = MemoryNetwork()
+    transport = MemorySignalTransport(network)
+    config = NodeConfig(join_timeout=5.0)
+    async with trio.open_nursery() as nursery:
+        (sig, _), = await start_signallers(nursery, transport, 1)
+        (live, _), = await start_nodes(nursery, [[sig.url]], memory_links(network), transport,
+                                       config, first=1)
+        hung = set(await register_only(nursery, transport, sig.url, range(50, 53)))
+        (joiner, _), = await start_nodes(nursery, [[sig.url]],
+                                         hanging_for(hung, memory_links(network)),
+                                         transport, config, first=2)
+        assert joiner.neighbors == [live.peer_id]
+        overlay = joiner.driver.driver_core.overlay  # type: ignore[attr-defined]
+        assert hung <= set(overlay.passive_view)
+        nursery.cancel_scope.cancel()
+
+
 async def _read_line(stream: trio.abc.ReceiveStream) -> str:
     data = bytearray()
     while not data.endswith(b"\n"):
