@@ -104,6 +104,10 @@ _PING = ping_item(0)
 #: 0.35-0.36 frames per delivery at 241-268 us, 12 rounds 0.25-0.26 at
 #: 225-232 us with p50 83-108 ms, 16 rounds 0.21 at 226-230 us but p50 124 ms
 #: (main with trio-websocket and 8 rounds: 0.27 at 264-268 us, p50 122-138 ms).
+#: 24 rounds, and quiet senders waiting for a round with nothing queued or
+#: nothing runnable, were measured after the per-frame cuts and not kept
+#: (docs/measurements.md, History, "link batching": at most 4-8 % less CPU at
+#: saturation, within noise, for half again the p50).
 BATCH_ROUNDS = 12
 
 
