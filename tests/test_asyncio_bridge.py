@@ -443,6 +443,23 @@ async def test_a_sack_owed_rides_with_outgoing_data(monkeypatch: pytest.MonkeyPa
         assert not sent["I bit"], sent  # the window was open: no SACK asked for
 
 
+def drop_first_data_packet(dtls: Any) -> list[bytes]:
+    """Make ``dtls`` (a peer's DTLS transport) drop the next SCTP packet it sends
+    that carries DATA, once; the list gets the packet dropped."""
+    send_data = dtls._send_data
+    dropped: list[bytes] = []
+
+    async def drop_first_data(data: bytes) -> None:
+        chunks = rtcsctptransport.parse_packet(data)[3]
+        if not dropped and any(isinstance(c, rtcsctptransport.DataChunk) for c in chunks):
+            dropped.append(data)
+            return
+        await send_data(data)
+
+    dtls._send_data = drop_first_data
+    return dropped
+
+
 async def test_a_gap_is_acknowledged_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     # A packet after a lost one is reported at once (RFC 9260 section 6.7), so
     # the sender's fast retransmit does not wait for the delay.
@@ -454,16 +471,7 @@ async def test_a_gap_is_acknowledged_at_once(monkeypatch: pytest.MonkeyPatch) ->
         sent = count_sent_chunks(b)
         dtls_a = a._channel.transport.transport
         send_data = dtls_a._send_data
-        dropped: list[bytes] = []
-
-        async def drop_first_data(data: bytes) -> None:
-            chunks = rtcsctptransport.parse_packet(data)[3]
-            if not dropped and any(isinstance(c, rtcsctptransport.DataChunk) for c in chunks):
-                dropped.append(data)
-                return
-            await send_data(data)
-
-        dtls_a._send_data = drop_first_data
+        dropped = drop_first_data_packet(dtls_a)
         await a.send_message(b"lost")
         await a.send_message(b"next")  # arrives with a gap before it
         with trio.fail_after(10):
@@ -728,16 +736,7 @@ async def test_t3_still_retransmits_a_lost_packet() -> None:
         assert await b.receive_message() == b"hello"
         dtls_a = a._channel.transport.transport
         send_data = dtls_a._send_data
-        dropped: list[bytes] = []
-
-        async def drop_first_data(data: bytes) -> None:
-            chunks = rtcsctptransport.parse_packet(data)[3]
-            if not dropped and any(isinstance(c, rtcsctptransport.DataChunk) for c in chunks):
-                dropped.append(data)
-                return
-            await send_data(data)
-
-        dtls_a._send_data = drop_first_data
+        dropped = drop_first_data_packet(dtls_a)
         assert a._channel.transport._taiinet_lazy_t3
         await a.send_message(b"lost once")  # nothing follows: only T3 brings it back
         with trio.fail_after(20):
