@@ -80,11 +80,8 @@ def lazy_t3(sctp: Any) -> bool:
         expire()  # aiortc's: clears _t3_handle, marks for retransmission, may start T3
 
     def start() -> None:
-        nonlocal deadline
         assert sctp._t3_handle is None  # as aiortc's _t3_start
-        deadline = loop.time() + sctp._rto
-        sctp._t3_handle = _RUNNING
-        arm()
+        restart()
 
     def restart() -> None:
         nonlocal deadline
