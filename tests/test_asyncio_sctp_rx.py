@@ -188,17 +188,23 @@ def test_packets_leave_aiortcs_state_and_bad_ones_are_dropped(packets: list[byte
     run_both(feed)
 
 
+def count_chunk_reads(sctp: Any) -> list[Any]:
+    """The chunks ``sctp`` reads through aiortc's ``_receive_chunk`` (its general path)."""
+    seen: list[Any] = []
+    receive_chunk = sctp._receive_chunk
+
+    async def counting(chunk: Any) -> None:
+        seen.append(chunk)
+        await receive_chunk(chunk)
+
+    sctp._receive_chunk = counting
+    return seen
+
+
 def test_the_usual_packet_skips_aiortcs_chunk_path() -> None:
     async def main() -> None:
         sctp, delivered, sacks = association(direct=True)
-        seen: list[Any] = []
-        receive_chunk = sctp._receive_chunk
-
-        async def counting(chunk: Any) -> None:
-            seen.append(chunk)
-            await receive_chunk(chunk)
-
-        sctp._receive_chunk = counting
+        seen = count_chunk_reads(sctp)
         first = rsctp.DataChunk(flags=rsctp.SCTP_DATA_FIRST_FRAG | rsctp.SCTP_DATA_LAST_FRAG)
         first.tsn, first.protocol, first.user_data = FIRST_TSN, rsctp.WEBRTC_BINARY, b"one"
         await sctp._handle_data(packet([first]))  # a new stream: aiortc's own path
@@ -215,14 +221,7 @@ def test_the_usual_packet_skips_aiortcs_chunk_path() -> None:
 def test_aiortcs_debug_lines_keep_aiortcs_path() -> None:
     async def main() -> None:
         sctp, delivered, _ = association(direct=True)
-        seen: list[Any] = []
-        receive_chunk = sctp._receive_chunk
-
-        async def counting(chunk: Any) -> None:
-            seen.append(chunk)
-            await receive_chunk(chunk)
-
-        sctp._receive_chunk = counting
+        seen = count_chunk_reads(sctp)
         chunk = rsctp.DataChunk(flags=rsctp.SCTP_DATA_FIRST_FRAG | rsctp.SCTP_DATA_LAST_FRAG)
         chunk.tsn, chunk.protocol, chunk.user_data = FIRST_TSN, rsctp.WEBRTC_BINARY, b"one"
         logger = logging.getLogger(rsctp.__name__)

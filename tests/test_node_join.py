@@ -92,19 +92,28 @@ async def register_only(nursery: trio.Nursery, transport: MemorySignalTransport,
     return ids
 
 
+async def live_node_and_hung(nursery: trio.Nursery, network: MemoryNetwork,
+                             transport: MemorySignalTransport, config: NodeConfig,
+                             numbers: range) -> tuple[str, Node, set[str]]:
+    """A signaller (its url), one live node and the hung peers ``numbers`` registered
+    with it: a joiner's contacts are the live node and the hung ones."""
+    (sig, _), = await start_signallers(nursery, transport, 1)
+    (live, _), = await start_nodes(nursery, [[sig.url]], memory_links(network), transport,
+                                   config, first=1)
+    return sig.url, live, set(await register_only(nursery, transport, sig.url, numbers))
+
+
 async def test_joins_through_the_live_contact_when_most_are_hung(
         autojump_clock: trio.testing.MockClock) -> None:
     network = MemoryNetwork()
     transport = MemorySignalTransport(network)
     config = NodeConfig(join_timeout=5.0)
     async with trio.open_nursery() as nursery:
-        (sig, _), = await start_signallers(nursery, transport, 1)
-        (live, _), = await start_nodes(nursery, [[sig.url]], memory_links(network), transport,
-                                       config, first=1)
-        hung = set(await register_only(nursery, transport, sig.url, range(50, 55)))
+        url, live, hung = await live_node_and_hung(nursery, network, transport, config,
+                                                   range(50, 55))
         # Several joiners (seeds), each alone with the live node and the hung ones.
         for first in (2, 3, 4):
-            (joiner, scope), = await start_nodes(nursery, [[sig.url]],
+            (joiner, scope), = await start_nodes(nursery, [[url]],
                                                  hanging_for(hung, memory_links(network)),
                                                  transport, config, first=first)
             assert joiner.neighbors == [live.peer_id]
@@ -147,11 +156,9 @@ async def test_a_joiner_hands_its_other_contacts_to_the_overlay(
     transport = MemorySignalTransport(network)
     config = NodeConfig(join_timeout=5.0)
     async with trio.open_nursery() as nursery:
-        (sig, _), = await start_signallers(nursery, transport, 1)
-        (live, _), = await start_nodes(nursery, [[sig.url]], memory_links(network), transport,
-                                       config, first=1)
-        hung = set(await register_only(nursery, transport, sig.url, range(50, 53)))
-        (joiner, _), = await start_nodes(nursery, [[sig.url]],
+        url, live, hung = await live_node_and_hung(nursery, network, transport, config,
+                                                   range(50, 53))
+        (joiner, _), = await start_nodes(nursery, [[url]],
                                          hanging_for(hung, memory_links(network)),
                                          transport, config, first=2)
         assert joiner.neighbors == [live.peer_id]
