@@ -696,6 +696,30 @@ def test_sends_keep_aiortcs_path_without_aioices_connection() -> None:
     asyncio.run(main())
 
 
+
+def test_sends_keep_aiortcs_path_without_pyopenssls_binding(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # pyOpenSSL's cffi binding is private: if its module is gone, records keep
+    # aiortc's ``_write_ssl`` instead of the import failing the whole transport.
+    import asyncio  # aiortc's objects, made on a loop of the test's own
+    import importlib.util
+    import sys
+
+    monkeypatch.setitem(sys.modules, "OpenSSL._util", None)  # importing it raises ImportError
+    spec = importlib.util.spec_from_file_location("dtls_without_binding", dtls_module.__file__)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # a copy: the transport's own module is left alone
+    assert module._lib is None
+
+    async def main() -> None:
+        certificate = RTCCertificate.generateCertificate()
+        dtls = RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [certificate])
+        assert not module.send_directly(dtls)
+        assert dtls._send_data.__func__ is RTCDtlsTransport._send_data
+
+    asyncio.run(main())
+
 def count_t3_timers(loop: Any) -> list[float]:
     """The loop timers made for SCTP's T3 from now on (aiortc's or ours, either side)."""
     call_at = loop.call_at

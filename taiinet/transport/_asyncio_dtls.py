@@ -46,10 +46,16 @@ from aioice.ice import Connection as IceConnection
 from aioice.ice import StunProtocol
 from aiortc.rtcdtlstransport import State
 from OpenSSL import SSL
-from OpenSSL._util import ffi as _ffi
-from OpenSSL._util import lib as _lib
 
 from taiinet.transport._asyncio_eager import run_eagerly
+
+_ffi: Any
+_lib: Any
+try:  # pyOpenSSL's cffi binding (private): without it, records keep aiortc's ``_write_ssl``
+    from OpenSSL._util import ffi as _ffi
+    from OpenSSL._util import lib as _lib
+except ImportError:
+    _ffi = _lib = None
 
 logger = logging.getLogger(__name__)
 
