@@ -43,6 +43,7 @@ import hmac
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import nacl.bindings
 import nacl.exceptions
@@ -50,6 +51,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from taiinet.errors import LocalProtocolError
+from taiinet.transport.aead import SODIUM, SODIUM_MAX_PLAINTEXT
 from taiinet.transport.errors import DecryptionError, HandshakeError, PeerIdMismatch
 from taiinet.wire import codec
 from taiinet.wire.errors import InvalidPublicKey, TruncatedFrame
@@ -80,6 +82,21 @@ _length_prefix = struct.Struct(">H").pack
 #: The uvarint of a frame length below 0x80, and two bytes, the low one first.
 _ONE_BYTE = [bytes((value,)) for value in range(0x80)]
 _two_bytes = struct.Struct("<H").pack
+#: Writes a Noise message's 2-byte big-endian length into a buffer.
+_pack_length_into = struct.Struct(">H").pack_into
+#: A prefixed transport message's bytes beyond its plaintext: length and tag.
+_MESSAGE_OVERHEAD = LENGTH_PREFIX_SIZE + TAG_SIZE
+#: Frames up to this size are sealed by libsodium (with a 2-byte uvarint prefix,
+#: -1 when libsodium is missing), and prefixed messages up to ``_SODIUM_MESSAGE``
+#: bytes opened by it.
+_SODIUM_FRAME = -1 if SODIUM is None else SODIUM_MAX_PLAINTEXT - 2
+_SODIUM_MESSAGE = -1 if SODIUM is None else SODIUM_MAX_PLAINTEXT + _MESSAGE_OVERHEAD
+#: A ``CipherState``'s libsodium buffer: one prefixed message of the largest plaintext.
+_SCRATCH_SIZE = SODIUM_MAX_PLAINTEXT + _MESSAGE_OVERHEAD
+_sodium_encrypt: Any = None if SODIUM is None else SODIUM.encrypt
+_sodium_decrypt: Any = None if SODIUM is None else SODIUM.decrypt
+_from_buffer: Any = None if SODIUM is None else SODIUM.from_buffer
+_NULL: Any = None if SODIUM is None else SODIUM.null
 #: A handshake payload larger than this is rejected (ours has about 104 bytes).
 MAX_HANDSHAKE_PAYLOAD = 4096
 
@@ -115,21 +132,46 @@ class CipherState:
     The 96-bit nonce is 32 zero bits, then the counter little-endian: the
     12-byte little-endian encoding of ``counter << 32``.
 
-    The AEAD is ``cryptography``'s: the key is set up once per cipher state,
-    and a 1 KiB message costs about a third of PyNaCl's binding, which checks
-    and formats its arguments on every call (two calls per frame on the hot
-    path).
+    Two backends compute the AEAD, chosen per message by its size (the bytes
+    are the same; ``taiinet.transport.aead`` says why):
+
+    * transport messages of up to ``SODIUM_MAX_PLAINTEXT`` bytes of plaintext
+      (``seal_frame`` and ``open``, the link's per-frame path) go to libsodium,
+      called through PyNaCl's cffi module.  The cipher state seals and opens
+      them in a buffer of its own (``_SCRATCH_SIZE`` bytes, made on the first
+      such message), so a message costs one C call and one copy out.  Measured
+      on the link's path at 1 KiB (Xeon with AVX-512, CPython 3.11): seal
+      about 1.5 us and open about 1.5 us, against 1.9 and 2.3 us with
+      ``cryptography``;
+    * larger messages and the handshake's (with associated data) go to
+      ``cryptography`` (OpenSSL), set up once per cipher state: faster in bulk,
+      and a third of the cost of PyNaCl's public wrappers.
+
+    Either way a message that fails authentication raises ``DecryptionError``
+    and leaves the nonce where it was.
     """
 
-    __slots__ = ("_aead", "nonce")
+    __slots__ = ("_aead", "_key", "_opened_into", "_scratch_view", "_sealed_into", "nonce")
 
     def __init__(self, key: bytes | None = None) -> None:
         self._aead = None if key is None else ChaCha20Poly1305(key)
+        self._key = key
+        #: libsodium's output buffer, made on first use: ``_scratch_view``, and cffi
+        #: pointers to its start (``open``) and to its byte 2 (``seal_frame``).
+        self._scratch_view = memoryview(b"")
+        self._opened_into: Any = None
+        self._sealed_into: Any = None
         self.nonce = 0
 
     @property
     def has_key(self) -> bool:
         return self._aead is not None
+
+    def _make_scratch(self) -> None:
+        buffer = bytearray(_SCRATCH_SIZE)
+        self._scratch_view = memoryview(buffer)
+        self._opened_into = _from_buffer(buffer)
+        self._sealed_into = self._opened_into + LENGTH_PREFIX_SIZE
 
     def seal_frame(self, frame: bytes) -> bytes:
         """``uvarint(len(frame)) || frame`` as one transport message with its 2-byte
@@ -149,18 +191,49 @@ class CipherState:
             head = _two_bytes(size & 0x7F | 0x80 | (size >> 7) << 8)
         else:
             raise LocalProtocolError(f"seal_frame takes at most {SMALL_FRAME_SIZE} bytes")
+        if size <= _SODIUM_FRAME:
+            sealed_into = self._sealed_into
+            if sealed_into is None:
+                self._make_scratch()
+                sealed_into = self._sealed_into
+            plaintext = head + frame
+            length = len(plaintext)
+            # Ciphertext and tag after the 2-byte length (libsodium always returns 0).
+            _sodium_encrypt(sealed_into, _NULL, plaintext, length, _NULL, 0, _NULL,
+                            _nonce_bytes(nonce), self._key)
+            view = self._scratch_view
+            _pack_length_into(view, 0, length + TAG_SIZE)
+            self.nonce = nonce + 1
+            return bytes(view[:length + _MESSAGE_OVERHEAD])
         ciphertext = aead.encrypt(_nonce_bytes(nonce), head + frame, None)
         self.nonce = nonce + 1
         return _length_prefix(len(ciphertext)) + ciphertext
 
-    def open(self, message: bytes) -> bytes:
+    def open(self, message: bytes) -> bytes | memoryview:
         """The plaintext of one transport message with its 2-byte length (``seal_frame``'s
         output, its length already checked); ``DecryptionError`` if it fails
-        authentication."""
+        authentication.
+
+        A small message's plaintext is a view of this cipher state's buffer,
+        valid until its next ``open``: the caller copies what it keeps (the
+        frame decoder does), so the plaintext is copied once, not twice.
+        """
         aead = self._aead
         nonce = self.nonce
         if aead is None or nonce >= _MAX_NONCE:
             raise LocalProtocolError("no key, or the Noise nonce is exhausted")
+        size = len(message)
+        if size <= _SODIUM_MESSAGE:
+            opened_into = self._opened_into
+            if opened_into is None:
+                self._make_scratch()
+                opened_into = self._opened_into
+            ciphertext = _from_buffer(message) + LENGTH_PREFIX_SIZE
+            if _sodium_decrypt(opened_into, _NULL, _NULL, ciphertext, size - LENGTH_PREFIX_SIZE,
+                               _NULL, 0, _nonce_bytes(nonce), self._key):
+                raise DecryptionError("Noise message failed authentication")
+            self.nonce = nonce + 1
+            return self._scratch_view[:size - _MESSAGE_OVERHEAD]
         try:
             plaintext = aead.decrypt(_nonce_bytes(nonce), memoryview(message)[LENGTH_PREFIX_SIZE:],
                                      None)
