@@ -82,8 +82,9 @@ _length_prefix = struct.Struct(">H").pack
 #: The uvarint of a frame length below 0x80, and two bytes, the low one first.
 _ONE_BYTE = [bytes((value,)) for value in range(0x80)]
 _two_bytes = struct.Struct("<H").pack
-#: Writes a Noise message's 2-byte big-endian length into a buffer.
-_pack_length_into = struct.Struct(">H").pack_into
+#: A message's 2-byte big-endian length and the frame's 1- or 2-byte uvarint, into a buffer.
+_pack_short_head = struct.Struct(">HB").pack_into
+_pack_long_head = struct.Struct(">HBB").pack_into
 #: A prefixed transport message's bytes beyond its plaintext: length and tag.
 _MESSAGE_OVERHEAD = LENGTH_PREFIX_SIZE + TAG_SIZE
 #: Frames up to this size are sealed by libsodium (with a 2-byte uvarint prefix,
@@ -185,26 +186,32 @@ class CipherState:
         if aead is None or nonce >= _MAX_NONCE:
             raise LocalProtocolError("no key, or the Noise nonce is exhausted")
         size = len(frame)
+        if size <= _SODIUM_FRAME:
+            # ``uvarint(size) || frame`` written after the 2-byte length, and sealed
+            # where it lies: no plaintext object (libsodium always returns 0).
+            view = self._scratch_view
+            sealed_into = self._sealed_into
+            if sealed_into is None:
+                self._make_scratch()
+                view, sealed_into = self._scratch_view, self._sealed_into
+            if size < 0x80:
+                _pack_short_head(view, 0, size + 1 + TAG_SIZE, size)
+                start = 3
+            else:
+                _pack_long_head(view, 0, size + 2 + TAG_SIZE, size & 0x7F | 0x80, size >> 7)
+                start = 4
+            end = start + size
+            view[start:end] = frame
+            _sodium_encrypt(sealed_into, _NULL, sealed_into, end - LENGTH_PREFIX_SIZE, _NULL, 0,
+                            _NULL, _nonce_bytes(nonce), self._key)
+            self.nonce = nonce + 1
+            return bytes(view[:end + TAG_SIZE])
         if size < 0x80:
             head = _ONE_BYTE[size]
         elif size <= SMALL_FRAME_SIZE:
             head = _two_bytes(size & 0x7F | 0x80 | (size >> 7) << 8)
         else:
             raise LocalProtocolError(f"seal_frame takes at most {SMALL_FRAME_SIZE} bytes")
-        if size <= _SODIUM_FRAME:
-            sealed_into = self._sealed_into
-            if sealed_into is None:
-                self._make_scratch()
-                sealed_into = self._sealed_into
-            plaintext = head + frame
-            length = len(plaintext)
-            # Ciphertext and tag after the 2-byte length (libsodium always returns 0).
-            _sodium_encrypt(sealed_into, _NULL, plaintext, length, _NULL, 0, _NULL,
-                            _nonce_bytes(nonce), self._key)
-            view = self._scratch_view
-            _pack_length_into(view, 0, length + TAG_SIZE)
-            self.nonce = nonce + 1
-            return bytes(view[:length + _MESSAGE_OVERHEAD])
         ciphertext = aead.encrypt(_nonce_bytes(nonce), head + frame, None)
         self.nonce = nonce + 1
         return _length_prefix(len(ciphertext)) + ciphertext
