@@ -127,6 +127,23 @@ def test_small_messages_skip_cryptography(monkeypatch: pytest.MonkeyPatch) -> No
     assert CountingAead.calls == 2
 
 
+def test_messages_joined_in_one_read_skip_cryptography(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Noise messages that arrive together (a WebSocket or data channel message holding
+    several) are opened by libsodium too, each under its own nonce."""
+    monkeypatch.setattr(noise, "ChaCha20Poly1305", CountingAead)
+    monkeypatch.setattr(CountingAead, "calls", 0)
+    sender, receiver = session_pair()
+    frames = [bytes([n]) * size for n, size in enumerate((0, 5, 1024, SODIUM_MAX_PLAINTEXT - 2))]
+    joined = b"".join(sender.seal_frame(frame) for frame in frames)
+    assert receiver.receive_data(joined[:7]) == []  # the reader's path, a partial message
+    assert receiver.receive_data(joined[7:]) == frames
+    assert CountingAead.calls == 0
+    altered = bytearray(sender.seal_frame(b"x") + sender.seal_frame(b"y"))
+    altered[-1] ^= 1
+    with pytest.raises(DecryptionError):
+        receiver.receive_data(bytes(altered))
+
+
 def test_opened_plaintext_is_copied_by_the_frame_decoder() -> None:
     """``open`` returns a view of a buffer it reuses: frames already returned must
     not change when the next message is opened."""
@@ -146,7 +163,7 @@ def test_without_libsodium_every_message_takes_cryptography(
     frame = rng.randbytes(size)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(noise, "_SODIUM_FRAME", -1)
-        patch.setattr(noise, "_SODIUM_MESSAGE", -1)
+        patch.setattr(noise, "_SODIUM_CIPHERTEXT", -1)
         message = cipher_at(key, nonce).seal_frame(frame)
         assert message == reference_message(key, nonce, frame)
         assert cipher_at(key, nonce).open(message) == encode_uvarint(size) + frame

@@ -87,11 +87,11 @@ _pack_short_head = struct.Struct(">HB").pack_into
 _pack_long_head = struct.Struct(">HBB").pack_into
 #: A prefixed transport message's bytes beyond its plaintext: length and tag.
 _MESSAGE_OVERHEAD = LENGTH_PREFIX_SIZE + TAG_SIZE
-#: Frames up to this size are sealed by libsodium (with a 2-byte uvarint prefix,
-#: -1 when libsodium is missing), and prefixed messages up to ``_SODIUM_MESSAGE``
-#: bytes opened by it.
+#: Frames up to this size are sealed by libsodium (with a 2-byte uvarint prefix),
+#: and ciphertexts (tag included) up to ``_SODIUM_CIPHERTEXT`` bytes opened by
+#: it; -1 when libsodium is missing.
 _SODIUM_FRAME = -1 if SODIUM is None else SODIUM_MAX_PLAINTEXT - 2
-_SODIUM_MESSAGE = -1 if SODIUM is None else SODIUM_MAX_PLAINTEXT + _MESSAGE_OVERHEAD
+_SODIUM_CIPHERTEXT = -1 if SODIUM is None else SODIUM_MAX_PLAINTEXT + TAG_SIZE
 #: A ``CipherState``'s libsodium buffer: one prefixed message of the largest plaintext.
 _SCRATCH_SIZE = SODIUM_MAX_PLAINTEXT + _MESSAGE_OVERHEAD
 _sodium_encrypt: Any = None if SODIUM is None else SODIUM.encrypt
@@ -216,10 +216,11 @@ class CipherState:
         self.nonce = nonce + 1
         return _length_prefix(len(ciphertext)) + ciphertext
 
-    def open(self, message: bytes) -> bytes | memoryview:
-        """The plaintext of one transport message with its 2-byte length (``seal_frame``'s
-        output, its length already checked); ``DecryptionError`` if it fails
-        authentication.
+    def open(self, message: bytes, start: int = LENGTH_PREFIX_SIZE) -> bytes | memoryview:
+        """The plaintext of the transport message ``message[start:]`` (by default
+        ``seal_frame``'s output: after its 2-byte length; at least a tag long, the
+        caller's check) with empty associated data; ``DecryptionError`` if it
+        fails authentication.
 
         A small message's plaintext is a view of this cipher state's buffer,
         valid until its next ``open``: the caller copies what it keeps (the
@@ -229,21 +230,19 @@ class CipherState:
         nonce = self.nonce
         if aead is None or nonce >= _MAX_NONCE:
             raise LocalProtocolError("no key, or the Noise nonce is exhausted")
-        size = len(message)
-        if size <= _SODIUM_MESSAGE:
+        size = len(message) - start
+        if size <= _SODIUM_CIPHERTEXT:
             opened_into = self._opened_into
             if opened_into is None:
                 self._make_scratch()
                 opened_into = self._opened_into
-            ciphertext = _from_buffer(message) + LENGTH_PREFIX_SIZE
-            if _sodium_decrypt(opened_into, _NULL, _NULL, ciphertext, size - LENGTH_PREFIX_SIZE,
+            if _sodium_decrypt(opened_into, _NULL, _NULL, _from_buffer(message) + start, size,
                                _NULL, 0, _nonce_bytes(nonce), self._key):
                 raise DecryptionError("Noise message failed authentication")
             self.nonce = nonce + 1
-            return self._scratch_view[:size - _MESSAGE_OVERHEAD]
+            return self._scratch_view[:size - TAG_SIZE]
         try:
-            plaintext = aead.decrypt(_nonce_bytes(nonce), memoryview(message)[LENGTH_PREFIX_SIZE:],
-                                     None)
+            plaintext = aead.decrypt(_nonce_bytes(nonce), memoryview(message)[start:], None)
         except InvalidTag:
             raise DecryptionError("Noise message failed authentication") from None
         self.nonce = nonce + 1
@@ -591,7 +590,7 @@ class SecureSession:
         for message in messages:
             if len(message) < TAG_SIZE:
                 raise DecryptionError("Noise transport message shorter than its tag")
-            frames += self._frames.feed(self._receive.decrypt(None, message))
+            frames += self._frames.feed(self._receive.open(message, 0))
         self.has_partial_frame = self._reader.has_partial_message or self._frames.has_partial_frame
         return frames
 
