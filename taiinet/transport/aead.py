@@ -18,10 +18,10 @@ same function: the bytes on the wire do not depend on the backend
 PyNaCl's public ``crypto_aead_chacha20poly1305_ietf_*`` wrappers check and
 convert every argument in Python (about 4 us a call at 1 KiB), so this module
 takes the same C functions from PyNaCl's compiled cffi module
-``nacl._sodium``, the one those wrappers call, after ``nacl.bindings`` ran
-``sodium_init`` (which picks the CPU's implementation).  Should a PyNaCl
-release move them, ``SODIUM`` is None and ``CipherState`` uses
-``cryptography`` for every message.
+``nacl._sodium``, the one those wrappers call.  It runs ``sodium_init``
+first (as importing ``nacl.bindings`` does), which picks the CPU's
+implementation.  Should a PyNaCl release move them, ``SODIUM`` is None and
+``CipherState`` uses ``cryptography`` for every message.
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from typing import Any
-
-import nacl.bindings  # noqa: F401  (importing it runs sodium_init)
 
 #: Largest plaintext of one Noise message that libsodium seals or opens
 #: (a 2 KiB frame with its prefix); larger ones go to ``cryptography``
@@ -60,6 +58,10 @@ def load_sodium() -> Sodium | None:
     try:
         sodium = importlib.import_module("nacl._sodium")
         lib, ffi = sodium.lib, sodium.ffi
+        # Picks the CPU's ChaCha20 and Poly1305 (AVX2 here): before it, libsodium
+        # runs its portable code, 4-5 times slower (1 when PyNaCl already ran it).
+        if lib.sodium_init() < 0:
+            return None
         return Sodium(encrypt=lib.crypto_aead_chacha20poly1305_ietf_encrypt,
                       decrypt=lib.crypto_aead_chacha20poly1305_ietf_decrypt,
                       from_buffer=ffi.from_buffer, null=ffi.NULL)

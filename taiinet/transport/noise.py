@@ -139,14 +139,15 @@ class CipherState:
     * transport messages of up to ``SODIUM_MAX_PLAINTEXT`` bytes of plaintext
       (``seal_frame`` and ``open``, the link's per-frame path) go to libsodium,
       called through PyNaCl's cffi module.  The cipher state seals and opens
-      them in a buffer of its own (``_SCRATCH_SIZE`` bytes, made on the first
-      such message), so a message costs one C call and one copy out.  Measured
-      on the link's path at 1 KiB (Xeon with AVX-512, CPython 3.11): seal
-      about 1.5 us and open about 1.5 us, against 1.9 and 2.3 us with
-      ``cryptography``;
+      them in a buffer of its own (``_SCRATCH_SIZE``, about 2 KiB, made on the
+      first such message), so a message costs one C call and one copy out.
+      Measured at 1 KiB on this project's Xeon (AVX-512, CPython 3.11): 1.0 us
+      a call in a tight loop against 1.4 with ``cryptography``, and on the
+      link's path (``bench/transport.py``'s memory + Noise loop, a timer
+      around each call, load 3.3) 1.6-2.0 us against 3.2-3.9;
     * larger messages and the handshake's (with associated data) go to
-      ``cryptography`` (OpenSSL), set up once per cipher state: faster in bulk,
-      and a third of the cost of PyNaCl's public wrappers.
+      ``cryptography`` (OpenSSL): faster in bulk (16 KiB in ~5.6 us against
+      ~10), set up once per cipher state.
 
     Either way a message that fails authentication raises ``DecryptionError``
     and leaves the nonce where it was.
