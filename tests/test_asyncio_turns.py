@@ -1,0 +1,163 @@
+"""Scheduling work per message across the trio <-> asyncio bridge (127.0.0.1 only).
+
+Each test counts what a message costs in trio scheduling rounds, task steps
+or loop iterations, so it fails when a change adds one back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+import trio
+
+from tests.test_asyncio_bridge import open_bridge, raw_pair
+
+
+class StepCounter(trio.abc.Instrument):
+    """Counts the steps of one task, and the scheduling rounds (I/O waits) of the run."""
+
+    def __init__(self) -> None:
+        self.task: trio.lowlevel.Task | None = None
+        self.steps = 0
+        self.rounds = 0
+        self.after_first_step: list[Any] = []
+        self.look: Any = None
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is self.task:
+            self.steps += 1
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is self.task and self.look is not None and not self.after_first_step:
+            self.after_first_step.append(self.look())
+
+    def before_io_wait(self, timeout: float) -> None:
+        self.rounds += 1
+
+
+async def test_a_waiting_reader_takes_no_round_before_it_waits() -> None:
+    # The wait is the checkpoint: a reader with nothing to read parks in its
+    # first step, and one wake-up later it has the message (two steps, not a
+    # yield first and then the wait).
+    async with raw_pair() as (a, b):
+        counter = StepCounter()
+        trio.lowlevel.add_instrument(counter)
+        try:
+            got: list[bytes] = []
+
+            async def reader() -> None:
+                counter.task = trio.lowlevel.current_task()
+                counter.steps = 1  # this one
+                got.append(await b.receive_message())
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(reader)
+                await trio.testing.wait_all_tasks_blocked()
+                steps_while_waiting = counter.steps
+                await a.send_message(b"ping")
+            assert got == [b"ping"]
+            assert steps_while_waiting == 1
+            assert counter.steps == 2
+        finally:
+            trio.lowlevel.remove_instrument(counter)
+
+
+async def test_a_waiting_message_is_still_a_checkpoint() -> None:
+    async with raw_pair() as (a, b):
+        await a.send_message(b"here")
+        while not b.message_waiting():
+            await trio.sleep(0.001)
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await b.receive_message()
+        assert scope.cancelled_caught
+        assert await b.receive_message() == b"here"  # not consumed by the cancelled call
+
+
+async def test_send_hands_the_message_over_before_it_yields() -> None:
+    # The flush is scheduled (the loop's driver woken) in the sender's first
+    # step, so the driver sends it in the round the sender yields in.
+    async with raw_pair() as (a, b):
+        counter = StepCounter()
+        counter.look = lambda: (list(a._outbox), a._flush_scheduled)
+        trio.lowlevel.add_instrument(counter)
+        try:
+            async def sender() -> None:
+                counter.task = trio.lowlevel.current_task()
+                await a.send_message(b"over")
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(sender)
+        finally:
+            trio.lowlevel.remove_instrument(counter)
+        assert counter.after_first_step == [([b"over"], True)]
+        assert await b.receive_message() == b"over"
+
+
+async def test_a_cancelled_send_sends_nothing() -> None:
+    async with raw_pair() as (a, b):
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await a.send_message(b"never")
+        assert scope.cancelled_caught
+        assert not a._outbox and not a._flush_scheduled
+        await a.send_message(b"after")
+        assert await b.receive_message() == b"after"
+
+
+async def test_a_ping_pong_frame_costs_two_scheduling_rounds() -> None:
+    # Per frame: the sender's round (its flush sent by the driver in the next
+    # one) and the driver's round, which also reads the datagram the flush put
+    # on the other socket and wakes the reader.  SACK timers may add a few.
+    frames = 100
+    async with raw_pair() as (a, b):
+        for _ in range(5):  # warm up
+            await a.send_message(b"x")
+            await b.send_message(await b.receive_message())
+            await a.receive_message()
+        counter = StepCounter()
+        trio.lowlevel.add_instrument(counter)
+        try:
+            for _ in range(frames // 2):
+                await a.send_message(b"x" * 400)
+                await b.send_message(await b.receive_message())
+                await a.receive_message()
+        finally:
+            trio.lowlevel.remove_instrument(counter)
+        assert counter.rounds <= 2 * frames + 10, counter.rounds
+
+
+async def test_a_datagram_sent_in_a_turn_is_read_in_that_turn() -> None:
+    # A callback sends to a socket of the same loop (both ends of a link in
+    # one process): the driver reads it in the same turn instead of parking
+    # until trio's poll sees the loop's selector ready.
+    async with open_bridge() as bridge:
+        hosted = bridge.hosted
+        received: list[bytes] = []
+
+        class Counting(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: Any) -> None:
+                received.append(data)
+
+        async def listen() -> Any:
+            transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+                Counting, local_addr=("127.0.0.1", 0))
+            return transport
+
+        transport = await bridge.run(listen)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+                address = transport.get_extra_info("sockname")
+                for i in range(5):
+                    hosted.call_soon(lambda i=i: sender.sendto(bytes([i]), address))
+                    rounds = 0
+                    with trio.fail_after(10):
+                        while len(received) <= i:
+                            await trio.lowlevel.checkpoint()
+                            rounds += 1
+                    assert rounds <= 2, (i, rounds)
+            assert received == [bytes([i]) for i in range(5)]
+        finally:
+            transport.close()
