@@ -161,3 +161,39 @@ async def test_a_datagram_sent_in_a_turn_is_read_in_that_turn() -> None:
             assert received == [bytes([i]) for i in range(5)]
         finally:
             transport.close()
+
+
+async def test_a_later_timer_leaves_the_armed_deadline_alone() -> None:
+    # Moving trio's deadline later costs more than one early wake-up; a timer
+    # that moves earlier moves it, and every timer still fires on time.
+    async with open_bridge() as bridge:
+        hosted = bridge.hosted
+        loop = hosted.loop
+        fired: list[str] = []
+        handles: dict[str, asyncio.TimerHandle] = {}
+
+        def schedule(name: str, delay: float) -> None:
+            handles[name] = loop.call_later(delay, fired.append, name)
+
+        hosted.call_soon(lambda: schedule("first", 1.0))
+        await trio.testing.wait_all_tasks_blocked()
+        armed = hosted._timer_when
+        assert armed == handles["first"].when()
+
+        def replace() -> None:
+            handles["first"].cancel()
+            schedule("second", 1.1)
+
+        hosted.call_soon(replace)
+        await trio.testing.wait_all_tasks_blocked()
+        hosted.call_soon(lambda: None)  # another iteration: asyncio drops the cancelled one
+        await trio.testing.wait_all_tasks_blocked()
+        assert loop._scheduled[0] is handles["second"]  # type: ignore[attr-defined]
+        assert hosted._timer_when == armed  # not moved later
+        hosted.call_soon(lambda: schedule("sooner", 0.01))
+        await trio.testing.wait_all_tasks_blocked()
+        assert hosted._timer_when == handles["sooner"].when() < armed
+        with trio.fail_after(10):
+            while len(fired) < 2:
+                await trio.sleep(0.01)
+        assert fired == ["sooner", "second"]

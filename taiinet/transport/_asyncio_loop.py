@@ -104,9 +104,9 @@ class HostedLoop:
     watcher waits until the selector's descriptor is readable and wakes the
     driver; the timer sleeps until the loop's earliest timer (one long-lived
     cancel scope whose deadline the driver moves only when that timer
-    changes) and wakes it.  Trio code that schedules work wakes it directly.
-    No cancel scope is made or cancelled per iteration: that cost more than
-    the iteration itself.
+    becomes earlier, see ``_set_timer``) and wakes it.  Trio code that
+    schedules work wakes it directly.  No cancel scope is made or cancelled
+    per iteration: that cost more than the iteration itself.
     """
 
     def __init__(self) -> None:
@@ -121,7 +121,7 @@ class HostedLoop:
         self._driver_parked = False
         self._watcher: trio.lowlevel.Task | None = None  # parked until the next step
         self._timer_scope: trio.CancelScope | None = None
-        self._timer_when = math.inf  # the loop's earliest timer, in loop time
+        self._timer_when = math.inf  # when the timer task wakes the driver, in loop time
         self._timer_at = math.inf  # ... in trio time
 
     # trio side
@@ -198,7 +198,15 @@ class HostedLoop:
         return math.inf
 
     def _set_timer(self, when: float) -> None:
-        if when == self._timer_when:
+        """Wake the driver by loop time ``when``: trio's deadline only ever moves earlier.
+
+        A later timer (or none) leaves the armed deadline alone: it fires early
+        once, the driver steps and arms the next.  asyncio's earliest timer is
+        mostly pushed later (a SACK or retransmission timer restarted as each
+        packet comes and goes), and moving a trio deadline cost more per message
+        than such a wake-up costs per timer period.
+        """
+        if when >= self._timer_when:
             return
         self._timer_when = when
         at = math.inf if when == math.inf else trio.current_time() + (when - self.loop.time())
