@@ -12,7 +12,7 @@ from typing import Any
 
 import trio
 
-from tests.test_asyncio_bridge import open_bridge, raw_pair
+from tests.test_asyncio_bridge import open_bridge, raw_pair, wait_until_stalled
 
 
 class StepCounter(trio.abc.Instrument):
@@ -197,3 +197,28 @@ async def test_a_later_timer_leaves_the_armed_deadline_alone() -> None:
             while len(fired) < 2:
                 await trio.sleep(0.01)
         assert fired == ["sooner", "second"]
+
+
+async def test_a_stalled_sender_resumes_without_the_event_emitter() -> None:
+    # aiortc's "bufferedamountlow" (one per message) reaches the channel in a
+    # direct call: with no pyee listener left, a sender held by back-pressure
+    # still resumes once aiortc's queue drains.
+    message_size, count = 4096, 600  # 2.5 MB: more than SEND_HIGH_WATER and the windows
+    async with raw_pair() as (a, b):
+        a._channel.remove_all_listeners("bufferedamountlow")
+        sent = 0
+
+        async def sender() -> None:
+            nonlocal sent
+            for i in range(count):
+                await a.send_message(i.to_bytes(4, "big") * (message_size // 4))
+                sent += 1
+
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(sender)
+                await wait_until_stalled(lambda: sent)
+                assert a._writer_waiting and sent < count
+                for i in range(count):
+                    assert await b.receive_message() == i.to_bytes(4, "big") * (message_size // 4)
+        assert sent == count

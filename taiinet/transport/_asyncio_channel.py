@@ -102,7 +102,7 @@ class BridgedDataChannel(MessageChannel):
         channel.on("open", self._on_open)
         channel.on("message", self._on_message)
         channel.on("close", self._on_close)
-        channel.on("bufferedamountlow", self._on_buffered_low)
+        self._hear_buffered_low(channel)
 
     @property
     def is_open(self) -> bool:
@@ -255,6 +255,24 @@ class BridgedDataChannel(MessageChannel):
             self._peer._set_failure(f"send failed: {type(exc).__name__}")
         self._handed_over -= handed_over
         self._update_buffered()
+
+    def _hear_buffered_low(self, channel: RTCDataChannel) -> None:
+        """Take aiortc's ``bufferedamountlow`` events in a direct call, not through pyee.
+
+        Every message fires one (it is passed to SCTP in ``send``'s call, so
+        ``bufferedAmount`` drops back to 0 at once), and pyee's ``emit`` costs
+        more than the handler.  The bridge owns this channel: nothing else
+        listens.  Other events keep pyee's path.
+        """
+        emit = channel.emit
+
+        def emit_buffered_low_directly(event: str, *args: Any, **kwargs: Any) -> bool:
+            if event == "bufferedamountlow":
+                self._on_buffered_low()
+                return True
+            return emit(event, *args, **kwargs)
+
+        channel.emit = emit_buffered_low_directly  # type: ignore[method-assign]
 
     def _on_buffered_low(self) -> None:
         """aiortc has passed every queued message to SCTP (its ``bufferedAmount`` is 0)."""
