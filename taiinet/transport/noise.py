@@ -85,15 +85,12 @@ _two_bytes = struct.Struct("<H").pack
 #: A message's 2-byte big-endian length and the frame's 1- or 2-byte uvarint, into a buffer.
 _pack_short_head = struct.Struct(">HB").pack_into
 _pack_long_head = struct.Struct(">HBB").pack_into
-#: A prefixed transport message's bytes beyond its plaintext: length and tag.
-_MESSAGE_OVERHEAD = LENGTH_PREFIX_SIZE + TAG_SIZE
-#: Frames up to this size are sealed by libsodium (with a 2-byte uvarint prefix),
-#: and ciphertexts (tag included) up to ``_SODIUM_CIPHERTEXT`` bytes opened by
-#: it; -1 when libsodium is missing.
+#: Frames (2-byte uvarint) and ciphertexts (tag included) up to these sizes go to
+#: libsodium; -1 without it.
 _SODIUM_FRAME = -1 if SODIUM is None else SODIUM_MAX_PLAINTEXT - 2
 _SODIUM_CIPHERTEXT = -1 if SODIUM is None else SODIUM_MAX_PLAINTEXT + TAG_SIZE
 #: A ``CipherState``'s libsodium buffer: one prefixed message of the largest plaintext.
-_SCRATCH_SIZE = SODIUM_MAX_PLAINTEXT + _MESSAGE_OVERHEAD
+_SCRATCH_SIZE = LENGTH_PREFIX_SIZE + SODIUM_MAX_PLAINTEXT + TAG_SIZE
 _sodium_encrypt: Any = None if SODIUM is None else SODIUM.encrypt
 _sodium_decrypt: Any = None if SODIUM is None else SODIUM.decrypt
 _from_buffer: Any = None if SODIUM is None else SODIUM.from_buffer
@@ -136,21 +133,17 @@ class CipherState:
     Two backends compute the AEAD, chosen per message by its size (the bytes
     are the same; ``taiinet.transport.aead`` says why):
 
-    * transport messages of up to ``SODIUM_MAX_PLAINTEXT`` bytes of plaintext
-      (``seal_frame`` and ``open``, the link's per-frame path) go to libsodium,
-      called through PyNaCl's cffi module.  The cipher state seals and opens
-      them in a buffer of its own (``_SCRATCH_SIZE``, about 2 KiB, made on the
-      first such message), so a message costs one C call and one copy out.
-      Measured at 1 KiB on this project's Xeon (AVX-512, CPython 3.11): 1.0 us
-      a call in a tight loop against 1.4 with ``cryptography``, and on the
-      link's path (``bench/transport.py``'s memory + Noise loop, a timer
-      around each call, load 3.3) 1.6-2.0 us against 3.2-3.9;
-    * larger messages and the handshake's (with associated data) go to
-      ``cryptography`` (OpenSSL): faster in bulk (16 KiB in ~5.6 us against
-      ~10), set up once per cipher state.
+    * messages of up to ``SODIUM_MAX_PLAINTEXT`` bytes of plaintext (``seal_frame``
+      and ``open``: the link's per-frame path) go to libsodium through PyNaCl's
+      cffi module, sealed and opened in a ~2 KiB buffer of the cipher state's
+      own (made on first use): one C call and one copy out.  1 KiB on this
+      project's Xeon (AVX-512, CPython 3.11): 1.0 us a call in a tight loop
+      against 1.4 with ``cryptography``; on the link's path (memory + Noise
+      bench, load 3.3) 1.6-2.0 us against 3.2-3.9;
+    * larger messages and the handshake's go to ``cryptography`` (OpenSSL),
+      faster in bulk (16 KiB in ~5.6 us against ~10).
 
-    Either way a message that fails authentication raises ``DecryptionError``
-    and leaves the nonce where it was.
+    Either way a message failing authentication raises ``DecryptionError``, nonce kept.
     """
 
     __slots__ = ("_aead", "_key", "_opened_into", "_scratch_view", "_sealed_into", "nonce")
@@ -158,8 +151,7 @@ class CipherState:
     def __init__(self, key: bytes | None = None) -> None:
         self._aead = None if key is None else ChaCha20Poly1305(key)
         self._key = key
-        #: libsodium's output buffer, made on first use: ``_scratch_view``, and cffi
-        #: pointers to its start (``open``) and to its byte 2 (``seal_frame``).
+        #: libsodium's buffer (made on first use) and pointers to its bytes 0 and 2.
         self._scratch_view = memoryview(b"")
         self._opened_into: Any = None
         self._sealed_into: Any = None
@@ -188,8 +180,7 @@ class CipherState:
             raise LocalProtocolError("no key, or the Noise nonce is exhausted")
         size = len(frame)
         if size <= _SODIUM_FRAME:
-            # ``uvarint(size) || frame`` written after the 2-byte length, and sealed
-            # where it lies: no plaintext object (libsodium always returns 0).
+            # Length, uvarint and frame written and sealed in place (libsodium returns 0).
             view = self._scratch_view
             sealed_into = self._sealed_into
             if sealed_into is None:
