@@ -31,7 +31,7 @@ from aiortc import (
     RTCIceTransport,
 )
 from aiortc import rtcsctptransport as rsctp
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from taiinet.transport import _asyncio_sctp as sacks_module
@@ -45,8 +45,8 @@ CERTIFICATE = RTCCertificate.generateCertificate()
 TAG = 0x1234ABCD
 LOCAL_TSN = 0xFFFFFFE0  # our TSNs wrap during a run
 PEER_TSN = 0x7FFFFFF0
-#: id -> (ordered, maxRetransmits): a TaiiNet channel, an unordered one, a partly reliable one.
-CHANNELS = {1: (True, None), 3: (False, None), 5: (True, 0)}
+#: id -> (ordered, maxRetransmits): a TaiiNet channel, an unordered one, partly reliable ones.
+CHANNELS = {1: (True, None), 3: (False, None), 5: (True, 0), 7: (False, 0)}
 U = rsctp.USERDATA_MAX_LENGTH
 
 
@@ -75,8 +75,13 @@ class Association:
         writer: tx.WriterSource = (lambda: self.packets.append) if direct else (lambda: None)
         assert receive_directly(sctp)
         assert sacks_module.delay_sacks(sctp, writer)
+        if not direct:
+            setattr(sctp, tx._HOOKED, True)  # aiortc's send path and SACK reading
         assert sacks_module.flush_at_once(sctp, writer)
         assert lazy_t3(sctp)
+        self.timer_calls: list[str] = []  # T3 started, restarted, cancelled, in order
+        for name in ("_t3_start", "_t3_restart", "_t3_cancel"):
+            setattr(sctp, name, self.logging(name, getattr(sctp, name)))
         self.channels = {}
         for stream_id, (ordered, max_retransmits) in CHANNELS.items():
             channel = RTCDataChannel(sctp, RTCDataChannelParameters(
@@ -84,6 +89,13 @@ class Association:
                 maxRetransmits=max_retransmits))
             channel.on("bufferedamountlow", lambda i=stream_id: self.low_events.append(i))
             self.channels[stream_id] = channel
+
+    def logging(self, name: str, call: Callable[[], None]) -> Callable[[], None]:
+        def logged() -> None:
+            self.timer_calls.append(name)
+            call()
+
+        return logged
 
     def state(self) -> tuple[Any, ...]:
         s = self.sctp
@@ -96,6 +108,7 @@ class Association:
             s._advanced_peer_ack_tsn, dict(s._forward_tsn_streams),
             s._forward_tsn_chunk is None, len(s._data_channel_queue),
             {i: c.bufferedAmount for i, c in self.channels.items()}, list(self.low_events),
+            list(self.timer_calls),
         )
 
 
@@ -129,11 +142,9 @@ def peer_data(sctp: Any, count: int, *, immediate: bool) -> bytes:
     return packet(chunks)
 
 
-def peer_sack(sctp: Any, acked: int, gap: int) -> bytes | None:
+def peer_sack(sctp: Any, acked: int, gap: int) -> bytes:
     """A SACK of the first ``acked`` chunks in flight and, ``gap`` chunks on, one more."""
     queue = list(sctp._sent_queue)
-    if not queue:
-        return None
     sack = rsctp.SackChunk()
     acked = min(acked, len(queue))
     sack.cumulative_tsn = queue[acked - 1].tsn if acked else sctp._last_sacked_tsn
@@ -156,6 +167,8 @@ steps = st.lists(st.one_of(
     # a message handed over before the transmission T3 scheduled runs (FORWARD TSN pending)
     st.tuples(st.just("t3 send"), st.sampled_from(sorted(CHANNELS)), st.sampled_from([1, U])),
     st.tuples(st.just("cwnd"), st.sampled_from([U, 2 * U, 3 * U, 12 * U])),
+    st.tuples(st.just("ssthresh"), st.sampled_from([U, 1 << 20])),  # congestion avoidance
+    st.tuples(st.just("old sack")),  # reordered by the network: older than the last one
     # fast recovery until what was sent is acknowledged (a smaller burst)
     st.tuples(st.just("recovery")),
 ), min_size=8, max_size=40)
@@ -174,13 +187,20 @@ async def step(a: Association, action: tuple[Any, ...]) -> None:
         await sctp._handle_data(peer_data(sctp, action[1], immediate=action[2]))
     elif action[0] == "sack":
         sack = peer_sack(sctp, action[1], action[2])
-        for _ in range(action[3] if sack is not None else 0):
+        for _ in range(action[3]):
             await sctp._handle_data(sack)
     elif action[0] in ("t3", "t3 send"):
         if sctp._t3_handle is not None:
             sctp._t3_expired()
         if action[0] == "t3 send":
             a.channels[action[1]].send(bytes(action[2]))
+    elif action[0] == "old sack":
+        sack = rsctp.SackChunk()
+        sack.cumulative_tsn = rsctp.tsn_minus_one(sctp._last_sacked_tsn)
+        sack.advertised_rwnd = 1 << 20
+        await sctp._handle_data(packet([sack]))
+    elif action[0] == "ssthresh":
+        sctp._ssthresh = action[1]
     elif action[0] == "recovery":
         sctp._fast_recovery_exit = rsctp.tsn_minus_one(sctp._local_tsn)
     else:
@@ -189,8 +209,15 @@ async def step(a: Association, action: tuple[Any, ...]) -> None:
         await asyncio.sleep(0)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(steps)
+# congestion avoidance (the window full when the SACK comes)
+@example([("ssthresh", U), ("send", 1, 6 * U), ("sack", 1, 0, 1)])
+# an unordered chunk abandoned: the peer's next SACK is behind the advanced ack point
+@example([("send", 7, 100), ("t3",), ("sack", 0, 0, 1)])
+# a fast retransmit, then a message in fast recovery (a burst of two packets)
+@example([("cwnd", 12 * U), ("send", 1, 6 * U), ("sack", 0, 1, 3), ("recovery",),
+          ("send", 1, 6 * U)])
 def test_direct_sends_are_aiortcs_packets_and_state(
         monkeypatch_session: None, actions: list[tuple[Any, ...]]) -> None:
     async def main() -> None:

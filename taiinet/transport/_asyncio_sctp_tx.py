@@ -56,6 +56,7 @@ from aiortc.rtcsctptransport import (
     DataChunk,
     SackChunk,
 )
+from aiortc.utils import uint32_gt, uint32_gte
 
 from taiinet.transport._asyncio_dtls import record_writer
 
@@ -80,7 +81,9 @@ _ATTRIBUTES = (
     "_forward_tsn_chunk", "_reconfig_queue", "_association_state", "_remote_max_message_size",
     "_t3_handle", "_t3_start", "_local_port", "_remote_port", "_remote_verification_tag",
     "_sack_misordered", "_sack_duplicates", "_last_received_tsn", "_advertised_rwnd",
-    "_sack_needed", "_send_chunk", "State",
+    "_sack_needed", "_send_chunk", "State", "_receive_sack_chunk", "_last_sacked_tsn",
+    "_partial_bytes_acked", "_advanced_peer_ack_tsn", "_forward_tsn_streams",
+    "_update_rto", "_update_advanced_peer_ack_point", "_t3_cancel", "_t3_restart",
 )
 #: aiortc methods of the send path that, wrapped on an instance, must keep seeing every message.
 _PATH = ("_data_channel_flush", "_send", "_transmit", "_transmit_reconfig")
@@ -190,7 +193,84 @@ def send_directly(sctp: Any, writer: WriterSource | None = None) -> bool:
         channel._addBufferedAmount(-size)
 
     sctp._data_channel_send = data_channel_send
+    if "_receive_sack_chunk" not in vars(sctp):  # another module's hook sees every SACK
+        _receive_sacks_directly(sctp)
     setattr(sctp, _HOOKED, True)
+    return True
+
+
+def _receive_sacks_directly(sctp: Any) -> None:
+    """Read the usual SACK in one plain call: ``_receive_sack_chunk`` with nothing left to do.
+
+    aiortc's reads a SACK and then always awaits ``_data_channel_flush``
+    (which awaits ``_transmit_reconfig``) and ``_transmit``: three
+    coroutines that, with nothing queued, waiting or to reset, do nothing;
+    and ``_update_advanced_peer_ack_point`` builds a new dict.  The usual
+    SACK (no gap reports, not in fast recovery) is read here as aiortc reads
+    it, and the rest runs only if it has something to do.
+    """
+    aiortc_receive: Callable[[SackChunk], Any] = sctp._receive_sack_chunk
+
+    async def receive_sack_chunk(chunk: SackChunk) -> None:
+        if chunk.gaps or sctp._fast_recovery_exit is not None:
+            await aiortc_receive(chunk)
+            return
+        if not _acknowledge(sctp, chunk.cumulative_tsn):
+            return  # an old SACK: aiortc ignores it whole
+        if (
+            sctp._data_channel_queue
+            or sctp._outbound_queue
+            or sctp._forward_tsn_chunk is not None
+            or sctp._reconfig_queue
+            or _retransmission_pending(sctp)
+        ):
+            await sctp._data_channel_flush()
+            await sctp._transmit()
+
+    sctp._receive_sack_chunk = receive_sack_chunk
+
+
+def _acknowledge(sctp: Any, cumulative_tsn: int) -> bool:
+    """``_receive_sack_chunk`` for a SACK without gap reports, out of fast recovery; False: old."""
+    if uint32_gt(sctp._last_sacked_tsn, cumulative_tsn):
+        return False
+    received_time = time.time()
+    sctp._last_sacked_tsn = cumulative_tsn
+    cwnd_fully_utilized = sctp._flight_size >= sctp._cwnd
+    done = 0
+    done_bytes = 0
+    sent_queue = sctp._sent_queue
+    while sent_queue and uint32_gte(cumulative_tsn, sent_queue[0].tsn):
+        chunk = sent_queue.popleft()
+        done += 1
+        if not chunk._acked:
+            done_bytes += chunk._book_size
+        if chunk._in_flight:  # ``_flight_size_decrease``
+            chunk._in_flight = False
+            sctp._flight_size -= chunk._book_size
+        if done == 1 and chunk._sent_count == 1:
+            sctp._update_rto(received_time - chunk._sent_time)
+    if done and cwnd_fully_utilized:
+        if sctp._cwnd <= sctp._ssthresh:
+            sctp._cwnd += min(done_bytes, USERDATA_MAX_LENGTH)  # slow start
+        else:
+            sctp._partial_bytes_acked += done_bytes  # congestion avoidance
+            if sctp._partial_bytes_acked >= sctp._cwnd:
+                sctp._partial_bytes_acked -= sctp._cwnd
+                sctp._cwnd += USERDATA_MAX_LENGTH
+    if not sent_queue:
+        sctp._t3_cancel()
+    elif done:
+        sctp._t3_restart()
+    if (
+        sctp._forward_tsn_streams
+        or (sent_queue and sent_queue[0]._abandoned)
+        or (sctp._outbound_queue and sctp._outbound_queue[0]._abandoned)
+        or uint32_gt(sctp._advanced_peer_ack_tsn, cumulative_tsn)
+    ):
+        sctp._update_advanced_peer_ack_point()
+    elif uint32_gt(cumulative_tsn, sctp._advanced_peer_ack_tsn):
+        sctp._advanced_peer_ack_tsn = cumulative_tsn  # all it does with nothing abandoned
     return True
 
 
