@@ -333,3 +333,17 @@ async def test_lone_packets_make_no_loop_timer_each() -> None:
             del loop.call_at
         # Before: a timer made (and cancelled by the reply) per packet received.
         assert len(made) <= 3, len(made)
+
+
+def test_a_message_waits_in_aiortcs_queue_after_a_channel_closed_early() -> None:
+    # aiortc replaces its data channel queue when a channel closes before the
+    # association is up; a message handed over later must be in the new one.
+    async def main() -> list[Any]:
+        a = Association(direct=True)
+        sctp = a.sctp
+        sctp._association_state = sctp.State.COOKIE_WAIT
+        a.channels[3].close()  # not established: aiortc rebuilds its queue without it
+        sctp._data_channel_send(a.channels[1], b"later")
+        return [data for _, _, data in sctp._data_channel_queue]
+
+    assert asyncio.run(main()) == [b"later"]
