@@ -32,7 +32,9 @@ duplicates, aiortc's debug log on, a wrapped ``_send_chunk`` or DTLS
 
 ``sack_packet`` does the same for a SACK sent on its own (``delay_sacks``
 uses it): aiortc builds a ``SackChunk``, serialises it and awaits the same
-chain for a 16-byte chunk.
+chain for a 16-byte chunk.  And ``send_directly`` reads the usual SACK
+received (no gap reports, not in fast recovery) in one plain call, running
+aiortc's flush and transmission after it only when something waits for them.
 """
 
 from __future__ import annotations
