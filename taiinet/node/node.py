@@ -210,6 +210,9 @@ class Node:
         self.delivered = 0
         self.dropped_slow = 0
         self._last_published_ms = 0
+        #: The delivery task is handing over queued deliveries (``_hand_over_now`` waits).
+        self._handing = False
+        self.driver.hand_over = self._hand_over_now
 
     # -- public API ---------------------------------------------------------
 
@@ -380,24 +383,50 @@ class Node:
     # -- tasks ------------------------------------------------------------------
 
     async def _deliveries(self) -> None:
+        """Hand over what the driver queued (``_hand_over_now`` takes the rest at once)."""
         documents = self.driver.documents
         async for first in documents:
+            self._handing = True
             delivery: Deliver | None = first
             while delivery is not None:  # what is queued goes without a checkpoint each
                 await self._hand_over(delivery)
                 delivery = documents.receive_nowait()
+            self._handing = False
+
+    def _hand_over_now(self, delivery: Deliver, envelope: bytes) -> bool:
+        """The driver's ``hand_over``: queue ``delivery`` in its subscriptions now,
+        unless that would reorder it (deliveries queued or being handed over) or a
+        ``"block"`` subscription is full (the delivery task then waits for it).
+        Saves the delivery queue and a task switch per delivery."""
+        if self._handing or self.driver.documents.pending:
+            return False
+        subscriptions = self._subscriptions
+        for key in delivery.subscription_ids:
+            subscription = subscriptions.get(key)  # type: ignore[call-overload]
+            if subscription is not None and subscription._would_wait(delivery.cost):
+                return False
+        message = self._message(delivery, envelope)
+        for key in delivery.subscription_ids:
+            subscription = subscriptions.get(key)  # type: ignore[call-overload]
+            if subscription is not None:
+                subscription._put_nowait(message)
+                self.delivered += 1
+        return True
 
     async def _hand_over(self, delivery: Deliver) -> None:
-        envelope = self.driver.envelopes.pop(delivery.message_id, b"")
-        message = Message(data=delivery.document, publisher=delivery.publisher,
-                          id=delivery.message_id.hex(), received_at=time.time(),
-                          published_at=delivery.published_unix_ms / 1000,
-                          hops=delivery.hops, size=delivery.cost, envelope=envelope)
+        message = self._message(delivery, self.driver.envelopes.pop(delivery.message_id, b""))
         for key in delivery.subscription_ids:
             subscription = self._subscriptions.get(key)  # type: ignore[call-overload]
             if subscription is not None:
                 await subscription._put(message)
                 self.delivered += 1
+
+    @staticmethod
+    def _message(delivery: Deliver, envelope: bytes) -> Message:
+        return Message(data=delivery.document, publisher=delivery.publisher,
+                       id=delivery.message_id.hex(), received_at=time.time(),
+                       published_at=delivery.published_unix_ms / 1000,
+                       hops=delivery.hops, size=delivery.cost, envelope=envelope)
 
     async def _watch_membership(self) -> None:
         """Follow the linked neighbours by the driver's events (never polled)."""
