@@ -155,7 +155,7 @@ class RoutedDriver(OverlayDriver):
         self.documents = DeliveryQueue(delivery_buffer, delivery_buffer_bytes)
         #: Takes a delivery (and its envelope, ``b""`` unless kept) at once, without
         #: the ``documents`` queue, and says whether it did: the node's subscriptions
-        #: when they can take it now (``Node._hand_over_now``); ``None``: always queue.
+        #: when they can take it now (``taiinet.node.handover``); ``None``: always queue.
         self.hand_over: Callable[[Deliver, bytes], bool] | None = None
         self.dropped_documents = 0
         self.register(PUBSUB_CODEC, admit=self._admit_advert)
