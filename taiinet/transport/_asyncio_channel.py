@@ -6,6 +6,13 @@ every message a trio task sends while a flush is pending joins that flush:
 one asyncio callback per batch, not per message.  Inbound, aiortc's message
 callback appends to the inbox and wakes the reader's trio event.
 
+Scheduling rounds.  ``send_message`` checks for cancellation first (a
+cancelled send sends nothing) and yields after it has scheduled the flush,
+so the loop's driver sends the message in the round the sender yields in;
+``receive_message`` with nothing to read waits at once (the wait is its
+checkpoint) and yields first only when a message is already there.  A
+ping-pong frame therefore costs two trio rounds (see ``_asyncio_loop``).
+
 Back-pressure.  Inbound: once ``RECEIVE_HIGH_WATER`` messages wait for trio,
 the SCTP receive path (``RTCSctpTransport._data_channel_receive``, which
 aiortc awaits for every message) waits until the reader has brought them down
@@ -95,7 +102,7 @@ class BridgedDataChannel(MessageChannel):
         channel.on("open", self._on_open)
         channel.on("message", self._on_message)
         channel.on("close", self._on_close)
-        channel.on("bufferedamountlow", self._on_buffered_low)
+        self._hear_buffered_low(channel)
 
     @property
     def is_open(self) -> bool:
@@ -115,11 +122,15 @@ class BridgedDataChannel(MessageChannel):
                 f"message of {len(data)} bytes exceeds the data channel limit "
                 f"of {self.max_message_size}"
             )
-        await trio.lowlevel.checkpoint()
+        # The checkpoint is split around the hand-over: cancelled callers send
+        # nothing, and the yield comes after the flush is scheduled, so the
+        # loop's driver sends it in the same scheduling round.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        waited = False
         while self._handed_over + self._buffered > SEND_HIGH_WATER:
             if self._closed_reason is not None:
                 break
-            self._writer_waiting = True
+            self._writer_waiting = waited = True
             self._writer_event = trio.Event()
             await self._writer_event.wait()
         if self._closed_reason is not None:
@@ -130,12 +141,16 @@ class BridgedDataChannel(MessageChannel):
             self._flush_scheduled = True
             if not self._call_on_loop(self._on_flush):
                 self._mark_closed("the WebRTC endpoint is closed")
+        if not waited:
+            await trio.lowlevel.cancel_shielded_checkpoint()
 
     def message_waiting(self) -> bool:
         return bool(self._inbox)
 
     async def receive_message(self) -> bytes:
-        await trio.lowlevel.checkpoint()
+        if self._inbox or self._closed_reason is not None:
+            await trio.lowlevel.checkpoint()
+        # else the wait below is the checkpoint: no scheduling round before it
         while not self._inbox:
             if self._closed_reason is not None:
                 raise ConnectionClosed(f"data channel closed: {self._closed_reason}")
@@ -240,6 +255,24 @@ class BridgedDataChannel(MessageChannel):
             self._peer._set_failure(f"send failed: {type(exc).__name__}")
         self._handed_over -= handed_over
         self._update_buffered()
+
+    def _hear_buffered_low(self, channel: RTCDataChannel) -> None:
+        """Take aiortc's ``bufferedamountlow`` events in a direct call, not through pyee.
+
+        Every message fires one (it is passed to SCTP in ``send``'s call, so
+        ``bufferedAmount`` drops back to 0 at once), and pyee's ``emit`` costs
+        more than the handler.  The bridge owns this channel: nothing else
+        listens.  Other events keep pyee's path.
+        """
+        emit = channel.emit
+
+        def emit_buffered_low_directly(event: str, *args: Any, **kwargs: Any) -> bool:
+            if event == "bufferedamountlow":
+                self._on_buffered_low()
+                return True
+            return emit(event, *args, **kwargs)
+
+        channel.emit = emit_buffered_low_directly  # type: ignore[method-assign]
 
     def _on_buffered_low(self) -> None:
         """aiortc has passed every queued message to SCTP (its ``bufferedAmount`` is 0)."""

@@ -12,13 +12,15 @@ closed closes it), and a trio system task drives it in the trio thread:
 * one iteration of the loop is ``loop.stop(); loop.run_forever()`` (asyncio
   documents that this runs the callbacks ready now, polls I/O without
   blocking and fires the timers due, then returns);
-* an iteration that leaves callbacks ready (asyncio runs the ones a
-  callback schedules in the next iteration: a task woken by a future) or
-  that found sockets ready (asyncio reads one datagram per socket per
-  iteration, and a datagram is processed in its read callback:
-  ``_asyncio_dtls``, so the next ones are likely waiting) is followed at once
-  by another, up to ``CHAINED_STEPS``, without a trio scheduling round in
-  between;
+* an iteration after which callbacks are ready (asyncio runs the ones a
+  callback schedules in the next iteration: a task woken by a future) or a
+  socket is readable (asyncio reads one datagram per socket per iteration,
+  so the rest of a burst waits; and a datagram the iteration's callbacks
+  sent to another socket of this loop, both ends of a link in one process,
+  is already there) is followed at once by another, up to
+  ``CHAINED_STEPS``, without a trio scheduling round in between: a ping-pong
+  frame between two links of one process costs two trio rounds, not five
+  (the selector is polled again, level-triggered, consuming nothing);
 * between iterations the driver waits in trio until the loop's selector (an
   epoll/kqueue descriptor, itself pollable) is readable, its next timer is
   due, or trio code scheduled work on it (``call_soon``/``create_task`` here,
@@ -66,8 +68,8 @@ T = TypeVar("T")
 POLL_INTERVAL = 0.001
 #: Iterations the driver runs back to back while the previous one left callbacks
 #: ready (an asyncio task woken by a future it waited on runs in the next
-#: iteration) or found sockets ready (one datagram per socket per iteration),
-#: before trio tasks get their turn.
+#: iteration) or a socket readable (one datagram per socket per iteration), before
+#: trio tasks get their turn.
 CHAINED_STEPS = 8
 
 # -- candidate addresses ------------------------------------------------------
@@ -95,17 +97,6 @@ def _install_candidate_override() -> None:
 # -- the hosted loop ----------------------------------------------------------
 
 
-class _CountingSelector(selectors.DefaultSelector):
-    """The default selector, remembering how many events its last ``select`` returned."""
-
-    events = 0
-
-    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        ready: list[tuple[selectors.SelectorKey, int]] = super().select(timeout)
-        self.events = len(ready)
-        return ready
-
-
 class HostedLoop:
     """One asyncio loop stepped by a trio system task; shared by the bridges of a trio run.
 
@@ -113,13 +104,13 @@ class HostedLoop:
     watcher waits until the selector's descriptor is readable and wakes the
     driver; the timer sleeps until the loop's earliest timer (one long-lived
     cancel scope whose deadline the driver moves only when that timer
-    changes) and wakes it.  Trio code that schedules work wakes it directly.
-    No cancel scope is made or cancelled per iteration: that cost more than
-    the iteration itself.
+    becomes earlier, see ``_set_timer``) and wakes it.  Trio code that
+    schedules work wakes it directly.  No cancel scope is made or cancelled
+    per iteration: that cost more than the iteration itself.
     """
 
     def __init__(self) -> None:
-        self._selector = _CountingSelector()
+        self._selector = selectors.DefaultSelector()
         self.loop = asyncio.SelectorEventLoop(self._selector)
         self.users = 0
         #: Set once the driver has stopped and the loop is closed.
@@ -130,7 +121,7 @@ class HostedLoop:
         self._driver_parked = False
         self._watcher: trio.lowlevel.Task | None = None  # parked until the next step
         self._timer_scope: trio.CancelScope | None = None
-        self._timer_when = math.inf  # the loop's earliest timer, in loop time
+        self._timer_when = math.inf  # when the timer task wakes the driver, in loop time
         self._timer_at = math.inf  # ... in trio time
 
     # trio side
@@ -187,9 +178,15 @@ class HostedLoop:
             loop._stopping = False
             asyncio.events._set_running_loop(outer)
 
-    def _ready(self) -> bool:
-        """Whether callbacks wait in the loop's ready queue."""
-        return bool(self.loop._ready)  # type: ignore[attr-defined]
+    def _more_to_do(self) -> bool:
+        """Whether callbacks wait in the loop's ready queue or a socket is readable now.
+
+        Asked after an iteration: its callbacks may have sent datagrams that a
+        socket of this loop already holds (both ends of a link in one process)
+        and asyncio reads one datagram per socket per iteration.  The selectors
+        are level-triggered: polling consumes nothing.
+        """
+        return bool(self.loop._ready) or bool(self._selector.select(0))  # type: ignore[attr-defined]
 
     def _next_timer(self) -> float:
         """The loop time of the earliest timer (inf: none); 0 if callbacks are ready."""
@@ -201,7 +198,15 @@ class HostedLoop:
         return math.inf
 
     def _set_timer(self, when: float) -> None:
-        if when == self._timer_when:
+        """Wake the driver by loop time ``when``: trio's deadline only ever moves earlier.
+
+        A later timer (or none) leaves the armed deadline alone: it fires early
+        once, the driver steps and arms the next.  asyncio's earliest timer is
+        mostly pushed later (a SACK or retransmission timer restarted as each
+        packet comes and goes), and moving a trio deadline cost more per message
+        than such a wake-up costs per timer period.
+        """
+        if when >= self._timer_when:
             return
         self._timer_when = when
         at = math.inf if when == math.inf else trio.current_time() + (when - self.loop.time())
@@ -219,8 +224,8 @@ class HostedLoop:
                     self._woken = False
                     self._step()
                     chained = 1
-                    while chained < CHAINED_STEPS and (self._ready() or self._selector.events):
-                        self._step()  # callbacks the step made ready, datagrams still waiting
+                    while chained < CHAINED_STEPS and self._more_to_do():
+                        self._step()  # callbacks the step made ready, datagrams waiting
                         chained += 1
                     if self._stopping:
                         break

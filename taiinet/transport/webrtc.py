@@ -12,8 +12,9 @@ initiator; a data channel message carries one length-prefixed Noise message,
 or several whole ones joined when they queued up behind a busy aiortc (at most
 65537 bytes, or the peer's SDP max-message-size if smaller).
 
-``open_webrtc`` owns one asyncio loop thread (see ``_asyncio_bridge``) and
-every peer connection made through it: leaving its ``async with`` closes them.
+``open_webrtc`` joins its trio run's asyncio loop (stepped in trio's own
+thread, see ``_asyncio_loop``) and owns every peer connection made through
+it: leaving its ``async with`` closes them.
 """
 
 from __future__ import annotations
