@@ -179,6 +179,7 @@ class SecureConnection(Connection):
         self._deadlines = deadlines
         self._partial_frames = partial_frames
         self._session = session
+        self._seal_frame = session.seal_frame
         self._local_peer_id = local_peer_id
         self._send_lock = _LinkLock()
         self._receive_lock = _LinkLock()
@@ -231,7 +232,7 @@ class SecureConnection(Connection):
         try:
             channel = self._channel
             if len(frame) <= self._small_frame_size:  # one channel message
-                message = self._session.seal_frame(frame)
+                message = self._seal_frame(frame)
                 try:
                     await channel.send_message(message)
                 except BaseException:

@@ -129,7 +129,9 @@ class FrameDecoder:
         """Bytes of the incomplete frame (or prefix) held so far."""
         return len(self._buffer)
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes | memoryview) -> list[bytes]:
+        """The frames ``data`` completes.  Every frame returned and every byte held
+        is a copy: ``data`` may be a buffer the caller reuses."""
         if self._broken:
             raise LocalProtocolError("FrameDecoder already failed; the link must be closed")
         if not self.has_partial_frame and len(data) > 1:
