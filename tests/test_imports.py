@@ -29,7 +29,7 @@ WEBRTC_MODULES = {
     "taiinet.transport._asyncio_channel", "taiinet.transport._asyncio_loop",
     "taiinet.transport._asyncio_sctp", "taiinet.transport._asyncio_dtls",
     "taiinet.transport._asyncio_eager", "taiinet.transport._asyncio_sctp_rx",
-    "taiinet.transport._asyncio_sctp_timers",
+    "taiinet.transport._asyncio_sctp_timers", "taiinet.transport._asyncio_sctp_tx",
 }
 
 

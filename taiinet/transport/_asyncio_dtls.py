@@ -39,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aioice.ice import Connection as IceConnection
@@ -66,6 +66,7 @@ _RX_PACKETS = "_RTCDtlsTransport__rx_packets"
 _TX_BYTES = "_RTCDtlsTransport__tx_bytes"
 _TX_PACKETS = "_RTCDtlsTransport__tx_packets"
 _SEND_HOOKED = "_taiinet_direct_sends"
+_WRITER = "_taiinet_record_writer"
 #: Largest record read out of OpenSSL at once (aiortc's ``_write_ssl`` reads 1500).
 _RECORD_READ = 1500
 
@@ -209,9 +210,34 @@ def send_directly(dtls: Any) -> bool:
         if flushing is not None:
             await flushing
 
+    def write(data: bytes) -> None:
+        """``direct_send_data`` for a plain pair (``record_writer`` checked): nothing to await."""
+        dtls._ssl.send(data)
+        _flush(dtls)
+
     dtls._send_data = direct_send_data
-    setattr(dtls, _SEND_HOOKED, True)
+    setattr(dtls, _SEND_HOOKED, direct_send_data)  # ``record_writer`` tells it still sends
+    setattr(dtls, _WRITER, write)
     return True
+
+
+def record_writer(dtls: Any) -> Callable[[bytes], None] | None:
+    """A plain function that encrypts and sends one record now, if ``send_directly`` would.
+
+    For callers on the hot path that want no coroutine at all (SCTP's direct
+    sends): None unless ``dtls._send_data`` is still ``send_directly``'s (a
+    wrapper of it keeps seeing every packet), DTLS is connected and the
+    nominated pair is aioice's plain ``StunProtocol`` (whose send never waits).
+    Ask again for every packet: any of these may change.
+    """
+    hook = getattr(dtls, _SEND_HOOKED, None)
+    if hook is None or dtls._send_data is not hook or dtls._state is not State.CONNECTED:
+        return None
+    pair = dtls.transport._connection._nominated.get(1)
+    if pair is None or type(pair.protocol).send_data is not StunProtocol.send_data:
+        return None
+    writer: Callable[[bytes], None] = getattr(dtls, _WRITER)
+    return writer
 
 
 def _can_flush(dtls: Any) -> bool:

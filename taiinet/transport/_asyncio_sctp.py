@@ -17,9 +17,13 @@ section 6.1 lets a SACK ride in front of outgoing DATA in the same packet.
 * a received DATA chunk with the I bit set (RFC 9260 section 3.3.1, from
   RFC 7053) is acknowledged at once.
 
-The SACK is the one aiortc builds (its own ``_send_sack``), so cumulative
-TSN, gaps and duplicates are as before, only sent later or bundled; the
-peer sees standard SCTP (any stack reads bundled chunks).
+The SACK is the one aiortc builds (its own ``_send_sack``; the usual one,
+without gaps or duplicates, the same bytes built by
+``_asyncio_sctp_tx``), so cumulative TSN, gaps and duplicates are as
+before, only sent later or bundled; the peer sees standard SCTP (any stack
+reads bundled chunks).  The delay timer moves lazily: a SACK that leaves
+clears its deadline, and one loop timer stays armed at or before the next,
+not one made and cancelled per packet received.
 
 A lone packet whose last DATA chunk does not end its message is
 acknowledged after only ``SACK_DELAY_MID_MESSAGE`` (aiortc's 5 ms of
@@ -53,6 +57,14 @@ from typing import Any
 from aiortc import rtcsctptransport
 
 from taiinet.transport._asyncio_eager import run_eagerly
+from taiinet.transport._asyncio_sctp_tx import (
+    IMMEDIATE_ACK,
+    DelayedSacks,
+    WriterSource,
+    default_writer,
+    sack_packet,
+    send_directly,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -69,15 +81,19 @@ SACK_DELAY = 0.2
 #: bit on every window-limited transmission or not.
 SACK_DELAY_MID_MESSAGE = 0.005
 
-#: The I bit of a DATA chunk's flags (RFC 9260 section 3.3.1): "send a SACK at once".
-IMMEDIATE_ACK = 0x08
+__all__ = ["IMMEDIATE_ACK", "SACK_DELAY", "SACK_DELAY_MID_MESSAGE", "delay_sacks",
+           "flush_at_once"]
 
 _HOOKED = "_taiinet_delayed_sacks"
 _FLUSH_HOOKED = "_taiinet_flush_at_once"
 
 
-def delay_sacks(sctp: Any) -> bool:
-    """Install delayed, bundled SACKs on one ``RTCSctpTransport``; False if aiortc lacks a hook."""
+def delay_sacks(sctp: Any, writer: WriterSource | None = None) -> bool:
+    """Install delayed, bundled SACKs on one ``RTCSctpTransport``; False if aiortc lacks a hook.
+
+    A SACK sent on its own goes to ``writer`` (default: the DTLS transport's
+    ``record_writer``) when ``_asyncio_sctp_tx.sack_packet`` can build it.
+    """
     send_sack: Callable[[], Awaitable[None]] | None = getattr(sctp, "_send_sack", None)
     send_chunk: Callable[[Any], Awaitable[None]] | None = getattr(sctp, "_send_chunk", None)
     receive_data: Callable[[Any], Awaitable[None]] | None = getattr(
@@ -92,25 +108,54 @@ def delay_sacks(sctp: Any) -> bool:
     owed = 0  # packets with DATA not yet acknowledged
     immediate = False  # a DATA chunk since the last SACK asked for one at once
     message_ended = True  # the last DATA chunk received ended its message
+    # The delay timer, moved lazily (as ``_asyncio_sctp_timers`` moves T3): a SACK
+    # that leaves clears ``deadline`` only, and one loop timer stays armed at or
+    # before it, not a loop timer made and cancelled per packet.
+    deadline: float | None = None  # loop time by which the owed SACK leaves
     timer: asyncio.TimerHandle | None = None
+    armed_for = 0.0  # the deadline ``timer`` was armed for
     timer_tasks: set[asyncio.Task[None]] = set()
 
     def cancel_timer() -> None:
-        nonlocal timer
-        if timer is not None:
-            timer.cancel()
-            timer = None
+        nonlocal deadline
+        deadline = None  # the loop timer, if any, fires and finds nothing to do
 
-    async def sack_now() -> None:
+    def arm(loop: asyncio.AbstractEventLoop) -> None:
+        nonlocal timer, armed_for
+        assert deadline is not None
+        if timer is not None:
+            if armed_for <= deadline:
+                return  # fires first, then re-arms for the deadline
+            timer.cancel()  # an earlier deadline (the mid-message delay)
+        armed_for = deadline
+        timer = loop.call_at(deadline, timer_fired)
+
+    source = writer if writer is not None else default_writer(sctp)
+
+    def settled() -> None:
         nonlocal owed, immediate
         cancel_timer()
         owed = 0
         immediate = False
+
+    async def sack_now() -> None:
+        settled()
+        if sctp._send_chunk is not flagging_send_chunk or not sack_packet(sctp, source):
+            await send_sack()
+
+    async def bundled_sack() -> None:
+        settled()
         await send_sack()
 
     def timer_fired() -> None:
-        nonlocal timer
+        nonlocal timer, deadline
         timer = None
+        if deadline is None:
+            return  # the SACK left meanwhile
+        if deadline > armed_for:
+            arm(asyncio.get_running_loop())  # owed afresh since, with a later deadline
+            return
+        deadline = None
         if owed and sctp._sack_needed and sctp.state == "connected":
             task = run_eagerly(_quietly(sack_now()))  # sent now, in the timer's callback
             if task is not None:
@@ -119,15 +164,16 @@ def delay_sacks(sctp: Any) -> bool:
 
     async def delayed_send_sack() -> None:
         """Called by aiortc after each received packet that needs a SACK."""
-        nonlocal owed, timer
+        nonlocal owed, deadline
         owed += 1
         if owed >= 2 or immediate or getattr(sctp, "_sack_misordered", None) or getattr(
             sctp, "_sack_duplicates", None
         ):
             await sack_now()
-        elif timer is None:
-            delay = SACK_DELAY if message_ended else SACK_DELAY_MID_MESSAGE
-            timer = asyncio.get_running_loop().call_later(delay, timer_fired)
+        elif deadline is None:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + (SACK_DELAY if message_ended else SACK_DELAY_MID_MESSAGE)
+            arm(loop)
 
     async def noting_receive_data(chunk: Any) -> None:
         """aiortc's handling of a received DATA chunk, noting its I bit."""
@@ -167,7 +213,7 @@ def delay_sacks(sctp: Any) -> bool:
 
         sctp._send_chunk = capture  # aiortc's _send_sack builds the SACK and hands it here
         try:
-            await sack_now()
+            await bundled_sack()
         finally:
             sctp._send_chunk = flagging_send_chunk
         chunks = [bytes(c) for c in captured] + [bytes(chunk)]
@@ -186,7 +232,9 @@ def delay_sacks(sctp: Any) -> bool:
     sctp._send_sack = delayed_send_sack
     sctp._send_chunk = flagging_send_chunk
     sctp._receive_data_chunk = noting_receive_data
-    setattr(sctp, _HOOKED, True)
+    setattr(sctp, _HOOKED, DelayedSacks(
+        owed=lambda: bool(owed and sctp._sack_needed), settled=settled,
+        send_chunk=flagging_send_chunk))
     return True
 
 
@@ -198,7 +246,7 @@ async def _quietly(work: Awaitable[None]) -> None:
         logger.debug("a delayed SACK could not be sent", exc_info=True)
 
 
-def flush_at_once(sctp: Any) -> bool:
+def flush_at_once(sctp: Any, writer: WriterSource | None = None) -> bool:
     """Hand a binary message to SCTP in ``send``'s call, not in a task of its own; False if no hook.
 
     aiortc's ``_data_channel_send`` queues the message and starts a task to
@@ -206,12 +254,15 @@ def flush_at_once(sctp: Any) -> bool:
     iteration per message before its packet leaves.  This one queues it the
     same way and runs the flush at once (``run_eagerly``; it never waits: the
     packets go to the socket, or stay queued in SCTP for the congestion
-    window).  Text, empty and oversized messages keep aiortc's path.
+    window).  Text, empty and oversized messages keep aiortc's path.  Then,
+    after ``delay_sacks``, ``_asyncio_sctp_tx.send_directly`` sends the usual
+    message without the flush (its packets to ``writer``, default the DTLS
+    transport's ``record_writer``), and this path takes the others.
     """
     send = getattr(sctp, "_data_channel_send", None)
     flush = getattr(sctp, "_data_channel_flush", None)
-    queue = getattr(sctp, "_data_channel_queue", None)
-    if send is None or flush is None or queue is None or getattr(sctp, _FLUSH_HOOKED, False):
+    if (send is None or flush is None or not hasattr(sctp, "_data_channel_queue")
+            or getattr(sctp, _FLUSH_HOOKED, False)):
         return False
     if not hasattr(sctp, "_remote_max_message_size"):
         return False
@@ -222,9 +273,11 @@ def flush_at_once(sctp: Any) -> bool:
             send(channel, data)  # aiortc's path (and its error for an oversized one)
             return
         channel._addBufferedAmount(len(data))
-        queue.append((channel, rtcsctptransport.WEBRTC_BINARY, data))
+        # aiortc replaces its queue when a channel closes early: look it up afresh
+        sctp._data_channel_queue.append((channel, rtcsctptransport.WEBRTC_BINARY, data))
         run_eagerly(flush())
 
     sctp._data_channel_send = data_channel_send
     setattr(sctp, _FLUSH_HOOKED, True)
+    send_directly(sctp, writer)
     return True
