@@ -38,6 +38,9 @@ class HyParViewConfig:
     #: Rejected low-priority Neighbor requests tolerated per keep-alive tick
     #: before a short active view waits for the next tick to try again.
     rejections_per_interval: int = 3
+    #: Longest pause of the keep-alive ticks' refill after ticks whose every
+    #: request was refused (doubling from 2 ticks; ``taiinet.overlay.refill``).
+    refill_backoff: float = 32.0
     # --- defences against strangers (docs/overlay.md, "Defences") ---------
     #: The oldest neighbours (by time they entered the active view) that a
     #: newcomer (``Join``, high-priority ``Neighbor``, a ``ForwardJoin``
@@ -87,13 +90,16 @@ class HyParViewConfig:
     #: shares it.  Other 127.x.y.z addresses stand for other hosts and count.
     exempt_loopback: bool = True
     #: Shuffle replies to a shuffle's origin that is neither a neighbour nor
-    #: asked to be one (the reply opens a short-lived link to it): a bucket of
-    #: ``exchange_reply_burst``, one more every ``exchange_reply_interval``
-    #: seconds; past it the reply is not sent (``exchange_replies_refused``),
-    #: so a burst of shuffles naming many origins cannot make a node dial them
-    #: all.  A lost reply only skips one view exchange.  (An honest node ends
-    #: about one shuffle per ``shuffle_interval``.)
-    exchange_reply_burst: int = 16
+    #: asked to be one, which would open a short-lived link to it (the paper's
+    #: temporary connection): a bucket of ``exchange_reply_burst``, one more
+    #: every ``exchange_reply_interval`` seconds; past it the reply is not
+    #: sent (``exchange_replies_refused``), so a burst of shuffles naming many
+    #: origins cannot make a node dial them all.  0 (the default): never; the
+    #: exchange is one-way (the walk's end merges the origin's sample), since
+    #: a link set up for one reply costs far more than the reply (a WebRTC
+    #: link ~9 ms of CPU) and a node's passive view is refreshed by the
+    #: shuffles that end at it anyway (docs/overlay.md, "Transport").
+    exchange_reply_burst: int = 0
     exchange_reply_interval: float = 1.0
 
     def __post_init__(self) -> None:
@@ -105,6 +111,8 @@ class HyParViewConfig:
             raise OverlayUsageError("shuffle and keep-alive intervals must be positive")
         if self.probe_timeout is not None and self.probe_timeout <= 0:
             raise OverlayUsageError("the probe timeout must be positive")
+        if self.refill_backoff < 0:
+            raise OverlayUsageError("refill_backoff must be >= 0")
         if self.shuffle_active < 0 or self.shuffle_passive < 0:
             raise OverlayUsageError("shuffle sample sizes must be >= 0")
         if self.protected_neighbors is not None and self.protected_neighbors < 0:

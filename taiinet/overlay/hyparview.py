@@ -18,8 +18,8 @@ reports ``handle_link_down``) the node asks random passive peers, one per
 free slot, to become neighbours (``Neighbor``, high priority if it has no
 neighbour left, which cannot be refused).  Every ``shuffle_interval`` a node
 sends a ``Shuffle`` walk with a sample of its views; the node where the walk
-ends answers with as many of its passive peers (``ShuffleReply``) and both
-merge the samples into their passive views.
+ends merges the sample and, if linked to the origin, answers with as many
+of its passive peers (``ShuffleReply``), which the origin merges.
 
 Every ``keepalive_interval`` a node probes (``ProbeLink``) the neighbours it
 has not heard from for that long (any frame counts, ``heard_from``); one
@@ -40,14 +40,13 @@ Departures from the paper
 * A ``NeighborReply`` adds a neighbour only if a request to that peer is
   pending (views stay symmetric when a request crosses a ``Disconnect``);
   without one it only makes the views agree (confirmations).
-* A node below its active size also refills from the passive view after a
-  ``Disconnect`` and on each shuffle tick (the paper refills only on failure),
-  with at most ``rejections_per_interval`` refused requests per tick.
-* Several ``Neighbor`` requests may be pending at once (one per free slot),
-  which repairs faster after massive failures.
+* A short view also refills after ``Disconnect`` and at keep-alive ticks
+  (paced: ``taiinet.overlay.refill``), with several requests out at once
+  (one per free slot: faster repair after massive failures).
 * Failure detection does not rely on the transport alone: a neighbour that
   leaves a probe unanswered for ``probe_timeout`` is failed by the core, and
   so is a peer that leaves a ``Neighbor`` request unanswered that long.
+* A shuffle's end replies only over a link it has (``exchange_reply_burst``).
 * Neighbours are confirmed, one per keep-alive tick, and a ``NeighborReply``
   with no request out is acted on (see above): the paper assumes both ends
   see the same link events.
@@ -110,6 +109,7 @@ from taiinet.overlay.messages import (
     ShuffleReply,
 )
 from taiinet.overlay.passive import PassiveView
+from taiinet.overlay.refill import RefillPacing
 from taiinet.wire.peer_id import PeerId
 
 _SHUFFLE_TIMER = ShuffleTimer()
@@ -137,7 +137,7 @@ class HyParView:
         "_pending",
         "_recent_joins",
         "_recently_dropped",
-        "_rejections",
+        "_refill_pacing",
         "_ticks",
         "_tokens_at",
         "config",
@@ -154,20 +154,17 @@ class HyParView:
         #: Active view: each neighbour's record, in the order they were added
         #: (insertion order keeps runs reproducible; set order would not be).
         self._neighbours: dict[PeerId, Neighbour] = {}
-        #: Passive view.
         self._passive = PassiveView(peer_id, rng, self.config)
         cfg = self.config
-        self._exchanges = TokenBucket(1.0 / cfg.exchange_reply_interval,
-                                      cfg.exchange_reply_burst, 0.0)
-        #: Shuffle replies not sent because ``exchange_reply_burst`` were spent.
+        self._exchanges = TokenBucket(1 / cfg.exchange_reply_interval, cfg.exchange_reply_burst, 0)
+        #: Shuffles ended here unanswered (origin not linked; ``exchange_reply_burst``).
         self.exchange_replies_refused = 0
         #: Peers we sent a Neighbor request to -> when (time order).
         self._pending: dict[PeerId, float] = {}
         self._now = 0.0  # time of the input being processed
-        self._rejections = 0
+        self._refill_pacing = RefillPacing()
         self._last_shuffle_sample: tuple[PeerId, ...] = ()
-        #: A shuffle of ours is out and no reply has come back yet.
-        self._awaiting_shuffle_reply = False
+        self._awaiting_shuffle_reply = False  # a shuffle of ours is out, unanswered
         #: Former neighbour -> when it left the active view (time order), for
         #: ``walk_grace``: walks it sent before it knew may still come.
         self._recently_dropped: dict[PeerId, float] = {}
@@ -177,8 +174,7 @@ class HyParView:
         self._tokens_at = 0.0
         self._born = 0.0  # when ``start`` was called
         self._ticks = TickClock()  # when the next keep-alive tick is due
-        #: Network address of each linked peer, for the per-address limits.
-        self._addresses = AddressBook(self.config)
+        self._addresses = AddressBook(self.config)  # linked peers' addresses
 
     # --- inputs ----------------------------------------------------------
 
@@ -311,8 +307,9 @@ class HyParView:
         confirm = confirm_one(self._neighbours, now)
         if confirm is not None:
             out.append(Send(peer=confirm, message=_CONFIRM))
-        self._rejections = 0
-        self._refill(out)
+        if self._refill_pacing.tick(now, cfg.keepalive_interval, cfg.rejections_per_interval,
+                                    cfg.refill_backoff) or not self._neighbours:
+            self._refill(out)
         return out
 
     # --- queries -----------------------------------------------------------
@@ -418,7 +415,7 @@ class HyParView:
         elif message.accepted:
             self._add_active(peer, out)
         else:
-            self._rejections += 1
+            self._refill_pacing.refused()
             out.append(CloseLink(peer=peer))
             self._refill(out)
 
@@ -464,12 +461,13 @@ class HyParView:
                 return
         count = min(len(sample) + 1, len(self._passive.peers), MAX_SHUFFLE_PEERS)
         reply = tuple(self.rng.sample(self._passive.peers, count))
+        # Over a link we have; one of its own only within ``exchange_reply_burst``.
         linked = origin in self._neighbours or origin in self._pending
         if linked or self._exchanges.take(1.0, self._now):
             out.append(Send(peer=origin, message=ShuffleReply(peers=reply)))
             if not linked:
                 out.append(CloseLink(peer=origin))
-        else:  # a burst of shuffles naming many origins cannot make us dial them all
+        else:  # and a burst of shuffles naming many origins cannot make us dial them all
             self.exchange_replies_refused += 1
             reply = ()
         self._passive.integrate((origin, *sample), reply, peer, self._neighbours)
@@ -533,6 +531,7 @@ class HyParView:
             self._passive.add_trusted(victim, self._neighbours)
         self._neighbours[peer] = Neighbour(since=self._now, last_heard=self._now,
                                            confirmed_at=self._now)
+        self._refill_pacing.view_changed()
         out.append(NeighborUp(peer=peer))
 
     def _protected(self) -> int:
@@ -569,12 +568,13 @@ class HyParView:
                 break
             del dropped[oldest]
         del self._neighbours[peer]
+        self._refill_pacing.view_changed()
         out.append(NeighborDown(peer=peer))
 
     def _refill(self, out: list[Action]) -> None:
         """Ask passive peers to fill the free active slots (one request per slot)."""
         free = self.config.active_size - len(self._neighbours) - len(self._pending)
-        if free <= 0 or self._rejections >= self.config.rejections_per_interval:
+        if free <= 0 or self._refill_pacing.spent(self.config.rejections_per_interval):
             return
         # (Asking trusted entries first would keep asking the same few full
         # former neighbours: the request itself is the probe of an entry.)
