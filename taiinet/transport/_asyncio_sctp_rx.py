@@ -20,10 +20,15 @@ ends in four assignments and the hand-over of the message.
   writes debug lines, goes to aiortc's own ``_handle_data``; so does one that
   fails a check (length, chunk length, checksum, verification tag, a chunk
   too short to parse): aiortc drops (or fails on) it as it always did.
-* ``_receive_data_chunk``: the usual chunk as above; any other (a gap or a
-  duplicate, a fragment, unordered, a stream sequence out of turn, chunks
-  waiting in the stream, a deferred stream reset, a new stream) goes to
-  aiortc's.  The state left is aiortc's to the field (a test compares them
+* ``_receive_data_chunk``: the usual chunk as above, and the in-order
+  fragments of an ordered message (a link frame over 1,200 bytes spans
+  several chunks): the first with nothing waiting in its stream is kept, a
+  middle or last one with the next TSN that continues the stream's one
+  waiting message (its first fragment the stream's next, every TSN since
+  held) is kept or, the last, joins the rest into the message handed on.
+  Any other chunk (a gap or a duplicate, unordered, a stream sequence out of
+  turn, fragments of another message waiting, a deferred stream reset, a
+  new stream) goes to aiortc's.  The state left is aiortc's to the field (a test compares them
   chunk by chunk on drawn sequences).  Hooks that wrap
   ``_receive_data_chunk`` go on after this one (they then wrap it); one
   already there keeps seeing every chunk (this path is then not installed).
