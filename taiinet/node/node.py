@@ -50,6 +50,7 @@ from taiinet.history.codec import CODEC as HISTORY_CODEC
 from taiinet.history.errors import HistoryUsageError
 from taiinet.history.store import SeedStore
 from taiinet.node.errors import NodeClosed, NodeError
+from taiinet.node.handover import HandOver
 from taiinet.node.history import HistoryConfig, HistoryService, item_message
 from taiinet.node.links import (
     LinkFactory,
@@ -69,7 +70,6 @@ from taiinet.node.subscription import (
 from taiinet.overlay.core import OverlayConfig
 from taiinet.overlay.driver import DEFAULT_DELIVERY_BUFFER
 from taiinet.pubsub import PubsubConfig, PubsubUsageError
-from taiinet.pubsub.actions import Deliver
 from taiinet.pubsub.query import InvalidDocument, Query
 from taiinet.signal.client import SignalClient, SignalClientConfig, open_signal_client
 from taiinet.signal.records import SEEDER_SERVICE
@@ -207,7 +207,7 @@ class Node:
         self._membership_changed = trio.Event()
         self._alone = False
         self._closed = False
-        self.delivered = 0
+        self._hand_over = HandOver(self.driver, self._subscriptions)
         self.dropped_slow = 0
         self._last_published_ms = 0
 
@@ -235,7 +235,7 @@ class Node:
             peer_id=self.peer_id, links=held, exchange_links=len(linked) - held,
             connections=meter.open_now, neighbors=len(neighbors),
             subscriptions=len(self._subscriptions), published=router.published,
-            delivered=self.delivered,
+            delivered=self._hand_over.delivered,
             dropped=slow + invalid + self.driver.dropped_documents,
             invalid=invalid, received=router.accepted,
             adverts_sent=router.adverts_sent, adverts_received=router.adverts_received,
@@ -362,6 +362,11 @@ class Node:
         while not self._neighbors and not self._alone:
             await self._membership_changed.wait()
 
+    @property
+    def delivered(self) -> int:
+        """Messages put on subscription queues (one per matching subscription)."""
+        return self._hand_over.delivered
+
     # -- subscriptions --------------------------------------------------------
 
     def _add_subscription(self, subscription: Subscription) -> None:
@@ -378,26 +383,6 @@ class Node:
             self.driver.unsubscribe(key)
 
     # -- tasks ------------------------------------------------------------------
-
-    async def _deliveries(self) -> None:
-        documents = self.driver.documents
-        async for first in documents:
-            delivery: Deliver | None = first
-            while delivery is not None:  # what is queued goes without a checkpoint each
-                await self._hand_over(delivery)
-                delivery = documents.receive_nowait()
-
-    async def _hand_over(self, delivery: Deliver) -> None:
-        envelope = self.driver.envelopes.pop(delivery.message_id, b"")
-        message = Message(data=delivery.document, publisher=delivery.publisher,
-                          id=delivery.message_id.hex(), received_at=time.time(),
-                          published_at=delivery.published_unix_ms / 1000,
-                          hops=delivery.hops, size=delivery.cost, envelope=envelope)
-        for key in delivery.subscription_ids:
-            subscription = self._subscriptions.get(key)  # type: ignore[call-overload]
-            if subscription is not None:
-                await subscription._put(message)
-                self.delivered += 1
 
     async def _watch_membership(self) -> None:
         """Follow the linked neighbours by the driver's events (never polled)."""
@@ -587,7 +572,7 @@ async def open_node(signallers: Sequence[str], identity: Identity | None = None,
                 node.history.serve(seed_store)
             await nursery.start(node.driver.run)
             nursery.start_soon(link_maker.serve, node.driver.add_connection)
-            nursery.start_soon(node._deliveries)
+            nursery.start_soon(node._hand_over.run)
             nursery.start_soon(node._watch_membership)
             nursery.start_soon(node._keep_joined)
             with trio.move_on_after(config.join_timeout):

@@ -9,7 +9,8 @@ advert travels as protocol 12 (pubsub) on the same links, each advert
 charged to its sender's advert budget before it is decoded; the router's
 timers share the runner's timer heap.  The driver adds only the wall clock
 (the router's claim as the tree's root, at ``start``) and the deliveries:
-documents for the subscriptions go on
+documents for the subscriptions go to ``hand_over`` (the node's
+subscriptions, at once, when they can take them), else on
 the ``documents`` channel, bounded in documents (``delivery_buffer``) and in
 bytes (``delivery_buffer_bytes``, counted as ``Deliver.cost``: a decoded
 document is several times its encoded size); one that does not fit is
@@ -31,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -57,6 +59,8 @@ class DeliveryQueue(trio.abc.ReceiveChannel[Deliver]):
         self.limit_bytes = limit_bytes
         #: Sum of the ``cost`` of the queued documents.
         self.queued_bytes = 0
+        #: Documents queued.
+        self.pending = 0
 
     def offer(self, delivery: Deliver) -> bool:
         """Queue ``delivery`` if it fits (it always does in an empty queue); ``False`` if not."""
@@ -67,11 +71,13 @@ class DeliveryQueue(trio.abc.ReceiveChannel[Deliver]):
         except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
             return False
         self.queued_bytes += delivery.cost
+        self.pending += 1
         return True
 
     async def receive(self) -> Deliver:
         delivery = await self._receive.receive()
         self.queued_bytes -= delivery.cost
+        self.pending -= 1
         return delivery
 
     def receive_nowait(self) -> Deliver | None:
@@ -82,6 +88,7 @@ class DeliveryQueue(trio.abc.ReceiveChannel[Deliver]):
         except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
             return None
         self.queued_bytes -= delivery.cost
+        self.pending -= 1
         return delivery
 
     async def aclose(self) -> None:
@@ -146,6 +153,10 @@ class RoutedDriver(OverlayDriver):
         super().__init__(identity.peer_id, dial, delivery_buffer=delivery_buffer,
                          core=self.router)
         self.documents = DeliveryQueue(delivery_buffer, delivery_buffer_bytes)
+        #: Takes a delivery (and its envelope, ``b""`` unless kept) at once, without
+        #: the ``documents`` queue, and says whether it did: the node's subscriptions
+        #: when they can take it now (``taiinet.node.handover``); ``None``: always queue.
+        self.hand_over: Callable[[Deliver, bytes], bool] | None = None
         self.dropped_documents = 0
         self.register(PUBSUB_CODEC, admit=self._admit_advert)
 
@@ -174,12 +185,15 @@ class RoutedDriver(OverlayDriver):
 
     def _on_overlay_event(self, event: Any) -> None:
         if type(event) is Deliver:
+            envelope = b"" if self._capture is None else self._capture.opened.get(
+                event.message_id, b"")
+            hand_over = self.hand_over
+            if hand_over is not None and hand_over(event, envelope):
+                return
             if not self.documents.offer(event):
                 self.dropped_documents += 1
-            elif self._capture is not None:
-                envelope = self._capture.opened.get(event.message_id)
-                if envelope is not None:
-                    self.envelopes[event.message_id] = envelope
+            elif envelope:
+                self.envelopes[event.message_id] = envelope
         else:
             super()._on_overlay_event(event)
 
