@@ -63,28 +63,44 @@ def receive_state(sctp: Any) -> tuple[Any, ...]:
 
 @st.composite
 def chunk_sequences(draw: st.DrawFn) -> list[rsctp.DataChunk]:
-    """Messages of one to three fragments on two streams, ordered or not, then lost,
-    repeated and reordered as a network would."""
-    chunks: list[rsctp.DataChunk] = []
-    tsn, seqs = FIRST_TSN, {0: 0, 1: 0}
+    """Messages of one to five fragments on two streams, ordered or not, now and then
+    a fragment sent amid another message's, with a stray flag or sequence number; then
+    lost, repeated and reordered as a network would."""
+    sent: list[tuple[int, int, int]] = []  # (flags, stream, stream sequence) as sent
+    seqs = {0: 0, 1: 0}
     for _ in range(draw(st.integers(1, 12))):
         stream_id = draw(st.sampled_from([0, 1]))
         unordered = draw(st.booleans()) and draw(st.booleans())
-        fragments = draw(st.sampled_from([1, 1, 1, 2, 3]))
+        fragments = draw(st.sampled_from([1, 1, 1, 2, 3, 4, 4, 5]))
         for i in range(fragments):
-            chunk = rsctp.DataChunk()
-            chunk.flags = (rsctp.SCTP_DATA_UNORDERED if unordered else 0) | (
+            flags = (rsctp.SCTP_DATA_UNORDERED if unordered else 0) | (
                 rsctp.SCTP_DATA_FIRST_FRAG if i == 0 else 0) | (
                 rsctp.SCTP_DATA_LAST_FRAG if i == fragments - 1 else 0)
-            chunk.tsn, chunk.stream_id, chunk.stream_seq = tsn, stream_id, seqs[stream_id]
-            chunk.protocol = rsctp.WEBRTC_BINARY
-            chunk.user_data = bytes([tsn % 251]) * draw(st.integers(1, 40))
-            chunks.append(chunk)
-            tsn = rsctp.tsn_plus_one(tsn)
+            seq = seqs[stream_id]
+            if not draw(st.integers(0, 7)):  # a peer's odd fragment
+                if draw(st.booleans()):
+                    flags ^= draw(st.sampled_from(
+                        [rsctp.SCTP_DATA_UNORDERED, rsctp.SCTP_DATA_FIRST_FRAG]))
+                else:
+                    seq = (seq + 1) % 65536
+            sent.append((flags, stream_id, seq))
         if not unordered:
             seqs[stream_id] = (seqs[stream_id] + 1) % 65536
+    for _ in range(draw(st.integers(0, 2))):  # a fragment sent amid an earlier message's
+        i, j = draw(st.integers(0, len(sent) - 1)), draw(st.integers(0, len(sent) - 1))
+        sent.insert(min(i, j), sent.pop(max(i, j)))
+    chunks: list[rsctp.DataChunk] = []
+    tsn = FIRST_TSN
+    for flags, stream_id, seq in sent:
+        chunk = rsctp.DataChunk()
+        chunk.flags = flags
+        chunk.tsn, chunk.stream_id, chunk.stream_seq = tsn, stream_id, seq
+        chunk.protocol = rsctp.WEBRTC_BINARY
+        chunk.user_data = bytes([tsn % 251]) * draw(st.integers(1, 40))
+        chunks.append(chunk)
+        tsn = rsctp.tsn_plus_one(tsn)
     order = list(range(len(chunks)))
-    for _ in range(draw(st.integers(0, 4))):
+    for _ in range(draw(st.sampled_from([0, 0, 1, 2, 4]))):  # often none: the usual run
         i, j = draw(st.integers(0, len(order) - 1)), draw(st.integers(0, len(order) - 1))
         action = draw(st.sampled_from(["swap", "repeat", "lose"]))
         if action == "swap":
@@ -145,7 +161,7 @@ def packet_sequences(draw: st.DrawFn) -> list[bytes]:
     chunks = draw(chunk_sequences())
     packets: list[bytes] = []
     while chunks:
-        take = draw(st.integers(1, 3))
+        take = draw(st.integers(1, 4))
         group: list[Any] = chunks[:take]
         chunks = chunks[take:]
         extra = draw(st.sampled_from([None, None, "sack", "heartbeat"]))
@@ -266,5 +282,39 @@ def test_a_data_chunk_hook_already_there_sees_every_chunk() -> None:
             tsn = rsctp.tsn_plus_one(tsn)
         assert [d for _, _, d in delivered] == [b"one", b"two", b"three"]
         assert len(seen) == 3
+
+    asyncio.run(main())
+
+
+def test_in_order_fragments_skip_aiortcs_data_path(monkeypatch: Any) -> None:
+    """Messages of four fragments, two fragments a packet, as a link's frames arrive."""
+    calls: list[int] = []
+    aiortcs = rsctp.RTCSctpTransport._receive_data_chunk
+
+    async def counting(self: Any, chunk: rsctp.DataChunk) -> None:
+        calls.append(chunk.tsn)
+        await aiortcs(self, chunk)
+
+    monkeypatch.setattr(rsctp.RTCSctpTransport, "_receive_data_chunk", counting)
+
+    async def main() -> None:
+        sctp, delivered, sacks = association(direct=True)
+        seen = count_chunk_reads(sctp)
+        tsn, fragments = FIRST_TSN, []
+        for seq in range(4):  # the first opens the stream: aiortc's path
+            for i in range(4):
+                chunk = rsctp.DataChunk(flags=(rsctp.SCTP_DATA_FIRST_FRAG if i == 0 else 0) | (
+                    rsctp.SCTP_DATA_LAST_FRAG if i == 3 else 0))
+                chunk.tsn, chunk.stream_seq = tsn, seq
+                chunk.protocol, chunk.user_data = rsctp.WEBRTC_BINARY, bytes([seq, i]) * 600
+                fragments.append(chunk)
+                tsn = rsctp.tsn_plus_one(tsn)
+        for at in range(0, len(fragments), 2):
+            await sctp._handle_data(packet(fragments[at:at + 2]))
+        assert [d for _, _, d in delivered] == [
+            b"".join(bytes([seq, i]) * 600 for i in range(4)) for seq in range(4)]
+        assert calls == [FIRST_TSN] and seen == [] and len(sacks) == 8
+        assert sctp._last_received_tsn == fragments[-1].tsn
+        assert sctp._inbound_streams[0].reassembly == []
 
     asyncio.run(main())

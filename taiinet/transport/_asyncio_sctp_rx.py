@@ -20,10 +20,15 @@ ends in four assignments and the hand-over of the message.
   writes debug lines, goes to aiortc's own ``_handle_data``; so does one that
   fails a check (length, chunk length, checksum, verification tag, a chunk
   too short to parse): aiortc drops (or fails on) it as it always did.
-* ``_receive_data_chunk``: the usual chunk as above; any other (a gap or a
-  duplicate, a fragment, unordered, a stream sequence out of turn, chunks
-  waiting in the stream, a deferred stream reset, a new stream) goes to
-  aiortc's.  The state left is aiortc's to the field (a test compares them
+* ``_receive_data_chunk``: the usual chunk as above, and the in-order
+  fragments of an ordered message (a link frame over 1,200 bytes spans
+  several chunks): the first with nothing waiting in its stream is kept, a
+  middle or last one with the next TSN that continues the stream's one
+  waiting message (its first fragment the stream's next, every TSN since
+  held) is kept or, the last, joins the rest into the message handed on.
+  Any other chunk (a gap or a duplicate, unordered, a stream sequence out of
+  turn, fragments of another message waiting, a deferred stream reset, a
+  new stream) goes to aiortc's.  The state left is aiortc's to the field (a test compares them
   chunk by chunk on drawn sequences).  Hooks that wrap
   ``_receive_data_chunk`` go on after this one (they then wrap it); one
   already there keeps seeing every chunk (this path is then not installed).
@@ -53,6 +58,7 @@ _HOOKED = "_taiinet_direct_receive"
 _CRC32C: Callable[[bytes], int] | None = getattr(sctp_module, "crc32c", None)
 _WHOLE_ORDERED = SCTP_DATA_FIRST_FRAG | SCTP_DATA_LAST_FRAG
 _FRAGMENT_BITS = SCTP_DATA_FIRST_FRAG | SCTP_DATA_LAST_FRAG | SCTP_DATA_UNORDERED
+_FIRST_OR_UNORDERED = SCTP_DATA_FIRST_FRAG | SCTP_DATA_UNORDERED
 #: aiortc's per-chunk debug lines: while they are written, aiortc reads every packet.
 _AIORTC_LOGGER = logging.getLogger(sctp_module.__name__)
 _ATTRIBUTES = (
@@ -91,31 +97,74 @@ def receive_directly(sctp: Any) -> bool:
 
     async def receive_data_chunk(chunk: DataChunk) -> None:
         stream = sctp._inbound_streams.get(chunk.stream_id)
+        last_tsn = sctp._last_received_tsn
         if (
             stream is None
-            or stream.reassembly
             or chunk.stream_seq != stream.sequence_number
-            or chunk.flags & _FRAGMENT_BITS != _WHOLE_ORDERED
-            or chunk.tsn != (sctp._last_received_tsn + 1) % sctp_module.SCTP_TSN_MODULO
+            or chunk.tsn != (last_tsn + 1) % sctp_module.SCTP_TSN_MODULO
             or sctp._sack_misordered
             or sctp._sack_duplicates
             or sctp._reconfig_deferred is not None
         ):
             await aiortc_receive_data_chunk(chunk)
             return
-        # What aiortc's path leaves: the chunk acknowledged, its message out of
-        # the reassembly (the receive window back where it was), the stream's
-        # next sequence number due.
-        sctp._sack_needed = True
-        sctp._last_received_tsn = chunk.tsn
-        stream.sequence_number = (stream.sequence_number + 1) % 65536
-        await sctp._receive(chunk.stream_id, chunk.protocol, chunk.user_data)
+        fragment = chunk.flags & _FRAGMENT_BITS
+        reassembly = stream.reassembly
+        if not reassembly:
+            if fragment == _WHOLE_ORDERED:
+                # What aiortc's path leaves: the chunk acknowledged, its message out of
+                # the reassembly (the receive window back where it was), the stream's
+                # next sequence number due.
+                sctp._sack_needed = True
+                sctp._last_received_tsn = chunk.tsn
+                stream.sequence_number = (stream.sequence_number + 1) % 65536
+                await sctp._receive(chunk.stream_id, chunk.protocol, chunk.user_data)
+                return
+            if fragment == SCTP_DATA_FIRST_FRAG:  # a message's first fragment waits
+                sctp._sack_needed = True
+                sctp._last_received_tsn = chunk.tsn
+                reassembly.append(chunk)
+                sctp._advertised_rwnd -= len(chunk.user_data)
+                return
+        elif fragment & _FIRST_OR_UNORDERED == 0 and _continues(reassembly, stream, last_tsn):
+            sctp._sack_needed = True
+            sctp._last_received_tsn = chunk.tsn
+            sctp._advertised_rwnd -= len(chunk.user_data)
+            if fragment != SCTP_DATA_LAST_FRAG:  # a middle fragment waits
+                reassembly.append(chunk)
+                return
+            # The last fragment: aiortc joins the run, empties the reassembly,
+            # gives the window back and moves the stream on.
+            message = b"".join([c.user_data for c in reassembly] + [chunk.user_data])
+            stream.reassembly = []
+            stream.sequence_number = (stream.sequence_number + 1) % 65536
+            sctp._advertised_rwnd += len(message)
+            await sctp._receive(chunk.stream_id, chunk.protocol, message)
+            return
+        await aiortc_receive_data_chunk(chunk)
 
     sctp._handle_data = handle_data
     if "_receive_data_chunk" not in vars(sctp):  # another module's hook sees every chunk
         sctp._receive_data_chunk = receive_data_chunk
     setattr(sctp, _HOOKED, True)
     return True
+
+
+def _continues(reassembly: list[DataChunk], stream: Any, last_tsn: int) -> bool:
+    """Whether ``reassembly`` is one ordered message begun and not ended, up to ``last_tsn``.
+
+    Its first chunk starts an ordered message, the stream's next.  Nothing past
+    ``last_tsn`` is held (the caller checks nothing is out of order) and aiortc
+    keeps the chunks sorted with no duplicate, so as many chunks as TSNs from
+    the first to ``last_tsn`` are those TSNs, each once: the next TSN continues
+    the message.  None of them ends it, or aiortc would have handed it on.
+    """
+    first = reassembly[0]
+    return (
+        first.flags & _FIRST_OR_UNORDERED == SCTP_DATA_FIRST_FRAG
+        and first.stream_seq == stream.sequence_number
+        and (last_tsn - first.tsn) % sctp_module.SCTP_TSN_MODULO == len(reassembly) - 1
+    )
 
 
 def _data_and_sacks(data: bytes, expected_tag: int) -> list[Any] | None:
