@@ -12,16 +12,29 @@ from typing import Any
 
 import trio
 
-from taiinet.node import Subscription
+from taiinet.node import Node, Subscription, memory_links
 from taiinet.node.links import LinkFactory, LinkMeter, Links
 from taiinet.signal.client import SignalClient
+from taiinet.signal.transport import MemorySignalTransport
 from taiinet.testing.mesh import numbered_identity as ident
 from taiinet.testing.mesh import start_cm, start_nodes, start_signallers
 from taiinet.transport.connection import Connection
+from taiinet.transport.memory import MemoryNetwork
 from taiinet.wire.identity import Identity
 
-__all__ = ["collect", "ident", "slow_dials", "start_cm", "start_nodes", "start_signallers",
-           "wrapped_dials"]
+__all__ = ["collect", "ident", "lone_memory_node", "slow_dials", "start_cm", "start_nodes",
+           "start_signallers", "wrapped_dials"]
+
+
+@asynccontextmanager
+async def lone_memory_node(nursery: trio.Nursery) -> AsyncIterator[Node]:
+    """One node on memory links with its own signaller, started in ``nursery``
+    (the caller cancels it): for tests of a node's local path."""
+    network = MemoryNetwork()
+    transport = MemorySignalTransport(network)
+    sigs = await start_signallers(nursery, transport, 1)
+    (node, _), = await start_nodes(nursery, [[sigs[0][0].url]], memory_links(network), transport)
+    yield node
 
 
 async def collect(subscription: Subscription, expected: int, marker_key: str = "marker",

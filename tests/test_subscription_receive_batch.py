@@ -12,19 +12,14 @@ from __future__ import annotations
 import trio
 import trio.testing
 
-from taiinet.node import memory_links
 from taiinet.node.subscription import RECEIVE_BATCH
-from taiinet.signal.transport import MemorySignalTransport
-from taiinet.transport.memory import MemoryNetwork
-from tests.node_support import start_nodes, start_signallers
+from tests.node_support import lone_memory_node
 
 QUEUED = 3 * RECEIVE_BATCH
 
 
 async def test_draining_a_queue_yields_once_every_receive_batch_messages(
         autojump_clock: trio.testing.MockClock) -> None:
-    network = MemoryNetwork()
-    transport = MemorySignalTransport(network)
     ticks = 0
 
     async def ticker() -> None:
@@ -34,10 +29,7 @@ async def test_draining_a_queue_yields_once_every_receive_batch_messages(
             await trio.lowlevel.checkpoint()
 
     with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            sigs = await start_signallers(nursery, transport, 1)
-            (node, _), = await start_nodes(nursery, [[sigs[0][0].url]], memory_links(network),
-                                           transport)
+        async with trio.open_nursery() as nursery, lone_memory_node(nursery) as node:
             async with node.subscribe({"n": {"$exists": True}}) as subscription:
                 for n in range(QUEUED):
                     await node.publish({"n": n})
@@ -54,13 +46,8 @@ async def test_draining_a_queue_yields_once_every_receive_batch_messages(
 
 async def test_receive_is_still_a_cancel_point_with_messages_queued(
         autojump_clock: trio.testing.MockClock) -> None:
-    network = MemoryNetwork()
-    transport = MemorySignalTransport(network)
     with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            sigs = await start_signallers(nursery, transport, 1)
-            (node, _), = await start_nodes(nursery, [[sigs[0][0].url]], memory_links(network),
-                                           transport)
+        async with trio.open_nursery() as nursery, lone_memory_node(nursery) as node:
             async with node.subscribe({"n": {"$exists": True}}) as subscription:
                 for n in range(2):
                     await node.publish({"n": n})
@@ -78,13 +65,8 @@ async def test_a_delivery_reaches_the_subscription_within_the_call_that_routed_i
         autojump_clock: trio.testing.MockClock) -> None:
     """Nothing queued: the driver hands the document to the subscription at once,
     not through the node's delivery queue and task (a task switch per delivery)."""
-    network = MemoryNetwork()
-    transport = MemorySignalTransport(network)
     with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            sigs = await start_signallers(nursery, transport, 1)
-            (node, _), = await start_nodes(nursery, [[sigs[0][0].url]], memory_links(network),
-                                           transport)
+        async with trio.open_nursery() as nursery, lone_memory_node(nursery) as node:
             async with node.subscribe({"n": {"$exists": True}}) as subscription:
                 node.driver.publish({"n": 1}, published_unix_ms=1, nonce=1)  # no checkpoint
                 assert subscription.pending() == 1
@@ -95,13 +77,8 @@ async def test_a_delivery_reaches_the_subscription_within_the_call_that_routed_i
 
 async def test_behind_a_full_blocking_subscription_deliveries_keep_their_order(
         autojump_clock: trio.testing.MockClock) -> None:
-    network = MemoryNetwork()
-    transport = MemorySignalTransport(network)
     with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            sigs = await start_signallers(nursery, transport, 1)
-            (node, _), = await start_nodes(nursery, [[sigs[0][0].url]], memory_links(network),
-                                           transport)
+        async with trio.open_nursery() as nursery, lone_memory_node(nursery) as node:
             query = {"n": {"$exists": True}}
             async with node.subscribe(query, buffer=1, slow_policy="block") as blocking, \
                     node.subscribe(query) as other:
