@@ -75,9 +75,9 @@ class Association:
         writer: tx.WriterSource = (lambda: self.packets.append) if direct else (lambda: None)
         assert receive_directly(sctp)
         assert sacks_module.delay_sacks(sctp, writer)
-        if not direct:
-            setattr(sctp, tx._HOOKED, True)  # aiortc's send path and SACK reading
-        assert sacks_module.flush_at_once(sctp, writer)
+        assert sacks_module.flush_at_once(sctp)
+        if direct:  # else aiortc's send path and SACK reading
+            assert tx.send_directly(sctp, writer)
         assert lazy_t3(sctp)
         self.timer_calls: list[str] = []  # T3 started, restarted, cancelled, in order
         for name in ("_t3_start", "_t3_restart", "_t3_cancel"):

@@ -4,9 +4,9 @@ asyncio (and aiortc) live only in the ``_asyncio_*`` modules; the rest of
 TaiiNet is trio.  ``_asyncio_loop`` owns the asyncio loop (one per trio run,
 stepped in the trio thread) and the ICE host-address override;
 ``_asyncio_channel`` carries one data channel's messages between trio tasks
-and aiortc; ``_asyncio_dtls``, ``_asyncio_sctp``, ``_asyncio_sctp_rx`` and
-``_asyncio_sctp_timers`` hook aiortc's per-packet paths (this module
-installs them on each link); this module makes and closes peer connections:
+and aiortc; ``_asyncio_dtls``, ``_asyncio_sctp``, ``_asyncio_sctp_rx``,
+``_asyncio_sctp_tx`` and ``_asyncio_sctp_timers`` hook aiortc's per-packet
+paths (this module installs them on each link); this module makes and closes peer connections:
 
 * trio -> asyncio: ``AiortcBridge.run`` starts a coroutine as an asyncio
   task on the loop and waits for it on a ``trio.Event`` that the task's
@@ -59,6 +59,7 @@ from taiinet.transport._asyncio_loop import (
 from taiinet.transport._asyncio_sctp import delay_sacks, flush_at_once
 from taiinet.transport._asyncio_sctp_rx import receive_directly
 from taiinet.transport._asyncio_sctp_timers import lazy_t3
+from taiinet.transport._asyncio_sctp_tx import send_directly as send_sctp_directly
 
 logger = logging.getLogger(__name__)
 
@@ -321,12 +322,13 @@ class BridgedPeer:
     def _bridged(self, channel: RTCDataChannel) -> BridgedDataChannel:
         """The link's data channel, bridged, with our hooks on its SCTP association
         (receive back-pressure, delayed SACKs, sends flushed in the call, the usual
-        packets read directly, T3 moved lazily)."""
+        packets read and sent directly, T3 moved lazily)."""
         bridged = BridgedDataChannel(self, channel)
         bridged._pause_sctp_receive(channel.transport)
         receive_directly(channel.transport)  # first: the hooks below wrap its chunk reader
         delay_sacks(channel.transport)
         flush_at_once(channel.transport)
+        send_sctp_directly(channel.transport)  # after both: takes the usual message first
         lazy_t3(channel.transport)
         return bridged
 

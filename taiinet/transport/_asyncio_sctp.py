@@ -63,7 +63,6 @@ from taiinet.transport._asyncio_sctp_tx import (
     WriterSource,
     default_writer,
     sack_packet,
-    send_directly,
 )
 
 logger = logging.getLogger(__name__)
@@ -246,7 +245,7 @@ async def _quietly(work: Awaitable[None]) -> None:
         logger.debug("a delayed SACK could not be sent", exc_info=True)
 
 
-def flush_at_once(sctp: Any, writer: WriterSource | None = None) -> bool:
+def flush_at_once(sctp: Any) -> bool:
     """Hand a binary message to SCTP in ``send``'s call, not in a task of its own; False if no hook.
 
     aiortc's ``_data_channel_send`` queues the message and starts a task to
@@ -254,10 +253,9 @@ def flush_at_once(sctp: Any, writer: WriterSource | None = None) -> bool:
     iteration per message before its packet leaves.  This one queues it the
     same way and runs the flush at once (``run_eagerly``; it never waits: the
     packets go to the socket, or stay queued in SCTP for the congestion
-    window).  Text, empty and oversized messages keep aiortc's path.  Then,
-    after ``delay_sacks``, ``_asyncio_sctp_tx.send_directly`` sends the usual
-    message without the flush (its packets to ``writer``, default the DTLS
-    transport's ``record_writer``), and this path takes the others.
+    window).  Text, empty and oversized messages keep aiortc's path.
+    ``_asyncio_sctp_tx.send_directly``, installed after this, sends the usual
+    message without the flush, and this path takes the others.
     """
     send = getattr(sctp, "_data_channel_send", None)
     flush = getattr(sctp, "_data_channel_flush", None)
@@ -279,5 +277,4 @@ def flush_at_once(sctp: Any, writer: WriterSource | None = None) -> bool:
 
     sctp._data_channel_send = data_channel_send
     setattr(sctp, _FLUSH_HOOKED, True)
-    send_directly(sctp, writer)
     return True
