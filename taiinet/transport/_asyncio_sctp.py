@@ -57,6 +57,7 @@ from typing import Any
 from aiortc import rtcsctptransport
 
 from taiinet.transport._asyncio_eager import run_eagerly
+from taiinet.transport._asyncio_sctp_timers import LazyDeadline
 from taiinet.transport._asyncio_sctp_tx import (
     IMMEDIATE_ACK,
     DelayedSacks,
@@ -107,33 +108,13 @@ def delay_sacks(sctp: Any, writer: WriterSource | None = None) -> bool:
     owed = 0  # packets with DATA not yet acknowledged
     immediate = False  # a DATA chunk since the last SACK asked for one at once
     message_ended = True  # the last DATA chunk received ended its message
-    # The delay timer, moved lazily (as ``_asyncio_sctp_timers`` moves T3): a SACK
-    # that leaves clears ``deadline`` only, and one loop timer stays armed at or
-    # before it, not a loop timer made and cancelled per packet.
-    deadline: float | None = None  # loop time by which the owed SACK leaves
-    timer: asyncio.TimerHandle | None = None
-    armed_for = 0.0  # the deadline ``timer`` was armed for
     timer_tasks: set[asyncio.Task[None]] = set()
-
-    def cancel_timer() -> None:
-        nonlocal deadline
-        deadline = None  # the loop timer, if any, fires and finds nothing to do
-
-    def arm(loop: asyncio.AbstractEventLoop) -> None:
-        nonlocal timer, armed_for
-        assert deadline is not None
-        if timer is not None:
-            if armed_for <= deadline:
-                return  # fires first, then re-arms for the deadline
-            timer.cancel()  # an earlier deadline (the mid-message delay)
-        armed_for = deadline
-        timer = loop.call_at(deadline, timer_fired)
 
     source = writer if writer is not None else default_writer(sctp)
 
     def settled() -> None:
         nonlocal owed, immediate
-        cancel_timer()
+        delay.clear()  # the loop timer, if any, fires and finds nothing to do
         owed = 0
         immediate = False
 
@@ -146,33 +127,29 @@ def delay_sacks(sctp: Any, writer: WriterSource | None = None) -> bool:
         settled()
         await send_sack()
 
-    def timer_fired() -> None:
-        nonlocal timer, deadline
-        timer = None
-        if deadline is None:
-            return  # the SACK left meanwhile
-        if deadline > armed_for:
-            arm(asyncio.get_running_loop())  # owed afresh since, with a later deadline
-            return
-        deadline = None
+    def delay_over() -> None:
         if owed and sctp._sack_needed and sctp.state == "connected":
             task = run_eagerly(_quietly(sack_now()))  # sent now, in the timer's callback
             if task is not None:
                 timer_tasks.add(task)
                 task.add_done_callback(timer_tasks.discard)
 
+    # The delay timer, moved lazily (as ``_asyncio_sctp_timers`` moves T3): a SACK
+    # that leaves clears its deadline only, and one loop timer stays armed at or
+    # before it, not a loop timer made and cancelled per packet.
+    delay = LazyDeadline(delay_over)
+
     async def delayed_send_sack() -> None:
         """Called by aiortc after each received packet that needs a SACK."""
-        nonlocal owed, deadline
+        nonlocal owed
         owed += 1
         if owed >= 2 or immediate or getattr(sctp, "_sack_misordered", None) or getattr(
             sctp, "_sack_duplicates", None
         ):
             await sack_now()
-        elif deadline is None:
+        elif delay.deadline is None:
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + (SACK_DELAY if message_ended else SACK_DELAY_MID_MESSAGE)
-            arm(loop)
+            delay.set(loop, loop.time() + (SACK_DELAY if message_ended else SACK_DELAY_MID_MESSAGE))
 
     async def noting_receive_data(chunk: Any) -> None:
         """aiortc's handling of a received DATA chunk, noting its I bit."""

@@ -16,12 +16,14 @@ When that timer fires it re-arms for a deadline that moved later, does
 nothing if T3 was cancelled, and otherwise calls aiortc's ``_t3_expired`` as
 aiortc's own timer would have.  ``_t3_handle`` still tells aiortc whether T3
 runs (it only tests it).  The timer never fires late; it may fire early and
-re-arm, at most once per RTO while data flows.
+re-arm, at most once per RTO while data flows.  ``LazyDeadline`` is that
+timer; ``_asyncio_sctp.delay_sacks`` moves its SACK delay with one too.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 _HOOKED = "_taiinet_lazy_t3"
@@ -39,6 +41,61 @@ class _Running:
 _RUNNING = _Running()
 
 
+class LazyDeadline:
+    """A deadline moved without touching the loop: one loop timer armed at or before it.
+
+    ``set`` moves the deadline (an earlier one re-arms the loop timer; a later
+    one leaves it, and it re-arms when it fires), ``clear`` forgets it (the
+    armed timer fires and does nothing), ``stop`` also cancels the loop timer.
+    When the deadline is reached, it is cleared and ``expire`` runs.
+    """
+
+    __slots__ = ("_armed_for", "_expire", "_loop", "_timer", "deadline")
+
+    def __init__(self, expire: Callable[[], None]) -> None:
+        self._expire = expire
+        #: Loop time at which ``expire`` runs; None: not set.
+        self.deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_for = 0.0  # the deadline ``_timer`` was armed for
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def set(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        self.deadline = deadline
+        self._arm(loop, deadline)
+
+    def clear(self) -> None:
+        self.deadline = None
+
+    def stop(self) -> None:
+        """``clear``, and nothing left on the loop."""
+        self.deadline = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        if self._timer is not None:
+            if self._armed_for <= deadline:
+                return  # fires first, then re-arms for the deadline
+            self._timer.cancel()  # an earlier deadline
+        self._armed_for = deadline
+        self._loop = loop
+        self._timer = loop.call_at(deadline, self._fired)
+
+    def _fired(self) -> None:
+        self._timer = None
+        deadline = self.deadline
+        if deadline is None:
+            return  # cleared meanwhile
+        if deadline > self._armed_for:
+            assert self._loop is not None
+            self._arm(self._loop, deadline)  # moved later meanwhile
+            return
+        self.deadline = None
+        self._expire()
+
+
 def lazy_t3(sctp: Any) -> bool:
     """Move ``sctp``'s T3 timer lazily; False if aiortc lacks a hook."""
     if (
@@ -53,56 +110,29 @@ def lazy_t3(sctp: Any) -> bool:
         return False
     loop: asyncio.AbstractEventLoop = sctp._loop
     closed = sctp.State.CLOSED
-    expire = sctp._t3_expired
-    deadline: float | None = None  # loop time at which T3 expires; None: not running
-    timer: asyncio.TimerHandle | None = None
-    armed_for = 0.0  # the deadline ``timer`` was armed for
-
-    def arm() -> None:
-        nonlocal timer, armed_for
-        assert deadline is not None
-        if timer is not None:
-            if armed_for <= deadline:
-                return  # fires first, then re-arms for the deadline
-            timer.cancel()  # the RTO shrank: an earlier deadline
-        armed_for = deadline
-        timer = loop.call_at(deadline, fired)
-
-    def fired() -> None:
-        nonlocal timer, deadline
-        timer = None
-        if deadline is None:
-            return  # cancelled meanwhile
-        if deadline > armed_for:
-            arm()  # restarted meanwhile
-            return
-        deadline = None
-        expire()  # aiortc's: clears _t3_handle, marks for retransmission, may start T3
+    # At expiry, aiortc's: clears _t3_handle, marks for retransmission, may start T3.
+    t3 = LazyDeadline(sctp._t3_expired)
 
     def start() -> None:
         assert sctp._t3_handle is None  # as aiortc's _t3_start
         restart()
 
     def restart() -> None:
-        nonlocal deadline
-        deadline = loop.time() + sctp._rto
         sctp._t3_handle = _RUNNING
-        arm()
+        t3.set(loop, loop.time() + sctp._rto)
 
     def cancel() -> None:
-        nonlocal deadline, timer
-        deadline = None
         sctp._t3_handle = None
-        if sctp._association_state == closed and timer is not None:
-            timer.cancel()  # nothing will start it again: leave nothing on the loop
-            timer = None
+        if sctp._association_state == closed:
+            t3.stop()  # nothing will start it again: leave nothing on the loop
+        else:
+            t3.clear()
 
     running: asyncio.TimerHandle | None = sctp._t3_handle
     if running is not None:  # aiortc's timer runs (the answerer's, for its DCEP ACK): take it over
         running.cancel()
-        deadline = running.when()
         sctp._t3_handle = _RUNNING
-        arm()
+        t3.set(loop, running.when())
     sctp._t3_start = start
     sctp._t3_restart = restart
     sctp._t3_cancel = cancel
