@@ -6,8 +6,7 @@ import ast
 import collections
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,35 +31,14 @@ from taiinet.transport._asyncio_channel import (
     RECEIVE_HIGH_WATER_BYTES,
     BridgedDataChannel,
 )
+from tests.webrtc_support import count_loop_timers, open_bridge, raw_pair
 
-LOOPBACK = ["127.0.0.1"]
 PACKAGE = Path(__file__).resolve().parent.parent / "taiinet"
 
 
 def loop_left() -> bool:
     """Whether this trio run still has an asyncio loop (none once every bridge closed)."""
     return loop_module._HOSTED.get() is not None
-
-
-@asynccontextmanager
-async def open_bridge() -> AsyncIterator[AiortcBridge]:
-    bridge = AiortcBridge(candidate_addresses=LOOPBACK, ice_servers=())
-    bridge.start()
-    try:
-        yield bridge
-    finally:
-        await bridge.aclose()
-
-
-@asynccontextmanager
-async def raw_pair() -> AsyncIterator[tuple[BridgedDataChannel, BridgedDataChannel]]:
-    async with open_bridge() as left, open_bridge() as right:
-        offerer, answerer = left.new_peer(), right.new_peer()
-        answer = await answerer.create_answer(await offerer.create_offer())
-        await offerer.accept_answer(answer)
-        with trio.fail_after(20):
-            channels = await offerer.wait_open(), await answerer.wait_open()
-        yield channels
 
 
 async def wait_until_stalled(progress: Callable[[], int]) -> None:
@@ -720,19 +698,9 @@ def test_sends_keep_aiortcs_path_without_pyopenssls_binding(
 
     asyncio.run(main())
 
-def count_t3_timers(loop: Any) -> list[float]:
-    """The loop timers made for SCTP's T3 from now on (aiortc's or ours, either side)."""
-    call_at = loop.call_at
-    made: list[float] = []
-
-    def counting(when: float, callback: Any, *args: Any, **kwargs: Any) -> Any:
-        if (getattr(callback, "__func__", None) is rtcsctptransport.RTCSctpTransport._t3_expired
-                or getattr(callback, "__qualname__", "") == "lazy_t3.<locals>.fired"):
-            made.append(when)
-        return call_at(when, callback, *args, **kwargs)
-
-    loop.call_at = counting  # call_later goes through call_at
-    return made
+def is_t3_expiry(target: Any) -> bool:
+    """SCTP's T3 expiry, aiortc's timer or ours (``lazy_t3``), either side."""
+    return getattr(target, "__func__", None) is rtcsctptransport.RTCSctpTransport._t3_expired
 
 
 async def test_t3_is_not_a_new_loop_timer_per_packet() -> None:
@@ -740,7 +708,7 @@ async def test_t3_is_not_a_new_loop_timer_per_packet() -> None:
         await a.send_message(b"hello")
         assert await b.receive_message() == b"hello"
         loop = a._channel.transport._loop
-        made = count_t3_timers(loop)
+        made = count_loop_timers(loop, is_t3_expiry)
         try:
             for i in range(30):  # each acknowledged before the next leaves
                 await a.send_message(bytes([i]) * 300)

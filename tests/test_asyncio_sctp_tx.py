@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import asyncio  # aiortc's objects live on an asyncio loop of the test's own
 import collections
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from struct import pack
 from typing import Any
 
 import pytest
-import trio
 from aiortc import (
     RTCCertificate,
     RTCDataChannel,
@@ -36,10 +34,9 @@ from hypothesis import strategies as st
 
 from taiinet.transport import _asyncio_sctp as sacks_module
 from taiinet.transport import _asyncio_sctp_tx as tx
-from taiinet.transport._asyncio_bridge import AiortcBridge
-from taiinet.transport._asyncio_channel import BridgedDataChannel
 from taiinet.transport._asyncio_sctp_rx import receive_directly
 from taiinet.transport._asyncio_sctp_timers import lazy_t3
+from tests.webrtc_support import count_loop_timers, raw_pair
 
 CERTIFICATE = RTCCertificate.generateCertificate()
 TAG = 0x1234ABCD
@@ -258,24 +255,8 @@ def test_the_direct_path_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # A real link: what the direct paths save.
 
-LOOPBACK = ["127.0.0.1"]
-
-
-@asynccontextmanager
-async def raw_pair() -> AsyncIterator[tuple[BridgedDataChannel, BridgedDataChannel]]:
-    left = AiortcBridge(candidate_addresses=LOOPBACK, ice_servers=())
-    right = AiortcBridge(candidate_addresses=LOOPBACK, ice_servers=())
-    left.start()
-    right.start()
-    try:
-        offerer, answerer = left.new_peer(), right.new_peer()
-        answer = await answerer.create_answer(await offerer.create_offer())
-        await offerer.accept_answer(answer)
-        with trio.fail_after(20):
-            yield await offerer.wait_open(), await answerer.wait_open()
-    finally:
-        await right.aclose()
-        await left.aclose()
+#: The delayed-SACK timer's expiry (``delay_sacks``), what its ``LazyDeadline`` runs.
+SACK_DELAY_OVER = "delay_sacks.<locals>.delay_over"
 
 
 def count_calls(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str,
@@ -314,15 +295,8 @@ async def test_lone_packets_make_no_loop_timer_each() -> None:
         await b.send_message(b"hello")
         assert await a.receive_message() == b"hello"
         loop = b._channel.transport._loop
-        call_at = loop.call_at
-        made: list[float] = []
-
-        def counting(when: float, callback: Any, *args: Any, **kwargs: Any) -> Any:
-            if getattr(callback, "__qualname__", "") == "delay_sacks.<locals>.timer_fired":
-                made.append(when)
-            return call_at(when, callback, *args, **kwargs)
-
-        loop.call_at = counting  # call_later goes through call_at
+        made = count_loop_timers(
+            loop, lambda target: getattr(target, "__qualname__", "") == SACK_DELAY_OVER)
         try:
             for i in range(30):  # b owes a SACK for each, and its reply carries it
                 await a.send_message(bytes([i]))

@@ -12,7 +12,8 @@ from typing import Any
 
 import trio
 
-from tests.test_asyncio_bridge import open_bridge, raw_pair, wait_until_stalled
+from tests.test_asyncio_bridge import wait_until_stalled
+from tests.webrtc_support import open_bridge, raw_pair
 
 
 class StepCounter(trio.abc.Instrument):

@@ -50,10 +50,11 @@ class LazyDeadline:
     When the deadline is reached, it is cleared and ``expire`` runs.
     """
 
-    __slots__ = ("_armed_for", "_expire", "_loop", "_timer", "deadline")
+    __slots__ = ("_armed_for", "_loop", "_timer", "deadline", "expire")
 
     def __init__(self, expire: Callable[[], None]) -> None:
-        self._expire = expire
+        #: What runs when the deadline is reached.
+        self.expire = expire
         #: Loop time at which ``expire`` runs; None: not set.
         self.deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -93,7 +94,7 @@ class LazyDeadline:
             self._arm(self._loop, deadline)  # moved later meanwhile
             return
         self.deadline = None
-        self._expire()
+        self.expire()
 
 
 def lazy_t3(sctp: Any) -> bool:
