@@ -31,6 +31,7 @@ from taiinet.transport._asyncio_channel import (
     RECEIVE_HIGH_WATER_BYTES,
     BridgedDataChannel,
 )
+from tests.import_support import load_copy_without
 from tests.webrtc_support import count_loop_timers, open_bridge, raw_pair
 
 PACKAGE = Path(__file__).resolve().parent.parent / "taiinet"
@@ -680,14 +681,8 @@ def test_sends_keep_aiortcs_path_without_pyopenssls_binding(
     # pyOpenSSL's cffi binding is private: if its module is gone, records keep
     # aiortc's ``_write_ssl`` instead of the import failing the whole transport.
     import asyncio  # aiortc's objects, made on a loop of the test's own
-    import importlib.util
-    import sys
 
-    monkeypatch.setitem(sys.modules, "OpenSSL._util", None)  # importing it raises ImportError
-    spec = importlib.util.spec_from_file_location("dtls_without_binding", dtls_module.__file__)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # a copy: the transport's own module is left alone
+    module = load_copy_without(monkeypatch, dtls_module, "OpenSSL._util", "dtls_without_binding")
     assert module._lib is None
 
     async def main() -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import struct
-import sys
 from typing import Any
 
 import nacl.bindings
@@ -20,6 +18,7 @@ from taiinet.transport.errors import DecryptionError
 from taiinet.transport.noise import SMALL_FRAME_SIZE, CipherState, HandshakeResult, SecureSession
 from taiinet.wire.framing import encode_uvarint
 from taiinet.wire.identity import Identity
+from tests.import_support import load_copy_without
 
 PEER = Identity.from_seed(bytes(32)).peer_id
 keys = st.binary(min_size=32, max_size=32)
@@ -173,10 +172,5 @@ def test_a_pynacl_without_its_cffi_module_leaves_cryptography(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # ``nacl._sodium`` is PyNaCl's private module: without it the backend is
     # off instead of the import failing the transport.
-    monkeypatch.setitem(sys.modules, "nacl._sodium", None)  # importing it raises ImportError
-    spec = importlib.util.spec_from_file_location("aead_without_sodium", aead_module.__file__)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look it up
-    spec.loader.exec_module(module)  # a copy: the transport's own module is left alone
+    module = load_copy_without(monkeypatch, aead_module, "nacl._sodium", "aead_without_sodium")
     assert module.SODIUM is None
