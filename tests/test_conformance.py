@@ -28,7 +28,12 @@ from taiinet.pubsub.query import (
 from taiinet.transport.noise import NoiseHandshake, SecureSession, with_length_prefix
 from taiinet.wire.errors import FrameTooLarge, MalformedFrame, TruncatedFrame
 from taiinet.wire.framing import FrameDecoder, decode_link_frame, decode_uvarint, encode_uvarint
-from taiinet.wire.identity import parse_peer_id
+from taiinet.wire.identity import (
+    parse_peer_id,
+    peer_id_from_public_key,
+    verify_signature,
+    verify_with_public_key,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "conformance"
@@ -101,6 +106,17 @@ def test_invalid_envelopes(case: dict[str, Any]) -> None:
                       payload_type=(bytes.fromhex(case["payload_type"])
                                     if "payload_type" in case else None),
                       peer_id=case.get("peer_id"), max_size=case.get("max_size", 256 * 1024))
+
+
+# ------------------------------------------------------------------ signatures
+@pytest.mark.parametrize("case", load("signatures.json")["cases"], ids=lambda c: c["name"])
+def test_signature_validity_rule(case: dict[str, Any]) -> None:
+    key, message, signature = (bytes.fromhex(case[k])
+                               for k in ("public_key", "message", "signature"))
+    assert verify_with_public_key(key, message, signature) is case["valid"]
+    if len(key) == 32:
+        signer = str(peer_id_from_public_key(key))
+        assert verify_signature(signer, message, signature) is case["valid"]
 
 
 # ------------------------------------------------------------------ frames

@@ -5,13 +5,15 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import ed25519_zebra
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from taiinet import Identity, TaiiNetError
 from taiinet.errors import LocalProtocolError, RemoteProtocolError
 from taiinet.wire import codec
+from taiinet.wire import identity as identity_module
 from taiinet.wire.base58 import b58decode, b58encode
 from taiinet.wire.errors import InvalidPeerId, KeyFileError
 from taiinet.wire.identity import (
@@ -19,7 +21,9 @@ from taiinet.wire.identity import (
     peer_id_from_public_key,
     public_key_from_peer_id,
     verify_signature,
+    verify_with_public_key,
 )
+from tools import conformance_signatures as ed
 
 seeds = st.binary(min_size=32, max_size=32)
 
@@ -182,3 +186,51 @@ def test_cid_form_of_peer_ids(seed: bytes) -> None:
 def test_malformed_cid_peer_ids(text: str) -> None:
     with pytest.raises(InvalidPeerId):
         parse_peer_id(text)
+
+
+# ------------------------------------------------------------------ the validity rule
+# docs/protocol.md section 2.4; the edge cases are in conformance/signatures.json, these
+# cover every point of small order and draw keys with each torsion component.
+def _refused_forms() -> list[tuple[str, bytes]]:
+    """Every encoding of a point of small order, canonical or not, by name."""
+    forms = []
+    for index, point in enumerate(ed.TORSION):
+        forms.append((f"[{index}]T", ed.encode(point)))
+        if point[0] == 0:  # x = 0: the sign bit set is the other, non-canonical, form
+            forms.append((f"[{index}]T, sign bit", ed.encoding(point[1], 1)))
+        if point[1] < 19:  # y + p still fits in 255 bits
+            forms.append((f"[{index}]T, y + p", ed.encode((point[0], point[1] + ed.P))))
+    return forms
+
+
+@pytest.mark.parametrize(("name", "point"), _refused_forms(), ids=[n for n, _ in _refused_forms()])
+def test_points_of_small_order_are_refused_as_key_and_nonce(name: str, point: bytes) -> None:
+    a, _ = ed.secret_scalar(bytes(32))
+    public = ed.encode(ed.mul(a, ed.B))
+    as_key = ed.forge(0, point, 5, ed.encode(ed.mul(5, ed.B)), b"m")
+    as_nonce = ed.forge(a, public, 0, point, b"m")
+    # ZIP-215 alone accepts both (the cofactored equation holds): the rule must not.
+    assert ed25519_zebra.ed_verify(as_key, b"m", point)
+    assert ed25519_zebra.ed_verify(as_nonce, b"m", public)
+    assert not verify_with_public_key(point, b"m", as_key)
+    assert not verify_with_public_key(public, b"m", as_nonce)
+
+
+@settings(max_examples=16)
+@given(seeds, st.integers(1, 7), st.integers(0, 7), st.binary(max_size=40))
+def test_keys_and_nonces_with_torsion_verify(seed: bytes, key_torsion: int, nonce_torsion: int,
+                                             data: bytes) -> None:
+    a, _ = ed.secret_scalar(seed)
+    public = ed.encode(ed.add(ed.mul(a, ed.B), ed.TORSION[key_torsion]))
+    r_point = ed.add(ed.mul(7, ed.B), ed.TORSION[nonce_torsion])
+    signature = ed.forge(a, public, 7, ed.encode(r_point), data)
+    assert verify_with_public_key(public, data, signature)
+    assert not verify_with_public_key(public, data + b"x", signature)
+
+
+
+def test_refused_points_are_the_unreduced_and_small_order_encodings() -> None:
+    ys = [*range(ed.P, 2**255), *(point[1] for point in ed.TORSION)]
+    expected = {ed.encoding(y, sign) for y in ys for sign in (0, 1)}
+    refused = identity_module._REFUSED_POINTS
+    assert refused == expected

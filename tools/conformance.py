@@ -47,7 +47,11 @@ from taiinet.wire.framing import (  # noqa: E402
     encode_uvarint,
     join_items,
 )
-from taiinet.wire.identity import Identity, parse_peer_id  # noqa: E402
+from taiinet.wire.identity import (  # noqa: E402
+    Identity,
+    parse_peer_id,
+    verify_with_public_key,
+)
 from taiinet.wire.keepalive import encode_ping, encode_pong  # noqa: E402
 from taiinet.wire.peer_id import PeerId  # noqa: E402
 
@@ -180,6 +184,15 @@ def envelopes() -> dict[str, Any]:
     reject("signature of another key", base[:-64] + other.sign(
         signed_bytes(domain, b"/taiinet/test", b"hello, world")))
     return {"valid": valid, "invalid": invalid}
+
+
+# ------------------------------------------------------------------ signatures
+def signatures() -> dict[str, Any]:
+    """Edge-case Ed25519 signatures (docs/protocol.md section 2.4), made by an
+    independent Edwards25519 (tools/conformance_signatures.py)."""
+    from tools.conformance_signatures import signatures as make
+
+    return make(verify_with_public_key)
 
 
 # ------------------------------------------------------------------ frames
@@ -578,7 +591,8 @@ def routes() -> dict[str, Any]:
     return {"cases": cases}
 
 
-FILES = {"peer_ids.json": peer_ids, "envelopes.json": envelopes, "frames.json": frames,
+FILES = {"peer_ids.json": peer_ids, "envelopes.json": envelopes,
+         "signatures.json": signatures, "frames.json": frames,
          "noise_xx.json": noise_xx, "values.json": values, "queries.json": queries,
          "adverts.json": adverts, "routes.json": routes}
 

@@ -6,13 +6,14 @@ import { FrameTooLarge, InvalidEnvelope, InvalidPeerId, KeyFileError, LocalProto
 import { openEnvelope, sealEnvelope, signedBytes } from "../src/wire/envelope.js";
 import { DEFAULT_MAX_FRAME_SIZE, FrameDecoder, decodeUvarint, encodeUvarint, frameWithPrefix } from "../src/wire/framing.js";
 import { LINK_PROTOCOL, type LinkItem, decodeControl, decodeLinkFrame, encodeItem, joinItems, pingItem, pongItem } from "../src/wire/linkFrame.js";
-import { Identity, verifySignature } from "../src/wire/identity.js";
-import { parsePeerId, parseUserPeerId, publicKeyOfPeerId } from "../src/wire/peerId.js";
+import { Identity, verifySignature, verifyWithPublicKey } from "../src/wire/identity.js";
+import { parsePeerId, parseUserPeerId, peerIdFromPublicKey, publicKeyOfPeerId } from "../src/wire/peerId.js";
 import { hex, load, toHexString } from "./vectors.js";
 
 const peerIds = load("peer_ids.json");
 const envelopes = load("envelopes.json");
 const frames = load("frames.json");
+const signatures = load("signatures.json");
 const ERRORS: Record<string, new (...args: never[]) => Error> = { MalformedFrame, TruncatedFrame, FrameTooLarge };
 const errorClass = (name: string): new (...args: never[]) => Error => ERRORS[name] ?? Error;
 
@@ -82,6 +83,16 @@ describe("envelopes", () => {
     assert.ok(verifySignature(identity.peerId, data, identity.sign(data)));
     assert.ok(!verifySignature(identity.peerId, new Uint8Array(), identity.sign(data)));
   });
+});
+
+describe("signature validity (docs/protocol.md 2.4)", () => {
+  for (const c of signatures.cases) {
+    it(`${c.name}: ${c.valid ? "valid" : "invalid"}`, () => {
+      const [key, message, signature] = [hex(c.public_key), hex(c.message), hex(c.signature)];
+      assert.equal(verifyWithPublicKey(key, message, signature), c.valid);
+      if (key.length === 32) assert.equal(verifySignature(peerIdFromPublicKey(key), message, signature), c.valid);
+    });
+  }
 });
 
 describe("framing", () => {

@@ -9,6 +9,15 @@ protobuf-encoded public key::
 so the id embeds the key and any signature can be checked from the id alone.
 A key file holds the protobuf ``PrivateKey`` (Ed25519, seed || public key),
 written with mode 0600.  Byte layouts and vectors: docs/protocol.md.
+
+Signatures are checked by the rule of docs/protocol.md section 2.4 (RFC 8032
+with canonical encodings, no point of small order, the cofactored equation),
+which every peer applies alike: conformance/signatures.json holds its edge
+cases.  Byte comparisons here refuse what the rule refuses before any curve
+arithmetic; ed25519-zebra (ZIP-215: the cofactored equation, S < L) checks
+the rest, in about two thirds of libsodium's time (docs/measurements.md).
+libsodium's cofactorless equation would refuse signatures by keys or nonces
+with a torsion component that the rule accepts.  PyNaCl (libsodium) signs.
 """
 
 from __future__ import annotations
@@ -18,8 +27,7 @@ import binascii
 import contextlib
 import os
 
-import nacl.bindings
-import nacl.exceptions
+import ed25519_zebra
 import nacl.signing
 
 from taiinet.errors import LocalProtocolError
@@ -41,6 +49,24 @@ __all__ = ["IDENTITY_MULTIHASH_CODE", "MAX_PEER_ID_TEXT", "PEER_ID_BYTES_SIZE", 
 _CID_PREFIX = bytes([0x01, 0x72])
 #: A key file larger than this is not a key file (a canonical one has 68 bytes).
 MAX_KEY_FILE_SIZE = 4096
+#: The field prime p and the order L of the base point (RFC 8032 section 5.1).
+_P = 2**255 - 19
+_L = 2**252 + 27742317777372353535851937790883648493
+#: y of two of the four points of order 8 (the other two have y = p - this).
+_ORDER_EIGHT_Y = 2707385501144840649318225287225658788936804267575313519463743609750303402022
+
+
+def _with_either_sign(y: int) -> tuple[bytes, bytes]:
+    return y.to_bytes(32, "little"), (y | 1 << 255).to_bytes(32, "little")
+
+
+#: Every 32-byte string the rule refuses as A or R whatever the rest: a y that is
+#: not reduced (p <= y < 2^255) and the eight points of small order (y = 0, 1,
+#: p - 1, +-y8), each with either sign bit (x = 0 with the sign bit set, the
+#: other non-canonical form, has y = +-1, so it is among them).
+_REFUSED_POINTS = frozenset(
+    encoding for y in (*range(_P, 2**255), 0, 1, _P - 1, _ORDER_EIGHT_Y, _P - _ORDER_EIGHT_Y)
+    for encoding in _with_either_sign(y))
 
 
 def peer_id_bytes_from_public_key(raw: bytes) -> bytes:
@@ -117,15 +143,16 @@ def verify_signature(peer_id: str, data: bytes, signature: bytes) -> bool:
 
 
 def verify_with_public_key(raw: bytes, data: bytes, signature: bytes) -> bool:
+    """True when ``signature`` is valid for ``data`` and the raw 32-byte key ``raw``
+    by the rule of docs/protocol.md section 2.4; anything malformed is not valid."""
     if len(signature) != codec.ED25519_SIGNATURE_SIZE or len(raw) != codec.ED25519_PUBLIC_KEY_SIZE:
         return False
-    try:
-        # What ``VerifyKey(raw).verify`` does, without making a key object each time.
-        nacl.bindings.crypto_sign_open(signature + data, raw)
-    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError,
-            nacl.exceptions.TypeError, nacl.exceptions.RuntimeError):
+    raw, data, signature = bytes(raw), bytes(data), bytes(signature)  # the binding takes bytes
+    if (raw in _REFUSED_POINTS or signature[:32] in _REFUSED_POINTS
+            or int.from_bytes(signature[32:], "little") >= _L):
         return False
-    return True
+    # What is left to check is the cofactored equation, with A and R decoding to points.
+    return ed25519_zebra.ed_verify(signature, data, raw) is True
 
 
 class Identity:

@@ -1,8 +1,11 @@
 /**
  * Node identities: Ed25519 key pairs named by their libp2p peer id
  * (docs/protocol.md, section 2).  Signing and verification are @noble/curves'
- * Ed25519 with strict RFC 8032 verification (no ZIP-215 leniency), as the
- * Python side's libsodium.
+ * Ed25519.  Signatures are checked by the rule of section 2.4, as every peer
+ * does (conformance/signatures.json): noble with `zip215: false` decodes A and
+ * R strictly, requires S < L and checks the cofactored equation; it refuses a
+ * key of small order but not a nonce R of small order, so both are refused
+ * here first, by their bytes.
  */
 
 import { ed25519 } from "@noble/curves/ed25519.js";
@@ -12,9 +15,25 @@ import { bytesEqual } from "../bytes.js";
 import { ED25519_SEED_SIZE, ED25519_SIGNATURE_SIZE, decodePrivateKey, encodePrivateKey, encodePublicKey } from "./keys.js";
 import { ED25519_PUBLIC_KEY_SIZE, type PeerId, peerIdFromPublicKey, publicKeyOfPeerId } from "./peerId.js";
 
-/** True when `signature` is the Ed25519 signature of `data` by the raw key `publicKey`. */
+/** The field prime p. */
+const P = 2n ** 255n - 19n;
+/** y of two of the four points of order 8 (the other two have y = p - this). */
+const ORDER_EIGHT_Y = 2707385501144840649318225287225658788936804267575313519463743609750303402022n;
+/** The y coordinates of the eight points of small order. */
+const SMALL_ORDER_Y = new Set([0n, 1n, P - 1n, ORDER_EIGHT_Y, P - ORDER_EIGHT_Y]);
+
+/** Whether 32 bytes may stand for A or R: y reduced (y < p) and not a point of small order
+ * (x = 0 with the sign bit set, the other non-canonical form, has y = ±1: refused too). */
+function acceptablePoint(encoded: Uint8Array): boolean {
+  let y = BigInt((encoded[31] as number) & 0x7f);
+  for (let i = 30; i >= 0; i--) y = (y << 8n) | BigInt(encoded[i] as number);
+  return y < P && !SMALL_ORDER_Y.has(y);
+}
+
+/** True when `signature` is valid for `data` and the raw key `publicKey` (docs/protocol.md 2.4). */
 export function verifyWithPublicKey(publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array): boolean {
   if (signature.length !== ED25519_SIGNATURE_SIZE || publicKey.length !== ED25519_PUBLIC_KEY_SIZE) return false;
+  if (!acceptablePoint(publicKey) || !acceptablePoint(signature.subarray(0, 32))) return false;
   try {
     return ed25519.verify(signature, data, publicKey, { zip215: false });
   } catch {
