@@ -6,6 +6,7 @@ import ast
 import collections
 import logging
 import threading
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -560,6 +561,52 @@ async def test_a_peer_closing_dtls_closes_the_direct_reader_side(
     # Ended as aiortc's reader ends on the peer's close_notify: quietly (it
     # logged a TypeError's traceback when the end was a (None, 1) datagram).
     assert not [r for r in caplog.records if r.name.startswith("aiortc")], caplog.text
+
+
+async def test_datagrams_held_behind_a_busy_record_are_bounded() -> None:
+    # b stops reading, so a record of a's waits in b's socket callback; then a
+    # flood of DTLS-range datagrams (a peer faster than b, or garbage) arrives.
+    async with raw_pair() as (a, b):
+        dtls_b = b._channel.transport.transport
+        assert 2 * b._channel.transport._advertised_rwnd <= dtls_module.MAX_HELD_BYTES
+        sent = 0
+
+        async def sender() -> None:
+            nonlocal sent
+            for i in range(RECEIVE_HIGH_WATER + 64):
+                await a.send_message(i.to_bytes(4, "big") * 16)
+                sent += 1
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sender)
+            await wait_until_stalled(lambda: len(b._inbox))
+            assert b._room is not None  # the SCTP receive path waits: a record is busy
+            connection = dtls_b.transport._connection
+            flood = 3 * dtls_module.MAX_HELD_BYTES // 1200
+            tracemalloc.start()
+            try:
+                before = tracemalloc.get_traced_memory()[0]
+
+                async def feed() -> None:
+                    for i in range(flood):
+                        connection.data_received(bytes([23]) + i.to_bytes(4, "big") * 300, 1)
+
+                await b._peer._bridge.run(feed)
+                grown = tracemalloc.get_traced_memory()[0] - before
+            finally:
+                tracemalloc.stop()
+            assert grown < dtls_module.MAX_HELD_BYTES * 5 // 4, grown  # not 3x the budget
+            held = getattr(dtls_b, dtls_module._HELD)
+            assert held.bytes <= dtls_module.MAX_HELD_BYTES
+            assert held.dropped >= flood - dtls_module.MAX_HELD_BYTES // 1201
+            received = [await b.receive_message() for _ in range(sent)]
+        assert received == [i.to_bytes(4, "big") * 16 for i in range(sent)]
+        with trio.fail_after(30):  # the garbage was dropped or read; the link still works
+            await a.send_message(b"after")
+            assert await b.receive_message() == b"after"
+            await b.send_message(b"back")
+            assert await a.receive_message() == b"back"
+        assert held.bytes == held.datagrams == 0
 
 
 def test_trio_as_a_guest_of_asyncio_keeps_its_host_loop() -> None:

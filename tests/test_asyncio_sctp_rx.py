@@ -318,3 +318,58 @@ def test_in_order_fragments_skip_aiortcs_data_path(monkeypatch: Any) -> None:
         assert sctp._inbound_streams[0].reassembly == []
 
     asyncio.run(main())
+
+
+def data_chunk(tsn: int, flags: int, *, seq: int = 0, size: int = 1000) -> rsctp.DataChunk:
+    """A DATA chunk of stream 0 as parsed off the wire."""
+    chunk = rsctp.DataChunk()
+    chunk.flags, chunk.tsn, chunk.stream_id, chunk.stream_seq = flags, tsn, 0, seq
+    chunk.protocol = rsctp.WEBRTC_BINARY
+    chunk.user_data = bytes([tsn % 251]) * size
+    return rsctp.DataChunk(flags=flags, body=bytes(chunk)[4:])
+
+
+def held_bytes(sctp: Any) -> int:
+    return sum(len(c.user_data) for s in sctp._inbound_streams.values() for c in s.reassembly)
+
+
+def test_a_message_that_never_ends_is_held_only_up_to_the_window() -> None:
+    async def main() -> None:
+        sctp, delivered, _ = association(direct=True)
+        window = sctp._advertised_rwnd
+        tsn = FIRST_TSN
+        for i in range(1300):  # 1.3 MB of one message that never ends, in TSN order
+            await sctp._receive_data_chunk(
+                data_chunk(tsn, rsctp.SCTP_DATA_FIRST_FRAG if i == 0 else 0))
+            tsn = rsctp.tsn_plus_one(tsn)
+        assert window <= held_bytes(sctp) <= window + 1000
+        assert sctp._advertised_rwnd <= 0 and delivered == []
+        # What was dropped was never acknowledged: the sender retransmits from there,
+        # and the message's end lets it out (the window back where it was).
+        end, held = rsctp.tsn_plus_one(sctp._last_received_tsn), held_bytes(sctp)
+        await sctp._receive_data_chunk(data_chunk(end, rsctp.SCTP_DATA_LAST_FRAG))
+        assert [len(m) for _, _, m in delivered] == [held + 1000]
+        assert held_bytes(sctp) == 0 and sctp._advertised_rwnd == window
+        await sctp._receive_data_chunk(data_chunk(rsctp.tsn_plus_one(end), 3, seq=1))
+        assert len(delivered) == 2
+
+    asyncio.run(main())
+
+
+def test_chunks_far_ahead_of_a_gap_are_held_only_up_to_max_tsn_ahead() -> None:
+    async def main() -> None:
+        sctp, delivered, _ = association(direct=True)
+        # (no TSN wrap here: aiortc sorts the out-of-order TSNs as plain numbers)
+        last = sctp._last_received_tsn = 1000
+        tsn = 1002  # 1001 is lost
+        for seq in range(1, rx.MAX_TSN_AHEAD + 1000):  # whole messages, one byte each
+            await sctp._receive_data_chunk(data_chunk(tsn, 3, seq=seq, size=1))
+            tsn = rsctp.tsn_plus_one(tsn)
+        assert len(sctp._sack_misordered) == rx.MAX_TSN_AHEAD - 1
+        assert sctp._last_received_tsn == last and delivered == []
+        # The lost chunk comes again: everything held goes out, in order.
+        await sctp._receive_data_chunk(data_chunk(1001, 3, seq=0, size=1))
+        assert len(delivered) == rx.MAX_TSN_AHEAD and held_bytes(sctp) == 0
+        assert sctp._last_received_tsn == last + rx.MAX_TSN_AHEAD
+
+    asyncio.run(main())

@@ -14,6 +14,7 @@ import { decodeLinkFrame, encodeOverlayFrame } from "../src/link/frames.js";
 import { type NodeAction, NodeCore } from "../src/node/nodeCore.js";
 import { MalformedOverlayMessage, type OverlayMsg, fromOverlayProto, toOverlayProto } from "../src/overlay/codec.js";
 import { DEFAULT_HYPARVIEW_CONFIG, HyParView, type MembershipAction } from "../src/overlay/hyparview.js";
+import { RefillPacing } from "../src/overlay/refill.js";
 import { sealDocument } from "../src/pubsub/document.js";
 import { Query } from "../src/query/query.js";
 import { SeededRandom } from "../src/random.js";
@@ -222,6 +223,102 @@ describe("HyParView core", () => {
     assert.equal(node.passive.size, Math.min(sent + 1, 8));
     node.receive(peer(1), { type: "shuffleReply", peers: P.slice(30, 40) }, T0 + 10_200);
     assert.equal(node.passive.size, Math.min(sent + 1, 8));
+  });
+});
+
+describe("HyParView link churn (docs/overlay.md, Transport and Refill)", () => {
+  const T0 = 1_000;
+  const tickMs = DEFAULT_HYPARVIEW_CONFIG.keepaliveIntervalMs;
+
+  it("a walk ending here from an unlinked origin is merged without a dial", () => {
+    const node = new HyParView(peer(0), new SeededRandom(1));
+    node.start(peer(1), T0);
+    const actions = node.receive(peer(1), { type: "shuffle", origin: peer(2), ttl: 1, peers: [peer(3), peer(4), peer(5)] }, T0 + 500);
+    // Nothing at all for the origin (a send would dial it), no link to close.
+    assert.deepEqual(actions.filter((a) => a.peer === peer(2)), []);
+    for (const i of [2, 3, 4, 5]) assert.ok(node.passive.has(peer(i)));
+    assert.equal(node.exchangeRepliesRefused, 1);
+  });
+
+  it("a linked origin still gets its reply, over its link", () => {
+    const node = new HyParView(peer(0), new SeededRandom(1));
+    node.start(peer(1), T0);
+    node.receive(peer(1), { type: "shuffle", origin: peer(2), ttl: 1, peers: [peer(3), peer(4), peer(5), peer(6)] }, T0 + 500);
+    const actions = node.receive(peer(1), { type: "shuffle", origin: peer(1), ttl: 1, peers: [] }, T0 + 600);
+    assert.deepEqual(sends(actions), [[peer(1), "shuffleReply"]]);
+    assert.ok(!actions.some((a) => a.type === "close"));
+    assert.equal(node.exchangeRepliesRefused, 1);
+  });
+
+  it("exchangeReplyBurst > 0 dials unlinked origins for the reply, closes the link, and is a bucket", () => {
+    const config = { ...DEFAULT_HYPARVIEW_CONFIG, exchangeReplyBurst: 2 };
+    const node = new HyParView(peer(0), new SeededRandom(1), config);
+    node.start(peer(1), T0);
+    const ends = [2, 3, 4].map((i) => node.receive(peer(1), { type: "shuffle", origin: peer(i), ttl: 1, peers: [peer(9)] }, T0 + 500));
+    for (const [k, i] of [2, 3].entries()) {
+      assert.deepEqual(ends[k]?.map((a) => [a.type, a.peer]), [["send", peer(i)], ["close", peer(i)]]);
+    }
+    assert.deepEqual(ends[2], []);
+    assert.equal(node.exchangeRepliesRefused, 1);
+    const later = node.receive(peer(1), { type: "shuffle", origin: peer(5), ttl: 1, peers: [] }, T0 + 500 + config.exchangeReplyIntervalMs);
+    assert.deepEqual(sends(later), [[peer(5), "shuffleReply"]]); // one more token a second
+  });
+
+  /** Every `Neighbor` request (not a confirmation of `peer(1)`) is refused at once, as by full peers; how many were sent. */
+  function refuseAll(node: HyParView, actions: MembershipAction[], now: number): number {
+    const isRequest = (a: MembershipAction): boolean => a.type === "send" && a.message.type === "neighbor" && a.peer !== peer(1);
+    const todo = actions.filter(isRequest);
+    let sent = 0;
+    for (let request = todo.shift(); request !== undefined; request = todo.shift()) {
+      sent++;
+      assert.ok(sent <= 50, "a refused request is followed by another without end");
+      todo.push(...node.receive(request.peer, { type: "neighborReply", accepted: false }, now).filter(isRequest));
+    }
+    return sent;
+  }
+
+  it("refused ticks back off (4, 8, 16, then 32 s) until the view changes", () => {
+    const node = new HyParView(peer(0), new SeededRandom(4), { ...DEFAULT_HYPARVIEW_CONFIG, activeSize: 2 });
+    node.start(peer(1), T0, P.slice(2, 12));
+    const askedAt: number[] = [];
+    for (let tick = 1; tick <= 30; tick++) { // one minute of keep-alive ticks
+      const now = T0 + tick * tickMs;
+      node.heardFrom(peer(1), now);
+      const sent = refuseAll(node, node.tick(now), now);
+      for (let i = 0; i < sent; i++) askedAt.push(now - T0);
+    }
+    // The first refilling tick spends its 3 refusals; the tick after it pauses the refill
+    // for 4, 8, 16, then 32 s, with one request a pause (90 requests without the backoff).
+    assert.deepEqual([...new Set(askedAt)], [2_000, 8_000, 18_000, 36_000]);
+    assert.equal(askedAt.length, 3 + 1 + 1 + 1);
+    assert.deepEqual([...node.active.keys()], [peer(1)]);
+    // The neighbour goes: the view changed, so the refill asks at once and the next tick too.
+    const now = T0 + 62_000;
+    assert.ok(refuseAll(node, node.linkDown(peer(1), now), now) >= 1);
+    assert.ok(refuseAll(node, node.tick(now + tickMs), now + tickMs) >= 1); // (an empty view never backs off either)
+  });
+
+  it("the backoff is capped at refillBackoffMs and ends with a change of the view", () => {
+    const pacing = new RefillPacing();
+    const due: number[] = [];
+    let now = 0;
+    for (let round = 0; round < 12; round++) {
+      for (let i = 0; i < (pacing.strikes === 0 ? 3 : 1); i++) {
+        assert.ok(!pacing.spent(3));
+        pacing.refused();
+      }
+      assert.ok(pacing.spent(3));
+      assert.ok(!pacing.tick(now, 2_000, 3, 32_000));
+      due.push(pacing.resumeAt - now);
+      now = pacing.resumeAt;
+      assert.ok(pacing.tick(now, 2_000, 3, 32_000)); // nothing refused meanwhile: it refills
+    }
+    assert.deepEqual(due.slice(0, 5), [4_000, 8_000, 16_000, 32_000, 32_000]);
+    assert.equal(Math.max(...due), 32_000);
+    pacing.refused();
+    pacing.viewChanged();
+    assert.ok(pacing.tick(now, 2_000, 3, 32_000));
+    assert.equal(pacing.strikes, 0);
   });
 });
 

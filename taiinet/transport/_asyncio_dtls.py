@@ -16,8 +16,11 @@ range (20-63, RFC 7983) skips the STUN parse.  Order is kept: while the
 reader task still has datagrams to process (or is not waiting on its queue),
 datagrams go its way as before; while a record processed here waits (only
 the receive back-pressure of ``_asyncio_channel`` makes it wait), later ones
-wait behind it in a deque (unbounded as aioice's queue is: the peer's SCTP
-window, unacknowledged while we wait, bounds both).  Whatever ends the reader
+wait behind it in a deque.  Both that deque and aioice's queue share one
+budget per connection (``MAX_HELD_BYTES``, ``MAX_HELD_DATAGRAMS``) that an
+honest peer never reaches; a datagram past it is dropped (SCTP retransmits
+it), so a peer that sends faster than it is read, or sends garbage, cannot
+grow memory.  Whatever ends the reader
 task (the peer's close_notify, an error) ends it here too: a ``None`` in
 aioice's queue makes the parked task raise ``ConnectionError`` and close the
 transport, as its own reading would have.
@@ -60,6 +63,7 @@ except ImportError:
 logger = logging.getLogger(__name__)
 
 _HOOKED = "_taiinet_direct_reads"
+_HELD = "_taiinet_held"  # the connection's ``HeldDatagrams``
 _HANDSHAKE_DONE = "_RTCDtlsTransport__handshake_done"
 _RX_BYTES = "_RTCDtlsTransport__rx_bytes"
 _RX_PACKETS = "_RTCDtlsTransport__rx_packets"
@@ -69,6 +73,50 @@ _SEND_HOOKED = "_taiinet_direct_sends"
 _WRITER = "_taiinet_record_writer"
 #: Largest record read out of OpenSSL at once (aiortc's ``_write_ssl`` reads 1500).
 _RECORD_READ = 1500
+#: Bytes of datagrams one connection may hold for later: behind a record being
+#: processed, or in aioice's queue for aiortc's reader task.  A record waits only
+#: while the trio reader is behind, and then nothing is acknowledged, so an honest
+#: peer has at most our SCTP receive window in flight toward us (aiortc advertises
+#: 1 MiB, ``_advertised_rwnd``; an aiortc sender, which ignores the window, is held
+#: by its congestion window, which stops growing without SACKs).  A full window
+#: is ~900 packets of <= 1189 bytes (``SCTP_MAX_PACKET_LENGTH``) plus ~30 bytes of
+#: DTLS each, ~1.1 MiB of datagrams; twice the window leaves room for SACKs,
+#: heartbeats and retransmissions.
+MAX_HELD_BYTES = 2 * 1024 * 1024
+#: ... and datagrams: a window of small packets (>= 128 bytes of user data on
+#: average); each held datagram also costs ~40 bytes of Python object.
+MAX_HELD_DATAGRAMS = 8192
+
+
+class HeldDatagrams:
+    """The budget of one connection's held datagrams; past it a datagram is dropped.
+
+    Dropping a UDP datagram is what a full socket buffer does anyway: SCTP
+    retransmits what was lost, so an honest peer that somehow overshoots
+    loses time, not data, and a flooding one gains no memory.
+    """
+
+    __slots__ = ("bytes", "datagrams", "dropped")
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.datagrams = 0
+        self.dropped = 0
+
+    def admit(self, size: int) -> bool:
+        """Count a datagram of ``size`` bytes in, or count it dropped (False)."""
+        if self.bytes + size > MAX_HELD_BYTES or self.datagrams >= MAX_HELD_DATAGRAMS:
+            if not self.dropped:
+                logger.warning("a WebRTC peer sends faster than it is read: dropping datagrams")
+            self.dropped += 1
+            return False
+        self.bytes += size
+        self.datagrams += 1
+        return True
+
+    def release(self, size: int, datagrams: int = 1) -> None:
+        self.bytes -= size
+        self.datagrams -= datagrams
 
 
 def _is_dtls(data: bytes) -> bool:
@@ -95,8 +143,10 @@ def read_directly(dtls: Any) -> bool:
     direct_flush = _can_flush(dtls)
     queued = connection.data_received  # aioice's: into the queue the reader task waits on
     waiting: deque[bytes] = deque()  # behind a record that is being processed
+    held = HeldDatagrams()  # ``waiting`` and what we put in aioice's queue
     busy: asyncio.Task[None] | None = None
     stopped = False
+    _count_queue_takes(queue, held)
 
     def reader_parked() -> bool:
         """The reader task has nothing left to read and waits on the queue: records are ours."""
@@ -127,6 +177,7 @@ def read_directly(dtls: Any) -> bool:
         """End reading as the reader task would have ended: it closes the transport."""
         nonlocal stopped
         stopped = True
+        held.release(sum(map(len, waiting)), len(waiting))
         waiting.clear()
         if not isinstance(exc, ConnectionError):
             logger.warning("reading a DTLS record failed", exc_info=exc)
@@ -154,23 +205,53 @@ def read_directly(dtls: Any) -> bool:
             stop(exc)
             return
         while waiting and busy is None and not stopped:
-            start(waiting.popleft())
+            data = waiting.popleft()
+            held.release(len(data))
+            start(data)
+
+    def to_reader(data: bytes, component: int) -> None:
+        if held.admit(len(data)):
+            queued(data, component)
 
     def data_received(data: bytes, component: int) -> None:
         if stopped or not data:
-            queued(data, component)
+            to_reader(data, component)
         elif busy is not None or waiting:
-            waiting.append(data)
+            if held.admit(len(data)):
+                waiting.append(data)
         elif _is_dtls(data) and reader_parked() and dtls._state is State.CONNECTED:
             start(data)
         else:
-            queued(data, component)
+            to_reader(data, component)
 
     connection.data_received = data_received
+    setattr(dtls, _HELD, held)
     for protocol in getattr(connection, "_protocols", ()):
         _skip_stun_parse(protocol)
     setattr(dtls, _HOOKED, True)
     return True
+
+
+def _count_queue_takes(queue: Any, held: HeldDatagrams) -> None:
+    """Give ``held`` back a datagram's bytes when aiortc's reader task takes it from ``queue``.
+
+    ``asyncio.Queue._get`` is the hook its subclasses override; the datagrams
+    queued before the budget existed (and the ``None`` that ends the reader)
+    were never counted in.
+    """
+    take = queue._get
+    uncounted = queue.qsize()
+
+    def taking() -> Any:
+        nonlocal uncounted
+        item = take()
+        if uncounted:
+            uncounted -= 1
+        elif item is not None:
+            held.release(len(item[0]))
+        return item
+
+    queue._get = taking
 
 
 def _skip_stun_parse(protocol: Any) -> None:

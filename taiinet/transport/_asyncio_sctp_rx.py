@@ -29,9 +29,19 @@ ends in four assignments and the hand-over of the message.
   Any other chunk (a gap or a duplicate, unordered, a stream sequence out of
   turn, fragments of another message waiting, a deferred stream reset, a
   new stream) goes to aiortc's.  The state left is aiortc's to the field (a test compares them
-  chunk by chunk on drawn sequences).  Hooks that wrap
+  chunk by chunk on drawn sequences), but for one bound (below).  Hooks that wrap
   ``_receive_data_chunk`` go on after this one (they then wrap it); one
   already there keeps seeing every chunk (this path is then not installed).
+
+The bound: aiortc holds every DATA chunk it cannot hand on yet (after a gap,
+or a fragment of a message not ended), however far ahead its TSN and past
+its receive window; a peer could grow it without end (a message that never
+ends, TSNs far ahead).  Here a chunk that would be held past the window is
+dropped as lost, as RFC 9260 section 6.2 lets a receiver with no window left
+drop a chunk beyond the highest TSN received, and so is one more than
+``MAX_TSN_AHEAD`` TSNs ahead: an honest sender keeps within our window and
+retransmits what was dropped; chunks that fill a gap below the highest TSN
+are still taken (they let held messages out).  A SACK reports the window.
 """
 
 from __future__ import annotations
@@ -59,8 +69,14 @@ _CRC32C: Callable[[bytes], int] | None = getattr(sctp_module, "crc32c", None)
 _WHOLE_ORDERED = SCTP_DATA_FIRST_FRAG | SCTP_DATA_LAST_FRAG
 _FRAGMENT_BITS = SCTP_DATA_FIRST_FRAG | SCTP_DATA_LAST_FRAG | SCTP_DATA_UNORDERED
 _FIRST_OR_UNORDERED = SCTP_DATA_FIRST_FRAG | SCTP_DATA_UNORDERED
+_LAST_OR_UNORDERED = SCTP_DATA_LAST_FRAG | SCTP_DATA_UNORDERED
 #: aiortc's per-chunk debug lines: while they are written, aiortc reads every packet.
 _AIORTC_LOGGER = logging.getLogger(sctp_module.__name__)
+#: DATA chunks further ahead of the cumulative TSN than this are dropped as lost: a
+#: window of small chunks (1 MiB over 4096 is 256 bytes of user data per chunk; full
+#: chunks carry 1,172), and bounded both ways: aiortc's out-of-order set and the gaps
+#: it can hold, each chunk at most a packet (4096 x 1,172 bytes).
+MAX_TSN_AHEAD = 4096
 _ATTRIBUTES = (
     "_handle_data", "_receive_data_chunk", "_receive_sack_chunk", "_receive", "_send_sack",
     "_sack_needed", "_sack_misordered", "_sack_duplicates", "_last_received_tsn",
@@ -106,10 +122,13 @@ def receive_directly(sctp: Any) -> bool:
             or sctp._sack_duplicates
             or sctp._reconfig_deferred is not None
         ):
-            await aiortc_receive_data_chunk(chunk)
+            await bounded_receive_data_chunk(chunk, last_tsn)
             return
         fragment = chunk.flags & _FRAGMENT_BITS
         reassembly = stream.reassembly
+        if fragment & _LAST_OR_UNORDERED == 0 and sctp._advertised_rwnd <= 0:
+            sctp._sack_needed = True  # a fragment to hold, and no window: dropped as lost
+            return
         if not reassembly:
             if fragment == _WHOLE_ORDERED:
                 # What aiortc's path leaves: the chunk acknowledged, its message out of
@@ -141,6 +160,13 @@ def receive_directly(sctp: Any) -> bool:
             sctp._advertised_rwnd += len(message)
             await sctp._receive(chunk.stream_id, chunk.protocol, message)
             return
+        await bounded_receive_data_chunk(chunk, last_tsn)
+
+    async def bounded_receive_data_chunk(chunk: DataChunk, last_tsn: int) -> None:
+        """aiortc's path for ``chunk``, unless aiortc would hold it past the bound."""
+        if _past_window(sctp, chunk, last_tsn):
+            sctp._sack_needed = True  # dropped as lost; the SACK reports the window
+            return
         await aiortc_receive_data_chunk(chunk)
 
     sctp._handle_data = handle_data
@@ -148,6 +174,24 @@ def receive_directly(sctp: Any) -> bool:
         sctp._receive_data_chunk = receive_data_chunk
     setattr(sctp, _HOOKED, True)
     return True
+
+
+def _past_window(sctp: Any, chunk: DataChunk, last_tsn: int) -> bool:
+    """Whether aiortc would hold ``chunk`` past the bound: it is then dropped as lost.
+
+    A message's last fragment is dropped only past ``MAX_TSN_AHEAD``: it may be
+    what lets the held chunks out.
+    """
+    ahead = (chunk.tsn - last_tsn) % sctp_module.SCTP_TSN_MODULO
+    if ahead == 0 or ahead >= 1 << 31:
+        return False  # a duplicate: aiortc reports it
+    if ahead > MAX_TSN_AHEAD:
+        return True
+    if sctp._advertised_rwnd > 0 or chunk.flags & SCTP_DATA_LAST_FRAG:
+        return False
+    modulo: int = sctp_module.SCTP_TSN_MODULO
+    highest = max(((t - last_tsn) % modulo for t in sctp._sack_misordered), default=0)
+    return bool(ahead > highest)  # beyond the highest TSN received (a gap filler is taken)
 
 
 def _continues(reassembly: list[DataChunk], stream: Any, last_tsn: int) -> bool:

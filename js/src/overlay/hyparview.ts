@@ -16,8 +16,15 @@
  * neighbour asked longest ago whether it still holds us (`Neighbor(low)`): a
  * refusal from a neighbour drops it, an acceptance nobody asked for is
  * answered with `Disconnect`, so the two ends of every link agree (docs/overlay.md,
- * "Confirmations").  Shuffles exchange samples of the views.  Pure: inputs
- * take `now` (ms); outputs are actions; a `SeededRandom` makes every choice.
+ * "Confirmations").  Shuffles exchange samples of the views: the walk's end merges the
+ * origin's sample and answers with as many passive peers only over a link it has to the
+ * origin (a neighbour, or a peer asked to be one); otherwise the exchange is one-way, since
+ * a link set up for one reply costs far more than the reply (`exchangeReplyBurst` > 0
+ * allows that many replies over a link of their own, the paper's temporary connection,
+ * one more every `exchangeReplyIntervalMs`).  A short view asks passive peers to fill it
+ * after each change and at keep-alive ticks, backing off while every peer asked refuses
+ * (`RefillPacing`, ./refill.ts).  Pure: inputs take `now` (ms); outputs are actions; a
+ * `SeededRandom` makes every choice.
  *
  * Defences of docs/overlay.md kept: walks only from neighbours (and for
  * `walkGraceMs` after), TTLs capped at ARWL, shuffle replies only to our last
@@ -33,9 +40,11 @@
  * have no address).
  */
 
+import { TokenBucket } from "../budgets.js";
 import type { SeededRandom } from "../random.js";
 import type { PeerId } from "../wire/peerId.js";
 import type { OverlayMsg } from "./codec.js";
+import { RefillPacing } from "./refill.js";
 
 export interface HyParViewConfig {
   readonly activeSize: number;
@@ -61,12 +70,24 @@ export interface HyParViewConfig {
   /** A peer whose `Join` was taken cannot join again for this long; peers remembered. */
   readonly joinRepeatIntervalMs: number;
   readonly joinMemory: number;
+  /** Refused `Neighbor` requests a keep-alive tick's refill may take (one while backing off)... */
+  readonly rejectionsPerInterval: number;
+  /** ...and the longest pause of the ticks' refill after ticks whose every request was refused. */
+  readonly refillBackoffMs: number;
+  /**
+   * Shuffle replies to an origin neither a neighbour nor asked to be one (each would dial it
+   * for one message): a bucket of `exchangeReplyBurst`, one more every
+   * `exchangeReplyIntervalMs`.  0, the default: never; the exchange is one-way.
+   */
+  readonly exchangeReplyBurst: number;
+  readonly exchangeReplyIntervalMs: number;
 }
 
 export const DEFAULT_HYPARVIEW_CONFIG: HyParViewConfig = Object.freeze({
   activeSize: 5, passiveSize: 30, arwl: 6, prwl: 3, shuffleActive: 3, shufflePassive: 4,
   shuffleIntervalMs: 10_000, keepaliveIntervalMs: 2_000, probeTimeoutMs: 4_000, walkGraceMs: 2_000, passivePerSource: 8,
   protectedCount: 4, protectAfterMs: 30_000, evictionBurst: 10, evictionIntervalMs: 1_000, joinRepeatIntervalMs: 60_000, joinMemory: 1024,
+  rejectionsPerInterval: 3, refillBackoffMs: 32_000, exchangeReplyBurst: 0, exchangeReplyIntervalMs: 1_000,
 });
 
 export type MembershipAction =
@@ -84,6 +105,8 @@ interface Neighbour { readonly since: number; heardAt: number; probedAt: number 
 export class HyParView {
   readonly self: PeerId;
   readonly config: HyParViewConfig;
+  /** Shuffles that ended here unanswered (the origin not linked; `exchangeReplyBurst`). */
+  exchangeRepliesRefused = 0;
   readonly active = new Map<PeerId, Neighbour>();
   /** Passive peers, each with the neighbour it was heard from ("" when trusted). */
   readonly passive = new Map<PeerId, PeerId | "">();
@@ -99,12 +122,15 @@ export class HyParView {
   #tokensAt = 0;
   /** Peers whose `Join` we took -> when, oldest first. */
   readonly #recentJoins = new Map<PeerId, number>();
+  readonly #refillPacing = new RefillPacing();
+  readonly #exchanges: TokenBucket;
 
   constructor(self: PeerId, random: SeededRandom, config: HyParViewConfig = DEFAULT_HYPARVIEW_CONFIG) {
     this.self = self;
     this.config = config;
     this.#random = random;
     this.#evictionTokens = config.evictionBurst;
+    this.#exchanges = new TokenBucket(1_000 / config.exchangeReplyIntervalMs, config.exchangeReplyBurst, 0);
   }
 
   get timer(): number | null {
@@ -161,7 +187,7 @@ export class HyParView {
         const actions = this.#removeActive(from, now, true);
         return [...actions, { type: "close", peer: from, failed: false }, ...this.#refill(now)];
       }
-      case "shuffle": return this.#walkAllowed(from, now) ? this.#onShuffle(from, message.origin, Math.min(message.ttl, this.config.arwl), message.peers) : [];
+      case "shuffle": return this.#walkAllowed(from, now) ? this.#onShuffle(from, message.origin, Math.min(message.ttl, this.config.arwl), message.peers, now) : [];
       case "shuffleReply": return this.#onShuffleReply(from, message.peers);
       default: return [];
     }
@@ -256,12 +282,14 @@ export class HyParView {
     this.passive.delete(peer);
     this.#requests.delete(peer);
     this.active.set(peer, { since: now, heardAt: now, probedAt: null, confirmedAt: now });
+    this.#refillPacing.viewChanged();
     actions.push({ type: "neighborUp", peer });
     return actions;
   }
 
   #removeActive(peer: PeerId, now: number, keepPassive: boolean): MembershipAction[] {
     this.active.delete(peer);
+    this.#refillPacing.viewChanged();
     this.#leftAt.set(peer, now);
     if (this.#leftAt.size > 256) this.#leftAt.delete(this.#leftAt.keys().next().value as PeerId);
     if (keepPassive) this.#addPassive(peer, "");
@@ -339,6 +367,7 @@ export class HyParView {
   #onNeighborReply(from: PeerId, accepted: boolean, now: number): MembershipAction[] {
     if (!this.#requests.delete(from)) return this.#onUnaskedReply(from, accepted, now);
     if (accepted) return this.#addActive(from, now);
+    this.#refillPacing.refused();
     this.#addPassive(from, "");
     return [{ type: "close", peer: from, failed: false }, ...this.#refill(now)];
   }
@@ -367,8 +396,10 @@ export class HyParView {
     return [{ type: "send", peer: oldest[0], message: { type: "neighbor", high: false } }];
   }
 
+  /** Ask passive peers to fill the free active slots (one request per slot), within the refusal allowance. */
   #refill(now: number): MembershipAction[] {
     const actions: MembershipAction[] = [];
+    if (this.#refillPacing.spent(this.config.rejectionsPerInterval)) return actions;
     while (this.active.size + this.#requests.size < this.config.activeSize) {
       const peer = this.#pick([...this.passive.keys()].filter((p) => !this.#requests.has(p)));
       if (peer === null) break;
@@ -398,7 +429,10 @@ export class HyParView {
         actions.push({ type: "close", peer, failed: true });
       }
     }
-    return [...actions, ...this.#confirmOne(now), ...this.#refill(now)];
+    const config = this.config;
+    const refill = this.#refillPacing.tick(now, config.keepaliveIntervalMs, config.rejectionsPerInterval, config.refillBackoffMs)
+      || this.active.size === 0;
+    return [...actions, ...this.#confirmOne(now), ...(refill ? this.#refill(now) : [])];
   }
 
   #sample(items: Iterable<PeerId>, count: number): PeerId[] {
@@ -414,16 +448,25 @@ export class HyParView {
     return [{ type: "send", peer: target, message: { type: "shuffle", origin: this.self, ttl: this.config.arwl, peers } }];
   }
 
-  #onShuffle(from: PeerId, origin: PeerId, ttl: number, received: readonly PeerId[]): MembershipAction[] {
+  #onShuffle(from: PeerId, origin: PeerId, ttl: number, received: readonly PeerId[], now: number): MembershipAction[] {
     const peers = received.slice(0, this.config.shuffleActive + this.config.shufflePassive);
     if (ttl - 1 > 0 && this.active.size > 1) {
       const next = this.#pick(this.active.keys(), [from, origin]);
       if (next !== null) return [{ type: "send", peer: next, message: { type: "shuffle", origin, ttl: ttl - 1, peers } }];
     }
     if (origin === this.self) return [];
-    const reply = this.#sample(this.passive.keys(), peers.length + 1);
+    const actions: MembershipAction[] = [];
+    // Over a link we have; one of its own only within `exchangeReplyBurst` (then closed again).
+    const linked = this.active.has(origin) || this.#requests.has(origin);
+    if (linked || this.#exchanges.tryTake(1, now)) {
+      const reply = this.#sample(this.passive.keys(), peers.length + 1);
+      actions.push({ type: "send", peer: origin, message: { type: "shuffleReply", peers: reply } });
+      if (!linked) actions.push({ type: "close", peer: origin, failed: false });
+    } else { // and a burst of shuffles naming many origins cannot make us dial them all
+      this.exchangeRepliesRefused++;
+    }
     for (const peer of [origin, ...peers]) this.#addPassive(peer, from);
-    return [{ type: "send", peer: origin, message: { type: "shuffleReply", peers: reply } }];
+    return actions;
   }
 
   #onShuffleReply(from: PeerId, peers: readonly PeerId[]): MembershipAction[] {
