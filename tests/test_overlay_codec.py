@@ -45,7 +45,7 @@ messages = st.one_of(
     st.builds(Shuffle, origin=peers, ttl=small, peers=peer_lists),
     st.builds(ShuffleReply, peers=peer_lists),
     st.builds(Gossip, message_id=mids, hops=small, payload=st.binary(max_size=300),
-              origin=origins),
+              origin=origins, entry=st.one_of(st.just(0), st.integers(1, (1 << 64) - 1))),
     st.builds(IHave, message_id=mids, hops=small),
     st.builds(Graft, message_id=st.one_of(st.just(b""), mids), origin=origins),
     st.builds(Prune, origin=origins),
@@ -99,4 +99,19 @@ def test_oversized_payload_is_rejected() -> None:
     data = _pb(gossip=lambda m: (setattr(m, "message_id", b"m"),
                                  setattr(m, "payload", b"x" * (60 * 1024 + 1))))
     with pytest.raises(OverlayDecodeError):
+        codec.decode(data)
+
+
+@pytest.mark.parametrize(("fields", "error"), [
+    ({"hops": 300}, "message id must be"),  # the id is checked first
+    ({"message_id": b"m", "hops": 300}, "hops 300 exceeds"),
+    ({"message_id": b"m", "hops": 300, "origin": "o" * 129}, "hops 300 exceeds"),
+    ({"message_id": b"m", "origin": "o" * 129}, "peer id exceeds"),
+    ({"message_id": b"m", "origin": "not a peer id"}, "not a peer id"),
+])
+def test_a_malformed_gossip_names_its_first_bad_field(fields: dict[str, object],
+                                                      error: str) -> None:
+    gossip = overlay_pb2.OverlayMessage.Gossip(**fields)  # type: ignore[arg-type]
+    data = overlay_pb2.OverlayMessage(gossip=gossip).SerializeToString()
+    with pytest.raises(OverlayDecodeError, match=error):
         codec.decode(data)

@@ -171,6 +171,17 @@ def test_budgets_count_bytes_and_forget_the_least_recent_peer() -> None:
         PubsubConfig(budget=PeerBudgetConfig(byte_burst=1000.0))
 
 
+def test_a_document_over_one_budget_is_charged_to_neither() -> None:
+    budgets = PeerBudgets(PeerBudgetConfig(document_burst=2.0, documents_per_second=1.0,
+                                           byte_burst=1000.0, bytes_per_second=100.0))
+    assert budgets.admit("p", 800, 0.0) is Verdict.ADMIT  # 1 document, 200 bytes left
+    assert budgets.admit("p", 800, 0.0) is Verdict.DROP  # over the bytes: no document taken
+    assert budgets.admit("p", 100, 0.0) is Verdict.ADMIT  # the last document
+    assert budgets.admit("p", 1, 0.0) is Verdict.DROP  # over the documents: no byte taken
+    assert budgets.admit("p", 100, 1.0) is Verdict.ADMIT  # 1 document back, 100 + 100 bytes
+    assert budgets.admit("p", 200, 1.0) is Verdict.DROP  # only 100 + 100 - 100 = 100 left
+
+
 @given(st.lists(st.tuples(st.floats(0.0, 0.5), st.integers(0, 70_000)), max_size=300))
 def test_a_budget_never_admits_more_than_its_burst_plus_its_rate(
         arrivals: list[tuple[float, int]]) -> None:

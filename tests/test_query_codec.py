@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tracemalloc
 from typing import Any
 
@@ -222,3 +223,130 @@ def test_origin_example_on_the_wire() -> None:
     doc = value_to_document(document_to_value({"key": "value", "age": 5, "name": "aaa",
                                                "type": 4}))
     assert Query.from_filter_bytes(q.to_filter_bytes()).matches(doc)
+
+
+class _ReferenceReader:
+    """The plain recursive ``Value`` reader the codec's reader must agree with (its
+    earlier form: one ``read`` per value, ``HasField`` on every map entry)."""
+
+    def __init__(self, max_depth: int, max_nodes: int) -> None:
+        self.max_depth = max_depth
+        self.nodes = max_nodes
+
+    def read(self, msg: value_pb2.Value, depth: int = 1) -> Any:
+        self.nodes -= 1
+        if self.nodes < 0:
+            raise MalformedValue("value has too many nodes")
+        if depth > self.max_depth:
+            raise MalformedValue("value nested too deep")
+        kind = msg.WhichOneof("kind")
+        if kind in ("int_value", "string_value", "bool_value", "bytes_value"):
+            return getattr(msg, kind)
+        if kind == "map_value":
+            out: dict[str, Any] = {}
+            for entry in msg.map_value.entries:
+                if entry.key in out:
+                    raise MalformedValue(f"map key {entry.key!r} repeated")
+                if not entry.HasField("value"):
+                    raise MalformedValue(f"map key {entry.key!r} has no value")
+                out[entry.key] = self.read(entry.value, depth + 1)
+            return out
+        if kind == "float_value":
+            if math.isnan(msg.float_value):
+                raise MalformedValue("NaN is not a document value")
+            return msg.float_value
+        if kind == "null_value":
+            return None
+        if kind == "list_value":
+            return [self.read(v, depth + 1) for v in msg.list_value.values]
+        raise MalformedValue("value has no kind set")
+
+
+def _both(data: bytes, limits: DocumentLimits) -> tuple[object, object]:
+    """What the codec and the reference reader make of ``data``: ``(document,
+    values)`` or the error message."""
+    try:
+        got: object = value_to_document_counted(data, limits)
+    except MalformedValue as exc:
+        got = str(exc)
+    msg = value_pb2.Value()
+    msg.ParseFromString(data)
+    reader = _ReferenceReader(limits.max_depth, limits.max_nodes)
+    try:
+        want: object = (reader.read(msg), limits.max_nodes - reader.nodes)
+    except MalformedValue as exc:
+        want = str(exc)
+    return got, want
+
+
+documents_with_gaps = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(), st.text(max_size=3),
+              st.sampled_from([b"", b"?"])),  # a value with no kind (b"" in a map: none)
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.lists(st.tuples(st.sampled_from(["", "a", "b"]), inner),
+                                     max_size=4)),
+    max_leaves=12,
+)
+
+
+def _raw_value(msg: value_pb2.Value, value: Any) -> None:
+    """Like the encoder, but writing whatever it is given (NaN, repeated keys, gaps)."""
+    if isinstance(value, list) and value and isinstance(value[0], tuple):
+        msg.map_value.SetInParent()
+        for key, item in value:
+            entry = msg.map_value.entries.add()
+            entry.key = key
+            if item != b"":
+                entry.value.SetInParent()
+                _raw_value(entry.value, item)
+    elif isinstance(value, list):
+        msg.list_value.SetInParent()
+        for item in value:
+            _raw_value(msg.list_value.values.add(), item)
+    elif isinstance(value, bytes):
+        pass  # no kind set
+    elif value is None:
+        msg.null_value = value_pb2.NULL_VALUE
+    elif isinstance(value, bool):
+        msg.bool_value = value
+    elif isinstance(value, int):
+        msg.int_value = value
+    elif isinstance(value, float):
+        msg.float_value = value
+    else:
+        msg.string_value = value
+
+
+@given(documents_with_gaps, st.integers(1, 14), st.integers(1, 4))
+def test_value_reader_agrees_with_the_reference_reader(document: Any, max_nodes: int,
+                                                       max_depth: int) -> None:
+    msg = value_pb2.Value()
+    _raw_value(msg, document)
+    got, want = _both(msg.SerializeToString(),
+                      DocumentLimits(max_nodes=max_nodes, max_depth=max_depth))
+    assert got == want or (isinstance(got, tuple) and isinstance(want, tuple)
+                           and value_key(got[0]) == value_key(want[0]) and got[1] == want[1])
+
+
+def test_value_reader_checks_in_the_reference_order() -> None:
+    gap = value_pb2.Value()
+    gap.map_value.entries.add().key = "k"  # an entry without a value
+    assert _both(gap.SerializeToString(), DocumentLimits()) == (
+        "map key 'k' has no value", "map key 'k' has no value")
+    # The entry's missing value is reported before the node budget runs out.
+    assert _both(gap.SerializeToString(), DocumentLimits(max_nodes=1))[0] == (
+        "map key 'k' has no value")
+    flat = document_to_value({"a": 1, "b": "x", "c": True, "d": 2.5})
+    assert _both(flat, DocumentLimits(max_nodes=3)) == ("value has too many nodes",) * 2
+    assert _both(flat, DocumentLimits(max_depth=1)) == ("value nested too deep",) * 2
+    assert _both(flat, DocumentLimits(max_nodes=5))[0] == (
+        {"a": 1, "b": "x", "c": True, "d": 2.5}, 5)
+    plain = document_to_value({"a": 1, "b": "x"})
+    assert _both(plain, DocumentLimits(max_nodes=2)) == ("value has too many nodes",) * 2
+    assert _both(plain, DocumentLimits(max_depth=1)) == ("value nested too deep",) * 2
+    empty = value_pb2.Value()
+    entry = empty.map_value.entries.add()
+    entry.key = "k"
+    entry.value.SetInParent()  # a value, of no kind
+    assert _both(empty.SerializeToString(), DocumentLimits()) == (
+        "value has no kind set", "value has no kind set")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from taiinet import Envelope, Identity, InvalidEnvelope, TaiiNetError
@@ -182,3 +182,22 @@ def test_non_canonical_encodings_are_rejected(how: str) -> None:
     }
     with pytest.raises(InvalidEnvelope, match="canonical"):
         Envelope.open(variants[how], DOMAIN)
+
+
+@given(st.integers(0, 3), st.binary(max_size=200), st.binary(max_size=20),
+       st.binary(max_size=300), st.binary(max_size=70))
+@example(1, bytes(32), b"t", b"p", bytes(64))
+@example(1, bytes(150), b"t", b"p", bytes(64))  # the key's length takes two bytes
+def test_decoded_public_key_is_the_key_as_encoded(key_type: int, key: bytes, payload_type: bytes,
+                                                  payload: bytes, signature: bytes) -> None:
+    # Keys of any size (a 128-byte or longer one has a two-byte length) and type.
+    message = envelope_pb2.Envelope(
+        public_key=keys_pb2.PublicKey(type=key_type, data=key),  # type: ignore[arg-type]
+        payload_type=payload_type, payload=payload, signature=signature)
+    data = message.SerializeToString()
+    fields = codec.decode_envelope(data)
+    assert fields is not None
+    assert fields.public_key == message.public_key.SerializeToString()
+    assert (fields.payload_type, fields.payload, fields.signature) == (
+        payload_type, payload, signature)
+    assert codec.encode_envelope(fields) == data

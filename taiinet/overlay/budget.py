@@ -109,6 +109,18 @@ class RateBudgets:
             buckets[kind].level -= amount
         return Verdict.ADMIT
 
+    def admit_two(self, peer: str, now: float, kind: int, amount: float, other: int,
+                  other_amount: float) -> Verdict:
+        """``admit(peer, now, (kind, amount), (other, other_amount))``, without the
+        argument tuples (a document from a neighbour is charged twice, every time)."""
+        buckets, _offences = self._budget(peer, now)
+        first, second = buckets[kind], buckets[other]
+        if not first.has(amount, now) or not second.has(other_amount, now):
+            return self.offend(peer, 1, now)
+        first.level -= amount
+        second.level -= other_amount
+        return Verdict.ADMIT
+
     def offend(self, peer: str, offences: float, now: float) -> Verdict:
         """``peer`` broke a budget or the protocol (``offences`` of them): drop or disconnect."""
         _buckets, bucket = self._budget(peer, now)

@@ -58,8 +58,11 @@ def to_proto(message: OverlayMessage) -> overlay_pb2.OverlayMessage:
         gossip.message_id = message.message_id
         gossip.hops = message.hops
         gossip.payload = message.payload
-        gossip.origin = message.origin
-        gossip.entry = message.entry
+        # Defaults ("" and 0) are not on the wire anyway: skip setting them.
+        if message.origin:
+            gossip.origin = message.origin
+        if message.entry:
+            gossip.entry = message.entry
         return pb
     match message:
         case Join():
@@ -103,13 +106,21 @@ def from_proto(pb: overlay_pb2.OverlayMessage) -> OverlayMessage:
     """Validate a received protobuf and return its domain message."""
     kind = pb.WhichOneof("body")
     if kind == "gossip":  # first: nearly every message is one
+        # ``_mid``, ``_small`` and ``_origin`` inlined (same checks, same order): this
+        # runs for every document a node receives.
         gossip = pb.gossip
         payload = gossip.payload
         if len(payload) > MAX_PAYLOAD_SIZE:
             raise OverlayDecodeError(f"gossip payload exceeds {MAX_PAYLOAD_SIZE} bytes")
-        return Gossip(message_id=_mid(gossip.message_id), hops=_small(gossip.hops, "hops"),
-                      payload=payload, origin=_origin(gossip.origin),
-                      entry=gossip.entry)
+        mid = gossip.message_id
+        if not 0 < len(mid) <= MAX_MESSAGE_ID_LENGTH:
+            raise OverlayDecodeError(f"message id must be 1..{MAX_MESSAGE_ID_LENGTH} bytes")
+        hops = gossip.hops
+        if hops > MAX_HOPS:
+            raise OverlayDecodeError(f"hops {hops} exceeds {MAX_HOPS}")
+        origin = gossip.origin
+        return Gossip(message_id=mid, hops=hops, payload=payload,
+                      origin=_peer(origin) if origin else "", entry=gossip.entry)
     if kind == "join":
         return Join()
     if kind == "forward_join":

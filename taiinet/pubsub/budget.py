@@ -100,7 +100,7 @@ class PeerBudgets:
 
     def admit(self, peer: str, size: int, now: float) -> Verdict:
         """A document of ``size`` bytes pushed by ``peer``: within budget?"""
-        return self._budgets.admit(peer, now, (_DOCUMENTS, 1), (_BYTES, size))
+        return self._budgets.admit_two(peer, now, _DOCUMENTS, 1, _BYTES, size)
 
     def admit_advert(self, peer: str, now: float) -> Verdict:
         """An interest advert (not decoded yet) from ``peer``: within budget?"""

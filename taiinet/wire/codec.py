@@ -103,9 +103,14 @@ def decode_envelope(data: bytes) -> EnvelopeFields | None:
     message.DiscardUnknownFields()
     if message.SerializeToString() != data:
         return None
-    return EnvelopeFields(public_key=message.public_key.SerializeToString(),
-                          payload_type=message.payload_type, payload=message.payload,
-                          signature=message.signature)
+    # Canonical, so the key (field 1) comes first, as tag 0x0a, its length, its bytes:
+    # a slice, not a second serialization (a key of 128 bytes or more is not Ed25519's
+    # 36, but encode it the long way all the same).
+    size = data[1]
+    public_key = (data[2:2 + size] if size < 0x80
+                  else message.public_key.SerializeToString())
+    return EnvelopeFields(public_key=public_key, payload_type=message.payload_type,
+                          payload=message.payload, signature=message.signature)
 
 
 # --- Noise handshake payload --------------------------------------------------------------

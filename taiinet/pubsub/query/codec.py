@@ -84,7 +84,15 @@ _PLAIN_KINDS = frozenset(("int_value", "string_value", "bool_value", "bytes_valu
 
 
 class _ValueReader:
-    """Turn a parsed ``Value`` into Python, counting nodes and depth."""
+    """Turn a parsed ``Value`` into Python, counting nodes and depth.
+
+    Every protobuf accessor call costs, and a document is read on every node
+    it reaches: a map's scalar values are read in the map's loop (same checks,
+    same order as ``read``), and an entry's ``HasField`` is asked only when its
+    value has no kind (an unset value reads as an empty one).
+    """
+
+    __slots__ = ("error", "max_depth", "nodes")
 
     def __init__(self, max_depth: int, max_nodes: int, error: type[Exception]) -> None:
         self.max_depth = max_depth
@@ -102,18 +110,26 @@ class _ValueReader:
             return getattr(msg, kind)
         if kind == "map_value":
             out: dict[str, Any] = {}
+            child = depth + 1
             for entry in msg.map_value.entries:
                 key = entry.key
                 if key in out:
                     raise self.error(f"map key {key!r} repeated")
-                if not entry.HasField("value"):
+                value = entry.value
+                kind = value.WhichOneof("kind")
+                if kind is None and not entry.HasField("value"):
                     raise self.error(f"map key {key!r} has no value")
-                out[key] = self.read(entry.value, depth + 1)
+                if kind in _PLAIN_KINDS and self.nodes > 0 and child <= self.max_depth:
+                    self.nodes -= 1  # what ``read`` would do, and it would not raise
+                    out[key] = getattr(value, kind)
+                else:
+                    out[key] = self.read(value, child)
             return out
         if kind == "float_value":
-            if math.isnan(msg.float_value):
+            number = msg.float_value
+            if math.isnan(number):
                 raise self.error("NaN is not a document value")
-            return msg.float_value
+            return number
         if kind == "null_value":
             return None
         if kind == "list_value":

@@ -280,7 +280,11 @@ class SubscriptionIndex:
         """
         subs = self._subs
         if len(subs) <= self.scan_limit:
-            return {sub_id for sub_id, sub in subs.items() if sub.query.matches(document)}
+            found: set[Hashable] = set()  # a loop, not a comprehension: no function call
+            for sub_id, sub in subs.items():
+                if sub.query.matches(document):
+                    found.add(sub_id)
+            return found
         hits, several = self._hits(document)
         need = self._clause_need
         clause_sub = self._clause_sub

@@ -60,8 +60,10 @@ class Forwarding:
         """A new document: push it to every neighbour that must hold it and does not."""
         sent = 0
         message: Gossip | None = None
+        holders, pushed = doc.holders, doc.pushed  # ``doc.held_by``, inlined
         for peer, epoch in self.epochs.items():
-            if not doc.held_by(peer, epoch) and self.must_hold(doc, peer):
+            if (holders.get(peer) != epoch and pushed.get(peer) != epoch
+                    and self.must_hold(doc, peer)):
                 message = self.push(mid, doc, peer, out, message)
                 sent += 1
         return sent

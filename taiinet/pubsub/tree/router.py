@@ -314,7 +314,8 @@ class TreeRouter:
         matched = self.subscriptions.match(doc.document)
         if matched and not self.retention.delivered(mid):
             self.stats.delivered += 1
-            out.append(Deliver(subscription_ids=tuple(sorted(matched, key=repr)),
+            ids = tuple(matched) if len(matched) == 1 else tuple(sorted(matched, key=repr))
+            out.append(Deliver(subscription_ids=ids,
                                document=doc.document, publisher=doc.publisher,
                                message_id=mid, published_unix_ms=doc.published_unix_ms,
                                hops=doc.hops, cost=doc.cost))
