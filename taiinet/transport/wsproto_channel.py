@@ -160,6 +160,20 @@ async def _write_socket(sock: trio.socket.SocketType, stream: trio.abc.Stream,
         await trio.lowlevel.cancel_shielded_checkpoint()
 
 
+def _holds_nothing(connection: WsConnection) -> bool:
+    """Whether wsproto holds no bytes from the peer yet, so frames may be parsed here.
+
+    A client's connection starts with what came after the server's answer to
+    the upgrade (h11's trailing data, frames the server sent at once): those
+    must be read through wsproto, and so must all that follows.  wsproto has no
+    public way to ask; should its internals change, everything goes through it.
+    """
+    try:
+        return len(connection._proto._frame_decoder.buffer) == 0
+    except (AttributeError, TypeError):
+        return False
+
+
 async def _acquire(lock: trio.Lock) -> None:
     """Take ``lock``, through the scheduler only if another task holds it."""
     try:
@@ -193,7 +207,7 @@ class WebSocketChannel(MessageChannel):
         #: Frames are parsed by ``_wsframes`` (until a frame of another kind, or
         #: the close, hands the stream to wsproto for good); ``_unparsed`` holds
         #: the start of the next frame (at most one frame's header and payload).
-        self._direct = True
+        self._direct = _holds_nothing(connection)
         self._unparsed = b""
         #: Frames we send are masked (RFC 6455 5.3), and those we receive are not.
         self._masking = connection.client
