@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
-from wsproto.events import CloseConnection, Message, Request
+from wsproto.events import AcceptConnection, CloseConnection, Message, Ping, Pong, Request
+from wsproto.handshake import H11Handshake
 
 from taiinet.errors import ConnectionClosed, RemoteProtocolError
 from taiinet.testing import (
@@ -442,3 +443,61 @@ def test_any_bytes_from_a_peer_end_in_a_typed_error(garbage: bytes, upgraded: bo
                 pass
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+async def test_messages_around_a_ping_cut_anywhere_arrive_in_order_and_it_is_answered() -> None:
+    """Whole binary frames are read without wsproto until another kind of frame comes
+    (here a ping, in the middle of a write and cut across writes): from there on
+    wsproto reads, starting with the bytes of a frame the fast path left unread."""
+    payloads = [bytes([n]) * (n * 97 % 300) for n in range(12)]
+    got: list[bytes] = []
+
+    async def handler(channel: WebSocketChannel) -> None:
+        while len(got) < len(payloads):
+            got.append(await channel.receive_message())
+
+    async with channel_server(handler) as port:
+        stream, ws = await _wsproto_client(port)
+        wire = b"".join(bytes(ws.send(Message(data=p))) for p in payloads[:6])
+        wire += bytes(ws.send(Ping(b"hello")))
+        wire += b"".join(bytes(ws.send(Message(data=p))) for p in payloads[6:])
+        for start in range(0, len(wire), 37):  # cuts through headers, keys and payloads
+            await stream.send_all(wire[start:start + 37])
+            await trio.testing.wait_all_tasks_blocked()
+        with trio.fail_after(5):
+            pongs: list[bytes] = []
+            while not pongs:
+                ws.receive_data(await stream.receive_some(4096))
+                pongs += [bytes(e.payload) for e in ws.events() if isinstance(e, Pong)]
+        assert pongs == [b"hello"]
+        await stream.aclose()
+    assert got == payloads
+
+
+async def test_frames_a_server_sends_with_its_upgrade_answer_come_first_and_in_order() -> None:
+    """What came in the read that ended the upgrade is held by wsproto: the client
+    channel reads through wsproto from the start, so nothing overtakes it."""
+    async def server(stream: trio.SocketStream) -> None:
+        handshake = H11Handshake(ConnectionType.SERVER)
+        request = None
+        while request is None:
+            handshake.receive_data(await stream.receive_some(4096))
+            request = next((e for e in handshake.events() if isinstance(e, Request)), None)
+        answer = handshake.send(AcceptConnection(subprotocol=SUBPROTOCOL))
+        ws = handshake.connection
+        assert ws is not None
+        await stream.send_all(answer + ws.send(Message(data=b"first")))
+        await trio.testing.wait_all_tasks_blocked()
+        await stream.send_all(ws.send(Message(data=b"second")))
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            functools.partial(trio.serve_tcp, server, 0, host="127.0.0.1"))
+        port = int(listeners[0].socket.getsockname()[1])
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        channel = await connect_websocket_stream(stream, "127.0.0.1", "/", SUBPROTOCOL)
+        with trio.fail_after(5):
+            assert [await channel.receive_message() for _ in range(2)] == [b"first", b"second"]
+        await channel.aclose()
+        nursery.cancel_scope.cancel()

@@ -9,7 +9,10 @@ channel owns one byte stream (TCP, or TLS over TCP):
   readable, then one ``os.read``, see ``_read_socket``) is fed to wsproto and every
   whole binary message it completes is queued; the call returns the first,
   later calls the rest (each after a checkpoint, so a burst does not starve
-  other tasks).
+  other tasks).  While the connection is open, frames that are each one
+  whole binary message (nearly all) are parsed and built by
+  ``taiinet.transport._wsframes`` instead of wsproto; the first frame of any
+  other kind, and everything after it, goes through wsproto.
   No reader task, no channel hop between it and the owner, and nothing is
   read while nobody receives, so a peer that outruns its reader stalls in TCP
   flow control.  What a link holds: one partial message (at most
@@ -46,7 +49,6 @@ from wsproto.events import (
     AcceptConnection,
     BytesMessage,
     CloseConnection,
-    Message,
     Ping,
     Pong,
     RejectConnection,
@@ -60,6 +62,7 @@ from wsproto.utilities import RemoteProtocolError as WsRemoteProtocolError
 
 from taiinet.errors import ConnectionClosed, LocalProtocolError, RemoteProtocolError
 from taiinet.transport._coalesce import coalesce
+from taiinet.transport._wsframes import binary_frame, take_binary_frames
 from taiinet.transport.connection import MessageChannel
 
 #: Largest WebSocket message: one Noise message (65535 bytes) with its 2-byte length.
@@ -157,6 +160,20 @@ async def _write_socket(sock: trio.socket.SocketType, stream: trio.abc.Stream,
         await trio.lowlevel.cancel_shielded_checkpoint()
 
 
+def _holds_nothing(connection: WsConnection) -> bool:
+    """Whether wsproto holds no bytes from the peer yet, so frames may be parsed here.
+
+    A client's connection starts with what came after the server's answer to
+    the upgrade (h11's trailing data, frames the server sent at once): those
+    must be read through wsproto, and so must all that follows.  wsproto has no
+    public way to ask; should its internals change, everything goes through it.
+    """
+    try:
+        return len(connection._proto._frame_decoder.buffer) == 0
+    except (AttributeError, TypeError):
+        return False
+
+
 async def _acquire(lock: trio.Lock) -> None:
     """Take ``lock``, through the scheduler only if another task holds it."""
     try:
@@ -187,6 +204,13 @@ class WebSocketChannel(MessageChannel):
         self._received: collections.deque[bytes] = collections.deque()
         self._partial: list[bytes] = []
         self._partial_bytes = 0
+        #: Frames are parsed by ``_wsframes`` (until a frame of another kind, or
+        #: the close, hands the stream to wsproto for good); ``_unparsed`` holds
+        #: the start of the next frame (at most one frame's header and payload).
+        self._direct = _holds_nothing(connection)
+        self._unparsed = b""
+        #: Frames we send are masked (RFC 6455 5.3), and those we receive are not.
+        self._masking = connection.client
         self._error: RemoteProtocolError | None = None
         self._peer_closed = trio.Event()
         self._closed = trio.Event()
@@ -230,12 +254,15 @@ class WebSocketChannel(MessageChannel):
         try:
             if self._ws.state is not ConnectionState.OPEN or self._closing:
                 raise ConnectionClosed("the WebSocket is closed")
+            # What ``self._ws.send(Message(data=data))`` writes when open: one
+            # binary frame (wsproto keeps no state for a whole message, and
+            # neither side offers an extension).
+            frame = binary_frame(data, self._masking)
             try:
                 if self._socket is not None:
-                    await _write_socket(self._socket, self._stream,
-                                        self._ws.send(Message(data=data)))
+                    await _write_socket(self._socket, self._stream, frame)
                 else:
-                    await self._stream.send_all(self._ws.send(Message(data=data)))
+                    await self._stream.send_all(frame)
             except _STREAM_ERRORS:
                 self._closed.set()
                 raise ConnectionClosed("the WebSocket is closed") from None
@@ -341,8 +368,10 @@ class WebSocketChannel(MessageChannel):
         if self._closing:  # closed meanwhile (``aclose`` from another task)
             return
         try:
-            self._ws.receive_data(data or None)  # None: the stream ended
-            reply = self._take_events()
+            if self._direct and data and self._ws.state is ConnectionState.OPEN:
+                reply = self._take_direct(data)
+            else:
+                reply = self._take_wsproto(data)
         except _MalformedFrame as exc:
             await self._fail(WebSocketProtocolError(f"malformed WebSocket data: {exc.reason}"),
                              exc.code)
@@ -356,6 +385,33 @@ class WebSocketChannel(MessageChannel):
             await self._write_control(reply)
         if self._peer_closed.is_set():
             self._closed.set()
+
+    def _take_direct(self, data: bytes) -> CloseConnection | Pong | None:
+        """Queue the whole binary messages at the head of ``_unparsed + data``; from
+        the first frame of another kind on, hand the bytes to wsproto."""
+        if self._unparsed:
+            data = self._unparsed + data
+        try:
+            taken, simple = take_binary_frames(data, not self._masking, self.max_message_size,
+                                               self._received)
+        except ValueError:
+            raise WebSocketMessageTooLarge(
+                f"the peer sent a WebSocket message over {self.max_message_size} bytes"
+            ) from None
+        if simple:
+            self._unparsed = data[taken:] if taken < len(data) else b""
+            return None
+        self._unparsed = b""
+        return self._take_wsproto(data[taken:])
+
+    def _take_wsproto(self, data: bytes) -> CloseConnection | Pong | None:
+        """Feed ``data`` to wsproto (for good: it may keep part of a frame)."""
+        self._direct = False
+        if self._unparsed:  # the start of a frame, left by ``_take_direct``
+            self._ws.receive_data(self._unparsed)
+            self._unparsed = b""
+        self._ws.receive_data(data or None)  # None: the stream ended
+        return self._take_events()
 
     def _take_events(self) -> CloseConnection | Pong | None:
         """Queue the messages wsproto completed; return a control answer to send."""
