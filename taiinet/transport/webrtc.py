@@ -200,8 +200,8 @@ class WebRTCEndpoint:
                  deadlines: LinkDeadlines, idle_watch: IdleWatch | None = None) -> None:
         self._max_frame_size = max_frame_size
         self._deadlines = deadlines
-        # With a watchdog, the idle deadline is its (one look at every link per
-        # tick), not a cancel scope around every read of every link.
+        # With a watchdog, a data channel's idle deadline is its (one look at
+        # every link per tick), not a cancel scope around every read of every link.
         self._idle_watch = idle_watch
         self._link_deadlines = (deadlines if idle_watch is None
                                 else dataclasses.replace(deadlines, idle=None))
@@ -261,24 +261,25 @@ class WebRTCEndpoint:
 
     async def _secure(self, channel: MessageChannel, *, initiator: bool,
                       expected_peer_id: str | None) -> Connection:
+        watch = None
         if isinstance(channel, BridgedDataChannel):
             channel.coalesce = True  # the secure channel reads a byte stream
+            watch = self._idle_watch
+        deadlines = self._deadlines if watch is None else self._link_deadlines
         started = trio.current_time()
         try:
             with trio.fail_after(self._connect_timeout):
                 connection = await secure_channel(
                     channel, self._identity, initiator=initiator,
                     expected_peer_id=expected_peer_id, max_frame_size=self._max_frame_size,
-                    handshake_timeout=self._deadlines.handshake, deadlines=self._link_deadlines,
+                    handshake_timeout=self._deadlines.handshake, deadlines=deadlines,
                 )
                 logger.debug("Noise XX done after %.3f s", trio.current_time() - started)
         except trio.TooSlowError:
             raise DialError("the Noise handshake over WebRTC timed out") from None
         except ConnectionClosed as exc:
             raise DialError(f"the WebRTC link closed during the handshake: {exc}") from None
-        watch = self._idle_watch
-        if (watch is not None and isinstance(channel, BridgedDataChannel)
-                and channel.on_closed is None):
+        if watch is not None and isinstance(channel, BridgedDataChannel):
             channel.on_closed = watch.forget
             if not channel.closed:
                 watch.watch(channel)
