@@ -703,6 +703,32 @@ async def test_reading_a_record_flushes_nothing_when_openssl_has_nothing() -> No
         assert calls == []  # aiortc's path calls it (and pyOpenSSL raises) once per record
 
 
+async def test_records_skip_pyopenssls_python_wrappers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Records are encrypted and decrypted through the cffi binding: not one call of
+    # pyOpenSSL's send / recv / bio_write / bio_read (Python around one OpenSSL call).
+    from OpenSSL import SSL
+
+    async with raw_pair() as (a, b):
+        await a.send_message(b"hello")
+        assert await b.receive_message() == b"hello"
+        calls: collections.Counter[str] = collections.Counter()
+        for name in ("send", "recv", "bio_write", "bio_read"):
+            original = getattr(SSL.Connection, name)
+
+            def counting(self: Any, *args: Any, _name: str = name, _original: Any = original,
+                         **kwargs: Any) -> Any:
+                calls[_name] += 1
+                return _original(self, *args, **kwargs)
+
+            monkeypatch.setattr(SSL.Connection, name, counting)
+        for i in range(20):
+            await a.send_message(bytes([i]) * 2000)  # two DATA packets each, and SACKs
+            assert await b.receive_message() == bytes([i]) * 2000
+            await b.send_message(bytes([i]) * 10)
+            assert await a.receive_message() == bytes([i]) * 10
+        assert calls == {}
+
+
 def test_sends_keep_aiortcs_path_without_aioices_connection() -> None:
     import asyncio  # aiortc's objects, made on a loop of the test's own
 

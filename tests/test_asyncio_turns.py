@@ -7,6 +7,7 @@ or loop iterations, so it fails when a change adds one back.
 from __future__ import annotations
 
 import asyncio
+import selectors
 import socket
 from typing import Any
 
@@ -223,3 +224,36 @@ async def test_a_stalled_sender_resumes_without_the_event_emitter() -> None:
                 for i in range(count):
                     assert await b.receive_message() == i.to_bytes(4, "big") * (message_size // 4)
         assert sent == count
+
+
+async def test_the_check_between_chained_iterations_skips_selectors_wrapper() -> None:
+    # After an iteration the driver asks whether a socket is readable: on epoll
+    # it asks the kernel for one event, not the selector's select(0) (a Python
+    # wrapper that maps every event to its key), and still sees a datagram.
+    async with open_bridge() as bridge:
+        hosted = bridge.hosted
+        if hosted._epoll is None:  # no epoll here: select(0) is the only way
+            return
+        selects: list[float | None] = []
+        select = hosted._selector.select
+
+        def counting(timeout: float | None = None) -> Any:
+            selects.append(timeout)
+            return select(timeout)
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver, \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            receiver.bind(("127.0.0.1", 0))
+            receiver.setblocking(False)
+            # Registered and unregistered with no checkpoint in between: the
+            # driver never steps while the selector holds a key asyncio did not make.
+            hosted._selector.register(receiver, selectors.EVENT_READ)
+            try:
+                hosted._selector.select = counting  # type: ignore[method-assign]
+                assert not hosted._more_to_do()
+                sender.sendto(b"x", receiver.getsockname())  # queued when sendto returns (loopback)
+                assert hosted._more_to_do()
+            finally:
+                hosted._selector.select = select  # type: ignore[method-assign]
+                hosted._selector.unregister(receiver)
+        assert selects == []

@@ -39,7 +39,7 @@ import trio
 from aiortc import RTCDataChannel
 from aiortc.rtcsctptransport import WEBRTC_BINARY
 
-from taiinet.errors import ConnectionClosed, LocalProtocolError
+from taiinet.errors import ConnectionClosed, LocalProtocolError, RemoteProtocolError
 from taiinet.transport._coalesce import coalesce
 from taiinet.transport.connection import MessageChannel
 
@@ -84,7 +84,12 @@ class BridgedDataChannel(MessageChannel):
         self._hosted = peer._bridge.hosted
         self._channel = channel
         self._closed_reason: str | None = None
+        self._error: RemoteProtocolError | None = None  # raised instead of ConnectionClosed
         self._open = channel.readyState == "open"
+        #: Messages ``receive_message`` has returned (the idle watchdog's count, ``_idle``).
+        self.messages_received = 0
+        #: Told when this channel closes (the endpoint's idle watchdog forgets it).
+        self.on_closed: Callable[[BridgedDataChannel], None] | None = None
         # inbound (aiortc -> trio)
         self._inbox: deque[bytes] = deque()
         self._inbox_bytes = 0
@@ -153,12 +158,15 @@ class BridgedDataChannel(MessageChannel):
         # else the wait below is the checkpoint: no scheduling round before it
         while not self._inbox:
             if self._closed_reason is not None:
+                if self._error is not None:
+                    raise self._error
                 raise ConnectionClosed(f"data channel closed: {self._closed_reason}")
             self._reader_waiting = True
             self._reader_event = trio.Event()
             await self._reader_event.wait()
         message = self._inbox.popleft()
         self._inbox_bytes -= len(message)
+        self.messages_received += 1
         if (
             self._room is not None
             and len(self._inbox) <= RECEIVE_LOW_WATER
@@ -167,6 +175,29 @@ class BridgedDataChannel(MessageChannel):
             room, self._room = self._room, None
             self._call_on_loop(room.set)
         return message
+
+    @property
+    def closed(self) -> bool:
+        """Whether the channel is closed (locally, by the peer, or for an error)."""
+        return self._closed_reason is not None
+
+    @property
+    def receiving(self) -> bool:
+        """Whether a task waits in ``receive_message`` for a message."""
+        return self._reader_waiting
+
+    async def expire(self, error: RemoteProtocolError) -> None:
+        """Close for ``error`` (an idle watchdog's verdict): the waiting reader, and any
+        later ``receive_message`` once the inbox is read, raises it.
+
+        The peer connection is closed by whoever owns the channel (a secure
+        connection closes it when its read fails), not here: closing lingers
+        (``CLOSE_LINGER``) and the watchdog must not wait for it.
+        """
+        if self._closed_reason is not None:
+            return
+        self._error = error
+        self._mark_closed(str(error))
 
     async def aclose(self) -> None:
         self._mark_closed("closed locally")
@@ -295,6 +326,8 @@ class BridgedDataChannel(MessageChannel):
     def _mark_closed(self, reason: str) -> None:
         if self._closed_reason is None:
             self._closed_reason = reason
+            if self.on_closed is not None:
+                self.on_closed(self)
         room, self._room = self._room, None
         if room is not None:
             self._call_on_loop(room.set)

@@ -119,6 +119,82 @@ class HeldDatagrams:
         self.datagrams -= datagrams
 
 
+#: Largest plaintext read from a record at once (aiortc's ``_recv_next`` reads 1500).
+_PLAIN_READ = 1500
+#: Per DTLS transport: the buffers its cffi calls read into (``_CffiBuffers``).
+_BUFFERS = "_taiinet_cffi_buffers"
+
+
+class _CffiBuffers:
+    """One transport's buffers for ``SSL_read`` and ``BIO_read`` (one each, reused)."""
+
+    __slots__ = ("plain", "record")
+
+    def __init__(self) -> None:
+        self.plain = _ffi.new("char[]", _PLAIN_READ)
+        self.record = _ffi.new("char[]", _RECORD_READ)
+
+
+def _direct_ssl(ssl: Any) -> bool:
+    """Whether ``ssl`` (pyOpenSSL's ``Connection`` over memory BIOs) can be called through cffi.
+
+    pyOpenSSL's ``send``, ``recv``, ``bio_write`` and ``bio_read`` wrap one
+    OpenSSL call each in Python that costs more than the call on a small
+    record: buffer conversion, and on every call, successful or not,
+    ``_raise_ssl_error`` (three callback-helper checks and ``SSL_get_error``).
+    The direct calls leave a failed call to those same pyOpenSSL methods, so
+    errors are raised as pyOpenSSL raises them; the helper checks only ever
+    report what a verification callback raised, and those run during a
+    handshake, which is over before records take these paths (aiortc's
+    callback never raises anyway).
+    """
+    return (
+        _lib is not None
+        and all(hasattr(_lib, f) for f in ("SSL_write", "SSL_read", "BIO_write", "BIO_read"))
+        and isinstance(getattr(ssl, "_ssl", None), _ffi.CData)
+        and isinstance(getattr(ssl, "_into_ssl", None), _ffi.CData)
+        and isinstance(getattr(ssl, "_from_ssl", None), _ffi.CData)
+        and hasattr(ssl, "_raise_ssl_error")
+        and hasattr(ssl, "_handle_bio_errors")
+    )
+
+
+def _buffers(dtls: Any) -> _CffiBuffers:
+    buffers: _CffiBuffers | None = getattr(dtls, _BUFFERS, None)
+    if buffers is None:
+        buffers = _CffiBuffers()
+        setattr(dtls, _BUFFERS, buffers)
+    return buffers
+
+
+def _write_record(ssl: Any, data: bytes) -> None:
+    """``ssl.send(data)`` through cffi (``_direct_ssl``): pyOpenSSL raises only on failure."""
+    result = _lib.SSL_write(ssl._ssl, data, len(data))
+    if result <= 0:
+        ssl._raise_ssl_error(ssl._ssl, result)
+
+
+def _read_record(ssl: Any, data: bytes, buffer: Any) -> bytes | None:
+    """``ssl.bio_write(data)`` then ``ssl.recv``, through cffi (``_direct_ssl``).
+
+    The plaintext; ``b""`` when OpenSSL has none (or the record was bad), None
+    once the peer has shut DTLS down (close_notify), as ``process`` reads them.
+    """
+    written = _lib.BIO_write(ssl._into_ssl, data, len(data))
+    if written <= 0:
+        ssl._handle_bio_errors(ssl._into_ssl, written)
+    result = _lib.SSL_read(ssl._ssl, buffer, _PLAIN_READ)
+    if result > 0:
+        return bytes(_ffi.buffer(buffer, result))
+    try:
+        ssl._raise_ssl_error(ssl._ssl, result)
+    except SSL.ZeroReturnError:
+        return None
+    except SSL.Error:
+        pass
+    return b""
+
+
 def _is_dtls(data: bytes) -> bool:
     return 19 < data[0] < 64
 
@@ -141,6 +217,8 @@ def read_directly(dtls: Any) -> bool:
     ):
         return False
     direct_flush = _can_flush(dtls)
+    buffer = _buffers(dtls).plain if _lib is not None else None
+    direct_for: Any = None  # the ``dtls._ssl`` checked by ``_direct_ssl`` (made at DTLS start)
     queued = connection.data_received  # aioice's: into the queue the reader task waits on
     waiting: deque[bytes] = deque()  # behind a record that is being processed
     held = HeldDatagrams()  # ``waiting`` and what we put in aioice's queue
@@ -156,15 +234,21 @@ def read_directly(dtls: Any) -> bool:
         """What the reader task does with one DTLS record (``RTCDtlsTransport._recv_next``)."""
         setattr(dtls, _RX_BYTES, getattr(dtls, _RX_BYTES) + len(data))
         setattr(dtls, _RX_PACKETS, getattr(dtls, _RX_PACKETS) + 1)
+        nonlocal direct_for
         ssl = dtls._ssl
-        ssl.bio_write(data)
+        if ssl is not direct_for and buffer is not None and _direct_ssl(ssl):
+            direct_for = ssl
         plain: bytes | None
-        try:
-            plain = ssl.recv(1500)
-        except SSL.ZeroReturnError:
-            plain = None
-        except SSL.Error:
-            plain = b""
+        if ssl is direct_for:
+            plain = _read_record(ssl, data, buffer)
+        else:
+            ssl.bio_write(data)
+            try:
+                plain = ssl.recv(_PLAIN_READ)
+            except SSL.ZeroReturnError:
+                plain = None
+            except SSL.Error:
+                plain = b""
         flushing = _flush(dtls) if direct_flush else dtls._write_ssl()
         if flushing is not None:
             await flushing
@@ -282,18 +366,33 @@ def send_directly(dtls: Any) -> bool:
     ):
         return False
 
+    direct_for: Any = None  # the ``dtls._ssl`` checked by ``_direct_ssl`` (made at DTLS start)
+    _buffers(dtls)
+
+    def encrypt(data: bytes) -> None:
+        nonlocal direct_for
+        ssl = dtls._ssl
+        if ssl is direct_for:
+            _write_record(ssl, data)
+            return
+        if _direct_ssl(ssl):
+            direct_for = ssl
+            _write_record(ssl, data)
+            return
+        ssl.send(data)
+
     async def direct_send_data(data: bytes) -> None:
         """aiortc's ``_send_data``: encrypt one SCTP packet and send its record."""
         if dtls._state is not State.CONNECTED:
             raise ConnectionError("Cannot send encrypted data, not connected")
-        dtls._ssl.send(data)
+        encrypt(data)
         flushing = _flush(dtls)
         if flushing is not None:
             await flushing
 
     def write(data: bytes) -> None:
         """``direct_send_data`` for a plain pair (``record_writer`` checked): nothing to await."""
-        dtls._ssl.send(data)
+        encrypt(data)
         _flush(dtls)
 
     dtls._send_data = direct_send_data
@@ -348,12 +447,19 @@ def _flush(dtls: Any) -> Awaitable[None] | None:
     bio = getattr(ssl, "_from_ssl", None)
     if bio is not None and not _lib.BIO_get_mem_data(bio, _ffi.NULL):
         return None
-    try:
-        record = ssl.bio_read(_RECORD_READ)
-    except SSL.Error:
-        return None
-    if not record:
-        return None
+    buffers: _CffiBuffers | None = getattr(dtls, _BUFFERS, None)
+    if bio is not None and buffers is not None:
+        read = _lib.BIO_read(bio, buffers.record, _RECORD_READ)
+        if read <= 0:
+            return None
+        record = bytes(_ffi.buffer(buffers.record, read))
+    else:
+        try:
+            record = ssl.bio_read(_RECORD_READ)
+        except SSL.Error:
+            return None
+        if not record:
+            return None
     pair = dtls.transport._connection._nominated.get(1)  # aioice's Connection.send
     if pair is None:
         raise ConnectionError("Cannot send data, not connected")

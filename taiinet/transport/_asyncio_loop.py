@@ -51,6 +51,7 @@ import asyncio
 import contextvars
 import logging
 import math
+import select
 import selectors
 import threading
 from collections.abc import Callable, Coroutine
@@ -62,6 +63,8 @@ import trio
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+_EPOLL: type = getattr(select, "epoll", type(None))  # Linux only
 
 #: Seconds between iterations when the selector cannot be waited on from trio
 #: (a selector without a file descriptor; epoll and kqueue have one).
@@ -112,6 +115,11 @@ class HostedLoop:
     def __init__(self) -> None:
         self._selector = selectors.DefaultSelector()
         self.loop = asyncio.SelectorEventLoop(self._selector)
+        # The selector's own epoll object, if it has one: asked for one event, it
+        # tells whether any socket is readable without selectors' Python wrapper
+        # (a key lookup and a list per event) that ``select(0)`` costs.
+        raw = getattr(self._selector, "_selector", None)
+        self._epoll: Any = raw if isinstance(raw, _EPOLL) else None
         self.users = 0
         #: Set once the driver has stopped and the loop is closed.
         self.finished = trio.Event()
@@ -186,7 +194,11 @@ class HostedLoop:
         and asyncio reads one datagram per socket per iteration.  The selectors
         are level-triggered: polling consumes nothing.
         """
-        return bool(self.loop._ready) or bool(self._selector.select(0))  # type: ignore[attr-defined]
+        if self.loop._ready:  # type: ignore[attr-defined]
+            return True
+        if self._epoll is not None:
+            return bool(self._epoll.poll(0, 1))
+        return bool(self._selector.select(0))
 
     def _next_timer(self) -> float:
         """The loop time of the earliest timer (inf: none); 0 if callbacks are ready."""

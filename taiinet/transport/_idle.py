@@ -1,4 +1,4 @@
-"""One idle watchdog per WebSocket listener, instead of a deadline per read.
+"""One idle watchdog per WebSocket listener or WebRTC endpoint, instead of a deadline per read.
 
 A listener's links must carry some frame at least every ``LinkDeadlines.idle``
 seconds of their receiver waiting for one (docs/protocol.md, "Deadlines and
@@ -17,13 +17,31 @@ does not blame its peer (up to one tick of its busy time may count).
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import trio
 
+from taiinet.errors import RemoteProtocolError
 from taiinet.transport.errors import IdleTimeout
-from taiinet.transport.wsproto_channel import WebSocketChannel
 
 #: Looks per idle deadline: a silent link is cut at most ``1 / IDLE_TICKS`` late.
 IDLE_TICKS = 4
+
+
+class Watched(Protocol):
+    """A channel the watchdog can judge (``Watched``, ``BridgedDataChannel``)."""
+
+    #: Messages ``receive_message`` has returned so far.
+    messages_received: int
+
+    @property
+    def receiving(self) -> bool:
+        """Whether a task is waiting in ``receive_message``."""
+        ...
+
+    async def expire(self, error: RemoteProtocolError) -> None:
+        """Close for ``error``: the task in ``receive_message``, and any later call, raises it."""
+        ...
 
 
 class IdleWatch:
@@ -32,12 +50,12 @@ class IdleWatch:
     def __init__(self, idle: float) -> None:
         self.idle = idle
         #: channel -> (its ``messages_received`` at the last tick, quiet ticks since).
-        self._channels: dict[WebSocketChannel, tuple[int, int]] = {}
+        self._channels: dict[Watched, tuple[int, int]] = {}
 
-    def watch(self, channel: WebSocketChannel) -> None:
+    def watch(self, channel: Watched) -> None:
         self._channels[channel] = (channel.messages_received, -1)  # not a tick yet
 
-    def forget(self, channel: WebSocketChannel) -> None:
+    def forget(self, channel: Watched) -> None:
         self._channels.pop(channel, None)
 
     async def run(self) -> None:
@@ -48,7 +66,7 @@ class IdleWatch:
 
     async def tick(self) -> None:
         """Look at every watched channel once; cut those quiet for ``IDLE_TICKS`` ticks."""
-        expired: list[WebSocketChannel] = []
+        expired: list[Watched] = []
         for channel, (seen, quiet) in self._channels.items():
             received = channel.messages_received
             if received != seen or not channel.receiving:

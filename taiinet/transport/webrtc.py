@@ -19,6 +19,7 @@ it: leaving its ``async with`` closes them.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -38,6 +39,7 @@ from taiinet.transport._asyncio_bridge import (
     IceServerConfig,
     check_sdp_with_aiortc,
 )
+from taiinet.transport._idle import IdleWatch
 from taiinet.transport.connection import Connection, MessageChannel
 from taiinet.transport.errors import DialError, InvalidSdp
 from taiinet.transport.limits import LISTENER_DEADLINES, LinkDeadlines
@@ -195,9 +197,14 @@ class WebRTCEndpoint:
 
     def __init__(self, identity: Identity, bridge: AiortcBridge, *,
                  connect_timeout: float, max_peers: int, max_frame_size: int,
-                 deadlines: LinkDeadlines) -> None:
+                 deadlines: LinkDeadlines, idle_watch: IdleWatch | None = None) -> None:
         self._max_frame_size = max_frame_size
         self._deadlines = deadlines
+        # With a watchdog, a data channel's idle deadline is its (one look at
+        # every link per tick), not a cancel scope around every read of every link.
+        self._idle_watch = idle_watch
+        self._link_deadlines = (deadlines if idle_watch is None
+                                else dataclasses.replace(deadlines, idle=None))
         self._identity = identity
         self._bridge = bridge
         self._connect_timeout = connect_timeout
@@ -254,22 +261,29 @@ class WebRTCEndpoint:
 
     async def _secure(self, channel: MessageChannel, *, initiator: bool,
                       expected_peer_id: str | None) -> Connection:
+        watch = None
         if isinstance(channel, BridgedDataChannel):
             channel.coalesce = True  # the secure channel reads a byte stream
+            watch = self._idle_watch
+        deadlines = self._deadlines if watch is None else self._link_deadlines
         started = trio.current_time()
         try:
             with trio.fail_after(self._connect_timeout):
                 connection = await secure_channel(
                     channel, self._identity, initiator=initiator,
                     expected_peer_id=expected_peer_id, max_frame_size=self._max_frame_size,
-                    handshake_timeout=self._deadlines.handshake, deadlines=self._deadlines,
+                    handshake_timeout=self._deadlines.handshake, deadlines=deadlines,
                 )
                 logger.debug("Noise XX done after %.3f s", trio.current_time() - started)
-                return connection
         except trio.TooSlowError:
             raise DialError("the Noise handshake over WebRTC timed out") from None
         except ConnectionClosed as exc:
             raise DialError(f"the WebRTC link closed during the handshake: {exc}") from None
+        if watch is not None and isinstance(channel, BridgedDataChannel):
+            channel.on_closed = watch.forget
+            if not channel.closed:
+                watch.watch(channel)
+        return connection
 
 
 @asynccontextmanager
@@ -291,12 +305,20 @@ async def open_webrtc(
     ``ice_servers``: STUN/TURN servers; none by default (never a public one).
     ``deadlines``: of the Noise handshake and the secured links, on both sides
     (an idle deadline of 60 s by default: node links carry overlay ``Ping``s).
+    The idle deadline is kept by one watchdog for all links of the endpoint
+    (``taiinet.transport._idle``): a silent link is cut between ``idle`` and
+    ``1.25 * idle`` seconds after its last message.
     """
+    idle_watch = None if deadlines.idle is None else IdleWatch(deadlines.idle)
     bridge = AiortcBridge(candidate_addresses=candidate_addresses, ice_servers=ice_servers)
     bridge.start()
     try:
-        yield WebRTCEndpoint(identity, bridge, connect_timeout=connect_timeout,
-                             max_peers=max_peers, max_frame_size=max_frame_size,
-                             deadlines=deadlines)
+        async with trio.open_nursery() as nursery:
+            if idle_watch is not None:
+                nursery.start_soon(idle_watch.run)
+            yield WebRTCEndpoint(identity, bridge, connect_timeout=connect_timeout,
+                                 max_peers=max_peers, max_frame_size=max_frame_size,
+                                 deadlines=deadlines, idle_watch=idle_watch)
+            nursery.cancel_scope.cancel()
     finally:
         await bridge.aclose()
