@@ -31,6 +31,7 @@ PACKAGE = Path(taiinet.__file__).resolve().parent
 CAUGHT_INSIDE = {
     ("wire/base58.py", "b58decode"),     # PeerId.from_string -> InvalidPeerId
     ("wire/identity.py", "_decode_cid"),  # parse_peer_id -> InvalidPeerId
+    ("transport/_wsframes.py", "take_binary_frames"),  # -> WebSocketMessageTooLarge
 }
 
 
