@@ -23,23 +23,31 @@ class GcStats:
         self.collections = [0, 0, 0]
         self.full_walked = 0
         self.seconds = 0.0
+        #: GC seconds per generation collected.
+        self.by_generation = [0.0, 0.0, 0.0]
+        self._generation = 0
         self._began = 0.0
         self._on = False
+        self._before: set[int] = set()
 
     def _callback(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
-            generation = info["generation"]
+            generation = self._generation = info["generation"]
             self.collections[generation] += 1
             if generation == 2:
                 self.full_walked += len(gc.get_objects())
             self._began = time.process_time()
         else:
-            self.seconds += time.process_time() - self._began
+            spent = time.process_time() - self._began
+            self.seconds += spent
+            self.by_generation[self._generation] += spent
 
     def start(self) -> None:
         self.collections = [0, 0, 0]
         self.full_walked = 0
         self.seconds = 0.0
+        self.by_generation = [0.0, 0.0, 0.0]
+        self._before = {id(o) for o in gc.get_objects()}
         if not self._on:
             gc.callbacks.append(self._callback)
             self._on = True
@@ -55,10 +63,17 @@ class GcStats:
         walked = self.full_walked / gen2 if gen2 else 0.0
         return (f"GC per 1,000 deliveries: gen0 {gen0 * per:.1f}, gen1 {gen1 * per:.2f}, "
                 f"gen2 {gen2 * per:.3f} ({gen2} full, {walked:,.0f} objects each); "
-                f"GC {self.seconds * 1e6 / max(deliveries, 1):.2f} us/delivery; "
+                f"GC {self.seconds * 1e6 / max(deliveries, 1):.2f} us/delivery ("
+                + "/".join(f"{t * 1e6 / max(deliveries, 1):.2f}" for t in self.by_generation)
+                + " in gen0/1/2); "
                 f"{len(gc.get_objects()):,} objects tracked now")
 
 
-def tracked_by_type(top: int = 15) -> list[tuple[str, int]]:
-    """The most numerous types among the objects the collector tracks now."""
-    return Counter(type(o).__qualname__ for o in gc.get_objects()).most_common(top)
+    def new_by_type(self, top: int = 12) -> str:
+        """The most numerous types among tracked objects made since ``start`` and
+        still alive (what the step leaves for full collections to walk)."""
+        before = self._before
+        counts = Counter(type(o).__qualname__ for o in gc.get_objects() if id(o) not in before)
+        total = sum(counts.values())
+        return f"{total:,} new tracked objects alive: " + ", ".join(
+            f"{name} {n}" for name, n in counts.most_common(top))

@@ -14,8 +14,8 @@ it reports process CPU time.  To compare two trees, run it alternately with
 
 ``--gc-stats`` also prints what the garbage collector did in the measured
 step (``_gcstats.py``: collections per 1,000 deliveries, objects walked by
-full collections, GC time per delivery) and the most numerous tracked types
-at its end; it adds CPU of its own.
+full collections, GC time per delivery) and the tracked objects made during
+the step and still alive at its end, by type; it adds CPU of its own.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import argparse
 import os
 import time
 
-from _gcstats import GcStats, tracked_by_type
+from _gcstats import GcStats
 
 from tests.pubsub_harness import PubsubNet
 
@@ -72,7 +72,7 @@ def main() -> None:
         print(f"{deliveries}/{expected} delivered, CPU {per:.1f} us/delivery")
         if gc_stats is not None:
             print("  " + gc_stats.report(deliveries))
-            print("  tracked: " + ", ".join(f"{name} {n}" for name, n in tracked_by_type()))
+            print("  " + gc_stats.new_by_type())
     print(f"best {best:.1f} us/delivery (load {os.getloadavg()[0]:.2f})")
 
 
