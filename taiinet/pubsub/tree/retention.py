@@ -70,6 +70,7 @@ class Retained:
 #: publisher, published_unix_ms, at, hops, own, cost.
 _Record = tuple[bytes, str, int, float, int, bool, int]
 _AT: Final = 3
+_OWN: Final = 5
 _COST: Final = 6
 
 
@@ -200,6 +201,14 @@ class Retention:
         dropping documents meanwhile does not disturb it)."""
         view = self._view
         return iter([(mid, view(mid, record)) for mid, record in self._docs.items()])
+
+    def entries(self) -> list[tuple[bytes, bool, Any, dict[str, int], dict[str, int]]]:
+        """``(mid, own, document, holders, pushed)`` of the retained documents, oldest
+        first: what the rule (I) reads of each, without building views (a snapshot,
+        as ``items``)."""
+        values, holders, pushed = self._values, self._holders, self._pushed
+        return [(mid, record[_OWN], values[mid], holders[mid], pushed[mid])
+                for mid, record in self._docs.items()]
 
     def __len__(self) -> int:
         return len(self._docs)
