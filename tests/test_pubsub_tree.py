@@ -232,9 +232,9 @@ def test_retained_views_share_the_stored_maps_and_dropping_a_document_drops_them
     assert kept.get(b"1") is None and kept.holders(b"1") is None
     with pytest.raises(KeyError):
         kept.repushes(b"1")  # only a retained document has one
-    assert [mid for mid, _doc in kept.items()] == [b"2", b"3"] and kept.bytes == 20
+    assert [entry[0] for entry in kept.entries()] == [b"2", b"3"] and kept.bytes == 20
     kept.expire(31.5)
-    assert [mid for mid, _doc in kept.items()] == [b"3"] and kept.bytes == 10
+    assert [entry[0] for entry in kept.entries()] == [b"3"] and kept.bytes == 10
 
 
 # --- forwarding and repair ----------------------------------------------------------

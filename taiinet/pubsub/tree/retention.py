@@ -16,18 +16,19 @@ counted (docs/pubsub.md, section 1 condition 3).
 Retained documents are kept in forms the cyclic garbage collector does not
 track: each document's record is a tuple of atoms, and its decoded value
 and neighbour maps sit in maps keyed by message id (a dict of ``str`` and
-``int``, or a flat document, is untracked).  A retained document lives long
-enough to reach the oldest generation, so one tracked object per document
-and node was what made full collections run (CPython runs one when a
-quarter more objects than the last one saw have reached that generation),
-each walking every retained document of the process.  ``Retained`` is the
-view ``get`` and ``items`` build, short-lived; its maps are the stored ones.
+``int``, or a document of scalars, is untracked; one holding lists or maps
+stays tracked).  A retained document lives long enough to reach the oldest
+generation, so one tracked object per document and node brought full
+collections on (CPython runs one when a quarter more objects than the last
+one left have reached that generation), each walking every retained
+document of the process.  ``Retained`` is the
+view ``get`` builds, short-lived; its maps are the stored ones (``entries``
+lists what the forwarding rule reads without views).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -196,16 +197,10 @@ class Retention:
                 break
             self._drop(mid)
 
-    def items(self) -> Iterator[tuple[bytes, Retained]]:
-        """Views of the retained documents, oldest first (a snapshot: retaining or
-        dropping documents meanwhile does not disturb it)."""
-        view = self._view
-        return iter([(mid, view(mid, record)) for mid, record in self._docs.items()])
-
     def entries(self) -> list[tuple[bytes, bool, Any, dict[str, int], dict[str, int]]]:
         """``(mid, own, document, holders, pushed)`` of the retained documents, oldest
-        first: what the rule (I) reads of each, without building views (a snapshot,
-        as ``items``)."""
+        first: what the rule (I) reads of each, without building views (a snapshot:
+        retaining or dropping documents meanwhile does not disturb it)."""
         values, holders, pushed = self._values, self._holders, self._pushed
         return [(mid, record[_OWN], values[mid], holders[mid], pushed[mid])
                 for mid, record in self._docs.items()]
