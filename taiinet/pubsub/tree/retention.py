@@ -182,7 +182,8 @@ class Retention:
     def _drop(self, mid: bytes) -> _Record:
         record = self._docs.pop(mid)
         del self._values[mid], self._holders[mid], self._pushed[mid]
-        self._repushes.pop(mid, None)
+        if self._repushes:
+            self._repushes.pop(mid, None)
         self._bytes -= record[_COST]
         return record
 
