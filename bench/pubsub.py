@@ -50,6 +50,12 @@ one JSON object (``rows``: ``system``, ``links``, ``kind`` = ``max`` or
 after) on stdout, progress and the table on stderr.  Timings vary with
 machine load.
 
+``--gc-stats`` prints, after each measured step, the garbage collector's
+collections per generation per 1,000 deliveries, the objects its full
+collections walked, its time per delivery, and the tracked objects the step
+left alive by type (``_gcstats.py``; it adds CPU of its own, so leave it off
+for CPU figures).
+
 Overload (``--schedule 250@30,250@30,62.5@0``): instead of the search, run
 the given steps in order, each ``RATE@STEAL``: ``RATE`` documents/s while a
 task of the bench holds the event loop for ``STEAL`` ms of every
@@ -171,7 +177,13 @@ class Receivers:
                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with subscription:
             task_status.started()
-            async for message in subscription:
+            while True:
+                # ``receive`` rather than ``async for``: one coroutine less per wait
+                # (what is waiting when the collector runs is promoted and walked).
+                try:
+                    message = await subscription.receive()
+                except trio.EndOfChannel:
+                    return
                 if message.data["step"] != self.step:
                     continue
                 now = time.perf_counter()
@@ -242,6 +254,10 @@ async def run_links(kind: str, args: argparse.Namespace) -> list[Step]:
     config = NodeConfig(subscription_buffer=100_000)
     steps: list[Step] = []
     thief = Thief(args.steal_period_ms)
+    gc_stats = None
+    if args.gc_stats:
+        from _gcstats import GcStats  # bench/ is the script's directory
+        gc_stats = GcStats()
     # The signaller outlives the nodes: they close first, so none of them
     # sees its signaller go and warns "no signaller reachable" at the end.
     async with open_signaller(identity=Identity.from_seed(bytes([200]) * 32),
@@ -279,10 +295,14 @@ async def run_links(kind: str, args: argparse.Namespace) -> list[Step]:
                     if cut:
                         cutting.start_soon(cut_links, nodes, cut, count / rate / 2,
                                            random.Random(len(steps)))
+                    if gc_stats is not None:
+                        gc_stats.start()
                     step = await _step(publisher, nodes, receivers, receivers_count, rate,
                                        count, args)
             finally:
                 thief.steal_ms = 0.0
+                if gc_stats is not None:
+                    gc_stats.stop()
             ends = link_ends(nodes)
             ends.subtract(ends_before)
             step.steal_ms = steal_ms
@@ -298,6 +318,9 @@ async def run_links(kind: str, args: argparse.Namespace) -> list[Step]:
                   f"({step.overlay_messages_per_delivery:.2f} overlay msgs)/delivery, "
                   f"CPU {step.cpu_us_per_delivery:.0f} us/delivery"
                 f"{'' if step.kept_up else f', publisher behind ({step.published_per_s:.0f}/s)'}")
+            if gc_stats is not None:
+                say(f"            {gc_stats.report(step.delivered)}")
+                say(f"            {gc_stats.new_by_type()}")
             if step.link_ends:
                 say("            links down: " + ", ".join(
                     f"{why} {n}" for why, n in step.link_ends.items()))
@@ -627,6 +650,9 @@ def main(argv: list[str]) -> int:
                         help="run these steps instead of the search: RATE@STEAL_MS,... "
                              "(the loop held busy STEAL_MS of every --steal-period-ms)")
     parser.add_argument("--steal-period-ms", type=float, default=100.0)
+    parser.add_argument("--gc-stats", action="store_true",
+                        help="print what the garbage collector did in each measured step "
+                             "(bench/_gcstats.py; adds CPU of its own)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object on stdout (progress and table on stderr)")
     args = parser.parse_args(argv)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import random
+
+import pytest
 
 from taiinet.overlay.actions import Send
 from taiinet.overlay.messages import Gossip, IHave
@@ -20,6 +23,7 @@ from taiinet.pubsub.tree.retention import Retained, Retention
 from taiinet.pubsub.tree.router import TreeRouter
 from taiinet.pubsub.tree.routes import SpanningTree
 from taiinet.sim.network import sim_peer_ids
+from taiinet.wire.peer_id import plain_key
 from tests.pubsub_harness import PubsubNet
 
 A, B, C, D, E = sim_peer_ids(5)  # sorted: A < B < C < D < E
@@ -188,6 +192,49 @@ def test_retention_expires_by_age_and_counts_young_evictions() -> None:
     kept.see(b"4", 40.0, delivered=True)
     assert not kept.seen(b"1") and kept.seen_evicted_young == 0  # b"1" was 40 s old
     assert kept.delivered(b"4") and kept.duplicate(b"4")
+
+
+def test_retained_documents_add_no_object_the_garbage_collector_tracks() -> None:
+    """A retained document lives long enough to reach the collector's oldest
+    generation; tracked, each one brought full collections nearer and made them
+    walk further.  Records, flat documents and the neighbour maps stay untracked."""
+    kept = Retention(retention=30.0, max_size=1000, max_bytes=10**9, seen_size=1000)
+    gc.collect()
+    before = len(gc.get_objects())
+    for i in range(500):
+        doc = Retained(b"x", {"t": i, "pad": "y"}, A, 0, 0.0, 1, False, cost=1)
+        doc.holders[plain_key(B)] = 1
+        doc.pushed[plain_key(C)] = 2
+        doc.repushes = {plain_key(C): 1}
+        kept.add(str(i).encode(), doc, 0.0)
+    del doc
+    gc.collect()
+    assert len(kept) == 500 and len(gc.get_objects()) - before < 50
+
+
+def test_retained_views_share_the_stored_maps_and_dropping_a_document_drops_them() -> None:
+    kept = Retention(retention=30.0, max_size=2, max_bytes=1000, seen_size=10)
+    doc = _doc(0.0)
+    doc.holders[plain_key(B)] = 1
+    kept.add(b"1", doc, 0.0)
+    view = kept.get(b"1")
+    assert view is not None and view.held_by(B, 1) and view.publisher == A
+    assert (view.payload, view.document, view.at, view.hops, view.own, view.cost) == (
+        doc.payload, doc.document, doc.at, doc.hops, doc.own, doc.cost)
+    view.pushed[plain_key(D)] = 2
+    assert kept.repushes(b"1") is kept.repushes(b"1")
+    kept.repushes(b"1")[plain_key(D)] = 1
+    again = kept.get(b"1")
+    assert again is not None and again.held_by(D, 2) and again.repushes == {D: 1}
+    assert kept.holders(b"1") == {B: 1}
+    kept.add(b"2", _doc(1.0), 1.0)
+    kept.add(b"3", _doc(2.0), 2.0)  # over max_size: b"1" evicted with its maps
+    assert kept.get(b"1") is None and kept.holders(b"1") is None
+    with pytest.raises(KeyError):
+        kept.repushes(b"1")  # only a retained document has one
+    assert [entry[0] for entry in kept.entries()] == [b"2", b"3"] and kept.bytes == 20
+    kept.expire(31.5)
+    assert [entry[0] for entry in kept.entries()] == [b"3"] and kept.bytes == 10
 
 
 # --- forwarding and repair ----------------------------------------------------------

@@ -39,9 +39,12 @@ class Forwarding:
         self.told: set[PeerId] = set()
 
     def must_hold(self, doc: Retained, peer: PeerId) -> bool:
-        if doc.own and peer == self.tree.parent and peer in self.told:
+        return self._must_hold(doc.own, doc.document, peer)
+
+    def _must_hold(self, own: bool, document: object, peer: PeerId) -> bool:
+        if own and peer == self.tree.parent and peer in self.told:
             return True
-        return self.tree.is_tree_link(peer) and self.interest.wants(peer, doc.document)
+        return self.tree.is_tree_link(peer) and self.interest.wants(peer, document)
 
     def push(self, mid: bytes, doc: Retained, peer: PeerId,
              out: list[Send[OverlayMessage]], message: Gossip | None = None) -> Gossip:
@@ -61,9 +64,10 @@ class Forwarding:
         sent = 0
         message: Gossip | None = None
         holders, pushed = doc.holders, doc.pushed  # ``doc.held_by``, inlined
+        own, document = doc.own, doc.document
         for peer, epoch in self.epochs.items():
             if (holders.get(peer) != epoch and pushed.get(peer) != epoch
-                    and self.must_hold(doc, peer)):
+                    and self._must_hold(own, document, peer)):
                 message = self.push(mid, doc, peer, out, message)
                 sent += 1
         return sent
@@ -73,9 +77,10 @@ class Forwarding:
         must hold may have been dropped there (it keeps only what its last advert to
         us matched), so it no longer counts as a holder: if it widens again, it is
         pushed again."""
-        for _mid, doc in self.retention.items():
-            if peer in doc.pushed and not self.must_hold(doc, peer):
-                del doc.pushed[peer]
+        rule = self._must_hold
+        for _mid, own, document, _holders, pushed in self.retention.entries():
+            if peer in pushed and not rule(own, document, peer):
+                del pushed[peer]
 
     def owed(self, peer: PeerId) -> list[bytes]:
         """``peer``'s side of (I) widened: the retained documents it now must hold and
@@ -84,6 +89,7 @@ class Forwarding:
         epoch = self.epochs.get(peer)
         if epoch is None:
             return []
-        must_hold = self.must_hold
-        return [mid for mid, doc in self.retention.items()
-                if not doc.held_by(peer, epoch) and must_hold(doc, peer)]
+        rule = self._must_hold
+        return [mid for mid, own, document, holders, pushed in self.retention.entries()
+                if holders.get(peer) != epoch and pushed.get(peer) != epoch
+                and rule(own, document, peer)]

@@ -147,9 +147,7 @@ class Repair:
             doc = get(mid)
             if doc is None or doc.held_by(peer, epoch) or not fwd.must_hold(doc, peer):
                 continue  # expired, got it meanwhile, or no longer owed
-            repushes = doc.repushes
-            if repushes is None:
-                repushes = doc.repushes = {}
+            repushes = fwd.retention.repushes(mid)
             done = repushes.get(peer, 0)
             if done >= limit:
                 self.skipped += 1

@@ -12,17 +12,28 @@ delivered document is a duplicate, which is what makes delivery exactly
 once; a copy of one seen but not kept is taken again.  Evicting a document
 or an id younger than ``retention`` voids the contract for it and is
 counted (docs/pubsub.md, section 1 condition 3).
+
+Retained documents are kept in forms the cyclic garbage collector does not
+track: each document's record is a tuple of atoms, and its decoded value
+and neighbour maps sit in maps keyed by message id (a dict of ``str`` and
+``int``, or a document of scalars, is untracked; one holding lists or maps
+stays tracked).  A retained document lives long enough to reach the oldest
+generation, so one tracked object per document and node brought full
+collections on (CPython runs one when a quarter more objects than the last
+one left have reached that generation), each walking every retained
+document of the process.  ``Retained`` is the
+view ``get`` builds, short-lived; its maps are the stored ones (``entries``
+lists what the forwarding rule reads without views).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from taiinet.pubsub.query.limits import DECODED_VALUE_BYTES
-from taiinet.wire.peer_id import PeerId
+from taiinet.wire.peer_id import PeerId, plain_key
 
 #: What a retained document counts besides its envelope and values: record, holders.
 RECORD_BYTES = 512
@@ -55,6 +66,15 @@ class Retained:
         return self.holders.get(peer) == epoch or self.pushed.get(peer) == epoch
 
 
+#: What ``Retention`` stores of a ``Retained`` besides its value and maps (all atoms,
+#: so the tuple is untracked by the GC; the publisher as ``plain_key``): payload,
+#: publisher, published_unix_ms, at, hops, own, cost.
+_Record = tuple[bytes, str, int, float, int, bool, int]
+_AT: Final = 3
+_OWN: Final = 5
+_COST: Final = 6
+
+
 def retained_cost(size: int, values: int) -> int:
     """What a decoded document counts toward ``retention_bytes``."""
     return RECORD_BYTES + size + values * DECODED_VALUE_BYTES
@@ -63,15 +83,22 @@ def retained_cost(size: int, values: int) -> int:
 class Retention:
     """Retained documents by message id, and seen ids; all bounded."""
 
-    __slots__ = ("_bytes", "_docs", "_now", "_seen", "evicted_young", "max_bytes", "max_size",
-                 "retention", "seen_evicted_young", "seen_size")
+    __slots__ = ("_bytes", "_docs", "_holders", "_now", "_pushed", "_repushes", "_seen",
+                 "_values", "evicted_young", "max_bytes", "max_size", "retention",
+                 "seen_evicted_young", "seen_size")
 
     def __init__(self, retention: float, max_size: int, max_bytes: int, seen_size: int) -> None:
         self.retention = retention
         self.max_size = max_size
         self.max_bytes = max_bytes
         self.seen_size = seen_size
-        self._docs: OrderedDict[bytes, Retained] = OrderedDict()
+        #: Message id -> record, oldest first; the other maps hold the same ids.
+        self._docs: OrderedDict[bytes, _Record] = OrderedDict()
+        self._values: dict[bytes, Any] = {}
+        self._holders: dict[bytes, dict[str, int]] = {}
+        self._pushed: dict[bytes, dict[str, int]] = {}
+        #: Only documents restores pushed again.
+        self._repushes: dict[bytes, dict[str, int]] = {}
         #: Message id -> (when first seen, delivered here).
         self._seen: OrderedDict[bytes, tuple[float, bool]] = OrderedDict()
         self._bytes = 0
@@ -96,7 +123,28 @@ class Retention:
         return seen is not None and seen[1]
 
     def get(self, mid: bytes) -> Retained | None:
-        return self._docs.get(mid)
+        record = self._docs.get(mid)
+        return None if record is None else self._view(mid, record)
+
+    def _view(self, mid: bytes, record: _Record) -> Retained:
+        payload, publisher, published_unix_ms, at, hops, own, cost = record
+        return Retained(payload, self._values[mid], publisher, published_unix_ms, at, hops,
+                        own, self._holders[mid], self._pushed[mid], cost,
+                        self._repushes.get(mid))
+
+    def holders(self, mid: bytes) -> dict[str, int] | None:
+        """The holders map of a retained document (``Retained.holders``), else ``None``."""
+        return self._holders.get(mid)
+
+    def repushes(self, mid: bytes) -> dict[str, int]:
+        """The re-push counts of a retained document (``Retained.repushes``), made on
+        first use; ``KeyError`` if ``mid`` is not retained."""
+        repushes = self._repushes.get(mid)
+        if repushes is None:
+            if mid not in self._docs:
+                raise KeyError(mid)
+            repushes = self._repushes[mid] = {}
+        return repushes
 
     def see(self, mid: bytes, now: float, delivered: bool) -> None:
         """Remember ``mid`` (first sight time kept; delivered once stays delivered)."""
@@ -116,13 +164,28 @@ class Retention:
         """Retain ``doc``, evicting the oldest past either bound."""
         self.expire(now)
         docs = self._docs
-        docs[mid] = doc
+        if mid in docs:
+            self._drop(mid)
+        docs[mid] = (doc.payload, plain_key(doc.publisher), doc.published_unix_ms, doc.at, doc.hops,
+                     doc.own, doc.cost)
+        self._values[mid] = doc.document
+        self._holders[mid] = doc.holders
+        self._pushed[mid] = doc.pushed
+        if doc.repushes is not None:
+            self._repushes[mid] = doc.repushes
         self._bytes += doc.cost
         while len(docs) > self.max_size or self._bytes > self.max_bytes:
-            _mid, old = docs.popitem(last=False)
-            self._bytes -= old.cost
-            if old.at > now - self.retention:
+            old = self._drop(next(iter(docs)))
+            if old[_AT] > now - self.retention:
                 self.evicted_young += 1
+
+    def _drop(self, mid: bytes) -> _Record:
+        record = self._docs.pop(mid)
+        del self._values[mid], self._holders[mid], self._pushed[mid]
+        if self._repushes:
+            self._repushes.pop(mid, None)
+        self._bytes -= record[_COST]
+        return record
 
     def expire(self, now: float) -> None:
         """Drop documents older than ``retention`` (their ids stay seen)."""
@@ -130,14 +193,18 @@ class Retention:
         docs = self._docs
         oldest = now - self.retention
         while docs:
-            mid, doc = next(iter(docs.items()))
-            if doc.at >= oldest:
+            mid, record = next(iter(docs.items()))
+            if record[_AT] >= oldest:
                 break
-            del docs[mid]
-            self._bytes -= doc.cost
+            self._drop(mid)
 
-    def items(self) -> Iterator[tuple[bytes, Retained]]:
-        return iter(list(self._docs.items()))
+    def entries(self) -> list[tuple[bytes, bool, Any, dict[str, int], dict[str, int]]]:
+        """``(mid, own, document, holders, pushed)`` of the retained documents, oldest
+        first: what the rule (I) reads of each, without building views (a snapshot:
+        retaining or dropping documents meanwhile does not disturb it)."""
+        values, holders, pushed = self._values, self._holders, self._pushed
+        return [(mid, record[_OWN], values[mid], holders[mid], pushed[mid])
+                for mid, record in self._docs.items()]
 
     def __len__(self) -> int:
         return len(self._docs)

@@ -302,10 +302,10 @@ class TreeRouter:
 
     def _duplicate(self, peer: PeerId, mid: bytes) -> None:
         self.stats.duplicates += 1
-        doc = self.retention.get(mid)
+        holders = self.retention.holders(mid)
         epoch = self._epochs.get(peer)
-        if doc is not None and epoch is not None:
-            doc.holders[plain_key(peer)] = epoch
+        if holders is not None and epoch is not None:
+            holders[plain_key(peer)] = epoch
 
     def _accept(self, mid: bytes, doc: Retained, now: float, out: list[Action],
                 sender: PeerId | None = None) -> None:
