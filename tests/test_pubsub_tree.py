@@ -13,6 +13,7 @@ from taiinet.overlay.messages import Gossip, IHave
 from taiinet.pubsub.actions import Deliver, InterestTimer
 from taiinet.pubsub.config import PubsubConfig
 from taiinet.pubsub.documents import UnsignedDocuments
+from taiinet.pubsub.errors import PubsubUsageError
 from taiinet.pubsub.messages import MAX_ROOT_DISTANCE, TREE_SIZE_CAP, InterestAdvert
 from taiinet.pubsub.query import Query
 from taiinet.pubsub.tree.forwarding import Forwarding
@@ -230,7 +231,7 @@ def test_retained_views_share_the_stored_maps_and_dropping_a_document_drops_them
     kept.add(b"2", _doc(1.0), 1.0)
     kept.add(b"3", _doc(2.0), 2.0)  # over max_size: b"1" evicted with its maps
     assert kept.get(b"1") is None and kept.holders(b"1") is None
-    with pytest.raises(KeyError):
+    with pytest.raises(PubsubUsageError):
         kept.repushes(b"1")  # only a retained document has one
     assert [entry[0] for entry in kept.entries()] == [b"2", b"3"] and kept.bytes == 20
     kept.expire(31.5)

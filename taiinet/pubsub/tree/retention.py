@@ -32,6 +32,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from taiinet.pubsub.errors import PubsubUsageError
 from taiinet.pubsub.query.limits import DECODED_VALUE_BYTES
 from taiinet.wire.peer_id import PeerId, plain_key
 
@@ -138,11 +139,12 @@ class Retention:
 
     def repushes(self, mid: bytes) -> dict[str, int]:
         """The re-push counts of a retained document (``Retained.repushes``), made on
-        first use; ``KeyError`` if ``mid`` is not retained."""
+        first use; ``PubsubUsageError`` if ``mid`` is not retained (a caller's bug:
+        the map would outlive the document)."""
         repushes = self._repushes.get(mid)
         if repushes is None:
             if mid not in self._docs:
-                raise KeyError(mid)
+                raise PubsubUsageError(f"document {mid.hex()} is not retained")
             repushes = self._repushes[mid] = {}
         return repushes
 
