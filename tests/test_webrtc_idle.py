@@ -8,12 +8,15 @@ import trio.testing
 
 from taiinet.transport import secure
 from taiinet.transport._asyncio_channel import BridgedDataChannel
-from taiinet.transport._idle import IDLE_TICKS, IdleWatch
 from taiinet.transport.errors import IdleTimeout
 from taiinet.transport.limits import LinkDeadlines
 from taiinet.transport.secure import SecureConnection
 from taiinet.transport.webrtc import open_webrtc
 from taiinet.wire.identity import Identity
+from tests.idle_support import (
+    check_busy_receiver_is_not_counted_idle,
+    check_quiet_receiver_is_cut_and_messages_reset_it,
+)
 from tests.test_webrtc import LOOPBACK, connect
 from tests.webrtc_support import raw_pair
 
@@ -49,46 +52,14 @@ async def test_secured_links_read_without_a_deadline_per_frame(
 
 async def test_the_watchdog_cuts_a_quiet_data_channel_and_messages_reset_it() -> None:
     async with raw_pair() as (client, server):
-        watch = IdleWatch(idle=60.0)
-        watch.watch(server)
-        outcome: list[BaseException | bytes] = []
-
-        async def receive() -> None:
-            try:
-                outcome.append(await server.receive_message())
-            except IdleTimeout as exc:
-                outcome.append(exc)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(receive)
-            await trio.testing.wait_all_tasks_blocked()
-            for _ in range(IDLE_TICKS):  # the first tick only starts the count
-                await watch.tick()
-            await client.send_message(b"alive")
-            with trio.fail_after(10):
-                while not outcome:
-                    await trio.sleep(0.001)
-            assert outcome == [b"alive"]
-            nursery.start_soon(receive)
-            await trio.testing.wait_all_tasks_blocked()
-            for _ in range(IDLE_TICKS):  # the message reset the count
-                await watch.tick()
-            assert len(outcome) == 1
-            await watch.tick()
-        assert isinstance(outcome[1], IdleTimeout)
-        with pytest.raises(IdleTimeout):
-            await server.receive_message()
+        await check_quiet_receiver_is_cut_and_messages_reset_it(client, server)
         assert server.closed
 
 
 async def test_a_busy_receiver_is_not_counted_idle() -> None:
     """Ticks that find nobody waiting in ``receive_message`` start the count again."""
     async with raw_pair() as (_client, server):
-        watch = IdleWatch(idle=60.0)
-        watch.watch(server)
-        for _ in range(3 * IDLE_TICKS):
-            await watch.tick()
-        assert not server.closed
+        await check_busy_receiver_is_not_counted_idle(server, lambda: server.closed)
 
 
 async def test_a_silent_link_is_cut_a_talking_one_stays_and_closed_ones_are_forgotten() -> None:
