@@ -17,19 +17,21 @@ does not blame its peer (up to one tick of its busy time may count).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Protocol
 
 import trio
 
 from taiinet.errors import RemoteProtocolError
 from taiinet.transport.errors import IdleTimeout
+from taiinet.transport.limits import LinkDeadlines
 
 #: Looks per idle deadline: a silent link is cut at most ``1 / IDLE_TICKS`` late.
 IDLE_TICKS = 4
 
 
 class Watched(Protocol):
-    """A channel the watchdog can judge (``Watched``, ``BridgedDataChannel``)."""
+    """A channel the watchdog can judge (``WebSocketChannel``, ``BridgedDataChannel``)."""
 
     #: Messages ``receive_message`` has returned so far.
     messages_received: int
@@ -78,3 +80,11 @@ class IdleWatch:
         for channel in expired:
             self.forget(channel)
             await channel.expire(IdleTimeout(f"no frame for {self.idle} s"))
+
+
+def watch_idle(deadlines: LinkDeadlines) -> tuple[IdleWatch | None, LinkDeadlines]:
+    """The watchdog that keeps ``deadlines.idle`` for all links of a listener or
+    endpoint (None when there is no idle deadline), and the deadlines each link's
+    own reads keep: the same without the idle one."""
+    watch = None if deadlines.idle is None else IdleWatch(deadlines.idle)
+    return watch, dataclasses.replace(deadlines, idle=None)

@@ -19,7 +19,6 @@ it: leaving its ``async with`` closes them.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -39,7 +38,7 @@ from taiinet.transport._asyncio_bridge import (
     IceServerConfig,
     check_sdp_with_aiortc,
 )
-from taiinet.transport._idle import IdleWatch
+from taiinet.transport._idle import IdleWatch, watch_idle
 from taiinet.transport.connection import Connection, MessageChannel
 from taiinet.transport.errors import DialError, InvalidSdp
 from taiinet.transport.limits import LISTENER_DEADLINES, LinkDeadlines
@@ -197,14 +196,14 @@ class WebRTCEndpoint:
 
     def __init__(self, identity: Identity, bridge: AiortcBridge, *,
                  connect_timeout: float, max_peers: int, max_frame_size: int,
-                 deadlines: LinkDeadlines, idle_watch: IdleWatch | None = None) -> None:
+                 deadlines: LinkDeadlines, idle_watch: IdleWatch | None,
+                 link_deadlines: LinkDeadlines) -> None:
         self._max_frame_size = max_frame_size
         self._deadlines = deadlines
         # With a watchdog, a data channel's idle deadline is its (one look at
         # every link per tick), not a cancel scope around every read of every link.
         self._idle_watch = idle_watch
-        self._link_deadlines = (deadlines if idle_watch is None
-                                else dataclasses.replace(deadlines, idle=None))
+        self._link_deadlines = link_deadlines
         self._identity = identity
         self._bridge = bridge
         self._connect_timeout = connect_timeout
@@ -309,7 +308,7 @@ async def open_webrtc(
     (``taiinet.transport._idle``): a silent link is cut between ``idle`` and
     ``1.25 * idle`` seconds after its last message.
     """
-    idle_watch = None if deadlines.idle is None else IdleWatch(deadlines.idle)
+    idle_watch, link_deadlines = watch_idle(deadlines)
     bridge = AiortcBridge(candidate_addresses=candidate_addresses, ice_servers=ice_servers)
     bridge.start()
     try:
@@ -318,7 +317,8 @@ async def open_webrtc(
                 nursery.start_soon(idle_watch.run)
             yield WebRTCEndpoint(identity, bridge, connect_timeout=connect_timeout,
                                  max_peers=max_peers, max_frame_size=max_frame_size,
-                                 deadlines=deadlines, idle_watch=idle_watch)
+                                 deadlines=deadlines, idle_watch=idle_watch,
+                                 link_deadlines=link_deadlines)
             nursery.cancel_scope.cancel()
     finally:
         await bridge.aclose()

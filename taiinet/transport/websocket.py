@@ -36,7 +36,6 @@ certificate (``taiinet.transport.tls``).  Noise runs inside either way.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import ssl
 import urllib.parse
@@ -46,7 +45,7 @@ from contextlib import asynccontextmanager
 import trio
 
 from taiinet.errors import ConnectionClosed, RemoteProtocolError, TaiiNetError
-from taiinet.transport._idle import IdleWatch
+from taiinet.transport._idle import watch_idle
 from taiinet.transport.connection import Connection, Listener
 from taiinet.transport.errors import CertificateUntrusted, DialError
 from taiinet.transport.limits import (
@@ -159,8 +158,7 @@ async def open_websocket_listener(
     partial_frames = PartialFrameBudget(limits.max_partial_frame_bytes)
     # The idle deadline is kept by one watchdog for all links (``_idle``), not
     # by a cancel scope around every read of every link.
-    idle_watch = None if limits.deadlines.idle is None else IdleWatch(limits.deadlines.idle)
-    link_deadlines = dataclasses.replace(limits.deadlines, idle=None)
+    idle_watch, link_deadlines = watch_idle(limits.deadlines)
 
     async def serve_client(stream: trio.SocketStream) -> None:
         """One TCP client, isolated: nothing it does reaches the listener's nursery."""
