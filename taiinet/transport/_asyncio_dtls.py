@@ -372,14 +372,12 @@ def send_directly(dtls: Any) -> bool:
     def encrypt(data: bytes) -> None:
         nonlocal direct_for
         ssl = dtls._ssl
+        if ssl is not direct_for and _direct_ssl(ssl):
+            direct_for = ssl
         if ssl is direct_for:
             _write_record(ssl, data)
-            return
-        if _direct_ssl(ssl):
-            direct_for = ssl
-            _write_record(ssl, data)
-            return
-        ssl.send(data)
+        else:
+            ssl.send(data)
 
     async def direct_send_data(data: bytes) -> None:
         """aiortc's ``_send_data``: encrypt one SCTP packet and send its record."""

@@ -116,12 +116,12 @@ class _ValueReader:
                 if key in out:
                     raise self.error(f"map key {key!r} repeated")
                 value = entry.value
-                kind = value.WhichOneof("kind")
-                if kind is None and not entry.HasField("value"):
+                value_kind = value.WhichOneof("kind")
+                if value_kind is None and not entry.HasField("value"):
                     raise self.error(f"map key {key!r} has no value")
-                if kind in _PLAIN_KINDS and self.nodes > 0 and child <= self.max_depth:
+                if value_kind in _PLAIN_KINDS and self.nodes > 0 and child <= self.max_depth:
                     self.nodes -= 1  # what ``read`` would do, and it would not raise
-                    out[key] = getattr(value, kind)
+                    out[key] = getattr(value, value_kind)
                 else:
                     out[key] = self.read(value, child)
             return out
