@@ -268,26 +268,29 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
 
     def _put_nowait(self, message: Message) -> None:
         """``_put`` of a message that does not wait (``_would_wait`` said so)."""
-        if self._state != "open":
-            return
-        if self._seam is not None and not self._seam.arrived(message.id, message):
+        if not self._admits(message):
             return
         while self._full_for(message.size):  # the "drop" policy
-            self.queued_bytes -= self._queue.popleft().size
-            self.dropped += 1
+            self._drop_oldest()
         self._append(message)
 
-    async def _put(self, message: Message) -> None:
+    def _admits(self, message: Message) -> bool:
+        """Whether ``message`` is queued at all: the subscription is open and its
+        seam (if any) passes it."""
         if self._state != "open":
+            return False
+        return self._seam is None or bool(self._seam.arrived(message.id, message))
+
+    def _drop_oldest(self) -> None:
+        self.queued_bytes -= self._queue.popleft().size
+        self.dropped += 1
+
+    async def _put(self, message: Message) -> None:
+        if not self._admits(message):
             return
-        if self._seam is not None:
-            passed = self._seam.arrived(message.id, message)
-            if not passed:
-                return
         while self._full_for(message.size):
             if self.policy == "drop":
-                self.queued_bytes -= self._queue.popleft().size
-                self.dropped += 1
+                self._drop_oldest()
                 continue
             self._writable = trio.Event()
             await self._writable.wait()
