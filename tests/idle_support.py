@@ -9,6 +9,7 @@ import pytest
 import trio
 import trio.testing
 
+from taiinet.transport import secure
 from taiinet.transport._idle import IDLE_TICKS, IdleWatch
 from taiinet.transport.errors import IdleTimeout
 
@@ -55,3 +56,19 @@ async def check_busy_receiver_is_not_counted_idle(server: Any, closed: Callable[
     for _ in range(3 * IDLE_TICKS):
         await watch.tick()
     assert not closed()
+
+
+def count_deadline_reads(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    """Count the reads that enter a cancel scope for a deadline
+    (``SecureConnection._receive_before``); returns the count so far."""
+    calls = 0
+    original = secure.SecureConnection._receive_before
+
+    async def counted(self: secure.SecureConnection, deadline: float,
+                      frame_deadline: bool) -> bytes:
+        nonlocal calls
+        calls += 1
+        return await original(self, deadline, frame_deadline)
+
+    monkeypatch.setattr(secure.SecureConnection, "_receive_before", counted)
+    return lambda: calls

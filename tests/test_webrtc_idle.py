@@ -6,16 +6,15 @@ import pytest
 import trio
 import trio.testing
 
-from taiinet.transport import secure
 from taiinet.transport._asyncio_channel import BridgedDataChannel
 from taiinet.transport.errors import IdleTimeout
 from taiinet.transport.limits import LinkDeadlines
-from taiinet.transport.secure import SecureConnection
 from taiinet.transport.webrtc import open_webrtc
 from taiinet.wire.identity import Identity
 from tests.idle_support import (
     check_busy_receiver_is_not_counted_idle,
     check_quiet_receiver_is_cut_and_messages_reset_it,
+    count_deadline_reads,
 )
 from tests.test_webrtc import LOOPBACK, connect
 from tests.webrtc_support import raw_pair
@@ -28,15 +27,7 @@ async def test_secured_links_read_without_a_deadline_per_frame(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """With the idle deadline on (the default), reading frames enters no cancel
     scope per frame (before: one ``_receive_before`` per data channel message)."""
-    calls = 0
-    original = secure.SecureConnection._receive_before
-
-    async def counted(self: SecureConnection, deadline: float, frame_deadline: bool) -> bytes:
-        nonlocal calls
-        calls += 1
-        return await original(self, deadline, frame_deadline)
-
-    monkeypatch.setattr(secure.SecureConnection, "_receive_before", counted)
+    calls = count_deadline_reads(monkeypatch)
     async with (open_webrtc(ALICE, candidate_addresses=LOOPBACK) as rtc_a,
                 open_webrtc(BOB, candidate_addresses=LOOPBACK) as rtc_b):
         a, b = await connect(rtc_a, rtc_b)
@@ -47,7 +38,7 @@ async def test_secured_links_read_without_a_deadline_per_frame(
             assert await a.receive() == bytes([n]) * 10
         await a.aclose()
         await b.aclose()
-    assert calls == 0
+    assert calls() == 0
 
 
 async def test_the_watchdog_cuts_a_quiet_data_channel_and_messages_reset_it() -> None:

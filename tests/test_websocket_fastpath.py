@@ -8,7 +8,6 @@ import pytest
 import trio
 import trio.testing
 
-from taiinet.transport import secure
 from taiinet.transport.errors import IdleTimeout
 from taiinet.transport.limits import LinkDeadlines, ListenerLimits
 from taiinet.transport.websocket import connect_websocket, open_websocket_listener
@@ -16,6 +15,7 @@ from taiinet.wire.identity import Identity
 from tests.idle_support import (
     check_busy_receiver_is_not_counted_idle,
     check_quiet_receiver_is_cut_and_messages_reset_it,
+    count_deadline_reads,
 )
 from tests.test_websocket import raw_channel_pair
 
@@ -27,16 +27,7 @@ async def test_listener_links_read_without_a_deadline_per_frame(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """With the idle deadline on (the listener default), reading frames enters no
     cancel scope per frame (before: one ``_receive_before`` per channel message)."""
-    calls = 0
-    original = secure.SecureConnection._receive_before
-
-    async def counted(self: secure.SecureConnection, deadline: float,
-                      frame_deadline: bool) -> bytes:
-        nonlocal calls
-        calls += 1
-        return await original(self, deadline, frame_deadline)
-
-    monkeypatch.setattr(secure.SecureConnection, "_receive_before", counted)
+    calls = count_deadline_reads(monkeypatch)
     limits = ListenerLimits(deadlines=LinkDeadlines(idle=60.0))
     async with (open_websocket_listener(BOB, limits=limits, coalesce=False) as listener,
                 connect_websocket(listener.url, ALICE, coalesce=False) as client):
@@ -45,7 +36,7 @@ async def test_listener_links_read_without_a_deadline_per_frame(
             await client.send(bytes([n]) * 100)
             assert await server.receive() == bytes([n]) * 100
         await server.aclose()
-    assert calls == 0
+    assert calls() == 0
 
 
 async def test_the_watchdog_cuts_a_receiver_quiet_for_its_ticks_and_messages_reset_it() -> None:
