@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, Message, Ping
 
@@ -82,3 +84,33 @@ def test_unmask_is_its_own_inverse_and_xors_the_repeated_key() -> None:
     assert masked == bytes(b ^ key[i % 4] for i, b in enumerate(data))
     assert unmask(key, masked) == data
     assert unmask(key, b"") == b""
+
+
+def _frames_and_garbage(masked: bool) -> st.SearchStrategy[bytes]:
+    """Whole binary frames of either masking, and arbitrary bytes, run together."""
+    piece = st.one_of(
+        st.binary(max_size=200).map(lambda data: binary_frame(data, masked)),
+        st.binary(max_size=200).map(lambda data: binary_frame(data, not masked)),
+        st.binary(max_size=40),
+    )
+    return st.lists(piece, max_size=6).map(b"".join)
+
+
+@given(st.data(), st.booleans(), st.integers(0, 250))
+def test_any_bytes_are_taken_only_as_wsproto_reads_them(
+        data: st.DataObject, masked: bool, limit: int) -> None:
+    """Whatever arrives, the frames taken are what wsproto reads from the same bytes
+    (whole binary messages, nothing else), and the rest is left to it untouched."""
+    wire = data.draw(_frames_and_garbage(masked))
+    messages: list[bytes] = []
+    try:
+        taken, _simple = take_binary_frames(wire, masked, limit, messages)
+    except ValueError:
+        return  # a simple frame announcing over ``limit``: the channel refuses it (1009)
+    assert 0 <= taken <= len(wire)
+    receiver = Connection(ConnectionType.SERVER if masked else ConnectionType.CLIENT)
+    receiver.receive_data(wire[:taken])
+    events = list(receiver.events())
+    assert all(isinstance(e, BytesMessage) and e.message_finished for e in events)
+    assert [e.data for e in events] == messages
+    assert all(len(message) <= limit for message in messages)
