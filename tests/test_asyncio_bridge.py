@@ -21,6 +21,8 @@ from aiortc import (
     RTCIceTransport,
     rtcsctptransport,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from taiinet.errors import ConnectionClosed, LocalProtocolError
 from taiinet.transport import _asyncio_dtls as dtls_module
@@ -606,6 +608,43 @@ async def test_datagrams_held_behind_a_busy_record_are_bounded() -> None:
             assert await b.receive_message() == b"after"
             await b.send_message(b"back")
             assert await a.receive_message() == b"back"
+        assert held.bytes == held.datagrams == 0
+
+
+
+def _dtls_garbage() -> st.SearchStrategy[bytes]:
+    """Datagrams in the DTLS range (RFC 7983): arbitrary, or an application-data
+    record header (epoch 1, any sequence number and length) over arbitrary bytes."""
+    header = st.tuples(st.integers(0, 2**48 - 1), st.integers(0, 2**16 - 1)).map(
+        lambda seq_len: (b"\x17\xfe\xfd\x00\x01" + seq_len[0].to_bytes(6, "big")
+                         + seq_len[1].to_bytes(2, "big")))
+    return st.one_of(
+        st.tuples(st.integers(20, 63), st.binary(max_size=300)).map(
+            lambda first_rest: bytes([first_rest[0]]) + first_rest[1]),
+        st.tuples(header, st.binary(max_size=300)).map(b"".join),
+    )
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.lists(_dtls_garbage(), min_size=1, max_size=12))
+async def test_bad_dtls_records_are_dropped_and_the_link_goes_on(datagrams: list[bytes]) -> None:
+    """Whatever DTLS-range datagrams arrive (the direct record path reads them),
+    none ends the link, nothing stays held, and messages flow both ways after."""
+    async with raw_pair() as (a, b):
+        dtls_b = b._channel.transport.transport
+        connection = dtls_b.transport._connection
+
+        async def feed() -> None:
+            for datagram in datagrams:
+                connection.data_received(datagram, 1)
+
+        await b._peer._bridge.run(feed)
+        with trio.fail_after(10):  # a link the garbage ended never answers
+            await a.send_message(b"after")
+            assert await b.receive_message() == b"after"
+            await b.send_message(b"back")
+            assert await a.receive_message() == b"back"
+        held = getattr(dtls_b, dtls_module._HELD)
         assert held.bytes == held.datagrams == 0
 
 
