@@ -72,7 +72,7 @@ from typing import Protocol
 
 import trio
 
-from taiinet.errors import TaiiNetError
+from taiinet.errors import ConnectionClosed, TaiiNetError
 from taiinet.link.config import LinkConfig
 from taiinet.link.rounds import Rounds
 from taiinet.transport.connection import Connection
@@ -401,7 +401,10 @@ class LinkManager:
                 # the peer read this one).
                 self._mark_unanswered(link, connection)
                 try:
-                    await connection.send(join_items(items))
+                    # No scheduler round after the write: the loop yields next
+                    # (``urgent`` or the rounds), which is where the peer's
+                    # reader and the other senders run.
+                    await connection.send_without_yield(join_items(items))
                 except TaiiNetError as exc:
                     log.info("link: link to %s failed: %s", link.peer, exc)
                     self._drop_if_current(link, "write failed")
@@ -454,11 +457,21 @@ class LinkManager:
         if address is not None:  # before its first frame: per-address limits
             self._handler.handle_link_address(peer, address, trio.current_time())
         why = "connection ended"
+        receive_batch = connection.receive_batch
+        read_frame = self._read_frame
         try:
-            async for data in connection:
-                if not self._read_frame(link, connection, data):
-                    why = "protocol broken"
+            reading = True
+            while reading:
+                try:
+                    frames = await receive_batch()
+                except ConnectionClosed:
                     break
+                now = trio.current_time()
+                for data in frames:
+                    if not read_frame(link, connection, data, now):
+                        why = "protocol broken"
+                        reading = False
+                        break
         except TaiiNetError as exc:
             log.info("link: link from %s ended: %s", peer, exc)
             why = f"connection ended ({type(exc).__name__})"
@@ -480,8 +493,9 @@ class LinkManager:
         elif not link.connections:
             self._drop(link, why=why)
 
-    def _read_frame(self, link: Link, connection: Connection, data: bytes) -> bool:
-        """Handle one frame; False when nothing more is to be read from the link."""
+    def _read_frame(self, link: Link, connection: Connection, data: bytes, now: float) -> bool:
+        """Handle one frame (of a batch read at ``now``); False when nothing more is
+        to be read from the link."""
         peer = link.peer
         config = self.config
         try:
@@ -495,7 +509,6 @@ class LinkManager:
         if connections[-1] is not connection and connection in connections:
             connections.remove(connection)  # send where the peer sends (module doc)
             connections.append(connection)
-        now = trio.current_time()
         if not self._handler.admit_frame(peer, len(data), len(items), now):
             return not link.dropped  # over budget: dropped unread
         self._handler.heard_from(peer, now)

@@ -122,6 +122,11 @@ class MeteredConnection(Connection):
         self._meter.frames_sent += 1
         self._meter.bytes_sent += len(frame)
 
+    async def send_without_yield(self, frame: bytes) -> None:
+        await self._inner.send_without_yield(frame)
+        self._meter.frames_sent += 1
+        self._meter.bytes_sent += len(frame)
+
     async def receive(self) -> bytes:
         try:
             frame = await self._inner.receive()
@@ -131,6 +136,17 @@ class MeteredConnection(Connection):
         self._meter.frames_received += 1
         self._meter.bytes_received += len(frame)
         return frame
+
+    async def receive_batch(self) -> list[bytes]:
+        try:
+            frames = await self._inner.receive_batch()
+        except TaiiNetError:
+            self._mark_closed()
+            raise
+        meter = self._meter
+        meter.frames_received += len(frames)
+        meter.bytes_received += sum(map(len, frames))
+        return frames
 
     async def aclose(self) -> None:
         self._mark_closed()

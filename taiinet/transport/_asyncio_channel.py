@@ -122,6 +122,14 @@ class BridgedDataChannel(MessageChannel):
     # trio side
 
     async def send_message(self, data: bytes) -> None:
+        await self._hand_over(data, yielding=True)
+
+    async def send_message_without_yield(self, data: bytes) -> None:
+        """``send_message`` with no scheduler round after a hand-over that did not
+        wait (the loop's driver sends it in the caller's next one)."""
+        await self._hand_over(data, yielding=False)
+
+    async def _hand_over(self, data: bytes, yielding: bool) -> None:
         if len(data) > self.max_message_size:
             raise LocalProtocolError(
                 f"message of {len(data)} bytes exceeds the data channel limit "
@@ -146,7 +154,7 @@ class BridgedDataChannel(MessageChannel):
             self._flush_scheduled = True
             if not self._call_on_loop(self._on_flush):
                 self._mark_closed("the WebRTC endpoint is closed")
-        if not waited:
+        if yielding and not waited:
             await trio.lowlevel.cancel_shielded_checkpoint()
 
     def message_waiting(self) -> bool:
@@ -167,6 +175,25 @@ class BridgedDataChannel(MessageChannel):
         message = self._inbox.popleft()
         self._inbox_bytes -= len(message)
         self.messages_received += 1
+        self._maybe_resume_sctp()
+        return message
+
+    def take_waiting_messages(self, limit: int) -> list[bytes]:
+        inbox = self._inbox
+        if not inbox or self._reader_waiting:  # another task is in ``receive_message``
+            return []
+        if len(inbox) <= limit:
+            messages = list(inbox)
+            inbox.clear()
+        else:
+            messages = [inbox.popleft() for _ in range(limit)]
+        self._inbox_bytes -= sum(map(len, messages))
+        self.messages_received += len(messages)
+        self._maybe_resume_sctp()
+        return messages
+
+    def _maybe_resume_sctp(self) -> None:
+        """Let the paused SCTP receive path go on once the inbox is low again."""
         if (
             self._room is not None
             and len(self._inbox) <= RECEIVE_LOW_WATER
@@ -174,7 +201,6 @@ class BridgedDataChannel(MessageChannel):
         ):
             room, self._room = self._room, None
             self._call_on_loop(room.set)
-        return message
 
     @property
     def closed(self) -> bool:

@@ -63,6 +63,25 @@ class MessageChannel(abc.ABC):
         """
         return False
 
+    def take_waiting_messages(self, limit: int) -> list[bytes]:
+        """Up to ``limit`` of the messages already here, in order, taken without waiting
+        (what ``receive_message`` would return at once); ``[]`` if none or unknown.
+
+        Lets the secure layer open every message one transport read brought in
+        one pass (``Connection.receive_batch``).
+        """
+        return []
+
+    async def send_message_without_yield(self, data: bytes) -> None:
+        """``send_message``, minus the schedule point after a send that did not wait.
+
+        A cancellation point still (a cancelled caller sends nothing); for a
+        caller that yields right after anyway (a link's sender, which waits for
+        its next batch), the scheduler round after each write is a task switch
+        spent for nothing.  By default, ``send_message``.
+        """
+        await self.send_message(data)
+
 
 class Connection(abc.ABC):
     """An authenticated, encrypted link to one peer that carries frames."""
@@ -101,6 +120,12 @@ class Connection(abc.ABC):
         closes the link.
         """
 
+    async def send_without_yield(self, frame: bytes) -> None:
+        """``send``, minus the schedule point after a write that did not wait
+        (``MessageChannel.send_message_without_yield``): for a caller that yields
+        right after anyway.  By default, ``send``."""
+        await self.send(frame)
+
     @abc.abstractmethod
     async def receive(self) -> bytes:
         """Return the next encoded frame.
@@ -116,6 +141,12 @@ class Connection(abc.ABC):
     @abc.abstractmethod
     async def aclose(self) -> None:
         """Close the link; idempotent."""
+
+    async def receive_batch(self) -> list[bytes]:
+        """The next frames (at least one): those already here, or what the next
+        transport read brings, in order.  Raises as ``receive`` does, once the
+        frames before the error were returned.  By default, one ``receive``."""
+        return [await self.receive()]
 
     async def receive_decoded(self, decode: Callable[[bytes], T]) -> T:
         """Receive one frame and decode it with a layer's codec.

@@ -1,0 +1,142 @@
+"""The link's per-read path: what one transport read brought is one batch of frames
+(one wait, one schedule point), a full socket buffer is read on without a wait,
+and the link's sender writes with no scheduler round after each write."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from taiinet.errors import ConnectionClosed
+from taiinet.transport.errors import DecryptionError
+from taiinet.transport.memory import memory_connection_pair
+from taiinet.transport.noise import with_length_prefix
+from taiinet.transport.secure import RECEIVE_BATCH_MESSAGES
+from taiinet.transport.wsproto_channel import RECEIVE_BYTES
+from taiinet.wire.framing import encode_item, frame_with_prefix
+from tests.test_link_runner import ECHO, ME, PEER, _items, echo_runner
+from tests.test_transport_secure import ALICE, BOB, dial_raw_peer
+from tests.test_websocket import open_websocket_pair, raw_channel_pair
+
+
+async def test_a_batch_takes_every_frame_already_waiting_up_to_its_bound(
+        autojump_clock: object) -> None:
+    a, b = await memory_connection_pair(ALICE, BOB, capacity=64)
+    frames = [bytes([n]) * 50 for n in range(RECEIVE_BATCH_MESSAGES + 8)]
+    for frame in frames:
+        await a.send(frame)
+    first = await b.receive_batch()
+    assert first == frames[:RECEIVE_BATCH_MESSAGES + 1]  # the one read, and those waiting
+    assert await b.receive_batch() == frames[RECEIVE_BATCH_MESSAGES + 1:]
+    await a.send(b"alone")
+    assert await b.receive_batch() == [b"alone"]
+    await a.aclose()
+    with pytest.raises(ConnectionClosed):
+        await b.receive_batch()
+
+
+async def test_a_bad_message_among_the_waiting_ones_ends_the_batch_after_the_good_frames(
+        autojump_clock: object) -> None:
+    conn, peer = await dial_raw_peer()
+    good = with_length_prefix(peer.noise.encrypt(frame_with_prefix(b"good")))
+    bad = bytearray(with_length_prefix(peer.noise.encrypt(frame_with_prefix(b"bad"))))
+    bad[-1] ^= 1
+    later = with_length_prefix(peer.noise.encrypt(frame_with_prefix(b"later")))
+    for message in (good, bytes(bad), later):
+        await peer.channel.send_message(message)
+    assert await conn.receive_batch() == [b"good"]  # type: ignore[attr-defined]
+    assert conn.closed  # type: ignore[attr-defined]
+    with pytest.raises(DecryptionError):  # the error itself, not a bare "closed"
+        await conn.receive_batch()  # type: ignore[attr-defined]
+    with pytest.raises(DecryptionError):
+        await conn.receive()  # type: ignore[attr-defined]
+
+
+async def test_what_one_websocket_read_brought_is_one_batch() -> None:
+    async with open_websocket_pair(ALICE, BOB, max_frame_size_a=1 << 20,
+                                   max_frame_size_b=1 << 20, coalesce=False) as (a, b):
+        frames = [bytes([n]) * 300 for n in range(5)]
+        for frame in frames:
+            await a.send(frame)
+        # (Each send wrote its WebSocket message to the socket: on loopback the
+        # bytes are in the other socket now, and one 64 KiB read takes all.)
+        assert await b.receive_batch() == frames
+
+
+async def test_a_read_that_filled_its_buffer_reads_on_without_waiting(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    waits = 0
+    wait_readable = trio.lowlevel.wait_readable
+
+    async def counting(sock: object) -> None:
+        nonlocal waits
+        waits += 1
+        await wait_readable(sock)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(trio.lowlevel, "wait_readable", counting)
+    messages = [bytes([n]) * 40_000 for n in range(2)]  # more than one read's 64 KiB
+    assert sum(map(len, messages)) > RECEIVE_BYTES
+    async with raw_channel_pair() as (client, server):
+        for message in messages:
+            await client.send_message(message)
+        waits = 0
+        assert [await server.receive_message() for _ in messages] == messages
+        assert waits == 1  # the second read found the rest without a wait
+
+
+async def test_a_send_without_yield_writes_with_no_scheduler_round() -> None:
+    async with open_websocket_pair(ALICE, BOB, max_frame_size_a=1 << 20,
+                                   max_frame_size_b=1 << 20, coalesce=False) as (a, b):
+        ran: list[str] = []
+
+        async def other_task() -> None:
+            ran.append("other task")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(other_task)  # runs at the next schedule point
+            await a.send_without_yield(b"first")
+            assert ran == []
+            await a.send(b"second")  # a plain send yields after writing
+            assert ran == ["other task"]
+        assert [await b.receive(), await b.receive()] == [b"first", b"second"]
+
+
+async def test_a_cancelled_send_without_yield_sends_nothing() -> None:
+    async with raw_channel_pair() as (client, server):
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await client.send_message_without_yield(b"never")
+        assert scope.cancelled_caught
+        await client.send_message_without_yield(b"sent")
+        assert await server.receive_message() == b"sent"
+
+
+async def test_the_link_reader_takes_what_came_together_in_one_read(
+        autojump_clock: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frames already waiting when the link's reader looks are handled together:
+    one ``receive_batch``, not a ``receive`` (and a schedule point) per frame."""
+    reads: list[str] = []
+    async with echo_runner() as (_core, runner):
+        ours, theirs = await memory_connection_pair(PEER, ME, capacity=16)
+        for n in range(1, 6):
+            await ours.send(encode_item(ECHO, str(n * 10).encode()))
+        receive, receive_batch = theirs.receive, theirs.receive_batch
+
+        async def counted_receive() -> bytes:
+            reads.append("receive")
+            return await receive()
+
+        async def counted_batch() -> list[bytes]:
+            reads.append("batch")
+            return await receive_batch()
+
+        monkeypatch.setattr(theirs, "receive", counted_receive)
+        monkeypatch.setattr(theirs, "receive_batch", counted_batch)
+        runner.add_connection(theirs)
+        answers: list[tuple[int, bytes]] = []
+        while len(answers) < 5:
+            answers += _items(await ours.receive())
+        assert answers == [(ECHO, str(n * 10 + 1).encode()) for n in range(1, 6)]
+        await trio.testing.wait_all_tasks_blocked()
+        assert reads == ["batch", "batch"]  # the five frames, then waiting for more
