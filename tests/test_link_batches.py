@@ -1,6 +1,5 @@
 """The link's per-read path: what one transport read brought is one batch of frames
-(one wait, one schedule point), a full socket buffer is read on without a wait,
-and the link's sender writes with no scheduler round after each write."""
+(one wait, one schedule point), and a full socket buffer is read on without a wait."""
 
 from __future__ import annotations
 
@@ -83,33 +82,6 @@ async def test_a_read_that_filled_its_buffer_reads_on_without_waiting(
         waits = 0
         assert [await server.receive_message() for _ in messages] == messages
         assert waits == 1  # the second read found the rest without a wait
-
-
-async def test_a_send_without_yield_writes_with_no_scheduler_round() -> None:
-    async with open_websocket_pair(ALICE, BOB, max_frame_size_a=1 << 20,
-                                   max_frame_size_b=1 << 20, coalesce=False) as (a, b):
-        ran: list[str] = []
-
-        async def other_task() -> None:
-            ran.append("other task")
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(other_task)  # runs at the next schedule point
-            await a.send_without_yield(b"first")
-            assert ran == []
-            await a.send(b"second")  # a plain send yields after writing
-            assert ran == ["other task"]
-        assert [await b.receive(), await b.receive()] == [b"first", b"second"]
-
-
-async def test_a_cancelled_send_without_yield_sends_nothing() -> None:
-    async with raw_channel_pair() as (client, server):
-        with trio.CancelScope() as scope:
-            scope.cancel()
-            await client.send_message_without_yield(b"never")
-        assert scope.cancelled_caught
-        await client.send_message_without_yield(b"sent")
-        assert await server.receive_message() == b"sent"
 
 
 async def test_the_link_reader_takes_what_came_together_in_one_read(

@@ -401,10 +401,7 @@ class LinkManager:
                 # the peer read this one).
                 self._mark_unanswered(link, connection)
                 try:
-                    # No scheduler round after the write: the loop yields next
-                    # (``urgent`` or the rounds), which is where the peer's
-                    # reader and the other senders run.
-                    await connection.send_without_yield(join_items(items))
+                    await connection.send(join_items(items))
                 except TaiiNetError as exc:
                     log.info("link: link to %s failed: %s", link.peer, exc)
                     self._drop_if_current(link, "write failed")

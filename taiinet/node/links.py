@@ -122,11 +122,6 @@ class MeteredConnection(Connection):
         self._meter.frames_sent += 1
         self._meter.bytes_sent += len(frame)
 
-    async def send_without_yield(self, frame: bytes) -> None:
-        await self._inner.send_without_yield(frame)
-        self._meter.frames_sent += 1
-        self._meter.bytes_sent += len(frame)
-
     async def receive(self) -> bytes:
         try:
             frame = await self._inner.receive()

@@ -122,14 +122,6 @@ class BridgedDataChannel(MessageChannel):
     # trio side
 
     async def send_message(self, data: bytes) -> None:
-        await self._hand_over(data, yielding=True)
-
-    async def send_message_without_yield(self, data: bytes) -> None:
-        """``send_message`` with no scheduler round after a hand-over that did not
-        wait (the loop's driver sends it in the caller's next one)."""
-        await self._hand_over(data, yielding=False)
-
-    async def _hand_over(self, data: bytes, yielding: bool) -> None:
         if len(data) > self.max_message_size:
             raise LocalProtocolError(
                 f"message of {len(data)} bytes exceeds the data channel limit "
@@ -154,7 +146,7 @@ class BridgedDataChannel(MessageChannel):
             self._flush_scheduled = True
             if not self._call_on_loop(self._on_flush):
                 self._mark_closed("the WebRTC endpoint is closed")
-        if yielding and not waited:
+        if not waited:
             await trio.lowlevel.cancel_shielded_checkpoint()
 
     def message_waiting(self) -> bool:

@@ -3,8 +3,8 @@
 trio's ``SocketStream`` calls cost a few context managers and, for reads, a
 failed ``recv`` before every wait; a link's reader and sender do one read and
 one write per message, so ``WebSocketChannel`` calls these instead.  Both
-keep the stream's checkpoints (cancellation checked first; a yield, unless
-the caller asks for none after a write) and raise what the stream would:
+keep the stream's checkpoints (cancellation checked first, a yield after)
+and raise what the stream would:
 ``ClosedResourceError`` (closed here), ``OSError`` (a reset).
 """
 
@@ -55,13 +55,10 @@ async def read_socket(sock: trio.socket.SocketType, size: int, ready: bool = Fal
 
 
 async def write_socket(sock: trio.socket.SocketType, stream: trio.abc.Stream,
-                       data: bytes, yielding: bool = True) -> None:
+                       data: bytes) -> None:
     """``stream.send_all(data)`` in one ``os.write`` when the socket takes it all
     (nearly always: a link's message is small); what it does not take goes
     through ``send_all``, which waits for the socket.
-
-    With ``yielding`` False, no yield after a write the socket took whole
-    (``MessageChannel.send_message_without_yield``).
     """
     await trio.lowlevel.checkpoint_if_cancelled()
     fd = sock.fileno()
@@ -73,5 +70,5 @@ async def write_socket(sock: trio.socket.SocketType, stream: trio.abc.Stream,
         written = 0
     if written < len(data):
         await stream.send_all(data[written:])
-    elif yielding:
+    else:
         await trio.lowlevel.cancel_shielded_checkpoint()

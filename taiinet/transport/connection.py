@@ -72,16 +72,6 @@ class MessageChannel(abc.ABC):
         """
         return []
 
-    async def send_message_without_yield(self, data: bytes) -> None:
-        """``send_message``, minus the schedule point after a send that did not wait.
-
-        A cancellation point still (a cancelled caller sends nothing); for a
-        caller that yields right after anyway (a link's sender, which waits for
-        its next batch), the scheduler round after each write is a task switch
-        spent for nothing.  By default, ``send_message``.
-        """
-        await self.send_message(data)
-
 
 class Connection(abc.ABC):
     """An authenticated, encrypted link to one peer that carries frames."""
@@ -119,12 +109,6 @@ class Connection(abc.ABC):
         never interleave.  Cancelling a send that already wrote part of a frame
         closes the link.
         """
-
-    async def send_without_yield(self, frame: bytes) -> None:
-        """``send``, minus the schedule point after a write that did not wait
-        (``MessageChannel.send_message_without_yield``): for a caller that yields
-        right after anyway.  By default, ``send``."""
-        await self.send(frame)
 
     @abc.abstractmethod
     async def receive(self) -> bytes:

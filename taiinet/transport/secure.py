@@ -262,27 +262,6 @@ class SecureConnection(Connection):
             else:
                 lock.held = False  # ``release`` without the call
 
-    async def send_without_yield(self, frame: bytes) -> None:
-        """``send`` with the channel's ``send_message_without_yield`` for a frame of
-        one channel message (the link's sender yields right after anyway)."""
-        lock = self._send_lock
-        if self._closed or lock.held or len(frame) > self._small_frame_size:
-            await self.send(frame)
-            return
-        lock.held = True
-        try:
-            message = self._seal_frame(frame)
-            try:
-                await self._channel.send_message_without_yield(message)
-            except BaseException:
-                await self._abort()  # the nonce is spent: as in ``send``
-                raise
-        finally:
-            if lock.waiting:
-                lock.release()
-            else:
-                lock.held = False  # ``release`` without the call
-
     async def receive(self) -> bytes:
         lock = self._receive_lock
         if lock.held:

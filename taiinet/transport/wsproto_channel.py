@@ -180,7 +180,11 @@ class WebSocketChannel(MessageChannel):
     # --- sending ----------------------------------------------------------------------
 
     async def send_message(self, data: bytes) -> None:
-        self._check_size(data)
+        if len(data) > self.max_message_size:
+            raise LocalProtocolError(
+                f"message of {len(data)} bytes exceeds the WebSocket limit "
+                f"of {self.max_message_size}"
+            )
         if not self._coalescing:
             await self._send_now(bytes(data))
             return
@@ -195,23 +199,7 @@ class WebSocketChannel(MessageChannel):
         self._flushed = trio.Event() if self._flushed.is_set() else self._flushed
         self._wake.set()
 
-    async def send_message_without_yield(self, data: bytes) -> None:
-        """``send_message`` writing at once: no scheduler round after a write the
-        socket took whole (a coalescing channel's writer task sends as before)."""
-        if self._coalescing:
-            await self.send_message(data)
-            return
-        self._check_size(data)
-        await self._send_now(bytes(data), yielding=False)
-
-    def _check_size(self, data: bytes) -> None:
-        if len(data) > self.max_message_size:
-            raise LocalProtocolError(
-                f"message of {len(data)} bytes exceeds the WebSocket limit "
-                f"of {self.max_message_size}"
-            )
-
-    async def _send_now(self, data: bytes, yielding: bool = True) -> None:
+    async def _send_now(self, data: bytes) -> None:
         lock = self._write_lock
         try:
             lock.acquire_nowait()
@@ -226,7 +214,7 @@ class WebSocketChannel(MessageChannel):
             frame = binary_frame(data, self._masking)
             try:
                 if self._socket is not None:
-                    await write_socket(self._socket, self._stream, frame, yielding)
+                    await write_socket(self._socket, self._stream, frame)
                 else:
                     await self._stream.send_all(frame)
             except _STREAM_ERRORS:
