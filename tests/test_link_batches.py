@@ -1,13 +1,19 @@
-"""The link's per-read path: what one transport read brought is one batch of frames
-(one wait, one schedule point), and a full socket buffer is read on without a wait."""
+"""The link's per-frame path: what one transport read brought is one batch of frames
+(one wait, one schedule point), a full socket buffer is read on without a wait,
+the link's lock stays usable when a waiter is cancelled, and WebSocket masking
+keys come from a block of ``os.urandom`` rather than a call per frame."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import trio
 import trio.testing
 
 from taiinet.errors import ConnectionClosed
+from taiinet.transport._linklock import LinkLock
+from taiinet.transport._wsframes import MASK_KEY_BLOCK, binary_frame, take_binary_frames
 from taiinet.transport.errors import DecryptionError
 from taiinet.transport.memory import memory_connection_pair
 from taiinet.transport.noise import with_length_prefix
@@ -112,3 +118,47 @@ async def test_the_link_reader_takes_what_came_together_in_one_read(
         assert answers == [(ECHO, str(n * 10 + 1).encode()) for n in range(1, 6)]
         await trio.testing.wait_all_tasks_blocked()
         assert reads == ["batch", "batch"]  # the five frames, then waiting for more
+
+
+async def test_a_lock_released_as_its_only_waiter_is_cancelled_is_free() -> None:
+    """The waiter left the parking lot when its cancellation came, before it ran:
+    the release finds nobody to hand the lock to, so the lock is free, not held
+    for ever by nobody (every later send or read would wait for good)."""
+    lock = LinkLock()
+    lock.held = True
+    outcome: list[str] = []
+
+    async def waiter(scope: trio.CancelScope) -> None:
+        with scope:
+            await lock.wait()
+            outcome.append("got the lock")
+        outcome.append("cancelled" if scope.cancelled_caught else "")
+
+    scope = trio.CancelScope()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiter, scope)
+        await trio.testing.wait_all_tasks_blocked()
+        scope.cancel()  # in the same step as the release: the waiter has not run yet
+        lock.release()
+    assert outcome == ["cancelled"]
+    assert not lock.held
+
+
+def test_masking_keys_come_from_one_urandom_call_per_block(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    urandom = os.urandom
+
+    def counting(size: int) -> bytes:
+        calls.append(size)
+        return urandom(size)
+
+    monkeypatch.setattr(os, "urandom", counting)
+    frames = [binary_frame(b"x" * 10, True) for _ in range(MASK_KEY_BLOCK // 4 + 1)]
+    assert len(calls) <= 2  # not one per frame
+    keys = [frame[2:6] for frame in frames]
+    assert len(set(keys)) > len(keys) - 3  # fresh keys (a repeat is a 2**-32 chance each)
+    taken: list[bytes] = []
+    for frame in frames:
+        assert take_binary_frames(frame, True, 100, taken) == (len(frame), True)
+    assert taken == [b"x" * 10] * len(frames)

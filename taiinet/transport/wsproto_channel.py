@@ -61,6 +61,7 @@ from wsproto.utilities import RemoteProtocolError as WsRemoteProtocolError
 
 from taiinet.errors import ConnectionClosed, LocalProtocolError, RemoteProtocolError
 from taiinet.transport._coalesce import coalesce
+from taiinet.transport._linklock import LinkLock
 from taiinet.transport._socket_io import DIRECT_READS, read_socket, write_socket
 from taiinet.transport._wsframes import binary_frame, take_binary_frames
 from taiinet.transport.connection import MessageChannel
@@ -122,14 +123,6 @@ def _holds_nothing(connection: WsConnection) -> bool:
         return False
 
 
-async def _acquire(lock: trio.Lock) -> None:
-    """Take ``lock``, through the scheduler only if another task holds it."""
-    try:
-        lock.acquire_nowait()
-    except trio.WouldBlock:
-        await lock.acquire()
-
-
 class WebSocketChannel(MessageChannel):
     """A raw ``MessageChannel`` over one upgraded stream (unauthenticated); module doc."""
 
@@ -144,7 +137,7 @@ class WebSocketChannel(MessageChannel):
                         else None)
         self._ws = connection
         self.remote_address = remote_address
-        self._write_lock = trio.Lock()
+        self._write_lock = LinkLock()
         self._reading = False
         #: Messages ``receive_message`` returned (an idle watchdog compares it, see
         #: ``taiinet.transport._idle``).
@@ -201,10 +194,9 @@ class WebSocketChannel(MessageChannel):
 
     async def _send_now(self, data: bytes) -> None:
         lock = self._write_lock
-        try:
-            lock.acquire_nowait()
-        except trio.WouldBlock:
-            await lock.acquire()
+        if lock.held:
+            await lock.wait()
+        lock.held = True
         try:
             if self._ws.state is not ConnectionState.OPEN or self._closing:
                 raise ConnectionClosed("the WebSocket is closed")
@@ -230,13 +222,12 @@ class WebSocketChannel(MessageChannel):
         answer only the latest ping): the reader never waits on a peer that
         does not read, which could stall both sides.
         """
-        if isinstance(event, Pong):
-            try:
-                self._write_lock.acquire_nowait()
-            except trio.WouldBlock:
+        lock = self._write_lock
+        if lock.held:
+            if isinstance(event, Pong):
                 return
-        else:
-            await _acquire(self._write_lock)
+            await lock.wait()
+        lock.held = True
         try:
             if self._ws.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
                 data = self._ws.send(event)
@@ -244,7 +235,7 @@ class WebSocketChannel(MessageChannel):
         except _STREAM_ERRORS:
             pass
         finally:
-            self._write_lock.release()
+            lock.release()
 
     async def _writer(self) -> None:
         try:
