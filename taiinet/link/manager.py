@@ -27,7 +27,9 @@ over them:
   first of them, but no sooner than ``lazy_interval`` after the link's
   previous write, and at once when ``LinkConfig.held_lazy`` are held.  One
   flusher task serves every link.
-* **Receiving.**  A reader per connection parses each frame once
+* **Receiving.**  A reader per connection takes the frames one transport
+  read brought together (``Connection.receive_batch``: one wait and one
+  schedule point per read, not per frame), parses each once
   (``decode_link_frame``), charges it to its sender's budget
   (``LinkHandler.admit_frame``, before anything of it is used), reports
   ``heard_from`` (the keep-alive: any frame shows the peer alive), then hands

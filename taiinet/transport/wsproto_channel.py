@@ -9,8 +9,11 @@ channel owns one byte stream (TCP, or TLS over TCP):
   readable, then one ``os.read``, see ``_socket_io``) is fed to wsproto and every
   whole binary message it completes is queued; the call returns the first,
   later calls the rest (each after a checkpoint, so a burst does not starve
-  other tasks).  While the connection is open, frames that are each one
-  whole binary message (nearly all) are parsed and built by
+  other tasks), or ``take_waiting_messages`` hands them to the secure link's
+  ``receive_batch`` at once.  A read that filled its buffer is followed by
+  one that tries the socket before waiting on it.  While the connection is
+  open, frames that are each one whole binary message (nearly all) are
+  parsed and built by
   ``taiinet.transport._wsframes`` instead of wsproto; the first frame of any
   other kind, and everything after it, goes through wsproto.
   No reader task, no channel hop between it and the owner, and nothing is
