@@ -27,9 +27,7 @@ over them:
   first of them, but no sooner than ``lazy_interval`` after the link's
   previous write, and at once when ``LinkConfig.held_lazy`` are held.  One
   flusher task serves every link.
-* **Receiving.**  A reader per connection takes the frames one transport
-  read brought together (``Connection.receive_batch``: one wait and one
-  schedule point per read, not per frame), parses each once
+* **Receiving.**  A reader per connection parses each frame once
   (``decode_link_frame``), charges it to its sender's budget
   (``LinkHandler.admit_frame``, before anything of it is used), reports
   ``heard_from`` (the keep-alive: any frame shows the peer alive), then hands
@@ -74,7 +72,7 @@ from typing import Protocol
 
 import trio
 
-from taiinet.errors import ConnectionClosed, TaiiNetError
+from taiinet.errors import TaiiNetError
 from taiinet.link.config import LinkConfig
 from taiinet.link.rounds import Rounds
 from taiinet.transport.connection import Connection
@@ -456,21 +454,11 @@ class LinkManager:
         if address is not None:  # before its first frame: per-address limits
             self._handler.handle_link_address(peer, address, trio.current_time())
         why = "connection ended"
-        receive_batch = connection.receive_batch
-        read_frame = self._read_frame
         try:
-            reading = True
-            while reading:
-                try:
-                    frames = await receive_batch()
-                except ConnectionClosed:
+            async for data in connection:
+                if not self._read_frame(link, connection, data):
+                    why = "protocol broken"
                     break
-                now = trio.current_time()
-                for data in frames:
-                    if not read_frame(link, connection, data, now):
-                        why = "protocol broken"
-                        reading = False
-                        break
         except TaiiNetError as exc:
             log.info("link: link from %s ended: %s", peer, exc)
             why = f"connection ended ({type(exc).__name__})"
@@ -492,9 +480,8 @@ class LinkManager:
         elif not link.connections:
             self._drop(link, why=why)
 
-    def _read_frame(self, link: Link, connection: Connection, data: bytes, now: float) -> bool:
-        """Handle one frame (of a batch read at ``now``); False when nothing more is
-        to be read from the link."""
+    def _read_frame(self, link: Link, connection: Connection, data: bytes) -> bool:
+        """Handle one frame; False when nothing more is to be read from the link."""
         peer = link.peer
         config = self.config
         try:
@@ -508,6 +495,7 @@ class LinkManager:
         if connections[-1] is not connection and connection in connections:
             connections.remove(connection)  # send where the peer sends (module doc)
             connections.append(connection)
+        now = trio.current_time()
         if not self._handler.admit_frame(peer, len(data), len(items), now):
             return not link.dropped  # over budget: dropped unread
         self._handler.heard_from(peer, now)

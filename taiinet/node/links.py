@@ -132,17 +132,6 @@ class MeteredConnection(Connection):
         self._meter.bytes_received += len(frame)
         return frame
 
-    async def receive_batch(self) -> list[bytes]:
-        try:
-            frames = await self._inner.receive_batch()
-        except TaiiNetError:
-            self._mark_closed()
-            raise
-        meter = self._meter
-        meter.frames_received += len(frames)
-        meter.bytes_received += sum(map(len, frames))
-        return frames
-
     async def aclose(self) -> None:
         self._mark_closed()
         await self._inner.aclose()

@@ -167,25 +167,6 @@ class BridgedDataChannel(MessageChannel):
         message = self._inbox.popleft()
         self._inbox_bytes -= len(message)
         self.messages_received += 1
-        self._maybe_resume_sctp()
-        return message
-
-    def take_waiting_messages(self, limit: int) -> list[bytes]:
-        inbox = self._inbox
-        if not inbox or self._reader_waiting:  # another task is in ``receive_message``
-            return []
-        if len(inbox) <= limit:
-            messages = list(inbox)
-            inbox.clear()
-        else:
-            messages = [inbox.popleft() for _ in range(limit)]
-        self._inbox_bytes -= sum(map(len, messages))
-        self.messages_received += len(messages)
-        self._maybe_resume_sctp()
-        return messages
-
-    def _maybe_resume_sctp(self) -> None:
-        """Let the paused SCTP receive path go on once the inbox is low again."""
         if (
             self._room is not None
             and len(self._inbox) <= RECEIVE_LOW_WATER
@@ -193,6 +174,7 @@ class BridgedDataChannel(MessageChannel):
         ):
             room, self._room = self._room, None
             self._call_on_loop(room.set)
+        return message
 
     @property
     def closed(self) -> bool:

@@ -63,15 +63,6 @@ class MessageChannel(abc.ABC):
         """
         return False
 
-    def take_waiting_messages(self, limit: int) -> list[bytes]:
-        """Up to ``limit`` of the messages already here, in order, taken without waiting
-        (what ``receive_message`` would return at once); ``[]`` if none or unknown.
-
-        Lets the secure layer open every message one transport read brought in
-        one pass (``Connection.receive_batch``).
-        """
-        return []
-
 
 class Connection(abc.ABC):
     """An authenticated, encrypted link to one peer that carries frames."""
@@ -125,12 +116,6 @@ class Connection(abc.ABC):
     @abc.abstractmethod
     async def aclose(self) -> None:
         """Close the link; idempotent."""
-
-    async def receive_batch(self) -> list[bytes]:
-        """The next frames (at least one): those already here, or what the next
-        transport read brings, in order.  Raises as ``receive`` does, once the
-        frames before the error were returned.  By default, one ``receive``."""
-        return [await self.receive()]
 
     async def receive_decoded(self, decode: Callable[[bytes], T]) -> T:
         """Receive one frame and decode it with a layer's codec.

@@ -61,16 +61,6 @@ class MemoryMessageChannel(MessageChannel):
     def message_waiting(self) -> bool:
         return self._receive.statistics().current_buffer_used > 0
 
-    def take_waiting_messages(self, limit: int) -> list[bytes]:
-        messages: list[bytes] = []
-        receive = self._receive
-        try:
-            while len(messages) < limit:
-                messages.append(receive.receive_nowait())
-        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-            pass  # what is left (the end, too) goes to ``receive_message``
-        return messages
-
     def close(self) -> None:
         self._send.close()
         self._receive.close()

@@ -63,10 +63,6 @@ __all__ = ["DEFAULT_HANDSHAKE_TIMEOUT", "SecureConnection", "secure_channel"]
 #: Deadlines of a link unless the caller gives its own (no idle deadline).
 DEFAULT_DEADLINES = LinkDeadlines()
 _INF = math.inf
-#: Channel messages already waiting that one ``receive_batch`` takes along with
-#: the one it read: bounds the frames a reader handles between two schedule points
-#: (a WebSocket read of 64 KiB holds about 30 frames of a busy link).
-RECEIVE_BATCH_MESSAGES = 32
 
 
 async def _send_chunked(channel: MessageChannel, data: bytes) -> None:
@@ -157,8 +153,6 @@ class SecureConnection(Connection):
         self._receive_lock = LinkLock()
         self._received: collections.deque[bytes] = collections.deque(received or ())
         self._closed = False
-        #: The error that ended a batch early (``receive_batch``), raised by the next call.
-        self._failed: RemoteProtocolError | None = None
         self._holding = False  # reported bytes held to ``partial_frames``
         self._idle = deadlines.idle
         self._frame_deadline = deadlines.frame
@@ -239,119 +233,69 @@ class SecureConnection(Connection):
             received = self._received
             if received:
                 return received.popleft()
-            frames = await self._read_frames()
-            if len(frames) > 1:
-                received.extend(frames)
-                return received.popleft()
-            return frames[0]
-        finally:
-            if lock.waiting:
-                lock.release()
-            else:
-                lock.held = False  # ``release`` without the call
-
-    async def receive_batch(self) -> list[bytes]:
-        """Every frame here already, or the frames of the next channel message and of
-        those that came with it (up to ``RECEIVE_BATCH_MESSAGES`` of them).
-
-        A reader that handles a batch at a time takes one channel read (one
-        wait, one schedule point) for what one socket read or one data channel
-        turn brought, instead of a schedule point and a call chain per frame.
-        A message among the waiting ones that breaks the protocol ends the
-        batch: the frames before it are returned, the link is closed, and the
-        next call raises the error.
-        """
-        lock = self._receive_lock
-        if lock.held:
-            await lock.wait()
-        lock.held = True
-        try:
-            received = self._received
-            if received:
-                frames = list(received)
-                received.clear()
-                return frames
-            frames = await self._read_frames()
-            if self._channel.message_waiting():
-                for data in self._channel.take_waiting_messages(RECEIVE_BATCH_MESSAGES):
-                    try:
-                        frames += self._open(data)
-                    except RemoteProtocolError as exc:
-                        self._failed = exc  # raised by the next call, after these frames
-                        await self._abort()
-                        break
-            return frames
-        finally:
-            if lock.waiting:
-                lock.release()
-            else:
-                lock.held = False  # ``release`` without the call
-
-    async def _read_frames(self) -> list[bytes]:
-        """The frames of the next channel messages (read until one completes a frame)."""
-        session = self._session
-        channel = self._channel
-        idle = self._idle
-        frame = self._frame_deadline
-        # The clock is read only when a deadline applies: ``idle`` is set, or
-        # a partial frame is held (at the start, or after a channel message).
-        started = partial_since = None
-        idle_at = frame_at = _INF
-        while True:
-            if self._failed is not None:
-                raise self._failed
-            if self._closed:
-                raise ConnectionClosed("the link is closed")
-            try:
-                if idle is None and (frame is None or not session.has_partial_frame):
-                    # No deadline: no clock, no cancel scope per message
-                    # (entering and leaving one registers its deadline with
-                    # trio, ~5 % of a WebRTC pubsub run).
-                    data = await channel.receive_message()
-                else:
-                    now = trio.current_time()
-                    if idle is not None and started is None:
-                        started, idle_at = now, now + idle
-                    if (frame is not None and partial_since is None
-                            and session.has_partial_frame):
-                        partial_since, frame_at = now, now + frame
-                    if channel.message_waiting():  # here already: no cancel scope
+            session = self._session
+            channel = self._channel
+            idle = self._idle
+            frame = self._frame_deadline
+            # The clock is read only when a deadline applies: ``idle`` is set, or
+            # a partial frame is held (at the start, or after a channel message).
+            started = partial_since = None
+            idle_at = frame_at = _INF
+            while True:
+                if self._closed:
+                    raise ConnectionClosed("the link is closed")
+                try:
+                    if idle is None and (frame is None or not session.has_partial_frame):
+                        # No deadline: no clock, no cancel scope per message
+                        # (entering and leaving one registers its deadline with
+                        # trio, ~5 % of a WebRTC pubsub run).
                         data = await channel.receive_message()
                     else:
-                        data = await self._receive_before(min(idle_at, frame_at),
-                                                          frame_at <= idle_at)
-            except ConnectionClosed:
-                closed_here = self._closed
-                await self._abort()
-                if not closed_here:
-                    session.end_of_stream()  # TruncatedFrame if cut mid-frame
-                raise
-            except RemoteProtocolError:  # the transport itself saw a broken peer
-                await self._abort()
-                raise
-            try:
-                frames = self._open(data)
-            except RemoteProtocolError:
-                await self._abort()
-                raise
-            if frames:
-                return frames
-
-    def _open(self, data: bytes) -> list[bytes]:
-        """The frames ``data`` (one channel message) completes; a ``RemoteProtocolError``
-        (the caller closes the link) for bad input or a spent partial-frame budget."""
-        session = self._session
-        frames = session.receive_data(data)
-        budget = self._partial_frames
-        if budget is not None and (self._holding or session.has_partial_frame):
-            # Reported after every read that holds bytes, and once after
-            # one that held some (nothing held is nothing to report).
-            held = session.held_bytes
-            if not budget.hold(id(self), held):
-                raise PartialFrameBudgetExceeded(
-                    "the listener's budget of bytes in partial frames is spent")
-            self._holding = held > 0
-        return frames
+                        now = trio.current_time()
+                        if idle is not None and started is None:
+                            started, idle_at = now, now + idle
+                        if (frame is not None and partial_since is None
+                                and session.has_partial_frame):
+                            partial_since, frame_at = now, now + frame
+                        if channel.message_waiting():  # here already: no cancel scope
+                            data = await channel.receive_message()
+                        else:
+                            data = await self._receive_before(min(idle_at, frame_at),
+                                                              frame_at <= idle_at)
+                except ConnectionClosed:
+                    closed_here = self._closed
+                    await self._abort()
+                    if not closed_here:
+                        session.end_of_stream()  # TruncatedFrame if cut mid-frame
+                    raise
+                except RemoteProtocolError:  # the transport itself saw a broken peer
+                    await self._abort()
+                    raise
+                try:
+                    frames = session.receive_data(data)
+                except RemoteProtocolError:
+                    await self._abort()
+                    raise
+                budget = self._partial_frames
+                if budget is not None and (self._holding or session.has_partial_frame):
+                    # Reported after every read that holds bytes, and once after
+                    # one that held some (nothing held is nothing to report).
+                    held = session.held_bytes
+                    if not budget.hold(id(self), held):
+                        await self._abort()
+                        raise PartialFrameBudgetExceeded(
+                            "the listener's budget of bytes in partial frames is spent")
+                    self._holding = held > 0
+                if frames:
+                    if len(frames) == 1:
+                        return frames[0]
+                    received.extend(frames)
+                    return received.popleft()
+        finally:
+            if lock.waiting:
+                lock.release()
+            else:
+                lock.held = False  # ``release`` without the call
 
     async def _receive_before(self, deadline: float, frame_deadline: bool) -> bytes:
         """One channel message, or ``FrameTimeout`` / ``IdleTimeout`` at ``deadline``."""

@@ -6,14 +6,11 @@ channel owns one byte stream (TCP, or TLS over TCP):
 
 * reading happens only inside ``receive_message``, in the caller's task: one
   read of up to ``RECEIVE_BYTES`` (on a plain TCP socket: wait until it is
-  readable, then one ``os.read``, see ``_socket_io``) is fed to wsproto and every
+  readable, then one ``os.read``, see ``_read_socket``) is fed to wsproto and every
   whole binary message it completes is queued; the call returns the first,
   later calls the rest (each after a checkpoint, so a burst does not starve
-  other tasks), or ``take_waiting_messages`` hands them to the secure link's
-  ``receive_batch`` at once.  A read that filled its buffer is followed by
-  one that tries the socket before waiting on it.  While the connection is
-  open, frames that are each one whole binary message (nearly all) are
-  parsed and built by
+  other tasks).  While the connection is open, frames that are each one
+  whole binary message (nearly all) are parsed and built by
   ``taiinet.transport._wsframes`` instead of wsproto; the first frame of any
   other kind, and everything after it, goes through wsproto.
   No reader task, no channel hop between it and the owner, and nothing is
@@ -43,6 +40,7 @@ from __future__ import annotations
 
 import collections
 import math
+import os
 
 import trio
 from wsproto.connection import Connection as WsConnection
@@ -65,7 +63,6 @@ from wsproto.utilities import RemoteProtocolError as WsRemoteProtocolError
 from taiinet.errors import ConnectionClosed, LocalProtocolError, RemoteProtocolError
 from taiinet.transport._coalesce import coalesce
 from taiinet.transport._linklock import LinkLock
-from taiinet.transport._socket_io import DIRECT_READS, read_socket, write_socket
 from taiinet.transport._wsframes import binary_frame, take_binary_frames
 from taiinet.transport.connection import MessageChannel
 
@@ -112,6 +109,58 @@ class _MalformedFrame(Exception):
         self.reason = reason
 
 
+#: Read TCP sockets with ``os.read`` after ``wait_readable`` (POSIX: a socket is a file).
+_DIRECT_READS = os.name == "posix"
+
+
+async def _read_socket(sock: trio.socket.SocketType) -> bytes:
+    """``SocketStream.receive_some(RECEIVE_BYTES)``, minus the wasted work per message.
+
+    trio's ``recv`` first tries the socket and only waits after it failed; a
+    link's reader calls it right after handling the previous message, when the
+    next one has nearly never arrived yet, so each message cost a ``recv`` that
+    fails (a syscall and a ``BlockingIOError``) before the wait and the ``recv``
+    that reads.  Waiting first reads each message with one syscall; the wait is
+    the checkpoint (cancellable, and it yields even when data is there).
+    Raises what the stream would: ``ClosedResourceError`` (closed here),
+    ``OSError`` (a reset); ``b""`` at the end of the stream.
+    """
+    while True:
+        if sock.fileno() < 0:
+            raise trio.ClosedResourceError("the socket was closed")
+        await trio.lowlevel.wait_readable(sock)
+        fd = sock.fileno()  # closed by another task while this one was woken?
+        if fd < 0:
+            raise trio.ClosedResourceError("the socket was closed")
+        try:
+            return os.read(fd, RECEIVE_BYTES)
+        except BlockingIOError:  # a spurious wake-up: wait again
+            continue
+
+
+async def _write_socket(sock: trio.socket.SocketType, stream: trio.abc.Stream,
+                        data: bytes) -> None:
+    """``stream.send_all(data)`` for a plain TCP stream, in one ``os.write`` when the
+    socket takes it all (nearly always: a link's message is small); what it does
+    not take goes through ``send_all``, which waits for the socket.
+
+    The same checkpoint as ``send_all`` (cancellation checked before writing, a
+    yield after), without its per-call context managers.
+    """
+    await trio.lowlevel.checkpoint_if_cancelled()
+    fd = sock.fileno()
+    if fd < 0:
+        raise trio.ClosedResourceError("the socket was closed")
+    try:
+        written = os.write(fd, data)
+    except BlockingIOError:
+        written = 0
+    if written < len(data):
+        await stream.send_all(data[written:])
+    else:
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+
 def _holds_nothing(connection: WsConnection) -> bool:
     """Whether wsproto holds no bytes from the peer yet, so frames may be parsed here.
 
@@ -135,8 +184,8 @@ class WebSocketChannel(MessageChannel):
                  remote_address: str | None = None,
                  writer_nursery: trio.Nursery | None = None) -> None:
         self._stream = stream
-        #: A plain TCP stream's socket, read and written directly (``_socket_io``).
-        self._socket = (stream.socket if DIRECT_READS and type(stream) is trio.SocketStream
+        #: A plain TCP stream's socket, read directly (``_read_socket``).
+        self._socket = (stream.socket if _DIRECT_READS and type(stream) is trio.SocketStream
                         else None)
         self._ws = connection
         self.remote_address = remote_address
@@ -153,8 +202,6 @@ class WebSocketChannel(MessageChannel):
         #: the start of the next frame (at most one frame's header and payload).
         self._direct = _holds_nothing(connection)
         self._unparsed = b""
-        #: The last read filled its buffer: the socket likely holds more.
-        self._filled = False
         #: Frames we send are masked (RFC 6455 5.3), and those we receive are not.
         self._masking = connection.client
         self._error: RemoteProtocolError | None = None
@@ -209,7 +256,7 @@ class WebSocketChannel(MessageChannel):
             frame = binary_frame(data, self._masking)
             try:
                 if self._socket is not None:
-                    await write_socket(self._socket, self._stream, frame)
+                    await _write_socket(self._socket, self._stream, frame)
                 else:
                     await self._stream.send_all(frame)
             except _STREAM_ERRORS:
@@ -266,18 +313,6 @@ class WebSocketChannel(MessageChannel):
     def message_waiting(self) -> bool:
         return bool(self._received)
 
-    def take_waiting_messages(self, limit: int) -> list[bytes]:
-        received = self._received
-        if self._reading or not received:  # another task is in ``receive_message``
-            return []
-        if len(received) <= limit:
-            messages = list(received)
-            received.clear()
-        else:
-            messages = [received.popleft() for _ in range(limit)]
-        self.messages_received += len(messages)
-        return messages
-
     async def receive_message(self) -> bytes:
         if self._reading:
             raise LocalProtocolError("two tasks receive on one WebSocket channel")
@@ -318,8 +353,7 @@ class WebSocketChannel(MessageChannel):
         data: bytes | bytearray
         try:
             if self._socket is not None:
-                data = await read_socket(self._socket, RECEIVE_BYTES, self._filled)
-                self._filled = len(data) == RECEIVE_BYTES
+                data = await _read_socket(self._socket)
             else:
                 data = await self._stream.receive_some(RECEIVE_BYTES)
         except _STREAM_ERRORS:
