@@ -15,6 +15,7 @@ from noise.connection import Keypair, NoiseConnection
 
 from taiinet import ConnectionClosed, Identity
 from taiinet.errors import RemoteProtocolError
+from taiinet.transport._linklock import LinkLock
 from taiinet.transport.errors import (
     DecryptionError,
     HandshakeError,
@@ -444,3 +445,27 @@ async def test_frames_already_received_need_no_timeout_each(
     with trio.move_on_after(1):  # nothing here: now it waits under its idle deadline
         await b.receive()
     assert scopes == 1
+
+
+async def test_a_lock_released_as_its_only_waiter_is_cancelled_is_free() -> None:
+    """The waiter left the parking lot when its cancellation came, before it ran:
+    the release finds nobody to hand the lock to, so the lock is free, not held
+    for ever by nobody (every later send or read would wait for good)."""
+    lock = LinkLock()
+    lock.held = True
+    outcome: list[str] = []
+
+    async def waiter(scope: trio.CancelScope) -> None:
+        with scope:
+            await lock.wait()
+            outcome.append("got the lock")
+        outcome.append("cancelled" if scope.cancelled_caught else "")
+
+    scope = trio.CancelScope()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiter, scope)
+        await trio.testing.wait_all_tasks_blocked()
+        scope.cancel()  # in the same step as the release: the waiter has not run yet
+        lock.release()
+    assert outcome == ["cancelled"]
+    assert not lock.held

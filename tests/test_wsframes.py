@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, Message, Ping
 
-from taiinet.transport._wsframes import binary_frame, take_binary_frames, unmask
+from taiinet.transport._wsframes import MASK_KEY_BLOCK, binary_frame, take_binary_frames, unmask
 
 SIZES = [0, 1, 5, 125, 126, 127, 1800, 65535, 65536, 65537]
 
@@ -114,3 +115,23 @@ def test_any_bytes_are_taken_only_as_wsproto_reads_them(
     assert all(isinstance(e, BytesMessage) and e.message_finished for e in events)
     assert [e.data for e in events] == messages
     assert all(len(message) <= limit for message in messages)
+
+
+def test_masking_keys_come_from_one_urandom_call_per_block(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    urandom = os.urandom
+
+    def counting(size: int) -> bytes:
+        calls.append(size)
+        return urandom(size)
+
+    monkeypatch.setattr(os, "urandom", counting)
+    frames = [binary_frame(b"x" * 10, True) for _ in range(MASK_KEY_BLOCK // 4 + 1)]
+    assert len(calls) <= 2  # not one per frame
+    keys = [frame[2:6] for frame in frames]
+    assert len(set(keys)) > len(keys) - 3  # fresh keys (a repeat is a 2**-32 chance each)
+    taken: list[bytes] = []
+    for frame in frames:
+        assert take_binary_frames(frame, True, 100, taken) == (len(frame), True)
+    assert taken == [b"x" * 10] * len(frames)

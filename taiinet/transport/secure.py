@@ -30,6 +30,7 @@ import nacl.utils
 import trio
 
 from taiinet.errors import ConnectionClosed, RemoteProtocolError
+from taiinet.transport._linklock import LinkLock
 from taiinet.transport.connection import Connection, MessageChannel
 from taiinet.transport.errors import (
     FrameTimeout,
@@ -135,39 +136,6 @@ async def _handshake(channel: MessageChannel, identity: Identity, *, initiator: 
                             partial_frames=partial_frames)
 
 
-class _LinkLock:
-    """A FIFO lock that costs one attribute test when free.
-
-    A link's send (or receive) is nearly never contended: one task sends, one
-    reads.  ``trio.Lock`` tracks its owner and registers a parking-lot breaker
-    on every acquire, a tenth of a 1 KiB frame's cost on a memory link.  Taking
-    a free lock does not yield (every send or receive reaches a checkpoint in
-    the channel anyway); ``release`` hands a held lock to the first waiter.
-    """
-
-    __slots__ = ("_waiters", "held", "waiting")
-
-    def __init__(self) -> None:
-        self.held = False
-        self._waiters = trio.lowlevel.ParkingLot()
-        #: Tasks in ``wait``: cheaper to test than the parking lot.
-        self.waiting = 0
-
-    async def wait(self) -> None:
-        """Take the lock once its holder releases it (called when ``held``)."""
-        self.waiting += 1
-        try:
-            await self._waiters.park()
-        finally:
-            self.waiting -= 1
-
-    def release(self) -> None:
-        if self.waiting:
-            self._waiters.unpark()  # the waiter now holds it: ``held`` stays True
-        else:
-            self.held = False
-
-
 class SecureConnection(Connection):
     """A ``Connection`` over a ``MessageChannel`` after a completed handshake."""
 
@@ -181,8 +149,8 @@ class SecureConnection(Connection):
         self._session = session
         self._seal_frame = session.seal_frame
         self._local_peer_id = local_peer_id
-        self._send_lock = _LinkLock()
-        self._receive_lock = _LinkLock()
+        self._send_lock = LinkLock()
+        self._receive_lock = LinkLock()
         self._received: collections.deque[bytes] = collections.deque(received or ())
         self._closed = False
         self._holding = False  # reported bytes held to ``partial_frames``

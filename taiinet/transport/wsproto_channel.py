@@ -62,6 +62,7 @@ from wsproto.utilities import RemoteProtocolError as WsRemoteProtocolError
 
 from taiinet.errors import ConnectionClosed, LocalProtocolError, RemoteProtocolError
 from taiinet.transport._coalesce import coalesce
+from taiinet.transport._linklock import LinkLock
 from taiinet.transport._wsframes import binary_frame, take_binary_frames
 from taiinet.transport.connection import MessageChannel
 
@@ -174,14 +175,6 @@ def _holds_nothing(connection: WsConnection) -> bool:
         return False
 
 
-async def _acquire(lock: trio.Lock) -> None:
-    """Take ``lock``, through the scheduler only if another task holds it."""
-    try:
-        lock.acquire_nowait()
-    except trio.WouldBlock:
-        await lock.acquire()
-
-
 class WebSocketChannel(MessageChannel):
     """A raw ``MessageChannel`` over one upgraded stream (unauthenticated); module doc."""
 
@@ -196,7 +189,7 @@ class WebSocketChannel(MessageChannel):
                         else None)
         self._ws = connection
         self.remote_address = remote_address
-        self._write_lock = trio.Lock()
+        self._write_lock = LinkLock()
         self._reading = False
         #: Messages ``receive_message`` returned (an idle watchdog compares it, see
         #: ``taiinet.transport._idle``).
@@ -250,7 +243,10 @@ class WebSocketChannel(MessageChannel):
         self._wake.set()
 
     async def _send_now(self, data: bytes) -> None:
-        await _acquire(self._write_lock)
+        lock = self._write_lock
+        if lock.held:
+            await lock.wait()
+        lock.held = True
         try:
             if self._ws.state is not ConnectionState.OPEN or self._closing:
                 raise ConnectionClosed("the WebSocket is closed")
@@ -267,7 +263,7 @@ class WebSocketChannel(MessageChannel):
                 self._closed.set()
                 raise ConnectionClosed("the WebSocket is closed") from None
         finally:
-            self._write_lock.release()
+            lock.release()
 
     async def _write_control(self, event: CloseConnection | Pong) -> None:
         """Best effort: a close frame or a pong; a broken stream is the reader's to see.
@@ -276,13 +272,12 @@ class WebSocketChannel(MessageChannel):
         answer only the latest ping): the reader never waits on a peer that
         does not read, which could stall both sides.
         """
-        if isinstance(event, Pong):
-            try:
-                self._write_lock.acquire_nowait()
-            except trio.WouldBlock:
+        lock = self._write_lock
+        if lock.held:
+            if isinstance(event, Pong):
                 return
-        else:
-            await _acquire(self._write_lock)
+            await lock.wait()
+        lock.held = True
         try:
             if self._ws.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
                 data = self._ws.send(event)
@@ -290,7 +285,7 @@ class WebSocketChannel(MessageChannel):
         except _STREAM_ERRORS:
             pass
         finally:
-            self._write_lock.release()
+            lock.release()
 
     async def _writer(self) -> None:
         try:
