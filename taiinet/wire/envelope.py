@@ -85,6 +85,25 @@ def open_fields(data: bytes, domain: str, *, max_size: int = DEFAULT_MAX_ENVELOP
     return signer, public_key, fields
 
 
+def _encode_envelope(public_key: bytes, payload_type: bytes, payload: bytes,
+                     signature: bytes) -> bytes:
+    """``codec.encode_envelope`` of a key that is already canonically encoded (an
+    ``Identity``'s), written out instead of built as a protobuf message: field 1
+    (the key, a message: always written), then the bytes fields 2, 3 and 5, each
+    left out when empty, as protobuf serializes them."""
+    data = _KEY_TAG + encode_uvarint(len(public_key)) + public_key
+    if payload_type:
+        data += _PAYLOAD_TYPE_TAG + encode_uvarint(len(payload_type)) + payload_type
+    if payload:
+        data += _PAYLOAD_TAG + encode_uvarint(len(payload)) + payload
+    if signature:
+        data += _SIGNATURE_TAG + encode_uvarint(len(signature)) + signature
+    return data
+
+
+_KEY_TAG, _PAYLOAD_TYPE_TAG, _PAYLOAD_TAG, _SIGNATURE_TAG = b"\x0a", b"\x12", b"\x1a", b"\x2a"
+
+
 def _check_domain(domain: str) -> None:
     if not isinstance(domain, str) or not domain:
         raise LocalProtocolError("an envelope domain is a non-empty string")
@@ -107,10 +126,9 @@ class Envelope:
              *, max_size: int = DEFAULT_MAX_ENVELOPE_SIZE) -> bytes:
         """Sign and encode an envelope; ``LocalProtocolError`` if it would exceed ``max_size``."""
         _check_domain(domain)
-        signature = identity.sign(signed_bytes(domain, bytes(payload_type), bytes(payload)))
-        data = codec.encode_envelope(codec.EnvelopeFields(
-            public_key=identity.public_key_proto, payload_type=bytes(payload_type),
-            payload=bytes(payload), signature=signature))
+        payload_type, payload = bytes(payload_type), bytes(payload)
+        signature = identity.sign(signed_bytes(domain, payload_type, payload))
+        data = _encode_envelope(identity.public_key_proto, payload_type, payload, signature)
         if len(data) > max_size:
             raise LocalProtocolError(
                 f"envelope of {len(data)} bytes exceeds the maximum of {max_size}")
