@@ -442,9 +442,7 @@ async def _step(publisher: Node, nodes: list[Node], receivers: Receivers, receiv
     give_up = start + 1.5 * count * interval
     published = 0
     for seq in range(count):
-        due = start + seq * interval
-        if trio.current_time() < due:  # else ``publish`` is the schedule point
-            await trio.sleep_until(due)
+        await trio.sleep_until(start + seq * interval)
         await publisher.publish(make_document(receivers.step, seq, args.size))
         published += 1
         if trio.current_time() > give_up:  # far behind: this rate cannot be published
