@@ -138,7 +138,7 @@ async def publish_only(documents: int, batch: int, repeat: int, neighbours: int,
         nursery.cancel_scope.cancel()
     print(f"best {min(results):.1f} us/publication (load {os.getloadavg()[0]:.2f})")
     if profiler is not None:
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+        pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime")).print_stats(40)
 
 
 if __name__ == "__main__":

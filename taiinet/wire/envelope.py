@@ -30,7 +30,8 @@ DEFAULT_MAX_ENVELOPE_SIZE = 256 * 1024
 #: Signers (encoded public key -> raw key and peer id) remembered by ``open``, so
 #: that a busy node does not decode the same few publishers' keys over and over.
 SIGNER_CACHE = 1024
-#: Signed-bytes prefixes (domain, payload type) remembered.
+#: Signed-bytes prefixes (domain, payload type) and sealed envelopes' headers (key,
+#: payload type) remembered.
 PREFIX_CACHE = 64
 
 __all__ = ["DEFAULT_MAX_ENVELOPE_SIZE", "Envelope", "InvalidEnvelope", "open_fields",
@@ -91,13 +92,20 @@ def _encode_envelope(public_key: bytes, payload_type: bytes, payload: bytes,
     ``Identity``'s), written out instead of built as a protobuf message: field 1
     (the key, a message: always written), then the bytes fields 2, 3 and 5, each
     left out when empty, as protobuf serializes them."""
-    data = _KEY_TAG + encode_uvarint(len(public_key)) + public_key
-    if payload_type:
-        data += _PAYLOAD_TYPE_TAG + encode_uvarint(len(payload_type)) + payload_type
+    data = _header(public_key, payload_type)
     if payload:
         data += _PAYLOAD_TAG + encode_uvarint(len(payload)) + payload
     if signature:
         data += _SIGNATURE_TAG + encode_uvarint(len(signature)) + signature
+    return data
+
+
+@lru_cache(maxsize=PREFIX_CACHE)
+def _header(public_key: bytes, payload_type: bytes) -> bytes:
+    """Fields 1 and 2 of an envelope: the same for every envelope a node seals of a kind."""
+    data = _KEY_TAG + encode_uvarint(len(public_key)) + public_key
+    if payload_type:
+        data += _PAYLOAD_TYPE_TAG + encode_uvarint(len(payload_type)) + payload_type
     return data
 
 
