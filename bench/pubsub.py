@@ -56,7 +56,8 @@ and warm-up after one that lost documents).  The repeats choose no row and
 change no key: the rows gain ``repeats`` (per repeat: ``rate``, ``complete``,
 ``delivered`` ratio, ``deliveries_per_s``, ``cpu_us_per_delivery``),
 ``cpu_us_per_delivery_median`` and ``deliveries_per_s_median`` (medians over
-the repeats that delivered 100%; None when none did or none ran), and the
+the complete repeats: 100% delivered with the publisher keeping up, the
+search's criterion; None when none was or none ran), and the
 table is followed by one line per repeated row.  Runs of the same code vary
 by up to 1.7x on a shared machine: compare medians, not single steps.
 
@@ -605,7 +606,7 @@ def _ratio(value: float | None, anchor: float | None) -> float | None:
 
 def repeat_keys(repeats: list[Step]) -> dict[str, Any]:
     """A row's ``--repeat-max`` keys: each repeat, and the medians over the repeats
-    that delivered 100% (None if none did, or none ran)."""
+    that were complete, as the search counts a step (None if none was, or none ran)."""
     done = [step for step in repeats if step.complete]
     return {
         "repeats": [{"rate": step.rate, "complete": step.complete,
@@ -700,7 +701,8 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
                 + f" (median {_cell(row['cpu_us_per_delivery_median'], '.0f')}); deliv/s "
                 + ", ".join(f"{r['deliveries_per_s']:.0f}" for r in row["repeats"])
                 + f" (median {_cell(row['deliveries_per_s_median'], '.0f')})"
-                + ("; * lost documents, not in the medians"
+                + ("; * not complete (documents lost or the publisher behind), "
+                   "not in the medians"
                    if not all(r["complete"] for r in row["repeats"]) else ""))
 
 
