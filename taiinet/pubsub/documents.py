@@ -12,7 +12,8 @@ an id names exactly one signed publication and a relay cannot alter it
 without changing the id.
 
 A node verifies a document once: sealing returns the opened document with
-the payload (the node signed it, nothing to check), and a copy whose
+the payload (the node signed it, nothing to check; the encoder builds it as
+it writes the bytes, nothing to parse back), and a copy whose
 SHA-256 names a document the node already verified is only decoded again
 (``reopen``): equal hashes mean equal bytes, so the signature is the one
 already checked.
@@ -36,9 +37,9 @@ from taiinet.pubsub.query import (
     DocumentLimits,
     InvalidDocument,
     MalformedValue,
-    document_to_value,
     value_to_document_counted,
 )
+from taiinet.pubsub.query.codec import encode_document
 from taiinet.v1 import pubsub_pb2
 from taiinet.wire import codec
 from taiinet.wire.envelope import Envelope, open_fields
@@ -81,7 +82,8 @@ class DocumentCodec(Protocol):
     def seal_opened(self, document: Any, max_bytes: int, *, published_unix_ms: int,
                     nonce: int) -> tuple[bytes, OpenedDocument]:
         """``seal``, with the publication as a peer opening the payload would see it
-        (decoded from the sealed ``Value``, not verified: this node just signed it)."""
+        (built while encoding the ``Value``: neither parsed back nor verified, this
+        node just wrote and signed it)."""
         ...
 
     def open(self, payload: bytes) -> OpenedDocument:
@@ -100,17 +102,28 @@ class DocumentCodec(Protocol):
 
 
 def _publication(document: Any, limits: DocumentLimits, published_unix_ms: int,
-                 nonce: int) -> pubsub_pb2.PublishedDocument:
-    """The ``PublishedDocument`` of a local document."""
+                 nonce: int) -> tuple[bytes, Any, int]:
+    """The ``PublishedDocument`` bytes of a local document, with the document as
+    peers will decode it and its number of values (``encode_document``: one walk,
+    nothing parsed back)."""
     for name, number in (("published_unix_ms", published_unix_ms), ("nonce", nonce)):
         if not 0 <= number <= MAX_UINT64:
             raise PubsubUsageError(f"{name} must be in 0..2**64-1, got {number}")
     try:
-        value = document_to_value(document, limits)
+        value, decoded, values = encode_document(document, limits)
     except InvalidDocument as exc:
         raise PubsubUsageError(str(exc)) from None
-    return pubsub_pb2.PublishedDocument(
-        value=value, published_unix_ms=published_unix_ms, nonce=nonce)
+    # proto3 (pubsub.proto): field 1 bytes (a Value is never empty), fields 2 and 3
+    # uint64 varints, left out when 0; what protobuf serializes for these fields.
+    data = _VALUE_TAG + encode_uvarint(len(value)) + value
+    if published_unix_ms:
+        data += _PUBLISHED_TAG + encode_uvarint(published_unix_ms)
+    if nonce:
+        data += _NONCE_TAG + encode_uvarint(nonce)
+    return data, decoded, values
+
+
+_VALUE_TAG, _PUBLISHED_TAG, _NONCE_TAG = b"\x0a", b"\x10", b"\x18"
 
 
 def _opened(publisher: str, payload: bytes, limits: DocumentLimits) -> OpenedDocument:
@@ -130,15 +143,6 @@ def _decoded(publisher: str, message: pubsub_pb2.PublishedDocument,
         raise RejectedDocument("invalid_document", str(exc)) from None
     return OpenedDocument(publisher=publisher, document=document,
                           published_unix_ms=message.published_unix_ms, values=values)
-
-
-def _local(publisher: str, message: pubsub_pb2.PublishedDocument,
-           limits: DocumentLimits) -> OpenedDocument:
-    """The publication of a local document, as peers will decode it."""
-    try:
-        return _decoded(publisher, message, limits)
-    except RejectedDocument as exc:  # document_to_value's output always decodes
-        raise PubsubUsageError(str(exc)) from None
 
 
 def seal_publication(documents: DocumentCodec, document: Any, max_bytes: int, now: float,
@@ -179,15 +183,17 @@ class SignedDocuments:
                     nonce: int) -> tuple[bytes, OpenedDocument]:
         if self.identity is None:
             raise PubsubUsageError("publishing needs an identity to sign with")
-        message = _publication(document, self.limits, published_unix_ms, nonce)
+        message, decoded, values = _publication(document, self.limits, published_unix_ms,
+                                                nonce)
         try:
             payload = Envelope.seal(self.identity, DOCUMENT_DOMAIN, DOCUMENT_PAYLOAD_TYPE,
-                                    message.SerializeToString(), max_size=max_bytes)
+                                    message, max_size=max_bytes)
         except PubsubUsageError:
             raise
         except Exception as exc:  # LocalProtocolError: over max_bytes
             raise PubsubUsageError(f"document too large to publish: {exc}") from None
-        return payload, _local(self.identity.peer_id, message, self.limits)
+        return payload, OpenedDocument(publisher=self.identity.peer_id, document=decoded,
+                                       published_unix_ms=published_unix_ms, values=values)
 
     def open(self, payload: bytes) -> OpenedDocument:
         try:
@@ -225,11 +231,13 @@ class UnsignedDocuments:
     def seal_opened(self, document: Any, max_bytes: int, *, published_unix_ms: int,
                     nonce: int) -> tuple[bytes, OpenedDocument]:
         name = self.publisher.encode()
-        message = _publication(document, self.limits, published_unix_ms, nonce)
-        data = encode_uvarint(len(name)) + name + message.SerializeToString()
+        message, decoded, values = _publication(document, self.limits, published_unix_ms,
+                                                nonce)
+        data = encode_uvarint(len(name)) + name + message
         if len(data) > max_bytes:
             raise PubsubUsageError(f"document of {len(data)} bytes exceeds {max_bytes}")
-        return data, _local(self.publisher, message, self.limits)
+        return data, OpenedDocument(publisher=self.publisher, document=decoded,
+                                    published_unix_ms=published_unix_ms, values=values)
 
     def open(self, payload: bytes) -> OpenedDocument:
         size = payload[0] if payload else 0

@@ -30,7 +30,8 @@ DEFAULT_MAX_ENVELOPE_SIZE = 256 * 1024
 #: Signers (encoded public key -> raw key and peer id) remembered by ``open``, so
 #: that a busy node does not decode the same few publishers' keys over and over.
 SIGNER_CACHE = 1024
-#: Signed-bytes prefixes (domain, payload type) remembered.
+#: Signed-bytes prefixes (domain, payload type) and sealed envelopes' headers (key,
+#: payload type) remembered.
 PREFIX_CACHE = 64
 
 __all__ = ["DEFAULT_MAX_ENVELOPE_SIZE", "Envelope", "InvalidEnvelope", "open_fields",
@@ -85,6 +86,32 @@ def open_fields(data: bytes, domain: str, *, max_size: int = DEFAULT_MAX_ENVELOP
     return signer, public_key, fields
 
 
+def _encode_envelope(public_key: bytes, payload_type: bytes, payload: bytes,
+                     signature: bytes) -> bytes:
+    """``codec.encode_envelope`` of a key that is already canonically encoded (an
+    ``Identity``'s), written out instead of built as a protobuf message: field 1
+    (the key, a message: always written), then the bytes fields 2, 3 and 5, each
+    left out when empty, as protobuf serializes them."""
+    data = _header(public_key, payload_type)
+    if payload:
+        data += _PAYLOAD_TAG + encode_uvarint(len(payload)) + payload
+    if signature:
+        data += _SIGNATURE_TAG + encode_uvarint(len(signature)) + signature
+    return data
+
+
+@lru_cache(maxsize=PREFIX_CACHE)
+def _header(public_key: bytes, payload_type: bytes) -> bytes:
+    """Fields 1 and 2 of an envelope: the same for every envelope a node seals of a kind."""
+    data = _KEY_TAG + encode_uvarint(len(public_key)) + public_key
+    if payload_type:
+        data += _PAYLOAD_TYPE_TAG + encode_uvarint(len(payload_type)) + payload_type
+    return data
+
+
+_KEY_TAG, _PAYLOAD_TYPE_TAG, _PAYLOAD_TAG, _SIGNATURE_TAG = b"\x0a", b"\x12", b"\x1a", b"\x2a"
+
+
 def _check_domain(domain: str) -> None:
     if not isinstance(domain, str) or not domain:
         raise LocalProtocolError("an envelope domain is a non-empty string")
@@ -107,10 +134,9 @@ class Envelope:
              *, max_size: int = DEFAULT_MAX_ENVELOPE_SIZE) -> bytes:
         """Sign and encode an envelope; ``LocalProtocolError`` if it would exceed ``max_size``."""
         _check_domain(domain)
-        signature = identity.sign(signed_bytes(domain, bytes(payload_type), bytes(payload)))
-        data = codec.encode_envelope(codec.EnvelopeFields(
-            public_key=identity.public_key_proto, payload_type=bytes(payload_type),
-            payload=bytes(payload), signature=signature))
+        payload_type, payload = bytes(payload_type), bytes(payload)
+        signature = identity.sign(signed_bytes(domain, payload_type, payload))
+        data = _encode_envelope(identity.public_key_proto, payload_type, payload, signature)
         if len(data) > max_size:
             raise LocalProtocolError(
                 f"envelope of {len(data)} bytes exceeds the maximum of {max_size}")

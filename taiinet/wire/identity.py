@@ -28,6 +28,7 @@ import contextlib
 import os
 
 import ed25519_zebra
+import nacl.bindings
 import nacl.signing
 
 from taiinet.errors import LocalProtocolError
@@ -158,12 +159,17 @@ def verify_with_public_key(raw: bytes, data: bytes, signature: bytes) -> bool:
 class Identity:
     """An Ed25519 key pair and its peer id."""
 
-    __slots__ = ("_peer_id", "_public_key", "_signing_key")
+    __slots__ = ("_peer_id", "_public_key", "_public_key_proto", "_secret_key", "_signing_key")
 
     def __init__(self, signing_key: nacl.signing.SigningKey) -> None:
         self._signing_key = signing_key
         self._public_key = bytes(signing_key.verify_key)
         self._peer_id = peer_id_from_public_key(self._public_key)
+        # Encoded once: every signed envelope (each publication) carries it.
+        self._public_key_proto = codec.encode_public_key(self._public_key)
+        #: libsodium's 64-byte secret key (seed and public key), for ``sign`` to call
+        #: ``crypto_sign`` without ``SigningKey.sign``'s ``SignedMessage`` around it.
+        self._secret_key = nacl.bindings.crypto_sign_seed_keypair(bytes(signing_key))[1]
 
     @classmethod
     def generate(cls) -> Identity:
@@ -238,11 +244,11 @@ class Identity:
     @property
     def public_key_proto(self) -> bytes:
         """The protobuf-encoded ``PublicKey`` (as in envelopes and handshake payloads)."""
-        return codec.encode_public_key(self._public_key)
+        return self._public_key_proto
 
     def sign(self, data: bytes) -> bytes:
         """The 64-byte Ed25519 signature of ``data``."""
-        return self._signing_key.sign(data).signature
+        return nacl.bindings.crypto_sign(data, self._secret_key)[:codec.ED25519_SIGNATURE_SIZE]
 
     def __repr__(self) -> str:
         return f"Identity({self._peer_id})"
