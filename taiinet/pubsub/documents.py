@@ -41,7 +41,7 @@ from taiinet.pubsub.query import (
 )
 from taiinet.v1 import pubsub_pb2
 from taiinet.wire import codec
-from taiinet.wire.envelope import Envelope, open_fields
+from taiinet.wire.envelope import Envelope, open_payload
 from taiinet.wire.errors import InvalidEnvelope, InvalidPublicKey
 from taiinet.wire.framing import encode_uvarint
 from taiinet.wire.identity import Identity, peer_id_from_public_key
@@ -191,21 +191,21 @@ class SignedDocuments:
 
     def open(self, payload: bytes) -> OpenedDocument:
         try:
-            signer, _key, fields = open_fields(payload, DOCUMENT_DOMAIN, max_size=len(payload),
-                                               payload_type=DOCUMENT_PAYLOAD_TYPE)
+            signer, document = open_payload(payload, DOCUMENT_DOMAIN, max_size=len(payload),
+                                            payload_type=DOCUMENT_PAYLOAD_TYPE)
         except InvalidEnvelope as exc:
             raise RejectedDocument("invalid_envelope", str(exc)) from None
-        return _opened(signer, fields.payload, self.limits)
+        return _opened(signer, document, self.limits)
 
     def reopen(self, payload: bytes) -> OpenedDocument:
-        fields = codec.decode_envelope(payload)
-        if fields is None:
+        parts = codec.envelope_parts(payload)
+        if parts is None:
             raise RejectedDocument("invalid_envelope", "not a canonically encoded Envelope")
         try:
-            signer = peer_id_from_public_key(codec.decode_public_key(fields.public_key))
+            signer = peer_id_from_public_key(codec.decode_public_key(parts[0]))
         except InvalidPublicKey as exc:
             raise RejectedDocument("invalid_envelope", f"envelope key: {exc}") from None
-        return _opened(signer, fields.payload, self.limits)
+        return _opened(signer, parts[2], self.limits)
 
 
 class UnsignedDocuments:
