@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from google.protobuf.message import DecodeError
 
@@ -57,9 +56,9 @@ MAX_UINT64 = (1 << 64) - 1
 REJECT_REASONS = ("oversized", "id_mismatch", "invalid_envelope", "invalid_document")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OpenedDocument:
-    """A verified publication."""
+class OpenedDocument(NamedTuple):
+    """A verified publication (a named tuple, not a frozen dataclass: one is made for
+    every document a node receives, and a tuple is made in one step)."""
 
     #: Peer id that signed it (for ``UnsignedDocuments``: that it claims).
     publisher: str
