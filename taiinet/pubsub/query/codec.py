@@ -288,11 +288,20 @@ class _WireValueReader:
                 size, at = read_uvarint(data, at + 1)
             if at + size != entry_end:
                 raise _NotCanonical
-            # A string or float value is read here (``read``'s checks, inlined).
+            # A string, int or float value is read here (``read``'s checks, inlined).
             kind = data[at] if at < entry_end else 0
-            if kind in (_STRING, _FLOAT) and self.nodes > 0 and child <= max_depth:
+            if kind in (_STRING, _INT, _FLOAT) and self.nodes > 0 and child <= max_depth:
                 self.nodes -= 1
-                if kind == _FLOAT:
+                if kind == _INT:
+                    number = data[at + 1]
+                    if number < 0x80:
+                        at += 2
+                    else:
+                        number, at = read_uvarint(data, at + 1)
+                    if at != entry_end:
+                        raise _NotCanonical
+                    out[key] = (number >> 1) ^ -(number & 1)
+                elif kind == _FLOAT:
                     number = _DOUBLE(data, at + 1)[0]
                     if at + 9 != entry_end or number != number:
                         raise _NotCanonical
