@@ -89,6 +89,9 @@ class Runner:
         #: their items go from ``handle_item`` to the core without the registry's
         #: dispatch (the same steps: decode, ``handle_message``, its actions).
         self._to_core_direct: dict[int, Callable[[bytes], Any]] = {}
+        #: Called after every ``apply`` (a driver that keeps something for the
+        #: length of one input forgets it there; no subclass wrapping ``apply``).
+        self.after_apply: Callable[[], None] | None = None
 
     def register(self, codec: ProtocolCodec, handle: Handle | None = None,
                  admit: Admit | None = None, link_down: LinkDown | None = None) -> None:
@@ -132,6 +135,9 @@ class Runner:
                 self._on_event(action)
             else:
                 handler(action)
+        after = self.after_apply
+        if after is not None:
+            after()
         stepped = self._stepped
         if stepped is not None:
             self._stepped = None
