@@ -193,6 +193,37 @@ async def test_a_peer_that_does_not_read_loses_its_link_when_its_queue_fills(
         nursery.cancel_scope.cancel()
 
 
+def test_an_item_of_the_cores_own_protocol_goes_to_the_core_without_the_registry() -> None:
+    """An item of a protocol registered with the core's handler and no ``admit`` is
+    decoded and handed to ``handle_message`` by ``handle_item`` itself (every document
+    a node receives takes this path); others still go through the registry."""
+    core, events = EchoCore(), []
+    runner = Runner(core, _no_dial, on_event=events.append)
+    runner.register(ECHO_CODEC)
+    admitted: list[PeerId] = []
+    runner.register(ProtocolCodec(protocol_id=201, name="admitted", message_types=(),
+                                  encode=bytes, decode=_decode),
+                    handle=lambda peer, message, now: events.append(message),
+                    admit=lambda peer, now: admitted.append(peer) is None)
+    dispatched: list[int] = []
+    dispatch = runner.protocols.dispatch
+
+    def counted(peer: PeerId, protocol: int, body: bytes, now: float) -> None:
+        dispatched.append(protocol)
+        dispatch(peer, protocol, body, now)
+
+    runner.protocols.dispatch = counted  # type: ignore[method-assign]
+    runner.links.enqueue = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    runner.handle_item(PEER.peer_id, ECHO, b"41", 0.0)
+    runner.handle_item(PEER.peer_id, 201, b"7", 0.0)
+    runner.handle_item(PEER.peer_id, 77, b"nobody runs 77", 0.0)
+    assert events == [NeighborUp(peer=PEER.peer_id), Echo(7)]
+    assert dispatched == [201, 77] and admitted == [PEER.peer_id]
+    assert runner.protocols.unknown_items == 1
+    with pytest.raises(BadEcho):
+        runner.handle_item(PEER.peer_id, ECHO, b"x", 0.0)
+
+
 def test_the_registry_refuses_reserved_and_duplicate_ids() -> None:
     registry = ProtocolRegistry()
     registry.register(ECHO_CODEC, lambda *_: None)

@@ -8,6 +8,7 @@ import pytest
 import trio
 
 from taiinet.errors import ConnectionClosed
+from taiinet.link.runner import Runner
 from taiinet.node.routed import RoutedDriver
 from taiinet.overlay import codec
 from taiinet.overlay.errors import OverlayUsageError
@@ -53,3 +54,20 @@ async def test_documents_go_through_the_router_not_a_second_overlay(autojump_clo
     assert driver.overlay is None
     with pytest.raises(OverlayUsageError):
         driver.broadcast(b"id", b"payload")
+
+
+def test_a_seeders_driver_forgets_the_payloads_of_an_input_once_it_is_carried_out() -> None:
+    """With ``keep_envelopes`` the payloads opened during one input are kept until
+    its actions are carried out, then forgotten (``Runner.after_apply``); the
+    driver's ``apply`` is the runner's own, not a wrapper called per input."""
+    async def no_dial(peer_id: str) -> Connection:
+        raise AssertionError("nothing to dial")
+
+    seeder = RoutedDriver(Identity.from_seed(b"\x05" * 32), no_dial, rng=random.Random(1),
+                          keep_envelopes=True)
+    plain = RoutedDriver(Identity.from_seed(b"\x06" * 32), no_dial, rng=random.Random(1))
+    assert type(seeder).apply is Runner.apply and plain.after_apply is None
+    assert seeder._capture is not None
+    seeder._capture.opened[b"id"] = b"payload"
+    seeder.apply([])
+    assert seeder._capture.opened == {}

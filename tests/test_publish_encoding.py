@@ -19,7 +19,8 @@ from taiinet.pubsub.documents import (
 )
 from taiinet.pubsub.errors import PubsubUsageError
 from taiinet.pubsub.query import DocumentLimits, InvalidDocument, value_to_document_counted
-from taiinet.pubsub.query.codec import _fill_value, document_to_value, encode_document
+from taiinet.pubsub.query.codec import _fill_value, document_to_value
+from taiinet.pubsub.query.value_encoder import encode_document
 from taiinet.pubsub.query.values import check_value
 from taiinet.v1 import pubsub_pb2, value_pb2
 from taiinet.wire import codec

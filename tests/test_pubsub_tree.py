@@ -7,6 +7,8 @@ import hashlib
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from taiinet.overlay.actions import Send
 from taiinet.overlay.messages import Gossip, IHave
@@ -57,6 +59,28 @@ def test_route_is_the_oldest_root_then_smallest_id_then_distance() -> None:
     tree.offer(B, 50, D, 9, child=False)  # an older root wins, however far
     tree.recompute()
     assert (tree.route, tree.parent) == ((50, D, 10), B)
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(st.sampled_from(["add", "remove", "offer", "recompute"]),
+                          st.sampled_from([A, B, C, D]), st.integers(0, 3), st.booleans()),
+                max_size=30))
+def test_the_kept_tree_links_follow_every_change(steps: list[tuple[str, str, int, bool]]) -> None:
+    """``links()`` (what forwarding reads for every document) is kept between changes;
+    after any of them it lists what the offers and the parent say, in order."""
+    tree = SpanningTree(E, since=500)
+    for kind, peer, distance, child in steps:
+        if kind == "add":
+            tree.add(peer)
+        elif kind == "remove":
+            tree.remove(peer)
+        elif kind == "offer":
+            tree.offer(peer, 100, A, distance, child=child)
+        else:
+            tree.recompute()
+        fresh = tuple(p for p in tree.offers if tree.is_tree_link(p))
+        assert tree.links() == fresh
+        assert tree.links() is tree.links()  # kept, not listed again
 
 
 def test_a_child_is_never_taken_as_parent_and_its_link_is_a_tree_link() -> None:

@@ -350,3 +350,71 @@ def test_value_reader_checks_in_the_reference_order() -> None:
     entry.value.SetInParent()  # a value, of no kind
     assert _both(empty.SerializeToString(), DocumentLimits()) == (
         "value has no kind set", "value has no kind set")
+
+
+def _decoded_or_error(decode: Any, data: bytes, limits: DocumentLimits) -> object:
+    try:
+        return decode(data, limits)
+    except MalformedValue as exc:
+        return str(exc)
+
+
+@given(json_like, st.data(), st.integers(1, 12), st.integers(1, 40))
+def test_values_read_without_protobuf_match_protobufs_reading(
+        document: Any, data: st.DataObject, max_depth: int, max_nodes: int) -> None:
+    """The codec reads canonical ``Value`` bytes itself (``value_decoder.WireValueReader``): for
+    encoded documents and any change to them (flip, cut, insert, delete a byte) it
+    gives what protobuf's parse and ``_ValueReader`` give, value, count or error."""
+    from taiinet.pubsub.query.codec import _parsed_value_counted
+
+    encoded = document_to_value(document)
+    index = data.draw(st.integers(0, len(encoded)))
+    kind = data.draw(st.sampled_from(["same", "flip", "cut", "insert", "delete"]))
+    if kind == "flip" and index < len(encoded):
+        encoded = (encoded[:index] + bytes([encoded[index] ^ data.draw(st.integers(1, 255))])
+                   + encoded[index + 1:])
+    elif kind == "cut":
+        encoded = encoded[:index]
+    elif kind == "insert":
+        encoded = encoded[:index] + bytes([data.draw(st.integers(0, 255))]) + encoded[index:]
+    elif kind == "delete":
+        encoded = encoded[:index] + encoded[index + 1:]
+    limits = data.draw(st.sampled_from([DocumentLimits(),
+                                        DocumentLimits(max_depth=max_depth, max_nodes=max_nodes)]))
+    got = _decoded_or_error(value_to_document_counted, encoded, limits)
+    want = _decoded_or_error(_parsed_value_counted, encoded, limits)
+    if isinstance(want, tuple) and isinstance(got, tuple):
+        assert value_key(got[0]) == value_key(want[0]) and got[1] == want[1]
+    else:
+        assert got == want
+
+
+@given(st.binary(max_size=120))
+def test_random_bytes_read_without_protobuf_match_protobufs_reading(data: bytes) -> None:
+    from taiinet.pubsub.query.codec import _parsed_value_counted
+
+    limits = DocumentLimits()
+    got = _decoded_or_error(value_to_document_counted, data, limits)
+    want = _decoded_or_error(_parsed_value_counted, data, limits)
+    if isinstance(want, tuple) and isinstance(got, tuple):
+        assert value_key(got[0]) == value_key(want[0]) and got[1] == want[1]
+    else:
+        assert got == want
+
+
+def test_an_encoded_document_is_read_without_a_protobuf_message(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A document every node receives is read from its bytes, no ``Value`` built."""
+    from taiinet.pubsub.query import codec
+
+    document = {"seq": 7, "t": 1234567.25, "pad": "x" * 200, "tags": ["a", None, True],
+                "inner": {"n": -3, "b": b"\x00"}}
+    data = document_to_value(document)
+    want = codec._parsed_value_counted(data, DocumentLimits())
+
+    class Refused:
+        def __init__(self) -> None:
+            raise AssertionError("a protobuf Value was built")
+
+    monkeypatch.setattr(codec.value_pb2, "Value", Refused)
+    assert value_to_document_counted(data) == want == (document, 11)

@@ -201,3 +201,44 @@ def test_decoded_public_key_is_the_key_as_encoded(key_type: int, key: bytes, pay
     assert (fields.payload_type, fields.payload, fields.signature) == (
         payload_type, payload, signature)
     assert codec.encode_envelope(fields) == data
+
+
+@given(st.data())
+def test_envelope_parts_are_protobufs_round_trip(data: st.DataObject) -> None:
+    """``envelope_parts`` slices an envelope as signers write it without protobuf; for
+    those and any change to them it says what protobuf's parse and re-encoding say."""
+    payload = data.draw(st.binary(max_size=300))
+    payload_type = data.draw(st.binary(max_size=3))
+    sealed = bytearray(Envelope.seal(ALICE, DOMAIN, payload_type, payload))
+    for _ in range(data.draw(st.integers(0, 2))):
+        index = data.draw(st.integers(0, len(sealed)))
+        kind = data.draw(st.sampled_from(["flip", "truncate", "insert", "delete"]))
+        if kind == "flip" and index < len(sealed):
+            sealed[index] ^= data.draw(st.integers(1, 255))
+        elif kind == "truncate":
+            del sealed[index:]
+        elif kind == "insert":
+            sealed.insert(index, data.draw(st.integers(0, 255)))
+        elif index < len(sealed):
+            del sealed[index]
+    raw = bytes(sealed)
+    assert codec.envelope_parts(raw) == codec._parsed_envelope_parts(raw)
+
+
+@given(st.binary(max_size=200))
+def test_envelope_parts_of_random_bytes(data: bytes) -> None:
+    assert codec.envelope_parts(data) == codec._parsed_envelope_parts(data)
+
+
+def test_a_sealed_envelope_opens_without_a_protobuf_message(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What every relay opens (an Ed25519 key, every field set) is read from its bytes."""
+    sealed = Envelope.seal(ALICE, DOMAIN, b"/t", b"x" * 1000)
+
+    class Refused:
+        def __init__(self) -> None:
+            raise AssertionError("a protobuf Envelope was built")
+
+    monkeypatch.setattr(codec.envelope_pb2, "Envelope", Refused)
+    signer, key, fields = open_fields(sealed, DOMAIN)
+    assert (signer, key, fields.payload) == (ALICE.peer_id, ALICE.public_key, b"x" * 1000)

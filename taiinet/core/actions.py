@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, NamedTuple, NewType, TypeVar
 
+from taiinet.core.frozen import quick_init
 from taiinet.wire.peer_id import PeerId
 
 #: A core's message type (what ``Send`` carries), and its timer type.
@@ -50,6 +51,7 @@ may hold two links to one peer id at once): given in the core's
 while the runner lives (``taiinet.core.links``)."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Send(Generic[M]):
     """Send ``message`` to ``peer``, opening a link first if there is none.

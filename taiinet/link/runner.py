@@ -24,7 +24,8 @@ out at once, in order:
 
 Link events go the other way: items are decoded by their protocol's codec
 and passed to that protocol's handler (for the core's own protocols,
-``handle_message``); a frame is first offered to the core's
+``handle_message``, called by ``handle_item`` itself when the protocol has no
+``admit``: nearly every item is one, a document); a frame is first offered to the core's
 ``admit_frame`` (``FrameAdmission``), and every frame admitted is reported
 with ``heard_from`` (``LinkObserver``); a link that comes up or goes down is
 reported with ``handle_link_up`` / ``handle_link_down``.
@@ -44,6 +45,7 @@ from taiinet.core.contract import Core, FrameAdmission, LinkObserver
 from taiinet.link.config import LinkConfig
 from taiinet.link.manager import Dial, LinkManager
 from taiinet.link.registry import Admit, Handle, LinkDown, ProtocolCodec, ProtocolRegistry
+from taiinet.link.trace import log as _trace
 from taiinet.link.trace import trace_in, trace_out
 from taiinet.transport.connection import Connection
 from taiinet.wire.peer_id import PeerId
@@ -83,6 +85,13 @@ class Runner:
         #: Asked before a (not failed) ``CloseLink`` is carried out: any that says
         #: True for the peer keeps the link open (the core no longer uses it).
         self.link_keepers: list[Callable[[PeerId], bool]] = []
+        #: Protocol id -> decode, for the core's own protocols with no ``admit``:
+        #: their items go from ``handle_item`` to the core without the registry's
+        #: dispatch (the same steps: decode, ``handle_message``, its actions).
+        self._to_core_direct: dict[int, Callable[[bytes], Any]] = {}
+        #: Called after every ``apply`` (a driver that keeps something for the
+        #: length of one input forgets it there; no subclass wrapping ``apply``).
+        self.after_apply: Callable[[], None] | None = None
 
     def register(self, codec: ProtocolCodec, handle: Handle | None = None,
                  admit: Admit | None = None, link_down: LinkDown | None = None) -> None:
@@ -90,6 +99,8 @@ class Runner:
         (by default the core's ``handle_message``, its actions carried out), and
         the end of every link to ``link_down`` (after the core's)."""
         self.protocols.register(codec, handle or self._to_core, admit, link_down)
+        if handle is None and admit is None:
+            self._to_core_direct[codec.protocol_id] = codec.decode
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; every link is closed on the way out."""
@@ -116,13 +127,17 @@ class Runner:
     def apply(self, actions: list[Any]) -> None:
         """Carry out a core's actions, in order."""
         carry = self._carry
-        trace_out(actions)
+        if _trace.isEnabledFor(logging.DEBUG):
+            trace_out(actions)
         for action in actions:
             handler = carry.get(type(action))
             if handler is None:
                 self._on_event(action)
             else:
                 handler(action)
+        after = self.after_apply
+        if after is not None:
+            after()
         stepped = self._stepped
         if stepped is not None:
             self._stepped = None
@@ -181,7 +196,14 @@ class Runner:
             self._observer.heard_from(peer, now)
 
     def handle_item(self, peer: PeerId, protocol: int, body: bytes, now: float) -> None:
-        self.protocols.dispatch(peer, protocol, body, now)
+        decode = self._to_core_direct.get(protocol)
+        if decode is None:
+            self.protocols.dispatch(peer, protocol, body, now)
+            return
+        message = decode(body)
+        if _trace.isEnabledFor(logging.DEBUG):
+            trace_in(peer, message)
+        self.apply(self.core.handle_message(peer, message, now))
 
     def handle_link_down(self, peer: PeerId, now: float) -> None:
         log.debug("link down %s", peer[-6:])

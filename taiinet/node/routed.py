@@ -159,6 +159,8 @@ class RoutedDriver(OverlayDriver):
         self.hand_over: Callable[[Deliver, bytes], bool] | None = None
         self.dropped_documents = 0
         self.register(PUBSUB_CODEC, admit=self._admit_advert)
+        if self._capture is not None:  # the payloads of one input, until it is carried out
+            self.after_apply = self._capture.opened.clear
 
     def start_core(self, now: float) -> list[Any]:
         # The tree's root is the oldest node: its claim is the wall clock.
@@ -177,11 +179,6 @@ class RoutedDriver(OverlayDriver):
 
     def unsubscribe(self, subscription_id: Any) -> None:
         self._apply(self.router.unsubscribe(subscription_id, trio.current_time()))
-
-    def apply(self, actions: list[Any]) -> None:
-        super().apply(actions)
-        if self._capture is not None:
-            self._capture.opened.clear()
 
     def _on_overlay_event(self, event: Any) -> None:
         if type(event) is Deliver:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import trio
 
+from taiinet.core.frozen import quick_init
 from taiinet.history.seam import Seam
 from taiinet.node.errors import (
     InvalidInput,
@@ -55,6 +56,7 @@ DEFAULT_SUBSCRIPTION_BUFFER_BYTES = 16 * 1024 * 1024
 RECEIVE_BATCH = 16
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Message:
     """One verified document delivered to a subscription."""

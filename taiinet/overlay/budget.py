@@ -115,11 +115,20 @@ class RateBudgets:
         argument tuples (a document from a neighbour is charged twice, every time)."""
         buckets, _offences = self._budget(peer, now)
         first, second = buckets[kind], buckets[other]
-        if not first.has(amount, now) or not second.has(other_amount, now):
-            return self.offend(peer, 1, now)
-        first.level -= amount
-        second.level -= other_amount
-        return Verdict.ADMIT
+        # ``first.has(amount, now) and second.has(other_amount, now)``, inlined.
+        if now > first.updated:
+            first.level = min(first.burst, first.level + (now - first.updated) * first.rate)
+            first.updated = now
+        if first.level >= amount:
+            if now > second.updated:
+                second.level = min(second.burst,
+                                   second.level + (now - second.updated) * second.rate)
+                second.updated = now
+            if second.level >= other_amount:
+                first.level -= amount
+                second.level -= other_amount
+                return Verdict.ADMIT
+        return self.offend(peer, 1, now)
 
     def offend(self, peer: str, offences: float, now: float) -> Verdict:
         """``peer`` broke a budget or the protocol (``offences`` of them): drop or disconnect."""

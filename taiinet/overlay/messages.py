@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from taiinet.core.frozen import quick_init
 from taiinet.wire.peer_id import MAX_PEER_ID_TEXT, PeerId
 
 #: Longest peer id accepted from the wire (libp2p Ed25519 ids are 52 chars); every
@@ -76,6 +77,7 @@ class ShuffleReply:
 # --- Plumtree -------------------------------------------------------------
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Gossip:
     """A broadcast payload; ``hops`` counts the links it crossed, 1 from the origin.

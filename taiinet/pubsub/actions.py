@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from taiinet.core.actions import CloseLink, NeighborDown, NeighborUp, ProbeLink, Send, SetTimer
+from taiinet.core.frozen import quick_init
 from taiinet.overlay.actions import Timer
 from taiinet.overlay.messages import OverlayMessage
 from taiinet.pubsub.messages import PubsubMessage
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Deliver:
     """Hand a verified document to the application's matching subscriptions.

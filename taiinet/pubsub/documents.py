@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from google.protobuf.message import DecodeError
 
@@ -39,10 +38,10 @@ from taiinet.pubsub.query import (
     MalformedValue,
     value_to_document_counted,
 )
-from taiinet.pubsub.query.codec import encode_document
+from taiinet.pubsub.query.value_encoder import encode_document
 from taiinet.v1 import pubsub_pb2
 from taiinet.wire import codec
-from taiinet.wire.envelope import Envelope, open_fields
+from taiinet.wire.envelope import Envelope, open_payload
 from taiinet.wire.errors import InvalidEnvelope, InvalidPublicKey
 from taiinet.wire.framing import encode_uvarint
 from taiinet.wire.identity import Identity, peer_id_from_public_key
@@ -58,9 +57,9 @@ MAX_UINT64 = (1 << 64) - 1
 REJECT_REASONS = ("oversized", "id_mismatch", "invalid_envelope", "invalid_document")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OpenedDocument:
-    """A verified publication."""
+class OpenedDocument(NamedTuple):
+    """A verified publication (a named tuple, not a frozen dataclass: one is made for
+    every document a node receives, and a tuple is made in one step)."""
 
     #: Peer id that signed it (for ``UnsignedDocuments``: that it claims).
     publisher: str
@@ -197,21 +196,21 @@ class SignedDocuments:
 
     def open(self, payload: bytes) -> OpenedDocument:
         try:
-            signer, _key, fields = open_fields(payload, DOCUMENT_DOMAIN, max_size=len(payload),
-                                               payload_type=DOCUMENT_PAYLOAD_TYPE)
+            signer, document = open_payload(payload, DOCUMENT_DOMAIN, max_size=len(payload),
+                                            payload_type=DOCUMENT_PAYLOAD_TYPE)
         except InvalidEnvelope as exc:
             raise RejectedDocument("invalid_envelope", str(exc)) from None
-        return _opened(signer, fields.payload, self.limits)
+        return _opened(signer, document, self.limits)
 
     def reopen(self, payload: bytes) -> OpenedDocument:
-        fields = codec.decode_envelope(payload)
-        if fields is None:
+        parts = codec.envelope_parts(payload)
+        if parts is None:
             raise RejectedDocument("invalid_envelope", "not a canonically encoded Envelope")
         try:
-            signer = peer_id_from_public_key(codec.decode_public_key(fields.public_key))
+            signer = peer_id_from_public_key(codec.decode_public_key(parts[0]))
         except InvalidPublicKey as exc:
             raise RejectedDocument("invalid_envelope", f"envelope key: {exc}") from None
-        return _opened(signer, fields.payload, self.limits)
+        return _opened(signer, parts[2], self.limits)
 
 
 class UnsignedDocuments:

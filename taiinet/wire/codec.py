@@ -94,6 +94,52 @@ def encode_envelope(fields: EnvelopeFields) -> bytes:
 
 def decode_envelope(data: bytes) -> EnvelopeFields | None:
     """The fields of a canonically encoded ``Envelope``, or ``None`` if it is not one."""
+    parts = envelope_parts(data)
+    if parts is None:
+        return None
+    public_key, payload_type, payload, signature = parts
+    return EnvelopeFields(public_key=public_key, payload_type=payload_type, payload=payload,
+                          signature=signature)
+
+
+#: An Ed25519 ``PublicKey`` as protobuf writes it: type 1, then 32 bytes of data.
+_ED25519_KEY_HEAD = b"\x08\x01\x12\x20"
+_KEY_SIZE = len(_ED25519_KEY_HEAD) + ED25519_PUBLIC_KEY_SIZE
+
+
+def envelope_parts(data: bytes) -> tuple[bytes, bytes, bytes, bytes] | None:
+    """``(public key, payload type, payload, signature)`` of a canonically encoded
+    ``Envelope`` (the key still protobuf-encoded), or ``None`` if it is not one:
+    ``decode_envelope`` without the ``EnvelopeFields``.
+
+    An envelope as every signer writes one (an Ed25519 key; every field set, in
+    order, with minimal lengths) is sliced without protobuf: that layout is the
+    canonical encoding of those fields, so the check below is the one protobuf's
+    round trip makes.  Any other input goes through that round trip.
+    """
+    if (type(data) is bytes and data[:2] == b"\x0a\x24" and data[2:6] == _ED25519_KEY_HEAD
+            and data[38:39] == b"\x12" and len(data) > 42):
+        type_size = data[39]
+        at = 40 + type_size
+        if 0 < type_size < 0x80 and data[at:at + 1] == b"\x1a" and at + 2 < len(data):
+            size, second = data[at + 1], data[at + 2]
+            if size < 0x80:
+                at += 2
+            elif 0 < second < 0x80:  # two bytes, minimal
+                size = size & 0x7F | second << 7
+                at += 3
+            else:
+                size = 0  # longer: the round trip below
+            end = at + size
+            if (size and data[end:end + 2] == b"\x2a\x40"
+                    and len(data) == end + 2 + ED25519_SIGNATURE_SIZE):
+                return (data[2:2 + _KEY_SIZE], data[40:40 + type_size], data[at:end],
+                        data[end + 2:])
+    return _parsed_envelope_parts(data)
+
+
+def _parsed_envelope_parts(data: bytes) -> tuple[bytes, bytes, bytes, bytes] | None:
+    """``envelope_parts`` through protobuf's parse and re-encoding."""
     message = envelope_pb2.Envelope()
     if not _parse(message, data) or not message.HasField("public_key"):
         return None
@@ -109,8 +155,7 @@ def decode_envelope(data: bytes) -> EnvelopeFields | None:
     size = data[1]
     public_key = (data[2:2 + size] if size < 0x80
                   else message.public_key.SerializeToString())
-    return EnvelopeFields(public_key=public_key, payload_type=message.payload_type,
-                          payload=message.payload, signature=message.signature)
+    return public_key, message.payload_type, message.payload, message.signature
 
 
 # --- Noise handshake payload --------------------------------------------------------------

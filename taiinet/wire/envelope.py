@@ -35,7 +35,7 @@ SIGNER_CACHE = 1024
 PREFIX_CACHE = 64
 
 __all__ = ["DEFAULT_MAX_ENVELOPE_SIZE", "Envelope", "InvalidEnvelope", "open_fields",
-           "signed_bytes"]
+           "open_payload", "signed_bytes"]
 
 
 def signed_bytes(domain: str, payload_type: bytes, payload: bytes) -> bytes:
@@ -64,26 +64,44 @@ def open_fields(data: bytes, domain: str, *, max_size: int = DEFAULT_MAX_ENVELOP
                 ) -> tuple[PeerId, bytes, codec.EnvelopeFields]:
     """``Envelope.open`` without building the ``Envelope``: ``(signer, raw public
     key, fields)``, for hot paths that want only the signer and the payload."""
+    signer, public_key, parts = _open_parts(data, domain, max_size, payload_type, peer_id)
+    return signer, public_key, codec.EnvelopeFields(
+        public_key=parts[0], payload_type=parts[1], payload=parts[2], signature=parts[3])
+
+
+def open_payload(data: bytes, domain: str, *, max_size: int = DEFAULT_MAX_ENVELOPE_SIZE,
+                 payload_type: bytes | None = None) -> tuple[PeerId, bytes]:
+    """``(signer, payload)`` of a verified envelope: ``open_fields`` for a path that
+    opens every document it receives and wants nothing else of it."""
+    signer, _public_key, parts = _open_parts(data, domain, max_size, payload_type, None)
+    return signer, parts[2]
+
+
+def _open_parts(data: bytes, domain: str, max_size: int, payload_type: bytes | None,
+                peer_id: str | None) -> tuple[PeerId, bytes, tuple[bytes, bytes, bytes, bytes]]:
+    """The checks of ``Envelope.open``, in its order: ``(signer, raw public key,
+    codec.envelope_parts)``; ``InvalidEnvelope`` if one fails."""
     _check_domain(domain)
     if len(data) > max_size:
         raise InvalidEnvelope(
             f"envelope of {len(data)} bytes exceeds the maximum of {max_size}")
-    fields = codec.decode_envelope(data)
-    if fields is None:
+    parts = codec.envelope_parts(data)
+    if parts is None:
         raise InvalidEnvelope("not a canonically encoded Envelope")
+    encoded_key, kind, payload, signature = parts
     try:
-        public_key, signer = _signer(fields.public_key)
+        public_key, signer = _signer(encoded_key)
     except InvalidPublicKey as exc:
         raise InvalidEnvelope(f"envelope key: {exc}") from None
-    if payload_type is not None and fields.payload_type != payload_type:
+    if payload_type is not None and kind != payload_type:
         raise InvalidEnvelope(
-            f"payload type {fields.payload_type[:40]!r} is not {payload_type[:40]!r}")
-    message = signed_bytes(domain, fields.payload_type, fields.payload)
-    if not verify_with_public_key(public_key, message, fields.signature):
+            f"payload type {kind[:40]!r} is not {payload_type[:40]!r}")
+    message = signed_bytes(domain, kind, payload)
+    if not verify_with_public_key(public_key, message, signature):
         raise InvalidEnvelope(f"bad signature (or not signed for domain {domain!r})")
     if peer_id is not None and signer != peer_id:
         raise InvalidEnvelope(f"envelope signed by {signer}, expected {peer_id}")
-    return signer, public_key, fields
+    return signer, public_key, parts
 
 
 def _encode_envelope(public_key: bytes, payload_type: bytes, payload: bytes,

@@ -60,14 +60,21 @@ class Forwarding:
         return message
 
     def forward(self, mid: bytes, doc: Retained, out: list[Send[OverlayMessage]]) -> int:
-        """A new document: push it to every neighbour that must hold it and does not."""
+        """A new document: push it to every neighbour that must hold it and does not.
+
+        Only a tree link can (the parent is one), so only those are asked
+        (``_must_hold`` without its tree-link test), in the neighbours' order.
+        """
         sent = 0
         message: Gossip | None = None
         holders, pushed = doc.holders, doc.pushed  # ``doc.held_by``, inlined
         own, document = doc.own, doc.document
-        for peer, epoch in self.epochs.items():
-            if (holders.get(peer) != epoch and pushed.get(peer) != epoch
-                    and self._must_hold(own, document, peer)):
+        epochs, tree, wants = self.epochs, self.tree, self.interest.wants
+        for peer in tree.links():
+            epoch = epochs.get(peer)
+            if epoch is None or holders.get(peer) == epoch or pushed.get(peer) == epoch:
+                continue
+            if (own and peer == tree.parent and peer in self.told) or wants(peer, document):
                 message = self.push(mid, doc, peer, out, message)
                 sent += 1
         return sent

@@ -49,34 +49,56 @@ class Offer:
 class SpanningTree:
     """One node's view of the component's spanning tree."""
 
-    __slots__ = ("offers", "parent", "peer_id", "route", "since")
+    __slots__ = ("_links", "_offers", "_parent", "peer_id", "route", "since")
 
     def __init__(self, peer_id: PeerId, since: int = 0) -> None:
         self.peer_id = peer_id
         #: When this node started, Unix ms (its claim as a root).
         self.since = since
         #: Active neighbour -> its last offer (``None``: no advert yet).
-        self.offers: dict[PeerId, Offer | None] = {}
-        self.parent: PeerId | None = None
+        self._offers: dict[PeerId, Offer | None] = {}
+        self._parent: PeerId | None = None
         self.route: Route = (since, peer_id, 0)
+        #: ``tree_links()`` since the offers or the parent last changed (``None``:
+        #: to be listed again): every document forwarded reads it.
+        self._links: tuple[PeerId, ...] | None = None
+
+    @property
+    def offers(self) -> dict[PeerId, Offer | None]:
+        """Active neighbour -> its last offer (``None``: no advert yet); read-only
+        (``add``, ``remove`` and ``offer`` change it)."""
+        return self._offers
+
+    @property
+    def parent(self) -> PeerId | None:
+        return self._parent
+
+    @parent.setter
+    def parent(self, peer: PeerId | None) -> None:
+        self._parent = peer
+        self._links = None
 
     def add(self, peer: PeerId) -> None:
-        self.offers.setdefault(peer, None)
+        if peer not in self._offers:
+            self._offers[peer] = None
+            self._links = None
 
     def remove(self, peer: PeerId) -> None:
-        self.offers.pop(peer, None)
+        if self._offers.pop(peer, False) is not False:
+            self._links = None
 
     def offer(self, peer: PeerId, since: int, root: str, distance: int, child: bool,
               members: tuple[str, ...] = ()) -> None:
-        if peer in self.offers:
+        if peer in self._offers:
             known = frozenset(members) if 0 < len(members) < TREE_SIZE_CAP else None
-            self.offers[peer] = Offer(since, root, distance, child, known)
+            self._offers[peer] = Offer(since, root, distance, child, known)
+            self._links = None
 
     def recompute(self) -> bool:
         """Choose the route and parent again; True if either changed."""
         best: Route = (self.since, self.peer_id, 0)
         parent: PeerId | None = None
-        for peer, offer in self.offers.items():
+        for peer, offer in self._offers.items():
             if offer is None or not offer.root or offer.child:
                 continue
             distance = offer.distance + 1
@@ -86,25 +108,35 @@ class SpanningTree:
             if mine < best or (mine == best and parent is not None and peer < parent):
                 best, parent = mine, peer
         route = best
-        changed = route != self.route or parent != self.parent
-        self.route, self.parent = route, parent
+        changed = route != self.route or parent != self._parent
+        self.route = route
+        if parent != self._parent:
+            self.parent = parent
         return changed
 
     def is_tree_link(self, peer: PeerId) -> bool:
-        if peer == self.parent:
+        if peer == self._parent:
             return True
-        offer = self.offers.get(peer)
+        offer = self._offers.get(peer)
         return offer is not None and offer.child
 
     def tree_links(self) -> list[PeerId]:
-        return [peer for peer in self.offers if self.is_tree_link(peer)]
+        return list(self.links())
+
+    def links(self) -> tuple[PeerId, ...]:
+        """``tree_links()``, kept until the offers or the parent change (the neighbours
+        over tree links, in the order they became neighbours)."""
+        links = self._links
+        if links is None:
+            links = self._links = tuple(peer for peer in self._offers if self.is_tree_link(peer))
+        return links
 
     def members_for(self, peer: PeerId | None) -> frozenset[str] | None:
         """The nodes on this side of the tree link to ``peer`` (all tree links if
         ``None``): split horizon over tree links; ``None`` if ``TREE_SIZE_CAP`` or more
         (or some tree link's side is not known)."""
         members: set[str] = {self.peer_id}
-        for other, offer in self.offers.items():
+        for other, offer in self._offers.items():
             if other == peer or not self.is_tree_link(other):
                 continue
             if offer is None or offer.members is None:
@@ -115,7 +147,7 @@ class SpanningTree:
         return frozenset(members)
 
     def children(self) -> list[PeerId]:
-        return [p for p, o in self.offers.items() if o is not None and o.child]
+        return [p for p, o in self._offers.items() if o is not None and o.child]
 
     def advertised(self) -> Route:
         return self.route
