@@ -40,6 +40,7 @@ from aiortc import RTCDataChannel
 from aiortc.rtcsctptransport import WEBRTC_BINARY
 
 from taiinet.errors import ConnectionClosed, LocalProtocolError, RemoteProtocolError
+from taiinet.transport._asyncio_eager import Pending, plain_variant
 from taiinet.transport._coalesce import coalesce
 from taiinet.transport.connection import MessageChannel
 
@@ -248,21 +249,36 @@ class BridgedDataChannel(MessageChannel):
 
         channel = self._channel
 
-        async def paced_receive(stream_id: int, pp_id: int, data: bytes) -> None:
-            if pp_id == WEBRTC_BINARY and stream_id == channel.id:
-                self._on_message(data)  # what aiortc's "message" event would call
-            else:
-                await deliver(stream_id, pp_id, data)
-            if self._closed_reason is not None or (
-                len(self._inbox) < RECEIVE_HIGH_WATER
-                and self._inbox_bytes < RECEIVE_HIGH_WATER_BYTES
-            ):
-                return
-            room = self._room = asyncio.Event()
-            await room.wait()
+        def paced_receive_now(stream_id: int, pp_id: int, data: bytes) -> Pending:
+            if pp_id != WEBRTC_BINARY or stream_id != channel.id:
+                return paced_receive_other(stream_id, pp_id, data)
+            self._on_message(data)  # what aiortc's "message" event would call
+            return self._wait_for_room()
 
+        async def paced_receive_other(stream_id: int, pp_id: int, data: bytes) -> None:
+            await deliver(stream_id, pp_id, data)
+            waiting = self._wait_for_room()
+            if waiting is not None:
+                await waiting
+
+        async def paced_receive(stream_id: int, pp_id: int, data: bytes) -> None:
+            pending = paced_receive_now(stream_id, pp_id, data)
+            if pending is not None:
+                await pending
+
+        plain_variant(paced_receive, paced_receive_now)
         paced_receive._taiinet_paced = True  # type: ignore[attr-defined]
         sctp._data_channel_receive = paced_receive
+
+    def _wait_for_room(self) -> Pending:
+        """Once too many messages wait for trio: the wait until the reader brought them down."""
+        if self._closed_reason is not None or (
+            len(self._inbox) < RECEIVE_HIGH_WATER
+            and self._inbox_bytes < RECEIVE_HIGH_WATER_BYTES
+        ):
+            return None
+        room = self._room = asyncio.Event()
+        return _wait(room)
 
     def _on_flush(self) -> None:
         self._flush_scheduled = False
@@ -337,3 +353,7 @@ class BridgedDataChannel(MessageChannel):
         if self._writer_waiting:
             self._writer_waiting = False
             self._writer_event.set()
+
+
+async def _wait(room: asyncio.Event) -> None:
+    await room.wait()

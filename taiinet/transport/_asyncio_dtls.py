@@ -42,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from aioice.ice import Connection as IceConnection
@@ -50,7 +50,7 @@ from aioice.ice import StunProtocol
 from aiortc.rtcdtlstransport import State
 from OpenSSL import SSL
 
-from taiinet.transport._asyncio_eager import run_eagerly
+from taiinet.transport._asyncio_eager import call_now, run_eagerly
 
 _ffi: Any
 _lib: Any
@@ -230,8 +230,14 @@ def read_directly(dtls: Any) -> bool:
         """The reader task has nothing left to read and waits on the queue: records are ours."""
         return bool(getattr(dtls, _HANDSHAKE_DONE) and queue.empty() and queue._getters)
 
-    async def process(data: bytes) -> None:
-        """What the reader task does with one DTLS record (``RTCDtlsTransport._recv_next``)."""
+    def process(data: bytes) -> Coroutine[Any, Any, None] | None:
+        """What the reader task does with one DTLS record (``RTCDtlsTransport._recv_next``).
+
+        A plain call: what is left to await (flushing to a pair whose send
+        may wait, the SCTP packet's handling), or None when all is done.
+        The SCTP handler is handed back unawaited, so that its coroutine runs
+        in the caller's ``run_eagerly`` with no coroutine of ours around it.
+        """
         setattr(dtls, _RX_BYTES, getattr(dtls, _RX_BYTES) + len(data))
         setattr(dtls, _RX_PACKETS, getattr(dtls, _RX_PACKETS) + 1)
         nonlocal direct_for
@@ -251,7 +257,15 @@ def read_directly(dtls: Any) -> bool:
                 plain = b""
         flushing = _flush(dtls) if direct_flush else dtls._write_ssl()
         if flushing is not None:
-            await flushing
+            return _after_flush(flushing, plain)
+        if plain is None:
+            raise ConnectionError("DTLS shut down by the peer")
+        if plain and dtls._data_receiver is not None:
+            return call_now(dtls._data_receiver._handle_data, plain)
+        return None
+
+    async def _after_flush(flushing: Awaitable[None], plain: bytes | None) -> None:
+        await flushing
         if plain is None:
             raise ConnectionError("DTLS shut down by the peer")
         if plain and dtls._data_receiver is not None:
@@ -271,7 +285,8 @@ def read_directly(dtls: Any) -> bool:
         """Process ``data`` now; if it waits, later records wait for it."""
         nonlocal busy
         try:
-            busy = run_eagerly(process(data))
+            pending = process(data)
+            busy = None if pending is None else run_eagerly(pending)
         except BaseException as exc:
             stop(exc)
             return
@@ -367,7 +382,6 @@ def send_directly(dtls: Any) -> bool:
         return False
 
     direct_for: Any = None  # the ``dtls._ssl`` checked by ``_direct_ssl`` (made at DTLS start)
-    _buffers(dtls)
 
     def encrypt(data: bytes) -> None:
         nonlocal direct_for
@@ -388,10 +402,34 @@ def send_directly(dtls: Any) -> bool:
         if flushing is not None:
             await flushing
 
+    buffers = _buffers(dtls)
+    sent_pair: Any = None  # the pair ``sent_to`` is the remote address of
+    sent_to: Any = None
+
     def write(data: bytes) -> None:
-        """``direct_send_data`` for a plain pair (``record_writer`` checked): nothing to await."""
+        """``direct_send_data`` for a plain pair (``record_writer`` checked): nothing to await.
+
+        ``_flush`` for the one record just written, with less asked again:
+        OpenSSL holds it (no ``BIO_get_mem_data`` first), and the pair's
+        remote address (a tuple aioice builds per call) is kept per pair.
+        """
+        nonlocal sent_pair, sent_to
         encrypt(data)
-        _flush(dtls)
+        bio = getattr(dtls._ssl, "_from_ssl", None)
+        if bio is None:
+            _flush(dtls)
+            return
+        read = _lib.BIO_read(bio, buffers.record, _RECORD_READ)
+        if read <= 0:
+            return
+        record = _ffi.buffer(buffers.record, read)[:]
+        pair = dtls.transport._connection._nominated.get(1)
+        if pair is None:
+            raise ConnectionError("Cannot send data, not connected")
+        if pair is not sent_pair:
+            sent_pair, sent_to = pair, pair.remote_addr
+        pair.protocol.transport.sendto(record, sent_to)  # ``StunProtocol.send_data``
+        _count_sent(dtls, read)
 
     dtls._send_data = direct_send_data
     setattr(dtls, _SEND_HOOKED, direct_send_data)  # ``record_writer`` tells it still sends
