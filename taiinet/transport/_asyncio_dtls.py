@@ -195,10 +195,6 @@ def _read_record(ssl: Any, data: bytes, buffer: Any) -> bytes | None:
     return b""
 
 
-def _is_dtls(data: bytes) -> bool:
-    return 19 < data[0] < 64
-
-
 def read_directly(dtls: Any) -> bool:
     """Read ``dtls``'s records in the socket callback; False if aiortc lacks a hook."""
     ice = getattr(dtls, "transport", None)
@@ -238,8 +234,8 @@ def read_directly(dtls: Any) -> bool:
         The SCTP handler is handed back unawaited, so that its coroutine runs
         in the caller's ``run_eagerly`` with no coroutine of ours around it.
         """
-        setattr(dtls, _RX_BYTES, getattr(dtls, _RX_BYTES) + len(data))
-        setattr(dtls, _RX_PACKETS, getattr(dtls, _RX_PACKETS) + 1)
+        dtls._RTCDtlsTransport__rx_bytes += len(data)  # _RX_BYTES, _RX_PACKETS
+        dtls._RTCDtlsTransport__rx_packets += 1
         nonlocal direct_for
         ssl = dtls._ssl
         if ssl is not direct_for and buffer is not None and _direct_ssl(ssl):
@@ -318,7 +314,8 @@ def read_directly(dtls: Any) -> bool:
         elif busy is not None or waiting:
             if held.admit(len(data)):
                 waiting.append(data)
-        elif _is_dtls(data) and reader_parked() and dtls._state is State.CONNECTED:
+        # a DTLS record (first byte 20-63, RFC 7983)
+        elif 19 < data[0] < 64 and reader_parked() and dtls._state is State.CONNECTED:
             start(data)
         else:
             to_reader(data, component)
@@ -361,7 +358,7 @@ def _skip_stun_parse(protocol: Any) -> None:
 
     def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
         receiver = protocol.receiver
-        if data and _is_dtls(data) and receiver is not None:
+        if data and 19 < data[0] < 64 and receiver is not None:  # DTLS (RFC 7983)
             receiver.data_received(data, protocol.local_candidate.component)
         else:
             parse(data, addr)
@@ -513,5 +510,5 @@ async def _send_and_count(dtls: Any, sending: Awaitable[None], size: int) -> Non
 
 
 def _count_sent(dtls: Any, size: int) -> None:
-    setattr(dtls, _TX_BYTES, getattr(dtls, _TX_BYTES) + size)
-    setattr(dtls, _TX_PACKETS, getattr(dtls, _TX_PACKETS) + 1)
+    dtls._RTCDtlsTransport__tx_bytes += size  # _TX_BYTES, _TX_PACKETS
+    dtls._RTCDtlsTransport__tx_packets += 1
