@@ -72,6 +72,7 @@ PacketWriter = Callable[[bytes], None]
 WriterSource = Callable[[], PacketWriter | None]
 
 _HOOKED = "_taiinet_direct_sends"
+_new_chunk = object.__new__
 #: aiortc's checksum function (CRC32c, RFC 9260 appendix B).
 _CRC32C: Callable[[bytes], int] | None = getattr(sctp_module, "crc32c", None)
 _AIORTC_LOGGER = logging.getLogger(sctp_module.__name__)
@@ -312,7 +313,7 @@ def _chunks(sctp: Any, channel: Any, data: bytes) -> list[DataChunk]:
     tsn = sctp._local_tsn
     chunks = []
     for pos in range(0, size, USERDATA_MAX_LENGTH):
-        chunk = DataChunk()
+        chunk = _new_chunk(DataChunk)  # every field is set below: no __init__ defaults
         chunk.flags = flags | (SCTP_DATA_FIRST_FRAG if pos == 0 else 0) | (
             SCTP_DATA_LAST_FRAG if pos + USERDATA_MAX_LENGTH >= size else 0)
         chunk.tsn = tsn
