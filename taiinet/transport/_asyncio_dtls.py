@@ -12,8 +12,10 @@ was a large share of what WebRTC costs over a WebSocket link.
 over, what that task does for a DTLS record (decrypt, flush what OpenSSL
 wants to send, hand the plaintext to SCTP) inside the socket callback, with
 ``_asyncio_eager.run_eagerly``; a datagram whose first byte is in the DTLS
-range (20-63, RFC 7983) skips the STUN parse.  Order is kept: while the
-reader task still has datagrams to process (or is not waiting on its queue),
+range (20-63, RFC 7983) skips the STUN parse.  The record is read in a
+plain call that hands the SCTP packet on through its plain variant
+(``_asyncio_eager.call_now``): no coroutine unless something waits.  Order
+is kept: while the reader task still has datagrams to process (or is not waiting on its queue),
 datagrams go its way as before; while a record processed here waits (only
 the receive back-pressure of ``_asyncio_channel`` makes it wait), later ones
 wait behind it in a deque.  Both that deque and aioice's queue share one

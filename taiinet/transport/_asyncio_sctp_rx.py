@@ -33,6 +33,12 @@ ends in four assignments and the hand-over of the message.
   ``_receive_data_chunk`` go on after this one (they then wrap it); one
   already there keeps seeing every chunk (this path is then not installed).
 
+Both are plain calls on the usual path (``_asyncio_eager.call_now``): a
+packet's chunks, the message handed to the data channel and the SACK owed go
+from the DTLS record to the socket without a coroutine; a coroutine is made
+only for what waits (receive back-pressure) or falls back to aiortc.  A DATA
+chunk is parsed with one unpack and one copy into aiortc's ``DataChunk``.
+
 The bound: aiortc holds every DATA chunk it cannot hand on yet (after a gap,
 or a fragment of a message not ended), however far ahead its TSN and past
 its receive window; a peer could grow it without end (a message that never
