@@ -298,3 +298,29 @@ async def test_a_usual_packet_is_read_without_a_coroutine() -> None:
             sys.setprofile(None)
         assert messages == 20
         assert started == []
+
+
+async def test_a_reader_waits_without_an_event_per_message(monkeypatch: Any) -> None:
+    # The reader parks its task; a trio.Event (and its parking lot) made per
+    # wait lived as long as the gap between messages, into the GC's oldest
+    # generation on a busy link.
+    made: list[trio.Event] = []
+    real_event = trio.Event
+
+    def counting_event() -> trio.Event:
+        event = real_event()
+        made.append(event)
+        return event
+
+    async with raw_pair() as (a, b):
+        for _ in range(5):  # warm up
+            await a.send_message(b"x")
+            await b.send_message(await b.receive_message())
+            await a.receive_message()
+        monkeypatch.setattr(trio, "Event", counting_event)
+        for _ in range(20):
+            await a.send_message(b"y" * 400)
+            await b.send_message(await b.receive_message())
+            await a.receive_message()
+        monkeypatch.undo()
+        assert made == []

@@ -95,7 +95,7 @@ class BridgedDataChannel(MessageChannel):
         self._inbox: deque[bytes] = deque()
         self._inbox_bytes = 0
         self._reader_waiting = False
-        self._reader_event = trio.Event()
+        self._reader_task: trio.lowlevel.Task | None = None  # parked in receive_message
         self._room: asyncio.Event | None = None  # set while the SCTP receive path waits
         # outbound (trio -> aiortc)
         self._outbox: deque[bytes] = deque()
@@ -163,8 +163,7 @@ class BridgedDataChannel(MessageChannel):
                     raise self._error
                 raise ConnectionClosed(f"data channel closed: {self._closed_reason}")
             self._reader_waiting = True
-            self._reader_event = trio.Event()
-            await self._reader_event.wait()
+            await self._park_reader()
         message = self._inbox.popleft()
         self._inbox_bytes -= len(message)
         self.messages_received += 1
@@ -176,6 +175,27 @@ class BridgedDataChannel(MessageChannel):
             room, self._room = self._room, None
             self._call_on_loop(room.set)
         return message
+
+    async def _park_reader(self) -> None:
+        """Wait until ``_wake_reader``: the task parked itself, no ``trio.Event`` per wait.
+
+        A message arrives every few milliseconds on a busy link: an event
+        (with its parking lot) made for every wait cost an allocation or three
+        per message, and outlived enough collections to reach the oldest
+        generation, which only full collections clear.
+        """
+        self._reader_task = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._abort_reader)
+
+    def _abort_reader(self, _: object) -> trio.lowlevel.Abort:
+        self._reader_task = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _wake_reader(self) -> None:
+        self._reader_waiting = False
+        task, self._reader_task = self._reader_task, None
+        if task is not None:
+            trio.lowlevel.reschedule(task)
 
     @property
     def closed(self) -> bool:
@@ -233,8 +253,7 @@ class BridgedDataChannel(MessageChannel):
         self._inbox.append(data)
         self._inbox_bytes += len(data)
         if self._reader_waiting:
-            self._reader_waiting = False
-            self._reader_event.set()
+            self._wake_reader()
 
     def _pause_sctp_receive(self, sctp: Any) -> None:
         """Make aiortc's SCTP receive path wait while too many messages wait for trio.
@@ -348,8 +367,7 @@ class BridgedDataChannel(MessageChannel):
         if room is not None:
             self._call_on_loop(room.set)
         if self._reader_waiting:
-            self._reader_waiting = False
-            self._reader_event.set()
+            self._wake_reader()
         if self._writer_waiting:
             self._writer_waiting = False
             self._writer_event.set()
