@@ -29,7 +29,7 @@ conformance: $(STAMP)
 	$(BIN)/python tools/conformance.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check taiinet tests bench
+	$(BIN)/ruff check taiinet tests bench tools
 	$(BIN)/mypy
 
 js-test: $(NODE_STAMP)

@@ -35,7 +35,12 @@ from taiinet.transport._asyncio_channel import (
     BridgedDataChannel,
 )
 from tests.import_support import load_copy_without
-from tests.webrtc_support import count_loop_timers, open_bridge, raw_pair
+from tests.webrtc_support import (
+    count_loop_timers,
+    drop_first_data_packet,
+    open_bridge,
+    raw_pair,
+)
 
 PACKAGE = Path(__file__).resolve().parent.parent / "taiinet"
 
@@ -168,7 +173,7 @@ def test_only_the_bridge_imports_asyncio_or_aiortc() -> None:
     assert set(importers) == {
         "_asyncio_bridge.py", "_asyncio_channel.py", "_asyncio_dtls.py", "_asyncio_eager.py",
         "_asyncio_loop.py", "_asyncio_sctp.py", "_asyncio_sctp_rx.py",
-        "_asyncio_sctp_timers.py", "_asyncio_sctp_tx.py",
+        "_asyncio_sctp_timers.py", "_asyncio_sctp_tx.py", "_asyncio_sctp_wrap.py",
     }
 
 
@@ -423,23 +428,6 @@ async def test_a_sack_owed_rides_with_outgoing_data(monkeypatch: pytest.MonkeyPa
         assert await a.receive_message() == b"pong"
         assert sent["DataChunk"] == 1 and sent["SackChunk"] == 1 and sent["packets"] == 1, sent
         assert not sent["I bit"], sent  # the window was open: no SACK asked for
-
-
-def drop_first_data_packet(dtls: Any) -> list[bytes]:
-    """Make ``dtls`` (a peer's DTLS transport) drop the next SCTP packet it sends
-    that carries DATA, once; the list gets the packet dropped."""
-    send_data = dtls._send_data
-    dropped: list[bytes] = []
-
-    async def drop_first_data(data: bytes) -> None:
-        chunks = rtcsctptransport.parse_packet(data)[3]
-        if not dropped and any(isinstance(c, rtcsctptransport.DataChunk) for c in chunks):
-            dropped.append(data)
-            return
-        await send_data(data)
-
-    dtls._send_data = drop_first_data
-    return dropped
 
 
 async def test_a_gap_is_acknowledged_at_once(monkeypatch: pytest.MonkeyPatch) -> None:

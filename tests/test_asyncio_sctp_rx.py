@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from taiinet.transport import _asyncio_sctp_rx as rx
+from taiinet.transport._asyncio_sctp_wrap import mend_tsn_wrap
 
 CERTIFICATE = RTCCertificate.generateCertificate()
 TAG = 0x1234ABCD
@@ -26,9 +27,11 @@ FIRST_TSN = 0xFFFFFFF0  # the TSN wraps during a run
 
 
 def association(*, direct: bool) -> tuple[Any, list[tuple[int, int, bytes]], list[str]]:
-    """An association that records what it hands on and the SACKs it would send."""
+    """An association that records what it hands on and the SACKs it would send
+    (its TSN bookkeeping mended for the wrap, as the bridge installs it)."""
     sctp = rsctp.RTCSctpTransport(
         RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [CERTIFICATE]))
+    assert mend_tsn_wrap(sctp)
     sctp._local_verification_tag = TAG
     sctp._last_received_tsn = FIRST_TSN - 1
     # aiortc draws these at random: both sides start alike
@@ -359,17 +362,19 @@ def test_a_message_that_never_ends_is_held_only_up_to_the_window() -> None:
 def test_chunks_far_ahead_of_a_gap_are_held_only_up_to_max_tsn_ahead() -> None:
     async def main() -> None:
         sctp, delivered, _ = association(direct=True)
-        # (no TSN wrap here: aiortc sorts the out-of-order TSNs as plain numbers)
-        last = sctp._last_received_tsn = 1000
-        tsn = 1002  # 1001 is lost
+        # The chunks held cross the TSN wrap (2**32 - 1 to 0) half-way.
+        last = sctp._last_received_tsn = (1 << 32) - rx.MAX_TSN_AHEAD // 2
+        lost = rsctp.tsn_plus_one(last)
+        tsn = rsctp.tsn_plus_one(lost)
         for seq in range(1, rx.MAX_TSN_AHEAD + 1000):  # whole messages, one byte each
             await sctp._receive_data_chunk(data_chunk(tsn, 3, seq=seq, size=1))
             tsn = rsctp.tsn_plus_one(tsn)
         assert len(sctp._sack_misordered) == rx.MAX_TSN_AHEAD - 1
         assert sctp._last_received_tsn == last and delivered == []
         # The lost chunk comes again: everything held goes out, in order.
-        await sctp._receive_data_chunk(data_chunk(1001, 3, seq=0, size=1))
+        await sctp._receive_data_chunk(data_chunk(lost, 3, seq=0, size=1))
         assert len(delivered) == rx.MAX_TSN_AHEAD and held_bytes(sctp) == 0
-        assert sctp._last_received_tsn == last + rx.MAX_TSN_AHEAD
+        assert sctp._last_received_tsn == (last + rx.MAX_TSN_AHEAD) % (1 << 32)
+        assert not sctp._sack_misordered
 
     asyncio.run(main())

@@ -1,5 +1,5 @@
 """Helpers for the tests of TaiiNet's aiortc hooks: a bridged pair of data channels
-on loopback, and a count of the loop timers made for one purpose."""
+on loopback, a count of the loop timers made for one purpose, a lost packet."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
+from aiortc import rtcsctptransport
 
 from taiinet.transport._asyncio_bridge import AiortcBridge
 from taiinet.transport._asyncio_channel import BridgedDataChannel
@@ -57,3 +58,20 @@ def count_loop_timers(loop: Any, runs: Callable[[Any], bool]) -> list[float]:
 
     loop.call_at = counting  # call_later goes through call_at
     return made
+
+
+def drop_first_data_packet(dtls: Any) -> list[bytes]:
+    """Make ``dtls`` (a peer's DTLS transport) drop the next SCTP packet it sends
+    that carries DATA, once; the list gets the packet dropped."""
+    send_data = dtls._send_data
+    dropped: list[bytes] = []
+
+    async def drop_first_data(data: bytes) -> None:
+        chunks = rtcsctptransport.parse_packet(data)[3]
+        if not dropped and any(isinstance(c, rtcsctptransport.DataChunk) for c in chunks):
+            dropped.append(data)
+            return
+        await send_data(data)
+
+    dtls._send_data = drop_first_data
+    return dropped

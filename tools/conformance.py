@@ -467,7 +467,7 @@ def adverts() -> dict[str, Any]:
     from taiinet.pubsub.codec import decode, encode
     from taiinet.pubsub.errors import PubsubDecodeError
     from taiinet.pubsub.messages import InterestAdvert
-    from taiinet.v1 import frame_pb2, pubsub_pb2, query_pb2
+    from taiinet.v1 import pubsub_pb2, query_pb2
 
     root = "12D3KooWA4Xop1JaT3MHxwYMkCepYsv4iPVopMXwCz5iHYdBfeSB"
     other = str(Identity.from_seed(_seed(0)).peer_id)

@@ -24,7 +24,8 @@ def generate(out_dir: Path) -> list[Path]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     sources = [str(p.relative_to(PROTO_ROOT)) for p in proto_files()]
-    args = ["protoc", f"-I{PROTO_ROOT}", f"--python_out={out_dir}", f"--pyi_out={out_dir}", *sources]
+    args = ["protoc", f"-I{PROTO_ROOT}", f"--python_out={out_dir}", f"--pyi_out={out_dir}",
+            *sources]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
     pkg = out_dir / "taiinet" / "v1"
@@ -33,7 +34,8 @@ def generate(out_dir: Path) -> list[Path]:
         path.write_text(HEADER + path.read_text())
         written.append(path.relative_to(out_dir))
     init = pkg / "__init__.py"
-    init.write_text(HEADER + '"""Wire types generated from proto/taiinet/v1; use them only in codecs."""\n')
+    docstring = '"""Wire types generated from proto/taiinet/v1; use them only in codecs."""\n'
+    init.write_text(HEADER + docstring)
     written.append(init.relative_to(out_dir))
     return written
 

@@ -60,6 +60,7 @@ from taiinet.transport._asyncio_sctp import delay_sacks, flush_at_once
 from taiinet.transport._asyncio_sctp_rx import receive_directly
 from taiinet.transport._asyncio_sctp_timers import lazy_t3
 from taiinet.transport._asyncio_sctp_tx import send_directly as send_sctp_directly
+from taiinet.transport._asyncio_sctp_wrap import mend_tsn_wrap
 
 logger = logging.getLogger(__name__)
 
@@ -321,11 +322,13 @@ class BridgedPeer:
 
     def _bridged(self, channel: RTCDataChannel) -> BridgedDataChannel:
         """The link's data channel, bridged, with our hooks on its SCTP association
-        (receive back-pressure, delayed SACKs, sends flushed in the call, the usual
-        packets read and sent directly, T3 moved lazily)."""
+        (receive back-pressure, TSN bookkeeping right across the wrap, delayed SACKs,
+        sends flushed in the call, the usual packets read and sent directly, T3
+        moved lazily)."""
         bridged = BridgedDataChannel(self, channel)
         bridged._pause_sctp_receive(channel.transport)
-        receive_directly(channel.transport)  # first: the hooks below wrap its chunk reader
+        mend_tsn_wrap(channel.transport)  # before any hook takes its ``_send_sack``
+        receive_directly(channel.transport)  # next: the hooks below wrap its chunk reader
         delay_sacks(channel.transport)
         flush_at_once(channel.transport)
         send_sctp_directly(channel.transport)  # after both: takes the usual message first
