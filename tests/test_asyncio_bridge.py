@@ -230,6 +230,22 @@ async def test_ice_sockets_get_the_wider_receive_buffer() -> None:
                 assert got >= 2 * min(UDP_RECEIVE_BUFFER, rmem_max), got
 
 
+async def test_ice_sockets_are_read_in_datagram_sized_reads() -> None:
+    # asyncio reads 256 KiB per datagram (allocated, then shrunk): past glibc's
+    # mmap threshold a map and unmap per datagram.  Any UDP datagram fits 64 KiB.
+    from taiinet.transport._asyncio_bridge import UDP_READ_SIZE
+
+    async with raw_pair() as (a, b):
+        for channel in (a, b):
+            gatherer = channel._channel.transport.transport.transport.iceGatherer
+            protocols = gatherer._connection._protocols
+            assert protocols
+            for protocol in protocols:
+                assert protocol.transport.max_size == UDP_READ_SIZE == 65536
+        await a.send_message(b"z" * 5000)  # still read whole
+        assert await b.receive_message() == b"z" * 5000
+
+
 async def test_bridges_share_one_loop_until_the_last_one_closes() -> None:
     async def seven() -> int:
         return 7

@@ -257,3 +257,70 @@ async def test_the_check_between_chained_iterations_skips_selectors_wrapper() ->
                 hosted._selector.select = select  # type: ignore[method-assign]
                 hosted._selector.unregister(receiver)
         assert selects == []
+
+
+#: The coroutines a usual DATA packet ran through before it was read by plain calls.
+PACKET_COROUTINES = frozenset({
+    "process", "handle_data", "receive_data_chunk", "noting_receive_data", "_receive",
+    "paced_receive", "delayed_send_sack", "receive_sack_chunk", "_handle_data",
+    "_receive_data_chunk", "_data_channel_receive", "_receive_sack_chunk",
+})
+
+
+async def test_a_usual_packet_is_read_without_a_coroutine() -> None:
+    # Messages of two packets each way: the DTLS record, its SCTP packet, the
+    # DATA chunks, the message handed to the channel, the SACK sent and read:
+    # plain calls all the way (``_asyncio_eager.call_now``), no coroutine frame.
+    import sys
+    from types import FrameType
+
+    started: list[str] = []
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        code = frame.f_code
+        if event == "call" and code.co_flags & 0x80 and code.co_name in PACKET_COROUTINES:
+            started.append(code.co_name)
+
+    async with raw_pair() as (a, b):
+        for _ in range(5):  # warm up
+            await a.send_message(b"x" * 2000)
+            await b.send_message(await b.receive_message())
+            await a.receive_message()
+        messages = 0
+        sys.setprofile(profile)
+        try:
+            for _ in range(10):
+                await a.send_message(b"y" * 2000)
+                await b.send_message(await b.receive_message())
+                await a.receive_message()
+                messages += 2
+        finally:
+            sys.setprofile(None)
+        assert messages == 20
+        assert started == []
+
+
+async def test_a_reader_waits_without_an_event_per_message(monkeypatch: Any) -> None:
+    # The reader parks its task; a trio.Event (and its parking lot) made per
+    # wait lived as long as the gap between messages, into the GC's oldest
+    # generation on a busy link.
+    made: list[trio.Event] = []
+    real_event = trio.Event
+
+    def counting_event() -> trio.Event:
+        event = real_event()
+        made.append(event)
+        return event
+
+    async with raw_pair() as (a, b):
+        for _ in range(5):  # warm up
+            await a.send_message(b"x")
+            await b.send_message(await b.receive_message())
+            await a.receive_message()
+        monkeypatch.setattr(trio, "Event", counting_event)
+        for _ in range(20):
+            await a.send_message(b"y" * 400)
+            await b.send_message(await b.receive_message())
+            await a.receive_message()
+        monkeypatch.undo()
+        assert made == []

@@ -40,6 +40,7 @@ from aiortc import RTCDataChannel
 from aiortc.rtcsctptransport import WEBRTC_BINARY
 
 from taiinet.errors import ConnectionClosed, LocalProtocolError, RemoteProtocolError
+from taiinet.transport._asyncio_eager import Pending, plain_variant
 from taiinet.transport._coalesce import coalesce
 from taiinet.transport.connection import MessageChannel
 
@@ -94,7 +95,7 @@ class BridgedDataChannel(MessageChannel):
         self._inbox: deque[bytes] = deque()
         self._inbox_bytes = 0
         self._reader_waiting = False
-        self._reader_event = trio.Event()
+        self._reader_task: trio.lowlevel.Task | None = None  # parked in receive_message
         self._room: asyncio.Event | None = None  # set while the SCTP receive path waits
         # outbound (trio -> aiortc)
         self._outbox: deque[bytes] = deque()
@@ -162,8 +163,7 @@ class BridgedDataChannel(MessageChannel):
                     raise self._error
                 raise ConnectionClosed(f"data channel closed: {self._closed_reason}")
             self._reader_waiting = True
-            self._reader_event = trio.Event()
-            await self._reader_event.wait()
+            await self._park_reader()
         message = self._inbox.popleft()
         self._inbox_bytes -= len(message)
         self.messages_received += 1
@@ -175,6 +175,27 @@ class BridgedDataChannel(MessageChannel):
             room, self._room = self._room, None
             self._call_on_loop(room.set)
         return message
+
+    async def _park_reader(self) -> None:
+        """Wait until ``_wake_reader``: the task parked itself, no ``trio.Event`` per wait.
+
+        A message arrives every few milliseconds on a busy link: an event
+        (with its parking lot) made for every wait cost an allocation or three
+        per message, and outlived enough collections to reach the oldest
+        generation, which only full collections clear.
+        """
+        self._reader_task = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._abort_reader)
+
+    def _abort_reader(self, _: object) -> trio.lowlevel.Abort:
+        self._reader_task = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _wake_reader(self) -> None:
+        self._reader_waiting = False
+        task, self._reader_task = self._reader_task, None
+        if task is not None:
+            trio.lowlevel.reschedule(task)
 
     @property
     def closed(self) -> bool:
@@ -232,8 +253,7 @@ class BridgedDataChannel(MessageChannel):
         self._inbox.append(data)
         self._inbox_bytes += len(data)
         if self._reader_waiting:
-            self._reader_waiting = False
-            self._reader_event.set()
+            self._wake_reader()
 
     def _pause_sctp_receive(self, sctp: Any) -> None:
         """Make aiortc's SCTP receive path wait while too many messages wait for trio.
@@ -248,21 +268,36 @@ class BridgedDataChannel(MessageChannel):
 
         channel = self._channel
 
-        async def paced_receive(stream_id: int, pp_id: int, data: bytes) -> None:
-            if pp_id == WEBRTC_BINARY and stream_id == channel.id:
-                self._on_message(data)  # what aiortc's "message" event would call
-            else:
-                await deliver(stream_id, pp_id, data)
-            if self._closed_reason is not None or (
-                len(self._inbox) < RECEIVE_HIGH_WATER
-                and self._inbox_bytes < RECEIVE_HIGH_WATER_BYTES
-            ):
-                return
-            room = self._room = asyncio.Event()
-            await room.wait()
+        def paced_receive_now(stream_id: int, pp_id: int, data: bytes) -> Pending:
+            if pp_id != WEBRTC_BINARY or stream_id != channel.id:
+                return paced_receive_other(stream_id, pp_id, data)
+            self._on_message(data)  # what aiortc's "message" event would call
+            return self._wait_for_room()
 
+        async def paced_receive_other(stream_id: int, pp_id: int, data: bytes) -> None:
+            await deliver(stream_id, pp_id, data)
+            waiting = self._wait_for_room()
+            if waiting is not None:
+                await waiting
+
+        async def paced_receive(stream_id: int, pp_id: int, data: bytes) -> None:
+            pending = paced_receive_now(stream_id, pp_id, data)
+            if pending is not None:
+                await pending
+
+        plain_variant(paced_receive, paced_receive_now)
         paced_receive._taiinet_paced = True  # type: ignore[attr-defined]
         sctp._data_channel_receive = paced_receive
+
+    def _wait_for_room(self) -> Pending:
+        """Once too many messages wait for trio: the wait until the reader brought them down."""
+        if self._closed_reason is not None or (
+            len(self._inbox) < RECEIVE_HIGH_WATER
+            and self._inbox_bytes < RECEIVE_HIGH_WATER_BYTES
+        ):
+            return None
+        room = self._room = asyncio.Event()
+        return _wait(room)
 
     def _on_flush(self) -> None:
         self._flush_scheduled = False
@@ -332,8 +367,11 @@ class BridgedDataChannel(MessageChannel):
         if room is not None:
             self._call_on_loop(room.set)
         if self._reader_waiting:
-            self._reader_waiting = False
-            self._reader_event.set()
+            self._wake_reader()
         if self._writer_waiting:
             self._writer_waiting = False
             self._writer_event.set()
+
+
+async def _wait(room: asyncio.Event) -> None:
+    await room.wait()

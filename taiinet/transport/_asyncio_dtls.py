@@ -12,8 +12,10 @@ was a large share of what WebRTC costs over a WebSocket link.
 over, what that task does for a DTLS record (decrypt, flush what OpenSSL
 wants to send, hand the plaintext to SCTP) inside the socket callback, with
 ``_asyncio_eager.run_eagerly``; a datagram whose first byte is in the DTLS
-range (20-63, RFC 7983) skips the STUN parse.  Order is kept: while the
-reader task still has datagrams to process (or is not waiting on its queue),
+range (20-63, RFC 7983) skips the STUN parse.  The record is read in a
+plain call that hands the SCTP packet on through its plain variant
+(``_asyncio_eager.call_now``): no coroutine unless something waits.  Order
+is kept: while the reader task still has datagrams to process (or is not waiting on its queue),
 datagrams go its way as before; while a record processed here waits (only
 the receive back-pressure of ``_asyncio_channel`` makes it wait), later ones
 wait behind it in a deque.  Both that deque and aioice's queue share one
@@ -42,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from aioice.ice import Connection as IceConnection
@@ -50,7 +52,7 @@ from aioice.ice import StunProtocol
 from aiortc.rtcdtlstransport import State
 from OpenSSL import SSL
 
-from taiinet.transport._asyncio_eager import run_eagerly
+from taiinet.transport._asyncio_eager import call_now, run_eagerly
 
 _ffi: Any
 _lib: Any
@@ -195,10 +197,6 @@ def _read_record(ssl: Any, data: bytes, buffer: Any) -> bytes | None:
     return b""
 
 
-def _is_dtls(data: bytes) -> bool:
-    return 19 < data[0] < 64
-
-
 def read_directly(dtls: Any) -> bool:
     """Read ``dtls``'s records in the socket callback; False if aiortc lacks a hook."""
     ice = getattr(dtls, "transport", None)
@@ -230,10 +228,16 @@ def read_directly(dtls: Any) -> bool:
         """The reader task has nothing left to read and waits on the queue: records are ours."""
         return bool(getattr(dtls, _HANDSHAKE_DONE) and queue.empty() and queue._getters)
 
-    async def process(data: bytes) -> None:
-        """What the reader task does with one DTLS record (``RTCDtlsTransport._recv_next``)."""
-        setattr(dtls, _RX_BYTES, getattr(dtls, _RX_BYTES) + len(data))
-        setattr(dtls, _RX_PACKETS, getattr(dtls, _RX_PACKETS) + 1)
+    def process(data: bytes) -> Coroutine[Any, Any, None] | None:
+        """What the reader task does with one DTLS record (``RTCDtlsTransport._recv_next``).
+
+        A plain call: what is left to await (flushing to a pair whose send
+        may wait, the SCTP packet's handling), or None when all is done.
+        The SCTP handler is handed back unawaited, so that its coroutine runs
+        in the caller's ``run_eagerly`` with no coroutine of ours around it.
+        """
+        dtls._RTCDtlsTransport__rx_bytes += len(data)  # _RX_BYTES, _RX_PACKETS
+        dtls._RTCDtlsTransport__rx_packets += 1
         nonlocal direct_for
         ssl = dtls._ssl
         if ssl is not direct_for and buffer is not None and _direct_ssl(ssl):
@@ -251,7 +255,15 @@ def read_directly(dtls: Any) -> bool:
                 plain = b""
         flushing = _flush(dtls) if direct_flush else dtls._write_ssl()
         if flushing is not None:
-            await flushing
+            return _after_flush(flushing, plain)
+        if plain is None:
+            raise ConnectionError("DTLS shut down by the peer")
+        if plain and dtls._data_receiver is not None:
+            return call_now(dtls._data_receiver._handle_data, plain)
+        return None
+
+    async def _after_flush(flushing: Awaitable[None], plain: bytes | None) -> None:
+        await flushing
         if plain is None:
             raise ConnectionError("DTLS shut down by the peer")
         if plain and dtls._data_receiver is not None:
@@ -271,7 +283,8 @@ def read_directly(dtls: Any) -> bool:
         """Process ``data`` now; if it waits, later records wait for it."""
         nonlocal busy
         try:
-            busy = run_eagerly(process(data))
+            pending = process(data)
+            busy = None if pending is None else run_eagerly(pending)
         except BaseException as exc:
             stop(exc)
             return
@@ -303,7 +316,8 @@ def read_directly(dtls: Any) -> bool:
         elif busy is not None or waiting:
             if held.admit(len(data)):
                 waiting.append(data)
-        elif _is_dtls(data) and reader_parked() and dtls._state is State.CONNECTED:
+        # a DTLS record (first byte 20-63, RFC 7983)
+        elif 19 < data[0] < 64 and reader_parked() and dtls._state is State.CONNECTED:
             start(data)
         else:
             to_reader(data, component)
@@ -346,7 +360,7 @@ def _skip_stun_parse(protocol: Any) -> None:
 
     def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
         receiver = protocol.receiver
-        if data and _is_dtls(data) and receiver is not None:
+        if data and 19 < data[0] < 64 and receiver is not None:  # DTLS (RFC 7983)
             receiver.data_received(data, protocol.local_candidate.component)
         else:
             parse(data, addr)
@@ -367,7 +381,6 @@ def send_directly(dtls: Any) -> bool:
         return False
 
     direct_for: Any = None  # the ``dtls._ssl`` checked by ``_direct_ssl`` (made at DTLS start)
-    _buffers(dtls)
 
     def encrypt(data: bytes) -> None:
         nonlocal direct_for
@@ -388,10 +401,34 @@ def send_directly(dtls: Any) -> bool:
         if flushing is not None:
             await flushing
 
+    buffers = _buffers(dtls)
+    sent_pair: Any = None  # the pair ``sent_to`` is the remote address of
+    sent_to: Any = None
+
     def write(data: bytes) -> None:
-        """``direct_send_data`` for a plain pair (``record_writer`` checked): nothing to await."""
+        """``direct_send_data`` for a plain pair (``record_writer`` checked): nothing to await.
+
+        ``_flush`` for the one record just written, with less asked again:
+        OpenSSL holds it (no ``BIO_get_mem_data`` first), and the pair's
+        remote address (a tuple aioice builds per call) is kept per pair.
+        """
+        nonlocal sent_pair, sent_to
         encrypt(data)
-        _flush(dtls)
+        bio = getattr(dtls._ssl, "_from_ssl", None)
+        if bio is None:
+            _flush(dtls)
+            return
+        read = _lib.BIO_read(bio, buffers.record, _RECORD_READ)
+        if read <= 0:
+            return
+        record = _ffi.buffer(buffers.record, read)[:]
+        pair = dtls.transport._connection._nominated.get(1)
+        if pair is None:
+            raise ConnectionError("Cannot send data, not connected")
+        if pair is not sent_pair:
+            sent_pair, sent_to = pair, pair.remote_addr
+        pair.protocol.transport.sendto(record, sent_to)  # ``StunProtocol.send_data``
+        _count_sent(dtls, read)
 
     dtls._send_data = direct_send_data
     setattr(dtls, _SEND_HOOKED, direct_send_data)  # ``record_writer`` tells it still sends
@@ -475,5 +512,5 @@ async def _send_and_count(dtls: Any, sending: Awaitable[None], size: int) -> Non
 
 
 def _count_sent(dtls: Any, size: int) -> None:
-    setattr(dtls, _TX_BYTES, getattr(dtls, _TX_BYTES) + size)
-    setattr(dtls, _TX_PACKETS, getattr(dtls, _TX_PACKETS) + 1)
+    dtls._RTCDtlsTransport__tx_bytes += size  # _TX_BYTES, _TX_PACKETS
+    dtls._RTCDtlsTransport__tx_packets += 1

@@ -56,7 +56,7 @@ from typing import Any
 
 from aiortc import rtcsctptransport
 
-from taiinet.transport._asyncio_eager import run_eagerly
+from taiinet.transport._asyncio_eager import Pending, call_now, plain_variant, run_eagerly
 from taiinet.transport._asyncio_sctp_timers import LazyDeadline
 from taiinet.transport._asyncio_sctp_tx import (
     IMMEDIATE_ACK,
@@ -118,10 +118,16 @@ def delay_sacks(sctp: Any, writer: WriterSource | None = None) -> bool:
         owed = 0
         immediate = False
 
-    async def sack_now() -> None:
+    def sack_now_now() -> Pending:
         settled()
         if sctp._send_chunk is not flagging_send_chunk or not sack_packet(sctp, source):
-            await send_sack()
+            return call_now(send_sack)
+        return None
+
+    async def sack_now() -> None:
+        pending = sack_now_now()
+        if pending is not None:
+            await pending
 
     async def bundled_sack() -> None:
         settled()
@@ -139,25 +145,36 @@ def delay_sacks(sctp: Any, writer: WriterSource | None = None) -> bool:
     # before it, not a loop timer made and cancelled per packet.
     delay = LazyDeadline(delay_over)
 
-    async def delayed_send_sack() -> None:
+    def delayed_send_sack_now() -> Pending:
         """Called by aiortc after each received packet that needs a SACK."""
         nonlocal owed
         owed += 1
         if owed >= 2 or immediate or getattr(sctp, "_sack_misordered", None) or getattr(
             sctp, "_sack_duplicates", None
         ):
-            await sack_now()
-        elif delay.deadline is None:
+            return sack_now_now()
+        if delay.deadline is None:
             loop = asyncio.get_running_loop()
             delay.set(loop, loop.time() + (SACK_DELAY if message_ended else SACK_DELAY_MID_MESSAGE))
+        return None
 
-    async def noting_receive_data(chunk: Any) -> None:
+    async def delayed_send_sack() -> None:
+        pending = delayed_send_sack_now()
+        if pending is not None:
+            await pending
+
+    def noting_receive_data_now(chunk: Any) -> Pending:
         """aiortc's handling of a received DATA chunk, noting its I bit."""
         nonlocal immediate, message_ended
         if chunk.flags & IMMEDIATE_ACK:
             immediate = True
         message_ended = bool(chunk.flags & rtcsctptransport.SCTP_DATA_LAST_FRAG)
-        await receive_data(chunk)
+        return call_now(receive_data, chunk)
+
+    async def noting_receive_data(chunk: Any) -> None:
+        pending = noting_receive_data_now(chunk)
+        if pending is not None:
+            await pending
 
     async def flagging_send_chunk(chunk: Any) -> None:
         """Set the I bit on a message's last chunk that leaves the congestion window full.
@@ -205,6 +222,8 @@ def delay_sacks(sctp: Any, writer: WriterSource | None = None) -> bool:
             header + b"\x00\x00\x00\x00" + body)
         await sctp.transport._send_data(header + pack("<L", checksum) + body)
 
+    plain_variant(delayed_send_sack, delayed_send_sack_now)
+    plain_variant(noting_receive_data, noting_receive_data_now)
     sctp._send_sack = delayed_send_sack
     sctp._send_chunk = flagging_send_chunk
     sctp._receive_data_chunk = noting_receive_data

@@ -33,6 +33,12 @@ ends in four assignments and the hand-over of the message.
   ``_receive_data_chunk`` go on after this one (they then wrap it); one
   already there keeps seeing every chunk (this path is then not installed).
 
+Both are plain calls on the usual path (``_asyncio_eager.call_now``): a
+packet's chunks, the message handed to the data channel and the SACK owed go
+from the DTLS record to the socket without a coroutine; a coroutine is made
+only for what waits (receive back-pressure) or falls back to aiortc.  A DATA
+chunk is parsed with one unpack and one copy into aiortc's ``DataChunk``.
+
 The bound: aiortc holds every DATA chunk it cannot hand on yet (after a gap,
 or a fragment of a message not ended), however far ahead its TSN and past
 its receive window; a peer could grow it without end (a message that never
@@ -47,8 +53,8 @@ are still taken (they let held messages out).  A SACK reports the window.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from struct import unpack_from
+from collections.abc import Awaitable, Callable, Coroutine
+from struct import Struct, unpack_from
 from typing import Any
 
 from aiortc import rtcsctptransport as sctp_module
@@ -63,7 +69,13 @@ from aiortc.rtcsctptransport import (
     SackChunk,
 )
 
+from taiinet.transport._asyncio_eager import Pending, call_now, plain_variant
+
 _HOOKED = "_taiinet_direct_receive"
+#: A DATA chunk's header (type, flags, length, TSN, stream, stream sequence, protocol).
+_DATA_HEADER_LENGTH = 16
+_unpack_data_header = Struct("!LHHL").unpack_from
+_new_data_chunk = object.__new__
 #: aiortc's checksum function (CRC32c, RFC 9260 appendix B).
 _CRC32C: Callable[[bytes], int] | None = getattr(sctp_module, "crc32c", None)
 _WHOLE_ORDERED = SCTP_DATA_FIRST_FRAG | SCTP_DATA_LAST_FRAG
@@ -95,15 +107,29 @@ def receive_directly(sctp: Any) -> bool:
         or sctp_module.CHUNK_TYPES.get(SackChunk.type) is not SackChunk
     ):
         return False
-    aiortc_handle_data: Callable[[bytes], Awaitable[None]] = sctp._handle_data
+    aiortc_handle_data: Callable[[bytes], Coroutine[Any, Any, None]] = sctp._handle_data
     aiortc_receive_data_chunk: Callable[[DataChunk], Awaitable[None]] = sctp._receive_data_chunk
+    plain_receive = getattr(type(sctp), "_receive", None) is sctp_module.RTCSctpTransport._receive
 
-    async def handle_data(data: bytes) -> None:
+    def handle_data_now(data: bytes) -> Pending:
         chunks = _data_and_sacks(data, sctp._local_verification_tag)
         if chunks is None or _AIORTC_LOGGER.isEnabledFor(logging.DEBUG):
-            await aiortc_handle_data(data)
-            return
-        for chunk in chunks:
+            aiortc_handling: Coroutine[Any, Any, None] = aiortc_handle_data(data)
+            return aiortc_handling
+        for index, chunk in enumerate(chunks):
+            pending = call_now(sctp._receive_data_chunk if type(chunk) is DataChunk
+                               else sctp._receive_sack_chunk, chunk)
+            if pending is not None:
+                return handle_rest(pending, chunks, index + 1)
+        if sctp._sack_needed:
+            return call_now(sctp._send_sack)
+        return None
+
+    async def handle_rest(pending: Coroutine[Any, Any, None], chunks: list[Any],
+                          start: int) -> None:
+        """The rest of a packet after a chunk that has to wait (``handle_data``'s loop)."""
+        await pending
+        for chunk in chunks[start:]:
             if type(chunk) is DataChunk:
                 await sctp._receive_data_chunk(chunk)
             else:
@@ -111,7 +137,19 @@ def receive_directly(sctp: Any) -> bool:
         if sctp._sack_needed:
             await sctp._send_sack()
 
-    async def receive_data_chunk(chunk: DataChunk) -> None:
+    async def handle_data(data: bytes) -> None:
+        pending = handle_data_now(data)
+        if pending is not None:
+            await pending
+
+    def deliver(stream_id: int, pp_id: int, data: bytes) -> Pending:
+        """``await sctp._receive(...)``; aiortc's own ``_receive`` only passes it on."""
+        if "_receive" in vars(sctp) or not plain_receive:
+            receiving: Coroutine[Any, Any, None] = sctp._receive(stream_id, pp_id, data)
+            return receiving
+        return call_now(sctp._data_channel_receive, stream_id, pp_id, data)
+
+    def receive_data_chunk_now(chunk: DataChunk) -> Pending:
         stream = sctp._inbound_streams.get(chunk.stream_id)
         last_tsn = sctp._last_received_tsn
         if (
@@ -122,13 +160,12 @@ def receive_directly(sctp: Any) -> bool:
             or sctp._sack_duplicates
             or sctp._reconfig_deferred is not None
         ):
-            await bounded_receive_data_chunk(chunk, last_tsn)
-            return
+            return bounded_receive_data_chunk(chunk, last_tsn)
         fragment = chunk.flags & _FRAGMENT_BITS
         reassembly = stream.reassembly
         if fragment & _LAST_OR_UNORDERED == 0 and sctp._advertised_rwnd <= 0:
             sctp._sack_needed = True  # a fragment to hold, and no window: dropped as lost
-            return
+            return None
         if not reassembly:
             if fragment == _WHOLE_ORDERED:
                 # What aiortc's path leaves: the chunk acknowledged, its message out of
@@ -137,30 +174,33 @@ def receive_directly(sctp: Any) -> bool:
                 sctp._sack_needed = True
                 sctp._last_received_tsn = chunk.tsn
                 stream.sequence_number = (stream.sequence_number + 1) % 65536
-                await sctp._receive(chunk.stream_id, chunk.protocol, chunk.user_data)
-                return
+                return deliver(chunk.stream_id, chunk.protocol, chunk.user_data)
             if fragment == SCTP_DATA_FIRST_FRAG:  # a message's first fragment waits
                 sctp._sack_needed = True
                 sctp._last_received_tsn = chunk.tsn
                 reassembly.append(chunk)
                 sctp._advertised_rwnd -= len(chunk.user_data)
-                return
+                return None
         elif fragment & _FIRST_OR_UNORDERED == 0 and _continues(reassembly, stream, last_tsn):
             sctp._sack_needed = True
             sctp._last_received_tsn = chunk.tsn
             sctp._advertised_rwnd -= len(chunk.user_data)
             if fragment != SCTP_DATA_LAST_FRAG:  # a middle fragment waits
                 reassembly.append(chunk)
-                return
+                return None
             # The last fragment: aiortc joins the run, empties the reassembly,
             # gives the window back and moves the stream on.
             message = b"".join([c.user_data for c in reassembly] + [chunk.user_data])
             stream.reassembly = []
             stream.sequence_number = (stream.sequence_number + 1) % 65536
             sctp._advertised_rwnd += len(message)
-            await sctp._receive(chunk.stream_id, chunk.protocol, message)
-            return
-        await bounded_receive_data_chunk(chunk, last_tsn)
+            return deliver(chunk.stream_id, chunk.protocol, message)
+        return bounded_receive_data_chunk(chunk, last_tsn)
+
+    async def receive_data_chunk(chunk: DataChunk) -> None:
+        pending = receive_data_chunk_now(chunk)
+        if pending is not None:
+            await pending
 
     async def bounded_receive_data_chunk(chunk: DataChunk, last_tsn: int) -> None:
         """aiortc's path for ``chunk``, unless aiortc would hold it past the bound."""
@@ -169,6 +209,8 @@ def receive_directly(sctp: Any) -> bool:
             return
         await aiortc_receive_data_chunk(chunk)
 
+    plain_variant(handle_data, handle_data_now)
+    plain_variant(receive_data_chunk, receive_data_chunk_now)
     sctp._handle_data = handle_data
     if "_receive_data_chunk" not in vars(sctp):  # another module's hook sees every chunk
         sctp._receive_data_chunk = receive_data_chunk
@@ -228,6 +270,16 @@ def _data_and_sacks(data: bytes, expected_tag: int) -> list[Any] | None:
         chunk_type, chunk_flags, chunk_length = unpack_from("!BBH", data, pos)
         if chunk_length < SCTP_CHUNK_HEADER_LENGTH or pos + chunk_length > length:
             return None
+        if chunk_type == DataChunk.type and chunk_length >= _DATA_HEADER_LENGTH:
+            # What ``DataChunk(flags, body)`` makes, with one unpack and one copy.
+            chunk = _new_data_chunk(DataChunk)
+            chunk.flags = chunk_flags
+            chunk.tsn, chunk.stream_id, chunk.stream_seq, chunk.protocol = _unpack_data_header(
+                data, pos + SCTP_CHUNK_HEADER_LENGTH)
+            chunk.user_data = data[pos + _DATA_HEADER_LENGTH : pos + chunk_length]
+            chunks.append(chunk)
+            pos += chunk_length + (-chunk_length % 4)
+            continue
         body = data[pos + SCTP_CHUNK_HEADER_LENGTH : pos + chunk_length]
         try:
             if chunk_type == DataChunk.type:

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from struct import pack
 from typing import Any
@@ -61,6 +61,7 @@ from aiortc.rtcsctptransport import (
 from aiortc.utils import uint32_gt, uint32_gte
 
 from taiinet.transport._asyncio_dtls import record_writer
+from taiinet.transport._asyncio_eager import Pending, plain_variant
 
 #: The I bit of a DATA chunk's flags (RFC 9260 section 3.3.1): "send a SACK at once".
 IMMEDIATE_ACK = 0x08
@@ -71,6 +72,7 @@ PacketWriter = Callable[[bytes], None]
 WriterSource = Callable[[], PacketWriter | None]
 
 _HOOKED = "_taiinet_direct_sends"
+_new_chunk = object.__new__
 #: aiortc's checksum function (CRC32c, RFC 9260 appendix B).
 _CRC32C: Callable[[bytes], int] | None = getattr(sctp_module, "crc32c", None)
 _AIORTC_LOGGER = logging.getLogger(sctp_module.__name__)
@@ -213,12 +215,12 @@ def _receive_sacks_directly(sctp: Any) -> None:
     """
     aiortc_receive: Callable[[SackChunk], Any] = sctp._receive_sack_chunk
 
-    async def receive_sack_chunk(chunk: SackChunk) -> None:
+    def receive_sack_chunk_now(chunk: SackChunk) -> Pending:
         if chunk.gaps or sctp._fast_recovery_exit is not None:
-            await aiortc_receive(chunk)
-            return
+            aiortc_receiving: Coroutine[Any, Any, None] = aiortc_receive(chunk)
+            return aiortc_receiving
         if not _acknowledge(sctp, chunk.cumulative_tsn):
-            return  # an old SACK: aiortc ignores it whole
+            return None  # an old SACK: aiortc ignores it whole
         if (
             sctp._data_channel_queue
             or sctp._outbound_queue
@@ -226,9 +228,19 @@ def _receive_sacks_directly(sctp: Any) -> None:
             or sctp._reconfig_queue
             or _retransmission_pending(sctp)
         ):
-            await sctp._data_channel_flush()
-            await sctp._transmit()
+            return flush_and_transmit()
+        return None
 
+    async def flush_and_transmit() -> None:
+        await sctp._data_channel_flush()
+        await sctp._transmit()
+
+    async def receive_sack_chunk(chunk: SackChunk) -> None:
+        pending = receive_sack_chunk_now(chunk)
+        if pending is not None:
+            await pending
+
+    plain_variant(receive_sack_chunk, receive_sack_chunk_now)
     sctp._receive_sack_chunk = receive_sack_chunk
 
 
@@ -301,7 +313,7 @@ def _chunks(sctp: Any, channel: Any, data: bytes) -> list[DataChunk]:
     tsn = sctp._local_tsn
     chunks = []
     for pos in range(0, size, USERDATA_MAX_LENGTH):
-        chunk = DataChunk()
+        chunk = _new_chunk(DataChunk)  # every field is set below: no __init__ defaults
         chunk.flags = flags | (SCTP_DATA_FIRST_FRAG if pos == 0 else 0) | (
             SCTP_DATA_LAST_FRAG if pos + USERDATA_MAX_LENGTH >= size else 0)
         chunk.tsn = tsn
