@@ -219,15 +219,22 @@ async def test_ice_sockets_get_the_wider_receive_buffer() -> None:
 
     rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
     async with raw_pair() as (a, b):
-        for channel in (a, b):
-            gatherer = channel._channel.transport.transport.transport.iceGatherer
-            protocols = gatherer._connection._protocols
-            assert protocols
-            for protocol in protocols:
-                sock = protocol.transport.get_extra_info("socket")
-                # Linux reports twice the request (its bookkeeping), capped at rmem_max.
-                got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-                assert got >= 2 * min(UDP_RECEIVE_BUFFER, rmem_max), got
+        for protocol in ice_protocols(a, b):
+            sock = protocol.transport.get_extra_info("socket")
+            # Linux reports twice the request (its bookkeeping), capped at rmem_max.
+            got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            assert got >= 2 * min(UDP_RECEIVE_BUFFER, rmem_max), got
+
+
+def ice_protocols(*channels: Any) -> list[Any]:
+    """The ICE sockets' asyncio protocols under bridged ``channels`` (at least one each)."""
+    found = []
+    for channel in channels:
+        gatherer = channel._channel.transport.transport.transport.iceGatherer
+        protocols = list(gatherer._connection._protocols)
+        assert protocols
+        found += protocols
+    return found
 
 
 async def test_ice_sockets_are_read_in_datagram_sized_reads() -> None:
@@ -236,12 +243,8 @@ async def test_ice_sockets_are_read_in_datagram_sized_reads() -> None:
     from taiinet.transport._asyncio_bridge import UDP_READ_SIZE
 
     async with raw_pair() as (a, b):
-        for channel in (a, b):
-            gatherer = channel._channel.transport.transport.transport.iceGatherer
-            protocols = gatherer._connection._protocols
-            assert protocols
-            for protocol in protocols:
-                assert protocol.transport.max_size == UDP_READ_SIZE == 65536
+        for protocol in ice_protocols(a, b):
+            assert protocol.transport.max_size == UDP_READ_SIZE == 65536
         await a.send_message(b"z" * 5000)  # still read whole
         assert await b.receive_message() == b"z" * 5000
 
