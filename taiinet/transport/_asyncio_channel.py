@@ -40,7 +40,7 @@ from aiortc import RTCDataChannel
 from aiortc.rtcsctptransport import WEBRTC_BINARY
 
 from taiinet.errors import ConnectionClosed, LocalProtocolError, RemoteProtocolError
-from taiinet.transport._asyncio_eager import Pending, plain_variant
+from taiinet.transport._asyncio_eager import Pending, hook_with_plain_variant
 from taiinet.transport._coalesce import coalesce
 from taiinet.transport.connection import MessageChannel
 
@@ -280,12 +280,7 @@ class BridgedDataChannel(MessageChannel):
             if waiting is not None:
                 await waiting
 
-        async def paced_receive(stream_id: int, pp_id: int, data: bytes) -> None:
-            pending = paced_receive_now(stream_id, pp_id, data)
-            if pending is not None:
-                await pending
-
-        plain_variant(paced_receive, paced_receive_now)
+        paced_receive = hook_with_plain_variant(paced_receive_now)
         paced_receive._taiinet_paced = True  # type: ignore[attr-defined]
         sctp._data_channel_receive = paced_receive
 

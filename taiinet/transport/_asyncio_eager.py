@@ -12,9 +12,10 @@ Plain calls.  Even run eagerly, every ``await`` of the chain costs a
 coroutine object, its frame and its return (about 0.2 us each), and a usual
 DATA packet crossed seven of them (the SCTP packet, its chunk twice, the
 message, the data channel, the SACK twice).  A hook of ours may therefore
-carry a plain function as its ``_taiinet_now`` attribute (``plain_variant``):
-same arguments, does the work at once and returns None, or returns the
-coroutine that does the rest (awaited before anything after it).  ``call_now``
+be made from a plain function (``hook_with_plain_variant``), which it carries
+as its ``_taiinet_now`` attribute: same arguments, does the work at once and
+returns None, or returns the coroutine that does the rest (awaited before
+anything after it); awaiting the hook itself does the same.  ``call_now``
 calls a hook that way when it has one, else returns the hook's coroutine: a
 hook installed over ours (a test's counter, say) has no such attribute and
 keeps seeing every call.
@@ -25,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import types
 from collections.abc import Callable, Coroutine, Generator
-from typing import Any
+from typing import Any, ParamSpec
+
+P = ParamSpec("P")
 
 #: What a hook's plain variant returns: None (all done) or the coroutine that finishes.
 Pending = Coroutine[Any, Any, None] | None
@@ -33,10 +36,18 @@ Pending = Coroutine[Any, Any, None] | None
 _NOW = "_taiinet_now"
 
 
-def plain_variant(hook: Callable[..., Coroutine[Any, Any, None]],
-                  now: Callable[..., Pending]) -> None:
-    """Give ``hook`` (a coroutine function of ours) the plain variant ``now``."""
-    setattr(hook, _NOW, now)
+def hook_with_plain_variant(now: Callable[P, Pending]) -> Callable[P, Coroutine[Any, Any, None]]:
+    """The hook (a coroutine function) doing what ``now`` does, with ``now`` as its
+    plain variant: ``call_now`` calls ``now``; awaiting the hook awaits what ``now``
+    leaves pending."""
+
+    async def awaiting_plain_variant(*args: P.args, **kwargs: P.kwargs) -> None:
+        pending = now(*args, **kwargs)
+        if pending is not None:
+            await pending
+
+    setattr(awaiting_plain_variant, _NOW, now)
+    return awaiting_plain_variant
 
 
 def call_now(hook: Callable[..., Any], *args: Any) -> Pending:

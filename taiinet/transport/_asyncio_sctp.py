@@ -56,7 +56,12 @@ from typing import Any
 
 from aiortc import rtcsctptransport
 
-from taiinet.transport._asyncio_eager import Pending, call_now, plain_variant, run_eagerly
+from taiinet.transport._asyncio_eager import (
+    Pending,
+    call_now,
+    hook_with_plain_variant,
+    run_eagerly,
+)
 from taiinet.transport._asyncio_sctp_timers import LazyDeadline
 from taiinet.transport._asyncio_sctp_tx import (
     IMMEDIATE_ACK,
@@ -158,11 +163,6 @@ def delay_sacks(sctp: Any, writer: WriterSource | None = None) -> bool:
             delay.set(loop, loop.time() + (SACK_DELAY if message_ended else SACK_DELAY_MID_MESSAGE))
         return None
 
-    async def delayed_send_sack() -> None:
-        pending = delayed_send_sack_now()
-        if pending is not None:
-            await pending
-
     def noting_receive_data_now(chunk: Any) -> Pending:
         """aiortc's handling of a received DATA chunk, noting its I bit."""
         nonlocal immediate, message_ended
@@ -170,11 +170,6 @@ def delay_sacks(sctp: Any, writer: WriterSource | None = None) -> bool:
             immediate = True
         message_ended = bool(chunk.flags & rtcsctptransport.SCTP_DATA_LAST_FRAG)
         return call_now(receive_data, chunk)
-
-    async def noting_receive_data(chunk: Any) -> None:
-        pending = noting_receive_data_now(chunk)
-        if pending is not None:
-            await pending
 
     async def flagging_send_chunk(chunk: Any) -> None:
         """Set the I bit on a message's last chunk that leaves the congestion window full.
@@ -222,11 +217,9 @@ def delay_sacks(sctp: Any, writer: WriterSource | None = None) -> bool:
             header + b"\x00\x00\x00\x00" + body)
         await sctp.transport._send_data(header + pack("<L", checksum) + body)
 
-    plain_variant(delayed_send_sack, delayed_send_sack_now)
-    plain_variant(noting_receive_data, noting_receive_data_now)
-    sctp._send_sack = delayed_send_sack
+    sctp._send_sack = hook_with_plain_variant(delayed_send_sack_now)
     sctp._send_chunk = flagging_send_chunk
-    sctp._receive_data_chunk = noting_receive_data
+    sctp._receive_data_chunk = hook_with_plain_variant(noting_receive_data_now)
     setattr(sctp, _HOOKED, DelayedSacks(
         owed=lambda: bool(owed and sctp._sack_needed), settled=settled,
         send_chunk=flagging_send_chunk))

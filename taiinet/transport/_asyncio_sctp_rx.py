@@ -69,7 +69,7 @@ from aiortc.rtcsctptransport import (
     SackChunk,
 )
 
-from taiinet.transport._asyncio_eager import Pending, call_now, plain_variant
+from taiinet.transport._asyncio_eager import Pending, call_now, hook_with_plain_variant
 
 _HOOKED = "_taiinet_direct_receive"
 #: A DATA chunk's header (type, flags, length, TSN, stream, stream sequence, protocol).
@@ -137,11 +137,6 @@ def receive_directly(sctp: Any) -> bool:
         if sctp._sack_needed:
             await sctp._send_sack()
 
-    async def handle_data(data: bytes) -> None:
-        pending = handle_data_now(data)
-        if pending is not None:
-            await pending
-
     def deliver(stream_id: int, pp_id: int, data: bytes) -> Pending:
         """``await sctp._receive(...)``; aiortc's own ``_receive`` only passes it on."""
         if "_receive" in vars(sctp) or not plain_receive:
@@ -197,11 +192,6 @@ def receive_directly(sctp: Any) -> bool:
             return deliver(chunk.stream_id, chunk.protocol, message)
         return bounded_receive_data_chunk(chunk, last_tsn)
 
-    async def receive_data_chunk(chunk: DataChunk) -> None:
-        pending = receive_data_chunk_now(chunk)
-        if pending is not None:
-            await pending
-
     async def bounded_receive_data_chunk(chunk: DataChunk, last_tsn: int) -> None:
         """aiortc's path for ``chunk``, unless aiortc would hold it past the bound."""
         if _past_window(sctp, chunk, last_tsn):
@@ -209,11 +199,9 @@ def receive_directly(sctp: Any) -> bool:
             return
         await aiortc_receive_data_chunk(chunk)
 
-    plain_variant(handle_data, handle_data_now)
-    plain_variant(receive_data_chunk, receive_data_chunk_now)
-    sctp._handle_data = handle_data
+    sctp._handle_data = hook_with_plain_variant(handle_data_now)
     if "_receive_data_chunk" not in vars(sctp):  # another module's hook sees every chunk
-        sctp._receive_data_chunk = receive_data_chunk
+        sctp._receive_data_chunk = hook_with_plain_variant(receive_data_chunk_now)
     setattr(sctp, _HOOKED, True)
     return True
 

@@ -61,7 +61,7 @@ from aiortc.rtcsctptransport import (
 from aiortc.utils import uint32_gt, uint32_gte
 
 from taiinet.transport._asyncio_dtls import record_writer
-from taiinet.transport._asyncio_eager import Pending, plain_variant
+from taiinet.transport._asyncio_eager import Pending, hook_with_plain_variant
 
 #: The I bit of a DATA chunk's flags (RFC 9260 section 3.3.1): "send a SACK at once".
 IMMEDIATE_ACK = 0x08
@@ -235,13 +235,7 @@ def _receive_sacks_directly(sctp: Any) -> None:
         await sctp._data_channel_flush()
         await sctp._transmit()
 
-    async def receive_sack_chunk(chunk: SackChunk) -> None:
-        pending = receive_sack_chunk_now(chunk)
-        if pending is not None:
-            await pending
-
-    plain_variant(receive_sack_chunk, receive_sack_chunk_now)
-    sctp._receive_sack_chunk = receive_sack_chunk
+    sctp._receive_sack_chunk = hook_with_plain_variant(receive_sack_chunk_now)
 
 
 def _acknowledge(sctp: Any, cumulative_tsn: int) -> bool:
