@@ -115,15 +115,10 @@ class RateBudgets:
         argument tuples (a document from a neighbour is charged twice, every time)."""
         buckets, _offences = self._budget(peer, now)
         first, second = buckets[kind], buckets[other]
-        # ``first.has(amount, now) and second.has(other_amount, now)``, inlined.
-        if now > first.updated:
-            first.level = min(first.burst, first.level + (now - first.updated) * first.rate)
-            first.updated = now
+        # ``first.has(amount, now) and second.has(other_amount, now)``, one call less each.
+        first.refill(now)
         if first.level >= amount:
-            if now > second.updated:
-                second.level = min(second.burst,
-                                   second.level + (now - second.updated) * second.rate)
-                second.updated = now
+            second.refill(now)
             if second.level >= other_amount:
                 first.level -= amount
                 second.level -= other_amount
