@@ -42,9 +42,13 @@ class Forwarding:
         return self._must_hold(doc.own, doc.document, peer)
 
     def _must_hold(self, own: bool, document: object, peer: PeerId) -> bool:
-        if own and peer == self.tree.parent and peer in self.told:
-            return True
-        return self.tree.is_tree_link(peer) and self.interest.wants(peer, document)
+        # The parent is a tree link: its case is the one of ``_tree_link_must_hold``.
+        return self.tree.is_tree_link(peer) and self._tree_link_must_hold(own, document, peer)
+
+    def _tree_link_must_hold(self, own: bool, document: object, peer: PeerId) -> bool:
+        """``_must_hold`` of a peer over a tree link."""
+        return (own and peer == self.tree.parent and peer in self.told) or self.interest.wants(
+            peer, document)
 
     def push(self, mid: bytes, doc: Retained, peer: PeerId,
              out: list[Send[OverlayMessage]], message: Gossip | None = None) -> Gossip:
@@ -63,18 +67,18 @@ class Forwarding:
         """A new document: push it to every neighbour that must hold it and does not.
 
         Only a tree link can (the parent is one), so only those are asked
-        (``_must_hold`` without its tree-link test), in the neighbours' order.
+        (``_tree_link_must_hold``), in the neighbours' order.
         """
         sent = 0
         message: Gossip | None = None
         holders, pushed = doc.holders, doc.pushed  # ``doc.held_by``, inlined
         own, document = doc.own, doc.document
-        epochs, tree, wants = self.epochs, self.tree, self.interest.wants
-        for peer in tree.links():
+        epochs, rule = self.epochs, self._tree_link_must_hold
+        for peer in self.tree.links():
             epoch = epochs.get(peer)
             if epoch is None or holders.get(peer) == epoch or pushed.get(peer) == epoch:
                 continue
-            if (own and peer == tree.parent and peer in self.told) or wants(peer, document):
+            if rule(own, document, peer):
                 message = self.push(mid, doc, peer, out, message)
                 sent += 1
         return sent
