@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 from google.protobuf.message import DecodeError
 
+from taiinet.core.frozen import quick_new
 from taiinet.link.registry import ProtocolCodec
 from taiinet.overlay.errors import OverlayDecodeError
 from taiinet.overlay.messages import (
@@ -215,7 +216,10 @@ def _read_gossip(data: bytes) -> Gossip | None:
             size, at = _uvarint(data, at - 1)
     if at + size != end or size > MAX_PAYLOAD_SIZE:
         return None
-    return Gossip(message_id=mid, hops=hops, payload=data[at:end])
+    return _new_gossip(message_id=mid, hops=hops, payload=data[at:end])
+
+
+_new_gossip = quick_new(Gossip)
 
 
 def _uvarint(data: bytes, at: int) -> tuple[int, int]:
