@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 from google.protobuf.message import DecodeError
 
+from taiinet.core.frozen import quick_new
 from taiinet.link.registry import ProtocolCodec
 from taiinet.overlay.errors import OverlayDecodeError
 from taiinet.overlay.messages import (
@@ -157,6 +158,90 @@ def decode(data: bytes) -> OverlayMessage:
     """Parse and validate a serialized ``OverlayMessage``."""
     if len(data) > MAX_FRAME_SIZE:
         raise OverlayDecodeError(f"overlay message exceeds {MAX_FRAME_SIZE} bytes")
+    if data[:1] == _GOSSIP_KEY:
+        gossip = _read_gossip(data)
+        if gossip is not None:
+            return gossip
+    return _parsed(data)
+
+
+#: Key of ``OverlayMessage.gossip`` (field 10, length-delimited) and of the
+#: ``Gossip`` fields ``message_id`` (1), ``hops`` (2, varint) and ``payload`` (3).
+_GOSSIP_KEY, _MID_KEY, _HOPS_KEY, _PAYLOAD_KEY = b"\x52", 0x0A, 0x10, 0x1A
+
+
+def _read_gossip(data: bytes) -> Gossip | None:
+    """The ``Gossip`` of an ``OverlayMessage`` laid out as the router writes one
+    (``message_id``, ``hops`` if not 0, ``payload``; no ``origin`` nor ``entry``),
+    read without protobuf messages; ``None`` for anything else, and for anything
+    ``from_proto`` would refuse, so that ``_parsed`` reads it as it always did,
+    errors included (a test compares both on encodings, mutations and random
+    bytes).  Every document a node receives comes as one: the parse and the
+    message objects cost more than these few slices.
+    """
+    end = len(data)
+    if type(data) is not bytes or end < 6:
+        return None
+    # Lengths of one or two bytes, and hops of one, read inline (``_uvarint``: longer).
+    size, at = data[1], 2
+    if size >= 0x80:
+        if data[2] < 0x80:
+            size, at = size & 0x7F | data[2] << 7, 3
+        else:
+            size, at = _uvarint(data, 1)
+    if at + size != end or size < 2 or data[at] != _MID_KEY:
+        return None
+    size = data[at + 1]
+    at += 2
+    if not 0 < size <= MAX_MESSAGE_ID_LENGTH:
+        return None
+    mid = data[at:at + size]
+    at += size
+    hops = 0
+    if at + 1 < end and data[at] == _HOPS_KEY:
+        hops = data[at + 1]
+        at += 2
+        if hops >= 0x80:
+            hops, at = _uvarint(data, at - 1)
+        if hops > MAX_HOPS:
+            return None
+    if at + 2 >= end or data[at] != _PAYLOAD_KEY:
+        return None
+    size = data[at + 1]
+    at += 2
+    if size >= 0x80:
+        if data[at] < 0x80:
+            size, at = size & 0x7F | data[at] << 7, at + 1
+        else:
+            size, at = _uvarint(data, at - 1)
+    if at + size != end or size > MAX_PAYLOAD_SIZE:
+        return None
+    return _new_gossip(message_id=mid, hops=hops, payload=data[at:end])
+
+
+_new_gossip = quick_new(Gossip)
+
+
+def _uvarint(data: bytes, at: int) -> tuple[int, int]:
+    """The uvarint of one to three bytes at ``at`` (under 2**21: every length and
+    count ``_read_gossip`` takes) and the offset after it; ``(-1, len(data))``
+    when there is none such, which no caller accepts."""
+    end = len(data)
+    if at < end:
+        value = data[at]
+        if value < 0x80:
+            return value, at + 1
+        if at + 1 < end:
+            second = data[at + 1]
+            if second < 0x80:
+                return value & 0x7F | second << 7, at + 2
+            if at + 2 < end and data[at + 2] < 0x80:
+                return value & 0x7F | (second & 0x7F) << 7 | data[at + 2] << 14, at + 3
+    return -1, end
+
+
+def _parsed(data: bytes) -> OverlayMessage:
+    """``decode`` through protobuf's parse: every message ``_read_gossip`` leaves."""
     pb = PB()
     try:
         pb.ParseFromString(data)
