@@ -466,7 +466,8 @@ def record_writer(dtls: Any) -> Callable[[bytes], None] | None:
     sends): None unless ``dtls._send_data`` is still ``send_directly``'s (a
     wrapper of it keeps seeing every packet), DTLS is connected and the
     nominated pair is aioice's plain ``StunProtocol`` (whose send never waits).
-    Ask again for every packet: any of these may change.
+    Ask again for every packet: any of these may change (a pair's protocol is
+    checked once per pair: aioice fixes it when it makes the pair).
     """
     writer: _Writer | None = getattr(dtls, _WRITER, None)
     if writer is None or dtls._send_data is not writer.hook or dtls._state is not _CONNECTED:
