@@ -140,3 +140,18 @@ async def test_a_busy_link_ends_its_frame_at_a_packet_boundary(autojump_clock: o
     assert await _frames(100, busy=True) == [[1], [2], [3, 4], [5]]
     assert await _frames(None, busy=True) == [[1], [2], [3, 4, 5]]
     assert await _frames(100, busy=False) == [[1], [3, 4, 5]]
+
+
+async def test_a_connection_reports_the_sealed_size_of_its_frames(
+        autojump_clock: object) -> None:
+    """The overhead a packet-cut connection reports is what sealing adds (frames
+    of 128..16,383 bytes); a stream connection reports no packets."""
+    ours, _theirs = await memory_connection_pair(ME, PEER, packet_payload=1200)
+    packets = ours.packets
+    assert packets == Packets(payload=1200, overhead=20)
+    seal = ours._session.seal_frame  # type: ignore[attr-defined]
+    for size in (128, 1180, 1181, 16_383):
+        assert len(seal(bytes(size))) == size + packets.overhead
+    assert packets.count(1180) == 1 and packets.count(1181) == 2
+    stream, _far = await memory_connection_pair(ME, PEER)
+    assert stream.packets is None
