@@ -14,6 +14,10 @@ A waiter is woken after at least ``rounds`` whole rounds: the count it waits
 for starts at the round after the one it parked in (the counting task may
 already have run in that one).  Waiting is cancellable; a cancelled waiter's
 entry is dropped when its round comes (at most one entry per waiting task).
+A waiter parks itself and the counting task reschedules it (trio's low-level
+pair): a busy sender waits once per frame, and a ``trio.Event`` per wait
+would cost three objects (the event, its parking lot and the lot's dict)
+and the lot's bookkeeping each time.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ class Rounds:
     def __init__(self) -> None:
         self._count = 0
         self._seq = 0
-        #: (round to wake at, seq, event) of every task waiting.
-        self._waiters: list[tuple[int, int, trio.Event]] = []
+        #: (round to wake at, seq, [task]) of every task waiting; the task is
+        #: ``None`` once its wait was cancelled.
+        self._waiters: list[tuple[int, int, list[trio.lowlevel.Task | None]]] = []
         self._wake = trio.Event()
 
     async def wait(self, rounds: int) -> None:
@@ -40,11 +45,16 @@ class Rounds:
         if rounds <= 1:
             await trio.lowlevel.checkpoint()
             return
-        event = trio.Event()
+        waiter: list[trio.lowlevel.Task | None] = [trio.lowlevel.current_task()]
         self._seq += 1
-        heapq.heappush(self._waiters, (self._count + rounds + 1, self._seq, event))
+        heapq.heappush(self._waiters, (self._count + rounds + 1, self._seq, waiter))
         self._wake.set()
-        await event.wait()
+
+        def abort(_raise_cancel: object) -> trio.lowlevel.Abort:
+            waiter[0] = None  # dropped when its round comes
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
 
     async def run(self) -> None:
         """Count rounds while anybody waits (run it as a task, until cancelled)."""
@@ -57,4 +67,6 @@ class Rounds:
             await trio.lowlevel.checkpoint()
             self._count += 1
             while waiters and waiters[0][0] <= self._count:
-                heapq.heappop(waiters)[2].set()
+                task = heapq.heappop(waiters)[2][0]
+                if task is not None:
+                    trio.lowlevel.reschedule(task)
