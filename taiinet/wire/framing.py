@@ -69,14 +69,11 @@ def encode_uvarint(value: int) -> bytes:
     if value < 0x4000:  # two bytes: most frames
         return _TWO_BYTES(value & 0x7F | 0x80 | (value >> 7) << 8)
     out = bytearray()
-    while True:
-        byte = value & 0x7F
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
         value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    out.append(value)
+    return bytes(out)
 
 
 def decode_uvarint(data: bytes | bytearray | memoryview, offset: int = 0,
