@@ -273,20 +273,19 @@ def encode_frame(message: OverlayMessage) -> bytes:
             return b"".join((
                 ITEM_KEY, encode_uvarint(len(_BODY_HEAD) + len(body_head) + body_size),
                 _BODY_HEAD, body_head, _GOSSIP_KEY, gossip_head, _MESSAGE_ID_HEADS[len(mid)],
-                mid, hops_field, _PAYLOAD_KEY, payload_size, payload))
+                mid, hops_field, _PAYLOAD_KEY_BYTE, payload_size, payload))
     return encode_item(PROTOCOL_ID, encode(message))
 
 
 #: An overlay item's bytes between its length and its body's (``encode_frame``).
 _BODY_HEAD = item_body_head(PROTOCOL_ID)
-#: Key of ``OverlayMessage.gossip`` (field 10, length-delimited).
-_GOSSIP_KEY = b"\x52"
 #: Key and length of ``Gossip.message_id`` (field 1), by length (all below 128).
-_MESSAGE_ID_HEADS = [b"\x0a" + encode_uvarint(size) for size in range(MAX_MESSAGE_ID_LENGTH + 1)]
+_MESSAGE_ID_HEADS = [bytes((_MID_KEY,)) + encode_uvarint(size)
+                     for size in range(MAX_MESSAGE_ID_LENGTH + 1)]
 #: ``Gossip.hops`` (field 2, varint), key and value, by value.
-_HOPS_FIELDS = [b"\x10" + encode_uvarint(hops) for hops in range(MAX_HOPS + 1)]
-#: Key of ``Gossip.payload`` (field 3, length-delimited).
-_PAYLOAD_KEY = b"\x1a"
+_HOPS_FIELDS = [bytes((_HOPS_KEY,)) + encode_uvarint(hops) for hops in range(MAX_HOPS + 1)]
+#: Key of ``Gossip.payload`` (field 3, length-delimited), as a byte string.
+_PAYLOAD_KEY_BYTE = bytes((_PAYLOAD_KEY,))
 
 
 CODEC = ProtocolCodec(
