@@ -7,7 +7,7 @@ datagram read, a flush, a timer) is counted under a key saying what ran: a
 trio task's coroutine name (``LinkManager._reader``), an asyncio callback's
 name (``_SelectorDatagramTransport._read_ready``) or ``task:`` and the
 coroutine of an asyncio task it steps.  With the time spent inside each
-(``perf_counter`` around it) and trio's I/O waits (one per batch of runnable
+(the process's CPU time around it) and trio's I/O waits (one per batch of runnable
 tasks), divided by the step's deliveries, it shows which wake-ups a change
 removes without timing two trees.  Opt-in: it adds CPU of its own (a trio
 instrument, and a wrapper around ``asyncio.Handle._run`` while it counts).
@@ -23,7 +23,8 @@ from collections.abc import Callable
 
 import trio
 
-_clock = time.perf_counter
+#: CPU time of the process, not wall time: other processes on the machine do not count.
+_clock = time.process_time
 
 
 def task_key(task: trio.lowlevel.Task) -> str:
@@ -112,7 +113,7 @@ class TaskStats(trio.abc.Instrument):
         self.io_waits += 1
 
     def report(self, deliveries: int, top: int = 8) -> list[str]:
-        """Lines: per delivery, task steps and asyncio callbacks (count, us inside) by key."""
+        """Lines: per delivery, task steps and asyncio callbacks (count, CPU us inside) by key."""
         per = 1 / max(deliveries, 1)
         lines = [f"trio: {sum(self.steps.values()) * per:.3f} task steps/delivery, "
                  f"{self.io_waits * per:.3f} I/O waits/delivery"]
@@ -124,5 +125,5 @@ class TaskStats(trio.abc.Instrument):
 
 
 def _by_key(counts: Counter[str], seconds: Counter[str], per: float, top: int) -> list[str]:
-    return [f"  {n * per:7.3f} ({seconds[key] * 1e6 * per:6.1f} us) {key}"
+    return [f"  {n * per:7.3f} ({seconds[key] * 1e6 * per:6.1f} us CPU) {key}"
             for key, n in counts.most_common(top)]
