@@ -70,7 +70,15 @@ the library's (subscription delivery included) and not the bench's.
 collections per generation per 1,000 deliveries, the objects its full
 collections walked, its time per delivery, and the tracked objects the step
 left alive by type (``_gcstats.py``; it adds CPU of its own, so leave it off
-for CPU figures).
+for CPU figures).  ``--datagram-stats`` prints, the same way, the UDP datagrams
+sent per delivery and the SCTP packets among them by their chunks (DATA alone,
+SACK alone, SACK+DATA bundled, ...), the STUN datagrams and the DATA chunks
+with the I bit (``_dgramstats.py``; WebRTC links only, CPU of its own too).
+
+``--task-stats`` prints, after each measured step, the scheduler work per
+delivery: trio task steps (wake-ups) and I/O waits, and the callbacks the
+asyncio loop hosting aiortc ran, each by what ran with the time spent inside
+(``_taskstats.py``; it adds CPU of its own too).
 
 Overload (``--schedule 250@30,250@30,62.5@0``): instead of the search, run
 the given steps in order, each ``RATE@STEAL``: ``RATE`` documents/s while a
@@ -311,6 +319,14 @@ async def run_links(kind: str, args: argparse.Namespace) -> tuple[list[Step], li
     if args.gc_stats:
         from _gcstats import GcStats  # bench/ is the script's directory
         gc_stats = GcStats()
+    datagram_stats = None
+    if args.datagram_stats:
+        from _dgramstats import DatagramStats
+        datagram_stats = DatagramStats()
+    task_stats = None
+    if args.task_stats:
+        from _taskstats import TaskStats  # bench/ is the script's directory
+        task_stats = TaskStats()
     # The signaller outlives the nodes: they close first, so none of them
     # sees its signaller go and warns "no signaller reachable" at the end.
     async with open_signaller(identity=Identity.from_seed(bytes([200]) * 32),
@@ -351,12 +367,20 @@ async def run_links(kind: str, args: argparse.Namespace) -> tuple[list[Step], li
                                            random.Random(len(into)))
                     if gc_stats is not None:
                         gc_stats.start()
+                    if datagram_stats is not None:
+                        datagram_stats.start()
+                    if task_stats is not None:
+                        task_stats.start()
                     step = await _step(publisher, nodes, receivers, receivers_count, rate,
                                        count, args)
             finally:
                 thief.steal_ms = 0.0
                 if gc_stats is not None:
                     gc_stats.stop()
+                if datagram_stats is not None:
+                    datagram_stats.stop()
+                if task_stats is not None:
+                    task_stats.stop()
             ends = link_ends(nodes)
             ends.subtract(ends_before)
             step.steal_ms = steal_ms
@@ -375,6 +399,11 @@ async def run_links(kind: str, args: argparse.Namespace) -> tuple[list[Step], li
             if gc_stats is not None:
                 say(f"            {gc_stats.report(step.delivered)}")
                 say(f"            {gc_stats.new_by_type()}")
+            if datagram_stats is not None:
+                say(f"            {datagram_stats.report(step.delivered)}")
+            if task_stats is not None:
+                for line in task_stats.report(step.delivered):
+                    say(f"            {line}")
             if step.link_ends:
                 say("            links down: " + ", ".join(
                     f"{why} {n}" for why, n in step.link_ends.items()))
@@ -744,6 +773,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--gc-stats", action="store_true",
                         help="print what the garbage collector did in each measured step "
                              "(bench/_gcstats.py; adds CPU of its own)")
+    parser.add_argument("--datagram-stats", action="store_true",
+                        help="print the UDP datagrams sent per delivery in each measured step, "
+                             "by kind (bench/_dgramstats.py; adds CPU of its own)")
+    parser.add_argument("--task-stats", action="store_true",
+                        help="print the trio task steps and hosted asyncio callbacks per "
+                             "delivery of each measured step, by what ran "
+                             "(bench/_taskstats.py; adds CPU of its own)")
     parser.add_argument("--repeat-max", type=int, default=0, metavar="N",
                         help="after the search, measure the max rate N more times and report "
                              "each and their medians (not with --schedule)")

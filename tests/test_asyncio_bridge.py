@@ -775,6 +775,41 @@ async def test_records_skip_pyopenssls_python_wrappers(monkeypatch: pytest.Monke
         assert calls == {}
 
 
+async def test_records_cross_without_per_packet_lookups(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Per record: the bytes straight out of cffi (no ``ffi.buffer`` object), and
+    # no aiortc property (``RTCDtlsTransport.transport``, ``RTCSctpTransport.transport``)
+    # to find the socket: the writer keeps what does not change.
+    from aiortc import RTCDtlsTransport, RTCSctpTransport
+
+    async with raw_pair() as (a, b):
+        await a.send_message(b"hello")
+        assert await b.receive_message() == b"hello"
+        calls: collections.Counter[str] = collections.Counter()
+        ffi = dtls_module._ffi
+
+        class CountingFfi:
+            def __getattr__(self, name: str) -> Any:
+                calls[f"ffi.{name}"] += 1
+                return getattr(ffi, name)
+
+        monkeypatch.setattr(dtls_module, "_ffi", CountingFfi())
+        for cls in (RTCDtlsTransport, RTCSctpTransport):
+            prop = cls.transport
+
+            def counting(self: Any, _prop: Any = prop, _name: str = cls.__name__) -> Any:
+                calls[_name] += 1
+                return _prop.fget(self)
+
+            monkeypatch.setattr(cls, "transport", property(counting))
+        for i in range(20):
+            await a.send_message(bytes([i]) * 2000)  # two DATA packets each, and SACKs
+            assert await b.receive_message() == bytes([i]) * 2000
+            await b.send_message(bytes([i]) * 10)
+            assert await a.receive_message() == bytes([i]) * 10
+        monkeypatch.undo()
+        assert calls == {}, calls
+
+
 def test_sends_keep_aiortcs_path_without_aioices_connection() -> None:
     import asyncio  # aiortc's objects, made on a loop of the test's own
 

@@ -237,6 +237,40 @@ def test_the_usual_packet_skips_aiortcs_chunk_path() -> None:
     asyncio.run(main())
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
+       st.lists(st.tuples(st.integers(1, 2**16 - 1), st.integers(1, 2**16 - 1)), max_size=3),
+       st.lists(st.integers(0, 2**32 - 1), max_size=3))
+def test_sacks_are_read_as_aiortc_reads_them(cumulative_tsn: int, rwnd: int,
+                                            gaps: list[tuple[int, int]],
+                                            duplicates: list[int]) -> None:
+    chunk = rsctp.SackChunk()
+    chunk.cumulative_tsn, chunk.advertised_rwnd = cumulative_tsn, rwnd
+    chunk.gaps, chunk.duplicates = gaps, duplicates
+    data = packet([chunk])
+    read = rx._data_and_sacks(data, TAG)
+    aiortcs = rsctp.parse_packet(data)[3]
+    assert read is not None and len(read) == len(aiortcs) == 1
+    assert type(read[0]) is rsctp.SackChunk and vars(read[0]) == vars(aiortcs[0])
+
+
+def test_the_usual_sack_is_read_without_aiortcs_parse(monkeypatch: Any) -> None:
+    # A SACK without gap reports or duplicates (nearly all of them): one unpack,
+    # not SackChunk.__init__ on a copy of the chunk's body.
+    made: list[Any] = []
+    init = rsctp.SackChunk.__init__
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        init(self, *args, **kwargs)
+
+    data = packet([sack(FIRST_TSN)])
+    monkeypatch.setattr(rsctp.SackChunk, "__init__", counting)
+    read = rx._data_and_sacks(data, TAG)
+    assert read is not None and read[0].cumulative_tsn == FIRST_TSN
+    assert made == []
+
+
 def test_aiortcs_debug_lines_keep_aiortcs_path() -> None:
     async def main() -> None:
         sctp, delivered, _ = association(direct=True)

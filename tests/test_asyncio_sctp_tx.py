@@ -36,7 +36,7 @@ from taiinet.transport import _asyncio_sctp as sacks_module
 from taiinet.transport import _asyncio_sctp_tx as tx
 from taiinet.transport._asyncio_sctp_rx import receive_directly
 from taiinet.transport._asyncio_sctp_timers import lazy_t3
-from tests.webrtc_support import count_loop_timers, raw_pair
+from tests.webrtc_support import count_loop_timers, raw_pair, timer_target
 
 CERTIFICATE = RTCCertificate.generateCertificate()
 TAG = 0x1234ABCD
@@ -307,6 +307,35 @@ async def test_lone_packets_make_no_loop_timer_each() -> None:
             del loop.call_at
         # Before: a timer made (and cancelled by the reply) per packet received.
         assert len(made) <= 3, len(made)
+
+
+async def test_a_mid_message_sack_delay_cancels_no_loop_timer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A one-packet message leaves a SACK owed for up to SACK_DELAY; the next
+    # message's second packet leaves one owed for up to SACK_DELAY_MID_MESSAGE.
+    large = bytes(3 * rsctp.USERDATA_MAX_LENGTH + 100)  # four DATA packets
+    cancelled: list[asyncio.TimerHandle] = []
+    cancel = asyncio.TimerHandle.cancel
+
+    def noting_cancel(handle: asyncio.TimerHandle) -> None:
+        if getattr(timer_target(handle._callback), "__qualname__", "") == SACK_DELAY_OVER:
+            cancelled.append(handle)
+        cancel(handle)
+
+    async with raw_pair() as (a, b):
+        await b.send_message(b"hello")  # carries any SACK b owes from the set-up
+        assert await a.receive_message() == b"hello"
+        monkeypatch.setattr(asyncio.TimerHandle, "cancel", noting_cancel)
+        for _ in range(5):
+            await a.send_message(b"1")
+            assert await b.receive_message() == b"1"
+            await a.send_message(large)
+            assert await b.receive_message() == large
+        monkeypatch.undo()
+    # Before: one deadline for both delays, whose loop timer, armed for 200 ms, was
+    # cancelled for the earlier one and another made (and, once that fired, a
+    # third for the next 200 ms deadline).
+    assert not cancelled, len(cancelled)
 
 
 def test_a_message_waits_in_aiortcs_queue_after_a_channel_closed_early() -> None:

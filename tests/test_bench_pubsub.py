@@ -183,3 +183,16 @@ def test_repeat_max_is_refused_with_a_schedule() -> None:
         [sys.executable, str(SCRIPT), "--schedule", "10", "--repeat-max", "2", "--anchors", ""],
         capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 2 and "not with --schedule" in result.stderr
+
+
+def test_datagram_stats_count_each_steps_sctp_packets_by_their_chunks() -> None:
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--nodes", "3", "--links", "webrtc",
+         "--seconds", "0.5", "--min-messages", "5", "--drain", "2", "--settle", "0.2",
+         "--anchors", "", "--schedule", "10@0", "--datagram-stats"],
+        capture_output=True, text=True, timeout=120, check=True, cwd=ROOT)
+    lines = result.stdout.splitlines()
+    step = next(i for i, line in enumerate(lines) if "rate" in line and "delivered" in line)
+    stats = lines[step + 1]
+    assert stats.strip().startswith("datagrams sent"), stats
+    assert "SCTP DATA " in stats and "DATA chunks" in stats, stats  # two subscribers got them

@@ -1,4 +1,5 @@
-"""``quick_init``: the ``__init__`` it writes behaves as the one ``dataclass`` writes."""
+"""``quick_init``: the ``__init__`` it writes behaves as the one ``dataclass`` writes,
+and so does the function ``quick_new`` returns."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from taiinet.core.actions import Send
-from taiinet.core.frozen import quick_init
+from taiinet.core.frozen import quick_init, quick_new
 from taiinet.errors import LocalProtocolError
 from taiinet.node.subscription import Message
 from taiinet.overlay.messages import Gossip
@@ -44,6 +45,42 @@ def test_the_quick_init_makes_what_the_dataclass_init_makes(kwargs: dict[str, An
     assert dataclasses.replace(got, size=5).size == 5
     with pytest.raises(dataclasses.FrozenInstanceError):
         got.size = 1
+
+
+@pytest.mark.parametrize("kwargs", [{"name": "a"}, {"name": "b", "size": 0},
+                                    {"name": "c", "tags": ["x"], "size": 9}])
+def test_quick_new_makes_what_the_class_makes(kwargs: dict[str, Any]) -> None:
+    cls = quick_init(_shape())
+    make = quick_new(cls)
+    want, got = cls(**kwargs), make(**kwargs)
+    assert type(got) is cls and got == want and repr(got) == repr(want)
+    assert got.checked == [kwargs["name"]]  # __post_init__ ran
+    assert make(name="z").tags is not make(name="z").tags  # a new list per instance
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        got.size = 1
+
+
+@pytest.mark.parametrize("call", [lambda make: make(), lambda make: make("a"),
+                                  lambda make: make(name="a", colour=1),
+                                  lambda make: make(name="a", size=-1)])
+def test_quick_new_refuses_what_the_class_refuses(call: Any) -> None:
+    cls = quick_init(_shape())
+    with pytest.raises(Exception) as want:
+        call(cls)
+    with pytest.raises(want.type):
+        call(quick_new(cls))
+
+
+def test_quick_new_takes_only_quick_init_classes() -> None:
+    for cls in (_shape(), int):
+        with pytest.raises(LocalProtocolError):
+            quick_new(cls)
+
+
+@pytest.mark.parametrize("cls", [Gossip, Send, Deliver, Message])
+def test_the_classes_made_per_document_have_a_quick_new(cls: type) -> None:
+    fields = {field.name: index for index, field in enumerate(dataclasses.fields(cls))}
+    assert quick_new(cls)(**fields) == cls(**fields)
 
 
 @pytest.mark.parametrize("call", [lambda cls: cls(), lambda cls: cls("a"),

@@ -9,6 +9,7 @@ from hostile_cases import peer_ids
 from hypothesis import given
 from hypothesis import strategies as st
 
+from taiinet.link.registry import ProtocolRegistry
 from taiinet.overlay import codec
 from taiinet.overlay.errors import OverlayDecodeError
 from taiinet.overlay.messages import (
@@ -27,6 +28,7 @@ from taiinet.overlay.messages import (
     ShuffleReply,
 )
 from taiinet.v1 import overlay_pb2
+from taiinet.wire.framing import encode_item
 from tests.link_support import only_body
 
 peers = peer_ids
@@ -115,3 +117,126 @@ def test_a_malformed_gossip_names_its_first_bad_field(fields: dict[str, object],
     data = overlay_pb2.OverlayMessage(gossip=gossip).SerializeToString()
     with pytest.raises(OverlayDecodeError, match=error):
         codec.decode(data)
+
+
+def _decoded_or_error(decode: object, data: bytes) -> object:
+    try:
+        return decode(data)  # type: ignore[operator]
+    except OverlayDecodeError as exc:
+        return str(exc)
+
+
+def assert_decoded_as_protobuf_decodes(data: bytes) -> None:
+    """``decode`` (a ``Gossip`` read from its bytes where it can) gives what protobuf's
+    parse and ``from_proto`` give: the same message, or the same error."""
+    assert _decoded_or_error(codec.decode, data) == _decoded_or_error(codec._parsed, data)
+
+
+gossips = st.builds(
+    Gossip, message_id=st.binary(min_size=0, max_size=MAX_MESSAGE_ID_LENGTH + 2),
+    hops=st.sampled_from([0, 1, 127, 128, 255, 256, 300, 1 << 20]) | small,
+    payload=st.binary(max_size=200) | st.sampled_from([b"p" * 16383, b"p" * 16384,
+                                                       b"p" * (60 * 1024 + 1)]),
+    origin=st.just("") | origins, entry=st.just(0) | st.integers(1, (1 << 64) - 1))
+
+
+@given(gossips, st.data())
+def test_gossip_read_from_its_bytes_is_what_protobuf_reads(gossip: Gossip,
+                                                             data: st.DataObject) -> None:
+    """Encodings (also of ids, hops and payloads ``from_proto`` refuses), and any
+    change to one (flip, cut, insert, delete a byte, or a field appended)."""
+    pb = overlay_pb2.OverlayMessage()
+    for name in ("message_id", "hops", "payload", "origin", "entry"):
+        setattr(pb.gossip, name, getattr(gossip, name))
+    encoded = pb.SerializeToString()
+    index = data.draw(st.integers(0, len(encoded)))
+    kind = data.draw(st.sampled_from(["same", "flip", "cut", "insert", "delete", "append"]))
+    if kind == "flip" and index < len(encoded):
+        encoded = (encoded[:index] + bytes([encoded[index] ^ data.draw(st.integers(1, 255))])
+                   + encoded[index + 1:])
+    elif kind == "cut":
+        encoded = encoded[:index]
+    elif kind == "insert":
+        encoded = encoded[:index] + bytes([data.draw(st.integers(0, 255))]) + encoded[index:]
+    elif kind == "delete":
+        encoded = encoded[:index] + encoded[index + 1:]
+    elif kind == "append":
+        encoded += data.draw(st.sampled_from([b"\x5a\x00", b"\x52\x00", b"\x08\x01",
+                                              b"\x52\x03\x0a\x01m"]))
+    assert_decoded_as_protobuf_decodes(encoded)
+
+
+@given(st.binary(max_size=80))
+def test_random_bytes_after_the_gossip_key_decode_as_protobuf_decodes(tail: bytes) -> None:
+    assert_decoded_as_protobuf_decodes(b"\x52" + tail)
+    assert_decoded_as_protobuf_decodes(b"\x52" + bytes([len(tail)]) + tail)
+
+
+def test_edge_gossips_decode_as_protobuf_decodes() -> None:
+    mid = b"\x0a\x01m"
+    for inner in (mid + b"\x10\x80\x01\x1a\x01p",  # hops 128, two bytes
+                  mid + b"\x10\xff\x01\x1a\x01p",  # hops 255
+                  mid + b"\x10\x80\x02\x1a\x01p",  # hops 256: refused
+                  mid + b"\x10\x81\x80\x00\x1a\x01p",  # hops 1, not minimal
+                  mid + b"\x10\x00\x1a\x01p",  # hops 0 written out
+                  mid + b"\x1a\x00",  # empty payload written out
+                  mid + b"\x1a\x81\x00p",  # payload length not minimal
+                  mid + b"\x1a\x01p\x10\x02",  # hops after the payload
+                  mid + b"\x1a\x01p\x1a\x01q",  # payload twice: the last counts
+                  b"\x0a\x00\x1a\x01p",  # empty id
+                  b"\x0a\x41" + b"m" * 65 + b"\x1a\x01p",  # id too long
+                  mid, mid + b"\x10", mid + b"\x10\x01", mid + b"\x1a", mid + b"\x1a\x02p"):
+        assert_decoded_as_protobuf_decodes(b"\x52" + bytes([len(inner)]) + inner)
+        assert_decoded_as_protobuf_decodes(b"\x52" + bytes([len(inner) | 0x80, 0]) + inner)
+    long_payload = mid + b"\x1a\x80\x80\x01" + b"p" * 16384  # a three-byte length
+    assert_decoded_as_protobuf_decodes(b"\x52\x89\x80\x01" + long_payload)
+
+
+def test_a_document_gossip_is_read_without_protobuf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every document a node receives: no ``OverlayMessage`` parsed."""
+    gossips = [Gossip(message_id=b"i" * 32, hops=3, payload=b"p" * 400),
+               Gossip(message_id=b"i", hops=255, payload=b"p")]
+    encoded = [codec.encode(gossip) for gossip in gossips]
+
+    def refused() -> None:
+        raise AssertionError("an OverlayMessage was parsed")
+
+    monkeypatch.setattr(codec, "PB", refused)
+    assert [codec.decode(data) for data in encoded] == gossips
+
+
+#: Gossip of every shape, the tree router's (no origin, no entry) most often;
+#: payloads long enough for 1- to 3-byte lengths.
+gossips = st.builds(
+    Gossip, message_id=mids, hops=small,
+    payload=st.one_of(st.binary(max_size=200), st.integers(0, 20000).map(bytes)),
+    origin=st.one_of(st.just(""), st.just(""), origins),
+    entry=st.one_of(st.just(0), st.just(0), st.integers(1, (1 << 64) - 1)))
+
+
+@given(gossips)
+def test_a_gossip_item_is_what_protobuf_writes(message: Gossip) -> None:
+    expected = encode_item(codec.PROTOCOL_ID, codec.to_proto(message).SerializeToString())
+    assert codec.encode_frame(message) == expected
+    assert _registry().encode(message) == expected
+
+
+def test_a_forwarded_gossip_is_written_without_a_protobuf(monkeypatch: pytest.MonkeyPatch,
+                                                          ) -> None:
+    """The item of a tree router's push is written straight into its bytes."""
+    message = Gossip(message_id=bytes(32), hops=2, payload=b"p" * 300)
+    expected = codec.encode_frame(message)
+
+    def no_protobuf(*_args: object) -> overlay_pb2.OverlayMessage:
+        raise AssertionError("the gossip went through a protobuf object")
+
+    monkeypatch.setattr(codec, "to_proto", no_protobuf)
+    assert _registry().encode(message) == expected
+    with pytest.raises(AssertionError):  # the other messages still do
+        codec.encode_frame(Join())
+
+
+def _registry() -> ProtocolRegistry:
+    registry = ProtocolRegistry()
+    registry.register(codec.CODEC, lambda _peer, _message, _now: None)
+    return registry

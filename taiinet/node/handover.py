@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 
+from taiinet.core.frozen import quick_new
 from taiinet.node.routed import RoutedDriver
 from taiinet.node.subscription import Message, Subscription
 from taiinet.pubsub import Deliver
@@ -37,16 +38,18 @@ class HandOver:
         if self._handing or self._driver.documents.pending:
             return False
         subscriptions = self._subscriptions
-        for key in delivery.subscription_ids:
-            subscription = subscriptions.get(key)  # type: ignore[call-overload]
-            if subscription is not None and subscription._would_wait(delivery.cost):
-                return False
-        message = _message(delivery, envelope)
+        cost = delivery.cost
+        takers: list[Subscription] = []
         for key in delivery.subscription_ids:
             subscription = subscriptions.get(key)  # type: ignore[call-overload]
             if subscription is not None:
-                subscription._put_nowait(message)
-                self.delivered += 1
+                if subscription._would_wait(cost):
+                    return False
+                takers.append(subscription)
+        message = _message(delivery, envelope)
+        for subscription in takers:
+            subscription._put_nowait(message)
+        self.delivered += len(takers)
         return True
 
     async def run(self) -> None:
@@ -69,8 +72,11 @@ class HandOver:
                 self.delivered += 1
 
 
+_new_message = quick_new(Message)
+
+
 def _message(delivery: Deliver, envelope: bytes) -> Message:
-    return Message(data=delivery.document, publisher=delivery.publisher,
+    return _new_message(data=delivery.document, publisher=delivery.publisher,
                    id=delivery.message_id.hex(), received_at=time.time(),
                    published_at=delivery.published_unix_ms / 1000,
                    hops=delivery.hops, size=delivery.cost, envelope=envelope)

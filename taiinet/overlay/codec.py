@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 from google.protobuf.message import DecodeError
 
+from taiinet.core.frozen import quick_new
 from taiinet.link.registry import ProtocolCodec
 from taiinet.overlay.errors import OverlayDecodeError
 from taiinet.overlay.messages import (
@@ -39,7 +40,7 @@ from taiinet.overlay.messages import (
 )
 from taiinet.v1 import overlay_pb2
 from taiinet.wire.errors import InvalidPeerId
-from taiinet.wire.framing import encode_item
+from taiinet.wire.framing import ITEM_KEY, encode_item, encode_uvarint, item_body_head
 from taiinet.wire.peer_id import PeerId
 
 PB = overlay_pb2.OverlayMessage
@@ -157,6 +158,90 @@ def decode(data: bytes) -> OverlayMessage:
     """Parse and validate a serialized ``OverlayMessage``."""
     if len(data) > MAX_FRAME_SIZE:
         raise OverlayDecodeError(f"overlay message exceeds {MAX_FRAME_SIZE} bytes")
+    if data[:1] == _GOSSIP_KEY:
+        gossip = _read_gossip(data)
+        if gossip is not None:
+            return gossip
+    return _parsed(data)
+
+
+#: Key of ``OverlayMessage.gossip`` (field 10, length-delimited) and of the
+#: ``Gossip`` fields ``message_id`` (1), ``hops`` (2, varint) and ``payload`` (3).
+_GOSSIP_KEY, _MID_KEY, _HOPS_KEY, _PAYLOAD_KEY = b"\x52", 0x0A, 0x10, 0x1A
+
+
+def _read_gossip(data: bytes) -> Gossip | None:
+    """The ``Gossip`` of an ``OverlayMessage`` laid out as the router writes one
+    (``message_id``, ``hops`` if not 0, ``payload``; no ``origin`` nor ``entry``),
+    read without protobuf messages; ``None`` for anything else, and for anything
+    ``from_proto`` would refuse, so that ``_parsed`` reads it as it always did,
+    errors included (a test compares both on encodings, mutations and random
+    bytes).  Every document a node receives comes as one: the parse and the
+    message objects cost more than these few slices.
+    """
+    end = len(data)
+    if type(data) is not bytes or end < 6:
+        return None
+    # Lengths of one or two bytes, and hops of one, read inline (``_uvarint``: longer).
+    size, at = data[1], 2
+    if size >= 0x80:
+        if data[2] < 0x80:
+            size, at = size & 0x7F | data[2] << 7, 3
+        else:
+            size, at = _uvarint(data, 1)
+    if at + size != end or size < 2 or data[at] != _MID_KEY:
+        return None
+    size = data[at + 1]
+    at += 2
+    if not 0 < size <= MAX_MESSAGE_ID_LENGTH:
+        return None
+    mid = data[at:at + size]
+    at += size
+    hops = 0
+    if at + 1 < end and data[at] == _HOPS_KEY:
+        hops = data[at + 1]
+        at += 2
+        if hops >= 0x80:
+            hops, at = _uvarint(data, at - 1)
+        if hops > MAX_HOPS:
+            return None
+    if at + 2 >= end or data[at] != _PAYLOAD_KEY:
+        return None
+    size = data[at + 1]
+    at += 2
+    if size >= 0x80:
+        if data[at] < 0x80:
+            size, at = size & 0x7F | data[at] << 7, at + 1
+        else:
+            size, at = _uvarint(data, at - 1)
+    if at + size != end or size > MAX_PAYLOAD_SIZE:
+        return None
+    return _new_gossip(message_id=mid, hops=hops, payload=data[at:end])
+
+
+_new_gossip = quick_new(Gossip)
+
+
+def _uvarint(data: bytes, at: int) -> tuple[int, int]:
+    """The uvarint of one to three bytes at ``at`` (under 2**21: every length and
+    count ``_read_gossip`` takes) and the offset after it; ``(-1, len(data))``
+    when there is none such, which no caller accepts."""
+    end = len(data)
+    if at < end:
+        value = data[at]
+        if value < 0x80:
+            return value, at + 1
+        if at + 1 < end:
+            second = data[at + 1]
+            if second < 0x80:
+                return value & 0x7F | second << 7, at + 2
+            if at + 2 < end and data[at + 2] < 0x80:
+                return value & 0x7F | (second & 0x7F) << 7 | data[at + 2] << 14, at + 3
+    return -1, end
+
+
+def _parsed(data: bytes) -> OverlayMessage:
+    """``decode`` through protobuf's parse: every message ``_read_gossip`` leaves."""
     pb = PB()
     try:
         pb.ParseFromString(data)
@@ -166,15 +251,48 @@ def decode(data: bytes) -> OverlayMessage:
 
 
 def encode_frame(message: OverlayMessage) -> bytes:
-    """A link frame (one item; also the item itself) holding ``message``."""
+    """A link frame (one item; also the item itself) holding ``message``:
+    ``encode_item(PROTOCOL_ID, encode(message))``, byte for byte.
+
+    A ``Gossip`` of the tree router's kind (no ``origin``, no ``entry``, a
+    payload, 1..``MAX_HOPS`` hops), which every node sends for nearly every
+    document it forwards, is written here straight into the item, in one
+    join: no protobuf object, and its payload copied once.
+    """
+    if type(message) is Gossip and not message.origin and not message.entry:
+        mid, hops, payload = message.message_id, message.hops, message.payload
+        if payload and 0 < len(mid) <= MAX_MESSAGE_ID_LENGTH and 0 < hops <= MAX_HOPS:
+            # proto3 (overlay.proto): Gossip's fields 1 (bytes), 2 (uint32, left out
+            # when 0) and 3 (bytes), in field order, as protobuf serializes them.
+            hops_field, payload_size = _HOPS_FIELDS[hops], encode_uvarint(len(payload))
+            # Keys of fields 1 and 3 and the id's one-byte length, then the rest.
+            gossip_size = 3 + len(mid) + len(hops_field) + len(payload_size) + len(payload)
+            gossip_head = encode_uvarint(gossip_size)
+            body_size = 1 + len(gossip_head) + gossip_size  # the OverlayMessage
+            body_head = encode_uvarint(body_size)
+            return b"".join((
+                ITEM_KEY, encode_uvarint(len(_BODY_HEAD) + len(body_head) + body_size),
+                _BODY_HEAD, body_head, _GOSSIP_KEY, gossip_head, _MESSAGE_ID_HEADS[len(mid)],
+                mid, hops_field, _PAYLOAD_KEY_BYTE, payload_size, payload))
     return encode_item(PROTOCOL_ID, encode(message))
+
+
+#: An overlay item's bytes between its length and its body's (``encode_frame``).
+_BODY_HEAD = item_body_head(PROTOCOL_ID)
+#: Key and length of ``Gossip.message_id`` (field 1), by length (all below 128).
+_MESSAGE_ID_HEADS = [bytes((_MID_KEY,)) + encode_uvarint(size)
+                     for size in range(MAX_MESSAGE_ID_LENGTH + 1)]
+#: ``Gossip.hops`` (field 2, varint), key and value, by value.
+_HOPS_FIELDS = [bytes((_HOPS_KEY,)) + encode_uvarint(hops) for hops in range(MAX_HOPS + 1)]
+#: Key of ``Gossip.payload`` (field 3, length-delimited), as a byte string.
+_PAYLOAD_KEY_BYTE = bytes((_PAYLOAD_KEY,))
 
 
 CODEC = ProtocolCodec(
     protocol_id=PROTOCOL_ID, name="overlay",
     message_types=(Join, ForwardJoin, Neighbor, NeighborReply, Disconnect, Shuffle,
                    ShuffleReply, Gossip, IHave, Graft, Prune),
-    encode=encode, decode=decode)
+    encode=encode, decode=decode, encode_item=encode_frame)
 
 
 def _peer(value: str) -> PeerId:

@@ -140,8 +140,8 @@ def _decoded(publisher: str, message: pubsub_pb2.PublishedDocument,
         document, values = value_to_document_counted(message.value, limits)
     except MalformedValue as exc:
         raise RejectedDocument("invalid_document", str(exc)) from None
-    return OpenedDocument(publisher=publisher, document=document,
-                          published_unix_ms=message.published_unix_ms, values=values)
+    # Positional: a named tuple's keyword arguments cost a dict per document.
+    return OpenedDocument(publisher, document, message.published_unix_ms, values)
 
 
 def seal_publication(documents: DocumentCodec, document: Any, max_bytes: int, now: float,

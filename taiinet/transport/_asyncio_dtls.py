@@ -61,6 +61,9 @@ try:  # pyOpenSSL's cffi binding (private): without it, records keep aiortc's ``
     from OpenSSL._util import lib as _lib
 except ImportError:
     _ffi = _lib = None
+#: ``bytes`` of a cffi ``char[]``'s first bytes, with no ``ffi.buffer`` object between.
+_unpack: Any = getattr(_ffi, "unpack", None)
+_NULL: Any = getattr(_ffi, "NULL", None)
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +76,7 @@ _TX_BYTES = "_RTCDtlsTransport__tx_bytes"
 _TX_PACKETS = "_RTCDtlsTransport__tx_packets"
 _SEND_HOOKED = "_taiinet_direct_sends"
 _WRITER = "_taiinet_record_writer"
+_CONNECTED = State.CONNECTED
 #: Largest record read out of OpenSSL at once (aiortc's ``_write_ssl`` reads 1500).
 _RECORD_READ = 1500
 #: Bytes of datagrams one connection may hold for later: behind a record being
@@ -187,7 +191,8 @@ def _read_record(ssl: Any, data: bytes, buffer: Any) -> bytes | None:
         ssl._handle_bio_errors(ssl._into_ssl, written)
     result = _lib.SSL_read(ssl._ssl, buffer, _PLAIN_READ)
     if result > 0:
-        return bytes(_ffi.buffer(buffer, result))
+        plain: bytes = _unpack(buffer, result)  # the bytes, no cffi buffer object between
+        return plain
     try:
         ssl._raise_ssl_error(ssl._ssl, result)
     except SSL.ZeroReturnError:
@@ -206,6 +211,7 @@ def read_directly(dtls: Any) -> bool:
         connection is None
         or not isinstance(queue, asyncio.Queue)
         or not hasattr(queue, "_getters")
+        or not hasattr(queue, "_queue")
         or getattr(dtls, _HOOKED, False)
         or not all(hasattr(dtls, a) for a in (_HANDSHAKE_DONE, _RX_BYTES, _RX_PACKETS))
         or not hasattr(dtls, "_ssl")
@@ -223,10 +229,6 @@ def read_directly(dtls: Any) -> bool:
     busy: asyncio.Task[None] | None = None
     stopped = False
     _count_queue_takes(queue, held)
-
-    def reader_parked() -> bool:
-        """The reader task has nothing left to read and waits on the queue: records are ours."""
-        return bool(getattr(dtls, _HANDSHAKE_DONE) and queue.empty() and queue._getters)
 
     def process(data: bytes) -> Coroutine[Any, Any, None] | None:
         """What the reader task does with one DTLS record (``RTCDtlsTransport._recv_next``).
@@ -316,8 +318,11 @@ def read_directly(dtls: Any) -> bool:
         elif busy is not None or waiting:
             if held.admit(len(data)):
                 waiting.append(data)
-        # a DTLS record (first byte 20-63, RFC 7983)
-        elif 19 < data[0] < 64 and reader_parked() and dtls._state is State.CONNECTED:
+        # A DTLS record (first byte 20-63, RFC 7983), and the reader task has
+        # nothing left to read and waits on its queue: the record is ours.
+        elif (19 < data[0] < 64 and dtls._state is _CONNECTED
+              and dtls._RTCDtlsTransport__handshake_done  # _HANDSHAKE_DONE
+              and not queue._queue and queue._getters):
             start(data)
         else:
             to_reader(data, component)
@@ -402,6 +407,7 @@ def send_directly(dtls: Any) -> bool:
             await flushing
 
     buffers = _buffers(dtls)
+    nominated: dict[int, Any] = dtls.transport._connection._nominated  # never replaced (aioice)
     sent_pair: Any = None  # the pair ``sent_to`` is the remote address of
     sent_to: Any = None
 
@@ -421,19 +427,36 @@ def send_directly(dtls: Any) -> bool:
         read = _lib.BIO_read(bio, buffers.record, _RECORD_READ)
         if read <= 0:
             return
-        record = _ffi.buffer(buffers.record, read)[:]
-        pair = dtls.transport._connection._nominated.get(1)
+        record = _unpack(buffers.record, read)
+        pair = nominated.get(1)
         if pair is None:
             raise ConnectionError("Cannot send data, not connected")
         if pair is not sent_pair:
             sent_pair, sent_to = pair, pair.remote_addr
         pair.protocol.transport.sendto(record, sent_to)  # ``StunProtocol.send_data``
-        _count_sent(dtls, read)
+        dtls._RTCDtlsTransport__tx_bytes += read  # ``_count_sent``
+        dtls._RTCDtlsTransport__tx_packets += 1
 
     dtls._send_data = direct_send_data
     setattr(dtls, _SEND_HOOKED, direct_send_data)  # ``record_writer`` tells it still sends
-    setattr(dtls, _WRITER, write)
+    setattr(dtls, _WRITER, _Writer(direct_send_data, nominated, write))
     return True
+
+
+class _Writer:
+    """What ``record_writer`` checks and hands out for one DTLS transport (``send_directly``)."""
+
+    __slots__ = ("hook", "nominated", "plain_pair", "write")
+
+    def __init__(self, hook: Callable[[bytes], Awaitable[None]], nominated: dict[int, Any],
+                 write: Callable[[bytes], None]) -> None:
+        #: ``send_directly``'s ``_send_data``: a transport whose hook differs is wrapped.
+        self.hook = hook
+        #: aioice's nominated pairs of the transport's connection, by component.
+        self.nominated = nominated
+        #: The last pair found to be aioice's plain ``StunProtocol`` (a pair's protocol is fixed).
+        self.plain_pair: Any = None
+        self.write = write
 
 
 def record_writer(dtls: Any) -> Callable[[bytes], None] | None:
@@ -443,16 +466,20 @@ def record_writer(dtls: Any) -> Callable[[bytes], None] | None:
     sends): None unless ``dtls._send_data`` is still ``send_directly``'s (a
     wrapper of it keeps seeing every packet), DTLS is connected and the
     nominated pair is aioice's plain ``StunProtocol`` (whose send never waits).
-    Ask again for every packet: any of these may change.
+    Ask again for every packet: any of these may change (a pair's protocol is
+    checked once per pair: aioice fixes it when it makes the pair).
     """
-    hook = getattr(dtls, _SEND_HOOKED, None)
-    if hook is None or dtls._send_data is not hook or dtls._state is not State.CONNECTED:
+    writer: _Writer | None = getattr(dtls, _WRITER, None)
+    if writer is None or dtls._send_data is not writer.hook or dtls._state is not _CONNECTED:
         return None
-    pair = dtls.transport._connection._nominated.get(1)
-    if pair is None or type(pair.protocol).send_data is not StunProtocol.send_data:
+    pair = writer.nominated.get(1)
+    if pair is None:
         return None
-    writer: Callable[[bytes], None] = getattr(dtls, _WRITER)
-    return writer
+    if pair is not writer.plain_pair:
+        if type(pair.protocol).send_data is not StunProtocol.send_data:
+            return None
+        writer.plain_pair = pair
+    return writer.write
 
 
 def _can_flush(dtls: Any) -> bool:
@@ -480,14 +507,14 @@ def _flush(dtls: Any) -> Awaitable[None] | None:
     """
     ssl = dtls._ssl
     bio = getattr(ssl, "_from_ssl", None)
-    if bio is not None and not _lib.BIO_get_mem_data(bio, _ffi.NULL):
+    if bio is not None and not _lib.BIO_get_mem_data(bio, _NULL):
         return None
     buffers: _CffiBuffers | None = getattr(dtls, _BUFFERS, None)
     if bio is not None and buffers is not None:
         read = _lib.BIO_read(bio, buffers.record, _RECORD_READ)
         if read <= 0:
             return None
-        record = bytes(_ffi.buffer(buffers.record, read))
+        record = _unpack(buffers.record, read)
     else:
         try:
             record = ssl.bio_read(_RECORD_READ)

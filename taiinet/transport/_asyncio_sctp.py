@@ -21,9 +21,9 @@ The SACK is the one aiortc builds (its own ``_send_sack``; the usual one,
 without gaps or duplicates, the same bytes built by
 ``_asyncio_sctp_tx``), so cumulative TSN, gaps and duplicates are as
 before, only sent later or bundled; the peer sees standard SCTP (any stack
-reads bundled chunks).  The delay timer moves lazily: a SACK that leaves
-clears its deadline, and one loop timer stays armed at or before the next,
-not one made and cancelled per packet received.
+reads bundled chunks).  The delay timers (one per delay below) move lazily: a
+SACK that leaves clears their deadlines, and one loop timer each stays armed
+at or before the next, not one made and cancelled per packet received.
 
 A lone packet whose last DATA chunk does not end its message is
 acknowledged after only ``SACK_DELAY_MID_MESSAGE`` (aiortc's 5 ms of
@@ -119,7 +119,8 @@ def delay_sacks(sctp: Any, writer: WriterSource | None = None) -> bool:
 
     def settled() -> None:
         nonlocal owed, immediate
-        delay.clear()  # the loop timer, if any, fires and finds nothing to do
+        delay.clear()  # the loop timers, if any, fire and find nothing to do
+        mid_message_delay.clear()
         owed = 0
         immediate = False
 
@@ -145,10 +146,13 @@ def delay_sacks(sctp: Any, writer: WriterSource | None = None) -> bool:
                 timer_tasks.add(task)
                 task.add_done_callback(timer_tasks.discard)
 
-    # The delay timer, moved lazily (as ``_asyncio_sctp_timers`` moves T3): a SACK
+    # The delay timers, moved lazily (as ``_asyncio_sctp_timers`` moves T3): a SACK
     # that leaves clears its deadline only, and one loop timer stays armed at or
-    # before it, not a loop timer made and cancelled per packet.
-    delay = LazyDeadline(delay_over)
+    # before it, not a loop timer made and cancelled per packet.  One per delay:
+    # with one for both, a 5 ms deadline after a 200 ms one cancelled its timer
+    # and made another, which fired and made a third for the next 200 ms one.
+    delay = LazyDeadline(delay_over)  # SACK_DELAY
+    mid_message_delay = LazyDeadline(delay_over)  # SACK_DELAY_MID_MESSAGE
 
     def delayed_send_sack_now() -> Pending:
         """Called by aiortc after each received packet that needs a SACK."""
@@ -158,9 +162,12 @@ def delay_sacks(sctp: Any, writer: WriterSource | None = None) -> bool:
             sctp, "_sack_duplicates", None
         ):
             return sack_now_now()
-        if delay.deadline is None:
+        if delay.deadline is None and mid_message_delay.deadline is None:
             loop = asyncio.get_running_loop()
-            delay.set(loop, loop.time() + (SACK_DELAY if message_ended else SACK_DELAY_MID_MESSAGE))
+            if message_ended:
+                delay.set(loop, loop.time() + SACK_DELAY)
+            else:
+                mid_message_delay.set(loop, loop.time() + SACK_DELAY_MID_MESSAGE)
         return None
 
     def noting_receive_data_now(chunk: Any) -> Pending:

@@ -37,7 +37,8 @@ Both are plain calls on the usual path (``_asyncio_eager.call_now``): a
 packet's chunks, the message handed to the data channel and the SACK owed go
 from the DTLS record to the socket without a coroutine; a coroutine is made
 only for what waits (receive back-pressure) or falls back to aiortc.  A DATA
-chunk is parsed with one unpack and one copy into aiortc's ``DataChunk``.
+chunk is parsed with one unpack and one copy into aiortc's ``DataChunk``, and the usual
+SACK (no gap reports, no duplicates) with one unpack into its ``SackChunk``.
 
 The bound: aiortc holds every DATA chunk it cannot hand on yet (after a gap,
 or a fragment of a message not ended), however far ahead its TSN and past
@@ -75,6 +76,9 @@ _HOOKED = "_taiinet_direct_receive"
 #: A DATA chunk's header (type, flags, length, TSN, stream, stream sequence, protocol).
 _DATA_HEADER_LENGTH = 16
 _unpack_data_header = Struct("!LHHL").unpack_from
+#: A SACK chunk without gap reports or duplicates: its length, and its fields after the header.
+_PLAIN_SACK_LENGTH = 16
+_unpack_sack = Struct("!LLHH").unpack_from
 _new_data_chunk = object.__new__
 #: aiortc's checksum function (CRC32c, RFC 9260 appendix B).
 _CRC32C: Callable[[bytes], int] | None = getattr(sctp_module, "crc32c", None)
@@ -268,6 +272,20 @@ def _data_and_sacks(data: bytes, expected_tag: int) -> list[Any] | None:
             chunks.append(chunk)
             pos += chunk_length + (-chunk_length % 4)
             continue
+        if chunk_type == SackChunk.type and chunk_length == _PLAIN_SACK_LENGTH:
+            cumulative_tsn, advertised_rwnd, gaps, duplicates = _unpack_sack(
+                data, pos + SCTP_CHUNK_HEADER_LENGTH)
+            if not (gaps or duplicates):
+                # What ``SackChunk(flags, body)`` makes of the usual SACK, with no body copy.
+                sack = _new_data_chunk(SackChunk)
+                sack.flags = chunk_flags
+                sack.cumulative_tsn = cumulative_tsn
+                sack.advertised_rwnd = advertised_rwnd
+                sack.gaps = []
+                sack.duplicates = []
+                chunks.append(sack)
+                pos += _PLAIN_SACK_LENGTH
+                continue
         body = data[pos + SCTP_CHUNK_HEADER_LENGTH : pos + chunk_length]
         try:
             if chunk_type == DataChunk.type:

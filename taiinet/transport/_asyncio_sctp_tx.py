@@ -43,6 +43,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from functools import partial
 from struct import pack
 from typing import Any
 
@@ -107,7 +108,7 @@ class DelayedSacks:
 
 def default_writer(sctp: Any) -> WriterSource:
     """The association's DTLS transport's ``record_writer``, asked afresh for every packet."""
-    return lambda: record_writer(sctp.transport)
+    return partial(record_writer, sctp.transport)  # aiortc never replaces it
 
 
 def plain_sack(sctp: Any) -> bytes | None:

@@ -125,8 +125,10 @@ class WireValueReader:
         if at + size != end:
             raise NotCanonical
         out: dict[str, Any] = {}
-        read = self.read
-        max_depth = self.max_depth
+        # Scalars (a string, int or float) are read here, ``read``'s checks inlined,
+        # counted in ``nodes`` (``self.nodes`` is kept in step around ``read``).
+        scalars = child <= self.max_depth
+        nodes = self.nodes
         while at < end:
             if data[at] != _FIELD_1:
                 raise NotCanonical
@@ -152,7 +154,7 @@ class WireValueReader:
                     raise NotCanonical
                 key = data[at:at + size].decode()
                 at += size
-            if at >= entry_end or data[at] != _FIELD_2 or key in out:
+            if at + 2 >= entry_end or data[at] != _FIELD_2 or key in out:
                 raise NotCanonical
             size = data[at + 1]
             if size < 0x80:
@@ -164,39 +166,45 @@ class WireValueReader:
                 size, at = read_uvarint(data, at + 1)
             if at + size != entry_end:
                 raise NotCanonical
-            # A string, int or float value is read here (``read``'s checks, inlined).
-            kind = data[at] if at < entry_end else 0
-            if kind in (_STRING, _INT, _FLOAT) and self.nodes > 0 and child <= max_depth:
-                self.nodes -= 1
-                if kind == _INT:
-                    number = data[at + 1]
-                    if number < 0x80:
-                        at += 2
-                    else:
-                        number, at = read_uvarint(data, at + 1)
-                    if at != entry_end:
-                        raise NotCanonical
-                    out[key] = (number >> 1) ^ -(number & 1)
-                elif kind == _FLOAT:
-                    number = _DOUBLE(data, at + 1)[0]
-                    if at + 9 != entry_end or number != number:
-                        raise NotCanonical
-                    out[key] = number
+            kind = data[at]
+            if kind == _STRING and scalars and nodes > 0:
+                nodes -= 1
+                size = data[at + 1]
+                if size < 0x80:
+                    at += 2
+                elif data[at + 2] < 0x80:
+                    size = size & 0x7F | data[at + 2] << 7
+                    at += 3
                 else:
-                    size = data[at + 1]
-                    if size < 0x80:
-                        at += 2
-                    elif data[at + 2] < 0x80:
-                        size = size & 0x7F | data[at + 2] << 7
-                        at += 3
-                    else:
-                        size, at = read_uvarint(data, at + 1)
-                    if at + size != entry_end:
-                        raise NotCanonical
-                    out[key] = data[at:entry_end].decode()
+                    size, at = read_uvarint(data, at + 1)
+                if at + size != entry_end:
+                    raise NotCanonical
+                out[key] = data[at:entry_end].decode()
+            elif kind == _INT and scalars and nodes > 0:
+                nodes -= 1
+                number = data[at + 1]
+                if number < 0x80:
+                    at += 2
+                elif at + 3 == entry_end and data[at + 2] < 0x80:
+                    number = number & 0x7F | data[at + 2] << 7
+                    at += 3
+                else:
+                    number, at = read_uvarint(data, at + 1)
+                if at != entry_end:
+                    raise NotCanonical
+                out[key] = (number >> 1) ^ -(number & 1)
+            elif kind == _FLOAT and scalars and nodes > 0:
+                nodes -= 1
+                number = _DOUBLE(data, at + 1)[0]
+                if at + 9 != entry_end or number != number:
+                    raise NotCanonical
+                out[key] = number
             else:
-                out[key] = read(at, entry_end, child)
+                self.nodes = nodes
+                out[key] = self.read(at, entry_end, child)
+                nodes = self.nodes
             at = entry_end
+        self.nodes = nodes
         return out
 
     def _list(self, at: int, end: int, child: int) -> list[Any]:

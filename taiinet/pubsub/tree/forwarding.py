@@ -13,12 +13,17 @@ neighbour's side of the rule widened (``owed``).
 
 from __future__ import annotations
 
+from taiinet.core.frozen import quick_new
 from taiinet.overlay.actions import Send
 from taiinet.overlay.messages import MAX_HOPS, Gossip, OverlayMessage
 from taiinet.pubsub.tree.interest import InterestTable
 from taiinet.pubsub.tree.retention import Retained, Retention
 from taiinet.pubsub.tree.routes import SpanningTree
 from taiinet.wire.peer_id import PeerId, plain_key
+
+#: ``Gossip(...)`` and ``Send(...)``, made for every document pushed (``quick_new``).
+_new_gossip = quick_new(Gossip)
+_new_send = quick_new(Send)
 
 
 class Forwarding:
@@ -58,9 +63,9 @@ class Forwarding:
         doc.pushed[plain_key(peer)] = self.epochs[peer]
         self.pushed += 1
         if message is None:
-            message = Gossip(message_id=mid, hops=min(doc.hops + 1, MAX_HOPS),
-                             payload=doc.payload)
-        out.append(Send(peer=peer, message=message))
+            message = _new_gossip(message_id=mid, hops=min(doc.hops + 1, MAX_HOPS),
+                                  payload=doc.payload)
+        out.append(_new_send(peer=peer, message=message))
         return message
 
     def forward(self, mid: bytes, doc: Retained, out: list[Send[OverlayMessage]]) -> int:

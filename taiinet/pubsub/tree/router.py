@@ -35,6 +35,7 @@ from collections.abc import Hashable, Iterable
 from typing import Any
 
 from taiinet.core.actions import CloseLink, NeighborDown, NeighborUp, Send, SetTimer, Started
+from taiinet.core.frozen import quick_new
 from taiinet.overlay.actions import Deliver as OverlayDeliver
 from taiinet.overlay.actions import Timer
 from taiinet.overlay.core import Overlay, OverlayConfig
@@ -66,6 +67,8 @@ from taiinet.wire.peer_id import PeerId, plain_key
 _INTEREST_TIMER = InterestTimer()
 _COMPONENT_TIMER = ComponentTimer()
 _RESTORE_TIMER = RestoreTimer()
+#: ``Deliver(...)``, made once per document delivered (``quick_new``).
+_new_deliver = quick_new(Deliver)
 
 
 class TreeRouter:
@@ -283,9 +286,9 @@ class TreeRouter:
                 return []
             return self._disconnect(peer, now)
         self.stats.accepted += 1
-        doc = Retained(message.payload, opened.document, opened.publisher,
-                       opened.published_unix_ms, now, message.hops, False,
-                       cost=retained_cost(len(message.payload), opened.values))
+        publisher, document, published_unix_ms, values = opened
+        doc = Retained(message.payload, document, publisher, published_unix_ms, now,
+                       message.hops, False, {}, {}, retained_cost(len(message.payload), values))
         epoch = self._epochs.get(peer)
         if epoch is not None:
             doc.holders[plain_key(peer)] = epoch
@@ -315,7 +318,7 @@ class TreeRouter:
         if matched and not self.retention.delivered(mid):
             self.stats.delivered += 1
             ids = tuple(matched) if len(matched) == 1 else tuple(sorted(matched, key=repr))
-            out.append(Deliver(subscription_ids=ids,
+            out.append(_new_deliver(subscription_ids=ids,
                                document=doc.document, publisher=doc.publisher,
                                message_id=mid, published_unix_ms=doc.published_unix_ms,
                                hops=doc.hops, cost=doc.cost))
