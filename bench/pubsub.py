@@ -75,6 +75,11 @@ sent per delivery and the SCTP packets among them by their chunks (DATA alone,
 SACK alone, SACK+DATA bundled, ...), the STUN datagrams and the DATA chunks
 with the I bit (``_dgramstats.py``; WebRTC links only, CPU of its own too).
 
+``--task-stats`` prints, after each measured step, the scheduler work per
+delivery: trio task steps (wake-ups) and I/O waits, and the callbacks the
+asyncio loop hosting aiortc ran, each by what ran with the time spent inside
+(``_taskstats.py``; it adds CPU of its own too).
+
 Overload (``--schedule 250@30,250@30,62.5@0``): instead of the search, run
 the given steps in order, each ``RATE@STEAL``: ``RATE`` documents/s while a
 task of the bench holds the event loop for ``STEAL`` ms of every
@@ -318,6 +323,10 @@ async def run_links(kind: str, args: argparse.Namespace) -> tuple[list[Step], li
     if args.datagram_stats:
         from _dgramstats import DatagramStats
         datagram_stats = DatagramStats()
+    task_stats = None
+    if args.task_stats:
+        from _taskstats import TaskStats  # bench/ is the script's directory
+        task_stats = TaskStats()
     # The signaller outlives the nodes: they close first, so none of them
     # sees its signaller go and warns "no signaller reachable" at the end.
     async with open_signaller(identity=Identity.from_seed(bytes([200]) * 32),
@@ -360,6 +369,8 @@ async def run_links(kind: str, args: argparse.Namespace) -> tuple[list[Step], li
                         gc_stats.start()
                     if datagram_stats is not None:
                         datagram_stats.start()
+                    if task_stats is not None:
+                        task_stats.start()
                     step = await _step(publisher, nodes, receivers, receivers_count, rate,
                                        count, args)
             finally:
@@ -368,6 +379,8 @@ async def run_links(kind: str, args: argparse.Namespace) -> tuple[list[Step], li
                     gc_stats.stop()
                 if datagram_stats is not None:
                     datagram_stats.stop()
+                if task_stats is not None:
+                    task_stats.stop()
             ends = link_ends(nodes)
             ends.subtract(ends_before)
             step.steal_ms = steal_ms
@@ -388,6 +401,9 @@ async def run_links(kind: str, args: argparse.Namespace) -> tuple[list[Step], li
                 say(f"            {gc_stats.new_by_type()}")
             if datagram_stats is not None:
                 say(f"            {datagram_stats.report(step.delivered)}")
+            if task_stats is not None:
+                for line in task_stats.report(step.delivered):
+                    say(f"            {line}")
             if step.link_ends:
                 say("            links down: " + ", ".join(
                     f"{why} {n}" for why, n in step.link_ends.items()))
@@ -760,6 +776,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--datagram-stats", action="store_true",
                         help="print the UDP datagrams sent per delivery in each measured step, "
                              "by kind (bench/_dgramstats.py; adds CPU of its own)")
+    parser.add_argument("--task-stats", action="store_true",
+                        help="print the trio task steps and hosted asyncio callbacks per "
+                             "delivery of each measured step, by what ran "
+                             "(bench/_taskstats.py; adds CPU of its own)")
     parser.add_argument("--repeat-max", type=int, default=0, metavar="N",
                         help="after the search, measure the max rate N more times and report "
                              "each and their medians (not with --schedule)")

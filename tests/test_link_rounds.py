@@ -3,8 +3,10 @@ senders that wait some (what ``LinkManager`` senders wait before a batch)."""
 
 from __future__ import annotations
 
+import pytest
 import trio
 import trio.lowlevel
+import trio.testing
 
 from taiinet.link.rounds import Rounds
 
@@ -118,3 +120,27 @@ async def test_a_cancelled_waiter_leaves_the_others_waiting_and_the_count_idles(
             trio.lowlevel.remove_instrument(steps)
         assert steps.steps.get("rounds", 0) == 0
         nursery.cancel_scope.cancel()
+
+
+async def test_waits_make_no_event_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A busy sender waits once per frame: a waiter parks itself, with no
+    ``trio.Event`` (and its parking lot) made per wait; only the counter makes
+    one when it goes idle."""
+    rounds = Rounds()
+    made: list[trio.Event] = []
+    real_event = trio.Event
+
+    def counted_event() -> trio.Event:
+        made.append(real_event())
+        return made[-1]
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(rounds.run)
+        await trio.testing.wait_all_tasks_blocked()  # the counter idles on its first event
+        monkeypatch.setattr(trio, "Event", counted_event)
+        async with trio.open_nursery() as waiters:
+            for _ in range(8):
+                waiters.start_soon(rounds.wait, 5)
+        monkeypatch.undo()
+        nursery.cancel_scope.cancel()
+    assert len(made) <= 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import random
+import secrets
 from collections.abc import AsyncIterator
 from typing import cast
 
@@ -165,6 +166,26 @@ async def test_a_subscription_is_a_trio_receive_channel_with_typed_misuse_errors
         await last.receive()
     with pytest.raises(NodeClosed):
         await node.subscribe({"n": 1}).__aenter__()
+
+
+async def test_an_equal_document_published_twice_is_two_messages_drawn_without_secrets(
+        autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nonces come from the node's own generator, seeded once (not a system call each)."""
+    network = MemoryNetwork()
+    transport = MemorySignalTransport(network)
+    with trio.fail_after(30):
+        async with open_signaller(transport=transport, identity=ident(1000)) as sig, \
+                open_node([sig.url], ident(1), links=memory_links(network),
+                          signal_transport=transport, rng=random.Random(1)) as node, \
+                node.subscribe({"n": 1}) as sub:
+
+            def no_secrets(_bits: int) -> int:
+                raise AssertionError("a publication drew from secrets")
+
+            monkeypatch.setattr(secrets, "randbits", no_secrets)
+            ids = [await node.publish({"n": 1}), await node.publish({"n": 1})]
+            assert [(await sub.receive()).id for _ in ids] == ids
+            assert ids[0] != ids[1]
 
 
 def test_every_error_of_the_package_is_exported_from_the_root() -> None:

@@ -9,6 +9,7 @@ from hostile_cases import peer_ids
 from hypothesis import given
 from hypothesis import strategies as st
 
+from taiinet.link.registry import ProtocolRegistry
 from taiinet.overlay import codec
 from taiinet.overlay.errors import OverlayDecodeError
 from taiinet.overlay.messages import (
@@ -27,6 +28,7 @@ from taiinet.overlay.messages import (
     ShuffleReply,
 )
 from taiinet.v1 import overlay_pb2
+from taiinet.wire.framing import encode_item
 from tests.link_support import only_body
 
 peers = peer_ids
@@ -201,3 +203,40 @@ def test_a_document_gossip_is_read_without_protobuf(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(codec, "PB", refused)
     assert [codec.decode(data) for data in encoded] == gossips
+
+
+#: Gossip of every shape, the tree router's (no origin, no entry) most often;
+#: payloads long enough for 1- to 3-byte lengths.
+gossips = st.builds(
+    Gossip, message_id=mids, hops=small,
+    payload=st.one_of(st.binary(max_size=200), st.integers(0, 20000).map(bytes)),
+    origin=st.one_of(st.just(""), st.just(""), origins),
+    entry=st.one_of(st.just(0), st.just(0), st.integers(1, (1 << 64) - 1)))
+
+
+@given(gossips)
+def test_a_gossip_item_is_what_protobuf_writes(message: Gossip) -> None:
+    expected = encode_item(codec.PROTOCOL_ID, codec.to_proto(message).SerializeToString())
+    assert codec.encode_frame(message) == expected
+    assert _registry().encode(message) == expected
+
+
+def test_a_forwarded_gossip_is_written_without_a_protobuf(monkeypatch: pytest.MonkeyPatch,
+                                                          ) -> None:
+    """The item of a tree router's push is written straight into its bytes."""
+    message = Gossip(message_id=bytes(32), hops=2, payload=b"p" * 300)
+    expected = codec.encode_frame(message)
+
+    def no_protobuf(*_args: object) -> overlay_pb2.OverlayMessage:
+        raise AssertionError("the gossip went through a protobuf object")
+
+    monkeypatch.setattr(codec, "to_proto", no_protobuf)
+    assert _registry().encode(message) == expected
+    with pytest.raises(AssertionError):  # the other messages still do
+        codec.encode_frame(Join())
+
+
+def _registry() -> ProtocolRegistry:
+    registry = ProtocolRegistry()
+    registry.register(codec.CODEC, lambda _peer, _message, _now: None)
+    return registry

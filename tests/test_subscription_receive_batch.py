@@ -9,6 +9,9 @@ ticker task counts the scheduler rounds it gets while the reader drains.
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import trio
 import trio.testing
 
@@ -92,3 +95,37 @@ async def test_behind_a_full_blocking_subscription_deliveries_keep_their_order(
                     got = [(await subscription.receive()).data["n"] for _ in range(4)]
                     assert got == [0, 1, 2, 3]
             nursery.cancel_scope.cancel()
+
+
+async def test_a_reader_that_waits_for_each_message_makes_no_event_per_wait(
+        autojump_clock: trio.testing.MockClock, monkeypatch: Any) -> None:
+    """The reader's wait (and a blocked writer's) reuses one flag: twenty messages,
+    each published while the reader waits, make no ``trio.Event`` (one per wait
+    before), and each arrives."""
+    made = [0]
+    event = trio.Event
+
+    def counted() -> trio.Event:
+        if sys._getframe(1).f_code.co_filename.endswith("subscription.py"):
+            made[0] += 1  # (the node's timers make some of their own)
+        return event()
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery, lone_memory_node(nursery) as node:
+            async with node.subscribe({"n": {"$exists": True}}) as subscription:
+                got: list[int] = []
+
+                async def read() -> None:
+                    for _ in range(20):
+                        got.append((await subscription.receive()).data["n"])
+
+                nursery.start_soon(read)
+                await trio.sleep(0.5)
+                monkeypatch.setattr(trio, "Event", counted)
+                for n in range(20):
+                    await node.publish({"n": n})
+                    await trio.sleep(0.5)  # the reader takes it and waits again
+                monkeypatch.setattr(trio, "Event", event)
+                assert got == list(range(20))
+            nursery.cancel_scope.cancel()
+    assert made[0] == 0

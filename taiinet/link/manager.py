@@ -14,7 +14,7 @@ over them:
   Each write takes every item queued by then, within ``max_items`` and
   ``max_frame_size``, and sends them as one frame: under load items go out
   in batches, at low load one by one.  The queue is a plain deque and the
-  sender waits on one event (``urgent``), so queueing an item costs no
+  sender waits on one flag (``urgent``, a ``Wakeup``), so queueing an item costs no
   channel; before each write the sender lets one scheduler round pass, or
   ``BATCH_ROUNDS`` when items came while it wrote (a busy link), so that
   what other links' readers queue meanwhile goes in the same frame (one
@@ -79,6 +79,7 @@ from taiinet.errors import TaiiNetError
 from taiinet.link.config import LinkConfig
 from taiinet.link.packets import whole_packets
 from taiinet.link.rounds import Rounds
+from taiinet.link.wakeup import Wakeup
 from taiinet.transport.connection import Connection, Packets
 from taiinet.wire.framing import decode_link_frame, join_items
 from taiinet.wire.keepalive import LINK_PROTOCOL, decode_control, ping_item, pong_item
@@ -142,8 +143,9 @@ class Link:
     peer: PeerId
     connections: list[Connection]
     #: Set when an item that must not wait (anything but a lazy one) is queued,
-    #: when lazy ones are due, and when the link closes or is dropped.
-    urgent: trio.Event
+    #: when lazy ones are due, and when the link closes or is dropped; cleared
+    #: by the sender as it takes a batch.
+    urgent: Wakeup
     #: Encoded items to send, then ``None`` once ``close`` was asked
     #: (at most ``LinkConfig.send_queue`` items).
     queue: deque[bytes | None] = field(default_factory=deque)
@@ -163,14 +165,22 @@ class Link:
     #: Items queued on this link, and items written to its connection.
     queued: int = 0
     written: int = 0
-    #: Set (and replaced) whenever items were written.
-    wrote: trio.Event = field(default_factory=trio.Event)
+    #: What ``flush`` waits on: made by the first one that waits, set and
+    #: forgotten by the next write (or when the link goes), so that a frame
+    #: makes no event when nobody flushes.
+    wrote: trio.Event | None = None
     #: The connections written on since the last frame that came from them: if
     #: one ends, what was written on it may be unread, so the link fails.
     unanswered: list[Connection] = field(default_factory=list)
     #: Items at the head of the queue left out of the last frame to end it at a
     #: packet boundary: the next frame takes them all (``whole_packets``).
     held: int = 0
+
+    def wake_flushers(self) -> None:
+        """Wake the ``flush`` calls waiting on this link (items written, or it went)."""
+        if self.wrote is not None:
+            self.wrote.set()
+            self.wrote = None
 
 
 class LinkManager:
@@ -299,6 +309,8 @@ class LinkManager:
         while link.written < target:
             if self.links.get(peer) is not link or link.dropped:
                 return False
+            if link.wrote is None:
+                link.wrote = trio.Event()
             await link.wrote.wait()  # set by every write, and when the link goes
         return True
 
@@ -319,7 +331,7 @@ class LinkManager:
         self._lazy_wake.set()
 
     def _new_link(self, peer: PeerId) -> Link:
-        link = Link(peer=peer, connections=[], urgent=trio.Event())
+        link = Link(peer=peer, connections=[], urgent=Wakeup())
         self.links[peer] = link
         self._spawn(self._sender, link)
         return link
@@ -335,7 +347,7 @@ class LinkManager:
         link.closing = True
         link.dropped = True
         link.urgent.set()
-        link.wrote.set()  # wake ``flush``: nothing more will be written
+        link.wake_flushers()  # nothing more will be written
         link.queue.clear()
         for connection in link.connections:
             self._spawn(connection.aclose)
@@ -362,7 +374,7 @@ class LinkManager:
         finally:
             link.stopped = True
         # Closed on purpose (``close``): flush done, close the connections.
-        link.wrote.set()  # wake ``flush``: nothing more will be written
+        link.wake_flushers()  # nothing more will be written
         if self.links.get(link.peer) is link:
             del self.links[link.peer]
             self.notify_changed()
@@ -391,8 +403,7 @@ class LinkManager:
             await self._rounds.wait(BATCH_ROUNDS if busy else 1)
             if link.dropped:
                 return True
-            if link.urgent.is_set():
-                link.urgent = trio.Event()
+            link.urgent.clear()
             if not queue:
                 continue
             link.lazy_held = 0
@@ -418,8 +429,7 @@ class LinkManager:
                 self._mark_unanswered(link, connection)
                 self.items_sent += len(items)
                 link.written += len(items)
-                link.wrote.set()
-                link.wrote = trio.Event()
+                link.wake_flushers()
             if closing:
                 return False
 

@@ -14,6 +14,11 @@ A waiter is woken after at least ``rounds`` whole rounds: the count it waits
 for starts at the round after the one it parked in (the counting task may
 already have run in that one).  Waiting is cancellable; a cancelled waiter's
 entry is dropped when its round comes (at most one entry per waiting task).
+A waiter parks itself and the counting task reschedules it (trio's low-level
+pair): a busy sender waits once per frame, and a ``trio.Event`` per wait
+costs five objects (the event, its parking lot, the lot's dict and the
+closure it parks with) and the lot's bookkeeping; a ``_Waiter`` is two (it
+and its bound ``abort``).
 """
 
 from __future__ import annotations
@@ -31,8 +36,8 @@ class Rounds:
     def __init__(self) -> None:
         self._count = 0
         self._seq = 0
-        #: (round to wake at, seq, event) of every task waiting.
-        self._waiters: list[tuple[int, int, trio.Event]] = []
+        #: (round to wake at, seq, waiter) of every task waiting.
+        self._waiters: list[tuple[int, int, _Waiter]] = []
         self._wake = trio.Event()
 
     async def wait(self, rounds: int) -> None:
@@ -40,11 +45,11 @@ class Rounds:
         if rounds <= 1:
             await trio.lowlevel.checkpoint()
             return
-        event = trio.Event()
+        waiter = _Waiter(trio.lowlevel.current_task())
         self._seq += 1
-        heapq.heappush(self._waiters, (self._count + rounds + 1, self._seq, event))
+        heapq.heappush(self._waiters, (self._count + rounds + 1, self._seq, waiter))
         self._wake.set()
-        await event.wait()
+        await trio.lowlevel.wait_task_rescheduled(waiter.abort)
 
     async def run(self) -> None:
         """Count rounds while anybody waits (run it as a task, until cancelled)."""
@@ -57,4 +62,20 @@ class Rounds:
             await trio.lowlevel.checkpoint()
             self._count += 1
             while waiters and waiters[0][0] <= self._count:
-                heapq.heappop(waiters)[2].set()
+                task = heapq.heappop(waiters)[2].task
+                if task is not None:
+                    trio.lowlevel.reschedule(task)
+
+
+class _Waiter:
+    """A task parked in ``Rounds.wait``; ``task`` is ``None`` once its wait was
+    cancelled (its entry is then dropped when its round comes)."""
+
+    __slots__ = ("task",)
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task: trio.lowlevel.Task | None = task
+
+    def abort(self, _raise_cancel: object) -> trio.lowlevel.Abort:
+        self.task = None
+        return trio.lowlevel.Abort.SUCCEEDED

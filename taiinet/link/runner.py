@@ -47,6 +47,7 @@ from taiinet.link.manager import Dial, LinkManager
 from taiinet.link.registry import Admit, Handle, LinkDown, ProtocolCodec, ProtocolRegistry
 from taiinet.link.trace import log as _trace
 from taiinet.link.trace import trace_in, trace_out
+from taiinet.link.wakeup import Wakeup
 from taiinet.transport.connection import Connection
 from taiinet.wire.peer_id import PeerId
 
@@ -70,7 +71,7 @@ class Runner:
         self._observer = core if isinstance(core, LinkObserver) else None
         self._timers: list[tuple[float, int, Any]] = []
         self._timer_seq = 0
-        self._timer_changed = trio.Event()
+        self._timer_changed = Wakeup()  # reused: no event per timer (``wakeup``)
         self._carry: dict[type, Callable[[Any], None]] = {
             Send: self._send, SetTimer: self._set_timer, CloseLink: self._close,
             ProbeLink: self._probe}
@@ -226,7 +227,7 @@ class Runner:
             while self._timers and self._timers[0][0] <= now:
                 _at, _seq, timer = heapq.heappop(self._timers)
                 self.apply(self.core.handle_timer(timer, now))
-            self._timer_changed = trio.Event()
+            self._timer_changed.clear()
             deadline = self._timers[0][0] if self._timers else trio.current_time() + 3600
             with trio.move_on_at(deadline):
                 await self._timer_changed.wait()

@@ -30,6 +30,7 @@ import trio
 
 from taiinet.core.frozen import quick_init
 from taiinet.history.seam import Seam
+from taiinet.link.wakeup import Wakeup
 from taiinet.node.errors import (
     InvalidInput,
     NodeClosed,
@@ -119,8 +120,11 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         self._queue: deque[Message] = deque()
         #: Messages ``receive`` handed out since it last let other tasks run.
         self._taken = 0
-        self._readable = trio.Event()
-        self._writable = trio.Event()
+        #: Set when a message is queued (the reader waits on it), and when a
+        #: queued one is taken (a blocked ``_put`` waits on that); reused, not
+        #: made per wait (``taiinet.link.wakeup``).
+        self._readable = Wakeup()
+        self._writable = Wakeup()
         self._state: _State = "new"
         self._on_close = on_close
         #: Stored documents to read first (``None``: live only, or the history is read).
@@ -185,7 +189,7 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
             if self._seam is not None and not self._seam.live:
                 await self._read_history()
                 continue
-            self._readable = trio.Event()
+            self._readable.clear()
             await self._readable.wait()
         self._check_readable()
         message = self._queue.popleft()
@@ -302,7 +306,7 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
             if self.policy == "drop":
                 self._drop_oldest()
                 continue
-            self._writable = trio.Event()
+            self._writable.clear()
             await self._writable.wait()
             if self._state != "open":
                 return

@@ -46,8 +46,8 @@ MAX_FRAME_ITEMS = 512
 #: Protocol ids are 1 .. this (a ``uint32``; 0 is no protocol).
 MAX_PROTOCOL_ID = (1 << 32) - 1
 
-#: Key of ``LinkFrame.items`` (field 1, length-delimited).
-_ITEM_KEY = b"\x0a"
+#: Key of ``LinkFrame.items`` (field 1, length-delimited): an encoded item's first byte.
+ITEM_KEY = b"\x0a"
 #: Key of ``LinkItem.protocol`` (field 1, varint).
 _PROTOCOL_KEY = b"\x08"
 #: Key of ``LinkItem.body`` (field 2, length-delimited).
@@ -69,14 +69,11 @@ def encode_uvarint(value: int) -> bytes:
     if value < 0x4000:  # two bytes: most frames
         return _TWO_BYTES(value & 0x7F | 0x80 | (value >> 7) << 8)
     out = bytearray()
-    while True:
-        byte = value & 0x7F
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
         value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    out.append(value)
+    return bytes(out)
 
 
 def decode_uvarint(data: bytes | bytearray | memoryview, offset: int = 0,
@@ -214,6 +211,29 @@ def encode_item(protocol: int, body: bytes) -> bytes:
     leaves out an empty field), so ``join_items`` of encoded items is the
     ``LinkFrame`` holding them.
     """
+    head = _protocol_head(protocol)
+    if not body:
+        return ITEM_KEY + encode_uvarint(len(head)) + head
+    length = encode_uvarint(len(body))
+    return b"".join((ITEM_KEY, encode_uvarint(len(head) + 1 + len(length) + len(body)), head,
+                     _BODY_KEY, length, body))
+
+
+def item_body_head(protocol: int) -> bytes:
+    """What a ``LinkItem`` of ``protocol`` holds between its length and its body's
+    length: the protocol field and the body's key.
+
+    ``ITEM_KEY || uvarint(len(head) + len(size) + len(body)) || head || size || body``,
+    where ``size`` is ``uvarint(len(body))``, is ``encode_item(protocol, body)`` (body
+    not empty): a codec that writes a frequent message's item itself joins its
+    body's parts into it at once, instead of joining the body and ``encode_item``
+    copying it again.
+    """
+    return _protocol_head(protocol) + _BODY_KEY
+
+
+def _protocol_head(protocol: int) -> bytes:
+    """``_PROTOCOL_KEY || uvarint(protocol)``; ``LocalProtocolError`` out of range."""
     head = _ITEM_HEADS.get(protocol)
     if head is None:
         if not 0 < protocol <= MAX_PROTOCOL_ID:
@@ -221,11 +241,7 @@ def encode_item(protocol: int, body: bytes) -> bytes:
         head = _PROTOCOL_KEY + encode_uvarint(protocol)
         if len(_ITEM_HEADS) < 256:
             _ITEM_HEADS[protocol] = head
-    if not body:
-        return _ITEM_KEY + encode_uvarint(len(head)) + head
-    length = encode_uvarint(len(body))
-    return b"".join((_ITEM_KEY, encode_uvarint(len(head) + 1 + len(length) + len(body)), head,
-                     _BODY_KEY, length, body))
+    return head
 
 
 def join_items(items: list[bytes]) -> bytes:
