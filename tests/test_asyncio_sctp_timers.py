@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio  # aiortc's objects live on an asyncio loop of the test's own
+import contextvars
 from typing import Any
 
 from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport
 from aiortc import rtcsctptransport as rsctp
 
-from taiinet.transport._asyncio_sctp_timers import lazy_t3
+from taiinet.transport._asyncio_sctp_timers import LazyDeadline, lazy_t3
 
 RTO = 0.05
 
@@ -68,5 +69,30 @@ def test_a_timer_aiortc_started_is_taken_over() -> None:
         assert lazy_t3(sctp)
         await asyncio.sleep(RTO * 3)
         assert len(expiries) == 1 and expiries[0] >= started
+
+    asyncio.run(main())
+
+
+def test_each_arm_makes_a_timer_and_nothing_else() -> None:
+    """Arms share one bound callback and one context (the deadline's own, made
+    with it), and the expiry runs in that context, not in the arming code's."""
+    marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="none")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        seen: list[str] = []
+        marker.set("made")
+        deadline = LazyDeadline(lambda: seen.append(marker.get()))
+        marker.set("armed")
+        armed = []  # (timer, its callback, its context), read as it is armed
+        for step in range(3):  # an earlier deadline each time: a new loop timer each time
+            deadline.set(loop, loop.time() + RTO * (3 - step))
+            timer = deadline._timer
+            armed.append((timer, timer._callback, timer._context))
+        assert len({id(timer) for timer, _, _ in armed}) == 3
+        assert all(callback is armed[0][1] for _, callback, _ in armed)
+        assert all(context is armed[0][2] for _, _, context in armed)
+        await asyncio.sleep(RTO * 2)
+        assert seen == ["made"]
 
     asyncio.run(main())

@@ -23,6 +23,7 @@ timer; ``_asyncio_sctp.delay_sacks`` moves its SACK delay with one too.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from typing import Any
 
@@ -48,9 +49,15 @@ class LazyDeadline:
     one leaves it, and it re-arms when it fires), ``clear`` forgets it (the
     armed timer fires and does nothing), ``stop`` also cancels the loop timer.
     When the deadline is reached, it is cleared and ``expire`` runs.
+
+    Each arm makes one ``TimerHandle`` and nothing else: the callback is bound
+    once and runs in one context copied when the deadline is made (the
+    association's), where ``call_at`` would bind a method and copy the current
+    context every time.  Arms are per packet on a busy link (the SACK delay),
+    and what a timer holds is often still alive when the collector runs.
     """
 
-    __slots__ = ("_armed_for", "_loop", "_timer", "deadline", "expire")
+    __slots__ = ("_armed_for", "_context", "_loop", "_on_due", "_timer", "deadline", "expire")
 
     def __init__(self, expire: Callable[[], None]) -> None:
         #: What runs when the deadline is reached.
@@ -60,6 +67,8 @@ class LazyDeadline:
         self._timer: asyncio.TimerHandle | None = None
         self._armed_for = 0.0  # the deadline ``_timer`` was armed for
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._on_due = self._fired
+        self._context = contextvars.copy_context()
 
     def set(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         self.deadline = deadline
@@ -82,7 +91,7 @@ class LazyDeadline:
             self._timer.cancel()  # an earlier deadline
         self._armed_for = deadline
         self._loop = loop
-        self._timer = loop.call_at(deadline, self._fired)
+        self._timer = loop.call_at(deadline, self._on_due, context=self._context)
 
     def _fired(self) -> None:
         self._timer = None
