@@ -18,7 +18,10 @@ over them:
   channel; before each write the sender lets one scheduler round pass, or
   ``BATCH_ROUNDS`` when items came while it wrote (a busy link), so that
   what other links' readers queue meanwhile goes in the same frame (one
-  task counts those rounds for all the senders, ``taiinet.link.rounds``).  A full
+  task counts those rounds for all the senders, ``taiinet.link.rounds``).  Over
+  a transport that cuts frames into packets (WebRTC), a busy link's frame
+  ends at a packet boundary, the rest going first in the next frame
+  (``taiinet.link.packets``).  A full
   queue (a peer too slow to keep up), a failed dial or write, or a closed
   connection take the link down.
 * **Pacing.**  A queue that holds only lazy items (``enqueue(..., urgent=
@@ -74,9 +77,10 @@ import trio
 
 from taiinet.errors import TaiiNetError
 from taiinet.link.config import LinkConfig
+from taiinet.link.packets import whole_packets
 from taiinet.link.rounds import Rounds
 from taiinet.link.wakeup import Wakeup
-from taiinet.transport.connection import Connection
+from taiinet.transport.connection import Connection, Packets
 from taiinet.wire.framing import decode_link_frame, join_items
 from taiinet.wire.keepalive import LINK_PROTOCOL, decode_control, ping_item, pong_item
 from taiinet.wire.peer_id import PeerId
@@ -168,6 +172,9 @@ class Link:
     #: The connections written on since the last frame that came from them: if
     #: one ends, what was written on it may be unread, so the link fails.
     unanswered: list[Connection] = field(default_factory=list)
+    #: Items at the head of the queue left out of the last frame to end it at a
+    #: packet boundary: the next frame takes them all (``whole_packets``).
+    held: int = 0
 
     def wake_flushers(self) -> None:
         """Wake the ``flush`` calls waiting on this link (items written, or it went)."""
@@ -401,7 +408,9 @@ class LinkManager:
                 continue
             link.lazy_held = 0
             link.written_at = trio.current_time()
-            items, closing = self._take_batch(queue)
+            # A busy link's frame ends at a packet boundary (``whole_packets``).
+            packets = link.connections[-1].packets if busy and link.connections else None
+            items, closing, link.held = self._take_batch(queue, packets, link.held)
             backlog = bool(queue)
             if items:
                 if not link.connections and not await self._dial_link(link):
@@ -436,12 +445,16 @@ class LinkManager:
         self.notify_changed()
         return True
 
-    def _take_batch(self, queue: deque[bytes | None]) -> tuple[list[bytes], bool]:
-        """The items at the head of ``queue`` that fit one frame (at least one), and
-        whether the close marker was reached.
+    def _take_batch(self, queue: deque[bytes | None], packets: Packets | None = None,
+                    keep: int = 0) -> tuple[list[bytes], bool, int]:
+        """The items at the head of ``queue`` that fit one frame (at least one),
+        whether the close marker was reached, and how many items were left at
+        the head of the queue to end the frame at a packet boundary.
 
         Never waits: the items that queued while the previous write was in
-        progress go together, so frames grow with the load.
+        progress go together, so frames grow with the load.  ``packets`` (a
+        busy link's, see ``whole_packets``) may leave the last items for the
+        next frame, but never the first ``keep`` (items left once already).
         """
         items: list[bytes] = []
         size = 0
@@ -450,13 +463,20 @@ class LinkManager:
             item = queue[0]
             if item is None:
                 queue.popleft()
-                return items, True
+                return items, True, 0
             size += len(item)
             if items and (len(items) == most or size > limit):
                 break
             items.append(item)
             queue.popleft()
-        return items, False
+        if packets is not None and len(items) > max(1, keep):
+            send = whole_packets(items, packets, keep)
+            if send < len(items):
+                left = items[send:]
+                del items[send:]
+                queue.extendleft(reversed(left))
+                return items, False, len(left)
+        return items, False, 0
 
     async def _reader(self, link: Link, connection: Connection) -> None:
         peer = link.peer

@@ -45,7 +45,7 @@ from taiinet.node.errors import LinkKindMismatch
 from taiinet.signal.client import IncomingOffer, SignalClient
 from taiinet.signal.errors import PeerUnreachable
 from taiinet.signal.urls import is_wildcard
-from taiinet.transport.connection import Connection
+from taiinet.transport.connection import Connection, Packets
 from taiinet.transport.errors import DialError
 from taiinet.transport.memory import MemoryNetwork
 from taiinet.transport.websocket import connect_websocket, open_websocket_listener
@@ -112,6 +112,10 @@ class MeteredConnection(Connection):
     @property
     def remote_address(self) -> str | None:
         return self._inner.remote_address
+
+    @property
+    def packets(self) -> Packets | None:
+        return self._inner.packets
 
     @property
     def closed(self) -> bool:

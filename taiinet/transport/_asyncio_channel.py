@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 from aiortc import RTCDataChannel
-from aiortc.rtcsctptransport import WEBRTC_BINARY
+from aiortc.rtcsctptransport import USERDATA_MAX_LENGTH, WEBRTC_BINARY
 
 from taiinet.errors import ConnectionClosed, LocalProtocolError, RemoteProtocolError
 from taiinet.transport._asyncio_eager import Pending, hook_with_plain_variant
@@ -78,6 +78,8 @@ class BridgedDataChannel(MessageChannel):
     """
 
     max_message_size = MAX_DATA_CHANNEL_MESSAGE
+    #: SCTP cuts each message into DATA chunks of this many bytes, one per packet.
+    packet_payload = USERDATA_MAX_LENGTH
     coalesce = False
 
     def __init__(self, peer: BridgedPeer, channel: RTCDataChannel) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from taiinet.errors import ConnectionClosed, RemoteProtocolError
@@ -34,11 +35,35 @@ from taiinet.wire.peer_id import PeerId
 T = TypeVar("T")
 
 
+@dataclass(frozen=True, slots=True)
+class Packets:
+    """How a transport that cuts messages into network packets carries a frame.
+
+    A frame of ``n`` bytes is sent as ``n + overhead`` bytes (its length
+    prefix, the Noise tag and its length), cut into packets of ``payload``
+    bytes each; the last packet carries the rest.  The link layer reads it to
+    end a busy link's frames at a packet boundary (``taiinet.link.manager``).
+    """
+
+    #: Bytes of a sealed frame one packet carries.
+    payload: int
+    #: Bytes a frame gains when it is sealed.
+    overhead: int
+
+    def count(self, frame_size: int) -> int:
+        """The packets a frame of ``frame_size`` bytes takes."""
+        return -(-(frame_size + self.overhead) // self.payload)
+
+
 class MessageChannel(abc.ABC):
     """A raw bidirectional pipe of whole messages, before any security."""
 
     #: Largest message the channel carries in one piece.
     max_message_size: int = 65535
+    #: Bytes of a message each network packet carries when the transport cuts
+    #: messages into packets of their own (SCTP DATA chunks); ``None`` for a
+    #: byte stream (TCP), where message boundaries do not set packet boundaries.
+    packet_payload: int | None = None
     #: The network address of the other end as the transport saw it (an IP
     #: string, not yet normalised), or ``None`` if the transport does not know.
     remote_address: str | None = None
@@ -88,6 +113,12 @@ class Connection(abc.ABC):
         public API for the selected ICE candidate pair).  Unauthenticated: it
         is who sent the packets, not who holds the peer id.
         """
+        return None
+
+    @property
+    def packets(self) -> Packets | None:
+        """How frames are cut into network packets; ``None`` for stream transports
+        (WebSocket, memory), where the size of a frame does not set its packets."""
         return None
 
     @abc.abstractmethod

@@ -92,10 +92,13 @@ async def memory_connection_pair(
         a: Identity, b: Identity, *, capacity: int = DEFAULT_CHANNEL_CAPACITY,
         max_frame_size_a: int = DEFAULT_MAX_FRAME_SIZE,
         max_frame_size_b: int = DEFAULT_MAX_FRAME_SIZE,
-        deadlines: LinkDeadlines = DEFAULT_DEADLINES) -> tuple[Connection, Connection]:
+        deadlines: LinkDeadlines = DEFAULT_DEADLINES,
+        packet_payload: int | None = None) -> tuple[Connection, Connection]:
     """Two secured connections, ``a`` the initiator, after a real Noise XX handshake;
-    both keep ``deadlines``."""
+    both keep ``deadlines``.  ``packet_payload`` makes both ends report packets of
+    that many bytes (``Connection.packets``), as a WebRTC link does."""
     channel_a, channel_b = memory_channel_pair(capacity)
+    channel_a.packet_payload = channel_b.packet_payload = packet_payload
     results: dict[str, Connection] = {}
 
     async def respond() -> None:

@@ -31,7 +31,7 @@ import trio
 
 from taiinet.errors import ConnectionClosed, RemoteProtocolError
 from taiinet.transport._linklock import LinkLock
-from taiinet.transport.connection import Connection, MessageChannel
+from taiinet.transport.connection import Connection, MessageChannel, Packets
 from taiinet.transport.errors import (
     FrameTimeout,
     HandshakeTimeout,
@@ -160,6 +160,11 @@ class SecureConnection(Connection):
         self._small_frame_size = min(
             session.small_frame_size,
             channel.max_message_size - LENGTH_PREFIX_SIZE - TAG_SIZE - MAX_UVARINT_BYTES)
+        payload = channel.packet_payload
+        # A sealed frame of 128..16,383 bytes: 2-byte length, 2-byte uvarint, tag
+        # (a byte more for larger ones, which packet boundaries hardly concern).
+        self._packets = None if payload is None else Packets(
+            payload=payload, overhead=LENGTH_PREFIX_SIZE + 2 + TAG_SIZE)
 
     @property
     def local_peer_id(self) -> PeerId:
@@ -173,6 +178,10 @@ class SecureConnection(Connection):
     def remote_address(self) -> str | None:
         address = self._channel.remote_address
         return None if address is None else budget_key(address)
+
+    @property
+    def packets(self) -> Packets | None:
+        return self._packets
 
     @property
     def max_frame_size(self) -> int:
