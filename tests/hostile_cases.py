@@ -204,3 +204,21 @@ def _strategy(cls: type[Message], depth: int) -> st.SearchStrategy[Message]:
         return message
 
     return build()
+
+
+def mutated(encoded: bytes, data: st.DataObject) -> bytes:
+    """``encoded`` as it is, or with one byte flipped, inserted or deleted, or cut
+    short at a drawn index: the changes a reader compared with protobuf's must
+    take the way protobuf takes them."""
+    index = data.draw(st.integers(0, len(encoded)))
+    kind = data.draw(st.sampled_from(["same", "flip", "cut", "insert", "delete"]))
+    if kind == "flip" and index < len(encoded):
+        return (encoded[:index] + bytes([encoded[index] ^ data.draw(st.integers(1, 255))])
+                + encoded[index + 1:])
+    if kind == "cut":
+        return encoded[:index]
+    if kind == "insert":
+        return encoded[:index] + bytes([data.draw(st.integers(0, 255))]) + encoded[index:]
+    if kind == "delete":
+        return encoded[:index] + encoded[index + 1:]
+    return encoded

@@ -7,6 +7,7 @@ import tracemalloc
 from typing import Any
 
 import pytest
+from hostile_cases import mutated
 from hypothesis import given
 from hypothesis import strategies as st
 from query_support import queries
@@ -365,18 +366,7 @@ def test_values_read_without_protobuf_match_protobufs_reading(
     """The codec reads canonical ``Value`` bytes itself (``value_decoder.WireValueReader``): for
     encoded documents and any change to them (flip, cut, insert, delete a byte) it
     gives what protobuf's parse and ``_ValueReader`` give, value, count or error."""
-    encoded = document_to_value(document)
-    index = data.draw(st.integers(0, len(encoded)))
-    kind = data.draw(st.sampled_from(["same", "flip", "cut", "insert", "delete"]))
-    if kind == "flip" and index < len(encoded):
-        encoded = (encoded[:index] + bytes([encoded[index] ^ data.draw(st.integers(1, 255))])
-                   + encoded[index + 1:])
-    elif kind == "cut":
-        encoded = encoded[:index]
-    elif kind == "insert":
-        encoded = encoded[:index] + bytes([data.draw(st.integers(0, 255))]) + encoded[index:]
-    elif kind == "delete":
-        encoded = encoded[:index] + encoded[index + 1:]
+    encoded = mutated(document_to_value(document), data)
     limits = data.draw(st.sampled_from([DocumentLimits(),
                                         DocumentLimits(max_depth=max_depth, max_nodes=max_nodes)]))
     assert_read_as_protobuf_reads(encoded, limits)
