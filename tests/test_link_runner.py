@@ -20,6 +20,7 @@ from taiinet.link.config import LinkConfig
 from taiinet.link.registry import ProtocolCodec, ProtocolRegistry
 from taiinet.link.runner import Runner
 from taiinet.transport.connection import Connection
+from taiinet.transport.limits import DEFAULT_IDLE_TIMEOUT
 from taiinet.transport.memory import memory_connection_pair
 from taiinet.wire.framing import decode_link_frame, encode_item, join_items
 from taiinet.wire.identity import Identity
@@ -387,6 +388,33 @@ async def test_a_connection_that_ends_with_frames_perhaps_unread_fails_the_link(
             await older_far.receive()  # the whole link goes
         await trio.sleep(0.1)
         assert core.down == [PEER.peer_id] and runner.links.links == {}
+
+
+async def test_the_connection_left_idle_by_a_crossed_dial_ends_without_failing_the_link(
+        autojump_clock: object) -> None:
+    """Two peers dialed each other at once: this side wrote on its own
+    connection, then both settled on the other one, so nothing ever came back
+    on the first.  When the idle deadline closes it (``read_within`` after the
+    last write on it, the peer long done reading it), the link stays up; it
+    used to fail, and the core repaired a live neighbour (docs/protocol.md 4.3)."""
+    async with echo_runner() as (core, runner):
+        older_far, older = await memory_connection_pair(PEER, ME)
+        runner.add_connection(older)  # this side's dial
+        runner.apply([Send(peer=PEER.peer_id, message=Echo(7))])
+        with trio.fail_after(1):
+            assert _items(await older_far.receive()) == [(ECHO, b"7")]
+        newer_far, newer = await memory_connection_pair(PEER, ME)
+        runner.add_connection(newer)  # the peer's dial: both send here from now on
+        await newer_far.send(encode_item(ECHO, b"1"))
+        with trio.fail_after(1):
+            assert _items(await newer_far.receive()) == [(ECHO, b"2")]
+        await trio.sleep(DEFAULT_IDLE_TIMEOUT)  # the default read_within
+        await older_far.aclose()  # idle both ways since: the idle deadline
+        await trio.sleep(0.1)
+        assert core.down == [] and runner.links.is_linked(PEER.peer_id)
+        runner.apply([Send(peer=PEER.peer_id, message=Echo(9))])
+        with trio.fail_after(1):
+            assert _items(await newer_far.receive()) == [(ECHO, b"9")]
 
 
 async def test_a_connection_that_ends_with_nothing_unanswered_keeps_the_link(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from taiinet.errors import LocalProtocolError
+from taiinet.transport.limits import DEFAULT_IDLE_TIMEOUT
 from taiinet.wire.framing import MAX_FRAME_ITEMS
 
 #: Items queued per peer before the link is declared too slow and dropped.
@@ -20,6 +21,11 @@ DEFAULT_LAZY_BATCH = 128
 #: node link: the overlay's largest message (61,440 bytes of payload and its
 #: fields, 62,464 bytes) fits with its item header (at most 16 bytes).
 DEFAULT_LINK_FRAME_SIZE = 61_440 + 1024 + 16
+#: Seconds after the last write on a connection that stays open by which the
+#: peer has read it (``taiinet.link.manager``): the listeners' idle deadline,
+#: so that the idle deadline closing a connection both ends stopped writing on
+#: (two peers that dialed each other at once) does not fail the link.
+DEFAULT_READ_WITHIN = DEFAULT_IDLE_TIMEOUT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,6 +39,9 @@ class LinkConfig:
       lazy items (see ``taiinet.link.manager``).
     * ``max_frame_size`` (>= 64): bytes of one link frame, either way.
     * ``max_items`` (1..``MAX_FRAME_ITEMS``): items in one link frame, either way.
+    * ``read_within`` (> 0): seconds after our last write on a connection by
+      which the peer has read it if the connection is still open; one that
+      ends sooner after a write with no frame back fails the link.
     """
 
     send_queue: int = DEFAULT_SEND_QUEUE
@@ -41,6 +50,7 @@ class LinkConfig:
     lazy_batch: int = DEFAULT_LAZY_BATCH
     max_frame_size: int = DEFAULT_LINK_FRAME_SIZE
     max_items: int = MAX_FRAME_ITEMS
+    read_within: float = DEFAULT_READ_WITHIN
 
     def __post_init__(self) -> None:
         if self.send_queue < 2:
@@ -51,6 +61,8 @@ class LinkConfig:
             raise LocalProtocolError("lazy_batch must be >= 1")
         if self.max_frame_size < 64:
             raise LocalProtocolError("max_frame_size must be >= 64")
+        if not self.read_within > 0:
+            raise LocalProtocolError("read_within must be > 0")
         if not 1 <= self.max_items <= MAX_FRAME_ITEMS:
             raise LocalProtocolError(f"max_items must be in 1..{MAX_FRAME_ITEMS}")
 

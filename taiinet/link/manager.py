@@ -60,7 +60,14 @@ any failure, even if other connections remain: the cores then see the
 neighbour go (and come back on a new link) and repair what it missed,
 instead of the link layer losing frames while the link stays up.  (Resending
 those frames on another connection would not do: without acknowledgements
-we cannot tell which of them the peer already handled.)
+we cannot tell which of them the peer already handled.)  What was written on
+a connection that then stayed open ``LinkConfig.read_within`` seconds
+(default: the listeners' idle deadline) counts as read: the peer reads every
+connection of a link all the time, so a frame still unread by then would
+have to be held that long by a transport that neither side saw fail.
+Without this, the connection left idle by two peers that dialed each other,
+written on before both settled on the other one, ended the link when its
+idle deadline closed it a minute later.
 """
 
 from __future__ import annotations
@@ -169,9 +176,10 @@ class Link:
     #: forgotten by the next write (or when the link goes), so that a frame
     #: makes no event when nobody flushes.
     wrote: trio.Event | None = None
-    #: The connections written on since the last frame that came from them: if
-    #: one ends, what was written on it may be unread, so the link fails.
-    unanswered: list[Connection] = field(default_factory=list)
+    #: The connections written on since the last frame that came from them, and
+    #: when each was last written on: if one ends within ``LinkConfig.read_within``
+    #: of that, what was written on it may be unread, so the link fails.
+    unanswered: dict[Connection, float] = field(default_factory=dict)
     #: Items at the head of the queue left out of the last frame to end it at a
     #: packet boundary: the next frame takes them all (``whole_packets``).
     held: int = 0
@@ -383,8 +391,7 @@ class LinkManager:
 
     @staticmethod
     def _mark_unanswered(link: Link, connection: Connection) -> None:
-        if connection not in link.unanswered:
-            link.unanswered.append(connection)
+        link.unanswered[connection] = trio.current_time()
 
     async def _send_queue(self, link: Link) -> bool:
         """Write the queue out until the close marker (False) or the link is dropped
@@ -498,9 +505,10 @@ class LinkManager:
         if connection in link.connections:
             link.connections.remove(connection)
             self.notify_changed()
-        unread = connection in link.unanswered
-        if unread:
-            link.unanswered.remove(connection)
+        written = link.unanswered.pop(connection, None)
+        # Written on long enough ago while it stayed open: read (module doc).
+        unread = (written is not None
+                  and trio.current_time() - written < self.config.read_within)
         if self.links.get(peer) is not link or link.closing:
             return
         if unread and link.connections:
@@ -519,8 +527,7 @@ class LinkManager:
         except TaiiNetError as exc:
             log.warning("link: %s broke the protocol: %s", peer, exc)
             return False
-        if connection in link.unanswered:
-            link.unanswered.remove(connection)
+        link.unanswered.pop(connection, None)
         connections = link.connections
         if connections[-1] is not connection and connection in connections:
             connections.remove(connection)  # send where the peer sends (module doc)
