@@ -273,20 +273,12 @@ class Subscription(trio.abc.ReceiveChannel[Message]):
         return self._state == "open" and self.policy == "block" and self._full_for(size)
 
     def _put_nowait(self, message: Message) -> None:
-        """``_put`` of a message that does not wait (``_would_wait`` said so): one
-        call per delivery, so ``_admits``, ``_full_for`` and ``_append`` are
-        written out (same steps)."""
-        if self._state != "open" or (self._seam is not None
-                                     and not self._seam.arrived(message.id, message)):
+        """``_put`` of a message that does not wait (``_would_wait`` said so)."""
+        if not self._admits(message):
             return
-        queue, size = self._queue, message.size
-        while queue and (len(queue) >= self.buffer  # the "drop" policy
-                         or self.queued_bytes + size > self.buffer_bytes):
+        while self._full_for(message.size):  # the "drop" policy
             self._drop_oldest()
-        queue.append(message)
-        self.queued_bytes += size
-        self.delivered += 1
-        self._readable.set()
+        self._append(message)
 
     def _admits(self, message: Message) -> bool:
         """Whether ``message`` is queued at all: the subscription is open and its
