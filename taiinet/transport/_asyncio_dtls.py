@@ -434,8 +434,7 @@ def send_directly(dtls: Any) -> bool:
         if pair is not sent_pair:
             sent_pair, sent_to = pair, pair.remote_addr
         pair.protocol.transport.sendto(record, sent_to)  # ``StunProtocol.send_data``
-        dtls._RTCDtlsTransport__tx_bytes += read  # ``_count_sent``
-        dtls._RTCDtlsTransport__tx_packets += 1
+        _count_sent(dtls, read)
 
     dtls._send_data = direct_send_data
     setattr(dtls, _SEND_HOOKED, direct_send_data)  # ``record_writer`` tells it still sends
