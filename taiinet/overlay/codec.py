@@ -12,6 +12,7 @@ link layer (``taiinet.link``) parses the frame and hands the body to
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
 
 from google.protobuf.message import DecodeError
@@ -182,6 +183,20 @@ def _read_gossip(data: bytes) -> Gossip | None:
     end = len(data)
     if type(data) is not bytes or end < 6:
         return None
+    if end > _DOCUMENT_HEAD_SIZE:
+        # A document's gossip: a SHA-256 id, hops of one byte and a payload of 128 to
+        # 16383 bytes, so both lengths of two bytes.  Its head is read in one call,
+        # then checked as the general reading below would check it (same result);
+        # anything else takes that reading.
+        (key, size, size_high, mid_key, mid_size, mid, hops_key, hops, payload_key,
+         payload_size, payload_high) = _DOCUMENT_HEAD(data)
+        if (key == _GOSSIP_KEY[0] and size >= 0x80 and size_high < 0x80
+                and mid_key == _MID_KEY and mid_size == 32
+                and hops_key == _HOPS_KEY and hops < 0x80 and payload_key == _PAYLOAD_KEY
+                and payload_size >= 0x80 and payload_high < 0x80
+                and 3 + (size & 0x7F | size_high << 7) == end
+                and _DOCUMENT_HEAD_SIZE + (payload_size & 0x7F | payload_high << 7) == end):
+            return _new_gossip(message_id=mid, hops=hops, payload=data[_DOCUMENT_HEAD_SIZE:])
     # Lengths of one or two bytes, and hops of one, read inline (``_uvarint``: longer).
     size, at = data[1], 2
     if size >= 0x80:
@@ -220,6 +235,11 @@ def _read_gossip(data: bytes) -> Gossip | None:
 
 
 _new_gossip = quick_new(Gossip)
+#: ``_read_gossip``'s document head: the body's key and two-byte length, the id's key,
+#: length (one byte) and 32 bytes, the hops' key and byte, the payload's key and
+#: two-byte length.
+_DOCUMENT_HEAD_LAYOUT = struct.Struct("5B32s5B")
+_DOCUMENT_HEAD, _DOCUMENT_HEAD_SIZE = _DOCUMENT_HEAD_LAYOUT.unpack_from, _DOCUMENT_HEAD_LAYOUT.size
 
 
 def _uvarint(data: bytes, at: int) -> tuple[int, int]:
