@@ -250,6 +250,23 @@ def test_a_gossip_item_is_what_protobuf_writes(message: Gossip) -> None:
     assert _registry().encode(message) == expected
 
 
+def test_gossips_of_one_shape_are_each_written_as_protobuf_writes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``encode_frame`` keeps the item heads of a shape (id size, hops, payload size):
+    items of that shape keep their own id and payload, and the kept heads are
+    bounded."""
+    monkeypatch.setattr(codec, "GOSSIP_HEADS_KEPT", 3)
+    monkeypatch.setattr(codec, "_GOSSIP_HEADS", {})
+    for index in range(8):
+        for payload_size in (1, 127, 128, 400):
+            message = Gossip(message_id=bytes([index]) * 32, hops=1 + index % 2,
+                             payload=bytes([index]) * payload_size)
+            expected = encode_item(codec.PROTOCOL_ID,
+                                   codec.to_proto(message).SerializeToString())
+            assert codec.encode_frame(message) == expected
+            assert len(codec._GOSSIP_HEADS) <= 3
+
+
 def test_a_forwarded_gossip_is_written_without_a_protobuf(monkeypatch: pytest.MonkeyPatch,
                                                           ) -> None:
     """The item of a tree router's push is written straight into its bytes."""

@@ -282,19 +282,39 @@ def encode_frame(message: OverlayMessage) -> bytes:
     if type(message) is Gossip and not message.origin and not message.entry:
         mid, hops, payload = message.message_id, message.hops, message.payload
         if payload and 0 < len(mid) <= MAX_MESSAGE_ID_LENGTH and 0 < hops <= MAX_HOPS:
-            # proto3 (overlay.proto): Gossip's fields 1 (bytes), 2 (uint32, left out
-            # when 0) and 3 (bytes), in field order, as protobuf serializes them.
-            hops_field, payload_size = _HOPS_FIELDS[hops], encode_uvarint(len(payload))
-            # Keys of fields 1 and 3 and the id's one-byte length, then the rest.
-            gossip_size = 3 + len(mid) + len(hops_field) + len(payload_size) + len(payload)
-            gossip_head = encode_uvarint(gossip_size)
-            body_size = 1 + len(gossip_head) + gossip_size  # the OverlayMessage
-            body_head = encode_uvarint(body_size)
-            return b"".join((
-                ITEM_KEY, encode_uvarint(len(_BODY_HEAD) + len(body_head) + body_size),
-                _BODY_HEAD, body_head, _GOSSIP_KEY, gossip_head, _MESSAGE_ID_HEADS[len(mid)],
-                mid, hops_field, _PAYLOAD_KEY_BYTE, payload_size, payload))
+            shape = (len(mid), hops, len(payload))
+            heads = _GOSSIP_HEADS.get(shape)
+            if heads is None:
+                heads = _gossip_heads(*shape)
+            return b"".join((heads[0], mid, heads[1], payload))
     return encode_item(PROTOCOL_ID, encode(message))
+
+
+def _gossip_heads(mid_size: int, hops: int, payload_size: int) -> tuple[bytes, bytes]:
+    """The bytes of ``encode_frame``'s item before the id and between the id and the
+    payload, which depend only on their sizes and the hops (kept: documents of a
+    stream are often of one size, and every push of one document has its shape)."""
+    # proto3 (overlay.proto): Gossip's fields 1 (bytes), 2 (uint32, left out when 0)
+    # and 3 (bytes), in field order, as protobuf serializes them.
+    hops_field, payload_head = _HOPS_FIELDS[hops], encode_uvarint(payload_size)
+    # Keys of fields 1 and 3 and the id's one-byte length, then the rest.
+    gossip_size = 3 + mid_size + len(hops_field) + len(payload_head) + payload_size
+    gossip_head = encode_uvarint(gossip_size)
+    body_size = 1 + len(gossip_head) + gossip_size  # the OverlayMessage
+    body_head = encode_uvarint(body_size)
+    heads = (b"".join((ITEM_KEY, encode_uvarint(len(_BODY_HEAD) + len(body_head) + body_size),
+                       _BODY_HEAD, body_head, _GOSSIP_KEY, gossip_head,
+                       _MESSAGE_ID_HEADS[mid_size])),
+             hops_field + _PAYLOAD_KEY_BYTE + payload_head)
+    if len(_GOSSIP_HEADS) >= GOSSIP_HEADS_KEPT:
+        _GOSSIP_HEADS.clear()
+    _GOSSIP_HEADS[mid_size, hops, payload_size] = heads
+    return heads
+
+
+#: Shapes (id size, hops, payload size) whose item heads ``encode_frame`` keeps.
+GOSSIP_HEADS_KEPT = 1024
+_GOSSIP_HEADS: dict[tuple[int, int, int], tuple[bytes, bytes]] = {}
 
 
 #: An overlay item's bytes between its length and its body's (``encode_frame``).
