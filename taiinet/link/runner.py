@@ -20,7 +20,8 @@ out at once, in order:
   reported back: the core already counts the link down);
 * ``ProbeLink(peer)``: the link layer's ``Ping``;
 * anything else is an output event of the core (a delivery, a neighbour
-  event): handed, unchanged and in order, to ``on_event``.
+  event): handed, unchanged and in order, to ``on_event``, or to the
+  handler a driver registered for its type with ``carry``.
 
 Link events go the other way: items are decoded by their protocol's codec
 and passed to that protocol's handler (for the core's own protocols,
