@@ -139,7 +139,7 @@ def test_sealing_parses_nothing_back(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_parsing(*_args: Any) -> Any:
         raise AssertionError("the publisher parsed its own document back")
 
-    monkeypatch.setattr(documents, "value_to_document_counted", no_parsing)
+    monkeypatch.setattr(documents, "value_slice_to_document_counted", no_parsing)
     monkeypatch.setattr(value_pb2.Value, "ParseFromString", no_parsing)
     monkeypatch.setattr(pubsub_pb2.PublishedDocument, "ParseFromString", no_parsing)
     document = {"seq": 3, "tags": ("a", "b"), "pad": "x" * 50}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from hostile_cases import mutated
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -10,7 +11,12 @@ from taiinet import Envelope, Identity, InvalidEnvelope, TaiiNetError
 from taiinet.errors import LocalProtocolError
 from taiinet.v1 import envelope_pb2, keys_pb2
 from taiinet.wire import codec
-from taiinet.wire.envelope import DEFAULT_MAX_ENVELOPE_SIZE, open_fields
+from taiinet.wire.envelope import (
+    DEFAULT_MAX_ENVELOPE_SIZE,
+    PayloadOpener,
+    open_fields,
+    open_payload,
+)
 
 ALICE = Identity.from_seed(bytes([1]) * 32)
 MALLORY = Identity.from_seed(bytes([2]) * 32)
@@ -242,3 +248,29 @@ def test_a_sealed_envelope_opens_without_a_protobuf_message(
     monkeypatch.setattr(codec.envelope_pb2, "Envelope", Refused)
     signer, key, fields = open_fields(sealed, DOMAIN)
     assert (signer, key, fields.payload) == (ALICE.peer_id, ALICE.public_key, b"x" * 1000)
+
+
+def _opened_or_error(open_: object, data: bytes) -> object:
+    try:
+        return open_(data)  # type: ignore[operator]
+    except InvalidEnvelope as exc:
+        return str(exc)
+
+
+@given(st.sampled_from([ALICE, MALLORY]), st.sampled_from([DOMAIN, "other-domain"]),
+       st.sampled_from([b"/t", b"/u", b""]), st.binary(max_size=300), st.data())
+def test_a_payload_opener_opens_as_open_payload(identity: Identity, domain: str,
+                                                payload_type: bytes, payload: bytes,
+                                                data: st.DataObject) -> None:
+    """``PayloadOpener(DOMAIN, b"/t").open`` is ``open_payload(..., max_size=len(data),
+    payload_type=b"/t")``: the same signer and payload, or the same error, for envelopes
+    of either domain and of other types, and any change to one."""
+    sealed = mutated(Envelope.seal(identity, domain, payload_type, payload), data)
+    opener = PayloadOpener(DOMAIN, b"/t")
+    assert _opened_or_error(opener.open, sealed) == _opened_or_error(
+        lambda raw: open_payload(raw, DOMAIN, max_size=len(raw), payload_type=b"/t"), sealed)
+
+
+def test_a_payload_opener_checks_its_domain_once() -> None:
+    with pytest.raises(LocalProtocolError):
+        PayloadOpener("", b"/t")

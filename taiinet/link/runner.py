@@ -20,7 +20,8 @@ out at once, in order:
   reported back: the core already counts the link down);
 * ``ProbeLink(peer)``: the link layer's ``Ping``;
 * anything else is an output event of the core (a delivery, a neighbour
-  event): handed, unchanged and in order, to ``on_event``.
+  event): handed, unchanged and in order, to ``on_event``, or to the
+  handler a driver registered for its type with ``carry``.
 
 Link events go the other way: items are decoded by their protocol's codec
 and passed to that protocol's handler (for the core's own protocols,
@@ -125,10 +126,20 @@ class Runner:
         async for connection in listener:
             self.add_connection(connection)
 
+    def carry(self, kind: type, handler: Callable[[Any], None]) -> None:
+        """Hand the core's output events of type ``kind`` to ``handler`` instead of
+        ``on_event`` (a driver's own, frequent events: found by their type, as the
+        link actions are, without the call to ``on_event`` and its own dispatch)."""
+        self._carry[kind] = handler
+
     def apply(self, actions: list[Any]) -> None:
         """Carry out a core's actions, in order."""
+        self._carry_out(actions, _trace.isEnabledFor(logging.DEBUG))
+
+    def _carry_out(self, actions: list[Any], tracing: bool) -> None:
+        """``apply``; ``tracing``: the trace log is on (asked once per input)."""
         carry = self._carry
-        if _trace.isEnabledFor(logging.DEBUG):
+        if tracing:
             trace_out(actions)
         for action in actions:
             handler = carry.get(type(action))
@@ -202,9 +213,10 @@ class Runner:
             self.protocols.dispatch(peer, protocol, body, now)
             return
         message = decode(body)
-        if _trace.isEnabledFor(logging.DEBUG):
+        tracing = _trace.isEnabledFor(logging.DEBUG)
+        if tracing:
             trace_in(peer, message)
-        self.apply(self.core.handle_message(peer, message, now))
+        self._carry_out(self.core.handle_message(peer, message, now), tracing)
 
     def handle_link_down(self, peer: PeerId, now: float) -> None:
         log.debug("link down %s", peer[-6:])

@@ -159,6 +159,7 @@ class RoutedDriver(OverlayDriver):
         self.hand_over: Callable[[Deliver, bytes], bool] | None = None
         self.dropped_documents = 0
         self.register(PUBSUB_CODEC, admit=self._admit_advert)
+        self.carry(Deliver, self._deliver)
         if self._capture is not None:  # the payloads of one input, until it is carried out
             self.after_apply = self._capture.opened.clear
 
@@ -180,19 +181,18 @@ class RoutedDriver(OverlayDriver):
     def unsubscribe(self, subscription_id: Any) -> None:
         self._apply(self.router.unsubscribe(subscription_id, trio.current_time()))
 
-    def _on_overlay_event(self, event: Any) -> None:
-        if type(event) is Deliver:
-            envelope = b"" if self._capture is None else self._capture.opened.get(
-                event.message_id, b"")
-            hand_over = self.hand_over
-            if hand_over is not None and hand_over(event, envelope):
-                return
-            if not self.documents.offer(event):
-                self.dropped_documents += 1
-            elif envelope:
-                self.envelopes[event.message_id] = envelope
-        else:
-            super()._on_overlay_event(event)
+    def _deliver(self, event: Deliver) -> None:
+        """A ``Deliver`` of the router (``carry``): to the node's subscriptions now,
+        else to the ``documents`` queue."""
+        envelope = b"" if self._capture is None else self._capture.opened.get(
+            event.message_id, b"")
+        hand_over = self.hand_over
+        if hand_over is not None and hand_over(event, envelope):
+            return
+        if not self.documents.offer(event):
+            self.dropped_documents += 1
+        elif envelope:
+            self.envelopes[event.message_id] = envelope
 
     def send(self, peer: PeerId, message: object) -> None:
         """Send a message of a registered protocol to ``peer`` (dialed if there is no link)."""

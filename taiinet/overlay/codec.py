@@ -12,6 +12,7 @@ link layer (``taiinet.link``) parses the frame and hands the body to
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
 
 from google.protobuf.message import DecodeError
@@ -182,6 +183,20 @@ def _read_gossip(data: bytes) -> Gossip | None:
     end = len(data)
     if type(data) is not bytes or end < 6:
         return None
+    if end > _DOCUMENT_HEAD_SIZE:
+        # A document's gossip: a SHA-256 id, hops of one byte and a payload of 128 to
+        # 16383 bytes, so both lengths of two bytes.  Its head is read in one call,
+        # then checked as the general reading below would check it (same result);
+        # anything else takes that reading.
+        (key, size, size_high, mid_key, mid_size, mid, hops_key, hops, payload_key,
+         payload_size, payload_high) = _DOCUMENT_HEAD(data)
+        if (key == _GOSSIP_KEY[0] and size >= 0x80 and size_high < 0x80
+                and mid_key == _MID_KEY and mid_size == 32
+                and hops_key == _HOPS_KEY and hops < 0x80 and payload_key == _PAYLOAD_KEY
+                and payload_size >= 0x80 and payload_high < 0x80
+                and 3 + (size & 0x7F | size_high << 7) == end
+                and _DOCUMENT_HEAD_SIZE + (payload_size & 0x7F | payload_high << 7) == end):
+            return _new_gossip(message_id=mid, hops=hops, payload=data[_DOCUMENT_HEAD_SIZE:])
     # Lengths of one or two bytes, and hops of one, read inline (``_uvarint``: longer).
     size, at = data[1], 2
     if size >= 0x80:
@@ -220,6 +235,11 @@ def _read_gossip(data: bytes) -> Gossip | None:
 
 
 _new_gossip = quick_new(Gossip)
+#: ``_read_gossip``'s document head: the body's key and two-byte length, the id's key,
+#: length (one byte) and 32 bytes, the hops' key and byte, the payload's key and
+#: two-byte length.
+_DOCUMENT_HEAD_LAYOUT = struct.Struct("5B32s5B")
+_DOCUMENT_HEAD, _DOCUMENT_HEAD_SIZE = _DOCUMENT_HEAD_LAYOUT.unpack_from, _DOCUMENT_HEAD_LAYOUT.size
 
 
 def _uvarint(data: bytes, at: int) -> tuple[int, int]:
@@ -262,19 +282,39 @@ def encode_frame(message: OverlayMessage) -> bytes:
     if type(message) is Gossip and not message.origin and not message.entry:
         mid, hops, payload = message.message_id, message.hops, message.payload
         if payload and 0 < len(mid) <= MAX_MESSAGE_ID_LENGTH and 0 < hops <= MAX_HOPS:
-            # proto3 (overlay.proto): Gossip's fields 1 (bytes), 2 (uint32, left out
-            # when 0) and 3 (bytes), in field order, as protobuf serializes them.
-            hops_field, payload_size = _HOPS_FIELDS[hops], encode_uvarint(len(payload))
-            # Keys of fields 1 and 3 and the id's one-byte length, then the rest.
-            gossip_size = 3 + len(mid) + len(hops_field) + len(payload_size) + len(payload)
-            gossip_head = encode_uvarint(gossip_size)
-            body_size = 1 + len(gossip_head) + gossip_size  # the OverlayMessage
-            body_head = encode_uvarint(body_size)
-            return b"".join((
-                ITEM_KEY, encode_uvarint(len(_BODY_HEAD) + len(body_head) + body_size),
-                _BODY_HEAD, body_head, _GOSSIP_KEY, gossip_head, _MESSAGE_ID_HEADS[len(mid)],
-                mid, hops_field, _PAYLOAD_KEY_BYTE, payload_size, payload))
+            shape = (len(mid), hops, len(payload))
+            heads = _GOSSIP_HEADS.get(shape)
+            if heads is None:
+                heads = _gossip_heads(*shape)
+            return b"".join((heads[0], mid, heads[1], payload))
     return encode_item(PROTOCOL_ID, encode(message))
+
+
+def _gossip_heads(mid_size: int, hops: int, payload_size: int) -> tuple[bytes, bytes]:
+    """The bytes of ``encode_frame``'s item before the id and between the id and the
+    payload, which depend only on their sizes and the hops (kept: documents of a
+    stream are often of one size, and every push of one document has its shape)."""
+    # proto3 (overlay.proto): Gossip's fields 1 (bytes), 2 (uint32, left out when 0)
+    # and 3 (bytes), in field order, as protobuf serializes them.
+    hops_field, payload_head = _HOPS_FIELDS[hops], encode_uvarint(payload_size)
+    # Keys of fields 1 and 3 and the id's one-byte length, then the rest.
+    gossip_size = 3 + mid_size + len(hops_field) + len(payload_head) + payload_size
+    gossip_head = encode_uvarint(gossip_size)
+    body_size = 1 + len(gossip_head) + gossip_size  # the OverlayMessage
+    body_head = encode_uvarint(body_size)
+    heads = (b"".join((ITEM_KEY, encode_uvarint(len(_BODY_HEAD) + len(body_head) + body_size),
+                       _BODY_HEAD, body_head, _GOSSIP_KEY, gossip_head,
+                       _MESSAGE_ID_HEADS[mid_size])),
+             hops_field + _PAYLOAD_KEY_BYTE + payload_head)
+    if len(_GOSSIP_HEADS) >= GOSSIP_HEADS_KEPT:
+        _GOSSIP_HEADS.clear()
+    _GOSSIP_HEADS[mid_size, hops, payload_size] = heads
+    return heads
+
+
+#: Shapes (id size, hops, payload size) whose item heads ``encode_frame`` keeps.
+GOSSIP_HEADS_KEPT = 1024
+_GOSSIP_HEADS: dict[tuple[int, int, int], tuple[bytes, bytes]] = {}
 
 
 #: An overlay item's bytes between its length and its body's (``encode_frame``).

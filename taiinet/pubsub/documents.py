@@ -36,12 +36,12 @@ from taiinet.pubsub.query import (
     DocumentLimits,
     InvalidDocument,
     MalformedValue,
-    value_to_document_counted,
 )
+from taiinet.pubsub.query.codec import value_slice_to_document_counted
 from taiinet.pubsub.query.value_encoder import encode_document
 from taiinet.v1 import pubsub_pb2
 from taiinet.wire import codec
-from taiinet.wire.envelope import Envelope, open_payload
+from taiinet.wire.envelope import Envelope, PayloadOpener
 from taiinet.wire.errors import InvalidEnvelope, InvalidPublicKey
 from taiinet.wire.framing import encode_uvarint
 from taiinet.wire.identity import Identity, peer_id_from_public_key
@@ -131,17 +131,18 @@ def _opened(publisher: str, payload: bytes, limits: DocumentLimits) -> OpenedDoc
         message.ParseFromString(payload)
     except (DecodeError, RuntimeError) as exc:
         raise RejectedDocument("invalid_document", f"payload does not parse: {exc}") from None
-    return _decoded(publisher, message, limits)
-
-
-def _decoded(publisher: str, message: pubsub_pb2.PublishedDocument,
-             limits: DocumentLimits) -> OpenedDocument:
+    value = message.value
     try:
-        document, values = value_to_document_counted(message.value, limits)
+        # ``value_to_document_counted``, one call less (this runs for every document).
+        document, values = value_slice_to_document_counted(value, 0, len(value), limits)
     except MalformedValue as exc:
         raise RejectedDocument("invalid_document", str(exc)) from None
     # Positional: a named tuple's keyword arguments cost a dict per document.
     return OpenedDocument(publisher, document, message.published_unix_ms, values)
+
+
+#: Opens the envelope of every document a node receives (``SignedDocuments.open``).
+_DOCUMENT_OPENER = PayloadOpener(DOCUMENT_DOMAIN, DOCUMENT_PAYLOAD_TYPE)
 
 
 def seal_publication(documents: DocumentCodec, document: Any, max_bytes: int, now: float,
@@ -196,8 +197,7 @@ class SignedDocuments:
 
     def open(self, payload: bytes) -> OpenedDocument:
         try:
-            signer, document = open_payload(payload, DOCUMENT_DOMAIN, max_size=len(payload),
-                                            payload_type=DOCUMENT_PAYLOAD_TYPE)
+            signer, document = _DOCUMENT_OPENER.open(payload)
         except InvalidEnvelope as exc:
             raise RejectedDocument("invalid_envelope", str(exc)) from None
         return _opened(signer, document, self.limits)

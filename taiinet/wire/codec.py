@@ -105,6 +105,9 @@ def decode_envelope(data: bytes) -> EnvelopeFields | None:
 #: An Ed25519 ``PublicKey`` as protobuf writes it: type 1, then 32 bytes of data.
 _ED25519_KEY_HEAD = b"\x08\x01\x12\x20"
 _KEY_SIZE = len(_ED25519_KEY_HEAD) + ED25519_PUBLIC_KEY_SIZE
+#: An envelope's first bytes when its key is Ed25519's: field 1's key and length, then
+#: the key's head.
+_ENVELOPE_KEY_HEAD = b"\x0a\x24" + _ED25519_KEY_HEAD
 
 
 def envelope_parts(data: bytes) -> tuple[bytes, bytes, bytes, bytes] | None:
@@ -117,11 +120,11 @@ def envelope_parts(data: bytes) -> tuple[bytes, bytes, bytes, bytes] | None:
     canonical encoding of those fields, so the check below is the one protobuf's
     round trip makes.  Any other input goes through that round trip.
     """
-    if (type(data) is bytes and data[:2] == b"\x0a\x24" and data[2:6] == _ED25519_KEY_HEAD
-            and data[38:39] == b"\x12" and len(data) > 42):
+    if (type(data) is bytes and len(data) > 42 and data.startswith(_ENVELOPE_KEY_HEAD)
+            and data[38] == 0x12):
         type_size = data[39]
         at = 40 + type_size
-        if 0 < type_size < 0x80 and data[at:at + 1] == b"\x1a" and at + 2 < len(data):
+        if 0 < type_size < 0x80 and at + 2 < len(data) and data[at] == 0x1a:
             size, second = data[at + 1], data[at + 2]
             if size < 0x80:
                 at += 2

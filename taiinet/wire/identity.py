@@ -148,9 +148,11 @@ def verify_with_public_key(raw: bytes, data: bytes, signature: bytes) -> bool:
     by the rule of docs/protocol.md section 2.4; anything malformed is not valid."""
     if len(signature) != codec.ED25519_SIGNATURE_SIZE or len(raw) != codec.ED25519_PUBLIC_KEY_SIZE:
         return False
-    raw, data, signature = bytes(raw), bytes(data), bytes(signature)  # the binding takes bytes
+    if type(raw) is not bytes or type(data) is not bytes or type(signature) is not bytes:
+        raw, data, signature = bytes(raw), bytes(data), bytes(signature)  # the binding takes bytes
+    # S < L: certain when its top byte is below 0x10 (S < 2**252 < L), else compared.
     if (raw in _REFUSED_POINTS or signature[:32] in _REFUSED_POINTS
-            or int.from_bytes(signature[32:], "little") >= _L):
+            or (signature[63] >= 0x10 and int.from_bytes(signature[32:], "little") >= _L)):
         return False
     # What is left to check is the cofactored equation, with A and R decoding to points.
     return ed25519_zebra.ed_verify(signature, data, raw) is True

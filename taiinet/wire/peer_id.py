@@ -83,6 +83,7 @@ class PeerId(str):
         return b58decode(self)[len(PEER_ID_PREFIX):]
 
 
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def plain_key(peer: str) -> str:
     """``peer`` as an exact ``str`` (equal to it, same hash; one shared copy per id).
 
@@ -91,13 +92,9 @@ def plain_key(peer: str) -> str:
     keys and values are all exact ``str`` and ``int`` is not tracked.  Maps
     kept per document and neighbour (``Retained.holders``) key by this, so the
     collector's full passes do not walk one more dict per retained document.
-    Look them up with the ``PeerId`` as usual.
+    Look them up with the ``PeerId`` as usual.  (The cache is the function
+    itself: called a few times per document, with no Python call around it.)
     """
-    return _plain_cached(peer)
-
-
-@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
-def _plain_cached(peer: str) -> str:
     return str.__str__(peer)
 
 

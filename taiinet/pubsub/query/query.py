@@ -19,11 +19,13 @@ class Query:
     (``{"a": 1}`` is not ``{"a": True}``).
     """
 
-    __slots__ = ("_hash", "_key", "_match", "ast")
+    __slots__ = ("_hash", "_key", "ast", "matcher")
 
     def __init__(self, query: Any, limits: QueryLimits = DEFAULT_QUERY_LIMITS) -> None:
         self.ast: Filter = query.ast if isinstance(query, Query) else parse(query, limits)
-        self._match: Matcher = compile_filter(self.ast)
+        #: The compiled query: ``matches`` without the method call around it, for
+        #: the routers' per-document matching (the same function, the same errors).
+        self.matcher: Matcher = compile_filter(self.ast)
         self._key: Any = None
         self._hash = 0
 
@@ -32,7 +34,7 @@ class Query:
         """A query from an AST already validated (by the parser or the codec)."""
         self = cls.__new__(cls)
         self.ast = ast
-        self._match = compile_filter(ast)
+        self.matcher = compile_filter(ast)
         self._key = None
         self._hash = 0
         return self
@@ -48,7 +50,7 @@ class Query:
     def matches(self, document: Any) -> bool:
         """Whether the JSON-like ``document`` matches; ``InvalidDocument`` if a part
         the query compares is not a document value (a ``set``, say)."""
-        return self._match(document)
+        return self.matcher(document)
 
     def to_json(self) -> dict[str, Any]:
         """The canonical JSON-like form; ``Query(q.to_json()) == q``."""

@@ -32,7 +32,7 @@ class RemoteInterest:
         self.keyed: Keyed = tuple((q.key, q) for q in advert.filters)
         self.keys = frozenset(k for k, _q in self.keyed)
         self.match_all = any(q.ast == MATCH_ALL for q in advert.filters)
-        self._matchers = tuple(q.matches for q in advert.filters)
+        self._matchers = tuple(q.matcher for q in advert.filters)
 
     @property
     def version(self) -> int:
