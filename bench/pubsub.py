@@ -80,6 +80,13 @@ delivery: trio task steps (wake-ups) and I/O waits, and the callbacks the
 asyncio loop hosting aiortc ran, each by what ran with the time spent inside
 (``_taskstats.py``; it adds CPU of its own too).
 
+``--loss-report`` prints, after each measured step, the neighbour changes
+and repair backlogs of the step, the nodes' counters that moved (budget
+drops, evictions younger than the retention, skipped re-pushes, refused
+frames, subscription drops) and, for every subscriber and document missing
+at the step's end, the pushes of that document towards it and their fate
+there; at the end of a ``--schedule`` run, which of those arrived late
+(``_lossreport.py``; it wraps every push and receipt: CPU of its own).
 Overload (``--schedule 250@30,250@30,62.5@0``): instead of the search, run
 the given steps in order, each ``RATE@STEAL``: ``RATE`` documents/s while a
 task of the bench holds the event loop for ``STEAL`` ms of every
@@ -136,6 +143,8 @@ ANCHOR_JS_DIR = ROOT / ".anchor-js"
 
 #: Where progress and the table go: stdout, or stderr when stdout carries ``--json``.
 _OUT: TextIO = sys.stdout
+#: ``--loss-report``'s log (``bench/_lossreport.py``), else None.
+_LOSS: Any = None
 
 
 def say(*parts: object) -> None:
@@ -231,8 +240,9 @@ class Receivers:
         finally:
             self.target = math.inf
 
-    async def run(self, subscription: Subscription,
+    async def run(self, subscription: Subscription, node_index: int = 0,
                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        loss = _LOSS
         async with subscription:
             task_status.started()
             while True:
@@ -242,6 +252,8 @@ class Receivers:
                     message = await subscription.receive()
                 except trio.EndOfChannel:
                     return
+                if loss is not None:
+                    loss.delivered(node_index, message.data["step"], message.data["seq"])
                 if message.data["step"] != self.step:
                     continue
                 now = time.perf_counter()
@@ -343,8 +355,13 @@ async def run_links(kind: str, args: argparse.Namespace) -> tuple[list[Step], li
                 [signaller.url], Identity.from_seed(i.to_bytes(4, "big") * 8), links=factory,
                 config=config, signal_transport=transport, rng=random.Random(i)))
             nodes.append(node)
+            if _LOSS is not None:
+                _LOSS.add_node(node)
             if i > 0:
-                await nursery.start(receivers.run, node.subscribe({"seq": {"$gte": 0}}))
+                subscription = node.subscribe({"seq": {"$gte": 0}})
+                if _LOSS is not None:
+                    _LOSS.subscriptions[i] = subscription
+                await nursery.start(receivers.run, subscription, i)
         for node in nodes:
             with trio.move_on_after(10):
                 await node.wait_neighbors(1)
@@ -371,6 +388,8 @@ async def run_links(kind: str, args: argparse.Namespace) -> tuple[list[Step], li
                         datagram_stats.start()
                     if task_stats is not None:
                         task_stats.start()
+                    if _LOSS is not None:
+                        _LOSS.start_step()
                     step = await _step(publisher, nodes, receivers, receivers_count, rate,
                                        count, args)
             finally:
@@ -404,6 +423,8 @@ async def run_links(kind: str, args: argparse.Namespace) -> tuple[list[Step], li
             if task_stats is not None:
                 for line in task_stats.report(step.delivered):
                     say(f"            {line}")
+            if _LOSS is not None:
+                _LOSS.report(receivers.step, step.published, say)
             if step.link_ends:
                 say("            links down: " + ", ".join(
                     f"{why} {n}" for why, n in step.link_ends.items()))
@@ -416,6 +437,9 @@ async def run_links(kind: str, args: argparse.Namespace) -> tuple[list[Step], li
         if args.schedule:
             for rate, steal_ms, cut in parse_schedule(args.schedule):
                 await measure(rate, steal_ms, cut)
+            if _LOSS is not None:
+                await trio.sleep(args.settle)
+                _LOSS.final(say)
             nursery.cancel_scope.cancel()
             return steps, repeats
         # Double the rate while everything arrives; if the first rate already
@@ -473,7 +497,10 @@ async def _step(publisher: Node, nodes: list[Node], receivers: Receivers, receiv
     published = 0
     for seq in range(count):
         await trio.sleep_until(start + seq * interval)
-        await publisher.publish(make_document(receivers.step, seq, args.size))
+        mid = await publisher.publish(make_document(receivers.step, seq, args.size))
+        if _LOSS is not None:
+            _LOSS.mids[(receivers.step, seq)] = raw = bytes.fromhex(mid)
+            _LOSS.published[raw] = (receivers.step, seq, _LOSS.now())
         published += 1
         if trio.current_time() > give_up:  # far behind: this rate cannot be published
             break
@@ -780,6 +807,11 @@ def main(argv: list[str]) -> int:
                         help="print the trio task steps and hosted asyncio callbacks per "
                              "delivery of each measured step, by what ran "
                              "(bench/_taskstats.py; adds CPU of its own)")
+    parser.add_argument("--loss-report", action="store_true",
+                        help="after each measured step, say where every missing document "
+                             "went: its pushes, their fate at the subscriber, neighbour "
+                             "changes and counters that moved (bench/_lossreport.py; adds "
+                             "CPU of its own)")
     parser.add_argument("--repeat-max", type=int, default=0, metavar="N",
                         help="after the search, measure the max rate N more times and report "
                              "each and their medians (not with --schedule)")
@@ -788,8 +820,11 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.repeat_max and args.schedule:
         parser.error("--repeat-max repeats the search's max rate: not with --schedule")
-    global _OUT
+    global _OUT, _LOSS
     _OUT = sys.stderr if args.json else sys.stdout
+    if args.loss_report:
+        from _lossreport import LossReport  # bench/ is the script's directory
+        _LOSS = LossReport()
     wanted = "" if args.no_anchor else (default_anchors() if args.anchors is None
                                         else args.anchors)
     keys = [key.strip() for key in wanted.split(",") if key.strip()]

@@ -1,6 +1,6 @@
 // The repair's pace (docs/pubsub.md sections 7 and 10), as the reference's
 // tests/test_pubsub_repair_pace.py: what a widened neighbour is owed goes out within
-// a per-neighbour budget, in the order this node took them, and each document is
+// a per-neighbour budget, newest first (each step's pushes in the order taken), and each document is
 // pushed again to a neighbour at most `maxRepushes` times.  Pushing everything owed
 // in one step overflowed a new link's send queue (256 items) at 250 documents/s: the
 // link was dropped as too slow, the next one was owed it all again.
@@ -47,17 +47,23 @@ function parentWantingT1(config: Partial<RouterConfig>, count: number): { router
 }
 
 describe("the repair's pace", () => {
-  it("a widened neighbour is pushed what it is owed within its budget, in order", () => {
+  it("a widened neighbour is pushed what it is owed within its budget, newest first", () => {
     const { router, docs, first } = parentWantingT1({ restoreRate: 2, restoreBurst: 3, maxRepushes: 1 }, 10);
-    assert.deepEqual(pushed(first, docs), [0, 1, 2]); // the burst, oldest first
+    assert.deepEqual(pushed(first, docs), [7, 8, 9]); // the burst: the newest, in order
     assert.ok(router.repair.pending && router.timer !== null);
     assert.deepEqual(pushed(router.tick(250), docs), []); // adverts go out; half a token is not a push
-    assert.deepEqual(pushed(router.tick(500), docs), [3]); // one token a half-second
-    assert.deepEqual(pushed(router.tick(60_000), docs), [4, 5, 6]); // a full bucket again, no more
-    assert.deepEqual(pushed(router.tick(120_000), docs), [7, 8, 9]);
+    assert.deepEqual(pushed(router.tick(500), docs), [6]); // one token a half-second
+    assert.deepEqual(pushed(router.tick(60_000), docs), [3, 4, 5]); // a full bucket again, no more
+    assert.deepEqual(pushed(router.tick(120_000), docs), [0, 1, 2]);
     assert.ok(!router.repair.pending);
     assert.equal(router.repair.repaired, 10);
     assert.equal(router.stats.get("repaired"), 10);
+  });
+
+  it("a backlog within the burst goes out in order", () => {
+    const { router, docs, first } = parentWantingT1({ restoreRate: 2, restoreBurst: 16, maxRepushes: 1 }, 10);
+    assert.deepEqual(pushed(first, docs), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.ok(!router.repair.pending);
   });
 
   it("each document is pushed again to a neighbour at most maxRepushes times", () => {

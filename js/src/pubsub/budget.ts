@@ -23,7 +23,7 @@ export interface BudgetConfig {
 }
 
 export const DEFAULT_BUDGET_CONFIG: BudgetConfig = Object.freeze({
-  documentsPerSecond: 500, documentBurst: 1000, bytesPerSecond: 2 << 20, byteBurst: 8 << 20,
+  documentsPerSecond: 1000, documentBurst: 2000, bytesPerSecond: 2 << 20, byteBurst: 8 << 20,
   offencesPerSecond: 1, offenceBurst: 50, advertsPerSecond: 50, advertBurst: 200, maxPeers: 1024,
 });
 

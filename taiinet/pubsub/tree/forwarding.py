@@ -101,7 +101,7 @@ class Forwarding:
     def owed(self, peer: PeerId) -> list[bytes]:
         """``peer``'s side of (I) widened: the retained documents it now must hold and
         does not, in the order it took them (``taiinet.pubsub.tree.repair`` pushes
-        them, paced: a one-shot publisher's documents reach its parent in order)."""
+        them, paced, newest first)."""
         epoch = self.epochs.get(peer)
         if epoch is None:
             return []

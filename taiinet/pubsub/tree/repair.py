@@ -24,6 +24,16 @@ pushed everything again.  What the budget leaves owed is pushed on ``RestoreTime
 the neighbour may have got it meanwhile).  Both bounds are this node's
 policy: a peer sees only documents arriving later, or not at all past the
 re-push budget (docs/pubsub.md, sections 7 and 10).
+
+The owed documents go **newest first**: each step takes the newest the
+bucket allows and pushes them in the order this node took them (so a
+backlog within the burst, a one-shot publisher's above all, still goes out
+in order).  What a neighbour whose parent changed lacks is what was in
+flight on the tree when it changed, the newest; the older ones it mostly got
+from its previous parent.  Pushed oldest first, those came last, up to
+backlog / ``restore_rate`` seconds later (20 s for 4,096 documents), after
+the retention's count bound had evicted them when it holds less than that
+(4,096 documents are 12.8 s at 320 a second): they were lost.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from taiinet.overlay.actions import Send
 from taiinet.overlay.budget import TokenBucket
 from taiinet.overlay.messages import OverlayMessage
 from taiinet.pubsub.tree.forwarding import Forwarding
+from taiinet.pubsub.tree.retention import Retained
 from taiinet.wire.peer_id import PeerId, plain_key
 
 #: (link epoch, tree link, parent told so, filter keys).
@@ -142,8 +153,9 @@ class Repair:
         get = fwd.retention.get
         epoch = owed.epoch
         limit = self.pace.max_repushes
+        picked: list[tuple[bytes, Retained]] = []
         while mids and bucket.has(1.0, now):
-            mid = mids.popleft()
+            mid = mids.pop()  # the newest first: see the module docstring
             doc = get(mid)
             if doc is None or doc.held_by(peer, epoch) or not fwd.must_hold(doc, peer):
                 continue  # expired, got it meanwhile, or no longer owed
@@ -154,7 +166,9 @@ class Repair:
                 continue
             repushes[plain_key(peer)] = done + 1
             bucket.level -= 1.0
+            picked.append((mid, doc))
+        for mid, doc in reversed(picked):  # one step's pushes in the order taken
             fwd.push(mid, doc, peer, out)
-            self.repaired += 1
+        self.repaired += len(picked)
         if not mids:
             del self._owed[peer]

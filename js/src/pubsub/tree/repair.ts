@@ -8,8 +8,7 @@
  * compares each neighbour's signature with the one (I) was last restored
  * for.  A widening (new link, link turned tree, neighbour became the parent
  * told so, a filter not in the old set) makes the retained documents it now
- * must hold and does not *owed* to it, in the order this node took them (a
- * one-shot publisher's documents reach its parent in order).  A narrowing
+ * must hold and does not *owed* to it.  A narrowing
  * makes the documents pushed to it that it no longer must hold count as not
  * held: it may have dropped them.  The repair never reshapes the tree.
  *
@@ -25,6 +24,14 @@
  * narrowing and widening pushed everything again.  Both bounds are local
  * policy: a peer sees only documents arriving later, or not at all past the
  * re-push budget.  Pure: time is an argument, in ms.
+ *
+ * Newest first: each step takes the newest owed documents the bucket allows
+ * and pushes them in the order this node took them (a backlog within the
+ * burst, a one-shot publisher's above all, still goes out in order).  What a
+ * neighbour whose parent changed lacks is what was in flight on the tree when
+ * it changed, the newest; pushed oldest first, those came after the whole
+ * backlog, once the retention's count bound had evicted them (docs/pubsub.md
+ * section 7, "Pace").
  */
 
 import { TokenBucket } from "../../budgets.js";
@@ -72,8 +79,8 @@ export function narrowed(old: Signature, now: Signature): boolean {
   return (old.tree && !now.tree) || (old.told && !now.told) || !subset(old.keys, now.keys);
 }
 
-/** What one neighbour is still owed: retention keys in the order taken (from `next` on), its bucket. */
-interface Owed { readonly epoch: number; keys: string[]; next: number; readonly bucket: TokenBucket }
+/** What one neighbour is still owed: retention keys in the order taken (pushed from the end), its bucket. */
+interface Owed { readonly epoch: number; keys: string[]; readonly bucket: TokenBucket }
 
 export class Repair<Out> {
   readonly forwarding: Forwarding<Out>;
@@ -145,9 +152,8 @@ export class Repair<Out> {
     const owed = this.#owed.get(peer);
     if (owed !== undefined && owed.epoch === epoch) { // the same link: its bucket goes on
       owed.keys = keys;
-      owed.next = 0;
     } else {
-      this.#owed.set(peer, { epoch, keys, next: 0, bucket: new TokenBucket(this.pace.rate, this.pace.burst, now) });
+      this.#owed.set(peer, { epoch, keys, bucket: new TokenBucket(this.pace.rate, this.pace.burst, now) });
     }
   }
 
@@ -157,8 +163,9 @@ export class Repair<Out> {
     const fwd = this.forwarding;
     const { keys, bucket, epoch } = owed;
     const limit = this.pace.maxRepushes;
-    while (owed.next < keys.length && bucket.available(now) >= 1) {
-      const key = keys[owed.next++] as string;
+    const picked: [string, Retained][] = [];
+    while (keys.length > 0 && bucket.available(now) >= 1) {
+      const key = keys.pop() as string; // the newest first
       const doc = fwd.retention.get(key);
       if (doc === undefined || doc.heldBy(peer, epoch) || !fwd.mustHold(doc, peer)) continue; // expired, got it meanwhile, or no longer owed
       doc.repushes ??= new Map();
@@ -169,9 +176,13 @@ export class Repair<Out> {
       }
       doc.repushes.set(peer, done + 1);
       bucket.take(1);
-      fwd.push(key, doc, peer, epoch, out);
-      this.repaired++;
+      picked.push([key, doc]);
     }
-    if (owed.next >= keys.length) this.#owed.delete(peer);
+    for (let i = picked.length - 1; i >= 0; i--) { // one step's pushes in the order taken
+      const [key, doc] = picked[i] as [string, Retained];
+      fwd.push(key, doc, peer, epoch, out);
+    }
+    this.repaired += picked.length;
+    if (keys.length === 0) this.#owed.delete(peer);
   }
 }
