@@ -168,8 +168,9 @@ class LinkBudgetConfig:
     bytes_per_second: float = 4 * 1024 * 1024
     byte_burst: float = 16 * 1024 * 1024
     #: ``Graft``s per second and in one burst, and the payload bytes their
-    #: answers (``Gossip``) may cost per second and in one burst: as many as
-    #: a neighbour may push us (``PeerBudgetConfig``'s document budget).
+    #: answers (``Gossip``) may cost per second and in one burst: Plumtree's
+    #: repair of a lazy link.  The pubsub tree router answers no ``Graft``; its
+    #: pushes have their own budget (``taiinet.pubsub.budget.PeerBudgetConfig``).
     grafts_per_second: float = 500.0
     graft_burst: float = 1000.0
     graft_bytes_per_second: float = 2 * 1024 * 1024
