@@ -283,6 +283,7 @@ class HostedLoop:
             logger.exception("the asyncio loop driver failed")
         finally:
             self.loop.close()
+            self._flushes.clear()  # never run: a later ``flush_soon`` raises, as ``call_soon``
             self.finished.set()
 
     async def _watch(self) -> None:
