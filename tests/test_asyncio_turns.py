@@ -98,6 +98,56 @@ async def test_send_hands_the_message_over_before_it_yields() -> None:
         assert await b.receive_message() == b"over"
 
 
+async def test_sends_of_one_round_share_one_loop_callback() -> None:
+    # Messages handed over in the same trio round, on different data channels,
+    # are flushed by one asyncio callback, not one each.
+    async with raw_pair() as (a, b):
+        await a.send_message(b"warm")
+        assert await b.receive_message() == b"warm"
+        loop: Any = a._hosted.loop
+        call_soon = loop.call_soon
+        scheduled: list[Any] = []
+
+        def counting(callback: Any, *args: Any, **kwargs: Any) -> Any:
+            scheduled.append(callback)
+            return call_soon(callback, *args, **kwargs)
+
+        loop.call_soon = counting
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(a.send_message, b"one way")
+                nursery.start_soon(b.send_message, b"the other")
+        finally:
+            del loop.call_soon
+        assert len(scheduled) == 1, scheduled
+        assert await b.receive_message() == b"one way"
+        assert await a.receive_message() == b"the other"
+
+
+async def test_a_failing_flush_does_not_hold_up_the_others() -> None:
+    async with open_bridge() as bridge:
+        hosted = bridge.hosted
+        errors: list[BaseException | None] = []
+        hosted.loop.set_exception_handler(lambda _, context: errors.append(context["exception"]))
+        ran: list[str] = []
+        done = trio.Event()
+
+        def failing() -> None:
+            ran.append("failing")
+            raise ValueError("a bug")
+
+        def last() -> None:
+            ran.append("last")
+            done.set()
+
+        hosted.flush_soon(failing)
+        hosted.flush_soon(last)
+        with trio.fail_after(5):
+            await done.wait()
+        assert ran == ["failing", "last"]
+        assert [type(e) for e in errors] == [ValueError]
+
+
 async def test_a_cancelled_send_sends_nothing() -> None:
     async with raw_pair() as (a, b):
         with trio.CancelScope() as scope:

@@ -2,8 +2,10 @@
 
 aiortc's callbacks and trio's tasks run in the same thread (see
 ``_asyncio_loop``), so messages cross in plain bounded deques.  Outbound,
-every message a trio task sends while a flush is pending joins that flush:
-one asyncio callback per batch, not per message.  Inbound, aiortc's message
+every message a trio task sends while a flush is pending joins that flush,
+and the flushes of every channel pending by the loop's next iteration run
+in one asyncio callback (``HostedLoop.flush_soon``): not one per message,
+nor one per channel.  Inbound, aiortc's message
 callback appends to the inbox and wakes the reader's trio event.
 
 Scheduling rounds.  ``send_message`` checks for cancellation first (a
@@ -147,7 +149,9 @@ class BridgedDataChannel(MessageChannel):
         self._outbox.append(bytes(data))
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            if not self._call_on_loop(self._on_flush):
+            try:
+                self._hosted.flush_soon(self._on_flush)
+            except RuntimeError:  # the loop is already closed
                 self._mark_closed("the WebRTC endpoint is closed")
         if not waited:
             await trio.lowlevel.cancel_shielded_checkpoint()
@@ -306,11 +310,17 @@ class BridgedDataChannel(MessageChannel):
         self._send_outbox()
 
     def _send_outbox(self) -> None:
-        batch = list(self._outbox)
-        self._outbox.clear()
-        handed_over = sum(len(m) for m in batch)
-        if self.coalesce and len(batch) > 1:
-            batch = coalesce(batch, self.max_message_size)
+        outbox = self._outbox
+        batch: list[bytes] | tuple[bytes]
+        if len(outbox) == 1:  # the usual flush: one message
+            batch = (outbox.popleft(),)
+            handed_over = len(batch[0])
+        else:
+            batch = list(outbox)
+            outbox.clear()
+            handed_over = sum(map(len, batch))
+            if self.coalesce and len(batch) > 1:
+                batch = coalesce(batch, self.max_message_size)
         try:
             for message in batch:
                 self._channel.send(message)
