@@ -33,7 +33,8 @@ ends in four assignments and the hand-over of the message.
   ``_receive_data_chunk`` go on after this one (they then wrap it); one
   already there keeps seeing every chunk (this path is then not installed).
 
-Both are plain calls on the usual path (``_asyncio_eager.call_now``): a
+Both are plain calls on the usual path (``_asyncio_eager.call_now``, its two
+lines inline where a packet passes, a Python call less per hook): a
 packet's chunks, the message handed to the data channel and the SACK owed go
 from the DTLS record to the socket without a coroutine; a coroutine is made
 only for what waits (receive back-pressure) or falls back to aiortc.  A DATA
