@@ -934,3 +934,36 @@ async def test_a_usual_packet_is_read_without_call_now(monkeypatch: pytest.Monke
             await b.send_message(await b.receive_message())
             assert await a.receive_message() == bytes([i])
     assert calls == []
+
+
+async def test_chained_iterations_set_the_running_loop_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # CPython's _set_running_loop costs a getpid system call: the driver makes
+    # the loop the running one once around the iterations it chains.
+    import asyncio.events
+
+    async with open_bridge() as bridge:
+        hosted = bridge.hosted
+        await bridge.run(asyncio.sleep, 0)  # the loop is up and idle
+        sets: list[object] = []
+        real = asyncio.events._set_running_loop
+
+        def counting(loop: Any) -> None:
+            sets.append(loop)
+            real(loop)
+
+        monkeypatch.setattr(asyncio.events, "_set_running_loop", counting)
+        done: list[bool] = []
+
+        def chain(n: int) -> None:  # six iterations, chained in one turn
+            if n:
+                hosted.loop.call_soon(chain, n - 1)
+            else:
+                done.append(True)
+
+        hosted.call_soon(lambda: chain(5))
+        with trio.fail_after(10):
+            while not done:
+                await trio.lowlevel.checkpoint()
+        monkeypatch.undo()
+        assert len(sets) <= 4, len(sets)  # set and restored, once per turn (one more turn)
