@@ -884,3 +884,86 @@ async def test_t3_still_retransmits_a_lost_packet() -> None:
             assert await b.receive_message() == b"lost once"
         assert dropped
         dtls_a._send_data = send_data
+
+
+async def test_delayed_sacks_ask_for_the_running_loop_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # CPython's asyncio.get_running_loop checks the process id: a getpid system
+    # call per call.  The SACK delay is armed for nearly every lone packet.
+    import asyncio
+    import types
+
+    calls: list[object] = []
+
+    def counting() -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        calls.append(loop)
+        return loop
+
+    proxy = types.SimpleNamespace(**{n: getattr(asyncio, n) for n in dir(asyncio)
+                                     if not n.startswith("__")})
+    proxy.get_running_loop = counting
+    monkeypatch.setattr(sctp_module, "asyncio", proxy)
+    async with raw_pair() as (a, b):
+        for i in range(10):  # ping-pong: every packet a lone one, its SACK delayed
+            await a.send_message(bytes([i]))
+            await b.send_message(await b.receive_message())
+            assert await a.receive_message() == bytes([i])
+    assert 1 <= len(calls) <= 2, len(calls)  # once per association
+
+
+async def test_a_usual_packet_is_read_without_call_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The receive path reads each hook's plain variant itself: ``call_now`` is a
+    # Python call per chunk, per message and per SACK owed that does only that.
+    from taiinet.transport import _asyncio_eager as eager_module
+    from taiinet.transport import _asyncio_sctp_rx as rx_module
+
+    calls: list[object] = []
+
+    def counting(hook: Any, *args: Any) -> Any:
+        calls.append(hook)
+        return eager_module.call_now(hook, *args)
+
+    for module in (dtls_module, rx_module, sctp_module):
+        monkeypatch.setattr(module, "call_now", counting, raising=False)
+    async with raw_pair() as (a, b):
+        await a.send_message(b"warm")
+        assert await b.receive_message() == b"warm"
+        calls.clear()
+        for i in range(10):
+            await a.send_message(bytes([i]))
+            await b.send_message(await b.receive_message())
+            assert await a.receive_message() == bytes([i])
+    assert calls == []
+
+
+async def test_chained_iterations_set_the_running_loop_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # CPython's _set_running_loop costs a getpid system call: the driver makes
+    # the loop the running one once around the iterations it chains.
+    import asyncio.events
+
+    async with open_bridge() as bridge:
+        hosted = bridge.hosted
+        await bridge.run(asyncio.sleep, 0)  # the loop is up and idle
+        sets: list[object] = []
+        real = asyncio.events._set_running_loop
+
+        def counting(loop: Any) -> None:
+            sets.append(loop)
+            real(loop)
+
+        monkeypatch.setattr(asyncio.events, "_set_running_loop", counting)
+        done: list[bool] = []
+
+        def chain(n: int) -> None:  # six iterations, chained in one turn
+            if n:
+                hosted.loop.call_soon(chain, n - 1)
+            else:
+                done.append(True)
+
+        hosted.call_soon(lambda: chain(5))
+        with trio.fail_after(10):
+            while not done:
+                await trio.lowlevel.checkpoint()
+        monkeypatch.undo()
+        assert len(sets) <= 4, len(sets)  # set and restored, once per turn (one more turn)

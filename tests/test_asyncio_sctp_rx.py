@@ -412,3 +412,51 @@ def test_chunks_far_ahead_of_a_gap_are_held_only_up_to_max_tsn_ahead() -> None:
         assert not sctp._sack_misordered
 
     asyncio.run(main())
+
+
+@st.composite
+def raw_chunks(draw: st.DrawFn) -> bytes:
+    """One chunk's bytes: DATA or SACK (fields drawn), or another type; its length
+    field now and then wrong (short, long, under a header) and its padding cut."""
+    kind = draw(st.sampled_from([rsctp.DataChunk.type, rsctp.SackChunk.type, 6, 14]))
+    if kind == rsctp.DataChunk.type:
+        body = pack("!LHHL", draw(st.integers(0, 2**32 - 1)), draw(st.integers(0, 2**16 - 1)),
+                    draw(st.integers(0, 2**16 - 1)), draw(st.integers(0, 2**32 - 1)))
+        body += draw(st.binary(max_size=30))
+    elif kind == rsctp.SackChunk.type:
+        gaps = draw(st.lists(st.tuples(st.integers(0, 9), st.integers(0, 9)), max_size=2))
+        duplicates = draw(st.lists(st.integers(0, 2**32 - 1), max_size=2))
+        body = pack("!LLHH", draw(st.integers(0, 2**32 - 1)), draw(st.integers(0, 2**32 - 1)),
+                    len(gaps), len(duplicates))
+        body += b"".join(pack("!HH", *g) for g in gaps)
+        body += b"".join(pack("!L", d) for d in duplicates)
+    else:
+        body = draw(st.binary(max_size=12))
+    length = len(body) + 4
+    length = draw(st.sampled_from([length, length, length, 0, 3, 15, 16, length + 4]))
+    flags = draw(st.integers(0, 255))
+    chunk = pack("!BBH", kind, flags, length) + body
+    return chunk + b"\x00" * draw(st.sampled_from([-len(chunk) % 4, -len(chunk) % 4, 0]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(raw_chunks(), max_size=4), st.binary(max_size=3))
+def test_chunks_are_read_as_aiortc_parses_them(chunks: list[bytes], tail: bytes) -> None:
+    # The packet's chunks as aiortc's parse_packet makes them (type and every field),
+    # or None where that parse fails or finds a chunk other than DATA and SACK.
+    body = b"".join(chunks) + tail
+    header = pack("!HHL", 5000, 5000, TAG)
+    data = header + pack("<L", rsctp.crc32c(header + b"\x00\x00\x00\x00" + body)) + body
+    read = rx._data_and_sacks(data, TAG)
+    try:
+        parsed: list[Any] | None = rsctp.parse_packet(data)[3]
+    except Exception:
+        parsed = None
+    if parsed is not None and any(
+            type(c) not in (rsctp.DataChunk, rsctp.SackChunk) for c in parsed):
+        parsed = None
+    if read is None or parsed is None:
+        assert read is None and parsed is None
+        return
+    assert [(type(c), vars(c)) for c in read] == [(type(c), vars(c)) for c in parsed]
+    assert rx._data_and_sacks(data, TAG + 1) is None  # another association's tag

@@ -34,6 +34,9 @@ P = ParamSpec("P")
 Pending = Coroutine[Any, Any, None] | None
 
 _NOW = "_taiinet_now"
+#: The attribute a hook's plain variant is kept in: the hottest callers read it
+#: themselves (``call_now``'s two lines, inline) and save a call per packet.
+PLAIN_VARIANT = _NOW
 
 
 def hook_with_plain_variant(now: Callable[P, Pending]) -> Callable[P, Coroutine[Any, Any, None]]:

@@ -194,21 +194,38 @@ class HostedLoop:
         return trio.lowlevel.Abort.SUCCEEDED
 
     def _step(self) -> None:
-        """One iteration: the callbacks ready now, I/O ready now (no wait), the timers due."""
+        """One iteration, then more while ``_more_to_do``, up to ``CHAINED_STEPS`` in all.
+
+        Each iteration runs the callbacks ready now, the I/O ready now (no
+        wait) and the timers due.  The loop is made the running one once for
+        the chain, not per iteration: nothing but ``_more_to_do`` runs between
+        them, and CPython's ``_set_running_loop`` (like ``get_running_loop``)
+        costs a ``getpid`` system call.
+        """
         loop: Any = self.loop
         run_once = getattr(loop, "_run_once", None)
         if run_once is None:  # the documented way, with a few us of set-up per call
             loop.stop()
             loop.run_forever()
+            chained = 1
+            while chained < CHAINED_STEPS and self._more_to_do():
+                loop.stop()
+                loop.run_forever()
+                chained += 1
             return
-        # What run_forever does around its first iteration, less what aiortc does
+        # What run_forever does around its iterations, less what aiortc does
         # not use (async generator hooks, coroutine origin tracking); a set
-        # ``_stopping`` makes the iteration poll without blocking.
+        # ``_stopping`` makes each iteration poll without blocking.
         outer = asyncio.events._get_running_loop()  # a host loop, if trio is its guest
         asyncio.events._set_running_loop(loop)
-        loop._stopping = True
         try:
+            loop._stopping = True
             run_once()
+            chained = 1
+            while chained < CHAINED_STEPS and self._more_to_do():
+                loop._stopping = True  # as it was (a callback may have run ``stop``)
+                run_once()  # callbacks the iteration made ready, datagrams waiting
+                chained += 1
         finally:
             loop._stopping = False
             asyncio.events._set_running_loop(outer)
@@ -261,11 +278,7 @@ class HostedLoop:
                 nursery.start_soon(self._time, name="taiinet-asyncio-timer")
                 while True:
                     self._woken = False
-                    self._step()
-                    chained = 1
-                    while chained < CHAINED_STEPS and self._more_to_do():
-                        self._step()  # callbacks the step made ready, datagrams waiting
-                        chained += 1
+                    self._step()  # and the iterations chained to it
                     if self._stopping:
                         break
                     if self._watcher is not None:  # the step consumed the ready events

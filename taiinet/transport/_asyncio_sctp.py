@@ -57,6 +57,7 @@ from typing import Any
 from aiortc import rtcsctptransport
 
 from taiinet.transport._asyncio_eager import (
+    PLAIN_VARIANT,
     Pending,
     call_now,
     hook_with_plain_variant,
@@ -110,6 +111,9 @@ def delay_sacks(sctp: Any, writer: WriterSource | None = None) -> bool:
     if not all(hasattr(sctp, name) for name in (
             "_sack_needed", "_remote_verification_tag", "_flight_size", "_cwnd")):
         return False
+    #: ``receive_data``'s plain variant, read once (``call_now`` would read it per chunk).
+    receive_data_now: Callable[[Any], Pending] | None = getattr(receive_data, PLAIN_VARIANT, None)
+    loop: asyncio.AbstractEventLoop | None = None  # the association's (aiortc's run on one)
     owed = 0  # packets with DATA not yet acknowledged
     immediate = False  # a DATA chunk since the last SACK asked for one at once
     message_ended = True  # the last DATA chunk received ended its message
@@ -156,14 +160,15 @@ def delay_sacks(sctp: Any, writer: WriterSource | None = None) -> bool:
 
     def delayed_send_sack_now() -> Pending:
         """Called by aiortc after each received packet that needs a SACK."""
-        nonlocal owed
+        nonlocal owed, loop
         owed += 1
         if owed >= 2 or immediate or getattr(sctp, "_sack_misordered", None) or getattr(
             sctp, "_sack_duplicates", None
         ):
             return sack_now_now()
         if delay.deadline is None and mid_message_delay.deadline is None:
-            loop = asyncio.get_running_loop()
+            if loop is None:  # once: each ``get_running_loop`` is a getpid system call
+                loop = asyncio.get_running_loop()
             if message_ended:
                 delay.set(loop, loop.time() + SACK_DELAY)
             else:
@@ -176,6 +181,8 @@ def delay_sacks(sctp: Any, writer: WriterSource | None = None) -> bool:
         if chunk.flags & IMMEDIATE_ACK:
             immediate = True
         message_ended = bool(chunk.flags & rtcsctptransport.SCTP_DATA_LAST_FRAG)
+        if receive_data_now is not None:
+            return receive_data_now(chunk)
         return call_now(receive_data, chunk)
 
     async def flagging_send_chunk(chunk: Any) -> None:

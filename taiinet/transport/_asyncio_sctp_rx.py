@@ -33,7 +33,8 @@ ends in four assignments and the hand-over of the message.
   ``_receive_data_chunk`` go on after this one (they then wrap it); one
   already there keeps seeing every chunk (this path is then not installed).
 
-Both are plain calls on the usual path (``_asyncio_eager.call_now``): a
+Both are plain calls on the usual path (``_asyncio_eager.call_now``, its two
+lines inline where a packet passes, a Python call less per hook): a
 packet's chunks, the message handed to the data channel and the SACK owed go
 from the DTLS record to the socket without a coroutine; a coroutine is made
 only for what waits (receive back-pressure) or falls back to aiortc.  A DATA
@@ -55,7 +56,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from struct import Struct, unpack_from
+from struct import Struct
 from typing import Any
 
 from aiortc import rtcsctptransport as sctp_module
@@ -70,15 +71,22 @@ from aiortc.rtcsctptransport import (
     SackChunk,
 )
 
-from taiinet.transport._asyncio_eager import Pending, call_now, hook_with_plain_variant
+from taiinet.transport._asyncio_eager import PLAIN_VARIANT as _NOW
+from taiinet.transport._asyncio_eager import Pending, hook_with_plain_variant
 
 _HOOKED = "_taiinet_direct_receive"
 #: A DATA chunk's header (type, flags, length, TSN, stream, stream sequence, protocol).
 _DATA_HEADER_LENGTH = 16
-_unpack_data_header = Struct("!LHHL").unpack_from
+#: ... its fields after the type byte (flags, length, TSN, stream, stream sequence, protocol).
+_unpack_data = Struct("!xBHLHHL").unpack_from
 #: A SACK chunk without gap reports or duplicates: its length, and its fields after the header.
 _PLAIN_SACK_LENGTH = 16
-_unpack_sack = Struct("!LLHH").unpack_from
+_unpack_plain_sack = Struct("!xBHLLHH").unpack_from
+_unpack_chunk_header = Struct("!BBH").unpack_from
+_unpack_tag = Struct("!4xL").unpack_from  # the common header's verification tag ...
+_unpack_checksum = Struct("<8xL").unpack_from  # ... and checksum (CRC32c, little-endian)
+_DATA: int = DataChunk.type
+_SACK: int = SackChunk.type
 _new_data_chunk = object.__new__
 #: aiortc's checksum function (CRC32c, RFC 9260 appendix B).
 _CRC32C: Callable[[bytes], int] | None = getattr(sctp_module, "crc32c", None)
@@ -120,13 +128,18 @@ def receive_directly(sctp: Any) -> bool:
         if chunks is None or _AIORTC_LOGGER.isEnabledFor(logging.DEBUG):
             aiortc_handling: Coroutine[Any, Any, None] = aiortc_handle_data(data)
             return aiortc_handling
+        # ``call_now`` inline (its two lines): a call less per chunk and per SACK owed.
         for index, chunk in enumerate(chunks):
-            pending = call_now(sctp._receive_data_chunk if type(chunk) is DataChunk
-                               else sctp._receive_sack_chunk, chunk)
+            hook = (sctp._receive_data_chunk if type(chunk) is DataChunk
+                    else sctp._receive_sack_chunk)
+            now = getattr(hook, _NOW, None)
+            pending = now(chunk) if now is not None else hook(chunk)
             if pending is not None:
                 return handle_rest(pending, chunks, index + 1)
         if sctp._sack_needed:
-            return call_now(sctp._send_sack)
+            hook = sctp._send_sack
+            now = getattr(hook, _NOW, None)
+            return now() if now is not None else hook()  # type: ignore[no-any-return]
         return None
 
     async def handle_rest(pending: Coroutine[Any, Any, None], chunks: list[Any],
@@ -146,7 +159,11 @@ def receive_directly(sctp: Any) -> bool:
         if "_receive" in vars(sctp) or not plain_receive:
             receiving: Coroutine[Any, Any, None] = sctp._receive(stream_id, pp_id, data)
             return receiving
-        return call_now(sctp._data_channel_receive, stream_id, pp_id, data)
+        hook = sctp._data_channel_receive  # ``call_now``, inline
+        now = getattr(hook, _NOW, None)
+        if now is not None:
+            return now(stream_id, pp_id, data)  # type: ignore[no-any-return]
+        return hook(stream_id, pp_id, data)  # type: ignore[no-any-return]
 
     def receive_data_chunk_now(chunk: DataChunk) -> Pending:
         stream = sctp._inbound_streams.get(chunk.stream_id)
@@ -246,39 +263,47 @@ def _continues(reassembly: list[DataChunk], stream: Any, last_tsn: int) -> bool:
 
 
 def _data_and_sacks(data: bytes, expected_tag: int) -> list[Any] | None:
-    """The packet's chunks if it passes aiortc's checks and holds only DATA and SACK; else None."""
+    """The packet's chunks if it passes aiortc's checks and holds only DATA and SACK; else None.
+
+    A DATA chunk and the usual SACK are each read with one unpack of their
+    first 16 bytes (chunk header and fields); anything else goes through
+    aiortc's chunk classes, as ``parse_packet`` reads it.
+    """
     length = len(data)
     if length < SCTP_PACKET_MINIMUM_LENGTH:
         return None
-    verification_tag, checksum = unpack_from("!4xL", data)[0], unpack_from("<L", data, 8)[0]
     assert _CRC32C is not None  # receive_directly hooks nothing without it
-    if verification_tag != expected_tag or checksum != _CRC32C(
+    if _unpack_tag(data)[0] != expected_tag or _unpack_checksum(data)[0] != _CRC32C(
         data[0:8] + b"\x00\x00\x00\x00" + data[12:]
     ):
         return None
     chunks: list[Any] = []
     pos = SCTP_COMMON_HEADER_LENGTH
-    while pos <= length - SCTP_CHUNK_HEADER_LENGTH:
-        chunk_type, chunk_flags, chunk_length = unpack_from("!BBH", data, pos)
-        if chunk_length < SCTP_CHUNK_HEADER_LENGTH or pos + chunk_length > length:
-            return None
-        if chunk_type == DataChunk.type and chunk_length >= _DATA_HEADER_LENGTH:
-            # What ``DataChunk(flags, body)`` makes, with one unpack and one copy.
-            chunk = _new_data_chunk(DataChunk)
-            chunk.flags = chunk_flags
-            chunk.tsn, chunk.stream_id, chunk.stream_seq, chunk.protocol = _unpack_data_header(
-                data, pos + SCTP_CHUNK_HEADER_LENGTH)
-            chunk.user_data = data[pos + _DATA_HEADER_LENGTH : pos + chunk_length]
-            chunks.append(chunk)
-            pos += chunk_length + (-chunk_length % 4)
-            continue
-        if chunk_type == SackChunk.type and chunk_length == _PLAIN_SACK_LENGTH:
-            cumulative_tsn, advertised_rwnd, gaps, duplicates = _unpack_sack(
-                data, pos + SCTP_CHUNK_HEADER_LENGTH)
-            if not (gaps or duplicates):
+    last_header = length - SCTP_CHUNK_HEADER_LENGTH
+    last_fields = length - _DATA_HEADER_LENGTH  # the last offset with 16 bytes after it
+    while pos <= last_header:
+        chunk_type = data[pos]
+        if chunk_type == _DATA and pos <= last_fields:
+            flags, chunk_length, tsn, stream_id, stream_seq, protocol = _unpack_data(data, pos)
+            if _DATA_HEADER_LENGTH <= chunk_length <= length - pos:
+                # What ``DataChunk(flags, body)`` makes, with one unpack and one copy.
+                chunk = _new_data_chunk(DataChunk)
+                chunk.flags = flags
+                chunk.tsn = tsn
+                chunk.stream_id = stream_id
+                chunk.stream_seq = stream_seq
+                chunk.protocol = protocol
+                chunk.user_data = data[pos + _DATA_HEADER_LENGTH : pos + chunk_length]
+                chunks.append(chunk)
+                pos += chunk_length + (-chunk_length % 4)
+                continue
+        elif chunk_type == _SACK and pos <= last_fields:
+            flags, chunk_length, cumulative_tsn, advertised_rwnd, gaps, duplicates = (
+                _unpack_plain_sack(data, pos))
+            if chunk_length == _PLAIN_SACK_LENGTH and not (gaps or duplicates):
                 # What ``SackChunk(flags, body)`` makes of the usual SACK, with no body copy.
                 sack = _new_data_chunk(SackChunk)
-                sack.flags = chunk_flags
+                sack.flags = flags
                 sack.cumulative_tsn = cumulative_tsn
                 sack.advertised_rwnd = advertised_rwnd
                 sack.gaps = []
@@ -286,11 +311,14 @@ def _data_and_sacks(data: bytes, expected_tag: int) -> list[Any] | None:
                 chunks.append(sack)
                 pos += _PLAIN_SACK_LENGTH
                 continue
+        chunk_type, chunk_flags, chunk_length = _unpack_chunk_header(data, pos)
+        if chunk_length < SCTP_CHUNK_HEADER_LENGTH or pos + chunk_length > length:
+            return None
         body = data[pos + SCTP_CHUNK_HEADER_LENGTH : pos + chunk_length]
         try:
-            if chunk_type == DataChunk.type:
+            if chunk_type == _DATA:
                 chunks.append(DataChunk(flags=chunk_flags, body=body))
-            elif chunk_type == SackChunk.type:
+            elif chunk_type == _SACK:
                 chunks.append(SackChunk(flags=chunk_flags, body=body))
             else:
                 return None
