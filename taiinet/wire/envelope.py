@@ -93,14 +93,7 @@ class PayloadOpener:
 
     def open(self, data: bytes) -> tuple[PeerId, bytes]:
         """``(signer, payload)`` of a verified envelope; ``InvalidEnvelope`` if not one."""
-        parts = codec.envelope_parts(data)
-        if parts is None:
-            raise InvalidEnvelope("not a canonically encoded Envelope")
-        encoded_key, kind, payload, signature = parts
-        try:
-            public_key, signer = _signer(encoded_key)
-        except InvalidPublicKey as exc:
-            raise InvalidEnvelope(f"envelope key: {exc}") from None
+        (_key, kind, payload, signature), public_key, signer = _parts_and_signer(data)
         if kind != self.payload_type:
             raise InvalidEnvelope(
                 f"payload type {kind[:40]!r} is not {self.payload_type[:40]!r}")
@@ -111,6 +104,19 @@ class PayloadOpener:
         return signer, payload
 
 
+def _parts_and_signer(data: bytes) -> tuple[tuple[bytes, bytes, bytes, bytes], bytes, PeerId]:
+    """``codec.envelope_parts`` of ``data``, the raw public key and the signer;
+    ``InvalidEnvelope`` if it is not a canonical envelope with an Ed25519 key."""
+    parts = codec.envelope_parts(data)
+    if parts is None:
+        raise InvalidEnvelope("not a canonically encoded Envelope")
+    try:
+        public_key, signer = _signer(parts[0])
+    except InvalidPublicKey as exc:
+        raise InvalidEnvelope(f"envelope key: {exc}") from None
+    return parts, public_key, signer
+
+
 def _open_parts(data: bytes, domain: str, max_size: int, payload_type: bytes | None,
                 peer_id: str | None) -> tuple[PeerId, bytes, tuple[bytes, bytes, bytes, bytes]]:
     """The checks of ``Envelope.open``, in its order: ``(signer, raw public key,
@@ -119,14 +125,8 @@ def _open_parts(data: bytes, domain: str, max_size: int, payload_type: bytes | N
     if len(data) > max_size:
         raise InvalidEnvelope(
             f"envelope of {len(data)} bytes exceeds the maximum of {max_size}")
-    parts = codec.envelope_parts(data)
-    if parts is None:
-        raise InvalidEnvelope("not a canonically encoded Envelope")
-    encoded_key, kind, payload, signature = parts
-    try:
-        public_key, signer = _signer(encoded_key)
-    except InvalidPublicKey as exc:
-        raise InvalidEnvelope(f"envelope key: {exc}") from None
+    parts, public_key, signer = _parts_and_signer(data)
+    _key, kind, payload, signature = parts
     if payload_type is not None and kind != payload_type:
         raise InvalidEnvelope(
             f"payload type {kind[:40]!r} is not {payload_type[:40]!r}")
