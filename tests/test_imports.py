@@ -30,7 +30,7 @@ WEBRTC_MODULES = {
     "taiinet.transport._asyncio_sctp", "taiinet.transport._asyncio_dtls",
     "taiinet.transport._asyncio_eager", "taiinet.transport._asyncio_sctp_rx",
     "taiinet.transport._asyncio_sctp_timers", "taiinet.transport._asyncio_sctp_tx",
-    "taiinet.transport._asyncio_sctp_wrap",
+    "taiinet.transport._asyncio_sctp_wrap", "taiinet.transport._asyncio_sctp_params",
 }
 
 

@@ -32,6 +32,8 @@ CAUGHT_INSIDE = {
     ("wire/base58.py", "b58decode"),     # PeerId.from_string -> InvalidPeerId
     ("wire/identity.py", "_decode_cid"),  # parse_peer_id -> InvalidPeerId
     ("transport/_wsframes.py", "take_binary_frames"),  # -> WebSocketMessageTooLarge
+    # aiortc's parse_packet -> its _handle_data, which drops a packet on ValueError
+    ("transport/_asyncio_sctp_params.py", "sound_decode_params"),
 }
 
 
