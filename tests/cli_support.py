@@ -94,10 +94,18 @@ async def processes() -> AsyncIterator[list[Proc]]:
                 await proc.process.wait()
 
 
+def _hear_ctrl_c() -> None:
+    """In the child: Ctrl-C's default action back.  A suite started in the
+    background of a shell without job control has SIGINT ignored, and an
+    ignored signal stays ignored across exec: the Ctrl-C tests then waited out
+    their deadlines."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 async def spawn(spawned: list[Proc], *args: str, stdin: bool = False) -> Proc:
     process = await trio.lowlevel.open_process(
         [*TAIINET, *args], stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_hear_ctrl_c)
     proc = Proc(process)
     spawned.append(proc)
     return proc
