@@ -191,19 +191,19 @@ def _install() -> None:
             (report.now(), report.node_of(self), report.index.get(peer, -1), outcome))
         return out
 
-    def up_(self: TreeRouter, peer: Any) -> None:
-        up(self, peer)
+    def neighbour_event(router: TreeRouter, peer: Any, what: str) -> None:
         report = _active
         if report is not None:
-            report.events.append((report.now(), report.node_of(self),
-                                  f"neighbour up n{report.index.get(peer, -1)}"))
+            report.events.append((report.now(), report.node_of(router),
+                                  f"neighbour {what} n{report.index.get(peer, -1)}"))
+
+    def up_(self: TreeRouter, peer: Any) -> None:
+        up(self, peer)
+        neighbour_event(self, peer, "up")
 
     def down_(self: TreeRouter, peer: Any) -> None:
         down(self, peer)
-        report = _active
-        if report is not None:
-            report.events.append((report.now(), report.node_of(self),
-                                  f"neighbour down n{report.index.get(peer, -1)}"))
+        neighbour_event(self, peer, "down")
 
     def owe_(self: Repair, peer: Any, epoch: int, now: float) -> None:
         owe(self, peer, epoch, now)
