@@ -58,6 +58,31 @@ async def check_busy_receiver_is_not_counted_idle(server: Any, closed: Callable[
     assert not closed()
 
 
+async def check_cancelled_receiver_is_not_counted_idle(
+        client: Any, server: Any, closed: Callable[[], bool]) -> None:
+    """A ``receive_message`` that was cancelled leaves nobody waiting: ticks after it
+    do not cut the channel, and a later read still gets the next message."""
+    watch = IdleWatch(idle=60.0)
+    watch.watch(server)
+    with trio.move_on_after(1) as scope:
+        async with trio.open_nursery() as nursery:
+            async def receive() -> None:
+                await server.receive_message()
+
+            nursery.start_soon(receive)
+            await trio.testing.wait_all_tasks_blocked()
+            assert server.receiving
+            nursery.cancel_scope.cancel()
+    assert not scope.cancelled_caught  # cancelled by hand, not by the 1 s bound
+    assert not server.receiving
+    for _ in range(3 * IDLE_TICKS):
+        await watch.tick()
+    assert not closed()
+    await client.send_message(b"still here")
+    with trio.fail_after(10):
+        assert await server.receive_message() == b"still here"
+
+
 def count_deadline_reads(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
     """Count the reads that enter a cancel scope for a deadline
     (``SecureConnection._receive_before``); returns the count so far."""

@@ -13,6 +13,7 @@ from taiinet.transport.webrtc import open_webrtc
 from taiinet.wire.identity import Identity
 from tests.idle_support import (
     check_busy_receiver_is_not_counted_idle,
+    check_cancelled_receiver_is_not_counted_idle,
     check_quiet_receiver_is_cut_and_messages_reset_it,
     count_deadline_reads,
 )
@@ -51,6 +52,12 @@ async def test_a_busy_receiver_is_not_counted_idle() -> None:
     """Ticks that find nobody waiting in ``receive_message`` start the count again."""
     async with raw_pair() as (_client, server):
         await check_busy_receiver_is_not_counted_idle(server, lambda: server.closed)
+
+
+async def test_a_cancelled_receiver_is_not_counted_idle() -> None:
+    """A read given up (its cancel scope cancelled) is not a reader waiting for nothing."""
+    async with raw_pair() as (client, server):
+        await check_cancelled_receiver_is_not_counted_idle(client, server, lambda: server.closed)
 
 
 async def test_a_silent_link_is_cut_a_talking_one_stays_and_closed_ones_are_forgotten() -> None:

@@ -194,6 +194,9 @@ class BridgedDataChannel(MessageChannel):
         await trio.lowlevel.wait_task_rescheduled(self._abort_reader)
 
     def _abort_reader(self, _: object) -> trio.lowlevel.Abort:
+        """The read is given up: nobody waits any more (the idle watchdog must
+        not count a channel nobody reads as a reader waiting for nothing)."""
+        self._reader_waiting = False
         self._reader_task = None
         return trio.lowlevel.Abort.SUCCEEDED
 
