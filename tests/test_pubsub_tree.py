@@ -52,7 +52,7 @@ def test_route_is_the_oldest_root_then_smallest_id_then_distance() -> None:
     tree.offer(D, 100, A, 2, child=False)
     assert tree.recompute()
     assert (tree.route, tree.parent) == ((100, A, 3), C)
-    assert tree.tree_links() == [C]
+    assert tree.links() == (C,)
     tree.offer(D, 100, A, 1, child=False)
     tree.recompute()
     assert (tree.route, tree.parent) == ((100, A, 2), D)
@@ -91,7 +91,7 @@ def test_a_child_is_never_taken_as_parent_and_its_link_is_a_tree_link() -> None:
     tree.offer(D, 20, B, 1, child=False)
     tree.recompute()
     assert tree.parent == D
-    assert sorted(tree.tree_links()) == sorted([A, D])
+    assert sorted(tree.links()) == sorted([A, D])
 
 
 def test_a_node_that_joins_never_moves_the_root() -> None:

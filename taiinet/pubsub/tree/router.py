@@ -246,7 +246,7 @@ class TreeRouter:
 
     def advert_for(self, peer: PeerId) -> tuple[Query, ...]:
         tree_link = self.tree.is_tree_link(peer)
-        keyed = self.interest.filters_for(peer, tree_link, self.tree.tree_links())
+        keyed = self.interest.filters_for(peer, tree_link, self.tree.links())
         return tuple(q for _k, q in keyed)
 
     def handed(self, message_id: bytes) -> bool:
@@ -440,7 +440,7 @@ class TreeRouter:
     def _send_adverts(self, now: float) -> list[Action]:
         out: list[Action] = []
         tree = self.tree
-        links = tree.tree_links()
+        links = tree.links()
         since, root, distance = tree.advertised()
         for peer in self._epochs:
             is_tree = tree.is_tree_link(peer)

@@ -59,7 +59,7 @@ class SpanningTree:
         self._offers: dict[PeerId, Offer | None] = {}
         self._parent: PeerId | None = None
         self.route: Route = (since, peer_id, 0)
-        #: ``tree_links()`` since the offers or the parent last changed (``None``:
+        #: ``links()`` since the offers or the parent last changed (``None``:
         #: to be listed again): every document forwarded reads it.
         self._links: tuple[PeerId, ...] | None = None
 
@@ -120,12 +120,9 @@ class SpanningTree:
         offer = self._offers.get(peer)
         return offer is not None and offer.child
 
-    def tree_links(self) -> list[PeerId]:
-        return list(self.links())
-
     def links(self) -> tuple[PeerId, ...]:
-        """``tree_links()``, kept until the offers or the parent change (the neighbours
-        over tree links, in the order they became neighbours)."""
+        """The neighbours over tree links, in the order they became neighbours (kept
+        until the offers or the parent change: routing reads it per document)."""
         links = self._links
         if links is None:
             links = self._links = tuple(peer for peer in self._offers if self.is_tree_link(peer))
