@@ -19,7 +19,9 @@ ends in four assignments and the hand-over of the message.
   RE-CONFIG, an unknown chunk type), and any packet while aiortc's logger
   writes debug lines, goes to aiortc's own ``_handle_data``; so does one that
   fails a check (length, chunk length, checksum, verification tag, a chunk
-  too short to parse): aiortc drops (or fails on) it as it always did.
+  too short to parse, a SACK gap block ending before it starts): aiortc's
+  parse, made sound by ``_asyncio_sctp_sound``, drops it.  A DATA chunk
+  before the peer's INIT or INIT ACK was read is discarded, as there.
 * ``_receive_data_chunk``: the usual chunk as above, and the in-order
   fragments of an ordered message (a link frame over 1,200 bytes spans
   several chunks): the first with nothing waiting in its stream is kept, a
@@ -73,6 +75,7 @@ from aiortc.rtcsctptransport import (
 
 from taiinet.transport._asyncio_eager import PLAIN_VARIANT as _NOW
 from taiinet.transport._asyncio_eager import Pending, hook_with_plain_variant
+from taiinet.transport._asyncio_sctp_sound import sound_sack
 
 _HOOKED = "_taiinet_direct_receive"
 #: A DATA chunk's header (type, flags, length, TSN, stream, stream sequence, protocol).
@@ -171,7 +174,7 @@ def receive_directly(sctp: Any) -> bool:
         if (
             stream is None
             or chunk.stream_seq != stream.sequence_number
-            or chunk.tsn != (last_tsn + 1) % sctp_module.SCTP_TSN_MODULO
+            or (chunk.tsn - 1) % sctp_module.SCTP_TSN_MODULO != last_tsn  # None: no INIT read
             or sctp._sack_misordered
             or sctp._sack_duplicates
             or sctp._reconfig_deferred is not None
@@ -213,8 +216,10 @@ def receive_directly(sctp: Any) -> bool:
             return deliver(chunk.stream_id, chunk.protocol, message)
         return bounded_receive_data_chunk(chunk, last_tsn)
 
-    async def bounded_receive_data_chunk(chunk: DataChunk, last_tsn: int) -> None:
+    async def bounded_receive_data_chunk(chunk: DataChunk, last_tsn: int | None) -> None:
         """aiortc's path for ``chunk``, unless aiortc would hold it past the bound."""
+        if last_tsn is None:
+            return  # before the peer's INIT or INIT ACK: discarded (RFC 9260 section 6)
         if _past_window(sctp, chunk, last_tsn):
             sctp._sack_needed = True  # dropped as lost; the SACK reports the window
             return
@@ -319,7 +324,10 @@ def _data_and_sacks(data: bytes, expected_tag: int) -> list[Any] | None:
             if chunk_type == _DATA:
                 chunks.append(DataChunk(flags=chunk_flags, body=body))
             elif chunk_type == _SACK:
-                chunks.append(SackChunk(flags=chunk_flags, body=body))
+                sack = SackChunk(flags=chunk_flags, body=body)
+                if not sound_sack(sack):
+                    return None  # aiortc's (sound) parse drops it
+                chunks.append(sack)
             else:
                 return None
         except Exception:  # a body too short for its chunk: aiortc's parse raises it
