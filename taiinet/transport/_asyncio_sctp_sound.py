@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 from aiortc import rtcsctptransport
@@ -63,6 +63,7 @@ from aiortc.rtcsctptransport import (
     RECONFIG_PARAM_TYPES,
     WEBRTC_DCEP,
     WEBRTC_STRING,
+    Chunk,
     DataChunk,
     ForwardTsnChunk,
     InitChunk,
@@ -79,10 +80,8 @@ _install_lock = threading.Lock()
 _Packet = tuple[int, int, int, list[Any]]
 #: aiortc's own functions, as they were before ``install_sound_receive``.
 aiortc_parse_packet: Callable[[bytes], _Packet] = rtcsctptransport.parse_packet
-aiortc_receive_chunk: Callable[[Any, Any], Coroutine[Any, Any, None]] = (
-    RTCSctpTransport._receive_chunk)
-aiortc_data_channel_receive: Callable[[Any, int, int, bytes], Coroutine[Any, Any, None]] = (
-    RTCSctpTransport._data_channel_receive)
+aiortc_receive_chunk = RTCSctpTransport._receive_chunk
+aiortc_data_channel_receive = RTCSctpTransport._data_channel_receive
 #: States in which aiortc reads a peer's INIT (both ends initiate, RFC 8841 section 9.3):
 #: before the association is established.
 _INIT_STATES = (RTCSctpTransport.State.CLOSED, RTCSctpTransport.State.COOKIE_WAIT,
@@ -127,7 +126,7 @@ def sound_parse_packet(data: bytes) -> _Packet:
     return packet
 
 
-async def sound_receive_chunk(sctp: Any, chunk: Any) -> None:
+async def sound_receive_chunk(sctp: RTCSctpTransport, chunk: Chunk) -> None:
     """aiortc's ``_receive_chunk``, discarding what it would misread in this state."""
     kind = type(chunk)
     if kind is DataChunk or kind is ForwardTsnChunk:
@@ -146,7 +145,7 @@ def _utf8(data: bytes) -> bool:
     return True
 
 
-def _sound_dcep(sctp: Any, stream_id: int, data: bytes) -> bool:
+def _sound_dcep(sctp: RTCSctpTransport, stream_id: int, data: bytes) -> bool:
     """Whether aiortc reads this DCEP message without failing (RFC 8832 section 5)."""
     if data[0] == DATA_CHANNEL_OPEN and len(data) >= _DCEP_OPEN_HEADER.size:
         if stream_id in sctp._data_channels:
@@ -160,7 +159,7 @@ def _sound_dcep(sctp: Any, stream_id: int, data: bytes) -> bool:
     return True
 
 
-async def sound_data_channel_receive(sctp: Any, stream_id: int, pp_id: int,
+async def sound_data_channel_receive(sctp: RTCSctpTransport, stream_id: int, pp_id: int,
                                      data: bytes) -> None:
     """aiortc's ``_data_channel_receive``, dropping a message it would fail on."""
     if pp_id == WEBRTC_DCEP and data:
@@ -176,9 +175,9 @@ def install_sound_receive() -> None:
     install_sound_params()
     with _install_lock:
         rtcsctptransport.parse_packet = sound_parse_packet
-        RTCSctpTransport._receive_chunk = sound_receive_chunk  # type: ignore[method-assign]
-        RTCSctpTransport._data_channel_receive = (  # type: ignore[method-assign]
-            sound_data_channel_receive)
+        transport_class: Any = RTCSctpTransport  # on the class: every association
+        transport_class._receive_chunk = sound_receive_chunk
+        transport_class._data_channel_receive = sound_data_channel_receive
 
 
 install_sound_receive()
