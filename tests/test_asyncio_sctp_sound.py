@@ -13,6 +13,7 @@ carry anything.
 from __future__ import annotations
 
 import asyncio  # aiortc's objects live on an asyncio loop of the test's own
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
 from struct import pack
@@ -247,6 +248,37 @@ def test_a_sack_gap_block_ending_before_it_starts_drops_the_packet() -> None:
         await hand_over(link.node, packet(sack))
         assert len(link.node._sent_queue) == 1  # the SACK was not read
         await link.carries(to_peer=False)
+
+    run(test)
+
+
+def test_a_sack_covering_more_than_was_sent_costs_only_what_is_in_flight() -> None:
+    # Four overlapping blocks (1, 65535) with one chunk in flight: aiortc marked
+    # 262,140 TSNs one by one (290 such blocks, one 1,188-byte packet: a second of
+    # CPU with the node's loop blocked).  Counted in lines aiortc runs, not in time.
+    lines = 0
+
+    def count_lines(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal lines
+        if frame.f_code.co_name != "_receive_sack_chunk" or not frame.f_code.co_filename.endswith(
+                "rtcsctptransport.py"):
+            return None
+        lines += event == "line"
+        return count_lines
+
+    async def test(link: Link) -> None:
+        link.node_channel.send(b"in flight")
+        await asyncio.sleep(0)
+        link.to_peer.clear()
+        blocks = pack("!HH", 1, 65535) * 4
+        sack = chunk(3, pack("!LLHH", NODE_TSN - 1, 1 << 20, 4, 0) + blocks)
+        sys.settrace(count_lines)
+        try:
+            await hand_over(link.node, packet(sack))
+        finally:
+            sys.settrace(None)
+        assert link.node._sent_queue[0]._acked  # the chunk in flight is reported received
+        assert 0 < lines < 500
 
     run(test)
 

@@ -37,16 +37,27 @@ handshake could raise that way, and what happens to it here:
   is not UTF-8 (RFC 8831 section 6.6): the message is dropped (its chunk
   stays acknowledged: SCTP delivered it).
 
+One more is not an exception but a frozen node: aiortc marks every TSN a
+SACK's gap blocks cover, one by one, each block up to 65,535 TSNs, however
+many blocks overlap and however few TSNs are in flight; one 1,188-byte
+packet of 290 blocks (1, 65535) took a second of CPU with the loop (the
+node's) blocked.  A SACK whose blocks cover more TSNs than were ever sent
+(beyond the TSN last assigned) is not one an honest peer sends (its blocks
+are disjoint, within what it received); its blocks are merged and cut there
+before aiortc reads them (``sound_receive_sack_chunk``), so it costs at most
+the TSNs in flight.  Any other SACK reads as before.
+
 ABORT and SHUTDOWN keep aiortc's handling: they end the association
 cleanly, as RFC 9260 says.
 
 Installed module-wide when this module is imported (the bridge and the SCTP
 receive path import it), before any association exists: ``parse_packet`` is
-a global of aiortc's module, read at each call; the two handlers are methods
+a global of aiortc's module, read at each call; the three handlers are methods
 of ``RTCSctpTransport`` that each association's hooks reach through the
 class.  None of it is on the usual path: ``_asyncio_sctp_rx`` reads the
-usual packet itself (its SACK check is ``sound_sack``) and hands the usual
-binary message past aiortc's ``_data_channel_receive``.
+usual packet itself (its SACK check is ``sound_sack``), ``_asyncio_sctp_tx``
+reads the usual SACK (no gap blocks) itself, and the usual binary message
+goes past aiortc's ``_data_channel_receive``.
 """
 
 from __future__ import annotations
@@ -74,7 +85,8 @@ from aiortc.rtcsctptransport import (
 
 from taiinet.transport._asyncio_sctp_params import install_sound_params
 
-__all__ = ["install_sound_receive", "sound_parse_packet", "sound_sack"]
+__all__ = ["install_sound_receive", "sound_parse_packet", "sound_receive_sack_chunk",
+           "sound_sack"]
 
 _install_lock = threading.Lock()
 _Packet = tuple[int, int, int, list[Any]]
@@ -82,6 +94,7 @@ _Packet = tuple[int, int, int, list[Any]]
 aiortc_parse_packet: Callable[[bytes], _Packet] = rtcsctptransport.parse_packet
 aiortc_receive_chunk = RTCSctpTransport._receive_chunk
 aiortc_data_channel_receive = RTCSctpTransport._data_channel_receive
+aiortc_receive_sack_chunk = RTCSctpTransport._receive_sack_chunk
 #: States in which aiortc reads a peer's INIT (both ends initiate, RFC 8841 section 9.3):
 #: before the association is established.
 _INIT_STATES = (RTCSctpTransport.State.CLOSED, RTCSctpTransport.State.COOKIE_WAIT,
@@ -137,6 +150,31 @@ async def sound_receive_chunk(sctp: RTCSctpTransport, chunk: Chunk) -> None:
     await aiortc_receive_chunk(sctp, chunk)
 
 
+def _gaps_within(gaps: list[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
+    """``gaps`` (sound blocks) merged where they overlap or touch, and cut at offset ``limit``."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(gaps):
+        if start > limit:
+            break
+        end = min(end, limit)
+        if merged and start <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+async def sound_receive_sack_chunk(sctp: RTCSctpTransport, chunk: SackChunk) -> None:
+    """aiortc's ``_receive_sack_chunk``, its gap blocks first bounded by the TSNs sent."""
+    gaps = chunk.gaps
+    if gaps:
+        ahead = (sctp._local_tsn - 1 - chunk.cumulative_tsn) % rtcsctptransport.SCTP_TSN_MODULO
+        limit = ahead if ahead < 1 << 31 else 0  # a cumulative TSN past all sent: none
+        if sum(end - start + 1 for start, end in gaps) > limit:
+            chunk.gaps = _gaps_within(gaps, limit)
+    await aiortc_receive_sack_chunk(sctp, chunk)
+
+
 def _utf8(data: bytes) -> bool:
     try:
         data.decode("utf8")
@@ -178,6 +216,7 @@ def install_sound_receive() -> None:
         transport_class: Any = RTCSctpTransport  # on the class: every association
         transport_class._receive_chunk = sound_receive_chunk
         transport_class._data_channel_receive = sound_data_channel_receive
+        transport_class._receive_sack_chunk = sound_receive_sack_chunk
 
 
 install_sound_receive()
