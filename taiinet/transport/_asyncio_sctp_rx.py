@@ -49,7 +49,8 @@ its receive window; a peer could grow it without end (a message that never
 ends, TSNs far ahead).  Here a chunk that would be held past the window is
 dropped as lost, as RFC 9260 section 6.2 lets a receiver with no window left
 drop a chunk beyond the highest TSN received, and so is one more than
-``MAX_TSN_AHEAD`` TSNs ahead: an honest sender keeps within our window and
+``MAX_TSN_AHEAD`` TSNs ahead (``_asyncio_sctp_sound``, which drops such a
+chunk on aiortc's path too): an honest sender keeps within our window and
 retransmits what was dropped; chunks that fill a gap below the highest TSN
 are still taken (they let held messages out).  A SACK reports the window.
 """
@@ -75,7 +76,7 @@ from aiortc.rtcsctptransport import (
 
 from taiinet.transport._asyncio_eager import PLAIN_VARIANT as _NOW
 from taiinet.transport._asyncio_eager import Pending, hook_with_plain_variant
-from taiinet.transport._asyncio_sctp_sound import sound_sack
+from taiinet.transport._asyncio_sctp_sound import MAX_TSN_AHEAD, sound_sack
 
 _HOOKED = "_taiinet_direct_receive"
 #: A DATA chunk's header (type, flags, length, TSN, stream, stream sequence, protocol).
@@ -99,11 +100,6 @@ _FIRST_OR_UNORDERED = SCTP_DATA_FIRST_FRAG | SCTP_DATA_UNORDERED
 _LAST_OR_UNORDERED = SCTP_DATA_LAST_FRAG | SCTP_DATA_UNORDERED
 #: aiortc's per-chunk debug lines: while they are written, aiortc reads every packet.
 _AIORTC_LOGGER = logging.getLogger(sctp_module.__name__)
-#: DATA chunks further ahead of the cumulative TSN than this are dropped as lost: a
-#: window of small chunks (1 MiB over 4096 is 256 bytes of user data per chunk; full
-#: chunks carry 1,172), and bounded both ways: aiortc's out-of-order set and the gaps
-#: it can hold, each chunk at most a packet (4096 x 1,172 bytes).
-MAX_TSN_AHEAD = 4096
 _ATTRIBUTES = (
     "_handle_data", "_receive_data_chunk", "_receive_sack_chunk", "_receive", "_send_sack",
     "_sack_needed", "_sack_misordered", "_sack_duplicates", "_last_received_tsn",

@@ -24,6 +24,12 @@ handshake could raise that way, and what happens to it here:
 * handler, a DATA or FORWARD TSN chunk before the peer's INIT or INIT ACK
   was read (aiortc has no cumulative TSN yet: ``TypeError``).  RFC 9260
   section 6: such a chunk is discarded (the chunk only).
+* handler, a DATA chunk more than ``MAX_TSN_AHEAD`` TSNs ahead, on aiortc's
+  own path (an association without ``_asyncio_sctp_rx``'s hooks: the
+  answerer's, until it has read the peer's DCEP OPEN): aiortc kept it, and
+  the SACK reporting it needs a gap block offset past 65,535, or, for many,
+  a chunk longer than 65,535 bytes: ``struct.error`` as the SACK is built.
+  Dropped as lost, as ``_asyncio_sctp_rx`` drops it (RFC 9260 section 6.2).
 * handler, an INIT once the association is established: aiortc took it
   as an INIT collision and replaced the peer's verification tag and the
   cumulative TSN, so the link went on with neither side reading the other.
@@ -85,8 +91,8 @@ from aiortc.rtcsctptransport import (
 
 from taiinet.transport._asyncio_sctp_params import install_sound_params
 
-__all__ = ["install_sound_receive", "sound_parse_packet", "sound_receive_sack_chunk",
-           "sound_sack"]
+__all__ = ["MAX_TSN_AHEAD", "install_sound_receive", "sound_parse_packet",
+           "sound_receive_sack_chunk", "sound_sack"]
 
 _install_lock = threading.Lock()
 _Packet = tuple[int, int, int, list[Any]]
@@ -100,6 +106,14 @@ aiortc_receive_sack_chunk = RTCSctpTransport._receive_sack_chunk
 _INIT_STATES = (RTCSctpTransport.State.CLOSED, RTCSctpTransport.State.COOKIE_WAIT,
                 RTCSctpTransport.State.COOKIE_ECHOED)
 _DCEP_OPEN_HEADER = struct.Struct("!BBHLHH")
+_TSN_MODULO = rtcsctptransport.SCTP_TSN_MODULO
+_HALF = _TSN_MODULO // 2  # serial-number arithmetic (RFC 1982): at or past it, behind
+#: DATA chunks further ahead of the cumulative TSN than this are dropped as lost: a
+#: window of small chunks (1 MiB over 4096 is 256 bytes of user data per chunk; full
+#: chunks carry 1,172), and bounded both ways: aiortc's out-of-order set and the gaps
+#: it can hold, each chunk at most a packet (4096 x 1,172 bytes), and a SACK's gap
+#: blocks (at most 2,048 of them, offsets under 4,097: both fit their 16-bit fields).
+MAX_TSN_AHEAD = 4096
 
 
 def sound_sack(chunk: SackChunk) -> bool:
@@ -143,8 +157,13 @@ async def sound_receive_chunk(sctp: RTCSctpTransport, chunk: Chunk) -> None:
     """aiortc's ``_receive_chunk``, discarding what it would misread in this state."""
     kind = type(chunk)
     if kind is DataChunk or kind is ForwardTsnChunk:
-        if sctp._last_received_tsn is None:
+        last = sctp._last_received_tsn
+        if last is None:
             return  # before the peer's INIT or INIT ACK: no TSN to count from
+        if isinstance(chunk, DataChunk) and (
+                MAX_TSN_AHEAD < (chunk.tsn - last) % _TSN_MODULO < _HALF):
+            sctp._sack_needed = True  # dropped as lost; the SACK reports the window
+            return
     elif kind is InitChunk and sctp._association_state not in _INIT_STATES:
         return
     await aiortc_receive_chunk(sctp, chunk)
@@ -168,8 +187,8 @@ async def sound_receive_sack_chunk(sctp: RTCSctpTransport, chunk: SackChunk) -> 
     """aiortc's ``_receive_sack_chunk``, its gap blocks first bounded by the TSNs sent."""
     gaps = chunk.gaps
     if gaps:
-        ahead = (sctp._local_tsn - 1 - chunk.cumulative_tsn) % rtcsctptransport.SCTP_TSN_MODULO
-        limit = ahead if ahead < 1 << 31 else 0  # a cumulative TSN past all sent: none
+        ahead = (sctp._local_tsn - 1 - chunk.cumulative_tsn) % _TSN_MODULO
+        limit = ahead if ahead < _HALF else 0  # a cumulative TSN past all sent: none
         if sum(end - start + 1 for start, end in gaps) > limit:
             chunk.gaps = _gaps_within(gaps, limit)
     await aiortc_receive_sack_chunk(sctp, chunk)
