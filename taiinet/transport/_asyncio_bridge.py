@@ -6,7 +6,9 @@ stepped in the trio thread) and the ICE host-address override;
 ``_asyncio_channel`` carries one data channel's messages between trio tasks
 and aiortc; ``_asyncio_dtls``, ``_asyncio_sctp``, ``_asyncio_sctp_rx``,
 ``_asyncio_sctp_tx`` and ``_asyncio_sctp_timers`` hook aiortc's per-packet
-paths (this module installs them on each link); this module makes and closes peer connections:
+paths (this module installs them on each link); ``_asyncio_sctp_sound`` makes
+aiortc drop the malformed SCTP packets it failed on (once, before any link);
+this module makes and closes peer connections:
 
 * trio -> asyncio: ``AiortcBridge.run`` starts a coroutine as an asyncio
   task on the loop and waits for it on a ``trio.Event`` that the task's
