@@ -174,6 +174,7 @@ def test_only_the_bridge_imports_asyncio_or_aiortc() -> None:
         "_asyncio_bridge.py", "_asyncio_channel.py", "_asyncio_dtls.py", "_asyncio_eager.py",
         "_asyncio_loop.py", "_asyncio_sctp.py", "_asyncio_sctp_params.py", "_asyncio_sctp_rx.py",
         "_asyncio_sctp_timers.py", "_asyncio_sctp_tx.py", "_asyncio_sctp_wrap.py",
+        "_asyncio_sctp_sound.py",
     }
 
 

@@ -244,8 +244,9 @@ def test_the_usual_packet_skips_aiortcs_chunk_path() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
-       st.lists(st.tuples(st.integers(1, 2**16 - 1), st.integers(1, 2**16 - 1)), max_size=3),
-       st.lists(st.integers(0, 2**32 - 1), max_size=3))
+       st.lists(st.tuples(st.integers(1, 2**16 - 1), st.integers(1, 2**16 - 1)).map(
+           lambda gap: (min(gap), max(gap))), max_size=3),  # one ending before it starts is
+       st.lists(st.integers(0, 2**32 - 1), max_size=3))  # dropped (test_asyncio_sctp_sound)
 def test_sacks_are_read_as_aiortc_reads_them(cumulative_tsn: int, rwnd: int,
                                             gaps: list[tuple[int, int]],
                                             duplicates: list[int]) -> None:

@@ -31,6 +31,7 @@ WEBRTC_MODULES = {
     "taiinet.transport._asyncio_eager", "taiinet.transport._asyncio_sctp_rx",
     "taiinet.transport._asyncio_sctp_timers", "taiinet.transport._asyncio_sctp_tx",
     "taiinet.transport._asyncio_sctp_wrap", "taiinet.transport._asyncio_sctp_params",
+    "taiinet.transport._asyncio_sctp_sound",
 }
 
 

@@ -34,6 +34,7 @@ CAUGHT_INSIDE = {
     ("transport/_wsframes.py", "take_binary_frames"),  # -> WebSocketMessageTooLarge
     # aiortc's parse_packet -> its _handle_data, which drops a packet on ValueError
     ("transport/_asyncio_sctp_params.py", "sound_decode_params"),
+    ("transport/_asyncio_sctp_sound.py", "sound_parse_packet"),
 }
 
 

@@ -6,7 +6,9 @@ stepped in the trio thread) and the ICE host-address override;
 ``_asyncio_channel`` carries one data channel's messages between trio tasks
 and aiortc; ``_asyncio_dtls``, ``_asyncio_sctp``, ``_asyncio_sctp_rx``,
 ``_asyncio_sctp_tx`` and ``_asyncio_sctp_timers`` hook aiortc's per-packet
-paths (this module installs them on each link); this module makes and closes peer connections:
+paths (this module installs them on each link); ``_asyncio_sctp_sound`` makes
+aiortc drop the malformed SCTP packets it failed on (once, before any link);
+this module makes and closes peer connections:
 
 * trio -> asyncio: ``AiortcBridge.run`` starts a coroutine as an asyncio
   task on the loop and waits for it on a ``trio.Event`` that the task's
@@ -57,8 +59,8 @@ from taiinet.transport._asyncio_loop import (
     _release_loop,
 )
 from taiinet.transport._asyncio_sctp import delay_sacks, flush_at_once
-from taiinet.transport._asyncio_sctp_params import install_sound_params
 from taiinet.transport._asyncio_sctp_rx import receive_directly
+from taiinet.transport._asyncio_sctp_sound import install_sound_receive
 from taiinet.transport._asyncio_sctp_timers import lazy_t3
 from taiinet.transport._asyncio_sctp_tx import send_directly as send_sctp_directly
 from taiinet.transport._asyncio_sctp_wrap import mend_tsn_wrap
@@ -163,7 +165,7 @@ class AiortcBridge:
     def start(self) -> None:
         """Join (or start) this trio run's asyncio loop; call from trio."""
         _install_candidate_override()
-        install_sound_params()  # before any association reads a packet
+        install_sound_receive()  # before any association reads a packet
         if self._hosted is None:
             self._hosted = _acquire_loop()
 

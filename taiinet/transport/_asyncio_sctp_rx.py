@@ -19,7 +19,9 @@ ends in four assignments and the hand-over of the message.
   RE-CONFIG, an unknown chunk type), and any packet while aiortc's logger
   writes debug lines, goes to aiortc's own ``_handle_data``; so does one that
   fails a check (length, chunk length, checksum, verification tag, a chunk
-  too short to parse): aiortc drops (or fails on) it as it always did.
+  too short to parse, a SACK gap block ending before it starts): aiortc's
+  parse, made sound by ``_asyncio_sctp_sound``, drops it.  A DATA chunk
+  before the peer's INIT or INIT ACK was read is discarded, as there.
 * ``_receive_data_chunk``: the usual chunk as above, and the in-order
   fragments of an ordered message (a link frame over 1,200 bytes spans
   several chunks): the first with nothing waiting in its stream is kept, a
@@ -47,7 +49,8 @@ its receive window; a peer could grow it without end (a message that never
 ends, TSNs far ahead).  Here a chunk that would be held past the window is
 dropped as lost, as RFC 9260 section 6.2 lets a receiver with no window left
 drop a chunk beyond the highest TSN received, and so is one more than
-``MAX_TSN_AHEAD`` TSNs ahead: an honest sender keeps within our window and
+``MAX_TSN_AHEAD`` TSNs ahead (``_asyncio_sctp_sound``, which drops such a
+chunk on aiortc's path too): an honest sender keeps within our window and
 retransmits what was dropped; chunks that fill a gap below the highest TSN
 are still taken (they let held messages out).  A SACK reports the window.
 """
@@ -73,6 +76,7 @@ from aiortc.rtcsctptransport import (
 
 from taiinet.transport._asyncio_eager import PLAIN_VARIANT as _NOW
 from taiinet.transport._asyncio_eager import Pending, hook_with_plain_variant
+from taiinet.transport._asyncio_sctp_sound import MAX_TSN_AHEAD, sound_sack
 
 _HOOKED = "_taiinet_direct_receive"
 #: A DATA chunk's header (type, flags, length, TSN, stream, stream sequence, protocol).
@@ -96,11 +100,6 @@ _FIRST_OR_UNORDERED = SCTP_DATA_FIRST_FRAG | SCTP_DATA_UNORDERED
 _LAST_OR_UNORDERED = SCTP_DATA_LAST_FRAG | SCTP_DATA_UNORDERED
 #: aiortc's per-chunk debug lines: while they are written, aiortc reads every packet.
 _AIORTC_LOGGER = logging.getLogger(sctp_module.__name__)
-#: DATA chunks further ahead of the cumulative TSN than this are dropped as lost: a
-#: window of small chunks (1 MiB over 4096 is 256 bytes of user data per chunk; full
-#: chunks carry 1,172), and bounded both ways: aiortc's out-of-order set and the gaps
-#: it can hold, each chunk at most a packet (4096 x 1,172 bytes).
-MAX_TSN_AHEAD = 4096
 _ATTRIBUTES = (
     "_handle_data", "_receive_data_chunk", "_receive_sack_chunk", "_receive", "_send_sack",
     "_sack_needed", "_sack_misordered", "_sack_duplicates", "_last_received_tsn",
@@ -171,7 +170,7 @@ def receive_directly(sctp: Any) -> bool:
         if (
             stream is None
             or chunk.stream_seq != stream.sequence_number
-            or chunk.tsn != (last_tsn + 1) % sctp_module.SCTP_TSN_MODULO
+            or (chunk.tsn - 1) % sctp_module.SCTP_TSN_MODULO != last_tsn  # None: no INIT read
             or sctp._sack_misordered
             or sctp._sack_duplicates
             or sctp._reconfig_deferred is not None
@@ -213,8 +212,10 @@ def receive_directly(sctp: Any) -> bool:
             return deliver(chunk.stream_id, chunk.protocol, message)
         return bounded_receive_data_chunk(chunk, last_tsn)
 
-    async def bounded_receive_data_chunk(chunk: DataChunk, last_tsn: int) -> None:
+    async def bounded_receive_data_chunk(chunk: DataChunk, last_tsn: int | None) -> None:
         """aiortc's path for ``chunk``, unless aiortc would hold it past the bound."""
+        if last_tsn is None:
+            return  # before the peer's INIT or INIT ACK: discarded (RFC 9260 section 6)
         if _past_window(sctp, chunk, last_tsn):
             sctp._sack_needed = True  # dropped as lost; the SACK reports the window
             return
@@ -319,7 +320,10 @@ def _data_and_sacks(data: bytes, expected_tag: int) -> list[Any] | None:
             if chunk_type == _DATA:
                 chunks.append(DataChunk(flags=chunk_flags, body=body))
             elif chunk_type == _SACK:
-                chunks.append(SackChunk(flags=chunk_flags, body=body))
+                sack = SackChunk(flags=chunk_flags, body=body)
+                if not sound_sack(sack):
+                    return None  # aiortc's (sound) parse drops it
+                chunks.append(sack)
             else:
                 return None
         except Exception:  # a body too short for its chunk: aiortc's parse raises it
