@@ -583,7 +583,7 @@ def routes() -> dict[str, Any]:
                 tree.offer(PeerId(o["peer"]), o["since"], o["root"], o["distance"], o["child"],
                            tuple(o["members"]))
         tree.recompute()
-        links = tree.tree_links()
+        links = tree.links()
         members = {str(p): (None if (m := tree.members_for(p)) is None else sorted(m))
                    for p in links}
         case.update(self=me, route=list(tree.route), parent=tree.parent or "",
