@@ -98,23 +98,6 @@ def test_a_local_subscription_or_a_new_child_keeps_a_document() -> None:
     assert router.stats.unwanted == 0
 
 
-def test_a_neighbours_own_publication_is_kept_before_it_says_it_is_our_child() -> None:
-    """It may count us its told parent, with the advert saying so still behind
-    the push on the link (docs/pubsub.md, section 6): the publisher never pushes
-    it again, so dropping it lost it for everyone past us (delivery sweep seed
-    8640).  Another's document it relays, wanted by no one, is still not kept."""
-    router = TreeRouter(ME.peer_id, random.Random(0), SignedDocuments(ME), PubsubConfig())
-    router.handle_message(ALICE.peer_id, Join(), 0.0)
-    assert router.active_view == [ALICE.peer_id] and not router.tree.links()
-    own = _seal(ALICE, {"kind": "rare"}, 1)
-    router.handle_message(ALICE.peer_id, own, 1.0)
-    assert router.retention.get(own.message_id) is not None
-    relayed = _seal(MALLORY, {"kind": "rare"}, 2)
-    router.handle_message(ALICE.peer_id, relayed, 1.0)
-    assert router.retention.get(relayed.message_id) is None
-    assert router.stats.unwanted == 1
-
-
 def test_kept_documents_are_bounded_in_bytes() -> None:
     budget = 1024 * 1024
     router = _router(retention_bytes=budget)

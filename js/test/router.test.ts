@@ -244,20 +244,4 @@ describe("TreeRouter", () => {
     assert.deepEqual(net.r(B).handedTo(id), [A]);
     assert.ok(net.r(A).retention.get(toHex(id)) !== undefined);
   });
-
-  it("a neighbour's own publication is kept before it says we are its parent; one it relays is not", () => {
-    // It may count us its told parent, the advert saying so still behind the push (docs/pubsub.md
-    // section 6): it never pushes again, so dropping it lost it past us (delivery sweep seed 8640).
-    const router = new TreeRouter(A);
-    router.start(0);
-    router.neighborUp(B, 0);
-    assert.deepEqual(router.tree.treeLinks(), []);
-    const own = sealDocument(ids[1] as Identity, { kind: "rare" }, 0, 1n);
-    router.gossip(B, own.messageId, 1, own.envelope, 1);
-    assert.ok(router.retention.get(toHex(own.messageId)) !== undefined);
-    const relayed = sealDocument(ids[2] as Identity, { kind: "rare" }, 0, 2n);
-    router.gossip(B, relayed.messageId, 1, relayed.envelope, 1);
-    assert.equal(router.retention.get(toHex(relayed.messageId)), undefined);
-    assert.equal(router.stats.get("unwanted"), 1);
-  });
 });

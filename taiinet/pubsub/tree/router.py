@@ -336,13 +336,10 @@ class TreeRouter:
 
         Its own publications; a document some other neighbour must hold; one
         the last advert sent to its sender matches (the sender counts this node a
-        holder and will not push it again unless that advert narrows); one its
-        sender, a neighbour, published, whatever the interest and the tree here:
-        the sender may count this node its told parent, and that clause of (I)
-        survives our narrower advert, so it never pushes again (the push may
-        have gone out under the interest clause, before the advert saying "you
-        are my parent").  Anything else is dropped: the sender, once it has our narrower
-        advert, no longer counts us a holder (``Forwarding.narrowed``).
+        holder and will not push it again unless that advert narrows); one a
+        child pushed as its own publication (to its parent, whatever the
+        interest).  Anything else is dropped: the sender, once it has our
+        narrower advert, no longer counts us a holder (``Forwarding.narrowed``).
         """
         if doc.own:
             return True
@@ -353,7 +350,7 @@ class TreeRouter:
             return False
         if any(q.matches(doc.document) for _k, q in self._advertised.get(sender, ())):
             return True
-        return doc.publisher == sender and sender in self._epochs
+        return doc.publisher == sender and sender in self.tree.children()
 
     def _disconnect(self, peer: PeerId, now: float) -> list[Action]:
         self.stats.disconnected += 1

@@ -143,5 +143,8 @@ class SpanningTree:
                 return None
         return frozenset(members)
 
+    def children(self) -> list[PeerId]:
+        return [p for p, o in self._offers.items() if o is not None and o.child]
+
     def advertised(self) -> Route:
         return self.route

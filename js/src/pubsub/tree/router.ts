@@ -286,9 +286,7 @@ export class TreeRouter {
     for (const peer of this.#epochs.keys()) if (peer !== sender && this.#mustHold(doc, peer)) return true;
     if (sender === null) return false;
     if ((this.#advertised.get(sender) ?? []).some((f) => f.query.matches(doc.opened.document))) return true;
-    // A neighbour's own publication, whatever the tree here: it may count us its told parent,
-    // and the push may have crossed the advert telling us so (docs/pubsub.md section 6).
-    return doc.opened.publisher === sender && this.#epochs.has(sender);
+    return doc.opened.publisher === sender && this.tree.children().includes(sender);
   }
 
   #push(id: Uint8Array, doc: Retained, peer: PeerId, epoch: number, out: RouterAction[]): void {

@@ -94,6 +94,10 @@ export class SpanningTree {
     return [...this.offers.keys()].filter((peer) => this.isTreeLink(peer));
   }
 
+  children(): PeerId[] {
+    return [...this.offers].filter(([, offer]) => offer?.child === true).map(([peer]) => peer);
+  }
+
   /** This side of the tree link to `peer` (split horizon; `null`: the whole component, every
    * tree link); null at `TREE_SIZE_CAP` or when a tree link's side is not known yet. */
   membersFor(peer: PeerId | null): Set<string> | null {
