@@ -43,6 +43,31 @@ def _advert(version: int, *queries: object, tree_link: bool = False, root: str =
 
 # --- routes -------------------------------------------------------------------------
 
+def test_a_neighbour_may_be_our_child_before_it_says_so() -> None:
+    """``may_be_child``: a neighbour that says we are its parent, or whose offered
+    route ours, one link on, beats (it may have taken us as parent, its advert
+    saying so still behind a push; delivery sweep seed 8640); not one whose route
+    is as good, nor one that has not advertised."""
+    tree = SpanningTree(C, since=500)
+    for peer in (A, B, D, E):
+        tree.add(peer)
+    tree.offer(A, 100, A, 0, child=False)
+    tree.recompute()
+    assert tree.route == (100, A, 1)
+    tree.offer(B, 900, B, 0, child=False)  # a root of its own, younger: ours beats it
+    tree.offer(D, 100, A, 1, child=False)  # the same root, as near: it keeps its parent
+    tree.offer(E, 100, A, 3, child=True)  # says we are its parent
+    assert [tree.may_be_child(p) for p in (A, B, D, E)] == [False, True, False, True]
+    tree.offer(D, 100, A, 3, child=False)  # farther than we are, one link on: it may move to us
+    silent = sim_peer_ids(6)[5]  # a neighbour with no advert yet
+    tree.add(silent)
+    assert tree.may_be_child(D) and not tree.may_be_child(silent)
+    tree.remove(D)
+    tree.offer(A, 100, A, MAX_ROOT_DISTANCE - 1, child=False)
+    tree.recompute()  # our distance is now the bound: no route of ours one link on
+    assert tree.route[2] == MAX_ROOT_DISTANCE and not tree.may_be_child(B)
+
+
 def test_route_is_the_oldest_root_then_smallest_id_then_distance() -> None:
     tree = SpanningTree(E, since=500)
     for peer in (B, C, D):

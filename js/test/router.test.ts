@@ -108,6 +108,22 @@ describe("routes", () => {
     assert.deepEqual(tree.treeLinks(), [C]);
   });
 
+  it("a neighbour may be our child before it says so: our route, one link on, beats its offer", () => {
+    // Its "you are my parent" can be behind a push of its own publication (delivery sweep seed 8640).
+    const tree = new SpanningTree(A, 500);
+    tree.add(B);
+    tree.add(C);
+    tree.offer(B, { since: 100, root: B, distance: 0 }, false, []);
+    tree.recompute();
+    assert.deepEqual(tree.route, { since: 100, root: B, distance: 1 });
+    tree.offer(C, { since: 900, root: C, distance: 0 }, false, []); // a younger root of its own
+    assert.deepEqual([tree.mayBeChild(B), tree.mayBeChild(C)], [false, true]);
+    tree.offer(C, { since: 100, root: B, distance: 1 }, false, []); // as near as we are
+    assert.equal(tree.mayBeChild(C), false);
+    tree.offer(C, { since: 100, root: B, distance: 1 }, true, []); // says we are its parent
+    assert.equal(tree.mayBeChild(C), true);
+  });
+
   it("equal routes are broken by the neighbour's id", () => {
     const tree = new SpanningTree(A, 100);
     const [first, second] = [B, C].sort();

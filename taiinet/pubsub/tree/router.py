@@ -338,8 +338,10 @@ class TreeRouter:
         the last advert sent to its sender matches (the sender counts this node a
         holder and will not push it again unless that advert narrows); one a
         child pushed as its own publication (to its parent, whatever the
-        interest).  Anything else is dropped: the sender, once it has our
-        narrower advert, no longer counts us a holder (``Forwarding.narrowed``).
+        interest), or a neighbour that may have made this node its parent
+        already (its advert saying so can be behind the push).  Anything else
+        is dropped: the sender, once it has our narrower advert, no longer
+        counts us a holder (``Forwarding.narrowed``).
         """
         if doc.own:
             return True
@@ -350,7 +352,7 @@ class TreeRouter:
             return False
         if any(q.matches(doc.document) for _k, q in self._advertised.get(sender, ())):
             return True
-        return doc.publisher == sender and sender in self.tree.children()
+        return doc.publisher == sender and self.tree.may_be_child(sender)
 
     def _disconnect(self, peer: PeerId, now: float) -> list[Action]:
         self.stats.disconnected += 1

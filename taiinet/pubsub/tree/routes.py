@@ -143,8 +143,18 @@ class SpanningTree:
                 return None
         return frozenset(members)
 
-    def children(self) -> list[PeerId]:
-        return [p for p, o in self._offers.items() if o is not None and o.child]
+    def may_be_child(self, peer: PeerId) -> bool:
+        """Whether ``peer`` says we are its parent, or may have made us its parent
+        already: our route, one link on, beats the one it last offered (its "you are
+        my parent" can still be on the link, behind a push it made meanwhile)."""
+        offer = self._offers.get(peer)
+        if offer is None:
+            return False
+        if offer.child or not offer.root:
+            return True
+        since, root, distance = self.route
+        return (distance < MAX_ROOT_DISTANCE
+                and (since, root, distance + 1) < (offer.since, offer.root, offer.distance))
 
     def advertised(self) -> Route:
         return self.route

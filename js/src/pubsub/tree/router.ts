@@ -286,7 +286,7 @@ export class TreeRouter {
     for (const peer of this.#epochs.keys()) if (peer !== sender && this.#mustHold(doc, peer)) return true;
     if (sender === null) return false;
     if ((this.#advertised.get(sender) ?? []).some((f) => f.query.matches(doc.opened.document))) return true;
-    return doc.opened.publisher === sender && this.tree.children().includes(sender);
+    return doc.opened.publisher === sender && this.tree.mayBeChild(sender);
   }
 
   #push(id: Uint8Array, doc: Retained, peer: PeerId, epoch: number, out: RouterAction[]): void {

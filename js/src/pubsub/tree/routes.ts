@@ -94,8 +94,15 @@ export class SpanningTree {
     return [...this.offers.keys()].filter((peer) => this.isTreeLink(peer));
   }
 
-  children(): PeerId[] {
-    return [...this.offers].filter(([, offer]) => offer?.child === true).map(([peer]) => peer);
+  /** Whether `peer` says we are its parent, or may have made us its parent already: our route,
+   * one link on, beats the one it last offered (its "you are my parent" can still be on the link,
+   * behind a push it made meanwhile). */
+  mayBeChild(peer: PeerId): boolean {
+    const offer = this.offers.get(peer);
+    if (offer === undefined || offer === null) return false;
+    if (offer.child || offer.root === "") return true;
+    const { since, root, distance } = this.route;
+    return distance < MAX_ROOT_DISTANCE && compareRoutes({ since, root, distance: distance + 1 }, offer) < 0;
   }
 
   /** This side of the tree link to `peer` (split horizon; `null`: the whole component, every
